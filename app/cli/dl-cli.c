@@ -1,0 +1,49 @@
+#include "dl-cli.h"
+
+#include <stdio.h>
+
+static const DlCliCommand commands[] = {
+  { "devices", dl_cli_devices, "List Vulkan devices and what they can do" },
+  { "bench", dl_cli_bench, "Measure the engine: bench matmul" },
+};
+
+const DlCliCommand *
+dl_cli_find (const char *name)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
+    if (g_strcmp0 (commands[i].name, name) == 0)
+      return &commands[i];
+  return NULL;
+}
+
+char *
+dl_cli_usage (void)
+{
+  GString *s = g_string_new ("Usage:\n  dreamloom                 open the studio window\n"
+                             "  dreamloom COMMAND [OPTION…]\n\nCommands:\n");
+  for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
+    g_string_append_printf (s, "  %-24s %s\n", commands[i].name, commands[i].summary);
+  g_string_append (s, "\nRun `dreamloom COMMAND --help` for the options of a command.\n"
+                      "Environment: DREAMLOOM_DEVICE=<index or name> picks the GPU "
+                      "(see `dreamloom devices`).\n");
+  return g_string_free (s, FALSE);
+}
+
+int
+dl_cli_fail (const char *cmd, const GError *error)
+{
+  fprintf (stderr, "dreamloom %s: %s\n", cmd, error ? error->message : "failed");
+  return 1;
+}
+
+gboolean
+dl_cli_parse (GOptionContext *ctx, int *argc, char ***argv, const char *cmd)
+{
+  g_autoptr (GError) error = NULL;
+  if (!g_option_context_parse (ctx, argc, argv, &error))
+    {
+      dl_cli_fail (cmd, error);
+      return FALSE;
+    }
+  return TRUE;
+}

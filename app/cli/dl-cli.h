@@ -1,0 +1,29 @@
+/* dl-cli.h: the headless subcommands of `dreamloom`.  They use compute/ only. */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+typedef int (*DlCliFunc) (int argc, char **argv);
+
+typedef struct {
+  const char *name;
+  DlCliFunc func;
+  const char *summary;
+} DlCliCommand;
+
+/* NULL if `name` is not a subcommand. */
+const DlCliCommand *dl_cli_find (const char *name);
+/* Usage text listing every subcommand. */
+char *dl_cli_usage (void);
+
+/* Print "dreamloom <cmd>: <message>" for an error, returning the exit status 1. */
+int dl_cli_fail (const char *cmd, const GError *error);
+/* Parse the options of a subcommand; prints the error and returns FALSE on failure. */
+gboolean dl_cli_parse (GOptionContext *ctx, int *argc, char ***argv, const char *cmd);
+
+int dl_cli_devices (int argc, char **argv);
+int dl_cli_bench (int argc, char **argv);
+
+G_END_DECLS

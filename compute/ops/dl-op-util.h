@@ -1,0 +1,33 @@
+/* dl-op-util.h: helpers shared by the host side of the ops (not public API). */
+#pragma once
+
+#include "dl-error.h"
+#include "tensor/dl-tensor.h"
+#include "vk/dl-pipeline.h"
+#include "vk/dl-recorder.h"
+
+G_BEGIN_DECLS
+
+/* Bind a tensor for a dispatch and keep it alive until the recorder finishes. */
+DlBinding dl_op_bind (DlRecorder *rec, DlTensor *t, gboolean write);
+DlBinding dl_op_bind_range (DlRecorder *rec, DlTensor *t, int64_t start, int64_t count, gboolean write);
+
+/* The pipeline whose name is printf-formatted, without specialization constants. */
+DlPipeline *dl_op_pipeline (DlRecorder *rec, GError **error, const char *fmt, ...) G_GNUC_PRINTF (3, 4);
+
+/* Workgroups for a grid-stride loop over n items with `wg` threads per group. */
+guint32 dl_op_groups (DlRecorder *rec, int64_t n, guint wg);
+
+/* Elements of `dtype` that one binding may span on this device (a multiple of
+ * DL_BINDING_ALIGN bytes), for ops that split huge tensors into several dispatches. */
+int64_t dl_op_max_binding_elems (DlRecorder *rec, DlDType dtype);
+
+gboolean dl_op_check_same_numel (const char *op, DlTensor *a, DlTensor *b, GError **error);
+gboolean dl_op_check_same_shape (const char *op, DlTensor *a, DlTensor *b, GError **error);
+gboolean dl_op_check_dtype (const char *op, DlTensor *t, guint allowed_mask, GError **error);
+gboolean dl_op_check_fits_u32 (const char *op, DlTensor *t, GError **error);
+
+#define DL_DT_BIT(d) (1u << (d))
+#define DL_DT_FLOATS (DL_DT_BIT (DL_DTYPE_F32) | DL_DT_BIT (DL_DTYPE_F16) | DL_DT_BIT (DL_DTYPE_BF16))
+
+G_END_DECLS

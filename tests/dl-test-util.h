@@ -1,0 +1,58 @@
+/* dl-test-util.h: what every engine test shares. */
+#pragma once
+
+#include <glib.h>
+
+#include "dl-error.h"
+#include "ops/dl-ops.h"
+#include "ref.h"
+#include "tensor/dl-tensor.h"
+#include "vk/dl-device.h"
+#include "vk/dl-recorder.h"
+
+G_BEGIN_DECLS
+
+
+/* The device every test in this process uses (created on first call; DREAMLOOM_DEVICE
+ * and DREAMLOOM_VALIDATION apply).  Aborts the test if there is none. */
+DlDevice *dl_test_device (void);
+/* A recorder on that device, shared by the tests of this process. */
+DlRecorder *dl_test_recorder (void);
+
+/* g_test_init + our defaults. */
+void dl_test_init (int *argc, char ***argv);
+/* Register a test; after it runs, any new Vulkan validation message fails it. */
+void dl_test_add (const char *path, void (*func) (void));
+void dl_test_add_data (const char *path, gconstpointer data, void (*func) (gconstpointer));
+/* For tests that provoke validation messages on purpose: accept those seen so far. */
+void dl_test_acknowledge_validation (void);
+/* g_test_run, then free the device and check validation once more. */
+int dl_test_run (void);
+
+/* n uniform floats in [lo, hi), reproducible for a seed. */
+float *dl_test_random (gsize n, guint32 seed, float lo, float hi);
+
+/* Every |got - want| <= atol + rtol * |want|?  On failure prints the worst element
+ * (index, both values, errors), the NMSE and how many elements failed.  NaN in both
+ * places counts as equal. */
+gboolean dl_test_close (const char *what, const float *got, const float *want, gsize n, double atol, double rtol);
+#define dl_test_assert_close(what, got, want, n, atol, rtol) \
+  g_assert_true (dl_test_close ((what), (got), (want), (n), (atol), (rtol)))
+
+/* NMSE = sum (got-want)^2 / sum want^2 */
+double dl_test_nmse (const float *got, const float *want, gsize n);
+
+/* Upload / download with every error fatal to the test. */
+DlTensor *dl_test_tensor (const char *name, DlDType dtype, int ndim, const int64_t *shape, const float *data);
+float *dl_test_download (DlTensor *t);
+/* Finish the shared recorder, failing the test on error. */
+void dl_test_finish (void);
+
+/* Path of a file under ../shared/golden (or $DREAMLOOM_GOLDEN_DIR), or NULL when
+ * it is absent. */
+char *dl_test_golden_path (const char *relative);
+/* Report the whole program as skipped (a TAP "1..0 # SKIP" plan, which meson
+ * counts as SKIP, never as a pass) and return the exit status to use. */
+int dl_test_skip_all (const char *reason);
+
+G_END_DECLS
