@@ -227,3 +227,93 @@ dl_test_skip_all (const char *reason)
   printf ("1..0 # SKIP skipped: %s\n", reason);
   return 0;
 }
+
+static double
+fd_at (float *x, gsize i, DlTestLossFunc loss, gpointer user_data, double eps, gboolean precise)
+{
+  float saved = x[i];
+  /* take the step actually representable in float, so rounding of x + eps does
+   * not bias the quotient */
+  float xp = (float) (saved + eps), xm = (float) (saved - eps);
+  double h = ((double) xp - (double) xm) / 2;
+  x[i] = xp;
+  double lp = loss (user_data);
+  x[i] = xm;
+  double lm = loss (user_data);
+  double d = (lp - lm) / (2 * h);
+  if (precise)
+    {
+      float xp2 = (float) (saved + 2 * eps), xm2 = (float) (saved - 2 * eps);
+      x[i] = xp2;
+      double lp2 = loss (user_data);
+      x[i] = xm2;
+      double lm2 = loss (user_data);
+      double h2 = ((double) xp2 - (double) xm2) / 4;
+      double d2 = (lp2 - lm2) / (4 * h2);
+      d = (4 * d - d2) / 3; /* Richardson: cancels the h^2 error term */
+    }
+  x[i] = saved;
+  return d;
+}
+
+gboolean
+dl_test_fd_check (const char *what, float *x, gsize n, const float *grad, DlTestLossFunc loss, gpointer user_data,
+                  double eps, double atol, double rtol, gsize max_checks, gboolean precise)
+{
+  g_autoptr (GRand) r = g_rand_new_with_seed ((guint32) n * 2654435761u);
+  gsize checks = MIN (n, max_checks), bad = 0, worst = 0;
+  double worst_ratio = -1, worst_fd = 0;
+  for (gsize c = 0; c < checks; c++)
+    {
+      gsize i = n <= max_checks ? c : (gsize) g_rand_int_range (r, 0, (gint32) n);
+      double d = fd_at (x, i, loss, user_data, eps, precise);
+      double g = grad[i];
+      double ratio = fabs (d - g) / (atol + rtol * MAX (fabs (d), fabs (g)));
+      if (!(ratio <= 1))
+        bad++;
+      if (!(ratio <= worst_ratio))
+        {
+          worst_ratio = ratio;
+          worst = i;
+          worst_fd = d;
+        }
+    }
+  if (bad == 0)
+    return TRUE;
+  fprintf (stderr, "%s: %zu of %zu gradient checks outside atol %.3g + rtol %.3g\n"
+                   "  worst at [%zu]: analytic %.9g, finite difference %.9g\n",
+           what, bad, checks, atol, rtol, worst, (double) grad[worst], worst_fd);
+  return FALSE;
+}
+
+gboolean
+dl_test_fd_directional (const char *what, float *x, gsize n, const float *grad, DlTestLossFunc loss,
+                        gpointer user_data, double eps, double rtol, guint32 seed)
+{
+  g_autoptr (GRand) r = g_rand_new_with_seed (seed);
+  g_autofree float *saved = g_memdup2 (x, n * sizeof (float));
+  g_autofree double *v = g_new (double, n);
+  double analytic = 0, gnorm = 0;
+  for (gsize i = 0; i < n; i++)
+    {
+      /* Box-Muller is overkill here: a centred uniform has the right properties */
+      v[i] = g_rand_double_range (r, -1.7320508, 1.7320508);
+      analytic += grad[i] * v[i];
+      gnorm += (double) grad[i] * grad[i];
+    }
+  for (gsize i = 0; i < n; i++)
+    x[i] = (float) (saved[i] + eps * v[i]);
+  double lp = loss (user_data);
+  for (gsize i = 0; i < n; i++)
+    x[i] = (float) (saved[i] - eps * v[i]);
+  double lm = loss (user_data);
+  memcpy (x, saved, n * sizeof (float));
+  double fd = (lp - lm) / (2 * eps);
+  /* scale the tolerance by what <grad, v> could be, not by its (possibly tiny) value */
+  double scale = sqrt (gnorm) + fabs (analytic);
+  if (fabs (fd - analytic) <= rtol * scale)
+    return TRUE;
+  fprintf (stderr, "%s: directional derivative %.9g, finite difference %.9g (tolerance %.3g)\n", what, analytic,
+           fd, rtol * scale);
+  return FALSE;
+}

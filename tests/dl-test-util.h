@@ -48,6 +48,27 @@ float *dl_test_download (DlTensor *t);
 /* Finish the shared recorder, failing the test on error. */
 void dl_test_finish (void);
 
+/* ---- gradients against finite differences (CPU references only) ----
+ *
+ * `loss` recomputes the reference forward from the current contents of the input
+ * arrays and returns a scalar, in double; the usual choice is L = sum(out * R) for a
+ * fixed random R, whose gradient with respect to `out` is R.  The checks perturb
+ * x in place (restoring it) and compare with the analytic gradient `grad`. */
+typedef double (*DlTestLossFunc) (gpointer user_data);
+
+/* Central differences, element by element: all of x when n <= max_checks, else
+ * max_checks elements picked at random.  Passes when every
+ * |fd - grad| <= atol + rtol * max(|fd|, |grad|).  With `precise`, the 4-point
+ * formula (for ops with curvature: softmax, norms, GEGLU). */
+gboolean dl_test_fd_check (const char *what, float *x, gsize n, const float *grad, DlTestLossFunc loss,
+                           gpointer user_data, double eps, double atol, double rtol, gsize max_checks,
+                           gboolean precise);
+/* One directional derivative for big tensors: <grad, v> against
+ * [L(x + eps v) - L(x - eps v)] / 2 eps for a random unit-variance v. */
+gboolean dl_test_fd_directional (const char *what, float *x, gsize n, const float *grad, DlTestLossFunc loss,
+                                 gpointer user_data, double eps, double rtol, guint32 seed);
+#define dl_test_assert_fd(...) g_assert_true (dl_test_fd_check (__VA_ARGS__))
+
 /* Path of a file under ../shared/golden (or $DREAMLOOM_GOLDEN_DIR), or NULL when
  * it is absent. */
 char *dl_test_golden_path (const char *relative);

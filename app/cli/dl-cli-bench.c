@@ -20,6 +20,7 @@ static const struct {
   const char *summary;
 } benches[] = {
   { "matmul", bench_matmul, "GFLOP/s of the matmul kernel, square and SD-shaped sizes" },
+  { "ops", dl_cli_bench_ops, "Every op at SD-shaped sizes: time, GFLOP/s or GB/s" },
 };
 
 int

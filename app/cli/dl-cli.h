@@ -25,5 +25,6 @@ gboolean dl_cli_parse (GOptionContext *ctx, int *argc, char ***argv, const char 
 
 int dl_cli_devices (int argc, char **argv);
 int dl_cli_bench (int argc, char **argv);
+int dl_cli_bench_ops (int argc, char **argv);
 
 G_END_DECLS

@@ -14,14 +14,28 @@ typedef struct {
 typedef struct {
   uint32_t ne[4];
   uint32_t st_a[4];
-  uint32_t n, off_a, off_d;
+  uint32_t n, off_a, off_d, contig;
 } CopyPush;
+
+/* Are these the row-major strides of shape ne (size-1 dimensions excepted)? */
+static gboolean
+strides_contiguous (const uint32_t ne[4], const uint32_t st[4])
+{
+  uint64_t acc = 1;
+  for (int i = 3; i >= 0; i--)
+    {
+      if (ne[i] != 1 && st[i] != acc)
+        return FALSE;
+      acc *= ne[i];
+    }
+  return TRUE;
+}
 
 typedef struct {
   uint32_t ne[4];
   uint32_t st_a[4];
   uint32_t st_b[4];
-  uint32_t n, off_a, off_b, off_d, op;
+  uint32_t n, off_a, off_b, off_d, op, contig;
 } BinaryPush;
 
 typedef struct {
@@ -94,6 +108,7 @@ dl_op_copy (DlRecorder *rec, DlTensor *dst, DlTensor *src, GError **error)
         .n = (uint32_t) n,
         .off_a = dl_binding_shader_offset (&b[0], dl_dtype_size (src->dtype)),
         .off_d = dl_binding_shader_offset (&b[1], dl_dtype_size (dst->dtype)),
+        .contig = 1,
       };
       if (!dl_recorder_dispatch (rec, p, b, 2, &pc, sizeof pc, dl_op_groups (rec, n, WG), 1, 1, error))
         return FALSE;
@@ -142,6 +157,7 @@ dl_op_copy_strided (DlRecorder *rec, DlTensor *dst, DlTensor *src, int64_t src_o
   pc.n = (uint32_t) n;
   pc.off_a = dl_binding_shader_offset (&b[0], dl_dtype_size (src->dtype)) + (uint32_t) src_offset;
   pc.off_d = dl_binding_shader_offset (&b[1], dl_dtype_size (dst->dtype));
+  pc.contig = strides_contiguous (pc.ne, pc.st_a);
   return dl_recorder_dispatch (rec, p, b, 2, &pc, sizeof pc, dl_op_groups (rec, n, WG), 1, 1, error);
 }
 
@@ -237,6 +253,7 @@ dl_op_binary (DlRecorder *rec, DlBinaryOp op, DlTensor *dst, DlTensor *a, DlTens
   pc.off_a = dl_binding_shader_offset (&bd[0], es);
   pc.off_b = dl_binding_shader_offset (&bd[1], es);
   pc.off_d = dl_binding_shader_offset (&bd[2], es);
+  pc.contig = (strides_contiguous (pc.ne, pc.st_a) ? 1u : 0u) | (strides_contiguous (pc.ne, pc.st_b) ? 2u : 0u);
   return dl_recorder_dispatch (rec, p, bd, 3, &pc, sizeof pc, dl_op_groups (rec, n, WG), 1, 1, error);
 }
 

@@ -57,19 +57,19 @@ dl_device_type_name (VkPhysicalDeviceType type)
  * most specific first. */
 static const struct {
   const char *name;
-  double f32, f16;
+  double f32, f16, gbps;
 } known_peaks[] = {
-  { "H100 PCIe", 51200, 756000 },
-  { "H100 NVL", 60000, 835000 },
-  { "H100", 66900, 989000 },
-  { "H200", 66900, 989000 },
-  { "A100", 19500, 312000 },
-  { "L40S", 91600, 366000 },
-  { "RTX 4090", 82600, 165200 },
-  { "RTX 4080", 48700, 97500 },
-  { "RTX 3090", 35600, 71000 },
-  { "RTX 3080", 29800, 59500 },
-  { "RX 7900 XTX", 61400, 122800 },
+  { "H100 PCIe", 51200, 756000, 2000 },
+  { "H100 NVL", 60000, 835000, 3900 },
+  { "H100", 66900, 989000, 3350 },
+  { "H200", 66900, 989000, 4800 },
+  { "A100", 19500, 312000, 2039 },
+  { "L40S", 91600, 366000, 864 },
+  { "RTX 4090", 82600, 165200, 1008 },
+  { "RTX 4080", 48700, 97500, 717 },
+  { "RTX 3090", 35600, 71000, 936 },
+  { "RTX 3080", 29800, 59500, 760 },
+  { "RX 7900 XTX", 61400, 122800, 960 },
 };
 
 /* lavapipe runs on the host: estimate cores x clock x SIMD FMA width. */
@@ -121,6 +121,7 @@ fill_peaks (DlDeviceInfo *info)
       {
         info->peak_gflops_f32 = known_peaks[i].f32;
         info->peak_gflops_f16 = known_peaks[i].f16;
+        info->peak_gbps = known_peaks[i].gbps;
         return;
       }
   if (info->type == VK_PHYSICAL_DEVICE_TYPE_CPU)
@@ -435,5 +436,7 @@ dl_device_info_describe (const DlDeviceInfo *info)
                             info->type == VK_PHYSICAL_DEVICE_TYPE_CPU ? " (estimated from the host CPU)" : "");
   else
     g_string_append (s, "  peak: unknown (set DREAMLOOM_PEAK_GFLOPS to give one)\n");
+  if (info->peak_gbps > 0)
+    g_string_append_printf (s, "  peak bandwidth: %.0f GB/s\n", info->peak_gbps);
   return g_string_free (s, FALSE);
 }

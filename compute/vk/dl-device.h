@@ -81,6 +81,8 @@ typedef struct {
    * $DREAMLOOM_PEAK_GFLOPS); 0 when unknown. */
   double peak_gflops_f32;
   double peak_gflops_f16;
+  /* Peak memory bandwidth in GB/s where known; 0 when unknown. */
+  double peak_gbps;
 } DlDeviceInfo;
 
 void dl_device_info_free (DlDeviceInfo *info);

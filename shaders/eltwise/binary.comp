@@ -24,22 +24,35 @@ layout(push_constant) uniform Push {
   uint off_b;
   uint off_d;
   uint op;
+  uint contig; // bit 0: a is laid out like d, bit 1: b is (no index arithmetic needed)
 } p;
+
+float apply(float x, float y)
+{
+  if (p.op == OP_ADD)
+    return x + y;
+  if (p.op == OP_SUB)
+    return x - y;
+  if (p.op == OP_MUL)
+    return x * y;
+  return x / y;
+}
 
 void main()
 {
+  // Separate loops, not a per-element select: a select would still pay for the
+  // index arithmetic (integer divisions) that the contiguous case never needs.
+  if (p.contig == 3u) {
+    for (uint i = DL_GLOBAL_ID; i < p.n; i += DL_GLOBAL_STRIDE)
+      d[p.off_d + i] = A_CONV(apply(A_LOAD(a[p.off_a + i]), A_LOAD(b[p.off_b + i])));
+    return;
+  }
   for (uint i = DL_GLOBAL_ID; i < p.n; i += DL_GLOBAL_STRIDE) {
-    const float x = A_LOAD(a[p.off_a + dl_offset4(i, p.ne, p.st_a)]);
-    const float y = A_LOAD(b[p.off_b + dl_offset4(i, p.ne, p.st_b)]);
-    float r;
-    if (p.op == OP_ADD)
-      r = x + y;
-    else if (p.op == OP_SUB)
-      r = x - y;
-    else if (p.op == OP_MUL)
-      r = x * y;
-    else
-      r = x / y;
-    d[p.off_d + i] = A_CONV(r);
+    uint ia = i, ib = i;
+    if ((p.contig & 1u) == 0u)
+      ia = dl_offset4(i, p.ne, p.st_a);
+    if ((p.contig & 2u) == 0u)
+      ib = dl_offset4(i, p.ne, p.st_b);
+    d[p.off_d + i] = A_CONV(apply(A_LOAD(a[p.off_a + ia]), A_LOAD(b[p.off_b + ib])));
   }
 }

@@ -15,15 +15,22 @@ layout(push_constant) uniform Push {
   uint n;
   uint off_a;
   uint off_d;
+  uint contig; // the source is contiguous in destination order
 } p;
+
+#if A_DT == DT_I32 && D_DT == DT_I32
+#define CONVERT(v) (v)
+#else
+#define CONVERT(v) D_CONV(A_LOAD(v))
+#endif
 
 void main()
 {
-  for (uint i = DL_GLOBAL_ID; i < p.n; i += DL_GLOBAL_STRIDE) {
-#if A_DT == DT_I32 && D_DT == DT_I32
-    d[p.off_d + i] = a[p.off_a + dl_offset4(i, p.ne, p.st_a)];
-#else
-    d[p.off_d + i] = D_CONV(A_LOAD(a[p.off_a + dl_offset4(i, p.ne, p.st_a)]));
-#endif
+  if (p.contig != 0u) {
+    for (uint i = DL_GLOBAL_ID; i < p.n; i += DL_GLOBAL_STRIDE)
+      d[p.off_d + i] = CONVERT(a[p.off_a + i]);
+    return;
   }
+  for (uint i = DL_GLOBAL_ID; i < p.n; i += DL_GLOBAL_STRIDE)
+    d[p.off_d + i] = CONVERT(a[p.off_a + dl_offset4(i, p.ne, p.st_a)]);
 }

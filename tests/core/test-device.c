@@ -137,7 +137,7 @@ test_reflect (void)
   e = dl_shader_table_lookup ("binary_f16");
   g_assert_true (dl_spirv_reflect (e->code, e->size / 4, &iface, &error));
   g_assert_cmpuint (iface.n_bindings, ==, 3);
-  g_assert_cmpuint (iface.push_constant_size, ==, 3 * 16 + 5 * 4);
+  g_assert_cmpuint (iface.push_constant_size, ==, 3 * 16 + 6 * 4);
 
   uint32_t junk[8] = { 0x12345678u };
   g_assert_false (dl_spirv_reflect (junk, 8, &iface, &error));
