@@ -2,17 +2,27 @@
 
 #include <stdarg.h>
 
+/* Hold the tensor that owns the memory, not the view: a view carved from an arena
+ * (dl-arena.h) may go away and its range be reused later in the same recording —
+ * the recorder's hazard tracking orders those accesses — while the memory itself
+ * must outlive the recorded work. */
+static void
+hold_storage (DlRecorder *rec, DlTensor *t)
+{
+  dl_recorder_hold (rec, dl_tensor_ref (dl_tensor_get_storage (t)), (GDestroyNotify) dl_tensor_unref);
+}
+
 DlBinding
 dl_op_bind (DlRecorder *rec, DlTensor *t, gboolean write)
 {
-  dl_recorder_hold (rec, dl_tensor_ref (t), (GDestroyNotify) dl_tensor_unref);
+  hold_storage (rec, t);
   return dl_tensor_binding (t, write);
 }
 
 DlBinding
 dl_op_bind_range (DlRecorder *rec, DlTensor *t, int64_t start, int64_t count, gboolean write)
 {
-  dl_recorder_hold (rec, dl_tensor_ref (t), (GDestroyNotify) dl_tensor_unref);
+  hold_storage (rec, t);
   return dl_tensor_binding_range (t, start, count, write);
 }
 

@@ -100,34 +100,59 @@ dl_tensor_new_4d (DlDevice *device, const char *name, DlDType dtype, int64_t d0,
 }
 
 DlTensor *
-dl_tensor_view (DlTensor *base, const char *name, int64_t elem_offset, int ndim, const int64_t *shape,
-                GError **error)
+dl_tensor_view_as (DlTensor *base, const char *name, guint64 byte_offset, DlDType dtype, int ndim,
+                   const int64_t *shape, GError **error)
 {
   g_return_val_if_fail (base != NULL, NULL);
+  g_return_val_if_fail (dtype < DL_N_DTYPES, NULL);
   if (!check_shape (name, ndim, shape, error))
     return NULL;
-  int64_t n = shape_numel (ndim, shape);
-  if (elem_offset < 0 || elem_offset + n > dl_tensor_numel (base))
+  guint64 bytes = (guint64) shape_numel (ndim, shape) * dl_dtype_size (dtype);
+  if (byte_offset % dl_dtype_size (dtype) != 0 || byte_offset + bytes > dl_tensor_nbytes (base))
     {
       g_autofree char *s = dl_shape_to_string (ndim, shape);
       g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
-                   "View “%s” %s at element %" G_GINT64_FORMAT " does not fit inside “%s” (%" G_GINT64_FORMAT
-                   " elements)",
-                   name ? name : "(unnamed)", s, elem_offset, base->name, dl_tensor_numel (base));
+                   "View “%s” %s %s at byte %" G_GUINT64_FORMAT " does not fit inside “%s” (%zu bytes)",
+                   name ? name : "(unnamed)", s, dl_dtype_name (dtype), byte_offset, base->name,
+                   dl_tensor_nbytes (base));
       return NULL;
     }
   DlTensor *t = g_new0 (DlTensor, 1);
   t->ref_count = 1;
   t->device = base->device;
   t->name = g_strdup (name ? name : base->name);
-  t->dtype = base->dtype;
+  t->dtype = dtype;
   t->ndim = ndim;
   if (ndim > 0)
     memcpy (t->shape, shape, ndim * sizeof (int64_t));
-  t->base = dl_tensor_ref (base->base ? base->base : base);
+  t->base = dl_tensor_ref (dl_tensor_get_storage (base));
   t->block = base->block;
-  t->offset = base->offset + (guint64) elem_offset * dl_dtype_size (base->dtype);
+  t->offset = base->offset + byte_offset;
   return t;
+}
+
+DlTensor *
+dl_tensor_view (DlTensor *base, const char *name, int64_t elem_offset, int ndim, const int64_t *shape,
+                GError **error)
+{
+  g_return_val_if_fail (base != NULL, NULL);
+  if (elem_offset < 0 || (ndim >= 0 && ndim <= DL_MAX_DIMS && shape_numel (ndim, shape) + elem_offset > dl_tensor_numel (base)))
+    {
+      g_autofree char *s = ndim >= 0 && ndim <= DL_MAX_DIMS ? dl_shape_to_string (ndim, shape) : g_strdup ("?");
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                   "View “%s” %s at element %" G_GINT64_FORMAT " does not fit inside “%s” (%" G_GINT64_FORMAT
+                   " elements)",
+                   name ? name : "(unnamed)", s, elem_offset, base->name, dl_tensor_numel (base));
+      return NULL;
+    }
+  return dl_tensor_view_as (base, name ? name : base->name, (guint64) elem_offset * dl_dtype_size (base->dtype),
+                            base->dtype, ndim, shape, error);
+}
+
+DlTensor *
+dl_tensor_get_storage (DlTensor *t)
+{
+  return t->base ? t->base : t;
 }
 
 DlTensor *
@@ -159,6 +184,8 @@ dl_tensor_unref (DlTensor *t)
 {
   if (!t || !g_atomic_int_dec_and_test (&t->ref_count))
     return;
+  if (t->release)
+    t->release (t, t->release_data);
   if (t->base)
     dl_tensor_unref (t->base);
   else

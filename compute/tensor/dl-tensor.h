@@ -29,6 +29,8 @@ struct _DlTensor {
 
   /*< private >*/
   gint ref_count;
+  void (*release) (DlTensor *t, gpointer data); /* called once, before a view goes away */
+  gpointer release_data;
   DlAllocation *alloc; /* owned by the base tensor */
   DlTensor *base;      /* non-NULL for views */
   DlMemBlock *block;
@@ -50,6 +52,12 @@ DlTensor *dl_tensor_new_4d (DlDevice *device, const char *name, DlDType dtype, i
  * shape (its element count must fit inside base). */
 DlTensor *dl_tensor_view (DlTensor *base, const char *name, int64_t elem_offset, int ndim,
                           const int64_t *shape, GError **error);
+/* A view reinterpreting `base`'s bytes from `byte_offset` (a multiple of the new
+ * dtype's size) as `dtype` with `shape`. */
+DlTensor *dl_tensor_view_as (DlTensor *base, const char *name, guint64 byte_offset, DlDType dtype, int ndim,
+                             const int64_t *shape, GError **error);
+/* The tensor that owns the memory (itself unless it is a view). */
+DlTensor *dl_tensor_get_storage (DlTensor *t);
 /* Same memory and element count, another shape. */
 DlTensor *dl_tensor_reshape (DlTensor *t, int ndim, const int64_t *shape, GError **error);
 
