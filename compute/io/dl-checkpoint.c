@@ -1,0 +1,821 @@
+#include "dl-checkpoint.h"
+
+#include <string.h>
+
+#include "dl-error.h"
+#include "io/dl-config-resolve.h"
+#include "io/dl-json-strict.h"
+#include "io/dl-keymap.h"
+#include "io/dl-torch-ckpt.h"
+
+/* One file of tensors. */
+typedef struct {
+  char *path;
+  int component; /* DlComponent for a diffusers file, -1 for a single file */
+  DlSafetensors *st;
+  DlTorchCkpt *pt;
+} Container;
+
+/* A file tensor under its internal name. */
+typedef struct {
+  const DlStTensor *t;
+  const Container *c;
+} Mapped;
+
+struct _DlCheckpoint {
+  char *path;
+  DlCheckpointLayout layout;
+  DlModelFamily family;
+  GPtrArray *containers; /* Container* */
+  GHashTable *mapped;    /* internal name (owned) -> Mapped* (owned) */
+  DlConfigResolver *resolver;
+  GPtrArray *params;     /* DlCheckpointParam* */
+  GHashTable *by_name;   /* internal name -> DlCheckpointParam* */
+  GPtrArray *unknown;
+  GPtrArray *ignored;
+  char *tokenizer_dir;
+};
+
+static void
+container_free (Container *c)
+{
+  g_free (c->path);
+  g_clear_pointer (&c->st, dl_safetensors_free);
+  g_clear_pointer (&c->pt, dl_torch_ckpt_free);
+  g_free (c);
+}
+
+static guint
+container_n (const Container *c)
+{
+  return c->st ? dl_safetensors_get_n_tensors (c->st) : dl_torch_ckpt_get_n_tensors (c->pt);
+}
+
+static const DlStTensor *
+container_get (const Container *c, guint i)
+{
+  return c->st ? dl_safetensors_get_tensor (c->st, i) : dl_torch_ckpt_get_tensor (c->pt, i);
+}
+
+static const DlStTensor *
+container_find (const Container *c, const char *name)
+{
+  return c->st ? dl_safetensors_find (c->st, name) : dl_torch_ckpt_find (c->pt, name);
+}
+
+static void
+param_free (DlCheckpointParam *p)
+{
+  g_free ((char *) p->name);
+  g_free (p);
+}
+
+void
+dl_checkpoint_free (DlCheckpoint *ck)
+{
+  if (!ck)
+    return;
+  g_clear_pointer (&ck->by_name, g_hash_table_unref);
+  g_clear_pointer (&ck->params, g_ptr_array_unref);
+  g_clear_pointer (&ck->mapped, g_hash_table_unref);
+  g_clear_pointer (&ck->containers, g_ptr_array_unref);
+  g_clear_pointer (&ck->resolver, dl_config_resolver_free);
+  g_clear_pointer (&ck->unknown, g_ptr_array_unref);
+  g_clear_pointer (&ck->ignored, g_ptr_array_unref);
+  g_free (ck->tokenizer_dir);
+  g_free (ck->path);
+  g_free (ck);
+}
+
+/* ---- opening files ---- */
+
+static Container *
+open_container (const char *path, int component, GError **error)
+{
+  Container *c = g_new0 (Container, 1);
+  c->path = g_strdup (path);
+  c->component = component;
+  char magic[4] = { 0 };
+  g_autoptr (GFile) f = g_file_new_for_path (path);
+  g_autoptr (GFileInputStream) in = g_file_read (f, NULL, NULL);
+  gsize got = 0;
+  if (in)
+    g_input_stream_read_all (G_INPUT_STREAM (in), magic, 4, &got, NULL, NULL);
+  /* a zip (PyTorch) starts with PK\3\4, a legacy torch pickle with PROTO;
+   * anything else is read as safetensors, whose reader gives the precise
+   * complaint */
+  if ((got == 4 && memcmp (magic, "PK\3\4", 4) == 0) || (got >= 2 && (guint8) magic[0] == 0x80 && magic[1] <= 5))
+    c->pt = dl_torch_ckpt_open (path, error);
+  else
+    c->st = dl_safetensors_open (path, error);
+  if (!c->st && !c->pt)
+    {
+      container_free (c);
+      return NULL;
+    }
+  return c;
+}
+
+static gboolean
+add_mapping (DlCheckpoint *ck, char *internal, const DlStTensor *t, const Container *c, GError **error)
+{
+  Mapped *prev = g_hash_table_lookup (ck->mapped, internal);
+  if (prev)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: both “%s” and “%s” hold the parameter %s",
+                   c->path, prev->t->name, t->name, internal);
+      g_free (internal);
+      return FALSE;
+    }
+  Mapped *m = g_new0 (Mapped, 1);
+  m->t = t;
+  m->c = c;
+  g_hash_table_insert (ck->mapped, internal, m);
+  return TRUE;
+}
+
+static char *
+display_key (const Container *c, const char *key)
+{
+  if (c->component < 0)
+    return g_strdup (key);
+  return g_strdup_printf ("%s/%s", dl_component_name ((DlComponent) c->component), key);
+}
+
+static void
+note_unmapped (DlCheckpoint *ck, const Container *c, const char *key)
+{
+  g_ptr_array_add (dl_keymap_is_known_extra (key) ? ck->ignored : ck->unknown, display_key (c, key));
+}
+
+static gboolean
+map_single_file (DlCheckpoint *ck, Container *c, GError **error)
+{
+  guint n = container_n (c);
+  g_autofree const char **keys = g_new (const char *, MAX (n, 1));
+  for (guint i = 0; i < n; i++)
+    keys[i] = container_get (c, i)->name;
+  DlLdmLayout layout;
+  g_autofree char *problem = NULL;
+  if (!dl_ldm_layout_probe (keys, n, &layout, &problem))
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: not a Stable Diffusion checkpoint: %s", c->path,
+                   problem);
+      return FALSE;
+    }
+  for (guint i = 0; i < n; i++)
+    {
+      char *internal = dl_keymap_ldm_to_internal (keys[i], &layout);
+      if (!internal)
+        note_unmapped (ck, c, keys[i]);
+      else if (!add_mapping (ck, internal, container_get (c, i), c, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+map_diffusers_file (DlCheckpoint *ck, Container *c, GError **error)
+{
+  for (guint i = 0; i < container_n (c); i++)
+    {
+      const DlStTensor *t = container_get (c, i);
+      if (g_str_has_suffix (t->name, "embeddings.position_ids"))
+        {
+          note_unmapped (ck, c, t->name);
+          continue;
+        }
+      char *internal = dl_keymap_diffusers_to_internal ((DlComponent) c->component, t->name);
+      if (!add_mapping (ck, internal, t, c, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+/* The weights file of a diffusers component: safetensors first (plain, then
+ * the fp16 variant), then the PyTorch .bin. */
+static char *
+find_component_file (const char *dir, DlComponent comp, GString *looked)
+{
+  static const char *const unet_vae[] = { "diffusion_pytorch_model.safetensors",
+                                          "diffusion_pytorch_model.fp16.safetensors", "diffusion_pytorch_model.bin",
+                                          "diffusion_pytorch_model.fp16.bin" };
+  static const char *const text[] = { "model.safetensors", "model.fp16.safetensors", "pytorch_model.bin",
+                                      "pytorch_model.fp16.bin" };
+  const char *const *names = comp == DL_COMPONENT_TEXT_ENCODER ? text : unet_vae;
+  for (guint i = 0; i < 4; i++)
+    {
+      g_autofree char *p = g_build_filename (dir, dl_component_name (comp), names[i], NULL);
+      if (g_file_test (p, G_FILE_TEST_IS_REGULAR))
+        return g_steal_pointer (&p);
+      g_string_append_printf (looked, "%s%s/%s", looked->len ? ", " : "", dl_component_name (comp), names[i]);
+    }
+  return NULL;
+}
+
+static gboolean
+open_diffusers (DlCheckpoint *ck, GError **error)
+{
+  for (int comp = 0; comp < DL_N_COMPONENTS; comp++)
+    {
+      g_autoptr (GString) looked = g_string_new (NULL);
+      g_autofree char *file = find_component_file (ck->path, (DlComponent) comp, looked);
+      if (!file)
+        {
+          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: no %s weights (looked for %s)", ck->path,
+                       dl_component_name ((DlComponent) comp), looked->str);
+          return FALSE;
+        }
+      Container *c = open_container (file, comp, error);
+      if (!c)
+        return FALSE;
+      g_ptr_array_add (ck->containers, c);
+      if (!map_diffusers_file (ck, c, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+/* ---- family ---- */
+
+static const DlStTensor *
+mapped_tensor (DlCheckpoint *ck, const char *name)
+{
+  Mapped *m = g_hash_table_lookup (ck->mapped, name);
+  return m ? m->t : NULL;
+}
+
+static gboolean
+any_container_key (DlCheckpoint *ck, const char *prefix, const char *suffix, const DlStTensor **found)
+{
+  for (guint k = 0; k < ck->containers->len; k++)
+    {
+      Container *c = ck->containers->pdata[k];
+      for (guint i = 0; i < container_n (c); i++)
+        {
+          const DlStTensor *t = container_get (c, i);
+          if ((!prefix || g_str_has_prefix (t->name, prefix)) && (!suffix || g_str_has_suffix (t->name, suffix)))
+            {
+              if (found)
+                *found = t;
+              return TRUE;
+            }
+        }
+    }
+  return FALSE;
+}
+
+/* The prediction type a config folder or yaml states, for naming SD 2.x "v"
+ * models; errors in those files are reported later, by the real resolution. */
+static DlPredictionType
+stated_prediction (const char *config_dir, const char *yaml)
+{
+  g_autoptr (DlConfigResolver) r = dl_config_resolver_new ();
+  if (config_dir)
+    dl_config_resolver_apply_diffusers_dir (r, config_dir, NULL);
+  if (yaml)
+    dl_config_resolver_apply_ldm_yaml (r, yaml, NULL);
+  return dl_config_resolver_is_set (r, "scheduler.prediction_type")
+             ? dl_config_resolver_get_config (r)->scheduler.prediction_type
+             : DL_PREDICTION_EPSILON;
+}
+
+static gboolean
+detect_family (DlCheckpoint *ck, const char *config_dir, const char *yaml, GError **error)
+{
+  gboolean single = ck->layout != DL_CHECKPOINT_DIFFUSERS;
+  const DlStTensor *t;
+  int in_ch = -1, ctx = -1;
+  gboolean sdxl, openclip;
+  if (single)
+    {
+      sdxl = any_container_key (ck, "conditioner.embedders.", NULL, NULL)
+             || any_container_key (ck, DL_LDM_UNET_PREFIX "label_emb.", NULL, NULL);
+      openclip = any_container_key (ck, "cond_stage_model.model.", NULL, NULL);
+      if (any_container_key (ck, DL_LDM_UNET_PREFIX "input_blocks.0.0.weight", NULL, &t) && t->ndim == 4)
+        in_ch = (int) t->shape[1];
+      if (any_container_key (ck, DL_LDM_UNET_PREFIX, "attn2.to_k.weight", &t) && t->ndim == 2)
+        ctx = (int) t->shape[1];
+    }
+  else
+    {
+      g_autofree char *te2 = g_build_filename (ck->path, "text_encoder_2", NULL);
+      sdxl = g_file_test (te2, G_FILE_TEST_IS_DIR) || mapped_tensor (ck, "unet.add_embedding.linear_1.weight");
+      t = mapped_tensor (ck, "text_encoder.text_model.embeddings.token_embedding.weight");
+      openclip = t && t->ndim == 2 && t->shape[1] == 1024;
+      if ((t = mapped_tensor (ck, "unet.conv_in.weight")) && t->ndim == 4)
+        in_ch = (int) t->shape[1];
+      if ((t = mapped_tensor (ck, "unet.mid_block.attentions.0.transformer_blocks.0.attn2.to_k.weight"))
+          && t->ndim == 2)
+        ctx = (int) t->shape[1];
+    }
+  if (sdxl)
+    ck->family = in_ch == 9 ? DL_FAMILY_SDXL_INPAINT : DL_FAMILY_SDXL;
+  else if (openclip || ctx == 1024)
+    ck->family = in_ch == 9 ? DL_FAMILY_SD2_INPAINT
+                 : stated_prediction (config_dir, yaml) == DL_PREDICTION_V ? DL_FAMILY_SD2_V
+                                                                          : DL_FAMILY_SD2;
+  else if (in_ch == 9)
+    ck->family = DL_FAMILY_SD1_INPAINT;
+  else
+    ck->family = DL_FAMILY_SD1;
+  if (ck->family != DL_FAMILY_SD1)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "“%s”: recognised as %s, not supported yet", ck->path,
+                   dl_model_family_name (ck->family));
+      return FALSE;
+    }
+  if (in_ch != -1 && in_ch != 4)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "“%s”: a UNet with %d input channels (SD 1.x has 4) is "
+                   "not supported yet", ck->path, in_ch);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* A file that is not a model at all gets a hint about what it might be. */
+static gboolean
+check_is_model (DlCheckpoint *ck, GError **error)
+{
+  if (ck->layout == DL_CHECKPOINT_DIFFUSERS)
+    return TRUE;
+  gboolean unet = any_container_key (ck, DL_LDM_UNET_PREFIX, NULL, NULL);
+  if (unet)
+    return TRUE;
+  const char *what = NULL;
+  if (any_container_key (ck, "lora_unet_", NULL, NULL) || any_container_key (ck, "lora_te_", NULL, NULL))
+    what = "it looks like a LoRA (lora_unet_* / lora_te_* keys)";
+  else if (any_container_key (ck, "encoder.down.", NULL, NULL) || any_container_key (ck, "decoder.up.", NULL, NULL))
+    what = "it looks like a standalone VAE";
+  else if (any_container_key (ck, "emb_params", NULL, NULL) || any_container_key (ck, "string_to_param", NULL, NULL))
+    what = "it looks like a textual-inversion embedding";
+  else if (any_container_key (ck, "down_blocks.", NULL, NULL))
+    what = "it has diffusers names: pass the diffusers folder that holds it";
+  else
+    what = "it has no " DL_LDM_UNET_PREFIX "* tensors";
+  g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: not a Stable Diffusion checkpoint: %s", ck->path, what);
+  return FALSE;
+}
+
+/* ---- configuration ---- */
+
+static gboolean
+dim (DlCheckpoint *ck, const char *name, int ndim, int axis, int *out)
+{
+  const DlStTensor *t = mapped_tensor (ck, name);
+  if (!t || t->ndim != ndim || t->shape[axis] < 1 || t->shape[axis] > G_MAXINT)
+    return FALSE;
+  *out = (int) t->shape[axis];
+  return TRUE;
+}
+
+/* Count i = 0, 1, ... while "<prefix><i><suffix>" exists. */
+static int
+count_indexed (DlCheckpoint *ck, const char *prefix, const char *suffix)
+{
+  int n = 0;
+  for (;; n++)
+    {
+      g_autofree char *name = g_strdup_printf ("%s%d%s", prefix, n, suffix);
+      if (!mapped_tensor (ck, name) || n >= 1000)
+        return n;
+    }
+}
+
+static void
+config_from_shapes (DlCheckpoint *ck)
+{
+  DlConfigResolver *r = ck->resolver;
+  const char *W = DL_CONFIG_SOURCE_WEIGHTS;
+  int v, c0, levels[DL_MODEL_MAX_LEVELS], attn[DL_MODEL_MAX_LEVELS];
+
+  /* UNet */
+  if (dim (ck, "unet.conv_in.weight", 4, 1, &v))
+    dl_config_resolver_set_int (r, "unet.in_channels", v, W);
+  if (dim (ck, "unet.conv_out.weight", 4, 0, &v))
+    dl_config_resolver_set_int (r, "unet.out_channels", v, W);
+  int L = 0;
+  while (L < DL_MODEL_MAX_LEVELS)
+    {
+      g_autofree char *n = g_strdup_printf ("unet.down_blocks.%d.resnets.0.conv1.weight", L);
+      g_autofree char *a = g_strdup_printf ("unet.down_blocks.%d.attentions.0.norm.weight", L);
+      if (!dim (ck, n, 4, 0, &levels[L]))
+        break;
+      attn[L] = mapped_tensor (ck, a) != NULL;
+      L++;
+    }
+  if (L > 0)
+    {
+      dl_config_resolver_set_int (r, "unet.n_levels", L, W);
+      dl_config_resolver_set_levels (r, "unet.block_out_channels", levels, L, W);
+      dl_config_resolver_set_levels (r, "unet.level_has_attention", attn, L, W);
+      int lpb = count_indexed (ck, "unet.down_blocks.0.resnets.", ".conv1.weight");
+      dl_config_resolver_set_int (r, "unet.layers_per_block", lpb, W);
+    }
+  int depth = count_indexed (ck, "unet.mid_block.attentions.0.transformer_blocks.", ".norm1.weight");
+  if (depth > 0)
+    dl_config_resolver_set_int (r, "unet.transformer_depth", depth, W);
+  if (dim (ck, "unet.mid_block.attentions.0.transformer_blocks.0.attn2.to_k.weight", 2, 1, &v))
+    dl_config_resolver_set_int (r, "unet.cross_attention_dim", v, W);
+  const DlStTensor *pin = mapped_tensor (ck, "unet.mid_block.attentions.0.proj_in.weight");
+  if (pin)
+    dl_config_resolver_set_bool (r, "unet.use_linear_projection", pin->ndim == 2, W);
+  if (dim (ck, "unet.time_embedding.linear_1.weight", 2, 0, &v) && dim (ck, "unet.time_embedding.linear_1.weight", 2, 1, &c0))
+    {
+      dl_config_resolver_set_int (r, "unet.time_embed_dim", v, W);
+      dl_config_resolver_set_int (r, "unet.time_proj_dim", c0, W);
+    }
+
+  /* VAE */
+  if (dim (ck, "vae.encoder.conv_in.weight", 4, 1, &v))
+    dl_config_resolver_set_int (r, "vae.in_channels", v, W);
+  if (dim (ck, "vae.decoder.conv_out.weight", 4, 0, &v))
+    dl_config_resolver_set_int (r, "vae.out_channels", v, W);
+  if (dim (ck, "vae.post_quant_conv.weight", 4, 0, &v))
+    dl_config_resolver_set_int (r, "vae.latent_channels", v, W);
+  L = 0;
+  while (L < DL_MODEL_MAX_LEVELS)
+    {
+      g_autofree char *n = g_strdup_printf ("vae.encoder.down_blocks.%d.resnets.0.conv1.weight", L);
+      if (!dim (ck, n, 4, 0, &levels[L]))
+        break;
+      L++;
+    }
+  if (L > 0)
+    {
+      dl_config_resolver_set_int (r, "vae.n_levels", L, W);
+      dl_config_resolver_set_levels (r, "vae.block_out_channels", levels, L, W);
+      dl_config_resolver_set_int (r, "vae.layers_per_block",
+                                  count_indexed (ck, "vae.encoder.down_blocks.0.resnets.", ".conv1.weight"), W);
+    }
+
+  /* text encoder */
+  if (dim (ck, "text_encoder.text_model.embeddings.token_embedding.weight", 2, 0, &v))
+    dl_config_resolver_set_int (r, "text_encoder.vocab_size", v, W);
+  if (dim (ck, "text_encoder.text_model.embeddings.token_embedding.weight", 2, 1, &v))
+    dl_config_resolver_set_int (r, "text_encoder.hidden_size", v, W);
+  if (dim (ck, "text_encoder.text_model.embeddings.position_embedding.weight", 2, 0, &v))
+    dl_config_resolver_set_int (r, "text_encoder.max_positions", v, W);
+  int layers = count_indexed (ck, "text_encoder.text_model.encoder.layers.", ".mlp.fc1.weight");
+  if (layers > 0)
+    dl_config_resolver_set_int (r, "text_encoder.n_layers", layers, W);
+  if (dim (ck, "text_encoder.text_model.encoder.layers.0.mlp.fc1.weight", 2, 0, &v))
+    dl_config_resolver_set_int (r, "text_encoder.intermediate_size", v, W);
+
+  /* the LDM schedule buffers give the number of training steps */
+  const DlStTensor *betas = ck->layout != DL_CHECKPOINT_DIFFUSERS ? container_find (ck->containers->pdata[0], "betas")
+                                                                    : NULL;
+  if (betas && betas->ndim == 1 && betas->shape[0] > 1 && betas->shape[0] <= 100000)
+    dl_config_resolver_set_int (r, "scheduler.num_train_timesteps", (int) betas->shape[0], W);
+}
+
+/* The sidecar LDM config A1111 reads: "model.yaml" next to "model.safetensors"
+ * (also accepted: "model.safetensors.yaml"). */
+static char *
+find_sidecar_yaml (const char *path)
+{
+  g_autofree char *base = g_strdup (path);
+  char *dot = strrchr (base, '.');
+  char *slash = strrchr (base, G_DIR_SEPARATOR);
+  if (dot && (!slash || dot > slash))
+    *dot = '\0';
+  char *candidates[2] = { g_strconcat (base, ".yaml", NULL), g_strconcat (path, ".yaml", NULL) };
+  char *found = NULL;
+  for (int i = 0; i < 2; i++)
+    {
+      if (!found && g_file_test (candidates[i], G_FILE_TEST_IS_REGULAR))
+        found = g_strdup (candidates[i]);
+      g_free (candidates[i]);
+    }
+  return found;
+}
+
+/* ---- the parameter list ---- */
+
+static gboolean
+shape_matches (const DlParamSpec *spec, const DlStTensor *t)
+{
+  int nd = t->ndim;
+  /* a Linear weight stored as a 1x1 conv ([out, in, 1, 1], or [out, in, 1] in
+   * old diffusers files) */
+  if (spec->conv1x1_in_ldm)
+    while (nd > spec->ndim && t->shape[nd - 1] == 1)
+      nd--;
+  if (nd != spec->ndim)
+    return FALSE;
+  for (int i = 0; i < nd; i++)
+    if (t->shape[i] != spec->shape[i])
+      return FALSE;
+  return TRUE;
+}
+
+static char *
+shape_string (int ndim, const int64_t *shape)
+{
+  GString *s = g_string_new ("[");
+  for (int i = 0; i < ndim; i++)
+    g_string_append_printf (s, "%s%" G_GINT64_FORMAT, i ? ", " : "", shape[i]);
+  g_string_append_c (s, ']');
+  return g_string_free (s, FALSE);
+}
+
+static int
+compare_strings (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(const char *const *) a, *(const char *const *) b);
+}
+
+static gboolean
+build_params (DlCheckpoint *ck, GError **error)
+{
+  DlModelConfig *config = dl_config_resolver_get_config (ck->resolver);
+  g_autoptr (GPtrArray) specs = dl_model_param_specs (config);
+  DlLdmLayout layout;
+  dl_ldm_layout_from_config (config, &layout);
+  ck->params = g_ptr_array_new_with_free_func ((GDestroyNotify) param_free);
+  ck->by_name = g_hash_table_new (g_str_hash, g_str_equal);
+  for (guint i = 0; i < specs->len; i++)
+    {
+      const DlParamSpec *spec = specs->pdata[i];
+      Mapped *m = g_hash_table_lookup (ck->mapped, spec->name);
+      if (!m)
+        {
+          g_autofree char *ldm = dl_keymap_internal_to_ldm (spec->name, &layout);
+          const char *sub = spec->name + strlen (dl_component_name (spec->component)) + 1;
+          if (ck->layout == DL_CHECKPOINT_DIFFUSERS)
+            g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: missing tensor “%s” in %s/",
+                         ck->path, sub, dl_component_name (spec->component));
+          else
+            g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: missing tensor “%s” (%s)", ck->path,
+                         ldm ? ldm : spec->name, spec->name);
+          return FALSE;
+        }
+      if (!shape_matches (spec, m->t))
+        {
+          g_autofree char *want = shape_string (spec->ndim, spec->shape);
+          g_autofree char *have = shape_string (m->t->ndim, m->t->shape);
+          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: tensor “%s” has shape %s; the model "
+                       "configuration needs %s", m->c->path, m->t->name, have, want);
+          return FALSE;
+        }
+      DlDType unused;
+      if (!dl_st_dtype_to_dl (m->t->dtype, &unused) && m->t->dtype != DL_ST_F64)
+        {
+          g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "“%s”: tensor “%s” is stored as %s; model weights must "
+                       "be F32, F16, BF16 or F64", m->c->path, m->t->name, dl_st_dtype_name (m->t->dtype));
+          return FALSE;
+        }
+      DlCheckpointParam *p = g_new0 (DlCheckpointParam, 1);
+      p->name = g_strdup (spec->name);
+      p->component = spec->component;
+      p->file_key = m->t->name;
+      p->file_path = m->c->path;
+      p->dtype = m->t->dtype;
+      p->ndim = spec->ndim;
+      memcpy (p->shape, spec->shape, sizeof p->shape);
+      p->numel = dl_param_spec_numel (spec);
+      g_ptr_array_add (ck->params, p);
+      g_hash_table_insert (ck->by_name, (gpointer) p->name, p);
+    }
+  /* mapped names the architecture does not have */
+  GHashTableIter it;
+  gpointer k, v;
+  g_hash_table_iter_init (&it, ck->mapped);
+  while (g_hash_table_iter_next (&it, &k, &v))
+    if (!g_hash_table_contains (ck->by_name, k))
+      {
+        Mapped *m = v;
+        g_ptr_array_add (ck->unknown, display_key (m->c, m->t->name));
+      }
+  g_ptr_array_sort (ck->unknown, compare_strings);
+  g_ptr_array_sort (ck->ignored, compare_strings);
+  return TRUE;
+}
+
+/* ---- open ---- */
+
+static char *
+tokenizer_in (const char *dir)
+{
+  if (!dir)
+    return NULL;
+  g_autofree char *t = g_build_filename (dir, "tokenizer", NULL);
+  g_autofree char *vocab = g_build_filename (t, "vocab.json", NULL);
+  g_autofree char *merges = g_build_filename (t, "merges.txt", NULL);
+  if (g_file_test (vocab, G_FILE_TEST_IS_REGULAR) && g_file_test (merges, G_FILE_TEST_IS_REGULAR))
+    return g_steal_pointer (&t);
+  return NULL;
+}
+
+DlCheckpoint *
+dl_checkpoint_open (const char *path, const char *config_dir, GError **error)
+{
+  g_return_val_if_fail (path != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+  g_autoptr (DlCheckpoint) ck = g_new0 (DlCheckpoint, 1);
+  ck->path = g_strdup (path);
+  ck->containers = g_ptr_array_new_with_free_func ((GDestroyNotify) container_free);
+  ck->mapped = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  ck->unknown = g_ptr_array_new_with_free_func (g_free);
+  ck->ignored = g_ptr_array_new_with_free_func (g_free);
+  ck->resolver = dl_config_resolver_new ();
+
+  if (!g_file_test (path, G_FILE_TEST_EXISTS))
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_IO, "“%s”: no such file or folder", path);
+      return NULL;
+    }
+  g_autofree char *yaml = NULL;
+  if (g_file_test (path, G_FILE_TEST_IS_DIR))
+    {
+      g_autofree char *index = g_build_filename (path, "model_index.json", NULL);
+      g_autofree char *unet = g_build_filename (path, "unet", NULL);
+      if (!g_file_test (index, G_FILE_TEST_EXISTS) && !g_file_test (unet, G_FILE_TEST_IS_DIR))
+        {
+          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s” is a folder but not a diffusers model (no "
+                       "model_index.json, no unet/)", path);
+          return NULL;
+        }
+      ck->layout = DL_CHECKPOINT_DIFFUSERS;
+      if (!open_diffusers (ck, error))
+        return NULL;
+      if (!config_dir)
+        config_dir = path; /* a folder's own configs */
+      ck->tokenizer_dir = tokenizer_in (path);
+    }
+  else
+    {
+      Container *c = open_container (path, -1, error);
+      if (!c)
+        return NULL;
+      g_ptr_array_add (ck->containers, c);
+      ck->layout = c->pt ? DL_CHECKPOINT_SINGLE_FILE_PT : DL_CHECKPOINT_SINGLE_FILE;
+      if (!check_is_model (ck, error))
+        return NULL;
+      yaml = find_sidecar_yaml (path);
+    }
+  if (!ck->tokenizer_dir)
+    ck->tokenizer_dir = tokenizer_in (config_dir);
+
+  /* the family first: other families' keys would not map */
+  if (!detect_family (ck, config_dir, yaml, error))
+    return NULL;
+  if (ck->layout != DL_CHECKPOINT_DIFFUSERS && !map_single_file (ck, ck->containers->pdata[0], error))
+    return NULL;
+
+  config_from_shapes (ck);
+  if (config_dir && !dl_config_resolver_apply_diffusers_dir (ck->resolver, config_dir, error))
+    return NULL;
+  if (yaml && !dl_config_resolver_apply_ldm_yaml (ck->resolver, yaml, error))
+    return NULL;
+  if (!dl_config_resolver_finish (ck->resolver, error))
+    {
+      g_prefix_error (error, "“%s”: ", path);
+      return NULL;
+    }
+  if (!build_params (ck, error))
+    return NULL;
+  return g_steal_pointer (&ck);
+}
+
+/* ---- accessors ---- */
+
+const char *
+dl_checkpoint_get_path (DlCheckpoint *ck)
+{
+  g_return_val_if_fail (ck != NULL, NULL);
+  return ck->path;
+}
+
+DlCheckpointLayout
+dl_checkpoint_get_layout (DlCheckpoint *ck)
+{
+  g_return_val_if_fail (ck != NULL, DL_CHECKPOINT_SINGLE_FILE);
+  return ck->layout;
+}
+
+DlModelFamily
+dl_checkpoint_get_family (DlCheckpoint *ck)
+{
+  g_return_val_if_fail (ck != NULL, DL_FAMILY_UNKNOWN);
+  return ck->family;
+}
+
+const DlModelConfig *
+dl_checkpoint_get_config (DlCheckpoint *ck)
+{
+  g_return_val_if_fail (ck != NULL, NULL);
+  return dl_config_resolver_get_config (ck->resolver);
+}
+
+const char *
+dl_checkpoint_get_config_source (DlCheckpoint *ck, const char *field)
+{
+  g_return_val_if_fail (ck != NULL && field != NULL, NULL);
+  return dl_config_resolver_get_source (ck->resolver, field);
+}
+
+GPtrArray *
+dl_checkpoint_get_config_warnings (DlCheckpoint *ck)
+{
+  g_return_val_if_fail (ck != NULL, NULL);
+  return dl_config_resolver_get_warnings (ck->resolver);
+}
+
+guint
+dl_checkpoint_get_n_params (DlCheckpoint *ck)
+{
+  g_return_val_if_fail (ck != NULL, 0);
+  return ck->params->len;
+}
+
+const DlCheckpointParam *
+dl_checkpoint_get_param (DlCheckpoint *ck, guint index)
+{
+  g_return_val_if_fail (ck != NULL, NULL);
+  return index < ck->params->len ? ck->params->pdata[index] : NULL;
+}
+
+const DlCheckpointParam *
+dl_checkpoint_find (DlCheckpoint *ck, const char *name)
+{
+  g_return_val_if_fail (ck != NULL && name != NULL, NULL);
+  return g_hash_table_lookup (ck->by_name, name);
+}
+
+static const Mapped *
+lookup (DlCheckpoint *ck, const char *name, GError **error)
+{
+  const Mapped *m = dl_checkpoint_find (ck, name) ? g_hash_table_lookup (ck->mapped, name) : NULL;
+  if (!m)
+    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "“%s” has no parameter “%s”", ck->path, name);
+  return m;
+}
+
+float *
+dl_checkpoint_read_f32 (DlCheckpoint *ck, const char *name, int64_t *numel, GError **error)
+{
+  g_return_val_if_fail (ck != NULL && name != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+  const Mapped *m = lookup (ck, name, error);
+  if (!m)
+    return NULL;
+  float *out = g_try_new (float, MAX (m->t->numel, 1));
+  if (!out)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_OUT_OF_HOST_MEMORY, "Out of memory reading “%s” from “%s”", name,
+                   m->c->path);
+      return NULL;
+    }
+  if (!dl_st_convert_to_f32 (m->t, out, m->c->path, error))
+    {
+      g_free (out);
+      return NULL;
+    }
+  if (numel)
+    *numel = m->t->numel;
+  return out;
+}
+
+DlTensor *
+dl_checkpoint_upload (DlCheckpoint *ck, const char *name, DlDevice *device, DlDType dtype, GError **error)
+{
+  g_return_val_if_fail (ck != NULL && name != NULL && device != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+  const Mapped *m = lookup (ck, name, error);
+  if (!m)
+    return NULL;
+  const DlCheckpointParam *p = dl_checkpoint_find (ck, name);
+  return dl_st_tensor_upload (m->t, m->c->path, name, p->ndim, p->shape, device, dtype, error);
+}
+
+GPtrArray *
+dl_checkpoint_get_unknown_keys (DlCheckpoint *ck)
+{
+  g_return_val_if_fail (ck != NULL, NULL);
+  return ck->unknown;
+}
+
+GPtrArray *
+dl_checkpoint_get_ignored_keys (DlCheckpoint *ck)
+{
+  g_return_val_if_fail (ck != NULL, NULL);
+  return ck->ignored;
+}
+
+const char *
+dl_checkpoint_get_tokenizer_dir (DlCheckpoint *ck)
+{
+  g_return_val_if_fail (ck != NULL, NULL);
+  return ck->tokenizer_dir;
+}
+
+DlSafetensors *
+dl_checkpoint_get_safetensors (DlCheckpoint *ck)
+{
+  g_return_val_if_fail (ck != NULL, NULL);
+  if (ck->layout != DL_CHECKPOINT_SINGLE_FILE)
+    return NULL;
+  return ((Container *) ck->containers->pdata[0])->st;
+}

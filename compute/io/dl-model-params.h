@@ -1,0 +1,44 @@
+/* dl-model-params.h: the parameters an SD 1.x model with a given configuration
+ * has, by internal name, with their shapes (sd-formats §3.2-3.4 in diffusers /
+ * transformers naming).
+ *
+ * Internal names are `unet.<diffusers UNet2DConditionModel key>`,
+ * `vae.<diffusers AutoencoderKL key>` and `text_encoder.<transformers
+ * CLIPTextModel key>`; shapes are PyTorch's, with the diffusers (Linear) shape
+ * for the VAE mid-block attention projections. */
+#pragma once
+
+#include <glib.h>
+#include <stdint.h>
+
+#include "io/dl-model-config.h"
+
+G_BEGIN_DECLS
+
+typedef enum {
+  DL_COMPONENT_UNET,
+  DL_COMPONENT_VAE,
+  DL_COMPONENT_TEXT_ENCODER,
+  DL_N_COMPONENTS
+} DlComponent;
+
+/* "unet", "vae", "text_encoder": also the internal name prefixes */
+const char *dl_component_name (DlComponent c);
+/* The component of an internal name, from its prefix. */
+gboolean dl_component_from_name (const char *internal_name, DlComponent *out);
+
+typedef struct {
+  char *name; /* internal name */
+  DlComponent component;
+  int ndim;
+  int64_t shape[4];
+  /* a Linear weight that LDM files store as a 1x1 conv ([out, in, 1, 1]) */
+  gboolean conv1x1_in_ldm;
+} DlParamSpec;
+
+/* Every parameter, in module registration order.  Free with g_ptr_array_unref. */
+GPtrArray *dl_model_param_specs (const DlModelConfig *config);
+
+int64_t dl_param_spec_numel (const DlParamSpec *spec);
+
+G_END_DECLS

@@ -1,0 +1,276 @@
+/* The safetensors writer: the reference writer's layout (sd-formats §1.5), so
+ * that a sha256 of our byte buffer equals what kohya's tools precompute. */
+#include "dl-safetensors.h"
+
+#include <string.h>
+
+#include "dl-error.h"
+#include "dl-half.h"
+#include "io/dl-atomic-file.h"
+
+typedef struct {
+  char *name;
+  DlStDType dtype;
+  int ndim;
+  int64_t shape[DL_ST_MAX_DIMS];
+  GBytes *data;
+} Entry;
+
+struct _DlSafetensorsWriter {
+  GPtrArray *entries; /* Entry* */
+  GHashTable *names;  /* borrowed from entries */
+  GHashTable *metadata;
+};
+
+static void
+entry_free (Entry *e)
+{
+  g_free (e->name);
+  g_bytes_unref (e->data);
+  g_free (e);
+}
+
+DlSafetensorsWriter *
+dl_safetensors_writer_new (void)
+{
+  DlSafetensorsWriter *w = g_new0 (DlSafetensorsWriter, 1);
+  w->entries = g_ptr_array_new_with_free_func ((GDestroyNotify) entry_free);
+  w->names = g_hash_table_new (g_str_hash, g_str_equal);
+  w->metadata = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  return w;
+}
+
+void
+dl_safetensors_writer_free (DlSafetensorsWriter *w)
+{
+  if (!w)
+    return;
+  g_hash_table_unref (w->names);
+  g_ptr_array_unref (w->entries);
+  g_hash_table_unref (w->metadata);
+  g_free (w);
+}
+
+gboolean
+dl_safetensors_writer_add_bytes (DlSafetensorsWriter *w, const char *name, DlStDType dtype, int ndim,
+                                 const int64_t *shape, GBytes *data, GError **error)
+{
+  g_return_val_if_fail (w != NULL, FALSE);
+  g_return_val_if_fail (name != NULL, FALSE);
+  g_return_val_if_fail (dtype < DL_ST_N_DTYPES, FALSE);
+  g_return_val_if_fail (ndim == 0 || shape != NULL, FALSE);
+  g_return_val_if_fail (data != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (!g_utf8_validate (name, -1, NULL) || strcmp (name, "__metadata__") == 0)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "Cannot store a tensor named “%s” in safetensors",
+                   g_utf8_validate (name, -1, NULL) ? name : "(invalid UTF-8)");
+      return FALSE;
+    }
+  if (g_hash_table_contains (w->names, name))
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "Tensor “%s” is added twice", name);
+      return FALSE;
+    }
+  if (ndim < 0 || ndim > DL_ST_MAX_DIMS)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "Tensor “%s”: %d dimensions (0 to %d allowed)", name,
+                   ndim, DL_ST_MAX_DIMS);
+      return FALSE;
+    }
+  guint64 numel = 1, bits;
+  for (int i = 0; i < ndim; i++)
+    if (shape[i] < 0 || __builtin_mul_overflow (numel, (guint64) shape[i], &numel))
+      {
+        g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "Tensor “%s”: invalid shape", name);
+        return FALSE;
+      }
+  if (__builtin_mul_overflow (numel, (guint64) dl_st_dtype_bits (dtype), &bits) || bits % 8 != 0
+      || bits / 8 != g_bytes_get_size (data))
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "Tensor “%s”: %" G_GSIZE_FORMAT " bytes given for "
+                   "%" G_GUINT64_FORMAT " elements of %s", name, g_bytes_get_size (data), numel,
+                   dl_st_dtype_name (dtype));
+      return FALSE;
+    }
+  Entry *e = g_new0 (Entry, 1);
+  e->name = g_strdup (name);
+  e->dtype = dtype;
+  e->ndim = ndim;
+  if (ndim > 0)
+    memcpy (e->shape, shape, sizeof (int64_t) * ndim);
+  e->data = g_bytes_ref (data);
+  g_ptr_array_add (w->entries, e);
+  g_hash_table_add (w->names, e->name);
+  return TRUE;
+}
+
+gboolean
+dl_safetensors_writer_add (DlSafetensorsWriter *w, const char *name, DlStDType dtype, int ndim,
+                           const int64_t *shape, const void *data, gsize nbytes, GError **error)
+{
+  g_return_val_if_fail (data != NULL || nbytes == 0, FALSE);
+  g_autoptr (GBytes) bytes = g_bytes_new (data, nbytes);
+  return dl_safetensors_writer_add_bytes (w, name, dtype, ndim, shape, bytes, error);
+}
+
+gboolean
+dl_safetensors_writer_add_f32 (DlSafetensorsWriter *w, const char *name, DlStDType dtype, int ndim,
+                               const int64_t *shape, const float *data, GError **error)
+{
+  g_return_val_if_fail (dtype == DL_ST_F32 || dtype == DL_ST_F16 || dtype == DL_ST_BF16, FALSE);
+  g_return_val_if_fail (ndim >= 0 && ndim <= DL_ST_MAX_DIMS, FALSE);
+  guint64 numel = 1;
+  for (int i = 0; i < ndim; i++)
+    if (shape[i] < 0 || __builtin_mul_overflow (numel, (guint64) shape[i], &numel) || numel > G_MAXSIZE / 4)
+      {
+        g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "Tensor “%s”: invalid shape", name);
+        return FALSE;
+      }
+  g_return_val_if_fail (data != NULL || numel == 0, FALSE);
+  DlDType dt;
+  dl_st_dtype_to_dl (dtype, &dt);
+  gsize nbytes = (gsize) numel * dl_dtype_size (dt);
+  void *buf = g_malloc (MAX (nbytes, 1));
+  if (numel > 0)
+    dl_convert (buf, dt, data, DL_DTYPE_F32, (gsize) numel);
+  g_autoptr (GBytes) bytes = g_bytes_new_take (buf, nbytes);
+  return dl_safetensors_writer_add_bytes (w, name, dtype, ndim, shape, bytes, error);
+}
+
+void
+dl_safetensors_writer_set_metadata (DlSafetensorsWriter *w, const char *key, const char *value)
+{
+  g_return_if_fail (w != NULL);
+  g_return_if_fail (key != NULL && g_utf8_validate (key, -1, NULL));
+  g_return_if_fail (value != NULL && g_utf8_validate (value, -1, NULL));
+  g_hash_table_insert (w->metadata, g_strdup (key), g_strdup (value));
+}
+
+/* JSON string as serde_json writes it: escape quote, backslash and controls. */
+static void
+append_json_string (GString *s, const char *str)
+{
+  g_string_append_c (s, '"');
+  for (const guchar *p = (const guchar *) str; *p; p++)
+    switch (*p)
+      {
+      case '"':
+        g_string_append (s, "\\\"");
+        break;
+      case '\\':
+        g_string_append (s, "\\\\");
+        break;
+      case '\n':
+        g_string_append (s, "\\n");
+        break;
+      case '\r':
+        g_string_append (s, "\\r");
+        break;
+      case '\t':
+        g_string_append (s, "\\t");
+        break;
+      case '\b':
+        g_string_append (s, "\\b");
+        break;
+      case '\f':
+        g_string_append (s, "\\f");
+        break;
+      default:
+        if (*p < 0x20)
+          g_string_append_printf (s, "\\u%04x", *p);
+        else
+          g_string_append_c (s, (char) *p);
+      }
+  g_string_append_c (s, '"');
+}
+
+static int
+layout_order (gconstpointer a, gconstpointer b)
+{
+  const Entry *x = *(Entry *const *) a, *y = *(Entry *const *) b;
+  if (x->dtype != y->dtype)
+    return x->dtype > y->dtype ? -1 : 1; /* larger alignment first */
+  return strcmp (x->name, y->name);
+}
+
+static int
+compare_strings (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(const char *const *) a, *(const char *const *) b);
+}
+
+/* The header JSON, padded; the entries are sorted into layout order. */
+static GString *
+build_header (DlSafetensorsWriter *w)
+{
+  g_ptr_array_sort (w->entries, layout_order);
+  GString *s = g_string_new ("{");
+  gboolean first = TRUE;
+  if (g_hash_table_size (w->metadata) > 0 || w->entries->len == 0)
+    {
+      /* Never "{}": A1111 refuses a header that does not start with {". */
+      g_string_append (s, "\"__metadata__\":{");
+      g_autoptr (GPtrArray) keys = g_ptr_array_new ();
+      GHashTableIter it;
+      gpointer k;
+      g_hash_table_iter_init (&it, w->metadata);
+      while (g_hash_table_iter_next (&it, &k, NULL))
+        g_ptr_array_add (keys, k);
+      g_ptr_array_sort (keys, compare_strings);
+      for (guint i = 0; i < keys->len; i++)
+        {
+          if (i)
+            g_string_append_c (s, ',');
+          append_json_string (s, keys->pdata[i]);
+          g_string_append_c (s, ':');
+          append_json_string (s, g_hash_table_lookup (w->metadata, keys->pdata[i]));
+        }
+      g_string_append_c (s, '}');
+      first = FALSE;
+    }
+  guint64 offset = 0;
+  for (guint i = 0; i < w->entries->len; i++)
+    {
+      Entry *e = w->entries->pdata[i];
+      if (!first)
+        g_string_append_c (s, ',');
+      first = FALSE;
+      append_json_string (s, e->name);
+      g_string_append_printf (s, ":{\"dtype\":\"%s\",\"shape\":[", dl_st_dtype_name (e->dtype));
+      for (int d = 0; d < e->ndim; d++)
+        g_string_append_printf (s, "%s%" G_GINT64_FORMAT, d ? "," : "", e->shape[d]);
+      guint64 end = offset + g_bytes_get_size (e->data);
+      g_string_append_printf (s, "],\"data_offsets\":[%" G_GUINT64_FORMAT ",%" G_GUINT64_FORMAT "]}", offset, end);
+      offset = end;
+    }
+  g_string_append_c (s, '}');
+  while (s->len % 8 != 0)
+    g_string_append_c (s, ' ');
+  return s;
+}
+
+gboolean
+dl_safetensors_writer_write (DlSafetensorsWriter *w, const char *path, GError **error)
+{
+  g_return_val_if_fail (w != NULL, FALSE);
+  g_return_val_if_fail (path != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+  g_autoptr (GString) header = build_header (w);
+  guint64 n = GUINT64_TO_LE ((guint64) header->len);
+  g_autoptr (DlAtomicFile) f = dl_atomic_file_begin (path, error);
+  if (!f)
+    return FALSE;
+  if (!dl_atomic_file_write (f, &n, 8, error) || !dl_atomic_file_write (f, header->str, header->len, error))
+    return FALSE;
+  for (guint i = 0; i < w->entries->len; i++)
+    {
+      Entry *e = w->entries->pdata[i];
+      gsize len;
+      const void *data = g_bytes_get_data (e->data, &len);
+      if (len > 0 && !dl_atomic_file_write (f, data, len, error))
+        return FALSE;
+    }
+  return dl_atomic_file_commit (g_steal_pointer (&f), error);
+}

@@ -1,0 +1,36 @@
+/* dl-torch-ckpt.h: the tensors of a PyTorch zip file (torch.save since 1.6:
+ * .ckpt, .pt, .bin; sd-formats §8.4-8.5), read with the restricted unpickler.
+ *
+ * The state dict is `d["state_dict"]` when the top-level dict has that key
+ * (Lightning checkpoints), else the top-level dict itself.  Its tensor entries
+ * become DlStTensors pointing into the archive's storages; entries that are not
+ * tensors are listed.  Tensors must be contiguous; storages must be as large as
+ * their references say.  The pre-1.6 non-zip format and TorchScript archives
+ * are refused with an error saying so. */
+#pragma once
+
+#include <glib.h>
+
+#include "io/dl-pickle.h"
+#include "io/dl-safetensors.h"
+
+G_BEGIN_DECLS
+
+typedef struct _DlTorchCkpt DlTorchCkpt;
+
+DlTorchCkpt *dl_torch_ckpt_open (const char *path, GError **error);
+DlTorchCkpt *dl_torch_ckpt_open_bytes (GBytes *bytes, const char *display_name, GError **error);
+void dl_torch_ckpt_free (DlTorchCkpt *ck);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DlTorchCkpt, dl_torch_ckpt_free)
+
+const char *dl_torch_ckpt_get_path (DlTorchCkpt *ck);
+guint dl_torch_ckpt_get_n_tensors (DlTorchCkpt *ck);
+/* In state-dict order; NULL past the end. */
+const DlStTensor *dl_torch_ckpt_get_tensor (DlTorchCkpt *ck, guint index);
+const DlStTensor *dl_torch_ckpt_find (DlTorchCkpt *ck, const char *name);
+/* State-dict keys whose values are not tensors. */
+GPtrArray *dl_torch_ckpt_get_other_keys (DlTorchCkpt *ck);
+/* The whole unpickled object (for callers that need more than the state dict). */
+DlPickleValue *dl_torch_ckpt_get_root (DlTorchCkpt *ck);
+
+G_END_DECLS
