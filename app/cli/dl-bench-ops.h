@@ -26,6 +26,8 @@ DlDevice *dl_bench_ops_get_device (DlBenchOps *b);
 /* TRUE when sizes should be scaled down (a CPU device such as lavapipe, or
  * --small): the family then says so in its shape strings. */
 gboolean dl_bench_ops_is_small (DlBenchOps *b);
+/* Whether --op selects `op` (for families that measure outside dl_bench_ops_case). */
+gboolean dl_bench_ops_wants (DlBenchOps *b, const char *op);
 /* A new tensor filled with small values (0.01 * sin-like pattern), for timing. */
 DlTensor *dl_bench_ops_tensor (DlBenchOps *b, const char *name, DlDType dtype, int ndim, const int64_t *shape,
                                GError **error);
@@ -34,5 +36,6 @@ typedef gboolean (*DlBenchOpsFamily) (DlBenchOps *b, GError **error);
 
 /* families */
 gboolean dl_bench_ops_basic (DlBenchOps *b, GError **error);
+gboolean dl_bench_ops_attn (DlBenchOps *b, GError **error);
 
 G_END_DECLS

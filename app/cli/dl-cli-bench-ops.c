@@ -21,6 +21,7 @@ static const struct {
   DlBenchOpsFamily func;
 } families[] = {
   { "basic", dl_bench_ops_basic },
+  { "attn", dl_bench_ops_attn },
 };
 
 DlDevice *
@@ -74,6 +75,12 @@ wanted (DlBenchOps *b, const char *op)
     if (g_str_has_prefix (op, *f))
       return TRUE;
   return FALSE;
+}
+
+gboolean
+dl_bench_ops_wants (DlBenchOps *b, const char *op)
+{
+  return wanted (b, op);
 }
 
 gboolean

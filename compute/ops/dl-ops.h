@@ -3,4 +3,10 @@
 
 #include "ops/dl-op-eltwise.h"
 #include "ops/dl-op-matmul.h"
+#include "ops/dl-op-random.h"
+#include "ops/dl-op-softmax.h"
+#include "ops/dl-op-attention.h"
+#include "ops/dl-op-embedding.h"
+#include "ops/dl-op-loss.h"
+#include "ops/dl-op-adamw.h"
 #include "ops/dl-op-reduce.h"

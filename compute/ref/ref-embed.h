@@ -1,0 +1,25 @@
+/* ref-embed.h: CPU references of the embedding lookups. */
+#pragma once
+
+#include <glib.h>
+#include <stdint.h>
+
+G_BEGIN_DECLS
+
+/* reference: CLIPTextEmbeddings: out[b, t] = table[ids[b, t]] + pos[t + pos_offset]
+ * (pos may be NULL); ids outside [0, V) give zero rows (torch would raise). */
+void ref_embedding_forward (float *out, const int32_t *ids, const float *table, const float *pos, int64_t B,
+                            int64_t T, int64_t C, int64_t V, int64_t pos_offset);
+
+/* Gradient of the above, added into dtable [V, C] and dpos (either may be NULL),
+ * summed in double. */
+void ref_embedding_backward (float *dtable, float *dpos, const int32_t *ids, const float *dout, int64_t B, int64_t T,
+                             int64_t C, int64_t V, int64_t pos_offset);
+
+/* reference: diffusers get_timestep_embedding(timesteps, dim, flip_sin_to_cos,
+ * downscale_freq_shift, scale, max_period), step by step in float32 as PyTorch
+ * evaluates it (libm expf, sinf, cosf). */
+void ref_timestep_embedding (float *out, const float *timesteps, int64_t B, int64_t dim, gboolean flip_sin_to_cos,
+                             float freq_shift, float scale, double max_period);
+
+G_END_DECLS
