@@ -1,7 +1,11 @@
-/* The studio application: one window per activation, app-wide actions. */
+/* The studio application: one window per activation, app-wide actions and their
+ * keyboard shortcuts; opening .dreamloom files given on the command line. */
 #include "dl-config.h"
 
 #include "dl-application.h"
+
+#include "dl-preferences-window.h"
+#include "dl-settings.h"
 #include "dl-window.h"
 
 struct _DlApplication {
@@ -10,18 +14,41 @@ struct _DlApplication {
 
 G_DEFINE_FINAL_TYPE (DlApplication, dl_application, ADW_TYPE_APPLICATION)
 
-static void
-dl_application_activate (GApplication *app)
+static DlWindow *
+ensure_window (GApplication *app)
 {
   GtkWindow *window = gtk_application_get_active_window (GTK_APPLICATION (app));
   if (!window)
     window = GTK_WINDOW (dl_window_new (DL_APPLICATION (app)));
-  gtk_window_present (window);
+  return DL_WINDOW (window);
+}
+
+static void
+dl_application_activate (GApplication *app)
+{
+  gtk_window_present (GTK_WINDOW (ensure_window (app)));
+}
+
+static void
+dl_application_open (GApplication *app, GFile **files, int n_files, const char *hint)
+{
+  /* one project per window */
+  for (int i = 0; i < n_files; i++)
+    {
+      DlWindow *window = i == 0 ? ensure_window (app) : dl_window_new (DL_APPLICATION (app));
+      dl_window_open_file (window, files[i]);
+      gtk_window_present (GTK_WINDOW (window));
+    }
 }
 
 static void
 quit_activated (GSimpleAction *action, GVariant *param, gpointer user_data)
 {
+  /* closing each window saves its project */
+  GList *windows = g_list_copy (gtk_application_get_windows (GTK_APPLICATION (user_data)));
+  for (GList *l = windows; l; l = l->next)
+    gtk_window_close (l->data);
+  g_list_free (windows);
   g_application_quit (G_APPLICATION (user_data));
 }
 
@@ -34,10 +61,28 @@ about_activated (GSimpleAction *action, GVariant *param, gpointer user_data)
                          "application-name", "Dreamloom",
                          "application-icon", DL_APP_ID,
                          "version", DL_VERSION,
+                         "developer-name", "The Dreamloom developers",
                          "developers", developers,
+                         "website", "https://github.com/dreamloom/dreamloom",
+                         "issue-url", "https://github.com/dreamloom/dreamloom/issues",
                          "license-type", GTK_LICENSE_GPL_3_0,
                          "comments", "Fine-tune Stable Diffusion on your own GPU",
                          NULL);
+}
+
+static void
+preferences_activated (GSimpleAction *action, GVariant *param, gpointer user_data)
+{
+  GtkWindow *parent = gtk_application_get_active_window (GTK_APPLICATION (user_data));
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GSettings) settings = dl_settings_new (&error);
+  if (!settings)
+    {
+      g_warning ("%s", error->message);
+      return;
+    }
+  DlPreferencesWindow *prefs = dl_preferences_window_new (parent, settings);
+  gtk_window_present (GTK_WINDOW (prefs));
 }
 
 static void
@@ -47,10 +92,29 @@ dl_application_startup (GApplication *app)
   static const GActionEntry entries[] = {
     { .name = "quit", .activate = quit_activated },
     { .name = "about", .activate = about_activated },
+    { .name = "preferences", .activate = preferences_activated },
   };
   g_action_map_add_action_entries (G_ACTION_MAP (app), entries, G_N_ELEMENTS (entries), app);
-  const char *quit_accels[] = { "<Control>q", NULL };
-  gtk_application_set_accels_for_action (GTK_APPLICATION (app), "app.quit", quit_accels);
+
+  static const struct {
+    const char *action;
+    const char *accels[3];
+  } accels[] = {
+    { "app.quit", { "<Control>q", NULL } },
+    { "app.preferences", { "<Control>comma", NULL } },
+    { "win.show-help-overlay", { "<Control>question", NULL } },
+    { "win.new-project", { "<Control>n", NULL } },
+    { "win.open-project", { "<Control>o", NULL } },
+    { "win.save-project-as", { "<Control><Shift>s", NULL } },
+    { "win.close-project", { "<Control>w", NULL } },
+    { "win.add-images", { "<Control>i", NULL } },
+    { "win.add-folder", { "<Control><Shift>i", NULL } },
+    { "win.show-page('dataset')", { "<Alt>1", NULL } },
+    { "win.show-page('model')", { "<Alt>2", NULL } },
+    { "win.show-page('previews')", { "<Alt>3", NULL } },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (accels); i++)
+    gtk_application_set_accels_for_action (GTK_APPLICATION (app), accels[i].action, accels[i].accels);
 }
 
 static void
@@ -59,6 +123,7 @@ dl_application_class_init (DlApplicationClass *klass)
   GApplicationClass *app_class = G_APPLICATION_CLASS (klass);
   app_class->activate = dl_application_activate;
   app_class->startup = dl_application_startup;
+  app_class->open = dl_application_open;
 }
 
 static void
@@ -71,7 +136,7 @@ dl_application_new (void)
 {
   return g_object_new (DL_TYPE_APPLICATION,
                        "application-id", DL_APP_ID,
-                       "flags", G_APPLICATION_DEFAULT_FLAGS,
+                       "flags", G_APPLICATION_HANDLES_OPEN,
                        "resource-base-path", "/io/github/dreamloom/Dreamloom",
                        NULL);
 }

@@ -1,18 +1,57 @@
-/* The main window.  For now it says which GPU the engine found; the probe runs on
- * a worker thread so a slow driver never freezes the window. */
+/* The window owns the open project and the GSettings; the pages only show and edit
+ * the project.  The GPU probe runs on a worker thread so a slow driver never
+ * freezes the window. */
 #include "dl-config.h"
 
 #include "dl-window.h"
 
+#include "dl-file-dialog.h"
+#include "dl-settings.h"
+#include "dl-start-page.h"
 #include "vk/dl-device.h"
+
+#include <string.h>
 
 struct _DlWindow {
   AdwApplicationWindow parent_instance;
-  AdwStatusPage *status;
-  GtkLabel *device_label;
+  AdwToastOverlay *toast_overlay;
+  GtkStack *main_stack;
+  DlStartPage *start_page;
+  AdwViewSwitcherTitle *switcher_title;
+  AdwViewStack *view_stack;
+  DlDatasetPage *dataset_page;
+  DlModelPage *model_page;
+  DlPreviewPage *preview_page;
+
+  GSettings *settings;
+  DlProject *project;
+  GCancellable *cancellable;
+  gint64 last_sidecar_toast;
 };
 
 G_DEFINE_FINAL_TYPE (DlWindow, dl_window, ADW_TYPE_APPLICATION_WINDOW)
+
+enum {
+  SIGNAL_PROJECT_LOADED,
+  N_SIGNALS
+};
+static guint signals[N_SIGNALS];
+
+static void
+toast (DlWindow *self, const char *title)
+{
+  adw_toast_overlay_add_toast (self->toast_overlay, adw_toast_new (title));
+}
+
+static void
+error_dialog (DlWindow *self, const char *heading, const char *body)
+{
+  GtkWidget *dialog = adw_message_dialog_new (GTK_WINDOW (self), heading, body);
+  adw_message_dialog_add_response (ADW_MESSAGE_DIALOG (dialog), "close", "_Close");
+  gtk_window_present (GTK_WINDOW (dialog));
+}
+
+/* ---- the GPU probe ---- */
 
 static void
 probe_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
@@ -20,7 +59,7 @@ probe_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancell
   g_autoptr (GError) error = NULL;
   g_autoptr (GPtrArray) infos = dl_device_list (&error);
   guint chosen;
-  if (!infos || !dl_device_choose (infos, NULL, &chosen, &error))
+  if (!infos || !dl_device_choose (infos, data, &chosen, &error))
     {
       g_task_return_error (task, g_steal_pointer (&error));
       return;
@@ -37,26 +76,523 @@ probe_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancell
 static void
 probe_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  DlWindow *self = DL_WINDOW (source);
   g_autoptr (GError) error = NULL;
   g_autofree char *text = g_task_propagate_pointer (G_TASK (result), &error);
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return;
+  DlWindow *self = DL_WINDOW (source);
   if (text)
-    gtk_label_set_text (self->device_label, text);
+    dl_start_page_set_device_text (self->start_page, text);
   else
     {
       g_autofree char *msg = g_strdup_printf ("No usable GPU: %s", error->message);
-      gtk_label_set_text (self->device_label, msg);
+      dl_start_page_set_device_text (self->start_page, msg);
       g_warning ("%s", msg);
     }
 }
 
 static void
+start_probe (DlWindow *self)
+{
+  dl_start_page_set_device_text (self->start_page, "Looking for a GPU…");
+  g_autoptr (GTask) task = g_task_new (self, self->cancellable, probe_done, NULL);
+  char *selector = self->settings ? g_settings_get_string (self->settings, "device") : NULL;
+  if (selector && !*selector)
+    g_clear_pointer (&selector, g_free);
+  g_task_set_task_data (task, selector, g_free);
+  g_task_run_in_thread (task, probe_thread);
+}
+
+const char *
+dl_window_get_device_text (DlWindow *self)
+{
+  g_return_val_if_fail (DL_IS_WINDOW (self), NULL);
+  return dl_start_page_get_device_text (self->start_page);
+}
+
+/* ---- the project ---- */
+
+static void
+save_failed (DlProject *project, GError *error, DlWindow *self)
+{
+  g_autofree char *msg = g_strdup_printf ("Could not save the project: %s", error->message);
+  AdwToast *t = adw_toast_new (msg);
+  adw_toast_set_priority (t, ADW_TOAST_PRIORITY_HIGH);
+  adw_toast_set_timeout (t, 0);
+  adw_toast_overlay_add_toast (self->toast_overlay, t);
+}
+
+static void
+sidecar_failed (DlProject *project, DlDatasetImage *image, const char *message, DlWindow *self)
+{
+  /* a read-only dataset folder fails for every caption: say it once in a while */
+  gint64 now = g_get_monotonic_time ();
+  if (now - self->last_sidecar_toast < 10 * G_USEC_PER_SEC)
+    return;
+  self->last_sidecar_toast = now;
+  toast (self, message);
+}
+
+static void
+sync_title (DlWindow *self)
+{
+  if (!self->project)
+    {
+      gtk_window_set_title (GTK_WINDOW (self), "Dreamloom");
+      return;
+    }
+  g_autofree char *title = dl_project_dup_title (self->project);
+  adw_view_switcher_title_set_title (self->switcher_title, title);
+  g_autofree char *window_title = g_strdup_printf ("%s — Dreamloom", title);
+  gtk_window_set_title (GTK_WINDOW (self), window_title);
+  g_autoptr (GFile) dir = g_file_get_parent (dl_project_get_file (self->project));
+  g_autofree char *dir_path = dir ? g_file_get_path (dir) : NULL;
+  const char *home = g_get_home_dir ();
+  g_autofree char *shown = dir_path && g_str_has_prefix (dir_path, home) && strlen (home) > 1
+                               ? g_strconcat ("~", dir_path + strlen (home), NULL)
+                               : g_strdup (dir_path ? dir_path : "");
+  adw_view_switcher_title_set_subtitle (self->switcher_title, shown);
+}
+
+static void
+remember (DlWindow *self)
+{
+  if (!self->settings || !self->project)
+    return;
+  g_autofree char *path = g_file_get_path (dl_project_get_file (self->project));
+  if (path)
+    dl_settings_add_recent (self->settings, path);
+}
+
+static void
+file_changed (DlWindow *self)
+{
+  sync_title (self);
+  remember (self);
+}
+
+static void
+sync_actions (DlWindow *self)
+{
+  gboolean open = self->project != NULL;
+  const char *project_actions[] = { "save-project-as", "close-project", "add-images", "add-folder", "paste-images" };
+  for (guint i = 0; i < G_N_ELEMENTS (project_actions); i++)
+    {
+      GAction *action = g_action_map_lookup_action (G_ACTION_MAP (self), project_actions[i]);
+      g_simple_action_set_enabled (G_SIMPLE_ACTION (action), open);
+    }
+}
+
+void
+dl_window_set_project (DlWindow *self, DlProject *project)
+{
+  g_return_if_fail (DL_IS_WINDOW (self));
+  g_return_if_fail (project == NULL || DL_IS_PROJECT (project));
+  if (self->project == project)
+    return;
+  if (self->project)
+    {
+      g_autoptr (GError) error = NULL;
+      if (!dl_project_flush (self->project, &error))
+        g_warning ("Could not save the project: %s", error->message);
+      g_signal_handlers_disconnect_by_data (self->project, self);
+    }
+  g_set_object (&self->project, project);
+  dl_dataset_page_set_project (self->dataset_page, project);
+  dl_model_page_set_project (self->model_page, project);
+  dl_preview_page_set_project (self->preview_page, project);
+  if (project)
+    {
+      g_signal_connect (project, "save-failed", G_CALLBACK (save_failed), self);
+      g_signal_connect (project, "sidecar-failed", G_CALLBACK (sidecar_failed), self);
+      g_signal_connect_swapped (project, "notify::file", G_CALLBACK (file_changed), self);
+      adw_view_stack_set_visible_child_name (self->view_stack, "dataset");
+      gtk_stack_set_visible_child_name (self->main_stack, "project");
+      remember (self);
+    }
+  else
+    gtk_stack_set_visible_child_name (self->main_stack, "start");
+  sync_title (self);
+  sync_actions (self);
+}
+
+DlProject *
+dl_window_get_project (DlWindow *self)
+{
+  g_return_val_if_fail (DL_IS_WINDOW (self), NULL);
+  return self->project;
+}
+
+static void
+project_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  GWeakRef *ref = user_data;
+  g_autoptr (DlWindow) self = g_weak_ref_get (ref);
+  g_weak_ref_clear (ref);
+  g_free (ref);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (DlProject) project = dl_project_load_finish (result, &error);
+  if (!self)
+    return;
+  if (!project)
+    {
+      error_dialog (self, "Could Not Open the Project", error->message);
+      g_signal_emit (self, signals[SIGNAL_PROJECT_LOADED], 0, NULL);
+      return;
+    }
+  dl_window_set_project (self, project);
+  g_signal_emit (self, signals[SIGNAL_PROJECT_LOADED], 0, project);
+}
+
+void
+dl_window_open_file (DlWindow *self, GFile *file)
+{
+  g_return_if_fail (DL_IS_WINDOW (self));
+  g_return_if_fail (G_IS_FILE (file));
+  GWeakRef *ref = g_new0 (GWeakRef, 1);
+  g_weak_ref_init (ref, self);
+  dl_project_load_async (file, self->cancellable, project_loaded, ref);
+}
+
+char *
+dl_window_default_project_dir (void)
+{
+  const char *docs = g_get_user_special_dir (G_USER_DIRECTORY_DOCUMENTS);
+  if (docs && g_strcmp0 (docs, g_get_home_dir ()) != 0)
+    return g_build_filename (docs, "Dreamloom", NULL);
+  return g_build_filename (g_get_home_dir (), "Dreamloom", NULL);
+}
+
+gboolean
+dl_window_create_project (DlWindow *self, GFile *file, const char *token, const char *class_word)
+{
+  g_return_val_if_fail (DL_IS_WINDOW (self), FALSE);
+  g_return_val_if_fail (G_IS_FILE (file), FALSE);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GFile) dir = g_file_get_parent (file);
+  if (dir && !g_file_make_directory_with_parents (dir, NULL, &error) &&
+      !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_EXISTS))
+    {
+      error_dialog (self, "Could Not Create the Project", error->message);
+      return FALSE;
+    }
+  g_clear_error (&error);
+  g_autoptr (DlProject) project = dl_project_new (file);
+  if (token && *token)
+    dl_project_set_token (project, token);
+  if (class_word)
+    dl_project_set_class_word (project, class_word);
+  if (!dl_project_save (project, &error))
+    {
+      error_dialog (self, "Could Not Create the Project", error->message);
+      return FALSE;
+    }
+  dl_window_set_project (self, project);
+  return TRUE;
+}
+
+/* A name that is not taken: "Name.dreamloom", "Name 2.dreamloom", ... */
+static GFile *
+unique_project_file (const char *dir, const char *name)
+{
+  g_autofree char *clean = g_strdelimit (g_strstrip (g_strdup (name)), "/\\", '-');
+  if (!*clean)
+    {
+      g_free (clean);
+      clean = g_strdup ("Untitled Project");
+    }
+  for (int i = 1;; i++)
+    {
+      g_autofree char *base = i == 1 ? g_strconcat (clean, DL_PROJECT_EXTENSION, NULL)
+                                     : g_strdup_printf ("%s %d%s", clean, i, DL_PROJECT_EXTENSION);
+      g_autofree char *path = g_build_filename (dir, base, NULL);
+      if (!g_file_test (path, G_FILE_TEST_EXISTS) || i > 9999)
+        return g_file_new_for_path (path);
+    }
+}
+
+typedef struct {
+  AdwEntryRow *name, *token, *class_word;
+} NewProjectRows;
+
+static void
+new_project_response (AdwMessageDialog *dialog, const char *response, DlWindow *self)
+{
+  NewProjectRows *rows = g_object_get_data (G_OBJECT (dialog), "dl-rows");
+  if (g_strcmp0 (response, "create") != 0 || !rows)
+    return;
+  g_autofree char *dir = dl_window_default_project_dir ();
+  g_autoptr (GFile) file = unique_project_file (dir, gtk_editable_get_text (GTK_EDITABLE (rows->name)));
+  dl_window_create_project (self, file, gtk_editable_get_text (GTK_EDITABLE (rows->token)),
+                            gtk_editable_get_text (GTK_EDITABLE (rows->class_word)));
+}
+
+static void
+show_new_project_dialog (DlWindow *self)
+{
+  g_autofree char *dir = dl_window_default_project_dir ();
+  const char *home = g_get_home_dir ();
+  g_autofree char *shown = g_str_has_prefix (dir, home) ? g_strconcat ("~", dir + strlen (home), NULL) : g_strdup (dir);
+  g_autofree char *body = g_strdup_printf ("It is saved in %s as you work; Save As moves it elsewhere.", shown);
+  GtkWidget *dialog = adw_message_dialog_new (GTK_WINDOW (self), "New Project", body);
+
+  GtkWidget *list = gtk_list_box_new ();
+  gtk_list_box_set_selection_mode (GTK_LIST_BOX (list), GTK_SELECTION_NONE);
+  gtk_widget_add_css_class (list, "boxed-list");
+  NewProjectRows *rows = g_new0 (NewProjectRows, 1);
+  rows->name = ADW_ENTRY_ROW (adw_entry_row_new ());
+  adw_preferences_row_set_title (ADW_PREFERENCES_ROW (rows->name), "Name");
+  gtk_editable_set_text (GTK_EDITABLE (rows->name), "My Concept");
+  rows->token = ADW_ENTRY_ROW (adw_entry_row_new ());
+  adw_preferences_row_set_title (ADW_PREFERENCES_ROW (rows->token), "Token (a rare word, like sks)");
+  gtk_editable_set_text (GTK_EDITABLE (rows->token), "sks");
+  rows->class_word = ADW_ENTRY_ROW (adw_entry_row_new ());
+  adw_preferences_row_set_title (ADW_PREFERENCES_ROW (rows->class_word), "Class Word (what it is, like dog)");
+  gtk_list_box_append (GTK_LIST_BOX (list), GTK_WIDGET (rows->name));
+  gtk_list_box_append (GTK_LIST_BOX (list), GTK_WIDGET (rows->token));
+  gtk_list_box_append (GTK_LIST_BOX (list), GTK_WIDGET (rows->class_word));
+  g_object_set_data_full (G_OBJECT (dialog), "dl-rows", rows, g_free);
+
+  adw_message_dialog_set_extra_child (ADW_MESSAGE_DIALOG (dialog), list);
+  adw_message_dialog_add_responses (ADW_MESSAGE_DIALOG (dialog), "cancel", "_Cancel", "create", "C_reate", NULL);
+  adw_message_dialog_set_response_appearance (ADW_MESSAGE_DIALOG (dialog), "create", ADW_RESPONSE_SUGGESTED);
+  adw_message_dialog_set_default_response (ADW_MESSAGE_DIALOG (dialog), "create");
+  adw_message_dialog_set_close_response (ADW_MESSAGE_DIALOG (dialog), "cancel");
+  g_signal_connect_object (dialog, "response", G_CALLBACK (new_project_response), self, 0);
+  gtk_window_present (GTK_WINDOW (dialog));
+  gtk_widget_grab_focus (GTK_WIDGET (rows->name));
+}
+
+/* ---- actions ---- */
+
+static GListModel *
+project_filters (void)
+{
+  GListStore *filters = g_list_store_new (GTK_TYPE_FILE_FILTER);
+  g_autoptr (GtkFileFilter) filter = gtk_file_filter_new ();
+  gtk_file_filter_set_name (filter, "Dreamloom Projects");
+  gtk_file_filter_add_suffix (filter, "dreamloom");
+  g_list_store_append (filters, filter);
+  return G_LIST_MODEL (filters);
+}
+
+static void
+open_picked (GtkWidget *owner, GPtrArray *files, gpointer user_data)
+{
+  if (files && files->len)
+    dl_window_open_file (DL_WINDOW (owner), files->pdata[0]);
+}
+
+static void
+save_as_picked (GtkWidget *owner, GPtrArray *files, gpointer user_data)
+{
+  DlWindow *self = DL_WINDOW (owner);
+  if (!files || files->len == 0 || !self->project)
+    return;
+  GFile *file = files->pdata[0];
+  g_autofree char *base = g_file_get_basename (file);
+  g_autoptr (GFile) target = NULL;
+  if (g_str_has_suffix (base, DL_PROJECT_EXTENSION))
+    target = g_object_ref (file);
+  else
+    {
+      g_autoptr (GFile) parent = g_file_get_parent (file);
+      g_autofree char *named = g_strconcat (base, DL_PROJECT_EXTENSION, NULL);
+      target = g_file_get_child (parent, named);
+    }
+  dl_project_set_file (self->project, target);
+  g_autofree char *title = dl_project_dup_title (self->project);
+  g_autofree char *msg = g_strdup_printf ("Saved as “%s”", title);
+  toast (self, msg);
+}
+
+static void
+action_new_project (GSimpleAction *action, GVariant *param, gpointer user_data)
+{
+  show_new_project_dialog (user_data);
+}
+
+static void
+action_open_project (GSimpleAction *action, GVariant *param, gpointer user_data)
+{
+  DlWindow *self = user_data;
+  g_autoptr (GListModel) filters = project_filters ();
+  g_autofree char *dir = dl_window_default_project_dir ();
+  g_autoptr (GFile) initial = g_file_test (dir, G_FILE_TEST_IS_DIR) ? g_file_new_for_path (dir) : NULL;
+  dl_file_dialog_run (GTK_WIDGET (self), DL_FILE_DIALOG_OPEN, "Open Project", "_Open", filters, initial, NULL,
+                      open_picked, NULL);
+}
+
+static void
+action_open_recent (GSimpleAction *action, GVariant *param, gpointer user_data)
+{
+  g_autoptr (GFile) file = g_file_new_for_path (g_variant_get_string (param, NULL));
+  dl_window_open_file (user_data, file);
+}
+
+static void
+action_forget_recent (GSimpleAction *action, GVariant *param, gpointer user_data)
+{
+  DlWindow *self = user_data;
+  if (self->settings)
+    dl_settings_remove_recent (self->settings, g_variant_get_string (param, NULL));
+}
+
+static void
+action_save_project_as (GSimpleAction *action, GVariant *param, gpointer user_data)
+{
+  DlWindow *self = user_data;
+  if (!self->project)
+    return;
+  g_autoptr (GListModel) filters = project_filters ();
+  g_autofree char *title = dl_project_dup_title (self->project);
+  g_autofree char *name = g_strconcat (title, DL_PROJECT_EXTENSION, NULL);
+  g_autoptr (GFile) dir = g_file_get_parent (dl_project_get_file (self->project));
+  dl_file_dialog_run (GTK_WIDGET (self), DL_FILE_DIALOG_SAVE, "Save Project As", "_Save", filters, dir, name,
+                      save_as_picked, NULL);
+}
+
+static void
+action_close_project (GSimpleAction *action, GVariant *param, gpointer user_data)
+{
+  dl_window_set_project (user_data, NULL);
+}
+
+static void
+action_forward (GSimpleAction *action, GVariant *param, gpointer user_data)
+{
+  DlWindow *self = user_data;
+  if (!self->project)
+    return;
+  const char *name = g_action_get_name (G_ACTION (action));
+  adw_view_stack_set_visible_child_name (self->view_stack, "dataset");
+  if (g_str_equal (name, "add-images"))
+    gtk_widget_activate_action (GTK_WIDGET (self->dataset_page), "dataset.add-images", NULL);
+  else if (g_str_equal (name, "add-folder"))
+    gtk_widget_activate_action (GTK_WIDGET (self->dataset_page), "dataset.add-folder", NULL);
+  else if (g_str_equal (name, "paste-images"))
+    gtk_widget_activate_action (GTK_WIDGET (self->dataset_page), "dataset.paste", NULL);
+}
+
+static void
+action_show_page (GSimpleAction *action, GVariant *param, gpointer user_data)
+{
+  DlWindow *self = user_data;
+  if (self->project)
+    adw_view_stack_set_visible_child_name (self->view_stack, g_variant_get_string (param, NULL));
+}
+
+static const GActionEntry win_entries[] = {
+  { .name = "new-project", .activate = action_new_project },
+  { .name = "open-project", .activate = action_open_project },
+  { .name = "open-recent", .activate = action_open_recent, .parameter_type = "s" },
+  { .name = "forget-recent", .activate = action_forget_recent, .parameter_type = "s" },
+  { .name = "save-project-as", .activate = action_save_project_as },
+  { .name = "close-project", .activate = action_close_project },
+  { .name = "add-images", .activate = action_forward },
+  { .name = "add-folder", .activate = action_forward },
+  { .name = "paste-images", .activate = action_forward },
+  { .name = "show-page", .activate = action_show_page, .parameter_type = "s" },
+};
+
+DlDatasetPage *
+dl_window_get_dataset_page (DlWindow *self)
+{
+  g_return_val_if_fail (DL_IS_WINDOW (self), NULL);
+  return self->dataset_page;
+}
+
+DlModelPage *
+dl_window_get_model_page (DlWindow *self)
+{
+  g_return_val_if_fail (DL_IS_WINDOW (self), NULL);
+  return self->model_page;
+}
+
+DlPreviewPage *
+dl_window_get_preview_page (DlWindow *self)
+{
+  g_return_val_if_fail (DL_IS_WINDOW (self), NULL);
+  return self->preview_page;
+}
+
+const char *
+dl_window_get_view (DlWindow *self)
+{
+  g_return_val_if_fail (DL_IS_WINDOW (self), NULL);
+  return gtk_stack_get_visible_child_name (self->main_stack);
+}
+
+/* ---- GObject ---- */
+
+static gboolean
+dl_window_close_request (GtkWindow *window)
+{
+  DlWindow *self = DL_WINDOW (window);
+  /* never lose work: the project is on disk before the window goes */
+  if (self->project)
+    {
+      g_autoptr (GError) error = NULL;
+      if (!dl_project_flush (self->project, &error))
+        g_warning ("Could not save the project: %s", error->message);
+    }
+  if (self->settings)
+    {
+      int w, h;
+      gtk_window_get_default_size (window, &w, &h);
+      g_settings_set_int (self->settings, "window-width", w);
+      g_settings_set_int (self->settings, "window-height", h);
+      g_settings_set_boolean (self->settings, "window-maximized", gtk_window_is_maximized (window));
+    }
+  return GTK_WINDOW_CLASS (dl_window_parent_class)->close_request (window);
+}
+
+static void
+dl_window_dispose (GObject *object)
+{
+  DlWindow *self = DL_WINDOW (object);
+  g_cancellable_cancel (self->cancellable);
+  dl_window_set_project (self, NULL);
+  gtk_widget_dispose_template (GTK_WIDGET (self), DL_TYPE_WINDOW);
+  G_OBJECT_CLASS (dl_window_parent_class)->dispose (object);
+}
+
+static void
+dl_window_finalize (GObject *object)
+{
+  DlWindow *self = DL_WINDOW (object);
+  g_clear_object (&self->settings);
+  g_clear_object (&self->cancellable);
+  G_OBJECT_CLASS (dl_window_parent_class)->finalize (object);
+}
+
+static void
 dl_window_class_init (DlWindowClass *klass)
 {
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
   GtkWidgetClass *widget_class = GTK_WIDGET_CLASS (klass);
+  GtkWindowClass *window_class = GTK_WINDOW_CLASS (klass);
+  object_class->dispose = dl_window_dispose;
+  object_class->finalize = dl_window_finalize;
+  window_class->close_request = dl_window_close_request;
+
+  g_type_ensure (DL_TYPE_START_PAGE);
+  g_type_ensure (DL_TYPE_DATASET_PAGE);
+  g_type_ensure (DL_TYPE_MODEL_PAGE);
+  g_type_ensure (DL_TYPE_PREVIEW_PAGE);
   gtk_widget_class_set_template_from_resource (widget_class, "/io/github/dreamloom/Dreamloom/ui/dl-window.ui");
-  gtk_widget_class_bind_template_child (widget_class, DlWindow, status);
-  gtk_widget_class_bind_template_child (widget_class, DlWindow, device_label);
+  gtk_widget_class_bind_template_child (widget_class, DlWindow, toast_overlay);
+  gtk_widget_class_bind_template_child (widget_class, DlWindow, main_stack);
+  gtk_widget_class_bind_template_child (widget_class, DlWindow, start_page);
+  gtk_widget_class_bind_template_child (widget_class, DlWindow, switcher_title);
+  gtk_widget_class_bind_template_child (widget_class, DlWindow, view_stack);
+  gtk_widget_class_bind_template_child (widget_class, DlWindow, dataset_page);
+  gtk_widget_class_bind_template_child (widget_class, DlWindow, model_page);
+  gtk_widget_class_bind_template_child (widget_class, DlWindow, preview_page);
+
+  /* A project finished loading (DlProject, or NULL when it could not be opened). */
+  signals[SIGNAL_PROJECT_LOADED] = g_signal_new ("project-loaded", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                                                 NULL, NULL, NULL, G_TYPE_NONE, 1, DL_TYPE_PROJECT);
 }
 
 static void
@@ -65,15 +601,27 @@ dl_window_init (DlWindow *self)
   gtk_widget_init_template (GTK_WIDGET (self));
   if (g_str_has_suffix (DL_APP_ID, ".Devel"))
     gtk_widget_add_css_class (GTK_WIDGET (self), "devel");
-  g_autoptr (GTask) task = g_task_new (self, NULL, probe_done, NULL);
-  g_task_run_in_thread (task, probe_thread);
-}
+  self->cancellable = g_cancellable_new ();
+  g_action_map_add_action_entries (G_ACTION_MAP (self), win_entries, G_N_ELEMENTS (win_entries), self);
 
-const char *
-dl_window_get_device_text (DlWindow *self)
-{
-  g_return_val_if_fail (DL_IS_WINDOW (self), NULL);
-  return gtk_label_get_text (self->device_label);
+  g_autoptr (GError) error = NULL;
+  self->settings = dl_settings_new (&error);
+  if (!self->settings)
+    g_warning ("%s", error->message);
+  int w = 1180, h = 760;
+  if (self->settings)
+    {
+      w = g_settings_get_int (self->settings, "window-width");
+      h = g_settings_get_int (self->settings, "window-height");
+      if (g_settings_get_boolean (self->settings, "window-maximized"))
+        gtk_window_maximize (GTK_WINDOW (self));
+    }
+  gtk_window_set_default_size (GTK_WINDOW (self), w, h);
+  dl_start_page_set_settings (self->start_page, self->settings);
+  dl_dataset_page_set_settings (self->dataset_page, self->settings);
+  dl_preview_page_set_settings (self->preview_page, self->settings);
+  sync_actions (self);
+  start_probe (self);
 }
 
 DlWindow *

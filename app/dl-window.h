@@ -1,8 +1,14 @@
+/* dl-window.h: the studio window: a start page (new, open, recent projects) and,
+ * with a project open, its Dataset, Base Model and Previews pages. */
 #pragma once
 
 #include <adwaita.h>
 
 #include "dl-application.h"
+#include "dl-dataset-page.h"
+#include "dl-model-page.h"
+#include "dl-preview-page.h"
+#include "dl-project.h"
 
 G_BEGIN_DECLS
 
@@ -12,5 +18,21 @@ G_DECLARE_FINAL_TYPE (DlWindow, dl_window, DL, WINDOW, AdwApplicationWindow)
 DlWindow *dl_window_new (DlApplication *app);
 /* What the window says about the GPU (for tests). */
 const char *dl_window_get_device_text (DlWindow *self);
+
+/* Show `project` (NULL: back to the start page).  The previous one is saved. */
+void dl_window_set_project (DlWindow *self, DlProject *project);
+DlProject *dl_window_get_project (DlWindow *self);
+/* Open a project file; failures are shown in a dialog.  Emits "project-loaded". */
+void dl_window_open_file (DlWindow *self, GFile *file);
+/* Make a new project at `file` and show it; FALSE (and a dialog) if it cannot be saved there. */
+gboolean dl_window_create_project (DlWindow *self, GFile *file, const char *token, const char *class_word);
+/* Where new projects go: ~/Documents/Dreamloom (or ~/Dreamloom). */
+char *dl_window_default_project_dir (void);
+
+DlDatasetPage *dl_window_get_dataset_page (DlWindow *self);
+DlModelPage *dl_window_get_model_page (DlWindow *self);
+DlPreviewPage *dl_window_get_preview_page (DlWindow *self);
+/* "start" or "project" */
+const char *dl_window_get_view (DlWindow *self);
 
 G_END_DECLS

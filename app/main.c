@@ -17,7 +17,9 @@ main (int argc, char **argv)
 {
   setlocale (LC_ALL, "");
 
-  if (argc >= 2 && argv[1][0] != '-')
+  /* `dreamloom my.dreamloom` opens a project in the window */
+  gboolean opens_project = argc >= 2 && g_str_has_suffix (argv[1], ".dreamloom");
+  if (argc >= 2 && argv[1][0] != '-' && !opens_project)
     {
       const DlCliCommand *cmd = dl_cli_find (argv[1]);
       if (!cmd)

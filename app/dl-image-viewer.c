@@ -1,0 +1,190 @@
+#include "dl-config.h"
+
+#include "dl-image-viewer.h"
+
+#include "dl-file-dialog.h"
+#include "image/dl-png.h"
+
+#include <string.h>
+
+struct _DlImageViewer {
+  AdwWindow parent_instance;
+  AdwToastOverlay *toast_overlay;
+  AdwWindowTitle *window_title;
+  GtkPicture *picture;
+  GtkLabel *parameters_label;
+  GdkTexture *texture;
+  DlPreviewRequest *request;
+};
+
+G_DEFINE_FINAL_TYPE (DlImageViewer, dl_image_viewer, ADW_TYPE_WINDOW)
+
+gboolean
+dl_image_viewer_save_png (GdkTexture *texture, const DlPreviewRequest *request, const char *path, GError **error)
+{
+  g_return_val_if_fail (GDK_IS_TEXTURE (texture), FALSE);
+  g_return_val_if_fail (request != NULL, FALSE);
+  g_return_val_if_fail (path != NULL, FALSE);
+  int w = gdk_texture_get_width (texture), h = gdk_texture_get_height (texture);
+  gsize stride = (gsize) w * 4;
+  g_autofree guchar *rgba = g_malloc (stride * (gsize) h);
+#if GTK_CHECK_VERSION(4, 10, 0)
+  GdkTextureDownloader *downloader = gdk_texture_downloader_new (texture);
+  gdk_texture_downloader_set_format (downloader, GDK_MEMORY_R8G8B8A8);
+  gdk_texture_downloader_download_into (downloader, rgba, stride);
+  gdk_texture_downloader_free (downloader);
+#else
+  /* GTK 4.8 downloads cairo's premultiplied native-endian ARGB32 only */
+  gdk_texture_download (texture, rgba, stride);
+  for (gsize i = 0; i < (gsize) w * (gsize) h; i++)
+    {
+      guint32 px;
+      memcpy (&px, rgba + i * 4, 4);
+      guint a = px >> 24, r = (px >> 16) & 0xff, g = (px >> 8) & 0xff, b = px & 0xff;
+      if (a && a != 255)
+        {
+          r = MIN (255u, (r * 255 + a / 2) / a);
+          g = MIN (255u, (g * 255 + a / 2) / a);
+          b = MIN (255u, (b * 255 + a / 2) / a);
+        }
+      rgba[i * 4 + 0] = (guchar) r;
+      rgba[i * 4 + 1] = (guchar) g;
+      rgba[i * 4 + 2] = (guchar) b;
+      rgba[i * 4 + 3] = (guchar) a;
+    }
+#endif
+  g_autoptr (GHashTable) text = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, g_free);
+  g_hash_table_insert (text, (gpointer) "parameters", dl_preview_request_to_parameters (request));
+  g_hash_table_insert (text, (gpointer) "Software", g_strdup ("Dreamloom " DL_VERSION));
+  return dl_png_write (path, rgba, w, h, 4, text, error);
+}
+
+typedef struct {
+  GdkTexture *texture;
+  DlPreviewRequest *request;
+  char *path;
+} SaveJob;
+
+static void
+save_job_free (SaveJob *job)
+{
+  g_clear_object (&job->texture);
+  dl_preview_request_free (job->request);
+  g_free (job->path);
+  g_free (job);
+}
+
+static void
+save_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+{
+  SaveJob *job = data;
+  GError *error = NULL;
+  if (dl_image_viewer_save_png (job->texture, job->request, job->path, &error))
+    g_task_return_boolean (task, TRUE);
+  else
+    g_task_return_error (task, error);
+}
+
+static void
+saved (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  GWeakRef *ref = user_data;
+  g_autoptr (DlImageViewer) self = g_weak_ref_get (ref);
+  g_weak_ref_clear (ref);
+  g_free (ref);
+  g_autoptr (GError) error = NULL;
+  SaveJob *job = g_task_get_task_data (G_TASK (result));
+  g_autofree char *name = g_path_get_basename (job->path);
+  gboolean ok = g_task_propagate_boolean (G_TASK (result), &error);
+  if (!self)
+    return;
+  g_autofree char *title = ok ? g_strdup_printf ("Saved “%s”", name)
+                              : g_strdup_printf ("Could not save “%s”: %s", name, error->message);
+  adw_toast_overlay_add_toast (self->toast_overlay, adw_toast_new (title));
+}
+
+static void
+save_picked (GtkWidget *owner, GPtrArray *files, gpointer user_data)
+{
+  DlImageViewer *self = DL_IMAGE_VIEWER (owner);
+  if (!files || files->len == 0)
+    return;
+  g_autofree char *path = g_file_get_path (files->pdata[0]);
+  if (!path)
+    {
+      adw_toast_overlay_add_toast (self->toast_overlay, adw_toast_new ("Pick a place on this computer"));
+      return;
+    }
+  SaveJob *job = g_new0 (SaveJob, 1);
+  job->texture = g_object_ref (self->texture);
+  job->request = dl_preview_request_copy (self->request);
+  job->path = g_steal_pointer (&path);
+  GWeakRef *ref = g_new0 (GWeakRef, 1);
+  g_weak_ref_init (ref, self);
+  g_autoptr (GTask) task = g_task_new (NULL, NULL, saved, ref);
+  g_task_set_task_data (task, job, (GDestroyNotify) save_job_free);
+  g_task_run_in_thread (task, save_thread);
+}
+
+static void
+viewer_action (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  DlImageViewer *self = DL_IMAGE_VIEWER (widget);
+  g_autoptr (GListStore) filters = g_list_store_new (GTK_TYPE_FILE_FILTER);
+  g_autoptr (GtkFileFilter) png = gtk_file_filter_new ();
+  gtk_file_filter_set_name (png, "PNG Images");
+  gtk_file_filter_add_mime_type (png, "image/png");
+  g_list_store_append (filters, png);
+  g_autofree char *name = g_strdup_printf ("preview-%" G_GUINT64_FORMAT ".png", self->request->seed);
+  dl_file_dialog_run (widget, DL_FILE_DIALOG_SAVE, "Save Preview", "_Save", G_LIST_MODEL (filters), NULL, name,
+                      save_picked, NULL);
+}
+
+static void
+dl_image_viewer_dispose (GObject *object)
+{
+  DlImageViewer *self = DL_IMAGE_VIEWER (object);
+  g_clear_object (&self->texture);
+  g_clear_pointer (&self->request, dl_preview_request_free);
+  gtk_widget_dispose_template (GTK_WIDGET (self), DL_TYPE_IMAGE_VIEWER);
+  G_OBJECT_CLASS (dl_image_viewer_parent_class)->dispose (object);
+}
+
+static void
+dl_image_viewer_class_init (DlImageViewerClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GtkWidgetClass *widget_class = GTK_WIDGET_CLASS (klass);
+  object_class->dispose = dl_image_viewer_dispose;
+  gtk_widget_class_set_template_from_resource (widget_class, "/io/github/dreamloom/Dreamloom/ui/dl-image-viewer.ui");
+  gtk_widget_class_bind_template_child (widget_class, DlImageViewer, toast_overlay);
+  gtk_widget_class_bind_template_child (widget_class, DlImageViewer, window_title);
+  gtk_widget_class_bind_template_child (widget_class, DlImageViewer, picture);
+  gtk_widget_class_bind_template_child (widget_class, DlImageViewer, parameters_label);
+  gtk_widget_class_install_action (widget_class, "viewer.save", NULL, viewer_action);
+  gtk_widget_class_add_binding_action (widget_class, GDK_KEY_s, GDK_CONTROL_MASK, "viewer.save", NULL);
+  gtk_widget_class_add_binding_action (widget_class, GDK_KEY_Escape, 0, "window.close", NULL);
+}
+
+static void
+dl_image_viewer_init (DlImageViewer *self)
+{
+  gtk_widget_init_template (GTK_WIDGET (self));
+}
+
+DlImageViewer *
+dl_image_viewer_new (GtkWindow *parent, GdkTexture *texture, const DlPreviewRequest *request, const char *column_title)
+{
+  g_return_val_if_fail (GDK_IS_TEXTURE (texture), NULL);
+  g_return_val_if_fail (request != NULL, NULL);
+  DlImageViewer *self = g_object_new (DL_TYPE_IMAGE_VIEWER, "transient-for", parent, NULL);
+  self->texture = g_object_ref (texture);
+  self->request = dl_preview_request_copy (request);
+  gtk_picture_set_paintable (self->picture, GDK_PAINTABLE (texture));
+  adw_window_title_set_title (self->window_title, request->prompt);
+  adw_window_title_set_subtitle (self->window_title, column_title);
+  gtk_window_set_title (GTK_WINDOW (self), request->prompt);
+  g_autofree char *params = dl_preview_request_to_parameters (request);
+  gtk_label_set_text (self->parameters_label, params);
+  return self;
+}

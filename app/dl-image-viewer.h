@@ -1,0 +1,22 @@
+/* dl-image-viewer.h: a preview image at full size, with its generation parameters,
+ * saved as PNG with those parameters in its "parameters" text chunk (as
+ * AUTOMATIC1111 does, so other tools read them back). */
+#pragma once
+
+#include <adwaita.h>
+
+#include "dl-preview-backend.h"
+
+G_BEGIN_DECLS
+
+#define DL_TYPE_IMAGE_VIEWER (dl_image_viewer_get_type ())
+G_DECLARE_FINAL_TYPE (DlImageViewer, dl_image_viewer, DL, IMAGE_VIEWER, AdwWindow)
+
+DlImageViewer *dl_image_viewer_new (GtkWindow *parent, GdkTexture *texture, const DlPreviewRequest *request,
+                                    const char *column_title);
+
+/* Write the image with its parameters to `path` (blocking; PNG, atomic). */
+gboolean dl_image_viewer_save_png (GdkTexture *texture, const DlPreviewRequest *request, const char *path,
+                                   GError **error);
+
+G_END_DECLS

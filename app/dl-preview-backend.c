@@ -1,0 +1,206 @@
+#include "dl-config.h"
+
+#include "dl-preview-backend.h"
+
+#include <string.h>
+
+G_DEFINE_INTERFACE (DlPreviewBackend, dl_preview_backend, G_TYPE_OBJECT)
+
+static void
+dl_preview_backend_default_init (DlPreviewBackendInterface *iface)
+{
+}
+
+static DlPreviewBackend *default_backend;
+
+DlPreviewBackend *
+dl_preview_backend_get_default (void)
+{
+  return default_backend;
+}
+
+void
+dl_preview_backend_set_default (DlPreviewBackend *backend)
+{
+  g_return_if_fail (backend == NULL || DL_IS_PREVIEW_BACKEND (backend));
+  g_set_object (&default_backend, backend);
+}
+
+DlPreviewImage *
+dl_preview_backend_generate (DlPreviewBackend *self, const DlPreviewRequest *request, GCancellable *cancellable,
+                             DlPreviewProgressFunc progress, gpointer progress_data, GError **error)
+{
+  g_return_val_if_fail (DL_IS_PREVIEW_BACKEND (self), NULL);
+  g_return_val_if_fail (request != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+  DlPreviewBackendInterface *iface = DL_PREVIEW_BACKEND_GET_IFACE (self);
+  g_return_val_if_fail (iface->generate != NULL, NULL);
+  DlPreviewImage *image = iface->generate (self, request, cancellable, progress, progress_data, error);
+  /* the contract: an image or an error, never neither */
+  if (!image && error && !*error)
+    g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED, "The image generator failed without saying why");
+  return image;
+}
+
+/* ---- requests ---- */
+
+static void
+lora_free (DlPreviewLora *lora)
+{
+  g_free (lora->path);
+  g_free (lora);
+}
+
+DlPreviewRequest *
+dl_preview_request_new (void)
+{
+  DlPreviewRequest *r = g_new0 (DlPreviewRequest, 1);
+  r->prompt = g_strdup ("");
+  r->negative_prompt = g_strdup ("");
+  r->sampler = g_strdup ("euler_a");
+  r->steps = 20;
+  r->cfg_scale = 7.0;
+  r->width = r->height = 512;
+  r->loras = g_ptr_array_new_with_free_func ((GDestroyNotify) lora_free);
+  return r;
+}
+
+void
+dl_preview_request_add_lora (DlPreviewRequest *request, const char *path, double strength)
+{
+  g_return_if_fail (request != NULL);
+  g_return_if_fail (path != NULL);
+  DlPreviewLora *lora = g_new0 (DlPreviewLora, 1);
+  lora->path = g_strdup (path);
+  lora->strength = strength;
+  g_ptr_array_add (request->loras, lora);
+}
+
+DlPreviewRequest *
+dl_preview_request_copy (const DlPreviewRequest *request)
+{
+  g_return_val_if_fail (request != NULL, NULL);
+  DlPreviewRequest *r = dl_preview_request_new ();
+  g_free (r->prompt);
+  g_free (r->negative_prompt);
+  g_free (r->sampler);
+  r->model_path = g_strdup (request->model_path);
+  r->device = g_strdup (request->device);
+  r->prompt = g_strdup (request->prompt);
+  r->negative_prompt = g_strdup (request->negative_prompt);
+  r->seed = request->seed;
+  r->steps = request->steps;
+  r->sampler = g_strdup (request->sampler);
+  r->cfg_scale = request->cfg_scale;
+  r->width = request->width;
+  r->height = request->height;
+  for (guint i = 0; i < request->loras->len; i++)
+    {
+      DlPreviewLora *l = request->loras->pdata[i];
+      dl_preview_request_add_lora (r, l->path, l->strength);
+    }
+  return r;
+}
+
+void
+dl_preview_request_free (DlPreviewRequest *request)
+{
+  if (!request)
+    return;
+  g_free (request->model_path);
+  g_free (request->device);
+  g_free (request->prompt);
+  g_free (request->negative_prompt);
+  g_free (request->sampler);
+  g_ptr_array_unref (request->loras);
+  g_free (request);
+}
+
+static const struct {
+  const char *id, *label;
+} samplers[] = {
+  { "euler_a", "Euler a" },
+  { "euler", "Euler" },
+  { "ddim", "DDIM" },
+  { "dpmpp_2m_karras", "DPM++ 2M Karras" },
+};
+
+const char *const *
+dl_preview_sampler_ids (void)
+{
+  static const char *const ids[] = { "euler_a", "euler", "ddim", "dpmpp_2m_karras", NULL };
+  G_STATIC_ASSERT (G_N_ELEMENTS (ids) == G_N_ELEMENTS (samplers) + 1);
+  return ids;
+}
+
+const char *
+dl_preview_sampler_label (const char *id)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (samplers); i++)
+    if (g_strcmp0 (samplers[i].id, id) == 0)
+      return samplers[i].label;
+  return id;
+}
+
+static char *
+file_stem (const char *path)
+{
+  char *base = g_path_get_basename (path);
+  char *dot = strrchr (base, '.');
+  if (dot && dot != base)
+    *dot = '\0';
+  return base;
+}
+
+char *
+dl_preview_request_to_parameters (const DlPreviewRequest *request)
+{
+  g_return_val_if_fail (request != NULL, NULL);
+  GString *s = g_string_new (request->prompt);
+  for (guint i = 0; i < request->loras->len; i++)
+    {
+      DlPreviewLora *l = request->loras->pdata[i];
+      g_autofree char *stem = file_stem (l->path);
+      char num[G_ASCII_DTOSTR_BUF_SIZE];
+      g_ascii_formatd (num, sizeof num, "%.4g", l->strength);
+      g_string_append_printf (s, " <lora:%s:%s>", stem, num);
+    }
+  if (request->negative_prompt && *request->negative_prompt)
+    g_string_append_printf (s, "\nNegative prompt: %s", request->negative_prompt);
+  char cfg[G_ASCII_DTOSTR_BUF_SIZE];
+  g_ascii_formatd (cfg, sizeof cfg, "%.4g", request->cfg_scale);
+  g_string_append_printf (s, "\nSteps: %d, Sampler: %s, CFG scale: %s, Seed: %" G_GUINT64_FORMAT ", Size: %dx%d",
+                          request->steps, dl_preview_sampler_label (request->sampler), cfg, request->seed,
+                          request->width, request->height);
+  if (request->model_path)
+    {
+      g_autofree char *stem = file_stem (request->model_path);
+      g_string_append_printf (s, ", Model: %s", stem);
+    }
+  return g_string_free (s, FALSE);
+}
+
+/* ---- images ---- */
+
+DlPreviewImage *
+dl_preview_image_new (int width, int height, gsize stride, GBytes *rgba)
+{
+  g_return_val_if_fail (width > 0 && height > 0, NULL);
+  g_return_val_if_fail (stride >= (gsize) width * 4, NULL);
+  g_return_val_if_fail (rgba != NULL && g_bytes_get_size (rgba) >= stride * (gsize) height, NULL);
+  DlPreviewImage *image = g_new0 (DlPreviewImage, 1);
+  image->width = width;
+  image->height = height;
+  image->stride = stride;
+  image->rgba = g_bytes_ref (rgba);
+  return image;
+}
+
+void
+dl_preview_image_free (DlPreviewImage *image)
+{
+  if (!image)
+    return;
+  g_bytes_unref (image->rgba);
+  g_free (image);
+}
