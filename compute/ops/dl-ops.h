@@ -10,3 +10,8 @@
 #include "ops/dl-op-loss.h"
 #include "ops/dl-op-adamw.h"
 #include "ops/dl-op-reduce.h"
+#include "ops/dl-op-conv2d.h"
+#include "ops/dl-op-linear.h"
+#include "ops/dl-op-norm.h"
+#include "ops/dl-op-activation.h"
+#include "ops/dl-op-resample.h"
