@@ -95,16 +95,23 @@ open_container (const char *path, int component, GError **error)
   Container *c = g_new0 (Container, 1);
   c->path = g_strdup (path);
   c->component = component;
-  char magic[4] = { 0 };
+  guint8 head[9] = { 0 };
   g_autoptr (GFile) f = g_file_new_for_path (path);
   g_autoptr (GFileInputStream) in = g_file_read (f, NULL, NULL);
   gsize got = 0;
   if (in)
-    g_input_stream_read_all (G_INPUT_STREAM (in), magic, 4, &got, NULL, NULL);
-  /* a zip (PyTorch) starts with PK\3\4, a legacy torch pickle with PROTO;
-   * anything else is read as safetensors, whose reader gives the precise
-   * complaint */
-  if ((got == 4 && memcmp (magic, "PK\3\4", 4) == 0) || (got >= 2 && (guint8) magic[0] == 0x80 && magic[1] <= 5))
+    g_input_stream_read_all (G_INPUT_STREAM (in), head, sizeof head, &got, NULL, NULL);
+  /* A safetensors header length is at most 100 MB and the JSON starts with
+   * '{' (or JSON white space); checked first because the length's low byte
+   * may well be 0x80, PROTO.  A zip (PyTorch) starts with PK\3\4, a legacy
+   * torch pickle with PROTO; anything else is read as safetensors, whose
+   * reader gives the precise complaint. */
+  guint64 n = 0;
+  for (int i = 7; i >= 0; i--)
+    n = n << 8 | head[i];
+  gboolean safetensors = got == sizeof head && n <= 100000000 && strchr ("{ \t\r\n", head[8]) && head[8];
+  if (!safetensors
+      && ((got >= 4 && memcmp (head, "PK\3\4", 4) == 0) || (got >= 2 && head[0] == 0x80 && head[1] <= 5)))
     c->pt = dl_torch_ckpt_open (path, error);
   else
     c->st = dl_safetensors_open (path, error);
@@ -165,7 +172,8 @@ map_single_file (DlCheckpoint *ck, Container *c, GError **error)
     }
   for (guint i = 0; i < n; i++)
     {
-      char *internal = dl_keymap_ldm_to_internal (keys[i], &layout);
+      /* position_ids has a text_model. name but is a buffer, not a parameter */
+      char *internal = dl_keymap_is_known_extra (keys[i]) ? NULL : dl_keymap_ldm_to_internal (keys[i], &layout);
       if (!internal)
         note_unmapped (ck, c, keys[i]);
       else if (!add_mapping (ck, internal, container_get (c, i), c, error))
@@ -265,23 +273,65 @@ any_container_key (DlCheckpoint *ck, const char *prefix, const char *suffix, con
   return FALSE;
 }
 
-/* The prediction type a config folder or yaml states, for naming SD 2.x "v"
- * models; errors in those files are reported later, by the real resolution. */
-static DlPredictionType
-stated_prediction (const char *config_dir, const char *yaml)
+/* prediction_type of <dir>/scheduler/scheduler_config.json, if it says */
+static gboolean
+scheduler_prediction (const char *config_dir, DlPredictionType *out)
 {
-  g_autoptr (DlConfigResolver) r = dl_config_resolver_new ();
-  if (config_dir)
-    dl_config_resolver_apply_diffusers_dir (r, config_dir, NULL);
+  g_autofree char *path = g_build_filename (config_dir, "scheduler", "scheduler_config.json", NULL);
+  g_autofree char *text = NULL;
+  gsize len = 0;
+  if (!g_file_get_contents (path, &text, &len, NULL) || len > (1 << 20))
+    return FALSE;
+  g_autofree char *problem = NULL;
+  g_autoptr (JsonParser) parser = dl_json_parse_strict (text, len, 32, &problem);
+  JsonNode *root = parser ? json_parser_get_root (parser) : NULL;
+  JsonNode *p = root && JSON_NODE_HOLDS_OBJECT (root)
+                    ? json_object_get_member (json_node_get_object (root), "prediction_type")
+                    : NULL;
+  if (!p || !JSON_NODE_HOLDS_VALUE (p) || json_node_get_value_type (p) != G_TYPE_STRING)
+    return FALSE;
+  *out = strcmp (json_node_get_string (p), "v_prediction") == 0 ? DL_PREDICTION_TYPE_V : DL_PREDICTION_TYPE_EPSILON;
+  return TRUE;
+}
+
+/* The prediction type --config, a folder's own configs or a yaml states (in
+ * that order), for naming SD 2.x "v" models.  Only the scheduler's own entry
+ * is read here: the rest of an SD 2.x config (head counts per level, ...)
+ * cannot be judged before the shapes are known, and errors in those files are
+ * reported later by the real resolution. */
+static DlPredictionType
+stated_prediction (const char *config_dir, const char *own_config, const char *yaml)
+{
+  DlPredictionType p;
+  if ((config_dir && scheduler_prediction (config_dir, &p)) || (own_config && scheduler_prediction (own_config, &p)))
+    return p;
   if (yaml)
-    dl_config_resolver_apply_ldm_yaml (r, yaml, NULL);
-  return dl_config_resolver_is_set (r, "scheduler.prediction_type")
-             ? dl_config_resolver_get_config (r)->scheduler.prediction_type
-             : DL_PREDICTION_EPSILON;
+    {
+      g_autoptr (DlConfigResolver) r = dl_config_resolver_new ();
+      dl_config_resolver_apply_ldm_yaml (r, yaml, NULL);
+      if (dl_config_resolver_is_set (r, "scheduler.prediction_type"))
+        return dl_config_resolver_get_config (r)->scheduler.prediction_type;
+    }
+  return DL_PREDICTION_TYPE_EPSILON;
+}
+
+/* Whether `dir` holds any of the config files a diffusers folder has. */
+static gboolean
+has_diffusers_config (const char *dir)
+{
+  const char *files[] = { "unet/config.json", "vae/config.json", "text_encoder/config.json",
+                          "scheduler/scheduler_config.json" };
+  for (guint i = 0; i < G_N_ELEMENTS (files); i++)
+    {
+      g_autofree char *p = g_build_filename (dir, files[i], NULL);
+      if (g_file_test (p, G_FILE_TEST_EXISTS))
+        return TRUE;
+    }
+  return FALSE;
 }
 
 static gboolean
-detect_family (DlCheckpoint *ck, const char *config_dir, const char *yaml, GError **error)
+detect_family (DlCheckpoint *ck, const char *config_dir, const char *own_config, const char *yaml, GError **error)
 {
   gboolean single = ck->layout != DL_CHECKPOINT_DIFFUSERS;
   const DlStTensor *t;
@@ -313,7 +363,7 @@ detect_family (DlCheckpoint *ck, const char *config_dir, const char *yaml, GErro
     ck->family = in_ch == 9 ? DL_FAMILY_SDXL_INPAINT : DL_FAMILY_SDXL;
   else if (openclip || ctx == 1024)
     ck->family = in_ch == 9 ? DL_FAMILY_SD2_INPAINT
-                 : stated_prediction (config_dir, yaml) == DL_PREDICTION_V ? DL_FAMILY_SD2_V
+                 : stated_prediction (config_dir, own_config, yaml) == DL_PREDICTION_TYPE_V ? DL_FAMILY_SD2_V
                                                                           : DL_FAMILY_SD2;
   else if (in_ch == 9)
     ck->family = DL_FAMILY_SD1_INPAINT;
@@ -559,8 +609,8 @@ build_params (DlCheckpoint *ck, GError **error)
                        "configuration needs %s", m->c->path, m->t->name, have, want);
           return FALSE;
         }
-      DlDType unused;
-      if (!dl_st_dtype_to_dl (m->t->dtype, &unused) && m->t->dtype != DL_ST_F64)
+      DlStDType dt = m->t->dtype;
+      if (dt != DL_ST_F32 && dt != DL_ST_F16 && dt != DL_ST_BF16 && dt != DL_ST_F64)
         {
           g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "“%s”: tensor “%s” is stored as %s; model weights must "
                        "be F32, F16, BF16 or F64", m->c->path, m->t->name, dl_st_dtype_name (m->t->dtype));
@@ -627,6 +677,7 @@ dl_checkpoint_open (const char *path, const char *config_dir, GError **error)
       return NULL;
     }
   g_autofree char *yaml = NULL;
+  const char *own_config = NULL;
   if (g_file_test (path, G_FILE_TEST_IS_DIR))
     {
       g_autofree char *index = g_build_filename (path, "model_index.json", NULL);
@@ -640,8 +691,9 @@ dl_checkpoint_open (const char *path, const char *config_dir, GError **error)
       ck->layout = DL_CHECKPOINT_DIFFUSERS;
       if (!open_diffusers (ck, error))
         return NULL;
-      if (!config_dir)
-        config_dir = path; /* a folder's own configs */
+      /* a folder's own configs come after --config (which may correct them) */
+      if (has_diffusers_config (path))
+        own_config = path;
       ck->tokenizer_dir = tokenizer_in (path);
     }
   else
@@ -659,13 +711,15 @@ dl_checkpoint_open (const char *path, const char *config_dir, GError **error)
     ck->tokenizer_dir = tokenizer_in (config_dir);
 
   /* the family first: other families' keys would not map */
-  if (!detect_family (ck, config_dir, yaml, error))
+  if (!detect_family (ck, config_dir, own_config, yaml, error))
     return NULL;
   if (ck->layout != DL_CHECKPOINT_DIFFUSERS && !map_single_file (ck, ck->containers->pdata[0], error))
     return NULL;
 
   config_from_shapes (ck);
   if (config_dir && !dl_config_resolver_apply_diffusers_dir (ck->resolver, config_dir, error))
+    return NULL;
+  if (own_config && !dl_config_resolver_apply_diffusers_dir (ck->resolver, own_config, error))
     return NULL;
   if (yaml && !dl_config_resolver_apply_ldm_yaml (ck->resolver, yaml, error))
     return NULL;

@@ -8,8 +8,9 @@
  *    UNet2DConditionModel key>`, `vae.<diffusers AutoencoderKL key>`,
  *    `text_encoder.<transformers CLIPTextModel key>`, with diffusers shapes;
  *  - a DlModelConfig from the shapes, then `config_dir` (diffusers config.json
- *    files), then a sidecar LDM .yaml next to a single file, then SD 1.x
- *    defaults (dl-config-resolve.h).
+ *    files), then a diffusers folder's own config.json files, then a sidecar
+ *    LDM .yaml next to a single file ("model.yaml" or "model.safetensors.yaml"),
+ *    then SD 1.x defaults (dl-config-resolve.h).
  * The family is detected from keys and shapes; anything but SD 1.x fails with
  * "recognised as X, not supported yet".  Every parameter of the architecture
  * must be present (a missing one is an error naming it); keys that are not

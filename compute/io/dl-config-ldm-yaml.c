@@ -206,11 +206,11 @@ apply (DlConfigResolver *r, Yaml *y)
     {
       DlPredictionType p;
       if (strcmp (param, "eps") == 0)
-        p = DL_PREDICTION_EPSILON;
+        p = DL_PREDICTION_TYPE_EPSILON;
       else if (strcmp (param, "v") == 0)
-        p = DL_PREDICTION_V;
+        p = DL_PREDICTION_TYPE_V;
       else if (strcmp (param, "x0") == 0)
-        p = DL_PREDICTION_SAMPLE;
+        p = DL_PREDICTION_TYPE_SAMPLE;
       else
         return bad (y, "model.params.parameterization", "is “%s”; expected eps, v or x0", param);
       dl_config_resolver_set_int (r, "scheduler.prediction_type", (int) p, src);

@@ -239,11 +239,11 @@ apply_json (DlConfigResolver *r, const char *field, JsonNode *n, const char *fil
           {
             DlPredictionType p;
             if (strcmp (s, "epsilon") == 0)
-              p = DL_PREDICTION_EPSILON;
+              p = DL_PREDICTION_TYPE_EPSILON;
             else if (strcmp (s, "v_prediction") == 0)
-              p = DL_PREDICTION_V;
+              p = DL_PREDICTION_TYPE_V;
             else if (strcmp (s, "sample") == 0)
-              p = DL_PREDICTION_SAMPLE;
+              p = DL_PREDICTION_TYPE_SAMPLE;
             else
               return bad (error, file, key, "is “%s”; expected epsilon, v_prediction or sample", s);
             dl_config_resolver_set_int (r, field, (int) p, file);
@@ -252,7 +252,7 @@ apply_json (DlConfigResolver *r, const char *field, JsonNode *n, const char *fil
           {
             if (strcmp (s, "quick_gelu") != 0 && strcmp (s, "gelu") != 0)
               return bad (error, file, key, "is “%s”; Dreamloom supports quick_gelu and gelu", s);
-            dl_config_resolver_set_int (r, field, strcmp (s, "gelu") == 0 ? DL_ACT_GELU : DL_ACT_QUICK_GELU, file);
+            dl_config_resolver_set_int (r, field, strcmp (s, "gelu") == 0 ? DL_HIDDEN_ACT_GELU : DL_HIDDEN_ACT_QUICK_GELU, file);
           }
         else
           {

@@ -33,20 +33,20 @@ dl_prediction_type_name (DlPredictionType p)
 {
   switch (p)
     {
-    case DL_PREDICTION_V:
+    case DL_PREDICTION_TYPE_V:
       return "v_prediction";
-    case DL_PREDICTION_SAMPLE:
+    case DL_PREDICTION_TYPE_SAMPLE:
       return "sample";
-    case DL_PREDICTION_EPSILON:
+    case DL_PREDICTION_TYPE_EPSILON:
     default:
       return "epsilon";
     }
 }
 
 const char *
-dl_activation_name (DlActivation a)
+dl_hidden_act_name (DlHiddenAct a)
 {
-  return a == DL_ACT_GELU ? "gelu" : "quick_gelu";
+  return a == DL_HIDDEN_ACT_GELU ? "gelu" : "quick_gelu";
 }
 
 void
@@ -98,14 +98,14 @@ dl_model_config_init_sd15 (DlModelConfig *config)
   t->intermediate_size = 3072;
   t->max_positions = 77;
   t->layer_norm_eps = 1e-5;
-  t->hidden_act = DL_ACT_QUICK_GELU;
+  t->hidden_act = DL_HIDDEN_ACT_QUICK_GELU;
 
   DlSchedulerConfig *s = &config->scheduler;
   s->num_train_timesteps = 1000;
   s->beta_start = 0.00085;
   s->beta_end = 0.012;
   g_strlcpy (s->beta_schedule, "scaled_linear", sizeof s->beta_schedule);
-  s->prediction_type = DL_PREDICTION_EPSILON;
+  s->prediction_type = DL_PREDICTION_TYPE_EPSILON;
   s->steps_offset = 1;
   s->clip_sample = FALSE;
   s->set_alpha_to_one = FALSE;
@@ -244,7 +244,7 @@ dl_model_config_field_to_string (const DlModelConfig *config, guint index)
     case DL_FIELD_PREDICTION:
       return g_strdup (dl_prediction_type_name (*(const DlPredictionType *) p));
     case DL_FIELD_ACTIVATION:
-      return g_strdup (dl_activation_name (*(const DlActivation *) p));
+      return g_strdup (dl_hidden_act_name (*(const DlHiddenAct *) p));
     case DL_FIELD_INT_LEVELS:
     case DL_FIELD_BOOL_LEVELS:
       {

@@ -25,20 +25,20 @@ typedef enum {
 const char *dl_model_family_name (DlModelFamily family);
 
 typedef enum {
-  DL_PREDICTION_EPSILON,
-  DL_PREDICTION_V,
-  DL_PREDICTION_SAMPLE,
+  DL_PREDICTION_TYPE_EPSILON,
+  DL_PREDICTION_TYPE_V,
+  DL_PREDICTION_TYPE_SAMPLE,
 } DlPredictionType;
 
 /* "epsilon", "v_prediction", "sample" (diffusers' spelling) */
 const char *dl_prediction_type_name (DlPredictionType p);
 
 typedef enum {
-  DL_ACT_QUICK_GELU,
-  DL_ACT_GELU,
-} DlActivation;
+  DL_HIDDEN_ACT_QUICK_GELU,
+  DL_HIDDEN_ACT_GELU,
+} DlHiddenAct;
 
-const char *dl_activation_name (DlActivation a);
+const char *dl_hidden_act_name (DlHiddenAct a);
 
 /* UNet2DConditionModel.  Level i is down block i (the up blocks run the levels in
  * reverse); per-level arrays are in down-block order. */
@@ -87,7 +87,7 @@ typedef struct {
   int intermediate_size;
   int max_positions;
   double layer_norm_eps;
-  DlActivation hidden_act;
+  DlHiddenAct hidden_act;
 } DlTextEncoderConfig;
 
 /* the training/inference noise schedule (diffusers scheduler_config.json) */

@@ -44,5 +44,80 @@ check "bench matmul prints one row per size" test "$(grep -cE '^ +(64|7) ' "$tmp
 "$bin" bench matmul --size 0x1x1 >"$tmp/out" 2>"$tmp/err"; st=$?
 check "bench matmul rejects a bad size" test "$st" -eq 2
 
+# ---- model files and the tokenizer (golden data read in place; SKIP without it) ----
+here=$(cd "$(dirname "$0")" && pwd)
+golden=${DREAMLOOM_GOLDEN_DIR:-$here/../../../shared/golden}
+clip=${DREAMLOOM_TEST_CLIP_DIR:-$here/../../../shared/data/clip}
+skip() { n=$((n + 1)); echo "ok $n # SKIP $1"; }
+lines() { wc -l <"$1" | tr -d ' '; }
+ldm="$golden/tiny-sd15-ldm.safetensors"
+diffusers="$golden/tiny-sd15-diffusers"
+if [ -f "$ldm" ] && [ -d "$diffusers" ]; then
+  "$bin" inspect "$ldm" --config "$diffusers" >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "inspect a single file with --config exits 0" test "$st" -eq 0
+  check "inspect names the family" grep -q "^family: *Stable Diffusion 1.x" "$tmp/out"
+  check "inspect counts the UNet's parameters" grep -qE "unet +2,446,788 parameters in +684 tensors +\(F32" "$tmp/out"
+  check "inspect counts the text encoder's parameters" grep -qE "text_encoder +1,609,216 parameters" "$tmp/out"
+  check "inspect prints the metadata" grep -q "format = pt" "$tmp/out"
+  check "inspect names where the head count came from" grep -q "unet.attention_heads .*unet/config.json" "$tmp/out"
+  check "inspect reports unknown keys" grep -q "^unknown keys (0)" "$tmp/out"
+  "$bin" inspect "$diffusers" >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "inspect a diffusers folder exits 0" test "$st" -eq 0
+  check "inspect says it is a diffusers folder" grep -q "^layout: *diffusers folder" "$tmp/out"
+  "$bin" inspect "$ldm" >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "inspect without the config it needs exits 1" test "$st" -eq 1
+  check "... with one line asking for --config" sh -c "test \$(wc -l <'$tmp/err') -eq 1 && grep -q -- --config '$tmp/err'"
+  "$bin" inspect "$golden/lora_kohya.safetensors" >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "inspect a LoRA exits 1" test "$st" -eq 1
+  check "... saying it looks like a LoRA" grep -q "looks like a LoRA" "$tmp/err"
+else
+  for i in 1 2 3 4 5 6 7 8 9 10 11 12 13; do skip "golden tiny model absent"; done
+fi
+printf 'not a model at all\n' >"$tmp/bad.safetensors"
+"$bin" inspect "$tmp/bad.safetensors" >"$tmp/out" 2>"$tmp/err"; st=$?
+check "inspect a bad file exits 1" test "$st" -eq 1
+check "... with one line naming the file" sh -c "test \$(wc -l <'$tmp/err') -eq 1 && grep -q bad.safetensors '$tmp/err'"
+"$bin" inspect "$tmp/missing.ckpt" >"$tmp/out" 2>"$tmp/err"; st=$?
+check "inspect a missing file exits 1" test "$st" -eq 1
+"$bin" inspect >"$tmp/out" 2>"$tmp/err"; st=$?
+check "inspect without a path exits 2" test "$st" -eq 2
+
+vocab="$clip/bpe_simple_vocab_16e6.txt.gz"
+if [ -f "$vocab" ]; then
+  "$bin" tokenize --vocab "$vocab" "a photo of sks dog" >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "tokenize exits 0" test "$st" -eq 0
+  check "tokenize prints the ids" test "$(cat "$tmp/out")" = "49406 320 1125 539 48136 1929 49407"
+  "$bin" tokenize --vocab "$vocab" --pad "a photo of sks dog" >"$tmp/out" 2>"$tmp/err"
+  check "tokenize --pad prints 77 ids padded with 49407" \
+    sh -c "test \$(wc -w <'$tmp/out') -eq 77 && test \$(tr ' ' '\n' <'$tmp/out' | grep -c '^49407\$') -eq 71"
+  "$bin" tokenize --vocab "$vocab" --tokens "sks" >"$tmp/out" 2>"$tmp/err"
+  check "tokenize --tokens prints id and token" grep -q "$(printf '48136\tsks</w>')" "$tmp/out"
+  "$bin" tokenize --vocab "$vocab" --add-token "<s*>" "a photo of <s*>" >"$tmp/out" 2>"$tmp/err"
+  check "tokenize --add-token makes one id" test "$(cat "$tmp/out")" = "49406 320 1125 539 49408 49407"
+  DREAMLOOM_CLIP_VOCAB="$vocab" "$bin" tokenize -v "Hello World!!" >"$tmp/out" 2>"$tmp/err"
+  check "tokenize finds \$DREAMLOOM_CLIP_VOCAB" test "$(cat "$tmp/out")" = "49406 3306 1002 748 49407"
+  check "... and says so with -v" grep -q "vocabulary $vocab" "$tmp/err"
+else
+  for i in 1 2 3 4 5 6 7; do skip "the CLIP vocabulary is absent"; done
+fi
+if [ -d "$diffusers/tokenizer" ]; then
+  "$bin" tokenize --model "$diffusers" "a photo of a cat" >"$tmp/out" 2>"$tmp/err"
+  check "tokenize --model uses the model's tokenizer/" test "$(cat "$tmp/out")" = "49406 320 1125 539 320 2368 49407"
+else
+  skip "golden tiny model absent"
+fi
+# an installed copy (listed by --help as "3. PATH", without "(absent)") would be found first
+"$bin" tokenize --help >"$tmp/out" 2>&1
+if grep -E '^ +3\. ' "$tmp/out" | grep -vq '(absent)$'; then
+  skip "an installed CLIP vocabulary is present"; skip "an installed CLIP vocabulary is present"
+else
+  mkdir -p "$tmp/hub"
+  env -u DREAMLOOM_CLIP_VOCAB HF_HUB_CACHE="$tmp/hub" "$bin" tokenize "x" >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "tokenize without any vocabulary exits 1" test "$st" -eq 1
+  check "... saying where it looked" sh -c "grep -q 'Looked at' '$tmp/err' && grep -q DREAMLOOM_CLIP_VOCAB '$tmp/err' && grep -q 'clip-vit-large-patch14' '$tmp/err'"
+fi
+"$bin" tokenize >"$tmp/out" 2>"$tmp/err"; st=$?
+check "tokenize without a prompt exits 2" test "$st" -eq 2
+
 echo "1..$n"
 exit $fail

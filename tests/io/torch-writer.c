@@ -270,6 +270,7 @@ tw_write_state_dict (const char *path, const TwTensor *tensors, guint n, const T
       tw_op (&p, '}');
       tw_str (&p, "monitor");
       tw_op (&p, 'N');
+      tw_op (&p, 's');
       tw_str (&p, "lr");
       tw_float (&p, 1e-4);
       tw_op (&p, 's');

@@ -1,0 +1,74 @@
+/* dl-clip-tokenizer.h: CLIP's byte-level BPE tokenizer, as SD 1.x uses it
+ * (sd-formats §5): clean-up and pre-tokenising (dl-clip-text.h), bytes ->
+ * unicode characters, BPE by merge rank, `</w>` ending each word, start 49406
+ * and end 49407, truncation to 77 and SD 1.x padding with 49407.
+ *
+ * The vocabulary is openai's bpe_simple_vocab_16e6.txt.gz (gzip or plain) or
+ * a diffusers tokenizer/ folder (vocab.json + merges.txt).  Added tokens
+ * (Textual Inversion placeholders such as "<s*>") are matched in the raw
+ * prompt, case-sensitively, before anything else and become one id each, as in
+ * transformers; so are "<|startoftext|>" and "<|endoftext|>".
+ *
+ * Encoding is thread-safe; adding tokens is not (add them before sharing). */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+#define DL_CLIP_MAX_LENGTH 77
+
+typedef struct _DlClipTokenizer DlClipTokenizer;
+
+/* `path`: a bpe_simple_vocab file (gzip or plain text), a vocab.json (its
+ * merges.txt beside it) or a folder holding vocab.json + merges.txt.  Errors
+ * name the file and what is wrong. */
+DlClipTokenizer *dl_clip_tokenizer_new_from_path (const char *path, GError **error);
+
+/* The vocabulary Dreamloom uses, first found of:
+ *   1. `explicit_path` (--vocab), when given;
+ *   2. the model's own tokenizer folder `model_tokenizer_dir` (may be NULL);
+ *   3. $DREAMLOOM_CLIP_VOCAB;
+ *   4. the installed copy (meson -Dclip_vocab=..., the Flatpak);
+ *   5. the Hugging Face cache of openai/clip-vit-large-patch14.
+ * A source that exists but is broken is an error; none at all is an error
+ * that lists every place looked at. */
+DlClipTokenizer *dl_clip_tokenizer_find (const char *model_tokenizer_dir, const char *explicit_path,
+                                         GError **error);
+/* Where dl_clip_tokenizer_find looks, as text (one place per line). */
+char *dl_clip_tokenizer_describe_search (const char *model_tokenizer_dir);
+
+void dl_clip_tokenizer_free (DlClipTokenizer *tok);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DlClipTokenizer, dl_clip_tokenizer_free)
+
+/* The file or folder it was loaded from. */
+const char *dl_clip_tokenizer_get_source (DlClipTokenizer *tok);
+/* Vocabulary entries plus added tokens. */
+guint dl_clip_tokenizer_get_n_tokens (DlClipTokenizer *tok);
+gint32 dl_clip_tokenizer_get_bos (DlClipTokenizer *tok);
+gint32 dl_clip_tokenizer_get_eos (DlClipTokenizer *tok);
+/* SD 1.x pads with the end id (the default); SD 2.x with 0. */
+gint32 dl_clip_tokenizer_get_pad (DlClipTokenizer *tok);
+void dl_clip_tokenizer_set_pad (DlClipTokenizer *tok, gint32 pad);
+
+/* The id of a vocabulary string ("cat</w>"), or -1. */
+gint32 dl_clip_tokenizer_lookup (DlClipTokenizer *tok, const char *token);
+/* The vocabulary string of an id (byte-level alphabet), or NULL. */
+const char *dl_clip_tokenizer_get_token (DlClipTokenizer *tok, gint32 id);
+
+/* Make `text` one token: its id (an existing one if `text` is already a
+ * vocabulary entry or an added token).  -1 and an error for empty or invalid
+ * UTF-8 text. */
+gint32 dl_clip_tokenizer_add_token (DlClipTokenizer *tok, const char *text, GError **error);
+
+/* [start] + the prompt's ids + [end], neither truncated nor padded (gint32).
+ * NULL and an error only for a prompt that is not valid UTF-8. */
+GArray *dl_clip_tokenizer_encode (DlClipTokenizer *tok, const char *prompt, GError **error);
+/* The SD 1.x text-encoder input: start, the first 75 ids, end, padding. */
+gboolean dl_clip_tokenizer_encode_77 (DlClipTokenizer *tok, const char *prompt, gint32 ids[DL_CLIP_MAX_LENGTH],
+                                      GError **error);
+/* Text back from ids (</w> becomes a space; the start and end ids are
+ * dropped); bytes that do not form UTF-8 become U+FFFD. */
+char *dl_clip_tokenizer_decode (DlClipTokenizer *tok, const gint32 *ids, gsize n);
+
+G_END_DECLS
