@@ -126,6 +126,10 @@ dl_tensor_view_as (DlTensor *base, const char *name, guint64 byte_offset, DlDTyp
   if (ndim > 0)
     memcpy (t->shape, shape, ndim * sizeof (int64_t));
   t->base = dl_tensor_ref (dl_tensor_get_storage (base));
+  /* the bytes of an arena tensor go back to the arena when it dies, whatever
+   * other views still point at them: hold the lender (or its own owner) */
+  DlTensor *lender = base->release ? base : base->owner;
+  t->owner = lender ? dl_tensor_ref (lender) : NULL;
   t->block = base->block;
   t->offset = base->offset + byte_offset;
   return t;
@@ -186,6 +190,8 @@ dl_tensor_unref (DlTensor *t)
     return;
   if (t->release)
     t->release (t, t->release_data);
+  if (t->owner)
+    dl_tensor_unref (t->owner);
   if (t->base)
     dl_tensor_unref (t->base);
   else

@@ -32,7 +32,8 @@ struct _DlTensor {
   void (*release) (DlTensor *t, gpointer data); /* called once, before a view goes away */
   gpointer release_data;
   DlAllocation *alloc; /* owned by the base tensor */
-  DlTensor *base;      /* non-NULL for views */
+  DlTensor *base;      /* non-NULL for views: the storage */
+  DlTensor *owner;     /* a view of a view whose range is lent (an arena's): kept alive */
   DlMemBlock *block;
   guint64 offset; /* bytes from the block start */
 };
