@@ -37,5 +37,7 @@ typedef gboolean (*DlBenchOpsFamily) (DlBenchOps *b, GError **error);
 /* families */
 gboolean dl_bench_ops_basic (DlBenchOps *b, GError **error);
 gboolean dl_bench_ops_attn (DlBenchOps *b, GError **error);
+gboolean dl_bench_ops_norm (DlBenchOps *b, GError **error);
+gboolean dl_bench_ops_conv (DlBenchOps *b, GError **error);
 
 G_END_DECLS

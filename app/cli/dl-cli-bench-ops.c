@@ -22,6 +22,8 @@ static const struct {
 } families[] = {
   { "basic", dl_bench_ops_basic },
   { "attn", dl_bench_ops_attn },
+  { "norm", dl_bench_ops_norm },
+  { "conv", dl_bench_ops_conv },
 };
 
 DlDevice *

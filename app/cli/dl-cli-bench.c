@@ -14,6 +14,18 @@ typedef int (*BenchFunc) (int argc, char **argv);
 
 static int bench_matmul (int argc, char **argv);
 
+static int
+bench_sample_sd (int argc, char **argv)
+{
+  return dl_cli_bench_sd (argc, argv, "sample");
+}
+
+static int
+bench_train_sd (int argc, char **argv)
+{
+  return dl_cli_bench_sd (argc, argv, "train-step");
+}
+
 static const struct {
   const char *name;
   BenchFunc func;
@@ -21,6 +33,8 @@ static const struct {
 } benches[] = {
   { "matmul", bench_matmul, "GFLOP/s of the matmul kernel, square and SD-shaped sizes" },
   { "ops", dl_cli_bench_ops, "Every op at SD-shaped sizes: time, GFLOP/s or GB/s" },
+  { "sample", bench_sample_sd, "SD 1.5 sampling: s/it, memory, per-op profile" },
+  { "train-step", bench_train_sd, "SD 1.5 UNet training step: s/it, memory, per-op profile" },
 };
 
 int

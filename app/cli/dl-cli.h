@@ -26,5 +26,10 @@ gboolean dl_cli_parse (GOptionContext *ctx, int *argc, char ***argv, const char 
 int dl_cli_devices (int argc, char **argv);
 int dl_cli_bench (int argc, char **argv);
 int dl_cli_bench_ops (int argc, char **argv);
+int dl_cli_bench_sd (int argc, char **argv, const char *what);
+int dl_cli_sample (int argc, char **argv);
+int dl_cli_grad (int argc, char **argv);
+int dl_cli_inspect (int argc, char **argv);
+int dl_cli_tokenize (int argc, char **argv);
 
 G_END_DECLS

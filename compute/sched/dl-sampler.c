@@ -13,6 +13,7 @@ struct _DlSampler {
   DlSigmaSchedule spacing;
   int steps;
   float *timesteps; /* [steps] */
+  gboolean diffusers_dpm;
   float *sigmas;    /* [steps + 1] for the k-samplers */
   float *old_denoised; /* DPM++ 2M history */
   gsize old_n;
@@ -201,7 +202,7 @@ dl_sampler_init_noise_sigma (DlSampler *s)
     m = MAX (m, s->sigmas[i]);
   /* diffusers: sigma_max for linspace/trailing spacing, sqrt(sigma_max² + 1) for leading;
    * k-diffusion (A1111) starts at sigma_max */
-  if (s->spacing == DL_SIGMAS_LEADING)
+  if (s->spacing == DL_SIGMAS_LEADING || s->diffusers_dpm)
     return sqrtf (m * m + 1.0f);
   return m;
 }
@@ -345,4 +346,13 @@ dl_sampler_step (DlSampler *s, int i, const float *mo, float *x, const float *no
         }
     }
   s->last_step = i;
+}
+
+void
+dl_sampler_use_diffusers_dpm (DlSampler *s)
+{
+  g_return_if_fail (s != NULL);
+  s->diffusers_dpm = TRUE;
+  for (int i = 0; i < s->steps; i++)
+    s->timesteps[i] = roundf (s->timesteps[i]);
 }

@@ -44,6 +44,10 @@ gboolean dl_sampler_kind_from_name (const char *name, DlSamplerKind *kind, DlSig
 const char *dl_sampler_a1111_name (DlSamplerKind kind, DlSigmaSchedule sigmas);
 
 int dl_sampler_get_steps (DlSampler *s);
+/* diffusers' DPMSolverMultistepScheduler conventions instead of k-diffusion's
+ * (AUTOMATIC1111's): the model sees rounded integer timesteps and the start is
+ * scaled by sqrt(σ_max² + 1).  Only for comparing with diffusers. */
+void dl_sampler_use_diffusers_dpm (DlSampler *s);
 /* Multiply the unit-variance starting noise by this (diffusers' init_noise_sigma). */
 float dl_sampler_init_noise_sigma (DlSampler *s);
 /* Timestep fed to the UNet at step i (fractional for the k-samplers). */

@@ -1,0 +1,316 @@
+/* dl-cli-bench-sd.c: `dreamloom bench sample` and `dreamloom bench train-step`
+ * on a full-size SD 1.5 architecture with random weights (no checkpoint
+ * needed): seconds per iteration, peak device memory, and the per-op time
+ * breakdown from the GPU profiler.  Benchmarks, never tests. */
+#include "dl-config.h"
+
+#include "dl-cli.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "io/dl-model-params.h"
+#include "nn/dl-clip-text.h"
+#include "nn/dl-nn.h"
+#include "nn/dl-unet.h"
+#include "nn/dl-vae.h"
+#include "ops/dl-ops.h"
+#include "vk/dl-device.h"
+
+/* Random weights shaped like the real model: N(0, 1/fan_in) matrices, unit
+ * norm scales, zero biases.  Nothing here depends on the values. */
+static DlParams *
+random_params (DlDevice *device, DlRecorder *rec, const DlModelConfig *config, gboolean with_text, GError **error)
+{
+  g_autoptr (DlParams) p = dl_params_new (device);
+  g_autoptr (GPtrArray) specs = dl_model_param_specs (config);
+  for (guint i = 0; i < specs->len; i++) {
+    const DlParamSpec *s = specs->pdata[i];
+    if (s->component == DL_COMPONENT_TEXT_ENCODER && !with_text)
+      continue;
+    g_autoptr (DlTensor) t = dl_tensor_new (device, s->name, DL_DTYPE_F32, s->ndim, s->shape, error);
+    if (!t)
+      return NULL;
+    gboolean ok;
+    if (g_str_has_suffix (s->name, ".bias"))
+      ok = dl_op_fill (rec, t, 0.0, error);
+    else if (s->ndim == 1)
+      ok = dl_op_fill (rec, t, 1.0, error);
+    else {
+      double fan_in = (double) dl_tensor_numel (t) / (double) s->shape[0];
+      if (strstr (s->name, "embedding"))
+        fan_in = 4.0;
+      ok = dl_op_random_normal (rec, t, DL_RANDOM_PHILOX, 1234, i, 0.0f, (float) (1.0 / sqrt (fan_in)), error);
+    }
+    if (!ok)
+      return NULL;
+    dl_params_insert (p, s->name, t);
+  }
+  if (!dl_recorder_finish (rec, error))
+    return NULL;
+  return g_steal_pointer (&p);
+}
+
+static DlTensor *
+random_tensor (DlDevice *device, DlRecorder *rec, const char *name, int ndim, const int64_t *shape, guint64 seed,
+               GError **error)
+{
+  g_autoptr (DlTensor) t = dl_tensor_new (device, name, DL_DTYPE_F32, ndim, shape, error);
+  if (!t || !dl_op_random_normal (rec, t, DL_RANDOM_PHILOX, seed, 0, 0.0f, 1.0f, error))
+    return NULL;
+  return g_steal_pointer (&t);
+}
+
+typedef struct {
+  int resolution;
+  int batch;
+  int iters;
+  int steps;
+  gboolean checkpoint;
+  gboolean profile;
+} BenchOptions;
+
+static gboolean
+parse_options (int argc, char **argv, const char *what, BenchOptions *o, DlDevice **device_out)
+{
+  o->resolution = 0;
+  o->batch = 1;
+  o->iters = 3;
+  o->steps = 0;
+  o->profile = TRUE;
+  gboolean no_profile = FALSE;
+  GOptionEntry entries[] = {
+    { "resolution", 'r', 0, G_OPTION_ARG_INT, &o->resolution, "Image size in pixels (512 on a GPU, 128 on a CPU)", "N" },
+    { "batch", 'b', 0, G_OPTION_ARG_INT, &o->batch, "Images per iteration (1)", "N" },
+    { "iters", 'n', 0, G_OPTION_ARG_INT, &o->iters, "Timed iterations (3)", "N" },
+    { "checkpointing", 0, 0, G_OPTION_ARG_NONE, &o->checkpoint, "Gradient checkpointing (train-step)", NULL },
+    { "no-profile", 0, 0, G_OPTION_ARG_NONE, &no_profile, "Skip the per-op breakdown run", NULL },
+    { NULL },
+  };
+  g_autoptr (GOptionContext) ctx = g_option_context_new (what);
+  g_option_context_add_main_entries (ctx, entries, NULL);
+  if (!dl_cli_parse (ctx, &argc, &argv, "bench"))
+    return FALSE;
+  o->profile = !no_profile;
+  g_autoptr (GError) error = NULL;
+  *device_out = dl_device_new (NULL, &error);
+  if (!*device_out) {
+    dl_cli_fail ("bench", error);
+    return FALSE;
+  }
+  const DlDeviceInfo *info = dl_device_get_info (*device_out);
+  if (o->resolution <= 0)
+    o->resolution = info->type == VK_PHYSICAL_DEVICE_TYPE_CPU ? 128 : 512;
+  if (o->resolution % 64) {
+    fprintf (stderr, "dreamloom bench: --resolution must be a multiple of 64\n");
+    return FALSE;
+  }
+  printf ("device: %s (%s)\nSD 1.5 architecture, random weights, %dx%d, batch %d%s\n", info->name,
+          dl_device_type_name (info->type), o->resolution, o->resolution, o->batch,
+          o->resolution < 512 ? " (reduced size: full 512x512 is too slow on this device)" : "");
+  return TRUE;
+}
+
+static void
+print_profile (DlRecorder *rec)
+{
+  g_autofree char *prof = dl_recorder_format_profile (rec);
+  printf ("per-op GPU time (one iteration, serialised by the profiler):\n%s", prof);
+}
+
+static double
+median (double *v, int n)
+{
+  for (int i = 1; i < n; i++)
+    for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
+      double t = v[j];
+      v[j] = v[j - 1];
+      v[j - 1] = t;
+    }
+  return n ? v[n / 2] : 0;
+}
+
+/* One guided UNet evaluation (batch 2B) = one sampling step. */
+static gboolean
+sample_step (DlParams *p, const DlModelConfig *c, DlTape *tape, DlDevice *device, DlRecorder *rec,
+             const BenchOptions *o, DlTensor *ctx, GError **error)
+{
+  int64_t lat = o->resolution / 8;
+  int64_t xs[4] = { 2 * o->batch, 4, lat, lat };
+  int64_t tn = 2 * o->batch;
+  g_autoptr (DlTensor) x = random_tensor (device, rec, "sample", 4, xs, 7, error);
+  g_autoptr (DlTensor) t = x ? dl_tensor_new (device, "t", DL_DTYPE_F32, 1, &tn, error) : NULL;
+  if (!t || !dl_op_fill (rec, t, 500.0, error))
+    return FALSE;
+  g_autoptr (DlTensor) eps = dl_unet_forward (p, &c->unet, tape, x, t, ctx, NULL, error);
+  return eps && dl_recorder_finish (rec, error);
+}
+
+static int
+bench_sample (int argc, char **argv)
+{
+  BenchOptions o;
+  g_autoptr (DlDevice) device = NULL;
+  if (!parse_options (argc, argv, "- time sampling steps, text encoding and VAE decoding", &o, &device))
+    return 2;
+  g_autoptr (GError) error = NULL;
+  DlModelConfig c;
+  dl_model_config_init_sd15 (&c);
+  g_autoptr (DlRecorder) rec = dl_recorder_new (device, &error);
+  g_autoptr (DlParams) p = rec ? random_params (device, rec, &c, TRUE, &error) : NULL;
+  if (!p)
+    return dl_cli_fail ("bench", error);
+  g_autoptr (DlArena) arena = dl_arena_new (device, "activations", 256 << 20);
+  g_autoptr (DlTape) tape = dl_tape_new (rec, arena);
+  dl_tape_set_enabled (tape, FALSE);
+  guint64 weights = dl_device_get_memory_in_use (device);
+
+  int64_t ids_shape[2] = { 2 * o.batch, 77 };
+  g_autoptr (DlTensor) ids = dl_tensor_new (device, "ids", DL_DTYPE_I32, 2, ids_shape, &error);
+  if (!ids || !dl_op_fill (rec, ids, 49407, &error))
+    return dl_cli_fail ("bench", error);
+  gint64 t0 = g_get_monotonic_time ();
+  g_autoptr (DlTensor) ctx = dl_clip_text_forward (p, &c.text_encoder, tape, ids, NULL, &error);
+  if (!ctx || !dl_recorder_finish (rec, &error))
+    return dl_cli_fail ("bench", error);
+  double text_s = (g_get_monotonic_time () - t0) / 1e6;
+  dl_device_reset_memory_peak (device);
+  /* warm-up (pipelines) */
+  if (!sample_step (p, &c, tape, device, rec, &o, ctx, &error))
+    return dl_cli_fail ("bench", error);
+  g_autofree double *times = g_new (double, o.iters);
+  for (int i = 0; i < o.iters; i++) {
+    t0 = g_get_monotonic_time ();
+    if (!sample_step (p, &c, tape, device, rec, &o, ctx, &error))
+      return dl_cli_fail ("bench", error);
+    times[i] = (g_get_monotonic_time () - t0) / 1e6;
+  }
+  double step_s = median (times, o.iters);
+  int64_t lat = o.resolution / 8;
+  int64_t zs[4] = { o.batch, 4, lat, lat };
+  g_autoptr (DlTensor) z = random_tensor (device, rec, "z", 4, zs, 9, &error);
+  t0 = g_get_monotonic_time ();
+  g_autoptr (DlTensor) img = z ? dl_vae_decode (p, &c.vae, tape, z, NULL, &error) : NULL;
+  if (!img || !dl_recorder_finish (rec, &error))
+    return dl_cli_fail ("bench", error);
+  double vae_s = (g_get_monotonic_time () - t0) / 1e6;
+  printf ("text encoder (batch %d):   %.3f s\n", 2 * o.batch, text_s);
+  printf ("sampling step (CFG, UNet batch %d): %.3f s/it (median of %d), %.2f it/s\n", 2 * o.batch, step_s, o.iters,
+          1.0 / step_s);
+  printf ("VAE decode:                %.3f s\n", vae_s);
+  printf ("20-step image estimate:    %.2f s\n", text_s + 20 * step_s + vae_s);
+  printf ("device memory: weights %.1f MiB, peak %.1f MiB\n", weights / 1048576.0,
+          dl_device_get_memory_peak (device) / 1048576.0);
+  if (o.profile) {
+    dl_recorder_set_profiling (rec, TRUE);
+    if (!sample_step (p, &c, tape, device, rec, &o, ctx, &error))
+      return dl_cli_fail ("bench", error);
+    print_profile (rec);
+  }
+  return 0;
+}
+
+static gboolean
+train_step (DlParams *p, const DlModelConfig *c, DlArena *arena, DlDevice *device, DlRecorder *rec,
+            const BenchOptions *o, GPtrArray *grads, GPtrArray *params_list, GPtrArray *moments, DlTensor *hyper,
+            GError **error)
+{
+  g_autoptr (DlTape) tape = dl_tape_new (rec, arena);
+  for (guint i = 0; i < params_list->len; i++) {
+    if (!dl_op_fill (rec, grads->pdata[i], 0.0, error))
+      return FALSE;
+    dl_tape_set_param_grad (tape, params_list->pdata[i], grads->pdata[i]);
+  }
+  int64_t lat = o->resolution / 8;
+  int64_t xs[4] = { o->batch, 4, lat, lat };
+  int64_t cs[3] = { o->batch, 77, c->unet.cross_attention_dim };
+  int64_t tn = o->batch;
+  g_autoptr (DlTensor) x = random_tensor (device, rec, "noisy", 4, xs, 1, error);
+  g_autoptr (DlTensor) y = x ? random_tensor (device, rec, "target", 4, xs, 2, error) : NULL;
+  g_autoptr (DlTensor) ctx = y ? random_tensor (device, rec, "context", 3, cs, 3, error) : NULL;
+  g_autoptr (DlTensor) t = ctx ? dl_tensor_new (device, "t", DL_DTYPE_F32, 1, &tn, error) : NULL;
+  if (!t || !dl_op_fill (rec, t, 500.0, error))
+    return FALSE;
+  DlUNetOptions uo = { .checkpoint = o->checkpoint };
+  g_autoptr (DlTensor) eps = dl_unet_forward (p, &c->unet, tape, x, t, ctx, &uo, error);
+  g_autoptr (DlTensor) deps = NULL;
+  g_autoptr (DlTensor) loss = eps ? dl_nn_mse_loss (tape, eps, y, NULL, 1.0f, &deps, error) : NULL;
+  if (!loss || !dl_tape_backward (tape, eps, deps, error))
+    return FALSE;
+  for (guint i = 0; i < params_list->len; i++)
+    if (!dl_op_adamw (rec, params_list->pdata[i], grads->pdata[i], moments->pdata[2 * i], moments->pdata[2 * i + 1],
+                      hyper, NULL, NULL, error))
+      return FALSE;
+  return dl_recorder_finish (rec, error);
+}
+
+static int
+bench_train_step (int argc, char **argv)
+{
+  BenchOptions o;
+  g_autoptr (DlDevice) device = NULL;
+  if (!parse_options (argc, argv, "- time a full UNet training step (forward, backward, AdamW)", &o, &device))
+    return 2;
+  g_autoptr (GError) error = NULL;
+  DlModelConfig c;
+  dl_model_config_init_sd15 (&c);
+  g_autoptr (DlRecorder) rec = dl_recorder_new (device, &error);
+  g_autoptr (DlParams) p = rec ? random_params (device, rec, &c, FALSE, &error) : NULL;
+  if (!p)
+    return dl_cli_fail ("bench", error);
+  g_autoptr (GPtrArray) names = dl_params_names (p);
+  g_autoptr (GPtrArray) plist = g_ptr_array_new ();
+  g_autoptr (GPtrArray) grads = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_tensor_unref);
+  g_autoptr (GPtrArray) moments = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_tensor_unref);
+  for (guint i = 0; i < names->len; i++) {
+    if (!g_str_has_prefix (names->pdata[i], "unet."))
+      continue;
+    DlTensor *w = dl_params_lookup (p, names->pdata[i]);
+    g_ptr_array_add (plist, w);
+    for (int k = 0; k < 3; k++) {
+      DlTensor *t = dl_tensor_new (device, k ? "adam-moment" : "grad", DL_DTYPE_F32, w->ndim, w->shape, &error);
+      if (!t || (k && !dl_op_fill (rec, t, 0.0, &error)))
+        return dl_cli_fail ("bench", error);
+      g_ptr_array_add (k ? moments : grads, t);
+    }
+  }
+  int64_t hl = DL_ADAMW_HYPER_LEN;
+  g_autoptr (DlTensor) hyper = dl_tensor_new (device, "adamw-hyper", DL_DTYPE_F32, 1, &hl, &error);
+  DlAdamWParams ap = DL_ADAMW_PARAMS_DEFAULT;
+  ap.lr = 1e-6;
+  if (!hyper || !dl_adamw_hyper_upload (hyper, &ap, 1, &error) || !dl_recorder_finish (rec, &error))
+    return dl_cli_fail ("bench", error);
+  guint64 state = dl_device_get_memory_in_use (device);
+  g_autoptr (DlArena) arena = dl_arena_new (device, "activations", 256 << 20);
+  dl_device_reset_memory_peak (device);
+  if (!train_step (p, &c, arena, device, rec, &o, grads, plist, moments, hyper, &error))
+    return dl_cli_fail ("bench", error);
+  g_autofree double *times = g_new (double, o.iters);
+  for (int i = 0; i < o.iters; i++) {
+    gint64 t0 = g_get_monotonic_time ();
+    if (!train_step (p, &c, arena, device, rec, &o, grads, plist, moments, hyper, &error))
+      return dl_cli_fail ("bench", error);
+    times[i] = (g_get_monotonic_time () - t0) / 1e6;
+  }
+  printf ("train step (UNet fwd+bwd+AdamW, fp32, %s): %.3f s/it (median of %d)\n",
+          o.checkpoint ? "gradient checkpointing" : "no checkpointing", median (times, o.iters), o.iters);
+  printf ("device memory: weights+grads+moments %.1f MiB, peak %.1f MiB (activations peak %.1f MiB)\n",
+          state / 1048576.0, dl_device_get_memory_peak (device) / 1048576.0,
+          dl_arena_get_peak (arena) / 1048576.0);
+  if (o.profile) {
+    dl_recorder_set_profiling (rec, TRUE);
+    if (!train_step (p, &c, arena, device, rec, &o, grads, plist, moments, hyper, &error))
+      return dl_cli_fail ("bench", error);
+    print_profile (rec);
+  }
+  return 0;
+}
+
+int
+dl_cli_bench_sd (int argc, char **argv, const char *what)
+{
+  if (g_str_equal (what, "sample"))
+    return bench_sample (argc, argv);
+  return bench_train_step (argc, argv);
+}

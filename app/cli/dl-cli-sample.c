@@ -1,0 +1,247 @@
+/* dl-cli-sample.c: `dreamloom sample` — text to image with a Stable Diffusion
+ * checkpoint, optional LoRA files, PNG with AUTOMATIC1111's parameters text. */
+#include "dl-config.h"
+
+#include "dl-cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "dl-error.h"
+#include "image/dl-png.h"
+#include "io/dl-safetensors.h"
+#include "nn/dl-lora.h"
+#include "nn/dl-sd-pipeline.h"
+#include "text/dl-clip-tokenizer.h"
+#include "vk/dl-device.h"
+
+typedef struct {
+  char *path;
+  float strength;
+} LoraArg;
+
+static gboolean
+parse_lora (const char *arg, LoraArg *out, GError **error)
+{
+  /* FILE[:STRENGTH]; a colon inside a Windows-style path is not our concern */
+  const char *colon = strrchr (arg, ':');
+  char *end = NULL;
+  double s = 1.0;
+  if (colon && colon[1]) {
+    s = g_ascii_strtod (colon + 1, &end);
+    if (end && *end == '\0') {
+      out->path = g_strndup (arg, colon - arg);
+      out->strength = (float) s;
+      return TRUE;
+    }
+  }
+  if (colon && !colon[1]) {
+    g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "--lora %s: missing strength after ':'", arg);
+    return FALSE;
+  }
+  out->path = g_strdup (arg);
+  out->strength = 1.0f;
+  return TRUE;
+}
+
+static char *
+model_display_name (const char *path)
+{
+  g_autofree char *base = g_path_get_basename (path);
+  char *dot = strrchr (base, '.');
+  if (dot && (g_str_equal (dot, ".safetensors") || g_str_equal (dot, ".ckpt")))
+    *dot = '\0';
+  return g_strdup (base);
+}
+
+/* AUTOMATIC1111's "parameters" text (modules/processing.py create_infotext). */
+static char *
+a1111_parameters (const char *prompt, const char *negative, GPtrArray *loras, int steps, const char *sampler,
+                  double cfg, guint64 seed, int width, int height, const char *model, int clip_skip)
+{
+  GString *s = g_string_new (prompt);
+  for (guint i = 0; loras && i < loras->len; i++) {
+    LoraArg *l = loras->pdata[i];
+    g_autofree char *name = model_display_name (l->path);
+    char num[G_ASCII_DTOSTR_BUF_SIZE];
+    g_string_append_printf (s, " <lora:%s:%s>", name, g_ascii_formatd (num, sizeof num, "%g", l->strength));
+  }
+  if (negative && *negative)
+    g_string_append_printf (s, "\nNegative prompt: %s", negative);
+  char cfgs[G_ASCII_DTOSTR_BUF_SIZE];
+  g_string_append_printf (s, "\nSteps: %d, Sampler: %s, CFG scale: %s, Seed: %" G_GUINT64_FORMAT
+                          ", Size: %dx%d, Model: %s", steps, sampler, g_ascii_formatd (cfgs, sizeof cfgs, "%g", cfg),
+                          seed, width, height, model);
+  if (clip_skip > 1)
+    g_string_append_printf (s, ", Clip skip: %d", clip_skip);
+  g_string_append (s, ", Version: Dreamloom " DL_VERSION);
+  return g_string_free (s, FALSE);
+}
+
+static char *
+nth_output (const char *out, int i)
+{
+  if (i == 0)
+    return g_strdup (out);
+  const char *dot = strrchr (out, '.');
+  const char *slash = strrchr (out, G_DIR_SEPARATOR);
+  if (!dot || (slash && dot < slash))
+    return g_strdup_printf ("%s-%d", out, i);
+  return g_strdup_printf ("%.*s-%d%s", (int) (dot - out), out, i, dot);
+}
+
+static gboolean
+write_latents (const char *path, const float *latents, int batch, int64_t c, int64_t h, int64_t w, GError **error)
+{
+  g_autoptr (DlSafetensorsWriter) wr = dl_safetensors_writer_new ();
+  int64_t shape[4] = { batch, c, h, w };
+  return dl_safetensors_writer_add_f32 (wr, "latents", DL_ST_F32, 4, shape, latents, error) &&
+         dl_safetensors_writer_write (wr, path, error);
+}
+
+static void
+report_step (int step, int n_steps, const float *latents, gpointer data)
+{
+  (void) latents;
+  if (*(gboolean *) data)
+    fprintf (stderr, "\rstep %d/%d", step + 1, n_steps);
+}
+
+int
+dl_cli_sample (int argc, char **argv)
+{
+  g_autofree char *model = NULL, *config = NULL, *prompt = NULL, *negative = NULL, *sampler_name = NULL;
+  g_autofree char *out = NULL, *init_latents = NULL, *out_latents = NULL, *vocab = NULL;
+  g_auto (GStrv) lora_args = NULL;
+  int steps = 20, width = 512, height = 512, batch = 1, clip_skip = 1;
+  double cfg = 7.5;
+  gint64 seed = -1;
+  GOptionEntry entries[] = {
+    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model, "Checkpoint file or diffusers folder", "M" },
+    { "config", 0, 0, G_OPTION_ARG_FILENAME, &config, "diffusers-style config folder for a single-file model", "DIR" },
+    { "prompt", 'p', 0, G_OPTION_ARG_STRING, &prompt, "What to draw", "P" },
+    { "negative", 'n', 0, G_OPTION_ARG_STRING, &negative, "What to avoid", "N" },
+    { "steps", 0, 0, G_OPTION_ARG_INT, &steps, "Sampling steps (20)", "N" },
+    { "sampler", 0, 0, G_OPTION_ARG_STRING, &sampler_name, "euler_a (default), euler, ddim, dpmpp_2m_karras", "S" },
+    { "cfg", 0, 0, G_OPTION_ARG_DOUBLE, &cfg, "Classifier-free guidance scale (7.5)", "F" },
+    { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Seed (random when not given)", "S" },
+    { "width", 0, 0, G_OPTION_ARG_INT, &width, "Width in pixels (512)", "W" },
+    { "height", 0, 0, G_OPTION_ARG_INT, &height, "Height in pixels (512)", "H" },
+    { "batch", 0, 0, G_OPTION_ARG_INT, &batch, "Images, with seeds S, S+1, … (1)", "N" },
+    { "lora", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &lora_args, "LoRA file, with a strength (1)", "FILE[:STRENGTH]" },
+    { "clip-skip", 0, 0, G_OPTION_ARG_INT, &clip_skip, "Use the text encoder's N-th layer from the end (1)", "N" },
+    { "vocab", 0, 0, G_OPTION_ARG_FILENAME, &vocab, "CLIP vocabulary when the model has no tokenizer/", "F" },
+    { "init-latents", 0, 0, G_OPTION_ARG_FILENAME, &init_latents, "Starting noise (tensor `latents`)", "F" },
+    { "out-latents", 0, 0, G_OPTION_ARG_FILENAME, &out_latents, "Write the final latents here", "F" },
+    { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out, "PNG to write", "OUT.png" },
+    { NULL },
+  };
+  g_autoptr (GOptionContext) ctx = g_option_context_new ("- draw images with a Stable Diffusion model");
+  g_option_context_add_main_entries (ctx, entries, NULL);
+  if (!dl_cli_parse (ctx, &argc, &argv, "sample"))
+    return 2;
+  g_autoptr (GError) error = NULL;
+  DlSamplerKind kind;
+  DlSigmaSchedule sigmas;
+  if (!model || !prompt || !out) {
+    g_set_error_literal (&error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED, "--model, --prompt and --out are required");
+    return dl_cli_fail ("sample", error);
+  }
+  if (!dl_sampler_kind_from_name (sampler_name ? sampler_name : "euler_a", &kind, &sigmas)) {
+    g_set_error (&error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                 "unknown sampler “%s” (euler_a, euler, ddim, dpmpp_2m_karras)", sampler_name);
+    return dl_cli_fail ("sample", error);
+  }
+  if (steps < 1 || steps > 1000 || batch < 1 || batch > 64 || clip_skip < 1) {
+    g_set_error_literal (&error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                         "--steps must be 1..1000, --batch 1..64 and --clip-skip at least 1");
+    return dl_cli_fail ("sample", error);
+  }
+  if (seed < 0)
+    seed = g_random_int ();
+  g_autoptr (GPtrArray) loras = g_ptr_array_new ();
+  g_autofree LoraArg *lora_store = g_new0 (LoraArg, lora_args ? g_strv_length (lora_args) : 0);
+  for (guint i = 0; lora_args && lora_args[i]; i++) {
+    if (!parse_lora (lora_args[i], &lora_store[i], &error))
+      return dl_cli_fail ("sample", error);
+    g_ptr_array_add (loras, &lora_store[i]);
+  }
+
+  g_autoptr (DlDevice) device = dl_device_new (NULL, &error);
+  if (!device)
+    return dl_cli_fail ("sample", error);
+  g_autoptr (DlSdModel) m = dl_sd_model_load (device, model, config, &error);
+  if (!m)
+    return dl_cli_fail ("sample", error);
+  g_autoptr (DlClipTokenizer) tok = dl_clip_tokenizer_find (dl_checkpoint_get_tokenizer_dir (dl_sd_model_get_checkpoint (m)),
+                                                            vocab, &error);
+  if (!tok)
+    return dl_cli_fail ("sample", error);
+  for (guint i = 0; i < loras->len; i++) {
+    LoraArg *l = loras->pdata[i];
+    g_autoptr (DlLoraFile) lf = dl_lora_file_open (l->path, &error);
+    g_autoptr (GPtrArray) unmatched = NULL;
+    if (!lf || !dl_lora_attach (dl_sd_model_get_params (m), lf, l->strength, NULL, &unmatched, &error))
+      return dl_cli_fail ("sample", error);
+    if (unmatched && unmatched->len)
+      fprintf (stderr, "dreamloom sample: %s: %u modules match nothing in the model; ignored\n", l->path,
+               unmatched->len);
+  }
+
+  const DlModelConfig *mc = dl_sd_model_get_config (m);
+  g_autofree gint32 *pos = g_new (gint32, 77 * batch);
+  g_autofree gint32 *neg = g_new (gint32, 77 * batch);
+  if (!dl_clip_tokenizer_encode_77 (tok, prompt, pos, &error) ||
+      !dl_clip_tokenizer_encode_77 (tok, negative ? negative : "", neg, &error))
+    return dl_cli_fail ("sample", error);
+  for (int b = 1; b < batch; b++) {
+    memcpy (pos + 77 * b, pos, 77 * sizeof (gint32));
+    memcpy (neg + 77 * b, neg, 77 * sizeof (gint32));
+  }
+  int f = 1 << (mc->vae.n_levels - 1);
+  int64_t lc = mc->unet.in_channels, lh = height / f, lw = width / f;
+  g_autofree float *init = NULL;
+  if (init_latents) {
+    g_autoptr (DlSafetensors) st = dl_safetensors_open (init_latents, &error);
+    int64_t n = 0;
+    init = st ? dl_safetensors_read_f32 (st, "latents", &n, &error) : NULL;
+    if (!init)
+      return dl_cli_fail ("sample", error);
+    if (n != (int64_t) batch * lc * lh * lw) {
+      g_set_error (&error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: latents hold %" G_GINT64_FORMAT
+                   " values; %d×%" G_GINT64_FORMAT "×%" G_GINT64_FORMAT "×%" G_GINT64_FORMAT " expected",
+                   init_latents, n, batch, lc, lh, lw);
+      return dl_cli_fail ("sample", error);
+    }
+  }
+  gboolean tty = isatty (fileno (stderr));
+  DlSampleParams sp = {
+    .prompt_ids = pos, .negative_ids = neg, .batch = batch, .width = width, .height = height, .steps = steps,
+    .sampler = kind, .sigmas = sigmas, .cfg_scale = (float) cfg, .seed = (guint64) seed, .clip_skip = clip_skip,
+    .init_latents = init, .on_step = report_step, .on_step_data = &tty,
+  };
+  g_autofree float *latents = NULL, *images = NULL;
+  if (!dl_sd_sample (m, &sp, &latents, &images, &error))
+    return dl_cli_fail ("sample", error);
+  if (tty)
+    fputc ('\n', stderr);
+  if (out_latents && !write_latents (out_latents, latents, batch, lc, lh, lw, &error))
+    return dl_cli_fail ("sample", error);
+
+  g_autofree char *model_name = model_display_name (model);
+  g_autofree guint8 *rgb = g_new (guint8, (gsize) width * height * 3);
+  for (int b = 0; b < batch; b++) {
+    dl_image_chw_to_rgb8 (images + (gsize) b * 3 * width * height, width, height, rgb);
+    g_autofree char *params = a1111_parameters (prompt, negative, loras, steps, dl_sampler_a1111_name (kind, sigmas),
+                                                cfg, (guint64) seed + b, width, height, model_name, clip_skip);
+    g_autoptr (GHashTable) text = g_hash_table_new (g_str_hash, g_str_equal);
+    g_hash_table_insert (text, "parameters", params);
+    g_autofree char *path = nth_output (out, b);
+    if (!dl_png_write (path, rgb, width, height, 3, text, &error))
+      return dl_cli_fail ("sample", error);
+    printf ("%s\n", path);
+  }
+  for (guint i = 0; i < loras->len; i++)
+    g_free (((LoraArg *) loras->pdata[i])->path);
+  return 0;
+}

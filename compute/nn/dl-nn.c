@@ -1,0 +1,719 @@
+/* dl-nn.c: see dl-nn.h.  Each op: check, compute, and if a gradient must flow,
+ * push its backward with exactly what that backward reads. */
+#include "dl-config.h"
+
+#include "nn/dl-nn.h"
+
+#include "dl-error.h"
+#include "ops/dl-op-conv2d.h"
+#include "ops/dl-op-linear.h"
+#include "ops/dl-op-norm.h"
+#include "ops/dl-op-resample.h"
+#include "ops/dl-ops.h"
+
+#define N_SAVED 6
+
+typedef struct {
+  DlTensor *t[N_SAVED];
+  int i[4];
+  float f[2];
+} Saved;
+
+static Saved *
+saved_new (DlTensor *a, DlTensor *b, DlTensor *c, DlTensor *d, DlTensor *e, DlTensor *f)
+{
+  Saved *s = g_new0 (Saved, 1);
+  DlTensor *in[N_SAVED] = { a, b, c, d, e, f };
+  for (int k = 0; k < N_SAVED; k++)
+    s->t[k] = in[k] ? dl_tensor_ref (in[k]) : NULL;
+  return s;
+}
+
+static void
+saved_free (gpointer p)
+{
+  Saved *s = p;
+  for (int k = 0; k < N_SAVED; k++)
+    if (s->t[k])
+      dl_tensor_unref (s->t[k]);
+  g_free (s);
+}
+
+static DlTensor *
+new_tensor (DlTape *tape, const char *name, DlDType dtype, int ndim, const int64_t *shape, GError **error)
+{
+  return dl_tape_tensor (tape, name, dtype, ndim, shape, error);
+}
+
+static DlTensor *
+new_like (DlTape *tape, const char *name, const DlTensor *like, GError **error)
+{
+  return dl_tape_tensor_like (tape, name, like, error);
+}
+
+/* Where the gradient of `t` goes: its persistent buffer (a parameter), a fresh
+ * zeroed tensor (something else that needs one), or nowhere (NULL).  Ops always
+ * add into it; grad_finish hands a fresh one to the tape. */
+static gboolean
+grad_begin (DlTape *tape, DlTensor *t, DlTensor **out, GError **error)
+{
+  *out = NULL;
+  if (!t || !dl_tape_needs_grad (tape, t))
+    return TRUE;
+  DlTensor *buffer = dl_tape_param_grad (tape, t);
+  if (buffer) {
+    *out = dl_tensor_ref (buffer);
+    return TRUE;
+  }
+  g_autoptr (DlTensor) fresh = new_like (tape, "grad", t, error);
+  if (!fresh || !dl_op_fill (dl_tape_get_recorder (tape), fresh, 0.0, error))
+    return FALSE;
+  *out = g_steal_pointer (&fresh);
+  return TRUE;
+}
+
+static gboolean
+grad_finish (DlTape *tape, DlTensor *t, DlTensor *g, GError **error)
+{
+  if (!g)
+    return TRUE;
+  gboolean ok = TRUE;
+  if (dl_tape_param_grad (tape, t) != g)
+    ok = dl_tape_add_grad (tape, t, g, error);
+  dl_tensor_unref (g);
+  return ok;
+}
+
+/* A fresh tensor for an input's gradient that the op overwrites, or NULL. */
+static gboolean
+grad_input (DlTape *tape, DlTensor *t, DlTensor **out, GError **error)
+{
+  *out = NULL;
+  if (!t || !dl_tape_needs_grad (tape, t))
+    return TRUE;
+  *out = new_like (tape, "dx", t, error);
+  return *out != NULL;
+}
+
+static gboolean
+give_grad (DlTape *tape, DlTensor *t, DlTensor *g, GError **error)
+{
+  if (!g)
+    return TRUE;
+  gboolean ok = dl_tape_add_grad (tape, t, g, error);
+  dl_tensor_unref (g);
+  return ok;
+}
+
+#define REC(tape) dl_tape_get_recorder (tape)
+
+/* ---- linear ---- */
+
+static gboolean
+linear_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **error)
+{
+  Saved *s = data;
+  DlTensor *x = s->t[0], *w = s->t[1], *b = s->t[2];
+  DlTensor *dx = NULL, *dw = NULL, *db = NULL;
+  gboolean ok = grad_input (tape, x, &dx, error) && grad_begin (tape, w, &dw, error) &&
+                grad_begin (tape, b, &db, error) &&
+                dl_op_linear_backward (REC (tape), dx, dw, db, x, w, dout[0], TRUE, error);
+  ok = give_grad (tape, x, dx, ok ? error : NULL) && ok;
+  ok = grad_finish (tape, w, dw, ok ? error : NULL) && ok;
+  ok = grad_finish (tape, b, db, ok ? error : NULL) && ok;
+  return ok;
+}
+
+DlTensor *
+dl_nn_linear (DlTape *tape, DlTensor *x, DlTensor *w, DlTensor *b, GError **error)
+{
+  g_return_val_if_fail (tape && x && w, NULL);
+  if (w->ndim != 2 || x->shape[x->ndim - 1] != w->shape[1]) {
+    g_autofree char *xs = dl_tensor_describe (x);
+    g_autofree char *ws = dl_tensor_describe (w);
+    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "linear: input %s does not fit weight %s", xs, ws);
+    return NULL;
+  }
+  int64_t shape[DL_MAX_DIMS];
+  memcpy (shape, x->shape, sizeof shape);
+  shape[x->ndim - 1] = w->shape[0];
+  g_autoptr (DlTensor) y = new_tensor (tape, w->name, x->dtype, x->ndim, shape, error);
+  if (!y || !dl_op_linear (REC (tape), y, x, w, b, error))
+    return NULL;
+  DlTensor *in[] = { x, w, b };
+  if (dl_tape_should_record (tape, in, 3))
+    dl_tape_push (tape, &y, 1, linear_backward, saved_new (x, w, b, NULL, NULL, NULL), saved_free);
+  return g_steal_pointer (&y);
+}
+
+/* ---- conv2d ---- */
+
+static gboolean
+conv2d_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **error)
+{
+  Saved *s = data;
+  DlTensor *x = s->t[0], *w = s->t[1], *b = s->t[2];
+  DlConv2dParams p = DL_CONV2D_PARAMS (s->i[0], s->i[1]);
+  DlTensor *dx = NULL, *dw = NULL, *db = NULL;
+  gboolean ok = grad_input (tape, x, &dx, error) && grad_begin (tape, w, &dw, error) &&
+                grad_begin (tape, b, &db, error) &&
+                dl_op_conv2d_backward (REC (tape), dx, dw, db, x, w, dout[0], &p, TRUE, error);
+  ok = give_grad (tape, x, dx, ok ? error : NULL) && ok;
+  ok = grad_finish (tape, w, dw, ok ? error : NULL) && ok;
+  ok = grad_finish (tape, b, db, ok ? error : NULL) && ok;
+  return ok;
+}
+
+DlTensor *
+dl_nn_conv2d (DlTape *tape, DlTensor *x, DlTensor *w, DlTensor *b, int stride, int padding, GError **error)
+{
+  g_return_val_if_fail (tape && x && w, NULL);
+  DlConv2dParams p = DL_CONV2D_PARAMS (stride, padding);
+  if (x->ndim != 4 || w->ndim != 4 || x->shape[1] != w->shape[1]) {
+    g_autofree char *xs = dl_tensor_describe (x);
+    g_autofree char *ws = dl_tensor_describe (w);
+    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "conv2d: input %s does not fit weight %s", xs, ws);
+    return NULL;
+  }
+  int64_t shape[4] = { x->shape[0], w->shape[0], dl_conv2d_out_size (x->shape[2], w->shape[2], &p),
+                       dl_conv2d_out_size (x->shape[3], w->shape[3], &p) };
+  g_autoptr (DlTensor) y = new_tensor (tape, w->name, x->dtype, 4, shape, error);
+  if (!y || !dl_op_conv2d (REC (tape), y, x, w, b, &p, error))
+    return NULL;
+  DlTensor *in[] = { x, w, b };
+  if (dl_tape_should_record (tape, in, 3)) {
+    Saved *s = saved_new (x, w, b, NULL, NULL, NULL);
+    s->i[0] = stride;
+    s->i[1] = padding;
+    dl_tape_push (tape, &y, 1, conv2d_backward, s, saved_free);
+  }
+  return g_steal_pointer (&y);
+}
+
+/* ---- normalisation ---- */
+
+static gboolean
+group_norm_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **error)
+{
+  Saved *s = data;
+  DlTensor *x = s->t[0], *gamma = s->t[1], *beta = s->t[2];
+  DlTensor *dx = NULL, *dg = NULL, *db = NULL;
+  gboolean ok = grad_input (tape, x, &dx, error) && grad_begin (tape, gamma, &dg, error) &&
+                grad_begin (tape, beta, &db, error) &&
+                dl_op_group_norm_backward (REC (tape), dx, dg, db, x, gamma, beta, s->t[3], s->t[4], dout[0], s->i[0],
+                                           s->i[1], TRUE, error);
+  ok = give_grad (tape, x, dx, ok ? error : NULL) && ok;
+  ok = grad_finish (tape, gamma, dg, ok ? error : NULL) && ok;
+  ok = grad_finish (tape, beta, db, ok ? error : NULL) && ok;
+  return ok;
+}
+
+DlTensor *
+dl_nn_group_norm (DlTape *tape, DlTensor *x, DlTensor *gamma, DlTensor *beta, int groups, float eps, gboolean silu,
+                  GError **error)
+{
+  g_return_val_if_fail (tape && x && groups > 0, NULL);
+  DlTensor *in[] = { x, gamma, beta };
+  gboolean record = dl_tape_should_record (tape, in, 3);
+  g_autoptr (DlTensor) y = new_like (tape, "group_norm", x, error);
+  if (!y)
+    return NULL;
+  g_autoptr (DlTensor) mean = NULL, rstd = NULL;
+  if (record) {
+    int64_t st[2] = { x->shape[0], groups };
+    mean = new_tensor (tape, "gn-mean", DL_DTYPE_F32, 2, st, error);
+    rstd = mean ? new_tensor (tape, "gn-rstd", DL_DTYPE_F32, 2, st, error) : NULL;
+    if (!rstd)
+      return NULL;
+  }
+  if (!dl_op_group_norm (REC (tape), y, mean, rstd, x, gamma, beta, groups, eps, silu, error))
+    return NULL;
+  if (record) {
+    Saved *s = saved_new (x, gamma, beta, mean, rstd, NULL);
+    s->i[0] = groups;
+    s->i[1] = silu;
+    dl_tape_push (tape, &y, 1, group_norm_backward, s, saved_free);
+  }
+  return g_steal_pointer (&y);
+}
+
+static gboolean
+layer_norm_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **error)
+{
+  Saved *s = data;
+  DlTensor *x = s->t[0], *gamma = s->t[1], *beta = s->t[2];
+  DlTensor *dx = NULL, *dg = NULL, *db = NULL;
+  gboolean ok = grad_input (tape, x, &dx, error) && grad_begin (tape, gamma, &dg, error) &&
+                grad_begin (tape, beta, &db, error) &&
+                dl_op_layer_norm_backward (REC (tape), dx, dg, db, x, gamma, s->t[3], s->t[4], dout[0], TRUE, error);
+  ok = give_grad (tape, x, dx, ok ? error : NULL) && ok;
+  ok = grad_finish (tape, gamma, dg, ok ? error : NULL) && ok;
+  ok = grad_finish (tape, beta, db, ok ? error : NULL) && ok;
+  return ok;
+}
+
+DlTensor *
+dl_nn_layer_norm (DlTape *tape, DlTensor *x, DlTensor *gamma, DlTensor *beta, float eps, GError **error)
+{
+  g_return_val_if_fail (tape && x, NULL);
+  DlTensor *in[] = { x, gamma, beta };
+  gboolean record = dl_tape_should_record (tape, in, 3);
+  g_autoptr (DlTensor) y = new_like (tape, "layer_norm", x, error);
+  if (!y)
+    return NULL;
+  g_autoptr (DlTensor) mean = NULL, rstd = NULL;
+  if (record) {
+    int64_t rows = dl_tensor_numel (x) / x->shape[x->ndim - 1];
+    mean = new_tensor (tape, "ln-mean", DL_DTYPE_F32, 1, &rows, error);
+    rstd = mean ? new_tensor (tape, "ln-rstd", DL_DTYPE_F32, 1, &rows, error) : NULL;
+    if (!rstd)
+      return NULL;
+  }
+  if (!dl_op_layer_norm (REC (tape), y, mean, rstd, x, gamma, beta, eps, error))
+    return NULL;
+  if (record)
+    dl_tape_push (tape, &y, 1, layer_norm_backward, saved_new (x, gamma, beta, mean, rstd, NULL), saved_free);
+  return g_steal_pointer (&y);
+}
+
+/* ---- activations ---- */
+
+static gboolean
+activation_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **error)
+{
+  Saved *s = data;
+  g_autoptr (DlTensor) dx = new_like (tape, "dact", s->t[0], error);
+  return dx && dl_op_activation_backward (REC (tape), dx, s->t[0], dout[0], (DlActivation) s->i[0], error) &&
+         dl_tape_add_grad (tape, s->t[0], dx, error);
+}
+
+DlTensor *
+dl_nn_activation (DlTape *tape, DlTensor *x, DlActivation act, GError **error)
+{
+  g_return_val_if_fail (tape && x, NULL);
+  g_autoptr (DlTensor) y = new_like (tape, "act", x, error);
+  if (!y || !dl_op_activation (REC (tape), y, x, act, error))
+    return NULL;
+  if (dl_tape_should_record (tape, &x, 1)) {
+    Saved *s = saved_new (x, NULL, NULL, NULL, NULL, NULL);
+    s->i[0] = act;
+    dl_tape_push (tape, &y, 1, activation_backward, s, saved_free);
+  }
+  return g_steal_pointer (&y);
+}
+
+static gboolean
+geglu_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **error)
+{
+  Saved *s = data;
+  g_autoptr (DlTensor) dx = new_like (tape, "dgeglu", s->t[0], error);
+  return dx && dl_op_geglu_backward (REC (tape), dx, s->t[0], dout[0], error) &&
+         dl_tape_add_grad (tape, s->t[0], dx, error);
+}
+
+DlTensor *
+dl_nn_geglu (DlTape *tape, DlTensor *x, GError **error)
+{
+  g_return_val_if_fail (tape && x, NULL);
+  int64_t shape[DL_MAX_DIMS];
+  memcpy (shape, x->shape, sizeof shape);
+  shape[x->ndim - 1] /= 2;
+  g_autoptr (DlTensor) y = new_tensor (tape, "geglu", x->dtype, x->ndim, shape, error);
+  if (!y || !dl_op_geglu (REC (tape), y, x, error))
+    return NULL;
+  if (dl_tape_should_record (tape, &x, 1))
+    dl_tape_push (tape, &y, 1, geglu_backward, saved_new (x, NULL, NULL, NULL, NULL, NULL), saved_free);
+  return g_steal_pointer (&y);
+}
+
+/* ---- attention ---- */
+
+static gboolean
+attention_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **error)
+{
+  Saved *s = data;
+  DlTensor *q = s->t[0], *k = s->t[1], *v = s->t[2];
+  DlAttentionParams p = DL_ATTENTION_PARAMS (s->i[0]);
+  p.causal = s->i[1];
+  g_autoptr (DlTensor) dq = NULL, dk = NULL, dv = NULL;
+  if (dl_tape_needs_grad (tape, q) && !(dq = new_like (tape, "dq", q, error)))
+    return FALSE;
+  if (dl_tape_needs_grad (tape, k) || dl_tape_needs_grad (tape, v)) {
+    dk = new_like (tape, "dk", k, error);
+    dv = dk ? new_like (tape, "dv", v, error) : NULL;
+    if (!dv)
+      return FALSE;
+  }
+  return dl_op_attention_backward (REC (tape), dq, dk, dv, q, k, v, s->t[3], s->t[4], dout[0], &p, error) &&
+         (!dq || dl_tape_add_grad (tape, q, dq, error)) && (!dk || dl_tape_add_grad (tape, k, dk, error)) &&
+         (!dv || dl_tape_add_grad (tape, v, dv, error));
+}
+
+DlTensor *
+dl_nn_attention (DlTape *tape, DlTensor *q, DlTensor *k, DlTensor *v, int n_heads, gboolean causal, GError **error)
+{
+  g_return_val_if_fail (tape && q && k && v && n_heads > 0, NULL);
+  DlTensor *in[] = { q, k, v };
+  gboolean record = dl_tape_should_record (tape, in, 3);
+  DlAttentionParams p = DL_ATTENTION_PARAMS (n_heads);
+  p.causal = causal;
+  g_autoptr (DlTensor) o = new_like (tape, "attn", q, error);
+  if (!o)
+    return NULL;
+  g_autoptr (DlTensor) lse = NULL;
+  if (record) {
+    int64_t B = q->ndim == 3 ? q->shape[0] : 1, Nq = q->shape[q->ndim - 2];
+    int64_t shape[3] = { B, n_heads, Nq };
+    if (!(lse = new_tensor (tape, "attn-lse", DL_DTYPE_F32, 3, shape, error)))
+      return NULL;
+  }
+  if (!dl_op_attention (REC (tape), o, lse, q, k, v, &p, error))
+    return NULL;
+  if (record) {
+    Saved *s = saved_new (q, k, v, o, lse, NULL);
+    s->i[0] = n_heads;
+    s->i[1] = causal;
+    dl_tape_push (tape, &o, 1, attention_backward, s, saved_free);
+  }
+  return g_steal_pointer (&o);
+}
+
+/* ---- arithmetic ---- */
+
+static gboolean
+add_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **error)
+{
+  Saved *s = data;
+  return dl_tape_add_grad (tape, s->t[0], dout[0], error) && dl_tape_add_grad (tape, s->t[1], dout[0], error);
+}
+
+DlTensor *
+dl_nn_add (DlTape *tape, DlTensor *a, DlTensor *b, GError **error)
+{
+  g_return_val_if_fail (tape && a && b, NULL);
+  if (!dl_tensor_same_shape (a, b)) {
+    g_autofree char *as = dl_tensor_describe (a);
+    g_autofree char *bs = dl_tensor_describe (b);
+    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "add: %s and %s differ in shape", as, bs);
+    return NULL;
+  }
+  g_autoptr (DlTensor) y = new_like (tape, "add", a, error);
+  if (!y || !dl_op_add (REC (tape), y, a, b, error))
+    return NULL;
+  DlTensor *in[] = { a, b };
+  if (dl_tape_should_record (tape, in, 2))
+    dl_tape_push (tape, &y, 1, add_backward, saved_new (a, b, NULL, NULL, NULL, NULL), saved_free);
+  return g_steal_pointer (&y);
+}
+
+static gboolean
+add_channel_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **error)
+{
+  Saved *s = data;
+  DlTensor *x = s->t[0], *b = s->t[1];
+  if (!dl_tape_add_grad (tape, x, dout[0], error))
+    return FALSE;
+  if (!dl_tape_needs_grad (tape, b))
+    return TRUE;
+  int64_t shape[3] = { x->shape[0], x->shape[1], x->shape[2] * x->shape[3] };
+  g_autoptr (DlTensor) flat = dl_tensor_reshape (dout[0], 3, shape, error);
+  g_autoptr (DlTensor) db = flat ? new_like (tape, "dchannel", b, error) : NULL;
+  return db && dl_op_sum (REC (tape), db, flat, 2, error) && dl_tape_add_grad (tape, b, db, error);
+}
+
+DlTensor *
+dl_nn_add_channel (DlTape *tape, DlTensor *x, DlTensor *b, GError **error)
+{
+  g_return_val_if_fail (tape && x && b, NULL);
+  if (x->ndim != 4 || b->ndim != 2 || b->shape[0] != x->shape[0] || b->shape[1] != x->shape[1]) {
+    g_autofree char *xs = dl_tensor_describe (x);
+    g_autofree char *bs = dl_tensor_describe (b);
+    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "add_channel: %s does not fit %s", bs, xs);
+    return NULL;
+  }
+  int64_t bshape[4] = { b->shape[0], b->shape[1], 1, 1 };
+  g_autoptr (DlTensor) b4 = dl_tensor_reshape (b, 4, bshape, error);
+  g_autoptr (DlTensor) y = b4 ? new_like (tape, "add_channel", x, error) : NULL;
+  if (!y || !dl_op_add (REC (tape), y, x, b4, error))
+    return NULL;
+  DlTensor *in[] = { x, b };
+  if (dl_tape_should_record (tape, in, 2))
+    dl_tape_push (tape, &y, 1, add_channel_backward, saved_new (x, b, NULL, NULL, NULL, NULL), saved_free);
+  return g_steal_pointer (&y);
+}
+
+static gboolean
+scale_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **error)
+{
+  Saved *s = data;
+  g_autoptr (DlTensor) dx = new_like (tape, "dscale", s->t[0], error);
+  return dx && dl_op_scale (REC (tape), dx, dout[0], s->f[0], error) && dl_tape_add_grad (tape, s->t[0], dx, error);
+}
+
+DlTensor *
+dl_nn_scale (DlTape *tape, DlTensor *x, float alpha, GError **error)
+{
+  g_return_val_if_fail (tape && x, NULL);
+  g_autoptr (DlTensor) y = new_like (tape, "scale", x, error);
+  if (!y || !dl_op_scale (REC (tape), y, x, alpha, error))
+    return NULL;
+  if (dl_tape_should_record (tape, &x, 1)) {
+    Saved *s = saved_new (x, NULL, NULL, NULL, NULL, NULL);
+    s->f[0] = alpha;
+    dl_tape_push (tape, &y, 1, scale_backward, s, saved_free);
+  }
+  return g_steal_pointer (&y);
+}
+
+/* ---- resampling and layout ---- */
+
+static gboolean
+upsample_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **error)
+{
+  Saved *s = data;
+  g_autoptr (DlTensor) dx = new_like (tape, "dupsample", s->t[0], error);
+  return dx && dl_op_upsample_nearest2x_backward (REC (tape), dx, dout[0], error) &&
+         dl_tape_add_grad (tape, s->t[0], dx, error);
+}
+
+DlTensor *
+dl_nn_upsample2x (DlTape *tape, DlTensor *x, GError **error)
+{
+  g_return_val_if_fail (tape && x && x->ndim == 4, NULL);
+  int64_t shape[4] = { x->shape[0], x->shape[1], 2 * x->shape[2], 2 * x->shape[3] };
+  g_autoptr (DlTensor) y = new_tensor (tape, "upsample", x->dtype, 4, shape, error);
+  if (!y || !dl_op_upsample_nearest2x (REC (tape), y, x, error))
+    return NULL;
+  if (dl_tape_should_record (tape, &x, 1))
+    dl_tape_push (tape, &y, 1, upsample_backward, saved_new (x, NULL, NULL, NULL, NULL, NULL), saved_free);
+  return g_steal_pointer (&y);
+}
+
+static gboolean
+concat_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **error)
+{
+  Saved *s = data;
+  DlTensor *a = s->t[0], *b = s->t[1];
+  g_autoptr (DlTensor) da = NULL, db = NULL;
+  if (dl_tape_needs_grad (tape, a) && !(da = new_like (tape, "dconcat", a, error)))
+    return FALSE;
+  if (dl_tape_needs_grad (tape, b) && !(db = new_like (tape, "dconcat", b, error)))
+    return FALSE;
+  if (!da && !db)
+    return TRUE;
+  if (!da) {
+    /* split needs a's width: hand it through a throwaway view of dout */
+    int64_t shape[DL_MAX_DIMS];
+    memcpy (shape, a->shape, sizeof shape);
+    g_autoptr (DlTensor) tmp = new_tensor (tape, "dconcat-unused", a->dtype, a->ndim, shape, error);
+    if (!tmp || !dl_op_split_channels (REC (tape), tmp, db, dout[0], error))
+      return FALSE;
+  } else if (!dl_op_split_channels (REC (tape), da, db, dout[0], error)) {
+    return FALSE;
+  }
+  return (!da || dl_tape_add_grad (tape, a, da, error)) && (!db || dl_tape_add_grad (tape, b, db, error));
+}
+
+DlTensor *
+dl_nn_concat_channels (DlTape *tape, DlTensor *a, DlTensor *b, GError **error)
+{
+  g_return_val_if_fail (tape && a && b, NULL);
+  int64_t shape[DL_MAX_DIMS];
+  memcpy (shape, a->shape, sizeof shape);
+  shape[1] = a->shape[1] + b->shape[1];
+  g_autoptr (DlTensor) y = new_tensor (tape, "concat", a->dtype, a->ndim, shape, error);
+  if (!y || !dl_op_concat_channels (REC (tape), y, a, b, error))
+    return NULL;
+  DlTensor *in[] = { a, b };
+  if (dl_tape_should_record (tape, in, 2))
+    dl_tape_push (tape, &y, 1, concat_backward, saved_new (a, b, NULL, NULL, NULL, NULL), saved_free);
+  return g_steal_pointer (&y);
+}
+
+static DlTensor *
+permute3 (DlTape *tape, DlTensor *x3, const char *name, GError **error)
+{
+  static const int perm[3] = { 0, 2, 1 };
+  int64_t shape[3] = { x3->shape[0], x3->shape[2], x3->shape[1] };
+  g_autoptr (DlTensor) y = new_tensor (tape, name, x3->dtype, 3, shape, error);
+  if (!y || !dl_op_permute (REC (tape), y, x3, perm, error))
+    return NULL;
+  return g_steal_pointer (&y);
+}
+
+/* [N, A, B] <-> [N, B, A] presented with the caller's shapes */
+static gboolean
+transpose_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **error)
+{
+  Saved *s = data;
+  DlTensor *x = s->t[0];
+  int64_t shape3[3] = { dout[0]->shape[0], s->i[0], s->i[1] }; /* dout seen as [N, A', B'] */
+  g_autoptr (DlTensor) d3 = dl_tensor_reshape (dout[0], 3, shape3, error);
+  g_autoptr (DlTensor) t = d3 ? permute3 (tape, d3, "dtranspose", error) : NULL;
+  g_autoptr (DlTensor) dx = t ? dl_tensor_reshape (t, x->ndim, x->shape, error) : NULL;
+  return dx && dl_tape_add_grad (tape, x, dx, error);
+}
+
+static DlTensor *
+transpose_nn (DlTape *tape, DlTensor *x, int64_t A, int64_t B, int out_ndim, const int64_t *out_shape,
+              const char *name, GError **error)
+{
+  int64_t shape3[3] = { x->shape[0], A, B };
+  g_autoptr (DlTensor) x3 = dl_tensor_reshape (x, 3, shape3, error);
+  g_autoptr (DlTensor) t = x3 ? permute3 (tape, x3, name, error) : NULL;
+  g_autoptr (DlTensor) y = t ? dl_tensor_reshape (t, out_ndim, out_shape, error) : NULL;
+  if (!y)
+    return NULL;
+  if (dl_tape_should_record (tape, &x, 1)) {
+    Saved *s = saved_new (x, NULL, NULL, NULL, NULL, NULL);
+    s->i[0] = (int) B; /* dout is [N, B, A] */
+    s->i[1] = (int) A;
+    dl_tape_push (tape, &y, 1, transpose_backward, s, saved_free);
+  }
+  return g_steal_pointer (&y);
+}
+
+DlTensor *
+dl_nn_nchw_to_tokens (DlTape *tape, DlTensor *x, GError **error)
+{
+  g_return_val_if_fail (tape && x && x->ndim == 4, NULL);
+  int64_t C = x->shape[1], HW = x->shape[2] * x->shape[3];
+  int64_t out[3] = { x->shape[0], HW, C };
+  return transpose_nn (tape, x, C, HW, 3, out, "tokens", error);
+}
+
+DlTensor *
+dl_nn_tokens_to_nchw (DlTape *tape, DlTensor *x, int64_t H, int64_t W, GError **error)
+{
+  g_return_val_if_fail (tape && x && x->ndim == 3 && x->shape[1] == H * W, NULL);
+  int64_t C = x->shape[2];
+  int64_t out[4] = { x->shape[0], C, H, W };
+  return transpose_nn (tape, x, H * W, C, 4, out, "nchw", error);
+}
+
+static gboolean
+reshape_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **error)
+{
+  Saved *s = data;
+  g_autoptr (DlTensor) dx = dl_tensor_reshape (dout[0], s->t[0]->ndim, s->t[0]->shape, error);
+  return dx && dl_tape_add_grad (tape, s->t[0], dx, error);
+}
+
+DlTensor *
+dl_nn_reshape (DlTape *tape, DlTensor *x, int ndim, const int64_t *shape, GError **error)
+{
+  g_return_val_if_fail (tape && x, NULL);
+  g_autoptr (DlTensor) y = dl_tensor_reshape (x, ndim, shape, error);
+  if (!y)
+    return NULL;
+  if (dl_tape_should_record (tape, &x, 1))
+    dl_tape_push (tape, &y, 1, reshape_backward, saved_new (x, NULL, NULL, NULL, NULL, NULL), saved_free);
+  return g_steal_pointer (&y);
+}
+
+/* ---- embeddings ---- */
+
+static gboolean
+embedding_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **error)
+{
+  Saved *s = data;
+  DlTensor *ids = s->t[0], *table = s->t[1], *pos = s->t[2];
+  DlTensor *dtable = NULL, *dpos = NULL;
+  gboolean ok = grad_begin (tape, table, &dtable, error) && grad_begin (tape, pos, &dpos, error) &&
+                (!(dtable || dpos) ||
+                 dl_op_embedding_backward (REC (tape), dtable, dpos, ids, dout[0], 0, TRUE, error));
+  ok = grad_finish (tape, table, dtable, ok ? error : NULL) && ok;
+  ok = grad_finish (tape, pos, dpos, ok ? error : NULL) && ok;
+  return ok;
+}
+
+DlTensor *
+dl_nn_embedding (DlTape *tape, DlTensor *ids, DlTensor *table, DlTensor *pos, GError **error)
+{
+  g_return_val_if_fail (tape && ids && table, NULL);
+  int64_t shape[3] = { ids->ndim == 2 ? ids->shape[0] : 1, ids->shape[ids->ndim - 1], table->shape[1] };
+  g_autoptr (DlTensor) y = new_tensor (tape, "embedding", table->dtype, 3, shape, error);
+  if (!y || !dl_op_embedding (REC (tape), y, ids, table, pos, 0, error))
+    return NULL;
+  DlTensor *in[] = { table, pos };
+  if (dl_tape_should_record (tape, in, 2))
+    dl_tape_push (tape, &y, 1, embedding_backward, saved_new (ids, table, pos, NULL, NULL, NULL), saved_free);
+  return g_steal_pointer (&y);
+}
+
+/* ---- slicing ---- */
+
+DlTensor *
+dl_nn_slice_channels (DlTape *tape, DlTensor *x, int64_t start, int64_t count, GError **error)
+{
+  g_return_val_if_fail (tape && x && x->ndim >= 2, NULL);
+  if (dl_tape_should_record (tape, &x, 1)) {
+    g_set_error_literal (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "slice_channels has no backward");
+    return NULL;
+  }
+  int64_t C = x->shape[1];
+  if (start < 0 || count <= 0 || start + count > C) {
+    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "slice_channels: [%" G_GINT64_FORMAT ", +%" G_GINT64_FORMAT
+                 ") outside %" G_GINT64_FORMAT " channels", start, count, C);
+    return NULL;
+  }
+  int64_t inner = dl_tensor_numel (x) / (x->shape[0] * C);
+  int64_t shape[DL_MAX_DIMS];
+  memcpy (shape, x->shape, sizeof shape);
+  shape[1] = count;
+  g_autoptr (DlTensor) y = new_tensor (tape, "slice", x->dtype, x->ndim, shape, error);
+  /* gather as [N, count, inner] */
+  int64_t strides3[3] = { C * inner, inner, 1 };
+  int64_t s3[3] = { x->shape[0], count, inner };
+  g_autoptr (DlTensor) y3 = y ? dl_tensor_reshape (y, 3, s3, error) : NULL;
+  if (!y3 || !dl_op_copy_strided (REC (tape), y3, x, start * inner, strides3, error))
+    return NULL;
+  return g_steal_pointer (&y);
+}
+
+/* ---- loss ---- */
+
+DlTensor *
+dl_nn_mse_loss (DlTape *tape, DlTensor *pred, DlTensor *target, DlTensor *weights, float grad_scale,
+                DlTensor **dpred, GError **error)
+{
+  g_return_val_if_fail (tape && pred && target, NULL);
+  int64_t one = 1;
+  g_autoptr (DlTensor) loss = new_tensor (tape, "loss", DL_DTYPE_F32, 1, &one, error);
+  if (!loss || !dl_op_mse_loss (REC (tape), loss, NULL, pred, target, weights, error))
+    return NULL;
+  if (dpred) {
+    g_autoptr (DlTensor) d = new_like (tape, "dloss", pred, error);
+    if (!d || !dl_op_mse_loss_backward (REC (tape), d, pred, target, weights, grad_scale, error))
+      return NULL;
+    *dpred = g_steal_pointer (&d);
+  }
+  return g_steal_pointer (&loss);
+}
+
+/* ---- padding, as two concatenations with zeros along a viewed axis 1 ---- */
+
+static DlTensor *
+append_zeros_axis1 (DlTape *tape, DlTensor *x3, GError **error)
+{
+  int64_t zs[3] = { x3->shape[0], 1, x3->shape[2] };
+  g_autoptr (DlTensor) zeros = new_tensor (tape, "pad-zeros", x3->dtype, 3, zs, error);
+  if (!zeros || !dl_op_fill (REC (tape), zeros, 0.0, error))
+    return NULL;
+  return dl_nn_concat_channels (tape, x3, zeros, error);
+}
+
+DlTensor *
+dl_nn_pad_right_bottom (DlTape *tape, DlTensor *x, GError **error)
+{
+  g_return_val_if_fail (tape && x && x->ndim == 4, NULL);
+  int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
+  int64_t s1[3] = { N * C * H, W, 1 };
+  g_autoptr (DlTensor) a = dl_nn_reshape (tape, x, 3, s1, error);
+  g_autoptr (DlTensor) b = a ? append_zeros_axis1 (tape, a, error) : NULL; /* [NCH, W+1, 1] */
+  int64_t s2[3] = { N * C, H, W + 1 };
+  g_autoptr (DlTensor) c = b ? dl_nn_reshape (tape, b, 3, s2, error) : NULL;
+  g_autoptr (DlTensor) d = c ? append_zeros_axis1 (tape, c, error) : NULL; /* [NC, H+1, W+1] */
+  int64_t s3[4] = { N, C, H + 1, W + 1 };
+  return d ? dl_nn_reshape (tape, d, 4, s3, error) : NULL;
+}

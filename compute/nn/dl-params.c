@@ -1,0 +1,229 @@
+/* dl-params.c: see dl-params.h. */
+#include "dl-config.h"
+
+#include "nn/dl-params.h"
+
+#include <stdarg.h>
+
+#include "dl-error.h"
+#include "nn/dl-nn.h"
+#include "ops/dl-ops.h"
+
+typedef struct {
+  DlTensor *down, *up;
+  float scale;
+} Adapter;
+
+struct _DlParams {
+  DlDevice *device;
+  GHashTable *tensors;  /* name -> DlTensor */
+  GHashTable *adapters; /* module name -> GPtrArray of Adapter */
+};
+
+static void
+adapter_free (gpointer p)
+{
+  Adapter *a = p;
+  dl_tensor_unref (a->down);
+  dl_tensor_unref (a->up);
+  g_free (a);
+}
+
+DlParams *
+dl_params_new (DlDevice *device)
+{
+  g_return_val_if_fail (device != NULL, NULL);
+  DlParams *p = g_new0 (DlParams, 1);
+  p->device = device;
+  p->tensors = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) dl_tensor_unref);
+  p->adapters = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_ptr_array_unref);
+  return p;
+}
+
+void
+dl_params_free (DlParams *p)
+{
+  if (!p)
+    return;
+  g_hash_table_unref (p->adapters);
+  g_hash_table_unref (p->tensors);
+  g_free (p);
+}
+
+DlDevice *
+dl_params_get_device (DlParams *p)
+{
+  return p->device;
+}
+
+gboolean
+dl_params_load_checkpoint (DlParams *p, DlCheckpoint *ckpt, DlComponent component, DlDType dtype, GError **error)
+{
+  g_return_val_if_fail (p != NULL && ckpt != NULL, FALSE);
+  guint n = dl_checkpoint_get_n_params (ckpt);
+  for (guint i = 0; i < n; i++) {
+    const DlCheckpointParam *cp = dl_checkpoint_get_param (ckpt, i);
+    if (cp->component != component)
+      continue;
+    g_autoptr (DlTensor) t = dl_checkpoint_upload (ckpt, cp->name, p->device, dtype, error);
+    if (!t)
+      return FALSE;
+    dl_params_insert (p, cp->name, t);
+  }
+  return TRUE;
+}
+
+void
+dl_params_insert (DlParams *p, const char *name, DlTensor *t)
+{
+  g_return_if_fail (p != NULL && name != NULL && t != NULL);
+  g_hash_table_replace (p->tensors, g_strdup (name), dl_tensor_ref (t));
+}
+
+DlTensor *
+dl_params_lookup (DlParams *p, const char *name)
+{
+  return g_hash_table_lookup (p->tensors, name);
+}
+
+DlTensor *
+dl_params_lookupf (DlParams *p, const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  g_autofree char *name = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  return dl_params_lookup (p, name);
+}
+
+DlTensor *
+dl_params_getf (DlParams *p, GError **error, const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  g_autofree char *name = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  DlTensor *t = dl_params_lookup (p, name);
+  if (!t)
+    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "the model has no parameter %s", name);
+  return t;
+}
+
+static int
+cmp_str (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(const char *const *) a, *(const char *const *) b);
+}
+
+GPtrArray *
+dl_params_names (DlParams *p)
+{
+  GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
+  GHashTableIter it;
+  gpointer key;
+  g_hash_table_iter_init (&it, p->tensors);
+  while (g_hash_table_iter_next (&it, &key, NULL))
+    g_ptr_array_add (names, g_strdup (key));
+  g_ptr_array_sort (names, cmp_str);
+  return names;
+}
+
+GHashTable *
+dl_params_module_names (DlParams *p)
+{
+  GHashTable *set = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  GHashTableIter it;
+  gpointer key;
+  g_hash_table_iter_init (&it, p->tensors);
+  while (g_hash_table_iter_next (&it, &key, NULL)) {
+    const char *dot = strrchr (key, '.');
+    if (dot)
+      g_hash_table_add (set, g_strndup (key, dot - (const char *) key));
+  }
+  return set;
+}
+
+void
+dl_params_add_adapter (DlParams *p, const char *target, DlTensor *down, DlTensor *up, float scale)
+{
+  g_return_if_fail (p != NULL && target != NULL && down != NULL && up != NULL);
+  GPtrArray *list = g_hash_table_lookup (p->adapters, target);
+  if (!list) {
+    list = g_ptr_array_new_with_free_func (adapter_free);
+    g_hash_table_insert (p->adapters, g_strdup (target), list);
+  }
+  Adapter *a = g_new0 (Adapter, 1);
+  a->down = dl_tensor_ref (down);
+  a->up = dl_tensor_ref (up);
+  a->scale = scale;
+  g_ptr_array_add (list, a);
+}
+
+void
+dl_params_clear_adapters (DlParams *p)
+{
+  g_hash_table_remove_all (p->adapters);
+}
+
+guint
+dl_params_n_adapters (DlParams *p)
+{
+  guint n = 0;
+  GHashTableIter it;
+  gpointer value;
+  g_hash_table_iter_init (&it, p->adapters);
+  while (g_hash_table_iter_next (&it, NULL, &value))
+    n += ((GPtrArray *) value)->len;
+  return n;
+}
+
+/* y + Σ scale · up(down(x)) */
+static DlTensor *
+apply_adapters (DlParams *p, DlTape *tape, DlTensor *x, DlTensor *y, const char *name, gboolean conv, int stride,
+                int padding, GError **error)
+{
+  GPtrArray *list = g_hash_table_lookup (p->adapters, name);
+  g_autoptr (DlTensor) out = dl_tensor_ref (y);
+  for (guint i = 0; list && i < list->len; i++) {
+    Adapter *a = list->pdata[i];
+    g_autoptr (DlTensor) h = conv ? dl_nn_conv2d (tape, x, a->down, NULL, stride, padding, error)
+                                  : dl_nn_linear (tape, x, a->down, NULL, error);
+    g_autoptr (DlTensor) u = !h ? NULL
+                             : conv ? dl_nn_conv2d (tape, h, a->up, NULL, 1, 0, error)
+                                    : dl_nn_linear (tape, h, a->up, NULL, error);
+    g_autoptr (DlTensor) s = u ? dl_nn_scale (tape, u, a->scale, error) : NULL;
+    g_autoptr (DlTensor) sum = s ? dl_nn_add (tape, out, s, error) : NULL;
+    if (!sum)
+      return NULL;
+    dl_tensor_unref (out);
+    out = g_steal_pointer (&sum);
+  }
+  return g_steal_pointer (&out);
+}
+
+DlTensor *
+dl_params_linear (DlParams *p, DlTape *tape, DlTensor *x, const char *name, GError **error)
+{
+  DlTensor *w = dl_params_getf (p, error, "%s.weight", name);
+  if (!w)
+    return NULL;
+  DlTensor *b = dl_params_lookupf (p, "%s.bias", name);
+  g_autoptr (DlTensor) y = dl_nn_linear (tape, x, w, b, error);
+  if (!y)
+    return NULL;
+  return apply_adapters (p, tape, x, y, name, FALSE, 1, 0, error);
+}
+
+DlTensor *
+dl_params_conv2d (DlParams *p, DlTape *tape, DlTensor *x, const char *name, int stride, int padding,
+                  GError **error)
+{
+  DlTensor *w = dl_params_getf (p, error, "%s.weight", name);
+  if (!w)
+    return NULL;
+  DlTensor *b = dl_params_lookupf (p, "%s.bias", name);
+  g_autoptr (DlTensor) y = dl_nn_conv2d (tape, x, w, b, stride, padding, error);
+  if (!y)
+    return NULL;
+  return apply_adapters (p, tape, x, y, name, TRUE, stride, padding, error);
+}

@@ -1,0 +1,55 @@
+/* dl-params.h: a model's parameters on the device, by internal name
+ * (`unet.<diffusers key>`, `vae.<...>`, `text_encoder.<...>`), plus the
+ * low-rank adapters (LoRA) attached to its modules at run time.
+ *
+ * Models never index tensors directly: they ask for a module's weight by name,
+ * and run every Linear/Conv through dl_params_linear/dl_params_conv2d, the one
+ * place where attached adapters add their term, so LoRA training and
+ * un-merged previews need no change in the model code. */
+#pragma once
+
+#include "io/dl-checkpoint.h"
+#include "nn/dl-tape.h"
+
+G_BEGIN_DECLS
+
+typedef struct _DlParams DlParams;
+
+DlParams *dl_params_new (DlDevice *device);
+void dl_params_free (DlParams *p);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DlParams, dl_params_free)
+
+DlDevice *dl_params_get_device (DlParams *p);
+
+/* Upload every parameter of `component` from the checkpoint as `dtype`. */
+gboolean dl_params_load_checkpoint (DlParams *p, DlCheckpoint *ckpt, DlComponent component, DlDType dtype,
+                                    GError **error);
+/* Takes a reference. */
+void dl_params_insert (DlParams *p, const char *name, DlTensor *t);
+/* NULL when absent (no error). */
+DlTensor *dl_params_lookup (DlParams *p, const char *name);
+DlTensor *dl_params_lookupf (DlParams *p, const char *fmt, ...) G_GNUC_PRINTF (2, 3);
+/* NULL with an error naming the parameter when absent. */
+DlTensor *dl_params_getf (DlParams *p, GError **error, const char *fmt, ...) G_GNUC_PRINTF (3, 4);
+/* Every name, sorted (g_ptr_array_unref). */
+GPtrArray *dl_params_names (DlParams *p);
+/* The set of module names (a parameter name without its last component), the
+ * keys of a GHashTable for dl_lora_file_resolve. */
+GHashTable *dl_params_module_names (DlParams *p);
+
+/* ---- adapters ---- */
+
+/* y += scale · up(down(x)) on the module `target` ("unet.down_blocks.0...to_q").
+ * Linear: down [r, in], up [out, r].  Conv: down [r, in, kh, kw] (the base
+ * module's stride and padding), up [out, r, 1, 1].  Takes references. */
+void dl_params_add_adapter (DlParams *p, const char *target, DlTensor *down, DlTensor *up, float scale);
+void dl_params_clear_adapters (DlParams *p);
+guint dl_params_n_adapters (DlParams *p);
+
+/* The module `name` (its `.weight` and optional `.bias`) applied to x, with its
+ * adapters. */
+DlTensor *dl_params_linear (DlParams *p, DlTape *tape, DlTensor *x, const char *name, GError **error);
+DlTensor *dl_params_conv2d (DlParams *p, DlTape *tape, DlTensor *x, const char *name, int stride, int padding,
+                            GError **error);
+
+G_END_DECLS

@@ -1,0 +1,176 @@
+/* dl-sd-grad.c: see dl-sd-grad.h. */
+#include "dl-config.h"
+
+#include "nn/dl-sd-grad.h"
+
+#include "dl-error.h"
+#include "nn/dl-clip-text.h"
+#include "nn/dl-nn.h"
+#include "nn/dl-unet.h"
+#include "ops/dl-ops.h"
+
+static float *
+batch_read (DlSafetensors *batch, const char *name, int64_t expect, GError **error)
+{
+  int64_t n = 0;
+  float *v = dl_safetensors_read_f32 (batch, name, &n, error);
+  if (v && expect >= 0 && n != expect) {
+    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: tensor %s has %" G_GINT64_FORMAT
+                 " elements, expected %" G_GINT64_FORMAT, dl_safetensors_get_path (batch), name, n, expect);
+    g_free (v);
+    return NULL;
+  }
+  return v;
+}
+
+static DlTensor *
+upload (DlDevice *device, const char *name, DlDType dtype, int ndim, const int64_t *shape, const float *v,
+        GError **error)
+{
+  g_autoptr (DlTensor) t = dl_tensor_new (device, name, dtype, ndim, shape, error);
+  if (!t)
+    return NULL;
+  if (dtype == DL_DTYPE_I32) {
+    int64_t n = dl_tensor_numel (t);
+    g_autofree gint32 *iv = g_new (gint32, n);
+    for (int64_t i = 0; i < n; i++)
+      iv[i] = (gint32) v[i];
+    if (!dl_tensor_upload (t, iv, DL_DTYPE_I32, error))
+      return NULL;
+  } else if (!dl_tensor_upload_f32 (t, v, error)) {
+    return NULL;
+  }
+  return g_steal_pointer (&t);
+}
+
+typedef struct {
+  char *name;
+  DlTensor *grad;
+} Trainable;
+
+static void
+trainable_free (gpointer p)
+{
+  Trainable *t = p;
+  g_free (t->name);
+  dl_tensor_unref (t->grad);
+  g_free (t);
+}
+
+static gboolean
+add_trainable (DlTape *tape, GPtrArray *list, const char *name, DlTensor *param, GError **error)
+{
+  DlTensor *g = dl_tensor_new (dl_tape_get_device (tape), name, DL_DTYPE_F32, param->ndim, param->shape, error);
+  if (!g || !dl_op_fill (dl_tape_get_recorder (tape), g, 0.0, error)) {
+    if (g)
+      dl_tensor_unref (g);
+    return FALSE;
+  }
+  dl_tape_set_param_grad (tape, param, g);
+  Trainable *t = g_new0 (Trainable, 1);
+  t->name = g_strconcat ("grad.", name, NULL);
+  t->grad = g;
+  g_ptr_array_add (list, t);
+  return TRUE;
+}
+
+gboolean
+dl_sd_grad (DlSdModel *m, DlSafetensors *batch, GHashTable *lora_tensors, DlSafetensorsWriter *out, GError **error)
+{
+  g_return_val_if_fail (m != NULL && batch != NULL && out != NULL, FALSE);
+  const DlModelConfig *cfg = dl_sd_model_get_config (m);
+  DlParams *params = dl_sd_model_get_params (m);
+  DlDevice *device = dl_params_get_device (params);
+  const char *path = dl_safetensors_get_path (batch);
+
+  const DlStTensor *ts = dl_safetensors_find (batch, "timesteps");
+  const DlStTensor *lat = dl_safetensors_find (batch, "latents");
+  const DlStTensor *noisy_t = dl_safetensors_find (batch, "noisy_latents");
+  const DlStTensor *ids_t = dl_safetensors_find (batch, "input_ids");
+  const DlStTensor *ctx_t = dl_safetensors_find (batch, "context");
+  const DlStTensor *xs = lat ? lat : noisy_t;
+  if (!ts || !xs || (!ids_t && !ctx_t) || xs->ndim != 4) {
+    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE,
+                 "“%s” needs timesteps, latents + noise or noisy_latents + target ([B, C, H, W]), "
+                 "and input_ids or context", path);
+    return FALSE;
+  }
+  int64_t B = xs->shape[0], per = xs->numel / B;
+  g_autofree float *t = batch_read (batch, "timesteps", B, error);
+  g_autofree float *x = t ? batch_read (batch, lat ? "latents" : "noisy_latents", xs->numel, error) : NULL;
+  g_autofree float *second = x ? batch_read (batch, lat ? "noise" : "target", xs->numel, error) : NULL;
+  if (!second)
+    return FALSE;
+  g_autofree float *noisy = NULL, *target = NULL;
+  if (lat) {
+    const DlNoiseSchedule *s = dl_sd_model_get_schedule (m);
+    noisy = g_new (float, xs->numel);
+    target = g_new (float, xs->numel);
+    for (int64_t b = 0; b < B; b++) {
+      int tb = (int) t[b];
+      if (tb < 0 || tb >= s->n || (float) tb != t[b]) {
+        g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: timestep %g is not one of the schedule's 0..%d",
+                     path, t[b], s->n - 1);
+        return FALSE;
+      }
+      dl_noise_schedule_add_noise (s, tb, x + b * per, second + b * per, noisy + b * per, per);
+      if (s->config.prediction == DL_PREDICTION_V)
+        dl_noise_schedule_velocity (s, tb, x + b * per, second + b * per, target + b * per, per);
+      else
+        memcpy (target + b * per, second + b * per, per * sizeof (float));
+    }
+  } else {
+    noisy = g_steal_pointer (&x);
+    target = g_steal_pointer (&second);
+  }
+
+  DlRecorder *rec = dl_sd_model_get_recorder (m);
+  g_autoptr (DlTape) tape = dl_tape_new (rec, dl_sd_model_get_arena (m));
+  g_autoptr (GPtrArray) trainables = g_ptr_array_new_with_free_func (trainable_free);
+  if (lora_tensors) {
+    g_autoptr (GList) keys = g_list_sort (g_hash_table_get_keys (lora_tensors), (GCompareFunc) strcmp);
+    for (GList *k = keys; k; k = k->next)
+      if (!add_trainable (tape, trainables, k->data, g_hash_table_lookup (lora_tensors, k->data), error))
+        return FALSE;
+  } else {
+    g_autoptr (GPtrArray) names = dl_params_names (params);
+    for (guint i = 0; i < names->len; i++) {
+      const char *name = names->pdata[i];
+      if (g_str_has_prefix (name, "unet.") || (ids_t && g_str_has_prefix (name, "text_encoder.")))
+        if (!add_trainable (tape, trainables, name, dl_params_lookup (params, name), error))
+          return FALSE;
+    }
+  }
+
+  g_autoptr (DlTensor) context = NULL;
+  if (ids_t) {
+    g_autofree float *ids = batch_read (batch, "input_ids", B * 77, error);
+    int64_t shape[2] = { B, 77 };
+    g_autoptr (DlTensor) ids_dev = ids ? upload (device, "input_ids", DL_DTYPE_I32, 2, shape, ids, error) : NULL;
+    context = ids_dev ? dl_clip_text_forward (params, &cfg->text_encoder, tape, ids_dev, NULL, error) : NULL;
+  } else {
+    g_autofree float *c = batch_read (batch, "context", -1, error);
+    context = c ? upload (device, "context", DL_DTYPE_F32, ctx_t->ndim, ctx_t->shape, c, error) : NULL;
+  }
+  if (!context)
+    return FALSE;
+  g_autoptr (DlTensor) xt = upload (device, "noisy_latents", DL_DTYPE_F32, 4, xs->shape, noisy, error);
+  g_autoptr (DlTensor) tt = xt ? upload (device, "timesteps", DL_DTYPE_F32, 1, &B, t, error) : NULL;
+  g_autoptr (DlTensor) yt = tt ? upload (device, "target", DL_DTYPE_F32, 4, xs->shape, target, error) : NULL;
+  g_autoptr (DlTensor) eps = yt ? dl_unet_forward (params, &cfg->unet, tape, xt, tt, context, NULL, error) : NULL;
+  g_autoptr (DlTensor) deps = NULL;
+  g_autoptr (DlTensor) loss = eps ? dl_nn_mse_loss (tape, eps, yt, NULL, 1.0f, &deps, error) : NULL;
+  if (!loss || !dl_tape_backward (tape, eps, deps, error) || !dl_recorder_finish (rec, error))
+    return FALSE;
+
+  g_autofree float *lv = dl_tensor_download_f32 (loss, error);
+  if (!lv || !dl_safetensors_writer_add_f32 (out, "loss", DL_ST_F32, 0, NULL, lv, error))
+    return FALSE;
+  for (guint i = 0; i < trainables->len; i++) {
+    Trainable *tr = trainables->pdata[i];
+    g_autofree float *g = dl_tensor_download_f32 (tr->grad, error);
+    if (!g || !dl_safetensors_writer_add_f32 (out, tr->name, DL_ST_F32, tr->grad->ndim, tr->grad->shape, g, error))
+      return FALSE;
+  }
+  return TRUE;
+}

@@ -1,0 +1,238 @@
+/* dl-sd-pipeline.c: see dl-sd-pipeline.h. */
+#include "dl-config.h"
+
+#include "nn/dl-sd-pipeline.h"
+
+#include "dl-error.h"
+#include "dl-philox.h"
+#include "nn/dl-clip-text.h"
+#include "nn/dl-nn.h"
+#include "nn/dl-unet.h"
+#include "nn/dl-vae.h"
+
+struct _DlSdModel {
+  DlDevice *device;
+  DlCheckpoint *ckpt;
+  DlParams *params;
+  DlRecorder *rec;
+  DlArena *arena;
+  DlNoiseSchedule *schedule;
+};
+
+DlSdModel *
+dl_sd_model_load (DlDevice *device, const char *path, const char *config_dir, GError **error)
+{
+  g_return_val_if_fail (device != NULL && path != NULL, NULL);
+  g_autoptr (DlCheckpoint) ckpt = dl_checkpoint_open (path, config_dir, error);
+  if (!ckpt)
+    return NULL;
+  g_autoptr (DlParams) params = dl_params_new (device);
+  for (int c = 0; c < DL_N_COMPONENTS; c++)
+    if (!dl_params_load_checkpoint (params, ckpt, c, DL_DTYPE_F32, error))
+      return NULL;
+  DlRecorder *rec = dl_recorder_new (device, error);
+  if (!rec)
+    return NULL;
+  DlSdModel *m = g_new0 (DlSdModel, 1);
+  m->device = device;
+  m->ckpt = g_steal_pointer (&ckpt);
+  m->params = g_steal_pointer (&params);
+  m->rec = rec;
+  m->arena = dl_arena_new (device, "activations", 256 << 20);
+  const DlSchedulerConfig *sc = &dl_checkpoint_get_config (m->ckpt)->scheduler;
+  DlNoiseScheduleConfig nc;
+  dl_noise_schedule_config_sd15 (&nc);
+  nc.num_train_timesteps = sc->num_train_timesteps;
+  nc.beta_start = sc->beta_start;
+  nc.beta_end = sc->beta_end;
+  nc.beta_schedule = g_str_equal (sc->beta_schedule, "linear") ? DL_BETA_LINEAR : DL_BETA_SCALED_LINEAR;
+  nc.prediction = sc->prediction_type == DL_PREDICTION_TYPE_V ? DL_PREDICTION_V : DL_PREDICTION_EPSILON;
+  nc.steps_offset = sc->steps_offset;
+  nc.set_alpha_to_one = sc->set_alpha_to_one;
+  m->schedule = dl_noise_schedule_new (&nc);
+  return m;
+}
+
+void
+dl_sd_model_free (DlSdModel *m)
+{
+  if (!m)
+    return;
+  dl_noise_schedule_free (m->schedule);
+  dl_arena_unref (m->arena);
+  dl_recorder_free (m->rec);
+  dl_params_free (m->params);
+  dl_checkpoint_free (m->ckpt);
+  g_free (m);
+}
+
+DlCheckpoint *
+dl_sd_model_get_checkpoint (DlSdModel *m)
+{
+  return m->ckpt;
+}
+
+DlParams *
+dl_sd_model_get_params (DlSdModel *m)
+{
+  return m->params;
+}
+
+const DlModelConfig *
+dl_sd_model_get_config (DlSdModel *m)
+{
+  return dl_checkpoint_get_config (m->ckpt);
+}
+
+DlRecorder *
+dl_sd_model_get_recorder (DlSdModel *m)
+{
+  return m->rec;
+}
+
+DlArena *
+dl_sd_model_get_arena (DlSdModel *m)
+{
+  return m->arena;
+}
+
+const DlNoiseSchedule *
+dl_sd_model_get_schedule (DlSdModel *m)
+{
+  return m->schedule;
+}
+
+static DlTensor *
+upload_i32 (DlDevice *device, const char *name, const gint32 *v, int ndim, const int64_t *shape, GError **error)
+{
+  g_autoptr (DlTensor) t = dl_tensor_new (device, name, DL_DTYPE_I32, ndim, shape, error);
+  if (!t || !dl_tensor_upload (t, v, DL_DTYPE_I32, error))
+    return NULL;
+  return g_steal_pointer (&t);
+}
+
+static DlTensor *
+upload_f32 (DlDevice *device, const char *name, const float *v, int ndim, const int64_t *shape, GError **error)
+{
+  g_autoptr (DlTensor) t = dl_tensor_new (device, name, DL_DTYPE_F32, ndim, shape, error);
+  if (!t || !dl_tensor_upload_f32 (t, v, error))
+    return NULL;
+  return g_steal_pointer (&t);
+}
+
+gboolean
+dl_sd_sample (DlSdModel *m, const DlSampleParams *sp, float **latents_out, float **images_out, GError **error)
+{
+  g_return_val_if_fail (m != NULL && sp != NULL && sp->prompt_ids != NULL, FALSE);
+  const DlModelConfig *cfg = dl_sd_model_get_config (m);
+  int vae_factor = 1 << (cfg->vae.n_levels - 1);
+  int unet_factor = 1 << (cfg->unet.n_levels - 1);
+  int B = sp->batch > 0 ? sp->batch : 1;
+  if (sp->width <= 0 || sp->height <= 0 || sp->width % (vae_factor * unet_factor) ||
+      sp->height % (vae_factor * unet_factor)) {
+    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "width and height must be positive multiples of %d",
+                 vae_factor * unet_factor);
+    return FALSE;
+  }
+  gboolean guided = sp->cfg_scale != 1.0f;
+  if (guided && !sp->negative_ids) {
+    g_set_error_literal (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                         "classifier-free guidance needs the negative prompt's token ids");
+    return FALSE;
+  }
+  int64_t h = sp->height / vae_factor, w = sp->width / vae_factor, L = cfg->unet.in_channels;
+  gsize per = (gsize) (L * h * w), n = per * B;
+
+  g_autoptr (DlSampler) sampler = dl_sampler_new (m->schedule, sp->sampler, sp->sigmas, sp->steps, error);
+  if (!sampler)
+    return FALSE;
+  if (sp->diffusers_dpm && sp->sampler == DL_SAMPLER_DPMPP_2M)
+    dl_sampler_use_diffusers_dpm (sampler);
+
+  /* conditioning for [negative..., positive...] once */
+  int rows = guided ? 2 * B : B;
+  g_autofree gint32 *ids = g_new (gint32, (gsize) rows * 77);
+  if (guided) {
+    memcpy (ids, sp->negative_ids, sizeof (gint32) * B * 77);
+    memcpy (ids + B * 77, sp->prompt_ids, sizeof (gint32) * B * 77);
+  } else {
+    memcpy (ids, sp->prompt_ids, sizeof (gint32) * B * 77);
+  }
+  g_autoptr (DlTape) tape = dl_tape_new (m->rec, m->arena);
+  dl_tape_set_enabled (tape, FALSE);
+  int64_t ids_shape[2] = { rows, 77 };
+  g_autoptr (DlTensor) ids_t = upload_i32 (m->device, "input_ids", ids, 2, ids_shape, error);
+  if (!ids_t)
+    return FALSE;
+  DlClipTextOptions topts = { .clip_skip = sp->clip_skip };
+  g_autoptr (DlTensor) context = dl_clip_text_forward (m->params, &cfg->text_encoder, tape, ids_t, &topts, error);
+  if (!context || !dl_recorder_finish (m->rec, error))
+    return FALSE;
+
+  /* starting noise */
+  g_autofree float *x = g_new (float, n);
+  if (sp->init_latents) {
+    memcpy (x, sp->init_latents, n * sizeof (float));
+  } else {
+    for (int b = 0; b < B; b++)
+      for (gsize i = 0; i < per; i++)
+        x[b * per + i] = dl_philox_normal (DL_RANDOM_A1111, sp->seed + b, 0, i);
+  }
+  float s0 = dl_sampler_init_noise_sigma (sampler);
+  for (gsize i = 0; i < n; i++)
+    x[i] *= s0;
+
+  g_autofree float *model_in = g_new (float, n * (guided ? 2 : 1));
+  g_autofree float *eps = g_new (float, n);
+  g_autofree float *noise = dl_sampler_needs_noise (sampler) ? g_new (float, n) : NULL;
+  g_autofree float *tsteps = g_new (float, rows);
+  int64_t xshape[4] = { rows, L, h, w };
+  for (int i = 0; i < sp->steps; i++) {
+    if (g_cancellable_set_error_if_cancelled (sp->cancellable, error))
+      return FALSE;
+    float scale = dl_sampler_input_scale (sampler, i);
+    for (int r = 0; r < rows; r++)
+      for (gsize k = 0; k < per; k++)
+        model_in[r * per + k] = x[(r % B) * per + k] * scale;
+    for (int r = 0; r < rows; r++)
+      tsteps[r] = dl_sampler_timestep (sampler, i);
+    int64_t tshape = rows;
+    g_autoptr (DlTensor) xt = upload_f32 (m->device, "sample", model_in, 4, xshape, error);
+    g_autoptr (DlTensor) tt = xt ? upload_f32 (m->device, "timesteps", tsteps, 1, &tshape, error) : NULL;
+    g_autoptr (DlTensor) out = tt ? dl_unet_forward (m->params, &cfg->unet, tape, xt, tt, context, NULL, error)
+                                  : NULL;
+    if (!out || !dl_recorder_finish (m->rec, error))
+      return FALSE;
+    g_autofree float *o = dl_tensor_download_f32 (out, error);
+    if (!o)
+      return FALSE;
+    if (guided)
+      for (gsize k = 0; k < n; k++)
+        eps[k] = o[k] + sp->cfg_scale * (o[n + k] - o[k]);
+    else
+      memcpy (eps, o, n * sizeof (float));
+    if (noise)
+      for (int b = 0; b < B; b++)
+        for (gsize k = 0; k < per; k++)
+          noise[b * per + k] = dl_philox_normal (DL_RANDOM_A1111, sp->seed + b, (guint64) i + 1, k);
+    dl_sampler_step (sampler, i, eps, x, noise, NULL, n);
+    if (sp->on_step)
+      sp->on_step (i, sp->steps, x, sp->on_step_data);
+  }
+
+  if (images_out) {
+    g_autofree float *z = g_new (float, n);
+    for (gsize k = 0; k < n; k++)
+      z[k] = x[k] / (float) cfg->vae.scaling_factor;
+    int64_t zshape[4] = { B, L, h, w };
+    g_autoptr (DlTensor) zt = upload_f32 (m->device, "latents", z, 4, zshape, error);
+    g_autoptr (DlTensor) img = zt ? dl_vae_decode (m->params, &cfg->vae, tape, zt, NULL, error) : NULL;
+    if (!img || !dl_recorder_finish (m->rec, error))
+      return FALSE;
+    if (!(*images_out = dl_tensor_download_f32 (img, error)))
+      return FALSE;
+  }
+  if (latents_out)
+    *latents_out = g_steal_pointer (&x);
+  return TRUE;
+}

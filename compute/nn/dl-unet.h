@@ -1,0 +1,25 @@
+/* dl-unet.h: the SD 1.x UNet (diffusers UNet2DConditionModel), forward with
+ * its backward recorded on the tape. */
+#pragma once
+
+#include "io/dl-model-config.h"
+#include "nn/dl-params.h"
+
+G_BEGIN_DECLS
+
+typedef struct {
+  gboolean checkpoint;     /* gradient checkpointing per ResNet and transformer block */
+  GHashTable *activations; /* when not NULL, receives module outputs by diffusers name
+                            * ("time_proj", "time_embedding", "conv_in", "down_blocks.i",
+                            * "mid_block", "up_blocks.i", "conv_norm_out"): char* -> DlTensor* */
+} DlUNetOptions;
+
+/* eps [B, out, H, W] = unet(x [B, in, H, W], timesteps f32/i32 [B], context [B, T, C]).
+ * Parameters are `unet.*` in `params`. */
+DlTensor *dl_unet_forward (DlParams *params, const DlUNetConfig *config, DlTape *tape, DlTensor *x,
+                           DlTensor *timesteps, DlTensor *context, const DlUNetOptions *options, GError **error);
+
+/* A hash table suitable for DlUNetOptions.activations. */
+GHashTable *dl_unet_activations_new (void);
+
+G_END_DECLS

@@ -1,0 +1,373 @@
+/* test-sd-models.c: the text encoder, UNet and VAE against the golden tensors
+ * made with transformers/diffusers (../shared/golden/README.md cases b, c, d),
+ * forward (every intermediate the files hold) and backward (every gradient),
+ * loading the tiny model from its diffusers folder or its LDM single file.
+ *
+ * Tolerances (max|ours - golden| <= atol + rtol * max|golden|, per tensor), from
+ * the golden README's float32-vs-float64 study: forward rtol 1e-4; gradients
+ * rtol 1e-3 (reduction order); the mathematically-zero k_proj bias gradients of
+ * the text encoder hold only rounding noise: atol 1e-5. */
+#include "dl-config.h"
+
+#include "dl-test-util.h"
+#include "io/dl-checkpoint.h"
+#include "nn/dl-clip-text.h"
+#include "nn/dl-nn.h"
+#include "nn/dl-unet.h"
+#include "nn/dl-vae.h"
+#include "ops/dl-ops.h"
+
+#include <math.h>
+
+static char *golden_dir;
+
+typedef struct {
+  DlCheckpoint *ckpt;
+  DlParams *params;
+} Model;
+
+static Model *
+model_load (const char *layout)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *diffusers = g_build_filename (golden_dir, "tiny-sd15-diffusers", NULL);
+  g_autofree char *ldm = g_build_filename (golden_dir, "tiny-sd15-ldm.safetensors", NULL);
+  gboolean single = g_strcmp0 (layout, "ldm") == 0;
+  Model *m = g_new0 (Model, 1);
+  m->ckpt = dl_checkpoint_open (single ? ldm : diffusers, single ? diffusers : NULL, &error);
+  g_assert_no_error (error);
+  m->params = dl_params_new (dl_test_device ());
+  for (int c = 0; c < DL_N_COMPONENTS; c++) {
+    g_assert_true (dl_params_load_checkpoint (m->params, m->ckpt, c, DL_DTYPE_F32, &error));
+    g_assert_no_error (error);
+  }
+  return m;
+}
+
+static void
+model_free (Model *m)
+{
+  dl_params_free (m->params);
+  dl_checkpoint_free (m->ckpt);
+  g_free (m);
+}
+
+static DlSafetensors *
+golden_open (const char *name)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *path = g_build_filename (golden_dir, name, NULL);
+  DlSafetensors *st = dl_safetensors_open (path, &error);
+  g_assert_no_error (error);
+  return st;
+}
+
+static float *
+golden_f32 (DlSafetensors *st, const char *name, int64_t *numel)
+{
+  g_autoptr (GError) error = NULL;
+  float *v = dl_safetensors_read_f32 (st, name, numel, &error);
+  g_assert_no_error (error);
+  return v;
+}
+
+static DlTensor *
+golden_upload (DlSafetensors *st, const char *name, DlDType dtype)
+{
+  g_autoptr (GError) error = NULL;
+  const DlStTensor *t = dl_safetensors_find (st, name);
+  g_assert_nonnull (t);
+  int64_t n = 0;
+  g_autofree float *v = golden_f32 (st, name, &n);
+  DlTensor *d = dl_tensor_new (dl_test_device (), name, dtype, t->ndim, t->shape, &error);
+  g_assert_no_error (error);
+  if (dtype == DL_DTYPE_I32) {
+    g_autofree gint32 *iv = g_new (gint32, n);
+    for (int64_t i = 0; i < n; i++)
+      iv[i] = (gint32) v[i];
+    g_assert_true (dl_tensor_upload (d, iv, DL_DTYPE_I32, &error));
+  } else {
+    g_assert_true (dl_tensor_upload_f32 (d, v, &error));
+  }
+  g_assert_no_error (error);
+  return d;
+}
+
+/* max|got - want| <= atol + rtol * max|want| */
+static gboolean
+check_scaled (const char *what, const float *got, const float *want, int64_t n, double atol, double rtol)
+{
+  double maxw = 0, maxd = 0;
+  int64_t worst = 0;
+  for (int64_t i = 0; i < n; i++) {
+    maxw = fmax (maxw, fabs (want[i]));
+    double d = fabs ((double) got[i] - want[i]);
+    if (!(d <= maxd)) {
+      maxd = d;
+      worst = i;
+    }
+  }
+  double bound = atol + rtol * maxw;
+  gboolean ok = maxd <= bound;
+  if (!ok || g_test_verbose ())
+    g_printerr ("%s %s: max err %.3g (bound %.3g, max |golden| %.3g) worst [%" G_GINT64_FORMAT "] got %.8g want %.8g\n",
+                ok ? "ok" : "FAIL", what, maxd, bound, maxw, worst, n ? got[worst] : 0.0, n ? want[worst] : 0.0);
+  return ok;
+}
+
+static gboolean
+compare_tensor (DlTensor *t, DlSafetensors *st, const char *golden_name, double atol, double rtol)
+{
+  int64_t n = 0;
+  g_autofree float *want = golden_f32 (st, golden_name, &n);
+  g_assert_cmpint (n, ==, dl_tensor_numel (t));
+  g_autofree float *got = dl_test_download (t);
+  return check_scaled (golden_name, got, want, n, atol, rtol);
+}
+
+/* Zeroed f32 gradient buffers for every parameter with `prefix`, registered on the tape. */
+static GHashTable *
+make_param_grads (Model *m, DlTape *tape, const char *prefix)
+{
+  g_autoptr (GError) error = NULL;
+  GHashTable *grads = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) dl_tensor_unref);
+  g_autoptr (GPtrArray) names = dl_params_names (m->params);
+  for (guint i = 0; i < names->len; i++) {
+    const char *name = names->pdata[i];
+    if (!g_str_has_prefix (name, prefix))
+      continue;
+    DlTensor *p = dl_params_lookup (m->params, name);
+    DlTensor *g = dl_tensor_new (dl_test_device (), name, DL_DTYPE_F32, p->ndim, p->shape, &error);
+    g_assert_no_error (error);
+    g_assert_true (dl_op_fill (dl_test_recorder (), g, 0.0, &error));
+    dl_tape_set_param_grad (tape, p, g);
+    g_hash_table_insert (grads, g_strdup (name), g);
+  }
+  return grads;
+}
+
+static DlTape *
+new_tape (void)
+{
+  g_autoptr (DlArena) arena = dl_arena_new (dl_test_device (), "test-activations", 64 << 20);
+  return dl_tape_new (dl_test_recorder (), arena);
+}
+
+/* ---- text encoder (case b) ---- */
+
+static void
+test_text_encoder (gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  Model *m = model_load (data);
+  g_autoptr (DlSafetensors) st = golden_open ("text_encoder.safetensors");
+  const DlTextEncoderConfig *cfg = &dl_checkpoint_get_config (m->ckpt)->text_encoder;
+  g_autoptr (DlTape) tape = new_tape ();
+  g_autoptr (DlTensor) ids = golden_upload (st, "input_ids", DL_DTYPE_I32);
+  g_autoptr (GHashTable) grads = make_param_grads (m, tape, "text_encoder.");
+
+  g_autoptr (GPtrArray) hidden = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_tensor_unref);
+  DlClipTextOptions opts = { .clip_skip = 1, .hidden_states = hidden };
+  g_autoptr (DlTensor) last = dl_clip_text_forward (m->params, cfg, tape, ids, &opts, &error);
+  g_assert_no_error (error);
+  g_autoptr (DlTensor) R = golden_upload (st, "R", DL_DTYPE_F32);
+  g_assert_true (dl_tape_backward (tape, last, R, &error));
+  g_assert_no_error (error);
+
+  /* clip skip 2 (A1111) = diffusers clip_skip=1, without recording */
+  g_autoptr (DlTape) infer = new_tape ();
+  dl_tape_set_enabled (infer, FALSE);
+  DlClipTextOptions skip2 = { .clip_skip = 2 };
+  g_autoptr (DlTensor) skipped = dl_clip_text_forward (m->params, cfg, infer, ids, &skip2, &error);
+  g_assert_no_error (error);
+  dl_test_finish ();
+
+  gboolean ok = compare_tensor (last, st, "last_hidden_state", 1e-6, 1e-4);
+  ok &= compare_tensor (skipped, st, "clip_skip1.diffusers", 1e-6, 1e-4);
+  g_assert_cmpuint (hidden->len, ==, (guint) cfg->n_layers + 1);
+  for (guint i = 0; i < hidden->len; i++) {
+    g_autofree char *name = g_strdup_printf ("hidden_states.%u", i);
+    ok &= compare_tensor (hidden->pdata[i], st, name, 1e-6, 1e-4);
+  }
+  /* parameter gradients (the token embedding only for the rows used) */
+  guint n_checked = 0;
+  for (guint i = 0; i < dl_safetensors_get_n_tensors (st); i++) {
+    const DlStTensor *t = dl_safetensors_get_tensor (st, i);
+    if (!g_str_has_prefix (t->name, "grad.text_model."))
+      continue;
+    g_autofree char *pname = g_strconcat ("text_encoder.", t->name + 5, NULL);
+    DlTensor *g = g_hash_table_lookup (grads, pname);
+    g_assert_nonnull (g);
+    gboolean zero_bias = g_str_has_suffix (pname, "k_proj.bias");
+    ok &= compare_tensor (g, st, t->name, zero_bias ? 1e-5 : 1e-7, zero_bias ? 0 : 1e-3);
+    n_checked++;
+  }
+  g_assert_cmpuint (n_checked, ==, 51);
+  int64_t nrows = 0, nvals = 0;
+  g_autofree float *row_ids = golden_f32 (st, "grad.token_embedding.row_ids", &nrows);
+  g_autofree float *rows = golden_f32 (st, "grad.token_embedding.rows", &nvals);
+  DlTensor *gtok = g_hash_table_lookup (grads, "text_encoder.text_model.embeddings.token_embedding.weight");
+  g_autofree float *all = dl_test_download (gtok);
+  int64_t C = gtok->shape[1];
+  g_autofree float *got_rows = g_new (float, nvals);
+  for (int64_t r = 0; r < nrows; r++)
+    memcpy (got_rows + r * C, all + (int64_t) row_ids[r] * C, C * sizeof (float));
+  ok &= check_scaled ("grad.token_embedding.rows", got_rows, rows, nvals, 1e-7, 1e-3);
+  /* every other row is exactly zero */
+  double other = 0;
+  for (int64_t v = 0; v < gtok->shape[0]; v++) {
+    gboolean used = FALSE;
+    for (int64_t r = 0; r < nrows && !used; r++)
+      used = (int64_t) row_ids[r] == v;
+    for (int64_t c = 0; !used && c < C; c++)
+      other = fmax (other, fabs (all[v * C + c]));
+  }
+  g_assert_cmpfloat (other, ==, 0.0);
+  g_assert_true (ok);
+  model_free (m);
+}
+
+/* ---- UNet (case c) ---- */
+
+static void
+run_unet_case (Model *m, gboolean checkpoint)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (DlSafetensors) st = golden_open ("unet.safetensors");
+  const DlUNetConfig *cfg = &dl_checkpoint_get_config (m->ckpt)->unet;
+  g_autoptr (DlTape) tape = new_tape ();
+  g_autoptr (DlTensor) x = golden_upload (st, "x", DL_DTYPE_F32);
+  g_autoptr (DlTensor) t = golden_upload (st, "timesteps", DL_DTYPE_F32);
+  g_autoptr (DlTensor) ctx = golden_upload (st, "context", DL_DTYPE_F32);
+  g_autoptr (DlTensor) target = golden_upload (st, "target", DL_DTYPE_F32);
+  dl_tape_watch (tape, x);
+  dl_tape_watch (tape, ctx);
+  g_autoptr (GHashTable) grads = make_param_grads (m, tape, "unet.");
+  g_autoptr (GHashTable) acts = checkpoint ? NULL : dl_unet_activations_new ();
+  DlUNetOptions opts = { .checkpoint = checkpoint, .activations = acts };
+  g_autoptr (DlTensor) eps = dl_unet_forward (m->params, cfg, tape, x, t, ctx, &opts, &error);
+  g_assert_no_error (error);
+  g_autoptr (DlTensor) deps = NULL;
+  g_autoptr (DlTensor) loss = dl_nn_mse_loss (tape, eps, target, NULL, 1.0f, &deps, &error);
+  g_assert_no_error (error);
+  g_assert_true (dl_tape_backward (tape, eps, deps, &error));
+  g_assert_no_error (error);
+  g_autoptr (DlTensor) gx = dl_tape_get_grad (tape, x);
+  g_autoptr (DlTensor) gctx = dl_tape_get_grad (tape, ctx);
+  dl_test_finish ();
+  g_assert_nonnull (gx);
+  g_assert_nonnull (gctx);
+
+  gboolean ok = compare_tensor (eps, st, "eps", 1e-7, 1e-4);
+  ok &= compare_tensor (loss, st, "loss", 0, 1e-5);
+  if (acts) {
+    GHashTableIter it;
+    gpointer k, v;
+    g_hash_table_iter_init (&it, acts);
+    while (g_hash_table_iter_next (&it, &k, &v)) {
+      g_autofree char *gname = g_strconcat ("act.", (char *) k, NULL);
+      ok &= compare_tensor (v, st, gname, 1e-7, 1e-4);
+    }
+    g_assert_cmpuint (g_hash_table_size (acts), ==, 13);
+  }
+  ok &= compare_tensor (gx, st, "grad.x", 1e-9, 1e-3);
+  ok &= compare_tensor (gctx, st, "grad.context", 1e-9, 1e-3);
+  guint n_checked = 0;
+  for (guint i = 0; i < dl_safetensors_get_n_tensors (st); i++) {
+    const DlStTensor *gt = dl_safetensors_get_tensor (st, i);
+    if (!g_str_has_prefix (gt->name, "grad.") || !strcmp (gt->name, "grad.x") || !strcmp (gt->name, "grad.context"))
+      continue;
+    g_autofree char *pname = g_strconcat ("unet.", gt->name + 5, NULL);
+    DlTensor *g = g_hash_table_lookup (grads, pname);
+    g_assert_nonnull (g);
+    ok &= compare_tensor (g, st, gt->name, 1e-9, 1e-3);
+    n_checked++;
+  }
+  g_assert_cmpuint (n_checked, ==, 684);
+  g_assert_true (ok);
+}
+
+static void
+test_unet (gconstpointer data)
+{
+  Model *m = model_load (data);
+  run_unet_case (m, FALSE);
+  model_free (m);
+}
+
+static void
+test_unet_checkpointing (void)
+{
+  Model *m = model_load ("diffusers");
+  run_unet_case (m, TRUE);
+  model_free (m);
+}
+
+/* ---- VAE (case d) ---- */
+
+static void
+test_vae (gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  Model *m = model_load (data);
+  g_autoptr (DlSafetensors) st = golden_open ("vae.safetensors");
+  const DlVaeConfig *cfg = &dl_checkpoint_get_config (m->ckpt)->vae;
+  g_autoptr (DlTape) infer = new_tape ();
+  dl_tape_set_enabled (infer, FALSE);
+  g_autoptr (DlTensor) image = golden_upload (st, "image", DL_DTYPE_F32);
+  g_autoptr (GHashTable) acts = dl_unet_activations_new ();
+  g_autoptr (DlTensor) moments = dl_vae_encode (m->params, cfg, infer, image, acts, &error);
+  g_assert_no_error (error);
+  int L = cfg->latent_channels;
+  g_autoptr (DlTensor) mean = dl_nn_slice_channels (infer, moments, 0, L, &error);
+  g_assert_no_error (error);
+  g_autoptr (DlTensor) decoded = dl_vae_decode (m->params, cfg, infer, mean, acts, &error);
+  g_assert_no_error (error);
+
+  /* grad.z: L = sum(decode(z) * R) */
+  g_autoptr (DlTape) tape = new_tape ();
+  g_autoptr (DlTensor) z = golden_upload (st, "posterior.mean", DL_DTYPE_F32);
+  dl_tape_watch (tape, z);
+  g_autoptr (DlTensor) dec2 = dl_vae_decode (m->params, cfg, tape, z, NULL, &error);
+  g_assert_no_error (error);
+  g_autoptr (DlTensor) R = golden_upload (st, "R", DL_DTYPE_F32);
+  g_assert_true (dl_tape_backward (tape, dec2, R, &error));
+  g_assert_no_error (error);
+  g_autoptr (DlTensor) gz = dl_tape_get_grad (tape, z);
+  dl_test_finish ();
+
+  gboolean ok = compare_tensor (g_hash_table_lookup (acts, "encoder"), st, "act.encoder", 1e-7, 1e-4);
+  ok &= compare_tensor (g_hash_table_lookup (acts, "quant_conv"), st, "act.quant_conv", 1e-7, 1e-4);
+  ok &= compare_tensor (mean, st, "posterior.mean", 1e-7, 1e-4);
+  ok &= compare_tensor (g_hash_table_lookup (acts, "post_quant_conv"), st, "act.post_quant_conv", 1e-7, 1e-4);
+  ok &= compare_tensor (g_hash_table_lookup (acts, "decoder.mid_block"), st, "act.decoder.mid_block", 1e-7, 1e-4);
+  ok &= compare_tensor (decoded, st, "decoded", 1e-7, 1e-4);
+  g_assert_nonnull (gz);
+  ok &= compare_tensor (gz, st, "grad.z", 1e-9, 1e-3);
+  g_assert_true (ok);
+  model_free (m);
+}
+
+int
+main (int argc, char **argv)
+{
+  dl_test_init (&argc, &argv);
+  golden_dir = dl_test_golden_path ("tiny-sd15-diffusers");
+  if (!golden_dir)
+    return dl_test_skip_all ("golden data (../shared/golden) not found");
+  g_autofree char *d = golden_dir;
+  golden_dir = g_path_get_dirname (d);
+  static const char *layouts[] = { "diffusers", "ldm" };
+  for (int i = 0; i < 2; i++) {
+    g_autofree char *p1 = g_strdup_printf ("/nn/text-encoder/%s", layouts[i]);
+    g_autofree char *p2 = g_strdup_printf ("/nn/unet/%s", layouts[i]);
+    g_autofree char *p3 = g_strdup_printf ("/nn/vae/%s", layouts[i]);
+    dl_test_add_data (p1, layouts[i], test_text_encoder);
+    dl_test_add_data (p2, layouts[i], test_unet);
+    dl_test_add_data (p3, layouts[i], test_vae);
+  }
+  dl_test_add ("/nn/unet/gradient-checkpointing", test_unet_checkpointing);
+  int rc = dl_test_run ();
+  g_free (golden_dir);
+  return rc;
+}
