@@ -29,14 +29,39 @@ dl_application_activate (GApplication *app)
   gtk_window_present (GTK_WINDOW (ensure_window (app)));
 }
 
+/* The window that has `file` open: two windows saving one project would undo each
+ * other's changes. */
+static DlWindow *
+window_with_project (GApplication *app, GFile *file)
+{
+  for (GList *l = gtk_application_get_windows (GTK_APPLICATION (app)); l; l = l->next)
+    {
+      if (!DL_IS_WINDOW (l->data))
+        continue;
+      DlProject *project = dl_window_get_project (l->data);
+      if (project && g_file_equal (dl_project_get_file (project), file))
+        return l->data;
+    }
+  return NULL;
+}
+
 static void
 dl_application_open (GApplication *app, GFile **files, int n_files, const char *hint)
 {
   /* one project per window */
   for (int i = 0; i < n_files; i++)
     {
-      DlWindow *window = i == 0 ? ensure_window (app) : dl_window_new (DL_APPLICATION (app));
-      dl_window_open_file (window, files[i]);
+      DlWindow *window = window_with_project (app, files[i]);
+      if (!window)
+        {
+          GtkWindow *active = gtk_application_get_active_window (GTK_APPLICATION (app));
+          /* the active window takes the first project if it has none */
+          if (i == 0 && DL_IS_WINDOW (active) && !dl_window_get_project (DL_WINDOW (active)))
+            window = DL_WINDOW (active);
+          else
+            window = dl_window_new (DL_APPLICATION (app));
+          dl_window_open_file (window, files[i]);
+        }
       gtk_window_present (GTK_WINDOW (window));
     }
 }

@@ -9,6 +9,7 @@
 #include "dl-file-dialog.h"
 #include "dl-image-tile.h"
 #include "dl-import.h"
+#include "dl-toast.h"
 
 struct _DlDatasetPage {
   GtkWidget parent_instance;
@@ -21,6 +22,7 @@ struct _DlDatasetPage {
   AdwActionRow *template_preview_row;
   GtkSpinButton *resolution_spin;
   GtkLabel *count_label;
+  GtkSpinner *busy_spinner;
   AdwActionRow *warnings_row;
   GtkLabel *warnings_label;
   AdwActionRow *unreadable_row;
@@ -33,11 +35,11 @@ struct _DlDatasetPage {
   DlProject *project;
   GSettings *settings;
   GtkMultiSelection *selection;
-  GtkDropTarget *drop_target;
   GBinding *resolution_binding;
   GCancellable *cancellable;
   guint n_importing;
   char *last_toast;
+  AdwToast *toast; /* weak: while the overlay has it */
   gboolean syncing;
 };
 
@@ -51,16 +53,20 @@ static guint signals[N_SIGNALS];
 
 /* ---- toasts ---- */
 
-static AdwToast *
-show_toast (DlDatasetPage *self, const char *title)
+/* The last toast's text is kept for tests, which have no eyes. */
+static void
+show_toast (DlDatasetPage *self, const char *title, const char *undo_action)
 {
   g_free (self->last_toast);
   self->last_toast = g_strdup (title);
-  AdwToast *toast = adw_toast_new (title);
-  GtkWidget *overlay = gtk_widget_get_ancestor (GTK_WIDGET (self), ADW_TYPE_TOAST_OVERLAY);
-  if (overlay)
-    adw_toast_overlay_add_toast (ADW_TOAST_OVERLAY (overlay), g_object_ref (toast));
-  return toast;
+  g_set_weak_pointer (&self->toast, dl_toast_show (GTK_WIDGET (self), title, undo_action));
+}
+
+AdwToast *
+dl_dataset_page_get_toast (DlDatasetPage *self)
+{
+  g_return_val_if_fail (DL_IS_DATASET_PAGE (self), NULL);
+  return self->toast;
 }
 
 const char *
@@ -83,6 +89,10 @@ sync_counts (DlDatasetPage *self)
   g_autofree char *w = g_strdup_printf ("%u", warnings);
   g_autofree char *u = g_strdup_printf ("%u", unreadable);
   gtk_label_set_text (self->count_label, count);
+  /* folders being searched or pictures being decoded: the count is still growing */
+  gboolean busy = self->n_importing > 0 || (self->project && dl_project_get_n_loading (self->project) > 0);
+  gtk_widget_set_visible (GTK_WIDGET (self->busy_spinner), busy);
+  gtk_spinner_set_spinning (self->busy_spinner, busy);
   gtk_label_set_text (self->warnings_label, w);
   gtk_label_set_text (self->unreadable_label, u);
   gtk_widget_set_visible (GTK_WIDGET (self->warnings_row), warnings > 0);
@@ -268,6 +278,7 @@ import_collected (GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   if (self->n_importing > 0)
     self->n_importing--;
+  sync_counts (self);
   if (!r || !project || project != self->project)
     {
       g_signal_emit (self, signals[SIGNAL_IMPORT_FINISHED], 0, 0u);
@@ -292,7 +303,7 @@ import_collected (GObject *source, GAsyncResult *result, gpointer user_data)
     g_string_append_printf (msg, "%s%s", msg->len ? " · " : "", (char *) r->errors->pdata[0]);
   if (msg->len == 0)
     g_string_append (msg, "No images found");
-  show_toast (self, msg->str);
+  show_toast (self, msg->str, NULL);
   g_string_free (msg, TRUE);
 
   /* show what was just added */
@@ -302,6 +313,17 @@ import_collected (GObject *source, GAsyncResult *result, gpointer user_data)
       gtk_widget_activate_action (GTK_WIDGET (self->grid), "list.scroll-to-item", "u", n - 1);
     }
   g_signal_emit (self, signals[SIGNAL_IMPORT_FINISHED], 0, added);
+}
+
+GPtrArray *
+dl_files_from_file_list (GdkFileList *list)
+{
+  GPtrArray *files = g_ptr_array_new_with_free_func (g_object_unref);
+  GSList *l = list ? gdk_file_list_get_files (list) : NULL;
+  for (GSList *it = l; it; it = it->next)
+    g_ptr_array_add (files, g_object_ref (it->data));
+  g_slist_free (l);
+  return files;
 }
 
 void
@@ -315,6 +337,7 @@ dl_dataset_page_add_files (DlDatasetPage *self, GPtrArray *files)
   g_weak_ref_init (&d->page, self);
   g_weak_ref_init (&d->project, self->project);
   self->n_importing++;
+  sync_counts (self);
   dl_import_collect_async (files, self->cancellable, import_collected, d);
 }
 
@@ -323,27 +346,6 @@ dl_dataset_page_get_n_importing (DlDatasetPage *self)
 {
   g_return_val_if_fail (DL_IS_DATASET_PAGE (self), 0);
   return self->n_importing;
-}
-
-static gboolean
-on_drop (GtkDropTarget *target, const GValue *value, double x, double y, DlDatasetPage *self)
-{
-  if (!self->project || !G_VALUE_HOLDS (value, GDK_TYPE_FILE_LIST))
-    return FALSE;
-  GSList *list = gdk_file_list_get_files (g_value_get_boxed (value));
-  g_autoptr (GPtrArray) files = g_ptr_array_new_with_free_func (g_object_unref);
-  for (GSList *l = list; l; l = l->next)
-    g_ptr_array_add (files, g_object_ref (l->data));
-  g_slist_free (list);
-  dl_dataset_page_add_files (self, files);
-  return files->len > 0;
-}
-
-GtkDropTarget *
-dl_dataset_page_get_drop_target (DlDatasetPage *self)
-{
-  g_return_val_if_fail (DL_IS_DATASET_PAGE (self), NULL);
-  return self->drop_target;
 }
 
 static void
@@ -399,12 +401,13 @@ pasted_files (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (DlDatasetPage) self = user_data;
   g_autoptr (GError) error = NULL;
   const GValue *value = gdk_clipboard_read_value_finish (GDK_CLIPBOARD (source), result, &error);
-  if (!value)
+  if (!value || !G_VALUE_HOLDS (value, GDK_TYPE_FILE_LIST))
     {
-      show_toast (self, "Nothing to paste");
+      show_toast (self, "Nothing to paste", NULL);
       return;
     }
-  on_drop (NULL, value, 0, 0, self);
+  g_autoptr (GPtrArray) files = dl_files_from_file_list (g_value_get_boxed (value));
+  dl_dataset_page_add_files (self, files);
 }
 
 typedef struct {
@@ -467,7 +470,7 @@ png_saved (GObject *source, GAsyncResult *result, gpointer user_data)
   if (!file)
     {
       g_autofree char *msg = g_strdup_printf ("Could not save the pasted image: %s", error->message);
-      show_toast (self, msg);
+      show_toast (self, msg, NULL);
       return;
     }
   g_autoptr (GPtrArray) files = g_ptr_array_new_with_free_func (g_object_unref);
@@ -483,7 +486,7 @@ pasted_texture (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (GdkTexture) texture = gdk_clipboard_read_texture_finish (GDK_CLIPBOARD (source), result, &error);
   if (!texture || !self->project)
     {
-      show_toast (self, "Nothing to paste");
+      show_toast (self, "Nothing to paste", NULL);
       return;
     }
   /* a pasted picture needs a file: it goes into a folder next to the project */
@@ -519,7 +522,7 @@ pasted_text (GObject *source, GAsyncResult *result, gpointer user_data)
     }
   if (files->len == 0)
     {
-      show_toast (self, "The clipboard holds no images or image files");
+      show_toast (self, "The clipboard holds no images or image files", NULL);
       return;
     }
   dl_dataset_page_add_files (self, files);
@@ -540,7 +543,7 @@ paste (DlDatasetPage *self)
   else if (gdk_content_formats_contain_gtype (formats, G_TYPE_STRING))
     gdk_clipboard_read_text_async (clipboard, NULL, pasted_text, g_object_ref (self));
   else
-    show_toast (self, "The clipboard holds no images");
+    show_toast (self, "The clipboard holds no images", NULL);
 }
 
 /* ---- removing and moving ---- */
@@ -572,11 +575,7 @@ remove_positions (DlDatasetPage *self, const guint *positions, guint n)
   g_autofree char *title = only ? g_strdup_printf ("Removed “%s”", only)
                                 : g_strdup_printf (g_dngettext (NULL, "Removed %u image", "Removed %u images", n), n);
   dl_project_remove (self->project, positions, n);
-  AdwToast *toast = show_toast (self, title);
-  adw_toast_set_button_label (toast, "_Undo");
-  adw_toast_set_action_name (toast, "dataset.undo-remove");
-  adw_toast_set_priority (toast, ADW_TOAST_PRIORITY_HIGH);
-  g_object_unref (toast);
+  show_toast (self, title, "dataset.undo-remove");
 }
 
 static void
@@ -621,10 +620,7 @@ missing_response (AdwMessageDialog *dialog, const char *response, DlDatasetPage 
       guint n = dl_project_remove_missing (self->project);
       g_autofree char *title = g_strdup_printf (g_dngettext (NULL, "Removed %u missing image",
                                                              "Removed %u missing images", n), n);
-      AdwToast *toast = show_toast (self, title);
-      adw_toast_set_button_label (toast, "_Undo");
-      adw_toast_set_action_name (toast, "dataset.undo-remove");
-      g_object_unref (toast);
+      show_toast (self, title, "dataset.undo-remove");
     }
   else if (g_strcmp0 (response, "locate") == 0)
     gtk_widget_activate_action (GTK_WIDGET (self), "dataset.locate-missing", NULL);
@@ -665,6 +661,7 @@ show_missing (DlDatasetPage *self)
                    missing->len),
       missing->len);
   GtkWidget *dialog = adw_message_dialog_new (GTK_IS_WINDOW (root) ? GTK_WINDOW (root) : NULL, "Missing Images", body);
+  gtk_window_set_destroy_with_parent (GTK_WINDOW (dialog), TRUE);
   adw_message_dialog_set_extra_child (ADW_MESSAGE_DIALOG (dialog), scroller);
   adw_message_dialog_add_responses (ADW_MESSAGE_DIALOG (dialog), "close", "_Close", "remove", "_Remove From Project",
                                     "locate", "_Locate…", NULL);
@@ -690,7 +687,7 @@ locate_collected (GObject *source, GAsyncResult *result, gpointer user_data)
   guint found = dl_project_relocate_missing (project, r->images);
   g_autofree char *title = found ? g_strdup_printf ("Found %u of %u missing images", found, before)
                                  : g_strdup ("None of the missing images are in that folder");
-  show_toast (self, title);
+  show_toast (self, title, NULL);
 }
 
 static void
@@ -730,8 +727,7 @@ page_action (GtkWidget *widget, const char *action_name, GVariant *param)
       if (n)
         {
           g_autofree char *title = g_strdup_printf (g_dngettext (NULL, "Restored %u image", "Restored %u images", n), n);
-          g_free (self->last_toast);
-          self->last_toast = g_steal_pointer (&title);
+          show_toast (self, title, NULL);
         }
     }
   else if (g_str_equal (action_name, "dataset.move-earlier") || g_str_equal (action_name, "dataset.move-later"))
@@ -745,7 +741,7 @@ page_action (GtkWidget *widget, const char *action_name, GVariant *param)
       guint n = dl_project_fill_empty_captions (self->project);
       g_autofree char *title = n ? g_strdup_printf (g_dngettext (NULL, "Filled %u caption", "Filled %u captions", n), n)
                                  : g_strdup ("Every image has a caption already");
-      show_toast (self, title);
+      show_toast (self, title, NULL);
     }
   else if (g_str_equal (action_name, "dataset.show-missing"))
     show_missing (self);
@@ -803,6 +799,7 @@ dl_dataset_page_finalize (GObject *object)
   g_clear_object (&self->selection);
   g_clear_object (&self->cancellable);
   g_free (self->last_toast);
+  g_clear_weak_pointer (&self->toast);
   G_OBJECT_CLASS (dl_dataset_page_parent_class)->finalize (object);
 }
 
@@ -823,6 +820,7 @@ dl_dataset_page_class_init (DlDatasetPageClass *klass)
   gtk_widget_class_bind_template_child (widget_class, DlDatasetPage, template_preview_row);
   gtk_widget_class_bind_template_child (widget_class, DlDatasetPage, resolution_spin);
   gtk_widget_class_bind_template_child (widget_class, DlDatasetPage, count_label);
+  gtk_widget_class_bind_template_child (widget_class, DlDatasetPage, busy_spinner);
   gtk_widget_class_bind_template_child (widget_class, DlDatasetPage, warnings_row);
   gtk_widget_class_bind_template_child (widget_class, DlDatasetPage, warnings_label);
   gtk_widget_class_bind_template_child (widget_class, DlDatasetPage, unreadable_row);
@@ -872,9 +870,6 @@ dl_dataset_page_init (DlDatasetPage *self)
   g_signal_connect (self->class_row, "changed", G_CALLBACK (row_changed), self);
   g_signal_connect (self->template_row, "changed", G_CALLBACK (row_changed), self);
 
-  self->drop_target = gtk_drop_target_new (GDK_TYPE_FILE_LIST, GDK_ACTION_COPY);
-  g_signal_connect (self->drop_target, "drop", G_CALLBACK (on_drop), self);
-  gtk_widget_add_controller (GTK_WIDGET (self), GTK_EVENT_CONTROLLER (self->drop_target));
 
   sync_counts (self);
   sync_undo (self);

@@ -3,6 +3,7 @@
 #include "dl-image-viewer.h"
 
 #include "dl-file-dialog.h"
+#include "dl-toast.h"
 #include "image/dl-png.h"
 
 #include <string.h>
@@ -19,15 +20,14 @@ struct _DlImageViewer {
 
 G_DEFINE_FINAL_TYPE (DlImageViewer, dl_image_viewer, ADW_TYPE_WINDOW)
 
-gboolean
-dl_image_viewer_save_png (GdkTexture *texture, const DlPreviewRequest *request, const char *path, GError **error)
+/* 8-bit RGBA, straight alpha, rows of width * 4 bytes.  Main thread: a texture
+ * may live on the GPU. */
+static GBytes *
+texture_to_rgba (GdkTexture *texture)
 {
-  g_return_val_if_fail (GDK_IS_TEXTURE (texture), FALSE);
-  g_return_val_if_fail (request != NULL, FALSE);
-  g_return_val_if_fail (path != NULL, FALSE);
   int w = gdk_texture_get_width (texture), h = gdk_texture_get_height (texture);
   gsize stride = (gsize) w * 4;
-  g_autofree guchar *rgba = g_malloc (stride * (gsize) h);
+  guchar *rgba = g_malloc (stride * (gsize) h);
 #if GTK_CHECK_VERSION(4, 10, 0)
   GdkTextureDownloader *downloader = gdk_texture_downloader_new (texture);
   gdk_texture_downloader_set_format (downloader, GDK_MEMORY_R8G8B8A8);
@@ -53,14 +53,32 @@ dl_image_viewer_save_png (GdkTexture *texture, const DlPreviewRequest *request, 
       rgba[i * 4 + 3] = (guchar) a;
     }
 #endif
+  return g_bytes_new_take (rgba, stride * (gsize) h);
+}
+
+/* Any thread. */
+static gboolean
+write_png (GBytes *rgba, int width, int height, const DlPreviewRequest *request, const char *path, GError **error)
+{
   g_autoptr (GHashTable) text = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, g_free);
   g_hash_table_insert (text, (gpointer) "parameters", dl_preview_request_to_parameters (request));
   g_hash_table_insert (text, (gpointer) "Software", g_strdup ("Dreamloom " DL_VERSION));
-  return dl_png_write (path, rgba, w, h, 4, text, error);
+  return dl_png_write (path, g_bytes_get_data (rgba, NULL), width, height, 4, text, error);
+}
+
+gboolean
+dl_image_viewer_save_png (GdkTexture *texture, const DlPreviewRequest *request, const char *path, GError **error)
+{
+  g_return_val_if_fail (GDK_IS_TEXTURE (texture), FALSE);
+  g_return_val_if_fail (request != NULL, FALSE);
+  g_return_val_if_fail (path != NULL, FALSE);
+  g_autoptr (GBytes) rgba = texture_to_rgba (texture);
+  return write_png (rgba, gdk_texture_get_width (texture), gdk_texture_get_height (texture), request, path, error);
 }
 
 typedef struct {
-  GdkTexture *texture;
+  GBytes *rgba;
+  int width, height;
   DlPreviewRequest *request;
   char *path;
 } SaveJob;
@@ -68,7 +86,7 @@ typedef struct {
 static void
 save_job_free (SaveJob *job)
 {
-  g_clear_object (&job->texture);
+  g_bytes_unref (job->rgba);
   dl_preview_request_free (job->request);
   g_free (job->path);
   g_free (job);
@@ -79,7 +97,7 @@ save_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancella
 {
   SaveJob *job = data;
   GError *error = NULL;
-  if (dl_image_viewer_save_png (job->texture, job->request, job->path, &error))
+  if (write_png (job->rgba, job->width, job->height, job->request, job->path, &error))
     g_task_return_boolean (task, TRUE);
   else
     g_task_return_error (task, error);
@@ -100,7 +118,7 @@ saved (GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   g_autofree char *title = ok ? g_strdup_printf ("Saved “%s”", name)
                               : g_strdup_printf ("Could not save “%s”: %s", name, error->message);
-  adw_toast_overlay_add_toast (self->toast_overlay, adw_toast_new (title));
+  adw_toast_overlay_add_toast (self->toast_overlay, dl_toast_new (title));
 }
 
 static void
@@ -112,11 +130,13 @@ save_picked (GtkWidget *owner, GPtrArray *files, gpointer user_data)
   g_autofree char *path = g_file_get_path (files->pdata[0]);
   if (!path)
     {
-      adw_toast_overlay_add_toast (self->toast_overlay, adw_toast_new ("Pick a place on this computer"));
+      adw_toast_overlay_add_toast (self->toast_overlay, dl_toast_new ("Pick a place on this computer"));
       return;
     }
   SaveJob *job = g_new0 (SaveJob, 1);
-  job->texture = g_object_ref (self->texture);
+  job->rgba = texture_to_rgba (self->texture);
+  job->width = gdk_texture_get_width (self->texture);
+  job->height = gdk_texture_get_height (self->texture);
   job->request = dl_preview_request_copy (self->request);
   job->path = g_steal_pointer (&path);
   GWeakRef *ref = g_new0 (GWeakRef, 1);
@@ -177,7 +197,7 @@ dl_image_viewer_new (GtkWindow *parent, GdkTexture *texture, const DlPreviewRequ
 {
   g_return_val_if_fail (GDK_IS_TEXTURE (texture), NULL);
   g_return_val_if_fail (request != NULL, NULL);
-  DlImageViewer *self = g_object_new (DL_TYPE_IMAGE_VIEWER, "transient-for", parent, NULL);
+  DlImageViewer *self = g_object_new (DL_TYPE_IMAGE_VIEWER, "transient-for", parent, "destroy-with-parent", TRUE, NULL);
   self->texture = g_object_ref (texture);
   self->request = dl_preview_request_copy (request);
   gtk_picture_set_paintable (self->picture, GDK_PAINTABLE (texture));
@@ -187,4 +207,18 @@ dl_image_viewer_new (GtkWindow *parent, GdkTexture *texture, const DlPreviewRequ
   g_autofree char *params = dl_preview_request_to_parameters (request);
   gtk_label_set_text (self->parameters_label, params);
   return self;
+}
+
+const DlPreviewRequest *
+dl_image_viewer_get_request (DlImageViewer *self)
+{
+  g_return_val_if_fail (DL_IS_IMAGE_VIEWER (self), NULL);
+  return self->request;
+}
+
+GdkTexture *
+dl_image_viewer_get_texture (DlImageViewer *self)
+{
+  g_return_val_if_fail (DL_IS_IMAGE_VIEWER (self), NULL);
+  return self->texture;
 }

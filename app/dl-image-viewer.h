@@ -15,7 +15,12 @@ G_DECLARE_FINAL_TYPE (DlImageViewer, dl_image_viewer, DL, IMAGE_VIEWER, AdwWindo
 DlImageViewer *dl_image_viewer_new (GtkWindow *parent, GdkTexture *texture, const DlPreviewRequest *request,
                                     const char *column_title);
 
-/* Write the image with its parameters to `path` (blocking; PNG, atomic). */
+/* What it shows. */
+const DlPreviewRequest *dl_image_viewer_get_request (DlImageViewer *self);
+GdkTexture *dl_image_viewer_get_texture (DlImageViewer *self);
+
+/* Write the image with its parameters to `path` (PNG, atomic; blocking, main thread
+ * for the texture's sake: the window itself saves on a worker thread). */
 gboolean dl_image_viewer_save_png (GdkTexture *texture, const DlPreviewRequest *request, const char *path,
                                    GError **error);
 

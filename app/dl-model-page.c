@@ -7,6 +7,7 @@
 
 #include "dl-file-dialog.h"
 #include "dl-model-scan.h"
+#include "dl-toast.h"
 
 struct _DlModelPage {
   GtkWidget parent_instance;
@@ -18,6 +19,8 @@ struct _DlModelPage {
   DlProject *project;
   GPtrArray *entries;            /* DlModelEntry */
   DlModelEntry *current;         /* what the project's base model is, once looked at */
+  char *problem_path;            /* the project's base model could not be used ... */
+  char *problem;                 /* ... for this reason */
   GCancellable *scan_cancellable;
   GCancellable *describe_cancellable;
   gboolean scanning;
@@ -48,8 +51,8 @@ static char *
 describe (const DlModelEntry *e)
 {
   g_autofree char *size = g_format_size (e->size);
-  return g_strdup_printf ("%s · %s · %s", dl_model_place_name (e->place), size,
-                          e->diffusers ? "diffusers folder" : "single file");
+  return g_strdup_printf ("%s%s%s · %s · %s", e->family ? e->family : "", e->family ? " · " : "",
+                          dl_model_place_name (e->place), size, e->diffusers ? "diffusers folder" : "single file");
 }
 
 static void
@@ -81,13 +84,14 @@ sync_current (DlModelPage *self)
     }
   else
     {
+      /* not looked at yet, or it cannot be used: the inspection says why */
       g_autofree char *name = g_path_get_basename (path);
       g_autofree char *where = tilde_path (path);
-      gboolean exists = g_file_test (path, G_FILE_TEST_EXISTS);
-      g_autofree char *subtitle = exists ? g_strdup (where) : g_strdup_printf ("Not found: %s", where);
+      gboolean has_problem = self->problem && g_strcmp0 (self->problem_path, path) == 0;
+      g_autofree char *subtitle = has_problem ? g_strdup_printf ("%s\n%s", self->problem, where) : g_strdup (where);
       set_row_text (self->current_row, name, subtitle);
-      gtk_image_set_from_icon_name (self->current_icon, exists ? "drive-harddisk-symbolic" : "dialog-warning-symbolic");
-      if (!exists)
+      gtk_image_set_from_icon_name (self->current_icon, has_problem ? "dialog-warning-symbolic" : "drive-harddisk-symbolic");
+      if (has_problem)
         gtk_widget_add_css_class (GTK_WIDGET (self->current_icon), "warning");
     }
 
@@ -113,7 +117,7 @@ static void
 describe_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
 {
   GError *error = NULL;
-  DlModelEntry *e = dl_model_entry_for_path (data, &error);
+  DlModelEntry *e = dl_model_entry_inspect (data, &error);
   if (e)
     g_task_return_pointer (task, e, (GDestroyNotify) dl_model_entry_free);
   else
@@ -136,11 +140,18 @@ described (GObject *source, GAsyncResult *result, gpointer user_data)
       dl_model_entry_free (e);
       return;
     }
+  const char *path = g_task_get_task_data (G_TASK (result));
   if (!e)
     {
-      GtkWidget *overlay = gtk_widget_get_ancestor (GTK_WIDGET (self), ADW_TYPE_TOAST_OVERLAY);
-      if (overlay)
-        adw_toast_overlay_add_toast (ADW_TOAST_OVERLAY (overlay), adw_toast_new (error->message));
+      /* the project's own model is marked; a refused new choice leaves it as it was */
+      if (g_strcmp0 (path, dl_project_get_base_model (project)) == 0)
+        {
+          g_free (self->problem_path);
+          self->problem_path = g_strdup (path);
+          g_free (self->problem);
+          self->problem = g_strdup (error->message);
+        }
+      dl_toast_show (GTK_WIDGET (self), error->message, NULL);
       g_signal_emit (self, signals[SIGNAL_CHOSEN], 0, NULL, error);
       sync_current (self);
       return;
@@ -158,6 +169,8 @@ described (GObject *source, GAsyncResult *result, gpointer user_data)
     }
   dl_model_entry_free (self->current);
   self->current = e;
+  g_clear_pointer (&self->problem_path, g_free);
+  g_clear_pointer (&self->problem, g_free);
   dl_project_set_base_model (project, e->path);
   sync_current (self);
   g_signal_emit (self, signals[SIGNAL_CHOSEN], 0, e->path, NULL);
@@ -341,6 +354,14 @@ dl_model_page_get_scanning (DlModelPage *self)
   return self->scanning;
 }
 
+const DlModelEntry *
+dl_model_page_get_current (DlModelPage *self)
+{
+  g_return_val_if_fail (DL_IS_MODEL_PAGE (self), NULL);
+  const char *path = self->project ? dl_project_get_base_model (self->project) : NULL;
+  return self->current && g_strcmp0 (self->current->path, path) == 0 ? self->current : NULL;
+}
+
 GPtrArray *
 dl_model_page_get_entries (DlModelPage *self)
 {
@@ -367,6 +388,8 @@ dl_model_page_set_project (DlModelPage *self, DlProject *project)
     g_signal_handlers_disconnect_by_data (self->project, self);
   g_set_object (&self->project, project);
   g_clear_pointer (&self->current, dl_model_entry_free);
+  g_clear_pointer (&self->problem_path, g_free);
+  g_clear_pointer (&self->problem, g_free);
   if (project)
     g_signal_connect_swapped (project, "notify::base-model", G_CALLBACK (base_model_changed), self);
   base_model_changed (self);
@@ -416,6 +439,8 @@ dl_model_page_finalize (GObject *object)
   g_clear_object (&self->describe_cancellable);
   g_clear_pointer (&self->entries, g_ptr_array_unref);
   g_clear_pointer (&self->current, dl_model_entry_free);
+  g_free (self->problem_path);
+  g_free (self->problem);
   G_OBJECT_CLASS (dl_model_page_parent_class)->finalize (object);
 }
 

@@ -4,6 +4,7 @@
 
 #include <gtk/gtk.h>
 
+#include "dl-model-scan.h"
 #include "dl-project.h"
 
 G_BEGIN_DECLS
@@ -17,7 +18,12 @@ void dl_model_page_rescan (DlModelPage *self);
 gboolean dl_model_page_get_scanning (DlModelPage *self);
 /* What the last scan found (DlModelEntry, owned by the page). */
 GPtrArray *dl_model_page_get_entries (DlModelPage *self);
-/* Make `path` the project's base model, as choosing it in the list or with Open does. */
+/* The project's base model as the model-files code described it (family, size);
+ * NULL until it has, or when it cannot be used. */
+const DlModelEntry *dl_model_page_get_current (DlModelPage *self);
+/* Make `path` the project's base model, as choosing it in the list or with Open does:
+ * on a worker thread, the model-files code opens it first and a model Dreamloom
+ * cannot use is refused with its message ("chosen" (path or NULL, error)). */
 void dl_model_page_choose (DlModelPage *self, const char *path);
 
 G_END_DECLS

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "dl-error.h"
+#include "io/dl-checkpoint.h"
 
 #define MAX_DEPTH 4
 
@@ -15,6 +16,7 @@ dl_model_entry_free (DlModelEntry *entry)
     return;
   g_free (entry->path);
   g_free (entry->name);
+  g_free (entry->family);
   g_free (entry);
 }
 
@@ -36,7 +38,7 @@ dl_model_place_name (DlModelPlace place)
     case DL_MODEL_PLACE_HF_CACHE: return "Hugging Face cache";
     case DL_MODEL_PLACE_A1111: return "Stable Diffusion web UI";
     case DL_MODEL_PLACE_COMFYUI: return "ComfyUI";
-    case DL_MODEL_PLACE_OTHER: return "Opened";
+    case DL_MODEL_PLACE_OTHER: return "Elsewhere";
     }
   return "Other";
 }
@@ -71,6 +73,15 @@ dl_model_scan_default_roots (void)
     add_root (roots, DL_MODEL_PLACE_HF_CACHE, g_build_filename (home, "hub", NULL));
   else
     add_root (roots, DL_MODEL_PLACE_HF_CACHE, g_build_filename (g_get_user_cache_dir (), "huggingface", "hub", NULL));
+  /* Inside Flatpak the cache folder above is the sandbox's own; the one Python
+   * tools filled is the host's (HOST_XDG_CACHE_HOME, else ~/.cache) */
+  if (!(hub && *hub) && !(home && *home) && g_file_test ("/.flatpak-info", G_FILE_TEST_EXISTS))
+    {
+      const char *host_cache = g_getenv ("HOST_XDG_CACHE_HOME");
+      g_autofree char *cache = host_cache && *host_cache ? g_strdup (host_cache)
+                                                         : g_build_filename (g_get_home_dir (), ".cache", NULL);
+      add_root (roots, DL_MODEL_PLACE_HF_CACHE, g_build_filename (cache, "huggingface", "hub", NULL));
+    }
 
   add_root (roots, DL_MODEL_PLACE_A1111,
             g_build_filename (g_get_home_dir (), "stable-diffusion-webui", "models", "Stable-diffusion", NULL));
@@ -363,4 +374,18 @@ dl_model_entry_for_path (const char *path, GError **error)
       return NULL;
     }
   return g_ptr_array_steal_index (out, 0);
+}
+
+DlModelEntry *
+dl_model_entry_inspect (const char *path, GError **error)
+{
+  g_return_val_if_fail (path != NULL, NULL);
+  g_autoptr (DlModelEntry) entry = dl_model_entry_for_path (path, error);
+  if (!entry)
+    return NULL;
+  g_autoptr (DlCheckpoint) ckpt = dl_checkpoint_open (entry->path, NULL, error);
+  if (!ckpt)
+    return NULL;
+  entry->family = g_strdup (dl_model_family_name (dl_checkpoint_get_family (ckpt)));
+  return g_steal_pointer (&entry);
 }

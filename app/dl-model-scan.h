@@ -29,6 +29,7 @@ typedef struct {
   DlModelPlace place;
   gboolean diffusers; /* a diffusers folder rather than one file */
   guint64 size;       /* bytes (a folder: all its files) */
+  char *family;       /* "Stable Diffusion 1.x" once the model-files code looked at it, else NULL */
 } DlModelEntry;
 
 void dl_model_entry_free (DlModelEntry *entry);
@@ -57,5 +58,10 @@ GPtrArray *dl_model_scan_finish (GAsyncResult *result, GError **error);
 /* Describe a checkpoint the user picked: a .safetensors/.ckpt file or a folder
  * with model_index.json (or a model_index.json itself).  Blocking. */
 DlModelEntry *dl_model_entry_for_path (const char *path, GError **error);
+
+/* dl_model_entry_for_path, then open the checkpoint with the model-files code to
+ * learn its family: a model Dreamloom cannot train (another family, a damaged or
+ * incomplete file) fails with that code's message.  Blocking: a worker thread's. */
+DlModelEntry *dl_model_entry_inspect (const char *path, GError **error);
 
 G_END_DECLS

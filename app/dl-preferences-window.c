@@ -177,7 +177,8 @@ DlPreferencesWindow *
 dl_preferences_window_new (GtkWindow *parent, GSettings *settings)
 {
   g_return_val_if_fail (G_IS_SETTINGS (settings), NULL);
-  DlPreferencesWindow *self = g_object_new (DL_TYPE_PREFERENCES_WINDOW, "transient-for", parent, NULL);
+  DlPreferencesWindow *self =
+      g_object_new (DL_TYPE_PREFERENCES_WINDOW, "transient-for", parent, "destroy-with-parent", TRUE, NULL);
   self->settings = g_object_ref (settings);
   g_settings_bind (settings, "preview-steps", self->steps_spin, "value", G_SETTINGS_BIND_DEFAULT);
   g_settings_bind (settings, "preview-cfg", self->cfg_spin, "value", G_SETTINGS_BIND_DEFAULT);

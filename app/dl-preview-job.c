@@ -145,7 +145,16 @@ static void
 post (Work *w, Msg *m)
 {
   m->job = job_ref_ref (w->job);
-  g_main_context_invoke_full (w->context, G_PRIORITY_DEFAULT, msg_dispatch, m, msg_free);
+  /* Always through a source, never g_main_context_invoke: that runs the function
+   * right here, on this thread, whenever the main thread is between two loop
+   * iterations, and the handlers touch widgets.  Sources of one priority run in
+   * the order they were attached, so the messages keep theirs. */
+  GSource *source = g_idle_source_new ();
+  g_source_set_priority (source, G_PRIORITY_DEFAULT);
+  g_source_set_callback (source, msg_dispatch, m, msg_free);
+  g_source_set_static_name (source, "[dreamloom] preview message");
+  g_source_attach (source, w->context);
+  g_source_unref (source);
 }
 
 static void
@@ -187,6 +196,11 @@ step_progress (int step, int n_steps, gpointer user_data)
   report_progress (user_data, n_steps > 0 ? (double) step / n_steps : 0.0);
 }
 
+/* One image at a time in the whole program: a cancelled run's worker may still be
+ * finishing its step when the next run starts, and a backend keeps one model on
+ * one GPU (see dl-preview-backend.h).  Held only around a generate call. */
+static GMutex generate_lock;
+
 static gpointer
 worker (gpointer data)
 {
@@ -200,16 +214,20 @@ worker (gpointer data)
           cancelled = TRUE;
           break;
         }
-      Msg *start = g_new0 (Msg, 1);
-      start->kind = MSG_STARTED;
-      start->row = it->row;
-      start->column = it->column;
-      post (w, start);
-      report_progress (w, 0.0);
-
       GError *error = NULL;
-      DlPreviewImage *image =
-          dl_preview_backend_generate (w->backend, it->request, w->cancellable, step_progress, w, &error);
+      DlPreviewImage *image = NULL;
+      g_mutex_lock (&generate_lock);
+      if (!g_cancellable_set_error_if_cancelled (w->cancellable, &error))
+        {
+          Msg *start = g_new0 (Msg, 1);
+          start->kind = MSG_STARTED;
+          start->row = it->row;
+          start->column = it->column;
+          post (w, start);
+          report_progress (w, 0.0);
+          image = dl_preview_backend_generate (w->backend, it->request, w->cancellable, step_progress, w, &error);
+        }
+      g_mutex_unlock (&generate_lock);
       Msg *done = g_new0 (Msg, 1);
       done->kind = MSG_DONE;
       done->row = it->row;

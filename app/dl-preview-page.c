@@ -10,6 +10,7 @@
 #include "dl-preview-cell.h"
 #include "dl-preview-job.h"
 #include "dl-prompt-templates.h"
+#include "dl-toast.h"
 
 struct _DlPreviewPage {
   GtkWidget parent_instance;
@@ -41,6 +42,9 @@ struct _DlPreviewPage {
   GPtrArray *template_rows;   /* AdwActionRow per template line */
   DlPreviewJob *job;
   GPtrArray *column_titles;   /* of the last run */
+  guint n_started, n_items;   /* of the run */
+  guint n_failed;
+  char *first_failure;
   gboolean syncing;
   gboolean editing_strength; /* a strength spin changes the project: keep its row */
 };
@@ -386,6 +390,13 @@ find_cell (DlPreviewPage *self, guint row, guint column)
   return DL_IS_PREVIEW_CELL (w) ? DL_PREVIEW_CELL (w) : NULL;
 }
 
+DlPreviewCell *
+dl_preview_page_get_cell (DlPreviewPage *self, guint row, guint column)
+{
+  g_return_val_if_fail (DL_IS_PREVIEW_PAGE (self), NULL);
+  return find_cell (self, row, column);
+}
+
 GdkTexture *
 dl_preview_page_get_result (DlPreviewPage *self, guint row, guint column)
 {
@@ -398,6 +409,12 @@ static void
 cell_clicked (DlPreviewCell *cell, DlPreviewPage *self)
 {
   GdkTexture *texture = dl_preview_cell_get_texture (cell);
+  if (dl_preview_cell_get_state (cell) == DL_PREVIEW_CELL_FAILED)
+    {
+      /* the tooltip says it too, but not on a touch screen */
+      dl_toast_show (GTK_WIDGET (self), dl_preview_cell_get_message (cell), NULL);
+      return;
+    }
   if (!texture || !self->job)
     return;
   guint row = dl_preview_cell_get_row (cell), column = dl_preview_cell_get_column (cell);
@@ -413,6 +430,7 @@ cell_clicked (DlPreviewCell *cell, DlPreviewPage *self)
 static void
 job_item_started (DlPreviewJob *job, guint row, guint column, DlPreviewPage *self)
 {
+  self->n_started++;
   DlPreviewCell *cell = find_cell (self, row, column);
   if (cell)
     dl_preview_cell_set_busy (cell);
@@ -427,16 +445,22 @@ job_item_finished (DlPreviewJob *job, guint row, guint column, GdkTexture *textu
   if (texture)
     dl_preview_cell_set_texture (cell, texture);
   else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-    dl_preview_cell_set_waiting (cell);
+    dl_preview_cell_set_not_made (cell, "Cancelled");
   else
-    dl_preview_cell_set_error (cell, error ? error->message : "Failed");
+    {
+      const char *message = error ? error->message : "The image could not be made";
+      dl_preview_cell_set_error (cell, message);
+      if (self->n_failed++ == 0)
+        self->first_failure = g_strdup (message);
+    }
 }
 
 static void
 job_progress (DlPreviewJob *job, double fraction, DlPreviewPage *self)
 {
   gtk_progress_bar_set_fraction (self->progress_bar, fraction);
-  g_autofree char *text = g_strdup_printf ("%.0f %%", fraction * 100.0);
+  g_autofree char *text = g_strdup_printf ("Image %u of %u · %.0f %%", MAX (self->n_started, 1u), self->n_items,
+                                           fraction * 100.0);
   gtk_progress_bar_set_text (self->progress_bar, text);
 }
 
@@ -445,14 +469,19 @@ job_finished (DlPreviewJob *job, gboolean cancelled, DlPreviewPage *self)
 {
   for (GtkWidget *w = gtk_widget_get_first_child (GTK_WIDGET (self->results_grid)); w; w = gtk_widget_get_next_sibling (w))
     if (DL_IS_PREVIEW_CELL (w))
-      dl_preview_cell_set_waiting (DL_PREVIEW_CELL (w));
+      dl_preview_cell_set_not_made (DL_PREVIEW_CELL (w), cancelled ? "Cancelled" : "Not made");
   sync_state (self);
-  if (cancelled)
+  /* every cell has its own reason in its tooltip; the first one is worth a toast,
+   * as a model that cannot be loaded fails every image the same way */
+  if (self->n_failed)
     {
-      GtkWidget *overlay = gtk_widget_get_ancestor (GTK_WIDGET (self), ADW_TYPE_TOAST_OVERLAY);
-      if (overlay)
-        adw_toast_overlay_add_toast (ADW_TOAST_OVERLAY (overlay), adw_toast_new ("Previews cancelled"));
+      g_autofree char *msg = g_strdup_printf (
+          g_dngettext (NULL, "%u preview failed: %s", "%u previews failed: %s", self->n_failed), self->n_failed,
+          self->first_failure);
+      dl_toast_show (GTK_WIDGET (self), msg, NULL);
     }
+  else if (cancelled)
+    dl_toast_show (GTK_WIDGET (self), "Previews cancelled", NULL);
   g_signal_emit (self, signals[SIGNAL_FINISHED], 0, cancelled);
 }
 
@@ -558,6 +587,10 @@ dl_preview_page_generate (DlPreviewPage *self)
   g_signal_connect (self->job, "item-finished", G_CALLBACK (job_item_finished), self);
   g_signal_connect (self->job, "progress", G_CALLBACK (job_progress), self);
   g_signal_connect (self->job, "finished", G_CALLBACK (job_finished), self);
+  self->n_started = 0;
+  self->n_items = dl_preview_job_get_n_items (self->job);
+  self->n_failed = 0;
+  g_clear_pointer (&self->first_failure, g_free);
   gtk_progress_bar_set_fraction (self->progress_bar, 0);
   gtk_progress_bar_set_text (self->progress_bar, "Starting…");
   dl_preview_job_start (self->job);
@@ -696,6 +729,7 @@ dl_preview_page_finalize (GObject *object)
   g_ptr_array_unref (self->template_checks);
   g_ptr_array_unref (self->template_rows);
   g_clear_pointer (&self->column_titles, g_ptr_array_unref);
+  g_free (self->first_failure);
   G_OBJECT_CLASS (dl_preview_page_parent_class)->finalize (object);
 }
 

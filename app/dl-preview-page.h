@@ -7,6 +7,7 @@
 #include <gtk/gtk.h>
 
 #include "dl-preview-backend.h"
+#include "dl-preview-cell.h"
 #include "dl-project.h"
 
 G_BEGIN_DECLS
@@ -29,6 +30,8 @@ const char *dl_preview_page_get_state (DlPreviewPage *self);
 gboolean dl_preview_page_generate (DlPreviewPage *self);
 void dl_preview_page_cancel (DlPreviewPage *self);
 gboolean dl_preview_page_get_running (DlPreviewPage *self);
+/* A result cell of the last run (NULL outside the grid). */
+DlPreviewCell *dl_preview_page_get_cell (DlPreviewPage *self, guint row, guint column);
 /* The texture in a result cell, NULL if none (yet). */
 GdkTexture *dl_preview_page_get_result (DlPreviewPage *self, guint row, guint column);
 

@@ -1387,7 +1387,8 @@ parse_project (GFile *file, GCancellable *cancellable, GError **error)
       g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s” is not a Dreamloom project (it is not text)", name);
       return NULL;
     }
-  g_autoptr (JsonParser) parser = json_parser_new_immutable ();
+  /* mutable: later versions add to the "training" object this one keeps */
+  g_autoptr (JsonParser) parser = json_parser_new ();
   if (!json_parser_load_from_data (parser, contents, (gssize) len, &local))
     {
       g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s” is not a valid project: %s", name, local->message);

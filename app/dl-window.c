@@ -8,6 +8,7 @@
 #include "dl-file-dialog.h"
 #include "dl-settings.h"
 #include "dl-start-page.h"
+#include "dl-toast.h"
 #include "vk/dl-device.h"
 
 #include <string.h>
@@ -26,6 +27,7 @@ struct _DlWindow {
   GSettings *settings;
   DlProject *project;
   GCancellable *cancellable;
+  GtkDropTarget *drop_target;
   gint64 last_sidecar_toast;
 };
 
@@ -40,13 +42,14 @@ static guint signals[N_SIGNALS];
 static void
 toast (DlWindow *self, const char *title)
 {
-  adw_toast_overlay_add_toast (self->toast_overlay, adw_toast_new (title));
+  adw_toast_overlay_add_toast (self->toast_overlay, dl_toast_new (title));
 }
 
 static void
 error_dialog (DlWindow *self, const char *heading, const char *body)
 {
   GtkWidget *dialog = adw_message_dialog_new (GTK_WINDOW (self), heading, body);
+  gtk_window_set_destroy_with_parent (GTK_WINDOW (dialog), TRUE);
   adw_message_dialog_add_response (ADW_MESSAGE_DIALOG (dialog), "close", "_Close");
   gtk_window_present (GTK_WINDOW (dialog));
 }
@@ -116,7 +119,7 @@ static void
 save_failed (DlProject *project, GError *error, DlWindow *self)
 {
   g_autofree char *msg = g_strdup_printf ("Could not save the project: %s", error->message);
-  AdwToast *t = adw_toast_new (msg);
+  AdwToast *t = dl_toast_new (msg);
   adw_toast_set_priority (t, ADW_TOAST_PRIORITY_HIGH);
   adw_toast_set_timeout (t, 0);
   adw_toast_overlay_add_toast (self->toast_overlay, t);
@@ -249,6 +252,13 @@ dl_window_open_file (DlWindow *self, GFile *file)
 {
   g_return_if_fail (DL_IS_WINDOW (self));
   g_return_if_fail (G_IS_FILE (file));
+  /* Opening the open project again would read the file while edits of the last
+   * moment are not on it yet, and then show (and save) that older version. */
+  if (self->project && g_file_equal (file, dl_project_get_file (self->project)))
+    {
+      g_signal_emit (self, signals[SIGNAL_PROJECT_LOADED], 0, self->project);
+      return;
+    }
   GWeakRef *ref = g_new0 (GWeakRef, 1);
   g_weak_ref_init (ref, self);
   dl_project_load_async (file, self->cancellable, project_loaded, ref);
@@ -335,6 +345,7 @@ show_new_project_dialog (DlWindow *self)
   g_autofree char *shown = g_str_has_prefix (dir, home) ? g_strconcat ("~", dir + strlen (home), NULL) : g_strdup (dir);
   g_autofree char *body = g_strdup_printf ("It is saved in %s as you work; Save As moves it elsewhere.", shown);
   GtkWidget *dialog = adw_message_dialog_new (GTK_WINDOW (self), "New Project", body);
+  gtk_window_set_destroy_with_parent (GTK_WINDOW (dialog), TRUE);
 
   GtkWidget *list = gtk_list_box_new ();
   gtk_list_box_set_selection_mode (GTK_LIST_BOX (list), GTK_SELECTION_NONE);
@@ -361,6 +372,43 @@ show_new_project_dialog (DlWindow *self)
   g_signal_connect_object (dialog, "response", G_CALLBACK (new_project_response), self, 0);
   gtk_window_present (GTK_WINDOW (dialog));
   gtk_widget_grab_focus (GTK_WIDGET (rows->name));
+}
+
+/* ---- dropping files on the window ---- */
+
+/* A project file opens; anything else goes into the open project's dataset. */
+static gboolean
+on_drop (GtkDropTarget *target, const GValue *value, double x, double y, DlWindow *self)
+{
+  if (!G_VALUE_HOLDS (value, GDK_TYPE_FILE_LIST))
+    return FALSE;
+  g_autoptr (GPtrArray) files = dl_files_from_file_list (g_value_get_boxed (value));
+  if (files->len == 0)
+    return FALSE;
+  for (guint i = 0; i < files->len; i++)
+    {
+      g_autofree char *name = g_file_get_basename (files->pdata[i]);
+      if (name && g_str_has_suffix (name, DL_PROJECT_EXTENSION))
+        {
+          dl_window_open_file (self, files->pdata[i]);
+          return TRUE;
+        }
+    }
+  if (!self->project)
+    {
+      toast (self, "Create or open a project first, then drop its images here");
+      return FALSE;
+    }
+  adw_view_stack_set_visible_child_name (self->view_stack, "dataset");
+  dl_dataset_page_add_files (self->dataset_page, files);
+  return TRUE;
+}
+
+GtkDropTarget *
+dl_window_get_drop_target (DlWindow *self)
+{
+  g_return_val_if_fail (DL_IS_WINDOW (self), NULL);
+  return self->drop_target;
 }
 
 /* ---- actions ---- */
@@ -620,6 +668,11 @@ dl_window_init (DlWindow *self)
   dl_start_page_set_settings (self->start_page, self->settings);
   dl_dataset_page_set_settings (self->dataset_page, self->settings);
   dl_preview_page_set_settings (self->preview_page, self->settings);
+
+  self->drop_target = gtk_drop_target_new (GDK_TYPE_FILE_LIST, GDK_ACTION_COPY);
+  g_signal_connect (self->drop_target, "drop", G_CALLBACK (on_drop), self);
+  gtk_widget_add_controller (GTK_WIDGET (self->toast_overlay), GTK_EVENT_CONTROLLER (self->drop_target));
+
   sync_actions (self);
   start_probe (self);
 }

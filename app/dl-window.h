@@ -29,6 +29,10 @@ gboolean dl_window_create_project (DlWindow *self, GFile *file, const char *toke
 /* Where new projects go: ~/Documents/Dreamloom (or ~/Dreamloom). */
 char *dl_window_default_project_dir (void);
 
+/* Files dropped anywhere on the window (GdkFileList): a .dreamloom file opens, other
+ * files and folders are added to the open project's dataset. */
+GtkDropTarget *dl_window_get_drop_target (DlWindow *self);
+
 DlDatasetPage *dl_window_get_dataset_page (DlWindow *self);
 DlModelPage *dl_window_get_model_page (DlWindow *self);
 DlPreviewPage *dl_window_get_preview_page (DlWindow *self);
