@@ -4,6 +4,8 @@
 
 #include "dl-application.h"
 
+#include "dl-engine-backend.h"
+
 #include "dl-preferences-window.h"
 #include "dl-settings.h"
 #include "dl-window.h"
@@ -114,6 +116,9 @@ static void
 dl_application_startup (GApplication *app)
 {
   G_APPLICATION_CLASS (dl_application_parent_class)->startup (app);
+  /* previews come from the engine; the device opens on the first image only */
+  g_autoptr (DlEngineBackend) backend = dl_engine_backend_new ();
+  dl_preview_backend_set_default (DL_PREVIEW_BACKEND (backend));
   static const GActionEntry entries[] = {
     { .name = "quit", .activate = quit_activated },
     { .name = "about", .activate = about_activated },

@@ -2,16 +2,16 @@
 
 #include "scripted-run-backend.h"
 
-#include "dl-test-preview-backend.h"
+#include "dl-engine-backend.h"
 
 DlPreviewBackend *
 scripted_run_backend (void)
 {
-  return DL_PREVIEW_BACKEND (dl_test_preview_backend_new ());
+  return DL_PREVIEW_BACKEND (dl_engine_backend_new ());
 }
 
 gboolean
 scripted_run_backend_is_engine (void)
 {
-  return FALSE;
+  return TRUE;
 }

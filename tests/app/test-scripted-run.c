@@ -83,7 +83,7 @@ test_scripted_run (void)
   g_autoptr (GSettings) settings = dl_settings_new (&error);
   g_assert_no_error (error);
   /* the tiny model works on small latents; few steps keep the run short */
-  g_settings_set_int (settings, "preview-steps", 4);
+  g_settings_set_int (settings, "preview-steps", 3);
   g_settings_set_int (settings, "preview-width", 64);
   g_settings_set_int (settings, "preview-height", 64);
   g_settings_set_int64 (settings, "preview-seed", 1234);

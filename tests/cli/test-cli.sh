@@ -119,5 +119,63 @@ fi
 "$bin" tokenize >"$tmp/out" 2>"$tmp/err"; st=$?
 check "tokenize without a prompt exits 2" test "$st" -eq 2
 
+# ---- sample and grad on the golden tiny model ----
+# st_get FILE NAME: a tensor's float32 values, one per line (pure Python, no numpy)
+st_get() {
+  python3 - "$1" "$2" <<'PY'
+import json, struct, sys
+f = open(sys.argv[1], 'rb'); n = struct.unpack('<Q', f.read(8))[0]; h = json.loads(f.read(n)); base = 8 + n
+t = h[sys.argv[2]]; a, b = t['data_offsets']; f.seek(base + a); raw = f.read(b - a)
+fmt = {'F32': 'f', 'I64': 'q'}[t['dtype']]
+for v in struct.unpack('<%d%s' % (len(raw) // struct.calcsize(fmt), fmt), raw): print(repr(float(v)))
+PY
+}
+# st_rename SRC DST OLD=NEW...: a copy of a safetensors file with tensors renamed
+st_rename() {
+  python3 - "$@" <<'PY'
+import json, struct, sys
+src, dst, pairs = sys.argv[1], sys.argv[2], dict(p.split('=') for p in sys.argv[3:])
+f = open(src, 'rb'); n = struct.unpack('<Q', f.read(8))[0]; h = json.loads(f.read(n)); data = f.read()
+h = {pairs.get(k, k): v for k, v in h.items()}
+j = json.dumps(h).encode(); j += b' ' * (-len(j) % 8)
+open(dst, 'wb').write(struct.pack('<Q', len(j)) + j + data)
+PY
+}
+if [ -d "$diffusers" ] && [ -f "$golden/unet.safetensors" ] && command -v python3 >/dev/null; then
+  "$bin" sample --model "$diffusers" --prompt "a photo of sks dog" --negative "blurry" --steps 2 --sampler ddim \
+    --width 32 --height 32 --seed 7 --batch 2 --out "$tmp/img.png" --out-latents "$tmp/lat.safetensors" \
+    >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "sample exits 0" test "$st" -eq 0
+  check "sample writes one PNG per image" test -s "$tmp/img.png" -a -s "$tmp/img-1.png"
+  check "the PNG carries A1111's parameters" grep -qa "Steps: 2, Sampler: DDIM, CFG scale: 7.5, Seed: 7, Size: 32x32" "$tmp/img.png"
+  check "the second image has the next seed" grep -qa "Seed: 8," "$tmp/img-1.png"
+  check "sample writes the final latents" test "$(st_get "$tmp/lat.safetensors" latents | wc -l)" -eq 2048
+  "$bin" sample --model "$diffusers" --prompt "a photo of sks dog" --steps 2 --sampler ddim --width 32 --height 32 \
+    --seed 7 --lora "$golden/lora_kohya.safetensors:0.8" --out "$tmp/lora.png" >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "sample --lora exits 0" test "$st" -eq 0
+  check "the parameters name the LoRA" grep -qa "<lora:lora_kohya:0.8>" "$tmp/lora.png"
+  check "the LoRA changes the image" sh -c "! cmp -s '$tmp/img.png' '$tmp/lora.png'"
+  "$bin" sample --model "$diffusers" --prompt x --sampler nope --out "$tmp/x.png" >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "sample rejects an unknown sampler" test "$st" -eq 1
+  "$bin" sample --model "$tmp/missing.safetensors" --prompt x --out "$tmp/x.png" >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "sample names a missing model" sh -c "test $st -eq 1 && grep -q missing.safetensors '$tmp/err'"
+
+  st_rename "$golden/unet.safetensors" "$tmp/batch.safetensors" x=noisy_latents
+  "$bin" grad --model "$ldm" --config "$diffusers" --batch "$tmp/batch.safetensors" --out "$tmp/g.safetensors" \
+    >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "grad exits 0" test "$st" -eq 0
+  check "grad's loss matches PyTorch (rtol 1e-5)" python3 -c "
+import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); sys.exit(abs(a - b) > 1e-5 * abs(b))" \
+    "$(st_get "$tmp/g.safetensors" loss)" "$(st_get "$golden/unet.safetensors" loss)"
+  check "grad writes every UNet gradient" test "$(python3 -c "
+import json, struct, sys; f = open(sys.argv[1], 'rb'); n = struct.unpack('<Q', f.read(8))[0]
+print(sum(k.startswith('grad.unet.') for k in json.loads(f.read(n))))" "$tmp/g.safetensors")" -eq 684
+  "$bin" grad --model "$diffusers" --batch "$golden/unet.safetensors" --out "$tmp/g2.safetensors" \
+    >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "grad explains a batch without noisy_latents/latents" sh -c "test $st -eq 1 && grep -q noisy_latents '$tmp/err'"
+else
+  for i in 1 2 3 4 5 6 7 8 9 10 11 12 13; do skip "golden tiny model or python3 absent"; done
+fi
+
 echo "1..$n"
 exit $fail
