@@ -221,8 +221,15 @@ dl_cli_sample (int argc, char **argv)
     .init_latents = init, .on_step = report_step, .on_step_data = &tty,
   };
   g_autofree float *latents = NULL, *images = NULL;
+  /* $DREAMLOOM_PROFILE=1: GPU time per shader (serialises the work) */
+  gboolean profile = g_strcmp0 (g_getenv ("DREAMLOOM_PROFILE"), "1") == 0;
+  dl_recorder_set_profiling (dl_sd_model_get_recorder (m), profile);
   if (!dl_sd_sample (m, &sp, &latents, &images, &error))
     return dl_cli_fail ("sample", error);
+  if (profile) {
+    g_autofree char *prof = dl_recorder_format_profile (dl_sd_model_get_recorder (m));
+    fprintf (stderr, "%s", prof);
+  }
   if (tty)
     fputc ('\n', stderr);
   if (out_latents && !write_latents (out_latents, latents, batch, lc, lh, lw, &error))

@@ -204,7 +204,7 @@ test_scripted_run (void)
   const char *parameters = g_hash_table_lookup (text, "parameters");
   g_test_message ("parameters: %s", parameters);
   g_assert_true (g_str_has_prefix (parameters, "a photo of a sks <lora:lora_kohya:0.8>\n"));
-  g_assert_nonnull (strstr (parameters, "Steps: 4, Sampler: Euler a, CFG scale: 7, Seed: 1234, Size: 64x64, "
+  g_assert_nonnull (strstr (parameters, "Steps: 3, Sampler: Euler a, CFG scale: 7, Seed: 1234, Size: 64x64, "
                                         "Model: tiny-sd15-diffusers"));
   gtk_window_destroy (viewer);
 
