@@ -25,11 +25,14 @@ random_params (DlDevice *device, DlRecorder *rec, const DlModelConfig *config, g
 {
   g_autoptr (DlParams) p = dl_params_new (device);
   g_autoptr (GPtrArray) specs = dl_model_param_specs (config);
+  int64_t tok_numel = (int64_t) config->text_encoder.vocab_size * config->text_encoder.hidden_size;
+  DlDType emb_dtype = dl_params_embedding_dtype (device, tok_numel, DL_DTYPE_F32);
   for (guint i = 0; i < specs->len; i++) {
     const DlParamSpec *s = specs->pdata[i];
     if (s->component == DL_COMPONENT_TEXT_ENCODER && !with_text)
       continue;
-    g_autoptr (DlTensor) t = dl_tensor_new (device, s->name, DL_DTYPE_F32, s->ndim, s->shape, error);
+    gboolean emb = g_str_has_prefix (s->name, "text_encoder.text_model.embeddings.");
+    g_autoptr (DlTensor) t = dl_tensor_new (device, s->name, emb ? emb_dtype : DL_DTYPE_F32, s->ndim, s->shape, error);
     if (!t)
       return NULL;
     gboolean ok;

@@ -4,6 +4,8 @@
 
 #include "nn/dl-nn.h"
 
+#include <math.h>
+
 #include "dl-error.h"
 #include "ops/dl-op-conv2d.h"
 #include "ops/dl-op-linear.h"
@@ -326,6 +328,63 @@ dl_nn_geglu (DlTape *tape, DlTensor *x, GError **error)
   return g_steal_pointer (&y);
 }
 
+/* Single-head attention wider than the flash kernels take (the VAE's mid
+ * block: one head of 512): scores materialised, B x Nq x Nk floats. */
+#define FLASH_MAX_HEAD_DIM 256
+
+static gboolean
+naive_attention_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **error)
+{
+  Saved *s = data;
+  DlTensor *q = s->t[0], *k = s->t[1], *v = s->t[2], *P = s->t[3];
+  DlRecorder *rec = REC (tape);
+  float scale = s->f[0];
+  g_autoptr (DlTensor) dP = new_like (tape, "attn-dP", P, error);
+  g_autoptr (DlTensor) dS = dP ? new_like (tape, "attn-dS", P, error) : NULL;
+  if (!dS || !dl_op_matmul (rec, dP, dout[0], FALSE, v, TRUE, NULL, NULL, error) ||
+      !dl_op_softmax_backward (rec, dS, P, dP, scale, error))
+    return FALSE;
+  if (dl_tape_needs_grad (tape, q)) {
+    g_autoptr (DlTensor) dq = new_like (tape, "dq", q, error);
+    if (!dq || !dl_op_matmul (rec, dq, dS, FALSE, k, FALSE, NULL, NULL, error) || !dl_tape_add_grad (tape, q, dq, error))
+      return FALSE;
+  }
+  if (dl_tape_needs_grad (tape, k)) {
+    g_autoptr (DlTensor) dk = new_like (tape, "dk", k, error);
+    if (!dk || !dl_op_matmul (rec, dk, dS, TRUE, q, FALSE, NULL, NULL, error) || !dl_tape_add_grad (tape, k, dk, error))
+      return FALSE;
+  }
+  if (dl_tape_needs_grad (tape, v)) {
+    g_autoptr (DlTensor) dv = new_like (tape, "dv", v, error);
+    if (!dv || !dl_op_matmul (rec, dv, P, TRUE, dout[0], FALSE, NULL, NULL, error) ||
+        !dl_tape_add_grad (tape, v, dv, error))
+      return FALSE;
+  }
+  return TRUE;
+}
+
+static DlTensor *
+naive_attention (DlTape *tape, DlTensor *q, DlTensor *k, DlTensor *v, GError **error)
+{
+  DlRecorder *rec = REC (tape);
+  int64_t B = q->ndim == 3 ? q->shape[0] : 1, Nq = q->shape[q->ndim - 2], Nk = k->shape[k->ndim - 2];
+  float scale = 1.0f / sqrtf ((float) q->shape[q->ndim - 1]);
+  int64_t sshape[3] = { B, Nq, Nk };
+  g_autoptr (DlTensor) S = new_tensor (tape, "attn-scores", DL_DTYPE_F32, 3, sshape, error);
+  g_autoptr (DlTensor) P = S ? new_tensor (tape, "attn-probs", DL_DTYPE_F32, 3, sshape, error) : NULL;
+  g_autoptr (DlTensor) o = P ? new_like (tape, "attn", q, error) : NULL;
+  if (!o || !dl_op_matmul (rec, S, q, FALSE, k, TRUE, NULL, NULL, error) || !dl_op_softmax (rec, P, S, scale, error) ||
+      !dl_op_matmul (rec, o, P, FALSE, v, FALSE, NULL, NULL, error))
+    return NULL;
+  DlTensor *in[] = { q, k, v };
+  if (dl_tape_should_record (tape, in, 3)) {
+    Saved *s = saved_new (q, k, v, P, NULL, NULL);
+    s->f[0] = scale;
+    dl_tape_push (tape, &o, 1, naive_attention_backward, s, saved_free);
+  }
+  return g_steal_pointer (&o);
+}
+
 /* ---- attention ---- */
 
 static gboolean
@@ -353,6 +412,8 @@ DlTensor *
 dl_nn_attention (DlTape *tape, DlTensor *q, DlTensor *k, DlTensor *v, int n_heads, gboolean causal, GError **error)
 {
   g_return_val_if_fail (tape && q && k && v && n_heads > 0, NULL);
+  if (n_heads == 1 && !causal && q->shape[q->ndim - 1] > FLASH_MAX_HEAD_DIM)
+    return naive_attention (tape, q, k, v, error);
   DlTensor *in[] = { q, k, v };
   gboolean record = dl_tape_should_record (tape, in, 3);
   DlAttentionParams p = DL_ATTENTION_PARAMS (n_heads);
@@ -632,7 +693,8 @@ dl_nn_embedding (DlTape *tape, DlTensor *ids, DlTensor *table, DlTensor *pos, GE
 {
   g_return_val_if_fail (tape && ids && table, NULL);
   int64_t shape[3] = { ids->ndim == 2 ? ids->shape[0] : 1, ids->shape[ids->ndim - 1], table->shape[1] };
-  g_autoptr (DlTensor) y = new_tensor (tape, "embedding", table->dtype, 3, shape, error);
+  /* f32 activations even from an f16 table (kept small to fit one binding) */
+  g_autoptr (DlTensor) y = new_tensor (tape, "embedding", DL_DTYPE_F32, 3, shape, error);
   if (!y || !dl_op_embedding (REC (tape), y, ids, table, pos, 0, error))
     return NULL;
   DlTensor *in[] = { table, pos };

@@ -56,16 +56,28 @@ dl_params_get_device (DlParams *p)
   return p->device;
 }
 
+DlDType
+dl_params_embedding_dtype (DlDevice *device, int64_t token_embedding_numel, DlDType wanted)
+{
+  guint64 limit = dl_device_get_info (device)->max_storage_buffer_range;
+  if ((guint64) token_embedding_numel * dl_dtype_size (wanted) > limit && wanted == DL_DTYPE_F32)
+    return DL_DTYPE_F16;
+  return wanted;
+}
+
 gboolean
 dl_params_load_checkpoint (DlParams *p, DlCheckpoint *ckpt, DlComponent component, DlDType dtype, GError **error)
 {
   g_return_val_if_fail (p != NULL && ckpt != NULL, FALSE);
   guint n = dl_checkpoint_get_n_params (ckpt);
+  const DlCheckpointParam *tok = dl_checkpoint_find (ckpt, "text_encoder.text_model.embeddings.token_embedding.weight");
+  DlDType emb_dtype = tok ? dl_params_embedding_dtype (p->device, tok->numel, dtype) : dtype;
   for (guint i = 0; i < n; i++) {
     const DlCheckpointParam *cp = dl_checkpoint_get_param (ckpt, i);
     if (cp->component != component)
       continue;
-    g_autoptr (DlTensor) t = dl_checkpoint_upload (ckpt, cp->name, p->device, dtype, error);
+    gboolean emb = g_str_has_prefix (cp->name, "text_encoder.text_model.embeddings.");
+    g_autoptr (DlTensor) t = dl_checkpoint_upload (ckpt, cp->name, p->device, emb ? emb_dtype : dtype, error);
     if (!t)
       return FALSE;
     dl_params_insert (p, cp->name, t);

@@ -21,7 +21,14 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (DlParams, dl_params_free)
 
 DlDevice *dl_params_get_device (DlParams *p);
 
-/* Upload every parameter of `component` from the checkpoint as `dtype`. */
+/* The dtype the text embeddings (token and position, which the lookup reads
+ * together) are stored in: `wanted`, or f16 where a token table in f32 would be
+ * larger than one binding may be on this device (CLIP-L's 49408 x 768 is 145 MiB;
+ * lavapipe binds at most 128 MiB). */
+DlDType dl_params_embedding_dtype (DlDevice *device, int64_t token_embedding_numel, DlDType wanted);
+
+/* Upload every parameter of `component` from the checkpoint as `dtype` (the
+ * text embeddings as dl_params_embedding_dtype says). */
 gboolean dl_params_load_checkpoint (DlParams *p, DlCheckpoint *ckpt, DlComponent component, DlDType dtype,
                                     GError **error);
 /* Takes a reference. */

@@ -16,6 +16,7 @@
 #include "nn/dl-unet.h"
 #include "nn/dl-vae.h"
 #include "ops/dl-ops.h"
+#include "ref/ref-attention.h"
 
 #include <math.h>
 
@@ -348,10 +349,56 @@ test_vae (gconstpointer data)
   model_free (m);
 }
 
+/* ---- the wide single-head attention path (the real VAE's 512-wide head) ---- */
+
+static void
+test_wide_attention (void)
+{
+  g_autoptr (GError) error = NULL;
+  const int64_t B = 2, Nq = 37, Nk = 29, D = 300;
+  g_autofree float *q = dl_test_random (B * Nq * D, 1, -1, 1);
+  g_autofree float *k = dl_test_random (B * Nk * D, 2, -1, 1);
+  g_autofree float *v = dl_test_random (B * Nk * D, 3, -1, 1);
+  g_autofree float *dout = dl_test_random (B * Nq * D, 4, -1, 1);
+  int64_t qs[3] = { B, Nq, D }, ks[3] = { B, Nk, D };
+  g_autoptr (DlTensor) tq = dl_tensor_new (dl_test_device (), "q", DL_DTYPE_F32, 3, qs, &error);
+  g_autoptr (DlTensor) tk = dl_tensor_new (dl_test_device (), "k", DL_DTYPE_F32, 3, ks, &error);
+  g_autoptr (DlTensor) tv = dl_tensor_new (dl_test_device (), "v", DL_DTYPE_F32, 3, ks, &error);
+  g_autoptr (DlTensor) td = dl_tensor_new (dl_test_device (), "dout", DL_DTYPE_F32, 3, qs, &error);
+  g_assert_no_error (error);
+  g_assert_true (dl_tensor_upload_f32 (tq, q, &error) && dl_tensor_upload_f32 (tk, k, &error) &&
+                 dl_tensor_upload_f32 (tv, v, &error) && dl_tensor_upload_f32 (td, dout, &error));
+  g_autoptr (DlTape) tape = new_tape ();
+  dl_tape_watch (tape, tq);
+  dl_tape_watch (tape, tk);
+  dl_tape_watch (tape, tv);
+  g_autoptr (DlTensor) o = dl_nn_attention (tape, tq, tk, tv, 1, FALSE, &error);
+  g_assert_no_error (error);
+  g_assert_true (dl_tape_backward (tape, o, td, &error));
+  g_assert_no_error (error);
+  g_autoptr (DlTensor) gq = dl_tape_get_grad (tape, tq);
+  g_autoptr (DlTensor) gk = dl_tape_get_grad (tape, tk);
+  g_autoptr (DlTensor) gv = dl_tape_get_grad (tape, tv);
+  dl_test_finish ();
+  float scale = 1.0f / sqrtf ((float) D);
+  g_autofree float *ro = g_new (float, B * Nq * D), *rlse = g_new (float, B * Nq);
+  g_autofree float *rq = g_new (float, B * Nq * D), *rk = g_new (float, B * Nk * D), *rv = g_new (float, B * Nk * D);
+  ref_attention_forward (ro, rlse, q, k, v, B, 1, Nq, Nk, D, scale, FALSE);
+  ref_attention_backward (rq, rk, rv, q, k, v, dout, B, 1, Nq, Nk, D, scale, FALSE);
+  g_autofree float *go = dl_test_download (o), *gqv = dl_test_download (gq), *gkv = dl_test_download (gk),
+                   *gvv = dl_test_download (gv);
+  /* f32 GPU vs double-accumulated reference over 300-long dot products */
+  dl_test_assert_close ("o", go, ro, B * Nq * D, 1e-5, 1e-4);
+  dl_test_assert_close ("dq", gqv, rq, B * Nq * D, 1e-5, 1e-3);
+  dl_test_assert_close ("dk", gkv, rk, B * Nk * D, 1e-5, 1e-3);
+  dl_test_assert_close ("dv", gvv, rv, B * Nk * D, 1e-5, 1e-3);
+}
+
 int
 main (int argc, char **argv)
 {
   dl_test_init (&argc, &argv);
+  dl_test_add ("/nn/attention/wide-single-head", test_wide_attention);
   golden_dir = dl_test_golden_path ("tiny-sd15-diffusers");
   if (!golden_dir)
     return dl_test_skip_all ("golden data (../shared/golden) not found");
