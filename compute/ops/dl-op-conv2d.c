@@ -40,20 +40,33 @@ typedef struct {
   int64_t N, Cin, H, W, Cout, KH, KW, S, P, Ho, Wo;
 } Geom;
 
+/* The geometry every pass's push constants start with. */
 typedef struct {
-  uint32_t N, Cin, H, W, Cout, Ho, Wo, pad;
+  uint32_t N, Cin, H, W, Cout, Ho, Wo, KH, KW, stride, pad;
+} GeomPush;
+
+/* A divisor as fastdiv() in conv_gemm.glsl takes it. */
+typedef struct {
+  uint32_t mp, l;
+} FastDiv;
+
+typedef struct {
+  GeomPush g;
   uint32_t off_x, off_w, off_y, off_b, flags;
+  FastDiv khw, kw;
 } FwdPush;
 
 typedef struct {
-  uint32_t N, Cin, H, W, Cout, Ho, Wo, pad;
+  GeomPush g;
+  uint32_t nka, nkb;
   uint32_t off_dy, off_w, off_dx;
+  FastDiv nkab, nkb_div;
 } DgradPush;
 
 typedef struct {
-  uint32_t N, Cin, H, W, Cout, Ho, Wo, pad;
+  GeomPush g;
   uint32_t off_dy, off_x, off_d, kchunk, slice, flags;
-  uint32_t mp_howo, l_howo, mp_wo, l_wo;
+  FastDiv howo, wo, khw, kw;
 } WgradPush;
 
 typedef struct {
@@ -133,27 +146,46 @@ pick_tile (DlDevice *dev, int64_t M, int64_t N, int64_t batch, GError **error)
   return best;
 }
 
+/* One pipeline per pass, storage types and tile: the kernel geometry travels in
+ * push constants, so no kernel size or stride needs a pipeline of its own. */
 static DlPipeline *
 conv_pipeline (DlDevice *dev, const char *pass, DlDType a, DlDType b, DlDType d, const ConvTile *t,
-               const Geom *g, GError **error)
+               GError **error)
 {
-  uint32_t spec[9] = {
-    tile_threads (t), t->bm, t->bn, t->bk, t->tm, t->tn, (uint32_t) g->KH, (uint32_t) g->KW, (uint32_t) g->S,
-  };
+  uint32_t spec[6] = { tile_threads (t), t->bm, t->bn, t->bk, t->tm, t->tn };
   g_autofree char *name = g_strdup_printf ("conv2d_%s_%s_%s_%s", pass, dl_dtype_name (a), dl_dtype_name (b),
                                            dl_dtype_name (d));
   return dl_device_get_pipeline (dev, name, spec, G_N_ELEMENTS (spec), error);
 }
 
-/* (mp, l) such that n / d == (mulhi (n, mp) + n) >> l for every n < 2^31. */
-static void
-fastdiv_params (uint32_t d, uint32_t *mp, uint32_t *l)
+/* (mp, l) such that n / d == (mulhi (n, mp) + n) >> l for every n < 2^31
+ * (1 <= d < 2^31). */
+static FastDiv
+fastdiv (int64_t d)
 {
   uint32_t L = 0;
-  while (L < 31 && ((uint64_t) 1 << L) < d)
+  while (L < 31 && ((int64_t) 1 << L) < d)
     L++;
-  *mp = (uint32_t) (((((uint64_t) 1) << 32) * ((((uint64_t) 1) << L) - d)) / d + 1);
-  *l = L;
+  uint64_t mp = ((((uint64_t) 1) << 32) * ((((uint64_t) 1) << L) - (uint64_t) d)) / (uint64_t) d + 1;
+  return (FastDiv) { .mp = (uint32_t) mp, .l = L };
+}
+
+static GeomPush
+geom_push (const Geom *g, int64_t images)
+{
+  return (GeomPush) {
+    .N = (uint32_t) images,
+    .Cin = (uint32_t) g->Cin,
+    .H = (uint32_t) g->H,
+    .W = (uint32_t) g->W,
+    .Cout = (uint32_t) g->Cout,
+    .Ho = (uint32_t) g->Ho,
+    .Wo = (uint32_t) g->Wo,
+    .KH = (uint32_t) g->KH,
+    .KW = (uint32_t) g->KW,
+    .stride = (uint32_t) g->S,
+    .pad = (uint32_t) g->P,
+  };
 }
 
 /* ---- argument checks ---- */
@@ -343,7 +375,7 @@ dl_op_conv2d (DlRecorder *rec, DlTensor *y, DlTensor *x, DlTensor *w, DlTensor *
   nb = MIN (nb, images_per_dispatch (rec, x, x_img, y, y_img, HoWo, t->bn));
   if (nb < 1)
     return too_many_pixels (error, op, g.Ho, g.Wo);
-  DlPipeline *p = conv_pipeline (dev, "fwd", x->dtype, w->dtype, y->dtype, t, &g, error);
+  DlPipeline *p = conv_pipeline (dev, "fwd", x->dtype, w->dtype, y->dtype, t, error);
   if (!p)
     return FALSE;
 
@@ -357,19 +389,14 @@ dl_op_conv2d (DlRecorder *rec, DlTensor *y, DlTensor *x, DlTensor *w, DlTensor *
         dl_op_bind (rec, bias ? bias : w, FALSE),
       };
       FwdPush pc = {
-        .N = (uint32_t) nc,
-        .Cin = (uint32_t) g.Cin,
-        .H = (uint32_t) g.H,
-        .W = (uint32_t) g.W,
-        .Cout = (uint32_t) g.Cout,
-        .Ho = (uint32_t) g.Ho,
-        .Wo = (uint32_t) g.Wo,
-        .pad = (uint32_t) g.P,
+        .g = geom_push (&g, nc),
         .off_x = dl_binding_shader_offset (&b[0], dl_dtype_size (x->dtype)),
         .off_w = dl_binding_shader_offset (&b[1], dl_dtype_size (w->dtype)),
         .off_y = dl_binding_shader_offset (&b[2], dl_dtype_size (y->dtype)),
         .off_b = dl_binding_shader_offset (&b[3], dl_dtype_size (w->dtype)),
         .flags = bias ? 1u : 0u,
+        .khw = fastdiv (g.KH * g.KW),
+        .kw = fastdiv (g.KW),
       };
       if (!dl_recorder_dispatch (rec, p, b, 4, &pc, sizeof pc, (uint32_t) ((nc * HoWo + t->bn - 1) / t->bn),
                                  (uint32_t) ((g.Cout + t->bm - 1) / t->bm), 1, error))
@@ -398,7 +425,8 @@ record_dgrad (DlRecorder *rec, DlTensor *dx, DlTensor *w, DlTensor *dy, const Ge
   nb = MIN (nb, images_per_dispatch (rec, dx, x_img, dy, y_img, phase_img, t->bn));
   if (nb < 1)
     return too_many_pixels (error, op, g->H, g->W);
-  DlPipeline *p = conv_pipeline (dev, "dgrad", dy->dtype, w->dtype, dx->dtype, t, g, error);
+  DlPipeline *p = conv_pipeline (dev, "dgrad", dy->dtype, w->dtype, dx->dtype, t, error);
+  int64_t nka = (g->KH + g->S - 1) / g->S, nkb = (g->KW + g->S - 1) / g->S;
   if (!p)
     return FALSE;
   for (int64_t n0 = 0; n0 < g->N; n0 += nb)
@@ -410,17 +438,14 @@ record_dgrad (DlRecorder *rec, DlTensor *dx, DlTensor *w, DlTensor *dy, const Ge
         dl_op_bind_range (rec, dx, n0 * x_img, nc * x_img, TRUE),
       };
       DgradPush pc = {
-        .N = (uint32_t) nc,
-        .Cin = (uint32_t) g->Cin,
-        .H = (uint32_t) g->H,
-        .W = (uint32_t) g->W,
-        .Cout = (uint32_t) g->Cout,
-        .Ho = (uint32_t) g->Ho,
-        .Wo = (uint32_t) g->Wo,
-        .pad = (uint32_t) g->P,
+        .g = geom_push (g, nc),
+        .nka = (uint32_t) nka,
+        .nkb = (uint32_t) nkb,
         .off_dy = dl_binding_shader_offset (&b[0], dl_dtype_size (dy->dtype)),
         .off_w = dl_binding_shader_offset (&b[1], dl_dtype_size (w->dtype)),
         .off_dx = dl_binding_shader_offset (&b[2], dl_dtype_size (dx->dtype)),
+        .nkab = fastdiv (nka * nkb),
+        .nkb_div = fastdiv (nkb),
       };
       if (!dl_recorder_dispatch (rec, p, b, 3, &pc, sizeof pc, (uint32_t) ((nc * phase_img + t->bn - 1) / t->bn),
                                  (uint32_t) ((g->Cin + t->bm - 1) / t->bm), (uint32_t) (g->S * g->S), error))
@@ -481,13 +506,10 @@ record_wgrad (DlRecorder *rec, DlTensor *dw, DlTensor *x, DlTensor *dy, const Ge
       if (!partial)
         return FALSE;
     }
-  DlPipeline *direct = conv_pipeline (dev, "wgrad", dy->dtype, x->dtype, dw->dtype, t, g, error);
+  DlPipeline *direct = conv_pipeline (dev, "wgrad", dy->dtype, x->dtype, dw->dtype, t, error);
   if (!direct)
     return FALSE;
 
-  uint32_t mp_howo, l_howo, mp_wo, l_wo;
-  fastdiv_params ((uint32_t) HoWo, &mp_howo, &l_howo);
-  fastdiv_params ((uint32_t) g->Wo, &mp_wo, &l_wo);
   for (int64_t n0 = 0; n0 < g->N; n0 += nb)
     {
       int64_t nc = MIN (nb, g->N - n0), K = nc * HoWo;
@@ -498,7 +520,7 @@ record_wgrad (DlRecorder *rec, DlTensor *dw, DlTensor *x, DlTensor *dy, const Ge
       splits = (K + kchunk - 1) / kchunk;
       DlTensor *dst = splits > 1 ? partial : dw;
       DlPipeline *p = direct;
-      if (splits > 1 && !(p = conv_pipeline (dev, "wgrad", dy->dtype, x->dtype, DL_DTYPE_F32, t, g, error)))
+      if (splits > 1 && !(p = conv_pipeline (dev, "wgrad", dy->dtype, x->dtype, DL_DTYPE_F32, t, error)))
         return FALSE;
       DlBinding b[3] = {
         dl_op_bind_range (rec, dy, n0 * y_img, nc * y_img, FALSE),
@@ -506,24 +528,17 @@ record_wgrad (DlRecorder *rec, DlTensor *dw, DlTensor *x, DlTensor *dy, const Ge
         splits > 1 ? dl_op_bind_range (rec, partial, 0, splits * out_elems, TRUE) : dl_op_bind (rec, dw, TRUE),
       };
       WgradPush pc = {
-        .N = (uint32_t) nc,
-        .Cin = (uint32_t) g->Cin,
-        .H = (uint32_t) g->H,
-        .W = (uint32_t) g->W,
-        .Cout = (uint32_t) g->Cout,
-        .Ho = (uint32_t) g->Ho,
-        .Wo = (uint32_t) g->Wo,
-        .pad = (uint32_t) g->P,
+        .g = geom_push (g, nc),
         .off_dy = dl_binding_shader_offset (&b[0], dl_dtype_size (dy->dtype)),
         .off_x = dl_binding_shader_offset (&b[1], dl_dtype_size (x->dtype)),
         .off_d = dl_binding_shader_offset (&b[2], dl_dtype_size (dst->dtype)),
         .kchunk = (uint32_t) kchunk,
         .slice = splits > 1 ? (uint32_t) out_elems : 0u,
         .flags = splits == 1 && add ? 1u : 0u,
-        .mp_howo = mp_howo,
-        .l_howo = l_howo,
-        .mp_wo = mp_wo,
-        .l_wo = l_wo,
+        .howo = fastdiv (HoWo),
+        .wo = fastdiv (g->Wo),
+        .khw = fastdiv (g->KH * g->KW),
+        .kw = fastdiv (g->KW),
       };
       if (!dl_recorder_dispatch (rec, p, b, 3, &pc, sizeof pc, (uint32_t) ((CRS + t->bn - 1) / t->bn),
                                  (uint32_t) ((g->Cout + t->bm - 1) / t->bm), (uint32_t) splits, error))

@@ -20,9 +20,10 @@ layout(std430, binding = 3) readonly buffer BufBias { B_STORE bias[]; };
 layout(push_constant) uniform Push {
   uint N, Cin, H, W;  // images in this dispatch; input geometry
   uint Cout, Ho, Wo;
-  uint pad;
+  uint KH, KW, stride, pad;
   uint off_x, off_w, off_y, off_b;
   uint flags;
+  uint mp_khw, l_khw, mp_kw, l_kw; // fastdiv by KH*KW and by KW
 } p;
 
 void main()
@@ -30,6 +31,7 @@ void main()
   const uint tid = gl_LocalInvocationID.x;
   const uint m0 = gl_WorkGroupID.y * BM;
   const uint j0 = gl_WorkGroupID.x * BN;
+  const uint KHW = p.KH * p.KW;
   const uint CRS = p.Cin * KHW;
   const uint HW = p.H * p.W;
   const uint HoWo = p.Ho * p.Wo;
@@ -41,8 +43,8 @@ void main()
   const bool col_ok = jb < NPQ;
   const uint bn_img = col_ok ? jb / HoWo : 0u;
   const uint bpq = col_ok ? jb % HoWo : 0u;
-  const int ih0 = int((bpq / p.Wo) * STRIDE) - int(p.pad);
-  const int iw0 = int((bpq % p.Wo) * STRIDE) - int(p.pad);
+  const int ih0 = int((bpq / p.Wo) * p.stride) - int(p.pad);
+  const int iw0 = int((bpq % p.Wo) * p.stride) - int(p.pad);
   const uint xbase = p.off_x + bn_img * p.Cin * HW;
 
   const uint ka = tid % BK;
@@ -63,11 +65,11 @@ void main()
       const uint gk = k0 + kk;
       float v = 0.0;
       if (col_ok && gk < CRS) {
-        const uint ci = gk / KHW;
+        const uint ci = fastdiv(gk, p.mp_khw, p.l_khw);
         const uint rem = gk - ci * KHW;
-        const uint kh = rem / KW;
+        const uint kh = fastdiv(rem, p.mp_kw, p.l_kw);
         const int ih = ih0 + int(kh);
-        const int iw = iw0 + int(rem - kh * KW);
+        const int iw = iw0 + int(rem - kh * p.KW);
         if (uint(ih) < p.H && uint(iw) < p.W)
           v = A_LOAD(x[xbase + ci * HW + uint(ih) * p.W + uint(iw)]);
       }

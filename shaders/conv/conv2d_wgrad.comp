@@ -24,12 +24,13 @@ layout(std430, binding = 2) buffer BufD { D_STORE d[]; };
 layout(push_constant) uniform Push {
   uint N, Cin, H, W;  // images in this dispatch; input geometry
   uint Cout, Ho, Wo;
-  uint pad;
+  uint KH, KW, stride, pad;
   uint off_dy, off_x, off_d;
   uint kchunk;        // pixels per split, a multiple of BK
   uint slice;         // elements between the splits' outputs in D
   uint flags;
   uint mp_howo, l_howo, mp_wo, l_wo; // fastdiv by Ho*Wo and by Wo
+  uint mp_khw, l_khw, mp_kw, l_kw;     // and by KH*KW and by KW
 } p;
 
 void main()
@@ -37,6 +38,7 @@ void main()
   const uint tid = gl_LocalInvocationID.x;
   const uint m0 = gl_WorkGroupID.y * BM;
   const uint j0 = gl_WorkGroupID.x * BN;
+  const uint KHW = p.KH * p.KW;
   const uint CRS = p.Cin * KHW;
   const uint HW = p.H * p.W;
   const uint HoWo = p.Ho * p.Wo;
@@ -51,11 +53,11 @@ void main()
   uint tap[B_LOADS]; // kh << 16 | kw, or ~0 past N
   [[unroll]] for (uint r = 0; r < B_LOADS; r++) {
     const uint gj = j0 + tid / BK + r * (WG / BK);
-    const uint ci = gj / KHW;
+    const uint ci = fastdiv(gj, p.mp_khw, p.l_khw);
     const uint rem = gj - ci * KHW;
-    const uint kh = rem / KW;
+    const uint kh = fastdiv(rem, p.mp_kw, p.l_kw);
     xoff[r] = ci * HW;
-    tap[r] = gj < CRS ? (kh << 16) | (rem - kh * KW) : 0xffffffffu;
+    tap[r] = gj < CRS ? (kh << 16) | (rem - kh * p.KW) : 0xffffffffu;
   }
 
   gemm_clear();
@@ -75,8 +77,8 @@ void main()
         v = A_LOAD(dy[dybase + co * HoWo]);
       As[ka * AS + mm] = v;
     }
-    const int ih0 = int(oh * STRIDE) - int(p.pad);
-    const int iw0 = int(ow * STRIDE) - int(p.pad);
+    const int ih0 = int(oh * p.stride) - int(p.pad);
+    const int iw0 = int(ow * p.stride) - int(p.pad);
     const uint xbase = p.off_x + n * p.Cin * HW;
     [[unroll]] for (uint r = 0; r < B_LOADS; r++) {
       const uint nn = tid / BK + r * (WG / BK);

@@ -25,16 +25,9 @@ layout(constant_id = 2) const uint BN = 64;
 layout(constant_id = 3) const uint BK = 16;
 layout(constant_id = 4) const uint TM = 4;
 layout(constant_id = 5) const uint TN = 4;
-// Kernel geometry: constants, so the gather's divisions by KW and KH*KW become
-// multiplications.
-layout(constant_id = 6) const uint KH = 3;
-layout(constant_id = 7) const uint KW = 3;
-layout(constant_id = 8) const uint STRIDE = 1;
-
 const uint WG = (BM / TM) * (BN / TN);
 const uint TX = BN / TN;
 const uint TY = BM / TM;
-const uint KHW = KH * KW;
 const uint AS = BM + 1; // padded row strides of the shared slices
 const uint BS = BN + 1;
 const uint A_LOADS = (BM * BK) / WG;
@@ -51,13 +44,16 @@ void gemm_clear()
     acc[i] = 0.0;
 }
 
-// acc += As · Bs over one K step; callers put barriers around it.
+// acc += As · Bs over one K step; callers put barriers around it.  The kk loop
+// stays rolled: each iteration already holds TM*TN independent FMAs, and
+// unrolling it doubled the pipeline compile time on lavapipe (what CI pays for
+// every tile and storage variant) without running faster there.
 void gemm_step()
 {
   const uint tid = gl_LocalInvocationID.x;
   const uint tx = tid % TX;
   const uint ty = tid / TX;
-  [[unroll]] for (uint kk = 0; kk < BK; kk++) {
+  [[dont_unroll]] for (uint kk = 0; kk < BK; kk++) {
     float ar[TM];
     float br[TN];
     [[unroll]] for (uint i = 0; i < TM; i++)
@@ -70,8 +66,9 @@ void gemm_step()
   }
 }
 
-// n / d for n < 2^31 with (mp, l) from the host (round-up reciprocal method), so
-// the per-element index arithmetic of the weight gradient needs no division.
+// n / d for n < 2^31 with (mp, l) from the host (round-up reciprocal method): the
+// kernel geometry is in push constants (one pipeline serves every kernel size and
+// stride), and this keeps the gathers' index arithmetic free of divisions.
 uint fastdiv(uint n, uint mp, uint l)
 {
   uint hi, lo;
