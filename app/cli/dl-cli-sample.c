@@ -114,6 +114,7 @@ dl_cli_sample (int argc, char **argv)
   g_autofree char *out = NULL, *init_latents = NULL, *out_latents = NULL, *vocab = NULL;
   g_auto (GStrv) lora_args = NULL;
   int steps = 20, width = 512, height = 512, batch = 1, clip_skip = 1;
+  gboolean half = FALSE;
   double cfg = 7.5;
   gint64 seed = -1;
   GOptionEntry entries[] = {
@@ -134,6 +135,7 @@ dl_cli_sample (int argc, char **argv)
     { "init-latents", 0, 0, G_OPTION_ARG_FILENAME, &init_latents, "Starting noise (tensor `latents`)", "F" },
     { "out-latents", 0, 0, G_OPTION_ARG_FILENAME, &out_latents, "Write the final latents here", "F" },
     { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out, "PNG to write", "OUT.png" },
+    { "fp16", 0, 0, G_OPTION_ARG_NONE, &half, "Half-precision weights and activations (fp32 arithmetic)", NULL },
     { NULL },
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("- draw images with a Stable Diffusion model");
@@ -170,7 +172,7 @@ dl_cli_sample (int argc, char **argv)
   g_autoptr (DlDevice) device = dl_device_new (NULL, &error);
   if (!device)
     return dl_cli_fail ("sample", error);
-  g_autoptr (DlSdModel) m = dl_sd_model_load (device, model, config, &error);
+  g_autoptr (DlSdModel) m = dl_sd_model_load_as (device, model, config, half ? DL_DTYPE_F16 : DL_DTYPE_F32, &error);
   if (!m)
     return dl_cli_fail ("sample", error);
   g_autoptr (DlClipTokenizer) tok = dl_clip_tokenizer_find (dl_checkpoint_get_tokenizer_dir (dl_sd_model_get_checkpoint (m)),

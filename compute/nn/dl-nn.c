@@ -693,8 +693,9 @@ dl_nn_embedding (DlTape *tape, DlTensor *ids, DlTensor *table, DlTensor *pos, GE
 {
   g_return_val_if_fail (tape && ids && table, NULL);
   int64_t shape[3] = { ids->ndim == 2 ? ids->shape[0] : 1, ids->shape[ids->ndim - 1], table->shape[1] };
-  /* f32 activations even from an f16 table (kept small to fit one binding) */
-  g_autoptr (DlTensor) y = new_tensor (tape, "embedding", DL_DTYPE_F32, 3, shape, error);
+  /* the tape's activation dtype, whatever the table's (an f16 table may only be
+   * there to fit one binding) */
+  g_autoptr (DlTensor) y = new_tensor (tape, "embedding", dl_tape_get_activation_dtype (tape), 3, shape, error);
   if (!y || !dl_op_embedding (REC (tape), y, ids, table, pos, 0, error))
     return NULL;
   DlTensor *in[] = { table, pos };

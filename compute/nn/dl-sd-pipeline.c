@@ -17,24 +17,39 @@ struct _DlSdModel {
   DlRecorder *rec;
   DlArena *arena;
   DlNoiseSchedule *schedule;
+  DlDType dtype;
 };
 
 DlSdModel *
 dl_sd_model_load (DlDevice *device, const char *path, const char *config_dir, GError **error)
 {
+  return dl_sd_model_load_as (device, path, config_dir, DL_DTYPE_F32, error);
+}
+
+DlDType
+dl_sd_model_get_dtype (DlSdModel *m)
+{
+  return m->dtype;
+}
+
+DlSdModel *
+dl_sd_model_load_as (DlDevice *device, const char *path, const char *config_dir, DlDType dtype, GError **error)
+{
   g_return_val_if_fail (device != NULL && path != NULL, NULL);
+  g_return_val_if_fail (dtype == DL_DTYPE_F32 || dtype == DL_DTYPE_F16, NULL);
   g_autoptr (DlCheckpoint) ckpt = dl_checkpoint_open (path, config_dir, error);
   if (!ckpt)
     return NULL;
   g_autoptr (DlParams) params = dl_params_new (device);
   for (int c = 0; c < DL_N_COMPONENTS; c++)
-    if (!dl_params_load_checkpoint (params, ckpt, c, DL_DTYPE_F32, error))
+    if (!dl_params_load_checkpoint (params, ckpt, c, dtype, error))
       return NULL;
   DlRecorder *rec = dl_recorder_new (device, error);
   if (!rec)
     return NULL;
   DlSdModel *m = g_new0 (DlSdModel, 1);
   m->device = device;
+  m->dtype = dtype;
   m->ckpt = g_steal_pointer (&ckpt);
   m->params = g_steal_pointer (&params);
   m->rec = rec;
@@ -112,10 +127,11 @@ upload_i32 (DlDevice *device, const char *name, const gint32 *v, int ndim, const
 }
 
 static DlTensor *
-upload_f32 (DlDevice *device, const char *name, const float *v, int ndim, const int64_t *shape, GError **error)
+upload_as (DlDevice *device, const char *name, DlDType dtype, const float *v, int ndim, const int64_t *shape,
+           GError **error)
 {
-  g_autoptr (DlTensor) t = dl_tensor_new (device, name, DL_DTYPE_F32, ndim, shape, error);
-  if (!t || !dl_tensor_upload_f32 (t, v, error))
+  g_autoptr (DlTensor) t = dl_tensor_new (device, name, dtype, ndim, shape, error);
+  if (!t || !dl_tensor_upload (t, v, DL_DTYPE_F32, error))
     return NULL;
   return g_steal_pointer (&t);
 }
@@ -160,6 +176,7 @@ dl_sd_sample (DlSdModel *m, const DlSampleParams *sp, float **latents_out, float
   }
   g_autoptr (DlTape) tape = dl_tape_new (m->rec, m->arena);
   dl_tape_set_enabled (tape, FALSE);
+  dl_tape_set_activation_dtype (tape, m->dtype);
   int64_t ids_shape[2] = { rows, 77 };
   g_autoptr (DlTensor) ids_t = upload_i32 (m->device, "input_ids", ids, 2, ids_shape, error);
   if (!ids_t)
@@ -197,8 +214,8 @@ dl_sd_sample (DlSdModel *m, const DlSampleParams *sp, float **latents_out, float
     for (int r = 0; r < rows; r++)
       tsteps[r] = dl_sampler_timestep (sampler, i);
     int64_t tshape = rows;
-    g_autoptr (DlTensor) xt = upload_f32 (m->device, "sample", model_in, 4, xshape, error);
-    g_autoptr (DlTensor) tt = xt ? upload_f32 (m->device, "timesteps", tsteps, 1, &tshape, error) : NULL;
+    g_autoptr (DlTensor) xt = upload_as (m->device, "sample", m->dtype, model_in, 4, xshape, error);
+    g_autoptr (DlTensor) tt = xt ? upload_as (m->device, "timesteps", DL_DTYPE_F32, tsteps, 1, &tshape, error) : NULL;
     g_autoptr (DlTensor) out = tt ? dl_unet_forward (m->params, &cfg->unet, tape, xt, tt, context, NULL, error)
                                   : NULL;
     if (!out || !dl_recorder_finish (m->rec, error))
@@ -225,7 +242,7 @@ dl_sd_sample (DlSdModel *m, const DlSampleParams *sp, float **latents_out, float
     for (gsize k = 0; k < n; k++)
       z[k] = x[k] / (float) cfg->vae.scaling_factor;
     int64_t zshape[4] = { B, L, h, w };
-    g_autoptr (DlTensor) zt = upload_f32 (m->device, "latents", z, 4, zshape, error);
+    g_autoptr (DlTensor) zt = upload_as (m->device, "latents", m->dtype, z, 4, zshape, error);
     g_autoptr (DlTensor) img = zt ? dl_vae_decode (m->params, &cfg->vae, tape, zt, NULL, error) : NULL;
     if (!img || !dl_recorder_finish (m->rec, error))
       return FALSE;

@@ -16,6 +16,12 @@ typedef struct _DlSdModel DlSdModel;
 
 /* All three components, uploaded as f32. */
 DlSdModel *dl_sd_model_load (DlDevice *device, const char *path, const char *config_dir, GError **error);
+/* The same with weights stored as `dtype` (f32 or f16); with f16, sampling also
+ * keeps its activations in f16 (arithmetic and accumulation stay fp32): half
+ * the memory and traffic. */
+DlSdModel *dl_sd_model_load_as (DlDevice *device, const char *path, const char *config_dir, DlDType dtype,
+                                GError **error);
+DlDType dl_sd_model_get_dtype (DlSdModel *m);
 void dl_sd_model_free (DlSdModel *m);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DlSdModel, dl_sd_model_free)
 

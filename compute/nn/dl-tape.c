@@ -19,6 +19,7 @@ struct _DlTape {
   DlRecorder *rec;
   DlArena *arena;
   gboolean enabled;
+  DlDType act_dtype;
   GPtrArray *entries;  /* TapeEntry */
   GHashTable *needs;   /* DlTensor* set (referenced) */
   GHashTable *grads;   /* DlTensor* -> gradient DlTensor* (both referenced) */
@@ -45,6 +46,7 @@ tape_new (DlRecorder *rec, DlArena *arena, DlTape *root)
   t->rec = rec;
   t->arena = dl_arena_ref (arena);
   t->enabled = TRUE;
+  t->act_dtype = root ? root->act_dtype : DL_DTYPE_F32;
   t->entries = g_ptr_array_new_with_free_func (entry_free);
   t->needs = g_hash_table_new_full (NULL, NULL, (GDestroyNotify) dl_tensor_unref, NULL);
   t->grads = g_hash_table_new_full (NULL, NULL, (GDestroyNotify) dl_tensor_unref, (GDestroyNotify) dl_tensor_unref);
@@ -103,6 +105,19 @@ gboolean
 dl_tape_get_enabled (DlTape *tape)
 {
   return tape->enabled;
+}
+
+void
+dl_tape_set_activation_dtype (DlTape *tape, DlDType dtype)
+{
+  g_return_if_fail (dtype == DL_DTYPE_F32 || dtype == DL_DTYPE_F16);
+  tape->act_dtype = dtype;
+}
+
+DlDType
+dl_tape_get_activation_dtype (DlTape *tape)
+{
+  return tape->act_dtype;
 }
 
 /* $DREAMLOOM_NO_ARENA=1 gives every activation its own allocation: slower, but

@@ -39,6 +39,11 @@ DlDevice *dl_tape_get_device (DlTape *tape);
 void dl_tape_set_enabled (DlTape *tape, gboolean enabled);
 gboolean dl_tape_get_enabled (DlTape *tape);
 
+/* The dtype of the activations the models make (f32, or f16 for half-precision
+ * weights and activations; arithmetic is fp32 either way).  Default f32. */
+void dl_tape_set_activation_dtype (DlTape *tape, DlDType dtype);
+DlDType dl_tape_get_activation_dtype (DlTape *tape);
+
 /* A scratch tensor from the tape's arena. */
 DlTensor *dl_tape_tensor (DlTape *tape, const char *name, DlDType dtype, int ndim, const int64_t *shape,
                           GError **error);

@@ -38,7 +38,7 @@ time_embedding (DlParams *p, const DlUNetConfig *c, DlTape *tape, DlTensor *time
 {
   int64_t B = timesteps->shape[0];
   int64_t shape[2] = { B, c->time_proj_dim };
-  g_autoptr (DlTensor) proj = dl_tape_tensor (tape, "time_proj", DL_DTYPE_F32, 2, shape, error);
+  g_autoptr (DlTensor) proj = dl_tape_tensor (tape, "time_proj", dl_tape_get_activation_dtype (tape), 2, shape, error);
   DlTimestepEmbeddingParams tp = DL_TIMESTEP_EMBEDDING_SD;
   tp.flip_sin_to_cos = c->flip_sin_to_cos;
   tp.freq_shift = (float) c->freq_shift;

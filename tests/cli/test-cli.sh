@@ -150,11 +150,21 @@ if [ -d "$diffusers" ] && [ -f "$golden/unet.safetensors" ] && command -v python
   check "the PNG carries A1111's parameters" grep -qa "Steps: 2, Sampler: DDIM, CFG scale: 7.5, Seed: 7, Size: 32x32" "$tmp/img.png"
   check "the second image has the next seed" grep -qa "Seed: 8," "$tmp/img-1.png"
   check "sample writes the final latents" test "$(st_get "$tmp/lat.safetensors" latents | wc -l)" -eq 2048
+  st_get "$tmp/lat.safetensors" latents | head -1024 >"$tmp/full.txt"
   "$bin" sample --model "$diffusers" --prompt "a photo of sks dog" --steps 2 --sampler ddim --width 32 --height 32 \
     --seed 7 --lora "$golden/lora_kohya.safetensors:0.8" --out "$tmp/lora.png" >"$tmp/out" 2>"$tmp/err"; st=$?
   check "sample --lora exits 0" test "$st" -eq 0
   check "the parameters name the LoRA" grep -qa "<lora:lora_kohya:0.8>" "$tmp/lora.png"
   check "the LoRA changes the image" sh -c "! cmp -s '$tmp/img.png' '$tmp/lora.png'"
+  "$bin" sample --model "$ldm" --config "$diffusers" --fp16 --prompt "a photo of sks dog" --negative "blurry" --steps 2 \
+    --sampler ddim --width 32 --height 32 --seed 7 --out "$tmp/half.png" --out-latents "$tmp/half.safetensors" \
+    >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "sample --fp16 from the single file exits 0" test "$st" -eq 0
+  st_get "$tmp/half.safetensors" latents >"$tmp/half.txt" 2>/dev/null
+  check "... and lands within 2% of the f32 latents" python3 -c "
+import sys; a = [float(v) for v in open(sys.argv[1]).read().split()]; b = [float(v) for v in open(sys.argv[2]).read().split()]
+sys.exit(max(abs(x - y) for x, y in zip(a, b)) > 0.02 * max(abs(y) for y in b))" \
+    "$tmp/half.txt" "$tmp/full.txt"
   "$bin" sample --model "$diffusers" --prompt x --sampler nope --out "$tmp/x.png" >"$tmp/out" 2>"$tmp/err"; st=$?
   check "sample rejects an unknown sampler" test "$st" -eq 1
   "$bin" sample --model "$tmp/missing.safetensors" --prompt x --out "$tmp/x.png" >"$tmp/out" 2>"$tmp/err"; st=$?
@@ -174,7 +184,7 @@ print(sum(k.startswith('grad.unet.') for k in json.loads(f.read(n))))" "$tmp/g.s
     >"$tmp/out" 2>"$tmp/err"; st=$?
   check "grad explains a batch without noisy_latents/latents" sh -c "test $st -eq 1 && grep -q noisy_latents '$tmp/err'"
 else
-  for i in 1 2 3 4 5 6 7 8 9 10 11 12 13; do skip "golden tiny model or python3 absent"; done
+  for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do skip "golden tiny model or python3 absent"; done
 fi
 
 echo "1..$n"
