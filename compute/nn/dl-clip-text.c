@@ -9,14 +9,6 @@
 #define TM "text_encoder.text_model"
 
 static DlTensor *
-layer_norm (DlParams *p, DlTape *tape, DlTensor *x, const char *name, float eps, GError **error)
-{
-  DlTensor *g = dl_params_getf (p, error, "%s.weight", name);
-  DlTensor *b = g ? dl_params_getf (p, error, "%s.bias", name) : NULL;
-  return b ? dl_nn_layer_norm (tape, x, g, b, eps, error) : NULL;
-}
-
-static DlTensor *
 encoder_layer (DlParams *p, const DlTextEncoderConfig *c, DlTape *tape, DlTensor *h, int i, GError **error)
 {
   g_autofree char *pre = g_strdup_printf (TM ".encoder.layers.%d", i);
@@ -30,14 +22,14 @@ encoder_layer (DlParams *p, const DlTextEncoderConfig *c, DlTape *tape, DlTensor
   g_autofree char *fc2 = g_strconcat (pre, ".mlp.fc2", NULL);
   float eps = (float) c->layer_norm_eps;
 
-  g_autoptr (DlTensor) n1 = layer_norm (p, tape, h, ln1, eps, error);
+  g_autoptr (DlTensor) n1 = dl_params_layer_norm (p, tape, h, ln1, eps, error);
   g_autoptr (DlTensor) q = n1 ? dl_params_linear (p, tape, n1, qn, error) : NULL;
   g_autoptr (DlTensor) k = q ? dl_params_linear (p, tape, n1, kn, error) : NULL;
   g_autoptr (DlTensor) v = k ? dl_params_linear (p, tape, n1, vn, error) : NULL;
   g_autoptr (DlTensor) a = v ? dl_nn_attention (tape, q, k, v, c->n_heads, TRUE, error) : NULL;
   g_autoptr (DlTensor) o = a ? dl_params_linear (p, tape, a, on, error) : NULL;
   g_autoptr (DlTensor) h1 = o ? dl_nn_add (tape, h, o, error) : NULL;
-  g_autoptr (DlTensor) n2 = h1 ? layer_norm (p, tape, h1, ln2, eps, error) : NULL;
+  g_autoptr (DlTensor) n2 = h1 ? dl_params_layer_norm (p, tape, h1, ln2, eps, error) : NULL;
   g_autoptr (DlTensor) f1 = n2 ? dl_params_linear (p, tape, n2, fc1, error) : NULL;
   DlActivation act = c->hidden_act == DL_HIDDEN_ACT_GELU ? DL_ACT_GELU : DL_ACT_QUICK_GELU;
   g_autoptr (DlTensor) g = f1 ? dl_nn_activation (tape, f1, act, error) : NULL;
@@ -81,5 +73,5 @@ dl_clip_text_forward (DlParams *params, const DlTextEncoderConfig *config, DlTap
     if (i == config->n_layers - clip_skip)
       chosen = dl_tensor_ref (h);
   }
-  return layer_norm (params, tape, chosen, TM ".final_layer_norm", (float) config->layer_norm_eps, error);
+  return dl_params_layer_norm (params, tape, chosen, TM ".final_layer_norm", (float) config->layer_norm_eps, error);
 }

@@ -239,3 +239,11 @@ dl_params_conv2d (DlParams *p, DlTape *tape, DlTensor *x, const char *name, int 
     return NULL;
   return apply_adapters (p, tape, x, y, name, TRUE, stride, padding, error);
 }
+
+DlTensor *
+dl_params_layer_norm (DlParams *p, DlTape *tape, DlTensor *x, const char *name, float eps, GError **error)
+{
+  DlTensor *g = dl_params_getf (p, error, "%s.weight", name);
+  DlTensor *b = g ? dl_params_getf (p, error, "%s.bias", name) : NULL;
+  return b ? dl_nn_layer_norm (tape, x, g, b, eps, error) : NULL;
+}

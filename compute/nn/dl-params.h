@@ -59,4 +59,7 @@ DlTensor *dl_params_linear (DlParams *p, DlTape *tape, DlTensor *x, const char *
 DlTensor *dl_params_conv2d (DlParams *p, DlTape *tape, DlTensor *x, const char *name, int stride, int padding,
                             GError **error);
 
+/* LayerNorm module `name` (its `.weight` and `.bias`) over the last dimension. */
+DlTensor *dl_params_layer_norm (DlParams *p, DlTape *tape, DlTensor *x, const char *name, float eps, GError **error);
+
 G_END_DECLS

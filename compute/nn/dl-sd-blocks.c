@@ -49,12 +49,11 @@ dl_sd_group_norm (DlParams *p, DlTape *tape, const char *prefix, DlTensor *x, in
   return b ? dl_nn_group_norm (tape, x, g, b, groups, eps, silu, error) : NULL;
 }
 
+/* BasicTransformerBlock's LayerNorms: torch's default eps */
 static DlTensor *
 layer_norm (DlParams *p, DlTape *tape, const char *prefix, DlTensor *x, GError **error)
 {
-  DlTensor *g = dl_params_getf (p, error, "%s.weight", prefix);
-  DlTensor *b = g ? dl_params_getf (p, error, "%s.bias", prefix) : NULL;
-  return b ? dl_nn_layer_norm (tape, x, g, b, 1e-5f, error) : NULL;
+  return dl_params_layer_norm (p, tape, x, prefix, 1e-5f, error);
 }
 
 /* ---- ResNet ---- */

@@ -9,7 +9,7 @@
  * the text encoder hold only rounding noise: atol 1e-5. */
 #include "dl-config.h"
 
-#include "dl-test-util.h"
+#include "nn-test-util.h"
 #include "io/dl-checkpoint.h"
 #include "nn/dl-clip-text.h"
 #include "nn/dl-nn.h"
@@ -20,7 +20,7 @@
 
 #include <math.h>
 
-static char *golden_dir;
+#define golden_dir nn_golden_dir
 
 typedef struct {
   DlCheckpoint *ckpt;
@@ -59,77 +59,14 @@ model_free (Model *m)
   g_free (m);
 }
 
-static DlSafetensors *
-golden_open (const char *name)
-{
-  g_autoptr (GError) error = NULL;
-  g_autofree char *path = g_build_filename (golden_dir, name, NULL);
-  DlSafetensors *st = dl_safetensors_open (path, &error);
-  g_assert_no_error (error);
-  return st;
-}
-
-static float *
-golden_f32 (DlSafetensors *st, const char *name, int64_t *numel)
-{
-  g_autoptr (GError) error = NULL;
-  float *v = dl_safetensors_read_f32 (st, name, numel, &error);
-  g_assert_no_error (error);
-  return v;
-}
-
-static DlTensor *
-golden_upload (DlSafetensors *st, const char *name, DlDType dtype)
-{
-  g_autoptr (GError) error = NULL;
-  const DlStTensor *t = dl_safetensors_find (st, name);
-  g_assert_nonnull (t);
-  int64_t n = 0;
-  g_autofree float *v = golden_f32 (st, name, &n);
-  DlTensor *d = dl_tensor_new (dl_test_device (), name, dtype, t->ndim, t->shape, &error);
-  g_assert_no_error (error);
-  if (dtype == DL_DTYPE_I32) {
-    g_autofree gint32 *iv = g_new (gint32, n);
-    for (int64_t i = 0; i < n; i++)
-      iv[i] = (gint32) v[i];
-    g_assert_true (dl_tensor_upload (d, iv, DL_DTYPE_I32, &error));
-  } else {
-    g_assert_true (dl_tensor_upload_f32 (d, v, &error));
-  }
-  g_assert_no_error (error);
-  return d;
-}
-
-/* max|got - want| <= atol + rtol * max|want| */
-static gboolean
-check_scaled (const char *what, const float *got, const float *want, int64_t n, double atol, double rtol)
-{
-  double maxw = 0, maxd = 0;
-  int64_t worst = 0;
-  for (int64_t i = 0; i < n; i++) {
-    maxw = fmax (maxw, fabs (want[i]));
-    double d = fabs ((double) got[i] - want[i]);
-    if (!(d <= maxd)) {
-      maxd = d;
-      worst = i;
-    }
-  }
-  double bound = atol + rtol * maxw;
-  gboolean ok = maxd <= bound;
-  if (!ok || g_test_verbose ())
-    g_printerr ("%s %s: max err %.3g (bound %.3g, max |golden| %.3g) worst [%" G_GINT64_FORMAT "] got %.8g want %.8g\n",
-                ok ? "ok" : "FAIL", what, maxd, bound, maxw, worst, n ? got[worst] : 0.0, n ? want[worst] : 0.0);
-  return ok;
-}
-
 static gboolean
 compare_tensor (DlTensor *t, DlSafetensors *st, const char *golden_name, double atol, double rtol)
 {
   int64_t n = 0;
-  g_autofree float *want = golden_f32 (st, golden_name, &n);
+  g_autofree float *want = nn_golden_f32 (st, golden_name, &n);
   g_assert_cmpint (n, ==, dl_tensor_numel (t));
   g_autofree float *got = dl_test_download (t);
-  return check_scaled (golden_name, got, want, n, atol, rtol);
+  return nn_check_scaled (golden_name, got, want, n, atol, rtol);
 }
 
 /* Zeroed f32 gradient buffers for every parameter with `prefix`, registered on the tape. */
@@ -167,17 +104,17 @@ test_text_encoder (gconstpointer data)
 {
   g_autoptr (GError) error = NULL;
   Model *m = model_load (data);
-  g_autoptr (DlSafetensors) st = golden_open ("text_encoder.safetensors");
+  g_autoptr (DlSafetensors) st = nn_golden_open ("text_encoder.safetensors");
   const DlTextEncoderConfig *cfg = &dl_checkpoint_get_config (m->ckpt)->text_encoder;
   g_autoptr (DlTape) tape = new_tape ();
-  g_autoptr (DlTensor) ids = golden_upload (st, "input_ids", DL_DTYPE_I32);
+  g_autoptr (DlTensor) ids = nn_golden_upload (st, "input_ids", DL_DTYPE_I32);
   g_autoptr (GHashTable) grads = make_param_grads (m, tape, "text_encoder.");
 
   g_autoptr (GPtrArray) hidden = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_tensor_unref);
   DlClipTextOptions opts = { .clip_skip = 1, .hidden_states = hidden };
   g_autoptr (DlTensor) last = dl_clip_text_forward (m->params, cfg, tape, ids, &opts, &error);
   g_assert_no_error (error);
-  g_autoptr (DlTensor) R = golden_upload (st, "R", DL_DTYPE_F32);
+  g_autoptr (DlTensor) R = nn_golden_upload (st, "R", DL_DTYPE_F32);
   g_assert_true (dl_tape_backward (tape, last, R, &error));
   g_assert_no_error (error);
 
@@ -211,15 +148,15 @@ test_text_encoder (gconstpointer data)
   }
   g_assert_cmpuint (n_checked, ==, 51);
   int64_t nrows = 0, nvals = 0;
-  g_autofree float *row_ids = golden_f32 (st, "grad.token_embedding.row_ids", &nrows);
-  g_autofree float *rows = golden_f32 (st, "grad.token_embedding.rows", &nvals);
+  g_autofree float *row_ids = nn_golden_f32 (st, "grad.token_embedding.row_ids", &nrows);
+  g_autofree float *rows = nn_golden_f32 (st, "grad.token_embedding.rows", &nvals);
   DlTensor *gtok = g_hash_table_lookup (grads, "text_encoder.text_model.embeddings.token_embedding.weight");
   g_autofree float *all = dl_test_download (gtok);
   int64_t C = gtok->shape[1];
   g_autofree float *got_rows = g_new (float, nvals);
   for (int64_t r = 0; r < nrows; r++)
     memcpy (got_rows + r * C, all + (int64_t) row_ids[r] * C, C * sizeof (float));
-  ok &= check_scaled ("grad.token_embedding.rows", got_rows, rows, nvals, 1e-7, 1e-3);
+  ok &= nn_check_scaled ("grad.token_embedding.rows", got_rows, rows, nvals, 1e-7, 1e-3);
   /* every other row is exactly zero */
   double other = 0;
   for (int64_t v = 0; v < gtok->shape[0]; v++) {
@@ -240,13 +177,13 @@ static void
 run_unet_case (Model *m, gboolean checkpoint)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (DlSafetensors) st = golden_open ("unet.safetensors");
+  g_autoptr (DlSafetensors) st = nn_golden_open ("unet.safetensors");
   const DlUNetConfig *cfg = &dl_checkpoint_get_config (m->ckpt)->unet;
   g_autoptr (DlTape) tape = new_tape ();
-  g_autoptr (DlTensor) x = golden_upload (st, "x", DL_DTYPE_F32);
-  g_autoptr (DlTensor) t = golden_upload (st, "timesteps", DL_DTYPE_F32);
-  g_autoptr (DlTensor) ctx = golden_upload (st, "context", DL_DTYPE_F32);
-  g_autoptr (DlTensor) target = golden_upload (st, "target", DL_DTYPE_F32);
+  g_autoptr (DlTensor) x = nn_golden_upload (st, "x", DL_DTYPE_F32);
+  g_autoptr (DlTensor) t = nn_golden_upload (st, "timesteps", DL_DTYPE_F32);
+  g_autoptr (DlTensor) ctx = nn_golden_upload (st, "context", DL_DTYPE_F32);
+  g_autoptr (DlTensor) target = nn_golden_upload (st, "target", DL_DTYPE_F32);
   dl_tape_watch (tape, x);
   dl_tape_watch (tape, ctx);
   g_autoptr (GHashTable) grads = make_param_grads (m, tape, "unet.");
@@ -317,11 +254,11 @@ test_vae (gconstpointer data)
 {
   g_autoptr (GError) error = NULL;
   Model *m = model_load (data);
-  g_autoptr (DlSafetensors) st = golden_open ("vae.safetensors");
+  g_autoptr (DlSafetensors) st = nn_golden_open ("vae.safetensors");
   const DlVaeConfig *cfg = &dl_checkpoint_get_config (m->ckpt)->vae;
   g_autoptr (DlTape) infer = new_tape ();
   dl_tape_set_enabled (infer, FALSE);
-  g_autoptr (DlTensor) image = golden_upload (st, "image", DL_DTYPE_F32);
+  g_autoptr (DlTensor) image = nn_golden_upload (st, "image", DL_DTYPE_F32);
   g_autoptr (GHashTable) acts = dl_unet_activations_new ();
   g_autoptr (DlTensor) moments = dl_vae_encode (m->params, cfg, infer, image, acts, &error);
   g_assert_no_error (error);
@@ -333,11 +270,11 @@ test_vae (gconstpointer data)
 
   /* grad.z: L = sum(decode(z) * R) */
   g_autoptr (DlTape) tape = new_tape ();
-  g_autoptr (DlTensor) z = golden_upload (st, "posterior.mean", DL_DTYPE_F32);
+  g_autoptr (DlTensor) z = nn_golden_upload (st, "posterior.mean", DL_DTYPE_F32);
   dl_tape_watch (tape, z);
   g_autoptr (DlTensor) dec2 = dl_vae_decode (m->params, cfg, tape, z, NULL, &error);
   g_assert_no_error (error);
-  g_autoptr (DlTensor) R = golden_upload (st, "R", DL_DTYPE_F32);
+  g_autoptr (DlTensor) R = nn_golden_upload (st, "R", DL_DTYPE_F32);
   g_assert_true (dl_tape_backward (tape, dec2, R, &error));
   g_assert_no_error (error);
   g_autoptr (DlTensor) gz = dl_tape_get_grad (tape, z);
@@ -376,16 +313,16 @@ test_unet_fp16 (void)
 {
   g_autoptr (GError) error = NULL;
   Model *m = model_load_as ("diffusers", DL_DTYPE_F16);
-  g_autoptr (DlSafetensors) st = golden_open ("unet.safetensors");
+  g_autoptr (DlSafetensors) st = nn_golden_open ("unet.safetensors");
   const DlUNetConfig *cfg = &dl_checkpoint_get_config (m->ckpt)->unet;
   g_autoptr (DlTape) tape = new_tape ();
   dl_tape_set_activation_dtype (tape, DL_DTYPE_F16);
-  g_autoptr (DlTensor) x32 = golden_upload (st, "x", DL_DTYPE_F32);
-  g_autoptr (DlTensor) c32 = golden_upload (st, "context", DL_DTYPE_F32);
+  g_autoptr (DlTensor) x32 = nn_golden_upload (st, "x", DL_DTYPE_F32);
+  g_autoptr (DlTensor) c32 = nn_golden_upload (st, "context", DL_DTYPE_F32);
   g_autoptr (DlTensor) x = to_f16 (x32);
   g_autoptr (DlTensor) ctx = to_f16 (c32);
-  g_autoptr (DlTensor) t = golden_upload (st, "timesteps", DL_DTYPE_F32);
-  g_autoptr (DlTensor) target = golden_upload (st, "target", DL_DTYPE_F32);
+  g_autoptr (DlTensor) t = nn_golden_upload (st, "timesteps", DL_DTYPE_F32);
+  g_autoptr (DlTensor) target = nn_golden_upload (st, "target", DL_DTYPE_F32);
   g_autoptr (GHashTable) grads = make_param_grads (m, tape, "unet.");
   g_autoptr (DlTensor) eps = dl_unet_forward (m->params, cfg, tape, x, t, ctx, NULL, &error);
   g_assert_no_error (error);

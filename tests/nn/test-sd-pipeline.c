@@ -10,7 +10,7 @@
  * loss rtol 1e-5. */
 #include "dl-config.h"
 
-#include "dl-test-util.h"
+#include "nn-test-util.h"
 #include "nn/dl-lora.h"
 #include "nn/dl-sd-grad.h"
 #include "nn/dl-sd-pipeline.h"
@@ -18,7 +18,7 @@
 #include <glib/gstdio.h>
 #include <math.h>
 
-static char *golden_dir;
+#define golden_dir nn_golden_dir
 
 static DlSdModel *
 load_model (const char *layout)
@@ -32,30 +32,11 @@ load_model (const char *layout)
   return m;
 }
 
-static DlSafetensors *
-golden_open (const char *name)
-{
-  g_autoptr (GError) error = NULL;
-  g_autofree char *path = g_build_filename (golden_dir, name, NULL);
-  DlSafetensors *st = dl_safetensors_open (path, &error);
-  g_assert_no_error (error);
-  return st;
-}
-
-static float *
-golden_f32 (DlSafetensors *st, const char *name, int64_t *numel)
-{
-  g_autoptr (GError) error = NULL;
-  float *v = dl_safetensors_read_f32 (st, name, numel, &error);
-  g_assert_no_error (error);
-  return v;
-}
-
 static gint32 *
 golden_ids (DlSafetensors *st, const char *name)
 {
   int64_t n = 0;
-  g_autofree float *v = golden_f32 (st, name, &n);
+  g_autofree float *v = nn_golden_f32 (st, name, &n);
   gint32 *ids = g_new (gint32, n);
   for (int64_t i = 0; i < n; i++)
     ids[i] = (gint32) v[i];
@@ -65,16 +46,7 @@ golden_ids (DlSafetensors *st, const char *name)
 static gboolean
 check_scaled (const char *what, const float *got, const float *want, int64_t n, double rtol)
 {
-  double maxw = 0, maxd = 0;
-  for (int64_t i = 0; i < n; i++) {
-    maxw = fmax (maxw, fabs (want[i]));
-    double d = fabs ((double) got[i] - want[i]);
-    maxd = d > maxd || isnan (d) ? d : maxd;
-  }
-  gboolean ok = maxd <= rtol * maxw + 1e-12;
-  if (!ok || g_test_verbose ())
-    g_printerr ("%s %s: max err %.3g, max |golden| %.3g (rtol %.1g)\n", ok ? "ok" : "FAIL", what, maxd, maxw, rtol);
-  return ok;
+  return nn_check_scaled (what, got, want, n, 1e-12, rtol);
 }
 
 typedef struct {
@@ -90,7 +62,7 @@ on_step (int step, int n_steps, const float *latents, gpointer data)
   StepCheck *c = data;
   g_autofree char *name = g_strdup_printf ("%s.latents.step%d", c->prefix, step);
   int64_t n = 0;
-  g_autofree float *want = golden_f32 (c->st, name, &n);
+  g_autofree float *want = nn_golden_f32 (c->st, name, &n);
   g_autofree float *got = g_memdup2 (latents, n * sizeof (float));
   if (c->vp_sigmas)
     for (int64_t i = 0; i < n; i++)
@@ -105,11 +77,11 @@ test_pipeline (gconstpointer data)
   const char *const *args = data; /* layout, sampler */
   g_autoptr (GError) error = NULL;
   g_autoptr (DlSdModel) m = load_model (args[0]);
-  g_autoptr (DlSafetensors) st = golden_open ("pipeline.safetensors");
+  g_autoptr (DlSafetensors) st = nn_golden_open ("pipeline.safetensors");
   g_autofree gint32 *pos = golden_ids (st, "prompt_ids");
   g_autofree gint32 *neg = golden_ids (st, "negative_prompt_ids");
   int64_t n = 0;
-  g_autofree float *init = golden_f32 (st, "init_latents", &n);
+  g_autofree float *init = nn_golden_f32 (st, "init_latents", &n);
   g_autofree float *dpm_sigmas = NULL;
   StepCheck check = { .st = st, .prefix = args[1], .ok = TRUE };
   DlSampleParams p = {
@@ -126,7 +98,7 @@ test_pipeline (gconstpointer data)
     p.sampler = DL_SAMPLER_DPMPP_2M;
     p.sigmas = DL_SIGMAS_KARRAS;
     p.diffusers_dpm = TRUE;
-    dpm_sigmas = golden_f32 (st, "dpmpp_2m_karras.sigmas", &n);
+    dpm_sigmas = nn_golden_f32 (st, "dpmpp_2m_karras.sigmas", &n);
     check.vp_sigmas = dpm_sigmas;
   }
   g_autofree float *latents = NULL, *images = NULL;
@@ -134,9 +106,9 @@ test_pipeline (gconstpointer data)
   g_assert_no_error (error);
   g_autofree char *fl = g_strdup_printf ("%s.final_latents", args[1]);
   g_autofree char *dec = g_strdup_printf ("%s.decoded", args[1]);
-  g_autofree float *want_l = golden_f32 (st, fl, &n);
+  g_autofree float *want_l = nn_golden_f32 (st, fl, &n);
   check.ok &= check_scaled (fl, latents, want_l, n, 1e-3);
-  g_autofree float *want_d = golden_f32 (st, dec, &n);
+  g_autofree float *want_d = nn_golden_f32 (st, dec, &n);
   check.ok &= check_scaled (dec, images, want_d, n, 1e-3);
   g_assert_true (check.ok);
 }
@@ -148,7 +120,7 @@ test_lora_grad (gconstpointer data)
   const char *const *args = data; /* layout, lora file, golden prefix */
   g_autoptr (GError) error = NULL;
   g_autoptr (DlSdModel) m = load_model (args[0]);
-  g_autoptr (DlSafetensors) st = golden_open ("lora.safetensors");
+  g_autoptr (DlSafetensors) st = nn_golden_open ("lora.safetensors");
 
   /* the batch file, as a user would write it */
   g_autoptr (DlSafetensorsWriter) bw = dl_safetensors_writer_new ();
@@ -188,8 +160,8 @@ test_lora_grad (gconstpointer data)
   gboolean ok = TRUE;
   int64_t n = 0, n2 = 0;
   g_autofree char *lname = g_strconcat (prefix, "loss", NULL);
-  g_autofree float *want_loss = golden_f32 (st, lname, &n);
-  g_autofree float *got_loss = golden_f32 (got, "loss", &n2);
+  g_autofree float *want_loss = nn_golden_f32 (st, lname, &n);
+  g_autofree float *got_loss = nn_golden_f32 (got, "loss", &n2);
   ok &= check_scaled (lname, got_loss, want_loss, 1, 1e-5);
   guint checked = 0;
   for (guint i = 0; i < dl_safetensors_get_n_tensors (st); i++) {
@@ -198,9 +170,9 @@ test_lora_grad (gconstpointer data)
     if (!g_str_has_prefix (t->name, gp) || (!*prefix && g_str_has_prefix (t->name, "locon.")))
       continue;
     const char *key = t->name + strlen (prefix);
-    g_autofree float *want = golden_f32 (st, t->name, &n);
+    g_autofree float *want = nn_golden_f32 (st, t->name, &n);
     g_assert_nonnull (dl_safetensors_find (got, key));
-    g_autofree float *have = golden_f32 (got, key, &n2);
+    g_autofree float *have = nn_golden_f32 (got, key, &n2);
     g_assert_cmpint (n, ==, n2);
     ok &= check_scaled (t->name, have, want, n, 1e-3);
     checked++;

@@ -1,0 +1,23 @@
+/* nn-test-util.h: reading the golden tensors (../shared/golden) for the model
+ * tests, and the scale-aware comparison the golden README recommends. */
+#pragma once
+
+#include "dl-test-util.h"
+#include "io/dl-safetensors.h"
+
+G_BEGIN_DECLS
+
+/* The golden folder (set by the test's main from dl_test_golden_path). */
+extern char *nn_golden_dir;
+
+DlSafetensors *nn_golden_open (const char *name);
+float *nn_golden_f32 (DlSafetensors *st, const char *name, int64_t *numel);
+/* The tensor on the test device as `dtype` (I32 for ids and timesteps). */
+DlTensor *nn_golden_upload (DlSafetensors *st, const char *name, DlDType dtype);
+
+/* max|got - want| <= atol + rtol * max|want|; prints the worst element on
+ * failure (and always with --verbose). */
+gboolean nn_check_scaled (const char *what, const float *got, const float *want, int64_t n, double atol,
+                          double rtol);
+
+G_END_DECLS
