@@ -11,9 +11,11 @@
 #include "dl-config.h"
 
 #include "nn-test-util.h"
+#include "nn/dl-clip-text.h"
 #include "nn/dl-lora.h"
 #include "nn/dl-sd-grad.h"
 #include "nn/dl-sd-pipeline.h"
+#include "nn/dl-unet.h"
 
 #include <glib/gstdio.h>
 #include <math.h>
@@ -147,6 +149,28 @@ test_lora_grad (gconstpointer data)
   g_assert_true (dl_lora_attach (dl_sd_model_get_params (m), lf, 1.0f, tensors, &unmatched, &error));
   g_assert_no_error (error);
   g_assert_cmpuint (unmatched ? unmatched->len : 0, ==, 0);
+
+  /* the LoRA-applied forward: context and eps (rtol 1e-4) */
+  {
+    const DlModelConfig *cfg = dl_sd_model_get_config (m);
+    g_autoptr (DlTape) infer = dl_tape_new (dl_sd_model_get_recorder (m), dl_sd_model_get_arena (m));
+    dl_tape_set_enabled (infer, FALSE);
+    g_autoptr (DlTensor) ids = nn_golden_upload (st, "input_ids", DL_DTYPE_I32);
+    g_autoptr (DlTensor) x = nn_golden_upload (st, "x", DL_DTYPE_F32);
+    g_autoptr (DlTensor) t = nn_golden_upload (st, "timesteps", DL_DTYPE_F32);
+    g_autoptr (DlTensor) ctx =
+      dl_clip_text_forward (dl_sd_model_get_params (m), &cfg->text_encoder, infer, ids, NULL, &error);
+    g_assert_no_error (error);
+    g_autoptr (DlTensor) eps = dl_unet_forward (dl_sd_model_get_params (m), &cfg->unet, infer, x, t, ctx, NULL, &error);
+    g_assert_no_error (error);
+    g_assert_true (dl_recorder_finish (dl_sd_model_get_recorder (m), &error));
+    g_autofree float *got_ctx = dl_test_download (ctx), *got_eps = dl_test_download (eps);
+    g_autofree char *cn = g_strconcat (args[2], "context", NULL), *en = g_strconcat (args[2], "eps", NULL);
+    int64_t nc = 0, ne = 0;
+    g_autofree float *want_ctx = nn_golden_f32 (st, cn, &nc), *want_eps = nn_golden_f32 (st, en, &ne);
+    g_assert_true (nn_check_scaled (cn, got_ctx, want_ctx, nc, 1e-7, 1e-4));
+    g_assert_true (nn_check_scaled (en, got_eps, want_eps, ne, 1e-7, 1e-4));
+  }
 
   g_autoptr (DlSafetensorsWriter) gw = dl_safetensors_writer_new ();
   g_assert_true (dl_sd_grad (m, batch, tensors, gw, &error));
