@@ -21,18 +21,19 @@
 /* Random weights shaped like the real model: N(0, 1/fan_in) matrices, unit
  * norm scales, zero biases.  Nothing here depends on the values. */
 static DlParams *
-random_params (DlDevice *device, DlRecorder *rec, const DlModelConfig *config, gboolean with_text, GError **error)
+random_params (DlDevice *device, DlRecorder *rec, const DlModelConfig *config, gboolean with_text, DlDType dtype,
+               GError **error)
 {
   g_autoptr (DlParams) p = dl_params_new (device);
   g_autoptr (GPtrArray) specs = dl_model_param_specs (config);
   int64_t tok_numel = (int64_t) config->text_encoder.vocab_size * config->text_encoder.hidden_size;
-  DlDType emb_dtype = dl_params_embedding_dtype (device, tok_numel, DL_DTYPE_F32);
+  DlDType emb_dtype = dl_params_embedding_dtype (device, tok_numel, dtype);
   for (guint i = 0; i < specs->len; i++) {
     const DlParamSpec *s = specs->pdata[i];
     if (s->component == DL_COMPONENT_TEXT_ENCODER && !with_text)
       continue;
     gboolean emb = g_str_has_prefix (s->name, "text_encoder.text_model.embeddings.");
-    g_autoptr (DlTensor) t = dl_tensor_new (device, s->name, emb ? emb_dtype : DL_DTYPE_F32, s->ndim, s->shape, error);
+    g_autoptr (DlTensor) t = dl_tensor_new (device, s->name, emb ? emb_dtype : dtype, s->ndim, s->shape, error);
     if (!t)
       return NULL;
     gboolean ok;
@@ -56,13 +57,20 @@ random_params (DlDevice *device, DlRecorder *rec, const DlModelConfig *config, g
 }
 
 static DlTensor *
-random_tensor (DlDevice *device, DlRecorder *rec, const char *name, int ndim, const int64_t *shape, guint64 seed,
-               GError **error)
+random_tensor_as (DlDevice *device, DlRecorder *rec, const char *name, DlDType dtype, int ndim, const int64_t *shape,
+                  guint64 seed, GError **error)
 {
-  g_autoptr (DlTensor) t = dl_tensor_new (device, name, DL_DTYPE_F32, ndim, shape, error);
+  g_autoptr (DlTensor) t = dl_tensor_new (device, name, dtype, ndim, shape, error);
   if (!t || !dl_op_random_normal (rec, t, DL_RANDOM_PHILOX, seed, 0, 0.0f, 1.0f, error))
     return NULL;
   return g_steal_pointer (&t);
+}
+
+static DlTensor *
+random_tensor (DlDevice *device, DlRecorder *rec, const char *name, int ndim, const int64_t *shape, guint64 seed,
+               GError **error)
+{
+  return random_tensor_as (device, rec, name, DL_DTYPE_F32, ndim, shape, seed, error);
 }
 
 typedef struct {
@@ -72,6 +80,7 @@ typedef struct {
   int steps;
   gboolean checkpoint;
   gboolean profile;
+  gboolean half;
 } BenchOptions;
 
 static gboolean
@@ -82,6 +91,7 @@ parse_options (int argc, char **argv, const char *what, BenchOptions *o, DlDevic
   o->iters = 3;
   o->steps = 0;
   o->profile = TRUE;
+  o->half = FALSE;
   gboolean no_profile = FALSE;
   GOptionEntry entries[] = {
     { "resolution", 'r', 0, G_OPTION_ARG_INT, &o->resolution, "Image size in pixels (512 on a GPU, 128 on a CPU)", "N" },
@@ -89,6 +99,7 @@ parse_options (int argc, char **argv, const char *what, BenchOptions *o, DlDevic
     { "iters", 'n', 0, G_OPTION_ARG_INT, &o->iters, "Timed iterations (3)", "N" },
     { "checkpointing", 0, 0, G_OPTION_ARG_NONE, &o->checkpoint, "Gradient checkpointing (train-step)", NULL },
     { "no-profile", 0, 0, G_OPTION_ARG_NONE, &no_profile, "Skip the per-op breakdown run", NULL },
+    { "fp16", 0, 0, G_OPTION_ARG_NONE, &o->half, "f16 weights and activations (sample)", NULL },
     { NULL },
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new (what);
@@ -109,8 +120,8 @@ parse_options (int argc, char **argv, const char *what, BenchOptions *o, DlDevic
     fprintf (stderr, "dreamloom bench: --resolution must be a multiple of 64\n");
     return FALSE;
   }
-  printf ("device: %s (%s)\nSD 1.5 architecture, random weights, %dx%d, batch %d%s\n", info->name,
-          dl_device_type_name (info->type), o->resolution, o->resolution, o->batch,
+  printf ("device: %s (%s)\nSD 1.5 architecture, random weights, %s, %dx%d, batch %d%s\n", info->name,
+          dl_device_type_name (info->type), o->half ? "f16" : "f32", o->resolution, o->resolution, o->batch,
           o->resolution < 512 ? " (reduced size: full 512x512 is too slow on this device)" : "");
   return TRUE;
 }
@@ -142,7 +153,8 @@ sample_step (DlParams *p, const DlModelConfig *c, DlTape *tape, DlDevice *device
   int64_t lat = o->resolution / 8;
   int64_t xs[4] = { 2 * o->batch, 4, lat, lat };
   int64_t tn = 2 * o->batch;
-  g_autoptr (DlTensor) x = random_tensor (device, rec, "sample", 4, xs, 7, error);
+  DlDType act = dl_tape_get_activation_dtype (tape);
+  g_autoptr (DlTensor) x = random_tensor_as (device, rec, "sample", act, 4, xs, 7, error);
   g_autoptr (DlTensor) t = x ? dl_tensor_new (device, "t", DL_DTYPE_F32, 1, &tn, error) : NULL;
   if (!t || !dl_op_fill (rec, t, 500.0, error))
     return FALSE;
@@ -161,12 +173,14 @@ bench_sample (int argc, char **argv)
   DlModelConfig c;
   dl_model_config_init_sd15 (&c);
   g_autoptr (DlRecorder) rec = dl_recorder_new (device, &error);
-  g_autoptr (DlParams) p = rec ? random_params (device, rec, &c, TRUE, &error) : NULL;
+  DlDType dtype = o.half ? DL_DTYPE_F16 : DL_DTYPE_F32;
+  g_autoptr (DlParams) p = rec ? random_params (device, rec, &c, TRUE, dtype, &error) : NULL;
   if (!p)
     return dl_cli_fail ("bench", error);
   g_autoptr (DlArena) arena = dl_arena_new (device, "activations", 256 << 20);
   g_autoptr (DlTape) tape = dl_tape_new (rec, arena);
   dl_tape_set_enabled (tape, FALSE);
+  dl_tape_set_activation_dtype (tape, dtype);
   guint64 weights = dl_device_get_memory_in_use (device);
 
   int64_t ids_shape[2] = { 2 * o.batch, 77 };
@@ -192,7 +206,7 @@ bench_sample (int argc, char **argv)
   double step_s = median (times, o.iters);
   int64_t lat = o.resolution / 8;
   int64_t zs[4] = { o.batch, 4, lat, lat };
-  g_autoptr (DlTensor) z = random_tensor (device, rec, "z", 4, zs, 9, &error);
+  g_autoptr (DlTensor) z = random_tensor_as (device, rec, "z", dtype, 4, zs, 9, &error);
   t0 = g_get_monotonic_time ();
   g_autoptr (DlTensor) img = z ? dl_vae_decode (p, &c.vae, tape, z, NULL, &error) : NULL;
   if (!img || !dl_recorder_finish (rec, &error))
@@ -259,7 +273,9 @@ bench_train_step (int argc, char **argv)
   DlModelConfig c;
   dl_model_config_init_sd15 (&c);
   g_autoptr (DlRecorder) rec = dl_recorder_new (device, &error);
-  g_autoptr (DlParams) p = rec ? random_params (device, rec, &c, FALSE, &error) : NULL;
+  if (o.half)
+    fprintf (stderr, "dreamloom bench: train-step runs fp32 master weights; --fp16 is ignored\n");
+  g_autoptr (DlParams) p = rec ? random_params (device, rec, &c, FALSE, DL_DTYPE_F32, &error) : NULL;
   if (!p)
     return dl_cli_fail ("bench", error);
   g_autoptr (GPtrArray) names = dl_params_names (p);
