@@ -109,21 +109,37 @@ give_grad (DlTape *tape, DlTensor *t, DlTensor *g, GError **error)
 
 #define REC(tape) dl_tape_get_recorder (tape)
 
+/* The backward of an op with an input t[0] and two parameters t[1], t[2]
+ * (weight and bias, gamma and beta): gradient tensors are prepared, `run`
+ * computes them (adding into the parameter ones), and they are handed on. */
+typedef gboolean (*ThreeGradFunc) (DlTape *tape, Saved *s, DlTensor *dx, DlTensor *da, DlTensor *db, DlTensor *dy,
+                                   GError **error);
+
+static gboolean
+three_grad_backward (DlTape *tape, Saved *s, DlTensor *dy, ThreeGradFunc run, GError **error)
+{
+  DlTensor *x = s->t[0], *a = s->t[1], *b = s->t[2];
+  DlTensor *dx = NULL, *da = NULL, *db = NULL;
+  gboolean ok = grad_input (tape, x, &dx, error) && grad_begin (tape, a, &da, error) &&
+                grad_begin (tape, b, &db, error) && run (tape, s, dx, da, db, dy, error);
+  ok = give_grad (tape, x, dx, ok ? error : NULL) && ok;
+  ok = grad_finish (tape, a, da, ok ? error : NULL) && ok;
+  ok = grad_finish (tape, b, db, ok ? error : NULL) && ok;
+  return ok;
+}
+
 /* ---- linear ---- */
+
+static gboolean
+linear_run (DlTape *tape, Saved *s, DlTensor *dx, DlTensor *dw, DlTensor *db, DlTensor *dy, GError **error)
+{
+  return dl_op_linear_backward (REC (tape), dx, dw, db, s->t[0], s->t[1], dy, TRUE, error);
+}
 
 static gboolean
 linear_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **error)
 {
-  Saved *s = data;
-  DlTensor *x = s->t[0], *w = s->t[1], *b = s->t[2];
-  DlTensor *dx = NULL, *dw = NULL, *db = NULL;
-  gboolean ok = grad_input (tape, x, &dx, error) && grad_begin (tape, w, &dw, error) &&
-                grad_begin (tape, b, &db, error) &&
-                dl_op_linear_backward (REC (tape), dx, dw, db, x, w, dout[0], TRUE, error);
-  ok = give_grad (tape, x, dx, ok ? error : NULL) && ok;
-  ok = grad_finish (tape, w, dw, ok ? error : NULL) && ok;
-  ok = grad_finish (tape, b, db, ok ? error : NULL) && ok;
-  return ok;
+  return three_grad_backward (tape, data, dout[0], linear_run, error);
 }
 
 DlTensor *
@@ -151,19 +167,16 @@ dl_nn_linear (DlTape *tape, DlTensor *x, DlTensor *w, DlTensor *b, GError **erro
 /* ---- conv2d ---- */
 
 static gboolean
+conv2d_run (DlTape *tape, Saved *s, DlTensor *dx, DlTensor *dw, DlTensor *db, DlTensor *dy, GError **error)
+{
+  DlConv2dParams p = DL_CONV2D_PARAMS (s->i[0], s->i[1]);
+  return dl_op_conv2d_backward (REC (tape), dx, dw, db, s->t[0], s->t[1], dy, &p, TRUE, error);
+}
+
+static gboolean
 conv2d_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **error)
 {
-  Saved *s = data;
-  DlTensor *x = s->t[0], *w = s->t[1], *b = s->t[2];
-  DlConv2dParams p = DL_CONV2D_PARAMS (s->i[0], s->i[1]);
-  DlTensor *dx = NULL, *dw = NULL, *db = NULL;
-  gboolean ok = grad_input (tape, x, &dx, error) && grad_begin (tape, w, &dw, error) &&
-                grad_begin (tape, b, &db, error) &&
-                dl_op_conv2d_backward (REC (tape), dx, dw, db, x, w, dout[0], &p, TRUE, error);
-  ok = give_grad (tape, x, dx, ok ? error : NULL) && ok;
-  ok = grad_finish (tape, w, dw, ok ? error : NULL) && ok;
-  ok = grad_finish (tape, b, db, ok ? error : NULL) && ok;
-  return ok;
+  return three_grad_backward (tape, data, dout[0], conv2d_run, error);
 }
 
 DlTensor *
@@ -195,19 +208,16 @@ dl_nn_conv2d (DlTape *tape, DlTensor *x, DlTensor *w, DlTensor *b, int stride, i
 /* ---- normalisation ---- */
 
 static gboolean
+group_norm_run (DlTape *tape, Saved *s, DlTensor *dx, DlTensor *dg, DlTensor *db, DlTensor *dy, GError **error)
+{
+  return dl_op_group_norm_backward (REC (tape), dx, dg, db, s->t[0], s->t[1], s->t[2], s->t[3], s->t[4], dy,
+                                    s->i[0], s->i[1], TRUE, error);
+}
+
+static gboolean
 group_norm_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **error)
 {
-  Saved *s = data;
-  DlTensor *x = s->t[0], *gamma = s->t[1], *beta = s->t[2];
-  DlTensor *dx = NULL, *dg = NULL, *db = NULL;
-  gboolean ok = grad_input (tape, x, &dx, error) && grad_begin (tape, gamma, &dg, error) &&
-                grad_begin (tape, beta, &db, error) &&
-                dl_op_group_norm_backward (REC (tape), dx, dg, db, x, gamma, beta, s->t[3], s->t[4], dout[0], s->i[0],
-                                           s->i[1], TRUE, error);
-  ok = give_grad (tape, x, dx, ok ? error : NULL) && ok;
-  ok = grad_finish (tape, gamma, dg, ok ? error : NULL) && ok;
-  ok = grad_finish (tape, beta, db, ok ? error : NULL) && ok;
-  return ok;
+  return three_grad_backward (tape, data, dout[0], group_norm_run, error);
 }
 
 DlTensor *
@@ -240,18 +250,15 @@ dl_nn_group_norm (DlTape *tape, DlTensor *x, DlTensor *gamma, DlTensor *beta, in
 }
 
 static gboolean
+layer_norm_run (DlTape *tape, Saved *s, DlTensor *dx, DlTensor *dg, DlTensor *db, DlTensor *dy, GError **error)
+{
+  return dl_op_layer_norm_backward (REC (tape), dx, dg, db, s->t[0], s->t[1], s->t[3], s->t[4], dy, TRUE, error);
+}
+
+static gboolean
 layer_norm_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **error)
 {
-  Saved *s = data;
-  DlTensor *x = s->t[0], *gamma = s->t[1], *beta = s->t[2];
-  DlTensor *dx = NULL, *dg = NULL, *db = NULL;
-  gboolean ok = grad_input (tape, x, &dx, error) && grad_begin (tape, gamma, &dg, error) &&
-                grad_begin (tape, beta, &db, error) &&
-                dl_op_layer_norm_backward (REC (tape), dx, dg, db, x, gamma, s->t[3], s->t[4], dout[0], TRUE, error);
-  ok = give_grad (tape, x, dx, ok ? error : NULL) && ok;
-  ok = grad_finish (tape, gamma, dg, ok ? error : NULL) && ok;
-  ok = grad_finish (tape, beta, db, ok ? error : NULL) && ok;
-  return ok;
+  return three_grad_backward (tape, data, dout[0], layer_norm_run, error);
 }
 
 DlTensor *
