@@ -71,11 +71,17 @@ dl_application_open (GApplication *app, GFile **files, int n_files, const char *
 static void
 quit_activated (GSimpleAction *action, GVariant *param, gpointer user_data)
 {
-  /* closing each window saves its project */
-  GList *windows = g_list_copy (gtk_application_get_windows (GTK_APPLICATION (user_data)));
+  /* closing each window saves its project (held: closing one may destroy another,
+   * a dialog it was the parent of) */
+  GList *windows = g_list_copy_deep (gtk_application_get_windows (GTK_APPLICATION (user_data)),
+                                     (GCopyFunc) (void (*) (void)) g_object_ref, NULL);
   for (GList *l = windows; l; l = l->next)
     gtk_window_close (l->data);
-  g_list_free (windows);
+  g_list_free_full (windows, g_object_unref);
+  /* a window whose project could not be saved stays open and asks what to do */
+  for (GList *l = gtk_application_get_windows (GTK_APPLICATION (user_data)); l; l = l->next)
+    if (DL_IS_WINDOW (l->data))
+      return;
   g_application_quit (G_APPLICATION (user_data));
 }
 

@@ -4,6 +4,8 @@
 
 #include "dl-caption.h"
 
+#include <string.h>
+
 void
 dl_image_info_free (DlImageInfo *info)
 {
@@ -51,6 +53,24 @@ static gboolean
 is_supported_format (const char *name)
 {
   return g_strcmp0 (name, "png") == 0 || g_strcmp0 (name, "jpeg") == 0 || g_strcmp0 (name, "webp") == 0;
+}
+
+/* gdk-pixbuf's WebP loader decodes whatever part of a cut-short file it has and
+ * reports no error, which would put a half-grey picture into the dataset.  The
+ * RIFF header says how long the file should be. */
+static gboolean
+webp_is_whole (const char *contents, gsize len, GError **error)
+{
+  if (len < 12 || memcmp (contents, "RIFF", 4) != 0)
+    return TRUE; /* not RIFF at all: the decoder has judged it */
+  const guchar *u = (const guchar *) contents;
+  guint64 expected = 8 + ((guint64) u[4] | (guint64) u[5] << 8 | (guint64) u[6] << 16 | (guint64) u[7] << 24);
+  if (len >= expected)
+    return TRUE;
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+               "The image is damaged: the file ends early (%" G_GSIZE_FORMAT " of %" G_GUINT64_FORMAT " bytes)", len,
+               expected);
+  return FALSE;
 }
 
 DlImageInfo *
@@ -121,6 +141,11 @@ dl_image_decode (const char *path, gboolean read_sidecar, GCancellable *cancella
       g_autofree char *upper = format_name ? g_ascii_strup (format_name, -1) : g_strdup ("this");
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED, "%s images are not supported; use PNG, JPEG or WebP",
                    upper);
+      return NULL;
+    }
+  if (g_str_equal (format_name, "webp") && !webp_is_whole (contents, len, &local))
+    {
+      g_propagate_error (error, g_steal_pointer (&local));
       return NULL;
     }
   if (check.too_large)

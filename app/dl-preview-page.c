@@ -5,6 +5,7 @@
 #include <adwaita.h>
 #include <string.h>
 
+#include "dl-dataset-strip.h"
 #include "dl-file-dialog.h"
 #include "dl-image-viewer.h"
 #include "dl-preview-cell.h"
@@ -32,6 +33,7 @@ struct _DlPreviewPage {
   GtkButton *cancel_button;
   GtkProgressBar *progress_bar;
   GtkLabel *summary_label;
+  DlDatasetStrip *dataset_strip;
   GtkStack *results_stack;
   AdwStatusPage *ready_status;
   GtkGrid *results_grid;
@@ -47,6 +49,8 @@ struct _DlPreviewPage {
   char *first_failure;
   gboolean syncing;
   gboolean editing_strength; /* a strength spin changes the project: keep its row */
+  GCancellable *lora_check;  /* the LoRA rows' file checks */
+  GHashTable *lora_problems; /* path -> what the last check found ("" fine) */
 };
 
 G_DEFINE_FINAL_TYPE (DlPreviewPage, dl_preview_page, GTK_TYPE_WIDGET)
@@ -236,11 +240,61 @@ remove_lora_clicked (GtkButton *button, DlPreviewPage *self)
   dl_project_set_loras (self->project, copy);
 }
 
+/* `problem` NULL: the file is there */
+static void
+show_lora_problem (GtkWidget *row, const char *problem)
+{
+  g_autofree char *subtitle = g_markup_escape_text (problem ? problem : "Base + this LoRA, at strength", -1);
+  adw_action_row_set_subtitle (ADW_ACTION_ROW (row), subtitle);
+  GtkImage *icon = g_object_get_data (G_OBJECT (row), "dl-icon");
+  gtk_image_set_from_icon_name (icon, problem ? "dialog-warning-symbolic" : "view-dual-symbolic");
+  if (problem)
+    gtk_widget_add_css_class (GTK_WIDGET (icon), "warning");
+  else
+    gtk_widget_remove_css_class (GTK_WIDGET (icon), "warning");
+}
+
+static void
+lora_checked (GObject *source, GAsyncResult *result, gpointer data)
+{
+  g_autoptr (GtkWidget) row = data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GFileInfo) info = g_file_query_info_finish (G_FILE (source), result, &error);
+  /* cancelled: the rows were made again, or the page went away */
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return;
+  const char *problem = info && g_file_info_get_file_type (info) == G_FILE_TYPE_REGULAR ? NULL
+                        : info                                                       ? "Not a file"
+                        : g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND)  ? "LoRA file not found"
+                                                                                     : error->message;
+  show_lora_problem (row, problem);
+  g_object_set_data (G_OBJECT (row), "dl-lora-check", problem ? "missing" : "found");
+  GtkWidget *page = gtk_widget_get_ancestor (row, DL_TYPE_PREVIEW_PAGE);
+  if (page)
+    g_hash_table_insert (DL_PREVIEW_PAGE (page)->lora_problems,
+                         g_strdup (g_object_get_data (G_OBJECT (row), "dl-lora-path")), g_strdup (problem ? problem : ""));
+}
+
+const char *
+dl_preview_page_get_lora_check (DlPreviewPage *self, guint index)
+{
+  g_return_val_if_fail (DL_IS_PREVIEW_PAGE (self), NULL);
+  GtkWidget *row = gtk_widget_get_next_sibling (GTK_WIDGET (self->base_column_row));
+  for (guint i = 0; row && row != GTK_WIDGET (self->add_lora_row); i++, row = gtk_widget_get_next_sibling (row))
+    if (i == index)
+      return g_object_get_data (G_OBJECT (row), "dl-lora-check");
+  return NULL;
+}
+
 static void
 sync_columns (DlPreviewPage *self)
 {
   if (self->editing_strength)
     return;
+  /* the answers for the rows about to go are of no use */
+  g_cancellable_cancel (self->lora_check);
+  g_clear_object (&self->lora_check);
+  self->lora_check = g_cancellable_new ();
   const char *model = self->project ? dl_project_get_base_model (self->project) : NULL;
   g_autofree char *model_name = model ? file_stem (model) : NULL;
   set_row_text (self->base_column_row, "Base Model", model_name ? model_name : "None chosen yet");
@@ -257,14 +311,18 @@ sync_columns (DlPreviewPage *self)
     {
       DlProjectLora *l = loras->pdata[i];
       g_autofree char *name = file_stem (l->path);
-      gboolean exists = g_file_test (l->path, G_FILE_TEST_IS_REGULAR);
       GtkWidget *r = adw_action_row_new ();
-      set_row_text (ADW_ACTION_ROW (r), name, exists ? "Base + this LoRA, at strength" : "LoRA file not found");
+      set_row_text (ADW_ACTION_ROW (r), name, NULL);
       gtk_widget_set_tooltip_text (r, l->path);
-      GtkWidget *icon = gtk_image_new_from_icon_name (exists ? "view-dual-symbolic" : "dialog-warning-symbolic");
-      if (!exists)
-        gtk_widget_add_css_class (icon, "warning");
+      GtkWidget *icon = gtk_image_new ();
       adw_action_row_add_prefix (ADW_ACTION_ROW (r), icon);
+      g_object_set_data (G_OBJECT (r), "dl-icon", icon);
+      g_object_set_data_full (G_OBJECT (r), "dl-lora-path", g_strdup (l->path), g_free);
+      /* until the disk answers, as last time (rows are made again on every
+       * change), or as it will be in the usual case */
+      const char *known = g_hash_table_lookup (self->lora_problems, l->path);
+      show_lora_problem (r, known && *known ? known : NULL);
+      g_object_set_data (G_OBJECT (r), "dl-lora-check", "checking");
       GtkWidget *spin = gtk_spin_button_new_with_range (-2.0, 2.0, 0.05);
       gtk_spin_button_set_digits (GTK_SPIN_BUTTON (spin), 2);
       gtk_spin_button_set_value (GTK_SPIN_BUTTON (spin), l->strength);
@@ -281,6 +339,10 @@ sync_columns (DlPreviewPage *self)
       g_signal_connect (remove, "clicked", G_CALLBACK (remove_lora_clicked), self);
       adw_action_row_add_suffix (ADW_ACTION_ROW (r), remove);
       gtk_list_box_insert (self->column_list, r, (int) i + 1);
+      /* on a worker thread: a sleeping network disk must not freeze the window */
+      g_autoptr (GFile) file = g_file_new_for_path (l->path);
+      g_file_query_info_async (file, G_FILE_ATTRIBUTE_STANDARD_TYPE, G_FILE_QUERY_INFO_NONE, G_PRIORITY_DEFAULT,
+                               self->lora_check, lora_checked, g_object_ref (r));
     }
 }
 
@@ -403,6 +465,13 @@ dl_preview_page_get_result (DlPreviewPage *self, guint row, guint column)
   g_return_val_if_fail (DL_IS_PREVIEW_PAGE (self), NULL);
   DlPreviewCell *cell = find_cell (self, row, column);
   return cell ? dl_preview_cell_get_texture (cell) : NULL;
+}
+
+DlDatasetStrip *
+dl_preview_page_get_dataset_strip (DlPreviewPage *self)
+{
+  g_return_val_if_fail (DL_IS_PREVIEW_PAGE (self), NULL);
+  return self->dataset_strip;
 }
 
 static void
@@ -637,6 +706,7 @@ dl_preview_page_set_project (DlPreviewPage *self, DlProject *project)
   g_set_object (&self->project, project);
   if (project)
     g_signal_connect_swapped (project, "previews-changed", G_CALLBACK (previews_changed), self);
+  dl_dataset_strip_set_images (self->dataset_strip, project ? dl_project_get_images (project) : NULL);
   self->syncing = TRUE;
   gtk_editable_set_text (GTK_EDITABLE (self->negative_row), project ? dl_project_get_negative_prompt (project) : "");
   self->syncing = FALSE;
@@ -713,6 +783,8 @@ dl_preview_page_dispose (GObject *object)
   DlPreviewPage *self = DL_PREVIEW_PAGE (object);
   clear_job (self);
   dl_preview_page_set_project (self, NULL);
+  g_cancellable_cancel (self->lora_check);
+  g_clear_object (&self->lora_check);
   gtk_widget_dispose_template (GTK_WIDGET (self), DL_TYPE_PREVIEW_PAGE);
   /* the template's top box is ours to unparent (it is not a bound child) */
   GtkWidget *child;
@@ -728,6 +800,7 @@ dl_preview_page_finalize (GObject *object)
   g_clear_object (&self->settings);
   g_ptr_array_unref (self->template_checks);
   g_ptr_array_unref (self->template_rows);
+  g_hash_table_unref (self->lora_problems);
   g_clear_pointer (&self->column_titles, g_ptr_array_unref);
   g_free (self->first_failure);
   G_OBJECT_CLASS (dl_preview_page_parent_class)->finalize (object);
@@ -760,6 +833,7 @@ dl_preview_page_class_init (DlPreviewPageClass *klass)
   gtk_widget_class_bind_template_child (widget_class, DlPreviewPage, cancel_button);
   gtk_widget_class_bind_template_child (widget_class, DlPreviewPage, progress_bar);
   gtk_widget_class_bind_template_child (widget_class, DlPreviewPage, summary_label);
+  gtk_widget_class_bind_template_child (widget_class, DlPreviewPage, dataset_strip);
   gtk_widget_class_bind_template_child (widget_class, DlPreviewPage, results_stack);
   gtk_widget_class_bind_template_child (widget_class, DlPreviewPage, ready_status);
   gtk_widget_class_bind_template_child (widget_class, DlPreviewPage, results_grid);
@@ -775,6 +849,7 @@ dl_preview_page_class_init (DlPreviewPageClass *klass)
   signals[SIGNAL_FINISHED] = g_signal_new ("finished", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
                                            NULL, G_TYPE_NONE, 1, G_TYPE_BOOLEAN);
   g_type_ensure (DL_TYPE_PREVIEW_CELL);
+  g_type_ensure (DL_TYPE_DATASET_STRIP);
 }
 
 static void
@@ -783,6 +858,7 @@ dl_preview_page_init (DlPreviewPage *self)
   gtk_widget_init_template (GTK_WIDGET (self));
   self->template_checks = g_ptr_array_new ();
   self->template_rows = g_ptr_array_new ();
+  self->lora_problems = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
 
   const char *const *templates = dl_prompt_templates_get ();
   for (guint i = 0; templates[i]; i++)

@@ -6,6 +6,7 @@
 
 #include <gtk/gtk.h>
 
+#include "dl-dataset-strip.h"
 #include "dl-preview-backend.h"
 #include "dl-preview-cell.h"
 #include "dl-project.h"
@@ -34,5 +35,11 @@ gboolean dl_preview_page_get_running (DlPreviewPage *self);
 DlPreviewCell *dl_preview_page_get_cell (DlPreviewPage *self, guint row, guint column);
 /* The texture in a result cell, NULL if none (yet). */
 GdkTexture *dl_preview_page_get_result (DlPreviewPage *self, guint row, guint column);
+/* Whether the file of LoRA column `index` (0: the first LoRA) is there, as its row
+ * shows it: "checking" (asked off the main thread, no answer yet), "found" or
+ * "missing"; NULL past the last one. */
+const char *dl_preview_page_get_lora_check (DlPreviewPage *self, guint index);
+/* The row of training images above the results. */
+DlDatasetStrip *dl_preview_page_get_dataset_strip (DlPreviewPage *self);
 
 G_END_DECLS

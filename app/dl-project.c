@@ -1087,6 +1087,34 @@ dl_project_save (DlProject *self, GError **error)
 }
 
 gboolean
+dl_project_save_as (DlProject *self, GFile *file, GError **error)
+{
+  g_return_val_if_fail (DL_IS_PROJECT (self), FALSE);
+  g_return_val_if_fail (G_IS_FILE (file), FALSE);
+  g_autoptr (GFile) old = g_object_ref (self->file);
+  g_set_object (&self->file, file);
+  if (!dl_project_save (self, error))
+    {
+      g_set_object (&self->file, old);
+      return FALSE;
+    }
+  if (!g_file_equal (old, file))
+    g_object_notify_by_pspec (G_OBJECT (self), props[PROP_FILE]);
+  return TRUE;
+}
+
+void
+dl_project_discard_changes (DlProject *self)
+{
+  g_return_if_fail (DL_IS_PROJECT (self));
+  g_clear_handle_id (&self->autosave_id, g_source_remove);
+  gboolean was_dirty = dl_project_get_dirty (self);
+  self->saved_serial = self->change_serial;
+  if (was_dirty)
+    g_object_notify_by_pspec (G_OBJECT (self), props[PROP_DIRTY]);
+}
+
+gboolean
 dl_project_flush (DlProject *self, GError **error)
 {
   g_return_val_if_fail (DL_IS_PROJECT (self), FALSE);

@@ -130,5 +130,11 @@ gboolean dl_project_save (DlProject *self, GError **error);
 gboolean dl_project_get_dirty (DlProject *self);
 /* Write everything pending now and wait for it (closing, quitting, tests). */
 gboolean dl_project_flush (DlProject *self, GError **error);
+/* Save now, blocking, at `file`, where the project lives from then on; when that
+ * fails it stays where it was. */
+gboolean dl_project_save_as (DlProject *self, GFile *file, GError **error);
+/* Forget the changes not on disk yet (closing without saving): nothing more is
+ * written to the project file for them.  Caption sidecars still are. */
+void dl_project_discard_changes (DlProject *self);
 
 G_END_DECLS

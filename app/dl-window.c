@@ -13,6 +13,13 @@
 
 #include <string.h>
 
+/* What was under way when the project could not be saved: it goes on once the
+ * project is saved elsewhere or its changes are discarded. */
+typedef enum {
+  THEN_CLOSE_WINDOW,
+  THEN_CLOSE_PROJECT,
+} UnsavedThen;
+
 struct _DlWindow {
   AdwApplicationWindow parent_instance;
   AdwToastOverlay *toast_overlay;
@@ -29,6 +36,8 @@ struct _DlWindow {
   GCancellable *cancellable;
   GtkDropTarget *drop_target;
   gint64 last_sidecar_toast;
+  AdwMessageDialog *unsaved_dialog; /* weak: while it asks */
+  UnsavedThen unsaved_then;         /* what the asking interrupted */
 };
 
 G_DEFINE_FINAL_TYPE (DlWindow, dl_window, ADW_TYPE_APPLICATION_WINDOW)
@@ -431,27 +440,145 @@ open_picked (GtkWidget *owner, GPtrArray *files, gpointer user_data)
     dl_window_open_file (DL_WINDOW (owner), files->pdata[0]);
 }
 
+/* The name picked in a save dialog, with ".dreamloom" if it lacks it. */
+static GFile *
+project_target (GFile *picked)
+{
+  g_autofree char *base = g_file_get_basename (picked);
+  g_autoptr (GFile) parent = g_file_get_parent (picked);
+  if (g_str_has_suffix (base, DL_PROJECT_EXTENSION) || !parent)
+    return g_object_ref (picked);
+  g_autofree char *named = g_strconcat (base, DL_PROJECT_EXTENSION, NULL);
+  return g_file_get_child (parent, named);
+}
+
 static void
 save_as_picked (GtkWidget *owner, GPtrArray *files, gpointer user_data)
 {
   DlWindow *self = DL_WINDOW (owner);
   if (!files || files->len == 0 || !self->project)
     return;
-  GFile *file = files->pdata[0];
-  g_autofree char *base = g_file_get_basename (file);
-  g_autoptr (GFile) target = NULL;
-  if (g_str_has_suffix (base, DL_PROJECT_EXTENSION))
-    target = g_object_ref (file);
-  else
-    {
-      g_autoptr (GFile) parent = g_file_get_parent (file);
-      g_autofree char *named = g_strconcat (base, DL_PROJECT_EXTENSION, NULL);
-      target = g_file_get_child (parent, named);
-    }
+  g_autoptr (GFile) target = project_target (files->pdata[0]);
   dl_project_set_file (self->project, target);
   g_autofree char *title = dl_project_dup_title (self->project);
   g_autofree char *msg = g_strdup_printf ("Saved as “%s”", title);
   toast (self, msg);
+}
+
+static void
+run_save_as_dialog (DlWindow *self, DlFileDialogDone done)
+{
+  g_autoptr (GListModel) filters = project_filters ();
+  g_autofree char *title = dl_project_dup_title (self->project);
+  g_autofree char *name = g_strconcat (title, DL_PROJECT_EXTENSION, NULL);
+  g_autoptr (GFile) dir = g_file_get_parent (dl_project_get_file (self->project));
+  dl_file_dialog_run (GTK_WIDGET (self), DL_FILE_DIALOG_SAVE, "Save Project As", "_Save", filters, dir, name, done,
+                      NULL);
+}
+
+/* ---- a project that cannot be saved on closing ---- */
+
+static gboolean saved_or_ask (DlWindow *self, UnsavedThen then);
+static void ask_unsaved (DlWindow *self, GError *error, UnsavedThen then);
+
+/* The project is on disk (or given up): do what was interrupted. */
+static void
+go_on_closing (DlWindow *self)
+{
+  if (self->unsaved_then == THEN_CLOSE_WINDOW)
+    gtk_window_close (GTK_WINDOW (self));
+  else if (saved_or_ask (self, THEN_CLOSE_PROJECT))
+    dl_window_set_project (self, NULL);
+}
+
+static gboolean
+go_on_closing_idle (gpointer data)
+{
+  go_on_closing (data);
+  return G_SOURCE_REMOVE;
+}
+
+void
+dl_window_save_unsaved_as (DlWindow *self, GFile *file)
+{
+  g_return_if_fail (DL_IS_WINDOW (self));
+  g_return_if_fail (G_IS_FILE (file));
+  if (!self->project)
+    return;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GFile) target = project_target (file);
+  if (!dl_project_save_as (self->project, target, &error))
+    {
+      ask_unsaved (self, error, self->unsaved_then);
+      return;
+    }
+  go_on_closing (self);
+}
+
+static void
+unsaved_save_as_picked (GtkWidget *owner, GPtrArray *files, gpointer user_data)
+{
+  if (files && files->len)
+    dl_window_save_unsaved_as (DL_WINDOW (owner), files->pdata[0]);
+}
+
+static void
+unsaved_response (AdwMessageDialog *dialog, const char *response, DlWindow *self)
+{
+  if (!self->project)
+    return;
+  if (g_str_equal (response, "discard"))
+    {
+      dl_project_discard_changes (self->project);
+      /* once the dialog is done with its click: closing the window destroys it */
+      g_idle_add_full (G_PRIORITY_DEFAULT, go_on_closing_idle, g_object_ref (self), g_object_unref);
+    }
+  else if (g_str_equal (response, "save-as"))
+    run_save_as_dialog (self, unsaved_save_as_picked);
+}
+
+static void
+ask_unsaved (DlWindow *self, GError *error, UnsavedThen then)
+{
+  self->unsaved_then = then;
+  if (self->unsaved_dialog)
+    gtk_window_destroy (GTK_WINDOW (self->unsaved_dialog));
+  g_autofree char *title = dl_project_dup_title (self->project);
+  g_autofree char *reason = g_strdup (error->message);
+  if (g_str_has_suffix (reason, "."))
+    reason[strlen (reason) - 1] = '\0';
+  g_autofree char *body = g_strdup_printf ("“%s” could not be saved: %s.\n\nSave it somewhere else to keep the "
+                                           "changes, or discard the changes made since it was last saved.",
+                                           title, reason);
+  GtkWidget *dialog = adw_message_dialog_new (GTK_WINDOW (self), "Project Not Saved", body);
+  gtk_window_set_destroy_with_parent (GTK_WINDOW (dialog), TRUE);
+  adw_message_dialog_add_responses (ADW_MESSAGE_DIALOG (dialog), "cancel", "_Cancel", "discard", "_Discard",
+                                    "save-as", "_Save As…", NULL);
+  adw_message_dialog_set_response_appearance (ADW_MESSAGE_DIALOG (dialog), "discard", ADW_RESPONSE_DESTRUCTIVE);
+  adw_message_dialog_set_response_appearance (ADW_MESSAGE_DIALOG (dialog), "save-as", ADW_RESPONSE_SUGGESTED);
+  adw_message_dialog_set_default_response (ADW_MESSAGE_DIALOG (dialog), "save-as");
+  adw_message_dialog_set_close_response (ADW_MESSAGE_DIALOG (dialog), "cancel");
+  g_signal_connect_object (dialog, "response", G_CALLBACK (unsaved_response), self, 0);
+  g_set_weak_pointer (&self->unsaved_dialog, ADW_MESSAGE_DIALOG (dialog));
+  gtk_window_present (GTK_WINDOW (dialog));
+}
+
+AdwMessageDialog *
+dl_window_get_unsaved_dialog (DlWindow *self)
+{
+  g_return_val_if_fail (DL_IS_WINDOW (self), NULL);
+  return self->unsaved_dialog;
+}
+
+/* The project is on disk, or the window asks what to do (FALSE). */
+static gboolean
+saved_or_ask (DlWindow *self, UnsavedThen then)
+{
+  g_autoptr (GError) error = NULL;
+  if (!self->project || dl_project_flush (self->project, &error))
+    return TRUE;
+  ask_unsaved (self, error, then);
+  return FALSE;
 }
 
 static void
@@ -490,20 +617,17 @@ static void
 action_save_project_as (GSimpleAction *action, GVariant *param, gpointer user_data)
 {
   DlWindow *self = user_data;
-  if (!self->project)
-    return;
-  g_autoptr (GListModel) filters = project_filters ();
-  g_autofree char *title = dl_project_dup_title (self->project);
-  g_autofree char *name = g_strconcat (title, DL_PROJECT_EXTENSION, NULL);
-  g_autoptr (GFile) dir = g_file_get_parent (dl_project_get_file (self->project));
-  dl_file_dialog_run (GTK_WIDGET (self), DL_FILE_DIALOG_SAVE, "Save Project As", "_Save", filters, dir, name,
-                      save_as_picked, NULL);
+  if (self->project)
+    run_save_as_dialog (self, save_as_picked);
 }
 
 static void
 action_close_project (GSimpleAction *action, GVariant *param, gpointer user_data)
 {
-  dl_window_set_project (user_data, NULL);
+  DlWindow *self = user_data;
+  /* never lose work: closing waits until the project is on disk or given up */
+  if (saved_or_ask (self, THEN_CLOSE_PROJECT))
+    dl_window_set_project (self, NULL);
 }
 
 static void
@@ -577,13 +701,10 @@ static gboolean
 dl_window_close_request (GtkWindow *window)
 {
   DlWindow *self = DL_WINDOW (window);
-  /* never lose work: the project is on disk before the window goes */
-  if (self->project)
-    {
-      g_autoptr (GError) error = NULL;
-      if (!dl_project_flush (self->project, &error))
-        g_warning ("Could not save the project: %s", error->message);
-    }
+  /* never lose work: the project is on disk before the window goes, or the
+   * window stays and asks */
+  if (!saved_or_ask (self, THEN_CLOSE_WINDOW))
+    return TRUE;
   if (self->settings)
     {
       int w, h;
@@ -600,6 +721,7 @@ dl_window_dispose (GObject *object)
 {
   DlWindow *self = DL_WINDOW (object);
   g_cancellable_cancel (self->cancellable);
+  g_clear_weak_pointer (&self->unsaved_dialog);
   dl_window_set_project (self, NULL);
   gtk_widget_dispose_template (GTK_WIDGET (self), DL_TYPE_WINDOW);
   G_OBJECT_CLASS (dl_window_parent_class)->dispose (object);

@@ -29,6 +29,14 @@ gboolean dl_window_create_project (DlWindow *self, GFile *file, const char *toke
 /* Where new projects go: ~/Documents/Dreamloom (or ~/Dreamloom). */
 char *dl_window_default_project_dir (void);
 
+/* Closing the window or the project first saves it.  When that fails the window
+ * stays and asks (AdwMessageDialog): Cancel, Discard (the changes since the last
+ * save), or Save As… (then the closing goes on).  The dialog while it asks: */
+AdwMessageDialog *dl_window_get_unsaved_dialog (DlWindow *self);
+/* What Save As… does with the file picked (".dreamloom" added if missing): save
+ * there and go on closing, or ask again if that fails too. */
+void dl_window_save_unsaved_as (DlWindow *self, GFile *file);
+
 /* Files dropped anywhere on the window (GdkFileList): a .dreamloom file opens, other
  * files and folders are added to the open project's dataset. */
 GtkDropTarget *dl_window_get_drop_target (DlWindow *self);

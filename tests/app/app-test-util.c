@@ -138,6 +138,32 @@ app_test_write_jpeg (const char *path, int width, int height, guint seed, int ex
   g_byte_array_unref (out);
 }
 
+gboolean
+app_test_write_webp (const char *path, int width, int height, guint seed)
+{
+  gboolean writable = FALSE;
+  GSList *formats = gdk_pixbuf_get_formats ();
+  for (GSList *l = formats; l; l = l->next)
+    {
+      g_autofree char *name = gdk_pixbuf_format_get_name (l->data);
+      writable |= g_strcmp0 (name, "webp") == 0 && gdk_pixbuf_format_is_writable (l->data);
+    }
+  g_slist_free (formats);
+  if (!writable)
+    return FALSE;
+  g_autoptr (GdkPixbuf) opaque = make_pixbuf (width, height, seed);
+  g_autoptr (GdkPixbuf) pixbuf = gdk_pixbuf_add_alpha (opaque, FALSE, 0, 0, 0);
+  guchar *pixels = gdk_pixbuf_get_pixels (pixbuf);
+  int stride = gdk_pixbuf_get_rowstride (pixbuf);
+  for (int y = 0; y < height; y++)
+    for (int x = width / 2; x < width; x++)
+      pixels[y * stride + x * 4 + 3] = 64;
+  g_autoptr (GError) error = NULL;
+  if (!gdk_pixbuf_save (pixbuf, path, "webp", &error, "quality", "95", NULL))
+    g_error ("cannot write %s: %s", path, error->message);
+  return TRUE;
+}
+
 void
 app_test_write_file (const char *path, const char *contents)
 {

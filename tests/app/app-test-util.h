@@ -37,6 +37,10 @@ void app_test_write_png (const char *path, int width, int height, guint seed);
 /* A JPEG whose EXIF says how the camera was held (1..8; 0: no EXIF at all). */
 void app_test_write_jpeg (const char *path, int width, int height, guint seed, int exif_orientation);
 void app_test_write_file (const char *path, const char *contents);
+/* A WebP with alpha: opaque on the left half, alpha 64 on the right.  FALSE (and
+ * nothing written) when gdk-pixbuf has no WebP saver (the webp-pixbuf-loader package
+ * is not installed). */
+gboolean app_test_write_webp (const char *path, int width, int height, guint seed);
 
 /* Drop these paths (NULL-terminated) on `target`: a GdkFileList handed to its
  * "drop" handler exactly as GTK does at the end of a drag.  The handler's answer. */

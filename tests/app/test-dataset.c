@@ -275,6 +275,58 @@ test_drop (Fixture *f, gconstpointer data)
   f->project = dl_window_get_project (f->win);
 }
 
+/* ---- WebP ---- */
+
+static void
+test_webp (Fixture *f, gconstpointer data)
+{
+  g_autofree char *w = path_in (f, "w.webp");
+  if (!app_test_write_webp (w, 768, 576, 5))
+    {
+      /* without the loader WebP cannot work at all: say so, never pass */
+      g_test_skip ("gdk-pixbuf has no WebP loader here (Debian: webp-pixbuf-loader)");
+      return;
+    }
+  /* the same picture cut short, as an interrupted download leaves it */
+  g_autofree char *w_bytes = NULL;
+  gsize w_len = 0;
+  g_assert_true (g_file_get_contents (w, &w_bytes, &w_len, NULL));
+  g_assert_true (w_len > 64 && memcmp (w_bytes, "RIFF", 4) == 0 && memcmp (w_bytes + 8, "WEBP", 4) == 0);
+  g_autofree char *cut = path_in (f, "cut.webp");
+  g_assert_true (g_file_set_contents (cut, w_bytes, (gssize) (w_len / 2), NULL));
+
+  g_assert_true (app_test_drop_files (dl_window_get_drop_target (f->win), w, cut, NULL));
+  wait_import (f);
+  g_assert_cmpuint (g_list_model_get_n_items (dl_project_get_images (f->project)), ==, 2);
+
+  DlDatasetImage *iw = image_named (f, "w.webp");
+  g_assert_cmpint (dl_dataset_image_get_state (iw), ==, DL_IMAGE_STATE_READY);
+  g_assert_cmpint (dl_dataset_image_get_width (iw), ==, 768);
+  g_assert_cmpint (dl_dataset_image_get_height (iw), ==, 576);
+  g_assert_null (dl_dataset_image_get_warning (iw));
+  GdkTexture *thumb = dl_dataset_image_get_thumbnail (iw);
+  g_assert_nonnull (thumb);
+  g_assert_cmpint (gdk_texture_get_width (thumb), ==, 320);
+  g_assert_cmpint (gdk_texture_get_height (thumb), ==, 240);
+  g_assert_true (app_test_texture_has_content (thumb));
+  /* its alpha kept: opaque on the left, mostly see-through on the right */
+  g_autofree guchar *rgba = app_test_texture_rgba (thumb);
+  for (int y = 10; y < 240; y += 50)
+    {
+      g_assert_cmpint (rgba[(y * 320 + 40) * 4 + 3], ==, 255);
+      g_assert_cmpint (ABS ((int) rgba[(y * 320 + 280) * 4 + 3] - 64), <=, 4);
+    }
+  DlImageTile *tile = tile_for (f, iw);
+  g_assert_cmpstr (dl_image_tile_get_meta_text (tile), ==, "768 × 576 · WebP");
+
+  /* the cut one is listed with its reason, nothing more */
+  DlDatasetImage *icut = image_named (f, "cut.webp");
+  g_assert_cmpint (dl_dataset_image_get_state (icut), ==, DL_IMAGE_STATE_UNREADABLE);
+  g_test_message ("cut.webp: %s", dl_dataset_image_get_error (icut));
+  g_assert_true (g_str_has_prefix (dl_dataset_image_get_error (icut), "The image is damaged"));
+  g_assert_cmpuint (dl_project_get_n_unreadable (f->project), ==, 1);
+}
+
 static void
 test_drop_without_project (Fixture *f, gconstpointer data)
 {
@@ -686,6 +738,7 @@ main (int argc, char **argv)
   g_application_register (G_APPLICATION (app), NULL, NULL);
 
   g_test_add ("/app/dataset/drop", Fixture, NULL, setup, test_drop, teardown);
+  g_test_add ("/app/dataset/webp", Fixture, NULL, setup, test_webp, teardown);
   g_test_add ("/app/dataset/drop-without-project", Fixture, NULL, setup, test_drop_without_project, teardown);
   g_test_add ("/app/dataset/paste", Fixture, NULL, setup, test_paste, teardown);
   g_test_add ("/app/dataset/caption-sidecar", Fixture, NULL, setup, test_caption_sidecar, teardown);

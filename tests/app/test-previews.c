@@ -5,6 +5,7 @@
  * enlarging a result and saving it as a PNG with AUTOMATIC1111's parameters. */
 #include "dl-config.h"
 
+#include <glib/gstdio.h>
 #include <string.h>
 
 #include "app-test-util.h"
@@ -393,6 +394,179 @@ test_failure (Fixture *f, gconstpointer data)
   g_assert_null (find_viewer ());
 }
 
+/* ---- the LoRA columns' files ---- */
+
+static gboolean
+lora_checks_done (gpointer data)
+{
+  Fixture *f = data;
+  for (guint i = 0; dl_preview_page_get_lora_check (f->page, i); i++)
+    if (g_str_equal (dl_preview_page_get_lora_check (f->page, i), "checking"))
+      return FALSE;
+  return TRUE;
+}
+
+static void
+test_lora_check (Fixture *f, gconstpointer data)
+{
+  g_autofree char *gone = g_build_filename (f->dir, "gone.safetensors", NULL);
+  g_autofree char *folder = g_build_filename (f->dir, "a-folder.safetensors", NULL);
+  g_assert_cmpint (g_mkdir (folder, 0755), ==, 0);
+  g_autoptr (GPtrArray) loras = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_project_lora_free);
+  g_ptr_array_add (loras, dl_project_lora_new (f->lora_a, 0.5));
+  g_ptr_array_add (loras, dl_project_lora_new (gone, 1.0));
+  g_ptr_array_add (loras, dl_project_lora_new (folder, 1.0));
+  dl_project_set_loras (f->project, loras);
+  /* the files are looked at off the main thread: no answer yet when the rows appear */
+  for (guint i = 0; i < 3; i++)
+    g_assert_cmpstr (dl_preview_page_get_lora_check (f->page, i), ==, "checking");
+  g_assert_null (dl_preview_page_get_lora_check (f->page, 3));
+  g_assert_true (app_test_wait (lora_checks_done, f, 10));
+  g_assert_cmpstr (dl_preview_page_get_lora_check (f->page, 0), ==, "found");
+  g_assert_cmpstr (dl_preview_page_get_lora_check (f->page, 1), ==, "missing");
+  g_assert_cmpstr (dl_preview_page_get_lora_check (f->page, 2), ==, "missing");
+
+  /* the rows are made again on every change, and looked at again: the file that
+   * appeared meanwhile is found; checks of rows that went are dropped unanswered */
+  app_test_write_file (gone, "");
+  const char *prompts[] = { "a watercolor of sks", NULL };
+  dl_project_set_preview_prompts (f->project, prompts);
+  const char *more[] = { "a watercolor of sks", "an oil painting of sks", NULL };
+  dl_project_set_preview_prompts (f->project, more);
+  g_assert_cmpstr (dl_preview_page_get_lora_check (f->page, 1), ==, "checking");
+  g_assert_true (app_test_wait (lora_checks_done, f, 10));
+  g_assert_cmpstr (dl_preview_page_get_lora_check (f->page, 0), ==, "found");
+  g_assert_cmpstr (dl_preview_page_get_lora_check (f->page, 1), ==, "found");
+  g_assert_cmpstr (dl_preview_page_get_lora_check (f->page, 2), ==, "missing");
+
+  /* a page that goes while it asks: nothing answers into it */
+  g_unlink (gone);
+  dl_project_set_preview_prompts (f->project, prompts);
+  g_assert_cmpstr (dl_preview_page_get_lora_check (f->page, 1), ==, "checking");
+  g_rmdir (folder);
+}
+
+/* ---- the training images beside the previews ---- */
+
+static void
+collect_pictures (GtkWidget *widget, GPtrArray *found)
+{
+  if (GTK_IS_PICTURE (widget) && gtk_picture_get_paintable (GTK_PICTURE (widget)) && gtk_widget_get_mapped (widget))
+    g_ptr_array_add (found, widget);
+  for (GtkWidget *c = gtk_widget_get_first_child (widget); c; c = gtk_widget_get_next_sibling (c))
+    collect_pictures (c, found);
+}
+
+typedef struct {
+  GtkWidget *strip;
+  guint n;
+} PictureCount;
+
+static gboolean
+strip_shows (gpointer data)
+{
+  PictureCount *c = data;
+  g_autoptr (GPtrArray) pictures = g_ptr_array_new ();
+  collect_pictures (c->strip, pictures);
+  return pictures->len == c->n;
+}
+
+static GtkWidget *
+find_tooltip (GtkWidget *widget, const char *text)
+{
+  const char *tip = gtk_widget_get_tooltip_text (widget);
+  if (tip && strstr (tip, text))
+    return widget;
+  for (GtkWidget *c = gtk_widget_get_first_child (widget); c; c = gtk_widget_get_next_sibling (c))
+    {
+      GtkWidget *w = find_tooltip (c, text);
+      if (w)
+        return w;
+    }
+  return NULL;
+}
+
+static GtkWidget *
+find_button (GtkWidget *widget)
+{
+  if (GTK_IS_BUTTON (widget))
+    return widget;
+  for (GtkWidget *c = gtk_widget_get_first_child (widget); c; c = gtk_widget_get_next_sibling (c))
+    {
+      GtkWidget *w = find_button (c);
+      if (w)
+        return w;
+    }
+  return NULL;
+}
+
+static void
+test_dataset_strip (Fixture *f, gconstpointer data)
+{
+  GtkWidget *strip = GTK_WIDGET (dl_preview_page_get_dataset_strip (f->page));
+  /* no images: nothing to show */
+  g_assert_false (gtk_widget_get_visible (strip));
+
+  g_autoptr (GPtrArray) files = g_ptr_array_new_with_free_func (g_object_unref);
+  for (guint i = 0; i < 3; i++)
+    {
+      g_autofree char *name = g_strdup_printf ("dog-%u.png", i);
+      g_autofree char *path = g_build_filename (f->dir, name, NULL);
+      app_test_write_png (path, 96 + 32 * i, 128, i + 1);
+      g_ptr_array_add (files, g_file_new_for_path (path));
+    }
+  g_autofree char *gone = g_build_filename (f->dir, "gone.png", NULL);
+  g_ptr_array_add (files, g_file_new_for_path (gone));
+  g_assert_cmpuint (dl_project_add_files (f->project, files, NULL), ==, 4);
+  APP_TEST_WAIT_UNTIL (dl_project_get_n_loading (f->project) == 0, 30);
+  g_assert_true (gtk_widget_get_visible (strip));
+  g_assert_true (gtk_widget_get_mapped (strip));
+  g_assert_cmpstr (dl_dataset_strip_get_count_text (DL_DATASET_STRIP (strip)), ==, "4 images");
+
+  /* each decoded picture as its thumbnail; the missing one as an icon */
+  PictureCount count = { strip, 3 };
+  g_assert_true (app_test_wait (strip_shows, &count, 10));
+  g_autoptr (GPtrArray) pictures = g_ptr_array_new ();
+  collect_pictures (strip, pictures);
+  GListModel *images = dl_project_get_images (f->project);
+  for (guint i = 0; i < 3; i++)
+    {
+      g_autoptr (DlDatasetImage) image = g_list_model_get_item (images, i);
+      gboolean shown = FALSE;
+      for (guint j = 0; j < pictures->len; j++)
+        shown |= gtk_picture_get_paintable (pictures->pdata[j]) ==
+                 GDK_PAINTABLE (dl_dataset_image_get_thumbnail (image));
+      g_assert_true (shown);
+    }
+  g_assert_nonnull (find_tooltip (strip, "gone.png"));
+  /* what is wrong with one is in its tooltip (all three are under 512 px) */
+  GtkWidget *small = find_tooltip (strip, "dog-1.png");
+  g_assert_nonnull (small);
+  g_assert_nonnull (strstr (gtk_widget_get_tooltip_text (small), "Too small for 512 px training"));
+
+  /* captions follow as they are edited; removals too */
+  g_autoptr (DlDatasetImage) first = g_list_model_get_item (images, 0);
+  dl_dataset_image_set_caption (first, "a photo of sks dog on a sofa");
+  GtkWidget *item = find_tooltip (strip, "a photo of sks dog on a sofa");
+  g_assert_nonnull (item);
+  g_assert_nonnull (strstr (gtk_widget_get_tooltip_text (item), "dog-0.png"));
+  const guint last[] = { 3 };
+  dl_project_remove (f->project, last, 1);
+  g_assert_cmpstr (dl_dataset_strip_get_count_text (DL_DATASET_STRIP (strip)), ==, "3 images");
+
+  /* its button leads to the Dataset page */
+  GtkWidget *edit = find_button (strip);
+  g_assert_nonnull (edit);
+  g_assert_cmpstr (gtk_button_get_label (GTK_BUTTON (edit)), ==, "_Edit Dataset");
+  g_signal_emit_by_name (edit, "clicked");
+  GtkWidget *stack = gtk_widget_get_ancestor (GTK_WIDGET (f->page), ADW_TYPE_VIEW_STACK);
+  g_assert_cmpstr (adw_view_stack_get_visible_child_name (ADW_VIEW_STACK (stack)), ==, "dataset");
+
+  /* another project, without images: hidden again */
+  dl_window_set_project (f->win, NULL);
+  g_assert_false (gtk_widget_get_visible (strip));
+}
+
 /* ---- the job on its own ---- */
 
 typedef struct {
@@ -479,6 +653,8 @@ main (int argc, char **argv)
   g_test_add ("/app/previews/cancel", Fixture, NULL, setup, test_cancel, teardown);
   g_test_add ("/app/previews/failure", Fixture, NULL, setup, test_failure, teardown);
   g_test_add ("/app/previews/job", Fixture, NULL, setup, test_job, teardown);
+  g_test_add ("/app/previews/lora-check", Fixture, NULL, setup, test_lora_check, teardown);
+  g_test_add ("/app/previews/dataset-strip", Fixture, NULL, setup, test_dataset_strip, teardown);
   int ret = g_test_run ();
   g_object_unref (app);
   return ret;

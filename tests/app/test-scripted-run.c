@@ -4,7 +4,8 @@
  * the model through the model-files code, generates a two-column preview (base,
  * and base + the golden kohya LoRA), checks that the pictures are not blank and
  * that the LoRA column differs, enlarges one and saves it with its parameters, and
- * saves screenshots of the window as test artifacts.
+ * saves screenshots of the window as test artifacts: the last of them, the
+ * previews with the training images above them, is also data/screenshots/main.png.
  *
  * The generator comes from scripted_run_backend() (scripted-run-backend.h): today
  * the TEST DOUBLE, later the engine's sampler, without changing this file. */
@@ -73,6 +74,31 @@ screenshot (DlWindow *win, const char *name)
   g_assert_cmpint (gdk_texture_get_width (shot), ==, gtk_widget_get_width (GTK_WIDGET (win)));
   g_assert_true (app_test_texture_has_content (shot));
   g_test_message ("screenshot: %s", path);
+}
+
+/* Pictures on screen under `widget`. */
+static guint
+n_pictures (GtkWidget *widget)
+{
+  guint n = GTK_IS_PICTURE (widget) && gtk_picture_get_paintable (GTK_PICTURE (widget)) && gtk_widget_get_mapped (widget);
+  for (GtkWidget *c = gtk_widget_get_first_child (widget); c; c = gtk_widget_get_next_sibling (c))
+    n += n_pictures (c);
+  return n;
+}
+
+/* `widget` lies wholly inside the window: a screenshot shows all of it. */
+static void
+assert_in_sight (GtkWidget *widget, DlWindow *win)
+{
+  graphene_rect_t r;
+  g_assert_true (gtk_widget_compute_bounds (widget, GTK_WIDGET (win), &r));
+  g_test_message ("%s at %.0f,%.0f %.0f×%.0f", G_OBJECT_TYPE_NAME (widget), r.origin.x, r.origin.y, r.size.width,
+                  r.size.height);
+  g_assert_cmpfloat (r.size.height, >, 0);
+  g_assert_cmpfloat (r.origin.x, >=, 0);
+  g_assert_cmpfloat (r.origin.y, >=, 0);
+  g_assert_cmpfloat (r.origin.x + r.size.width, <=, gtk_widget_get_width (GTK_WIDGET (win)));
+  g_assert_cmpfloat (r.origin.y + r.size.height, <=, gtk_widget_get_height (GTK_WIDGET (win)));
 }
 
 static void
@@ -173,6 +199,14 @@ test_scripted_run (void)
       g_test_message ("row %u: base vs LoRA differ by %.2f / 255 on average", r, diff);
       g_assert_cmpfloat (diff, >, 0.5);
     }
+  /* the training images above the previews, all of it in sight: the picture the
+   * metainfo and the README show */
+  DlDatasetStrip *strip = dl_preview_page_get_dataset_strip (page);
+  g_assert_true (gtk_widget_get_mapped (GTK_WIDGET (strip)));
+  g_assert_cmpstr (dl_dataset_strip_get_count_text (strip), ==, "4 images");
+  APP_TEST_WAIT_UNTIL (n_pictures (GTK_WIDGET (strip)) == 4, 10);
+  assert_in_sight (GTK_WIDGET (strip), win);
+  assert_in_sight (GTK_WIDGET (dl_preview_page_get_cell (page, 1, 1)), win);
   screenshot (win, "scripted-run-previews.png");
   if (scripted_run_backend_is_engine ())
     {

@@ -278,6 +278,220 @@ test_preferences (void)
   APP_TEST_WAIT_UNTIL (weak_prefs == NULL, 10);
 }
 
+/* ---- a project that cannot be saved on closing ---- */
+
+/* Saving in `dir` fails from now on.  The folder is made read-only; where that does
+ * not bind (root ignores permissions), it goes away and a file takes its name, as
+ * when a removable disk is pulled out. */
+static void
+break_folder (const char *dir)
+{
+  g_assert_cmpint (g_chmod (dir, 0555), ==, 0);
+  g_autofree char *probe = g_build_filename (dir, "probe", NULL);
+  if (!g_file_set_contents (probe, "", 0, NULL))
+    return;
+  g_unlink (probe);
+  g_test_message ("%s stays writable for this user: it is replaced by a file instead", dir);
+  g_assert_cmpint (g_chmod (dir, 0755), ==, 0);
+  g_autofree char *away = g_strconcat (dir, ".away", NULL);
+  g_assert_cmpint (g_rename (dir, away), ==, 0);
+  app_test_write_file (dir, "not a folder");
+}
+
+static void
+mend_folder (const char *dir)
+{
+  g_autofree char *away = g_strconcat (dir, ".away", NULL);
+  if (g_file_test (away, G_FILE_TEST_IS_DIR))
+    {
+      g_assert_cmpint (g_unlink (dir), ==, 0);
+      g_assert_cmpint (g_rename (away, dir), ==, 0);
+    }
+  g_assert_cmpint (g_chmod (dir, 0755), ==, 0);
+}
+
+typedef struct {
+  char *dir, *folder, *path;
+  DlWindow *win;
+  DlProject *project;
+  gpointer weak_win;
+} Unsaved;
+
+/* A project saved in its own folder, then changed, then the folder breaks. */
+static void
+unsaved_setup (Unsaved *u, const char *name)
+{
+  u->dir = app_test_make_dir (name);
+  u->folder = g_build_filename (u->dir, "projects", NULL);
+  g_assert_cmpint (g_mkdir (u->folder, 0755), ==, 0);
+  u->path = g_build_filename (u->folder, "Work.dreamloom", NULL);
+  u->win = dl_window_new (app);
+  u->weak_win = u->win;
+  g_object_add_weak_pointer (G_OBJECT (u->win), &u->weak_win);
+  gtk_window_present (GTK_WINDOW (u->win));
+  g_autoptr (GFile) file = g_file_new_for_path (u->path);
+  g_assert_true (dl_window_create_project (u->win, file, "sks", "dog"));
+  u->project = dl_window_get_project (u->win);
+  g_assert_false (dl_project_get_dirty (u->project));
+  /* no main loop runs from here to the closing, so the autosave does not come first */
+  break_folder (u->folder);
+  dl_project_set_token (u->project, "ohwx");
+  g_assert_true (dl_project_get_dirty (u->project));
+}
+
+static void
+unsaved_teardown (Unsaved *u)
+{
+  if (u->weak_win)
+    {
+      gtk_window_destroy (GTK_WINDOW (u->win));
+      APP_TEST_WAIT_UNTIL (u->weak_win == NULL, 30);
+    }
+  dl_file_writer_wait ();
+  app_test_run_for (20);
+  app_test_rmtree (u->dir);
+  g_free (u->dir);
+  g_free (u->folder);
+  g_free (u->path);
+}
+
+/* The dialog that asks, checked for what it offers. */
+static AdwMessageDialog *
+asking (DlWindow *win)
+{
+  AdwMessageDialog *dialog = dl_window_get_unsaved_dialog (win);
+  g_assert_nonnull (dialog);
+  g_assert_true (gtk_widget_get_visible (GTK_WIDGET (dialog)));
+  g_assert_true (gtk_window_get_transient_for (GTK_WINDOW (dialog)) == GTK_WINDOW (win));
+  g_assert_cmpstr (adw_message_dialog_get_heading (dialog), ==, "Project Not Saved");
+  g_assert_true (g_str_has_prefix (adw_message_dialog_get_body (dialog), "“Work” could not be saved: "));
+  g_assert_cmpstr (adw_message_dialog_get_response_label (dialog, "cancel"), ==, "_Cancel");
+  g_assert_cmpstr (adw_message_dialog_get_response_label (dialog, "discard"), ==, "_Discard");
+  g_assert_cmpstr (adw_message_dialog_get_response_label (dialog, "save-as"), ==, "_Save As…");
+  g_assert_cmpint (adw_message_dialog_get_response_appearance (dialog, "discard"), ==, ADW_RESPONSE_DESTRUCTIVE);
+  g_assert_cmpstr (adw_message_dialog_get_default_response (dialog), ==, "save-as");
+  g_assert_cmpstr (adw_message_dialog_get_close_response (dialog), ==, "cancel");
+  g_test_message ("the dialog says: %s", adw_message_dialog_get_body (dialog));
+  return dialog;
+}
+
+static GtkWidget *
+find_labelled_button (GtkWidget *widget, const char *label)
+{
+  if (GTK_IS_BUTTON (widget) && g_strcmp0 (gtk_button_get_label (GTK_BUTTON (widget)), label) == 0)
+    return widget;
+  for (GtkWidget *c = gtk_widget_get_first_child (widget); c; c = gtk_widget_get_next_sibling (c))
+    {
+      GtkWidget *b = find_labelled_button (c, label);
+      if (b)
+        return b;
+    }
+  return NULL;
+}
+
+/* A click on the dialog's button for `response`, as a person answers. */
+static void
+answer (DlWindow *win, const char *response)
+{
+  AdwMessageDialog *dialog = asking (win);
+  GtkWidget *button = find_labelled_button (GTK_WIDGET (dialog), adw_message_dialog_get_response_label (dialog, response));
+  g_assert_nonnull (button);
+  g_signal_emit_by_name (button, "clicked");
+  APP_TEST_WAIT_UNTIL (dl_window_get_unsaved_dialog (win) == NULL, 10);
+}
+
+static gboolean
+file_says (const char *path, const char *text)
+{
+  g_autofree char *contents = NULL;
+  return g_file_get_contents (path, &contents, NULL, NULL) && strstr (contents, text);
+}
+
+static void
+test_unsaved_cancel_then_save_as (void)
+{
+  Unsaved u = { 0 };
+  unsaved_setup (&u, "unsaved-save-as");
+
+  /* the window stays and asks instead of losing the change */
+  gtk_window_close (GTK_WINDOW (u.win));
+  app_test_run_for (50);
+  g_assert_nonnull (u.weak_win);
+  g_assert_true (gtk_widget_get_visible (GTK_WIDGET (u.win)));
+  g_assert_true (dl_window_get_project (u.win) == u.project);
+  g_assert_true (dl_project_get_dirty (u.project));
+
+  /* Cancel: nothing happens; closing again asks again */
+  answer (u.win, "cancel");
+  g_assert_nonnull (u.weak_win);
+  g_assert_true (dl_project_get_dirty (u.project));
+  gtk_window_close (GTK_WINDOW (u.win));
+  asking (u.win);
+
+  /* Save As… somewhere that fails too: asked again, the project stays where it was.
+   * (The file chooser cannot be driven here: the file it gives is handed over
+   * directly, as its callback does.) */
+  answer (u.win, "cancel");
+  g_autofree char *also_broken = g_build_filename (u.folder, "Elsewhere.dreamloom", NULL);
+  g_autoptr (GFile) bad = g_file_new_for_path (also_broken);
+  dl_window_save_unsaved_as (u.win, bad);
+  asking (u.win);
+  g_assert_nonnull (u.weak_win);
+  g_autofree char *still = g_file_get_path (dl_project_get_file (u.project));
+  g_assert_cmpstr (still, ==, u.path);
+  answer (u.win, "cancel");
+
+  /* Save As… a folder that works: saved there (".dreamloom" added), then closed */
+  g_autofree char *rescued = g_build_filename (u.dir, "Rescued", NULL);
+  g_autofree char *rescued_file = g_build_filename (u.dir, "Rescued.dreamloom", NULL);
+  g_autoptr (GFile) good = g_file_new_for_path (rescued);
+  dl_window_save_unsaved_as (u.win, good);
+  APP_TEST_WAIT_UNTIL (u.weak_win == NULL, 30);
+  g_assert_true (file_says (rescued_file, "\"ohwx\""));
+  mend_folder (u.folder);
+  g_assert_true (file_says (u.path, "\"sks\"")); /* the old file as it was */
+  unsaved_teardown (&u);
+}
+
+static void
+test_unsaved_discard (void)
+{
+  Unsaved u = { 0 };
+  unsaved_setup (&u, "unsaved-discard");
+
+  /* Close Project (Ctrl+W) asks the same way, and Cancel keeps it open */
+  g_action_group_activate_action (G_ACTION_GROUP (u.win), "close-project", NULL);
+  g_assert_true (dl_window_get_project (u.win) == u.project);
+  answer (u.win, "cancel");
+  g_assert_cmpstr (dl_window_get_view (u.win), ==, "project");
+
+  /* Quit too: the window stays and asks */
+  g_action_group_activate_action (G_ACTION_GROUP (app), "quit", NULL);
+  app_test_run_for (50);
+  g_assert_nonnull (u.weak_win);
+  g_assert_true (dl_window_get_project (u.win) == u.project);
+
+  /* Discard: the window goes, the project file keeps what was saved */
+  answer (u.win, "discard");
+  APP_TEST_WAIT_UNTIL (u.weak_win == NULL, 30);
+  mend_folder (u.folder);
+  g_assert_true (file_says (u.path, "\"sks\""));
+  g_assert_false (file_says (u.path, "ohwx"));
+  unsaved_teardown (&u);
+
+  /* Quit ends the application when no window is left; a window that closes
+   * leaves the application's list at once */
+  DlWindow *plain = dl_window_new (app);
+  gpointer weak = plain;
+  g_object_add_weak_pointer (G_OBJECT (plain), &weak);
+  gtk_window_present (GTK_WINDOW (plain));
+  gtk_window_close (GTK_WINDOW (plain));
+  for (GList *l = gtk_application_get_windows (GTK_APPLICATION (app)); l; l = l->next)
+    g_assert_false (DL_IS_WINDOW (l->data));
+  /* the GPU probe holds the window until it reports */
+  APP_TEST_WAIT_UNTIL (weak == NULL, 30);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -288,6 +502,8 @@ main (int argc, char **argv)
   g_test_add_func ("/app/window/recent-projects", test_recent_projects);
   g_test_add_func ("/app/window/shortcuts", test_shortcuts);
   g_test_add_func ("/app/window/preferences", test_preferences);
+  g_test_add_func ("/app/window/unsaved-cancel-then-save-as", test_unsaved_cancel_then_save_as);
+  g_test_add_func ("/app/window/unsaved-discard", test_unsaved_discard);
   int ret = g_test_run ();
   g_object_unref (app);
   return ret;
