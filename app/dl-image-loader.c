@@ -73,6 +73,49 @@ webp_is_whole (const char *contents, gsize len, GError **error)
   return FALSE;
 }
 
+/* libjpeg also decodes a cut-short JPEG without an error, greying out what is
+ * missing.  A whole file reaches its end-of-image marker: walk the segments
+ * (skipping each by its length, so an EXIF thumbnail's own marker does not
+ * count) and the entropy-coded scans, where a 0xFF byte is always followed by
+ * a stuffed zero or a restart marker.  Bytes after the end marker are allowed,
+ * as some cameras append data there. */
+static gboolean
+jpeg_is_whole (const char *contents, gsize len, GError **error)
+{
+  const guchar *u = (const guchar *) contents;
+  gsize i = 2; /* after SOI: the decoder has checked it */
+  while (i + 1 < len)
+    {
+      if (u[i] != 0xFF)
+        return TRUE; /* not a layout this walk knows: leave it to the decoder */
+      guchar marker = u[i + 1];
+      if (marker == 0xFF)
+        {
+          i++; /* fill byte */
+          continue;
+        }
+      if (marker == 0xD9)
+        return TRUE;
+      i += 2;
+      if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7))
+        continue; /* markers without a length */
+      if (i + 1 >= len)
+        break;
+      gsize seg = (gsize) u[i] << 8 | u[i + 1];
+      if (seg < 2)
+        return TRUE;
+      i += seg;
+      if (marker != 0xDA)
+        continue;
+      /* the scan's data runs to the next marker that is neither stuffing nor a restart */
+      while (i + 1 < len && !(u[i] == 0xFF && u[i + 1] != 0x00 && !(u[i + 1] >= 0xD0 && u[i + 1] <= 0xD7)))
+        i++;
+    }
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+               "The image is damaged: the file ends before the picture does (%" G_GSIZE_FORMAT " bytes)", len);
+  return FALSE;
+}
+
 DlImageInfo *
 dl_image_decode (const char *path, gboolean read_sidecar, GCancellable *cancellable, GError **error)
 {
@@ -143,7 +186,8 @@ dl_image_decode (const char *path, gboolean read_sidecar, GCancellable *cancella
                    upper);
       return NULL;
     }
-  if (g_str_equal (format_name, "webp") && !webp_is_whole (contents, len, &local))
+  if ((g_str_equal (format_name, "webp") && !webp_is_whole (contents, len, &local)) ||
+      (g_str_equal (format_name, "jpeg") && !jpeg_is_whole (contents, len, &local)))
     {
       g_propagate_error (error, g_steal_pointer (&local));
       return NULL;

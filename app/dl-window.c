@@ -18,6 +18,7 @@
 typedef enum {
   THEN_CLOSE_WINDOW,
   THEN_CLOSE_PROJECT,
+  THEN_SWITCH_PROJECT,
 } UnsavedThen;
 
 struct _DlWindow {
@@ -38,6 +39,7 @@ struct _DlWindow {
   gint64 last_sidecar_toast;
   AdwMessageDialog *unsaved_dialog; /* weak: while it asks */
   UnsavedThen unsaved_then;         /* what the asking interrupted */
+  DlProject *next_project;          /* opened or created while the current one waits to be saved */
 };
 
 G_DEFINE_FINAL_TYPE (DlWindow, dl_window, ADW_TYPE_APPLICATION_WINDOW)
@@ -235,6 +237,20 @@ dl_window_get_project (DlWindow *self)
   return self->project;
 }
 
+static gboolean saved_or_ask (DlWindow *self, UnsavedThen then);
+
+/* Another project replaces the open one only once the open one is on disk, or
+ * its changes are given up: until then the window asks and `project` waits. */
+static void
+switch_project (DlWindow *self, DlProject *project)
+{
+  g_set_object (&self->next_project, project);
+  if (!saved_or_ask (self, THEN_SWITCH_PROJECT))
+    return;
+  g_autoptr (DlProject) next = g_steal_pointer (&self->next_project);
+  dl_window_set_project (self, next);
+}
+
 static void
 project_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -252,7 +268,7 @@ project_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
       g_signal_emit (self, signals[SIGNAL_PROJECT_LOADED], 0, NULL);
       return;
     }
-  dl_window_set_project (self, project);
+  switch_project (self, project);
   g_signal_emit (self, signals[SIGNAL_PROJECT_LOADED], 0, project);
 }
 
@@ -306,7 +322,7 @@ dl_window_create_project (DlWindow *self, GFile *file, const char *token, const 
       error_dialog (self, "Could Not Create the Project", error->message);
       return FALSE;
     }
-  dl_window_set_project (self, project);
+  switch_project (self, project);
   return TRUE;
 }
 
@@ -478,7 +494,6 @@ run_save_as_dialog (DlWindow *self, DlFileDialogDone done)
 
 /* ---- a project that cannot be saved on closing ---- */
 
-static gboolean saved_or_ask (DlWindow *self, UnsavedThen then);
 static void ask_unsaved (DlWindow *self, GError *error, UnsavedThen then);
 
 /* The project is on disk (or given up): do what was interrupted. */
@@ -487,6 +502,11 @@ go_on_closing (DlWindow *self)
 {
   if (self->unsaved_then == THEN_CLOSE_WINDOW)
     gtk_window_close (GTK_WINDOW (self));
+  else if (self->unsaved_then == THEN_SWITCH_PROJECT)
+    {
+      g_autoptr (DlProject) next = g_steal_pointer (&self->next_project);
+      switch_project (self, next);
+    }
   else if (saved_or_ask (self, THEN_CLOSE_PROJECT))
     dl_window_set_project (self, NULL);
 }
@@ -527,7 +547,9 @@ unsaved_response (AdwMessageDialog *dialog, const char *response, DlWindow *self
 {
   if (!self->project)
     return;
-  if (g_str_equal (response, "discard"))
+  if (g_str_equal (response, "cancel"))
+    g_clear_object (&self->next_project);
+  else if (g_str_equal (response, "discard"))
     {
       dl_project_discard_changes (self->project);
       /* once the dialog is done with its click: closing the window destroys it */
@@ -541,6 +563,8 @@ static void
 ask_unsaved (DlWindow *self, GError *error, UnsavedThen then)
 {
   self->unsaved_then = then;
+  if (then != THEN_SWITCH_PROJECT)
+    g_clear_object (&self->next_project);
   if (self->unsaved_dialog)
     gtk_window_destroy (GTK_WINDOW (self->unsaved_dialog));
   g_autofree char *title = dl_project_dup_title (self->project);
@@ -722,6 +746,7 @@ dl_window_dispose (GObject *object)
   DlWindow *self = DL_WINDOW (object);
   g_cancellable_cancel (self->cancellable);
   g_clear_weak_pointer (&self->unsaved_dialog);
+  g_clear_object (&self->next_project);
   dl_window_set_project (self, NULL);
   gtk_widget_dispose_template (GTK_WIDGET (self), DL_TYPE_WINDOW);
   G_OBJECT_CLASS (dl_window_parent_class)->dispose (object);

@@ -327,6 +327,62 @@ test_webp (Fixture *f, gconstpointer data)
   g_assert_cmpuint (dl_project_get_n_unreadable (f->project), ==, 1);
 }
 
+/* ---- JPEG cut short ---- */
+
+static void
+test_jpeg_cut (Fixture *f, gconstpointer data)
+{
+  g_autofree char *whole = path_in (f, "whole.jpg");
+  app_test_write_jpeg (whole, 640, 480, 3, 1);
+  g_autofree char *bytes = NULL;
+  gsize len = 0;
+  g_assert_true (g_file_get_contents (whole, &bytes, &len, NULL));
+  g_assert_true (len > 1000 && (guchar) bytes[len - 2] == 0xFF && (guchar) bytes[len - 1] == 0xD9);
+
+  /* cut at three quarters: libjpeg alone would show it with a grey bottom */
+  g_autofree char *cut = path_in (f, "cut.jpg");
+  g_assert_true (g_file_set_contents (cut, bytes, (gssize) (len * 3 / 4), NULL));
+  /* cut just before the end marker */
+  g_autofree char *no_eoi = path_in (f, "no-eoi.jpg");
+  g_assert_true (g_file_set_contents (no_eoi, bytes, (gssize) (len - 2), NULL));
+
+  /* whole, with a comment segment holding an end marker and bytes after the
+   * real end, as some cameras write: still whole */
+  GByteArray *odd = g_byte_array_new ();
+  g_byte_array_append (odd, (const guint8 *) bytes, 2);
+  const guint8 com[] = { 0xFF, 0xFE, 0x00, 0x06, 0xFF, 0xD9, 'h', 'i' };
+  g_byte_array_append (odd, com, sizeof com);
+  g_byte_array_append (odd, (const guint8 *) bytes + 2, (guint) (len - 2));
+  const guint8 trailer[] = { 'C', 'A', 'M', 0, 1, 2, 3 };
+  g_byte_array_append (odd, trailer, sizeof trailer);
+  g_autofree char *tail = path_in (f, "tail.jpg");
+  g_assert_true (g_file_set_contents (tail, (const char *) odd->data, odd->len, NULL));
+  /* and the same cut inside the scan, where the comment's end marker must not count */
+  g_autofree char *tail_cut = path_in (f, "tail-cut.jpg");
+  g_assert_true (g_file_set_contents (tail_cut, (const char *) odd->data, (gssize) (odd->len / 2), NULL));
+  g_byte_array_unref (odd);
+
+  g_assert_true (app_test_drop_files (dl_window_get_drop_target (f->win), whole, cut, no_eoi, tail, tail_cut, NULL));
+  wait_import (f);
+  g_assert_cmpuint (g_list_model_get_n_items (dl_project_get_images (f->project)), ==, 5);
+  const char *good[] = { "whole.jpg", "tail.jpg" };
+  for (guint i = 0; i < G_N_ELEMENTS (good); i++)
+    {
+      DlDatasetImage *img = image_named (f, good[i]);
+      g_assert_cmpint (dl_dataset_image_get_state (img), ==, DL_IMAGE_STATE_READY);
+      g_assert_cmpint (dl_dataset_image_get_width (img), ==, 640);
+    }
+  const char *bad[] = { "cut.jpg", "no-eoi.jpg", "tail-cut.jpg" };
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      DlDatasetImage *img = image_named (f, bad[i]);
+      g_assert_cmpint (dl_dataset_image_get_state (img), ==, DL_IMAGE_STATE_UNREADABLE);
+      g_test_message ("%s: %s", bad[i], dl_dataset_image_get_error (img));
+      g_assert_true (g_str_has_prefix (dl_dataset_image_get_error (img), "The image is damaged"));
+    }
+  g_assert_cmpuint (dl_project_get_n_unreadable (f->project), ==, 3);
+}
+
 static void
 test_drop_without_project (Fixture *f, gconstpointer data)
 {
@@ -739,6 +795,7 @@ main (int argc, char **argv)
 
   g_test_add ("/app/dataset/drop", Fixture, NULL, setup, test_drop, teardown);
   g_test_add ("/app/dataset/webp", Fixture, NULL, setup, test_webp, teardown);
+  g_test_add ("/app/dataset/jpeg-cut", Fixture, NULL, setup, test_jpeg_cut, teardown);
   g_test_add ("/app/dataset/drop-without-project", Fixture, NULL, setup, test_drop_without_project, teardown);
   g_test_add ("/app/dataset/paste", Fixture, NULL, setup, test_paste, teardown);
   g_test_add ("/app/dataset/caption-sidecar", Fixture, NULL, setup, test_caption_sidecar, teardown);

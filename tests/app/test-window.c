@@ -492,6 +492,39 @@ test_unsaved_discard (void)
   APP_TEST_WAIT_UNTIL (weak == NULL, 30);
 }
 
+static void
+test_unsaved_switch (void)
+{
+  Unsaved u = { 0 };
+  unsaved_setup (&u, "unsaved-switch");
+  g_autofree char *other_path = g_build_filename (u.dir, "Other.dreamloom", NULL);
+  g_autoptr (GFile) other = g_file_new_for_path (other_path);
+
+  /* New Project while this one cannot be saved: asked first, Cancel keeps it */
+  g_assert_true (dl_window_create_project (u.win, other, "zwx", "cat"));
+  g_assert_true (dl_window_get_project (u.win) == u.project);
+  answer (u.win, "cancel");
+  g_assert_true (dl_window_get_project (u.win) == u.project);
+  g_assert_true (dl_project_get_dirty (u.project));
+
+  /* Opening a project asks the same way; Save As… elsewhere, then it opens */
+  dl_window_open_file (u.win, other);
+  APP_TEST_WAIT_UNTIL (dl_window_get_unsaved_dialog (u.win) != NULL, 30);
+  asking (u.win);
+  g_assert_true (dl_window_get_project (u.win) == u.project);
+  g_autofree char *rescued = g_build_filename (u.dir, "Rescued.dreamloom", NULL);
+  g_autoptr (GFile) good = g_file_new_for_path (rescued);
+  dl_window_save_unsaved_as (u.win, good);
+  DlProject *now = dl_window_get_project (u.win);
+  g_assert_nonnull (now);
+  g_assert_true (now != u.project);
+  g_assert_cmpstr (dl_project_get_token (now), ==, "zwx");
+  g_assert_true (file_says (rescued, "\"ohwx\""));
+  mend_folder (u.folder);
+  g_assert_true (file_says (u.path, "\"sks\""));
+  unsaved_teardown (&u);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -504,6 +537,7 @@ main (int argc, char **argv)
   g_test_add_func ("/app/window/preferences", test_preferences);
   g_test_add_func ("/app/window/unsaved-cancel-then-save-as", test_unsaved_cancel_then_save_as);
   g_test_add_func ("/app/window/unsaved-discard", test_unsaved_discard);
+  g_test_add_func ("/app/window/unsaved-switch", test_unsaved_switch);
   int ret = g_test_run ();
   g_object_unref (app);
   return ret;
