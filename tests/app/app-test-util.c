@@ -262,3 +262,17 @@ app_test_save_screenshot (GtkWidget *widget, const char *path)
   if (!gdk_texture_save_to_png (texture, path))
     g_error ("cannot write the screenshot %s", path);
 }
+
+GtkWidget *
+app_test_find_widget (GtkWidget *root, GType type, AppTestMatch match, gconstpointer data)
+{
+  if (G_TYPE_CHECK_INSTANCE_TYPE (root, type) && (!match || match (root, data)))
+    return root;
+  for (GtkWidget *c = gtk_widget_get_first_child (root); c; c = gtk_widget_get_next_sibling (c))
+    {
+      GtkWidget *found = app_test_find_widget (c, type, match, data);
+      if (found)
+        return found;
+    }
+  return NULL;
+}

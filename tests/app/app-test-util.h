@@ -53,6 +53,11 @@ double app_test_texture_difference (GdkTexture *a, GdkTexture *b);
 /* 8-bit RGBA, straight alpha, width * 4 bytes a row. */
 guchar *app_test_texture_rgba (GdkTexture *texture);
 
+/* The first widget under `root` (itself included, depth first) of `type` for
+ * which `match` holds (NULL `match`: any of that type); NULL if none. */
+typedef gboolean (*AppTestMatch) (GtkWidget *widget, gconstpointer data);
+GtkWidget *app_test_find_widget (GtkWidget *root, GType type, AppTestMatch match, gconstpointer data);
+
 /* Render `widget` as it is on screen and write it as a PNG. */
 void app_test_save_screenshot (GtkWidget *widget, const char *path);
 

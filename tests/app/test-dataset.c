@@ -93,18 +93,16 @@ image_named (Fixture *f, const char *name)
   g_error ("no image named %s in the project", name);
 }
 
+static gboolean
+tile_shows (GtkWidget *tile, gconstpointer image)
+{
+  return dl_image_tile_get_image (DL_IMAGE_TILE (tile)) == image;
+}
+
 static DlImageTile *
 find_tile_in (GtkWidget *widget, DlDatasetImage *image)
 {
-  if (DL_IS_IMAGE_TILE (widget) && dl_image_tile_get_image (DL_IMAGE_TILE (widget)) == image)
-    return DL_IMAGE_TILE (widget);
-  for (GtkWidget *c = gtk_widget_get_first_child (widget); c; c = gtk_widget_get_next_sibling (c))
-    {
-      DlImageTile *tile = find_tile_in (c, image);
-      if (tile)
-        return tile;
-    }
-  return NULL;
+  return (DlImageTile *) app_test_find_widget (widget, DL_TYPE_IMAGE_TILE, tile_shows, image);
 }
 
 typedef struct {
@@ -639,20 +637,6 @@ test_bad_project_files_messages (Fixture *f, gconstpointer data)
 
 /* ---- missing images ---- */
 
-static GtkRevealer *
-find_revealer (GtkWidget *widget)
-{
-  if (GTK_IS_REVEALER (widget))
-    return GTK_REVEALER (widget);
-  for (GtkWidget *c = gtk_widget_get_first_child (widget); c; c = gtk_widget_get_next_sibling (c))
-    {
-      GtkRevealer *r = find_revealer (c);
-      if (r)
-        return r;
-    }
-  return NULL;
-}
-
 static void
 test_missing (Fixture *f, gconstpointer data)
 {
@@ -678,7 +662,7 @@ test_missing (Fixture *f, gconstpointer data)
   g_assert_cmpuint (missing->len, ==, 2);
   g_assert_cmpstr (dl_dataset_image_get_display_name (missing->pdata[0]), ==, "gone.png");
   g_assert_cmpint (dl_dataset_image_get_state (image_named (f, "here.png")), ==, DL_IMAGE_STATE_READY);
-  GtkRevealer *banner = find_revealer (GTK_WIDGET (f->page));
+  GtkRevealer *banner = GTK_REVEALER (app_test_find_widget (GTK_WIDGET (f->page), GTK_TYPE_REVEALER, NULL, NULL));
   g_assert_nonnull (banner);
   g_assert_true (gtk_revealer_get_reveal_child (banner));
   DlImageTile *tile = tile_for (f, image_named (f, "gone.png"));

@@ -471,33 +471,17 @@ strip_shows (gpointer data)
   return pictures->len == c->n;
 }
 
-static GtkWidget *
-find_tooltip (GtkWidget *widget, const char *text)
+static gboolean
+tooltip_says (GtkWidget *widget, gconstpointer text)
 {
   const char *tip = gtk_widget_get_tooltip_text (widget);
-  if (tip && strstr (tip, text))
-    return widget;
-  for (GtkWidget *c = gtk_widget_get_first_child (widget); c; c = gtk_widget_get_next_sibling (c))
-    {
-      GtkWidget *w = find_tooltip (c, text);
-      if (w)
-        return w;
-    }
-  return NULL;
+  return tip && strstr (tip, text);
 }
 
 static GtkWidget *
-find_button (GtkWidget *widget)
+find_tooltip (GtkWidget *widget, const char *text)
 {
-  if (GTK_IS_BUTTON (widget))
-    return widget;
-  for (GtkWidget *c = gtk_widget_get_first_child (widget); c; c = gtk_widget_get_next_sibling (c))
-    {
-      GtkWidget *w = find_button (c);
-      if (w)
-        return w;
-    }
-  return NULL;
+  return app_test_find_widget (widget, GTK_TYPE_WIDGET, tooltip_says, text);
 }
 
 static void
@@ -555,7 +539,7 @@ test_dataset_strip (Fixture *f, gconstpointer data)
   g_assert_cmpstr (dl_dataset_strip_get_count_text (DL_DATASET_STRIP (strip)), ==, "3 images");
 
   /* its button leads to the Dataset page */
-  GtkWidget *edit = find_button (strip);
+  GtkWidget *edit = app_test_find_widget (strip, GTK_TYPE_BUTTON, NULL, NULL);
   g_assert_nonnull (edit);
   g_assert_cmpstr (gtk_button_get_label (GTK_BUTTON (edit)), ==, "_Edit Dataset");
   g_signal_emit_by_name (edit, "clicked");

@@ -44,20 +44,6 @@ test_window_reports_device (void)
   destroy_and_wait (win);
 }
 
-static DlStartPage *
-find_start_page (GtkWidget *widget)
-{
-  if (DL_IS_START_PAGE (widget))
-    return DL_START_PAGE (widget);
-  for (GtkWidget *c = gtk_widget_get_first_child (widget); c; c = gtk_widget_get_next_sibling (c))
-    {
-      DlStartPage *p = find_start_page (c);
-      if (p)
-        return p;
-    }
-  return NULL;
-}
-
 static void
 note_loaded (DlWindow *win, DlProject *project, gpointer data)
 {
@@ -79,7 +65,7 @@ test_recent_projects (void)
 
   DlWindow *win = dl_window_new (app);
   gtk_window_present (GTK_WINDOW (win));
-  DlStartPage *start = find_start_page (GTK_WIDGET (win));
+  DlStartPage *start = DL_START_PAGE (app_test_find_widget (GTK_WIDGET (win), DL_TYPE_START_PAGE, NULL, NULL));
   g_assert_nonnull (start);
   g_assert_cmpuint (dl_start_page_get_n_recent (start), ==, 0);
 
@@ -218,18 +204,16 @@ note_devices (DlPreferencesWindow *prefs, gpointer data)
   *(gboolean *) data = TRUE;
 }
 
+static gboolean
+row_titled (GtkWidget *row, gconstpointer title)
+{
+  return g_str_equal (adw_preferences_row_get_title (ADW_PREFERENCES_ROW (row)), title);
+}
+
 static AdwComboRow *
 find_combo (GtkWidget *widget, const char *title)
 {
-  if (ADW_IS_COMBO_ROW (widget) && g_str_equal (adw_preferences_row_get_title (ADW_PREFERENCES_ROW (widget)), title))
-    return ADW_COMBO_ROW (widget);
-  for (GtkWidget *c = gtk_widget_get_first_child (widget); c; c = gtk_widget_get_next_sibling (c))
-    {
-      AdwComboRow *r = find_combo (c, title);
-      if (r)
-        return r;
-    }
-  return NULL;
+  return ADW_COMBO_ROW (app_test_find_widget (widget, ADW_TYPE_COMBO_ROW, row_titled, title));
 }
 
 static void
@@ -375,18 +359,16 @@ asking (DlWindow *win)
   return dialog;
 }
 
+static gboolean
+button_says (GtkWidget *button, gconstpointer label)
+{
+  return g_strcmp0 (gtk_button_get_label (GTK_BUTTON (button)), label) == 0;
+}
+
 static GtkWidget *
 find_labelled_button (GtkWidget *widget, const char *label)
 {
-  if (GTK_IS_BUTTON (widget) && g_strcmp0 (gtk_button_get_label (GTK_BUTTON (widget)), label) == 0)
-    return widget;
-  for (GtkWidget *c = gtk_widget_get_first_child (widget); c; c = gtk_widget_get_next_sibling (c))
-    {
-      GtkWidget *b = find_labelled_button (c, label);
-      if (b)
-        return b;
-    }
-  return NULL;
+  return app_test_find_widget (widget, GTK_TYPE_BUTTON, button_says, label);
 }
 
 /* A click on the dialog's button for `response`, as a person answers. */
