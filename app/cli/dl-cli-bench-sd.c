@@ -5,6 +5,7 @@
 #include "dl-config.h"
 
 #include "dl-cli.h"
+#include "dl-error.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -66,13 +67,6 @@ random_tensor_as (DlDevice *device, DlRecorder *rec, const char *name, DlDType d
   return g_steal_pointer (&t);
 }
 
-static DlTensor *
-random_tensor (DlDevice *device, DlRecorder *rec, const char *name, int ndim, const int64_t *shape, guint64 seed,
-               GError **error)
-{
-  return random_tensor_as (device, rec, name, DL_DTYPE_F32, ndim, shape, seed, error);
-}
-
 typedef struct {
   int resolution;
   int batch;
@@ -81,6 +75,7 @@ typedef struct {
   gboolean checkpoint;
   gboolean profile;
   gboolean half;
+  int lora_rank;
 } BenchOptions;
 
 static gboolean
@@ -92,6 +87,7 @@ parse_options (int argc, char **argv, const char *what, BenchOptions *o, DlDevic
   o->steps = 0;
   o->profile = TRUE;
   o->half = FALSE;
+  o->lora_rank = 0;
   gboolean no_profile = FALSE;
   GOptionEntry entries[] = {
     { "resolution", 'r', 0, G_OPTION_ARG_INT, &o->resolution, "Image size in pixels (512 on a GPU, 128 on a CPU)", "N" },
@@ -99,7 +95,10 @@ parse_options (int argc, char **argv, const char *what, BenchOptions *o, DlDevic
     { "iters", 'n', 0, G_OPTION_ARG_INT, &o->iters, "Timed iterations (3)", "N" },
     { "checkpointing", 0, 0, G_OPTION_ARG_NONE, &o->checkpoint, "Gradient checkpointing (train-step)", NULL },
     { "no-profile", 0, 0, G_OPTION_ARG_NONE, &no_profile, "Skip the per-op breakdown run", NULL },
-    { "fp16", 0, 0, G_OPTION_ARG_NONE, &o->half, "f16 weights and activations (sample)", NULL },
+    { "fp16", 0, 0, G_OPTION_ARG_NONE, &o->half, "f16 weights and activations (sample; train-step with --lora)",
+      NULL },
+    { "lora", 0, 0, G_OPTION_ARG_INT, &o->lora_rank,
+      "train-step: train rank-N LoRA adapters on every transformer module, the base frozen", "N" },
     { NULL },
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new (what);
@@ -116,6 +115,10 @@ parse_options (int argc, char **argv, const char *what, BenchOptions *o, DlDevic
   const DlDeviceInfo *info = dl_device_get_info (*device_out);
   if (o->resolution <= 0)
     o->resolution = info->type == VK_PHYSICAL_DEVICE_TYPE_CPU ? 128 : 512;
+  if (o->lora_rank < 0) {
+    fprintf (stderr, "dreamloom bench: --lora takes a rank of 1 or more\n");
+    return FALSE;
+  }
   if (o->resolution % 64) {
     fprintf (stderr, "dreamloom bench: --resolution must be a multiple of 64\n");
     return FALSE;
@@ -234,6 +237,8 @@ train_step (DlParams *p, const DlModelConfig *c, DlArena *arena, DlDevice *devic
             GError **error)
 {
   g_autoptr (DlTape) tape = dl_tape_new (rec, arena);
+  DlDType act = o->half ? DL_DTYPE_F16 : DL_DTYPE_F32;
+  dl_tape_set_activation_dtype (tape, act);
   for (guint i = 0; i < params_list->len; i++) {
     if (!dl_op_fill (rec, grads->pdata[i], 0.0, error))
       return FALSE;
@@ -243,9 +248,9 @@ train_step (DlParams *p, const DlModelConfig *c, DlArena *arena, DlDevice *devic
   int64_t xs[4] = { o->batch, 4, lat, lat };
   int64_t cs[3] = { o->batch, 77, c->unet.cross_attention_dim };
   int64_t tn = o->batch;
-  g_autoptr (DlTensor) x = random_tensor (device, rec, "noisy", 4, xs, 1, error);
-  g_autoptr (DlTensor) y = x ? random_tensor (device, rec, "target", 4, xs, 2, error) : NULL;
-  g_autoptr (DlTensor) ctx = y ? random_tensor (device, rec, "context", 3, cs, 3, error) : NULL;
+  g_autoptr (DlTensor) x = random_tensor_as (device, rec, "noisy", act, 4, xs, 1, error);
+  g_autoptr (DlTensor) y = x ? random_tensor_as (device, rec, "target", act, 4, xs, 2, error) : NULL;
+  g_autoptr (DlTensor) ctx = y ? random_tensor_as (device, rec, "context", act, 3, cs, 3, error) : NULL;
   g_autoptr (DlTensor) t = ctx ? dl_tensor_new (device, "t", DL_DTYPE_F32, 1, &tn, error) : NULL;
   if (!t || !dl_op_fill (rec, t, 500.0, error))
     return FALSE;
@@ -262,6 +267,43 @@ train_step (DlParams *p, const DlModelConfig *c, DlArena *arena, DlDevice *devic
   return dl_recorder_finish (rec, error);
 }
 
+/* Rank-`rank` adapters on every linear and 1x1 conv of the UNet's transformers
+ * (attention q/k/v/out, feed-forward, proj_in/out: what kohya's LoRA trains by
+ * default), added to `trainable`.  Returns the number of adapted modules. */
+static guint
+add_lora_adapters (DlParams *p, DlRecorder *rec, int rank, GPtrArray *trainable, GError **error)
+{
+  DlDevice *device = dl_params_get_device (p);
+  g_autoptr (GPtrArray) names = dl_params_names (p);
+  guint n = 0;
+  for (guint i = 0; i < names->len; i++) {
+    const char *name = names->pdata[i];
+    if (!g_str_has_prefix (name, "unet.") || !strstr (name, ".attentions.") || !g_str_has_suffix (name, ".weight"))
+      continue;
+    DlTensor *w = dl_params_lookup (p, name);
+    gboolean conv = w->ndim == 4 && w->shape[2] == 1 && w->shape[3] == 1;
+    if (w->ndim != 2 && !conv)
+      continue;
+    int64_t ds[4] = { rank, w->shape[1], 1, 1 }, us[4] = { w->shape[0], rank, 1, 1 };
+    int nd = conv ? 4 : 2;
+    g_autoptr (DlTensor) down = dl_tensor_new (device, "lora-down", DL_DTYPE_F32, nd, ds, error);
+    g_autoptr (DlTensor) up = down ? dl_tensor_new (device, "lora-up", DL_DTYPE_F32, nd, us, error) : NULL;
+    if (!up ||
+        !dl_op_random_normal (rec, down, DL_RANDOM_PHILOX, 77, 2 * i, 0.0f, (float) (1.0 / sqrt ((double) w->shape[1])),
+                              error) ||
+        !dl_op_random_normal (rec, up, DL_RANDOM_PHILOX, 77, 2 * i + 1, 0.0f, 1e-3f, error))
+      return 0;
+    g_autofree char *target = g_strndup (name, strlen (name) - strlen (".weight"));
+    dl_params_add_adapter (p, target, down, up, 1.0f);
+    g_ptr_array_add (trainable, g_steal_pointer (&down));
+    g_ptr_array_add (trainable, g_steal_pointer (&up));
+    n++;
+  }
+  if (n == 0)
+    g_set_error_literal (error, DL_ERROR, DL_ERROR_FAILED, "no module to put an adapter on");
+  return n;
+}
+
 static int
 bench_train_step (int argc, char **argv)
 {
@@ -273,20 +315,34 @@ bench_train_step (int argc, char **argv)
   DlModelConfig c;
   dl_model_config_init_sd15 (&c);
   g_autoptr (DlRecorder) rec = dl_recorder_new (device, &error);
-  if (o.half)
-    fprintf (stderr, "dreamloom bench: train-step runs fp32 master weights; --fp16 is ignored\n");
-  g_autoptr (DlParams) p = rec ? random_params (device, rec, &c, FALSE, DL_DTYPE_F32, &error) : NULL;
+  if (o.half && !o.lora_rank) {
+    /* full fine-tuning updates fp32 master weights in place */
+    fprintf (stderr, "dreamloom bench: --fp16 applies to train-step with --lora only; running fp32\n");
+    o.half = FALSE;
+  }
+  g_autoptr (DlParams) p =
+      rec ? random_params (device, rec, &c, FALSE, o.half ? DL_DTYPE_F16 : DL_DTYPE_F32, &error) : NULL;
   if (!p)
     return dl_cli_fail ("bench", error);
-  g_autoptr (GPtrArray) names = dl_params_names (p);
-  g_autoptr (GPtrArray) plist = g_ptr_array_new ();
+  /* what AdamW updates: every UNet parameter, or only the adapters */
+  g_autoptr (GPtrArray) plist = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_tensor_unref);
+  guint n_adapted = 0;
+  if (o.lora_rank) {
+    n_adapted = add_lora_adapters (p, rec, o.lora_rank, plist, &error);
+    if (!n_adapted)
+      return dl_cli_fail ("bench", error);
+  } else {
+    g_autoptr (GPtrArray) names = dl_params_names (p);
+    for (guint i = 0; i < names->len; i++)
+      if (g_str_has_prefix (names->pdata[i], "unet."))
+        g_ptr_array_add (plist, dl_tensor_ref (dl_params_lookup (p, names->pdata[i])));
+  }
   g_autoptr (GPtrArray) grads = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_tensor_unref);
   g_autoptr (GPtrArray) moments = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_tensor_unref);
-  for (guint i = 0; i < names->len; i++) {
-    if (!g_str_has_prefix (names->pdata[i], "unet."))
-      continue;
-    DlTensor *w = dl_params_lookup (p, names->pdata[i]);
-    g_ptr_array_add (plist, w);
+  int64_t n_trained = 0;
+  for (guint i = 0; i < plist->len; i++) {
+    DlTensor *w = plist->pdata[i];
+    n_trained += dl_tensor_numel (w);
     for (int k = 0; k < 3; k++) {
       DlTensor *t = dl_tensor_new (device, k ? "adam-moment" : "grad", DL_DTYPE_F32, w->ndim, w->shape, &error);
       if (!t || (k && !dl_op_fill (rec, t, 0.0, &error)))
@@ -312,9 +368,13 @@ bench_train_step (int argc, char **argv)
       return dl_cli_fail ("bench", error);
     times[i] = (g_get_monotonic_time () - t0) / 1e6;
   }
-  printf ("train step (UNet fwd+bwd+AdamW, fp32, %s): %.3f s/it (median of %d)\n",
-          o.checkpoint ? "gradient checkpointing" : "no checkpointing", median (times, o.iters), o.iters);
-  printf ("device memory: weights+grads+moments %.1f MiB, peak %.1f MiB (activations peak %.1f MiB)\n",
+  g_autofree char *what = o.lora_rank ? g_strdup_printf ("LoRA rank %d on %u modules, base %s and frozen",
+                                                         o.lora_rank, n_adapted, o.half ? "f16" : "f32")
+                                      : g_strdup ("all parameters, fp32");
+  printf ("train step (UNet fwd+bwd+AdamW; %s; %.1f M trained parameters; %s): %.3f s/it (median of %d)\n", what,
+          n_trained / 1e6, o.checkpoint ? "gradient checkpointing" : "no checkpointing", median (times, o.iters),
+          o.iters);
+  printf ("device memory: weights + trained state %.1f MiB, peak %.1f MiB (activations peak %.1f MiB)\n",
           state / 1048576.0, dl_device_get_memory_peak (device) / 1048576.0,
           dl_arena_get_peak (arena) / 1048576.0);
   if (o.profile) {
