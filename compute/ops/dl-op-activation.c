@@ -5,13 +5,10 @@
 
 #define WG 256
 
+/* act.comp and geglu.comp share this layout: `param` is the activation or F */
 typedef struct {
-  uint32_t n, off_x, off_g, off_d, act;
-} ActPush;
-
-typedef struct {
-  uint32_t n, F, off_x, off_g, off_d;
-} GegluPush;
+  uint32_t n, param, off_x, off_g, off_d;
+} PointwisePush;
 
 #define FLOAT_MASK (DL_DT_BIT (DL_DTYPE_F32) | DL_DT_BIT (DL_DTYPE_F16))
 
@@ -39,11 +36,12 @@ check_act (const char *op, DlActivation act, GError **error)
   return FALSE;
 }
 
+/* One thread per output element over n of them: out = f(x) or, with dy, the
+ * backward f'(x)·dy. */
 static gboolean
-run_act (DlRecorder *rec, const char *shader, DlTensor *out, DlTensor *x, DlTensor *dy, DlActivation act,
-         GError **error)
+run_pointwise (DlRecorder *rec, const char *shader, DlTensor *out, DlTensor *x, DlTensor *dy, int64_t n,
+               uint32_t param, GError **error)
 {
-  int64_t n = dl_tensor_numel (x);
   if (n == 0)
     return TRUE;
   DlPipeline *p = dl_op_pipeline (rec, error, "%s_%s", shader, dl_dtype_name (x->dtype));
@@ -52,7 +50,7 @@ run_act (DlRecorder *rec, const char *shader, DlTensor *out, DlTensor *x, DlTens
   gsize es = dl_dtype_size (x->dtype);
   DlBinding b[3];
   guint nb = 0;
-  ActPush pc = { .n = (uint32_t) n, .act = (uint32_t) act };
+  PointwisePush pc = { .n = (uint32_t) n, .param = param };
   b[nb] = dl_op_bind (rec, x, FALSE);
   pc.off_x = dl_binding_shader_offset (&b[nb++], es);
   if (dy)
@@ -63,6 +61,13 @@ run_act (DlRecorder *rec, const char *shader, DlTensor *out, DlTensor *x, DlTens
   b[nb] = dl_op_bind (rec, out, TRUE);
   pc.off_d = dl_binding_shader_offset (&b[nb++], es);
   return dl_recorder_dispatch (rec, p, b, nb, &pc, sizeof pc, dl_op_groups (rec, n, WG), 1, 1, error);
+}
+
+static gboolean
+run_act (DlRecorder *rec, const char *shader, DlTensor *out, DlTensor *x, DlTensor *dy, DlActivation act,
+         GError **error)
+{
+  return run_pointwise (rec, shader, out, x, dy, dl_tensor_numel (x), (uint32_t) act, error);
 }
 
 gboolean
@@ -118,29 +123,11 @@ check_geglu (const char *op, DlTensor *x, DlTensor *h, int64_t *F, GError **erro
   return TRUE;
 }
 
+/* n = rows * F outputs (half of x) */
 static gboolean
 run_geglu (DlRecorder *rec, const char *shader, DlTensor *out, DlTensor *x, DlTensor *dy, int64_t F, GError **error)
 {
-  int64_t n = dl_tensor_numel (x) / 2;
-  if (n == 0)
-    return TRUE;
-  DlPipeline *p = dl_op_pipeline (rec, error, "%s_%s", shader, dl_dtype_name (x->dtype));
-  if (!p)
-    return FALSE;
-  gsize es = dl_dtype_size (x->dtype);
-  DlBinding b[3];
-  guint nb = 0;
-  GegluPush pc = { .n = (uint32_t) n, .F = (uint32_t) F };
-  b[nb] = dl_op_bind (rec, x, FALSE);
-  pc.off_x = dl_binding_shader_offset (&b[nb++], es);
-  if (dy)
-    {
-      b[nb] = dl_op_bind (rec, dy, FALSE);
-      pc.off_g = dl_binding_shader_offset (&b[nb++], es);
-    }
-  b[nb] = dl_op_bind (rec, out, TRUE);
-  pc.off_d = dl_binding_shader_offset (&b[nb++], es);
-  return dl_recorder_dispatch (rec, p, b, nb, &pc, sizeof pc, dl_op_groups (rec, n, WG), 1, 1, error);
+  return run_pointwise (rec, shader, out, x, dy, dl_tensor_numel (x) / 2, (uint32_t) F, error);
 }
 
 gboolean

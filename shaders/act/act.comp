@@ -20,8 +20,8 @@ layout(std430, binding = 1) writeonly buffer BufD { A_STORE d[]; };  // y
 
 layout(push_constant) uniform Push {
   uint n;
-  uint off_x, off_g, off_d;
   uint act;
+  uint off_x, off_g, off_d;
 } p;
 
 void main()
