@@ -72,6 +72,10 @@ gboolean dl_test_fd_directional (const char *what, float *x, gsize n, const floa
 /* Path of a file under ../shared/golden (or $DREAMLOOM_GOLDEN_DIR), or NULL when
  * it is absent. */
 char *dl_test_golden_path (const char *relative);
+
+/* Remove a file or a folder with everything in it (symlinks are removed, never
+ * followed): the tests' scratch space. */
+void dl_test_remove_tree (const char *path);
 /* Report the whole program as skipped (a TAP "1..0 # SKIP" plan, which meson
  * counts as SKIP, never as a pass) and return the exit status to use. */
 int dl_test_skip_all (const char *reason);

@@ -41,24 +41,6 @@ tmp_path (const char *name)
 }
 
 static void
-remove_tree (const char *path)
-{
-  if (g_file_test (path, G_FILE_TEST_IS_DIR) && !g_file_test (path, G_FILE_TEST_IS_SYMLINK))
-    {
-      g_autoptr (GDir) d = g_dir_open (path, 0, NULL);
-      const char *name;
-      while (d && (name = g_dir_read_name (d)))
-        {
-          g_autofree char *p = g_build_filename (path, name, NULL);
-          remove_tree (p);
-        }
-      g_rmdir (path);
-    }
-  else
-    g_unlink (path);
-}
-
-static void
 write_text (const char *path, const char *text)
 {
   g_autoptr (GError) error = NULL;
@@ -1228,7 +1210,7 @@ main (int argc, char **argv)
   dl_test_add ("/io/checkpoint/sparse-sd15-diffusers", test_sparse_sd15_diffusers);
   dl_test_add ("/io/checkpoint/ckpt-golden", test_ckpt_golden);
   int ret = dl_test_run ();
-  remove_tree (base_tmp_dir);
+  dl_test_remove_tree (base_tmp_dir);
   g_free (base_tmp_dir);
   g_free (tmp_dir);
   g_free (g_ldm);

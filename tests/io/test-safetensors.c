@@ -22,24 +22,6 @@ use_subdir (const char *sub)
   g_assert_cmpint (g_mkdir_with_parents (tmp_dir, 0700), ==, 0);
 }
 
-static void
-remove_tree (const char *path)
-{
-  if (g_file_test (path, G_FILE_TEST_IS_DIR) && !g_file_test (path, G_FILE_TEST_IS_SYMLINK))
-    {
-      g_autoptr (GDir) d = g_dir_open (path, 0, NULL);
-      const char *name;
-      while (d && (name = g_dir_read_name (d)))
-        {
-          g_autofree char *p = g_build_filename (path, name, NULL);
-          remove_tree (p);
-        }
-      g_rmdir (path);
-    }
-  else
-    g_unlink (path);
-}
-
 static char *
 tmp_path (const char *name)
 {
@@ -852,7 +834,7 @@ main (int argc, char **argv)
   dl_test_add ("/io/safetensors/open-errors", test_open_errors);
   dl_test_add ("/io/safetensors/seed-corpus", test_seed_corpus);
   int ret = dl_test_run ();
-  remove_tree (base_tmp_dir);
+  dl_test_remove_tree (base_tmp_dir);
   g_free (base_tmp_dir);
   g_free (tmp_dir);
   return ret;

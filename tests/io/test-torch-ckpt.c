@@ -21,24 +21,6 @@ tmp_path (const char *name)
 }
 
 static void
-remove_tree (const char *path)
-{
-  if (g_file_test (path, G_FILE_TEST_IS_DIR) && !g_file_test (path, G_FILE_TEST_IS_SYMLINK))
-    {
-      g_autoptr (GDir) d = g_dir_open (path, 0, NULL);
-      const char *name;
-      while (d && (name = g_dir_read_name (d)))
-        {
-          g_autofree char *p = g_build_filename (path, name, NULL);
-          remove_tree (p);
-        }
-      g_rmdir (path);
-    }
-  else
-    g_unlink (path);
-}
-
-static void
 assert_message (const GError *error, const char *needle)
 {
   g_assert_nonnull (error);
@@ -689,7 +671,7 @@ main (int argc, char **argv)
   dl_test_add ("/io/torch-ckpt/mutations", test_mutations);
   dl_test_add ("/io/torch-ckpt/cpython-pickles", test_cpython_pickles);
   int ret = dl_test_run ();
-  remove_tree (base_tmp_dir);
+  dl_test_remove_tree (base_tmp_dir);
   g_free (base_tmp_dir);
   return ret;
 }
