@@ -3,8 +3,7 @@
 #include "dl-image-loader.h"
 
 #include "dl-caption.h"
-
-#include <string.h>
+#include "train/dl-image-file.h"
 
 void
 dl_image_info_free (DlImageInfo *info)
@@ -19,25 +18,6 @@ dl_image_info_free (DlImageInfo *info)
   g_free (info);
 }
 
-typedef struct {
-  gboolean too_large;
-  int width, height;
-} SizeCheck;
-
-static void
-size_prepared (GdkPixbufLoader *loader, int width, int height, gpointer data)
-{
-  SizeCheck *check = data;
-  check->width = width;
-  check->height = height;
-  if (width <= 0 || height <= 0 || (guint64) width * (guint64) height > DL_IMAGE_MAX_PIXELS)
-    {
-      /* decode a single pixel instead of allocating gigabytes */
-      check->too_large = TRUE;
-      gdk_pixbuf_loader_set_size (loader, 1, 1);
-    }
-}
-
 static GdkTexture *
 texture_from_pixbuf (GdkPixbuf *pixbuf)
 {
@@ -49,169 +29,20 @@ texture_from_pixbuf (GdkPixbuf *pixbuf)
                                  (gsize) gdk_pixbuf_get_rowstride (pixbuf));
 }
 
-static gboolean
-is_supported_format (const char *name)
-{
-  return g_strcmp0 (name, "png") == 0 || g_strcmp0 (name, "jpeg") == 0 || g_strcmp0 (name, "webp") == 0;
-}
-
-/* gdk-pixbuf's WebP loader decodes whatever part of a cut-short file it has and
- * reports no error, which would put a half-grey picture into the dataset.  The
- * RIFF header says how long the file should be. */
-static gboolean
-webp_is_whole (const char *contents, gsize len, GError **error)
-{
-  if (len < 12 || memcmp (contents, "RIFF", 4) != 0)
-    return TRUE; /* not RIFF at all: the decoder has judged it */
-  const guchar *u = (const guchar *) contents;
-  guint64 expected = 8 + ((guint64) u[4] | (guint64) u[5] << 8 | (guint64) u[6] << 16 | (guint64) u[7] << 24);
-  if (len >= expected)
-    return TRUE;
-  g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-               "The image is damaged: the file ends early (%" G_GSIZE_FORMAT " of %" G_GUINT64_FORMAT " bytes)", len,
-               expected);
-  return FALSE;
-}
-
-/* libjpeg also decodes a cut-short JPEG without an error, greying out what is
- * missing.  A whole file reaches its end-of-image marker: walk the segments
- * (skipping each by its length, so an EXIF thumbnail's own marker does not
- * count) and the entropy-coded scans, where a 0xFF byte is always followed by
- * a stuffed zero or a restart marker.  Bytes after the end marker are allowed,
- * as some cameras append data there. */
-static gboolean
-jpeg_is_whole (const char *contents, gsize len, GError **error)
-{
-  const guchar *u = (const guchar *) contents;
-  gsize i = 2; /* after SOI: the decoder has checked it */
-  while (i + 1 < len)
-    {
-      if (u[i] != 0xFF)
-        return TRUE; /* not a layout this walk knows: leave it to the decoder */
-      guchar marker = u[i + 1];
-      if (marker == 0xFF)
-        {
-          i++; /* fill byte */
-          continue;
-        }
-      if (marker == 0xD9)
-        return TRUE;
-      i += 2;
-      if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7))
-        continue; /* markers without a length */
-      if (i + 1 >= len)
-        break;
-      gsize seg = (gsize) u[i] << 8 | u[i + 1];
-      if (seg < 2)
-        return TRUE;
-      i += seg;
-      if (marker != 0xDA)
-        continue;
-      /* the scan's data runs to the next marker that is neither stuffing nor a restart */
-      while (i + 1 < len && !(u[i] == 0xFF && u[i + 1] != 0x00 && !(u[i + 1] >= 0xD0 && u[i + 1] <= 0xD7)))
-        i++;
-    }
-  g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-               "The image is damaged: the file ends before the picture does (%" G_GSIZE_FORMAT " bytes)", len);
-  return FALSE;
-}
-
 DlImageInfo *
 dl_image_decode (const char *path, gboolean read_sidecar, GCancellable *cancellable, GError **error)
 {
   g_return_val_if_fail (path != NULL, NULL);
-  g_autoptr (GFile) file = g_file_new_for_path (path);
-  g_autoptr (GError) local = NULL;
-
-  g_autoptr (GFileInfo) finfo =
-      g_file_query_info (file, G_FILE_ATTRIBUTE_STANDARD_TYPE "," G_FILE_ATTRIBUTE_STANDARD_SIZE,
-                         G_FILE_QUERY_INFO_NONE, cancellable, &local);
-  if (!finfo)
-    {
-      if (g_error_matches (local, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
-        g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "The file is not there any more");
-      else
-        g_propagate_error (error, g_steal_pointer (&local));
-      return NULL;
-    }
-  if (g_file_info_get_file_type (finfo) != G_FILE_TYPE_REGULAR)
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_REGULAR_FILE, "Not a regular file");
-      return NULL;
-    }
-  goffset size = g_file_info_get_size (finfo);
-  if (size == 0)
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "The file is empty");
-      return NULL;
-    }
-  if ((guint64) size > DL_IMAGE_MAX_FILE_BYTES)
-    {
-      g_autofree char *s = g_format_size ((guint64) size);
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "The file is too large for a dataset image (%s)", s);
-      return NULL;
-    }
-
-  g_autofree char *contents = NULL;
-  gsize len = 0;
-  if (!g_file_load_contents (file, cancellable, &contents, &len, NULL, &local))
-    {
-      g_propagate_prefixed_error (error, g_steal_pointer (&local), "Could not read the file: ");
-      return NULL;
-    }
-
-  g_autoptr (GdkPixbufLoader) loader = gdk_pixbuf_loader_new ();
-  SizeCheck check = { 0 };
-  g_signal_connect (loader, "size-prepared", G_CALLBACK (size_prepared), &check);
-  gboolean ok = gdk_pixbuf_loader_write (loader, (const guchar *) contents, len, &local);
-  /* close even after a failed write, or the loader complains when finalized */
-  g_autoptr (GError) close_error = NULL;
-  gboolean closed = gdk_pixbuf_loader_close (loader, ok ? &close_error : NULL);
-  if (!ok || !closed)
-    {
-      GError *e = local ? local : close_error;
-      if (e && e->domain == GDK_PIXBUF_ERROR && e->code == GDK_PIXBUF_ERROR_UNKNOWN_TYPE)
-        g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "Not a PNG, JPEG or WebP image");
-      else
-        g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "The image is damaged: %s",
-                     e ? e->message : "the decoder gave up");
-      return NULL;
-    }
-  GdkPixbufFormat *format = gdk_pixbuf_loader_get_format (loader);
-  g_autofree char *format_name = format ? gdk_pixbuf_format_get_name (format) : NULL;
-  if (!is_supported_format (format_name))
-    {
-      g_autofree char *upper = format_name ? g_ascii_strup (format_name, -1) : g_strdup ("this");
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED, "%s images are not supported; use PNG, JPEG or WebP",
-                   upper);
-      return NULL;
-    }
-  if ((g_str_equal (format_name, "webp") && !webp_is_whole (contents, len, &local)) ||
-      (g_str_equal (format_name, "jpeg") && !jpeg_is_whole (contents, len, &local)))
-    {
-      g_propagate_error (error, g_steal_pointer (&local));
-      return NULL;
-    }
-  if (check.too_large)
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "The image is too large (%d × %d pixels)", check.width,
-                   check.height);
-      return NULL;
-    }
-  GdkPixbuf *decoded = gdk_pixbuf_loader_get_pixbuf (loader);
-  if (!decoded)
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "The image is damaged: no picture in it");
-      return NULL;
-    }
-  /* what the camera meant, as every viewer shows it */
-  g_autoptr (GdkPixbuf) oriented = gdk_pixbuf_apply_embedded_orientation (decoded);
+  g_autoptr (DlImageFile) file = dl_image_file_read (path, cancellable, error);
+  if (!file)
+    return NULL;
+  GdkPixbuf *oriented = file->pixbuf;
 
   DlImageInfo *info = g_new0 (DlImageInfo, 1);
   info->width = gdk_pixbuf_get_width (oriented);
   info->height = gdk_pixbuf_get_height (oriented);
-  info->content_hash = g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *) contents, len);
-  info->format = g_steal_pointer (&format_name);
+  info->content_hash = g_steal_pointer (&file->content_hash);
+  info->format = g_steal_pointer (&file->format);
 
   double scale = MIN (1.0, (double) DL_THUMBNAIL_SIZE / MAX (info->width, info->height));
   int tw = MAX (1, (int) (info->width * scale + 0.5)), th = MAX (1, (int) (info->height * scale + 0.5));
@@ -228,6 +59,7 @@ dl_image_decode (const char *path, gboolean read_sidecar, GCancellable *cancella
 
   if (read_sidecar)
     {
+      g_autoptr (GError) local = NULL;
       g_autofree char *sidecar = dl_caption_sidecar_path (path);
       info->has_sidecar = g_file_test (sidecar, G_FILE_TEST_EXISTS);
       info->sidecar_caption = dl_caption_read_sidecar (path, &local);

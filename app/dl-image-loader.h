@@ -11,9 +11,6 @@ G_BEGIN_DECLS
 
 /* The longest side of a thumbnail, in pixels (enough for the grid on a 2x screen). */
 #define DL_THUMBNAIL_SIZE 320
-/* A dataset image larger than this is almost certainly a mistake. */
-#define DL_IMAGE_MAX_FILE_BYTES (256u * 1024 * 1024)
-#define DL_IMAGE_MAX_PIXELS (16384u * 16384u)
 
 typedef struct {
   int width, height;     /* after EXIF orientation */

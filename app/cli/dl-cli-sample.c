@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "dl-error.h"
+#include "image/dl-infotext.h"
 #include "image/dl-png.h"
 #include "io/dl-safetensors.h"
 #include "nn/dl-lora.h"
@@ -54,28 +55,25 @@ model_display_name (const char *path)
   return g_strdup (base);
 }
 
-/* AUTOMATIC1111's "parameters" text (modules/processing.py create_infotext). */
+/* AUTOMATIC1111's "parameters" text of one image. */
 static char *
 a1111_parameters (const char *prompt, const char *negative, GPtrArray *loras, int steps, const char *sampler,
                   double cfg, guint64 seed, int width, int height, const char *model, int clip_skip)
 {
-  GString *s = g_string_new (prompt);
+  g_autofree DlInfotextNetwork *nets = g_new0 (DlInfotextNetwork, loras ? loras->len + 1 : 1);
+  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
   for (guint i = 0; loras && i < loras->len; i++) {
     LoraArg *l = loras->pdata[i];
-    g_autofree char *name = model_display_name (l->path);
-    char num[G_ASCII_DTOSTR_BUF_SIZE];
-    g_string_append_printf (s, " <lora:%s:%s>", name, g_ascii_formatd (num, sizeof num, "%g", l->strength));
+    char *name = model_display_name (l->path);
+    g_ptr_array_add (names, name);
+    nets[i] = (DlInfotextNetwork) { .name = name, .strength = l->strength };
   }
-  if (negative && *negative)
-    g_string_append_printf (s, "\nNegative prompt: %s", negative);
-  char cfgs[G_ASCII_DTOSTR_BUF_SIZE];
-  g_string_append_printf (s, "\nSteps: %d, Sampler: %s, CFG scale: %s, Seed: %" G_GUINT64_FORMAT
-                          ", Size: %dx%d, Model: %s", steps, sampler, g_ascii_formatd (cfgs, sizeof cfgs, "%g", cfg),
-                          seed, width, height, model);
-  if (clip_skip > 1)
-    g_string_append_printf (s, ", Clip skip: %d", clip_skip);
-  g_string_append (s, ", Version: Dreamloom " DL_VERSION);
-  return g_string_free (s, FALSE);
+  DlInfotext info = {
+    .prompt = prompt, .negative = negative, .loras = nets, .n_loras = loras ? loras->len : 0, .steps = steps,
+    .sampler = sampler, .cfg_scale = cfg, .seed = seed, .width = width, .height = height, .model = model,
+    .clip_skip = clip_skip,
+  };
+  return dl_infotext_format (&info);
 }
 
 static char *

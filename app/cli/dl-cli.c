@@ -6,6 +6,7 @@ static const DlCliCommand commands[] = {
   { "devices", dl_cli_devices, "List Vulkan devices and what they can do" },
   { "bench", dl_cli_bench, "Measure the engine: bench matmul|ops|sample|train-step" },
   { "sample", dl_cli_sample, "Draw images with a Stable Diffusion model" },
+  { "train", dl_cli_train, "Train a LoRA or a Textual Inversion embedding" },
   { "grad", dl_cli_grad, "One training step's loss and gradients on a given batch" },
   { "inspect", dl_cli_inspect, "Describe a Stable Diffusion model file or folder" },
   { "tokenize", dl_cli_tokenize, "Print the CLIP token ids of a prompt" },

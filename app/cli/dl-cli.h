@@ -29,6 +29,7 @@ int dl_cli_bench_ops (int argc, char **argv);
 int dl_cli_bench_sd (int argc, char **argv, const char *what);
 int dl_cli_sample (int argc, char **argv);
 int dl_cli_grad (int argc, char **argv);
+int dl_cli_train (int argc, char **argv);
 int dl_cli_inspect (int argc, char **argv);
 int dl_cli_tokenize (int argc, char **argv);
 

@@ -42,6 +42,9 @@ static const struct {
   { "_codecs", "encode", G_INERT, 0 },
   { "builtins", "set", G_INERT, 0 },
   { "__builtin__", "set", G_INERT, 0 },
+  /* the original Textual Inversion repo's string_to_param (an nn.Module built by
+   * NEWOBJ + BUILD; its tensors are reached through the state's "_parameters") */
+  { "torch.nn.modules.container", "ParameterDict", G_INERT, 0 },
 };
 
 typedef struct {
@@ -127,6 +130,46 @@ dl_pickle_dict_get (const DlPickleValue *dict, const char *key)
         return dict->items->pdata[2 * i + 1];
     }
   return NULL;
+}
+
+DlPickleValue *
+dl_pickle_dict_get_int (const DlPickleValue *dict, gint64 key)
+{
+  g_return_val_if_fail (dict != NULL, NULL);
+  if (dict->type != DL_PK_DICT)
+    return NULL;
+  for (guint i = dict->items->len / 2; i-- > 0;)
+    {
+      const DlPickleValue *k = dict->items->pdata[2 * i];
+      if (k->type == DL_PK_INT && k->i == key)
+        return dict->items->pdata[2 * i + 1];
+    }
+  return NULL;
+}
+
+DlPickleValue *
+dl_pickle_get_attr (const DlPickleValue *object, const char *name)
+{
+  g_return_val_if_fail (object != NULL && name != NULL, NULL);
+  if (object->type != DL_PK_OPAQUE || !object->global.state)
+    return NULL;
+  const DlPickleValue *state = object->global.state;
+  /* BUILD's (dict, slot dict) form */
+  if (state->type == DL_PK_TUPLE && state->items->len == 2)
+    state = state->items->pdata[0];
+  return dl_pickle_dict_get (state, name);
+}
+
+const char *
+dl_pickle_type_name (DlPickleType type)
+{
+  static const char *const names[] = {
+    [DL_PK_NONE] = "None",   [DL_PK_BOOL] = "bool",       [DL_PK_INT] = "int",         [DL_PK_FLOAT] = "float",
+    [DL_PK_STRING] = "str",  [DL_PK_BYTES] = "bytes",     [DL_PK_TUPLE] = "tuple",     [DL_PK_LIST] = "list",
+    [DL_PK_DICT] = "dict",   [DL_PK_SET] = "set",         [DL_PK_GLOBAL] = "class",    [DL_PK_STORAGE] = "storage",
+    [DL_PK_TENSOR] = "tensor", [DL_PK_OPAQUE] = "object",
+  };
+  return (guint) type < G_N_ELEMENTS (names) && names[type] ? names[type] : "unknown";
 }
 
 static const char *
@@ -705,13 +748,15 @@ step (Unpickler *u, gboolean *stop)
           return fail (u, "NEWOBJ of something that is not an inert placeholder class");
         return call (u, cls, args);
       }
-    case 'b': /* BUILD: the state of dicts, tensors and placeholders is not needed */
+    case 'b': /* BUILD: a placeholder keeps its state (attributes); that of dicts and tensors is not needed */
       {
         Value *state = pop (u), *obj = state ? top (u) : NULL;
         if (!obj)
           return FALSE;
         if (obj->v.type != DL_PK_DICT && obj->v.type != DL_PK_TENSOR && obj->v.type != DL_PK_OPAQUE)
           return fail (u, "BUILD on something that is not a dict, tensor or placeholder");
+        if (obj->v.type == DL_PK_OPAQUE)
+          obj->v.global.state = &state->v;
         return TRUE;
       }
     case 'Q': /* BINPERSID */

@@ -9,7 +9,9 @@
  *    descriptions and storage references;
  *  - a few inert classes SD-era .ckpt files carry outside the state dict
  *    (Lightning's ModelCheckpoint, numpy scalars and dtypes, _codecs.encode,
- *    set): they become opaque placeholders, never called.
+ *    set) and torch.nn.modules.container.ParameterDict (the original Textual
+ *    Inversion files): they become opaque placeholders, never called, that keep
+ *    the state BUILD gives them (an object's attribute dict).
  * Anything else (os.system, builtins.eval, ...) is refused with an error
  * naming it.  Values live in an arena freed with the result, so shared and
  * cyclic references from the memo are harmless. */
@@ -55,6 +57,7 @@ struct _DlPickleValue {
     struct {
       char *module;
       char *name;
+      DlPickleValue *state; /* OPAQUE: what BUILD set (NULL if none) */
     } global; /* GLOBAL and OPAQUE (the class it stands for) */
     struct {
       DlStDType dtype;
@@ -84,5 +87,11 @@ DlPickleValue *dl_pickle_get_root (DlPickle *pk);
 
 /* In a DICT, the value of the str key `key`, or NULL. */
 DlPickleValue *dl_pickle_dict_get (const DlPickleValue *dict, const char *key);
+/* In a DICT, the value of the int key `key` (hypernetwork files), or NULL. */
+DlPickleValue *dl_pickle_dict_get_int (const DlPickleValue *dict, gint64 key);
+/* An OPAQUE object's attribute `name` (from its BUILD state dict), or NULL. */
+DlPickleValue *dl_pickle_get_attr (const DlPickleValue *object, const char *name);
+/* "dict", "list", "tensor", ... for messages. */
+const char *dl_pickle_type_name (DlPickleType type);
 
 G_END_DECLS

@@ -201,21 +201,23 @@ compare_strings (gconstpointer a, gconstpointer b)
   return strcmp (*(const char *const *) a, *(const char *const *) b);
 }
 
-/* The header JSON, padded; the entries are sorted into layout order. */
+/* The header JSON with `metadata`, padded; the entries are sorted into layout
+ * order.  The __metadata__ table is written when it has keys, when there are no
+ * tensors, or with `force_table`. */
 static GString *
-build_header (DlSafetensorsWriter *w)
+build_header (DlSafetensorsWriter *w, GHashTable *metadata, gboolean force_table)
 {
   g_ptr_array_sort (w->entries, layout_order);
   GString *s = g_string_new ("{");
   gboolean first = TRUE;
-  if (g_hash_table_size (w->metadata) > 0 || w->entries->len == 0)
+  if (g_hash_table_size (metadata) > 0 || w->entries->len == 0 || force_table)
     {
       /* Never "{}": A1111 refuses a header that does not start with {". */
       g_string_append (s, "\"__metadata__\":{");
       g_autoptr (GPtrArray) keys = g_ptr_array_new ();
       GHashTableIter it;
       gpointer k;
-      g_hash_table_iter_init (&it, w->metadata);
+      g_hash_table_iter_init (&it, metadata);
       while (g_hash_table_iter_next (&it, &k, NULL))
         g_ptr_array_add (keys, k);
       g_ptr_array_sort (keys, compare_strings);
@@ -225,7 +227,7 @@ build_header (DlSafetensorsWriter *w)
             g_string_append_c (s, ',');
           append_json_string (s, keys->pdata[i]);
           g_string_append_c (s, ':');
-          append_json_string (s, g_hash_table_lookup (w->metadata, keys->pdata[i]));
+          append_json_string (s, g_hash_table_lookup (metadata, keys->pdata[i]));
         }
       g_string_append_c (s, '}');
       first = FALSE;
@@ -257,7 +259,7 @@ dl_safetensors_writer_write (DlSafetensorsWriter *w, const char *path, GError **
   g_return_val_if_fail (w != NULL, FALSE);
   g_return_val_if_fail (path != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
-  g_autoptr (GString) header = build_header (w);
+  g_autoptr (GString) header = build_header (w, w->metadata, FALSE);
   guint64 n = GUINT64_TO_LE ((guint64) header->len);
   g_autoptr (DlAtomicFile) f = dl_atomic_file_begin (path, error);
   if (!f)
@@ -273,4 +275,52 @@ dl_safetensors_writer_write (DlSafetensorsWriter *w, const char *path, GError **
         return FALSE;
     }
   return dl_atomic_file_commit (g_steal_pointer (&f), error);
+}
+
+char *
+dl_safetensors_writer_data_sha256 (DlSafetensorsWriter *w)
+{
+  g_return_val_if_fail (w != NULL, NULL);
+  g_ptr_array_sort (w->entries, layout_order);
+  g_autoptr (GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
+  for (guint i = 0; i < w->entries->len; i++)
+    {
+      Entry *e = w->entries->pdata[i];
+      gsize len;
+      const guchar *data = g_bytes_get_data (e->data, &len);
+      if (len > 0)
+        g_checksum_update (sum, data, (gssize) len);
+    }
+  return g_strdup (g_checksum_get_string (sum));
+}
+
+/* Feed the part of [start, start + len) that lies in [lo, hi) to `sum`. */
+static void
+checksum_clipped (GChecksum *sum, const guchar *data, guint64 start, guint64 len, guint64 lo, guint64 hi)
+{
+  guint64 a = MAX (start, lo), b = MIN (start + len, hi);
+  if (a < b)
+    g_checksum_update (sum, data + (a - start), (gssize) (b - a));
+}
+
+char *
+dl_safetensors_writer_range_sha256 (DlSafetensorsWriter *w, GHashTable *metadata, guint64 offset, guint64 length)
+{
+  g_return_val_if_fail (w != NULL, NULL);
+  g_autoptr (GString) header = build_header (w, metadata ? metadata : w->metadata, metadata != NULL);
+  guint64 hi = length > G_MAXUINT64 - offset ? G_MAXUINT64 : offset + length;
+  g_autoptr (GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
+  guint64 n = GUINT64_TO_LE ((guint64) header->len);
+  checksum_clipped (sum, (const guchar *) &n, 0, 8, offset, hi);
+  checksum_clipped (sum, (const guchar *) header->str, 8, header->len, offset, hi);
+  guint64 pos = 8 + header->len;
+  for (guint i = 0; i < w->entries->len && pos < hi; i++)
+    {
+      Entry *e = w->entries->pdata[i];
+      gsize len;
+      const guchar *data = g_bytes_get_data (e->data, &len);
+      checksum_clipped (sum, data, pos, len, offset, hi);
+      pos += len;
+    }
+  return g_strdup (g_checksum_get_string (sum));
 }

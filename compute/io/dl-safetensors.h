@@ -124,5 +124,16 @@ void dl_safetensors_writer_set_metadata (DlSafetensorsWriter *w, const char *key
  * multiple of 8, __metadata__ first, tensors ordered by dtype alignment
  * (descending) then name. */
 gboolean dl_safetensors_writer_write (DlSafetensorsWriter *w, const char *path, GError **error);
+/* sha256 (64 lowercase hex digits) of the byte buffer after the header, laid
+ * out as dl_safetensors_writer_write writes it; it does not depend on the
+ * metadata (kohya's "sshs_model_hash"). */
+char *dl_safetensors_writer_data_sha256 (DlSafetensorsWriter *w);
+/* sha256 (hex) of bytes [offset, offset + length) of the file that
+ * dl_safetensors_writer_write would write, clipped to its end (an empty range
+ * hashes nothing).  With `metadata` (string -> string) not NULL the file is laid
+ * out with that table instead of the writer's own, and the table is written even
+ * when empty, as a serializer handed an empty dict does. */
+char *dl_safetensors_writer_range_sha256 (DlSafetensorsWriter *w, GHashTable *metadata, guint64 offset,
+                                          guint64 length);
 
 G_END_DECLS

@@ -10,6 +10,7 @@ struct _DlTorchCkpt {
   GBytes *file;
   DlZip *zip;
   DlPickle *pickle;
+  char *prefix;         /* the archive folder, "archive/" */
   GHashTable *storages; /* key -> GBytes of data/<key> */
   DlStTensor *tensors;
   guint n_tensors;
@@ -31,6 +32,7 @@ dl_torch_ckpt_free (DlTorchCkpt *ck)
   g_clear_pointer (&ck->pickle, dl_pickle_free);
   g_clear_pointer (&ck->zip, dl_zip_free);
   g_clear_pointer (&ck->file, g_bytes_unref);
+  g_free (ck->prefix);
   g_free (ck->path);
   g_free (ck);
 }
@@ -123,18 +125,15 @@ check_version (DlTorchCkpt *ck, const char *prefix, GError **error)
   return TRUE;
 }
 
+/* A tensor of the pickle as a DlStTensor into its storage record (loaded once
+ * per key); `what` names it in errors.  t->name is left alone. */
 static gboolean
-add_tensor (DlTorchCkpt *ck, const char *prefix, const DlPickleValue *key, const DlPickleValue *val, GError **error)
+resolve_tensor (DlTorchCkpt *ck, const char *prefix, const DlPickleValue *val, const char *what, DlStTensor *t,
+                GError **error)
 {
-  const char *name = key->str.data;
-  if (strlen (name) != key->str.len)
-    return bad (error, ck->path, "a state-dict key contains a NUL character");
-  if (g_hash_table_contains (ck->by_name, name))
-    return bad (error, ck->path, "the key “%s” appears twice in the state dict", name);
   const DlPickleValue *s = val->tensor.storage;
   gsize es = dl_st_dtype_size (s->storage.dtype);
 
-  /* the storage bytes, loaded once per key */
   GBytes *data = g_hash_table_lookup (ck->storages, s->storage.key);
   if (!data)
     {
@@ -142,7 +141,7 @@ add_tensor (DlTorchCkpt *ck, const char *prefix, const DlPickleValue *key, const
       data = read_record (ck, prefix, rec, TRUE, error);
       if (!data)
         {
-          g_prefix_error (error, "tensor “%s”: ", name);
+          g_prefix_error (error, "tensor “%s”: ", what);
           return FALSE;
         }
       g_hash_table_insert (ck->storages, g_strdup (s->storage.key), data);
@@ -151,10 +150,9 @@ add_tensor (DlTorchCkpt *ck, const char *prefix, const DlPickleValue *key, const
   if (__builtin_mul_overflow ((guint64) s->storage.numel, (guint64) es, &storage_bytes)
       || storage_bytes != g_bytes_get_size (data))
     return bad (error, ck->path, "tensor “%s”: storage “%s” holds %" G_GSIZE_FORMAT " bytes, not %" G_GINT64_FORMAT
-                " elements of %s", name, s->storage.key, g_bytes_get_size (data), s->storage.numel,
+                " elements of %s", what, s->storage.key, g_bytes_get_size (data), s->storage.numel,
                 dl_st_dtype_name (s->storage.dtype));
 
-  DlStTensor *t = &ck->tensors[ck->n_tensors];
   t->dtype = s->storage.dtype;
   t->ndim = val->tensor.ndim;
   guint64 numel = 1;
@@ -162,7 +160,7 @@ add_tensor (DlTorchCkpt *ck, const char *prefix, const DlPickleValue *key, const
     {
       if (val->tensor.shape[i] < 0 || __builtin_mul_overflow (numel, (guint64) val->tensor.shape[i], &numel)
           || numel > G_MAXINT64)
-        return bad (error, ck->path, "tensor “%s” has an invalid size", name);
+        return bad (error, ck->path, "tensor “%s” has an invalid size", what);
       t->shape[i] = val->tensor.shape[i];
     }
   /* row-major strides (dimensions of size 1 may carry any stride) */
@@ -171,17 +169,31 @@ add_tensor (DlTorchCkpt *ck, const char *prefix, const DlPickleValue *key, const
     {
       if (t->shape[i] != 1 && val->tensor.stride[i] != expect && numel > 0)
         return bad (error, ck->path, "tensor “%s” is not contiguous (a view with other strides); re-save it with "
-                    ".contiguous()", name);
+                    ".contiguous()", what);
       expect *= t->shape[i];
     }
   guint64 end;
   if (__builtin_add_overflow ((guint64) val->tensor.offset, numel, &end) || end > (guint64) s->storage.numel)
     return bad (error, ck->path, "tensor “%s” (offset %" G_GINT64_FORMAT ", %" G_GUINT64_FORMAT " elements) runs "
-                "past the end of its storage of %" G_GINT64_FORMAT, name, val->tensor.offset, numel,
+                "past the end of its storage of %" G_GINT64_FORMAT, what, val->tensor.offset, numel,
                 s->storage.numel);
   t->numel = (int64_t) numel;
   t->nbytes = numel * es;
   t->data = (const guint8 *) g_bytes_get_data (data, NULL) + (guint64) val->tensor.offset * es;
+  return TRUE;
+}
+
+static gboolean
+add_tensor (DlTorchCkpt *ck, const char *prefix, const DlPickleValue *key, const DlPickleValue *val, GError **error)
+{
+  const char *name = key->str.data;
+  if (strlen (name) != key->str.len)
+    return bad (error, ck->path, "a state-dict key contains a NUL character");
+  if (g_hash_table_contains (ck->by_name, name))
+    return bad (error, ck->path, "the key “%s” appears twice in the state dict", name);
+  DlStTensor *t = &ck->tensors[ck->n_tensors];
+  if (!resolve_tensor (ck, prefix, val, name, t, error))
+    return FALSE;
   t->name = g_strdup (name);
   g_hash_table_insert (ck->by_name, (gpointer) t->name, t);
   ck->n_tensors++;
@@ -203,7 +215,8 @@ load (DlTorchCkpt *ck, GError **error)
   ck->zip = dl_zip_open_bytes (ck->file, ck->path, error);
   if (!ck->zip)
     return FALSE;
-  g_autofree char *prefix = archive_prefix (ck, error);
+  ck->prefix = archive_prefix (ck, error);
+  const char *prefix = ck->prefix;
   if (!prefix || !check_version (ck, prefix, error))
     return FALSE;
   g_autoptr (GBytes) pkl = read_record (ck, prefix, "data.pkl", TRUE, error);
@@ -316,4 +329,25 @@ dl_torch_ckpt_get_root (DlTorchCkpt *ck)
 {
   g_return_val_if_fail (ck != NULL, NULL);
   return dl_pickle_get_root (ck->pickle);
+}
+
+gboolean
+dl_torch_ckpt_resolve_tensor (DlTorchCkpt *ck, const DlPickleValue *tensor, const char *what, DlStTensor *out,
+                              GError **error)
+{
+  g_return_val_if_fail (ck != NULL && tensor != NULL && out != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+  if (!what)
+    what = "(unnamed)";
+  if (tensor->type != DL_PK_TENSOR)
+    {
+      const char *type = dl_pickle_type_name (tensor->type);
+      return bad (error, ck->path, "“%s” is %s %s, not a tensor", what, strchr ("aeiou", type[0]) ? "an" : "a",
+                  type);
+    }
+  DlStTensor t = { 0 };
+  if (!resolve_tensor (ck, ck->prefix, tensor, what, &t, error))
+    return FALSE;
+  *out = t;
+  return TRUE;
 }

@@ -30,7 +30,14 @@ const DlStTensor *dl_torch_ckpt_get_tensor (DlTorchCkpt *ck, guint index);
 const DlStTensor *dl_torch_ckpt_find (DlTorchCkpt *ck, const char *name);
 /* State-dict keys whose values are not tensors. */
 GPtrArray *dl_torch_ckpt_get_other_keys (DlTorchCkpt *ck);
-/* The whole unpickled object (for callers that need more than the state dict). */
+/* The whole unpickled object (for callers that need more than the state dict):
+ * a tree of DlPickleValues, nested dicts (str or int keys), lists, tuples. */
 DlPickleValue *dl_torch_ckpt_get_root (DlTorchCkpt *ck);
+/* A tensor anywhere in that tree, checked as state-dict tensors are (storage
+ * present and large enough, contiguous), as a DlStTensor whose data points into
+ * the archive (valid while ck is open; out->name is NULL).  `what` names it in
+ * errors; a value that is not a tensor is an error too. */
+gboolean dl_torch_ckpt_resolve_tensor (DlTorchCkpt *ck, const DlPickleValue *tensor, const char *what,
+                                       DlStTensor *out, GError **error);
 
 G_END_DECLS

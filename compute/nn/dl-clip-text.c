@@ -52,7 +52,9 @@ dl_clip_text_forward (DlParams *params, const DlTextEncoderConfig *config, DlTap
   DlTensor *pos = tok ? dl_params_getf (params, error, TM ".embeddings.position_embedding.weight") : NULL;
   if (!pos)
     return NULL;
-  g_autoptr (DlTensor) h = dl_nn_embedding (tape, ids, tok, pos, error);
+  int64_t added_base = 0;
+  DlTensor *added = dl_params_get_added_tokens (params, &added_base);
+  g_autoptr (DlTensor) h = dl_nn_embedding (tape, ids, tok, pos, added, added_base, error);
   if (!h)
     return NULL;
   if (options && options->hidden_states)

@@ -62,7 +62,7 @@ grad_begin (DlTape *tape, DlTensor *t, DlTensor **out, GError **error)
   *out = NULL;
   if (!t || !dl_tape_needs_grad (tape, t))
     return TRUE;
-  DlTensor *buffer = dl_tape_param_grad (tape, t);
+  DlTensor *buffer = dl_tape_claim_param_grad (tape, t);
   if (buffer) {
     *out = dl_tensor_ref (buffer);
     return TRUE;
@@ -685,29 +685,40 @@ static gboolean
 embedding_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **error)
 {
   Saved *s = data;
-  DlTensor *ids = s->t[0], *table = s->t[1], *pos = s->t[2];
-  DlTensor *dtable = NULL, *dpos = NULL;
+  DlTensor *ids = s->t[0], *table = s->t[1], *pos = s->t[2], *added = s->t[3];
+  int64_t added_base = s->i[0];
+  DlTensor *dtable = NULL, *dpos = NULL, *dadded = NULL;
   gboolean ok = grad_begin (tape, table, &dtable, error) && grad_begin (tape, pos, &dpos, error) &&
+                grad_begin (tape, added, &dadded, error) &&
                 (!(dtable || dpos) ||
-                 dl_op_embedding_backward (REC (tape), dtable, dpos, ids, dout[0], 0, TRUE, error));
+                 dl_op_embedding_backward_ex (REC (tape), dtable, 0, dpos, ids, dout[0], 0, TRUE, error)) &&
+                (!dadded ||
+                 dl_op_embedding_backward_ex (REC (tape), dadded, added_base, NULL, ids, dout[0], 0, TRUE, error));
   ok = grad_finish (tape, table, dtable, ok ? error : NULL) && ok;
   ok = grad_finish (tape, pos, dpos, ok ? error : NULL) && ok;
+  ok = grad_finish (tape, added, dadded, ok ? error : NULL) && ok;
   return ok;
 }
 
 DlTensor *
-dl_nn_embedding (DlTape *tape, DlTensor *ids, DlTensor *table, DlTensor *pos, GError **error)
+dl_nn_embedding (DlTape *tape, DlTensor *ids, DlTensor *table, DlTensor *pos, DlTensor *added, int64_t added_base,
+                 GError **error)
 {
   g_return_val_if_fail (tape && ids && table, NULL);
   int64_t shape[3] = { ids->ndim == 2 ? ids->shape[0] : 1, ids->shape[ids->ndim - 1], table->shape[1] };
   /* the tape's activation dtype, whatever the table's (an f16 table may only be
    * there to fit one binding) */
   g_autoptr (DlTensor) y = new_tensor (tape, "embedding", dl_tape_get_activation_dtype (tape), 3, shape, error);
-  if (!y || !dl_op_embedding (REC (tape), y, ids, table, pos, 0, error))
+  if (!y || !dl_op_embedding_ex (REC (tape), y, ids, table, 0, pos, 0, FALSE, error))
     return NULL;
-  DlTensor *in[] = { table, pos };
-  if (dl_tape_should_record (tape, in, 2))
-    dl_tape_push (tape, &y, 1, embedding_backward, saved_new (ids, table, pos, NULL, NULL, NULL), saved_free);
+  if (added && !dl_op_embedding_ex (REC (tape), y, ids, added, added_base, NULL, 0, TRUE, error))
+    return NULL;
+  DlTensor *in[] = { table, pos, added };
+  if (dl_tape_should_record (tape, in, 3)) {
+    Saved *s = saved_new (ids, table, pos, added, NULL, NULL);
+    s->i[0] = added_base;
+    dl_tape_push (tape, &y, 1, embedding_backward, s, saved_free);
+  }
   return g_steal_pointer (&y);
 }
 

@@ -35,8 +35,11 @@ DlTensor *dl_nn_nchw_to_tokens (DlTape *tape, DlTensor *x, GError **error);
 DlTensor *dl_nn_tokens_to_nchw (DlTape *tape, DlTensor *x, int64_t H, int64_t W, GError **error);
 /* the same data seen with another shape */
 DlTensor *dl_nn_reshape (DlTape *tape, DlTensor *x, int ndim, const int64_t *shape, GError **error);
-/* table[ids] + pos[0..T): ids i32 [B, T] -> [B, T, C] */
-DlTensor *dl_nn_embedding (DlTape *tape, DlTensor *ids, DlTensor *table, DlTensor *pos, GError **error);
+/* table[ids] + pos[0..T): ids i32 [B, T] -> [B, T, C].  `added` (may be NULL)
+ * [n, C] holds ids added_base .. added_base + n - 1 (Textual Inversion tokens
+ * past the table's rows). */
+DlTensor *dl_nn_embedding (DlTape *tape, DlTensor *ids, DlTensor *table, DlTensor *pos, DlTensor *added,
+                           int64_t added_base, GError **error);
 /* channels [start, start+count) of x [N, C, ...] */
 DlTensor *dl_nn_slice_channels (DlTape *tape, DlTensor *x, int64_t start, int64_t count, GError **error);
 

@@ -18,6 +18,8 @@ struct _DlParams {
   DlDevice *device;
   GHashTable *tensors;  /* name -> DlTensor */
   GHashTable *adapters; /* module name -> GPtrArray of Adapter */
+  DlTensor *added_tokens;
+  int64_t added_base;
 };
 
 static void
@@ -47,6 +49,7 @@ dl_params_free (DlParams *p)
     return;
   g_hash_table_unref (p->adapters);
   g_hash_table_unref (p->tensors);
+  g_clear_pointer (&p->added_tokens, dl_tensor_unref);
   g_free (p);
 }
 
@@ -153,6 +156,26 @@ dl_params_module_names (DlParams *p)
       g_hash_table_add (set, g_strndup (key, dot - (const char *) key));
   }
   return set;
+}
+
+void
+dl_params_set_added_tokens (DlParams *p, DlTensor *table, int64_t id_base)
+{
+  g_return_if_fail (p != NULL);
+  g_return_if_fail (!table || (table->ndim == 2 && id_base >= 0));
+  if (table)
+    dl_tensor_ref (table);
+  g_clear_pointer (&p->added_tokens, dl_tensor_unref);
+  p->added_tokens = table;
+  p->added_base = id_base;
+}
+
+DlTensor *
+dl_params_get_added_tokens (DlParams *p, int64_t *id_base)
+{
+  if (id_base)
+    *id_base = p->added_base;
+  return p->added_tokens;
 }
 
 void

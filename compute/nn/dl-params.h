@@ -44,6 +44,16 @@ GPtrArray *dl_params_names (DlParams *p);
  * keys of a GHashTable for dl_lora_file_resolve. */
 GHashTable *dl_params_module_names (DlParams *p);
 
+/* ---- added tokens (Textual Inversion) ---- */
+
+/* Vectors for token ids the tokenizer added past the model's vocabulary: row r
+ * is id `id_base + r` (id_base = the token table's row count).  `table` [n, C]
+ * (f32 or f16; a trained embedding's f32 master) is looked up after the token
+ * table and may be trained like a parameter.  NULL removes them.  Takes a
+ * reference. */
+void dl_params_set_added_tokens (DlParams *p, DlTensor *table, int64_t id_base);
+DlTensor *dl_params_get_added_tokens (DlParams *p, int64_t *id_base);
+
 /* ---- adapters ---- */
 
 /* y += scale · up(down(x)) on the module `target` ("unet.down_blocks.0...to_q").

@@ -24,6 +24,7 @@ struct _DlTape {
   GHashTable *needs;   /* DlTensor* set (referenced) */
   GHashTable *grads;   /* DlTensor* -> gradient DlTensor* (both referenced) */
   GHashTable *params;  /* param DlTensor* -> persistent gradient (both referenced) */
+  GHashTable *reached; /* params whose gradient buffer a backward wrote (root only; not referenced) */
 };
 
 static void
@@ -53,6 +54,7 @@ tape_new (DlRecorder *rec, DlArena *arena, DlTape *root)
   t->params = root ? NULL
                    : g_hash_table_new_full (NULL, NULL, (GDestroyNotify) dl_tensor_unref,
                                             (GDestroyNotify) dl_tensor_unref);
+  t->reached = root ? NULL : g_hash_table_new (NULL, NULL);
   return t;
 }
 
@@ -73,6 +75,8 @@ dl_tape_free (DlTape *tape)
   g_hash_table_unref (tape->needs);
   if (tape->params)
     g_hash_table_unref (tape->params);
+  if (tape->reached)
+    g_hash_table_unref (tape->reached);
   dl_arena_unref (tape->arena);
   g_free (tape);
 }
@@ -176,6 +180,21 @@ dl_tape_param_grad (DlTape *tape, DlTensor *param)
   return g_hash_table_lookup (tape->root->params, param);
 }
 
+DlTensor *
+dl_tape_claim_param_grad (DlTape *tape, DlTensor *param)
+{
+  DlTensor *g = dl_tape_param_grad (tape, param);
+  if (g)
+    g_hash_table_add (tape->root->reached, param);
+  return g;
+}
+
+gboolean
+dl_tape_param_reached (DlTape *tape, DlTensor *param)
+{
+  return param && g_hash_table_contains (tape->root->reached, param);
+}
+
 gboolean
 dl_tape_needs_grad (DlTape *tape, DlTensor *t)
 {
@@ -218,7 +237,7 @@ dl_tape_add_grad (DlTape *tape, DlTensor *t, DlTensor *grad, GError **error)
 {
   if (!t || !grad || !dl_tape_needs_grad (tape, t))
     return TRUE;
-  DlTensor *param_grad = dl_tape_param_grad (tape, t);
+  DlTensor *param_grad = dl_tape_claim_param_grad (tape, t);
   if (param_grad)
     return dl_op_axpby (tape->rec, param_grad, grad, 1.0f, 1.0f, error);
   if (!dl_tensor_same_shape (t, grad)) {

@@ -56,6 +56,13 @@ void dl_tape_set_param_grad (DlTape *tape, DlTensor *param, DlTensor *grad);
 /* The persistent gradient buffer of a trainable parameter; NULL when frozen. */
 DlTensor *dl_tape_param_grad (DlTape *tape, DlTensor *param);
 
+/* The gradient buffer of `param` for a backward about to add into it: noted as
+ * reached (a trained tensor the loss never reaches has no gradient, as in torch,
+ * where .grad stays None: the optimizer skips it). */
+DlTensor *dl_tape_claim_param_grad (DlTape *tape, DlTensor *param);
+/* Whether a backward of this tape (or its checkpoint sub-tapes) wrote the gradient of `param`. */
+gboolean dl_tape_param_reached (DlTape *tape, DlTensor *param);
+
 /* Whether backward must reach `t` (watched, trainable, or computed from such). */
 gboolean dl_tape_needs_grad (DlTape *tape, DlTensor *t);
 /* Whether an op with these inputs must record (the tape is enabled and one of

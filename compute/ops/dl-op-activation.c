@@ -36,38 +36,53 @@ check_act (const char *op, DlActivation act, GError **error)
   return FALSE;
 }
 
-/* One thread per output element over n of them: out = f(x) or, with dy, the
- * backward f'(x)·dy. */
+/* One thread per output element: out = f(x) or, with dy, the backward f'(x)·dy,
+ * over `rows` rows of `per_row` outputs, each row x_row elements of x, o_row of
+ * out and g_row of dy (1 for the elementwise activations; 2F, F or 2F, F for
+ * GEGLU).  Tensors larger than one binding take one dispatch per range of rows. */
 static gboolean
-run_pointwise (DlRecorder *rec, const char *shader, DlTensor *out, DlTensor *x, DlTensor *dy, int64_t n,
-               uint32_t param, GError **error)
+run_pointwise (DlRecorder *rec, const char *shader, DlTensor *out, DlTensor *x, DlTensor *dy, int64_t rows,
+               int64_t per_row, int64_t x_row, int64_t o_row, int64_t g_row, uint32_t param, GError **error)
 {
-  if (n == 0)
+  if (rows == 0 || per_row == 0)
     return TRUE;
   DlPipeline *p = dl_op_pipeline (rec, error, "%s_%s", shader, dl_dtype_name (x->dtype));
   if (!p)
     return FALSE;
   gsize es = dl_dtype_size (x->dtype);
-  DlBinding b[3];
-  guint nb = 0;
-  PointwisePush pc = { .n = (uint32_t) n, .param = param };
-  b[nb] = dl_op_bind (rec, x, FALSE);
-  pc.off_x = dl_binding_shader_offset (&b[nb++], es);
-  if (dy)
+  int64_t step = dl_op_max_binding_elems (rec, x->dtype) / MAX (MAX (x_row, o_row), MAX (g_row, 1));
+  if (step < 1)
     {
-      b[nb] = dl_op_bind (rec, dy, FALSE);
-      pc.off_g = dl_binding_shader_offset (&b[nb++], es);
+      g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "%s: one row of %" G_GINT64_FORMAT " elements is larger than one binding",
+                   shader, x_row);
+      return FALSE;
     }
-  b[nb] = dl_op_bind (rec, out, TRUE);
-  pc.off_d = dl_binding_shader_offset (&b[nb++], es);
-  return dl_recorder_dispatch (rec, p, b, nb, &pc, sizeof pc, dl_op_groups (rec, n, WG), 1, 1, error);
+  for (int64_t r0 = 0; r0 < rows; r0 += step)
+    {
+      int64_t nr = MIN (step, rows - r0);
+      DlBinding b[3];
+      guint nb = 0;
+      PointwisePush pc = { .n = (uint32_t) (nr * per_row), .param = param };
+      b[nb] = dl_op_bind_range (rec, x, r0 * x_row, nr * x_row, FALSE);
+      pc.off_x = dl_binding_shader_offset (&b[nb++], es);
+      if (dy)
+        {
+          b[nb] = dl_op_bind_range (rec, dy, r0 * g_row, nr * g_row, FALSE);
+          pc.off_g = dl_binding_shader_offset (&b[nb++], es);
+        }
+      b[nb] = dl_op_bind_range (rec, out, r0 * o_row, nr * o_row, TRUE);
+      pc.off_d = dl_binding_shader_offset (&b[nb++], es);
+      if (!dl_recorder_dispatch (rec, p, b, nb, &pc, sizeof pc, dl_op_groups (rec, nr * per_row, WG), 1, 1, error))
+        return FALSE;
+    }
+  return TRUE;
 }
 
 static gboolean
 run_act (DlRecorder *rec, const char *shader, DlTensor *out, DlTensor *x, DlTensor *dy, DlActivation act,
          GError **error)
 {
-  return run_pointwise (rec, shader, out, x, dy, dl_tensor_numel (x), (uint32_t) act, error);
+  return run_pointwise (rec, shader, out, x, dy, dl_tensor_numel (x), 1, 1, 1, 1, (uint32_t) act, error);
 }
 
 gboolean
@@ -123,11 +138,14 @@ check_geglu (const char *op, DlTensor *x, DlTensor *h, int64_t *F, GError **erro
   return TRUE;
 }
 
-/* n = rows * F outputs (half of x) */
+/* rows of F outputs: x [rows, 2F], dy [rows, F], out [rows, F] (forward) or
+ * [rows, 2F] (backward) */
 static gboolean
 run_geglu (DlRecorder *rec, const char *shader, DlTensor *out, DlTensor *x, DlTensor *dy, int64_t F, GError **error)
 {
-  return run_pointwise (rec, shader, out, x, dy, dl_tensor_numel (x) / 2, (uint32_t) F, error);
+  int64_t rows = F ? dl_tensor_numel (x) / (2 * F) : 0;
+  return run_pointwise (rec, shader, out, x, dy, rows, F, 2 * F, dl_tensor_numel (out) / MAX (rows, 1), F,
+                        (uint32_t) F, error);
 }
 
 gboolean

@@ -8,13 +8,16 @@
 #include <math.h>
 
 typedef struct {
-  uint32_t n, T, C, V;
+  uint32_t n, T, C;
+  uint32_t first_id, rows;
+  uint32_t table_first, table_rows;
   uint32_t off_ids, off_table, off_pos, off_o;
-  uint32_t pos_offset, has_pos;
+  uint32_t pos_offset, has_pos, strays, accumulate;
 } EmbedPush;
 
 typedef struct {
-  uint32_t P, C, V;
+  uint32_t P, C;
+  uint32_t first_id, rows;
   uint32_t off_ids, off_g, off_table;
 } EmbedBwdPush;
 
@@ -82,9 +85,39 @@ check_pos (const char *op, DlTensor *pos, int64_t C, int64_t T, int64_t pos_offs
   return TRUE;
 }
 
+/* Ids are i32: the table's first id must be one, and an int32 a shader can hold. */
+static gboolean
+check_id_base (const char *op, DlTensor *table, int64_t id_base, GError **error)
+{
+  if (id_base >= 0 && id_base <= G_MAXINT32)
+    return TRUE;
+  g_autofree char *s = g_strdup_printf ("first id %" G_GINT64_FORMAT " is outside 0..%d", id_base, G_MAXINT32);
+  return arg_error (error, op, table, s);
+}
+
+/* Rows of a table starting at id_base that an i32 id can reach (so that the
+ * shaders' first id + rows stays below 2^32). */
+static int64_t
+reachable_rows (int64_t V, int64_t id_base)
+{
+  return MIN (V, (int64_t) G_MAXINT32 + 1 - id_base);
+}
+
+/* Rows of `t` per dispatch: one binding's worth, at least one row. */
+static gboolean
+rows_per_binding (const char *op, DlRecorder *rec, DlTensor *t, int64_t *rows, GError **error)
+{
+  *rows = dl_op_max_binding_rows (rec, t);
+  if (*rows > 0)
+    return TRUE;
+  g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "%s: one row of %s is larger than one binding", op,
+               t->name ? t->name : "the table");
+  return FALSE;
+}
+
 gboolean
-dl_op_embedding (DlRecorder *rec, DlTensor *out, DlTensor *ids, DlTensor *table, DlTensor *pos, int64_t pos_offset,
-                 GError **error)
+dl_op_embedding_ex (DlRecorder *rec, DlTensor *out, DlTensor *ids, DlTensor *table, int64_t id_base, DlTensor *pos,
+                    int64_t pos_offset, gboolean accumulate, GError **error)
 {
   g_return_val_if_fail (rec != NULL && out != NULL && ids != NULL && table != NULL, FALSE);
   const char *op = "embedding";
@@ -96,7 +129,8 @@ dl_op_embedding (DlRecorder *rec, DlTensor *out, DlTensor *ids, DlTensor *table,
   if (table->ndim != 2)
     return arg_error (error, op, table, "table must be [vocabulary, channels]");
   int64_t V = table->shape[0], C = table->shape[1];
-  if (!check_tokens (op, out, ids, B, T, C, error) || (pos && !check_pos (op, pos, C, T, pos_offset, error)))
+  if (!check_id_base (op, table, id_base, error) || !check_tokens (op, out, ids, B, T, C, error) ||
+      (pos && !check_pos (op, pos, C, T, pos_offset, error)))
     return FALSE;
   if (pos && pos->dtype != table->dtype)
     return arg_error (error, op, pos, "the position table must have the token table's dtype");
@@ -105,33 +139,85 @@ dl_op_embedding (DlRecorder *rec, DlTensor *out, DlTensor *ids, DlTensor *table,
     return TRUE;
   DlPipeline *p = dl_op_pipeline (rec, error, "embedding_%s_%s", dl_dtype_name (table->dtype),
                                   dl_dtype_name (out->dtype));
-  if (!p)
+  int64_t step;
+  if (!p || !rows_per_binding (op, rec, table, &step, error))
     return FALSE;
   gsize et = dl_dtype_size (table->dtype);
-  DlBinding b[4] = {
-    dl_op_bind (rec, ids, FALSE),
-    dl_op_bind (rec, table, FALSE),
-    dl_op_bind (rec, pos ? pos : table, FALSE),
-    dl_op_bind (rec, out, TRUE),
-  };
-  EmbedPush pc = {
-    .n = (uint32_t) n,
-    .T = (uint32_t) T,
-    .C = (uint32_t) C,
-    .V = (uint32_t) MIN (V, G_MAXUINT32),
-    .off_ids = dl_binding_shader_offset (&b[0], 4),
-    .off_table = dl_binding_shader_offset (&b[1], et),
-    .off_pos = dl_binding_shader_offset (&b[2], et),
-    .off_o = dl_binding_shader_offset (&b[3], dl_dtype_size (out->dtype)),
-    .pos_offset = (uint32_t) (pos ? pos_offset : 0),
-    .has_pos = pos != NULL,
-  };
-  return dl_recorder_dispatch (rec, p, b, 4, &pc, sizeof pc, dl_op_groups (rec, n, 256), 1, 1, error);
+  int64_t reach = reachable_rows (V, id_base);
+  /* one dispatch per binding-sized range of rows (an empty table: one, for the strays) */
+  for (int64_t r0 = 0; r0 == 0 || r0 < reach; r0 += step)
+    {
+      int64_t rows = MIN (step, reach - r0);
+      DlBinding b[4] = { dl_op_bind (rec, ids, FALSE), dl_op_bind_rows (rec, table, r0, rows, FALSE) };
+      b[2] = pos ? dl_op_bind (rec, pos, FALSE) : b[1]; /* unused without positions */
+      b[3] = dl_op_bind (rec, out, TRUE);
+      EmbedPush pc = {
+        .n = (uint32_t) n,
+        .T = (uint32_t) T,
+        .C = (uint32_t) C,
+        .first_id = (uint32_t) (id_base + r0),
+        .rows = (uint32_t) rows,
+        .table_first = (uint32_t) id_base,
+        .table_rows = (uint32_t) reach,
+        .off_ids = dl_binding_shader_offset (&b[0], 4),
+        .off_table = dl_binding_shader_offset (&b[1], et),
+        .off_pos = dl_binding_shader_offset (&b[2], et),
+        .off_o = dl_binding_shader_offset (&b[3], dl_dtype_size (out->dtype)),
+        .pos_offset = (uint32_t) (pos ? pos_offset : 0),
+        .has_pos = pos != NULL,
+        .strays = r0 == 0,
+        .accumulate = accumulate != FALSE,
+      };
+      if (!dl_recorder_dispatch (rec, p, b, 4, &pc, sizeof pc, dl_op_groups (rec, n, 256), 1, 1, error))
+        return FALSE;
+    }
+  return TRUE;
 }
 
 gboolean
-dl_op_embedding_backward (DlRecorder *rec, DlTensor *dtable, DlTensor *dpos, DlTensor *ids, DlTensor *dout,
-                          int64_t pos_offset, gboolean accumulate, GError **error)
+dl_op_embedding (DlRecorder *rec, DlTensor *out, DlTensor *ids, DlTensor *table, DlTensor *pos, int64_t pos_offset,
+                 GError **error)
+{
+  return dl_op_embedding_ex (rec, out, ids, table, 0, pos, pos_offset, FALSE, error);
+}
+
+/* dtable rows [0, V) += the gradients of ids id_base .. id_base + V - 1, one
+ * dispatch per binding-sized range of rows: each row keeps its one writer and
+ * its sum order, so the split changes no bit. */
+static gboolean
+table_backward (DlRecorder *rec, DlTensor *dtable, int64_t id_base, DlTensor *ids, DlTensor *dout, int64_t P,
+                int64_t C, GError **error)
+{
+  const char *op = "embedding_backward";
+  int64_t reach = reachable_rows (dtable->shape[0], id_base), step;
+  DlPipeline *p = dl_op_pipeline (rec, error, "embedding_bwd_%s", dl_dtype_name (dout->dtype));
+  if (!p || !rows_per_binding (op, rec, dtable, &step, error))
+    return FALSE;
+  for (int64_t r0 = 0; r0 < reach; r0 += step)
+    {
+      int64_t rows = MIN (step, reach - r0);
+      DlBinding b[3] = { dl_op_bind (rec, ids, FALSE), dl_op_bind (rec, dout, FALSE),
+                         dl_op_bind_rows (rec, dtable, r0, rows, TRUE) };
+      EmbedBwdPush pc = {
+        .P = (uint32_t) P,
+        .C = (uint32_t) C,
+        .first_id = (uint32_t) (id_base + r0),
+        .rows = (uint32_t) rows,
+        .off_ids = dl_binding_shader_offset (&b[0], 4),
+        .off_g = dl_binding_shader_offset (&b[1], dl_dtype_size (dout->dtype)),
+        .off_table = dl_binding_shader_offset (&b[2], 4),
+      };
+      /* one workgroup per position: a few per core on a CPU device is plenty */
+      guint32 groups = (guint32) MIN (P, 65535);
+      if (!dl_recorder_dispatch (rec, p, b, 3, &pc, sizeof pc, groups, 1, 1, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+dl_op_embedding_backward_ex (DlRecorder *rec, DlTensor *dtable, int64_t id_base, DlTensor *dpos, DlTensor *ids,
+                             DlTensor *dout, int64_t pos_offset, gboolean accumulate, GError **error)
 {
   g_return_val_if_fail (rec != NULL && ids != NULL && dout != NULL, FALSE);
   const char *op = "embedding_backward";
@@ -151,29 +237,13 @@ dl_op_embedding_backward (DlRecorder *rec, DlTensor *dtable, DlTensor *dpos, DlT
         return FALSE;
       if (dtable->ndim != 2 || dtable->shape[1] != C)
         return arg_error (error, op, dtable, "table gradient must be [vocabulary, channels]");
+      if (!check_id_base (op, dtable, id_base, error))
+        return FALSE;
       if (!accumulate && !dl_op_fill (rec, dtable, 0.0, error))
         return FALSE;
       int64_t P = B * T;
-      if (P > 0 && C > 0)
-        {
-          DlPipeline *p = dl_op_pipeline (rec, error, "embedding_bwd_%s", dl_dtype_name (dout->dtype));
-          if (!p)
-            return FALSE;
-          DlBinding b[3] = { dl_op_bind (rec, ids, FALSE), dl_op_bind (rec, dout, FALSE),
-                             dl_op_bind (rec, dtable, TRUE) };
-          EmbedBwdPush pc = {
-            .P = (uint32_t) P,
-            .C = (uint32_t) C,
-            .V = (uint32_t) MIN (dtable->shape[0], G_MAXUINT32),
-            .off_ids = dl_binding_shader_offset (&b[0], 4),
-            .off_g = dl_binding_shader_offset (&b[1], eg),
-            .off_table = dl_binding_shader_offset (&b[2], 4),
-          };
-          /* one workgroup per position: a few per core on a CPU device is plenty */
-          guint32 groups = (guint32) MIN (P, 65535);
-          if (!dl_recorder_dispatch (rec, p, b, 3, &pc, sizeof pc, groups, 1, 1, error))
-            return FALSE;
-        }
+      if (P > 0 && C > 0 && !table_backward (rec, dtable, id_base, ids, dout, P, C, error))
+        return FALSE;
     }
   if (dpos)
     {
@@ -201,6 +271,13 @@ dl_op_embedding_backward (DlRecorder *rec, DlTensor *dtable, DlTensor *dpos, DlT
         }
     }
   return TRUE;
+}
+
+gboolean
+dl_op_embedding_backward (DlRecorder *rec, DlTensor *dtable, DlTensor *dpos, DlTensor *ids, DlTensor *dout,
+                          int64_t pos_offset, gboolean accumulate, GError **error)
+{
+  return dl_op_embedding_backward_ex (rec, dtable, 0, dpos, ids, dout, pos_offset, accumulate, error);
 }
 
 gboolean

@@ -51,11 +51,33 @@ dl_op_groups (DlRecorder *rec, int64_t n, guint wg)
 int64_t
 dl_op_max_binding_elems (DlRecorder *rec, DlDType dtype)
 {
-  const DlDeviceInfo *info = dl_device_get_info (dl_recorder_get_device (rec));
   /* leave room for the descriptor's alignment slack */
-  guint64 bytes = info->max_storage_buffer_range - DL_BINDING_ALIGN;
+  guint64 bytes = dl_recorder_get_max_binding_range (rec) - DL_BINDING_ALIGN;
   bytes -= bytes % DL_BINDING_ALIGN;
   return (int64_t) (bytes / dl_dtype_size (dtype));
+}
+
+/* elements per slice along shape[0] */
+static int64_t
+row_elems (DlTensor *t)
+{
+  int64_t row = 1;
+  for (int i = 1; i < t->ndim; i++)
+    row *= t->shape[i];
+  return row;
+}
+
+int64_t
+dl_op_max_binding_rows (DlRecorder *rec, DlTensor *t)
+{
+  return dl_op_max_binding_elems (rec, t->dtype) / MAX (row_elems (t), 1);
+}
+
+DlBinding
+dl_op_bind_rows (DlRecorder *rec, DlTensor *t, int64_t first, int64_t count, gboolean write)
+{
+  int64_t row = row_elems (t);
+  return dl_op_bind_range (rec, t, first * row, count * row, write);
 }
 
 gboolean

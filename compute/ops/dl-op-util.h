@@ -18,9 +18,16 @@ DlPipeline *dl_op_pipeline (DlRecorder *rec, GError **error, const char *fmt, ..
 /* Workgroups for a grid-stride loop over n items with `wg` threads per group. */
 guint32 dl_op_groups (DlRecorder *rec, int64_t n, guint wg);
 
-/* Elements of `dtype` that one binding may span on this device (a multiple of
- * DL_BINDING_ALIGN bytes), for ops that split huge tensors into several dispatches. */
+/* Elements of `dtype` that one binding may span on this recorder's device (a
+ * multiple of DL_BINDING_ALIGN bytes, less than dl_recorder_get_max_binding_range()
+ * by the alignment slack), for ops that split huge tensors into several dispatches. */
 int64_t dl_op_max_binding_elems (DlRecorder *rec, DlDType dtype);
+
+/* Rows (slices along shape[0]) of `t` that one binding may span on this recorder;
+ * 0 when not even one row fits.  dl_op_bind_rows() binds rows [first, first +
+ * count): with dl_binding_shader_offset() the shader indexes them from 0. */
+int64_t dl_op_max_binding_rows (DlRecorder *rec, DlTensor *t);
+DlBinding dl_op_bind_rows (DlRecorder *rec, DlTensor *t, int64_t first, int64_t count, gboolean write);
 
 gboolean dl_op_check_same_numel (const char *op, DlTensor *a, DlTensor *b, GError **error);
 gboolean dl_op_check_same_shape (const char *op, DlTensor *a, DlTensor *b, GError **error);

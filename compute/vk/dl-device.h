@@ -131,6 +131,10 @@ guint64 dl_device_get_memory_reserved (DlDevice *device);
 /* Refuse allocations past `bytes` in use (0 = no limit): a user budget, and a way to
  * exercise out-of-memory handling in tests. */
 void dl_device_set_memory_limit (DlDevice *device, guint64 bytes);
+/* Device-local memory this process may use: VK_EXT_memory_budget's budget where
+ * the driver has it (*from_driver TRUE), else the heap sizes; never more than the
+ * limit above. */
+guint64 dl_device_get_memory_budget (DlDevice *device, gboolean *from_driver);
 /* Give empty memory blocks back to the driver (waits for the device first). */
 gboolean dl_device_trim_memory (DlDevice *device, GError **error);
 

@@ -521,3 +521,33 @@ dl_memory_read (DlDevice *self, DlMemBlock *block, VkDeviceSize offset, void *da
     }
   return staged_copy (self, block, offset, data, size, FALSE, error);
 }
+
+guint64
+dl_device_get_memory_budget (DlDevice *self, gboolean *from_driver)
+{
+  g_return_val_if_fail (self != NULL, 0);
+  /* VK_EXT_memory_budget: what this process may use of each heap now (other
+   * programs' use taken off), plus what we hold already */
+  gboolean have = dl_device_has_extension (self->physical, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
+  VkPhysicalDeviceMemoryBudgetPropertiesEXT budget = {
+    .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_BUDGET_PROPERTIES_EXT,
+  };
+  VkPhysicalDeviceMemoryProperties2 props = {
+    .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_PROPERTIES_2,
+    .pNext = have ? &budget : NULL,
+  };
+  vkGetPhysicalDeviceMemoryProperties2 (self->physical, &props);
+  guint64 total = 0;
+  for (uint32_t h = 0; h < props.memoryProperties.memoryHeapCount; h++) {
+    const VkMemoryHeap *heap = &props.memoryProperties.memoryHeaps[h];
+    if (!(heap->flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT))
+      continue;
+    total += have && budget.heapBudget[h] ? MIN (budget.heapBudget[h], heap->size) : heap->size;
+  }
+  if (from_driver)
+    *from_driver = have;
+  g_mutex_lock (&self->mem_mutex);
+  guint64 limit = self->limit;
+  g_mutex_unlock (&self->mem_mutex);
+  return limit ? MIN (limit, total) : total;
+}

@@ -42,6 +42,7 @@ struct _DlRecorder {
   Chunk *cur;
   guint chunk_size;
   gboolean profiling;
+  guint64 max_binding_range; /* 0: the device's maxStorageBufferRange */
 
   GArray *reads;  /* Span since the last barrier */
   GArray *writes; /* Span since the last barrier */
@@ -177,6 +178,22 @@ dl_recorder_set_chunk_size (DlRecorder *rec, guint dispatches)
 {
   g_return_if_fail (rec != NULL);
   rec->chunk_size = MAX (dispatches, 1);
+}
+
+void
+dl_recorder_set_max_binding_range (DlRecorder *rec, guint64 bytes)
+{
+  g_return_if_fail (rec != NULL);
+  g_return_if_fail (bytes == 0 || bytes >= 2 * DL_BINDING_ALIGN);
+  rec->max_binding_range = bytes;
+}
+
+guint64
+dl_recorder_get_max_binding_range (DlRecorder *rec)
+{
+  g_return_val_if_fail (rec != NULL, 0);
+  guint64 dev = rec->dev->info->max_storage_buffer_range;
+  return rec->max_binding_range ? MIN (rec->max_binding_range, dev) : dev;
 }
 
 static Chunk *
@@ -370,6 +387,7 @@ dl_recorder_dispatch (DlRecorder *rec, DlPipeline *p, const DlBinding *bindings,
 
   VkDescriptorBufferInfo bi[DL_MAX_BINDINGS];
   Span spans[DL_MAX_BINDINGS];
+  guint64 max_range = dl_recorder_get_max_binding_range (rec);
   for (guint i = 0; i < n_bindings; i++)
     {
       const DlBinding *b = &bindings[i];
@@ -387,10 +405,10 @@ dl_recorder_dispatch (DlRecorder *rec, DlPipeline *p, const DlBinding *bindings,
       guint64 base = b->offset - b->offset % DL_BINDING_ALIGN;
       guint64 end = MIN (b->offset + MAX (b->size, 1), b->block->size);
       guint64 range = end - base;
-      if (range > info->max_storage_buffer_range)
+      if (range > max_range)
         {
           g_autofree char *r = g_format_size_full (range, G_FORMAT_SIZE_IEC_UNITS);
-          g_autofree char *l = g_format_size_full (info->max_storage_buffer_range, G_FORMAT_SIZE_IEC_UNITS);
+          g_autofree char *l = g_format_size_full (max_range, G_FORMAT_SIZE_IEC_UNITS);
           g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
                        "%s: binding %u spans %s, more than this device's maxStorageBufferRange (%s)", p->name, i,
                        r, l);

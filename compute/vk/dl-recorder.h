@@ -87,4 +87,12 @@ guint64 dl_recorder_get_submit_count (DlRecorder *rec);
 /* Dispatches per automatic flush (default 128). */
 void dl_recorder_set_chunk_size (DlRecorder *rec, guint dispatches);
 
+/* The largest byte range one binding may span: the device's maxStorageBufferRange,
+ * or less after dl_recorder_set_max_binding_range() (0 restores the device's; at
+ * least 2 * DL_BINDING_ALIGN).  Lowering it lets tests exercise, on small tensors,
+ * the splitting that ops do for tensors larger than one binding; dispatches past
+ * it fail as they would on the device. */
+void dl_recorder_set_max_binding_range (DlRecorder *rec, guint64 bytes);
+guint64 dl_recorder_get_max_binding_range (DlRecorder *rec);
+
 G_END_DECLS

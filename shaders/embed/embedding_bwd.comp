@@ -1,10 +1,13 @@
 #version 450
 // Backward of the lookup into the table, as a deterministic scatter-add:
-//   dtable[id, c] += sum over positions q with ids[q] == id of dout[q, c]
+//   dtable[id - first_id, c] += sum over positions q with ids[q] == id of dout[q, c]
+// for the ids first_id .. first_id + rows - 1 that the bound rows hold (a table
+// larger than one binding takes one dispatch per range of rows).
 // One workgroup per position; only the first position holding an id does the
 // work for that id, summing every later occurrence in position order.  So each
 // table row has exactly one writer (no atomics, no races) and the sum order is
-// fixed: the same bits on every run and device.  Ids outside [0, V) are skipped.
+// fixed: the same bits on every run and device, however the rows are split.
+// Ids outside the bound rows are skipped.
 #include "dl_dtype.glsl"
 
 layout(local_size_x = 128) in;
@@ -15,7 +18,8 @@ layout(std430, binding = 2) buffer BufTable { float dtable[]; };
 
 layout(push_constant) uniform Push {
   uint P; // positions (B * T)
-  uint C, V;
+  uint C;
+  uint first_id, rows;
   uint off_ids, off_g, off_table;
 } p;
 
@@ -26,7 +30,9 @@ void main()
   const uint tid = gl_LocalInvocationID.x;
   for (uint q = gl_WorkGroupID.x; q < p.P; q += gl_NumWorkGroups.x) {
     const int id = ids[p.off_ids + q];
-    if (id < 0 || uint(id) >= p.V)
+    // unsigned difference: ids below first_id wrap around to huge values
+    const uint row = uint(id) - p.first_id;
+    if (id < 0 || row >= p.rows)
       continue; // uniform across the workgroup
     if (tid == 0u)
       first = 1u;
@@ -44,7 +50,7 @@ void main()
       for (uint r = q; r < p.P; r++)
         if (ids[p.off_ids + r] == id)
           s += A_LOAD(g[p.off_g + r * p.C + c]);
-      const uint idx = p.off_table + uint(id) * p.C + c;
+      const uint idx = p.off_table + row * p.C + c;
       dtable[idx] += s;
     }
   }

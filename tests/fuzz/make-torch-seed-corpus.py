@@ -31,6 +31,9 @@ torch_utils = module("torch._utils")
 module("pytorch_lightning")
 module("pytorch_lightning.callbacks")
 lightning = module("pytorch_lightning.callbacks.model_checkpoint")
+module("torch.nn")
+module("torch.nn.modules")
+container = module("torch.nn.modules.container")
 
 
 def named(mod, obj, name):
@@ -54,6 +57,7 @@ storage_classes = {}
 for cls_name, fmt in (("FloatStorage", "f"), ("HalfStorage", "e"), ("LongStorage", "q")):
     storage_classes[cls_name] = (named(torch, type(cls_name, (), {}), cls_name), fmt)
 ModelCheckpoint = named(lightning, type("ModelCheckpoint", (), {}), "ModelCheckpoint")
+ParameterDict = named(container, type("ParameterDict", (), {}), "ParameterDict")
 
 
 class Storage:
@@ -128,6 +132,20 @@ callback.__dict__.update({"monitor": None, "best_model_score": 0.5})
 lightning_ckpt = {"epoch": 6, "global_step": 470000, "callbacks": {ModelCheckpoint: {"monitor": None}},
                   "state_dict": state, "checkpoint": callback}
 
+# Textual Inversion embeddings: A1111's Embedding.save dict, and the original
+# TI repo's (string_to_token values 0-dim tensors, string_to_param an
+# nn.ParameterDict pickled as NEWOBJ + BUILD of its attributes)
+emb = Storage("FloatStorage", "0", [0.5, -1.0, 2.0, 0.125, -4.0, 8.0])
+star = Storage("LongStorage", "1", [265])
+ti_a1111 = {"string_to_token": {"*": 265}, "string_to_param": {"*": Tensor(emb, 0, (2, 3))}, "name": "cat",
+            "step": 500, "sd_checkpoint": "0123456789", "sd_checkpoint_name": "v1-5-pruned"}
+param_dict = ParameterDict()
+param_dict.__dict__.update({"training": True,
+                            "_parameters": collections.OrderedDict([("*", Tensor(emb, 0, (2, 3), parameter=True))]),
+                            "_buffers": collections.OrderedDict(), "_non_persistent_buffers_set": set(),
+                            "_is_full_backward_hook": None, "_modules": collections.OrderedDict()})
+ti_original = {"string_to_token": {"*": Tensor(star, 0, ())}, "string_to_param": param_dict}
+
 
 class Evil:
     def __reduce__(self):
@@ -140,6 +158,8 @@ seeds = {
     "valid-lightning.ckpt": archive(lightning_ckpt, [w, h, ids], prefix="last"),
     "valid-views.pt": archive(views, [w]),
     "valid-parameters.pt": archive(params, [w]),
+    "valid-ti-a1111.pt": archive(ti_a1111, [emb]),
+    "valid-ti-parameterdict.pt": archive(ti_original, [emb, star], prefix="embeddings"),
     "pickle-state-dict": dumps(state),
     "pickle-lightning": dumps(lightning_ckpt),
     "pickle-protocol4": pickle.dumps({"a": [1, 2.5, None, True, "x" * 3], "b": (b"raw", {1, 2})}, protocol=4),

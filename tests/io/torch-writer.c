@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "io/dl-torch-writer.h"
 #include "io/dl-zip.h"
 
 void
@@ -242,12 +243,38 @@ emit_state_dict (TwPickle *p, const TwTensor *tensors, guint n, gboolean paramet
   tw_op (p, 'u'); /* SETITEMS */
 }
 
+/* the same state dict through the engine's writer: an OrderedDict of tensors,
+ * storages data/0, data/1, ... in order */
+static gboolean
+engine_state_dict (const char *path, const TwTensor *tensors, guint n, const TwOptions *opt, GError **error)
+{
+  g_autoptr (DlTorchValue) sd = dl_torch_ordered_dict ();
+  for (guint i = 0; i < n; i++)
+    dl_torch_dict_set (sd, tensors[i].name, dl_torch_tensor (tensors[i].dtype, tensors[i].ndim, tensors[i].shape,
+                                                             tensors[i].data, tensors[i].nbytes));
+  if (!opt->prefix && !opt->deflate)
+    return dl_torch_save (path, sd, error);
+  g_autoptr (GPtrArray) storages = NULL;
+  g_autoptr (GBytes) pickle = dl_torch_pickle (sd, &storages);
+  g_autoptr (GPtrArray) keys = g_ptr_array_new_with_free_func (g_free);
+  g_autofree gpointer *pairs = g_new0 (gpointer, 2 * storages->len + 1);
+  for (guint i = 0; i < storages->len; i++)
+    {
+      g_ptr_array_add (keys, g_strdup_printf ("%u", i));
+      pairs[2 * i] = keys->pdata[i];
+      pairs[2 * i + 1] = storages->pdata[i];
+    }
+  return tw_write_raw (path, opt->prefix, pickle, NULL, pairs, opt->deflate, error);
+}
+
 gboolean
 tw_write_state_dict (const char *path, const TwTensor *tensors, guint n, const TwOptions *opt, GError **error)
 {
   TwOptions none = { 0 };
   if (!opt)
     opt = &none;
+  if (!opt->lightning && !opt->parameters && !opt->memo)
+    return engine_state_dict (path, tensors, n, opt, error);
   TwPickle p;
   tw_pickle_init (&p, opt->memo);
   tw_op (&p, 0x80);

@@ -1,6 +1,8 @@
-/* torch-writer.h (tests only): files in torch.save's zip + pickle layout
- * (sd-formats §8.4-8.5), written the way PyTorch writes them, plus a raw pickle
- * builder for the malformed and malicious files the reader must refuse. */
+/* torch-writer.h (tests only): what the engine's writer (io/dl-torch-writer.h)
+ * does not write: a raw pickle builder for the malformed and malicious files
+ * the reader must refuse, and variants of torch.save's layout (another archive
+ * folder, deflated records, Lightning wrappers, Parameters, memo opcodes).
+ * Plain state dicts go through the engine's writer. */
 #pragma once
 
 #include <glib.h>
@@ -49,7 +51,9 @@ typedef struct {
   gboolean memo;        /* BINPUT/BINGET for repeated globals, as pickle does */
 } TwOptions;
 
-/* A state dict of `n` tensors. */
+/* A state dict of `n` tensors: the engine's dl_torch_save for the default
+ * options; its pickle in another archive (prefix, deflate); a hand-written
+ * pickle for lightning, parameters and memo. */
 gboolean tw_write_state_dict (const char *path, const TwTensor *tensors, guint n, const TwOptions *opt,
                               GError **error);
 /* Any pickle with storages data/<key> (a NULL-terminated list of key, GBytes*

@@ -228,6 +228,66 @@ test_geglu (void)
     }
 }
 
+/* ---- tensors larger than one binding ---- */
+
+/* On a recorder whose bindings may span only 768 bytes, the activations and
+ * GEGLU run in ranges of rows: bit for bit the result of one dispatch. */
+static void
+run_split (DlDType dt)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (DlRecorder) split = dl_recorder_new (dl_test_device (), &error);
+  g_assert_no_error (error);
+  dl_recorder_set_max_binding_range (split, 768);
+  DlRecorder *whole = dl_test_recorder ();
+  int64_t n = 1001, xs[2] = { 37, 2 * 12 }, hs[2] = { 37, 12 }, nx = 37 * 24, nh = 37 * 12;
+  g_autofree float *x = dl_test_random (nx, 5, -4, 4);
+  g_autofree float *g = dl_test_random (nx, 6, -1, 1);
+  g_autoptr (DlTensor) ta = dl_test_tensor ("a", dt, 1, &n, x);
+  g_autoptr (DlTensor) tga = dl_test_tensor ("da", dt, 1, &n, g);
+  g_autoptr (DlTensor) tx = dl_test_tensor ("x", dt, 2, xs, x);
+  g_autoptr (DlTensor) tg = dl_test_tensor ("dy", dt, 2, hs, g);
+  DlTensor *out[2][4];
+  DlRecorder *recs[2] = { whole, split };
+  for (int k = 0; k < 2; k++)
+    {
+      out[k][0] = dl_test_tensor ("y", dt, 1, &n, NULL);
+      out[k][1] = dl_test_tensor ("dx", dt, 1, &n, NULL);
+      out[k][2] = dl_test_tensor ("geglu y", dt, 2, hs, NULL);
+      out[k][3] = dl_test_tensor ("geglu dx", dt, 2, xs, NULL);
+      guint64 before = dl_recorder_get_dispatch_count (recs[k]);
+      g_assert_true (dl_op_activation (recs[k], out[k][0], ta, DL_ACT_GELU, &error));
+      g_assert_true (dl_op_activation_backward (recs[k], out[k][1], ta, tga, DL_ACT_SILU, &error));
+      g_assert_true (dl_op_geglu (recs[k], out[k][2], tx, &error));
+      g_assert_true (dl_op_geglu_backward (recs[k], out[k][3], tx, tg, &error));
+      g_assert_no_error (error);
+      g_assert_true (dl_recorder_finish (recs[k], &error));
+      g_assert_no_error (error);
+      guint64 dispatches = dl_recorder_get_dispatch_count (recs[k]) - before;
+      /* 512 bytes of a binding's 768 after alignment slack: ranges of 128 f32 or
+       * 256 f16 elements, i.e. of 5 or 10 GEGLU rows of 2 * 12 */
+      int64_t elems = 512 / (int64_t) dl_dtype_size (dt), rows = elems / 24;
+      int64_t ranges = 2 * ((n + elems - 1) / elems) + 2 * ((37 + rows - 1) / rows);
+      g_assert_cmpuint (dispatches, ==, k ? (guint64) ranges : 4);
+    }
+  int64_t sizes[4] = { n, n, nh, nx };
+  for (int i = 0; i < 4; i++)
+    {
+      g_autofree float *a = dl_test_download (out[0][i]);
+      g_autofree float *b = dl_test_download (out[1][i]);
+      g_assert_cmpmem (b, sizes[i] * sizeof (float), a, sizes[i] * sizeof (float));
+      dl_tensor_unref (out[0][i]);
+      dl_tensor_unref (out[1][i]);
+    }
+}
+
+static void
+test_split (void)
+{
+  run_split (DL_DTYPE_F32);
+  run_split (DL_DTYPE_F16);
+}
+
 static void
 expect_error (gboolean ok, GError **error, int code)
 {
@@ -276,6 +336,7 @@ main (int argc, char **argv)
   dl_test_add ("/ops/activation/f32", test_act_f32);
   dl_test_add ("/ops/activation/f16", test_act_f16);
   dl_test_add ("/ops/activation/geglu", test_geglu);
+  dl_test_add ("/ops/activation/split", test_split);
   dl_test_add ("/ops/activation/errors", test_errors);
   return dl_test_run ();
 }

@@ -1,7 +1,10 @@
 /* Embedding lookups: token + position forward and the scatter-add backward
  * (against the reference, against an in-order float sum bit for bit, run to
- * run), the timestep embedding against PyTorch's float32 sequence, and both
- * against the golden tiny models (text_encoder hidden_states.0, unet time_proj). */
+ * run), tables whose first id is not 0 and lookups added onto out (Textual
+ * Inversion's table of new tokens), tables split over several bindings (bit for
+ * bit the unsplit result), the timestep embedding against PyTorch's float32
+ * sequence, and both against the golden tiny models (text_encoder
+ * hidden_states.0, unet time_proj). */
 #include "dl-test-util.h"
 
 #include "io/dl-safetensors.h"
@@ -78,35 +81,52 @@ ids_tensor (const Case *c, const int32_t *ids)
   return t;
 }
 
+/* ids of make_ids() moved to a table whose first id is id_base: the invalid ones
+ * land below it and one past its end */
 static void
-run_forward (const Case *c, DlDType table_dt, DlDType out_dt)
+shift_ids (int32_t *ids, int64_t n, int64_t id_base)
+{
+  for (int64_t i = 0; i < n; i++)
+    ids[i] = (int32_t) (ids[i] + id_base);
+}
+
+static void
+run_forward (const Case *c, DlDType table_dt, DlDType out_dt, int64_t id_base, gboolean accumulate)
 {
   DlRecorder *rec = dl_test_recorder ();
   g_autoptr (GError) error = NULL;
   guint32 seed = (guint32) (c->B * 100 + c->T * 10 + c->C);
+  int64_t n = c->B * c->T * c->C;
   g_autofree int32_t *ids = make_ids (c, seed);
+  shift_ids (ids, c->B * c->T, id_base);
   g_autofree float *table = dl_test_random (c->V * c->C, seed + 1, -1, 1);
   g_autofree float *pos = dl_test_random (c->P * c->C, seed + 2, -1, 1);
+  g_autofree float *out0 = dl_test_random (n, seed + 3, -1, 1);
   ref_round_to_dtype (table, c->V * c->C, table_dt);
   ref_round_to_dtype (pos, c->P * c->C, table_dt);
+  ref_round_to_dtype (out0, n, out_dt);
   int64_t st[2] = { c->V, c->C }, sp[2] = { c->P, c->C }, so[3] = { c->B, c->T, c->C };
   g_autoptr (DlTensor) tids = ids_tensor (c, ids);
   g_autoptr (DlTensor) ttab = dl_test_tensor ("table", table_dt, 2, st, table);
   g_autoptr (DlTensor) tpos = dl_test_tensor ("pos", table_dt, 2, sp, pos);
-  g_autoptr (DlTensor) tout = dl_test_tensor ("out", out_dt, 3, so, NULL);
-  g_assert_true (dl_op_embedding (rec, tout, tids, ttab, c->with_pos ? tpos : NULL, c->off, &error));
+  g_autoptr (DlTensor) tout = dl_test_tensor ("out", out_dt, 3, so, out0);
+  if (id_base == 0 && !accumulate)
+    g_assert_true (dl_op_embedding (rec, tout, tids, ttab, c->with_pos ? tpos : NULL, c->off, &error));
+  else
+    g_assert_true (dl_op_embedding_ex (rec, tout, tids, ttab, id_base, c->with_pos ? tpos : NULL, c->off, accumulate,
+                                       &error));
   g_assert_no_error (error);
   dl_test_finish ();
-  int64_t n = c->B * c->T * c->C;
   g_autofree float *got = dl_test_download (tout);
-  g_autofree float *want = g_new (float, n);
-  ref_embedding_forward (want, ids, table, c->with_pos ? pos : NULL, c->B, c->T, c->C, c->V, c->off);
+  g_autofree float *want = g_memdup2 (out0, n * sizeof (float));
+  ref_embedding_forward_ex (want, ids, table, id_base, c->with_pos ? pos : NULL, c->B, c->T, c->C, c->V, c->off,
+                            accumulate);
   ref_round_to_dtype (want, n, out_dt);
   g_autofree char *what = g_strdup_printf ("embedding %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT "x%" G_GINT64_FORMAT
-                                           " %s->%s%s",
+                                           " %s->%s%s first id %" G_GINT64_FORMAT "%s",
                                            c->B, c->T, c->C, dl_dtype_name (table_dt), dl_dtype_name (out_dt),
-                                           c->with_pos ? " +pos" : "");
-  /* one float addition, correctly rounded on both sides */
+                                           c->with_pos ? " +pos" : "", id_base, accumulate ? " accumulate" : "");
+  /* one or two float additions, each correctly rounded on both sides */
   dl_test_assert_close (what, got, want, n, 0, 0);
 }
 
@@ -122,16 +142,33 @@ test_forward (void)
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     for (int a = 0; a < 2; a++)
       for (int b = 0; b < 2; b++)
-        run_forward (&cases[i], fl[a], fl[b]);
+        run_forward (&cases[i], fl[a], fl[b], 0, FALSE);
+}
+
+/* tables whose first id is not 0 (49408: Textual Inversion's new tokens), and
+ * out += lookup, in every table/out dtype pair */
+static void
+test_forward_id_base (void)
+{
+  static const DlDType fl[] = { DL_DTYPE_F32, DL_DTYPE_F16 };
+  static const int64_t bases[] = { 0, 3, 49408 };
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    for (int a = 0; a < 2; a++)
+      for (int b = 0; b < 2; b++)
+        for (guint k = 0; k < G_N_ELEMENTS (bases); k++)
+          for (int acc = 0; acc < 2; acc++)
+            if (bases[k] != 0 || acc)
+              run_forward (&cases[i], fl[a], fl[b], bases[k], acc);
 }
 
 static void
-run_backward (const Case *c, DlDType g_dt, gboolean accumulate)
+run_backward (const Case *c, DlDType g_dt, gboolean accumulate, int64_t id_base)
 {
   DlRecorder *rec = dl_test_recorder ();
   g_autoptr (GError) error = NULL;
   guint32 seed = (guint32) (c->B * 300 + c->T * 10 + c->C);
   g_autofree int32_t *ids = make_ids (c, seed);
+  shift_ids (ids, c->B * c->T, id_base);
   int64_t n = c->B * c->T * c->C;
   g_autofree float *g = dl_test_random (n, seed + 1, -1, 1);
   ref_round_to_dtype (g, n, g_dt);
@@ -142,7 +179,11 @@ run_backward (const Case *c, DlDType g_dt, gboolean accumulate)
   g_autoptr (DlTensor) tg = dl_test_tensor ("dout", g_dt, 3, so, g);
   g_autoptr (DlTensor) tdt = dl_test_tensor ("dtable", DL_DTYPE_F32, 2, st, t0);
   g_autoptr (DlTensor) tdp = dl_test_tensor ("dpos", DL_DTYPE_F32, 2, sp, p0);
-  g_assert_true (dl_op_embedding_backward (rec, tdt, c->with_pos ? tdp : NULL, tids, tg, c->off, accumulate, &error));
+  if (id_base == 0)
+    g_assert_true (dl_op_embedding_backward (rec, tdt, c->with_pos ? tdp : NULL, tids, tg, c->off, accumulate, &error));
+  else
+    g_assert_true (dl_op_embedding_backward_ex (rec, tdt, id_base, c->with_pos ? tdp : NULL, tids, tg, c->off,
+                                                accumulate, &error));
   g_assert_no_error (error);
   dl_test_finish ();
   g_autofree float *dt = dl_test_download (tdt);
@@ -152,10 +193,11 @@ run_backward (const Case *c, DlDType g_dt, gboolean accumulate)
   g_autofree float *wp = g_memdup2 (p0, c->P * c->C * sizeof (float));
   if (c->with_pos && !accumulate)
     memset (wp, 0, c->P * c->C * sizeof (float));
-  ref_embedding_backward (wt, c->with_pos ? wp : NULL, ids, g, c->B, c->T, c->C, c->V, c->off);
+  ref_embedding_backward_ex (wt, id_base, c->with_pos ? wp : NULL, ids, g, c->B, c->T, c->C, c->V, c->off);
   g_autofree char *what = g_strdup_printf ("embedding backward %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT "x%" G_GINT64_FORMAT
-                                           " %s%s",
-                                           c->B, c->T, c->C, dl_dtype_name (g_dt), accumulate ? " accumulate" : "");
+                                           " %s%s first id %" G_GINT64_FORMAT,
+                                           c->B, c->T, c->C, dl_dtype_name (g_dt), accumulate ? " accumulate" : "",
+                                           id_base);
   /* f32 sums of at most B*T terms of magnitude <= 1 against double */
   double atol = 1.2e-7 * (c->B * c->T + 2);
   dl_test_assert_close (what, dt, wt, c->V * c->C, atol, 1e-6);
@@ -170,7 +212,7 @@ run_backward (const Case *c, DlDType g_dt, gboolean accumulate)
         float s = 0;
         gboolean used = FALSE;
         for (int64_t q = 0; q < c->B * c->T; q++)
-          if (ids[q] == id)
+          if (ids[q] == id + id_base)
             {
               s += g[q * c->C + ch];
               used = TRUE;
@@ -184,7 +226,7 @@ run_backward (const Case *c, DlDType g_dt, gboolean accumulate)
   /* the same bits again (a Textual Inversion row must not depend on scheduling) */
   if (!accumulate)
     {
-      g_assert_true (dl_op_embedding_backward (rec, tdt, NULL, tids, tg, c->off, FALSE, &error));
+      g_assert_true (dl_op_embedding_backward_ex (rec, tdt, id_base, NULL, tids, tg, c->off, FALSE, &error));
       dl_test_finish ();
       g_autofree float *again = dl_test_download (tdt);
       g_assert_cmpmem (again, c->V * c->C * sizeof (float), dt, c->V * c->C * sizeof (float));
@@ -197,7 +239,241 @@ test_backward (void)
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     for (int f16 = 0; f16 < 2; f16++)
       for (int acc = 0; acc < 2; acc++)
-        run_backward (&cases[i], f16 ? DL_DTYPE_F16 : DL_DTYPE_F32, acc);
+        run_backward (&cases[i], f16 ? DL_DTYPE_F16 : DL_DTYPE_F32, acc, 0);
+}
+
+static void
+test_backward_id_base (void)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    for (int f16 = 0; f16 < 2; f16++)
+      for (int acc = 0; acc < 2; acc++)
+        {
+          run_backward (&cases[i], f16 ? DL_DTYPE_F16 : DL_DTYPE_F32, acc, 3);
+          run_backward (&cases[i], f16 ? DL_DTYPE_F16 : DL_DTYPE_F32, acc, 49408);
+        }
+}
+
+/* ---- Textual Inversion: new tokens from a second, trained table ---- */
+
+/* The frozen table (ids 0..V0-1, with positions) and then, accumulating, a small
+ * f32 table of new tokens (ids V0..V0+V1-1): against the reference of the same
+ * two steps, and, where nothing is rounded in between (f32 throughout), bit for
+ * bit against one lookup in the concatenated table.  Backward: the new table's
+ * gradient is exactly the concatenated table gradient's last rows. */
+static void
+run_textual_inversion (DlDType base_dt, DlDType out_dt, DlDType g_dt)
+{
+  DlRecorder *rec = dl_test_recorder ();
+  g_autoptr (GError) error = NULL;
+  int64_t B = 2, T = 11, C = 24, V0 = 40, V1 = 3, P = 11, n = B * T * C;
+  int32_t ids[22] = { 0,  40, 5, 41, 42, 39, 43, 40, 7, 7, 2, /* 43: past the new table */
+                      40, 40, 1, 42, -1, 3, 41, 0, 0, 0, 0 };
+  g_autofree float *base = dl_test_random (V0 * C, 11, -1, 1);
+  g_autofree float *extra = dl_test_random (V1 * C, 12, -1, 1);
+  g_autofree float *pos = dl_test_random (P * C, 13, -1, 1);
+  g_autofree float *g = dl_test_random (n, 14, -1, 1);
+  ref_round_to_dtype (base, V0 * C, base_dt);
+  ref_round_to_dtype (pos, P * C, base_dt);
+  ref_round_to_dtype (g, n, g_dt);
+  int64_t sb[2] = { V0, C }, se[2] = { V1, C }, sp[2] = { P, C }, so[3] = { B, T, C }, sc[2] = { V0 + V1, C };
+  Case c = { B, T, C, V0, P, 0, TRUE };
+  g_autoptr (DlTensor) tids = ids_tensor (&c, ids);
+  g_autoptr (DlTensor) tbase = dl_test_tensor ("frozen table", base_dt, 2, sb, base);
+  g_autoptr (DlTensor) textra = dl_test_tensor ("new tokens", DL_DTYPE_F32, 2, se, extra);
+  g_autoptr (DlTensor) tpos = dl_test_tensor ("pos", base_dt, 2, sp, pos);
+  g_autoptr (DlTensor) tout = dl_test_tensor ("out", out_dt, 3, so, NULL);
+  g_autoptr (DlTensor) tg = dl_test_tensor ("dout", g_dt, 3, so, g);
+  g_autoptr (DlTensor) tdextra = dl_test_tensor ("dnew", DL_DTYPE_F32, 2, se, NULL);
+  g_autoptr (DlTensor) tdcat = dl_test_tensor ("dcat", DL_DTYPE_F32, 2, sc, NULL);
+  g_assert_true (dl_op_embedding_ex (rec, tout, tids, tbase, 0, tpos, 0, FALSE, &error));
+  g_assert_true (dl_op_embedding_ex (rec, tout, tids, textra, V0, NULL, 0, TRUE, &error));
+  g_assert_true (dl_op_embedding_backward_ex (rec, tdextra, V0, NULL, tids, tg, 0, FALSE, &error));
+  g_assert_true (dl_op_embedding_backward_ex (rec, tdcat, 0, NULL, tids, tg, 0, FALSE, &error));
+  g_assert_no_error (error);
+  dl_test_finish ();
+  g_autofree float *got = dl_test_download (tout);
+  g_autofree float *dextra = dl_test_download (tdextra);
+  g_autofree float *dcat = dl_test_download (tdcat);
+
+  g_autofree char *what = g_strdup_printf ("textual inversion %s table + f32 new tokens -> %s", dl_dtype_name (base_dt),
+                                           dl_dtype_name (out_dt));
+  g_autofree float *want = g_new (float, n);
+  ref_embedding_forward_ex (want, ids, base, 0, pos, B, T, C, V0, 0, FALSE);
+  ref_round_to_dtype (want, n, out_dt);
+  ref_embedding_forward_ex (want, ids, extra, V0, NULL, B, T, C, V1, 0, TRUE);
+  ref_round_to_dtype (want, n, out_dt);
+  dl_test_assert_close (what, got, want, n, 0, 0);
+  if (base_dt == DL_DTYPE_F32 && out_dt == DL_DTYPE_F32)
+    {
+      g_autofree float *cat = g_new (float, (V0 + V1) * C);
+      memcpy (cat, base, V0 * C * sizeof (float));
+      memcpy (cat + V0 * C, extra, V1 * C * sizeof (float));
+      g_autofree float *one = g_new (float, n);
+      ref_embedding_forward (one, ids, cat, pos, B, T, C, V0 + V1, 0);
+      g_autofree char *w1 = g_strconcat (what, " (as one concatenated table)", NULL);
+      dl_test_assert_close (w1, got, one, n, 0, 0);
+    }
+
+  g_autofree float *wd = g_new0 (float, V1 * C);
+  ref_embedding_backward_ex (wd, V0, NULL, ids, g, B, T, C, V1, 0);
+  g_autofree char *wb = g_strdup_printf ("textual inversion backward %s", dl_dtype_name (g_dt));
+  dl_test_assert_close (wb, dextra, wd, V1 * C, 1.2e-7 * (B * T + 2), 1e-6);
+  g_assert_cmpmem (dextra, V1 * C * sizeof (float), dcat + V0 * C, V1 * C * sizeof (float));
+}
+
+static void
+test_textual_inversion (void)
+{
+  static const DlDType fl[] = { DL_DTYPE_F32, DL_DTYPE_F16 };
+  for (int a = 0; a < 2; a++)
+    for (int b = 0; b < 2; b++)
+      run_textual_inversion (fl[a], fl[b], fl[(a + b) % 2]);
+}
+
+/* ---- tables larger than one binding ---- */
+
+/* A recorder whose bindings may span only `bytes`: the ops must split. */
+static DlRecorder *
+small_binding_recorder (guint64 bytes)
+{
+  g_autoptr (GError) error = NULL;
+  DlRecorder *rec = dl_recorder_new (dl_test_device (), &error);
+  g_assert_no_error (error);
+  dl_recorder_set_max_binding_range (rec, bytes);
+  g_assert_cmpuint (dl_recorder_get_max_binding_range (rec), ==, bytes);
+  return rec;
+}
+
+/* A [V, C] table starting 3 elements into its memory (not at a binding
+ * boundary), so that every range of rows starts inside an aligned block. */
+static DlTensor *
+offset_table (const char *name, DlDType dt, int64_t V, int64_t C, const float *data)
+{
+  g_autoptr (GError) error = NULL;
+  int64_t total = V * C + 3;
+  g_autofree float *all = g_new0 (float, total);
+  if (data)
+    memcpy (all + 3, data, V * C * sizeof (float));
+  g_autoptr (DlTensor) mem = dl_test_tensor (name, dt, 1, &total, all);
+  int64_t shape[2] = { V, C };
+  DlTensor *t = dl_tensor_view (mem, name, 3, 2, shape, &error);
+  g_assert_no_error (error);
+  return t;
+}
+
+static void
+finish (DlRecorder *rec)
+{
+  g_autoptr (GError) error = NULL;
+  g_assert_true (dl_recorder_finish (rec, &error));
+  g_assert_no_error (error);
+}
+
+static void
+run_split (DlDType table_dt, DlDType out_dt, int64_t id_base, gboolean accumulate)
+{
+  /* 768 bytes a binding: 16 rows of 8 f32 (32 of f16) per range, the 50 rows in 4 (2) */
+  g_autoptr (DlRecorder) split = small_binding_recorder (768);
+  DlRecorder *whole = dl_test_recorder ();
+  g_autoptr (GError) error = NULL;
+  Case c = { 2, 7, 8, 50, 9, 2, TRUE };
+  int64_t n = c.B * c.T * c.C, nt = c.V * c.C, so[3] = { c.B, c.T, c.C }, sp[2] = { c.P, c.C };
+  g_autofree int32_t *ids = make_ids (&c, 77);
+  shift_ids (ids, c.B * c.T, id_base);
+  ids[4] = (int32_t) (id_base + 17); /* in the second range of rows */
+  ids[5] = (int32_t) (id_base + 33); /* in the third (second for f16) */
+  ids[6] = (int32_t) (id_base + 48);
+  ids[7] = ids[5];
+  g_autofree float *table = dl_test_random (nt, 78, -1, 1);
+  g_autofree float *pos = dl_test_random (c.P * c.C, 79, -1, 1);
+  g_autofree float *out0 = dl_test_random (n, 80, -1, 1);
+  g_autofree float *g = dl_test_random (n, 81, -1, 1);
+  g_autofree float *dt0 = dl_test_random (nt, 82, -1, 1);
+  g_autoptr (DlTensor) tids = ids_tensor (&c, ids);
+  g_autoptr (DlTensor) ttab = offset_table ("table", table_dt, c.V, c.C, table);
+  g_autoptr (DlTensor) tpos = dl_test_tensor ("pos", table_dt, 2, sp, pos);
+  g_autoptr (DlTensor) out_whole = dl_test_tensor ("out", out_dt, 3, so, out0);
+  g_autoptr (DlTensor) out_split = dl_test_tensor ("out split", out_dt, 3, so, out0);
+  g_autoptr (DlTensor) tg = dl_test_tensor ("dout", out_dt, 3, so, g);
+  g_autoptr (DlTensor) dt_whole = offset_table ("dtable", DL_DTYPE_F32, c.V, c.C, dt0);
+  g_autoptr (DlTensor) dt_split = offset_table ("dtable split", DL_DTYPE_F32, c.V, c.C, dt0);
+
+  g_assert_true (dl_op_embedding_ex (whole, out_whole, tids, ttab, id_base, tpos, c.off, accumulate, &error));
+  g_assert_true (dl_op_embedding_backward_ex (whole, dt_whole, id_base, NULL, tids, tg, c.off, accumulate, &error));
+  g_assert_no_error (error);
+  dl_test_finish ();
+  guint64 before = dl_recorder_get_dispatch_count (split);
+  g_assert_true (dl_op_embedding_ex (split, out_split, tids, ttab, id_base, tpos, c.off, accumulate, &error));
+  g_assert_no_error (error);
+  guint64 fwd = dl_recorder_get_dispatch_count (split) - before;
+  g_assert_true (dl_op_embedding_backward_ex (split, dt_split, id_base, NULL, tids, tg, c.off, accumulate, &error));
+  g_assert_no_error (error);
+  finish (split);
+  g_assert_cmpuint (fwd, ==, table_dt == DL_DTYPE_F32 ? 4 : 2);
+  g_assert_cmpuint (dl_recorder_get_dispatch_count (split) - before - fwd, >=, 4); /* (a fill and) 4 ranges */
+
+  g_autofree float *ow = dl_test_download (out_whole);
+  g_autofree float *os = dl_test_download (out_split);
+  g_autofree float *dw = dl_test_download (dt_whole);
+  g_autofree float *ds = dl_test_download (dt_split);
+  g_assert_cmpmem (os, n * sizeof (float), ow, n * sizeof (float));
+  g_assert_cmpmem (ds, nt * sizeof (float), dw, nt * sizeof (float));
+  /* and both are right */
+  ref_round_to_dtype (table, nt, table_dt);
+  ref_round_to_dtype (pos, c.P * c.C, table_dt);
+  ref_round_to_dtype (out0, n, out_dt);
+  ref_embedding_forward_ex (out0, ids, table, id_base, pos, c.B, c.T, c.C, c.V, c.off, accumulate);
+  ref_round_to_dtype (out0, n, out_dt);
+  g_autofree char *what = g_strdup_printf ("split embedding %s->%s first id %" G_GINT64_FORMAT "%s",
+                                           dl_dtype_name (table_dt), dl_dtype_name (out_dt), id_base,
+                                           accumulate ? " accumulate" : "");
+  dl_test_assert_close (what, os, out0, n, 0, 0);
+  ref_round_to_dtype (g, n, out_dt);
+  if (!accumulate)
+    memset (dt0, 0, nt * sizeof (float));
+  ref_embedding_backward_ex (dt0, id_base, NULL, ids, g, c.B, c.T, c.C, c.V, c.off);
+  dl_test_assert_close ("split embedding backward", ds, dt0, nt, 1.2e-7 * (c.B * c.T + 2), 1e-6);
+}
+
+static void
+test_split (void)
+{
+  static const DlDType fl[] = { DL_DTYPE_F32, DL_DTYPE_F16 };
+  for (int a = 0; a < 2; a++)
+    for (int b = 0; b < 2; b++)
+      for (int acc = 0; acc < 2; acc++)
+        {
+          run_split (fl[a], fl[b], 0, acc);
+          run_split (fl[a], fl[b], 1000, acc);
+        }
+}
+
+/* The lowered limit holds for every op, and a row larger than one binding is
+ * refused with a clear error. */
+static void
+test_split_limits (void)
+{
+  g_autoptr (DlRecorder) rec = small_binding_recorder (2 * DL_BINDING_ALIGN);
+  g_autoptr (GError) error = NULL;
+  int64_t si[1] = { 4 }, st[2] = { 4, 200 }, so[2] = { 4, 200 };
+  g_autoptr (DlTensor) ids = dl_test_tensor ("ids", DL_DTYPE_I32, 1, si, NULL);
+  g_autoptr (DlTensor) tab = dl_test_tensor ("wide table", DL_DTYPE_F32, 2, st, NULL);
+  g_autoptr (DlTensor) out = dl_test_tensor ("out", DL_DTYPE_F32, 2, so, NULL);
+  g_assert_false (dl_op_add (rec, out, out, out, &error)); /* 3200 bytes in one binding */
+  g_assert_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED);
+  g_assert_nonnull (strstr (error->message, "maxStorageBufferRange"));
+  g_clear_error (&error);
+  g_assert_false (dl_op_embedding_ex (rec, out, ids, tab, 0, NULL, 0, FALSE, &error));
+  g_assert_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED);
+  g_assert_nonnull (strstr (error->message, "wide table"));
+  g_clear_error (&error);
+  g_assert_false (dl_op_embedding_backward_ex (rec, tab, 0, NULL, ids, out, 0, TRUE, &error));
+  g_assert_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED);
+  g_clear_error (&error);
+  dl_recorder_set_max_binding_range (rec, 0);
+  g_assert_cmpuint (dl_recorder_get_max_binding_range (rec), ==,
+                    dl_device_get_info (dl_test_device ())->max_storage_buffer_range);
 }
 
 /* ---- timestep embedding ---- */
@@ -353,6 +629,17 @@ test_errors (void)
   g_assert_false (dl_op_embedding_backward (rec, out, NULL, ids, out, 0, FALSE, &error));
   g_assert_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT);
   g_clear_error (&error);
+  /* ids are i32: a table cannot start below 0 or past 2^31 - 1 */
+  g_assert_false (dl_op_embedding_ex (rec, out, ids, tab, -1, pos, 0, FALSE, &error));
+  g_assert_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (error->message, "first id -1"));
+  g_clear_error (&error);
+  g_assert_false (dl_op_embedding_ex (rec, out, ids, tab, (int64_t) G_MAXINT32 + 1, NULL, 0, TRUE, &error));
+  g_assert_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  g_assert_false (dl_op_embedding_backward_ex (rec, tab, -5, NULL, ids, out, 0, TRUE, &error));
+  g_assert_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
   int64_t two = 2;
   g_autoptr (DlTensor) t2 = dl_test_tensor ("t", DL_DTYPE_F32, 1, &two, NULL);
   int64_t se[2] = { 2, 2 };
@@ -379,6 +666,11 @@ main (int argc, char **argv)
   dl_test_add ("/ops/embedding/reference-gradient", test_reference_gradient);
   dl_test_add ("/ops/embedding/forward", test_forward);
   dl_test_add ("/ops/embedding/backward", test_backward);
+  dl_test_add ("/ops/embedding/forward-id-base", test_forward_id_base);
+  dl_test_add ("/ops/embedding/backward-id-base", test_backward_id_base);
+  dl_test_add ("/ops/embedding/textual-inversion", test_textual_inversion);
+  dl_test_add ("/ops/embedding/split", test_split);
+  dl_test_add ("/ops/embedding/split-limits", test_split_limits);
   dl_test_add ("/ops/embedding/timestep", test_timestep);
   dl_test_add ("/ops/embedding/errors", test_errors);
   g_autofree char *golden = dl_test_golden_path ("text_encoder.safetensors");

@@ -1,0 +1,55 @@
+/* dl-embedding-file.h: Textual Inversion embedding files (sd-formats §7.1-7.4).
+ *
+ * Written: A1111's .pt (a torch.save dict: string_to_token {"*": 265},
+ * string_to_param {"*": f32 [n, dim]}, name, step, sd_checkpoint,
+ * sd_checkpoint_name), kohya's single-tensor safetensors {"emb_params": [n, dim]}
+ * and diffusers' learned_embeds.safetensors {placeholder: [n, dim]}.
+ *
+ * Read, by content (a zip is a PyTorch file, anything else safetensors):
+ *  - .pt/.bin with string_to_param holding one tensor, as a dict or as the
+ *    original TI repo's nn.ParameterDict (through its "_parameters");
+ *  - a dict with the encoder's own key (ComfyUI's embed_key: "clip_l" for width
+ *    768 or any, "clip_h" for 1024, "clip_g" for 1280), e.g. an SDXL embedding
+ *    read for SD1;
+ *  - a .pt dict whose first value is a tensor (diffusers learned_embeds.bin,
+ *    kohya emb_params saved with torch.save);
+ *  - a .safetensors file with exactly one tensor.
+ * A 1-D tensor is one vector; [n, dim] is n vectors; F16/BF16/F64 are
+ * converted to float. */
+#pragma once
+
+#include <glib.h>
+
+#include "io/dl-safetensors.h"
+
+G_BEGIN_DECLS
+
+typedef struct {
+  char *name;        /* the file stem: the prompt keyword in A1111 */
+  char *key;         /* the key the vectors were under: "*", "emb_params", "<cat-toy>", "clip_l" */
+  int n_vectors, dim;
+  float *vectors;    /* [n_vectors * dim] */
+  gint64 step;       /* -1 when absent or None */
+  char *stored_name; /* the A1111 "name" entry, or NULL */
+  char *sd_checkpoint, *sd_checkpoint_name; /* NULL when absent or None */
+} DlEmbedding;
+
+/* expected_dim: the text encoder's width (768 SD1, 1024 SD2); 0 takes any. */
+DlEmbedding *dl_embedding_read (const char *path, int expected_dim, GError **error);
+void dl_embedding_free (DlEmbedding *e);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DlEmbedding, dl_embedding_free)
+
+/* A1111 .pt; step < 0 and NULL checkpoint strings are written as None.  `name`
+ * must be UTF-8 (an error otherwise). */
+gboolean dl_embedding_write_a1111 (const char *path, const char *name, const float *vectors, int n, int dim,
+                                   gint64 step, const char *sd_checkpoint, const char *sd_checkpoint_name,
+                                   GError **error);
+/* {"emb_params": [n, dim]} as `dtype` (F32, F16 or BF16), with the caller's
+ * metadata (str -> str, may be NULL). */
+gboolean dl_embedding_write_emb_params (const char *path, const float *vectors, int n, int dim,
+                                        GHashTable *metadata, DlStDType dtype, GError **error);
+/* {placeholder: [n, dim]} F32 with metadata {"format": "pt"}. */
+gboolean dl_embedding_write_diffusers (const char *path, const char *placeholder, const float *vectors, int n,
+                                       int dim, GError **error);
+
+G_END_DECLS

@@ -1,0 +1,374 @@
+/* dl-optimizer.c: see dl-optimizer.h. */
+#include "dl-config.h"
+
+#include "train/dl-optimizer.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "dl-error.h"
+#include "ops/dl-ops.h"
+
+typedef struct {
+  char *name;
+  double weight_decay;
+} Group;
+
+typedef struct {
+  char *name;
+  DlTensor *param, *grad, *m, *v;
+  guint group;
+  guint64 steps;    /* AdamW steps applied to this tensor (torch's state["step"]) */
+  gboolean reached; /* the loss reached it since the last zero_grad */
+} Entry;
+
+/* one buffer of per-step constants per (group, step count) used in a step */
+typedef struct {
+  guint group;
+  guint64 step;
+  DlTensor *hyper;
+} Hyper;
+
+struct _DlOptimizer {
+  DlDevice *device;
+  double beta1, beta2, eps;
+  GArray *groups;    /* Group */
+  GPtrArray *entries; /* Entry */
+  GHashTable *by_name;
+  GPtrArray *hypers;  /* Hyper*, reused between steps */
+};
+
+static void
+entry_free (gpointer p)
+{
+  Entry *e = p;
+  g_free (e->name);
+  g_clear_pointer (&e->param, dl_tensor_unref);
+  g_clear_pointer (&e->grad, dl_tensor_unref);
+  g_clear_pointer (&e->m, dl_tensor_unref);
+  g_clear_pointer (&e->v, dl_tensor_unref);
+  g_free (e);
+}
+
+static void
+hyper_free (gpointer p)
+{
+  Hyper *h = p;
+  dl_tensor_unref (h->hyper);
+  g_free (h);
+}
+
+static void
+group_clear (gpointer p)
+{
+  g_free (((Group *) p)->name);
+}
+
+DlOptimizer *
+dl_optimizer_new (DlDevice *device, double beta1, double beta2, double eps)
+{
+  g_return_val_if_fail (device != NULL, NULL);
+  DlOptimizer *opt = g_new0 (DlOptimizer, 1);
+  opt->device = device;
+  opt->beta1 = beta1;
+  opt->beta2 = beta2;
+  opt->eps = eps;
+  opt->groups = g_array_new (FALSE, TRUE, sizeof (Group));
+  g_array_set_clear_func (opt->groups, group_clear);
+  opt->entries = g_ptr_array_new_with_free_func (entry_free);
+  opt->by_name = g_hash_table_new (g_str_hash, g_str_equal);
+  opt->hypers = g_ptr_array_new_with_free_func (hyper_free);
+  return opt;
+}
+
+void
+dl_optimizer_free (DlOptimizer *opt)
+{
+  if (!opt)
+    return;
+  g_hash_table_unref (opt->by_name);
+  g_ptr_array_unref (opt->entries);
+  g_ptr_array_unref (opt->hypers);
+  g_array_unref (opt->groups);
+  g_free (opt);
+}
+
+guint
+dl_optimizer_add_group (DlOptimizer *opt, const char *name, double weight_decay)
+{
+  Group g = { .name = g_strdup (name), .weight_decay = weight_decay };
+  g_array_append_val (opt->groups, g);
+  return opt->groups->len - 1;
+}
+
+guint
+dl_optimizer_get_n_groups (DlOptimizer *opt)
+{
+  return opt->groups->len;
+}
+
+const char *
+dl_optimizer_get_group_name (DlOptimizer *opt, guint group)
+{
+  g_return_val_if_fail (group < opt->groups->len, NULL);
+  return g_array_index (opt->groups, Group, group).name;
+}
+
+static DlTensor *
+zeroed_like (DlOptimizer *opt, DlRecorder *rec, const char *what, const char *name, DlTensor *like, GError **error)
+{
+  g_autofree char *tname = g_strconcat (what, ".", name, NULL);
+  g_autoptr (DlTensor) t = dl_tensor_new (opt->device, tname, DL_DTYPE_F32, like->ndim, like->shape, error);
+  if (!t || !dl_op_fill (rec, t, 0.0, error))
+    return NULL;
+  return g_steal_pointer (&t);
+}
+
+gboolean
+dl_optimizer_add (DlOptimizer *opt, DlRecorder *rec, const char *name, DlTensor *param, guint group, GError **error)
+{
+  g_return_val_if_fail (opt != NULL && name != NULL && param != NULL, FALSE);
+  g_return_val_if_fail (group < opt->groups->len, FALSE);
+  g_return_val_if_fail (param->dtype == DL_DTYPE_F32, FALSE);
+  if (g_hash_table_contains (opt->by_name, name)) {
+    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "the trained tensor %s is listed twice", name);
+    return FALSE;
+  }
+  Entry *e = g_new0 (Entry, 1);
+  e->name = g_strdup (name);
+  e->param = dl_tensor_ref (param);
+  e->group = group;
+  if (!(e->grad = zeroed_like (opt, rec, "grad", name, param, error)) ||
+      !(e->m = zeroed_like (opt, rec, "adam_m", name, param, error)) ||
+      !(e->v = zeroed_like (opt, rec, "adam_v", name, param, error))) {
+    entry_free (e);
+    return FALSE;
+  }
+  g_ptr_array_add (opt->entries, e);
+  g_hash_table_insert (opt->by_name, e->name, e);
+  return TRUE;
+}
+
+#define ENTRY(opt, i) ((Entry *) g_ptr_array_index ((opt)->entries, (i)))
+
+guint
+dl_optimizer_get_n (DlOptimizer *opt)
+{
+  return opt->entries->len;
+}
+
+const char *
+dl_optimizer_get_name (DlOptimizer *opt, guint i)
+{
+  return ENTRY (opt, i)->name;
+}
+
+DlTensor *
+dl_optimizer_get_param (DlOptimizer *opt, guint i)
+{
+  return ENTRY (opt, i)->param;
+}
+
+DlTensor *
+dl_optimizer_get_grad (DlOptimizer *opt, guint i)
+{
+  return ENTRY (opt, i)->grad;
+}
+
+guint
+dl_optimizer_get_group (DlOptimizer *opt, guint i)
+{
+  return ENTRY (opt, i)->group;
+}
+
+gint64
+dl_optimizer_get_numel (DlOptimizer *opt)
+{
+  gint64 n = 0;
+  for (guint i = 0; i < opt->entries->len; i++)
+    n += dl_tensor_numel (ENTRY (opt, i)->param);
+  return n;
+}
+
+void
+dl_optimizer_attach (DlOptimizer *opt, DlTape *tape)
+{
+  for (guint i = 0; i < opt->entries->len; i++)
+    dl_tape_set_param_grad (tape, ENTRY (opt, i)->param, ENTRY (opt, i)->grad);
+}
+
+gboolean
+dl_optimizer_zero_grad (DlOptimizer *opt, DlRecorder *rec, GError **error)
+{
+  for (guint i = 0; i < opt->entries->len; i++) {
+    ENTRY (opt, i)->reached = FALSE;
+    if (!dl_op_fill (rec, ENTRY (opt, i)->grad, 0.0, error))
+      return FALSE;
+  }
+  return TRUE;
+}
+
+void
+dl_optimizer_collect_reached (DlOptimizer *opt, DlTape *tape)
+{
+  for (guint i = 0; i < opt->entries->len; i++)
+    if (dl_tape_param_reached (tape, ENTRY (opt, i)->param))
+      ENTRY (opt, i)->reached = TRUE;
+}
+
+gboolean
+dl_optimizer_reached (DlOptimizer *opt, guint i)
+{
+  return ENTRY (opt, i)->reached;
+}
+
+gboolean
+dl_optimizer_grad_norm (DlOptimizer *opt, DlRecorder *rec, DlTensor *out, double max_norm, gboolean *none,
+                        GError **error)
+{
+  g_autoptr (GPtrArray) grads = g_ptr_array_new ();
+  for (guint i = 0; i < opt->entries->len; i++)
+    if (ENTRY (opt, i)->reached)
+      g_ptr_array_add (grads, ENTRY (opt, i)->grad);
+  *none = grads->len == 0;
+  if (*none)
+    return FALSE;
+  return dl_op_grad_norm (rec, out, (DlTensor *const *) grads->pdata, grads->len, (float) max_norm, error);
+}
+
+static DlTensor *
+hyper_for (DlOptimizer *opt, guint group, guint64 step, double lr, guint *used, GError **error)
+{
+  for (guint k = 0; k < *used; k++) {
+    Hyper *h = opt->hypers->pdata[k];
+    if (h->group == group && h->step == step)
+      return h->hyper;
+  }
+  if (*used == opt->hypers->len) {
+    int64_t n = DL_ADAMW_HYPER_LEN;
+    DlTensor *t = dl_tensor_new (opt->device, "adamw-hyper", DL_DTYPE_F32, 1, &n, error);
+    if (!t)
+      return NULL;
+    Hyper *h = g_new0 (Hyper, 1);
+    h->hyper = t;
+    g_ptr_array_add (opt->hypers, h);
+  }
+  Hyper *h = opt->hypers->pdata[(*used)++];
+  h->group = group;
+  h->step = step;
+  DlAdamWParams p = {
+    .lr = lr,
+    .beta1 = opt->beta1,
+    .beta2 = opt->beta2,
+    .eps = opt->eps,
+    .weight_decay = g_array_index (opt->groups, Group, group).weight_decay,
+    .grad_scale = 1.0,
+  };
+  if (!dl_adamw_hyper_upload (h->hyper, &p, step, error))
+    return NULL;
+  return h->hyper;
+}
+
+gboolean
+dl_optimizer_step (DlOptimizer *opt, DlRecorder *rec, const double *group_lr, DlTensor *clip, GError **error)
+{
+  g_return_val_if_fail (opt != NULL && rec != NULL && group_lr != NULL, FALSE);
+  guint used = 0;
+  /* the constants first: uploads must not come between recorded dispatches that read them */
+  g_autofree DlTensor **hy = g_new0 (DlTensor *, opt->entries->len);
+  for (guint i = 0; i < opt->entries->len; i++) {
+    Entry *e = ENTRY (opt, i);
+    if (!e->reached)
+      continue;
+    if (!(hy[i] = hyper_for (opt, e->group, e->steps + 1, group_lr[e->group], &used, error)))
+      return FALSE;
+  }
+  for (guint i = 0; i < opt->entries->len; i++) {
+    Entry *e = ENTRY (opt, i);
+    if (!e->reached)
+      continue;
+    if (!dl_op_adamw (rec, e->param, e->grad, e->m, e->v, hy[i], clip, NULL, error))
+      return FALSE;
+    e->steps++;
+  }
+  return TRUE;
+}
+
+const char *
+dl_optimizer_find_non_finite (DlOptimizer *opt, gboolean grads, GError **error)
+{
+  for (guint i = 0; i < opt->entries->len; i++) {
+    Entry *e = ENTRY (opt, i);
+    if (grads && !e->reached)
+      continue;
+    g_autofree float *v = dl_tensor_download_f32 (grads ? e->grad : e->param, error);
+    if (!v)
+      return NULL;
+    int64_t n = dl_tensor_numel (e->param);
+    for (int64_t k = 0; k < n; k++)
+      if (!isfinite (v[k]))
+        return e->name;
+  }
+  return NULL;
+}
+
+static gboolean
+save_tensor (DlSafetensorsWriter *w, const char *prefix, const char *name, DlTensor *t, GError **error)
+{
+  g_autofree float *v = dl_tensor_download_f32 (t, error);
+  g_autofree char *key = g_strconcat (prefix, name, NULL);
+  return v && dl_safetensors_writer_add_f32 (w, key, DL_ST_F32, t->ndim, t->shape, v, error);
+}
+
+gboolean
+dl_optimizer_save (DlOptimizer *opt, DlSafetensorsWriter *w, GError **error)
+{
+  g_autofree gint64 *steps = g_new0 (gint64, MAX (opt->entries->len, 1));
+  for (guint i = 0; i < opt->entries->len; i++) {
+    Entry *e = ENTRY (opt, i);
+    steps[i] = (gint64) e->steps;
+    if (!save_tensor (w, "param.", e->name, e->param, error) || !save_tensor (w, "adam_m.", e->name, e->m, error) ||
+        !save_tensor (w, "adam_v.", e->name, e->v, error))
+      return FALSE;
+  }
+  int64_t n = opt->entries->len;
+  return dl_safetensors_writer_add (w, "adam_steps", DL_ST_I64, 1, &n, steps, sizeof (gint64) * n, error);
+}
+
+static gboolean
+load_tensor (DlSafetensors *st, const char *prefix, const char *name, DlTensor *t, GError **error)
+{
+  g_autofree char *key = g_strconcat (prefix, name, NULL);
+  const DlStTensor *s = dl_safetensors_find (st, key);
+  if (!s || s->numel != dl_tensor_numel (t) || s->ndim != t->ndim) {
+    g_autofree char *d = dl_tensor_describe (t);
+    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: %s for %s", dl_safetensors_get_path (st),
+                 s ? "a tensor of another shape" : "no tensor", key);
+    return FALSE;
+  }
+  int64_t n = 0;
+  g_autofree float *v = dl_safetensors_read_f32 (st, key, &n, error);
+  return v && dl_tensor_upload_f32 (t, v, error);
+}
+
+gboolean
+dl_optimizer_load (DlOptimizer *opt, DlSafetensors *st, GError **error)
+{
+  const DlStTensor *steps = dl_safetensors_find (st, "adam_steps");
+  if (!steps || steps->dtype != DL_ST_I64 || steps->numel != (int64_t) opt->entries->len) {
+    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE,
+                 "“%s”: the optimizer state does not hold the %u tensors this run trains",
+                 dl_safetensors_get_path (st), opt->entries->len);
+    return FALSE;
+  }
+  for (guint i = 0; i < opt->entries->len; i++) {
+    Entry *e = ENTRY (opt, i);
+    if (!load_tensor (st, "param.", e->name, e->param, error) || !load_tensor (st, "adam_m.", e->name, e->m, error) ||
+        !load_tensor (st, "adam_v.", e->name, e->v, error))
+      return FALSE;
+    gint64 count;
+    memcpy (&count, steps->data + 8 * i, sizeof count);
+    e->steps = (guint64) MAX (count, 0);
+  }
+  return TRUE;
+}

@@ -1,0 +1,71 @@
+/* dl-optimizer.h: AdamW over a run's trained tensors, as an object: the fp32
+ * tensors, their gradient buffers and moments, parameter groups with their own
+ * learning rate and weight decay, and a per-tensor step count.
+ *
+ * torch.optim.AdamW semantics (torch/optim/adamw.py, single-tensor path):
+ * decoupled weight decay p *= 1 - lr*wd, bias-corrected moments with the
+ * tensor's own step count, eps outside the square root.  A tensor whose gradient
+ * the loss did not reach in a step is skipped entirely (torch skips parameters
+ * whose .grad is None: no decay, no moment update, no step count). */
+#pragma once
+
+#include "io/dl-safetensors.h"
+#include "nn/dl-tape.h"
+
+G_BEGIN_DECLS
+
+typedef struct _DlOptimizer DlOptimizer;
+
+DlOptimizer *dl_optimizer_new (DlDevice *device, double beta1, double beta2, double eps);
+void dl_optimizer_free (DlOptimizer *opt);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DlOptimizer, dl_optimizer_free)
+
+/* A parameter group (0, 1, ... in order of creation). */
+guint dl_optimizer_add_group (DlOptimizer *opt, const char *name, double weight_decay);
+guint dl_optimizer_get_n_groups (DlOptimizer *opt);
+const char *dl_optimizer_get_group_name (DlOptimizer *opt, guint group);
+
+/* Train `param` (f32) in `group` under `name` (unique; the name its state is
+ * saved by).  Allocates its gradient and moments (zeroed through `rec`). */
+gboolean dl_optimizer_add (DlOptimizer *opt, DlRecorder *rec, const char *name, DlTensor *param, guint group,
+                           GError **error);
+guint dl_optimizer_get_n (DlOptimizer *opt);
+const char *dl_optimizer_get_name (DlOptimizer *opt, guint i);
+DlTensor *dl_optimizer_get_param (DlOptimizer *opt, guint i);
+DlTensor *dl_optimizer_get_grad (DlOptimizer *opt, guint i);
+guint dl_optimizer_get_group (DlOptimizer *opt, guint i);
+/* Trained elements, and device bytes of params + grads + moments. */
+gint64 dl_optimizer_get_numel (DlOptimizer *opt);
+
+/* Register every gradient buffer with the tape. */
+void dl_optimizer_attach (DlOptimizer *opt, DlTape *tape);
+/* Record zeroing every gradient and forget which ones were reached. */
+gboolean dl_optimizer_zero_grad (DlOptimizer *opt, DlRecorder *rec, GError **error);
+/* After a backward: note which gradients the tape wrote (cumulative until the
+ * next zero_grad). */
+void dl_optimizer_collect_reached (DlOptimizer *opt, DlTape *tape);
+gboolean dl_optimizer_reached (DlOptimizer *opt, guint i);
+
+/* Record the total L2 norm over the reached gradients and the clip coefficient
+ * into `out` (f32 [2], dl_op_grad_norm).  Returns FALSE with no error and
+ * records nothing when no gradient was reached (*none = TRUE). */
+gboolean dl_optimizer_grad_norm (DlOptimizer *opt, DlRecorder *rec, DlTensor *out, double max_norm,
+                                 gboolean *none, GError **error);
+
+/* Record one AdamW step of every reached tensor with learning rate lr[group];
+ * `clip` (may be NULL) is the output of dl_optimizer_grad_norm.  Uploads the
+ * per-step constants first (call it between submissions). */
+gboolean dl_optimizer_step (DlOptimizer *opt, DlRecorder *rec, const double *group_lr, DlTensor *clip,
+                            GError **error);
+
+/* The first trained tensor holding a NaN or infinity in its value (`grads`
+ * FALSE) or gradient (TRUE), or NULL (downloads; for the rare failure path). */
+const char *dl_optimizer_find_non_finite (DlOptimizer *opt, gboolean grads, GError **error);
+
+/* State: `param.<name>`, `adam_m.<name>`, `adam_v.<name>` (f32) and
+ * `adam_steps` (I64 [n]) into / out of a state file.  Load checks that names
+ * and shapes agree. */
+gboolean dl_optimizer_save (DlOptimizer *opt, DlSafetensorsWriter *w, GError **error);
+gboolean dl_optimizer_load (DlOptimizer *opt, DlSafetensors *st, GError **error);
+
+G_END_DECLS

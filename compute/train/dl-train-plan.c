@@ -1,0 +1,297 @@
+/* dl-train-plan.c: see dl-train-plan.h.
+ *
+ * Activations are counted from the architecture: what the tape keeps for each
+ * block's backward, in units of one [C, N] activation (C channels, N latent
+ * pixels of that level).  Without checkpointing every block's saved tensors
+ * live until the backward reaches it; with checkpointing only block inputs are
+ * kept and one block at a time is rerun.  The per-block counts below come from
+ * the ops the blocks are made of (compute/nn/dl-sd-blocks.c) and were checked
+ * against the arena's measured peak (`dreamloom bench train`). */
+#include "dl-config.h"
+
+#include "train/dl-train-plan.h"
+
+#include "dl-error.h"
+#include "io/dl-checkpoint.h"
+#include "nn/dl-params.h"
+
+/* saved [C, N] tensors per ResnetBlock2D (GroupNorm+SiLU in and out, two convs'
+ * inputs, the time-embedding sum) and per Transformer2DModel block (GroupNorm,
+ * proj_in, three LayerNorms, q/k/v/out of self-attention, q/out of cross-
+ * attention, the 8C feed-forward projection and its 4C GEGLU output, residuals) */
+#define RES_SAVED 6.0
+#define ATTN_SAVED 30.0
+/* gradients and temporaries alive at the peak of one block's backward */
+#define BLOCK_WORKING 4.0
+/* the text encoder per layer: [77, hidden] units (LayerNorms, q/k/v/out, 4x MLP, GELU) */
+#define TEXT_SAVED 14.0
+
+struct _DlTrainPlan {
+  DlDevice *device;
+  DlTrainSettings *settings;
+  DlModelConfig config;
+  /* per parameter: numel and its module */
+  GPtrArray *names;
+  GArray *numel;
+  GArray *ndim;
+  GArray *shapes; /* int64[4] per parameter */
+  DlTrainPlanFigures figures;
+};
+
+static guint64
+round_up (guint64 v, guint64 to)
+{
+  return to ? (v + to - 1) / to * to : v;
+}
+
+/* LoRA parameters for the settings: what dl-train-lora.c attaches */
+static gint64
+lora_params (DlTrainPlan *p, const DlTrainSettings *s)
+{
+  gint64 n = 0;
+  for (guint i = 0; i < p->names->len; i++) {
+    const char *name = p->names->pdata[i];
+    if (!g_str_has_suffix (name, ".weight"))
+      continue;
+    int nd = g_array_index (p->ndim, int, i);
+    const int64_t *sh = &g_array_index (p->shapes, int64_t, 4 * i);
+    gboolean conv3 = nd == 4 && (sh[2] > 1 || sh[3] > 1);
+    gboolean linear_like = nd == 2 || (nd == 4 && !conv3);
+    int rank = 0;
+    if (g_str_has_prefix (name, "text_encoder.text_model.encoder.layers.")) {
+      if (!s->no_text_encoder && (strstr (name, ".self_attn.") || strstr (name, ".mlp.")) && nd == 2)
+        rank = s->rank;
+    } else if (g_str_has_prefix (name, "unet.")) {
+      if (strstr (name, ".attentions.") && linear_like)
+        rank = s->rank;
+      else if (s->conv_rank > 0 && (strstr (name, ".resnets.") || strstr (name, "samplers.")))
+        rank = conv3 ? s->conv_rank : linear_like ? s->rank : 0;
+    }
+    if (!rank)
+      continue;
+    gint64 fan_in = nd == 4 ? sh[1] * sh[2] * sh[3] : sh[1];
+    n += rank * (fan_in + sh[0]);
+  }
+  return n;
+}
+
+static double
+unet_activation_units (const DlUNetConfig *u, int lh, int lw, gboolean checkpointing, double *largest_block)
+{
+  double total = 0, largest = 0, boundaries = 0;
+  for (int l = 0; l < u->n_levels; l++) {
+    double n = (double) (lh >> l) * (lw >> l);
+    double cn = n * u->block_out_channels[l];
+    /* down: layers_per_block resnets (+ transformers); up: one more of each, wider inputs */
+    int blocks = 2 * u->layers_per_block + 1;
+    double res = blocks * RES_SAVED * cn * 1.25;
+    double attn = u->level_has_attention[l] ? blocks * ATTN_SAVED * u->transformer_depth * cn : 0;
+    total += res + attn;
+    boundaries += blocks * (u->level_has_attention[l] ? 2 : 1) * cn * 1.5;
+    double block = MAX (RES_SAVED * 1.5, u->level_has_attention[l] ? ATTN_SAVED * u->transformer_depth : 0) * cn;
+    largest = MAX (largest, block);
+  }
+  /* the mid block: two resnets and a transformer at the last level */
+  int L = u->n_levels - 1;
+  double cn_mid = (double) (lh >> L) * (lw >> L) * u->block_out_channels[L];
+  total += (2 * RES_SAVED + ATTN_SAVED * u->transformer_depth) * cn_mid;
+  *largest_block = largest;
+  if (checkpointing)
+    return boundaries + largest * (1.0 + BLOCK_WORKING / RES_SAVED);
+  return total + largest * BLOCK_WORKING / ATTN_SAVED;
+}
+
+gboolean
+dl_train_plan_compute (DlTrainPlan *p, const DlTrainSettings *s, DlTrainPlanFigures *f)
+{
+  const DlModelConfig *c = &p->config;
+  memset (f, 0, sizeof *f);
+  gsize wsize = s->fp16 ? 2 : 4, asize = s->fp16 ? 2 : 4;
+  /* weights as the loader stores them */
+  for (guint i = 0; i < p->names->len; i++) {
+    const char *name = p->names->pdata[i];
+    gint64 n = g_array_index (p->numel, gint64, i);
+    gsize es = wsize;
+    if (g_str_has_prefix (name, "text_encoder.text_model.embeddings."))
+      es = dl_dtype_size (dl_params_embedding_dtype (p->device,
+                                                     (int64_t) c->text_encoder.vocab_size * c->text_encoder.hidden_size,
+                                                     s->fp16 ? DL_DTYPE_F16 : DL_DTYPE_F32));
+    f->weights += (guint64) n * es;
+  }
+  /* trained tensors: value, gradient, AdamW m and v, all f32 */
+  gint64 trained = 0;
+  if (s->method == DL_TRAIN_LORA)
+    trained = lora_params (p, s);
+  else if (s->method == DL_TRAIN_TEXTUAL_INVERSION)
+    trained = (gint64) s->vectors * c->text_encoder.hidden_size;
+  f->trained_params = trained;
+  f->trained = (guint64) trained * 16;
+  /* one step's activations */
+  int f8 = 1 << (c->vae.n_levels - 1);
+  int lh = s->resolution / f8, lw = s->resolution / f8;
+  double largest = 0;
+  double units = unet_activation_units (&c->unet, lh, lw, s->checkpointing, &largest);
+  double rows = (double) s->batch;
+  double act = units * rows * asize;
+  gboolean text_trained = s->method == DL_TRAIN_TEXTUAL_INVERSION || (s->method == DL_TRAIN_LORA && !s->no_text_encoder);
+  if (text_trained)
+    act += TEXT_SAVED * c->text_encoder.n_layers * 77.0 * c->text_encoder.hidden_size * rows * asize;
+  /* inputs, targets and the context the step uploads */
+  act += rows * (3.0 * c->unet.in_channels * lh * lw + 77.0 * c->unet.cross_attention_dim) * asize;
+  f->activations = (guint64) act;
+  /* encoding one image: the VAE encoder's widest level, input and output of a conv plus a GroupNorm */
+  f->encode = (guint64) (3.0 * c->vae.block_out_channels[0] * (double) s->resolution * s->resolution * asize);
+  f->arena_chunk = 256u << 20;
+  guint64 work = MAX (f->activations, f->encode);
+  f->total = f->weights + f->trained + MAX (round_up (work, f->arena_chunk), f->arena_chunk);
+  f->budget = dl_device_get_memory_budget (p->device, &f->budget_from_driver);
+  return TRUE;
+}
+
+static void
+copy_config (DlTrainPlan *p, const DlModelConfig *c)
+{
+  p->config = *c;
+}
+
+DlTrainPlan *
+dl_train_plan_new (DlDevice *device, const DlTrainSettings *settings, GError **error)
+{
+  g_return_val_if_fail (device != NULL && settings != NULL, NULL);
+  if (!settings->model) {
+    g_set_error_literal (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "--model: the base model is required");
+    return NULL;
+  }
+  g_autoptr (DlCheckpoint) ck = dl_checkpoint_open (settings->model, settings->config, error);
+  if (!ck)
+    return NULL;
+  DlTrainPlan *p = g_new0 (DlTrainPlan, 1);
+  p->device = device;
+  p->settings = dl_train_settings_copy (settings);
+  copy_config (p, dl_checkpoint_get_config (ck));
+  p->names = g_ptr_array_new_with_free_func (g_free);
+  p->numel = g_array_new (FALSE, FALSE, sizeof (gint64));
+  p->ndim = g_array_new (FALSE, FALSE, sizeof (int));
+  p->shapes = g_array_new (FALSE, TRUE, sizeof (int64_t));
+  for (guint i = 0; i < dl_checkpoint_get_n_params (ck); i++) {
+    const DlCheckpointParam *cp = dl_checkpoint_get_param (ck, i);
+    g_ptr_array_add (p->names, g_strdup (cp->name));
+    gint64 n = cp->numel;
+    g_array_append_val (p->numel, n);
+    g_array_append_val (p->ndim, cp->ndim);
+    int64_t sh[4] = { 1, 1, 1, 1 };
+    for (int k = 0; k < cp->ndim && k < 4; k++)
+      sh[k] = cp->shape[k];
+    g_array_append_vals (p->shapes, sh, 4);
+  }
+  dl_train_plan_compute (p, settings, &p->figures);
+  return p;
+}
+
+void
+dl_train_plan_free (DlTrainPlan *p)
+{
+  if (!p)
+    return;
+  dl_train_settings_free (p->settings);
+  g_ptr_array_unref (p->names);
+  g_array_unref (p->numel);
+  g_array_unref (p->ndim);
+  g_array_unref (p->shapes);
+  g_free (p);
+}
+
+const DlTrainPlanFigures *
+dl_train_plan_get_figures (DlTrainPlan *p)
+{
+  return &p->figures;
+}
+
+gboolean
+dl_train_plan_fits (DlTrainPlan *p)
+{
+  return p->figures.budget == 0 || p->figures.total <= p->figures.budget;
+}
+
+static char *
+size_text (guint64 bytes)
+{
+  return g_format_size_full (bytes, G_FORMAT_SIZE_IEC_UNITS);
+}
+
+GPtrArray *
+dl_train_plan_suggestions (DlTrainPlan *p)
+{
+  GPtrArray *out = g_ptr_array_new_with_free_func (g_free);
+  if (dl_train_plan_fits (p))
+    return out;
+  const DlTrainSettings *s = p->settings;
+  /* cumulative: f16, then checkpointing, then halving the batch, then the rank */
+  g_autoptr (DlTrainSettings) t = dl_train_settings_copy (s);
+  GString *opts = g_string_new (NULL);
+  for (int stage = 0; stage < 8; stage++) {
+    gboolean changed = FALSE;
+    if (stage == 0 && !t->fp16) {
+      t->fp16 = TRUE;
+      g_string_append (opts, " --fp16");
+      changed = TRUE;
+    } else if (stage == 1 && !t->checkpointing) {
+      t->checkpointing = TRUE;
+      g_string_append (opts, " --checkpointing");
+      changed = TRUE;
+    } else if (stage >= 2 && stage < 5 && t->batch > 1) {
+      t->batch = MAX (1, t->batch / 2);
+      g_string_append_printf (opts, " --batch %d", t->batch);
+      changed = TRUE;
+    } else if (stage >= 5 && t->method == DL_TRAIN_LORA && t->rank > 4) {
+      t->rank = MAX (4, t->rank / 2);
+      g_string_append_printf (opts, " --rank %d", t->rank);
+      changed = TRUE;
+    }
+    if (!changed)
+      continue;
+    DlTrainPlanFigures f;
+    dl_train_plan_compute (p, t, &f);
+    if (f.total <= f.budget) {
+      g_autofree char *need = size_text (f.total);
+      g_ptr_array_add (out, g_strdup_printf ("%s (needs %s)", opts->str + 1, need));
+      break;
+    }
+  }
+  g_string_free (opts, TRUE);
+  return out;
+}
+
+char *
+dl_train_plan_describe (DlTrainPlan *p)
+{
+  const DlTrainPlanFigures *f = &p->figures;
+  const DlTrainSettings *s = p->settings;
+  g_autofree char *w = size_text (f->weights), *tr = size_text (f->trained), *a = size_text (f->activations);
+  g_autofree char *e = size_text (f->encode), *ch = size_text (f->arena_chunk), *tot = size_text (f->total);
+  g_autofree char *b = size_text (f->budget);
+  GString *str = g_string_new (NULL);
+  g_string_append_printf (str, "memory plan: %s, %dx%d, batch %d, %s weights%s\n", dl_train_method_name (s->method),
+                          s->resolution, s->resolution, s->batch, s->fp16 ? "f16" : "f32",
+                          s->checkpointing ? ", gradient checkpointing" : "");
+  g_string_append_printf (str, "  weights (frozen):            %s\n", w);
+  g_string_append_printf (str, "  trained tensors (%.2f M, value + gradient + AdamW moments, f32): %s\n",
+                          f->trained_params / 1e6, tr);
+  g_string_append_printf (str, "  activations (one step):      %s\n", a);
+  g_string_append_printf (str, "  encoding the images (once):  %s\n", e);
+  g_string_append_printf (str, "  activation memory comes in chunks of %s\n", ch);
+  g_string_append_printf (str, "  predicted peak:              %s\n", tot);
+  g_string_append_printf (str, "  device budget:               %s (%s)\n", b,
+                          f->budget_from_driver ? "VK_EXT_memory_budget" : "heap size");
+  if (dl_train_plan_fits (p)) {
+    g_string_append (str, "  fits\n");
+  } else {
+    g_autoptr (GPtrArray) sug = dl_train_plan_suggestions (p);
+    g_string_append (str, "  does not fit\n");
+    for (guint i = 0; i < sug->len; i++)
+      g_string_append_printf (str, "  would fit with: %s\n", (char *) sug->pdata[i]);
+    if (!sug->len)
+      g_string_append (str, "  no setting of this model fits this device\n");
+  }
+  return g_string_free (str, FALSE);
+}

@@ -1,0 +1,112 @@
+/* dl-trainer-preview.c: preview images during a run, with the weights as they
+ * are now: the template prompts (the TI paper's object list, S* -> the trained
+ * word) or, for a LoRA, the first images' captions, plus the user's prompts;
+ * a fixed seed so that previews of successive steps compare; PNGs with
+ * A1111's parameters in <run>/previews/. */
+#include "dl-config.h"
+
+#include "train/dl-trainer-private.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "dl-error.h"
+#include "image/dl-infotext.h"
+#include "image/dl-png.h"
+#include "dl-prompt-templates-data.h"
+
+#define PREVIEW_SEED 1234
+#define PREVIEW_CFG 7.0
+#define PREVIEW_TEMPLATES 2
+
+static GPtrArray *
+preview_prompts (DlTrainer *t)
+{
+  GPtrArray *prompts = g_ptr_array_new_with_free_func (g_free);
+  g_autofree char *trigger = t->method->trigger (t);
+  if (trigger) {
+    for (guint i = 0; i < PREVIEW_TEMPLATES && dl_object_prompt_templates[i]; i++) {
+      GString *s = g_string_new (dl_object_prompt_templates[i]);
+      g_string_replace (s, "S*", trigger, 0);
+      g_ptr_array_add (prompts, g_string_free (s, FALSE));
+    }
+  } else if (!t->settings->sample_prompts) {
+    guint n = dl_train_images_get_n (t->images);
+    for (guint i = 0; i < MIN (n, PREVIEW_TEMPLATES); i++)
+      g_ptr_array_add (prompts, g_strdup (dl_trainer_image_caption (t, i)));
+  }
+  for (char **p = t->settings->sample_prompts; p && *p; p++)
+    g_ptr_array_add (prompts, g_strdup (*p));
+  return prompts;
+}
+
+static char *
+model_name (const char *path)
+{
+  g_autofree char *base = g_path_get_basename (path);
+  char *dot = strrchr (base, '.');
+  if (dot && (g_str_equal (dot, ".safetensors") || g_str_equal (dot, ".ckpt")))
+    *dot = '\0';
+  return g_strdup (base);
+}
+
+gboolean
+dl_trainer_preview (DlTrainer *t, GError **error)
+{
+  g_return_val_if_fail (t->prepared, FALSE);
+  const DlTrainSettings *s = t->settings;
+  g_autoptr (GPtrArray) prompts = preview_prompts (t);
+  g_autofree char *dir = g_build_filename (t->run_dir, "previews", NULL);
+  if (g_mkdir_with_parents (dir, 0755) != 0) {
+    g_set_error (error, DL_ERROR, DL_ERROR_IO, "cannot create “%s”: %s", dir, g_strerror (errno));
+    return FALSE;
+  }
+  int size = s->resolution;
+  gint32 neg[DL_CLIP_MAX_LENGTH];
+  if (!dl_clip_tokenizer_encode_77 (t->tok, "", neg, error))
+    return FALSE;
+  g_autofree char *mname = model_name (s->model);
+  for (guint i = 0; i < prompts->len; i++) {
+    const char *prompt = prompts->pdata[i];
+    dl_trainer_status (t, (double) i / prompts->len, "Preview %u of %u at step %" G_GINT64_FORMAT, i + 1,
+                       prompts->len, t->step);
+    gint32 ids[DL_CLIP_MAX_LENGTH];
+    if (!dl_clip_tokenizer_encode_77 (t->tok, prompt, ids, error))
+      return FALSE;
+    DlSampleParams sp = {
+      .prompt_ids = ids,
+      .negative_ids = neg,
+      .batch = 1,
+      .width = size,
+      .height = size,
+      .steps = s->sample_steps,
+      .sampler = DL_SAMPLER_DPMPP_2M,
+      .sigmas = DL_SIGMAS_KARRAS,
+      .cfg_scale = PREVIEW_CFG,
+      .seed = PREVIEW_SEED,
+      .clip_skip = s->clip_skip,
+      .cancellable = t->cancellable,
+    };
+    g_autofree float *image = NULL;
+    if (!dl_sd_sample (t->model, &sp, NULL, &image, error))
+      return FALSE;
+    g_autofree guint8 *rgb = g_new (guint8, (gsize) size * size * 3);
+    dl_image_chw_to_rgb8 (image, size, size, rgb);
+    DlInfotext info = {
+      .prompt = prompt, .steps = s->sample_steps, .sampler = dl_sampler_a1111_name (sp.sampler, sp.sigmas),
+      .cfg_scale = PREVIEW_CFG, .seed = PREVIEW_SEED, .width = size, .height = size, .model = mname,
+      .clip_skip = s->clip_skip,
+    };
+    g_autofree char *params = dl_infotext_format (&info);
+    g_autoptr (GHashTable) text = g_hash_table_new (g_str_hash, g_str_equal);
+    g_hash_table_insert (text, "parameters", params);
+    g_autofree char *name = g_strdup_printf ("step%06" G_GINT64_FORMAT "-%02u.png", t->step, i);
+    g_autofree char *path = g_build_filename (dir, name, NULL);
+    if (!dl_png_write (path, rgb, size, size, 3, text, error))
+      return FALSE;
+    DlTrainEvent ev = { .kind = DL_TRAIN_EVENT_PREVIEW, .step = t->step, .total_steps = s->steps, .path = path,
+                        .prompt = prompt, .index = (int) i };
+    dl_trainer_emit (t, &ev);
+  }
+  return TRUE;
+}

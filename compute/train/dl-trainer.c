@@ -1,0 +1,889 @@
+/* dl-trainer.c: see dl-trainer.h.  The step follows the reference training
+ * scripts (diffusers examples/text_to_image/train_text_to_image.py and
+ * train_text_to_image_lora.py, kohya sd-scripts train_network.py): posterior
+ * sample of the cached VAE moments, noise (+ offset), DDPM noising, text
+ * encoding, UNet, MSE (min-SNR weighted), backward into the trained tensors,
+ * clipping over all of them, AdamW per group, schedule advanced after. */
+#include "dl-config.h"
+
+#include "train/dl-trainer-private.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "dl-error.h"
+#include "nn/dl-clip-text.h"
+#include "nn/dl-nn.h"
+#include "nn/dl-unet.h"
+#include "ops/dl-ops.h"
+#include "dl-prompt-templates-data.h"
+
+const char *
+dl_train_event_kind_name (DlTrainEventKind kind)
+{
+  static const char *const names[] = { "status", "step", "validation", "preview",
+                                       "checkpoint", "warning", "error", "finished" };
+  return kind < G_N_ELEMENTS (names) ? names[kind] : "unknown";
+}
+
+/* ---- events ---- */
+
+void
+dl_trainer_emit (DlTrainer *t, const DlTrainEvent *ev)
+{
+  if (t->event_func)
+    t->event_func (ev, t->event_data);
+}
+
+void
+dl_trainer_warn (DlTrainer *t, const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  g_autofree char *msg = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  DlTrainEvent ev = { .kind = DL_TRAIN_EVENT_WARNING, .step = t->step, .total_steps = t->settings->steps,
+                      .message = msg };
+  dl_trainer_emit (t, &ev);
+}
+
+void
+dl_trainer_status (DlTrainer *t, double progress, const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  g_autofree char *msg = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  DlTrainEvent ev = { .kind = DL_TRAIN_EVENT_STATUS, .step = t->step, .total_steps = t->settings->steps,
+                      .message = msg, .progress = progress };
+  dl_trainer_emit (t, &ev);
+}
+
+/* ---- creation ---- */
+
+static const DlTrainMethodOps *
+method_ops (DlTrainMethod m)
+{
+  switch (m) {
+  case DL_TRAIN_LORA:
+    return &dl_train_method_lora;
+  case DL_TRAIN_TEXTUAL_INVERSION:
+    return &dl_train_method_textual_inversion;
+  default:
+    return NULL;
+  }
+}
+
+/* $DREAMLOOM_TEST_INJECT_NAN=STEP: the gradients of that step (once) become NaN
+ * (tests of the non-finite handling); read once per trainer */
+static gint64
+read_inject_nan (void)
+{
+  const char *v = g_getenv ("DREAMLOOM_TEST_INJECT_NAN");
+  return v && *v ? g_ascii_strtoll (v, NULL, 10) : -1;
+}
+
+DlTrainer *
+dl_trainer_new (DlDevice *device, DlSdModel *model, const DlTrainSettings *settings, GError **error)
+{
+  g_return_val_if_fail (device != NULL && settings != NULL, NULL);
+  if (!dl_train_settings_validate (settings, error))
+    return NULL;
+  if (model && (dl_sd_model_get_dtype (model) == DL_DTYPE_F16) != settings->fp16) {
+    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "the loaded model's weights are %s, the run wants %s",
+                 dl_sd_model_get_dtype (model) == DL_DTYPE_F16 ? "f16" : "f32", settings->fp16 ? "f16" : "f32");
+    return NULL;
+  }
+  DlTrainer *t = g_new0 (DlTrainer, 1);
+  t->device = device;
+  t->settings = dl_train_settings_copy (settings);
+  t->run_dir = dl_train_settings_run_dir (settings);
+  t->model = model;
+  t->method = method_ops (settings->method);
+  t->lr_scale = 1.0;
+  t->best_step = -1;
+  t->best_val = INFINITY;
+  t->last_val = NAN;
+  t->checkpoints = g_array_new (FALSE, FALSE, sizeof (gint64));
+  t->inject_nan_step = read_inject_nan ();
+  t->started_at = g_get_real_time ();
+  g_mutex_init (&t->pause_lock);
+  g_cond_init (&t->pause_cond);
+  return t;
+}
+
+void
+dl_trainer_free (DlTrainer *t)
+{
+  if (!t)
+    return;
+  if (t->method && t->method->free && t->method_data)
+    t->method->free (t->method_data);
+  if (t->model) {
+    DlParams *p = dl_sd_model_get_params (t->model);
+    dl_params_clear_adapters (p);
+    dl_params_set_added_tokens (p, NULL, 0);
+  }
+  if (t->moments) {
+    for (guint i = 0; i < dl_train_images_get_n (t->images); i++)
+      dl_latent_moments_clear (&t->moments[i]);
+    g_free (t->moments);
+  }
+  g_clear_pointer (&t->text_cache, g_hash_table_unref);
+  g_clear_pointer (&t->opt, dl_optimizer_free);
+  g_clear_pointer (&t->draws, dl_draws_free);
+  g_clear_pointer (&t->replay, dl_replay_free);
+  g_clear_pointer (&t->images, dl_train_images_free);
+  g_strfreev (t->templates);
+  g_clear_pointer (&t->tok, dl_clip_tokenizer_free);
+  g_clear_pointer (&t->owned_model, dl_sd_model_free);
+  g_array_unref (t->checkpoints);
+  g_free (t->model_hash);
+  dl_model_hashes_clear (&t->hashes);
+  g_free (t->run_dir);
+  dl_train_settings_free (t->settings);
+  g_mutex_clear (&t->pause_lock);
+  g_cond_clear (&t->pause_cond);
+  if (t->event_destroy)
+    t->event_destroy (t->event_data);
+  g_free (t);
+}
+
+void
+dl_trainer_set_event_func (DlTrainer *t, DlTrainEventFunc func, gpointer user_data, GDestroyNotify destroy)
+{
+  if (t->event_destroy)
+    t->event_destroy (t->event_data);
+  t->event_func = func;
+  t->event_data = user_data;
+  t->event_destroy = destroy;
+}
+
+const DlTrainSettings *
+dl_trainer_get_settings (DlTrainer *t)
+{
+  return t->settings;
+}
+
+DlSdModel *
+dl_trainer_get_model (DlTrainer *t)
+{
+  return t->model;
+}
+
+gint64
+dl_trainer_get_step (DlTrainer *t)
+{
+  return t->step;
+}
+
+void
+dl_trainer_pause (DlTrainer *t)
+{
+  g_mutex_lock (&t->pause_lock);
+  t->paused = TRUE;
+  g_mutex_unlock (&t->pause_lock);
+}
+
+void
+dl_trainer_unpause (DlTrainer *t)
+{
+  g_mutex_lock (&t->pause_lock);
+  t->paused = FALSE;
+  g_cond_broadcast (&t->pause_cond);
+  g_mutex_unlock (&t->pause_lock);
+}
+
+/* ---- preparing ---- */
+
+/* TI's default templates: the TI paper's object prompts with the caption
+ * appended, as A1111's textual_inversion_templates/subject_filewords.txt */
+static char **
+default_templates (void)
+{
+  g_autoptr (GStrvBuilder) b = g_strv_builder_new ();
+  for (guint i = 0; dl_object_prompt_templates[i]; i++) {
+    GString *s = g_string_new (dl_object_prompt_templates[i]);
+    g_string_replace (s, "S*", "[name]", 0);
+    g_string_append (s, ", [filewords]");
+    g_strv_builder_add (b, s->str);
+    g_string_free (s, TRUE);
+  }
+  return g_strv_builder_end (b);
+}
+
+static gboolean
+load_templates (DlTrainer *t, GError **error)
+{
+  const char *path = t->settings->template_file;
+  if (!path) {
+    t->templates = default_templates ();
+    t->n_templates = g_strv_length (t->templates);
+    return TRUE;
+  }
+  g_autofree char *text = NULL;
+  gsize len = 0;
+  if (!g_file_get_contents (path, &text, &len, error))
+    return FALSE;
+  if (!g_utf8_validate (text, len, NULL)) {
+    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: the templates are not UTF-8 text", path);
+    return FALSE;
+  }
+  /* A1111 modules/textual_inversion/dataset.py: one template per line, stripped */
+  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
+  g_autoptr (GStrvBuilder) b = g_strv_builder_new ();
+  for (char **l = lines; *l; l++) {
+    g_strstrip (*l);
+    if (**l)
+      g_strv_builder_add (b, *l);
+  }
+  t->templates = g_strv_builder_end (b);
+  t->n_templates = g_strv_length (t->templates);
+  if (!t->n_templates) {
+    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: no template line", path);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean
+load_images (DlTrainer *t, GCancellable *cancellable, GError **error)
+{
+  const DlTrainSettings *s = t->settings;
+  g_autoptr (GPtrArray) paths = dl_train_images_list_folder (s->images, error);
+  if (!paths)
+    return FALSE;
+  DlTrainImagesOptions o = {
+    .resolution = s->resolution,
+    .buckets = s->buckets,
+    .random_crop = s->random_crop,
+    .seed = (guint64) s->seed,
+  };
+  g_autoptr (GPtrArray) warnings = g_ptr_array_new_with_free_func (g_free);
+  t->images = dl_train_images_new ((const char *const *) paths->pdata, paths->len, &o, warnings, cancellable, error);
+  for (guint i = 0; i < warnings->len; i++)
+    dl_trainer_warn (t, "%s", (char *) warnings->pdata[i]);
+  return t->images != NULL;
+}
+
+static gboolean
+make_draws (DlTrainer *t, GError **error)
+{
+  const DlTrainSettings *s = t->settings;
+  const DlModelConfig *cfg = dl_sd_model_get_config (t->model);
+  if (s->replay) {
+    t->replay = dl_replay_open (s->replay, s, cfg->unet.in_channels, s->resolution >> (cfg->vae.n_levels - 1), error);
+    if (!t->replay)
+      return FALSE;
+    /* every index must name an image of this run */
+    DlSafetensors *st = dl_replay_get_file (t->replay);
+    guint n = dl_train_images_get_n (t->images);
+    for (gint64 k = 0; k < s->steps; k++) {
+      g_autofree char *name = g_strdup_printf ("step%" G_GINT64_FORMAT ".images", k);
+      int64_t cnt = 0;
+      g_autofree float *v = dl_safetensors_read_f32 (st, name, &cnt, error);
+      if (!v)
+        return FALSE;
+      for (int64_t i = 0; i < cnt; i++)
+        if (v[i] < 0 || v[i] >= n) {
+          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "replay “%s”: %s names image %g; the run has %u",
+                       s->replay, name, v[i], n);
+          return FALSE;
+        }
+    }
+    return TRUE;
+  }
+  guint n = dl_train_images_get_n (t->images);
+  guint nb = dl_train_images_get_n_buckets (t->images);
+  g_autofree guint *bucket_of = g_new (guint, n);
+  for (guint i = 0; i < n; i++)
+    bucket_of[i] = dl_train_images_get_bucket_of (t->images, i);
+  int f = 1 << (cfg->vae.n_levels - 1);
+  g_autofree int *hw = g_new (int, 2 * nb);
+  for (guint b = 0; b < nb; b++) {
+    int w, h;
+    dl_train_images_get_bucket (t->images, b, &w, &h);
+    hw[2 * b] = h / f;
+    hw[2 * b + 1] = w / f;
+  }
+  DlDrawsConfig c = {
+    .seed = (guint64) s->seed,
+    .n_images = n,
+    .repeats = (guint) s->repeats,
+    .batch = (guint) s->batch,
+    .n_templates = s->method == DL_TRAIN_TEXTUAL_INVERSION ? t->n_templates : 0,
+    .flip = s->flip,
+    .noise_offset = s->noise_offset,
+    .n_timesteps = dl_sd_model_get_schedule (t->model)->n,
+    .latent_channels = cfg->unet.in_channels,
+    .bucket_of = bucket_of,
+    .n_buckets = nb,
+    .bucket_latent_hw = hw,
+  };
+  t->draws = dl_draws_new (&c);
+  return TRUE;
+}
+
+const char *
+dl_trainer_image_caption (DlTrainer *t, guint image)
+{
+  const DlTrainImage *im = dl_train_images_get (t->images, image);
+  if (im->caption)
+    return im->caption;
+  if (t->settings->instance_prompt)
+    return t->settings->instance_prompt;
+  return im->filename_caption;
+}
+
+gboolean
+dl_trainer_prepare (DlTrainer *t, GCancellable *cancellable, GError **error)
+{
+  if (t->prepared)
+    return TRUE;
+  const DlTrainSettings *s = t->settings;
+  t->cancellable = cancellable;
+  if (!t->model) {
+    dl_trainer_status (t, -1, "Loading %s", s->model);
+    t->owned_model = dl_sd_model_load_as (t->device, s->model, s->config, s->fp16 ? DL_DTYPE_F16 : DL_DTYPE_F32,
+                                          error);
+    if (!t->owned_model)
+      return FALSE;
+    t->model = t->owned_model;
+  }
+ DlCheckpoint *ck = dl_sd_model_get_checkpoint (t->model);
+  /* the base model's identity: the exports' metadata, and no resuming onto another */
+  dl_trainer_status (t, -1, "Hashing %s", s->model);
+  if (!dl_model_hashes_compute (s->model, &t->hashes, cancellable, error))
+    return FALSE;
+  t->model_hash = g_strdup (t->hashes.sha256 ? t->hashes.sha256 : t->hashes.name);
+  t->tok = dl_clip_tokenizer_find (dl_checkpoint_get_tokenizer_dir (ck), s->vocab, error);
+  if (!t->tok)
+    return FALSE;
+  if (g_cancellable_set_error_if_cancelled (cancellable, error))
+    return FALSE;
+  dl_trainer_status (t, -1, "Reading the images in %s", s->images);
+  if (!load_images (t, cancellable, error))
+    return FALSE;
+  if ((s->method == DL_TRAIN_TEXTUAL_INVERSION || s->method == DL_TRAIN_HYPERNETWORK) && !load_templates (t, error))
+    return FALSE;
+  if (!dl_trainer_cache_latents (t, error))
+    return FALSE;
+  t->opt = dl_optimizer_new (t->device, s->adam_beta1, s->adam_beta2, s->adam_eps);
+  /* group 0 is the UNet's (--lr), group 1 the text encoder's (--text-encoder-lr) */
+  dl_optimizer_add_group (t->opt, "unet", s->weight_decay);
+  dl_optimizer_add_group (t->opt, "text_encoder", s->weight_decay);
+  if (!t->method->setup (t, error) || !dl_recorder_finish (dl_sd_model_get_recorder (t->model), error))
+    return FALSE;
+  if (!make_draws (t, error))
+    return FALSE;
+  if (!t->train_text)
+    t->text_cache = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  if (t->resuming) {
+    dl_trainer_list_checkpoints (t);
+    g_autofree char *state = dl_trainer_latest_state (t);
+    if (!state) {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: no saved state to resume from", t->run_dir);
+      return FALSE;
+    }
+    dl_trainer_status (t, -1, "Resuming from %s", state);
+    if (!dl_trainer_read_state (t, state, error))
+      return FALSE;
+  } else {
+    if (g_mkdir_with_parents (t->run_dir, 0755) != 0) {
+      g_set_error (error, DL_ERROR, DL_ERROR_IO, "cannot create the run folder “%s”: %s", t->run_dir,
+                   g_strerror (errno));
+      return FALSE;
+    }
+    /* the state at step 0: what a rollback before the first checkpoint returns to */
+    g_autofree char *p0 = dl_trainer_state_path (t, 0);
+    if (!dl_trainer_write_state (t, p0, error) || !dl_trainer_write_run_json (t, error))
+      return FALSE;
+  }
+  t->prepared = TRUE;
+  return TRUE;
+}
+
+/* ---- one step ---- */
+
+static DlTensor *
+upload_as (DlDevice *device, const char *name, DlDType dtype, int ndim, const int64_t *shape, const void *data,
+           DlDType src, GError **error)
+{
+  g_autoptr (DlTensor) t = dl_tensor_new (device, name, dtype, ndim, shape, error);
+  if (!t || !dl_tensor_upload (t, data, src, error))
+    return NULL;
+  return g_steal_pointer (&t);
+}
+
+/* The prompts of a micro-batch as token ids [rows, 77]. */
+static gint32 *
+batch_ids (DlTrainer *t, const DlStepDraws *d, gboolean augment, GError **error)
+{
+  const DlTrainSettings *s = t->settings;
+  g_autofree gint32 *ids = g_new (gint32, (gsize) d->n_rows * DL_CLIP_MAX_LENGTH);
+  for (int r = 0; r < d->n; r++) {
+    guint img = (guint) d->images[r];
+    const char *caption = dl_trainer_image_caption (t, img);
+    g_autofree char *aug = NULL;
+    if (augment && (s->shuffle_tags || s->caption_dropout > 0))
+      aug = dl_caption_augment (caption, s->shuffle_tags, (guint) s->keep_tags, s->caption_dropout,
+                                d->caption_random + (gsize) r * DL_DRAWS_CAPTION_WORDS, DL_DRAWS_CAPTION_WORDS);
+    g_autofree char *prompt = t->method->prompt (t, img, d->templates ? d->templates[r] : -1, aug ? aug : caption);
+    if (!dl_clip_tokenizer_encode_77 (t->tok, prompt, ids + (gsize) r * DL_CLIP_MAX_LENGTH, error))
+      return NULL;
+  }
+  return g_steal_pointer (&ids);
+}
+
+/* Text-encoder outputs of `ids` when nothing in the encoder trains: computed once
+ * per distinct prompt and kept on the host. */
+static DlTensor *
+cached_context (DlTrainer *t, DlTape *tape, const gint32 *ids, int rows, GError **error)
+{
+  const DlModelConfig *cfg = dl_sd_model_get_config (t->model);
+  int C = cfg->text_encoder.hidden_size;
+  gsize per = (gsize) DL_CLIP_MAX_LENGTH * C;
+  g_autofree float *ctx = g_new (float, per * rows);
+  for (int r = 0; r < rows; r++) {
+    const gint32 *row = ids + (gsize) r * DL_CLIP_MAX_LENGTH;
+    g_autofree char *key = g_base64_encode ((const guchar *) row, sizeof (gint32) * DL_CLIP_MAX_LENGTH);
+    float *hit = g_hash_table_lookup (t->text_cache, key);
+    if (!hit) {
+      int64_t shape[2] = { 1, DL_CLIP_MAX_LENGTH };
+      g_autoptr (DlTape) off = dl_tape_new (dl_tape_get_recorder (tape), dl_tape_get_arena (tape));
+      dl_tape_set_enabled (off, FALSE);
+      dl_tape_set_activation_dtype (off, dl_tape_get_activation_dtype (tape));
+      DlClipTextOptions o = { .clip_skip = t->settings->clip_skip };
+      g_autoptr (DlTensor) it = upload_as (t->device, "input_ids", DL_DTYPE_I32, 2, shape, row, DL_DTYPE_I32, error);
+      g_autoptr (DlTensor) c = it ? dl_clip_text_forward (dl_sd_model_get_params (t->model), &cfg->text_encoder,
+                                                          off, it, &o, error)
+                                  : NULL;
+      if (!c || !dl_recorder_finish (dl_tape_get_recorder (tape), error))
+        return NULL;
+      hit = dl_tensor_download_f32 (c, error);
+      if (!hit)
+        return NULL;
+      g_hash_table_insert (t->text_cache, g_steal_pointer (&key), hit);
+    }
+    memcpy (ctx + per * r, hit, per * sizeof (float));
+  }
+  int64_t shape[3] = { rows, DL_CLIP_MAX_LENGTH, C };
+  return upload_as (t->device, "context", dl_tape_get_activation_dtype (tape), 3, shape, ctx, DL_DTYPE_F32, error);
+}
+
+/* Latents, noisy latents and targets of a micro-batch (host, f32). */
+static gboolean
+batch_latents (DlTrainer *t, const DlStepDraws *d, float **noisy_out, float **target_out, GError **error)
+{
+  const DlModelConfig *cfg = dl_sd_model_get_config (t->model);
+  const DlNoiseSchedule *sched = dl_sd_model_get_schedule (t->model);
+  int L = cfg->unet.in_channels, h = d->latent_h, w = d->latent_w;
+  gsize hw = (gsize) h * w, per = (gsize) L * hw;
+  float scale = (float) cfg->vae.scaling_factor;
+  g_autofree float *lat = g_new (float, per * d->n_rows);
+  for (int r = 0; r < d->n_rows; r++) {
+    guint img = (guint) d->images[r % d->n];
+    const DlLatentMoments *m = &t->moments[img];
+    if (m->h != h || m->w != w) {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                   "image %u has %dx%d latents, the step draws %dx%d (different sizes in one batch)", img, m->w, m->h,
+                   w, h);
+      return FALSE;
+    }
+    gboolean flip = d->flips && r < d->n && d->flips[r];
+    const float *mean = flip ? m->mean_flipped : m->mean, *std = flip ? m->std_flipped : m->std;
+    const float *eps = d->latent_eps + per * r;
+    for (gsize i = 0; i < per; i++)
+      lat[per * r + i] = (mean[i] + std[i] * eps[i]) * scale;
+  }
+  g_autofree float *noise = g_memdup2 (d->noise, per * d->n_rows * sizeof (float));
+  if (d->offset_eps) {
+    float o = (float) t->settings->noise_offset;
+    for (int r = 0; r < d->n_rows; r++)
+      for (int c = 0; c < L; c++)
+        for (gsize k = 0; k < hw; k++)
+          noise[per * r + hw * c + k] += o * d->offset_eps[r * L + c];
+  }
+  float *noisy = g_new (float, per * d->n_rows), *target = g_new (float, per * d->n_rows);
+  for (int r = 0; r < d->n_rows; r++) {
+    int ts = (int) d->timesteps[r];
+    dl_noise_schedule_add_noise (sched, ts, lat + per * r, noise + per * r, noisy + per * r, per);
+    if (sched->config.prediction == DL_PREDICTION_V)
+      dl_noise_schedule_velocity (sched, ts, lat + per * r, noise + per * r, target + per * r, per);
+    else
+      memcpy (target + per * r, noise + per * r, per * sizeof (float));
+  }
+  *noisy_out = noisy;
+  *target_out = target;
+  return TRUE;
+}
+
+/* Min-SNR-γ weights per row (diffusers training_utils.compute_snr and the
+ * weighting of train_text_to_image.py), or NULL when off. */
+static float *
+batch_weights (DlTrainer *t, const DlStepDraws *d)
+{
+  double gamma = t->settings->min_snr_gamma;
+  if (gamma <= 0)
+    return NULL;
+  const DlNoiseSchedule *sched = dl_sd_model_get_schedule (t->model);
+  float *w = g_new (float, d->n_rows);
+  for (int r = 0; r < d->n_rows; r++)
+    w[r] = (float) dl_noise_schedule_min_snr_weight (sched, (int) d->timesteps[r], gamma, sched->config.prediction);
+  return w;
+}
+
+static DlTape *
+new_tape (DlTrainer *t)
+{
+  DlTape *tape = dl_tape_new (dl_sd_model_get_recorder (t->model), dl_sd_model_get_arena (t->model));
+  dl_tape_set_activation_dtype (tape, t->settings->fp16 ? DL_DTYPE_F16 : DL_DTYPE_F32);
+  return tape;
+}
+
+/* The UNet's loss on a micro-batch; with `train`, its gradients (scaled by
+ * grad_scale) are added into the optimizer's buffers.  *per_sample (may be NULL)
+ * receives each row's weighted loss. */
+static gboolean
+forward_loss (DlTrainer *t, const DlStepDraws *d, gboolean train, float grad_scale, double *loss_out,
+              float **per_sample, GError **error)
+{
+  const DlModelConfig *cfg = dl_sd_model_get_config (t->model);
+  DlParams *params = dl_sd_model_get_params (t->model);
+  DlRecorder *rec = dl_sd_model_get_recorder (t->model);
+  int rows = d->n_rows;
+  int64_t xshape[4] = { rows, cfg->unet.in_channels, d->latent_h, d->latent_w };
+
+  g_autofree float *noisy = NULL, *target = NULL;
+  g_autofree gint32 *ids = batch_ids (t, d, train, error);
+  if (!ids || !batch_latents (t, d, &noisy, &target, error))
+    return FALSE;
+  g_autofree float *weights = batch_weights (t, d);
+  g_autofree float *tsteps = g_new (float, rows);
+  for (int r = 0; r < rows; r++)
+    tsteps[r] = (float) d->timesteps[r];
+
+  g_autoptr (DlTape) tape = new_tape (t);
+  dl_tape_set_enabled (tape, train);
+  if (train)
+    dl_optimizer_attach (t->opt, tape);
+  DlDType act = dl_tape_get_activation_dtype (tape);
+  g_autoptr (DlTensor) context = NULL;
+  if (t->text_cache) {
+    context = cached_context (t, tape, ids, rows, error);
+  } else {
+    int64_t ishape[2] = { rows, DL_CLIP_MAX_LENGTH };
+    g_autoptr (DlTensor) it = upload_as (t->device, "input_ids", DL_DTYPE_I32, 2, ishape, ids, DL_DTYPE_I32, error);
+    DlClipTextOptions o = { .clip_skip = t->settings->clip_skip };
+    context = it ? dl_clip_text_forward (params, &cfg->text_encoder, tape, it, &o, error) : NULL;
+  }
+  if (!context)
+    return FALSE;
+  int64_t n_rows = rows;
+  g_autoptr (DlTensor) xt = upload_as (t->device, "noisy_latents", act, 4, xshape, noisy, DL_DTYPE_F32, error);
+  g_autoptr (DlTensor) tt = xt ? upload_as (t->device, "timesteps", DL_DTYPE_F32, 1, &n_rows, tsteps, DL_DTYPE_F32,
+                                            error)
+                               : NULL;
+  g_autoptr (DlTensor) yt = tt ? upload_as (t->device, "target", act, 4, xshape, target, DL_DTYPE_F32, error) : NULL;
+  g_autoptr (DlTensor) wt = yt && weights ? upload_as (t->device, "loss_weights", DL_DTYPE_F32, 1, &n_rows, weights,
+                                                       DL_DTYPE_F32, error)
+                                          : NULL;
+  if (!yt || (weights && !wt))
+    return FALSE;
+  DlUNetOptions uo = { .checkpoint = t->settings->checkpointing && train };
+  g_autoptr (DlTensor) eps = dl_unet_forward (params, &cfg->unet, tape, xt, tt, context, &uo, error);
+  if (!eps)
+    return FALSE;
+  g_autoptr (DlTensor) loss = dl_tensor_new (t->device, "loss", DL_DTYPE_F32, 0, NULL, error);
+  g_autoptr (DlTensor) ps = loss ? dl_tensor_new (t->device, "loss_per_sample", DL_DTYPE_F32, 1, &n_rows, error)
+                                 : NULL;
+  if (!ps || !dl_op_mse_loss (rec, loss, ps, eps, yt, wt, error))
+    return FALSE;
+  if (train) {
+    g_autoptr (DlTensor) deps = dl_tape_tensor_like (tape, "d_eps", eps, error);
+    if (!deps || !dl_op_mse_loss_backward (rec, deps, eps, yt, wt, grad_scale, error))
+      return FALSE;
+    if (t->inject_nan_step == t->step) {
+      t->inject_nan_step = -1; /* once */
+      if (!dl_op_fill (rec, deps, NAN, error))
+        return FALSE;
+    }
+    if (!dl_tape_backward (tape, eps, deps, error))
+      return FALSE;
+  }
+  if (!dl_recorder_finish (rec, error))
+    return FALSE;
+  if (train)
+    dl_optimizer_collect_reached (t->opt, tape);
+  g_autofree float *lv = dl_tensor_download_f32 (loss, error);
+  if (!lv)
+    return FALSE;
+  *loss_out = lv[0];
+  if (per_sample && !(*per_sample = dl_tensor_download_f32 (ps, error)))
+    return FALSE;
+  return TRUE;
+}
+
+static double
+schedule_factor (const DlTrainSettings *s, gint64 step)
+{
+  /* diffusers get_scheduler builds a LambdaLR: one factor scales every group's
+   * initial rate; polynomial computes it from the first group's rate */
+  double base = s->lr > 0 ? s->lr : 1.0;
+  DlLrSchedule sched = dl_lr_schedule_init (s->lr_scheduler, base, s->lr_warmup, s->steps);
+  if (s->lr_scheduler == DL_LR_COSINE_WITH_RESTARTS)
+    sched.num_cycles = s->lr_cycles;
+  sched.power = s->lr_power;
+  return dl_lr_schedule_at (&sched, step) / base;
+}
+
+static double
+group_base_lr (const DlTrainSettings *s, guint group)
+{
+  return group == 1 ? s->text_encoder_lr : s->lr;
+}
+
+static gboolean rollback (DlTrainer *t, const char *why, GError **error);
+
+gboolean
+dl_trainer_step (DlTrainer *t, GError **error)
+{
+  g_return_val_if_fail (t->prepared, FALSE);
+  const DlTrainSettings *s = t->settings;
+  DlRecorder *rec = dl_sd_model_get_recorder (t->model);
+  gint64 t0 = g_get_monotonic_time ();
+  if (!t->t_first_step)
+    t->t_first_step = t0;
+  if (!dl_optimizer_zero_grad (t->opt, rec, error))
+    return FALSE;
+  int k = s->grad_accum, samples = 0;
+  double loss = 0;
+  for (int j = 0; j < k; j++) {
+    DlStepDraws d;
+    gboolean ok = t->replay ? dl_replay_make (t->replay, t->step, &d, error)
+                            : (dl_draws_make (t->draws, (guint64) t->step * k + j, &d), TRUE);
+    if (!ok)
+      return FALSE;
+    double lj = 0;
+    ok = forward_loss (t, &d, TRUE, 1.0f / k, &lj, NULL, error);
+    samples += d.n;
+    dl_step_draws_clear (&d);
+    if (!ok)
+      return FALSE;
+    loss += lj / k;
+  }
+
+  /* the total norm before clipping, over every gradient the loss reached */
+  int64_t two = 2;
+  g_autoptr (DlTensor) norm = dl_tensor_new (t->device, "grad_norm", DL_DTYPE_F32, 1, &two, error);
+  gboolean none = FALSE;
+  if (!norm)
+    return FALSE;
+  gboolean recorded = dl_optimizer_grad_norm (t->opt, rec, norm, s->max_grad_norm, &none, error);
+  if (!recorded && !none)
+    return FALSE;
+  g_autofree float *nv = NULL;
+  if (recorded && (!dl_recorder_finish (rec, error) || !(nv = dl_tensor_download_f32 (norm, error))))
+    return FALSE;
+  double grad_norm = nv ? nv[0] : 0.0;
+
+  double factor = schedule_factor (s, t->step);
+  double lrs[2] = { group_base_lr (s, 0) * factor * t->lr_scale, group_base_lr (s, 1) * factor * t->lr_scale };
+  if (!isfinite (loss) || !isfinite (grad_norm)) {
+    g_autoptr (GError) e = NULL;
+    const char *bad = dl_optimizer_find_non_finite (t->opt, TRUE, &e);
+    t->non_finite_streak++;
+    dl_trainer_warn (t, "step %" G_GINT64_FORMAT ": the %s is not finite (%s); the step is not applied",
+                     t->step + 1, isfinite (loss) ? "gradient" : "loss",
+                     bad ? bad : isfinite (loss) ? "no tensor found" : "loss");
+    t->step++;
+    if (t->non_finite_streak >= 3)
+      return rollback (t, "three steps in a row were not finite", error);
+  } else {
+    if (none) {
+      dl_trainer_warn (t, "step %" G_GINT64_FORMAT ": the loss reaches no trained tensor", t->step + 1);
+    } else if (!dl_optimizer_step (t->opt, rec, lrs, s->max_grad_norm > 0 ? norm : NULL, error) ||
+               !dl_recorder_finish (rec, error)) {
+      return FALSE;
+    }
+    t->non_finite_streak = 0;
+    t->step++;
+    /* a trained tensor that became non-finite cannot be trained on */
+    int64_t n_p = dl_optimizer_get_n (t->opt);
+    if (n_p > 0) {
+      g_autoptr (GPtrArray) ps = g_ptr_array_new ();
+      for (guint i = 0; i < dl_optimizer_get_n (t->opt); i++)
+        g_ptr_array_add (ps, dl_optimizer_get_param (t->opt, i));
+      g_autofree float *pn = NULL;
+      if (!dl_op_grad_norm (rec, norm, (DlTensor *const *) ps->pdata, ps->len, 0.0f, error) ||
+          !dl_recorder_finish (rec, error) || !(pn = dl_tensor_download_f32 (norm, error)))
+        return FALSE;
+      if (!isfinite (pn[0])) {
+        g_autoptr (GError) e = NULL;
+        const char *bad = dl_optimizer_find_non_finite (t->opt, FALSE, &e);
+        g_autofree char *why = g_strdup_printf ("the trained tensor %s is no longer finite", bad ? bad : "(?)");
+        return rollback (t, why, error);
+      }
+    }
+  }
+
+  t->steps_this_session++;
+  double elapsed = (g_get_monotonic_time () - t->t_first_step) / 1e6;
+  double per_step = elapsed / t->steps_this_session;
+  DlTrainEvent ev = {
+    .kind = DL_TRAIN_EVENT_STEP,
+    .step = t->step,
+    .total_steps = s->steps,
+    .loss = loss,
+    .lr = lrs[0],
+    .grad_norm = grad_norm,
+    .images_per_s = samples / MAX ((g_get_monotonic_time () - t0) / 1e6, 1e-9),
+    .eta_s = per_step * (double) (s->steps - t->step),
+    .memory = dl_device_get_memory_in_use (t->device),
+  };
+  dl_trainer_emit (t, &ev);
+  return TRUE;
+}
+
+static gboolean
+rollback (DlTrainer *t, const char *why, GError **error)
+{
+  g_autofree char *state = dl_trainer_latest_state (t);
+  if (!state) {
+    g_set_error (error, DL_ERROR, DL_ERROR_FAILED, "%s, and there is no saved state to go back to", why);
+    return FALSE;
+  }
+  double scale = t->lr_scale * 0.5;
+  gint64 failed_at = t->step;
+  if (!dl_trainer_read_state (t, state, error))
+    return FALSE;
+  t->lr_scale = scale;
+  t->non_finite_streak = 0;
+  dl_trainer_warn (t, "step %" G_GINT64_FORMAT ": %s; rolled back to step %" G_GINT64_FORMAT
+                   " with the learning rate halved (×%g of the set rate)",
+                   failed_at, why, t->step, t->lr_scale);
+  return TRUE;
+}
+
+/* ---- validation ---- */
+
+/* the fixed validation set: every image at these timesteps, noise from a fixed
+ * seed (independent of --seed, so runs with other seeds compare) */
+static const int validation_timesteps[] = { 100, 350, 600, 850 };
+#define VALIDATION_SEED G_GUINT64_CONSTANT (0x76616c6964)
+
+gboolean
+dl_trainer_validate (DlTrainer *t, double *loss_out, GError **error)
+{
+  g_return_val_if_fail (t->prepared, FALSE);
+  const DlModelConfig *cfg = dl_sd_model_get_config (t->model);
+  int L = cfg->unet.in_channels, nt = G_N_ELEMENTS (validation_timesteps);
+  guint n = dl_train_images_get_n (t->images);
+  double sum = 0;
+  int count = 0;
+  for (guint i = 0; i < n; i++) {
+    const DlLatentMoments *m = &t->moments[i];
+    gsize per = (gsize) L * m->h * m->w;
+    DlStepDraws d = { .n = nt, .n_rows = nt, .latent_h = m->h, .latent_w = m->w };
+    d.images = g_new (gint64, nt);
+    d.timesteps = g_new (gint64, nt);
+    if (t->n_templates) {
+      d.templates = g_new0 (gint64, nt); /* the first template line */
+    }
+    d.latent_eps = g_new (float, per * nt);
+    d.noise = g_new (float, per * nt);
+    for (int k = 0; k < nt; k++) {
+      d.images[k] = i;
+      d.timesteps[k] = validation_timesteps[k];
+    }
+    dl_philox_fill_normal (d.latent_eps, per * nt, DL_RANDOM_PHILOX, VALIDATION_SEED, 2 * (guint64) i, 0, 0, 1);
+    dl_philox_fill_normal (d.noise, per * nt, DL_RANDOM_PHILOX, VALIDATION_SEED, 2 * (guint64) i + 1, 0, 0, 1);
+    double l = 0;
+    gboolean ok = forward_loss (t, &d, FALSE, 1.0f, &l, NULL, error);
+    dl_step_draws_clear (&d);
+    if (!ok)
+      return FALSE;
+    sum += l * nt;
+    count += nt;
+  }
+  *loss_out = sum / MAX (count, 1);
+  return TRUE;
+}
+
+static gboolean
+validate_and_report (DlTrainer *t, GError **error)
+{
+  double v = 0;
+  dl_trainer_status (t, -1, "Validation loss at step %" G_GINT64_FORMAT, t->step);
+  if (!dl_trainer_validate (t, &v, error))
+    return FALSE;
+  t->last_val = v;
+  gboolean best = v < t->best_val;
+  if (best) {
+    t->best_val = v;
+    t->best_step = t->step;
+  }
+  DlTrainEvent ev = { .kind = DL_TRAIN_EVENT_VALIDATION, .step = t->step, .total_steps = t->settings->steps,
+                      .val_loss = v, .best = best };
+  dl_trainer_emit (t, &ev);
+  return TRUE;
+}
+
+/* ---- the whole run ---- */
+
+static gboolean
+wait_if_paused (DlTrainer *t, GCancellable *cancellable, GError **error)
+{
+  g_mutex_lock (&t->pause_lock);
+  while (t->paused && !g_cancellable_is_cancelled (cancellable)) {
+    gint64 until = g_get_monotonic_time () + G_TIME_SPAN_SECOND / 5;
+    g_cond_wait_until (&t->pause_cond, &t->pause_lock, until);
+  }
+  g_mutex_unlock (&t->pause_lock);
+  return !g_cancellable_set_error_if_cancelled (cancellable, error);
+}
+
+static gboolean
+every (gint64 step, gint64 n)
+{
+  return n > 0 && step % n == 0;
+}
+
+gboolean
+dl_trainer_export (DlTrainer *t, const char *path, GError **error)
+{
+  g_return_val_if_fail (t->prepared, FALSE);
+  return t->method->export (t, path, error);
+}
+
+gboolean
+dl_trainer_run (DlTrainer *t, GCancellable *cancellable, GError **error)
+{
+  const DlTrainSettings *s = t->settings;
+  if (!dl_trainer_prepare (t, cancellable, error))
+    return FALSE;
+  if (t->step == 0 && s->validate_every > 0 && !validate_and_report (t, error))
+    return FALSE;
+  while (t->step < s->steps) {
+    if (!wait_if_paused (t, cancellable, error))
+      return FALSE;
+    if (!dl_trainer_step (t, error))
+      return FALSE;
+    gboolean last = t->step == s->steps;
+    if ((every (t->step, s->validate_every) || last) && !validate_and_report (t, error))
+      return FALSE;
+    if (every (t->step, s->sample_every) && !dl_trainer_preview (t, error))
+      return FALSE;
+    if ((every (t->step, s->save_every) || last) && !dl_trainer_save_checkpoint (t, error))
+      return FALSE;
+  }
+  dl_trainer_status (t, -1, "Writing %s", s->out);
+  if (!dl_trainer_export (t, s->out, error))
+    return FALSE;
+  DlTrainEvent ev = { .kind = DL_TRAIN_EVENT_FINISHED, .step = t->step, .total_steps = s->steps, .path = s->out,
+                      .val_loss = t->last_val };
+  dl_trainer_emit (t, &ev);
+  return TRUE;
+}
