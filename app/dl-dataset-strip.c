@@ -3,6 +3,7 @@
 #include "dl-dataset-strip.h"
 
 #include "dl-dataset-image.h"
+#include "dl-thumbnail.h"
 
 struct _DlDatasetStrip {
   GtkWidget parent_instance;
@@ -24,7 +25,7 @@ sync_item (GtkWidget *item)
   GtkImage *icon = g_object_get_data (G_OBJECT (item), "dl-icon");
   GtkSpinner *spinner = g_object_get_data (G_OBJECT (item), "dl-spinner");
   DlImageState state = image ? dl_dataset_image_get_state (image) : DL_IMAGE_STATE_LOADING;
-  GdkTexture *thumb = image ? dl_dataset_image_get_thumbnail (image) : NULL;
+  GdkTexture *thumb = image ? dl_thumbnail_get_texture (dl_thumbnail_for_image (image)) : NULL;
   gtk_picture_set_paintable (picture, state == DL_IMAGE_STATE_READY ? GDK_PAINTABLE (thumb) : NULL);
   gboolean loading = image && state == DL_IMAGE_STATE_LOADING;
   gtk_widget_set_visible (GTK_WIDGET (spinner), loading);
@@ -109,6 +110,8 @@ bind_item (GtkSignalListItemFactory *factory, GtkListItem *list_item, gpointer d
   g_object_set_data_full (G_OBJECT (item), "dl-image", g_object_ref (image), g_object_unref);
   /* the thumbnail arrives from a worker thread; the caption changes as it is edited */
   g_signal_connect_object (image, "notify", G_CALLBACK (sync_item), item, G_CONNECT_SWAPPED);
+  g_signal_connect_object (dl_thumbnail_for_image (image), "notify::texture", G_CALLBACK (sync_item), item,
+                           G_CONNECT_SWAPPED);
   sync_item (item);
 }
 
@@ -118,7 +121,10 @@ unbind_item (GtkSignalListItemFactory *factory, GtkListItem *list_item, gpointer
   GtkWidget *item = gtk_list_item_get_child (list_item);
   DlDatasetImage *image = g_object_get_data (G_OBJECT (item), "dl-image");
   if (image)
-    g_signal_handlers_disconnect_by_data (image, item);
+    {
+      g_signal_handlers_disconnect_by_data (image, item);
+      g_signal_handlers_disconnect_by_data (dl_thumbnail_for_image (image), item);
+    }
   g_object_set_data (G_OBJECT (item), "dl-image", NULL);
   sync_item (item);
 }

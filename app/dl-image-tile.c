@@ -4,6 +4,8 @@
 
 #include <string.h>
 
+#include "dl-thumbnail.h"
+
 struct _DlImageTile {
   GtkWidget parent_instance;
   GtkPicture *picture;
@@ -63,7 +65,8 @@ sync_state (DlImageTile *self)
   gtk_widget_set_visible (GTK_WIDGET (self->spinner), loading);
   gtk_spinner_set_spinning (self->spinner, loading);
 
-  gtk_picture_set_paintable (self->picture, image ? GDK_PAINTABLE (dl_dataset_image_get_thumbnail (image)) : NULL);
+  GdkTexture *thumb = image ? dl_thumbnail_get_texture (dl_thumbnail_for_image (image)) : NULL;
+  gtk_picture_set_paintable (self->picture, GDK_PAINTABLE (thumb));
 
   const char *name = image ? dl_dataset_image_get_display_name (image) : "";
   g_autofree char *meta = NULL;
@@ -133,13 +136,16 @@ dl_image_tile_set_image (DlImageTile *self, DlDatasetImage *image)
   if (self->image == image)
     return;
   if (self->image)
-    g_signal_handlers_disconnect_by_data (self->image, self);
+    {
+      g_signal_handlers_disconnect_by_data (self->image, self);
+      g_signal_handlers_disconnect_by_data (dl_thumbnail_for_image (self->image), self);
+    }
   g_set_object (&self->image, image);
   if (image)
     {
       g_signal_connect_swapped (image, "notify::caption", G_CALLBACK (sync_caption), self);
       g_signal_connect_swapped (image, "notify::state", G_CALLBACK (sync_state), self);
-      g_signal_connect_swapped (image, "notify::thumbnail", G_CALLBACK (sync_state), self);
+      g_signal_connect_swapped (dl_thumbnail_for_image (image), "notify::texture", G_CALLBACK (sync_state), self);
       g_signal_connect_swapped (image, "notify::warning", G_CALLBACK (sync_state), self);
       g_signal_connect_swapped (image, "notify::error", G_CALLBACK (sync_state), self);
     }
@@ -192,7 +198,10 @@ dl_image_tile_dispose (GObject *object)
 {
   DlImageTile *self = DL_IMAGE_TILE (object);
   if (self->image)
-    g_signal_handlers_disconnect_by_data (self->image, self);
+    {
+      g_signal_handlers_disconnect_by_data (self->image, self);
+      g_signal_handlers_disconnect_by_data (dl_thumbnail_for_image (self->image), self);
+    }
   g_clear_object (&self->image);
   gtk_widget_dispose_template (GTK_WIDGET (self), DL_TYPE_IMAGE_TILE);
   /* the template's top box is ours to unparent (it is not a bound child) */

@@ -1,5 +1,7 @@
 #include "dl-test-util.h"
 
+#include "io/dl-file-util.h"
+
 #include <glib/gstdio.h>
 
 #include <math.h>
@@ -323,17 +325,5 @@ dl_test_fd_directional (const char *what, float *x, gsize n, const float *grad, 
 void
 dl_test_remove_tree (const char *path)
 {
-  if (g_file_test (path, G_FILE_TEST_IS_DIR) && !g_file_test (path, G_FILE_TEST_IS_SYMLINK))
-    {
-      g_autoptr (GDir) d = g_dir_open (path, 0, NULL);
-      const char *name;
-      while (d && (name = g_dir_read_name (d)))
-        {
-          g_autofree char *p = g_build_filename (path, name, NULL);
-          dl_test_remove_tree (p);
-        }
-      g_rmdir (path);
-    }
-  else
-    g_unlink (path);
+  dl_file_remove_tree (path);
 }

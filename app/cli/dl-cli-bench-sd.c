@@ -14,48 +14,11 @@
 #include "io/dl-model-params.h"
 #include "nn/dl-clip-text.h"
 #include "nn/dl-nn.h"
+#include "nn/dl-sd-pipeline.h"
 #include "nn/dl-unet.h"
 #include "nn/dl-vae.h"
 #include "ops/dl-ops.h"
 #include "vk/dl-device.h"
-
-/* Random weights shaped like the real model: N(0, 1/fan_in) matrices, unit
- * norm scales, zero biases.  Nothing here depends on the values. */
-static DlParams *
-random_params (DlDevice *device, DlRecorder *rec, const DlModelConfig *config, gboolean with_text, DlDType dtype,
-               GError **error)
-{
-  g_autoptr (DlParams) p = dl_params_new (device);
-  g_autoptr (GPtrArray) specs = dl_model_param_specs (config);
-  int64_t tok_numel = (int64_t) config->text_encoder.vocab_size * config->text_encoder.hidden_size;
-  DlDType emb_dtype = dl_params_embedding_dtype (device, tok_numel, dtype);
-  for (guint i = 0; i < specs->len; i++) {
-    const DlParamSpec *s = specs->pdata[i];
-    if (s->component == DL_COMPONENT_TEXT_ENCODER && !with_text)
-      continue;
-    gboolean emb = g_str_has_prefix (s->name, "text_encoder.text_model.embeddings.");
-    g_autoptr (DlTensor) t = dl_tensor_new (device, s->name, emb ? emb_dtype : dtype, s->ndim, s->shape, error);
-    if (!t)
-      return NULL;
-    gboolean ok;
-    if (g_str_has_suffix (s->name, ".bias"))
-      ok = dl_op_fill (rec, t, 0.0, error);
-    else if (s->ndim == 1)
-      ok = dl_op_fill (rec, t, 1.0, error);
-    else {
-      double fan_in = (double) dl_tensor_numel (t) / (double) s->shape[0];
-      if (strstr (s->name, "embedding"))
-        fan_in = 4.0;
-      ok = dl_op_random_normal (rec, t, DL_RANDOM_PHILOX, 1234, i, 0.0f, (float) (1.0 / sqrt (fan_in)), error);
-    }
-    if (!ok)
-      return NULL;
-    dl_params_insert (p, s->name, t);
-  }
-  if (!dl_recorder_finish (rec, error))
-    return NULL;
-  return g_steal_pointer (&p);
-}
 
 static DlTensor *
 random_tensor_as (DlDevice *device, DlRecorder *rec, const char *name, DlDType dtype, int ndim, const int64_t *shape,
@@ -95,10 +58,9 @@ parse_options (int argc, char **argv, const char *what, BenchOptions *o, DlDevic
     { "iters", 'n', 0, G_OPTION_ARG_INT, &o->iters, "Timed iterations (3)", "N" },
     { "checkpointing", 0, 0, G_OPTION_ARG_NONE, &o->checkpoint, "Gradient checkpointing (train-step)", NULL },
     { "no-profile", 0, 0, G_OPTION_ARG_NONE, &no_profile, "Skip the per-op breakdown run", NULL },
-    { "fp16", 0, 0, G_OPTION_ARG_NONE, &o->half, "f16 weights and activations (sample; train-step with --lora)",
-      NULL },
-    { "lora", 0, 0, G_OPTION_ARG_INT, &o->lora_rank,
-      "train-step: train rank-N LoRA adapters on every transformer module, the base frozen", "N" },
+    { "fp16", 0, 0, G_OPTION_ARG_NONE, &o->half, "f16 weights and activations (sample)", NULL },
+    { "lora", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, &o->lora_rank, "replaced by `bench train --method lora`",
+      "N" },
     { NULL },
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new (what);
@@ -175,13 +137,13 @@ bench_sample (int argc, char **argv)
   g_autoptr (GError) error = NULL;
   DlModelConfig c;
   dl_model_config_init_sd15 (&c);
-  g_autoptr (DlRecorder) rec = dl_recorder_new (device, &error);
   DlDType dtype = o.half ? DL_DTYPE_F16 : DL_DTYPE_F32;
-  g_autoptr (DlParams) p = rec ? random_params (device, rec, &c, TRUE, dtype, &error) : NULL;
-  if (!p)
+  g_autoptr (DlSdModel) model = dl_sd_model_new_random (device, &c, dtype, 1234, &error);
+  if (!model)
     return dl_cli_fail ("bench", error);
-  g_autoptr (DlArena) arena = dl_arena_new (device, "activations", 256 << 20);
-  g_autoptr (DlTape) tape = dl_tape_new (rec, arena);
+  DlParams *p = dl_sd_model_get_params (model);
+  DlRecorder *rec = dl_sd_model_get_recorder (model);
+  g_autoptr (DlTape) tape = dl_tape_new (rec, dl_sd_model_get_arena (model));
   dl_tape_set_enabled (tape, FALSE);
   dl_tape_set_activation_dtype (tape, dtype);
   guint64 weights = dl_device_get_memory_in_use (device);
@@ -267,43 +229,9 @@ train_step (DlParams *p, const DlModelConfig *c, DlArena *arena, DlDevice *devic
   return dl_recorder_finish (rec, error);
 }
 
-/* Rank-`rank` adapters on every linear and 1x1 conv of the UNet's transformers
- * (attention q/k/v/out, feed-forward, proj_in/out: what kohya's LoRA trains by
- * default), added to `trainable`.  Returns the number of adapted modules. */
-static guint
-add_lora_adapters (DlParams *p, DlRecorder *rec, int rank, GPtrArray *trainable, GError **error)
-{
-  DlDevice *device = dl_params_get_device (p);
-  g_autoptr (GPtrArray) names = dl_params_names (p);
-  guint n = 0;
-  for (guint i = 0; i < names->len; i++) {
-    const char *name = names->pdata[i];
-    if (!g_str_has_prefix (name, "unet.") || !strstr (name, ".attentions.") || !g_str_has_suffix (name, ".weight"))
-      continue;
-    DlTensor *w = dl_params_lookup (p, name);
-    gboolean conv = w->ndim == 4 && w->shape[2] == 1 && w->shape[3] == 1;
-    if (w->ndim != 2 && !conv)
-      continue;
-    int64_t ds[4] = { rank, w->shape[1], 1, 1 }, us[4] = { w->shape[0], rank, 1, 1 };
-    int nd = conv ? 4 : 2;
-    g_autoptr (DlTensor) down = dl_tensor_new (device, "lora-down", DL_DTYPE_F32, nd, ds, error);
-    g_autoptr (DlTensor) up = down ? dl_tensor_new (device, "lora-up", DL_DTYPE_F32, nd, us, error) : NULL;
-    if (!up ||
-        !dl_op_random_normal (rec, down, DL_RANDOM_PHILOX, 77, 2 * i, 0.0f, (float) (1.0 / sqrt ((double) w->shape[1])),
-                              error) ||
-        !dl_op_random_normal (rec, up, DL_RANDOM_PHILOX, 77, 2 * i + 1, 0.0f, 1e-3f, error))
-      return 0;
-    g_autofree char *target = g_strndup (name, strlen (name) - strlen (".weight"));
-    dl_params_add_adapter (p, target, down, up, 1.0f);
-    g_ptr_array_add (trainable, g_steal_pointer (&down));
-    g_ptr_array_add (trainable, g_steal_pointer (&up));
-    n++;
-  }
-  if (n == 0)
-    g_set_error_literal (error, DL_ERROR, DL_ERROR_FAILED, "no module to put an adapter on");
-  return n;
-}
-
+/* Full fine-tuning of the UNet (what DreamBooth trains): every parameter, fp32.
+ * LoRA and Textual Inversion steps are timed by `bench train`, through the
+ * trainer itself. */
 static int
 bench_train_step (int argc, char **argv)
 {
@@ -312,31 +240,25 @@ bench_train_step (int argc, char **argv)
   if (!parse_options (argc, argv, "- time a full UNet training step (forward, backward, AdamW)", &o, &device))
     return 2;
   g_autoptr (GError) error = NULL;
+  if (o.half || o.lora_rank) {
+    fprintf (stderr, "dreamloom bench: train-step is full fp32 fine-tuning; for LoRA and embeddings (also with "
+                     "--fp16) use `dreamloom bench train --method lora|textual-inversion`\n");
+    return 2;
+  }
   DlModelConfig c;
   dl_model_config_init_sd15 (&c);
-  g_autoptr (DlRecorder) rec = dl_recorder_new (device, &error);
-  if (o.half && !o.lora_rank) {
-    /* full fine-tuning updates fp32 master weights in place */
-    fprintf (stderr, "dreamloom bench: --fp16 applies to train-step with --lora only; running fp32\n");
-    o.half = FALSE;
-  }
-  g_autoptr (DlParams) p =
-      rec ? random_params (device, rec, &c, FALSE, o.half ? DL_DTYPE_F16 : DL_DTYPE_F32, &error) : NULL;
-  if (!p)
+  c.text_encoder.n_layers = 0; /* not used: the step takes a random context */
+  g_autoptr (DlSdModel) model = dl_sd_model_new_random (device, &c, DL_DTYPE_F32, 1234, &error);
+  if (!model)
     return dl_cli_fail ("bench", error);
-  /* what AdamW updates: every UNet parameter, or only the adapters */
+  DlParams *p = dl_sd_model_get_params (model);
+  DlRecorder *rec = dl_sd_model_get_recorder (model);
+  /* what AdamW updates: every UNet parameter */
   g_autoptr (GPtrArray) plist = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_tensor_unref);
-  guint n_adapted = 0;
-  if (o.lora_rank) {
-    n_adapted = add_lora_adapters (p, rec, o.lora_rank, plist, &error);
-    if (!n_adapted)
-      return dl_cli_fail ("bench", error);
-  } else {
-    g_autoptr (GPtrArray) names = dl_params_names (p);
-    for (guint i = 0; i < names->len; i++)
-      if (g_str_has_prefix (names->pdata[i], "unet."))
-        g_ptr_array_add (plist, dl_tensor_ref (dl_params_lookup (p, names->pdata[i])));
-  }
+  g_autoptr (GPtrArray) names = dl_params_names (p);
+  for (guint i = 0; i < names->len; i++)
+    if (g_str_has_prefix (names->pdata[i], "unet."))
+      g_ptr_array_add (plist, dl_tensor_ref (dl_params_lookup (p, names->pdata[i])));
   g_autoptr (GPtrArray) grads = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_tensor_unref);
   g_autoptr (GPtrArray) moments = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_tensor_unref);
   int64_t n_trained = 0;
@@ -357,7 +279,7 @@ bench_train_step (int argc, char **argv)
   if (!hyper || !dl_adamw_hyper_upload (hyper, &ap, 1, &error) || !dl_recorder_finish (rec, &error))
     return dl_cli_fail ("bench", error);
   guint64 state = dl_device_get_memory_in_use (device);
-  g_autoptr (DlArena) arena = dl_arena_new (device, "activations", 256 << 20);
+  DlArena *arena = dl_sd_model_get_arena (model);
   dl_device_reset_memory_peak (device);
   if (!train_step (p, &c, arena, device, rec, &o, grads, plist, moments, hyper, &error))
     return dl_cli_fail ("bench", error);
@@ -368,12 +290,9 @@ bench_train_step (int argc, char **argv)
       return dl_cli_fail ("bench", error);
     times[i] = (g_get_monotonic_time () - t0) / 1e6;
   }
-  g_autofree char *what = o.lora_rank ? g_strdup_printf ("LoRA rank %d on %u modules, base %s and frozen",
-                                                         o.lora_rank, n_adapted, o.half ? "f16" : "f32")
-                                      : g_strdup ("all parameters, fp32");
-  printf ("train step (UNet fwd+bwd+AdamW; %s; %.1f M trained parameters; %s): %.3f s/it (median of %d)\n", what,
-          n_trained / 1e6, o.checkpoint ? "gradient checkpointing" : "no checkpointing", median (times, o.iters),
-          o.iters);
+  printf ("train step (UNet fwd+bwd+AdamW; all parameters, fp32; %.1f M trained parameters; %s): %.3f s/it "
+          "(median of %d)\n", n_trained / 1e6, o.checkpoint ? "gradient checkpointing" : "no checkpointing",
+          median (times, o.iters), o.iters);
   printf ("device memory: weights + trained state %.1f MiB, peak %.1f MiB (activations peak %.1f MiB)\n",
           state / 1048576.0, dl_device_get_memory_peak (device) / 1048576.0,
           dl_arena_get_peak (arena) / 1048576.0);

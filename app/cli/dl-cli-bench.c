@@ -34,7 +34,8 @@ static const struct {
   { "matmul", bench_matmul, "GFLOP/s of the matmul kernel, square and SD-shaped sizes" },
   { "ops", dl_cli_bench_ops, "Every op at SD-shaped sizes: time, GFLOP/s or GB/s" },
   { "sample", bench_sample_sd, "SD 1.5 sampling: s/it, memory, per-op profile" },
-  { "train-step", bench_train_sd, "SD 1.5 UNet training step: s/it, memory, per-op profile" },
+  { "train", dl_cli_bench_train, "The trainer's step (--method lora|textual-inversion): s/it, memory plan, per-op" },
+  { "train-step", bench_train_sd, "SD 1.5 full UNet training step (fp32): s/it, memory, per-op profile" },
 };
 
 int

@@ -7,7 +7,7 @@
 #include <stdio.h>
 
 #include "nn/dl-lora.h"
-#include "nn/dl-sd-grad.h"
+#include "train/dl-sd-grad.h"
 #include "vk/dl-device.h"
 
 int

@@ -1,5 +1,6 @@
 /* dl-cli-sample.c: `dreamloom sample` — text to image with a Stable Diffusion
- * checkpoint, optional LoRA files, PNG with AUTOMATIC1111's parameters text. */
+ * checkpoint, optional LoRA files and Textual Inversion embeddings, PNG with
+ * AUTOMATIC1111's parameters text. */
 #include "dl-config.h"
 
 #include "dl-cli.h"
@@ -12,6 +13,7 @@
 #include "image/dl-png.h"
 #include "io/dl-safetensors.h"
 #include "nn/dl-lora.h"
+#include "nn/dl-prompt-embeddings.h"
 #include "nn/dl-sd-pipeline.h"
 #include "text/dl-clip-tokenizer.h"
 #include "vk/dl-device.h"
@@ -110,7 +112,7 @@ dl_cli_sample (int argc, char **argv)
 {
   g_autofree char *model = NULL, *config = NULL, *prompt = NULL, *negative = NULL, *sampler_name = NULL;
   g_autofree char *out = NULL, *init_latents = NULL, *out_latents = NULL, *vocab = NULL;
-  g_auto (GStrv) lora_args = NULL;
+  g_auto (GStrv) lora_args = NULL, embedding_args = NULL;
   int steps = 20, width = 512, height = 512, batch = 1, clip_skip = 1;
   gboolean half = FALSE;
   double cfg = 7.5;
@@ -128,6 +130,9 @@ dl_cli_sample (int argc, char **argv)
     { "height", 0, 0, G_OPTION_ARG_INT, &height, "Height in pixels (512)", "H" },
     { "batch", 0, 0, G_OPTION_ARG_INT, &batch, "Images, with seeds S, S+1, … (1)", "N" },
     { "lora", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &lora_args, "LoRA file, with a strength (1)", "FILE[:STRENGTH]" },
+    { "embedding", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &embedding_args,
+      "Textual Inversion embedding (.pt, .bin, .safetensors; repeatable): its file name without the extension, "
+      "as a whole word in the prompts, stands for its vectors", "FILE" },
     { "clip-skip", 0, 0, G_OPTION_ARG_INT, &clip_skip, "Use the text encoder's N-th layer from the end (1)", "N" },
     { "vocab", 0, 0, G_OPTION_ARG_FILENAME, &vocab, "CLIP vocabulary when the model has no tokenizer/", "F" },
     { "init-latents", 0, 0, G_OPTION_ARG_FILENAME, &init_latents, "Starting noise (tensor `latents`)", "F" },
@@ -188,11 +193,33 @@ dl_cli_sample (int argc, char **argv)
                unmatched->len);
   }
 
+  /* embeddings by name (A1111): the PNG keeps the prompts as typed */
+  g_autofree char *prompt_text = NULL, *negative_text = NULL;
+  g_autoptr (DlPromptEmbeddings) embeddings = NULL;
+  if (embedding_args) {
+    embeddings = dl_prompt_embeddings_load (tok, dl_sd_model_get_params (m), (const char *const *) embedding_args,
+                                            &error);
+    if (!embeddings)
+      return dl_cli_fail ("sample", error);
+    guint n = dl_prompt_embeddings_get_n (embeddings);
+    g_autofree guint *in_prompt = g_new0 (guint, n), *in_negative = g_new0 (guint, n);
+    prompt_text = dl_prompt_embeddings_rewrite (embeddings, prompt, in_prompt);
+    negative_text = dl_prompt_embeddings_rewrite (embeddings, negative ? negative : "", in_negative);
+    for (guint i = 0; i < n; i++) {
+      int nv = dl_prompt_embeddings_get_n_vectors (embeddings, i);
+      fprintf (stderr, "dreamloom sample: embedding “%s” (%d vector%s): %s\n", dl_prompt_embeddings_get_name (embeddings, i),
+               nv, nv == 1 ? "" : "s",
+               in_prompt[i] && in_negative[i] ? "in the prompt and the negative prompt"
+               : in_prompt[i]                 ? "in the prompt"
+               : in_negative[i]               ? "in the negative prompt"
+                                              : "in neither prompt (unused)");
+    }
+  }
   const DlModelConfig *mc = dl_sd_model_get_config (m);
   g_autofree gint32 *pos = g_new (gint32, 77 * batch);
   g_autofree gint32 *neg = g_new (gint32, 77 * batch);
-  if (!dl_clip_tokenizer_encode_77 (tok, prompt, pos, &error) ||
-      !dl_clip_tokenizer_encode_77 (tok, negative ? negative : "", neg, &error))
+  if (!dl_clip_tokenizer_encode_77 (tok, prompt_text ? prompt_text : prompt, pos, &error) ||
+      !dl_clip_tokenizer_encode_77 (tok, negative_text ? negative_text : negative ? negative : "", neg, &error))
     return dl_cli_fail ("sample", error);
   for (int b = 1; b < batch; b++) {
     memcpy (pos + 77 * b, pos, 77 * sizeof (gint32));

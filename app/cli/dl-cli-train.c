@@ -1,6 +1,9 @@
 /* dl-cli-train.c: `dreamloom train` — a whole training run from the command
  * line: the trainer on a worker thread, its events as a progress line on
- * standard error and, with --log-json, one JSON object per event. */
+ * standard error and, with --log-json, one JSON object per event.  Given a
+ * project (`dreamloom train PROJECT.dreamloom`), the settings saved in it, filled
+ * in from the project (dl_project_make_train_settings), with the options given
+ * on top, and the project's images and captions. */
 #include "dl-config.h"
 
 #include "dl-cli.h"
@@ -14,7 +17,9 @@
 #include <unistd.h>
 
 #include "dl-error.h"
+#include "dl-project.h"
 #include "io/dl-atomic-file.h"
+#include "io/dl-json-write.h"
 #include "train/dl-train-plan.h"
 #include "train/dl-trainer.h"
 #include "vk/dl-device.h"
@@ -119,6 +124,46 @@ settings_from_args (TrainArgs *a, GError **error)
   return g_steal_pointer (&s);
 }
 
+static gboolean
+option_given (TrainArgs *a, const char *name)
+{
+  for (guint i = 0; i < a->names->len; i++)
+    if (g_str_equal (a->names->pdata[i], name))
+      return TRUE;
+  return FALSE;
+}
+
+/* The project's settings with the options given on top, and its images and
+ * captions (unless --images names a folder).  Errors name the project. */
+static DlTrainSettings *
+settings_from_project (TrainArgs *a, DlTrainMethod method, GStrv *paths, GStrv *captions, GError **error)
+{
+  g_autoptr (GFile) file = g_file_new_for_commandline_arg (a->project);
+  g_autoptr (DlProject) project = dl_project_read (file, error);
+  if (!project)
+    return NULL;
+  g_autoptr (DlTrainSettings) s = dl_project_make_train_settings (project);
+  /* another method starts from that method's defaults */
+  if (option_given (a, "method") && method != s->method) {
+    dl_train_settings_free (s);
+    s = dl_train_settings_new (method);
+    dl_project_fill_train_settings (project, s);
+  }
+  for (guint i = 0; i < a->names->len; i++)
+    if (!g_str_equal (a->names->pdata[i], "method") &&
+        !dl_train_settings_set (s, a->names->pdata[i], a->values->pdata[i], error))
+      return NULL;
+  g_autofree char *name = g_file_get_basename (file);
+  if (!s->model) {
+    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                 "“%s”: no base model is set (choose one in the studio, or give --model)", name);
+    return NULL;
+  }
+  if (!option_given (a, "images") && !dl_project_dup_training_images (project, paths, captions, error))
+    return NULL;
+  return g_steal_pointer (&s);
+}
+
 /* ---- events ---- */
 
 typedef struct {
@@ -204,7 +249,7 @@ log_event (Reporter *r, const DlTrainEvent *ev)
 #undef NUM
   json_builder_end_object (b);
   g_autoptr (JsonNode) root = json_builder_get_root (b);
-  g_autofree char *line = json_to_string (root, FALSE);
+  g_autofree char *line = dl_json_write (root, FALSE, NULL);
   fprintf (r->log, "%s\n", line);
   fflush (r->log);
 }
@@ -284,7 +329,17 @@ static gpointer
 run_thread (gpointer data)
 {
   Run *run = data;
-  run->ok = dl_trainer_run (run->trainer, run->cancellable, &run->error);
+  /* $DREAMLOOM_PROFILE=1: GPU time per shader over the whole run (serialises the work) */
+  gboolean profile = g_strcmp0 (g_getenv ("DREAMLOOM_PROFILE"), "1") == 0;
+  run->ok = dl_trainer_prepare (run->trainer, run->cancellable, &run->error);
+  DlRecorder *rec = run->ok ? dl_sd_model_get_recorder (dl_trainer_get_model (run->trainer)) : NULL;
+  if (rec && profile)
+    dl_recorder_set_profiling (rec, TRUE);
+  run->ok = run->ok && dl_trainer_run (run->trainer, run->cancellable, &run->error);
+  if (rec && profile) {
+    g_autofree char *prof = dl_recorder_format_profile (rec);
+    fprintf (stderr, "%s", prof);
+  }
   g_idle_add (quit_loop, run->loop);
   return NULL;
 }
@@ -304,9 +359,14 @@ print_help (void)
   g_autofree char *opts = dl_train_settings_describe_options ();
   printf ("Usage:\n"
           "  dreamloom train --model MODEL --method lora|textual-inversion --images DIR --out FILE [OPTION…]\n"
+          "  dreamloom train PROJECT.dreamloom [OPTION…]\n"
           "  dreamloom train --resume RUN_DIR [OPTION…]\n\n"
           "Train a LoRA or a Textual Inversion embedding.  Defaults make a good first run for 10-30 images\n"
           "on SD 1.5; where each comes from is said below.\n\n"
+          "A project trains its images with their captions and the settings saved in it: its base model,\n"
+          "its resolution, its concept token (the Textual Inversion placeholder) and caption template (the\n"
+          "caption of images without one); out defaults to <project>-<method>.safetensors beside it.\n"
+          "Options given override them.\n\n"
           "Options:\n%s"
           "  %-28s %s\n  %-28s %s\n  %-28s %s\n",
           opts, "--resume DIR", "Continue the run in DIR (its settings; options given again must agree)",
@@ -327,16 +387,20 @@ dl_cli_train (int argc, char **argv)
     print_help ();
     return 0;
   }
-  if (a.project) {
-    g_set_error (&error, DL_ERROR, DL_ERROR_UNSUPPORTED,
-                 "%s: training a project from the command line comes with the Train page; use --images and --out",
-                 a.project);
-    return dl_cli_fail ("train", error);
-  }
+  g_auto (GStrv) image_paths = NULL;
+  g_auto (GStrv) image_captions = NULL;
   g_autoptr (DlTrainSettings) given = settings_from_args (&a, &error);
   if (!given) {
     dl_cli_fail ("train", error);
     return 2;
+  }
+  if (a.project) {
+    /* the options were checked above: what fails now is the project */
+    DlTrainMethod method = given->method;
+    g_clear_pointer (&given, dl_train_settings_free);
+    given = settings_from_project (&a, method, &image_paths, &image_captions, &error);
+    if (!given)
+      return dl_cli_fail ("train", error);
   }
   if (!a.resume && !dl_train_settings_validate (given, &error)) {
     dl_cli_fail ("train", error);
@@ -372,6 +436,9 @@ dl_cli_train (int argc, char **argv)
   }
   if (!trainer)
     return dl_cli_fail ("train", error);
+  if (image_paths)
+    dl_trainer_set_images (trainer, (const char *const *) image_paths, (const char *const *) image_captions,
+                           g_strv_length (image_paths));
   Reporter rep = { .tty = isatty (fileno (stderr)) };
   if (a.log_json) {
     rep.log = fopen (a.log_json, "a");

@@ -1,4 +1,5 @@
-/* dl-cli.h: the headless subcommands of `dreamloom`.  They use compute/ only. */
+/* dl-cli.h: the headless subcommands of `dreamloom`.  They use compute/ and the
+ * project model (app/project/) only: no GTK. */
 #pragma once
 
 #include <glib.h>
@@ -26,6 +27,7 @@ gboolean dl_cli_parse (GOptionContext *ctx, int *argc, char ***argv, const char 
 int dl_cli_devices (int argc, char **argv);
 int dl_cli_bench (int argc, char **argv);
 int dl_cli_bench_ops (int argc, char **argv);
+int dl_cli_bench_train (int argc, char **argv);
 int dl_cli_bench_sd (int argc, char **argv, const char *what);
 int dl_cli_sample (int argc, char **argv);
 int dl_cli_grad (int argc, char **argv);

@@ -6,29 +6,24 @@
 #include <stdarg.h>
 
 #include "dl-error.h"
+#include "nn/dl-nn-lora.h"
 #include "nn/dl-nn.h"
 #include "ops/dl-ops.h"
-
-typedef struct {
-  DlTensor *down, *up;
-  float scale;
-} Adapter;
 
 struct _DlParams {
   DlDevice *device;
   GHashTable *tensors;  /* name -> DlTensor */
-  GHashTable *adapters; /* module name -> GPtrArray of Adapter */
+  GHashTable *adapters; /* module name -> GArray of DlLoraAdapter */
   DlTensor *added_tokens;
   int64_t added_base;
 };
 
 static void
-adapter_free (gpointer p)
+adapter_clear (gpointer p)
 {
-  Adapter *a = p;
-  dl_tensor_unref (a->down);
-  dl_tensor_unref (a->up);
-  g_free (a);
+  DlLoraAdapter *a = p;
+  g_clear_pointer (&a->down, dl_tensor_unref);
+  g_clear_pointer (&a->up, dl_tensor_unref);
 }
 
 DlParams *
@@ -38,7 +33,7 @@ dl_params_new (DlDevice *device)
   DlParams *p = g_new0 (DlParams, 1);
   p->device = device;
   p->tensors = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) dl_tensor_unref);
-  p->adapters = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_ptr_array_unref);
+  p->adapters = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_array_unref);
   return p;
 }
 
@@ -93,6 +88,22 @@ dl_params_insert (DlParams *p, const char *name, DlTensor *t)
 {
   g_return_if_fail (p != NULL && name != NULL && t != NULL);
   g_hash_table_replace (p->tensors, g_strdup (name), dl_tensor_ref (t));
+}
+
+guint
+dl_params_remove_prefix (DlParams *p, const char *prefix)
+{
+  g_return_val_if_fail (p != NULL && prefix != NULL, 0);
+  guint n = 0;
+  GHashTableIter it;
+  gpointer key;
+  g_hash_table_iter_init (&it, p->tensors);
+  while (g_hash_table_iter_next (&it, &key, NULL))
+    if (g_str_has_prefix (key, prefix)) {
+      g_hash_table_iter_remove (&it);
+      n++;
+    }
+  return n;
 }
 
 DlTensor *
@@ -182,16 +193,14 @@ void
 dl_params_add_adapter (DlParams *p, const char *target, DlTensor *down, DlTensor *up, float scale)
 {
   g_return_if_fail (p != NULL && target != NULL && down != NULL && up != NULL);
-  GPtrArray *list = g_hash_table_lookup (p->adapters, target);
+  GArray *list = g_hash_table_lookup (p->adapters, target);
   if (!list) {
-    list = g_ptr_array_new_with_free_func (adapter_free);
+    list = g_array_new (FALSE, TRUE, sizeof (DlLoraAdapter));
+    g_array_set_clear_func (list, adapter_clear);
     g_hash_table_insert (p->adapters, g_strdup (target), list);
   }
-  Adapter *a = g_new0 (Adapter, 1);
-  a->down = dl_tensor_ref (down);
-  a->up = dl_tensor_ref (up);
-  a->scale = scale;
-  g_ptr_array_add (list, a);
+  DlLoraAdapter a = { dl_tensor_ref (down), dl_tensor_ref (up), scale };
+  g_array_append_val (list, a);
 }
 
 void
@@ -208,32 +217,17 @@ dl_params_n_adapters (DlParams *p)
   gpointer value;
   g_hash_table_iter_init (&it, p->adapters);
   while (g_hash_table_iter_next (&it, NULL, &value))
-    n += ((GPtrArray *) value)->len;
+    n += ((GArray *) value)->len;
   return n;
 }
 
-/* y + Σ scale · up(down(x)) */
-static DlTensor *
-apply_adapters (DlParams *p, DlTape *tape, DlTensor *x, DlTensor *y, const char *name, gboolean conv, int stride,
-                int padding, GError **error)
+/* The adapters attached to the module `name`: NULL when none. */
+static const DlLoraAdapter *
+adapters_of (DlParams *p, const char *name, guint *n)
 {
-  GPtrArray *list = g_hash_table_lookup (p->adapters, name);
-  g_autoptr (DlTensor) out = dl_tensor_ref (y);
-  for (guint i = 0; list && i < list->len; i++) {
-    Adapter *a = list->pdata[i];
-    g_autoptr (DlTensor) h = conv ? dl_nn_conv2d (tape, x, a->down, NULL, stride, padding, error)
-                                  : dl_nn_linear (tape, x, a->down, NULL, error);
-    g_autoptr (DlTensor) u = !h ? NULL
-                             : conv ? dl_nn_conv2d (tape, h, a->up, NULL, 1, 0, error)
-                                    : dl_nn_linear (tape, h, a->up, NULL, error);
-    g_autoptr (DlTensor) s = u ? dl_nn_scale (tape, u, a->scale, error) : NULL;
-    g_autoptr (DlTensor) sum = s ? dl_nn_add (tape, out, s, error) : NULL;
-    if (!sum)
-      return NULL;
-    dl_tensor_unref (out);
-    out = g_steal_pointer (&sum);
-  }
-  return g_steal_pointer (&out);
+  GArray *list = g_hash_table_lookup (p->adapters, name);
+  *n = list ? list->len : 0;
+  return *n ? (const DlLoraAdapter *) list->data : NULL;
 }
 
 DlTensor *
@@ -243,10 +237,9 @@ dl_params_linear (DlParams *p, DlTape *tape, DlTensor *x, const char *name, GErr
   if (!w)
     return NULL;
   DlTensor *b = dl_params_lookupf (p, "%s.bias", name);
-  g_autoptr (DlTensor) y = dl_nn_linear (tape, x, w, b, error);
-  if (!y)
-    return NULL;
-  return apply_adapters (p, tape, x, y, name, FALSE, 1, 0, error);
+  guint n = 0;
+  const DlLoraAdapter *adapters = adapters_of (p, name, &n);
+  return n ? dl_nn_lora_linear (tape, x, w, b, adapters, n, error) : dl_nn_linear (tape, x, w, b, error);
 }
 
 DlTensor *
@@ -257,10 +250,10 @@ dl_params_conv2d (DlParams *p, DlTape *tape, DlTensor *x, const char *name, int 
   if (!w)
     return NULL;
   DlTensor *b = dl_params_lookupf (p, "%s.bias", name);
-  g_autoptr (DlTensor) y = dl_nn_conv2d (tape, x, w, b, stride, padding, error);
-  if (!y)
-    return NULL;
-  return apply_adapters (p, tape, x, y, name, TRUE, stride, padding, error);
+  guint n = 0;
+  const DlLoraAdapter *adapters = adapters_of (p, name, &n);
+  return n ? dl_nn_lora_conv2d (tape, x, w, b, stride, padding, adapters, n, error)
+           : dl_nn_conv2d (tape, x, w, b, stride, padding, error);
 }
 
 DlTensor *

@@ -33,6 +33,9 @@ gboolean dl_params_load_checkpoint (DlParams *p, DlCheckpoint *ckpt, DlComponent
                                     GError **error);
 /* Takes a reference. */
 void dl_params_insert (DlParams *p, const char *name, DlTensor *t);
+/* Drop every parameter whose name starts with `prefix` (frees their device
+ * memory once nothing else holds them); returns how many. */
+guint dl_params_remove_prefix (DlParams *p, const char *prefix);
 /* NULL when absent (no error). */
 DlTensor *dl_params_lookup (DlParams *p, const char *name);
 DlTensor *dl_params_lookupf (DlParams *p, const char *fmt, ...) G_GNUC_PRINTF (2, 3);

@@ -9,10 +9,16 @@
 #include "nn/dl-nn.h"
 #include "nn/dl-unet.h"
 #include "nn/dl-vae.h"
+#include "io/dl-model-params.h"
+#include "ops/dl-ops.h"
+
+#include <math.h>
+#include <string.h>
 
 struct _DlSdModel {
   DlDevice *device;
-  DlCheckpoint *ckpt;
+  DlCheckpoint *ckpt;  /* NULL for a model of random weights */
+  DlModelConfig config;
   DlParams *params;
   DlRecorder *rec;
   DlArena *arena;
@@ -32,6 +38,8 @@ dl_sd_model_get_dtype (DlSdModel *m)
   return m->dtype;
 }
 
+static void finish_model (DlSdModel *m);
+
 DlSdModel *
 dl_sd_model_load_as (DlDevice *device, const char *path, const char *config_dir, DlDType dtype, GError **error)
 {
@@ -50,11 +58,19 @@ dl_sd_model_load_as (DlDevice *device, const char *path, const char *config_dir,
   DlSdModel *m = g_new0 (DlSdModel, 1);
   m->device = device;
   m->dtype = dtype;
+  m->config = *dl_checkpoint_get_config (ckpt);
   m->ckpt = g_steal_pointer (&ckpt);
   m->params = g_steal_pointer (&params);
   m->rec = rec;
-  m->arena = dl_arena_new (device, "activations", 256 << 20);
-  const DlSchedulerConfig *sc = &dl_checkpoint_get_config (m->ckpt)->scheduler;
+  finish_model (m);
+  return m;
+}
+
+static void
+finish_model (DlSdModel *m)
+{
+  m->arena = dl_arena_new (m->device, "activations", 256 << 20);
+  const DlSchedulerConfig *sc = &m->config.scheduler;
   DlNoiseScheduleConfig nc;
   dl_noise_schedule_config_sd15 (&nc);
   nc.num_train_timesteps = sc->num_train_timesteps;
@@ -65,7 +81,6 @@ dl_sd_model_load_as (DlDevice *device, const char *path, const char *config_dir,
   nc.steps_offset = sc->steps_offset;
   nc.set_alpha_to_one = sc->set_alpha_to_one;
   m->schedule = dl_noise_schedule_new (&nc);
-  return m;
 }
 
 void
@@ -77,7 +92,8 @@ dl_sd_model_free (DlSdModel *m)
   dl_arena_unref (m->arena);
   dl_recorder_free (m->rec);
   dl_params_free (m->params);
-  dl_checkpoint_free (m->ckpt);
+  if (m->ckpt)
+    dl_checkpoint_free (m->ckpt);
   g_free (m);
 }
 
@@ -96,7 +112,53 @@ dl_sd_model_get_params (DlSdModel *m)
 const DlModelConfig *
 dl_sd_model_get_config (DlSdModel *m)
 {
-  return dl_checkpoint_get_config (m->ckpt);
+  return &m->config;
+}
+
+/* Random weights shaped like the real model: N(0, 1/fan_in) matrices, unit
+ * scales, zero biases.  For benchmarks: nothing there depends on the values. */
+DlSdModel *
+dl_sd_model_new_random (DlDevice *device, const DlModelConfig *config, DlDType dtype, guint64 seed, GError **error)
+{
+  g_return_val_if_fail (device != NULL && config != NULL, NULL);
+  g_autoptr (DlRecorder) rec = dl_recorder_new (device, error);
+  if (!rec)
+    return NULL;
+  g_autoptr (DlParams) p = dl_params_new (device);
+  g_autoptr (GPtrArray) specs = dl_model_param_specs (config);
+  int64_t tok_numel = (int64_t) config->text_encoder.vocab_size * config->text_encoder.hidden_size;
+  DlDType emb_dtype = dl_params_embedding_dtype (device, tok_numel, dtype);
+  for (guint i = 0; i < specs->len; i++) {
+    const DlParamSpec *s = specs->pdata[i];
+    gboolean emb = g_str_has_prefix (s->name, "text_encoder.text_model.embeddings.");
+    g_autoptr (DlTensor) t = dl_tensor_new (device, s->name, emb ? emb_dtype : dtype, s->ndim, s->shape, error);
+    if (!t)
+      return NULL;
+    gboolean ok;
+    if (g_str_has_suffix (s->name, ".bias"))
+      ok = dl_op_fill (rec, t, 0.0, error);
+    else if (s->ndim == 1)
+      ok = dl_op_fill (rec, t, 1.0, error);
+    else {
+      double fan_in = (double) dl_tensor_numel (t) / (double) s->shape[0];
+      if (strstr (s->name, "embedding"))
+        fan_in = 4.0;
+      ok = dl_op_random_normal (rec, t, DL_RANDOM_PHILOX, seed, i, 0.0f, (float) (1.0 / sqrt (fan_in)), error);
+    }
+    if (!ok)
+      return NULL;
+    dl_params_insert (p, s->name, t);
+  }
+  if (!dl_recorder_finish (rec, error))
+    return NULL;
+  DlSdModel *m = g_new0 (DlSdModel, 1);
+  m->device = device;
+  m->dtype = dtype;
+  m->config = *config;
+  m->params = g_steal_pointer (&p);
+  m->rec = g_steal_pointer (&rec);
+  finish_model (m);
+  return m;
 }
 
 DlRecorder *

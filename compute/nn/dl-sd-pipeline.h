@@ -22,9 +22,14 @@ DlSdModel *dl_sd_model_load (DlDevice *device, const char *path, const char *con
 DlSdModel *dl_sd_model_load_as (DlDevice *device, const char *path, const char *config_dir, DlDType dtype,
                                 GError **error);
 DlDType dl_sd_model_get_dtype (DlSdModel *m);
+/* A model of `config`'s shapes with random weights (benchmarks; no checkpoint:
+ * dl_sd_model_get_checkpoint returns NULL). */
+DlSdModel *dl_sd_model_new_random (DlDevice *device, const DlModelConfig *config, DlDType dtype, guint64 seed,
+                                   GError **error);
 void dl_sd_model_free (DlSdModel *m);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DlSdModel, dl_sd_model_free)
 
+/* NULL for a model of random weights. */
 DlCheckpoint *dl_sd_model_get_checkpoint (DlSdModel *m);
 DlParams *dl_sd_model_get_params (DlSdModel *m);
 const DlModelConfig *dl_sd_model_get_config (DlSdModel *m);

@@ -128,7 +128,9 @@ dl_trainer_cache_latents (DlTrainer *t, GError **error)
   int L = cfg->unet.in_channels, f = 1 << (cfg->vae.n_levels - 1);
   g_autofree char *vae_id = vae_identity (t);
   g_autofree char *dir = g_build_filename (g_get_user_cache_dir (), "dreamloom", "latents", NULL);
-  gboolean can_write = g_mkdir_with_parents (dir, 0755) == 0;
+  /* a model of random weights (benchmarks) has no identity to key a cache by */
+  gboolean use_disk = dl_sd_model_get_checkpoint (t->model) != NULL;
+  gboolean can_write = use_disk && g_mkdir_with_parents (dir, 0755) == 0;
   t->moments = g_new0 (DlLatentMoments, n);
   guint encoded = 0;
   for (guint i = 0; i < n; i++) {
@@ -142,7 +144,7 @@ dl_trainer_cache_latents (DlTrainer *t, GError **error)
         return FALSE;
       float *mean = NULL, *std = NULL;
       g_autofree char *path = cache_path (dir, vae_id, im, flip);
-      if (!read_cached (path, per, &mean, &std)) {
+      if (!use_disk || !read_cached (path, per, &mean, &std)) {
         dl_trainer_status (t, (double) i / n, "Encoding the training images (%u of %u)", i + 1, n);
         if (!encode (t, i, flip, &mean, &std, error))
           return FALSE;
@@ -162,5 +164,15 @@ dl_trainer_cache_latents (DlTrainer *t, GError **error)
   }
   if (encoded)
     dl_trainer_status (t, 1.0, "Encoded %u image%s", encoded, encoded == 1 ? "" : "s");
+  /* the encoder is not needed again in this run (the decoder is, for previews);
+   * a model shared with the window stays whole */
+  if (t->owned_model) {
+    DlParams *p = dl_sd_model_get_params (t->model);
+    guint freed = dl_params_remove_prefix (p, "vae.encoder.") + dl_params_remove_prefix (p, "vae.quant_conv.");
+    if (t->settings->sample_every == 0)
+      freed += dl_params_remove_prefix (p, "vae.");
+    if (freed && !dl_device_trim_memory (t->device, error))
+      return FALSE;
+  }
   return TRUE;
 }

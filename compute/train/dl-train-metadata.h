@@ -12,6 +12,8 @@
 
 #include <glib.h>
 
+#include "dl-float-repr.h"
+
 G_BEGIN_DECLS
 
 /* An integer fact that is unset (kohya: None) or unknown; see DlTrainFacts. */
@@ -120,10 +122,7 @@ GHashTable *dl_train_metadata_textual_inversion (const DlTrainFacts *facts);
 
 /* ---- Python spellings, exposed for tests and other writers ---- */
 
-/* repr() of a float: the shortest digits that read back to `v`, in positional
- * form for 1e-4 <= |v| < 1e16 ("0.0001", "1.0", "1000000000000000.0") and
- * exponent form otherwise ("1e-05", "1.5e+16"); "nan", "inf", "-inf", "-0.0". */
-char *dl_python_float_repr (double v);
+/* dl_python_float_repr: compute/dl-float-repr.h */
 
 /* json.dumps() of a string, quotes included (ASCII only, \uXXXX escapes);
  * bytes that are not UTF-8 become U+FFFD. */

@@ -13,6 +13,7 @@
 
 #include "dl-error.h"
 #include "io/dl-checkpoint.h"
+#include "io/dl-model-params.h"
 #include "nn/dl-params.h"
 
 /* saved [C, N] tensors per ResnetBlock2D (GroupNorm+SiLU in and out, two convs'
@@ -155,6 +156,34 @@ copy_config (DlTrainPlan *p, const DlModelConfig *c)
 }
 
 DlTrainPlan *
+dl_train_plan_new_for_config (DlDevice *device, const DlTrainSettings *settings, const DlModelConfig *config)
+{
+  g_return_val_if_fail (device != NULL && settings != NULL && config != NULL, NULL);
+  DlTrainPlan *p = g_new0 (DlTrainPlan, 1);
+  p->device = device;
+  p->settings = dl_train_settings_copy (settings);
+  copy_config (p, config);
+  p->names = g_ptr_array_new_with_free_func (g_free);
+  p->numel = g_array_new (FALSE, FALSE, sizeof (gint64));
+  p->ndim = g_array_new (FALSE, FALSE, sizeof (int));
+  p->shapes = g_array_new (FALSE, TRUE, sizeof (int64_t));
+  g_autoptr (GPtrArray) specs = dl_model_param_specs (config);
+  for (guint i = 0; i < specs->len; i++) {
+    const DlParamSpec *sp = specs->pdata[i];
+    g_ptr_array_add (p->names, g_strdup (sp->name));
+    gint64 n = dl_param_spec_numel (sp);
+    g_array_append_val (p->numel, n);
+    g_array_append_val (p->ndim, sp->ndim);
+    int64_t sh[4] = { 1, 1, 1, 1 };
+    for (int k = 0; k < sp->ndim && k < 4; k++)
+      sh[k] = sp->shape[k];
+    g_array_append_vals (p->shapes, sh, 4);
+  }
+  dl_train_plan_compute (p, settings, &p->figures);
+  return p;
+}
+
+DlTrainPlan *
 dl_train_plan_new (DlDevice *device, const DlTrainSettings *settings, GError **error)
 {
   g_return_val_if_fail (device != NULL && settings != NULL, NULL);
@@ -165,27 +194,7 @@ dl_train_plan_new (DlDevice *device, const DlTrainSettings *settings, GError **e
   g_autoptr (DlCheckpoint) ck = dl_checkpoint_open (settings->model, settings->config, error);
   if (!ck)
     return NULL;
-  DlTrainPlan *p = g_new0 (DlTrainPlan, 1);
-  p->device = device;
-  p->settings = dl_train_settings_copy (settings);
-  copy_config (p, dl_checkpoint_get_config (ck));
-  p->names = g_ptr_array_new_with_free_func (g_free);
-  p->numel = g_array_new (FALSE, FALSE, sizeof (gint64));
-  p->ndim = g_array_new (FALSE, FALSE, sizeof (int));
-  p->shapes = g_array_new (FALSE, TRUE, sizeof (int64_t));
-  for (guint i = 0; i < dl_checkpoint_get_n_params (ck); i++) {
-    const DlCheckpointParam *cp = dl_checkpoint_get_param (ck, i);
-    g_ptr_array_add (p->names, g_strdup (cp->name));
-    gint64 n = cp->numel;
-    g_array_append_val (p->numel, n);
-    g_array_append_val (p->ndim, cp->ndim);
-    int64_t sh[4] = { 1, 1, 1, 1 };
-    for (int k = 0; k < cp->ndim && k < 4; k++)
-      sh[k] = cp->shape[k];
-    g_array_append_vals (p->shapes, sh, 4);
-  }
-  dl_train_plan_compute (p, settings, &p->figures);
-  return p;
+  return dl_train_plan_new_for_config (device, settings, dl_checkpoint_get_config (ck));
 }
 
 void

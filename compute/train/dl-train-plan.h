@@ -7,6 +7,7 @@
  * would (f16 weights, gradient checkpointing, a smaller batch or rank). */
 #pragma once
 
+#include "io/dl-model-config.h"
 #include "train/dl-train-settings.h"
 #include "vk/dl-device.h"
 
@@ -28,6 +29,9 @@ typedef struct _DlTrainPlan DlTrainPlan;
 
 /* Reads the model's configuration and parameter list (not its weights). */
 DlTrainPlan *dl_train_plan_new (DlDevice *device, const DlTrainSettings *settings, GError **error);
+/* The same for a configuration (a model of random weights). */
+DlTrainPlan *dl_train_plan_new_for_config (DlDevice *device, const DlTrainSettings *settings,
+                                           const DlModelConfig *config);
 void dl_train_plan_free (DlTrainPlan *plan);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DlTrainPlan, dl_train_plan_free)
 

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 
 #include "dl-error.h"
+#include "dl-float-repr.h"
+#include "io/dl-json-write.h"
 
 static const char *const method_names[DL_TRAIN_N_METHODS] = {
   [DL_TRAIN_LORA] = "lora",
@@ -148,7 +150,8 @@ static const Field fields[] = {
     "TI: start the vectors from this text's token embeddings (\"*\", A1111's default)" },
   { "vectors", F_INT, OFF (vectors), M_TI, 1, 75, "N", "TI: vectors per token (1)" },
   { "template", F_STRING, OFF (template_file), M_TI | M_HN, 0, 0, "FILE",
-    "TI: prompt templates with [name] and [filewords], one per line (default: the TI paper's object list)" },
+    "TI: \"object\" (the TI paper's list, default), \"style\", or a file: one template per line with [name] "
+    "and [filewords]" },
 
   { "save-every", F_INT64, OFF (save_every), M_ALL, 0, BIG, "N", "Save a checkpoint every N steps, 0 = only at the end (250)" },
   { "keep", F_INT, OFF (keep), M_ALL, 1, 1000, "K", "Checkpoints kept besides the best (3)" },
@@ -365,8 +368,7 @@ dl_train_settings_set (DlTrainSettings *s, const char *name, const char *value, 
 static char *
 format_double (double v)
 {
-  char buf[G_ASCII_DTOSTR_BUF_SIZE];
-  return g_strdup (g_ascii_dtostr (buf, sizeof buf, v));
+  return dl_python_float_repr (v);
 }
 
 char *
@@ -544,10 +546,7 @@ char *
 dl_train_settings_to_json_string (const DlTrainSettings *s)
 {
   g_autoptr (JsonNode) node = dl_train_settings_to_json (s);
-  g_autoptr (JsonGenerator) gen = json_generator_new ();
-  json_generator_set_root (gen, node);
-  json_generator_set_pretty (gen, TRUE);
-  return json_generator_to_data (gen, NULL);
+  return dl_json_write (node, TRUE, NULL);
 }
 
 DlTrainSettings *

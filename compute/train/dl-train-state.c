@@ -17,6 +17,7 @@
 
 #include "dl-error.h"
 #include "io/dl-atomic-file.h"
+#include "io/dl-json-write.h"
 
 #define STATE_FORMAT "dreamloom-train-state"
 #define STATE_VERSION 1
@@ -54,7 +55,7 @@ image_list_json (DlTrainer *t)
     json_builder_add_string_value (b, dl_train_images_get (t->images, i)->content_hash);
   json_builder_end_array (b);
   g_autoptr (JsonNode) root = json_builder_get_root (b);
-  return json_to_string (root, FALSE);
+  return dl_json_write (root, FALSE, NULL);
 }
 
 static void
@@ -223,11 +224,8 @@ dl_trainer_write_run_json (DlTrainer *t, GError **error)
     json_builder_add_null_value (b);
   json_builder_end_object (b);
   g_autoptr (JsonNode) root = json_builder_get_root (b);
-  g_autoptr (JsonGenerator) gen = json_generator_new ();
-  json_generator_set_root (gen, root);
-  json_generator_set_pretty (gen, TRUE);
   gsize len = 0;
-  g_autofree char *text = json_generator_to_data (gen, &len);
+  g_autofree char *text = dl_json_write (root, TRUE, &len);
   g_autofree char *path = g_build_filename (t->run_dir, "run.json", NULL);
   g_autoptr (DlAtomicFile) f = dl_atomic_file_begin (path, error);
   if (!f || !dl_atomic_file_write (f, text, len, error))

@@ -14,6 +14,7 @@
 #include "image/dl-infotext.h"
 #include "image/dl-png.h"
 #include "dl-prompt-templates-data.h"
+#include "dl-prompt-templates-style.h"
 
 #define PREVIEW_SEED 1234
 #define PREVIEW_CFG 7.0
@@ -25,8 +26,10 @@ preview_prompts (DlTrainer *t)
   GPtrArray *prompts = g_ptr_array_new_with_free_func (g_free);
   g_autofree char *trigger = t->method->trigger (t);
   if (trigger) {
-    for (guint i = 0; i < PREVIEW_TEMPLATES && dl_object_prompt_templates[i]; i++) {
-      GString *s = g_string_new (dl_object_prompt_templates[i]);
+    const char *const *lines = g_strcmp0 (t->settings->template_file, "style") == 0 ? dl_style_prompt_templates
+                                                                                    : dl_object_prompt_templates;
+    for (guint i = 0; i < PREVIEW_TEMPLATES && lines[i]; i++) {
+      GString *s = g_string_new (lines[i]);
       g_string_replace (s, "S*", trigger, 0);
       g_ptr_array_add (prompts, g_string_free (s, FALSE));
     }

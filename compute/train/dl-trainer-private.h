@@ -33,6 +33,8 @@ struct _DlTrainer {
   DlSdModel *owned_model; /* when the trainer loaded it */
   DlClipTokenizer *tok;
   DlTrainImages *images;
+  GPtrArray *image_paths;      /* dl_trainer_set_images: the files (else settings->images' folder) */
+  GHashTable *image_captions;  /* path -> its given caption, which wins over the caption file */
   DlLatentMoments *moments; /* [n_images] */
   char **templates;         /* TI: template lines */
   guint n_templates;
@@ -54,7 +56,9 @@ struct _DlTrainer {
   char *model_hash;         /* identity of the base model (refuses resuming onto another) */
   DlModelHashes hashes;     /* what the exported files say of the base model */
   gint64 started_at;        /* wall clock (µs) of the run's first start */
-  gint64 inject_nan_step;   /* $DREAMLOOM_TEST_INJECT_NAN (tests): -1 or the step to poison */
+  gint64 inject_nan_from;   /* $DREAMLOOM_TEST_INJECT_NAN (tests): steps to poison (from 1), or -1 */
+  gint64 inject_nan_to;
+  gint64 inject_nan_done;   /* the last step poisoned */
   gboolean prepared;
   gboolean resuming;
 

@@ -18,7 +18,9 @@
 #include "nn/dl-nn.h"
 #include "nn/dl-unet.h"
 #include "ops/dl-ops.h"
+#include "train/dl-train-step.h"
 #include "dl-prompt-templates-data.h"
+#include "dl-prompt-templates-style.h"
 
 const char *
 dl_train_event_kind_name (DlTrainEventKind kind)
@@ -76,13 +78,22 @@ method_ops (DlTrainMethod m)
   }
 }
 
-/* $DREAMLOOM_TEST_INJECT_NAN=STEP: the gradients of that step (once) become NaN
- * (tests of the non-finite handling); read once per trainer */
-static gint64
-read_inject_nan (void)
+/* $DREAMLOOM_TEST_INJECT_NAN=STEP or A-B (steps numbered from 1, as the step
+ * events and warnings number them): the gradients of those steps become NaN,
+ * each step once (a step run again after a rollback is clean), for the tests
+ * of the non-finite handling; read once per trainer */
+static void
+read_inject_nan (DlTrainer *t)
 {
   const char *v = g_getenv ("DREAMLOOM_TEST_INJECT_NAN");
-  return v && *v ? g_ascii_strtoll (v, NULL, 10) : -1;
+  char *end = NULL;
+  t->inject_nan_from = t->inject_nan_to = -1;
+  t->inject_nan_done = 0;
+  if (!v || !*v)
+    return;
+  t->inject_nan_from = t->inject_nan_to = g_ascii_strtoll (v, &end, 10);
+  if (end && *end == '-')
+    t->inject_nan_to = g_ascii_strtoll (end + 1, NULL, 10);
 }
 
 DlTrainer *
@@ -107,7 +118,7 @@ dl_trainer_new (DlDevice *device, DlSdModel *model, const DlTrainSettings *setti
   t->best_val = INFINITY;
   t->last_val = NAN;
   t->checkpoints = g_array_new (FALSE, FALSE, sizeof (gint64));
-  t->inject_nan_step = read_inject_nan ();
+  read_inject_nan (t);
   t->started_at = g_get_real_time ();
   g_mutex_init (&t->pause_lock);
   g_cond_init (&t->pause_cond);
@@ -136,6 +147,8 @@ dl_trainer_free (DlTrainer *t)
   g_clear_pointer (&t->draws, dl_draws_free);
   g_clear_pointer (&t->replay, dl_replay_free);
   g_clear_pointer (&t->images, dl_train_images_free);
+  g_clear_pointer (&t->image_paths, g_ptr_array_unref);
+  g_clear_pointer (&t->image_captions, g_hash_table_unref);
   g_strfreev (t->templates);
   g_clear_pointer (&t->tok, dl_clip_tokenizer_free);
   g_clear_pointer (&t->owned_model, dl_sd_model_free);
@@ -198,14 +211,15 @@ dl_trainer_unpause (DlTrainer *t)
 
 /* ---- preparing ---- */
 
-/* TI's default templates: the TI paper's object prompts with the caption
- * appended, as A1111's textual_inversion_templates/subject_filewords.txt */
+/* TI's built-in templates: the TI paper's object (default) or style prompts
+ * with the caption appended, as A1111's
+ * textual_inversion_templates/subject_filewords.txt */
 static char **
-default_templates (void)
+builtin_templates (const char *const *lines)
 {
   g_autoptr (GStrvBuilder) b = g_strv_builder_new ();
-  for (guint i = 0; dl_object_prompt_templates[i]; i++) {
-    GString *s = g_string_new (dl_object_prompt_templates[i]);
+  for (guint i = 0; lines[i]; i++) {
+    GString *s = g_string_new (lines[i]);
     g_string_replace (s, "S*", "[name]", 0);
     g_string_append (s, ", [filewords]");
     g_strv_builder_add (b, s->str);
@@ -218,8 +232,9 @@ static gboolean
 load_templates (DlTrainer *t, GError **error)
 {
   const char *path = t->settings->template_file;
-  if (!path) {
-    t->templates = default_templates ();
+  if (!path || g_str_equal (path, "object") || g_str_equal (path, "style")) {
+    t->templates = builtin_templates (path && g_str_equal (path, "style") ? dl_style_prompt_templates
+                                                                          : dl_object_prompt_templates);
     t->n_templates = g_strv_length (t->templates);
     return TRUE;
   }
@@ -248,11 +263,29 @@ load_templates (DlTrainer *t, GError **error)
   return TRUE;
 }
 
+void
+dl_trainer_set_images (DlTrainer *t, const char *const *paths, const char *const *captions, guint n)
+{
+  g_return_if_fail (t != NULL && !t->prepared);
+  g_return_if_fail (paths != NULL || n == 0);
+  g_clear_pointer (&t->image_paths, g_ptr_array_unref);
+  g_clear_pointer (&t->image_captions, g_hash_table_unref);
+  t->image_paths = g_ptr_array_new_full (n, g_free);
+  t->image_captions = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  for (guint i = 0; i < n; i++) {
+    g_ptr_array_add (t->image_paths, g_strdup (paths[i]));
+    if (captions && captions[i] && *captions[i])
+      g_hash_table_replace (t->image_captions, g_strdup (paths[i]), g_strdup (captions[i]));
+  }
+}
+
 static gboolean
 load_images (DlTrainer *t, GCancellable *cancellable, GError **error)
 {
   const DlTrainSettings *s = t->settings;
-  g_autoptr (GPtrArray) paths = dl_train_images_list_folder (s->images, error);
+  /* the list dl_trainer_set_images gave, or the folder's files */
+  g_autoptr (GPtrArray) paths = t->image_paths ? g_ptr_array_ref (t->image_paths)
+                                               : dl_train_images_list_folder (s->images, error);
   if (!paths)
     return FALSE;
   DlTrainImagesOptions o = {
@@ -330,11 +363,45 @@ const char *
 dl_trainer_image_caption (DlTrainer *t, guint image)
 {
   const DlTrainImage *im = dl_train_images_get (t->images, image);
+  const char *given = t->image_captions ? g_hash_table_lookup (t->image_captions, im->path) : NULL;
+  if (given)
+    return given;
   if (im->caption)
     return im->caption;
   if (t->settings->instance_prompt)
     return t->settings->instance_prompt;
   return im->filename_caption;
+}
+
+/* A diffusers folder's identity (its name says nothing of its weights): the
+ * sha256 over each component's config.json and weights file, taken in the
+ * order the loader prefers them (dl-checkpoint.c find_component_file). */
+static char *
+folder_identity (const char *dir, GCancellable *cancellable, GError **error)
+{
+  static const char *const components[] = { "text_encoder", "unet", "vae" };
+  static const char *const unet_vae[] = { "config.json", "diffusion_pytorch_model.safetensors",
+                                          "diffusion_pytorch_model.fp16.safetensors", "diffusion_pytorch_model.bin",
+                                          "diffusion_pytorch_model.fp16.bin", NULL };
+  static const char *const text[] = { "config.json", "model.safetensors", "model.fp16.safetensors",
+                                      "pytorch_model.bin", "pytorch_model.fp16.bin", NULL };
+  g_autoptr (GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
+  for (guint c = 0; c < G_N_ELEMENTS (components); c++) {
+    const char *const *names = c == 0 ? text : unet_vae;
+    gboolean weights = FALSE;
+    for (guint i = 0; names[i] && !weights; i++) {
+      g_autofree char *p = g_build_filename (dir, components[c], names[i], NULL);
+      if (!g_file_test (p, G_FILE_TEST_IS_REGULAR))
+        continue;
+      g_autofree char *sha = dl_model_hash_sha256 (p, cancellable, error);
+      if (!sha)
+        return NULL;
+      g_autofree char *line = g_strdup_printf ("%s/%s %s\n", components[c], names[i], sha);
+      g_checksum_update (sum, (const guchar *) line, -1);
+      weights = i > 0;
+    }
+  }
+  return g_strdup (g_checksum_get_string (sum));
 }
 
 gboolean
@@ -344,6 +411,14 @@ dl_trainer_prepare (DlTrainer *t, GCancellable *cancellable, GError **error)
     return TRUE;
   const DlTrainSettings *s = t->settings;
   t->cancellable = cancellable;
+  /* a new run never writes over another run's checkpoints */
+  g_autofree char *run_json = g_build_filename (t->run_dir, "run.json", NULL);
+  if (!t->resuming && g_file_test (run_json, G_FILE_TEST_EXISTS)) {
+    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                 "the run folder “%s” already holds a run: continue it with --resume, or choose another --out or "
+                 "--run-dir", t->run_dir);
+    return FALSE;
+  }
   if (!t->model) {
     dl_trainer_status (t, -1, "Loading %s", s->model);
     t->owned_model = dl_sd_model_load_as (t->device, s->model, s->config, s->fp16 ? DL_DTYPE_F16 : DL_DTYPE_F32,
@@ -352,13 +427,24 @@ dl_trainer_prepare (DlTrainer *t, GCancellable *cancellable, GError **error)
       return FALSE;
     t->model = t->owned_model;
   }
- DlCheckpoint *ck = dl_sd_model_get_checkpoint (t->model);
-  /* the base model's identity: the exports' metadata, and no resuming onto another */
-  dl_trainer_status (t, -1, "Hashing %s", s->model);
-  if (!dl_model_hashes_compute (s->model, &t->hashes, cancellable, error))
-    return FALSE;
-  t->model_hash = g_strdup (t->hashes.sha256 ? t->hashes.sha256 : t->hashes.name);
-  t->tok = dl_clip_tokenizer_find (dl_checkpoint_get_tokenizer_dir (ck), s->vocab, error);
+  DlCheckpoint *ck = dl_sd_model_get_checkpoint (t->model);
+  /* the base model's identity: the exports' metadata, and no resuming onto
+   * another (a model of random weights, for benchmarks, has no file) */
+  if (ck) {
+    dl_trainer_status (t, -1, "Hashing %s", s->model);
+    if (!dl_model_hashes_compute (s->model, &t->hashes, cancellable, error))
+      return FALSE;
+  } else {
+    t->hashes.name = g_strdup (s->model);
+  }
+  if (t->hashes.is_folder) {
+    t->model_hash = folder_identity (s->model, cancellable, error);
+    if (!t->model_hash)
+      return FALSE;
+  } else {
+    t->model_hash = g_strdup (t->hashes.sha256 ? t->hashes.sha256 : t->hashes.name);
+  }
+  t->tok = dl_clip_tokenizer_find (ck ? dl_checkpoint_get_tokenizer_dir (ck) : NULL, s->vocab, error);
   if (!t->tok)
     return FALSE;
   if (g_cancellable_set_error_if_cancelled (cancellable, error))
@@ -551,8 +637,6 @@ forward_loss (DlTrainer *t, const DlStepDraws *d, gboolean train, float grad_sca
               float **per_sample, GError **error)
 {
   const DlModelConfig *cfg = dl_sd_model_get_config (t->model);
-  DlParams *params = dl_sd_model_get_params (t->model);
-  DlRecorder *rec = dl_sd_model_get_recorder (t->model);
   int rows = d->n_rows;
   int64_t xshape[4] = { rows, cfg->unet.in_channels, d->latent_h, d->latent_w };
 
@@ -570,19 +654,15 @@ forward_loss (DlTrainer *t, const DlStepDraws *d, gboolean train, float grad_sca
   if (train)
     dl_optimizer_attach (t->opt, tape);
   DlDType act = dl_tape_get_activation_dtype (tape);
-  g_autoptr (DlTensor) context = NULL;
-  if (t->text_cache) {
-    context = cached_context (t, tape, ids, rows, error);
-  } else {
-    int64_t ishape[2] = { rows, DL_CLIP_MAX_LENGTH };
-    g_autoptr (DlTensor) it = upload_as (t->device, "input_ids", DL_DTYPE_I32, 2, ishape, ids, DL_DTYPE_I32, error);
-    DlClipTextOptions o = { .clip_skip = t->settings->clip_skip };
-    context = it ? dl_clip_text_forward (params, &cfg->text_encoder, tape, it, &o, error) : NULL;
-  }
-  if (!context)
-    return FALSE;
   int64_t n_rows = rows;
-  g_autoptr (DlTensor) xt = upload_as (t->device, "noisy_latents", act, 4, xshape, noisy, DL_DTYPE_F32, error);
+  int64_t ishape[2] = { rows, DL_CLIP_MAX_LENGTH };
+  g_autoptr (DlTensor) context = t->text_cache ? cached_context (t, tape, ids, rows, error) : NULL;
+  g_autoptr (DlTensor) it = t->text_cache ? NULL
+                                          : upload_as (t->device, "input_ids", DL_DTYPE_I32, 2, ishape, ids,
+                                                       DL_DTYPE_I32, error);
+  g_autoptr (DlTensor) xt = context || it ? upload_as (t->device, "noisy_latents", act, 4, xshape, noisy,
+                                                       DL_DTYPE_F32, error)
+                                          : NULL;
   g_autoptr (DlTensor) tt = xt ? upload_as (t->device, "timesteps", DL_DTYPE_F32, 1, &n_rows, tsteps, DL_DTYPE_F32,
                                             error)
                                : NULL;
@@ -592,28 +672,18 @@ forward_loss (DlTrainer *t, const DlStepDraws *d, gboolean train, float grad_sca
                                           : NULL;
   if (!yt || (weights && !wt))
     return FALSE;
-  DlUNetOptions uo = { .checkpoint = t->settings->checkpointing && train };
-  g_autoptr (DlTensor) eps = dl_unet_forward (params, &cfg->unet, tape, xt, tt, context, &uo, error);
-  if (!eps)
-    return FALSE;
-  g_autoptr (DlTensor) loss = dl_tensor_new (t->device, "loss", DL_DTYPE_F32, 0, NULL, error);
-  g_autoptr (DlTensor) ps = loss ? dl_tensor_new (t->device, "loss_per_sample", DL_DTYPE_F32, 1, &n_rows, error)
-                                 : NULL;
-  if (!ps || !dl_op_mse_loss (rec, loss, ps, eps, yt, wt, error))
-    return FALSE;
-  if (train) {
-    g_autoptr (DlTensor) deps = dl_tape_tensor_like (tape, "d_eps", eps, error);
-    if (!deps || !dl_op_mse_loss_backward (rec, deps, eps, yt, wt, grad_scale, error))
-      return FALSE;
-    if (t->inject_nan_step == t->step) {
-      t->inject_nan_step = -1; /* once */
-      if (!dl_op_fill (rec, deps, NAN, error))
-        return FALSE;
-    }
-    if (!dl_tape_backward (tape, eps, deps, error))
-      return FALSE;
-  }
-  if (!dl_recorder_finish (rec, error))
+  gint64 nth = t->step + 1;
+  gboolean poison = train && nth >= t->inject_nan_from && nth <= t->inject_nan_to && nth > t->inject_nan_done;
+  if (poison)
+    t->inject_nan_done = nth; /* once per step */
+  DlTrainBatch batch = {
+    .noisy = xt, .timesteps = tt, .target = yt, .weights = wt, .input_ids = it, .context = context,
+    .clip_skip = t->settings->clip_skip, .checkpointing = t->settings->checkpointing, .grad_scale = grad_scale,
+    .backward = train, .poison = poison,
+  };
+  g_autoptr (DlTensor) loss = NULL;
+  g_autoptr (DlTensor) ps = NULL;
+  if (!dl_train_batch_run (t->model, tape, &batch, &loss, &ps, error))
     return FALSE;
   if (train)
     dl_optimizer_collect_reached (t->opt, tape);

@@ -70,6 +70,12 @@ DlTrainer *dl_trainer_new_resume (DlDevice *device, DlSdModel *model, const char
                                   const DlTrainSettings *given, const char *const *given_names, GError **error);
 
 void dl_trainer_set_event_func (DlTrainer *t, DlTrainEventFunc func, gpointer user_data, GDestroyNotify destroy);
+/* Train on these `n` image files (a project's list) instead of the files in
+ * the folder settings->images names, which then only says where they came from
+ * (messages, the exports' metadata).  `captions` (may be NULL; an entry NULL or
+ * "" for none) win over the images' caption files.  Before dl_trainer_prepare;
+ * when resuming, give the run's images again. */
+void dl_trainer_set_images (DlTrainer *t, const char *const *paths, const char *const *captions, guint n);
 const DlTrainSettings *dl_trainer_get_settings (DlTrainer *t);
 /* The loaded model (after prepare). */
 DlSdModel *dl_trainer_get_model (DlTrainer *t);

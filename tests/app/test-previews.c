@@ -15,6 +15,7 @@
 #include "dl-preview-job.h"
 #include "dl-settings.h"
 #include "dl-test-preview-backend.h"
+#include "dl-thumbnail.h"
 #include "dl-window.h"
 #include "image/dl-png.h"
 
@@ -516,10 +517,11 @@ test_dataset_strip (Fixture *f, gconstpointer data)
   for (guint i = 0; i < 3; i++)
     {
       g_autoptr (DlDatasetImage) image = g_list_model_get_item (images, i);
+      GdkTexture *thumb = dl_thumbnail_get_texture (dl_thumbnail_for_image (image));
+      g_assert_nonnull (thumb);
       gboolean shown = FALSE;
       for (guint j = 0; j < pictures->len; j++)
-        shown |= gtk_picture_get_paintable (pictures->pdata[j]) ==
-                 GDK_PAINTABLE (dl_dataset_image_get_thumbnail (image));
+        shown |= gtk_picture_get_paintable (pictures->pdata[j]) == GDK_PAINTABLE (thumb);
       g_assert_true (shown);
     }
   g_assert_nonnull (find_tooltip (strip, "gone.png"));

@@ -187,5 +187,118 @@ else
   for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do skip "golden tiny model or python3 absent"; done
 fi
 
+# ---- sample --embedding: Textual Inversion embeddings by file name ----
+# st_embedding MODEL_TE OUT KEY ROWS: a safetensors embedding {KEY: [n, width]} of
+# token rows of the model's text encoder (ids, comma-separated; "zeros:N:W" for
+# n zero vectors of width W)
+st_embedding() {
+  python3 - "$@" <<'PY'
+import json, struct, sys
+src, dst, key, rows = sys.argv[1:5]
+if rows.startswith('zeros:'):
+    _, n, w = rows.split(':'); n, w = int(n), int(w); data = b'\0' * (4 * n * w)
+else:
+    f = open(src, 'rb'); hn = struct.unpack('<Q', f.read(8))[0]; h = json.loads(f.read(hn)); base = 8 + hn
+    t = h['text_model.embeddings.token_embedding.weight']; assert t['dtype'] == 'F32'; w = t['shape'][1]
+    data = b''
+    for r in rows.split(','):
+        f.seek(base + t['data_offsets'][0] + int(r) * 4 * w); data += f.read(4 * w)
+    n = len(rows.split(','))
+j = json.dumps({key: {'dtype': 'F32', 'shape': [n, w], 'data_offsets': [0, len(data)]}}).encode()
+j += b' ' * (-len(j) % 8)
+open(dst, 'wb').write(struct.pack('<Q', len(j)) + j + data)
+PY
+}
+if [ -d "$diffusers" ] && command -v python3 >/dev/null; then
+  te="$diffusers/text_encoder/model.safetensors"
+  mkdir -p "$tmp/emb"
+  # kohya's form holding the row of "dog</w>" (1929); diffusers' form with the rows of "red" "car"
+  st_embedding "$te" "$tmp/emb/mydog.safetensors" emb_params 1929
+  st_embedding "$te" "$tmp/emb/redcar.safetensors" "<redcar>" 736,1615
+  st_embedding "$te" "$tmp/emb/unused.safetensors" emb_params 320
+  st_embedding "$te" "$tmp/emb/wide.safetensors" emb_params zeros:1:768
+  opts="--model $diffusers --steps 3 --width 32 --height 32 --seed 5 --sampler euler_a"
+  "$bin" sample $opts --prompt "a photo of dog" --out "$tmp/dog.png" --out-latents "$tmp/dog.st" >"$tmp/out" 2>"$tmp/err"
+  "$bin" sample $opts --prompt "a photo of MyDog" --embedding "$tmp/emb/mydog.safetensors" --out "$tmp/mydog.png" \
+    --out-latents "$tmp/mydog.st" >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "sample --embedding exits 0" test "$st" -eq 0
+  check "... says on stderr which embedding is active" grep -q "embedding “mydog” (1 vector): in the prompt" "$tmp/err"
+  check "an embedding of the row of “dog” samples as the word “dog”" cmp -s "$tmp/dog.st" "$tmp/mydog.st"
+  check "... and the PNG keeps the prompt as typed" grep -qa "a photo of MyDog" "$tmp/mydog.png"
+  "$bin" sample $opts --prompt "a photo of dog" --negative "a red car" --out "$tmp/car.png" --out-latents "$tmp/car.st" \
+    >"$tmp/out" 2>"$tmp/err"
+  "$bin" sample $opts --prompt "a photo of mydog" --negative "a redcar" --embedding "$tmp/emb/mydog.safetensors" \
+    --embedding "$tmp/emb/redcar.safetensors" --embedding "$tmp/emb/unused.safetensors" --out "$tmp/two.png" \
+    --out-latents "$tmp/two.st" >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "sample with three --embedding exits 0" test "$st" -eq 0
+  check "... a 2-vector embedding in the negative prompt takes two positions" cmp -s "$tmp/car.st" "$tmp/two.st"
+  check "... and stderr lists every embedding and where it is used" sh -c "
+    grep -q 'embedding “redcar” (2 vectors): in the negative prompt' '$tmp/err' &&
+    grep -q 'embedding “unused” (1 vector): in neither prompt' '$tmp/err'"
+  "$bin" sample $opts --prompt "a photo of wide" --embedding "$tmp/emb/wide.safetensors" --out "$tmp/x.png" \
+    >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "an embedding for another width exits 1" test "$st" -eq 1
+  check "... with one line naming the file and both widths" sh -c "test \$(wc -l <'$tmp/err') -eq 1 &&
+    grep -q 'wide.safetensors.*768 wide but the model.s text encoder takes 32' '$tmp/err'"
+  "$bin" sample $opts --prompt "x" --embedding "$tmp/emb/missing.pt" --out "$tmp/x.png" >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "a missing --embedding file exits 1" test "$st" -eq 1
+  check "... with one line naming it" sh -c "test \$(wc -l <'$tmp/err') -eq 1 && grep -q 'emb/missing.pt' '$tmp/err'"
+  check "... and writes no image" test ! -e "$tmp/x.png"
+else
+  for i in 1 2 3 4 5 6 7 8 9 10 11 12; do skip "golden tiny model or python3 absent"; done
+fi
+
+# ---- train a project: its settings, images and captions ----
+# project NAME BASE_MODEL_JSON IMAGES_JSON TRAINING_JSON: a project file in $tmp/proj
+project() {
+  cat >"$tmp/proj/$1" <<EOF
+{ "format": "dreamloom-project", "version": 1,
+  "concept": { "token": "sks", "class": "dog" },
+  "base_model": $2,
+  "dataset": { "resolution": 512, "caption_template": "a photo of {token} {class}", "images": $3 },
+  "training": $4 }
+EOF
+}
+mkdir -p "$tmp/proj"
+project nomodel.dreamloom null '[ { "path": "00.png" } ]' '{ "version": 1 }'
+"$bin" train "$tmp/proj/nomodel.dreamloom" >"$tmp/out" 2>"$tmp/err"; st=$?
+check "train a project without a base model exits 1" test "$st" -eq 1
+check "... with one line saying so" sh -c "test \$(wc -l <'$tmp/err') -eq 1 && grep -q 'nomodel.dreamloom.*no base model is set' '$tmp/err'"
+project empty.dreamloom '{ "path": "/models/m.safetensors" }' '[]' '{ "version": 2, "method": "lora" }'
+"$bin" train "$tmp/proj/empty.dreamloom" >"$tmp/out" 2>"$tmp/err"; st=$?
+check "train a project without images exits 1, with one line" \
+  sh -c "test $st -eq 1 && test \$(wc -l <'$tmp/err') -eq 1 && grep -q 'no images to train on' '$tmp/err'"
+project missing.dreamloom '{ "path": "/models/m.safetensors" }' '[ { "path": "gone.png" }, { "path": "lost.png" } ]' \
+  '{ "version": 2 }'
+"$bin" train "$tmp/proj/missing.dreamloom" >"$tmp/out" 2>"$tmp/err"; st=$?
+check "train a project with missing images exits 1, with one line naming them" \
+  sh -c "test $st -eq 1 && test \$(wc -l <'$tmp/err') -eq 1 && grep -q '2 images are missing: .*gone.png.*lost.png' '$tmp/err'"
+"$bin" train "$tmp/proj/missing.dreamloom" --steps many >"$tmp/out" 2>"$tmp/err"; st=$?
+check "train a project with a bad option exits 2" test "$st" -eq 2
+
+instance="$golden/train/data/instance"
+if [ -d "$diffusers" ] && [ -f "$instance/02.png" ] && [ -f "$instance/01.txt" ]; then
+  cp "$instance/00.png" "$instance/00.txt" "$instance/01.png" "$instance/01.txt" "$instance/02.png" "$tmp/proj/"
+  # two of the folder's three pictures; the project's caption of 00 wins over its caption file
+  project Dog.dreamloom "{ \"path\": \"$diffusers\" }" \
+    '[ { "path": "00.png", "caption": "zzq caption of the project" }, { "path": "01.png", "caption": "" } ]' \
+    '{ "version": 2, "method": "lora", "rank": 4 }'
+  "$bin" train "$tmp/proj/Dog.dreamloom" --resolution 32 --steps 2 --sample-every 0 --validate-every 0 \
+    >"$tmp/out" 2>"$tmp/err"; st=$?
+  out="$tmp/proj/Dog-lora.safetensors"
+  check "train PROJECT for 2 steps exits 0" test "$st" -eq 0
+  check "... writes <project>-lora.safetensors beside it and prints its path" \
+    sh -c "test -s '$out' && test \"\$(cat '$tmp/out')\" = '$out'"
+  check "... with its run folder beside it" test -f "$tmp/proj/Dog-lora.run/run.json"
+  check "... from the project's two images" grep -qa '"ss_num_train_images":"2"' "$out"
+  check "... the project's caption over the caption file" \
+    sh -c "grep -qa 'zzq caption of the project' '$out' && ! grep -qa '$(cat "$instance/00.txt")' '$out'"
+  check "... the caption file's where the project has none" grep -qa "$(cat "$instance/01.txt")" "$out"
+  check "... the rank saved in the project" grep -qa '"ss_network_dim":"4"' "$out"
+  check "... the resolution given" grep -qa '"ss_resolution":"(32, 32)"' "$out"
+else
+  for i in 1 2 3 4 5 6 7 8; do skip "golden tiny model or training images absent"; done
+fi
+
 echo "1..$n"
 exit $fail

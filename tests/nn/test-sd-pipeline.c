@@ -13,7 +13,7 @@
 #include "nn-test-util.h"
 #include "nn/dl-clip-text.h"
 #include "nn/dl-lora.h"
-#include "nn/dl-sd-grad.h"
+#include "train/dl-sd-grad.h"
 #include "nn/dl-sd-pipeline.h"
 #include "nn/dl-unet.h"
 

@@ -1,6 +1,7 @@
 /* dl-sd-grad.h: one training forward/backward on a given batch, the way the
  * reference training scripts compute it: the check anyone can run of a build
- * against PyTorch (`dreamloom grad`). */
+ * against PyTorch (`dreamloom grad`), through the trainer's own step
+ * (dl-train-step.h). */
 #pragma once
 
 #include "io/dl-safetensors.h"

@@ -8,11 +8,41 @@
 
 #include "dl-caption.h"
 #include "dl-error.h"
+#include "io/dl-json-write.h"
 
 #define MAX_PROJECT_FILE_BYTES (64 * 1024 * 1024)
 
 static const char *const known_keys[] = { "format", "version", "concept", "base_model",
                                           "dataset", "previews", "training" };
+static const char *const train_derived[] = DL_PROJECT_TRAIN_DERIVED;
+
+/* "training": the version, one member per option but the derived ones, and the
+ * members a newer version wrote */
+static void
+write_training (DlProject *self, JsonBuilder *b)
+{
+  g_autoptr (JsonNode) settings = dl_train_settings_to_json (self->train_settings);
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "version");
+  json_builder_add_int_value (b, DL_PROJECT_TRAINING_VERSION);
+  /* in the settings' order (JsonObjectIter in json-glib 1.6 has none) */
+  JsonObject *o = json_node_get_object (settings);
+  g_autoptr (GList) members = json_object_get_members (o);
+  for (GList *l = members; l; l = l->next)
+    {
+      if (g_strv_contains (train_derived, l->data))
+        continue;
+      json_builder_set_member_name (b, l->data);
+      json_builder_add_value (b, json_node_copy (json_object_get_member (o, l->data)));
+    }
+  g_autoptr (GList) unknown = self->training_unknown ? json_object_get_members (self->training_unknown) : NULL;
+  for (GList *l = unknown; l; l = l->next)
+    {
+      json_builder_set_member_name (b, l->data);
+      json_builder_add_value (b, json_node_copy (json_object_get_member (self->training_unknown, l->data)));
+    }
+  json_builder_end_object (b);
+}
 
 char *
 dl_project_to_json (DlProject *self)
@@ -96,7 +126,7 @@ dl_project_to_json (DlProject *self)
   json_builder_end_object (b);
 
   json_builder_set_member_name (b, "training");
-  json_builder_add_value (b, json_node_init_object (json_node_alloc (), self->training));
+  write_training (self, b);
 
   if (self->unknown)
     {
@@ -112,15 +142,9 @@ dl_project_to_json (DlProject *self)
     }
   json_builder_end_object (b);
 
-  g_autoptr (JsonGenerator) gen = json_generator_new ();
+  /* not json-glib 1.6's generator: it writes 1e-08 as "1e-08.0" */
   g_autoptr (JsonNode) root = json_builder_get_root (b);
-  json_generator_set_root (gen, root);
-  json_generator_set_pretty (gen, TRUE);
-  json_generator_set_indent (gen, 2);
-  char *text = json_generator_to_data (gen, NULL);
-  char *with_newline = g_strconcat (text, "\n", NULL);
-  g_free (text);
-  return with_newline;
+  return dl_json_write (root, TRUE, NULL);
 }
 
 /* -- reading -- */
@@ -299,6 +323,50 @@ read_previews (DlProject *self, Reader *r, JsonObject *previews)
   return TRUE;
 }
 
+/* Version 1 held no settings (the defaults for LoRA); from version 2 one member
+ * per option.  Members that are no option are kept for saving. */
+static gboolean
+read_training (DlProject *self, Reader *r, JsonObject *training)
+{
+  if (!training)
+    return TRUE;
+  double version = 1;
+  gboolean has_version;
+  if (!get_number (r, training, "version", "training.", &has_version, &version))
+    return FALSE;
+  if (has_version && (version < 1 || version != (double) (gint64) version))
+    return bad (r, "training.version should be a whole number from 1");
+
+  g_autoptr (GList) members = json_object_get_members (training);
+  for (GList *l = members; l; l = l->next)
+    {
+      const char *name = l->data;
+      if (g_str_equal (name, "version") || dl_train_settings_has_option (name, NULL, NULL))
+        continue;
+      if (!self->training_unknown)
+        self->training_unknown = json_object_new ();
+      json_object_set_member (self->training_unknown, name, json_node_copy (json_object_get_member (training, name)));
+    }
+  if (version < 2)
+    return TRUE;
+  const char *method;
+  if (!get_string (r, training, "method", "training.", &method))
+    return FALSE;
+  /* none: LoRA's (the parser's object, read once) */
+  if (!method)
+    json_object_set_string_member (training, "method", dl_train_method_name (DL_TRAIN_LORA));
+
+  g_autoptr (JsonNode) node_copy = json_node_init_object (json_node_alloc (), training);
+  g_autoptr (GError) local = NULL;
+  g_autoptr (DlTrainSettings) settings = dl_train_settings_from_json (node_copy, &local);
+  if (!settings)
+    return bad (r, "%s", local->message);
+  dl_project_clear_train_derived (settings);
+  dl_train_settings_free (self->train_settings);
+  self->train_settings = g_steal_pointer (&settings);
+  return TRUE;
+}
+
 static gboolean
 read_root (DlProject *self, Reader *r, JsonNode *root_node)
 {
@@ -362,11 +430,8 @@ read_root (DlProject *self, Reader *r, JsonNode *root_node)
   if (!read_previews (self, r, previews))
     return FALSE;
 
-  if (training)
-    {
-      json_object_unref (self->training);
-      self->training = json_object_ref (training);
-    }
+  if (!read_training (self, r, training))
+    return FALSE;
 
   JsonObjectIter iter;
   const char *name;
@@ -413,7 +478,6 @@ parse_project (GFile *file, GCancellable *cancellable, GError **error)
       g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s” is not a Dreamloom project (it is not text)", name);
       return NULL;
     }
-  /* mutable: later versions add to the "training" object this one keeps */
   g_autoptr (JsonParser) parser = json_parser_new ();
   if (!json_parser_load_from_data (parser, contents, (gssize) len, &local))
     {
@@ -433,6 +497,13 @@ parse_project (GFile *file, GCancellable *cancellable, GError **error)
       return NULL;
     }
   return self;
+}
+
+DlProject *
+dl_project_read (GFile *file, GError **error)
+{
+  g_return_val_if_fail (G_IS_FILE (file), NULL);
+  return parse_project (file, NULL, error);
 }
 
 DlProject *

@@ -14,7 +14,6 @@ struct _DlDatasetImage {
   char *error;
   int width, height;
   char *content_hash;
-  GdkTexture *thumbnail;
   gboolean too_small;
   char *duplicate_of;
   char *warning;
@@ -30,7 +29,6 @@ enum {
   PROP_ERROR,
   PROP_WIDTH,
   PROP_HEIGHT,
-  PROP_THUMBNAIL,
   PROP_WARNING,
   N_PROPS
 };
@@ -46,7 +44,6 @@ dl_dataset_image_finalize (GObject *object)
   g_free (self->caption);
   g_free (self->error);
   g_free (self->content_hash);
-  g_clear_object (&self->thumbnail);
   g_free (self->duplicate_of);
   g_free (self->warning);
   G_OBJECT_CLASS (dl_dataset_image_parent_class)->finalize (object);
@@ -64,7 +61,6 @@ dl_dataset_image_get_property (GObject *object, guint prop_id, GValue *value, GP
     case PROP_ERROR: g_value_set_string (value, self->error); break;
     case PROP_WIDTH: g_value_set_int (value, self->width); break;
     case PROP_HEIGHT: g_value_set_int (value, self->height); break;
-    case PROP_THUMBNAIL: g_value_set_object (value, self->thumbnail); break;
     case PROP_WARNING: g_value_set_string (value, self->warning); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -115,7 +111,6 @@ dl_dataset_image_class_init (DlDatasetImageClass *klass)
   props[PROP_ERROR] = g_param_spec_string ("error", NULL, NULL, NULL, ro);
   props[PROP_WIDTH] = g_param_spec_int ("width", NULL, NULL, 0, G_MAXINT, 0, ro);
   props[PROP_HEIGHT] = g_param_spec_int ("height", NULL, NULL, 0, G_MAXINT, 0, ro);
-  props[PROP_THUMBNAIL] = g_param_spec_object ("thumbnail", NULL, NULL, GDK_TYPE_TEXTURE, ro);
   props[PROP_WARNING] = g_param_spec_string ("warning", NULL, NULL, NULL, ro);
   g_object_class_install_properties (object_class, N_PROPS, props);
 }
@@ -209,13 +204,6 @@ dl_dataset_image_get_content_hash (DlDatasetImage *self)
   return self->content_hash;
 }
 
-GdkTexture *
-dl_dataset_image_get_thumbnail (DlDatasetImage *self)
-{
-  g_return_val_if_fail (DL_IS_DATASET_IMAGE (self), NULL);
-  return self->thumbnail;
-}
-
 gboolean
 dl_dataset_image_get_too_small (DlDatasetImage *self)
 {
@@ -269,13 +257,6 @@ set_size (DlDatasetImage *self, int width, int height)
     }
 }
 
-static void
-set_thumbnail (DlDatasetImage *self, GdkTexture *thumbnail)
-{
-  if (g_set_object (&self->thumbnail, thumbnail))
-    g_object_notify_by_pspec (G_OBJECT (self), props[PROP_THUMBNAIL]);
-}
-
 void
 dl_dataset_image_set_loading (DlDatasetImage *self)
 {
@@ -284,14 +265,12 @@ dl_dataset_image_set_loading (DlDatasetImage *self)
 }
 
 void
-dl_dataset_image_set_ready (DlDatasetImage *self, int width, int height, const char *content_hash,
-                            GdkTexture *thumbnail)
+dl_dataset_image_set_ready (DlDatasetImage *self, int width, int height, const char *content_hash)
 {
   g_return_if_fail (DL_IS_DATASET_IMAGE (self));
   g_free (self->content_hash);
   self->content_hash = g_strdup (content_hash);
   set_size (self, width, height);
-  set_thumbnail (self, thumbnail);
   set_state (self, DL_IMAGE_STATE_READY, NULL);
 }
 
@@ -302,7 +281,6 @@ dl_dataset_image_set_failed (DlDatasetImage *self, DlImageState state, const cha
   g_return_if_fail (state == DL_IMAGE_STATE_UNREADABLE || state == DL_IMAGE_STATE_MISSING);
   g_clear_pointer (&self->content_hash, g_free);
   set_size (self, 0, 0);
-  set_thumbnail (self, NULL);
   set_state (self, state, error);
 }
 

@@ -1,7 +1,8 @@
 /* The project: its state, its properties and setters, the preview set-up and the
  * GObject.  The images and the rules that tie them together (warnings, counts) are in
  * dl-project-dataset.c, the file format in dl-project-json.c, autosave and caption
- * sidecars in dl-project-save.c.  Widgets only read it and call its setters. */
+ * sidecars in dl-project-save.c, the training settings in dl-project-train.c.
+ * Widgets only read it and call its setters. */
 #include "dl-config.h"
 
 #include "dl-project-private.h"
@@ -310,7 +311,8 @@ dl_project_finalize (GObject *object)
   g_free (self->negative_prompt);
   g_array_unref (self->templates);
   g_ptr_array_unref (self->loras);
-  json_object_unref (self->training);
+  dl_train_settings_free (self->train_settings);
+  g_clear_pointer (&self->training_unknown, json_object_unref);
   g_clear_pointer (&self->unknown, json_object_unref);
   g_ptr_array_unref (self->removed);
   g_array_unref (self->removed_positions);
@@ -406,8 +408,8 @@ dl_project_init (DlProject *self)
   self->negative_prompt = g_strdup ("");
   self->templates = g_array_new (FALSE, FALSE, sizeof (guint));
   self->loras = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_project_lora_free);
-  self->training = json_object_new ();
-  json_object_set_int_member (self->training, "version", 1);
+  self->train_settings = dl_train_settings_new (DL_TRAIN_LORA);
+  dl_project_clear_train_derived (self->train_settings);
   self->removed = g_ptr_array_new_with_free_func (g_object_unref);
   self->removed_positions = g_array_new (FALSE, FALSE, sizeof (guint));
   self->cancellable = g_cancellable_new ();

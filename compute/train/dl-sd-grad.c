@@ -1,13 +1,14 @@
 /* dl-sd-grad.c: see dl-sd-grad.h. */
 #include "dl-config.h"
 
-#include "nn/dl-sd-grad.h"
+#include "train/dl-sd-grad.h"
 
 #include "dl-error.h"
-#include "nn/dl-clip-text.h"
-#include "nn/dl-nn.h"
-#include "nn/dl-unet.h"
 #include "ops/dl-ops.h"
+#include "train/dl-optimizer.h"
+#include "train/dl-train-step.h"
+
+#include <string.h>
 
 static float *
 batch_read (DlSafetensors *batch, const char *name, int64_t expect, GError **error)
@@ -43,42 +44,10 @@ upload (DlDevice *device, const char *name, DlDType dtype, int ndim, const int64
   return g_steal_pointer (&t);
 }
 
-typedef struct {
-  char *name;
-  DlTensor *grad;
-} Trainable;
-
-static void
-trainable_free (gpointer p)
-{
-  Trainable *t = p;
-  g_free (t->name);
-  dl_tensor_unref (t->grad);
-  g_free (t);
-}
-
-static gboolean
-add_trainable (DlTape *tape, GPtrArray *list, const char *name, DlTensor *param, GError **error)
-{
-  DlTensor *g = dl_tensor_new (dl_tape_get_device (tape), name, DL_DTYPE_F32, param->ndim, param->shape, error);
-  if (!g || !dl_op_fill (dl_tape_get_recorder (tape), g, 0.0, error)) {
-    if (g)
-      dl_tensor_unref (g);
-    return FALSE;
-  }
-  dl_tape_set_param_grad (tape, param, g);
-  Trainable *t = g_new0 (Trainable, 1);
-  t->name = g_strconcat ("grad.", name, NULL);
-  t->grad = g;
-  g_ptr_array_add (list, t);
-  return TRUE;
-}
-
 gboolean
 dl_sd_grad (DlSdModel *m, DlSafetensors *batch, GHashTable *lora_tensors, DlSafetensorsWriter *out, GError **error)
 {
   g_return_val_if_fail (m != NULL && batch != NULL && out != NULL, FALSE);
-  const DlModelConfig *cfg = dl_sd_model_get_config (m);
   DlParams *params = dl_sd_model_get_params (m);
   DlDevice *device = dl_params_get_device (params);
   const char *path = dl_safetensors_get_path (batch);
@@ -124,52 +93,59 @@ dl_sd_grad (DlSdModel *m, DlSafetensors *batch, GHashTable *lora_tensors, DlSafe
     target = g_steal_pointer (&second);
   }
 
+  /* the trainable tensors as a run would hold them (gradient buffers zeroed) */
   DlRecorder *rec = dl_sd_model_get_recorder (m);
-  g_autoptr (DlTape) tape = dl_tape_new (rec, dl_sd_model_get_arena (m));
-  g_autoptr (GPtrArray) trainables = g_ptr_array_new_with_free_func (trainable_free);
+  g_autoptr (DlOptimizer) opt = dl_optimizer_new (device, 0.9, 0.999, 1e-8);
+  dl_optimizer_add_group (opt, "all", 0.0);
   if (lora_tensors) {
     g_autoptr (GList) keys = g_list_sort (g_hash_table_get_keys (lora_tensors), (GCompareFunc) strcmp);
     for (GList *k = keys; k; k = k->next)
-      if (!add_trainable (tape, trainables, k->data, g_hash_table_lookup (lora_tensors, k->data), error))
+      if (!dl_optimizer_add (opt, rec, k->data, g_hash_table_lookup (lora_tensors, k->data), 0, error))
         return FALSE;
   } else {
     g_autoptr (GPtrArray) names = dl_params_names (params);
     for (guint i = 0; i < names->len; i++) {
       const char *name = names->pdata[i];
       if (g_str_has_prefix (name, "unet.") || (ids_t && g_str_has_prefix (name, "text_encoder.")))
-        if (!add_trainable (tape, trainables, name, dl_params_lookup (params, name), error))
+        if (!dl_optimizer_add (opt, rec, name, dl_params_lookup (params, name), 0, error))
           return FALSE;
     }
   }
+  g_autoptr (DlTape) tape = dl_tape_new (rec, dl_sd_model_get_arena (m));
+  dl_optimizer_attach (opt, tape);
 
-  g_autoptr (DlTensor) context = NULL;
+  g_autoptr (DlTensor) ids_dev = NULL, context = NULL;
   if (ids_t) {
     g_autofree float *ids = batch_read (batch, "input_ids", B * 77, error);
     int64_t shape[2] = { B, 77 };
-    g_autoptr (DlTensor) ids_dev = ids ? upload (device, "input_ids", DL_DTYPE_I32, 2, shape, ids, error) : NULL;
-    context = ids_dev ? dl_clip_text_forward (params, &cfg->text_encoder, tape, ids_dev, NULL, error) : NULL;
+    if (!ids || !(ids_dev = upload (device, "input_ids", DL_DTYPE_I32, 2, shape, ids, error)))
+      return FALSE;
   } else {
     g_autofree float *c = batch_read (batch, "context", -1, error);
-    context = c ? upload (device, "context", DL_DTYPE_F32, ctx_t->ndim, ctx_t->shape, c, error) : NULL;
+    if (!c || !(context = upload (device, "context", DL_DTYPE_F32, ctx_t->ndim, ctx_t->shape, c, error)))
+      return FALSE;
   }
-  if (!context)
-    return FALSE;
   g_autoptr (DlTensor) xt = upload (device, "noisy_latents", DL_DTYPE_F32, 4, xs->shape, noisy, error);
   g_autoptr (DlTensor) tt = xt ? upload (device, "timesteps", DL_DTYPE_F32, 1, &B, t, error) : NULL;
   g_autoptr (DlTensor) yt = tt ? upload (device, "target", DL_DTYPE_F32, 4, xs->shape, target, error) : NULL;
-  g_autoptr (DlTensor) eps = yt ? dl_unet_forward (params, &cfg->unet, tape, xt, tt, context, NULL, error) : NULL;
-  g_autoptr (DlTensor) deps = NULL;
-  g_autoptr (DlTensor) loss = eps ? dl_nn_mse_loss (tape, eps, yt, NULL, 1.0f, &deps, error) : NULL;
-  if (!loss || !dl_tape_backward (tape, eps, deps, error) || !dl_recorder_finish (rec, error))
+  if (!yt)
+    return FALSE;
+  DlTrainBatch tb = {
+    .noisy = xt, .timesteps = tt, .target = yt, .input_ids = ids_dev, .context = context, .clip_skip = 1,
+    .grad_scale = 1.0f, .backward = TRUE,
+  };
+  g_autoptr (DlTensor) loss = NULL;
+  if (!dl_train_batch_run (m, tape, &tb, &loss, NULL, error))
     return FALSE;
 
   g_autofree float *lv = dl_tensor_download_f32 (loss, error);
   if (!lv || !dl_safetensors_writer_add_f32 (out, "loss", DL_ST_F32, 0, NULL, lv, error))
     return FALSE;
-  for (guint i = 0; i < trainables->len; i++) {
-    Trainable *tr = trainables->pdata[i];
-    g_autofree float *g = dl_tensor_download_f32 (tr->grad, error);
-    if (!g || !dl_safetensors_writer_add_f32 (out, tr->name, DL_ST_F32, tr->grad->ndim, tr->grad->shape, g, error))
+  for (guint i = 0; i < dl_optimizer_get_n (opt); i++) {
+    DlTensor *g = dl_optimizer_get_grad (opt, i);
+    g_autofree char *name = g_strconcat ("grad.", dl_optimizer_get_name (opt, i), NULL);
+    g_autofree float *gv = dl_tensor_download_f32 (g, error);
+    if (!gv || !dl_safetensors_writer_add_f32 (out, name, DL_ST_F32, g->ndim, g->shape, gv, error))
       return FALSE;
   }
   return TRUE;

@@ -11,22 +11,10 @@ dl_image_info_free (DlImageInfo *info)
   if (!info)
     return;
   g_free (info->content_hash);
-  g_clear_object (&info->thumbnail);
   g_free (info->format);
   g_free (info->sidecar_caption);
   g_free (info->sidecar_error);
   g_free (info);
-}
-
-static GdkTexture *
-texture_from_pixbuf (GdkPixbuf *pixbuf)
-{
-  /* GdkMemoryTexture is immutable and may be made on any thread */
-  g_autoptr (GBytes) bytes = gdk_pixbuf_read_pixel_bytes (pixbuf);
-  gboolean alpha = gdk_pixbuf_get_has_alpha (pixbuf);
-  return gdk_memory_texture_new (gdk_pixbuf_get_width (pixbuf), gdk_pixbuf_get_height (pixbuf),
-                                 alpha ? GDK_MEMORY_R8G8B8A8 : GDK_MEMORY_R8G8B8, bytes,
-                                 (gsize) gdk_pixbuf_get_rowstride (pixbuf));
 }
 
 DlImageInfo *
@@ -36,26 +24,12 @@ dl_image_decode (const char *path, gboolean read_sidecar, GCancellable *cancella
   g_autoptr (DlImageFile) file = dl_image_file_read (path, cancellable, error);
   if (!file)
     return NULL;
-  GdkPixbuf *oriented = file->pixbuf;
 
   DlImageInfo *info = g_new0 (DlImageInfo, 1);
-  info->width = gdk_pixbuf_get_width (oriented);
-  info->height = gdk_pixbuf_get_height (oriented);
+  info->width = gdk_pixbuf_get_width (file->pixbuf);
+  info->height = gdk_pixbuf_get_height (file->pixbuf);
   info->content_hash = g_steal_pointer (&file->content_hash);
   info->format = g_steal_pointer (&file->format);
-
-  double scale = MIN (1.0, (double) DL_THUMBNAIL_SIZE / MAX (info->width, info->height));
-  int tw = MAX (1, (int) (info->width * scale + 0.5)), th = MAX (1, (int) (info->height * scale + 0.5));
-  g_autoptr (GdkPixbuf) thumb = (tw == info->width && th == info->height)
-                                    ? g_object_ref (oriented)
-                                    : gdk_pixbuf_scale_simple (oriented, tw, th, GDK_INTERP_BILINEAR);
-  if (!thumb)
-    {
-      dl_image_info_free (info);
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED, "Out of memory making the thumbnail");
-      return NULL;
-    }
-  info->thumbnail = texture_from_pixbuf (thumb);
 
   if (read_sidecar)
     {

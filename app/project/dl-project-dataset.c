@@ -108,7 +108,7 @@ decode_done (GObject *source, GAsyncResult *result, gpointer user_data)
     }
   else
     {
-      dl_dataset_image_set_ready (image, info->width, info->height, info->content_hash, info->thumbnail);
+      dl_dataset_image_set_ready (image, info->width, info->height, info->content_hash);
       /* a caption written elsewhere (sd-scripts, a text editor) fills an empty one */
       if (info->sidecar_caption && *info->sidecar_caption && !*dl_dataset_image_get_caption (image))
         {

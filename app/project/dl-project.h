@@ -1,10 +1,14 @@
 /* dl-project.h: a Dreamloom project, saved as one JSON file (`*.dreamloom`).
  *
  * It holds the dataset (image paths and captions), the concept (token and class
- * word), the base model, the preview set-up and a versioned "training" section for
- * the method settings.  Image paths are absolute, so the project file can live
+ * word), the base model, the preview set-up and the training settings (typed:
+ * DlTrainSettings).  Image paths are absolute, so the project file can live
  * anywhere.  Every change is saved automatically a moment later, atomically, and
  * each caption is also kept in the image's sidecar text file.
+ *
+ * GIO, json-glib and the engine only, no GTK: `dreamloom train PROJECT` reads it
+ * headless (dl_project_read) and the window shows it.  Autosaves and the images'
+ * decoding report back through the thread-default main context.
  *
  * File format (version 1):
  *   { "format": "dreamloom-project", "version": 1,
@@ -14,13 +18,18 @@
  *                  "images": [ { "path": "/…/dog1.png", "caption": "a photo of sks dog" } ] },
  *     "previews": { "prompts": [ "…" ], "negative_prompt": "…", "templates": [ 0, 3 ],
  *                   "loras": [ { "path": "/…/dog.safetensors", "strength": 0.8 } ] },
- *     "training": { "version": 1, … } }
- * Keys a version does not know are kept as they are when it saves. */
+ *     "training": { "version": 2, "method": "lora", "steps": 1500, … } }
+ * "training" has one member per `dreamloom train` option (dl_train_settings_to_json),
+ * less those the project itself decides (DL_PROJECT_TRAIN_DERIVED).  An older file's
+ * "training" (version 1, which held no settings) or none reads as the defaults
+ * for LoRA.  Keys a version does not know, at the top and in "training", are kept
+ * as they are when it saves. */
 #pragma once
 
-#include <gtk/gtk.h>
+#include <gio/gio.h>
 
 #include "dl-dataset-image.h"
+#include "train/dl-train-settings.h"
 
 G_BEGIN_DECLS
 
@@ -28,6 +37,11 @@ G_BEGIN_DECLS
 #define DL_PROJECT_VERSION 1
 #define DL_PROJECT_EXTENSION ".dreamloom"
 #define DL_PROJECT_DEFAULT_RESOLUTION 512
+/* The version of the "training" section: 2, typed settings. */
+#define DL_PROJECT_TRAINING_VERSION 2
+/* The training options the project decides (dl_project_fill_train_settings); the
+ * "training" section does not keep them. */
+#define DL_PROJECT_TRAIN_DERIVED { "model", "images", "resolution", "placeholder", "instance-prompt", NULL }
 /* How long after a change the project is saved. */
 #define DL_PROJECT_AUTOSAVE_MS 700
 
@@ -47,6 +61,10 @@ DlProject *dl_project_load (GFile *file, GError **error);
 void dl_project_load_async (GFile *file, GCancellable *cancellable, GAsyncReadyCallback callback,
                             gpointer user_data);
 DlProject *dl_project_load_finish (GAsyncResult *result, GError **error);
+/* Read a project file without decoding its images (they stay
+ * DL_IMAGE_STATE_LOADING until dl_project_reload_images): for the headless
+ * commands, which need only the paths and captions.  Needs no main loop. */
+DlProject *dl_project_read (GFile *file, GError **error);
 
 GFile *dl_project_get_file (DlProject *self);
 /* "Save As": the project lives at `file` from now on (saved at once). */
@@ -119,6 +137,30 @@ GPtrArray *dl_project_get_loras (DlProject *self);
 void dl_project_set_loras (DlProject *self, GPtrArray *loras);
 DlProjectLora *dl_project_lora_new (const char *path, double strength);
 void dl_project_lora_free (DlProjectLora *lora);
+
+/* ---- training ---- */
+
+/* The training settings kept in the project (method, steps, learning rate…).
+ * The options in DL_PROJECT_TRAIN_DERIVED are unset in them (model, images,
+ * placeholder and instance prompt NULL, the resolution the default): a run's
+ * come from the project (dl_project_make_train_settings). */
+const DlTrainSettings *dl_project_get_train_settings (DlProject *self);
+/* Keep a copy of `settings` (less the derived options) and save it. */
+void dl_project_set_train_settings (DlProject *self, const DlTrainSettings *settings);
+/* Set the options the project decides: model = the base model (NULL when none
+ * is chosen), resolution = the dataset's, images = the project file (the images
+ * themselves are the project's list: dl_project_dup_training_images), for
+ * Textual Inversion the concept token as the placeholder, the expanded caption
+ * template as the caption of images without one, and, when unset, out =
+ * <project folder>/<title>-<method>.safetensors.  Relative out and run-dir
+ * paths are taken from the project file's folder. */
+void dl_project_fill_train_settings (DlProject *self, DlTrainSettings *settings);
+/* A copy of the kept settings, filled in (dl_project_fill_train_settings). */
+DlTrainSettings *dl_project_make_train_settings (DlProject *self);
+/* The images to train on, in the dataset's order: their paths and captions (""
+ * for none), two NULL-terminated lists of the same length.  An empty dataset or
+ * missing files (named, up to a few) fail with one line. */
+gboolean dl_project_dup_training_images (DlProject *self, GStrv *paths, GStrv *captions, GError **error);
 
 /* ---- saving ---- */
 

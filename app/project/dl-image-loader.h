@@ -1,21 +1,17 @@
 /* dl-image-loader.h: decode dataset images on worker threads.
  *
  * A few threads at most (decoding a folder of 24-megapixel photos all at once would
- * take gigabytes), each job reading the file once for its content hash, its size
- * after EXIF orientation and a thumbnail. */
+ * take gigabytes), each job reading the file once for its content hash and its size
+ * after EXIF orientation (and checking that it is a whole, usable picture). */
 #pragma once
 
-#include <gtk/gtk.h>
+#include <gio/gio.h>
 
 G_BEGIN_DECLS
-
-/* The longest side of a thumbnail, in pixels (enough for the grid on a 2x screen). */
-#define DL_THUMBNAIL_SIZE 320
 
 typedef struct {
   int width, height;     /* after EXIF orientation */
   char *content_hash;    /* SHA-256 of the file, hex */
-  GdkTexture *thumbnail; /* fits DL_THUMBNAIL_SIZE */
   char *format;          /* "png", "jpeg", "webp" */
   gboolean has_sidecar;
   char *sidecar_caption; /* when asked for and present */

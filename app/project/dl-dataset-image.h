@@ -1,17 +1,18 @@
-/* dl-dataset-image.h: one picture of a project's dataset, as the grid shows it.
+/* dl-dataset-image.h: one picture of a project's dataset.
  *
- * The file, its caption and, once a worker thread has decoded it, its size, content
- * hash and thumbnail.  The project works out the warnings (too small, duplicate)
- * because they depend on the other images and on the training resolution. */
+ * The file, its caption and, once a worker thread has decoded it, its size and
+ * content hash.  The project works out the warnings (too small, duplicate)
+ * because they depend on the other images and on the training resolution.  No
+ * pixels: the window makes its own thumbnails (dl-thumbnail.h). */
 #pragma once
 
-#include <gtk/gtk.h>
+#include <gio/gio.h>
 
 G_BEGIN_DECLS
 
 typedef enum {
   DL_IMAGE_STATE_LOADING,    /* queued or being decoded */
-  DL_IMAGE_STATE_READY,      /* decoded; size, hash and thumbnail are set */
+  DL_IMAGE_STATE_READY,      /* decoded; size and hash are set */
   DL_IMAGE_STATE_UNREADABLE, /* the file is there but is not a usable image: see error */
   DL_IMAGE_STATE_MISSING,    /* no file at that path (moved or deleted) */
 } DlImageState;
@@ -37,7 +38,6 @@ int dl_dataset_image_get_width (DlDatasetImage *self);
 int dl_dataset_image_get_height (DlDatasetImage *self);
 /* SHA-256 of the file's bytes, hex; NULL until decoded. */
 const char *dl_dataset_image_get_content_hash (DlDatasetImage *self);
-GdkTexture *dl_dataset_image_get_thumbnail (DlDatasetImage *self);
 
 gboolean dl_dataset_image_get_too_small (DlDatasetImage *self);
 /* The display name of the earlier image with the same content; NULL if unique. */
@@ -49,9 +49,8 @@ const char *dl_dataset_image_get_warning (DlDatasetImage *self);
 /* ---- for DlProject and the loader ---- */
 
 void dl_dataset_image_set_loading (DlDatasetImage *self);
-/* Takes the results of a decode: size (after EXIF orientation), hash, thumbnail. */
-void dl_dataset_image_set_ready (DlDatasetImage *self, int width, int height, const char *content_hash,
-                                 GdkTexture *thumbnail);
+/* Takes the results of a decode: size (after EXIF orientation) and hash. */
+void dl_dataset_image_set_ready (DlDatasetImage *self, int width, int height, const char *content_hash);
 void dl_dataset_image_set_failed (DlDatasetImage *self, DlImageState state, const char *error);
 /* `resolution` is the training resolution (the shorter side must reach it). */
 void dl_dataset_image_set_warnings (DlDatasetImage *self, int resolution, const char *duplicate_of);

@@ -1,7 +1,8 @@
 /* dl-project-private.h: DlProject internals shared by the dl-project*.c files
  * (state, properties and setters in dl-project.c, the dataset in dl-project-dataset.c,
  * the file format in dl-project-json.c, saving and caption sidecars in
- * dl-project-save.c).  Not installed; nothing else includes it. */
+ * dl-project-save.c, the training settings in dl-project-train.c).  Not
+ * installed; nothing else includes it. */
 #pragma once
 
 #include <json-glib/json-glib.h>
@@ -27,7 +28,8 @@ struct _DlProject {
   char *negative_prompt;
   GArray *templates; /* guint */
   GPtrArray *loras;  /* DlProjectLora */
-  JsonObject *training;
+  DlTrainSettings *train_settings; /* less DL_PROJECT_TRAIN_DERIVED */
+  JsonObject *training_unknown;    /* members of "training" this version does not know, or NULL */
   JsonObject *unknown; /* top-level keys this version does not know */
 
   /* the last removal, for undo */
@@ -79,5 +81,8 @@ void dl_project_caption_changed (DlDatasetImage *image, GParamSpec *pspec, DlPro
  * image into the project's bookkeeping before it goes into the list. */
 void dl_project_recount (DlProject *self);
 void dl_project_track_image (DlProject *self, DlDatasetImage *image);
+
+/* dl-project-train.c: unset the options the project decides (keeping them). */
+void dl_project_clear_train_derived (DlTrainSettings *settings);
 
 G_END_DECLS

@@ -1,0 +1,19 @@
+/* dl-json-write.h: JSON text from a json-glib tree, numbers written so that they
+ * read back exactly and are valid JSON.  (json-glib 1.6's generator appends
+ * ".0" to every double printed without a decimal point, exponents included:
+ * 1e-05 comes out as "1e-05.0", which no parser accepts — learning rates are
+ * such numbers.) */
+#pragma once
+
+#include <json-glib/json-glib.h>
+
+G_BEGIN_DECLS
+
+/* `pretty`: two-space indentation, one member per line. */
+char *dl_json_write (JsonNode *node, gboolean pretty, gsize *length);
+
+/* A double as JSON: the shortest text that reads back to it ("0.0001", "1e-05",
+ * "2.0", Python's repr); JSON has no NaN or infinity: those become null. */
+void dl_json_append_double (GString *out, double v);
+
+G_END_DECLS
