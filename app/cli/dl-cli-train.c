@@ -436,6 +436,14 @@ dl_cli_train (int argc, char **argv)
   }
   if (!trainer)
     return dl_cli_fail ("train", error);
+  /* a project's run resumed by its folder: the images and captions are the project's */
+  const char *run_images = dl_trainer_get_settings (trainer)->images;
+  if (!image_paths && run_images && g_str_has_suffix (run_images, ".dreamloom")) {
+    g_autoptr (GFile) file = g_file_new_for_path (run_images);
+    g_autoptr (DlProject) project = dl_project_read (file, &error);
+    if (!project || !dl_project_dup_training_images (project, &image_paths, &image_captions, &error))
+      return dl_cli_fail ("train", error);
+  }
   if (image_paths)
     dl_trainer_set_images (trainer, (const char *const *) image_paths, (const char *const *) image_captions,
                            g_strv_length (image_paths));

@@ -832,6 +832,14 @@ dl_checkpoint_read_f32 (DlCheckpoint *ck, const char *name, int64_t *numel, GErr
   return out;
 }
 
+const DlStTensor *
+dl_checkpoint_get_stored (DlCheckpoint *ck, const char *name)
+{
+  g_return_val_if_fail (ck != NULL && name != NULL, NULL);
+  const Mapped *m = dl_checkpoint_find (ck, name) ? g_hash_table_lookup (ck->mapped, name) : NULL;
+  return m ? m->t : NULL;
+}
+
 DlTensor *
 dl_checkpoint_upload (DlCheckpoint *ck, const char *name, DlDevice *device, DlDType dtype, GError **error)
 {

@@ -66,6 +66,10 @@ const DlCheckpointParam *dl_checkpoint_find (DlCheckpoint *ckpt, const char *nam
 
 /* The parameter as floats (g_free), in the internal shape. */
 float *dl_checkpoint_read_f32 (DlCheckpoint *ckpt, const char *name, int64_t *numel, GError **error);
+/* The parameter as stored: the file's dtype, shape and bytes (valid while ckpt
+ * is open); NULL when there is no such parameter.  For copying tensors
+ * unchanged. */
+const DlStTensor *dl_checkpoint_get_stored (DlCheckpoint *ckpt, const char *name);
 /* The parameter on the device as `dtype`, in the internal shape, named by its
  * internal name. */
 DlTensor *dl_checkpoint_upload (DlCheckpoint *ckpt, const char *name, DlDevice *device, DlDType dtype,

@@ -13,7 +13,11 @@ typedef struct {
   DlStDType dtype;
   int ndim;
   int64_t shape[DL_ST_MAX_DIMS];
-  GBytes *data;
+  guint64 nbytes;
+  GBytes *data;       /* NULL for a deferred tensor: */
+  DlStFillFunc fill;  /* called for the bytes each time they are needed */
+  gpointer fill_data;
+  GDestroyNotify fill_destroy;
 } Entry;
 
 struct _DlSafetensorsWriter {
@@ -26,7 +30,9 @@ static void
 entry_free (Entry *e)
 {
   g_free (e->name);
-  g_bytes_unref (e->data);
+  g_clear_pointer (&e->data, g_bytes_unref);
+  if (e->fill_destroy)
+    e->fill_destroy (e->fill_data);
   g_free (e);
 }
 
@@ -51,6 +57,64 @@ dl_safetensors_writer_free (DlSafetensorsWriter *w)
   g_free (w);
 }
 
+/* A new entry for a valid name and shape whose size is nbytes (G_MAXUINT64:
+ * whatever the shape needs), or NULL with *error set. */
+static Entry *
+new_entry (DlSafetensorsWriter *w, const char *name, DlStDType dtype, int ndim, const int64_t *shape,
+           guint64 nbytes, GError **error)
+{
+  if (!g_utf8_validate (name, -1, NULL) || strcmp (name, "__metadata__") == 0)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "Cannot store a tensor named “%s” in safetensors",
+                   g_utf8_validate (name, -1, NULL) ? name : "(invalid UTF-8)");
+      return NULL;
+    }
+  if (g_hash_table_contains (w->names, name))
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "Tensor “%s” is added twice", name);
+      return NULL;
+    }
+  if (ndim < 0 || ndim > DL_ST_MAX_DIMS)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "Tensor “%s”: %d dimensions (0 to %d allowed)", name,
+                   ndim, DL_ST_MAX_DIMS);
+      return NULL;
+    }
+  guint64 numel = 1, bits;
+  for (int i = 0; i < ndim; i++)
+    if (shape[i] < 0 || __builtin_mul_overflow (numel, (guint64) shape[i], &numel))
+      {
+        g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "Tensor “%s”: invalid shape", name);
+        return NULL;
+      }
+  if (__builtin_mul_overflow (numel, (guint64) dl_st_dtype_bits (dtype), &bits) || bits % 8 != 0
+      || bits / 8 > G_MAXSIZE || (nbytes != G_MAXUINT64 && bits / 8 != nbytes))
+    {
+      if (nbytes == G_MAXUINT64)
+        g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "Tensor “%s”: %" G_GUINT64_FORMAT " elements of %s "
+                     "do not fill whole bytes", name, numel, dl_st_dtype_name (dtype));
+      else
+        g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "Tensor “%s”: %" G_GUINT64_FORMAT " bytes given for "
+                     "%" G_GUINT64_FORMAT " elements of %s", name, nbytes, numel, dl_st_dtype_name (dtype));
+      return NULL;
+    }
+  Entry *e = g_new0 (Entry, 1);
+  e->name = g_strdup (name);
+  e->dtype = dtype;
+  e->ndim = ndim;
+  if (ndim > 0)
+    memcpy (e->shape, shape, sizeof (int64_t) * ndim);
+  e->nbytes = bits / 8;
+  return e;
+}
+
+static void
+add_entry (DlSafetensorsWriter *w, Entry *e)
+{
+  g_ptr_array_add (w->entries, e);
+  g_hash_table_add (w->names, e->name);
+}
+
 gboolean
 dl_safetensors_writer_add_bytes (DlSafetensorsWriter *w, const char *name, DlStDType dtype, int ndim,
                                  const int64_t *shape, GBytes *data, GError **error)
@@ -61,49 +125,72 @@ dl_safetensors_writer_add_bytes (DlSafetensorsWriter *w, const char *name, DlStD
   g_return_val_if_fail (ndim == 0 || shape != NULL, FALSE);
   g_return_val_if_fail (data != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
-
-  if (!g_utf8_validate (name, -1, NULL) || strcmp (name, "__metadata__") == 0)
-    {
-      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "Cannot store a tensor named “%s” in safetensors",
-                   g_utf8_validate (name, -1, NULL) ? name : "(invalid UTF-8)");
-      return FALSE;
-    }
-  if (g_hash_table_contains (w->names, name))
-    {
-      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "Tensor “%s” is added twice", name);
-      return FALSE;
-    }
-  if (ndim < 0 || ndim > DL_ST_MAX_DIMS)
-    {
-      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "Tensor “%s”: %d dimensions (0 to %d allowed)", name,
-                   ndim, DL_ST_MAX_DIMS);
-      return FALSE;
-    }
-  guint64 numel = 1, bits;
-  for (int i = 0; i < ndim; i++)
-    if (shape[i] < 0 || __builtin_mul_overflow (numel, (guint64) shape[i], &numel))
-      {
-        g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "Tensor “%s”: invalid shape", name);
-        return FALSE;
-      }
-  if (__builtin_mul_overflow (numel, (guint64) dl_st_dtype_bits (dtype), &bits) || bits % 8 != 0
-      || bits / 8 != g_bytes_get_size (data))
-    {
-      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "Tensor “%s”: %" G_GSIZE_FORMAT " bytes given for "
-                   "%" G_GUINT64_FORMAT " elements of %s", name, g_bytes_get_size (data), numel,
-                   dl_st_dtype_name (dtype));
-      return FALSE;
-    }
-  Entry *e = g_new0 (Entry, 1);
-  e->name = g_strdup (name);
-  e->dtype = dtype;
-  e->ndim = ndim;
-  if (ndim > 0)
-    memcpy (e->shape, shape, sizeof (int64_t) * ndim);
+  Entry *e = new_entry (w, name, dtype, ndim, shape, g_bytes_get_size (data), error);
+  if (!e)
+    return FALSE;
   e->data = g_bytes_ref (data);
-  g_ptr_array_add (w->entries, e);
-  g_hash_table_add (w->names, e->name);
+  add_entry (w, e);
   return TRUE;
+}
+
+gboolean
+dl_safetensors_writer_add_deferred (DlSafetensorsWriter *w, const char *name, DlStDType dtype, int ndim,
+                                    const int64_t *shape, DlStFillFunc fill, gpointer user_data,
+                                    GDestroyNotify destroy, GError **error)
+{
+  g_return_val_if_fail (w != NULL, FALSE);
+  g_return_val_if_fail (name != NULL, FALSE);
+  g_return_val_if_fail (dtype < DL_ST_N_DTYPES, FALSE);
+  g_return_val_if_fail (ndim == 0 || shape != NULL, FALSE);
+  g_return_val_if_fail (fill != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+  Entry *e = new_entry (w, name, dtype, ndim, shape, G_MAXUINT64, error);
+  if (!e)
+    {
+      if (destroy)
+        destroy (user_data);
+      return FALSE;
+    }
+  e->fill = fill;
+  e->fill_data = user_data;
+  e->fill_destroy = destroy;
+  add_entry (w, e);
+  return TRUE;
+}
+
+/* The bytes of an entry: its GBytes, or what its fill function puts into
+ * *scratch (grown as needed; g_free it).  NULL with *error set when the fill
+ * function fails or the buffer cannot be had. */
+static const guint8 *
+entry_bytes (const Entry *e, guint8 **scratch, gsize *scratch_len, GError **error)
+{
+  if (e->data)
+    return g_bytes_get_data (e->data, NULL);
+  if (e->nbytes == 0)
+    return (const guint8 *) "";
+  if (*scratch_len < e->nbytes)
+    {
+      g_free (*scratch);
+      *scratch_len = 0;
+      *scratch = g_try_malloc ((gsize) e->nbytes);
+      if (!*scratch)
+        {
+          g_set_error (error, DL_ERROR, DL_ERROR_OUT_OF_HOST_MEMORY, "Out of memory for tensor “%s” (%"
+                       G_GUINT64_FORMAT " bytes)", e->name, e->nbytes);
+          return NULL;
+        }
+      *scratch_len = (gsize) e->nbytes;
+    }
+  g_autoptr (GError) local = NULL;
+  if (!e->fill (*scratch, (gsize) e->nbytes, e->fill_data, &local))
+    {
+      if (local)
+        g_propagate_error (error, g_steal_pointer (&local));
+      else
+        g_set_error (error, DL_ERROR, DL_ERROR_FAILED, "Tensor “%s”: no data", e->name);
+      return NULL;
+    }
+  return *scratch;
 }
 
 gboolean
@@ -243,7 +330,7 @@ build_header (DlSafetensorsWriter *w, GHashTable *metadata, gboolean force_table
       g_string_append_printf (s, ":{\"dtype\":\"%s\",\"shape\":[", dl_st_dtype_name (e->dtype));
       for (int d = 0; d < e->ndim; d++)
         g_string_append_printf (s, "%s%" G_GINT64_FORMAT, d ? "," : "", e->shape[d]);
-      guint64 end = offset + g_bytes_get_size (e->data);
+      guint64 end = offset + e->nbytes;
       g_string_append_printf (s, "],\"data_offsets\":[%" G_GUINT64_FORMAT ",%" G_GUINT64_FORMAT "]}", offset, end);
       offset = end;
     }
@@ -266,12 +353,13 @@ dl_safetensors_writer_write (DlSafetensorsWriter *w, const char *path, GError **
     return FALSE;
   if (!dl_atomic_file_write (f, &n, 8, error) || !dl_atomic_file_write (f, header->str, header->len, error))
     return FALSE;
+  g_autofree guint8 *scratch = NULL;
+  gsize scratch_len = 0;
   for (guint i = 0; i < w->entries->len; i++)
     {
       Entry *e = w->entries->pdata[i];
-      gsize len;
-      const void *data = g_bytes_get_data (e->data, &len);
-      if (len > 0 && !dl_atomic_file_write (f, data, len, error))
+      const guint8 *data = entry_bytes (e, &scratch, &scratch_len, error);
+      if (!data || (e->nbytes > 0 && !dl_atomic_file_write (f, data, (gsize) e->nbytes, error)))
         return FALSE;
     }
   return dl_atomic_file_commit (g_steal_pointer (&f), error);
@@ -283,13 +371,16 @@ dl_safetensors_writer_data_sha256 (DlSafetensorsWriter *w)
   g_return_val_if_fail (w != NULL, NULL);
   g_ptr_array_sort (w->entries, layout_order);
   g_autoptr (GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
+  g_autofree guint8 *scratch = NULL;
+  gsize scratch_len = 0;
   for (guint i = 0; i < w->entries->len; i++)
     {
       Entry *e = w->entries->pdata[i];
-      gsize len;
-      const guchar *data = g_bytes_get_data (e->data, &len);
-      if (len > 0)
-        g_checksum_update (sum, data, (gssize) len);
+      const guint8 *data = entry_bytes (e, &scratch, &scratch_len, NULL);
+      if (!data)
+        return NULL;
+      if (e->nbytes > 0)
+        g_checksum_update (sum, data, (gssize) e->nbytes);
     }
   return g_strdup (g_checksum_get_string (sum));
 }
@@ -314,13 +405,19 @@ dl_safetensors_writer_range_sha256 (DlSafetensorsWriter *w, GHashTable *metadata
   checksum_clipped (sum, (const guchar *) &n, 0, 8, offset, hi);
   checksum_clipped (sum, (const guchar *) header->str, 8, header->len, offset, hi);
   guint64 pos = 8 + header->len;
+  g_autofree guint8 *scratch = NULL;
+  gsize scratch_len = 0;
   for (guint i = 0; i < w->entries->len && pos < hi; i++)
     {
       Entry *e = w->entries->pdata[i];
-      gsize len;
-      const guchar *data = g_bytes_get_data (e->data, &len);
-      checksum_clipped (sum, data, pos, len, offset, hi);
-      pos += len;
+      if (pos + e->nbytes > offset)
+        {
+          const guint8 *data = entry_bytes (e, &scratch, &scratch_len, NULL);
+          if (!data)
+            return NULL;
+          checksum_clipped (sum, data, pos, e->nbytes, offset, hi);
+        }
+      pos += e->nbytes;
     }
   return g_strdup (g_checksum_get_string (sum));
 }

@@ -115,6 +115,17 @@ gboolean dl_safetensors_writer_add (DlSafetensorsWriter *w, const char *name, Dl
 /* The same without a copy: holds a reference to `data`. */
 gboolean dl_safetensors_writer_add_bytes (DlSafetensorsWriter *w, const char *name, DlStDType dtype, int ndim,
                                           const int64_t *shape, GBytes *data, GError **error);
+/* Fills `out` with a deferred tensor's `nbytes` bytes, as stored; FALSE (with
+ * *error set) stops the write. */
+typedef gboolean (*DlStFillFunc) (gpointer out, gsize nbytes, gpointer user_data, GError **error);
+/* The same without holding the data: `fill` is called for it each time it is
+ * needed (once per write, and by the sha256 functions), in layout order, one
+ * tensor at a time into a buffer the writer owns, so a file of several GB is
+ * written without being held in memory.  `destroy` (may be NULL) frees
+ * user_data with the writer (or at once when this fails). */
+gboolean dl_safetensors_writer_add_deferred (DlSafetensorsWriter *w, const char *name, DlStDType dtype, int ndim,
+                                             const int64_t *shape, DlStFillFunc fill, gpointer user_data,
+                                             GDestroyNotify destroy, GError **error);
 /* Convenience: float data stored as `dtype` (F32, F16 or BF16). */
 gboolean dl_safetensors_writer_add_f32 (DlSafetensorsWriter *w, const char *name, DlStDType dtype, int ndim,
                                         const int64_t *shape, const float *data, GError **error);
@@ -122,11 +133,13 @@ void dl_safetensors_writer_set_metadata (DlSafetensorsWriter *w, const char *key
 /* Write atomically (temporary file in the same directory, then rename), laid out
  * as the reference writer does: JSON starting with {" and padded with spaces to a
  * multiple of 8, __metadata__ first, tensors ordered by dtype alignment
- * (descending) then name. */
+ * (descending) then name.  On any failure (a fill function's included) `path`
+ * is left as it was. */
 gboolean dl_safetensors_writer_write (DlSafetensorsWriter *w, const char *path, GError **error);
 /* sha256 (64 lowercase hex digits) of the byte buffer after the header, laid
  * out as dl_safetensors_writer_write writes it; it does not depend on the
- * metadata (kohya's "sshs_model_hash"). */
+ * metadata (kohya's "sshs_model_hash").  NULL when a deferred tensor's fill
+ * function fails (also for range_sha256). */
 char *dl_safetensors_writer_data_sha256 (DlSafetensorsWriter *w);
 /* sha256 (hex) of bytes [offset, offset + length) of the file that
  * dl_safetensors_writer_write would write, clipped to its end (an empty range

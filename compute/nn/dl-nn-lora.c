@@ -401,7 +401,7 @@ add_adapter (DlTape *tape, Saved *s, SavedAdapter *a, DlTensor *y, GError **erro
       return NULL;
   } else {
     DlConv2dParams p = DL_CONV2D_PARAMS (s->stride, s->padding);
-    /* in place: each element scales itself */
+    /* the scaling in place: each element reads and writes only itself */
     if (!dl_op_conv2d (rec, h, x, a->down, NULL, &p, error) ||
         (a->scale != 1.0f && !dl_op_scale (rec, h, h, a->scale, error)))
       return NULL;
@@ -447,8 +447,8 @@ dl_nn_lora_linear (DlTape *tape, DlTensor *x, DlTensor *w, DlTensor *b, const Dl
   for (guint i = 0; i < n_adapters; i++) {
     DlTensor *down = adapters[i].down, *up = adapters[i].up;
     g_return_val_if_fail (down && up, NULL);
-    if (down->ndim != 2 || down->shape[1] != w->shape[1] || up->ndim != 2 || up->shape[0] != w->shape[0] ||
-        up->shape[1] != down->shape[0]) {
+    if (down->ndim != 2 || down->shape[0] < 1 || down->shape[1] != w->shape[1] || up->ndim != 2 ||
+        up->shape[0] != w->shape[0] || up->shape[1] != down->shape[0]) {
       misfit (&adapters[i], i, w, error);
       return NULL;
     }
@@ -480,7 +480,7 @@ dl_nn_lora_conv2d (DlTape *tape, DlTensor *x, DlTensor *w, DlTensor *b, int stri
     DlTensor *down = adapters[i].down, *up = adapters[i].up;
     g_return_val_if_fail (down && up, NULL);
     int64_t r = down->ndim == 4 ? down->shape[0] : 0;
-    if (down->ndim != 4 || down->shape[1] != x->shape[1] || up->shape[0] != w->shape[0] ||
+    if (down->ndim != 4 || r < 1 || down->shape[1] != x->shape[1] || up->shape[0] != w->shape[0] ||
         dl_tensor_numel (up) != w->shape[0] * r ||
         dl_conv2d_out_size (x->shape[2], down->shape[2], &p) != shape[2] ||
         dl_conv2d_out_size (x->shape[3], down->shape[3], &p) != shape[3]) {

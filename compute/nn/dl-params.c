@@ -6,6 +6,7 @@
 #include <stdarg.h>
 
 #include "dl-error.h"
+#include "nn/dl-hypernetwork.h"
 #include "nn/dl-nn-lora.h"
 #include "nn/dl-nn.h"
 #include "ops/dl-ops.h"
@@ -16,6 +17,7 @@ struct _DlParams {
   GHashTable *adapters; /* module name -> GArray of DlLoraAdapter */
   DlTensor *added_tokens;
   int64_t added_base;
+  GArray *hypernetworks; /* AttachedHypernetwork, NULL until one is attached */
 };
 
 static void
@@ -45,6 +47,7 @@ dl_params_free (DlParams *p)
   g_hash_table_unref (p->adapters);
   g_hash_table_unref (p->tensors);
   g_clear_pointer (&p->added_tokens, dl_tensor_unref);
+  g_clear_pointer (&p->hypernetworks, g_array_unref);
   g_free (p);
 }
 
@@ -262,4 +265,52 @@ dl_params_layer_norm (DlParams *p, DlTape *tape, DlTensor *x, const char *name, 
   DlTensor *g = dl_params_getf (p, error, "%s.weight", name);
   DlTensor *b = g ? dl_params_getf (p, error, "%s.bias", name) : NULL;
   return b ? dl_nn_layer_norm (tape, x, g, b, eps, error) : NULL;
+}
+
+/* ---- hypernetworks ---- */
+
+typedef struct {
+  DlHypernetwork *hn;
+  float strength;
+} AttachedHypernetwork;
+
+static void
+attached_hypernetwork_clear (gpointer p)
+{
+  g_clear_pointer (&((AttachedHypernetwork *) p)->hn, dl_hypernetwork_unref);
+}
+
+void
+dl_params_add_hypernetwork (DlParams *p, DlHypernetwork *hn, float strength)
+{
+  g_return_if_fail (p != NULL && hn != NULL);
+  if (!p->hypernetworks) {
+    p->hypernetworks = g_array_new (FALSE, TRUE, sizeof (AttachedHypernetwork));
+    g_array_set_clear_func (p->hypernetworks, attached_hypernetwork_clear);
+  }
+  AttachedHypernetwork a = { dl_hypernetwork_ref (hn), strength };
+  g_array_append_val (p->hypernetworks, a);
+}
+
+void
+dl_params_clear_hypernetworks (DlParams *p)
+{
+  g_return_if_fail (p != NULL);
+  g_clear_pointer (&p->hypernetworks, g_array_unref);
+}
+
+guint
+dl_params_n_hypernetworks (DlParams *p)
+{
+  return p->hypernetworks ? p->hypernetworks->len : 0;
+}
+
+DlHypernetwork *
+dl_params_get_hypernetwork (DlParams *p, guint index, float *strength)
+{
+  g_return_val_if_fail (p != NULL && index < dl_params_n_hypernetworks (p), NULL);
+  const AttachedHypernetwork *a = &g_array_index (p->hypernetworks, AttachedHypernetwork, index);
+  if (strength)
+    *strength = a->strength;
+  return a->hn;
 }

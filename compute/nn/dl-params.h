@@ -1,6 +1,7 @@
 /* dl-params.h: a model's parameters on the device, by internal name
  * (`unet.<diffusers key>`, `vae.<...>`, `text_encoder.<...>`), plus the
- * low-rank adapters (LoRA) attached to its modules at run time.
+ * low-rank adapters (LoRA) attached to its modules at run time, and the
+ * hypernetworks attached to its attentions.
  *
  * Models never index tensors directly: they ask for a module's weight by name,
  * and run every Linear/Conv through dl_params_linear/dl_params_conv2d, the one
@@ -74,5 +75,18 @@ DlTensor *dl_params_conv2d (DlParams *p, DlTape *tape, DlTensor *x, const char *
 
 /* LayerNorm module `name` (its `.weight` and `.bias`) over the last dimension. */
 DlTensor *dl_params_layer_norm (DlParams *p, DlTape *tape, DlTensor *x, const char *name, float eps, GError **error);
+
+/* ---- hypernetworks (A1111) ---- */
+
+typedef struct _DlHypernetwork DlHypernetwork; /* nn/dl-hypernetwork.h */
+
+/* Attach `hn` (a reference is taken) with a strength: every UNet attention
+ * applies the attached hypernetworks, in the order attached, to the input of its
+ * key and value projections (dl_hypernetwork_apply).  None attached costs
+ * nothing. */
+void dl_params_add_hypernetwork (DlParams *p, DlHypernetwork *hn, float strength);
+void dl_params_clear_hypernetworks (DlParams *p);
+guint dl_params_n_hypernetworks (DlParams *p);
+DlHypernetwork *dl_params_get_hypernetwork (DlParams *p, guint index, float *strength);
 
 G_END_DECLS

@@ -4,6 +4,7 @@
 #include "nn/dl-sd-blocks.h"
 
 #include "dl-error.h"
+#include "nn/dl-hypernetwork.h"
 #include "nn/dl-nn.h"
 
 typedef struct {
@@ -111,18 +112,25 @@ dl_sd_resnet (DlParams *p, DlTape *tape, const char *prefix, DlTensor *x, DlTens
 
 /* ---- spatial transformer ---- */
 
+/* Attention `prefix`; `hypernetworks`: the attached hypernetworks apply to the
+ * input of to_k and to_v (the UNet's attentions, A1111's CrossAttention; not the
+ * VAE's). */
 static DlTensor *
 attention (DlParams *p, DlTape *tape, const char *prefix, DlTensor *x, DlTensor *context, int n_heads,
-           GError **error)
+           gboolean hypernetworks, GError **error)
 {
   g_autofree char *qn = g_strconcat (prefix, ".to_q", NULL);
   g_autofree char *kn = g_strconcat (prefix, ".to_k", NULL);
   g_autofree char *vn = g_strconcat (prefix, ".to_v", NULL);
   g_autofree char *on = g_strconcat (prefix, ".to_out.0", NULL);
   DlTensor *kv_in = context ? context : x;
+  g_autoptr (DlTensor) k_in = NULL, v_in = NULL;
+  if (hypernetworks && dl_params_n_hypernetworks (p) &&
+      !dl_hypernetwork_apply (p, tape, prefix, kv_in, &k_in, &v_in, error))
+    return NULL;
   g_autoptr (DlTensor) q = dl_params_linear (p, tape, x, qn, error);
-  g_autoptr (DlTensor) k = q ? dl_params_linear (p, tape, kv_in, kn, error) : NULL;
-  g_autoptr (DlTensor) v = k ? dl_params_linear (p, tape, kv_in, vn, error) : NULL;
+  g_autoptr (DlTensor) k = q ? dl_params_linear (p, tape, k_in ? k_in : kv_in, kn, error) : NULL;
+  g_autoptr (DlTensor) v = k ? dl_params_linear (p, tape, v_in ? v_in : kv_in, vn, error) : NULL;
   g_autoptr (DlTensor) a = v ? dl_nn_attention (tape, q, k, v, n_heads, FALSE, error) : NULL;
   return a ? dl_params_linear (p, tape, a, on, error) : NULL;
 }
@@ -140,10 +148,10 @@ basic_transformer_block (DlParams *p, DlTape *tape, const char *prefix, DlTensor
   g_autofree char *ff2 = g_strconcat (prefix, ".ff.net.2", NULL);
 
   g_autoptr (DlTensor) n1 = layer_norm (p, tape, ln1, t, error);
-  g_autoptr (DlTensor) s1 = n1 ? attention (p, tape, a1, n1, NULL, n_heads, error) : NULL;
+  g_autoptr (DlTensor) s1 = n1 ? attention (p, tape, a1, n1, NULL, n_heads, TRUE, error) : NULL;
   g_autoptr (DlTensor) t1 = s1 ? dl_nn_add (tape, t, s1, error) : NULL;
   g_autoptr (DlTensor) n2 = t1 ? layer_norm (p, tape, ln2, t1, error) : NULL;
-  g_autoptr (DlTensor) s2 = n2 ? attention (p, tape, a2, n2, context, n_heads, error) : NULL;
+  g_autoptr (DlTensor) s2 = n2 ? attention (p, tape, a2, n2, context, n_heads, TRUE, error) : NULL;
   g_autoptr (DlTensor) t2 = s2 ? dl_nn_add (tape, t1, s2, error) : NULL;
   g_autoptr (DlTensor) n3 = t2 ? layer_norm (p, tape, ln3, t2, error) : NULL;
   g_autoptr (DlTensor) f0 = n3 ? dl_params_linear (p, tape, n3, ff0, error) : NULL;
@@ -220,7 +228,7 @@ dl_sd_vae_attention (DlParams *p, DlTape *tape, const char *prefix, DlTensor *x,
   g_autofree char *gn = g_strconcat (prefix, ".group_norm", NULL);
   g_autoptr (DlTensor) h = dl_sd_group_norm (p, tape, gn, x, groups, eps, FALSE, error);
   g_autoptr (DlTensor) t = h ? dl_nn_nchw_to_tokens (tape, h, error) : NULL;
-  g_autoptr (DlTensor) a = t ? attention (p, tape, prefix, t, NULL, 1, error) : NULL;
+  g_autoptr (DlTensor) a = t ? attention (p, tape, prefix, t, NULL, 1, FALSE, error) : NULL;
   g_autoptr (DlTensor) o = a ? dl_nn_tokens_to_nchw (tape, a, H, W, error) : NULL;
   return o ? dl_nn_add (tape, o, x, error) : NULL;
 }

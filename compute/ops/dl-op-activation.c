@@ -30,7 +30,7 @@ check_same (const char *op, DlTensor *a, DlTensor *b, GError **error)
 static gboolean
 check_act (const char *op, DlActivation act, GError **error)
 {
-  if ((int) act >= (int) DL_ACT_SILU && (int) act <= (int) DL_ACT_QUICK_GELU)
+  if ((int) act >= (int) DL_ACT_SILU && (int) act < (int) DL_ACT_COUNT)
     return TRUE;
   g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "%s: unknown activation %d", op, (int) act);
   return FALSE;

@@ -9,6 +9,7 @@
 #include "ops/dl-op-embedding.h"
 #include "ops/dl-op-loss.h"
 #include "ops/dl-op-adamw.h"
+#include "ops/dl-op-adamw8bit.h"
 #include "ops/dl-op-reduce.h"
 #include "ops/dl-op-conv2d.h"
 #include "ops/dl-op-linear.h"

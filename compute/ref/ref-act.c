@@ -8,10 +8,18 @@
 #define TANH_CUBIC 0.044715
 #define QUICK_K 1.702
 
+#define LEAKY_SLOPE 0.01
+
 static double
 sigmoid (double z)
 {
   return 1.0 / (1.0 + exp (-z));
+}
+
+static double
+softplus (double x)
+{
+  return fmax (x, 0.0) + log1p (exp (-fabs (x)));
 }
 
 double
@@ -27,6 +35,22 @@ ref_act_value (int act, double x)
       return 0.5 * x * (1.0 + tanh (SQRT_2_PI * (x + TANH_CUBIC * x * x * x)));
     case REF_ACT_QUICK_GELU:
       return x * sigmoid (QUICK_K * x);
+    case REF_ACT_RELU:
+      return x > 0 ? x : 0.0;
+    case REF_ACT_LEAKY_RELU:
+      return x > 0 ? x : LEAKY_SLOPE * x;
+    case REF_ACT_ELU:
+      return x > 0 ? x : expm1 (x);
+    case REF_ACT_HARDSWISH:
+      return x * fmin (fmax (x + 3.0, 0.0), 6.0) / 6.0;
+    case REF_ACT_TANH:
+      return tanh (x);
+    case REF_ACT_SIGMOID:
+      return sigmoid (x);
+    case REF_ACT_MISH:
+      return x * tanh (softplus (x));
+    case REF_ACT_SOFTSIGN:
+      return x / (1.0 + fabs (x));
     default:
       g_return_val_if_reached (NAN);
     }
@@ -54,6 +78,29 @@ ref_act_derivative (int act, double x)
         double s = sigmoid (QUICK_K * x);
         return s * (1.0 + QUICK_K * x * (1.0 - s));
       }
+    /* at the kinks, what torch's backward kernels take */
+    case REF_ACT_RELU:
+      return x > 0 ? 1.0 : 0.0;
+    case REF_ACT_LEAKY_RELU:
+      return x > 0 ? 1.0 : LEAKY_SLOPE;
+    case REF_ACT_ELU:
+      return x > 0 ? 1.0 : exp (x);
+    case REF_ACT_HARDSWISH:
+      return x < -3.0 ? 0.0 : x <= 3.0 ? x / 3.0 + 0.5 : 1.0;
+    case REF_ACT_TANH:
+      {
+        double t = tanh (x);
+        return 1.0 - t * t;
+      }
+    case REF_ACT_SIGMOID:
+      return sigmoid (x) * sigmoid (-x);
+    case REF_ACT_MISH:
+      {
+        double t = tanh (softplus (x));
+        return t + x * sigmoid (x) * (1.0 - t * t);
+      }
+    case REF_ACT_SOFTSIGN:
+      return 1.0 / ((1.0 + fabs (x)) * (1.0 + fabs (x)));
     default:
       g_return_val_if_reached (NAN);
     }

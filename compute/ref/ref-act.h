@@ -13,6 +13,15 @@ enum {
   REF_ACT_GELU,       /* x·Φ(x) = 0.5x(1 + erf(x/√2)) */
   REF_ACT_GELU_TANH,  /* 0.5x(1 + tanh(√(2/π)(x + 0.044715x³))) */
   REF_ACT_QUICK_GELU, /* x·σ(1.702x) */
+  REF_ACT_RELU,       /* max(x, 0) */
+  REF_ACT_LEAKY_RELU, /* x > 0 ? x : 0.01x */
+  REF_ACT_ELU,        /* x > 0 ? x : exp(x) - 1 */
+  REF_ACT_HARDSWISH,  /* x·min(max(x + 3, 0), 6)/6 */
+  REF_ACT_TANH,
+  REF_ACT_SIGMOID,
+  REF_ACT_MISH,       /* x·tanh(log(1 + exp(x))) */
+  REF_ACT_SOFTSIGN,   /* x/(1 + |x|) */
+  REF_ACT_COUNT
 };
 
 /* The activation and its derivative at one point. */

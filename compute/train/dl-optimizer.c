@@ -32,6 +32,7 @@ typedef struct {
 struct _DlOptimizer {
   DlDevice *device;
   double beta1, beta2, eps;
+  GPtrArray *grad_blocks; /* the gradients live in a few large buffers (views into them) */
   GArray *groups;    /* Group */
   GPtrArray *entries; /* Entry */
   GHashTable *by_name;
@@ -78,6 +79,7 @@ dl_optimizer_new (DlDevice *device, double beta1, double beta2, double eps)
   opt->entries = g_ptr_array_new_with_free_func (entry_free);
   opt->by_name = g_hash_table_new (g_str_hash, g_str_equal);
   opt->hypers = g_ptr_array_new_with_free_func (hyper_free);
+  opt->grad_blocks = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_tensor_unref);
   return opt;
 }
 
@@ -89,6 +91,7 @@ dl_optimizer_free (DlOptimizer *opt)
   g_hash_table_unref (opt->by_name);
   g_ptr_array_unref (opt->entries);
   g_ptr_array_unref (opt->hypers);
+  g_ptr_array_unref (opt->grad_blocks);
   g_array_unref (opt->groups);
   g_free (opt);
 }
@@ -138,8 +141,7 @@ dl_optimizer_add (DlOptimizer *opt, DlRecorder *rec, const char *name, DlTensor 
   e->name = g_strdup (name);
   e->param = dl_tensor_ref (param);
   e->group = group;
-  if (!(e->grad = zeroed_like (opt, rec, "grad", name, param, error)) ||
-      !(e->m = zeroed_like (opt, rec, "adam_m", name, param, error)) ||
+  if (!(e->m = zeroed_like (opt, rec, "adam_m", name, param, error)) ||
       !(e->v = zeroed_like (opt, rec, "adam_v", name, param, error))) {
     entry_free (e);
     return FALSE;
@@ -150,6 +152,50 @@ dl_optimizer_add (DlOptimizer *opt, DlRecorder *rec, const char *name, DlTensor 
 }
 
 #define ENTRY(opt, i) ((Entry *) g_ptr_array_index ((opt)->entries, (i)))
+
+/* elements per gradient buffer: one binding's worth, at most 64 MiB */
+static int64_t
+grad_block_elems (DlOptimizer *opt)
+{
+  guint64 range = dl_device_get_info (opt->device)->max_storage_buffer_range;
+  return (int64_t) MIN (range / 4, G_GUINT64_CONSTANT (16) << 20);
+}
+
+/* Every gradient as a view into a few large buffers, packed in order, so that
+ * zeroing them and their norm take a handful of dispatches instead of several
+ * per tensor (a LoRA has hundreds).  Done once, when the gradients are first
+ * needed (all tensors are added by then). */
+static gboolean
+ensure_grads (DlOptimizer *opt, GError **error)
+{
+  guint n = opt->entries->len;
+  if (n == 0 || ENTRY (opt, n - 1)->grad)
+    return TRUE;
+  int64_t cap = grad_block_elems (opt);
+  guint first = 0;
+  while (first < n) {
+    /* entries [first, last) share one buffer; a tensor larger than a buffer has its own */
+    int64_t total = dl_tensor_numel (ENTRY (opt, first)->param);
+    guint last = first + 1;
+    while (last < n && total + dl_tensor_numel (ENTRY (opt, last)->param) <= cap)
+      total += dl_tensor_numel (ENTRY (opt, last++)->param);
+    g_autoptr (DlTensor) block = dl_tensor_new (opt->device, "gradients", DL_DTYPE_F32, 1, &total, error);
+    if (!block)
+      return FALSE;
+    int64_t off = 0;
+    for (guint i = first; i < last; i++) {
+      Entry *e = ENTRY (opt, i);
+      g_autofree char *name = g_strconcat ("grad.", e->name, NULL);
+      e->grad = dl_tensor_view (block, name, off, e->param->ndim, e->param->shape, error);
+      if (!e->grad)
+        return FALSE;
+      off += dl_tensor_numel (e->param);
+    }
+    g_ptr_array_add (opt->grad_blocks, g_steal_pointer (&block));
+    first = last;
+  }
+  return TRUE;
+}
 
 guint
 dl_optimizer_get_n (DlOptimizer *opt)
@@ -172,6 +218,8 @@ dl_optimizer_get_param (DlOptimizer *opt, guint i)
 DlTensor *
 dl_optimizer_get_grad (DlOptimizer *opt, guint i)
 {
+  if (!ensure_grads (opt, NULL))
+    return NULL;
   return ENTRY (opt, i)->grad;
 }
 
@@ -193,6 +241,8 @@ dl_optimizer_get_numel (DlOptimizer *opt)
 void
 dl_optimizer_attach (DlOptimizer *opt, DlTape *tape)
 {
+  if (!ensure_grads (opt, NULL))
+    return; /* out of memory: the next zero_grad reports it */
   for (guint i = 0; i < opt->entries->len; i++)
     dl_tape_set_param_grad (tape, ENTRY (opt, i)->param, ENTRY (opt, i)->grad);
 }
@@ -200,11 +250,13 @@ dl_optimizer_attach (DlOptimizer *opt, DlTape *tape)
 gboolean
 dl_optimizer_zero_grad (DlOptimizer *opt, DlRecorder *rec, GError **error)
 {
-  for (guint i = 0; i < opt->entries->len; i++) {
+  if (!ensure_grads (opt, error))
+    return FALSE;
+  for (guint i = 0; i < opt->entries->len; i++)
     ENTRY (opt, i)->reached = FALSE;
-    if (!dl_op_fill (rec, ENTRY (opt, i)->grad, 0.0, error))
+  for (guint b = 0; b < opt->grad_blocks->len; b++)
+    if (!dl_op_fill (rec, opt->grad_blocks->pdata[b], 0.0, error))
       return FALSE;
-  }
   return TRUE;
 }
 
@@ -226,14 +278,16 @@ gboolean
 dl_optimizer_grad_norm (DlOptimizer *opt, DlRecorder *rec, DlTensor *out, double max_norm, gboolean *none,
                         GError **error)
 {
-  g_autoptr (GPtrArray) grads = g_ptr_array_new ();
+  gboolean any = FALSE;
   for (guint i = 0; i < opt->entries->len; i++)
-    if (ENTRY (opt, i)->reached)
-      g_ptr_array_add (grads, ENTRY (opt, i)->grad);
-  *none = grads->len == 0;
+    any |= ENTRY (opt, i)->reached;
+  *none = !any;
   if (*none)
     return FALSE;
-  return dl_op_grad_norm (rec, out, (DlTensor *const *) grads->pdata, grads->len, (float) max_norm, error);
+  /* over whole buffers: the gradients not reached are zero (zero_grad), so the
+   * norm is that of the reached ones */
+  return dl_op_grad_norm (rec, out, (DlTensor *const *) opt->grad_blocks->pdata, opt->grad_blocks->len,
+                          (float) max_norm, error);
 }
 
 static DlTensor *

@@ -639,6 +639,28 @@ dl_train_settings_diff (const DlTrainSettings *a, const DlTrainSettings *b, cons
   return NULL;
 }
 
+static const char *const side_options[] = {
+  "checkpointing", "save-every", "keep", "sample-every", "sample-prompt", "sample-steps", "validate-every",
+  "run-dir", "out-diffusers", NULL,
+};
+
+gboolean
+dl_train_settings_is_side_option (const char *name)
+{
+  return g_strv_contains (side_options, name);
+}
+
+char *
+dl_train_settings_diff_results (const DlTrainSettings *a, const DlTrainSettings *b)
+{
+  g_autoptr (GStrvBuilder) names = g_strv_builder_new ();
+  for (guint i = 0; i < G_N_ELEMENTS (fields); i++)
+    if (!dl_train_settings_is_side_option (fields[i].name))
+      g_strv_builder_add (names, fields[i].name);
+  g_auto (GStrv) v = g_strv_builder_end (names);
+  return dl_train_settings_diff (a, b, (const char *const *) v);
+}
+
 char *
 dl_train_settings_run_dir (const DlTrainSettings *s)
 {

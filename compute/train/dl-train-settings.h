@@ -131,6 +131,13 @@ DlTrainSettings *dl_train_settings_from_json_string (const char *text, GError **
  * (`names`, if not NULL, limits the comparison to those options). */
 char *dl_train_settings_diff (const DlTrainSettings *a, const DlTrainSettings *b, const char *const *names);
 
+/* Whether option `name` only changes what a run writes besides the trained
+ * tensors, or how much memory it takes, never their values (checkpoint and
+ * preview intervals, gradient checkpointing...): a resumed run may change it. */
+gboolean dl_train_settings_is_side_option (const char *name);
+/* dl_train_settings_diff over the options that change the trained tensors. */
+char *dl_train_settings_diff_results (const DlTrainSettings *a, const DlTrainSettings *b);
+
 /* The run folder: run_dir, or `out` without its extension + ".run". */
 char *dl_train_settings_run_dir (const DlTrainSettings *s);
 

@@ -118,7 +118,7 @@ dl_trainer_read_state (DlTrainer *t, const char *path, GError **error)
   g_autoptr (DlTrainSettings) saved = settings ? dl_train_settings_from_json_string (settings, error) : NULL;
   if (!saved)
     return settings ? FALSE : state_error (error, path, "no settings");
-  g_autofree char *diff = dl_train_settings_diff (saved, t->settings, NULL);
+  g_autofree char *diff = dl_train_settings_diff_results (saved, t->settings);
   if (diff) {
     g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "“%s”: the state is of a run with other settings (%s)",
                  path, diff);
@@ -309,9 +309,27 @@ dl_trainer_new_resume (DlDevice *device, DlSdModel *model, const char *run_dir, 
     g_prefix_error (error, "“%s”: ", path);
     return NULL;
   }
-  /* options given again must say what the run says */
-  if (given && given_names && given_names[0]) {
-    g_autofree char *diff = dl_train_settings_diff (saved, given, given_names);
+  /* options given again must say what the run says, except those that do not
+   * change the trained tensors (intervals, gradient checkpointing: what a run
+   * stopped for lack of memory may need), which the new values replace */
+  g_autoptr (GStrvBuilder) must_agree = g_strv_builder_new ();
+  for (guint i = 0; given && given_names && given_names[i]; i++) {
+    const char *name = given_names[i];
+    if (!dl_train_settings_is_side_option (name)) {
+      g_strv_builder_add (must_agree, name);
+      continue;
+    }
+    g_autofree char *v = dl_train_settings_get (given, name);
+    if (g_str_equal (name, "sample-prompt")) {
+      g_strfreev (saved->sample_prompts);
+      saved->sample_prompts = g_strdupv (given->sample_prompts);
+    } else if (!dl_train_settings_set (saved, name, v, error)) {
+      return NULL;
+    }
+  }
+  g_auto (GStrv) names = g_strv_builder_end (must_agree);
+  if (names[0]) {
+    g_autofree char *diff = dl_train_settings_diff (saved, given, (const char *const *) names);
     if (diff) {
       g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
                    "--resume %s: the run was started with other settings (%s; the run's value first)", run_dir, diff);

@@ -288,6 +288,11 @@ load_images (DlTrainer *t, GCancellable *cancellable, GError **error)
                                                : dl_train_images_list_folder (s->images, error);
   if (!paths)
     return FALSE;
+  if (!paths->len && !t->image_paths) {
+    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                 "--images %s: no training image in this folder (PNG, JPEG or WebP files)", s->images);
+    return FALSE;
+  }
   DlTrainImagesOptions o = {
     .resolution = s->resolution,
     .buckets = s->buckets,
@@ -716,6 +721,7 @@ group_base_lr (const DlTrainSettings *s, guint group)
 }
 
 static gboolean rollback (DlTrainer *t, const char *why, GError **error);
+static gboolean check_trained_finite (DlTrainer *t, gboolean *rolled_back, GError **error);
 
 gboolean
 dl_trainer_step (DlTrainer *t, GError **error)
@@ -780,23 +786,6 @@ dl_trainer_step (DlTrainer *t, GError **error)
     }
     t->non_finite_streak = 0;
     t->step++;
-    /* a trained tensor that became non-finite cannot be trained on */
-    int64_t n_p = dl_optimizer_get_n (t->opt);
-    if (n_p > 0) {
-      g_autoptr (GPtrArray) ps = g_ptr_array_new ();
-      for (guint i = 0; i < dl_optimizer_get_n (t->opt); i++)
-        g_ptr_array_add (ps, dl_optimizer_get_param (t->opt, i));
-      g_autofree float *pn = NULL;
-      if (!dl_op_grad_norm (rec, norm, (DlTensor *const *) ps->pdata, ps->len, 0.0f, error) ||
-          !dl_recorder_finish (rec, error) || !(pn = dl_tensor_download_f32 (norm, error)))
-        return FALSE;
-      if (!isfinite (pn[0])) {
-        g_autoptr (GError) e = NULL;
-        const char *bad = dl_optimizer_find_non_finite (t->opt, FALSE, &e);
-        g_autofree char *why = g_strdup_printf ("the trained tensor %s is no longer finite", bad ? bad : "(?)");
-        return rollback (t, why, error);
-      }
-    }
   }
 
   t->steps_this_session++;
@@ -815,6 +804,36 @@ dl_trainer_step (DlTrainer *t, GError **error)
   };
   dl_trainer_emit (t, &ev);
   return TRUE;
+}
+
+/* A trained tensor that became NaN or infinite cannot be trained on: roll back.
+ * (AdamW on finite gradients keeps finite values finite, so this is checked when
+ * the run validates or saves, not every step: it costs a pass over every trained
+ * tensor.)  *rolled_back tells whether it did. */
+static gboolean
+check_trained_finite (DlTrainer *t, gboolean *rolled_back, GError **error)
+{
+  *rolled_back = FALSE;
+  DlRecorder *rec = dl_sd_model_get_recorder (t->model);
+  guint n = dl_optimizer_get_n (t->opt);
+  if (n == 0)
+    return TRUE;
+  g_autoptr (GPtrArray) ps = g_ptr_array_new ();
+  for (guint i = 0; i < n; i++)
+    g_ptr_array_add (ps, dl_optimizer_get_param (t->opt, i));
+  int64_t two = 2;
+  g_autoptr (DlTensor) norm = dl_tensor_new (t->device, "param_norm", DL_DTYPE_F32, 1, &two, error);
+  g_autofree float *pn = NULL;
+  if (!norm || !dl_op_grad_norm (rec, norm, (DlTensor *const *) ps->pdata, ps->len, 0.0f, error) ||
+      !dl_recorder_finish (rec, error) || !(pn = dl_tensor_download_f32 (norm, error)))
+    return FALSE;
+  if (isfinite (pn[0]))
+    return TRUE;
+  g_autoptr (GError) e = NULL;
+  const char *bad = dl_optimizer_find_non_finite (t->opt, FALSE, &e);
+  g_autofree char *why = g_strdup_printf ("the trained tensor %s is no longer finite", bad ? bad : "(?)");
+  *rolled_back = TRUE;
+  return rollback (t, why, error);
 }
 
 static gboolean
@@ -942,11 +961,19 @@ dl_trainer_run (DlTrainer *t, GCancellable *cancellable, GError **error)
     if (!dl_trainer_step (t, error))
       return FALSE;
     gboolean last = t->step == s->steps;
+    gboolean saves = every (t->step, s->save_every) || last;
+    if (saves || every (t->step, s->validate_every)) {
+      gboolean rolled_back = FALSE;
+      if (!check_trained_finite (t, &rolled_back, error))
+        return FALSE;
+      if (rolled_back)
+        continue;
+    }
     if ((every (t->step, s->validate_every) || last) && !validate_and_report (t, error))
       return FALSE;
     if (every (t->step, s->sample_every) && !dl_trainer_preview (t, error))
       return FALSE;
-    if ((every (t->step, s->save_every) || last) && !dl_trainer_save_checkpoint (t, error))
+    if (saves && !dl_trainer_save_checkpoint (t, error))
       return FALSE;
   }
   dl_trainer_status (t, -1, "Writing %s", s->out);

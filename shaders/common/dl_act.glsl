@@ -2,16 +2,27 @@
 #ifndef DL_ACT_GLSL
 #define DL_ACT_GLSL
 
+#include "dl_detmath.glsl"
+
 #define ACT_SILU 0u
 #define ACT_GELU 1u
 #define ACT_GELU_TANH 2u
 #define ACT_QUICK_GELU 3u
+#define ACT_RELU 4u
+#define ACT_LEAKY_RELU 5u
+#define ACT_ELU 6u
+#define ACT_HARDSWISH 7u
+#define ACT_TANH 8u
+#define ACT_SIGMOID 9u
+#define ACT_MISH 10u
+#define ACT_SOFTSIGN 11u
 
 const float DL_SQRT1_2 = 0.70710678118654752;
 const float DL_INV_SQRT_2PI = 0.39894228040143268;
 const float DL_SQRT_2_PI = 0.79788456080286536;  // sqrt(2/pi)
 const float DL_TANH_CUBIC = 0.044715;
 const float DL_QUICK_K = 1.702;
+const float DL_LEAKY_SLOPE = 0.01;  // torch.nn.LeakyReLU's default negative_slope
 
 // 1/(1+exp(-z)): exp overflows to +inf for z < -88 and the quotient is then 0,
 // never NaN.
@@ -134,6 +145,43 @@ float dl_gelu_tanh_grad(float x)
   return 0.5 * one_plus + 0.5 * x * sech2 * DL_SQRT_2_PI * (1.0 + 3.0 * DL_TANH_CUBIC * x * x);
 }
 
+// exp(x) - 1 for x <= 0 without the cancellation near 0: the Maclaurin series
+// through x^8 where |x| < 0.5 (truncation below 1e-8 relative), else exp(x) - 1.
+float dl_expm1_neg(float x)
+{
+  if (x > -0.5) {
+    float s = 1.0 / 40320.0;
+    s = s * x + 1.0 / 5040.0;
+    s = s * x + 1.0 / 720.0;
+    s = s * x + 1.0 / 120.0;
+    s = s * x + 1.0 / 24.0;
+    s = s * x + 1.0 / 6.0;
+    s = s * x + 0.5;
+    s = s * x + 1.0;
+    return x * s;
+  }
+  return exp(x) - 1.0;
+}
+
+// log(1 + e) for 0 <= e <= 1, accurate for tiny e: log(u) e / (u - 1) with u the
+// rounded 1 + e cancels the rounding of u (`precise`: the compiler must not
+// simplify (1 + e) - 1 to e).  The log is dl_det_log: GLSL's may be off by 2^-21
+// absolute near 1, which is all of log(1 + e) for tiny e.
+float dl_log1p_unit(float e)
+{
+  precise float u = 1.0 + e;
+  precise float um1 = u - 1.0;
+  if (um1 == 0.0)
+    return e;
+  return dl_det_log(u) * (e / um1);
+}
+
+// softplus(x) = log(1 + exp(x)) = max(x, 0) + log(1 + exp(-|x|)), never overflowing.
+float dl_softplus(float x)
+{
+  return max(x, 0.0) + dl_log1p_unit(exp(-abs(x)));
+}
+
 float dl_act(uint act, float x)
 {
   if (act == ACT_SILU)
@@ -142,7 +190,23 @@ float dl_act(uint act, float x)
     return dl_gelu(x);
   if (act == ACT_GELU_TANH)
     return dl_gelu_tanh(x);
-  return x * dl_sigmoid(DL_QUICK_K * x);
+  if (act == ACT_QUICK_GELU)
+    return x * dl_sigmoid(DL_QUICK_K * x);
+  if (act == ACT_RELU)
+    return max(x, 0.0);
+  if (act == ACT_LEAKY_RELU)
+    return x > 0.0 ? x : DL_LEAKY_SLOPE * x;
+  if (act == ACT_ELU)
+    return x > 0.0 ? x : dl_expm1_neg(x);
+  if (act == ACT_HARDSWISH)
+    return x * min(max(x + 3.0, 0.0), 6.0) / 6.0;
+  if (act == ACT_TANH)
+    return dl_tanh2(x).x;
+  if (act == ACT_SIGMOID)
+    return dl_sigmoid(x);
+  if (act == ACT_MISH)
+    return x * dl_tanh2(dl_softplus(x)).x;
+  return x / (1.0 + abs(x));  // ACT_SOFTSIGN
 }
 
 float dl_act_grad(uint act, float x)
@@ -155,8 +219,33 @@ float dl_act_grad(uint act, float x)
     return dl_gelu_grad(x);
   if (act == ACT_GELU_TANH)
     return dl_gelu_tanh_grad(x);
-  const float s = dl_sigmoid(DL_QUICK_K * x);
-  return s * (1.0 + DL_QUICK_K * x * (1.0 - s));
+  if (act == ACT_QUICK_GELU) {
+    const float s = dl_sigmoid(DL_QUICK_K * x);
+    return s * (1.0 + DL_QUICK_K * x * (1.0 - s));
+  }
+  // torch's backward kernels: the derivative at a kink is the left one for ReLU
+  // and LeakyReLU (x > 0 strictly), exp(0) = 1 for ELU, and Hardswish takes
+  // x/3 + 1/2 on [-3, 3]
+  if (act == ACT_RELU)
+    return x > 0.0 ? 1.0 : 0.0;
+  if (act == ACT_LEAKY_RELU)
+    return x > 0.0 ? 1.0 : DL_LEAKY_SLOPE;
+  if (act == ACT_ELU)
+    return x > 0.0 ? 1.0 : exp(x);
+  if (act == ACT_HARDSWISH)
+    return x < -3.0 ? 0.0 : x <= 3.0 ? x / 3.0 + 0.5 : 1.0;
+  if (act == ACT_TANH) {
+    const float r = dl_tanh2(x).y;  // 1 - tanh^2 = (1 - |t|)(1 + |t|)
+    return r * (2.0 - r);
+  }
+  if (act == ACT_SIGMOID)
+    return dl_sigmoid(x) * dl_sigmoid(-x);
+  if (act == ACT_MISH) {
+    const vec2 t = dl_tanh2(dl_softplus(x));
+    return t.x + x * dl_sigmoid(x) * t.y * (2.0 - t.y);
+  }
+  const float d = 1.0 + abs(x);  // ACT_SOFTSIGN
+  return 1.0 / (d * d);
 }
 
 #endif

@@ -300,5 +300,184 @@ else
   for i in 1 2 3 4 5 6 7 8; do skip "golden tiny model or training images absent"; done
 fi
 
+# ---- train: checkpoints, resuming after SIGKILL, a full disk, exports, bad input ----
+# st_same A B: the two safetensors files hold the same tensors, byte for byte (the metadata aside)
+st_same() {
+  python3 - "$1" "$2" <<'PY'
+import json, struct, sys
+def load(p):
+    f = open(p, 'rb'); n = struct.unpack('<Q', f.read(8))[0]; h = json.loads(f.read(n)); d = f.read()
+    h.pop('__metadata__', None)
+    return {k: (v['dtype'], v['shape'], d[v['data_offsets'][0]:v['data_offsets'][1]]) for k, v in h.items()}
+a, b = load(sys.argv[1]), load(sys.argv[2])
+bad = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+if bad or not a: print('# %d of %d tensors differ, e.g. %s' % (len(bad), len(a), bad[:3])); sys.exit(1)
+PY
+}
+# st_dtypes FILE: the dtypes of a safetensors file's tensors, one line each, sorted, unique
+st_dtypes() {
+  python3 -c "
+import json, struct, sys; f = open(sys.argv[1], 'rb'); n = struct.unpack('<Q', f.read(8))[0]
+print('\n'.join(sorted({v['dtype'] for k, v in json.loads(f.read(n)).items() if k != '__metadata__'})))" "$1"
+}
+# same_losses A_LOG B_LOG: B's step events (--log-json) carry A's loss of the same step, exactly
+same_losses() {
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+def steps(p): return {e['step']: e['loss'] for e in map(json.loads, open(p)) if e['event'] == 'step'}
+a, b = steps(sys.argv[1]), steps(sys.argv[2])
+bad = [s for s in b if a.get(s) != b[s]]
+print('# steps compared: %s%s' % (sorted(b), ', differing: %s' % bad if bad else ''))
+sys.exit(1 if bad or not b else 0)
+PY
+}
+# run_json_steps RUN: the steps run.json lists, comma-separated, and whether every file it names exists
+run_json_steps() {
+  python3 -c "
+import json, os, sys; r = json.load(open(sys.argv[1] + '/run.json'))
+ok = all(os.path.isfile(c['file']) and os.path.isfile(c['state']) for c in r['checkpoints'])
+print(','.join(str(c['step']) for c in r['checkpoints']) + ('' if ok else ' (missing files)'))" "$1"
+}
+# kill_at FILE PID: wait (at most 300 s) for FILE to appear while PID runs, then SIGKILL PID
+kill_at() {
+  i=0
+  while [ ! -f "$1" ] && [ $i -lt 1500 ] && kill -0 "$2" 2>/dev/null; do sleep 0.2; i=$((i + 1)); done
+  kill -9 "$2" 2>/dev/null
+  wait "$2" 2>/dev/null
+}
+latest_state() { ls "$1" | sed -n 's/^state-0*\([0-9][0-9]*\)\.safetensors$/\1/p' | sort -n | tail -1; }
+last_line_has() { tail -n 1 "$tmp/err" | grep -q -- "$1"; }
+
+instance="$golden/train/data/instance"
+if [ -d "$diffusers" ] && [ -f "$instance/01.txt" ] && command -v python3 >/dev/null; then
+  tr="$tmp/train"
+  mkdir -p "$tr/img"
+  cp "$instance/00.png" "$instance/00.txt" "$instance/01.png" "$instance/01.txt" "$tr/img/"
+  lora="--model $diffusers --images $tr/img --resolution 32 --rank 4 --alpha 4 --no-text-encoder --lr 1e-3 --steps 4
+        --save-every 1 --sample-every 0 --validate-every 0"
+  # shellcheck disable=SC2086
+  "$bin" train $lora --out "$tr/a.safetensors" --log-json "$tr/a.log" >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "train a LoRA for 4 steps exits 0" test "$st" -eq 0
+  check "... prints the file it wrote" test "$(cat "$tmp/out")" = "$tr/a.safetensors"
+  check "... in f16 (kohya's default)" test "$(st_dtypes "$tr/a.safetensors")" = "F16"
+  check "... keeps the newest 3 checkpoints (--keep), and run.json lists them" \
+    test "$(run_json_steps "$tr/a.run")" = "2,3,4"
+  check "... removing the older ones" sh -c "test ! -e '$tr/a.run/state-00000001.safetensors' &&
+    test ! -e '$tr/a.run/a-step000001.safetensors' && test -f '$tr/a.run/a-step000004.safetensors'"
+  check "... the last checkpoint is the final file" st_same "$tr/a.safetensors" "$tr/a.run/a-step000004.safetensors"
+  "$bin" sample --model "$diffusers" --prompt "a photo of sks dog" --steps 2 --sampler ddim --width 32 --height 32 \
+    --seed 7 --lora "$tr/a.safetensors" --out "$tr/a.png" >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "sample --lora with the trained LoRA exits 0" test "$st" -eq 0
+  check "... writes a PNG naming the LoRA" sh -c "test -s '$tr/a.png' && grep -qa '<lora:a:1' '$tr/a.png'"
+
+  # the same run killed with SIGKILL after its checkpoint of step 2
+  # shellcheck disable=SC2086
+  "$bin" train $lora --out "$tr/b.safetensors" >"$tmp/out" 2>"$tmp/err" &
+  kill_at "$tr/b.run/state-00000002.safetensors" $!; st=$?
+  k=$(latest_state "$tr/b.run")
+  check "the run killed with SIGKILL after its step-2 checkpoint (state of step ${k:-none} kept)" \
+    sh -c "test $st -eq 137 && test '${k:-0}' -ge 2 && test '${k:-0}' -lt 4"
+  if [ "${k:-0}" -ge 2 ] && [ "${k:-0}" -lt 4 ]; then
+    # a full disk at the next checkpoint: files over 500 KB cannot be written (the state is 1.3 MB)
+    cp -R "$tr/b.run" "$tr/b.before"
+    (trap '' XFSZ; ulimit -f 1000; exec "$bin" train --resume "$tr/b.run") >"$tmp/out" 2>"$tmp/err"; st=$?
+    check "a full disk at a checkpoint stops the run with status 1" test "$st" -eq 1
+    check "... saying which checkpoint was not saved, in one line" \
+      last_line_has "checkpoint at step $((k + 1)) not saved (the previous one is intact): .*state-0*$((k + 1))"
+    check "... the run folder as it was: nothing lost, nothing left behind" diff -r "$tr/b.before" "$tr/b.run"
+  else
+    skip "the kill came too late for the full-disk case"; skip "..."; skip "..."
+  fi
+  "$bin" train --resume "$tr/b.run" --log-json "$tr/b.log" >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "train --resume after SIGKILL exits 0" test "$st" -eq 0
+  check "... and prints the file it wrote" test "$(cat "$tmp/out")" = "$tr/b.safetensors"
+  check "... the same tensors as the run that never stopped" st_same "$tr/a.safetensors" "$tr/b.safetensors"
+  check "... the same loss in every step after the restart" same_losses "$tr/a.log" "$tr/b.log"
+
+  "$bin" train --resume "$tr/b.run" --lr 0.5 >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "--resume with an option that disagrees exits 1, naming it" \
+    sh -c "test $st -eq 1 && test \$(wc -l <'$tmp/err') -eq 1 && grep -q -- '--lr: 0.001 vs 0.5' '$tmp/err'"
+  "$bin" train --resume "$tr/img" >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "--resume of a folder that is not a run exits 1 with one line" \
+    sh -c "test $st -eq 1 && test \$(wc -l <'$tmp/err') -eq 1 && grep -q 'img: not a run folder' '$tmp/err'"
+  # shellcheck disable=SC2086
+  "$bin" train $lora --out "$tr/b.safetensors" >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "a new run over a finished one exits 1, with one line" \
+    sh -c "test $st -eq 1 && test \$(wc -l <'$tmp/err') -eq 1 && grep -q 'b.run.* already holds a run' '$tmp/err'"
+  check "... and leaves its files alone" st_same "$tr/a.safetensors" "$tr/b.safetensors"
+
+  # Textual Inversion: the same, killed after step 1
+  ti="--method textual-inversion --model $diffusers --images $tr/img --resolution 32 --placeholder <cli-ti>
+      --init-text dog --steps 3 --save-every 1 --sample-every 0 --validate-every 0"
+  # shellcheck disable=SC2086
+  "$bin" train $ti --out "$tr/ta.safetensors" --log-json "$tr/ta.log" >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "train a Textual Inversion for 3 steps exits 0" test "$st" -eq 0
+  # shellcheck disable=SC2086
+  "$bin" train $ti --out "$tr/tb.safetensors" >"$tmp/out" 2>"$tmp/err" &
+  kill_at "$tr/tb.run/state-00000001.safetensors" $!; st=$?
+  check "... killed with SIGKILL after its first checkpoint" test "$st" -eq 137
+  "$bin" train --resume "$tr/tb.run" --log-json "$tr/tb.log" >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "... train --resume exits 0" test "$st" -eq 0
+  check "... the same embedding as the run that never stopped" st_same "$tr/ta.safetensors" "$tr/tb.safetensors"
+  check "... the same loss in every step after the restart" same_losses "$tr/ta.log" "$tr/tb.log"
+
+  # bad input: status 1 (2 for the command line), one line naming the problem, nothing written
+  mkdir -p "$tr/empty" "$tr/junk" "$tr/latin1"
+  printf 'not a picture\n' >"$tr/junk/a.png"
+  printf '\377\330\377 nor this\n' >"$tr/junk/b.jpg"
+  cp "$instance/00.png" "$tr/latin1/"
+  printf 'caf\351 dog\n' >"$tr/latin1/00.txt"
+  printf 'keep me\n' >"$tr/keep.safetensors"
+  short="--model $diffusers --resolution 32 --rank 4 --alpha 2 --steps 2 --sample-every 0 --out $tr/keep.safetensors"
+  bad_input() { # description, pattern of the error line, train options...
+    d="$1"; p="$2"; shift 2
+    "$bin" train "$@" >"$tmp/out" 2>"$tmp/err"; st=$?
+    check "$d: exits 1 with an error naming it" sh -c "test $st -eq 1 && tail -n 1 '$tmp/err' | grep -q -- '$p'"
+    check "... and writes nothing" sh -c "test \"\$(cat '$tr/keep.safetensors')\" = 'keep me' && test ! -e '$tr/keep.run'"
+  }
+  # shellcheck disable=SC2086
+  bad_input "an empty image folder" "--images .*empty: no training image" $short --images "$tr/empty"
+  # shellcheck disable=SC2086
+  bad_input "a folder of unreadable images" "No usable training image in .*junk.*: 2 files skipped" \
+    $short --images "$tr/junk"
+  check "... each skipped file named in a warning" \
+    sh -c "grep -q 'warning: .*a.png.*skipped' '$tmp/err' && grep -q 'warning: .*b.jpg.*skipped' '$tmp/err'"
+  # shellcheck disable=SC2086
+  bad_input "a caption that is not UTF-8" "latin1/00.txt.* not UTF-8" $short --images "$tr/latin1"
+  st_rename "$golden/train/lora-init.safetensors" "$tr/alien.safetensors" \
+    lora_unet_mid_block_attentions_0_proj_in.alpha=lora_unet_no_such_block.alpha \
+    lora_unet_mid_block_attentions_0_proj_in.lora_down.weight=lora_unet_no_such_block.lora_down.weight \
+    lora_unet_mid_block_attentions_0_proj_in.lora_up.weight=lora_unet_no_such_block.lora_up.weight
+  # shellcheck disable=SC2086
+  bad_input "an --init-from LoRA with a module the model lacks" \
+    "--init-from .*alien.safetensors.*lora_unet_no_such_block matches nothing" \
+    $short --images "$tr/img" --init-from "$tr/alien.safetensors"
+  # shellcheck disable=SC2086
+  bad_input "an --init-from LoRA of another rank" "lora-init.safetensors.*rank 4 .*--rank 8" \
+    $short --images "$tr/img" --rank 8 --init-from "$golden/train/lora-init.safetensors"
+  sdxl="$golden/sdxl/tiny-sdxl-diffusers"
+  if [ -d "$sdxl" ]; then
+    "$bin" inspect "$sdxl" >"$tmp/out" 2>"$tmp/err"; st=$?
+    check "inspect an SDXL model exits 1 saying what it is" \
+      sh -c "test $st -eq 1 && grep -q 'Stable Diffusion XL, not supported yet' '$tmp/err'"
+    # shellcheck disable=SC2086
+    bad_input "an SDXL base model" "tiny-sdxl-diffusers.*Stable Diffusion XL, not supported yet" \
+      $short --images "$tr/img" --model "$sdxl"
+  else
+    skip "no SDXL golden model"; skip "no SDXL golden model"; skip "no SDXL golden model"
+  fi
+  # shellcheck disable=SC2086
+  "$bin" train $short --images "$tr/img" --no-such-option 3 >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "train with an unknown option exits 2 naming it" \
+    sh -c "test $st -eq 2 && test \$(wc -l <'$tmp/err') -eq 1 && grep -q -- '--no-such-option' '$tmp/err'"
+  # shellcheck disable=SC2086
+  "$bin" train $short --images "$tr/img" --lr fast >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "train with a bad value exits 2 naming the option" \
+    sh -c "test $st -eq 2 && test \$(wc -l <'$tmp/err') -eq 1 && grep -q -- '--lr fast: not a number' '$tmp/err'"
+  check "... and writes nothing" sh -c "test \"\$(cat '$tr/keep.safetensors')\" = 'keep me' && test ! -e '$tr/keep.run'"
+else
+  i=0; while [ $i -lt 42 ]; do skip "golden tiny model, training images or python3 absent"; i=$((i + 1)); done
+fi
+
 echo "1..$n"
 exit $fail

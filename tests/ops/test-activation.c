@@ -1,4 +1,5 @@
-/* SiLU, GELU (erf), GELU (tanh), quick_gelu and GEGLU: the reference derivatives
+/* SiLU, GELU (erf), GELU (tanh), quick_gelu, the A1111 hypernetwork activations
+ * (ReLU, LeakyReLU, ELU, Hardswish, Tanh, Sigmoid, Mish, Softsign) and GEGLU: the reference derivatives
  * against finite differences, the shader's erf against libm's over a dense
  * sweep, then the shaders against the references in f32 and f16, in place, over
  * awkward sizes and extreme inputs (no NaN from exp overflow), and bad arguments. */
@@ -9,7 +10,21 @@
 #include <math.h>
 #include <string.h>
 
-static const char *const act_names[] = { "silu", "gelu", "gelu_tanh", "quick_gelu" };
+static const char *const act_names[] = { "silu", "gelu", "gelu_tanh", "quick_gelu", "relu", "leakyrelu", "elu",
+                                         "hardswish", "tanh", "sigmoid", "mish", "softsign" };
+G_STATIC_ASSERT (G_N_ELEMENTS (act_names) == REF_ACT_COUNT && REF_ACT_COUNT == DL_ACT_COUNT);
+
+/* Finite differences do not hold across a kink: points near one move away. */
+static void
+avoid_kinks (float *x, gsize n, int act)
+{
+  static const float kinks[] = { 0.0f, -3.0f, 3.0f };
+  guint n_kinks = act == REF_ACT_RELU || act == REF_ACT_LEAKY_RELU ? 1 : act == REF_ACT_HARDSWISH ? 3 : 0;
+  for (gsize i = 0; i < n; i++)
+    for (guint k = 0; k < n_kinks; k++)
+      if (fabsf (x[i] - kinks[k]) < 0.05f)
+        x[i] = kinks[k] + (x[i] < kinks[k] ? -0.1f : 0.1f);
+}
 
 /* ---- finite differences of the references ---- */
 
@@ -40,9 +55,10 @@ static void
 test_reference_gradient (void)
 {
   gsize n = 60;
-  for (int act = 0; act < 4; act++)
+  for (int act = 0; act < REF_ACT_COUNT; act++)
     {
       g_autofree float *x = dl_test_random (n, 40 + act, -5, 5);
+      avoid_kinks (x, n, act);
       g_autofree float *r = dl_test_random (n, 50 + act, -1, 1);
       g_autofree float *dx = g_new (float, n);
       ref_activation_backward (dx, x, r, n, act);
@@ -114,8 +130,8 @@ run_act (int act, int64_t n, DlDType dt, gboolean in_place)
   guint32 seed = (guint32) (n * 4 + act + dt * 1000);
   g_autofree float *x = dl_test_random (n, seed, -10, 10);
   g_autofree float *dy = dl_test_random (n, seed + 1, -1, 1);
-  /* extremes: exp(-x) overflows for x < -88, the tanh argument for |x| > ~20 */
-  const float special[] = { 0.0f, 1e-8f, -1e-8f, 30.0f, -30.0f, 88.5f, -88.5f, 100.0f, -100.0f, 1e4f, -1e4f };
+  /* extremes: exp(-x) overflows for x < -88, the tanh argument for |x| > ~20; the Hardswish kinks */
+  const float special[] = { 0.0f, 1e-8f, -1e-8f, 30.0f, -30.0f, 88.5f, -88.5f, 100.0f, -100.0f, 1e4f, -1e4f, -3.0f, 3.0f };
   for (guint i = 0; i < G_N_ELEMENTS (special) && (int64_t) (3 * i) < n; i++)
     x[3 * i] = special[i];
   ref_round_to_dtype (x, n, dt);
@@ -154,7 +170,7 @@ static void
 test_act_f32 (void)
 {
   static const int64_t sizes[] = { 1, 7, 129, 10007 };
-  for (int act = 0; act < 4; act++)
+  for (int act = 0; act < DL_ACT_COUNT; act++)
     for (guint s = 0; s < G_N_ELEMENTS (sizes); s++)
       run_act (act, sizes[s], DL_DTYPE_F32, s == 2);
 }
@@ -163,7 +179,7 @@ static void
 test_act_f16 (void)
 {
   static const int64_t sizes[] = { 7, 129, 10007 };
-  for (int act = 0; act < 4; act++)
+  for (int act = 0; act < DL_ACT_COUNT; act++)
     for (guint s = 0; s < G_N_ELEMENTS (sizes); s++)
       run_act (act, sizes[s], DL_DTYPE_F16, s == 0);
 }
