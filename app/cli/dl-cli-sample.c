@@ -1,6 +1,6 @@
 /* dl-cli-sample.c: `dreamloom sample` — text to image with a Stable Diffusion
- * checkpoint, optional LoRA files and Textual Inversion embeddings, PNG with
- * AUTOMATIC1111's parameters text. */
+ * checkpoint, optional LoRA files, A1111 hypernetworks and Textual Inversion
+ * embeddings, PNG with AUTOMATIC1111's parameters text. */
 #include "dl-config.h"
 
 #include "dl-cli.h"
@@ -12,19 +12,21 @@
 #include "image/dl-infotext.h"
 #include "image/dl-png.h"
 #include "io/dl-safetensors.h"
+#include "nn/dl-hypernetwork.h"
 #include "nn/dl-lora.h"
 #include "nn/dl-prompt-embeddings.h"
 #include "nn/dl-sd-pipeline.h"
 #include "text/dl-clip-tokenizer.h"
 #include "vk/dl-device.h"
 
+/* a --lora or --hypernetwork argument */
 typedef struct {
   char *path;
   float strength;
 } LoraArg;
 
 static gboolean
-parse_lora (const char *arg, LoraArg *out, GError **error)
+parse_network (const char *option, const char *arg, LoraArg *out, GError **error)
 {
   /* FILE[:STRENGTH]; a colon inside a Windows-style path is not our concern */
   const char *colon = strrchr (arg, ':');
@@ -39,7 +41,7 @@ parse_lora (const char *arg, LoraArg *out, GError **error)
     }
   }
   if (colon && !colon[1]) {
-    g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "--lora %s: missing strength after ':'", arg);
+    g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "%s %s: missing strength after ':'", option, arg);
     return FALSE;
   }
   out->path = g_strdup (arg);
@@ -57,21 +59,45 @@ model_display_name (const char *path)
   return g_strdup (base);
 }
 
-/* AUTOMATIC1111's "parameters" text of one image. */
+/* A1111's name of a hypernetwork: the file name without its extension
+ * (os.path.splitext in list_hypernetworks) */
 static char *
-a1111_parameters (const char *prompt, const char *negative, GPtrArray *loras, int steps, const char *sampler,
-                  double cfg, guint64 seed, int width, int height, const char *model, int clip_skip)
+file_stem (const char *path)
 {
-  g_autofree DlInfotextNetwork *nets = g_new0 (DlInfotextNetwork, loras ? loras->len + 1 : 1);
-  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
-  for (guint i = 0; loras && i < loras->len; i++) {
-    LoraArg *l = loras->pdata[i];
-    char *name = model_display_name (l->path);
+  char *base = g_path_get_basename (path);
+  char *dot = strrchr (base, '.');
+  if (dot && dot != base)
+    *dot = '\0';
+  return base;
+}
+
+/* The infotext entries of `args` (LoraArg*): the names A1111 lists them by
+ * (`name_of` the path), with their strengths; the names go into `names`. */
+static DlInfotextNetwork *
+infotext_networks (GPtrArray *args, char *(*name_of) (const char *path), GPtrArray *names)
+{
+  DlInfotextNetwork *nets = g_new0 (DlInfotextNetwork, args ? args->len + 1 : 1);
+  for (guint i = 0; args && i < args->len; i++) {
+    LoraArg *l = args->pdata[i];
+    char *name = name_of (l->path);
     g_ptr_array_add (names, name);
     nets[i] = (DlInfotextNetwork) { .name = name, .strength = l->strength };
   }
+  return nets;
+}
+
+/* AUTOMATIC1111's "parameters" text of one image. */
+static char *
+a1111_parameters (const char *prompt, const char *negative, GPtrArray *loras, GPtrArray *hypernets, int steps,
+                  const char *sampler, double cfg, guint64 seed, int width, int height, const char *model,
+                  int clip_skip)
+{
+  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  g_autofree DlInfotextNetwork *lnets = infotext_networks (loras, model_display_name, names);
+  g_autofree DlInfotextNetwork *hnets = infotext_networks (hypernets, file_stem, names);
   DlInfotext info = {
-    .prompt = prompt, .negative = negative, .loras = nets, .n_loras = loras ? loras->len : 0, .steps = steps,
+    .prompt = prompt, .negative = negative, .loras = lnets, .n_loras = loras ? loras->len : 0,
+    .hypernets = hnets, .n_hypernets = hypernets ? hypernets->len : 0, .steps = steps,
     .sampler = sampler, .cfg_scale = cfg, .seed = seed, .width = width, .height = height, .model = model,
     .clip_skip = clip_skip,
   };
@@ -112,7 +138,7 @@ dl_cli_sample (int argc, char **argv)
 {
   g_autofree char *model = NULL, *config = NULL, *prompt = NULL, *negative = NULL, *sampler_name = NULL;
   g_autofree char *out = NULL, *init_latents = NULL, *out_latents = NULL, *vocab = NULL;
-  g_auto (GStrv) lora_args = NULL, embedding_args = NULL;
+  g_auto (GStrv) lora_args = NULL, embedding_args = NULL, hypernetwork_args = NULL;
   int steps = 20, width = 512, height = 512, batch = 1, clip_skip = 1;
   gboolean half = FALSE;
   double cfg = 7.5;
@@ -130,6 +156,9 @@ dl_cli_sample (int argc, char **argv)
     { "height", 0, 0, G_OPTION_ARG_INT, &height, "Height in pixels (512)", "H" },
     { "batch", 0, 0, G_OPTION_ARG_INT, &batch, "Images, with seeds S, S+1, … (1)", "N" },
     { "lora", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &lora_args, "LoRA file, with a strength (1)", "FILE[:STRENGTH]" },
+    { "hypernetwork", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &hypernetwork_args,
+      "AUTOMATIC1111 hypernetwork (.pt; repeatable, applied in the order given), with a strength (1)",
+      "FILE[:STRENGTH]" },
     { "embedding", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &embedding_args,
       "Textual Inversion embedding (.pt, .bin, .safetensors; repeatable): its file name without the extension, "
       "as a whole word in the prompts, stands for its vectors", "FILE" },
@@ -167,9 +196,20 @@ dl_cli_sample (int argc, char **argv)
   g_autoptr (GPtrArray) loras = g_ptr_array_new ();
   g_autofree LoraArg *lora_store = g_new0 (LoraArg, lora_args ? g_strv_length (lora_args) : 0);
   for (guint i = 0; lora_args && lora_args[i]; i++) {
-    if (!parse_lora (lora_args[i], &lora_store[i], &error))
-      return dl_cli_fail ("sample", error);
+    if (!parse_network ("--lora", lora_args[i], &lora_store[i], &error)) {
+      dl_cli_fail ("sample", error);
+      return 2; /* a usage error, as a bad option value */
+    }
     g_ptr_array_add (loras, &lora_store[i]);
+  }
+  g_autoptr (GPtrArray) hypernets = g_ptr_array_new ();
+  g_autofree LoraArg *hn_store = g_new0 (LoraArg, hypernetwork_args ? g_strv_length (hypernetwork_args) : 0);
+  for (guint i = 0; hypernetwork_args && hypernetwork_args[i]; i++) {
+    if (!parse_network ("--hypernetwork", hypernetwork_args[i], &hn_store[i], &error)) {
+      dl_cli_fail ("sample", error);
+      return 2; /* a usage error, as a bad option value */
+    }
+    g_ptr_array_add (hypernets, &hn_store[i]);
   }
 
   g_autoptr (DlDevice) device = dl_device_new (NULL, &error);
@@ -191,6 +231,22 @@ dl_cli_sample (int argc, char **argv)
     if (unmatched && unmatched->len)
       fprintf (stderr, "dreamloom sample: %s: %u modules match nothing in the model; ignored\n", l->path,
                unmatched->len);
+  }
+  for (guint i = 0; i < hypernets->len; i++) {
+    LoraArg *h = hypernets->pdata[i];
+    g_autoptr (DlHypernetwork) hn = dl_hypernetwork_read (device, h->path, &error);
+    if (!hn)
+      return dl_cli_fail ("sample", error);
+    g_autoptr (GArray) unused = dl_hypernetwork_unused_sizes (hn, &dl_sd_model_get_config (m)->unet);
+    if (unused->len == dl_hypernetwork_get_n_sizes (hn)) {
+      g_set_error (&error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: none of the hypernetwork's sizes is the width "
+                   "of an attention of this model (a hypernetwork made for another model)", h->path);
+      return dl_cli_fail ("sample", error);
+    }
+    for (guint k = 0; k < unused->len; k++)
+      fprintf (stderr, "dreamloom sample: %s: no attention of the model is %d wide; its size-%d modules are unused\n",
+               h->path, g_array_index (unused, int, k), g_array_index (unused, int, k));
+    dl_params_add_hypernetwork (dl_sd_model_get_params (m), hn, h->strength);
   }
 
   /* embeddings by name (A1111): the PNG keeps the prompts as typed */
@@ -266,8 +322,9 @@ dl_cli_sample (int argc, char **argv)
   g_autofree guint8 *rgb = g_new (guint8, (gsize) width * height * 3);
   for (int b = 0; b < batch; b++) {
     dl_image_chw_to_rgb8 (images + (gsize) b * 3 * width * height, width, height, rgb);
-    g_autofree char *params = a1111_parameters (prompt, negative, loras, steps, dl_sampler_a1111_name (kind, sigmas),
-                                                cfg, (guint64) seed + b, width, height, model_name, clip_skip);
+    g_autofree char *params = a1111_parameters (prompt, negative, loras, hypernets, steps,
+                                                dl_sampler_a1111_name (kind, sigmas), cfg, (guint64) seed + b, width,
+                                                height, model_name, clip_skip);
     g_autoptr (GHashTable) text = g_hash_table_new (g_str_hash, g_str_equal);
     g_hash_table_insert (text, "parameters", params);
     g_autofree char *path = nth_output (out, b);
@@ -277,5 +334,7 @@ dl_cli_sample (int argc, char **argv)
   }
   for (guint i = 0; i < loras->len; i++)
     g_free (((LoraArg *) loras->pdata[i])->path);
+  for (guint i = 0; i < hypernets->len; i++)
+    g_free (((LoraArg *) hypernets->pdata[i])->path);
   return 0;
 }

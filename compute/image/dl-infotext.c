@@ -18,6 +18,9 @@ dl_infotext_format (const DlInfotext *info)
   char num[G_ASCII_DTOSTR_BUF_SIZE];
   for (guint i = 0; i < info->n_loras; i++)
     g_string_append_printf (s, " <lora:%s:%s>", info->loras[i].name, number (num, sizeof num, info->loras[i].strength));
+  for (guint i = 0; i < info->n_hypernets; i++)
+    g_string_append_printf (s, " <hypernet:%s:%s>", info->hypernets[i].name,
+                            number (num, sizeof num, info->hypernets[i].strength));
   if (info->negative && *info->negative)
     g_string_append_printf (s, "\nNegative prompt: %s", info->negative);
   g_string_append_printf (s, "\nSteps: %d, Sampler: %s, CFG scale: %s, Seed: %" G_GUINT64_FORMAT ", Size: %dx%d",

@@ -17,6 +17,9 @@ typedef struct {
   const char *negative;            /* may be NULL */
   const DlInfotextNetwork *loras;  /* appended to the prompt as <lora:name:strength> */
   guint n_loras;
+  const DlInfotextNetwork *hypernets; /* then as <hypernet:name:strength> (A1111's extra network tag;
+                                       * A1111 reads its older "Hypernet: name" entries back as that) */
+  guint n_hypernets;
   int steps;
   const char *sampler;             /* A1111's name, e.g. "DPM++ 2M Karras" */
   double cfg_scale;
@@ -27,7 +30,7 @@ typedef struct {
   int clip_skip;                   /* written when > 1 */
 } DlInfotext;
 
-/* "prompt <lora:x:0.8>\nNegative prompt: ...\nSteps: 20, Sampler: ..., CFG scale: 7,
+/* "prompt <lora:x:0.8> <hypernet:y:1>\nNegative prompt: ...\nSteps: 20, Sampler: ..., CFG scale: 7,
  * Seed: 42, Size: 512x512, Model hash: ..., Model: ..., Clip skip: 2, Version: Dreamloom X" */
 char *dl_infotext_format (const DlInfotext *info);
 

@@ -238,7 +238,8 @@ put_modelspec (DlSafetensorsWriter *w, const DlModelConfig *c, const char *path)
 {
   dl_safetensors_writer_set_metadata (w, "modelspec.sai_model_spec", "1.0.1");
   dl_safetensors_writer_set_metadata (w, "modelspec.architecture", "stable-diffusion-v1");
-  dl_safetensors_writer_set_metadata (w, "modelspec.implementation", "https://github.com/Stability-AI/generative-models");
+  dl_safetensors_writer_set_metadata (w, "modelspec.implementation",
+                                      "https://github.com/Stability-AI/generative-models");
   g_autofree char *title = g_path_get_basename (path);
   if (g_str_has_suffix (title, ".safetensors"))
     title[strlen (title) - strlen (".safetensors")] = '\0';

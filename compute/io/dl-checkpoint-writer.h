@@ -28,8 +28,9 @@ typedef enum {
 } DlCheckpointWriteLayout;
 
 /* Fill `out` with the `numel` values of parameter `name` (an internal name,
- * in the internal shape: dl_checkpoint_find's ndim/shape).  FALSE, with
- * *error set, stops the write. */
+ * in the internal shape: dl_checkpoint_find's ndim/shape).  Called once per
+ * parameter and write, in the order the file lays tensors out (not module
+ * order).  FALSE, with *error set, stops the write. */
 typedef gboolean (*DlCheckpointSourceFunc) (const char *name, float *out, int64_t numel, gpointer user_data,
                                             GError **error);
 

@@ -91,11 +91,12 @@ new_entry (DlSafetensorsWriter *w, const char *name, DlStDType dtype, int ndim, 
       || bits / 8 > G_MAXSIZE || (nbytes != G_MAXUINT64 && bits / 8 != nbytes))
     {
       if (nbytes == G_MAXUINT64)
-        g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "Tensor “%s”: %" G_GUINT64_FORMAT " elements of %s "
-                     "do not fill whole bytes", name, numel, dl_st_dtype_name (dtype));
+        g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "Tensor “%s”: %" G_GUINT64_FORMAT
+                     " elements of %s do not fill whole bytes", name, numel, dl_st_dtype_name (dtype));
       else
-        g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "Tensor “%s”: %" G_GUINT64_FORMAT " bytes given for "
-                     "%" G_GUINT64_FORMAT " elements of %s", name, nbytes, numel, dl_st_dtype_name (dtype));
+        g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "Tensor “%s”: %" G_GUINT64_FORMAT
+                     " bytes given for %" G_GUINT64_FORMAT " elements of %s", name, nbytes, numel,
+                     dl_st_dtype_name (dtype));
       return NULL;
     }
   Entry *e = g_new0 (Entry, 1);
@@ -164,10 +165,10 @@ dl_safetensors_writer_add_deferred (DlSafetensorsWriter *w, const char *name, Dl
 static const guint8 *
 entry_bytes (const Entry *e, guint8 **scratch, gsize *scratch_len, GError **error)
 {
+  if (e->nbytes == 0)
+    return (const guint8 *) ""; /* (an empty GBytes may have no data pointer) */
   if (e->data)
     return g_bytes_get_data (e->data, NULL);
-  if (e->nbytes == 0)
-    return (const guint8 *) "";
   if (*scratch_len < e->nbytes)
     {
       g_free (*scratch);

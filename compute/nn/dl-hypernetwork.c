@@ -553,18 +553,17 @@ dropout (DlTape *tape, DlTensor *x, float p, guint64 seed, guint64 offset, GErro
   return g_steal_pointer (&y);
 }
 
-/* The draw of one Dropout layer: the step in the high word, a hash (FNV-1a) of
- * the attention, the module and the layer in the low one. */
-static guint64
-dropout_offset (DlHypernetwork *hn, const char *site, int kv, int index)
+guint64
+dl_hypernetwork_dropout_offset (guint64 step, const char *site, int kv, int index)
 {
+  /* FNV-1a */
   guint32 h = 2166136261u;
   for (const char *c = site ? site : ""; *c; c++)
     h = (h ^ (guint8) *c) * 16777619u;
   guint8 tail[3] = { 0xff, (guint8) kv, (guint8) index };
   for (int i = 0; i < 3; i++)
     h = (h ^ tail[i]) * 16777619u;
-  return (hn->dropout_step << 32) | h;
+  return (step << 32) | h;
 }
 
 static DlTensor *
@@ -589,7 +588,8 @@ module_forward (DlHypernetwork *hn, DlTape *tape, SizeModules *s, int kv, DlTens
       /* torch.nn.Dropout is the identity in eval() */
       if (!hn->training)
         continue;
-      next = dropout (tape, h, l->p, hn->dropout_seed, dropout_offset (hn, site, kv, l->index), error);
+      next = dropout (tape, h, l->p, hn->dropout_seed,
+                      dl_hypernetwork_dropout_offset (hn->dropout_step, site, kv, l->index), error);
       break;
     }
     if (!next)

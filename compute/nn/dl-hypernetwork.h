@@ -92,6 +92,11 @@ DlTensor *dl_hypernetwork_find_tensor (DlHypernetwork *hn, const char *name);
  * (inference, the default): no dropout, multiplier = strength. */
 void dl_hypernetwork_set_training (DlHypernetwork *hn, gboolean training, guint64 seed, guint64 step);
 
+/* The draw (the `offset` of dl_op_dropout) of Dropout layer `index` of module
+ * `kv` at the attention `site` in training step `step`: the step in the high
+ * word, a hash of the rest in the low one.  For CPU references. */
+guint64 dl_hypernetwork_dropout_offset (guint64 step, const char *site, int kv, int index);
+
 /* One module on x [..., size] (kv 0: keys, 1: values): x + stack(x) · multiplier,
  * recorded on the tape.  `site` names the attention (dropout streams). */
 DlTensor *dl_hypernetwork_module_forward (DlHypernetwork *hn, DlTape *tape, int64_t size, int kv, DlTensor *x,

@@ -1,6 +1,7 @@
 /* dl-op-adamw8bit.c: see dl-op-adamw8bit.h.  Host side of adamw8bit.comp. */
 #include "dl-op-adamw8bit.h"
 
+#include "dl-op-eltwise.h"
 #include "dl-op-util.h"
 
 #include <math.h>

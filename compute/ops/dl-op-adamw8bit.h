@@ -12,8 +12,17 @@
  *
  * The per-step scalars come from the same hyper buffer as dl_op_adamw
  * (dl_adamw_hyper_upload) and the optional clip coefficient from
- * dl_op_grad_norm.  Device bytes per trained element: 2 (codes) + 8 / 2048
- * (absmax) instead of fp32 AdamW's 8; see dl_adamw8bit_state_bytes(). */
+ * dl_op_grad_norm.  Bias corrections as the kernel applies them: step size
+ * lr * sqrt(1 - beta2^t) / (1 - beta1^t) and eps * sqrt(1 - beta2^t) added to
+ * sqrt(v) (the kernel takes the powers in float with __powf; the hyper buffer
+ * has them from double).  Device bytes per trained element: 2 (codes) +
+ * 8 / 2048 (absmax) instead of fp32 AdamW's 8; see dl_adamw8bit_state_bytes().
+ *
+ * AdamW8bit's defaults (bitsandbytes/optim/adamw.py) are
+ * DL_ADAMW_PARAMS_DEFAULT's: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight
+ * decay 1e-2.  Its min_8bit_size = 4096 (optim/optimizer.py
+ * Optimizer2State.init_state) keeps tensors of fewer elements in 32-bit state
+ * (dl_op_adamw): that choice is the caller's. */
 #pragma once
 
 #include "ops/dl-op-adamw.h"
@@ -24,8 +33,8 @@ G_BEGIN_DECLS
 
 /* Elements per absmax block.  bitsandbytes used 2048 (csrc/kernels.cu,
  * MAKE_OptimizerStatic8bit2StateBlockwise(ADAM, float, 2048, 8)) until commit
- * aa57bd89 ("Change 8bit optimizer blocksize 2048->256", PR #1365); it must
- * match BLOCK in shaders/optim/adamw8bit.comp. */
+ * aa57bd89 ("Change 8bit optimizer blocksize 2048->256", PR #1365, 2024-09);
+ * current releases use 256.  Must match BLOCK in shaders/optim/adamw8bit.comp. */
 #define DL_ADAMW8BIT_BLOCK 2048
 #define DL_ADAMW8BIT_MAP_LEN 256
 

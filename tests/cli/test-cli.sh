@@ -1,8 +1,9 @@
 #!/bin/sh
 # The headless subcommands: exit statuses and the facts their output must carry.
-# usage: test-cli.sh DREAMLOOM
+# usage: test-cli.sh DREAMLOOM [WRITE-TINY-MODEL]
 set -u
 bin="$1"
+writer="${2:-}"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 n=0
@@ -81,6 +82,30 @@ check "... with one line naming the file" sh -c "test \$(wc -l <'$tmp/err') -eq 
 check "inspect a missing file exits 1" test "$st" -eq 1
 "$bin" inspect >"$tmp/out" 2>"$tmp/err"; st=$?
 check "inspect without a path exits 2" test "$st" -eq 2
+
+# ---- a model written by the engine (dl-checkpoint-writer), in both layouts ----
+if [ -n "$writer" ] && [ -d "$diffusers" ]; then
+  "$writer" "$diffusers" "$tmp/written.safetensors" "$tmp/written" >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "the tiny model is written as a single file and a diffusers folder" test "$st" -eq 0
+  "$bin" inspect "$tmp/written.safetensors" --config "$diffusers" >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "inspect the written single file exits 0" test "$st" -eq 0
+  check "... a safetensors file with LDM names" grep -q "^layout: *single file, safetensors" "$tmp/out"
+  check "... of SD 1.x" grep -q "^family: *Stable Diffusion 1.x" "$tmp/out"
+  check "... its UNet in f16" grep -qE "unet +2,446,788 parameters in +684 tensors +\(F16 ×684\)" "$tmp/out"
+  check "... its text encoder in f16" \
+    grep -qE "text_encoder +1,609,216 parameters in +52 tensors +\(F16 ×52\)" "$tmp/out"
+  check "... its VAE as the base stores it" grep -qE "vae .* tensors +\(F32 ×124\)" "$tmp/out"
+  check "... with modelspec metadata" grep -q "modelspec.architecture = stable-diffusion-v1" "$tmp/out"
+  check "... and no unknown keys" grep -q "^unknown keys (0)" "$tmp/out"
+  "$bin" inspect "$tmp/written" >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "inspect the written diffusers folder exits 0" test "$st" -eq 0
+  check "... a diffusers folder" grep -q "^layout: *diffusers folder" "$tmp/out"
+  check "... of SD 1.x" grep -q "^family: *Stable Diffusion 1.x" "$tmp/out"
+  check "... configured by its own config files" grep -q "unet.attention_heads .*written/unet/config.json" "$tmp/out"
+  check "... with its own tokenizer" grep -q "^tokenizer: .*written/tokenizer" "$tmp/out"
+else
+  for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14; do skip "golden tiny model or write-tiny-model absent"; done
+fi
 
 vocab="$clip/bpe_simple_vocab_16e6.txt.gz"
 if [ -f "$vocab" ]; then
@@ -246,6 +271,42 @@ if [ -d "$diffusers" ] && command -v python3 >/dev/null; then
   check "... and writes no image" test ! -e "$tmp/x.png"
 else
   for i in 1 2 3 4 5 6 7 8 9 10 11 12; do skip "golden tiny model or python3 absent"; done
+fi
+
+# ---- sample --hypernetwork: A1111 hypernetworks (golden case j's file; size 32 = the tiny model's widths) ----
+if [ -d "$diffusers" ] && [ -f "$golden/hypernetwork_a1111.pt" ] && [ -f "$golden/train/hn-init.pt" ]; then
+  opts="--model $diffusers --prompt sks --steps 2 --width 32 --height 32 --seed 3 --sampler ddim"
+  hnf="$golden/hypernetwork_a1111.pt"
+  # shellcheck disable=SC2086
+  "$bin" sample $opts --out "$tmp/hn-none.png" --out-latents "$tmp/hn-none.st" >"$tmp/out" 2>"$tmp/err"
+  # shellcheck disable=SC2086
+  "$bin" sample $opts --hypernetwork "$hnf:0.6" --out "$tmp/hn.png" --out-latents "$tmp/hn.st" >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "sample --hypernetwork exits 0" test "$st" -eq 0
+  check "... the PNG names it as A1111 does" grep -qa "sks <hypernet:hypernetwork_a1111:0.6>" "$tmp/hn.png"
+  check "... and it changes the image" sh -c "! cmp -s '$tmp/hn-none.st' '$tmp/hn.st'"
+  # shellcheck disable=SC2086
+  "$bin" sample $opts --hypernetwork "$hnf:0" --out "$tmp/hn0.png" --out-latents "$tmp/hn0.st" >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "a hypernetwork at strength 0 changes nothing" sh -c "test $st -eq 0 && cmp -s '$tmp/hn-none.st' '$tmp/hn0.st'"
+  # shellcheck disable=SC2086
+  "$bin" sample $opts --fp16 --hypernetwork "$hnf" --hypernetwork "$golden/train/hn-init.pt:-0.5" --out "$tmp/hn2.png" \
+    >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "two --hypernetwork with --fp16 exit 0" test "$st" -eq 0
+  check "... named in the order given" grep -qa "sks <hypernet:hypernetwork_a1111:1> <hypernet:hn-init:-0.5>" "$tmp/hn2.png"
+  # shellcheck disable=SC2086
+  "$bin" sample $opts --hypernetwork "$hnf:" --out "$tmp/x.png" >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "--hypernetwork FILE: without a strength is a usage error" \
+    sh -c "test $st -eq 2 && grep -q -- '--hypernetwork .*missing strength' '$tmp/err'"
+  # shellcheck disable=SC2086
+  "$bin" sample $opts --hypernetwork "$tmp/missing-hn.pt" --out "$tmp/x.png" >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "a missing --hypernetwork file exits 1 with one line naming it" \
+    sh -c "test $st -eq 1 && test \$(wc -l <'$tmp/err') -eq 1 && grep -q missing-hn.pt '$tmp/err'"
+  # shellcheck disable=SC2086
+  "$bin" sample $opts --hypernetwork "$golden/lora_kohya.safetensors" --out "$tmp/x.png" >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "a file that is no hypernetwork exits 1 with one line" \
+    sh -c "test $st -eq 1 && test \$(wc -l <'$tmp/err') -eq 1 && grep -q 'lora_kohya.safetensors.*hypernetworks are PyTorch .pt files' '$tmp/err'"
+  check "... and writes no image" test ! -e "$tmp/x.png"
+else
+  for i in 1 2 3 4 5 6 7 8 9 10; do skip "golden tiny model or hypernetwork files absent"; done
 fi
 
 # ---- train a project: its settings, images and captions ----

@@ -474,7 +474,8 @@ hash_tree (GHashTable *h, const char *dir, const char *rel)
     g_autofree char *data = NULL;
     gsize len;
     g_assert_true (g_file_get_contents (p, &data, &len, NULL));
-    g_hash_table_insert (h, g_steal_pointer (&r), g_compute_checksum_for_data (G_CHECKSUM_SHA256, (guchar *) data, len));
+    char *sum = g_compute_checksum_for_data (G_CHECKSUM_SHA256, (guchar *) data, len);
+    g_hash_table_insert (h, g_steal_pointer (&r), sum);
   }
 }
 
@@ -732,6 +733,7 @@ test_safetensors_deferred (void)
   g_autofree char *p1 = tmp_path ("plain.safetensors");
   g_autofree char *p2 = tmp_path ("lazy.safetensors");
   g_assert_true (dl_safetensors_writer_write (plain, p1, &error));
+  g_assert_no_error (error);
   g_assert_true (dl_safetensors_writer_write (lazy, p2, &error));
   g_assert_no_error (error);
   g_assert_cmpuint (da.calls, ==, 1);

@@ -14,6 +14,7 @@
 #include "io/dl-torch-ckpt.h"
 #include "io/dl-torch-writer.h"
 #include "io/dl-zip.h"
+#include "io/pickle-check.h"
 
 static char *base_tmp_dir;
 
@@ -167,78 +168,6 @@ test_tensor_bytes (void)
 
 /* ---- the opcodes and globals of a pickle ---- */
 
-/* Walk `d`: every opcode must be one of sd-formats §8.5 (LONG1 too when
- * `long1`), every GLOBAL one of the four a TI/hypernetwork file needs. */
-static void
-assert_allowed_pickle (const guint8 *d, gsize n, gboolean long1)
-{
-  static const char *const globals[] = {
-    "torch._utils\n_rebuild_tensor_v2", "torch\nFloatStorage", "torch\nHalfStorage", "collections\nOrderedDict",
-  };
-  gsize pos = 0;
-  gboolean stopped = FALSE;
-  while (pos < n && !stopped)
-    {
-      guint8 op = d[pos++];
-      gsize arg = 0;
-      switch (op)
-        {
-        case '}': case ']': case ')': case '(': case 's': case 'u': case 'e': case 't': case 0x85: case 0x86:
-        case 0x87: case 'N': case 0x88: case 0x89: case 'R': case 'Q':
-          break;
-        case '.':
-          stopped = TRUE;
-          break;
-        case 0x80: /* PROTO */
-          g_assert_cmpint (d[pos], ==, 2);
-          arg = 1;
-          break;
-        case 'K': case 'q': case 'h':
-          arg = 1;
-          break;
-        case 'M':
-          arg = 2;
-          break;
-        case 'J':
-          arg = 4;
-          break;
-        case 'G':
-          arg = 8;
-          break;
-        case 'X':
-          g_assert_cmpuint (pos + 4, <=, n);
-          arg = 4 + (d[pos] | d[pos + 1] << 8 | (gsize) d[pos + 2] << 16 | (gsize) d[pos + 3] << 24);
-          break;
-        case 0x8a:
-          if (!long1)
-            g_error ("LONG1 at byte %" G_GSIZE_FORMAT, pos - 1);
-          arg = 1 + d[pos];
-          break;
-        case 'c':
-          {
-            const guint8 *nl1 = memchr (d + pos, '\n', n - pos);
-            g_assert_nonnull (nl1);
-            const guint8 *nl2 = memchr (nl1 + 1, '\n', n - (nl1 + 1 - d));
-            g_assert_nonnull (nl2);
-            g_autofree char *g = g_strndup ((const char *) d + pos, nl2 - (d + pos));
-            gboolean ok = FALSE;
-            for (guint i = 0; i < G_N_ELEMENTS (globals); i++)
-              ok |= strcmp (g, globals[i]) == 0;
-            if (!ok)
-              g_error ("global “%s” is not allowed", g);
-            arg = nl2 + 1 - (d + pos);
-            break;
-          }
-        default:
-          g_error ("opcode 0x%02x at byte %" G_GSIZE_FORMAT " is not among the allowed ones", op, pos - 1);
-        }
-      pos += arg;
-      g_assert_cmpuint (pos, <=, n);
-    }
-  g_assert_true (stopped);
-  g_assert_cmpuint (pos, ==, n);
-}
-
 /* ---- the zip ---- */
 
 static guint32
@@ -356,7 +285,7 @@ test_archive_layout (void)
   g_autoptr (GBytes) pkl = check_archive (path, 4);
   gsize n;
   const guint8 *d = g_bytes_get_data (pkl, &n);
-  assert_allowed_pickle (d, n, FALSE);
+  pickle_assert_allowed (d, n, FALSE);
   /* the same bytes as dl_torch_pickle gives */
   g_autoptr (GBytes) direct = dl_torch_pickle (v, NULL);
   g_assert_true (g_bytes_equal (direct, pkl));
@@ -653,7 +582,7 @@ test_golden_hypernetwork (void)
       g_autofree char *out = tmp_path ("hypernetwork-again.pt");
       g_assert_true (dl_torch_save (out, again, &error));
       g_autoptr (GBytes) pkl = check_archive (out, 8);
-      assert_allowed_pickle (g_bytes_get_data (pkl, NULL), g_bytes_get_size (pkl), FALSE);
+      pickle_assert_allowed (g_bytes_get_data (pkl, NULL), g_bytes_get_size (pkl), FALSE);
       g_autoptr (DlTorchCkpt) ck2 = dl_torch_ckpt_open (out, &error);
       g_assert_no_error (error);
       assert_same_tree (ck, root, ck2, dl_torch_ckpt_get_root (ck2), 0);
