@@ -75,11 +75,11 @@ read_cached (const char *path, gsize per, float **mean, float **std)
 }
 
 static gboolean
-encode (DlTrainer *t, guint i, gboolean flip, float **mean, float **std, GError **error)
+encode (DlTrainer *t, DlTrainImages *images, guint i, gboolean flip, float **mean, float **std, GError **error)
 {
   const DlModelConfig *cfg = dl_sd_model_get_config (t->model);
-  const DlTrainImage *im = dl_train_images_get (t->images, i);
-  g_autofree float *pixels = dl_train_images_load_pixels (t->images, i, flip, error);
+  const DlTrainImage *im = dl_train_images_get (images, i);
+  g_autofree float *pixels = dl_train_images_load_pixels (images, i, flip, error);
   if (!pixels)
     return FALSE;
   DlDType act = t->settings->fp16 ? DL_DTYPE_F16 : DL_DTYPE_F32;
@@ -120,33 +120,34 @@ write_cached (const char *path, const DlLatentMoments *lm, int L, const float *m
          dl_safetensors_writer_write (w, path, error);
 }
 
-gboolean
-dl_trainer_cache_latents (DlTrainer *t, GError **error)
+static gboolean
+cache_set (DlTrainer *t, DlTrainImages *images, gboolean with_flip, DlLatentMoments **out, guint *encoded_out,
+           GError **error)
 {
   const DlModelConfig *cfg = dl_sd_model_get_config (t->model);
-  guint n = dl_train_images_get_n (t->images);
+  guint n = dl_train_images_get_n (images);
   int L = cfg->unet.in_channels, f = 1 << (cfg->vae.n_levels - 1);
   g_autofree char *vae_id = vae_identity (t);
   g_autofree char *dir = g_build_filename (g_get_user_cache_dir (), "dreamloom", "latents", NULL);
   /* a model of random weights (benchmarks) has no identity to key a cache by */
   gboolean use_disk = dl_sd_model_get_checkpoint (t->model) != NULL;
   gboolean can_write = use_disk && g_mkdir_with_parents (dir, 0755) == 0;
-  t->moments = g_new0 (DlLatentMoments, n);
+  DlLatentMoments *moments = *out = g_new0 (DlLatentMoments, n);
   guint encoded = 0;
   for (guint i = 0; i < n; i++) {
-    const DlTrainImage *im = dl_train_images_get (t->images, i);
-    DlLatentMoments *lm = &t->moments[i];
+    const DlTrainImage *im = dl_train_images_get (images, i);
+    DlLatentMoments *lm = &moments[i];
     lm->h = im->bucket_height / f;
     lm->w = im->bucket_width / f;
     gsize per = (gsize) L * lm->h * lm->w;
-    for (int flip = 0; flip <= (t->settings->flip ? 1 : 0); flip++) {
+    for (int flip = 0; flip <= (with_flip ? 1 : 0); flip++) {
       if (g_cancellable_set_error_if_cancelled (t->cancellable, error))
         return FALSE;
       float *mean = NULL, *std = NULL;
       g_autofree char *path = cache_path (dir, vae_id, im, flip);
       if (!use_disk || !read_cached (path, per, &mean, &std)) {
         dl_trainer_status (t, (double) i / n, "Encoding the training images (%u of %u)", i + 1, n);
-        if (!encode (t, i, flip, &mean, &std, error))
+        if (!encode (t, images, i, flip, &mean, &std, error))
           return FALSE;
         encoded++;
         g_autoptr (GError) werr = NULL;
@@ -162,6 +163,19 @@ dl_trainer_cache_latents (DlTrainer *t, GError **error)
       }
     }
   }
+  *encoded_out += encoded;
+  return TRUE;
+}
+
+gboolean
+dl_trainer_cache_latents (DlTrainer *t, GError **error)
+{
+  guint encoded = 0;
+  if (!cache_set (t, t->images, t->settings->flip, &t->moments, &encoded, error))
+    return FALSE;
+  /* class images are not mirrored: --flip is an augmentation of the user's images */
+  if (t->class_images && !cache_set (t, t->class_images, FALSE, &t->class_moments, &encoded, error))
+    return FALSE;
   if (encoded)
     dl_trainer_status (t, 1.0, "Encoded %u image%s", encoded, encoded == 1 ? "" : "s");
   /* the encoder is not needed again in this run (the decoder is, for previews);

@@ -8,6 +8,8 @@
 
 #include "dl-error.h"
 #include "ops/dl-ops.h"
+#include "ops/dl-op-adamw8bit.h"
+#include "train/dl-adamw8bit-io.h"
 
 typedef struct {
   char *name;
@@ -17,6 +19,8 @@ typedef struct {
 typedef struct {
   char *name;
   DlTensor *param, *grad, *m, *v;
+  DlTensor *model;         /* the f16 tensor the forward reads, or NULL (param itself) */
+  DlAdamW8bitState *q;     /* 8-bit moments instead of m and v, or NULL */
   guint group;
   guint64 steps;    /* AdamW steps applied to this tensor (torch's state["step"]) */
   gboolean reached; /* the loss reached it since the last zero_grad */
@@ -37,6 +41,8 @@ struct _DlOptimizer {
   GPtrArray *entries; /* Entry */
   GHashTable *by_name;
   GPtrArray *hypers;  /* Hyper*, reused between steps */
+  gboolean eightbit;
+  DlTensor *codebook; /* the 8-bit maps, once */
 };
 
 static void
@@ -48,6 +54,8 @@ entry_free (gpointer p)
   g_clear_pointer (&e->grad, dl_tensor_unref);
   g_clear_pointer (&e->m, dl_tensor_unref);
   g_clear_pointer (&e->v, dl_tensor_unref);
+  g_clear_pointer (&e->model, dl_tensor_unref);
+  g_clear_pointer (&e->q, dl_adamw8bit_state_free);
   g_free (e);
 }
 
@@ -92,6 +100,7 @@ dl_optimizer_free (DlOptimizer *opt)
   g_ptr_array_unref (opt->entries);
   g_ptr_array_unref (opt->hypers);
   g_ptr_array_unref (opt->grad_blocks);
+  g_clear_pointer (&opt->codebook, dl_tensor_unref);
   g_array_unref (opt->groups);
   g_free (opt);
 }
@@ -127,12 +136,36 @@ zeroed_like (DlOptimizer *opt, DlRecorder *rec, const char *what, const char *na
   return g_steal_pointer (&t);
 }
 
+void
+dl_optimizer_set_8bit (DlOptimizer *opt, gboolean eightbit)
+{
+  opt->eightbit = eightbit;
+}
+
 gboolean
-dl_optimizer_add (DlOptimizer *opt, DlRecorder *rec, const char *name, DlTensor *param, guint group, GError **error)
+dl_optimizer_get_8bit (DlOptimizer *opt)
+{
+  return opt->eightbit;
+}
+
+/* bitsandbytes optim/optimizer.py: tensors smaller than min_8bit_size keep 32-bit state */
+#define MIN_8BIT_SIZE 4096
+
+double
+dl_optimizer_bytes_per_element (gboolean eightbit, gboolean copy)
+{
+  double moments = eightbit ? 2.0 + 8.0 / DL_ADAMW8BIT_BLOCK : 8.0;
+  return 4.0 + 4.0 + moments + (copy ? 2.0 : 0.0);
+}
+
+gboolean
+dl_optimizer_add_with_copy (DlOptimizer *opt, DlRecorder *rec, const char *name, DlTensor *param, DlTensor *model,
+                            guint group, GError **error)
 {
   g_return_val_if_fail (opt != NULL && name != NULL && param != NULL, FALSE);
   g_return_val_if_fail (group < opt->groups->len, FALSE);
   g_return_val_if_fail (param->dtype == DL_DTYPE_F32, FALSE);
+  g_return_val_if_fail (!model || dl_tensor_numel (model) == dl_tensor_numel (param), FALSE);
   if (g_hash_table_contains (opt->by_name, name)) {
     g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "the trained tensor %s is listed twice", name);
     return FALSE;
@@ -140,15 +173,33 @@ dl_optimizer_add (DlOptimizer *opt, DlRecorder *rec, const char *name, DlTensor 
   Entry *e = g_new0 (Entry, 1);
   e->name = g_strdup (name);
   e->param = dl_tensor_ref (param);
+  e->model = model && model != param ? dl_tensor_ref (model) : NULL;
   e->group = group;
-  if (!(e->m = zeroed_like (opt, rec, "adam_m", name, param, error)) ||
-      !(e->v = zeroed_like (opt, rec, "adam_v", name, param, error))) {
+  int64_t n = dl_tensor_numel (param);
+  gboolean ok;
+  if (opt->eightbit && n >= MIN_8BIT_SIZE) {
+    if (!opt->codebook && !(opt->codebook = dl_adamw8bit_codebook_new (opt->device, error))) {
+      entry_free (e);
+      return FALSE;
+    }
+    ok = (e->q = dl_adamw8bit_state_new (opt->device, name, n, error)) && dl_adamw8bit_state_zero (rec, e->q, error);
+  } else {
+    ok = (e->m = zeroed_like (opt, rec, "adam_m", name, param, error)) &&
+         (e->v = zeroed_like (opt, rec, "adam_v", name, param, error));
+  }
+  if (!ok) {
     entry_free (e);
     return FALSE;
   }
   g_ptr_array_add (opt->entries, e);
   g_hash_table_insert (opt->by_name, e->name, e);
   return TRUE;
+}
+
+gboolean
+dl_optimizer_add (DlOptimizer *opt, DlRecorder *rec, const char *name, DlTensor *param, guint group, GError **error)
+{
+  return dl_optimizer_add_with_copy (opt, rec, name, param, NULL, group, error);
 }
 
 #define ENTRY(opt, i) ((Entry *) g_ptr_array_index ((opt)->entries, (i)))
@@ -243,8 +294,10 @@ dl_optimizer_attach (DlOptimizer *opt, DlTape *tape)
 {
   if (!ensure_grads (opt, NULL))
     return; /* out of memory: the next zero_grad reports it */
-  for (guint i = 0; i < opt->entries->len; i++)
-    dl_tape_set_param_grad (tape, ENTRY (opt, i)->param, ENTRY (opt, i)->grad);
+  for (guint i = 0; i < opt->entries->len; i++) {
+    Entry *e = ENTRY (opt, i);
+    dl_tape_set_param_grad (tape, e->model ? e->model : e->param, e->grad);
+  }
 }
 
 gboolean
@@ -263,9 +316,11 @@ dl_optimizer_zero_grad (DlOptimizer *opt, DlRecorder *rec, GError **error)
 void
 dl_optimizer_collect_reached (DlOptimizer *opt, DlTape *tape)
 {
-  for (guint i = 0; i < opt->entries->len; i++)
-    if (dl_tape_param_reached (tape, ENTRY (opt, i)->param))
-      ENTRY (opt, i)->reached = TRUE;
+  for (guint i = 0; i < opt->entries->len; i++) {
+    Entry *e = ENTRY (opt, i);
+    if (dl_tape_param_reached (tape, e->model ? e->model : e->param))
+      e->reached = TRUE;
+  }
 }
 
 gboolean
@@ -341,7 +396,9 @@ dl_optimizer_step (DlOptimizer *opt, DlRecorder *rec, const double *group_lr, Dl
     Entry *e = ENTRY (opt, i);
     if (!e->reached)
       continue;
-    if (!dl_op_adamw (rec, e->param, e->grad, e->m, e->v, hy[i], clip, NULL, error))
+    gboolean ok = e->q ? dl_op_adamw8bit (rec, e->param, e->grad, e->q, opt->codebook, hy[i], clip, e->model, error)
+                       : dl_op_adamw (rec, e->param, e->grad, e->m, e->v, hy[i], clip, e->model, error);
+    if (!ok)
       return FALSE;
     e->steps++;
   }
@@ -381,8 +438,10 @@ dl_optimizer_save (DlOptimizer *opt, DlSafetensorsWriter *w, GError **error)
   for (guint i = 0; i < opt->entries->len; i++) {
     Entry *e = ENTRY (opt, i);
     steps[i] = (gint64) e->steps;
-    if (!save_tensor (w, "param.", e->name, e->param, error) || !save_tensor (w, "adam_m.", e->name, e->m, error) ||
-        !save_tensor (w, "adam_v.", e->name, e->v, error))
+    if (!save_tensor (w, "param.", e->name, e->param, error))
+      return FALSE;
+    if (e->q ? !dl_adamw8bit_state_save (e->q, w, e->name, error)
+             : (!save_tensor (w, "adam_m.", e->name, e->m, error) || !save_tensor (w, "adam_v.", e->name, e->v, error)))
       return FALSE;
   }
   int64_t n = opt->entries->len;
@@ -417,9 +476,17 @@ dl_optimizer_load (DlOptimizer *opt, DlSafetensors *st, GError **error)
   }
   for (guint i = 0; i < opt->entries->len; i++) {
     Entry *e = ENTRY (opt, i);
-    if (!load_tensor (st, "param.", e->name, e->param, error) || !load_tensor (st, "adam_m.", e->name, e->m, error) ||
-        !load_tensor (st, "adam_v.", e->name, e->v, error))
+    if (!load_tensor (st, "param.", e->name, e->param, error))
       return FALSE;
+    if (e->q ? !dl_adamw8bit_state_load (e->q, st, e->name, error)
+             : (!load_tensor (st, "adam_m.", e->name, e->m, error) || !load_tensor (st, "adam_v.", e->name, e->v, error)))
+      return FALSE;
+    /* the model's copy follows the master */
+    if (e->model) {
+      g_autofree float *v = dl_tensor_download_f32 (e->param, error);
+      if (!v || !dl_tensor_upload_f32 (e->model, v, error))
+        return FALSE;
+    }
     gint64 count;
     memcpy (&count, steps->data + 8 * i, sizeof count);
     e->steps = (guint64) MAX (count, 0);

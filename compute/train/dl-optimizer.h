@@ -25,10 +25,24 @@ guint dl_optimizer_add_group (DlOptimizer *opt, const char *name, double weight_
 guint dl_optimizer_get_n_groups (DlOptimizer *opt);
 const char *dl_optimizer_get_group_name (DlOptimizer *opt, guint group);
 
+/* 8-bit moments (bitsandbytes' AdamW8bit: block-wise dynamic quantisation) for
+ * tensors of 4096 elements or more added from now on; smaller ones keep fp32
+ * moments, as bitsandbytes' min_8bit_size does (optim/optimizer.py). */
+void dl_optimizer_set_8bit (DlOptimizer *opt, gboolean eightbit);
+gboolean dl_optimizer_get_8bit (DlOptimizer *opt);
+
 /* Train `param` (f32) in `group` under `name` (unique; the name its state is
  * saved by).  Allocates its gradient and moments (zeroed through `rec`). */
 gboolean dl_optimizer_add (DlOptimizer *opt, DlRecorder *rec, const char *name, DlTensor *param, guint group,
                            GError **error);
+/* The same for a model tensor the forward reads in another dtype (f16
+ * weights): `master` (f32) is what AdamW updates, `model` receives each new
+ * value (rounded) and is what the tape gives gradients to. */
+gboolean dl_optimizer_add_with_copy (DlOptimizer *opt, DlRecorder *rec, const char *name, DlTensor *master,
+                                     DlTensor *model, guint group, GError **error);
+/* Device bytes of the optimizer's state per trained element (value, gradient,
+ * moments; and the f16 copy when `copy`). */
+double dl_optimizer_bytes_per_element (gboolean eightbit, gboolean copy);
 guint dl_optimizer_get_n (DlOptimizer *opt);
 const char *dl_optimizer_get_name (DlOptimizer *opt, guint i);
 DlTensor *dl_optimizer_get_param (DlOptimizer *opt, guint i);

@@ -36,6 +36,8 @@ enum {
   KIND_FLIPS,
   KIND_CAPTIONS,
 };
+/* the class images' order: one permutation per pass over them */
+#define CLASS_STREAM (G_GUINT64_CONSTANT (3) << 61)
 #define EPOCH_STREAM (G_GUINT64_CONSTANT (1) << 62)
 
 struct _DlDraws {
@@ -157,25 +159,40 @@ dl_draws_make (DlDraws *d, guint64 micro, DlStepDraws *out)
   int n = (int) batch->len;
   guint bucket = bucket_of (d, g_array_index (batch, guint, 0));
   out->n = n;
-  out->n_rows = n;
+  out->n_rows = c->n_class_images ? 2 * n : n;
   out->latent_h = d->bucket_hw[2 * bucket];
   out->latent_w = d->bucket_hw[2 * bucket + 1];
   out->images = g_new (gint64, n);
   for (int i = 0; i < n; i++)
     out->images[i] = g_array_index (batch, guint, i);
   guint64 base = micro << 4;
+  int rows = out->n_rows;
+  if (c->n_class_images) {
+    /* the k-th class sample of the run is entry k % N of pass k / N's permutation */
+    out->class_images = g_new (gint64, n);
+    for (int i = 0; i < n; i++) {
+      guint64 k = micro * c->batch + (guint64) i;
+      guint64 pass = k / c->n_class_images, at = k % c->n_class_images;
+      g_autofree guint *perm = g_new (guint, c->n_class_images);
+      for (guint j = 0; j < c->n_class_images; j++)
+        perm[j] = j;
+      guint64 w = 0;
+      shuffle (perm, c->n_class_images, c->seed, CLASS_STREAM + pass, &w);
+      out->class_images[i] = perm[at];
+    }
+  }
   gsize per = (gsize) c->latent_channels * out->latent_h * out->latent_w;
-  out->latent_eps = g_new (float, per * n);
-  dl_philox_fill_normal (out->latent_eps, per * n, DL_RANDOM_PHILOX, c->seed, base | KIND_LATENT_EPS, 0, 0.0f, 1.0f);
-  out->noise = g_new (float, per * n);
-  dl_philox_fill_normal (out->noise, per * n, DL_RANDOM_PHILOX, c->seed, base | KIND_NOISE, 0, 0.0f, 1.0f);
+  out->latent_eps = g_new (float, per * rows);
+  dl_philox_fill_normal (out->latent_eps, per * rows, DL_RANDOM_PHILOX, c->seed, base | KIND_LATENT_EPS, 0, 0.0f, 1.0f);
+  out->noise = g_new (float, per * rows);
+  dl_philox_fill_normal (out->noise, per * rows, DL_RANDOM_PHILOX, c->seed, base | KIND_NOISE, 0, 0.0f, 1.0f);
   if (c->noise_offset > 0) {
-    out->offset_eps = g_new (float, (gsize) n * c->latent_channels);
-    dl_philox_fill_normal (out->offset_eps, (gsize) n * c->latent_channels, DL_RANDOM_PHILOX, c->seed,
+    out->offset_eps = g_new (float, (gsize) rows * c->latent_channels);
+    dl_philox_fill_normal (out->offset_eps, (gsize) rows * c->latent_channels, DL_RANDOM_PHILOX, c->seed,
                            base | KIND_OFFSET_EPS, 0, 0.0f, 1.0f);
   }
-  out->timesteps = g_new (gint64, n);
-  for (int i = 0; i < n; i++)
+  out->timesteps = g_new (gint64, rows);
+  for (int i = 0; i < rows; i++)
     out->timesteps[i] = uniform_below (c->seed, base | KIND_TIMESTEPS, i, (guint) c->n_timesteps);
   if (c->n_templates) {
     out->templates = g_new (gint64, n);

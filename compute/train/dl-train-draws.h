@@ -40,6 +40,7 @@ typedef struct {
   guint repeats;
   guint batch;
   guint n_templates;   /* 0: none */
+  guint n_class_images; /* prior preservation: each sample gets a class image (rows = 2n); 0: none */
   gboolean flip;
   double noise_offset;
   int n_timesteps;     /* the schedule's (1000) */

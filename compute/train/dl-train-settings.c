@@ -46,6 +46,7 @@ typedef enum {
   F_METHOD,
   F_SCHEDULE,
   F_SAVE_DTYPE,
+  F_OPTIMIZER,
 } FieldType;
 
 /* methods an option applies to */
@@ -70,7 +71,7 @@ typedef struct {
 
 static const Field fields[] = {
   { "method", F_METHOD, OFF (method), M_ALL, 0, 0, "M",
-    "lora | textual-inversion (dreambooth and hypernetwork: see the issues)" },
+    "lora | textual-inversion | dreambooth | hypernetwork (what is trained and written)" },
   { "model", F_STRING, OFF (model), M_ALL, 0, 0, "MODEL", "Base model: checkpoint file or diffusers folder" },
   { "config", F_STRING, OFF (config), M_ALL, 0, 0, "DIR", "diffusers-style config folder for a single file" },
   { "images", F_STRING, OFF (images), M_ALL, 0, 0, "DIR", "Folder of training images (captions in <stem>.txt)" },
@@ -105,7 +106,8 @@ static const Field fields[] = {
     "Caption of images without a caption file (default: the file name, A1111's rule)" },
 
   { "lr", F_DOUBLE, OFF (lr), M_ALL, 0, 10, "LR",
-    "Learning rate (LoRA 1e-4, kohya's README; TI 5e-3, A1111's default)" },
+    "Learning rate (LoRA 1e-4, kohya's README; TI 5e-3 and hypernetwork 1e-5, A1111's defaults; DreamBooth 5e-6, "
+    "diffusers' example)" },
   { "text-encoder-lr", F_DOUBLE, OFF (text_encoder_lr), M_LORA | M_DB, 0, 10, "LR",
     "LoRA: learning rate of the text-encoder modules (5e-5: half the UNet's, kohya's usual)" },
   { "lr-scheduler", F_SCHEDULE, OFF (lr_scheduler), M_ALL, 0, 0, "NAME",
@@ -140,7 +142,7 @@ static const Field fields[] = {
   { "no-text-encoder", F_BOOL, OFF (no_text_encoder), M_LORA, 0, 0, NULL,
     "LoRA: train the UNet modules only (text-encoder outputs are then cached)" },
   { "init-from", F_STRING, OFF (init_from), M_LORA | M_HN, 0, 0, "FILE",
-    "LoRA: continue from an existing kohya LoRA (its modules, ranks and alphas)" },
+    "Continue from an existing kohya LoRA (its modules, ranks and alphas) or A1111 hypernetwork .pt" },
   { "save-dtype", F_SAVE_DTYPE, OFF (save_dtype), M_ALL, 0, 0, "f16|f32",
     "dtype of the written tensors (LoRA f16 as kohya; TI f32 as A1111)" },
 
@@ -150,8 +152,30 @@ static const Field fields[] = {
     "TI: start the vectors from this text's token embeddings (\"*\", A1111's default)" },
   { "vectors", F_INT, OFF (vectors), M_TI, 1, 75, "N", "TI: vectors per token (1)" },
   { "template", F_STRING, OFF (template_file), M_TI | M_HN, 0, 0, "FILE",
-    "TI: \"object\" (the TI paper's list, default), \"style\", or a file: one template per line with [name] "
-    "and [filewords]" },
+    "TI, hypernetwork: \"object\" (the TI paper's list, default), \"style\", or a file: one template per line "
+    "with [name] and [filewords]" },
+
+  { "train-text-encoder", F_BOOL, OFF (train_text_encoder), M_DB, 0, 0, NULL,
+    "DreamBooth: train the text encoder too (its own --text-encoder-lr; off, diffusers' default)" },
+  { "class-prompt", F_STRING, OFF (class_prompt), M_DB, 0, 0, "TEXT",
+    "DreamBooth: prior preservation with images of this class (\"a photo of dog\")" },
+  { "class-images", F_STRING, OFF (class_images), M_DB, 0, 0, "DIR",
+    "DreamBooth: the class images; missing ones are generated there by the base model (default <run>/class)" },
+  { "num-class-images", F_INT, OFF (num_class_images), M_DB, 1, 100000, "N",
+    "DreamBooth: class images to use (100, diffusers' default)" },
+  { "prior-weight", F_DOUBLE, OFF (prior_weight), M_DB, 0, 1000, "W",
+    "DreamBooth: weight of the prior-preservation loss (1.0, diffusers and kohya)" },
+  { "optimizer", F_OPTIMIZER, OFF (adamw8bit), M_ALL, 0, 0, "adamw|adamw8bit",
+    "AdamW (torch), or 8-bit AdamW (bitsandbytes' block-wise 8-bit moments: 10 instead of 16 bytes a parameter)" },
+  { "hn-sizes", F_STRING, OFF (hn_sizes), M_HN, 0, 0, "LIST",
+    "Hypernetwork: context widths it applies to (768,320,640,1280: A1111's default)" },
+  { "hn-layers", F_STRING, OFF (hn_layers), M_HN, 0, 0, "LIST", "Hypernetwork: layer structure (1,2,1)" },
+  { "hn-activation", F_STRING, OFF (hn_activation), M_HN, 0, 0, "NAME",
+    "Hypernetwork: linear, relu, leakyrelu, elu, swish, tanh, sigmoid, gelu, mish, softsign, silu, hardswish (linear)" },
+  { "hn-layer-norm", F_BOOL, OFF (hn_layer_norm), M_HN, 0, 0, NULL, "Hypernetwork: LayerNorm after each layer" },
+  { "hn-dropout", F_STRING, OFF (hn_dropout), M_HN, 0, 0, "LIST", "Hypernetwork: dropout structure (0,0,0)" },
+  { "hn-init", F_STRING, OFF (hn_init), M_HN, 0, 0, "NAME",
+    "Hypernetwork: Normal, XavierUniform, XavierNormal, KaimingUniform, KaimingNormal (Normal)" },
 
   { "save-every", F_INT64, OFF (save_every), M_ALL, 0, BIG, "N", "Save a checkpoint every N steps, 0 = only at the end (250)" },
   { "keep", F_INT, OFF (keep), M_ALL, 1, 1000, "K", "Checkpoints kept besides the best (3)" },
@@ -200,6 +224,13 @@ dl_train_settings_new (DlTrainMethod method)
   s->sample_every = 250;
   s->sample_steps = 20;
   s->validate_every = 50;
+  s->num_class_images = 100;
+  s->prior_weight = 1.0;
+  s->hn_sizes = g_strdup ("768,320,640,1280");
+  s->hn_layers = g_strdup ("1,2,1");
+  s->hn_activation = g_strdup ("linear");
+  s->hn_dropout = g_strdup ("0,0,0");
+  s->hn_init = g_strdup ("Normal");
   switch (method) {
   case DL_TRAIN_TEXTUAL_INVERSION:
     /* A1111's train tab: lr 0.005, no weight decay, no clipping; diffusers' README: 3000 steps */
@@ -210,6 +241,25 @@ dl_train_settings_new (DlTrainMethod method)
     s->max_grad_norm = 0;
     s->save_dtype = DL_ST_F32;
     s->init_text = g_strdup ("*");
+    break;
+  case DL_TRAIN_DREAMBOOTH:
+    /* diffusers examples/dreambooth/train_dreambooth.py: lr 5e-6, constant, weight decay
+     * 1e-2, max_grad_norm 1.0; 800 steps with prior preservation (its README); saved in f16 */
+    s->steps = 800;
+    s->lr = 5e-6;
+    s->text_encoder_lr = 5e-6;
+    s->weight_decay = 1e-2;
+    s->max_grad_norm = 1.0;
+    s->save_dtype = DL_ST_F16;
+    break;
+  case DL_TRAIN_HYPERNETWORK:
+    /* A1111's train tab: hypernetwork lr 1e-5, no clipping; AdamW (its default weight decay 0.01) */
+    s->steps = 2000;
+    s->lr = 1e-5;
+    s->text_encoder_lr = 1e-5;
+    s->weight_decay = 0.01;
+    s->max_grad_norm = 0;
+    s->save_dtype = DL_ST_F32;
     break;
   case DL_TRAIN_LORA:
   default:
@@ -353,6 +403,14 @@ dl_train_settings_set (DlTrainSettings *s, const char *name, const char *value, 
     s->lr_scheduler = k;
     return TRUE;
   }
+  case F_OPTIMIZER:
+    if (g_strcmp0 (value, "adamw") == 0)
+      s->adamw8bit = FALSE;
+    else if (g_strcmp0 (value, "adamw8bit") == 0)
+      s->adamw8bit = TRUE;
+    else
+      return bad_value (error, f->name, value, "adamw or adamw8bit");
+    return TRUE;
   case F_SAVE_DTYPE:
     if (g_strcmp0 (value, "f16") == 0 || g_strcmp0 (value, "fp16") == 0)
       s->save_dtype = DL_ST_F16;
@@ -397,6 +455,8 @@ dl_train_settings_get (const DlTrainSettings *s, const char *name)
     return g_strdup (dl_lr_schedule_name (s->lr_scheduler));
   case F_SAVE_DTYPE:
     return g_strdup (s->save_dtype == DL_ST_F16 ? "f16" : "f32");
+  case F_OPTIMIZER:
+    return g_strdup (s->adamw8bit ? "adamw8bit" : "adamw");
   }
   return NULL;
 }
@@ -443,11 +503,6 @@ gboolean
 dl_train_settings_validate (const DlTrainSettings *s, GError **error)
 {
   g_return_val_if_fail (s != NULL, FALSE);
-  if (s->method != DL_TRAIN_LORA && s->method != DL_TRAIN_TEXTUAL_INVERSION) {
-    g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "--method %s: not available yet (lora and "
-                 "textual-inversion are)", dl_train_method_name (s->method));
-    return FALSE;
-  }
   /* an option another method takes, changed from its default, is a mistake */
   g_autoptr (DlTrainSettings) defaults = dl_train_settings_new (s->method);
   for (guint i = 0; i < G_N_ELEMENTS (fields); i++) {
@@ -480,6 +535,28 @@ dl_train_settings_validate (const DlTrainSettings *s, GError **error)
   if (s->method == DL_TRAIN_LORA) {
     if (s->out && !g_str_has_suffix (s->out, ".safetensors"))
       return option_error (error, "out", "a LoRA is written as .safetensors");
+  }
+  if (s->method == DL_TRAIN_DREAMBOOTH) {
+    /* prior preservation takes a class prompt; its other options mean nothing without one */
+    static const char *const prior_options[] = { "class-images", "num-class-images", "prior-weight" };
+    if (!s->class_prompt)
+      for (guint i = 0; i < G_N_ELEMENTS (prior_options); i++)
+        if (!is_default_for (s, find_field (prior_options[i]), defaults))
+          return option_error (error, prior_options[i], "prior preservation needs --class-prompt as well");
+    if (s->class_prompt && !*s->class_prompt)
+      return option_error (error, "class-prompt", "an empty class prompt");
+    if (s->class_prompt && s->buckets)
+      return option_error (error, "buckets", "not with prior preservation yet (class images are square)");
+    if (s->out && !g_str_has_suffix (s->out, ".safetensors") && !g_str_has_suffix (s->out, "/") &&
+        !g_file_test (s->out, G_FILE_TEST_IS_DIR))
+      return option_error (error, "out", "a model is written as one .safetensors file or, ending in /, a diffusers "
+                                          "folder");
+  }
+  if (s->method == DL_TRAIN_HYPERNETWORK) {
+    if (s->out && !g_str_has_suffix (s->out, ".pt"))
+      return option_error (error, "out", "a hypernetwork is written as A1111's .pt");
+    if (s->init_from && !g_str_has_suffix (s->init_from, ".pt"))
+      return option_error (error, "init-from", "an A1111 hypernetwork .pt");
   }
   if (s->method == DL_TRAIN_TEXTUAL_INVERSION) {
     if (s->out && !g_str_has_suffix (s->out, ".pt") && !g_str_has_suffix (s->out, ".safetensors"))
@@ -531,7 +608,8 @@ dl_train_settings_to_json (const DlTrainSettings *s)
     }
     case F_METHOD:
     case F_SCHEDULE:
-    case F_SAVE_DTYPE: {
+    case F_SAVE_DTYPE:
+    case F_OPTIMIZER: {
       g_autofree char *v = dl_train_settings_get (s, f->name);
       json_builder_add_string_value (b, v);
       break;

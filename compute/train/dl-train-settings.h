@@ -91,6 +91,22 @@ typedef struct {
   int vectors;
   char *template_file;
 
+  /* DreamBooth */
+  gboolean train_text_encoder;
+  char *class_prompt;
+  char *class_images;    /* folder of class images (missing ones are generated there) */
+  int num_class_images;
+  double prior_weight;
+  gboolean adamw8bit;    /* --optimizer adamw8bit */
+
+  /* Hypernetwork */
+  char *hn_sizes;        /* "768,320,640,1280" */
+  char *hn_layers;       /* "1,2,1" */
+  char *hn_activation;
+  gboolean hn_layer_norm;
+  char *hn_dropout;      /* "0,0,0" */
+  char *hn_init;         /* Normal, XavierUniform, XavierNormal, KaimingUniform, KaimingNormal */
+
   /* checkpoints, previews, validation */
   gint64 save_every;
   int keep;

@@ -36,6 +36,8 @@ struct _DlTrainer {
   GPtrArray *image_paths;      /* dl_trainer_set_images: the files (else settings->images' folder) */
   GHashTable *image_captions;  /* path -> its given caption, which wins over the caption file */
   DlLatentMoments *moments; /* [n_images] */
+  DlTrainImages *class_images;       /* prior preservation (DreamBooth), or NULL */
+  DlLatentMoments *class_moments;
   char **templates;         /* TI: template lines */
   guint n_templates;
   DlDraws *draws;
@@ -87,11 +89,15 @@ struct _DlTrainMethodOps {
   gboolean (*export) (DlTrainer *t, const char *path, GError **error);
   /* words substituted for "S*" in the preview templates (the trigger) */
   char *(*trigger) (DlTrainer *t);
+  /* before each forward: training (TRUE) or evaluating, at step (may be NULL) */
+  void (*begin_forward) (DlTrainer *t, gboolean train);
   void (*free) (gpointer data);
 };
 
 extern const DlTrainMethodOps dl_train_method_lora;
 extern const DlTrainMethodOps dl_train_method_textual_inversion;
+extern const DlTrainMethodOps dl_train_method_dreambooth;
+extern const DlTrainMethodOps dl_train_method_hypernetwork;
 
 /* ---- shared helpers ---- */
 
@@ -100,6 +106,10 @@ void dl_trainer_warn (DlTrainer *t, const char *fmt, ...) G_GNUC_PRINTF (2, 3);
 void dl_trainer_status (DlTrainer *t, double progress, const char *fmt, ...) G_GNUC_PRINTF (3, 4);
 /* The caption an image trains with before augmentation. */
 const char *dl_trainer_image_caption (DlTrainer *t, guint image);
+
+/* dl-train-class.c: prior preservation's class images (generated when missing). */
+gboolean dl_trainer_prepare_class_images (DlTrainer *t, GError **error);
+char *dl_trainer_class_dir (DlTrainer *t);
 
 /* dl-latent-cache.c: every image's posterior, from the disk cache or the VAE. */
 gboolean dl_trainer_cache_latents (DlTrainer *t, GError **error);

@@ -73,6 +73,10 @@ method_ops (DlTrainMethod m)
     return &dl_train_method_lora;
   case DL_TRAIN_TEXTUAL_INVERSION:
     return &dl_train_method_textual_inversion;
+  case DL_TRAIN_DREAMBOOTH:
+    return &dl_train_method_dreambooth;
+  case DL_TRAIN_HYPERNETWORK:
+    return &dl_train_method_hypernetwork;
   default:
     return NULL;
   }
@@ -135,6 +139,7 @@ dl_trainer_free (DlTrainer *t)
   if (t->model) {
     DlParams *p = dl_sd_model_get_params (t->model);
     dl_params_clear_adapters (p);
+    dl_params_clear_hypernetworks (p);
     dl_params_set_added_tokens (p, NULL, 0);
   }
   if (t->moments) {
@@ -142,6 +147,12 @@ dl_trainer_free (DlTrainer *t)
       dl_latent_moments_clear (&t->moments[i]);
     g_free (t->moments);
   }
+  if (t->class_moments) {
+    for (guint i = 0; i < dl_train_images_get_n (t->class_images); i++)
+      dl_latent_moments_clear (&t->class_moments[i]);
+    g_free (t->class_moments);
+  }
+  g_clear_pointer (&t->class_images, dl_train_images_free);
   g_clear_pointer (&t->text_cache, g_hash_table_unref);
   g_clear_pointer (&t->opt, dl_optimizer_free);
   g_clear_pointer (&t->draws, dl_draws_free);
@@ -330,6 +341,20 @@ make_draws (DlTrainer *t, GError **error)
                        s->replay, name, v[i], n);
           return FALSE;
         }
+      g_autofree char *cname = g_strdup_printf ("step%" G_GINT64_FORMAT ".class_images", k);
+      if (!dl_safetensors_find (st, cname))
+        continue;
+      guint nc = t->class_images ? dl_train_images_get_n (t->class_images) : 0;
+      g_autofree float *cv = dl_safetensors_read_f32 (st, cname, &cnt, error);
+      if (!cv)
+        return FALSE;
+      for (int64_t i = 0; i < cnt; i++)
+        if (cv[i] < 0 || cv[i] >= nc) {
+          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE,
+                       "replay “%s”: %s names class image %g; the run has %u (--class-images)", s->replay, cname,
+                       cv[i], nc);
+          return FALSE;
+        }
     }
     return TRUE;
   }
@@ -351,7 +376,8 @@ make_draws (DlTrainer *t, GError **error)
     .n_images = n,
     .repeats = (guint) s->repeats,
     .batch = (guint) s->batch,
-    .n_templates = s->method == DL_TRAIN_TEXTUAL_INVERSION ? t->n_templates : 0,
+    .n_templates = s->method == DL_TRAIN_TEXTUAL_INVERSION || s->method == DL_TRAIN_HYPERNETWORK ? t->n_templates : 0,
+    .n_class_images = t->class_images ? dl_train_images_get_n (t->class_images) : 0,
     .flip = s->flip,
     .noise_offset = s->noise_offset,
     .n_timesteps = dl_sd_model_get_schedule (t->model)->n,
@@ -459,6 +485,14 @@ dl_trainer_prepare (DlTrainer *t, GCancellable *cancellable, GError **error)
     return FALSE;
   if ((s->method == DL_TRAIN_TEXTUAL_INVERSION || s->method == DL_TRAIN_HYPERNETWORK) && !load_templates (t, error))
     return FALSE;
+  if (!t->resuming && g_mkdir_with_parents (t->run_dir, 0755) != 0) {
+    g_set_error (error, DL_ERROR, DL_ERROR_IO, "cannot create the run folder “%s”: %s", t->run_dir,
+                 g_strerror (errno));
+    return FALSE;
+  }
+  /* before anything is attached to the model: class images come from the base model */
+  if (!dl_trainer_prepare_class_images (t, error))
+    return FALSE;
   if (!dl_trainer_cache_latents (t, error))
     return FALSE;
   t->opt = dl_optimizer_new (t->device, s->adam_beta1, s->adam_beta2, s->adam_eps);
@@ -482,11 +516,6 @@ dl_trainer_prepare (DlTrainer *t, GCancellable *cancellable, GError **error)
     if (!dl_trainer_read_state (t, state, error))
       return FALSE;
   } else {
-    if (g_mkdir_with_parents (t->run_dir, 0755) != 0) {
-      g_set_error (error, DL_ERROR, DL_ERROR_IO, "cannot create the run folder “%s”: %s", t->run_dir,
-                   g_strerror (errno));
-      return FALSE;
-    }
     /* the state at step 0: what a rollback before the first checkpoint returns to */
     g_autofree char *p0 = dl_trainer_state_path (t, 0);
     if (!dl_trainer_write_state (t, p0, error) || !dl_trainer_write_run_json (t, error))
@@ -525,6 +554,11 @@ batch_ids (DlTrainer *t, const DlStepDraws *d, gboolean augment, GError **error)
     if (!dl_clip_tokenizer_encode_77 (t->tok, prompt, ids + (gsize) r * DL_CLIP_MAX_LENGTH, error))
       return NULL;
   }
+  /* prior preservation: the class half trains on the class prompt */
+  for (int r = d->n; r < d->n_rows; r++)
+    if (!dl_clip_tokenizer_encode_77 (t->tok, s->class_prompt ? s->class_prompt : "", ids + (gsize) r * DL_CLIP_MAX_LENGTH,
+                                      error))
+      return NULL;
   return g_steal_pointer (&ids);
 }
 
@@ -575,15 +609,16 @@ batch_latents (DlTrainer *t, const DlStepDraws *d, float **noisy_out, float **ta
   float scale = (float) cfg->vae.scaling_factor;
   g_autofree float *lat = g_new (float, per * d->n_rows);
   for (int r = 0; r < d->n_rows; r++) {
-    guint img = (guint) d->images[r % d->n];
-    const DlLatentMoments *m = &t->moments[img];
+    gboolean cls = r >= d->n;
+    guint img = (guint) (cls ? d->class_images[r - d->n] : d->images[r]);
+    const DlLatentMoments *m = cls ? &t->class_moments[img] : &t->moments[img];
     if (m->h != h || m->w != w) {
       g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
                    "image %u has %dx%d latents, the step draws %dx%d (different sizes in one batch)", img, m->w, m->h,
                    w, h);
       return FALSE;
     }
-    gboolean flip = d->flips && r < d->n && d->flips[r];
+    gboolean flip = d->flips && !cls && d->flips[r];
     const float *mean = flip ? m->mean_flipped : m->mean, *std = flip ? m->std_flipped : m->std;
     const float *eps = d->latent_eps + per * r;
     for (gsize i = 0; i < per; i++)
@@ -617,12 +652,25 @@ static float *
 batch_weights (DlTrainer *t, const DlStepDraws *d)
 {
   double gamma = t->settings->min_snr_gamma;
-  if (gamma <= 0)
+  gboolean prior = d->n_rows > d->n;
+  if (gamma <= 0 && !prior)
     return NULL;
   const DlNoiseSchedule *sched = dl_sd_model_get_schedule (t->model);
+  /* the loss averages over all rows: with prior preservation the instance half's
+   * mean plus λ times the class half's (diffusers train_dreambooth.py) is the
+   * mean over rows with weights 2 and 2λ (training.md §1.6: no SNR weight on the
+   * prior term) */
+  double scale = prior ? (double) d->n_rows / d->n : 1.0;
   float *w = g_new (float, d->n_rows);
-  for (int r = 0; r < d->n_rows; r++)
-    w[r] = (float) dl_noise_schedule_min_snr_weight (sched, (int) d->timesteps[r], gamma, sched->config.prediction);
+  for (int r = 0; r < d->n_rows; r++) {
+    if (r >= d->n)
+      w[r] = (float) (scale * t->settings->prior_weight);
+    else if (gamma > 0)
+      w[r] = (float) (scale * dl_noise_schedule_min_snr_weight (sched, (int) d->timesteps[r], gamma,
+                                                                 sched->config.prediction));
+    else
+      w[r] = (float) scale;
+  }
   return w;
 }
 
@@ -654,6 +702,8 @@ forward_loss (DlTrainer *t, const DlStepDraws *d, gboolean train, float grad_sca
   for (int r = 0; r < rows; r++)
     tsteps[r] = (float) d->timesteps[r];
 
+  if (t->method->begin_forward)
+    t->method->begin_forward (t, train);
   g_autoptr (DlTape) tape = new_tape (t);
   dl_tape_set_enabled (tape, train);
   if (train)

@@ -8,7 +8,9 @@
 
 #include <math.h>
 
+#include "io/dl-checkpoint.h"
 #include "io/dl-safetensors.h"
+#include "nn/dl-hypernetwork.h"
 #include "train/dl-train-draws.h"
 #include "train/dl-trainer.h"
 
@@ -51,9 +53,34 @@ within (const char *what, gint64 step, double got, double want, double rel)
   return ok;
 }
 
+/* Where our trained tensors are read from: the file the method wrote (a
+ * safetensors file, an A1111 hypernetwork, a whole model), and where their
+ * start is when the replay has no init.<name> (DreamBooth: the model). */
+typedef struct {
+  DlSafetensors *st;
+  DlHypernetwork *hn;
+  DlCheckpoint *model_out;
+  DlCheckpoint *model_in;
+} Ours;
+
+static float *
+ours_read (Ours *o, const char *name, int64_t *n, GError **error)
+{
+  if (o->st)
+    return dl_safetensors_find (o->st, name) ? dl_safetensors_read_f32 (o->st, name, n, error) : NULL;
+  if (o->hn) {
+    DlTensor *t = dl_hypernetwork_find_tensor (o->hn, name);
+    if (!t)
+      return NULL;
+    *n = dl_tensor_numel (t);
+    return dl_tensor_download_f32 (t, error);
+  }
+  return dl_checkpoint_find (o->model_out, name) ? dl_checkpoint_read_f32 (o->model_out, name, n, error) : NULL;
+}
+
 /* the trained tensors at the end: change from the start against the reference's */
 static gboolean
-check_finals (DlSafetensors *ref, DlSafetensors *ours, const char *zero_grad_json)
+check_finals (DlSafetensors *ref, Ours *ours, const char *zero_grad_json)
 {
   gboolean ok = TRUE;
   guint checked = 0;
@@ -69,15 +96,17 @@ check_finals (DlSafetensors *ref, DlSafetensors *ours, const char *zero_grad_jso
     int64_t n = 0, n0 = 0, n1 = 0;
     g_autofree float *fin = dl_safetensors_read_f32 (ref, t->name, &n, &error);
     g_assert_no_error (error);
-    g_autofree float *init = dl_safetensors_read_f32 (ref, init_name, &n0, &error);
+    g_autofree float *init = dl_safetensors_find (ref, init_name) ? dl_safetensors_read_f32 (ref, init_name, &n0, &error)
+                                                                   : dl_checkpoint_read_f32 (ours->model_in, name, &n0,
+                                                                                             &error);
     g_assert_no_error (error);
-    if (!dl_safetensors_find (ours, name)) {
+    g_autofree float *got = ours_read (ours, name, &n1, &error);
+    g_assert_no_error (error);
+    if (!got) {
       g_test_message ("%s: missing from our file", name);
       ok = FALSE;
       continue;
     }
-    g_autofree float *got = dl_safetensors_read_f32 (ours, name, &n1, &error);
-    g_assert_no_error (error);
     g_assert_cmpint (n, ==, n1);
     g_assert_cmpint (n, ==, n0);
     gboolean zero = zero_grad_json && strstr (zero_grad_json, name) != NULL;
@@ -142,8 +171,14 @@ test_replay (gconstpointer data)
   }
   g_autofree char *dir = g_dir_make_tmp ("dl-replay-XXXXXX", &error);
   g_assert_no_error (error);
-  g_autofree char *out = g_build_filename (dir, m == DL_TRAIN_LORA ? "lora.safetensors" : "embedding.safetensors",
-                                           NULL);
+  const char *out_name = m == DL_TRAIN_LORA                ? "lora.safetensors"
+                         : m == DL_TRAIN_TEXTUAL_INVERSION ? "embedding.safetensors"
+                         : m == DL_TRAIN_HYPERNETWORK      ? "hypernetwork.pt"
+                                                           : "model.safetensors";
+  g_autofree char *out = g_build_filename (dir, out_name, NULL);
+  g_autofree char *classes = dl_test_golden_path ("train/data/class");
+  if (m == DL_TRAIN_DREAMBOOTH)
+    g_assert_true (dl_train_settings_set (s, "class-images", classes, &error));
   g_assert_true (dl_train_settings_set (s, "model", model, &error));
   g_assert_true (dl_train_settings_set (s, "images", images, &error));
   g_assert_true (dl_train_settings_set (s, "out", out, &error));
@@ -172,16 +207,28 @@ test_replay (gconstpointer data)
     ok &= within ("grad_norm", k, g_array_index (log.norm, double, k),
                   scalar (ref, "grad_norm", k), 1e-3);
   }
-  g_autoptr (DlSafetensors) ours = dl_safetensors_open (out, &error);
+  Ours ours = { 0 };
+  if (m == DL_TRAIN_HYPERNETWORK)
+    ours.hn = dl_hypernetwork_read (dl_test_device (), out, &error);
+  else if (m == DL_TRAIN_DREAMBOOTH)
+    ours.model_out = dl_checkpoint_open (out, model, &error); /* the tiny shapes need their configs */
+  else
+    ours.st = dl_safetensors_open (out, &error);
   g_assert_no_error (error);
-  ok &= check_finals (ref, ours, dl_safetensors_get_metadata (ref, "zero_grad"));
+  ours.model_in = dl_checkpoint_open (model, NULL, &error);
+  g_assert_no_error (error);
+  ok &= check_finals (ref, &ours, dl_safetensors_get_metadata (ref, "zero_grad"));
   if (m == DL_TRAIN_LORA) {
     /* every module keeps its alpha */
     guint alphas = 0;
-    for (guint i = 0; i < dl_safetensors_get_n_tensors (ours); i++)
-      alphas += g_str_has_suffix (dl_safetensors_get_tensor (ours, i)->name, ".alpha");
-    g_assert_cmpuint (alphas * 3, ==, dl_safetensors_get_n_tensors (ours));
+    for (guint i = 0; i < dl_safetensors_get_n_tensors (ours.st); i++)
+      alphas += g_str_has_suffix (dl_safetensors_get_tensor (ours.st, i)->name, ".alpha");
+    g_assert_cmpuint (alphas * 3, ==, dl_safetensors_get_n_tensors (ours.st));
   }
+  g_clear_pointer (&ours.st, dl_safetensors_free);
+  g_clear_pointer (&ours.hn, dl_hypernetwork_unref);
+  g_clear_pointer (&ours.model_out, dl_checkpoint_free);
+  g_clear_pointer (&ours.model_in, dl_checkpoint_free);
   g_assert_true (ok);
   g_array_unref (log.loss);
   g_array_unref (log.lr);
@@ -195,5 +242,7 @@ main (int argc, char **argv)
   dl_test_init (&argc, &argv);
   dl_test_add_data ("/train/replay/lora", "lora", test_replay);
   dl_test_add_data ("/train/replay/textual-inversion", "textual-inversion", test_replay);
+  dl_test_add_data ("/train/replay/hypernetwork", "hypernetwork", test_replay);
+  dl_test_add_data ("/train/replay/dreambooth", "dreambooth", test_replay);
   return dl_test_run ();
 }
