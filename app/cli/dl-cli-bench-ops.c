@@ -61,12 +61,6 @@ dl_bench_ops_tensor (DlBenchOps *b, const char *name, DlDType dtype, int ndim, c
   return g_steal_pointer (&t);
 }
 
-static int
-compare_double (const void *a, const void *b)
-{
-  double x = *(const double *) a, y = *(const double *) b;
-  return x < y ? -1 : x > y;
-}
 
 static gboolean
 wanted (DlBenchOps *b, const char *op)
@@ -106,8 +100,7 @@ dl_bench_ops_case (DlBenchOps *b, const char *op, const char *shape, double flop
   dl_recorder_set_profiling (b->rec, FALSE);
   if (!ok)
     return FALSE;
-  qsort (t, b->iters, sizeof (double), compare_double);
-  double s = t[b->iters / 2];
+  double s = dl_cli_median (t, b->iters);
   const DlDeviceInfo *info = dl_device_get_info (b->dev);
 
   g_autofree char *gf = flops > 0 ? g_strdup_printf ("%9.1f", flops / s * 1e-9) : g_strdup ("        -");

@@ -98,17 +98,6 @@ print_profile (DlRecorder *rec)
   printf ("per-op GPU time (one iteration, serialised by the profiler):\n%s", prof);
 }
 
-static double
-median (double *v, int n)
-{
-  for (int i = 1; i < n; i++)
-    for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
-      double t = v[j];
-      v[j] = v[j - 1];
-      v[j - 1] = t;
-    }
-  return n ? v[n / 2] : 0;
-}
 
 /* One guided UNet evaluation (batch 2B) = one sampling step. */
 static gboolean
@@ -168,7 +157,7 @@ bench_sample (int argc, char **argv)
       return dl_cli_fail ("bench", error);
     times[i] = (g_get_monotonic_time () - t0) / 1e6;
   }
-  double step_s = median (times, o.iters);
+  double step_s = dl_cli_median (times, o.iters);
   int64_t lat = o.resolution / 8;
   int64_t zs[4] = { o.batch, 4, lat, lat };
   g_autoptr (DlTensor) z = random_tensor_as (device, rec, "z", dtype, 4, zs, 9, &error);
@@ -292,7 +281,7 @@ bench_train_step (int argc, char **argv)
   }
   printf ("train step (UNet fwd+bwd+AdamW; all parameters, fp32; %.1f M trained parameters; %s): %.3f s/it "
           "(median of %d)\n", n_trained / 1e6, o.checkpoint ? "gradient checkpointing" : "no checkpointing",
-          median (times, o.iters), o.iters);
+          dl_cli_median (times, o.iters), o.iters);
   printf ("device memory: weights + trained state %.1f MiB, peak %.1f MiB (activations peak %.1f MiB)\n",
           state / 1048576.0, dl_device_get_memory_peak (device) / 1048576.0,
           dl_arena_get_peak (arena) / 1048576.0);

@@ -1,4 +1,4 @@
-/* dl-cli-bench-train.c: `dreamloom bench train --method lora|textual-inversion`
+/* dl-cli-bench-train.c: `dreamloom bench train --method lora|textual-inversion|dreambooth|hypernetwork`
  * — the trainer's own step (the one `dreamloom train` runs) on SD 1.5-shaped
  * random weights and synthetic images: seconds per step, images per second,
  * the memory plan's prediction against the measured peak, and the per-op GPU
@@ -18,17 +18,6 @@
 #include "train/dl-trainer.h"
 #include "vk/dl-device.h"
 
-static double
-median (double *v, int n)
-{
-  for (int i = 1; i < n; i++)
-    for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
-      double t = v[j];
-      v[j] = v[j - 1];
-      v[j - 1] = t;
-    }
-  return n ? v[n / 2] : 0;
-}
 
 /* a few smooth random images with captions, as a small dataset is */
 static gboolean
@@ -64,11 +53,13 @@ count_steps (const DlTrainEvent *ev, gpointer data)
 int
 dl_cli_bench_train (int argc, char **argv)
 {
-  g_autofree char *method_name = NULL;
+  g_autofree char *method_name = NULL, *optimizer = NULL;
   int resolution = 0, batch = 1, iters = 3, rank = 16, vectors = 1;
   gboolean half = FALSE, checkpointing = FALSE, no_profile = FALSE, no_text = FALSE;
   GOptionEntry entries[] = {
-    { "method", 'm', 0, G_OPTION_ARG_STRING, &method_name, "lora (default) or textual-inversion", "M" },
+    { "method", 'm', 0, G_OPTION_ARG_STRING, &method_name,
+      "lora (default), textual-inversion, dreambooth or hypernetwork", "M" },
+    { "optimizer", 0, 0, G_OPTION_ARG_STRING, &optimizer, "adamw (default) or adamw8bit", "O" },
     { "resolution", 'r', 0, G_OPTION_ARG_INT, &resolution, "Image size in pixels (512 on a GPU, 128 on a CPU)", "N" },
     { "batch", 'b', 0, G_OPTION_ARG_INT, &batch, "Images per step (1)", "N" },
     { "iters", 'n', 0, G_OPTION_ARG_INT, &iters, "Timed steps (3)", "N" },
@@ -87,7 +78,8 @@ dl_cli_bench_train (int argc, char **argv)
   g_autoptr (GError) error = NULL;
   DlTrainMethod method = DL_TRAIN_LORA;
   if (method_name && !dl_train_method_from_name (method_name, &method)) {
-    fprintf (stderr, "dreamloom bench: --method %s: lora or textual-inversion\n", method_name);
+    fprintf (stderr, "dreamloom bench: --method %s: lora, textual-inversion, dreambooth or hypernetwork\n",
+             method_name);
     return 2;
   }
   if (iters < 1 || batch < 1) {
@@ -109,7 +101,10 @@ dl_cli_bench_train (int argc, char **argv)
   if (!dir)
     return dl_cli_fail ("bench", error);
   g_autofree char *images = g_build_filename (dir, "images", NULL);
-  g_autofree char *out = g_build_filename (dir, method == DL_TRAIN_LORA ? "bench.safetensors" : "bench.pt", NULL);
+  g_autofree char *out = g_build_filename (dir, method == DL_TRAIN_TEXTUAL_INVERSION || method == DL_TRAIN_HYPERNETWORK
+                                                    ? "bench.pt"
+                                                    : "bench.safetensors",
+                                           NULL);
   g_mkdir_with_parents (images, 0755);
   int exit_status = 1;
   if (!write_images (images, resolution, MAX (4, batch), &error)) {
@@ -136,7 +131,8 @@ dl_cli_bench_train (int argc, char **argv)
                   (!checkpointing || dl_train_settings_set (s, "checkpointing", NULL, &error)) &&
                   (method != DL_TRAIN_LORA || dl_train_settings_set (s, "rank", rank_text, &error)) &&
                   (method != DL_TRAIN_LORA || !no_text || dl_train_settings_set (s, "no-text-encoder", NULL, &error)) &&
-                  (method != DL_TRAIN_TEXTUAL_INVERSION || dl_train_settings_set (s, "vectors", vec_text, &error));
+                  (method != DL_TRAIN_TEXTUAL_INVERSION || dl_train_settings_set (s, "vectors", vec_text, &error)) &&
+                  (!optimizer || dl_train_settings_set (s, "optimizer", optimizer, &error));
     if (!ok) {
       dl_cli_fail ("bench", error);
       goto out;
@@ -182,7 +178,7 @@ dl_cli_bench_train (int argc, char **argv)
     }
     guint64 peak = dl_device_get_memory_peak (device);
     DlArena *arena = dl_sd_model_get_arena (model);
-    double step_s = median (times, iters);
+    double step_s = dl_cli_median (times, iters);
     printf ("model + images prepared in %.1f s (random weights, %d images encoded)\n", prep_s, MAX (4, batch));
     printf ("train step (%s; %.2f M trained parameters; %s): %.3f s/it (median of %d), %.2f images/s\n",
             dl_train_method_name (method), pf->trained_params / 1e6,

@@ -51,12 +51,6 @@ dl_cli_bench (int argc, char **argv)
   return argc >= 2 && strcmp (argv[1], "--help") == 0 ? 0 : 2;
 }
 
-static int
-compare_double (const void *a, const void *b)
-{
-  double x = *(const double *) a, y = *(const double *) b;
-  return x < y ? -1 : x > y;
-}
 
 typedef struct {
   int64_t m, n, k;
@@ -108,8 +102,7 @@ time_matmul (DlDevice *dev, DlRecorder *rec, const MatmulSize *s, DlDType dtype,
       t[i] = dl_recorder_get_profile_total_ns (rec) * 1e-9;
     }
   dl_recorder_set_profiling (rec, FALSE);
-  qsort (t, iters, sizeof (double), compare_double);
-  *median_s = t[iters / 2];
+  *median_s = dl_cli_median (t, iters);
 
   *used = tile != DL_MATMUL_TILE_AUTO ? tile : dl_matmul_auto_tile (dev, s->m, s->n, 1);
   return TRUE;

@@ -358,10 +358,11 @@ print_help (void)
 {
   g_autofree char *opts = dl_train_settings_describe_options ();
   printf ("Usage:\n"
-          "  dreamloom train --model MODEL --method lora|textual-inversion --images DIR --out FILE [OPTION…]\n"
+          "  dreamloom train --model MODEL --method lora|textual-inversion|dreambooth|hypernetwork --images DIR --out FILE [OPTION…]\n"
           "  dreamloom train PROJECT.dreamloom [OPTION…]\n"
           "  dreamloom train --resume RUN_DIR [OPTION…]\n\n"
-          "Train a LoRA or a Textual Inversion embedding.  Defaults make a good first run for 10-30 images\n"
+          "Train a LoRA, a Textual Inversion embedding, a DreamBooth model or a hypernetwork.  Defaults make a\n"
+          "good first run for 10-30 images "
           "on SD 1.5; where each comes from is said below.\n\n"
           "A project trains its images with their captions and the settings saved in it: its base model,\n"
           "its resolution, its concept token (the Textual Inversion placeholder) and caption template (the\n"

@@ -1,12 +1,13 @@
 #include "dl-cli.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 static const DlCliCommand commands[] = {
   { "devices", dl_cli_devices, "List Vulkan devices and what they can do" },
-  { "bench", dl_cli_bench, "Measure the engine: bench matmul|ops|sample|train-step" },
+  { "bench", dl_cli_bench, "Measure the engine: bench matmul|ops|sample|train|train-step" },
   { "sample", dl_cli_sample, "Draw images with a Stable Diffusion model" },
-  { "train", dl_cli_train, "Train a LoRA or a Textual Inversion embedding" },
+  { "train", dl_cli_train, "Train a LoRA, an embedding, a DreamBooth model or a hypernetwork" },
   { "grad", dl_cli_grad, "One training step's loss and gradients on a given batch" },
   { "inspect", dl_cli_inspect, "Describe a Stable Diffusion model file or folder" },
   { "tokenize", dl_cli_tokenize, "Print the CLIP token ids of a prompt" },
@@ -39,6 +40,22 @@ dl_cli_fail (const char *cmd, const GError *error)
 {
   fprintf (stderr, "dreamloom %s: %s\n", cmd, error ? error->message : "failed");
   return 1;
+}
+
+static int
+compare_double (const void *a, const void *b)
+{
+  double x = *(const double *) a, y = *(const double *) b;
+  return x < y ? -1 : x > y;
+}
+
+double
+dl_cli_median (double *values, int n)
+{
+  if (n <= 0)
+    return 0;
+  qsort (values, n, sizeof (double), compare_double);
+  return values[n / 2];
 }
 
 gboolean

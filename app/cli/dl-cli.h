@@ -21,6 +21,9 @@ char *dl_cli_usage (void);
 
 /* Print "dreamloom <cmd>: <message>" for an error, returning the exit status 1. */
 int dl_cli_fail (const char *cmd, const GError *error);
+/* The median of n timings (sorted in place): what every benchmark reports. */
+double dl_cli_median (double *values, int n);
+
 /* Parse the options of a subcommand; prints the error and returns FALSE on failure. */
 gboolean dl_cli_parse (GOptionContext *ctx, int *argc, char ***argv, const char *cmd);
 

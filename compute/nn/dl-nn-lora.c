@@ -178,40 +178,6 @@ sliced_matmul (DlRecorder *rec, int64_t n_slices, Operand d, Operand a, gboolean
 
 /* ---- gradients ---- */
 
-/* Where a parameter's gradient goes (as dl-nn.c does it): its persistent
- * buffer, claimed (so the optimizer sees it reached), a fresh zeroed tensor
- * when it needs one without being registered, or nowhere (NULL).  The backward
- * always adds into it; grad_finish hands a fresh one to the tape. */
-static gboolean
-grad_begin (DlTape *tape, DlTensor *t, DlTensor **out, GError **error)
-{
-  *out = NULL;
-  if (!t || !dl_tape_needs_grad (tape, t))
-    return TRUE;
-  DlTensor *buffer = dl_tape_claim_param_grad (tape, t);
-  if (buffer) {
-    *out = dl_tensor_ref (buffer);
-    return TRUE;
-  }
-  g_autoptr (DlTensor) fresh = dl_tape_tensor_like (tape, "grad", t, error);
-  if (!fresh || !dl_op_fill (REC (tape), fresh, 0.0, error))
-    return FALSE;
-  *out = g_steal_pointer (&fresh);
-  return TRUE;
-}
-
-static gboolean
-grad_finish (DlTape *tape, DlTensor *t, DlTensor *g, GError **error)
-{
-  if (!g)
-    return TRUE;
-  gboolean ok = TRUE;
-  if (dl_tape_param_grad (tape, t) != g)
-    ok = dl_tape_add_grad (tape, t, g, error);
-  dl_tensor_unref (g);
-  return ok;
-}
-
 /* g seen with t's shape (a gradient buffer need only match in element count) */
 static DlTensor *
 shaped_like (DlTensor *g, DlTensor *t, GError **error)
@@ -224,7 +190,7 @@ static gboolean
 up_backward (DlTape *tape, Saved *s, SavedAdapter *a, DlTensor *dy, GError **error)
 {
   DlTensor *g = NULL;
-  if (!grad_begin (tape, a->up, &g, error))
+  if (!dl_tape_grad_begin (tape, a->up, &g, error))
     return FALSE;
   gboolean ok;
   if (s->conv) {
@@ -238,7 +204,7 @@ up_backward (DlTape *tape, Saved *s, SavedAdapter *a, DlTensor *dy, GError **err
     ok = g2 && sliced_matmul (REC (tape), dl_tensor_numel (dy) / out, whole (g2), act (dy, out, 0), TRUE,
                               act (a->h, r, 0), FALSE, 1.0f, 1.0f, error);
   }
-  return grad_finish (tape, a->up, g, ok ? error : NULL) && ok;
+  return dl_tape_grad_finish (tape, a->up, g, ok ? error : NULL) && ok;
 }
 
 /* The down matrix's gradient: ddown += dhᵀ x. */
@@ -246,7 +212,7 @@ static gboolean
 down_backward (DlTape *tape, Saved *s, SavedAdapter *a, DlTensor *dh, GError **error)
 {
   DlTensor *g = NULL;
-  if (!grad_begin (tape, a->down, &g, error))
+  if (!dl_tape_grad_begin (tape, a->down, &g, error))
     return FALSE;
   gboolean ok;
   if (s->conv) {
@@ -259,7 +225,7 @@ down_backward (DlTape *tape, Saved *s, SavedAdapter *a, DlTensor *dh, GError **e
     ok = g2 && sliced_matmul (REC (tape), dl_tensor_numel (s->x) / in, whole (g2), act (dh, r, 0), TRUE,
                               act (s->x, in, 0), FALSE, 1.0f, 1.0f, error);
   }
-  return grad_finish (tape, a->down, g, ok ? error : NULL) && ok;
+  return dl_tape_grad_finish (tape, a->down, g, ok ? error : NULL) && ok;
 }
 
 /* dx += dh down: straight into the base op's dx, except for a k×k down
@@ -336,13 +302,13 @@ lora_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **erro
   /* the base op overwrites dx; the adapters add into it */
   if (dl_tape_needs_grad (tape, s->x) && !(dx = dl_tape_tensor_like (tape, "dx", s->x, error)))
     return FALSE;
-  gboolean ok = grad_begin (tape, s->w, &dw, error) && grad_begin (tape, s->b, &db, error) &&
+  gboolean ok = dl_tape_grad_begin (tape, s->w, &dw, error) && dl_tape_grad_begin (tape, s->b, &db, error) &&
                 base_backward (tape, s, dx, dw, db, dy, error);
   for (guint i = 0; ok && i < s->n; i++)
     ok = adapter_backward (tape, s, &s->a[i], dy, dx, error);
   ok = (!ok || !dx || dl_tape_add_grad (tape, s->x, dx, error)) && ok;
-  ok = grad_finish (tape, s->w, dw, ok ? error : NULL) && ok;
-  ok = grad_finish (tape, s->b, db, ok ? error : NULL) && ok;
+  ok = dl_tape_grad_finish (tape, s->w, dw, ok ? error : NULL) && ok;
+  ok = dl_tape_grad_finish (tape, s->b, db, ok ? error : NULL) && ok;
   return ok;
 }
 

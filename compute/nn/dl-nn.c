@@ -53,39 +53,6 @@ new_like (DlTape *tape, const char *name, const DlTensor *like, GError **error)
   return dl_tape_tensor_like (tape, name, like, error);
 }
 
-/* Where the gradient of `t` goes: its persistent buffer (a parameter), a fresh
- * zeroed tensor (something else that needs one), or nowhere (NULL).  Ops always
- * add into it; grad_finish hands a fresh one to the tape. */
-static gboolean
-grad_begin (DlTape *tape, DlTensor *t, DlTensor **out, GError **error)
-{
-  *out = NULL;
-  if (!t || !dl_tape_needs_grad (tape, t))
-    return TRUE;
-  DlTensor *buffer = dl_tape_claim_param_grad (tape, t);
-  if (buffer) {
-    *out = dl_tensor_ref (buffer);
-    return TRUE;
-  }
-  g_autoptr (DlTensor) fresh = new_like (tape, "grad", t, error);
-  if (!fresh || !dl_op_fill (dl_tape_get_recorder (tape), fresh, 0.0, error))
-    return FALSE;
-  *out = g_steal_pointer (&fresh);
-  return TRUE;
-}
-
-static gboolean
-grad_finish (DlTape *tape, DlTensor *t, DlTensor *g, GError **error)
-{
-  if (!g)
-    return TRUE;
-  gboolean ok = TRUE;
-  if (dl_tape_param_grad (tape, t) != g)
-    ok = dl_tape_add_grad (tape, t, g, error);
-  dl_tensor_unref (g);
-  return ok;
-}
-
 /* A fresh tensor for an input's gradient that the op overwrites, or NULL. */
 static gboolean
 grad_input (DlTape *tape, DlTensor *t, DlTensor **out, GError **error)
@@ -120,11 +87,11 @@ three_grad_backward (DlTape *tape, Saved *s, DlTensor *dy, ThreeGradFunc run, GE
 {
   DlTensor *x = s->t[0], *a = s->t[1], *b = s->t[2];
   DlTensor *dx = NULL, *da = NULL, *db = NULL;
-  gboolean ok = grad_input (tape, x, &dx, error) && grad_begin (tape, a, &da, error) &&
-                grad_begin (tape, b, &db, error) && run (tape, s, dx, da, db, dy, error);
+  gboolean ok = grad_input (tape, x, &dx, error) && dl_tape_grad_begin (tape, a, &da, error) &&
+                dl_tape_grad_begin (tape, b, &db, error) && run (tape, s, dx, da, db, dy, error);
   ok = give_grad (tape, x, dx, ok ? error : NULL) && ok;
-  ok = grad_finish (tape, a, da, ok ? error : NULL) && ok;
-  ok = grad_finish (tape, b, db, ok ? error : NULL) && ok;
+  ok = dl_tape_grad_finish (tape, a, da, ok ? error : NULL) && ok;
+  ok = dl_tape_grad_finish (tape, b, db, ok ? error : NULL) && ok;
   return ok;
 }
 
@@ -688,15 +655,15 @@ embedding_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError *
   DlTensor *ids = s->t[0], *table = s->t[1], *pos = s->t[2], *added = s->t[3];
   int64_t added_base = s->i[0];
   DlTensor *dtable = NULL, *dpos = NULL, *dadded = NULL;
-  gboolean ok = grad_begin (tape, table, &dtable, error) && grad_begin (tape, pos, &dpos, error) &&
-                grad_begin (tape, added, &dadded, error) &&
+  gboolean ok = dl_tape_grad_begin (tape, table, &dtable, error) && dl_tape_grad_begin (tape, pos, &dpos, error) &&
+                dl_tape_grad_begin (tape, added, &dadded, error) &&
                 (!(dtable || dpos) ||
                  dl_op_embedding_backward_ex (REC (tape), dtable, 0, dpos, ids, dout[0], 0, TRUE, error)) &&
                 (!dadded ||
                  dl_op_embedding_backward_ex (REC (tape), dadded, added_base, NULL, ids, dout[0], 0, TRUE, error));
-  ok = grad_finish (tape, table, dtable, ok ? error : NULL) && ok;
-  ok = grad_finish (tape, pos, dpos, ok ? error : NULL) && ok;
-  ok = grad_finish (tape, added, dadded, ok ? error : NULL) && ok;
+  ok = dl_tape_grad_finish (tape, table, dtable, ok ? error : NULL) && ok;
+  ok = dl_tape_grad_finish (tape, pos, dpos, ok ? error : NULL) && ok;
+  ok = dl_tape_grad_finish (tape, added, dadded, ok ? error : NULL) && ok;
   return ok;
 }
 

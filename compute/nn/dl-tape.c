@@ -196,6 +196,36 @@ dl_tape_param_reached (DlTape *tape, DlTensor *param)
 }
 
 gboolean
+dl_tape_grad_begin (DlTape *tape, DlTensor *t, DlTensor **out, GError **error)
+{
+  *out = NULL;
+  if (!t || !dl_tape_needs_grad (tape, t))
+    return TRUE;
+  DlTensor *buffer = dl_tape_claim_param_grad (tape, t);
+  if (buffer) {
+    *out = dl_tensor_ref (buffer);
+    return TRUE;
+  }
+  g_autoptr (DlTensor) fresh = dl_tape_tensor_like (tape, "grad", t, error);
+  if (!fresh || !dl_op_fill (tape->rec, fresh, 0.0, error))
+    return FALSE;
+  *out = g_steal_pointer (&fresh);
+  return TRUE;
+}
+
+gboolean
+dl_tape_grad_finish (DlTape *tape, DlTensor *t, DlTensor *g, GError **error)
+{
+  if (!g)
+    return TRUE;
+  gboolean ok = TRUE;
+  if (dl_tape_param_grad (tape, t) != g)
+    ok = dl_tape_add_grad (tape, t, g, error);
+  dl_tensor_unref (g);
+  return ok;
+}
+
+gboolean
 dl_tape_needs_grad (DlTape *tape, DlTensor *t)
 {
   if (!t)

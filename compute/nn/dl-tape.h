@@ -63,6 +63,13 @@ DlTensor *dl_tape_claim_param_grad (DlTape *tape, DlTensor *param);
 /* Whether a backward of this tape (or its checkpoint sub-tapes) wrote the gradient of `param`. */
 gboolean dl_tape_param_reached (DlTape *tape, DlTensor *param);
 
+/* For a backward that adds into the gradient of `t`: where it goes — its
+ * persistent buffer (a trainable parameter, claimed), a fresh zeroed tensor
+ * (anything else that needs one), or nowhere (*out NULL).  grad_finish hands a
+ * fresh one to the tape and drops the reference. */
+gboolean dl_tape_grad_begin (DlTape *tape, DlTensor *t, DlTensor **out, GError **error);
+gboolean dl_tape_grad_finish (DlTape *tape, DlTensor *t, DlTensor *g, GError **error);
+
 /* Whether backward must reach `t` (watched, trainable, or computed from such). */
 gboolean dl_tape_needs_grad (DlTape *tape, DlTensor *t);
 /* Whether an op with these inputs must record (the tape is enabled and one of

@@ -15,6 +15,7 @@
 #include "io/dl-checkpoint.h"
 #include "io/dl-model-params.h"
 #include "nn/dl-params.h"
+#include "train/dl-optimizer.h"
 
 /* saved [C, N] tensors per ResnetBlock2D (GroupNorm+SiLU in and out, two convs'
  * inputs, the time-embedding sum) and per Transformer2DModel block (GroupNorm,
@@ -119,14 +120,35 @@ dl_train_plan_compute (DlTrainPlan *p, const DlTrainSettings *s, DlTrainPlanFigu
                                                      s->fp16 ? DL_DTYPE_F16 : DL_DTYPE_F32));
     f->weights += (guint64) n * es;
   }
-  /* trained tensors: value, gradient, AdamW m and v, all f32 */
+  /* trained tensors: value, gradient, AdamW m and v (f32; 8-bit moments with
+   * --optimizer adamw8bit) */
   gint64 trained = 0;
-  if (s->method == DL_TRAIN_LORA)
+  double per_element = dl_optimizer_bytes_per_element (s->adamw8bit, FALSE);
+  if (s->method == DL_TRAIN_LORA) {
     trained = lora_params (p, s);
-  else if (s->method == DL_TRAIN_TEXTUAL_INVERSION)
+  } else if (s->method == DL_TRAIN_TEXTUAL_INVERSION) {
     trained = (gint64) s->vectors * c->text_encoder.hidden_size;
+  } else if (s->method == DL_TRAIN_DREAMBOOTH) {
+    for (guint i = 0; i < p->names->len; i++) {
+      const char *name = p->names->pdata[i];
+      if (g_str_has_prefix (name, "unet.") || (s->train_text_encoder && g_str_has_prefix (name, "text_encoder.")))
+        trained += g_array_index (p->numel, gint64, i);
+    }
+    /* the model's own f32 weights are the values; f16 ones get f32 masters */
+    per_element -= s->fp16 ? 0.0 : 4.0;
+  } else if (s->method == DL_TRAIN_HYPERNETWORK) {
+    g_auto (GStrv) sizes = g_strsplit (s->hn_sizes ? s->hn_sizes : "", ",", -1);
+    g_auto (GStrv) layers = g_strsplit (s->hn_layers ? s->hn_layers : "1,2,1", ",", -1);
+    for (char **d = sizes; *d; d++) {
+      double dim = g_ascii_strtod (*d, NULL);
+      for (guint k = 0; layers[k] && layers[k + 1]; k++) {
+        double a = dim * g_ascii_strtod (layers[k], NULL), b = dim * g_ascii_strtod (layers[k + 1], NULL);
+        trained += (gint64) (2 * (a * b + b)); /* the k and the v module */
+      }
+    }
+  }
   f->trained_params = trained;
-  f->trained = (guint64) trained * 16;
+  f->trained = (guint64) (trained * per_element);
   /* one step's activations */
   int f8 = 1 << (c->vae.n_levels - 1);
   int lh = s->resolution / f8, lw = s->resolution / f8;
@@ -134,7 +156,13 @@ dl_train_plan_compute (DlTrainPlan *p, const DlTrainSettings *s, DlTrainPlanFigu
   double units = unet_activation_units (&c->unet, lh, lw, s->checkpointing, &largest);
   double rows = (double) s->batch;
   double act = units * rows * asize;
-  gboolean text_trained = s->method == DL_TRAIN_TEXTUAL_INVERSION || (s->method == DL_TRAIN_LORA && !s->no_text_encoder);
+  gboolean text_trained = s->method == DL_TRAIN_TEXTUAL_INVERSION || (s->method == DL_TRAIN_LORA && !s->no_text_encoder) ||
+                          (s->method == DL_TRAIN_DREAMBOOTH && s->train_text_encoder);
+  /* prior preservation doubles the rows */
+  if (s->method == DL_TRAIN_DREAMBOOTH && s->class_prompt) {
+    rows *= 2;
+    act *= 2;
+  }
   if (text_trained)
     act += TEXT_SAVED * c->text_encoder.n_layers * 77.0 * c->text_encoder.hidden_size * rows * asize;
   /* inputs, targets and the context the step uploads */
@@ -235,12 +263,16 @@ dl_train_plan_suggestions (DlTrainPlan *p)
   if (dl_train_plan_fits (p))
     return out;
   const DlTrainSettings *s = p->settings;
-  /* cumulative: f16, then checkpointing, then halving the batch, then the rank */
+  /* cumulative: 8-bit moments (full fine-tuning), f16, checkpointing, halving the batch, the rank */
   g_autoptr (DlTrainSettings) t = dl_train_settings_copy (s);
   GString *opts = g_string_new (NULL);
-  for (int stage = 0; stage < 8; stage++) {
+  for (int stage = -1; stage < 8; stage++) {
     gboolean changed = FALSE;
-    if (stage == 0 && !t->fp16) {
+    if (stage == -1 && t->method == DL_TRAIN_DREAMBOOTH && !t->adamw8bit) {
+      t->adamw8bit = TRUE;
+      g_string_append (opts, " --optimizer adamw8bit");
+      changed = TRUE;
+    } else if (stage == 0 && !t->fp16) {
       t->fp16 = TRUE;
       g_string_append (opts, " --fp16");
       changed = TRUE;
