@@ -2,6 +2,8 @@
 
 #include "dl-preview-backend.h"
 
+#include "image/dl-infotext.h"
+
 #include <string.h>
 
 G_DEFINE_INTERFACE (DlPreviewBackend, dl_preview_backend, G_TYPE_OBJECT)
@@ -156,28 +158,30 @@ char *
 dl_preview_request_to_parameters (const DlPreviewRequest *request)
 {
   g_return_val_if_fail (request != NULL, NULL);
-  GString *s = g_string_new (request->prompt);
+  g_autofree DlInfotextNetwork *loras = g_new0 (DlInfotextNetwork, request->loras->len + 1);
+  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
   for (guint i = 0; i < request->loras->len; i++)
     {
       DlPreviewLora *l = request->loras->pdata[i];
-      g_autofree char *stem = file_stem (l->path);
-      char num[G_ASCII_DTOSTR_BUF_SIZE];
-      g_ascii_formatd (num, sizeof num, "%.4g", l->strength);
-      g_string_append_printf (s, " <lora:%s:%s>", stem, num);
+      char *stem = file_stem (l->path);
+      g_ptr_array_add (names, stem);
+      loras[i] = (DlInfotextNetwork) { .name = stem, .strength = l->strength };
     }
-  if (request->negative_prompt && *request->negative_prompt)
-    g_string_append_printf (s, "\nNegative prompt: %s", request->negative_prompt);
-  char cfg[G_ASCII_DTOSTR_BUF_SIZE];
-  g_ascii_formatd (cfg, sizeof cfg, "%.4g", request->cfg_scale);
-  g_string_append_printf (s, "\nSteps: %d, Sampler: %s, CFG scale: %s, Seed: %" G_GUINT64_FORMAT ", Size: %dx%d",
-                          request->steps, dl_preview_sampler_label (request->sampler), cfg, request->seed,
-                          request->width, request->height);
-  if (request->model_path)
-    {
-      g_autofree char *stem = file_stem (request->model_path);
-      g_string_append_printf (s, ", Model: %s", stem);
-    }
-  return g_string_free (s, FALSE);
+  g_autofree char *model = request->model_path ? file_stem (request->model_path) : NULL;
+  DlInfotext info = {
+    .prompt = request->prompt,
+    .negative = request->negative_prompt,
+    .loras = loras,
+    .n_loras = request->loras->len,
+    .steps = request->steps,
+    .sampler = dl_preview_sampler_label (request->sampler),
+    .cfg_scale = request->cfg_scale,
+    .seed = request->seed,
+    .width = request->width,
+    .height = request->height,
+    .model = model,
+  };
+  return dl_infotext_format (&info);
 }
 
 /* ---- images ---- */

@@ -472,7 +472,8 @@ dl_cli_train (int argc, char **argv)
     fclose (rep.log);
   if (!run.ok) {
     int status = dl_cli_fail ("train", run.error);
-    if (g_error_matches (run.error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    if (g_error_matches (run.error, G_IO_ERROR, G_IO_ERROR_CANCELLED) ||
+        g_error_matches (run.error, DL_ERROR, DL_ERROR_CANCELLED))
       status = 130;
     g_error_free (run.error);
     return status;

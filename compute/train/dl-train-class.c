@@ -9,6 +9,7 @@
 #include "train/dl-trainer-private.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "dl-error.h"
@@ -17,6 +18,16 @@
 
 #define CLASS_STEPS 25
 #define CLASS_CFG 7.0
+
+/* $DREAMLOOM_TEST_CLASS_STEPS=N (tests): N sampler steps (at most 25) instead
+ * of 25, so that tests generate class images in seconds */
+static int
+class_steps (void)
+{
+  const char *v = g_getenv ("DREAMLOOM_TEST_CLASS_STEPS");
+  int n = v ? atoi (v) : 0;
+  return n > 0 ? MIN (n, CLASS_STEPS) : CLASS_STEPS;
+}
 
 char *
 dl_trainer_class_dir (DlTrainer *t)
@@ -65,6 +76,7 @@ generate (DlTrainer *t, const char *dir, guint have, GError **error)
       !dl_clip_tokenizer_encode_77 (t->tok, "", neg, error))
     return FALSE;
   g_autofree char *model = g_path_get_basename (s->model);
+  int steps = class_steps ();
   guint made = 0;
   for (guint k = 0; have + made < want; k++) {
     g_autofree char *name = g_strdup_printf ("class-%05u.png", k);
@@ -77,7 +89,7 @@ generate (DlTrainer *t, const char *dir, guint have, GError **error)
                        want - have, s->class_prompt);
     guint64 seed = (guint64) s->seed + k;
     DlSampleParams sp = {
-      .prompt_ids = pos, .negative_ids = neg, .batch = 1, .width = size, .height = size, .steps = CLASS_STEPS,
+      .prompt_ids = pos, .negative_ids = neg, .batch = 1, .width = size, .height = size, .steps = steps,
       .sampler = DL_SAMPLER_DPMPP_2M, .sigmas = DL_SIGMAS_KARRAS, .cfg_scale = CLASS_CFG, .seed = seed,
       .clip_skip = s->clip_skip, .cancellable = t->cancellable,
     };
@@ -87,15 +99,15 @@ generate (DlTrainer *t, const char *dir, guint have, GError **error)
     g_autofree guint8 *rgb = g_new (guint8, (gsize) size * size * 3);
     dl_image_chw_to_rgb8 (image, size, size, rgb);
     DlInfotext info = {
-      .prompt = s->class_prompt, .steps = CLASS_STEPS, .sampler = dl_sampler_a1111_name (sp.sampler, sp.sigmas),
+      .prompt = s->class_prompt, .steps = steps, .sampler = dl_sampler_a1111_name (sp.sampler, sp.sigmas),
       .cfg_scale = CLASS_CFG, .seed = seed, .width = size, .height = size, .model = model, .clip_skip = s->clip_skip,
     };
     g_autofree char *params = dl_infotext_format (&info);
     g_autoptr (GHashTable) text = g_hash_table_new (g_str_hash, g_str_equal);
     g_hash_table_insert (text, "parameters", params);
     if (!dl_png_write (path, rgb, size, size, 3, text, error)) {
-      g_prefix_error (error, "class image %u of %u not written (the %u before it are kept): ", made + 1,
-                      want - have, made);
+      g_prefix_error (error, "class image %u of %u not written (%u class image%s kept in “%s”; a new run generates "
+                      "the rest): ", have + made + 1, want, have + made, have + made == 1 ? "" : "s", dir);
       return FALSE;
     }
     made++;

@@ -104,6 +104,14 @@ is_folder_output (const char *path)
   return g_str_has_suffix (path, "/") || g_file_test (path, G_FILE_TEST_IS_DIR);
 }
 
+/* the layout of `path`: its own; a checkpoint's (named after --out, without
+ * the slash) that of --out */
+static gboolean
+writes_folder (const DlTrainSettings *s, const char *path)
+{
+  return is_folder_output (path) || (!g_str_has_suffix (path, ".safetensors") && is_folder_output (s->out));
+}
+
 static gboolean
 db_export (DlTrainer *t, const char *path, GError **error)
 {
@@ -115,7 +123,7 @@ db_export (DlTrainer *t, const char *path, GError **error)
   }
   DlCheckpointWriteOptions o;
   dl_checkpoint_write_options_init (&o);
-  o.layout = is_folder_output (s->out) ? DL_CHECKPOINT_WRITE_DIFFUSERS : DL_CHECKPOINT_WRITE_SINGLE_FILE;
+  o.layout = writes_folder (s, path) ? DL_CHECKPOINT_WRITE_DIFFUSERS : DL_CHECKPOINT_WRITE_SINGLE_FILE;
   o.dtype = s->save_dtype;
   o.source_components = DL_CHECKPOINT_WRITE_COMPONENT (DL_COMPONENT_UNET) |
                         (s->train_text_encoder ? DL_CHECKPOINT_WRITE_COMPONENT (DL_COMPONENT_TEXT_ENCODER) : 0);

@@ -167,7 +167,11 @@ hn_export (DlTrainer *t, const char *path, GError **error)
   HnRun *r = t->method_data;
   g_autofree char *model_name = file_stem (t->settings->model);
   g_autofree char *shorthash = t->hashes.sha256 ? g_strndup (t->hashes.sha256, 10) : NULL;
+  /* A1111's save_hypernetwork names the file's contents after the file ("x.pt",
+   * "x-500.pt"), whatever the name trained with */
+  g_autofree char *name = file_stem (path);
   dl_hypernetwork_set_step (r->hn, t->step);
+  dl_hypernetwork_set_name (r->hn, name);
   dl_hypernetwork_set_checkpoint (r->hn, shorthash, model_name);
   return dl_hypernetwork_write (r->hn, path, error);
 }

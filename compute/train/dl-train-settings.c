@@ -11,6 +11,7 @@
 #include "dl-error.h"
 #include "dl-float-repr.h"
 #include "io/dl-json-write.h"
+#include "nn/dl-hypernetwork.h"
 
 static const char *const method_names[DL_TRAIN_N_METHODS] = {
   [DL_TRAIN_LORA] = "lora",
@@ -499,6 +500,54 @@ is_default_for (const DlTrainSettings *s, const Field *f, const DlTrainSettings 
   return g_strcmp0 (a, b) == 0;
 }
 
+/* The entries of a comma-separated list of numbers >= 0 (at most `max`), or
+ * -1 when it is not one. */
+static int
+number_list (const char *text, double *out, int max)
+{
+  g_auto (GStrv) parts = g_strsplit (text ? text : "", ",", -1);
+  int n = 0;
+  for (char **p = parts; *p; p++) {
+    g_strstrip (*p);
+    char *end = NULL;
+    double v = g_ascii_strtod (*p, &end);
+    if (!**p || *end || n >= max || !(v >= 0) || !isfinite (v))
+      return -1;
+    out[n++] = v;
+  }
+  return n;
+}
+
+/* A1111's hypernetwork structure (modules/hypernetworks/hypernetwork.py:
+ * layer_structure starts and ends with 1, one dropout per layer), before any work */
+static gboolean
+validate_hypernetwork (const DlTrainSettings *s, GError **error)
+{
+  double v[DL_HYPERNETWORK_MAX_LAYERS + 1];
+  int n_layers = number_list (s->hn_layers, v, DL_HYPERNETWORK_MAX_LAYERS);
+  if (n_layers < 0)
+    return bad_value (error, "hn-layers", s->hn_layers, "a comma-separated list of numbers is needed");
+  if (n_layers < 2 || v[0] != 1 || v[n_layers - 1] != 1)
+    return bad_value (error, "hn-layers", s->hn_layers, "the layer structure must start and end with 1 (A1111)");
+  int n_drop = number_list (s->hn_dropout, v, DL_HYPERNETWORK_MAX_LAYERS);
+  if (n_drop < 0)
+    return bad_value (error, "hn-dropout", s->hn_dropout, "a comma-separated list of numbers is needed");
+  if (n_drop != n_layers) {
+    g_autofree char *why = g_strdup_printf ("%d numbers, one per layer of --hn-layers (%d)", n_drop, n_layers);
+    return bad_value (error, "hn-dropout", s->hn_dropout, why);
+  }
+  double sizes[32];
+  int n_sizes = number_list (s->hn_sizes, sizes, G_N_ELEMENTS (sizes));
+  for (int i = 0; i < n_sizes; i++)
+    if (sizes[i] < 1 || sizes[i] != floor (sizes[i]))
+      n_sizes = -1;
+  if (n_sizes < 1)
+    return bad_value (error, "hn-sizes", s->hn_sizes, "a comma-separated list of widths is needed");
+  if (!dl_hypernetwork_activation_supported (s->hn_activation))
+    return bad_value (error, "hn-activation", s->hn_activation, "not one this engine runs");
+  return TRUE;
+}
+
 gboolean
 dl_train_settings_validate (const DlTrainSettings *s, GError **error)
 {
@@ -557,6 +606,8 @@ dl_train_settings_validate (const DlTrainSettings *s, GError **error)
       return option_error (error, "out", "a hypernetwork is written as A1111's .pt");
     if (s->init_from && !g_str_has_suffix (s->init_from, ".pt"))
       return option_error (error, "init-from", "an A1111 hypernetwork .pt");
+    if (!s->init_from && !validate_hypernetwork (s, error))
+      return FALSE;
   }
   if (s->method == DL_TRAIN_TEXTUAL_INVERSION) {
     if (s->out && !g_str_has_suffix (s->out, ".pt") && !g_str_has_suffix (s->out, ".safetensors"))
@@ -746,9 +797,14 @@ dl_train_settings_run_dir (const DlTrainSettings *s)
     return g_strdup (s->run_dir);
   if (!s->out)
     return NULL;
-  const char *dot = strrchr (s->out, '.');
-  const char *slash = strrchr (s->out, '/');
-  gsize len = dot && (!slash || dot > slash) ? (gsize) (dot - s->out) : strlen (s->out);
-  g_autofree char *stem = g_strndup (s->out, len);
+  /* a folder (DreamBooth's --out DIR/): DIR.run beside it, not inside */
+  g_autofree char *out = g_strdup (s->out);
+  gsize n = strlen (out);
+  while (n > 1 && out[n - 1] == '/')
+    out[--n] = '\0';
+  const char *dot = strrchr (out, '.');
+  const char *slash = strrchr (out, '/');
+  gsize len = dot && (!slash || dot > slash) ? (gsize) (dot - out) : n;
+  g_autofree char *stem = g_strndup (out, len);
   return g_strconcat (stem, ".run", NULL);
 }

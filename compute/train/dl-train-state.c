@@ -17,6 +17,7 @@
 
 #include "dl-error.h"
 #include "io/dl-atomic-file.h"
+#include "io/dl-file-util.h"
 #include "io/dl-json-write.h"
 
 #define STATE_FORMAT "dreamloom-train-state"
@@ -239,7 +240,7 @@ remove_checkpoint (DlTrainer *t, gint64 step)
   g_autofree char *state = dl_trainer_state_path (t, step);
   g_autofree char *exp = dl_trainer_checkpoint_export_path (t, step);
   g_unlink (state);
-  g_unlink (exp);
+  dl_file_remove_tree (exp); /* a file, or a DreamBooth model's folder */
 }
 
 gboolean
@@ -253,7 +254,7 @@ dl_trainer_save_checkpoint (DlTrainer *t, GError **error)
   /* the export first: a state file means its checkpoint is complete */
   if (!dl_trainer_export (t, exp, error) || !dl_trainer_write_state (t, state, error)) {
     g_prefix_error (error, "checkpoint at step %" G_GINT64_FORMAT " not saved (the previous one is intact): ", step);
-    g_unlink (exp);
+    dl_file_remove_tree (exp);
     return FALSE;
   }
   gboolean known = FALSE;

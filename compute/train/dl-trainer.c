@@ -9,6 +9,7 @@
 #include "train/dl-trainer-private.h"
 
 #include <errno.h>
+#include <glib/gstdio.h>
 #include <math.h>
 #include <stdarg.h>
 #include <string.h>
@@ -435,11 +436,29 @@ folder_identity (const char *dir, GCancellable *cancellable, GError **error)
   return g_strdup (g_checksum_get_string (sum));
 }
 
+static gboolean prepare_run (DlTrainer *t, GCancellable *cancellable, gboolean *made_run_dir, GError **error);
+
 gboolean
 dl_trainer_prepare (DlTrainer *t, GCancellable *cancellable, GError **error)
 {
   if (t->prepared)
     return TRUE;
+  gboolean made_run_dir = FALSE;
+  if (prepare_run (t, cancellable, &made_run_dir, error))
+    return TRUE;
+  /* a run that failed to start leaves no empty run folder behind (one holding
+   * generated class images stays: the next run uses them) */
+  if (made_run_dir) {
+    g_autofree char *class_dir = g_build_filename (t->run_dir, "class", NULL);
+    g_rmdir (class_dir);
+    g_rmdir (t->run_dir);
+  }
+  return FALSE;
+}
+
+static gboolean
+prepare_run (DlTrainer *t, GCancellable *cancellable, gboolean *made_run_dir, GError **error)
+{
   const DlTrainSettings *s = t->settings;
   t->cancellable = cancellable;
   /* a new run never writes over another run's checkpoints */
@@ -485,6 +504,7 @@ dl_trainer_prepare (DlTrainer *t, GCancellable *cancellable, GError **error)
     return FALSE;
   if ((s->method == DL_TRAIN_TEXTUAL_INVERSION || s->method == DL_TRAIN_HYPERNETWORK) && !load_templates (t, error))
     return FALSE;
+  *made_run_dir = !t->resuming && !g_file_test (t->run_dir, G_FILE_TEST_EXISTS);
   if (!t->resuming && g_mkdir_with_parents (t->run_dir, 0755) != 0) {
     g_set_error (error, DL_ERROR, DL_ERROR_IO, "cannot create the run folder “%s”: %s", t->run_dir,
                  g_strerror (errno));

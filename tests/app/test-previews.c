@@ -316,7 +316,7 @@ test_parameters_text (Fixture *f, gconstpointer data)
                    "a photo of sks dog <lora:dog:0.8> <lora:style.v2:-1.25>\n"
                    "Negative prompt: blurry, lowres\n"
                    "Steps: 25, Sampler: DPM++ 2M Karras, CFG scale: 7.5, Seed: 4294967295, Size: 512x768, "
-                   "Model: v1-5-pruned-emaonly");
+                   "Model: v1-5-pruned-emaonly, Version: Dreamloom " DL_VERSION);
 }
 
 /* ---- cancel ---- */
