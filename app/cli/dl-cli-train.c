@@ -133,6 +133,21 @@ option_given (TrainArgs *a, const char *name)
   return FALSE;
 }
 
+/* Prior preservation's options given without --class-prompt, even at their
+ * defaults (which dl_train_settings_validate cannot tell from not given). */
+static gboolean
+check_prior_options (TrainArgs *a, const DlTrainSettings *s, GError **error)
+{
+  static const char *const prior[] = { "class-images", "num-class-images", "prior-weight" };
+  for (guint i = 0; s->method == DL_TRAIN_DREAMBOOTH && !s->class_prompt && i < G_N_ELEMENTS (prior); i++)
+    if (option_given (a, prior[i])) {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "--%s: prior preservation needs --class-prompt as well",
+                   prior[i]);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 /* The project's settings with the options given on top, and its images and
  * captions (unless --images names a folder).  Errors name the project. */
 static DlTrainSettings *
@@ -403,7 +418,7 @@ dl_cli_train (int argc, char **argv)
     if (!given)
       return dl_cli_fail ("train", error);
   }
-  if (!a.resume && !dl_train_settings_validate (given, &error)) {
+  if (!a.resume && (!dl_train_settings_validate (given, &error) || !check_prior_options (&a, given, &error))) {
     dl_cli_fail ("train", error);
     return 2;
   }

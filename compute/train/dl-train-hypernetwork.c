@@ -114,8 +114,11 @@ hn_setup (DlTrainer *t, GError **error)
   /* [name]: the file stem A1111 lists it by: of --init-from, else of --out */
   r->name = file_stem (s->init_from ? s->init_from : s->out);
   r->hn = s->init_from ? dl_hypernetwork_read (t->device, s->init_from, error) : new_hypernetwork (t, error);
-  if (!r->hn)
+  if (!r->hn) {
+    if (s->init_from)
+      g_prefix_error (error, "--init-from: ");
     return FALSE;
+  }
   g_autoptr (GArray) unused = dl_hypernetwork_unused_sizes (r->hn, &cfg->unet);
   for (guint i = 0; i < unused->len; i++)
     dl_trainer_warn (t, "the hypernetwork's size %d matches no attention of this model: its modules never apply",

@@ -1017,6 +1017,28 @@ dl_trainer_export (DlTrainer *t, const char *path, GError **error)
   return t->method->export (t, path, error);
 }
 
+/* "step N: <what happened>", and when the device gave out (out of memory,
+ * lost): what is kept and how to go on */
+static void
+explain_step_error (DlTrainer *t, GError **error)
+{
+  if (!error || !*error)
+    return;
+  GError *e = *error;
+  g_autofree char *where = g_strdup_printf ("step %" G_GINT64_FORMAT, t->step + 1);
+  GString *msg = g_string_new (NULL);
+  g_string_append_printf (msg, "%s: %s", where, e->message);
+  if (e->domain == DL_ERROR && (e->code == DL_ERROR_OUT_OF_DEVICE_MEMORY || e->code == DL_ERROR_DEVICE_LOST)) {
+    gint64 last = t->checkpoints->len ? g_array_index (t->checkpoints, gint64, t->checkpoints->len - 1) : 0;
+    g_string_append_printf (msg, ". The run stopped; its state at step %" G_GINT64_FORMAT
+                            " is kept in %s: `dreamloom train --resume %s` continues it", last, t->run_dir, t->run_dir);
+    if (e->code == DL_ERROR_OUT_OF_DEVICE_MEMORY && !t->settings->checkpointing)
+      g_string_append (msg, " (add --checkpointing to use less memory)");
+  }
+  g_free (e->message);
+  e->message = g_string_free (msg, FALSE);
+}
+
 gboolean
 dl_trainer_run (DlTrainer *t, GCancellable *cancellable, GError **error)
 {
@@ -1028,8 +1050,10 @@ dl_trainer_run (DlTrainer *t, GCancellable *cancellable, GError **error)
   while (t->step < s->steps) {
     if (!wait_if_paused (t, cancellable, error))
       return FALSE;
-    if (!dl_trainer_step (t, error))
+    if (!dl_trainer_step (t, error)) {
+      explain_step_error (t, error);
       return FALSE;
+    }
     gboolean last = t->step == s->steps;
     gboolean saves = every (t->step, s->save_every) || last;
     if (saves || every (t->step, s->validate_every)) {

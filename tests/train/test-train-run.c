@@ -497,6 +497,78 @@ test_lora_files (void)
   dl_test_remove_tree (tmp);
 }
 
+/* The device runs out of memory in the middle of a run: the run stops with an
+ * error that says so, the last checkpoint is intact, and resuming finishes the
+ * run exactly as one that never stopped. */
+typedef struct {
+  gint64 at_step;
+  guint64 limit;
+} OomPlan;
+
+static void
+oom_event (const DlTrainEvent *ev, gpointer data)
+{
+  OomPlan *plan = data;
+  /* after the checkpoint of step 2: nothing more than what is held now */
+  if (ev->kind == DL_TRAIN_EVENT_CHECKPOINT && ev->step == plan->at_step)
+    dl_device_set_memory_limit (dl_test_device (), dl_device_get_memory_in_use (dl_test_device ()) + 4096);
+}
+
+static void
+test_out_of_memory (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *tmp = g_dir_make_tmp ("dl-train-oom-XXXXXX", &error);
+  g_assert_no_error (error);
+  g_autofree char *model = dl_test_golden_path ("tiny-sd15-diffusers");
+  g_autofree char *images = model ? train_test_copy_images (tmp, 2) : NULL;
+  if (!images) {
+    g_test_skip ("no golden tiny model");
+    dl_test_remove_tree (tmp);
+    return;
+  }
+  const char *const opts[] = { "steps=4", "save-every=2", "rank=4", "alpha=4", "lr=1e-3", "save-dtype=f32", NULL };
+  g_autofree char *out_a = g_build_filename (tmp, "a.safetensors", NULL);
+  g_autofree char *out_b = g_build_filename (tmp, "b.safetensors", NULL);
+  g_autofree char *run_b = g_build_filename (tmp, "b.run", NULL);
+  g_autofree char *state2 = g_build_filename (run_b, "state-00000002.safetensors", NULL);
+  g_autoptr (DlTrainSettings) sa = train_test_settings (DL_TRAIN_LORA, model, images, out_a, opts);
+  g_autoptr (TrainLog) la = train_log_new ();
+  {
+    g_autoptr (DlTrainer) t = dl_trainer_new (dl_test_device (), NULL, sa, &error);
+    g_assert_no_error (error);
+    g_assert_true (train_test_run (t, la, &error));
+    g_assert_no_error (error);
+  }
+  g_autoptr (DlTrainSettings) sb = train_test_settings (DL_TRAIN_LORA, model, images, out_b, opts);
+  OomPlan plan = { .at_step = 2 };
+  g_autofree char *state2_bytes = NULL;
+  gsize state2_len = 0;
+  {
+    g_autoptr (DlTrainer) t = dl_trainer_new (dl_test_device (), NULL, sb, &error);
+    g_assert_no_error (error);
+    dl_trainer_set_event_func (t, oom_event, &plan, NULL);
+    gboolean ok = dl_trainer_run (t, NULL, &error);
+    dl_device_set_memory_limit (dl_test_device (), 0);
+    g_assert_false (ok);
+    g_assert_error (error, DL_ERROR, DL_ERROR_OUT_OF_DEVICE_MEMORY);
+    g_test_message ("out of memory at step 3: %s", error->message);
+    g_clear_error (&error);
+  }
+  g_assert_true (g_file_get_contents (state2, &state2_bytes, &state2_len, NULL));
+  g_assert_false (g_file_test (out_b, G_FILE_TEST_EXISTS));
+  {
+    g_autoptr (DlTrainer) t = dl_trainer_new_resume (dl_test_device (), NULL, run_b, NULL, NULL, &error);
+    g_assert_no_error (error);
+    g_autoptr (TrainLog) lb = train_log_new ();
+    g_assert_true (train_test_run (t, lb, &error));
+    g_assert_no_error (error);
+    g_assert_cmpfloat (train_log_loss_at (lb, 4), ==, train_log_loss_at (la, 4));
+  }
+  train_test_assert_same_tensors (out_a, out_b);
+  dl_test_remove_tree (tmp);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -505,6 +577,7 @@ main (int argc, char **argv)
   dl_test_add_data ("/train/run/resume/textual-inversion", GINT_TO_POINTER (DL_TRAIN_TEXTUAL_INVERSION),
                     test_resume);
   dl_test_add ("/train/run/non-finite", test_non_finite);
+  dl_test_add ("/train/run/out-of-memory", test_out_of_memory);
   dl_test_add ("/train/run/files/lora", test_lora_files);
   return dl_test_run ();
 }
