@@ -75,7 +75,11 @@ generate (DlTrainer *t, const char *dir, guint have, GError **error)
   if (!dl_clip_tokenizer_encode_77 (t->tok, s->class_prompt, pos, error) ||
       !dl_clip_tokenizer_encode_77 (t->tok, "", neg, error))
     return FALSE;
+  /* A1111's "Model:": the checkpoint's name without its extension */
   g_autofree char *model = g_path_get_basename (s->model);
+  char *dot = strrchr (model, '.');
+  if (dot && (g_str_equal (dot, ".safetensors") || g_str_equal (dot, ".ckpt")))
+    *dot = '\0';
   int steps = class_steps ();
   guint made = 0;
   for (guint k = 0; have + made < want; k++) {

@@ -540,5 +540,122 @@ else
   i=0; while [ $i -lt 42 ]; do skip "golden tiny model, training images or python3 absent"; i=$((i + 1)); done
 fi
 
+# ---- train DreamBooth and hypernetworks: the files they write, class images, a full disk, bad input ----
+# (class images with DREAMLOOM_TEST_CLASS_STEPS=2 sampler steps: the trainer's 25 take minutes on a CPU)
+if [ -d "$diffusers" ] && [ -f "$instance/00.txt" ]; then
+  t0=$(date +%s)
+  db="$tmp/db"
+  mkdir -p "$db/img"
+  cp "$instance/00.png" "$instance/00.txt" "$db/img/"
+  dbo="--method dreambooth --model $diffusers --images $db/img --resolution 32 --steps 1 --sample-every 0
+       --validate-every 0 --class-images $db/class"
+  # shellcheck disable=SC2086
+  DREAMLOOM_TEST_CLASS_STEPS=2 "$bin" train $dbo --class-prompt "a photo of dog" --num-class-images 1 \
+    --out "$db/model.safetensors" >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "train --method dreambooth with prior preservation exits 0" test "$st" -eq 0
+  check "... prints the single file it wrote" test "$(cat "$tmp/out")" = "$db/model.safetensors"
+  check "... after generating the class image, with A1111's parameters" \
+    sh -c "grep -qa 'a photo of dog' '$db/class/class-00000.png' && grep -qa 'Seed: 42, Size: 32x32' '$db/class/class-00000.png'"
+  "$bin" inspect "$db/model.safetensors" --config "$diffusers" >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "inspect the DreamBooth single file exits 0" test "$st" -eq 0
+  check "... an SD 1.x single file with LDM names" \
+    sh -c "grep -q '^layout: *single file, safetensors' '$tmp/out' && grep -q '^family: *Stable Diffusion 1.x' '$tmp/out'"
+  check "... its UNet in f16 (the default), the rest as the base stores it" \
+    sh -c "grep -qE 'unet +2,446,788 parameters in +684 tensors +\(F16 ×684\)' '$tmp/out' &&
+      grep -qE 'text_encoder +1,609,216 parameters in +52 tensors +\(F32 ×52\)' '$tmp/out' && grep -q '^unknown keys (0)' '$tmp/out'"
+  "$bin" sample --model "$db/model.safetensors" --config "$diffusers" --prompt "a photo of sks dog" --steps 2 \
+    --sampler ddim --width 32 --height 32 --seed 7 --out "$db/model.png" >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "sample from the DreamBooth single file exits 0 and writes a PNG" sh -c "test $st -eq 0 && test -s '$db/model.png'"
+
+  # a full disk while generating class images: no file over 512 bytes can be written
+  cp "$db/class/class-00000.png" "$db/class-00000.before"
+  # shellcheck disable=SC2086
+  (trap '' XFSZ; ulimit -f 1; export DREAMLOOM_TEST_CLASS_STEPS=2; exec "$bin" train $dbo --class-prompt "a photo of dog" \
+    --num-class-images 3 --out "$db/folder/") >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "a full disk while generating class images exits 1" test "$st" -eq 1
+  check "... saying, in one line, which one was not written and how many are kept" \
+    sh -c "test \$(wc -l <'$tmp/err') -eq 1 &&
+      grep -q 'class image 2 of 3 not written (1 class image kept in .*db/class.*a new run generates the rest)' '$tmp/err'"
+  check "... the kept class image intact, nothing half-written beside it" \
+    sh -c "cmp -s '$db/class-00000.before' '$db/class/class-00000.png' && test \"\$(ls '$db/class')\" = class-00000.png"
+  check "... and no model, no run folder" sh -c "test ! -e '$db/folder' && test ! -e '$db/folder.run'"
+  # shellcheck disable=SC2086
+  DREAMLOOM_TEST_CLASS_STEPS=2 "$bin" train $dbo --class-prompt "a photo of dog" --num-class-images 3 \
+    --out "$db/folder/" >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "the run again exits 0, generating the two missing class images" \
+    sh -c "test $st -eq 0 && test -s '$db/class/class-00001.png' && test -s '$db/class/class-00002.png' &&
+      cmp -s '$db/class-00000.before' '$db/class/class-00000.png'"
+  check "... writes a diffusers folder (--out DIR/), its run folder beside it" \
+    sh -c "test -f '$db/folder/model_index.json' && test -f '$db/folder.run/run.json' && test ! -e '$db/folder/.run'"
+  "$bin" inspect "$db/folder" >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "inspect the DreamBooth folder exits 0: a diffusers folder of SD 1.x, UNet in f16" \
+    sh -c "test $st -eq 0 && grep -q '^layout: *diffusers folder' '$tmp/out' && grep -q '^family: *Stable Diffusion 1.x' '$tmp/out' &&
+      grep -qE 'unet +2,446,788 parameters in +684 tensors +\(F16 ×684\)' '$tmp/out'"
+  "$bin" sample --model "$db/folder" --prompt "a photo of sks dog" --steps 2 --sampler ddim --width 32 --height 32 \
+    --seed 7 --out "$db/folder.png" >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "sample from the DreamBooth folder exits 0 and writes a PNG" sh -c "test $st -eq 0 && test -s '$db/folder.png'"
+
+  # a hypernetwork from scratch, with a size the tiny model has no attention of
+  # shellcheck disable=SC2086
+  "$bin" train --method hypernetwork --model "$diffusers" --images "$db/img" --resolution 32 --steps 1 --sample-every 0 \
+    --validate-every 0 --lr 1e-3 --hn-sizes 32,48 --hn-layers 1,2,1 --hn-activation relu --out "$db/style.pt" \
+    >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "train --method hypernetwork exits 0 and prints the .pt it wrote" \
+    sh -c "test $st -eq 0 && test \"\$(cat '$tmp/out')\" = '$db/style.pt'"
+  check "... warning that size 48 matches no attention" grep -q "warning: .*size 48 matches no attention" "$tmp/err"
+  "$bin" sample --model "$diffusers" --prompt sks --steps 2 --sampler ddim --width 32 --height 32 --seed 3 \
+    --hypernetwork "$db/style.pt" --out "$db/style.png" >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "sample --hypernetwork with the trained file exits 0, naming it" \
+    sh -c "test $st -eq 0 && grep -qa 'sks <hypernet:style:1>' '$db/style.png'"
+
+  # bad input: one line naming the option, status 2 (the command line) or 1, nothing written
+  printf 'keep me\n' >"$db/keep.safetensors"
+  printf 'keep me\n' >"$db/keep.pt"
+  base="--model $diffusers --images $db/img --resolution 32 --steps 1"
+  refused() { # description, status, pattern of the error line, the file that must stay, train options...
+    d="$1"; want="$2"; p="$3"; f="$4"; shift 4
+    "$bin" train "$@" >"$tmp/out" 2>"$tmp/err"; st=$?
+    check "$d: exits $want with one line naming it" \
+      sh -c "test $st -eq $want && test \$(wc -l <'$tmp/err') -eq 1 && grep -q -- '$p' '$tmp/err'"
+    check "... and writes nothing" sh -c "test \"\$(cat '$f')\" = 'keep me' && test ! -e '${f%.*}.run'"
+  }
+  for o in "--class-images $db/class" "--num-class-images 100" "--prior-weight 0.5"; do
+    # shellcheck disable=SC2086
+    refused "dreambooth ${o%% *} without --class-prompt" 2 "${o%% *}: prior preservation needs --class-prompt" \
+      "$db/keep.safetensors" --method dreambooth $base --out "$db/keep.safetensors" $o
+  done
+  # shellcheck disable=SC2086
+  refused "--hn-layers 2,2" 2 "--hn-layers 2,2: the layer structure must start and end with 1" "$db/keep.pt" \
+    --method hypernetwork $base --out "$db/keep.pt" --hn-layers 2,2
+  # shellcheck disable=SC2086
+  refused "--hn-dropout with 2 numbers for 3 layers" 2 "--hn-dropout 0,0: 2 numbers, one per layer" "$db/keep.pt" \
+    --method hypernetwork $base --out "$db/keep.pt" --hn-dropout 0,0
+  # shellcheck disable=SC2086
+  refused "a hypernetwork --out .safetensors" 2 "--out: a hypernetwork is written as A1111" "$db/keep.pt" \
+    --method hypernetwork $base --out "$db/keep.safetensors"
+  # shellcheck disable=SC2086
+  refused "a DreamBooth --out .ckpt" 2 "--out: a model is written as one .safetensors file or, ending in /" \
+    "$db/keep.safetensors" --method dreambooth $base --out "$db/keep.ckpt"
+  # shellcheck disable=SC2086
+  refused "a LoRA --out .pt" 2 "--out: a LoRA is written as .safetensors" "$db/keep.pt" \
+    --method lora $base --out "$db/keep.pt"
+  # shellcheck disable=SC2086
+  refused "an embedding --out .bin" 2 "--out: an embedding is written as .pt" "$db/keep.pt" \
+    --method textual-inversion $base --out "$db/keep.bin"
+  evil="$here/../fuzz/corpus-torch-ckpt/bad-os-system.pt"
+  if [ -f "$evil" ]; then
+    cp "$evil" "$db/free-style.pt"
+    # shellcheck disable=SC2086
+    refused "a hypernetwork --init-from whose pickle calls os.system" 1 \
+      "--init-from: .*free-style.pt.*posix.system.* is not allowed" "$db/keep.pt" \
+      --method hypernetwork $base --out "$db/keep.pt" --init-from "$db/free-style.pt"
+  else
+    skip "no fuzz corpus"; skip "no fuzz corpus"
+  fi
+  echo "# DreamBooth and hypernetwork checks: $(( $(date +%s) - t0 )) s"
+else
+  i=0; while [ $i -lt 38 ]; do skip "golden tiny model or training images absent"; i=$((i + 1)); done
+fi
+
 echo "1..$n"
 exit $fail
