@@ -5,6 +5,7 @@
 #include "image/dl-infotext.h"
 
 #include <string.h>
+#include "io/dl-file-util.h"
 
 G_DEFINE_INTERFACE (DlPreviewBackend, dl_preview_backend, G_TYPE_OBJECT)
 
@@ -144,16 +145,6 @@ dl_preview_sampler_label (const char *id)
   return id;
 }
 
-static char *
-file_stem (const char *path)
-{
-  char *base = g_path_get_basename (path);
-  char *dot = strrchr (base, '.');
-  if (dot && dot != base)
-    *dot = '\0';
-  return base;
-}
-
 char *
 dl_preview_request_to_parameters (const DlPreviewRequest *request)
 {
@@ -163,11 +154,11 @@ dl_preview_request_to_parameters (const DlPreviewRequest *request)
   for (guint i = 0; i < request->loras->len; i++)
     {
       DlPreviewLora *l = request->loras->pdata[i];
-      char *stem = file_stem (l->path);
+      char *stem = dl_file_stem (l->path);
       g_ptr_array_add (names, stem);
       loras[i] = (DlInfotextNetwork) { .name = stem, .strength = l->strength };
     }
-  g_autofree char *model = request->model_path ? file_stem (request->model_path) : NULL;
+  g_autofree char *model = request->model_path ? dl_file_stem (request->model_path) : NULL;
   DlInfotext info = {
     .prompt = request->prompt,
     .negative = request->negative_prompt,

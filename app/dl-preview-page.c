@@ -12,6 +12,7 @@
 #include "dl-preview-job.h"
 #include "dl-prompt-templates.h"
 #include "dl-toast.h"
+#include "io/dl-file-util.h"
 
 struct _DlPreviewPage {
   GtkWidget parent_instance;
@@ -62,16 +63,6 @@ enum {
 static guint signals[N_SIGNALS];
 
 static void sync_state (DlPreviewPage *self);
-
-static char *
-file_stem (const char *path)
-{
-  char *base = g_path_get_basename (path);
-  char *dot = strrchr (base, '.');
-  if (dot && dot != base)
-    *dot = '\0';
-  return base;
-}
 
 static void
 set_row_text (AdwActionRow *row, const char *title, const char *subtitle)
@@ -296,7 +287,7 @@ sync_columns (DlPreviewPage *self)
   g_clear_object (&self->lora_check);
   self->lora_check = g_cancellable_new ();
   const char *model = self->project ? dl_project_get_base_model (self->project) : NULL;
-  g_autofree char *model_name = model ? file_stem (model) : NULL;
+  g_autofree char *model_name = model ? dl_file_stem (model) : NULL;
   set_row_text (self->base_column_row, "Base Model", model_name ? model_name : "None chosen yet");
 
   GtkWidget *row = gtk_widget_get_next_sibling (GTK_WIDGET (self->base_column_row));
@@ -310,7 +301,7 @@ sync_columns (DlPreviewPage *self)
   for (guint i = 0; loras && i < loras->len; i++)
     {
       DlProjectLora *l = loras->pdata[i];
-      g_autofree char *name = file_stem (l->path);
+      g_autofree char *name = dl_file_stem (l->path);
       GtkWidget *r = adw_action_row_new ();
       set_row_text (ADW_ACTION_ROW (r), name, NULL);
       gtk_widget_set_tooltip_text (r, l->path);
@@ -617,13 +608,13 @@ dl_preview_page_generate (DlPreviewPage *self)
     gtk_grid_remove (self->results_grid, child);
   g_clear_pointer (&self->column_titles, g_ptr_array_unref);
   self->column_titles = g_ptr_array_new_with_free_func (g_free);
-  g_autofree char *model_name = file_stem (base->model_path);
+  g_autofree char *model_name = dl_file_stem (base->model_path);
   g_ptr_array_add (self->column_titles, g_strdup_printf ("Base: %s", model_name));
   GPtrArray *loras = dl_project_get_loras (self->project);
   for (guint i = 0; i < loras->len; i++)
     {
       DlProjectLora *l = loras->pdata[i];
-      g_autofree char *name = file_stem (l->path);
+      g_autofree char *name = dl_file_stem (l->path);
       g_ptr_array_add (self->column_titles, g_strdup_printf ("+ %s × %.2f", name, l->strength));
     }
   for (guint c = 0; c < self->column_titles->len; c++)

@@ -102,7 +102,7 @@ dl_cli_bench_train (int argc, char **argv)
     return dl_cli_fail ("bench", error);
   g_autofree char *images = g_build_filename (dir, "images", NULL);
   g_autofree char *out = g_build_filename (dir, method == DL_TRAIN_TEXTUAL_INVERSION || method == DL_TRAIN_HYPERNETWORK
-                                                    ? "bench.pt"
+                                                    ? "dlbench-out.pt"
                                                     : "bench.safetensors",
                                            NULL);
   g_mkdir_with_parents (images, 0755);

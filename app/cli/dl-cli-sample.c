@@ -18,6 +18,7 @@
 #include "nn/dl-sd-pipeline.h"
 #include "text/dl-clip-tokenizer.h"
 #include "vk/dl-device.h"
+#include "io/dl-file-util.h"
 
 /* a --lora or --hypernetwork argument */
 typedef struct {
@@ -49,28 +50,6 @@ parse_network (const char *option, const char *arg, LoraArg *out, GError **error
   return TRUE;
 }
 
-static char *
-model_display_name (const char *path)
-{
-  g_autofree char *base = g_path_get_basename (path);
-  char *dot = strrchr (base, '.');
-  if (dot && (g_str_equal (dot, ".safetensors") || g_str_equal (dot, ".ckpt")))
-    *dot = '\0';
-  return g_strdup (base);
-}
-
-/* A1111's name of a hypernetwork: the file name without its extension
- * (os.path.splitext in list_hypernetworks) */
-static char *
-file_stem (const char *path)
-{
-  char *base = g_path_get_basename (path);
-  char *dot = strrchr (base, '.');
-  if (dot && dot != base)
-    *dot = '\0';
-  return base;
-}
-
 /* The infotext entries of `args` (LoraArg*): the names A1111 lists them by
  * (`name_of` the path), with their strengths; the names go into `names`. */
 static DlInfotextNetwork *
@@ -93,8 +72,8 @@ a1111_parameters (const char *prompt, const char *negative, GPtrArray *loras, GP
                   int clip_skip)
 {
   g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
-  g_autofree DlInfotextNetwork *lnets = infotext_networks (loras, model_display_name, names);
-  g_autofree DlInfotextNetwork *hnets = infotext_networks (hypernets, file_stem, names);
+  g_autofree DlInfotextNetwork *lnets = infotext_networks (loras, dl_model_name, names);
+  g_autofree DlInfotextNetwork *hnets = infotext_networks (hypernets, dl_file_stem, names);
   DlInfotext info = {
     .prompt = prompt, .negative = negative, .loras = lnets, .n_loras = loras ? loras->len : 0,
     .hypernets = hnets, .n_hypernets = hypernets ? hypernets->len : 0, .steps = steps,
@@ -318,7 +297,7 @@ dl_cli_sample (int argc, char **argv)
   if (out_latents && !write_latents (out_latents, latents, batch, lc, lh, lw, &error))
     return dl_cli_fail ("sample", error);
 
-  g_autofree char *model_name = model_display_name (model);
+  g_autofree char *model_name = dl_model_name (model);
   g_autofree guint8 *rgb = g_new (guint8, (gsize) width * height * 3);
   for (int b = 0; b < batch; b++) {
     dl_image_chw_to_rgb8 (images + (gsize) b * 3 * width * height, width, height, rgb);

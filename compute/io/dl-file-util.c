@@ -4,6 +4,7 @@
 #include "io/dl-file-util.h"
 
 #include <glib/gstdio.h>
+#include <string.h>
 
 void
 dl_file_remove_tree (const char *path)
@@ -20,4 +21,26 @@ dl_file_remove_tree (const char *path)
   } else {
     g_unlink (path);
   }
+}
+
+char *
+dl_file_stem (const char *path)
+{
+  g_return_val_if_fail (path != NULL, NULL);
+  char *base = g_path_get_basename (path);
+  char *dot = strrchr (base, '.');
+  if (dot && dot != base)
+    *dot = '\0';
+  return base;
+}
+
+char *
+dl_model_name (const char *path)
+{
+  g_return_val_if_fail (path != NULL, NULL);
+  char *base = g_path_get_basename (path);
+  char *dot = strrchr (base, '.');
+  if (dot && (g_str_equal (dot, ".safetensors") || g_str_equal (dot, ".ckpt")))
+    *dot = '\0';
+  return base;
 }

@@ -10,4 +10,13 @@ G_BEGIN_DECLS
  * never followed.  Errors are ignored (what can be removed is). */
 void dl_file_remove_tree (const char *path);
 
+/* The file name without its folder and its last extension ("a/my-cat.pt" ->
+ * "my-cat"): the name A1111 lists embeddings, hypernetworks and LoRAs by
+ * (os.path.splitext of the file name). */
+char *dl_file_stem (const char *path);
+
+/* A model's name as A1111 shows it: the file name without ".safetensors" or
+ * ".ckpt" (a folder keeps its name). */
+char *dl_model_name (const char *path);
+
 G_END_DECLS

@@ -9,6 +9,7 @@
 #include "io/dl-pickle.h"
 #include "io/dl-torch-ckpt.h"
 #include "io/dl-torch-writer.h"
+#include "io/dl-file-util.h"
 
 /* the CLIP id of "*</w>", which A1111 stores as string_to_token["*"] */
 #define A1111_STAR_TOKEN 265
@@ -36,17 +37,6 @@ bad (GError **error, const char *path, const char *fmt, ...)
   va_end (ap);
   g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "Embedding “%s”: %s", path, msg);
   return FALSE;
-}
-
-/* the file name without folder and last extension */
-static char *
-file_stem (const char *path)
-{
-  char *base = g_path_get_basename (path);
-  char *dot = strrchr (base, '.');
-  if (dot && dot != base)
-    *dot = '\0';
-  return base;
 }
 
 /* ComfyUI's embed_key of the text encoder of that width */
@@ -222,7 +212,7 @@ dl_embedding_read (const char *path, int expected_dim, GError **error)
   gsize len;
   const guint8 *d = g_bytes_get_data (bytes, &len);
   g_autoptr (DlEmbedding) e = g_new0 (DlEmbedding, 1);
-  e->name = file_stem (path);
+  e->name = dl_file_stem (path);
   e->step = -1;
   gboolean ok;
   if (len >= 8 && memcmp (d, "\x89PNG\r\n\x1a\n", 8) == 0)

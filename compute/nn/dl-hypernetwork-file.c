@@ -16,6 +16,7 @@
 #include "io/dl-pickle.h"
 #include "io/dl-torch-ckpt.h"
 #include "io/dl-torch-writer.h"
+#include "io/dl-file-util.h"
 
 /* sizes beyond any model's width are a broken file */
 #define MAX_SIZE (1 << 16)
@@ -111,16 +112,6 @@ get_numbers (const DlPickleValue *root, const char *key, double *out, int *n, co
   }
   *n = (int) v->items->len;
   return TRUE;
-}
-
-static char *
-file_stem (const char *path)
-{
-  char *base = g_path_get_basename (path);
-  char *dot = strrchr (base, '.');
-  if (dot && dot != base)
-    *dot = '\0';
-  return base;
 }
 
 /* The configuration as Hypernetwork.load derives it; strings point into the
@@ -315,7 +306,7 @@ dl_hypernetwork_read (DlDevice *device, const char *path, GError **error)
     bad (error, path, "the file holds %s, not a hypernetwork's dict", what);
     return NULL;
   }
-  g_autofree char *stem = file_stem (path);
+  g_autofree char *stem = dl_file_stem (path);
   DlHypernetworkConfig config;
   if (!read_config (root, stem, &config, path, error))
     return NULL;

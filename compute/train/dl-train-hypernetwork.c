@@ -12,6 +12,7 @@
 
 #include "dl-error.h"
 #include "nn/dl-hypernetwork.h"
+#include "io/dl-file-util.h"
 
 typedef struct {
   DlHypernetwork *hn;
@@ -25,16 +26,6 @@ hn_free (gpointer data)
   g_clear_pointer (&r->hn, dl_hypernetwork_unref);
   g_free (r->name);
   g_free (r);
-}
-
-static char *
-file_stem (const char *path)
-{
-  g_autofree char *base = g_path_get_basename (path);
-  char *dot = strrchr (base, '.');
-  if (dot && dot != base)
-    *dot = '\0';
-  return g_strdup (base);
 }
 
 /* "1,2,1" -> numbers; FALSE (with the option named) for anything else */
@@ -112,7 +103,7 @@ hn_setup (DlTrainer *t, GError **error)
   HnRun *r = g_new0 (HnRun, 1);
   t->method_data = r;
   /* [name]: the file stem A1111 lists it by: of --init-from, else of --out */
-  r->name = file_stem (s->init_from ? s->init_from : s->out);
+  r->name = dl_file_stem (s->init_from ? s->init_from : s->out);
   r->hn = s->init_from ? dl_hypernetwork_read (t->device, s->init_from, error) : new_hypernetwork (t, error);
   if (!r->hn) {
     if (s->init_from)
@@ -168,11 +159,11 @@ static gboolean
 hn_export (DlTrainer *t, const char *path, GError **error)
 {
   HnRun *r = t->method_data;
-  g_autofree char *model_name = file_stem (t->settings->model);
+  g_autofree char *model_name = dl_file_stem (t->settings->model);
   g_autofree char *shorthash = t->hashes.sha256 ? g_strndup (t->hashes.sha256, 10) : NULL;
   /* A1111's save_hypernetwork names the file's contents after the file ("x.pt",
    * "x-500.pt"), whatever the name trained with */
-  g_autofree char *name = file_stem (path);
+  g_autofree char *name = dl_file_stem (path);
   dl_hypernetwork_set_step (r->hn, t->step);
   dl_hypernetwork_set_name (r->hn, name);
   dl_hypernetwork_set_checkpoint (r->hn, shorthash, model_name);

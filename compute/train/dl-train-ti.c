@@ -13,6 +13,7 @@
 #include "dl-error.h"
 #include "nn/dl-embedding-file.h"
 #include "train/dl-train-metadata.h"
+#include "io/dl-file-util.h"
 
 typedef struct {
   char *placeholder; /* the word of [name] */
@@ -29,16 +30,6 @@ ti_free (gpointer data)
   g_free (r->name_text);
   g_clear_pointer (&r->vectors, dl_tensor_unref);
   g_free (r);
-}
-
-static char *
-file_stem (const char *path)
-{
-  g_autofree char *base = g_path_get_basename (path);
-  char *dot = strrchr (base, '.');
-  if (dot && dot != base)
-    *dot = '\0';
-  return g_strdup (base);
 }
 
 /* A1111 textual_inversion.py create_embedding: the init text's tokens (no start
@@ -84,7 +75,7 @@ ti_setup (DlTrainer *t, GError **error)
   DlParams *p = dl_sd_model_get_params (t->model);
   TiRun *r = g_new0 (TiRun, 1);
   t->method_data = r;
-  r->placeholder = s->placeholder ? g_strdup (s->placeholder) : file_stem (s->out);
+  r->placeholder = s->placeholder ? g_strdup (s->placeholder) : dl_file_stem (s->out);
   r->n = s->vectors;
   r->dim = cfg->text_encoder.hidden_size;
   int64_t vocab = cfg->text_encoder.vocab_size;
@@ -152,8 +143,8 @@ ti_export (DlTrainer *t, const char *path, GError **error)
   if (!v)
     return FALSE;
   if (g_str_has_suffix (path, ".pt")) {
-    g_autofree char *stem = file_stem (path);
-    g_autofree char *model_name = file_stem (s->model);
+    g_autofree char *stem = dl_file_stem (path);
+    g_autofree char *model_name = dl_file_stem (s->model);
     g_autofree char *shorthash = t->model_hash ? g_strndup (t->model_hash, 10) : NULL;
     if (!dl_embedding_write_a1111 (path, stem, v, r->n, r->dim, t->step, shorthash, model_name, error))
       return FALSE;

@@ -15,6 +15,7 @@
 #include "image/dl-png.h"
 #include "dl-prompt-templates-data.h"
 #include "dl-prompt-templates-style.h"
+#include "io/dl-file-util.h"
 
 #define PREVIEW_SEED 1234
 #define PREVIEW_CFG 7.0
@@ -43,16 +44,6 @@ preview_prompts (DlTrainer *t)
   return prompts;
 }
 
-static char *
-model_name (const char *path)
-{
-  g_autofree char *base = g_path_get_basename (path);
-  char *dot = strrchr (base, '.');
-  if (dot && (g_str_equal (dot, ".safetensors") || g_str_equal (dot, ".ckpt")))
-    *dot = '\0';
-  return g_strdup (base);
-}
-
 gboolean
 dl_trainer_preview (DlTrainer *t, GError **error)
 {
@@ -68,7 +59,7 @@ dl_trainer_preview (DlTrainer *t, GError **error)
   gint32 neg[DL_CLIP_MAX_LENGTH];
   if (!dl_clip_tokenizer_encode_77 (t->tok, "", neg, error))
     return FALSE;
-  g_autofree char *mname = model_name (s->model);
+  g_autofree char *mname = dl_model_name (s->model);
   for (guint i = 0; i < prompts->len; i++) {
     const char *prompt = prompts->pdata[i];
     dl_trainer_status (t, (double) i / prompts->len, "Preview %u of %u at step %" G_GINT64_FORMAT, i + 1,
