@@ -51,7 +51,8 @@ guint dl_optimizer_get_group (DlOptimizer *opt, guint i);
 /* Trained elements, and device bytes of params + grads + moments. */
 gint64 dl_optimizer_get_numel (DlOptimizer *opt);
 
-/* Register every gradient buffer with the tape. */
+/* Register every gradient buffer with the tape (their contents are undefined
+ * until the first zero_grad). */
 void dl_optimizer_attach (DlOptimizer *opt, DlTape *tape);
 /* Record zeroing every gradient and forget which ones were reached. */
 gboolean dl_optimizer_zero_grad (DlOptimizer *opt, DlRecorder *rec, GError **error);

@@ -112,6 +112,8 @@ dl_sd_grad (DlSdModel *m, DlSafetensors *batch, GHashTable *lora_tensors, DlSafe
     }
   }
   g_autoptr (DlTape) tape = dl_tape_new (rec, dl_sd_model_get_arena (m));
+  if (!dl_optimizer_zero_grad (opt, rec, error))
+    return FALSE;
   dl_optimizer_attach (opt, tape);
 
   g_autoptr (DlTensor) ids_dev = NULL, context = NULL;
