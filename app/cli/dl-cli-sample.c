@@ -26,6 +26,14 @@ typedef struct {
   float strength;
 } LoraArg;
 
+static void
+lora_arg_free (gpointer p)
+{
+  LoraArg *a = p;
+  g_free (a->path);
+  g_free (a);
+}
+
 static gboolean
 parse_network (const char *option, const char *arg, LoraArg *out, GError **error)
 {
@@ -172,23 +180,23 @@ dl_cli_sample (int argc, char **argv)
   }
   if (seed < 0)
     seed = g_random_int ();
-  g_autoptr (GPtrArray) loras = g_ptr_array_new ();
-  g_autofree LoraArg *lora_store = g_new0 (LoraArg, lora_args ? g_strv_length (lora_args) : 0);
+  g_autoptr (GPtrArray) loras = g_ptr_array_new_with_free_func (lora_arg_free);
   for (guint i = 0; lora_args && lora_args[i]; i++) {
-    if (!parse_network ("--lora", lora_args[i], &lora_store[i], &error)) {
+    LoraArg *a = g_new0 (LoraArg, 1);
+    g_ptr_array_add (loras, a);
+    if (!parse_network ("--lora", lora_args[i], a, &error)) {
       dl_cli_fail ("sample", error);
       return 2; /* a usage error, as a bad option value */
     }
-    g_ptr_array_add (loras, &lora_store[i]);
   }
-  g_autoptr (GPtrArray) hypernets = g_ptr_array_new ();
-  g_autofree LoraArg *hn_store = g_new0 (LoraArg, hypernetwork_args ? g_strv_length (hypernetwork_args) : 0);
+  g_autoptr (GPtrArray) hypernets = g_ptr_array_new_with_free_func (lora_arg_free);
   for (guint i = 0; hypernetwork_args && hypernetwork_args[i]; i++) {
-    if (!parse_network ("--hypernetwork", hypernetwork_args[i], &hn_store[i], &error)) {
+    LoraArg *a = g_new0 (LoraArg, 1);
+    g_ptr_array_add (hypernets, a);
+    if (!parse_network ("--hypernetwork", hypernetwork_args[i], a, &error)) {
       dl_cli_fail ("sample", error);
       return 2; /* a usage error, as a bad option value */
     }
-    g_ptr_array_add (hypernets, &hn_store[i]);
   }
 
   g_autoptr (DlDevice) device = dl_device_new (NULL, &error);
@@ -311,9 +319,5 @@ dl_cli_sample (int argc, char **argv)
       return dl_cli_fail ("sample", error);
     printf ("%s\n", path);
   }
-  for (guint i = 0; i < loras->len; i++)
-    g_free (((LoraArg *) loras->pdata[i])->path);
-  for (guint i = 0; i < hypernets->len; i++)
-    g_free (((LoraArg *) hypernets->pdata[i])->path);
   return 0;
 }

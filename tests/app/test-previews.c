@@ -285,7 +285,8 @@ test_enlarge_and_save (Fixture *f, gconstpointer data)
   g_assert_cmpmem (pixels, (gsize) w * h * 4, shown, (gsize) w * h * 4);
   g_autofree char *expected = g_strdup_printf (
       "a watercolor of sks <lora:lora-a:0.5>\n"
-      "Steps: 3, Sampler: Euler a, CFG scale: 7, Seed: 42, Size: 64x80, Model: base-model");
+      "Steps: 3, Sampler: Euler a, CFG scale: 7, Seed: 42, Size: 64x80, Model: base-model, Version: Dreamloom "
+      DL_VERSION);
   g_assert_cmpstr (g_hash_table_lookup (text, "parameters"), ==, expected);
   g_assert_true (g_str_has_prefix (g_hash_table_lookup (text, "Software"), "Dreamloom "));
 

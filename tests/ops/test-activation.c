@@ -257,8 +257,9 @@ run_split (DlDType dt)
   dl_recorder_set_max_binding_range (split, 768);
   DlRecorder *whole = dl_test_recorder ();
   int64_t n = 1001, xs[2] = { 37, 2 * 12 }, hs[2] = { 37, 12 }, nx = 37 * 24, nh = 37 * 12;
-  g_autofree float *x = dl_test_random (nx, 5, -4, 4);
-  g_autofree float *g = dl_test_random (nx, 6, -1, 1);
+  /* enough values for the largest tensor made from them (n > nx) */
+  g_autofree float *x = dl_test_random (MAX (n, nx), 5, -4, 4);
+  g_autofree float *g = dl_test_random (MAX (n, nx), 6, -1, 1);
   g_autoptr (DlTensor) ta = dl_test_tensor ("a", dt, 1, &n, x);
   g_autoptr (DlTensor) tga = dl_test_tensor ("da", dt, 1, &n, g);
   g_autoptr (DlTensor) tx = dl_test_tensor ("x", dt, 2, xs, x);
