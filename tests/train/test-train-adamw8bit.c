@@ -13,7 +13,7 @@
  *    validation-loss drop, for every step's loss (relative to the drop's
  *    relative size) and for the final validation loss.  Measured on lavapipe:
  *    3.6e-5 relative at worst (step losses) and 3.4e-5 (validation), against
- *    a bound of 3.0e-2 (the drop is 30%); 8-bit must differ from fp32
+ *    a bound of 2.9e-2 (the drop is 29%); 8-bit must differ from fp32
  *    somewhere (the option is in effect), and the run must learn (validation
  *    loss down by 10% or more) for the comparison to mean anything;
  *  - the state file keeps the 8-bit moments (adam8_m/_v codes and absmax for
@@ -21,7 +21,7 @@
  *    as bitsandbytes' min_8bit_size): a run stopped through a GCancellable in
  *    its step event and resumed with dl_trainer_new_resume ends with the same
  *    masters, moments and losses, bit for bit, as the run that never stopped.
- * Under $DREAMLOOM_TEST_QUICK (the sanitizer build) the 30-step curves are
+ * Under $DREAMLOOM_TEST_QUICK (the sanitizer build) the 16-step curves are
  * skipped; the resume check runs. */
 #include "train-test-util.h"
 
@@ -30,7 +30,7 @@
 
 #include "io/dl-safetensors.h"
 
-#define CURVE_STEPS 30
+#define CURVE_STEPS 16
 #define CURVE_BOUND 0.1 /* of the fp32 run's validation-loss drop: see above */
 
 static char *
@@ -89,7 +89,7 @@ static void
 test_curve (void)
 {
   if (g_getenv ("DREAMLOOM_TEST_QUICK")) {
-    g_test_skip ("DREAMLOOM_TEST_QUICK: the 30-step curves run in the plain build");
+    g_test_skip ("DREAMLOOM_TEST_QUICK: the 16-step curves run in the plain build");
     return;
   }
   g_autofree char *tmp = tmp_dir ("dl-8bit-curve-XXXXXX");
@@ -101,12 +101,12 @@ test_curve (void)
     return;
   }
   gint64 t0 = g_get_monotonic_time ();
-  /* lr 1e-4 (DreamBooth's 5e-6 hardly moves the tiny model in 30 steps);
+  /* lr 2e-4 (DreamBooth's 5e-6 hardly moves the tiny model in 16 steps);
    * validation before the first step and after the last */
   g_autofree char *steps = g_strdup_printf ("steps=%d", CURVE_STEPS);
   g_autofree char *every = g_strdup_printf ("validate-every=%d", CURVE_STEPS);
-  const char *const fp32_opts[] = { steps, every, "lr=1e-4", "seed=7", "save-dtype=f32", NULL };
-  const char *const q_opts[] = { steps, every, "lr=1e-4", "seed=7", "save-dtype=f32", "optimizer=adamw8bit", NULL };
+  const char *const fp32_opts[] = { steps, every, "lr=2e-4", "seed=7", "save-dtype=f32", NULL };
+  const char *const q_opts[] = { steps, every, "lr=2e-4", "seed=7", "save-dtype=f32", "optimizer=adamw8bit", NULL };
   g_autofree char *out32 = g_build_filename (tmp, "fp32.safetensors", NULL);
   g_autofree char *out8 = g_build_filename (tmp, "8bit.safetensors", NULL);
   g_autoptr (TrainLog) l32 = train_log_new ();
@@ -141,7 +141,7 @@ test_curve (void)
     }
   }
   double curve_bound = CURVE_BOUND * drop / v0;
-  g_test_message ("%d steps at lr 1e-4: validation loss %.6f -> fp32 %.6f, 8-bit %.6f (%+.2e relative); "
+  g_test_message ("%d steps at lr 2e-4: validation loss %.6f -> fp32 %.6f, 8-bit %.6f (%+.2e relative); "
                   "step losses: max relative deviation %.3e at step %" G_GINT64_FORMAT " (bound %.3e = %.0f%% of the "
                   "relative drop %.3f)", CURVE_STEPS, v0, v32, v8, (v8 - v32) / v32, max_dev, worst, curve_bound,
                   100 * CURVE_BOUND, drop / v0);
