@@ -4,7 +4,7 @@
 
 #include "dl-application.h"
 
-#include "dl-engine-backend.h"
+#include "dl-engine-session.h"
 
 #include "dl-preferences-window.h"
 #include "dl-settings.h"
@@ -12,6 +12,7 @@
 
 struct _DlApplication {
   AdwApplication parent_instance;
+  DlEngineSession *session;
 };
 
 G_DEFINE_FINAL_TYPE (DlApplication, dl_application, ADW_TYPE_APPLICATION)
@@ -122,9 +123,12 @@ static void
 dl_application_startup (GApplication *app)
 {
   G_APPLICATION_CLASS (dl_application_parent_class)->startup (app);
-  /* previews come from the engine; the device opens on the first image only */
-  g_autoptr (DlEngineBackend) backend = dl_engine_backend_new ();
-  dl_preview_backend_set_default (DL_PREVIEW_BACKEND (backend));
+  /* one engine session for previews and training; the device opens on the
+   * first image or run only */
+  DlApplication *self = DL_APPLICATION (app);
+  self->session = dl_engine_session_new ();
+  if (!dl_preview_backend_get_default ())
+    dl_preview_backend_set_default (DL_PREVIEW_BACKEND (self->session));
   static const GActionEntry entries[] = {
     { .name = "quit", .activate = quit_activated },
     { .name = "about", .activate = about_activated },
@@ -154,8 +158,26 @@ dl_application_startup (GApplication *app)
 }
 
 static void
+dl_application_finalize (GObject *object)
+{
+  DlApplication *self = DL_APPLICATION (object);
+  g_clear_object (&self->session);
+  G_OBJECT_CLASS (dl_application_parent_class)->finalize (object);
+}
+
+DlEngineSession *
+dl_application_get_engine_session (DlApplication *self)
+{
+  g_return_val_if_fail (DL_IS_APPLICATION (self), NULL);
+  if (!self->session)
+    self->session = dl_engine_session_new ();
+  return self->session;
+}
+
+static void
 dl_application_class_init (DlApplicationClass *klass)
 {
+  G_OBJECT_CLASS (klass)->finalize = dl_application_finalize;
   GApplicationClass *app_class = G_APPLICATION_CLASS (klass);
   app_class->activate = dl_application_activate;
   app_class->startup = dl_application_startup;

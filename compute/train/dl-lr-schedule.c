@@ -7,7 +7,7 @@
 #include <math.h>
 #include <string.h>
 
-static const char *const names[DL_LR_N_SCHEDULES] = {
+static const char *const names[DL_LR_N_SCHEDULES + 1] = {
   [DL_LR_CONSTANT] = "constant",
   [DL_LR_CONSTANT_WITH_WARMUP] = "constant_with_warmup",
   [DL_LR_LINEAR] = "linear",
@@ -15,6 +15,12 @@ static const char *const names[DL_LR_N_SCHEDULES] = {
   [DL_LR_COSINE_WITH_RESTARTS] = "cosine_with_restarts",
   [DL_LR_POLYNOMIAL] = "polynomial",
 };
+
+const char *const *
+dl_lr_schedule_names (void)
+{
+  return names;
+}
 
 const char *
 dl_lr_schedule_name (DlLrScheduleKind kind)

@@ -30,6 +30,8 @@ typedef struct {
 /* diffusers' names: "constant", "constant_with_warmup", "linear", "cosine",
  * "cosine_with_restarts", "polynomial". */
 const char *dl_lr_schedule_name (DlLrScheduleKind kind);
+/* All of them, in DlLrScheduleKind order, NULL-terminated. */
+const char *const *dl_lr_schedule_names (void);
 gboolean dl_lr_schedule_kind_from_name (const char *name, DlLrScheduleKind *out);
 
 /* A schedule with diffusers' defaults for the kind's extra arguments. */

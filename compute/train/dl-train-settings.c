@@ -13,7 +13,7 @@
 #include "io/dl-json-write.h"
 #include "nn/dl-hypernetwork.h"
 
-static const char *const method_names[DL_TRAIN_N_METHODS] = {
+static const char *const method_names[DL_TRAIN_N_METHODS + 1] = {
   [DL_TRAIN_LORA] = "lora",
   [DL_TRAIN_TEXTUAL_INVERSION] = "textual-inversion",
   [DL_TRAIN_DREAMBOOTH] = "dreambooth",
@@ -184,6 +184,8 @@ static const Field fields[] = {
   { "sample-prompt", F_STRV, OFF (sample_prompts), M_ALL, 0, 0, "TEXT",
     "A preview prompt (repeatable; besides two template prompts)" },
   { "sample-steps", F_INT, OFF (sample_steps), M_ALL, 1, 1000, "N", "Sampler steps of a preview (20, DPM++ 2M Karras)" },
+  { "sample-first", F_BOOL, OFF (sample_first), M_ALL, 0, 0, NULL,
+    "Previews before the first step too: the base model's (kohya --sample_at_first)" },
   { "validate-every", F_INT64, OFF (validate_every), M_ALL, 0, BIG, "N",
     "Validation loss every N steps and at the end, 0 = only at the end (50)" },
 };
@@ -769,9 +771,34 @@ dl_train_settings_diff (const DlTrainSettings *a, const DlTrainSettings *b, cons
 }
 
 static const char *const side_options[] = {
-  "checkpointing", "save-every", "keep", "sample-every", "sample-prompt", "sample-steps", "validate-every",
+  "checkpointing", "save-every", "keep", "sample-every", "sample-prompt", "sample-steps", "sample-first", "validate-every",
   "run-dir", "out-diffusers", NULL,
 };
+
+gboolean
+dl_train_settings_option_info (guint i, DlTrainOptionInfo *info)
+{
+  static const char *const dtypes[] = { "f16", "f32", NULL };
+  static const char *const optimizers[] = { "adamw", "adamw8bit", NULL };
+  if (i >= G_N_ELEMENTS (fields))
+    return FALSE;
+  const Field *f = &fields[i];
+  *info = (DlTrainOptionInfo) { .name = f->name, .min = f->min, .max = f->max, .arg = f->arg, .help = f->help,
+                                .methods = f->methods };
+  switch (f->type) {
+  case F_INT:
+  case F_INT64: info->kind = DL_TRAIN_OPTION_INT; break;
+  case F_DOUBLE: info->kind = DL_TRAIN_OPTION_NUMBER; break;
+  case F_BOOL: info->kind = DL_TRAIN_OPTION_FLAG; break;
+  case F_STRING: info->kind = DL_TRAIN_OPTION_TEXT; break;
+  case F_STRV: info->kind = DL_TRAIN_OPTION_TEXTS; break;
+  case F_METHOD: info->kind = DL_TRAIN_OPTION_CHOICE; info->choices = method_names; break;
+  case F_SCHEDULE: info->kind = DL_TRAIN_OPTION_CHOICE; info->choices = dl_lr_schedule_names (); break;
+  case F_SAVE_DTYPE: info->kind = DL_TRAIN_OPTION_CHOICE; info->choices = dtypes; break;
+  case F_OPTIMIZER: info->kind = DL_TRAIN_OPTION_CHOICE; info->choices = optimizers; break;
+  }
+  return TRUE;
+}
 
 gboolean
 dl_train_settings_is_side_option (const char *name)

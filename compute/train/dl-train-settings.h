@@ -113,6 +113,7 @@ typedef struct {
   gint64 sample_every;
   char **sample_prompts; /* NULL-terminated, may be NULL */
   int sample_steps;
+  gboolean sample_first; /* previews at step 0: the base model's */
   gint64 validate_every;
 } DlTrainSettings;
 
@@ -130,6 +131,29 @@ char *dl_train_settings_get (const DlTrainSettings *s, const char *name);
 /* Whether `name` is a settings option; *is_flag tells whether it takes no value,
  * *repeatable whether it may be given several times. */
 gboolean dl_train_settings_has_option (const char *name, gboolean *is_flag, gboolean *repeatable);
+/* One option as a settings form shows it. */
+typedef enum {
+  DL_TRAIN_OPTION_INT,    /* a whole number in [min, max] */
+  DL_TRAIN_OPTION_NUMBER, /* a real number in [min, max] */
+  DL_TRAIN_OPTION_FLAG,
+  DL_TRAIN_OPTION_TEXT,   /* text or a path */
+  DL_TRAIN_OPTION_TEXTS,  /* repeatable text */
+  DL_TRAIN_OPTION_CHOICE, /* one of `choices` */
+} DlTrainOptionKind;
+
+typedef struct {
+  const char *name; /* without "--" */
+  DlTrainOptionKind kind;
+  double min, max;
+  const char *arg;  /* placeholder, e.g. "LR" */
+  const char *help; /* one line, with the default and where it comes from */
+  const char *const *choices; /* NULL-terminated, for DL_TRAIN_OPTION_CHOICE */
+  guint methods;    /* bit (1 << method) for each method that takes it */
+} DlTrainOptionInfo;
+
+/* The options in the table's order: the i-th one, FALSE past the last. */
+gboolean dl_train_settings_option_info (guint i, DlTrainOptionInfo *info);
+
 /* "--name VALUE  help (default, source)" lines for --help. */
 char *dl_train_settings_describe_options (void);
 

@@ -136,6 +136,10 @@ dl_trainer_read_state (DlTrainer *t, const char *path, GError **error)
   t->last_val = (v = dl_safetensors_get_metadata (st, "last_val")) ? g_ascii_strtod (v, NULL) : NAN;
   if ((v = dl_safetensors_get_metadata (st, "started_at")))
     t->started_at = g_ascii_strtoll (v, NULL, 10);
+  /* validations after this state belong to steps that will run again */
+  while (t->validations->len &&
+         g_array_index (t->validations, DlTrainValidation, t->validations->len - 1).step > t->step)
+    g_array_set_size (t->validations, t->validations->len - 1);
   return TRUE;
 }
 
@@ -213,6 +217,22 @@ dl_trainer_write_run_json (DlTrainer *t, GError **error)
     json_builder_end_object (b);
   }
   json_builder_end_array (b);
+  json_builder_set_member_name (b, "validation");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < t->validations->len; i++) {
+    const DlTrainValidation *v = &g_array_index (t->validations, DlTrainValidation, i);
+    if (!isfinite (v->loss))
+      continue;
+    json_builder_begin_object (b);
+    json_builder_set_member_name (b, "step");
+    json_builder_add_int_value (b, v->step);
+    json_builder_set_member_name (b, "loss");
+    json_builder_add_double_value (b, v->loss);
+    json_builder_end_object (b);
+  }
+  json_builder_end_array (b);
+  json_builder_set_member_name (b, "finished");
+  json_builder_add_boolean_value (b, t->finished);
   json_builder_set_member_name (b, "best_step");
   if (t->best_step >= 0)
     json_builder_add_int_value (b, t->best_step);
@@ -340,6 +360,21 @@ dl_trainer_new_resume (DlDevice *device, DlSdModel *model, const char *run_dir, 
   DlTrainer *t = dl_trainer_new (device, model, saved, error);
   if (!t)
     return NULL;
+  /* the validation losses so far (those after the state resumed from are
+   * dropped when its step is known: dl_trainer_read_state) */
+  JsonArray *vals = json_object_has_member (o, "validation") &&
+                        JSON_NODE_HOLDS_ARRAY (json_object_get_member (o, "validation"))
+                      ? json_object_get_array_member (o, "validation") : NULL;
+  for (guint i = 0; vals && i < json_array_get_length (vals); i++) {
+    JsonNode *n = json_array_get_element (vals, i);
+    if (!JSON_NODE_HOLDS_OBJECT (n))
+      continue;
+    JsonObject *vo = json_node_get_object (n);
+    DlTrainValidation v = { json_object_get_int_member_with_default (vo, "step", -1),
+                            json_object_get_double_member_with_default (vo, "loss", NAN) };
+    if (v.step >= 0 && isfinite (v.loss))
+      g_array_append_val (t->validations, v);
+  }
   g_free (t->run_dir);
   t->run_dir = g_strdup (run_dir);
   t->resuming = TRUE;

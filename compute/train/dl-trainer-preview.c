@@ -20,6 +20,48 @@
 #define PREVIEW_SEED 1234
 #define PREVIEW_CFG 7.0
 #define PREVIEW_TEMPLATES 2
+#define PREVIEW_SAMPLER "dpmpp_2m_karras"
+
+gboolean
+dl_trainer_sample (DlTrainer *t, const DlTrainerSampleRequest *r, guint8 **rgb, GError **error)
+{
+  g_return_val_if_fail (t->prepared, FALSE);
+  DlSamplerKind kind;
+  DlSigmaSchedule sigmas;
+  if (!dl_sampler_kind_from_name (r->sampler, &kind, &sigmas)) {
+    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "unknown sampler “%s”", r->sampler);
+    return FALSE;
+  }
+  gint32 ids[DL_CLIP_MAX_LENGTH], neg[DL_CLIP_MAX_LENGTH];
+  if (!dl_clip_tokenizer_encode_77 (t->tok, r->prompt, ids, error) ||
+      !dl_clip_tokenizer_encode_77 (t->tok, r->negative_prompt ? r->negative_prompt : "", neg, error))
+    return FALSE;
+  DlSampleParams sp = {
+    .prompt_ids = ids,
+    .negative_ids = neg,
+    .batch = 1,
+    .width = r->width,
+    .height = r->height,
+    .steps = r->steps,
+    .sampler = kind,
+    .sigmas = sigmas,
+    .cfg_scale = (float) r->cfg_scale,
+    .seed = r->seed,
+    .clip_skip = t->settings->clip_skip,
+    .on_step = r->on_step,
+    .on_step_data = r->on_step_data,
+    .cancellable = r->cancellable,
+  };
+  /* the method's training-only behaviour (dropout) is off while sampling */
+  if (t->method->begin_forward)
+    t->method->begin_forward (t, FALSE);
+  g_autofree float *image = NULL;
+  if (!dl_sd_sample (t->model, &sp, NULL, &image, error))
+    return FALSE;
+  *rgb = g_new (guint8, (gsize) r->width * r->height * 3);
+  dl_image_chw_to_rgb8 (image, r->width, r->height, *rgb);
+  return TRUE;
+}
 
 static GPtrArray *
 preview_prompts (DlTrainer *t)
@@ -56,38 +98,23 @@ dl_trainer_preview (DlTrainer *t, GError **error)
     return FALSE;
   }
   int size = s->resolution;
-  gint32 neg[DL_CLIP_MAX_LENGTH];
-  if (!dl_clip_tokenizer_encode_77 (t->tok, "", neg, error))
-    return FALSE;
   g_autofree char *mname = dl_model_name (s->model);
   for (guint i = 0; i < prompts->len; i++) {
     const char *prompt = prompts->pdata[i];
     dl_trainer_status (t, (double) i / prompts->len, "Preview %u of %u at step %" G_GINT64_FORMAT, i + 1,
                        prompts->len, t->step);
-    gint32 ids[DL_CLIP_MAX_LENGTH];
-    if (!dl_clip_tokenizer_encode_77 (t->tok, prompt, ids, error))
-      return FALSE;
-    DlSampleParams sp = {
-      .prompt_ids = ids,
-      .negative_ids = neg,
-      .batch = 1,
-      .width = size,
-      .height = size,
-      .steps = s->sample_steps,
-      .sampler = DL_SAMPLER_DPMPP_2M,
-      .sigmas = DL_SIGMAS_KARRAS,
-      .cfg_scale = PREVIEW_CFG,
-      .seed = PREVIEW_SEED,
-      .clip_skip = s->clip_skip,
-      .cancellable = t->cancellable,
+    DlTrainerSampleRequest r = {
+      .prompt = prompt, .seed = PREVIEW_SEED, .steps = s->sample_steps, .sampler = PREVIEW_SAMPLER,
+      .cfg_scale = PREVIEW_CFG, .width = size, .height = size, .cancellable = t->cancellable,
     };
-    g_autofree float *image = NULL;
-    if (!dl_sd_sample (t->model, &sp, NULL, &image, error))
+    g_autofree guint8 *rgb = NULL;
+    if (!dl_trainer_sample (t, &r, &rgb, error))
       return FALSE;
-    g_autofree guint8 *rgb = g_new (guint8, (gsize) size * size * 3);
-    dl_image_chw_to_rgb8 (image, size, size, rgb);
+    DlSamplerKind kind;
+    DlSigmaSchedule sigmas;
+    dl_sampler_kind_from_name (PREVIEW_SAMPLER, &kind, &sigmas);
     DlInfotext info = {
-      .prompt = prompt, .steps = s->sample_steps, .sampler = dl_sampler_a1111_name (sp.sampler, sp.sigmas),
+      .prompt = prompt, .steps = s->sample_steps, .sampler = dl_sampler_a1111_name (kind, sigmas),
       .cfg_scale = PREVIEW_CFG, .seed = PREVIEW_SEED, .width = size, .height = size, .model = mname,
       .clip_skip = s->clip_skip,
     };

@@ -55,6 +55,8 @@ struct _DlTrainer {
   double best_val;
   double last_val;          /* NaN until the first validation */
   GArray *checkpoints;      /* gint64 steps with a state file, oldest first */
+  GArray *validations;      /* DlTrainValidation, in step order (run.json keeps them) */
+  gboolean finished;        /* the final export is written */
   char *model_hash;         /* identity of the base model (refuses resuming onto another) */
   DlModelHashes hashes;     /* what the exported files say of the base model */
   gint64 started_at;        /* wall clock (µs) of the run's first start */
@@ -72,6 +74,9 @@ struct _DlTrainer {
   GMutex pause_lock;
   GCond pause_cond;
   gboolean paused;
+
+  DlTrainBetweenStepsFunc between_func;
+  gpointer between_data;
 
   DlTrainEventFunc event_func;
   gpointer event_data;

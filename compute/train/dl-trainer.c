@@ -123,6 +123,7 @@ dl_trainer_new (DlDevice *device, DlSdModel *model, const DlTrainSettings *setti
   t->best_val = INFINITY;
   t->last_val = NAN;
   t->checkpoints = g_array_new (FALSE, FALSE, sizeof (gint64));
+  t->validations = g_array_new (FALSE, FALSE, sizeof (DlTrainValidation));
   read_inject_nan (t);
   t->started_at = g_get_real_time ();
   g_mutex_init (&t->pause_lock);
@@ -165,6 +166,7 @@ dl_trainer_free (DlTrainer *t)
   g_clear_pointer (&t->tok, dl_clip_tokenizer_free);
   g_clear_pointer (&t->owned_model, dl_sd_model_free);
   g_array_unref (t->checkpoints);
+  g_array_unref (t->validations);
   g_free (t->model_hash);
   dl_model_hashes_clear (&t->hashes);
   g_free (t->run_dir);
@@ -202,6 +204,13 @@ gint64
 dl_trainer_get_step (DlTrainer *t)
 {
   return t->step;
+}
+
+void
+dl_trainer_set_between_steps_func (DlTrainer *t, DlTrainBetweenStepsFunc func, gpointer user_data)
+{
+  t->between_func = func;
+  t->between_data = user_data;
 }
 
 void
@@ -979,6 +988,12 @@ validate_and_report (DlTrainer *t, GError **error)
   if (!dl_trainer_validate (t, &v, error))
     return FALSE;
   t->last_val = v;
+  /* a rollback may validate a step again: the newer value replaces the older */
+  while (t->validations->len &&
+         g_array_index (t->validations, DlTrainValidation, t->validations->len - 1).step >= t->step)
+    g_array_set_size (t->validations, t->validations->len - 1);
+  DlTrainValidation val = { t->step, v };
+  g_array_append_val (t->validations, val);
   gboolean best = v < t->best_val;
   if (best) {
     t->best_val = v;
@@ -999,6 +1014,12 @@ wait_if_paused (DlTrainer *t, GCancellable *cancellable, GError **error)
   while (t->paused && !g_cancellable_is_cancelled (cancellable)) {
     gint64 until = g_get_monotonic_time () + G_TIME_SPAN_SECOND / 5;
     g_cond_wait_until (&t->pause_cond, &t->pause_lock, until);
+    if (t->between_func) {
+      /* work that shares the model goes on while the run is paused */
+      g_mutex_unlock (&t->pause_lock);
+      t->between_func (t, t->between_data);
+      g_mutex_lock (&t->pause_lock);
+    }
   }
   g_mutex_unlock (&t->pause_lock);
   return !g_cancellable_set_error_if_cancelled (cancellable, error);
@@ -1047,7 +1068,11 @@ dl_trainer_run (DlTrainer *t, GCancellable *cancellable, GError **error)
     return FALSE;
   if (t->step == 0 && s->validate_every > 0 && !validate_and_report (t, error))
     return FALSE;
+  if (t->step == 0 && s->sample_first && !dl_trainer_preview (t, error))
+    return FALSE;
   while (t->step < s->steps) {
+    if (t->between_func)
+      t->between_func (t, t->between_data);
     if (!wait_if_paused (t, cancellable, error))
       return FALSE;
     if (!dl_trainer_step (t, error)) {
@@ -1072,6 +1097,9 @@ dl_trainer_run (DlTrainer *t, GCancellable *cancellable, GError **error)
   }
   dl_trainer_status (t, -1, "Writing %s", s->out);
   if (!dl_trainer_export (t, s->out, error))
+    return FALSE;
+  t->finished = TRUE;
+  if (!dl_trainer_write_run_json (t, error))
     return FALSE;
   DlTrainEvent ev = { .kind = DL_TRAIN_EVENT_FINISHED, .step = t->step, .total_steps = s->steps, .path = s->out,
                       .val_loss = t->last_val };

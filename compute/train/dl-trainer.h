@@ -56,6 +56,11 @@ const char *dl_train_event_kind_name (DlTrainEventKind kind);
 
 typedef struct _DlTrainer DlTrainer;
 
+typedef struct {
+  gint64 step;
+  double loss;
+} DlTrainValidation;
+
 /* `model` (may be NULL: the trainer loads settings->model) is shared, never
  * freed by the trainer; it must be loaded as f16 when settings->fp16, f32
  * otherwise.  Settings are validated here. */
@@ -70,6 +75,29 @@ DlTrainer *dl_trainer_new_resume (DlDevice *device, DlSdModel *model, const char
                                   const DlTrainSettings *given, const char *const *given_names, GError **error);
 
 void dl_trainer_set_event_func (DlTrainer *t, DlTrainEventFunc func, gpointer user_data, GDestroyNotify destroy);
+
+/* Called by dl_trainer_run on its thread before each step (and before it
+ * waits while paused), when the model holds the weights of the steps done:
+ * the place for work that shares the model, such as the window's previews. */
+typedef void (*DlTrainBetweenStepsFunc) (DlTrainer *t, gpointer user_data);
+void dl_trainer_set_between_steps_func (DlTrainer *t, DlTrainBetweenStepsFunc func, gpointer user_data);
+
+/* Sample one image with the weights as they are now (between steps), with the
+ * run's tokenizer (which knows a trained word) and clip skip.  `rgb`: 8-bit,
+ * width * height * 3.  `on_step` may be NULL. */
+typedef struct {
+  const char *prompt;
+  const char *negative_prompt; /* NULL: none */
+  guint64 seed;
+  int steps;
+  const char *sampler;         /* dl_sampler_kind_from_name */
+  double cfg_scale;
+  int width, height;
+  DlSampleStepFunc on_step;
+  gpointer on_step_data;
+  GCancellable *cancellable;
+} DlTrainerSampleRequest;
+gboolean dl_trainer_sample (DlTrainer *t, const DlTrainerSampleRequest *r, guint8 **rgb, GError **error);
 /* Train on these `n` image files (a project's list) instead of the files in
  * the folder settings->images names, which then only says where they came from
  * (messages, the exports' metadata).  `captions` (may be NULL; an entry NULL or

@@ -2,12 +2,12 @@
 
 #include "scripted-run-backend.h"
 
-#include "dl-engine-backend.h"
+#include "dl-engine-session.h"
 
 DlPreviewBackend *
 scripted_run_backend (void)
 {
-  return DL_PREVIEW_BACKEND (dl_engine_backend_new ());
+  return DL_PREVIEW_BACKEND (dl_engine_session_new ());
 }
 
 gboolean

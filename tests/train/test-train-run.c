@@ -14,6 +14,7 @@
 #include "io/dl-safetensors.h"
 #include "nn/dl-embedding-file.h"
 #include "nn/dl-lora-file.h"
+#include "train/dl-run-info.h"
 
 #define TI_PLACEHOLDER "<dl-test>"
 
@@ -108,6 +109,14 @@ test_resume (gconstpointer data)
   g_assert_false (has_file (run_b, "state-00000003.safetensors"));
   g_assert_false (has_file (run_b, "state-00000000.safetensors"));
   g_assert_false (g_file_test (out_b, G_FILE_TEST_EXISTS));
+  {
+    /* what the window offers to continue */
+    g_autoptr (DlRunInfo) info = dl_run_info_read (run_b, &error);
+    g_assert_no_error (error);
+    g_assert_false (info->finished);
+    g_assert_true (dl_run_info_can_continue (info));
+    g_assert_cmpint (info->step, ==, 2);
+  }
 
   /* options given again must agree; the one that does not is named */
   {
@@ -488,6 +497,27 @@ test_lora_files (void)
     g_assert_true (json_object_get_boolean_member (c, "best") == (k == best));
     g_assert_true (g_file_test (json_object_get_string_member (c, "file"), G_FILE_TEST_IS_REGULAR));
     g_assert_true (g_file_test (json_object_get_string_member (c, "state"), G_FILE_TEST_IS_REGULAR));
+  }
+  /* the validation losses and the end, as the window reads them */
+  g_assert_true (json_object_get_boolean_member (root, "finished"));
+  g_autoptr (DlRunInfo) info = dl_run_info_read (run, &error);
+  g_assert_no_error (error);
+  g_assert_true (info->finished);
+  g_assert_false (dl_run_info_can_continue (info));
+  g_assert_cmpint (info->step, ==, 4);
+  g_assert_cmpint (info->best_step, ==, best);
+  g_assert_cmpuint (info->validations->len, ==, log->val->len);
+  for (guint i = 0; i < log->val->len; i++) {
+    const DlTrainValidation *v = &g_array_index (info->validations, DlTrainValidation, i);
+    g_assert_cmpint (v->step, ==, g_array_index (log->val_steps, gint64, i));
+    g_assert_cmpfloat (v->loss, ==, g_array_index (log->val, double, i));
+  }
+  g_assert_cmpuint (info->checkpoints->len, ==, kept->len);
+  for (guint i = 0; i < kept->len; i++) {
+    const DlRunCheckpoint *c = info->checkpoints->pdata[i];
+    g_assert_cmpint (c->step, ==, g_array_index (kept, gint64, i));
+    g_assert_true (c->best == (c->step == best));
+    g_assert_true (isfinite (c->val_loss));
   }
   /* the last checkpoint is the final file */
   g_autofree char *ck4 = g_build_filename (run, "mine-step000004.safetensors", NULL);
