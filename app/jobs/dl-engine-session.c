@@ -74,6 +74,11 @@ static gboolean
 ensure_device (DlEngineSession *self, const char *selector, GError **error)
 {
   selector = selector && *selector ? selector : NULL;
+  if (self->device && self->trainer && g_strcmp0 (selector, self->device_selector) != 0) {
+    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                 "A training run is using the GPU; another can be chosen once it ends");
+    return FALSE;
+  }
   if (self->device && g_strcmp0 (selector, self->device_selector) != 0) {
     unload (self);
     g_clear_pointer (&self->device, dl_device_free);
@@ -372,7 +377,63 @@ job_finished (DlTrainJob *job, DlEngineSession *self)
   if (self->training == job) {
     g_signal_handlers_disconnect_by_data (job, self);
     g_clear_object (&self->training);
+    GApplication *app = g_application_get_default ();
+    if (app)
+      g_application_release (app);
   }
+}
+
+typedef struct {
+  DlTrainSettings *settings;
+  char *device;
+} PlanData;
+
+static void
+plan_data_free (gpointer p)
+{
+  PlanData *d = p;
+  dl_train_settings_free (d->settings);
+  g_free (d->device);
+  g_free (d);
+}
+
+static void
+plan_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+{
+  DlEngineSession *self = source;
+  PlanData *d = data;
+  GError *error = NULL;
+  (void) cancellable;
+  g_mutex_lock (&self->lock);
+  gboolean ok = ensure_device (self, d->device, &error);
+  DlDevice *device = self->device;
+  g_mutex_unlock (&self->lock);
+  /* the device stays while the session lives: only ensure_device replaces it,
+   * and a plan asks for the same one */
+  DlTrainPlan *plan = ok ? dl_train_plan_new (device, d->settings, &error) : NULL;
+  if (plan)
+    g_task_return_pointer (task, plan, (GDestroyNotify) dl_train_plan_free);
+  else
+    g_task_return_error (task, error);
+}
+
+void
+dl_engine_session_plan_async (DlEngineSession *self, const DlTrainSettings *settings, const char *device,
+                              GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr (GTask) task = g_task_new (self, cancellable, callback, user_data);
+  PlanData *d = g_new0 (PlanData, 1);
+  d->settings = dl_train_settings_copy (settings);
+  d->device = g_strdup (device);
+  g_task_set_task_data (task, d, plan_data_free);
+  g_task_run_in_thread (task, plan_thread);
+}
+
+DlTrainPlan *
+dl_engine_session_plan_finish (DlEngineSession *self, GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
 }
 
 DlTrainJob *
@@ -386,6 +447,9 @@ dl_engine_session_train (DlEngineSession *self, const DlTrainSettings *settings,
   }
   DlTrainJob *job = dl_train_job_new (settings, paths, captions, resume_dir);
   self->training = g_object_ref (job);
+  GApplication *app = g_application_get_default ();
+  if (app)
+    g_application_hold (app);
   g_signal_connect (job, "finished", G_CALLBACK (job_finished), self);
   Run *run = g_new0 (Run, 1);
   run->self = g_object_ref (self);

@@ -12,6 +12,7 @@
 
 #include "dl-preview-backend.h"
 #include "dl-train-job.h"
+#include "train/dl-train-plan.h"
 
 G_BEGIN_DECLS
 
@@ -24,12 +25,21 @@ DlEngineSession *dl_engine_session_new (void);
  * `paths`/`captions` the images (captions may be NULL), `resume_dir` to
  * continue an interrupted run (NULL: a new one), `device` the Vulkan device
  * selector (NULL: the default).  One run at a time: NULL with an error while
- * another runs.  Events come on the calling thread's main context. */
+ * another runs.  Events come on the calling thread's main context.  The
+ * default GApplication is held until the run ends, so that closing the last
+ * window lets a run finish (or stop at its next step) before the app quits. */
 DlTrainJob *dl_engine_session_train (DlEngineSession *self, const DlTrainSettings *settings,
                                      const char *const *paths, const char *const *captions,
                                      const char *resume_dir, const char *device, GError **error);
 /* The run in progress, or NULL. */
 DlTrainJob *dl_engine_session_get_training (DlEngineSession *self);
+
+/* The memory plan of a run of `settings` on the device (opened if it is not
+ * yet; `device` its selector), on a worker thread.  Errors: the device or the
+ * model's configuration cannot be read. */
+void dl_engine_session_plan_async (DlEngineSession *self, const DlTrainSettings *settings, const char *device,
+                                   GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data);
+DlTrainPlan *dl_engine_session_plan_finish (DlEngineSession *self, GAsyncResult *result, GError **error);
 
 /* How many times a model was loaded (tests: one copy, shared). */
 guint dl_engine_session_get_n_model_loads (DlEngineSession *self);

@@ -412,8 +412,8 @@ read_root (DlProject *self, Reader *r, JsonNode *root_node)
   gboolean has_resolution;
   if (!get_number (r, dataset, "resolution", "dataset.", &has_resolution, &resolution))
     return FALSE;
-  if (has_resolution && (resolution < 64 || resolution > 4096 || resolution != (double) (int) resolution))
-    return bad (r, "dataset.resolution should be a whole number of pixels from 64 to 4096");
+  if (has_resolution && (resolution < 32 || resolution > 4096 || resolution != (double) (int) resolution))
+    return bad (r, "dataset.resolution should be a whole number of pixels from 32 to 4096");
 
   g_free (self->token);
   self->token = g_strdup (token ? token : "");

@@ -74,6 +74,13 @@ dl_project_fill_train_settings (DlProject *self, DlTrainSettings *settings)
   replace (&s->placeholder, s->method == DL_TRAIN_TEXTUAL_INVERSION && *self->token ? g_strdup (self->token) : NULL);
   g_autofree char *prompt = dl_project_expand_caption_template (self);
   replace (&s->instance_prompt, *prompt ? g_steal_pointer (&prompt) : NULL);
+  if (!s->sample_prompts || !s->sample_prompts[0])
+    {
+      /* the run previews what the Previews page shows */
+      char **texts = dl_project_dup_preview_texts (self);
+      g_strfreev (s->sample_prompts);
+      s->sample_prompts = texts[0] ? texts : (g_strfreev (texts), NULL);
+    }
 
   if (s->out)
     replace (&s->out, from_project_dir (self, s->out));

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "dl-caption.h"
+#include "train/dl-prompt-templates.h"
 
 G_DEFINE_FINAL_TYPE (DlProject, dl_project, G_TYPE_OBJECT)
 
@@ -235,6 +236,27 @@ dl_project_set_preview_templates (DlProject *self, const guint *indices, guint n
   g_signal_emit (self, signals[SIGNAL_PREVIEWS_CHANGED], 0);
 }
 
+char **
+dl_project_dup_preview_texts (DlProject *self)
+{
+  g_return_val_if_fail (DL_IS_PROJECT (self), NULL);
+  g_autoptr (GStrvBuilder) b = g_strv_builder_new ();
+  const char *const *templates = dl_prompt_templates_object ();
+  guint n_templates = g_strv_length ((char **) templates);
+  for (guint i = 0; i < self->templates->len; i++)
+    {
+      guint idx = g_array_index (self->templates, guint, i);
+      if (idx < n_templates)
+        {
+          g_autofree char *text = dl_prompt_template_apply (templates[idx], self->token);
+          g_strv_builder_add (b, text);
+        }
+    }
+  for (char **p = self->prompts; p && *p; p++)
+    g_strv_builder_add (b, *p);
+  return g_strv_builder_end (b);
+}
+
 GPtrArray *
 dl_project_get_loras (DlProject *self)
 {
@@ -373,7 +395,7 @@ dl_project_class_init (DlProjectClass *klass)
   props[PROP_TOKEN] = g_param_spec_string ("token", NULL, NULL, "", rw);
   props[PROP_CLASS_WORD] = g_param_spec_string ("class-word", NULL, NULL, "", rw);
   props[PROP_CAPTION_TEMPLATE] = g_param_spec_string ("caption-template", NULL, NULL, DL_CAPTION_DEFAULT_TEMPLATE, rw);
-  props[PROP_RESOLUTION] = g_param_spec_int ("resolution", NULL, NULL, 64, 4096, DL_PROJECT_DEFAULT_RESOLUTION, rw);
+  props[PROP_RESOLUTION] = g_param_spec_int ("resolution", NULL, NULL, 32, 4096, DL_PROJECT_DEFAULT_RESOLUTION, rw);
   props[PROP_BASE_MODEL] = g_param_spec_string ("base-model", NULL, NULL, NULL, rw);
   props[PROP_N_LOADING] = g_param_spec_uint ("n-loading", NULL, NULL, 0, G_MAXUINT, 0, ro);
   props[PROP_N_MISSING] = g_param_spec_uint ("n-missing", NULL, NULL, 0, G_MAXUINT, 0, ro);

@@ -132,6 +132,9 @@ void dl_project_set_negative_prompt (DlProject *self, const char *negative_promp
 /* Indices into the template list that are switched on. */
 GArray *dl_project_get_preview_templates (DlProject *self);
 void dl_project_set_preview_templates (DlProject *self, const guint *indices, guint n);
+/* The preview prompts as they are sampled: the templates switched on with S* -> the concept
+ * token, then the user's prompts (NULL-ended; empty when there are none). */
+char **dl_project_dup_preview_texts (DlProject *self);
 /* LoRA columns (DlProjectLora, owned by the project). */
 GPtrArray *dl_project_get_loras (DlProject *self);
 void dl_project_set_loras (DlProject *self, GPtrArray *loras);
@@ -151,7 +154,9 @@ void dl_project_set_train_settings (DlProject *self, const DlTrainSettings *sett
  * is chosen), resolution = the dataset's, images = the project file (the images
  * themselves are the project's list: dl_project_dup_training_images), for
  * Textual Inversion the concept token as the placeholder, the expanded caption
- * template as the caption of images without one, and, when unset, out =
+ * template as the caption of images without one, when unset the preview
+ * prompts of the Previews page (dl_project_dup_preview_texts) as the run's
+ * sample prompts, and, when unset, out =
  * <project folder>/<title>-<method>.safetensors.  Relative out and run-dir
  * paths are taken from the project file's folder. */
 void dl_project_fill_train_settings (DlProject *self, DlTrainSettings *settings);

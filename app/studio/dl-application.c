@@ -152,6 +152,7 @@ dl_application_startup (GApplication *app)
     { "win.show-page('dataset')", { "<Alt>1", NULL } },
     { "win.show-page('model')", { "<Alt>2", NULL } },
     { "win.show-page('previews')", { "<Alt>3", NULL } },
+    { "win.show-page('train')", { "<Alt>4", NULL } },
   };
   for (guint i = 0; i < G_N_ELEMENTS (accels); i++)
     gtk_application_set_accels_for_action (GTK_APPLICATION (app), accels[i].action, accels[i].accels);

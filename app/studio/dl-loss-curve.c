@@ -142,7 +142,8 @@ compute_plot (DlLossCurve *self, int width, int height, Plot *p)
   int text_h = 0;
   label_width (widget, "0", &text_h);
   int max_y_ticks = CLAMP ((int) ((height - 2 * PAD - text_h) / (2.5 * MAX (text_h, 1))), 2, MAX_TICKS);
-  p->n_yticks = dl_loss_nice_ticks (p->y0, p->y1, max_y_ticks, FALSE, p->yticks);
+  p->n_yticks = self->log_scale ? dl_loss_log_ticks (p->y0, p->y1, max_y_ticks, p->yticks)
+                                : dl_loss_nice_ticks (p->y0, p->y1, max_y_ticks, FALSE, p->yticks);
   double left_w = 0;
   for (int i = 0; i < p->n_yticks; i++)
     {
@@ -159,15 +160,17 @@ compute_plot (DlLossCurve *self, int width, int height, Plot *p)
           right_w = MAX (right_w, label_width (widget, t, NULL) + 6);
         }
     }
+  /* the last step's label is centred on the right edge */
+  g_autofree char *widest = g_strdup_printf ("%" G_GINT64_FORMAT, p->x1);
+  double step_label_w = label_width (widget, widest, NULL);
   p->left = PAD + left_w + 6;
-  p->right = width - PAD - MAX (right_w, 4.0);
+  p->right = floor (width - PAD - MAX (right_w, step_label_w / 2));
   p->top = PAD;
   p->bottom = height - PAD - text_h - 4;
   if (p->right - p->left < 10 || p->bottom - p->top < 10)
     return FALSE;
 
-  g_autofree char *widest = g_strdup_printf ("%" G_GINT64_FORMAT, p->x1);
-  double step_label_w = label_width (widget, widest, NULL) + 24;
+  step_label_w += 24;
   int max_x_ticks = CLAMP ((int) ((p->right - p->left) / step_label_w), 2, MAX_TICKS);
   p->n_xticks = dl_loss_nice_ticks ((double) p->x0, (double) p->x1, max_x_ticks, TRUE, p->xticks);
   return TRUE;
@@ -281,9 +284,9 @@ draw_steps (DlLossCurve *self, cairo_t *cr, const Plot *p, const Colours *c)
         {
           if (isnan (cols[i].min))
             continue;
-          double top = map_y (self, p, cols[i].max), bottom = map_y (self, p, cols[i].min);
-          double h = MAX (bottom - top, 1.5);
-          cairo_rectangle (cr, p->left + cols[i].column, top - (h - (bottom - top)) / 2, 1.0, h);
+          /* whole pixels: cairo fills such boxes without tessellating them */
+          double top = floor (map_y (self, p, cols[i].max)), bottom = ceil (map_y (self, p, cols[i].min));
+          cairo_rectangle (cr, p->left + cols[i].column, top, 1.0, MAX (bottom - top, 1.0));
         }
     }
   else
@@ -317,7 +320,6 @@ draw_steps (DlLossCurve *self, cairo_t *cr, const Plot *p, const Colours *c)
     }
   set_colour (cr, &c->fg, 0.9);
   cairo_set_line_width (cr, 1.6);
-  cairo_set_line_join (cr, CAIRO_LINE_JOIN_ROUND);
   cairo_stroke (cr);
 
   if (!p->has_lr)
@@ -362,13 +364,16 @@ draw_validation (DlLossCurve *self, cairo_t *cr, const Plot *p, const Colours *c
   set_colour (cr, &c->accent, 1.0);
   cairo_set_line_width (cr, 1.4);
   cairo_stroke (cr);
+  /* a dot at each, unless they crowd each other */
+  double last_x = -G_MAXDOUBLE;
   for (gsize i = 0; i < n; i++)
     {
-      double y = map_y (self, p, v[i].loss);
-      if (v[i].step < p->x0 || v[i].step > p->x1 || !isfinite (y))
+      double x = map_x (p, v[i].step), y = map_y (self, p, v[i].loss);
+      if (v[i].step < p->x0 || v[i].step > p->x1 || !isfinite (y) || x - last_x < 8)
         continue;
       cairo_new_sub_path (cr);
-      cairo_arc (cr, map_x (p, v[i].step), y, 3.0, 0, 2 * G_PI);
+      cairo_arc (cr, x, y, 3.0, 0, 2 * G_PI);
+      last_x = x;
     }
   cairo_fill (cr);
 }
@@ -521,10 +526,10 @@ describe (DlLossCurve *self)
 static void
 announce (DlLossCurve *self)
 {
-  self->description_time = g_get_monotonic_time ();
   g_autofree char *text = describe (self);
   if (g_strcmp0 (text, self->description) == 0)
     return;
+  self->description_time = g_get_monotonic_time ();
   g_free (self->description);
   self->description = g_steal_pointer (&text);
   gtk_accessible_update_property (GTK_ACCESSIBLE (self), GTK_ACCESSIBLE_PROPERTY_DESCRIPTION, self->description, -1);

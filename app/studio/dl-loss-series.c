@@ -360,6 +360,38 @@ dl_loss_nice_ticks (double lo, double hi, int max_ticks, gboolean integral, doub
   return n;
 }
 
+int
+dl_loss_log_ticks (double lo, double hi, int max_ticks, double *out)
+{
+  g_return_val_if_fail (out != NULL, 0);
+  if (!isfinite (lo) || !isfinite (hi) || hi < lo || max_ticks < 1)
+    return 0;
+  if (hi - lo > 2 * max_ticks)
+    return dl_loss_nice_ticks (lo, hi, max_ticks, TRUE, out);
+  static const double mantissas[] = { 1, 2, 5 };
+  int n = 0;
+  for (double e = floor (lo); e <= ceil (hi) && n <= max_ticks; e++)
+    for (guint k = 0; k < G_N_ELEMENTS (mantissas); k++)
+      {
+        double t = e + log10 (mantissas[k]);
+        if (t >= lo - 1e-9 && t <= hi + 1e-9 && n <= max_ticks)
+          {
+            if (n < max_ticks)
+              out[n] = t;
+            n++;
+          }
+      }
+  if (n >= 2 && n <= max_ticks)
+    return n;
+  if (n > max_ticks)
+    return dl_loss_nice_ticks (lo, hi, max_ticks, TRUE, out);
+  /* less than a factor of 2: round values of the losses themselves */
+  n = dl_loss_nice_ticks (pow (10.0, lo), pow (10.0, hi), max_ticks, FALSE, out);
+  for (int i = 0; i < n; i++)
+    out[i] = log10 (out[i]);
+  return n;
+}
+
 /* ---- read-out ---- */
 
 gboolean

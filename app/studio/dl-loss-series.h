@@ -83,6 +83,10 @@ gsize dl_loss_series_decimate (const DlLossSeries *series, gint64 first, gint64 
  * and whole numbers when `integral`) inside [lo, hi], ascending.  Returns how many
  * were written to `out`. */
 int dl_loss_nice_ticks (double lo, double hi, int max_ticks, gboolean integral, double *out);
+/* The same for a log10 axis: lo, hi and the ticks are log10 values, at 1, 2 and 5
+ * times powers of ten when at most `max_ticks` of those fit, else at powers of ten
+ * (every few when they are many), else (less than a factor 2 apart) at round values. */
+int dl_loss_log_ticks (double lo, double hi, int max_ticks, double *out);
 
 /* ---- the read-out under the pointer ---- */
 

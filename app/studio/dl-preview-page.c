@@ -10,7 +10,7 @@
 #include "dl-image-viewer.h"
 #include "dl-preview-cell.h"
 #include "dl-preview-job.h"
-#include "dl-prompt-templates.h"
+#include "train/dl-prompt-templates.h"
 #include "dl-toast.h"
 #include "io/dl-file-util.h"
 
@@ -85,15 +85,8 @@ dl_preview_page_get_prompts (DlPreviewPage *self)
   GPtrArray *prompts = g_ptr_array_new_with_free_func (g_free);
   if (!self->project)
     return prompts;
-  const char *const *templates = dl_prompt_templates_get ();
-  GArray *on = dl_project_get_preview_templates (self->project);
-  for (guint i = 0; i < on->len; i++)
-    {
-      guint idx = g_array_index (on, guint, i);
-      if (idx < g_strv_length ((char **) templates))
-        g_ptr_array_add (prompts, dl_prompt_template_apply (templates[idx], dl_project_get_token (self->project)));
-    }
-  for (const char *const *p = dl_project_get_preview_prompts (self->project); p && *p; p++)
+  g_auto (GStrv) texts = dl_project_dup_preview_texts (self->project);
+  for (char **p = texts; *p; p++)
     g_ptr_array_add (prompts, g_strdup (*p));
   return prompts;
 }
@@ -101,7 +94,7 @@ dl_preview_page_get_prompts (DlPreviewPage *self)
 static void
 sync_templates (DlPreviewPage *self)
 {
-  const char *const *templates = dl_prompt_templates_get ();
+  const char *const *templates = dl_prompt_templates_object ();
   const char *token = self->project ? dl_project_get_token (self->project) : NULL;
   GArray *on = self->project ? dl_project_get_preview_templates (self->project) : NULL;
   self->syncing = TRUE;
@@ -851,7 +844,7 @@ dl_preview_page_init (DlPreviewPage *self)
   self->template_rows = g_ptr_array_new ();
   self->lora_problems = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
 
-  const char *const *templates = dl_prompt_templates_get ();
+  const char *const *templates = dl_prompt_templates_object ();
   for (guint i = 0; templates[i]; i++)
     {
       GtkWidget *row = adw_action_row_new ();

@@ -31,6 +31,7 @@ struct _DlWindow {
   DlDatasetPage *dataset_page;
   DlModelPage *model_page;
   DlPreviewPage *preview_page;
+  DlTrainPage *train_page;
 
   GSettings *settings;
   DlProject *project;
@@ -38,6 +39,8 @@ struct _DlWindow {
   GtkDropTarget *drop_target;
   gint64 last_sidecar_toast;
   AdwMessageDialog *unsaved_dialog; /* weak: while it asks */
+  AdwMessageDialog *training_dialog; /* weak: while it asks */
+  gboolean training_answered;       /* the run may go on without the window/project */
   UnsavedThen unsaved_then;         /* what the asking interrupted */
   DlProject *next_project;          /* opened or created while the current one waits to be saved */
 };
@@ -212,9 +215,12 @@ dl_window_set_project (DlWindow *self, DlProject *project)
       g_signal_handlers_disconnect_by_data (self->project, self);
     }
   g_set_object (&self->project, project);
+  if (!project)
+    self->training_answered = FALSE;
   dl_dataset_page_set_project (self->dataset_page, project);
   dl_model_page_set_project (self->model_page, project);
   dl_preview_page_set_project (self->preview_page, project);
+  dl_train_page_set_project (self->train_page, project);
   if (project)
     {
       g_signal_connect (project, "save-failed", G_CALLBACK (save_failed), self);
@@ -645,10 +651,76 @@ action_save_project_as (GSimpleAction *action, GVariant *param, gpointer user_da
     run_save_as_dialog (self, save_as_picked);
 }
 
+/* ---- a run in progress when the window or the project closes ---- */
+
+static void
+notify_background_end (DlTrainJob *job, gpointer data)
+{
+  (void) data;
+  dl_train_notify_end (job);
+}
+
+static void
+training_response (AdwMessageDialog *dialog, const char *response, DlWindow *self)
+{
+  UnsavedThen then = GPOINTER_TO_INT (g_object_get_data (G_OBJECT (dialog), "then"));
+  DlTrainJob *job = dl_train_page_get_job (self->train_page);
+  if (g_str_equal (response, "cancel") || !job)
+    return;
+  if (g_str_equal (response, "stop"))
+    dl_train_job_stop (job); /* ends after its step; the last checkpoint stays */
+  else /* background: the engine session keeps the app running until the run ends */
+    g_signal_connect (job, "finished", G_CALLBACK (notify_background_end), NULL);
+  self->training_answered = TRUE;
+  if (then == THEN_CLOSE_WINDOW)
+    gtk_window_close (GTK_WINDOW (self));
+  else if (saved_or_ask (self, THEN_CLOSE_PROJECT))
+    dl_window_set_project (self, NULL);
+}
+
+/* TRUE: nothing trains (or the user has answered); else ask, and go on from the answer */
+static gboolean
+training_or_ask (DlWindow *self, UnsavedThen then)
+{
+  if (self->training_answered || !dl_train_page_is_training (self->train_page))
+    return TRUE;
+  if (self->training_dialog)
+    return FALSE;
+  AdwMessageDialog *d = ADW_MESSAGE_DIALOG (adw_message_dialog_new (GTK_WINDOW (self), "Training Is Running", NULL));
+  adw_message_dialog_format_body (d, "Stop it now and keep its last checkpoint, or let it finish in the background "
+                                     "(a notification says when it ends)?");
+  adw_message_dialog_add_responses (d, "cancel", "_Cancel", "stop", "_Stop Training", "background",
+                                    "_Keep Training", NULL);
+  adw_message_dialog_set_response_appearance (d, "stop", ADW_RESPONSE_DESTRUCTIVE);
+  adw_message_dialog_set_response_appearance (d, "background", ADW_RESPONSE_SUGGESTED);
+  adw_message_dialog_set_default_response (d, "background");
+  adw_message_dialog_set_close_response (d, "cancel");
+  g_object_set_data (G_OBJECT (d), "then", GINT_TO_POINTER (then));
+  g_signal_connect (d, "response", G_CALLBACK (training_response), self);
+  g_set_weak_pointer (&self->training_dialog, d);
+  gtk_window_present (GTK_WINDOW (d));
+  return FALSE;
+}
+
+AdwMessageDialog *
+dl_window_get_training_dialog (DlWindow *self)
+{
+  return self->training_dialog;
+}
+
+DlTrainPage *
+dl_window_get_train_page (DlWindow *self)
+{
+  g_return_val_if_fail (DL_IS_WINDOW (self), NULL);
+  return self->train_page;
+}
+
 static void
 action_close_project (GSimpleAction *action, GVariant *param, gpointer user_data)
 {
   DlWindow *self = user_data;
+  if (!training_or_ask (self, THEN_CLOSE_PROJECT))
+    return;
   /* never lose work: closing waits until the project is on disk or given up */
   if (saved_or_ask (self, THEN_CLOSE_PROJECT))
     dl_window_set_project (self, NULL);
@@ -725,6 +797,8 @@ static gboolean
 dl_window_close_request (GtkWindow *window)
 {
   DlWindow *self = DL_WINDOW (window);
+  if (!training_or_ask (self, THEN_CLOSE_WINDOW))
+    return TRUE;
   /* never lose work: the project is on disk before the window goes, or the
    * window stays and asks */
   if (!saved_or_ask (self, THEN_CLOSE_WINDOW))
@@ -746,6 +820,7 @@ dl_window_dispose (GObject *object)
   DlWindow *self = DL_WINDOW (object);
   g_cancellable_cancel (self->cancellable);
   g_clear_weak_pointer (&self->unsaved_dialog);
+  g_clear_weak_pointer (&self->training_dialog);
   g_clear_object (&self->next_project);
   dl_window_set_project (self, NULL);
   gtk_widget_dispose_template (GTK_WIDGET (self), DL_TYPE_WINDOW);
@@ -775,6 +850,7 @@ dl_window_class_init (DlWindowClass *klass)
   g_type_ensure (DL_TYPE_DATASET_PAGE);
   g_type_ensure (DL_TYPE_MODEL_PAGE);
   g_type_ensure (DL_TYPE_PREVIEW_PAGE);
+  g_type_ensure (DL_TYPE_TRAIN_PAGE);
   gtk_widget_class_set_template_from_resource (widget_class, "/io/github/dreamloom/Dreamloom/ui/dl-window.ui");
   gtk_widget_class_bind_template_child (widget_class, DlWindow, toast_overlay);
   gtk_widget_class_bind_template_child (widget_class, DlWindow, main_stack);
@@ -784,6 +860,7 @@ dl_window_class_init (DlWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, DlWindow, dataset_page);
   gtk_widget_class_bind_template_child (widget_class, DlWindow, model_page);
   gtk_widget_class_bind_template_child (widget_class, DlWindow, preview_page);
+  gtk_widget_class_bind_template_child (widget_class, DlWindow, train_page);
 
   /* A project finished loading (DlProject, or NULL when it could not be opened). */
   signals[SIGNAL_PROJECT_LOADED] = g_signal_new ("project-loaded", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,

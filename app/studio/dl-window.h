@@ -9,6 +9,7 @@
 #include "dl-model-page.h"
 #include "dl-preview-page.h"
 #include "dl-project.h"
+#include "dl-train-page.h"
 
 G_BEGIN_DECLS
 
@@ -44,6 +45,9 @@ GtkDropTarget *dl_window_get_drop_target (DlWindow *self);
 DlDatasetPage *dl_window_get_dataset_page (DlWindow *self);
 DlModelPage *dl_window_get_model_page (DlWindow *self);
 DlPreviewPage *dl_window_get_preview_page (DlWindow *self);
+DlTrainPage *dl_window_get_train_page (DlWindow *self);
+/* The dialog that asks what to do with a run in progress, while it asks (tests). */
+AdwMessageDialog *dl_window_get_training_dialog (DlWindow *self);
 /* "start" or "project" */
 const char *dl_window_get_view (DlWindow *self);
 

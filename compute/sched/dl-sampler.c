@@ -20,28 +20,38 @@ struct _DlSampler {
   int last_step;
 };
 
+/* the one list of sampler names (`dreamloom sample --sampler`, the trainer's --sample-sampler, the
+ * window's previews), and what each is */
+static const char *const sampler_names[] = { "euler_a", "euler", "ddim", "dpmpp_2m_karras", "dpmpp_2m", NULL };
+static const struct {
+  DlSamplerKind kind;
+  DlSigmaSchedule sigmas;
+} sampler_kinds[] = {
+  { DL_SAMPLER_EULER_A, DL_SIGMAS_KDIFFUSION },
+  { DL_SAMPLER_EULER, DL_SIGMAS_KDIFFUSION },
+  { DL_SAMPLER_DDIM, DL_SIGMAS_LEADING },
+  { DL_SAMPLER_DPMPP_2M, DL_SIGMAS_KARRAS },
+  { DL_SAMPLER_DPMPP_2M, DL_SIGMAS_KDIFFUSION },
+};
+G_STATIC_ASSERT (G_N_ELEMENTS (sampler_names) == G_N_ELEMENTS (sampler_kinds) + 1);
+
 gboolean
 dl_sampler_kind_from_name (const char *name, DlSamplerKind *kind, DlSigmaSchedule *sigmas)
 {
-  static const struct {
-    const char *name;
-    DlSamplerKind kind;
-    DlSigmaSchedule sigmas;
-  } names[] = {
-    { "euler_a", DL_SAMPLER_EULER_A, DL_SIGMAS_KDIFFUSION },
-    { "euler", DL_SAMPLER_EULER, DL_SIGMAS_KDIFFUSION },
-    { "ddim", DL_SAMPLER_DDIM, DL_SIGMAS_LEADING },
-    { "dpmpp_2m_karras", DL_SAMPLER_DPMPP_2M, DL_SIGMAS_KARRAS },
-    { "dpmpp_2m", DL_SAMPLER_DPMPP_2M, DL_SIGMAS_KDIFFUSION },
-  };
-  for (guint i = 0; i < G_N_ELEMENTS (names); i++)
-    if (g_strcmp0 (name, names[i].name) == 0)
+  for (guint i = 0; i < G_N_ELEMENTS (sampler_kinds); i++)
+    if (g_strcmp0 (name, sampler_names[i]) == 0)
       {
-        *kind = names[i].kind;
-        *sigmas = names[i].sigmas;
+        *kind = sampler_kinds[i].kind;
+        *sigmas = sampler_kinds[i].sigmas;
         return TRUE;
       }
   return FALSE;
+}
+
+const char *const *
+dl_sampler_names (void)
+{
+  return sampler_names;
 }
 
 const char *

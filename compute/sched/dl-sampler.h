@@ -40,6 +40,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (DlSampler, dl_sampler_free)
 
 /* "euler_a", "euler", "ddim", "dpmpp_2m_karras" (the names `dreamloom sample` takes). */
 gboolean dl_sampler_kind_from_name (const char *name, DlSamplerKind *kind, DlSigmaSchedule *sigmas);
+/* Every name dl_sampler_kind_from_name takes, NULL-ended. */
+const char *const *dl_sampler_names (void);
 /* A1111's name for the "Sampler:" field of the PNG parameters ("Euler a", "DPM++ 2M Karras", ...). */
 const char *dl_sampler_a1111_name (DlSamplerKind kind, DlSigmaSchedule sigmas);
 

@@ -171,3 +171,56 @@ dl_lora_export_write (const char *path, const DlLoraExportModule *modules, guint
   dl_safetensors_writer_set_metadata (w, "sshs_legacy_hash", legacy_hash);
   return dl_safetensors_writer_write (w, path, error);
 }
+
+gboolean
+dl_lora_export_convert (const char *source, const char *dest, DlStDType dtype, GError **error)
+{
+  g_return_val_if_fail (source != NULL && dest != NULL, FALSE);
+  g_autoptr (DlSafetensors) st = dl_safetensors_open (source, error);
+  if (!st)
+    return FALSE;
+  g_autoptr (GArray) mods = g_array_new (FALSE, TRUE, sizeof (DlLoraExportModule));
+  g_autoptr (GPtrArray) keep = g_ptr_array_new_with_free_func (g_free); /* names and values */
+  for (guint i = 0; i < dl_safetensors_get_n_tensors (st); i++) {
+    const DlStTensor *t = dl_safetensors_get_tensor (st, i);
+    if (!g_str_has_suffix (t->name, ".lora_down.weight"))
+      continue;
+    char *name = g_strndup (t->name, strlen (t->name) - strlen (".lora_down.weight"));
+    g_ptr_array_add (keep, name);
+    g_autofree char *up_name = g_strconcat (name, ".lora_up.weight", NULL);
+    g_autofree char *alpha_name = g_strconcat (name, ".alpha", NULL);
+    const DlStTensor *up = dl_safetensors_find (st, up_name);
+    const DlStTensor *alpha = dl_safetensors_find (st, alpha_name);
+    if (!up || !alpha || t->ndim > 4 || up->ndim > 4 || alpha->numel != 1) {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "%s: “%s” is not a kohya LoRA module (down, up and alpha)",
+                   source, name);
+      return FALSE;
+    }
+    DlLoraExportModule m = { .name = name, .down_ndim = t->ndim, .up_ndim = up->ndim };
+    memcpy (m.down_shape, t->shape, sizeof (int64_t) * (gsize) t->ndim);
+    memcpy (m.up_shape, up->shape, sizeof (int64_t) * (gsize) up->ndim);
+    int64_t n;
+    float *down = dl_safetensors_read_f32 (st, t->name, &n, error);
+    float *upv = down ? dl_safetensors_read_f32 (st, up_name, &n, error) : NULL;
+    float *a = upv ? dl_safetensors_read_f32 (st, alpha_name, &n, error) : NULL;
+    g_ptr_array_add (keep, down);
+    g_ptr_array_add (keep, upv);
+    if (!a)
+      return FALSE;
+    m.down = down;
+    m.up = upv;
+    m.alpha = a[0];
+    g_free (a);
+    g_array_append_val (mods, m);
+  }
+  if (mods->len == 0) {
+    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "%s: not a kohya LoRA (no lora_down weights)", source);
+    return FALSE;
+  }
+  g_autoptr (GHashTable) meta = g_hash_table_new (g_str_hash, g_str_equal);
+  g_autoptr (GPtrArray) keys = dl_safetensors_get_metadata_keys (st);
+  for (guint i = 0; keys && i < keys->len; i++)
+    if (!g_str_has_prefix (keys->pdata[i], "sshs_"))
+      g_hash_table_insert (meta, keys->pdata[i], (gpointer) dl_safetensors_get_metadata (st, keys->pdata[i]));
+  return dl_lora_export_write (dest, (const DlLoraExportModule *) mods->data, mods->len, dtype, meta, error);
+}

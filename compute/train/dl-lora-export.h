@@ -39,6 +39,12 @@ typedef struct {
 gboolean dl_lora_export_write (const char *path, const DlLoraExportModule *modules, guint n, DlStDType dtype,
                                GHashTable *metadata, GError **error);
 
+/* Rewrite the kohya LoRA `source` as `dest` with its tensors stored as `dtype` (what A1111 users call
+ * "save precision"): the same modules and metadata, the two sshs_* hashes computed again for the new
+ * bytes and ss_mixed_precision/modelspec untouched.  Atomic; fails naming the file when `source` is
+ * not a kohya LoRA or a value does not fit `dtype`. */
+gboolean dl_lora_export_convert (const char *source, const char *dest, DlStDType dtype, GError **error);
+
 /* The two hashes kohya adds to a LoRA's metadata, for tensors already added to
  * `w` and the metadata the file will carry (may be NULL):
  * sshs_model_hash = sha256 of the tensor data as laid out in the file;

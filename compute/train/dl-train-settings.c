@@ -12,6 +12,7 @@
 #include "dl-float-repr.h"
 #include "io/dl-json-write.h"
 #include "nn/dl-hypernetwork.h"
+#include "sched/dl-sampler.h"
 
 static const char *const method_names[DL_TRAIN_N_METHODS + 1] = {
   [DL_TRAIN_LORA] = "lora",
@@ -48,6 +49,7 @@ typedef enum {
   F_SCHEDULE,
   F_SAVE_DTYPE,
   F_OPTIMIZER,
+  F_SAMPLER, /* an int: the index into dl_sampler_names () */
 } FieldType;
 
 /* methods an option applies to */
@@ -183,7 +185,11 @@ static const Field fields[] = {
   { "sample-every", F_INT64, OFF (sample_every), M_ALL, 0, BIG, "N", "Preview images every N steps, 0 = off (250)" },
   { "sample-prompt", F_STRV, OFF (sample_prompts), M_ALL, 0, 0, "TEXT",
     "A preview prompt (repeatable; besides two template prompts)" },
-  { "sample-steps", F_INT, OFF (sample_steps), M_ALL, 1, 1000, "N", "Sampler steps of a preview (20, DPM++ 2M Karras)" },
+  { "sample-steps", F_INT, OFF (sample_steps), M_ALL, 1, 1000, "N", "Sampler steps of a preview (20)" },
+  { "sample-sampler", F_SAMPLER, OFF (sample_sampler), M_ALL, 0, 0, "NAME",
+    "Sampler of the previews: euler_a, euler, ddim, dpmpp_2m_karras, dpmpp_2m (dpmpp_2m_karras)" },
+  { "sample-seed", F_INT64, OFF (sample_seed), M_ALL, 0, 4294967295.0, "N", "Seed of the previews (1234)" },
+  { "sample-cfg", F_DOUBLE, OFF (sample_cfg), M_ALL, 1, 30, "S", "Guidance scale of the previews (7)" },
   { "sample-first", F_BOOL, OFF (sample_first), M_ALL, 0, 0, NULL,
     "Previews before the first step too: the base model's (kohya --sample_at_first)" },
   { "validate-every", F_INT64, OFF (validate_every), M_ALL, 0, BIG, "N",
@@ -226,6 +232,9 @@ dl_train_settings_new (DlTrainMethod method)
   s->keep = 3;
   s->sample_every = 250;
   s->sample_steps = 20;
+  s->sample_seed = 1234;
+  s->sample_cfg = 7.0;
+  dl_train_settings_set (s, "sample-sampler", "dpmpp_2m_karras", NULL); /* A1111's favourite, Dreamloom's previews */
   s->validate_every = 50;
   s->num_class_images = 100;
   s->prior_weight = 1.0;
@@ -406,6 +415,17 @@ dl_train_settings_set (DlTrainSettings *s, const char *name, const char *value, 
     s->lr_scheduler = k;
     return TRUE;
   }
+  case F_SAMPLER: {
+    const char *const *names = dl_sampler_names ();
+    for (guint i = 0; names[i]; i++)
+      if (g_strcmp0 (value, names[i]) == 0) {
+        *FIELD_PTR (s, f, int) = (int) i;
+        return TRUE;
+      }
+    g_autofree char *all = g_strjoinv (", ", (char **) names);
+    g_autofree char *why = g_strdup_printf ("one of %s", all);
+    return bad_value (error, f->name, value, why);
+  }
   case F_OPTIMIZER:
     if (g_strcmp0 (value, "adamw") == 0)
       s->adamw8bit = FALSE;
@@ -460,6 +480,8 @@ dl_train_settings_get (const DlTrainSettings *s, const char *name)
     return g_strdup (s->save_dtype == DL_ST_F16 ? "f16" : "f32");
   case F_OPTIMIZER:
     return g_strdup (s->adamw8bit ? "adamw8bit" : "adamw");
+  case F_SAMPLER:
+    return g_strdup (dl_sampler_names ()[*FIELD_PTR (s, f, int)]);
   }
   return NULL;
 }
@@ -662,7 +684,8 @@ dl_train_settings_to_json (const DlTrainSettings *s)
     case F_METHOD:
     case F_SCHEDULE:
     case F_SAVE_DTYPE:
-    case F_OPTIMIZER: {
+    case F_OPTIMIZER:
+    case F_SAMPLER: {
       g_autofree char *v = dl_train_settings_get (s, f->name);
       json_builder_add_string_value (b, v);
       break;
@@ -771,9 +794,32 @@ dl_train_settings_diff (const DlTrainSettings *a, const DlTrainSettings *b, cons
 }
 
 static const char *const side_options[] = {
-  "checkpointing", "save-every", "keep", "sample-every", "sample-prompt", "sample-steps", "sample-first", "validate-every",
+  "checkpointing", "save-every", "keep", "sample-every", "sample-prompt", "sample-steps", "sample-sampler",
+  "sample-seed", "sample-cfg", "sample-first", "validate-every",
   "run-dir", "out-diffusers", NULL,
 };
+
+void
+dl_train_settings_reset (DlTrainSettings *s, const char *name)
+{
+  const Field *f = find_field (name);
+  g_return_if_fail (f != NULL);
+  switch (f->type) {
+  case F_STRING:
+    g_clear_pointer (FIELD_PTR (s, f, char *), g_free);
+    return;
+  case F_STRV:
+    g_clear_pointer (FIELD_PTR (s, f, char **), g_strfreev);
+    return;
+  default: {
+    g_autoptr (DlTrainSettings) d = dl_train_settings_new (s->method);
+    g_autofree char *v = dl_train_settings_get (d, name);
+    if (v)
+      dl_train_settings_set (s, name, v, NULL);
+    return;
+  }
+  }
+}
 
 gboolean
 dl_train_settings_option_info (guint i, DlTrainOptionInfo *info)
@@ -796,6 +842,7 @@ dl_train_settings_option_info (guint i, DlTrainOptionInfo *info)
   case F_SCHEDULE: info->kind = DL_TRAIN_OPTION_CHOICE; info->choices = dl_lr_schedule_names (); break;
   case F_SAVE_DTYPE: info->kind = DL_TRAIN_OPTION_CHOICE; info->choices = dtypes; break;
   case F_OPTIMIZER: info->kind = DL_TRAIN_OPTION_CHOICE; info->choices = optimizers; break;
+  case F_SAMPLER: info->kind = DL_TRAIN_OPTION_CHOICE; info->choices = dl_sampler_names (); break;
   }
   return TRUE;
 }

@@ -113,6 +113,9 @@ typedef struct {
   gint64 sample_every;
   char **sample_prompts; /* NULL-terminated, may be NULL */
   int sample_steps;
+  int sample_sampler;    /* index into dl_sampler_names () */
+  gint64 sample_seed;
+  double sample_cfg;
   gboolean sample_first; /* previews at step 0: the base model's */
   gint64 validate_every;
 } DlTrainSettings;
@@ -126,6 +129,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (DlTrainSettings, dl_train_settings_free)
 /* Set the field of option `name` (without "--") from its text form, checking the
  * value; flags take "true"/"false" (NULL: true).  Errors name the option. */
 gboolean dl_train_settings_set (DlTrainSettings *s, const char *name, const char *value, GError **error);
+/* Option `name` back to unset (texts) or the method's default. */
+void dl_train_settings_reset (DlTrainSettings *s, const char *name);
 /* The text form of option `name`'s value (NULL when unset). */
 char *dl_train_settings_get (const DlTrainSettings *s, const char *name);
 /* Whether `name` is a settings option; *is_flag tells whether it takes no value,

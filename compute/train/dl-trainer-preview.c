@@ -13,14 +13,10 @@
 #include "dl-error.h"
 #include "image/dl-infotext.h"
 #include "image/dl-png.h"
-#include "dl-prompt-templates-data.h"
-#include "dl-prompt-templates-style.h"
 #include "io/dl-file-util.h"
+#include "train/dl-prompt-templates.h"
 
-#define PREVIEW_SEED 1234
-#define PREVIEW_CFG 7.0
 #define PREVIEW_TEMPLATES 2
-#define PREVIEW_SAMPLER "dpmpp_2m_karras"
 
 gboolean
 dl_trainer_sample (DlTrainer *t, const DlTrainerSampleRequest *r, guint8 **rgb, GError **error)
@@ -63,26 +59,35 @@ dl_trainer_sample (DlTrainer *t, const DlTrainerSampleRequest *r, guint8 **rgb, 
   return TRUE;
 }
 
+/* each prompt once (two images with one caption are one row) */
+static void
+add_prompt (GPtrArray *prompts, char *prompt)
+{
+  for (guint i = 0; i < prompts->len; i++)
+    if (g_str_equal (prompts->pdata[i], prompt)) {
+      g_free (prompt);
+      return;
+    }
+  g_ptr_array_add (prompts, prompt);
+}
+
 static GPtrArray *
 preview_prompts (DlTrainer *t)
 {
   GPtrArray *prompts = g_ptr_array_new_with_free_func (g_free);
   g_autofree char *trigger = t->method->trigger (t);
   if (trigger) {
-    const char *const *lines = g_strcmp0 (t->settings->template_file, "style") == 0 ? dl_style_prompt_templates
-                                                                                    : dl_object_prompt_templates;
-    for (guint i = 0; i < PREVIEW_TEMPLATES && lines[i]; i++) {
-      GString *s = g_string_new (lines[i]);
-      g_string_replace (s, "S*", trigger, 0);
-      g_ptr_array_add (prompts, g_string_free (s, FALSE));
-    }
-  } else if (!t->settings->sample_prompts) {
+    const char *const *lines = dl_prompt_templates_builtin (
+        g_strcmp0 (t->settings->template_file, "style") == 0 ? "style" : "object");
+    for (guint i = 0; i < PREVIEW_TEMPLATES && lines[i]; i++)
+      add_prompt (prompts, dl_prompt_template_apply (lines[i], trigger));
+  } else if (!t->settings->sample_prompts || !t->settings->sample_prompts[0]) {
     guint n = dl_train_images_get_n (t->images);
-    for (guint i = 0; i < MIN (n, PREVIEW_TEMPLATES); i++)
-      g_ptr_array_add (prompts, g_strdup (dl_trainer_image_caption (t, i)));
+    for (guint i = 0; i < n && prompts->len < PREVIEW_TEMPLATES; i++)
+      add_prompt (prompts, g_strdup (dl_trainer_image_caption (t, i)));
   }
   for (char **p = t->settings->sample_prompts; p && *p; p++)
-    g_ptr_array_add (prompts, g_strdup (*p));
+    add_prompt (prompts, g_strdup (*p));
   return prompts;
 }
 
@@ -99,23 +104,24 @@ dl_trainer_preview (DlTrainer *t, GError **error)
   }
   int size = s->resolution;
   g_autofree char *mname = dl_model_name (s->model);
+  g_autofree char *sampler = dl_train_settings_get (s, "sample-sampler");
+  DlSamplerKind kind;
+  DlSigmaSchedule sigmas;
+  dl_sampler_kind_from_name (sampler, &kind, &sigmas);
   for (guint i = 0; i < prompts->len; i++) {
     const char *prompt = prompts->pdata[i];
     dl_trainer_status (t, (double) i / prompts->len, "Preview %u of %u at step %" G_GINT64_FORMAT, i + 1,
                        prompts->len, t->step);
     DlTrainerSampleRequest r = {
-      .prompt = prompt, .seed = PREVIEW_SEED, .steps = s->sample_steps, .sampler = PREVIEW_SAMPLER,
-      .cfg_scale = PREVIEW_CFG, .width = size, .height = size, .cancellable = t->cancellable,
+      .prompt = prompt, .seed = (guint64) s->sample_seed, .steps = s->sample_steps, .sampler = sampler,
+      .cfg_scale = s->sample_cfg, .width = size, .height = size, .cancellable = t->cancellable,
     };
     g_autofree guint8 *rgb = NULL;
     if (!dl_trainer_sample (t, &r, &rgb, error))
       return FALSE;
-    DlSamplerKind kind;
-    DlSigmaSchedule sigmas;
-    dl_sampler_kind_from_name (PREVIEW_SAMPLER, &kind, &sigmas);
     DlInfotext info = {
       .prompt = prompt, .steps = s->sample_steps, .sampler = dl_sampler_a1111_name (kind, sigmas),
-      .cfg_scale = PREVIEW_CFG, .seed = PREVIEW_SEED, .width = size, .height = size, .model = mname,
+      .cfg_scale = s->sample_cfg, .seed = (guint64) s->sample_seed, .width = size, .height = size, .model = mname,
       .clip_skip = s->clip_skip,
     };
     g_autofree char *params = dl_infotext_format (&info);

@@ -19,9 +19,8 @@
 #include "nn/dl-nn.h"
 #include "nn/dl-unet.h"
 #include "ops/dl-ops.h"
+#include "train/dl-prompt-templates.h"
 #include "train/dl-train-step.h"
-#include "dl-prompt-templates-data.h"
-#include "dl-prompt-templates-style.h"
 
 const char *
 dl_train_event_kind_name (DlTrainEventKind kind)
@@ -232,56 +231,12 @@ dl_trainer_unpause (DlTrainer *t)
 
 /* ---- preparing ---- */
 
-/* TI's built-in templates: the TI paper's object (default) or style prompts
- * with the caption appended, as A1111's
- * textual_inversion_templates/subject_filewords.txt */
-static char **
-builtin_templates (const char *const *lines)
-{
-  g_autoptr (GStrvBuilder) b = g_strv_builder_new ();
-  for (guint i = 0; lines[i]; i++) {
-    GString *s = g_string_new (lines[i]);
-    g_string_replace (s, "S*", "[name]", 0);
-    g_string_append (s, ", [filewords]");
-    g_strv_builder_add (b, s->str);
-    g_string_free (s, TRUE);
-  }
-  return g_strv_builder_end (b);
-}
-
 static gboolean
 load_templates (DlTrainer *t, GError **error)
 {
-  const char *path = t->settings->template_file;
-  if (!path || g_str_equal (path, "object") || g_str_equal (path, "style")) {
-    t->templates = builtin_templates (path && g_str_equal (path, "style") ? dl_style_prompt_templates
-                                                                          : dl_object_prompt_templates);
-    t->n_templates = g_strv_length (t->templates);
-    return TRUE;
-  }
-  g_autofree char *text = NULL;
-  gsize len = 0;
-  if (!g_file_get_contents (path, &text, &len, error))
-    return FALSE;
-  if (!g_utf8_validate (text, len, NULL)) {
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: the templates are not UTF-8 text", path);
-    return FALSE;
-  }
-  /* A1111 modules/textual_inversion/dataset.py: one template per line, stripped */
-  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
-  g_autoptr (GStrvBuilder) b = g_strv_builder_new ();
-  for (char **l = lines; *l; l++) {
-    g_strstrip (*l);
-    if (**l)
-      g_strv_builder_add (b, *l);
-  }
-  t->templates = g_strv_builder_end (b);
-  t->n_templates = g_strv_length (t->templates);
-  if (!t->n_templates) {
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: no template line", path);
-    return FALSE;
-  }
-  return TRUE;
+  t->templates = dl_ti_templates_load (t->settings->template_file, error);
+  t->n_templates = t->templates ? g_strv_length (t->templates) : 0;
+  return t->templates != NULL;
 }
 
 void

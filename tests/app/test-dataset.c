@@ -635,7 +635,7 @@ test_bad_project_files_messages (Fixture *f, gconstpointer data)
                     DL_ERROR_INVALID_FILE, "“bad.dreamloom” is not a valid project: dataset.images[0] has no path");
   check_load_error (f, "{\"format\": \"dreamloom-project\", \"version\": 1, \"dataset\": {\"resolution\": 5}}",
                     DL_ERROR_INVALID_FILE,
-                    "“bad.dreamloom” is not a valid project: dataset.resolution should be a whole number of pixels from 64 to 4096");
+                    "“bad.dreamloom” is not a valid project: dataset.resolution should be a whole number of pixels from 32 to 4096");
 
   /* the window says so and stays as it was */
   g_autofree char *path = path_in (f, "bad.dreamloom");

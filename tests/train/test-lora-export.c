@@ -353,6 +353,60 @@ test_export_round_trip (void)
   sample_clear (&s);
 }
 
+/* Exporting in the other precision: f32 -> f16 gives the very file written in f16 (same tensors, metadata,
+ * hashes computed again), f16 -> f32 the f16 values exactly */
+static void
+test_export_convert (void)
+{
+  Sample s;
+  make_sample (&s);
+  g_autoptr (GHashTable) meta = str_table ("ss_network_dim", "4", "ss_output_name", "sample", NULL);
+  g_autofree char *f32 = tmp_path ("convert-f32.safetensors");
+  g_autofree char *f16 = tmp_path ("convert-f16.safetensors");
+  g_autofree char *converted = tmp_path ("convert-to-f16.safetensors");
+  g_autofree char *back = tmp_path ("convert-back-f32.safetensors");
+  g_autoptr (GError) error = NULL;
+  g_assert_true (dl_lora_export_write (f32, s.m, 4, DL_ST_F32, meta, &error));
+  g_assert_true (dl_lora_export_write (f16, s.m, 4, DL_ST_F16, meta, &error));
+  g_assert_true (dl_lora_export_convert (f32, converted, DL_ST_F16, &error));
+  g_assert_no_error (error);
+  g_autofree char *want = NULL, *got = NULL;
+  gsize want_len, got_len;
+  g_assert_true (g_file_get_contents (f16, &want, &want_len, NULL));
+  g_assert_true (g_file_get_contents (converted, &got, &got_len, NULL));
+  g_assert_cmpmem (got, got_len, want, want_len);
+
+  g_assert_true (dl_lora_export_convert (f16, back, DL_ST_F32, &error));
+  g_assert_no_error (error);
+  g_autoptr (DlSafetensors) a = dl_safetensors_open (f16, &error);
+  g_autoptr (DlSafetensors) b = dl_safetensors_open (back, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (dl_safetensors_get_n_tensors (a), ==, dl_safetensors_get_n_tensors (b));
+  for (guint i = 0; i < dl_safetensors_get_n_tensors (a); i++) {
+    const DlStTensor *ta = dl_safetensors_get_tensor (a, i);
+    const DlStTensor *tb = dl_safetensors_find (b, ta->name);
+    g_assert_nonnull (tb);
+    g_assert_cmpint (tb->dtype, ==, DL_ST_F32);
+    int64_t n;
+    g_autofree float *va = dl_safetensors_read_f32 (a, ta->name, &n, &error);
+    g_autofree float *vb = dl_safetensors_read_f32 (b, ta->name, &n, &error);
+    g_assert_cmpmem (va, n * 4, vb, n * 4);
+  }
+  g_assert_cmpstr (dl_safetensors_get_metadata (b, "ss_output_name"), ==, "sample");
+  g_assert_cmpstr (dl_safetensors_get_metadata (b, "sshs_model_hash"), !=,
+                   dl_safetensors_get_metadata (a, "sshs_model_hash"));
+
+  /* not a LoRA: said, nothing written */
+  g_autofree char *nothing = tmp_path ("convert-nothing.safetensors");
+  g_assert_true (g_file_set_contents (nothing, "\x02\0\0\0\0\0\0\0{}", 10, NULL));
+  g_autofree char *out = tmp_path ("convert-out.safetensors");
+  g_assert_false (dl_lora_export_convert (nothing, out, DL_ST_F16, &error));
+  g_test_message ("%s", error->message);
+  g_assert_nonnull (strstr (error->message, "not a kohya LoRA"));
+  g_assert_false (g_file_test (out, G_FILE_TEST_EXISTS));
+  sample_clear (&s);
+}
+
 /* A LoRA bigger than 0x110000 bytes: the legacy hash against a known answer and
  * against the bytes of a file laid out here with only the ss_* keys. */
 static void
@@ -792,6 +846,7 @@ main (int argc, char **argv)
   dl_test_add ("/train/lora-export/float-repr", test_float_repr);
   dl_test_add ("/train/lora-export/python-strings", test_python_strings);
   dl_test_add ("/train/lora-export/round-trip", test_export_round_trip);
+  dl_test_add ("/train/lora-export/convert", test_export_convert);
   dl_test_add ("/train/lora-export/hashes", test_export_hashes);
   dl_test_add ("/train/lora-export/errors", test_export_errors);
   dl_test_add ("/train/lora-export/model-hash", test_model_hash);

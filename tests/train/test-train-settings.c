@@ -27,6 +27,11 @@ test_defaults (void)
   g_assert_cmpint (ti->steps, ==, 3000);
   g_assert_cmpfloat (ti->weight_decay, ==, 0);
   g_assert_cmpstr (ti->init_text, ==, "*");
+  /* previews: DPM++ 2M Karras, seed 1234, guidance 7 */
+  g_autofree char *sampler = dl_train_settings_get (lora, "sample-sampler");
+  g_assert_cmpstr (sampler, ==, "dpmpp_2m_karras");
+  g_assert_cmpint (lora->sample_seed, ==, 1234);
+  g_assert_cmpfloat (lora->sample_cfg, ==, 7);
 }
 
 static void
@@ -51,6 +56,9 @@ test_parse_errors (void)
   expect_error (s, "method", "hyper", "--method");
   expect_error (s, "save-dtype", "f8", "f16 or f32");
   expect_error (s, "flip", "maybe", "true or false");
+  expect_error (s, "sample-sampler", "plms", "one of euler_a, euler, ddim, dpmpp_2m_karras, dpmpp_2m");
+  expect_error (s, "sample-seed", "-1", "out of range");
+  expect_error (s, "sample-cfg", "0.5", "out of range");
   expect_error (s, "no-such-option", "1", "no such option");
   g_autoptr (GError) error = NULL;
   g_assert_true (dl_train_settings_set (s, "flip", NULL, &error));
@@ -117,6 +125,7 @@ test_json_round_trip (void)
     { "lr-scheduler", "polynomial" }, { "flip", "true" },    { "placeholder", "<ß*>" },
     { "sample-prompt", "a \"quoted\" prompt" },              { "vectors", "3" },
     { "save-dtype", "f16" },    { "adam-eps", "1e-10" },     { "noise-offset", "0.0357" },
+    { "sample-sampler", "euler_a" }, { "sample-seed", "4294967295" }, { "sample-cfg", "6.5" },
   };
   for (guint i = 0; i < G_N_ELEMENTS (changes); i++)
     g_assert_true (dl_train_settings_set (s, changes[i][0], changes[i][1], &error));
@@ -129,6 +138,10 @@ test_json_round_trip (void)
   g_assert_cmpint (back->seed, ==, G_GINT64_CONSTANT (9007199254740991));
   g_assert_cmpstr (back->placeholder, ==, "<ß*>");
   g_assert_cmpstr (back->sample_prompts[0], ==, "a \"quoted\" prompt");
+  g_autofree char *sampler = dl_train_settings_get (back, "sample-sampler");
+  g_assert_cmpstr (sampler, ==, "euler_a");
+  g_assert_cmpint (back->sample_seed, ==, G_GINT64_CONSTANT (4294967295));
+  g_assert_cmpfloat (back->sample_cfg, ==, 6.5);
 
   /* a value of the wrong kind names the member */
   g_autoptr (DlTrainSettings) bad = dl_train_settings_from_json_string ("{\"method\": \"lora\", \"steps\": \"many\"}",
