@@ -6,6 +6,7 @@
 #include "dl-row-text.h"
 #include <glib/gstdio.h>
 #include <math.h>
+#include <string.h>
 
 #include "dl-application.h"
 #include "dl-file-dialog.h"
@@ -57,6 +58,9 @@ struct _DlTrainPage {
   GCancellable *plan_cancel;
   guint plan_timeout;
   gboolean syncing;
+  GListModel *images;     /* the project's dataset, watched for its size */
+  guint n_images;         /* the size the steps were last fitted to */
+  DlTrainMethod method;   /* the method the form last had */
 };
 
 G_DEFINE_FINAL_TYPE (DlTrainPage, dl_train_page, GTK_TYPE_WIDGET)
@@ -750,14 +754,31 @@ action_make_fit (GSimpleAction *a, GVariant *p, gpointer data)
   if (!self->plan)
     return;
   g_autoptr (GPtrArray) sugg = dl_train_plan_suggestions (self->plan);
-  /* the first suggestion: "--name value" or "--flag" */
+  /* the cheapest suggestion, "--optimizer adamw8bit --fp16 --batch 2 (needs 3.1 GiB)": every option in it */
   if (!sugg || !sugg->len)
     return;
-  g_auto (GStrv) parts = g_strsplit (sugg->pdata[0], " ", 2);
-  const char *name = parts[0] + (g_str_has_prefix (parts[0], "--") ? 2 : 0);
-  g_autoptr (GError) error = NULL;
-  if (!dl_train_form_set_option (self->form, name, parts[1], &error))
-    dl_toast_show (GTK_WIDGET (self), error->message, NULL);
+  g_autofree char *opts = g_strdup (sugg->pdata[0]);
+  char *needs = strstr (opts, " (needs");
+  if (needs)
+    *needs = '\0';
+  g_auto (GStrv) words = g_strsplit (opts, " ", -1);
+  for (guint i = 0; words[i]; i++) {
+    if (!g_str_has_prefix (words[i], "--"))
+      continue;
+    const char *name = words[i] + 2;
+    gboolean flag = FALSE;
+    if (!dl_train_settings_has_option (name, &flag, NULL))
+      continue;
+    const char *value = flag ? "true" : words[i + 1];
+    g_autoptr (GError) error = NULL;
+    if (!value || !dl_train_form_set_option (self->form, name, value, &error)) {
+      dl_toast_show (GTK_WIDGET (self), error ? error->message : "The memory plan’s suggestion could not be applied",
+                     NULL);
+      return;
+    }
+    if (!flag)
+      i++;
+  }
 }
 
 static void
@@ -845,12 +866,45 @@ update_plan (DlTrainPage *self)
   self->plan_timeout = g_timeout_add (PLAN_DELAY_MS, plan_now, self);
 }
 
+/* Steps for the dataset's size (dl_train_settings_steps_for_dataset), unless someone chose them: only
+ * steps that are the method's default or what the previous size gave change. */
+static void
+fit_steps (DlTrainPage *self)
+{
+  if (!self->project || dl_train_page_is_training (self))
+    return;
+  guint n = g_list_model_get_n_items (self->images);
+  const DlTrainSettings *kept = dl_project_get_train_settings (self->project);
+  gint64 was = dl_train_settings_steps_for_dataset (kept->method, self->n_images);
+  gint64 def = dl_train_settings_steps_for_dataset (kept->method, 0);
+  gint64 want = dl_train_settings_steps_for_dataset (kept->method, n);
+  self->n_images = n;
+  if ((kept->steps != was && kept->steps != def) || kept->steps == want)
+    return;
+  g_autofree char *v = g_strdup_printf ("%" G_GINT64_FORMAT, want);
+  dl_train_form_set_option (self->form, "steps", v, NULL);
+}
+
+static void
+images_changed (GListModel *images, guint pos, guint removed, guint added, DlTrainPage *self)
+{
+  (void) images, (void) pos;
+  if (removed != added)
+    fit_steps (self);
+}
+
 static void
 form_changed (DlTrainForm *form, DlTrainPage *self)
 {
   if (self->syncing || !self->project)
     return;
-  dl_project_set_train_settings (self->project, dl_train_form_get_settings (form));
+  const DlTrainSettings *s = dl_train_form_get_settings (form);
+  dl_project_set_train_settings (self->project, s);
+  if (s->method != self->method) {
+    /* another method starts from its defaults: fitted to the dataset */
+    self->method = s->method;
+    fit_steps (self);
+  }
   update_plan (self);
 }
 
@@ -923,6 +977,9 @@ dl_train_page_dispose (GObject *object)
   g_cancellable_cancel (self->plan_cancel);
   g_clear_object (&self->plan_cancel);
   g_clear_handle_id (&self->plan_timeout, g_source_remove);
+  if (self->images)
+    g_signal_handlers_disconnect_by_data (self->images, self);
+  g_clear_object (&self->images);
   gtk_widget_dispose_template (GTK_WIDGET (self), DL_TYPE_TRAIN_PAGE);
   /* the template's scrolled window is not a bound child: unparent it too */
   GtkWidget *child;
@@ -1028,6 +1085,9 @@ dl_train_page_set_project (DlTrainPage *self, DlProject *project)
   g_return_if_fail (DL_IS_TRAIN_PAGE (self));
   if (self->project == project)
     return;
+  if (self->images)
+    g_signal_handlers_disconnect_by_data (self->images, self);
+  g_clear_object (&self->images);
   g_set_object (&self->project, project);
   if (dl_train_page_is_training (self))
     g_signal_handlers_disconnect_by_data (self->job, self);
@@ -1042,6 +1102,11 @@ dl_train_page_set_project (DlTrainPage *self, DlProject *project)
     self->syncing = TRUE;
     dl_train_form_set_settings (self->form, dl_project_get_train_settings (project));
     self->syncing = FALSE;
+    self->method = dl_project_get_train_settings (project)->method;
+    self->images = G_LIST_MODEL (g_object_ref (dl_project_get_images (project)));
+    g_signal_connect (self->images, "items-changed", G_CALLBACK (images_changed), self);
+    self->n_images = 0;
+    fit_steps (self);
     read_run (self);
     update_plan (self);
   }

@@ -20,8 +20,8 @@ dl_json_append_double (GString *out, double v)
   g_string_append (out, text);
 }
 
-static void
-append_string (GString *out, const char *s)
+void
+dl_json_append_string (GString *out, const char *s)
 {
   g_string_append_c (out, '"');
   for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
@@ -48,7 +48,7 @@ append_string (GString *out, const char *s)
       g_string_append (out, "\\f");
       break;
     default:
-      if (*p < 0x20)
+      if (*p < 0x20 || *p == 0x7f)
         g_string_append_printf (out, "\\u%04x", *p);
       else
         g_string_append_c (out, (char) *p);
@@ -77,7 +77,7 @@ write_node (GString *out, JsonNode *node, gboolean pretty, int depth)
   case JSON_NODE_VALUE: {
     GType t = json_node_get_value_type (node);
     if (t == G_TYPE_STRING)
-      append_string (out, json_node_get_string (node));
+      dl_json_append_string (out, json_node_get_string (node));
     else if (t == G_TYPE_BOOLEAN)
       g_string_append (out, json_node_get_boolean (node) ? "true" : "false");
     else if (t == G_TYPE_DOUBLE)
@@ -109,7 +109,7 @@ write_node (GString *out, JsonNode *node, gboolean pretty, int depth)
       if (l != members)
         g_string_append_c (out, ',');
       indent (out, pretty, depth + 1);
-      append_string (out, l->data);
+      dl_json_append_string (out, l->data);
       g_string_append (out, pretty ? ": " : ":");
       write_node (out, json_object_get_member (o, l->data), pretty, depth + 1);
     }

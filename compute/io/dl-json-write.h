@@ -16,4 +16,8 @@ char *dl_json_write (JsonNode *node, gboolean pretty, gsize *length);
  * "2.0", Python's repr); JSON has no NaN or infinity: those become null. */
 void dl_json_append_double (GString *out, double v);
 
+/* A UTF-8 string as a quoted JSON string: " \ and the control characters (DEL included) escaped,
+ * the rest as it is.  The same text is a TOML basic string (the two share these escapes). */
+void dl_json_append_string (GString *out, const char *s);
+
 G_END_DECLS

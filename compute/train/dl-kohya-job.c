@@ -22,6 +22,7 @@
 #include "dl-error.h"
 #include "dl-float-repr.h"
 #include "io/dl-file-util.h"
+#include "io/dl-json-write.h"
 #include "train/dl-caption-file.h"
 #include "train/dl-prompt-templates.h"
 #include "train/dl-train-images.h"
@@ -325,36 +326,11 @@ ti_args (Job *j, const char *token)
 
 /* ---- dataset.toml ---- */
 
-/* A TOML basic string: \" \\ and control characters escaped */
+/* A TOML basic string: TOML's escapes are JSON's */
 static void
 toml_string (GString *out, const char *text)
 {
-  g_string_append_c (out, '"');
-  for (const unsigned char *p = (const unsigned char *) text; *p; p++) {
-    switch (*p) {
-    case '"':
-      g_string_append (out, "\\\"");
-      break;
-    case '\\':
-      g_string_append (out, "\\\\");
-      break;
-    case '\n':
-      g_string_append (out, "\\n");
-      break;
-    case '\t':
-      g_string_append (out, "\\t");
-      break;
-    case '\r':
-      g_string_append (out, "\\r");
-      break;
-    default:
-      if (*p < 0x20 || *p == 0x7f)
-        g_string_append_printf (out, "\\u%04X", *p);
-      else
-        g_string_append_c (out, (char) *p);
-    }
-  }
-  g_string_append_c (out, '"');
+  dl_json_append_string (out, text);
 }
 
 static const char *

@@ -207,6 +207,20 @@ find_field (const char *name)
 
 #define FIELD_PTR(s, f, T) ((T *) ((char *) (s) + (f)->offset))
 
+gint64
+dl_train_settings_steps_for_dataset (DlTrainMethod method, guint n_images)
+{
+  g_autoptr (DlTrainSettings) d = dl_train_settings_new (method);
+  if (n_images == 0)
+    return d->steps;
+  switch (method) {
+  case DL_TRAIN_LORA: return CLAMP ((gint64) n_images * 100, 500, 3000);
+  case DL_TRAIN_TEXTUAL_INVERSION: return CLAMP ((gint64) n_images * 200, 1000, 5000);
+  case DL_TRAIN_DREAMBOOTH: return CLAMP ((gint64) n_images * 80, 400, 1600);
+  default: return d->steps;
+  }
+}
+
 DlTrainSettings *
 dl_train_settings_new (DlTrainMethod method)
 {

@@ -122,6 +122,11 @@ typedef struct {
 
 /* The defaults for `method` (a good first run for 10–30 images on SD 1.5). */
 DlTrainSettings *dl_train_settings_new (DlTrainMethod method);
+/* The steps of a good first run of `method` on `n_images` images (the defaults are for about 15):
+ * LoRA 100 per image (kohya's usual 10 repeats x 10 epochs) within 500-3000; Textual Inversion 200 per
+ * image within 1000-5000; DreamBooth 80 per image within 400-1600 (diffusers' DreamBooth README: 800
+ * for 5-10 images, more overfits); Hypernetwork 2000 whatever the count.  0 images: the default. */
+gint64 dl_train_settings_steps_for_dataset (DlTrainMethod method, guint n_images);
 DlTrainSettings *dl_train_settings_copy (const DlTrainSettings *s);
 void dl_train_settings_free (DlTrainSettings *s);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DlTrainSettings, dl_train_settings_free)

@@ -27,6 +27,14 @@ test_defaults (void)
   g_assert_cmpint (ti->steps, ==, 3000);
   g_assert_cmpfloat (ti->weight_decay, ==, 0);
   g_assert_cmpstr (ti->init_text, ==, "*");
+  /* steps for the dataset's size: the defaults are for about 15 images */
+  g_assert_cmpint (dl_train_settings_steps_for_dataset (DL_TRAIN_LORA, 0), ==, 1500);
+  g_assert_cmpint (dl_train_settings_steps_for_dataset (DL_TRAIN_LORA, 15), ==, 1500);
+  g_assert_cmpint (dl_train_settings_steps_for_dataset (DL_TRAIN_LORA, 3), ==, 500);
+  g_assert_cmpint (dl_train_settings_steps_for_dataset (DL_TRAIN_LORA, 200), ==, 3000);
+  g_assert_cmpint (dl_train_settings_steps_for_dataset (DL_TRAIN_TEXTUAL_INVERSION, 15), ==, 3000);
+  g_assert_cmpint (dl_train_settings_steps_for_dataset (DL_TRAIN_DREAMBOOTH, 10), ==, 800);
+  g_assert_cmpint (dl_train_settings_steps_for_dataset (DL_TRAIN_HYPERNETWORK, 40), ==, 2000);
   /* previews: DPM++ 2M Karras, seed 1234, guidance 7 */
   g_autofree char *sampler = dl_train_settings_get (lora, "sample-sampler");
   g_assert_cmpstr (sampler, ==, "dpmpp_2m_karras");
