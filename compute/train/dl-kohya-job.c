@@ -441,11 +441,8 @@ write_prompts (Job *j, const char *root, GError **error)
       json_builder_end_object (b);
     }
     json_builder_end_array (b);
-    g_autoptr (JsonGenerator) gen = json_generator_new ();
     g_autoptr (JsonNode) root_node = json_builder_get_root (b);
-    json_generator_set_root (gen, root_node);
-    json_generator_set_pretty (gen, TRUE);
-    g_autofree char *json = json_generator_to_data (gen, NULL);
+    g_autofree char *json = dl_json_write (root_node, TRUE, NULL); /* not json-glib's generator: its doubles */
     g_string_append (text, json);
     g_string_append_c (text, '\n');
     j->prompts_file = g_strdup ("sample_prompts.json");

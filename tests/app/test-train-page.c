@@ -370,21 +370,25 @@ test_textual_inversion_and_bad_input (void)
   g_assert_cmpint (dl_train_form_get_settings (form)->method, ==, DL_TRAIN_TEXTUAL_INVERSION);
   g_assert_nonnull (dl_train_form_get_row (form, "vectors"));
   g_assert_null (dl_train_form_get_row (form, "rank"));
-  g_assert_true (dl_train_page_start (page, &error));
-  g_assert_no_error (error);
-  DlTrainJob *job = dl_train_page_get_job (page);
-  APP_TEST_WAIT_UNTIL (dl_train_job_is_done (job), 300);
-  if (dl_train_job_get_error (job))
-    g_test_message ("%s", dl_train_job_get_error (job)->message);
-  g_assert_cmpint (dl_train_job_get_state (job), ==, DL_TRAIN_JOB_FINISHED);
-  /* as A1111's .pt: the embedding is named by the file */
-  g_autofree char *pt = g_build_filename (dir, "my-cat.pt", NULL);
-  g_assert_true (dl_train_page_export_to (page, pt, &error));
-  g_assert_no_error (error);
-  g_autoptr (DlEmbedding) e = dl_embedding_read (pt, 0, &error);
-  g_assert_no_error (error);
-  g_assert_cmpint (e->n_vectors, ==, 1);
-  g_assert_cmpstr (e->stored_name, ==, "my-cat");
+  DlTrainJob *job = NULL;
+  /* the run and its export: in the plain build (CI's sanitizer build, $DREAMLOOM_TEST_QUICK, checks the rest) */
+  if (!g_getenv ("DREAMLOOM_TEST_QUICK")) {
+    g_assert_true (dl_train_page_start (page, &error));
+    g_assert_no_error (error);
+    job = dl_train_page_get_job (page);
+    APP_TEST_WAIT_UNTIL (dl_train_job_is_done (job), 300);
+    if (dl_train_job_get_error (job))
+      g_test_message ("%s", dl_train_job_get_error (job)->message);
+    g_assert_cmpint (dl_train_job_get_state (job), ==, DL_TRAIN_JOB_FINISHED);
+    /* as A1111's .pt: the embedding is named by the file */
+    g_autofree char *pt = g_build_filename (dir, "my-cat.pt", NULL);
+    g_assert_true (dl_train_page_export_to (page, pt, &error));
+    g_assert_no_error (error);
+    g_autoptr (DlEmbedding) e = dl_embedding_read (pt, 0, &error);
+    g_assert_no_error (error);
+    g_assert_cmpint (e->n_vectors, ==, 1);
+    g_assert_cmpstr (e->stored_name, ==, "my-cat");
+  }
   /* settings the plan says cannot fit: said, Train refused; one click makes them fit */
   gtk_editable_set_text (GTK_EDITABLE (dl_train_form_get_row (form, "batch")), "1024");
   APP_TEST_WAIT_UNTIL (g_str_has_suffix (dl_train_page_get_plan_text (page), ": too much"), 60);
