@@ -416,56 +416,62 @@ if [ -d "$diffusers" ] && [ -f "$instance/01.txt" ] && command -v python3 >/dev/
   cp "$instance/00.png" "$instance/00.txt" "$instance/01.png" "$instance/01.txt" "$tr/img/"
   lora="--model $diffusers --images $tr/img --resolution 32 --rank 4 --alpha 4 --no-text-encoder --lr 1e-3 --steps 4
         --save-every 1 --sample-every 0 --validate-every 0"
-  # shellcheck disable=SC2086
-  "$bin" train $lora --out "$tr/a.safetensors" --log-json "$tr/a.log" >"$tmp/out" 2>"$tmp/err"; st=$?
-  check "train a LoRA for 4 steps exits 0" test "$st" -eq 0
-  check "... prints the file it wrote" test "$(cat "$tmp/out")" = "$tr/a.safetensors"
-  check "... in f16 (kohya's default)" test "$(st_dtypes "$tr/a.safetensors")" = "F16"
-  check "... keeps the newest 3 checkpoints (--keep), and run.json lists them" \
-    test "$(run_json_steps "$tr/a.run")" = "2,3,4"
-  check "... removing the older ones" sh -c "test ! -e '$tr/a.run/state-00000001.safetensors' &&
-    test ! -e '$tr/a.run/a-step000001.safetensors' && test -f '$tr/a.run/a-step000004.safetensors'"
-  check "... the last checkpoint is the final file" st_same "$tr/a.safetensors" "$tr/a.run/a-step000004.safetensors"
-  "$bin" sample --model "$diffusers" --prompt "a photo of sks dog" --steps 2 --sampler ddim --width 32 --height 32 \
-    --seed 7 --lora "$tr/a.safetensors" --out "$tr/a.png" >"$tmp/out" 2>"$tmp/err"; st=$?
-  check "sample --lora with the trained LoRA exits 0" test "$st" -eq 0
-  check "... writes a PNG naming the LoRA" sh -c "test -s '$tr/a.png' && grep -qa '<lora:a:1' '$tr/a.png'"
+  # (the sanitizer build leaves the runs, the kill and the resume to the plain build; train-run covers
+  # resuming there)
+  if [ -z "${DREAMLOOM_TEST_QUICK:-}" ]; then
+    # shellcheck disable=SC2086
+    "$bin" train $lora --out "$tr/a.safetensors" --log-json "$tr/a.log" >"$tmp/out" 2>"$tmp/err"; st=$?
+    check "train a LoRA for 4 steps exits 0" test "$st" -eq 0
+    check "... prints the file it wrote" test "$(cat "$tmp/out")" = "$tr/a.safetensors"
+    check "... in f16 (kohya's default)" test "$(st_dtypes "$tr/a.safetensors")" = "F16"
+    check "... keeps the newest 3 checkpoints (--keep), and run.json lists them" \
+      test "$(run_json_steps "$tr/a.run")" = "2,3,4"
+    check "... removing the older ones" sh -c "test ! -e '$tr/a.run/state-00000001.safetensors' &&
+      test ! -e '$tr/a.run/a-step000001.safetensors' && test -f '$tr/a.run/a-step000004.safetensors'"
+    check "... the last checkpoint is the final file" st_same "$tr/a.safetensors" "$tr/a.run/a-step000004.safetensors"
+    "$bin" sample --model "$diffusers" --prompt "a photo of sks dog" --steps 2 --sampler ddim --width 32 --height 32 \
+      --seed 7 --lora "$tr/a.safetensors" --out "$tr/a.png" >"$tmp/out" 2>"$tmp/err"; st=$?
+    check "sample --lora with the trained LoRA exits 0" test "$st" -eq 0
+    check "... writes a PNG naming the LoRA" sh -c "test -s '$tr/a.png' && grep -qa '<lora:a:1' '$tr/a.png'"
 
-  # the same run killed with SIGKILL after its checkpoint of step 2
-  # shellcheck disable=SC2086
-  "$bin" train $lora --out "$tr/b.safetensors" >"$tmp/out" 2>"$tmp/err" &
-  kill_at "$tr/b.run/state-00000002.safetensors" $!; st=$?
-  k=$(latest_state "$tr/b.run")
-  check "the run killed with SIGKILL after its step-2 checkpoint (state of step ${k:-none} kept)" \
-    sh -c "test $st -eq 137 && test '${k:-0}' -ge 2 && test '${k:-0}' -lt 4"
-  if [ "${k:-0}" -ge 2 ] && [ "${k:-0}" -lt 4 ]; then
-    # a full disk at the next checkpoint: files over 500 KB cannot be written (the state is 1.3 MB)
-    cp -R "$tr/b.run" "$tr/b.before"
-    (trap '' XFSZ; ulimit -f 1000; exec "$bin" train --resume "$tr/b.run") >"$tmp/out" 2>"$tmp/err"; st=$?
-    check "a full disk at a checkpoint stops the run with status 1" test "$st" -eq 1
-    check "... saying which checkpoint was not saved, in one line" \
-      last_line_has "checkpoint at step $((k + 1)) not saved (the previous one is intact): .*state-0*$((k + 1))"
-    check "... the run folder as it was: nothing lost, nothing left behind" diff -r "$tr/b.before" "$tr/b.run"
+    # the same run killed with SIGKILL after its checkpoint of step 2
+    # shellcheck disable=SC2086
+    "$bin" train $lora --out "$tr/b.safetensors" >"$tmp/out" 2>"$tmp/err" &
+    kill_at "$tr/b.run/state-00000002.safetensors" $!; st=$?
+    k=$(latest_state "$tr/b.run")
+    check "the run killed with SIGKILL after its step-2 checkpoint (state of step ${k:-none} kept)" \
+      sh -c "test $st -eq 137 && test '${k:-0}' -ge 2 && test '${k:-0}' -lt 4"
+    if [ "${k:-0}" -ge 2 ] && [ "${k:-0}" -lt 4 ]; then
+      # a full disk at the next checkpoint: files over 500 KB cannot be written (the state is 1.3 MB)
+      cp -R "$tr/b.run" "$tr/b.before"
+      (trap '' XFSZ; ulimit -f 1000; exec "$bin" train --resume "$tr/b.run") >"$tmp/out" 2>"$tmp/err"; st=$?
+      check "a full disk at a checkpoint stops the run with status 1" test "$st" -eq 1
+      check "... saying which checkpoint was not saved, in one line" \
+        last_line_has "checkpoint at step $((k + 1)) not saved (the previous one is intact): .*state-0*$((k + 1))"
+      check "... the run folder as it was: nothing lost, nothing left behind" diff -r "$tr/b.before" "$tr/b.run"
+    else
+      skip "the kill came too late for the full-disk case"; skip "..."; skip "..."
+    fi
+    "$bin" train --resume "$tr/b.run" --log-json "$tr/b.log" >"$tmp/out" 2>"$tmp/err"; st=$?
+    check "train --resume after SIGKILL exits 0" test "$st" -eq 0
+    check "... and prints the file it wrote" test "$(cat "$tmp/out")" = "$tr/b.safetensors"
+    check "... the same tensors as the run that never stopped" st_same "$tr/a.safetensors" "$tr/b.safetensors"
+    check "... the same loss in every step after the restart" same_losses "$tr/a.log" "$tr/b.log"
+
+    "$bin" train --resume "$tr/b.run" --lr 0.5 >"$tmp/out" 2>"$tmp/err"; st=$?
+    check "--resume with an option that disagrees exits 1, naming it" \
+      sh -c "test $st -eq 1 && test \$(wc -l <'$tmp/err') -eq 1 && grep -q -- '--lr: 0.001 vs 0.5' '$tmp/err'"
+    "$bin" train --resume "$tr/img" >"$tmp/out" 2>"$tmp/err"; st=$?
+    check "--resume of a folder that is not a run exits 1 with one line" \
+      sh -c "test $st -eq 1 && test \$(wc -l <'$tmp/err') -eq 1 && grep -q 'img: not a run folder' '$tmp/err'"
+    # shellcheck disable=SC2086
+    "$bin" train $lora --out "$tr/b.safetensors" >"$tmp/out" 2>"$tmp/err"; st=$?
+    check "a new run over a finished one exits 1, with one line" \
+      sh -c "test $st -eq 1 && test \$(wc -l <'$tmp/err') -eq 1 && grep -q 'b.run.* already holds a run' '$tmp/err'"
+    check "... and leaves its files alone" st_same "$tr/a.safetensors" "$tr/b.safetensors"
   else
-    skip "the kill came too late for the full-disk case"; skip "..."; skip "..."
+    skip "DREAMLOOM_TEST_QUICK: the LoRA run, its SIGKILL and resume run in the plain build"
   fi
-  "$bin" train --resume "$tr/b.run" --log-json "$tr/b.log" >"$tmp/out" 2>"$tmp/err"; st=$?
-  check "train --resume after SIGKILL exits 0" test "$st" -eq 0
-  check "... and prints the file it wrote" test "$(cat "$tmp/out")" = "$tr/b.safetensors"
-  check "... the same tensors as the run that never stopped" st_same "$tr/a.safetensors" "$tr/b.safetensors"
-  check "... the same loss in every step after the restart" same_losses "$tr/a.log" "$tr/b.log"
-
-  "$bin" train --resume "$tr/b.run" --lr 0.5 >"$tmp/out" 2>"$tmp/err"; st=$?
-  check "--resume with an option that disagrees exits 1, naming it" \
-    sh -c "test $st -eq 1 && test \$(wc -l <'$tmp/err') -eq 1 && grep -q -- '--lr: 0.001 vs 0.5' '$tmp/err'"
-  "$bin" train --resume "$tr/img" >"$tmp/out" 2>"$tmp/err"; st=$?
-  check "--resume of a folder that is not a run exits 1 with one line" \
-    sh -c "test $st -eq 1 && test \$(wc -l <'$tmp/err') -eq 1 && grep -q 'img: not a run folder' '$tmp/err'"
-  # shellcheck disable=SC2086
-  "$bin" train $lora --out "$tr/b.safetensors" >"$tmp/out" 2>"$tmp/err"; st=$?
-  check "a new run over a finished one exits 1, with one line" \
-    sh -c "test $st -eq 1 && test \$(wc -l <'$tmp/err') -eq 1 && grep -q 'b.run.* already holds a run' '$tmp/err'"
-  check "... and leaves its files alone" st_same "$tr/a.safetensors" "$tr/b.safetensors"
 
   # Textual Inversion: the same, killed after step 1
   # (the sanitizer build runs the LoRA case above only: the same saving and resuming code)
