@@ -58,7 +58,7 @@ struct _DlTrainPage {
   GCancellable *plan_cancel;
   guint plan_timeout;
   gboolean syncing;
-  GListModel *images;     /* the project's dataset, watched for its size */
+  GListModel *images;     /* the project's dataset, for its size */
   guint n_images;         /* the size the steps were last fitted to */
   DlTrainMethod method;   /* the method the form last had */
 };
@@ -866,8 +866,8 @@ update_plan (DlTrainPage *self)
   self->plan_timeout = g_timeout_add (PLAN_DELAY_MS, plan_now, self);
 }
 
-/* Steps for the dataset's size (dl_train_settings_steps_for_dataset), unless someone chose them: only
- * steps that are the method's default or what the previous size gave change. */
+/* Steps for the dataset's size (dl_train_settings_steps_for_dataset) when a method is chosen, unless
+ * someone chose them: only steps that are the method's default or what the previous size gave change. */
 static void
 fit_steps (DlTrainPage *self)
 {
@@ -883,14 +883,6 @@ fit_steps (DlTrainPage *self)
     return;
   g_autofree char *v = g_strdup_printf ("%" G_GINT64_FORMAT, want);
   dl_train_form_set_option (self->form, "steps", v, NULL);
-}
-
-static void
-images_changed (GListModel *images, guint pos, guint removed, guint added, DlTrainPage *self)
-{
-  (void) images, (void) pos;
-  if (removed != added)
-    fit_steps (self);
 }
 
 static void
@@ -977,8 +969,6 @@ dl_train_page_dispose (GObject *object)
   g_cancellable_cancel (self->plan_cancel);
   g_clear_object (&self->plan_cancel);
   g_clear_handle_id (&self->plan_timeout, g_source_remove);
-  if (self->images)
-    g_signal_handlers_disconnect_by_data (self->images, self);
   g_clear_object (&self->images);
   gtk_widget_dispose_template (GTK_WIDGET (self), DL_TYPE_TRAIN_PAGE);
   /* the template's scrolled window is not a bound child: unparent it too */
@@ -1085,8 +1075,6 @@ dl_train_page_set_project (DlTrainPage *self, DlProject *project)
   g_return_if_fail (DL_IS_TRAIN_PAGE (self));
   if (self->project == project)
     return;
-  if (self->images)
-    g_signal_handlers_disconnect_by_data (self->images, self);
   g_clear_object (&self->images);
   g_set_object (&self->project, project);
   if (dl_train_page_is_training (self))
@@ -1103,10 +1091,9 @@ dl_train_page_set_project (DlTrainPage *self, DlProject *project)
     dl_train_form_set_settings (self->form, dl_project_get_train_settings (project));
     self->syncing = FALSE;
     self->method = dl_project_get_train_settings (project)->method;
+    /* opening a project changes nothing in it: its steps are fitted when a method is chosen */
     self->images = G_LIST_MODEL (g_object_ref (dl_project_get_images (project)));
-    g_signal_connect (self->images, "items-changed", G_CALLBACK (images_changed), self);
     self->n_images = 0;
-    fit_steps (self);
     read_run (self);
     update_plan (self);
   }
