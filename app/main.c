@@ -2,6 +2,7 @@
  * engine headless. */
 #include "dl-config.h"
 
+#include <glib/gi18n.h>
 #include <locale.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +17,10 @@ int
 main (int argc, char **argv)
 {
   setlocale (LC_ALL, "");
+  /* the window's strings; the headless subcommands print English only */
+  bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
+  bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
+  textdomain (GETTEXT_PACKAGE);
 
   /* `dreamloom my.dreamloom` opens a project in the window */
   gboolean opens_project = argc >= 2 && g_str_has_suffix (argv[1], ".dreamloom");

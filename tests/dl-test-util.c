@@ -327,3 +327,12 @@ dl_test_remove_tree (const char *path)
 {
   dl_file_remove_tree (path);
 }
+
+void
+dl_test_expect_error (gboolean ok, GError **error, int code)
+{
+  g_assert_false (ok);
+  g_assert_error (*error, DL_ERROR, code);
+  g_test_message ("%s", (*error)->message);
+  g_clear_error (error);
+}

@@ -76,6 +76,9 @@ char *dl_test_golden_path (const char *relative);
 /* Remove a file or a folder with everything in it (symlinks are removed, never
  * followed): the tests' scratch space. */
 void dl_test_remove_tree (const char *path);
+
+/* `ok` is FALSE and *error is a DL_ERROR with `code` (its message logged); clears it. */
+void dl_test_expect_error (gboolean ok, GError **error, int code);
 /* Report the whole program as skipped (a TAP "1..0 # SKIP" plan, which meson
  * counts as SKIP, never as a pass) and return the exit status to use. */
 int dl_test_skip_all (const char *reason);

@@ -12,9 +12,9 @@
 #include <string.h>
 
 #include "io/dl-model-params.h"
-#include "nn/dl-clip-text.h"
+#include "nn/dl-text-encoder.h"
 #include "nn/dl-nn.h"
-#include "nn/dl-sd-pipeline.h"
+#include "nn/dl-sd-model.h"
 #include "nn/dl-unet.h"
 #include "nn/dl-vae.h"
 #include "ops/dl-ops.h"
@@ -142,7 +142,7 @@ bench_sample (int argc, char **argv)
   if (!ids || !dl_op_fill (rec, ids, 49407, &error))
     return dl_cli_fail ("bench", error);
   gint64 t0 = g_get_monotonic_time ();
-  g_autoptr (DlTensor) ctx = dl_clip_text_forward (p, &c.text_encoder, tape, ids, NULL, &error);
+  g_autoptr (DlTensor) ctx = dl_text_encoder_forward (p, &c.text_encoder, tape, ids, NULL, &error);
   if (!ctx || !dl_recorder_finish (rec, &error))
     return dl_cli_fail ("bench", error);
   double text_s = (g_get_monotonic_time () - t0) / 1e6;

@@ -15,7 +15,7 @@
 #include "nn/dl-hypernetwork.h"
 #include "nn/dl-lora.h"
 #include "nn/dl-prompt-embeddings.h"
-#include "nn/dl-sd-pipeline.h"
+#include "nn/dl-sd-model.h"
 #include "text/dl-clip-tokenizer.h"
 #include "vk/dl-device.h"
 #include "io/dl-file-util.h"
@@ -124,6 +124,8 @@ int
 dl_cli_sample (int argc, char **argv)
 {
   g_autofree char *model = NULL, *config = NULL, *prompt = NULL, *negative = NULL, *sampler_name = NULL;
+  g_autofree char *sampler_names = dl_sampler_names_joined (", ");
+  g_autofree char *sampler_help = g_strdup_printf ("One of %s (default euler_a)", sampler_names);
   g_autofree char *out = NULL, *init_latents = NULL, *out_latents = NULL, *vocab = NULL;
   g_auto (GStrv) lora_args = NULL, embedding_args = NULL, hypernetwork_args = NULL;
   int steps = 20, width = 512, height = 512, batch = 1, clip_skip = 1;
@@ -136,7 +138,7 @@ dl_cli_sample (int argc, char **argv)
     { "prompt", 'p', 0, G_OPTION_ARG_STRING, &prompt, "What to draw", "P" },
     { "negative", 'n', 0, G_OPTION_ARG_STRING, &negative, "What to avoid", "N" },
     { "steps", 0, 0, G_OPTION_ARG_INT, &steps, "Sampling steps (20)", "N" },
-    { "sampler", 0, 0, G_OPTION_ARG_STRING, &sampler_name, "euler_a (default), euler, ddim, dpmpp_2m_karras", "S" },
+    { "sampler", 0, 0, G_OPTION_ARG_STRING, &sampler_name, sampler_help, "S" },
     { "cfg", 0, 0, G_OPTION_ARG_DOUBLE, &cfg, "Classifier-free guidance scale (7.5)", "F" },
     { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Seed (random when not given)", "S" },
     { "width", 0, 0, G_OPTION_ARG_INT, &width, "Width in pixels (512)", "W" },
@@ -169,8 +171,8 @@ dl_cli_sample (int argc, char **argv)
     return dl_cli_fail ("sample", error);
   }
   if (!dl_sampler_kind_from_name (sampler_name ? sampler_name : "euler_a", &kind, &sigmas)) {
-    g_set_error (&error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                 "unknown sampler “%s” (euler_a, euler, ddim, dpmpp_2m_karras)", sampler_name);
+    g_autofree char *known = dl_sampler_names_joined (", ");
+    g_set_error (&error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "unknown sampler “%s” (%s)", sampler_name, known);
     return dl_cli_fail ("sample", error);
   }
   if (steps < 1 || steps > 1000 || batch < 1 || batch > 64 || clip_skip < 1) {

@@ -13,7 +13,7 @@
 #include "dl-train-job-private.h"
 #include "image/dl-png.h"
 #include "nn/dl-lora.h"
-#include "nn/dl-sd-pipeline.h"
+#include "nn/dl-sd-model.h"
 #include "text/dl-clip-tokenizer.h"
 #include "train/dl-run-info.h"
 #include "vk/dl-device.h"

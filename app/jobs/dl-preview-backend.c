@@ -4,8 +4,10 @@
 
 #include "image/dl-infotext.h"
 
+#include <glib/gi18n.h>
 #include <string.h>
 #include "io/dl-file-util.h"
+#include "sched/dl-sampler.h"
 
 G_DEFINE_INTERFACE (DlPreviewBackend, dl_preview_backend, G_TYPE_OBJECT)
 
@@ -41,7 +43,7 @@ dl_preview_backend_generate (DlPreviewBackend *self, const DlPreviewRequest *req
   DlPreviewImage *image = iface->generate (self, request, cancellable, progress, progress_data, error);
   /* the contract: an image or an error, never neither */
   if (!image && error && !*error)
-    g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED, "The image generator failed without saying why");
+    g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED, _("The image generator failed without saying why"));
   return image;
 }
 
@@ -119,32 +121,6 @@ dl_preview_request_free (DlPreviewRequest *request)
   g_free (request);
 }
 
-static const struct {
-  const char *id, *label;
-} samplers[] = {
-  { "euler_a", "Euler a" },
-  { "euler", "Euler" },
-  { "ddim", "DDIM" },
-  { "dpmpp_2m_karras", "DPM++ 2M Karras" },
-};
-
-const char *const *
-dl_preview_sampler_ids (void)
-{
-  static const char *const ids[] = { "euler_a", "euler", "ddim", "dpmpp_2m_karras", NULL };
-  G_STATIC_ASSERT (G_N_ELEMENTS (ids) == G_N_ELEMENTS (samplers) + 1);
-  return ids;
-}
-
-const char *
-dl_preview_sampler_label (const char *id)
-{
-  for (guint i = 0; i < G_N_ELEMENTS (samplers); i++)
-    if (g_strcmp0 (samplers[i].id, id) == 0)
-      return samplers[i].label;
-  return id;
-}
-
 char *
 dl_preview_request_to_parameters (const DlPreviewRequest *request)
 {
@@ -165,7 +141,7 @@ dl_preview_request_to_parameters (const DlPreviewRequest *request)
     .loras = loras,
     .n_loras = request->loras->len,
     .steps = request->steps,
-    .sampler = dl_preview_sampler_label (request->sampler),
+    .sampler = dl_sampler_label (request->sampler),
     .cfg_scale = request->cfg_scale,
     .seed = request->seed,
     .width = request->width,

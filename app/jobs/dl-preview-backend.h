@@ -40,10 +40,6 @@ void dl_preview_request_add_lora (DlPreviewRequest *request, const char *path, d
  *   Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 42, Size: 512x512, Model: v1-5-pruned-emaonly */
 char *dl_preview_request_to_parameters (const DlPreviewRequest *request);
 
-/* The sampler names a request takes, and how A1111 calls them. */
-const char *const *dl_preview_sampler_ids (void);
-const char *dl_preview_sampler_label (const char *id);
-
 typedef struct {
   int width, height;
   gsize stride; /* bytes per row, at least width * 4 */

@@ -3,37 +3,37 @@
 
 #include "dl-train-export.h"
 
-#include <errno.h>
 #include <gio/gio.h>
 #include <glib/gstdio.h>
+#include <string.h>
 
 #include "dl-error.h"
+#include "io/dl-checkpoint-writer.h"
 #include "io/dl-file-util.h"
 #include "nn/dl-embedding-file.h"
 #include "train/dl-lora-export.h"
 
+/* A DreamBooth model in the other layout (single file <-> diffusers folder),
+ * every tensor copied as stored; the folder's tokenizer/ from the run's base
+ * model when it has one. */
 static gboolean
-copy_atomically (const char *source, const char *dest, GError **error)
+convert_model (const DlTrainSettings *s, const char *source, const char *dest, gboolean to_folder, GError **error)
 {
-  g_autofree char *dir = g_path_get_dirname (dest);
-  g_autofree char *base = g_path_get_basename (dest);
-  g_autofree char *tmp_name = g_strdup_printf (".%s.partial-%u", base, g_random_int ());
-  g_autofree char *tmp = g_build_filename (dir, tmp_name, NULL);
-  g_autoptr (GFile) from = g_file_new_for_path (source);
-  g_autoptr (GFile) to = g_file_new_for_path (tmp);
-  g_autoptr (GError) local = NULL;
-  if (!g_file_copy (from, to, G_FILE_COPY_OVERWRITE, NULL, NULL, NULL, &local)) {
-    g_unlink (tmp);
-    g_set_error (error, DL_ERROR, DL_ERROR_IO, "cannot write “%s”: %s", dest, local->message);
+  g_autoptr (DlCheckpoint) ck = dl_checkpoint_open (source, s->config, error);
+  if (!ck)
     return FALSE;
-  }
-  if (g_rename (tmp, dest) != 0) {
-    int e = errno;
-    g_unlink (tmp);
-    g_set_error (error, DL_ERROR, DL_ERROR_IO, "cannot write “%s”: %s", dest, g_strerror (e));
-    return FALSE;
-  }
-  return TRUE;
+  g_autoptr (DlCheckpoint) base = NULL;
+  if (to_folder && !dl_checkpoint_get_tokenizer_dir (ck) && s->model)
+    base = dl_checkpoint_open (s->model, s->config, NULL); /* only for its tokenizer: optional */
+  DlCheckpointWriteOptions o;
+  dl_checkpoint_write_options_init (&o);
+  o.layout = to_folder ? DL_CHECKPOINT_WRITE_DIFFUSERS : DL_CHECKPOINT_WRITE_SINGLE_FILE;
+  o.source_components = 0;
+  o.tokenizer_dir = base ? dl_checkpoint_get_tokenizer_dir (base) : NULL;
+  g_autofree char *path = g_strdup (dest);
+  if (to_folder && g_str_has_suffix (path, "/") && strlen (path) > 1)
+    path[strlen (path) - 1] = '\0';
+  return dl_checkpoint_write (ck, NULL, NULL, &o, path, error);
 }
 
 gboolean
@@ -41,6 +41,11 @@ dl_train_export_file (const DlTrainSettings *s, const char *source, const char *
                       GError **error)
 {
   g_return_val_if_fail (s != NULL && source != NULL && dest != NULL, FALSE);
+  if (s->method == DL_TRAIN_DREAMBOOTH && g_file_test (source, G_FILE_TEST_IS_DIR)) {
+    if (g_str_has_suffix (dest, "/") || g_file_test (dest, G_FILE_TEST_IS_DIR))
+      return convert_model (s, source, dest, TRUE, error); /* a fresh copy, folder to folder */
+    return convert_model (s, source, dest, FALSE, error);
+  }
   if (!g_file_test (source, G_FILE_TEST_IS_REGULAR)) {
     g_set_error (error, DL_ERROR, DL_ERROR_IO, "“%s” is gone: nothing to export", source);
     return FALSE;
@@ -51,8 +56,10 @@ dl_train_export_file (const DlTrainSettings *s, const char *source, const char *
   gboolean same_form = (g_str_has_suffix (src_lower, ".pt") == g_str_has_suffix (dst_lower, ".pt")) && !diffusers;
   if (s->method == DL_TRAIN_LORA && dtype != s->save_dtype)
     return dl_lora_export_convert (source, dest, dtype, error);
+  if (s->method == DL_TRAIN_DREAMBOOTH && (g_str_has_suffix (dest, "/") || g_file_test (dest, G_FILE_TEST_IS_DIR)))
+    return convert_model (s, source, dest, TRUE, error);
   if (s->method != DL_TRAIN_TEXTUAL_INVERSION || same_form)
-    return copy_atomically (source, dest, error);
+    return dl_file_copy_atomically (source, dest, error);
 
   /* an embedding in another form */
   g_autoptr (DlEmbedding) e = dl_embedding_read (source, 0, error);

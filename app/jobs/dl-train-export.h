@@ -5,8 +5,12 @@
  * diffusers' form; a LoRA in `dtype` (F16 or F32: its tensors converted,
  * metadata kept, kohya's hashes computed again); every other file
  * (hypernetwork, DreamBooth model, an embedding or a LoRA in its own form)
- * copied as it is, metadata included.  `dtype` is the run's save_dtype for
- * "as trained".  Atomic: the destination is whole or untouched. */
+ * copied as it is, metadata included.  A DreamBooth model goes to a
+ * diffusers folder when `dest` ends in "/" or is a folder (a diffusers model
+ * folder or an empty one), to one LDM `.safetensors` otherwise, whichever
+ * layout the run wrote (tensors copied as stored; a folder's tokenizer/ from
+ * the run's base model when it has one).  `dtype` is the run's save_dtype
+ * for "as trained".  Atomic: the destination is whole or untouched. */
 #pragma once
 
 #include "train/dl-train-settings.h"

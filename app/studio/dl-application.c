@@ -4,6 +4,8 @@
 
 #include "dl-application.h"
 
+#include <glib/gi18n.h>
+
 #include "dl-engine-session.h"
 
 #include "dl-preferences-window.h"
@@ -92,15 +94,17 @@ about_activated (GSimpleAction *action, GVariant *param, gpointer user_data)
   GtkWindow *parent = gtk_application_get_active_window (GTK_APPLICATION (user_data));
   const char *developers[] = { "The Dreamloom developers", NULL };
   adw_show_about_window (parent,
-                         "application-name", "Dreamloom",
+                         "application-name", _("Dreamloom"),
                          "application-icon", DL_APP_ID,
                          "version", DL_VERSION,
-                         "developer-name", "The Dreamloom developers",
+                         "developer-name", _("The Dreamloom developers"),
                          "developers", developers,
                          "website", "https://github.com/dreamloom/dreamloom",
                          "issue-url", "https://github.com/dreamloom/dreamloom/issues",
                          "license-type", GTK_LICENSE_GPL_3_0,
-                         "comments", "Fine-tune Stable Diffusion on your own GPU",
+                         "comments", _("Fine-tune Stable Diffusion on your own GPU"),
+                         /* Translators: your names, one a line, to be credited in the About window */
+                         "translator-credits", _("translator-credits"),
                          NULL);
 }
 

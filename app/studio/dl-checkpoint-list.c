@@ -5,6 +5,7 @@
 
 #include "dl-row-text.h"
 #include <adwaita.h>
+#include <glib/gi18n.h>
 #include <math.h>
 
 typedef struct {
@@ -87,34 +88,36 @@ rebuild (DlCheckpointList *self)
     gtk_list_box_remove (GTK_LIST_BOX (self->list), child);
   if (!self->items->len) {
     GtkWidget *row = adw_action_row_new ();
-    dl_row_set_title (row, "No checkpoints yet");
-    dl_row_set_subtitle (row, "Training saves one every few hundred steps and at the end");
+    dl_row_set_title (row, _("No checkpoints yet"));
+    dl_row_set_subtitle (row, _("Training saves one every few hundred steps and at the end"));
     gtk_list_box_append (GTK_LIST_BOX (self->list), row);
     return;
   }
   for (guint i = self->items->len; i-- > 0;) {
     Item *it = self->items->pdata[i];
     GtkWidget *row = adw_action_row_new ();
-    g_autofree char *title = g_strdup_printf ("Step %" G_GINT64_FORMAT "%s", it->step,
-                                              it->step == self->best ? " · Best" : "");
-    g_autofree char *sub = isfinite (it->val_loss) ? g_strdup_printf ("Validation loss %.4f", it->val_loss)
-                                                   : g_strdup ("Not validated");
+    g_autofree char *step = g_strdup_printf ("%" G_GINT64_FORMAT, it->step);
+    /* Translators: a checkpoint's row: the step it was saved at, and whether it is the best one */
+    g_autofree char *title = g_strdup_printf (it->step == self->best ? _("Step %s · Best") : _("Step %s"), step);
+    g_autofree char *sub = isfinite (it->val_loss) ? g_strdup_printf (_("Validation loss %.4f"), it->val_loss)
+                                                   : g_strdup (_("Not validated"));
     dl_row_set_title (row, title);
     dl_row_set_subtitle (row, sub);
     if (it->step == self->best) {
       GtkWidget *star = gtk_image_new_from_icon_name ("starred-symbolic");
-      gtk_accessible_update_property (GTK_ACCESSIBLE (star), GTK_ACCESSIBLE_PROPERTY_LABEL, "Best", -1);
+      gtk_accessible_update_property (GTK_ACCESSIBLE (star), GTK_ACCESSIBLE_PROPERTY_LABEL, _("Best"), -1);
       adw_action_row_add_prefix (ADW_ACTION_ROW (row), star);
     }
     adw_action_row_add_suffix (ADW_ACTION_ROW (row),
-                               button (self, "document-save-symbolic", "Export…", SIGNAL_EXPORT, it->step));
+                               button (self, "document-save-symbolic", _("Export…"), SIGNAL_EXPORT, it->step));
     if (self->can_use)
       adw_action_row_add_suffix (ADW_ACTION_ROW (row), button (self, "image-x-generic-symbolic",
-                                                               "Use in Previews", SIGNAL_USE, it->step));
-    GtkWidget *del = button (self, "user-trash-symbolic", "Delete", SIGNAL_DELETE, it->step);
+                                                               _("Use in Previews"), SIGNAL_USE, it->step));
+    GtkWidget *del = button (self, "user-trash-symbolic", _("Delete"), SIGNAL_DELETE, it->step);
     gtk_widget_set_sensitive (del, self->can_delete);
     adw_action_row_add_suffix (ADW_ACTION_ROW (row), del);
-    gtk_widget_set_name (row, title);
+    g_autofree char *name = g_strconcat ("step-", step, NULL);
+    gtk_widget_set_name (row, name);
     gtk_list_box_append (GTK_LIST_BOX (self->list), row);
   }
 }
@@ -158,7 +161,7 @@ dl_checkpoint_list_init (DlCheckpointList *self)
   self->list = gtk_list_box_new ();
   gtk_list_box_set_selection_mode (GTK_LIST_BOX (self->list), GTK_SELECTION_NONE);
   gtk_widget_add_css_class (self->list, "boxed-list");
-  gtk_accessible_update_property (GTK_ACCESSIBLE (self->list), GTK_ACCESSIBLE_PROPERTY_LABEL, "Checkpoints", -1);
+  gtk_accessible_update_property (GTK_ACCESSIBLE (self->list), GTK_ACCESSIBLE_PROPERTY_LABEL, _("Checkpoints"), -1);
   gtk_widget_set_parent (self->list, GTK_WIDGET (self));
   rebuild (self);
 }

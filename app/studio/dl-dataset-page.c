@@ -4,6 +4,7 @@
 
 #include <adwaita.h>
 #include <errno.h>
+#include <glib/gi18n.h>
 #include <string.h>
 
 #include "dl-file-dialog.h"
@@ -33,9 +34,11 @@ struct _DlDatasetPage {
   GtkGridView *grid;
 
   DlProject *project;
+  GSignalGroup *project_signals; /* the project's, while it is the page's */
+  GSignalGroup *images_signals;  /* its images' */
+  GBindingGroup *project_bindings;
   GSettings *settings;
   GtkMultiSelection *selection;
-  GBinding *resolution_binding;
   GCancellable *cancellable;
   guint n_importing;
   char *last_toast;
@@ -102,7 +105,7 @@ sync_counts (DlDatasetPage *self)
   if (missing > 0)
     {
       g_autofree char *text = g_strdup_printf (
-          g_dngettext (NULL, "%u image is missing: it was moved or deleted since it was added.",
+          g_dngettext (GETTEXT_PACKAGE, "%u image is missing: it was moved or deleted since it was added.",
                        "%u images are missing: they were moved or deleted since they were added.", missing),
           missing);
       gtk_label_set_text (self->missing_label, text);
@@ -117,7 +120,7 @@ static void
 sync_template_preview (DlDatasetPage *self)
 {
   g_autofree char *caption = self->project ? dl_project_expand_caption_template (self->project) : g_strdup ("");
-  g_autofree char *markup = g_markup_escape_text (*caption ? caption : "(nothing)", -1);
+  g_autofree char *markup = g_markup_escape_text (*caption ? caption : _("(nothing)"), -1);
   adw_action_row_set_subtitle (self->template_preview_row, markup);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "dataset.fill-captions", *caption != '\0');
 }
@@ -201,12 +204,6 @@ dl_dataset_page_set_project (DlDatasetPage *self, DlProject *project)
   g_return_if_fail (project == NULL || DL_IS_PROJECT (project));
   if (self->project == project)
     return;
-  if (self->project)
-    {
-      g_signal_handlers_disconnect_by_data (self->project, self);
-      g_signal_handlers_disconnect_by_data (dl_project_get_images (self->project), self);
-      g_clear_pointer (&self->resolution_binding, g_binding_unbind);
-    }
   /* imports of the previous project are dropped */
   g_cancellable_cancel (self->cancellable);
   g_clear_object (&self->cancellable);
@@ -214,23 +211,14 @@ dl_dataset_page_set_project (DlDatasetPage *self, DlProject *project)
   self->n_importing = 0;
 
   g_set_object (&self->project, project);
-  gtk_multi_selection_set_model (self->selection, project ? dl_project_get_images (project) : NULL);
+  GListModel *images = project ? dl_project_get_images (project) : NULL;
+  gtk_multi_selection_set_model (self->selection, images);
+  /* the groups connect to the new project (and bind it) and let go of the old one */
+  g_signal_group_set_target (self->project_signals, project);
+  g_signal_group_set_target (self->images_signals, images);
+  g_binding_group_set_source (self->project_bindings, project);
   if (project)
-    {
-      g_signal_connect_swapped (project, "notify::n-loading", G_CALLBACK (sync_counts), self);
-      g_signal_connect_swapped (project, "notify::n-missing", G_CALLBACK (sync_counts), self);
-      g_signal_connect_swapped (project, "notify::n-unreadable", G_CALLBACK (sync_counts), self);
-      g_signal_connect_swapped (project, "notify::n-warnings", G_CALLBACK (sync_counts), self);
-      g_signal_connect_swapped (project, "notify::token", G_CALLBACK (sync_entries), self);
-      g_signal_connect_swapped (project, "notify::class-word", G_CALLBACK (sync_entries), self);
-      g_signal_connect_swapped (project, "notify::caption-template", G_CALLBACK (sync_entries), self);
-      g_signal_connect_swapped (project, "notify::can-undo-remove", G_CALLBACK (sync_undo), self);
-      g_signal_connect_swapped (project, "notify::file", G_CALLBACK (sync_title), self);
-      g_signal_connect_swapped (dl_project_get_images (project), "items-changed", G_CALLBACK (items_changed), self);
-      self->resolution_binding = g_object_bind_property (project, "resolution", self->resolution_spin, "value",
-                                                         G_BINDING_BIDIRECTIONAL | G_BINDING_SYNC_CREATE);
-      sync_entries (self);
-    }
+    sync_entries (self);
   sync_counts (self);
   sync_undo (self);
   sync_title (self);
@@ -287,24 +275,29 @@ import_collected (GObject *source, GAsyncResult *result, gpointer user_data)
   guint already = 0;
   guint added = dl_project_add_files (project, r->images, &already);
 
-  GString *msg = g_string_new (NULL);
+  /* the parts that apply, joined by " · " */
+  g_autoptr (GPtrArray) parts = g_ptr_array_new_with_free_func (g_free);
   if (added)
-    g_string_append_printf (msg, g_dngettext (NULL, "Added %u image", "Added %u images", added), added);
+    g_ptr_array_add (parts, g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "Added %u image", "Added %u images",
+                                                              added), added));
   if (already)
-    g_string_append_printf (msg, "%s%u already in the dataset", msg->len ? " · " : "", already);
+    g_ptr_array_add (parts, g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "%u already in the dataset",
+                                                              "%u already in the dataset", already), already));
   if (r->n_not_images)
-    g_string_append_printf (msg,
-                            g_dngettext (NULL, "%s%u file skipped: not a PNG, JPEG or WebP image",
-                                         "%s%u files skipped: not PNG, JPEG or WebP images", r->n_not_images),
-                            msg->len ? " · " : "", r->n_not_images);
+    g_ptr_array_add (parts, g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
+                                                              "%u file skipped: not a PNG, JPEG or WebP image",
+                                                              "%u files skipped: not PNG, JPEG or WebP images",
+                                                              r->n_not_images), r->n_not_images));
   if (r->n_not_local)
-    g_string_append_printf (msg, "%s%u not on this computer", msg->len ? " · " : "", r->n_not_local);
+    g_ptr_array_add (parts, g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "%u not on this computer",
+                                                              "%u not on this computer", r->n_not_local),
+                                                 r->n_not_local));
   if (r->errors->len)
-    g_string_append_printf (msg, "%s%s", msg->len ? " · " : "", (char *) r->errors->pdata[0]);
-  if (msg->len == 0)
-    g_string_append (msg, "No images found");
-  show_toast (self, msg->str, NULL);
-  g_string_free (msg, TRUE);
+    g_ptr_array_add (parts, g_strdup (r->errors->pdata[0]));
+  g_ptr_array_add (parts, NULL);
+  g_autofree char *msg = parts->len > 1 ? g_strjoinv (" · ", (char **) parts->pdata)
+                                         : g_strdup (_("No images found"));
+  show_toast (self, msg, NULL);
 
   /* show what was just added */
   if (added)
@@ -389,8 +382,8 @@ pick_images (DlDatasetPage *self, gboolean folder)
     }
   g_autoptr (GFile) initial = last_folder (self);
   dl_file_dialog_run (GTK_WIDGET (self), folder ? DL_FILE_DIALOG_FOLDER : DL_FILE_DIALOG_OPEN_MULTIPLE,
-                      folder ? "Add a Folder of Images" : "Add Images", "_Add", G_LIST_MODEL (filters), initial, NULL,
-                      images_picked, GINT_TO_POINTER (folder));
+                      folder ? _("Add a Folder of Images") : _("Add Images"), _("_Add"), G_LIST_MODEL (filters), initial,
+                      NULL, images_picked, GINT_TO_POINTER (folder));
 }
 
 /* -- paste -- */
@@ -403,7 +396,7 @@ pasted_files (GObject *source, GAsyncResult *result, gpointer user_data)
   const GValue *value = gdk_clipboard_read_value_finish (GDK_CLIPBOARD (source), result, &error);
   if (!value || !G_VALUE_HOLDS (value, GDK_TYPE_FILE_LIST))
     {
-      show_toast (self, "Nothing to paste", NULL);
+      show_toast (self, _("Nothing to paste"), NULL);
       return;
     }
   g_autoptr (GPtrArray) files = dl_files_from_file_list (g_value_get_boxed (value));
@@ -431,8 +424,8 @@ save_png_thread (GTask *task, gpointer source, gpointer data, GCancellable *canc
   if (g_mkdir_with_parents (job->dir, 0755) != 0)
     {
       int err = errno;
-      g_task_return_new_error (task, G_IO_ERROR, g_io_error_from_errno (err), "Could not make the folder “%s”: %s",
-                               job->dir, g_strerror (err));
+      g_task_return_new_error (task, G_IO_ERROR, g_io_error_from_errno (err),
+                               _("Could not make the folder “%s”: %s"), job->dir, g_strerror (err));
       return;
     }
   g_autoptr (GDateTime) now = g_date_time_new_now_local ();
@@ -469,7 +462,7 @@ png_saved (GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   if (!file)
     {
-      g_autofree char *msg = g_strdup_printf ("Could not save the pasted image: %s", error->message);
+      g_autofree char *msg = g_strdup_printf (_("Could not save the pasted image: %s"), error->message);
       show_toast (self, msg, NULL);
       return;
     }
@@ -486,14 +479,15 @@ pasted_texture (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (GdkTexture) texture = gdk_clipboard_read_texture_finish (GDK_CLIPBOARD (source), result, &error);
   if (!texture || !self->project)
     {
-      show_toast (self, "Nothing to paste", NULL);
+      show_toast (self, _("Nothing to paste"), NULL);
       return;
     }
   /* a pasted picture needs a file: it goes into a folder next to the project */
   g_autoptr (GFile) parent = g_file_get_parent (dl_project_get_file (self->project));
   g_autofree char *parent_path = parent ? g_file_get_path (parent) : NULL;
   g_autofree char *title = dl_project_dup_title (self->project);
-  g_autofree char *dir_name = g_strdup_printf ("%s pasted images", title);
+  /* Translators: the folder for pasted pictures, next to the project; %s is the project's name */
+  g_autofree char *dir_name = g_strdup_printf (_("%s pasted images"), title);
   PngJob *job = g_new0 (PngJob, 1);
   job->texture = g_steal_pointer (&texture);
   job->dir = g_build_filename (parent_path ? parent_path : g_get_home_dir (), dir_name, NULL);
@@ -522,7 +516,7 @@ pasted_text (GObject *source, GAsyncResult *result, gpointer user_data)
     }
   if (files->len == 0)
     {
-      show_toast (self, "The clipboard holds no images or image files", NULL);
+      show_toast (self, _("The clipboard holds no images or image files"), NULL);
       return;
     }
   dl_dataset_page_add_files (self, files);
@@ -543,7 +537,7 @@ paste (DlDatasetPage *self)
   else if (gdk_content_formats_contain_gtype (formats, G_TYPE_STRING))
     gdk_clipboard_read_text_async (clipboard, NULL, pasted_text, g_object_ref (self));
   else
-    show_toast (self, "The clipboard holds no images", NULL);
+    show_toast (self, _("The clipboard holds no images"), NULL);
 }
 
 /* ---- removing and moving ---- */
@@ -572,8 +566,9 @@ remove_positions (DlDatasetPage *self, const guint *positions, guint n)
                                          : NULL;
   if (first)
     only = dl_dataset_image_get_display_name (first);
-  g_autofree char *title = only ? g_strdup_printf ("Removed “%s”", only)
-                                : g_strdup_printf (g_dngettext (NULL, "Removed %u image", "Removed %u images", n), n);
+  g_autofree char *title = only ? g_strdup_printf (_("Removed “%s”"), only)
+                                : g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "Removed %u image",
+                                                                "Removed %u images", n), n);
   dl_project_remove (self->project, positions, n);
   show_toast (self, title, "dataset.undo-remove");
 }
@@ -618,7 +613,7 @@ missing_response (AdwMessageDialog *dialog, const char *response, DlDatasetPage 
   if (g_strcmp0 (response, "remove") == 0 && self->project)
     {
       guint n = dl_project_remove_missing (self->project);
-      g_autofree char *title = g_strdup_printf (g_dngettext (NULL, "Removed %u missing image",
+      g_autofree char *title = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "Removed %u missing image",
                                                              "Removed %u missing images", n), n);
       show_toast (self, title, "dataset.undo-remove");
     }
@@ -656,15 +651,16 @@ show_missing (DlDatasetPage *self)
 
   GtkRoot *root = gtk_widget_get_root (GTK_WIDGET (self));
   g_autofree char *body = g_strdup_printf (
-      g_dngettext (NULL, "This image is not where it was when it was added. Find it in a folder, or remove it from the project.",
+      g_dngettext (GETTEXT_PACKAGE, "This image is not where it was when it was added. Find it in a folder, or remove it from the project.",
                    "These %u images are not where they were when they were added. Find them in a folder, or remove them from the project.",
                    missing->len),
       missing->len);
-  GtkWidget *dialog = adw_message_dialog_new (GTK_IS_WINDOW (root) ? GTK_WINDOW (root) : NULL, "Missing Images", body);
+  GtkWidget *dialog = adw_message_dialog_new (GTK_IS_WINDOW (root) ? GTK_WINDOW (root) : NULL, _("Missing Images"),
+                                              body);
   gtk_window_set_destroy_with_parent (GTK_WINDOW (dialog), TRUE);
   adw_message_dialog_set_extra_child (ADW_MESSAGE_DIALOG (dialog), scroller);
-  adw_message_dialog_add_responses (ADW_MESSAGE_DIALOG (dialog), "close", "_Close", "remove", "_Remove From Project",
-                                    "locate", "_Locate…", NULL);
+  adw_message_dialog_add_responses (ADW_MESSAGE_DIALOG (dialog), "close", _("_Close"), "remove",
+                                    _("_Remove From Project"), "locate", _("_Locate…"), NULL);
   adw_message_dialog_set_response_appearance (ADW_MESSAGE_DIALOG (dialog), "remove", ADW_RESPONSE_DESTRUCTIVE);
   adw_message_dialog_set_response_appearance (ADW_MESSAGE_DIALOG (dialog), "locate", ADW_RESPONSE_SUGGESTED);
   adw_message_dialog_set_default_response (ADW_MESSAGE_DIALOG (dialog), "locate");
@@ -685,8 +681,10 @@ locate_collected (GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   guint before = dl_project_get_n_missing (project);
   guint found = dl_project_relocate_missing (project, r->images);
-  g_autofree char *title = found ? g_strdup_printf ("Found %u of %u missing images", found, before)
-                                 : g_strdup ("None of the missing images are in that folder");
+  g_autofree char *title = found ? g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "Found %u of %u missing image",
+                                                                 "Found %u of %u missing images", before),
+                                                    found, before)
+                                 : g_strdup (_("None of the missing images are in that folder"));
   show_toast (self, title, NULL);
 }
 
@@ -726,7 +724,8 @@ page_action (GtkWidget *widget, const char *action_name, GVariant *param)
       guint n = dl_project_undo_remove (self->project);
       if (n)
         {
-          g_autofree char *title = g_strdup_printf (g_dngettext (NULL, "Restored %u image", "Restored %u images", n), n);
+          g_autofree char *title = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "Restored %u image",
+                                                                 "Restored %u images", n), n);
           show_toast (self, title, NULL);
         }
     }
@@ -739,15 +738,16 @@ page_action (GtkWidget *widget, const char *action_name, GVariant *param)
   else if (g_str_equal (action_name, "dataset.fill-captions"))
     {
       guint n = dl_project_fill_empty_captions (self->project);
-      g_autofree char *title = n ? g_strdup_printf (g_dngettext (NULL, "Filled %u caption", "Filled %u captions", n), n)
-                                 : g_strdup ("Every image has a caption already");
+      g_autofree char *title = n ? g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "Filled %u caption",
+                                                                 "Filled %u captions", n), n)
+                                 : g_strdup (_("Every image has a caption already"));
       show_toast (self, title, NULL);
     }
   else if (g_str_equal (action_name, "dataset.show-missing"))
     show_missing (self);
   else if (g_str_equal (action_name, "dataset.locate-missing"))
-    dl_file_dialog_run (GTK_WIDGET (self), DL_FILE_DIALOG_FOLDER, "Find Missing Images in a Folder", "_Search", NULL,
-                        NULL, NULL, locate_folder_picked, NULL);
+    dl_file_dialog_run (GTK_WIDGET (self), DL_FILE_DIALOG_FOLDER, _("Find Missing Images in a Folder"), _("_Search"),
+                        NULL, NULL, NULL, locate_folder_picked, NULL);
   else if (g_str_equal (action_name, "dataset.remove-missing"))
     missing_response (NULL, "remove", self);
 }
@@ -795,6 +795,9 @@ static void
 dl_dataset_page_finalize (GObject *object)
 {
   DlDatasetPage *self = DL_DATASET_PAGE (object);
+  g_clear_object (&self->project_signals);
+  g_clear_object (&self->images_signals);
+  g_clear_object (&self->project_bindings);
   g_clear_object (&self->settings);
   g_clear_object (&self->selection);
   g_clear_object (&self->cancellable);
@@ -844,6 +847,14 @@ dl_dataset_page_class_init (DlDatasetPageClass *klass)
   gtk_widget_class_add_binding_action (widget_class, GDK_KEY_v, GDK_CONTROL_MASK, "dataset.paste", NULL);
   gtk_widget_class_add_binding_action (widget_class, GDK_KEY_Left, GDK_ALT_MASK, "dataset.move-earlier", NULL);
   gtk_widget_class_add_binding_action (widget_class, GDK_KEY_Right, GDK_ALT_MASK, "dataset.move-later", NULL);
+  gtk_widget_class_add_binding_action (widget_class, GDK_KEY_c, GDK_CONTROL_MASK | GDK_SHIFT_MASK,
+                                       "dataset.fill-captions", NULL);
+  gtk_widget_class_add_binding_action (widget_class, GDK_KEY_m, GDK_CONTROL_MASK | GDK_SHIFT_MASK,
+                                       "dataset.show-missing", NULL);
+  gtk_widget_class_add_binding_action (widget_class, GDK_KEY_l, GDK_CONTROL_MASK | GDK_SHIFT_MASK,
+                                       "dataset.locate-missing", NULL);
+  gtk_widget_class_add_binding_action (widget_class, GDK_KEY_Delete, GDK_CONTROL_MASK | GDK_SHIFT_MASK,
+                                       "dataset.remove-missing", NULL);
 
   /* Emitted when an import (drop, paste, dialog) has added its images (guint n_added). */
   signals[SIGNAL_IMPORT_FINISHED] = g_signal_new ("import-finished", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
@@ -870,6 +881,21 @@ dl_dataset_page_init (DlDatasetPage *self)
   g_signal_connect (self->class_row, "changed", G_CALLBACK (row_changed), self);
   g_signal_connect (self->template_row, "changed", G_CALLBACK (row_changed), self);
 
+  /* following the project: connected to whichever project the page has */
+  self->project_signals = g_signal_group_new (DL_TYPE_PROJECT);
+  const char *counts[] = { "notify::n-loading", "notify::n-missing", "notify::n-unreadable", "notify::n-warnings" };
+  for (guint i = 0; i < G_N_ELEMENTS (counts); i++)
+    g_signal_group_connect_swapped (self->project_signals, counts[i], G_CALLBACK (sync_counts), self);
+  const char *entries[] = { "notify::token", "notify::class-word", "notify::caption-template" };
+  for (guint i = 0; i < G_N_ELEMENTS (entries); i++)
+    g_signal_group_connect_swapped (self->project_signals, entries[i], G_CALLBACK (sync_entries), self);
+  g_signal_group_connect_swapped (self->project_signals, "notify::can-undo-remove", G_CALLBACK (sync_undo), self);
+  g_signal_group_connect_swapped (self->project_signals, "notify::file", G_CALLBACK (sync_title), self);
+  self->images_signals = g_signal_group_new (G_TYPE_LIST_MODEL);
+  g_signal_group_connect_swapped (self->images_signals, "items-changed", G_CALLBACK (items_changed), self);
+  self->project_bindings = g_binding_group_new ();
+  g_binding_group_bind (self->project_bindings, "resolution", self->resolution_spin, "value",
+                        G_BINDING_BIDIRECTIONAL | G_BINDING_SYNC_CREATE);
 
   sync_counts (self);
   sync_undo (self);

@@ -2,6 +2,8 @@
 
 #include "dl-dataset-strip.h"
 
+#include <glib/gi18n.h>
+
 #include "dl-dataset-image.h"
 #include "dl-thumbnail.h"
 
@@ -10,6 +12,7 @@ struct _DlDatasetStrip {
   GtkLabel *count_label;
   GtkListView *list;
   GListModel *images;
+  GSignalGroup *images_signals; /* the images' */
   char *count_text;
 };
 
@@ -54,8 +57,9 @@ sync_item (GtkWidget *item)
     g_string_append_printf (tip, "\n%s", problem ? problem : warning);
   gtk_widget_set_tooltip_text (item, tip->str);
   g_string_free (tip, TRUE);
-  gtk_accessible_update_property (GTK_ACCESSIBLE (item), GTK_ACCESSIBLE_PROPERTY_LABEL,
-                                  caption && *caption ? caption : name, -1);
+  /* named by its file; the caption describes it */
+  gtk_accessible_update_property (GTK_ACCESSIBLE (item), GTK_ACCESSIBLE_PROPERTY_LABEL, name,
+                                  GTK_ACCESSIBLE_PROPERTY_DESCRIPTION, caption ? caption : "", -1);
 }
 
 static void
@@ -136,7 +140,7 @@ sync_count (DlDatasetStrip *self)
 {
   guint n = self->images ? g_list_model_get_n_items (self->images) : 0;
   g_free (self->count_text);
-  self->count_text = g_strdup_printf (g_dngettext (NULL, "%u image", "%u images", n), n);
+  self->count_text = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "%u image", "%u images", n), n);
   gtk_label_set_text (self->count_label, self->count_text);
   gtk_widget_set_visible (GTK_WIDGET (self), n > 0);
 }
@@ -148,12 +152,10 @@ dl_dataset_strip_set_images (DlDatasetStrip *self, GListModel *images)
   g_return_if_fail (images == NULL || G_IS_LIST_MODEL (images));
   if (self->images == images)
     return;
-  if (self->images)
-    g_signal_handlers_disconnect_by_data (self->images, self);
   g_set_object (&self->images, images);
+  g_signal_group_set_target (self->images_signals, images);
   if (images)
     {
-      g_signal_connect_swapped (images, "items-changed", G_CALLBACK (sync_count), self);
       g_autoptr (GtkNoSelection) model = gtk_no_selection_new (g_object_ref (images));
       gtk_list_view_set_model (self->list, GTK_SELECTION_MODEL (model));
     }
@@ -193,6 +195,7 @@ static void
 dl_dataset_strip_finalize (GObject *object)
 {
   DlDatasetStrip *self = DL_DATASET_STRIP (object);
+  g_clear_object (&self->images_signals);
   g_free (self->count_text);
   G_OBJECT_CLASS (dl_dataset_strip_parent_class)->finalize (object);
 }
@@ -212,6 +215,8 @@ dl_dataset_strip_class_init (DlDatasetStripClass *klass)
 static void
 dl_dataset_strip_init (DlDatasetStrip *self)
 {
+  self->images_signals = g_signal_group_new (G_TYPE_LIST_MODEL);
+  g_signal_group_connect_swapped (self->images_signals, "items-changed", G_CALLBACK (sync_count), self);
   GtkBoxLayout *layout = GTK_BOX_LAYOUT (gtk_widget_get_layout_manager (GTK_WIDGET (self)));
   gtk_orientable_set_orientation (GTK_ORIENTABLE (layout), GTK_ORIENTATION_VERTICAL);
 
@@ -219,7 +224,7 @@ dl_dataset_strip_init (DlDatasetStrip *self)
   gtk_widget_set_margin_start (header, 18);
   gtk_widget_set_margin_end (header, 18);
   gtk_widget_set_margin_top (header, 6);
-  GtkWidget *title = gtk_label_new ("Training Images");
+  GtkWidget *title = gtk_label_new (_("Training Images"));
   gtk_widget_add_css_class (title, "heading");
   gtk_box_append (GTK_BOX (header), title);
   GtkWidget *count = gtk_label_new (NULL);
@@ -229,9 +234,9 @@ dl_dataset_strip_init (DlDatasetStrip *self)
   gtk_label_set_xalign (GTK_LABEL (count), 0);
   gtk_box_append (GTK_BOX (header), count);
   self->count_label = GTK_LABEL (count);
-  GtkWidget *edit = gtk_button_new_with_mnemonic ("_Edit Dataset");
+  GtkWidget *edit = gtk_button_new_with_mnemonic (_("_Edit Dataset"));
   gtk_widget_add_css_class (edit, "flat");
-  gtk_widget_set_tooltip_text (edit, "Go to the Dataset page");
+  gtk_widget_set_tooltip_text (edit, _("Go to the Dataset page"));
   gtk_actionable_set_action_name (GTK_ACTIONABLE (edit), "win.show-page");
   gtk_actionable_set_action_target (GTK_ACTIONABLE (edit), "s", "dataset");
   gtk_box_append (GTK_BOX (header), edit);
@@ -243,7 +248,7 @@ dl_dataset_strip_init (DlDatasetStrip *self)
   g_signal_connect (factory, "unbind", G_CALLBACK (unbind_item), NULL);
   GtkWidget *list = gtk_list_view_new (NULL, factory);
   gtk_orientable_set_orientation (GTK_ORIENTABLE (list), GTK_ORIENTATION_HORIZONTAL);
-  gtk_accessible_update_property (GTK_ACCESSIBLE (list), GTK_ACCESSIBLE_PROPERTY_LABEL, "Training Images", -1);
+  gtk_accessible_update_property (GTK_ACCESSIBLE (list), GTK_ACCESSIBLE_PROPERTY_LABEL, _("Training Images"), -1);
   self->list = GTK_LIST_VIEW (list);
   GtkWidget *scroller = gtk_scrolled_window_new ();
   gtk_scrolled_window_set_policy (GTK_SCROLLED_WINDOW (scroller), GTK_POLICY_AUTOMATIC, GTK_POLICY_NEVER);

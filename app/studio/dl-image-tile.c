@@ -2,6 +2,7 @@
 
 #include "dl-image-tile.h"
 
+#include <glib/gi18n.h>
 #include <string.h>
 
 #include "dl-thumbnail.h"
@@ -91,7 +92,7 @@ sync_state (DlImageTile *self)
       break;
     case DL_IMAGE_STATE_MISSING:
       meta = g_strdup (name);
-      problem = "Missing: the file was moved or deleted";
+      problem = _("Missing: the file was moved or deleted");
       icon = "dialog-question-symbolic";
       is_error = TRUE;
       break;

@@ -2,9 +2,12 @@
 
 #include "dl-image-viewer.h"
 
+#include <glib/gi18n.h>
+
 #include "dl-file-dialog.h"
 #include "dl-toast.h"
 #include "image/dl-png.h"
+#include "io/dl-file-util.h"
 
 #include <string.h>
 
@@ -15,7 +18,8 @@ struct _DlImageViewer {
   GtkPicture *picture;
   GtkLabel *parameters_label;
   GdkTexture *texture;
-  DlPreviewRequest *request;
+  DlPreviewRequest *request; /* NULL for a PNG file shown as it is */
+  char *source_path;         /* that file */
 };
 
 G_DEFINE_FINAL_TYPE (DlImageViewer, dl_image_viewer, ADW_TYPE_WINDOW)
@@ -116,8 +120,8 @@ saved (GObject *source, GAsyncResult *result, gpointer user_data)
   gboolean ok = g_task_propagate_boolean (G_TASK (result), &error);
   if (!self)
     return;
-  g_autofree char *title = ok ? g_strdup_printf ("Saved “%s”", name)
-                              : g_strdup_printf ("Could not save “%s”: %s", name, error->message);
+  g_autofree char *title = ok ? g_strdup_printf (_("Saved “%s”"), name)
+                              : g_strdup_printf (_("Could not save “%s”: %s"), name, error->message);
   adw_toast_overlay_add_toast (self->toast_overlay, dl_toast_new (title));
 }
 
@@ -130,7 +134,18 @@ save_picked (GtkWidget *owner, GPtrArray *files, gpointer user_data)
   g_autofree char *path = g_file_get_path (files->pdata[0]);
   if (!path)
     {
-      adw_toast_overlay_add_toast (self->toast_overlay, dl_toast_new ("Pick a place on this computer"));
+      adw_toast_overlay_add_toast (self->toast_overlay, dl_toast_new (_("Pick a place on this computer")));
+      return;
+    }
+  if (self->source_path)
+    {
+      /* a file shown as it is: copied with its metadata, byte for byte */
+      g_autoptr (GError) error = NULL;
+      g_autofree char *name = g_path_get_basename (path);
+      g_autofree char *title = dl_file_copy_atomically (self->source_path, path, &error)
+                                 ? g_strdup_printf (_("Saved “%s”"), name)
+                                 : g_strdup_printf (_("Could not save “%s”: %s"), name, error->message);
+      adw_toast_overlay_add_toast (self->toast_overlay, dl_toast_new (title));
       return;
     }
   SaveJob *job = g_new0 (SaveJob, 1);
@@ -152,11 +167,12 @@ viewer_action (GtkWidget *widget, const char *action_name, GVariant *param)
   DlImageViewer *self = DL_IMAGE_VIEWER (widget);
   g_autoptr (GListStore) filters = g_list_store_new (GTK_TYPE_FILE_FILTER);
   g_autoptr (GtkFileFilter) png = gtk_file_filter_new ();
-  gtk_file_filter_set_name (png, "PNG Images");
+  gtk_file_filter_set_name (png, _("PNG Images"));
   gtk_file_filter_add_mime_type (png, "image/png");
   g_list_store_append (filters, png);
-  g_autofree char *name = g_strdup_printf ("preview-%" G_GUINT64_FORMAT ".png", self->request->seed);
-  dl_file_dialog_run (widget, DL_FILE_DIALOG_SAVE, "Save Preview", "_Save", G_LIST_MODEL (filters), NULL, name,
+  g_autofree char *name = self->source_path ? g_path_get_basename (self->source_path)
+                                             : g_strdup_printf ("preview-%" G_GUINT64_FORMAT ".png", self->request->seed);
+  dl_file_dialog_run (widget, DL_FILE_DIALOG_SAVE, _("Save Preview"), _("_Save"), G_LIST_MODEL (filters), NULL, name,
                       save_picked, NULL);
 }
 
@@ -166,6 +182,7 @@ dl_image_viewer_dispose (GObject *object)
   DlImageViewer *self = DL_IMAGE_VIEWER (object);
   g_clear_object (&self->texture);
   g_clear_pointer (&self->request, dl_preview_request_free);
+  g_clear_pointer (&self->source_path, g_free);
   gtk_widget_dispose_template (GTK_WIDGET (self), DL_TYPE_IMAGE_VIEWER);
   G_OBJECT_CLASS (dl_image_viewer_parent_class)->dispose (object);
 }
@@ -201,12 +218,49 @@ dl_image_viewer_new (GtkWindow *parent, GdkTexture *texture, const DlPreviewRequ
   self->texture = g_object_ref (texture);
   self->request = dl_preview_request_copy (request);
   gtk_picture_set_paintable (self->picture, GDK_PAINTABLE (texture));
+  /* Translators: the enlarged preview, for screen readers: its prompt, then its column */
+  g_autofree char *a11y = column_title && *column_title ? g_strdup_printf (_("%s, %s"), request->prompt, column_title)
+                                                        : g_strdup (request->prompt);
+  gtk_accessible_update_property (GTK_ACCESSIBLE (self->picture), GTK_ACCESSIBLE_PROPERTY_LABEL, a11y, -1);
   adw_window_title_set_title (self->window_title, request->prompt);
   adw_window_title_set_subtitle (self->window_title, column_title);
   gtk_window_set_title (GTK_WINDOW (self), request->prompt);
   g_autofree char *params = dl_preview_request_to_parameters (request);
   gtk_label_set_text (self->parameters_label, params);
   return self;
+}
+
+DlImageViewer *
+dl_image_viewer_new_for_file (GtkWindow *parent, const char *path, const char *title, const char *subtitle,
+                              GError **error)
+{
+  g_return_val_if_fail (path != NULL, NULL);
+  g_autoptr (GdkTexture) texture = gdk_texture_new_from_filename (path, error);
+  if (!texture)
+    return NULL;
+  /* the generation parameters the file carries (A1111's "parameters" chunk) */
+  g_autoptr (GHashTable) text = NULL;
+  int w = 0, h = 0;
+  g_autofree uint8_t *pixels = dl_png_read_rgba (path, &w, &h, &text, NULL);
+  const char *params = text ? g_hash_table_lookup (text, "parameters") : NULL;
+  DlImageViewer *self = g_object_new (DL_TYPE_IMAGE_VIEWER, "transient-for", parent, "destroy-with-parent", TRUE, NULL);
+  self->texture = g_steal_pointer (&texture);
+  self->source_path = g_strdup (path);
+  gtk_picture_set_paintable (self->picture, GDK_PAINTABLE (self->texture));
+  g_autofree char *a11y = subtitle && *subtitle ? g_strdup_printf (_("%s, %s"), title, subtitle) : g_strdup (title);
+  gtk_accessible_update_property (GTK_ACCESSIBLE (self->picture), GTK_ACCESSIBLE_PROPERTY_LABEL, a11y, -1);
+  adw_window_title_set_title (self->window_title, title);
+  adw_window_title_set_subtitle (self->window_title, subtitle);
+  gtk_window_set_title (GTK_WINDOW (self), title);
+  gtk_label_set_text (self->parameters_label, params ? params : "");
+  return self;
+}
+
+const char *
+dl_image_viewer_get_source_path (DlImageViewer *self)
+{
+  g_return_val_if_fail (DL_IS_IMAGE_VIEWER (self), NULL);
+  return self->source_path;
 }
 
 const DlPreviewRequest *

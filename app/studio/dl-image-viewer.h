@@ -15,8 +15,15 @@ G_DECLARE_FINAL_TYPE (DlImageViewer, dl_image_viewer, DL, IMAGE_VIEWER, AdwWindo
 DlImageViewer *dl_image_viewer_new (GtkWindow *parent, GdkTexture *texture, const DlPreviewRequest *request,
                                     const char *column_title);
 
-/* What it shows. */
+/* A PNG file as it is (a training preview): the parameters it carries are
+ * shown, and Save copies the file byte for byte.  NULL with *error set when
+ * the file cannot be read. */
+DlImageViewer *dl_image_viewer_new_for_file (GtkWindow *parent, const char *path, const char *title,
+                                             const char *subtitle, GError **error);
+
+/* What it shows: the request (NULL for a file), the file (NULL for a request). */
 const DlPreviewRequest *dl_image_viewer_get_request (DlImageViewer *self);
+const char *dl_image_viewer_get_source_path (DlImageViewer *self);
 GdkTexture *dl_image_viewer_get_texture (DlImageViewer *self);
 
 /* Write the image with its parameters to `path` (PNG, atomic; blocking, main thread

@@ -2,6 +2,7 @@
 
 #include "dl-import.h"
 
+#include <glib/gi18n.h>
 #include <string.h>
 
 /* Deep enough for any sane dataset layout, shallow enough that a symlink loop ends. */
@@ -50,7 +51,7 @@ collect_folder (DlImportResult *r, GFile *dir, int depth, GCancellable *cancella
   g_autofree char *dir_name = g_file_get_parse_name (dir);
   if (depth > MAX_DEPTH)
     {
-      g_ptr_array_add (r->errors, g_strdup_printf ("“%s” is nested too deeply; it was not searched", dir_name));
+      g_ptr_array_add (r->errors, g_strdup_printf (_("“%s” is nested too deeply; it was not searched"), dir_name));
       return;
     }
   g_autoptr (GFileEnumerator) en = g_file_enumerate_children (
@@ -59,7 +60,8 @@ collect_folder (DlImportResult *r, GFile *dir, int depth, GCancellable *cancella
       G_FILE_QUERY_INFO_NONE, cancellable, &error);
   if (!en)
     {
-      g_ptr_array_add (r->errors, g_strdup_printf ("Could not read the folder “%s”: %s", dir_name, error->message));
+      g_ptr_array_add (r->errors,
+                       g_strdup_printf (_("Could not read the folder “%s”: %s"), dir_name, error->message));
       return;
     }
   g_autoptr (GPtrArray) infos = g_ptr_array_new_with_free_func (g_object_unref);
@@ -72,7 +74,8 @@ collect_folder (DlImportResult *r, GFile *dir, int depth, GCancellable *cancella
         g_ptr_array_add (infos, info);
     }
   if (error)
-    g_ptr_array_add (r->errors, g_strdup_printf ("Could not read all of the folder “%s”: %s", dir_name, error->message));
+    g_ptr_array_add (r->errors,
+                     g_strdup_printf (_("Could not read all of the folder “%s”: %s"), dir_name, error->message));
   g_ptr_array_sort (infos, compare_names);
   for (guint i = 0; i < infos->len && r->images->len < MAX_FILES; i++)
     {

@@ -5,6 +5,7 @@
 
 #include "dl-loss-curve.h"
 
+#include <glib/gi18n.h>
 #include <math.h>
 
 #define PAD 8.0
@@ -463,8 +464,8 @@ dl_loss_curve_snapshot (GtkWidget *widget, GtkSnapshot *snapshot)
   if (!compute_plot (self, width, height, &p))
     {
       set_colour (cr, &c.fg, 0.55);
-      draw_text (self, cr, dl_loss_series_is_empty (self->series) ? "No steps yet" : "Too small to draw", width / 2.0,
-                 height / 2.0, 0.5, 0.5);
+      draw_text (self, cr, dl_loss_series_is_empty (self->series) ? _("No steps yet") : _("Too small to draw"),
+                 width / 2.0, height / 2.0, 0.5, 0.5);
       cairo_destroy (cr);
       return;
     }
@@ -491,13 +492,12 @@ dl_loss_curve_measure (GtkWidget *widget, GtkOrientation orientation, int for_si
 
 /* ---- accessibility ---- */
 
-static void
-append_a11y_value (GString *s, const char *what, double v)
+static char *
+a11y_value (double v)
 {
   if (isfinite (v) && v != 0 && fabs (v) < 1e-2)
-    g_string_append_printf (s, "%s %.3g", what, v);
-  else
-    g_string_append_printf (s, "%s %.3f", what, v);
+    return g_strdup_printf ("%.3g", v);
+  return g_strdup_printf ("%.3f", v);
 }
 
 static char *
@@ -506,21 +506,31 @@ describe (DlLossCurve *self)
   gsize n = dl_loss_series_get_n_steps (self->series);
   gsize n_val = dl_loss_series_get_n_validations (self->series);
   if (n == 0 && n_val == 0)
-    return g_strdup ("No steps yet");
-  GString *s = g_string_new (NULL);
+    return g_strdup (_("No steps yet"));
+  /* the parts that apply, joined by ", " */
+  g_autoptr (GPtrArray) parts = g_ptr_array_new_with_free_func (g_free);
   if (n > 0)
     {
       const DlLossPoint *last = &dl_loss_series_get_steps (self->series)[n - 1];
-      g_string_append_printf (s, "Step %" G_GINT64_FORMAT " of the run: ", last->step);
-      append_a11y_value (s, "loss", last->loss);
-      append_a11y_value (s, ", smoothed", last->smoothed);
+      g_autofree char *step = g_strdup_printf ("%" G_GINT64_FORMAT, last->step);
+      g_autofree char *loss = a11y_value (last->loss);
+      g_autofree char *smoothed = a11y_value (last->smoothed);
+      /* Translators: read out for the loss curve: the last step, its loss and the smoothed loss */
+      g_ptr_array_add (parts, g_strdup_printf (_("Step %s of the run: loss %s, smoothed %s"), step, loss, smoothed));
     }
   if (n_val > 0)
-    append_a11y_value (s, n > 0 ? ", validation" : "Validation", dl_loss_series_get_validations (self->series)[n_val - 1].loss);
+    {
+      g_autofree char *val = a11y_value (dl_loss_series_get_validations (self->series)[n_val - 1].loss);
+      g_ptr_array_add (parts, g_strdup_printf (n > 0 ? _("validation %s") : _("Validation %s"), val));
+    }
   gint64 best = dl_loss_series_get_best (self->series);
   if (best >= 0)
-    g_string_append_printf (s, ", best at step %" G_GINT64_FORMAT, best);
-  return g_string_free (s, FALSE);
+    {
+      g_autofree char *step = g_strdup_printf ("%" G_GINT64_FORMAT, best);
+      g_ptr_array_add (parts, g_strdup_printf (_("best at step %s"), step));
+    }
+  g_ptr_array_add (parts, NULL);
+  return g_strjoinv (", ", (char **) parts->pdata);
 }
 
 static void
@@ -844,7 +854,7 @@ dl_loss_curve_init (DlLossCurve *self)
   g_signal_connect (motion, "leave", G_CALLBACK (on_leave), self);
   gtk_widget_add_controller (GTK_WIDGET (self), motion);
 
-  gtk_accessible_update_property (GTK_ACCESSIBLE (self), GTK_ACCESSIBLE_PROPERTY_LABEL, "Loss curve", -1);
+  gtk_accessible_update_property (GTK_ACCESSIBLE (self), GTK_ACCESSIBLE_PROPERTY_LABEL, _("Loss curve"), -1);
   announce (self);
 }
 

@@ -3,6 +3,7 @@
 
 #include "dl-loss-series.h"
 
+#include <glib/gi18n.h>
 #include <math.h>
 #include <string.h>
 
@@ -422,32 +423,40 @@ dl_loss_series_hover (const DlLossSeries *series, double x, DlLossHover *out)
   return TRUE;
 }
 
-static void
-append_value (GString *s, double v)
+static char *
+format_value (double v)
 {
   if (isfinite (v) && v != 0 && (fabs (v) < 1e-3 || fabs (v) >= 1e5))
-    g_string_append_printf (s, "%.3g", v);
-  else
-    g_string_append_printf (s, "%.4f", v);
+    return g_strdup_printf ("%.3g", v);
+  return g_strdup_printf ("%.4f", v);
 }
 
 char *
 dl_loss_hover_format (const DlLossHover *hover, gboolean with_lr)
 {
   g_return_val_if_fail (hover != NULL, NULL);
-  GString *s = g_string_new (NULL);
-  g_string_append_printf (s, "Step %" G_GINT64_FORMAT " · loss ", hover->step);
-  append_value (s, hover->loss);
-  g_string_append (s, " · smoothed ");
-  append_value (s, hover->smoothed);
+  g_autoptr (GPtrArray) parts = g_ptr_array_new_with_free_func (g_free);
+  g_autofree char *step = g_strdup_printf ("%" G_GINT64_FORMAT, hover->step);
+  g_autofree char *loss = format_value (hover->loss);
+  g_autofree char *smoothed = format_value (hover->smoothed);
+  /* Translators: the parts of the loss curve's hover text, joined by " · ":
+   * "Step 120 · loss 0.1234 · smoothed 0.1302 · validation 0.1190 · lr 0.0001" */
+  g_ptr_array_add (parts, g_strdup_printf (_("Step %s"), step));
+  g_ptr_array_add (parts, g_strdup_printf (_("loss %s"), loss));
+  g_ptr_array_add (parts, g_strdup_printf (_("smoothed %s"), smoothed));
   if (!isnan (hover->validation))
     {
-      g_string_append (s, " · validation ");
-      append_value (s, hover->validation);
+      g_autofree char *validation = format_value (hover->validation);
+      g_ptr_array_add (parts, g_strdup_printf (_("validation %s"), validation));
     }
   if (with_lr && isfinite (hover->lr))
-    g_string_append_printf (s, " · lr %.3g", hover->lr);
-  return g_string_free (s, FALSE);
+    {
+      g_autofree char *lr = g_strdup_printf ("%.3g", hover->lr);
+      /* Translators: the learning rate */
+      g_ptr_array_add (parts, g_strdup_printf (_("lr %s"), lr));
+    }
+  g_ptr_array_add (parts, NULL);
+  return g_strjoinv (" · ", (char **) parts->pdata);
 }
 
 /* ---- CSV ---- */

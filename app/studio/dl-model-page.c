@@ -3,11 +3,13 @@
 #include "dl-model-page.h"
 
 #include <adwaita.h>
+#include <glib/gi18n.h>
 #include <string.h>
 
 #include "dl-file-dialog.h"
 #include "dl-model-scan.h"
 #include "dl-toast.h"
+#include "io/dl-file-util.h"
 
 struct _DlModelPage {
   GtkWidget parent_instance;
@@ -17,6 +19,7 @@ struct _DlModelPage {
   GtkListBox *found_list;
 
   DlProject *project;
+  GSignalGroup *project_signals; /* the project's, while it is the page's */
   GPtrArray *entries;            /* DlModelEntry */
   DlModelEntry *current;         /* what the project's base model is, once looked at */
   char *problem_path;            /* the project's base model could not be used ... */
@@ -38,21 +41,12 @@ enum {
 static guint signals[N_SIGNALS];
 
 static char *
-tilde_path (const char *path)
-{
-  const char *home = g_get_home_dir ();
-  gsize n = strlen (home);
-  if (n > 1 && g_str_has_prefix (path, home) && path[n] == '/')
-    return g_strconcat ("~", path + n, NULL);
-  return g_strdup (path);
-}
-
-static char *
 describe (const DlModelEntry *e)
 {
   g_autofree char *size = g_format_size (e->size);
   return g_strdup_printf ("%s%s%s · %s · %s", e->family ? e->family : "", e->family ? " · " : "",
-                          dl_model_place_name (e->place), size, e->diffusers ? "diffusers folder" : "single file");
+                          dl_model_place_name (e->place), size,
+                          e->diffusers ? _("diffusers folder") : _("single file"));
 }
 
 static void
@@ -71,12 +65,12 @@ sync_current (DlModelPage *self)
   gtk_widget_remove_css_class (GTK_WIDGET (self->current_icon), "warning");
   if (!path)
     {
-      set_row_text (self->current_row, "No Base Model Chosen", "Pick one below, or open a checkpoint file");
+      set_row_text (self->current_row, _("No Base Model Chosen"), _("Pick one below, or open a checkpoint file"));
       gtk_image_set_from_icon_name (self->current_icon, "drive-harddisk-symbolic");
     }
   else if (self->current && g_strcmp0 (self->current->path, path) == 0)
     {
-      g_autofree char *where = tilde_path (path);
+      g_autofree char *where = dl_file_tilde_path (path);
       g_autofree char *what = describe (self->current);
       g_autofree char *subtitle = g_strdup_printf ("%s\n%s", what, where);
       set_row_text (self->current_row, self->current->name, subtitle);
@@ -86,7 +80,7 @@ sync_current (DlModelPage *self)
     {
       /* not looked at yet, or it cannot be used: the inspection says why */
       g_autofree char *name = g_path_get_basename (path);
-      g_autofree char *where = tilde_path (path);
+      g_autofree char *where = dl_file_tilde_path (path);
       gboolean has_problem = self->problem && g_strcmp0 (self->problem_path, path) == 0;
       g_autofree char *subtitle = has_problem ? g_strdup_printf ("%s\n%s", self->problem, where) : g_strdup (where);
       set_row_text (self->current_row, name, subtitle);
@@ -224,13 +218,13 @@ open_checkpoint (DlModelPage *self)
 {
   g_autoptr (GListStore) filters = g_list_store_new (GTK_TYPE_FILE_FILTER);
   g_autoptr (GtkFileFilter) filter = gtk_file_filter_new ();
-  gtk_file_filter_set_name (filter, "Stable Diffusion Checkpoints");
+  gtk_file_filter_set_name (filter, _("Stable Diffusion Checkpoints"));
   gtk_file_filter_add_suffix (filter, "safetensors");
   gtk_file_filter_add_suffix (filter, "ckpt");
   gtk_file_filter_add_pattern (filter, "model_index.json");
   g_list_store_append (filters, filter);
-  dl_file_dialog_run (GTK_WIDGET (self), DL_FILE_DIALOG_OPEN, "Open a Base Model", "_Open", G_LIST_MODEL (filters),
-                      NULL, NULL, opened, NULL);
+  dl_file_dialog_run (GTK_WIDGET (self), DL_FILE_DIALOG_OPEN, _("Open a Base Model"), _("_Open"),
+                      G_LIST_MODEL (filters), NULL, NULL, opened, NULL);
 }
 
 /* ---- scanning ---- */
@@ -265,20 +259,23 @@ fill_list (DlModelPage *self)
   clear_list (self);
   if (self->scanning)
     {
-      add_message_row (self, "Looking for checkpoints…", NULL, TRUE);
+      add_message_row (self, _("Looking for checkpoints…"), NULL, TRUE);
       return;
     }
   if (!self->entries || self->entries->len == 0)
     {
       g_autoptr (GPtrArray) roots = dl_model_scan_default_roots ();
-      GString *where = g_string_new ("Looked in ");
+      GString *dirs = g_string_new (NULL);
       for (guint i = 0; i < roots->len; i++)
         {
-          g_autofree char *p = tilde_path (((DlModelRoot *) roots->pdata[i])->dir);
-          g_string_append_printf (where, "%s%s", i ? (i + 1 == roots->len ? " and " : ", ") : "", p);
+          g_autofree char *p = dl_file_tilde_path (((DlModelRoot *) roots->pdata[i])->dir);
+          /* Translators: between the last two folders of a list: "~/a, ~/b and ~/c" */
+          g_string_append_printf (dirs, "%s%s", i ? (i + 1 == roots->len ? _(" and ") : ", ") : "", p);
         }
-      add_message_row (self, "No Checkpoints Found", where->str, FALSE);
-      g_string_free (where, TRUE);
+      /* Translators: %s is a list of folders */
+      g_autofree char *where = g_strdup_printf (_("Looked in %s"), dirs->str);
+      add_message_row (self, _("No Checkpoints Found"), where, FALSE);
+      g_string_free (dirs, TRUE);
       return;
     }
   const char *chosen = self->project ? dl_project_get_base_model (self->project) : NULL;
@@ -384,14 +381,11 @@ dl_model_page_set_project (DlModelPage *self, DlProject *project)
   g_return_if_fail (DL_IS_MODEL_PAGE (self));
   if (self->project == project)
     return;
-  if (self->project)
-    g_signal_handlers_disconnect_by_data (self->project, self);
   g_set_object (&self->project, project);
   g_clear_pointer (&self->current, dl_model_entry_free);
   g_clear_pointer (&self->problem_path, g_free);
   g_clear_pointer (&self->problem, g_free);
-  if (project)
-    g_signal_connect_swapped (project, "notify::base-model", G_CALLBACK (base_model_changed), self);
+  g_signal_group_set_target (self->project_signals, project);
   base_model_changed (self);
   fill_list (self);
 }
@@ -435,6 +429,7 @@ static void
 dl_model_page_finalize (GObject *object)
 {
   DlModelPage *self = DL_MODEL_PAGE (object);
+  g_clear_object (&self->project_signals);
   g_clear_object (&self->scan_cancellable);
   g_clear_object (&self->describe_cancellable);
   g_clear_pointer (&self->entries, g_ptr_array_unref);
@@ -462,6 +457,7 @@ dl_model_page_class_init (DlModelPageClass *klass)
   gtk_widget_class_install_action (widget_class, "model.rescan", NULL, page_action);
   gtk_widget_class_install_action (widget_class, "model.open", NULL, page_action);
   gtk_widget_class_add_binding_action (widget_class, GDK_KEY_F5, 0, "model.rescan", NULL);
+  gtk_widget_class_add_binding_action (widget_class, GDK_KEY_o, GDK_CONTROL_MASK | GDK_SHIFT_MASK, "model.open", NULL);
 
   /* A scan of the usual places finished. */
   signals[SIGNAL_SCAN_FINISHED] = g_signal_new ("scan-finished", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
@@ -476,5 +472,7 @@ dl_model_page_init (DlModelPage *self)
 {
   gtk_widget_init_template (GTK_WIDGET (self));
   g_signal_connect (self->found_list, "row-activated", G_CALLBACK (row_activated), self);
+  self->project_signals = g_signal_group_new (DL_TYPE_PROJECT);
+  g_signal_group_connect_swapped (self->project_signals, "notify::base-model", G_CALLBACK (base_model_changed), self);
   sync_current (self);
 }

@@ -2,6 +2,7 @@
 
 #include "dl-model-scan.h"
 
+#include <glib/gi18n.h>
 #include <string.h>
 
 #include "dl-error.h"
@@ -35,12 +36,12 @@ dl_model_place_name (DlModelPlace place)
   switch (place)
     {
     case DL_MODEL_PLACE_DREAMLOOM: return "Dreamloom";
-    case DL_MODEL_PLACE_HF_CACHE: return "Hugging Face cache";
-    case DL_MODEL_PLACE_A1111: return "Stable Diffusion web UI";
+    case DL_MODEL_PLACE_HF_CACHE: return _("Hugging Face cache");
+    case DL_MODEL_PLACE_A1111: return _("Stable Diffusion web UI");
     case DL_MODEL_PLACE_COMFYUI: return "ComfyUI";
-    case DL_MODEL_PLACE_OTHER: return "Elsewhere";
+    case DL_MODEL_PLACE_OTHER: return _("Elsewhere");
     }
-  return "Other";
+  return _("Other");
 }
 
 char *
@@ -337,7 +338,7 @@ dl_model_entry_for_path (const char *path, GError **error)
       file, G_FILE_ATTRIBUTE_STANDARD_TYPE "," G_FILE_ATTRIBUTE_STANDARD_SIZE, G_FILE_QUERY_INFO_NONE, NULL, &local);
   if (!info)
     {
-      g_set_error (error, DL_ERROR, DL_ERROR_IO, "Could not open “%s”: %s", base, local->message);
+      g_set_error (error, DL_ERROR, DL_ERROR_IO, _("Could not open “%s”: %s"), base, local->message);
       return NULL;
     }
   if (g_file_info_get_file_type (info) == G_FILE_TYPE_REGULAR && g_strcmp0 (base, "model_index.json") == 0)
@@ -351,7 +352,7 @@ dl_model_entry_for_path (const char *path, GError **error)
       if (!has_model_index (file))
         {
           g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE,
-                       "The folder “%s” is not a diffusers model: it has no model_index.json", base);
+                       _("The folder “%s” is not a diffusers model: it has no model_index.json"), base);
           return NULL;
         }
       add_entry (out, DL_MODEL_PLACE_OTHER, file, base, TRUE, folder_size (file, 0, NULL));
@@ -364,13 +365,14 @@ dl_model_entry_for_path (const char *path, GError **error)
   else
     {
       g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE,
-                   "“%s” is not a Stable Diffusion checkpoint: pick a .safetensors or .ckpt file or a diffusers folder",
+                   _("“%s” is not a Stable Diffusion checkpoint: pick a .safetensors or .ckpt file or a diffusers "
+                     "folder"),
                    base);
       return NULL;
     }
   if (out->len == 0)
     {
-      g_set_error (error, DL_ERROR, DL_ERROR_IO, "“%s” is not on this computer", base);
+      g_set_error (error, DL_ERROR, DL_ERROR_IO, _("“%s” is not on this computer"), base);
       return NULL;
     }
   return g_ptr_array_steal_index (out, 0);

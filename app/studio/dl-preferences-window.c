@@ -2,7 +2,10 @@
 
 #include "dl-preferences-window.h"
 
+#include <glib/gi18n.h>
+
 #include "dl-preview-backend.h"
+#include "sched/dl-sampler.h"
 #include "vk/dl-device.h"
 
 struct _DlPreferencesWindow {
@@ -89,7 +92,7 @@ probe_done (GObject *source, GAsyncResult *result, gpointer user_data)
     gtk_string_list_append (self->devices, names->pdata[i]);
   self->syncing = FALSE;
   if (!names || names->len == 0)
-    adw_action_row_set_subtitle (ADW_ACTION_ROW (self->device_row), "No Vulkan device was found");
+    adw_action_row_set_subtitle (ADW_ACTION_ROW (self->device_row), _("No Vulkan device was found"));
   select_saved_device (self);
   gtk_widget_set_sensitive (GTK_WIDGET (self->device_row), TRUE);
   g_signal_emit (self, signals[SIGNAL_DEVICES_LOADED], 0);
@@ -108,7 +111,7 @@ static gboolean
 sampler_get (GValue *value, GVariant *variant, gpointer user_data)
 {
   const char *id = g_variant_get_string (variant, NULL);
-  const char *const *ids = dl_preview_sampler_ids ();
+  const char *const *ids = dl_sampler_names ();
   g_value_set_uint (value, 0);
   for (guint i = 0; ids[i]; i++)
     if (g_strcmp0 (ids[i], id) == 0)
@@ -119,7 +122,7 @@ sampler_get (GValue *value, GVariant *variant, gpointer user_data)
 static GVariant *
 sampler_set (const GValue *value, const GVariantType *type, gpointer user_data)
 {
-  const char *const *ids = dl_preview_sampler_ids ();
+  const char *const *ids = dl_sampler_names ();
   guint i = g_value_get_uint (value);
   return g_variant_new_string (i < g_strv_length ((char **) ids) ? ids[i] : ids[0]);
 }
@@ -161,15 +164,15 @@ static void
 dl_preferences_window_init (DlPreferencesWindow *self)
 {
   gtk_widget_init_template (GTK_WIDGET (self));
-  const char *first[] = { "Automatic (a discrete GPU first)", NULL };
+  const char *first[] = { _("Automatic (a discrete GPU first)"), NULL };
   self->devices = gtk_string_list_new (first);
   adw_combo_row_set_model (self->device_row, G_LIST_MODEL (self->devices));
   gtk_widget_set_sensitive (GTK_WIDGET (self->device_row), FALSE);
   g_signal_connect_swapped (self->device_row, "notify::selected", G_CALLBACK (device_selected), self);
 
   g_autoptr (GtkStringList) samplers = gtk_string_list_new (NULL);
-  for (const char *const *id = dl_preview_sampler_ids (); *id; id++)
-    gtk_string_list_append (samplers, dl_preview_sampler_label (*id));
+  for (const char *const *id = dl_sampler_names (); *id; id++)
+    gtk_string_list_append (samplers, dl_sampler_label (*id));
   adw_combo_row_set_model (self->sampler_row, G_LIST_MODEL (samplers));
 }
 

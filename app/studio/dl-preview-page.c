@@ -3,6 +3,7 @@
 #include "dl-preview-page.h"
 
 #include <adwaita.h>
+#include <glib/gi18n.h>
 #include <string.h>
 
 #include "dl-dataset-strip.h"
@@ -13,6 +14,7 @@
 #include "train/dl-prompt-templates.h"
 #include "dl-toast.h"
 #include "io/dl-file-util.h"
+#include "sched/dl-sampler.h"
 
 struct _DlPreviewPage {
   GtkWidget parent_instance;
@@ -40,6 +42,8 @@ struct _DlPreviewPage {
   GtkGrid *results_grid;
 
   DlProject *project;
+  GSignalGroup *project_signals; /* the project's, while it is the page's */
+  GSignalGroup *job_signals;     /* the run's */
   GSettings *settings;
   GPtrArray *template_checks; /* GtkCheckButton per template line */
   GPtrArray *template_rows;   /* AdwActionRow per template line */
@@ -108,7 +112,9 @@ sync_templates (DlPreviewPage *self)
       gtk_check_button_set_active (self->template_checks->pdata[i], active);
     }
   self->syncing = FALSE;
-  g_autofree char *subtitle = g_strdup_printf ("%u of %u used", on ? on->len : 0u, self->template_rows->len);
+  g_autofree char *subtitle = g_strdup_printf (
+      /* Translators: how many of the prompt templates are used */
+      _("%u of %u used"), on ? on->len : 0u, self->template_rows->len);
   adw_expander_row_set_subtitle (self->templates_row, subtitle);
 }
 
@@ -153,7 +159,8 @@ sync_user_prompts (DlPreviewPage *self)
       set_row_text (ADW_ACTION_ROW (r), prompts[i], NULL);
       GtkWidget *remove = gtk_button_new_from_icon_name ("user-trash-symbolic");
       gtk_widget_set_valign (remove, GTK_ALIGN_CENTER);
-      gtk_widget_set_tooltip_text (remove, "Remove Prompt");
+      gtk_widget_set_tooltip_text (remove, _("Remove Prompt"));
+      gtk_accessible_update_property (GTK_ACCESSIBLE (remove), GTK_ACCESSIBLE_PROPERTY_LABEL, _("Remove Prompt"), -1);
       gtk_widget_add_css_class (remove, "flat");
       g_object_set_data (G_OBJECT (remove), "dl-index", GUINT_TO_POINTER (i));
       g_signal_connect (remove, "clicked", G_CALLBACK (remove_prompt_clicked), self);
@@ -228,7 +235,7 @@ remove_lora_clicked (GtkButton *button, DlPreviewPage *self)
 static void
 show_lora_problem (GtkWidget *row, const char *problem)
 {
-  g_autofree char *subtitle = g_markup_escape_text (problem ? problem : "Base + this LoRA, at strength", -1);
+  g_autofree char *subtitle = g_markup_escape_text (problem ? problem : _("Base + this LoRA, at strength"), -1);
   adw_action_row_set_subtitle (ADW_ACTION_ROW (row), subtitle);
   GtkImage *icon = g_object_get_data (G_OBJECT (row), "dl-icon");
   gtk_image_set_from_icon_name (icon, problem ? "dialog-warning-symbolic" : "view-dual-symbolic");
@@ -248,8 +255,8 @@ lora_checked (GObject *source, GAsyncResult *result, gpointer data)
   if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     return;
   const char *problem = info && g_file_info_get_file_type (info) == G_FILE_TYPE_REGULAR ? NULL
-                        : info                                                       ? "Not a file"
-                        : g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND)  ? "LoRA file not found"
+                        : info                                                       ? _("Not a file")
+                        : g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND)  ? _("LoRA file not found")
                                                                                      : error->message;
   show_lora_problem (row, problem);
   g_object_set_data (G_OBJECT (row), "dl-lora-check", problem ? "missing" : "found");
@@ -281,7 +288,7 @@ sync_columns (DlPreviewPage *self)
   self->lora_check = g_cancellable_new ();
   const char *model = self->project ? dl_project_get_base_model (self->project) : NULL;
   g_autofree char *model_name = model ? dl_file_stem (model) : NULL;
-  set_row_text (self->base_column_row, "Base Model", model_name ? model_name : "None chosen yet");
+  set_row_text (self->base_column_row, _("Base Model"), model_name ? model_name : _("None chosen yet"));
 
   GtkWidget *row = gtk_widget_get_next_sibling (GTK_WIDGET (self->base_column_row));
   while (row && row != GTK_WIDGET (self->add_lora_row))
@@ -311,13 +318,15 @@ sync_columns (DlPreviewPage *self)
       gtk_spin_button_set_digits (GTK_SPIN_BUTTON (spin), 2);
       gtk_spin_button_set_value (GTK_SPIN_BUTTON (spin), l->strength);
       gtk_widget_set_valign (spin, GTK_ALIGN_CENTER);
-      gtk_widget_set_tooltip_text (spin, "Strength");
+      gtk_widget_set_tooltip_text (spin, _("Strength"));
+      gtk_accessible_update_property (GTK_ACCESSIBLE (spin), GTK_ACCESSIBLE_PROPERTY_LABEL, _("Strength"), -1);
       g_object_set_data (G_OBJECT (spin), "dl-index", GUINT_TO_POINTER (i));
       g_signal_connect (spin, "value-changed", G_CALLBACK (strength_changed), self);
       adw_action_row_add_suffix (ADW_ACTION_ROW (r), spin);
       GtkWidget *remove = gtk_button_new_from_icon_name ("user-trash-symbolic");
       gtk_widget_set_valign (remove, GTK_ALIGN_CENTER);
-      gtk_widget_set_tooltip_text (remove, "Remove Column");
+      gtk_widget_set_tooltip_text (remove, _("Remove Column"));
+      gtk_accessible_update_property (GTK_ACCESSIBLE (remove), GTK_ACCESSIBLE_PROPERTY_LABEL, _("Remove Column"), -1);
       gtk_widget_add_css_class (remove, "flat");
       g_object_set_data (G_OBJECT (remove), "dl-index", GUINT_TO_POINTER (i));
       g_signal_connect (remove, "clicked", G_CALLBACK (remove_lora_clicked), self);
@@ -357,10 +366,10 @@ add_lora (DlPreviewPage *self)
 {
   g_autoptr (GListStore) filters = g_list_store_new (GTK_TYPE_FILE_FILTER);
   g_autoptr (GtkFileFilter) filter = gtk_file_filter_new ();
-  gtk_file_filter_set_name (filter, "LoRA Files");
+  gtk_file_filter_set_name (filter, _("LoRA Files"));
   gtk_file_filter_add_suffix (filter, "safetensors");
   g_list_store_append (filters, filter);
-  dl_file_dialog_run (GTK_WIDGET (self), DL_FILE_DIALOG_OPEN_MULTIPLE, "Add LoRA Columns", "_Add",
+  dl_file_dialog_run (GTK_WIDGET (self), DL_FILE_DIALOG_OPEN_MULTIPLE, _("Add LoRA Columns"), _("_Add"),
                       G_LIST_MODEL (filters), NULL, NULL, lora_picked, NULL);
 }
 
@@ -400,21 +409,27 @@ sync_state (DlPreviewPage *self)
   gtk_stack_set_visible_child_name (self->results_stack, state);
 
   guint n = prompts->len * n_columns (self);
-  g_autofree char *summary = g_strdup_printf (g_dngettext (NULL, "%u prompt × %u columns = %u image",
-                                                           "%u prompts × %u columns = %u images", prompts->len),
-                                              prompts->len, n_columns (self), n);
+  g_autofree char *n_prompts = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "%u prompt", "%u prompts", prompts->len),
+                                                prompts->len);
+  g_autofree char *n_cols = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "%u column", "%u columns", n_columns (self)),
+                                             n_columns (self));
+  g_autofree char *n_images = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "%u image", "%u images", n), n);
+  /* Translators: "2 prompts × 3 columns = 6 images" */
+  g_autofree char *summary = g_strdup_printf (_("%s × %s = %s"), n_prompts, n_cols, n_images);
   gtk_label_set_text (self->summary_label, summary);
-  g_autofree char *ready = g_strdup_printf ("%s. Press Generate to make them.", summary);
+  /* Translators: %s is the summary, like "2 prompts × 3 columns = 6 images" */
+  g_autofree char *ready = g_strdup_printf (_("%s. Press Generate to make them."), summary);
   adw_status_page_set_description (self->ready_status, ready);
 
   gboolean can_generate = backend && has_model && prompts->len > 0 && !running;
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "preview.generate", can_generate);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "preview.cancel", running);
   gtk_widget_set_tooltip_text (GTK_WIDGET (self->generate_button),
-                               !backend ? "Previews need Dreamloom’s Stable Diffusion sampler, not in this version yet"
-                               : !has_model ? "Choose a base model first"
-                               : prompts->len == 0 ? "Add a prompt first"
-                                                   : "Make every prompt in every column (Ctrl+Return)");
+                               !backend ? _("Previews need Dreamloom’s Stable Diffusion sampler, not in this version "
+                                            "yet")
+                               : !has_model ? _("Choose a base model first")
+                               : prompts->len == 0 ? _("Add a prompt first")
+                                                   : _("Make every prompt in every column (Ctrl+Return)"));
   gtk_widget_set_visible (GTK_WIDGET (self->generate_button), !running);
   gtk_widget_set_visible (GTK_WIDGET (self->cancel_button), running);
   gtk_widget_set_visible (GTK_WIDGET (self->progress_bar), running);
@@ -498,10 +513,10 @@ job_item_finished (DlPreviewJob *job, guint row, guint column, GdkTexture *textu
   if (texture)
     dl_preview_cell_set_texture (cell, texture);
   else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-    dl_preview_cell_set_not_made (cell, "Cancelled");
+    dl_preview_cell_set_not_made (cell, _("Cancelled"));
   else
     {
-      const char *message = error ? error->message : "The image could not be made";
+      const char *message = error ? error->message : _("The image could not be made");
       dl_preview_cell_set_error (cell, message);
       if (self->n_failed++ == 0)
         self->first_failure = g_strdup (message);
@@ -512,7 +527,7 @@ static void
 job_progress (DlPreviewJob *job, double fraction, DlPreviewPage *self)
 {
   gtk_progress_bar_set_fraction (self->progress_bar, fraction);
-  g_autofree char *text = g_strdup_printf ("Image %u of %u · %.0f %%", MAX (self->n_started, 1u), self->n_items,
+  g_autofree char *text = g_strdup_printf (_("Image %u of %u · %.0f %%"), MAX (self->n_started, 1u), self->n_items,
                                            fraction * 100.0);
   gtk_progress_bar_set_text (self->progress_bar, text);
 }
@@ -522,19 +537,19 @@ job_finished (DlPreviewJob *job, gboolean cancelled, DlPreviewPage *self)
 {
   for (GtkWidget *w = gtk_widget_get_first_child (GTK_WIDGET (self->results_grid)); w; w = gtk_widget_get_next_sibling (w))
     if (DL_IS_PREVIEW_CELL (w))
-      dl_preview_cell_set_not_made (DL_PREVIEW_CELL (w), cancelled ? "Cancelled" : "Not made");
+      dl_preview_cell_set_not_made (DL_PREVIEW_CELL (w), cancelled ? _("Cancelled") : _("Not made"));
   sync_state (self);
   /* every cell has its own reason in its tooltip; the first one is worth a toast,
    * as a model that cannot be loaded fails every image the same way */
   if (self->n_failed)
     {
       g_autofree char *msg = g_strdup_printf (
-          g_dngettext (NULL, "%u preview failed: %s", "%u previews failed: %s", self->n_failed), self->n_failed,
-          self->first_failure);
+          g_dngettext (GETTEXT_PACKAGE, "%u preview failed: %s", "%u previews failed: %s", self->n_failed),
+          self->n_failed, self->first_failure);
       dl_toast_show (GTK_WIDGET (self), msg, NULL);
     }
   else if (cancelled)
-    dl_toast_show (GTK_WIDGET (self), "Previews cancelled", NULL);
+    dl_toast_show (GTK_WIDGET (self), _("Previews cancelled"), NULL);
   g_signal_emit (self, signals[SIGNAL_FINISHED], 0, cancelled);
 }
 
@@ -543,7 +558,7 @@ clear_job (DlPreviewPage *self)
 {
   if (!self->job)
     return;
-  g_signal_handlers_disconnect_by_data (self->job, self);
+  g_signal_group_set_target (self->job_signals, NULL);
   dl_preview_job_cancel (self->job);
   g_clear_object (&self->job);
 }
@@ -586,7 +601,7 @@ dl_preview_page_generate (DlPreviewPage *self)
   base->negative_prompt = g_strdup (dl_project_get_negative_prompt (self->project));
   base->seed = seed;
   base->steps = gtk_spin_button_get_value_as_int (self->steps_spin);
-  const char *const *ids = dl_preview_sampler_ids ();
+  const char *const *ids = dl_sampler_names ();
   guint sampler = adw_combo_row_get_selected (self->sampler_row);
   g_free (base->sampler);
   base->sampler = g_strdup (sampler < g_strv_length ((char **) ids) ? ids[sampler] : ids[0]);
@@ -602,7 +617,7 @@ dl_preview_page_generate (DlPreviewPage *self)
   g_clear_pointer (&self->column_titles, g_ptr_array_unref);
   self->column_titles = g_ptr_array_new_with_free_func (g_free);
   g_autofree char *model_name = dl_file_stem (base->model_path);
-  g_ptr_array_add (self->column_titles, g_strdup_printf ("Base: %s", model_name));
+  g_ptr_array_add (self->column_titles, g_strdup_printf (_("Base: %s"), model_name));
   GPtrArray *loras = dl_project_get_loras (self->project);
   for (guint i = 0; i < loras->len; i++)
     {
@@ -636,16 +651,13 @@ dl_preview_page_generate (DlPreviewPage *self)
           gtk_grid_attach (self->results_grid, cell, (int) c + 1, (int) r + 1, 1, 1);
         }
     }
-  g_signal_connect (self->job, "item-started", G_CALLBACK (job_item_started), self);
-  g_signal_connect (self->job, "item-finished", G_CALLBACK (job_item_finished), self);
-  g_signal_connect (self->job, "progress", G_CALLBACK (job_progress), self);
-  g_signal_connect (self->job, "finished", G_CALLBACK (job_finished), self);
+  g_signal_group_set_target (self->job_signals, self->job);
   self->n_started = 0;
   self->n_items = dl_preview_job_get_n_items (self->job);
   self->n_failed = 0;
   g_clear_pointer (&self->first_failure, g_free);
   gtk_progress_bar_set_fraction (self->progress_bar, 0);
-  gtk_progress_bar_set_text (self->progress_bar, "Starting…");
+  gtk_progress_bar_set_text (self->progress_bar, _("Starting…"));
   dl_preview_job_start (self->job);
   gtk_stack_set_visible_child_name (self->results_stack, "results");
   sync_state (self);
@@ -685,11 +697,8 @@ dl_preview_page_set_project (DlPreviewPage *self, DlProject *project)
   if (self->project == project)
     return;
   clear_job (self);
-  if (self->project)
-    g_signal_handlers_disconnect_by_data (self->project, self);
   g_set_object (&self->project, project);
-  if (project)
-    g_signal_connect_swapped (project, "previews-changed", G_CALLBACK (previews_changed), self);
+  g_signal_group_set_target (self->project_signals, project);
   dl_dataset_strip_set_images (self->dataset_strip, project ? dl_project_get_images (project) : NULL);
   self->syncing = TRUE;
   gtk_editable_set_text (GTK_EDITABLE (self->negative_row), project ? dl_project_get_negative_prompt (project) : "");
@@ -704,7 +713,7 @@ static gboolean
 sampler_get_mapping (GValue *value, GVariant *variant, gpointer user_data)
 {
   const char *id = g_variant_get_string (variant, NULL);
-  const char *const *ids = dl_preview_sampler_ids ();
+  const char *const *ids = dl_sampler_names ();
   for (guint i = 0; ids[i]; i++)
     if (g_strcmp0 (ids[i], id) == 0)
       {
@@ -718,7 +727,7 @@ sampler_get_mapping (GValue *value, GVariant *variant, gpointer user_data)
 static GVariant *
 sampler_set_mapping (const GValue *value, const GVariantType *type, gpointer user_data)
 {
-  const char *const *ids = dl_preview_sampler_ids ();
+  const char *const *ids = dl_sampler_names ();
   guint i = g_value_get_uint (value);
   return g_variant_new_string (i < g_strv_length ((char **) ids) ? ids[i] : ids[0]);
 }
@@ -781,6 +790,8 @@ static void
 dl_preview_page_finalize (GObject *object)
 {
   DlPreviewPage *self = DL_PREVIEW_PAGE (object);
+  g_clear_object (&self->project_signals);
+  g_clear_object (&self->job_signals);
   g_clear_object (&self->settings);
   g_ptr_array_unref (self->template_checks);
   g_ptr_array_unref (self->template_rows);
@@ -828,6 +839,8 @@ dl_preview_page_class_init (DlPreviewPageClass *klass)
   gtk_widget_class_install_action (widget_class, "preview.new-seed", NULL, page_action);
   gtk_widget_class_add_binding_action (widget_class, GDK_KEY_Return, GDK_CONTROL_MASK, "preview.generate", NULL);
   gtk_widget_class_add_binding_action (widget_class, GDK_KEY_Escape, 0, "preview.cancel", NULL);
+  gtk_widget_class_add_binding_action (widget_class, GDK_KEY_l, GDK_CONTROL_MASK, "preview.add-lora", NULL);
+  gtk_widget_class_add_binding_action (widget_class, GDK_KEY_r, GDK_CONTROL_MASK, "preview.new-seed", NULL);
 
   /* A run ended (gboolean cancelled). */
   signals[SIGNAL_FINISHED] = g_signal_new ("finished", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
@@ -840,6 +853,13 @@ static void
 dl_preview_page_init (DlPreviewPage *self)
 {
   gtk_widget_init_template (GTK_WIDGET (self));
+  self->project_signals = g_signal_group_new (DL_TYPE_PROJECT);
+  g_signal_group_connect_swapped (self->project_signals, "previews-changed", G_CALLBACK (previews_changed), self);
+  self->job_signals = g_signal_group_new (DL_TYPE_PREVIEW_JOB);
+  g_signal_group_connect (self->job_signals, "item-started", G_CALLBACK (job_item_started), self);
+  g_signal_group_connect (self->job_signals, "item-finished", G_CALLBACK (job_item_finished), self);
+  g_signal_group_connect (self->job_signals, "progress", G_CALLBACK (job_progress), self);
+  g_signal_group_connect (self->job_signals, "finished", G_CALLBACK (job_finished), self);
   self->template_checks = g_ptr_array_new ();
   self->template_rows = g_ptr_array_new ();
   self->lora_problems = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
@@ -859,8 +879,8 @@ dl_preview_page_init (DlPreviewPage *self)
     }
 
   g_autoptr (GtkStringList) samplers = gtk_string_list_new (NULL);
-  for (const char *const *id = dl_preview_sampler_ids (); *id; id++)
-    gtk_string_list_append (samplers, dl_preview_sampler_label (*id));
+  for (const char *const *id = dl_sampler_names (); *id; id++)
+    gtk_string_list_append (samplers, dl_sampler_label (*id));
   adw_combo_row_set_model (self->sampler_row, G_LIST_MODEL (samplers));
 
   /* without settings (tests), the same defaults as the schema */

@@ -2,9 +2,11 @@
 
 #include "dl-start-page.h"
 
+#include <glib/gi18n.h>
 #include <string.h>
 
 #include "dl-project.h"
+#include "io/dl-file-util.h"
 
 struct _DlStartPage {
   AdwBin parent_instance;
@@ -12,6 +14,7 @@ struct _DlStartPage {
   GtkListBox *recent_list;
   GtkLabel *device_label;
   GSettings *settings;
+  GSignalGroup *settings_signals;
   GCancellable *cancellable; /* the existence checks of the rows shown */
   guint n_recent, n_checking, n_missing;
 };
@@ -27,24 +30,13 @@ project_title (const char *path)
   return g_steal_pointer (&base);
 }
 
-/* ~/Pictures/dogs rather than /home/me/Pictures/dogs */
-static char *
-tilde_path (const char *path)
-{
-  const char *home = g_get_home_dir ();
-  gsize n = strlen (home);
-  if (n > 1 && g_str_has_prefix (path, home) && path[n] == '/')
-    return g_strconcat ("~", path + n, NULL);
-  return g_strdup (path);
-}
-
 static void
 mark_missing (GtkWidget *row)
 {
   const char *path = g_object_get_data (G_OBJECT (row), "dl-path");
   g_autofree char *dir = g_path_get_dirname (path);
-  g_autofree char *shown_dir = tilde_path (dir);
-  g_autofree char *subtitle = g_strdup_printf ("Not found in %s", shown_dir);
+  g_autofree char *shown_dir = dl_file_tilde_path (dir);
+  g_autofree char *subtitle = g_strdup_printf (_("Not found in %s"), shown_dir);
   g_autofree char *subtitle_markup = g_markup_escape_text (subtitle, -1);
   adw_action_row_set_subtitle (ADW_ACTION_ROW (row), subtitle_markup);
   GtkImage *icon = g_object_get_data (G_OBJECT (row), "dl-icon");
@@ -102,7 +94,7 @@ rebuild (DlStartPage *self)
     {
       g_autofree char *title = project_title (*p);
       g_autofree char *dir = g_path_get_dirname (*p);
-      g_autofree char *shown_dir = tilde_path (dir);
+      g_autofree char *shown_dir = dl_file_tilde_path (dir);
       g_autofree char *title_markup = g_markup_escape_text (title, -1);
       g_autofree char *subtitle_markup = g_markup_escape_text (shown_dir, -1);
 
@@ -120,7 +112,9 @@ rebuild (DlStartPage *self)
 
       GtkWidget *forget = gtk_button_new_from_icon_name ("window-close-symbolic");
       gtk_widget_set_valign (forget, GTK_ALIGN_CENTER);
-      gtk_widget_set_tooltip_text (forget, "Remove From List");
+      gtk_widget_set_tooltip_text (forget, _("Remove From List"));
+      gtk_accessible_update_property (GTK_ACCESSIBLE (forget), GTK_ACCESSIBLE_PROPERTY_LABEL, _("Remove From List"),
+                                      -1);
       gtk_widget_add_css_class (forget, "flat");
       gtk_widget_add_css_class (forget, "circular");
       gtk_actionable_set_action_name (GTK_ACTIONABLE (forget), "win.forget-recent");
@@ -144,11 +138,8 @@ void
 dl_start_page_set_settings (DlStartPage *self, GSettings *settings)
 {
   g_return_if_fail (DL_IS_START_PAGE (self));
-  if (self->settings)
-    g_signal_handlers_disconnect_by_func (self->settings, rebuild, self);
   g_set_object (&self->settings, settings);
-  if (settings)
-    g_signal_connect_swapped (settings, "changed::recent-projects", G_CALLBACK (rebuild), self);
+  g_signal_group_set_target (self->settings_signals, settings);
   rebuild (self);
 }
 
@@ -191,8 +182,9 @@ static void
 dl_start_page_dispose (GObject *object)
 {
   DlStartPage *self = DL_START_PAGE (object);
-  if (self->settings)
-    g_signal_handlers_disconnect_by_func (self->settings, rebuild, self);
+  if (self->settings_signals)
+    g_signal_group_set_target (self->settings_signals, NULL);
+  g_clear_object (&self->settings_signals);
   g_clear_object (&self->settings);
   g_cancellable_cancel (self->cancellable);
   g_clear_object (&self->cancellable);
@@ -216,5 +208,7 @@ static void
 dl_start_page_init (DlStartPage *self)
 {
   gtk_widget_init_template (GTK_WIDGET (self));
+  self->settings_signals = g_signal_group_new (G_TYPE_SETTINGS);
+  g_signal_group_connect_swapped (self->settings_signals, "changed::recent-projects", G_CALLBACK (rebuild), self);
   rebuild (self);
 }

@@ -5,6 +5,8 @@
 
 #include "dl-thumbnail.h"
 
+#include <glib/gi18n.h>
+
 #define READ_CHUNK (64 * 1024)
 
 struct _DlThumbnail {
@@ -74,13 +76,13 @@ dl_thumbnail_decode (const char *path, GCancellable *cancellable, GError **error
   GdkPixbuf *pixbuf = gdk_pixbuf_loader_get_pixbuf (loader);
   if (!pixbuf)
     {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "No picture in the file");
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, _("No picture in the file"));
       return NULL;
     }
   g_autoptr (GdkPixbuf) oriented = gdk_pixbuf_apply_embedded_orientation (pixbuf);
   if (!oriented)
     {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED, "Out of memory making the thumbnail");
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED, _("Out of memory making the thumbnail"));
       return NULL;
     }
   return texture_from_pixbuf (oriented);

@@ -3,6 +3,8 @@
 
 #include "dl-train-form.h"
 
+#include <glib/gi18n.h>
+
 #include "dl-row-text.h"
 
 struct _DlTrainForm {
@@ -47,27 +49,30 @@ key_options (DlTrainMethod m)
 static const struct {
   const char *name, *title;
 } titles[] = {
-  { "rank", "Rank" }, { "alpha", "Alpha" }, { "steps", "Steps" }, { "lr", "Learning Rate" },
-  { "text-encoder-lr", "Text Encoder Learning Rate" }, { "init-text", "Initial Words" },
-  { "vectors", "Vectors per Token" }, { "template", "Prompt Templates" }, { "class-prompt", "Class Prompt" },
-  { "num-class-images", "Class Images" }, { "prior-weight", "Prior Preservation Weight" },
-  { "train-text-encoder", "Train the Text Encoder" }, { "hn-sizes", "Sizes" }, { "hn-layers", "Layer Structure" },
-  { "hn-activation", "Activation" }, { "batch", "Batch Size" }, { "seed", "Seed" },
-  { "buckets", "Aspect-Ratio Buckets" }, { "random-crop", "Random Crop" }, { "repeats", "Repeats" },
-  { "flip", "Horizontal Flip" }, { "caption-dropout", "Caption Dropout" }, { "shuffle-tags", "Shuffle Tags" },
-  { "keep-tags", "Tags Kept First" }, { "lr-scheduler", "Learning-Rate Schedule" }, { "lr-warmup", "Warm-up Steps" },
-  { "lr-cycles", "Schedule Cycles" }, { "lr-power", "Schedule Power" }, { "weight-decay", "Weight Decay" },
-  { "adam-beta1", "AdamW β₁" }, { "adam-beta2", "AdamW β₂" }, { "adam-eps", "AdamW ε" },
-  { "max-grad-norm", "Gradient Clipping" }, { "grad-accum", "Gradient Accumulation" },
-  { "min-snr-gamma", "Min-SNR γ" }, { "noise-offset", "Noise Offset" }, { "clip-skip", "Clip Skip" },
-  { "fp16", "Half-Precision Weights" }, { "checkpointing", "Gradient Checkpointing" },
-  { "conv-rank", "Convolution Rank (LoCon)" }, { "conv-alpha", "Convolution Alpha" },
-  { "no-text-encoder", "UNet Only" }, { "init-from", "Continue from File" }, { "save-dtype", "Saved Precision" },
-  { "class-images", "Class Image Folder" }, { "optimizer", "Optimizer" }, { "hn-layer-norm", "Layer Norm" },
-  { "hn-dropout", "Dropout Structure" }, { "hn-init", "Weight Initialisation" },
-  { "save-every", "Checkpoint Every" }, { "keep", "Checkpoints Kept" }, { "sample-every", "Previews Every" },
-  { "sample-prompt", "Preview Prompts" }, { "sample-steps", "Preview Sampler Steps" },
-  { "validate-every", "Validation Every" },
+  { "rank", N_("Rank") }, { "alpha", N_("Alpha") }, { "steps", N_("Steps") }, { "lr", N_("Learning Rate") },
+  { "text-encoder-lr", N_("Text Encoder Learning Rate") }, { "init-text", N_("Initial Words") },
+  { "vectors", N_("Vectors per Token") }, { "template", N_("Prompt Templates") },
+  { "class-prompt", N_("Class Prompt") }, { "num-class-images", N_("Class Images") },
+  { "prior-weight", N_("Prior Preservation Weight") }, { "train-text-encoder", N_("Train the Text Encoder") },
+  { "hn-sizes", N_("Sizes") }, { "hn-layers", N_("Layer Structure") }, { "hn-activation", N_("Activation") },
+  { "batch", N_("Batch Size") }, { "seed", N_("Seed") }, { "buckets", N_("Aspect-Ratio Buckets") },
+  { "random-crop", N_("Random Crop") }, { "repeats", N_("Repeats") }, { "flip", N_("Horizontal Flip") },
+  { "caption-dropout", N_("Caption Dropout") }, { "shuffle-tags", N_("Shuffle Tags") },
+  { "keep-tags", N_("Tags Kept First") }, { "lr-scheduler", N_("Learning-Rate Schedule") },
+  { "lr-warmup", N_("Warm-up Steps") }, { "lr-cycles", N_("Schedule Cycles") }, { "lr-power", N_("Schedule Power") },
+  { "weight-decay", N_("Weight Decay") }, { "adam-beta1", N_("AdamW β₁") }, { "adam-beta2", N_("AdamW β₂") },
+  { "adam-eps", N_("AdamW ε") }, { "max-grad-norm", N_("Gradient Clipping") },
+  { "grad-accum", N_("Gradient Accumulation") }, { "min-snr-gamma", N_("Min-SNR γ") },
+  { "noise-offset", N_("Noise Offset") }, { "clip-skip", N_("Clip Skip") }, { "fp16", N_("Half-Precision Weights") },
+  { "checkpointing", N_("Gradient Checkpointing") }, { "conv-rank", N_("Convolution Rank (LoCon)") },
+  { "conv-alpha", N_("Convolution Alpha") }, { "no-text-encoder", N_("UNet Only") },
+  { "init-from", N_("Continue from File") }, { "save-dtype", N_("Saved Precision") },
+  { "class-images", N_("Class Image Folder") }, { "optimizer", N_("Optimizer") },
+  { "hn-layer-norm", N_("Layer Norm") }, { "hn-dropout", N_("Dropout Structure") },
+  { "hn-init", N_("Weight Initialisation") }, { "save-every", N_("Checkpoint Every") },
+  { "keep", N_("Checkpoints Kept") }, { "sample-every", N_("Previews Every") },
+  { "sample-prompt", N_("Preview Prompts") }, { "sample-steps", N_("Preview Sampler Steps") },
+  { "validate-every", N_("Validation Every") },
 };
 
 static char *
@@ -75,7 +80,7 @@ option_title (const char *name)
 {
   for (guint i = 0; i < G_N_ELEMENTS (titles); i++)
     if (g_str_equal (titles[i].name, name))
-      return g_strdup (titles[i].title);
+      return g_strdup (_(titles[i].title));
   char *t = g_strdup (name);
   g_strdelimit (t, "-", ' ');
   t[0] = g_ascii_toupper (t[0]);
@@ -86,16 +91,17 @@ const char *
 dl_train_form_method_summary (DlTrainMethod method)
 {
   switch (method) {
-  case DL_TRAIN_LORA: return "A small file that works with any SD 1.5 model in AUTOMATIC1111 and ComfyUI";
-  case DL_TRAIN_TEXTUAL_INVERSION: return "A new word the model learns: a tiny embedding file for prompts";
-  case DL_TRAIN_DREAMBOOTH: return "A whole new model, fine-tuned on your images";
-  case DL_TRAIN_HYPERNETWORK: return "AUTOMATIC1111’s style module, applied on top of any model";
+  case DL_TRAIN_LORA: return _("A small file that works with any SD 1.5 model in AUTOMATIC1111 and ComfyUI");
+  case DL_TRAIN_TEXTUAL_INVERSION: return _("A new word the model learns: a tiny embedding file for prompts");
+  case DL_TRAIN_DREAMBOOTH: return _("A whole new model, fine-tuned on your images");
+  case DL_TRAIN_HYPERNETWORK: return _("AUTOMATIC1111’s style module, applied on top of any model");
   default: return "";
   }
 }
 
-static const char *const method_titles[DL_TRAIN_N_METHODS] = { "LoRA", "Textual Inversion", "DreamBooth",
-                                                               "Hypernetwork" };
+/* the training methods' names (translated where they are shown) */
+static const char *const method_titles[DL_TRAIN_N_METHODS] = { N_("LoRA"), N_("Textual Inversion"),
+                                                               N_("DreamBooth"), N_("Hypernetwork") };
 
 static gboolean
 find_option (const char *name, DlTrainOptionInfo *info)
@@ -250,7 +256,8 @@ rebuild (DlTrainForm *self)
 
   DlTrainMethod m = self->settings->method;
   GtkWidget *own = adw_preferences_group_new ();
-  g_autofree char *own_title = g_strdup_printf ("%s Settings", method_titles[m]);
+  /* Translators: %s is a training method, like "LoRA" */
+  g_autofree char *own_title = g_strdup_printf (_("%s Settings"), _(method_titles[m]));
   adw_preferences_group_set_title (ADW_PREFERENCES_GROUP (own), own_title);
   const char *const *keys = key_options (m);
   DlTrainOptionInfo info;
@@ -261,8 +268,8 @@ rebuild (DlTrainForm *self)
 
   GtkWidget *adv_group = adw_preferences_group_new ();
   GtkWidget *adv = adw_expander_row_new ();
-  dl_row_set_title (adv, "Advanced");
-  dl_row_set_subtitle (adv, "Every other option of the trainer, as `dreamloom train` takes it");
+  dl_row_set_title (adv, _("Advanced"));
+  dl_row_set_subtitle (adv, _("Every other option of the trainer, as `dreamloom train` takes it"));
   gtk_widget_set_name (adv, "advanced");
   for (guint i = 0; dl_train_settings_option_info (i, &info); i++) {
     if (!(info.methods & (1u << m)) || g_strv_contains (hidden, info.name) ||
@@ -329,16 +336,17 @@ dl_train_form_init (DlTrainForm *self)
   gtk_widget_set_parent (self->box, GTK_WIDGET (self));
 
   GtkWidget *group = adw_preferences_group_new ();
-  adw_preferences_group_set_title (ADW_PREFERENCES_GROUP (group), "Method");
-  adw_preferences_group_set_description (ADW_PREFERENCES_GROUP (group), "What training makes");
+  adw_preferences_group_set_title (ADW_PREFERENCES_GROUP (group), _("Method"));
+  adw_preferences_group_set_description (ADW_PREFERENCES_GROUP (group), _("What training makes"));
   GtkCheckButton *first = NULL;
   for (int m = 0; m < DL_TRAIN_N_METHODS; m++) {
     GtkWidget *row = adw_action_row_new ();
-    dl_row_set_title (row, method_titles[m]);
+    dl_row_set_title (row, _(method_titles[m]));
     dl_row_set_subtitle (row, dl_train_form_method_summary (m));
     GtkWidget *check = gtk_check_button_new ();
     gtk_widget_set_valign (check, GTK_ALIGN_CENTER);
-    gtk_accessible_update_property (GTK_ACCESSIBLE (check), GTK_ACCESSIBLE_PROPERTY_LABEL, method_titles[m], -1);
+    gtk_accessible_update_property (GTK_ACCESSIBLE (check), GTK_ACCESSIBLE_PROPERTY_LABEL, _(method_titles[m]),
+                                    -1);
     if (first)
       gtk_check_button_set_group (GTK_CHECK_BUTTON (check), first);
     else

@@ -4,6 +4,7 @@
 #include "dl-train-page.h"
 
 #include "dl-row-text.h"
+#include <glib/gi18n.h>
 #include <glib/gstdio.h>
 #include <math.h>
 #include <string.h>
@@ -18,6 +19,23 @@
 #include "train/dl-run-info.h"
 
 #define PLAN_DELAY_MS 400
+
+/* the page's keys, as the shortcuts window lists them under Training */
+static const struct {
+  const char *accel, *action, *target;
+} shortcuts[] = {
+  { "<Control>Return", "train.start", NULL },
+  { "<Control><Shift>Return", "train.continue", NULL },
+  { "<Control>space", "train.pause", NULL },
+  { "<Control>period", "train.stop", NULL },
+  { "<Control>e", "train.export", NULL },
+  { "<Control><Shift>h", "train.export-precision", "f16" },
+  { "<Control><Shift>f", "train.export-precision", "f32" },
+  { "<Control><Shift>e", "train.export-diffusers", NULL },
+  { "<Control><Shift>k", "train.export-kohya", NULL },
+  { "<Control><Shift>l", "train.save-log", NULL },
+  { "<Control>m", "train.make-fit", NULL },
+};
 
 struct _DlTrainPage {
   GtkWidget parent_instance;
@@ -50,6 +68,7 @@ struct _DlTrainPage {
   DlEngineSession *session;
   GSettings *settings;
   DlTrainJob *job;
+  GSignalGroup *job_signals;     /* the job's, while the page shows it */
   DlTrainSettings *run_settings; /* of the job, or of the run that can be continued */
   char *run_dir;
   char *last_file;               /* newest export: final, else the latest checkpoint */
@@ -110,10 +129,13 @@ format_duration (double s)
   if (!isfinite (s) || s < 0)
     return g_strdup ("");
   if (s < 90)
-    return g_strdup_printf ("%.0f s", s);
+    /* Translators: a time left, in seconds */
+    return g_strdup_printf (_("%.0f s"), s);
   if (s < 5400)
-    return g_strdup_printf ("%.0f min", s / 60);
-  return g_strdup_printf ("%.1f h", s / 3600);
+    /* Translators: a time left, in minutes */
+    return g_strdup_printf (_("%.0f min"), s / 60);
+  /* Translators: a time left, in hours */
+  return g_strdup_printf (_("%.1f h"), s / 3600);
 }
 
 static void
@@ -166,19 +188,18 @@ on_event (DlTrainJob *job, const DlTrainEvent *ev, DlTrainPage *self)
     break;
   case DL_TRAIN_EVENT_STEP: {
     dl_loss_curve_add_step (self->curve, ev->step, ev->loss, ev->lr);
-    g_autofree char *status = g_strdup_printf ("Step %" G_GINT64_FORMAT " of %" G_GINT64_FORMAT, ev->step,
-                                               ev->total_steps);
+    g_autofree char *step = g_strdup_printf ("%" G_GINT64_FORMAT, ev->step);
+    g_autofree char *total = g_strdup_printf ("%" G_GINT64_FORMAT, ev->total_steps);
+    /* Translators: the step a run is at, and its number of steps */
+    g_autofree char *status = g_strdup_printf (_("Step %s of %s"), step, total);
     g_autofree char *eta = format_duration (ev->eta_s);
-    g_autofree char *detail = g_strdup_printf ("Loss %.4f · %.2f images/s%s%s · %.1f GB of GPU memory", ev->loss,
-                                               ev->images_per_s, *eta ? " · " : "", *eta ? eta : "",
-                                               ev->memory / 1e9);
-    if (*eta) {
-      g_free (detail);
-      detail = g_strdup_printf ("Loss %.4f · %.2f images/s · %s left · %.1f GB of GPU memory", ev->loss,
-                                ev->images_per_s, eta, ev->memory / 1e9);
-    }
+    g_autofree char *detail =
+        *eta ? g_strdup_printf (_("Loss %.4f · %.2f images/s · %s left · %.1f GB of GPU memory"), ev->loss,
+                                ev->images_per_s, eta, ev->memory / 1e9)
+             : g_strdup_printf (_("Loss %.4f · %.2f images/s · %.1f GB of GPU memory"), ev->loss, ev->images_per_s,
+                                ev->memory / 1e9);
     if (dl_train_job_get_state (self->job) == DL_TRAIN_JOB_PAUSED)
-      set_status (self, "Paused", status);
+      set_status (self, _("Paused"), status);
     else
       set_status (self, status, detail);
     gtk_progress_bar_set_fraction (self->progress, (double) ev->step / MAX (1, ev->total_steps));
@@ -225,15 +246,15 @@ dl_train_notify_end (DlTrainJob *job)
   DlTrainJobState st = dl_train_job_get_state (job);
   const GError *e = dl_train_job_get_error (job);
   const char *out = dl_train_job_get_settings (job)->out;
-  g_autoptr (GNotification) n = g_notification_new (st == DL_TRAIN_JOB_FINISHED  ? "Training finished"
-                                                    : st == DL_TRAIN_JOB_STOPPED ? "Training stopped"
-                                                                                 : "Training failed");
+  g_autoptr (GNotification) n = g_notification_new (st == DL_TRAIN_JOB_FINISHED  ? _("Training finished")
+                                                    : st == DL_TRAIN_JOB_STOPPED ? _("Training stopped")
+                                                                                 : _("Training failed"));
+  g_autofree char *step = g_strdup_printf ("%" G_GINT64_FORMAT, dl_train_job_get_step (job));
+  g_autofree char *total = g_strdup_printf ("%" G_GINT64_FORMAT, dl_train_job_get_total_steps (job));
+  /* Translators: %s is the file training wrote */
   g_autofree char *body = e                                    ? g_strdup (e->message)
-                          : st == DL_TRAIN_JOB_FINISHED && out ? g_strdup_printf ("Written: %s", out)
-                                                               : g_strdup_printf ("Step %" G_GINT64_FORMAT
-                                                                                  " of %" G_GINT64_FORMAT,
-                                                                                  dl_train_job_get_step (job),
-                                                                                  dl_train_job_get_total_steps (job));
+                          : st == DL_TRAIN_JOB_FINISHED && out ? g_strdup_printf (_("Written: %s"), out)
+                                                               : g_strdup_printf (_("Step %s of %s"), step, total);
   g_notification_set_body (n, body);
   g_application_send_notification (app, "training", n);
 }
@@ -258,19 +279,20 @@ on_finished (DlTrainJob *job, DlTrainPage *self)
   switch (dl_train_job_get_state (job)) {
   case DL_TRAIN_JOB_FINISHED: {
     g_autofree char *base = g_path_get_basename (self->last_file ? self->last_file : "");
-    g_autofree char *detail = g_strdup_printf ("Written: %s", self->last_file ? self->last_file : "");
-    set_status (self, "Training finished", detail);
-    g_autofree char *toast = g_strdup_printf ("Training finished: %s", base);
+    g_autofree char *detail = g_strdup_printf (_("Written: %s"), self->last_file ? self->last_file : "");
+    set_status (self, _("Training finished"), detail);
+    /* Translators: %s is the name of the file training wrote */
+    g_autofree char *toast = g_strdup_printf (_("Training finished: %s"), base);
     dl_toast_show (GTK_WIDGET (self), toast, NULL);
     notify_end (self, job);
     break;
   }
   case DL_TRAIN_JOB_STOPPED:
-    set_status (self, "Stopped", "The last checkpoint is kept: Continue goes on from it");
+    set_status (self, _("Stopped"), _("The last checkpoint is kept: Continue goes on from it"));
     notify_end (self, job);
     break;
   default:
-    show_error (self, "Training stopped with an error", dl_train_job_get_error (job));
+    show_error (self, _("Training stopped with an error"), dl_train_job_get_error (job));
     notify_end (self, job);
     break;
   }
@@ -288,7 +310,7 @@ on_job_state (DlTrainJob *job, GParamSpec *pspec, DlTrainPage *self)
   self->syncing = FALSE;
   if (dl_train_job_get_state (job) == DL_TRAIN_JOB_PAUSED) {
     g_autofree char *was = g_strdup (gtk_label_get_text (self->status_label));
-    set_status (self, "Paused", was);
+    set_status (self, _("Paused"), was);
   }
   sync_actions (self);
 }
@@ -296,18 +318,14 @@ on_job_state (DlTrainJob *job, GParamSpec *pspec, DlTrainPage *self)
 static void
 watch_job (DlTrainPage *self, DlTrainJob *job, const DlTrainSettings *settings, const char *run_dir)
 {
-  if (self->job)
-    g_signal_handlers_disconnect_by_data (self->job, self);
   g_set_object (&self->job, job);
+  g_signal_group_set_target (self->job_signals, job);
   g_clear_pointer (&self->run_settings, dl_train_settings_free);
   self->run_settings = dl_train_settings_copy (settings);
   g_free (self->run_dir);
   self->run_dir = g_strdup (run_dir);
-  g_signal_connect (job, "event", G_CALLBACK (on_event), self);
-  g_signal_connect (job, "finished", G_CALLBACK (on_finished), self);
-  g_signal_connect (job, "notify::state", G_CALLBACK (on_job_state), self);
   gtk_widget_remove_css_class (GTK_WIDGET (self->status_label), "error");
-  set_status (self, "Starting…", NULL);
+  set_status (self, _("Starting…"), NULL);
   gtk_widget_set_visible (GTK_WIDGET (self->progress), TRUE);
   gtk_progress_bar_set_fraction (self->progress, 0);
   gtk_revealer_set_reveal_child (self->continue_revealer, FALSE);
@@ -344,6 +362,11 @@ read_run (DlTrainPage *self)
       }
       dl_checkpoint_list_set_best (self->checkpoints, info->best_step);
       dl_checkpoint_list_set_can_use (self->checkpoints, info->settings->method == DL_TRAIN_LORA);
+      dl_loss_curve_clear (self->curve);
+      for (guint i = 0; i < info->losses->len; i++) {
+        const DlLossEntry *e = &g_array_index (info->losses, DlLossEntry, i);
+        dl_loss_curve_add_step (self->curve, e->step, e->loss, e->lr);
+      }
       for (guint i = 0; i < info->validations->len; i++) {
         const DlTrainValidation *v = &g_array_index (info->validations, DlTrainValidation, i);
         dl_loss_curve_add_validation (self->curve, v->step, v->loss);
@@ -358,9 +381,10 @@ read_run (DlTrainPage *self)
     }
   }
   if (can) {
-    g_autofree char *text = g_strdup_printf ("A run stopped at step %" G_GINT64_FORMAT " of %" G_GINT64_FORMAT
-                                             " before it finished. Continue goes on from there exactly as if it had "
-                                             "never stopped.", info->step, info->settings->steps);
+    g_autofree char *step = g_strdup_printf ("%" G_GINT64_FORMAT, info->step);
+    g_autofree char *total = g_strdup_printf ("%" G_GINT64_FORMAT, info->settings->steps);
+    g_autofree char *text = g_strdup_printf (_("A run stopped at step %s of %s before it finished. Continue goes on "
+                                               "from there exactly as if it had never stopped."), step, total);
     gtk_label_set_text (self->continue_label, text);
   }
   gtk_revealer_set_reveal_child (self->continue_revealer, can);
@@ -419,27 +443,27 @@ dl_train_page_start (DlTrainPage *self, GError **error)
   g_auto (GStrv) paths = NULL;
   g_auto (GStrv) captions = NULL;
   if (!self->project) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "No project is open");
+    g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED, _("No project is open"));
     return FALSE;
   }
   if (dl_train_page_is_training (self)) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY, "A run is in progress");
+    g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_BUSY, _("A run is in progress"));
     return FALSE;
   }
   if (!dl_project_get_base_model (self->project)) {
-    g_set_error (&local, G_IO_ERROR, G_IO_ERROR_FAILED, "Choose a base model on the Base Model page first");
+    g_set_error_literal (&local, G_IO_ERROR, G_IO_ERROR_FAILED, _("Choose a base model on the Base Model page first"));
     goto fail;
   }
   if (!dl_train_form_is_valid (self->form)) {
-    g_set_error (&local, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                 "A setting holds a value the trainer does not take (marked in red)");
+    g_set_error_literal (&local, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                         _("A setting holds a value the trainer does not take (marked in red)"));
     goto fail;
   }
   if (!dl_project_dup_training_images (self->project, &paths, &captions, &local))
     goto fail;
   if (self->plan && !dl_train_plan_fits (self->plan)) {
     g_autofree char *d = dl_train_plan_describe (self->plan);
-    g_set_error (&local, G_IO_ERROR, G_IO_ERROR_NO_SPACE, "This run does not fit the GPU’s memory: %s", d);
+    g_set_error (&local, G_IO_ERROR, G_IO_ERROR_NO_SPACE, _("This run does not fit the GPU’s memory: %s"), d);
     goto fail;
   }
   {
@@ -466,7 +490,7 @@ dl_train_page_start (DlTrainPage *self, GError **error)
   }
   return TRUE;
 fail:
-  show_error (self, "Training cannot start", local);
+  show_error (self, _("Training cannot start"), local);
   g_propagate_error (error, g_steal_pointer (&local));
   return FALSE;
 }
@@ -484,7 +508,7 @@ dl_train_page_continue (DlTrainPage *self, GError **error)
   g_auto (GStrv) paths = NULL;
   g_auto (GStrv) captions = NULL;
   if (!dl_train_page_can_continue (self) || !self->run_dir || !self->run_settings) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "There is no interrupted run to continue");
+    g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED, _("There is no interrupted run to continue"));
     return FALSE;
   }
   if (!dl_project_dup_training_images (self->project, &paths, &captions, &local))
@@ -501,7 +525,7 @@ dl_train_page_continue (DlTrainPage *self, GError **error)
   }
   return TRUE;
 fail:
-  show_error (self, "The run cannot continue", local);
+  show_error (self, _("The run cannot continue"), local);
   g_propagate_error (error, g_steal_pointer (&local));
   return FALSE;
 }
@@ -512,7 +536,7 @@ gboolean
 dl_train_page_export_to (DlTrainPage *self, const char *path, GError **error)
 {
   if (!self->last_file || !self->run_settings) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "Nothing to export yet: train first");
+    g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, _("Nothing to export yet: train first"));
     return FALSE;
   }
   return dl_train_export_file (self->run_settings, self->last_file, path, self->run_settings->save_dtype, error);
@@ -523,17 +547,29 @@ dl_train_page_export_as (DlTrainPage *self, const char *path, DlStDType dtype, G
 {
   g_return_val_if_fail (DL_IS_TRAIN_PAGE (self), FALSE);
   if (!self->last_file || !self->run_settings) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "Nothing to export yet: train first");
+    g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, _("Nothing to export yet: train first"));
     return FALSE;
   }
   return dl_train_export_file (self->run_settings, self->last_file, path, dtype, error);
 }
 
 gboolean
+dl_train_page_export_diffusers_to (DlTrainPage *self, const char *dir, GError **error)
+{
+  g_return_val_if_fail (DL_IS_TRAIN_PAGE (self), FALSE);
+  if (!self->last_file || !self->run_settings || self->run_settings->method != DL_TRAIN_DREAMBOOTH) {
+    g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, _("No DreamBooth model to export yet: train first"));
+    return FALSE;
+  }
+  g_autofree char *folder = g_str_has_suffix (dir, "/") ? g_strdup (dir) : g_strconcat (dir, "/", NULL);
+  return dl_train_export_file (self->run_settings, self->last_file, folder, self->run_settings->save_dtype, error);
+}
+
+gboolean
 dl_train_page_export_kohya_to (DlTrainPage *self, const char *dir, GError **error)
 {
   if (!self->project) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "No project is open");
+    g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED, _("No project is open"));
     return FALSE;
   }
   g_auto (GStrv) paths = NULL;
@@ -559,15 +595,16 @@ static void
 exported (DlTrainPage *self, const char *path, gboolean ok, const GError *error)
 {
   if (!ok) {
-    g_autofree char *msg = g_strdup_printf ("Could not export: %s", error->message);
+    g_autofree char *msg = g_strdup_printf (_("Could not export: %s"), error->message);
     dl_toast_show (GTK_WIDGET (self), msg, NULL);
     return;
   }
   g_autofree char *base = g_path_get_basename (path);
-  g_autofree char *msg = g_strdup_printf ("Exported %s", base);
+  /* Translators: %s is the name of the file or folder exported */
+  g_autofree char *msg = g_strdup_printf (_("Exported %s"), base);
   AdwToast *t = dl_toast_show (GTK_WIDGET (self), msg, NULL);
   if (t) {
-    adw_toast_set_button_label (t, "Show in Files");
+    adw_toast_set_button_label (t, _("Show in Files"));
     adw_toast_set_action_name (t, "train.show-file");
     adw_toast_set_action_target_value (t, g_variant_new_string (path));
   }
@@ -601,7 +638,7 @@ run_export_dialog (DlTrainPage *self, const char *source, const char *precision)
 {
   const char *from = source ? source : self->last_file;
   if (!from || !self->run_settings) {
-    dl_toast_show (GTK_WIDGET (self), "Nothing to export yet: train first", NULL);
+    dl_toast_show (GTK_WIDGET (self), _("Nothing to export yet: train first"), NULL);
     return;
   }
   g_autoptr (GListStore) filters = g_list_store_new (GTK_TYPE_FILE_FILTER);
@@ -610,14 +647,14 @@ run_export_dialog (DlTrainPage *self, const char *source, const char *precision)
     const char *name, *pattern;
   } forms[3] = { { 0 } };
   if (m == DL_TRAIN_TEXTUAL_INVERSION) {
-    forms[0].name = "Embedding for AUTOMATIC1111 (.pt)", forms[0].pattern = "*.pt";
-    forms[1].name = "Embedding (.safetensors)", forms[1].pattern = "*.safetensors";
-    forms[2].name = "diffusers (learned_embeds.safetensors)", forms[2].pattern = "learned_embeds.safetensors";
+    forms[0].name = _("Embedding for AUTOMATIC1111 (.pt)"), forms[0].pattern = "*.pt";
+    forms[1].name = _("Embedding (.safetensors)"), forms[1].pattern = "*.safetensors";
+    forms[2].name = _("diffusers (learned_embeds.safetensors)"), forms[2].pattern = "learned_embeds.safetensors";
   } else if (m == DL_TRAIN_HYPERNETWORK) {
-    forms[0].name = "Hypernetwork for AUTOMATIC1111 (.pt)", forms[0].pattern = "*.pt";
+    forms[0].name = _("Hypernetwork for AUTOMATIC1111 (.pt)"), forms[0].pattern = "*.pt";
   } else {
-    forms[0].name = m == DL_TRAIN_LORA ? "LoRA for AUTOMATIC1111, ComfyUI and diffusers (.safetensors)"
-                                       : "Checkpoint for AUTOMATIC1111 and ComfyUI (.safetensors)";
+    forms[0].name = m == DL_TRAIN_LORA ? _("LoRA for AUTOMATIC1111, ComfyUI and diffusers (.safetensors)")
+                                       : _("Checkpoint for AUTOMATIC1111 and ComfyUI (.safetensors)");
     forms[0].pattern = "*.safetensors";
   }
   for (int i = 0; i < 3 && forms[i].name; i++) {
@@ -633,7 +670,7 @@ run_export_dialog (DlTrainPage *self, const char *source, const char *precision)
   ctx->dtype = g_strcmp0 (precision, "f32") == 0   ? DL_ST_F32
                : g_strcmp0 (precision, "f16") == 0 ? DL_ST_F16
                                                    : self->run_settings->save_dtype;
-  dl_file_dialog_run (GTK_WIDGET (self), DL_FILE_DIALOG_SAVE, "Export", "_Export", G_LIST_MODEL (filters), NULL,
+  dl_file_dialog_run (GTK_WIDGET (self), DL_FILE_DIALOG_SAVE, _("Export"), _("_Export"), G_LIST_MODEL (filters), NULL,
                       name, export_picked, ctx);
 }
 
@@ -688,7 +725,7 @@ action_stop (GSimpleAction *a, GVariant *p, gpointer data)
   DlTrainPage *self = data;
   if (self->job) {
     dl_train_job_stop (self->job);
-    set_status (self, "Stopping after this step…", NULL);
+    set_status (self, _("Stopping after this step…"), NULL);
   }
 }
 
@@ -708,10 +745,36 @@ action_export_precision (GSimpleAction *a, GVariant *p, gpointer data)
 }
 
 static void
+diffusers_picked (GtkWidget *owner, GPtrArray *files, gpointer data)
+{
+  (void) data;
+  DlTrainPage *self = DL_TRAIN_PAGE (owner);
+  if (!files || !files->len)
+    return;
+  g_autofree char *path = g_file_get_path (files->pdata[0]);
+  g_autoptr (GError) error = NULL;
+  exported (self, path, dl_train_page_export_diffusers_to (self, path, &error), error);
+}
+
+/* a DreamBooth model as a diffusers folder */
+static void
+action_export_diffusers (GSimpleAction *a, GVariant *p, gpointer data)
+{
+  (void) a, (void) p;
+  DlTrainPage *self = data;
+  if (!self->last_file)
+    return;
+  g_autofree char *stem = dl_file_stem (self->last_file);
+  g_autofree char *name = g_strdup_printf ("%s-diffusers", stem);
+  dl_file_dialog_run (GTK_WIDGET (self), DL_FILE_DIALOG_SAVE, _("Export as a diffusers Folder"), _("_Export"), NULL,
+                      NULL, name, diffusers_picked, NULL);
+}
+
+static void
 action_export_kohya (GSimpleAction *a, GVariant *p, gpointer data)
 {
   (void) a, (void) p;
-  dl_file_dialog_run (GTK_WIDGET (data), DL_FILE_DIALOG_FOLDER, "Export Job for kohya sd-scripts", "_Export Here",
+  dl_file_dialog_run (GTK_WIDGET (data), DL_FILE_DIALOG_FOLDER, _("Export Job for kohya sd-scripts"), _("_Export Here"),
                       NULL, NULL, NULL, kohya_picked, NULL);
 }
 
@@ -735,7 +798,7 @@ action_save_log (GSimpleAction *a, GVariant *p, gpointer data)
   DlTrainPage *self = data;
   g_autofree char *title = self->project ? dl_project_dup_title (self->project) : g_strdup ("training");
   g_autofree char *name = g_strdup_printf ("%s-loss.csv", title);
-  dl_file_dialog_run (GTK_WIDGET (self), DL_FILE_DIALOG_SAVE, "Save the Log", "_Save", NULL, NULL, name,
+  dl_file_dialog_run (GTK_WIDGET (self), DL_FILE_DIALOG_SAVE, _("Save the Log"), _("_Save"), NULL, NULL, name,
                       log_picked, NULL);
 }
 
@@ -772,8 +835,8 @@ action_make_fit (GSimpleAction *a, GVariant *p, gpointer data)
     const char *value = flag ? "true" : words[i + 1];
     g_autoptr (GError) error = NULL;
     if (!value || !dl_train_form_set_option (self->form, name, value, &error)) {
-      dl_toast_show (GTK_WIDGET (self), error ? error->message : "The memory plan’s suggestion could not be applied",
-                     NULL);
+      dl_toast_show (GTK_WIDGET (self),
+                     error ? error->message : _("The memory plan’s suggestion could not be applied"), NULL);
       return;
     }
     if (!flag)
@@ -788,9 +851,12 @@ sync_actions (DlTrainPage *self)
   gboolean have = self->project != NULL;
   static const struct {
     const char *name;
-    int when; /* 0: idle with a project, 1: while training, 2: a file to export, 3: always, 4: a LoRA to export */
-  } rules[] = { { "start", 0 }, { "continue", 0 }, { "pause", 1 }, { "stop", 1 }, { "export", 2 },
-                { "export-precision", 4 }, { "export-kohya", 3 }, { "save-log", 3 }, { "make-fit", 0 } };
+    int when; /* 0: idle with a project, 1: while training, 2: a file to export, 3: always,
+                 4: a LoRA to export, 5: a DreamBooth model to export */
+  } rules[] = { { "start", 0 },     { "continue", 0 },         { "pause", 1 },
+                { "stop", 1 },      { "export", 2 },           { "export-precision", 4 },
+                { "export-diffusers", 5 }, { "export-kohya", 3 }, { "save-log", 3 },
+                { "make-fit", 0 } };
   for (guint i = 0; i < G_N_ELEMENTS (rules); i++) {
     GAction *a = g_action_map_lookup_action (G_ACTION_MAP (self->actions), rules[i].name);
     gboolean on = rules[i].when == 0 ? have && !training
@@ -798,6 +864,8 @@ sync_actions (DlTrainPage *self)
                   : rules[i].when == 2 ? self->last_file != NULL
                   : rules[i].when == 4 ? self->last_file != NULL && self->run_settings &&
                                            self->run_settings->method == DL_TRAIN_LORA
+                  : rules[i].when == 5 ? self->last_file != NULL && self->run_settings &&
+                                           self->run_settings->method == DL_TRAIN_DREAMBOOTH
                                        : have;
     g_simple_action_set_enabled (G_SIMPLE_ACTION (a), on);
   }
@@ -820,17 +888,19 @@ plan_done (GObject *source, GAsyncResult *result, gpointer data)
   g_clear_pointer (&self->plan, dl_train_plan_free);
   self->plan = plan;
   if (!plan) {
-    dl_row_set_title (self->plan_row, "The memory this run needs is not known");
+    dl_row_set_title (self->plan_row, _("The memory this run needs is not known"));
     dl_row_set_subtitle (self->plan_row, error->message);
     gtk_widget_set_visible (self->fit_button, FALSE);
     return;
   }
   const DlTrainPlanFigures *f = dl_train_plan_get_figures (plan);
   gboolean fits = dl_train_plan_fits (plan);
-  g_autofree char *title = g_strdup_printf ("Needs %.1f GB of the %.1f GB on the GPU%s", f->total / 1e9,
-                                            f->budget / 1e9, fits ? "" : ": too much");
-  g_autofree char *sub = g_strdup_printf ("Model %.1f GB · trained tensors %.2f GB · activations %.2f GB · "
-                                          "%.1f M trained parameters", f->weights / 1e9, f->trained / 1e9,
+  /* Translators: the memory a run needs, and what the GPU has */
+  g_autofree char *title = g_strdup_printf (fits ? _("Needs %.1f GB of the %.1f GB on the GPU")
+                                                 : _("Needs %.1f GB of the %.1f GB on the GPU: too much"),
+                                            f->total / 1e9, f->budget / 1e9);
+  g_autofree char *sub = g_strdup_printf (_("Model %.1f GB · trained tensors %.2f GB · activations %.2f GB · "
+                                            "%.1f M trained parameters"), f->weights / 1e9, f->trained / 1e9,
                                           f->activations / 1e9, f->trained_params / 1e6);
   dl_row_set_title (self->plan_row, title);
   dl_row_set_subtitle (self->plan_row, sub);
@@ -846,7 +916,7 @@ plan_now (gpointer data)
   DlTrainPage *self = data;
   self->plan_timeout = 0;
   if (!self->project || !dl_project_get_base_model (self->project)) {
-    dl_row_set_title (self->plan_row, "Choose a base model to see what a run needs");
+    dl_row_set_title (self->plan_row, _("Choose a base model to see what a run needs"));
     dl_row_set_subtitle (self->plan_row, "");
     return G_SOURCE_REMOVE;
   }
@@ -923,7 +993,7 @@ checkpoint_use (DlCheckpointList *list, const char *file, DlTrainPage *self)
   }
   g_ptr_array_add (loras, dl_project_lora_new (file, 1.0));
   dl_project_set_loras (self->project, loras);
-  dl_toast_show (GTK_WIDGET (self), "Added as a column on the Previews page", NULL);
+  dl_toast_show (GTK_WIDGET (self), _("Added as a column on the Previews page"), NULL);
 }
 
 static void
@@ -963,8 +1033,8 @@ static void
 dl_train_page_dispose (GObject *object)
 {
   DlTrainPage *self = DL_TRAIN_PAGE (object);
-  if (self->job)
-    g_signal_handlers_disconnect_by_data (self->job, self);
+  if (self->job_signals)
+    g_signal_group_set_target (self->job_signals, NULL);
   g_clear_object (&self->job);
   g_cancellable_cancel (self->plan_cancel);
   g_clear_object (&self->plan_cancel);
@@ -983,6 +1053,7 @@ dl_train_page_finalize (GObject *object)
 {
   DlTrainPage *self = DL_TRAIN_PAGE (object);
   g_clear_object (&self->project);
+  g_clear_object (&self->job_signals);
   g_clear_object (&self->session);
   g_clear_object (&self->settings);
   g_clear_object (&self->actions);
@@ -1042,6 +1113,11 @@ dl_train_page_init (DlTrainPage *self)
   self->form = dl_train_form_new ();
   gtk_box_append (self->form_box, GTK_WIDGET (self->form));
 
+  /* the job shown: a run the page started or continued */
+  self->job_signals = g_signal_group_new (DL_TYPE_TRAIN_JOB);
+  g_signal_group_connect (self->job_signals, "event", G_CALLBACK (on_event), self);
+  g_signal_group_connect (self->job_signals, "finished", G_CALLBACK (on_finished), self);
+  g_signal_group_connect (self->job_signals, "notify::state", G_CALLBACK (on_job_state), self);
   g_signal_connect (self->form, "changed", G_CALLBACK (form_changed), self);
   g_signal_connect (self->checkpoints, "export", G_CALLBACK (checkpoint_export), self);
   g_signal_connect (self->checkpoints, "use", G_CALLBACK (checkpoint_use), self);
@@ -1058,6 +1134,7 @@ dl_train_page_init (DlTrainPage *self)
     { .name = "stop", .activate = action_stop },
     { .name = "export", .activate = action_export },
     { .name = "export-precision", .activate = action_export_precision, .parameter_type = "s" },
+    { .name = "export-diffusers", .activate = action_export_diffusers },
     { .name = "export-kohya", .activate = action_export_kohya },
     { .name = "save-log", .activate = action_save_log },
     { .name = "show-file", .activate = action_show_file, .parameter_type = "s" },
@@ -1066,6 +1143,20 @@ dl_train_page_init (DlTrainPage *self)
   self->actions = g_simple_action_group_new ();
   g_action_map_add_action_entries (G_ACTION_MAP (self->actions), entries, G_N_ELEMENTS (entries), self);
   gtk_widget_insert_action_group (GTK_WIDGET (self), "train", G_ACTION_GROUP (self->actions));
+
+  /* The page's keys (in the shortcuts window's Training group): managed by the window, so they work
+   * whenever the page is shown, wherever the focus is; a focused widget that takes the key keeps it. */
+  GtkEventController *keys = gtk_shortcut_controller_new ();
+  gtk_event_controller_set_name (keys, "dl-train-shortcuts");
+  gtk_shortcut_controller_set_scope (GTK_SHORTCUT_CONTROLLER (keys), GTK_SHORTCUT_SCOPE_MANAGED);
+  for (guint i = 0; i < G_N_ELEMENTS (shortcuts); i++) {
+    GtkShortcut *shortcut = gtk_shortcut_new (gtk_shortcut_trigger_parse_string (shortcuts[i].accel),
+                                              gtk_named_action_new (shortcuts[i].action));
+    if (shortcuts[i].target)
+      gtk_shortcut_set_arguments (shortcut, g_variant_new_string (shortcuts[i].target));
+    gtk_shortcut_controller_add_shortcut (GTK_SHORTCUT_CONTROLLER (keys), shortcut);
+  }
+  gtk_widget_add_controller (GTK_WIDGET (self), keys);
   sync_actions (self);
 }
 
@@ -1077,15 +1168,15 @@ dl_train_page_set_project (DlTrainPage *self, DlProject *project)
     return;
   g_clear_object (&self->images);
   g_set_object (&self->project, project);
-  if (dl_train_page_is_training (self))
-    g_signal_handlers_disconnect_by_data (self->job, self);
+  /* a run of the previous project goes on (the window asked), unseen here */
+  g_signal_group_set_target (self->job_signals, NULL);
   if (!dl_train_page_is_training (self) || !project)
     g_clear_object (&self->job);
   g_clear_pointer (&self->run_dir, g_free);
   g_clear_pointer (&self->run_settings, dl_train_settings_free);
   clear_run_view (self);
   gtk_widget_remove_css_class (GTK_WIDGET (self->status_label), "error");
-  set_status (self, "Ready to train", NULL);
+  set_status (self, _("Ready to train"), NULL);
   if (project) {
     self->syncing = TRUE;
     dl_train_form_set_settings (self->form, dl_project_get_train_settings (project));

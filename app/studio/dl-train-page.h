@@ -33,14 +33,16 @@ gboolean dl_train_page_start (DlTrainPage *self, GError **error);
 gboolean dl_train_page_continue (DlTrainPage *self, GError **error);
 /* Whether the project has an interrupted run to continue. */
 gboolean dl_train_page_can_continue (DlTrainPage *self);
-/* Export the run's newest file (the final one, else the latest checkpoint)
- * to `path` (what Export… does after its dialog). */
 /* The desktop notification for the end of `job`'s run (finished, stopped or failed). */
 void dl_train_notify_end (DlTrainJob *job);
 
+/* Export the run's newest file (the final one, else the latest checkpoint)
+ * to `path` (what Export… does after its dialog). */
 gboolean dl_train_page_export_to (DlTrainPage *self, const char *path, GError **error);
 /* The same with a LoRA's tensors in `dtype` (DL_ST_F16 or DL_ST_F32): Export LoRA in Half/Full Precision. */
 gboolean dl_train_page_export_as (DlTrainPage *self, const char *path, DlStDType dtype, GError **error);
+/* A DreamBooth run's newest model as a diffusers folder at `dir` (Export as a diffusers Folder…). */
+gboolean dl_train_page_export_diffusers_to (DlTrainPage *self, const char *dir, GError **error);
 /* Write the run as a kohya sd-scripts job into the new folder `dir`. */
 gboolean dl_train_page_export_kohya_to (DlTrainPage *self, const char *dir, GError **error);
 

@@ -3,6 +3,7 @@
 
 #include "dl-train-previews.h"
 
+#include <glib/gi18n.h>
 #include <math.h>
 
 #include "dl-image-viewer.h"
@@ -84,23 +85,35 @@ pick (DlTrainPreviews *self, StepSet *out[DL_TRAIN_PREVIEWS_N_COLUMNS])
   }
 }
 
+/* the image viewer for a preview file: its prompt as the title, its column below */
+static DlImageViewer *
+open_viewer (GtkWidget *owner, const char *path, const char *prompt, const char *column)
+{
+  GtkRoot *root = gtk_widget_get_root (owner);
+  g_autoptr (GError) error = NULL;
+  DlImageViewer *v = dl_image_viewer_new_for_file (GTK_IS_WINDOW (root) ? GTK_WINDOW (root) : NULL, path, prompt,
+                                                   column, &error);
+  if (!v) {
+    g_warning ("Cannot show the preview %s: %s", path, error->message);
+    return NULL;
+  }
+  gtk_window_present (GTK_WINDOW (v));
+  return v;
+}
+
 static void
 enlarge (GtkGestureClick *gesture, int n, double x, double y, gpointer data)
 {
   (void) n, (void) x, (void) y, (void) data;
   GtkWidget *picture = gtk_event_controller_get_widget (GTK_EVENT_CONTROLLER (gesture));
-  GdkPaintable *p = gtk_picture_get_paintable (GTK_PICTURE (picture));
-  if (!GDK_IS_TEXTURE (p))
-    return;
-  GtkRoot *root = gtk_widget_get_root (picture);
-  const char *title = g_object_get_data (G_OBJECT (picture), "title");
-  DlImageViewer *v = dl_image_viewer_new (GTK_IS_WINDOW (root) ? GTK_WINDOW (root) : NULL, GDK_TEXTURE (p), NULL,
-                                          title);
-  gtk_window_present (GTK_WINDOW (v));
+  const char *path = g_object_get_data (G_OBJECT (picture), "path");
+  if (path)
+    open_viewer (picture, path, g_object_get_data (G_OBJECT (picture), "prompt"),
+                 g_object_get_data (G_OBJECT (picture), "column"));
 }
 
 static GtkWidget *
-picture_for (const char *path, const char *title)
+picture_for (const char *path, const char *prompt, const char *column, const char *title)
 {
   GtkWidget *pic = gtk_picture_new ();
   gtk_widget_set_size_request (pic, THUMB, THUMB);
@@ -111,8 +124,12 @@ picture_for (const char *path, const char *title)
     g_autoptr (GdkTexture) tex = gdk_texture_new_from_filename (path, &error);
     if (tex)
       gtk_picture_set_paintable (GTK_PICTURE (pic), GDK_PAINTABLE (tex));
-    gtk_accessible_update_property (GTK_ACCESSIBLE (pic), GTK_ACCESSIBLE_PROPERTY_LABEL, title, -1);
-    g_object_set_data_full (G_OBJECT (pic), "title", g_strdup (title), g_free);
+    g_autofree char *file = g_path_get_basename (path);
+    gtk_accessible_update_property (GTK_ACCESSIBLE (pic), GTK_ACCESSIBLE_PROPERTY_LABEL, title,
+                                    GTK_ACCESSIBLE_PROPERTY_DESCRIPTION, file, -1);
+    g_object_set_data_full (G_OBJECT (pic), "path", g_strdup (path), g_free);
+    g_object_set_data_full (G_OBJECT (pic), "prompt", g_strdup (prompt ? prompt : ""), g_free);
+    g_object_set_data_full (G_OBJECT (pic), "column", g_strdup (column), g_free);
     GtkGesture *click = gtk_gesture_click_new ();
     g_signal_connect (click, "released", G_CALLBACK (enlarge), NULL);
     gtk_widget_add_controller (pic, GTK_EVENT_CONTROLLER (click));
@@ -138,19 +155,23 @@ rebuild (DlTrainPreviews *self)
   }
   if (!self->sets->len)
     return;
+  char *heads[DL_TRAIN_PREVIEWS_N_COLUMNS] = { NULL };
   for (int c = 0; c < DL_TRAIN_PREVIEWS_N_COLUMNS; c++) {
-    g_autofree char *head = NULL;
+    g_autofree char *step = cols[c] ? g_strdup_printf ("%" G_GINT64_FORMAT, cols[c]->step) : NULL;
     if (c == 0)
-      head = g_strdup ("Base Model");
+      heads[c] = g_strdup (_("Base Model"));
     else if (!cols[c])
-      head = g_strdup (c == 1 ? "Latest" : "Best");
+      heads[c] = g_strdup (c == 1 ? _("Latest") : _("Best"));
+    else if (c == 1 && self->shown >= 0)
+      /* Translators: a column of training previews: the step the slider picked */
+      heads[c] = g_strdup_printf (_("Step %s"), step);
     else if (c == 1)
-      head = g_strdup_printf ("%s · Step %" G_GINT64_FORMAT, self->shown < 0 ? "Latest" : "Step", cols[c]->step);
+      /* Translators: a column of training previews: the latest step with previews */
+      heads[c] = g_strdup_printf (_("Latest · Step %s"), step);
     else
-      head = g_strdup_printf ("Best · Step %" G_GINT64_FORMAT, cols[c]->step);
-    if (c == 1 && self->shown >= 0 && cols[c])
-      g_free (head), head = g_strdup_printf ("Step %" G_GINT64_FORMAT, cols[c]->step);
-    GtkWidget *l = gtk_label_new (head);
+      /* Translators: a column of training previews: the step with the lowest validation loss */
+      heads[c] = g_strdup_printf (_("Best · Step %s"), step);
+    GtkWidget *l = gtk_label_new (heads[c]);
     gtk_widget_add_css_class (l, "heading");
     gtk_grid_attach (GTK_GRID (self->grid), l, c + 1, 0, 1, 1);
   }
@@ -167,11 +188,13 @@ rebuild (DlTrainPreviews *self)
     gtk_grid_attach (GTK_GRID (self->grid), l, 0, r + 1, 1, 1);
     for (int c = 0; c < DL_TRAIN_PREVIEWS_N_COLUMNS; c++) {
       const char *path = cols[c] && r < cols[c]->paths->len ? cols[c]->paths->pdata[r] : NULL;
-      g_autofree char *title = g_strdup_printf ("%s, %s", prompt ? prompt : "",
-                                                c == 0 ? "base model" : c == 1 ? "latest" : "best");
-      gtk_grid_attach (GTK_GRID (self->grid), picture_for (path, title), c + 1, r + 1, 1, 1);
+      /* Translators: a training preview: its prompt, then its column ("Best · Step 200") */
+      g_autofree char *title = g_strdup_printf (_("%s, %s"), prompt ? prompt : "", heads[c]);
+      gtk_grid_attach (GTK_GRID (self->grid), picture_for (path, prompt, heads[c], title), c + 1, r + 1, 1, 1);
     }
   }
+  for (int c = 0; c < DL_TRAIN_PREVIEWS_N_COLUMNS; c++)
+    g_free (heads[c]);
   /* the slider: one position per step with previews */
   self->syncing = TRUE;
   gtk_widget_set_visible (self->scale, self->sets->len > 1);
@@ -225,8 +248,8 @@ dl_train_previews_init (DlTrainPreviews *self)
   self->shown = -1;
   self->box = gtk_box_new (GTK_ORIENTATION_VERTICAL, 12);
   gtk_widget_set_parent (self->box, GTK_WIDGET (self));
-  self->empty = gtk_label_new ("Preview images appear here while training: the base model, the latest step and "
-                               "the best one, side by side");
+  self->empty = gtk_label_new (_("Preview images appear here while training: the base model, the latest step and "
+                                 "the best one, side by side"));
   gtk_label_set_wrap (GTK_LABEL (self->empty), TRUE);
   gtk_widget_add_css_class (self->empty, "dim-label");
   gtk_box_append (GTK_BOX (self->box), self->empty);
@@ -236,13 +259,15 @@ dl_train_previews_init (DlTrainPreviews *self)
   self->grid = gtk_grid_new ();
   gtk_grid_set_row_spacing (GTK_GRID (self->grid), 8);
   gtk_grid_set_column_spacing (GTK_GRID (self->grid), 8);
+  gtk_accessible_update_property (GTK_ACCESSIBLE (self->grid), GTK_ACCESSIBLE_PROPERTY_LABEL, _("Training previews"),
+                                  -1);
   gtk_scrolled_window_set_child (GTK_SCROLLED_WINDOW (sw), self->grid);
   gtk_box_append (GTK_BOX (self->box), sw);
   self->scale = gtk_scale_new_with_range (GTK_ORIENTATION_HORIZONTAL, 0, 1, 1);
   gtk_scale_set_draw_value (GTK_SCALE (self->scale), FALSE);
-  gtk_widget_set_tooltip_text (self->scale, "Look back through earlier previews");
+  gtk_widget_set_tooltip_text (self->scale, _("Look back through earlier previews"));
   gtk_accessible_update_property (GTK_ACCESSIBLE (self->scale), GTK_ACCESSIBLE_PROPERTY_LABEL,
-                                  "Preview step", -1);
+                                  _("Preview step"), -1);
   g_signal_connect (self->scale, "value-changed", G_CALLBACK (scale_moved), self);
   gtk_widget_set_visible (self->scale, FALSE);
   gtk_box_append (GTK_BOX (self->box), self->scale);
@@ -326,4 +351,16 @@ dl_train_previews_get_file (DlTrainPreviews *self, DlTrainPreviewsColumn column,
   pick (self, cols);
   StepSet *s = cols[column];
   return s && row >= 0 && (guint) row < s->paths->len ? s->paths->pdata[row] : NULL;
+}
+
+DlImageViewer *
+dl_train_previews_enlarge (DlTrainPreviews *self, DlTrainPreviewsColumn column, int row)
+{
+  g_return_val_if_fail (DL_IS_TRAIN_PREVIEWS (self), NULL);
+  GtkWidget *pic = gtk_grid_get_child_at (GTK_GRID (self->grid), column + 1, row + 1);
+  const char *path = pic ? g_object_get_data (G_OBJECT (pic), "path") : NULL;
+  if (!path)
+    return NULL;
+  return open_viewer (GTK_WIDGET (self), path, g_object_get_data (G_OBJECT (pic), "prompt"),
+                      g_object_get_data (G_OBJECT (pic), "column"));
 }

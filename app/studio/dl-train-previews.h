@@ -6,6 +6,8 @@
 
 #include <gtk/gtk.h>
 
+#include "dl-image-viewer.h"
+
 G_BEGIN_DECLS
 
 typedef enum {
@@ -31,5 +33,8 @@ guint dl_train_previews_get_n_steps (DlTrainPreviews *self);
 /* The step a column shows (-1: none) and its file in `row` (NULL: none). */
 gint64 dl_train_previews_get_step (DlTrainPreviews *self, DlTrainPreviewsColumn column);
 const char *dl_train_previews_get_file (DlTrainPreviews *self, DlTrainPreviewsColumn column, int row);
+/* What a click on the image in `column`, `row` does: the image viewer (shown;
+ * NULL when the cell has no image). */
+DlImageViewer *dl_train_previews_enlarge (DlTrainPreviews *self, DlTrainPreviewsColumn column, int row);
 
 G_END_DECLS

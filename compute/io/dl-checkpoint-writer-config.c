@@ -120,7 +120,9 @@ unet_config (JsonBuilder *b, const DlUNetConfig *u, GError **error)
   put_null (b, "addition_embed_type");
   put_int (b, "addition_embed_type_num_heads", 64);
   put_null (b, "addition_time_embed_dim");
-  /* SD 1.x configs hold the head count here (sd-formats §2.3.1) */
+  /* SD 1.x configs hold the head count here (diffusers unet_2d_condition.py
+   * UNet2DConditionModel: num_attention_heads = num_attention_heads or
+   * attention_head_dim) */
   if (same_heads)
     put_int (b, "attention_head_dim", u->attention_heads[0]);
   else
@@ -208,8 +210,10 @@ text_encoder_config (JsonBuilder *b, const DlTextEncoderConfig *t, DlStDType dty
   json_builder_add_string_value (b, "CLIPTextModel");
   json_builder_end_array (b);
   put_double (b, "attention_dropout", 0.0);
-  /* openai's legacy ids, as SD 1.x's own config has them (sd-formats §3.6):
-   * transformers then pools at the argmax of the ids, the end token */
+  /* openai's legacy ids, as SD 1.x's own config has them (copied from
+   * openai/clip-vit-large-patch14's config.json): transformers then pools at
+   * the argmax of the ids, the end token (modeling_clip.py
+   * CLIPTextTransformer.forward, the eos_token_id == 2 branch) */
   put_int (b, "bos_token_id", 0);
   put_double (b, "dropout", 0.0);
   put_int (b, "eos_token_id", 2);

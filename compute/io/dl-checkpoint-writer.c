@@ -22,7 +22,8 @@
 
 #define ALL_COMPONENTS ((1u << DL_N_COMPONENTS) - 1)
 
-/* the weights file of each component in a diffusers folder (sd-formats §3.6) */
+/* the weights file of each component in a diffusers folder (diffusers
+ * utils/constants.py SAFETENSORS_WEIGHTS_NAME; transformers SAFE_WEIGHTS_NAME) */
 static const char *const component_files[DL_N_COMPONENTS] = {
   [DL_COMPONENT_UNET] = "unet/diffusion_pytorch_model.safetensors",
   [DL_COMPONENT_VAE] = "vae/diffusion_pytorch_model.safetensors",

@@ -188,8 +188,9 @@ apply (DlConfigResolver *r, Yaml *y)
     dl_config_resolver_set_bool (r, "unet.use_linear_projection", b, src);
 
   /* LDM calls SD's schedule "linear" (linear in sqrt(beta)), diffusers
-   * "scaled_linear"; LDM's "sqrt_linear" is diffusers' "linear"
-   * (sd-formats §4.1) */
+   * "scaled_linear"; LDM's "sqrt_linear" is diffusers' "linear" (CompVis
+   * ldm/modules/diffusionmodules/util.py make_beta_schedule; diffusers
+   * schedulers/scheduling_ddpm.py DDPMScheduler.__init__) */
   g_autofree char *sched = scalar (at (y, "model.params.beta_schedule"));
   if (sched)
     {

@@ -19,4 +19,11 @@ char *dl_file_stem (const char *path);
  * ".ckpt" (a folder keeps its name). */
 char *dl_model_name (const char *path);
 
+/* Copy `source` to `dest` through a temporary sibling renamed into place:
+ * `dest` is whole or untouched.  Errors name `dest`. */
+gboolean dl_file_copy_atomically (const char *source, const char *dest, GError **error);
+
+/* A path as a person reads it: ~/Pictures/dogs rather than /home/me/Pictures/dogs. */
+char *dl_file_tilde_path (const char *path);
+
 G_END_DECLS

@@ -1,5 +1,7 @@
 /* dl-keymap.h: tensor names of the original LDM single-file layout and of
- * diffusers folders, to and from Dreamloom's internal names (sd-formats §3.7).
+ * diffusers folders, to and from Dreamloom's internal names (diffusers
+ * scripts/convert_diffusers_to_original_stable_diffusion.py unet_conversion_map
+ * and vae_conversion_map; docs/formats.md, “LDM and diffusers key maps”).
  *
  * The LDM UNet numbers its blocks flatly (input_blocks.0..11), so translating
  * needs the block structure: levels, resnets per level and which levels have
@@ -43,7 +45,9 @@ char *dl_keymap_internal_to_ldm (const char *name, const DlLdmLayout *layout);
 char *dl_keymap_diffusers_to_internal (DlComponent component, const char *key);
 
 /* Keys real checkpoints carry that are not model parameters and are ignored on
- * purpose: DDPM schedule buffers, CLIP position_ids, EMA copies (sd-formats §3.1). */
+ * purpose: DDPM schedule buffers (CompVis ldm/models/diffusion/ddpm.py
+ * register_schedule), CLIP position_ids, EMA copies (docs/formats.md,
+ * “Checkpoint layouts”). */
 gboolean dl_keymap_is_known_extra (const char *key);
 
 G_END_DECLS

@@ -52,7 +52,10 @@ dl_hidden_act_name (DlHiddenAct a)
 void
 dl_model_config_init_sd15 (DlModelConfig *config)
 {
-  /* sd-formats §2.1-2.4, §3.6 */
+  /* SD 1.5's published configuration: CompVis
+   * configs/stable-diffusion/v1-inference.yaml and the unet, vae, text_encoder
+   * and scheduler configs of runwayml/stable-diffusion-v1-5 (docs/formats.md,
+   * “SD 1.5 model numbers”) */
   memset (config, 0, sizeof *config);
   DlUNetConfig *u = &config->unet;
   u->in_channels = 4;

@@ -1,7 +1,9 @@
 /* dl-model-config.h: what the model code needs to know about an SD 1.x model,
- * besides its weights (sd-formats §2).  Filled by dl-checkpoint from, in this
- * order: the tensor shapes, a diffusers-style --config folder, a sidecar LDM
- * .yaml, the family's published defaults. */
+ * besides its weights (the fields of diffusers' UNet2DConditionModel and
+ * AutoencoderKL configs, transformers' CLIPTextConfig and the scheduler config;
+ * docs/formats.md, “SD 1.5 model numbers”).  Filled by dl-checkpoint from, in
+ * this order: the tensor shapes, a diffusers-style --config folder, a sidecar
+ * LDM .yaml, the family's published defaults. */
 #pragma once
 
 #include <glib.h>

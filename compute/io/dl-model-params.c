@@ -128,7 +128,8 @@ unet_transformer (Builder *b, const DlUNetConfig *c, const char *p, int ch)
                               *v2 = g_strdup_printf ("%s.attn2.to_v", tb),
                               *o2 = g_strdup_printf ("%s.attn2.to_out.0", tb), *n1 = g_strdup_printf ("%s.norm1", tb),
                               *n2 = g_strdup_printf ("%s.norm2", tb), *n3 = g_strdup_printf ("%s.norm3", tb);
-              /* state-dict order: attn1, ff, attn2, norm1..3 (sd-formats §3.2) */
+              /* state-dict order: attn1, ff, attn2, norm1..3 (registration order of
+               * CompVis ldm/modules/attention.py BasicTransformerBlock.__init__) */
               linear (b, q1, ch, ch, FALSE);
               linear (b, k1, ch, ch, FALSE);
               linear (b, v1, ch, ch, FALSE);

@@ -1,6 +1,7 @@
 /* dl-model-params.h: the parameters an SD 1.x model with a given configuration
- * has, by internal name, with their shapes (sd-formats §3.2-3.4 in diffusers /
- * transformers naming).
+ * has, by internal name, with their shapes (the state dicts of diffusers
+ * UNet2DConditionModel and AutoencoderKL and of transformers CLIPTextModel;
+ * docs/formats.md, “SD 1.5 model numbers”).
  *
  * Internal names are `unet.<diffusers UNet2DConditionModel key>`,
  * `vae.<diffusers AutoencoderKL key>` and `text_encoder.<transformers

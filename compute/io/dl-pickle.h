@@ -1,4 +1,7 @@
-/* dl-pickle.h: a restricted unpickler for PyTorch files (sd-formats §8.5).
+/* dl-pickle.h: a restricted unpickler for PyTorch files (what PyTorch
+ * torch/serialization.py _save writes; compare torch/_weights_only_unpickler.py
+ * and AUTOMATIC1111 modules/safe.py RestrictedUnpickler; docs/formats.md,
+ * “Pickle subset”).
  *
  * It never executes anything: it reads the opcode stream into a tree of plain
  * values.  Only the opcodes of pickle protocols 0-4 that data needs are

@@ -1,5 +1,8 @@
-/* The safetensors writer: the reference writer's layout (sd-formats §1.5), so
- * that a sha256 of our byte buffer equals what kohya's tools precompute. */
+/* The safetensors writer: the reference writer's layout (safetensors
+ * src/tensor.rs prepare: tensors by dtype descending, then by name; the header
+ * padded with spaces to a multiple of 8), so that a sha256 of our byte buffer
+ * equals what kohya's tools precompute (sd-scripts library/train_util.py
+ * precalculate_safetensors_hashes). */
 #include "dl-safetensors.h"
 
 #include <string.h>

@@ -1,5 +1,7 @@
 /* The safetensors reader: parse and validate the header, expose the tensors.
- * Validation follows the reference reader rule by rule (sd-formats §1.4). */
+ * Validation follows the reference reader rule by rule (safetensors
+ * src/tensor.rs read_metadata and Metadata::validate; docs/formats.md,
+ * “safetensors files”). */
 #include "dl-safetensors.h"
 
 #include <math.h>

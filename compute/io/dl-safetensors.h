@@ -1,4 +1,5 @@
-/* dl-safetensors.h: read and write .safetensors files (see ../shared/docs/sd-formats.md §1).
+/* dl-safetensors.h: read and write .safetensors files (safetensors format spec,
+ * README.md and src/tensor.rs; docs/formats.md, “safetensors files”).
  *
  * Reading maps the file and validates everything before any tensor is exposed:
  * header length bounds, UTF-8 JSON of the right schema, known dtypes, shape x
@@ -18,7 +19,8 @@ G_BEGIN_DECLS
 #define DL_ST_MAX_DIMS 8
 
 /* dtypes as spelled in the file, in the reference enum order (ascending
- * alignment), which is also the writer's sort key (sd-formats §1.2, §1.5). */
+ * alignment), which is also the writer's sort key (safetensors src/tensor.rs:
+ * enum Dtype, prepare). */
 typedef enum {
   DL_ST_BOOL,
   DL_ST_F4,

@@ -1,5 +1,6 @@
 /* dl-torch-ckpt.h: the tensors of a PyTorch zip file (torch.save since 1.6:
- * .ckpt, .pt, .bin; sd-formats §8.4-8.5), read with the restricted unpickler.
+ * .ckpt, .pt, .bin; PyTorch torch/serialization.py _load; docs/formats.md,
+ * “PyTorch zip files”), read with the restricted unpickler.
  *
  * The state dict is `d["state_dict"]` when the top-level dict has that key
  * (Lightning checkpoints), else the top-level dict itself.  Its tensor entries

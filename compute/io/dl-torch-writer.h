@@ -1,6 +1,7 @@
-/* dl-torch-writer.h: write PyTorch files the way torch.save does (sd-formats
- * §8.4-8.5), for the files A1111 and ComfyUI load with torch.load: Textual
- * Inversion embeddings, hypernetworks.
+/* dl-torch-writer.h: write PyTorch files the way torch.save does (PyTorch
+ * torch/serialization.py _save, pickle protocol 2; docs/formats.md, “PyTorch
+ * zip files” and “Pickle subset”), for the files A1111 and ComfyUI load with
+ * torch.load: Textual Inversion embeddings, hypernetworks.
  *
  * The object to save is built from DlTorchValues: None, bools, ints, floats,
  * str, lists, tuples, dicts and collections.OrderedDicts (keys str or int,

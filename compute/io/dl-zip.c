@@ -1,4 +1,5 @@
-/* ZIP reading and writing (PKWARE APPNOTE §4.3; sd-formats §8.4). */
+/* ZIP reading and writing (PKWARE APPNOTE.TXT section 4.3; PyTorch
+ * caffe2/serialize/inline_container.cc; docs/formats.md, “PyTorch zip files”). */
 #include "dl-zip.h"
 
 #include <string.h>

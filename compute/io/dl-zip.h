@@ -1,4 +1,6 @@
-/* dl-zip.h: the ZIP container of PyTorch files (sd-formats §8.4).
+/* dl-zip.h: the ZIP container of PyTorch files (PyTorch
+ * caffe2/serialize/inline_container.cc PyTorchStreamWriter/PyTorchStreamReader;
+ * docs/formats.md, “PyTorch zip files”).
  *
  * Reading: the central directory (ZIP64 records included, as torch always
  * writes them), stored and deflated entries, every size, offset and CRC-32

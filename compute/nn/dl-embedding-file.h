@@ -1,4 +1,8 @@
-/* dl-embedding-file.h: Textual Inversion embedding files (sd-formats §7.1-7.4).
+/* dl-embedding-file.h: Textual Inversion embedding files (AUTOMATIC1111
+ * modules/textual_inversion/textual_inversion.py Embedding.save and
+ * EmbeddingDatabase.load_from_file, kohya sd-scripts train_textual_inversion.py,
+ * diffusers loaders/textual_inversion.py, ComfyUI comfy/sd1_clip.py load_embed;
+ * docs/formats.md, “Textual Inversion embedding files”).
  *
  * Written: A1111's .pt (a torch.save dict: string_to_token {"*": 265},
  * string_to_param {"*": f32 [n, dim]}, name, step, sd_checkpoint,

@@ -1,5 +1,6 @@
-/* dl-hypernetwork.h: AUTOMATIC1111 hypernetworks (sd-formats §8; A1111
- * modules/hypernetworks/hypernetwork.py).
+/* dl-hypernetwork.h: AUTOMATIC1111 hypernetworks (A1111
+ * modules/hypernetworks/hypernetwork.py: HypernetworkModule,
+ * apply_single_hypernetwork; docs/formats.md, “Hypernetwork files”).
  *
  * A hypernetwork holds, for each enabled size d, a pair of HypernetworkModules:
  * one for the keys, one for the values.  A module is the Sequential A1111 builds

@@ -1,5 +1,6 @@
 /* dl-lora-file.h: LoRA files as AUTOMATIC1111, ComfyUI and kohya sd-scripts write
- * them (see ../shared/docs/sd-formats.md §6): per module `N.lora_down.weight`,
+ * them (kohya sd-scripts networks/lora.py LoRANetwork.create_modules and
+ * save_weights; docs/formats.md, “LoRA files”): per module `N.lora_down.weight`,
  * `N.lora_up.weight` and an optional 0-dim `N.alpha`, N = `lora_unet_<diffusers
  * path>` or `lora_te_<transformers path>` with dots as underscores.  The diffusers
  * (PEFT) spelling `unet.<path>.lora_A.weight` / `.lora_B.weight` is read too. */

@@ -13,32 +13,15 @@
 #include "ops/dl-op-resample.h"
 #include "ops/dl-ops.h"
 
-#define N_SAVED 6
+/* What a backward reads is kept in a struct of the op's own (FooSaved, made by
+ * foo_saved_new): tensors held by reference, NULL where the op had none, and
+ * the scalars it ran with.  The tape releases it with foo_saved_free once the
+ * backward has run (or with the tape). */
 
-typedef struct {
-  DlTensor *t[N_SAVED];
-  int i[4];
-  float f[2];
-} Saved;
-
-static Saved *
-saved_new (DlTensor *a, DlTensor *b, DlTensor *c, DlTensor *d, DlTensor *e, DlTensor *f)
+static DlTensor *
+keep (DlTensor *t)
 {
-  Saved *s = g_new0 (Saved, 1);
-  DlTensor *in[N_SAVED] = { a, b, c, d, e, f };
-  for (int k = 0; k < N_SAVED; k++)
-    s->t[k] = in[k] ? dl_tensor_ref (in[k]) : NULL;
-  return s;
-}
-
-static void
-saved_free (gpointer p)
-{
-  Saved *s = p;
-  for (int k = 0; k < N_SAVED; k++)
-    if (s->t[k])
-      dl_tensor_unref (s->t[k]);
-  g_free (s);
+  return t ? dl_tensor_ref (t) : NULL;
 }
 
 static DlTensor *
@@ -76,19 +59,20 @@ give_grad (DlTape *tape, DlTensor *t, DlTensor *g, GError **error)
 
 #define REC(tape) dl_tape_get_recorder (tape)
 
-/* The backward of an op with an input t[0] and two parameters t[1], t[2]
- * (weight and bias, gamma and beta): gradient tensors are prepared, `run`
- * computes them (adding into the parameter ones), and they are handed on. */
-typedef gboolean (*ThreeGradFunc) (DlTape *tape, Saved *s, DlTensor *dx, DlTensor *da, DlTensor *db, DlTensor *dy,
-                                   GError **error);
+/* The backward of an op with an input x and two parameters a, b (weight and
+ * bias, gamma and beta): gradient tensors are prepared, `run` computes them
+ * from what the op saved (adding into the parameter ones), and they are handed
+ * on. */
+typedef gboolean (*ThreeGradFunc) (DlTape *tape, gconstpointer saved, DlTensor *dx, DlTensor *da, DlTensor *db,
+                                   DlTensor *dy, GError **error);
 
 static gboolean
-three_grad_backward (DlTape *tape, Saved *s, DlTensor *dy, ThreeGradFunc run, GError **error)
+three_grad_backward (DlTape *tape, DlTensor *x, DlTensor *a, DlTensor *b, gconstpointer saved, DlTensor *dy,
+                     ThreeGradFunc run, GError **error)
 {
-  DlTensor *x = s->t[0], *a = s->t[1], *b = s->t[2];
   DlTensor *dx = NULL, *da = NULL, *db = NULL;
   gboolean ok = grad_input (tape, x, &dx, error) && dl_tape_grad_begin (tape, a, &da, error) &&
-                dl_tape_grad_begin (tape, b, &db, error) && run (tape, s, dx, da, db, dy, error);
+                dl_tape_grad_begin (tape, b, &db, error) && run (tape, saved, dx, da, db, dy, error);
   ok = give_grad (tape, x, dx, ok ? error : NULL) && ok;
   ok = dl_tape_grad_finish (tape, a, da, ok ? error : NULL) && ok;
   ok = dl_tape_grad_finish (tape, b, db, ok ? error : NULL) && ok;
@@ -97,16 +81,43 @@ three_grad_backward (DlTape *tape, Saved *s, DlTensor *dy, ThreeGradFunc run, GE
 
 /* ---- linear ---- */
 
-static gboolean
-linear_run (DlTape *tape, Saved *s, DlTensor *dx, DlTensor *dw, DlTensor *db, DlTensor *dy, GError **error)
+typedef struct {
+  DlTensor *x, *w, *b; /* b may be NULL */
+} LinearSaved;
+
+static LinearSaved *
+linear_saved_new (DlTensor *x, DlTensor *w, DlTensor *b)
 {
-  return dl_op_linear_backward (REC (tape), dx, dw, db, s->t[0], s->t[1], dy, TRUE, error);
+  LinearSaved *s = g_new0 (LinearSaved, 1);
+  s->x = keep (x);
+  s->w = keep (w);
+  s->b = keep (b);
+  return s;
+}
+
+static void
+linear_saved_free (gpointer p)
+{
+  LinearSaved *s = p;
+  dl_tensor_unref (s->x);
+  dl_tensor_unref (s->w);
+  dl_tensor_unref (s->b);
+  g_free (s);
+}
+
+static gboolean
+linear_run (DlTape *tape, gconstpointer saved, DlTensor *dx, DlTensor *dw, DlTensor *db, DlTensor *dy,
+            GError **error)
+{
+  const LinearSaved *s = saved;
+  return dl_op_linear_backward (REC (tape), dx, dw, db, s->x, s->w, dy, TRUE, error);
 }
 
 static gboolean
 linear_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **error)
 {
-  return three_grad_backward (tape, data, dout[0], linear_run, error);
+  LinearSaved *s = data;
+  return three_grad_backward (tape, s->x, s->w, s->b, s, dout[0], linear_run, error);
 }
 
 DlTensor *
@@ -127,23 +138,53 @@ dl_nn_linear (DlTape *tape, DlTensor *x, DlTensor *w, DlTensor *b, GError **erro
     return NULL;
   DlTensor *in[] = { x, w, b };
   if (dl_tape_should_record (tape, in, 3))
-    dl_tape_push (tape, &y, 1, linear_backward, saved_new (x, w, b, NULL, NULL, NULL), saved_free);
+    dl_tape_push (tape, &y, 1, linear_backward, linear_saved_new (x, w, b), linear_saved_free);
   return g_steal_pointer (&y);
 }
 
 /* ---- conv2d ---- */
 
-static gboolean
-conv2d_run (DlTape *tape, Saved *s, DlTensor *dx, DlTensor *dw, DlTensor *db, DlTensor *dy, GError **error)
+typedef struct {
+  DlTensor *x, *w, *b; /* b may be NULL */
+  int stride, padding;
+} Conv2dSaved;
+
+static Conv2dSaved *
+conv2d_saved_new (DlTensor *x, DlTensor *w, DlTensor *b, int stride, int padding)
 {
-  DlConv2dParams p = DL_CONV2D_PARAMS (s->i[0], s->i[1]);
-  return dl_op_conv2d_backward (REC (tape), dx, dw, db, s->t[0], s->t[1], dy, &p, TRUE, error);
+  Conv2dSaved *s = g_new0 (Conv2dSaved, 1);
+  s->x = keep (x);
+  s->w = keep (w);
+  s->b = keep (b);
+  s->stride = stride;
+  s->padding = padding;
+  return s;
+}
+
+static void
+conv2d_saved_free (gpointer p)
+{
+  Conv2dSaved *s = p;
+  dl_tensor_unref (s->x);
+  dl_tensor_unref (s->w);
+  dl_tensor_unref (s->b);
+  g_free (s);
+}
+
+static gboolean
+conv2d_run (DlTape *tape, gconstpointer saved, DlTensor *dx, DlTensor *dw, DlTensor *db, DlTensor *dy,
+            GError **error)
+{
+  const Conv2dSaved *s = saved;
+  DlConv2dParams p = DL_CONV2D_PARAMS (s->stride, s->padding);
+  return dl_op_conv2d_backward (REC (tape), dx, dw, db, s->x, s->w, dy, &p, TRUE, error);
 }
 
 static gboolean
 conv2d_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **error)
 {
-  return three_grad_backward (tape, data, dout[0], conv2d_run, error);
+  Conv2dSaved *s = data;
+  return three_grad_backward (tape, s->x, s->w, s->b, s, dout[0], conv2d_run, error);
 }
 
 DlTensor *
@@ -164,27 +205,61 @@ dl_nn_conv2d (DlTape *tape, DlTensor *x, DlTensor *w, DlTensor *b, int stride, i
     return NULL;
   DlTensor *in[] = { x, w, b };
   if (dl_tape_should_record (tape, in, 3)) {
-    Saved *s = saved_new (x, w, b, NULL, NULL, NULL);
-    s->i[0] = stride;
-    s->i[1] = padding;
-    dl_tape_push (tape, &y, 1, conv2d_backward, s, saved_free);
+    dl_tape_push (tape, &y, 1, conv2d_backward, conv2d_saved_new (x, w, b, stride, padding), conv2d_saved_free);
   }
   return g_steal_pointer (&y);
 }
 
 /* ---- normalisation ---- */
 
-static gboolean
-group_norm_run (DlTape *tape, Saved *s, DlTensor *dx, DlTensor *dg, DlTensor *db, DlTensor *dy, GError **error)
+typedef struct {
+  DlTensor *x, *gamma, *beta; /* gamma, beta may be NULL */
+  DlTensor *mean, *rstd;      /* per (sample, group), from the forward */
+  int groups;
+  gboolean silu;
+} GroupNormSaved;
+
+static GroupNormSaved *
+group_norm_saved_new (DlTensor *x, DlTensor *gamma, DlTensor *beta, DlTensor *mean, DlTensor *rstd, int groups,
+                      gboolean silu)
 {
-  return dl_op_group_norm_backward (REC (tape), dx, dg, db, s->t[0], s->t[1], s->t[2], s->t[3], s->t[4], dy,
-                                    s->i[0], s->i[1], TRUE, error);
+  GroupNormSaved *s = g_new0 (GroupNormSaved, 1);
+  s->x = keep (x);
+  s->gamma = keep (gamma);
+  s->beta = keep (beta);
+  s->mean = keep (mean);
+  s->rstd = keep (rstd);
+  s->groups = groups;
+  s->silu = silu;
+  return s;
+}
+
+static void
+group_norm_saved_free (gpointer p)
+{
+  GroupNormSaved *s = p;
+  dl_tensor_unref (s->x);
+  dl_tensor_unref (s->gamma);
+  dl_tensor_unref (s->beta);
+  dl_tensor_unref (s->mean);
+  dl_tensor_unref (s->rstd);
+  g_free (s);
+}
+
+static gboolean
+group_norm_run (DlTape *tape, gconstpointer saved, DlTensor *dx, DlTensor *dg, DlTensor *db, DlTensor *dy,
+                GError **error)
+{
+  const GroupNormSaved *s = saved;
+  return dl_op_group_norm_backward (REC (tape), dx, dg, db, s->x, s->gamma, s->beta, s->mean, s->rstd, dy, s->groups,
+                                    s->silu, TRUE, error);
 }
 
 static gboolean
 group_norm_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **error)
 {
-  return three_grad_backward (tape, data, dout[0], group_norm_run, error);
+  GroupNormSaved *s = data;
+  return three_grad_backward (tape, s->x, s->gamma, s->beta, s, dout[0], group_norm_run, error);
 }
 
 DlTensor *
@@ -208,24 +283,54 @@ dl_nn_group_norm (DlTape *tape, DlTensor *x, DlTensor *gamma, DlTensor *beta, in
   if (!dl_op_group_norm (REC (tape), y, mean, rstd, x, gamma, beta, groups, eps, silu, error))
     return NULL;
   if (record) {
-    Saved *s = saved_new (x, gamma, beta, mean, rstd, NULL);
-    s->i[0] = groups;
-    s->i[1] = silu;
-    dl_tape_push (tape, &y, 1, group_norm_backward, s, saved_free);
+    GroupNormSaved *s = group_norm_saved_new (x, gamma, beta, mean, rstd, groups, silu);
+    dl_tape_push (tape, &y, 1, group_norm_backward, s, group_norm_saved_free);
   }
   return g_steal_pointer (&y);
 }
 
-static gboolean
-layer_norm_run (DlTape *tape, Saved *s, DlTensor *dx, DlTensor *dg, DlTensor *db, DlTensor *dy, GError **error)
+typedef struct {
+  DlTensor *x, *gamma, *beta; /* gamma, beta may be NULL */
+  DlTensor *mean, *rstd;      /* per row, from the forward */
+} LayerNormSaved;
+
+static LayerNormSaved *
+layer_norm_saved_new (DlTensor *x, DlTensor *gamma, DlTensor *beta, DlTensor *mean, DlTensor *rstd)
 {
-  return dl_op_layer_norm_backward (REC (tape), dx, dg, db, s->t[0], s->t[1], s->t[3], s->t[4], dy, TRUE, error);
+  LayerNormSaved *s = g_new0 (LayerNormSaved, 1);
+  s->x = keep (x);
+  s->gamma = keep (gamma);
+  s->beta = keep (beta);
+  s->mean = keep (mean);
+  s->rstd = keep (rstd);
+  return s;
+}
+
+static void
+layer_norm_saved_free (gpointer p)
+{
+  LayerNormSaved *s = p;
+  dl_tensor_unref (s->x);
+  dl_tensor_unref (s->gamma);
+  dl_tensor_unref (s->beta);
+  dl_tensor_unref (s->mean);
+  dl_tensor_unref (s->rstd);
+  g_free (s);
+}
+
+static gboolean
+layer_norm_run (DlTape *tape, gconstpointer saved, DlTensor *dx, DlTensor *dg, DlTensor *db, DlTensor *dy,
+                GError **error)
+{
+  const LayerNormSaved *s = saved;
+  return dl_op_layer_norm_backward (REC (tape), dx, dg, db, s->x, s->gamma, s->mean, s->rstd, dy, TRUE, error);
 }
 
 static gboolean
 layer_norm_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **error)
 {
-  return three_grad_backward (tape, data, dout[0], layer_norm_run, error);
+  LayerNormSaved *s = data;
+  return three_grad_backward (tape, s->x, s->gamma, s->beta, s, dout[0], layer_norm_run, error);
 }
 
 DlTensor *
@@ -248,19 +353,63 @@ dl_nn_layer_norm (DlTape *tape, DlTensor *x, DlTensor *gamma, DlTensor *beta, fl
   if (!dl_op_layer_norm (REC (tape), y, mean, rstd, x, gamma, beta, eps, error))
     return NULL;
   if (record)
-    dl_tape_push (tape, &y, 1, layer_norm_backward, saved_new (x, gamma, beta, mean, rstd, NULL), saved_free);
+    dl_tape_push (tape, &y, 1, layer_norm_backward, layer_norm_saved_new (x, gamma, beta, mean, rstd),
+                  layer_norm_saved_free);
   return g_steal_pointer (&y);
 }
 
 /* ---- activations ---- */
 
+/* The input alone (geglu, upsampling, reshaping). */
+typedef struct {
+  DlTensor *x;
+} InputSaved;
+
+static InputSaved *
+input_saved_new (DlTensor *x)
+{
+  InputSaved *s = g_new0 (InputSaved, 1);
+  s->x = keep (x);
+  return s;
+}
+
+static void
+input_saved_free (gpointer p)
+{
+  InputSaved *s = p;
+  dl_tensor_unref (s->x);
+  g_free (s);
+}
+
+typedef struct {
+  DlTensor *x;
+  DlActivation act;
+} ActivationSaved;
+
+static ActivationSaved *
+activation_saved_new (DlTensor *x, DlActivation act)
+{
+  ActivationSaved *s = g_new0 (ActivationSaved, 1);
+  s->x = keep (x);
+  s->act = act;
+  return s;
+}
+
+static void
+activation_saved_free (gpointer p)
+{
+  ActivationSaved *s = p;
+  dl_tensor_unref (s->x);
+  g_free (s);
+}
+
 static gboolean
 activation_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **error)
 {
-  Saved *s = data;
-  g_autoptr (DlTensor) dx = new_like (tape, "dact", s->t[0], error);
-  return dx && dl_op_activation_backward (REC (tape), dx, s->t[0], dout[0], (DlActivation) s->i[0], error) &&
-         dl_tape_add_grad (tape, s->t[0], dx, error);
+  ActivationSaved *s = data;
+  g_autoptr (DlTensor) dx = new_like (tape, "dact", s->x, error);
+  return dx && dl_op_activation_backward (REC (tape), dx, s->x, dout[0], s->act, error) &&
+         dl_tape_add_grad (tape, s->x, dx, error);
 }
 
 DlTensor *
@@ -271,9 +420,7 @@ dl_nn_activation (DlTape *tape, DlTensor *x, DlActivation act, GError **error)
   if (!y || !dl_op_activation (REC (tape), y, x, act, error))
     return NULL;
   if (dl_tape_should_record (tape, &x, 1)) {
-    Saved *s = saved_new (x, NULL, NULL, NULL, NULL, NULL);
-    s->i[0] = act;
-    dl_tape_push (tape, &y, 1, activation_backward, s, saved_free);
+    dl_tape_push (tape, &y, 1, activation_backward, activation_saved_new (x, act), activation_saved_free);
   }
   return g_steal_pointer (&y);
 }
@@ -281,10 +428,9 @@ dl_nn_activation (DlTape *tape, DlTensor *x, DlActivation act, GError **error)
 static gboolean
 geglu_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **error)
 {
-  Saved *s = data;
-  g_autoptr (DlTensor) dx = new_like (tape, "dgeglu", s->t[0], error);
-  return dx && dl_op_geglu_backward (REC (tape), dx, s->t[0], dout[0], error) &&
-         dl_tape_add_grad (tape, s->t[0], dx, error);
+  InputSaved *s = data;
+  g_autoptr (DlTensor) dx = new_like (tape, "dgeglu", s->x, error);
+  return dx && dl_op_geglu_backward (REC (tape), dx, s->x, dout[0], error) && dl_tape_add_grad (tape, s->x, dx, error);
 }
 
 DlTensor *
@@ -298,7 +444,7 @@ dl_nn_geglu (DlTape *tape, DlTensor *x, GError **error)
   if (!y || !dl_op_geglu (REC (tape), y, x, error))
     return NULL;
   if (dl_tape_should_record (tape, &x, 1))
-    dl_tape_push (tape, &y, 1, geglu_backward, saved_new (x, NULL, NULL, NULL, NULL, NULL), saved_free);
+    dl_tape_push (tape, &y, 1, geglu_backward, input_saved_new (x), input_saved_free);
   return g_steal_pointer (&y);
 }
 
@@ -306,13 +452,42 @@ dl_nn_geglu (DlTape *tape, DlTensor *x, GError **error)
  * block: one head of 512): scores materialised, B x Nq x Nk floats. */
 #define FLASH_MAX_HEAD_DIM 256
 
+typedef struct {
+  DlTensor *q, *k, *v;
+  DlTensor *probs; /* P = softmax(q kᵀ · scale): [B, Nq, Nk] */
+  float scale;
+} NaiveAttentionSaved;
+
+static NaiveAttentionSaved *
+naive_attention_saved_new (DlTensor *q, DlTensor *k, DlTensor *v, DlTensor *probs, float scale)
+{
+  NaiveAttentionSaved *s = g_new0 (NaiveAttentionSaved, 1);
+  s->q = keep (q);
+  s->k = keep (k);
+  s->v = keep (v);
+  s->probs = keep (probs);
+  s->scale = scale;
+  return s;
+}
+
+static void
+naive_attention_saved_free (gpointer p)
+{
+  NaiveAttentionSaved *s = p;
+  dl_tensor_unref (s->q);
+  dl_tensor_unref (s->k);
+  dl_tensor_unref (s->v);
+  dl_tensor_unref (s->probs);
+  g_free (s);
+}
+
 static gboolean
 naive_attention_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **error)
 {
-  Saved *s = data;
-  DlTensor *q = s->t[0], *k = s->t[1], *v = s->t[2], *P = s->t[3];
+  NaiveAttentionSaved *s = data;
+  DlTensor *q = s->q, *k = s->k, *v = s->v, *P = s->probs;
   DlRecorder *rec = REC (tape);
-  float scale = s->f[0];
+  float scale = s->scale;
   g_autoptr (DlTensor) dP = new_like (tape, "attn-dP", P, error);
   g_autoptr (DlTensor) dS = dP ? new_like (tape, "attn-dS", P, error) : NULL;
   if (!dS || !dl_op_matmul (rec, dP, dout[0], FALSE, v, TRUE, NULL, NULL, error) ||
@@ -352,22 +527,55 @@ naive_attention (DlTape *tape, DlTensor *q, DlTensor *k, DlTensor *v, GError **e
     return NULL;
   DlTensor *in[] = { q, k, v };
   if (dl_tape_should_record (tape, in, 3)) {
-    Saved *s = saved_new (q, k, v, P, NULL, NULL);
-    s->f[0] = scale;
-    dl_tape_push (tape, &o, 1, naive_attention_backward, s, saved_free);
+    NaiveAttentionSaved *s = naive_attention_saved_new (q, k, v, P, scale);
+    dl_tape_push (tape, &o, 1, naive_attention_backward, s, naive_attention_saved_free);
   }
   return g_steal_pointer (&o);
 }
 
 /* ---- attention ---- */
 
+typedef struct {
+  DlTensor *q, *k, *v;
+  DlTensor *out, *lse; /* the forward's output o and lse [B, n_heads, Nq] */
+  int n_heads;
+  gboolean causal;
+} AttentionSaved;
+
+static AttentionSaved *
+attention_saved_new (DlTensor *q, DlTensor *k, DlTensor *v, DlTensor *out, DlTensor *lse, int n_heads,
+                     gboolean causal)
+{
+  AttentionSaved *s = g_new0 (AttentionSaved, 1);
+  s->q = keep (q);
+  s->k = keep (k);
+  s->v = keep (v);
+  s->out = keep (out);
+  s->lse = keep (lse);
+  s->n_heads = n_heads;
+  s->causal = causal;
+  return s;
+}
+
+static void
+attention_saved_free (gpointer p)
+{
+  AttentionSaved *s = p;
+  dl_tensor_unref (s->q);
+  dl_tensor_unref (s->k);
+  dl_tensor_unref (s->v);
+  dl_tensor_unref (s->out);
+  dl_tensor_unref (s->lse);
+  g_free (s);
+}
+
 static gboolean
 attention_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **error)
 {
-  Saved *s = data;
-  DlTensor *q = s->t[0], *k = s->t[1], *v = s->t[2];
-  DlAttentionParams p = DL_ATTENTION_PARAMS (s->i[0]);
-  p.causal = s->i[1];
+  AttentionSaved *s = data;
+  DlTensor *q = s->q, *k = s->k, *v = s->v;
+  DlAttentionParams p = DL_ATTENTION_PARAMS (s->n_heads);
+  p.causal = s->causal;
   g_autoptr (DlTensor) dq = NULL, dk = NULL, dv = NULL;
   if (dl_tape_needs_grad (tape, q) && !(dq = new_like (tape, "dq", q, error)))
     return FALSE;
@@ -377,7 +585,7 @@ attention_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError *
     if (!dv)
       return FALSE;
   }
-  return dl_op_attention_backward (REC (tape), dq, dk, dv, q, k, v, s->t[3], s->t[4], dout[0], &p, error) &&
+  return dl_op_attention_backward (REC (tape), dq, dk, dv, q, k, v, s->out, s->lse, dout[0], &p, error) &&
          (!dq || dl_tape_add_grad (tape, q, dq, error)) && (!dk || dl_tape_add_grad (tape, k, dk, error)) &&
          (!dv || dl_tape_add_grad (tape, v, dv, error));
 }
@@ -405,21 +613,42 @@ dl_nn_attention (DlTape *tape, DlTensor *q, DlTensor *k, DlTensor *v, int n_head
   if (!dl_op_attention (REC (tape), o, lse, q, k, v, &p, error))
     return NULL;
   if (record) {
-    Saved *s = saved_new (q, k, v, o, lse, NULL);
-    s->i[0] = n_heads;
-    s->i[1] = causal;
-    dl_tape_push (tape, &o, 1, attention_backward, s, saved_free);
+    AttentionSaved *s = attention_saved_new (q, k, v, o, lse, n_heads, causal);
+    dl_tape_push (tape, &o, 1, attention_backward, s, attention_saved_free);
   }
   return g_steal_pointer (&o);
 }
 
 /* ---- arithmetic ---- */
 
+/* The two inputs of an elementwise add or a concatenation. */
+typedef struct {
+  DlTensor *a, *b;
+} PairSaved;
+
+static PairSaved *
+pair_saved_new (DlTensor *a, DlTensor *b)
+{
+  PairSaved *s = g_new0 (PairSaved, 1);
+  s->a = keep (a);
+  s->b = keep (b);
+  return s;
+}
+
+static void
+pair_saved_free (gpointer p)
+{
+  PairSaved *s = p;
+  dl_tensor_unref (s->a);
+  dl_tensor_unref (s->b);
+  g_free (s);
+}
+
 static gboolean
 add_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **error)
 {
-  Saved *s = data;
-  return dl_tape_add_grad (tape, s->t[0], dout[0], error) && dl_tape_add_grad (tape, s->t[1], dout[0], error);
+  PairSaved *s = data;
+  return dl_tape_add_grad (tape, s->a, dout[0], error) && dl_tape_add_grad (tape, s->b, dout[0], error);
 }
 
 DlTensor *
@@ -437,15 +666,38 @@ dl_nn_add (DlTape *tape, DlTensor *a, DlTensor *b, GError **error)
     return NULL;
   DlTensor *in[] = { a, b };
   if (dl_tape_should_record (tape, in, 2))
-    dl_tape_push (tape, &y, 1, add_backward, saved_new (a, b, NULL, NULL, NULL, NULL), saved_free);
+    dl_tape_push (tape, &y, 1, add_backward, pair_saved_new (a, b), pair_saved_free);
   return g_steal_pointer (&y);
+}
+
+typedef struct {
+  DlTensor *x;
+  DlTensor *b; /* [N, C], one value per sample and channel */
+} AddChannelSaved;
+
+static AddChannelSaved *
+add_channel_saved_new (DlTensor *x, DlTensor *b)
+{
+  AddChannelSaved *s = g_new0 (AddChannelSaved, 1);
+  s->x = keep (x);
+  s->b = keep (b);
+  return s;
+}
+
+static void
+add_channel_saved_free (gpointer p)
+{
+  AddChannelSaved *s = p;
+  dl_tensor_unref (s->x);
+  dl_tensor_unref (s->b);
+  g_free (s);
 }
 
 static gboolean
 add_channel_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **error)
 {
-  Saved *s = data;
-  DlTensor *x = s->t[0], *b = s->t[1];
+  AddChannelSaved *s = data;
+  DlTensor *x = s->x, *b = s->b;
   if (!dl_tape_add_grad (tape, x, dout[0], error))
     return FALSE;
   if (!dl_tape_needs_grad (tape, b))
@@ -473,16 +725,38 @@ dl_nn_add_channel (DlTape *tape, DlTensor *x, DlTensor *b, GError **error)
     return NULL;
   DlTensor *in[] = { x, b };
   if (dl_tape_should_record (tape, in, 2))
-    dl_tape_push (tape, &y, 1, add_channel_backward, saved_new (x, b, NULL, NULL, NULL, NULL), saved_free);
+    dl_tape_push (tape, &y, 1, add_channel_backward, add_channel_saved_new (x, b), add_channel_saved_free);
   return g_steal_pointer (&y);
+}
+
+typedef struct {
+  DlTensor *x;
+  float alpha;
+} ScaleSaved;
+
+static ScaleSaved *
+scale_saved_new (DlTensor *x, float alpha)
+{
+  ScaleSaved *s = g_new0 (ScaleSaved, 1);
+  s->x = keep (x);
+  s->alpha = alpha;
+  return s;
+}
+
+static void
+scale_saved_free (gpointer p)
+{
+  ScaleSaved *s = p;
+  dl_tensor_unref (s->x);
+  g_free (s);
 }
 
 static gboolean
 scale_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **error)
 {
-  Saved *s = data;
-  g_autoptr (DlTensor) dx = new_like (tape, "dscale", s->t[0], error);
-  return dx && dl_op_scale (REC (tape), dx, dout[0], s->f[0], error) && dl_tape_add_grad (tape, s->t[0], dx, error);
+  ScaleSaved *s = data;
+  g_autoptr (DlTensor) dx = new_like (tape, "dscale", s->x, error);
+  return dx && dl_op_scale (REC (tape), dx, dout[0], s->alpha, error) && dl_tape_add_grad (tape, s->x, dx, error);
 }
 
 DlTensor *
@@ -493,9 +767,7 @@ dl_nn_scale (DlTape *tape, DlTensor *x, float alpha, GError **error)
   if (!y || !dl_op_scale (REC (tape), y, x, alpha, error))
     return NULL;
   if (dl_tape_should_record (tape, &x, 1)) {
-    Saved *s = saved_new (x, NULL, NULL, NULL, NULL, NULL);
-    s->f[0] = alpha;
-    dl_tape_push (tape, &y, 1, scale_backward, s, saved_free);
+    dl_tape_push (tape, &y, 1, scale_backward, scale_saved_new (x, alpha), scale_saved_free);
   }
   return g_steal_pointer (&y);
 }
@@ -505,10 +777,10 @@ dl_nn_scale (DlTape *tape, DlTensor *x, float alpha, GError **error)
 static gboolean
 upsample_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **error)
 {
-  Saved *s = data;
-  g_autoptr (DlTensor) dx = new_like (tape, "dupsample", s->t[0], error);
+  InputSaved *s = data;
+  g_autoptr (DlTensor) dx = new_like (tape, "dupsample", s->x, error);
   return dx && dl_op_upsample_nearest2x_backward (REC (tape), dx, dout[0], error) &&
-         dl_tape_add_grad (tape, s->t[0], dx, error);
+         dl_tape_add_grad (tape, s->x, dx, error);
 }
 
 DlTensor *
@@ -520,15 +792,15 @@ dl_nn_upsample2x (DlTape *tape, DlTensor *x, GError **error)
   if (!y || !dl_op_upsample_nearest2x (REC (tape), y, x, error))
     return NULL;
   if (dl_tape_should_record (tape, &x, 1))
-    dl_tape_push (tape, &y, 1, upsample_backward, saved_new (x, NULL, NULL, NULL, NULL, NULL), saved_free);
+    dl_tape_push (tape, &y, 1, upsample_backward, input_saved_new (x), input_saved_free);
   return g_steal_pointer (&y);
 }
 
 static gboolean
 concat_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **error)
 {
-  Saved *s = data;
-  DlTensor *a = s->t[0], *b = s->t[1];
+  PairSaved *s = data;
+  DlTensor *a = s->a, *b = s->b;
   g_autoptr (DlTensor) da = NULL, db = NULL;
   if (dl_tape_needs_grad (tape, a) && !(da = new_like (tape, "dconcat", a, error)))
     return FALSE;
@@ -561,7 +833,7 @@ dl_nn_concat_channels (DlTape *tape, DlTensor *a, DlTensor *b, GError **error)
     return NULL;
   DlTensor *in[] = { a, b };
   if (dl_tape_should_record (tape, in, 2))
-    dl_tape_push (tape, &y, 1, concat_backward, saved_new (a, b, NULL, NULL, NULL, NULL), saved_free);
+    dl_tape_push (tape, &y, 1, concat_backward, pair_saved_new (a, b), pair_saved_free);
   return g_steal_pointer (&y);
 }
 
@@ -577,12 +849,35 @@ permute3 (DlTape *tape, DlTensor *x3, const char *name, GError **error)
 }
 
 /* [N, A, B] <-> [N, B, A] presented with the caller's shapes */
+typedef struct {
+  DlTensor *x;
+  int out_rows, out_cols; /* dout seen as [N, out_rows, out_cols] */
+} TransposeSaved;
+
+static TransposeSaved *
+transpose_saved_new (DlTensor *x, int out_rows, int out_cols)
+{
+  TransposeSaved *s = g_new0 (TransposeSaved, 1);
+  s->x = keep (x);
+  s->out_rows = out_rows;
+  s->out_cols = out_cols;
+  return s;
+}
+
+static void
+transpose_saved_free (gpointer p)
+{
+  TransposeSaved *s = p;
+  dl_tensor_unref (s->x);
+  g_free (s);
+}
+
 static gboolean
 transpose_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **error)
 {
-  Saved *s = data;
-  DlTensor *x = s->t[0];
-  int64_t shape3[3] = { dout[0]->shape[0], s->i[0], s->i[1] }; /* dout seen as [N, A', B'] */
+  TransposeSaved *s = data;
+  DlTensor *x = s->x;
+  int64_t shape3[3] = { dout[0]->shape[0], s->out_rows, s->out_cols };
   g_autoptr (DlTensor) d3 = dl_tensor_reshape (dout[0], 3, shape3, error);
   g_autoptr (DlTensor) t = d3 ? permute3 (tape, d3, "dtranspose", error) : NULL;
   g_autoptr (DlTensor) dx = t ? dl_tensor_reshape (t, x->ndim, x->shape, error) : NULL;
@@ -600,10 +895,8 @@ transpose_nn (DlTape *tape, DlTensor *x, int64_t A, int64_t B, int out_ndim, con
   if (!y)
     return NULL;
   if (dl_tape_should_record (tape, &x, 1)) {
-    Saved *s = saved_new (x, NULL, NULL, NULL, NULL, NULL);
-    s->i[0] = (int) B; /* dout is [N, B, A] */
-    s->i[1] = (int) A;
-    dl_tape_push (tape, &y, 1, transpose_backward, s, saved_free);
+    /* dout is [N, B, A] */
+    dl_tape_push (tape, &y, 1, transpose_backward, transpose_saved_new (x, (int) B, (int) A), transpose_saved_free);
   }
   return g_steal_pointer (&y);
 }
@@ -629,9 +922,9 @@ dl_nn_tokens_to_nchw (DlTape *tape, DlTensor *x, int64_t H, int64_t W, GError **
 static gboolean
 reshape_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **error)
 {
-  Saved *s = data;
-  g_autoptr (DlTensor) dx = dl_tensor_reshape (dout[0], s->t[0]->ndim, s->t[0]->shape, error);
-  return dx && dl_tape_add_grad (tape, s->t[0], dx, error);
+  InputSaved *s = data;
+  g_autoptr (DlTensor) dx = dl_tensor_reshape (dout[0], s->x->ndim, s->x->shape, error);
+  return dx && dl_tape_add_grad (tape, s->x, dx, error);
 }
 
 DlTensor *
@@ -642,18 +935,47 @@ dl_nn_reshape (DlTape *tape, DlTensor *x, int ndim, const int64_t *shape, GError
   if (!y)
     return NULL;
   if (dl_tape_should_record (tape, &x, 1))
-    dl_tape_push (tape, &y, 1, reshape_backward, saved_new (x, NULL, NULL, NULL, NULL, NULL), saved_free);
+    dl_tape_push (tape, &y, 1, reshape_backward, input_saved_new (x), input_saved_free);
   return g_steal_pointer (&y);
 }
 
 /* ---- embeddings ---- */
 
+typedef struct {
+  DlTensor *ids, *table;
+  DlTensor *pos, *added; /* may be NULL */
+  int added_base;        /* the id of added's first row */
+} EmbeddingSaved;
+
+static EmbeddingSaved *
+embedding_saved_new (DlTensor *ids, DlTensor *table, DlTensor *pos, DlTensor *added, int added_base)
+{
+  EmbeddingSaved *s = g_new0 (EmbeddingSaved, 1);
+  s->ids = keep (ids);
+  s->table = keep (table);
+  s->pos = keep (pos);
+  s->added = keep (added);
+  s->added_base = added_base;
+  return s;
+}
+
+static void
+embedding_saved_free (gpointer p)
+{
+  EmbeddingSaved *s = p;
+  dl_tensor_unref (s->ids);
+  dl_tensor_unref (s->table);
+  dl_tensor_unref (s->pos);
+  dl_tensor_unref (s->added);
+  g_free (s);
+}
+
 static gboolean
 embedding_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **error)
 {
-  Saved *s = data;
-  DlTensor *ids = s->t[0], *table = s->t[1], *pos = s->t[2], *added = s->t[3];
-  int64_t added_base = s->i[0];
+  EmbeddingSaved *s = data;
+  DlTensor *ids = s->ids, *table = s->table, *pos = s->pos, *added = s->added;
+  int64_t added_base = s->added_base;
   DlTensor *dtable = NULL, *dpos = NULL, *dadded = NULL;
   gboolean ok = dl_tape_grad_begin (tape, table, &dtable, error) && dl_tape_grad_begin (tape, pos, &dpos, error) &&
                 dl_tape_grad_begin (tape, added, &dadded, error) &&
@@ -682,9 +1004,8 @@ dl_nn_embedding (DlTape *tape, DlTensor *ids, DlTensor *table, DlTensor *pos, Dl
     return NULL;
   DlTensor *in[] = { table, pos, added };
   if (dl_tape_should_record (tape, in, 3)) {
-    Saved *s = saved_new (ids, table, pos, added, NULL, NULL);
-    s->i[0] = added_base;
-    dl_tape_push (tape, &y, 1, embedding_backward, s, saved_free);
+    EmbeddingSaved *s = embedding_saved_new (ids, table, pos, added, (int) added_base);
+    dl_tape_push (tape, &y, 1, embedding_backward, s, embedding_saved_free);
   }
   return g_steal_pointer (&y);
 }

@@ -1,5 +1,8 @@
-/* dl-sd-blocks.h: the blocks the UNet and the VAE are built from (sd-formats
- * §2.3-2.4), each optionally run under gradient checkpointing. */
+/* dl-sd-blocks.h: the blocks the UNet and the VAE are built from (diffusers
+ * models/resnet.py ResnetBlock2D, models/transformers/transformer_2d.py
+ * Transformer2DModel, models/attention.py BasicTransformerBlock; CompVis
+ * ldm/modules/diffusionmodules/model.py AttnBlock; docs/formats.md, “Building
+ * blocks”), each optionally run under gradient checkpointing. */
 #pragma once
 
 #include "nn/dl-params.h"

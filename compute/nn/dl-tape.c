@@ -124,22 +124,14 @@ dl_tape_get_activation_dtype (DlTape *tape)
   return tape->act_dtype;
 }
 
-/* $DREAMLOOM_NO_ARENA=1 gives every activation its own allocation: slower, but
- * it tells a memory-reuse hazard from an arithmetic bug. */
-static gboolean
-arena_disabled (void)
-{
-  static int disabled = -1;
-  if (disabled < 0)
-    disabled = g_strcmp0 (g_getenv ("DREAMLOOM_NO_ARENA"), "1") == 0;
-  return disabled;
-}
-
+/* The device's tuning.no_arena ($DREAMLOOM_NO_ARENA=1) gives every activation
+ * its own allocation (no_arena_for: those whose name contains it): slower,
+ * but it tells a memory-reuse hazard from an arithmetic bug. */
 DlTensor *
 dl_tape_tensor (DlTape *tape, const char *name, DlDType dtype, int ndim, const int64_t *shape, GError **error)
 {
-  const char *only = g_getenv ("DREAMLOOM_NO_ARENA_FOR");
-  if (arena_disabled () || (only && name && strstr (name, only)))
+  const DlDeviceTuning *tuning = dl_device_get_tuning (dl_tape_get_device (tape));
+  if (tuning->no_arena || (*tuning->no_arena_for && name && strstr (name, tuning->no_arena_for)))
     return dl_tensor_new (dl_tape_get_device (tape), name, dtype, ndim, shape, error);
   return dl_arena_tensor (tape->arena, name, dtype, ndim, shape, error);
 }

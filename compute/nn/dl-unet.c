@@ -1,4 +1,6 @@
-/* dl-unet.c: see dl-unet.h; block order as sd-formats §2.3.5. */
+/* dl-unet.c: see dl-unet.h; block order as CompVis
+ * ldm/modules/diffusionmodules/openaimodel.py UNetModel.forward and diffusers
+ * UNet2DConditionModel (docs/formats.md, “UNet block order”). */
 #include "dl-config.h"
 
 #include "nn/dl-unet.h"

@@ -1,4 +1,7 @@
-/* dl-vae.c: see dl-vae.h; structure as sd-formats §2.4. */
+/* dl-vae.c: see dl-vae.h; structure as CompVis
+ * ldm/modules/diffusionmodules/model.py Encoder/Decoder and diffusers
+ * models/autoencoders/vae.py (docs/formats.md, “SD 1.5 model numbers” and
+ * “Building blocks”). */
 #include "dl-config.h"
 
 #include "nn/dl-vae.h"

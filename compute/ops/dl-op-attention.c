@@ -65,12 +65,9 @@ dl_attention_tiles (DlDevice *device, DlAttentionPass pass, int64_t D, const DlA
   static const guint cand[][2] = { { 64, 64 }, { 32, 64 }, { 64, 32 }, { 32, 32 }, { 16, 32 },
                                    { 32, 16 }, { 16, 16 }, { 8, 16 },  { 16, 8 },  { 8, 8 } };
   const DlDeviceInfo *info = dl_device_get_info (device);
-  /* $DREAMLOOM_ATTN_TILE=<block_q>x<block_k> forces a tile (for tuning), like
-   * $DREAMLOOM_MATMUL_TILE; explicit params win */
-  guint env_q = 0, env_k = 0;
-  const char *env = g_getenv ("DREAMLOOM_ATTN_TILE");
-  if (env && sscanf (env, "%ux%u", &env_q, &env_k) != 2)
-    env_q = env_k = 0;
+  /* the device's tuning ($DREAMLOOM_ATTN_TILE=<block_q>x<block_k>) forces a
+   * tile, like $DREAMLOOM_MATMUL_TILE; explicit params win */
+  guint env_q = dl_device_get_tuning (device)->attn_block_q, env_k = dl_device_get_tuning (device)->attn_block_k;
   for (guint c = 0; c < G_N_ELEMENTS (cand); c++)
     {
       guint br = params->block_q ? params->block_q : env_q ? env_q : cand[c][0];

@@ -72,7 +72,7 @@ dl_op_bias_grad (DlRecorder *rec, DlTensor *dbias, DlTensor *dy, int64_t dy_star
 
   /* few channels over many rows: split the rows too, then add the splits up */
   DlDevice *dev = dl_recorder_get_device (rec);
-  int64_t want = dl_device_get_info (dev)->type == VK_PHYSICAL_DEVICE_TYPE_CPU ? 8 : 256;
+  int64_t want = dl_device_get_info (dev)->busy_workgroups;
   int64_t splits = MIN ((want + groups - 1) / groups, total / ((int64_t) MIN_PER_THREAD * lanes));
   splits = CLAMP (splits, 1, 65535);
   int64_t chunk = (total + splits - 1) / splits;

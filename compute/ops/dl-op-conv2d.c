@@ -98,14 +98,14 @@ tile_supported (DlDevice *dev, const ConvTile *t)
          (t->bm * t->bk) % threads == 0 && (t->bn * t->bk) % threads == 0;
 }
 
-/* The tile for an M x N product over `batch` grid layers: $DREAMLOOM_CONV_TILE
- * (l|t|m|s|n) when set, else the best rate after partial-tile waste among the
+/* The tile for an M x N product over `batch` grid layers: the device's
+ * tuning.conv_tile ($DREAMLOOM_CONV_TILE: l|t|m|s|n) when set, else the best rate after partial-tile waste among the
  * tiles that give the device enough workgroups (among all when none does). */
 static const ConvTile *
 pick_tile (DlDevice *dev, int64_t M, int64_t N, int64_t batch, GError **error)
 {
-  const char *forced = g_getenv ("DREAMLOOM_CONV_TILE");
-  if (forced && *forced)
+  const char *forced = dl_device_get_tuning (dev)->conv_tile;
+  if (*forced)
     {
       for (guint i = 0; i < G_N_ELEMENTS (tile_table); i++)
         if (g_ascii_strcasecmp (forced, tile_table[i].t.name) == 0)
@@ -120,9 +120,7 @@ pick_tile (DlDevice *dev, int64_t M, int64_t N, int64_t batch, GError **error)
                    "conv2d: DREAMLOOM_CONV_TILE=%s is not one of l, t, m, s, n", forced);
       return NULL;
     }
-  const DlDeviceInfo *info = dl_device_get_info (dev);
-  /* a CPU device has a handful of cores; a GPU wants hundreds of workgroups */
-  int64_t want = info->type == VK_PHYSICAL_DEVICE_TYPE_CPU ? 8 : 256;
+  int64_t want = dl_device_get_info (dev)->busy_workgroups;
   const ConvTile *best = NULL;
   double best_score = -1;
   gboolean best_busy = FALSE;
@@ -142,7 +140,7 @@ pick_tile (DlDevice *dev, int64_t M, int64_t N, int64_t batch, GError **error)
         }
     }
   if (!best)
-    g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "conv2d: no tile fits %s's limits", info->name);
+    g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "conv2d: no tile fits %s's limits", dl_device_get_info (dev)->name);
   return best;
 }
 
@@ -292,7 +290,7 @@ check_bias (const char *op, DlTensor *bias, const char *role, int64_t Cout, GErr
  * b_img elements per image) fit one binding each and 32-bit indices, and, when bn
  * is not 0, the grid's x count (cols_img columns per image in tiles of bn) stays
  * <= 65535.  0 when a single image is already too large.
- * $DREAMLOOM_CONV_IMAGES_PER_DISPATCH lowers it (tests cut small batches). */
+ * tuning.conv_images_per_dispatch ($DREAMLOOM_CONV_IMAGES_PER_DISPATCH) lowers it (tests cut small batches). */
 static int64_t
 images_per_dispatch (DlRecorder *rec, DlTensor *a, int64_t a_img, DlTensor *b, int64_t b_img, int64_t cols_img,
                      guint bn)
@@ -304,9 +302,9 @@ images_per_dispatch (DlRecorder *rec, DlTensor *a, int64_t a_img, DlTensor *b, i
   nb = MIN (nb, MAX_INDEX / MAX (cols_img, 1));
   if (bn)
     nb = MIN (nb, (int64_t) 65535 * bn / MAX (cols_img, 1));
-  const char *forced = g_getenv ("DREAMLOOM_CONV_IMAGES_PER_DISPATCH");
-  if (forced && g_ascii_strtoll (forced, NULL, 10) > 0)
-    nb = MIN (nb, g_ascii_strtoll (forced, NULL, 10));
+  gint64 forced = dl_device_get_tuning (dl_recorder_get_device (rec))->conv_images_per_dispatch;
+  if (forced > 0)
+    nb = MIN (nb, forced);
   return nb;
 }
 
@@ -455,18 +453,18 @@ record_dgrad (DlRecorder *rec, DlTensor *dx, DlTensor *w, DlTensor *dy, const Ge
 }
 
 /* K splits for a weight gradient with `tiles_mn` output tiles reducing over K
- * pixels: $DREAMLOOM_CONV_SPLITK when set, else enough to keep the device busy
+ * pixels: tuning.conv_splitk ($DREAMLOOM_CONV_SPLITK) when set, else enough to keep the device busy
  * while each split still walks at least 8 K steps. */
 static int64_t
 pick_splits (DlDevice *dev, int64_t tiles_mn, int64_t K, const ConvTile *t, int64_t out_elems)
 {
-  const char *forced = g_getenv ("DREAMLOOM_CONV_SPLITK");
+  gint64 forced = dl_device_get_tuning (dev)->conv_splitk;
   int64_t s;
-  if (forced && *forced)
-    s = g_ascii_strtoll (forced, NULL, 10);
+  if (forced > 0)
+    s = forced;
   else
     {
-      int64_t want = dl_device_get_info (dev)->type == VK_PHYSICAL_DEVICE_TYPE_CPU ? 8 : 256;
+      int64_t want = dl_device_get_info (dev)->busy_workgroups;
       s = (want + tiles_mn - 1) / tiles_mn;
       s = MIN (s, K / (8 * (int64_t) t->bk));
     }

@@ -43,14 +43,14 @@ check_float (const char *op, DlTensor *t, GError **error)
 }
 
 /* Rows per block so that a block of each [rows, cols] operand fits one binding
- * ($DREAMLOOM_LINEAR_ROWS_PER_BLOCK lowers it: tests cut small tensors). */
+ * (tuning.linear_rows_per_block, $DREAMLOOM_LINEAR_ROWS_PER_BLOCK, lowers it: tests cut small tensors). */
 static int64_t
 rows_per_block (DlRecorder *rec, DlTensor *a, int64_t a_cols, DlTensor *b, int64_t b_cols)
 {
   int64_t r = G_MAXINT64;
-  const char *forced = g_getenv ("DREAMLOOM_LINEAR_ROWS_PER_BLOCK");
-  if (forced && g_ascii_strtoll (forced, NULL, 10) > 0)
-    r = g_ascii_strtoll (forced, NULL, 10);
+  gint64 forced = dl_device_get_tuning (dl_recorder_get_device (rec))->linear_rows_per_block;
+  if (forced > 0)
+    r = forced;
   if (a)
     r = MIN (r, dl_op_max_binding_elems (rec, a->dtype) / MAX (a_cols, 1));
   if (b)

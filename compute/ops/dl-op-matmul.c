@@ -65,11 +65,12 @@ dl_matmul_tile_supported (DlDevice *device, DlMatmulTile tile)
          threads <= info->max_workgroup_size[0];
 }
 
+/* the device's tuning.matmul_tile ($DREAMLOOM_MATMUL_TILE) */
 static DlMatmulTile
-env_tile (void)
+forced_tile (DlDevice *device)
 {
-  const char *e = g_getenv ("DREAMLOOM_MATMUL_TILE");
-  if (!e)
+  const char *e = dl_device_get_tuning (device)->matmul_tile;
+  if (!*e)
     return DL_MATMUL_TILE_AUTO;
   for (int t = DL_MATMUL_TILE_S; t < DL_MATMUL_N_TILES; t++)
     if (g_ascii_strcasecmp (e, tiles[t].name) == 0)
@@ -81,12 +82,10 @@ env_tile (void)
 DlMatmulTile
 dl_matmul_auto_tile (DlDevice *device, int64_t M, int64_t N, int64_t batch)
 {
-  DlMatmulTile forced = env_tile ();
+  DlMatmulTile forced = forced_tile (device);
   if (forced != DL_MATMUL_TILE_AUTO)
     return forced;
-  const DlDeviceInfo *info = dl_device_get_info (device);
-  /* a CPU device has a handful of cores; a GPU wants hundreds of workgroups */
-  int64_t want = info->type == VK_PHYSICAL_DEVICE_TYPE_CPU ? 8 : 256;
+  int64_t want = dl_device_get_info (device)->busy_workgroups;
   static const DlMatmulTile order[] = { DL_MATMUL_TILE_L, DL_MATMUL_TILE_M };
   for (guint i = 0; i < G_N_ELEMENTS (order); i++)
     {

@@ -41,11 +41,7 @@ dl_op_groups (DlRecorder *rec, int64_t n, guint wg)
 {
   const DlDeviceInfo *info = dl_device_get_info (dl_recorder_get_device (rec));
   int64_t g = (n + wg - 1) / wg;
-  int64_t cap = MIN ((int64_t) info->max_workgroup_count[0], 65535);
-  /* A CPU implementation pays per workgroup; a few per core with long loops is faster. */
-  if (info->type == VK_PHYSICAL_DEVICE_TYPE_CPU)
-    cap = 64;
-  return (guint32) CLAMP (g, 1, cap);
+  return (guint32) CLAMP (g, 1, (int64_t) info->max_elementwise_workgroups);
 }
 
 int64_t

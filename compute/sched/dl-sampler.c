@@ -72,6 +72,20 @@ dl_sampler_a1111_name (DlSamplerKind kind, DlSigmaSchedule sigmas)
     }
 }
 
+const char *
+dl_sampler_label (const char *name)
+{
+  DlSamplerKind kind;
+  DlSigmaSchedule sigmas;
+  return dl_sampler_kind_from_name (name, &kind, &sigmas) ? dl_sampler_a1111_name (kind, sigmas) : name;
+}
+
+char *
+dl_sampler_names_joined (const char *separator)
+{
+  return g_strjoinv (separator, (char **) sampler_names);
+}
+
 /* numpy.interp over the table sigma[t] (t = 0..n-1), in double */
 static double
 interp_sigma (const DlNoiseSchedule *s, double t)

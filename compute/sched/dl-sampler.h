@@ -38,12 +38,17 @@ DlSampler *dl_sampler_new (const DlNoiseSchedule *schedule, DlSamplerKind kind, 
 void dl_sampler_free (DlSampler *s);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DlSampler, dl_sampler_free)
 
-/* "euler_a", "euler", "ddim", "dpmpp_2m_karras" (the names `dreamloom sample` takes). */
+/* "euler_a", "euler", "ddim", "dpmpp_2m_karras", "dpmpp_2m" (the names `dreamloom sample`
+ * takes, the window offers and its settings store). */
 gboolean dl_sampler_kind_from_name (const char *name, DlSamplerKind *kind, DlSigmaSchedule *sigmas);
 /* Every name dl_sampler_kind_from_name takes, NULL-ended. */
 const char *const *dl_sampler_names (void);
 /* A1111's name for the "Sampler:" field of the PNG parameters ("Euler a", "DPM++ 2M Karras", ...). */
 const char *dl_sampler_a1111_name (DlSamplerKind kind, DlSigmaSchedule sigmas);
+/* The same for one of dl_sampler_names (what the window shows); other names as they are. */
+const char *dl_sampler_label (const char *name);
+/* dl_sampler_names joined by `separator` (help texts and errors; g_free). */
+char *dl_sampler_names_joined (const char *separator);
 
 int dl_sampler_get_steps (DlSampler *s);
 /* diffusers' DPMSolverMultistepScheduler conventions instead of k-diffusion's

@@ -1,5 +1,6 @@
-/* CLIP BPE: loading the vocabulary and merges, encoding, decoding
- * (sd-formats §5.1-5.5). */
+/* CLIP BPE: loading the vocabulary and merges, encoding, decoding (openai CLIP
+ * simple_tokenizer.py SimpleTokenizer, transformers tokenization_clip.py
+ * CLIPTokenizer.bpe; docs/formats.md, “CLIP tokenizer”). */
 #include "dl-clip-tokenizer.h"
 
 #include <json-glib/json-glib.h>
@@ -7,7 +8,7 @@
 #include <zlib.h>
 
 #include "dl-error.h"
-#include "text/dl-clip-text.h"
+#include "text/dl-clip-normalize.h"
 
 /* openai's file holds more merges than CLIP uses: lines 1 .. 49152-256-2 */
 #define N_MERGES (49152 - 256 - 2)
@@ -642,8 +643,8 @@ static void
 encode_plain (DlClipTokenizer *tok, GArray *ids, const char *text, gsize len)
 {
   g_autofree char *segment = g_strndup (text, len);
-  g_autofree char *clean = dl_clip_text_clean (segment);
-  g_autoptr (GPtrArray) words = dl_clip_text_split (clean);
+  g_autofree char *clean = dl_clip_normalize_clean (segment);
+  g_autoptr (GPtrArray) words = dl_clip_normalize_split (clean);
   for (guint i = 0; i < words->len; i++)
     append_word (tok, ids, words->pdata[i]);
 }

@@ -1,7 +1,10 @@
 /* dl-clip-tokenizer.h: CLIP's byte-level BPE tokenizer, as SD 1.x uses it
- * (sd-formats §5): clean-up and pre-tokenising (dl-clip-text.h), bytes ->
- * unicode characters, BPE by merge rank, `</w>` ending each word, start 49406
- * and end 49407, truncation to 77 and SD 1.x padding with 49407.
+ * (transformers tokenization_clip.py CLIPTokenizer; CompVis
+ * ldm/modules/encoders/modules.py FrozenCLIPEmbedder for the 77-token padding;
+ * docs/formats.md, “CLIP tokenizer”): clean-up and pre-tokenising
+ * (dl-clip-normalize.h), bytes -> unicode characters, BPE by merge rank, `</w>`
+ * ending each word, start 49406 and end 49407, truncation to 77 and SD 1.x
+ * padding with 49407.
  *
  * The vocabulary is openai's bpe_simple_vocab_16e6.txt.gz (gzip or plain) or
  * a diffusers tokenizer/ folder (vocab.json + merges.txt).  Added tokens

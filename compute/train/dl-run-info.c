@@ -25,6 +25,7 @@ dl_run_info_free (DlRunInfo *info)
   g_clear_pointer (&info->settings, dl_train_settings_free);
   g_clear_pointer (&info->checkpoints, g_ptr_array_unref);
   g_clear_pointer (&info->validations, g_array_unref);
+  g_clear_pointer (&info->losses, g_array_unref);
   g_free (info);
 }
 
@@ -88,6 +89,11 @@ dl_run_info_read (const char *dir, GError **error)
     if (v.step >= 0)
       g_array_append_val (info->validations, v);
   }
+
+  /* a damaged or unreadable loss log costs the curve, never the run */
+  info->losses = dl_loss_log_read (dir, NULL);
+  if (!info->losses)
+    info->losses = dl_loss_log_new ();
 
   info->checkpoints = g_ptr_array_new_with_free_func (checkpoint_free);
   JsonNode *cn = json_object_get_member (o, "checkpoints");

@@ -5,6 +5,7 @@
  * run, without loading a model. */
 #pragma once
 
+#include "train/dl-loss-log.h"
 #include "train/dl-train-settings.h"
 #include "train/dl-trainer.h"
 
@@ -25,6 +26,7 @@ typedef struct {
   gboolean finished;     /* the final export was written */
   GPtrArray *checkpoints; /* DlRunCheckpoint, oldest first */
   GArray *validations;   /* DlTrainValidation, in step order */
+  GArray *losses;        /* DlLossEntry of every step up to the last checkpoint (losses.csv) */
   gint64 best_step;      /* -1: none */
   double best_val_loss;  /* NaN: none */
 } DlRunInfo;

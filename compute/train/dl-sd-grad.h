@@ -5,7 +5,7 @@
 #pragma once
 
 #include "io/dl-safetensors.h"
-#include "nn/dl-sd-pipeline.h"
+#include "nn/dl-sd-model.h"
 
 G_BEGIN_DECLS
 

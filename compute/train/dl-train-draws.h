@@ -1,7 +1,7 @@
 /* dl-train-draws.h: every random choice of one training step, made by the
- * run's own generator or read from a replay file (training.md §3 of the
- * project's reference: a reference run's draws, so that a whole run can be
- * compared step by step with PyTorch).
+ * run's own generator or read from a replay file (docs/training.md, “Replay
+ * files”: a reference run's draws, so that a whole run can be compared step by
+ * step with PyTorch).
  *
  * The generator is counter-based (Philox, compute/dl-philox.h): each draw is a
  * pure function of (seed, step, micro-batch, kind), so a run resumed at step k

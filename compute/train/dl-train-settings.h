@@ -38,7 +38,7 @@ typedef struct {
   char *out;           /* the export file */
   char *out_diffusers; /* TI: also diffusers' learned_embeds.safetensors */
   char *run_dir;       /* checkpoints and state; default <out without extension>.run */
-  char *replay;        /* take every random draw from this file (training.md §3) */
+  char *replay;        /* take every random draw from this file (docs/training.md, “Replay files”) */
   char *vocab;         /* the CLIP vocabulary, when the model has none */
 
   /* data */

@@ -140,6 +140,7 @@ dl_trainer_read_state (DlTrainer *t, const char *path, GError **error)
   while (t->validations->len &&
          g_array_index (t->validations, DlTrainValidation, t->validations->len - 1).step > t->step)
     g_array_set_size (t->validations, t->validations->len - 1);
+  dl_loss_log_truncate (t->losses, t->step);
   return TRUE;
 }
 
@@ -247,6 +248,9 @@ dl_trainer_write_run_json (DlTrainer *t, GError **error)
   g_autoptr (JsonNode) root = json_builder_get_root (b);
   gsize len = 0;
   g_autofree char *text = dl_json_write (root, TRUE, &len);
+  /* the steps' losses first: run.json names the checkpoint they lead to */
+  if (!dl_loss_log_write (t->losses, t->run_dir, error))
+    return FALSE;
   g_autofree char *path = g_build_filename (t->run_dir, "run.json", NULL);
   g_autoptr (DlAtomicFile) f = dl_atomic_file_begin (path, error);
   if (!f || !dl_atomic_file_write (f, text, len, error))
@@ -374,6 +378,13 @@ dl_trainer_new_resume (DlDevice *device, DlSdModel *model, const char *run_dir, 
                             json_object_get_double_member_with_default (vo, "loss", NAN) };
     if (v.step >= 0 && isfinite (v.loss))
       g_array_append_val (t->validations, v);
+  }
+  /* the steps' losses so far (cut to the state's step as the validations
+   * are); an unreadable log costs the curve, never the run */
+  GArray *losses = dl_loss_log_read (run_dir, NULL);
+  if (losses) {
+    g_array_unref (t->losses);
+    t->losses = losses;
   }
   g_free (t->run_dir);
   t->run_dir = g_strdup (run_dir);

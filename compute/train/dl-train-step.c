@@ -8,7 +8,7 @@
 #include <math.h>
 
 #include "dl-error.h"
-#include "nn/dl-clip-text.h"
+#include "nn/dl-text-encoder.h"
 #include "nn/dl-unet.h"
 #include "ops/dl-ops.h"
 
@@ -24,8 +24,8 @@ dl_train_batch_run (DlSdModel *model, DlTape *tape, const DlTrainBatch *b, DlTen
   DlDevice *device = dl_params_get_device (params);
   g_autoptr (DlTensor) context = NULL;
   if (b->input_ids) {
-    DlClipTextOptions o = { .clip_skip = b->clip_skip };
-    context = dl_clip_text_forward (params, &cfg->text_encoder, tape, b->input_ids, &o, error);
+    DlTextEncoderOptions o = { .clip_skip = b->clip_skip };
+    context = dl_text_encoder_forward (params, &cfg->text_encoder, tape, b->input_ids, &o, error);
     if (!context)
       return FALSE;
   } else {

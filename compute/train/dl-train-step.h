@@ -4,7 +4,7 @@
  * grad` and the benchmarks, so that there is one training step in the engine. */
 #pragma once
 
-#include "nn/dl-sd-pipeline.h"
+#include "nn/dl-sd-model.h"
 #include "nn/dl-tape.h"
 
 G_BEGIN_DECLS

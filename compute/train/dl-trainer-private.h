@@ -6,6 +6,7 @@
 #include "io/dl-model-hash.h"
 #include "nn/dl-params.h"
 #include "text/dl-clip-tokenizer.h"
+#include "train/dl-loss-log.h"
 #include "train/dl-optimizer.h"
 #include "train/dl-train-draws.h"
 #include "train/dl-train-images.h"
@@ -15,8 +16,9 @@ G_BEGIN_DECLS
 
 typedef struct _DlTrainMethodOps DlTrainMethodOps;
 
-/* The VAE posterior of one image at its bucket (training.md §1.2: mean and std,
- * never one sample). */
+/* The VAE posterior of one image at its bucket: mean and std, never one sample,
+ * since every step draws a fresh latent as diffusers' latent_dist.sample() does
+ * (docs/training.md, “One training step”). */
 typedef struct {
   float *mean; /* [L, h, w] */
   float *std;
@@ -56,6 +58,7 @@ struct _DlTrainer {
   double last_val;          /* NaN until the first validation */
   GArray *checkpoints;      /* gint64 steps with a state file, oldest first */
   GArray *validations;      /* DlTrainValidation, in step order (run.json keeps them) */
+  GArray *losses;           /* DlLossEntry of every step (losses.csv keeps them) */
   gboolean finished;        /* the final export is written */
   char *model_hash;         /* identity of the base model (refuses resuming onto another) */
   DlModelHashes hashes;     /* what the exported files say of the base model */

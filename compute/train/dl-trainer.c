@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "dl-error.h"
-#include "nn/dl-clip-text.h"
+#include "nn/dl-text-encoder.h"
 #include "nn/dl-nn.h"
 #include "nn/dl-unet.h"
 #include "ops/dl-ops.h"
@@ -123,6 +123,7 @@ dl_trainer_new (DlDevice *device, DlSdModel *model, const DlTrainSettings *setti
   t->last_val = NAN;
   t->checkpoints = g_array_new (FALSE, FALSE, sizeof (gint64));
   t->validations = g_array_new (FALSE, FALSE, sizeof (DlTrainValidation));
+  t->losses = dl_loss_log_new ();
   read_inject_nan (t);
   t->started_at = g_get_real_time ();
   g_mutex_init (&t->pause_lock);
@@ -166,6 +167,7 @@ dl_trainer_free (DlTrainer *t)
   g_clear_pointer (&t->owned_model, dl_sd_model_free);
   g_array_unref (t->checkpoints);
   g_array_unref (t->validations);
+  g_array_unref (t->losses);
   g_free (t->model_hash);
   dl_model_hashes_clear (&t->hashes);
   g_free (t->run_dir);
@@ -564,9 +566,9 @@ cached_context (DlTrainer *t, DlTape *tape, const gint32 *ids, int rows, GError 
       g_autoptr (DlTape) off = dl_tape_new (dl_tape_get_recorder (tape), dl_tape_get_arena (tape));
       dl_tape_set_enabled (off, FALSE);
       dl_tape_set_activation_dtype (off, dl_tape_get_activation_dtype (tape));
-      DlClipTextOptions o = { .clip_skip = t->settings->clip_skip };
+      DlTextEncoderOptions o = { .clip_skip = t->settings->clip_skip };
       g_autoptr (DlTensor) it = upload_as (t->device, "input_ids", DL_DTYPE_I32, 2, shape, row, DL_DTYPE_I32, error);
-      g_autoptr (DlTensor) c = it ? dl_clip_text_forward (dl_sd_model_get_params (t->model), &cfg->text_encoder,
+      g_autoptr (DlTensor) c = it ? dl_text_encoder_forward (dl_sd_model_get_params (t->model), &cfg->text_encoder,
                                                           off, it, &o, error)
                                   : NULL;
       if (!c || !dl_recorder_finish (dl_tape_get_recorder (tape), error))
@@ -642,8 +644,8 @@ batch_weights (DlTrainer *t, const DlStepDraws *d)
   const DlNoiseSchedule *sched = dl_sd_model_get_schedule (t->model);
   /* the loss averages over all rows: with prior preservation the instance half's
    * mean plus λ times the class half's (diffusers train_dreambooth.py) is the
-   * mean over rows with weights 2 and 2λ (training.md §1.6: no SNR weight on the
-   * prior term) */
+   * mean over rows with weights 2 and 2λ (no SNR weight on the prior term: in
+   * train_dreambooth.py the prior loss is a plain F.mse_loss) */
   double scale = prior ? (double) d->n_rows / d->n : 1.0;
   float *w = g_new (float, d->n_rows);
   for (int r = 0; r < d->n_rows; r++) {
@@ -836,6 +838,7 @@ dl_trainer_step (DlTrainer *t, GError **error)
     .eta_s = per_step * (double) (s->steps - t->step),
     .memory = dl_device_get_memory_in_use (t->device),
   };
+  dl_loss_log_add (t->losses, ev.step, ev.loss, ev.lr);
   dl_trainer_emit (t, &ev);
   return TRUE;
 }

@@ -14,7 +14,7 @@
 
 #include <gio/gio.h>
 
-#include "nn/dl-sd-pipeline.h"
+#include "nn/dl-sd-model.h"
 #include "train/dl-train-settings.h"
 
 G_BEGIN_DECLS

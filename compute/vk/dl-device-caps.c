@@ -298,6 +298,9 @@ dl_device_info_probe (VkInstance instance, VkPhysicalDevice phys, guint index)
   info->timestamp_period_ns = lim->timestampPeriod;
 
   info->push_descriptor = dl_device_has_extension (phys, VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME);
+  gboolean cpu = info->type == VK_PHYSICAL_DEVICE_TYPE_CPU;
+  info->busy_workgroups = cpu ? 8 : 256;
+  info->max_elementwise_workgroups = cpu ? 64 : MIN (info->max_workgroup_count[0], 65535);
 
   fill_peaks (info);
   return info;

@@ -46,6 +46,7 @@ struct _DlDevice {
   gboolean debug_utils;
   gint validation_messages; /* atomic */
   gboolean use_push_descriptor;
+  DlDeviceTuning tuning;
   gboolean host_query_reset;
 
   PFN_vkCmdPushDescriptorSetKHR cmd_push_descriptor_set;

@@ -2,6 +2,7 @@
 #include "dl-device-private.h"
 
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #define VALIDATION_LAYER "VK_LAYER_KHRONOS_validation"
@@ -360,7 +361,7 @@ create_logical_device (DlDevice *self, GError **error)
 
   const char *exts[4];
   uint32_t n_exts = 0;
-  self->use_push_descriptor = info->push_descriptor && !g_getenv ("DREAMLOOM_DISABLE_PUSH_DESCRIPTOR");
+  self->use_push_descriptor = info->push_descriptor && !self->tuning.no_push_descriptor;
   if (self->use_push_descriptor)
     exts[n_exts++] = VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME;
   gboolean sgsc_ext = !is_13 && info->subgroup_size_control;
@@ -453,6 +454,7 @@ dl_device_new (const char *selector, GError **error)
   g_mutex_init (&self->pipe_mutex);
 
   self->validation = env_is_true ("DREAMLOOM_VALIDATION");
+  dl_device_tuning_from_env (&self->tuning);
   if (!create_instance (self, self->validation, &self->instance, error))
     return NULL;
 
@@ -521,6 +523,55 @@ dl_device_get_info (DlDevice *self)
 {
   g_return_val_if_fail (self != NULL, NULL);
   return self->info;
+}
+
+static gint64
+env_int (const char *name)
+{
+  const char *v = g_getenv (name);
+  gint64 n = v ? g_ascii_strtoll (v, NULL, 10) : 0;
+  return MAX (n, 0);
+}
+
+static void
+env_string (const char *name, char *out, gsize size)
+{
+  const char *v = g_getenv (name);
+  g_strlcpy (out, v ? v : "", size);
+}
+
+void
+dl_device_tuning_from_env (DlDeviceTuning *t)
+{
+  memset (t, 0, sizeof *t);
+  env_string ("DREAMLOOM_CONV_TILE", t->conv_tile, sizeof t->conv_tile);
+  t->conv_splitk = env_int ("DREAMLOOM_CONV_SPLITK");
+  t->conv_images_per_dispatch = env_int ("DREAMLOOM_CONV_IMAGES_PER_DISPATCH");
+  t->linear_rows_per_block = env_int ("DREAMLOOM_LINEAR_ROWS_PER_BLOCK");
+  env_string ("DREAMLOOM_MATMUL_TILE", t->matmul_tile, sizeof t->matmul_tile);
+  const char *attn = g_getenv ("DREAMLOOM_ATTN_TILE");
+  if (!attn || sscanf (attn, "%ux%u", &t->attn_block_q, &t->attn_block_k) != 2)
+    t->attn_block_q = t->attn_block_k = 0;
+  t->no_arena = g_strcmp0 (g_getenv ("DREAMLOOM_NO_ARENA"), "1") == 0;
+  env_string ("DREAMLOOM_NO_ARENA_FOR", t->no_arena_for, sizeof t->no_arena_for);
+  t->no_pipeline_cache = g_getenv ("DREAMLOOM_NO_PIPELINE_CACHE") != NULL;
+  t->no_push_descriptor = g_getenv ("DREAMLOOM_DISABLE_PUSH_DESCRIPTOR") != NULL;
+}
+
+const DlDeviceTuning *
+dl_device_get_tuning (DlDevice *self)
+{
+  g_return_val_if_fail (self != NULL, NULL);
+  return &self->tuning;
+}
+
+void
+dl_device_set_tuning (DlDevice *self, const DlDeviceTuning *tuning)
+{
+  g_return_if_fail (self != NULL && tuning != NULL);
+  gboolean push = self->tuning.no_push_descriptor;
+  self->tuning = *tuning;
+  self->tuning.no_push_descriptor = push; /* fixed at creation */
 }
 
 guint

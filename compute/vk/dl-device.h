@@ -77,6 +77,14 @@ typedef struct {
   /* host-side conveniences */
   gboolean push_descriptor;
 
+  /* What the kernels plan with, by device type: the workgroups that keep the
+   * device busy (a CPU implementation has a handful of cores, a GPU wants
+   * hundreds), and the most workgroups a 1-D elementwise dispatch uses (a CPU
+   * implementation pays per workgroup: a few per core with long loops are
+   * faster). */
+  uint32_t busy_workgroups;
+  uint32_t max_elementwise_workgroups;
+
   /* Peak arithmetic rate in GFLOP/s where known (a small table of GPUs, or
    * $DREAMLOOM_PEAK_GFLOPS); 0 when unknown. */
   double peak_gflops_f32;
@@ -109,6 +117,30 @@ void dl_device_free (DlDevice *device);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DlDevice, dl_device_free)
 
 const DlDeviceInfo *dl_device_get_info (DlDevice *device);
+
+/* Tuning and diagnosis switches: read from the environment once, when the
+ * device is created, never on an op's path.  Zero or "" means "choose by
+ * shape and device", as the engine does by default. */
+typedef struct {
+  char conv_tile[8];                 /* $DREAMLOOM_CONV_TILE: l, t, m, s or n */
+  gint64 conv_splitk;                /* $DREAMLOOM_CONV_SPLITK: weight-gradient K splits */
+  gint64 conv_images_per_dispatch;   /* $DREAMLOOM_CONV_IMAGES_PER_DISPATCH: at most this many */
+  gint64 linear_rows_per_block;      /* $DREAMLOOM_LINEAR_ROWS_PER_BLOCK: at most this many */
+  char matmul_tile[8];               /* $DREAMLOOM_MATMUL_TILE: s, m or l */
+  guint attn_block_q, attn_block_k;  /* $DREAMLOOM_ATTN_TILE=<q>x<k> */
+  gboolean no_arena;                 /* $DREAMLOOM_NO_ARENA=1: every activation its own allocation */
+  char no_arena_for[64];             /* $DREAMLOOM_NO_ARENA_FOR: the same for names containing this */
+  gboolean no_pipeline_cache;        /* $DREAMLOOM_NO_PIPELINE_CACHE: neither read nor write it */
+  gboolean no_push_descriptor;       /* $DREAMLOOM_DISABLE_PUSH_DESCRIPTOR: descriptor sets instead */
+} DlDeviceTuning;
+
+/* The switches as the environment sets them now. */
+void dl_device_tuning_from_env (DlDeviceTuning *tuning);
+const DlDeviceTuning *dl_device_get_tuning (DlDevice *device);
+/* Replace the switches (tests steer an op's choices with it; call it between
+ * ops, not while another thread records).  no_push_descriptor only takes
+ * effect at creation. */
+void dl_device_set_tuning (DlDevice *device, const DlDeviceTuning *tuning);
 
 /* Validation messages (warnings and errors) seen since the device was created. */
 guint dl_device_get_validation_message_count (DlDevice *device);

@@ -107,7 +107,7 @@ dl_pipelines_init (DlDevice *dev, GError **error)
   dev->pipelines = g_hash_table_new (g_str_hash, g_str_equal);
   dev->pipeline_cache_path = cache_path (dev);
 
-  g_autoptr (GBytes) initial = g_getenv ("DREAMLOOM_NO_PIPELINE_CACHE") ? NULL : load_cache (dev);
+  g_autoptr (GBytes) initial = dev->tuning.no_pipeline_cache ? NULL : load_cache (dev);
   VkPipelineCacheCreateInfo ci = {
     .sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO,
     .initialDataSize = initial ? g_bytes_get_size (initial) : 0,
@@ -129,7 +129,7 @@ dl_pipelines_shutdown (DlDevice *dev)
 {
   if (dev->pipeline_cache)
     {
-      if (dev->pipelines_created > 0 && !g_getenv ("DREAMLOOM_NO_PIPELINE_CACHE"))
+      if (dev->pipelines_created > 0 && !dev->tuning.no_pipeline_cache)
         save_cache (dev);
       vkDestroyPipelineCache (dev->device, dev->pipeline_cache, NULL);
     }

@@ -28,6 +28,7 @@
 #include "io/dl-safetensors.h"
 #include "nn/dl-embedding-file.h"
 #include "nn/dl-lora-file.h"
+#include "train/dl-run-info.h"
 
 /* the golden tiny model's latents are half the image: 32 px is 16x16 latents, a step of ~2 s on lavapipe */
 #define RESOLUTION 32
@@ -216,6 +217,18 @@ test_lora_run (void)
   g_assert_cmpstr (dl_train_previews_get_file (previews, DL_TRAIN_PREVIEWS_BASE, 0), ==, base_file);
   g_assert_cmpstr (dl_train_previews_get_file (previews, DL_TRAIN_PREVIEWS_LATEST, 0), !=, latest_first);
   g_assert_cmpint (dl_train_previews_get_step (previews, DL_TRAIN_PREVIEWS_BEST), >, 0);
+  /* a click enlarges a preview: its file, with the parameters it carries */
+  {
+    DlImageViewer *viewer = dl_train_previews_enlarge (previews, DL_TRAIN_PREVIEWS_LATEST, 0);
+    g_assert_nonnull (viewer);
+    g_assert_cmpstr (dl_image_viewer_get_source_path (viewer), ==,
+                     dl_train_previews_get_file (previews, DL_TRAIN_PREVIEWS_LATEST, 0));
+    g_assert_null (dl_image_viewer_get_request (viewer));
+    gtk_window_destroy (GTK_WINDOW (viewer));
+    /* the studio window is the one looked at again (no desktop notification at the end) */
+    gtk_window_present (GTK_WINDOW (win));
+    APP_TEST_WAIT_UNTIL (gtk_window_is_active (GTK_WINDOW (win)), 10);
+  }
   /* the slider looks back */
   dl_train_previews_show_step (previews, 1);
   g_assert_cmpint (dl_train_previews_get_step (previews, DL_TRAIN_PREVIEWS_LATEST), ==, every);
@@ -299,10 +312,19 @@ stop_and_continue (DlWindow *win, const char *project_path, const char *dir)
   g_assert_true (dl_project_flush (project, &error));
   close_window (win);
 
-  /* reopened: Continue, to the end */
+  /* reopened: the loss curve up to the checkpoint Continue goes on from
+   * (losses.csv), then Continue, to the end */
   win = open_window (project_path);
   page = dl_window_get_train_page (win);
   g_assert_true (dl_train_page_can_continue (page));
+  {
+    g_autoptr (DlRunInfo) info = dl_run_info_read (run2, &error);
+    g_assert_no_error (error);
+    DlLossSeries *reopened = dl_loss_curve_get_series (dl_train_page_get_curve (page));
+    g_assert_cmpint (info->step, >=, 2);
+    g_assert_cmpuint (dl_loss_series_get_n_steps (reopened), ==, (guint) info->step);
+    g_assert_cmpint (dl_loss_series_get_steps (reopened)[info->step - 1].step, ==, info->step);
+  }
   g_assert_true (dl_train_page_continue (page, &error));
   g_assert_no_error (error);
   job = dl_train_page_get_job (page);

@@ -175,6 +175,44 @@ test_shortcuts (void)
         }
     }
 
+  /* the pages' own keys (the Train page's work whenever it is shown): each is listed
+   * too, under its page's group */
+  GtkWidget *pages[] = { GTK_WIDGET (dl_window_get_dataset_page (win)), GTK_WIDGET (dl_window_get_model_page (win)),
+                         GTK_WIDGET (dl_window_get_preview_page (win)), GTK_WIDGET (dl_window_get_train_page (win)) };
+  guint page_keys[G_N_ELEMENTS (pages)] = { 0 };
+  for (guint i = 0; i < G_N_ELEMENTS (pages); i++)
+    {
+      g_autoptr (GListModel) controllers = gtk_widget_observe_controllers (pages[i]);
+      for (guint c = 0; c < g_list_model_get_n_items (controllers); c++)
+        {
+          g_autoptr (GtkEventController) controller = g_list_model_get_item (controllers, c);
+          if (!GTK_IS_SHORTCUT_CONTROLLER (controller))
+            continue;
+          for (guint s = 0; s < g_list_model_get_n_items (G_LIST_MODEL (controller)); s++)
+            {
+              g_autoptr (GtkShortcut) shortcut = g_list_model_get_item (G_LIST_MODEL (controller), s);
+              GtkShortcutTrigger *trigger = gtk_shortcut_get_trigger (shortcut);
+              GtkShortcutAction *action = gtk_shortcut_get_action (shortcut);
+              if (!GTK_IS_KEYVAL_TRIGGER (trigger) || !GTK_IS_NAMED_ACTION (action))
+                continue;
+              guint key = gtk_keyval_trigger_get_keyval (GTK_KEYVAL_TRIGGER (trigger));
+              if (key == GDK_KEY_KP_Delete) /* listed as Delete */
+                continue;
+              g_autofree char *canonical =
+                  gtk_accelerator_name (key, gtk_keyval_trigger_get_modifiers (GTK_KEYVAL_TRIGGER (trigger)));
+              const char *name = gtk_named_action_get_action_name (GTK_NAMED_ACTION (action));
+              if (!g_hash_table_contains (listed, canonical))
+                g_error ("%s (%s) is not in the shortcuts window", canonical, name);
+              page_keys[i]++;
+            }
+        }
+      g_test_message ("page %u: %u keys", i, page_keys[i]);
+    }
+  g_assert_cmpuint (page_keys[0], >=, 9);  /* dataset */
+  g_assert_cmpuint (page_keys[1], >=, 2);  /* base model */
+  g_assert_cmpuint (page_keys[2], >=, 4);  /* previews */
+  g_assert_cmpuint (page_keys[3], >=, 11); /* train: one for each of its actions but show-file */
+
   /* Alt+3 shows the previews page of an open project */
   g_autofree char *dir = app_test_make_dir ("shortcuts");
   g_autofree char *path = g_build_filename (dir, "Keys.dreamloom", NULL);
@@ -185,6 +223,31 @@ test_shortcuts (void)
   g_action_group_activate_action (G_ACTION_GROUP (win), "show-page", g_variant_new_string ("previews"));
   GtkWidget *stack = gtk_widget_get_ancestor (GTK_WIDGET (dl_window_get_preview_page (win)), ADW_TYPE_VIEW_STACK);
   g_assert_cmpstr (adw_view_stack_get_visible_child_name (ADW_VIEW_STACK (stack)), ==, "previews");
+  /* the Train page's keys are the window's to run (whatever has the focus), and
+   * reach the page's actions: an enabled one runs, a disabled one lets the key go */
+  g_action_group_activate_action (G_ACTION_GROUP (win), "show-page", g_variant_new_string ("train"));
+  GtkWidget *train = GTK_WIDGET (dl_window_get_train_page (win));
+  g_autoptr (GListModel) train_controllers = gtk_widget_observe_controllers (train);
+  guint n_train_keys = 0;
+  for (guint c = 0; c < g_list_model_get_n_items (train_controllers); c++)
+    {
+      g_autoptr (GtkEventController) controller = g_list_model_get_item (train_controllers, c);
+      if (!GTK_IS_SHORTCUT_CONTROLLER (controller) ||
+          gtk_shortcut_controller_get_scope (GTK_SHORTCUT_CONTROLLER (controller)) != GTK_SHORTCUT_SCOPE_MANAGED)
+        continue;
+      for (guint s = 0; s < g_list_model_get_n_items (G_LIST_MODEL (controller)); s++)
+        {
+          g_autoptr (GtkShortcut) shortcut = g_list_model_get_item (G_LIST_MODEL (controller), s);
+          GtkShortcutAction *action = gtk_shortcut_get_action (shortcut);
+          const char *name = gtk_named_action_get_action_name (GTK_NAMED_ACTION (action));
+          n_train_keys++;
+          if (g_str_equal (name, "train.make-fit")) /* idle with a project: on (without a plan, it does nothing) */
+            g_assert_true (gtk_shortcut_action_activate (action, GTK_SHORTCUT_ACTION_EXCLUSIVE, train, NULL));
+          else if (g_str_equal (name, "train.stop")) /* nothing trains: off */
+            g_assert_false (gtk_shortcut_action_activate (action, GTK_SHORTCUT_ACTION_EXCLUSIVE, train, NULL));
+        }
+    }
+  g_assert_cmpuint (n_train_keys, ==, page_keys[3]);
   /* project actions are off without a project */
   g_assert_true (g_action_group_get_action_enabled (G_ACTION_GROUP (win), "close-project"));
   dl_window_set_project (win, NULL);
@@ -192,6 +255,83 @@ test_shortcuts (void)
   g_assert_false (g_action_group_get_action_enabled (G_ACTION_GROUP (win), "add-images"));
   g_assert_true (g_action_group_get_action_enabled (G_ACTION_GROUP (win), "open-project"));
 
+  destroy_and_wait (win);
+  app_test_rmtree (dir);
+}
+
+/* ---- accessible labels ---- */
+
+/* Buttons that show only an icon, under `widget`, without an accessible label:
+ * counted, named in the log.  A menu button is checked, not the button inside it,
+ * and the libraries' own (a spin button's −/+, an entry row's apply) are theirs. */
+static guint
+unlabelled_icon_buttons (GtkWidget *widget, guint *n_checked)
+{
+  guint n = 0;
+  if (GTK_IS_SPIN_BUTTON (widget) ||
+      (GTK_IS_BUTTON (widget) && gtk_widget_get_ancestor (widget, ADW_TYPE_ENTRY_ROW) &&
+       g_strcmp0 (gtk_button_get_icon_name (GTK_BUTTON (widget)), "adw-entry-apply-symbolic") == 0))
+    return 0;
+  gboolean icon_only = FALSE;
+  if (GTK_IS_MENU_BUTTON (widget))
+    icon_only = gtk_menu_button_get_icon_name (GTK_MENU_BUTTON (widget)) &&
+                !gtk_menu_button_get_label (GTK_MENU_BUTTON (widget));
+  else if (GTK_IS_BUTTON (widget) && !GTK_IS_MENU_BUTTON (gtk_widget_get_parent (widget)))
+    icon_only = gtk_button_get_icon_name (GTK_BUTTON (widget)) && !gtk_button_get_label (GTK_BUTTON (widget));
+  if (icon_only)
+    {
+      (*n_checked)++;
+      if (!gtk_test_accessible_has_property (GTK_ACCESSIBLE (widget), GTK_ACCESSIBLE_PROPERTY_LABEL))
+        {
+          g_test_message ("%s %s (%s) has no accessible label", G_OBJECT_TYPE_NAME (widget),
+                          gtk_widget_get_name (widget),
+                          GTK_IS_BUTTON (widget) ? gtk_button_get_icon_name (GTK_BUTTON (widget))
+                                                 : gtk_menu_button_get_icon_name (GTK_MENU_BUTTON (widget)));
+          n++;
+        }
+    }
+  for (GtkWidget *c = gtk_widget_get_first_child (widget); c; c = gtk_widget_get_next_sibling (c))
+    n += unlabelled_icon_buttons (c, n_checked);
+  return n;
+}
+
+static void
+test_accessible_labels (void)
+{
+  DlWindow *win = dl_window_new (app);
+  gtk_window_present (GTK_WINDOW (win));
+  g_autofree char *dir = app_test_make_dir ("a11y");
+  g_autofree char *path = g_build_filename (dir, "Labels.dreamloom", NULL);
+  g_autoptr (GFile) file = g_file_new_for_path (path);
+  g_assert_true (dl_window_create_project (win, file, "sks", "dog"));
+  /* a prompt and a LoRA column: rows with remove buttons made in code */
+  DlProject *project = dl_window_get_project (win);
+  const char *prompts[] = { "a photo of sks dog", NULL };
+  dl_project_set_preview_prompts (project, prompts);
+  g_autoptr (GPtrArray) loras = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_project_lora_free);
+  g_autofree char *lora = g_build_filename (dir, "style.safetensors", NULL);
+  g_ptr_array_add (loras, dl_project_lora_new (lora, 0.8));
+  dl_project_set_loras (project, loras);
+
+  const char *names[] = { "dataset", "model", "previews", "train" };
+  GtkWidget *stack = gtk_widget_get_ancestor (GTK_WIDGET (dl_window_get_preview_page (win)), ADW_TYPE_VIEW_STACK);
+  guint checked = 0;
+  for (guint i = 0; i < G_N_ELEMENTS (names); i++)
+    {
+      adw_view_stack_set_visible_child_name (ADW_VIEW_STACK (stack), names[i]);
+      app_test_run_for (50);
+      g_assert_cmpuint (unlabelled_icon_buttons (GTK_WIDGET (win), &checked), ==, 0);
+    }
+  g_test_message ("%u icon-only buttons checked", checked);
+  g_assert_cmpuint (checked, >=, 8);
+
+  /* the image grids say what they hold */
+  GtkWidget *grid =
+      app_test_find_widget (GTK_WIDGET (dl_window_get_dataset_page (win)), GTK_TYPE_GRID_VIEW, NULL, NULL);
+  g_assert_nonnull (grid);
+  g_assert_true (gtk_test_accessible_has_property (GTK_ACCESSIBLE (grid), GTK_ACCESSIBLE_PROPERTY_LABEL));
+
+  dl_window_set_project (win, NULL);
   destroy_and_wait (win);
   app_test_rmtree (dir);
 }
@@ -510,12 +650,15 @@ test_unsaved_switch (void)
 int
 main (int argc, char **argv)
 {
+  /* accessible properties are kept (for the accessible-labels test), not sent to an AT */
+  g_setenv ("GTK_A11Y", "test", TRUE);
   app_test_init (&argc, &argv);
   app = dl_application_new ();
   g_application_register (G_APPLICATION (app), NULL, NULL);
   g_test_add_func ("/app/window/reports-device", test_window_reports_device);
   g_test_add_func ("/app/window/recent-projects", test_recent_projects);
   g_test_add_func ("/app/window/shortcuts", test_shortcuts);
+  g_test_add_func ("/app/window/accessible-labels", test_accessible_labels);
   g_test_add_func ("/app/window/preferences", test_preferences);
   g_test_add_func ("/app/window/unsaved-cancel-then-save-as", test_unsaved_cancel_then_save_as);
   g_test_add_func ("/app/window/unsaved-discard", test_unsaved_discard);

@@ -3,8 +3,9 @@
 
 #include <string.h>
 
-/* Walk `d`: every opcode must be one of sd-formats §8.5 (LONG1 too when
- * `long1`), every GLOBAL one of the four a TI/hypernetwork file needs. */
+/* Walk `d`: every opcode must be one of the protocol-2 subset of
+ * docs/formats.md, “Pickle subset” (LONG1 too when `long1`), every GLOBAL one
+ * of the four a TI/hypernetwork file needs. */
 void
 pickle_assert_allowed (const guint8 *d, gsize n, gboolean long1)
 {

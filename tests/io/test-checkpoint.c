@@ -262,7 +262,7 @@ test_golden_both_layouts (void)
       g_assert_cmpmem (va, na * sizeof (float), vb, nb * sizeof (float));
       per_component[a->component] += (guint64) a->numel;
     }
-  /* the golden README's parameter counts */
+  /* the tiny golden model's parameter counts (numel summed over each component) */
   g_assert_cmpuint (per_component[DL_COMPONENT_TEXT_ENCODER], ==, 1609216);
   g_assert_cmpuint (per_component[DL_COMPONENT_UNET], ==, 2446788);
   g_assert_cmpuint (per_component[DL_COMPONENT_VAE], ==, 658375);
@@ -1002,7 +1002,7 @@ check_against_diffusers_manifest (DlCheckpoint *ck, JsonObject *files)
   /* and nothing of the manifest is left out */
   for (int c = 0; c < DL_N_COMPONENTS; c++)
     g_assert_cmpuint (counted[c], ==, json_object_get_size (json_object_get_object_member (files, comp_files[c])));
-  /* sd-formats §2.1 */
+  /* SD 1.5's parameter counts (docs/formats.md, “SD 1.5 model numbers”) */
   g_assert_cmpuint (params[DL_COMPONENT_UNET], ==, 859520964);
   g_assert_cmpuint (params[DL_COMPONENT_VAE], ==, 83653863);
   g_assert_cmpuint (params[DL_COMPONENT_TEXT_ENCODER], ==, 123060480);

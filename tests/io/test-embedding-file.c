@@ -1,6 +1,6 @@
 /* Textual Inversion embedding files (nn/dl-embedding-file.h): the A1111 .pt
- * byte for byte against the pickle torch.save writes (sd-formats §8.5's worked
- * example), round trips of the three written formats, the variants other tools
+ * byte for byte against the pickle torch.save writes (PyTorch
+ * torch/serialization.py _save, protocol 2), round trips of the three written formats, the variants other tools
  * write (the original TI repo's ParameterDict, diffusers' learned_embeds.bin,
  * kohya's emb_params, SDXL clip_l/clip_g), and clear errors for files that are
  * not embeddings or do not fit the model. */
@@ -62,8 +62,8 @@ read_fails (const char *path, int expected_dim, const char *needle)
   assert_message (error, needle);
 }
 
-/* What torch.save writes for A1111's Embedding.save, memo opcodes aside (the
- * worked example of sd-formats §8.5), with 2 vectors of 768. */
+/* What torch.save writes for A1111's Embedding.save, memo opcodes aside
+ * (docs/formats.md, “Pickle subset”), with 2 vectors of 768. */
 static const char a1111_pickle[] =
   "\x80\x02}("
   "X\x0f\x00\x00\x00" "string_to_token}X\x01\x00\x00\x00*M\x09\x01s"

@@ -1,5 +1,6 @@
 /* nn-test-util.h: reading the golden tensors (../shared/golden) for the model
- * tests, and the scale-aware comparison the golden README recommends. */
+ * tests, and the scale-aware comparison max|ours - golden| <= atol + rtol *
+ * max|golden| per tensor. */
 #pragma once
 
 #include "dl-test-util.h"

@@ -1,11 +1,12 @@
 /* test-hypernetwork.c: A1111 hypernetworks (nn/dl-hypernetwork.h).
  *
- *  - golden case j (../shared/golden/README.md): the tiny UNet with the size-32
+ *  - golden case j (../shared/golden): the tiny UNet with the size-32
  *    module pair applied in every attention whose context is 32 wide, from
  *    hypernetwork.safetensors and from A1111's own hypernetwork_a1111.pt: eps and
- *    loss, and the gradients of the eight hypernetwork tensors (README
- *    tolerances: eps rtol 1e-4, loss 1e-5, gradients 1e-3, the k-module bias
- *    gradients, mathematically zero, absolute 1e-5);
+ *    loss, and the gradients of the eight hypernetwork tensors (tolerances:
+ *    eps rtol 1e-4, loss 1e-5, gradients 1e-3; the k-module bias gradients are
+ *    mathematically zero, as softmax ignores a shift common to every key, so
+ *    absolute 1e-5);
  *  - the training run's hn-init.pt: every entry, and tensors equal to the
  *    replay's init.*;
  *  - a module with every kind of layer (tanh, LayerNorm, activate_output,

@@ -14,9 +14,9 @@
 #include "dl-config.h"
 
 #include "dl-test-util.h"
-#include "nn/dl-clip-text.h"
+#include "nn/dl-text-encoder.h"
 #include "nn/dl-prompt-embeddings.h"
-#include "nn/dl-sd-pipeline.h"
+#include "nn/dl-sd-model.h"
 
 #include <glib/gstdio.h>
 #include <string.h>
@@ -119,8 +119,8 @@ encode_text (DlSdModel *m, const gint32 ids[77], float **embedded)
   g_assert_no_error (error);
   g_assert_true (dl_tensor_upload (t, ids, DL_DTYPE_I32, &error));
   g_autoptr (GPtrArray) hidden = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_tensor_unref);
-  DlClipTextOptions opt = { .clip_skip = 1, .hidden_states = hidden };
-  g_autoptr (DlTensor) ctx = dl_clip_text_forward (dl_sd_model_get_params (m), &cfg->text_encoder, tape, t, &opt, &error);
+  DlTextEncoderOptions opt = { .clip_skip = 1, .hidden_states = hidden };
+  g_autoptr (DlTensor) ctx = dl_text_encoder_forward (dl_sd_model_get_params (m), &cfg->text_encoder, tape, t, &opt, &error);
   g_assert_no_error (error);
   g_assert_true (dl_recorder_finish (dl_sd_model_get_recorder (m), &error));
   if (embedded)

@@ -5,16 +5,16 @@
  * checkpoint layouts.
  *
  * Tolerances (scale-aware: max|err| <= rtol * max|golden|): step latents and
- * final latents rtol 1e-3 as the golden README recommends for 10-step
- * guided pipelines; decoded images rtol 1e-3; LoRA gradients rtol 1e-3 and
- * loss rtol 1e-5. */
+ * final latents rtol 1e-3, ten times a single forward's 1e-4 because ten
+ * steps of classifier-free guidance (scale 7.5) amplify rounding differences;
+ * decoded images rtol 1e-3; LoRA gradients rtol 1e-3 and loss rtol 1e-5. */
 #include "dl-config.h"
 
 #include "nn-test-util.h"
-#include "nn/dl-clip-text.h"
+#include "nn/dl-text-encoder.h"
 #include "nn/dl-lora.h"
 #include "train/dl-sd-grad.h"
-#include "nn/dl-sd-pipeline.h"
+#include "nn/dl-sd-model.h"
 #include "nn/dl-unet.h"
 
 #include <glib/gstdio.h>
@@ -159,7 +159,7 @@ test_lora_grad (gconstpointer data)
     g_autoptr (DlTensor) x = nn_golden_upload (st, "x", DL_DTYPE_F32);
     g_autoptr (DlTensor) t = nn_golden_upload (st, "timesteps", DL_DTYPE_F32);
     g_autoptr (DlTensor) ctx =
-      dl_clip_text_forward (dl_sd_model_get_params (m), &cfg->text_encoder, infer, ids, NULL, &error);
+      dl_text_encoder_forward (dl_sd_model_get_params (m), &cfg->text_encoder, infer, ids, NULL, &error);
     g_assert_no_error (error);
     g_autoptr (DlTensor) eps = dl_unet_forward (dl_sd_model_get_params (m), &cfg->unet, infer, x, t, ctx, NULL, &error);
     g_assert_no_error (error);

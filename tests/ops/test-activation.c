@@ -306,14 +306,6 @@ test_split (void)
 }
 
 static void
-expect_error (gboolean ok, GError **error, int code)
-{
-  g_assert_false (ok);
-  g_assert_error (*error, DL_ERROR, code);
-  g_clear_error (error);
-}
-
-static void
 test_errors (void)
 {
   DlRecorder *rec = dl_test_recorder ();
@@ -329,19 +321,19 @@ test_errors (void)
   g_autoptr (DlTensor) x36 = dl_test_tensor ("x36", DL_DTYPE_F32, 2, s36, NULL);
   g_autoptr (DlTensor) x27 = dl_test_tensor ("x27", DL_DTYPE_F32, 2, s27, NULL);
   g_autoptr (DlTensor) h23 = dl_test_tensor ("h23", DL_DTYPE_F16, 2, s23, NULL);
-  expect_error (dl_op_activation (rec, b, a, DL_ACT_SILU, &error), &error, DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_activation (rec, h, a, DL_ACT_GELU, &error), &error, DL_ERROR_UNSUPPORTED);
-  expect_error (dl_op_activation (rec, i, i, DL_ACT_GELU, &error), &error, DL_ERROR_UNSUPPORTED);
-  expect_error (dl_op_activation (rec, a, a, (DlActivation) 17, &error), &error, DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_activation_backward (rec, a, a, b, DL_ACT_SILU, &error), &error, DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_activation_backward (rec, h, a, a, DL_ACT_SILU, &error), &error, DL_ERROR_UNSUPPORTED);
-  expect_error (dl_op_geglu (rec, g3, b, &error), &error, DL_ERROR_INVALID_ARGUMENT); /* odd width */
-  expect_error (dl_op_geglu (rec, x36, x26, &error), &error, DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_geglu (rec, y23, x36, &error), &error, DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_geglu (rec, y23, x27, &error), &error, DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_geglu (rec, h23, x26, &error), &error, DL_ERROR_UNSUPPORTED);
-  expect_error (dl_op_geglu_backward (rec, x36, x26, y23, &error), &error, DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_geglu_backward (rec, x26, x26, x26, &error), &error, DL_ERROR_INVALID_ARGUMENT);
+  dl_test_expect_error (dl_op_activation (rec, b, a, DL_ACT_SILU, &error), &error, DL_ERROR_INVALID_ARGUMENT);
+  dl_test_expect_error (dl_op_activation (rec, h, a, DL_ACT_GELU, &error), &error, DL_ERROR_UNSUPPORTED);
+  dl_test_expect_error (dl_op_activation (rec, i, i, DL_ACT_GELU, &error), &error, DL_ERROR_UNSUPPORTED);
+  dl_test_expect_error (dl_op_activation (rec, a, a, (DlActivation) 17, &error), &error, DL_ERROR_INVALID_ARGUMENT);
+  dl_test_expect_error (dl_op_activation_backward (rec, a, a, b, DL_ACT_SILU, &error), &error, DL_ERROR_INVALID_ARGUMENT);
+  dl_test_expect_error (dl_op_activation_backward (rec, h, a, a, DL_ACT_SILU, &error), &error, DL_ERROR_UNSUPPORTED);
+  dl_test_expect_error (dl_op_geglu (rec, g3, b, &error), &error, DL_ERROR_INVALID_ARGUMENT); /* odd width */
+  dl_test_expect_error (dl_op_geglu (rec, x36, x26, &error), &error, DL_ERROR_INVALID_ARGUMENT);
+  dl_test_expect_error (dl_op_geglu (rec, y23, x36, &error), &error, DL_ERROR_INVALID_ARGUMENT);
+  dl_test_expect_error (dl_op_geglu (rec, y23, x27, &error), &error, DL_ERROR_INVALID_ARGUMENT);
+  dl_test_expect_error (dl_op_geglu (rec, h23, x26, &error), &error, DL_ERROR_UNSUPPORTED);
+  dl_test_expect_error (dl_op_geglu_backward (rec, x36, x26, y23, &error), &error, DL_ERROR_INVALID_ARGUMENT);
+  dl_test_expect_error (dl_op_geglu_backward (rec, x26, x26, x26, &error), &error, DL_ERROR_INVALID_ARGUMENT);
 }
 
 int

@@ -147,32 +147,28 @@ typedef struct {
   DlDType dgrad;        /* storage of dw and dbias */
   gboolean bias;
   gboolean accumulate;
-  const char *tile;     /* $DREAMLOOM_CONV_TILE, NULL for auto */
-  int splits;           /* $DREAMLOOM_CONV_SPLITK, 0 for auto */
-  int chunk;            /* $DREAMLOOM_CONV_IMAGES_PER_DISPATCH, 0 for as many as fit */
+  const char *tile;     /* tuning.conv_tile, NULL for auto */
+  int splits;           /* tuning.conv_splitk, 0 for auto */
+  int chunk;            /* tuning.conv_images_per_dispatch, 0 for as many as fit */
 } Case;
 
+/* the device's tuning switches for one case (what $DREAMLOOM_CONV_TILE,
+ * _SPLITK and _IMAGES_PER_DISPATCH set in a real run) */
 static void
 set_knobs (const Case *c)
 {
-  if (c->tile)
-    g_setenv ("DREAMLOOM_CONV_TILE", c->tile, TRUE);
-  else
-    g_unsetenv ("DREAMLOOM_CONV_TILE");
-  if (c->splits)
-    {
-      g_autofree char *v = g_strdup_printf ("%d", c->splits);
-      g_setenv ("DREAMLOOM_CONV_SPLITK", v, TRUE);
-    }
-  else
-    g_unsetenv ("DREAMLOOM_CONV_SPLITK");
-  if (c->chunk)
-    {
-      g_autofree char *v = g_strdup_printf ("%d", c->chunk);
-      g_setenv ("DREAMLOOM_CONV_IMAGES_PER_DISPATCH", v, TRUE);
-    }
-  else
-    g_unsetenv ("DREAMLOOM_CONV_IMAGES_PER_DISPATCH");
+  DlDeviceTuning t = *dl_device_get_tuning (dl_test_device ());
+  g_strlcpy (t.conv_tile, c->tile ? c->tile : "", sizeof t.conv_tile);
+  t.conv_splitk = c->splits;
+  t.conv_images_per_dispatch = c->chunk;
+  dl_device_set_tuning (dl_test_device (), &t);
+}
+
+static void
+reset_knobs (void)
+{
+  static const Case none = { 0 };
+  set_knobs (&none);
 }
 
 static char *
@@ -415,8 +411,7 @@ test_partial_gradients (void)
   g_autoptr (DlTensor) dw = dl_test_tensor ("dw", DL_DTYPE_F32, 4, ws, NULL);
   g_autoptr (DlTensor) db = dl_test_tensor ("dbias", DL_DTYPE_F32, 1, &s.Cout, NULL);
   DlConv2dParams prm = DL_CONV2D_PARAMS ((int) s.stride, (int) s.pad);
-  g_unsetenv ("DREAMLOOM_CONV_TILE");
-  g_unsetenv ("DREAMLOOM_CONV_SPLITK");
+  reset_knobs ();
   /* dx alone (the frozen-layer case of LoRA training: no x needed) */
   g_assert_true (dl_op_conv2d_backward (rec, dx, NULL, NULL, NULL, w, dy, &prm, FALSE, &error));
   /* dw alone (no w needed), dbias alone (neither) */
@@ -522,8 +517,7 @@ run_sd_shape (const Shape *sh, DlDType dt)
   g_autoptr (DlTensor) dx = dl_test_tensor ("dx", dt, 4, xs, NULL);
   g_autoptr (DlTensor) dw = dl_test_tensor ("dw", DL_DTYPE_F32, 4, ws, NULL);
   DlConv2dParams prm = DL_CONV2D_PARAMS ((int) s.stride, (int) s.pad);
-  g_unsetenv ("DREAMLOOM_CONV_TILE");
-  g_unsetenv ("DREAMLOOM_CONV_SPLITK");
+  reset_knobs ();
   g_assert_true (dl_op_conv2d (rec, y, x, w, b, &prm, &error));
   g_assert_true (dl_op_conv2d_backward (rec, dx, dw, NULL, x, w, dy, &prm, FALSE, &error));
   g_assert_no_error (error);
@@ -641,15 +635,6 @@ test_empty_batch (void)
 /* ---- bad arguments ---- */
 
 static void
-expect_error (gboolean ok, GError **error, int code)
-{
-  g_assert_false (ok);
-  g_assert_error (*error, DL_ERROR, code);
-  g_test_message ("%s", (*error)->message);
-  g_clear_error (error);
-}
-
-static void
 test_errors (void)
 {
   DlRecorder *rec = dl_test_recorder ();
@@ -670,43 +655,43 @@ test_errors (void)
   DlConv2dParams same = DL_CONV2D_PARAMS (1, 1), s2 = DL_CONV2D_PARAMS (2, 1), s3 = DL_CONV2D_PARAMS (3, 1),
                  neg = DL_CONV2D_PARAMS (1, -1), valid = DL_CONV2D_PARAMS (1, 0);
 
-  g_unsetenv ("DREAMLOOM_CONV_TILE");
-  g_unsetenv ("DREAMLOOM_CONV_SPLITK");
-  expect_error (dl_op_conv2d (rec, y, x, w2, NULL, &same, &error), &error, DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_conv2d (rec, y, x, w9, NULL, &same, &error), &error, DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_conv2d (rec, y, x, w3d, NULL, &same, &error), &error, DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_conv2d (rec, y, x, w, bias5, &same, &error), &error, DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_conv2d (rec, y, x, w, bias16, &same, &error), &error, DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_conv2d (rec, y, xi, w, NULL, &same, &error), &error, DL_ERROR_UNSUPPORTED);
-  expect_error (dl_op_conv2d (rec, y, x, w, NULL, &s2, &error), &error, DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_conv2d (rec, y, x, w, NULL, &s3, &error), &error, DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_conv2d (rec, y, x, w, NULL, &neg, &error), &error, DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_conv2d (rec, y, x, w, NULL, &valid, &error), &error, DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_conv2d (rec, y, tiny, w, NULL, &valid, &error), &error, DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_conv2d (rec, y, x0, w0, NULL, &same, &error), &error, DL_ERROR_INVALID_ARGUMENT);
+  reset_knobs ();
+  dl_test_expect_error (dl_op_conv2d (rec, y, x, w2, NULL, &same, &error), &error, DL_ERROR_INVALID_ARGUMENT);
+  dl_test_expect_error (dl_op_conv2d (rec, y, x, w9, NULL, &same, &error), &error, DL_ERROR_INVALID_ARGUMENT);
+  dl_test_expect_error (dl_op_conv2d (rec, y, x, w3d, NULL, &same, &error), &error, DL_ERROR_INVALID_ARGUMENT);
+  dl_test_expect_error (dl_op_conv2d (rec, y, x, w, bias5, &same, &error), &error, DL_ERROR_INVALID_ARGUMENT);
+  dl_test_expect_error (dl_op_conv2d (rec, y, x, w, bias16, &same, &error), &error, DL_ERROR_INVALID_ARGUMENT);
+  dl_test_expect_error (dl_op_conv2d (rec, y, xi, w, NULL, &same, &error), &error, DL_ERROR_UNSUPPORTED);
+  dl_test_expect_error (dl_op_conv2d (rec, y, x, w, NULL, &s2, &error), &error, DL_ERROR_INVALID_ARGUMENT);
+  dl_test_expect_error (dl_op_conv2d (rec, y, x, w, NULL, &s3, &error), &error, DL_ERROR_INVALID_ARGUMENT);
+  dl_test_expect_error (dl_op_conv2d (rec, y, x, w, NULL, &neg, &error), &error, DL_ERROR_INVALID_ARGUMENT);
+  dl_test_expect_error (dl_op_conv2d (rec, y, x, w, NULL, &valid, &error), &error, DL_ERROR_INVALID_ARGUMENT);
+  dl_test_expect_error (dl_op_conv2d (rec, y, tiny, w, NULL, &valid, &error), &error, DL_ERROR_INVALID_ARGUMENT);
+  dl_test_expect_error (dl_op_conv2d (rec, y, x0, w0, NULL, &same, &error), &error, DL_ERROR_INVALID_ARGUMENT);
   g_assert_true (dl_op_conv2d (rec, ys2, x, w, NULL, &s2, &error));
   g_assert_no_error (error);
 
   /* backward: missing inputs, mismatched shapes */
-  expect_error (dl_op_conv2d_backward (rec, x, NULL, NULL, NULL, NULL, y, &same, FALSE, &error), &error,
+  dl_test_expect_error (dl_op_conv2d_backward (rec, x, NULL, NULL, NULL, NULL, y, &same, FALSE, &error), &error,
                 DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_conv2d_backward (rec, NULL, w, NULL, NULL, NULL, y, &same, FALSE, &error), &error,
+  dl_test_expect_error (dl_op_conv2d_backward (rec, NULL, w, NULL, NULL, NULL, y, &same, FALSE, &error), &error,
                 DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_conv2d_backward (rec, x, NULL, NULL, NULL, w, ys2, &same, FALSE, &error), &error,
+  dl_test_expect_error (dl_op_conv2d_backward (rec, x, NULL, NULL, NULL, w, ys2, &same, FALSE, &error), &error,
                 DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_conv2d_backward (rec, NULL, w2, NULL, x, NULL, y, &same, FALSE, &error), &error,
+  dl_test_expect_error (dl_op_conv2d_backward (rec, NULL, w2, NULL, x, NULL, y, &same, FALSE, &error), &error,
                 DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_conv2d_backward (rec, NULL, NULL, bias5, NULL, NULL, y, &same, FALSE, &error), &error,
+  dl_test_expect_error (dl_op_conv2d_backward (rec, NULL, NULL, bias5, NULL, NULL, y, &same, FALSE, &error), &error,
                 DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_conv2d_backward (rec, tiny, NULL, NULL, NULL, w, y, &same, FALSE, &error), &error,
+  dl_test_expect_error (dl_op_conv2d_backward (rec, tiny, NULL, NULL, NULL, w, y, &same, FALSE, &error), &error,
                 DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_conv2d_backward (rec, NULL, w, NULL, x, NULL, y, &s3, FALSE, &error), &error,
+  dl_test_expect_error (dl_op_conv2d_backward (rec, NULL, w, NULL, x, NULL, y, &s3, FALSE, &error), &error,
                 DL_ERROR_INVALID_ARGUMENT);
 
-  /* a tile the env asks for by a wrong name */
-  g_setenv ("DREAMLOOM_CONV_TILE", "xl", TRUE);
-  expect_error (dl_op_conv2d (rec, y, x, w, NULL, &same, &error), &error, DL_ERROR_INVALID_ARGUMENT);
-  g_unsetenv ("DREAMLOOM_CONV_TILE");
+  /* a tile $DREAMLOOM_CONV_TILE asks for by a wrong name */
+  static const Case wrong = { .tile = "xl" };
+  set_knobs (&wrong);
+  dl_test_expect_error (dl_op_conv2d (rec, y, x, w, NULL, &same, &error), &error, DL_ERROR_INVALID_ARGUMENT);
+  reset_knobs ();
   dl_test_finish ();
   g_assert_cmpint (dl_conv2d_out_size (64, 3, &s2), ==, 32);
   g_assert_cmpint (dl_conv2d_out_size (13, 3, &s2), ==, 7);

@@ -593,7 +593,7 @@ test_golden_time_proj (gconstpointer dir)
   dl_test_finish ();
   g_autofree float *got = dl_test_download (to);
   g_test_message ("timesteps %g %g, dim %" G_GINT64_FORMAT, ts[0], B > 1 ? ts[1] : 0, dim);
-  /* measured 6e-8 (one ulp of a value near 1); README allows 1e-4 for activations */
+  /* measured 6e-8 (one ulp of a value near 1); model activations elsewhere get rtol 1e-4 */
   dl_test_assert_close ("golden time_proj", got, want, n, 1e-6, 0);
   /* and our own reference mirrors PyTorch's float32 steps more closely */
   g_autofree float *ref = g_new (float, n);

@@ -208,7 +208,9 @@ test_f16_and_mixed (void)
 static void
 test_row_blocks (void)
 {
-  g_setenv ("DREAMLOOM_LINEAR_ROWS_PER_BLOCK", "3", TRUE);
+  DlDeviceTuning t = *dl_device_get_tuning (dl_test_device ()), saved = t;
+  t.linear_rows_per_block = 3; /* $DREAMLOOM_LINEAR_ROWS_PER_BLOCK=3 */
+  dl_device_set_tuning (dl_test_device (), &t);
   for (guint i = 1; i < 4; i++)
     for (int v = 0; v < 2; v++)
       {
@@ -217,7 +219,7 @@ test_row_blocks (void)
           c.dx = c.dy = DL_DTYPE_F16;
         run_case (&sizes[i], &c);
       }
-  g_unsetenv ("DREAMLOOM_LINEAR_ROWS_PER_BLOCK");
+  dl_device_set_tuning (dl_test_device (), &saved);
 }
 
 static void
@@ -253,15 +255,6 @@ test_partial_gradients (void)
 }
 
 static void
-expect_error (gboolean ok, GError **error, int code)
-{
-  g_assert_false (ok);
-  g_assert_error (*error, DL_ERROR, code);
-  g_test_message ("%s", (*error)->message);
-  g_clear_error (error);
-}
-
-static void
 test_errors (void)
 {
   DlRecorder *rec = dl_test_recorder ();
@@ -275,21 +268,21 @@ test_errors (void)
   g_autoptr (DlTensor) b4 = dl_test_tensor ("bias4", DL_DTYPE_F32, 1, (int64_t[]) { 4 }, NULL);
   g_autoptr (DlTensor) b16 = dl_test_tensor ("bias16", DL_DTYPE_F16, 1, (int64_t[]) { 3 }, NULL);
   g_autoptr (DlTensor) xi = dl_test_tensor ("xi", DL_DTYPE_I32, 2, (int64_t[]) { 4, 6 }, NULL);
-  expect_error (dl_op_linear (rec, y, x, wt, NULL, &error), &error, DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_linear (rec, y, x, w3, NULL, &error), &error, DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_linear (rec, y5, x, w, NULL, &error), &error, DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_linear (rec, y, x, w, b4, &error), &error, DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_linear (rec, y, x, w, b16, &error), &error, DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_linear (rec, y, xi, w, NULL, &error), &error, DL_ERROR_UNSUPPORTED);
-  expect_error (dl_op_linear_backward (rec, x, NULL, NULL, NULL, NULL, y, FALSE, &error), &error,
+  dl_test_expect_error (dl_op_linear (rec, y, x, wt, NULL, &error), &error, DL_ERROR_INVALID_ARGUMENT);
+  dl_test_expect_error (dl_op_linear (rec, y, x, w3, NULL, &error), &error, DL_ERROR_INVALID_ARGUMENT);
+  dl_test_expect_error (dl_op_linear (rec, y5, x, w, NULL, &error), &error, DL_ERROR_INVALID_ARGUMENT);
+  dl_test_expect_error (dl_op_linear (rec, y, x, w, b4, &error), &error, DL_ERROR_INVALID_ARGUMENT);
+  dl_test_expect_error (dl_op_linear (rec, y, x, w, b16, &error), &error, DL_ERROR_INVALID_ARGUMENT);
+  dl_test_expect_error (dl_op_linear (rec, y, xi, w, NULL, &error), &error, DL_ERROR_UNSUPPORTED);
+  dl_test_expect_error (dl_op_linear_backward (rec, x, NULL, NULL, NULL, NULL, y, FALSE, &error), &error,
                 DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_linear_backward (rec, NULL, w, NULL, NULL, NULL, y, FALSE, &error), &error,
+  dl_test_expect_error (dl_op_linear_backward (rec, NULL, w, NULL, NULL, NULL, y, FALSE, &error), &error,
                 DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_linear_backward (rec, x, NULL, NULL, NULL, w, y5, FALSE, &error), &error,
+  dl_test_expect_error (dl_op_linear_backward (rec, x, NULL, NULL, NULL, w, y5, FALSE, &error), &error,
                 DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_linear_backward (rec, NULL, wt, NULL, x, NULL, y, FALSE, &error), &error,
+  dl_test_expect_error (dl_op_linear_backward (rec, NULL, wt, NULL, x, NULL, y, FALSE, &error), &error,
                 DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_linear_backward (rec, NULL, NULL, b4, NULL, NULL, y, FALSE, &error), &error,
+  dl_test_expect_error (dl_op_linear_backward (rec, NULL, NULL, b4, NULL, NULL, y, FALSE, &error), &error,
                 DL_ERROR_INVALID_ARGUMENT);
   dl_test_finish ();
 }

@@ -193,7 +193,7 @@ test_golden_dreambooth (gconstpointer path)
   g_autofree float *sl = dl_test_download (snr_loss);
   g_test_message ("instance %.9g (golden %.9g), prior %.9g (%.9g), snr weights %.4f %.4f, snr instance %.9g (%.9g)",
                   p[0], g_inst[0], p[1], g_prior[0], w0, w1, sl[0], g_snr_inst[0]);
-  /* README: scalar losses to rtol 1e-5 */
+  /* scalar losses to rtol 1e-5 */
   dl_test_assert_close ("golden loss.instance", &p[0], g_inst, 1, 0, 1e-5);
   dl_test_assert_close ("golden loss.prior", &p[1], g_prior, 1, 0, 1e-5);
   float total = p[0] + p[1];

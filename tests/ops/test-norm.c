@@ -569,14 +569,6 @@ test_empty (void)
 /* ---- bad arguments ---- */
 
 static void
-expect_error (gboolean ok, GError **error, int code)
-{
-  g_assert_false (ok);
-  g_assert_error (*error, DL_ERROR, code);
-  g_clear_error (error);
-}
-
-static void
 test_errors (void)
 {
   DlRecorder *rec = dl_test_recorder ();
@@ -595,50 +587,50 @@ test_errors (void)
   g_autoptr (DlTensor) x2 = dl_test_tensor ("x2", DL_DTYPE_F32, 2, s2, NULL);
   g_autoptr (DlTensor) sc = dl_test_tensor ("scalar-ish", DL_DTYPE_F32, 1, &s1, NULL);
 
-  expect_error (dl_op_group_norm (rec, y, st, st, x, g6, g6, 4, 1e-5f, FALSE, &error), &error,
+  dl_test_expect_error (dl_op_group_norm (rec, y, st, st, x, g6, g6, 4, 1e-5f, FALSE, &error), &error,
                 DL_ERROR_INVALID_ARGUMENT); /* 4 does not divide 6 */
-  expect_error (dl_op_group_norm (rec, y, st, st, x, g6, g6, 0, 1e-5f, FALSE, &error), &error,
+  dl_test_expect_error (dl_op_group_norm (rec, y, st, st, x, g6, g6, 0, 1e-5f, FALSE, &error), &error,
                 DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_group_norm (rec, yb, NULL, NULL, x, NULL, NULL, 3, 1e-5f, FALSE, &error), &error,
+  dl_test_expect_error (dl_op_group_norm (rec, yb, NULL, NULL, x, NULL, NULL, 3, 1e-5f, FALSE, &error), &error,
                 DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_group_norm (rec, yh, NULL, NULL, x, NULL, NULL, 3, 1e-5f, FALSE, &error), &error,
+  dl_test_expect_error (dl_op_group_norm (rec, yh, NULL, NULL, x, NULL, NULL, 3, 1e-5f, FALSE, &error), &error,
                 DL_ERROR_UNSUPPORTED);
-  expect_error (dl_op_group_norm (rec, xi, NULL, NULL, xi, NULL, NULL, 3, 1e-5f, FALSE, &error), &error,
+  dl_test_expect_error (dl_op_group_norm (rec, xi, NULL, NULL, xi, NULL, NULL, 3, 1e-5f, FALSE, &error), &error,
                 DL_ERROR_UNSUPPORTED);
-  expect_error (dl_op_group_norm (rec, y, NULL, NULL, x, g5, NULL, 3, 1e-5f, FALSE, &error), &error,
+  dl_test_expect_error (dl_op_group_norm (rec, y, NULL, NULL, x, g5, NULL, 3, 1e-5f, FALSE, &error), &error,
                 DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_group_norm (rec, y, NULL, NULL, x, g6, g6h, 3, 1e-5f, FALSE, &error), &error,
+  dl_test_expect_error (dl_op_group_norm (rec, y, NULL, NULL, x, g6, g6h, 3, 1e-5f, FALSE, &error), &error,
                 DL_ERROR_UNSUPPORTED);
-  expect_error (dl_op_group_norm (rec, y, sth, st, x, NULL, NULL, 3, 1e-5f, FALSE, &error), &error,
+  dl_test_expect_error (dl_op_group_norm (rec, y, sth, st, x, NULL, NULL, 3, 1e-5f, FALSE, &error), &error,
                 DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_group_norm (rec, y, st, st, x, NULL, NULL, 2, 1e-5f, FALSE, &error), &error,
+  dl_test_expect_error (dl_op_group_norm (rec, y, st, st, x, NULL, NULL, 2, 1e-5f, FALSE, &error), &error,
                 DL_ERROR_INVALID_ARGUMENT); /* [2, 3] statistics for 2 groups */
-  expect_error (dl_op_group_norm (rec, y, NULL, NULL, x, NULL, NULL, 3, -1.0f, FALSE, &error), &error,
+  dl_test_expect_error (dl_op_group_norm (rec, y, NULL, NULL, x, NULL, NULL, 3, -1.0f, FALSE, &error), &error,
                 DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_group_norm (rec, y, NULL, NULL, x, NULL, NULL, 3, NAN, FALSE, &error), &error,
+  dl_test_expect_error (dl_op_group_norm (rec, y, NULL, NULL, x, NULL, NULL, 3, NAN, FALSE, &error), &error,
                 DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_group_norm (rec, sc, NULL, NULL, sc, NULL, NULL, 1, 1e-5f, FALSE, &error), &error,
+  dl_test_expect_error (dl_op_group_norm (rec, sc, NULL, NULL, sc, NULL, NULL, 1, 1e-5f, FALSE, &error), &error,
                 DL_ERROR_INVALID_ARGUMENT); /* no channel axis */
-  expect_error (dl_op_group_norm_backward (rec, yb, NULL, NULL, x, NULL, NULL, st, st, y, 3, FALSE, FALSE, &error),
+  dl_test_expect_error (dl_op_group_norm_backward (rec, yb, NULL, NULL, x, NULL, NULL, st, st, y, 3, FALSE, FALSE, &error),
                 &error, DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_group_norm_backward (rec, y, g6, g6h, x, NULL, NULL, st, st, y, 3, FALSE, FALSE, &error),
+  dl_test_expect_error (dl_op_group_norm_backward (rec, y, g6, g6h, x, NULL, NULL, st, st, y, 3, FALSE, FALSE, &error),
                 &error, DL_ERROR_UNSUPPORTED);
-  expect_error (dl_op_group_norm_backward (rec, y, g5, NULL, x, NULL, NULL, st, st, y, 3, FALSE, FALSE, &error),
+  dl_test_expect_error (dl_op_group_norm_backward (rec, y, g5, NULL, x, NULL, NULL, st, st, y, 3, FALSE, FALSE, &error),
                 &error, DL_ERROR_INVALID_ARGUMENT);
 
   int64_t two = 2;
   g_autoptr (DlTensor) lst = dl_test_tensor ("ln-mean", DL_DTYPE_F32, 1, &two, NULL);
   g_autoptr (DlTensor) lx = dl_test_tensor ("ln-x", DL_DTYPE_F32, 2, s2, NULL);
   g_autoptr (DlTensor) g3 = dl_test_tensor ("ln-gamma3", DL_DTYPE_F32, 1, &s5, NULL);
-  expect_error (dl_op_layer_norm (rec, x2, lst, lst, lx, g3, NULL, 1e-5f, &error), &error,
+  dl_test_expect_error (dl_op_layer_norm (rec, x2, lst, lst, lx, g3, NULL, 1e-5f, &error), &error,
                 DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_layer_norm (rec, x2, st, st, lx, NULL, NULL, 1e-5f, &error), &error,
+  dl_test_expect_error (dl_op_layer_norm (rec, x2, st, st, lx, NULL, NULL, 1e-5f, &error), &error,
                 DL_ERROR_INVALID_ARGUMENT); /* 6 statistics for 2 rows */
-  expect_error (dl_op_layer_norm (rec, x, NULL, NULL, lx, NULL, NULL, 1e-5f, &error), &error,
+  dl_test_expect_error (dl_op_layer_norm (rec, x, NULL, NULL, lx, NULL, NULL, 1e-5f, &error), &error,
                 DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_layer_norm_backward (rec, x2, NULL, NULL, lx, NULL, lst, lst, x, FALSE, &error), &error,
+  dl_test_expect_error (dl_op_layer_norm_backward (rec, x2, NULL, NULL, lx, NULL, lst, lst, x, FALSE, &error), &error,
                 DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_layer_norm_backward (rec, x2, g3, NULL, lx, NULL, lst, lst, x2, FALSE, &error), &error,
+  dl_test_expect_error (dl_op_layer_norm_backward (rec, x2, g3, NULL, lx, NULL, lst, lst, x2, FALSE, &error), &error,
                 DL_ERROR_INVALID_ARGUMENT);
 }
 

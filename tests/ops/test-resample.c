@@ -179,14 +179,6 @@ test_concat (void)
 }
 
 static void
-expect_error (gboolean ok, GError **error, int code)
-{
-  g_assert_false (ok);
-  g_assert_error (*error, DL_ERROR, code);
-  g_clear_error (error);
-}
-
-static void
 test_errors (void)
 {
   DlRecorder *rec = dl_test_recorder ();
@@ -203,19 +195,19 @@ test_errors (void)
   g_autoptr (DlTensor) cw = dl_test_tensor ("cat-wide", DL_DTYPE_F32, 4, yw, NULL);
   g_autoptr (DlTensor) c2 = dl_test_tensor ("cat-batch2", DL_DTYPE_F32, 4, y2, NULL);
   g_autoptr (DlTensor) xi = dl_test_tensor ("x-i32", DL_DTYPE_I32, 4, s, NULL);
-  expect_error (dl_op_upsample_nearest2x (rec, yo, x, &error), &error, DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_upsample_nearest2x (rec, y, xh, &error), &error, DL_ERROR_UNSUPPORTED);
-  expect_error (dl_op_upsample_nearest2x (rec, y, x3, &error), &error, DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_upsample_nearest2x_backward (rec, x, yo, &error), &error, DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_concat_channels (rec, cy, x, x, &error), &error, DL_ERROR_INVALID_ARGUMENT); /* 2+2 != 5 */
-  expect_error (dl_op_concat_channels (rec, cw, x, cb, &error), &error, DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_concat_channels (rec, c2, x, cb, &error), &error, DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_concat_channels (rec, cy, xh, cb, &error), &error, DL_ERROR_UNSUPPORTED);
-  expect_error (dl_op_concat_channels (rec, cy, x3, cb, &error), &error, DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_concat_channels (rec, xi, xi, xi, &error), &error, DL_ERROR_UNSUPPORTED);
-  expect_error (dl_op_split_channels (rec, x, x, cy, &error), &error, DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_split_channels (rec, NULL, cw, cy, &error), &error, DL_ERROR_INVALID_ARGUMENT);
-  expect_error (dl_op_split_channels (rec, cy, NULL, x, &error), &error, DL_ERROR_INVALID_ARGUMENT); /* 5 of 2 */
+  dl_test_expect_error (dl_op_upsample_nearest2x (rec, yo, x, &error), &error, DL_ERROR_INVALID_ARGUMENT);
+  dl_test_expect_error (dl_op_upsample_nearest2x (rec, y, xh, &error), &error, DL_ERROR_UNSUPPORTED);
+  dl_test_expect_error (dl_op_upsample_nearest2x (rec, y, x3, &error), &error, DL_ERROR_INVALID_ARGUMENT);
+  dl_test_expect_error (dl_op_upsample_nearest2x_backward (rec, x, yo, &error), &error, DL_ERROR_INVALID_ARGUMENT);
+  dl_test_expect_error (dl_op_concat_channels (rec, cy, x, x, &error), &error, DL_ERROR_INVALID_ARGUMENT); /* 2+2 != 5 */
+  dl_test_expect_error (dl_op_concat_channels (rec, cw, x, cb, &error), &error, DL_ERROR_INVALID_ARGUMENT);
+  dl_test_expect_error (dl_op_concat_channels (rec, c2, x, cb, &error), &error, DL_ERROR_INVALID_ARGUMENT);
+  dl_test_expect_error (dl_op_concat_channels (rec, cy, xh, cb, &error), &error, DL_ERROR_UNSUPPORTED);
+  dl_test_expect_error (dl_op_concat_channels (rec, cy, x3, cb, &error), &error, DL_ERROR_INVALID_ARGUMENT);
+  dl_test_expect_error (dl_op_concat_channels (rec, xi, xi, xi, &error), &error, DL_ERROR_UNSUPPORTED);
+  dl_test_expect_error (dl_op_split_channels (rec, x, x, cy, &error), &error, DL_ERROR_INVALID_ARGUMENT);
+  dl_test_expect_error (dl_op_split_channels (rec, NULL, cw, cy, &error), &error, DL_ERROR_INVALID_ARGUMENT);
+  dl_test_expect_error (dl_op_split_channels (rec, cy, NULL, x, &error), &error, DL_ERROR_INVALID_ARGUMENT); /* 5 of 2 */
 }
 
 int

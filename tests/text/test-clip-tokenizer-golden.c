@@ -72,7 +72,7 @@ test_sources_agree (void)
   g_assert_cmpint (dl_clip_tokenizer_get_eos (b), ==, 49407);
   g_assert_cmpint (dl_clip_tokenizer_get_pad (a), ==, 49407);
   g_assert_cmpstr (dl_clip_tokenizer_get_source (a), ==, bpe_path);
-  /* sd-formats §5.1's ids */
+  /* ids of openai's vocabulary (docs/formats.md, “CLIP tokenizer”) */
   g_assert_cmpint (dl_clip_tokenizer_lookup (a, "!"), ==, 0);
   g_assert_cmpint (dl_clip_tokenizer_lookup (a, "a</w>"), ==, 320);
   g_assert_cmpint (dl_clip_tokenizer_lookup (a, "*</w>"), ==, 265);
@@ -134,7 +134,8 @@ test_golden_cases (void)
   dl_clip_tokenizer_free (toks[1]);
 }
 
-/* sd-formats §5.7 (content ids, computed independently of the golden set). */
+/* The test vectors of docs/formats.md, “CLIP tokenizer” (content ids, computed
+ * independently of the golden set). */
 static void
 test_doc_vectors (void)
 {

@@ -10,7 +10,7 @@
 #include <json-glib/json-glib.h>
 #include <string.h>
 
-#include "text/dl-clip-text.h"
+#include "text/dl-clip-normalize.h"
 #include "text/dl-clip-tokenizer.h"
 
 static char *base_tmp_dir;
@@ -75,7 +75,7 @@ test_clean (void)
   };
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     {
-      g_autofree char *got = dl_clip_text_clean (cases[i][0]);
+      g_autofree char *got = dl_clip_normalize_clean (cases[i][0]);
       if (g_strcmp0 (got, cases[i][1]) != 0)
         g_error ("clean (“%s”) = “%s”, expected “%s”", cases[i][0], got, cases[i][1]);
     }
@@ -102,7 +102,7 @@ test_split (void)
   };
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     {
-      g_autoptr (GPtrArray) got = dl_clip_text_split (cases[i][0]);
+      g_autoptr (GPtrArray) got = dl_clip_normalize_split (cases[i][0]);
       guint n = 0;
       while (n + 1 < G_N_ELEMENTS (cases[i]) && cases[i][n + 1])
         n++;
@@ -400,7 +400,8 @@ test_load_errors (void)
 }
 
 /* A file of 48,894 merges in openai's plain-text layout loads, gzipped too,
- * and the vocabulary it implies is laid out as sd-formats §5.1 says. */
+ * and the vocabulary it implies is laid out as openai CLIP's simple_tokenizer.py
+ * SimpleTokenizer.__init__ builds it (docs/formats.md, “CLIP tokenizer”). */
 static void
 test_openai_layout (void)
 {
@@ -564,9 +565,9 @@ test_random_text (void)
           else
             g_string_append_unichar (t, chars[g_rand_int_range (rng, 0, G_N_ELEMENTS (chars))]);
         }
-      g_autofree char *clean = dl_clip_text_clean (t->str);
+      g_autofree char *clean = dl_clip_normalize_clean (t->str);
       g_assert_true (g_utf8_validate (clean, -1, NULL));
-      g_autoptr (GPtrArray) split = dl_clip_text_split (clean);
+      g_autoptr (GPtrArray) split = dl_clip_normalize_split (clean);
       for (guint k = 0; k < split->len; k++)
         {
           const char *p = split->pdata[k];

@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "nn/dl-lora.h"
-#include "nn/dl-sd-pipeline.h"
+#include "nn/dl-sd-model.h"
 #include "nn/dl-tape.h"
 #include "nn/dl-vae.h"
 #include "text/dl-clip-tokenizer.h"

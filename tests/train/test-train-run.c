@@ -116,6 +116,14 @@ test_resume (gconstpointer data)
     g_assert_false (info->finished);
     g_assert_true (dl_run_info_can_continue (info));
     g_assert_cmpint (info->step, ==, 2);
+    /* the loss curve up to that checkpoint, as the steps reported it */
+    g_assert_cmpuint (info->losses->len, ==, 2);
+    for (guint i = 0; i < 2; i++) {
+      const DlLossEntry *e = &g_array_index (info->losses, DlLossEntry, i);
+      g_assert_cmpint (e->step, ==, i + 1);
+      g_assert_cmpfloat (e->loss, ==, train_log_loss_at (la, i + 1));
+      g_assert_cmpfloat (e->lr, ==, g_array_index (la->lr, double, i));
+    }
   }
 
   /* options given again must agree; the one that does not is named */
@@ -168,6 +176,20 @@ test_resume (gconstpointer data)
   }
   /* the step redone after the stop has the loss it had before the stop */
   g_assert_cmpfloat (train_log_loss_at (lb, 3), ==, train_log_loss_at (la, 3));
+  /* and the run folder's loss log is the uninterrupted run's, line for line */
+  {
+    g_autofree char *csv_a = g_build_filename (tmp, "a.run", DL_LOSS_LOG_NAME, NULL);
+    g_autofree char *csv_b = g_build_filename (run_b, DL_LOSS_LOG_NAME, NULL);
+    g_autofree char *text_a = NULL, *text_b = NULL;
+    g_assert_true (g_file_get_contents (csv_a, &text_a, NULL, NULL));
+    g_assert_true (g_file_get_contents (csv_b, &text_b, NULL, NULL));
+    g_assert_cmpstr (text_b, ==, text_a);
+    g_autoptr (GArray) log_a = dl_loss_log_read (run_b, &error);
+    g_assert_no_error (error);
+    g_assert_cmpuint (log_a->len, ==, 5);
+    for (guint i = 0; i < 5; i++)
+      g_assert_cmpfloat (g_array_index (log_a, DlLossEntry, i).loss, ==, train_log_loss_at (la, i + 1));
+  }
 
   if (lora) {
     train_test_assert_same_tensors (out_a, out_b);
@@ -461,6 +483,7 @@ test_lora_files (void)
   g_array_append_val (kept, last);
   g_autoptr (GHashTable) files = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   g_hash_table_add (files, g_strdup ("run.json"));
+  g_hash_table_add (files, g_strdup (DL_LOSS_LOG_NAME));
   for (guint i = 0; i < kept->len; i++) {
     gint64 k = g_array_index (kept, gint64, i);
     g_hash_table_add (files, g_strdup_printf ("state-%08" G_GINT64_FORMAT ".safetensors", k));

@@ -1,6 +1,7 @@
-/* dl-clip-text.h: what CLIP's tokenizer does to a prompt before BPE
- * (sd-formats §5.3), as transformers' CLIPTokenizer does it with ftfy
- * installed — the way SD tools normally run it:
+/* dl-clip-normalize.h: what CLIP's tokenizer does to a prompt before BPE
+ * (transformers tokenization_clip.py CLIPTokenizer._tokenize, whitespace_clean
+ * and its `pat` regex; docs/formats.md, “CLIP tokenizer”), as transformers'
+ * CLIPTokenizer does it with ftfy installed — the way SD tools normally run it:
  *
  *  1. clean-up (a subset of ftfy.fix_text's default fixes, applied in its order
  *     until nothing changes): HTML entities (only when the line has no '<';
@@ -23,10 +24,10 @@
 G_BEGIN_DECLS
 
 /* Steps 1-3. */
-char *dl_clip_text_clean (const char *text);
+char *dl_clip_normalize_clean (const char *text);
 /* Step 1 alone. */
-char *dl_clip_text_fix (const char *text);
+char *dl_clip_normalize_fix (const char *text);
 /* Step 4 on cleaned text: the pieces, in order (free with g_ptr_array_unref). */
-GPtrArray *dl_clip_text_split (const char *cleaned);
+GPtrArray *dl_clip_normalize_split (const char *cleaned);
 
 G_END_DECLS

@@ -1,11 +1,11 @@
-/* dl-sd-pipeline.c: see dl-sd-pipeline.h. */
+/* dl-sd-model.c: see dl-sd-model.h. */
 #include "dl-config.h"
 
-#include "nn/dl-sd-pipeline.h"
+#include "nn/dl-sd-model.h"
 
 #include "dl-error.h"
 #include "dl-philox.h"
-#include "nn/dl-clip-text.h"
+#include "nn/dl-text-encoder.h"
 #include "nn/dl-nn.h"
 #include "nn/dl-unet.h"
 #include "nn/dl-vae.h"
@@ -243,8 +243,8 @@ dl_sd_sample (DlSdModel *m, const DlSampleParams *sp, float **latents_out, float
   g_autoptr (DlTensor) ids_t = upload_i32 (m->device, "input_ids", ids, 2, ids_shape, error);
   if (!ids_t)
     return FALSE;
-  DlClipTextOptions topts = { .clip_skip = sp->clip_skip };
-  g_autoptr (DlTensor) context = dl_clip_text_forward (m->params, &cfg->text_encoder, tape, ids_t, &topts, error);
+  DlTextEncoderOptions topts = { .clip_skip = sp->clip_skip };
+  g_autoptr (DlTensor) context = dl_text_encoder_forward (m->params, &cfg->text_encoder, tape, ids_t, &topts, error);
   if (!context || !dl_recorder_finish (m->rec, error))
     return FALSE;
 

@@ -1,7 +1,7 @@
 /* Prompt clean-up and pre-tokenising for the CLIP tokenizer.  Written from the
  * documented behaviour of ftfy 6.1 (fixes.py, chardata.py) and transformers'
  * CLIPTokenizer; no code of theirs is used. */
-#include "dl-clip-text.h"
+#include "dl-clip-normalize.h"
 
 #include <string.h>
 
@@ -315,7 +315,7 @@ fix_segment (const char *segment, gboolean unescape)
 }
 
 char *
-dl_clip_text_fix (const char *text)
+dl_clip_normalize_fix (const char *text)
 {
   g_return_val_if_fail (text != NULL && g_utf8_validate (text, -1, NULL), NULL);
   /* ftfy works line by line; HTML entities are left alone from the first line
@@ -404,10 +404,10 @@ append_lower (GString *out, const gunichar *u, glong n, glong i)
 }
 
 char *
-dl_clip_text_clean (const char *text)
+dl_clip_normalize_clean (const char *text)
 {
   g_return_val_if_fail (text != NULL && g_utf8_validate (text, -1, NULL), NULL);
-  g_autofree char *fixed = dl_clip_text_fix (text);
+  g_autofree char *fixed = dl_clip_normalize_fix (text);
   glong n = 0;
   g_autofree gunichar *u = g_utf8_to_ucs4_fast (fixed, -1, &n);
   /* runs of white space -> one space, ends stripped, then lower case */
@@ -453,7 +453,7 @@ match_literal (const gunichar *u, glong n, glong i, const char *lit)
 }
 
 GPtrArray *
-dl_clip_text_split (const char *cleaned)
+dl_clip_normalize_split (const char *cleaned)
 {
   g_return_val_if_fail (cleaned != NULL && g_utf8_validate (cleaned, -1, NULL), NULL);
   static const char *const literals[] = { "<|startoftext|>", "<|endoftext|>", "'s", "'t", "'re", "'ve", "'m",

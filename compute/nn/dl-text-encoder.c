@@ -1,7 +1,7 @@
-/* dl-clip-text.c: see dl-clip-text.h. */
+/* dl-text-encoder.c: see dl-text-encoder.h. */
 #include "dl-config.h"
 
-#include "nn/dl-clip-text.h"
+#include "nn/dl-text-encoder.h"
 
 #include "dl-error.h"
 #include "nn/dl-nn.h"
@@ -38,8 +38,8 @@ encoder_layer (DlParams *p, const DlTextEncoderConfig *c, DlTape *tape, DlTensor
 }
 
 DlTensor *
-dl_clip_text_forward (DlParams *params, const DlTextEncoderConfig *config, DlTape *tape, DlTensor *ids,
-                      const DlClipTextOptions *options, GError **error)
+dl_text_encoder_forward (DlParams *params, const DlTextEncoderConfig *config, DlTape *tape, DlTensor *ids,
+                      const DlTextEncoderOptions *options, GError **error)
 {
   g_return_val_if_fail (params && config && tape && ids, NULL);
   int clip_skip = options && options->clip_skip > 0 ? options->clip_skip : 1;

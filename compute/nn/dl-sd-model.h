@@ -1,4 +1,4 @@
-/* dl-sd-pipeline.h: a loaded Stable Diffusion model and what is done with it
+/* dl-sd-model.h: a loaded Stable Diffusion model and what is done with it
  * whole: text to conditioning, sampling with classifier-free guidance, decoding
  * to pixels, and one training forward/backward (the `grad` check). */
 #pragma once
