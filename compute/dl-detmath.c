@@ -8,7 +8,7 @@
 #ifdef __clang__
 #pragma STDC FP_CONTRACT OFF
 #elif defined(__GNUC__)
-#pragma GCC optimize ("fp-contract=off")
+#pragma GCC optimize("fp-contract=off")
 #endif
 
 static inline float
@@ -63,7 +63,7 @@ float
 dl_det_u32_to_f32 (uint32_t x)
 {
   if (x < 0x1000000u)
-    return (float) x; /* exact */
+    return (float)x; /* exact */
   int msb = 31;
   while (!(x >> msb))
     msb--;
@@ -74,8 +74,8 @@ dl_det_u32_to_f32 (uint32_t x)
   if (rem > half || (rem == half && (m & 1u)))
     m += 1u;
   /* m <= 2^24 converts exactly; the power of two is built from its bits */
-  float scale = f_bits ((uint32_t) (127 + sh) << 23);
-  return (float) m * scale;
+  float scale = f_bits ((uint32_t)(127 + sh) << 23);
+  return (float)m * scale;
 }
 
 /* Dekker's exact product without fma: a * b = p + e exactly. */
@@ -144,9 +144,9 @@ dl_det_log (float x)
       b = bits_f (y);
       k = -25;
     }
-  k += (int) (b >> 23) - 127;
+  k += (int)(b >> 23) - 127;
   b = (b & 0x007fffffu) | 0x3f800000u; /* m in [1, 2) */
-  if (b > 0x3fb504f3u)                  /* m > sqrt 2: use m / 2 */
+  if (b > 0x3fb504f3u)                 /* m > sqrt 2: use m / 2 */
     {
       b -= 0x00800000u;
       k += 1;
@@ -168,11 +168,11 @@ dl_det_log (float x)
   p = p + f_bits (T5);
   p = p * z;
   p = p + f_bits (T3);
-  float rr = z * p;     /* 2 atanh(s) = 2s + s * rr */
-  float fr = f - rr;    /* and 2s = f - s f, so log(1+f) = f - s (f - rr) */
+  float rr = z * p;  /* 2 atanh(s) = 2s + s * rr */
+  float fr = f - rr; /* and 2s = f - s f, so log(1+f) = f - s (f - rr) */
   float sfr = s * fr;
   float l1p = f - sfr;
-  float kf = (float) k;
+  float kf = (float)k;
   float hi = kf * f_bits (LN2_HI);
   float lo = kf * f_bits (LN2_LO);
   float t = l1p + lo;
@@ -214,13 +214,13 @@ dl_det_exp (float x)
   p = p + 1.0f;
   p = p * r;
   p = p + 1.0f;
-  int k = (int) kf;
+  int k = (int)kf;
   if (k > 127)
     {
       p = p * 2.0f;
       k -= 1;
     }
-  float scale = f_bits ((uint32_t) (k + 127) << 23);
+  float scale = f_bits ((uint32_t)(k + 127) << 23);
   return p * scale;
 }
 
@@ -305,7 +305,7 @@ reduce_pio2 (float x, int *quadrant)
   r = r - c;
   float d = kf * f_bits (PIO2_4);
   r = r - d;
-  *quadrant = ((int) kf) & 3;
+  *quadrant = ((int)kf) & 3;
   return r;
 }
 

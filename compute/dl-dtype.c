@@ -2,7 +2,8 @@
 
 #include <string.h>
 
-static const struct {
+static const struct
+{
   const char *name;
   gsize size;
 } dtype_info[DL_N_DTYPES] = {
@@ -32,7 +33,7 @@ dl_dtype_from_name (const char *name, DlDType *out)
   for (int i = 0; i < DL_N_DTYPES; i++)
     if (g_strcmp0 (name, dtype_info[i].name) == 0)
       {
-        *out = (DlDType) i;
+        *out = (DlDType)i;
         return TRUE;
       }
   return FALSE;

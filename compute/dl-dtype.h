@@ -6,7 +6,8 @@
 
 G_BEGIN_DECLS
 
-typedef enum {
+typedef enum
+{
   DL_DTYPE_F32,
   DL_DTYPE_F16,
   DL_DTYPE_BF16,

@@ -1,3 +1,3 @@
 #include "dl-error.h"
 
-G_DEFINE_QUARK (dl-error-quark, dl_error)
+G_DEFINE_QUARK (dl - error - quark, dl_error)

@@ -7,7 +7,8 @@ G_BEGIN_DECLS
 
 #define DL_ERROR (dl_error_quark ())
 
-typedef enum {
+typedef enum
+{
   DL_ERROR_FAILED,
   DL_ERROR_NO_DEVICE,
   DL_ERROR_DEVICE_LOST,

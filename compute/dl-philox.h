@@ -26,7 +26,8 @@
 
 G_BEGIN_DECLS
 
-typedef enum {
+typedef enum
+{
   DL_RANDOM_PHILOX,
   DL_RANDOM_A1111,
 } DlRandomMode;

@@ -65,7 +65,8 @@ dl_test_acknowledge_validation (void)
   validation_seen = dl_validation_message_total ();
 }
 
-typedef struct {
+typedef struct
+{
   void (*plain) (void);
   void (*with_data) (gconstpointer);
   gconstpointer data;
@@ -131,7 +132,7 @@ dl_test_random (gsize n, guint32 seed, float lo, float hi)
   g_autoptr (GRand) r = g_rand_new_with_seed (seed);
   float *x = g_new (float, MAX (n, 1));
   for (gsize i = 0; i < n; i++)
-    x[i] = (float) g_rand_double_range (r, lo, hi);
+    x[i] = (float)g_rand_double_range (r, lo, hi);
   return x;
 }
 
@@ -141,9 +142,9 @@ dl_test_nmse (const float *got, const float *want, gsize n)
   double num = 0, den = 0;
   for (gsize i = 0; i < n; i++)
     {
-      double d = (double) got[i] - want[i];
+      double d = (double)got[i] - want[i];
       num += d * d;
-      den += (double) want[i] * want[i];
+      den += (double)want[i] * want[i];
     }
   return den > 0 ? num / den : num;
 }
@@ -175,12 +176,12 @@ dl_test_close (const char *what, const float *got, const float *want, gsize n, d
     }
   if (bad == 0)
     return TRUE;
-  double aerr = fabs ((double) got[worst] - want[worst]);
+  double aerr = fabs ((double)got[worst] - want[worst]);
   fprintf (stderr,
            "%s: %zu of %zu elements outside atol %.3g + rtol %.3g\n"
            "  worst at [%zu]: got %.9g, want %.9g (abs err %.3g, rel err %.3g); NMSE %.3g\n",
-           what, bad, n, atol, rtol, worst, (double) got[worst], (double) want[worst], aerr,
-           want[worst] != 0 ? aerr / fabs ((double) want[worst]) : INFINITY, dl_test_nmse (got, want, n));
+           what, bad, n, atol, rtol, worst, (double)got[worst], (double)want[worst], aerr,
+           want[worst] != 0 ? aerr / fabs ((double)want[worst]) : INFINITY, dl_test_nmse (got, want, n));
   return FALSE;
 }
 
@@ -238,8 +239,8 @@ fd_at (float *x, gsize i, DlTestLossFunc loss, gpointer user_data, double eps, g
   float saved = x[i];
   /* take the step actually representable in float, so rounding of x + eps does
    * not bias the quotient */
-  float xp = (float) (saved + eps), xm = (float) (saved - eps);
-  double h = ((double) xp - (double) xm) / 2;
+  float xp = (float)(saved + eps), xm = (float)(saved - eps);
+  double h = ((double)xp - (double)xm) / 2;
   x[i] = xp;
   double lp = loss (user_data);
   x[i] = xm;
@@ -247,12 +248,12 @@ fd_at (float *x, gsize i, DlTestLossFunc loss, gpointer user_data, double eps, g
   double d = (lp - lm) / (2 * h);
   if (precise)
     {
-      float xp2 = (float) (saved + 2 * eps), xm2 = (float) (saved - 2 * eps);
+      float xp2 = (float)(saved + 2 * eps), xm2 = (float)(saved - 2 * eps);
       x[i] = xp2;
       double lp2 = loss (user_data);
       x[i] = xm2;
       double lm2 = loss (user_data);
-      double h2 = ((double) xp2 - (double) xm2) / 4;
+      double h2 = ((double)xp2 - (double)xm2) / 4;
       double d2 = (lp2 - lm2) / (4 * h2);
       d = (4 * d - d2) / 3; /* Richardson: cancels the h^2 error term */
     }
@@ -264,12 +265,12 @@ gboolean
 dl_test_fd_check (const char *what, float *x, gsize n, const float *grad, DlTestLossFunc loss, gpointer user_data,
                   double eps, double atol, double rtol, gsize max_checks, gboolean precise)
 {
-  g_autoptr (GRand) r = g_rand_new_with_seed ((guint32) n * 2654435761u);
+  g_autoptr (GRand) r = g_rand_new_with_seed ((guint32)n * 2654435761u);
   gsize checks = MIN (n, max_checks), bad = 0, worst = 0;
   double worst_ratio = -1, worst_fd = 0;
   for (gsize c = 0; c < checks; c++)
     {
-      gsize i = n <= max_checks ? c : (gsize) g_rand_int_range (r, 0, (gint32) n);
+      gsize i = n <= max_checks ? c : (gsize)g_rand_int_range (r, 0, (gint32)n);
       double d = fd_at (x, i, loss, user_data, eps, precise);
       double g = grad[i];
       double ratio = fabs (d - g) / (atol + rtol * MAX (fabs (d), fabs (g)));
@@ -284,15 +285,16 @@ dl_test_fd_check (const char *what, float *x, gsize n, const float *grad, DlTest
     }
   if (bad == 0)
     return TRUE;
-  fprintf (stderr, "%s: %zu of %zu gradient checks outside atol %.3g + rtol %.3g\n"
-                   "  worst at [%zu]: analytic %.9g, finite difference %.9g\n",
-           what, bad, checks, atol, rtol, worst, (double) grad[worst], worst_fd);
+  fprintf (stderr,
+           "%s: %zu of %zu gradient checks outside atol %.3g + rtol %.3g\n"
+           "  worst at [%zu]: analytic %.9g, finite difference %.9g\n",
+           what, bad, checks, atol, rtol, worst, (double)grad[worst], worst_fd);
   return FALSE;
 }
 
 gboolean
-dl_test_fd_directional (const char *what, float *x, gsize n, const float *grad, DlTestLossFunc loss,
-                        gpointer user_data, double eps, double rtol, guint32 seed)
+dl_test_fd_directional (const char *what, float *x, gsize n, const float *grad, DlTestLossFunc loss, gpointer user_data,
+                        double eps, double rtol, guint32 seed)
 {
   g_autoptr (GRand) r = g_rand_new_with_seed (seed);
   g_autofree float *saved = g_memdup2 (x, n * sizeof (float));
@@ -303,13 +305,13 @@ dl_test_fd_directional (const char *what, float *x, gsize n, const float *grad, 
       /* Box-Muller is overkill here: a centred uniform has the right properties */
       v[i] = g_rand_double_range (r, -1.7320508, 1.7320508);
       analytic += grad[i] * v[i];
-      gnorm += (double) grad[i] * grad[i];
+      gnorm += (double)grad[i] * grad[i];
     }
   for (gsize i = 0; i < n; i++)
-    x[i] = (float) (saved[i] + eps * v[i]);
+    x[i] = (float)(saved[i] + eps * v[i]);
   double lp = loss (user_data);
   for (gsize i = 0; i < n; i++)
-    x[i] = (float) (saved[i] - eps * v[i]);
+    x[i] = (float)(saved[i] - eps * v[i]);
   double lm = loss (user_data);
   memcpy (x, saved, n * sizeof (float));
   double fd = (lp - lm) / (2 * eps);
@@ -317,8 +319,8 @@ dl_test_fd_directional (const char *what, float *x, gsize n, const float *grad, 
   double scale = sqrt (gnorm) + fabs (analytic);
   if (fabs (fd - analytic) <= rtol * scale)
     return TRUE;
-  fprintf (stderr, "%s: directional derivative %.9g, finite difference %.9g (tolerance %.3g)\n", what, analytic,
-           fd, rtol * scale);
+  fprintf (stderr, "%s: directional derivative %.9g, finite difference %.9g (tolerance %.3g)\n", what, analytic, fd,
+           rtol * scale);
   return FALSE;
 }
 

@@ -12,7 +12,6 @@
 
 G_BEGIN_DECLS
 
-
 /* The device every test in this process uses (created on first call; DREAMLOOM_DEVICE
  * and DREAMLOOM_VALIDATION apply).  Aborts the test if there is none. */
 DlDevice *dl_test_device (void);

@@ -9,7 +9,8 @@
 
 /* ---- attention ---- */
 
-typedef struct {
+typedef struct
+{
   DlTensor *q, *k, *v, *o, *lse, *g, *dq, *dk, *dv;
   DlAttentionParams prm;
 } Attn;
@@ -28,7 +29,7 @@ attn_alloc (DlBenchOps *b, Attn *a, int64_t B, int64_t Nq, int64_t Nk, int64_t H
 {
   int64_t C = H * D, sq[3] = { B, Nq, C }, sk[3] = { B, Nk, C }, ss[3] = { B, H, Nq };
   DlDType dt = DL_DTYPE_F16;
-  a->prm = (DlAttentionParams) { .n_heads = (int) H, .causal = causal };
+  a->prm = (DlAttentionParams){ .n_heads = (int)H, .causal = causal };
   return (a->q = dl_bench_ops_tensor (b, "q", dt, 3, sq, error)) &&
          (a->k = dl_bench_ops_tensor (b, "k", dt, 3, sk, error)) &&
          (a->v = dl_bench_ops_tensor (b, "v", dt, 3, sk, error)) &&
@@ -61,13 +62,14 @@ bench_attention (DlBenchOps *b, GError **error)
   /* SD 1.5 at 512²: self-attention per UNet level (8 heads), cross-attention to
    * the 77 text tokens, and CLIP's causal 77 (12 heads of 64).  On a CPU device
    * the UNet levels have a quarter of the tokens. */
-  static const struct {
+  static const struct
+  {
     int64_t n, nk, heads, d;
     gboolean causal;
     const char *what;
   } shapes[] = {
-    { 4096, 0, 8, 40, FALSE, "self" },   { 1024, 0, 8, 80, FALSE, "self" },   { 256, 0, 8, 160, FALSE, "self" },
-    { 64, 0, 8, 160, FALSE, "self" },    { 4096, 77, 8, 40, FALSE, "cross" }, { 77, 0, 12, 64, TRUE, "CLIP" },
+    { 4096, 0, 8, 40, FALSE, "self" }, { 1024, 0, 8, 80, FALSE, "self" },   { 256, 0, 8, 160, FALSE, "self" },
+    { 64, 0, 8, 160, FALSE, "self" },  { 4096, 77, 8, 40, FALSE, "cross" }, { 77, 0, 12, 64, TRUE, "CLIP" },
   };
   for (guint i = 0; i < G_N_ELEMENTS (shapes); i++)
     {
@@ -76,12 +78,12 @@ bench_attention (DlBenchOps *b, GError **error)
         n = MAX (n / 4, 16);
       int64_t nk = shapes[i].nk ? shapes[i].nk : n;
       Attn a = { 0 };
-      g_autofree char *shape = g_strdup_printf ("%s %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT " h%" G_GINT64_FORMAT
-                                                " d%" G_GINT64_FORMAT " f16",
-                                                shapes[i].what, n, nk, H, D);
+      g_autofree char *shape =
+        g_strdup_printf ("%s %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT " h%" G_GINT64_FORMAT " d%" G_GINT64_FORMAT " f16",
+                         shapes[i].what, n, nk, H, D);
       /* useful FLOPs as FlashAttention counts them: two products forward, five
        * backward (ours recomputes two more: S and dP in both backward passes) */
-      double pairs = (double) B * H * n * nk * (shapes[i].causal ? 0.5 : 1.0);
+      double pairs = (double)B * H * n * nk * (shapes[i].causal ? 0.5 : 1.0);
       double io = 2.0 * B * (2.0 * n + 2.0 * nk) * H * D;
       gboolean ok = attn_alloc (b, &a, B, n, nk, H, D, shapes[i].causal, error) &&
                     dl_bench_ops_case (b, "attention fwd", shape, 4.0 * pairs * D, io, rec_attn_fwd, &a, error) &&
@@ -125,10 +127,10 @@ bench_attention_memory (DlBenchOps *b, GError **error)
       if (!ok)
         return FALSE;
       double scores = 8.0 * n * n * 2; /* one f16 score matrix per head */
-      printf ("  N %5" G_GINT64_FORMAT ": peak %8.2f MiB (q, k, v, o, dO, dq, dk, dv, lse: %8.2f MiB; op scratch %6.3f MiB)"
-              "; a materialised P would be %8.1f MiB; %.2f s wall\n",
-              n, peak / 1048576.0, tensors / 1048576.0, (peak - tensors) / 1048576.0, scores / 1048576.0,
-              (t1 - t0) * 1e-6);
+      printf (
+        "  N %5" G_GINT64_FORMAT ": peak %8.2f MiB (q, k, v, o, dO, dq, dk, dv, lse: %8.2f MiB; op scratch %6.3f MiB)"
+        "; a materialised P would be %8.1f MiB; %.2f s wall\n",
+        n, peak / 1048576.0, tensors / 1048576.0, (peak - tensors) / 1048576.0, scores / 1048576.0, (t1 - t0) * 1e-6);
       fflush (stdout);
     }
   return TRUE;
@@ -136,7 +138,8 @@ bench_attention_memory (DlBenchOps *b, GError **error)
 
 /* ---- softmax ---- */
 
-typedef struct {
+typedef struct
+{
   DlTensor *x, *y, *g, *dx;
 } Soft;
 
@@ -163,9 +166,9 @@ bench_softmax (DlBenchOps *b, GError **error)
   for (int i = 0; i < 2; i++)
     {
       Soft s = { 0 };
-      g_autofree char *shape = g_strdup_printf ("[%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "] f16", shapes[i][0],
-                                                shapes[i][1]);
-      double n = (double) shapes[i][0] * shapes[i][1];
+      g_autofree char *shape =
+        g_strdup_printf ("[%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "] f16", shapes[i][0], shapes[i][1]);
+      double n = (double)shapes[i][0] * shapes[i][1];
       gboolean ok = (s.x = dl_bench_ops_tensor (b, "x", DL_DTYPE_F16, 2, shapes[i], error)) &&
                     (s.y = dl_bench_ops_tensor (b, "y", DL_DTYPE_F16, 2, shapes[i], error)) &&
                     (s.g = dl_bench_ops_tensor (b, "g", DL_DTYPE_F16, 2, shapes[i], error)) &&
@@ -184,7 +187,8 @@ bench_softmax (DlBenchOps *b, GError **error)
 
 /* ---- embeddings, loss, random ---- */
 
-typedef struct {
+typedef struct
+{
   DlTensor *ids, *table, *pos, *out, *dtable, *dpos, *t, *temb;
   DlTensor *pred, *target, *w, *loss, *dpred;
   DlTensor *noise, *act;
@@ -193,8 +197,8 @@ typedef struct {
 static void
 misc_clear (Misc *m)
 {
-  DlTensor **all[] = { &m->ids, &m->table, &m->pos, &m->out,  &m->dtable, &m->dpos, &m->t, &m->temb,
-                       &m->pred, &m->target, &m->w, &m->loss, &m->dpred, &m->noise, &m->act };
+  DlTensor **all[] = { &m->ids,  &m->table,  &m->pos, &m->out,  &m->dtable, &m->dpos,  &m->t,  &m->temb,
+                       &m->pred, &m->target, &m->w,   &m->loss, &m->dpred,  &m->noise, &m->act };
   for (guint i = 0; i < G_N_ELEMENTS (all); i++)
     g_clear_pointer (all[i], dl_tensor_unref);
 }
@@ -253,32 +257,31 @@ bench_misc (DlBenchOps *b, GError **error)
   int64_t two = 2, stemb[2] = { 2, 320 };
   int64_t lat[4] = { 2, 4, 64, 64 }, one = 1;
   int64_t act[3] = { 2, small ? 1024 : 4096, 320 };
-  double lat_n = 2.0 * 4 * 64 * 64, act_n = (double) act[0] * act[1] * act[2];
-  gboolean ok = (m.ids = dl_bench_ops_tensor (b, "ids", DL_DTYPE_I32, 2, si, error)) &&
-                (m.table = dl_bench_ops_tensor (b, "token table", DL_DTYPE_F16, 2, st, error)) &&
-                (m.pos = dl_bench_ops_tensor (b, "positions", DL_DTYPE_F16, 2, sp, error)) &&
-                (m.out = dl_bench_ops_tensor (b, "embeddings", DL_DTYPE_F16, 3, so, error)) &&
-                (m.dtable = dl_bench_ops_tensor (b, "dtable", DL_DTYPE_F32, 2, st, error)) &&
-                (m.dpos = dl_bench_ops_tensor (b, "dpos", DL_DTYPE_F32, 2, sp, error)) &&
-                (m.t = dl_bench_ops_tensor (b, "t", DL_DTYPE_F32, 1, &two, error)) &&
-                (m.temb = dl_bench_ops_tensor (b, "temb", DL_DTYPE_F32, 2, stemb, error)) &&
-                (m.pred = dl_bench_ops_tensor (b, "pred", DL_DTYPE_F16, 4, lat, error)) &&
-                (m.target = dl_bench_ops_tensor (b, "target", DL_DTYPE_F32, 4, lat, error)) &&
-                (m.w = dl_bench_ops_tensor (b, "w", DL_DTYPE_F32, 1, &two, error)) &&
-                (m.loss = dl_bench_ops_tensor (b, "loss", DL_DTYPE_F32, 1, &one, error)) &&
-                (m.dpred = dl_bench_ops_tensor (b, "dpred", DL_DTYPE_F16, 4, lat, error)) &&
-                (m.noise = dl_bench_ops_tensor (b, "noise", DL_DTYPE_F32, 4, lat, error)) &&
-                (m.act = dl_bench_ops_tensor (b, "activation", DL_DTYPE_F16, 3, act, error)) &&
-                dl_bench_ops_case (b, "embedding", "[2, 77] from [49408, 768] f16 +pos", 0, 2.0 * 2 * 2 * 77 * 768,
-                                   rec_embed, &m, error) &&
-                dl_bench_ops_case (b, "embedding bwd", "[2, 77, 768] -> f32 table +pos", 0,
-                                   (2.0 + 4 + 4) * 2 * 77 * 768, rec_embed_bwd, &m, error) &&
-                dl_bench_ops_case (b, "timestep embedding", "[2] -> [2, 320]", 0, 4.0 * 2 * 320, rec_timestep, &m,
-                                   error) &&
-                dl_bench_ops_case (b, "mse loss fwd+bwd", "[2, 4, 64, 64] f16/f32 weighted", 0, lat_n * (2 + 4) * 2,
-                                   rec_mse, &m, error) &&
-                dl_bench_ops_case (b, "random normal", "[2, 4, 64, 64] f32 philox", 0, lat_n * 4, rec_noise, &m,
-                                   error);
+  double lat_n = 2.0 * 4 * 64 * 64, act_n = (double)act[0] * act[1] * act[2];
+  gboolean ok =
+    (m.ids = dl_bench_ops_tensor (b, "ids", DL_DTYPE_I32, 2, si, error)) &&
+    (m.table = dl_bench_ops_tensor (b, "token table", DL_DTYPE_F16, 2, st, error)) &&
+    (m.pos = dl_bench_ops_tensor (b, "positions", DL_DTYPE_F16, 2, sp, error)) &&
+    (m.out = dl_bench_ops_tensor (b, "embeddings", DL_DTYPE_F16, 3, so, error)) &&
+    (m.dtable = dl_bench_ops_tensor (b, "dtable", DL_DTYPE_F32, 2, st, error)) &&
+    (m.dpos = dl_bench_ops_tensor (b, "dpos", DL_DTYPE_F32, 2, sp, error)) &&
+    (m.t = dl_bench_ops_tensor (b, "t", DL_DTYPE_F32, 1, &two, error)) &&
+    (m.temb = dl_bench_ops_tensor (b, "temb", DL_DTYPE_F32, 2, stemb, error)) &&
+    (m.pred = dl_bench_ops_tensor (b, "pred", DL_DTYPE_F16, 4, lat, error)) &&
+    (m.target = dl_bench_ops_tensor (b, "target", DL_DTYPE_F32, 4, lat, error)) &&
+    (m.w = dl_bench_ops_tensor (b, "w", DL_DTYPE_F32, 1, &two, error)) &&
+    (m.loss = dl_bench_ops_tensor (b, "loss", DL_DTYPE_F32, 1, &one, error)) &&
+    (m.dpred = dl_bench_ops_tensor (b, "dpred", DL_DTYPE_F16, 4, lat, error)) &&
+    (m.noise = dl_bench_ops_tensor (b, "noise", DL_DTYPE_F32, 4, lat, error)) &&
+    (m.act = dl_bench_ops_tensor (b, "activation", DL_DTYPE_F16, 3, act, error)) &&
+    dl_bench_ops_case (b, "embedding", "[2, 77] from [49408, 768] f16 +pos", 0, 2.0 * 2 * 2 * 77 * 768, rec_embed, &m,
+                       error) &&
+    dl_bench_ops_case (b, "embedding bwd", "[2, 77, 768] -> f32 table +pos", 0, (2.0 + 4 + 4) * 2 * 77 * 768,
+                       rec_embed_bwd, &m, error) &&
+    dl_bench_ops_case (b, "timestep embedding", "[2] -> [2, 320]", 0, 4.0 * 2 * 320, rec_timestep, &m, error) &&
+    dl_bench_ops_case (b, "mse loss fwd+bwd", "[2, 4, 64, 64] f16/f32 weighted", 0, lat_n * (2 + 4) * 2, rec_mse, &m,
+                       error) &&
+    dl_bench_ops_case (b, "random normal", "[2, 4, 64, 64] f32 philox", 0, lat_n * 4, rec_noise, &m, error);
   g_autofree char *dshape = g_strdup_printf ("[2, %" G_GINT64_FORMAT ", 320] f16 p 0.1", act[1]);
   ok = ok && dl_bench_ops_case (b, "dropout", dshape, 0, act_n * 4, rec_dropout, &m, error);
   misc_clear (&m);
@@ -287,7 +290,8 @@ bench_misc (DlBenchOps *b, GError **error)
 
 /* ---- optimizer ---- */
 
-typedef struct {
+typedef struct
+{
   DlTensor *p, *g, *m, *v, *hyper, *clip, *copy;
 } Opt;
 

@@ -1,7 +1,8 @@
 /* bench ops: the foundation ops (matmul, elementwise, reductions). */
 #include "dl-bench-ops.h"
 
-typedef struct {
+typedef struct
+{
   DlTensor *d, *a, *b;
 } Three;
 
@@ -58,8 +59,8 @@ dl_bench_ops_basic (DlBenchOps *b, GError **error)
       !(t.d = dl_bench_ops_tensor (b, "y", DL_DTYPE_F16, 2, xs, error)))
     goto out;
   shape = g_strdup_printf ("[%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT "]x[%" G_GINT64_FORMAT "]ᵀ f16", tokens, C, C);
-  if (!dl_bench_ops_case (b, "matmul", shape, 2.0 * tokens * C * C, 2.0 * (2 * tokens * C + C * C), rec_matmul,
-                          &t, error))
+  if (!dl_bench_ops_case (b, "matmul", shape, 2.0 * tokens * C * C, 2.0 * (2 * tokens * C + C * C), rec_matmul, &t,
+                          error))
     goto out;
   g_clear_pointer (&shape, g_free);
 

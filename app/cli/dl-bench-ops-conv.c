@@ -4,7 +4,8 @@
  * weight gradients (the mixed-precision training layout). */
 #include "dl-bench-ops.h"
 
-typedef struct {
+typedef struct
+{
   DlTensor *x, *w, *b, *y, *dx, *dw, *dy;
   DlConv2dParams prm;
 } Conv;
@@ -45,14 +46,16 @@ bench_conv (DlBenchOps *b, GError **error)
   /* batch 2 at 512²: the 64x64 level's 3x3 conv, the 32x32 and 8x8 levels',
    * conv_in (4 -> 320), a stride-2 downsample and a 1x1 skip.  On a CPU device:
    * batch 1 and half the map size (8x8 stays). */
-  static const struct {
+  static const struct
+  {
     int64_t cin, cout, hw, k, stride;
     const char *what;
   } shapes[] = {
-    { 320, 320, 64, 3, 1, "" },     { 640, 640, 32, 3, 1, "" },         { 1280, 1280, 8, 3, 1, "" },
+    { 320, 320, 64, 3, 1, "" },      { 640, 640, 32, 3, 1, "" },           { 1280, 1280, 8, 3, 1, "" },
     { 4, 320, 64, 3, 1, "conv_in" }, { 320, 320, 64, 3, 2, "downsample" }, { 640, 1280, 8, 1, 1, "1x1" },
   };
-  static const struct {
+  static const struct
+  {
     const char *op;
     DlBenchRecordFunc func;
   } passes[] = {
@@ -67,7 +70,7 @@ bench_conv (DlBenchOps *b, GError **error)
     {
       int64_t N = small ? 1 : 2, Cin = shapes[i].cin, Cout = shapes[i].cout, K = shapes[i].k;
       int64_t H = small && shapes[i].hw > 8 ? shapes[i].hw / 2 : shapes[i].hw;
-      Conv c = { .prm = DL_CONV2D_PARAMS ((int) shapes[i].stride, (int) (K / 2)) };
+      Conv c = { .prm = DL_CONV2D_PARAMS ((int)shapes[i].stride, (int)(K / 2)) };
       int64_t Ho = dl_conv2d_out_size (H, K, &c.prm);
       int64_t xs[4] = { N, Cin, H, H }, ws[4] = { Cout, Cin, K, K }, ys[4] = { N, Cout, Ho, Ho };
       gboolean ok = (c.x = dl_bench_ops_tensor (b, "x", DL_DTYPE_F16, 4, xs, error)) &&
@@ -84,10 +87,10 @@ bench_conv (DlBenchOps *b, GError **error)
       double bytes[3] = { bx + bw + by, by + bw + bx, by + bx + 2 * bw * 2 };
       for (guint p = 0; ok && p < G_N_ELEMENTS (passes); p++)
         {
-          g_autofree char *shape = g_strdup_printf (
-            "%" G_GINT64_FORMAT "->%" G_GINT64_FORMAT " %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT " s%d %" G_GINT64_FORMAT
-            "x%" G_GINT64_FORMAT " b%" G_GINT64_FORMAT "%s%s",
-            Cin, Cout, K, K, c.prm.stride, H, H, N, *shapes[i].what ? " " : "", shapes[i].what);
+          g_autofree char *shape =
+            g_strdup_printf ("%" G_GINT64_FORMAT "->%" G_GINT64_FORMAT " %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT
+                             " s%d %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT " b%" G_GINT64_FORMAT "%s%s",
+                             Cin, Cout, K, K, c.prm.stride, H, H, N, *shapes[i].what ? " " : "", shapes[i].what);
           ok = dl_bench_ops_case (b, passes[p].op, shape, flops, bytes[p], passes[p].func, &c, error);
         }
       conv_clear (&c);
@@ -99,7 +102,8 @@ bench_conv (DlBenchOps *b, GError **error)
 
 /* ---- linear ---- */
 
-typedef struct {
+typedef struct
+{
   DlTensor *x, *w, *b, *y, *dx, *dw, *db, *dy;
 } Linear;
 
@@ -147,13 +151,12 @@ bench_linear (DlBenchOps *b, GError **error)
                     (l.dw = dl_bench_ops_tensor (b, "dw", DL_DTYPE_F32, 2, ws, error)) &&
                     (l.db = dl_bench_ops_tensor (b, "dbias", DL_DTYPE_F32, 1, &N, error)) &&
                     (l.dy = dl_bench_ops_tensor (b, "dy", DL_DTYPE_F16, 2, ys, error));
-      g_autofree char *shape = g_strdup_printf ("[%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT "]x[%" G_GINT64_FORMAT
-                                                ",%" G_GINT64_FORMAT "]ᵀ f16",
-                                                R, K, N, K);
+      g_autofree char *shape = g_strdup_printf (
+        "[%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT "]x[%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT "]ᵀ f16", R, K, N, K);
       double flops = 2.0 * R * K * N, bx = 2.0 * R * K, by = 2.0 * R * N, bw = 2.0 * N * K;
-      ok = ok && dl_bench_ops_case (b, "linear fwd", shape, flops, bx + bw + by, rec_linear_fwd, &l, error) &&
-           dl_bench_ops_case (b, "linear bwd", shape, 2 * flops, 2 * by + 2 * bx + bw + 4 * bw, rec_linear_bwd, &l,
-                              error);
+      ok =
+        ok && dl_bench_ops_case (b, "linear fwd", shape, flops, bx + bw + by, rec_linear_fwd, &l, error) &&
+        dl_bench_ops_case (b, "linear bwd", shape, 2 * flops, 2 * by + 2 * bx + bw + 4 * bw, rec_linear_bwd, &l, error);
       linear_clear (&l);
       if (!ok)
         return FALSE;

@@ -5,7 +5,8 @@
  * counted, so the GB/s shown is the useful rate). */
 #include "dl-bench-ops.h"
 
-typedef struct {
+typedef struct
+{
   DlTensor *x, *y, *dy, *dx, *gamma, *beta, *dgamma, *dbeta, *mean, *rstd, *b;
   int groups;
 } Norm;
@@ -30,8 +31,8 @@ static gboolean
 rec_gn_bwd (DlRecorder *rec, gpointer data, GError **error)
 {
   Norm *n = data;
-  return dl_op_group_norm_backward (rec, n->dx, n->dgamma, n->dbeta, n->x, n->gamma, n->beta, n->mean, n->rstd,
-                                    n->dy, n->groups, TRUE, TRUE, error);
+  return dl_op_group_norm_backward (rec, n->dx, n->dgamma, n->dbeta, n->x, n->gamma, n->beta, n->mean, n->rstd, n->dy,
+                                    n->groups, TRUE, TRUE, error);
 }
 
 static gboolean
@@ -117,7 +118,7 @@ bench_group_norm (DlBenchOps *b, gboolean small, GError **error)
     {
       Norm n = { .groups = 32 };
       int64_t st[2] = { shapes[i][0], 32 };
-      double el = (double) shapes[i][0] * shapes[i][1] * shapes[i][2] * shapes[i][3];
+      double el = (double)shapes[i][0] * shapes[i][1] * shapes[i][2] * shapes[i][3];
       g_autofree char *s = dl_shape_to_string (4, shapes[i]);
       g_autofree char *shape = g_strdup_printf ("%s G32 f16", s);
       gboolean ok = alloc_act (b, &n, 4, shapes[i], shapes[i][1], error) &&
@@ -140,7 +141,7 @@ bench_layer_norm (DlBenchOps *b, gboolean small, GError **error)
   for (int i = 0; i < 2; i++)
     {
       Norm n = { 0 };
-      double el = (double) shapes[i][0] * shapes[i][1];
+      double el = (double)shapes[i][0] * shapes[i][1];
       g_autofree char *s = dl_shape_to_string (2, shapes[i]);
       g_autofree char *shape = g_strdup_printf ("%s f16", s);
       gboolean ok = alloc_act (b, &n, 2, shapes[i], shapes[i][1], error) &&
@@ -164,7 +165,7 @@ bench_geglu (DlBenchOps *b, gboolean small, GError **error)
   Norm n = { 0 };
   g_autofree char *s = dl_shape_to_string (2, sx);
   g_autofree char *shape = g_strdup_printf ("%s f16", s);
-  double el = (double) rows * F; /* outputs */
+  double el = (double)rows * F; /* outputs */
   gboolean ok = (n.x = dl_bench_ops_tensor (b, "x", F16, 2, sx, error)) &&
                 (n.y = dl_bench_ops_tensor (b, "y", F16, 2, sy, error)) &&
                 (n.dy = dl_bench_ops_tensor (b, "dy", F16, 2, sy, error)) &&
@@ -185,7 +186,7 @@ bench_resample (DlBenchOps *b, gboolean small, GError **error)
   Norm n = { 0 };
   g_autofree char *s = dl_shape_to_string (4, sx);
   g_autofree char *shape = g_strdup_printf ("%s f16", s);
-  double el = (double) 2 * 1280 * side * side; /* inputs */
+  double el = (double)2 * 1280 * side * side; /* inputs */
   gboolean ok = (n.x = dl_bench_ops_tensor (b, "x", F16, 4, sx, error)) &&
                 (n.y = dl_bench_ops_tensor (b, "y", F16, 4, sy, error)) &&
                 (n.dy = dl_bench_ops_tensor (b, "dy", F16, 4, sy, error)) &&

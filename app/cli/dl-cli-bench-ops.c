@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct _DlBenchOps {
+struct _DlBenchOps
+{
   DlDevice *dev;
   DlRecorder *rec;
   int iters;
@@ -16,7 +17,8 @@ struct _DlBenchOps {
   char **filter; /* op names to run, NULL for all */
 };
 
-static const struct {
+static const struct
+{
   const char *name;
   DlBenchOpsFamily func;
 } families[] = {
@@ -44,7 +46,7 @@ dl_bench_ops_tensor (DlBenchOps *b, const char *name, DlDType dtype, int ndim, c
   g_autoptr (DlTensor) t = dl_tensor_new (b->dev, name, dtype, ndim, shape, error);
   if (!t)
     return NULL;
-  gsize n = (gsize) dl_tensor_numel (t);
+  gsize n = (gsize)dl_tensor_numel (t);
   g_autofree float *x = g_try_new (float, MAX (n, 1));
   if (!x)
     {
@@ -52,15 +54,14 @@ dl_bench_ops_tensor (DlBenchOps *b, const char *name, DlDType dtype, int ndim, c
       return NULL;
     }
   for (gsize i = 0; i < n; i++)
-    x[i] = 0.01f * (float) ((i * 2654435761u) % 2001) / 1000.0f - 0.01f;
+    x[i] = 0.01f * (float)((i * 2654435761u) % 2001) / 1000.0f - 0.01f;
   if (dtype == DL_DTYPE_I32)
     for (gsize i = 0; i < n; i++)
-      x[i] = (float) (i % 77);
+      x[i] = (float)(i % 77);
   if (!dl_tensor_upload_f32 (t, x, error))
     return NULL;
   return g_steal_pointer (&t);
 }
-
 
 static gboolean
 wanted (DlBenchOps *b, const char *op)

@@ -30,7 +30,8 @@ random_tensor_as (DlDevice *device, DlRecorder *rec, const char *name, DlDType d
   return g_steal_pointer (&t);
 }
 
-typedef struct {
+typedef struct
+{
   int resolution;
   int batch;
   int iters;
@@ -53,7 +54,8 @@ parse_options (int argc, char **argv, const char *what, BenchOptions *o, DlDevic
   o->lora_rank = 0;
   gboolean no_profile = FALSE;
   GOptionEntry entries[] = {
-    { "resolution", 'r', 0, G_OPTION_ARG_INT, &o->resolution, "Image size in pixels (512 on a GPU, 128 on a CPU)", "N" },
+    { "resolution", 'r', 0, G_OPTION_ARG_INT, &o->resolution, "Image size in pixels (512 on a GPU, 128 on a CPU)",
+      "N" },
     { "batch", 'b', 0, G_OPTION_ARG_INT, &o->batch, "Images per iteration (1)", "N" },
     { "iters", 'n', 0, G_OPTION_ARG_INT, &o->iters, "Timed iterations (3)", "N" },
     { "checkpointing", 0, 0, G_OPTION_ARG_NONE, &o->checkpoint, "Gradient checkpointing (train-step)", NULL },
@@ -70,21 +72,24 @@ parse_options (int argc, char **argv, const char *what, BenchOptions *o, DlDevic
   o->profile = !no_profile;
   g_autoptr (GError) error = NULL;
   *device_out = dl_device_new (NULL, &error);
-  if (!*device_out) {
-    dl_cli_fail ("bench", error);
-    return FALSE;
-  }
+  if (!*device_out)
+    {
+      dl_cli_fail ("bench", error);
+      return FALSE;
+    }
   const DlDeviceInfo *info = dl_device_get_info (*device_out);
   if (o->resolution <= 0)
     o->resolution = info->type == VK_PHYSICAL_DEVICE_TYPE_CPU ? 128 : 512;
-  if (o->lora_rank < 0) {
-    fprintf (stderr, "dreamloom bench: --lora takes a rank of 1 or more\n");
-    return FALSE;
-  }
-  if (o->resolution % 64) {
-    fprintf (stderr, "dreamloom bench: --resolution must be a multiple of 64\n");
-    return FALSE;
-  }
+  if (o->lora_rank < 0)
+    {
+      fprintf (stderr, "dreamloom bench: --lora takes a rank of 1 or more\n");
+      return FALSE;
+    }
+  if (o->resolution % 64)
+    {
+      fprintf (stderr, "dreamloom bench: --resolution must be a multiple of 64\n");
+      return FALSE;
+    }
   printf ("device: %s (%s)\nSD 1.5 architecture, random weights, %s, %dx%d, batch %d%s\n", info->name,
           dl_device_type_name (info->type), o->half ? "f16" : "f32", o->resolution, o->resolution, o->batch,
           o->resolution < 512 ? " (reduced size: full 512x512 is too slow on this device)" : "");
@@ -97,7 +102,6 @@ print_profile (DlRecorder *rec)
   g_autofree char *prof = dl_recorder_format_profile (rec);
   printf ("per-op GPU time (one iteration, serialised by the profiler):\n%s", prof);
 }
-
 
 /* One guided UNet evaluation (batch 2B) = one sampling step. */
 static gboolean
@@ -151,12 +155,13 @@ bench_sample (int argc, char **argv)
   if (!sample_step (p, &c, tape, device, rec, &o, ctx, &error))
     return dl_cli_fail ("bench", error);
   g_autofree double *times = g_new (double, o.iters);
-  for (int i = 0; i < o.iters; i++) {
-    t0 = g_get_monotonic_time ();
-    if (!sample_step (p, &c, tape, device, rec, &o, ctx, &error))
-      return dl_cli_fail ("bench", error);
-    times[i] = (g_get_monotonic_time () - t0) / 1e6;
-  }
+  for (int i = 0; i < o.iters; i++)
+    {
+      t0 = g_get_monotonic_time ();
+      if (!sample_step (p, &c, tape, device, rec, &o, ctx, &error))
+        return dl_cli_fail ("bench", error);
+      times[i] = (g_get_monotonic_time () - t0) / 1e6;
+    }
   double step_s = dl_cli_median (times, o.iters);
   int64_t lat = o.resolution / 8;
   int64_t zs[4] = { o.batch, 4, lat, lat };
@@ -173,12 +178,13 @@ bench_sample (int argc, char **argv)
   printf ("20-step image estimate:    %.2f s\n", text_s + 20 * step_s + vae_s);
   printf ("device memory: weights %.1f MiB, peak %.1f MiB\n", weights / 1048576.0,
           dl_device_get_memory_peak (device) / 1048576.0);
-  if (o.profile) {
-    dl_recorder_set_profiling (rec, TRUE);
-    if (!sample_step (p, &c, tape, device, rec, &o, ctx, &error))
-      return dl_cli_fail ("bench", error);
-    print_profile (rec);
-  }
+  if (o.profile)
+    {
+      dl_recorder_set_profiling (rec, TRUE);
+      if (!sample_step (p, &c, tape, device, rec, &o, ctx, &error))
+        return dl_cli_fail ("bench", error);
+      print_profile (rec);
+    }
   return 0;
 }
 
@@ -190,11 +196,12 @@ train_step (DlParams *p, const DlModelConfig *c, DlArena *arena, DlDevice *devic
   g_autoptr (DlTape) tape = dl_tape_new (rec, arena);
   DlDType act = o->half ? DL_DTYPE_F16 : DL_DTYPE_F32;
   dl_tape_set_activation_dtype (tape, act);
-  for (guint i = 0; i < params_list->len; i++) {
-    if (!dl_op_fill (rec, grads->pdata[i], 0.0, error))
-      return FALSE;
-    dl_tape_set_param_grad (tape, params_list->pdata[i], grads->pdata[i]);
-  }
+  for (guint i = 0; i < params_list->len; i++)
+    {
+      if (!dl_op_fill (rec, grads->pdata[i], 0.0, error))
+        return FALSE;
+      dl_tape_set_param_grad (tape, params_list->pdata[i], grads->pdata[i]);
+    }
   int64_t lat = o->resolution / 8;
   int64_t xs[4] = { o->batch, 4, lat, lat };
   int64_t cs[3] = { o->batch, 77, c->unet.cross_attention_dim };
@@ -229,11 +236,12 @@ bench_train_step (int argc, char **argv)
   if (!parse_options (argc, argv, "- time a full UNet training step (forward, backward, AdamW)", &o, &device))
     return 2;
   g_autoptr (GError) error = NULL;
-  if (o.half || o.lora_rank) {
-    fprintf (stderr, "dreamloom bench: train-step is full fp32 fine-tuning; for LoRA and embeddings (also with "
-                     "--fp16) use `dreamloom bench train --method lora|textual-inversion`\n");
-    return 2;
-  }
+  if (o.half || o.lora_rank)
+    {
+      fprintf (stderr, "dreamloom bench: train-step is full fp32 fine-tuning; for LoRA and embeddings (also with "
+                       "--fp16) use `dreamloom bench train --method lora|textual-inversion`\n");
+      return 2;
+    }
   DlModelConfig c;
   dl_model_config_init_sd15 (&c);
   c.text_encoder.n_layers = 0; /* not used: the step takes a random context */
@@ -243,24 +251,26 @@ bench_train_step (int argc, char **argv)
   DlParams *p = dl_sd_model_get_params (model);
   DlRecorder *rec = dl_sd_model_get_recorder (model);
   /* what AdamW updates: every UNet parameter */
-  g_autoptr (GPtrArray) plist = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_tensor_unref);
+  g_autoptr (GPtrArray) plist = g_ptr_array_new_with_free_func ((GDestroyNotify)dl_tensor_unref);
   g_autoptr (GPtrArray) names = dl_params_names (p);
   for (guint i = 0; i < names->len; i++)
     if (g_str_has_prefix (names->pdata[i], "unet."))
       g_ptr_array_add (plist, dl_tensor_ref (dl_params_lookup (p, names->pdata[i])));
-  g_autoptr (GPtrArray) grads = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_tensor_unref);
-  g_autoptr (GPtrArray) moments = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_tensor_unref);
+  g_autoptr (GPtrArray) grads = g_ptr_array_new_with_free_func ((GDestroyNotify)dl_tensor_unref);
+  g_autoptr (GPtrArray) moments = g_ptr_array_new_with_free_func ((GDestroyNotify)dl_tensor_unref);
   int64_t n_trained = 0;
-  for (guint i = 0; i < plist->len; i++) {
-    DlTensor *w = plist->pdata[i];
-    n_trained += dl_tensor_numel (w);
-    for (int k = 0; k < 3; k++) {
-      DlTensor *t = dl_tensor_new (device, k ? "adam-moment" : "grad", DL_DTYPE_F32, w->ndim, w->shape, &error);
-      if (!t || (k && !dl_op_fill (rec, t, 0.0, &error)))
-        return dl_cli_fail ("bench", error);
-      g_ptr_array_add (k ? moments : grads, t);
+  for (guint i = 0; i < plist->len; i++)
+    {
+      DlTensor *w = plist->pdata[i];
+      n_trained += dl_tensor_numel (w);
+      for (int k = 0; k < 3; k++)
+        {
+          DlTensor *t = dl_tensor_new (device, k ? "adam-moment" : "grad", DL_DTYPE_F32, w->ndim, w->shape, &error);
+          if (!t || (k && !dl_op_fill (rec, t, 0.0, &error)))
+            return dl_cli_fail ("bench", error);
+          g_ptr_array_add (k ? moments : grads, t);
+        }
     }
-  }
   int64_t hl = DL_ADAMW_HYPER_LEN;
   g_autoptr (DlTensor) hyper = dl_tensor_new (device, "adamw-hyper", DL_DTYPE_F32, 1, &hl, &error);
   DlAdamWParams ap = DL_ADAMW_PARAMS_DEFAULT;
@@ -273,24 +283,26 @@ bench_train_step (int argc, char **argv)
   if (!train_step (p, &c, arena, device, rec, &o, grads, plist, moments, hyper, &error))
     return dl_cli_fail ("bench", error);
   g_autofree double *times = g_new (double, o.iters);
-  for (int i = 0; i < o.iters; i++) {
-    gint64 t0 = g_get_monotonic_time ();
-    if (!train_step (p, &c, arena, device, rec, &o, grads, plist, moments, hyper, &error))
-      return dl_cli_fail ("bench", error);
-    times[i] = (g_get_monotonic_time () - t0) / 1e6;
-  }
+  for (int i = 0; i < o.iters; i++)
+    {
+      gint64 t0 = g_get_monotonic_time ();
+      if (!train_step (p, &c, arena, device, rec, &o, grads, plist, moments, hyper, &error))
+        return dl_cli_fail ("bench", error);
+      times[i] = (g_get_monotonic_time () - t0) / 1e6;
+    }
   printf ("train step (UNet fwd+bwd+AdamW; all parameters, fp32; %.1f M trained parameters; %s): %.3f s/it "
-          "(median of %d)\n", n_trained / 1e6, o.checkpoint ? "gradient checkpointing" : "no checkpointing",
-          dl_cli_median (times, o.iters), o.iters);
+          "(median of %d)\n",
+          n_trained / 1e6, o.checkpoint ? "gradient checkpointing" : "no checkpointing", dl_cli_median (times, o.iters),
+          o.iters);
   printf ("device memory: weights + trained state %.1f MiB, peak %.1f MiB (activations peak %.1f MiB)\n",
-          state / 1048576.0, dl_device_get_memory_peak (device) / 1048576.0,
-          dl_arena_get_peak (arena) / 1048576.0);
-  if (o.profile) {
-    dl_recorder_set_profiling (rec, TRUE);
-    if (!train_step (p, &c, arena, device, rec, &o, grads, plist, moments, hyper, &error))
-      return dl_cli_fail ("bench", error);
-    print_profile (rec);
-  }
+          state / 1048576.0, dl_device_get_memory_peak (device) / 1048576.0, dl_arena_get_peak (arena) / 1048576.0);
+  if (o.profile)
+    {
+      dl_recorder_set_profiling (rec, TRUE);
+      if (!train_step (p, &c, arena, device, rec, &o, grads, plist, moments, hyper, &error))
+        return dl_cli_fail ("bench", error);
+      print_profile (rec);
+    }
   return 0;
 }
 

@@ -18,28 +18,30 @@
 #include "train/dl-trainer.h"
 #include "vk/dl-device.h"
 
-
 /* a few smooth random images with captions, as a small dataset is */
 static gboolean
 write_images (const char *dir, int size, int n, GError **error)
 {
-  g_autofree guint8 *rgb = g_new (guint8, (gsize) size * size * 3);
-  for (int i = 0; i < n; i++) {
-    for (int y = 0; y < size; y++)
-      for (int x = 0; x < size; x++)
-        for (int c = 0; c < 3; c++) {
-          double v = 0.5 + 0.25 * sin ((x + 7 * i) * (0.05 + 0.01 * c)) + 0.25 * cos ((y - 3 * i) * (0.07 - 0.01 * c)) +
-                     0.05 * (dl_philox_uniform (i, c, (guint64) y * size + x) - 0.5);
-          rgb[((gsize) y * size + x) * 3 + c] = (guint8) CLAMP (v * 255.0, 0, 255);
-        }
-    g_autofree char *name = g_strdup_printf ("%02d.png", i);
-    g_autofree char *path = g_build_filename (dir, name, NULL);
-    g_autofree char *cap_name = g_strdup_printf ("%02d.txt", i);
-    g_autofree char *cap = g_build_filename (dir, cap_name, NULL);
-    if (!dl_png_write (path, rgb, size, size, 3, NULL, error) ||
-        !g_file_set_contents (cap, "a photo of sks dog, studio lighting", -1, error))
-      return FALSE;
-  }
+  g_autofree guint8 *rgb = g_new (guint8, (gsize)size * size * 3);
+  for (int i = 0; i < n; i++)
+    {
+      for (int y = 0; y < size; y++)
+        for (int x = 0; x < size; x++)
+          for (int c = 0; c < 3; c++)
+            {
+              double v = 0.5 + 0.25 * sin ((x + 7 * i) * (0.05 + 0.01 * c)) +
+                         0.25 * cos ((y - 3 * i) * (0.07 - 0.01 * c)) +
+                         0.05 * (dl_philox_uniform (i, c, (guint64)y * size + x) - 0.5);
+              rgb[((gsize)y * size + x) * 3 + c] = (guint8)CLAMP (v * 255.0, 0, 255);
+            }
+      g_autofree char *name = g_strdup_printf ("%02d.png", i);
+      g_autofree char *path = g_build_filename (dir, name, NULL);
+      g_autofree char *cap_name = g_strdup_printf ("%02d.txt", i);
+      g_autofree char *cap = g_build_filename (dir, cap_name, NULL);
+      if (!dl_png_write (path, rgb, size, size, 3, NULL, error) ||
+          !g_file_set_contents (cap, "a photo of sks dog, studio lighting", -1, error))
+        return FALSE;
+    }
   return TRUE;
 }
 
@@ -77,40 +79,44 @@ dl_cli_bench_train (int argc, char **argv)
     return 2;
   g_autoptr (GError) error = NULL;
   DlTrainMethod method = DL_TRAIN_LORA;
-  if (method_name && !dl_train_method_from_name (method_name, &method)) {
-    fprintf (stderr, "dreamloom bench: --method %s: lora, textual-inversion, dreambooth or hypernetwork\n",
-             method_name);
-    return 2;
-  }
-  if (iters < 1 || batch < 1) {
-    fprintf (stderr, "dreamloom bench: --iters and --batch must be at least 1\n");
-    return 2;
-  }
+  if (method_name && !dl_train_method_from_name (method_name, &method))
+    {
+      fprintf (stderr, "dreamloom bench: --method %s: lora, textual-inversion, dreambooth or hypernetwork\n",
+               method_name);
+      return 2;
+    }
+  if (iters < 1 || batch < 1)
+    {
+      fprintf (stderr, "dreamloom bench: --iters and --batch must be at least 1\n");
+      return 2;
+    }
   g_autoptr (DlDevice) device = dl_device_new (NULL, &error);
   if (!device)
     return dl_cli_fail ("bench", error);
   const DlDeviceInfo *info = dl_device_get_info (device);
   if (resolution <= 0)
     resolution = info->type == VK_PHYSICAL_DEVICE_TYPE_CPU ? 128 : 512;
-  if (resolution % 64) {
-    fprintf (stderr, "dreamloom bench: --resolution must be a multiple of 64\n");
-    return 2;
-  }
+  if (resolution % 64)
+    {
+      fprintf (stderr, "dreamloom bench: --resolution must be a multiple of 64\n");
+      return 2;
+    }
 
   g_autofree char *dir = g_dir_make_tmp ("dreamloom-bench-XXXXXX", &error);
   if (!dir)
     return dl_cli_fail ("bench", error);
   g_autofree char *images = g_build_filename (dir, "images", NULL);
-  g_autofree char *out = g_build_filename (dir, method == DL_TRAIN_TEXTUAL_INVERSION || method == DL_TRAIN_HYPERNETWORK
-                                                    ? "dlbench-out.pt"
-                                                    : "bench.safetensors",
-                                           NULL);
+  g_autofree char *out = g_build_filename (
+    dir,
+    method == DL_TRAIN_TEXTUAL_INVERSION || method == DL_TRAIN_HYPERNETWORK ? "dlbench-out.pt" : "bench.safetensors",
+    NULL);
   g_mkdir_with_parents (images, 0755);
   int exit_status = 1;
-  if (!write_images (images, resolution, MAX (4, batch), &error)) {
-    dl_cli_fail ("bench", error);
-    goto out;
-  }
+  if (!write_images (images, resolution, MAX (4, batch), &error))
+    {
+      dl_cli_fail ("bench", error);
+      goto out;
+    }
   {
     g_autoptr (DlTrainSettings) s = dl_train_settings_new (method);
     g_autofree char *res_text = g_strdup_printf ("%d", resolution);
@@ -133,10 +139,11 @@ dl_cli_bench_train (int argc, char **argv)
                   (method != DL_TRAIN_LORA || !no_text || dl_train_settings_set (s, "no-text-encoder", NULL, &error)) &&
                   (method != DL_TRAIN_TEXTUAL_INVERSION || dl_train_settings_set (s, "vectors", vec_text, &error)) &&
                   (!optimizer || dl_train_settings_set (s, "optimizer", optimizer, &error));
-    if (!ok) {
-      dl_cli_fail ("bench", error);
-      goto out;
-    }
+    if (!ok)
+      {
+        dl_cli_fail ("bench", error);
+        goto out;
+      }
     DlModelConfig cfg;
     dl_model_config_init_sd15 (&cfg);
     g_autoptr (DlTrainPlan) plan = dl_train_plan_new_for_config (device, s, &cfg);
@@ -144,38 +151,43 @@ dl_cli_bench_train (int argc, char **argv)
 
     printf ("device: %s (%s)\nSD 1.5 architecture, random weights, %s, %dx%d, batch %d, %s%s\n", info->name,
             dl_device_type_name (info->type), half ? "f16" : "f32", resolution, resolution, batch,
-            dl_train_method_name (method), resolution < 512 ? " (reduced size: full 512x512 is too slow on this device)"
-                                                            : "");
+            dl_train_method_name (method),
+            resolution < 512 ? " (reduced size: full 512x512 is too slow on this device)" : "");
     dl_device_reset_memory_peak (device);
     gint64 t0 = g_get_monotonic_time ();
-    g_autoptr (DlSdModel) model = dl_sd_model_new_random (device, &cfg, half ? DL_DTYPE_F16 : DL_DTYPE_F32, 1234,
-                                                          &error);
-    if (!model) {
-      dl_cli_fail ("bench", error);
-      goto out;
-    }
-    g_autoptr (DlTrainer) trainer = dl_trainer_new (device, model, s, &error);
-    if (!trainer || !(dl_trainer_set_event_func (trainer, count_steps, NULL, NULL), TRUE) ||
-        !dl_trainer_prepare (trainer, NULL, &error)) {
-      dl_cli_fail ("bench", error);
-      goto out;
-    }
-    double prep_s = (g_get_monotonic_time () - t0) / 1e6;
-    guint64 state = dl_device_get_memory_in_use (device);
-    /* warm-up: pipelines compiled, arena grown */
-    if (!dl_trainer_step (trainer, &error)) {
-      dl_cli_fail ("bench", error);
-      goto out;
-    }
-    g_autofree double *times = g_new (double, iters);
-    for (int i = 0; i < iters; i++) {
-      gint64 s0 = g_get_monotonic_time ();
-      if (!dl_trainer_step (trainer, &error)) {
+    g_autoptr (DlSdModel) model =
+      dl_sd_model_new_random (device, &cfg, half ? DL_DTYPE_F16 : DL_DTYPE_F32, 1234, &error);
+    if (!model)
+      {
         dl_cli_fail ("bench", error);
         goto out;
       }
-      times[i] = (g_get_monotonic_time () - s0) / 1e6;
-    }
+    g_autoptr (DlTrainer) trainer = dl_trainer_new (device, model, s, &error);
+    if (!trainer || !(dl_trainer_set_event_func (trainer, count_steps, NULL, NULL), TRUE) ||
+        !dl_trainer_prepare (trainer, NULL, &error))
+      {
+        dl_cli_fail ("bench", error);
+        goto out;
+      }
+    double prep_s = (g_get_monotonic_time () - t0) / 1e6;
+    guint64 state = dl_device_get_memory_in_use (device);
+    /* warm-up: pipelines compiled, arena grown */
+    if (!dl_trainer_step (trainer, &error))
+      {
+        dl_cli_fail ("bench", error);
+        goto out;
+      }
+    g_autofree double *times = g_new (double, iters);
+    for (int i = 0; i < iters; i++)
+      {
+        gint64 s0 = g_get_monotonic_time ();
+        if (!dl_trainer_step (trainer, &error))
+          {
+            dl_cli_fail ("bench", error);
+            goto out;
+          }
+        times[i] = (g_get_monotonic_time () - s0) / 1e6;
+      }
     guint64 peak = dl_device_get_memory_peak (device);
     DlArena *arena = dl_sd_model_get_arena (model);
     double step_s = dl_cli_median (times, iters);
@@ -183,22 +195,24 @@ dl_cli_bench_train (int argc, char **argv)
     printf ("train step (%s; %.2f M trained parameters; %s): %.3f s/it (median of %d), %.2f images/s\n",
             dl_train_method_name (method), pf->trained_params / 1e6,
             checkpointing ? "gradient checkpointing" : "no checkpointing", step_s, iters, batch / step_s);
-    printf ("device memory: weights + trained state %.1f MiB, activations peak %.1f MiB (arena)\n",
-            state / 1048576.0, dl_arena_get_peak (arena) / 1048576.0);
+    printf ("device memory: weights + trained state %.1f MiB, activations peak %.1f MiB (arena)\n", state / 1048576.0,
+            dl_arena_get_peak (arena) / 1048576.0);
     printf ("memory plan:   weights %.1f MiB, trained %.1f MiB, activations %.1f MiB, encode %.1f MiB\n",
             pf->weights / 1048576.0, pf->trained / 1048576.0, pf->activations / 1048576.0, pf->encode / 1048576.0);
     printf ("peak: predicted %.1f MiB, measured %.1f MiB (predicted/measured %.3f)\n", pf->total / 1048576.0,
-            peak / 1048576.0, (double) pf->total / MAX (peak, 1));
-    if (!no_profile) {
-      DlRecorder *rec = dl_sd_model_get_recorder (model);
-      dl_recorder_set_profiling (rec, TRUE);
-      if (!dl_trainer_step (trainer, &error)) {
-        dl_cli_fail ("bench", error);
-        goto out;
+            peak / 1048576.0, (double)pf->total / MAX (peak, 1));
+    if (!no_profile)
+      {
+        DlRecorder *rec = dl_sd_model_get_recorder (model);
+        dl_recorder_set_profiling (rec, TRUE);
+        if (!dl_trainer_step (trainer, &error))
+          {
+            dl_cli_fail ("bench", error);
+            goto out;
+          }
+        g_autofree char *prof = dl_recorder_format_profile (rec);
+        printf ("per-op GPU time (one step, serialised by the profiler):\n%s", prof);
       }
-      g_autofree char *prof = dl_recorder_format_profile (rec);
-      printf ("per-op GPU time (one step, serialised by the profiler):\n%s", prof);
-    }
     exit_status = 0;
   }
 out:

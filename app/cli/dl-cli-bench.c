@@ -26,7 +26,8 @@ bench_train_sd (int argc, char **argv)
   return dl_cli_bench_sd (argc, argv, "train-step");
 }
 
-static const struct {
+static const struct
+{
   const char *name;
   BenchFunc func;
   const char *summary;
@@ -51,8 +52,8 @@ dl_cli_bench (int argc, char **argv)
   return argc >= 2 && strcmp (argv[1], "--help") == 0 ? 0 : 2;
 }
 
-
-typedef struct {
+typedef struct
+{
   int64_t m, n, k;
   const char *what;
 } MatmulSize;
@@ -116,7 +117,7 @@ parse_size (const char *s, MatmulSize *out)
   if (sscanf (s, "%" G_GINT64_FORMAT "x%" G_GINT64_FORMAT "x%" G_GINT64_FORMAT "%c", &m, &n, &k, &tail) != 3 ||
       m <= 0 || n <= 0 || k <= 0)
     return FALSE;
-  *out = (MatmulSize) { m, n, k, "custom" };
+  *out = (MatmulSize){ m, n, k, "custom" };
   return TRUE;
 }
 
@@ -132,8 +133,8 @@ bench_matmul (int argc, char **argv)
       "MxNxK" },
     { "tile", 0, 0, G_OPTION_ARG_STRING, &tile_name, "Tile: auto (default), s, m or l", "TILE" },
     { "iters", 0, 0, G_OPTION_ARG_INT, &iters, "Timed runs per size; the median is reported (default 5)", "N" },
-    { "device", 0, 0, G_OPTION_ARG_STRING, &device_sel, "Device index or name (default: $DREAMLOOM_DEVICE or the best GPU)",
-      "DEVICE" },
+    { "device", 0, 0, G_OPTION_ARG_STRING, &device_sel,
+      "Device index or name (default: $DREAMLOOM_DEVICE or the best GPU)", "DEVICE" },
     { NULL },
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("- time d = a·bᵀ with fp32 accumulation");
@@ -153,7 +154,7 @@ bench_matmul (int argc, char **argv)
     {
       for (int t = DL_MATMUL_TILE_S; t < DL_MATMUL_N_TILES; t++)
         if (g_ascii_strcasecmp (tile_name, dl_matmul_tile_name (t)) == 0)
-          tile = (DlMatmulTile) t;
+          tile = (DlMatmulTile)t;
       if (tile == DL_MATMUL_TILE_AUTO)
         {
           fprintf (stderr, "dreamloom bench matmul: --tile must be auto, s, m or l\n");
@@ -208,10 +209,10 @@ bench_matmul (int argc, char **argv)
       DlMatmulTile used;
       if (!time_matmul (dev, rec, s, dtype, tile, iters, &secs, &used, &error))
         return dl_cli_fail ("bench matmul", error);
-      double gflops = 2.0 * (double) s->m * (double) s->n * (double) s->k / secs * 1e-9;
+      double gflops = 2.0 * (double)s->m * (double)s->n * (double)s->k / secs * 1e-9;
       g_autofree char *pct = peak > 0 ? g_strdup_printf ("%6.1f%%", 100.0 * gflops / peak) : g_strdup ("      -");
-      printf ("%6" G_GINT64_FORMAT " %6" G_GINT64_FORMAT " %6" G_GINT64_FORMAT "  %-4s %10.3f %10.1f %7s  %s\n",
-              s->m, s->n, s->k, dl_matmul_tile_name (used), secs * 1e3, gflops, pct, s->what);
+      printf ("%6" G_GINT64_FORMAT " %6" G_GINT64_FORMAT " %6" G_GINT64_FORMAT "  %-4s %10.3f %10.1f %7s  %s\n", s->m,
+              s->n, s->k, dl_matmul_tile_name (used), secs * 1e3, gflops, pct, s->what);
       fflush (stdout);
     }
   return 0;

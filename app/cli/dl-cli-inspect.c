@@ -48,7 +48,7 @@ print_components (DlCheckpoint *ck)
   for (guint i = 0; i < dl_checkpoint_get_n_params (ck); i++)
     {
       const DlCheckpointParam *p = dl_checkpoint_get_param (ck, i);
-      params[p->component] += (guint64) p->numel;
+      params[p->component] += (guint64)p->numel;
       tensors[p->component]++;
       dtypes[p->component][p->dtype]++;
     }
@@ -60,8 +60,8 @@ print_components (DlCheckpoint *ck)
       GString *d = g_string_new (NULL);
       for (int t = 0; t < DL_ST_N_DTYPES; t++)
         if (dtypes[c][t])
-          g_string_append_printf (d, "%s%s ×%u", d->len ? ", " : "", dl_st_dtype_name ((DlStDType) t), dtypes[c][t]);
-      printf ("  %-13s %15s parameters in %4u tensors  (%s)\n", dl_component_name ((DlComponent) c), n, tensors[c],
+          g_string_append_printf (d, "%s%s ×%u", d->len ? ", " : "", dl_st_dtype_name ((DlStDType)t), dtypes[c][t]);
+      printf ("  %-13s %15s parameters in %4u tensors  (%s)\n", dl_component_name ((DlComponent)c), n, tensors[c],
               d->str);
       g_string_free (d, TRUE);
       total += params[c];
@@ -74,8 +74,8 @@ static void
 print_config (DlCheckpoint *ck, gboolean all)
 {
   static const char *const brief[] = { "unet.block_out_channels", "unet.attention_heads", "unet.cross_attention_dim",
-                                       "vae.block_out_channels", "vae.scaling_factor", "text_encoder.hidden_size",
-                                       "text_encoder.n_layers", "text_encoder.n_heads", "scheduler.prediction_type" };
+                                       "vae.block_out_channels",  "vae.scaling_factor",   "text_encoder.hidden_size",
+                                       "text_encoder.n_layers",   "text_encoder.n_heads", "scheduler.prediction_type" };
   const DlModelConfig *config = dl_checkpoint_get_config (ck);
   printf ("configuration%s:\n", all ? "" : " (--all-config for every field)");
   for (guint i = 0; i < dl_model_config_n_fields (); i++)
@@ -91,7 +91,7 @@ print_config (DlCheckpoint *ck, gboolean all)
     }
   GPtrArray *warnings = dl_checkpoint_get_config_warnings (ck);
   for (guint i = 0; i < warnings->len; i++)
-    printf ("  warning: %s\n", (const char *) warnings->pdata[i]);
+    printf ("  warning: %s\n", (const char *)warnings->pdata[i]);
 }
 
 static void
@@ -109,7 +109,7 @@ print_metadata (DlCheckpoint *ck)
       glong n = g_utf8_strlen (v, -1);
       g_autofree char *shown = n > 200 ? g_utf8_substring (v, 0, 200) : g_strdup (v);
       g_strdelimit (shown, "\n\r\t", ' ');
-      printf ("  %s = %s%s\n", (const char *) keys->pdata[i], shown, n > 200 ? "…" : "");
+      printf ("  %s = %s%s\n", (const char *)keys->pdata[i], shown, n > 200 ? "…" : "");
     }
 }
 
@@ -156,11 +156,11 @@ dl_cli_inspect (int argc, char **argv)
   GPtrArray *unknown = dl_checkpoint_get_unknown_keys (ck);
   printf ("unknown keys (%u)%s\n", unknown->len, unknown->len ? ": not used" : "");
   for (guint i = 0; i < unknown->len; i++)
-    printf ("  %s\n", (const char *) unknown->pdata[i]);
+    printf ("  %s\n", (const char *)unknown->pdata[i]);
   GPtrArray *ignored = dl_checkpoint_get_ignored_keys (ck);
   printf ("ignored keys (%u)%s\n", ignored->len,
           ignored->len && !list_ignored ? ": schedule buffers, EMA copies, position_ids (--ignored lists them)" : "");
   for (guint i = 0; list_ignored && i < ignored->len; i++)
-    printf ("  %s\n", (const char *) ignored->pdata[i]);
+    printf ("  %s\n", (const char *)ignored->pdata[i]);
   return 0;
 }

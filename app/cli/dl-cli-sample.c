@@ -21,7 +21,8 @@
 #include "io/dl-file-util.h"
 
 /* a --lora or --hypernetwork argument */
-typedef struct {
+typedef struct
+{
   char *path;
   float strength;
 } LoraArg;
@@ -41,18 +42,21 @@ parse_network (const char *option, const char *arg, LoraArg *out, GError **error
   const char *colon = strrchr (arg, ':');
   char *end = NULL;
   double s = 1.0;
-  if (colon && colon[1]) {
-    s = g_ascii_strtod (colon + 1, &end);
-    if (end && *end == '\0') {
-      out->path = g_strndup (arg, colon - arg);
-      out->strength = (float) s;
-      return TRUE;
+  if (colon && colon[1])
+    {
+      s = g_ascii_strtod (colon + 1, &end);
+      if (end && *end == '\0')
+        {
+          out->path = g_strndup (arg, colon - arg);
+          out->strength = (float)s;
+          return TRUE;
+        }
     }
-  }
-  if (colon && !colon[1]) {
-    g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "%s %s: missing strength after ':'", option, arg);
-    return FALSE;
-  }
+  if (colon && !colon[1])
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "%s %s: missing strength after ':'", option, arg);
+      return FALSE;
+    }
   out->path = g_strdup (arg);
   out->strength = 1.0f;
   return TRUE;
@@ -64,12 +68,13 @@ static DlInfotextNetwork *
 infotext_networks (GPtrArray *args, char *(*name_of) (const char *path), GPtrArray *names)
 {
   DlInfotextNetwork *nets = g_new0 (DlInfotextNetwork, args ? args->len + 1 : 1);
-  for (guint i = 0; args && i < args->len; i++) {
-    LoraArg *l = args->pdata[i];
-    char *name = name_of (l->path);
-    g_ptr_array_add (names, name);
-    nets[i] = (DlInfotextNetwork) { .name = name, .strength = l->strength };
-  }
+  for (guint i = 0; args && i < args->len; i++)
+    {
+      LoraArg *l = args->pdata[i];
+      char *name = name_of (l->path);
+      g_ptr_array_add (names, name);
+      nets[i] = (DlInfotextNetwork){ .name = name, .strength = l->strength };
+    }
   return nets;
 }
 
@@ -83,9 +88,19 @@ a1111_parameters (const char *prompt, const char *negative, GPtrArray *loras, GP
   g_autofree DlInfotextNetwork *lnets = infotext_networks (loras, dl_model_name, names);
   g_autofree DlInfotextNetwork *hnets = infotext_networks (hypernets, dl_file_stem, names);
   DlInfotext info = {
-    .prompt = prompt, .negative = negative, .loras = lnets, .n_loras = loras ? loras->len : 0,
-    .hypernets = hnets, .n_hypernets = hypernets ? hypernets->len : 0, .steps = steps,
-    .sampler = sampler, .cfg_scale = cfg, .seed = seed, .width = width, .height = height, .model = model,
+    .prompt = prompt,
+    .negative = negative,
+    .loras = lnets,
+    .n_loras = loras ? loras->len : 0,
+    .hypernets = hnets,
+    .n_hypernets = hypernets ? hypernets->len : 0,
+    .steps = steps,
+    .sampler = sampler,
+    .cfg_scale = cfg,
+    .seed = seed,
+    .width = width,
+    .height = height,
+    .model = model,
     .clip_skip = clip_skip,
   };
   return dl_infotext_format (&info);
@@ -100,7 +115,7 @@ nth_output (const char *out, int i)
   const char *slash = strrchr (out, G_DIR_SEPARATOR);
   if (!dot || (slash && dot < slash))
     return g_strdup_printf ("%s-%d", out, i);
-  return g_strdup_printf ("%.*s-%d%s", (int) (dot - out), out, i, dot);
+  return g_strdup_printf ("%.*s-%d%s", (int)(dot - out), out, i, dot);
 }
 
 static gboolean
@@ -115,8 +130,8 @@ write_latents (const char *path, const float *latents, int batch, int64_t c, int
 static void
 report_step (int step, int n_steps, const float *latents, gpointer data)
 {
-  (void) latents;
-  if (*(gboolean *) data)
+  (void)latents;
+  if (*(gboolean *)data)
     fprintf (stderr, "\rstep %d/%d", step + 1, n_steps);
 }
 
@@ -150,7 +165,8 @@ dl_cli_sample (int argc, char **argv)
       "FILE[:STRENGTH]" },
     { "embedding", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &embedding_args,
       "Textual Inversion embedding (.pt, .bin, .safetensors; repeatable): its file name without the extension, "
-      "as a whole word in the prompts, stands for its vectors", "FILE" },
+      "as a whole word in the prompts, stands for its vectors",
+      "FILE" },
     { "clip-skip", 0, 0, G_OPTION_ARG_INT, &clip_skip, "Use the text encoder's N-th layer from the end (1)", "N" },
     { "vocab", 0, 0, G_OPTION_ARG_FILENAME, &vocab, "CLIP vocabulary when the model has no tokenizer/", "F" },
     { "init-latents", 0, 0, G_OPTION_ARG_FILENAME, &init_latents, "Starting noise (tensor `latents`)", "F" },
@@ -166,40 +182,47 @@ dl_cli_sample (int argc, char **argv)
   g_autoptr (GError) error = NULL;
   DlSamplerKind kind;
   DlSigmaSchedule sigmas;
-  if (!model || !prompt || !out) {
-    g_set_error_literal (&error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED, "--model, --prompt and --out are required");
-    return dl_cli_fail ("sample", error);
-  }
-  if (!dl_sampler_kind_from_name (sampler_name ? sampler_name : "euler_a", &kind, &sigmas)) {
-    g_autofree char *known = dl_sampler_names_joined (", ");
-    g_set_error (&error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "unknown sampler “%s” (%s)", sampler_name, known);
-    return dl_cli_fail ("sample", error);
-  }
-  if (steps < 1 || steps > 1000 || batch < 1 || batch > 64 || clip_skip < 1) {
-    g_set_error_literal (&error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                         "--steps must be 1..1000, --batch 1..64 and --clip-skip at least 1");
-    return dl_cli_fail ("sample", error);
-  }
+  if (!model || !prompt || !out)
+    {
+      g_set_error_literal (&error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED, "--model, --prompt and --out are required");
+      return dl_cli_fail ("sample", error);
+    }
+  if (!dl_sampler_kind_from_name (sampler_name ? sampler_name : "euler_a", &kind, &sigmas))
+    {
+      g_autofree char *known = dl_sampler_names_joined (", ");
+      g_set_error (&error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "unknown sampler “%s” (%s)", sampler_name, known);
+      return dl_cli_fail ("sample", error);
+    }
+  if (steps < 1 || steps > 1000 || batch < 1 || batch > 64 || clip_skip < 1)
+    {
+      g_set_error_literal (&error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                           "--steps must be 1..1000, --batch 1..64 and --clip-skip at least 1");
+      return dl_cli_fail ("sample", error);
+    }
   if (seed < 0)
     seed = g_random_int ();
   g_autoptr (GPtrArray) loras = g_ptr_array_new_with_free_func (lora_arg_free);
-  for (guint i = 0; lora_args && lora_args[i]; i++) {
-    LoraArg *a = g_new0 (LoraArg, 1);
-    g_ptr_array_add (loras, a);
-    if (!parse_network ("--lora", lora_args[i], a, &error)) {
-      dl_cli_fail ("sample", error);
-      return 2; /* a usage error, as a bad option value */
+  for (guint i = 0; lora_args && lora_args[i]; i++)
+    {
+      LoraArg *a = g_new0 (LoraArg, 1);
+      g_ptr_array_add (loras, a);
+      if (!parse_network ("--lora", lora_args[i], a, &error))
+        {
+          dl_cli_fail ("sample", error);
+          return 2; /* a usage error, as a bad option value */
+        }
     }
-  }
   g_autoptr (GPtrArray) hypernets = g_ptr_array_new_with_free_func (lora_arg_free);
-  for (guint i = 0; hypernetwork_args && hypernetwork_args[i]; i++) {
-    LoraArg *a = g_new0 (LoraArg, 1);
-    g_ptr_array_add (hypernets, a);
-    if (!parse_network ("--hypernetwork", hypernetwork_args[i], a, &error)) {
-      dl_cli_fail ("sample", error);
-      return 2; /* a usage error, as a bad option value */
+  for (guint i = 0; hypernetwork_args && hypernetwork_args[i]; i++)
+    {
+      LoraArg *a = g_new0 (LoraArg, 1);
+      g_ptr_array_add (hypernets, a);
+      if (!parse_network ("--hypernetwork", hypernetwork_args[i], a, &error))
+        {
+          dl_cli_fail ("sample", error);
+          return 2; /* a usage error, as a bad option value */
+        }
     }
-  }
 
   g_autoptr (DlDevice) device = dl_device_new (NULL, &error);
   if (!device)
@@ -207,90 +230,116 @@ dl_cli_sample (int argc, char **argv)
   g_autoptr (DlSdModel) m = dl_sd_model_load_as (device, model, config, half ? DL_DTYPE_F16 : DL_DTYPE_F32, &error);
   if (!m)
     return dl_cli_fail ("sample", error);
-  g_autoptr (DlClipTokenizer) tok = dl_clip_tokenizer_find (dl_checkpoint_get_tokenizer_dir (dl_sd_model_get_checkpoint (m)),
-                                                            vocab, &error);
+  g_autoptr (DlClipTokenizer) tok =
+    dl_clip_tokenizer_find (dl_checkpoint_get_tokenizer_dir (dl_sd_model_get_checkpoint (m)), vocab, &error);
   if (!tok)
     return dl_cli_fail ("sample", error);
-  for (guint i = 0; i < loras->len; i++) {
-    LoraArg *l = loras->pdata[i];
-    g_autoptr (DlLoraFile) lf = dl_lora_file_open (l->path, &error);
-    g_autoptr (GPtrArray) unmatched = NULL;
-    if (!lf || !dl_lora_attach (dl_sd_model_get_params (m), lf, l->strength, NULL, &unmatched, &error))
-      return dl_cli_fail ("sample", error);
-    if (unmatched && unmatched->len)
-      fprintf (stderr, "dreamloom sample: %s: %u modules match nothing in the model; ignored\n", l->path,
-               unmatched->len);
-  }
-  for (guint i = 0; i < hypernets->len; i++) {
-    LoraArg *h = hypernets->pdata[i];
-    g_autoptr (DlHypernetwork) hn = dl_hypernetwork_read (device, h->path, &error);
-    if (!hn)
-      return dl_cli_fail ("sample", error);
-    g_autoptr (GArray) unused = dl_hypernetwork_unused_sizes (hn, &dl_sd_model_get_config (m)->unet);
-    if (unused->len == dl_hypernetwork_get_n_sizes (hn)) {
-      g_set_error (&error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: none of the hypernetwork's sizes is the width "
-                   "of an attention of this model (a hypernetwork made for another model)", h->path);
-      return dl_cli_fail ("sample", error);
+  for (guint i = 0; i < loras->len; i++)
+    {
+      LoraArg *l = loras->pdata[i];
+      g_autoptr (DlLoraFile) lf = dl_lora_file_open (l->path, &error);
+      g_autoptr (GPtrArray) unmatched = NULL;
+      if (!lf || !dl_lora_attach (dl_sd_model_get_params (m), lf, l->strength, NULL, &unmatched, &error))
+        return dl_cli_fail ("sample", error);
+      if (unmatched && unmatched->len)
+        fprintf (stderr, "dreamloom sample: %s: %u modules match nothing in the model; ignored\n", l->path,
+                 unmatched->len);
     }
-    for (guint k = 0; k < unused->len; k++)
-      fprintf (stderr, "dreamloom sample: %s: no attention of the model is %d wide; its size-%d modules are unused\n",
-               h->path, g_array_index (unused, int, k), g_array_index (unused, int, k));
-    dl_params_add_hypernetwork (dl_sd_model_get_params (m), hn, h->strength);
-  }
+  for (guint i = 0; i < hypernets->len; i++)
+    {
+      LoraArg *h = hypernets->pdata[i];
+      g_autoptr (DlHypernetwork) hn = dl_hypernetwork_read (device, h->path, &error);
+      if (!hn)
+        return dl_cli_fail ("sample", error);
+      g_autoptr (GArray) unused = dl_hypernetwork_unused_sizes (hn, &dl_sd_model_get_config (m)->unet);
+      if (unused->len == dl_hypernetwork_get_n_sizes (hn))
+        {
+          g_set_error (&error, DL_ERROR, DL_ERROR_INVALID_FILE,
+                       "“%s”: none of the hypernetwork's sizes is the width "
+                       "of an attention of this model (a hypernetwork made for another model)",
+                       h->path);
+          return dl_cli_fail ("sample", error);
+        }
+      for (guint k = 0; k < unused->len; k++)
+        fprintf (stderr, "dreamloom sample: %s: no attention of the model is %d wide; its size-%d modules are unused\n",
+                 h->path, g_array_index (unused, int, k), g_array_index (unused, int, k));
+      dl_params_add_hypernetwork (dl_sd_model_get_params (m), hn, h->strength);
+    }
 
   /* embeddings by name (A1111): the PNG keeps the prompts as typed */
   g_autofree char *prompt_text = NULL, *negative_text = NULL;
   g_autoptr (DlPromptEmbeddings) embeddings = NULL;
-  if (embedding_args) {
-    embeddings = dl_prompt_embeddings_load (tok, dl_sd_model_get_params (m), (const char *const *) embedding_args,
-                                            &error);
-    if (!embeddings)
-      return dl_cli_fail ("sample", error);
-    guint n = dl_prompt_embeddings_get_n (embeddings);
-    g_autofree guint *in_prompt = g_new0 (guint, n), *in_negative = g_new0 (guint, n);
-    prompt_text = dl_prompt_embeddings_rewrite (embeddings, prompt, in_prompt);
-    negative_text = dl_prompt_embeddings_rewrite (embeddings, negative ? negative : "", in_negative);
-    for (guint i = 0; i < n; i++) {
-      int nv = dl_prompt_embeddings_get_n_vectors (embeddings, i);
-      fprintf (stderr, "dreamloom sample: embedding “%s” (%d vector%s): %s\n", dl_prompt_embeddings_get_name (embeddings, i),
-               nv, nv == 1 ? "" : "s",
-               in_prompt[i] && in_negative[i] ? "in the prompt and the negative prompt"
-               : in_prompt[i]                 ? "in the prompt"
-               : in_negative[i]               ? "in the negative prompt"
-                                              : "in neither prompt (unused)");
+  if (embedding_args)
+    {
+      embeddings =
+        dl_prompt_embeddings_load (tok, dl_sd_model_get_params (m), (const char *const *)embedding_args, &error);
+      if (!embeddings)
+        return dl_cli_fail ("sample", error);
+      guint n = dl_prompt_embeddings_get_n (embeddings);
+      g_autofree guint *in_prompt = g_new0 (guint, n), *in_negative = g_new0 (guint, n);
+      prompt_text = dl_prompt_embeddings_rewrite (embeddings, prompt, in_prompt);
+      negative_text = dl_prompt_embeddings_rewrite (embeddings, negative ? negative : "", in_negative);
+      for (guint i = 0; i < n; i++)
+        {
+          int nv = dl_prompt_embeddings_get_n_vectors (embeddings, i);
+          fprintf (stderr, "dreamloom sample: embedding “%s” (%d vector%s): %s\n",
+                   dl_prompt_embeddings_get_name (embeddings, i), nv, nv == 1 ? "" : "s",
+                   in_prompt[i] && in_negative[i] ? "in the prompt and the negative prompt"
+                   : in_prompt[i]                 ? "in the prompt"
+                   : in_negative[i]               ? "in the negative prompt"
+                                                  : "in neither prompt (unused)");
+        }
     }
-  }
   const DlModelConfig *mc = dl_sd_model_get_config (m);
   g_autofree gint32 *pos = g_new (gint32, 77 * batch);
   g_autofree gint32 *neg = g_new (gint32, 77 * batch);
   if (!dl_clip_tokenizer_encode_77 (tok, prompt_text ? prompt_text : prompt, pos, &error) ||
-      !dl_clip_tokenizer_encode_77 (tok, negative_text ? negative_text : negative ? negative : "", neg, &error))
+      !dl_clip_tokenizer_encode_77 (tok,
+                                    negative_text ? negative_text
+                                    : negative    ? negative
+                                                  : "",
+                                    neg, &error))
     return dl_cli_fail ("sample", error);
-  for (int b = 1; b < batch; b++) {
-    memcpy (pos + 77 * b, pos, 77 * sizeof (gint32));
-    memcpy (neg + 77 * b, neg, 77 * sizeof (gint32));
-  }
+  for (int b = 1; b < batch; b++)
+    {
+      memcpy (pos + 77 * b, pos, 77 * sizeof (gint32));
+      memcpy (neg + 77 * b, neg, 77 * sizeof (gint32));
+    }
   int f = 1 << (mc->vae.n_levels - 1);
   int64_t lc = mc->unet.in_channels, lh = height / f, lw = width / f;
   g_autofree float *init = NULL;
-  if (init_latents) {
-    g_autoptr (DlSafetensors) st = dl_safetensors_open (init_latents, &error);
-    int64_t n = 0;
-    init = st ? dl_safetensors_read_f32 (st, "latents", &n, &error) : NULL;
-    if (!init)
-      return dl_cli_fail ("sample", error);
-    if (n != (int64_t) batch * lc * lh * lw) {
-      g_set_error (&error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: latents hold %" G_GINT64_FORMAT
-                   " values; %d×%" G_GINT64_FORMAT "×%" G_GINT64_FORMAT "×%" G_GINT64_FORMAT " expected",
-                   init_latents, n, batch, lc, lh, lw);
-      return dl_cli_fail ("sample", error);
+  if (init_latents)
+    {
+      g_autoptr (DlSafetensors) st = dl_safetensors_open (init_latents, &error);
+      int64_t n = 0;
+      init = st ? dl_safetensors_read_f32 (st, "latents", &n, &error) : NULL;
+      if (!init)
+        return dl_cli_fail ("sample", error);
+      if (n != (int64_t)batch * lc * lh * lw)
+        {
+          g_set_error (&error, DL_ERROR, DL_ERROR_INVALID_FILE,
+                       "“%s”: latents hold %" G_GINT64_FORMAT " values; %d×%" G_GINT64_FORMAT "×%" G_GINT64_FORMAT
+                       "×%" G_GINT64_FORMAT " expected",
+                       init_latents, n, batch, lc, lh, lw);
+          return dl_cli_fail ("sample", error);
+        }
     }
-  }
   gboolean tty = isatty (fileno (stderr));
   DlSampleParams sp = {
-    .prompt_ids = pos, .negative_ids = neg, .batch = batch, .width = width, .height = height, .steps = steps,
-    .sampler = kind, .sigmas = sigmas, .cfg_scale = (float) cfg, .seed = (guint64) seed, .clip_skip = clip_skip,
-    .init_latents = init, .on_step = report_step, .on_step_data = &tty,
+    .prompt_ids = pos,
+    .negative_ids = neg,
+    .batch = batch,
+    .width = width,
+    .height = height,
+    .steps = steps,
+    .sampler = kind,
+    .sigmas = sigmas,
+    .cfg_scale = (float)cfg,
+    .seed = (guint64)seed,
+    .clip_skip = clip_skip,
+    .init_latents = init,
+    .on_step = report_step,
+    .on_step_data = &tty,
   };
   g_autofree float *latents = NULL, *images = NULL;
   /* $DREAMLOOM_PROFILE=1: GPU time per shader (serialises the work) */
@@ -298,28 +347,30 @@ dl_cli_sample (int argc, char **argv)
   dl_recorder_set_profiling (dl_sd_model_get_recorder (m), profile);
   if (!dl_sd_sample (m, &sp, &latents, &images, &error))
     return dl_cli_fail ("sample", error);
-  if (profile) {
-    g_autofree char *prof = dl_recorder_format_profile (dl_sd_model_get_recorder (m));
-    fprintf (stderr, "%s", prof);
-  }
+  if (profile)
+    {
+      g_autofree char *prof = dl_recorder_format_profile (dl_sd_model_get_recorder (m));
+      fprintf (stderr, "%s", prof);
+    }
   if (tty)
     fputc ('\n', stderr);
   if (out_latents && !write_latents (out_latents, latents, batch, lc, lh, lw, &error))
     return dl_cli_fail ("sample", error);
 
   g_autofree char *model_name = dl_model_name (model);
-  g_autofree guint8 *rgb = g_new (guint8, (gsize) width * height * 3);
-  for (int b = 0; b < batch; b++) {
-    dl_image_chw_to_rgb8 (images + (gsize) b * 3 * width * height, width, height, rgb);
-    g_autofree char *params = a1111_parameters (prompt, negative, loras, hypernets, steps,
-                                                dl_sampler_a1111_name (kind, sigmas), cfg, (guint64) seed + b, width,
-                                                height, model_name, clip_skip);
-    g_autoptr (GHashTable) text = g_hash_table_new (g_str_hash, g_str_equal);
-    g_hash_table_insert (text, "parameters", params);
-    g_autofree char *path = nth_output (out, b);
-    if (!dl_png_write (path, rgb, width, height, 3, text, &error))
-      return dl_cli_fail ("sample", error);
-    printf ("%s\n", path);
-  }
+  g_autofree guint8 *rgb = g_new (guint8, (gsize)width * height * 3);
+  for (int b = 0; b < batch; b++)
+    {
+      dl_image_chw_to_rgb8 (images + (gsize)b * 3 * width * height, width, height, rgb);
+      g_autofree char *params =
+        a1111_parameters (prompt, negative, loras, hypernets, steps, dl_sampler_a1111_name (kind, sigmas), cfg,
+                          (guint64)seed + b, width, height, model_name, clip_skip);
+      g_autoptr (GHashTable) text = g_hash_table_new (g_str_hash, g_str_equal);
+      g_hash_table_insert (text, "parameters", params);
+      g_autofree char *path = nth_output (out, b);
+      if (!dl_png_write (path, rgb, width, height, 3, text, &error))
+        return dl_cli_fail ("sample", error);
+      printf ("%s\n", path);
+    }
   return 0;
 }

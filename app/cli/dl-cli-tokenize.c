@@ -58,7 +58,7 @@ dl_cli_tokenize (int argc, char **argv)
     {
       ids = g_array_sized_new (FALSE, FALSE, sizeof (gint32), DL_CLIP_MAX_LENGTH);
       g_array_set_size (ids, DL_CLIP_MAX_LENGTH);
-      if (!dl_clip_tokenizer_encode_77 (tok, argv[1], (gint32 *) ids->data, &error))
+      if (!dl_clip_tokenizer_encode_77 (tok, argv[1], (gint32 *)ids->data, &error))
         return dl_cli_fail ("tokenize", error);
     }
   else if (!(ids = dl_clip_tokenizer_encode (tok, argv[1], &error)))

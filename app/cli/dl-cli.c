@@ -45,7 +45,7 @@ dl_cli_fail (const char *cmd, const GError *error)
 static int
 compare_double (const void *a, const void *b)
 {
-  double x = *(const double *) a, y = *(const double *) b;
+  double x = *(const double *)a, y = *(const double *)b;
   return x < y ? -1 : x > y;
 }
 

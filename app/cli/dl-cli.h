@@ -8,7 +8,8 @@ G_BEGIN_DECLS
 
 typedef int (*DlCliFunc) (int argc, char **argv);
 
-typedef struct {
+typedef struct
+{
   const char *name;
   DlCliFunc func;
   const char *summary;

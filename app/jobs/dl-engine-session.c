@@ -18,7 +18,8 @@
 #include "train/dl-run-info.h"
 #include "vk/dl-device.h"
 
-typedef struct {
+typedef struct
+{
   const DlPreviewRequest *request;
   GCancellable *cancellable;
   DlPreviewProgressFunc progress;
@@ -28,19 +29,20 @@ typedef struct {
   gboolean done;
 } Pending;
 
-struct _DlEngineSession {
+struct _DlEngineSession
+{
   GObject parent_instance;
   GMutex lock;
-  GCond served;          /* a pending request was served, or the run ended */
+  GCond served; /* a pending request was served, or the run ended */
   char *device_selector;
   DlDevice *device;
   char *model_path;
   DlSdModel *model;
   DlClipTokenizer *tokenizer;
   guint n_loads;
-  DlTrainer *trainer;    /* the run that owns the model now, or NULL */
-  GQueue pending;        /* Pending *, served between the run's steps */
-  DlTrainJob *training;  /* main thread: the run in progress */
+  DlTrainer *trainer;   /* the run that owns the model now, or NULL */
+  GQueue pending;       /* Pending *, served between the run's steps */
+  DlTrainJob *training; /* main thread: the run in progress */
 };
 
 static void dl_engine_session_iface_init (DlPreviewBackendInterface *iface);
@@ -74,21 +76,24 @@ static gboolean
 ensure_device (DlEngineSession *self, const char *selector, GError **error)
 {
   selector = selector && *selector ? selector : NULL;
-  if (self->device && self->trainer && g_strcmp0 (selector, self->device_selector) != 0) {
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
-                 "A training run is using the GPU; another can be chosen once it ends");
-    return FALSE;
-  }
-  if (self->device && g_strcmp0 (selector, self->device_selector) != 0) {
-    unload (self);
-    g_clear_pointer (&self->device, dl_device_free);
-  }
-  if (!self->device) {
-    if (!(self->device = dl_device_new (selector, error)))
+  if (self->device && self->trainer && g_strcmp0 (selector, self->device_selector) != 0)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                   "A training run is using the GPU; another can be chosen once it ends");
       return FALSE;
-    g_free (self->device_selector);
-    self->device_selector = g_strdup (selector);
-  }
+    }
+  if (self->device && g_strcmp0 (selector, self->device_selector) != 0)
+    {
+      unload (self);
+      g_clear_pointer (&self->device, dl_device_free);
+    }
+  if (!self->device)
+    {
+      if (!(self->device = dl_device_new (selector, error)))
+        return FALSE;
+      g_free (self->device_selector);
+      self->device_selector = g_strdup (selector);
+    }
   return TRUE;
 }
 
@@ -101,7 +106,7 @@ ensure_model (DlEngineSession *self, const char *path, const char *config, DlDTy
     return TRUE;
   unload (self);
   g_autoptr (DlSdModel) m = dtype == DL_N_DTYPES ? dl_sd_model_load (self->device, path, config, error)
-                                                    : dl_sd_model_load_as (self->device, path, config, dtype, error);
+                                                 : dl_sd_model_load_as (self->device, path, config, dtype, error);
   if (!m)
     return FALSE;
   self->n_loads++;
@@ -115,7 +120,8 @@ ensure_model (DlEngineSession *self, const char *path, const char *config, DlDTy
   return TRUE;
 }
 
-typedef struct {
+typedef struct
+{
   DlPreviewProgressFunc progress;
   gpointer data;
 } Progress;
@@ -124,7 +130,7 @@ static void
 on_step (int step, int n_steps, const float *latents, gpointer user_data)
 {
   Progress *p = user_data;
-  (void) latents;
+  (void)latents;
   if (p->progress)
     p->progress (step + 1, n_steps, p->data);
 }
@@ -132,14 +138,15 @@ on_step (int step, int n_steps, const float *latents, gpointer user_data)
 static DlPreviewImage *
 image_from_rgb (const guint8 *rgb, int width, int height)
 {
-  gsize stride = (gsize) width * 4;
+  gsize stride = (gsize)width * 4;
   guint8 *rgba = g_malloc (stride * height);
-  for (gsize i = 0; i < (gsize) width * height; i++) {
-    rgba[4 * i] = rgb[3 * i];
-    rgba[4 * i + 1] = rgb[3 * i + 1];
-    rgba[4 * i + 2] = rgb[3 * i + 2];
-    rgba[4 * i + 3] = 255;
-  }
+  for (gsize i = 0; i < (gsize)width * height; i++)
+    {
+      rgba[4 * i] = rgb[3 * i];
+      rgba[4 * i + 1] = rgb[3 * i + 1];
+      rgba[4 * i + 2] = rgb[3 * i + 2];
+      rgba[4 * i + 3] = 255;
+    }
   g_autoptr (GBytes) bytes = g_bytes_new_take (rgba, stride * height);
   return dl_preview_image_new (width, height, stride, bytes);
 }
@@ -153,36 +160,50 @@ generate_locked (DlEngineSession *self, const DlPreviewRequest *r, GCancellable 
     return NULL;
   DlParams *params = dl_sd_model_get_params (self->model);
   dl_params_clear_adapters (params);
-  for (guint i = 0; r->loras && i < r->loras->len; i++) {
-    DlPreviewLora *l = r->loras->pdata[i];
-    g_autoptr (DlLoraFile) lf = dl_lora_file_open (l->path, error);
-    if (!lf || !dl_lora_attach (params, lf, (float) l->strength, NULL, NULL, error)) {
-      dl_params_clear_adapters (params);
-      return NULL;
+  for (guint i = 0; r->loras && i < r->loras->len; i++)
+    {
+      DlPreviewLora *l = r->loras->pdata[i];
+      g_autoptr (DlLoraFile) lf = dl_lora_file_open (l->path, error);
+      if (!lf || !dl_lora_attach (params, lf, (float)l->strength, NULL, NULL, error))
+        {
+          dl_params_clear_adapters (params);
+          return NULL;
+        }
     }
-  }
   DlSamplerKind kind;
   DlSigmaSchedule sigmas;
-  if (!dl_sampler_kind_from_name (r->sampler, &kind, &sigmas)) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "Unknown sampler “%s”", r->sampler);
-    return NULL;
-  }
+  if (!dl_sampler_kind_from_name (r->sampler, &kind, &sigmas))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "Unknown sampler “%s”", r->sampler);
+      return NULL;
+    }
   gint32 pos[77], neg[77];
   if (!dl_clip_tokenizer_encode_77 (self->tokenizer, r->prompt, pos, error) ||
       !dl_clip_tokenizer_encode_77 (self->tokenizer, r->negative_prompt ? r->negative_prompt : "", neg, error))
     return NULL;
   Progress prog = { progress, progress_data };
   DlSampleParams sp = {
-    .prompt_ids = pos, .negative_ids = neg, .batch = 1, .width = r->width, .height = r->height,
-    .steps = r->steps, .sampler = kind, .sigmas = sigmas, .cfg_scale = (float) r->cfg_scale, .seed = r->seed,
-    .clip_skip = 1, .on_step = on_step, .on_step_data = &prog, .cancellable = cancellable,
+    .prompt_ids = pos,
+    .negative_ids = neg,
+    .batch = 1,
+    .width = r->width,
+    .height = r->height,
+    .steps = r->steps,
+    .sampler = kind,
+    .sigmas = sigmas,
+    .cfg_scale = (float)r->cfg_scale,
+    .seed = r->seed,
+    .clip_skip = 1,
+    .on_step = on_step,
+    .on_step_data = &prog,
+    .cancellable = cancellable,
   };
   g_autofree float *images = NULL;
   gboolean ok = dl_sd_sample (self->model, &sp, NULL, &images, error);
   dl_params_clear_adapters (params);
   if (!ok)
     return NULL;
-  g_autofree guint8 *rgb = g_new (guint8, (gsize) r->width * r->height * 3);
+  g_autofree guint8 *rgb = g_new (guint8, (gsize)r->width * r->height * 3);
   dl_image_chw_to_rgb8 (images, r->width, r->height, rgb);
   return image_from_rgb (rgb, r->width, r->height);
 }
@@ -196,9 +217,17 @@ serve (DlTrainer *t, Pending *p)
     return;
   Progress prog = { p->progress, p->progress_data };
   DlTrainerSampleRequest sr = {
-    .prompt = r->prompt, .negative_prompt = r->negative_prompt, .seed = r->seed, .steps = r->steps,
-    .sampler = r->sampler, .cfg_scale = r->cfg_scale, .width = r->width, .height = r->height,
-    .on_step = on_step, .on_step_data = &prog, .cancellable = p->cancellable,
+    .prompt = r->prompt,
+    .negative_prompt = r->negative_prompt,
+    .seed = r->seed,
+    .steps = r->steps,
+    .sampler = r->sampler,
+    .cfg_scale = r->cfg_scale,
+    .width = r->width,
+    .height = r->height,
+    .on_step = on_step,
+    .on_step_data = &prog,
+    .cancellable = p->cancellable,
   };
   g_autofree guint8 *rgb = NULL;
   if (dl_trainer_sample (t, &sr, &rgb, &p->error))
@@ -211,11 +240,12 @@ between_steps (DlTrainer *t, gpointer user_data)
   DlEngineSession *self = user_data;
   g_mutex_lock (&self->lock);
   Pending *p;
-  while ((p = g_queue_pop_head (&self->pending))) {
-    serve (t, p);
-    p->done = TRUE;
-    g_cond_broadcast (&self->served);
-  }
+  while ((p = g_queue_pop_head (&self->pending)))
+    {
+      serve (t, p);
+      p->done = TRUE;
+      g_cond_broadcast (&self->served);
+    }
   g_mutex_unlock (&self->lock);
 }
 
@@ -225,24 +255,27 @@ dl_engine_session_generate (DlPreviewBackend *backend, const DlPreviewRequest *r
 {
   DlEngineSession *self = DL_ENGINE_SESSION (backend);
   g_mutex_lock (&self->lock);
-  if (self->trainer) {
-    Pending p = { r, cancellable, progress, progress_data, NULL, NULL, FALSE };
-    g_queue_push_tail (&self->pending, &p);
-    while (!p.done && self->trainer && !g_cancellable_is_cancelled (cancellable))
-      g_cond_wait_until (&self->served, &self->lock, g_get_monotonic_time () + G_TIME_SPAN_SECOND / 5);
-    if (p.done) {
-      g_mutex_unlock (&self->lock);
-      if (p.error)
-        g_propagate_error (error, p.error);
-      return p.image;
+  if (self->trainer)
+    {
+      Pending p = { r, cancellable, progress, progress_data, NULL, NULL, FALSE };
+      g_queue_push_tail (&self->pending, &p);
+      while (!p.done && self->trainer && !g_cancellable_is_cancelled (cancellable))
+        g_cond_wait_until (&self->served, &self->lock, g_get_monotonic_time () + G_TIME_SPAN_SECOND / 5);
+      if (p.done)
+        {
+          g_mutex_unlock (&self->lock);
+          if (p.error)
+            g_propagate_error (error, p.error);
+          return p.image;
+        }
+      g_queue_remove (&self->pending, &p);
+      if (g_cancellable_set_error_if_cancelled (cancellable, error))
+        {
+          g_mutex_unlock (&self->lock);
+          return NULL;
+        }
+      /* the run ended: the model is ours again */
     }
-    g_queue_remove (&self->pending, &p);
-    if (g_cancellable_set_error_if_cancelled (cancellable, error)) {
-      g_mutex_unlock (&self->lock);
-      return NULL;
-    }
-    /* the run ended: the model is ours again */
-  }
   DlPreviewImage *image = generate_locked (self, r, cancellable, progress, progress_data, error);
   g_mutex_unlock (&self->lock);
   return image;
@@ -291,7 +324,8 @@ dl_engine_session_get_training (DlEngineSession *self)
 
 /* ---- training ---- */
 
-typedef struct {
+typedef struct
+{
   DlEngineSession *self;
   DlTrainJob *job;
   char *device;
@@ -321,7 +355,7 @@ start_trainer (DlEngineSession *self, DlTrainJob *job, const char *device, GErro
   if (!t)
     return NULL;
   const char *const *paths = dl_train_job_get_image_paths (job);
-  dl_trainer_set_images (t, paths, dl_train_job_get_image_captions (job), g_strv_length ((char **) paths));
+  dl_trainer_set_images (t, paths, dl_train_job_get_image_captions (job), g_strv_length ((char **)paths));
   dl_trainer_set_event_func (t, forward_event, g_object_ref (job), g_object_unref);
   dl_trainer_set_between_steps_func (t, between_steps, self);
   return t;
@@ -350,19 +384,20 @@ run_thread (gpointer data)
   self->trainer = t;
   g_mutex_unlock (&self->lock);
 
-  if (t) {
-    dl_train_job_attach_trainer (job, t);
-    dl_trainer_run (t, dl_train_job_get_cancellable (job), &error);
-    dl_train_job_attach_trainer (job, NULL);
-    DlTrainMethod method = dl_trainer_get_settings (t)->method;
-    g_mutex_lock (&self->lock);
-    dl_trainer_free (t); /* takes what it attached off the model */
-    self->trainer = NULL;
-    if (self->model && !model_intact (self, method))
-      unload (self);
-    g_cond_broadcast (&self->served);
-    g_mutex_unlock (&self->lock);
-  }
+  if (t)
+    {
+      dl_train_job_attach_trainer (job, t);
+      dl_trainer_run (t, dl_train_job_get_cancellable (job), &error);
+      dl_train_job_attach_trainer (job, NULL);
+      DlTrainMethod method = dl_trainer_get_settings (t)->method;
+      g_mutex_lock (&self->lock);
+      dl_trainer_free (t); /* takes what it attached off the model */
+      self->trainer = NULL;
+      if (self->model && !model_intact (self, method))
+        unload (self);
+      g_cond_broadcast (&self->served);
+      g_mutex_unlock (&self->lock);
+    }
   dl_train_job_push_end (job, error);
   g_object_unref (job);
   g_object_unref (self);
@@ -374,16 +409,18 @@ run_thread (gpointer data)
 static void
 job_finished (DlTrainJob *job, DlEngineSession *self)
 {
-  if (self->training == job) {
-    g_signal_handlers_disconnect_by_data (job, self);
-    g_clear_object (&self->training);
-    GApplication *app = g_application_get_default ();
-    if (app)
-      g_application_release (app);
-  }
+  if (self->training == job)
+    {
+      g_signal_handlers_disconnect_by_data (job, self);
+      g_clear_object (&self->training);
+      GApplication *app = g_application_get_default ();
+      if (app)
+        g_application_release (app);
+    }
 }
 
-typedef struct {
+typedef struct
+{
   DlTrainSettings *settings;
   char *device;
 } PlanData;
@@ -403,7 +440,7 @@ plan_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancella
   DlEngineSession *self = source;
   PlanData *d = data;
   GError *error = NULL;
-  (void) cancellable;
+  (void)cancellable;
   g_mutex_lock (&self->lock);
   gboolean ok = ensure_device (self, d->device, &error);
   DlDevice *device = self->device;
@@ -412,7 +449,7 @@ plan_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancella
    * and a plan asks for the same one */
   DlTrainPlan *plan = ok ? dl_train_plan_new (device, d->settings, &error) : NULL;
   if (plan)
-    g_task_return_pointer (task, plan, (GDestroyNotify) dl_train_plan_free);
+    g_task_return_pointer (task, plan, (GDestroyNotify)dl_train_plan_free);
   else
     g_task_return_error (task, error);
 }
@@ -441,10 +478,11 @@ dl_engine_session_train (DlEngineSession *self, const DlTrainSettings *settings,
                          const char *const *captions, const char *resume_dir, const char *device, GError **error)
 {
   g_return_val_if_fail (DL_IS_ENGINE_SESSION (self), NULL);
-  if (self->training) {
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "A training run is in progress already");
-    return NULL;
-  }
+  if (self->training)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "A training run is in progress already");
+      return NULL;
+    }
   DlTrainJob *job = dl_train_job_new (settings, paths, captions, resume_dir);
   self->training = g_object_ref (job);
   GApplication *app = g_application_get_default ();

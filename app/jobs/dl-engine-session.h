@@ -28,9 +28,9 @@ DlEngineSession *dl_engine_session_new (void);
  * another runs.  Events come on the calling thread's main context.  The
  * default GApplication is held until the run ends, so that closing the last
  * window lets a run finish (or stop at its next step) before the app quits. */
-DlTrainJob *dl_engine_session_train (DlEngineSession *self, const DlTrainSettings *settings,
-                                     const char *const *paths, const char *const *captions,
-                                     const char *resume_dir, const char *device, GError **error);
+DlTrainJob *dl_engine_session_train (DlEngineSession *self, const DlTrainSettings *settings, const char *const *paths,
+                                     const char *const *captions, const char *resume_dir, const char *device,
+                                     GError **error);
 /* The run in progress, or NULL. */
 DlTrainJob *dl_engine_session_get_training (DlEngineSession *self);
 

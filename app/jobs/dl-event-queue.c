@@ -3,7 +3,8 @@
 
 #include "dl-event-queue.h"
 
-struct _DlEventQueue {
+struct _DlEventQueue
+{
   gatomicrefcount ref;
   GMutex lock;
   GQueue items;
@@ -61,16 +62,17 @@ dl_event_queue_unref (DlEventQueue *q)
 void
 dl_event_queue_flush (DlEventQueue *q)
 {
-  for (;;) {
-    g_mutex_lock (&q->lock);
-    gpointer item = q->closed ? NULL : g_queue_pop_head (&q->items);
-    g_mutex_unlock (&q->lock);
-    if (!item)
-      return;
-    q->deliver (item, q->user_data);
-    if (q->item_free)
-      q->item_free (item);
-  }
+  for (;;)
+    {
+      g_mutex_lock (&q->lock);
+      gpointer item = q->closed ? NULL : g_queue_pop_head (&q->items);
+      g_mutex_unlock (&q->lock);
+      if (!item)
+        return;
+      q->deliver (item, q->user_data);
+      if (q->item_free)
+        q->item_free (item);
+    }
 }
 
 static gboolean
@@ -88,22 +90,24 @@ void
 dl_event_queue_push (DlEventQueue *q, gpointer item)
 {
   g_mutex_lock (&q->lock);
-  if (q->closed) {
-    g_mutex_unlock (&q->lock);
-    if (q->item_free)
-      q->item_free (item);
-    return;
-  }
+  if (q->closed)
+    {
+      g_mutex_unlock (&q->lock);
+      if (q->item_free)
+        q->item_free (item);
+      return;
+    }
   g_queue_push_tail (&q->items, item);
-  if (!q->source) {
-    /* always through a source, never g_main_context_invoke, which would run
+  if (!q->source)
+    {
+      /* always through a source, never g_main_context_invoke, which would run
      * the delivery at once when the pushing thread owns the context */
-    q->source = g_idle_source_new ();
-    g_source_set_priority (q->source, G_PRIORITY_DEFAULT);
-    g_source_set_name (q->source, "[dreamloom] job events");
-    g_source_set_callback (q->source, dispatch, dl_event_queue_ref (q), (GDestroyNotify) dl_event_queue_unref);
-    g_source_attach (q->source, q->context);
-  }
+      q->source = g_idle_source_new ();
+      g_source_set_priority (q->source, G_PRIORITY_DEFAULT);
+      g_source_set_name (q->source, "[dreamloom] job events");
+      g_source_set_callback (q->source, dispatch, dl_event_queue_ref (q), (GDestroyNotify)dl_event_queue_unref);
+      g_source_attach (q->source, q->context);
+    }
   g_mutex_unlock (&q->lock);
 }
 

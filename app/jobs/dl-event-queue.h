@@ -11,8 +11,7 @@ typedef struct _DlEventQueue DlEventQueue;
 
 /* `deliver` (item, user_data) runs on `context`'s thread; `item_free` frees an
  * item after delivery, or undelivered after dl_event_queue_close. */
-DlEventQueue *dl_event_queue_new (GMainContext *context, GFunc deliver, gpointer user_data,
-                                  GDestroyNotify item_free);
+DlEventQueue *dl_event_queue_new (GMainContext *context, GFunc deliver, gpointer user_data, GDestroyNotify item_free);
 DlEventQueue *dl_event_queue_ref (DlEventQueue *q);
 void dl_event_queue_unref (DlEventQueue *q);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DlEventQueue, dl_event_queue_unref)

@@ -43,7 +43,7 @@ dl_preview_backend_generate (DlPreviewBackend *self, const DlPreviewRequest *req
   DlPreviewImage *image = iface->generate (self, request, cancellable, progress, progress_data, error);
   /* the contract: an image or an error, never neither */
   if (!image && error && !*error)
-    g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED, _("The image generator failed without saying why"));
+    g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED, _ ("The image generator failed without saying why"));
   return image;
 }
 
@@ -66,7 +66,7 @@ dl_preview_request_new (void)
   r->steps = 20;
   r->cfg_scale = 7.0;
   r->width = r->height = 512;
-  r->loras = g_ptr_array_new_with_free_func ((GDestroyNotify) lora_free);
+  r->loras = g_ptr_array_new_with_free_func ((GDestroyNotify)lora_free);
   return r;
 }
 
@@ -132,7 +132,7 @@ dl_preview_request_to_parameters (const DlPreviewRequest *request)
       DlPreviewLora *l = request->loras->pdata[i];
       char *stem = dl_file_stem (l->path);
       g_ptr_array_add (names, stem);
-      loras[i] = (DlInfotextNetwork) { .name = stem, .strength = l->strength };
+      loras[i] = (DlInfotextNetwork){ .name = stem, .strength = l->strength };
     }
   g_autofree char *model = request->model_path ? dl_file_stem (request->model_path) : NULL;
   DlInfotext info = {
@@ -157,8 +157,8 @@ DlPreviewImage *
 dl_preview_image_new (int width, int height, gsize stride, GBytes *rgba)
 {
   g_return_val_if_fail (width > 0 && height > 0, NULL);
-  g_return_val_if_fail (stride >= (gsize) width * 4, NULL);
-  g_return_val_if_fail (rgba != NULL && g_bytes_get_size (rgba) >= stride * (gsize) height, NULL);
+  g_return_val_if_fail (stride >= (gsize)width * 4, NULL);
+  g_return_val_if_fail (rgba != NULL && g_bytes_get_size (rgba) >= stride * (gsize)height, NULL);
   DlPreviewImage *image = g_new0 (DlPreviewImage, 1);
   image->width = width;
   image->height = height;

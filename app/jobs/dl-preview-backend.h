@@ -11,22 +11,24 @@
 
 G_BEGIN_DECLS
 
-typedef struct {
+typedef struct
+{
   char *path;      /* a LoRA .safetensors file */
   double strength; /* multiplier of its change to the weights (A1111's <lora:name:strength>) */
 } DlPreviewLora;
 
-typedef struct {
-  char *model_path;      /* base checkpoint: a .safetensors/.ckpt file or a diffusers folder */
-  char *device;          /* Vulkan device: index or name part (dl_device_choose); NULL or "" picks */
+typedef struct
+{
+  char *model_path; /* base checkpoint: a .safetensors/.ckpt file or a diffusers folder */
+  char *device;     /* Vulkan device: index or name part (dl_device_choose); NULL or "" picks */
   char *prompt;
   char *negative_prompt; /* "" for none */
   guint64 seed;          /* 0 .. 2^32-1 */
   int steps;
-  char *sampler;         /* "euler_a", "euler", "ddim" or "dpmpp_2m_karras" */
+  char *sampler; /* "euler_a", "euler", "ddim" or "dpmpp_2m_karras" */
   double cfg_scale;
-  int width, height;     /* multiples of 8 */
-  GPtrArray *loras;      /* DlPreviewLora, applied in order on top of the base */
+  int width, height; /* multiples of 8 */
+  GPtrArray *loras;  /* DlPreviewLora, applied in order on top of the base */
 } DlPreviewRequest;
 
 DlPreviewRequest *dl_preview_request_new (void);
@@ -40,7 +42,8 @@ void dl_preview_request_add_lora (DlPreviewRequest *request, const char *path, d
  *   Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 42, Size: 512x512, Model: v1-5-pruned-emaonly */
 char *dl_preview_request_to_parameters (const DlPreviewRequest *request);
 
-typedef struct {
+typedef struct
+{
   int width, height;
   gsize stride; /* bytes per row, at least width * 4 */
   GBytes *rgba; /* 8-bit RGBA, straight alpha, height * stride bytes */
@@ -57,7 +60,8 @@ typedef void (*DlPreviewProgressFunc) (int step, int n_steps, gpointer user_data
 #define DL_TYPE_PREVIEW_BACKEND (dl_preview_backend_get_type ())
 G_DECLARE_INTERFACE (DlPreviewBackend, dl_preview_backend, DL, PREVIEW_BACKEND, GObject)
 
-struct _DlPreviewBackendInterface {
+struct _DlPreviewBackendInterface
+{
   GTypeInterface parent_iface;
 
   /* Make one image.  Runs on a worker thread and blocks; the panel sends one request

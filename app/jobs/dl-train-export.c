@@ -37,19 +37,20 @@ convert_model (const DlTrainSettings *s, const char *source, const char *dest, g
 }
 
 gboolean
-dl_train_export_file (const DlTrainSettings *s, const char *source, const char *dest, DlStDType dtype,
-                      GError **error)
+dl_train_export_file (const DlTrainSettings *s, const char *source, const char *dest, DlStDType dtype, GError **error)
 {
   g_return_val_if_fail (s != NULL && source != NULL && dest != NULL, FALSE);
-  if (s->method == DL_TRAIN_DREAMBOOTH && g_file_test (source, G_FILE_TEST_IS_DIR)) {
-    if (g_str_has_suffix (dest, "/") || g_file_test (dest, G_FILE_TEST_IS_DIR))
-      return convert_model (s, source, dest, TRUE, error); /* a fresh copy, folder to folder */
-    return convert_model (s, source, dest, FALSE, error);
-  }
-  if (!g_file_test (source, G_FILE_TEST_IS_REGULAR)) {
-    g_set_error (error, DL_ERROR, DL_ERROR_IO, "“%s” is gone: nothing to export", source);
-    return FALSE;
-  }
+  if (s->method == DL_TRAIN_DREAMBOOTH && g_file_test (source, G_FILE_TEST_IS_DIR))
+    {
+      if (g_str_has_suffix (dest, "/") || g_file_test (dest, G_FILE_TEST_IS_DIR))
+        return convert_model (s, source, dest, TRUE, error); /* a fresh copy, folder to folder */
+      return convert_model (s, source, dest, FALSE, error);
+    }
+  if (!g_file_test (source, G_FILE_TEST_IS_REGULAR))
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_IO, "“%s” is gone: nothing to export", source);
+      return FALSE;
+    }
   g_autofree char *src_lower = g_ascii_strdown (source, -1);
   g_autofree char *dst_lower = g_ascii_strdown (dest, -1);
   gboolean diffusers = g_str_has_suffix (dst_lower, "learned_embeds.safetensors");
@@ -66,13 +67,14 @@ dl_train_export_file (const DlTrainSettings *s, const char *source, const char *
   if (!e)
     return FALSE;
   if (diffusers)
-    return dl_embedding_write_diffusers (dest, s->placeholder ? s->placeholder : e->name, e->vectors,
-                                         e->n_vectors, e->dim, error);
-  if (g_str_has_suffix (dst_lower, ".pt")) {
-    /* A1111 names an embedding by its file: the new file's stem */
-    g_autofree char *name = dl_file_stem (dest);
-    return dl_embedding_write_a1111 (dest, name, e->vectors, e->n_vectors, e->dim, e->step, e->sd_checkpoint,
-                                     e->sd_checkpoint_name, error);
-  }
+    return dl_embedding_write_diffusers (dest, s->placeholder ? s->placeholder : e->name, e->vectors, e->n_vectors,
+                                         e->dim, error);
+  if (g_str_has_suffix (dst_lower, ".pt"))
+    {
+      /* A1111 names an embedding by its file: the new file's stem */
+      g_autofree char *name = dl_file_stem (dest);
+      return dl_embedding_write_a1111 (dest, name, e->vectors, e->n_vectors, e->dim, e->step, e->sd_checkpoint,
+                                       e->sd_checkpoint_name, error);
+    }
   return dl_embedding_write_emb_params (dest, e->vectors, e->n_vectors, e->dim, NULL, dtype, error);
 }

@@ -17,7 +17,7 @@
 
 G_BEGIN_DECLS
 
-gboolean dl_train_export_file (const DlTrainSettings *settings, const char *source, const char *dest,
-                               DlStDType dtype, GError **error);
+gboolean dl_train_export_file (const DlTrainSettings *settings, const char *source, const char *dest, DlStDType dtype,
+                               GError **error);
 
 G_END_DECLS

@@ -8,8 +8,8 @@ G_BEGIN_DECLS
 
 /* `paths`/`captions` (captions may be NULL): the images to train on;
  * `resume_dir` non-NULL continues that run (its settings win). */
-DlTrainJob *dl_train_job_new (const DlTrainSettings *settings, const char *const *paths,
-                              const char *const *captions, const char *resume_dir);
+DlTrainJob *dl_train_job_new (const DlTrainSettings *settings, const char *const *paths, const char *const *captions,
+                              const char *resume_dir);
 const char *dl_train_job_get_resume_dir (DlTrainJob *self);
 const char *const *dl_train_job_get_image_paths (DlTrainJob *self);
 const char *const *dl_train_job_get_image_captions (DlTrainJob *self);

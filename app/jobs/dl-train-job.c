@@ -7,14 +7,16 @@
 
 #include "dl-event-queue.h"
 
-typedef struct {
+typedef struct
+{
   gboolean end;       /* not an event: the run is over */
   DlTrainEvent event; /* strings below */
   char *path, *prompt, *message;
-  GError *error;      /* end: NULL when finished */
+  GError *error; /* end: NULL when finished */
 } Item;
 
-struct _DlTrainJob {
+struct _DlTrainJob
+{
   GObject parent_instance;
   DlTrainSettings *settings;
   GStrv paths, captions;
@@ -34,9 +36,20 @@ struct _DlTrainJob {
   gboolean pause_wanted;
 };
 
-enum { PROP_0, PROP_STATE, PROP_STEP, N_PROPS };
+enum
+{
+  PROP_0,
+  PROP_STATE,
+  PROP_STEP,
+  N_PROPS
+};
 static GParamSpec *props[N_PROPS];
-enum { SIGNAL_EVENT, SIGNAL_FINISHED, N_SIGNALS };
+enum
+{
+  SIGNAL_EVENT,
+  SIGNAL_FINISHED,
+  N_SIGNALS
+};
 static guint signals[N_SIGNALS];
 
 G_DEFINE_FINAL_TYPE (DlTrainJob, dl_train_job, G_TYPE_OBJECT)
@@ -67,31 +80,35 @@ deliver (gpointer data, gpointer user_data)
   Item *it = data;
   DlTrainJob *self = user_data;
   g_object_ref (self);
-  if (it->end) {
-    if (!it->error)
-      set_state (self, DL_TRAIN_JOB_FINISHED);
-    else if (g_error_matches (it->error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-      set_state (self, DL_TRAIN_JOB_STOPPED);
-    else {
-      self->error = g_error_copy (it->error);
-      set_state (self, DL_TRAIN_JOB_FAILED);
+  if (it->end)
+    {
+      if (!it->error)
+        set_state (self, DL_TRAIN_JOB_FINISHED);
+      else if (g_error_matches (it->error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        set_state (self, DL_TRAIN_JOB_STOPPED);
+      else
+        {
+          self->error = g_error_copy (it->error);
+          set_state (self, DL_TRAIN_JOB_FAILED);
+        }
+      g_signal_emit (self, signals[SIGNAL_FINISHED], 0);
+      g_object_unref (self);
+      return;
     }
-    g_signal_emit (self, signals[SIGNAL_FINISHED], 0);
-    g_object_unref (self);
-    return;
-  }
   DlTrainEvent ev = it->event;
   ev.path = it->path;
   ev.prompt = it->prompt;
   ev.message = it->message;
-  if (ev.kind == DL_TRAIN_EVENT_STEP || ev.kind == DL_TRAIN_EVENT_VALIDATION) {
-    if (self->state == DL_TRAIN_JOB_PREPARING)
-      set_state (self, DL_TRAIN_JOB_RUNNING);
-    if (ev.step != self->step) {
-      self->step = ev.step;
-      g_object_notify_by_pspec (G_OBJECT (self), props[PROP_STEP]);
+  if (ev.kind == DL_TRAIN_EVENT_STEP || ev.kind == DL_TRAIN_EVENT_VALIDATION)
+    {
+      if (self->state == DL_TRAIN_JOB_PREPARING)
+        set_state (self, DL_TRAIN_JOB_RUNNING);
+      if (ev.step != self->step)
+        {
+          self->step = ev.step;
+          g_object_notify_by_pspec (G_OBJECT (self), props[PROP_STEP]);
+        }
     }
-  }
   g_signal_emit (self, signals[SIGNAL_EVENT], 0, &ev);
   g_object_unref (self);
 }
@@ -103,8 +120,8 @@ dl_train_job_new (const DlTrainSettings *settings, const char *const *paths, con
   g_return_val_if_fail (settings != NULL && paths != NULL, NULL);
   DlTrainJob *self = g_object_new (DL_TYPE_TRAIN_JOB, NULL);
   self->settings = dl_train_settings_copy (settings);
-  self->paths = g_strdupv ((char **) paths);
-  self->captions = captions ? g_strdupv ((char **) captions) : NULL;
+  self->paths = g_strdupv ((char **)paths);
+  self->captions = captions ? g_strdupv ((char **)captions) : NULL;
   self->resume_dir = g_strdup (resume_dir);
   self->run_dir = resume_dir ? g_strdup (resume_dir) : dl_train_settings_run_dir (settings);
   /* the queue holds the job weakly: closed in dispose, so never delivered to a dead job */
@@ -141,11 +158,17 @@ static void
 dl_train_job_get_property (GObject *object, guint id, GValue *value, GParamSpec *pspec)
 {
   DlTrainJob *self = DL_TRAIN_JOB (object);
-  switch (id) {
-  case PROP_STATE: g_value_set_int (value, self->state); break;
-  case PROP_STEP: g_value_set_int64 (value, self->step); break;
-  default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
-  }
+  switch (id)
+    {
+    case PROP_STATE:
+      g_value_set_int (value, self->state);
+      break;
+    case PROP_STEP:
+      g_value_set_int64 (value, self->step);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
+    }
 }
 
 static void
@@ -162,8 +185,8 @@ dl_train_job_class_init (DlTrainJobClass *klass)
   g_object_class_install_properties (oc, N_PROPS, props);
   signals[SIGNAL_EVENT] = g_signal_new ("event", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
                                         G_TYPE_NONE, 1, G_TYPE_POINTER);
-  signals[SIGNAL_FINISHED] = g_signal_new ("finished", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
-                                           NULL, G_TYPE_NONE, 0);
+  signals[SIGNAL_FINISHED] =
+    g_signal_new ("finished", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 0);
 }
 
 static void
@@ -225,13 +248,13 @@ dl_train_job_get_resume_dir (DlTrainJob *self)
 const char *const *
 dl_train_job_get_image_paths (DlTrainJob *self)
 {
-  return (const char *const *) self->paths;
+  return (const char *const *)self->paths;
 }
 
 const char *const *
 dl_train_job_get_image_captions (DlTrainJob *self)
 {
-  return (const char *const *) self->captions;
+  return (const char *const *)self->captions;
 }
 
 GCancellable *

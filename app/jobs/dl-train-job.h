@@ -14,13 +14,14 @@
 
 G_BEGIN_DECLS
 
-typedef enum {
+typedef enum
+{
   DL_TRAIN_JOB_PREPARING, /* loading, caching latents, class images */
   DL_TRAIN_JOB_RUNNING,
   DL_TRAIN_JOB_PAUSED,
-  DL_TRAIN_JOB_FINISHED,  /* the final export is written */
-  DL_TRAIN_JOB_STOPPED,   /* stopped by the user; the last checkpoint is kept */
-  DL_TRAIN_JOB_FAILED,    /* dl_train_job_get_error says why */
+  DL_TRAIN_JOB_FINISHED, /* the final export is written */
+  DL_TRAIN_JOB_STOPPED,  /* stopped by the user; the last checkpoint is kept */
+  DL_TRAIN_JOB_FAILED,   /* dl_train_job_get_error says why */
 } DlTrainJobState;
 
 #define DL_TYPE_TRAIN_JOB (dl_train_job_get_type ())

@@ -28,5 +28,5 @@ dl_caption_expand_template (const char *template_text, const char *token, const 
   g_string_replace (s, "{token}", token ? token : "", 0);
   g_string_replace (s, "{class}", class_word ? class_word : "", 0);
   g_autofree char *raw = g_string_free (s, FALSE);
-  return dl_caption_normalize (raw, (gssize) strlen (raw));
+  return dl_caption_normalize (raw, (gssize)strlen (raw));
 }

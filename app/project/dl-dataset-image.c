@@ -4,7 +4,8 @@
 
 #include "dl-dataset-image.h"
 
-struct _DlDatasetImage {
+struct _DlDatasetImage
+{
   GObject parent_instance;
   GFile *file;
   char *path;
@@ -21,7 +22,8 @@ struct _DlDatasetImage {
 
 G_DEFINE_FINAL_TYPE (DlDatasetImage, dl_dataset_image, G_TYPE_OBJECT)
 
-enum {
+enum
+{
   PROP_0,
   PROP_FILE,
   PROP_CAPTION,
@@ -55,14 +57,29 @@ dl_dataset_image_get_property (GObject *object, guint prop_id, GValue *value, GP
   DlDatasetImage *self = DL_DATASET_IMAGE (object);
   switch (prop_id)
     {
-    case PROP_FILE: g_value_set_object (value, self->file); break;
-    case PROP_CAPTION: g_value_set_string (value, self->caption); break;
-    case PROP_STATE: g_value_set_int (value, self->state); break;
-    case PROP_ERROR: g_value_set_string (value, self->error); break;
-    case PROP_WIDTH: g_value_set_int (value, self->width); break;
-    case PROP_HEIGHT: g_value_set_int (value, self->height); break;
-    case PROP_WARNING: g_value_set_string (value, self->warning); break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    case PROP_FILE:
+      g_value_set_object (value, self->file);
+      break;
+    case PROP_CAPTION:
+      g_value_set_string (value, self->caption);
+      break;
+    case PROP_STATE:
+      g_value_set_int (value, self->state);
+      break;
+    case PROP_ERROR:
+      g_value_set_string (value, self->error);
+      break;
+    case PROP_WIDTH:
+      g_value_set_int (value, self->width);
+      break;
+    case PROP_HEIGHT:
+      g_value_set_int (value, self->height);
+      break;
+    case PROP_WARNING:
+      g_value_set_string (value, self->warning);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
 }
 
@@ -78,7 +95,8 @@ dl_dataset_image_set_property (GObject *object, guint prop_id, const GValue *val
     case PROP_CAPTION:
       dl_dataset_image_set_caption (self, g_value_get_string (value));
       break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
 }
 
@@ -106,8 +124,8 @@ dl_dataset_image_class_init (DlDatasetImageClass *klass)
                                           G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
   props[PROP_CAPTION] = g_param_spec_string ("caption", NULL, NULL, "",
                                              G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
-  props[PROP_STATE] = g_param_spec_int ("state", NULL, NULL, DL_IMAGE_STATE_LOADING, DL_IMAGE_STATE_MISSING,
-                                        DL_IMAGE_STATE_LOADING, ro);
+  props[PROP_STATE] =
+    g_param_spec_int ("state", NULL, NULL, DL_IMAGE_STATE_LOADING, DL_IMAGE_STATE_MISSING, DL_IMAGE_STATE_LOADING, ro);
   props[PROP_ERROR] = g_param_spec_string ("error", NULL, NULL, NULL, ro);
   props[PROP_WIDTH] = g_param_spec_int ("width", NULL, NULL, 0, G_MAXINT, 0, ro);
   props[PROP_HEIGHT] = g_param_spec_int ("height", NULL, NULL, 0, G_MAXINT, 0, ro);

@@ -10,7 +10,8 @@
 
 G_BEGIN_DECLS
 
-typedef enum {
+typedef enum
+{
   DL_IMAGE_STATE_LOADING,    /* queued or being decoded */
   DL_IMAGE_STATE_READY,      /* decoded; size and hash are set */
   DL_IMAGE_STATE_UNREADABLE, /* the file is there but is not a usable image: see error */

@@ -4,7 +4,8 @@
 
 #include "dl-file-writer.h"
 
-typedef struct {
+typedef struct
+{
   char *path;
   GBytes *bytes;
 } WriteJob;

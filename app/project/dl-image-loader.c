@@ -45,7 +45,8 @@ dl_image_decode (const char *path, gboolean read_sidecar, GCancellable *cancella
 
 /* ---- the worker pool ---- */
 
-typedef struct {
+typedef struct
+{
   char *path;
   gboolean read_sidecar;
 } DecodeJob;
@@ -70,7 +71,7 @@ run_decode (gpointer data, gpointer user_data)
     {
       DlImageInfo *info = dl_image_decode (job->path, job->read_sidecar, cancellable, &error);
       if (info)
-        g_task_return_pointer (task, info, (GDestroyNotify) dl_image_info_free);
+        g_task_return_pointer (task, info, (GDestroyNotify)dl_image_info_free);
       else
         g_task_return_error (task, g_steal_pointer (&error));
     }
@@ -83,15 +84,15 @@ decode_pool (void)
   static GThreadPool *pool;
   if (g_once_init_enter (&pool))
     {
-      int n = CLAMP ((int) g_get_num_processors () - 1, 1, 4);
+      int n = CLAMP ((int)g_get_num_processors () - 1, 1, 4);
       g_once_init_leave (&pool, g_thread_pool_new (run_decode, NULL, n, FALSE, NULL));
     }
   return pool;
 }
 
 void
-dl_image_decode_async (const char *path, gboolean read_sidecar, GCancellable *cancellable,
-                       GAsyncReadyCallback callback, gpointer user_data)
+dl_image_decode_async (const char *path, gboolean read_sidecar, GCancellable *cancellable, GAsyncReadyCallback callback,
+                       gpointer user_data)
 {
   g_return_if_fail (path != NULL);
   GTask *task = g_task_new (NULL, cancellable, callback, user_data);

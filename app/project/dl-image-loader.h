@@ -9,10 +9,11 @@
 
 G_BEGIN_DECLS
 
-typedef struct {
-  int width, height;     /* after EXIF orientation */
-  char *content_hash;    /* SHA-256 of the file, hex */
-  char *format;          /* "png", "jpeg", "webp" */
+typedef struct
+{
+  int width, height;  /* after EXIF orientation */
+  char *content_hash; /* SHA-256 of the file, hex */
+  char *format;       /* "png", "jpeg", "webp" */
   gboolean has_sidecar;
   char *sidecar_caption; /* when asked for and present */
   char *sidecar_error;   /* the sidecar exists but could not be read */

@@ -33,9 +33,15 @@ dl_project_recount (DlProject *self)
       const char *duplicate_of = NULL;
       switch (dl_dataset_image_get_state (image))
         {
-        case DL_IMAGE_STATE_LOADING: loading++; break;
-        case DL_IMAGE_STATE_MISSING: missing++; break;
-        case DL_IMAGE_STATE_UNREADABLE: unreadable++; break;
+        case DL_IMAGE_STATE_LOADING:
+          loading++;
+          break;
+        case DL_IMAGE_STATE_MISSING:
+          missing++;
+          break;
+        case DL_IMAGE_STATE_UNREADABLE:
+          unreadable++;
+          break;
         case DL_IMAGE_STATE_READY:
           {
             const char *hash = dl_dataset_image_get_content_hash (image);
@@ -43,7 +49,7 @@ dl_project_recount (DlProject *self)
             if (orig)
               duplicate_of = dl_dataset_image_get_display_name (orig);
             else if (hash)
-              g_hash_table_insert (first, (gpointer) hash, image);
+              g_hash_table_insert (first, (gpointer)hash, image);
           }
           break;
         }
@@ -76,7 +82,8 @@ queue_recount (DlProject *self)
 
 /* ---- decoding ---- */
 
-typedef struct {
+typedef struct
+{
   GWeakRef project; /* a closed project just drops the result */
   DlDatasetImage *image;
   guint serial;
@@ -102,8 +109,8 @@ decode_done (GObject *source, GAsyncResult *result, gpointer user_data)
 
   if (!info)
     {
-      DlImageState state = g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND) ? DL_IMAGE_STATE_MISSING
-                                                                                     : DL_IMAGE_STATE_UNREADABLE;
+      DlImageState state =
+        g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND) ? DL_IMAGE_STATE_MISSING : DL_IMAGE_STATE_UNREADABLE;
       dl_dataset_image_set_failed (image, state, error->message);
     }
   else
@@ -227,7 +234,7 @@ dl_project_add_files (DlProject *self, GPtrArray *files, guint *n_already)
 static int
 compare_uint (gconstpointer a, gconstpointer b)
 {
-  guint x = *(const guint *) a, y = *(const guint *) b;
+  guint x = *(const guint *)a, y = *(const guint *)b;
   return x < y ? -1 : x > y;
 }
 
@@ -400,7 +407,7 @@ dl_project_relocate_missing (DlProject *self, GPtrArray *candidates)
       DlDatasetImage *moved = dl_dataset_image_new (candidate, dl_dataset_image_get_caption (image));
       untrack_image (self, image);
       dl_project_track_image (self, moved);
-      g_list_store_splice (self->images, i, 1, (gpointer *) &moved, 1);
+      g_list_store_splice (self->images, i, 1, (gpointer *)&moved, 1);
       start_decode (self, moved);
       g_object_unref (moved);
       found++;
@@ -425,7 +432,7 @@ dl_project_remove_missing (DlProject *self)
       if (dl_dataset_image_get_state (image) == DL_IMAGE_STATE_MISSING)
         g_array_append_val (positions, i);
     }
-  dl_project_remove (self, (guint *) positions->data, positions->len);
+  dl_project_remove (self, (guint *)positions->data, positions->len);
   return positions->len;
 }
 

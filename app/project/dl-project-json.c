@@ -12,7 +12,7 @@
 
 #define MAX_PROJECT_FILE_BYTES (64 * 1024 * 1024)
 
-static const char *const known_keys[] = { "format", "version", "concept", "base_model",
+static const char *const known_keys[] = { "format",  "version",  "concept", "base_model",
                                           "dataset", "previews", "training" };
 static const char *const train_derived[] = DL_PROJECT_TRAIN_DERIVED;
 
@@ -149,13 +149,13 @@ dl_project_to_json (DlProject *self)
 
 /* -- reading -- */
 
-typedef struct {
+typedef struct
+{
   const char *file_name;
   GError **error;
 } Reader;
 
-G_GNUC_PRINTF (2, 3) static gboolean
-bad (Reader *r, const char *fmt, ...)
+G_GNUC_PRINTF (2, 3) static gboolean bad (Reader *r, const char *fmt, ...)
 {
   va_list ap;
   va_start (ap, fmt);
@@ -214,7 +214,7 @@ get_number (Reader *r, JsonObject *parent, const char *name, const char *where, 
     return TRUE;
   GType t = JSON_NODE_HOLDS_VALUE (node) ? json_node_get_value_type (node) : G_TYPE_INVALID;
   if (t == G_TYPE_INT64)
-    *out = (double) json_node_get_int (node);
+    *out = (double)json_node_get_int (node);
   else if (t == G_TYPE_DOUBLE)
     *out = json_node_get_double (node);
   else
@@ -297,7 +297,7 @@ read_previews (DlProject *self, Reader *r, JsonObject *previews)
       if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_INT64 ||
           json_node_get_int (node) < 0 || json_node_get_int (node) > G_MAXINT)
         return bad (r, "previews.templates[%u] should be a template number", i);
-      guint idx = (guint) json_node_get_int (node);
+      guint idx = (guint)json_node_get_int (node);
       g_array_append_val (self->templates, idx);
     }
 
@@ -334,7 +334,7 @@ read_training (DlProject *self, Reader *r, JsonObject *training)
   gboolean has_version;
   if (!get_number (r, training, "version", "training.", &has_version, &version))
     return FALSE;
-  if (has_version && (version < 1 || version != (double) (gint64) version))
+  if (has_version && (version < 1 || version != (double)(gint64)version))
     return bad (r, "training.version should be a whole number from 1");
 
   g_autoptr (GList) members = json_object_get_members (training);
@@ -378,15 +378,15 @@ read_root (DlProject *self, Reader *r, JsonNode *root_node)
     return FALSE;
   if (g_strcmp0 (format, DL_PROJECT_FORMAT) != 0)
     {
-      g_set_error (r->error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s” is not a Dreamloom project (it has no \"format\": \"%s\")",
-                   r->file_name, DL_PROJECT_FORMAT);
+      g_set_error (r->error, DL_ERROR, DL_ERROR_INVALID_FILE,
+                   "“%s” is not a Dreamloom project (it has no \"format\": \"%s\")", r->file_name, DL_PROJECT_FORMAT);
       return FALSE;
     }
   double version = 0;
   gboolean has_version;
   if (!get_number (r, root, "version", "", &has_version, &version))
     return FALSE;
-  if (!has_version || version < 1 || version != (double) (gint64) version)
+  if (!has_version || version < 1 || version != (double)(gint64)version)
     return bad (r, "its \"version\" should be a whole number from 1");
   if (version > DL_PROJECT_VERSION)
     {
@@ -412,7 +412,7 @@ read_root (DlProject *self, Reader *r, JsonNode *root_node)
   gboolean has_resolution;
   if (!get_number (r, dataset, "resolution", "dataset.", &has_resolution, &resolution))
     return FALSE;
-  if (has_resolution && (resolution < 32 || resolution > 4096 || resolution != (double) (int) resolution))
+  if (has_resolution && (resolution < 32 || resolution > 4096 || resolution != (double)(int)resolution))
     return bad (r, "dataset.resolution should be a whole number of pixels from 32 to 4096");
 
   g_free (self->token);
@@ -421,7 +421,7 @@ read_root (DlProject *self, Reader *r, JsonNode *root_node)
   self->class_word = g_strdup (class_word ? class_word : "");
   g_free (self->caption_template);
   self->caption_template = g_strdup (template_text ? template_text : DL_CAPTION_DEFAULT_TEMPLATE);
-  self->resolution = (int) resolution;
+  self->resolution = (int)resolution;
   g_free (self->base_model);
   self->base_model = model_path && *model_path ? resolve_path (self->file, model_path) : NULL;
 
@@ -457,7 +457,7 @@ parse_project (GFile *file, GCancellable *cancellable, GError **error)
   g_autoptr (GError) local = NULL;
 
   g_autoptr (GFileInfo) info =
-      g_file_query_info (file, G_FILE_ATTRIBUTE_STANDARD_SIZE, G_FILE_QUERY_INFO_NONE, cancellable, &local);
+    g_file_query_info (file, G_FILE_ATTRIBUTE_STANDARD_SIZE, G_FILE_QUERY_INFO_NONE, cancellable, &local);
   if (!info)
     {
       g_set_error (error, DL_ERROR, DL_ERROR_IO, "Could not open “%s”: %s", name, local->message);
@@ -479,7 +479,7 @@ parse_project (GFile *file, GCancellable *cancellable, GError **error)
       return NULL;
     }
   g_autoptr (JsonParser) parser = json_parser_new ();
-  if (!json_parser_load_from_data (parser, contents, (gssize) len, &local))
+  if (!json_parser_load_from_data (parser, contents, (gssize)len, &local))
     {
       g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s” is not a valid project: %s", name, local->message);
       return NULL;

@@ -11,7 +11,8 @@
 
 G_BEGIN_DECLS
 
-struct _DlProject {
+struct _DlProject
+{
   GObject parent_instance;
 
   GFile *file;
@@ -26,15 +27,15 @@ struct _DlProject {
 
   char **prompts;
   char *negative_prompt;
-  GArray *templates; /* guint */
-  GPtrArray *loras;  /* DlProjectLora */
+  GArray *templates;               /* guint */
+  GPtrArray *loras;                /* DlProjectLora */
   DlTrainSettings *train_settings; /* less DL_PROJECT_TRAIN_DERIVED */
   JsonObject *training_unknown;    /* members of "training" this version does not know, or NULL */
-  JsonObject *unknown; /* top-level keys this version does not know */
+  JsonObject *unknown;             /* top-level keys this version does not know */
 
   /* the last removal, for undo */
-  GPtrArray *removed;         /* DlDatasetImage */
-  GArray *removed_positions;  /* guint, ascending */
+  GPtrArray *removed;        /* DlDatasetImage */
+  GArray *removed_positions; /* guint, ascending */
 
   /* counts, recomputed in an idle after changes */
   guint n_loading, n_missing, n_unreadable, n_warnings;
@@ -50,7 +51,8 @@ struct _DlProject {
   gboolean quiet;            /* while loading: changes are not changes */
 };
 
-typedef enum {
+typedef enum
+{
   PROP_0,
   PROP_FILE,
   PROP_TOKEN,

@@ -14,7 +14,8 @@
 
 /* ---- change tracking and autosave ---- */
 
-typedef struct {
+typedef struct
+{
   DlProject *project; /* strong: a write in flight keeps the project */
   guint64 serial;
 } WriteData;
@@ -91,7 +92,8 @@ dl_project_get_dirty (DlProject *self)
 
 /* ---- caption sidecars ---- */
 
-typedef struct {
+typedef struct
+{
   GWeakRef project; /* a write may finish after the project is gone */
   DlDatasetImage *image;
 } SidecarData;

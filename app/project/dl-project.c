@@ -16,7 +16,8 @@ G_DEFINE_FINAL_TYPE (DlProject, dl_project, G_TYPE_OBJECT)
 
 static GParamSpec *props[N_PROPS];
 
-enum {
+enum
+{
   SIGNAL_SAVE_FAILED,
   SIGNAL_SIDECAR_FAILED,
   SIGNAL_PREVIEWS_CHANGED,
@@ -179,7 +180,7 @@ const char *const *
 dl_project_get_preview_prompts (DlProject *self)
 {
   g_return_val_if_fail (DL_IS_PROJECT (self), NULL);
-  return (const char *const *) self->prompts;
+  return (const char *const *)self->prompts;
 }
 
 void
@@ -189,10 +190,10 @@ dl_project_set_preview_prompts (DlProject *self, const char *const *prompts)
   static const char *const none[] = { NULL };
   if (!prompts)
     prompts = none;
-  if (g_strv_equal ((const char *const *) self->prompts, prompts))
+  if (g_strv_equal ((const char *const *)self->prompts, prompts))
     return;
   g_strfreev (self->prompts);
-  self->prompts = g_strdupv ((char **) prompts);
+  self->prompts = g_strdupv ((char **)prompts);
   dl_project_mark_changed (self);
   g_signal_emit (self, signals[SIGNAL_PREVIEWS_CHANGED], 0);
 }
@@ -242,7 +243,7 @@ dl_project_dup_preview_texts (DlProject *self)
   g_return_val_if_fail (DL_IS_PROJECT (self), NULL);
   g_autoptr (GStrvBuilder) b = g_strv_builder_new ();
   const char *const *templates = dl_prompt_templates_object ();
-  guint n_templates = g_strv_length ((char **) templates);
+  guint n_templates = g_strv_length ((char **)templates);
   for (guint i = 0; i < self->templates->len; i++)
     {
       guint idx = g_array_index (self->templates, guint, i);
@@ -349,19 +350,44 @@ dl_project_get_property (GObject *object, guint prop_id, GValue *value, GParamSp
   DlProject *self = DL_PROJECT (object);
   switch (prop_id)
     {
-    case PROP_FILE: g_value_set_object (value, self->file); break;
-    case PROP_TOKEN: g_value_set_string (value, self->token); break;
-    case PROP_CLASS_WORD: g_value_set_string (value, self->class_word); break;
-    case PROP_CAPTION_TEMPLATE: g_value_set_string (value, self->caption_template); break;
-    case PROP_RESOLUTION: g_value_set_int (value, self->resolution); break;
-    case PROP_BASE_MODEL: g_value_set_string (value, self->base_model); break;
-    case PROP_N_LOADING: g_value_set_uint (value, self->n_loading); break;
-    case PROP_N_MISSING: g_value_set_uint (value, self->n_missing); break;
-    case PROP_N_UNREADABLE: g_value_set_uint (value, self->n_unreadable); break;
-    case PROP_N_WARNINGS: g_value_set_uint (value, self->n_warnings); break;
-    case PROP_DIRTY: g_value_set_boolean (value, dl_project_get_dirty (self)); break;
-    case PROP_CAN_UNDO_REMOVE: g_value_set_boolean (value, dl_project_can_undo_remove (self)); break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    case PROP_FILE:
+      g_value_set_object (value, self->file);
+      break;
+    case PROP_TOKEN:
+      g_value_set_string (value, self->token);
+      break;
+    case PROP_CLASS_WORD:
+      g_value_set_string (value, self->class_word);
+      break;
+    case PROP_CAPTION_TEMPLATE:
+      g_value_set_string (value, self->caption_template);
+      break;
+    case PROP_RESOLUTION:
+      g_value_set_int (value, self->resolution);
+      break;
+    case PROP_BASE_MODEL:
+      g_value_set_string (value, self->base_model);
+      break;
+    case PROP_N_LOADING:
+      g_value_set_uint (value, self->n_loading);
+      break;
+    case PROP_N_MISSING:
+      g_value_set_uint (value, self->n_missing);
+      break;
+    case PROP_N_UNREADABLE:
+      g_value_set_uint (value, self->n_unreadable);
+      break;
+    case PROP_N_WARNINGS:
+      g_value_set_uint (value, self->n_warnings);
+      break;
+    case PROP_DIRTY:
+      g_value_set_boolean (value, dl_project_get_dirty (self));
+      break;
+    case PROP_CAN_UNDO_REMOVE:
+      g_value_set_boolean (value, dl_project_can_undo_remove (self));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
 }
 
@@ -371,12 +397,23 @@ dl_project_set_property (GObject *object, guint prop_id, const GValue *value, GP
   DlProject *self = DL_PROJECT (object);
   switch (prop_id)
     {
-    case PROP_TOKEN: dl_project_set_token (self, g_value_get_string (value)); break;
-    case PROP_CLASS_WORD: dl_project_set_class_word (self, g_value_get_string (value)); break;
-    case PROP_CAPTION_TEMPLATE: dl_project_set_caption_template (self, g_value_get_string (value)); break;
-    case PROP_RESOLUTION: dl_project_set_resolution (self, g_value_get_int (value)); break;
-    case PROP_BASE_MODEL: dl_project_set_base_model (self, g_value_get_string (value)); break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    case PROP_TOKEN:
+      dl_project_set_token (self, g_value_get_string (value));
+      break;
+    case PROP_CLASS_WORD:
+      dl_project_set_class_word (self, g_value_get_string (value));
+      break;
+    case PROP_CAPTION_TEMPLATE:
+      dl_project_set_caption_template (self, g_value_get_string (value));
+      break;
+    case PROP_RESOLUTION:
+      dl_project_set_resolution (self, g_value_get_int (value));
+      break;
+    case PROP_BASE_MODEL:
+      dl_project_set_base_model (self, g_value_get_string (value));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
 }
 
@@ -409,12 +446,12 @@ dl_project_class_init (DlProjectClass *klass)
   signals[SIGNAL_SAVE_FAILED] = g_signal_new ("save-failed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL,
                                               NULL, NULL, G_TYPE_NONE, 1, G_TYPE_ERROR);
   /* A caption file could not be written or read (image, message). */
-  signals[SIGNAL_SIDECAR_FAILED] = g_signal_new ("sidecar-failed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
-                                                 NULL, NULL, NULL, G_TYPE_NONE, 2, DL_TYPE_DATASET_IMAGE,
-                                                 G_TYPE_STRING);
+  signals[SIGNAL_SIDECAR_FAILED] =
+    g_signal_new ("sidecar-failed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 2,
+                  DL_TYPE_DATASET_IMAGE, G_TYPE_STRING);
   /* The prompts, LoRA columns, token or base model changed. */
-  signals[SIGNAL_PREVIEWS_CHANGED] = g_signal_new ("previews-changed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
-                                                   0, NULL, NULL, NULL, G_TYPE_NONE, 0);
+  signals[SIGNAL_PREVIEWS_CHANGED] = g_signal_new ("previews-changed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                                                   NULL, NULL, NULL, G_TYPE_NONE, 0);
 }
 
 static void
@@ -429,7 +466,7 @@ dl_project_init (DlProject *self)
   self->prompts = g_new0 (char *, 1);
   self->negative_prompt = g_strdup ("");
   self->templates = g_array_new (FALSE, FALSE, sizeof (guint));
-  self->loras = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_project_lora_free);
+  self->loras = g_ptr_array_new_with_free_func ((GDestroyNotify)dl_project_lora_free);
   self->train_settings = dl_train_settings_new (DL_TRAIN_LORA);
   dl_project_clear_train_derived (self->train_settings);
   self->removed = g_ptr_array_new_with_free_func (g_object_unref);

@@ -41,11 +41,15 @@ G_BEGIN_DECLS
 #define DL_PROJECT_TRAINING_VERSION 2
 /* The training options the project decides (dl_project_fill_train_settings); the
  * "training" section does not keep them. */
-#define DL_PROJECT_TRAIN_DERIVED { "model", "images", "resolution", "placeholder", "instance-prompt", NULL }
+#define DL_PROJECT_TRAIN_DERIVED                                            \
+  {                                                                         \
+    "model", "images", "resolution", "placeholder", "instance-prompt", NULL \
+  }
 /* How long after a change the project is saved. */
 #define DL_PROJECT_AUTOSAVE_MS 700
 
-typedef struct {
+typedef struct
+{
   char *path;
   double strength;
 } DlProjectLora;
@@ -58,8 +62,7 @@ DlProject *dl_project_new (GFile *file);
 /* Read a project file.  Errors name the file and what is wrong in it.  Call on the
  * main thread: the images start loading (on worker threads) at once. */
 DlProject *dl_project_load (GFile *file, GError **error);
-void dl_project_load_async (GFile *file, GCancellable *cancellable, GAsyncReadyCallback callback,
-                            gpointer user_data);
+void dl_project_load_async (GFile *file, GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data);
 DlProject *dl_project_load_finish (GAsyncResult *result, GError **error);
 /* Read a project file without decoding its images (they stay
  * DL_IMAGE_STATE_LOADING until dl_project_reload_images): for the headless

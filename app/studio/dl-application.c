@@ -12,7 +12,8 @@
 #include "dl-settings.h"
 #include "dl-window.h"
 
-struct _DlApplication {
+struct _DlApplication
+{
   AdwApplication parent_instance;
   DlEngineSession *session;
 };
@@ -77,7 +78,7 @@ quit_activated (GSimpleAction *action, GVariant *param, gpointer user_data)
   /* closing each window saves its project (held: closing one may destroy another,
    * a dialog it was the parent of) */
   GList *windows = g_list_copy_deep (gtk_application_get_windows (GTK_APPLICATION (user_data)),
-                                     (GCopyFunc) (void (*) (void)) g_object_ref, NULL);
+                                     (GCopyFunc)(void (*) (void))g_object_ref, NULL);
   for (GList *l = windows; l; l = l->next)
     gtk_window_close (l->data);
   g_list_free_full (windows, g_object_unref);
@@ -93,19 +94,13 @@ about_activated (GSimpleAction *action, GVariant *param, gpointer user_data)
 {
   GtkWindow *parent = gtk_application_get_active_window (GTK_APPLICATION (user_data));
   const char *developers[] = { "The Dreamloom developers", NULL };
-  adw_show_about_window (parent,
-                         "application-name", _("Dreamloom"),
-                         "application-icon", DL_APP_ID,
-                         "version", DL_VERSION,
-                         "developer-name", _("The Dreamloom developers"),
-                         "developers", developers,
-                         "website", "https://github.com/dreamloom/dreamloom",
-                         "issue-url", "https://github.com/dreamloom/dreamloom/issues",
-                         "license-type", GTK_LICENSE_GPL_3_0,
-                         "comments", _("Fine-tune Stable Diffusion on your own GPU"),
+  adw_show_about_window (parent, "application-name", _ ("Dreamloom"), "application-icon", DL_APP_ID, "version",
+                         DL_VERSION, "developer-name", _ ("The Dreamloom developers"), "developers", developers,
+                         "website", "https://github.com/dreamloom/dreamloom", "issue-url",
+                         "https://github.com/dreamloom/dreamloom/issues", "license-type", GTK_LICENSE_GPL_3_0,
+                         "comments", _ ("Fine-tune Stable Diffusion on your own GPU"),
                          /* Translators: your names, one a line, to be credited in the About window */
-                         "translator-credits", _("translator-credits"),
-                         NULL);
+                         "translator-credits", _ ("translator-credits"), NULL);
 }
 
 static void
@@ -140,7 +135,8 @@ dl_application_startup (GApplication *app)
   };
   g_action_map_add_action_entries (G_ACTION_MAP (app), entries, G_N_ELEMENTS (entries), app);
 
-  static const struct {
+  static const struct
+  {
     const char *action;
     const char *accels[3];
   } accels[] = {
@@ -197,9 +193,6 @@ dl_application_init (DlApplication *self)
 DlApplication *
 dl_application_new (void)
 {
-  return g_object_new (DL_TYPE_APPLICATION,
-                       "application-id", DL_APP_ID,
-                       "flags", G_APPLICATION_HANDLES_OPEN,
-                       "resource-base-path", "/io/github/dreamloom/Dreamloom",
-                       NULL);
+  return g_object_new (DL_TYPE_APPLICATION, "application-id", DL_APP_ID, "flags", G_APPLICATION_HANDLES_OPEN,
+                       "resource-base-path", "/io/github/dreamloom/Dreamloom", NULL);
 }

@@ -8,13 +8,15 @@
 #include <glib/gi18n.h>
 #include <math.h>
 
-typedef struct {
+typedef struct
+{
   gint64 step;
   char *file, *state;
   double val_loss;
 } Item;
 
-struct _DlCheckpointList {
+struct _DlCheckpointList
+{
   GtkWidget parent_instance;
   GtkWidget *list;
   GPtrArray *items; /* Item, by step ascending */
@@ -22,7 +24,13 @@ struct _DlCheckpointList {
   gboolean can_use, can_delete;
 };
 
-enum { SIGNAL_EXPORT, SIGNAL_USE, SIGNAL_DELETE, N_SIGNALS };
+enum
+{
+  SIGNAL_EXPORT,
+  SIGNAL_USE,
+  SIGNAL_DELETE,
+  N_SIGNALS
+};
 static guint signals[N_SIGNALS];
 
 G_DEFINE_FINAL_TYPE (DlCheckpointList, dl_checkpoint_list, GTK_TYPE_WIDGET)
@@ -39,21 +47,23 @@ item_free (gpointer p)
 static Item *
 find (DlCheckpointList *self, gint64 step, guint *index)
 {
-  for (guint i = 0; i < self->items->len; i++) {
-    Item *it = self->items->pdata[i];
-    if (it->step == step) {
-      if (index)
-        *index = i;
-      return it;
+  for (guint i = 0; i < self->items->len; i++)
+    {
+      Item *it = self->items->pdata[i];
+      if (it->step == step)
+        {
+          if (index)
+            *index = i;
+          return it;
+        }
     }
-  }
   return NULL;
 }
 
 static void
 clicked (GtkButton *button, DlCheckpointList *self)
 {
-  gint64 step = *(gint64 *) g_object_get_data (G_OBJECT (button), "step");
+  gint64 step = *(gint64 *)g_object_get_data (G_OBJECT (button), "step");
   guint what = GPOINTER_TO_UINT (g_object_get_data (G_OBJECT (button), "what"));
   Item *it = find (self, step, NULL);
   if (!it)
@@ -86,40 +96,43 @@ rebuild (DlCheckpointList *self)
   GtkWidget *child;
   while ((child = gtk_widget_get_first_child (self->list)))
     gtk_list_box_remove (GTK_LIST_BOX (self->list), child);
-  if (!self->items->len) {
-    GtkWidget *row = adw_action_row_new ();
-    dl_row_set_title (row, _("No checkpoints yet"));
-    dl_row_set_subtitle (row, _("Training saves one every few hundred steps and at the end"));
-    gtk_list_box_append (GTK_LIST_BOX (self->list), row);
-    return;
-  }
-  for (guint i = self->items->len; i-- > 0;) {
-    Item *it = self->items->pdata[i];
-    GtkWidget *row = adw_action_row_new ();
-    g_autofree char *step = g_strdup_printf ("%" G_GINT64_FORMAT, it->step);
-    /* Translators: a checkpoint's row: the step it was saved at, and whether it is the best one */
-    g_autofree char *title = g_strdup_printf (it->step == self->best ? _("Step %s · Best") : _("Step %s"), step);
-    g_autofree char *sub = isfinite (it->val_loss) ? g_strdup_printf (_("Validation loss %.4f"), it->val_loss)
-                                                   : g_strdup (_("Not validated"));
-    dl_row_set_title (row, title);
-    dl_row_set_subtitle (row, sub);
-    if (it->step == self->best) {
-      GtkWidget *star = gtk_image_new_from_icon_name ("starred-symbolic");
-      gtk_accessible_update_property (GTK_ACCESSIBLE (star), GTK_ACCESSIBLE_PROPERTY_LABEL, _("Best"), -1);
-      adw_action_row_add_prefix (ADW_ACTION_ROW (row), star);
+  if (!self->items->len)
+    {
+      GtkWidget *row = adw_action_row_new ();
+      dl_row_set_title (row, _ ("No checkpoints yet"));
+      dl_row_set_subtitle (row, _ ("Training saves one every few hundred steps and at the end"));
+      gtk_list_box_append (GTK_LIST_BOX (self->list), row);
+      return;
     }
-    adw_action_row_add_suffix (ADW_ACTION_ROW (row),
-                               button (self, "document-save-symbolic", _("Export…"), SIGNAL_EXPORT, it->step));
-    if (self->can_use)
-      adw_action_row_add_suffix (ADW_ACTION_ROW (row), button (self, "image-x-generic-symbolic",
-                                                               _("Use in Previews"), SIGNAL_USE, it->step));
-    GtkWidget *del = button (self, "user-trash-symbolic", _("Delete"), SIGNAL_DELETE, it->step);
-    gtk_widget_set_sensitive (del, self->can_delete);
-    adw_action_row_add_suffix (ADW_ACTION_ROW (row), del);
-    g_autofree char *name = g_strconcat ("step-", step, NULL);
-    gtk_widget_set_name (row, name);
-    gtk_list_box_append (GTK_LIST_BOX (self->list), row);
-  }
+  for (guint i = self->items->len; i-- > 0;)
+    {
+      Item *it = self->items->pdata[i];
+      GtkWidget *row = adw_action_row_new ();
+      g_autofree char *step = g_strdup_printf ("%" G_GINT64_FORMAT, it->step);
+      /* Translators: a checkpoint's row: the step it was saved at, and whether it is the best one */
+      g_autofree char *title = g_strdup_printf (it->step == self->best ? _ ("Step %s · Best") : _ ("Step %s"), step);
+      g_autofree char *sub = isfinite (it->val_loss) ? g_strdup_printf (_ ("Validation loss %.4f"), it->val_loss)
+                                                     : g_strdup (_ ("Not validated"));
+      dl_row_set_title (row, title);
+      dl_row_set_subtitle (row, sub);
+      if (it->step == self->best)
+        {
+          GtkWidget *star = gtk_image_new_from_icon_name ("starred-symbolic");
+          gtk_accessible_update_property (GTK_ACCESSIBLE (star), GTK_ACCESSIBLE_PROPERTY_LABEL, _ ("Best"), -1);
+          adw_action_row_add_prefix (ADW_ACTION_ROW (row), star);
+        }
+      adw_action_row_add_suffix (ADW_ACTION_ROW (row),
+                                 button (self, "document-save-symbolic", _ ("Export…"), SIGNAL_EXPORT, it->step));
+      if (self->can_use)
+        adw_action_row_add_suffix (
+          ADW_ACTION_ROW (row), button (self, "image-x-generic-symbolic", _ ("Use in Previews"), SIGNAL_USE, it->step));
+      GtkWidget *del = button (self, "user-trash-symbolic", _ ("Delete"), SIGNAL_DELETE, it->step);
+      gtk_widget_set_sensitive (del, self->can_delete);
+      adw_action_row_add_suffix (ADW_ACTION_ROW (row), del);
+      g_autofree char *name = g_strconcat ("step-", step, NULL);
+      gtk_widget_set_name (row, name);
+      gtk_list_box_append (GTK_LIST_BOX (self->list), row);
+    }
 }
 
 static void
@@ -144,12 +157,12 @@ dl_checkpoint_list_class_init (DlCheckpointListClass *klass)
   oc->dispose = dl_checkpoint_list_dispose;
   oc->finalize = dl_checkpoint_list_finalize;
   gtk_widget_class_set_layout_manager_type (GTK_WIDGET_CLASS (klass), GTK_TYPE_BIN_LAYOUT);
-  signals[SIGNAL_EXPORT] = g_signal_new ("export", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
-                                         NULL, G_TYPE_NONE, 1, G_TYPE_STRING);
+  signals[SIGNAL_EXPORT] = g_signal_new ("export", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+                                         G_TYPE_NONE, 1, G_TYPE_STRING);
   signals[SIGNAL_USE] = g_signal_new ("use", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
                                       G_TYPE_NONE, 1, G_TYPE_STRING);
-  signals[SIGNAL_DELETE] = g_signal_new ("delete", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
-                                         NULL, G_TYPE_NONE, 3, G_TYPE_INT64, G_TYPE_STRING, G_TYPE_STRING);
+  signals[SIGNAL_DELETE] = g_signal_new ("delete", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+                                         G_TYPE_NONE, 3, G_TYPE_INT64, G_TYPE_STRING, G_TYPE_STRING);
 }
 
 static void
@@ -161,7 +174,7 @@ dl_checkpoint_list_init (DlCheckpointList *self)
   self->list = gtk_list_box_new ();
   gtk_list_box_set_selection_mode (GTK_LIST_BOX (self->list), GTK_SELECTION_NONE);
   gtk_widget_add_css_class (self->list, "boxed-list");
-  gtk_accessible_update_property (GTK_ACCESSIBLE (self->list), GTK_ACCESSIBLE_PROPERTY_LABEL, _("Checkpoints"), -1);
+  gtk_accessible_update_property (GTK_ACCESSIBLE (self->list), GTK_ACCESSIBLE_PROPERTY_LABEL, _ ("Checkpoints"), -1);
   gtk_widget_set_parent (self->list, GTK_WIDGET (self));
   rebuild (self);
 }
@@ -192,7 +205,7 @@ dl_checkpoint_list_add (DlCheckpointList *self, gint64 step, const char *file, c
   it->state = g_strdup (state);
   it->val_loss = val_loss;
   at = 0;
-  while (at < self->items->len && ((Item *) self->items->pdata[at])->step < step)
+  while (at < self->items->len && ((Item *)self->items->pdata[at])->step < step)
     at++;
   g_ptr_array_insert (self->items, at, it);
   rebuild (self);
@@ -209,10 +222,11 @@ void
 dl_checkpoint_list_remove (DlCheckpointList *self, gint64 step)
 {
   guint at;
-  if (find (self, step, &at)) {
-    g_ptr_array_remove_index (self->items, at);
-    rebuild (self);
-  }
+  if (find (self, step, &at))
+    {
+      g_ptr_array_remove_index (self->items, at);
+      rebuild (self);
+    }
 }
 
 void

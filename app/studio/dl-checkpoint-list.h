@@ -15,8 +15,7 @@ G_DECLARE_FINAL_TYPE (DlCheckpointList, dl_checkpoint_list, DL, CHECKPOINT_LIST,
 DlCheckpointList *dl_checkpoint_list_new (void);
 void dl_checkpoint_list_clear (DlCheckpointList *self);
 /* A checkpoint (a step already listed is replaced). `state` may be NULL. */
-void dl_checkpoint_list_add (DlCheckpointList *self, gint64 step, const char *file, const char *state,
-                             double val_loss);
+void dl_checkpoint_list_add (DlCheckpointList *self, gint64 step, const char *file, const char *state, double val_loss);
 /* Mark the best (lowest validation loss) checkpoint. */
 void dl_checkpoint_list_set_best (DlCheckpointList *self, gint64 step);
 void dl_checkpoint_list_remove (DlCheckpointList *self, gint64 step);

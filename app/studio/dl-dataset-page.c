@@ -12,7 +12,8 @@
 #include "dl-import.h"
 #include "dl-toast.h"
 
-struct _DlDatasetPage {
+struct _DlDatasetPage
+{
   GtkWidget parent_instance;
 
   GtkLabel *title_label;
@@ -48,7 +49,8 @@ struct _DlDatasetPage {
 
 G_DEFINE_FINAL_TYPE (DlDatasetPage, dl_dataset_page, GTK_TYPE_WIDGET)
 
-enum {
+enum
+{
   SIGNAL_IMPORT_FINISHED,
   N_SIGNALS
 };
@@ -105,9 +107,9 @@ sync_counts (DlDatasetPage *self)
   if (missing > 0)
     {
       g_autofree char *text = g_strdup_printf (
-          g_dngettext (GETTEXT_PACKAGE, "%u image is missing: it was moved or deleted since it was added.",
-                       "%u images are missing: they were moved or deleted since they were added.", missing),
-          missing);
+        g_dngettext (GETTEXT_PACKAGE, "%u image is missing: it was moved or deleted since it was added.",
+                     "%u images are missing: they were moved or deleted since they were added.", missing),
+        missing);
       gtk_label_set_text (self->missing_label, text);
     }
   gtk_revealer_set_reveal_child (self->missing_revealer, missing > 0);
@@ -120,7 +122,7 @@ static void
 sync_template_preview (DlDatasetPage *self)
 {
   g_autofree char *caption = self->project ? dl_project_expand_caption_template (self->project) : g_strdup ("");
-  g_autofree char *markup = g_markup_escape_text (*caption ? caption : _("(nothing)"), -1);
+  g_autofree char *markup = g_markup_escape_text (*caption ? caption : _ ("(nothing)"), -1);
   adw_action_row_set_subtitle (self->template_preview_row, markup);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "dataset.fill-captions", *caption != '\0');
 }
@@ -185,8 +187,8 @@ sync_title (DlDatasetPage *self)
   g_autofree char *path = self->project ? g_file_get_path (dl_project_get_file (self->project)) : NULL;
   const char *home = g_get_home_dir ();
   g_autofree char *shown = path && strlen (home) > 1 && g_str_has_prefix (path, home)
-                               ? g_strconcat ("~", path + strlen (home), NULL)
-                               : g_strdup (path ? path : "");
+                             ? g_strconcat ("~", path + strlen (home), NULL)
+                             : g_strdup (path ? path : "");
   gtk_label_set_text (self->location_label, shown);
   gtk_widget_set_tooltip_text (GTK_WIDGET (self->location_label), path);
 }
@@ -240,7 +242,8 @@ dl_dataset_page_set_settings (DlDatasetPage *self, GSettings *settings)
 
 /* ---- adding images ---- */
 
-typedef struct {
+typedef struct
+{
   GWeakRef page;
   GWeakRef project;
 } ImportData;
@@ -278,25 +281,25 @@ import_collected (GObject *source, GAsyncResult *result, gpointer user_data)
   /* the parts that apply, joined by " · " */
   g_autoptr (GPtrArray) parts = g_ptr_array_new_with_free_func (g_free);
   if (added)
-    g_ptr_array_add (parts, g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "Added %u image", "Added %u images",
-                                                              added), added));
+    g_ptr_array_add (
+      parts, g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "Added %u image", "Added %u images", added), added));
   if (already)
     g_ptr_array_add (parts, g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "%u already in the dataset",
-                                                              "%u already in the dataset", already), already));
+                                                          "%u already in the dataset", already),
+                                             already));
   if (r->n_not_images)
-    g_ptr_array_add (parts, g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
-                                                              "%u file skipped: not a PNG, JPEG or WebP image",
-                                                              "%u files skipped: not PNG, JPEG or WebP images",
-                                                              r->n_not_images), r->n_not_images));
+    g_ptr_array_add (parts,
+                     g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "%u file skipped: not a PNG, JPEG or WebP image",
+                                                   "%u files skipped: not PNG, JPEG or WebP images", r->n_not_images),
+                                      r->n_not_images));
   if (r->n_not_local)
     g_ptr_array_add (parts, g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "%u not on this computer",
-                                                              "%u not on this computer", r->n_not_local),
-                                                 r->n_not_local));
+                                                          "%u not on this computer", r->n_not_local),
+                                             r->n_not_local));
   if (r->errors->len)
     g_ptr_array_add (parts, g_strdup (r->errors->pdata[0]));
   g_ptr_array_add (parts, NULL);
-  g_autofree char *msg = parts->len > 1 ? g_strjoinv (" · ", (char **) parts->pdata)
-                                         : g_strdup (_("No images found"));
+  g_autofree char *msg = parts->len > 1 ? g_strjoinv (" · ", (char **)parts->pdata) : g_strdup (_ ("No images found"));
   show_toast (self, msg, NULL);
 
   /* show what was just added */
@@ -382,8 +385,8 @@ pick_images (DlDatasetPage *self, gboolean folder)
     }
   g_autoptr (GFile) initial = last_folder (self);
   dl_file_dialog_run (GTK_WIDGET (self), folder ? DL_FILE_DIALOG_FOLDER : DL_FILE_DIALOG_OPEN_MULTIPLE,
-                      folder ? _("Add a Folder of Images") : _("Add Images"), _("_Add"), G_LIST_MODEL (filters), initial,
-                      NULL, images_picked, GINT_TO_POINTER (folder));
+                      folder ? _ ("Add a Folder of Images") : _ ("Add Images"), _ ("_Add"), G_LIST_MODEL (filters),
+                      initial, NULL, images_picked, GINT_TO_POINTER (folder));
 }
 
 /* -- paste -- */
@@ -396,14 +399,15 @@ pasted_files (GObject *source, GAsyncResult *result, gpointer user_data)
   const GValue *value = gdk_clipboard_read_value_finish (GDK_CLIPBOARD (source), result, &error);
   if (!value || !G_VALUE_HOLDS (value, GDK_TYPE_FILE_LIST))
     {
-      show_toast (self, _("Nothing to paste"), NULL);
+      show_toast (self, _ ("Nothing to paste"), NULL);
       return;
     }
   g_autoptr (GPtrArray) files = dl_files_from_file_list (g_value_get_boxed (value));
   dl_dataset_page_add_files (self, files);
 }
 
-typedef struct {
+typedef struct
+{
   GdkTexture *texture;
   char *dir;
 } PngJob;
@@ -424,8 +428,8 @@ save_png_thread (GTask *task, gpointer source, gpointer data, GCancellable *canc
   if (g_mkdir_with_parents (job->dir, 0755) != 0)
     {
       int err = errno;
-      g_task_return_new_error (task, G_IO_ERROR, g_io_error_from_errno (err),
-                               _("Could not make the folder “%s”: %s"), job->dir, g_strerror (err));
+      g_task_return_new_error (task, G_IO_ERROR, g_io_error_from_errno (err), _ ("Could not make the folder “%s”: %s"),
+                               job->dir, g_strerror (err));
       return;
     }
   g_autoptr (GDateTime) now = g_date_time_new_now_local ();
@@ -433,14 +437,15 @@ save_png_thread (GTask *task, gpointer source, gpointer data, GCancellable *canc
   g_autofree char *path = NULL;
   for (int i = 0; i < 1000; i++)
     {
-      g_autofree char *name = i ? g_strdup_printf ("pasted-%s-%d.png", stamp, i) : g_strdup_printf ("pasted-%s.png", stamp);
+      g_autofree char *name =
+        i ? g_strdup_printf ("pasted-%s-%d.png", stamp, i) : g_strdup_printf ("pasted-%s.png", stamp);
       g_free (path);
       path = g_build_filename (job->dir, name, NULL);
       if (!g_file_test (path, G_FILE_TEST_EXISTS))
         break;
     }
   g_autoptr (GBytes) png = gdk_texture_save_to_png_bytes (job->texture);
-  if (!g_file_set_contents_full (path, g_bytes_get_data (png, NULL), (gssize) g_bytes_get_size (png),
+  if (!g_file_set_contents_full (path, g_bytes_get_data (png, NULL), (gssize)g_bytes_get_size (png),
                                  G_FILE_SET_CONTENTS_CONSISTENT, 0644, &error))
     {
       g_task_return_error (task, error);
@@ -462,7 +467,7 @@ png_saved (GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   if (!file)
     {
-      g_autofree char *msg = g_strdup_printf (_("Could not save the pasted image: %s"), error->message);
+      g_autofree char *msg = g_strdup_printf (_ ("Could not save the pasted image: %s"), error->message);
       show_toast (self, msg, NULL);
       return;
     }
@@ -479,7 +484,7 @@ pasted_texture (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (GdkTexture) texture = gdk_clipboard_read_texture_finish (GDK_CLIPBOARD (source), result, &error);
   if (!texture || !self->project)
     {
-      show_toast (self, _("Nothing to paste"), NULL);
+      show_toast (self, _ ("Nothing to paste"), NULL);
       return;
     }
   /* a pasted picture needs a file: it goes into a folder next to the project */
@@ -487,14 +492,14 @@ pasted_texture (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autofree char *parent_path = parent ? g_file_get_path (parent) : NULL;
   g_autofree char *title = dl_project_dup_title (self->project);
   /* Translators: the folder for pasted pictures, next to the project; %s is the project's name */
-  g_autofree char *dir_name = g_strdup_printf (_("%s pasted images"), title);
+  g_autofree char *dir_name = g_strdup_printf (_ ("%s pasted images"), title);
   PngJob *job = g_new0 (PngJob, 1);
   job->texture = g_steal_pointer (&texture);
   job->dir = g_build_filename (parent_path ? parent_path : g_get_home_dir (), dir_name, NULL);
   GWeakRef *ref = g_new0 (GWeakRef, 1);
   g_weak_ref_init (ref, self);
   g_autoptr (GTask) task = g_task_new (NULL, NULL, png_saved, ref);
-  g_task_set_task_data (task, job, (GDestroyNotify) png_job_free);
+  g_task_set_task_data (task, job, (GDestroyNotify)png_job_free);
   g_task_run_in_thread (task, save_png_thread);
 }
 
@@ -516,7 +521,7 @@ pasted_text (GObject *source, GAsyncResult *result, gpointer user_data)
     }
   if (files->len == 0)
     {
-      show_toast (self, _("The clipboard holds no images or image files"), NULL);
+      show_toast (self, _ ("The clipboard holds no images or image files"), NULL);
       return;
     }
   dl_dataset_page_add_files (self, files);
@@ -537,7 +542,7 @@ paste (DlDatasetPage *self)
   else if (gdk_content_formats_contain_gtype (formats, G_TYPE_STRING))
     gdk_clipboard_read_text_async (clipboard, NULL, pasted_text, g_object_ref (self));
   else
-    show_toast (self, _("The clipboard holds no images"), NULL);
+    show_toast (self, _ ("The clipboard holds no images"), NULL);
 }
 
 /* ---- removing and moving ---- */
@@ -561,14 +566,13 @@ remove_positions (DlDatasetPage *self, const guint *positions, guint n)
     return;
   guint count = g_list_model_get_n_items (dl_project_get_images (self->project));
   const char *only = NULL;
-  g_autoptr (DlDatasetImage) first = n == 1 && positions[0] < count
-                                         ? g_list_model_get_item (dl_project_get_images (self->project), positions[0])
-                                         : NULL;
+  g_autoptr (DlDatasetImage) first =
+    n == 1 && positions[0] < count ? g_list_model_get_item (dl_project_get_images (self->project), positions[0]) : NULL;
   if (first)
     only = dl_dataset_image_get_display_name (first);
-  g_autofree char *title = only ? g_strdup_printf (_("Removed “%s”"), only)
-                                : g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "Removed %u image",
-                                                                "Removed %u images", n), n);
+  g_autofree char *title =
+    only ? g_strdup_printf (_ ("Removed “%s”"), only)
+         : g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "Removed %u image", "Removed %u images", n), n);
   dl_project_remove (self->project, positions, n);
   show_toast (self, title, "dataset.undo-remove");
 }
@@ -578,7 +582,8 @@ tile_remove (DlImageTile *tile, DlDatasetPage *self)
 {
   DlDatasetImage *image = dl_image_tile_get_image (tile);
   guint pos;
-  if (!self->project || !image || !g_list_store_find (G_LIST_STORE (dl_project_get_images (self->project)), image, &pos))
+  if (!self->project || !image ||
+      !g_list_store_find (G_LIST_STORE (dl_project_get_images (self->project)), image, &pos))
     return;
   remove_positions (self, &pos, 1);
 }
@@ -589,7 +594,7 @@ move_to (DlDatasetPage *self, guint from, int delta)
   guint n = g_list_model_get_n_items (dl_project_get_images (self->project));
   if ((delta < 0 && from == 0) || (delta > 0 && from + 1 >= n))
     return;
-  guint to = (guint) ((int) from + delta);
+  guint to = (guint)((int)from + delta);
   dl_project_move (self->project, from, to);
   gtk_selection_model_select_item (GTK_SELECTION_MODEL (self->selection), to, TRUE);
   gtk_widget_activate_action (GTK_WIDGET (self->grid), "list.scroll-to-item", "u", to);
@@ -600,7 +605,8 @@ tile_move (DlImageTile *tile, int delta, DlDatasetPage *self)
 {
   DlDatasetImage *image = dl_image_tile_get_image (tile);
   guint pos;
-  if (!self->project || !image || !g_list_store_find (G_LIST_STORE (dl_project_get_images (self->project)), image, &pos))
+  if (!self->project || !image ||
+      !g_list_store_find (G_LIST_STORE (dl_project_get_images (self->project)), image, &pos))
     return;
   move_to (self, pos, delta);
 }
@@ -613,8 +619,8 @@ missing_response (AdwMessageDialog *dialog, const char *response, DlDatasetPage 
   if (g_strcmp0 (response, "remove") == 0 && self->project)
     {
       guint n = dl_project_remove_missing (self->project);
-      g_autofree char *title = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "Removed %u missing image",
-                                                             "Removed %u missing images", n), n);
+      g_autofree char *title =
+        g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "Removed %u missing image", "Removed %u missing images", n), n);
       show_toast (self, title, "dataset.undo-remove");
     }
   else if (g_strcmp0 (response, "locate") == 0)
@@ -651,16 +657,19 @@ show_missing (DlDatasetPage *self)
 
   GtkRoot *root = gtk_widget_get_root (GTK_WIDGET (self));
   g_autofree char *body = g_strdup_printf (
-      g_dngettext (GETTEXT_PACKAGE, "This image is not where it was when it was added. Find it in a folder, or remove it from the project.",
-                   "These %u images are not where they were when they were added. Find them in a folder, or remove them from the project.",
-                   missing->len),
-      missing->len);
-  GtkWidget *dialog = adw_message_dialog_new (GTK_IS_WINDOW (root) ? GTK_WINDOW (root) : NULL, _("Missing Images"),
-                                              body);
+    g_dngettext (
+      GETTEXT_PACKAGE,
+      "This image is not where it was when it was added. Find it in a folder, or remove it from the project.",
+      "These %u images are not where they were when they were added. Find them in a folder, or remove them from the "
+      "project.",
+      missing->len),
+    missing->len);
+  GtkWidget *dialog =
+    adw_message_dialog_new (GTK_IS_WINDOW (root) ? GTK_WINDOW (root) : NULL, _ ("Missing Images"), body);
   gtk_window_set_destroy_with_parent (GTK_WINDOW (dialog), TRUE);
   adw_message_dialog_set_extra_child (ADW_MESSAGE_DIALOG (dialog), scroller);
-  adw_message_dialog_add_responses (ADW_MESSAGE_DIALOG (dialog), "close", _("_Close"), "remove",
-                                    _("_Remove From Project"), "locate", _("_Locate…"), NULL);
+  adw_message_dialog_add_responses (ADW_MESSAGE_DIALOG (dialog), "close", _ ("_Close"), "remove",
+                                    _ ("_Remove From Project"), "locate", _ ("_Locate…"), NULL);
   adw_message_dialog_set_response_appearance (ADW_MESSAGE_DIALOG (dialog), "remove", ADW_RESPONSE_DESTRUCTIVE);
   adw_message_dialog_set_response_appearance (ADW_MESSAGE_DIALOG (dialog), "locate", ADW_RESPONSE_SUGGESTED);
   adw_message_dialog_set_default_response (ADW_MESSAGE_DIALOG (dialog), "locate");
@@ -684,7 +693,7 @@ locate_collected (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autofree char *title = found ? g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "Found %u of %u missing image",
                                                                  "Found %u of %u missing images", before),
                                                     found, before)
-                                 : g_strdup (_("None of the missing images are in that folder"));
+                                 : g_strdup (_ ("None of the missing images are in that folder"));
   show_toast (self, title, NULL);
 }
 
@@ -717,15 +726,15 @@ page_action (GtkWidget *widget, const char *action_name, GVariant *param)
   else if (g_str_equal (action_name, "dataset.remove-selected"))
     {
       g_autoptr (GArray) positions = selected_positions (self);
-      remove_positions (self, (guint *) positions->data, positions->len);
+      remove_positions (self, (guint *)positions->data, positions->len);
     }
   else if (g_str_equal (action_name, "dataset.undo-remove"))
     {
       guint n = dl_project_undo_remove (self->project);
       if (n)
         {
-          g_autofree char *title = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "Restored %u image",
-                                                                 "Restored %u images", n), n);
+          g_autofree char *title =
+            g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "Restored %u image", "Restored %u images", n), n);
           show_toast (self, title, NULL);
         }
     }
@@ -738,15 +747,15 @@ page_action (GtkWidget *widget, const char *action_name, GVariant *param)
   else if (g_str_equal (action_name, "dataset.fill-captions"))
     {
       guint n = dl_project_fill_empty_captions (self->project);
-      g_autofree char *title = n ? g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "Filled %u caption",
-                                                                 "Filled %u captions", n), n)
-                                 : g_strdup (_("Every image has a caption already"));
+      g_autofree char *title =
+        n ? g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "Filled %u caption", "Filled %u captions", n), n)
+          : g_strdup (_ ("Every image has a caption already"));
       show_toast (self, title, NULL);
     }
   else if (g_str_equal (action_name, "dataset.show-missing"))
     show_missing (self);
   else if (g_str_equal (action_name, "dataset.locate-missing"))
-    dl_file_dialog_run (GTK_WIDGET (self), DL_FILE_DIALOG_FOLDER, _("Find Missing Images in a Folder"), _("_Search"),
+    dl_file_dialog_run (GTK_WIDGET (self), DL_FILE_DIALOG_FOLDER, _ ("Find Missing Images in a Folder"), _ ("_Search"),
                         NULL, NULL, NULL, locate_folder_picked, NULL);
   else if (g_str_equal (action_name, "dataset.remove-missing"))
     missing_response (NULL, "remove", self);
@@ -833,10 +842,10 @@ dl_dataset_page_class_init (DlDatasetPageClass *klass)
   gtk_widget_class_bind_template_child (widget_class, DlDatasetPage, content_stack);
   gtk_widget_class_bind_template_child (widget_class, DlDatasetPage, grid);
 
-  const char *actions[] = { "dataset.add-images", "dataset.add-folder", "dataset.paste",
-                            "dataset.remove-selected", "dataset.undo-remove", "dataset.move-earlier",
-                            "dataset.move-later", "dataset.fill-captions", "dataset.show-missing",
-                            "dataset.locate-missing", "dataset.remove-missing" };
+  const char *actions[] = { "dataset.add-images",      "dataset.add-folder",    "dataset.paste",
+                            "dataset.remove-selected", "dataset.undo-remove",   "dataset.move-earlier",
+                            "dataset.move-later",      "dataset.fill-captions", "dataset.show-missing",
+                            "dataset.locate-missing",  "dataset.remove-missing" };
   for (guint i = 0; i < G_N_ELEMENTS (actions); i++)
     gtk_widget_class_install_action (widget_class, actions[i], NULL, page_action);
 

@@ -7,7 +7,8 @@
 #include "dl-dataset-image.h"
 #include "dl-thumbnail.h"
 
-struct _DlDatasetStrip {
+struct _DlDatasetStrip
+{
   GtkWidget parent_instance;
   GtkLabel *count_label;
   GtkListView *list;
@@ -224,7 +225,7 @@ dl_dataset_strip_init (DlDatasetStrip *self)
   gtk_widget_set_margin_start (header, 18);
   gtk_widget_set_margin_end (header, 18);
   gtk_widget_set_margin_top (header, 6);
-  GtkWidget *title = gtk_label_new (_("Training Images"));
+  GtkWidget *title = gtk_label_new (_ ("Training Images"));
   gtk_widget_add_css_class (title, "heading");
   gtk_box_append (GTK_BOX (header), title);
   GtkWidget *count = gtk_label_new (NULL);
@@ -234,9 +235,9 @@ dl_dataset_strip_init (DlDatasetStrip *self)
   gtk_label_set_xalign (GTK_LABEL (count), 0);
   gtk_box_append (GTK_BOX (header), count);
   self->count_label = GTK_LABEL (count);
-  GtkWidget *edit = gtk_button_new_with_mnemonic (_("_Edit Dataset"));
+  GtkWidget *edit = gtk_button_new_with_mnemonic (_ ("_Edit Dataset"));
   gtk_widget_add_css_class (edit, "flat");
-  gtk_widget_set_tooltip_text (edit, _("Go to the Dataset page"));
+  gtk_widget_set_tooltip_text (edit, _ ("Go to the Dataset page"));
   gtk_actionable_set_action_name (GTK_ACTIONABLE (edit), "win.show-page");
   gtk_actionable_set_action_target (GTK_ACTIONABLE (edit), "s", "dataset");
   gtk_box_append (GTK_BOX (header), edit);
@@ -248,7 +249,7 @@ dl_dataset_strip_init (DlDatasetStrip *self)
   g_signal_connect (factory, "unbind", G_CALLBACK (unbind_item), NULL);
   GtkWidget *list = gtk_list_view_new (NULL, factory);
   gtk_orientable_set_orientation (GTK_ORIENTABLE (list), GTK_ORIENTATION_HORIZONTAL);
-  gtk_accessible_update_property (GTK_ACCESSIBLE (list), GTK_ACCESSIBLE_PROPERTY_LABEL, _("Training Images"), -1);
+  gtk_accessible_update_property (GTK_ACCESSIBLE (list), GTK_ACCESSIBLE_PROPERTY_LABEL, _ ("Training Images"), -1);
   self->list = GTK_LIST_VIEW (list);
   GtkWidget *scroller = gtk_scrolled_window_new ();
   gtk_scrolled_window_set_policy (GTK_SCROLLED_WINDOW (scroller), GTK_POLICY_AUTOMATIC, GTK_POLICY_NEVER);

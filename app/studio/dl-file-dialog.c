@@ -4,7 +4,8 @@
 
 #include <glib/gi18n.h>
 
-typedef struct {
+typedef struct
+{
   GWeakRef owner;
   DlFileDialogDone done;
   gpointer user_data;
@@ -31,7 +32,7 @@ GtkFileFilter *
 dl_file_filter_images (void)
 {
   GtkFileFilter *filter = gtk_file_filter_new ();
-  gtk_file_filter_set_name (filter, _("PNG, JPEG and WebP Images"));
+  gtk_file_filter_set_name (filter, _ ("PNG, JPEG and WebP Images"));
   gtk_file_filter_add_mime_type (filter, "image/png");
   gtk_file_filter_add_mime_type (filter, "image/jpeg");
   gtk_file_filter_add_mime_type (filter, "image/webp");
@@ -121,10 +122,18 @@ dl_file_dialog_run (GtkWidget *owner, DlFileDialogKind kind, const char *title, 
   GtkWindow *parent = parent_window (owner);
   switch (kind)
     {
-    case DL_FILE_DIALOG_OPEN: gtk_file_dialog_open (dialog, parent, NULL, dialog_done, req); break;
-    case DL_FILE_DIALOG_OPEN_MULTIPLE: gtk_file_dialog_open_multiple (dialog, parent, NULL, dialog_done, req); break;
-    case DL_FILE_DIALOG_FOLDER: gtk_file_dialog_select_folder (dialog, parent, NULL, dialog_done, req); break;
-    case DL_FILE_DIALOG_SAVE: gtk_file_dialog_save (dialog, parent, NULL, dialog_done, req); break;
+    case DL_FILE_DIALOG_OPEN:
+      gtk_file_dialog_open (dialog, parent, NULL, dialog_done, req);
+      break;
+    case DL_FILE_DIALOG_OPEN_MULTIPLE:
+      gtk_file_dialog_open_multiple (dialog, parent, NULL, dialog_done, req);
+      break;
+    case DL_FILE_DIALOG_FOLDER:
+      gtk_file_dialog_select_folder (dialog, parent, NULL, dialog_done, req);
+      break;
+    case DL_FILE_DIALOG_SAVE:
+      gtk_file_dialog_save (dialog, parent, NULL, dialog_done, req);
+      break;
     }
 }
 
@@ -160,7 +169,7 @@ dl_file_dialog_run (GtkWidget *owner, DlFileDialogKind kind, const char *title, 
                                 : kind == DL_FILE_DIALOG_SAVE ? GTK_FILE_CHOOSER_ACTION_SAVE
                                                               : GTK_FILE_CHOOSER_ACTION_OPEN;
   GtkFileChooserNative *native =
-      gtk_file_chooser_native_new (title, parent_window (owner), action, accept_label, _("_Cancel"));
+    gtk_file_chooser_native_new (title, parent_window (owner), action, accept_label, _ ("_Cancel"));
   GtkFileChooser *chooser = GTK_FILE_CHOOSER (native);
   gtk_native_dialog_set_modal (GTK_NATIVE_DIALOG (native), TRUE);
   gtk_file_chooser_set_select_multiple (chooser, kind == DL_FILE_DIALOG_OPEN_MULTIPLE);

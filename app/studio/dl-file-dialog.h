@@ -7,7 +7,8 @@
 
 G_BEGIN_DECLS
 
-typedef enum {
+typedef enum
+{
   DL_FILE_DIALOG_OPEN,          /* one file */
   DL_FILE_DIALOG_OPEN_MULTIPLE, /* files */
   DL_FILE_DIALOG_FOLDER,        /* one folder */
@@ -21,8 +22,8 @@ typedef void (*DlFileDialogDone) (GtkWidget *owner, GPtrArray *files, gpointer u
 /* `filters`: GtkFileFilters (nullable; the first is the default).  `initial_folder`
  * and `initial_name` are nullable. */
 void dl_file_dialog_run (GtkWidget *owner, DlFileDialogKind kind, const char *title, const char *accept_label,
-                         GListModel *filters, GFile *initial_folder, const char *initial_name,
-                         DlFileDialogDone done, gpointer user_data);
+                         GListModel *filters, GFile *initial_folder, const char *initial_name, DlFileDialogDone done,
+                         gpointer user_data);
 
 /* A filter for PNG, JPEG and WebP images. */
 GtkFileFilter *dl_file_filter_images (void);

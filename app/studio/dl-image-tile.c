@@ -7,7 +7,8 @@
 
 #include "dl-thumbnail.h"
 
-struct _DlImageTile {
+struct _DlImageTile
+{
   GtkWidget parent_instance;
   GtkPicture *picture;
   GtkSpinner *spinner;
@@ -24,7 +25,8 @@ struct _DlImageTile {
 
 G_DEFINE_FINAL_TYPE (DlImageTile, dl_image_tile, GTK_TYPE_WIDGET)
 
-enum {
+enum
+{
   SIGNAL_REMOVE_REQUESTED,
   SIGNAL_MOVE_REQUESTED,
   N_SIGNALS
@@ -92,7 +94,7 @@ sync_state (DlImageTile *self)
       break;
     case DL_IMAGE_STATE_MISSING:
       meta = g_strdup (name);
-      problem = _("Missing: the file was moved or deleted");
+      problem = _ ("Missing: the file was moved or deleted");
       icon = "dialog-question-symbolic";
       is_error = TRUE;
       break;
@@ -237,8 +239,8 @@ dl_image_tile_class_init (DlImageTileClass *klass)
   gtk_widget_class_set_css_name (widget_class, "dl-image-tile");
   gtk_widget_class_set_accessible_role (widget_class, GTK_ACCESSIBLE_ROLE_GROUP);
 
-  signals[SIGNAL_REMOVE_REQUESTED] = g_signal_new ("remove-requested", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
-                                                   0, NULL, NULL, NULL, G_TYPE_NONE, 0);
+  signals[SIGNAL_REMOVE_REQUESTED] = g_signal_new ("remove-requested", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                                                   NULL, NULL, NULL, G_TYPE_NONE, 0);
   signals[SIGNAL_MOVE_REQUESTED] = g_signal_new ("move-requested", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
                                                  NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_INT);
 }

@@ -11,7 +11,8 @@
 
 #include <string.h>
 
-struct _DlImageViewer {
+struct _DlImageViewer
+{
   AdwWindow parent_instance;
   AdwToastOverlay *toast_overlay;
   AdwWindowTitle *window_title;
@@ -30,8 +31,8 @@ static GBytes *
 texture_to_rgba (GdkTexture *texture)
 {
   int w = gdk_texture_get_width (texture), h = gdk_texture_get_height (texture);
-  gsize stride = (gsize) w * 4;
-  guchar *rgba = g_malloc (stride * (gsize) h);
+  gsize stride = (gsize)w * 4;
+  guchar *rgba = g_malloc (stride * (gsize)h);
 #if GTK_CHECK_VERSION(4, 10, 0)
   GdkTextureDownloader *downloader = gdk_texture_downloader_new (texture);
   gdk_texture_downloader_set_format (downloader, GDK_MEMORY_R8G8B8A8);
@@ -40,7 +41,7 @@ texture_to_rgba (GdkTexture *texture)
 #else
   /* GTK 4.8 downloads cairo's premultiplied native-endian ARGB32 only */
   gdk_texture_download (texture, rgba, stride);
-  for (gsize i = 0; i < (gsize) w * (gsize) h; i++)
+  for (gsize i = 0; i < (gsize)w * (gsize)h; i++)
     {
       guint32 px;
       memcpy (&px, rgba + i * 4, 4);
@@ -51,13 +52,13 @@ texture_to_rgba (GdkTexture *texture)
           g = MIN (255u, (g * 255 + a / 2) / a);
           b = MIN (255u, (b * 255 + a / 2) / a);
         }
-      rgba[i * 4 + 0] = (guchar) r;
-      rgba[i * 4 + 1] = (guchar) g;
-      rgba[i * 4 + 2] = (guchar) b;
-      rgba[i * 4 + 3] = (guchar) a;
+      rgba[i * 4 + 0] = (guchar)r;
+      rgba[i * 4 + 1] = (guchar)g;
+      rgba[i * 4 + 2] = (guchar)b;
+      rgba[i * 4 + 3] = (guchar)a;
     }
 #endif
-  return g_bytes_new_take (rgba, stride * (gsize) h);
+  return g_bytes_new_take (rgba, stride * (gsize)h);
 }
 
 /* Any thread. */
@@ -80,7 +81,8 @@ dl_image_viewer_save_png (GdkTexture *texture, const DlPreviewRequest *request, 
   return write_png (rgba, gdk_texture_get_width (texture), gdk_texture_get_height (texture), request, path, error);
 }
 
-typedef struct {
+typedef struct
+{
   GBytes *rgba;
   int width, height;
   DlPreviewRequest *request;
@@ -120,8 +122,8 @@ saved (GObject *source, GAsyncResult *result, gpointer user_data)
   gboolean ok = g_task_propagate_boolean (G_TASK (result), &error);
   if (!self)
     return;
-  g_autofree char *title = ok ? g_strdup_printf (_("Saved “%s”"), name)
-                              : g_strdup_printf (_("Could not save “%s”: %s"), name, error->message);
+  g_autofree char *title = ok ? g_strdup_printf (_ ("Saved “%s”"), name)
+                              : g_strdup_printf (_ ("Could not save “%s”: %s"), name, error->message);
   adw_toast_overlay_add_toast (self->toast_overlay, dl_toast_new (title));
 }
 
@@ -134,7 +136,7 @@ save_picked (GtkWidget *owner, GPtrArray *files, gpointer user_data)
   g_autofree char *path = g_file_get_path (files->pdata[0]);
   if (!path)
     {
-      adw_toast_overlay_add_toast (self->toast_overlay, dl_toast_new (_("Pick a place on this computer")));
+      adw_toast_overlay_add_toast (self->toast_overlay, dl_toast_new (_ ("Pick a place on this computer")));
       return;
     }
   if (self->source_path)
@@ -143,8 +145,8 @@ save_picked (GtkWidget *owner, GPtrArray *files, gpointer user_data)
       g_autoptr (GError) error = NULL;
       g_autofree char *name = g_path_get_basename (path);
       g_autofree char *title = dl_file_copy_atomically (self->source_path, path, &error)
-                                 ? g_strdup_printf (_("Saved “%s”"), name)
-                                 : g_strdup_printf (_("Could not save “%s”: %s"), name, error->message);
+                                 ? g_strdup_printf (_ ("Saved “%s”"), name)
+                                 : g_strdup_printf (_ ("Could not save “%s”: %s"), name, error->message);
       adw_toast_overlay_add_toast (self->toast_overlay, dl_toast_new (title));
       return;
     }
@@ -157,7 +159,7 @@ save_picked (GtkWidget *owner, GPtrArray *files, gpointer user_data)
   GWeakRef *ref = g_new0 (GWeakRef, 1);
   g_weak_ref_init (ref, self);
   g_autoptr (GTask) task = g_task_new (NULL, NULL, saved, ref);
-  g_task_set_task_data (task, job, (GDestroyNotify) save_job_free);
+  g_task_set_task_data (task, job, (GDestroyNotify)save_job_free);
   g_task_run_in_thread (task, save_thread);
 }
 
@@ -167,12 +169,13 @@ viewer_action (GtkWidget *widget, const char *action_name, GVariant *param)
   DlImageViewer *self = DL_IMAGE_VIEWER (widget);
   g_autoptr (GListStore) filters = g_list_store_new (GTK_TYPE_FILE_FILTER);
   g_autoptr (GtkFileFilter) png = gtk_file_filter_new ();
-  gtk_file_filter_set_name (png, _("PNG Images"));
+  gtk_file_filter_set_name (png, _ ("PNG Images"));
   gtk_file_filter_add_mime_type (png, "image/png");
   g_list_store_append (filters, png);
-  g_autofree char *name = self->source_path ? g_path_get_basename (self->source_path)
-                                             : g_strdup_printf ("preview-%" G_GUINT64_FORMAT ".png", self->request->seed);
-  dl_file_dialog_run (widget, DL_FILE_DIALOG_SAVE, _("Save Preview"), _("_Save"), G_LIST_MODEL (filters), NULL, name,
+  g_autofree char *name = self->source_path
+                            ? g_path_get_basename (self->source_path)
+                            : g_strdup_printf ("preview-%" G_GUINT64_FORMAT ".png", self->request->seed);
+  dl_file_dialog_run (widget, DL_FILE_DIALOG_SAVE, _ ("Save Preview"), _ ("_Save"), G_LIST_MODEL (filters), NULL, name,
                       save_picked, NULL);
 }
 
@@ -219,7 +222,7 @@ dl_image_viewer_new (GtkWindow *parent, GdkTexture *texture, const DlPreviewRequ
   self->request = dl_preview_request_copy (request);
   gtk_picture_set_paintable (self->picture, GDK_PAINTABLE (texture));
   /* Translators: the enlarged preview, for screen readers: its prompt, then its column */
-  g_autofree char *a11y = column_title && *column_title ? g_strdup_printf (_("%s, %s"), request->prompt, column_title)
+  g_autofree char *a11y = column_title && *column_title ? g_strdup_printf (_ ("%s, %s"), request->prompt, column_title)
                                                         : g_strdup (request->prompt);
   gtk_accessible_update_property (GTK_ACCESSIBLE (self->picture), GTK_ACCESSIBLE_PROPERTY_LABEL, a11y, -1);
   adw_window_title_set_title (self->window_title, request->prompt);
@@ -247,7 +250,7 @@ dl_image_viewer_new_for_file (GtkWindow *parent, const char *path, const char *t
   self->texture = g_steal_pointer (&texture);
   self->source_path = g_strdup (path);
   gtk_picture_set_paintable (self->picture, GDK_PAINTABLE (self->texture));
-  g_autofree char *a11y = subtitle && *subtitle ? g_strdup_printf (_("%s, %s"), title, subtitle) : g_strdup (title);
+  g_autofree char *a11y = subtitle && *subtitle ? g_strdup_printf (_ ("%s, %s"), title, subtitle) : g_strdup (title);
   gtk_accessible_update_property (GTK_ACCESSIBLE (self->picture), GTK_ACCESSIBLE_PROPERTY_LABEL, a11y, -1);
   adw_window_title_set_title (self->window_title, title);
   adw_window_title_set_subtitle (self->window_title, subtitle);

@@ -36,7 +36,7 @@ dl_import_is_image_name (const char *name)
 static int
 compare_names (gconstpointer a, gconstpointer b)
 {
-  GFileInfo *ia = *(GFileInfo **) a, *ib = *(GFileInfo **) b;
+  GFileInfo *ia = *(GFileInfo **)a, *ib = *(GFileInfo **)b;
   g_autofree char *ka = g_utf8_collate_key_for_filename (g_file_info_get_display_name (ia), -1);
   g_autofree char *kb = g_utf8_collate_key_for_filename (g_file_info_get_display_name (ib), -1);
   return strcmp (ka, kb);
@@ -51,17 +51,17 @@ collect_folder (DlImportResult *r, GFile *dir, int depth, GCancellable *cancella
   g_autofree char *dir_name = g_file_get_parse_name (dir);
   if (depth > MAX_DEPTH)
     {
-      g_ptr_array_add (r->errors, g_strdup_printf (_("“%s” is nested too deeply; it was not searched"), dir_name));
+      g_ptr_array_add (r->errors, g_strdup_printf (_ ("“%s” is nested too deeply; it was not searched"), dir_name));
       return;
     }
   g_autoptr (GFileEnumerator) en = g_file_enumerate_children (
-      dir, G_FILE_ATTRIBUTE_STANDARD_NAME "," G_FILE_ATTRIBUTE_STANDARD_DISPLAY_NAME "," G_FILE_ATTRIBUTE_STANDARD_TYPE
-           "," G_FILE_ATTRIBUTE_STANDARD_IS_HIDDEN,
-      G_FILE_QUERY_INFO_NONE, cancellable, &error);
+    dir,
+    G_FILE_ATTRIBUTE_STANDARD_NAME "," G_FILE_ATTRIBUTE_STANDARD_DISPLAY_NAME "," G_FILE_ATTRIBUTE_STANDARD_TYPE
+                                   "," G_FILE_ATTRIBUTE_STANDARD_IS_HIDDEN,
+    G_FILE_QUERY_INFO_NONE, cancellable, &error);
   if (!en)
     {
-      g_ptr_array_add (r->errors,
-                       g_strdup_printf (_("Could not read the folder “%s”: %s"), dir_name, error->message));
+      g_ptr_array_add (r->errors, g_strdup_printf (_ ("Could not read the folder “%s”: %s"), dir_name, error->message));
       return;
     }
   g_autoptr (GPtrArray) infos = g_ptr_array_new_with_free_func (g_object_unref);
@@ -75,7 +75,7 @@ collect_folder (DlImportResult *r, GFile *dir, int depth, GCancellable *cancella
     }
   if (error)
     g_ptr_array_add (r->errors,
-                     g_strdup_printf (_("Could not read all of the folder “%s”: %s"), dir_name, error->message));
+                     g_strdup_printf (_ ("Could not read all of the folder “%s”: %s"), dir_name, error->message));
   g_ptr_array_sort (infos, compare_names);
   for (guint i = 0; i < infos->len && r->images->len < MAX_FILES; i++)
     {
@@ -139,7 +139,7 @@ collect_thread (GTask *task, gpointer source, gpointer data, GCancellable *cance
       g_task_return_error_if_cancelled (task);
       return;
     }
-  g_task_return_pointer (task, r, (GDestroyNotify) dl_import_result_free);
+  g_task_return_pointer (task, r, (GDestroyNotify)dl_import_result_free);
 }
 
 void
@@ -152,7 +152,7 @@ dl_import_collect_async (GPtrArray *files, GCancellable *cancellable, GAsyncRead
   GPtrArray *copy = g_ptr_array_new_with_free_func (g_object_unref);
   for (guint i = 0; i < files->len; i++)
     g_ptr_array_add (copy, g_object_ref (files->pdata[i]));
-  g_task_set_task_data (task, copy, (GDestroyNotify) g_ptr_array_unref);
+  g_task_set_task_data (task, copy, (GDestroyNotify)g_ptr_array_unref);
   g_task_run_in_thread (task, collect_thread);
 }
 

@@ -6,11 +6,12 @@
 
 G_BEGIN_DECLS
 
-typedef struct {
-  GPtrArray *images;      /* GFile, in a stable order: as given, folders sorted by name */
-  guint n_not_images;     /* files skipped because they are not PNG, JPEG or WebP */
-  guint n_not_local;      /* files that have no local path (e.g. on a server) */
-  GPtrArray *errors;      /* char*: folders that could not be read, with the reason */
+typedef struct
+{
+  GPtrArray *images;  /* GFile, in a stable order: as given, folders sorted by name */
+  guint n_not_images; /* files skipped because they are not PNG, JPEG or WebP */
+  guint n_not_local;  /* files that have no local path (e.g. on a server) */
+  GPtrArray *errors;  /* char*: folders that could not be read, with the reason */
 } DlImportResult;
 
 void dl_import_result_free (DlImportResult *result);

@@ -14,7 +14,8 @@
 /* the accessible description changes at most this often */
 #define DESCRIPTION_INTERVAL_MS 250
 
-struct _DlLossCurve {
+struct _DlLossCurve
+{
   GtkWidget parent_instance;
   DlLossSeries *series;
   double smoothing;
@@ -33,7 +34,8 @@ struct _DlLossCurve {
 
 G_DEFINE_FINAL_TYPE (DlLossCurve, dl_loss_curve, GTK_TYPE_WIDGET)
 
-enum {
+enum
+{
   PROP_0,
   PROP_SMOOTHING,
   PROP_LOG_SCALE,
@@ -46,7 +48,8 @@ static GParamSpec *props[N_PROPS];
 
 /* ---- geometry ---- */
 
-typedef struct {
+typedef struct
+{
   double left, top, right, bottom; /* the plot area */
   gint64 x0, x1;                   /* steps at left and right */
   double y0, y1;                   /* loss axis at bottom and top (log10 with log scale) */
@@ -59,7 +62,7 @@ typedef struct {
 static double
 map_x (const Plot *p, double step)
 {
-  return p->left + (step - (double) p->x0) / (double) (p->x1 - p->x0) * (p->right - p->left);
+  return p->left + (step - (double)p->x0) / (double)(p->x1 - p->x0) * (p->right - p->left);
 }
 
 /* The loss `v` on screen; NaN when it cannot be drawn (log scale, v <= 0). */
@@ -122,7 +125,7 @@ static gboolean
 compute_plot (DlLossCurve *self, int width, int height, Plot *p)
 {
   GtkWidget *widget = GTK_WIDGET (self);
-  *p = (Plot) { 0 };
+  *p = (Plot){ 0 };
   if (!dl_loss_series_visible_range (self->series, self->follow ? self->follow_steps : 0, &p->x0, &p->x1))
     return FALSE;
   if (p->x1 == p->x0)
@@ -142,7 +145,7 @@ compute_plot (DlLossCurve *self, int width, int height, Plot *p)
 
   int text_h = 0;
   label_width (widget, "0", &text_h);
-  int max_y_ticks = CLAMP ((int) ((height - 2 * PAD - text_h) / (2.5 * MAX (text_h, 1))), 2, MAX_TICKS);
+  int max_y_ticks = CLAMP ((int)((height - 2 * PAD - text_h) / (2.5 * MAX (text_h, 1))), 2, MAX_TICKS);
   p->n_yticks = self->log_scale ? dl_loss_log_ticks (p->y0, p->y1, max_y_ticks, p->yticks)
                                 : dl_loss_nice_ticks (p->y0, p->y1, max_y_ticks, FALSE, p->yticks);
   double left_w = 0;
@@ -172,14 +175,15 @@ compute_plot (DlLossCurve *self, int width, int height, Plot *p)
     return FALSE;
 
   step_label_w += 24;
-  int max_x_ticks = CLAMP ((int) ((p->right - p->left) / step_label_w), 2, MAX_TICKS);
-  p->n_xticks = dl_loss_nice_ticks ((double) p->x0, (double) p->x1, max_x_ticks, TRUE, p->xticks);
+  int max_x_ticks = CLAMP ((int)((p->right - p->left) / step_label_w), 2, MAX_TICKS);
+  p->n_xticks = dl_loss_nice_ticks ((double)p->x0, (double)p->x1, max_x_ticks, TRUE, p->xticks);
   return TRUE;
 }
 
 /* ---- colours ---- */
 
-typedef struct {
+typedef struct
+{
   GdkRGBA fg, accent, best, lr, bg;
 } Colours;
 
@@ -191,13 +195,13 @@ lookup_colours (DlLossCurve *self, Colours *c)
   gtk_style_context_get_color (ctx, &c->fg);
   /* libadwaita's named colours, with its default values when there are none */
   if (!gtk_style_context_lookup_color (ctx, "accent_color", &c->accent))
-    c->accent = (GdkRGBA) { 0.11, 0.44, 0.85, 1 };
+    c->accent = (GdkRGBA){ 0.11, 0.44, 0.85, 1 };
   if (!gtk_style_context_lookup_color (ctx, "success_color", &c->best))
-    c->best = (GdkRGBA) { 0.15, 0.64, 0.41, 1 };
+    c->best = (GdkRGBA){ 0.15, 0.64, 0.41, 1 };
   if (!gtk_style_context_lookup_color (ctx, "warning_color", &c->lr))
-    c->lr = (GdkRGBA) { 0.80, 0.50, 0.0, 1 };
+    c->lr = (GdkRGBA){ 0.80, 0.50, 0.0, 1 };
   if (!gtk_style_context_lookup_color (ctx, "view_bg_color", &c->bg))
-    c->bg = (GdkRGBA) { 1, 1, 1, 1 };
+    c->bg = (GdkRGBA){ 1, 1, 1, 1 };
   G_GNUC_END_IGNORE_DEPRECATIONS
 }
 
@@ -265,9 +269,9 @@ draw_axes (DlLossCurve *self, cairo_t *cr, const Plot *p, const Colours *c)
 static void
 draw_steps (DlLossCurve *self, cairo_t *cr, const Plot *p, const Colours *c)
 {
-  int columns = MAX (1, (int) ceil (p->right - p->left));
+  int columns = MAX (1, (int)ceil (p->right - p->left));
   gsize visible = dl_loss_series_count_in_range (self->series, p->x0, p->x1);
-  gboolean dense = visible > (gsize) columns / 2;
+  gboolean dense = visible > (gsize)columns / 2;
   g_autofree DlLossColumn *cols = NULL;
   gsize n_cols = 0;
   const DlLossPoint *pts = dl_loss_series_get_steps (self->series);
@@ -411,7 +415,7 @@ hover_at (DlLossCurve *self, const Plot *p, DlLossHover *h)
   if (!self->hovering)
     return FALSE;
   double x = CLAMP (self->hover_x, p->left, p->right);
-  double step = p->x0 + (x - p->left) / (p->right - p->left) * (double) (p->x1 - p->x0);
+  double step = p->x0 + (x - p->left) / (p->right - p->left) * (double)(p->x1 - p->x0);
   return dl_loss_series_hover (self->series, step, h);
 }
 
@@ -464,7 +468,7 @@ dl_loss_curve_snapshot (GtkWidget *widget, GtkSnapshot *snapshot)
   if (!compute_plot (self, width, height, &p))
     {
       set_colour (cr, &c.fg, 0.55);
-      draw_text (self, cr, dl_loss_series_is_empty (self->series) ? _("No steps yet") : _("Too small to draw"),
+      draw_text (self, cr, dl_loss_series_is_empty (self->series) ? _ ("No steps yet") : _ ("Too small to draw"),
                  width / 2.0, height / 2.0, 0.5, 0.5);
       cairo_destroy (cr);
       return;
@@ -506,7 +510,7 @@ describe (DlLossCurve *self)
   gsize n = dl_loss_series_get_n_steps (self->series);
   gsize n_val = dl_loss_series_get_n_validations (self->series);
   if (n == 0 && n_val == 0)
-    return g_strdup (_("No steps yet"));
+    return g_strdup (_ ("No steps yet"));
   /* the parts that apply, joined by ", " */
   g_autoptr (GPtrArray) parts = g_ptr_array_new_with_free_func (g_free);
   if (n > 0)
@@ -516,21 +520,21 @@ describe (DlLossCurve *self)
       g_autofree char *loss = a11y_value (last->loss);
       g_autofree char *smoothed = a11y_value (last->smoothed);
       /* Translators: read out for the loss curve: the last step, its loss and the smoothed loss */
-      g_ptr_array_add (parts, g_strdup_printf (_("Step %s of the run: loss %s, smoothed %s"), step, loss, smoothed));
+      g_ptr_array_add (parts, g_strdup_printf (_ ("Step %s of the run: loss %s, smoothed %s"), step, loss, smoothed));
     }
   if (n_val > 0)
     {
       g_autofree char *val = a11y_value (dl_loss_series_get_validations (self->series)[n_val - 1].loss);
-      g_ptr_array_add (parts, g_strdup_printf (n > 0 ? _("validation %s") : _("Validation %s"), val));
+      g_ptr_array_add (parts, g_strdup_printf (n > 0 ? _ ("validation %s") : _ ("Validation %s"), val));
     }
   gint64 best = dl_loss_series_get_best (self->series);
   if (best >= 0)
     {
       g_autofree char *step = g_strdup_printf ("%" G_GINT64_FORMAT, best);
-      g_ptr_array_add (parts, g_strdup_printf (_("best at step %s"), step));
+      g_ptr_array_add (parts, g_strdup_printf (_ ("best at step %s"), step));
     }
   g_ptr_array_add (parts, NULL);
-  return g_strjoinv (", ", (char **) parts->pdata);
+  return g_strjoinv (", ", (char **)parts->pdata);
 }
 
 static void
@@ -565,7 +569,7 @@ schedule_announce (DlLossCurve *self)
   if (since_ms >= DESCRIPTION_INTERVAL_MS)
     announce (self);
   else
-    self->description_source = g_timeout_add ((guint) (DESCRIPTION_INTERVAL_MS - since_ms), announce_timeout, self);
+    self->description_source = g_timeout_add ((guint)(DESCRIPTION_INTERVAL_MS - since_ms), announce_timeout, self);
 }
 
 static void
@@ -599,7 +603,8 @@ dl_loss_curve_dup_readout (DlLossCurve *self)
   Plot p;
   DlLossHover h;
   GtkWidget *widget = GTK_WIDGET (self);
-  if (!compute_plot (self, gtk_widget_get_width (widget), gtk_widget_get_height (widget), &p) || !hover_at (self, &p, &h))
+  if (!compute_plot (self, gtk_widget_get_width (widget), gtk_widget_get_height (widget), &p) ||
+      !hover_at (self, &p, &h))
     return NULL;
   return dl_loss_hover_format (&h, self->show_lr);
 }
@@ -854,7 +859,7 @@ dl_loss_curve_init (DlLossCurve *self)
   g_signal_connect (motion, "leave", G_CALLBACK (on_leave), self);
   gtk_widget_add_controller (GTK_WIDGET (self), motion);
 
-  gtk_accessible_update_property (GTK_ACCESSIBLE (self), GTK_ACCESSIBLE_PROPERTY_LABEL, _("Loss curve"), -1);
+  gtk_accessible_update_property (GTK_ACCESSIBLE (self), GTK_ACCESSIBLE_PROPERTY_LABEL, _ ("Loss curve"), -1);
   announce (self);
 }
 

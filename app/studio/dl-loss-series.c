@@ -9,7 +9,8 @@
 
 #include "io/dl-atomic-file.h"
 
-struct _DlLossSeries {
+struct _DlLossSeries
+{
   GArray *steps; /* DlLossPoint, increasing step */
   GArray *vals;  /* DlLossValidation, increasing step */
   gint64 best;
@@ -56,7 +57,7 @@ smooth_next (DlLossSeries *s, double loss)
     return NAN;
   s->ema = s->ema * s->weight + (1.0 - s->weight) * loss;
   s->ema_n++;
-  return s->ema / (1.0 - pow (s->weight, (double) s->ema_n));
+  return s->ema / (1.0 - pow (s->weight, (double)s->ema_n));
 }
 
 static void
@@ -182,7 +183,7 @@ dl_loss_series_get_n_steps (const DlLossSeries *series)
 const DlLossPoint *
 dl_loss_series_get_steps (const DlLossSeries *series)
 {
-  return (const DlLossPoint *) series->steps->data;
+  return (const DlLossPoint *)series->steps->data;
 }
 
 gsize
@@ -194,7 +195,7 @@ dl_loss_series_get_n_validations (const DlLossSeries *series)
 const DlLossValidation *
 dl_loss_series_get_validations (const DlLossSeries *series)
 {
-  return (const DlLossValidation *) series->vals->data;
+  return (const DlLossValidation *)series->vals->data;
 }
 
 gboolean
@@ -230,7 +231,8 @@ dl_loss_series_visible_range (const DlLossSeries *series, gint64 follow_steps, g
   return TRUE;
 }
 
-typedef struct {
+typedef struct
+{
   double lo, hi;
   gboolean log_scale;
   gboolean any;
@@ -297,18 +299,18 @@ dl_loss_series_decimate (const DlLossSeries *series, gint64 first, gint64 last, 
   g_return_val_if_fail (out != NULL || width <= 0, 0);
   if (width <= 0 || last < first)
     return 0;
-  double span = (double) (last - first);
+  double span = (double)(last - first);
   gsize n_out = 0;
   DlLossColumn *col = NULL;
   for (guint i = steps_lower_bound (series, first); i < series->steps->len && STEP_AT (series, i)->step <= last; i++)
     {
       const DlLossPoint *p = STEP_AT (series, i);
-      int c = span > 0 ? (int) floor ((double) (p->step - first) / span * width) : 0;
+      int c = span > 0 ? (int)floor ((double)(p->step - first) / span * width) : 0;
       c = CLAMP (c, 0, width - 1);
       if (!col || col->column != c)
         {
           col = &out[n_out++];
-          *col = (DlLossColumn) { c, NAN, NAN, NAN, NAN, 0 };
+          *col = (DlLossColumn){ c, NAN, NAN, NAN, NAN, 0 };
         }
       col->n++;
       if (isfinite (p->loss) && (!log_scale || p->loss > 0))
@@ -403,7 +405,7 @@ dl_loss_series_hover (const DlLossSeries *series, double x, DlLossHover *out)
   guint n = series->steps->len;
   if (n == 0)
     return FALSE;
-  gint64 key = x >= (double) G_MAXINT64 ? G_MAXINT64 : x <= (double) G_MININT64 ? G_MININT64 : (gint64) ceil (x);
+  gint64 key = x >= (double)G_MAXINT64 ? G_MAXINT64 : x <= (double)G_MININT64 ? G_MININT64 : (gint64)ceil (x);
   guint i = steps_lower_bound (series, key);
   if (i == n || (i > 0 && x - STEP_AT (series, i - 1)->step <= STEP_AT (series, i)->step - x))
     i = i > 0 ? i - 1 : 0;
@@ -441,22 +443,22 @@ dl_loss_hover_format (const DlLossHover *hover, gboolean with_lr)
   g_autofree char *smoothed = format_value (hover->smoothed);
   /* Translators: the parts of the loss curve's hover text, joined by " · ":
    * "Step 120 · loss 0.1234 · smoothed 0.1302 · validation 0.1190 · lr 0.0001" */
-  g_ptr_array_add (parts, g_strdup_printf (_("Step %s"), step));
-  g_ptr_array_add (parts, g_strdup_printf (_("loss %s"), loss));
-  g_ptr_array_add (parts, g_strdup_printf (_("smoothed %s"), smoothed));
+  g_ptr_array_add (parts, g_strdup_printf (_ ("Step %s"), step));
+  g_ptr_array_add (parts, g_strdup_printf (_ ("loss %s"), loss));
+  g_ptr_array_add (parts, g_strdup_printf (_ ("smoothed %s"), smoothed));
   if (!isnan (hover->validation))
     {
       g_autofree char *validation = format_value (hover->validation);
-      g_ptr_array_add (parts, g_strdup_printf (_("validation %s"), validation));
+      g_ptr_array_add (parts, g_strdup_printf (_ ("validation %s"), validation));
     }
   if (with_lr && isfinite (hover->lr))
     {
       g_autofree char *lr = g_strdup_printf ("%.3g", hover->lr);
       /* Translators: the learning rate */
-      g_ptr_array_add (parts, g_strdup_printf (_("lr %s"), lr));
+      g_ptr_array_add (parts, g_strdup_printf (_ ("lr %s"), lr));
     }
   g_ptr_array_add (parts, NULL);
-  return g_strjoinv (" · ", (char **) parts->pdata);
+  return g_strjoinv (" · ", (char **)parts->pdata);
 }
 
 /* ---- CSV ---- */

@@ -9,14 +9,16 @@
 
 G_BEGIN_DECLS
 
-typedef struct {
+typedef struct
+{
   gint64 step;
   double loss;     /* may be non-finite: kept, but left out of the smoothing */
   double smoothed; /* NaN where the loss is not finite */
   double lr;       /* NaN when unknown */
 } DlLossPoint;
 
-typedef struct {
+typedef struct
+{
   gint64 step;
   double loss;
 } DlLossValidation;
@@ -58,14 +60,15 @@ gboolean dl_loss_series_visible_range (const DlLossSeries *series, gint64 follow
 /* Lowest and highest of the losses, smoothed losses and validation losses with a
  * step in [first, last].  log_scale: log10 of them, values <= 0 left out.  FALSE
  * when no value qualifies. */
-gboolean dl_loss_series_y_range (const DlLossSeries *series, gint64 first, gint64 last, gboolean log_scale,
-                                 double *lo, double *hi);
+gboolean dl_loss_series_y_range (const DlLossSeries *series, gint64 first, gint64 last, gboolean log_scale, double *lo,
+                                 double *hi);
 /* The same for the known learning rates (linear). */
 gboolean dl_loss_series_lr_range (const DlLossSeries *series, gint64 first, gint64 last, double *lo, double *hi);
 /* How many steps lie in [first, last]. */
 gsize dl_loss_series_count_in_range (const DlLossSeries *series, gint64 first, gint64 last);
 
-typedef struct {
+typedef struct
+{
   int column;      /* 0 .. width-1 */
   double min, max; /* of the finite losses in the column (with log_scale, the positive ones); NaN if none */
   double smoothed; /* the smoothed loss of the column's last step that has one; NaN if none */
@@ -90,7 +93,8 @@ int dl_loss_log_ticks (double lo, double hi, int max_ticks, double *out);
 
 /* ---- the read-out under the pointer ---- */
 
-typedef struct {
+typedef struct
+{
   gint64 step;
   double loss, smoothed;
   double validation; /* the last validation at or before `step`; NaN if none */

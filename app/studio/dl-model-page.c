@@ -11,7 +11,8 @@
 #include "dl-toast.h"
 #include "io/dl-file-util.h"
 
-struct _DlModelPage {
+struct _DlModelPage
+{
   GtkWidget parent_instance;
   AdwActionRow *current_row;
   GtkImage *current_icon;
@@ -33,7 +34,8 @@ struct _DlModelPage {
 
 G_DEFINE_FINAL_TYPE (DlModelPage, dl_model_page, GTK_TYPE_WIDGET)
 
-enum {
+enum
+{
   SIGNAL_SCAN_FINISHED,
   SIGNAL_CHOSEN,
   N_SIGNALS
@@ -46,7 +48,7 @@ describe (const DlModelEntry *e)
   g_autofree char *size = g_format_size (e->size);
   return g_strdup_printf ("%s%s%s · %s · %s", e->family ? e->family : "", e->family ? " · " : "",
                           dl_model_place_name (e->place), size,
-                          e->diffusers ? _("diffusers folder") : _("single file"));
+                          e->diffusers ? _ ("diffusers folder") : _ ("single file"));
 }
 
 static void
@@ -65,7 +67,7 @@ sync_current (DlModelPage *self)
   gtk_widget_remove_css_class (GTK_WIDGET (self->current_icon), "warning");
   if (!path)
     {
-      set_row_text (self->current_row, _("No Base Model Chosen"), _("Pick one below, or open a checkpoint file"));
+      set_row_text (self->current_row, _ ("No Base Model Chosen"), _ ("Pick one below, or open a checkpoint file"));
       gtk_image_set_from_icon_name (self->current_icon, "drive-harddisk-symbolic");
     }
   else if (self->current && g_strcmp0 (self->current->path, path) == 0)
@@ -84,7 +86,8 @@ sync_current (DlModelPage *self)
       gboolean has_problem = self->problem && g_strcmp0 (self->problem_path, path) == 0;
       g_autofree char *subtitle = has_problem ? g_strdup_printf ("%s\n%s", self->problem, where) : g_strdup (where);
       set_row_text (self->current_row, name, subtitle);
-      gtk_image_set_from_icon_name (self->current_icon, has_problem ? "dialog-warning-symbolic" : "drive-harddisk-symbolic");
+      gtk_image_set_from_icon_name (self->current_icon,
+                                    has_problem ? "dialog-warning-symbolic" : "drive-harddisk-symbolic");
       if (has_problem)
         gtk_widget_add_css_class (GTK_WIDGET (self->current_icon), "warning");
     }
@@ -102,7 +105,8 @@ sync_current (DlModelPage *self)
 
 /* ---- choosing ---- */
 
-typedef struct {
+typedef struct
+{
   GWeakRef page;
   GWeakRef project;
 } ChooseData;
@@ -113,7 +117,7 @@ describe_thread (GTask *task, gpointer source, gpointer data, GCancellable *canc
   GError *error = NULL;
   DlModelEntry *e = dl_model_entry_inspect (data, &error);
   if (e)
-    g_task_return_pointer (task, e, (GDestroyNotify) dl_model_entry_free);
+    g_task_return_pointer (task, e, (GDestroyNotify)dl_model_entry_free);
   else
     g_task_return_error (task, error);
 }
@@ -218,12 +222,12 @@ open_checkpoint (DlModelPage *self)
 {
   g_autoptr (GListStore) filters = g_list_store_new (GTK_TYPE_FILE_FILTER);
   g_autoptr (GtkFileFilter) filter = gtk_file_filter_new ();
-  gtk_file_filter_set_name (filter, _("Stable Diffusion Checkpoints"));
+  gtk_file_filter_set_name (filter, _ ("Stable Diffusion Checkpoints"));
   gtk_file_filter_add_suffix (filter, "safetensors");
   gtk_file_filter_add_suffix (filter, "ckpt");
   gtk_file_filter_add_pattern (filter, "model_index.json");
   g_list_store_append (filters, filter);
-  dl_file_dialog_run (GTK_WIDGET (self), DL_FILE_DIALOG_OPEN, _("Open a Base Model"), _("_Open"),
+  dl_file_dialog_run (GTK_WIDGET (self), DL_FILE_DIALOG_OPEN, _ ("Open a Base Model"), _ ("_Open"),
                       G_LIST_MODEL (filters), NULL, NULL, opened, NULL);
 }
 
@@ -259,7 +263,7 @@ fill_list (DlModelPage *self)
   clear_list (self);
   if (self->scanning)
     {
-      add_message_row (self, _("Looking for checkpoints…"), NULL, TRUE);
+      add_message_row (self, _ ("Looking for checkpoints…"), NULL, TRUE);
       return;
     }
   if (!self->entries || self->entries->len == 0)
@@ -268,13 +272,13 @@ fill_list (DlModelPage *self)
       GString *dirs = g_string_new (NULL);
       for (guint i = 0; i < roots->len; i++)
         {
-          g_autofree char *p = dl_file_tilde_path (((DlModelRoot *) roots->pdata[i])->dir);
+          g_autofree char *p = dl_file_tilde_path (((DlModelRoot *)roots->pdata[i])->dir);
           /* Translators: between the last two folders of a list: "~/a, ~/b and ~/c" */
-          g_string_append_printf (dirs, "%s%s", i ? (i + 1 == roots->len ? _(" and ") : ", ") : "", p);
+          g_string_append_printf (dirs, "%s%s", i ? (i + 1 == roots->len ? _ (" and ") : ", ") : "", p);
         }
       /* Translators: %s is a list of folders */
-      g_autofree char *where = g_strdup_printf (_("Looked in %s"), dirs->str);
-      add_message_row (self, _("No Checkpoints Found"), where, FALSE);
+      g_autofree char *where = g_strdup_printf (_ ("Looked in %s"), dirs->str);
+      add_message_row (self, _ ("No Checkpoints Found"), where, FALSE);
       g_string_free (dirs, TRUE);
       return;
     }
@@ -460,8 +464,8 @@ dl_model_page_class_init (DlModelPageClass *klass)
   gtk_widget_class_add_binding_action (widget_class, GDK_KEY_o, GDK_CONTROL_MASK | GDK_SHIFT_MASK, "model.open", NULL);
 
   /* A scan of the usual places finished. */
-  signals[SIGNAL_SCAN_FINISHED] = g_signal_new ("scan-finished", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
-                                                NULL, NULL, NULL, G_TYPE_NONE, 0);
+  signals[SIGNAL_SCAN_FINISHED] =
+    g_signal_new ("scan-finished", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 0);
   /* A choice was taken (path) or refused (NULL, error). */
   signals[SIGNAL_CHOSEN] = g_signal_new ("chosen", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
                                          G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_ERROR);

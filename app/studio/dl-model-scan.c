@@ -35,13 +35,18 @@ dl_model_place_name (DlModelPlace place)
 {
   switch (place)
     {
-    case DL_MODEL_PLACE_DREAMLOOM: return "Dreamloom";
-    case DL_MODEL_PLACE_HF_CACHE: return _("Hugging Face cache");
-    case DL_MODEL_PLACE_A1111: return _("Stable Diffusion web UI");
-    case DL_MODEL_PLACE_COMFYUI: return "ComfyUI";
-    case DL_MODEL_PLACE_OTHER: return _("Elsewhere");
+    case DL_MODEL_PLACE_DREAMLOOM:
+      return "Dreamloom";
+    case DL_MODEL_PLACE_HF_CACHE:
+      return _ ("Hugging Face cache");
+    case DL_MODEL_PLACE_A1111:
+      return _ ("Stable Diffusion web UI");
+    case DL_MODEL_PLACE_COMFYUI:
+      return "ComfyUI";
+    case DL_MODEL_PLACE_OTHER:
+      return _ ("Elsewhere");
     }
-  return _("Other");
+  return _ ("Other");
 }
 
 char *
@@ -62,7 +67,7 @@ add_root (GPtrArray *roots, DlModelPlace place, char *dir)
 GPtrArray *
 dl_model_scan_default_roots (void)
 {
-  GPtrArray *roots = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_model_root_free);
+  GPtrArray *roots = g_ptr_array_new_with_free_func ((GDestroyNotify)dl_model_root_free);
   add_root (roots, DL_MODEL_PLACE_DREAMLOOM, dl_model_scan_own_dir ());
 
   /* the same order of precedence as huggingface_hub's constants.py */
@@ -79,14 +84,15 @@ dl_model_scan_default_roots (void)
   if (!(hub && *hub) && !(home && *home) && g_file_test ("/.flatpak-info", G_FILE_TEST_EXISTS))
     {
       const char *host_cache = g_getenv ("HOST_XDG_CACHE_HOME");
-      g_autofree char *cache = host_cache && *host_cache ? g_strdup (host_cache)
-                                                         : g_build_filename (g_get_home_dir (), ".cache", NULL);
+      g_autofree char *cache =
+        host_cache && *host_cache ? g_strdup (host_cache) : g_build_filename (g_get_home_dir (), ".cache", NULL);
       add_root (roots, DL_MODEL_PLACE_HF_CACHE, g_build_filename (cache, "huggingface", "hub", NULL));
     }
 
   add_root (roots, DL_MODEL_PLACE_A1111,
             g_build_filename (g_get_home_dir (), "stable-diffusion-webui", "models", "Stable-diffusion", NULL));
-  add_root (roots, DL_MODEL_PLACE_COMFYUI, g_build_filename (g_get_home_dir (), "ComfyUI", "models", "checkpoints", NULL));
+  add_root (roots, DL_MODEL_PLACE_COMFYUI,
+            g_build_filename (g_get_home_dir (), "ComfyUI", "models", "checkpoints", NULL));
   return roots;
 }
 
@@ -113,8 +119,8 @@ folder_size (GFile *dir, int depth, GCancellable *cancellable)
   if (depth > MAX_DEPTH)
     return 0;
   g_autoptr (GFileEnumerator) en = g_file_enumerate_children (
-      dir, G_FILE_ATTRIBUTE_STANDARD_NAME "," G_FILE_ATTRIBUTE_STANDARD_TYPE "," G_FILE_ATTRIBUTE_STANDARD_SIZE,
-      G_FILE_QUERY_INFO_NONE, cancellable, NULL);
+    dir, G_FILE_ATTRIBUTE_STANDARD_NAME "," G_FILE_ATTRIBUTE_STANDARD_TYPE "," G_FILE_ATTRIBUTE_STANDARD_SIZE,
+    G_FILE_QUERY_INFO_NONE, cancellable, NULL);
   if (!en)
     return 0;
   guint64 total = 0;
@@ -127,7 +133,7 @@ folder_size (GFile *dir, int depth, GCancellable *cancellable)
           total += folder_size (child, depth + 1, cancellable);
         }
       else if (g_file_info_get_file_type (info) == G_FILE_TYPE_REGULAR)
-        total += (guint64) g_file_info_get_size (info);
+        total += (guint64)g_file_info_get_size (info);
       g_object_unref (info);
     }
   return total;
@@ -162,8 +168,8 @@ scan_files (GPtrArray *out, DlModelPlace place, GFile *dir, const char *prefix, 
   if (depth > MAX_DEPTH || g_cancellable_is_cancelled (cancellable))
     return;
   g_autoptr (GFileEnumerator) en = g_file_enumerate_children (
-      dir, G_FILE_ATTRIBUTE_STANDARD_NAME "," G_FILE_ATTRIBUTE_STANDARD_TYPE "," G_FILE_ATTRIBUTE_STANDARD_SIZE,
-      G_FILE_QUERY_INFO_NONE, cancellable, NULL);
+    dir, G_FILE_ATTRIBUTE_STANDARD_NAME "," G_FILE_ATTRIBUTE_STANDARD_TYPE "," G_FILE_ATTRIBUTE_STANDARD_SIZE,
+    G_FILE_QUERY_INFO_NONE, cancellable, NULL);
   if (!en)
     return;
   GFileInfo *info;
@@ -184,7 +190,7 @@ scan_files (GPtrArray *out, DlModelPlace place, GFile *dir, const char *prefix, 
       else if (g_file_info_get_file_type (info) == G_FILE_TYPE_REGULAR && is_checkpoint_name (name))
         {
           g_autofree char *bare = strip_extension (shown);
-          add_entry (out, place, child, bare, FALSE, (guint64) g_file_info_get_size (info));
+          add_entry (out, place, child, bare, FALSE, (guint64)g_file_info_get_size (info));
         }
       g_object_unref (info);
     }
@@ -206,8 +212,8 @@ read_ref (GFile *repo, const char *ref)
 static void
 scan_hf_cache (GPtrArray *out, GFile *hub, GCancellable *cancellable)
 {
-  g_autoptr (GFileEnumerator) en = g_file_enumerate_children (hub, G_FILE_ATTRIBUTE_STANDARD_NAME, G_FILE_QUERY_INFO_NONE,
-                                                              cancellable, NULL);
+  g_autoptr (GFileEnumerator) en =
+    g_file_enumerate_children (hub, G_FILE_ATTRIBUTE_STANDARD_NAME, G_FILE_QUERY_INFO_NONE, cancellable, NULL);
   if (!en)
     return;
   GFileInfo *info;
@@ -227,9 +233,8 @@ scan_hf_cache (GPtrArray *out, GFile *hub, GCancellable *cancellable)
       g_object_unref (info);
 
       g_autofree char *main_rev = read_ref (repo, "main");
-      g_autoptr (GFile) main_snapshot = main_rev && *main_rev && !strchr (main_rev, '/')
-                                            ? g_file_get_child (snapshots, main_rev)
-                                            : NULL;
+      g_autoptr (GFile) main_snapshot =
+        main_rev && *main_rev && !strchr (main_rev, '/') ? g_file_get_child (snapshots, main_rev) : NULL;
       if (main_snapshot && has_model_index (main_snapshot))
         {
           add_entry (out, DL_MODEL_PLACE_HF_CACHE, main_snapshot, repo_id, TRUE,
@@ -257,9 +262,9 @@ scan_hf_cache (GPtrArray *out, GFile *hub, GCancellable *cancellable)
 static int
 compare_entries (gconstpointer a, gconstpointer b)
 {
-  const DlModelEntry *x = *(DlModelEntry **) a, *y = *(DlModelEntry **) b;
+  const DlModelEntry *x = *(DlModelEntry **)a, *y = *(DlModelEntry **)b;
   if (x->place != y->place)
-    return (int) x->place - (int) y->place;
+    return (int)x->place - (int)y->place;
   g_autofree char *kx = g_utf8_collate_key_for_filename (x->name, -1);
   g_autofree char *ky = g_utf8_collate_key_for_filename (y->name, -1);
   return strcmp (kx, ky);
@@ -269,7 +274,7 @@ GPtrArray *
 dl_model_scan (GPtrArray *roots, GCancellable *cancellable)
 {
   g_return_val_if_fail (roots != NULL, NULL);
-  GPtrArray *out = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_model_entry_free);
+  GPtrArray *out = g_ptr_array_new_with_free_func ((GDestroyNotify)dl_model_entry_free);
   g_autoptr (GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
   for (guint i = 0; i < roots->len; i++)
     {
@@ -307,7 +312,7 @@ scan_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancella
       g_task_return_error_if_cancelled (task);
       return;
     }
-  g_task_return_pointer (task, entries, (GDestroyNotify) g_ptr_array_unref);
+  g_task_return_pointer (task, entries, (GDestroyNotify)g_ptr_array_unref);
 }
 
 void
@@ -316,7 +321,7 @@ dl_model_scan_async (GPtrArray *roots, GCancellable *cancellable, GAsyncReadyCal
   g_return_if_fail (roots != NULL);
   g_autoptr (GTask) task = g_task_new (NULL, cancellable, callback, user_data);
   g_task_set_source_tag (task, dl_model_scan_async);
-  g_task_set_task_data (task, g_ptr_array_ref (roots), (GDestroyNotify) g_ptr_array_unref);
+  g_task_set_task_data (task, g_ptr_array_ref (roots), (GDestroyNotify)g_ptr_array_unref);
   g_task_run_in_thread (task, scan_thread);
 }
 
@@ -335,10 +340,10 @@ dl_model_entry_for_path (const char *path, GError **error)
   g_autofree char *base = g_file_get_basename (file);
   g_autoptr (GError) local = NULL;
   g_autoptr (GFileInfo) info = g_file_query_info (
-      file, G_FILE_ATTRIBUTE_STANDARD_TYPE "," G_FILE_ATTRIBUTE_STANDARD_SIZE, G_FILE_QUERY_INFO_NONE, NULL, &local);
+    file, G_FILE_ATTRIBUTE_STANDARD_TYPE "," G_FILE_ATTRIBUTE_STANDARD_SIZE, G_FILE_QUERY_INFO_NONE, NULL, &local);
   if (!info)
     {
-      g_set_error (error, DL_ERROR, DL_ERROR_IO, _("Could not open “%s”: %s"), base, local->message);
+      g_set_error (error, DL_ERROR, DL_ERROR_IO, _ ("Could not open “%s”: %s"), base, local->message);
       return NULL;
     }
   if (g_file_info_get_file_type (info) == G_FILE_TYPE_REGULAR && g_strcmp0 (base, "model_index.json") == 0)
@@ -346,13 +351,13 @@ dl_model_entry_for_path (const char *path, GError **error)
       g_autofree char *parent = g_path_get_dirname (path);
       return dl_model_entry_for_path (parent, error);
     }
-  g_autoptr (GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_model_entry_free);
+  g_autoptr (GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify)dl_model_entry_free);
   if (g_file_info_get_file_type (info) == G_FILE_TYPE_DIRECTORY)
     {
       if (!has_model_index (file))
         {
           g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE,
-                       _("The folder “%s” is not a diffusers model: it has no model_index.json"), base);
+                       _ ("The folder “%s” is not a diffusers model: it has no model_index.json"), base);
           return NULL;
         }
       add_entry (out, DL_MODEL_PLACE_OTHER, file, base, TRUE, folder_size (file, 0, NULL));
@@ -360,19 +365,19 @@ dl_model_entry_for_path (const char *path, GError **error)
   else if (g_file_info_get_file_type (info) == G_FILE_TYPE_REGULAR && is_checkpoint_name (base))
     {
       g_autofree char *bare = strip_extension (base);
-      add_entry (out, DL_MODEL_PLACE_OTHER, file, bare, FALSE, (guint64) g_file_info_get_size (info));
+      add_entry (out, DL_MODEL_PLACE_OTHER, file, bare, FALSE, (guint64)g_file_info_get_size (info));
     }
   else
     {
       g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE,
-                   _("“%s” is not a Stable Diffusion checkpoint: pick a .safetensors or .ckpt file or a diffusers "
-                     "folder"),
+                   _ ("“%s” is not a Stable Diffusion checkpoint: pick a .safetensors or .ckpt file or a diffusers "
+                      "folder"),
                    base);
       return NULL;
     }
   if (out->len == 0)
     {
-      g_set_error (error, DL_ERROR, DL_ERROR_IO, _("“%s” is not on this computer"), base);
+      g_set_error (error, DL_ERROR, DL_ERROR_IO, _ ("“%s” is not on this computer"), base);
       return NULL;
     }
   return g_ptr_array_steal_index (out, 0);

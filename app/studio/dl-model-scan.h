@@ -10,7 +10,8 @@
 
 G_BEGIN_DECLS
 
-typedef enum {
+typedef enum
+{
   DL_MODEL_PLACE_DREAMLOOM,
   DL_MODEL_PLACE_HF_CACHE,
   DL_MODEL_PLACE_A1111,
@@ -18,14 +19,16 @@ typedef enum {
   DL_MODEL_PLACE_OTHER, /* picked by hand */
 } DlModelPlace;
 
-typedef struct {
+typedef struct
+{
   DlModelPlace place;
   char *dir;
 } DlModelRoot;
 
-typedef struct {
-  char *path;         /* the checkpoint file, or the diffusers folder */
-  char *name;         /* for people: the file name without extension, or "org/name" */
+typedef struct
+{
+  char *path; /* the checkpoint file, or the diffusers folder */
+  char *name; /* for people: the file name without extension, or "org/name" */
   DlModelPlace place;
   gboolean diffusers; /* a diffusers folder rather than one file */
   guint64 size;       /* bytes (a folder: all its files) */

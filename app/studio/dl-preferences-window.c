@@ -8,7 +8,8 @@
 #include "sched/dl-sampler.h"
 #include "vk/dl-device.h"
 
-struct _DlPreferencesWindow {
+struct _DlPreferencesWindow
+{
   AdwPreferencesWindow parent_instance;
   AdwComboRow *device_row;
   GtkSpinButton *steps_spin;
@@ -24,7 +25,8 @@ struct _DlPreferencesWindow {
 
 G_DEFINE_FINAL_TYPE (DlPreferencesWindow, dl_preferences_window, ADW_TYPE_PREFERENCES_WINDOW)
 
-enum {
+enum
+{
   SIGNAL_DEVICES_LOADED,
   N_SIGNALS
 };
@@ -74,7 +76,7 @@ probe_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancell
       const DlDeviceInfo *info = g_ptr_array_index (infos, i);
       g_ptr_array_add (names, g_strdup (info->name));
     }
-  g_task_return_pointer (task, names, (GDestroyNotify) g_ptr_array_unref);
+  g_task_return_pointer (task, names, (GDestroyNotify)g_ptr_array_unref);
 }
 
 static void
@@ -92,7 +94,7 @@ probe_done (GObject *source, GAsyncResult *result, gpointer user_data)
     gtk_string_list_append (self->devices, names->pdata[i]);
   self->syncing = FALSE;
   if (!names || names->len == 0)
-    adw_action_row_set_subtitle (ADW_ACTION_ROW (self->device_row), _("No Vulkan device was found"));
+    adw_action_row_set_subtitle (ADW_ACTION_ROW (self->device_row), _ ("No Vulkan device was found"));
   select_saved_device (self);
   gtk_widget_set_sensitive (GTK_WIDGET (self->device_row), TRUE);
   g_signal_emit (self, signals[SIGNAL_DEVICES_LOADED], 0);
@@ -124,7 +126,7 @@ sampler_set (const GValue *value, const GVariantType *type, gpointer user_data)
 {
   const char *const *ids = dl_sampler_names ();
   guint i = g_value_get_uint (value);
-  return g_variant_new_string (i < g_strv_length ((char **) ids) ? ids[i] : ids[0]);
+  return g_variant_new_string (i < g_strv_length ((char **)ids) ? ids[i] : ids[0]);
 }
 
 /* ---- GObject ---- */
@@ -156,15 +158,15 @@ dl_preferences_window_class_init (DlPreferencesWindowClass *klass)
   gtk_widget_class_add_binding_action (widget_class, GDK_KEY_w, GDK_CONTROL_MASK, "window.close", NULL);
 
   /* The GPU list is filled in (after the probe on a worker thread). */
-  signals[SIGNAL_DEVICES_LOADED] = g_signal_new ("devices-loaded", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
-                                                 NULL, NULL, NULL, G_TYPE_NONE, 0);
+  signals[SIGNAL_DEVICES_LOADED] =
+    g_signal_new ("devices-loaded", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 0);
 }
 
 static void
 dl_preferences_window_init (DlPreferencesWindow *self)
 {
   gtk_widget_init_template (GTK_WIDGET (self));
-  const char *first[] = { _("Automatic (a discrete GPU first)"), NULL };
+  const char *first[] = { _ ("Automatic (a discrete GPU first)"), NULL };
   self->devices = gtk_string_list_new (first);
   adw_combo_row_set_model (self->device_row, G_LIST_MODEL (self->devices));
   gtk_widget_set_sensitive (GTK_WIDGET (self->device_row), FALSE);
@@ -181,7 +183,7 @@ dl_preferences_window_new (GtkWindow *parent, GSettings *settings)
 {
   g_return_val_if_fail (G_IS_SETTINGS (settings), NULL);
   DlPreferencesWindow *self =
-      g_object_new (DL_TYPE_PREFERENCES_WINDOW, "transient-for", parent, "destroy-with-parent", TRUE, NULL);
+    g_object_new (DL_TYPE_PREFERENCES_WINDOW, "transient-for", parent, "destroy-with-parent", TRUE, NULL);
   self->settings = g_object_ref (settings);
   g_settings_bind (settings, "preview-steps", self->steps_spin, "value", G_SETTINGS_BIND_DEFAULT);
   g_settings_bind (settings, "preview-cfg", self->cfg_spin, "value", G_SETTINGS_BIND_DEFAULT);

@@ -4,7 +4,8 @@
 
 #include <glib/gi18n.h>
 
-struct _DlPreviewCell {
+struct _DlPreviewCell
+{
   GtkButton parent_instance;
   GtkPicture *picture;
   GtkSpinner *spinner;
@@ -38,9 +39,9 @@ show (DlPreviewCell *self, DlPreviewCellState state, const char *message)
   else
     gtk_widget_remove_css_class (GTK_WIDGET (self), "dl-failed");
 
-  const char *tooltip = state == DL_PREVIEW_CELL_WAITING ? _("Waiting")
-                        : state == DL_PREVIEW_CELL_BUSY  ? _("Being made…")
-                        : state == DL_PREVIEW_CELL_DONE  ? _("Click to enlarge")
+  const char *tooltip = state == DL_PREVIEW_CELL_WAITING ? _ ("Waiting")
+                        : state == DL_PREVIEW_CELL_BUSY  ? _ ("Being made…")
+                        : state == DL_PREVIEW_CELL_DONE  ? _ ("Click to enlarge")
                                                          : message;
   gtk_widget_set_tooltip_text (GTK_WIDGET (self), tooltip);
   /* a failed cell stays sensitive: insensitive widgets show no tooltip, and the
@@ -72,7 +73,7 @@ dl_preview_cell_set_error (DlPreviewCell *self, const char *message)
   g_return_if_fail (DL_IS_PREVIEW_CELL (self));
   g_clear_object (&self->texture);
   gtk_picture_set_paintable (self->picture, NULL);
-  show (self, DL_PREVIEW_CELL_FAILED, message ? message : _("The image could not be made"));
+  show (self, DL_PREVIEW_CELL_FAILED, message ? message : _ ("The image could not be made"));
 }
 
 void
@@ -80,7 +81,7 @@ dl_preview_cell_set_not_made (DlPreviewCell *self, const char *reason)
 {
   g_return_if_fail (DL_IS_PREVIEW_CELL (self));
   if (self->state == DL_PREVIEW_CELL_WAITING || self->state == DL_PREVIEW_CELL_BUSY)
-    show (self, DL_PREVIEW_CELL_NOT_MADE, reason ? reason : _("Not made"));
+    show (self, DL_PREVIEW_CELL_NOT_MADE, reason ? reason : _ ("Not made"));
 }
 
 DlPreviewCellState

@@ -7,7 +7,8 @@
 
 G_BEGIN_DECLS
 
-typedef enum {
+typedef enum
+{
   DL_PREVIEW_CELL_WAITING,
   DL_PREVIEW_CELL_BUSY,
   DL_PREVIEW_CELL_DONE,

@@ -5,12 +5,14 @@
 
 #include "dl-preview-job.h"
 
-typedef struct {
+typedef struct
+{
   guint row, column;
   DlPreviewRequest *request;
 } Item;
 
-struct _DlPreviewJob {
+struct _DlPreviewJob
+{
   GObject parent_instance;
   DlPreviewBackend *backend;
   GArray *items; /* Item */
@@ -22,7 +24,8 @@ struct _DlPreviewJob {
 
 G_DEFINE_FINAL_TYPE (DlPreviewJob, dl_preview_job, G_TYPE_OBJECT)
 
-enum {
+enum
+{
   SIGNAL_ITEM_STARTED,
   SIGNAL_PROGRESS,
   SIGNAL_ITEM_FINISHED,
@@ -31,7 +34,8 @@ enum {
 };
 static guint signals[N_SIGNALS];
 
-enum {
+enum
+{
   PROP_0,
   PROP_RUNNING,
   N_PROPS
@@ -47,12 +51,19 @@ dl_preview_image_to_texture (const DlPreviewImage *image)
 
 /* ---- messages from the worker ---- */
 
-typedef enum { MSG_STARTED, MSG_PROGRESS, MSG_DONE, MSG_FINISHED } MsgKind;
+typedef enum
+{
+  MSG_STARTED,
+  MSG_PROGRESS,
+  MSG_DONE,
+  MSG_FINISHED
+} MsgKind;
 
 /* The job, weakly, shared by the worker and its messages and only ever resolved on
  * the main thread: the worker never holds the job itself, so the job is always
  * disposed on the main thread. */
-typedef struct {
+typedef struct
+{
   gatomicrefcount rc;
   GWeakRef job;
 } JobRef;
@@ -83,7 +94,8 @@ job_ref_unref (JobRef *r)
     }
 }
 
-typedef struct {
+typedef struct
+{
   JobRef *job;
   MsgKind kind;
   guint row, column;
@@ -130,7 +142,8 @@ msg_dispatch (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
-typedef struct {
+typedef struct
+{
   JobRef *job;
   GMainContext *context;
   DlPreviewBackend *backend;
@@ -179,7 +192,7 @@ static void
 report_progress (Work *w, double within_item)
 {
   double fraction = (w->index + CLAMP (within_item, 0.0, 1.0)) / MAX (1u, w->items->len);
-  int permille = (int) (fraction * 1000);
+  int permille = (int)(fraction * 1000);
   /* a message per visible change, not per callback */
   if (permille == w->last_permille)
     return;
@@ -193,7 +206,7 @@ report_progress (Work *w, double within_item)
 static void
 step_progress (int step, int n_steps, gpointer user_data)
 {
-  report_progress (user_data, n_steps > 0 ? (double) step / n_steps : 0.0);
+  report_progress (user_data, n_steps > 0 ? (double)step / n_steps : 0.0);
 }
 
 /* One image at a time in the whole program: a cancelled run's worker may still be
@@ -362,8 +375,11 @@ dl_preview_job_get_property (GObject *object, guint prop_id, GValue *value, GPar
   DlPreviewJob *self = DL_PREVIEW_JOB (object);
   switch (prop_id)
     {
-    case PROP_RUNNING: g_value_set_boolean (value, self->running); break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    case PROP_RUNNING:
+      g_value_set_boolean (value, self->running);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
 }
 
@@ -384,8 +400,8 @@ dl_preview_job_class_init (DlPreviewJobClass *klass)
   signals[SIGNAL_PROGRESS] = g_signal_new ("progress", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
                                            NULL, G_TYPE_NONE, 1, G_TYPE_DOUBLE);
   signals[SIGNAL_ITEM_FINISHED] =
-      g_signal_new ("item-finished", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE,
-                    4, G_TYPE_UINT, G_TYPE_UINT, GDK_TYPE_TEXTURE, G_TYPE_ERROR);
+    g_signal_new ("item-finished", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 4,
+                  G_TYPE_UINT, G_TYPE_UINT, GDK_TYPE_TEXTURE, G_TYPE_ERROR);
   signals[SIGNAL_FINISHED] = g_signal_new ("finished", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
                                            NULL, G_TYPE_NONE, 1, G_TYPE_BOOLEAN);
 }

@@ -16,7 +16,8 @@
 #include "io/dl-file-util.h"
 #include "sched/dl-sampler.h"
 
-struct _DlPreviewPage {
+struct _DlPreviewPage
+{
   GtkWidget parent_instance;
 
   AdwExpanderRow *templates_row;
@@ -48,8 +49,8 @@ struct _DlPreviewPage {
   GPtrArray *template_checks; /* GtkCheckButton per template line */
   GPtrArray *template_rows;   /* AdwActionRow per template line */
   DlPreviewJob *job;
-  GPtrArray *column_titles;   /* of the last run */
-  guint n_started, n_items;   /* of the run */
+  GPtrArray *column_titles; /* of the last run */
+  guint n_started, n_items; /* of the run */
   guint n_failed;
   char *first_failure;
   gboolean syncing;
@@ -60,7 +61,8 @@ struct _DlPreviewPage {
 
 G_DEFINE_FINAL_TYPE (DlPreviewPage, dl_preview_page, GTK_TYPE_WIDGET)
 
-enum {
+enum
+{
   SIGNAL_FINISHED,
   N_SIGNALS
 };
@@ -113,8 +115,8 @@ sync_templates (DlPreviewPage *self)
     }
   self->syncing = FALSE;
   g_autofree char *subtitle = g_strdup_printf (
-      /* Translators: how many of the prompt templates are used */
-      _("%u of %u used"), on ? on->len : 0u, self->template_rows->len);
+    /* Translators: how many of the prompt templates are used */
+    _ ("%u of %u used"), on ? on->len : 0u, self->template_rows->len);
   adw_expander_row_set_subtitle (self->templates_row, subtitle);
 }
 
@@ -127,7 +129,7 @@ template_toggled (GtkCheckButton *check, DlPreviewPage *self)
   for (guint i = 0; i < self->template_checks->len; i++)
     if (gtk_check_button_get_active (self->template_checks->pdata[i]))
       g_array_append_val (on, i);
-  dl_project_set_preview_templates (self->project, (guint *) on->data, on->len);
+  dl_project_set_preview_templates (self->project, (guint *)on->data, on->len);
 }
 
 static void
@@ -142,7 +144,7 @@ remove_prompt_clicked (GtkButton *button, DlPreviewPage *self)
     if (i != index)
       g_strv_builder_add (b, old[i]);
   g_auto (GStrv) prompts = g_strv_builder_end (b);
-  dl_project_set_preview_prompts (self->project, (const char *const *) prompts);
+  dl_project_set_preview_prompts (self->project, (const char *const *)prompts);
 }
 
 static void
@@ -150,7 +152,8 @@ sync_user_prompts (DlPreviewPage *self)
 {
   /* every row but the entry row at the end */
   GtkWidget *row;
-  while ((row = gtk_widget_get_first_child (GTK_WIDGET (self->prompt_list))) && row != GTK_WIDGET (self->add_prompt_row))
+  while ((row = gtk_widget_get_first_child (GTK_WIDGET (self->prompt_list))) &&
+         row != GTK_WIDGET (self->add_prompt_row))
     gtk_list_box_remove (self->prompt_list, row);
   const char *const *prompts = self->project ? dl_project_get_preview_prompts (self->project) : NULL;
   for (guint i = 0; prompts && prompts[i]; i++)
@@ -159,13 +162,13 @@ sync_user_prompts (DlPreviewPage *self)
       set_row_text (ADW_ACTION_ROW (r), prompts[i], NULL);
       GtkWidget *remove = gtk_button_new_from_icon_name ("user-trash-symbolic");
       gtk_widget_set_valign (remove, GTK_ALIGN_CENTER);
-      gtk_widget_set_tooltip_text (remove, _("Remove Prompt"));
-      gtk_accessible_update_property (GTK_ACCESSIBLE (remove), GTK_ACCESSIBLE_PROPERTY_LABEL, _("Remove Prompt"), -1);
+      gtk_widget_set_tooltip_text (remove, _ ("Remove Prompt"));
+      gtk_accessible_update_property (GTK_ACCESSIBLE (remove), GTK_ACCESSIBLE_PROPERTY_LABEL, _ ("Remove Prompt"), -1);
       gtk_widget_add_css_class (remove, "flat");
       g_object_set_data (G_OBJECT (remove), "dl-index", GUINT_TO_POINTER (i));
       g_signal_connect (remove, "clicked", G_CALLBACK (remove_prompt_clicked), self);
       adw_action_row_add_suffix (ADW_ACTION_ROW (r), remove);
-      gtk_list_box_insert (self->prompt_list, r, (int) i);
+      gtk_list_box_insert (self->prompt_list, r, (int)i);
     }
 }
 
@@ -178,10 +181,10 @@ add_prompt_applied (AdwEntryRow *row, DlPreviewPage *self)
   const char *const *old = dl_project_get_preview_prompts (self->project);
   g_autoptr (GStrvBuilder) b = g_strv_builder_new ();
   if (old)
-    g_strv_builder_addv (b, (const char **) old);
+    g_strv_builder_addv (b, (const char **)old);
   g_strv_builder_add (b, text);
   g_auto (GStrv) prompts = g_strv_builder_end (b);
-  dl_project_set_preview_prompts (self->project, (const char *const *) prompts);
+  dl_project_set_preview_prompts (self->project, (const char *const *)prompts);
   gtk_editable_set_text (GTK_EDITABLE (row), "");
 }
 
@@ -203,11 +206,12 @@ strength_changed (GtkSpinButton *spin, DlPreviewPage *self)
   GPtrArray *loras = dl_project_get_loras (self->project);
   if (index >= loras->len)
     return;
-  g_autoptr (GPtrArray) copy = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_project_lora_free);
+  g_autoptr (GPtrArray) copy = g_ptr_array_new_with_free_func ((GDestroyNotify)dl_project_lora_free);
   for (guint i = 0; i < loras->len; i++)
     {
       DlProjectLora *l = loras->pdata[i];
-      g_ptr_array_add (copy, dl_project_lora_new (l->path, i == index ? gtk_spin_button_get_value (spin) : l->strength));
+      g_ptr_array_add (copy,
+                       dl_project_lora_new (l->path, i == index ? gtk_spin_button_get_value (spin) : l->strength));
     }
   self->editing_strength = TRUE; /* the spin keeps its focus: no rebuild for our own change */
   dl_project_set_loras (self->project, copy);
@@ -221,7 +225,7 @@ remove_lora_clicked (GtkButton *button, DlPreviewPage *self)
     return;
   guint index = GPOINTER_TO_UINT (g_object_get_data (G_OBJECT (button), "dl-index"));
   GPtrArray *loras = dl_project_get_loras (self->project);
-  g_autoptr (GPtrArray) copy = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_project_lora_free);
+  g_autoptr (GPtrArray) copy = g_ptr_array_new_with_free_func ((GDestroyNotify)dl_project_lora_free);
   for (guint i = 0; i < loras->len; i++)
     if (i != index)
       {
@@ -235,7 +239,7 @@ remove_lora_clicked (GtkButton *button, DlPreviewPage *self)
 static void
 show_lora_problem (GtkWidget *row, const char *problem)
 {
-  g_autofree char *subtitle = g_markup_escape_text (problem ? problem : _("Base + this LoRA, at strength"), -1);
+  g_autofree char *subtitle = g_markup_escape_text (problem ? problem : _ ("Base + this LoRA, at strength"), -1);
   adw_action_row_set_subtitle (ADW_ACTION_ROW (row), subtitle);
   GtkImage *icon = g_object_get_data (G_OBJECT (row), "dl-icon");
   gtk_image_set_from_icon_name (icon, problem ? "dialog-warning-symbolic" : "view-dual-symbolic");
@@ -255,15 +259,16 @@ lora_checked (GObject *source, GAsyncResult *result, gpointer data)
   if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     return;
   const char *problem = info && g_file_info_get_file_type (info) == G_FILE_TYPE_REGULAR ? NULL
-                        : info                                                       ? _("Not a file")
-                        : g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND)  ? _("LoRA file not found")
-                                                                                     : error->message;
+                        : info                                                          ? _ ("Not a file")
+                        : g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND)     ? _ ("LoRA file not found")
+                                                                                        : error->message;
   show_lora_problem (row, problem);
   g_object_set_data (G_OBJECT (row), "dl-lora-check", problem ? "missing" : "found");
   GtkWidget *page = gtk_widget_get_ancestor (row, DL_TYPE_PREVIEW_PAGE);
   if (page)
     g_hash_table_insert (DL_PREVIEW_PAGE (page)->lora_problems,
-                         g_strdup (g_object_get_data (G_OBJECT (row), "dl-lora-path")), g_strdup (problem ? problem : ""));
+                         g_strdup (g_object_get_data (G_OBJECT (row), "dl-lora-path")),
+                         g_strdup (problem ? problem : ""));
 }
 
 const char *
@@ -288,7 +293,7 @@ sync_columns (DlPreviewPage *self)
   self->lora_check = g_cancellable_new ();
   const char *model = self->project ? dl_project_get_base_model (self->project) : NULL;
   g_autofree char *model_name = model ? dl_file_stem (model) : NULL;
-  set_row_text (self->base_column_row, _("Base Model"), model_name ? model_name : _("None chosen yet"));
+  set_row_text (self->base_column_row, _ ("Base Model"), model_name ? model_name : _ ("None chosen yet"));
 
   GtkWidget *row = gtk_widget_get_next_sibling (GTK_WIDGET (self->base_column_row));
   while (row && row != GTK_WIDGET (self->add_lora_row))
@@ -318,20 +323,20 @@ sync_columns (DlPreviewPage *self)
       gtk_spin_button_set_digits (GTK_SPIN_BUTTON (spin), 2);
       gtk_spin_button_set_value (GTK_SPIN_BUTTON (spin), l->strength);
       gtk_widget_set_valign (spin, GTK_ALIGN_CENTER);
-      gtk_widget_set_tooltip_text (spin, _("Strength"));
-      gtk_accessible_update_property (GTK_ACCESSIBLE (spin), GTK_ACCESSIBLE_PROPERTY_LABEL, _("Strength"), -1);
+      gtk_widget_set_tooltip_text (spin, _ ("Strength"));
+      gtk_accessible_update_property (GTK_ACCESSIBLE (spin), GTK_ACCESSIBLE_PROPERTY_LABEL, _ ("Strength"), -1);
       g_object_set_data (G_OBJECT (spin), "dl-index", GUINT_TO_POINTER (i));
       g_signal_connect (spin, "value-changed", G_CALLBACK (strength_changed), self);
       adw_action_row_add_suffix (ADW_ACTION_ROW (r), spin);
       GtkWidget *remove = gtk_button_new_from_icon_name ("user-trash-symbolic");
       gtk_widget_set_valign (remove, GTK_ALIGN_CENTER);
-      gtk_widget_set_tooltip_text (remove, _("Remove Column"));
-      gtk_accessible_update_property (GTK_ACCESSIBLE (remove), GTK_ACCESSIBLE_PROPERTY_LABEL, _("Remove Column"), -1);
+      gtk_widget_set_tooltip_text (remove, _ ("Remove Column"));
+      gtk_accessible_update_property (GTK_ACCESSIBLE (remove), GTK_ACCESSIBLE_PROPERTY_LABEL, _ ("Remove Column"), -1);
       gtk_widget_add_css_class (remove, "flat");
       g_object_set_data (G_OBJECT (remove), "dl-index", GUINT_TO_POINTER (i));
       g_signal_connect (remove, "clicked", G_CALLBACK (remove_lora_clicked), self);
       adw_action_row_add_suffix (ADW_ACTION_ROW (r), remove);
-      gtk_list_box_insert (self->column_list, r, (int) i + 1);
+      gtk_list_box_insert (self->column_list, r, (int)i + 1);
       /* on a worker thread: a sleeping network disk must not freeze the window */
       g_autoptr (GFile) file = g_file_new_for_path (l->path);
       g_file_query_info_async (file, G_FILE_ATTRIBUTE_STANDARD_TYPE, G_FILE_QUERY_INFO_NONE, G_PRIORITY_DEFAULT,
@@ -346,7 +351,7 @@ lora_picked (GtkWidget *owner, GPtrArray *files, gpointer user_data)
   if (!files || !self->project)
     return;
   GPtrArray *loras = dl_project_get_loras (self->project);
-  g_autoptr (GPtrArray) copy = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_project_lora_free);
+  g_autoptr (GPtrArray) copy = g_ptr_array_new_with_free_func ((GDestroyNotify)dl_project_lora_free);
   for (guint i = 0; i < loras->len; i++)
     {
       DlProjectLora *l = loras->pdata[i];
@@ -366,10 +371,10 @@ add_lora (DlPreviewPage *self)
 {
   g_autoptr (GListStore) filters = g_list_store_new (GTK_TYPE_FILE_FILTER);
   g_autoptr (GtkFileFilter) filter = gtk_file_filter_new ();
-  gtk_file_filter_set_name (filter, _("LoRA Files"));
+  gtk_file_filter_set_name (filter, _ ("LoRA Files"));
   gtk_file_filter_add_suffix (filter, "safetensors");
   g_list_store_append (filters, filter);
-  dl_file_dialog_run (GTK_WIDGET (self), DL_FILE_DIALOG_OPEN_MULTIPLE, _("Add LoRA Columns"), _("_Add"),
+  dl_file_dialog_run (GTK_WIDGET (self), DL_FILE_DIALOG_OPEN_MULTIPLE, _ ("Add LoRA Columns"), _ ("_Add"),
                       G_LIST_MODEL (filters), NULL, NULL, lora_picked, NULL);
 }
 
@@ -409,27 +414,27 @@ sync_state (DlPreviewPage *self)
   gtk_stack_set_visible_child_name (self->results_stack, state);
 
   guint n = prompts->len * n_columns (self);
-  g_autofree char *n_prompts = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "%u prompt", "%u prompts", prompts->len),
-                                                prompts->len);
-  g_autofree char *n_cols = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "%u column", "%u columns", n_columns (self)),
-                                             n_columns (self));
+  g_autofree char *n_prompts =
+    g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "%u prompt", "%u prompts", prompts->len), prompts->len);
+  g_autofree char *n_cols =
+    g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "%u column", "%u columns", n_columns (self)), n_columns (self));
   g_autofree char *n_images = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "%u image", "%u images", n), n);
   /* Translators: "2 prompts × 3 columns = 6 images" */
-  g_autofree char *summary = g_strdup_printf (_("%s × %s = %s"), n_prompts, n_cols, n_images);
+  g_autofree char *summary = g_strdup_printf (_ ("%s × %s = %s"), n_prompts, n_cols, n_images);
   gtk_label_set_text (self->summary_label, summary);
   /* Translators: %s is the summary, like "2 prompts × 3 columns = 6 images" */
-  g_autofree char *ready = g_strdup_printf (_("%s. Press Generate to make them."), summary);
+  g_autofree char *ready = g_strdup_printf (_ ("%s. Press Generate to make them."), summary);
   adw_status_page_set_description (self->ready_status, ready);
 
   gboolean can_generate = backend && has_model && prompts->len > 0 && !running;
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "preview.generate", can_generate);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "preview.cancel", running);
   gtk_widget_set_tooltip_text (GTK_WIDGET (self->generate_button),
-                               !backend ? _("Previews need Dreamloom’s Stable Diffusion sampler, not in this version "
-                                            "yet")
-                               : !has_model ? _("Choose a base model first")
-                               : prompts->len == 0 ? _("Add a prompt first")
-                                                   : _("Make every prompt in every column (Ctrl+Return)"));
+                               !backend ? _ ("Previews need Dreamloom’s Stable Diffusion sampler, not in this version "
+                                             "yet")
+                               : !has_model        ? _ ("Choose a base model first")
+                               : prompts->len == 0 ? _ ("Add a prompt first")
+                                                   : _ ("Make every prompt in every column (Ctrl+Return)"));
   gtk_widget_set_visible (GTK_WIDGET (self->generate_button), !running);
   gtk_widget_set_visible (GTK_WIDGET (self->cancel_button), running);
   gtk_widget_set_visible (GTK_WIDGET (self->progress_bar), running);
@@ -447,7 +452,7 @@ static DlPreviewCell *
 find_cell (DlPreviewPage *self, guint row, guint column)
 {
   /* grid row 0 holds the column titles and grid column 0 the prompts */
-  GtkWidget *w = gtk_grid_get_child_at (self->results_grid, (int) column + 1, (int) row + 1);
+  GtkWidget *w = gtk_grid_get_child_at (self->results_grid, (int)column + 1, (int)row + 1);
   return DL_IS_PREVIEW_CELL (w) ? DL_PREVIEW_CELL (w) : NULL;
 }
 
@@ -489,9 +494,11 @@ cell_clicked (DlPreviewCell *cell, DlPreviewPage *self)
   const DlPreviewRequest *request = dl_preview_job_get_request (self->job, row, column);
   if (!request)
     return;
-  const char *title = self->column_titles && column < self->column_titles->len ? self->column_titles->pdata[column] : "";
+  const char *title =
+    self->column_titles && column < self->column_titles->len ? self->column_titles->pdata[column] : "";
   GtkRoot *root = gtk_widget_get_root (GTK_WIDGET (self));
-  DlImageViewer *viewer = dl_image_viewer_new (GTK_IS_WINDOW (root) ? GTK_WINDOW (root) : NULL, texture, request, title);
+  DlImageViewer *viewer =
+    dl_image_viewer_new (GTK_IS_WINDOW (root) ? GTK_WINDOW (root) : NULL, texture, request, title);
   gtk_window_present (GTK_WINDOW (viewer));
 }
 
@@ -513,10 +520,10 @@ job_item_finished (DlPreviewJob *job, guint row, guint column, GdkTexture *textu
   if (texture)
     dl_preview_cell_set_texture (cell, texture);
   else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-    dl_preview_cell_set_not_made (cell, _("Cancelled"));
+    dl_preview_cell_set_not_made (cell, _ ("Cancelled"));
   else
     {
-      const char *message = error ? error->message : _("The image could not be made");
+      const char *message = error ? error->message : _ ("The image could not be made");
       dl_preview_cell_set_error (cell, message);
       if (self->n_failed++ == 0)
         self->first_failure = g_strdup (message);
@@ -527,29 +534,30 @@ static void
 job_progress (DlPreviewJob *job, double fraction, DlPreviewPage *self)
 {
   gtk_progress_bar_set_fraction (self->progress_bar, fraction);
-  g_autofree char *text = g_strdup_printf (_("Image %u of %u · %.0f %%"), MAX (self->n_started, 1u), self->n_items,
-                                           fraction * 100.0);
+  g_autofree char *text =
+    g_strdup_printf (_ ("Image %u of %u · %.0f %%"), MAX (self->n_started, 1u), self->n_items, fraction * 100.0);
   gtk_progress_bar_set_text (self->progress_bar, text);
 }
 
 static void
 job_finished (DlPreviewJob *job, gboolean cancelled, DlPreviewPage *self)
 {
-  for (GtkWidget *w = gtk_widget_get_first_child (GTK_WIDGET (self->results_grid)); w; w = gtk_widget_get_next_sibling (w))
+  for (GtkWidget *w = gtk_widget_get_first_child (GTK_WIDGET (self->results_grid)); w;
+       w = gtk_widget_get_next_sibling (w))
     if (DL_IS_PREVIEW_CELL (w))
-      dl_preview_cell_set_not_made (DL_PREVIEW_CELL (w), cancelled ? _("Cancelled") : _("Not made"));
+      dl_preview_cell_set_not_made (DL_PREVIEW_CELL (w), cancelled ? _ ("Cancelled") : _ ("Not made"));
   sync_state (self);
   /* every cell has its own reason in its tooltip; the first one is worth a toast,
    * as a model that cannot be loaded fails every image the same way */
   if (self->n_failed)
     {
       g_autofree char *msg = g_strdup_printf (
-          g_dngettext (GETTEXT_PACKAGE, "%u preview failed: %s", "%u previews failed: %s", self->n_failed),
-          self->n_failed, self->first_failure);
+        g_dngettext (GETTEXT_PACKAGE, "%u preview failed: %s", "%u previews failed: %s", self->n_failed),
+        self->n_failed, self->first_failure);
       dl_toast_show (GTK_WIDGET (self), msg, NULL);
     }
   else if (cancelled)
-    dl_toast_show (GTK_WIDGET (self), _("Previews cancelled"), NULL);
+    dl_toast_show (GTK_WIDGET (self), _ ("Previews cancelled"), NULL);
   g_signal_emit (self, signals[SIGNAL_FINISHED], 0, cancelled);
 }
 
@@ -578,7 +586,7 @@ header_label (const char *text, gboolean column)
 static guint64
 random_seed (void)
 {
-  return (guint64) g_random_int ();
+  return (guint64)g_random_int ();
 }
 
 gboolean
@@ -593,7 +601,7 @@ dl_preview_page_generate (DlPreviewPage *self)
   clear_job (self);
 
   gboolean random = self->settings && g_settings_get_boolean (self->settings, "preview-random-seed");
-  guint64 seed = random ? random_seed () : (guint64) gtk_spin_button_get_value (self->seed_spin);
+  guint64 seed = random ? random_seed () : (guint64)gtk_spin_button_get_value (self->seed_spin);
   g_autoptr (DlPreviewRequest) base = dl_preview_request_new ();
   base->model_path = g_strdup (dl_project_get_base_model (self->project));
   base->device = self->settings ? g_settings_get_string (self->settings, "device") : NULL;
@@ -604,7 +612,7 @@ dl_preview_page_generate (DlPreviewPage *self)
   const char *const *ids = dl_sampler_names ();
   guint sampler = adw_combo_row_get_selected (self->sampler_row);
   g_free (base->sampler);
-  base->sampler = g_strdup (sampler < g_strv_length ((char **) ids) ? ids[sampler] : ids[0]);
+  base->sampler = g_strdup (sampler < g_strv_length ((char **)ids) ? ids[sampler] : ids[0]);
   base->cfg_scale = gtk_spin_button_get_value (self->cfg_spin);
   /* the UNet works on 1/8-size latents */
   base->width = gtk_spin_button_get_value_as_int (self->width_spin) / 8 * 8;
@@ -617,7 +625,7 @@ dl_preview_page_generate (DlPreviewPage *self)
   g_clear_pointer (&self->column_titles, g_ptr_array_unref);
   self->column_titles = g_ptr_array_new_with_free_func (g_free);
   g_autofree char *model_name = dl_file_stem (base->model_path);
-  g_ptr_array_add (self->column_titles, g_strdup_printf (_("Base: %s"), model_name));
+  g_ptr_array_add (self->column_titles, g_strdup_printf (_ ("Base: %s"), model_name));
   GPtrArray *loras = dl_project_get_loras (self->project);
   for (guint i = 0; i < loras->len; i++)
     {
@@ -626,12 +634,12 @@ dl_preview_page_generate (DlPreviewPage *self)
       g_ptr_array_add (self->column_titles, g_strdup_printf ("+ %s × %.2f", name, l->strength));
     }
   for (guint c = 0; c < self->column_titles->len; c++)
-    gtk_grid_attach (self->results_grid, header_label (self->column_titles->pdata[c], TRUE), (int) c + 1, 0, 1, 1);
+    gtk_grid_attach (self->results_grid, header_label (self->column_titles->pdata[c], TRUE), (int)c + 1, 0, 1, 1);
 
   self->job = dl_preview_job_new (backend);
   for (guint r = 0; r < prompts->len; r++)
     {
-      gtk_grid_attach (self->results_grid, header_label (prompts->pdata[r], FALSE), 0, (int) r + 1, 1, 1);
+      gtk_grid_attach (self->results_grid, header_label (prompts->pdata[r], FALSE), 0, (int)r + 1, 1, 1);
       for (guint c = 0; c < self->column_titles->len; c++)
         {
           g_autoptr (DlPreviewRequest) req = dl_preview_request_copy (base);
@@ -644,11 +652,11 @@ dl_preview_page_generate (DlPreviewPage *self)
             }
           dl_preview_job_add (self->job, r, c, req);
           GtkWidget *cell = dl_preview_cell_new (r, c);
-          g_autofree char *a11y = g_strdup_printf ("%s, %s", (char *) prompts->pdata[r],
-                                                   (char *) self->column_titles->pdata[c]);
+          g_autofree char *a11y =
+            g_strdup_printf ("%s, %s", (char *)prompts->pdata[r], (char *)self->column_titles->pdata[c]);
           gtk_accessible_update_property (GTK_ACCESSIBLE (cell), GTK_ACCESSIBLE_PROPERTY_LABEL, a11y, -1);
           g_signal_connect (cell, "clicked", G_CALLBACK (cell_clicked), self);
-          gtk_grid_attach (self->results_grid, cell, (int) c + 1, (int) r + 1, 1, 1);
+          gtk_grid_attach (self->results_grid, cell, (int)c + 1, (int)r + 1, 1, 1);
         }
     }
   g_signal_group_set_target (self->job_signals, self->job);
@@ -657,7 +665,7 @@ dl_preview_page_generate (DlPreviewPage *self)
   self->n_failed = 0;
   g_clear_pointer (&self->first_failure, g_free);
   gtk_progress_bar_set_fraction (self->progress_bar, 0);
-  gtk_progress_bar_set_text (self->progress_bar, _("Starting…"));
+  gtk_progress_bar_set_text (self->progress_bar, _ ("Starting…"));
   dl_preview_job_start (self->job);
   gtk_stack_set_visible_child_name (self->results_stack, "results");
   sync_state (self);
@@ -729,7 +737,7 @@ sampler_set_mapping (const GValue *value, const GVariantType *type, gpointer use
 {
   const char *const *ids = dl_sampler_names ();
   guint i = g_value_get_uint (value);
-  return g_variant_new_string (i < g_strv_length ((char **) ids) ? ids[i] : ids[0]);
+  return g_variant_new_string (i < g_strv_length ((char **)ids) ? ids[i] : ids[0]);
 }
 
 void
@@ -759,7 +767,7 @@ page_action (GtkWidget *widget, const char *action_name, GVariant *param)
   else if (g_str_equal (action_name, "preview.add-lora"))
     add_lora (self);
   else if (g_str_equal (action_name, "preview.new-seed"))
-    gtk_spin_button_set_value (self->seed_spin, (double) random_seed ());
+    gtk_spin_button_set_value (self->seed_spin, (double)random_seed ());
 }
 
 static void

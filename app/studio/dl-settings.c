@@ -32,13 +32,14 @@ GSettings *
 dl_settings_new (GError **error)
 {
   GSettingsSchemaSource *source = g_settings_schema_source_get_default ();
-  g_autoptr (GSettingsSchema) schema = source ? g_settings_schema_source_lookup (source, DL_SETTINGS_SCHEMA, TRUE) : NULL;
+  g_autoptr (GSettingsSchema) schema =
+    source ? g_settings_schema_source_lookup (source, DL_SETTINGS_SCHEMA, TRUE) : NULL;
   if (schema)
     return g_settings_new_full (schema, NULL, NULL);
 
   g_autoptr (GSettingsSchemaSource) local = build_tree_source ();
-  g_autoptr (GSettingsSchema) local_schema = local ? g_settings_schema_source_lookup (local, DL_SETTINGS_SCHEMA, FALSE)
-                                                   : NULL;
+  g_autoptr (GSettingsSchema) local_schema =
+    local ? g_settings_schema_source_lookup (local, DL_SETTINGS_SCHEMA, FALSE) : NULL;
   if (local_schema)
     return g_settings_new_full (local_schema, NULL, NULL);
 
@@ -65,7 +66,7 @@ dl_settings_add_recent (GSettings *settings, const char *path)
         n++;
       }
   g_auto (GStrv) list = g_strv_builder_end (b);
-  g_settings_set_strv (settings, "recent-projects", (const char *const *) list);
+  g_settings_set_strv (settings, "recent-projects", (const char *const *)list);
 }
 
 void
@@ -79,5 +80,5 @@ dl_settings_remove_recent (GSettings *settings, const char *path)
     if (g_strcmp0 (*p, path) != 0)
       g_strv_builder_add (b, *p);
   g_auto (GStrv) list = g_strv_builder_end (b);
-  g_settings_set_strv (settings, "recent-projects", (const char *const *) list);
+  g_settings_set_strv (settings, "recent-projects", (const char *const *)list);
 }

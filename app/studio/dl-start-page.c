@@ -8,7 +8,8 @@
 #include "dl-project.h"
 #include "io/dl-file-util.h"
 
-struct _DlStartPage {
+struct _DlStartPage
+{
   AdwBin parent_instance;
   AdwPreferencesGroup *recent_group;
   GtkListBox *recent_list;
@@ -36,7 +37,7 @@ mark_missing (GtkWidget *row)
   const char *path = g_object_get_data (G_OBJECT (row), "dl-path");
   g_autofree char *dir = g_path_get_dirname (path);
   g_autofree char *shown_dir = dl_file_tilde_path (dir);
-  g_autofree char *subtitle = g_strdup_printf (_("Not found in %s"), shown_dir);
+  g_autofree char *subtitle = g_strdup_printf (_ ("Not found in %s"), shown_dir);
   g_autofree char *subtitle_markup = g_markup_escape_text (subtitle, -1);
   adw_action_row_set_subtitle (ADW_ACTION_ROW (row), subtitle_markup);
   GtkImage *icon = g_object_get_data (G_OBJECT (row), "dl-icon");
@@ -46,7 +47,8 @@ mark_missing (GtkWidget *row)
   gtk_list_box_row_set_activatable (GTK_LIST_BOX_ROW (row), FALSE);
 }
 
-typedef struct {
+typedef struct
+{
   DlStartPage *page; /* strong, like the row: both live until the check reports */
   GtkWidget *row;
 } Check;
@@ -112,8 +114,8 @@ rebuild (DlStartPage *self)
 
       GtkWidget *forget = gtk_button_new_from_icon_name ("window-close-symbolic");
       gtk_widget_set_valign (forget, GTK_ALIGN_CENTER);
-      gtk_widget_set_tooltip_text (forget, _("Remove From List"));
-      gtk_accessible_update_property (GTK_ACCESSIBLE (forget), GTK_ACCESSIBLE_PROPERTY_LABEL, _("Remove From List"),
+      gtk_widget_set_tooltip_text (forget, _ ("Remove From List"));
+      gtk_accessible_update_property (GTK_ACCESSIBLE (forget), GTK_ACCESSIBLE_PROPERTY_LABEL, _ ("Remove From List"),
                                       -1);
       gtk_widget_add_css_class (forget, "flat");
       gtk_widget_add_css_class (forget, "circular");

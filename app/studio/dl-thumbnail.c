@@ -9,17 +9,19 @@
 
 #define READ_CHUNK (64 * 1024)
 
-struct _DlThumbnail {
+struct _DlThumbnail
+{
   GObject parent_instance;
   GdkTexture *texture;
-  char *hash;    /* the content hash the texture (or the decode under way) is of */
-  guint serial;  /* of the decode under way; a newer one makes older results stale */
+  char *hash;   /* the content hash the texture (or the decode under way) is of */
+  guint serial; /* of the decode under way; a newer one makes older results stale */
   GCancellable *cancellable;
 };
 
 G_DEFINE_FINAL_TYPE (DlThumbnail, dl_thumbnail, G_TYPE_OBJECT)
 
-enum {
+enum
+{
   PROP_0,
   PROP_TEXTURE,
   N_PROPS
@@ -34,8 +36,8 @@ size_prepared (GdkPixbufLoader *loader, int width, int height, gpointer data)
   int longest = MAX (width, height);
   if (longest <= DL_THUMBNAIL_SIZE)
     return;
-  double scale = (double) DL_THUMBNAIL_SIZE / longest;
-  gdk_pixbuf_loader_set_size (loader, MAX (1, (int) (width * scale + 0.5)), MAX (1, (int) (height * scale + 0.5)));
+  double scale = (double)DL_THUMBNAIL_SIZE / longest;
+  gdk_pixbuf_loader_set_size (loader, MAX (1, (int)(width * scale + 0.5)), MAX (1, (int)(height * scale + 0.5)));
 }
 
 static GdkTexture *
@@ -46,7 +48,7 @@ texture_from_pixbuf (GdkPixbuf *pixbuf)
   gboolean alpha = gdk_pixbuf_get_has_alpha (pixbuf);
   return gdk_memory_texture_new (gdk_pixbuf_get_width (pixbuf), gdk_pixbuf_get_height (pixbuf),
                                  alpha ? GDK_MEMORY_R8G8B8A8 : GDK_MEMORY_R8G8B8, bytes,
-                                 (gsize) gdk_pixbuf_get_rowstride (pixbuf));
+                                 (gsize)gdk_pixbuf_get_rowstride (pixbuf));
 }
 
 GdkTexture *
@@ -63,7 +65,7 @@ dl_thumbnail_decode (const char *path, GCancellable *cancellable, GError **error
   for (;;)
     {
       gssize n = g_input_stream_read (G_INPUT_STREAM (in), buf, READ_CHUNK, cancellable, error);
-      if (n < 0 || (n > 0 && !gdk_pixbuf_loader_write (loader, buf, (gsize) n, error)))
+      if (n < 0 || (n > 0 && !gdk_pixbuf_loader_write (loader, buf, (gsize)n, error)))
         {
           gdk_pixbuf_loader_close (loader, NULL);
           return NULL;
@@ -76,13 +78,13 @@ dl_thumbnail_decode (const char *path, GCancellable *cancellable, GError **error
   GdkPixbuf *pixbuf = gdk_pixbuf_loader_get_pixbuf (loader);
   if (!pixbuf)
     {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, _("No picture in the file"));
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, _ ("No picture in the file"));
       return NULL;
     }
   g_autoptr (GdkPixbuf) oriented = gdk_pixbuf_apply_embedded_orientation (pixbuf);
   if (!oriented)
     {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED, _("Out of memory making the thumbnail"));
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED, _ ("Out of memory making the thumbnail"));
       return NULL;
     }
   return texture_from_pixbuf (oriented);
@@ -112,7 +114,7 @@ decode_pool (void)
   static GThreadPool *pool;
   if (g_once_init_enter (&pool))
     {
-      int n = CLAMP ((int) g_get_num_processors () / 2, 1, 2);
+      int n = CLAMP ((int)g_get_num_processors () / 2, 1, 2);
       g_once_init_leave (&pool, g_thread_pool_new (run_decode, NULL, n, FALSE, NULL));
     }
   return pool;
@@ -223,8 +225,11 @@ dl_thumbnail_get_property (GObject *object, guint prop_id, GValue *value, GParam
   DlThumbnail *self = DL_THUMBNAIL (object);
   switch (prop_id)
     {
-    case PROP_TEXTURE: g_value_set_object (value, self->texture); break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    case PROP_TEXTURE:
+      g_value_set_object (value, self->texture);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
 }
 

@@ -37,7 +37,7 @@ dl_toast_show (GtkWidget *widget, const char *text, const char *undo_action)
   AdwToast *toast = dl_toast_new (text);
   if (undo_action)
     {
-      adw_toast_set_button_label (toast, _("_Undo"));
+      adw_toast_set_button_label (toast, _ ("_Undo"));
       /* The toast's button lives in the overlay, above `widget`: an action name
        * would be looked up from there and miss `widget`'s own actions. */
       g_object_set_data_full (G_OBJECT (toast), "dl-undo-action", g_strdup (undo_action), g_free);

@@ -21,7 +21,8 @@
 #define PLAN_DELAY_MS 400
 
 /* the page's keys, as the shortcuts window lists them under Training */
-static const struct {
+static const struct
+{
   const char *accel, *action, *target;
 } shortcuts[] = {
   { "<Control>Return", "train.start", NULL },
@@ -37,7 +38,8 @@ static const struct {
   { "<Control>m", "train.make-fit", NULL },
 };
 
-struct _DlTrainPage {
+struct _DlTrainPage
+{
   GtkWidget parent_instance;
 
   GtkRevealer *continue_revealer;
@@ -71,15 +73,15 @@ struct _DlTrainPage {
   GSignalGroup *job_signals;     /* the job's, while the page shows it */
   DlTrainSettings *run_settings; /* of the job, or of the run that can be continued */
   char *run_dir;
-  char *last_file;               /* newest export: final, else the latest checkpoint */
+  char *last_file; /* newest export: final, else the latest checkpoint */
   GPtrArray *warnings;
   DlTrainPlan *plan;
   GCancellable *plan_cancel;
   guint plan_timeout;
   gboolean syncing;
-  GListModel *images;     /* the project's dataset, for its size */
-  guint n_images;         /* the size the steps were last fitted to */
-  DlTrainMethod method;   /* the method the form last had */
+  GListModel *images;   /* the project's dataset, for its size */
+  guint n_images;       /* the size the steps were last fitted to */
+  DlTrainMethod method; /* the method the form last had */
 };
 
 G_DEFINE_FINAL_TYPE (DlTrainPage, dl_train_page, GTK_TYPE_WIDGET)
@@ -92,13 +94,14 @@ static void update_plan (DlTrainPage *self);
 static DlEngineSession *
 session (DlTrainPage *self)
 {
-  if (!self->session) {
-    GApplication *app = g_application_get_default ();
-    if (DL_IS_APPLICATION (app))
-      self->session = g_object_ref (dl_application_get_engine_session (DL_APPLICATION (app)));
-    else
-      self->session = dl_engine_session_new ();
-  }
+  if (!self->session)
+    {
+      GApplication *app = g_application_get_default ();
+      if (DL_IS_APPLICATION (app))
+        self->session = g_object_ref (dl_application_get_engine_session (DL_APPLICATION (app)));
+      else
+        self->session = dl_engine_session_new ();
+    }
   return self->session;
 }
 
@@ -130,12 +133,12 @@ format_duration (double s)
     return g_strdup ("");
   if (s < 90)
     /* Translators: a time left, in seconds */
-    return g_strdup_printf (_("%.0f s"), s);
+    return g_strdup_printf (_ ("%.0f s"), s);
   if (s < 5400)
     /* Translators: a time left, in minutes */
-    return g_strdup_printf (_("%.0f min"), s / 60);
+    return g_strdup_printf (_ ("%.0f min"), s / 60);
   /* Translators: a time left, in hours */
-  return g_strdup_printf (_("%.1f h"), s / 3600);
+  return g_strdup_printf (_ ("%.1f h"), s / 3600);
 }
 
 static void
@@ -177,63 +180,67 @@ state_path (const char *run_dir, gint64 step)
 static void
 on_event (DlTrainJob *job, const DlTrainEvent *ev, DlTrainPage *self)
 {
-  (void) job;
-  switch (ev->kind) {
-  case DL_TRAIN_EVENT_STATUS:
-    set_status (self, ev->message, NULL);
-    if (ev->progress >= 0)
-      gtk_progress_bar_set_fraction (self->progress, ev->progress);
-    else
-      gtk_progress_bar_pulse (self->progress);
-    break;
-  case DL_TRAIN_EVENT_STEP: {
-    dl_loss_curve_add_step (self->curve, ev->step, ev->loss, ev->lr);
-    g_autofree char *step = g_strdup_printf ("%" G_GINT64_FORMAT, ev->step);
-    g_autofree char *total = g_strdup_printf ("%" G_GINT64_FORMAT, ev->total_steps);
-    /* Translators: the step a run is at, and its number of steps */
-    g_autofree char *status = g_strdup_printf (_("Step %s of %s"), step, total);
-    g_autofree char *eta = format_duration (ev->eta_s);
-    g_autofree char *detail =
-        *eta ? g_strdup_printf (_("Loss %.4f · %.2f images/s · %s left · %.1f GB of GPU memory"), ev->loss,
-                                ev->images_per_s, eta, ev->memory / 1e9)
-             : g_strdup_printf (_("Loss %.4f · %.2f images/s · %.1f GB of GPU memory"), ev->loss, ev->images_per_s,
-                                ev->memory / 1e9);
-    if (dl_train_job_get_state (self->job) == DL_TRAIN_JOB_PAUSED)
-      set_status (self, _("Paused"), status);
-    else
-      set_status (self, status, detail);
-    gtk_progress_bar_set_fraction (self->progress, (double) ev->step / MAX (1, ev->total_steps));
-    break;
-  }
-  case DL_TRAIN_EVENT_VALIDATION:
-    dl_loss_curve_add_validation (self->curve, ev->step, ev->val_loss);
-    dl_train_previews_add_validation (self->previews, ev->step, ev->val_loss);
-    if (ev->best) {
-      dl_loss_curve_set_best (self->curve, ev->step);
-      dl_checkpoint_list_set_best (self->checkpoints, ev->step);
+  (void)job;
+  switch (ev->kind)
+    {
+    case DL_TRAIN_EVENT_STATUS:
+      set_status (self, ev->message, NULL);
+      if (ev->progress >= 0)
+        gtk_progress_bar_set_fraction (self->progress, ev->progress);
+      else
+        gtk_progress_bar_pulse (self->progress);
+      break;
+    case DL_TRAIN_EVENT_STEP:
+      {
+        dl_loss_curve_add_step (self->curve, ev->step, ev->loss, ev->lr);
+        g_autofree char *step = g_strdup_printf ("%" G_GINT64_FORMAT, ev->step);
+        g_autofree char *total = g_strdup_printf ("%" G_GINT64_FORMAT, ev->total_steps);
+        /* Translators: the step a run is at, and its number of steps */
+        g_autofree char *status = g_strdup_printf (_ ("Step %s of %s"), step, total);
+        g_autofree char *eta = format_duration (ev->eta_s);
+        g_autofree char *detail =
+          *eta ? g_strdup_printf (_ ("Loss %.4f · %.2f images/s · %s left · %.1f GB of GPU memory"), ev->loss,
+                                  ev->images_per_s, eta, ev->memory / 1e9)
+               : g_strdup_printf (_ ("Loss %.4f · %.2f images/s · %.1f GB of GPU memory"), ev->loss, ev->images_per_s,
+                                  ev->memory / 1e9);
+        if (dl_train_job_get_state (self->job) == DL_TRAIN_JOB_PAUSED)
+          set_status (self, _ ("Paused"), status);
+        else
+          set_status (self, status, detail);
+        gtk_progress_bar_set_fraction (self->progress, (double)ev->step / MAX (1, ev->total_steps));
+        break;
+      }
+    case DL_TRAIN_EVENT_VALIDATION:
+      dl_loss_curve_add_validation (self->curve, ev->step, ev->val_loss);
+      dl_train_previews_add_validation (self->previews, ev->step, ev->val_loss);
+      if (ev->best)
+        {
+          dl_loss_curve_set_best (self->curve, ev->step);
+          dl_checkpoint_list_set_best (self->checkpoints, ev->step);
+        }
+      break;
+    case DL_TRAIN_EVENT_PREVIEW:
+      dl_train_previews_add (self->previews, ev->step, ev->index, ev->prompt, ev->path);
+      break;
+    case DL_TRAIN_EVENT_CHECKPOINT:
+      {
+        g_autofree char *state = state_path (self->run_dir, ev->step);
+        dl_checkpoint_list_add (self->checkpoints, ev->step, ev->path, state, ev->val_loss);
+        g_free (self->last_file);
+        self->last_file = g_strdup (ev->path);
+        break;
+      }
+    case DL_TRAIN_EVENT_WARNING:
+      add_warning (self, ev->message);
+      break;
+    case DL_TRAIN_EVENT_ERROR:
+      add_warning (self, ev->message);
+      break;
+    case DL_TRAIN_EVENT_FINISHED:
+      g_free (self->last_file);
+      self->last_file = g_strdup (ev->path);
+      break;
     }
-    break;
-  case DL_TRAIN_EVENT_PREVIEW:
-    dl_train_previews_add (self->previews, ev->step, ev->index, ev->prompt, ev->path);
-    break;
-  case DL_TRAIN_EVENT_CHECKPOINT: {
-    g_autofree char *state = state_path (self->run_dir, ev->step);
-    dl_checkpoint_list_add (self->checkpoints, ev->step, ev->path, state, ev->val_loss);
-    g_free (self->last_file);
-    self->last_file = g_strdup (ev->path);
-    break;
-  }
-  case DL_TRAIN_EVENT_WARNING:
-    add_warning (self, ev->message);
-    break;
-  case DL_TRAIN_EVENT_ERROR:
-    add_warning (self, ev->message);
-    break;
-  case DL_TRAIN_EVENT_FINISHED:
-    g_free (self->last_file);
-    self->last_file = g_strdup (ev->path);
-    break;
-  }
 }
 
 void
@@ -246,15 +253,15 @@ dl_train_notify_end (DlTrainJob *job)
   DlTrainJobState st = dl_train_job_get_state (job);
   const GError *e = dl_train_job_get_error (job);
   const char *out = dl_train_job_get_settings (job)->out;
-  g_autoptr (GNotification) n = g_notification_new (st == DL_TRAIN_JOB_FINISHED  ? _("Training finished")
-                                                    : st == DL_TRAIN_JOB_STOPPED ? _("Training stopped")
-                                                                                 : _("Training failed"));
+  g_autoptr (GNotification) n = g_notification_new (st == DL_TRAIN_JOB_FINISHED  ? _ ("Training finished")
+                                                    : st == DL_TRAIN_JOB_STOPPED ? _ ("Training stopped")
+                                                                                 : _ ("Training failed"));
   g_autofree char *step = g_strdup_printf ("%" G_GINT64_FORMAT, dl_train_job_get_step (job));
   g_autofree char *total = g_strdup_printf ("%" G_GINT64_FORMAT, dl_train_job_get_total_steps (job));
   /* Translators: %s is the file training wrote */
   g_autofree char *body = e                                    ? g_strdup (e->message)
-                          : st == DL_TRAIN_JOB_FINISHED && out ? g_strdup_printf (_("Written: %s"), out)
-                                                               : g_strdup_printf (_("Step %s of %s"), step, total);
+                          : st == DL_TRAIN_JOB_FINISHED && out ? g_strdup_printf (_ ("Written: %s"), out)
+                                                               : g_strdup_printf (_ ("Step %s of %s"), step, total);
   g_notification_set_body (n, body);
   g_application_send_notification (app, "training", n);
 }
@@ -276,26 +283,28 @@ on_finished (DlTrainJob *job, DlTrainPage *self)
 {
   gtk_widget_set_visible (GTK_WIDGET (self->progress), FALSE);
   dl_checkpoint_list_set_can_delete (self->checkpoints, TRUE);
-  switch (dl_train_job_get_state (job)) {
-  case DL_TRAIN_JOB_FINISHED: {
-    g_autofree char *base = g_path_get_basename (self->last_file ? self->last_file : "");
-    g_autofree char *detail = g_strdup_printf (_("Written: %s"), self->last_file ? self->last_file : "");
-    set_status (self, _("Training finished"), detail);
-    /* Translators: %s is the name of the file training wrote */
-    g_autofree char *toast = g_strdup_printf (_("Training finished: %s"), base);
-    dl_toast_show (GTK_WIDGET (self), toast, NULL);
-    notify_end (self, job);
-    break;
-  }
-  case DL_TRAIN_JOB_STOPPED:
-    set_status (self, _("Stopped"), _("The last checkpoint is kept: Continue goes on from it"));
-    notify_end (self, job);
-    break;
-  default:
-    show_error (self, _("Training stopped with an error"), dl_train_job_get_error (job));
-    notify_end (self, job);
-    break;
-  }
+  switch (dl_train_job_get_state (job))
+    {
+    case DL_TRAIN_JOB_FINISHED:
+      {
+        g_autofree char *base = g_path_get_basename (self->last_file ? self->last_file : "");
+        g_autofree char *detail = g_strdup_printf (_ ("Written: %s"), self->last_file ? self->last_file : "");
+        set_status (self, _ ("Training finished"), detail);
+        /* Translators: %s is the name of the file training wrote */
+        g_autofree char *toast = g_strdup_printf (_ ("Training finished: %s"), base);
+        dl_toast_show (GTK_WIDGET (self), toast, NULL);
+        notify_end (self, job);
+        break;
+      }
+    case DL_TRAIN_JOB_STOPPED:
+      set_status (self, _ ("Stopped"), _ ("The last checkpoint is kept: Continue goes on from it"));
+      notify_end (self, job);
+      break;
+    default:
+      show_error (self, _ ("Training stopped with an error"), dl_train_job_get_error (job));
+      notify_end (self, job);
+      break;
+    }
   dl_train_form_set_locked (self->form, FALSE);
   read_run (self);
   sync_actions (self);
@@ -304,14 +313,15 @@ on_finished (DlTrainJob *job, DlTrainPage *self)
 static void
 on_job_state (DlTrainJob *job, GParamSpec *pspec, DlTrainPage *self)
 {
-  (void) pspec;
+  (void)pspec;
   self->syncing = TRUE;
   gtk_toggle_button_set_active (self->pause_button, dl_train_job_get_state (job) == DL_TRAIN_JOB_PAUSED);
   self->syncing = FALSE;
-  if (dl_train_job_get_state (job) == DL_TRAIN_JOB_PAUSED) {
-    g_autofree char *was = g_strdup (gtk_label_get_text (self->status_label));
-    set_status (self, _("Paused"), was);
-  }
+  if (dl_train_job_get_state (job) == DL_TRAIN_JOB_PAUSED)
+    {
+      g_autofree char *was = g_strdup (gtk_label_get_text (self->status_label));
+      set_status (self, _ ("Paused"), was);
+    }
   sync_actions (self);
 }
 
@@ -325,7 +335,7 @@ watch_job (DlTrainPage *self, DlTrainJob *job, const DlTrainSettings *settings, 
   g_free (self->run_dir);
   self->run_dir = g_strdup (run_dir);
   gtk_widget_remove_css_class (GTK_WIDGET (self->status_label), "error");
-  set_status (self, _("Starting…"), NULL);
+  set_status (self, _ ("Starting…"), NULL);
   gtk_widget_set_visible (GTK_WIDGET (self->progress), TRUE);
   gtk_progress_bar_set_fraction (self->progress, 0);
   gtk_revealer_set_reveal_child (self->continue_revealer, FALSE);
@@ -347,46 +357,54 @@ read_run (DlTrainPage *self)
   g_autofree char *dir = self->run_dir ? g_strdup (self->run_dir) : dl_train_settings_run_dir (filled);
   g_autoptr (DlRunInfo) info = dl_run_info_read (dir, NULL);
   gboolean can = info && dl_run_info_can_continue (info);
-  if (info) {
-    g_free (self->run_dir);
-    self->run_dir = g_strdup (dir);
-    g_clear_pointer (&self->run_settings, dl_train_settings_free);
-    self->run_settings = dl_train_settings_copy (info->settings);
-    if (!self->job) {
-      /* reopened: what the run left */
-      dl_checkpoint_list_clear (self->checkpoints);
-      for (guint i = 0; i < info->checkpoints->len; i++) {
-        DlRunCheckpoint *c = info->checkpoints->pdata[i];
-        if (g_file_test (c->file, G_FILE_TEST_EXISTS))
-          dl_checkpoint_list_add (self->checkpoints, c->step, c->file, c->state, c->val_loss);
-      }
-      dl_checkpoint_list_set_best (self->checkpoints, info->best_step);
-      dl_checkpoint_list_set_can_use (self->checkpoints, info->settings->method == DL_TRAIN_LORA);
-      dl_loss_curve_clear (self->curve);
-      for (guint i = 0; i < info->losses->len; i++) {
-        const DlLossEntry *e = &g_array_index (info->losses, DlLossEntry, i);
-        dl_loss_curve_add_step (self->curve, e->step, e->loss, e->lr);
-      }
-      for (guint i = 0; i < info->validations->len; i++) {
-        const DlTrainValidation *v = &g_array_index (info->validations, DlTrainValidation, i);
-        dl_loss_curve_add_validation (self->curve, v->step, v->loss);
-      }
-      if (info->best_step >= 0)
-        dl_loss_curve_set_best (self->curve, info->best_step);
-      g_free (self->last_file);
-      self->last_file = info->finished ? g_strdup (info->settings->out)
-                        : info->checkpoints->len
-                          ? g_strdup (((DlRunCheckpoint *) info->checkpoints->pdata[info->checkpoints->len - 1])->file)
-                          : NULL;
+  if (info)
+    {
+      g_free (self->run_dir);
+      self->run_dir = g_strdup (dir);
+      g_clear_pointer (&self->run_settings, dl_train_settings_free);
+      self->run_settings = dl_train_settings_copy (info->settings);
+      if (!self->job)
+        {
+          /* reopened: what the run left */
+          dl_checkpoint_list_clear (self->checkpoints);
+          for (guint i = 0; i < info->checkpoints->len; i++)
+            {
+              DlRunCheckpoint *c = info->checkpoints->pdata[i];
+              if (g_file_test (c->file, G_FILE_TEST_EXISTS))
+                dl_checkpoint_list_add (self->checkpoints, c->step, c->file, c->state, c->val_loss);
+            }
+          dl_checkpoint_list_set_best (self->checkpoints, info->best_step);
+          dl_checkpoint_list_set_can_use (self->checkpoints, info->settings->method == DL_TRAIN_LORA);
+          dl_loss_curve_clear (self->curve);
+          for (guint i = 0; i < info->losses->len; i++)
+            {
+              const DlLossEntry *e = &g_array_index (info->losses, DlLossEntry, i);
+              dl_loss_curve_add_step (self->curve, e->step, e->loss, e->lr);
+            }
+          for (guint i = 0; i < info->validations->len; i++)
+            {
+              const DlTrainValidation *v = &g_array_index (info->validations, DlTrainValidation, i);
+              dl_loss_curve_add_validation (self->curve, v->step, v->loss);
+            }
+          if (info->best_step >= 0)
+            dl_loss_curve_set_best (self->curve, info->best_step);
+          g_free (self->last_file);
+          self->last_file =
+            info->finished ? g_strdup (info->settings->out)
+            : info->checkpoints->len
+              ? g_strdup (((DlRunCheckpoint *)info->checkpoints->pdata[info->checkpoints->len - 1])->file)
+              : NULL;
+        }
     }
-  }
-  if (can) {
-    g_autofree char *step = g_strdup_printf ("%" G_GINT64_FORMAT, info->step);
-    g_autofree char *total = g_strdup_printf ("%" G_GINT64_FORMAT, info->settings->steps);
-    g_autofree char *text = g_strdup_printf (_("A run stopped at step %s of %s before it finished. Continue goes on "
-                                               "from there exactly as if it had never stopped."), step, total);
-    gtk_label_set_text (self->continue_label, text);
-  }
+  if (can)
+    {
+      g_autofree char *step = g_strdup_printf ("%" G_GINT64_FORMAT, info->step);
+      g_autofree char *total = g_strdup_printf ("%" G_GINT64_FORMAT, info->settings->steps);
+      g_autofree char *text = g_strdup_printf (_ ("A run stopped at step %s of %s before it finished. Continue goes on "
+                                                  "from there exactly as if it had never stopped."),
+                                               step, total);
+      gtk_label_set_text (self->continue_label, text);
+    }
   gtk_revealer_set_reveal_child (self->continue_revealer, can);
   sync_actions (self);
 }
@@ -412,27 +430,29 @@ use_preview_preferences (DlTrainPage *self, DlTrainSettings *s)
 static void
 fresh_run (DlTrainPage *self, DlTrainSettings *s)
 {
-  g_autoptr (GFile) file = dl_project_get_file (self->project) ? g_object_ref (dl_project_get_file (self->project))
-                                                               : NULL;
+  g_autoptr (GFile) file =
+    dl_project_get_file (self->project) ? g_object_ref (dl_project_get_file (self->project)) : NULL;
   g_autofree char *dir = file ? g_path_get_dirname (g_file_peek_path (file)) : g_get_current_dir ();
   g_autofree char *title = dl_project_dup_title (self->project);
   const char *ext = s->method == DL_TRAIN_TEXTUAL_INVERSION ? ".safetensors"
                     : s->method == DL_TRAIN_HYPERNETWORK    ? ".pt"
                                                             : ".safetensors";
-  for (int n = 1;; n++) {
-    g_autofree char *stem = n == 1 ? g_strdup_printf ("%s-%s", title, dl_train_method_name (s->method))
-                                   : g_strdup_printf ("%s-%s-%d", title, dl_train_method_name (s->method), n);
-    g_autofree char *name = g_strconcat (stem, ext, NULL);
-    g_autofree char *out = g_build_filename (dir, name, NULL);
-    g_autofree char *run_name = g_strconcat (stem, ".run", NULL);
-    g_autofree char *run = g_build_filename (dir, run_name, NULL);
-    if (!g_file_test (out, G_FILE_TEST_EXISTS) && !g_file_test (run, G_FILE_TEST_EXISTS)) {
-      g_free (s->out);
-      s->out = g_strdup (out);
-      g_clear_pointer (&s->run_dir, g_free);
-      return;
+  for (int n = 1;; n++)
+    {
+      g_autofree char *stem = n == 1 ? g_strdup_printf ("%s-%s", title, dl_train_method_name (s->method))
+                                     : g_strdup_printf ("%s-%s-%d", title, dl_train_method_name (s->method), n);
+      g_autofree char *name = g_strconcat (stem, ext, NULL);
+      g_autofree char *out = g_build_filename (dir, name, NULL);
+      g_autofree char *run_name = g_strconcat (stem, ".run", NULL);
+      g_autofree char *run = g_build_filename (dir, run_name, NULL);
+      if (!g_file_test (out, G_FILE_TEST_EXISTS) && !g_file_test (run, G_FILE_TEST_EXISTS))
+        {
+          g_free (s->out);
+          s->out = g_strdup (out);
+          g_clear_pointer (&s->run_dir, g_free);
+          return;
+        }
     }
-  }
 }
 
 gboolean
@@ -442,30 +462,36 @@ dl_train_page_start (DlTrainPage *self, GError **error)
   g_autoptr (GError) local = NULL;
   g_auto (GStrv) paths = NULL;
   g_auto (GStrv) captions = NULL;
-  if (!self->project) {
-    g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED, _("No project is open"));
-    return FALSE;
-  }
-  if (dl_train_page_is_training (self)) {
-    g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_BUSY, _("A run is in progress"));
-    return FALSE;
-  }
-  if (!dl_project_get_base_model (self->project)) {
-    g_set_error_literal (&local, G_IO_ERROR, G_IO_ERROR_FAILED, _("Choose a base model on the Base Model page first"));
-    goto fail;
-  }
-  if (!dl_train_form_is_valid (self->form)) {
-    g_set_error_literal (&local, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                         _("A setting holds a value the trainer does not take (marked in red)"));
-    goto fail;
-  }
+  if (!self->project)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED, _ ("No project is open"));
+      return FALSE;
+    }
+  if (dl_train_page_is_training (self))
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_BUSY, _ ("A run is in progress"));
+      return FALSE;
+    }
+  if (!dl_project_get_base_model (self->project))
+    {
+      g_set_error_literal (&local, G_IO_ERROR, G_IO_ERROR_FAILED,
+                           _ ("Choose a base model on the Base Model page first"));
+      goto fail;
+    }
+  if (!dl_train_form_is_valid (self->form))
+    {
+      g_set_error_literal (&local, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                           _ ("A setting holds a value the trainer does not take (marked in red)"));
+      goto fail;
+    }
   if (!dl_project_dup_training_images (self->project, &paths, &captions, &local))
     goto fail;
-  if (self->plan && !dl_train_plan_fits (self->plan)) {
-    g_autofree char *d = dl_train_plan_describe (self->plan);
-    g_set_error (&local, G_IO_ERROR, G_IO_ERROR_NO_SPACE, _("This run does not fit the GPU’s memory: %s"), d);
-    goto fail;
-  }
+  if (self->plan && !dl_train_plan_fits (self->plan))
+    {
+      g_autofree char *d = dl_train_plan_describe (self->plan);
+      g_set_error (&local, G_IO_ERROR, G_IO_ERROR_NO_SPACE, _ ("This run does not fit the GPU’s memory: %s"), d);
+      goto fail;
+    }
   {
     g_autoptr (DlTrainSettings) s = dl_project_make_train_settings (self->project);
     fresh_run (self, s);
@@ -480,8 +506,8 @@ dl_train_page_start (DlTrainPage *self, GError **error)
     g_clear_pointer (&kept->run_dir, g_free);
     dl_project_set_train_settings (self->project, kept);
     g_autofree char *device = device_selector (self);
-    g_autoptr (DlTrainJob) job = dl_engine_session_train (session (self), s, (const char *const *) paths,
-                                                          (const char *const *) captions, NULL, device, &local);
+    g_autoptr (DlTrainJob) job = dl_engine_session_train (session (self), s, (const char *const *)paths,
+                                                          (const char *const *)captions, NULL, device, &local);
     if (!job)
       goto fail;
     clear_run_view (self);
@@ -490,7 +516,7 @@ dl_train_page_start (DlTrainPage *self, GError **error)
   }
   return TRUE;
 fail:
-  show_error (self, _("Training cannot start"), local);
+  show_error (self, _ ("Training cannot start"), local);
   g_propagate_error (error, g_steal_pointer (&local));
   return FALSE;
 }
@@ -507,25 +533,26 @@ dl_train_page_continue (DlTrainPage *self, GError **error)
   g_autoptr (GError) local = NULL;
   g_auto (GStrv) paths = NULL;
   g_auto (GStrv) captions = NULL;
-  if (!dl_train_page_can_continue (self) || !self->run_dir || !self->run_settings) {
-    g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED, _("There is no interrupted run to continue"));
-    return FALSE;
-  }
+  if (!dl_train_page_can_continue (self) || !self->run_dir || !self->run_settings)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED, _ ("There is no interrupted run to continue"));
+      return FALSE;
+    }
   if (!dl_project_dup_training_images (self->project, &paths, &captions, &local))
     goto fail;
   {
     g_autofree char *device = device_selector (self);
     g_autofree char *run_dir = g_strdup (self->run_dir);
     g_autoptr (DlTrainSettings) s = dl_train_settings_copy (self->run_settings);
-    g_autoptr (DlTrainJob) job = dl_engine_session_train (session (self), s, (const char *const *) paths,
-                                                          (const char *const *) captions, run_dir, device, &local);
+    g_autoptr (DlTrainJob) job = dl_engine_session_train (session (self), s, (const char *const *)paths,
+                                                          (const char *const *)captions, run_dir, device, &local);
     if (!job)
       goto fail;
     watch_job (self, job, s, run_dir);
   }
   return TRUE;
 fail:
-  show_error (self, _("The run cannot continue"), local);
+  show_error (self, _ ("The run cannot continue"), local);
   g_propagate_error (error, g_steal_pointer (&local));
   return FALSE;
 }
@@ -535,10 +562,11 @@ fail:
 gboolean
 dl_train_page_export_to (DlTrainPage *self, const char *path, GError **error)
 {
-  if (!self->last_file || !self->run_settings) {
-    g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, _("Nothing to export yet: train first"));
-    return FALSE;
-  }
+  if (!self->last_file || !self->run_settings)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, _ ("Nothing to export yet: train first"));
+      return FALSE;
+    }
   return dl_train_export_file (self->run_settings, self->last_file, path, self->run_settings->save_dtype, error);
 }
 
@@ -546,10 +574,11 @@ gboolean
 dl_train_page_export_as (DlTrainPage *self, const char *path, DlStDType dtype, GError **error)
 {
   g_return_val_if_fail (DL_IS_TRAIN_PAGE (self), FALSE);
-  if (!self->last_file || !self->run_settings) {
-    g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, _("Nothing to export yet: train first"));
-    return FALSE;
-  }
+  if (!self->last_file || !self->run_settings)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, _ ("Nothing to export yet: train first"));
+      return FALSE;
+    }
   return dl_train_export_file (self->run_settings, self->last_file, path, dtype, error);
 }
 
@@ -557,10 +586,12 @@ gboolean
 dl_train_page_export_diffusers_to (DlTrainPage *self, const char *dir, GError **error)
 {
   g_return_val_if_fail (DL_IS_TRAIN_PAGE (self), FALSE);
-  if (!self->last_file || !self->run_settings || self->run_settings->method != DL_TRAIN_DREAMBOOTH) {
-    g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, _("No DreamBooth model to export yet: train first"));
-    return FALSE;
-  }
+  if (!self->last_file || !self->run_settings || self->run_settings->method != DL_TRAIN_DREAMBOOTH)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                           _ ("No DreamBooth model to export yet: train first"));
+      return FALSE;
+    }
   g_autofree char *folder = g_str_has_suffix (dir, "/") ? g_strdup (dir) : g_strconcat (dir, "/", NULL);
   return dl_train_export_file (self->run_settings, self->last_file, folder, self->run_settings->save_dtype, error);
 }
@@ -568,17 +599,18 @@ dl_train_page_export_diffusers_to (DlTrainPage *self, const char *dir, GError **
 gboolean
 dl_train_page_export_kohya_to (DlTrainPage *self, const char *dir, GError **error)
 {
-  if (!self->project) {
-    g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED, _("No project is open"));
-    return FALSE;
-  }
+  if (!self->project)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED, _ ("No project is open"));
+      return FALSE;
+    }
   g_auto (GStrv) paths = NULL;
   g_auto (GStrv) captions = NULL;
   if (!dl_project_dup_training_images (self->project, &paths, &captions, error))
     return FALSE;
   g_autoptr (DlTrainSettings) s = dl_project_make_train_settings (self->project);
-  return dl_kohya_job_write (s, (const char *const *) paths, (const char *const *) captions, g_strv_length (paths),
-                             dir, error);
+  return dl_kohya_job_write (s, (const char *const *)paths, (const char *const *)captions, g_strv_length (paths), dir,
+                             error);
 }
 
 static void
@@ -594,23 +626,26 @@ show_in_files (DlTrainPage *self, const char *path)
 static void
 exported (DlTrainPage *self, const char *path, gboolean ok, const GError *error)
 {
-  if (!ok) {
-    g_autofree char *msg = g_strdup_printf (_("Could not export: %s"), error->message);
-    dl_toast_show (GTK_WIDGET (self), msg, NULL);
-    return;
-  }
+  if (!ok)
+    {
+      g_autofree char *msg = g_strdup_printf (_ ("Could not export: %s"), error->message);
+      dl_toast_show (GTK_WIDGET (self), msg, NULL);
+      return;
+    }
   g_autofree char *base = g_path_get_basename (path);
   /* Translators: %s is the name of the file or folder exported */
-  g_autofree char *msg = g_strdup_printf (_("Exported %s"), base);
+  g_autofree char *msg = g_strdup_printf (_ ("Exported %s"), base);
   AdwToast *t = dl_toast_show (GTK_WIDGET (self), msg, NULL);
-  if (t) {
-    adw_toast_set_button_label (t, _("Show in Files"));
-    adw_toast_set_action_name (t, "train.show-file");
-    adw_toast_set_action_target_value (t, g_variant_new_string (path));
-  }
+  if (t)
+    {
+      adw_toast_set_button_label (t, _ ("Show in Files"));
+      adw_toast_set_action_name (t, "train.show-file");
+      adw_toast_set_action_target_value (t, g_variant_new_string (path));
+    }
 }
 
-typedef struct {
+typedef struct
+{
   DlTrainPage *self;
   char *source;    /* NULL: the newest file */
   DlStDType dtype; /* the run's save_dtype: as trained */
@@ -621,14 +656,15 @@ export_picked (GtkWidget *owner, GPtrArray *files, gpointer data)
 {
   ExportCtx *ctx = data;
   DlTrainPage *self = DL_TRAIN_PAGE (owner);
-  if (files && files->len) {
-    g_autofree char *path = g_file_get_path (files->pdata[0]);
-    g_autoptr (GError) error = NULL;
-    const char *from = ctx->source ? ctx->source : self->last_file;
-    gboolean ok = from ? dl_train_export_file (self->run_settings, from, path, ctx->dtype, &error)
-                       : dl_train_page_export_to (self, path, &error);
-    exported (self, path, ok, error);
-  }
+  if (files && files->len)
+    {
+      g_autofree char *path = g_file_get_path (files->pdata[0]);
+      g_autoptr (GError) error = NULL;
+      const char *from = ctx->source ? ctx->source : self->last_file;
+      gboolean ok = from ? dl_train_export_file (self->run_settings, from, path, ctx->dtype, &error)
+                         : dl_train_page_export_to (self, path, &error);
+      exported (self, path, ok, error);
+    }
   g_free (ctx->source);
   g_free (ctx);
 }
@@ -637,32 +673,40 @@ static void
 run_export_dialog (DlTrainPage *self, const char *source, const char *precision)
 {
   const char *from = source ? source : self->last_file;
-  if (!from || !self->run_settings) {
-    dl_toast_show (GTK_WIDGET (self), _("Nothing to export yet: train first"), NULL);
-    return;
-  }
+  if (!from || !self->run_settings)
+    {
+      dl_toast_show (GTK_WIDGET (self), _ ("Nothing to export yet: train first"), NULL);
+      return;
+    }
   g_autoptr (GListStore) filters = g_list_store_new (GTK_TYPE_FILE_FILTER);
   const DlTrainMethod m = self->run_settings->method;
-  struct {
+  struct
+  {
     const char *name, *pattern;
   } forms[3] = { { 0 } };
-  if (m == DL_TRAIN_TEXTUAL_INVERSION) {
-    forms[0].name = _("Embedding for AUTOMATIC1111 (.pt)"), forms[0].pattern = "*.pt";
-    forms[1].name = _("Embedding (.safetensors)"), forms[1].pattern = "*.safetensors";
-    forms[2].name = _("diffusers (learned_embeds.safetensors)"), forms[2].pattern = "learned_embeds.safetensors";
-  } else if (m == DL_TRAIN_HYPERNETWORK) {
-    forms[0].name = _("Hypernetwork for AUTOMATIC1111 (.pt)"), forms[0].pattern = "*.pt";
-  } else {
-    forms[0].name = m == DL_TRAIN_LORA ? _("LoRA for AUTOMATIC1111, ComfyUI and diffusers (.safetensors)")
-                                       : _("Checkpoint for AUTOMATIC1111 and ComfyUI (.safetensors)");
-    forms[0].pattern = "*.safetensors";
-  }
-  for (int i = 0; i < 3 && forms[i].name; i++) {
-    g_autoptr (GtkFileFilter) f = gtk_file_filter_new ();
-    gtk_file_filter_set_name (f, forms[i].name);
-    gtk_file_filter_add_pattern (f, forms[i].pattern);
-    g_list_store_append (filters, f);
-  }
+  if (m == DL_TRAIN_TEXTUAL_INVERSION)
+    {
+      forms[0].name = _ ("Embedding for AUTOMATIC1111 (.pt)"), forms[0].pattern = "*.pt";
+      forms[1].name = _ ("Embedding (.safetensors)"), forms[1].pattern = "*.safetensors";
+      forms[2].name = _ ("diffusers (learned_embeds.safetensors)"), forms[2].pattern = "learned_embeds.safetensors";
+    }
+  else if (m == DL_TRAIN_HYPERNETWORK)
+    {
+      forms[0].name = _ ("Hypernetwork for AUTOMATIC1111 (.pt)"), forms[0].pattern = "*.pt";
+    }
+  else
+    {
+      forms[0].name = m == DL_TRAIN_LORA ? _ ("LoRA for AUTOMATIC1111, ComfyUI and diffusers (.safetensors)")
+                                         : _ ("Checkpoint for AUTOMATIC1111 and ComfyUI (.safetensors)");
+      forms[0].pattern = "*.safetensors";
+    }
+  for (int i = 0; i < 3 && forms[i].name; i++)
+    {
+      g_autoptr (GtkFileFilter) f = gtk_file_filter_new ();
+      gtk_file_filter_set_name (f, forms[i].name);
+      gtk_file_filter_add_pattern (f, forms[i].pattern);
+      g_list_store_append (filters, f);
+    }
   g_autofree char *name = g_path_get_basename (from);
   ExportCtx *ctx = g_new0 (ExportCtx, 1);
   ctx->self = self;
@@ -670,14 +714,14 @@ run_export_dialog (DlTrainPage *self, const char *source, const char *precision)
   ctx->dtype = g_strcmp0 (precision, "f32") == 0   ? DL_ST_F32
                : g_strcmp0 (precision, "f16") == 0 ? DL_ST_F16
                                                    : self->run_settings->save_dtype;
-  dl_file_dialog_run (GTK_WIDGET (self), DL_FILE_DIALOG_SAVE, _("Export"), _("_Export"), G_LIST_MODEL (filters), NULL,
+  dl_file_dialog_run (GTK_WIDGET (self), DL_FILE_DIALOG_SAVE, _ ("Export"), _ ("_Export"), G_LIST_MODEL (filters), NULL,
                       name, export_picked, ctx);
 }
 
 static void
 kohya_picked (GtkWidget *owner, GPtrArray *files, gpointer data)
 {
-  (void) data;
+  (void)data;
   DlTrainPage *self = DL_TRAIN_PAGE (owner);
   if (!files || !files->len)
     return;
@@ -694,21 +738,21 @@ kohya_picked (GtkWidget *owner, GPtrArray *files, gpointer data)
 static void
 action_start (GSimpleAction *a, GVariant *p, gpointer data)
 {
-  (void) a, (void) p;
+  (void)a, (void)p;
   dl_train_page_start (data, NULL);
 }
 
 static void
 action_continue (GSimpleAction *a, GVariant *p, gpointer data)
 {
-  (void) a, (void) p;
+  (void)a, (void)p;
   dl_train_page_continue (data, NULL);
 }
 
 static void
 action_pause (GSimpleAction *a, GVariant *p, gpointer data)
 {
-  (void) a, (void) p;
+  (void)a, (void)p;
   DlTrainPage *self = data;
   if (!self->job || self->syncing)
     return;
@@ -721,18 +765,19 @@ action_pause (GSimpleAction *a, GVariant *p, gpointer data)
 static void
 action_stop (GSimpleAction *a, GVariant *p, gpointer data)
 {
-  (void) a, (void) p;
+  (void)a, (void)p;
   DlTrainPage *self = data;
-  if (self->job) {
-    dl_train_job_stop (self->job);
-    set_status (self, _("Stopping after this step…"), NULL);
-  }
+  if (self->job)
+    {
+      dl_train_job_stop (self->job);
+      set_status (self, _ ("Stopping after this step…"), NULL);
+    }
 }
 
 static void
 action_export (GSimpleAction *a, GVariant *p, gpointer data)
 {
-  (void) a, (void) p;
+  (void)a, (void)p;
   run_export_dialog (data, NULL, NULL);
 }
 
@@ -740,14 +785,14 @@ action_export (GSimpleAction *a, GVariant *p, gpointer data)
 static void
 action_export_precision (GSimpleAction *a, GVariant *p, gpointer data)
 {
-  (void) a;
+  (void)a;
   run_export_dialog (data, NULL, g_variant_get_string (p, NULL));
 }
 
 static void
 diffusers_picked (GtkWidget *owner, GPtrArray *files, gpointer data)
 {
-  (void) data;
+  (void)data;
   DlTrainPage *self = DL_TRAIN_PAGE (owner);
   if (!files || !files->len)
     return;
@@ -760,28 +805,28 @@ diffusers_picked (GtkWidget *owner, GPtrArray *files, gpointer data)
 static void
 action_export_diffusers (GSimpleAction *a, GVariant *p, gpointer data)
 {
-  (void) a, (void) p;
+  (void)a, (void)p;
   DlTrainPage *self = data;
   if (!self->last_file)
     return;
   g_autofree char *stem = dl_file_stem (self->last_file);
   g_autofree char *name = g_strdup_printf ("%s-diffusers", stem);
-  dl_file_dialog_run (GTK_WIDGET (self), DL_FILE_DIALOG_SAVE, _("Export as a diffusers Folder"), _("_Export"), NULL,
+  dl_file_dialog_run (GTK_WIDGET (self), DL_FILE_DIALOG_SAVE, _ ("Export as a diffusers Folder"), _ ("_Export"), NULL,
                       NULL, name, diffusers_picked, NULL);
 }
 
 static void
 action_export_kohya (GSimpleAction *a, GVariant *p, gpointer data)
 {
-  (void) a, (void) p;
-  dl_file_dialog_run (GTK_WIDGET (data), DL_FILE_DIALOG_FOLDER, _("Export Job for kohya sd-scripts"), _("_Export Here"),
-                      NULL, NULL, NULL, kohya_picked, NULL);
+  (void)a, (void)p;
+  dl_file_dialog_run (GTK_WIDGET (data), DL_FILE_DIALOG_FOLDER, _ ("Export Job for kohya sd-scripts"),
+                      _ ("_Export Here"), NULL, NULL, NULL, kohya_picked, NULL);
 }
 
 static void
 log_picked (GtkWidget *owner, GPtrArray *files, gpointer data)
 {
-  (void) data;
+  (void)data;
   DlTrainPage *self = DL_TRAIN_PAGE (owner);
   if (!files || !files->len)
     return;
@@ -794,25 +839,25 @@ log_picked (GtkWidget *owner, GPtrArray *files, gpointer data)
 static void
 action_save_log (GSimpleAction *a, GVariant *p, gpointer data)
 {
-  (void) a, (void) p;
+  (void)a, (void)p;
   DlTrainPage *self = data;
   g_autofree char *title = self->project ? dl_project_dup_title (self->project) : g_strdup ("training");
   g_autofree char *name = g_strdup_printf ("%s-loss.csv", title);
-  dl_file_dialog_run (GTK_WIDGET (self), DL_FILE_DIALOG_SAVE, _("Save the Log"), _("_Save"), NULL, NULL, name,
+  dl_file_dialog_run (GTK_WIDGET (self), DL_FILE_DIALOG_SAVE, _ ("Save the Log"), _ ("_Save"), NULL, NULL, name,
                       log_picked, NULL);
 }
 
 static void
 action_show_file (GSimpleAction *a, GVariant *p, gpointer data)
 {
-  (void) a;
+  (void)a;
   show_in_files (data, g_variant_get_string (p, NULL));
 }
 
 static void
 action_make_fit (GSimpleAction *a, GVariant *p, gpointer data)
 {
-  (void) a, (void) p;
+  (void)a, (void)p;
   DlTrainPage *self = data;
   if (!self->plan)
     return;
@@ -825,23 +870,25 @@ action_make_fit (GSimpleAction *a, GVariant *p, gpointer data)
   if (needs)
     *needs = '\0';
   g_auto (GStrv) words = g_strsplit (opts, " ", -1);
-  for (guint i = 0; words[i]; i++) {
-    if (!g_str_has_prefix (words[i], "--"))
-      continue;
-    const char *name = words[i] + 2;
-    gboolean flag = FALSE;
-    if (!dl_train_settings_has_option (name, &flag, NULL))
-      continue;
-    const char *value = flag ? "true" : words[i + 1];
-    g_autoptr (GError) error = NULL;
-    if (!value || !dl_train_form_set_option (self->form, name, value, &error)) {
-      dl_toast_show (GTK_WIDGET (self),
-                     error ? error->message : _("The memory plan’s suggestion could not be applied"), NULL);
-      return;
+  for (guint i = 0; words[i]; i++)
+    {
+      if (!g_str_has_prefix (words[i], "--"))
+        continue;
+      const char *name = words[i] + 2;
+      gboolean flag = FALSE;
+      if (!dl_train_settings_has_option (name, &flag, NULL))
+        continue;
+      const char *value = flag ? "true" : words[i + 1];
+      g_autoptr (GError) error = NULL;
+      if (!value || !dl_train_form_set_option (self->form, name, value, &error))
+        {
+          dl_toast_show (GTK_WIDGET (self),
+                         error ? error->message : _ ("The memory plan’s suggestion could not be applied"), NULL);
+          return;
+        }
+      if (!flag)
+        i++;
     }
-    if (!flag)
-      i++;
-  }
 }
 
 static void
@@ -849,26 +896,34 @@ sync_actions (DlTrainPage *self)
 {
   gboolean training = dl_train_page_is_training (self);
   gboolean have = self->project != NULL;
-  static const struct {
+  static const struct
+  {
     const char *name;
     int when; /* 0: idle with a project, 1: while training, 2: a file to export, 3: always,
                  4: a LoRA to export, 5: a DreamBooth model to export */
-  } rules[] = { { "start", 0 },     { "continue", 0 },         { "pause", 1 },
-                { "stop", 1 },      { "export", 2 },           { "export-precision", 4 },
-                { "export-diffusers", 5 }, { "export-kohya", 3 }, { "save-log", 3 },
+  } rules[] = { { "start", 0 },
+                { "continue", 0 },
+                { "pause", 1 },
+                { "stop", 1 },
+                { "export", 2 },
+                { "export-precision", 4 },
+                { "export-diffusers", 5 },
+                { "export-kohya", 3 },
+                { "save-log", 3 },
                 { "make-fit", 0 } };
-  for (guint i = 0; i < G_N_ELEMENTS (rules); i++) {
-    GAction *a = g_action_map_lookup_action (G_ACTION_MAP (self->actions), rules[i].name);
-    gboolean on = rules[i].when == 0 ? have && !training
-                  : rules[i].when == 1 ? training
-                  : rules[i].when == 2 ? self->last_file != NULL
-                  : rules[i].when == 4 ? self->last_file != NULL && self->run_settings &&
-                                           self->run_settings->method == DL_TRAIN_LORA
-                  : rules[i].when == 5 ? self->last_file != NULL && self->run_settings &&
-                                           self->run_settings->method == DL_TRAIN_DREAMBOOTH
-                                       : have;
-    g_simple_action_set_enabled (G_SIMPLE_ACTION (a), on);
-  }
+  for (guint i = 0; i < G_N_ELEMENTS (rules); i++)
+    {
+      GAction *a = g_action_map_lookup_action (G_ACTION_MAP (self->actions), rules[i].name);
+      gboolean on = rules[i].when == 0   ? have && !training
+                    : rules[i].when == 1 ? training
+                    : rules[i].when == 2 ? self->last_file != NULL
+                    : rules[i].when == 4
+                      ? self->last_file != NULL && self->run_settings && self->run_settings->method == DL_TRAIN_LORA
+                    : rules[i].when == 5 ? self->last_file != NULL && self->run_settings &&
+                                             self->run_settings->method == DL_TRAIN_DREAMBOOTH
+                                         : have;
+      g_simple_action_set_enabled (G_SIMPLE_ACTION (a), on);
+    }
   gtk_widget_set_visible (self->train_button, !training);
   gtk_widget_set_visible (GTK_WIDGET (self->pause_button), training);
   gtk_widget_set_visible (self->stop_button, training);
@@ -881,27 +936,30 @@ plan_done (GObject *source, GAsyncResult *result, gpointer data)
 {
   g_autoptr (GError) error = NULL;
   DlTrainPlan *plan = dl_engine_session_plan_finish (DL_ENGINE_SESSION (source), result, &error);
-  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
-    return;
-  }
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    {
+      return;
+    }
   DlTrainPage *self = data;
   g_clear_pointer (&self->plan, dl_train_plan_free);
   self->plan = plan;
-  if (!plan) {
-    dl_row_set_title (self->plan_row, _("The memory this run needs is not known"));
-    dl_row_set_subtitle (self->plan_row, error->message);
-    gtk_widget_set_visible (self->fit_button, FALSE);
-    return;
-  }
+  if (!plan)
+    {
+      dl_row_set_title (self->plan_row, _ ("The memory this run needs is not known"));
+      dl_row_set_subtitle (self->plan_row, error->message);
+      gtk_widget_set_visible (self->fit_button, FALSE);
+      return;
+    }
   const DlTrainPlanFigures *f = dl_train_plan_get_figures (plan);
   gboolean fits = dl_train_plan_fits (plan);
   /* Translators: the memory a run needs, and what the GPU has */
-  g_autofree char *title = g_strdup_printf (fits ? _("Needs %.1f GB of the %.1f GB on the GPU")
-                                                 : _("Needs %.1f GB of the %.1f GB on the GPU: too much"),
+  g_autofree char *title = g_strdup_printf (fits ? _ ("Needs %.1f GB of the %.1f GB on the GPU")
+                                                 : _ ("Needs %.1f GB of the %.1f GB on the GPU: too much"),
                                             f->total / 1e9, f->budget / 1e9);
-  g_autofree char *sub = g_strdup_printf (_("Model %.1f GB · trained tensors %.2f GB · activations %.2f GB · "
-                                            "%.1f M trained parameters"), f->weights / 1e9, f->trained / 1e9,
-                                          f->activations / 1e9, f->trained_params / 1e6);
+  g_autofree char *sub =
+    g_strdup_printf (_ ("Model %.1f GB · trained tensors %.2f GB · activations %.2f GB · "
+                        "%.1f M trained parameters"),
+                     f->weights / 1e9, f->trained / 1e9, f->activations / 1e9, f->trained_params / 1e6);
   dl_row_set_title (self->plan_row, title);
   dl_row_set_subtitle (self->plan_row, sub);
   g_autoptr (GPtrArray) sugg = fits ? NULL : dl_train_plan_suggestions (plan);
@@ -915,11 +973,12 @@ plan_now (gpointer data)
 {
   DlTrainPage *self = data;
   self->plan_timeout = 0;
-  if (!self->project || !dl_project_get_base_model (self->project)) {
-    dl_row_set_title (self->plan_row, _("Choose a base model to see what a run needs"));
-    dl_row_set_subtitle (self->plan_row, "");
-    return G_SOURCE_REMOVE;
-  }
+  if (!self->project || !dl_project_get_base_model (self->project))
+    {
+      dl_row_set_title (self->plan_row, _ ("Choose a base model to see what a run needs"));
+      dl_row_set_subtitle (self->plan_row, "");
+      return G_SOURCE_REMOVE;
+    }
   g_cancellable_cancel (self->plan_cancel);
   g_clear_object (&self->plan_cancel);
   self->plan_cancel = g_cancellable_new ();
@@ -962,11 +1021,12 @@ form_changed (DlTrainForm *form, DlTrainPage *self)
     return;
   const DlTrainSettings *s = dl_train_form_get_settings (form);
   dl_project_set_train_settings (self->project, s);
-  if (s->method != self->method) {
-    /* another method starts from its defaults: fitted to the dataset */
-    self->method = s->method;
-    fit_steps (self);
-  }
+  if (s->method != self->method)
+    {
+      /* another method starts from its defaults: fitted to the dataset */
+      self->method = s->method;
+      fit_steps (self);
+    }
   update_plan (self);
 }
 
@@ -975,25 +1035,26 @@ form_changed (DlTrainForm *form, DlTrainPage *self)
 static void
 checkpoint_export (DlCheckpointList *list, const char *file, DlTrainPage *self)
 {
-  (void) list;
+  (void)list;
   run_export_dialog (self, file, NULL);
 }
 
 static void
 checkpoint_use (DlCheckpointList *list, const char *file, DlTrainPage *self)
 {
-  (void) list;
+  (void)list;
   if (!self->project)
     return;
   GPtrArray *now = dl_project_get_loras (self->project);
-  g_autoptr (GPtrArray) loras = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_project_lora_free);
-  for (guint i = 0; now && i < now->len; i++) {
-    DlProjectLora *l = now->pdata[i];
-    g_ptr_array_add (loras, dl_project_lora_new (l->path, l->strength));
-  }
+  g_autoptr (GPtrArray) loras = g_ptr_array_new_with_free_func ((GDestroyNotify)dl_project_lora_free);
+  for (guint i = 0; now && i < now->len; i++)
+    {
+      DlProjectLora *l = now->pdata[i];
+      g_ptr_array_add (loras, dl_project_lora_new (l->path, l->strength));
+    }
   g_ptr_array_add (loras, dl_project_lora_new (file, 1.0));
   dl_project_set_loras (self->project, loras);
-  dl_toast_show (GTK_WIDGET (self), _("Added as a column on the Previews page"), NULL);
+  dl_toast_show (GTK_WIDGET (self), _ ("Added as a column on the Previews page"), NULL);
 }
 
 static void
@@ -1021,7 +1082,7 @@ smoothing_changed (GtkRange *range, DlTrainPage *self)
 static void
 toggles_changed (GtkToggleButton *b, DlTrainPage *self)
 {
-  (void) b;
+  (void)b;
   dl_loss_curve_set_log_scale (self->curve, gtk_toggle_button_get_active (self->log_toggle));
   dl_loss_curve_set_show_lr (self->curve, gtk_toggle_button_get_active (self->lr_toggle));
   dl_loss_curve_set_follow (self->curve, gtk_toggle_button_get_active (self->follow_toggle));
@@ -1149,13 +1210,14 @@ dl_train_page_init (DlTrainPage *self)
   GtkEventController *keys = gtk_shortcut_controller_new ();
   gtk_event_controller_set_name (keys, "dl-train-shortcuts");
   gtk_shortcut_controller_set_scope (GTK_SHORTCUT_CONTROLLER (keys), GTK_SHORTCUT_SCOPE_MANAGED);
-  for (guint i = 0; i < G_N_ELEMENTS (shortcuts); i++) {
-    GtkShortcut *shortcut = gtk_shortcut_new (gtk_shortcut_trigger_parse_string (shortcuts[i].accel),
-                                              gtk_named_action_new (shortcuts[i].action));
-    if (shortcuts[i].target)
-      gtk_shortcut_set_arguments (shortcut, g_variant_new_string (shortcuts[i].target));
-    gtk_shortcut_controller_add_shortcut (GTK_SHORTCUT_CONTROLLER (keys), shortcut);
-  }
+  for (guint i = 0; i < G_N_ELEMENTS (shortcuts); i++)
+    {
+      GtkShortcut *shortcut = gtk_shortcut_new (gtk_shortcut_trigger_parse_string (shortcuts[i].accel),
+                                                gtk_named_action_new (shortcuts[i].action));
+      if (shortcuts[i].target)
+        gtk_shortcut_set_arguments (shortcut, g_variant_new_string (shortcuts[i].target));
+      gtk_shortcut_controller_add_shortcut (GTK_SHORTCUT_CONTROLLER (keys), shortcut);
+    }
   gtk_widget_add_controller (GTK_WIDGET (self), keys);
   sync_actions (self);
 }
@@ -1176,18 +1238,19 @@ dl_train_page_set_project (DlTrainPage *self, DlProject *project)
   g_clear_pointer (&self->run_settings, dl_train_settings_free);
   clear_run_view (self);
   gtk_widget_remove_css_class (GTK_WIDGET (self->status_label), "error");
-  set_status (self, _("Ready to train"), NULL);
-  if (project) {
-    self->syncing = TRUE;
-    dl_train_form_set_settings (self->form, dl_project_get_train_settings (project));
-    self->syncing = FALSE;
-    self->method = dl_project_get_train_settings (project)->method;
-    /* opening a project changes nothing in it: its steps are fitted when a method is chosen */
-    self->images = G_LIST_MODEL (g_object_ref (dl_project_get_images (project)));
-    self->n_images = 0;
-    read_run (self);
-    update_plan (self);
-  }
+  set_status (self, _ ("Ready to train"), NULL);
+  if (project)
+    {
+      self->syncing = TRUE;
+      dl_train_form_set_settings (self->form, dl_project_get_train_settings (project));
+      self->syncing = FALSE;
+      self->method = dl_project_get_train_settings (project)->method;
+      /* opening a project changes nothing in it: its steps are fitted when a method is chosen */
+      self->images = G_LIST_MODEL (g_object_ref (dl_project_get_images (project)));
+      self->n_images = 0;
+      read_run (self);
+      update_plan (self);
+    }
   sync_actions (self);
 }
 

@@ -10,7 +10,8 @@
 
 G_BEGIN_DECLS
 
-typedef enum {
+typedef enum
+{
   DL_TRAIN_PREVIEWS_BASE,
   DL_TRAIN_PREVIEWS_LATEST,
   DL_TRAIN_PREVIEWS_BEST,

@@ -17,13 +17,15 @@
 
 /* What was under way when the project could not be saved: it goes on once the
  * project is saved elsewhere or its changes are discarded. */
-typedef enum {
+typedef enum
+{
   THEN_CLOSE_WINDOW,
   THEN_CLOSE_PROJECT,
   THEN_SWITCH_PROJECT,
 } UnsavedThen;
 
-struct _DlWindow {
+struct _DlWindow
+{
   AdwApplicationWindow parent_instance;
   AdwToastOverlay *toast_overlay;
   GtkStack *main_stack;
@@ -41,16 +43,17 @@ struct _DlWindow {
   GCancellable *cancellable;
   GtkDropTarget *drop_target;
   gint64 last_sidecar_toast;
-  AdwMessageDialog *unsaved_dialog; /* weak: while it asks */
+  AdwMessageDialog *unsaved_dialog;  /* weak: while it asks */
   AdwMessageDialog *training_dialog; /* weak: while it asks */
-  gboolean training_answered;       /* the run may go on without the window/project */
-  UnsavedThen unsaved_then;         /* what the asking interrupted */
-  DlProject *next_project;          /* opened or created while the current one waits to be saved */
+  gboolean training_answered;        /* the run may go on without the window/project */
+  UnsavedThen unsaved_then;          /* what the asking interrupted */
+  DlProject *next_project;           /* opened or created while the current one waits to be saved */
 };
 
 G_DEFINE_FINAL_TYPE (DlWindow, dl_window, ADW_TYPE_APPLICATION_WINDOW)
 
-enum {
+enum
+{
   SIGNAL_PROJECT_LOADED,
   N_SIGNALS
 };
@@ -67,7 +70,7 @@ error_dialog (DlWindow *self, const char *heading, const char *body)
 {
   GtkWidget *dialog = adw_message_dialog_new (GTK_WINDOW (self), heading, body);
   gtk_window_set_destroy_with_parent (GTK_WINDOW (dialog), TRUE);
-  adw_message_dialog_add_response (ADW_MESSAGE_DIALOG (dialog), "close", _("_Close"));
+  adw_message_dialog_add_response (ADW_MESSAGE_DIALOG (dialog), "close", _ ("_Close"));
   gtk_window_present (GTK_WINDOW (dialog));
 }
 
@@ -87,14 +90,14 @@ probe_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancell
   const DlDeviceInfo *info = g_ptr_array_index (infos, chosen);
   g_autofree char *mem = g_format_size_full (info->device_local_bytes, G_FORMAT_SIZE_IEC_UNITS);
   /* Translators: the GPU's name, its kind (like "discrete GPU") and its memory */
-  g_autofree char *line = g_strdup_printf (_("GPU: %s (%s, %s)"), info->name, dl_device_type_name (info->type), mem);
+  g_autofree char *line = g_strdup_printf (_ ("GPU: %s (%s, %s)"), info->name, dl_device_type_name (info->type), mem);
   if (info->type != VK_PHYSICAL_DEVICE_TYPE_CPU)
     {
       g_task_return_pointer (task, g_steal_pointer (&line), g_free);
       return;
     }
-  char *text = g_strconcat (line, "\n", _("This is a software renderer: fine for trying things, far too slow to train."),
-                            NULL);
+  char *text =
+    g_strconcat (line, "\n", _ ("This is a software renderer: fine for trying things, far too slow to train."), NULL);
   g_task_return_pointer (task, text, g_free);
 }
 
@@ -110,7 +113,7 @@ probe_done (GObject *source, GAsyncResult *result, gpointer user_data)
     dl_start_page_set_device_text (self->start_page, text);
   else
     {
-      g_autofree char *msg = g_strdup_printf (_("No usable GPU: %s"), error->message);
+      g_autofree char *msg = g_strdup_printf (_ ("No usable GPU: %s"), error->message);
       dl_start_page_set_device_text (self->start_page, msg);
       g_warning ("%s", msg);
     }
@@ -119,7 +122,7 @@ probe_done (GObject *source, GAsyncResult *result, gpointer user_data)
 static void
 start_probe (DlWindow *self)
 {
-  dl_start_page_set_device_text (self->start_page, _("Looking for a GPU…"));
+  dl_start_page_set_device_text (self->start_page, _ ("Looking for a GPU…"));
   g_autoptr (GTask) task = g_task_new (self, self->cancellable, probe_done, NULL);
   char *selector = self->settings ? g_settings_get_string (self->settings, "device") : NULL;
   if (selector && !*selector)
@@ -140,7 +143,7 @@ dl_window_get_device_text (DlWindow *self)
 static void
 save_failed (DlProject *project, GError *error, DlWindow *self)
 {
-  g_autofree char *msg = g_strdup_printf (_("Could not save the project: %s"), error->message);
+  g_autofree char *msg = g_strdup_printf (_ ("Could not save the project: %s"), error->message);
   AdwToast *t = dl_toast_new (msg);
   adw_toast_set_priority (t, ADW_TOAST_PRIORITY_HIGH);
   adw_toast_set_timeout (t, 0);
@@ -163,20 +166,20 @@ sync_title (DlWindow *self)
 {
   if (!self->project)
     {
-      gtk_window_set_title (GTK_WINDOW (self), _("Dreamloom"));
+      gtk_window_set_title (GTK_WINDOW (self), _ ("Dreamloom"));
       return;
     }
   g_autofree char *title = dl_project_dup_title (self->project);
   adw_view_switcher_title_set_title (self->switcher_title, title);
   /* Translators: the window's title: the project's name, then the application's */
-  g_autofree char *window_title = g_strdup_printf (_("%s — Dreamloom"), title);
+  g_autofree char *window_title = g_strdup_printf (_ ("%s — Dreamloom"), title);
   gtk_window_set_title (GTK_WINDOW (self), window_title);
   g_autoptr (GFile) dir = g_file_get_parent (dl_project_get_file (self->project));
   g_autofree char *dir_path = dir ? g_file_get_path (dir) : NULL;
   const char *home = g_get_home_dir ();
   g_autofree char *shown = dir_path && g_str_has_prefix (dir_path, home) && strlen (home) > 1
-                               ? g_strconcat ("~", dir_path + strlen (home), NULL)
-                               : g_strdup (dir_path ? dir_path : "");
+                             ? g_strconcat ("~", dir_path + strlen (home), NULL)
+                             : g_strdup (dir_path ? dir_path : "");
   adw_view_switcher_title_set_subtitle (self->switcher_title, shown);
 }
 
@@ -276,7 +279,7 @@ project_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   if (!project)
     {
-      error_dialog (self, _("Could Not Open the Project"), error->message);
+      error_dialog (self, _ ("Could Not Open the Project"), error->message);
       g_signal_emit (self, signals[SIGNAL_PROJECT_LOADED], 0, NULL);
       return;
     }
@@ -320,7 +323,7 @@ dl_window_create_project (DlWindow *self, GFile *file, const char *token, const 
   if (dir && !g_file_make_directory_with_parents (dir, NULL, &error) &&
       !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_EXISTS))
     {
-      error_dialog (self, _("Could Not Create the Project"), error->message);
+      error_dialog (self, _ ("Could Not Create the Project"), error->message);
       return FALSE;
     }
   g_clear_error (&error);
@@ -331,7 +334,7 @@ dl_window_create_project (DlWindow *self, GFile *file, const char *token, const 
     dl_project_set_class_word (project, class_word);
   if (!dl_project_save (project, &error))
     {
-      error_dialog (self, _("Could Not Create the Project"), error->message);
+      error_dialog (self, _ ("Could Not Create the Project"), error->message);
       return FALSE;
     }
   switch_project (self, project);
@@ -346,7 +349,7 @@ unique_project_file (const char *dir, const char *name)
   if (!*clean)
     {
       g_free (clean);
-      clean = g_strdup (_("Untitled Project"));
+      clean = g_strdup (_ ("Untitled Project"));
     }
   for (int i = 1;; i++)
     {
@@ -358,7 +361,8 @@ unique_project_file (const char *dir, const char *name)
     }
 }
 
-typedef struct {
+typedef struct
+{
   AdwEntryRow *name, *token, *class_word;
 } NewProjectRows;
 
@@ -381,9 +385,9 @@ show_new_project_dialog (DlWindow *self)
   const char *home = g_get_home_dir ();
   g_autofree char *shown = g_str_has_prefix (dir, home) ? g_strconcat ("~", dir + strlen (home), NULL) : g_strdup (dir);
   g_autofree char *body = g_strdup_printf (
-      /* Translators: %s is the folder the new project goes into */
-      _("It is saved in %s as you work; Save As moves it elsewhere."), shown);
-  GtkWidget *dialog = adw_message_dialog_new (GTK_WINDOW (self), _("New Project"), body);
+    /* Translators: %s is the folder the new project goes into */
+    _ ("It is saved in %s as you work; Save As moves it elsewhere."), shown);
+  GtkWidget *dialog = adw_message_dialog_new (GTK_WINDOW (self), _ ("New Project"), body);
   gtk_window_set_destroy_with_parent (GTK_WINDOW (dialog), TRUE);
 
   GtkWidget *list = gtk_list_box_new ();
@@ -391,20 +395,21 @@ show_new_project_dialog (DlWindow *self)
   gtk_widget_add_css_class (list, "boxed-list");
   NewProjectRows *rows = g_new0 (NewProjectRows, 1);
   rows->name = ADW_ENTRY_ROW (adw_entry_row_new ());
-  adw_preferences_row_set_title (ADW_PREFERENCES_ROW (rows->name), _("Name"));
-  gtk_editable_set_text (GTK_EDITABLE (rows->name), _("My Concept"));
+  adw_preferences_row_set_title (ADW_PREFERENCES_ROW (rows->name), _ ("Name"));
+  gtk_editable_set_text (GTK_EDITABLE (rows->name), _ ("My Concept"));
   rows->token = ADW_ENTRY_ROW (adw_entry_row_new ());
-  adw_preferences_row_set_title (ADW_PREFERENCES_ROW (rows->token), _("Token (a rare word, like sks)"));
+  adw_preferences_row_set_title (ADW_PREFERENCES_ROW (rows->token), _ ("Token (a rare word, like sks)"));
   gtk_editable_set_text (GTK_EDITABLE (rows->token), "sks");
   rows->class_word = ADW_ENTRY_ROW (adw_entry_row_new ());
-  adw_preferences_row_set_title (ADW_PREFERENCES_ROW (rows->class_word), _("Class Word (what it is, like dog)"));
+  adw_preferences_row_set_title (ADW_PREFERENCES_ROW (rows->class_word), _ ("Class Word (what it is, like dog)"));
   gtk_list_box_append (GTK_LIST_BOX (list), GTK_WIDGET (rows->name));
   gtk_list_box_append (GTK_LIST_BOX (list), GTK_WIDGET (rows->token));
   gtk_list_box_append (GTK_LIST_BOX (list), GTK_WIDGET (rows->class_word));
   g_object_set_data_full (G_OBJECT (dialog), "dl-rows", rows, g_free);
 
   adw_message_dialog_set_extra_child (ADW_MESSAGE_DIALOG (dialog), list);
-  adw_message_dialog_add_responses (ADW_MESSAGE_DIALOG (dialog), "cancel", _("_Cancel"), "create", _("C_reate"), NULL);
+  adw_message_dialog_add_responses (ADW_MESSAGE_DIALOG (dialog), "cancel", _ ("_Cancel"), "create", _ ("C_reate"),
+                                    NULL);
   adw_message_dialog_set_response_appearance (ADW_MESSAGE_DIALOG (dialog), "create", ADW_RESPONSE_SUGGESTED);
   adw_message_dialog_set_default_response (ADW_MESSAGE_DIALOG (dialog), "create");
   adw_message_dialog_set_close_response (ADW_MESSAGE_DIALOG (dialog), "cancel");
@@ -435,7 +440,7 @@ on_drop (GtkDropTarget *target, const GValue *value, double x, double y, DlWindo
     }
   if (!self->project)
     {
-      toast (self, _("Create or open a project first, then drop its images here"));
+      toast (self, _ ("Create or open a project first, then drop its images here"));
       return FALSE;
     }
   adw_view_stack_set_visible_child_name (self->view_stack, "dataset");
@@ -457,7 +462,7 @@ project_filters (void)
 {
   GListStore *filters = g_list_store_new (GTK_TYPE_FILE_FILTER);
   g_autoptr (GtkFileFilter) filter = gtk_file_filter_new ();
-  gtk_file_filter_set_name (filter, _("Dreamloom Projects"));
+  gtk_file_filter_set_name (filter, _ ("Dreamloom Projects"));
   gtk_file_filter_add_suffix (filter, "dreamloom");
   g_list_store_append (filters, filter);
   return G_LIST_MODEL (filters);
@@ -491,7 +496,7 @@ save_as_picked (GtkWidget *owner, GPtrArray *files, gpointer user_data)
   g_autoptr (GFile) target = project_target (files->pdata[0]);
   dl_project_set_file (self->project, target);
   g_autofree char *title = dl_project_dup_title (self->project);
-  g_autofree char *msg = g_strdup_printf (_("Saved as “%s”"), title);
+  g_autofree char *msg = g_strdup_printf (_ ("Saved as “%s”"), title);
   toast (self, msg);
 }
 
@@ -502,7 +507,7 @@ run_save_as_dialog (DlWindow *self, DlFileDialogDone done)
   g_autofree char *title = dl_project_dup_title (self->project);
   g_autofree char *name = g_strconcat (title, DL_PROJECT_EXTENSION, NULL);
   g_autoptr (GFile) dir = g_file_get_parent (dl_project_get_file (self->project));
-  dl_file_dialog_run (GTK_WIDGET (self), DL_FILE_DIALOG_SAVE, _("Save Project As"), _("_Save"), filters, dir, name,
+  dl_file_dialog_run (GTK_WIDGET (self), DL_FILE_DIALOG_SAVE, _ ("Save Project As"), _ ("_Save"), filters, dir, name,
                       done, NULL);
 }
 
@@ -586,14 +591,14 @@ ask_unsaved (DlWindow *self, GError *error, UnsavedThen then)
   if (g_str_has_suffix (reason, "."))
     reason[strlen (reason) - 1] = '\0';
   g_autofree char *body = g_strdup_printf (
-      /* Translators: the project's name, then why it could not be saved */
-      _("“%s” could not be saved: %s.\n\nSave it somewhere else to keep the changes, or discard the changes made "
-        "since it was last saved."),
-      title, reason);
-  GtkWidget *dialog = adw_message_dialog_new (GTK_WINDOW (self), _("Project Not Saved"), body);
+    /* Translators: the project's name, then why it could not be saved */
+    _ ("“%s” could not be saved: %s.\n\nSave it somewhere else to keep the changes, or discard the changes made "
+       "since it was last saved."),
+    title, reason);
+  GtkWidget *dialog = adw_message_dialog_new (GTK_WINDOW (self), _ ("Project Not Saved"), body);
   gtk_window_set_destroy_with_parent (GTK_WINDOW (dialog), TRUE);
-  adw_message_dialog_add_responses (ADW_MESSAGE_DIALOG (dialog), "cancel", _("_Cancel"), "discard", _("_Discard"),
-                                    "save-as", _("_Save As…"), NULL);
+  adw_message_dialog_add_responses (ADW_MESSAGE_DIALOG (dialog), "cancel", _ ("_Cancel"), "discard", _ ("_Discard"),
+                                    "save-as", _ ("_Save As…"), NULL);
   adw_message_dialog_set_response_appearance (ADW_MESSAGE_DIALOG (dialog), "discard", ADW_RESPONSE_DESTRUCTIVE);
   adw_message_dialog_set_response_appearance (ADW_MESSAGE_DIALOG (dialog), "save-as", ADW_RESPONSE_SUGGESTED);
   adw_message_dialog_set_default_response (ADW_MESSAGE_DIALOG (dialog), "save-as");
@@ -634,7 +639,7 @@ action_open_project (GSimpleAction *action, GVariant *param, gpointer user_data)
   g_autoptr (GListModel) filters = project_filters ();
   g_autofree char *dir = dl_window_default_project_dir ();
   g_autoptr (GFile) initial = g_file_test (dir, G_FILE_TEST_IS_DIR) ? g_file_new_for_path (dir) : NULL;
-  dl_file_dialog_run (GTK_WIDGET (self), DL_FILE_DIALOG_OPEN, _("Open Project"), _("_Open"), filters, initial, NULL,
+  dl_file_dialog_run (GTK_WIDGET (self), DL_FILE_DIALOG_OPEN, _ ("Open Project"), _ ("_Open"), filters, initial, NULL,
                       open_picked, NULL);
 }
 
@@ -666,7 +671,7 @@ action_save_project_as (GSimpleAction *action, GVariant *param, gpointer user_da
 static void
 notify_background_end (DlTrainJob *job, gpointer data)
 {
-  (void) data;
+  (void)data;
   dl_train_notify_end (job);
 }
 
@@ -679,7 +684,7 @@ training_response (AdwMessageDialog *dialog, const char *response, DlWindow *sel
     return;
   if (g_str_equal (response, "stop"))
     dl_train_job_stop (job); /* ends after its step; the last checkpoint stays */
-  else /* background: the engine session keeps the app running until the run ends */
+  else                       /* background: the engine session keeps the app running until the run ends */
     g_signal_connect (job, "finished", G_CALLBACK (notify_background_end), NULL);
   self->training_answered = TRUE;
   if (then == THEN_CLOSE_WINDOW)
@@ -696,11 +701,12 @@ training_or_ask (DlWindow *self, UnsavedThen then)
     return TRUE;
   if (self->training_dialog)
     return FALSE;
-  AdwMessageDialog *d = ADW_MESSAGE_DIALOG (adw_message_dialog_new (GTK_WINDOW (self), _("Training Is Running"), NULL));
-  adw_message_dialog_set_body (d, _("Stop it now and keep its last checkpoint, or let it finish in the background "
-                                    "(a notification says when it ends)?"));
-  adw_message_dialog_add_responses (d, "cancel", _("_Cancel"), "stop", _("_Stop Training"), "background",
-                                    _("_Keep Training"), NULL);
+  AdwMessageDialog *d =
+    ADW_MESSAGE_DIALOG (adw_message_dialog_new (GTK_WINDOW (self), _ ("Training Is Running"), NULL));
+  adw_message_dialog_set_body (d, _ ("Stop it now and keep its last checkpoint, or let it finish in the background "
+                                     "(a notification says when it ends)?"));
+  adw_message_dialog_add_responses (d, "cancel", _ ("_Cancel"), "stop", _ ("_Stop Training"), "background",
+                                    _ ("_Keep Training"), NULL);
   adw_message_dialog_set_response_appearance (d, "stop", ADW_RESPONSE_DESTRUCTIVE);
   adw_message_dialog_set_response_appearance (d, "background", ADW_RESPONSE_SUGGESTED);
   adw_message_dialog_set_default_response (d, "background");

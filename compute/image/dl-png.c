@@ -27,7 +27,7 @@ on_png_warning (png_structp png, png_const_charp msg)
 static gboolean
 is_latin1 (const char *s)
 {
-  for (const unsigned char *p = (const unsigned char *) s; *p; p++)
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++)
     if (*p >= 0x80)
       return FALSE;
   return TRUE;
@@ -49,14 +49,14 @@ write_stream (FILE *f, const uint8_t *pixels, int width, int height, int channel
       return FALSE;
     }
   png_init_io (png, f);
-  png_set_IHDR (png, info, (png_uint_32) width, (png_uint_32) height, 8,
+  png_set_IHDR (png, info, (png_uint_32)width, (png_uint_32)height, 8,
                 channels == 4 ? PNG_COLOR_TYPE_RGBA : PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
   if (n_texts)
     png_set_text (png, info, texts, n_texts);
   png_write_info (png, info);
   for (int y = 0; y < height; y++)
-    png_write_row (png, pixels + (gsize) y * width * channels);
+    png_write_row (png, pixels + (gsize)y * width * channels);
   png_write_end (png, info);
   png_destroy_write_struct (&png, &info);
   return TRUE;
@@ -91,19 +91,19 @@ dl_png_write (const char *path, const uint8_t *pixels, int width, int height, in
   if (text)
     {
       /* sorted keys: the file does not depend on hash order */
-      g_autoptr (GList) keys = g_list_sort (g_hash_table_get_keys (text), (GCompareFunc) strcmp);
+      g_autoptr (GList) keys = g_list_sort (g_hash_table_get_keys (text), (GCompareFunc)strcmp);
       guint i = 0;
       for (GList *l = keys; l; l = l->next, i++)
         {
           const char *v = g_hash_table_lookup (text, l->data);
           texts[i].compression = is_latin1 (v) ? PNG_TEXT_COMPRESSION_NONE : PNG_ITXT_COMPRESSION_NONE;
           texts[i].key = l->data;
-          texts[i].text = (char *) v;
+          texts[i].text = (char *)v;
           texts[i].text_length = strlen (v);
         }
     }
   char errbuf[256] = "libpng error";
-  gboolean ok = write_stream (f, pixels, width, height, channels, texts, (int) n_texts, errbuf);
+  gboolean ok = write_stream (f, pixels, width, height, channels, texts, (int)n_texts, errbuf);
   ok = (fflush (f) == 0) && ok;
   ok = (fsync (fileno (f)) == 0) && ok;
   ok = (fclose (f) == 0) && ok;
@@ -142,10 +142,10 @@ read_stream (FILE *f, int *w, int *h, GHashTable *text, char *errbuf)
   png_set_add_alpha (png, 0xff, PNG_FILLER_AFTER);
   png_set_interlace_handling (png);
   png_read_update_info (png, info);
-  pixels = g_malloc ((gsize) width * height * 4);
+  pixels = g_malloc ((gsize)width * height * 4);
   g_autofree png_bytep *rows = g_new (png_bytep, height);
   for (png_uint_32 y = 0; y < height; y++)
-    rows[y] = pixels + (gsize) y * width * 4;
+    rows[y] = pixels + (gsize)y * width * 4;
   png_read_image (png, rows);
   png_read_end (png, info);
   if (text)
@@ -157,8 +157,8 @@ read_stream (FILE *f, int *w, int *h, GHashTable *text, char *errbuf)
         g_hash_table_insert (text, g_strdup (t[i].key), g_strndup (t[i].text, t[i].text_length));
     }
   png_destroy_read_struct (&png, &info, NULL);
-  *w = (int) width;
-  *h = (int) height;
+  *w = (int)width;
+  *h = (int)height;
   return pixels;
 }
 
@@ -191,13 +191,13 @@ dl_png_read_rgba (const char *path, int *width, int *height, GHashTable **text, 
 void
 dl_image_chw_to_rgb8 (const float *chw, int width, int height, uint8_t *rgb)
 {
-  gsize plane = (gsize) width * height;
+  gsize plane = (gsize)width * height;
   for (gsize p = 0; p < plane; p++)
     for (int c = 0; c < 3; c++)
       {
         float v = chw[c * plane + p] * 0.5f + 0.5f;
         v = v < 0 ? 0 : v > 1 ? 1 : v;
         /* diffusers rounds ((x * 255).round()); A1111 truncates: rounding is the unbiased choice */
-        rgb[p * 3 + c] = (uint8_t) lrintf (v * 255.0f);
+        rgb[p * 3 + c] = (uint8_t)lrintf (v * 255.0f);
       }
 }

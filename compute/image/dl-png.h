@@ -9,8 +9,8 @@ G_BEGIN_DECLS
 /* Write an 8-bit RGB (channels 3) or RGBA (4) image atomically (temporary file +
  * rename).  `text` holds key/value pairs stored as tEXt chunks (Latin-1 text) or,
  * when a value is not Latin-1, as iTXt (UTF-8); may be NULL. */
-gboolean dl_png_write (const char *path, const uint8_t *pixels, int width, int height, int channels,
-                       GHashTable *text, GError **error);
+gboolean dl_png_write (const char *path, const uint8_t *pixels, int width, int height, int channels, GHashTable *text,
+                       GError **error);
 
 /* Read an 8-bit (or expanded to 8-bit) image as RGBA; *text (nullable) receives the
  * text chunks (string -> string). */

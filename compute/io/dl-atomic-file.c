@@ -7,7 +7,8 @@
 
 #include "dl-error.h"
 
-struct _DlAtomicFile {
+struct _DlAtomicFile
+{
   char *path;
   char *tmp_path;
   int fd;
@@ -46,7 +47,7 @@ dl_atomic_file_write (DlAtomicFile *f, const void *data, gsize len, GError **err
   const guint8 *p = data;
   while (len > 0)
     {
-      ssize_t n = write (f->fd, p, MIN (len, (gsize) 1 << 30));
+      ssize_t n = write (f->fd, p, MIN (len, (gsize)1 << 30));
       if (n < 0 && errno == EINTR)
         continue;
       if (n <= 0)
@@ -55,7 +56,7 @@ dl_atomic_file_write (DlAtomicFile *f, const void *data, gsize len, GError **err
           return FALSE;
         }
       p += n;
-      len -= (gsize) n;
+      len -= (gsize)n;
     }
   return TRUE;
 }

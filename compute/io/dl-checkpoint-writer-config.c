@@ -98,18 +98,22 @@ unet_config (JsonBuilder *b, const DlUNetConfig *u, GError **error)
 {
   const int L = u->n_levels;
   /* diffusers derives these; a model where they differ cannot be described */
-  if (u->time_proj_dim != u->block_out_channels[0]) {
-    g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "The UNet's time projection width %d is not its first "
-                 "block's width %d, which a diffusers config cannot express", u->time_proj_dim,
-                 u->block_out_channels[0]);
-    return FALSE;
-  }
-  if (u->mid_attention_heads != u->attention_heads[L - 1]) {
-    g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "The UNet's mid block has %d attention heads and its last "
-                 "level %d; a diffusers config cannot express that", u->mid_attention_heads,
-                 u->attention_heads[L - 1]);
-    return FALSE;
-  }
+  if (u->time_proj_dim != u->block_out_channels[0])
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
+                   "The UNet's time projection width %d is not its first "
+                   "block's width %d, which a diffusers config cannot express",
+                   u->time_proj_dim, u->block_out_channels[0]);
+      return FALSE;
+    }
+  if (u->mid_attention_heads != u->attention_heads[L - 1])
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
+                   "The UNet's mid block has %d attention heads and its last "
+                   "level %d; a diffusers config cannot express that",
+                   u->mid_attention_heads, u->attention_heads[L - 1]);
+      return FALSE;
+    }
   gboolean same_heads = TRUE;
   for (int i = 1; i < L; i++)
     same_heads = same_heads && u->attention_heads[i] == u->attention_heads[0];
@@ -144,7 +148,7 @@ unet_config (JsonBuilder *b, const DlUNetConfig *u, GError **error)
   put_null (b, "encoder_hid_dim_type");
   put_bool (b, "flip_sin_to_cos", u->flip_sin_to_cos);
   if (u->freq_shift == floor (u->freq_shift) && fabs (u->freq_shift) < 1e9)
-    put_int (b, "freq_shift", (gint64) u->freq_shift);
+    put_int (b, "freq_shift", (gint64)u->freq_shift);
   else
     put_double (b, "freq_shift", u->freq_shift);
   put_int (b, "in_channels", u->in_channels);
@@ -269,17 +273,18 @@ model_index (JsonBuilder *b)
 }
 
 char *
-dl_checkpoint_diffusers_config_json (const DlModelConfig *config, const char *file, DlStDType te_dtype,
-                                     GError **error)
+dl_checkpoint_diffusers_config_json (const DlModelConfig *config, const char *file, DlStDType te_dtype, GError **error)
 {
   g_return_val_if_fail (config != NULL && file != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   g_autoptr (JsonBuilder) b = json_builder_new ();
   json_builder_begin_object (b);
-  if (strcmp (file, "unet/config.json") == 0) {
-    if (!unet_config (b, &config->unet, error))
-      return NULL;
-  } else if (strcmp (file, "vae/config.json") == 0)
+  if (strcmp (file, "unet/config.json") == 0)
+    {
+      if (!unet_config (b, &config->unet, error))
+        return NULL;
+    }
+  else if (strcmp (file, "vae/config.json") == 0)
     vae_config (b, &config->vae);
   else if (strcmp (file, "text_encoder/config.json") == 0)
     text_encoder_config (b, &config->text_encoder, te_dtype);

@@ -37,8 +37,8 @@ dl_checkpoint_write_options_init (DlCheckpointWriteOptions *o)
   memset (o, 0, sizeof *o);
   o->layout = DL_CHECKPOINT_WRITE_SINGLE_FILE;
   o->dtype = DL_ST_F16;
-  o->source_components = DL_CHECKPOINT_WRITE_COMPONENT (DL_COMPONENT_UNET)
-                         | DL_CHECKPOINT_WRITE_COMPONENT (DL_COMPONENT_TEXT_ENCODER);
+  o->source_components =
+    DL_CHECKPOINT_WRITE_COMPONENT (DL_COMPONENT_UNET) | DL_CHECKPOINT_WRITE_COMPONENT (DL_COMPONENT_TEXT_ENCODER);
 }
 
 /* ---- the plan ---- */
@@ -58,11 +58,14 @@ check_options (const DlCheckpointWriteOptions *o, GError **error)
   g_return_val_if_fail (o->layout == DL_CHECKPOINT_WRITE_SINGLE_FILE || o->layout == DL_CHECKPOINT_WRITE_DIFFUSERS,
                         FALSE);
   g_return_val_if_fail ((o->source_components & ~ALL_COMPONENTS) == 0, FALSE);
-  if (o->dtype != DL_ST_F16 && o->dtype != DL_ST_F32 && o->dtype != DL_ST_BF16) {
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "Cannot store model weights as %s: choose F16, F32 "
-                 "or BF16", o->dtype < DL_ST_N_DTYPES ? dl_st_dtype_name (o->dtype) : "an unknown dtype");
-    return FALSE;
-  }
+  if (o->dtype != DL_ST_F16 && o->dtype != DL_ST_F32 && o->dtype != DL_ST_BF16)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                   "Cannot store model weights as %s: choose F16, F32 "
+                   "or BF16",
+                   o->dtype < DL_ST_N_DTYPES ? dl_st_dtype_name (o->dtype) : "an unknown dtype");
+      return FALSE;
+    }
   return TRUE;
 }
 
@@ -72,10 +75,11 @@ dl_checkpoint_write_plan (DlCheckpoint *base, const DlCheckpointWriteOptions *op
   g_return_val_if_fail (base != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   DlCheckpointWriteOptions defaults;
-  if (!options) {
-    dl_checkpoint_write_options_init (&defaults);
-    options = &defaults;
-  }
+  if (!options)
+    {
+      dl_checkpoint_write_options_init (&defaults);
+      options = &defaults;
+    }
   if (!check_options (options, error))
     return NULL;
   const DlModelConfig *config = dl_checkpoint_get_config (base);
@@ -84,47 +88,55 @@ dl_checkpoint_write_plan (DlCheckpoint *base, const DlCheckpointWriteOptions *op
   dl_ldm_layout_from_config (config, &layout);
   gboolean single = options->layout == DL_CHECKPOINT_WRITE_SINGLE_FILE;
 
-  g_autoptr (GPtrArray) plan = g_ptr_array_new_with_free_func ((GDestroyNotify) entry_free);
-  for (guint i = 0; i < specs->len; i++) {
-    const DlParamSpec *spec = specs->pdata[i];
-    const DlStTensor *stored = dl_checkpoint_get_stored (base, spec->name);
-    if (!stored) {
-      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "“%s” has no parameter “%s”",
-                   dl_checkpoint_get_path (base), spec->name);
-      return NULL;
+  g_autoptr (GPtrArray) plan = g_ptr_array_new_with_free_func ((GDestroyNotify)entry_free);
+  for (guint i = 0; i < specs->len; i++)
+    {
+      const DlParamSpec *spec = specs->pdata[i];
+      const DlStTensor *stored = dl_checkpoint_get_stored (base, spec->name);
+      if (!stored)
+        {
+          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "“%s” has no parameter “%s”",
+                       dl_checkpoint_get_path (base), spec->name);
+          return NULL;
+        }
+      DlCheckpointWriteEntry *e = g_new0 (DlCheckpointWriteEntry, 1);
+      g_ptr_array_add (plan, e);
+      e->name = g_strdup (spec->name);
+      e->from_source = (options->source_components & DL_CHECKPOINT_WRITE_COMPONENT (spec->component)) != 0;
+      e->dtype = e->from_source || options->convert_base ? options->dtype : stored->dtype;
+      e->ndim = spec->ndim;
+      memcpy (e->shape, spec->shape, sizeof e->shape);
+      e->numel = dl_param_spec_numel (spec);
+      if (single)
+        {
+          e->key = dl_keymap_internal_to_ldm (spec->name, &layout);
+          if (!e->key)
+            {
+              g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "Parameter “%s” has no name in the LDM layout",
+                           spec->name);
+              return NULL;
+            }
+          /* LDM files keep the VAE attention projections as 1x1 convs */
+          if (spec->conv1x1_in_ldm)
+            {
+              g_return_val_if_fail (e->ndim == 2, NULL);
+              e->shape[e->ndim++] = 1;
+              e->shape[e->ndim++] = 1;
+            }
+        }
+      else
+        {
+          e->file = g_strdup (component_files[spec->component]);
+          e->key = g_strdup (spec->name + strlen (dl_component_name (spec->component)) + 1);
+        }
     }
-    DlCheckpointWriteEntry *e = g_new0 (DlCheckpointWriteEntry, 1);
-    g_ptr_array_add (plan, e);
-    e->name = g_strdup (spec->name);
-    e->from_source = (options->source_components & DL_CHECKPOINT_WRITE_COMPONENT (spec->component)) != 0;
-    e->dtype = e->from_source || options->convert_base ? options->dtype : stored->dtype;
-    e->ndim = spec->ndim;
-    memcpy (e->shape, spec->shape, sizeof e->shape);
-    e->numel = dl_param_spec_numel (spec);
-    if (single) {
-      e->key = dl_keymap_internal_to_ldm (spec->name, &layout);
-      if (!e->key) {
-        g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "Parameter “%s” has no name in the LDM layout",
-                     spec->name);
-        return NULL;
-      }
-      /* LDM files keep the VAE attention projections as 1x1 convs */
-      if (spec->conv1x1_in_ldm) {
-        g_return_val_if_fail (e->ndim == 2, NULL);
-        e->shape[e->ndim++] = 1;
-        e->shape[e->ndim++] = 1;
-      }
-    } else {
-      e->file = g_strdup (component_files[spec->component]);
-      e->key = g_strdup (spec->name + strlen (dl_component_name (spec->component)) + 1);
-    }
-  }
   return g_steal_pointer (&plan);
 }
 
 /* ---- tensor data, one at a time ---- */
 
-typedef struct {
+typedef struct
+{
   DlCheckpoint *base;
   DlCheckpointSourceFunc source;
   gpointer user_data;
@@ -132,7 +144,8 @@ typedef struct {
   int64_t scratch_numel;
 } WriteCtx;
 
-typedef struct {
+typedef struct
+{
   WriteCtx *ctx;
   const DlCheckpointWriteEntry *e;
 } Fill;
@@ -140,17 +153,19 @@ typedef struct {
 static float *
 scratch_floats (WriteCtx *ctx, const DlCheckpointWriteEntry *e, GError **error)
 {
-  if (ctx->scratch_numel < e->numel) {
-    g_clear_pointer (&ctx->scratch, g_free);
-    ctx->scratch_numel = 0;
-    ctx->scratch = g_try_new (float, MAX (e->numel, 1));
-    if (!ctx->scratch) {
-      g_set_error (error, DL_ERROR, DL_ERROR_OUT_OF_HOST_MEMORY, "Out of memory for parameter “%s” (%"
-                   G_GINT64_FORMAT " values)", e->name, e->numel);
-      return NULL;
+  if (ctx->scratch_numel < e->numel)
+    {
+      g_clear_pointer (&ctx->scratch, g_free);
+      ctx->scratch_numel = 0;
+      ctx->scratch = g_try_new (float, MAX (e->numel, 1));
+      if (!ctx->scratch)
+        {
+          g_set_error (error, DL_ERROR, DL_ERROR_OUT_OF_HOST_MEMORY,
+                       "Out of memory for parameter “%s” (%" G_GINT64_FORMAT " values)", e->name, e->numel);
+          return NULL;
+        }
+      ctx->scratch_numel = e->numel;
     }
-    ctx->scratch_numel = e->numel;
-  }
   return ctx->scratch;
 }
 
@@ -161,22 +176,27 @@ store (const float *v, gpointer out, const DlCheckpointWriteEntry *e, GError **e
   if (e->dtype == DL_ST_F32)
     return TRUE;
   DlDType dt;
-  if (!dl_st_dtype_to_dl (e->dtype, &dt) || (dt != DL_DTYPE_F16 && dt != DL_DTYPE_BF16)) {
-    g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "Parameter “%s”: cannot convert to %s", e->name,
-                 dl_st_dtype_name (e->dtype));
-    return FALSE;
-  }
-  dl_convert (out, dt, v, DL_DTYPE_F32, (gsize) e->numel);
-  if (dt == DL_DTYPE_F16) {
-    /* a finite value that became infinite would silently break the model */
-    const guint16 *h = out;
-    for (int64_t i = 0; i < e->numel; i++)
-      if ((h[i] & 0x7fff) == 0x7c00 && isfinite (v[i])) {
-        g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "Parameter “%s” holds %g, beyond the F16 range "
-                     "(±65504): write it as F32", e->name, (double) v[i]);
-        return FALSE;
-      }
-  }
+  if (!dl_st_dtype_to_dl (e->dtype, &dt) || (dt != DL_DTYPE_F16 && dt != DL_DTYPE_BF16))
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "Parameter “%s”: cannot convert to %s", e->name,
+                   dl_st_dtype_name (e->dtype));
+      return FALSE;
+    }
+  dl_convert (out, dt, v, DL_DTYPE_F32, (gsize)e->numel);
+  if (dt == DL_DTYPE_F16)
+    {
+      /* a finite value that became infinite would silently break the model */
+      const guint16 *h = out;
+      for (int64_t i = 0; i < e->numel; i++)
+        if ((h[i] & 0x7fff) == 0x7c00 && isfinite (v[i]))
+          {
+            g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                         "Parameter “%s” holds %g, beyond the F16 range "
+                         "(±65504): write it as F32",
+                         e->name, (double)v[i]);
+            return FALSE;
+          }
+    }
   return TRUE;
 }
 
@@ -187,30 +207,33 @@ fill_tensor (gpointer out, gsize nbytes, gpointer user_data, GError **error)
   WriteCtx *ctx = f->ctx;
   const DlCheckpointWriteEntry *e = f->e;
   float *v = e->dtype == DL_ST_F32 ? out : NULL;
-  if (!e->from_source) {
-    const DlStTensor *t = dl_checkpoint_get_stored (ctx->base, e->name);
-    g_return_val_if_fail (t != NULL && t->numel == e->numel, FALSE);
-    if (t->dtype == e->dtype) {
-      g_return_val_if_fail (t->nbytes == nbytes, FALSE);
-      memcpy (out, t->data, nbytes);
-      return TRUE;
+  if (!e->from_source)
+    {
+      const DlStTensor *t = dl_checkpoint_get_stored (ctx->base, e->name);
+      g_return_val_if_fail (t != NULL && t->numel == e->numel, FALSE);
+      if (t->dtype == e->dtype)
+        {
+          g_return_val_if_fail (t->nbytes == nbytes, FALSE);
+          memcpy (out, t->data, nbytes);
+          return TRUE;
+        }
+      if (!v && !(v = scratch_floats (ctx, e, error)))
+        return FALSE;
+      if (!dl_st_convert_to_f32 (t, v, dl_checkpoint_find (ctx->base, e->name)->file_path, error))
+        return FALSE;
+      return store (v, out, e, error);
     }
-    if (!v && !(v = scratch_floats (ctx, e, error)))
-      return FALSE;
-    if (!dl_st_convert_to_f32 (t, v, dl_checkpoint_find (ctx->base, e->name)->file_path, error))
-      return FALSE;
-    return store (v, out, e, error);
-  }
   if (!v && !(v = scratch_floats (ctx, e, error)))
     return FALSE;
   g_autoptr (GError) local = NULL;
-  if (!ctx->source (e->name, v, e->numel, ctx->user_data, &local)) {
-    if (local)
-      g_propagate_error (error, g_steal_pointer (&local));
-    else
-      g_set_error (error, DL_ERROR, DL_ERROR_FAILED, "No values for parameter “%s”", e->name);
-    return FALSE;
-  }
+  if (!ctx->source (e->name, v, e->numel, ctx->user_data, &local))
+    {
+      if (local)
+        g_propagate_error (error, g_steal_pointer (&local));
+      else
+        g_set_error (error, DL_ERROR, DL_ERROR_FAILED, "No values for parameter “%s”", e->name);
+      return FALSE;
+    }
   return store (v, out, e, error);
 }
 
@@ -218,16 +241,17 @@ fill_tensor (gpointer out, gsize nbytes, gpointer user_data, GError **error)
 static gboolean
 add_entries (DlSafetensorsWriter *w, WriteCtx *ctx, GPtrArray *plan, const char *file, GError **error)
 {
-  for (guint i = 0; i < plan->len; i++) {
-    const DlCheckpointWriteEntry *e = plan->pdata[i];
-    if (file && g_strcmp0 (e->file, file) != 0)
-      continue;
-    Fill *f = g_new (Fill, 1);
-    f->ctx = ctx;
-    f->e = e;
-    if (!dl_safetensors_writer_add_deferred (w, e->key, e->dtype, e->ndim, e->shape, fill_tensor, f, g_free, error))
-      return FALSE;
-  }
+  for (guint i = 0; i < plan->len; i++)
+    {
+      const DlCheckpointWriteEntry *e = plan->pdata[i];
+      if (file && g_strcmp0 (e->file, file) != 0)
+        continue;
+      Fill *f = g_new (Fill, 1);
+      f->ctx = ctx;
+      f->e = e;
+      if (!dl_safetensors_writer_add_deferred (w, e->key, e->dtype, e->ndim, e->shape, fill_tensor, f, g_free, error))
+        return FALSE;
+    }
   return TRUE;
 }
 
@@ -247,11 +271,12 @@ put_modelspec (DlSafetensorsWriter *w, const DlModelConfig *c, const char *path)
   if (g_utf8_validate (title, -1, NULL))
     dl_safetensors_writer_set_metadata (w, "modelspec.title", title);
   /* the image size the model was made for: latent size x the VAE's factor */
-  if (c->vae.n_levels >= 1 && c->vae.n_levels < 16) {
-    int px = c->unet.sample_size << (c->vae.n_levels - 1);
-    g_autofree char *res = g_strdup_printf ("%dx%d", px, px);
-    dl_safetensors_writer_set_metadata (w, "modelspec.resolution", res);
-  }
+  if (c->vae.n_levels >= 1 && c->vae.n_levels < 16)
+    {
+      int px = c->unet.sample_size << (c->vae.n_levels - 1);
+      g_autofree char *res = g_strdup_printf ("%dx%d", px, px);
+      dl_safetensors_writer_set_metadata (w, "modelspec.resolution", res);
+    }
   g_autoptr (GDateTime) now = g_date_time_new_now_local ();
   g_autofree char *date = g_date_time_format (now, "%Y-%m-%dT%H:%M:%S");
   dl_safetensors_writer_set_metadata (w, "modelspec.date", date);
@@ -265,13 +290,14 @@ write_single (WriteCtx *ctx, GPtrArray *plan, const DlCheckpointWriteOptions *o,
 {
   g_autoptr (DlSafetensorsWriter) w = dl_safetensors_writer_new ();
   put_modelspec (w, dl_checkpoint_get_config (ctx->base), path);
-  if (o->metadata) {
-    GHashTableIter it;
-    gpointer k, v;
-    g_hash_table_iter_init (&it, o->metadata);
-    while (g_hash_table_iter_next (&it, &k, &v))
-      dl_safetensors_writer_set_metadata (w, k, v);
-  }
+  if (o->metadata)
+    {
+      GHashTableIter it;
+      gpointer k, v;
+      g_hash_table_iter_init (&it, o->metadata);
+      while (g_hash_table_iter_next (&it, &k, &v))
+        dl_safetensors_writer_set_metadata (w, k, v);
+    }
   return add_entries (w, ctx, plan, NULL, error) && dl_safetensors_writer_write (w, path, error);
 }
 
@@ -289,25 +315,29 @@ static gboolean
 check_destination (const char *path, GError **error)
 {
   GStatBuf st;
-  if (g_lstat (path, &st) != 0) {
-    if (errno == ENOENT)
-      return TRUE;
-    set_errno_error (error, errno, "Cannot write the model folder", path);
-    return FALSE;
-  }
-  if (S_ISLNK (st.st_mode) || !S_ISDIR (st.st_mode)) {
-    g_set_error (error, DL_ERROR, DL_ERROR_IO, "“%s” exists and is %s; not replacing it with a model folder", path,
-                 S_ISLNK (st.st_mode) ? "a symbolic link" : "not a folder");
-    return FALSE;
-  }
+  if (g_lstat (path, &st) != 0)
+    {
+      if (errno == ENOENT)
+        return TRUE;
+      set_errno_error (error, errno, "Cannot write the model folder", path);
+      return FALSE;
+    }
+  if (S_ISLNK (st.st_mode) || !S_ISDIR (st.st_mode))
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_IO, "“%s” exists and is %s; not replacing it with a model folder", path,
+                   S_ISLNK (st.st_mode) ? "a symbolic link" : "not a folder");
+      return FALSE;
+    }
   g_autofree char *index = g_build_filename (path, "model_index.json", NULL);
   if (g_file_test (index, G_FILE_TEST_IS_REGULAR))
     return TRUE;
   g_autoptr (GDir) d = g_dir_open (path, 0, NULL);
   if (d && !g_dir_read_name (d))
     return TRUE;
-  g_set_error (error, DL_ERROR, DL_ERROR_IO, "“%s” exists and is not a diffusers model folder (no "
-               "model_index.json); not replacing it", path);
+  g_set_error (error, DL_ERROR, DL_ERROR_IO,
+               "“%s” exists and is not a diffusers model folder (no "
+               "model_index.json); not replacing it",
+               path);
   return FALSE;
 }
 
@@ -315,20 +345,22 @@ static void
 sync_dir (const char *path)
 {
   int fd = open (path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    fsync (fd);
-    close (fd);
-  }
+  if (fd >= 0)
+    {
+      fsync (fd);
+      close (fd);
+    }
 }
 
 static gboolean
 make_dir (const char *dir, const char *sub, GError **error)
 {
   g_autofree char *p = g_build_filename (dir, sub, NULL);
-  if (g_mkdir (p, 0777) != 0) {
-    set_errno_error (error, errno, "Cannot create the folder", p);
-    return FALSE;
-  }
+  if (g_mkdir (p, 0777) != 0)
+    {
+      set_errno_error (error, errno, "Cannot create the folder", p);
+      return FALSE;
+    }
   return TRUE;
 }
 
@@ -337,11 +369,12 @@ write_text (const char *dir, const char *rel, const char *text, gsize len, GErro
 {
   g_autofree char *p = g_build_filename (dir, rel, NULL);
   g_autoptr (GError) local = NULL;
-  if (!g_file_set_contents_full (p, text, (gssize) len,
-                                 G_FILE_SET_CONTENTS_CONSISTENT | G_FILE_SET_CONTENTS_DURABLE, 0666, &local)) {
-    g_set_error (error, DL_ERROR, DL_ERROR_IO, "Cannot write “%s”: %s", p, local->message);
-    return FALSE;
-  }
+  if (!g_file_set_contents_full (p, text, (gssize)len, G_FILE_SET_CONTENTS_CONSISTENT | G_FILE_SET_CONTENTS_DURABLE,
+                                 0666, &local))
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_IO, "Cannot write “%s”: %s", p, local->message);
+      return FALSE;
+    }
   return TRUE;
 }
 
@@ -351,34 +384,40 @@ copy_tokenizer (const char *src, const char *dir, GError **error)
 {
   g_autofree char *vocab = g_build_filename (src, "vocab.json", NULL);
   g_autofree char *merges = g_build_filename (src, "merges.txt", NULL);
-  if (!g_file_test (vocab, G_FILE_TEST_IS_REGULAR) || !g_file_test (merges, G_FILE_TEST_IS_REGULAR)) {
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "“%s” is not a tokenizer folder (it needs vocab.json "
-                 "and merges.txt)", src);
-    return FALSE;
-  }
+  if (!g_file_test (vocab, G_FILE_TEST_IS_REGULAR) || !g_file_test (merges, G_FILE_TEST_IS_REGULAR))
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                   "“%s” is not a tokenizer folder (it needs vocab.json "
+                   "and merges.txt)",
+                   src);
+      return FALSE;
+    }
   g_autoptr (GError) local = NULL;
   g_autoptr (GDir) d = g_dir_open (src, 0, &local);
-  if (!d) {
-    g_set_error (error, DL_ERROR, DL_ERROR_IO, "Cannot read the tokenizer folder “%s”: %s", src, local->message);
-    return FALSE;
-  }
+  if (!d)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_IO, "Cannot read the tokenizer folder “%s”: %s", src, local->message);
+      return FALSE;
+    }
   if (!make_dir (dir, "tokenizer", error))
     return FALSE;
   const char *name;
-  while ((name = g_dir_read_name (d))) {
-    g_autofree char *from = g_build_filename (src, name, NULL);
-    if (!g_file_test (from, G_FILE_TEST_IS_REGULAR))
-      continue;
-    g_autofree char *text = NULL;
-    gsize len;
-    if (!g_file_get_contents (from, &text, &len, &local)) {
-      g_set_error (error, DL_ERROR, DL_ERROR_IO, "Cannot copy “%s”: %s", from, local->message);
-      return FALSE;
+  while ((name = g_dir_read_name (d)))
+    {
+      g_autofree char *from = g_build_filename (src, name, NULL);
+      if (!g_file_test (from, G_FILE_TEST_IS_REGULAR))
+        continue;
+      g_autofree char *text = NULL;
+      gsize len;
+      if (!g_file_get_contents (from, &text, &len, &local))
+        {
+          g_set_error (error, DL_ERROR, DL_ERROR_IO, "Cannot copy “%s”: %s", from, local->message);
+          return FALSE;
+        }
+      g_autofree char *rel = g_build_filename ("tokenizer", name, NULL);
+      if (!write_text (dir, rel, text, len, error))
+        return FALSE;
     }
-    g_autofree char *rel = g_build_filename ("tokenizer", name, NULL);
-    if (!write_text (dir, rel, text, len, error))
-      return FALSE;
-  }
   return TRUE;
 }
 
@@ -387,32 +426,36 @@ fill_folder (WriteCtx *ctx, GPtrArray *plan, const DlCheckpointWriteOptions *o, 
 {
   const DlModelConfig *config = dl_checkpoint_get_config (ctx->base);
   DlStDType te_dtype = o->dtype;
-  for (guint i = 0; i < plan->len; i++) {
-    const DlCheckpointWriteEntry *e = plan->pdata[i];
-    if (g_str_has_prefix (e->name, "text_encoder.text_model.encoder.")) {
-      te_dtype = e->dtype;
-      break;
+  for (guint i = 0; i < plan->len; i++)
+    {
+      const DlCheckpointWriteEntry *e = plan->pdata[i];
+      if (g_str_has_prefix (e->name, "text_encoder.text_model.encoder."))
+        {
+          te_dtype = e->dtype;
+          break;
+        }
     }
-  }
   /* the configs first: one a diffusers config cannot express fails at once */
   static const char *const configs[] = { "unet/config.json", "vae/config.json", "text_encoder/config.json",
                                          "scheduler/scheduler_config.json", "model_index.json" };
   g_autoptr (GPtrArray) texts = g_ptr_array_new_with_free_func (g_free);
-  for (guint i = 0; i < G_N_ELEMENTS (configs); i++) {
-    char *text = dl_checkpoint_diffusers_config_json (config, configs[i], te_dtype, error);
-    if (!text)
-      return FALSE;
-    g_ptr_array_add (texts, text);
-  }
-  for (int c = 0; c < DL_N_COMPONENTS; c++) {
-    if (!make_dir (dir, dl_component_name ((DlComponent) c), error))
-      return FALSE;
-    g_autoptr (DlSafetensorsWriter) w = dl_safetensors_writer_new ();
-    dl_safetensors_writer_set_metadata (w, "format", "pt");
-    g_autofree char *file = g_build_filename (dir, component_files[c], NULL);
-    if (!add_entries (w, ctx, plan, component_files[c], error) || !dl_safetensors_writer_write (w, file, error))
-      return FALSE;
-  }
+  for (guint i = 0; i < G_N_ELEMENTS (configs); i++)
+    {
+      char *text = dl_checkpoint_diffusers_config_json (config, configs[i], te_dtype, error);
+      if (!text)
+        return FALSE;
+      g_ptr_array_add (texts, text);
+    }
+  for (int c = 0; c < DL_N_COMPONENTS; c++)
+    {
+      if (!make_dir (dir, dl_component_name ((DlComponent)c), error))
+        return FALSE;
+      g_autoptr (DlSafetensorsWriter) w = dl_safetensors_writer_new ();
+      dl_safetensors_writer_set_metadata (w, "format", "pt");
+      g_autofree char *file = g_build_filename (dir, component_files[c], NULL);
+      if (!add_entries (w, ctx, plan, component_files[c], error) || !dl_safetensors_writer_write (w, file, error))
+        return FALSE;
+    }
   if (!make_dir (dir, "scheduler", error))
     return FALSE;
   for (guint i = 0; i < G_N_ELEMENTS (configs); i++)
@@ -422,10 +465,11 @@ fill_folder (WriteCtx *ctx, GPtrArray *plan, const DlCheckpointWriteOptions *o, 
   if (tok && !copy_tokenizer (tok, dir, error))
     return FALSE;
   const char *subs[] = { "unet", "vae", "text_encoder", "scheduler", "tokenizer", "." };
-  for (guint i = 0; i < G_N_ELEMENTS (subs); i++) {
-    g_autofree char *p = g_build_filename (dir, subs[i], NULL);
-    sync_dir (p);
-  }
+  for (guint i = 0; i < G_N_ELEMENTS (subs); i++)
+    {
+      g_autofree char *p = g_build_filename (dir, subs[i], NULL);
+      sync_dir (p);
+    }
   return TRUE;
 }
 
@@ -436,43 +480,48 @@ replace_folder (const char *tmp, const char *path, const char *parent, const cha
 {
   if (g_rename (tmp, path) == 0)
     return TRUE;
-  if (errno != EEXIST && errno != ENOTEMPTY && errno != EISDIR) {
-    set_errno_error (error, errno, "Cannot move the new model folder to", path);
-    return FALSE;
-  }
+  if (errno != EEXIST && errno != ENOTEMPTY && errno != EISDIR)
+    {
+      set_errno_error (error, errno, "Cannot move the new model folder to", path);
+      return FALSE;
+    }
 #ifdef RENAME_EXCHANGE
-  if (renameat2 (AT_FDCWD, tmp, AT_FDCWD, path, RENAME_EXCHANGE) == 0) {
-    dl_file_remove_tree (tmp); /* now the old model */
-    return TRUE;
-  }
-  if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP) {
-    set_errno_error (error, errno, "Cannot replace the model folder", path);
-    return FALSE;
-  }
+  if (renameat2 (AT_FDCWD, tmp, AT_FDCWD, path, RENAME_EXCHANGE) == 0)
+    {
+      dl_file_remove_tree (tmp); /* now the old model */
+      return TRUE;
+    }
+  if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+    {
+      set_errno_error (error, errno, "Cannot replace the model folder", path);
+      return FALSE;
+    }
 #endif
   g_autofree char *old = g_strdup_printf ("%s%s.%s.old-XXXXXX", parent, G_DIR_SEPARATOR_S, base);
-  if (!g_mkdtemp_full (old, 0700)) {
-    set_errno_error (error, errno, "Cannot replace the model folder", path);
-    return FALSE;
-  }
+  if (!g_mkdtemp_full (old, 0700))
+    {
+      set_errno_error (error, errno, "Cannot replace the model folder", path);
+      return FALSE;
+    }
   /* a folder may be renamed over an empty one */
-  if (g_rename (path, old) != 0) {
-    set_errno_error (error, errno, "Cannot replace the model folder", path);
-    g_rmdir (old);
-    return FALSE;
-  }
-  if (g_rename (tmp, path) != 0) {
-    set_errno_error (error, errno, "Cannot replace the model folder", path);
-    g_rename (old, path);
-    return FALSE;
-  }
+  if (g_rename (path, old) != 0)
+    {
+      set_errno_error (error, errno, "Cannot replace the model folder", path);
+      g_rmdir (old);
+      return FALSE;
+    }
+  if (g_rename (tmp, path) != 0)
+    {
+      set_errno_error (error, errno, "Cannot replace the model folder", path);
+      g_rename (old, path);
+      return FALSE;
+    }
   dl_file_remove_tree (old);
   return TRUE;
 }
 
 static gboolean
-write_folder (WriteCtx *ctx, GPtrArray *plan, const DlCheckpointWriteOptions *o, const char *given_path,
-              GError **error)
+write_folder (WriteCtx *ctx, GPtrArray *plan, const DlCheckpointWriteOptions *o, const char *given_path, GError **error)
 {
   g_autofree char *path = g_strdup (given_path);
   gsize n = strlen (path);
@@ -484,14 +533,16 @@ write_folder (WriteCtx *ctx, GPtrArray *plan, const DlCheckpointWriteOptions *o,
   g_autofree char *base = g_path_get_basename (path);
   /* hidden, so that nothing takes a half-written folder for a model */
   g_autofree char *tmp = g_strdup_printf ("%s%s.%s.partial-XXXXXX", parent, G_DIR_SEPARATOR_S, base);
-  if (!g_mkdtemp_full (tmp, 0777)) {
-    set_errno_error (error, errno, "Cannot create a folder next to", path);
-    return FALSE;
-  }
-  if (!fill_folder (ctx, plan, o, tmp, error) || !replace_folder (tmp, path, parent, base, error)) {
-    dl_file_remove_tree (tmp);
-    return FALSE;
-  }
+  if (!g_mkdtemp_full (tmp, 0777))
+    {
+      set_errno_error (error, errno, "Cannot create a folder next to", path);
+      return FALSE;
+    }
+  if (!fill_folder (ctx, plan, o, tmp, error) || !replace_folder (tmp, path, parent, base, error))
+    {
+      dl_file_remove_tree (tmp);
+      return FALSE;
+    }
   sync_dir (parent);
   return TRUE;
 }
@@ -503,10 +554,11 @@ dl_checkpoint_write (DlCheckpoint *base, DlCheckpointSourceFunc source, gpointer
   g_return_val_if_fail (base != NULL && path != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   DlCheckpointWriteOptions defaults;
-  if (!options) {
-    dl_checkpoint_write_options_init (&defaults);
-    options = &defaults;
-  }
+  if (!options)
+    {
+      dl_checkpoint_write_options_init (&defaults);
+      options = &defaults;
+    }
   g_return_val_if_fail (source != NULL || options->source_components == 0, FALSE);
   g_autoptr (GPtrArray) plan = dl_checkpoint_write_plan (base, options, error);
   if (!plan)

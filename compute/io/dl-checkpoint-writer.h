@@ -22,7 +22,8 @@
 
 G_BEGIN_DECLS
 
-typedef enum {
+typedef enum
+{
   DL_CHECKPOINT_WRITE_SINGLE_FILE, /* one .safetensors, original LDM names */
   DL_CHECKPOINT_WRITE_DIFFUSERS,   /* a diffusers folder */
 } DlCheckpointWriteLayout;
@@ -36,7 +37,8 @@ typedef gboolean (*DlCheckpointSourceFunc) (const char *name, float *out, int64_
 
 #define DL_CHECKPOINT_WRITE_COMPONENT(c) (1u << (c))
 
-typedef struct {
+typedef struct
+{
   DlCheckpointWriteLayout layout;
   /* how the source's values are stored: F16 (the default), F32 or BF16 */
   DlStDType dtype;
@@ -58,7 +60,8 @@ typedef struct {
 void dl_checkpoint_write_options_init (DlCheckpointWriteOptions *options);
 
 /* One tensor of the output. */
-typedef struct {
+typedef struct
+{
   char *name;       /* internal name */
   char *file;       /* diffusers: "unet/diffusion_pytorch_model.safetensors", ...; NULL in a single file */
   char *key;        /* the name inside that file */

@@ -9,7 +9,8 @@
 #include "io/dl-torch-ckpt.h"
 
 /* One file of tensors. */
-typedef struct {
+typedef struct
+{
   char *path;
   int component; /* DlComponent for a diffusers file, -1 for a single file */
   DlSafetensors *st;
@@ -17,20 +18,22 @@ typedef struct {
 } Container;
 
 /* A file tensor under its internal name. */
-typedef struct {
+typedef struct
+{
   const DlStTensor *t;
   const Container *c;
 } Mapped;
 
-struct _DlCheckpoint {
+struct _DlCheckpoint
+{
   char *path;
   DlCheckpointLayout layout;
   DlModelFamily family;
   GPtrArray *containers; /* Container* */
   GHashTable *mapped;    /* internal name (owned) -> Mapped* (owned) */
   DlConfigResolver *resolver;
-  GPtrArray *params;     /* DlCheckpointParam* */
-  GHashTable *by_name;   /* internal name -> DlCheckpointParam* */
+  GPtrArray *params;   /* DlCheckpointParam* */
+  GHashTable *by_name; /* internal name -> DlCheckpointParam* */
   GPtrArray *unknown;
   GPtrArray *ignored;
   char *tokenizer_dir;
@@ -66,7 +69,7 @@ container_find (const Container *c, const char *name)
 static void
 param_free (DlCheckpointParam *p)
 {
-  g_free ((char *) p->name);
+  g_free ((char *)p->name);
   g_free (p);
 }
 
@@ -110,8 +113,7 @@ open_container (const char *path, int component, GError **error)
   for (int i = 7; i >= 0; i--)
     n = n << 8 | head[i];
   gboolean safetensors = got == sizeof head && n <= 100000000 && strchr ("{ \t\r\n", head[8]) && head[8];
-  if (!safetensors
-      && ((got >= 4 && memcmp (head, "PK\3\4", 4) == 0) || (got >= 2 && head[0] == 0x80 && head[1] <= 5)))
+  if (!safetensors && ((got >= 4 && memcmp (head, "PK\3\4", 4) == 0) || (got >= 2 && head[0] == 0x80 && head[1] <= 5)))
     c->pt = dl_torch_ckpt_open (path, error);
   else
     c->st = dl_safetensors_open (path, error);
@@ -129,8 +131,8 @@ add_mapping (DlCheckpoint *ck, char *internal, const DlStTensor *t, const Contai
   Mapped *prev = g_hash_table_lookup (ck->mapped, internal);
   if (prev)
     {
-      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: both “%s” and “%s” hold the parameter %s",
-                   c->path, prev->t->name, t->name, internal);
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: both “%s” and “%s” hold the parameter %s", c->path,
+                   prev->t->name, t->name, internal);
       g_free (internal);
       return FALSE;
     }
@@ -146,7 +148,7 @@ display_key (const Container *c, const char *key)
 {
   if (c->component < 0)
     return g_strdup (key);
-  return g_strdup_printf ("%s/%s", dl_component_name ((DlComponent) c->component), key);
+  return g_strdup_printf ("%s/%s", dl_component_name ((DlComponent)c->component), key);
 }
 
 static void
@@ -193,7 +195,7 @@ map_diffusers_file (DlCheckpoint *ck, Container *c, GError **error)
           note_unmapped (ck, c, t->name);
           continue;
         }
-      char *internal = dl_keymap_diffusers_to_internal ((DlComponent) c->component, t->name);
+      char *internal = dl_keymap_diffusers_to_internal ((DlComponent)c->component, t->name);
       if (!add_mapping (ck, internal, t, c, error))
         return FALSE;
     }
@@ -227,11 +229,11 @@ open_diffusers (DlCheckpoint *ck, GError **error)
   for (int comp = 0; comp < DL_N_COMPONENTS; comp++)
     {
       g_autoptr (GString) looked = g_string_new (NULL);
-      g_autofree char *file = find_component_file (ck->path, (DlComponent) comp, looked);
+      g_autofree char *file = find_component_file (ck->path, (DlComponent)comp, looked);
       if (!file)
         {
           g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: no %s weights (looked for %s)", ck->path,
-                       dl_component_name ((DlComponent) comp), looked->str);
+                       dl_component_name ((DlComponent)comp), looked->str);
           return FALSE;
         }
       Container *c = open_container (file, comp, error);
@@ -286,8 +288,8 @@ scheduler_prediction (const char *config_dir, DlPredictionType *out)
   g_autoptr (JsonParser) parser = dl_json_parse_strict (text, len, 32, &problem);
   JsonNode *root = parser ? json_parser_get_root (parser) : NULL;
   JsonNode *p = root && JSON_NODE_HOLDS_OBJECT (root)
-                    ? json_object_get_member (json_node_get_object (root), "prediction_type")
-                    : NULL;
+                  ? json_object_get_member (json_node_get_object (root), "prediction_type")
+                  : NULL;
   if (!p || !JSON_NODE_HOLDS_VALUE (p) || json_node_get_value_type (p) != G_TYPE_STRING)
     return FALSE;
   *out = strcmp (json_node_get_string (p), "v_prediction") == 0 ? DL_PREDICTION_TYPE_V : DL_PREDICTION_TYPE_EPSILON;
@@ -339,13 +341,13 @@ detect_family (DlCheckpoint *ck, const char *config_dir, const char *own_config,
   gboolean sdxl, openclip;
   if (single)
     {
-      sdxl = any_container_key (ck, "conditioner.embedders.", NULL, NULL)
-             || any_container_key (ck, DL_LDM_UNET_PREFIX "label_emb.", NULL, NULL);
+      sdxl = any_container_key (ck, "conditioner.embedders.", NULL, NULL) ||
+             any_container_key (ck, DL_LDM_UNET_PREFIX "label_emb.", NULL, NULL);
       openclip = any_container_key (ck, "cond_stage_model.model.", NULL, NULL);
       if (any_container_key (ck, DL_LDM_UNET_PREFIX "input_blocks.0.0.weight", NULL, &t) && t->ndim == 4)
-        in_ch = (int) t->shape[1];
+        in_ch = (int)t->shape[1];
       if (any_container_key (ck, DL_LDM_UNET_PREFIX, "attn2.to_k.weight", &t) && t->ndim == 2)
-        ctx = (int) t->shape[1];
+        ctx = (int)t->shape[1];
     }
   else
     {
@@ -354,17 +356,17 @@ detect_family (DlCheckpoint *ck, const char *config_dir, const char *own_config,
       t = mapped_tensor (ck, "text_encoder.text_model.embeddings.token_embedding.weight");
       openclip = t && t->ndim == 2 && t->shape[1] == 1024;
       if ((t = mapped_tensor (ck, "unet.conv_in.weight")) && t->ndim == 4)
-        in_ch = (int) t->shape[1];
-      if ((t = mapped_tensor (ck, "unet.mid_block.attentions.0.transformer_blocks.0.attn2.to_k.weight"))
-          && t->ndim == 2)
-        ctx = (int) t->shape[1];
+        in_ch = (int)t->shape[1];
+      if ((t = mapped_tensor (ck, "unet.mid_block.attentions.0.transformer_blocks.0.attn2.to_k.weight")) &&
+          t->ndim == 2)
+        ctx = (int)t->shape[1];
     }
   if (sdxl)
     ck->family = in_ch == 9 ? DL_FAMILY_SDXL_INPAINT : DL_FAMILY_SDXL;
   else if (openclip || ctx == 1024)
-    ck->family = in_ch == 9 ? DL_FAMILY_SD2_INPAINT
+    ck->family = in_ch == 9                                                                 ? DL_FAMILY_SD2_INPAINT
                  : stated_prediction (config_dir, own_config, yaml) == DL_PREDICTION_TYPE_V ? DL_FAMILY_SD2_V
-                                                                          : DL_FAMILY_SD2;
+                                                                                            : DL_FAMILY_SD2;
   else if (in_ch == 9)
     ck->family = DL_FAMILY_SD1_INPAINT;
   else
@@ -377,8 +379,10 @@ detect_family (DlCheckpoint *ck, const char *config_dir, const char *own_config,
     }
   if (in_ch != -1 && in_ch != 4)
     {
-      g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "“%s”: a UNet with %d input channels (SD 1.x has 4) is "
-                   "not supported yet", ck->path, in_ch);
+      g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
+                   "“%s”: a UNet with %d input channels (SD 1.x has 4) is "
+                   "not supported yet",
+                   ck->path, in_ch);
       return FALSE;
     }
   return TRUE;
@@ -416,7 +420,7 @@ dim (DlCheckpoint *ck, const char *name, int ndim, int axis, int *out)
   const DlStTensor *t = mapped_tensor (ck, name);
   if (!t || t->ndim != ndim || t->shape[axis] < 1 || t->shape[axis] > G_MAXINT)
     return FALSE;
-  *out = (int) t->shape[axis];
+  *out = (int)t->shape[axis];
   return TRUE;
 }
 
@@ -471,7 +475,8 @@ config_from_shapes (DlCheckpoint *ck)
   const DlStTensor *pin = mapped_tensor (ck, "unet.mid_block.attentions.0.proj_in.weight");
   if (pin)
     dl_config_resolver_set_bool (r, "unet.use_linear_projection", pin->ndim == 2, W);
-  if (dim (ck, "unet.time_embedding.linear_1.weight", 2, 0, &v) && dim (ck, "unet.time_embedding.linear_1.weight", 2, 1, &c0))
+  if (dim (ck, "unet.time_embedding.linear_1.weight", 2, 0, &v) &&
+      dim (ck, "unet.time_embedding.linear_1.weight", 2, 1, &c0))
     {
       dl_config_resolver_set_int (r, "unet.time_embed_dim", v, W);
       dl_config_resolver_set_int (r, "unet.time_proj_dim", c0, W);
@@ -514,10 +519,10 @@ config_from_shapes (DlCheckpoint *ck)
     dl_config_resolver_set_int (r, "text_encoder.intermediate_size", v, W);
 
   /* the LDM schedule buffers give the number of training steps */
-  const DlStTensor *betas = ck->layout != DL_CHECKPOINT_DIFFUSERS ? container_find (ck->containers->pdata[0], "betas")
-                                                                    : NULL;
+  const DlStTensor *betas =
+    ck->layout != DL_CHECKPOINT_DIFFUSERS ? container_find (ck->containers->pdata[0], "betas") : NULL;
   if (betas && betas->ndim == 1 && betas->shape[0] > 1 && betas->shape[0] <= 100000)
-    dl_config_resolver_set_int (r, "scheduler.num_train_timesteps", (int) betas->shape[0], W);
+    dl_config_resolver_set_int (r, "scheduler.num_train_timesteps", (int)betas->shape[0], W);
 }
 
 /* The sidecar LDM config A1111 reads: "model.yaml" next to "model.safetensors"
@@ -573,7 +578,7 @@ shape_string (int ndim, const int64_t *shape)
 static int
 compare_strings (gconstpointer a, gconstpointer b)
 {
-  return strcmp (*(const char *const *) a, *(const char *const *) b);
+  return strcmp (*(const char *const *)a, *(const char *const *)b);
 }
 
 static gboolean
@@ -583,7 +588,7 @@ build_params (DlCheckpoint *ck, GError **error)
   g_autoptr (GPtrArray) specs = dl_model_param_specs (config);
   DlLdmLayout layout;
   dl_ldm_layout_from_config (config, &layout);
-  ck->params = g_ptr_array_new_with_free_func ((GDestroyNotify) param_free);
+  ck->params = g_ptr_array_new_with_free_func ((GDestroyNotify)param_free);
   ck->by_name = g_hash_table_new (g_str_hash, g_str_equal);
   for (guint i = 0; i < specs->len; i++)
     {
@@ -594,8 +599,8 @@ build_params (DlCheckpoint *ck, GError **error)
           g_autofree char *ldm = dl_keymap_internal_to_ldm (spec->name, &layout);
           const char *sub = spec->name + strlen (dl_component_name (spec->component)) + 1;
           if (ck->layout == DL_CHECKPOINT_DIFFUSERS)
-            g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: missing tensor “%s” in %s/",
-                         ck->path, sub, dl_component_name (spec->component));
+            g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: missing tensor “%s” in %s/", ck->path, sub,
+                         dl_component_name (spec->component));
           else
             g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: missing tensor “%s” (%s)", ck->path,
                          ldm ? ldm : spec->name, spec->name);
@@ -605,15 +610,19 @@ build_params (DlCheckpoint *ck, GError **error)
         {
           g_autofree char *want = shape_string (spec->ndim, spec->shape);
           g_autofree char *have = shape_string (m->t->ndim, m->t->shape);
-          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: tensor “%s” has shape %s; the model "
-                       "configuration needs %s", m->c->path, m->t->name, have, want);
+          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE,
+                       "“%s”: tensor “%s” has shape %s; the model "
+                       "configuration needs %s",
+                       m->c->path, m->t->name, have, want);
           return FALSE;
         }
       DlStDType dt = m->t->dtype;
       if (dt != DL_ST_F32 && dt != DL_ST_F16 && dt != DL_ST_BF16 && dt != DL_ST_F64)
         {
-          g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "“%s”: tensor “%s” is stored as %s; model weights must "
-                       "be F32, F16, BF16 or F64", m->c->path, m->t->name, dl_st_dtype_name (m->t->dtype));
+          g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
+                       "“%s”: tensor “%s” is stored as %s; model weights must "
+                       "be F32, F16, BF16 or F64",
+                       m->c->path, m->t->name, dl_st_dtype_name (m->t->dtype));
           return FALSE;
         }
       DlCheckpointParam *p = g_new0 (DlCheckpointParam, 1);
@@ -626,7 +635,7 @@ build_params (DlCheckpoint *ck, GError **error)
       memcpy (p->shape, spec->shape, sizeof p->shape);
       p->numel = dl_param_spec_numel (spec);
       g_ptr_array_add (ck->params, p);
-      g_hash_table_insert (ck->by_name, (gpointer) p->name, p);
+      g_hash_table_insert (ck->by_name, (gpointer)p->name, p);
     }
   /* mapped names the architecture does not have */
   GHashTableIter it;
@@ -665,7 +674,7 @@ dl_checkpoint_open (const char *path, const char *config_dir, GError **error)
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   g_autoptr (DlCheckpoint) ck = g_new0 (DlCheckpoint, 1);
   ck->path = g_strdup (path);
-  ck->containers = g_ptr_array_new_with_free_func ((GDestroyNotify) container_free);
+  ck->containers = g_ptr_array_new_with_free_func ((GDestroyNotify)container_free);
   ck->mapped = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   ck->unknown = g_ptr_array_new_with_free_func (g_free);
   ck->ignored = g_ptr_array_new_with_free_func (g_free);
@@ -684,8 +693,10 @@ dl_checkpoint_open (const char *path, const char *config_dir, GError **error)
       g_autofree char *unet = g_build_filename (path, "unet", NULL);
       if (!g_file_test (index, G_FILE_TEST_EXISTS) && !g_file_test (unet, G_FILE_TEST_IS_DIR))
         {
-          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s” is a folder but not a diffusers model (no "
-                       "model_index.json, no unet/)", path);
+          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE,
+                       "“%s” is a folder but not a diffusers model (no "
+                       "model_index.json, no unet/)",
+                       path);
           return NULL;
         }
       ck->layout = DL_CHECKPOINT_DIFFUSERS;
@@ -879,5 +890,5 @@ dl_checkpoint_get_safetensors (DlCheckpoint *ck)
   g_return_val_if_fail (ck != NULL, NULL);
   if (ck->layout != DL_CHECKPOINT_SINGLE_FILE)
     return NULL;
-  return ((Container *) ck->containers->pdata[0])->st;
+  return ((Container *)ck->containers->pdata[0])->st;
 }

@@ -25,14 +25,16 @@
 
 G_BEGIN_DECLS
 
-typedef enum {
-  DL_CHECKPOINT_SINGLE_FILE,     /* LDM names in one .safetensors */
-  DL_CHECKPOINT_SINGLE_FILE_PT,  /* LDM names in one PyTorch .ckpt */
-  DL_CHECKPOINT_DIFFUSERS,       /* a diffusers folder */
+typedef enum
+{
+  DL_CHECKPOINT_SINGLE_FILE,    /* LDM names in one .safetensors */
+  DL_CHECKPOINT_SINGLE_FILE_PT, /* LDM names in one PyTorch .ckpt */
+  DL_CHECKPOINT_DIFFUSERS,      /* a diffusers folder */
 } DlCheckpointLayout;
 
-typedef struct {
-  const char *name;      /* internal name */
+typedef struct
+{
+  const char *name; /* internal name */
   DlComponent component;
   const char *file_key;  /* the name inside its file */
   const char *file_path; /* the file that holds it */
@@ -72,8 +74,7 @@ float *dl_checkpoint_read_f32 (DlCheckpoint *ckpt, const char *name, int64_t *nu
 const DlStTensor *dl_checkpoint_get_stored (DlCheckpoint *ckpt, const char *name);
 /* The parameter on the device as `dtype`, in the internal shape, named by its
  * internal name. */
-DlTensor *dl_checkpoint_upload (DlCheckpoint *ckpt, const char *name, DlDevice *device, DlDType dtype,
-                                GError **error);
+DlTensor *dl_checkpoint_upload (DlCheckpoint *ckpt, const char *name, DlDevice *device, DlDType dtype, GError **error);
 
 /* File keys that are not parameters of the model, sorted ("unet/<key>" in a
  * diffusers folder).  Reported, never fatal. */

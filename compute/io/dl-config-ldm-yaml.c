@@ -8,7 +8,8 @@
 
 #include "dl-error.h"
 
-typedef struct {
+typedef struct
+{
   yaml_document_t doc;
   const char *path;
   GError **error;
@@ -22,8 +23,8 @@ child (Yaml *y, yaml_node_t *node, const char *key)
   for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top; p++)
     {
       yaml_node_t *k = yaml_document_get_node (&y->doc, p->key);
-      if (k && k->type == YAML_SCALAR_NODE && k->data.scalar.length == strlen (key)
-          && memcmp (k->data.scalar.value, key, k->data.scalar.length) == 0)
+      if (k && k->type == YAML_SCALAR_NODE && k->data.scalar.length == strlen (key) &&
+          memcmp (k->data.scalar.value, key, k->data.scalar.length) == 0)
         return yaml_document_get_node (&y->doc, p->value);
     }
   return NULL;
@@ -46,11 +47,10 @@ scalar (yaml_node_t *n)
 {
   if (!n || n->type != YAML_SCALAR_NODE || memchr (n->data.scalar.value, 0, n->data.scalar.length))
     return NULL;
-  return g_strndup ((const char *) n->data.scalar.value, n->data.scalar.length);
+  return g_strndup ((const char *)n->data.scalar.value, n->data.scalar.length);
 }
 
-static gboolean G_GNUC_PRINTF (3, 4)
-bad (Yaml *y, const char *key, const char *fmt, ...)
+static gboolean G_GNUC_PRINTF (3, 4) bad (Yaml *y, const char *key, const char *fmt, ...)
 {
   va_list ap;
   va_start (ap, fmt);
@@ -73,7 +73,7 @@ get_int (Yaml *y, const char *path, int *out, gboolean *found)
   gint64 v;
   if (!s || !g_ascii_string_to_signed (s, 10, G_MININT, G_MAXINT, &v, NULL))
     return bad (y, path, "must be an integer");
-  *out = (int) v;
+  *out = (int)v;
   *found = TRUE;
   return TRUE;
 }
@@ -130,7 +130,7 @@ get_int_list (Yaml *y, const char *path, int *out, int *n, gboolean *found)
       gint64 v;
       if (*n >= DL_MODEL_MAX_LEVELS || !s || !g_ascii_string_to_signed (s, 10, 1, 1 << 20, &v, NULL))
         return bad (y, path, "must be a list of at most %d positive integers", DL_MODEL_MAX_LEVELS);
-      out[(*n)++] = (int) v;
+      out[(*n)++] = (int)v;
     }
   *found = *n > 0;
   return TRUE;
@@ -146,7 +146,8 @@ apply (DlConfigResolver *r, Yaml *y)
   int i;
   double d;
   gboolean b, found;
-  static const struct {
+  static const struct
+  {
     const char *key;
     const char *field;
   } ints[] = {
@@ -214,12 +215,13 @@ apply (DlConfigResolver *r, Yaml *y)
         p = DL_PREDICTION_TYPE_SAMPLE;
       else
         return bad (y, "model.params.parameterization", "is “%s”; expected eps, v or x0", param);
-      dl_config_resolver_set_int (r, "scheduler.prediction_type", (int) p, src);
+      dl_config_resolver_set_int (r, "scheduler.prediction_type", (int)p, src);
     }
 
   int mult[DL_MODEL_MAX_LEVELS], n_mult = 0, ch;
   gboolean have_ch;
-  if (!get_int (y, UNET "model_channels", &ch, &have_ch) || !get_int_list (y, UNET "channel_mult", mult, &n_mult, &found))
+  if (!get_int (y, UNET "model_channels", &ch, &have_ch) ||
+      !get_int_list (y, UNET "channel_mult", mult, &n_mult, &found))
     return FALSE;
   if (have_ch && found)
     {
@@ -227,7 +229,8 @@ apply (DlConfigResolver *r, Yaml *y)
         mult[k] *= ch;
       dl_config_resolver_set_levels (r, "unet.block_out_channels", mult, n_mult, src);
     }
-  if (!get_int (y, VAE "ddconfig.ch", &ch, &have_ch) || !get_int_list (y, VAE "ddconfig.ch_mult", mult, &n_mult, &found))
+  if (!get_int (y, VAE "ddconfig.ch", &ch, &have_ch) ||
+      !get_int_list (y, VAE "ddconfig.ch_mult", mult, &n_mult, &found))
     return FALSE;
   if (have_ch && found)
     {
@@ -240,7 +243,8 @@ apply (DlConfigResolver *r, Yaml *y)
    * -1 means "not this one" */
   int heads, head_ch;
   gboolean have_heads, have_head_ch;
-  if (!get_int (y, UNET "num_heads", &heads, &have_heads) || !get_int (y, UNET "num_head_channels", &head_ch, &have_head_ch))
+  if (!get_int (y, UNET "num_heads", &heads, &have_heads) ||
+      !get_int (y, UNET "num_head_channels", &head_ch, &have_head_ch))
     return FALSE;
   DlModelConfig *c = dl_config_resolver_get_config (r);
   int per_level[DL_MODEL_MAX_LEVELS];
@@ -292,7 +296,7 @@ dl_config_resolver_apply_ldm_yaml (DlConfigResolver *r, const char *path, GError
       g_set_error (error, DL_ERROR, DL_ERROR_OUT_OF_HOST_MEMORY, "Out of memory reading “%s”", path);
       return FALSE;
     }
-  yaml_parser_set_input_string (&parser, (const unsigned char *) text, len);
+  yaml_parser_set_input_string (&parser, (const unsigned char *)text, len);
   Yaml y = { .path = path, .error = error };
   if (!yaml_parser_load (&parser, &y.doc))
     {

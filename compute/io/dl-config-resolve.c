@@ -6,7 +6,8 @@
 #include "dl-error.h"
 #include "io/dl-json-strict.h"
 
-struct _DlConfigResolver {
+struct _DlConfigResolver
+{
   DlModelConfig config;
   GHashTable *sources; /* field name -> source (both owned) */
   GPtrArray *warnings;
@@ -62,16 +63,16 @@ offer (DlConfigResolver *r, int idx, const char *source, void (*write) (gpointer
        gconstpointer value, int n)
 {
   g_return_if_fail (idx >= 0);
-  const char *name = dl_model_config_field_name ((guint) idx);
+  const char *name = dl_model_config_field_name ((guint)idx);
   const char *had = g_hash_table_lookup (r->sources, name);
   if (had && strcmp (had, DL_CONFIG_SOURCE_WEIGHTS) != 0)
     return; /* an earlier config source already decided */
   DlModelConfig tmp = r->config;
-  write (dl_model_config_field_ptr (&tmp, (guint) idx), value, n);
+  write (dl_model_config_field_ptr (&tmp, (guint)idx), value, n);
   if (had)
     {
-      g_autofree char *a = dl_model_config_field_to_string (&r->config, (guint) idx);
-      g_autofree char *b = dl_model_config_field_to_string (&tmp, (guint) idx);
+      g_autofree char *a = dl_model_config_field_to_string (&r->config, (guint)idx);
+      g_autofree char *b = dl_model_config_field_to_string (&tmp, (guint)idx);
       if (strcmp (a, b) != 0)
         g_ptr_array_add (r->warnings, g_strdup_printf ("%s gives %s = %s, but the weights have %s; using the weights",
                                                        source, name, b, a));
@@ -84,13 +85,13 @@ offer (DlConfigResolver *r, int idx, const char *source, void (*write) (gpointer
 static void
 write_int (gpointer f, gconstpointer v, int n)
 {
-  *(int *) f = *(const int *) v;
+  *(int *)f = *(const int *)v;
 }
 
 static void
 write_double (gpointer f, gconstpointer v, int n)
 {
-  *(double *) f = *(const double *) v;
+  *(double *)f = *(const double *)v;
 }
 
 static void
@@ -100,7 +101,8 @@ write_levels (gpointer f, gconstpointer v, int n)
   memcpy (f, v, sizeof (int) * MIN (n, DL_MODEL_MAX_LEVELS));
 }
 
-typedef struct {
+typedef struct
+{
   const char *text;
   gsize size;
 } StringValue;
@@ -131,7 +133,7 @@ void
 dl_config_resolver_set_double (DlConfigResolver *r, const char *field, double value, const char *source)
 {
   int idx = dl_model_config_field_index (field);
-  g_return_if_fail (idx >= 0 && dl_model_config_field_type ((guint) idx) == DL_FIELD_DOUBLE);
+  g_return_if_fail (idx >= 0 && dl_model_config_field_type ((guint)idx) == DL_FIELD_DOUBLE);
   offer (r, idx, source, write_double, &value, 1);
 }
 
@@ -154,9 +156,9 @@ gboolean
 dl_config_resolver_set_string (DlConfigResolver *r, const char *field, const char *value, const char *source)
 {
   int idx = dl_model_config_field_index (field);
-  g_return_val_if_fail (idx >= 0 && dl_model_config_field_type ((guint) idx) == DL_FIELD_STRING, FALSE);
+  g_return_val_if_fail (idx >= 0 && dl_model_config_field_type ((guint)idx) == DL_FIELD_STRING, FALSE);
   gsize size = strcmp (field, "scheduler.beta_schedule") == 0 ? sizeof r->config.scheduler.beta_schedule
-                                                               : sizeof r->config.scheduler.timestep_spacing;
+                                                              : sizeof r->config.scheduler.timestep_spacing;
   if (strlen (value) >= size)
     return FALSE;
   set_string (r, idx, value, size, source);
@@ -165,8 +167,7 @@ dl_config_resolver_set_string (DlConfigResolver *r, const char *field, const cha
 
 /* ---- errors ---- */
 
-static gboolean G_GNUC_PRINTF (4, 5)
-bad (GError **error, const char *file, const char *key, const char *fmt, ...)
+static gboolean G_GNUC_PRINTF (4, 5) bad (GError **error, const char *file, const char *key, const char *fmt, ...)
 {
   va_list ap;
   va_start (ap, fmt);
@@ -186,7 +187,7 @@ json_int (JsonNode *n, int *out)
   gint64 v = json_node_get_int (n);
   if (v < G_MININT || v > G_MAXINT)
     return FALSE;
-  *out = (int) v;
+  *out = (int)v;
   return TRUE;
 }
 
@@ -194,7 +195,7 @@ static int
 levels_of (DlConfigResolver *r, const char *field)
 {
   int idx = dl_model_config_field_index (field);
-  return dl_model_config_field_levels (&r->config, (guint) idx);
+  return dl_model_config_field_levels (&r->config, (guint)idx);
 }
 
 /* A JSON value for a field of any type; JSON null means "not given". */
@@ -205,7 +206,7 @@ apply_json (DlConfigResolver *r, const char *field, JsonNode *n, const char *fil
     return TRUE;
   int idx = dl_model_config_field_index (field);
   g_return_val_if_fail (idx >= 0, FALSE);
-  switch (dl_model_config_field_type ((guint) idx))
+  switch (dl_model_config_field_type ((guint)idx))
     {
     case DL_FIELD_INT:
       {
@@ -235,7 +236,7 @@ apply_json (DlConfigResolver *r, const char *field, JsonNode *n, const char *fil
         if (!JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_STRING)
           return bad (error, file, key, "must be a string");
         const char *s = json_node_get_string (n);
-        if (dl_model_config_field_type ((guint) idx) == DL_FIELD_PREDICTION)
+        if (dl_model_config_field_type ((guint)idx) == DL_FIELD_PREDICTION)
           {
             DlPredictionType p;
             if (strcmp (s, "epsilon") == 0)
@@ -246,19 +247,19 @@ apply_json (DlConfigResolver *r, const char *field, JsonNode *n, const char *fil
               p = DL_PREDICTION_TYPE_SAMPLE;
             else
               return bad (error, file, key, "is “%s”; expected epsilon, v_prediction or sample", s);
-            dl_config_resolver_set_int (r, field, (int) p, file);
+            dl_config_resolver_set_int (r, field, (int)p, file);
           }
-        else if (dl_model_config_field_type ((guint) idx) == DL_FIELD_ACTIVATION)
+        else if (dl_model_config_field_type ((guint)idx) == DL_FIELD_ACTIVATION)
           {
             if (strcmp (s, "quick_gelu") != 0 && strcmp (s, "gelu") != 0)
               return bad (error, file, key, "is “%s”; Dreamloom supports quick_gelu and gelu", s);
-            dl_config_resolver_set_int (r, field, strcmp (s, "gelu") == 0 ? DL_HIDDEN_ACT_GELU : DL_HIDDEN_ACT_QUICK_GELU, file);
+            dl_config_resolver_set_int (r, field,
+                                        strcmp (s, "gelu") == 0 ? DL_HIDDEN_ACT_GELU : DL_HIDDEN_ACT_QUICK_GELU, file);
           }
         else
           {
-            gsize size = strcmp (field, "scheduler.beta_schedule") == 0
-                             ? sizeof r->config.scheduler.beta_schedule
-                             : sizeof r->config.scheduler.timestep_spacing;
+            gsize size = strcmp (field, "scheduler.beta_schedule") == 0 ? sizeof r->config.scheduler.beta_schedule
+                                                                        : sizeof r->config.scheduler.timestep_spacing;
             if (strlen (s) >= size)
               return bad (error, file, key, "is too long");
             set_string (r, idx, s, size, file);
@@ -279,11 +280,11 @@ apply_json (DlConfigResolver *r, const char *field, JsonNode *n, const char *fil
         else if (JSON_NODE_HOLDS_ARRAY (n))
           {
             JsonArray *a = json_node_get_array (n);
-            count = (int) json_array_get_length (a);
+            count = (int)json_array_get_length (a);
             if (count < 1 || count > DL_MODEL_MAX_LEVELS)
               return bad (error, file, key, "must list 1 to %d values", DL_MODEL_MAX_LEVELS);
             for (int i = 0; i < count; i++)
-              if (!json_int (json_array_get_element (a, (guint) i), &v[i]))
+              if (!json_int (json_array_get_element (a, (guint)i), &v[i]))
                 return bad (error, file, key, "must be a list of integers");
           }
         else
@@ -298,7 +299,8 @@ apply_json (DlConfigResolver *r, const char *field, JsonNode *n, const char *fil
     }
 }
 
-typedef struct {
+typedef struct
+{
   const char *key;
   const char *field; /* NULL: handled specially */
 } KeyMap;
@@ -320,14 +322,10 @@ static const KeyMap unet_keys[] = {
 };
 
 static const KeyMap vae_keys[] = {
-  { "in_channels", "vae.in_channels" },
-  { "out_channels", "vae.out_channels" },
-  { "latent_channels", "vae.latent_channels" },
-  { "block_out_channels", "vae.block_out_channels" },
-  { "layers_per_block", "vae.layers_per_block" },
-  { "norm_num_groups", "vae.norm_num_groups" },
-  { "scaling_factor", "vae.scaling_factor" },
-  { "sample_size", "vae.sample_size" },
+  { "in_channels", "vae.in_channels" },           { "out_channels", "vae.out_channels" },
+  { "latent_channels", "vae.latent_channels" },   { "block_out_channels", "vae.block_out_channels" },
+  { "layers_per_block", "vae.layers_per_block" }, { "norm_num_groups", "vae.norm_num_groups" },
+  { "scaling_factor", "vae.scaling_factor" },     { "sample_size", "vae.sample_size" },
 };
 
 static const KeyMap text_keys[] = {
@@ -393,15 +391,15 @@ apply_unet_special (DlConfigResolver *r, JsonObject *o, const char *file, GError
         {
           JsonNode *e = json_array_get_element (a, i);
           const char *s = JSON_NODE_HOLDS_VALUE (e) && json_node_get_value_type (e) == G_TYPE_STRING
-                              ? json_node_get_string (e)
-                              : NULL;
+                            ? json_node_get_string (e)
+                            : NULL;
           if (g_strcmp0 (s, "CrossAttnDownBlock2D") == 0)
             attn[i] = TRUE;
           else if (g_strcmp0 (s, "DownBlock2D") != 0)
             return bad (error, file, "down_block_types", "has “%s”; SD 1.x uses CrossAttnDownBlock2D and DownBlock2D",
                         s ? s : "(not a string)");
         }
-      dl_config_resolver_set_levels (r, "unet.level_has_attention", attn, (int) count, file);
+      dl_config_resolver_set_levels (r, "unet.level_has_attention", attn, (int)count, file);
     }
 
   JsonNode *depth = json_object_get_member (o, "transformer_layers_per_block");
@@ -427,14 +425,14 @@ apply_unet_special (DlConfigResolver *r, JsonObject *o, const char *file, GError
     }
 
   JsonNode *mid = json_object_get_member (o, "mid_block_type");
-  if (mid && !JSON_NODE_HOLDS_NULL (mid)
-      && (!JSON_NODE_HOLDS_VALUE (mid) || json_node_get_value_type (mid) != G_TYPE_STRING
-          || strcmp (json_node_get_string (mid), "UNetMidBlock2DCrossAttn") != 0))
+  if (mid && !JSON_NODE_HOLDS_NULL (mid) &&
+      (!JSON_NODE_HOLDS_VALUE (mid) || json_node_get_value_type (mid) != G_TYPE_STRING ||
+       strcmp (json_node_get_string (mid), "UNetMidBlock2DCrossAttn") != 0))
     return bad (error, file, "mid_block_type", "is not UNetMidBlock2DCrossAttn, the SD 1.x mid block");
   JsonNode *temb = json_object_get_member (o, "time_embedding_type");
-  if (temb && !JSON_NODE_HOLDS_NULL (temb)
-      && (!JSON_NODE_HOLDS_VALUE (temb) || json_node_get_value_type (temb) != G_TYPE_STRING
-          || strcmp (json_node_get_string (temb), "positional") != 0))
+  if (temb && !JSON_NODE_HOLDS_NULL (temb) &&
+      (!JSON_NODE_HOLDS_VALUE (temb) || json_node_get_value_type (temb) != G_TYPE_STRING ||
+       strcmp (json_node_get_string (temb), "positional") != 0))
     return bad (error, file, "time_embedding_type", "is not “positional”, the SD 1.x time embedding");
   return TRUE;
 }
@@ -467,8 +465,7 @@ load_json_object (const char *path, GError **error)
 }
 
 static gboolean
-apply_json_file (DlConfigResolver *r, const char *path, const KeyMap *map, guint n_map, gboolean unet,
-                 GError **error)
+apply_json_file (DlConfigResolver *r, const char *path, const KeyMap *map, guint n_map, gboolean unet, GError **error)
 {
   g_autoptr (JsonParser) parser = load_json_object (path, error);
   if (!parser)
@@ -491,7 +488,8 @@ gboolean
 dl_config_resolver_apply_diffusers_dir (DlConfigResolver *r, const char *dir, GError **error)
 {
   g_return_val_if_fail (r != NULL && dir != NULL, FALSE);
-  static const struct {
+  static const struct
+  {
     const char *file;
     const KeyMap *map;
     guint n;
@@ -520,7 +518,8 @@ dl_config_resolver_apply_diffusers_dir (DlConfigResolver *r, const char *dir, GE
     {
       g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
                    "“%s” is not a diffusers configuration folder: it has none of unet/config.json, "
-                   "vae/config.json, text_encoder/config.json, scheduler/scheduler_config.json", dir);
+                   "vae/config.json, text_encoder/config.json, scheduler/scheduler_config.json",
+                   dir);
       return FALSE;
     }
   return TRUE;
@@ -536,24 +535,24 @@ default_field (DlConfigResolver *r, const DlModelConfig *def, guint idx)
     return;
   DlFieldType t = dl_model_config_field_type (idx);
   gsize size = t == DL_FIELD_DOUBLE ? sizeof (double)
-               : t == DL_FIELD_STRING ? (strcmp (name, "scheduler.beta_schedule") == 0
-                                             ? sizeof def->scheduler.beta_schedule
-                                             : sizeof def->scheduler.timestep_spacing)
+               : t == DL_FIELD_STRING
+                 ? (strcmp (name, "scheduler.beta_schedule") == 0 ? sizeof def->scheduler.beta_schedule
+                                                                  : sizeof def->scheduler.timestep_spacing)
                : (t == DL_FIELD_INT_LEVELS || t == DL_FIELD_BOOL_LEVELS) ? sizeof (int) * DL_MODEL_MAX_LEVELS
-                                                                          : sizeof (int);
-  memcpy (dl_model_config_field_ptr (&r->config, idx), dl_model_config_field_ptr ((DlModelConfig *) def, idx), size);
+                                                                         : sizeof (int);
+  memcpy (dl_model_config_field_ptr (&r->config, idx), dl_model_config_field_ptr ((DlModelConfig *)def, idx), size);
   g_hash_table_insert (r->sources, g_strdup (name), g_strdup (DL_CONFIG_SOURCE_DEFAULT));
 }
 
 static gboolean G_GNUC_PRINTF (4, 5)
-invalid (DlConfigResolver *r, GError **error, const char *field, const char *fmt, ...)
+  invalid (DlConfigResolver *r, GError **error, const char *field, const char *fmt, ...)
 {
   va_list ap;
   va_start (ap, fmt);
   g_autofree char *msg = g_strdup_vprintf (fmt, ap);
   va_end (ap);
   int idx = dl_model_config_field_index (field);
-  g_autofree char *value = dl_model_config_field_to_string (&r->config, (guint) idx);
+  g_autofree char *value = dl_model_config_field_to_string (&r->config, (guint)idx);
   const char *src = dl_config_resolver_get_source (r, field);
   g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "Bad model configuration: %s = %s (from %s) %s", field, value,
                src ? src : "nowhere", msg);
@@ -577,7 +576,8 @@ dl_config_resolver_finish (DlConfigResolver *r, GError **error)
   const char *heads_src = dl_config_resolver_get_source (r, "unet.attention_heads");
   if (heads_src && u->n_levels > 0)
     dl_config_resolver_set_int (r, "unet.mid_attention_heads", u->attention_heads[u->n_levels - 1], heads_src);
-  if (dl_config_resolver_is_set (r, "text_encoder.hidden_size") && !dl_config_resolver_is_set (r, "text_encoder.n_heads"))
+  if (dl_config_resolver_is_set (r, "text_encoder.hidden_size") &&
+      !dl_config_resolver_is_set (r, "text_encoder.n_heads"))
     {
       /* CLIP's head width is 64; a width that is not a multiple has no default */
       def.text_encoder.n_heads = t->hidden_size % 64 == 0 ? t->hidden_size / 64 : 0;
@@ -600,8 +600,7 @@ dl_config_resolver_finish (DlConfigResolver *r, GError **error)
       if (c < 1 || c % u->norm_num_groups != 0)
         return invalid (r, error, "unet.norm_num_groups", "does not divide the UNet's %d channels at level %d", c, i);
       if (u->level_has_attention[i] && (u->attention_heads[i] < 1 || c % u->attention_heads[i] != 0))
-        return invalid (r, error, "unet.attention_heads", "does not divide the UNet's %d channels at level %d", c,
-                        i);
+        return invalid (r, error, "unet.attention_heads", "does not divide the UNet's %d channels at level %d", c, i);
     }
   int cm = u->block_out_channels[u->n_levels - 1];
   if (u->mid_attention_heads < 1 || cm % u->mid_attention_heads != 0)
@@ -617,19 +616,22 @@ dl_config_resolver_finish (DlConfigResolver *r, GError **error)
   if (t->n_heads < 1 || t->hidden_size % t->n_heads != 0)
     return invalid (r, error, "text_encoder.n_heads",
                     "does not divide the text encoder's width %d (without a configuration the head width is "
-                    "CLIP's 64; give --config DIR)", t->hidden_size);
+                    "CLIP's 64; give --config DIR)",
+                    t->hidden_size);
   if (!(t->layer_norm_eps > 0 && t->layer_norm_eps < 1))
     return invalid (r, error, "text_encoder.layer_norm_eps", "must be between 0 and 1");
   if (s->num_train_timesteps < 2 || s->num_train_timesteps > 100000)
     return invalid (r, error, "scheduler.num_train_timesteps", "must be between 2 and 100000");
   if (!(s->beta_start > 0 && s->beta_start < s->beta_end && s->beta_end < 1))
-    return invalid (r, error, "scheduler.beta_start", "with beta_end = %g is not a valid schedule (need 0 < "
-                    "beta_start < beta_end < 1)", s->beta_end);
-  if (strcmp (s->beta_schedule, "scaled_linear") != 0 && strcmp (s->beta_schedule, "linear") != 0
-      && strcmp (s->beta_schedule, "squaredcos_cap_v2") != 0)
+    return invalid (r, error, "scheduler.beta_start",
+                    "with beta_end = %g is not a valid schedule (need 0 < "
+                    "beta_start < beta_end < 1)",
+                    s->beta_end);
+  if (strcmp (s->beta_schedule, "scaled_linear") != 0 && strcmp (s->beta_schedule, "linear") != 0 &&
+      strcmp (s->beta_schedule, "squaredcos_cap_v2") != 0)
     return invalid (r, error, "scheduler.beta_schedule", "is not one of scaled_linear, linear, squaredcos_cap_v2");
-  if (strcmp (s->timestep_spacing, "leading") != 0 && strcmp (s->timestep_spacing, "trailing") != 0
-      && strcmp (s->timestep_spacing, "linspace") != 0)
+  if (strcmp (s->timestep_spacing, "leading") != 0 && strcmp (s->timestep_spacing, "trailing") != 0 &&
+      strcmp (s->timestep_spacing, "linspace") != 0)
     return invalid (r, error, "scheduler.timestep_spacing", "is not one of leading, trailing, linspace");
   if (s->steps_offset < 0 || s->steps_offset >= s->num_train_timesteps)
     return invalid (r, error, "scheduler.steps_offset", "is out of range");

@@ -35,8 +35,7 @@ void dl_config_resolver_set_bool (DlConfigResolver *r, const char *field, gboole
 void dl_config_resolver_set_levels (DlConfigResolver *r, const char *field, const int *values, int n,
                                     const char *source);
 /* FALSE when the value does not fit the field. */
-gboolean dl_config_resolver_set_string (DlConfigResolver *r, const char *field, const char *value,
-                                        const char *source);
+gboolean dl_config_resolver_set_string (DlConfigResolver *r, const char *field, const char *value, const char *source);
 gboolean dl_config_resolver_is_set (DlConfigResolver *r, const char *field);
 
 /* diffusers config.json files under `dir`; at least one must be there. */

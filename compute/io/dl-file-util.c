@@ -14,17 +14,21 @@ void
 dl_file_remove_tree (const char *path)
 {
   g_return_if_fail (path != NULL);
-  if (g_file_test (path, G_FILE_TEST_IS_DIR) && !g_file_test (path, G_FILE_TEST_IS_SYMLINK)) {
-    g_autoptr (GDir) d = g_dir_open (path, 0, NULL);
-    const char *name;
-    while (d && (name = g_dir_read_name (d))) {
-      g_autofree char *p = g_build_filename (path, name, NULL);
-      dl_file_remove_tree (p);
+  if (g_file_test (path, G_FILE_TEST_IS_DIR) && !g_file_test (path, G_FILE_TEST_IS_SYMLINK))
+    {
+      g_autoptr (GDir) d = g_dir_open (path, 0, NULL);
+      const char *name;
+      while (d && (name = g_dir_read_name (d)))
+        {
+          g_autofree char *p = g_build_filename (path, name, NULL);
+          dl_file_remove_tree (p);
+        }
+      g_rmdir (path);
     }
-    g_rmdir (path);
-  } else {
-    g_unlink (path);
-  }
+  else
+    {
+      g_unlink (path);
+    }
 }
 
 char *

@@ -2,7 +2,8 @@
 
 #include <string.h>
 
-typedef struct {
+typedef struct
+{
   const char *p;
   gsize len;
   gsize pos;
@@ -10,8 +11,7 @@ typedef struct {
   char *problem;
 } Scan;
 
-static gboolean G_GNUC_PRINTF (2, 3)
-fail (Scan *s, const char *fmt, ...)
+static gboolean G_GNUC_PRINTF (2, 3) fail (Scan *s, const char *fmt, ...)
 {
   if (s->problem)
     return FALSE;
@@ -38,7 +38,7 @@ skip_ws (Scan *s)
 static int
 peek (Scan *s)
 {
-  return s->pos < s->len ? (guchar) s->p[s->pos] : -1;
+  return s->pos < s->len ? (guchar)s->p[s->pos] : -1;
 }
 
 static int
@@ -64,7 +64,7 @@ scan_string (Scan *s)
   s->pos++; /* the opening quote */
   while (s->pos < s->len)
     {
-      guchar c = (guchar) s->p[s->pos];
+      guchar c = (guchar)s->p[s->pos];
       if (c == '"')
         {
           s->pos++;
@@ -80,7 +80,7 @@ scan_string (Scan *s)
       s->pos++;
       if (s->pos >= s->len)
         break;
-      c = (guchar) s->p[s->pos++];
+      c = (guchar)s->p[s->pos++];
       if (strchr ("\"\\/bfnrt", c) != NULL && c != 0)
         continue;
       if (c != 'u')
@@ -91,15 +91,15 @@ scan_string (Scan *s)
       if (u == 0)
         return fail (s, "a string contains \\u0000 (NUL), which is not supported");
       if (u >= 0xDC00 && u <= 0xDFFF)
-        return fail (s, "lone low surrogate \\u%04X", (guint) u);
+        return fail (s, "lone low surrogate \\u%04X", (guint)u);
       if (u >= 0xD800 && u <= 0xDBFF)
         {
           if (s->len - s->pos < 2 || s->p[s->pos] != '\\' || s->p[s->pos + 1] != 'u')
-            return fail (s, "high surrogate \\u%04X is not followed by a low surrogate", (guint) u);
+            return fail (s, "high surrogate \\u%04X is not followed by a low surrogate", (guint)u);
           s->pos += 2;
           int lo = hex4 (s);
           if (lo < 0xDC00 || lo > 0xDFFF)
-            return fail (s, "high surrogate \\u%04X is not followed by a low surrogate", (guint) u);
+            return fail (s, "high surrogate \\u%04X is not followed by a low surrogate", (guint)u);
         }
     }
   return fail (s, "unterminated string");
@@ -159,7 +159,7 @@ scan_number (Scan *s)
       if (nd > 19 || (nd == 19 && memcmp (s->p + int_start, limit, 19) > 0))
         {
           s->pos = start;
-          return fail (s, "integer %.*s does not fit in 64 bits", (int) MIN (int_end - start, 40), s->p + start);
+          return fail (s, "integer %.*s does not fit in 64 bits", (int)MIN (int_end - start, 40), s->p + start);
         }
     }
   return TRUE;
@@ -171,7 +171,7 @@ unexpected (Scan *s)
   int c = peek (s);
   if (c > 0x20 && c < 0x7f)
     return fail (s, "unexpected character '%c'", c);
-  return fail (s, "unexpected character (byte 0x%02x)", (guint) c);
+  return fail (s, "unexpected character (byte 0x%02x)", (guint)c);
 }
 
 static gboolean
@@ -263,7 +263,7 @@ dl_json_check_strict (const char *text, gsize len, guint max_depth, char **probl
   const char *bad = NULL;
   if (!g_utf8_validate_len (text, len, &bad))
     {
-      s.pos = (gsize) (bad - text);
+      s.pos = (gsize)(bad - text);
       fail (&s, "not valid UTF-8 (or a NUL byte)");
     }
   else if (scan_value (&s, 0))
@@ -285,7 +285,8 @@ dl_json_check_strict (const char *text, gsize len, guint max_depth, char **probl
 
 /* json-glib keeps the last of two members with the same name; it announces every
  * member as it is added, so count them ourselves. */
-typedef struct {
+typedef struct
+{
   GHashTable *seen; /* JsonObject* -> GHashTable of names */
   char *duplicate;
 } DupCheck;
@@ -315,11 +316,11 @@ dl_json_parse_strict (const char *text, gsize len, guint max_depth, char **probl
       return NULL;
     }
   g_autoptr (JsonParser) parser = json_parser_new ();
-  DupCheck dc = { g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, (GDestroyNotify) g_hash_table_unref),
+  DupCheck dc = { g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, (GDestroyNotify)g_hash_table_unref),
                   NULL };
   gulong id = g_signal_connect (parser, "object-member", G_CALLBACK (on_object_member), &dc);
   g_autoptr (GError) error = NULL;
-  gboolean ok = json_parser_load_from_data (parser, text, (gssize) len, &error);
+  gboolean ok = json_parser_load_from_data (parser, text, (gssize)len, &error);
   g_signal_handler_disconnect (parser, id);
   g_hash_table_unref (dc.seen);
   g_autofree char *duplicate = dc.duplicate;

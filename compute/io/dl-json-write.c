@@ -11,10 +11,11 @@
 void
 dl_json_append_double (GString *out, double v)
 {
-  if (!isfinite (v)) {
-    g_string_append (out, "null");
-    return;
-  }
+  if (!isfinite (v))
+    {
+      g_string_append (out, "null");
+      return;
+    }
   /* Python's repr: shortest, exact, and 2.0 stays a double when read back */
   g_autofree char *text = dl_python_float_repr (v);
   g_string_append (out, text);
@@ -24,36 +25,38 @@ void
 dl_json_append_string (GString *out, const char *s)
 {
   g_string_append_c (out, '"');
-  for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
-    switch (*p) {
-    case '"':
-      g_string_append (out, "\\\"");
-      break;
-    case '\\':
-      g_string_append (out, "\\\\");
-      break;
-    case '\n':
-      g_string_append (out, "\\n");
-      break;
-    case '\r':
-      g_string_append (out, "\\r");
-      break;
-    case '\t':
-      g_string_append (out, "\\t");
-      break;
-    case '\b':
-      g_string_append (out, "\\b");
-      break;
-    case '\f':
-      g_string_append (out, "\\f");
-      break;
-    default:
-      if (*p < 0x20 || *p == 0x7f)
-        g_string_append_printf (out, "\\u%04x", *p);
-      else
-        g_string_append_c (out, (char) *p);
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+    {
+      switch (*p)
+        {
+        case '"':
+          g_string_append (out, "\\\"");
+          break;
+        case '\\':
+          g_string_append (out, "\\\\");
+          break;
+        case '\n':
+          g_string_append (out, "\\n");
+          break;
+        case '\r':
+          g_string_append (out, "\\r");
+          break;
+        case '\t':
+          g_string_append (out, "\\t");
+          break;
+        case '\b':
+          g_string_append (out, "\\b");
+          break;
+        case '\f':
+          g_string_append (out, "\\f");
+          break;
+        default:
+          if (*p < 0x20 || *p == 0x7f)
+            g_string_append_printf (out, "\\u%04x", *p);
+          else
+            g_string_append_c (out, (char)*p);
+        }
     }
-  }
   g_string_append_c (out, '"');
 }
 
@@ -70,55 +73,61 @@ indent (GString *out, gboolean pretty, int depth)
 static void
 write_node (GString *out, JsonNode *node, gboolean pretty, int depth)
 {
-  switch (json_node_get_node_type (node)) {
-  case JSON_NODE_NULL:
-    g_string_append (out, "null");
-    break;
-  case JSON_NODE_VALUE: {
-    GType t = json_node_get_value_type (node);
-    if (t == G_TYPE_STRING)
-      dl_json_append_string (out, json_node_get_string (node));
-    else if (t == G_TYPE_BOOLEAN)
-      g_string_append (out, json_node_get_boolean (node) ? "true" : "false");
-    else if (t == G_TYPE_DOUBLE)
-      dl_json_append_double (out, json_node_get_double (node));
-    else
-      g_string_append_printf (out, "%" G_GINT64_FORMAT, json_node_get_int (node));
-    break;
-  }
-  case JSON_NODE_ARRAY: {
-    JsonArray *a = json_node_get_array (node);
-    guint n = json_array_get_length (a);
-    g_string_append_c (out, '[');
-    for (guint i = 0; i < n; i++) {
-      if (i)
-        g_string_append_c (out, ',');
-      indent (out, pretty, depth + 1);
-      write_node (out, json_array_get_element (a, i), pretty, depth + 1);
+  switch (json_node_get_node_type (node))
+    {
+    case JSON_NODE_NULL:
+      g_string_append (out, "null");
+      break;
+    case JSON_NODE_VALUE:
+      {
+        GType t = json_node_get_value_type (node);
+        if (t == G_TYPE_STRING)
+          dl_json_append_string (out, json_node_get_string (node));
+        else if (t == G_TYPE_BOOLEAN)
+          g_string_append (out, json_node_get_boolean (node) ? "true" : "false");
+        else if (t == G_TYPE_DOUBLE)
+          dl_json_append_double (out, json_node_get_double (node));
+        else
+          g_string_append_printf (out, "%" G_GINT64_FORMAT, json_node_get_int (node));
+        break;
+      }
+    case JSON_NODE_ARRAY:
+      {
+        JsonArray *a = json_node_get_array (node);
+        guint n = json_array_get_length (a);
+        g_string_append_c (out, '[');
+        for (guint i = 0; i < n; i++)
+          {
+            if (i)
+              g_string_append_c (out, ',');
+            indent (out, pretty, depth + 1);
+            write_node (out, json_array_get_element (a, i), pretty, depth + 1);
+          }
+        if (n)
+          indent (out, pretty, depth);
+        g_string_append_c (out, ']');
+        break;
+      }
+    case JSON_NODE_OBJECT:
+      {
+        JsonObject *o = json_node_get_object (node);
+        g_autoptr (GList) members = json_object_get_members (o);
+        g_string_append_c (out, '{');
+        for (GList *l = members; l; l = l->next)
+          {
+            if (l != members)
+              g_string_append_c (out, ',');
+            indent (out, pretty, depth + 1);
+            dl_json_append_string (out, l->data);
+            g_string_append (out, pretty ? ": " : ":");
+            write_node (out, json_object_get_member (o, l->data), pretty, depth + 1);
+          }
+        if (members)
+          indent (out, pretty, depth);
+        g_string_append_c (out, '}');
+        break;
+      }
     }
-    if (n)
-      indent (out, pretty, depth);
-    g_string_append_c (out, ']');
-    break;
-  }
-  case JSON_NODE_OBJECT: {
-    JsonObject *o = json_node_get_object (node);
-    g_autoptr (GList) members = json_object_get_members (o);
-    g_string_append_c (out, '{');
-    for (GList *l = members; l; l = l->next) {
-      if (l != members)
-        g_string_append_c (out, ',');
-      indent (out, pretty, depth + 1);
-      dl_json_append_string (out, l->data);
-      g_string_append (out, pretty ? ": " : ":");
-      write_node (out, json_object_get_member (o, l->data), pretty, depth + 1);
-    }
-    if (members)
-      indent (out, pretty, depth);
-    g_string_append_c (out, '}');
-    break;
-  }
-  }
 }
 
 char *

@@ -61,8 +61,8 @@ dl_ldm_layout_probe (const char *const *keys, guint n_keys, DlLdmLayout *layout,
   int lpb = min_op != G_MAXINT ? min_op - 1 : max_in;
   if (lpb < 1 || (max_in + 1) % (lpb + 1) != 0 || (max_in + 1) / (lpb + 1) > DL_MODEL_MAX_LEVELS)
     {
-      *problem = g_strdup_printf ("the UNet input blocks (0 to %d, first downsampler at %d) do not form levels",
-                                  max_in, min_op == G_MAXINT ? -1 : min_op);
+      *problem = g_strdup_printf ("the UNet input blocks (0 to %d, first downsampler at %d) do not form levels", max_in,
+                                  min_op == G_MAXINT ? -1 : min_op);
       return FALSE;
     }
   layout->unet_layers_per_block = lpb;
@@ -92,8 +92,8 @@ dl_ldm_layout_from_config (const DlModelConfig *config, DlLdmLayout *layout)
 /* ---- LDM -> internal ---- */
 
 static const char *const unet_res_renames[][2] = {
-  { "in_layers.0.", "norm1." },     { "in_layers.2.", "conv1." },  { "emb_layers.1.", "time_emb_proj." },
-  { "out_layers.0.", "norm2." },    { "out_layers.3.", "conv2." }, { "skip_connection.", "conv_shortcut." },
+  { "in_layers.0.", "norm1." },  { "in_layers.2.", "conv1." },  { "emb_layers.1.", "time_emb_proj." },
+  { "out_layers.0.", "norm2." }, { "out_layers.3.", "conv2." }, { "skip_connection.", "conv_shortcut." },
 };
 
 static char *
@@ -414,7 +414,10 @@ dl_keymap_internal_to_ldm (const char *name, const DlLdmLayout *layout)
 /* ---- diffusers ---- */
 
 static const char *const old_vae_attn[][2] = {
-  { "query.", "to_q." }, { "key.", "to_k." }, { "value.", "to_v." }, { "proj_attn.", "to_out.0." },
+  { "query.", "to_q." },
+  { "key.", "to_k." },
+  { "value.", "to_v." },
+  { "proj_attn.", "to_out.0." },
 };
 
 char *
@@ -431,7 +434,7 @@ dl_keymap_diffusers_to_internal (DlComponent component, const char *key)
           const char *tail = p + strlen ("mid_block.attentions.0.");
           g_autofree char *t = rename_prefix (tail, old_vae_attn, G_N_ELEMENTS (old_vae_attn), 0);
           if (t)
-            return g_strdup_printf ("%s.%.*s%s", prefix, (int) (tail - key), key, t);
+            return g_strdup_printf ("%s.%.*s%s", prefix, (int)(tail - key), key, t);
         }
     }
   return g_strconcat (prefix, ".", key, NULL);
@@ -441,10 +444,20 @@ gboolean
 dl_keymap_is_known_extra (const char *key)
 {
   static const char *const ddpm[] = {
-    "betas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod", "sqrt_one_minus_alphas_cumprod",
-    "log_one_minus_alphas_cumprod", "sqrt_recip_alphas_cumprod", "sqrt_recipm1_alphas_cumprod",
-    "posterior_variance", "posterior_log_variance_clipped", "posterior_mean_coef1", "posterior_mean_coef2",
-    "model_ema.decay", "model_ema.num_updates",
+    "betas",
+    "alphas_cumprod",
+    "alphas_cumprod_prev",
+    "sqrt_alphas_cumprod",
+    "sqrt_one_minus_alphas_cumprod",
+    "log_one_minus_alphas_cumprod",
+    "sqrt_recip_alphas_cumprod",
+    "sqrt_recipm1_alphas_cumprod",
+    "posterior_variance",
+    "posterior_log_variance_clipped",
+    "posterior_mean_coef1",
+    "posterior_mean_coef2",
+    "model_ema.decay",
+    "model_ema.num_updates",
   };
   for (guint i = 0; i < G_N_ELEMENTS (ddpm); i++)
     if (strcmp (key, ddpm[i]) == 0)

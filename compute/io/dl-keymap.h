@@ -16,7 +16,8 @@
 
 G_BEGIN_DECLS
 
-typedef struct {
+typedef struct
+{
   int unet_levels;
   int unet_layers_per_block;
   gboolean unet_level_attention[DL_MODEL_MAX_LEVELS];

@@ -117,12 +117,13 @@ dl_model_config_init_sd15 (DlModelConfig *config)
 
 /* ---- fields by name ---- */
 
-typedef struct {
+typedef struct
+{
   const char *name;
   DlFieldType type;
   gsize offset;
-  gsize size;         /* strings: buffer size */
-  gsize levels_from;  /* array fields: offset of the n_levels int */
+  gsize size;        /* strings: buffer size */
+  gsize levels_from; /* array fields: offset of the n_levels int */
 } Field;
 
 #define U(f) offsetof (DlModelConfig, unet.f)
@@ -171,14 +172,14 @@ static const Field fields[] = {
   { "scheduler.num_train_timesteps", DL_FIELD_INT, S (num_train_timesteps), 0, 0 },
   { "scheduler.beta_start", DL_FIELD_DOUBLE, S (beta_start), 0, 0 },
   { "scheduler.beta_end", DL_FIELD_DOUBLE, S (beta_end), 0, 0 },
-  { "scheduler.beta_schedule", DL_FIELD_STRING, S (beta_schedule), sizeof (((DlSchedulerConfig *) 0)->beta_schedule),
+  { "scheduler.beta_schedule", DL_FIELD_STRING, S (beta_schedule), sizeof (((DlSchedulerConfig *)0)->beta_schedule),
     0 },
   { "scheduler.prediction_type", DL_FIELD_PREDICTION, S (prediction_type), 0, 0 },
   { "scheduler.steps_offset", DL_FIELD_INT, S (steps_offset), 0, 0 },
   { "scheduler.clip_sample", DL_FIELD_BOOL, S (clip_sample), 0, 0 },
   { "scheduler.set_alpha_to_one", DL_FIELD_BOOL, S (set_alpha_to_one), 0, 0 },
   { "scheduler.timestep_spacing", DL_FIELD_STRING, S (timestep_spacing),
-    sizeof (((DlSchedulerConfig *) 0)->timestep_spacing), 0 },
+    sizeof (((DlSchedulerConfig *)0)->timestep_spacing), 0 },
 };
 
 guint
@@ -206,7 +207,7 @@ dl_model_config_field_index (const char *name)
 {
   for (guint i = 0; i < G_N_ELEMENTS (fields); i++)
     if (strcmp (fields[i].name, name) == 0)
-      return (int) i;
+      return (int)i;
   return -1;
 }
 
@@ -214,7 +215,7 @@ gpointer
 dl_model_config_field_ptr (DlModelConfig *config, guint index)
 {
   g_return_val_if_fail (index < G_N_ELEMENTS (fields), NULL);
-  return (guint8 *) config + fields[index].offset;
+  return (guint8 *)config + fields[index].offset;
 }
 
 int
@@ -223,7 +224,7 @@ dl_model_config_field_levels (const DlModelConfig *config, guint index)
   g_return_val_if_fail (index < G_N_ELEMENTS (fields), 0);
   if (fields[index].type != DL_FIELD_INT_LEVELS && fields[index].type != DL_FIELD_BOOL_LEVELS)
     return 0;
-  int n = *(const int *) ((const guint8 *) config + fields[index].levels_from);
+  int n = *(const int *)((const guint8 *)config + fields[index].levels_from);
   return CLAMP (n, 0, DL_MODEL_MAX_LEVELS);
 }
 
@@ -232,22 +233,22 @@ dl_model_config_field_to_string (const DlModelConfig *config, guint index)
 {
   g_return_val_if_fail (index < G_N_ELEMENTS (fields), NULL);
   const Field *f = &fields[index];
-  const guint8 *p = (const guint8 *) config + f->offset;
+  const guint8 *p = (const guint8 *)config + f->offset;
   char buf[G_ASCII_DTOSTR_BUF_SIZE];
   switch (f->type)
     {
     case DL_FIELD_INT:
-      return g_strdup_printf ("%d", *(const int *) p);
+      return g_strdup_printf ("%d", *(const int *)p);
     case DL_FIELD_DOUBLE:
-      return g_strdup (g_ascii_formatd (buf, sizeof buf, "%.9g", *(const double *) p));
+      return g_strdup (g_ascii_formatd (buf, sizeof buf, "%.9g", *(const double *)p));
     case DL_FIELD_BOOL:
-      return g_strdup (*(const gboolean *) p ? "true" : "false");
+      return g_strdup (*(const gboolean *)p ? "true" : "false");
     case DL_FIELD_STRING:
-      return g_strdup ((const char *) p);
+      return g_strdup ((const char *)p);
     case DL_FIELD_PREDICTION:
-      return g_strdup (dl_prediction_type_name (*(const DlPredictionType *) p));
+      return g_strdup (dl_prediction_type_name (*(const DlPredictionType *)p));
     case DL_FIELD_ACTIVATION:
-      return g_strdup (dl_hidden_act_name (*(const DlHiddenAct *) p));
+      return g_strdup (dl_hidden_act_name (*(const DlHiddenAct *)p));
     case DL_FIELD_INT_LEVELS:
     case DL_FIELD_BOOL_LEVELS:
       {
@@ -256,9 +257,9 @@ dl_model_config_field_to_string (const DlModelConfig *config, guint index)
         for (int i = 0; i < n; i++)
           {
             if (f->type == DL_FIELD_INT_LEVELS)
-              g_string_append_printf (s, "%s%d", i ? ", " : "", ((const int *) p)[i]);
+              g_string_append_printf (s, "%s%d", i ? ", " : "", ((const int *)p)[i]);
             else
-              g_string_append_printf (s, "%s%s", i ? ", " : "", ((const gboolean *) p)[i] ? "true" : "false");
+              g_string_append_printf (s, "%s%s", i ? ", " : "", ((const gboolean *)p)[i] ? "true" : "false");
           }
         g_string_append_c (s, ']');
         return g_string_free (s, FALSE);

@@ -12,7 +12,8 @@ G_BEGIN_DECLS
 
 #define DL_MODEL_MAX_LEVELS 8
 
-typedef enum {
+typedef enum
+{
   DL_FAMILY_UNKNOWN,
   DL_FAMILY_SD1,
   DL_FAMILY_SD1_INPAINT,
@@ -26,7 +27,8 @@ typedef enum {
 /* "Stable Diffusion 1.x", "Stable Diffusion 2.x (v-prediction)", ... */
 const char *dl_model_family_name (DlModelFamily family);
 
-typedef enum {
+typedef enum
+{
   DL_PREDICTION_TYPE_EPSILON,
   DL_PREDICTION_TYPE_V,
   DL_PREDICTION_TYPE_SAMPLE,
@@ -35,7 +37,8 @@ typedef enum {
 /* "epsilon", "v_prediction", "sample" (diffusers' spelling) */
 const char *dl_prediction_type_name (DlPredictionType p);
 
-typedef enum {
+typedef enum
+{
   DL_HIDDEN_ACT_QUICK_GELU,
   DL_HIDDEN_ACT_GELU,
 } DlHiddenAct;
@@ -44,7 +47,8 @@ const char *dl_hidden_act_name (DlHiddenAct a);
 
 /* UNet2DConditionModel.  Level i is down block i (the up blocks run the levels in
  * reverse); per-level arrays are in down-block order. */
-typedef struct {
+typedef struct
+{
   int in_channels;
   int out_channels;
   int n_levels;
@@ -58,16 +62,17 @@ typedef struct {
   gboolean use_linear_projection;                    /* proj_in/out Linear (SD2) rather than 1x1 conv */
   gboolean upcast_attention;
   int norm_num_groups;
-  double norm_eps;             /* ResBlock and output GroupNorms; transformer GroupNorm is always 1e-6 */
-  int time_proj_dim;           /* sinusoidal embedding width = block_out_channels[0] */
-  int time_embed_dim;          /* time MLP width = 4 * block_out_channels[0] */
-  gboolean flip_sin_to_cos;    /* TRUE: [cos | sin] */
+  double norm_eps;          /* ResBlock and output GroupNorms; transformer GroupNorm is always 1e-6 */
+  int time_proj_dim;        /* sinusoidal embedding width = block_out_channels[0] */
+  int time_embed_dim;       /* time MLP width = 4 * block_out_channels[0] */
+  gboolean flip_sin_to_cos; /* TRUE: [cos | sin] */
   double freq_shift;
-  int sample_size;             /* latent size the model was trained at */
+  int sample_size; /* latent size the model was trained at */
 } DlUNetConfig;
 
 /* AutoencoderKL */
-typedef struct {
+typedef struct
+{
   int in_channels;
   int out_channels;
   int latent_channels;
@@ -75,13 +80,14 @@ typedef struct {
   int block_out_channels[DL_MODEL_MAX_LEVELS];
   int layers_per_block; /* encoder resnets per level; the decoder has one more */
   int norm_num_groups;
-  double norm_eps;      /* 1e-6 in every SD VAE */
+  double norm_eps; /* 1e-6 in every SD VAE */
   double scaling_factor;
   int sample_size;
 } DlVaeConfig;
 
 /* transformers CLIPTextModel */
-typedef struct {
+typedef struct
+{
   int vocab_size;
   int hidden_size;
   int n_layers;
@@ -93,7 +99,8 @@ typedef struct {
 } DlTextEncoderConfig;
 
 /* the training/inference noise schedule (diffusers scheduler_config.json) */
-typedef struct {
+typedef struct
+{
   int num_train_timesteps;
   double beta_start;
   double beta_end;
@@ -105,7 +112,8 @@ typedef struct {
   char timestep_spacing[16]; /* "leading", "trailing", "linspace" */
 } DlSchedulerConfig;
 
-typedef struct {
+typedef struct
+{
   DlUNetConfig unet;
   DlVaeConfig vae;
   DlTextEncoderConfig text_encoder;
@@ -118,7 +126,8 @@ void dl_model_config_init_sd15 (DlModelConfig *config);
 /* ---- the fields by name ("unet.norm_num_groups", "scheduler.beta_end", ...),
  * for the configuration loaders and for printing ---- */
 
-typedef enum {
+typedef enum
+{
   DL_FIELD_INT,
   DL_FIELD_DOUBLE,
   DL_FIELD_BOOL,

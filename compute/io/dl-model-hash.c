@@ -9,7 +9,7 @@
 
 #include "dl-error.h"
 
-#define BLOCK ((gsize) 1 << 20)
+#define BLOCK ((gsize)1 << 20)
 #define LEGACY_OFFSET 0x100000
 #define LEGACY_LENGTH 0x10000
 
@@ -17,10 +17,11 @@ static int
 open_for_hash (const char *path, GError **error)
 {
   int fd = g_open (path, O_RDONLY | O_CLOEXEC, 0);
-  if (fd < 0) {
-    int err = errno;
-    g_set_error (error, DL_ERROR, DL_ERROR_IO, "Cannot read “%s” to hash it: %s", path, g_strerror (err));
-  }
+  if (fd < 0)
+    {
+      int err = errno;
+      g_set_error (error, DL_ERROR, DL_ERROR_IO, "Cannot read “%s” to hash it: %s", path, g_strerror (err));
+    }
   return fd;
 }
 
@@ -36,35 +37,37 @@ cancelled (GCancellable *cancellable, const char *path, GError **error)
 /* Feed up to `length` bytes from `offset` (G_MAXUINT64: to the end) to `sum`,
  * block by block; stops quietly at the end of the file. */
 static gboolean
-hash_range (const char *path, guint64 offset, guint64 length, GChecksum *sum, GCancellable *cancellable,
-            GError **error)
+hash_range (const char *path, guint64 offset, guint64 length, GChecksum *sum, GCancellable *cancellable, GError **error)
 {
   int fd = open_for_hash (path, error);
   if (fd < 0)
     return FALSE;
   g_autofree guchar *buf = g_malloc (BLOCK);
   gboolean ok = TRUE;
-  while (length > 0) {
-    if (cancelled (cancellable, path, error)) {
-      ok = FALSE;
-      break;
+  while (length > 0)
+    {
+      if (cancelled (cancellable, path, error))
+        {
+          ok = FALSE;
+          break;
+        }
+      gsize want = (gsize)MIN ((guint64)BLOCK, length);
+      ssize_t n = pread (fd, buf, want, (off_t)offset);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        {
+          int err = errno;
+          g_set_error (error, DL_ERROR, DL_ERROR_IO, "Cannot read “%s” to hash it: %s", path, g_strerror (err));
+          ok = FALSE;
+          break;
+        }
+      if (n == 0)
+        break;
+      g_checksum_update (sum, buf, n);
+      offset += (guint64)n;
+      length -= (guint64)n;
     }
-    gsize want = (gsize) MIN ((guint64) BLOCK, length);
-    ssize_t n = pread (fd, buf, want, (off_t) offset);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0) {
-      int err = errno;
-      g_set_error (error, DL_ERROR, DL_ERROR_IO, "Cannot read “%s” to hash it: %s", path, g_strerror (err));
-      ok = FALSE;
-      break;
-    }
-    if (n == 0)
-      break;
-    g_checksum_update (sum, buf, n);
-    offset += (guint64) n;
-    length -= (guint64) n;
-  }
   close (fd);
   return ok;
 }
@@ -102,20 +105,22 @@ dl_model_hashes_compute (const char *path, DlModelHashes *out, GCancellable *can
   g_return_val_if_fail (path != NULL && out != NULL, FALSE);
   memset (out, 0, sizeof *out);
   GStatBuf st;
-  if (g_stat (path, &st) != 0) {
-    int err = errno;
-    g_set_error (error, DL_ERROR, DL_ERROR_IO, "Base model “%s”: %s", path, g_strerror (err));
-    return FALSE;
-  }
+  if (g_stat (path, &st) != 0)
+    {
+      int err = errno;
+      g_set_error (error, DL_ERROR, DL_ERROR_IO, "Base model “%s”: %s", path, g_strerror (err));
+      return FALSE;
+    }
   g_autofree char *trimmed = g_strdup (path);
   gsize len = strlen (trimmed);
   while (len > 1 && G_IS_DIR_SEPARATOR (trimmed[len - 1]))
     trimmed[--len] = '\0'; /* like os.path.basename, but "dir/" names "dir" */
-  if (S_ISDIR (st.st_mode)) {
-    out->is_folder = TRUE;
-    out->name = g_path_get_basename (trimmed);
-    return TRUE;
-  }
+  if (S_ISDIR (st.st_mode))
+    {
+      out->is_folder = TRUE;
+      out->name = g_path_get_basename (trimmed);
+      return TRUE;
+    }
   g_autofree char *legacy = dl_model_hash_legacy (path, cancellable, error);
   if (!legacy)
     return FALSE;

@@ -24,10 +24,11 @@ char *dl_model_hash_sha256 (const char *path, GCancellable *cancellable, GError 
 char *dl_model_hash_short (const char *sha256_hex);
 
 /* What a training run records about its base model. */
-typedef struct {
-  char *name;       /* ss_sd_model_name: the file's or folder's base name */
-  char *legacy;     /* ss_sd_model_hash; NULL for a folder */
-  char *sha256;     /* ss_new_sd_model_hash; NULL for a folder */
+typedef struct
+{
+  char *name;   /* ss_sd_model_name: the file's or folder's base name */
+  char *legacy; /* ss_sd_model_hash; NULL for a folder */
+  char *sha256; /* ss_new_sd_model_hash; NULL for a folder */
   gboolean is_folder;
 } DlModelHashes;
 

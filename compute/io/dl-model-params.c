@@ -19,7 +19,7 @@ dl_component_from_name (const char *internal_name, DlComponent *out)
       gsize n = strlen (component_names[c]);
       if (strncmp (internal_name, component_names[c], n) == 0 && internal_name[n] == '.')
         {
-          *out = (DlComponent) c;
+          *out = (DlComponent)c;
           return TRUE;
         }
     }
@@ -42,13 +42,13 @@ spec_free (DlParamSpec *s)
   g_free (s);
 }
 
-typedef struct {
+typedef struct
+{
   GPtrArray *out;
   DlComponent component;
 } Builder;
 
-static void G_GNUC_PRINTF (3, 4)
-add (Builder *b, int ndim_and_shape[5], const char *fmt, ...)
+static void G_GNUC_PRINTF (3, 4) add (Builder *b, int ndim_and_shape[5], const char *fmt, ...)
 {
   DlParamSpec *s = g_new0 (DlParamSpec, 1);
   va_list ap;
@@ -63,9 +63,9 @@ add (Builder *b, int ndim_and_shape[5], const char *fmt, ...)
   g_ptr_array_add (b->out, s);
 }
 
-#define S1(a) ((int[5]) { 1, (a) })
-#define S2(a, b) ((int[5]) { 2, (a), (b) })
-#define S4(a, b, c, d) ((int[5]) { 4, (a), (b), (c), (d) })
+#define S1(a) ((int[5]){ 1, (a) })
+#define S2(a, b) ((int[5]){ 2, (a), (b) })
+#define S4(a, b, c, d) ((int[5]){ 4, (a), (b), (c), (d) })
 
 /* weight + bias of a Linear, a 3x3 / 1x1 conv or a norm */
 static void
@@ -123,9 +123,9 @@ unet_transformer (Builder *b, const DlUNetConfig *c, const char *p, int ch)
               g_autofree char *q1 = g_strdup_printf ("%s.attn1.to_q", tb), *k1 = g_strdup_printf ("%s.attn1.to_k", tb),
                               *v1 = g_strdup_printf ("%s.attn1.to_v", tb),
                               *o1 = g_strdup_printf ("%s.attn1.to_out.0", tb),
-                              *ff0 = g_strdup_printf ("%s.ff.net.0.proj", tb), *ff2 = g_strdup_printf ("%s.ff.net.2", tb),
-                              *q2 = g_strdup_printf ("%s.attn2.to_q", tb), *k2 = g_strdup_printf ("%s.attn2.to_k", tb),
-                              *v2 = g_strdup_printf ("%s.attn2.to_v", tb),
+                              *ff0 = g_strdup_printf ("%s.ff.net.0.proj", tb),
+                              *ff2 = g_strdup_printf ("%s.ff.net.2", tb), *q2 = g_strdup_printf ("%s.attn2.to_q", tb),
+                              *k2 = g_strdup_printf ("%s.attn2.to_k", tb), *v2 = g_strdup_printf ("%s.attn2.to_v", tb),
                               *o2 = g_strdup_printf ("%s.attn2.to_out.0", tb), *n1 = g_strdup_printf ("%s.norm1", tb),
                               *n2 = g_strdup_printf ("%s.norm2", tb), *n3 = g_strdup_printf ("%s.norm3", tb);
               /* state-dict order: attn1, ff, attn2, norm1..3 (registration order of
@@ -331,7 +331,7 @@ dl_model_param_specs (const DlModelConfig *config)
   g_return_val_if_fail (config != NULL, NULL);
   g_return_val_if_fail (config->unet.n_levels >= 1 && config->unet.n_levels <= DL_MODEL_MAX_LEVELS, NULL);
   g_return_val_if_fail (config->vae.n_levels >= 1 && config->vae.n_levels <= DL_MODEL_MAX_LEVELS, NULL);
-  Builder b = { g_ptr_array_new_with_free_func ((GDestroyNotify) spec_free), DL_COMPONENT_UNET };
+  Builder b = { g_ptr_array_new_with_free_func ((GDestroyNotify)spec_free), DL_COMPONENT_UNET };
   unet_specs (&b, &config->unet);
   b.component = DL_COMPONENT_VAE;
   vae_specs (&b, &config->vae);

@@ -16,7 +16,8 @@
 
 G_BEGIN_DECLS
 
-typedef enum {
+typedef enum
+{
   DL_COMPONENT_UNET,
   DL_COMPONENT_VAE,
   DL_COMPONENT_TEXT_ENCODER,
@@ -28,7 +29,8 @@ const char *dl_component_name (DlComponent c);
 /* The component of an internal name, from its prefix. */
 gboolean dl_component_from_name (const char *internal_name, DlComponent *out);
 
-typedef struct {
+typedef struct
+{
   char *name; /* internal name */
   DlComponent component;
   int ndim;

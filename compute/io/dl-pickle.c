@@ -7,7 +7,8 @@
 #include "dl-error.h"
 
 /* what an allowed global becomes */
-typedef enum {
+typedef enum
+{
   G_ORDERED_DICT,
   G_REBUILD_TENSOR,
   G_REBUILD_PARAMETER,
@@ -15,7 +16,8 @@ typedef enum {
   G_INERT,
 } GlobalKind;
 
-static const struct {
+static const struct
+{
   const char *module;
   const char *name;
   GlobalKind kind;
@@ -47,17 +49,20 @@ static const struct {
   { "torch.nn.modules.container", "ParameterDict", G_INERT, 0 },
 };
 
-typedef struct {
+typedef struct
+{
   DlPickleValue v;
   int global_index; /* for GLOBAL values */
 } Value;
 
-struct _DlPickle {
+struct _DlPickle
+{
   GPtrArray *arena; /* Value*, owns everything */
   DlPickleValue *root;
 };
 
-typedef struct {
+typedef struct
+{
   DlPickle *pk;
   const guint8 *data;
   gsize len;
@@ -164,12 +169,12 @@ const char *
 dl_pickle_type_name (DlPickleType type)
 {
   static const char *const names[] = {
-    [DL_PK_NONE] = "None",   [DL_PK_BOOL] = "bool",       [DL_PK_INT] = "int",         [DL_PK_FLOAT] = "float",
-    [DL_PK_STRING] = "str",  [DL_PK_BYTES] = "bytes",     [DL_PK_TUPLE] = "tuple",     [DL_PK_LIST] = "list",
-    [DL_PK_DICT] = "dict",   [DL_PK_SET] = "set",         [DL_PK_GLOBAL] = "class",    [DL_PK_STORAGE] = "storage",
+    [DL_PK_NONE] = "None",     [DL_PK_BOOL] = "bool",     [DL_PK_INT] = "int",      [DL_PK_FLOAT] = "float",
+    [DL_PK_STRING] = "str",    [DL_PK_BYTES] = "bytes",   [DL_PK_TUPLE] = "tuple",  [DL_PK_LIST] = "list",
+    [DL_PK_DICT] = "dict",     [DL_PK_SET] = "set",       [DL_PK_GLOBAL] = "class", [DL_PK_STORAGE] = "storage",
     [DL_PK_TENSOR] = "tensor", [DL_PK_OPAQUE] = "object",
   };
-  return (guint) type < G_N_ELEMENTS (names) && names[type] ? names[type] : "unknown";
+  return (guint)type < G_N_ELEMENTS (names) && names[type] ? names[type] : "unknown";
 }
 
 static const char *
@@ -177,36 +182,60 @@ op_name (guint8 op)
 {
   switch (op)
     {
-    case 'c': return "GLOBAL";
-    case 'R': return "REDUCE";
-    case 'b': return "BUILD";
-    case 'i': return "INST";
-    case 'o': return "OBJ";
-    case 0x81: return "NEWOBJ";
-    case 0x92: return "NEWOBJ_EX";
-    case 0x93: return "STACK_GLOBAL";
-    case 'P': return "PERSID";
-    case 'Q': return "BINPERSID";
-    case 0x82: return "EXT1";
-    case 0x83: return "EXT2";
-    case 0x84: return "EXT4";
-    case 'I': return "INT";
-    case 'L': return "LONG";
-    case 'F': return "FLOAT";
-    case 'S': return "STRING";
-    case 'V': return "UNICODE";
-    case 'p': return "PUT";
-    case 'g': return "GET";
-    case 0x8b: return "LONG4";
-    case 0x96: return "BYTEARRAY8";
-    case 0x97: return "NEXT_BUFFER";
-    case 0x98: return "READONLY_BUFFER";
-    default: return NULL;
+    case 'c':
+      return "GLOBAL";
+    case 'R':
+      return "REDUCE";
+    case 'b':
+      return "BUILD";
+    case 'i':
+      return "INST";
+    case 'o':
+      return "OBJ";
+    case 0x81:
+      return "NEWOBJ";
+    case 0x92:
+      return "NEWOBJ_EX";
+    case 0x93:
+      return "STACK_GLOBAL";
+    case 'P':
+      return "PERSID";
+    case 'Q':
+      return "BINPERSID";
+    case 0x82:
+      return "EXT1";
+    case 0x83:
+      return "EXT2";
+    case 0x84:
+      return "EXT4";
+    case 'I':
+      return "INT";
+    case 'L':
+      return "LONG";
+    case 'F':
+      return "FLOAT";
+    case 'S':
+      return "STRING";
+    case 'V':
+      return "UNICODE";
+    case 'p':
+      return "PUT";
+    case 'g':
+      return "GET";
+    case 0x8b:
+      return "LONG4";
+    case 0x96:
+      return "BYTEARRAY8";
+    case 0x97:
+      return "NEXT_BUFFER";
+    case 0x98:
+      return "READONLY_BUFFER";
+    default:
+      return NULL;
     }
 }
 
-static gboolean G_GNUC_PRINTF (2, 3)
-fail (Unpickler *u, const char *fmt, ...)
+static gboolean G_GNUC_PRINTF (2, 3) fail (Unpickler *u, const char *fmt, ...)
 {
   if (*u->error)
     return FALSE;
@@ -215,8 +244,9 @@ fail (Unpickler *u, const char *fmt, ...)
   g_autofree char *msg = g_strdup_vprintf (fmt, ap);
   va_end (ap);
   const char *name = op_name (u->op);
-  g_set_error (u->error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: refused pickle at byte %" G_GSIZE_FORMAT
-               " (opcode 0x%02x%s%s): %s", u->path, u->op_pos, u->op, name ? " " : "", name ? name : "", msg);
+  g_set_error (u->error, DL_ERROR, DL_ERROR_INVALID_FILE,
+               "“%s”: refused pickle at byte %" G_GSIZE_FORMAT " (opcode 0x%02x%s%s): %s", u->path, u->op_pos, u->op,
+               name ? " " : "", name ? name : "", msg);
   return FALSE;
 }
 
@@ -300,7 +330,7 @@ utf8_with_nul (const char *s, gsize n)
         return TRUE;
       if (*end != '\0')
         return FALSE;
-      n -= (gsize) (end - s) + 1;
+      n -= (gsize)(end - s) + 1;
       s = end + 1;
     }
   return TRUE;
@@ -311,7 +341,7 @@ push_string (Unpickler *u, gsize n, gboolean unicode)
 {
   if (!need (u, n))
     return FALSE;
-  const char *s = (const char *) u->data + u->pos;
+  const char *s = (const char *)u->data + u->pos;
   if (unicode && !utf8_with_nul (s, n))
     return fail (u, "a string is not valid UTF-8");
   Value *v = new_value (u, unicode ? DL_PK_STRING : DL_PK_BYTES);
@@ -349,7 +379,7 @@ make_global (Unpickler *u, const char *module, const char *name)
         Value *v = new_value (u, DL_PK_GLOBAL);
         v->v.global.module = g_strdup (module);
         v->v.global.name = g_strdup (name);
-        v->global_index = (int) i;
+        v->global_index = (int)i;
         return push (u, v);
       }
   return fail (u, "global “%s.%s” is not allowed (only the types of a state dict are)", module, name);
@@ -359,16 +389,16 @@ static gboolean
 op_global (Unpickler *u)
 {
   /* "module\nname\n" */
-  const char *start = (const char *) u->data + u->pos;
+  const char *start = (const char *)u->data + u->pos;
   gsize left = u->len - u->pos;
   const char *nl1 = memchr (start, '\n', MIN (left, 512));
-  const char *nl2 = nl1 ? memchr (nl1 + 1, '\n', MIN (left - (gsize) (nl1 + 1 - start), 512)) : NULL;
+  const char *nl2 = nl1 ? memchr (nl1 + 1, '\n', MIN (left - (gsize)(nl1 + 1 - start), 512)) : NULL;
   if (!nl2)
     return fail (u, "a GLOBAL's module and name are not two lines");
   g_autofree char *module = g_strndup (start, nl1 - start);
   g_autofree char *name = g_strndup (nl1 + 1, nl2 - nl1 - 1);
-  if (strlen (module) != (gsize) (nl1 - start) || strlen (name) != (gsize) (nl2 - nl1 - 1)
-      || !g_utf8_validate (module, -1, NULL) || !g_utf8_validate (name, -1, NULL))
+  if (strlen (module) != (gsize)(nl1 - start) || strlen (name) != (gsize)(nl2 - nl1 - 1) ||
+      !g_utf8_validate (module, -1, NULL) || !g_utf8_validate (name, -1, NULL))
     return fail (u, "a GLOBAL's name is not text");
   u->pos += nl2 + 1 - start;
   return make_global (u, module, name);
@@ -394,7 +424,7 @@ int_tuple (Unpickler *u, const Value *t, gint64 *out, int *n, const char *what)
     return fail (u, "_rebuild_tensor_v2: the %s is not a tuple", what);
   if (t->v.items->len > DL_ST_MAX_DIMS)
     return fail (u, "_rebuild_tensor_v2: a tensor with %u dimensions (at most %d)", t->v.items->len, DL_ST_MAX_DIMS);
-  *n = (int) t->v.items->len;
+  *n = (int)t->v.items->len;
   for (int i = 0; i < *n; i++)
     if (!int_of (t->v.items->pdata[i], &out[i]))
       return fail (u, "_rebuild_tensor_v2: the %s holds a non-integer", what);
@@ -414,10 +444,10 @@ call (Unpickler *u, Value *fn, Value *args)
     case G_ORDERED_DICT:
       {
         Value *d = new_value (u, DL_PK_DICT);
-        if (a->len == 1 && (((Value *) a->pdata[0])->v.type == DL_PK_LIST
-                            || ((Value *) a->pdata[0])->v.type == DL_PK_TUPLE))
+        if (a->len == 1 &&
+            (((Value *)a->pdata[0])->v.type == DL_PK_LIST || ((Value *)a->pdata[0])->v.type == DL_PK_TUPLE))
           {
-            GPtrArray *pairs = ((Value *) a->pdata[0])->v.items;
+            GPtrArray *pairs = ((Value *)a->pdata[0])->v.items;
             for (guint i = 0; i < pairs->len; i++)
               {
                 Value *p = pairs->pdata[i];
@@ -443,15 +473,15 @@ call (Unpickler *u, Value *fn, Value *args)
         int nstride;
         if (!int_of (a->pdata[1], &t->v.tensor.offset) || t->v.tensor.offset < 0)
           return fail (u, "_rebuild_tensor_v2: the storage offset is not a non-negative integer");
-        if (!int_tuple (u, a->pdata[2], t->v.tensor.shape, &t->v.tensor.ndim, "size")
-            || !int_tuple (u, a->pdata[3], t->v.tensor.stride, &nstride, "stride"))
+        if (!int_tuple (u, a->pdata[2], t->v.tensor.shape, &t->v.tensor.ndim, "size") ||
+            !int_tuple (u, a->pdata[3], t->v.tensor.stride, &nstride, "stride"))
           return FALSE;
         if (nstride != t->v.tensor.ndim)
           return fail (u, "_rebuild_tensor_v2: size and stride differ in length");
         return push (u, t);
       }
     case G_REBUILD_PARAMETER:
-      if (a->len < 1 || ((Value *) a->pdata[0])->v.type != DL_PK_TENSOR)
+      if (a->len < 1 || ((Value *)a->pdata[0])->v.type != DL_PK_TENSOR)
         return fail (u, "_rebuild_parameter without a tensor");
       return push (u, a->pdata[0]);
     case G_STORAGE_CLASS:
@@ -472,8 +502,8 @@ persistent_load (Unpickler *u, Value *pid)
 {
   /* ("storage", torch.<T>Storage, key, location, numel) */
   GPtrArray *a = pid->v.type == DL_PK_TUPLE ? pid->v.items : NULL;
-  if (!a || a->len != 5 || ((Value *) a->pdata[0])->v.type != DL_PK_STRING
-      || strcmp (((Value *) a->pdata[0])->v.str.data, "storage") != 0)
+  if (!a || a->len != 5 || ((Value *)a->pdata[0])->v.type != DL_PK_STRING ||
+      strcmp (((Value *)a->pdata[0])->v.str.data, "storage") != 0)
     return fail (u, "a persistent id that is not a (\"storage\", type, key, location, numel) tuple");
   Value *cls = a->pdata[1], *key = a->pdata[2], *loc = a->pdata[3];
   gint64 numel;
@@ -509,14 +539,14 @@ memo_put (Unpickler *u, guint64 idx)
   Value *v = top (u);
   if (!v)
     return FALSE;
-  g_hash_table_insert (u->memo, GSIZE_TO_POINTER ((gsize) idx + 1), v);
+  g_hash_table_insert (u->memo, GSIZE_TO_POINTER ((gsize)idx + 1), v);
   return TRUE;
 }
 
 static gboolean
 memo_get (Unpickler *u, guint64 idx)
 {
-  Value *v = g_hash_table_lookup (u->memo, GSIZE_TO_POINTER ((gsize) idx + 1));
+  Value *v = g_hash_table_lookup (u->memo, GSIZE_TO_POINTER ((gsize)idx + 1));
   if (!v)
     return fail (u, "memo entry %" G_GUINT64_FORMAT " was never stored", idx);
   return push (u, v);
@@ -578,12 +608,12 @@ step (Unpickler *u, gboolean *stop)
       if (!need (u, 2))
         return FALSE;
       u->pos += 2;
-      return push_int (u, (gint64) le (u->data + u->pos - 2, 2));
+      return push_int (u, (gint64)le (u->data + u->pos - 2, 2));
     case 'J': /* BININT */
       if (!need (u, 4))
         return FALSE;
       u->pos += 4;
-      return push_int (u, (gint32) (guint32) le (u->data + u->pos - 4, 4));
+      return push_int (u, (gint32)(guint32)le (u->data + u->pos - 4, 4));
     case 0x8a: /* LONG1: n little-endian two's complement bytes */
       {
         if (!need (u, 1))
@@ -593,11 +623,11 @@ step (Unpickler *u, gboolean *stop)
           return fail (u, "an integer of %u bytes (at most 8 supported)", n);
         if (!need (u, n))
           return FALSE;
-        guint64 v = le (u->data + u->pos, (int) n);
+        guint64 v = le (u->data + u->pos, (int)n);
         if (n > 0 && n < 8 && (u->data[u->pos + n - 1] & 0x80))
-          v |= ~(guint64) 0 << (8 * n);
+          v |= ~(guint64)0 << (8 * n);
         u->pos += n;
-        return push_int (u, (gint64) v);
+        return push_int (u, (gint64)v);
       }
     case 'G': /* BINFLOAT, big-endian */
       {
@@ -611,14 +641,14 @@ step (Unpickler *u, gboolean *stop)
         memcpy (&v->v.f, &bits, 8);
         return push (u, v);
       }
-    case 'X': /* BINUNICODE */
+    case 'X':  /* BINUNICODE */
     case 0x8c: /* SHORT_BINUNICODE */
     case 0x8d: /* BINUNICODE8 */
-    case 'B': /* BINBYTES */
-    case 'C': /* SHORT_BINBYTES */
+    case 'B':  /* BINBYTES */
+    case 'C':  /* SHORT_BINBYTES */
     case 0x8e: /* BINBYTES8 */
-    case 'T': /* BINSTRING (Python 2 str) */
-    case 'U': /* SHORT_BINSTRING */
+    case 'T':  /* BINSTRING (Python 2 str) */
+    case 'U':  /* SHORT_BINSTRING */
       {
         int w = (u->op == 0x8c || u->op == 'C' || u->op == 'U') ? 1 : (u->op == 0x8d || u->op == 0x8e) ? 8 : 4;
         if (!need (u, w))
@@ -653,16 +683,18 @@ step (Unpickler *u, gboolean *stop)
           g_ptr_array_add (t->v.items, vals[i]);
         return push (u, t);
       }
-    case 't': /* TUPLE */
-    case 'l': /* LIST */
-    case 'd': /* DICT */
+    case 't':  /* TUPLE */
+    case 'l':  /* LIST */
+    case 'd':  /* DICT */
     case 0x91: /* FROZENSET */
       {
         g_autoptr (GPtrArray) items = pop_mark (u);
         if (!items)
           return FALSE;
-        Value *v = new_value (u, u->op == 't' ? DL_PK_TUPLE : u->op == 'l' ? DL_PK_LIST : u->op == 'd' ? DL_PK_DICT
-                                                                                                       : DL_PK_SET);
+        Value *v = new_value (u, u->op == 't'   ? DL_PK_TUPLE
+                                 : u->op == 'l' ? DL_PK_LIST
+                                 : u->op == 'd' ? DL_PK_DICT
+                                                : DL_PK_SET);
         if (u->op == 'd')
           return set_items (u, v, items) && push (u, v);
         for (guint i = 0; i < items->len; i++)
@@ -679,7 +711,7 @@ step (Unpickler *u, gboolean *stop)
         g_ptr_array_add (list->v.items, x);
         return TRUE;
       }
-    case 'e': /* APPENDS */
+    case 'e':  /* APPENDS */
     case 0x90: /* ADDITEMS */
       {
         g_autoptr (GPtrArray) items = pop_mark (u);
@@ -779,7 +811,7 @@ dl_pickle_load (const guint8 *data, gsize len, const char *display_name, GError 
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   g_autoptr (GError) local = NULL;
   g_autoptr (DlPickle) pk = g_new0 (DlPickle, 1);
-  pk->arena = g_ptr_array_new_with_free_func ((GDestroyNotify) value_free);
+  pk->arena = g_ptr_array_new_with_free_func ((GDestroyNotify)value_free);
   Unpickler u = {
     .pk = pk,
     .data = data,
@@ -806,7 +838,7 @@ dl_pickle_load (const guint8 *data, gsize len, const char *display_name, GError 
       if (u.stack->len != 1 || u.marks->len != 0)
         ok = fail (&u, "STOP with %u values and %u marks left (one value expected)", u.stack->len, u.marks->len);
       else
-        pk->root = &((Value *) u.stack->pdata[0])->v;
+        pk->root = &((Value *)u.stack->pdata[0])->v;
     }
   g_ptr_array_unref (u.stack);
   g_array_unref (u.marks);

@@ -27,7 +27,8 @@
 
 G_BEGIN_DECLS
 
-typedef enum {
+typedef enum
+{
   DL_PK_NONE,
   DL_PK_BOOL,
   DL_PK_INT,
@@ -36,7 +37,7 @@ typedef enum {
   DL_PK_BYTES,
   DL_PK_TUPLE,
   DL_PK_LIST,
-  DL_PK_DICT,   /* dict or OrderedDict: items alternate key, value */
+  DL_PK_DICT, /* dict or OrderedDict: items alternate key, value */
   DL_PK_SET,
   DL_PK_GLOBAL, /* an allowed global not (yet) called */
   DL_PK_STORAGE,
@@ -46,29 +47,35 @@ typedef enum {
 
 typedef struct _DlPickleValue DlPickleValue;
 
-struct _DlPickleValue {
+struct _DlPickleValue
+{
   DlPickleType type;
-  union {
+  union
+  {
     gboolean b;
     gint64 i;
     double f;
-    struct {
+    struct
+    {
       char *data; /* NUL-terminated too */
       gsize len;
     } str;
     GPtrArray *items; /* TUPLE, LIST, DICT, SET: DlPickleValue* */
-    struct {
+    struct
+    {
       char *module;
       char *name;
       DlPickleValue *state; /* OPAQUE: what BUILD set (NULL if none) */
-    } global; /* GLOBAL and OPAQUE (the class it stands for) */
-    struct {
+    } global;               /* GLOBAL and OPAQUE (the class it stands for) */
+    struct
+    {
       DlStDType dtype;
       char *key; /* data/<key> in the archive */
       char *location;
       gint64 numel;
     } storage;
-    struct {
+    struct
+    {
       DlPickleValue *storage;
       gint64 offset; /* in elements */
       int ndim;

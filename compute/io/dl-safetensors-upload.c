@@ -22,7 +22,7 @@ int_to_i32 (const DlStTensor *t, gint32 *out, const char *path, GError **error)
           v = t->data[i];
           break;
         case DL_ST_I8:
-          v = (gint8) t->data[i];
+          v = (gint8)t->data[i];
           break;
         case DL_ST_I16:
           {
@@ -59,7 +59,7 @@ int_to_i32 (const DlStTensor *t, gint32 *out, const char *path, GError **error)
           {
             guint64 x;
             memcpy (&x, t->data + 8 * i, 8);
-            v = x > G_MAXINT64 ? G_MAXINT64 : (gint64) x;
+            v = x > G_MAXINT64 ? G_MAXINT64 : (gint64)x;
           }
           break;
         default:
@@ -67,11 +67,12 @@ int_to_i32 (const DlStTensor *t, gint32 *out, const char *path, GError **error)
         }
       if (v < G_MININT32 || v > G_MAXINT32)
         {
-          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: tensor “%s”: element %" G_GINT64_FORMAT
-                       " = %" G_GINT64_FORMAT " does not fit in i32", path, t->name, i, v);
+          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE,
+                       "“%s”: tensor “%s”: element %" G_GINT64_FORMAT " = %" G_GINT64_FORMAT " does not fit in i32",
+                       path, t->name, i, v);
           return FALSE;
         }
-      out[i] = (gint32) v;
+      out[i] = (gint32)v;
     }
   return TRUE;
 }
@@ -97,13 +98,15 @@ is_integer (DlStDType d)
 }
 
 DlTensor *
-dl_st_tensor_upload (const DlStTensor *t, const char *path, const char *tensor_name, int ndim,
-                     const int64_t *shape, DlDevice *device, DlDType dtype, GError **error)
+dl_st_tensor_upload (const DlStTensor *t, const char *path, const char *tensor_name, int ndim, const int64_t *shape,
+                     DlDevice *device, DlDType dtype, GError **error)
 {
   if (ndim > DL_MAX_DIMS)
     {
-      g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "“%s”: tensor “%s” has %d dimensions; the engine "
-                   "takes at most %d", path, t->name, ndim, DL_MAX_DIMS);
+      g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
+                   "“%s”: tensor “%s” has %d dimensions; the engine "
+                   "takes at most %d",
+                   path, t->name, ndim, DL_MAX_DIMS);
       return NULL;
     }
   int64_t numel = 1;
@@ -111,8 +114,9 @@ dl_st_tensor_upload (const DlStTensor *t, const char *path, const char *tensor_n
     numel *= shape[i];
   if (numel != t->numel)
     {
-      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "“%s”: tensor “%s”: cannot view %" G_GINT64_FORMAT
-                   " elements as a shape of %" G_GINT64_FORMAT, path, t->name, t->numel, numel);
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                   "“%s”: tensor “%s”: cannot view %" G_GINT64_FORMAT " elements as a shape of %" G_GINT64_FORMAT, path,
+                   t->name, t->numel, numel);
       return NULL;
     }
   g_autoptr (DlTensor) out = dl_tensor_new (device, tensor_name, dtype, ndim, shape, error);
@@ -123,7 +127,7 @@ dl_st_tensor_upload (const DlStTensor *t, const char *path, const char *tensor_n
 
   DlDType src;
   gsize es = dl_st_dtype_size (t->dtype);
-  gboolean aligned = es != 0 && ((guintptr) t->data % es) == 0;
+  gboolean aligned = es != 0 && ((guintptr)t->data % es) == 0;
   gboolean ok;
   if (dl_st_dtype_to_dl (t->dtype, &src) && aligned)
     ok = dl_tensor_upload (out, t->data, src, error); /* converts on the way as needed */

@@ -11,19 +11,21 @@
 #include "dl-half.h"
 #include "io/dl-atomic-file.h"
 
-typedef struct {
+typedef struct
+{
   char *name;
   DlStDType dtype;
   int ndim;
   int64_t shape[DL_ST_MAX_DIMS];
   guint64 nbytes;
-  GBytes *data;       /* NULL for a deferred tensor: */
-  DlStFillFunc fill;  /* called for the bytes each time they are needed */
+  GBytes *data;      /* NULL for a deferred tensor: */
+  DlStFillFunc fill; /* called for the bytes each time they are needed */
   gpointer fill_data;
   GDestroyNotify fill_destroy;
 } Entry;
 
-struct _DlSafetensorsWriter {
+struct _DlSafetensorsWriter
+{
   GPtrArray *entries; /* Entry* */
   GHashTable *names;  /* borrowed from entries */
   GHashTable *metadata;
@@ -43,7 +45,7 @@ DlSafetensorsWriter *
 dl_safetensors_writer_new (void)
 {
   DlSafetensorsWriter *w = g_new0 (DlSafetensorsWriter, 1);
-  w->entries = g_ptr_array_new_with_free_func ((GDestroyNotify) entry_free);
+  w->entries = g_ptr_array_new_with_free_func ((GDestroyNotify)entry_free);
   w->names = g_hash_table_new (g_str_hash, g_str_equal);
   w->metadata = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   return w;
@@ -63,8 +65,8 @@ dl_safetensors_writer_free (DlSafetensorsWriter *w)
 /* A new entry for a valid name and shape whose size is nbytes (G_MAXUINT64:
  * whatever the shape needs), or NULL with *error set. */
 static Entry *
-new_entry (DlSafetensorsWriter *w, const char *name, DlStDType dtype, int ndim, const int64_t *shape,
-           guint64 nbytes, GError **error)
+new_entry (DlSafetensorsWriter *w, const char *name, DlStDType dtype, int ndim, const int64_t *shape, guint64 nbytes,
+           GError **error)
 {
   if (!g_utf8_validate (name, -1, NULL) || strcmp (name, "__metadata__") == 0)
     {
@@ -85,21 +87,22 @@ new_entry (DlSafetensorsWriter *w, const char *name, DlStDType dtype, int ndim, 
     }
   guint64 numel = 1, bits;
   for (int i = 0; i < ndim; i++)
-    if (shape[i] < 0 || __builtin_mul_overflow (numel, (guint64) shape[i], &numel))
+    if (shape[i] < 0 || __builtin_mul_overflow (numel, (guint64)shape[i], &numel))
       {
         g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "Tensor “%s”: invalid shape", name);
         return NULL;
       }
-  if (__builtin_mul_overflow (numel, (guint64) dl_st_dtype_bits (dtype), &bits) || bits % 8 != 0
-      || bits / 8 > G_MAXSIZE || (nbytes != G_MAXUINT64 && bits / 8 != nbytes))
+  if (__builtin_mul_overflow (numel, (guint64)dl_st_dtype_bits (dtype), &bits) || bits % 8 != 0 ||
+      bits / 8 > G_MAXSIZE || (nbytes != G_MAXUINT64 && bits / 8 != nbytes))
     {
       if (nbytes == G_MAXUINT64)
-        g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "Tensor “%s”: %" G_GUINT64_FORMAT
-                     " elements of %s do not fill whole bytes", name, numel, dl_st_dtype_name (dtype));
-      else
-        g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "Tensor “%s”: %" G_GUINT64_FORMAT
-                     " bytes given for %" G_GUINT64_FORMAT " elements of %s", name, nbytes, numel,
+        g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                     "Tensor “%s”: %" G_GUINT64_FORMAT " elements of %s do not fill whole bytes", name, numel,
                      dl_st_dtype_name (dtype));
+      else
+        g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                     "Tensor “%s”: %" G_GUINT64_FORMAT " bytes given for %" G_GUINT64_FORMAT " elements of %s", name,
+                     nbytes, numel, dl_st_dtype_name (dtype));
       return NULL;
     }
   Entry *e = g_new0 (Entry, 1);
@@ -139,8 +142,8 @@ dl_safetensors_writer_add_bytes (DlSafetensorsWriter *w, const char *name, DlStD
 
 gboolean
 dl_safetensors_writer_add_deferred (DlSafetensorsWriter *w, const char *name, DlStDType dtype, int ndim,
-                                    const int64_t *shape, DlStFillFunc fill, gpointer user_data,
-                                    GDestroyNotify destroy, GError **error)
+                                    const int64_t *shape, DlStFillFunc fill, gpointer user_data, GDestroyNotify destroy,
+                                    GError **error)
 {
   g_return_val_if_fail (w != NULL, FALSE);
   g_return_val_if_fail (name != NULL, FALSE);
@@ -169,24 +172,24 @@ static const guint8 *
 entry_bytes (const Entry *e, guint8 **scratch, gsize *scratch_len, GError **error)
 {
   if (e->nbytes == 0)
-    return (const guint8 *) ""; /* (an empty GBytes may have no data pointer) */
+    return (const guint8 *)""; /* (an empty GBytes may have no data pointer) */
   if (e->data)
     return g_bytes_get_data (e->data, NULL);
   if (*scratch_len < e->nbytes)
     {
       g_free (*scratch);
       *scratch_len = 0;
-      *scratch = g_try_malloc ((gsize) e->nbytes);
+      *scratch = g_try_malloc ((gsize)e->nbytes);
       if (!*scratch)
         {
-          g_set_error (error, DL_ERROR, DL_ERROR_OUT_OF_HOST_MEMORY, "Out of memory for tensor “%s” (%"
-                       G_GUINT64_FORMAT " bytes)", e->name, e->nbytes);
+          g_set_error (error, DL_ERROR, DL_ERROR_OUT_OF_HOST_MEMORY,
+                       "Out of memory for tensor “%s” (%" G_GUINT64_FORMAT " bytes)", e->name, e->nbytes);
           return NULL;
         }
-      *scratch_len = (gsize) e->nbytes;
+      *scratch_len = (gsize)e->nbytes;
     }
   g_autoptr (GError) local = NULL;
-  if (!e->fill (*scratch, (gsize) e->nbytes, e->fill_data, &local))
+  if (!e->fill (*scratch, (gsize)e->nbytes, e->fill_data, &local))
     {
       if (local)
         g_propagate_error (error, g_steal_pointer (&local));
@@ -198,8 +201,8 @@ entry_bytes (const Entry *e, guint8 **scratch, gsize *scratch_len, GError **erro
 }
 
 gboolean
-dl_safetensors_writer_add (DlSafetensorsWriter *w, const char *name, DlStDType dtype, int ndim,
-                           const int64_t *shape, const void *data, gsize nbytes, GError **error)
+dl_safetensors_writer_add (DlSafetensorsWriter *w, const char *name, DlStDType dtype, int ndim, const int64_t *shape,
+                           const void *data, gsize nbytes, GError **error)
 {
   g_return_val_if_fail (data != NULL || nbytes == 0, FALSE);
   g_autoptr (GBytes) bytes = g_bytes_new (data, nbytes);
@@ -214,7 +217,7 @@ dl_safetensors_writer_add_f32 (DlSafetensorsWriter *w, const char *name, DlStDTy
   g_return_val_if_fail (ndim >= 0 && ndim <= DL_ST_MAX_DIMS, FALSE);
   guint64 numel = 1;
   for (int i = 0; i < ndim; i++)
-    if (shape[i] < 0 || __builtin_mul_overflow (numel, (guint64) shape[i], &numel) || numel > G_MAXSIZE / 4)
+    if (shape[i] < 0 || __builtin_mul_overflow (numel, (guint64)shape[i], &numel) || numel > G_MAXSIZE / 4)
       {
         g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "Tensor “%s”: invalid shape", name);
         return FALSE;
@@ -222,10 +225,10 @@ dl_safetensors_writer_add_f32 (DlSafetensorsWriter *w, const char *name, DlStDTy
   g_return_val_if_fail (data != NULL || numel == 0, FALSE);
   DlDType dt;
   dl_st_dtype_to_dl (dtype, &dt);
-  gsize nbytes = (gsize) numel * dl_dtype_size (dt);
+  gsize nbytes = (gsize)numel * dl_dtype_size (dt);
   void *buf = g_malloc (MAX (nbytes, 1));
   if (numel > 0)
-    dl_convert (buf, dt, data, DL_DTYPE_F32, (gsize) numel);
+    dl_convert (buf, dt, data, DL_DTYPE_F32, (gsize)numel);
   g_autoptr (GBytes) bytes = g_bytes_new_take (buf, nbytes);
   return dl_safetensors_writer_add_bytes (w, name, dtype, ndim, shape, bytes, error);
 }
@@ -244,7 +247,7 @@ static void
 append_json_string (GString *s, const char *str)
 {
   g_string_append_c (s, '"');
-  for (const guchar *p = (const guchar *) str; *p; p++)
+  for (const guchar *p = (const guchar *)str; *p; p++)
     switch (*p)
       {
       case '"':
@@ -272,7 +275,7 @@ append_json_string (GString *s, const char *str)
         if (*p < 0x20)
           g_string_append_printf (s, "\\u%04x", *p);
         else
-          g_string_append_c (s, (char) *p);
+          g_string_append_c (s, (char)*p);
       }
   g_string_append_c (s, '"');
 }
@@ -280,7 +283,7 @@ append_json_string (GString *s, const char *str)
 static int
 layout_order (gconstpointer a, gconstpointer b)
 {
-  const Entry *x = *(Entry *const *) a, *y = *(Entry *const *) b;
+  const Entry *x = *(Entry *const *)a, *y = *(Entry *const *)b;
   if (x->dtype != y->dtype)
     return x->dtype > y->dtype ? -1 : 1; /* larger alignment first */
   return strcmp (x->name, y->name);
@@ -289,7 +292,7 @@ layout_order (gconstpointer a, gconstpointer b)
 static int
 compare_strings (gconstpointer a, gconstpointer b)
 {
-  return strcmp (*(const char *const *) a, *(const char *const *) b);
+  return strcmp (*(const char *const *)a, *(const char *const *)b);
 }
 
 /* The header JSON with `metadata`, padded; the entries are sorted into layout
@@ -351,7 +354,7 @@ dl_safetensors_writer_write (DlSafetensorsWriter *w, const char *path, GError **
   g_return_val_if_fail (path != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   g_autoptr (GString) header = build_header (w, w->metadata, FALSE);
-  guint64 n = GUINT64_TO_LE ((guint64) header->len);
+  guint64 n = GUINT64_TO_LE ((guint64)header->len);
   g_autoptr (DlAtomicFile) f = dl_atomic_file_begin (path, error);
   if (!f)
     return FALSE;
@@ -363,7 +366,7 @@ dl_safetensors_writer_write (DlSafetensorsWriter *w, const char *path, GError **
     {
       Entry *e = w->entries->pdata[i];
       const guint8 *data = entry_bytes (e, &scratch, &scratch_len, error);
-      if (!data || (e->nbytes > 0 && !dl_atomic_file_write (f, data, (gsize) e->nbytes, error)))
+      if (!data || (e->nbytes > 0 && !dl_atomic_file_write (f, data, (gsize)e->nbytes, error)))
         return FALSE;
     }
   return dl_atomic_file_commit (g_steal_pointer (&f), error);
@@ -384,7 +387,7 @@ dl_safetensors_writer_data_sha256 (DlSafetensorsWriter *w)
       if (!data)
         return NULL;
       if (e->nbytes > 0)
-        g_checksum_update (sum, data, (gssize) e->nbytes);
+        g_checksum_update (sum, data, (gssize)e->nbytes);
     }
   return g_strdup (g_checksum_get_string (sum));
 }
@@ -395,7 +398,7 @@ checksum_clipped (GChecksum *sum, const guchar *data, guint64 start, guint64 len
 {
   guint64 a = MAX (start, lo), b = MIN (start + len, hi);
   if (a < b)
-    g_checksum_update (sum, data + (a - start), (gssize) (b - a));
+    g_checksum_update (sum, data + (a - start), (gssize)(b - a));
 }
 
 char *
@@ -405,9 +408,9 @@ dl_safetensors_writer_range_sha256 (DlSafetensorsWriter *w, GHashTable *metadata
   g_autoptr (GString) header = build_header (w, metadata ? metadata : w->metadata, metadata != NULL);
   guint64 hi = length > G_MAXUINT64 - offset ? G_MAXUINT64 : offset + length;
   g_autoptr (GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
-  guint64 n = GUINT64_TO_LE ((guint64) header->len);
-  checksum_clipped (sum, (const guchar *) &n, 0, 8, offset, hi);
-  checksum_clipped (sum, (const guchar *) header->str, 8, header->len, offset, hi);
+  guint64 n = GUINT64_TO_LE ((guint64)header->len);
+  checksum_clipped (sum, (const guchar *)&n, 0, 8, offset, hi);
+  checksum_clipped (sum, (const guchar *)header->str, 8, header->len, offset, hi);
   guint64 pos = 8 + header->len;
   g_autofree guint8 *scratch = NULL;
   gsize scratch_len = 0;

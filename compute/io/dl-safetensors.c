@@ -17,7 +17,8 @@ G_STATIC_ASSERT (G_BYTE_ORDER == G_LITTLE_ENDIAN);
 #define MAX_HEADER_SIZE 100000000u /* the reference reader's MAX_HEADER_SIZE */
 #define MAX_JSON_DEPTH 16          /* the schema needs 3 */
 
-static const struct {
+static const struct
+{
   const char *name;
   guint bits;
 } dtype_info[DL_ST_N_DTYPES] = {
@@ -73,7 +74,7 @@ dl_st_dtype_from_name (const char *name, DlStDType *out)
   for (int i = 0; i < DL_ST_N_DTYPES; i++)
     if (g_strcmp0 (dtype_info[i].name, name) == 0)
       {
-        *out = (DlStDType) i;
+        *out = (DlStDType)i;
         return TRUE;
       }
   return FALSE;
@@ -101,7 +102,8 @@ dl_st_dtype_to_dl (DlStDType dtype, DlDType *out)
     }
 }
 
-struct _DlSafetensors {
+struct _DlSafetensors
+{
   char *path;
   GBytes *bytes; /* the whole file (a mapping when opened from a path) */
   guint64 header_len;
@@ -113,8 +115,7 @@ struct _DlSafetensors {
   GHashTable *metadata; /* NULL when the file has no __metadata__ */
 };
 
-static gboolean G_GNUC_PRINTF (3, 4)
-invalid (GError **error, const char *path, const char *fmt, ...)
+static gboolean G_GNUC_PRINTF (3, 4) invalid (GError **error, const char *path, const char *fmt, ...)
 {
   va_list ap;
   va_start (ap, fmt);
@@ -134,7 +135,7 @@ node_uint (JsonNode *node, guint64 *out)
   gint64 v = json_node_get_int (node);
   if (v < 0)
     return FALSE;
-  *out = (guint64) v;
+  *out = (guint64)v;
   return TRUE;
 }
 
@@ -151,16 +152,18 @@ parse_metadata (DlSafetensors *st, JsonNode *node, GError **error)
   while (json_object_iter_next (&iter, &key, &value))
     {
       if (!JSON_NODE_HOLDS_VALUE (value) || json_node_get_value_type (value) != G_TYPE_STRING)
-        return invalid (error, st->path, "__metadata__ entry “%s” is not a string (safetensors metadata maps "
-                        "strings to strings only)", key);
+        return invalid (error, st->path,
+                        "__metadata__ entry “%s” is not a string (safetensors metadata maps "
+                        "strings to strings only)",
+                        key);
       g_hash_table_insert (st->metadata, g_strdup (key), g_strdup (json_node_get_string (value)));
     }
   return TRUE;
 }
 
 static gboolean
-parse_tensor_info (DlSafetensors *st, const char *name, JsonNode *node, DlStTensor *t, guint64 *begin,
-                   guint64 *end, GError **error)
+parse_tensor_info (DlSafetensors *st, const char *name, JsonNode *node, DlStTensor *t, guint64 *begin, guint64 *end,
+                   GError **error)
 {
   if (!JSON_NODE_HOLDS_OBJECT (node))
     return invalid (error, st->path, "tensor “%s”: its entry is not a JSON object", name);
@@ -171,15 +174,19 @@ parse_tensor_info (DlSafetensors *st, const char *name, JsonNode *node, DlStTens
   json_object_iter_init (&iter, obj);
   while (json_object_iter_next (&iter, &field, &value))
     if (strcmp (field, "dtype") != 0 && strcmp (field, "shape") != 0 && strcmp (field, "data_offsets") != 0)
-      return invalid (error, st->path, "tensor “%s”: unexpected field “%s” (only dtype, shape and data_offsets "
-                      "are allowed)", name, field);
+      return invalid (error, st->path,
+                      "tensor “%s”: unexpected field “%s” (only dtype, shape and data_offsets "
+                      "are allowed)",
+                      name, field);
 
   JsonNode *dtype = json_object_get_member (obj, "dtype");
   JsonNode *shape = json_object_get_member (obj, "shape");
   JsonNode *offsets = json_object_get_member (obj, "data_offsets");
   if (!dtype || !shape || !offsets)
     return invalid (error, st->path, "tensor “%s”: missing field “%s”", name,
-                    !dtype ? "dtype" : !shape ? "shape" : "data_offsets");
+                    !dtype   ? "dtype"
+                    : !shape ? "shape"
+                             : "data_offsets");
 
   if (!JSON_NODE_HOLDS_VALUE (dtype) || json_node_get_value_type (dtype) != G_TYPE_STRING)
     return invalid (error, st->path, "tensor “%s”: dtype is not a string", name);
@@ -193,18 +200,18 @@ parse_tensor_info (DlSafetensors *st, const char *name, JsonNode *node, DlStTens
   if (ndim > DL_ST_MAX_DIMS)
     return invalid (error, st->path, "tensor “%s” has %u dimensions; at most %d are supported", name, ndim,
                     DL_ST_MAX_DIMS);
-  t->ndim = (int) ndim;
+  t->ndim = (int)ndim;
   guint64 numel = 1;
   for (guint i = 0; i < ndim; i++)
     {
       guint64 d;
       if (!node_uint (json_array_get_element (dims, i), &d))
         return invalid (error, st->path, "tensor “%s”: shape entry %u is not a non-negative integer", name, i);
-      t->shape[i] = (int64_t) d;
+      t->shape[i] = (int64_t)d;
       if (__builtin_mul_overflow (numel, d, &numel) || numel > G_MAXINT64)
         return invalid (error, st->path, "tensor “%s”: the element count of its shape overflows 64 bits", name);
     }
-  t->numel = (int64_t) numel;
+  t->numel = (int64_t)numel;
 
   if (!JSON_NODE_HOLDS_ARRAY (offsets) || json_array_get_length (json_node_get_array (offsets)) != 2)
     return invalid (error, st->path, "tensor “%s”: data_offsets is not a list of two integers", name);
@@ -212,15 +219,16 @@ parse_tensor_info (DlSafetensors *st, const char *name, JsonNode *node, DlStTens
   if (!node_uint (json_array_get_element (off, 0), begin) || !node_uint (json_array_get_element (off, 1), end))
     return invalid (error, st->path, "tensor “%s”: data_offsets are not non-negative integers", name);
   if (*end < *begin)
-    return invalid (error, st->path, "tensor “%s”: data_offsets [%" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT
-                    "] end before they begin", name, *begin, *end);
+    return invalid (error, st->path,
+                    "tensor “%s”: data_offsets [%" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT "] end before they begin",
+                    name, *begin, *end);
 
   guint64 bits;
-  if (__builtin_mul_overflow (numel, (guint64) dl_st_dtype_bits (t->dtype), &bits))
+  if (__builtin_mul_overflow (numel, (guint64)dl_st_dtype_bits (t->dtype), &bits))
     return invalid (error, st->path, "tensor “%s”: its size in bytes overflows 64 bits", name);
   if (bits % 8 != 0)
-    return invalid (error, st->path, "tensor “%s”: %" G_GUINT64_FORMAT " elements of %s do not fill whole bytes",
-                    name, numel, dl_st_dtype_name (t->dtype));
+    return invalid (error, st->path, "tensor “%s”: %" G_GUINT64_FORMAT " elements of %s do not fill whole bytes", name,
+                    numel, dl_st_dtype_name (t->dtype));
   t->nbytes = bits / 8;
   if (t->nbytes != *end - *begin)
     {
@@ -231,14 +239,16 @@ parse_tensor_info (DlSafetensors *st, const char *name, JsonNode *node, DlStTens
           g_free (s);
           s = n;
         }
-      return invalid (error, st->path, "tensor “%s”: shape %s] of %s is %" G_GUINT64_FORMAT " bytes but its "
-                      "data_offsets span %" G_GUINT64_FORMAT " bytes", name, s, dl_st_dtype_name (t->dtype),
-                      t->nbytes, *end - *begin);
+      return invalid (error, st->path,
+                      "tensor “%s”: shape %s] of %s is %" G_GUINT64_FORMAT " bytes but its "
+                      "data_offsets span %" G_GUINT64_FORMAT " bytes",
+                      name, s, dl_st_dtype_name (t->dtype), t->nbytes, *end - *begin);
     }
   return TRUE;
 }
 
-typedef struct {
+typedef struct
+{
   guint64 begin, end;
   guint index;
 } Span;
@@ -288,7 +298,7 @@ parse_header (DlSafetensors *st, const char *json, gsize len, GError **error)
         return FALSE;
       t->name = g_strdup (name);
       st->n_tensors++;
-      g_hash_table_insert (st->by_name, (gpointer) t->name, GUINT_TO_POINTER (i + 1));
+      g_hash_table_insert (st->by_name, (gpointer)t->name, GUINT_TO_POINTER (i + 1));
     }
 
   /* Sorted by offsets, the spans must tile the buffer exactly. */
@@ -301,21 +311,28 @@ parse_header (DlSafetensors *st, const char *json, gsize len, GError **error)
       if (s->begin != expect)
         {
           if (s->begin > expect)
-            return invalid (error, st->path, "tensor “%s”: a gap in the byte buffer before offset %" G_GUINT64_FORMAT
-                            " (the previous tensor ends at %" G_GUINT64_FORMAT ")", tname, s->begin, expect);
-          return invalid (error, st->path, "tensor “%s”: data_offsets [%" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT
-                          "] overlap the previous tensor (which ends at %" G_GUINT64_FORMAT ")", tname, s->begin,
-                          s->end, expect);
+            return invalid (error, st->path,
+                            "tensor “%s”: a gap in the byte buffer before offset %" G_GUINT64_FORMAT
+                            " (the previous tensor ends at %" G_GUINT64_FORMAT ")",
+                            tname, s->begin, expect);
+          return invalid (error, st->path,
+                          "tensor “%s”: data_offsets [%" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT
+                          "] overlap the previous tensor (which ends at %" G_GUINT64_FORMAT ")",
+                          tname, s->begin, s->end, expect);
         }
       if (s->end > st->buffer_len)
-        return invalid (error, st->path, "tensor “%s”: data_offsets end at %" G_GUINT64_FORMAT " but the byte buffer "
-                        "holds only %" G_GUINT64_FORMAT " bytes (truncated file?)", tname, s->end, st->buffer_len);
+        return invalid (error, st->path,
+                        "tensor “%s”: data_offsets end at %" G_GUINT64_FORMAT " but the byte buffer "
+                        "holds only %" G_GUINT64_FORMAT " bytes (truncated file?)",
+                        tname, s->end, st->buffer_len);
       expect = s->end;
       st->tensors[s->index].data = st->buffer + s->begin;
     }
   if (expect != st->buffer_len)
-    return invalid (error, st->path, "the byte buffer has %" G_GUINT64_FORMAT " trailing bytes that no tensor uses "
-                    "(the buffer must be covered exactly)", st->buffer_len - expect);
+    return invalid (error, st->path,
+                    "the byte buffer has %" G_GUINT64_FORMAT " trailing bytes that no tensor uses "
+                    "(the buffer must be covered exactly)",
+                    st->buffer_len - expect);
   return TRUE;
 }
 
@@ -331,8 +348,10 @@ open_bytes (GBytes *bytes, const char *display_name, GError **error)
   const guint8 *data = g_bytes_get_data (bytes, &size);
   if (size < 8)
     {
-      invalid (error, st->path, "the file is %" G_GSIZE_FORMAT " bytes long, too short for the 8-byte header "
-               "length", size);
+      invalid (error, st->path,
+               "the file is %" G_GSIZE_FORMAT " bytes long, too short for the 8-byte header "
+               "length",
+               size);
       return NULL;
     }
   guint64 n;
@@ -345,14 +364,14 @@ open_bytes (GBytes *bytes, const char *display_name, GError **error)
     }
   if (n > size - 8)
     {
-      invalid (error, st->path, "header length %" G_GUINT64_FORMAT " runs past the end of the %" G_GSIZE_FORMAT
-               "-byte file", n, size);
+      invalid (error, st->path,
+               "header length %" G_GUINT64_FORMAT " runs past the end of the %" G_GSIZE_FORMAT "-byte file", n, size);
       return NULL;
     }
   st->header_len = n;
   st->buffer = data + 8 + n;
   st->buffer_len = size - 8 - n;
-  if (!parse_header (st, (const char *) data + 8, n, error))
+  if (!parse_header (st, (const char *)data + 8, n, error))
     return NULL;
   return g_steal_pointer (&st);
 }
@@ -387,7 +406,7 @@ dl_safetensors_free (DlSafetensors *st)
   if (!st)
     return;
   for (guint i = 0; i < st->n_tensors; i++)
-    g_free ((char *) st->tensors[i].name);
+    g_free ((char *)st->tensors[i].name);
   g_free (st->tensors);
   g_clear_pointer (&st->by_name, g_hash_table_unref);
   g_clear_pointer (&st->metadata, g_hash_table_unref);
@@ -451,7 +470,7 @@ dl_safetensors_has_metadata (DlSafetensors *st)
 static int
 compare_strings (gconstpointer a, gconstpointer b)
 {
-  return strcmp (*(const char *const *) a, *(const char *const *) b);
+  return strcmp (*(const char *const *)a, *(const char *const *)b);
 }
 
 GPtrArray *
@@ -488,7 +507,7 @@ minifloat (guint8 b, int e, int m, int bias, gboolean fn, gboolean fnuz)
     return man ? NAN : (sign ? -INFINITY : INFINITY);
   if (fn && exp == (1 << e) - 1 && man == (1 << m) - 1)
     return NAN;
-  float v = exp == 0 ? ldexpf ((float) man, 1 - bias - m) : ldexpf ((float) ((1 << m) | man), exp - bias - m);
+  float v = exp == 0 ? ldexpf ((float)man, 1 - bias - m) : ldexpf ((float)((1 << m) | man), exp - bias - m);
   return sign ? -v : v;
 }
 
@@ -496,16 +515,16 @@ gboolean
 dl_st_convert_to_f32 (const DlStTensor *t, float *out, const char *path, GError **error)
 {
   const guint8 *p = t->data;
-  gsize n = (gsize) t->numel;
+  gsize n = (gsize)t->numel;
   switch (t->dtype)
     {
-#define LOOP(T, CONV)                \
-  for (gsize i = 0; i < n; i++)      \
-    {                                \
-      T v;                           \
+#define LOOP(T, CONV)                          \
+  for (gsize i = 0; i < n; i++)                \
+    {                                          \
+      T v;                                     \
       memcpy (&v, p + i * sizeof v, sizeof v); \
-      out[i] = (float) (CONV);       \
-    }                                \
+      out[i] = (float)(CONV);                  \
+    }                                          \
   break;
     case DL_ST_BOOL:
       LOOP (guint8, v != 0)
@@ -522,9 +541,9 @@ dl_st_convert_to_f32 (const DlStTensor *t, float *out, const char *path, GError 
     case DL_ST_F8_E5M2FNUZ:
       LOOP (guint8, minifloat (v, 5, 2, 16, FALSE, TRUE))
     case DL_ST_F8_E8M0:
-      LOOP (guint8, v == 0xff ? NAN : ldexpf (1.0f, (int) v - 127))
+      LOOP (guint8, v == 0xff ? NAN : ldexpf (1.0f, (int)v - 127))
     case DL_ST_I16:
-      LOOP (gint16, (gint16) GINT16_FROM_LE (v))
+      LOOP (gint16, (gint16)GINT16_FROM_LE (v))
     case DL_ST_U16:
       LOOP (guint16, GUINT16_FROM_LE (v))
     case DL_ST_F16:
@@ -532,7 +551,7 @@ dl_st_convert_to_f32 (const DlStTensor *t, float *out, const char *path, GError 
     case DL_ST_BF16:
       LOOP (guint16, dl_bf16_to_f32 (GUINT16_FROM_LE (v)))
     case DL_ST_I32:
-      LOOP (gint32, (gint32) GINT32_FROM_LE (v))
+      LOOP (gint32, (gint32)GINT32_FROM_LE (v))
     case DL_ST_U32:
       LOOP (guint32, GUINT32_FROM_LE (v))
     case DL_ST_F32:
@@ -541,13 +560,15 @@ dl_st_convert_to_f32 (const DlStTensor *t, float *out, const char *path, GError 
     case DL_ST_F64:
       LOOP (double, v)
     case DL_ST_I64:
-      LOOP (gint64, (gint64) GINT64_FROM_LE (v))
+      LOOP (gint64, (gint64)GINT64_FROM_LE (v))
     case DL_ST_U64:
       LOOP (guint64, GUINT64_FROM_LE (v))
 #undef LOOP
     default:
-      g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "“%s”: tensor “%s”: converting %s to float is not "
-                   "supported", path, t->name, dl_st_dtype_name (t->dtype));
+      g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
+                   "“%s”: tensor “%s”: converting %s to float is not "
+                   "supported",
+                   path, t->name, dl_st_dtype_name (t->dtype));
       return FALSE;
     }
   return TRUE;
@@ -565,11 +586,13 @@ dl_safetensors_read_f32 (DlSafetensors *st, const char *name, int64_t *numel, GE
       g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "“%s” has no tensor named “%s”", st->path, name);
       return NULL;
     }
-  float *out = (gsize) t->numel <= G_MAXSIZE / sizeof (float) ? g_try_new (float, MAX (t->numel, 1)) : NULL;
+  float *out = (gsize)t->numel <= G_MAXSIZE / sizeof (float) ? g_try_new (float, MAX (t->numel, 1)) : NULL;
   if (!out)
     {
-      g_set_error (error, DL_ERROR, DL_ERROR_OUT_OF_HOST_MEMORY, "Out of memory reading tensor “%s” of “%s” "
-                   "(%" G_GINT64_FORMAT " elements)", name, st->path, t->numel);
+      g_set_error (error, DL_ERROR, DL_ERROR_OUT_OF_HOST_MEMORY,
+                   "Out of memory reading tensor “%s” of “%s” "
+                   "(%" G_GINT64_FORMAT " elements)",
+                   name, st->path, t->numel);
       return NULL;
     }
   if (!dl_st_convert_to_f32 (t, out, st->path, error))

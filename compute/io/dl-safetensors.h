@@ -21,7 +21,8 @@ G_BEGIN_DECLS
 /* dtypes as spelled in the file, in the reference enum order (ascending
  * alignment), which is also the writer's sort key (safetensors src/tensor.rs:
  * enum Dtype, prepare). */
-typedef enum {
+typedef enum
+{
   DL_ST_BOOL,
   DL_ST_F4,
   DL_ST_F6_E2M3,
@@ -57,7 +58,8 @@ gboolean dl_st_dtype_from_name (const char *name, DlStDType *out);
 /* The engine dtype with the same bits (F32, F16, BF16, I32), if any. */
 gboolean dl_st_dtype_to_dl (DlStDType dtype, DlDType *out);
 
-typedef struct {
+typedef struct
+{
   const char *name;
   DlStDType dtype;
   int ndim;
@@ -97,8 +99,7 @@ float *dl_safetensors_read_f32 (DlSafetensors *st, const char *name, int64_t *nu
 gboolean dl_st_convert_to_f32 (const DlStTensor *t, float *out, const char *path, GError **error);
 /* Upload a tensor to the device as `dtype` (converting), with the file's shape
  * (at most 4 dimensions). */
-DlTensor *dl_safetensors_upload (DlSafetensors *st, const char *name, DlDevice *device, DlDType dtype,
-                                 GError **error);
+DlTensor *dl_safetensors_upload (DlSafetensors *st, const char *name, DlDevice *device, DlDType dtype, GError **error);
 /* The same for one tensor, under another shape with the same element count and
  * another name (the checkpoint loader's view of a file tensor). */
 DlTensor *dl_st_tensor_upload (const DlStTensor *t, const char *path, const char *tensor_name, int ndim,
@@ -148,7 +149,6 @@ char *dl_safetensors_writer_data_sha256 (DlSafetensorsWriter *w);
  * hashes nothing).  With `metadata` (string -> string) not NULL the file is laid
  * out with that table instead of the writer's own, and the table is written even
  * when empty, as a serializer handed an empty dict does. */
-char *dl_safetensors_writer_range_sha256 (DlSafetensorsWriter *w, GHashTable *metadata, guint64 offset,
-                                          guint64 length);
+char *dl_safetensors_writer_range_sha256 (DlSafetensorsWriter *w, GHashTable *metadata, guint64 offset, guint64 length);
 
 G_END_DECLS

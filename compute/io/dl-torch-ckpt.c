@@ -5,7 +5,8 @@
 #include "dl-error.h"
 #include "io/dl-zip.h"
 
-struct _DlTorchCkpt {
+struct _DlTorchCkpt
+{
   char *path;
   GBytes *file;
   DlZip *zip;
@@ -24,7 +25,7 @@ dl_torch_ckpt_free (DlTorchCkpt *ck)
   if (!ck)
     return;
   for (guint i = 0; i < ck->n_tensors; i++)
-    g_free ((char *) ck->tensors[i].name);
+    g_free ((char *)ck->tensors[i].name);
   g_free (ck->tensors);
   g_clear_pointer (&ck->by_name, g_hash_table_unref);
   g_clear_pointer (&ck->other_keys, g_ptr_array_unref);
@@ -37,8 +38,7 @@ dl_torch_ckpt_free (DlTorchCkpt *ck)
   g_free (ck);
 }
 
-static gboolean G_GNUC_PRINTF (3, 4)
-bad (GError **error, const char *path, const char *fmt, ...)
+static gboolean G_GNUC_PRINTF (3, 4) bad (GError **error, const char *path, const char *fmt, ...)
 {
   va_list ap;
   va_start (ap, fmt);
@@ -147,19 +147,19 @@ resolve_tensor (DlTorchCkpt *ck, const char *prefix, const DlPickleValue *val, c
       g_hash_table_insert (ck->storages, g_strdup (s->storage.key), data);
     }
   guint64 storage_bytes;
-  if (__builtin_mul_overflow ((guint64) s->storage.numel, (guint64) es, &storage_bytes)
-      || storage_bytes != g_bytes_get_size (data))
-    return bad (error, ck->path, "tensor “%s”: storage “%s” holds %" G_GSIZE_FORMAT " bytes, not %" G_GINT64_FORMAT
-                " elements of %s", what, s->storage.key, g_bytes_get_size (data), s->storage.numel,
-                dl_st_dtype_name (s->storage.dtype));
+  if (__builtin_mul_overflow ((guint64)s->storage.numel, (guint64)es, &storage_bytes) ||
+      storage_bytes != g_bytes_get_size (data))
+    return bad (error, ck->path,
+                "tensor “%s”: storage “%s” holds %" G_GSIZE_FORMAT " bytes, not %" G_GINT64_FORMAT " elements of %s",
+                what, s->storage.key, g_bytes_get_size (data), s->storage.numel, dl_st_dtype_name (s->storage.dtype));
 
   t->dtype = s->storage.dtype;
   t->ndim = val->tensor.ndim;
   guint64 numel = 1;
   for (int i = 0; i < t->ndim; i++)
     {
-      if (val->tensor.shape[i] < 0 || __builtin_mul_overflow (numel, (guint64) val->tensor.shape[i], &numel)
-          || numel > G_MAXINT64)
+      if (val->tensor.shape[i] < 0 || __builtin_mul_overflow (numel, (guint64)val->tensor.shape[i], &numel) ||
+          numel > G_MAXINT64)
         return bad (error, ck->path, "tensor “%s” has an invalid size", what);
       t->shape[i] = val->tensor.shape[i];
     }
@@ -168,18 +168,21 @@ resolve_tensor (DlTorchCkpt *ck, const char *prefix, const DlPickleValue *val, c
   for (int i = t->ndim - 1; i >= 0; i--)
     {
       if (t->shape[i] != 1 && val->tensor.stride[i] != expect && numel > 0)
-        return bad (error, ck->path, "tensor “%s” is not contiguous (a view with other strides); re-save it with "
-                    ".contiguous()", what);
+        return bad (error, ck->path,
+                    "tensor “%s” is not contiguous (a view with other strides); re-save it with "
+                    ".contiguous()",
+                    what);
       expect *= t->shape[i];
     }
   guint64 end;
-  if (__builtin_add_overflow ((guint64) val->tensor.offset, numel, &end) || end > (guint64) s->storage.numel)
-    return bad (error, ck->path, "tensor “%s” (offset %" G_GINT64_FORMAT ", %" G_GUINT64_FORMAT " elements) runs "
-                "past the end of its storage of %" G_GINT64_FORMAT, what, val->tensor.offset, numel,
-                s->storage.numel);
-  t->numel = (int64_t) numel;
+  if (__builtin_add_overflow ((guint64)val->tensor.offset, numel, &end) || end > (guint64)s->storage.numel)
+    return bad (error, ck->path,
+                "tensor “%s” (offset %" G_GINT64_FORMAT ", %" G_GUINT64_FORMAT " elements) runs "
+                "past the end of its storage of %" G_GINT64_FORMAT,
+                what, val->tensor.offset, numel, s->storage.numel);
+  t->numel = (int64_t)numel;
   t->nbytes = numel * es;
-  t->data = (const guint8 *) g_bytes_get_data (data, NULL) + (guint64) val->tensor.offset * es;
+  t->data = (const guint8 *)g_bytes_get_data (data, NULL) + (guint64)val->tensor.offset * es;
   return TRUE;
 }
 
@@ -195,7 +198,7 @@ add_tensor (DlTorchCkpt *ck, const char *prefix, const DlPickleValue *key, const
   if (!resolve_tensor (ck, prefix, val, name, t, error))
     return FALSE;
   t->name = g_strdup (name);
-  g_hash_table_insert (ck->by_name, (gpointer) t->name, t);
+  g_hash_table_insert (ck->by_name, (gpointer)t->name, t);
   ck->n_tensors++;
   return TRUE;
 }
@@ -208,7 +211,8 @@ load (DlTorchCkpt *ck, GError **error)
   if (len < 4 || memcmp (d, "PK\3\4", 4) != 0)
     {
       if (len >= 2 && d[0] == 0x80 && d[1] <= 5)
-        return bad (error, ck->path, "this is the legacy (before PyTorch 1.6) format, which is not supported; "
+        return bad (error, ck->path,
+                    "this is the legacy (before PyTorch 1.6) format, which is not supported; "
                     "convert it to safetensors");
       return bad (error, ck->path, "not a PyTorch zip file");
     }
@@ -266,7 +270,7 @@ dl_torch_ckpt_open_bytes (GBytes *bytes, const char *display_name, GError **erro
   g_autoptr (DlTorchCkpt) ck = g_new0 (DlTorchCkpt, 1);
   ck->path = g_strdup (display_name ? display_name : "(memory)");
   ck->file = g_bytes_ref (bytes);
-  ck->storages = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_bytes_unref);
+  ck->storages = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_bytes_unref);
   ck->by_name = g_hash_table_new (g_str_hash, g_str_equal);
   ck->other_keys = g_ptr_array_new_with_free_func (g_free);
   if (!load (ck, error))
@@ -342,8 +346,7 @@ dl_torch_ckpt_resolve_tensor (DlTorchCkpt *ck, const DlPickleValue *tensor, cons
   if (tensor->type != DL_PK_TENSOR)
     {
       const char *type = dl_pickle_type_name (tensor->type);
-      return bad (error, ck->path, "“%s” is %s %s, not a tensor", what, strchr ("aeiou", type[0]) ? "an" : "a",
-                  type);
+      return bad (error, ck->path, "“%s” is %s %s, not a tensor", what, strchr ("aeiou", type[0]) ? "an" : "a", type);
     }
   DlStTensor t = { 0 };
   if (!resolve_tensor (ck, ck->prefix, tensor, what, &t, error))

@@ -38,7 +38,7 @@ DlPickleValue *dl_torch_ckpt_get_root (DlTorchCkpt *ck);
  * present and large enough, contiguous), as a DlStTensor whose data points into
  * the archive (valid while ck is open; out->name is NULL).  `what` names it in
  * errors; a value that is not a tensor is an error too. */
-gboolean dl_torch_ckpt_resolve_tensor (DlTorchCkpt *ck, const DlPickleValue *tensor, const char *what,
-                                       DlStTensor *out, GError **error);
+gboolean dl_torch_ckpt_resolve_tensor (DlTorchCkpt *ck, const DlPickleValue *tensor, const char *what, DlStTensor *out,
+                                       GError **error);
 
 G_END_DECLS

@@ -10,7 +10,8 @@
 #include "dl-half.h"
 #include "io/dl-zip.h"
 
-typedef enum {
+typedef enum
+{
   V_NONE,
   V_BOOL,
   V_INT,
@@ -23,15 +24,18 @@ typedef enum {
   V_TENSOR,
 } Kind;
 
-struct _DlTorchValue {
+struct _DlTorchValue
+{
   Kind kind;
-  union {
+  union
+  {
     gboolean b;
     gint64 i;
     double f;
     char *s;
     GPtrArray *items; /* LIST, TUPLE: the items; DICT, ORDERED_DICT: key, value, key, value, ... */
-    struct {
+    struct
+    {
       DlStDType dtype;
       int ndim;
       int64_t shape[DL_ST_MAX_DIMS];
@@ -50,7 +54,7 @@ new_value (Kind kind)
   DlTorchValue *v = g_new0 (DlTorchValue, 1);
   v->kind = kind;
   if (kind == V_LIST || kind == V_TUPLE || kind == V_DICT || kind == V_ORDERED_DICT)
-    v->items = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_torch_value_free);
+    v->items = g_ptr_array_new_with_free_func ((GDestroyNotify)dl_torch_value_free);
   return v;
 }
 
@@ -187,9 +191,9 @@ shape_numel (int ndim, const int64_t *shape)
     return -1;
   guint64 n = 1;
   for (int i = 0; i < ndim; i++)
-    if (shape[i] < 0 || __builtin_mul_overflow (n, (guint64) shape[i], &n) || n > G_MAXINT64 / 8)
+    if (shape[i] < 0 || __builtin_mul_overflow (n, (guint64)shape[i], &n) || n > G_MAXINT64 / 8)
       return -1;
-  return (gint64) n;
+  return (gint64)n;
 }
 
 DlTorchValue *
@@ -199,7 +203,7 @@ dl_torch_tensor_bytes (DlStDType dtype, int ndim, const int64_t *shape, GBytes *
   g_return_val_if_fail (data != NULL, NULL);
   gint64 numel = shape_numel (ndim, shape);
   g_return_val_if_fail (numel >= 0, NULL);
-  g_return_val_if_fail ((guint64) numel * dl_st_dtype_size (dtype) == g_bytes_get_size (data), NULL);
+  g_return_val_if_fail ((guint64)numel * dl_st_dtype_size (dtype) == g_bytes_get_size (data), NULL);
   DlTorchValue *v = new_value (V_TENSOR);
   v->t.dtype = dtype;
   v->t.ndim = ndim;
@@ -224,11 +228,11 @@ dl_torch_tensor_f32 (DlStDType dtype, int ndim, const int64_t *shape, const floa
   gint64 numel = shape_numel (ndim, shape);
   g_return_val_if_fail (numel >= 0 && (data != NULL || numel == 0), NULL);
   if (dtype == DL_ST_F32)
-    return dl_torch_tensor (dtype, ndim, shape, data, (gsize) numel * 4);
+    return dl_torch_tensor (dtype, ndim, shape, data, (gsize)numel * 4);
   guint16 *h = g_new (guint16, MAX (numel, 1));
   for (gint64 i = 0; i < numel; i++)
     h[i] = dtype == DL_ST_F16 ? dl_f32_to_f16 (data[i]) : dl_f32_to_bf16 (data[i]);
-  g_autoptr (GBytes) b = g_bytes_new_take (h, (gsize) numel * 2);
+  g_autoptr (GBytes) b = g_bytes_new_take (h, (gsize)numel * 2);
   return dl_torch_tensor_bytes (dtype, ndim, shape, b);
 }
 
@@ -290,7 +294,8 @@ dl_torch_dict_set_int (DlTorchValue *dict, gint64 key, DlTorchValue *value)
 
 /* ---- pickling ---- */
 
-typedef struct {
+typedef struct
+{
   GByteArray *out;
   GPtrArray *storages; /* GBytes* */
 } Pickler;
@@ -317,32 +322,32 @@ emit_int (Pickler *p, gint64 v)
   if (v >= 0 && v <= 0xff)
     {
       op (p, 'K'); /* BININT1 */
-      put_le (p, (guint64) v, 1);
+      put_le (p, (guint64)v, 1);
     }
   else if (v >= 0 && v <= 0xffff)
     {
       op (p, 'M'); /* BININT2 */
-      put_le (p, (guint64) v, 2);
+      put_le (p, (guint64)v, 2);
     }
   else if (v >= G_MININT32 && v <= G_MAXINT32)
     {
       op (p, 'J'); /* BININT */
-      put_le (p, (guint32) (gint32) v, 4);
+      put_le (p, (guint32)(gint32)v, 4);
     }
   else
     {
       /* LONG1: the shortest little-endian two's complement, as pickle's
        * encode_long: (bit_length >> 3) + 1 bytes, less a redundant 0xff */
-      guint64 mag = v < 0 ? -(guint64) v : (guint64) v;
+      guint64 mag = v < 0 ? -(guint64)v : (guint64)v;
       int bits = 64 - __builtin_clzll (mag);
       int n = (bits >> 3) + 1;
       guint8 bytes[9];
       for (int i = 0; i < 9; i++)
-        bytes[i] = i < 8 ? ((guint64) v >> (8 * i)) & 0xff : (v < 0 ? 0xff : 0);
+        bytes[i] = i < 8 ? ((guint64)v >> (8 * i)) & 0xff : (v < 0 ? 0xff : 0);
       if (v < 0 && n > 1 && bytes[n - 1] == 0xff && (bytes[n - 2] & 0x80))
         n--;
       op (p, 0x8a);
-      put_le (p, (guint64) n, 1);
+      put_le (p, (guint64)n, 1);
       g_byte_array_append (p->out, bytes, n);
     }
 }
@@ -353,16 +358,16 @@ emit_str (Pickler *p, const char *s)
   gsize n = strlen (s);
   op (p, 'X'); /* BINUNICODE */
   put_le (p, n, 4);
-  g_byte_array_append (p->out, (const guint8 *) s, n);
+  g_byte_array_append (p->out, (const guint8 *)s, n);
 }
 
 static void
 emit_global (Pickler *p, const char *module, const char *name)
 {
   op (p, 'c');
-  g_byte_array_append (p->out, (const guint8 *) module, strlen (module));
+  g_byte_array_append (p->out, (const guint8 *)module, strlen (module));
   op (p, '\n');
-  g_byte_array_append (p->out, (const guint8 *) name, strlen (name));
+  g_byte_array_append (p->out, (const guint8 *)name, strlen (name));
   op (p, '\n');
 }
 
@@ -519,7 +524,7 @@ dl_torch_pickle (const DlTorchValue *root, GPtrArray **storages)
   g_return_val_if_fail (root != NULL, NULL);
   Pickler p = {
     .out = g_byte_array_new (),
-    .storages = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref),
+    .storages = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref),
   };
   op (&p, 0x80); /* PROTO 2 */
   op (&p, 2);

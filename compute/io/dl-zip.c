@@ -17,7 +17,8 @@
 /* the most a deflate stream expands (RFC 1951 blocks of 258-byte matches) */
 #define MAX_DEFLATE_RATIO 1032
 
-typedef struct {
+typedef struct
+{
   DlZipEntry pub;
   char *name;
   guint32 crc;
@@ -27,7 +28,8 @@ typedef struct {
   GBytes *inflated;
 } Entry;
 
-struct _DlZip {
+struct _DlZip
+{
   char *path;
   GBytes *bytes;
   const guint8 *data;
@@ -40,23 +42,22 @@ struct _DlZip {
 static guint16
 rd16 (const guint8 *p)
 {
-  return (guint16) (p[0] | p[1] << 8);
+  return (guint16)(p[0] | p[1] << 8);
 }
 
 static guint32
 rd32 (const guint8 *p)
 {
-  return (guint32) p[0] | (guint32) p[1] << 8 | (guint32) p[2] << 16 | (guint32) p[3] << 24;
+  return (guint32)p[0] | (guint32)p[1] << 8 | (guint32)p[2] << 16 | (guint32)p[3] << 24;
 }
 
 static guint64
 rd64 (const guint8 *p)
 {
-  return (guint64) rd32 (p) | (guint64) rd32 (p + 4) << 32;
+  return (guint64)rd32 (p) | (guint64)rd32 (p + 4) << 32;
 }
 
-static gboolean G_GNUC_PRINTF (3, 4)
-bad (GError **error, const char *path, const char *fmt, ...)
+static gboolean G_GNUC_PRINTF (3, 4) bad (GError **error, const char *path, const char *fmt, ...)
 {
   va_list ap;
   va_start (ap, fmt);
@@ -125,11 +126,14 @@ find_central_directory (DlZip *z, guint64 *cd_offset, guint64 *cd_size, guint64 
   else if (*n_entries == 0xffff || *cd_size == 0xffffffffu || *cd_offset == 0xffffffffu)
     return bad (error, z->path, "ZIP64 values without a ZIP64 end record");
   if (*cd_offset > eocd || *cd_size > eocd - *cd_offset)
-    return bad (error, z->path, "the central directory (offset %" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT
-                " bytes) lies outside the file", *cd_offset, *cd_size);
+    return bad (error, z->path,
+                "the central directory (offset %" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT
+                " bytes) lies outside the file",
+                *cd_offset, *cd_size);
   if (*n_entries > *cd_size / 46)
-    return bad (error, z->path, "%" G_GUINT64_FORMAT " entries cannot fit in a %" G_GUINT64_FORMAT
-                "-byte central directory", *n_entries, *cd_size);
+    return bad (error, z->path,
+                "%" G_GUINT64_FORMAT " entries cannot fit in a %" G_GUINT64_FORMAT "-byte central directory",
+                *n_entries, *cd_size);
   return TRUE;
 }
 
@@ -165,7 +169,7 @@ read_zip64_extra (const guint8 *extra, guint16 len, guint64 *usize, guint64 *csi
 static int
 entry_by_offset (gconstpointer a, gconstpointer b)
 {
-  const Entry *x = *(Entry *const *) a, *y = *(Entry *const *) b;
+  const Entry *x = *(Entry *const *)a, *y = *(Entry *const *)b;
   return x->local_offset < y->local_offset ? -1 : x->local_offset > y->local_offset;
 }
 
@@ -182,19 +186,21 @@ read_entries (DlZip *z, guint64 cd_offset, guint64 cd_size, guint64 n, GError **
       const guint8 *c = d + p;
       guint16 flags = rd16 (c + 8), method = rd16 (c + 10), nlen = rd16 (c + 28), elen = rd16 (c + 30),
               clen = rd16 (c + 32);
-      if ((guint64) 46 + nlen + elen + clen > end - p)
+      if ((guint64)46 + nlen + elen + clen > end - p)
         return bad (error, z->path, "central directory entry %" G_GUINT64_FORMAT " runs past its end", i);
       Entry *e = &z->entries[z->n_entries];
-      if (memchr (c + 46, 0, nlen) || !g_utf8_validate_len ((const char *) c + 46, nlen, NULL))
+      if (memchr (c + 46, 0, nlen) || !g_utf8_validate_len ((const char *)c + 46, nlen, NULL))
         return bad (error, z->path, "entry %" G_GUINT64_FORMAT " has an invalid name", i);
-      e->name = g_strndup ((const char *) c + 46, nlen);
+      e->name = g_strndup ((const char *)c + 46, nlen);
       z->n_entries++;
       e->pub.name = e->name;
       if (flags & 0x41)
         return bad (error, z->path, "entry “%s” is encrypted", e->name);
       if (method != 0 && method != 8)
-        return bad (error, z->path, "entry “%s” uses compression method %u (only stored and deflate are "
-                    "supported)", e->name, method);
+        return bad (error, z->path,
+                    "entry “%s” uses compression method %u (only stored and deflate are "
+                    "supported)",
+                    e->name, method);
       if (rd16 (c + 34) != 0)
         return bad (error, z->path, "multi-disk archives are not supported");
       e->pub.deflated = method == 8;
@@ -213,19 +219,22 @@ read_entries (DlZip *z, guint64 cd_offset, guint64 cd_size, guint64 n, GError **
       if (lo > cd_offset || cd_offset - lo < 30 || rd32 (d + lo) != SIG_LOCAL)
         return bad (error, z->path, "entry “%s”: no local header at offset %" G_GUINT64_FORMAT, e->name, lo);
       guint16 lnlen = rd16 (d + lo + 26), lelen = rd16 (d + lo + 28);
-      if (rd16 (d + lo + 8) != method || lnlen != nlen || cd_offset - lo - 30 < (guint64) lnlen + lelen
-          || memcmp (d + lo + 30, c + 46, nlen) != 0)
+      if (rd16 (d + lo + 8) != method || lnlen != nlen || cd_offset - lo - 30 < (guint64)lnlen + lelen ||
+          memcmp (d + lo + 30, c + 46, nlen) != 0)
         return bad (error, z->path, "entry “%s”: the local header does not match the central directory", e->name);
       e->data_offset = lo + 30 + lnlen + lelen;
       if (e->pub.stored_size > cd_offset - e->data_offset)
-        return bad (error, z->path, "entry “%s”: its %" G_GUINT64_FORMAT " bytes run past the end of the data",
-                    e->name, e->pub.stored_size);
+        return bad (error, z->path, "entry “%s”: its %" G_GUINT64_FORMAT " bytes run past the end of the data", e->name,
+                    e->pub.stored_size);
       if (!e->pub.deflated && e->pub.size != e->pub.stored_size)
-        return bad (error, z->path, "stored entry “%s” has different sizes (%" G_GUINT64_FORMAT " and %"
-                    G_GUINT64_FORMAT ")", e->name, e->pub.size, e->pub.stored_size);
+        return bad (error, z->path,
+                    "stored entry “%s” has different sizes (%" G_GUINT64_FORMAT " and %" G_GUINT64_FORMAT ")", e->name,
+                    e->pub.size, e->pub.stored_size);
       if (e->pub.deflated && e->pub.size / MAX_DEFLATE_RATIO > e->pub.stored_size)
-        return bad (error, z->path, "deflated entry “%s” claims %" G_GUINT64_FORMAT " bytes from %" G_GUINT64_FORMAT
-                    ", more than deflate can expand", e->name, e->pub.size, e->pub.stored_size);
+        return bad (error, z->path,
+                    "deflated entry “%s” claims %" G_GUINT64_FORMAT " bytes from %" G_GUINT64_FORMAT
+                    ", more than deflate can expand",
+                    e->name, e->pub.size, e->pub.stored_size);
     }
   /* entries must not overlap (overlapping entries are how zip bombs multiply) */
   g_autoptr (GPtrArray) sorted = g_ptr_array_new ();
@@ -253,8 +262,7 @@ dl_zip_open_bytes (GBytes *bytes, const char *display_name, GError **error)
   z->len = len;
   z->by_name = g_hash_table_new (g_str_hash, g_str_equal);
   guint64 cd_offset = 0, cd_size = 0, n = 0;
-  if (!find_central_directory (z, &cd_offset, &cd_size, &n, error)
-      || !read_entries (z, cd_offset, cd_size, n, error))
+  if (!find_central_directory (z, &cd_offset, &cd_size, &n, error) || !read_entries (z, cd_offset, cd_size, n, error))
     return NULL;
   return g_steal_pointer (&z);
 }
@@ -287,12 +295,12 @@ crc_of (const guint8 *p, guint64 n)
   uLong crc = crc32 (0, Z_NULL, 0);
   while (n > 0)
     {
-      uInt chunk = (uInt) MIN (n, (guint64) 1 << 30);
+      uInt chunk = (uInt)MIN (n, (guint64)1 << 30);
       crc = crc32 (crc, p, chunk);
       p += chunk;
       n -= chunk;
     }
-  return (guint32) crc;
+  return (guint32)crc;
 }
 
 static GBytes *
@@ -306,8 +314,8 @@ inflate_entry (DlZip *z, Entry *e, GError **error)
   guint8 *out = g_try_malloc (MAX (e->pub.size, 1));
   if (!out)
     {
-      g_set_error (error, DL_ERROR, DL_ERROR_OUT_OF_HOST_MEMORY, "Out of memory inflating “%s” of “%s” (%"
-                   G_GUINT64_FORMAT " bytes)", e->name, z->path, e->pub.size);
+      g_set_error (error, DL_ERROR, DL_ERROR_OUT_OF_HOST_MEMORY,
+                   "Out of memory inflating “%s” of “%s” (%" G_GUINT64_FORMAT " bytes)", e->name, z->path, e->pub.size);
       return NULL;
     }
   z_stream s = { 0 };
@@ -322,9 +330,9 @@ inflate_entry (DlZip *z, Entry *e, GError **error)
   int rc = Z_OK;
   while (rc == Z_OK)
     {
-      uInt in_chunk = (uInt) MIN (in_left, (guint64) 1 << 30);
-      uInt out_chunk = (uInt) MIN (e->pub.size - out_done, (guint64) 1 << 30);
-      s.next_in = (Bytef *) in;
+      uInt in_chunk = (uInt)MIN (in_left, (guint64)1 << 30);
+      uInt out_chunk = (uInt)MIN (e->pub.size - out_done, (guint64)1 << 30);
+      s.next_in = (Bytef *)in;
       s.avail_in = in_chunk;
       s.next_out = out + out_done;
       s.avail_out = out_chunk;
@@ -339,8 +347,9 @@ inflate_entry (DlZip *z, Entry *e, GError **error)
   if (rc != Z_STREAM_END || out_done != e->pub.size)
     {
       g_free (out);
-      bad (error, z->path, "entry “%s”: the deflate data is damaged or does not give the declared %"
-           G_GUINT64_FORMAT " bytes", e->name, e->pub.size);
+      bad (error, z->path,
+           "entry “%s”: the deflate data is damaged or does not give the declared %" G_GUINT64_FORMAT " bytes", e->name,
+           e->pub.size);
       return NULL;
     }
   return g_bytes_new_take (out, e->pub.size);
@@ -350,7 +359,7 @@ GBytes *
 dl_zip_read (DlZip *zip, const DlZipEntry *entry, GError **error)
 {
   g_return_val_if_fail (zip != NULL && entry != NULL, NULL);
-  Entry *e = (Entry *) entry;
+  Entry *e = (Entry *)entry;
   g_return_val_if_fail (e >= zip->entries && e < zip->entries + zip->n_entries, NULL);
   GBytes *b;
   if (e->pub.deflated)
@@ -383,13 +392,15 @@ dl_zip_read (DlZip *zip, const DlZipEntry *entry, GError **error)
 
 /* ---- writing ---- */
 
-typedef struct {
+typedef struct
+{
   char *name;
   GBytes *data;
   gboolean deflate;
 } WEntry;
 
-struct _DlZipWriter {
+struct _DlZipWriter
+{
   GPtrArray *entries;
 };
 
@@ -405,7 +416,7 @@ DlZipWriter *
 dl_zip_writer_new (void)
 {
   DlZipWriter *w = g_new0 (DlZipWriter, 1);
-  w->entries = g_ptr_array_new_with_free_func ((GDestroyNotify) wentry_free);
+  w->entries = g_ptr_array_new_with_free_func ((GDestroyNotify)wentry_free);
   return w;
 }
 
@@ -464,10 +475,10 @@ deflate_bytes (GBytes *in)
   deflateInit2 (&s, Z_BEST_COMPRESSION, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY);
   uLong cap = deflateBound (&s, n);
   guint8 *out = g_malloc (cap);
-  s.next_in = (Bytef *) p;
-  s.avail_in = (uInt) n;
+  s.next_in = (Bytef *)p;
+  s.avail_in = (uInt)n;
   s.next_out = out;
-  s.avail_out = (uInt) cap;
+  s.avail_out = (uInt)cap;
   deflate (&s, Z_FINISH);
   gsize used = s.total_out;
   deflateEnd (&s);
@@ -506,15 +517,15 @@ dl_zip_writer_write (DlZipWriter *w, const char *path, GError **error)
       put16 (file, 0);
       put16 (file, 0x21); /* 1980-01-01: reproducible */
       put32 (file, crc);
-      put32 (file, (guint32) csize);
-      put32 (file, (guint32) usize);
-      put16 (file, (guint) nlen);
-      put16 (file, (guint) (4 + pad));
-      g_byte_array_append (file, (const guint8 *) e->name, nlen);
+      put32 (file, (guint32)csize);
+      put32 (file, (guint32)usize);
+      put16 (file, (guint)nlen);
+      put16 (file, (guint)(4 + pad));
+      g_byte_array_append (file, (const guint8 *)e->name, nlen);
       put16 (file, 0x4246);
-      put16 (file, (guint) pad);
+      put16 (file, (guint)pad);
       for (gsize k = 0; k < pad; k++)
-        g_byte_array_append (file, (const guint8 *) "Z", 1);
+        g_byte_array_append (file, (const guint8 *)"Z", 1);
       g_byte_array_append (file, cdata, csize);
 
       put32 (cd, SIG_CENTRAL);
@@ -525,16 +536,16 @@ dl_zip_writer_write (DlZipWriter *w, const char *path, GError **error)
       put16 (cd, 0);
       put16 (cd, 0x21);
       put32 (cd, crc);
-      put32 (cd, (guint32) csize);
-      put32 (cd, (guint32) usize);
-      put16 (cd, (guint) nlen);
+      put32 (cd, (guint32)csize);
+      put32 (cd, (guint32)usize);
+      put16 (cd, (guint)nlen);
       put16 (cd, 0);
       put16 (cd, 0);
       put16 (cd, 0);
       put16 (cd, 0);
       put32 (cd, 0);
       put32 (cd, offset);
-      g_byte_array_append (cd, (const guint8 *) e->name, nlen);
+      g_byte_array_append (cd, (const guint8 *)e->name, nlen);
     }
   guint32 cd_offset = file->len;
   g_byte_array_append (file, cd->data, cd->len);

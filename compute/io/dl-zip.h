@@ -17,7 +17,8 @@ G_BEGIN_DECLS
 
 typedef struct _DlZip DlZip;
 
-typedef struct {
+typedef struct
+{
   const char *name;
   guint64 size;        /* uncompressed */
   guint64 stored_size; /* in the file */

@@ -28,8 +28,7 @@ dl_embedding_free (DlEmbedding *e)
   g_free (e);
 }
 
-static gboolean G_GNUC_PRINTF (3, 4)
-bad (GError **error, const char *path, const char *fmt, ...)
+static gboolean G_GNUC_PRINTF (3, 4) bad (GError **error, const char *path, const char *fmt, ...)
 {
   va_list ap;
   va_start (ap, fmt);
@@ -51,20 +50,18 @@ shape_text (const DlStTensor *t)
 {
   GString *s = g_string_new ("[");
   for (int i = 0; i < t->ndim; i++)
-    g_string_append_printf (s, "%s%" G_GINT64_FORMAT, i ? ", " : "", (gint64) t->shape[i]);
+    g_string_append_printf (s, "%s%" G_GINT64_FORMAT, i ? ", " : "", (gint64)t->shape[i]);
   g_string_append_c (s, ']');
   return g_string_free (s, FALSE);
 }
 
 /* The vectors of `t` (found under `key`) into e. */
 static gboolean
-take_vectors (DlEmbedding *e, const DlStTensor *t, const char *key, const char *path, int expected_dim,
-              GError **error)
+take_vectors (DlEmbedding *e, const DlStTensor *t, const char *key, const char *path, int expected_dim, GError **error)
 {
   g_autofree char *shape = shape_text (t);
   if (t->ndim != 1 && t->ndim != 2)
-    return bad (error, path, "the tensor “%s” has shape %s; an embedding is [vectors, width] or [width]", key,
-                shape);
+    return bad (error, path, "the tensor “%s” has shape %s; an embedding is [vectors, width] or [width]", key, shape);
   gint64 n = t->ndim == 1 ? 1 : t->shape[0];
   gint64 dim = t->shape[t->ndim - 1];
   if (n == 0 || dim == 0)
@@ -72,13 +69,15 @@ take_vectors (DlEmbedding *e, const DlStTensor *t, const char *key, const char *
   if (n > 1 << 20 || dim > 1 << 20)
     return bad (error, path, "the tensor “%s” has an implausible shape %s for an embedding", key, shape);
   if (expected_dim > 0 && dim != expected_dim)
-    return bad (error, path, "its vectors are %" G_GINT64_FORMAT " wide but the model's text encoder takes %d "
-                "(an embedding made for another model)", dim, expected_dim);
-  g_autofree float *v = g_new (float, n * dim);
+    return bad (error, path,
+                "its vectors are %" G_GINT64_FORMAT " wide but the model's text encoder takes %d "
+                "(an embedding made for another model)",
+                dim, expected_dim);
+  g_autofree float *v = g_new (float, n *dim);
   if (!dl_st_convert_to_f32 (t, v, path, error))
     return FALSE;
-  e->n_vectors = (int) n;
-  e->dim = (int) dim;
+  e->n_vectors = (int)n;
+  e->dim = (int)dim;
   e->vectors = g_steal_pointer (&v);
   e->key = g_strdup (key);
   return TRUE;
@@ -144,8 +143,10 @@ read_torch (DlEmbedding *e, GBytes *bytes, const char *path, int expected_dim, G
       if (tensor->type != DL_PK_TENSOR)
         {
           g_autofree char *what = a_type (tensor->type);
-          return bad (error, path, "not a Textual Inversion embedding: no string_to_param, and the first entry "
-                      "“%s” is %s, not a tensor", key, what);
+          return bad (error, path,
+                      "not a Textual Inversion embedding: no string_to_param, and the first entry "
+                      "“%s” is %s, not a tensor",
+                      key, what);
         }
     }
   if (tensor->type != DL_PK_TENSOR)
@@ -154,8 +155,8 @@ read_torch (DlEmbedding *e, GBytes *bytes, const char *path, int expected_dim, G
       return bad (error, path, "the embedding “%s” is %s, not a tensor", key, what);
     }
   DlStTensor t;
-  if (!dl_torch_ckpt_resolve_tensor (ck, tensor, key, &t, error)
-      || !take_vectors (e, &t, key, path, expected_dim, error))
+  if (!dl_torch_ckpt_resolve_tensor (ck, tensor, key, &t, error) ||
+      !take_vectors (e, &t, key, path, expected_dim, error))
     return FALSE;
 
   const DlPickleValue *step = dl_pickle_dict_get (root, "step");
@@ -182,8 +183,10 @@ read_safetensors (DlEmbedding *e, GBytes *bytes, const char *path, int expected_
     {
       if (n == 0)
         return bad (error, path, "the file holds no tensors");
-      return bad (error, path, "the file holds %u tensors (“%s”, “%s”%s) where an embedding has one (or one named "
-                  "“%s”)", n, dl_safetensors_get_tensor (st, 0)->name, dl_safetensors_get_tensor (st, 1)->name,
+      return bad (error, path,
+                  "the file holds %u tensors (“%s”, “%s”%s) where an embedding has one (or one named "
+                  "“%s”)",
+                  n, dl_safetensors_get_tensor (st, 0)->name, dl_safetensors_get_tensor (st, 1)->name,
                   n > 2 ? ", ..." : "", ek);
     }
   return take_vectors (e, t, t->name, path, expected_dim, error);
@@ -236,8 +239,10 @@ check_text (const char *text, const char *what, const char *path, GError **error
 {
   if (text && !g_utf8_validate (text, -1, NULL))
     {
-      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "Cannot write embedding “%s”: the %s is not valid "
-                   "UTF-8", path, what);
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                   "Cannot write embedding “%s”: the %s is not valid "
+                   "UTF-8",
+                   path, what);
       return FALSE;
     }
   return TRUE;
@@ -249,15 +254,15 @@ dl_embedding_write_a1111 (const char *path, const char *name, const float *vecto
 {
   g_return_val_if_fail (path != NULL && name != NULL && vectors != NULL && n > 0 && dim > 0, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
-  if (!check_text (name, "name", path, error) || !check_text (sd_checkpoint, "checkpoint hash", path, error)
-      || !check_text (sd_checkpoint_name, "checkpoint name", path, error))
+  if (!check_text (name, "name", path, error) || !check_text (sd_checkpoint, "checkpoint hash", path, error) ||
+      !check_text (sd_checkpoint_name, "checkpoint name", path, error))
     return FALSE;
   g_autoptr (DlTorchValue) root = dl_torch_dict ();
   DlTorchValue *tokens = dl_torch_dict ();
   dl_torch_dict_set (tokens, "*", dl_torch_int (A1111_STAR_TOKEN));
   dl_torch_dict_set (root, "string_to_token", tokens);
   /* A1111 saves the vectors it trains in place: requires_grad is set */
-  DlTorchValue *vec = dl_torch_tensor_f32 (DL_ST_F32, 2, (const int64_t[]) { n, dim }, vectors);
+  DlTorchValue *vec = dl_torch_tensor_f32 (DL_ST_F32, 2, (const int64_t[]){ n, dim }, vectors);
   dl_torch_tensor_set_requires_grad (vec, TRUE);
   DlTorchValue *params = dl_torch_dict ();
   dl_torch_dict_set (params, "*", vec);
@@ -274,7 +279,7 @@ write_one_tensor (const char *path, const char *key, const float *vectors, int n
                   GHashTable *metadata, const char *format, GError **error)
 {
   g_autoptr (DlSafetensorsWriter) w = dl_safetensors_writer_new ();
-  if (!dl_safetensors_writer_add_f32 (w, key, dtype, 2, (const int64_t[]) { n, dim }, vectors, error))
+  if (!dl_safetensors_writer_add_f32 (w, key, dtype, 2, (const int64_t[]){ n, dim }, vectors, error))
     return FALSE;
   if (metadata)
     {
@@ -309,8 +314,10 @@ dl_embedding_write_diffusers (const char *path, const char *placeholder, const f
     return FALSE;
   if (!*placeholder)
     {
-      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "Cannot write embedding “%s”: the placeholder token "
-                   "is empty", path);
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                   "Cannot write embedding “%s”: the placeholder token "
+                   "is empty",
+                   path);
       return FALSE;
     }
   /* diffusers examples/textual_inversion saves with metadata {"format": "pt"} */

@@ -28,13 +28,14 @@
 
 G_BEGIN_DECLS
 
-typedef struct {
-  char *name;        /* the file stem: the prompt keyword in A1111 */
-  char *key;         /* the key the vectors were under: "*", "emb_params", "<cat-toy>", "clip_l" */
+typedef struct
+{
+  char *name; /* the file stem: the prompt keyword in A1111 */
+  char *key;  /* the key the vectors were under: "*", "emb_params", "<cat-toy>", "clip_l" */
   int n_vectors, dim;
-  float *vectors;    /* [n_vectors * dim] */
-  gint64 step;       /* -1 when absent or None */
-  char *stored_name; /* the A1111 "name" entry, or NULL */
+  float *vectors;                           /* [n_vectors * dim] */
+  gint64 step;                              /* -1 when absent or None */
+  char *stored_name;                        /* the A1111 "name" entry, or NULL */
   char *sd_checkpoint, *sd_checkpoint_name; /* NULL when absent or None */
 } DlEmbedding;
 
@@ -50,10 +51,10 @@ gboolean dl_embedding_write_a1111 (const char *path, const char *name, const flo
                                    GError **error);
 /* {"emb_params": [n, dim]} as `dtype` (F32, F16 or BF16), with the caller's
  * metadata (str -> str, may be NULL). */
-gboolean dl_embedding_write_emb_params (const char *path, const float *vectors, int n, int dim,
-                                        GHashTable *metadata, DlStDType dtype, GError **error);
+gboolean dl_embedding_write_emb_params (const char *path, const float *vectors, int n, int dim, GHashTable *metadata,
+                                        DlStDType dtype, GError **error);
 /* {placeholder: [n, dim]} F32 with metadata {"format": "pt"}. */
-gboolean dl_embedding_write_diffusers (const char *path, const char *placeholder, const float *vectors, int n,
-                                       int dim, GError **error);
+gboolean dl_embedding_write_diffusers (const char *path, const char *placeholder, const float *vectors, int n, int dim,
+                                       GError **error);
 
 G_END_DECLS

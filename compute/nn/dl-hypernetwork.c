@@ -24,31 +24,33 @@
 
 /* A1111's activation_dict: its own names, then torch.nn.modules.activation's
  * classes lower-cased; "swish" is torch.nn.Hardswish there, not SiLU */
-static const struct {
+static const struct
+{
   const char *name;
   int act;
 } activations[] = {
-  { "linear", ACT_IDENTITY },       { "relu", DL_ACT_RELU },       { "leakyrelu", DL_ACT_LEAKY_RELU },
-  { "elu", DL_ACT_ELU },            { "swish", DL_ACT_HARDSWISH }, { "hardswish", DL_ACT_HARDSWISH },
-  { "tanh", DL_ACT_TANH },          { "sigmoid", DL_ACT_SIGMOID }, { "gelu", DL_ACT_GELU },
-  { "silu", DL_ACT_SILU },          { "mish", DL_ACT_MISH },       { "softsign", DL_ACT_SOFTSIGN },
+  { "linear", ACT_IDENTITY }, { "relu", DL_ACT_RELU },       { "leakyrelu", DL_ACT_LEAKY_RELU },
+  { "elu", DL_ACT_ELU },      { "swish", DL_ACT_HARDSWISH }, { "hardswish", DL_ACT_HARDSWISH },
+  { "tanh", DL_ACT_TANH },    { "sigmoid", DL_ACT_SIGMOID }, { "gelu", DL_ACT_GELU },
+  { "silu", DL_ACT_SILU },    { "mish", DL_ACT_MISH },       { "softsign", DL_ACT_SOFTSIGN },
 };
 
 /* the rest of torch.nn.modules.activation, which A1111 would take */
 static const char *const unsupported_activations[] = {
-  "threshold", "rrelu", "hardtanh", "relu6", "hardsigmoid", "celu", "selu", "glu", "hardshrink", "logsigmoid",
-  "softplus", "softshrink", "multiheadattention", "prelu", "softmin", "softmax", "softmax2d", "logsoftmax",
-  "tanhshrink",
+  "threshold",  "rrelu",      "hardtanh",   "relu6",      "hardsigmoid",        "celu",  "selu",    "glu",
+  "hardshrink", "logsigmoid", "softplus",   "softshrink", "multiheadattention", "prelu", "softmin", "softmax",
+  "softmax2d",  "logsoftmax", "tanhshrink",
 };
 
 static gboolean
 activation_lookup (const char *name, int *act)
 {
   for (guint i = 0; i < G_N_ELEMENTS (activations); i++)
-    if (strcmp (activations[i].name, name) == 0) {
-      *act = activations[i].act;
-      return TRUE;
-    }
+    if (strcmp (activations[i].name, name) == 0)
+      {
+        *act = activations[i].act;
+        return TRUE;
+      }
   return FALSE;
 }
 
@@ -101,72 +103,81 @@ dl_hypernetwork_config_init (DlHypernetworkConfig *config)
 static int64_t
 layer_width (int size, double mult)
 {
-  double w = (double) size * mult;
-  return w >= 1 && w < (double) G_MAXINT32 ? (int64_t) w : 0;
+  double w = (double)size * mult;
+  return w >= 1 && w < (double)G_MAXINT32 ? (int64_t)w : 0;
 }
 
 static gboolean
 check_config (const DlHypernetworkConfig *c, int *act, GError **error)
 {
   int n = c->n_layers;
-  if (n < 2 || n > DL_HYPERNETWORK_MAX_LAYERS) {
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
-                 "a hypernetwork's layer_structure has 2 to %d entries, not %d", DL_HYPERNETWORK_MAX_LAYERS, n);
-    return FALSE;
-  }
-  if (c->layer_structure[0] != 1 || c->layer_structure[n - 1] != 1) {
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
-                 "a hypernetwork's layer_structure must start and end with 1 (it has %g … %g)", c->layer_structure[0],
-                 c->layer_structure[n - 1]);
-    return FALSE;
-  }
-  for (int i = 0; i < n; i++) {
-    double m = c->layer_structure[i], p = c->dropout_structure[i];
-    if (!(m > 0) || !isfinite (m)) {
+  if (n < 2 || n > DL_HYPERNETWORK_MAX_LAYERS)
+    {
       g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
-                   "hypernetwork layer_structure entry %d (%g) is not a positive width multiplier", i, m);
+                   "a hypernetwork's layer_structure has 2 to %d entries, not %d", DL_HYPERNETWORK_MAX_LAYERS, n);
       return FALSE;
     }
-    /* A1111: assert 0 < dropout_structure[i+1] < 1 where it is > 0 */
-    if (!isfinite (p) || p >= 1) {
+  if (c->layer_structure[0] != 1 || c->layer_structure[n - 1] != 1)
+    {
       g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
-                   "hypernetwork dropout_structure entry %d (%g) is not a probability below 1", i, p);
+                   "a hypernetwork's layer_structure must start and end with 1 (it has %g … %g)", c->layer_structure[0],
+                   c->layer_structure[n - 1]);
       return FALSE;
     }
-  }
+  for (int i = 0; i < n; i++)
+    {
+      double m = c->layer_structure[i], p = c->dropout_structure[i];
+      if (!(m > 0) || !isfinite (m))
+        {
+          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                       "hypernetwork layer_structure entry %d (%g) is not a positive width multiplier", i, m);
+          return FALSE;
+        }
+      /* A1111: assert 0 < dropout_structure[i+1] < 1 where it is > 0 */
+      if (!isfinite (p) || p >= 1)
+        {
+          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                       "hypernetwork dropout_structure entry %d (%g) is not a probability below 1", i, p);
+          return FALSE;
+        }
+    }
   return check_activation (c->activation_func ? c->activation_func : "linear", act, error);
 }
 
 /* ---- the object ---- */
 
-typedef enum {
+typedef enum
+{
   LAYER_LINEAR,
   LAYER_ACTIVATION,
   LAYER_NORM,
   LAYER_DROPOUT,
 } LayerKind;
 
-typedef struct {
+typedef struct
+{
   LayerKind kind;
-  int index;       /* position in the Sequential: the tensors are linear.<index>.* */
-  int64_t in, out; /* Linear: features; LayerNorm: out = its width */
-  float p;         /* Dropout */
+  int index;             /* position in the Sequential: the tensors are linear.<index>.* */
+  int64_t in, out;       /* Linear: features; LayerNorm: out = its width */
+  float p;               /* Dropout */
   DlTensor *w[2], *b[2]; /* key module, value module (Linear, LayerNorm) */
 } Layer;
 
-typedef struct {
+typedef struct
+{
   int size;
   GArray *layers; /* Layer */
 } SizeModules;
 
-struct _DlHypernetwork {
+struct _DlHypernetwork
+{
   grefcount ref;
   DlDevice *device;
   DlHypernetworkConfig config; /* its strings are the copies below */
   char *activation_func, *weight_initialization, *name, *sd_checkpoint, *sd_checkpoint_name, *optional_info;
-  int act;                     /* DlActivation or ACT_IDENTITY */
-  GArray *sizes;               /* SizeModules */
-  GPtrArray *tensor_names;     /* in dl_hypernetwork_get_tensor order */
+  int act;                 /* DlActivation or ACT_IDENTITY */
+  GArray *sizes;           /* SizeModules */
+  GPtrArray *tensor_names; /* in dl_hypernetwork_get_tensor order */
   GPtrArray *tensors;
   gboolean training;
   guint64 dropout_seed, dropout_step;
@@ -176,13 +187,15 @@ static void
 size_modules_clear (gpointer p)
 {
   SizeModules *s = p;
-  for (guint i = 0; i < s->layers->len; i++) {
-    Layer *l = &g_array_index (s->layers, Layer, i);
-    for (int kv = 0; kv < 2; kv++) {
-      g_clear_pointer (&l->w[kv], dl_tensor_unref);
-      g_clear_pointer (&l->b[kv], dl_tensor_unref);
+  for (guint i = 0; i < s->layers->len; i++)
+    {
+      Layer *l = &g_array_index (s->layers, Layer, i);
+      for (int kv = 0; kv < 2; kv++)
+        {
+          g_clear_pointer (&l->w[kv], dl_tensor_unref);
+          g_clear_pointer (&l->b[kv], dl_tensor_unref);
+        }
     }
-  }
   g_array_unref (s->layers);
 }
 
@@ -192,30 +205,35 @@ build_layers (DlHypernetwork *hn, SizeModules *s, GError **error)
 {
   const DlHypernetworkConfig *c = &hn->config;
   int index = 0, n = c->n_layers;
-  for (int i = 0; i < n - 1; i++) {
-    int64_t in = layer_width (s->size, c->layer_structure[i]);
-    int64_t out = layer_width (s->size, c->layer_structure[i + 1]);
-    if (!in || !out) {
-      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
-                   "hypernetwork size %d with layer_structure entry %g gives no usable width", s->size,
-                   !in ? c->layer_structure[i] : c->layer_structure[i + 1]);
-      return FALSE;
+  for (int i = 0; i < n - 1; i++)
+    {
+      int64_t in = layer_width (s->size, c->layer_structure[i]);
+      int64_t out = layer_width (s->size, c->layer_structure[i + 1]);
+      if (!in || !out)
+        {
+          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                       "hypernetwork size %d with layer_structure entry %g gives no usable width", s->size,
+                       !in ? c->layer_structure[i] : c->layer_structure[i + 1]);
+          return FALSE;
+        }
+      Layer lin = { .kind = LAYER_LINEAR, .index = index++, .in = in, .out = out };
+      g_array_append_val (s->layers, lin);
+      if (hn->act != ACT_IDENTITY && (i < n - 2 || c->activate_output))
+        {
+          Layer a = { .kind = LAYER_ACTIVATION, .index = index++ };
+          g_array_append_val (s->layers, a);
+        }
+      if (c->is_layer_norm)
+        {
+          Layer ln = { .kind = LAYER_NORM, .index = index++, .in = out, .out = out };
+          g_array_append_val (s->layers, ln);
+        }
+      if (c->dropout_structure[i + 1] > 0)
+        {
+          Layer d = { .kind = LAYER_DROPOUT, .index = index++, .p = (float)c->dropout_structure[i + 1] };
+          g_array_append_val (s->layers, d);
+        }
     }
-    Layer lin = { .kind = LAYER_LINEAR, .index = index++, .in = in, .out = out };
-    g_array_append_val (s->layers, lin);
-    if (hn->act != ACT_IDENTITY && (i < n - 2 || c->activate_output)) {
-      Layer a = { .kind = LAYER_ACTIVATION, .index = index++ };
-      g_array_append_val (s->layers, a);
-    }
-    if (c->is_layer_norm) {
-      Layer ln = { .kind = LAYER_NORM, .index = index++, .in = out, .out = out };
-      g_array_append_val (s->layers, ln);
-    }
-    if (c->dropout_structure[i + 1] > 0) {
-      Layer d = { .kind = LAYER_DROPOUT, .index = index++, .p = (float) c->dropout_structure[i + 1] };
-      g_array_append_val (s->layers, d);
-    }
-  }
   return TRUE;
 }
 
@@ -236,17 +254,18 @@ static gboolean
 allocate (DlHypernetwork *hn, SizeModules *s, GError **error)
 {
   for (int kv = 0; kv < 2; kv++)
-    for (guint i = 0; i < s->layers->len; i++) {
-      Layer *l = &g_array_index (s->layers, Layer, i);
-      if (l->kind != LAYER_LINEAR && l->kind != LAYER_NORM)
-        continue;
-      int64_t wshape[2] = { l->out, l->in };
-      int wdim = l->kind == LAYER_LINEAR ? 2 : 1;
-      l->w[kv] = add_tensor (hn, s->size, kv, l->index, "weight", wdim, wshape, error);
-      l->b[kv] = l->w[kv] ? add_tensor (hn, s->size, kv, l->index, "bias", 1, &l->out, error) : NULL;
-      if (!l->b[kv])
-        return FALSE;
-    }
+    for (guint i = 0; i < s->layers->len; i++)
+      {
+        Layer *l = &g_array_index (s->layers, Layer, i);
+        if (l->kind != LAYER_LINEAR && l->kind != LAYER_NORM)
+          continue;
+        int64_t wshape[2] = { l->out, l->in };
+        int wdim = l->kind == LAYER_LINEAR ? 2 : 1;
+        l->w[kv] = add_tensor (hn, s->size, kv, l->index, "weight", wdim, wshape, error);
+        l->b[kv] = l->w[kv] ? add_tensor (hn, s->size, kv, l->index, "bias", 1, &l->out, error) : NULL;
+        if (!l->b[kv])
+          return FALSE;
+      }
   return TRUE;
 }
 
@@ -267,16 +286,18 @@ dl_hypernetwork_new (DlDevice *device, const DlHypernetworkConfig *config, const
   int act;
   if (!check_config (config, &act, error))
     return NULL;
-  for (guint i = 0; i < n_sizes; i++) {
-    gboolean dup = FALSE;
-    for (guint j = 0; j < i; j++)
-      dup |= sizes[j] == sizes[i];
-    if (sizes[i] <= 0 || dup) {
-      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "hypernetwork size %d is %s", sizes[i],
-                   dup ? "given twice" : "not positive");
-      return NULL;
+  for (guint i = 0; i < n_sizes; i++)
+    {
+      gboolean dup = FALSE;
+      for (guint j = 0; j < i; j++)
+        dup |= sizes[j] == sizes[i];
+      if (sizes[i] <= 0 || dup)
+        {
+          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "hypernetwork size %d is %s", sizes[i],
+                       dup ? "given twice" : "not positive");
+          return NULL;
+        }
     }
-  }
   g_autoptr (DlHypernetwork) hn = g_new0 (DlHypernetwork, 1);
   g_ref_count_init (&hn->ref);
   hn->device = device;
@@ -292,14 +313,15 @@ dl_hypernetwork_new (DlDevice *device, const DlHypernetworkConfig *config, const
   hn->sizes = g_array_new (FALSE, TRUE, sizeof (SizeModules));
   g_array_set_clear_func (hn->sizes, size_modules_clear);
   hn->tensor_names = g_ptr_array_new_with_free_func (g_free);
-  hn->tensors = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_tensor_unref);
-  for (guint i = 0; i < n_sizes; i++) {
-    SizeModules s = { sizes[i], g_array_new (FALSE, TRUE, sizeof (Layer)) };
-    g_array_append_val (hn->sizes, s);
-    SizeModules *sp = &g_array_index (hn->sizes, SizeModules, hn->sizes->len - 1);
-    if (!build_layers (hn, sp, error) || !allocate (hn, sp, error))
-      return NULL;
-  }
+  hn->tensors = g_ptr_array_new_with_free_func ((GDestroyNotify)dl_tensor_unref);
+  for (guint i = 0; i < n_sizes; i++)
+    {
+      SizeModules s = { sizes[i], g_array_new (FALSE, TRUE, sizeof (Layer)) };
+      g_array_append_val (hn->sizes, s);
+      SizeModules *sp = &g_array_index (hn->sizes, SizeModules, hn->sizes->len - 1);
+      if (!build_layers (hn, sp, error) || !allocate (hn, sp, error))
+        return NULL;
+    }
   return g_steal_pointer (&hn);
 }
 
@@ -333,7 +355,8 @@ dl_hypernetwork_unref (DlHypernetwork *hn)
 
 /* ---- initialisation ---- */
 
-typedef enum {
+typedef enum
+{
   INIT_NORMAL,
   INIT_XAVIER_UNIFORM,
   INIT_XAVIER_NORMAL,
@@ -346,13 +369,15 @@ init_kind (const char *name, InitKind *kind, GError **error)
 {
   static const char *const names[] = { "Normal", "XavierUniform", "XavierNormal", "KaimingUniform", "KaimingNormal" };
   for (guint i = 0; name && i < G_N_ELEMENTS (names); i++)
-    if (strcmp (names[i], name) == 0) {
-      *kind = (InitKind) i;
-      return TRUE;
-    }
+    if (strcmp (names[i], name) == 0)
+      {
+        *kind = (InitKind)i;
+        return TRUE;
+      }
   g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
                "unknown hypernetwork weight initialization “%s” (Normal, XavierUniform, XavierNormal, "
-               "KaimingUniform, KaimingNormal)", name ? name : "None");
+               "KaimingUniform, KaimingNormal)",
+               name ? name : "None");
   return FALSE;
 }
 
@@ -360,20 +385,25 @@ init_kind (const char *name, InitKind *kind, GError **error)
 static void
 init_weight (float *w, int64_t out, int64_t in, InitKind kind, gboolean norm, guint64 seed, guint64 offset)
 {
-  gsize n = (gsize) (norm ? out : out * in);
+  gsize n = (gsize)(norm ? out : out * in);
   /* torch.nn.init: fan_in = in, fan_out = out; calculate_gain("relu") and
    * calculate_gain("leaky_relu", 0) are both √2 */
-  double fan_sum = (double) (in + out), gain = G_SQRT2;
-  if (norm || kind == INIT_NORMAL) {
-    dl_philox_fill_normal (w, n, DL_RANDOM_PHILOX, seed, offset, 0, 0.0f, 0.01f);
-  } else if (kind == INIT_XAVIER_NORMAL || kind == INIT_KAIMING_NORMAL) {
-    double std = kind == INIT_XAVIER_NORMAL ? sqrt (2.0 / fan_sum) : gain / sqrt ((double) in);
-    dl_philox_fill_normal (w, n, DL_RANDOM_PHILOX, seed, offset, 0, 0.0f, (float) std);
-  } else {
-    double bound = kind == INIT_XAVIER_UNIFORM ? sqrt (6.0 / fan_sum) : gain * sqrt (3.0 / (double) in);
-    for (gsize i = 0; i < n; i++)
-      w[i] = (float) (-bound + 2.0 * bound * dl_philox_uniform (seed, offset, i));
-  }
+  double fan_sum = (double)(in + out), gain = G_SQRT2;
+  if (norm || kind == INIT_NORMAL)
+    {
+      dl_philox_fill_normal (w, n, DL_RANDOM_PHILOX, seed, offset, 0, 0.0f, 0.01f);
+    }
+  else if (kind == INIT_XAVIER_NORMAL || kind == INIT_KAIMING_NORMAL)
+    {
+      double std = kind == INIT_XAVIER_NORMAL ? sqrt (2.0 / fan_sum) : gain / sqrt ((double)in);
+      dl_philox_fill_normal (w, n, DL_RANDOM_PHILOX, seed, offset, 0, 0.0f, (float)std);
+    }
+  else
+    {
+      double bound = kind == INIT_XAVIER_UNIFORM ? sqrt (6.0 / fan_sum) : gain * sqrt (3.0 / (double)in);
+      for (gsize i = 0; i < n; i++)
+        w[i] = (float)(-bound + 2.0 * bound * dl_philox_uniform (seed, offset, i));
+    }
 }
 
 gboolean
@@ -384,24 +414,26 @@ dl_hypernetwork_init_weights (DlHypernetwork *hn, guint64 seed, GError **error)
   if (!init_kind (hn->config.weight_initialization, &kind, error))
     return FALSE;
   /* draw = the tensor's index in dl_hypernetwork_get_tensor order */
-  for (guint s = 0; s < hn->sizes->len; s++) {
-    SizeModules *sm = &g_array_index (hn->sizes, SizeModules, s);
-    for (int kv = 0; kv < 2; kv++)
-      for (guint i = 0; i < sm->layers->len; i++) {
-        Layer *l = &g_array_index (sm->layers, Layer, i);
-        if (l->kind != LAYER_LINEAR && l->kind != LAYER_NORM)
-          continue;
-        guint index = 0;
-        if (!g_ptr_array_find (hn->tensors, l->w[kv], &index))
-          g_return_val_if_reached (FALSE);
-        gboolean norm = l->kind == LAYER_NORM;
-        g_autofree float *w = g_new (float, norm ? l->out : l->out * l->in);
-        g_autofree float *b = g_new0 (float, l->out);
-        init_weight (w, l->out, l->in, kind, norm, seed, index);
-        if (!dl_tensor_upload_f32 (l->w[kv], w, error) || !dl_tensor_upload_f32 (l->b[kv], b, error))
-          return FALSE;
-      }
-  }
+  for (guint s = 0; s < hn->sizes->len; s++)
+    {
+      SizeModules *sm = &g_array_index (hn->sizes, SizeModules, s);
+      for (int kv = 0; kv < 2; kv++)
+        for (guint i = 0; i < sm->layers->len; i++)
+          {
+            Layer *l = &g_array_index (sm->layers, Layer, i);
+            if (l->kind != LAYER_LINEAR && l->kind != LAYER_NORM)
+              continue;
+            guint index = 0;
+            if (!g_ptr_array_find (hn->tensors, l->w[kv], &index))
+              g_return_val_if_reached (FALSE);
+            gboolean norm = l->kind == LAYER_NORM;
+            g_autofree float *w = g_new (float, norm ? l->out : l->out * l->in);
+            g_autofree float *b = g_new0 (float, l->out);
+            init_weight (w, l->out, l->in, kind, norm, seed, index);
+            if (!dl_tensor_upload_f32 (l->w[kv], w, error) || !dl_tensor_upload_f32 (l->b[kv], b, error))
+              return FALSE;
+          }
+    }
   return TRUE;
 }
 
@@ -460,11 +492,12 @@ dl_hypernetwork_get_size (DlHypernetwork *hn, guint index)
 static SizeModules *
 find_size (DlHypernetwork *hn, int64_t size)
 {
-  for (guint i = 0; i < hn->sizes->len; i++) {
-    SizeModules *s = &g_array_index (hn->sizes, SizeModules, i);
-    if (s->size == size)
-      return s;
-  }
+  for (guint i = 0; i < hn->sizes->len; i++)
+    {
+      SizeModules *s = &g_array_index (hn->sizes, SizeModules, i);
+      if (s->size == size)
+        return s;
+    }
   return NULL;
 }
 
@@ -512,7 +545,8 @@ dl_hypernetwork_set_training (DlHypernetwork *hn, gboolean training, guint64 see
 
 /* ---- forward ---- */
 
-typedef struct {
+typedef struct
+{
   DlTensor *x;
   float p;
   guint64 seed, offset;
@@ -542,14 +576,15 @@ dropout (DlTape *tape, DlTensor *x, float p, guint64 seed, guint64 offset, GErro
   g_autoptr (DlTensor) y = dl_tape_tensor_like (tape, "dropout", x, error);
   if (!y || !dl_op_dropout (dl_tape_get_recorder (tape), y, x, p, seed, offset, error))
     return NULL;
-  if (dl_tape_should_record (tape, &x, 1)) {
-    DropoutSaved *s = g_new0 (DropoutSaved, 1);
-    s->x = dl_tensor_ref (x);
-    s->p = p;
-    s->seed = seed;
-    s->offset = offset;
-    dl_tape_push (tape, &y, 1, dropout_backward, s, dropout_saved_free);
-  }
+  if (dl_tape_should_record (tape, &x, 1))
+    {
+      DropoutSaved *s = g_new0 (DropoutSaved, 1);
+      s->x = dl_tensor_ref (x);
+      s->p = p;
+      s->seed = seed;
+      s->offset = offset;
+      dl_tape_push (tape, &y, 1, dropout_backward, s, dropout_saved_free);
+    }
   return g_steal_pointer (&y);
 }
 
@@ -559,8 +594,8 @@ dl_hypernetwork_dropout_offset (guint64 step, const char *site, int kv, int inde
   /* FNV-1a */
   guint32 h = 2166136261u;
   for (const char *c = site ? site : ""; *c; c++)
-    h = (h ^ (guint8) *c) * 16777619u;
-  guint8 tail[3] = { 0xff, (guint8) kv, (guint8) index };
+    h = (h ^ (guint8)*c) * 16777619u;
+  guint8 tail[3] = { 0xff, (guint8)kv, (guint8)index };
   for (int i = 0; i < 3; i++)
     h = (h ^ tail[i]) * 16777619u;
   return (step << 32) | h;
@@ -571,54 +606,58 @@ module_forward (DlHypernetwork *hn, DlTape *tape, SizeModules *s, int kv, DlTens
                 const char *site, GError **error)
 {
   g_autoptr (DlTensor) h = dl_tensor_ref (x);
-  for (guint i = 0; i < s->layers->len; i++) {
-    Layer *l = &g_array_index (s->layers, Layer, i);
-    DlTensor *next = NULL;
-    switch (l->kind) {
-    case LAYER_LINEAR:
-      next = dl_nn_linear (tape, h, l->w[kv], l->b[kv], error);
-      break;
-    case LAYER_ACTIVATION:
-      next = dl_nn_activation (tape, h, (DlActivation) hn->act, error);
-      break;
-    case LAYER_NORM:
-      next = dl_nn_layer_norm (tape, h, l->w[kv], l->b[kv], LAYER_NORM_EPS, error);
-      break;
-    case LAYER_DROPOUT:
-      /* torch.nn.Dropout is the identity in eval() */
-      if (!hn->training)
-        continue;
-      next = dropout (tape, h, l->p, hn->dropout_seed,
-                      dl_hypernetwork_dropout_offset (hn->dropout_step, site, kv, l->index), error);
-      break;
+  for (guint i = 0; i < s->layers->len; i++)
+    {
+      Layer *l = &g_array_index (s->layers, Layer, i);
+      DlTensor *next = NULL;
+      switch (l->kind)
+        {
+        case LAYER_LINEAR:
+          next = dl_nn_linear (tape, h, l->w[kv], l->b[kv], error);
+          break;
+        case LAYER_ACTIVATION:
+          next = dl_nn_activation (tape, h, (DlActivation)hn->act, error);
+          break;
+        case LAYER_NORM:
+          next = dl_nn_layer_norm (tape, h, l->w[kv], l->b[kv], LAYER_NORM_EPS, error);
+          break;
+        case LAYER_DROPOUT:
+          /* torch.nn.Dropout is the identity in eval() */
+          if (!hn->training)
+            continue;
+          next = dropout (tape, h, l->p, hn->dropout_seed,
+                          dl_hypernetwork_dropout_offset (hn->dropout_step, site, kv, l->index), error);
+          break;
+        }
+      if (!next)
+        return NULL;
+      dl_tensor_unref (h);
+      h = next;
     }
-    if (!next)
-      return NULL;
-    dl_tensor_unref (h);
-    h = next;
-  }
-  if (multiplier != 1.0f) {
-    DlTensor *scaled = dl_nn_scale (tape, h, multiplier, error);
-    if (!scaled)
-      return NULL;
-    dl_tensor_unref (h);
-    h = scaled;
-  }
+  if (multiplier != 1.0f)
+    {
+      DlTensor *scaled = dl_nn_scale (tape, h, multiplier, error);
+      if (!scaled)
+        return NULL;
+      dl_tensor_unref (h);
+      h = scaled;
+    }
   return dl_nn_add (tape, x, h, error);
 }
 
 DlTensor *
-dl_hypernetwork_module_forward (DlHypernetwork *hn, DlTape *tape, int64_t size, int kv, DlTensor *x,
-                                float multiplier, const char *site, GError **error)
+dl_hypernetwork_module_forward (DlHypernetwork *hn, DlTape *tape, int64_t size, int kv, DlTensor *x, float multiplier,
+                                const char *site, GError **error)
 {
   g_return_val_if_fail (hn != NULL && tape != NULL && x != NULL && (kv == 0 || kv == 1), NULL);
   SizeModules *s = find_size (hn, size);
-  if (!s || x->ndim < 1 || x->shape[x->ndim - 1] != size) {
-    g_autofree char *xs = dl_tensor_describe (x);
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "hypernetwork: no module of size %" G_GINT64_FORMAT
-                 " for %s", size, xs);
-    return NULL;
-  }
+  if (!s || x->ndim < 1 || x->shape[x->ndim - 1] != size)
+    {
+      g_autofree char *xs = dl_tensor_describe (x);
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                   "hypernetwork: no module of size %" G_GINT64_FORMAT " for %s", size, xs);
+      return NULL;
+    }
   return module_forward (hn, tape, s, kv, x, multiplier, site, error);
 }
 
@@ -631,23 +670,24 @@ dl_hypernetwork_apply (DlParams *params, DlTape *tape, const char *site, DlTenso
   g_autoptr (DlTensor) v = dl_tensor_ref (context);
   int64_t width = context->shape[context->ndim - 1];
   guint n = dl_params_n_hypernetworks (params);
-  for (guint i = 0; i < n; i++) {
-    float strength;
-    DlHypernetwork *hn = dl_params_get_hypernetwork (params, i, &strength);
-    SizeModules *s = find_size (hn, width);
-    if (!s)
-      continue;
-    /* A1111: x + linear(x) * (multiplier if not training else 1) */
-    float m = hn->training ? 1.0f : strength;
-    g_autoptr (DlTensor) nk = module_forward (hn, tape, s, 0, k, m, site, error);
-    g_autoptr (DlTensor) nv = nk ? module_forward (hn, tape, s, 1, v, m, site, error) : NULL;
-    if (!nv)
-      return FALSE;
-    dl_tensor_unref (k);
-    dl_tensor_unref (v);
-    k = g_steal_pointer (&nk);
-    v = g_steal_pointer (&nv);
-  }
+  for (guint i = 0; i < n; i++)
+    {
+      float strength;
+      DlHypernetwork *hn = dl_params_get_hypernetwork (params, i, &strength);
+      SizeModules *s = find_size (hn, width);
+      if (!s)
+        continue;
+      /* A1111: x + linear(x) * (multiplier if not training else 1) */
+      float m = hn->training ? 1.0f : strength;
+      g_autoptr (DlTensor) nk = module_forward (hn, tape, s, 0, k, m, site, error);
+      g_autoptr (DlTensor) nv = nk ? module_forward (hn, tape, s, 1, v, m, site, error) : NULL;
+      if (!nv)
+        return FALSE;
+      dl_tensor_unref (k);
+      dl_tensor_unref (v);
+      k = g_steal_pointer (&nk);
+      v = g_steal_pointer (&nv);
+    }
   *k_in = g_steal_pointer (&k);
   *v_in = g_steal_pointer (&v);
   return TRUE;
@@ -658,16 +698,17 @@ dl_hypernetwork_unused_sizes (DlHypernetwork *hn, const DlUNetConfig *config)
 {
   g_return_val_if_fail (hn != NULL && config != NULL, NULL);
   GArray *unused = g_array_new (FALSE, FALSE, sizeof (int));
-  for (guint i = 0; i < hn->sizes->len; i++) {
-    int size = g_array_index (hn->sizes, SizeModules, i).size;
-    /* cross-attention sees the text context; self-attention the hidden states,
+  for (guint i = 0; i < hn->sizes->len; i++)
+    {
+      int size = g_array_index (hn->sizes, SizeModules, i).size;
+      /* cross-attention sees the text context; self-attention the hidden states,
      * as wide as the level's channels (the mid block: the last level's) */
-    gboolean used = size == config->cross_attention_dim ||
-                    (config->n_levels > 0 && size == config->block_out_channels[config->n_levels - 1]);
-    for (int l = 0; l < config->n_levels && l < DL_MODEL_MAX_LEVELS; l++)
-      used |= config->level_has_attention[l] && size == config->block_out_channels[l];
-    if (!used)
-      g_array_append_val (unused, size);
-  }
+      gboolean used = size == config->cross_attention_dim ||
+                      (config->n_levels > 0 && size == config->block_out_channels[config->n_levels - 1]);
+      for (int l = 0; l < config->n_levels && l < DL_MODEL_MAX_LEVELS; l++)
+        used |= config->level_has_attention[l] && size == config->block_out_channels[l];
+      if (!used)
+        g_array_append_val (unused, size);
+    }
   return unused;
 }

@@ -26,22 +26,23 @@ G_BEGIN_DECLS
 
 #define DL_HYPERNETWORK_MAX_LAYERS 16
 
-typedef struct {
-  int n_layers;                                          /* entries of layer_structure, 2 .. MAX_LAYERS */
-  double layer_structure[DL_HYPERNETWORK_MAX_LAYERS];    /* width multipliers; first and last 1 */
-  double dropout_structure[DL_HYPERNETWORK_MAX_LAYERS];  /* n_layers entries; [i+1] > 0: Dropout after Linear i */
-  const char *activation_func;     /* A1111's name: "linear", "relu", "swish" (Hardswish), ...; NULL: "linear" */
+typedef struct
+{
+  int n_layers;                                         /* entries of layer_structure, 2 .. MAX_LAYERS */
+  double layer_structure[DL_HYPERNETWORK_MAX_LAYERS];   /* width multipliers; first and last 1 */
+  double dropout_structure[DL_HYPERNETWORK_MAX_LAYERS]; /* n_layers entries; [i+1] > 0: Dropout after Linear i */
+  const char *activation_func; /* A1111's name: "linear", "relu", "swish" (Hardswish), ...; NULL: "linear" */
   gboolean is_layer_norm;
-  gboolean activate_output;        /* the activation also after the last Linear */
+  gboolean activate_output; /* the activation also after the last Linear */
   gboolean use_dropout;
-  gboolean last_layer_dropout;     /* written as A1111 does: dropout_structure[n-2] != 0 */
+  gboolean last_layer_dropout;       /* written as A1111 does: dropout_structure[n-2] != 0 */
   const char *weight_initialization; /* "Normal", "XavierUniform", "XavierNormal", "KaimingUniform",
                                       * "KaimingNormal"; NULL: None */
-  const char *name;                /* NULL: None */
+  const char *name;                  /* NULL: None */
   gint64 step;
-  const char *sd_checkpoint;       /* short hash of the base model, or NULL (None) */
-  const char *sd_checkpoint_name;  /* or NULL */
-  const char *optional_info;       /* or NULL */
+  const char *sd_checkpoint;      /* short hash of the base model, or NULL (None) */
+  const char *sd_checkpoint_name; /* or NULL */
+  const char *optional_info;      /* or NULL */
 } DlHypernetworkConfig;
 
 /* What A1111's "Create hypernetwork" gives by default: [1, 2, 1], linear,
@@ -108,8 +109,8 @@ DlTensor *dl_hypernetwork_module_forward (DlHypernetwork *hn, DlTape *tape, int6
  * attached to `params` that has a module pair of that width, in order (k through
  * the k modules, v through the v modules).  Both are `context` when none
  * applies. */
-gboolean dl_hypernetwork_apply (DlParams *params, DlTape *tape, const char *site, DlTensor *context,
-                                DlTensor **k_in, DlTensor **v_in, GError **error);
+gboolean dl_hypernetwork_apply (DlParams *params, DlTape *tape, const char *site, DlTensor *context, DlTensor **k_in,
+                                DlTensor **v_in, GError **error);
 
 /* The sizes of `hn` that no attention of a UNet of `config` has as its context
  * width (the text width, and the width of each level with attention and of the

@@ -4,7 +4,8 @@
 
 #include <string.h>
 
-struct _DlLoraFile {
+struct _DlLoraFile
+{
   DlSafetensors *st;
   GPtrArray *modules; /* DlLoraModule* */
 };
@@ -40,7 +41,8 @@ dl_lora_kohya_name (const char *internal)
 static gboolean
 split_key (const char *key, char **module, int *role)
 {
-  static const struct {
+  static const struct
+  {
     const char *suffix;
     int role; /* 0 down, 1 up, 2 alpha */
   } suffixes[] = {
@@ -65,7 +67,7 @@ dl_lora_file_open (const char *path, GError **error)
   if (!st)
     return NULL;
   g_autoptr (GHashTable) by_name = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, NULL);
-  g_autoptr (GPtrArray) modules = g_ptr_array_new_with_free_func ((GDestroyNotify) module_free);
+  g_autoptr (GPtrArray) modules = g_ptr_array_new_with_free_func ((GDestroyNotify)module_free);
   g_autofree char *base = g_path_get_basename (path);
 
   for (guint i = 0; i < dl_safetensors_get_n_tensors (st); i++)
@@ -133,14 +135,14 @@ dl_lora_file_open (const char *path, GError **error)
       gboolean up_ok = m->up->ndim == 2 || (m->up->ndim == 4 && m->up->shape[2] == 1 && m->up->shape[3] == 1);
       if (!down_ok || !up_ok || m->down->shape[0] != m->up->shape[1] || m->down->shape[0] < 1)
         {
-          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE,
-                       "%s: module “%s” has incompatible down/up shapes", base, m->file_name);
+          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "%s: module “%s” has incompatible down/up shapes", base,
+                       m->file_name);
           return NULL;
         }
-      m->rank = (int) m->down->shape[0];
+      m->rank = (int)m->down->shape[0];
       m->conv = m->down->ndim == 4;
       if (m->alpha <= 0)
-        m->alpha = (float) m->rank; /* no alpha (or 0): scale 1, as kohya */
+        m->alpha = (float)m->rank; /* no alpha (or 0): scale 1, as kohya */
     }
   if (modules->len == 0)
     {

@@ -12,9 +12,10 @@
 
 G_BEGIN_DECLS
 
-typedef struct {
-  char *file_name; /* the module name as written in the file */
-  char *target;    /* internal module name, e.g. "unet.down_blocks.0.attentions.0.proj_in" */
+typedef struct
+{
+  char *file_name;        /* the module name as written in the file */
+  char *target;           /* internal module name, e.g. "unet.down_blocks.0.attentions.0.proj_in" */
   const DlStTensor *down; /* [r, in] or [r, in, kh, kw] */
   const DlStTensor *up;   /* [out, r] or [out, r, 1, 1] */
   int rank;

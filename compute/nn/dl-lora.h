@@ -13,7 +13,7 @@ G_BEGIN_DECLS
  * name.  `tensors` (may be NULL) receives file key -> device tensor (e.g.
  * "lora_unet_..._to_q.lora_down.weight"), to train them or read their gradients.
  * Modules the model lacks are reported in *unmatched (may be NULL). */
-gboolean dl_lora_attach (DlParams *params, DlLoraFile *file, float strength, GHashTable *tensors,
-                         GPtrArray **unmatched, GError **error);
+gboolean dl_lora_attach (DlParams *params, DlLoraFile *file, float strength, GHashTable *tensors, GPtrArray **unmatched,
+                         GError **error);
 
 G_END_DECLS

@@ -37,15 +37,17 @@
 
 #define REC(tape) dl_tape_get_recorder (tape)
 
-typedef struct {
+typedef struct
+{
   DlTensor *down, *up;
   DlTensor *down2, *up2; /* [r, in · kh · kw] and [out, r] views for the matrix products */
   DlTensor *h;           /* scale · down(x), f32; kept for the backward when up needs a gradient */
   float scale;
-  gboolean pointwise;    /* conv: a 1x1, stride-1, unpadded down, run as a matrix product */
+  gboolean pointwise; /* conv: a 1x1, stride-1, unpadded down, run as a matrix product */
 } SavedAdapter;
 
-typedef struct {
+typedef struct
+{
   DlTensor *x, *w, *b;
   gboolean conv;
   int stride, padding;
@@ -62,14 +64,15 @@ saved_free (gpointer p)
   g_clear_pointer (&s->x, dl_tensor_unref);
   g_clear_pointer (&s->w, dl_tensor_unref);
   g_clear_pointer (&s->b, dl_tensor_unref);
-  for (guint i = 0; i < s->n; i++) {
-    SavedAdapter *a = &s->a[i];
-    g_clear_pointer (&a->down, dl_tensor_unref);
-    g_clear_pointer (&a->up, dl_tensor_unref);
-    g_clear_pointer (&a->down2, dl_tensor_unref);
-    g_clear_pointer (&a->up2, dl_tensor_unref);
-    g_clear_pointer (&a->h, dl_tensor_unref);
-  }
+  for (guint i = 0; i < s->n; i++)
+    {
+      SavedAdapter *a = &s->a[i];
+      g_clear_pointer (&a->down, dl_tensor_unref);
+      g_clear_pointer (&a->up, dl_tensor_unref);
+      g_clear_pointer (&a->down2, dl_tensor_unref);
+      g_clear_pointer (&a->up2, dl_tensor_unref);
+      g_clear_pointer (&a->h, dl_tensor_unref);
+    }
   g_free (s->a);
   g_free (s);
 }
@@ -90,18 +93,19 @@ saved_new (DlTensor *x, DlTensor *w, DlTensor *b, const DlLoraAdapter *adapters,
   s->padding = padding;
   s->a = g_new0 (SavedAdapter, n);
   s->n = n;
-  for (guint i = 0; i < n; i++) {
-    SavedAdapter *a = &s->a[i];
-    DlTensor *down = adapters[i].down, *up = adapters[i].up;
-    int64_t r = down->shape[0];
-    int64_t d2[2] = { r, dl_tensor_numel (down) / r }, u2[2] = { w->shape[0], r };
-    a->down = dl_tensor_ref (down);
-    a->up = dl_tensor_ref (up);
-    a->scale = adapters[i].scale;
-    a->pointwise = conv && down->shape[2] == 1 && down->shape[3] == 1 && stride == 1 && padding == 0;
-    if (!(a->down2 = dl_tensor_reshape (down, 2, d2, error)) || !(a->up2 = dl_tensor_reshape (up, 2, u2, error)))
-      return NULL;
-  }
+  for (guint i = 0; i < n; i++)
+    {
+      SavedAdapter *a = &s->a[i];
+      DlTensor *down = adapters[i].down, *up = adapters[i].up;
+      int64_t r = down->shape[0];
+      int64_t d2[2] = { r, dl_tensor_numel (down) / r }, u2[2] = { w->shape[0], r };
+      a->down = dl_tensor_ref (down);
+      a->up = dl_tensor_ref (up);
+      a->scale = adapters[i].scale;
+      a->pointwise = conv && down->shape[2] == 1 && down->shape[3] == 1 && stride == 1 && padding == 0;
+      if (!(a->down2 = dl_tensor_reshape (down, 2, d2, error)) || !(a->up2 = dl_tensor_reshape (up, 2, u2, error)))
+        return NULL;
+    }
   return g_steal_pointer (&s);
 }
 
@@ -110,7 +114,8 @@ saved_new (DlTensor *x, DlTensor *w, DlTensor *b, const DlLoraAdapter *adapters,
 /* An operand: an activation cut into slices along its first dimension (rows of
  * a linear's input, images of a convolution's), each slice [c] (p == 0) or
  * [c, p] (channels × pixels); or, with c == 0, a weight used whole. */
-typedef struct {
+typedef struct
+{
   DlTensor *t;
   int64_t c, p;
 } Operand;
@@ -118,13 +123,13 @@ typedef struct {
 static Operand
 act (DlTensor *t, int64_t c, int64_t p)
 {
-  return (Operand) { t, c, p };
+  return (Operand){ t, c, p };
 }
 
 static Operand
 whole (DlTensor *t)
 {
-  return (Operand) { t, 0, 0 };
+  return (Operand){ t, 0, 0 };
 }
 
 static int64_t
@@ -156,23 +161,25 @@ sliced_matmul (DlRecorder *rec, int64_t n_slices, Operand d, Operand a, gboolean
   for (guint i = 0; i < 3; i++)
     if (all[i]->c)
       step = MIN (step, dl_op_max_binding_elems (rec, all[i]->t->dtype) / slice_elems (all[i]));
-  if (step < 1) {
-    g_autofree char *ds = dl_tensor_describe (d.t);
-    g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "lora: one slice of %s is larger than this device can bind",
-                 ds);
-    return FALSE;
-  }
-  for (int64_t first = 0; first < n_slices; first += step) {
-    int64_t n = MIN (step, n_slices - first);
-    g_autoptr (DlTensor) dp = piece (&d, first, n, error);
-    g_autoptr (DlTensor) ap = dp ? piece (&a, first, n, error) : NULL;
-    g_autoptr (DlTensor) bp = ap ? piece (&b, first, n, error) : NULL;
-    DlMatmulParams prm = DL_MATMUL_PARAMS_DEFAULT;
-    prm.alpha = alpha;
-    prm.beta = beta;
-    if (!bp || !dl_op_matmul (rec, dp, ap, trans_a, bp, trans_b, NULL, &prm, error))
+  if (step < 1)
+    {
+      g_autofree char *ds = dl_tensor_describe (d.t);
+      g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "lora: one slice of %s is larger than this device can bind",
+                   ds);
       return FALSE;
-  }
+    }
+  for (int64_t first = 0; first < n_slices; first += step)
+    {
+      int64_t n = MIN (step, n_slices - first);
+      g_autoptr (DlTensor) dp = piece (&d, first, n, error);
+      g_autoptr (DlTensor) ap = dp ? piece (&a, first, n, error) : NULL;
+      g_autoptr (DlTensor) bp = ap ? piece (&b, first, n, error) : NULL;
+      DlMatmulParams prm = DL_MATMUL_PARAMS_DEFAULT;
+      prm.alpha = alpha;
+      prm.beta = beta;
+      if (!bp || !dl_op_matmul (rec, dp, ap, trans_a, bp, trans_b, NULL, &prm, error))
+        return FALSE;
+    }
   return TRUE;
 }
 
@@ -193,17 +200,20 @@ up_backward (DlTape *tape, Saved *s, SavedAdapter *a, DlTensor *dy, GError **err
   if (!dl_tape_grad_begin (tape, a->up, &g, error))
     return FALSE;
   gboolean ok;
-  if (s->conv) {
-    int64_t shape[4] = { a->up2->shape[0], a->up2->shape[1], 1, 1 };
-    DlConv2dParams p = DL_CONV2D_PARAMS (1, 0);
-    g_autoptr (DlTensor) g4 = dl_tensor_reshape (g, 4, shape, error);
-    ok = g4 && dl_op_conv2d_backward (REC (tape), NULL, g4, NULL, a->h, NULL, dy, &p, TRUE, error);
-  } else {
-    int64_t out = a->up2->shape[0], r = a->up2->shape[1];
-    g_autoptr (DlTensor) g2 = shaped_like (g, a->up2, error);
-    ok = g2 && sliced_matmul (REC (tape), dl_tensor_numel (dy) / out, whole (g2), act (dy, out, 0), TRUE,
-                              act (a->h, r, 0), FALSE, 1.0f, 1.0f, error);
-  }
+  if (s->conv)
+    {
+      int64_t shape[4] = { a->up2->shape[0], a->up2->shape[1], 1, 1 };
+      DlConv2dParams p = DL_CONV2D_PARAMS (1, 0);
+      g_autoptr (DlTensor) g4 = dl_tensor_reshape (g, 4, shape, error);
+      ok = g4 && dl_op_conv2d_backward (REC (tape), NULL, g4, NULL, a->h, NULL, dy, &p, TRUE, error);
+    }
+  else
+    {
+      int64_t out = a->up2->shape[0], r = a->up2->shape[1];
+      g_autoptr (DlTensor) g2 = shaped_like (g, a->up2, error);
+      ok = g2 && sliced_matmul (REC (tape), dl_tensor_numel (dy) / out, whole (g2), act (dy, out, 0), TRUE,
+                                act (a->h, r, 0), FALSE, 1.0f, 1.0f, error);
+    }
   return dl_tape_grad_finish (tape, a->up, g, ok ? error : NULL) && ok;
 }
 
@@ -215,16 +225,19 @@ down_backward (DlTape *tape, Saved *s, SavedAdapter *a, DlTensor *dh, GError **e
   if (!dl_tape_grad_begin (tape, a->down, &g, error))
     return FALSE;
   gboolean ok;
-  if (s->conv) {
-    DlConv2dParams p = DL_CONV2D_PARAMS (s->stride, s->padding);
-    g_autoptr (DlTensor) g4 = shaped_like (g, a->down, error);
-    ok = g4 && dl_op_conv2d_backward (REC (tape), NULL, g4, NULL, s->x, NULL, dh, &p, TRUE, error);
-  } else {
-    int64_t r = a->down2->shape[0], in = a->down2->shape[1];
-    g_autoptr (DlTensor) g2 = shaped_like (g, a->down2, error);
-    ok = g2 && sliced_matmul (REC (tape), dl_tensor_numel (s->x) / in, whole (g2), act (dh, r, 0), TRUE,
-                              act (s->x, in, 0), FALSE, 1.0f, 1.0f, error);
-  }
+  if (s->conv)
+    {
+      DlConv2dParams p = DL_CONV2D_PARAMS (s->stride, s->padding);
+      g_autoptr (DlTensor) g4 = shaped_like (g, a->down, error);
+      ok = g4 && dl_op_conv2d_backward (REC (tape), NULL, g4, NULL, s->x, NULL, dh, &p, TRUE, error);
+    }
+  else
+    {
+      int64_t r = a->down2->shape[0], in = a->down2->shape[1];
+      g_autoptr (DlTensor) g2 = shaped_like (g, a->down2, error);
+      ok = g2 && sliced_matmul (REC (tape), dl_tensor_numel (s->x) / in, whole (g2), act (dh, r, 0), TRUE,
+                                act (s->x, in, 0), FALSE, 1.0f, 1.0f, error);
+    }
   return dl_tape_grad_finish (tape, a->down, g, ok ? error : NULL) && ok;
 }
 
@@ -235,16 +248,18 @@ input_backward (DlTape *tape, Saved *s, SavedAdapter *a, DlTensor *dh, DlTensor 
 {
   DlRecorder *rec = REC (tape);
   int64_t r = a->down2->shape[0];
-  if (!s->conv) {
-    int64_t in = a->down2->shape[1];
-    return sliced_matmul (rec, dl_tensor_numel (dx) / in, act (dx, in, 0), act (dh, r, 0), FALSE, whole (a->down2),
-                          FALSE, 1.0f, 1.0f, error);
-  }
-  if (a->pointwise) {
-    int64_t P = dx->shape[2] * dx->shape[3];
-    return sliced_matmul (rec, dx->shape[0], act (dx, dx->shape[1], P), whole (a->down2), TRUE, act (dh, r, P), FALSE,
-                          1.0f, 1.0f, error);
-  }
+  if (!s->conv)
+    {
+      int64_t in = a->down2->shape[1];
+      return sliced_matmul (rec, dl_tensor_numel (dx) / in, act (dx, in, 0), act (dh, r, 0), FALSE, whole (a->down2),
+                            FALSE, 1.0f, 1.0f, error);
+    }
+  if (a->pointwise)
+    {
+      int64_t P = dx->shape[2] * dx->shape[3];
+      return sliced_matmul (rec, dx->shape[0], act (dx, dx->shape[1], P), whole (a->down2), TRUE, act (dh, r, P), FALSE,
+                            1.0f, 1.0f, error);
+    }
   DlConv2dParams p = DL_CONV2D_PARAMS (s->stride, s->padding);
   g_autoptr (DlTensor) part = dl_tape_tensor_like (tape, "lora-dx", dx, error);
   return part && dl_op_conv2d_backward (rec, part, NULL, NULL, NULL, a->down, dh, &p, FALSE, error) &&
@@ -263,20 +278,23 @@ adapter_backward (DlTape *tape, Saved *s, SavedAdapter *a, DlTensor *dy, DlTenso
   int64_t out = a->up2->shape[0], r = a->up2->shape[1];
   int64_t shape[4] = { dy->shape[0], r, 0, 0 };
   int ndim = 4;
-  if (s->conv) {
-    shape[2] = dy->shape[2];
-    shape[3] = dy->shape[3];
-  } else {
-    shape[0] = dl_tensor_numel (dy) / out;
-    ndim = 2;
-  }
+  if (s->conv)
+    {
+      shape[2] = dy->shape[2];
+      shape[3] = dy->shape[3];
+    }
+  else
+    {
+      shape[0] = dl_tensor_numel (dy) / out;
+      ndim = 2;
+    }
   g_autoptr (DlTensor) dh = dl_tape_tensor (tape, "lora-dh", DL_DTYPE_F32, ndim, shape, error);
   if (!dh)
     return FALSE;
   gboolean ok = s->conv ? sliced_matmul (REC (tape), shape[0], act (dh, r, shape[2] * shape[3]), whole (a->up2), TRUE,
                                          act (dy, out, shape[2] * shape[3]), FALSE, a->scale, 0.0f, error)
-                        : sliced_matmul (REC (tape), shape[0], act (dh, r, 0), act (dy, out, 0), FALSE,
-                                         whole (a->up2), FALSE, a->scale, 0.0f, error);
+                        : sliced_matmul (REC (tape), shape[0], act (dh, r, 0), act (dy, out, 0), FALSE, whole (a->up2),
+                                         FALSE, a->scale, 0.0f, error);
   return ok && (!down_grad || down_backward (tape, s, a, dh, error)) &&
          (!dx || input_backward (tape, s, a, dh, dx, error));
 }
@@ -320,11 +338,12 @@ should_record (DlTape *tape, DlTensor *x, DlTensor *w, DlTensor *b, const DlLora
   DlTensor *in[] = { x, w, b };
   if (dl_tape_should_record (tape, in, 3))
     return TRUE;
-  for (guint i = 0; i < n; i++) {
-    DlTensor *ad[] = { adapters[i].down, adapters[i].up };
-    if (dl_tape_should_record (tape, ad, 2))
-      return TRUE;
-  }
+  for (guint i = 0; i < n; i++)
+    {
+      DlTensor *ad[] = { adapters[i].down, adapters[i].up };
+      if (dl_tape_should_record (tape, ad, 2))
+        return TRUE;
+    }
   return FALSE;
 }
 
@@ -345,33 +364,37 @@ add_adapter (DlTape *tape, Saved *s, SavedAdapter *a, DlTensor *y, GError **erro
   DlRecorder *rec = REC (tape);
   DlTensor *x = s->x;
   int64_t out = a->up2->shape[0], r = a->up2->shape[1];
-  if (!s->conv) {
-    int64_t in = a->down2->shape[1], rows = dl_tensor_numel (x) / in;
-    int64_t shape[2] = { rows, r };
-    g_autoptr (DlTensor) h = dl_tape_tensor (tape, "lora-h", DL_DTYPE_F32, 2, shape, error);
-    if (!h ||
-        !sliced_matmul (rec, rows, act (h, r, 0), act (x, in, 0), FALSE, whole (a->down2), TRUE, a->scale, 0.0f,
-                        error) ||
-        !sliced_matmul (rec, rows, act (y, out, 0), act (h, r, 0), FALSE, whole (a->up2), TRUE, 1.0f, 1.0f, error))
-      return NULL;
-    return g_steal_pointer (&h);
-  }
+  if (!s->conv)
+    {
+      int64_t in = a->down2->shape[1], rows = dl_tensor_numel (x) / in;
+      int64_t shape[2] = { rows, r };
+      g_autoptr (DlTensor) h = dl_tape_tensor (tape, "lora-h", DL_DTYPE_F32, 2, shape, error);
+      if (!h ||
+          !sliced_matmul (rec, rows, act (h, r, 0), act (x, in, 0), FALSE, whole (a->down2), TRUE, a->scale, 0.0f,
+                          error) ||
+          !sliced_matmul (rec, rows, act (y, out, 0), act (h, r, 0), FALSE, whole (a->up2), TRUE, 1.0f, 1.0f, error))
+        return NULL;
+      return g_steal_pointer (&h);
+    }
   int64_t N = y->shape[0], P = y->shape[2] * y->shape[3];
   int64_t shape[4] = { N, r, y->shape[2], y->shape[3] };
   g_autoptr (DlTensor) h = dl_tape_tensor (tape, "lora-h", DL_DTYPE_F32, 4, shape, error);
   if (!h)
     return NULL;
-  if (a->pointwise) {
-    if (!sliced_matmul (rec, N, act (h, r, P), whole (a->down2), FALSE, act (x, x->shape[1], P), FALSE, a->scale,
-                        0.0f, error))
-      return NULL;
-  } else {
-    DlConv2dParams p = DL_CONV2D_PARAMS (s->stride, s->padding);
-    /* the scaling in place: each element reads and writes only itself */
-    if (!dl_op_conv2d (rec, h, x, a->down, NULL, &p, error) ||
-        (a->scale != 1.0f && !dl_op_scale (rec, h, h, a->scale, error)))
-      return NULL;
-  }
+  if (a->pointwise)
+    {
+      if (!sliced_matmul (rec, N, act (h, r, P), whole (a->down2), FALSE, act (x, x->shape[1], P), FALSE, a->scale,
+                          0.0f, error))
+        return NULL;
+    }
+  else
+    {
+      DlConv2dParams p = DL_CONV2D_PARAMS (s->stride, s->padding);
+      /* the scaling in place: each element reads and writes only itself */
+      if (!dl_op_conv2d (rec, h, x, a->down, NULL, &p, error) ||
+          (a->scale != 1.0f && !dl_op_scale (rec, h, h, a->scale, error)))
+        return NULL;
+    }
   if (!sliced_matmul (rec, N, act (y, out, P), whole (a->up2), FALSE, act (h, r, P), FALSE, 1.0f, 1.0f, error))
     return NULL;
   return g_steal_pointer (&h);
@@ -379,46 +402,50 @@ add_adapter (DlTape *tape, Saved *s, SavedAdapter *a, DlTensor *y, GError **erro
 
 /* y (the base op's fresh output) plus every adapter's term; records one entry. */
 static DlTensor *
-add_adapters (DlTape *tape, DlTensor *y, DlTensor *x, DlTensor *w, DlTensor *b, const DlLoraAdapter *adapters,
-              guint n, gboolean conv, int stride, int padding, GError **error)
+add_adapters (DlTape *tape, DlTensor *y, DlTensor *x, DlTensor *w, DlTensor *b, const DlLoraAdapter *adapters, guint n,
+              gboolean conv, int stride, int padding, GError **error)
 {
   gboolean record = should_record (tape, x, w, b, adapters, n);
   g_autoptr (LoraSaved) s = saved_new (x, w, b, adapters, n, conv, stride, padding, error);
   if (!s)
     return NULL;
-  for (guint i = 0; i < n; i++) {
-    SavedAdapter *a = &s->a[i];
-    g_autoptr (DlTensor) h = add_adapter (tape, s, a, y, error);
-    if (!h)
-      return NULL;
-    if (record && dl_tape_needs_grad (tape, a->up))
-      a->h = g_steal_pointer (&h);
-  }
+  for (guint i = 0; i < n; i++)
+    {
+      SavedAdapter *a = &s->a[i];
+      g_autoptr (DlTensor) h = add_adapter (tape, s, a, y, error);
+      if (!h)
+        return NULL;
+      if (record && dl_tape_needs_grad (tape, a->up))
+        a->h = g_steal_pointer (&h);
+    }
   if (record)
     dl_tape_push (tape, &y, 1, lora_backward, g_steal_pointer (&s), saved_free);
   return dl_tensor_ref (y);
 }
 
 DlTensor *
-dl_nn_lora_linear (DlTape *tape, DlTensor *x, DlTensor *w, DlTensor *b, const DlLoraAdapter *adapters,
-                   guint n_adapters, GError **error)
+dl_nn_lora_linear (DlTape *tape, DlTensor *x, DlTensor *w, DlTensor *b, const DlLoraAdapter *adapters, guint n_adapters,
+                   GError **error)
 {
   g_return_val_if_fail (tape && x && w && (adapters || !n_adapters), NULL);
-  if (w->ndim != 2 || x->shape[x->ndim - 1] != w->shape[1]) {
-    g_autofree char *xs = dl_tensor_describe (x);
-    g_autofree char *ws = dl_tensor_describe (w);
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "linear: input %s does not fit weight %s", xs, ws);
-    return NULL;
-  }
-  for (guint i = 0; i < n_adapters; i++) {
-    DlTensor *down = adapters[i].down, *up = adapters[i].up;
-    g_return_val_if_fail (down && up, NULL);
-    if (down->ndim != 2 || down->shape[0] < 1 || down->shape[1] != w->shape[1] || up->ndim != 2 ||
-        up->shape[0] != w->shape[0] || up->shape[1] != down->shape[0]) {
-      misfit (&adapters[i], i, w, error);
+  if (w->ndim != 2 || x->shape[x->ndim - 1] != w->shape[1])
+    {
+      g_autofree char *xs = dl_tensor_describe (x);
+      g_autofree char *ws = dl_tensor_describe (w);
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "linear: input %s does not fit weight %s", xs, ws);
       return NULL;
     }
-  }
+  for (guint i = 0; i < n_adapters; i++)
+    {
+      DlTensor *down = adapters[i].down, *up = adapters[i].up;
+      g_return_val_if_fail (down && up, NULL);
+      if (down->ndim != 2 || down->shape[0] < 1 || down->shape[1] != w->shape[1] || up->ndim != 2 ||
+          up->shape[0] != w->shape[0] || up->shape[1] != down->shape[0])
+        {
+          misfit (&adapters[i], i, w, error);
+          return NULL;
+        }
+    }
   int64_t shape[DL_MAX_DIMS];
   memcpy (shape, x->shape, sizeof shape);
   shape[x->ndim - 1] = w->shape[0];
@@ -434,26 +461,28 @@ dl_nn_lora_conv2d (DlTape *tape, DlTensor *x, DlTensor *w, DlTensor *b, int stri
 {
   g_return_val_if_fail (tape && x && w && (adapters || !n_adapters), NULL);
   DlConv2dParams p = DL_CONV2D_PARAMS (stride, padding);
-  if (x->ndim != 4 || w->ndim != 4 || x->shape[1] != w->shape[1]) {
-    g_autofree char *xs = dl_tensor_describe (x);
-    g_autofree char *ws = dl_tensor_describe (w);
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "conv2d: input %s does not fit weight %s", xs, ws);
-    return NULL;
-  }
-  int64_t shape[4] = { x->shape[0], w->shape[0], dl_conv2d_out_size (x->shape[2], w->shape[2], &p),
-                       dl_conv2d_out_size (x->shape[3], w->shape[3], &p) };
-  for (guint i = 0; i < n_adapters; i++) {
-    DlTensor *down = adapters[i].down, *up = adapters[i].up;
-    g_return_val_if_fail (down && up, NULL);
-    int64_t r = down->ndim == 4 ? down->shape[0] : 0;
-    if (down->ndim != 4 || r < 1 || down->shape[1] != x->shape[1] || up->shape[0] != w->shape[0] ||
-        dl_tensor_numel (up) != w->shape[0] * r ||
-        dl_conv2d_out_size (x->shape[2], down->shape[2], &p) != shape[2] ||
-        dl_conv2d_out_size (x->shape[3], down->shape[3], &p) != shape[3]) {
-      misfit (&adapters[i], i, w, error);
+  if (x->ndim != 4 || w->ndim != 4 || x->shape[1] != w->shape[1])
+    {
+      g_autofree char *xs = dl_tensor_describe (x);
+      g_autofree char *ws = dl_tensor_describe (w);
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "conv2d: input %s does not fit weight %s", xs, ws);
       return NULL;
     }
-  }
+  int64_t shape[4] = { x->shape[0], w->shape[0], dl_conv2d_out_size (x->shape[2], w->shape[2], &p),
+                       dl_conv2d_out_size (x->shape[3], w->shape[3], &p) };
+  for (guint i = 0; i < n_adapters; i++)
+    {
+      DlTensor *down = adapters[i].down, *up = adapters[i].up;
+      g_return_val_if_fail (down && up, NULL);
+      int64_t r = down->ndim == 4 ? down->shape[0] : 0;
+      if (down->ndim != 4 || r < 1 || down->shape[1] != x->shape[1] || up->shape[0] != w->shape[0] ||
+          dl_tensor_numel (up) != w->shape[0] * r || dl_conv2d_out_size (x->shape[2], down->shape[2], &p) != shape[2] ||
+          dl_conv2d_out_size (x->shape[3], down->shape[3], &p) != shape[3])
+        {
+          misfit (&adapters[i], i, w, error);
+          return NULL;
+        }
+    }
   g_autoptr (DlTensor) y = dl_tape_tensor (tape, w->name, x->dtype, 4, shape, error);
   if (!y || !dl_op_conv2d (REC (tape), y, x, w, b, &p, error))
     return NULL;

@@ -18,7 +18,8 @@ G_BEGIN_DECLS
 /* One adapter.  Linear: down [r, in], up [out, r].  Conv: down [r, in, kh, kw]
  * (applied with the module's stride and padding), up [out, r, 1, 1].  f32 or
  * f16, whatever the activations are; the rank-r intermediate is kept in f32. */
-typedef struct {
+typedef struct
+{
   DlTensor *down;
   DlTensor *up;
   float scale; /* the adapter's multiplier: strength · alpha / rank */

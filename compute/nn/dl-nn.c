@@ -81,7 +81,8 @@ three_grad_backward (DlTape *tape, DlTensor *x, DlTensor *a, DlTensor *b, gconst
 
 /* ---- linear ---- */
 
-typedef struct {
+typedef struct
+{
   DlTensor *x, *w, *b; /* b may be NULL */
 } LinearSaved;
 
@@ -106,8 +107,7 @@ linear_saved_free (gpointer p)
 }
 
 static gboolean
-linear_run (DlTape *tape, gconstpointer saved, DlTensor *dx, DlTensor *dw, DlTensor *db, DlTensor *dy,
-            GError **error)
+linear_run (DlTape *tape, gconstpointer saved, DlTensor *dx, DlTensor *dw, DlTensor *db, DlTensor *dy, GError **error)
 {
   const LinearSaved *s = saved;
   return dl_op_linear_backward (REC (tape), dx, dw, db, s->x, s->w, dy, TRUE, error);
@@ -124,12 +124,13 @@ DlTensor *
 dl_nn_linear (DlTape *tape, DlTensor *x, DlTensor *w, DlTensor *b, GError **error)
 {
   g_return_val_if_fail (tape && x && w, NULL);
-  if (w->ndim != 2 || x->shape[x->ndim - 1] != w->shape[1]) {
-    g_autofree char *xs = dl_tensor_describe (x);
-    g_autofree char *ws = dl_tensor_describe (w);
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "linear: input %s does not fit weight %s", xs, ws);
-    return NULL;
-  }
+  if (w->ndim != 2 || x->shape[x->ndim - 1] != w->shape[1])
+    {
+      g_autofree char *xs = dl_tensor_describe (x);
+      g_autofree char *ws = dl_tensor_describe (w);
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "linear: input %s does not fit weight %s", xs, ws);
+      return NULL;
+    }
   int64_t shape[DL_MAX_DIMS];
   memcpy (shape, x->shape, sizeof shape);
   shape[x->ndim - 1] = w->shape[0];
@@ -144,7 +145,8 @@ dl_nn_linear (DlTape *tape, DlTensor *x, DlTensor *w, DlTensor *b, GError **erro
 
 /* ---- conv2d ---- */
 
-typedef struct {
+typedef struct
+{
   DlTensor *x, *w, *b; /* b may be NULL */
   int stride, padding;
 } Conv2dSaved;
@@ -172,8 +174,7 @@ conv2d_saved_free (gpointer p)
 }
 
 static gboolean
-conv2d_run (DlTape *tape, gconstpointer saved, DlTensor *dx, DlTensor *dw, DlTensor *db, DlTensor *dy,
-            GError **error)
+conv2d_run (DlTape *tape, gconstpointer saved, DlTensor *dx, DlTensor *dw, DlTensor *db, DlTensor *dy, GError **error)
 {
   const Conv2dSaved *s = saved;
   DlConv2dParams p = DL_CONV2D_PARAMS (s->stride, s->padding);
@@ -192,27 +193,30 @@ dl_nn_conv2d (DlTape *tape, DlTensor *x, DlTensor *w, DlTensor *b, int stride, i
 {
   g_return_val_if_fail (tape && x && w, NULL);
   DlConv2dParams p = DL_CONV2D_PARAMS (stride, padding);
-  if (x->ndim != 4 || w->ndim != 4 || x->shape[1] != w->shape[1]) {
-    g_autofree char *xs = dl_tensor_describe (x);
-    g_autofree char *ws = dl_tensor_describe (w);
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "conv2d: input %s does not fit weight %s", xs, ws);
-    return NULL;
-  }
+  if (x->ndim != 4 || w->ndim != 4 || x->shape[1] != w->shape[1])
+    {
+      g_autofree char *xs = dl_tensor_describe (x);
+      g_autofree char *ws = dl_tensor_describe (w);
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "conv2d: input %s does not fit weight %s", xs, ws);
+      return NULL;
+    }
   int64_t shape[4] = { x->shape[0], w->shape[0], dl_conv2d_out_size (x->shape[2], w->shape[2], &p),
                        dl_conv2d_out_size (x->shape[3], w->shape[3], &p) };
   g_autoptr (DlTensor) y = new_tensor (tape, w->name, x->dtype, 4, shape, error);
   if (!y || !dl_op_conv2d (REC (tape), y, x, w, b, &p, error))
     return NULL;
   DlTensor *in[] = { x, w, b };
-  if (dl_tape_should_record (tape, in, 3)) {
-    dl_tape_push (tape, &y, 1, conv2d_backward, conv2d_saved_new (x, w, b, stride, padding), conv2d_saved_free);
-  }
+  if (dl_tape_should_record (tape, in, 3))
+    {
+      dl_tape_push (tape, &y, 1, conv2d_backward, conv2d_saved_new (x, w, b, stride, padding), conv2d_saved_free);
+    }
   return g_steal_pointer (&y);
 }
 
 /* ---- normalisation ---- */
 
-typedef struct {
+typedef struct
+{
   DlTensor *x, *gamma, *beta; /* gamma, beta may be NULL */
   DlTensor *mean, *rstd;      /* per (sample, group), from the forward */
   int groups;
@@ -273,23 +277,26 @@ dl_nn_group_norm (DlTape *tape, DlTensor *x, DlTensor *gamma, DlTensor *beta, in
   if (!y)
     return NULL;
   g_autoptr (DlTensor) mean = NULL, rstd = NULL;
-  if (record) {
-    int64_t st[2] = { x->shape[0], groups };
-    mean = new_tensor (tape, "gn-mean", DL_DTYPE_F32, 2, st, error);
-    rstd = mean ? new_tensor (tape, "gn-rstd", DL_DTYPE_F32, 2, st, error) : NULL;
-    if (!rstd)
-      return NULL;
-  }
+  if (record)
+    {
+      int64_t st[2] = { x->shape[0], groups };
+      mean = new_tensor (tape, "gn-mean", DL_DTYPE_F32, 2, st, error);
+      rstd = mean ? new_tensor (tape, "gn-rstd", DL_DTYPE_F32, 2, st, error) : NULL;
+      if (!rstd)
+        return NULL;
+    }
   if (!dl_op_group_norm (REC (tape), y, mean, rstd, x, gamma, beta, groups, eps, silu, error))
     return NULL;
-  if (record) {
-    GroupNormSaved *s = group_norm_saved_new (x, gamma, beta, mean, rstd, groups, silu);
-    dl_tape_push (tape, &y, 1, group_norm_backward, s, group_norm_saved_free);
-  }
+  if (record)
+    {
+      GroupNormSaved *s = group_norm_saved_new (x, gamma, beta, mean, rstd, groups, silu);
+      dl_tape_push (tape, &y, 1, group_norm_backward, s, group_norm_saved_free);
+    }
   return g_steal_pointer (&y);
 }
 
-typedef struct {
+typedef struct
+{
   DlTensor *x, *gamma, *beta; /* gamma, beta may be NULL */
   DlTensor *mean, *rstd;      /* per row, from the forward */
 } LayerNormSaved;
@@ -343,13 +350,14 @@ dl_nn_layer_norm (DlTape *tape, DlTensor *x, DlTensor *gamma, DlTensor *beta, fl
   if (!y)
     return NULL;
   g_autoptr (DlTensor) mean = NULL, rstd = NULL;
-  if (record) {
-    int64_t rows = dl_tensor_numel (x) / x->shape[x->ndim - 1];
-    mean = new_tensor (tape, "ln-mean", DL_DTYPE_F32, 1, &rows, error);
-    rstd = mean ? new_tensor (tape, "ln-rstd", DL_DTYPE_F32, 1, &rows, error) : NULL;
-    if (!rstd)
-      return NULL;
-  }
+  if (record)
+    {
+      int64_t rows = dl_tensor_numel (x) / x->shape[x->ndim - 1];
+      mean = new_tensor (tape, "ln-mean", DL_DTYPE_F32, 1, &rows, error);
+      rstd = mean ? new_tensor (tape, "ln-rstd", DL_DTYPE_F32, 1, &rows, error) : NULL;
+      if (!rstd)
+        return NULL;
+    }
   if (!dl_op_layer_norm (REC (tape), y, mean, rstd, x, gamma, beta, eps, error))
     return NULL;
   if (record)
@@ -361,7 +369,8 @@ dl_nn_layer_norm (DlTape *tape, DlTensor *x, DlTensor *gamma, DlTensor *beta, fl
 /* ---- activations ---- */
 
 /* The input alone (geglu, upsampling, reshaping). */
-typedef struct {
+typedef struct
+{
   DlTensor *x;
 } InputSaved;
 
@@ -381,7 +390,8 @@ input_saved_free (gpointer p)
   g_free (s);
 }
 
-typedef struct {
+typedef struct
+{
   DlTensor *x;
   DlActivation act;
 } ActivationSaved;
@@ -419,9 +429,10 @@ dl_nn_activation (DlTape *tape, DlTensor *x, DlActivation act, GError **error)
   g_autoptr (DlTensor) y = new_like (tape, "act", x, error);
   if (!y || !dl_op_activation (REC (tape), y, x, act, error))
     return NULL;
-  if (dl_tape_should_record (tape, &x, 1)) {
-    dl_tape_push (tape, &y, 1, activation_backward, activation_saved_new (x, act), activation_saved_free);
-  }
+  if (dl_tape_should_record (tape, &x, 1))
+    {
+      dl_tape_push (tape, &y, 1, activation_backward, activation_saved_new (x, act), activation_saved_free);
+    }
   return g_steal_pointer (&y);
 }
 
@@ -452,7 +463,8 @@ dl_nn_geglu (DlTape *tape, DlTensor *x, GError **error)
  * block: one head of 512): scores materialised, B x Nq x Nk floats. */
 #define FLASH_MAX_HEAD_DIM 256
 
-typedef struct {
+typedef struct
+{
   DlTensor *q, *k, *v;
   DlTensor *probs; /* P = softmax(q kᵀ · scale): [B, Nq, Nk] */
   float scale;
@@ -493,22 +505,27 @@ naive_attention_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GE
   if (!dS || !dl_op_matmul (rec, dP, dout[0], FALSE, v, TRUE, NULL, NULL, error) ||
       !dl_op_softmax_backward (rec, dS, P, dP, scale, error))
     return FALSE;
-  if (dl_tape_needs_grad (tape, q)) {
-    g_autoptr (DlTensor) dq = new_like (tape, "dq", q, error);
-    if (!dq || !dl_op_matmul (rec, dq, dS, FALSE, k, FALSE, NULL, NULL, error) || !dl_tape_add_grad (tape, q, dq, error))
-      return FALSE;
-  }
-  if (dl_tape_needs_grad (tape, k)) {
-    g_autoptr (DlTensor) dk = new_like (tape, "dk", k, error);
-    if (!dk || !dl_op_matmul (rec, dk, dS, TRUE, q, FALSE, NULL, NULL, error) || !dl_tape_add_grad (tape, k, dk, error))
-      return FALSE;
-  }
-  if (dl_tape_needs_grad (tape, v)) {
-    g_autoptr (DlTensor) dv = new_like (tape, "dv", v, error);
-    if (!dv || !dl_op_matmul (rec, dv, P, TRUE, dout[0], FALSE, NULL, NULL, error) ||
-        !dl_tape_add_grad (tape, v, dv, error))
-      return FALSE;
-  }
+  if (dl_tape_needs_grad (tape, q))
+    {
+      g_autoptr (DlTensor) dq = new_like (tape, "dq", q, error);
+      if (!dq || !dl_op_matmul (rec, dq, dS, FALSE, k, FALSE, NULL, NULL, error) ||
+          !dl_tape_add_grad (tape, q, dq, error))
+        return FALSE;
+    }
+  if (dl_tape_needs_grad (tape, k))
+    {
+      g_autoptr (DlTensor) dk = new_like (tape, "dk", k, error);
+      if (!dk || !dl_op_matmul (rec, dk, dS, TRUE, q, FALSE, NULL, NULL, error) ||
+          !dl_tape_add_grad (tape, k, dk, error))
+        return FALSE;
+    }
+  if (dl_tape_needs_grad (tape, v))
+    {
+      g_autoptr (DlTensor) dv = new_like (tape, "dv", v, error);
+      if (!dv || !dl_op_matmul (rec, dv, P, TRUE, dout[0], FALSE, NULL, NULL, error) ||
+          !dl_tape_add_grad (tape, v, dv, error))
+        return FALSE;
+    }
   return TRUE;
 }
 
@@ -517,7 +534,7 @@ naive_attention (DlTape *tape, DlTensor *q, DlTensor *k, DlTensor *v, GError **e
 {
   DlRecorder *rec = REC (tape);
   int64_t B = q->ndim == 3 ? q->shape[0] : 1, Nq = q->shape[q->ndim - 2], Nk = k->shape[k->ndim - 2];
-  float scale = 1.0f / sqrtf ((float) q->shape[q->ndim - 1]);
+  float scale = 1.0f / sqrtf ((float)q->shape[q->ndim - 1]);
   int64_t sshape[3] = { B, Nq, Nk };
   g_autoptr (DlTensor) S = new_tensor (tape, "attn-scores", DL_DTYPE_F32, 3, sshape, error);
   g_autoptr (DlTensor) P = S ? new_tensor (tape, "attn-probs", DL_DTYPE_F32, 3, sshape, error) : NULL;
@@ -526,16 +543,18 @@ naive_attention (DlTape *tape, DlTensor *q, DlTensor *k, DlTensor *v, GError **e
       !dl_op_matmul (rec, o, P, FALSE, v, FALSE, NULL, NULL, error))
     return NULL;
   DlTensor *in[] = { q, k, v };
-  if (dl_tape_should_record (tape, in, 3)) {
-    NaiveAttentionSaved *s = naive_attention_saved_new (q, k, v, P, scale);
-    dl_tape_push (tape, &o, 1, naive_attention_backward, s, naive_attention_saved_free);
-  }
+  if (dl_tape_should_record (tape, in, 3))
+    {
+      NaiveAttentionSaved *s = naive_attention_saved_new (q, k, v, P, scale);
+      dl_tape_push (tape, &o, 1, naive_attention_backward, s, naive_attention_saved_free);
+    }
   return g_steal_pointer (&o);
 }
 
 /* ---- attention ---- */
 
-typedef struct {
+typedef struct
+{
   DlTensor *q, *k, *v;
   DlTensor *out, *lse; /* the forward's output o and lse [B, n_heads, Nq] */
   int n_heads;
@@ -543,8 +562,7 @@ typedef struct {
 } AttentionSaved;
 
 static AttentionSaved *
-attention_saved_new (DlTensor *q, DlTensor *k, DlTensor *v, DlTensor *out, DlTensor *lse, int n_heads,
-                     gboolean causal)
+attention_saved_new (DlTensor *q, DlTensor *k, DlTensor *v, DlTensor *out, DlTensor *lse, int n_heads, gboolean causal)
 {
   AttentionSaved *s = g_new0 (AttentionSaved, 1);
   s->q = keep (q);
@@ -579,12 +597,13 @@ attention_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError *
   g_autoptr (DlTensor) dq = NULL, dk = NULL, dv = NULL;
   if (dl_tape_needs_grad (tape, q) && !(dq = new_like (tape, "dq", q, error)))
     return FALSE;
-  if (dl_tape_needs_grad (tape, k) || dl_tape_needs_grad (tape, v)) {
-    dk = new_like (tape, "dk", k, error);
-    dv = dk ? new_like (tape, "dv", v, error) : NULL;
-    if (!dv)
-      return FALSE;
-  }
+  if (dl_tape_needs_grad (tape, k) || dl_tape_needs_grad (tape, v))
+    {
+      dk = new_like (tape, "dk", k, error);
+      dv = dk ? new_like (tape, "dv", v, error) : NULL;
+      if (!dv)
+        return FALSE;
+    }
   return dl_op_attention_backward (REC (tape), dq, dk, dv, q, k, v, s->out, s->lse, dout[0], &p, error) &&
          (!dq || dl_tape_add_grad (tape, q, dq, error)) && (!dk || dl_tape_add_grad (tape, k, dk, error)) &&
          (!dv || dl_tape_add_grad (tape, v, dv, error));
@@ -604,25 +623,28 @@ dl_nn_attention (DlTape *tape, DlTensor *q, DlTensor *k, DlTensor *v, int n_head
   if (!o)
     return NULL;
   g_autoptr (DlTensor) lse = NULL;
-  if (record) {
-    int64_t B = q->ndim == 3 ? q->shape[0] : 1, Nq = q->shape[q->ndim - 2];
-    int64_t shape[3] = { B, n_heads, Nq };
-    if (!(lse = new_tensor (tape, "attn-lse", DL_DTYPE_F32, 3, shape, error)))
-      return NULL;
-  }
+  if (record)
+    {
+      int64_t B = q->ndim == 3 ? q->shape[0] : 1, Nq = q->shape[q->ndim - 2];
+      int64_t shape[3] = { B, n_heads, Nq };
+      if (!(lse = new_tensor (tape, "attn-lse", DL_DTYPE_F32, 3, shape, error)))
+        return NULL;
+    }
   if (!dl_op_attention (REC (tape), o, lse, q, k, v, &p, error))
     return NULL;
-  if (record) {
-    AttentionSaved *s = attention_saved_new (q, k, v, o, lse, n_heads, causal);
-    dl_tape_push (tape, &o, 1, attention_backward, s, attention_saved_free);
-  }
+  if (record)
+    {
+      AttentionSaved *s = attention_saved_new (q, k, v, o, lse, n_heads, causal);
+      dl_tape_push (tape, &o, 1, attention_backward, s, attention_saved_free);
+    }
   return g_steal_pointer (&o);
 }
 
 /* ---- arithmetic ---- */
 
 /* The two inputs of an elementwise add or a concatenation. */
-typedef struct {
+typedef struct
+{
   DlTensor *a, *b;
 } PairSaved;
 
@@ -655,12 +677,13 @@ DlTensor *
 dl_nn_add (DlTape *tape, DlTensor *a, DlTensor *b, GError **error)
 {
   g_return_val_if_fail (tape && a && b, NULL);
-  if (!dl_tensor_same_shape (a, b)) {
-    g_autofree char *as = dl_tensor_describe (a);
-    g_autofree char *bs = dl_tensor_describe (b);
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "add: %s and %s differ in shape", as, bs);
-    return NULL;
-  }
+  if (!dl_tensor_same_shape (a, b))
+    {
+      g_autofree char *as = dl_tensor_describe (a);
+      g_autofree char *bs = dl_tensor_describe (b);
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "add: %s and %s differ in shape", as, bs);
+      return NULL;
+    }
   g_autoptr (DlTensor) y = new_like (tape, "add", a, error);
   if (!y || !dl_op_add (REC (tape), y, a, b, error))
     return NULL;
@@ -670,7 +693,8 @@ dl_nn_add (DlTape *tape, DlTensor *a, DlTensor *b, GError **error)
   return g_steal_pointer (&y);
 }
 
-typedef struct {
+typedef struct
+{
   DlTensor *x;
   DlTensor *b; /* [N, C], one value per sample and channel */
 } AddChannelSaved;
@@ -712,12 +736,13 @@ DlTensor *
 dl_nn_add_channel (DlTape *tape, DlTensor *x, DlTensor *b, GError **error)
 {
   g_return_val_if_fail (tape && x && b, NULL);
-  if (x->ndim != 4 || b->ndim != 2 || b->shape[0] != x->shape[0] || b->shape[1] != x->shape[1]) {
-    g_autofree char *xs = dl_tensor_describe (x);
-    g_autofree char *bs = dl_tensor_describe (b);
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "add_channel: %s does not fit %s", bs, xs);
-    return NULL;
-  }
+  if (x->ndim != 4 || b->ndim != 2 || b->shape[0] != x->shape[0] || b->shape[1] != x->shape[1])
+    {
+      g_autofree char *xs = dl_tensor_describe (x);
+      g_autofree char *bs = dl_tensor_describe (b);
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "add_channel: %s does not fit %s", bs, xs);
+      return NULL;
+    }
   int64_t bshape[4] = { b->shape[0], b->shape[1], 1, 1 };
   g_autoptr (DlTensor) b4 = dl_tensor_reshape (b, 4, bshape, error);
   g_autoptr (DlTensor) y = b4 ? new_like (tape, "add_channel", x, error) : NULL;
@@ -729,7 +754,8 @@ dl_nn_add_channel (DlTape *tape, DlTensor *x, DlTensor *b, GError **error)
   return g_steal_pointer (&y);
 }
 
-typedef struct {
+typedef struct
+{
   DlTensor *x;
   float alpha;
 } ScaleSaved;
@@ -766,9 +792,10 @@ dl_nn_scale (DlTape *tape, DlTensor *x, float alpha, GError **error)
   g_autoptr (DlTensor) y = new_like (tape, "scale", x, error);
   if (!y || !dl_op_scale (REC (tape), y, x, alpha, error))
     return NULL;
-  if (dl_tape_should_record (tape, &x, 1)) {
-    dl_tape_push (tape, &y, 1, scale_backward, scale_saved_new (x, alpha), scale_saved_free);
-  }
+  if (dl_tape_should_record (tape, &x, 1))
+    {
+      dl_tape_push (tape, &y, 1, scale_backward, scale_saved_new (x, alpha), scale_saved_free);
+    }
   return g_steal_pointer (&y);
 }
 
@@ -808,16 +835,19 @@ concat_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **er
     return FALSE;
   if (!da && !db)
     return TRUE;
-  if (!da) {
-    /* split needs a's width: hand it through a throwaway view of dout */
-    int64_t shape[DL_MAX_DIMS];
-    memcpy (shape, a->shape, sizeof shape);
-    g_autoptr (DlTensor) tmp = new_tensor (tape, "dconcat-unused", a->dtype, a->ndim, shape, error);
-    if (!tmp || !dl_op_split_channels (REC (tape), tmp, db, dout[0], error))
+  if (!da)
+    {
+      /* split needs a's width: hand it through a throwaway view of dout */
+      int64_t shape[DL_MAX_DIMS];
+      memcpy (shape, a->shape, sizeof shape);
+      g_autoptr (DlTensor) tmp = new_tensor (tape, "dconcat-unused", a->dtype, a->ndim, shape, error);
+      if (!tmp || !dl_op_split_channels (REC (tape), tmp, db, dout[0], error))
+        return FALSE;
+    }
+  else if (!dl_op_split_channels (REC (tape), da, db, dout[0], error))
+    {
       return FALSE;
-  } else if (!dl_op_split_channels (REC (tape), da, db, dout[0], error)) {
-    return FALSE;
-  }
+    }
   return (!da || dl_tape_add_grad (tape, a, da, error)) && (!db || dl_tape_add_grad (tape, b, db, error));
 }
 
@@ -849,7 +879,8 @@ permute3 (DlTape *tape, DlTensor *x3, const char *name, GError **error)
 }
 
 /* [N, A, B] <-> [N, B, A] presented with the caller's shapes */
-typedef struct {
+typedef struct
+{
   DlTensor *x;
   int out_rows, out_cols; /* dout seen as [N, out_rows, out_cols] */
 } TransposeSaved;
@@ -885,8 +916,8 @@ transpose_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError *
 }
 
 static DlTensor *
-transpose_nn (DlTape *tape, DlTensor *x, int64_t A, int64_t B, int out_ndim, const int64_t *out_shape,
-              const char *name, GError **error)
+transpose_nn (DlTape *tape, DlTensor *x, int64_t A, int64_t B, int out_ndim, const int64_t *out_shape, const char *name,
+              GError **error)
 {
   int64_t shape3[3] = { x->shape[0], A, B };
   g_autoptr (DlTensor) x3 = dl_tensor_reshape (x, 3, shape3, error);
@@ -894,10 +925,11 @@ transpose_nn (DlTape *tape, DlTensor *x, int64_t A, int64_t B, int out_ndim, con
   g_autoptr (DlTensor) y = t ? dl_tensor_reshape (t, out_ndim, out_shape, error) : NULL;
   if (!y)
     return NULL;
-  if (dl_tape_should_record (tape, &x, 1)) {
-    /* dout is [N, B, A] */
-    dl_tape_push (tape, &y, 1, transpose_backward, transpose_saved_new (x, (int) B, (int) A), transpose_saved_free);
-  }
+  if (dl_tape_should_record (tape, &x, 1))
+    {
+      /* dout is [N, B, A] */
+      dl_tape_push (tape, &y, 1, transpose_backward, transpose_saved_new (x, (int)B, (int)A), transpose_saved_free);
+    }
   return g_steal_pointer (&y);
 }
 
@@ -941,7 +973,8 @@ dl_nn_reshape (DlTape *tape, DlTensor *x, int ndim, const int64_t *shape, GError
 
 /* ---- embeddings ---- */
 
-typedef struct {
+typedef struct
+{
   DlTensor *ids, *table;
   DlTensor *pos, *added; /* may be NULL */
   int added_base;        /* the id of added's first row */
@@ -977,12 +1010,11 @@ embedding_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError *
   DlTensor *ids = s->ids, *table = s->table, *pos = s->pos, *added = s->added;
   int64_t added_base = s->added_base;
   DlTensor *dtable = NULL, *dpos = NULL, *dadded = NULL;
-  gboolean ok = dl_tape_grad_begin (tape, table, &dtable, error) && dl_tape_grad_begin (tape, pos, &dpos, error) &&
-                dl_tape_grad_begin (tape, added, &dadded, error) &&
-                (!(dtable || dpos) ||
-                 dl_op_embedding_backward_ex (REC (tape), dtable, 0, dpos, ids, dout[0], 0, TRUE, error)) &&
-                (!dadded ||
-                 dl_op_embedding_backward_ex (REC (tape), dadded, added_base, NULL, ids, dout[0], 0, TRUE, error));
+  gboolean ok =
+    dl_tape_grad_begin (tape, table, &dtable, error) && dl_tape_grad_begin (tape, pos, &dpos, error) &&
+    dl_tape_grad_begin (tape, added, &dadded, error) &&
+    (!(dtable || dpos) || dl_op_embedding_backward_ex (REC (tape), dtable, 0, dpos, ids, dout[0], 0, TRUE, error)) &&
+    (!dadded || dl_op_embedding_backward_ex (REC (tape), dadded, added_base, NULL, ids, dout[0], 0, TRUE, error));
   ok = dl_tape_grad_finish (tape, table, dtable, ok ? error : NULL) && ok;
   ok = dl_tape_grad_finish (tape, pos, dpos, ok ? error : NULL) && ok;
   ok = dl_tape_grad_finish (tape, added, dadded, ok ? error : NULL) && ok;
@@ -1003,10 +1035,11 @@ dl_nn_embedding (DlTape *tape, DlTensor *ids, DlTensor *table, DlTensor *pos, Dl
   if (added && !dl_op_embedding_ex (REC (tape), y, ids, added, added_base, NULL, 0, TRUE, error))
     return NULL;
   DlTensor *in[] = { table, pos, added };
-  if (dl_tape_should_record (tape, in, 3)) {
-    EmbeddingSaved *s = embedding_saved_new (ids, table, pos, added, (int) added_base);
-    dl_tape_push (tape, &y, 1, embedding_backward, s, embedding_saved_free);
-  }
+  if (dl_tape_should_record (tape, in, 3))
+    {
+      EmbeddingSaved *s = embedding_saved_new (ids, table, pos, added, (int)added_base);
+      dl_tape_push (tape, &y, 1, embedding_backward, s, embedding_saved_free);
+    }
   return g_steal_pointer (&y);
 }
 
@@ -1016,16 +1049,20 @@ DlTensor *
 dl_nn_slice_channels (DlTape *tape, DlTensor *x, int64_t start, int64_t count, GError **error)
 {
   g_return_val_if_fail (tape && x && x->ndim >= 2, NULL);
-  if (dl_tape_should_record (tape, &x, 1)) {
-    g_set_error_literal (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "slice_channels has no backward");
-    return NULL;
-  }
+  if (dl_tape_should_record (tape, &x, 1))
+    {
+      g_set_error_literal (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "slice_channels has no backward");
+      return NULL;
+    }
   int64_t C = x->shape[1];
-  if (start < 0 || count <= 0 || start + count > C) {
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "slice_channels: [%" G_GINT64_FORMAT ", +%" G_GINT64_FORMAT
-                 ") outside %" G_GINT64_FORMAT " channels", start, count, C);
-    return NULL;
-  }
+  if (start < 0 || count <= 0 || start + count > C)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                   "slice_channels: [%" G_GINT64_FORMAT ", +%" G_GINT64_FORMAT ") outside %" G_GINT64_FORMAT
+                   " channels",
+                   start, count, C);
+      return NULL;
+    }
   int64_t inner = dl_tensor_numel (x) / (x->shape[0] * C);
   int64_t shape[DL_MAX_DIMS];
   memcpy (shape, x->shape, sizeof shape);
@@ -1043,20 +1080,21 @@ dl_nn_slice_channels (DlTape *tape, DlTensor *x, int64_t start, int64_t count, G
 /* ---- loss ---- */
 
 DlTensor *
-dl_nn_mse_loss (DlTape *tape, DlTensor *pred, DlTensor *target, DlTensor *weights, float grad_scale,
-                DlTensor **dpred, GError **error)
+dl_nn_mse_loss (DlTape *tape, DlTensor *pred, DlTensor *target, DlTensor *weights, float grad_scale, DlTensor **dpred,
+                GError **error)
 {
   g_return_val_if_fail (tape && pred && target, NULL);
   int64_t one = 1;
   g_autoptr (DlTensor) loss = new_tensor (tape, "loss", DL_DTYPE_F32, 1, &one, error);
   if (!loss || !dl_op_mse_loss (REC (tape), loss, NULL, pred, target, weights, error))
     return NULL;
-  if (dpred) {
-    g_autoptr (DlTensor) d = new_like (tape, "dloss", pred, error);
-    if (!d || !dl_op_mse_loss_backward (REC (tape), d, pred, target, weights, grad_scale, error))
-      return NULL;
-    *dpred = g_steal_pointer (&d);
-  }
+  if (dpred)
+    {
+      g_autoptr (DlTensor) d = new_like (tape, "dloss", pred, error);
+      if (!d || !dl_op_mse_loss_backward (REC (tape), d, pred, target, weights, grad_scale, error))
+        return NULL;
+      *dpred = g_steal_pointer (&d);
+    }
   return g_steal_pointer (&loss);
 }
 

@@ -13,8 +13,7 @@ G_BEGIN_DECLS
 /* y [..., N] = x [..., K] wᵀ + b;  w [N, K] */
 DlTensor *dl_nn_linear (DlTape *tape, DlTensor *x, DlTensor *w, DlTensor *b, GError **error);
 /* NCHW convolution, w [Cout, Cin, KH, KW] */
-DlTensor *dl_nn_conv2d (DlTape *tape, DlTensor *x, DlTensor *w, DlTensor *b, int stride, int padding,
-                        GError **error);
+DlTensor *dl_nn_conv2d (DlTape *tape, DlTensor *x, DlTensor *w, DlTensor *b, int stride, int padding, GError **error);
 DlTensor *dl_nn_group_norm (DlTape *tape, DlTensor *x, DlTensor *gamma, DlTensor *beta, int groups, float eps,
                             gboolean silu, GError **error);
 DlTensor *dl_nn_layer_norm (DlTape *tape, DlTensor *x, DlTensor *gamma, DlTensor *beta, float eps, GError **error);

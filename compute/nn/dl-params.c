@@ -11,7 +11,8 @@
 #include "nn/dl-nn.h"
 #include "ops/dl-ops.h"
 
-struct _DlParams {
+struct _DlParams
+{
   DlDevice *device;
   GHashTable *tensors;  /* name -> DlTensor */
   GHashTable *adapters; /* module name -> GArray of DlLoraAdapter */
@@ -34,8 +35,8 @@ dl_params_new (DlDevice *device)
   g_return_val_if_fail (device != NULL, NULL);
   DlParams *p = g_new0 (DlParams, 1);
   p->device = device;
-  p->tensors = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) dl_tensor_unref);
-  p->adapters = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_array_unref);
+  p->tensors = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify)dl_tensor_unref);
+  p->adapters = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_array_unref);
   return p;
 }
 
@@ -61,7 +62,7 @@ DlDType
 dl_params_embedding_dtype (DlDevice *device, int64_t token_embedding_numel, DlDType wanted)
 {
   guint64 limit = dl_device_get_info (device)->max_storage_buffer_range;
-  if ((guint64) token_embedding_numel * dl_dtype_size (wanted) > limit && wanted == DL_DTYPE_F32)
+  if ((guint64)token_embedding_numel * dl_dtype_size (wanted) > limit && wanted == DL_DTYPE_F32)
     return DL_DTYPE_F16;
   return wanted;
 }
@@ -73,16 +74,17 @@ dl_params_load_checkpoint (DlParams *p, DlCheckpoint *ckpt, DlComponent componen
   guint n = dl_checkpoint_get_n_params (ckpt);
   const DlCheckpointParam *tok = dl_checkpoint_find (ckpt, "text_encoder.text_model.embeddings.token_embedding.weight");
   DlDType emb_dtype = tok ? dl_params_embedding_dtype (p->device, tok->numel, dtype) : dtype;
-  for (guint i = 0; i < n; i++) {
-    const DlCheckpointParam *cp = dl_checkpoint_get_param (ckpt, i);
-    if (cp->component != component)
-      continue;
-    gboolean emb = g_str_has_prefix (cp->name, "text_encoder.text_model.embeddings.");
-    g_autoptr (DlTensor) t = dl_checkpoint_upload (ckpt, cp->name, p->device, emb ? emb_dtype : dtype, error);
-    if (!t)
-      return FALSE;
-    dl_params_insert (p, cp->name, t);
-  }
+  for (guint i = 0; i < n; i++)
+    {
+      const DlCheckpointParam *cp = dl_checkpoint_get_param (ckpt, i);
+      if (cp->component != component)
+        continue;
+      gboolean emb = g_str_has_prefix (cp->name, "text_encoder.text_model.embeddings.");
+      g_autoptr (DlTensor) t = dl_checkpoint_upload (ckpt, cp->name, p->device, emb ? emb_dtype : dtype, error);
+      if (!t)
+        return FALSE;
+      dl_params_insert (p, cp->name, t);
+    }
   return TRUE;
 }
 
@@ -102,10 +104,11 @@ dl_params_remove_prefix (DlParams *p, const char *prefix)
   gpointer key;
   g_hash_table_iter_init (&it, p->tensors);
   while (g_hash_table_iter_next (&it, &key, NULL))
-    if (g_str_has_prefix (key, prefix)) {
-      g_hash_table_iter_remove (&it);
-      n++;
-    }
+    if (g_str_has_prefix (key, prefix))
+      {
+        g_hash_table_iter_remove (&it);
+        n++;
+      }
   return n;
 }
 
@@ -141,7 +144,7 @@ dl_params_getf (DlParams *p, GError **error, const char *fmt, ...)
 static int
 cmp_str (gconstpointer a, gconstpointer b)
 {
-  return strcmp (*(const char *const *) a, *(const char *const *) b);
+  return strcmp (*(const char *const *)a, *(const char *const *)b);
 }
 
 GPtrArray *
@@ -164,11 +167,12 @@ dl_params_module_names (DlParams *p)
   GHashTableIter it;
   gpointer key;
   g_hash_table_iter_init (&it, p->tensors);
-  while (g_hash_table_iter_next (&it, &key, NULL)) {
-    const char *dot = strrchr (key, '.');
-    if (dot)
-      g_hash_table_add (set, g_strndup (key, dot - (const char *) key));
-  }
+  while (g_hash_table_iter_next (&it, &key, NULL))
+    {
+      const char *dot = strrchr (key, '.');
+      if (dot)
+        g_hash_table_add (set, g_strndup (key, dot - (const char *)key));
+    }
   return set;
 }
 
@@ -197,11 +201,12 @@ dl_params_add_adapter (DlParams *p, const char *target, DlTensor *down, DlTensor
 {
   g_return_if_fail (p != NULL && target != NULL && down != NULL && up != NULL);
   GArray *list = g_hash_table_lookup (p->adapters, target);
-  if (!list) {
-    list = g_array_new (FALSE, TRUE, sizeof (DlLoraAdapter));
-    g_array_set_clear_func (list, adapter_clear);
-    g_hash_table_insert (p->adapters, g_strdup (target), list);
-  }
+  if (!list)
+    {
+      list = g_array_new (FALSE, TRUE, sizeof (DlLoraAdapter));
+      g_array_set_clear_func (list, adapter_clear);
+      g_hash_table_insert (p->adapters, g_strdup (target), list);
+    }
   DlLoraAdapter a = { dl_tensor_ref (down), dl_tensor_ref (up), scale };
   g_array_append_val (list, a);
 }
@@ -220,7 +225,7 @@ dl_params_n_adapters (DlParams *p)
   gpointer value;
   g_hash_table_iter_init (&it, p->adapters);
   while (g_hash_table_iter_next (&it, NULL, &value))
-    n += ((GArray *) value)->len;
+    n += ((GArray *)value)->len;
   return n;
 }
 
@@ -230,7 +235,7 @@ adapters_of (DlParams *p, const char *name, guint *n)
 {
   GArray *list = g_hash_table_lookup (p->adapters, name);
   *n = list ? list->len : 0;
-  return *n ? (const DlLoraAdapter *) list->data : NULL;
+  return *n ? (const DlLoraAdapter *)list->data : NULL;
 }
 
 DlTensor *
@@ -246,8 +251,7 @@ dl_params_linear (DlParams *p, DlTape *tape, DlTensor *x, const char *name, GErr
 }
 
 DlTensor *
-dl_params_conv2d (DlParams *p, DlTape *tape, DlTensor *x, const char *name, int stride, int padding,
-                  GError **error)
+dl_params_conv2d (DlParams *p, DlTape *tape, DlTensor *x, const char *name, int stride, int padding, GError **error)
 {
   DlTensor *w = dl_params_getf (p, error, "%s.weight", name);
   if (!w)
@@ -269,7 +273,8 @@ dl_params_layer_norm (DlParams *p, DlTape *tape, DlTensor *x, const char *name, 
 
 /* ---- hypernetworks ---- */
 
-typedef struct {
+typedef struct
+{
   DlHypernetwork *hn;
   float strength;
 } AttachedHypernetwork;
@@ -277,17 +282,18 @@ typedef struct {
 static void
 attached_hypernetwork_clear (gpointer p)
 {
-  g_clear_pointer (&((AttachedHypernetwork *) p)->hn, dl_hypernetwork_unref);
+  g_clear_pointer (&((AttachedHypernetwork *)p)->hn, dl_hypernetwork_unref);
 }
 
 void
 dl_params_add_hypernetwork (DlParams *p, DlHypernetwork *hn, float strength)
 {
   g_return_if_fail (p != NULL && hn != NULL);
-  if (!p->hypernetworks) {
-    p->hypernetworks = g_array_new (FALSE, TRUE, sizeof (AttachedHypernetwork));
-    g_array_set_clear_func (p->hypernetworks, attached_hypernetwork_clear);
-  }
+  if (!p->hypernetworks)
+    {
+      p->hypernetworks = g_array_new (FALSE, TRUE, sizeof (AttachedHypernetwork));
+      g_array_set_clear_func (p->hypernetworks, attached_hypernetwork_clear);
+    }
   AttachedHypernetwork a = { dl_hypernetwork_ref (hn), strength };
   g_array_append_val (p->hypernetworks, a);
 }

@@ -10,10 +10,11 @@
 #define TOKEN_TABLE "text_encoder.text_model.embeddings.token_embedding.weight"
 #define MAX_NAME_BYTES 200
 
-typedef struct {
-  guint index;       /* in the order given */
+typedef struct
+{
+  guint index; /* in the order given */
   char *name;
-  gunichar *folded;  /* the name's characters, lowercased */
+  gunichar *folded; /* the name's characters, lowercased */
   glong n_chars;
   int n_vectors;
   gint32 first_id;
@@ -21,7 +22,8 @@ typedef struct {
   char *replacement; /* the tokens joined by spaces */
 } Entry;
 
-struct _DlPromptEmbeddings {
+struct _DlPromptEmbeddings
+{
   GPtrArray *entries;   /* Entry, in the order given */
   GPtrArray *by_length; /* the same, the longest name first (not owned) */
 };
@@ -50,7 +52,7 @@ dl_prompt_embeddings_free (DlPromptEmbeddings *pe)
 static int
 longer_name_first (gconstpointer a, gconstpointer b)
 {
-  const Entry *x = *(const Entry *const *) a, *y = *(const Entry *const *) b;
+  const Entry *x = *(const Entry *const *)a, *y = *(const Entry *const *)b;
   if (x->n_chars != y->n_chars)
     return x->n_chars > y->n_chars ? -1 : 1;
   return x->index < y->index ? -1 : x->index > y->index;
@@ -70,12 +72,14 @@ check_name (const char *name, const char *what, GError **error)
   if (name && g_utf8_validate (name, -1, NULL))
     for (const char *p = name; *p && !has_text; p = g_utf8_next_char (p))
       has_text = !g_unichar_isspace (g_utf8_get_char (p));
-  if (!has_text || strlen (name) > MAX_NAME_BYTES) {
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
-                 "Embedding “%s”: its name (the file name without extension) must be 1 to %d bytes of UTF-8 text, "
-                 "not only spaces", what, MAX_NAME_BYTES);
-    return FALSE;
-  }
+  if (!has_text || strlen (name) > MAX_NAME_BYTES)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                   "Embedding “%s”: its name (the file name without extension) must be 1 to %d bytes of UTF-8 text, "
+                   "not only spaces",
+                   what, MAX_NAME_BYTES);
+      return FALSE;
+    }
   return TRUE;
 }
 
@@ -86,99 +90,112 @@ build (DlClipTokenizer *tok, DlParams *params, DlEmbedding *const *embeddings, g
   DlTensor *table = dl_params_getf (params, error, TOKEN_TABLE);
   if (!table)
     return NULL;
-  if (table->ndim != 2) {
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "the model's %s is not a matrix", TOKEN_TABLE);
-    return NULL;
-  }
+  if (table->ndim != 2)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "the model's %s is not a matrix", TOKEN_TABLE);
+      return NULL;
+    }
   int64_t vocab = table->shape[0], width = table->shape[1];
-  if ((int64_t) dl_clip_tokenizer_get_n_tokens (tok) != vocab) {
-    g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
-                 "the tokenizer has %u tokens, the text encoder %" G_GINT64_FORMAT
-                 ": embeddings cannot be added as new tokens",
-                 dl_clip_tokenizer_get_n_tokens (tok), vocab);
-    return NULL;
-  }
-  if (dl_params_get_added_tokens (params, NULL)) {
-    g_set_error_literal (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
-                         "the model already holds added tokens: embeddings cannot be added as well");
-    return NULL;
-  }
+  if ((int64_t)dl_clip_tokenizer_get_n_tokens (tok) != vocab)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
+                   "the tokenizer has %u tokens, the text encoder %" G_GINT64_FORMAT
+                   ": embeddings cannot be added as new tokens",
+                   dl_clip_tokenizer_get_n_tokens (tok), vocab);
+      return NULL;
+    }
+  if (dl_params_get_added_tokens (params, NULL))
+    {
+      g_set_error_literal (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
+                           "the model already holds added tokens: embeddings cannot be added as well");
+      return NULL;
+    }
 
   /* everything checked before the tokenizer and the parameters change */
   g_autoptr (GHashTable) seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   int64_t rows = 0;
-  for (guint i = 0; i < n; i++) {
-    const DlEmbedding *e = embeddings[i];
-    if (!check_name (e->name, what (embeddings, sources, i), error))
-      return NULL;
-    if (e->dim != width) {
-      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
-                   "Embedding “%s”: its vectors are %d wide but the model's text encoder takes %" G_GINT64_FORMAT
-                   " (an embedding made for another model)", what (embeddings, sources, i), e->dim, width);
-      return NULL;
+  for (guint i = 0; i < n; i++)
+    {
+      const DlEmbedding *e = embeddings[i];
+      if (!check_name (e->name, what (embeddings, sources, i), error))
+        return NULL;
+      if (e->dim != width)
+        {
+          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                       "Embedding “%s”: its vectors are %d wide but the model's text encoder takes %" G_GINT64_FORMAT
+                       " (an embedding made for another model)",
+                       what (embeddings, sources, i), e->dim, width);
+          return NULL;
+        }
+      if (e->n_vectors < 1 || !e->vectors)
+        {
+          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "Embedding “%s” holds no vectors",
+                       what (embeddings, sources, i));
+          return NULL;
+        }
+      char *folded = g_utf8_strdown (e->name, -1);
+      gpointer other = NULL;
+      if (g_hash_table_lookup_extended (seen, folded, NULL, &other))
+        {
+          guint j = GPOINTER_TO_UINT (other);
+          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                       "Embeddings “%s” and “%s” have the same name “%s” (names are matched ignoring case)",
+                       what (embeddings, sources, j), what (embeddings, sources, i), e->name);
+          g_free (folded);
+          return NULL;
+        }
+      g_hash_table_insert (seen, folded, GUINT_TO_POINTER (i));
+      rows += e->n_vectors;
     }
-    if (e->n_vectors < 1 || !e->vectors) {
-      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "Embedding “%s” holds no vectors",
-                   what (embeddings, sources, i));
-      return NULL;
-    }
-    char *folded = g_utf8_strdown (e->name, -1);
-    gpointer other = NULL;
-    if (g_hash_table_lookup_extended (seen, folded, NULL, &other)) {
-      guint j = GPOINTER_TO_UINT (other);
-      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
-                   "Embeddings “%s” and “%s” have the same name “%s” (names are matched ignoring case)",
-                   what (embeddings, sources, j), what (embeddings, sources, i), e->name);
-      g_free (folded);
-      return NULL;
-    }
-    g_hash_table_insert (seen, folded, GUINT_TO_POINTER (i));
-    rows += e->n_vectors;
-  }
 
   g_autoptr (DlTensor) added = NULL;
-  if (n > 0) {
-    int64_t shape[2] = { rows, width };
-    added = dl_tensor_new (dl_params_get_device (params), "text_encoder.prompt_embeddings", DL_DTYPE_F32, 2, shape,
-                           error);
-    if (!added)
-      return NULL;
-    g_autofree float *v = g_new (float, rows * width);
-    for (guint i = 0, r = 0; i < n; r += embeddings[i]->n_vectors, i++)
-      memcpy (v + (gsize) r * width, embeddings[i]->vectors, sizeof (float) * embeddings[i]->n_vectors * width);
-    if (!dl_tensor_upload_f32 (added, v, error))
-      return NULL;
-  }
+  if (n > 0)
+    {
+      int64_t shape[2] = { rows, width };
+      added =
+        dl_tensor_new (dl_params_get_device (params), "text_encoder.prompt_embeddings", DL_DTYPE_F32, 2, shape, error);
+      if (!added)
+        return NULL;
+      g_autofree float *v = g_new (float, rows *width);
+      for (guint i = 0, r = 0; i < n; r += embeddings[i]->n_vectors, i++)
+        memcpy (v + (gsize)r * width, embeddings[i]->vectors, sizeof (float) * embeddings[i]->n_vectors * width);
+      if (!dl_tensor_upload_f32 (added, v, error))
+        return NULL;
+    }
 
   g_autoptr (DlPromptEmbeddings) pe = g_new0 (DlPromptEmbeddings, 1);
   pe->entries = g_ptr_array_new_with_free_func (entry_free);
-  gint32 next_id = (gint32) vocab;
-  for (guint i = 0; i < n; i++) {
-    const DlEmbedding *src = embeddings[i];
-    Entry *e = g_new0 (Entry, 1);
-    g_ptr_array_add (pe->entries, e);
-    e->index = i;
-    e->name = g_strdup (src->name);
-    e->folded = g_utf8_to_ucs4_fast (src->name, -1, &e->n_chars);
-    for (glong k = 0; k < e->n_chars; k++)
-      e->folded[k] = g_unichar_tolower (e->folded[k]);
-    e->n_vectors = src->n_vectors;
-    e->first_id = next_id;
-    e->tokens = g_new0 (char *, e->n_vectors + 1);
-    for (int k = 0; k < e->n_vectors; k++) {
-      e->tokens[k] = g_strdup_printf ("\u27E8%s#%d\u27E9", src->name, k);
-      gint32 id = dl_clip_tokenizer_add_token (tok, e->tokens[k], error);
-      if (id < 0)
-        return NULL;
-      if (id != next_id) {
-        g_set_error (error, DL_ERROR, DL_ERROR_FAILED, "Embedding “%s”: the token “%s” is already in the vocabulary",
-                     what (embeddings, sources, i), e->tokens[k]);
-        return NULL;
-      }
-      next_id++;
+  gint32 next_id = (gint32)vocab;
+  for (guint i = 0; i < n; i++)
+    {
+      const DlEmbedding *src = embeddings[i];
+      Entry *e = g_new0 (Entry, 1);
+      g_ptr_array_add (pe->entries, e);
+      e->index = i;
+      e->name = g_strdup (src->name);
+      e->folded = g_utf8_to_ucs4_fast (src->name, -1, &e->n_chars);
+      for (glong k = 0; k < e->n_chars; k++)
+        e->folded[k] = g_unichar_tolower (e->folded[k]);
+      e->n_vectors = src->n_vectors;
+      e->first_id = next_id;
+      e->tokens = g_new0 (char *, e->n_vectors + 1);
+      for (int k = 0; k < e->n_vectors; k++)
+        {
+          e->tokens[k] = g_strdup_printf ("\u27E8%s#%d\u27E9", src->name, k);
+          gint32 id = dl_clip_tokenizer_add_token (tok, e->tokens[k], error);
+          if (id < 0)
+            return NULL;
+          if (id != next_id)
+            {
+              g_set_error (error, DL_ERROR, DL_ERROR_FAILED,
+                           "Embedding “%s”: the token “%s” is already in the vocabulary", what (embeddings, sources, i),
+                           e->tokens[k]);
+              return NULL;
+            }
+          next_id++;
+        }
+      e->replacement = g_strjoinv (" ", e->tokens);
     }
-    e->replacement = g_strjoinv (" ", e->tokens);
-  }
   /* not g_ptr_array_copy: the copy would free the entries as well */
   pe->by_length = g_ptr_array_sized_new (n);
   for (guint i = 0; i < n; i++)
@@ -206,15 +223,16 @@ dl_prompt_embeddings_load (DlClipTokenizer *tok, DlParams *params, const char *c
   DlTensor *table = dl_params_getf (params, error, TOKEN_TABLE);
   if (!table)
     return NULL;
-  int width = table->ndim == 2 ? (int) table->shape[1] : 0;
-  g_autoptr (GPtrArray) read = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_embedding_free);
-  for (guint i = 0; paths[i]; i++) {
-    DlEmbedding *e = dl_embedding_read (paths[i], width, error);
-    if (!e)
-      return NULL;
-    g_ptr_array_add (read, e);
-  }
-  return build (tok, params, (DlEmbedding *const *) read->pdata, read->len, paths, error);
+  int width = table->ndim == 2 ? (int)table->shape[1] : 0;
+  g_autoptr (GPtrArray) read = g_ptr_array_new_with_free_func ((GDestroyNotify)dl_embedding_free);
+  for (guint i = 0; paths[i]; i++)
+    {
+      DlEmbedding *e = dl_embedding_read (paths[i], width, error);
+      if (!e)
+        return NULL;
+      g_ptr_array_add (read, e);
+    }
+  return build (tok, params, (DlEmbedding *const *)read->pdata, read->len, paths, error);
 }
 
 guint
@@ -271,26 +289,28 @@ match_at (const Entry *e, const char *p, gunichar prev)
   if (prev && is_word_char (prev) && is_word_char (e->folded[0]))
     return 0;
   const char *q = p;
-  for (glong i = 0; i < e->n_chars;) {
-    gunichar want = e->folded[i];
-    if (g_unichar_isspace (want)) {
-      /* a run of white space matches a run of white space */
-      if (!*q || !g_unichar_isspace (g_utf8_get_char (q)))
+  for (glong i = 0; i < e->n_chars;)
+    {
+      gunichar want = e->folded[i];
+      if (g_unichar_isspace (want))
+        {
+          /* a run of white space matches a run of white space */
+          if (!*q || !g_unichar_isspace (g_utf8_get_char (q)))
+            return 0;
+          while (*q && g_unichar_isspace (g_utf8_get_char (q)))
+            q = g_utf8_next_char (q);
+          while (i < e->n_chars && g_unichar_isspace (e->folded[i]))
+            i++;
+          continue;
+        }
+      if (!*q || g_unichar_tolower (g_utf8_get_char (q)) != want)
         return 0;
-      while (*q && g_unichar_isspace (g_utf8_get_char (q)))
-        q = g_utf8_next_char (q);
-      while (i < e->n_chars && g_unichar_isspace (e->folded[i]))
-        i++;
-      continue;
+      q = g_utf8_next_char (q);
+      i++;
     }
-    if (!*q || g_unichar_tolower (g_utf8_get_char (q)) != want)
-      return 0;
-    q = g_utf8_next_char (q);
-    i++;
-  }
   if (*q && is_word_char (g_utf8_get_char (q)) && is_word_char (e->folded[e->n_chars - 1]))
     return 0;
-  return (gsize) (q - p);
+  return (gsize)(q - p);
 }
 
 char *
@@ -303,25 +323,28 @@ dl_prompt_embeddings_rewrite (DlPromptEmbeddings *pe, const char *prompt, guint 
   GString *out = g_string_sized_new (strlen (prompt) + 16);
   const char *p = prompt;
   gunichar prev = 0;
-  while (*p) {
-    gsize len = 0;
-    const Entry *hit = NULL;
-    for (guint k = 0; k < pe->by_length->len && !len; k++) {
-      hit = pe->by_length->pdata[k];
-      len = match_at (hit, p, prev);
+  while (*p)
+    {
+      gsize len = 0;
+      const Entry *hit = NULL;
+      for (guint k = 0; k < pe->by_length->len && !len; k++)
+        {
+          hit = pe->by_length->pdata[k];
+          len = match_at (hit, p, prev);
+        }
+      if (len)
+        {
+          g_string_append (out, hit->replacement);
+          if (hits)
+            hits[hit->index]++;
+          p += len;
+          prev = g_utf8_get_char (g_utf8_prev_char (p));
+          continue;
+        }
+      const char *next = g_utf8_next_char (p);
+      g_string_append_len (out, p, next - p);
+      prev = g_utf8_get_char (p);
+      p = next;
     }
-    if (len) {
-      g_string_append (out, hit->replacement);
-      if (hits)
-        hits[hit->index]++;
-      p += len;
-      prev = g_utf8_get_char (g_utf8_prev_char (p));
-      continue;
-    }
-    const char *next = g_utf8_next_char (p);
-    g_string_append_len (out, p, next - p);
-    prev = g_utf8_get_char (p);
-    p = next;
-  }
   return g_string_free (out, FALSE);
 }

@@ -46,8 +46,8 @@ typedef struct _DlPromptEmbeddings DlPromptEmbeddings;
  * only read (the caller keeps them).  Bad input changes nothing.  Errors: a width other than the text
  * encoder's, two embeddings with the same name (compared case-insensitively),
  * a name that is empty, not UTF-8 or over 200 bytes. */
-DlPromptEmbeddings *dl_prompt_embeddings_new (DlClipTokenizer *tok, DlParams *params,
-                                              DlEmbedding *const *embeddings, guint n, GError **error);
+DlPromptEmbeddings *dl_prompt_embeddings_new (DlClipTokenizer *tok, DlParams *params, DlEmbedding *const *embeddings,
+                                              guint n, GError **error);
 /* The same from files (NULL-terminated), read with dl_embedding_read at the
  * text encoder's width; errors name the file. */
 DlPromptEmbeddings *dl_prompt_embeddings_load (DlClipTokenizer *tok, DlParams *params, const char *const *paths,

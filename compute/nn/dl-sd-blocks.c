@@ -7,7 +7,8 @@
 #include "nn/dl-hypernetwork.h"
 #include "nn/dl-nn.h"
 
-typedef struct {
+typedef struct
+{
   DlParams *p;
   char *prefix;
   int groups;
@@ -32,12 +33,15 @@ run_block (DlTape *tape, gboolean checkpoint, DlTapeBlockFunc fn, BlockData *d, 
   DlTensor *in[2] = { a, b };
   DlTensor *out = NULL;
   gboolean ok;
-  if (checkpoint) {
-    ok = dl_tape_checkpoint (tape, fn, d, block_data_free, in, 2, &out, 1, error);
-  } else {
-    ok = fn (tape, d, in, &out, error);
-    block_data_free (d);
-  }
+  if (checkpoint)
+    {
+      ok = dl_tape_checkpoint (tape, fn, d, block_data_free, in, 2, &out, 1, error);
+    }
+  else
+    {
+      ok = fn (tape, d, in, &out, error);
+      block_data_free (d);
+    }
   return ok ? out : NULL;
 }
 
@@ -76,14 +80,15 @@ resnet_block (DlTape *tape, gpointer data, DlTensor *const *in, DlTensor **out, 
   g_autoptr (DlTensor) h1 = h0 ? dl_params_conv2d (p, tape, h0, c1, 1, 1, error) : NULL;
   if (!h1)
     return FALSE;
-  if (temb_act) {
-    g_autoptr (DlTensor) t = dl_params_linear (p, tape, temb_act, tp, error);
-    g_autoptr (DlTensor) sum = t ? dl_nn_add_channel (tape, h1, t, error) : NULL;
-    if (!sum)
-      return FALSE;
-    dl_tensor_unref (h1);
-    h1 = g_steal_pointer (&sum);
-  }
+  if (temb_act)
+    {
+      g_autoptr (DlTensor) t = dl_params_linear (p, tape, temb_act, tp, error);
+      g_autoptr (DlTensor) sum = t ? dl_nn_add_channel (tape, h1, t, error) : NULL;
+      if (!sum)
+        return FALSE;
+      dl_tensor_unref (h1);
+      h1 = g_steal_pointer (&sum);
+    }
   g_autoptr (DlTensor) h2 = dl_sd_group_norm (p, tape, n2, h1, d->groups, d->eps, TRUE, error);
   g_autoptr (DlTensor) h3 = h2 ? dl_params_conv2d (p, tape, h2, c2, 1, 1, error) : NULL;
   if (!h3)
@@ -175,31 +180,38 @@ transformer_block (DlTape *tape, gpointer data, DlTensor *const *in, DlTensor **
   if (!h)
     return FALSE;
   g_autoptr (DlTensor) t = NULL;
-  if (d->linear_projection) {
-    g_autoptr (DlTensor) tok = dl_nn_nchw_to_tokens (tape, h, error);
-    t = tok ? dl_params_linear (p, tape, tok, pi, error) : NULL;
-  } else {
-    g_autoptr (DlTensor) c = dl_params_conv2d (p, tape, h, pi, 1, 0, error);
-    t = c ? dl_nn_nchw_to_tokens (tape, c, error) : NULL;
-  }
+  if (d->linear_projection)
+    {
+      g_autoptr (DlTensor) tok = dl_nn_nchw_to_tokens (tape, h, error);
+      t = tok ? dl_params_linear (p, tape, tok, pi, error) : NULL;
+    }
+  else
+    {
+      g_autoptr (DlTensor) c = dl_params_conv2d (p, tape, h, pi, 1, 0, error);
+      t = c ? dl_nn_nchw_to_tokens (tape, c, error) : NULL;
+    }
   if (!t)
     return FALSE;
-  for (int i = 0; i < d->depth; i++) {
-    g_autofree char *bp = g_strdup_printf ("%s.transformer_blocks.%d", d->prefix, i);
-    DlTensor *next = basic_transformer_block (p, tape, bp, t, context, d->n_heads, error);
-    if (!next)
-      return FALSE;
-    dl_tensor_unref (t);
-    t = next;
-  }
+  for (int i = 0; i < d->depth; i++)
+    {
+      g_autofree char *bp = g_strdup_printf ("%s.transformer_blocks.%d", d->prefix, i);
+      DlTensor *next = basic_transformer_block (p, tape, bp, t, context, d->n_heads, error);
+      if (!next)
+        return FALSE;
+      dl_tensor_unref (t);
+      t = next;
+    }
   g_autoptr (DlTensor) o = NULL;
-  if (d->linear_projection) {
-    g_autoptr (DlTensor) l = dl_params_linear (p, tape, t, po, error);
-    o = l ? dl_nn_tokens_to_nchw (tape, l, H, W, error) : NULL;
-  } else {
-    g_autoptr (DlTensor) s = dl_nn_tokens_to_nchw (tape, t, H, W, error);
-    o = s ? dl_params_conv2d (p, tape, s, po, 1, 0, error) : NULL;
-  }
+  if (d->linear_projection)
+    {
+      g_autoptr (DlTensor) l = dl_params_linear (p, tape, t, po, error);
+      o = l ? dl_nn_tokens_to_nchw (tape, l, H, W, error) : NULL;
+    }
+  else
+    {
+      g_autoptr (DlTensor) s = dl_nn_tokens_to_nchw (tape, t, H, W, error);
+      o = s ? dl_params_conv2d (p, tape, s, po, 1, 0, error) : NULL;
+    }
   *out = o ? dl_nn_add (tape, o, x, error) : NULL;
   return *out != NULL;
 }
@@ -221,8 +233,7 @@ dl_sd_transformer (DlParams *p, DlTape *tape, const char *prefix, DlTensor *x, D
 /* ---- VAE attention ---- */
 
 DlTensor *
-dl_sd_vae_attention (DlParams *p, DlTape *tape, const char *prefix, DlTensor *x, int groups, float eps,
-                     GError **error)
+dl_sd_vae_attention (DlParams *p, DlTape *tape, const char *prefix, DlTensor *x, int groups, float eps, GError **error)
 {
   int64_t H = x->shape[2], W = x->shape[3];
   g_autofree char *gn = g_strconcat (prefix, ".group_norm", NULL);

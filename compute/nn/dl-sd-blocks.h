@@ -16,9 +16,8 @@ DlTensor *dl_sd_resnet (DlParams *p, DlTape *tape, const char *prefix, DlTensor 
                         float eps, gboolean checkpoint, GError **error);
 
 /* Transformer2DModel (SD1 spatial transformer with `depth` BasicTransformerBlocks). */
-DlTensor *dl_sd_transformer (DlParams *p, DlTape *tape, const char *prefix, DlTensor *x, DlTensor *context,
-                             int n_heads, int groups, int depth, gboolean linear_projection, gboolean checkpoint,
-                             GError **error);
+DlTensor *dl_sd_transformer (DlParams *p, DlTape *tape, const char *prefix, DlTensor *x, DlTensor *context, int n_heads,
+                             int groups, int depth, gboolean linear_projection, gboolean checkpoint, GError **error);
 
 /* The VAE's single-head mid-block attention (group_norm, to_q/k/v, to_out.0, residual). */
 DlTensor *dl_sd_vae_attention (DlParams *p, DlTape *tape, const char *prefix, DlTensor *x, int groups, float eps,

@@ -15,9 +15,10 @@
 #include <math.h>
 #include <string.h>
 
-struct _DlSdModel {
+struct _DlSdModel
+{
   DlDevice *device;
-  DlCheckpoint *ckpt;  /* NULL for a model of random weights */
+  DlCheckpoint *ckpt; /* NULL for a model of random weights */
   DlModelConfig config;
   DlParams *params;
   DlRecorder *rec;
@@ -126,29 +127,31 @@ dl_sd_model_new_random (DlDevice *device, const DlModelConfig *config, DlDType d
     return NULL;
   g_autoptr (DlParams) p = dl_params_new (device);
   g_autoptr (GPtrArray) specs = dl_model_param_specs (config);
-  int64_t tok_numel = (int64_t) config->text_encoder.vocab_size * config->text_encoder.hidden_size;
+  int64_t tok_numel = (int64_t)config->text_encoder.vocab_size * config->text_encoder.hidden_size;
   DlDType emb_dtype = dl_params_embedding_dtype (device, tok_numel, dtype);
-  for (guint i = 0; i < specs->len; i++) {
-    const DlParamSpec *s = specs->pdata[i];
-    gboolean emb = g_str_has_prefix (s->name, "text_encoder.text_model.embeddings.");
-    g_autoptr (DlTensor) t = dl_tensor_new (device, s->name, emb ? emb_dtype : dtype, s->ndim, s->shape, error);
-    if (!t)
-      return NULL;
-    gboolean ok;
-    if (g_str_has_suffix (s->name, ".bias"))
-      ok = dl_op_fill (rec, t, 0.0, error);
-    else if (s->ndim == 1)
-      ok = dl_op_fill (rec, t, 1.0, error);
-    else {
-      double fan_in = (double) dl_tensor_numel (t) / (double) s->shape[0];
-      if (strstr (s->name, "embedding"))
-        fan_in = 4.0;
-      ok = dl_op_random_normal (rec, t, DL_RANDOM_PHILOX, seed, i, 0.0f, (float) (1.0 / sqrt (fan_in)), error);
+  for (guint i = 0; i < specs->len; i++)
+    {
+      const DlParamSpec *s = specs->pdata[i];
+      gboolean emb = g_str_has_prefix (s->name, "text_encoder.text_model.embeddings.");
+      g_autoptr (DlTensor) t = dl_tensor_new (device, s->name, emb ? emb_dtype : dtype, s->ndim, s->shape, error);
+      if (!t)
+        return NULL;
+      gboolean ok;
+      if (g_str_has_suffix (s->name, ".bias"))
+        ok = dl_op_fill (rec, t, 0.0, error);
+      else if (s->ndim == 1)
+        ok = dl_op_fill (rec, t, 1.0, error);
+      else
+        {
+          double fan_in = (double)dl_tensor_numel (t) / (double)s->shape[0];
+          if (strstr (s->name, "embedding"))
+            fan_in = 4.0;
+          ok = dl_op_random_normal (rec, t, DL_RANDOM_PHILOX, seed, i, 0.0f, (float)(1.0 / sqrt (fan_in)), error);
+        }
+      if (!ok)
+        return NULL;
+      dl_params_insert (p, s->name, t);
     }
-    if (!ok)
-      return NULL;
-    dl_params_insert (p, s->name, t);
-  }
   if (!dl_recorder_finish (rec, error))
     return NULL;
   DlSdModel *m = g_new0 (DlSdModel, 1);
@@ -207,19 +210,21 @@ dl_sd_sample (DlSdModel *m, const DlSampleParams *sp, float **latents_out, float
   int unet_factor = 1 << (cfg->unet.n_levels - 1);
   int B = sp->batch > 0 ? sp->batch : 1;
   if (sp->width <= 0 || sp->height <= 0 || sp->width % (vae_factor * unet_factor) ||
-      sp->height % (vae_factor * unet_factor)) {
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "width and height must be positive multiples of %d",
-                 vae_factor * unet_factor);
-    return FALSE;
-  }
+      sp->height % (vae_factor * unet_factor))
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "width and height must be positive multiples of %d",
+                   vae_factor * unet_factor);
+      return FALSE;
+    }
   gboolean guided = sp->cfg_scale != 1.0f;
-  if (guided && !sp->negative_ids) {
-    g_set_error_literal (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
-                         "classifier-free guidance needs the negative prompt's token ids");
-    return FALSE;
-  }
+  if (guided && !sp->negative_ids)
+    {
+      g_set_error_literal (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                           "classifier-free guidance needs the negative prompt's token ids");
+      return FALSE;
+    }
   int64_t h = sp->height / vae_factor, w = sp->width / vae_factor, L = cfg->unet.in_channels;
-  gsize per = (gsize) (L * h * w), n = per * B;
+  gsize per = (gsize)(L * h * w), n = per * B;
 
   g_autoptr (DlSampler) sampler = dl_sampler_new (m->schedule, sp->sampler, sp->sigmas, sp->steps, error);
   if (!sampler)
@@ -229,13 +234,16 @@ dl_sd_sample (DlSdModel *m, const DlSampleParams *sp, float **latents_out, float
 
   /* conditioning for [negative..., positive...] once */
   int rows = guided ? 2 * B : B;
-  g_autofree gint32 *ids = g_new (gint32, (gsize) rows * 77);
-  if (guided) {
-    memcpy (ids, sp->negative_ids, sizeof (gint32) * B * 77);
-    memcpy (ids + B * 77, sp->prompt_ids, sizeof (gint32) * B * 77);
-  } else {
-    memcpy (ids, sp->prompt_ids, sizeof (gint32) * B * 77);
-  }
+  g_autofree gint32 *ids = g_new (gint32, (gsize)rows * 77);
+  if (guided)
+    {
+      memcpy (ids, sp->negative_ids, sizeof (gint32) * B * 77);
+      memcpy (ids + B * 77, sp->prompt_ids, sizeof (gint32) * B * 77);
+    }
+  else
+    {
+      memcpy (ids, sp->prompt_ids, sizeof (gint32) * B * 77);
+    }
   g_autoptr (DlTape) tape = dl_tape_new (m->rec, m->arena);
   dl_tape_set_enabled (tape, FALSE);
   dl_tape_set_activation_dtype (tape, m->dtype);
@@ -250,67 +258,72 @@ dl_sd_sample (DlSdModel *m, const DlSampleParams *sp, float **latents_out, float
 
   /* starting noise */
   g_autofree float *x = g_new (float, n);
-  if (sp->init_latents) {
-    memcpy (x, sp->init_latents, n * sizeof (float));
-  } else {
-    for (int b = 0; b < B; b++)
-      for (gsize i = 0; i < per; i++)
-        x[b * per + i] = dl_philox_normal (DL_RANDOM_A1111, sp->seed + b, 0, i);
-  }
+  if (sp->init_latents)
+    {
+      memcpy (x, sp->init_latents, n * sizeof (float));
+    }
+  else
+    {
+      for (int b = 0; b < B; b++)
+        for (gsize i = 0; i < per; i++)
+          x[b * per + i] = dl_philox_normal (DL_RANDOM_A1111, sp->seed + b, 0, i);
+    }
   float s0 = dl_sampler_init_noise_sigma (sampler);
   for (gsize i = 0; i < n; i++)
     x[i] *= s0;
 
-  g_autofree float *model_in = g_new (float, n * (guided ? 2 : 1));
+  g_autofree float *model_in = g_new (float, n *(guided ? 2 : 1));
   g_autofree float *eps = g_new (float, n);
   g_autofree float *noise = dl_sampler_needs_noise (sampler) ? g_new (float, n) : NULL;
   g_autofree float *tsteps = g_new (float, rows);
   int64_t xshape[4] = { rows, L, h, w };
-  for (int i = 0; i < sp->steps; i++) {
-    if (g_cancellable_set_error_if_cancelled (sp->cancellable, error))
-      return FALSE;
-    float scale = dl_sampler_input_scale (sampler, i);
-    for (int r = 0; r < rows; r++)
-      for (gsize k = 0; k < per; k++)
-        model_in[r * per + k] = x[(r % B) * per + k] * scale;
-    for (int r = 0; r < rows; r++)
-      tsteps[r] = dl_sampler_timestep (sampler, i);
-    int64_t tshape = rows;
-    g_autoptr (DlTensor) xt = upload_as (m->device, "sample", m->dtype, model_in, 4, xshape, error);
-    g_autoptr (DlTensor) tt = xt ? upload_as (m->device, "timesteps", DL_DTYPE_F32, tsteps, 1, &tshape, error) : NULL;
-    g_autoptr (DlTensor) out = tt ? dl_unet_forward (m->params, &cfg->unet, tape, xt, tt, context, NULL, error)
-                                  : NULL;
-    if (!out || !dl_recorder_finish (m->rec, error))
-      return FALSE;
-    g_autofree float *o = dl_tensor_download_f32 (out, error);
-    if (!o)
-      return FALSE;
-    if (guided)
-      for (gsize k = 0; k < n; k++)
-        eps[k] = o[k] + sp->cfg_scale * (o[n + k] - o[k]);
-    else
-      memcpy (eps, o, n * sizeof (float));
-    if (noise)
-      for (int b = 0; b < B; b++)
+  for (int i = 0; i < sp->steps; i++)
+    {
+      if (g_cancellable_set_error_if_cancelled (sp->cancellable, error))
+        return FALSE;
+      float scale = dl_sampler_input_scale (sampler, i);
+      for (int r = 0; r < rows; r++)
         for (gsize k = 0; k < per; k++)
-          noise[b * per + k] = dl_philox_normal (DL_RANDOM_A1111, sp->seed + b, (guint64) i + 1, k);
-    dl_sampler_step (sampler, i, eps, x, noise, NULL, n);
-    if (sp->on_step)
-      sp->on_step (i, sp->steps, x, sp->on_step_data);
-  }
+          model_in[r * per + k] = x[(r % B) * per + k] * scale;
+      for (int r = 0; r < rows; r++)
+        tsteps[r] = dl_sampler_timestep (sampler, i);
+      int64_t tshape = rows;
+      g_autoptr (DlTensor) xt = upload_as (m->device, "sample", m->dtype, model_in, 4, xshape, error);
+      g_autoptr (DlTensor) tt = xt ? upload_as (m->device, "timesteps", DL_DTYPE_F32, tsteps, 1, &tshape, error) : NULL;
+      g_autoptr (DlTensor) out =
+        tt ? dl_unet_forward (m->params, &cfg->unet, tape, xt, tt, context, NULL, error) : NULL;
+      if (!out || !dl_recorder_finish (m->rec, error))
+        return FALSE;
+      g_autofree float *o = dl_tensor_download_f32 (out, error);
+      if (!o)
+        return FALSE;
+      if (guided)
+        for (gsize k = 0; k < n; k++)
+          eps[k] = o[k] + sp->cfg_scale * (o[n + k] - o[k]);
+      else
+        memcpy (eps, o, n * sizeof (float));
+      if (noise)
+        for (int b = 0; b < B; b++)
+          for (gsize k = 0; k < per; k++)
+            noise[b * per + k] = dl_philox_normal (DL_RANDOM_A1111, sp->seed + b, (guint64)i + 1, k);
+      dl_sampler_step (sampler, i, eps, x, noise, NULL, n);
+      if (sp->on_step)
+        sp->on_step (i, sp->steps, x, sp->on_step_data);
+    }
 
-  if (images_out) {
-    g_autofree float *z = g_new (float, n);
-    for (gsize k = 0; k < n; k++)
-      z[k] = x[k] / (float) cfg->vae.scaling_factor;
-    int64_t zshape[4] = { B, L, h, w };
-    g_autoptr (DlTensor) zt = upload_as (m->device, "latents", m->dtype, z, 4, zshape, error);
-    g_autoptr (DlTensor) img = zt ? dl_vae_decode (m->params, &cfg->vae, tape, zt, NULL, error) : NULL;
-    if (!img || !dl_recorder_finish (m->rec, error))
-      return FALSE;
-    if (!(*images_out = dl_tensor_download_f32 (img, error)))
-      return FALSE;
-  }
+  if (images_out)
+    {
+      g_autofree float *z = g_new (float, n);
+      for (gsize k = 0; k < n; k++)
+        z[k] = x[k] / (float)cfg->vae.scaling_factor;
+      int64_t zshape[4] = { B, L, h, w };
+      g_autoptr (DlTensor) zt = upload_as (m->device, "latents", m->dtype, z, 4, zshape, error);
+      g_autoptr (DlTensor) img = zt ? dl_vae_decode (m->params, &cfg->vae, tape, zt, NULL, error) : NULL;
+      if (!img || !dl_recorder_finish (m->rec, error))
+        return FALSE;
+      if (!(*images_out = dl_tensor_download_f32 (img, error)))
+        return FALSE;
+    }
   if (latents_out)
     *latents_out = g_steal_pointer (&x);
   return TRUE;

@@ -40,20 +40,21 @@ const DlNoiseSchedule *dl_sd_model_get_schedule (DlSdModel *m);
 
 typedef void (*DlSampleStepFunc) (int step, int n_steps, const float *latents, gpointer user_data);
 
-typedef struct {
+typedef struct
+{
   const gint32 *prompt_ids;   /* [batch, 77] */
   const gint32 *negative_ids; /* [batch, 77]; NULL: the empty prompt's ids are needed, so required when cfg != 1 */
   int batch;
-  int width, height;          /* pixels, multiples of 8 */
+  int width, height; /* pixels, multiples of 8 */
   int steps;
   DlSamplerKind sampler;
   DlSigmaSchedule sigmas;
   float cfg_scale;
-  guint64 seed;               /* image i uses seed + i, as AUTOMATIC1111 */
-  int clip_skip;              /* A1111 convention, 1 = last layer */
-  const float *init_latents;  /* [batch, 4, h, w] unit-variance noise, or NULL for A1111's noise from the seed */
-  gboolean diffusers_dpm;      /* DPM++: diffusers' conventions (dl_sampler_use_diffusers_dpm), for tests */
-  DlSampleStepFunc on_step;   /* after each step (may be NULL); also the place to report progress */
+  guint64 seed;              /* image i uses seed + i, as AUTOMATIC1111 */
+  int clip_skip;             /* A1111 convention, 1 = last layer */
+  const float *init_latents; /* [batch, 4, h, w] unit-variance noise, or NULL for A1111's noise from the seed */
+  gboolean diffusers_dpm;    /* DPM++: diffusers' conventions (dl_sampler_use_diffusers_dpm), for tests */
+  DlSampleStepFunc on_step;  /* after each step (may be NULL); also the place to report progress */
   gpointer on_step_data;
   GCancellable *cancellable;
 } DlSampleParams;

@@ -6,7 +6,8 @@
 #include "dl-error.h"
 #include "ops/dl-ops.h"
 
-typedef struct {
+typedef struct
+{
   DlTensor **outputs; /* referenced */
   guint n_outputs;
   DlTapeBackwardFunc backward;
@@ -14,8 +15,9 @@ typedef struct {
   GDestroyNotify destroy;
 } TapeEntry;
 
-struct _DlTape {
-  DlTape *root;        /* where parameter gradients live (itself, or a checkpoint's parent) */
+struct _DlTape
+{
+  DlTape *root; /* where parameter gradients live (itself, or a checkpoint's parent) */
   DlRecorder *rec;
   DlArena *arena;
   gboolean enabled;
@@ -49,11 +51,10 @@ tape_new (DlRecorder *rec, DlArena *arena, DlTape *root)
   t->enabled = TRUE;
   t->act_dtype = root ? root->act_dtype : DL_DTYPE_F32;
   t->entries = g_ptr_array_new_with_free_func (entry_free);
-  t->needs = g_hash_table_new_full (NULL, NULL, (GDestroyNotify) dl_tensor_unref, NULL);
-  t->grads = g_hash_table_new_full (NULL, NULL, (GDestroyNotify) dl_tensor_unref, (GDestroyNotify) dl_tensor_unref);
-  t->params = root ? NULL
-                   : g_hash_table_new_full (NULL, NULL, (GDestroyNotify) dl_tensor_unref,
-                                            (GDestroyNotify) dl_tensor_unref);
+  t->needs = g_hash_table_new_full (NULL, NULL, (GDestroyNotify)dl_tensor_unref, NULL);
+  t->grads = g_hash_table_new_full (NULL, NULL, (GDestroyNotify)dl_tensor_unref, (GDestroyNotify)dl_tensor_unref);
+  t->params =
+    root ? NULL : g_hash_table_new_full (NULL, NULL, (GDestroyNotify)dl_tensor_unref, (GDestroyNotify)dl_tensor_unref);
   t->reached = root ? NULL : g_hash_table_new (NULL, NULL);
   return t;
 }
@@ -194,10 +195,11 @@ dl_tape_grad_begin (DlTape *tape, DlTensor *t, DlTensor **out, GError **error)
   if (!t || !dl_tape_needs_grad (tape, t))
     return TRUE;
   DlTensor *buffer = dl_tape_claim_param_grad (tape, t);
-  if (buffer) {
-    *out = dl_tensor_ref (buffer);
-    return TRUE;
-  }
+  if (buffer)
+    {
+      *out = dl_tensor_ref (buffer);
+      return TRUE;
+    }
   g_autoptr (DlTensor) fresh = dl_tape_tensor_like (tape, "grad", t, error);
   if (!fresh || !dl_op_fill (tape->rec, fresh, 0.0, error))
     return FALSE;
@@ -244,10 +246,11 @@ dl_tape_push (DlTape *tape, DlTensor *const *outputs, guint n_outputs, DlTapeBac
   TapeEntry *e = g_new0 (TapeEntry, 1);
   e->outputs = g_new0 (DlTensor *, n_outputs);
   e->n_outputs = n_outputs;
-  for (guint i = 0; i < n_outputs; i++) {
-    e->outputs[i] = dl_tensor_ref (outputs[i]);
-    mark_needs (tape, outputs[i]);
-  }
+  for (guint i = 0; i < n_outputs; i++)
+    {
+      e->outputs[i] = dl_tensor_ref (outputs[i]);
+      mark_needs (tape, outputs[i]);
+    }
   e->backward = backward;
   e->data = data;
   e->destroy = destroy;
@@ -262,17 +265,19 @@ dl_tape_add_grad (DlTape *tape, DlTensor *t, DlTensor *grad, GError **error)
   DlTensor *param_grad = dl_tape_claim_param_grad (tape, t);
   if (param_grad)
     return dl_op_axpby (tape->rec, param_grad, grad, 1.0f, 1.0f, error);
-  if (!dl_tensor_same_shape (t, grad)) {
-    g_autofree char *a = dl_tensor_describe (t);
-    g_autofree char *b = dl_tensor_describe (grad);
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "gradient %s does not fit tensor %s", b, a);
-    return FALSE;
-  }
+  if (!dl_tensor_same_shape (t, grad))
+    {
+      g_autofree char *a = dl_tensor_describe (t);
+      g_autofree char *b = dl_tensor_describe (grad);
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "gradient %s does not fit tensor %s", b, a);
+      return FALSE;
+    }
   DlTensor *old = g_hash_table_lookup (tape->grads, t);
-  if (!old) {
-    g_hash_table_insert (tape->grads, dl_tensor_ref (t), dl_tensor_ref (grad));
-    return TRUE;
-  }
+  if (!old)
+    {
+      g_hash_table_insert (tape->grads, dl_tensor_ref (t), dl_tensor_ref (grad));
+      return TRUE;
+    }
   /* never in place: a backward may hand the same tensor to several inputs */
   g_autoptr (DlTensor) sum = dl_tape_tensor_like (tape, "grad-sum", old, error);
   if (!sum || !dl_op_add (tape->rec, sum, old, grad, error))
@@ -284,26 +289,29 @@ dl_tape_add_grad (DlTape *tape, DlTensor *t, DlTensor *grad, GError **error)
 static gboolean
 run_backward (DlTape *tape, GError **error)
 {
-  while (tape->entries->len > 0) {
-    TapeEntry *e = g_ptr_array_steal_index (tape->entries, tape->entries->len - 1);
-    g_autofree DlTensor **dout = g_new0 (DlTensor *, e->n_outputs);
-    gboolean any = FALSE;
-    for (guint i = 0; i < e->n_outputs; i++) {
-      gpointer key = NULL, value = NULL;
-      if (g_hash_table_steal_extended (tape->grads, e->outputs[i], &key, &value)) {
-        dl_tensor_unref (key);
-        dout[i] = value;
-        any = TRUE;
-      }
+  while (tape->entries->len > 0)
+    {
+      TapeEntry *e = g_ptr_array_steal_index (tape->entries, tape->entries->len - 1);
+      g_autofree DlTensor **dout = g_new0 (DlTensor *, e->n_outputs);
+      gboolean any = FALSE;
+      for (guint i = 0; i < e->n_outputs; i++)
+        {
+          gpointer key = NULL, value = NULL;
+          if (g_hash_table_steal_extended (tape->grads, e->outputs[i], &key, &value))
+            {
+              dl_tensor_unref (key);
+              dout[i] = value;
+              any = TRUE;
+            }
+        }
+      gboolean ok = !any || e->backward (tape, e->data, dout, error);
+      for (guint i = 0; i < e->n_outputs; i++)
+        if (dout[i])
+          dl_tensor_unref (dout[i]);
+      entry_free (e);
+      if (!ok)
+        return FALSE;
     }
-    gboolean ok = !any || e->backward (tape, e->data, dout, error);
-    for (guint i = 0; i < e->n_outputs; i++)
-      if (dout[i])
-        dl_tensor_unref (dout[i]);
-    entry_free (e);
-    if (!ok)
-      return FALSE;
-  }
   return TRUE;
 }
 
@@ -332,7 +340,8 @@ dl_tape_get_grad (DlTape *tape, DlTensor *leaf)
 
 /* ---- gradient checkpointing ---- */
 
-typedef struct {
+typedef struct
+{
   DlTapeBlockFunc block;
   gpointer block_data;
   GDestroyNotify block_destroy;
@@ -373,32 +382,33 @@ checkpoint_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError 
   gboolean ok = c->block (sub, c->block_data, c->inputs, outputs, error) &&
                 dl_tape_backward_multi (sub, outputs, dout, c->n_outputs, error);
   unref_outputs (outputs, c->n_outputs);
-  for (guint i = 0; ok && i < c->n_inputs; i++) {
-    g_autoptr (DlTensor) g = c->inputs[i] ? dl_tape_get_grad (sub, c->inputs[i]) : NULL;
-    if (g)
-      ok = dl_tape_add_grad (tape, c->inputs[i], g, error);
-  }
+  for (guint i = 0; ok && i < c->n_inputs; i++)
+    {
+      g_autoptr (DlTensor) g = c->inputs[i] ? dl_tape_get_grad (sub, c->inputs[i]) : NULL;
+      if (g)
+        ok = dl_tape_add_grad (tape, c->inputs[i], g, error);
+    }
   dl_tape_free (sub);
   return ok;
 }
 
 gboolean
-dl_tape_checkpoint (DlTape *tape, DlTapeBlockFunc block, gpointer data, GDestroyNotify destroy,
-                    DlTensor *const *inputs, guint n_inputs,
-                    DlTensor **outputs, guint n_outputs, GError **error)
+dl_tape_checkpoint (DlTape *tape, DlTapeBlockFunc block, gpointer data, GDestroyNotify destroy, DlTensor *const *inputs,
+                    guint n_inputs, DlTensor **outputs, guint n_outputs, GError **error)
 {
   g_return_val_if_fail (tape != NULL && block != NULL && outputs != NULL, FALSE);
   gboolean was_enabled = tape->enabled;
   tape->enabled = FALSE;
   gboolean ok = block (tape, data, inputs, outputs, error);
   tape->enabled = was_enabled;
-  if (!ok || !was_enabled) {
-    if (!ok)
-      unref_outputs (outputs, n_outputs);
-    if (destroy && data)
-      destroy (data);
-    return ok;
-  }
+  if (!ok || !was_enabled)
+    {
+      if (!ok)
+        unref_outputs (outputs, n_outputs);
+      if (destroy && data)
+        destroy (data);
+      return ok;
+    }
   CheckpointData *c = g_new0 (CheckpointData, 1);
   c->block = block;
   c->block_data = data;

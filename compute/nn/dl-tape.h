@@ -78,8 +78,8 @@ gboolean dl_tape_should_record (DlTape *tape, DlTensor *const *inputs, guint n_i
 
 /* Record an entry: `outputs` become tensors that need gradients.  The tape takes
  * `data` (freed with `destroy` after the entry's backward or with the tape). */
-void dl_tape_push (DlTape *tape, DlTensor *const *outputs, guint n_outputs, DlTapeBackwardFunc backward,
-                   gpointer data, GDestroyNotify destroy);
+void dl_tape_push (DlTape *tape, DlTensor *const *outputs, guint n_outputs, DlTapeBackwardFunc backward, gpointer data,
+                   GDestroyNotify destroy);
 
 /* From a backward function: add `grad` into the gradient of `t` (ignored when t
  * needs none).  Takes no ownership. */
@@ -105,7 +105,7 @@ typedef gboolean (*DlTapeBlockFunc) (DlTape *tape, gpointer data, DlTensor *cons
  * one entry whose backward reruns the block recorded and backpropagates through
  * it.  The tape takes `data` (released with `destroy` once no longer needed). */
 gboolean dl_tape_checkpoint (DlTape *tape, DlTapeBlockFunc block, gpointer data, GDestroyNotify destroy,
-                             DlTensor *const *inputs,
-                             guint n_inputs, DlTensor **outputs, guint n_outputs, GError **error);
+                             DlTensor *const *inputs, guint n_inputs, DlTensor **outputs, guint n_outputs,
+                             GError **error);
 
 G_END_DECLS

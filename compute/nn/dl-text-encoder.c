@@ -20,7 +20,7 @@ encoder_layer (DlParams *p, const DlTextEncoderConfig *c, DlTape *tape, DlTensor
   g_autofree char *on = g_strconcat (pre, ".self_attn.out_proj", NULL);
   g_autofree char *fc1 = g_strconcat (pre, ".mlp.fc1", NULL);
   g_autofree char *fc2 = g_strconcat (pre, ".mlp.fc2", NULL);
-  float eps = (float) c->layer_norm_eps;
+  float eps = (float)c->layer_norm_eps;
 
   g_autoptr (DlTensor) n1 = dl_params_layer_norm (p, tape, h, ln1, eps, error);
   g_autoptr (DlTensor) q = n1 ? dl_params_linear (p, tape, n1, qn, error) : NULL;
@@ -39,15 +39,16 @@ encoder_layer (DlParams *p, const DlTextEncoderConfig *c, DlTape *tape, DlTensor
 
 DlTensor *
 dl_text_encoder_forward (DlParams *params, const DlTextEncoderConfig *config, DlTape *tape, DlTensor *ids,
-                      const DlTextEncoderOptions *options, GError **error)
+                         const DlTextEncoderOptions *options, GError **error)
 {
   g_return_val_if_fail (params && config && tape && ids, NULL);
   int clip_skip = options && options->clip_skip > 0 ? options->clip_skip : 1;
-  if (clip_skip > config->n_layers) {
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "clip skip %d is more than the text encoder's %d layers",
-                 clip_skip, config->n_layers);
-    return NULL;
-  }
+  if (clip_skip > config->n_layers)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "clip skip %d is more than the text encoder's %d layers",
+                   clip_skip, config->n_layers);
+      return NULL;
+    }
   DlTensor *tok = dl_params_getf (params, error, TM ".embeddings.token_embedding.weight");
   DlTensor *pos = tok ? dl_params_getf (params, error, TM ".embeddings.position_embedding.weight") : NULL;
   if (!pos)
@@ -64,16 +65,17 @@ dl_text_encoder_forward (DlParams *params, const DlTextEncoderConfig *config, Dl
   if (options && options->hidden_states)
     n_run = config->n_layers;
   g_autoptr (DlTensor) chosen = NULL;
-  for (int i = 0; i < n_run; i++) {
-    DlTensor *next = encoder_layer (params, config, tape, h, i, error);
-    if (!next)
-      return NULL;
-    dl_tensor_unref (h);
-    h = next;
-    if (options && options->hidden_states)
-      g_ptr_array_add (options->hidden_states, dl_tensor_ref (h));
-    if (i == config->n_layers - clip_skip)
-      chosen = dl_tensor_ref (h);
-  }
-  return dl_params_layer_norm (params, tape, chosen, TM ".final_layer_norm", (float) config->layer_norm_eps, error);
+  for (int i = 0; i < n_run; i++)
+    {
+      DlTensor *next = encoder_layer (params, config, tape, h, i, error);
+      if (!next)
+        return NULL;
+      dl_tensor_unref (h);
+      h = next;
+      if (options && options->hidden_states)
+        g_ptr_array_add (options->hidden_states, dl_tensor_ref (h));
+      if (i == config->n_layers - clip_skip)
+        chosen = dl_tensor_ref (h);
+    }
+  return dl_params_layer_norm (params, tape, chosen, TM ".final_layer_norm", (float)config->layer_norm_eps, error);
 }

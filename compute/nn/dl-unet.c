@@ -13,7 +13,7 @@
 GHashTable *
 dl_unet_activations_new (void)
 {
-  return g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) dl_tensor_unref);
+  return g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify)dl_tensor_unref);
 }
 
 static void
@@ -43,7 +43,7 @@ time_embedding (DlParams *p, const DlUNetConfig *c, DlTape *tape, DlTensor *time
   g_autoptr (DlTensor) proj = dl_tape_tensor (tape, "time_proj", dl_tape_get_activation_dtype (tape), 2, shape, error);
   DlTimestepEmbeddingParams tp = DL_TIMESTEP_EMBEDDING_SD;
   tp.flip_sin_to_cos = c->flip_sin_to_cos;
-  tp.freq_shift = (float) c->freq_shift;
+  tp.freq_shift = (float)c->freq_shift;
   if (!proj || !dl_op_timestep_embedding (dl_tape_get_recorder (tape), proj, timesteps, &tp, error))
     return NULL;
   keep (o, "time_proj", proj);
@@ -63,16 +63,17 @@ dl_unet_forward (DlParams *params, const DlUNetConfig *c, DlTape *tape, DlTensor
   DlParams *p = params;
   int n = c->n_levels;
   int G = c->norm_num_groups;
-  float eps = (float) c->norm_eps;
+  float eps = (float)c->norm_eps;
   gboolean ckpt = o && o->checkpoint;
-  int64_t down_factor = (int64_t) 1 << (n - 1);
-  if (x->ndim != 4 || x->shape[1] != c->in_channels || x->shape[2] % down_factor || x->shape[3] % down_factor) {
-    g_autofree char *xs = dl_tensor_describe (x);
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
-                 "the UNet takes [B, %d, H, W] latents with H and W multiples of %" G_GINT64_FORMAT ", not %s",
-                 c->in_channels, down_factor, xs);
-    return NULL;
-  }
+  int64_t down_factor = (int64_t)1 << (n - 1);
+  if (x->ndim != 4 || x->shape[1] != c->in_channels || x->shape[2] % down_factor || x->shape[3] % down_factor)
+    {
+      g_autofree char *xs = dl_tensor_describe (x);
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                   "the UNet takes [B, %d, H, W] latents with H and W multiples of %" G_GINT64_FORMAT ", not %s",
+                   c->in_channels, down_factor, xs);
+      return NULL;
+    }
 
   g_autoptr (DlTensor) temb = time_embedding (p, c, tape, timesteps, o, error);
   g_autoptr (DlTensor) temb_act = temb ? dl_nn_activation (tape, temb, DL_ACT_SILU, error) : NULL;
@@ -83,31 +84,35 @@ dl_unet_forward (DlParams *params, const DlUNetConfig *c, DlTape *tape, DlTensor
   if (!h)
     return NULL;
   keep (o, "conv_in", h);
-  g_autoptr (GPtrArray) skips = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_tensor_unref);
+  g_autoptr (GPtrArray) skips = g_ptr_array_new_with_free_func ((GDestroyNotify)dl_tensor_unref);
   g_ptr_array_add (skips, dl_tensor_ref (h));
 
-  for (int i = 0; i < n; i++) {
-    for (int j = 0; j < c->layers_per_block; j++) {
-      g_autofree char *rn = g_strdup_printf ("unet.down_blocks.%d.resnets.%d", i, j);
-      if (!advance (&h, dl_sd_resnet (p, tape, rn, h, temb_act, G, eps, ckpt, error)))
-        return NULL;
-      if (c->level_has_attention[i]) {
-        g_autofree char *an = g_strdup_printf ("unet.down_blocks.%d.attentions.%d", i, j);
-        if (!advance (&h, dl_sd_transformer (p, tape, an, h, context, c->attention_heads[i], G,
-                                             c->transformer_depth, c->use_linear_projection, ckpt, error)))
-          return NULL;
-      }
-      g_ptr_array_add (skips, dl_tensor_ref (h));
+  for (int i = 0; i < n; i++)
+    {
+      for (int j = 0; j < c->layers_per_block; j++)
+        {
+          g_autofree char *rn = g_strdup_printf ("unet.down_blocks.%d.resnets.%d", i, j);
+          if (!advance (&h, dl_sd_resnet (p, tape, rn, h, temb_act, G, eps, ckpt, error)))
+            return NULL;
+          if (c->level_has_attention[i])
+            {
+              g_autofree char *an = g_strdup_printf ("unet.down_blocks.%d.attentions.%d", i, j);
+              if (!advance (&h, dl_sd_transformer (p, tape, an, h, context, c->attention_heads[i], G,
+                                                   c->transformer_depth, c->use_linear_projection, ckpt, error)))
+                return NULL;
+            }
+          g_ptr_array_add (skips, dl_tensor_ref (h));
+        }
+      if (i < n - 1)
+        {
+          g_autofree char *dn = g_strdup_printf ("unet.down_blocks.%d.downsamplers.0.conv", i);
+          if (!advance (&h, dl_params_conv2d (p, tape, h, dn, 2, 1, error)))
+            return NULL;
+          g_ptr_array_add (skips, dl_tensor_ref (h));
+        }
+      g_autofree char *act = g_strdup_printf ("down_blocks.%d", i);
+      keep (o, act, h);
     }
-    if (i < n - 1) {
-      g_autofree char *dn = g_strdup_printf ("unet.down_blocks.%d.downsamplers.0.conv", i);
-      if (!advance (&h, dl_params_conv2d (p, tape, h, dn, 2, 1, error)))
-        return NULL;
-      g_ptr_array_add (skips, dl_tensor_ref (h));
-    }
-    g_autofree char *act = g_strdup_printf ("down_blocks.%d", i);
-    keep (o, act, h);
-  }
 
   if (!advance (&h, dl_sd_resnet (p, tape, "unet.mid_block.resnets.0", h, temb_act, G, eps, ckpt, error)) ||
       !advance (&h, dl_sd_transformer (p, tape, "unet.mid_block.attentions.0", h, context, c->mid_attention_heads, G,
@@ -116,39 +121,47 @@ dl_unet_forward (DlParams *params, const DlUNetConfig *c, DlTape *tape, DlTensor
     return NULL;
   keep (o, "mid_block", h);
 
-  for (int i = 0; i < n; i++) {
-    int level = n - 1 - i;
-    for (int j = 0; j <= c->layers_per_block; j++) {
-      g_autoptr (DlTensor) skip = g_ptr_array_steal_index (skips, skips->len - 1);
-      if (!advance (&h, dl_nn_concat_channels (tape, h, skip, error)))
-        return NULL;
-      g_autofree char *rn = g_strdup_printf ("unet.up_blocks.%d.resnets.%d", i, j);
-      if (!advance (&h, dl_sd_resnet (p, tape, rn, h, temb_act, G, eps, ckpt, error)))
-        return NULL;
-      if (c->level_has_attention[level]) {
-        g_autofree char *an = g_strdup_printf ("unet.up_blocks.%d.attentions.%d", i, j);
-        if (!advance (&h, dl_sd_transformer (p, tape, an, h, context, c->attention_heads[level], G,
-                                             c->transformer_depth, c->use_linear_projection, ckpt, error)))
-          return NULL;
-      }
+  for (int i = 0; i < n; i++)
+    {
+      int level = n - 1 - i;
+      for (int j = 0; j <= c->layers_per_block; j++)
+        {
+          g_autoptr (DlTensor) skip = g_ptr_array_steal_index (skips, skips->len - 1);
+          if (!advance (&h, dl_nn_concat_channels (tape, h, skip, error)))
+            return NULL;
+          g_autofree char *rn = g_strdup_printf ("unet.up_blocks.%d.resnets.%d", i, j);
+          if (!advance (&h, dl_sd_resnet (p, tape, rn, h, temb_act, G, eps, ckpt, error)))
+            return NULL;
+          if (c->level_has_attention[level])
+            {
+              g_autofree char *an = g_strdup_printf ("unet.up_blocks.%d.attentions.%d", i, j);
+              if (!advance (&h, dl_sd_transformer (p, tape, an, h, context, c->attention_heads[level], G,
+                                                   c->transformer_depth, c->use_linear_projection, ckpt, error)))
+                return NULL;
+            }
+        }
+      if (i < n - 1)
+        {
+          g_autofree char *un = g_strdup_printf ("unet.up_blocks.%d.upsamplers.0.conv", i);
+          if (!advance (&h, dl_nn_upsample2x (tape, h, error)) ||
+              !advance (&h, dl_params_conv2d (p, tape, h, un, 1, 1, error)))
+            return NULL;
+        }
+      g_autofree char *act = g_strdup_printf ("up_blocks.%d", i);
+      keep (o, act, h);
     }
-    if (i < n - 1) {
-      g_autofree char *un = g_strdup_printf ("unet.up_blocks.%d.upsamplers.0.conv", i);
-      if (!advance (&h, dl_nn_upsample2x (tape, h, error)) || !advance (&h, dl_params_conv2d (p, tape, h, un, 1, 1, error)))
-        return NULL;
-    }
-    g_autofree char *act = g_strdup_printf ("up_blocks.%d", i);
-    keep (o, act, h);
-  }
 
-  if (o && o->activations) {
-    if (!advance (&h, dl_sd_group_norm (p, tape, "unet.conv_norm_out", h, G, eps, FALSE, error)))
+  if (o && o->activations)
+    {
+      if (!advance (&h, dl_sd_group_norm (p, tape, "unet.conv_norm_out", h, G, eps, FALSE, error)))
+        return NULL;
+      keep (o, "conv_norm_out", h);
+      if (!advance (&h, dl_nn_activation (tape, h, DL_ACT_SILU, error)))
+        return NULL;
+    }
+  else if (!advance (&h, dl_sd_group_norm (p, tape, "unet.conv_norm_out", h, G, eps, TRUE, error)))
+    {
       return NULL;
-    keep (o, "conv_norm_out", h);
-    if (!advance (&h, dl_nn_activation (tape, h, DL_ACT_SILU, error)))
-      return NULL;
-  } else if (!advance (&h, dl_sd_group_norm (p, tape, "unet.conv_norm_out", h, G, eps, TRUE, error))) {
-    return NULL;
-  }
+    }
   return dl_params_conv2d (p, tape, h, "unet.conv_out", 1, 1, error);
 }

@@ -7,7 +7,8 @@
 
 G_BEGIN_DECLS
 
-typedef struct {
+typedef struct
+{
   gboolean checkpoint;     /* gradient checkpointing per ResNet and transformer block */
   GHashTable *activations; /* when not NULL, receives module outputs by diffusers name
                             * ("time_proj", "time_embedding", "conv_in", "down_blocks.i",
@@ -16,8 +17,8 @@ typedef struct {
 
 /* eps [B, out, H, W] = unet(x [B, in, H, W], timesteps f32/i32 [B], context [B, T, C]).
  * Parameters are `unet.*` in `params`. */
-DlTensor *dl_unet_forward (DlParams *params, const DlUNetConfig *config, DlTape *tape, DlTensor *x,
-                           DlTensor *timesteps, DlTensor *context, const DlUNetOptions *options, GError **error);
+DlTensor *dl_unet_forward (DlParams *params, const DlUNetConfig *config, DlTape *tape, DlTensor *x, DlTensor *timesteps,
+                           DlTensor *context, const DlUNetOptions *options, GError **error);
 
 /* A hash table suitable for DlUNetOptions.activations. */
 GHashTable *dl_unet_activations_new (void);

@@ -6,7 +6,8 @@
 #define WG 256
 
 /* act.comp and geglu.comp share this layout: `param` is the activation or F */
-typedef struct {
+typedef struct
+{
   uint32_t n, param, off_x, off_g, off_d;
 } PointwisePush;
 
@@ -30,9 +31,9 @@ check_same (const char *op, DlTensor *a, DlTensor *b, GError **error)
 static gboolean
 check_act (const char *op, DlActivation act, GError **error)
 {
-  if ((int) act >= (int) DL_ACT_SILU && (int) act < (int) DL_ACT_COUNT)
+  if ((int)act >= (int)DL_ACT_SILU && (int)act < (int)DL_ACT_COUNT)
     return TRUE;
-  g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "%s: unknown activation %d", op, (int) act);
+  g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "%s: unknown activation %d", op, (int)act);
   return FALSE;
 }
 
@@ -53,8 +54,8 @@ run_pointwise (DlRecorder *rec, const char *shader, DlTensor *out, DlTensor *x, 
   int64_t step = dl_op_max_binding_elems (rec, x->dtype) / MAX (MAX (x_row, o_row), MAX (g_row, 1));
   if (step < 1)
     {
-      g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "%s: one row of %" G_GINT64_FORMAT " elements is larger than one binding",
-                   shader, x_row);
+      g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
+                   "%s: one row of %" G_GINT64_FORMAT " elements is larger than one binding", shader, x_row);
       return FALSE;
     }
   for (int64_t r0 = 0; r0 < rows; r0 += step)
@@ -62,7 +63,7 @@ run_pointwise (DlRecorder *rec, const char *shader, DlTensor *out, DlTensor *x, 
       int64_t nr = MIN (step, rows - r0);
       DlBinding b[3];
       guint nb = 0;
-      PointwisePush pc = { .n = (uint32_t) (nr * per_row), .param = param };
+      PointwisePush pc = { .n = (uint32_t)(nr * per_row), .param = param };
       b[nb] = dl_op_bind_range (rec, x, r0 * x_row, nr * x_row, FALSE);
       pc.off_x = dl_binding_shader_offset (&b[nb++], es);
       if (dy)
@@ -82,7 +83,7 @@ static gboolean
 run_act (DlRecorder *rec, const char *shader, DlTensor *out, DlTensor *x, DlTensor *dy, DlActivation act,
          GError **error)
 {
-  return run_pointwise (rec, shader, out, x, dy, dl_tensor_numel (x), 1, 1, 1, 1, (uint32_t) act, error);
+  return run_pointwise (rec, shader, out, x, dy, dl_tensor_numel (x), 1, 1, 1, 1, (uint32_t)act, error);
 }
 
 gboolean
@@ -90,20 +91,19 @@ dl_op_activation (DlRecorder *rec, DlTensor *y, DlTensor *x, DlActivation act, G
 {
   g_return_val_if_fail (rec != NULL && y != NULL && x != NULL, FALSE);
   const char *op = "activation";
-  if (!check_act (op, act, error) || !dl_op_check_dtype (op, x, FLOAT_MASK, error) ||
-      !check_same (op, x, y, error) || !dl_op_check_fits_u32 (op, x, error))
+  if (!check_act (op, act, error) || !dl_op_check_dtype (op, x, FLOAT_MASK, error) || !check_same (op, x, y, error) ||
+      !dl_op_check_fits_u32 (op, x, error))
     return FALSE;
   return run_act (rec, "act", y, x, NULL, act, error);
 }
 
 gboolean
-dl_op_activation_backward (DlRecorder *rec, DlTensor *dx, DlTensor *x, DlTensor *dy, DlActivation act,
-                           GError **error)
+dl_op_activation_backward (DlRecorder *rec, DlTensor *dx, DlTensor *x, DlTensor *dy, DlActivation act, GError **error)
 {
   g_return_val_if_fail (rec != NULL && dx != NULL && x != NULL && dy != NULL, FALSE);
   const char *op = "activation_backward";
-  if (!check_act (op, act, error) || !dl_op_check_dtype (op, x, FLOAT_MASK, error) ||
-      !check_same (op, x, dy, error) || !check_same (op, x, dx, error) || !dl_op_check_fits_u32 (op, x, error))
+  if (!check_act (op, act, error) || !dl_op_check_dtype (op, x, FLOAT_MASK, error) || !check_same (op, x, dy, error) ||
+      !check_same (op, x, dx, error) || !dl_op_check_fits_u32 (op, x, error))
     return FALSE;
   return run_act (rec, "act_bwd", dx, x, dy, act, error);
 }
@@ -144,8 +144,8 @@ static gboolean
 run_geglu (DlRecorder *rec, const char *shader, DlTensor *out, DlTensor *x, DlTensor *dy, int64_t F, GError **error)
 {
   int64_t rows = F ? dl_tensor_numel (x) / (2 * F) : 0;
-  return run_pointwise (rec, shader, out, x, dy, rows, F, 2 * F, dl_tensor_numel (out) / MAX (rows, 1), F,
-                        (uint32_t) F, error);
+  return run_pointwise (rec, shader, out, x, dy, rows, F, 2 * F, dl_tensor_numel (out) / MAX (rows, 1), F, (uint32_t)F,
+                        error);
 }
 
 gboolean

@@ -8,7 +8,8 @@
 
 G_BEGIN_DECLS
 
-typedef enum {
+typedef enum
+{
   DL_ACT_SILU,       /* x·σ(x)                     (UNet, VAE) */
   DL_ACT_GELU,       /* x·Φ(x), erf form           (torch default) */
   DL_ACT_GELU_TANH,  /* tanh approximation         (approximate="tanh") */

@@ -8,13 +8,15 @@
 /* elements per partial sum of squares (fixed: the sum order follows the sizes) */
 #define SUMSQ_CHUNK 16384
 
-typedef struct {
+typedef struct
+{
   uint32_t n;
   uint32_t off_p, off_g, off_m, off_v, off_h, off_c, off_d;
   uint32_t has_clip;
 } AdamwPush;
 
-typedef struct {
+typedef struct
+{
   uint32_t n, chunk, first;
   uint32_t off_a, off_out;
   float max_norm;
@@ -24,18 +26,18 @@ void
 dl_adamw_hyper_values (float out[DL_ADAMW_HYPER_LEN], const DlAdamWParams *prm, guint64 step)
 {
   g_return_if_fail (out != NULL && prm != NULL);
-  double t = (double) MAX (step, 1);
+  double t = (double)MAX (step, 1);
   double bc1 = 1.0 - pow (prm->beta1, t);
   double bc2 = 1.0 - pow (prm->beta2, t);
-  out[DL_ADAMW_H_DECAY] = (float) (1.0 - prm->lr * prm->weight_decay);
-  out[DL_ADAMW_H_BETA1] = (float) prm->beta1;
-  out[DL_ADAMW_H_ONE_MINUS_BETA1] = (float) (1.0 - prm->beta1);
-  out[DL_ADAMW_H_BETA2] = (float) prm->beta2;
-  out[DL_ADAMW_H_ONE_MINUS_BETA2] = (float) (1.0 - prm->beta2);
-  out[DL_ADAMW_H_STEP_SIZE] = (float) (prm->lr / bc1);
-  out[DL_ADAMW_H_BC2_SQRT] = (float) sqrt (bc2);
-  out[DL_ADAMW_H_EPS] = (float) prm->eps;
-  out[DL_ADAMW_H_GRAD_SCALE] = (float) prm->grad_scale;
+  out[DL_ADAMW_H_DECAY] = (float)(1.0 - prm->lr * prm->weight_decay);
+  out[DL_ADAMW_H_BETA1] = (float)prm->beta1;
+  out[DL_ADAMW_H_ONE_MINUS_BETA1] = (float)(1.0 - prm->beta1);
+  out[DL_ADAMW_H_BETA2] = (float)prm->beta2;
+  out[DL_ADAMW_H_ONE_MINUS_BETA2] = (float)(1.0 - prm->beta2);
+  out[DL_ADAMW_H_STEP_SIZE] = (float)(prm->lr / bc1);
+  out[DL_ADAMW_H_BC2_SQRT] = (float)sqrt (bc2);
+  out[DL_ADAMW_H_EPS] = (float)prm->eps;
+  out[DL_ADAMW_H_GRAD_SCALE] = (float)prm->grad_scale;
 }
 
 static gboolean
@@ -76,8 +78,8 @@ f32_tensor (const char *what, DlTensor *t, int64_t min_numel, GError **error)
   if (t->dtype == DL_DTYPE_F32 && dl_tensor_numel (t) >= min_numel)
     return TRUE;
   g_autofree char *d = dl_tensor_describe (t);
-  g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "adamw: %s %s must be f32 with at least %" G_GINT64_FORMAT " elements",
-               what, d, min_numel);
+  g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+               "adamw: %s %s must be f32 with at least %" G_GINT64_FORMAT " elements", what, d, min_numel);
   return FALSE;
 }
 
@@ -85,8 +87,7 @@ gboolean
 dl_op_adamw (DlRecorder *rec, DlTensor *param, DlTensor *grad, DlTensor *m, DlTensor *v, DlTensor *hyper,
              DlTensor *clip, DlTensor *model_copy, GError **error)
 {
-  g_return_val_if_fail (rec != NULL && param != NULL && grad != NULL && m != NULL && v != NULL && hyper != NULL,
-                        FALSE);
+  g_return_val_if_fail (rec != NULL && param != NULL && grad != NULL && m != NULL && v != NULL && hyper != NULL, FALSE);
   const char *op = "adamw";
   int64_t n = dl_tensor_numel (param);
   if (!f32_tensor ("parameter", param, 0, error) || !f32_tensor ("first moment", m, 0, error) ||
@@ -95,8 +96,9 @@ dl_op_adamw (DlRecorder *rec, DlTensor *param, DlTensor *grad, DlTensor *m, DlTe
       !dl_op_check_dtype (op, grad, DL_DT_BIT (DL_DTYPE_F32) | DL_DT_BIT (DL_DTYPE_F16), error) ||
       !dl_op_check_same_numel (op, param, grad, error) || !dl_op_check_same_numel (op, param, m, error) ||
       !dl_op_check_same_numel (op, param, v, error) ||
-      (model_copy && (!dl_op_check_dtype (op, model_copy, DL_DT_BIT (DL_DTYPE_F16) | DL_DT_BIT (DL_DTYPE_BF16), error) ||
-                      !dl_op_check_same_numel (op, param, model_copy, error))))
+      (model_copy &&
+       (!dl_op_check_dtype (op, model_copy, DL_DT_BIT (DL_DTYPE_F16) | DL_DT_BIT (DL_DTYPE_BF16), error) ||
+        !dl_op_check_same_numel (op, param, model_copy, error))))
     return FALSE;
   if (n == 0)
     return TRUE;
@@ -121,7 +123,7 @@ dl_op_adamw (DlRecorder *rec, DlTensor *param, DlTensor *grad, DlTensor *m, DlTe
       if (model_copy)
         b[nb++] = dl_op_bind_range (rec, model_copy, start, len, TRUE);
       AdamwPush pc = {
-        .n = (uint32_t) len,
+        .n = (uint32_t)len,
         .off_p = dl_binding_shader_offset (&b[0], 4),
         .off_g = dl_binding_shader_offset (&b[1], dl_dtype_size (grad->dtype)),
         .off_m = dl_binding_shader_offset (&b[2], 4),
@@ -138,8 +140,7 @@ dl_op_adamw (DlRecorder *rec, DlTensor *param, DlTensor *grad, DlTensor *m, DlTe
 }
 
 gboolean
-dl_op_grad_norm (DlRecorder *rec, DlTensor *out, DlTensor *const *grads, guint n_grads, float max_norm,
-                 GError **error)
+dl_op_grad_norm (DlRecorder *rec, DlTensor *out, DlTensor *const *grads, guint n_grads, float max_norm, GError **error)
 {
   g_return_val_if_fail (rec != NULL && out != NULL && (grads != NULL || n_grads == 0), FALSE);
   const char *op = "grad_norm";
@@ -169,8 +170,8 @@ dl_op_grad_norm (DlRecorder *rec, DlTensor *out, DlTensor *const *grads, guint n
       g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "%s: too many gradient elements", op);
       return FALSE;
     }
-  g_autoptr (DlTensor) partial = dl_tensor_new_1d (dl_recorder_get_device (rec), "gradient norm partials",
-                                                   DL_DTYPE_F32, MAX (total, 1), error);
+  g_autoptr (DlTensor) partial =
+    dl_tensor_new_1d (dl_recorder_get_device (rec), "gradient norm partials", DL_DTYPE_F32, MAX (total, 1), error);
   if (!partial)
     return FALSE;
   int64_t first = 0;
@@ -188,18 +189,19 @@ dl_op_grad_norm (DlRecorder *rec, DlTensor *out, DlTensor *const *grads, guint n
           int64_t len = MIN (step, n - s), chunks = (len + SUMSQ_CHUNK - 1) / SUMSQ_CHUNK;
           DlBinding b[2] = { dl_op_bind_range (rec, g, s, len, FALSE), dl_op_bind (rec, partial, TRUE) };
           SumsqPush pc = {
-            .n = (uint32_t) len,
+            .n = (uint32_t)len,
             .chunk = SUMSQ_CHUNK,
-            .first = (uint32_t) first,
+            .first = (uint32_t)first,
             .off_a = dl_binding_shader_offset (&b[0], dl_dtype_size (g->dtype)),
             .off_out = dl_binding_shader_offset (&b[1], 4),
           };
           if (chunks > 65535)
             {
-              g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "%s: a binding range of %" G_GINT64_FORMAT " elements is too large", op, len);
+              g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
+                           "%s: a binding range of %" G_GINT64_FORMAT " elements is too large", op, len);
               return FALSE;
             }
-          if (!dl_recorder_dispatch (rec, p, b, 2, &pc, sizeof pc, (guint32) chunks, 1, 1, error))
+          if (!dl_recorder_dispatch (rec, p, b, 2, &pc, sizeof pc, (guint32)chunks, 1, 1, error))
             return FALSE;
           first += chunks;
         }
@@ -209,7 +211,7 @@ dl_op_grad_norm (DlRecorder *rec, DlTensor *out, DlTensor *const *grads, guint n
     return FALSE;
   DlBinding b[2] = { dl_op_bind (rec, partial, FALSE), dl_op_bind (rec, out, TRUE) };
   SumsqPush pc = {
-    .n = (uint32_t) total,
+    .n = (uint32_t)total,
     .off_a = dl_binding_shader_offset (&b[0], 4),
     .off_out = dl_binding_shader_offset (&b[1], 4),
     .max_norm = max_norm,

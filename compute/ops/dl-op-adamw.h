@@ -10,7 +10,8 @@
 
 G_BEGIN_DECLS
 
-typedef struct {
+typedef struct
+{
   double lr;
   double beta1, beta2;
   double eps;
@@ -20,17 +21,18 @@ typedef struct {
 
 /* torch.optim.AdamW's defaults at lr 1e-3 */
 #define DL_ADAMW_PARAMS_DEFAULT \
-  ((DlAdamWParams) { .lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 1e-2, .grad_scale = 1.0 })
+  ((DlAdamWParams){ .lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 1e-2, .grad_scale = 1.0 })
 
 /* The hyper buffer: DL_ADAMW_HYPER_LEN f32 values, in this order. */
-enum {
-  DL_ADAMW_H_DECAY,      /* 1 - lr * weight_decay */
+enum
+{
+  DL_ADAMW_H_DECAY, /* 1 - lr * weight_decay */
   DL_ADAMW_H_BETA1,
   DL_ADAMW_H_ONE_MINUS_BETA1,
   DL_ADAMW_H_BETA2,
   DL_ADAMW_H_ONE_MINUS_BETA2,
-  DL_ADAMW_H_STEP_SIZE,  /* lr / (1 - beta1^t) */
-  DL_ADAMW_H_BC2_SQRT,   /* sqrt(1 - beta2^t) */
+  DL_ADAMW_H_STEP_SIZE, /* lr / (1 - beta1^t) */
+  DL_ADAMW_H_BC2_SQRT,  /* sqrt(1 - beta2^t) */
   DL_ADAMW_H_EPS,
   DL_ADAMW_H_GRAD_SCALE,
   DL_ADAMW_HYPER_LEN

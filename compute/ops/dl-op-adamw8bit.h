@@ -57,7 +57,8 @@ guint64 dl_adamw8bit_state_bytes (int64_t numel);
 
 /* The optimizer state of one trained tensor.  Codes are packed four to a
  * 32-bit word, little-endian: byte k of the buffer is element k's code. */
-typedef struct {
+typedef struct
+{
   int64_t numel;
   DlTensor *m_codes;  /* i32 [(numel + 3) / 4] */
   DlTensor *v_codes;  /* i32 [(numel + 3) / 4] */
@@ -96,7 +97,7 @@ gboolean dl_adamw8bit_state_upload (DlAdamW8bitState *state, const guint8 *m_cod
  * both moments reset to 0.  Any size: one workgroup per block, split into
  * several dispatches at block boundaries when a binding would exceed the
  * recorder's limit.  Deterministic (no atomics). */
-gboolean dl_op_adamw8bit (DlRecorder *rec, DlTensor *param, DlTensor *grad, DlAdamW8bitState *state,
-                          DlTensor *codebook, DlTensor *hyper, DlTensor *clip, DlTensor *model_copy, GError **error);
+gboolean dl_op_adamw8bit (DlRecorder *rec, DlTensor *param, DlTensor *grad, DlAdamW8bitState *state, DlTensor *codebook,
+                          DlTensor *hyper, DlTensor *clip, DlTensor *model_copy, GError **error);
 
 G_END_DECLS

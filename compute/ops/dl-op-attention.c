@@ -12,12 +12,14 @@
 #define THREADS_PER_ROW 8u
 #define MAX_HEAD_DIM 256
 
-enum {
+enum
+{
   FLAG_CAUSAL = 1,
   FLAG_WRITE_LSE = 2,
 };
 
-typedef struct {
+typedef struct
+{
   uint32_t B, H, Nq, Nk;
   uint32_t off_q, off_k, off_v, off_o;
   uint32_t off_l, off_dl;
@@ -27,7 +29,8 @@ typedef struct {
   uint32_t flags;
 } AttnPush;
 
-typedef struct {
+typedef struct
+{
   uint32_t rows, H, Nq, D;
   uint32_t off_o, off_g, off_dl;
 } DeltaPush;
@@ -57,8 +60,8 @@ pass_threads (DlAttentionPass pass, guint br, guint bc)
 }
 
 gboolean
-dl_attention_tiles (DlDevice *device, DlAttentionPass pass, int64_t D, const DlAttentionParams *params,
-                    guint *block_q, guint *block_k, guint *shared_bytes)
+dl_attention_tiles (DlDevice *device, DlAttentionPass pass, int64_t D, const DlAttentionParams *params, guint *block_q,
+                    guint *block_k, guint *shared_bytes)
 {
   g_return_val_if_fail (device != NULL && params != NULL, FALSE);
   /* largest first: more rows per tile = more reuse of each K/V (or Q/dO) load */
@@ -72,11 +75,10 @@ dl_attention_tiles (DlDevice *device, DlAttentionPass pass, int64_t D, const DlA
     {
       guint br = params->block_q ? params->block_q : env_q ? env_q : cand[c][0];
       guint bc = params->block_k ? params->block_k : env_k ? env_k : cand[c][1];
-      guint bytes = shared_floats (pass, br, bc, (guint) D) * 4;
+      guint bytes = shared_floats (pass, br, bc, (guint)D) * 4;
       guint threads = pass_threads (pass, br, bc);
       gboolean fits = bytes <= info->max_shared_memory && threads <= info->max_workgroup_invocations &&
-                      threads <= info->max_workgroup_size[0] && br % THREADS_PER_ROW == 0 &&
-                      bc % THREADS_PER_ROW == 0;
+                      threads <= info->max_workgroup_size[0] && br % THREADS_PER_ROW == 0 && bc % THREADS_PER_ROW == 0;
       if (fits)
         {
           *block_q = br;
@@ -91,7 +93,8 @@ dl_attention_tiles (DlDevice *device, DlAttentionPass pass, int64_t D, const DlA
   return FALSE;
 }
 
-typedef struct {
+typedef struct
+{
   int64_t B, Nq, Nk, C, H, D;
 } Dims;
 
@@ -166,14 +169,13 @@ check_inputs (const char *op, DlTensor *q, DlTensor *k, DlTensor *v, const DlAtt
       g_autofree char *b = dl_tensor_describe (k);
       g_autofree char *c = dl_tensor_describe (v);
       g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
-                   "%s: q %s, k %s and v %s disagree (batch and channels must match, k and v tokens too)", op, a, b,
-                   c);
+                   "%s: q %s, k %s and v %s disagree (batch and channels must match, k and v tokens too)", op, a, b, c);
       return FALSE;
     }
   if (prm->n_heads <= 0 || d->C % prm->n_heads != 0)
     {
-      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "%s: %" G_GINT64_FORMAT " channels do not split into %d heads",
-                   op, d->C, prm->n_heads);
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                   "%s: %" G_GINT64_FORMAT " channels do not split into %d heads", op, d->C, prm->n_heads);
       return FALSE;
     }
   d->H = prm->n_heads;
@@ -205,13 +207,13 @@ check_inputs (const char *op, DlTensor *q, DlTensor *k, DlTensor *v, const DlAtt
 static AttnPush
 base_push (const Dims *d, const DlAttentionParams *prm)
 {
-  float scale = prm->scale != 0.0f ? prm->scale : (float) (1.0 / sqrt ((double) d->D));
+  float scale = prm->scale != 0.0f ? prm->scale : (float)(1.0 / sqrt ((double)d->D));
   AttnPush pc = {
-    .B = (uint32_t) d->B,
-    .H = (uint32_t) d->H,
-    .Nq = (uint32_t) d->Nq,
-    .Nk = (uint32_t) d->Nk,
-    .scale_log2 = (float) (scale * M_LOG2E),
+    .B = (uint32_t)d->B,
+    .H = (uint32_t)d->H,
+    .Nq = (uint32_t)d->Nq,
+    .Nk = (uint32_t)d->Nk,
+    .scale_log2 = (float)(scale * M_LOG2E),
     .scale = scale,
     .flags = prm->causal ? FLAG_CAUSAL : 0,
   };
@@ -219,26 +221,26 @@ base_push (const Dims *d, const DlAttentionParams *prm)
 }
 
 static DlPipeline *
-pass_pipeline (DlRecorder *rec, DlAttentionPass pass, const char *shader, const Dims *d,
-               const DlAttentionParams *prm, guint *br, guint *bc, GError **error)
+pass_pipeline (DlRecorder *rec, DlAttentionPass pass, const char *shader, const Dims *d, const DlAttentionParams *prm,
+               guint *br, guint *bc, GError **error)
 {
   DlDevice *dev = dl_recorder_get_device (rec);
   if (!dl_attention_tiles (dev, pass, d->D, prm, br, bc, NULL))
     {
-      g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
-                   "attention: no tile of head size %" G_GINT64_FORMAT " (blocks %u x %u) fits %s's %u bytes of shared memory",
-                   d->D, prm->block_q, prm->block_k, dl_device_get_info (dev)->name,
-                   dl_device_get_info (dev)->max_shared_memory);
+      g_set_error (
+        error, DL_ERROR, DL_ERROR_UNSUPPORTED,
+        "attention: no tile of head size %" G_GINT64_FORMAT " (blocks %u x %u) fits %s's %u bytes of shared memory",
+        d->D, prm->block_q, prm->block_k, dl_device_get_info (dev)->name, dl_device_get_info (dev)->max_shared_memory);
       return NULL;
     }
-  uint32_t spec[5] = { pass_threads (pass, *br, *bc), *br, *bc, (uint32_t) d->D, THREADS_PER_ROW };
+  uint32_t spec[5] = { pass_threads (pass, *br, *bc), *br, *bc, (uint32_t)d->D, THREADS_PER_ROW };
   return dl_device_get_pipeline (dev, shader, spec, G_N_ELEMENTS (spec), error);
 }
 
 static guint32
 tiles_of (int64_t n, guint block)
 {
-  return (guint32) ((n + block - 1) / block);
+  return (guint32)((n + block - 1) / block);
 }
 
 gboolean
@@ -262,7 +264,10 @@ dl_op_attention (DlRecorder *rec, DlTensor *o, DlTensor *lse, DlTensor *q, DlTen
   gsize es = dl_dtype_size (q->dtype);
   AttnPush pc = base_push (&d, params);
   DlBinding b[5] = {
-    dl_op_bind (rec, q, FALSE), dl_op_bind (rec, k, FALSE), dl_op_bind (rec, v, FALSE), dl_op_bind (rec, o, TRUE),
+    dl_op_bind (rec, q, FALSE),
+    dl_op_bind (rec, k, FALSE),
+    dl_op_bind (rec, v, FALSE),
+    dl_op_bind (rec, o, TRUE),
     /* without lse the shader writes none; o stands in for the binding */
     lse ? dl_op_bind (rec, lse, TRUE) : dl_op_bind (rec, o, TRUE),
   };
@@ -273,8 +278,7 @@ dl_op_attention (DlRecorder *rec, DlTensor *o, DlTensor *lse, DlTensor *q, DlTen
   pc.off_l = lse ? dl_binding_shader_offset (&b[4], 4) : 0;
   if (lse)
     pc.flags |= FLAG_WRITE_LSE;
-  return dl_recorder_dispatch (rec, p, b, 5, &pc, sizeof pc, tiles_of (d.Nq, br), (guint32) d.H, (guint32) d.B,
-                               error);
+  return dl_recorder_dispatch (rec, p, b, 5, &pc, sizeof pc, tiles_of (d.Nq, br), (guint32)d.H, (guint32)d.B, error);
 }
 
 gboolean
@@ -294,8 +298,7 @@ dl_op_attention_backward (DlRecorder *rec, DlTensor *dq, DlTensor *dk, DlTensor 
   Dims d;
   if (!check_inputs (op, q, k, v, params, &d, error) || !check_like (op, o, q, error) ||
       !check_like (op, dout, q, error) || (dq && !check_like (op, dq, q, error)) ||
-      (dk && (!check_like (op, dk, k, error) || !check_like (op, dv, v, error))) ||
-      !check_stats (op, lse, &d, error))
+      (dk && (!check_like (op, dk, k, error) || !check_like (op, dv, v, error))) || !check_stats (op, lse, &d, error))
     return FALSE;
   if (d.B == 0 || (d.Nq == 0 && d.Nk == 0))
     return TRUE;
@@ -322,10 +325,10 @@ dl_op_attention_backward (DlRecorder *rec, DlTensor *dq, DlTensor *dk, DlTensor 
     DlBinding b[3] = { dl_op_bind (rec, o, FALSE), dl_op_bind (rec, dout, FALSE), dl_op_bind (rec, delta, TRUE) };
     int64_t rows = d.B * d.Nq * d.H;
     DeltaPush pc = {
-      .rows = (uint32_t) rows,
-      .H = (uint32_t) d.H,
-      .Nq = (uint32_t) d.Nq,
-      .D = (uint32_t) d.D,
+      .rows = (uint32_t)rows,
+      .H = (uint32_t)d.H,
+      .Nq = (uint32_t)d.Nq,
+      .D = (uint32_t)d.D,
       .off_o = dl_binding_shader_offset (&b[0], es),
       .off_g = dl_binding_shader_offset (&b[1], es),
       .off_dl = dl_binding_shader_offset (&b[2], 4),
@@ -345,7 +348,7 @@ dl_op_attention_backward (DlRecorder *rec, DlTensor *dq, DlTensor *dk, DlTensor 
       if (tiles_of (d.Nq, br) > 65535)
         return dims_error (error, op, q, "too many query tiles for one dispatch");
       DlBinding b[7] = {
-        dl_op_bind (rec, q, FALSE),   dl_op_bind (rec, k, FALSE),     dl_op_bind (rec, v, FALSE),
+        dl_op_bind (rec, q, FALSE),    dl_op_bind (rec, k, FALSE),   dl_op_bind (rec, v, FALSE),
         dl_op_bind (rec, dout, FALSE), dl_op_bind (rec, lse, FALSE), dl_op_bind (rec, delta, FALSE),
         dl_op_bind (rec, dq, TRUE),
       };
@@ -357,8 +360,7 @@ dl_op_attention_backward (DlRecorder *rec, DlTensor *dq, DlTensor *dk, DlTensor 
       pc.off_l = dl_binding_shader_offset (&b[4], 4);
       pc.off_dl = dl_binding_shader_offset (&b[5], 4);
       pc.off_g0 = dl_binding_shader_offset (&b[6], es);
-      if (!dl_recorder_dispatch (rec, p, b, 7, &pc, sizeof pc, tiles_of (d.Nq, br), (guint32) d.H, (guint32) d.B,
-                                 error))
+      if (!dl_recorder_dispatch (rec, p, b, 7, &pc, sizeof pc, tiles_of (d.Nq, br), (guint32)d.H, (guint32)d.B, error))
         return FALSE;
     }
   if (dk)
@@ -383,8 +385,7 @@ dl_op_attention_backward (DlRecorder *rec, DlTensor *dq, DlTensor *dk, DlTensor 
       pc.off_dl = dl_binding_shader_offset (&b[5], 4);
       pc.off_g0 = dl_binding_shader_offset (&b[6], es);
       pc.off_g1 = dl_binding_shader_offset (&b[7], es);
-      if (!dl_recorder_dispatch (rec, p, b, 8, &pc, sizeof pc, tiles_of (d.Nk, bc), (guint32) d.H, (guint32) d.B,
-                                 error))
+      if (!dl_recorder_dispatch (rec, p, b, 8, &pc, sizeof pc, tiles_of (d.Nk, bc), (guint32)d.H, (guint32)d.B, error))
         return FALSE;
     }
   return TRUE;

@@ -14,15 +14,16 @@
 
 G_BEGIN_DECLS
 
-typedef struct {
+typedef struct
+{
   int n_heads;
-  float scale;      /* scores are q·k * scale; 0 means 1/sqrt(D) (SD, CLIP) */
-  gboolean causal;  /* key j hidden from query i when j > i (CLIP's mask) */
-  guint block_q;    /* tile sizes; 0 picks from the head size and the device */
+  float scale;     /* scores are q·k * scale; 0 means 1/sqrt(D) (SD, CLIP) */
+  gboolean causal; /* key j hidden from query i when j > i (CLIP's mask) */
+  guint block_q;   /* tile sizes; 0 picks from the head size and the device */
   guint block_k;
 } DlAttentionParams;
 
-#define DL_ATTENTION_PARAMS(heads) ((DlAttentionParams) { .n_heads = (heads) })
+#define DL_ATTENTION_PARAMS(heads) ((DlAttentionParams){ .n_heads = (heads) })
 
 /* o = softmax(q kᵀ · scale) v per head.  lse (may be NULL when no backward
  * follows) receives the natural log of each row's softmax denominator (with the
@@ -37,7 +38,8 @@ gboolean dl_op_attention_backward (DlRecorder *rec, DlTensor *dq, DlTensor *dk, 
                                    DlTensor *v, DlTensor *o, DlTensor *lse, DlTensor *dout,
                                    const DlAttentionParams *params, GError **error);
 
-typedef enum {
+typedef enum
+{
   DL_ATTENTION_PASS_FORWARD,
   DL_ATTENTION_PASS_BACKWARD_Q,
   DL_ATTENTION_PASS_BACKWARD_KV,

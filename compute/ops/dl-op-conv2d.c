@@ -13,9 +13,10 @@
 /* split-K partials of the weight gradient stay below this many floats (64 MiB) */
 #define MAX_PARTIAL_ELEMS (16 * 1024 * 1024)
 /* index arithmetic in the shaders is 32-bit, divisions by fastdiv need < 2^31 */
-#define MAX_INDEX ((int64_t) G_MAXINT32 - 4096)
+#define MAX_INDEX ((int64_t)G_MAXINT32 - 4096)
 
-typedef struct {
+typedef struct
+{
   guint bm, bn, bk, tm, tn;
   const char *name;
 } ConvTile;
@@ -25,51 +26,56 @@ typedef struct {
  * "n" (narrow) few output channels (conv_out).  `speed` is the relative rate of
  * a full tile (more outputs per thread do more multiply-adds per shared-memory
  * read), used to trade it against the work wasted on partial tiles. */
-static const struct {
+static const struct
+{
   ConvTile t;
   double speed;
 } tile_table[] = {
-  { { 128, 128, 8, 8, 8, "l" }, 1.0 },
-  { { 128, 64, 8, 8, 4, "t" }, 0.9 },
-  { { 64, 64, 16, 4, 4, "m" }, 0.6 },
-  { { 32, 32, 16, 4, 2, "s" }, 0.45 },
-  { { 16, 128, 16, 2, 8, "n" }, 0.4 },
+  { { 128, 128, 8, 8, 8, "l" }, 1.0 }, { { 128, 64, 8, 8, 4, "t" }, 0.9 },  { { 64, 64, 16, 4, 4, "m" }, 0.6 },
+  { { 32, 32, 16, 4, 2, "s" }, 0.45 }, { { 16, 128, 16, 2, 8, "n" }, 0.4 },
 };
 
-typedef struct {
+typedef struct
+{
   int64_t N, Cin, H, W, Cout, KH, KW, S, P, Ho, Wo;
 } Geom;
 
 /* The geometry every pass's push constants start with. */
-typedef struct {
+typedef struct
+{
   uint32_t N, Cin, H, W, Cout, Ho, Wo, KH, KW, stride, pad;
 } GeomPush;
 
 /* A divisor as fastdiv() in conv_gemm.glsl takes it. */
-typedef struct {
+typedef struct
+{
   uint32_t mp, l;
 } FastDiv;
 
-typedef struct {
+typedef struct
+{
   GeomPush g;
   uint32_t off_x, off_w, off_y, off_b, flags;
   FastDiv khw, kw;
 } FwdPush;
 
-typedef struct {
+typedef struct
+{
   GeomPush g;
   uint32_t nka, nkb;
   uint32_t off_dy, off_w, off_dx;
   FastDiv nkab, nkb_div;
 } DgradPush;
 
-typedef struct {
+typedef struct
+{
   GeomPush g;
   uint32_t off_dy, off_x, off_d, kchunk, slice, flags;
   FastDiv howo, wo, khw, kw;
 } WgradPush;
 
-typedef struct {
+typedef struct
+{
   uint32_t n, splits, slice, off_p, off_d, flags;
 } ReducePush;
 
@@ -77,7 +83,7 @@ int64_t
 dl_conv2d_out_size (int64_t in, int64_t k, const DlConv2dParams *params)
 {
   g_return_val_if_fail (params != NULL && params->stride > 0, 0);
-  int64_t span = in + 2 * (int64_t) params->padding - k;
+  int64_t span = in + 2 * (int64_t)params->padding - k;
   return span < 0 ? 0 : span / params->stride + 1;
 }
 
@@ -131,7 +137,7 @@ pick_tile (DlDevice *dev, int64_t M, int64_t N, int64_t batch, GError **error)
         continue;
       int64_t tm = (M + t->bm - 1) / t->bm, tn = (N + t->bn - 1) / t->bn;
       gboolean busy = tm * tn * batch >= want;
-      double score = tile_table[i].speed * ((double) M * N) / ((double) tm * t->bm * tn * t->bn);
+      double score = tile_table[i].speed * ((double)M * N) / ((double)tm * t->bm * tn * t->bn);
       if ((busy && !best_busy) || (busy == best_busy && score > best_score))
         {
           best = t;
@@ -140,19 +146,19 @@ pick_tile (DlDevice *dev, int64_t M, int64_t N, int64_t batch, GError **error)
         }
     }
   if (!best)
-    g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "conv2d: no tile fits %s's limits", dl_device_get_info (dev)->name);
+    g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "conv2d: no tile fits %s's limits",
+                 dl_device_get_info (dev)->name);
   return best;
 }
 
 /* One pipeline per pass, storage types and tile: the kernel geometry travels in
  * push constants, so no kernel size or stride needs a pipeline of its own. */
 static DlPipeline *
-conv_pipeline (DlDevice *dev, const char *pass, DlDType a, DlDType b, DlDType d, const ConvTile *t,
-               GError **error)
+conv_pipeline (DlDevice *dev, const char *pass, DlDType a, DlDType b, DlDType d, const ConvTile *t, GError **error)
 {
   uint32_t spec[6] = { tile_threads (t), t->bm, t->bn, t->bk, t->tm, t->tn };
-  g_autofree char *name = g_strdup_printf ("conv2d_%s_%s_%s_%s", pass, dl_dtype_name (a), dl_dtype_name (b),
-                                           dl_dtype_name (d));
+  g_autofree char *name =
+    g_strdup_printf ("conv2d_%s_%s_%s_%s", pass, dl_dtype_name (a), dl_dtype_name (b), dl_dtype_name (d));
   return dl_device_get_pipeline (dev, name, spec, G_N_ELEMENTS (spec), error);
 }
 
@@ -162,34 +168,33 @@ static FastDiv
 fastdiv (int64_t d)
 {
   uint32_t L = 0;
-  while (L < 31 && ((int64_t) 1 << L) < d)
+  while (L < 31 && ((int64_t)1 << L) < d)
     L++;
-  uint64_t mp = ((((uint64_t) 1) << 32) * ((((uint64_t) 1) << L) - (uint64_t) d)) / (uint64_t) d + 1;
-  return (FastDiv) { .mp = (uint32_t) mp, .l = L };
+  uint64_t mp = ((((uint64_t)1) << 32) * ((((uint64_t)1) << L) - (uint64_t)d)) / (uint64_t)d + 1;
+  return (FastDiv){ .mp = (uint32_t)mp, .l = L };
 }
 
 static GeomPush
 geom_push (const Geom *g, int64_t images)
 {
-  return (GeomPush) {
-    .N = (uint32_t) images,
-    .Cin = (uint32_t) g->Cin,
-    .H = (uint32_t) g->H,
-    .W = (uint32_t) g->W,
-    .Cout = (uint32_t) g->Cout,
-    .Ho = (uint32_t) g->Ho,
-    .Wo = (uint32_t) g->Wo,
-    .KH = (uint32_t) g->KH,
-    .KW = (uint32_t) g->KW,
-    .stride = (uint32_t) g->S,
-    .pad = (uint32_t) g->P,
+  return (GeomPush){
+    .N = (uint32_t)images,
+    .Cin = (uint32_t)g->Cin,
+    .H = (uint32_t)g->H,
+    .W = (uint32_t)g->W,
+    .Cout = (uint32_t)g->Cout,
+    .Ho = (uint32_t)g->Ho,
+    .Wo = (uint32_t)g->Wo,
+    .KH = (uint32_t)g->KH,
+    .KW = (uint32_t)g->KW,
+    .stride = (uint32_t)g->S,
+    .pad = (uint32_t)g->P,
   };
 }
 
 /* ---- argument checks ---- */
 
-static gboolean
-fail (GError **error, const char *op, const char *fmt, ...) G_GNUC_PRINTF (3, 4);
+static gboolean fail (GError **error, const char *op, const char *fmt, ...) G_GNUC_PRINTF (3, 4);
 
 static gboolean
 fail (GError **error, const char *op, const char *fmt, ...)
@@ -301,7 +306,7 @@ images_per_dispatch (DlRecorder *rec, DlTensor *a, int64_t a_img, DlTensor *b, i
   nb = MIN (nb, MAX_INDEX / MAX (MAX (a_img, b_img), 1));
   nb = MIN (nb, MAX_INDEX / MAX (cols_img, 1));
   if (bn)
-    nb = MIN (nb, (int64_t) 65535 * bn / MAX (cols_img, 1));
+    nb = MIN (nb, (int64_t)65535 * bn / MAX (cols_img, 1));
   gint64 forced = dl_device_get_tuning (dl_recorder_get_device (rec))->conv_images_per_dispatch;
   if (forced > 0)
     nb = MIN (nb, forced);
@@ -321,8 +326,8 @@ static gboolean
 too_large (GError **error, const char *op, DlTensor *t)
 {
   g_autofree char *d = dl_tensor_describe (t);
-  g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
-               "%s: one image of %s is larger than this device can bind at once", op, d);
+  g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "%s: one image of %s is larger than this device can bind at once",
+               op, d);
   return FALSE;
 }
 
@@ -339,14 +344,21 @@ dl_op_conv2d (DlRecorder *rec, DlTensor *y, DlTensor *x, DlTensor *w, DlTensor *
       !check_float (op, y, error) || !check_4d (op, x, "input", error) || !check_kernel (op, w, "weight", error) ||
       !check_4d (op, y, "output", error))
     return FALSE;
-  Geom g = { .N = x->shape[0], .Cin = x->shape[1], .H = x->shape[2], .W = x->shape[3], .Cout = w->shape[0],
-             .KH = w->shape[2], .KW = w->shape[3], .S = params->stride, .P = params->padding };
+  Geom g = { .N = x->shape[0],
+             .Cin = x->shape[1],
+             .H = x->shape[2],
+             .W = x->shape[3],
+             .Cout = w->shape[0],
+             .KH = w->shape[2],
+             .KW = w->shape[3],
+             .S = params->stride,
+             .P = params->padding };
   if (w->shape[1] != g.Cin)
     {
       g_autofree char *dx = dl_tensor_describe (x);
       g_autofree char *dw = dl_tensor_describe (w);
-      return fail (error, op, "input %s has %" G_GINT64_FORMAT " channels but weight %s expects %" G_GINT64_FORMAT,
-                   dx, g.Cin, dw, w->shape[1]);
+      return fail (error, op, "input %s has %" G_GINT64_FORMAT " channels but weight %s expects %" G_GINT64_FORMAT, dx,
+                   g.Cin, dw, w->shape[1]);
     }
   if (!geom_finish (op, &g, error) || !check_shape (op, y, "output", g.N, g.Cout, g.Ho, g.Wo, error))
     return FALSE;
@@ -396,8 +408,8 @@ dl_op_conv2d (DlRecorder *rec, DlTensor *y, DlTensor *x, DlTensor *w, DlTensor *
         .khw = fastdiv (g.KH * g.KW),
         .kw = fastdiv (g.KW),
       };
-      if (!dl_recorder_dispatch (rec, p, b, 4, &pc, sizeof pc, (uint32_t) ((nc * HoWo + t->bn - 1) / t->bn),
-                                 (uint32_t) ((g.Cout + t->bm - 1) / t->bm), 1, error))
+      if (!dl_recorder_dispatch (rec, p, b, 4, &pc, sizeof pc, (uint32_t)((nc * HoWo + t->bn - 1) / t->bn),
+                                 (uint32_t)((g.Cout + t->bm - 1) / t->bm), 1, error))
         return FALSE;
     }
   return TRUE;
@@ -437,16 +449,16 @@ record_dgrad (DlRecorder *rec, DlTensor *dx, DlTensor *w, DlTensor *dy, const Ge
       };
       DgradPush pc = {
         .g = geom_push (g, nc),
-        .nka = (uint32_t) nka,
-        .nkb = (uint32_t) nkb,
+        .nka = (uint32_t)nka,
+        .nkb = (uint32_t)nkb,
         .off_dy = dl_binding_shader_offset (&b[0], dl_dtype_size (dy->dtype)),
         .off_w = dl_binding_shader_offset (&b[1], dl_dtype_size (w->dtype)),
         .off_dx = dl_binding_shader_offset (&b[2], dl_dtype_size (dx->dtype)),
         .nkab = fastdiv (nka * nkb),
         .nkb_div = fastdiv (nkb),
       };
-      if (!dl_recorder_dispatch (rec, p, b, 3, &pc, sizeof pc, (uint32_t) ((nc * phase_img + t->bn - 1) / t->bn),
-                                 (uint32_t) ((g->Cin + t->bm - 1) / t->bm), (uint32_t) (g->S * g->S), error))
+      if (!dl_recorder_dispatch (rec, p, b, 3, &pc, sizeof pc, (uint32_t)((nc * phase_img + t->bn - 1) / t->bn),
+                                 (uint32_t)((g->Cin + t->bm - 1) / t->bm), (uint32_t)(g->S * g->S), error))
         return FALSE;
     }
   return TRUE;
@@ -466,7 +478,7 @@ pick_splits (DlDevice *dev, int64_t tiles_mn, int64_t K, const ConvTile *t, int6
     {
       int64_t want = dl_device_get_info (dev)->busy_workgroups;
       s = (want + tiles_mn - 1) / tiles_mn;
-      s = MIN (s, K / (8 * (int64_t) t->bk));
+      s = MIN (s, K / (8 * (int64_t)t->bk));
     }
   s = MIN (s, MAX_PARTIAL_ELEMS / MAX (out_elems, 1));
   s = MIN (s, (K + t->bk - 1) / t->bk); /* at least one K step each */
@@ -530,16 +542,16 @@ record_wgrad (DlRecorder *rec, DlTensor *dw, DlTensor *x, DlTensor *dy, const Ge
         .off_dy = dl_binding_shader_offset (&b[0], dl_dtype_size (dy->dtype)),
         .off_x = dl_binding_shader_offset (&b[1], dl_dtype_size (x->dtype)),
         .off_d = dl_binding_shader_offset (&b[2], dl_dtype_size (dst->dtype)),
-        .kchunk = (uint32_t) kchunk,
-        .slice = splits > 1 ? (uint32_t) out_elems : 0u,
+        .kchunk = (uint32_t)kchunk,
+        .slice = splits > 1 ? (uint32_t)out_elems : 0u,
         .flags = splits == 1 && add ? 1u : 0u,
         .howo = fastdiv (HoWo),
         .wo = fastdiv (g->Wo),
         .khw = fastdiv (g->KH * g->KW),
         .kw = fastdiv (g->KW),
       };
-      if (!dl_recorder_dispatch (rec, p, b, 3, &pc, sizeof pc, (uint32_t) ((CRS + t->bn - 1) / t->bn),
-                                 (uint32_t) ((g->Cout + t->bm - 1) / t->bm), (uint32_t) splits, error))
+      if (!dl_recorder_dispatch (rec, p, b, 3, &pc, sizeof pc, (uint32_t)((CRS + t->bn - 1) / t->bn),
+                                 (uint32_t)((g->Cout + t->bm - 1) / t->bm), (uint32_t)splits, error))
         return FALSE;
       if (splits == 1)
         continue;
@@ -552,9 +564,9 @@ record_wgrad (DlRecorder *rec, DlTensor *dw, DlTensor *x, DlTensor *dy, const Ge
         dl_op_bind (rec, dw, TRUE),
       };
       ReducePush rpc = {
-        .n = (uint32_t) out_elems,
-        .splits = (uint32_t) splits,
-        .slice = (uint32_t) out_elems,
+        .n = (uint32_t)out_elems,
+        .splits = (uint32_t)splits,
+        .slice = (uint32_t)out_elems,
         .off_p = dl_binding_shader_offset (&rb[0], 4),
         .off_d = dl_binding_shader_offset (&rb[1], dl_dtype_size (dw->dtype)),
         .flags = add ? 1u : 0u,
@@ -566,8 +578,7 @@ record_wgrad (DlRecorder *rec, DlTensor *dw, DlTensor *x, DlTensor *dy, const Ge
 }
 
 static gboolean
-record_bias_grad (DlRecorder *rec, DlTensor *dbias, DlTensor *dy, const Geom *g, gboolean accumulate,
-                  GError **error)
+record_bias_grad (DlRecorder *rec, DlTensor *dbias, DlTensor *dy, const Geom *g, gboolean accumulate, GError **error)
 {
   int64_t y_img = g->Cout * g->Ho * g->Wo;
   int64_t nb = images_per_dispatch (rec, dy, y_img, dy, y_img, 0, 0);
@@ -595,10 +606,14 @@ dl_op_conv2d_backward (DlRecorder *rec, DlTensor *dx, DlTensor *dw, DlTensor *db
   if (dw && !x)
     return fail (error, op, "the weight gradient needs the input");
 
-  Geom g = { .N = dy->shape[0], .Cout = dy->shape[1], .S = params->stride, .P = params->padding,
-             .Ho = dy->shape[2], .Wo = dy->shape[3] };
-  DlTensor *wk = w ? w : dw;  /* kernel geometry */
-  DlTensor *xs = x ? x : dx;  /* input geometry */
+  Geom g = { .N = dy->shape[0],
+             .Cout = dy->shape[1],
+             .S = params->stride,
+             .P = params->padding,
+             .Ho = dy->shape[2],
+             .Wo = dy->shape[3] };
+  DlTensor *wk = w ? w : dw; /* kernel geometry */
+  DlTensor *xs = x ? x : dx; /* input geometry */
   if (dx || dw)
     {
       if (!check_kernel (op, wk, w ? "weight" : "weight gradient", error) ||

@@ -8,12 +8,13 @@
 
 G_BEGIN_DECLS
 
-typedef struct {
+typedef struct
+{
   int stride;  /* 1 or 2 */
   int padding; /* zero padding on every side (SD: 1 for 3x3, 0 for 1x1) */
 } DlConv2dParams;
 
-#define DL_CONV2D_PARAMS(s, p) ((DlConv2dParams) { .stride = (s), .padding = (p) })
+#define DL_CONV2D_PARAMS(s, p) ((DlConv2dParams){ .stride = (s), .padding = (p) })
 
 /* Output size along one axis for input size `in` and kernel size `k`. */
 int64_t dl_conv2d_out_size (int64_t in, int64_t k, const DlConv2dParams *params);
@@ -28,8 +29,7 @@ gboolean dl_op_conv2d (DlRecorder *rec, DlTensor *y, DlTensor *x, DlTensor *w, D
  * wanted).  dx is overwritten; dw and dbias are overwritten, or added into when
  * `accumulate` (gradient accumulation over micro-batches).  x is needed only for
  * dw, w only for dx. */
-gboolean dl_op_conv2d_backward (DlRecorder *rec, DlTensor *dx, DlTensor *dw, DlTensor *dbias, DlTensor *x,
-                                DlTensor *w, DlTensor *dy, const DlConv2dParams *params, gboolean accumulate,
-                                GError **error);
+gboolean dl_op_conv2d_backward (DlRecorder *rec, DlTensor *dx, DlTensor *dw, DlTensor *dbias, DlTensor *x, DlTensor *w,
+                                DlTensor *dy, const DlConv2dParams *params, gboolean accumulate, GError **error);
 
 G_END_DECLS

@@ -7,11 +7,13 @@
 
 #define WG 256
 
-typedef struct {
+typedef struct
+{
   uint32_t n, off_d, value_bits;
 } FillPush;
 
-typedef struct {
+typedef struct
+{
   uint32_t ne[4];
   uint32_t st_a[4];
   uint32_t n, off_a, off_d, contig;
@@ -31,14 +33,16 @@ strides_contiguous (const uint32_t ne[4], const uint32_t st[4])
   return TRUE;
 }
 
-typedef struct {
+typedef struct
+{
   uint32_t ne[4];
   uint32_t st_a[4];
   uint32_t st_b[4];
   uint32_t n, off_a, off_b, off_d, op, contig;
 } BinaryPush;
 
-typedef struct {
+typedef struct
+{
   uint32_t n, off_a, off_d;
   float alpha, beta;
 } ScalePush;
@@ -52,10 +56,10 @@ dl_op_fill (DlRecorder *rec, DlTensor *dst, double value, GError **error)
     return FALSE;
   uint32_t bits;
   if (dst->dtype == DL_DTYPE_I32)
-    bits = (uint32_t) (int32_t) value;
+    bits = (uint32_t)(int32_t)value;
   else
     {
-      float f = (float) value;
+      float f = (float)value;
       memcpy (&bits, &f, 4);
     }
   int64_t total = dl_tensor_numel (dst), step = dl_op_max_binding_elems (rec, dst->dtype);
@@ -63,7 +67,7 @@ dl_op_fill (DlRecorder *rec, DlTensor *dst, double value, GError **error)
     {
       int64_t n = MIN (step, total - start);
       DlBinding b = dl_op_bind_range (rec, dst, start, n, TRUE);
-      FillPush pc = { (uint32_t) n, dl_binding_shader_offset (&b, dl_dtype_size (dst->dtype)), bits };
+      FillPush pc = { (uint32_t)n, dl_binding_shader_offset (&b, dl_dtype_size (dst->dtype)), bits };
       if (!dl_recorder_dispatch (rec, p, &b, 1, &pc, sizeof pc, dl_op_groups (rec, n, WG), 1, 1, error))
         return FALSE;
     }
@@ -103,9 +107,9 @@ dl_op_copy (DlRecorder *rec, DlTensor *dst, DlTensor *src, GError **error)
         dl_op_bind_range (rec, dst, start, n, TRUE),
       };
       CopyPush pc = {
-        .ne = { 1, 1, 1, (uint32_t) n },
+        .ne = { 1, 1, 1, (uint32_t)n },
         .st_a = { 0, 0, 0, 1 },
-        .n = (uint32_t) n,
+        .n = (uint32_t)n,
         .off_a = dl_binding_shader_offset (&b[0], dl_dtype_size (src->dtype)),
         .off_d = dl_binding_shader_offset (&b[1], dl_dtype_size (dst->dtype)),
         .contig = 1,
@@ -138,8 +142,8 @@ dl_op_copy_strided (DlRecorder *rec, DlTensor *dst, DlTensor *src, int64_t src_o
   if (dl_tensor_numel (dst) > 0 && (src_offset < 0 || last >= dl_tensor_numel (src)))
     {
       g_autofree char *d = dl_tensor_describe (src);
-      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
-                   "copy_strided: reads element %" G_GINT64_FORMAT " of %s", last, d);
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "copy_strided: reads element %" G_GINT64_FORMAT " of %s",
+                   last, d);
       return FALSE;
     }
   DlPipeline *p = copy_pipeline (rec, dst, src, error);
@@ -149,13 +153,13 @@ dl_op_copy_strided (DlRecorder *rec, DlTensor *dst, DlTensor *src, int64_t src_o
   int pad = 4 - dst->ndim;
   for (int i = 0; i < dst->ndim; i++)
     {
-      pc.ne[pad + i] = (uint32_t) dst->shape[i];
-      pc.st_a[pad + i] = (uint32_t) src_strides[i];
+      pc.ne[pad + i] = (uint32_t)dst->shape[i];
+      pc.st_a[pad + i] = (uint32_t)src_strides[i];
     }
   int64_t n = dl_tensor_numel (dst);
   DlBinding b[2] = { dl_op_bind (rec, src, FALSE), dl_op_bind (rec, dst, TRUE) };
-  pc.n = (uint32_t) n;
-  pc.off_a = dl_binding_shader_offset (&b[0], dl_dtype_size (src->dtype)) + (uint32_t) src_offset;
+  pc.n = (uint32_t)n;
+  pc.off_a = dl_binding_shader_offset (&b[0], dl_dtype_size (src->dtype)) + (uint32_t)src_offset;
   pc.off_d = dl_binding_shader_offset (&b[1], dl_dtype_size (dst->dtype));
   pc.contig = strides_contiguous (pc.ne, pc.st_a);
   return dl_recorder_dispatch (rec, p, b, 2, &pc, sizeof pc, dl_op_groups (rec, n, WG), 1, 1, error);
@@ -206,7 +210,7 @@ broadcast_strides (const DlTensor *t, const DlTensor *out, uint32_t st[4])
       int64_t td = ti >= 0 ? t->shape[ti] : 1;
       int64_t od = oi >= 0 ? out->shape[oi] : 1;
       if (td == od)
-        st[i] = td == 1 ? 0 : (uint32_t) acc;
+        st[i] = td == 1 ? 0 : (uint32_t)acc;
       else if (td == 1)
         st[i] = 0;
       else
@@ -224,8 +228,8 @@ dl_op_binary (DlRecorder *rec, DlBinaryOp op, DlTensor *dst, DlTensor *a, DlTens
   g_return_val_if_fail (op <= DL_BINARY_DIV, FALSE);
   if (a->dtype != dst->dtype || b->dtype != dst->dtype)
     {
-      g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "%s: operands must share one dtype (%s, %s -> %s)",
-                   names[op], dl_dtype_name (a->dtype), dl_dtype_name (b->dtype), dl_dtype_name (dst->dtype));
+      g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "%s: operands must share one dtype (%s, %s -> %s)", names[op],
+                   dl_dtype_name (a->dtype), dl_dtype_name (b->dtype), dl_dtype_name (dst->dtype));
       return FALSE;
     }
   if (!dl_op_check_dtype (names[op], dst, DL_DT_BIT (DL_DTYPE_F32) | DL_DT_BIT (DL_DTYPE_F16), error) ||
@@ -233,14 +237,14 @@ dl_op_binary (DlRecorder *rec, DlBinaryOp op, DlTensor *dst, DlTensor *a, DlTens
     return FALSE;
   BinaryPush pc = { .ne = { 1, 1, 1, 1 }, .op = op };
   for (int i = 0; i < dst->ndim; i++)
-    pc.ne[4 - dst->ndim + i] = (uint32_t) dst->shape[i];
+    pc.ne[4 - dst->ndim + i] = (uint32_t)dst->shape[i];
   if (!broadcast_strides (a, dst, pc.st_a) || !broadcast_strides (b, dst, pc.st_b))
     {
       g_autofree char *da = dl_tensor_describe (a);
       g_autofree char *db = dl_tensor_describe (b);
       g_autofree char *dd = dl_tensor_describe (dst);
-      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "%s: cannot broadcast %s and %s to %s", names[op],
-                   da, db, dd);
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "%s: cannot broadcast %s and %s to %s", names[op], da,
+                   db, dd);
       return FALSE;
     }
   DlPipeline *p = dl_op_pipeline (rec, error, "binary_%s", dl_dtype_name (dst->dtype));
@@ -249,7 +253,7 @@ dl_op_binary (DlRecorder *rec, DlBinaryOp op, DlTensor *dst, DlTensor *a, DlTens
   int64_t n = dl_tensor_numel (dst);
   DlBinding bd[3] = { dl_op_bind (rec, a, FALSE), dl_op_bind (rec, b, FALSE), dl_op_bind (rec, dst, TRUE) };
   gsize es = dl_dtype_size (dst->dtype);
-  pc.n = (uint32_t) n;
+  pc.n = (uint32_t)n;
   pc.off_a = dl_binding_shader_offset (&bd[0], es);
   pc.off_b = dl_binding_shader_offset (&bd[1], es);
   pc.off_d = dl_binding_shader_offset (&bd[2], es);
@@ -292,8 +296,8 @@ dl_op_axpby (DlRecorder *rec, DlTensor *dst, DlTensor *src, float alpha, float b
     {
       int64_t n = MIN (step, total - start);
       DlBinding b[2] = { dl_op_bind_range (rec, src, start, n, FALSE), dl_op_bind_range (rec, dst, start, n, TRUE) };
-      ScalePush pc = { (uint32_t) n, dl_binding_shader_offset (&b[0], es), dl_binding_shader_offset (&b[1], es),
-                       alpha, beta };
+      ScalePush pc = { (uint32_t)n, dl_binding_shader_offset (&b[0], es), dl_binding_shader_offset (&b[1], es), alpha,
+                       beta };
       if (!dl_recorder_dispatch (rec, p, b, 2, &pc, sizeof pc, dl_op_groups (rec, n, WG), 1, 1, error))
         return FALSE;
     }

@@ -21,7 +21,8 @@ gboolean dl_op_copy_strided (DlRecorder *rec, DlTensor *dst, DlTensor *src, int6
 /* dst.shape[i] = src.shape[perm[i]]; dst[idx] = src[idx permuted]. */
 gboolean dl_op_permute (DlRecorder *rec, DlTensor *dst, DlTensor *src, const int *perm, GError **error);
 
-typedef enum {
+typedef enum
+{
   DL_BINARY_ADD,
   DL_BINARY_SUB,
   DL_BINARY_MUL,

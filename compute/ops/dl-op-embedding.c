@@ -7,7 +7,8 @@
 
 #include <math.h>
 
-typedef struct {
+typedef struct
+{
   uint32_t n, T, C;
   uint32_t first_id, rows;
   uint32_t table_first, table_rows;
@@ -15,20 +16,23 @@ typedef struct {
   uint32_t pos_offset, has_pos, strays, accumulate;
 } EmbedPush;
 
-typedef struct {
+typedef struct
+{
   uint32_t P, C;
   uint32_t first_id, rows;
   uint32_t off_ids, off_g, off_table;
 } EmbedBwdPush;
 
-typedef struct {
+typedef struct
+{
   uint32_t B, T, C;
   uint32_t off_g, off_pos;
   uint32_t pos_offset;
   uint32_t accumulate;
 } PosBwdPush;
 
-typedef struct {
+typedef struct
+{
   uint32_t B, dim, half;
   uint32_t off_t, off_o;
   float neg_log_period, denom, scale;
@@ -64,8 +68,8 @@ check_tokens (const char *op, DlTensor *x, DlTensor *ids, int64_t B, int64_t T, 
                 (x->ndim == 2 || x->shape[0] == B);
   if (!ok)
     {
-      g_autofree char *s = g_strdup_printf ("expected [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "] to match the ids",
-                                            B, T, C);
+      g_autofree char *s = g_strdup_printf (
+        "expected [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "] to match the ids", B, T, C);
       return arg_error (error, op, x, s);
     }
   return dl_op_check_fits_u32 (op, x, error);
@@ -100,7 +104,7 @@ check_id_base (const char *op, DlTensor *table, int64_t id_base, GError **error)
 static int64_t
 reachable_rows (int64_t V, int64_t id_base)
 {
-  return MIN (V, (int64_t) G_MAXINT32 + 1 - id_base);
+  return MIN (V, (int64_t)G_MAXINT32 + 1 - id_base);
 }
 
 /* Rows of `t` per dispatch: one binding's worth, at least one row. */
@@ -137,8 +141,8 @@ dl_op_embedding_ex (DlRecorder *rec, DlTensor *out, DlTensor *ids, DlTensor *tab
   int64_t n = dl_tensor_numel (out);
   if (n == 0)
     return TRUE;
-  DlPipeline *p = dl_op_pipeline (rec, error, "embedding_%s_%s", dl_dtype_name (table->dtype),
-                                  dl_dtype_name (out->dtype));
+  DlPipeline *p =
+    dl_op_pipeline (rec, error, "embedding_%s_%s", dl_dtype_name (table->dtype), dl_dtype_name (out->dtype));
   int64_t step;
   if (!p || !rows_per_binding (op, rec, table, &step, error))
     return FALSE;
@@ -152,18 +156,18 @@ dl_op_embedding_ex (DlRecorder *rec, DlTensor *out, DlTensor *ids, DlTensor *tab
       b[2] = pos ? dl_op_bind (rec, pos, FALSE) : b[1]; /* unused without positions */
       b[3] = dl_op_bind (rec, out, TRUE);
       EmbedPush pc = {
-        .n = (uint32_t) n,
-        .T = (uint32_t) T,
-        .C = (uint32_t) C,
-        .first_id = (uint32_t) (id_base + r0),
-        .rows = (uint32_t) rows,
-        .table_first = (uint32_t) id_base,
-        .table_rows = (uint32_t) reach,
+        .n = (uint32_t)n,
+        .T = (uint32_t)T,
+        .C = (uint32_t)C,
+        .first_id = (uint32_t)(id_base + r0),
+        .rows = (uint32_t)rows,
+        .table_first = (uint32_t)id_base,
+        .table_rows = (uint32_t)reach,
         .off_ids = dl_binding_shader_offset (&b[0], 4),
         .off_table = dl_binding_shader_offset (&b[1], et),
         .off_pos = dl_binding_shader_offset (&b[2], et),
         .off_o = dl_binding_shader_offset (&b[3], dl_dtype_size (out->dtype)),
-        .pos_offset = (uint32_t) (pos ? pos_offset : 0),
+        .pos_offset = (uint32_t)(pos ? pos_offset : 0),
         .has_pos = pos != NULL,
         .strays = r0 == 0,
         .accumulate = accumulate != FALSE,
@@ -185,8 +189,8 @@ dl_op_embedding (DlRecorder *rec, DlTensor *out, DlTensor *ids, DlTensor *table,
  * dispatch per binding-sized range of rows: each row keeps its one writer and
  * its sum order, so the split changes no bit. */
 static gboolean
-table_backward (DlRecorder *rec, DlTensor *dtable, int64_t id_base, DlTensor *ids, DlTensor *dout, int64_t P,
-                int64_t C, GError **error)
+table_backward (DlRecorder *rec, DlTensor *dtable, int64_t id_base, DlTensor *ids, DlTensor *dout, int64_t P, int64_t C,
+                GError **error)
 {
   const char *op = "embedding_backward";
   int64_t reach = reachable_rows (dtable->shape[0], id_base), step;
@@ -199,16 +203,16 @@ table_backward (DlRecorder *rec, DlTensor *dtable, int64_t id_base, DlTensor *id
       DlBinding b[3] = { dl_op_bind (rec, ids, FALSE), dl_op_bind (rec, dout, FALSE),
                          dl_op_bind_rows (rec, dtable, r0, rows, TRUE) };
       EmbedBwdPush pc = {
-        .P = (uint32_t) P,
-        .C = (uint32_t) C,
-        .first_id = (uint32_t) (id_base + r0),
-        .rows = (uint32_t) rows,
+        .P = (uint32_t)P,
+        .C = (uint32_t)C,
+        .first_id = (uint32_t)(id_base + r0),
+        .rows = (uint32_t)rows,
         .off_ids = dl_binding_shader_offset (&b[0], 4),
         .off_g = dl_binding_shader_offset (&b[1], dl_dtype_size (dout->dtype)),
         .off_table = dl_binding_shader_offset (&b[2], 4),
       };
       /* one workgroup per position: a few per core on a CPU device is plenty */
-      guint32 groups = (guint32) MIN (P, 65535);
+      guint32 groups = (guint32)MIN (P, 65535);
       if (!dl_recorder_dispatch (rec, p, b, 3, &pc, sizeof pc, groups, 1, 1, error))
         return FALSE;
     }
@@ -247,7 +251,8 @@ dl_op_embedding_backward_ex (DlRecorder *rec, DlTensor *dtable, int64_t id_base,
     }
   if (dpos)
     {
-      if (!dl_op_check_dtype (op, dpos, DL_DT_BIT (DL_DTYPE_F32), error) || !check_pos (op, dpos, C, T, pos_offset, error))
+      if (!dl_op_check_dtype (op, dpos, DL_DT_BIT (DL_DTYPE_F32), error) ||
+          !check_pos (op, dpos, C, T, pos_offset, error))
         return FALSE;
       if (!accumulate && (pos_offset > 0 || pos_offset + T < dpos->shape[0]) && !dl_op_fill (rec, dpos, 0.0, error))
         return FALSE;
@@ -258,12 +263,12 @@ dl_op_embedding_backward_ex (DlRecorder *rec, DlTensor *dtable, int64_t id_base,
             return FALSE;
           DlBinding b[2] = { dl_op_bind (rec, dout, FALSE), dl_op_bind (rec, dpos, TRUE) };
           PosBwdPush pc = {
-            .B = (uint32_t) B,
-            .T = (uint32_t) T,
-            .C = (uint32_t) C,
+            .B = (uint32_t)B,
+            .T = (uint32_t)T,
+            .C = (uint32_t)C,
             .off_g = dl_binding_shader_offset (&b[0], eg),
             .off_pos = dl_binding_shader_offset (&b[1], 4),
-            .pos_offset = (uint32_t) pos_offset,
+            .pos_offset = (uint32_t)pos_offset,
             .accumulate = accumulate,
           };
           if (!dl_recorder_dispatch (rec, p, b, 2, &pc, sizeof pc, dl_op_groups (rec, T * C, 256), 1, 1, error))
@@ -296,7 +301,7 @@ dl_op_timestep_embedding (DlRecorder *rec, DlTensor *out, DlTensor *timesteps, c
   if (out->ndim != 2 || out->shape[0] != B)
     return arg_error (error, op, out, "expected [B, dim] with B timesteps");
   int64_t dim = out->shape[1], half = dim / 2;
-  double denom = (double) half - params->freq_shift;
+  double denom = (double)half - params->freq_shift;
   if (half > 0 && !(denom > 0))
     {
       g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
@@ -313,20 +318,20 @@ dl_op_timestep_embedding (DlRecorder *rec, DlTensor *out, DlTensor *timesteps, c
   int64_t n = B * dim;
   if (n == 0)
     return TRUE;
-  DlPipeline *p = dl_op_pipeline (rec, error, "timestep_%s_%s", dl_dtype_name (timesteps->dtype),
-                                  dl_dtype_name (out->dtype));
+  DlPipeline *p =
+    dl_op_pipeline (rec, error, "timestep_%s_%s", dl_dtype_name (timesteps->dtype), dl_dtype_name (out->dtype));
   if (!p)
     return FALSE;
   DlBinding b[2] = { dl_op_bind (rec, timesteps, FALSE), dl_op_bind (rec, out, TRUE) };
   TimestepPush pc = {
-    .B = (uint32_t) B,
-    .dim = (uint32_t) dim,
-    .half = (uint32_t) half,
+    .B = (uint32_t)B,
+    .dim = (uint32_t)dim,
+    .half = (uint32_t)half,
     .off_t = dl_binding_shader_offset (&b[0], 4),
     .off_o = dl_binding_shader_offset (&b[1], dl_dtype_size (out->dtype)),
     /* the Python doubles become float32 scalars, as in PyTorch */
-    .neg_log_period = (float) -log (params->max_period),
-    .denom = (float) denom,
+    .neg_log_period = (float)-log (params->max_period),
+    .denom = (float)denom,
     .scale = params->scale,
     .flip = params->flip_sin_to_cos,
   };

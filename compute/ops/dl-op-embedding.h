@@ -35,14 +35,14 @@ gboolean dl_op_embedding (DlRecorder *rec, DlTensor *out, DlTensor *ids, DlTenso
  * written in one dispatch per range of rows, with the same bits.  With
  * `accumulate` the sums are added to what the tensors hold; otherwise the
  * tensors are overwritten (dtable zeroed first). */
-gboolean dl_op_embedding_backward_ex (DlRecorder *rec, DlTensor *dtable, int64_t id_base, DlTensor *dpos,
-                                      DlTensor *ids, DlTensor *dout, int64_t pos_offset, gboolean accumulate,
-                                      GError **error);
+gboolean dl_op_embedding_backward_ex (DlRecorder *rec, DlTensor *dtable, int64_t id_base, DlTensor *dpos, DlTensor *ids,
+                                      DlTensor *dout, int64_t pos_offset, gboolean accumulate, GError **error);
 /* dl_op_embedding_backward_ex with id_base 0. */
 gboolean dl_op_embedding_backward (DlRecorder *rec, DlTensor *dtable, DlTensor *dpos, DlTensor *ids, DlTensor *dout,
                                    int64_t pos_offset, gboolean accumulate, GError **error);
 
-typedef struct {
+typedef struct
+{
   gboolean flip_sin_to_cos; /* [cos | sin] (SD: TRUE) instead of [sin | cos] */
   float freq_shift;         /* diffusers downscale_freq_shift (SD UNet: 0) */
   float scale;              /* multiplies the arguments (1) */
@@ -50,7 +50,7 @@ typedef struct {
 } DlTimestepEmbeddingParams;
 
 #define DL_TIMESTEP_EMBEDDING_SD \
-  ((DlTimestepEmbeddingParams) { .flip_sin_to_cos = TRUE, .freq_shift = 0.0f, .scale = 1.0f, .max_period = 10000.0 })
+  ((DlTimestepEmbeddingParams){ .flip_sin_to_cos = TRUE, .freq_shift = 0.0f, .scale = 1.0f, .max_period = 10000.0 })
 
 /* out [B, dim] (f32 or f16) = sinusoidal embedding of timesteps [B] (f32 or i32;
  * fractional timesteps allowed).  No backward: nothing upstream is trained. */

@@ -7,7 +7,8 @@
 #include "dl-op-matmul.h"
 #include "dl-op-util.h"
 
-typedef struct {
+typedef struct
+{
   int64_t R, K, N;
 } LinearShape;
 

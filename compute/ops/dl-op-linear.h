@@ -14,7 +14,7 @@ gboolean dl_op_linear (DlRecorder *rec, DlTensor *y, DlTensor *x, DlTensor *w, D
  * dx, dw, dbias may be NULL.  dx is overwritten; dw and dbias are overwritten or,
  * when `accumulate`, added into.  Also `accumulate_dx`-style adds are not needed:
  * callers sum branches with dl_op_add. */
-gboolean dl_op_linear_backward (DlRecorder *rec, DlTensor *dx, DlTensor *dw, DlTensor *dbias, DlTensor *x,
-                                DlTensor *w, DlTensor *dy, gboolean accumulate, GError **error);
+gboolean dl_op_linear_backward (DlRecorder *rec, DlTensor *dx, DlTensor *dw, DlTensor *dbias, DlTensor *x, DlTensor *w,
+                                DlTensor *dy, gboolean accumulate, GError **error);
 
 G_END_DECLS

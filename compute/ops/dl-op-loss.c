@@ -7,7 +7,8 @@
  * the shape alone. */
 #define CHUNK 16384
 
-typedef struct {
+typedef struct
+{
   uint32_t B, M;
   uint32_t chunk, nchunks;
   uint32_t off_a, off_b, off_w, off_out, off_l;
@@ -81,14 +82,14 @@ dl_op_mse_loss (DlRecorder *rec, DlTensor *loss, DlTensor *per_sample, DlTensor 
     return FALSE;
   DlTensor *ps = per_sample ? per_sample : scratch;
   MsePush pc = {
-    .B = (uint32_t) B,
-    .M = (uint32_t) M,
+    .B = (uint32_t)B,
+    .M = (uint32_t)M,
     .chunk = CHUNK,
-    .nchunks = (uint32_t) nchunks,
+    .nchunks = (uint32_t)nchunks,
     .has_w = weights != NULL,
   };
-  DlPipeline *p1 = dl_op_pipeline (rec, error, "mse_partial_%s_%s", dl_dtype_name (pred->dtype),
-                                   dl_dtype_name (target->dtype));
+  DlPipeline *p1 =
+    dl_op_pipeline (rec, error, "mse_partial_%s_%s", dl_dtype_name (pred->dtype), dl_dtype_name (target->dtype));
   DlPipeline *p2 = p1 ? dl_op_pipeline (rec, error, "mse_final") : NULL;
   if (!p2)
     return FALSE;
@@ -96,7 +97,7 @@ dl_op_mse_loss (DlRecorder *rec, DlTensor *loss, DlTensor *per_sample, DlTensor 
   pc.off_a = dl_binding_shader_offset (&b1[0], dl_dtype_size (pred->dtype));
   pc.off_b = dl_binding_shader_offset (&b1[1], dl_dtype_size (target->dtype));
   pc.off_out = dl_binding_shader_offset (&b1[2], 4);
-  if (!dl_recorder_dispatch (rec, p1, b1, 3, &pc, sizeof pc, (guint32) nchunks, (guint32) B, 1, error))
+  if (!dl_recorder_dispatch (rec, p1, b1, 3, &pc, sizeof pc, (guint32)nchunks, (guint32)B, 1, error))
     return FALSE;
   DlBinding b2[4] = {
     dl_op_bind (rec, partial, FALSE),
@@ -134,8 +135,8 @@ dl_op_mse_loss_backward (DlRecorder *rec, DlTensor *dpred, DlTensor *pred, DlTen
     dl_op_bind (rec, dpred, TRUE),
   };
   MsePush pc = {
-    .B = (uint32_t) B,
-    .M = (uint32_t) M,
+    .B = (uint32_t)B,
+    .M = (uint32_t)M,
     .off_a = dl_binding_shader_offset (&b[0], dl_dtype_size (pred->dtype)),
     .off_b = dl_binding_shader_offset (&b[1], dl_dtype_size (target->dtype)),
     .off_w = weights ? dl_binding_shader_offset (&b[2], 4) : 0,

@@ -18,7 +18,7 @@ gboolean dl_op_mse_loss (DlRecorder *rec, DlTensor *loss, DlTensor *per_sample, 
 /* dpred = grad_scale * d loss / d pred = grad_scale * 2 w_b (pred - target) / numel
  * (grad_scale: 1, or a loss scale / accumulation factor); dpred f32 or f16 with
  * pred's shape.  dpred may be pred. */
-gboolean dl_op_mse_loss_backward (DlRecorder *rec, DlTensor *dpred, DlTensor *pred, DlTensor *target,
-                                  DlTensor *weights, float grad_scale, GError **error);
+gboolean dl_op_mse_loss_backward (DlRecorder *rec, DlTensor *dpred, DlTensor *pred, DlTensor *target, DlTensor *weights,
+                                  float grad_scale, GError **error);
 
 G_END_DECLS

@@ -5,7 +5,8 @@
 
 #include <string.h>
 
-typedef struct {
+typedef struct
+{
   guint bm, bn, bk, tm, tn;
   const char *name;
 } Tile;
@@ -16,7 +17,8 @@ static const Tile tiles[DL_MATMUL_N_TILES] = {
   [DL_MATMUL_TILE_L] = { 128, 128, 8, 8, 8, "l" },
 };
 
-typedef struct {
+typedef struct
+{
   uint32_t M, N, K;
   uint32_t sa_m, sa_k, sb_k, sb_n, sd_m;
   uint32_t bsa, bsb, bsd;
@@ -25,7 +27,8 @@ typedef struct {
   float alpha, beta;
 } MatmulPush;
 
-enum {
+enum
+{
   FLAG_BIAS = 1,
   FLAG_ACCUMULATE = 2,
   FLAG_A_K_CONTIG = 4,
@@ -74,7 +77,7 @@ forced_tile (DlDevice *device)
     return DL_MATMUL_TILE_AUTO;
   for (int t = DL_MATMUL_TILE_S; t < DL_MATMUL_N_TILES; t++)
     if (g_ascii_strcasecmp (e, tiles[t].name) == 0)
-      return (DlMatmulTile) t;
+      return (DlMatmulTile)t;
   return DL_MATMUL_TILE_AUTO;
 }
 
@@ -174,8 +177,8 @@ dl_op_matmul (DlRecorder *rec, DlTensor *d, DlTensor *a, gboolean trans_a, DlTen
     }
   const Tile *t = &tiles[tile];
   uint32_t spec[6] = { tile_threads (t), t->bm, t->bn, t->bk, t->tm, t->tn };
-  g_autofree char *name = g_strdup_printf ("matmul_%s_%s_%s", dl_dtype_name (a->dtype), dl_dtype_name (b->dtype),
-                                           dl_dtype_name (d->dtype));
+  g_autofree char *name =
+    g_strdup_printf ("matmul_%s_%s_%s", dl_dtype_name (a->dtype), dl_dtype_name (b->dtype), dl_dtype_name (d->dtype));
   DlPipeline *p = dl_device_get_pipeline (dev, name, spec, G_N_ELEMENTS (spec), error);
   if (!p)
     return FALSE;
@@ -191,17 +194,17 @@ dl_op_matmul (DlRecorder *rec, DlTensor *d, DlTensor *a, gboolean trans_a, DlTen
     dl_op_bind (rec, bias ? bias : b, FALSE),
   };
   MatmulPush pc = {
-    .M = (uint32_t) M,
-    .N = (uint32_t) N,
-    .K = (uint32_t) K,
-    .sa_m = trans_a ? 1 : (uint32_t) K,
-    .sa_k = trans_a ? (uint32_t) a->shape[a->ndim - 1] : 1,
-    .sb_k = trans_b ? 1 : (uint32_t) N,
-    .sb_n = trans_b ? (uint32_t) K : 1,
-    .sd_m = (uint32_t) N,
-    .bsa = batch_a == 1 ? 0 : (uint32_t) (M * K),
-    .bsb = batch_b == 1 ? 0 : (uint32_t) (K * N),
-    .bsd = (uint32_t) (M * N),
+    .M = (uint32_t)M,
+    .N = (uint32_t)N,
+    .K = (uint32_t)K,
+    .sa_m = trans_a ? 1 : (uint32_t)K,
+    .sa_k = trans_a ? (uint32_t)a->shape[a->ndim - 1] : 1,
+    .sb_k = trans_b ? 1 : (uint32_t)N,
+    .sb_n = trans_b ? (uint32_t)K : 1,
+    .sd_m = (uint32_t)N,
+    .bsa = batch_a == 1 ? 0 : (uint32_t)(M * K),
+    .bsb = batch_b == 1 ? 0 : (uint32_t)(K * N),
+    .bsd = (uint32_t)(M * N),
     .off_a = dl_binding_shader_offset (&bd[0], dl_dtype_size (a->dtype)),
     .off_b = dl_binding_shader_offset (&bd[1], dl_dtype_size (b->dtype)),
     .off_d = dl_binding_shader_offset (&bd[2], dl_dtype_size (d->dtype)),
@@ -211,6 +214,6 @@ dl_op_matmul (DlRecorder *rec, DlTensor *d, DlTensor *a, gboolean trans_a, DlTen
     .alpha = prm.alpha,
     .beta = prm.beta,
   };
-  return dl_recorder_dispatch (rec, p, bd, 4, &pc, sizeof pc, (uint32_t) ((N + t->bn - 1) / t->bn),
-                               (uint32_t) ((M + t->bm - 1) / t->bm), (uint32_t) batch, error);
+  return dl_recorder_dispatch (rec, p, bd, 4, &pc, sizeof pc, (uint32_t)((N + t->bn - 1) / t->bn),
+                               (uint32_t)((M + t->bm - 1) / t->bm), (uint32_t)batch, error);
 }

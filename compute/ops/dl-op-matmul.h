@@ -6,7 +6,8 @@
 
 G_BEGIN_DECLS
 
-typedef enum {
+typedef enum
+{
   DL_MATMUL_TILE_AUTO,
   DL_MATMUL_TILE_S, /* 32 x 32 */
   DL_MATMUL_TILE_M, /* 64 x 64 */
@@ -14,13 +15,14 @@ typedef enum {
   DL_MATMUL_N_TILES
 } DlMatmulTile;
 
-typedef struct {
+typedef struct
+{
   float alpha;       /* scales the product (default 1) */
   float beta;        /* d = alpha*ab + bias + beta*d; 0 never reads d */
   DlMatmulTile tile; /* AUTO picks from the problem size and the device */
 } DlMatmulParams;
 
-#define DL_MATMUL_PARAMS_DEFAULT ((DlMatmulParams) { .alpha = 1.0f, .beta = 0.0f, .tile = DL_MATMUL_TILE_AUTO })
+#define DL_MATMUL_PARAMS_DEFAULT ((DlMatmulParams){ .alpha = 1.0f, .beta = 0.0f, .tile = DL_MATMUL_TILE_AUTO })
 
 /* d[..., M, N] = op(a)[..., M, K] · op(b)[..., K, N] (+ bias[N]), where op(a) = a
  * ([..., M, K]) or aᵀ (a stored [..., K, M] when trans_a), likewise b ([..., K, N],
@@ -28,8 +30,8 @@ typedef struct {
  * of a and b either match d's or multiply to 1 (broadcast).  a, b: f32 or f16
  * (independently); d: f32 or f16; bias: b's dtype; fp32 accumulation always.
  * `params` may be NULL for the defaults. */
-gboolean dl_op_matmul (DlRecorder *rec, DlTensor *d, DlTensor *a, gboolean trans_a, DlTensor *b,
-                       gboolean trans_b, DlTensor *bias, const DlMatmulParams *params, GError **error);
+gboolean dl_op_matmul (DlRecorder *rec, DlTensor *d, DlTensor *a, gboolean trans_a, DlTensor *b, gboolean trans_b,
+                       DlTensor *bias, const DlMatmulParams *params, GError **error);
 
 /* The tile DL_MATMUL_TILE_AUTO takes for an M x N product over `batch` batches
  * ($DREAMLOOM_MATMUL_TILE=s|m|l overrides it). */

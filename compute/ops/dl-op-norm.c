@@ -26,12 +26,14 @@
 #define RED_DBETA 2u
 #define RED_ACCUMULATE 4u
 
-typedef struct {
+typedef struct
+{
   uint32_t groups, M, chunk, nchunks;
   uint32_t off_x, off_part;
 } GnStatsPush;
 
-typedef struct {
+typedef struct
+{
   uint32_t groups, M, chunk, nchunks;
   uint32_t S, Cg, G;
   uint32_t off_x, off_y, off_g, off_b, off_part, off_mean, off_rstd;
@@ -39,39 +41,45 @@ typedef struct {
   uint32_t flags;
 } GnNormPush;
 
-typedef struct {
+typedef struct
+{
   uint32_t rows, S, C, Cg, G, lanes;
   uint32_t off_x, off_dy, off_g, off_b, off_mean, off_rstd, off_ab;
   uint32_t flags;
 } GnRowsPush;
 
-typedef struct {
+typedef struct
+{
   uint32_t groups, M, chunk, nchunks;
   uint32_t S, Cg, G;
   uint32_t off_x, off_dy, off_dx, off_g, off_b, off_mean, off_rstd, off_ab;
   uint32_t flags;
 } GnDxPush;
 
-typedef struct {
+typedef struct
+{
   uint32_t R, C;
   uint32_t off_ab, off_dg, off_db;
   uint32_t flags;
 } ParamReducePush;
 
-typedef struct {
+typedef struct
+{
   uint32_t rows, C;
   uint32_t off_x, off_y, off_g, off_b, off_mean, off_rstd;
   float eps;
   uint32_t flags;
 } LnFwdPush;
 
-typedef struct {
+typedef struct
+{
   uint32_t rows, C;
   uint32_t off_x, off_dy, off_dx, off_g, off_mean, off_rstd;
   uint32_t flags;
 } LnDxPush;
 
-typedef struct {
+typedef struct
+{
   uint32_t rows, C, chunk, nchunks;
   uint32_t off_x, off_dy, off_mean, off_rstd, off_ab;
 } LnParamPush;
@@ -106,8 +114,8 @@ check_param (const char *op, const char *what, DlTensor *t, int64_t C, GError **
   if (dl_tensor_numel (t) != C)
     {
       g_autofree char *d = dl_tensor_describe (t);
-      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "%s: %s %s must have %" G_GINT64_FORMAT " elements",
-                   op, what, d, C);
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "%s: %s %s must have %" G_GINT64_FORMAT " elements", op,
+                   what, d, C);
       return FALSE;
     }
   return TRUE;
@@ -140,7 +148,8 @@ check_stats (const char *op, const char *what, DlTensor *t, int64_t count, GErro
   return TRUE;
 }
 
-typedef struct {
+typedef struct
+{
   int64_t N, C, S, G, Cg, M;
 } GnShape;
 
@@ -152,8 +161,7 @@ check_gn_x (const char *op, DlTensor *x, int groups, GnShape *s, GError **error)
   if (x->ndim < 2)
     {
       g_autofree char *d = dl_tensor_describe (x);
-      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "%s: %s has no channel axis (need [N, C, ...])", op,
-                   d);
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "%s: %s has no channel axis (need [N, C, ...])", op, d);
       return FALSE;
     }
   s->N = x->shape[0];
@@ -164,8 +172,8 @@ check_gn_x (const char *op, DlTensor *x, int groups, GnShape *s, GError **error)
   if (groups <= 0 || s->C % groups != 0)
     {
       g_autofree char *d = dl_tensor_describe (x);
-      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "%s: %d groups do not divide the %" G_GINT64_FORMAT
-                   " channels of %s", op, groups, s->C, d);
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                   "%s: %d groups do not divide the %" G_GINT64_FORMAT " channels of %s", op, groups, s->C, d);
       return FALSE;
     }
   s->G = groups;
@@ -180,7 +188,7 @@ check_eps (const char *op, float eps, GError **error)
   if (isfinite (eps) && eps >= 0)
     return TRUE;
   g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "%s: eps %g must be finite and not negative", op,
-               (double) eps);
+               (double)eps);
   return FALSE;
 }
 
@@ -235,8 +243,8 @@ param_reduce (DlRecorder *rec, DlTensor *dgamma, DlTensor *dbeta, DlTensor *ab, 
     return FALSE;
   DlBinding b[3];
   ParamReducePush pc = {
-    .R = (uint32_t) R,
-    .C = (uint32_t) C,
+    .R = (uint32_t)R,
+    .C = (uint32_t)C,
     .flags = (dgamma ? RED_DGAMMA : 0u) | (dbeta ? RED_DBETA : 0u) | (accumulate ? RED_ACCUMULATE : 0u),
   };
   pc.off_ab = bind_off (rec, &b[0], ab, FALSE);
@@ -295,28 +303,28 @@ dl_op_group_norm (DlRecorder *rec, DlTensor *y, DlTensor *mean, DlTensor *rstd, 
     return FALSE;
   DlBinding b[7];
   GnStatsPush sp = {
-    .groups = (uint32_t) ngroups,
-    .M = (uint32_t) s.M,
-    .chunk = (uint32_t) chunk,
-    .nchunks = (uint32_t) nchunks,
+    .groups = (uint32_t)ngroups,
+    .M = (uint32_t)s.M,
+    .chunk = (uint32_t)chunk,
+    .nchunks = (uint32_t)nchunks,
   };
   sp.off_x = bind_off (rec, &b[0], x, FALSE);
   sp.off_part = bind_off (rec, &b[1], part, TRUE);
   if (!dl_recorder_dispatch (rec, ps, b, 2, &sp, sizeof sp, item_groups (rec, items), 1, 1, error))
     return FALSE;
 
-  DlPipeline *pn = dl_op_pipeline (rec, error, "gn_norm_%s_%s", dl_dtype_name (x->dtype),
-                                   param_dtype_name (gamma, beta, x));
+  DlPipeline *pn =
+    dl_op_pipeline (rec, error, "gn_norm_%s_%s", dl_dtype_name (x->dtype), param_dtype_name (gamma, beta, x));
   if (!pn)
     return FALSE;
   GnNormPush np = {
-    .groups = (uint32_t) ngroups,
-    .M = (uint32_t) s.M,
-    .chunk = (uint32_t) chunk,
-    .nchunks = (uint32_t) nchunks,
-    .S = (uint32_t) s.S,
-    .Cg = (uint32_t) s.Cg,
-    .G = (uint32_t) s.G,
+    .groups = (uint32_t)ngroups,
+    .M = (uint32_t)s.M,
+    .chunk = (uint32_t)chunk,
+    .nchunks = (uint32_t)nchunks,
+    .S = (uint32_t)s.S,
+    .Cg = (uint32_t)s.Cg,
+    .G = (uint32_t)s.G,
     .eps = eps,
     .flags = (gamma ? FLAG_GAMMA : 0u) | (beta ? FLAG_BETA : 0u) | (silu ? FLAG_SILU : 0u) | FLAG_STATS,
   };
@@ -374,11 +382,11 @@ dl_op_group_norm_backward (DlRecorder *rec, DlTensor *dx, DlTensor *dgamma, DlTe
     lanes *= 2;
   DlBinding b[8];
   GnRowsPush rp = {
-    .rows = (uint32_t) rows,
-    .S = (uint32_t) s.S,
-    .C = (uint32_t) s.C,
-    .Cg = (uint32_t) s.Cg,
-    .G = (uint32_t) s.G,
+    .rows = (uint32_t)rows,
+    .S = (uint32_t)s.S,
+    .C = (uint32_t)s.C,
+    .Cg = (uint32_t)s.Cg,
+    .G = (uint32_t)s.G,
     .lanes = lanes,
     .flags = flags,
   };
@@ -405,13 +413,13 @@ dl_op_group_norm_backward (DlRecorder *rec, DlTensor *dx, DlTensor *dgamma, DlTe
   if (!pd)
     return FALSE;
   GnDxPush dp = {
-    .groups = (uint32_t) (s.N * s.G),
-    .M = (uint32_t) s.M,
-    .chunk = (uint32_t) chunk,
-    .nchunks = (uint32_t) nchunks,
-    .S = (uint32_t) s.S,
-    .Cg = (uint32_t) s.Cg,
-    .G = (uint32_t) s.G,
+    .groups = (uint32_t)(s.N * s.G),
+    .M = (uint32_t)s.M,
+    .chunk = (uint32_t)chunk,
+    .nchunks = (uint32_t)nchunks,
+    .S = (uint32_t)s.S,
+    .Cg = (uint32_t)s.Cg,
+    .G = (uint32_t)s.G,
     .flags = flags,
   };
   dp.off_x = bind_off (rec, &b[0], x, FALSE);
@@ -452,11 +460,10 @@ check_ln_x (const char *op, DlTensor *x, int64_t *rows, int64_t *C, GError **err
 }
 
 static DlPipeline *
-ln_pipeline (DlRecorder *rec, const char *kind, DlTensor *x, DlTensor *gamma, DlTensor *beta, int64_t C,
-             GError **error)
+ln_pipeline (DlRecorder *rec, const char *kind, DlTensor *x, DlTensor *gamma, DlTensor *beta, int64_t C, GError **error)
 {
-  g_autofree char *name = g_strdup_printf ("ln_%s_%s_%s", kind, dl_dtype_name (x->dtype),
-                                           param_dtype_name (gamma, beta, x));
+  g_autofree char *name =
+    g_strdup_printf ("ln_%s_%s_%s", kind, dl_dtype_name (x->dtype), param_dtype_name (gamma, beta, x));
   uint32_t wg = ln_row_threads (C);
   return dl_device_get_pipeline (dl_recorder_get_device (rec), name, &wg, 1, error);
 }
@@ -485,8 +492,8 @@ dl_op_layer_norm (DlRecorder *rec, DlTensor *y, DlTensor *mean, DlTensor *rstd, 
     return FALSE;
   DlBinding b[6];
   LnFwdPush pc = {
-    .rows = (uint32_t) rows,
-    .C = (uint32_t) C,
+    .rows = (uint32_t)rows,
+    .C = (uint32_t)C,
     .eps = eps,
     .flags = (gamma ? FLAG_GAMMA : 0u) | (beta ? FLAG_BETA : 0u) | (mean && rstd ? FLAG_STATS : 0u),
   };
@@ -494,8 +501,7 @@ dl_op_layer_norm (DlRecorder *rec, DlTensor *y, DlTensor *mean, DlTensor *rstd, 
   if ((mean != NULL) != (rstd != NULL))
     {
       /* one of the two wanted: keep the shader simple, give it a place for both */
-      if (!(tmp = dl_tensor_new_1d (dl_recorder_get_device (rec), "layer_norm statistics", DL_DTYPE_F32, rows,
-                                    error)))
+      if (!(tmp = dl_tensor_new_1d (dl_recorder_get_device (rec), "layer_norm statistics", DL_DTYPE_F32, rows, error)))
         return FALSE;
       mean = mean ? mean : tmp;
       rstd = rstd ? rstd : tmp;
@@ -547,7 +553,7 @@ dl_op_layer_norm_backward (DlRecorder *rec, DlTensor *dx, DlTensor *dgamma, DlTe
       DlPipeline *p = ln_pipeline (rec, "bwd_dx", x, gamma, NULL, C, error);
       if (!p)
         return FALSE;
-      LnDxPush pc = { .rows = (uint32_t) rows, .C = (uint32_t) C, .flags = gamma ? FLAG_GAMMA : 0u };
+      LnDxPush pc = { .rows = (uint32_t)rows, .C = (uint32_t)C, .flags = gamma ? FLAG_GAMMA : 0u };
       pc.off_x = bind_off (rec, &b[0], x, FALSE);
       pc.off_dy = bind_off (rec, &b[1], dy, FALSE);
       pc.off_g = bind_opt (rec, &b[2], gamma, x);
@@ -561,22 +567,22 @@ dl_op_layer_norm_backward (DlRecorder *rec, DlTensor *dx, DlTensor *dgamma, DlTe
     return TRUE;
 
   /* column sums in two stages: chunks of rows, then over the chunks */
-  int64_t nchunks = MIN (rows, MAX ((int64_t) 1, (LN_TARGET_THREADS + C - 1) / C));
+  int64_t nchunks = MIN (rows, MAX ((int64_t)1, (LN_TARGET_THREADS + C - 1) / C));
   int64_t chunk = (rows + nchunks - 1) / nchunks;
   nchunks = (rows + chunk - 1) / chunk;
   int64_t abshape[3] = { nchunks, C, 2 };
-  g_autoptr (DlTensor) ab = dl_tensor_new (dl_recorder_get_device (rec), "layer_norm column sums", DL_DTYPE_F32, 3,
-                                           abshape, error);
+  g_autoptr (DlTensor) ab =
+    dl_tensor_new (dl_recorder_get_device (rec), "layer_norm column sums", DL_DTYPE_F32, 3, abshape, error);
   if (!ab)
     return FALSE;
   DlPipeline *p = dl_op_pipeline (rec, error, "ln_bwd_param_%s", dl_dtype_name (x->dtype));
   if (!p)
     return FALSE;
   LnParamPush pc = {
-    .rows = (uint32_t) rows,
-    .C = (uint32_t) C,
-    .chunk = (uint32_t) chunk,
-    .nchunks = (uint32_t) nchunks,
+    .rows = (uint32_t)rows,
+    .C = (uint32_t)C,
+    .chunk = (uint32_t)chunk,
+    .nchunks = (uint32_t)nchunks,
   };
   pc.off_x = bind_off (rec, &b[0], x, FALSE);
   pc.off_dy = bind_off (rec, &b[1], dy, FALSE);

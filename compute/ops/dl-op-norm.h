@@ -13,9 +13,8 @@ G_BEGIN_DECLS
  * one float dtype; C divisible by `groups`.  gamma, beta: [C] (either may be NULL
  * for 1 and 0).  mean, rstd: [N, groups] f32 outputs (may be NULL when no backward
  * follows); rstd = 1/sqrt(var + eps) with the biased variance. */
-gboolean dl_op_group_norm (DlRecorder *rec, DlTensor *y, DlTensor *mean, DlTensor *rstd, DlTensor *x,
-                           DlTensor *gamma, DlTensor *beta, int groups, float eps, gboolean silu,
-                           GError **error);
+gboolean dl_op_group_norm (DlRecorder *rec, DlTensor *y, DlTensor *mean, DlTensor *rstd, DlTensor *x, DlTensor *gamma,
+                           DlTensor *beta, int groups, float eps, gboolean silu, GError **error);
 
 /* Backward of the above from dy, using the saved mean/rstd.  With `silu` the
  * pre-activation is recomputed from x, gamma and beta (nothing else saved).
@@ -28,11 +27,11 @@ gboolean dl_op_group_norm_backward (DlRecorder *rec, DlTensor *dx, DlTensor *dga
 /* torch.nn.LayerNorm over the last dimension.  x, y: [..., C]; gamma, beta [C]
  * (may be NULL); mean, rstd: f32 with one element per row (shape [rows] or the
  * leading dims of x), may be NULL when no backward follows. */
-gboolean dl_op_layer_norm (DlRecorder *rec, DlTensor *y, DlTensor *mean, DlTensor *rstd, DlTensor *x,
-                           DlTensor *gamma, DlTensor *beta, float eps, GError **error);
+gboolean dl_op_layer_norm (DlRecorder *rec, DlTensor *y, DlTensor *mean, DlTensor *rstd, DlTensor *x, DlTensor *gamma,
+                           DlTensor *beta, float eps, GError **error);
 
 gboolean dl_op_layer_norm_backward (DlRecorder *rec, DlTensor *dx, DlTensor *dgamma, DlTensor *dbeta, DlTensor *x,
-                                    DlTensor *gamma, DlTensor *mean, DlTensor *rstd, DlTensor *dy,
-                                    gboolean accumulate, GError **error);
+                                    DlTensor *gamma, DlTensor *mean, DlTensor *rstd, DlTensor *dy, gboolean accumulate,
+                                    GError **error);
 
 G_END_DECLS

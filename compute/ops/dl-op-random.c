@@ -8,7 +8,8 @@
 
 #define WG 256
 
-typedef struct {
+typedef struct
+{
   uint32_t n, off_a, off_d;
   uint32_t seed_lo, seed_hi;
   uint32_t offset_lo, offset_hi;
@@ -44,9 +45,9 @@ dispatch_chunks (DlRecorder *rec, DlPipeline *pipe, DlTensor *dst, DlTensor *src
       b[nb] = dl_op_bind_range (rec, dst, start, n, TRUE);
       pc.off_d = dl_binding_shader_offset (&b[nb], dl_dtype_size (dst->dtype));
       nb++;
-      pc.n = (uint32_t) n;
-      pc.first_lo = (uint32_t) start;
-      pc.first_hi = (uint32_t) ((guint64) start >> 32);
+      pc.n = (uint32_t)n;
+      pc.first_lo = (uint32_t)start;
+      pc.first_hi = (uint32_t)((guint64)start >> 32);
       if (!dl_recorder_dispatch (rec, pipe, b, nb, &pc, sizeof pc, dl_op_groups (rec, n, WG), 1, 1, error))
         return FALSE;
     }
@@ -57,10 +58,10 @@ static RandomPush
 push_for (guint64 seed, guint64 offset)
 {
   RandomPush pc = {
-    .seed_lo = (uint32_t) seed,
-    .seed_hi = (uint32_t) (seed >> 32),
-    .offset_lo = (uint32_t) offset,
-    .offset_hi = (uint32_t) (offset >> 32),
+    .seed_lo = (uint32_t)seed,
+    .seed_hi = (uint32_t)(seed >> 32),
+    .offset_lo = (uint32_t)offset,
+    .offset_hi = (uint32_t)(offset >> 32),
   };
   return pc;
 }
@@ -73,12 +74,11 @@ dl_op_random_normal (DlRecorder *rec, DlTensor *dst, DlRandomMode mode, guint64 
   g_return_val_if_fail (mode == DL_RANDOM_PHILOX || mode == DL_RANDOM_A1111, FALSE);
   if (!check_float ("random_normal", dst, error))
     return FALSE;
-  if (mode == DL_RANDOM_A1111 && (dl_tensor_numel (dst) > (int64_t) G_MAXUINT32 + 1 || offset > G_MAXUINT32))
+  if (mode == DL_RANDOM_A1111 && (dl_tensor_numel (dst) > (int64_t)G_MAXUINT32 + 1 || offset > G_MAXUINT32))
     {
       g_autofree char *d = dl_tensor_describe (dst);
       g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
-                   "random_normal: the A1111 stream has 32-bit counters (%s, draw %" G_GUINT64_FORMAT ")", d,
-                   offset);
+                   "random_normal: the A1111 stream has 32-bit counters (%s, draw %" G_GUINT64_FORMAT ")", d, offset);
       return FALSE;
     }
   DlPipeline *pipe = dl_op_pipeline (rec, error, "random_normal_%s", dl_dtype_name (dst->dtype));
@@ -92,8 +92,7 @@ dl_op_random_normal (DlRecorder *rec, DlTensor *dst, DlRandomMode mode, guint64 
 }
 
 gboolean
-dl_op_random_uniform (DlRecorder *rec, DlTensor *dst, guint64 seed, guint64 offset, float lo, float hi,
-                      GError **error)
+dl_op_random_uniform (DlRecorder *rec, DlTensor *dst, guint64 seed, guint64 offset, float lo, float hi, GError **error)
 {
   g_return_val_if_fail (rec != NULL && dst != NULL, FALSE);
   if (!check_float ("random_uniform", dst, error))
@@ -110,9 +109,9 @@ dl_op_random_uniform (DlRecorder *rec, DlTensor *dst, guint64 seed, guint64 offs
 void
 dl_dropout_params (float p, uint32_t *threshold, float *scale)
 {
-  double t = ldexp ((double) p, 32);
-  *threshold = t >= 4294967295.0 ? G_MAXUINT32 : (uint32_t) llround (t);
-  *scale = (float) (1.0 / (1.0 - (double) p));
+  double t = ldexp ((double)p, 32);
+  *threshold = t >= 4294967295.0 ? G_MAXUINT32 : (uint32_t)llround (t);
+  *scale = (float)(1.0 / (1.0 - (double)p));
 }
 
 gboolean

@@ -9,38 +9,39 @@
 #include <math.h>
 
 #define WG 256
-#define ROW_CHUNK 4096      /* elements per workgroup in ROW mode */
-#define COL_CHUNK 64        /* rows per thread in COL mode */
+#define ROW_CHUNK 4096 /* elements per workgroup in ROW mode */
+#define COL_CHUNK 64   /* rows per thread in COL mode */
 #define TARGET_THREADS 16384
 
-typedef struct {
+typedef struct
+{
   uint32_t outer, R, inner, chunk, nchunks, off_a, off_d;
   float scale;
   uint32_t col_mode;
 } ReducePush;
 
 static gboolean
-reduce_pass (DlRecorder *rec, DlTensor *dst, DlTensor *src, int64_t outer, int64_t R, int64_t inner,
-             int64_t chunk, int64_t nchunks, float scale, GError **error)
+reduce_pass (DlRecorder *rec, DlTensor *dst, DlTensor *src, int64_t outer, int64_t R, int64_t inner, int64_t chunk,
+             int64_t nchunks, float scale, GError **error)
 {
-  DlPipeline *p = dl_op_pipeline (rec, error, "reduce_sum_%s_%s", dl_dtype_name (src->dtype),
-                                  dl_dtype_name (dst->dtype));
+  DlPipeline *p =
+    dl_op_pipeline (rec, error, "reduce_sum_%s_%s", dl_dtype_name (src->dtype), dl_dtype_name (dst->dtype));
   if (!p)
     return FALSE;
   DlBinding b[2] = { dl_op_bind (rec, src, FALSE), dl_op_bind (rec, dst, TRUE) };
   ReducePush pc = {
-    .outer = (uint32_t) outer,
-    .R = (uint32_t) R,
-    .inner = (uint32_t) inner,
-    .chunk = (uint32_t) chunk,
-    .nchunks = (uint32_t) nchunks,
+    .outer = (uint32_t)outer,
+    .R = (uint32_t)R,
+    .inner = (uint32_t)inner,
+    .chunk = (uint32_t)chunk,
+    .nchunks = (uint32_t)nchunks,
     .off_a = dl_binding_shader_offset (&b[0], dl_dtype_size (src->dtype)),
     .off_d = dl_binding_shader_offset (&b[1], dl_dtype_size (dst->dtype)),
     .scale = scale,
     .col_mode = inner > 1,
   };
-  guint32 groups = inner > 1 ? dl_op_groups (rec, outer * nchunks * inner, WG)
-                             : (guint32) MIN (outer * nchunks, (int64_t) 65535);
+  guint32 groups =
+    inner > 1 ? dl_op_groups (rec, outer * nchunks * inner, WG) : (guint32)MIN (outer * nchunks, (int64_t)65535);
   return dl_recorder_dispatch (rec, p, b, 2, &pc, sizeof pc, MAX (groups, 1), 1, 1, error);
 }
 
@@ -60,8 +61,8 @@ reduce (DlRecorder *rec, DlTensor *dst, DlTensor *src, int64_t outer, int64_t R,
     return reduce_pass (rec, dst, src, outer, R, inner, R, 1, scale, error);
 
   int64_t shape[3] = { outer, nchunks, inner };
-  g_autoptr (DlTensor) partial = dl_tensor_new (dl_recorder_get_device (rec), "reduce partial sums", DL_DTYPE_F32,
-                                                3, shape, error);
+  g_autoptr (DlTensor) partial =
+    dl_tensor_new (dl_recorder_get_device (rec), "reduce partial sums", DL_DTYPE_F32, 3, shape, error);
   if (!partial)
     return FALSE;
   if (!reduce_pass (rec, partial, src, outer, R, inner, chunk, nchunks, 1.0f, error))
@@ -94,8 +95,8 @@ reduce_axis (const char *op, DlRecorder *rec, DlTensor *dst, DlTensor *src, int 
   int ax = axis < 0 ? axis + src->ndim : axis;
   if (ax < 0 || ax >= src->ndim)
     {
-      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "%s: axis %d out of range for %d dimensions", op,
-                   axis, src->ndim);
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "%s: axis %d out of range for %d dimensions", op, axis,
+                   src->ndim);
       return FALSE;
     }
   int64_t outer = 1, inner = 1, R = src->shape[ax];
@@ -109,7 +110,7 @@ reduce_axis (const char *op, DlRecorder *rec, DlTensor *dst, DlTensor *src, int 
     return TRUE;
   if (R == 0)
     return dl_op_fill (rec, dst, mean ? NAN : 0.0, error);
-  return reduce (rec, dst, src, outer, R, inner, mean ? (float) (1.0 / (double) R) : 1.0f, error);
+  return reduce (rec, dst, src, outer, R, inner, mean ? (float)(1.0 / (double)R) : 1.0f, error);
 }
 
 gboolean
@@ -133,7 +134,7 @@ reduce_all (const char *op, DlRecorder *rec, DlTensor *dst, DlTensor *src, gbool
   int64_t n = dl_tensor_numel (src);
   if (n == 0)
     return dl_op_fill (rec, dst, mean ? NAN : 0.0, error);
-  return reduce (rec, dst, src, 1, n, 1, mean ? (float) (1.0 / (double) n) : 1.0f, error);
+  return reduce (rec, dst, src, 1, n, 1, mean ? (float)(1.0 / (double)n) : 1.0f, error);
 }
 
 gboolean

@@ -5,11 +5,13 @@
 
 #define WG 256
 
-typedef struct {
+typedef struct
+{
   uint32_t n, H, W, off_s, off_d;
 } UpsamplePush;
 
-typedef struct {
+typedef struct
+{
   uint32_t n, slice, row, start, off_s, off_d;
 } SlicePush;
 
@@ -61,9 +63,9 @@ run_upsample (DlRecorder *rec, const char *shader, DlTensor *dst, DlTensor *src,
   gsize es = dl_dtype_size (dst->dtype);
   DlBinding b[2] = { dl_op_bind (rec, src, FALSE), dl_op_bind (rec, dst, TRUE) };
   UpsamplePush pc = {
-    .n = (uint32_t) n,
-    .H = (uint32_t) small->shape[2],
-    .W = (uint32_t) small->shape[3],
+    .n = (uint32_t)n,
+    .H = (uint32_t)small->shape[2],
+    .W = (uint32_t)small->shape[3],
     .off_s = dl_binding_shader_offset (&b[0], es),
     .off_d = dl_binding_shader_offset (&b[1], es),
   };
@@ -112,8 +114,8 @@ run_slice (DlRecorder *rec, DlTensor *y, DlTensor *t, int64_t c0, gboolean scatt
   int64_t inner = 1;
   for (int i = 2; i < y->ndim; i++)
     inner *= y->shape[i];
-  DlPipeline *p = dl_op_pipeline (rec, error, "chan_slice_%s_%s", scatter ? "scatter" : "gather",
-                                  dl_dtype_name (y->dtype));
+  DlPipeline *p =
+    dl_op_pipeline (rec, error, "chan_slice_%s_%s", scatter ? "scatter" : "gather", dl_dtype_name (y->dtype));
   if (!p)
     return FALSE;
   gsize es = dl_dtype_size (y->dtype);
@@ -122,10 +124,10 @@ run_slice (DlRecorder *rec, DlTensor *y, DlTensor *t, int64_t c0, gboolean scatt
   b[0] = dl_op_bind (rec, src, FALSE);
   b[1] = dl_op_bind (rec, dst, TRUE);
   SlicePush pc = {
-    .n = (uint32_t) n,
-    .slice = (uint32_t) (t->shape[1] * inner),
-    .row = (uint32_t) (y->shape[1] * inner),
-    .start = (uint32_t) (c0 * inner),
+    .n = (uint32_t)n,
+    .slice = (uint32_t)(t->shape[1] * inner),
+    .row = (uint32_t)(y->shape[1] * inner),
+    .start = (uint32_t)(c0 * inner),
     .off_s = dl_binding_shader_offset (&b[0], es),
     .off_d = dl_binding_shader_offset (&b[1], es),
   };
@@ -144,8 +146,7 @@ dl_op_concat_channels (DlRecorder *rec, DlTensor *y, DlTensor *a, DlTensor *b, G
       g_autofree char *dy = dl_tensor_describe (y);
       g_autofree char *da = dl_tensor_describe (a);
       g_autofree char *db = dl_tensor_describe (b);
-      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "concat_channels: %s cannot hold %s and %s", dy, da,
-                   db);
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "concat_channels: %s cannot hold %s and %s", dy, da, db);
       return FALSE;
     }
   return run_slice (rec, y, a, 0, TRUE, error) && run_slice (rec, y, b, a->shape[1], TRUE, error);

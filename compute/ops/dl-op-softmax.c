@@ -3,7 +3,8 @@
 
 #include "dl-op-util.h"
 
-typedef struct {
+typedef struct
+{
   uint32_t rows, n;
   uint32_t off_a, off_g, off_d;
   float scale;
@@ -50,7 +51,7 @@ run (DlRecorder *rec, const char *shader, DlTensor *out, DlTensor *a, DlTensor *
   DlBinding b[3];
   guint nb = 0;
   gsize es = dl_dtype_size (out->dtype);
-  SoftmaxPush pc = { .rows = (uint32_t) rows, .n = (uint32_t) n, .scale = scale };
+  SoftmaxPush pc = { .rows = (uint32_t)rows, .n = (uint32_t)n, .scale = scale };
   b[nb] = dl_op_bind (rec, a, FALSE);
   pc.off_a = dl_binding_shader_offset (&b[nb++], es);
   if (g)
@@ -60,7 +61,7 @@ run (DlRecorder *rec, const char *shader, DlTensor *out, DlTensor *a, DlTensor *
     }
   b[nb] = dl_op_bind (rec, out, TRUE);
   pc.off_d = dl_binding_shader_offset (&b[nb++], es);
-  guint32 groups = (guint32) MIN (rows, 65535);
+  guint32 groups = (guint32)MIN (rows, 65535);
   return dl_recorder_dispatch (rec, p, b, nb, &pc, sizeof pc, groups, 1, 1, error);
 }
 

@@ -13,7 +13,6 @@ gboolean dl_op_softmax (DlRecorder *rec, DlTensor *y, DlTensor *x, float scale, 
 
 /* dx = scale * y * (dy - sum(dy * y)) along the last dimension, from the forward
  * output y.  All three share shape and dtype; dx may be dy. */
-gboolean dl_op_softmax_backward (DlRecorder *rec, DlTensor *dx, DlTensor *y, DlTensor *dy, float scale,
-                                 GError **error);
+gboolean dl_op_softmax_backward (DlRecorder *rec, DlTensor *dx, DlTensor *y, DlTensor *dy, float scale, GError **error);
 
 G_END_DECLS

@@ -9,7 +9,7 @@
 static void
 hold_storage (DlRecorder *rec, DlTensor *t)
 {
-  dl_recorder_hold (rec, dl_tensor_ref (dl_tensor_get_storage (t)), (GDestroyNotify) dl_tensor_unref);
+  dl_recorder_hold (rec, dl_tensor_ref (dl_tensor_get_storage (t)), (GDestroyNotify)dl_tensor_unref);
 }
 
 DlBinding
@@ -41,7 +41,7 @@ dl_op_groups (DlRecorder *rec, int64_t n, guint wg)
 {
   const DlDeviceInfo *info = dl_device_get_info (dl_recorder_get_device (rec));
   int64_t g = (n + wg - 1) / wg;
-  return (guint32) CLAMP (g, 1, (int64_t) info->max_elementwise_workgroups);
+  return (guint32)CLAMP (g, 1, (int64_t)info->max_elementwise_workgroups);
 }
 
 int64_t
@@ -50,7 +50,7 @@ dl_op_max_binding_elems (DlRecorder *rec, DlDType dtype)
   /* leave room for the descriptor's alignment slack */
   guint64 bytes = dl_recorder_get_max_binding_range (rec) - DL_BINDING_ALIGN;
   bytes -= bytes % DL_BINDING_ALIGN;
-  return (int64_t) (bytes / dl_dtype_size (dtype));
+  return (int64_t)(bytes / dl_dtype_size (dtype));
 }
 
 /* elements per slice along shape[0] */
@@ -112,7 +112,7 @@ dl_op_check_dtype (const char *op, DlTensor *t, guint allowed_mask, GError **err
 gboolean
 dl_op_check_fits_u32 (const char *op, DlTensor *t, GError **error)
 {
-  if (dl_tensor_numel (t) <= (int64_t) G_MAXUINT32)
+  if (dl_tensor_numel (t) <= (int64_t)G_MAXUINT32)
     return TRUE;
   g_autofree char *d = dl_tensor_describe (t);
   g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "%s: %s has more than 2^32 elements", op, d);

@@ -110,14 +110,14 @@ void
 ref_activation_forward (float *y, const float *x, gsize n, int act)
 {
   for (gsize i = 0; i < n; i++)
-    y[i] = (float) ref_act_value (act, x[i]);
+    y[i] = (float)ref_act_value (act, x[i]);
 }
 
 void
 ref_activation_backward (float *dx, const float *x, const float *dy, gsize n, int act)
 {
   for (gsize i = 0; i < n; i++)
-    dx[i] = (float) ((double) dy[i] * ref_act_derivative (act, x[i]));
+    dx[i] = (float)((double)dy[i] * ref_act_derivative (act, x[i]));
 }
 
 void
@@ -125,7 +125,7 @@ ref_geglu_forward (float *y, const float *x, int64_t rows, int64_t F)
 {
   for (int64_t r = 0; r < rows; r++)
     for (int64_t j = 0; j < F; j++)
-      y[r * F + j] = (float) ((double) x[r * 2 * F + j] * ref_act_value (REF_ACT_GELU, x[r * 2 * F + F + j]));
+      y[r * F + j] = (float)((double)x[r * 2 * F + j] * ref_act_value (REF_ACT_GELU, x[r * 2 * F + F + j]));
 }
 
 void
@@ -135,7 +135,7 @@ ref_geglu_backward (float *dx, const float *x, const float *dy, int64_t rows, in
     for (int64_t j = 0; j < F; j++)
       {
         double h = x[r * 2 * F + j], g = x[r * 2 * F + F + j], d = dy[r * F + j];
-        dx[r * 2 * F + j] = (float) (d * ref_act_value (REF_ACT_GELU, g));
-        dx[r * 2 * F + F + j] = (float) (d * h * ref_act_derivative (REF_ACT_GELU, g));
+        dx[r * 2 * F + j] = (float)(d * ref_act_value (REF_ACT_GELU, g));
+        dx[r * 2 * F + F + j] = (float)(d * h * ref_act_derivative (REF_ACT_GELU, g));
       }
 }

@@ -8,7 +8,8 @@
 G_BEGIN_DECLS
 
 /* Activation codes in DlActivation order (ops/dl-op-activation.h). */
-enum {
+enum
+{
   REF_ACT_SILU,       /* x·σ(x) */
   REF_ACT_GELU,       /* x·Φ(x) = 0.5x(1 + erf(x/√2)) */
   REF_ACT_GELU_TANH,  /* 0.5x(1 + tanh(√(2/π)(x + 0.044715x³))) */
@@ -19,8 +20,8 @@ enum {
   REF_ACT_HARDSWISH,  /* x·min(max(x + 3, 0), 6)/6 */
   REF_ACT_TANH,
   REF_ACT_SIGMOID,
-  REF_ACT_MISH,       /* x·tanh(log(1 + exp(x))) */
-  REF_ACT_SOFTSIGN,   /* x/(1 + |x|) */
+  REF_ACT_MISH,     /* x·tanh(log(1 + exp(x))) */
+  REF_ACT_SOFTSIGN, /* x/(1 + |x|) */
   REF_ACT_COUNT
 };
 

@@ -11,7 +11,8 @@ G_BEGIN_DECLS
 
 /* The per-step scalars, as the hyper buffer holds them (DL_ADAMW_H_*); here
  * grad_scale already includes the clip coefficient (grad_scale * clip in float). */
-typedef struct {
+typedef struct
+{
   float decay, beta1, one_minus_beta1, beta2, one_minus_beta2, step_size, bc2_sqrt, eps, grad_scale;
 } RefAdamW8bitHyper;
 

@@ -24,7 +24,7 @@ probabilities (double *P, float *lse, const float *q, const float *k, int64_t b,
             }
           double s = 0;
           for (int64_t d = 0; d < D; d++)
-            s += (double) AT (q, b, Nq, i, h, d) * AT (k, b, Nk, j, h, d);
+            s += (double)AT (q, b, Nq, i, h, d) * AT (k, b, Nk, j, h, d);
           row[j] = s * scale;
           m = fmax (m, row[j]);
         }
@@ -37,7 +37,7 @@ probabilities (double *P, float *lse, const float *q, const float *k, int64_t b,
       for (int64_t j = 0; j < Nk; j++)
         row[j] = sum > 0 ? row[j] / sum : 0.0;
       if (lse)
-        lse[(b * H + h) * Nq + i] = (float) (m + log (sum));
+        lse[(b * H + h) * Nq + i] = (float)(m + log (sum));
     }
 }
 
@@ -56,7 +56,7 @@ ref_attention_forward (float *o, float *lse, const float *q, const float *k, con
               double s = 0;
               for (int64_t j = 0; j < Nk; j++)
                 s += P[i * Nk + j] * AT (v, b, Nk, j, h, d);
-              AT (o, b, Nq, i, h, d) = (float) s;
+              AT (o, b, Nq, i, h, d) = (float)s;
             }
       }
   g_free (P);
@@ -83,7 +83,7 @@ ref_attention_backward (float *dq, float *dk, float *dv, const float *q, const f
               {
                 double dp = 0;
                 for (int64_t d = 0; d < D; d++)
-                  dp += (double) AT (dout, b, Nq, i, h, d) * AT (v, b, Nk, j, h, d);
+                  dp += (double)AT (dout, b, Nq, i, h, d) * AT (v, b, Nk, j, h, d);
                 dS[i * Nk + j] = dp;
                 rowdot += P[i * Nk + j] * dp;
               }
@@ -97,7 +97,7 @@ ref_attention_backward (float *dq, float *dk, float *dv, const float *q, const f
                 double s = 0;
                 for (int64_t j = 0; j < Nk; j++)
                   s += dS[i * Nk + j] * AT (k, b, Nk, j, h, d);
-                AT (dq, b, Nq, i, h, d) = (float) (s * scale);
+                AT (dq, b, Nq, i, h, d) = (float)(s * scale);
               }
         /* dK = scale dSᵀ q, dV = Pᵀ dO, accumulated row by row (cache-friendly) */
         for (int64_t x = 0; x < Nk * D; x++)
@@ -116,9 +116,9 @@ ref_attention_backward (float *dq, float *dk, float *dv, const float *q, const f
           for (int64_t d = 0; d < D; d++)
             {
               if (dk)
-                AT (dk, b, Nk, j, h, d) = (float) (gk[j * D + d] * scale);
+                AT (dk, b, Nk, j, h, d) = (float)(gk[j * D + d] * scale);
               if (dv)
-                AT (dv, b, Nk, j, h, d) = (float) gv[j * D + d];
+                AT (dv, b, Nk, j, h, d) = (float)gv[j * D + d];
             }
       }
   g_free (P);

@@ -15,7 +15,7 @@ ref_round_to_dtype (float *x, gsize n, DlDType dtype)
         x[i] = dl_bf16_to_f32 (dl_f32_to_bf16 (x[i]));
         break;
       case DL_DTYPE_I32:
-        x[i] = (float) (int32_t) x[i];
+        x[i] = (float)(int32_t)x[i];
         break;
       case DL_DTYPE_F32:
       case DL_N_DTYPES:
@@ -61,8 +61,8 @@ broadcast_strides (int ndim, const int64_t *shape, const int64_t dne[4], int64_t
 }
 
 void
-ref_binary (int op, float *d, int d_ndim, const int64_t *d_shape, const float *a, int a_ndim,
-            const int64_t *a_shape, const float *b, int b_ndim, const int64_t *b_shape)
+ref_binary (int op, float *d, int d_ndim, const int64_t *d_shape, const float *a, int a_ndim, const int64_t *a_shape,
+            const float *b, int b_ndim, const int64_t *b_shape)
 {
   int64_t ne[4], sa[4], sb[4];
   pad4 (d_ndim, d_shape, ne);
@@ -73,7 +73,7 @@ ref_binary (int op, float *d, int d_ndim, const int64_t *d_shape, const float *a
     {
       double x = a[offset4 (i, ne, sa)], y = b[offset4 (i, ne, sb)];
       double r = op == 0 ? x + y : op == 1 ? x - y : op == 2 ? x * y : x / y;
-      d[i] = (float) r;
+      d[i] = (float)r;
     }
 }
 
@@ -98,7 +98,7 @@ ref_sum (float *d, const float *src, int64_t outer, int64_t R, int64_t inner, do
         double s = 0;
         for (int64_t r = 0; r < R; r++)
           s += src[(o * R + r) * inner + i];
-        d[o * inner + i] = (float) (s * scale);
+        d[o * inner + i] = (float)(s * scale);
       }
 }
 
@@ -125,8 +125,8 @@ ref_matmul (float *d, const float *a, gboolean trans_a, const float *b, gboolean
             if (bias)
               v += bias[n];
             if (beta != 0.0f)
-              v += (double) beta * dp[m * N + n];
-            dp[m * N + n] = (float) v;
+              v += (double)beta * dp[m * N + n];
+            dp[m * N + n] = (float)v;
           }
     }
 }

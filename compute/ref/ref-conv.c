@@ -38,11 +38,11 @@ ref_conv2d_forward (float *y, const float *x, const float *w, const float *bias,
                       int64_t iw = tap (ow, kw, s->W, s);
                       if (iw < 0)
                         continue;
-                      acc += (double) w[((co * s->Cin + ci) * s->KH + kh) * s->KW + kw] *
+                      acc += (double)w[((co * s->Cin + ci) * s->KH + kh) * s->KW + kw] *
                              x[((n * s->Cin + ci) * s->H + ih) * s->W + iw];
                     }
                 }
-            y[((n * s->Cout + co) * s->Ho + oh) * s->Wo + ow] = (float) acc;
+            y[((n * s->Cout + co) * s->Ho + oh) * s->Wo + ow] = (float)acc;
           }
 }
 
@@ -50,7 +50,7 @@ static void
 store (float *dst, const double *src, int64_t n, gboolean accumulate)
 {
   for (int64_t i = 0; i < n; i++)
-    dst[i] = (float) (accumulate ? dst[i] + src[i] : src[i]);
+    dst[i] = (float)(accumulate ? dst[i] + src[i] : src[i]);
 }
 
 void
@@ -110,14 +110,14 @@ ref_linear_forward (float *y, const float *x, const float *w, const float *bias,
       {
         double acc = bias ? bias[n] : 0.0;
         for (int64_t k = 0; k < K; k++)
-          acc += (double) x[r * K + k] * w[n * K + k];
-        y[r * N + n] = (float) acc;
+          acc += (double)x[r * K + k] * w[n * K + k];
+        y[r * N + n] = (float)acc;
       }
 }
 
 void
-ref_linear_backward (float *dx, float *dw, float *dbias, const float *x, const float *w, const float *dy,
-                     int64_t R, int64_t K, int64_t N, gboolean accumulate)
+ref_linear_backward (float *dx, float *dw, float *dbias, const float *x, const float *w, const float *dy, int64_t R,
+                     int64_t K, int64_t N, gboolean accumulate)
 {
   if (dx)
     for (int64_t r = 0; r < R; r++)
@@ -125,8 +125,8 @@ ref_linear_backward (float *dx, float *dw, float *dbias, const float *x, const f
         {
           double acc = 0;
           for (int64_t n = 0; n < N; n++)
-            acc += (double) dy[r * N + n] * w[n * K + k];
-          dx[r * K + k] = (float) acc;
+            acc += (double)dy[r * N + n] * w[n * K + k];
+          dx[r * K + k] = (float)acc;
         }
   if (dw)
     for (int64_t n = 0; n < N; n++)
@@ -134,8 +134,8 @@ ref_linear_backward (float *dx, float *dw, float *dbias, const float *x, const f
         {
           double acc = accumulate ? dw[n * K + k] : 0.0;
           for (int64_t r = 0; r < R; r++)
-            acc += (double) dy[r * N + n] * x[r * K + k];
-          dw[n * K + k] = (float) acc;
+            acc += (double)dy[r * N + n] * x[r * K + k];
+          dw[n * K + k] = (float)acc;
         }
   if (dbias)
     for (int64_t n = 0; n < N; n++)
@@ -143,6 +143,6 @@ ref_linear_backward (float *dx, float *dw, float *dbias, const float *x, const f
         double acc = accumulate ? dbias[n] : 0.0;
         for (int64_t r = 0; r < R; r++)
           acc += dy[r * N + n];
-        dbias[n] = (float) acc;
+        dbias[n] = (float)acc;
       }
 }

@@ -8,11 +8,12 @@
 
 G_BEGIN_DECLS
 
-typedef struct {
-  int64_t N, Cin, H, W;   /* input */
-  int64_t Cout, KH, KW;   /* weight */
-  int64_t stride, pad;    /* same on both axes */
-  int64_t Ho, Wo;         /* output, from ref_conv2d_shape_init */
+typedef struct
+{
+  int64_t N, Cin, H, W; /* input */
+  int64_t Cout, KH, KW; /* weight */
+  int64_t stride, pad;  /* same on both axes */
+  int64_t Ho, Wo;       /* output, from ref_conv2d_shape_init */
 } RefConv2dShape;
 
 /* Fills Ho and Wo: floor((H + 2 pad - KH) / stride) + 1 (likewise for W). */
@@ -32,8 +33,7 @@ void ref_conv2d_backward (float *dx, float *dw, float *dbias, const float *x, co
 
 /* reference: torch.nn.functional.linear.  y [R, N] = x [R, K] · wᵀ + bias, w [N, K];
  * bias may be NULL. */
-void ref_linear_forward (float *y, const float *x, const float *w, const float *bias, int64_t R, int64_t K,
-                         int64_t N);
+void ref_linear_forward (float *y, const float *x, const float *w, const float *bias, int64_t R, int64_t K, int64_t N);
 
 /* dx = dy · w (overwritten); dw = dyᵀ · x and dbias = Σ_rows dy (overwritten or,
  * when `accumulate`, added into).  Any output may be NULL. */

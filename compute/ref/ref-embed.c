@@ -10,7 +10,7 @@ ref_embedding_forward_ex (float *out, const int32_t *ids, const float *table, in
   for (int64_t b = 0; b < B; b++)
     for (int64_t t = 0; t < T; t++)
       {
-        int64_t row = (int64_t) ids[b * T + t] - id_base;
+        int64_t row = (int64_t)ids[b * T + t] - id_base;
         gboolean in_table = row >= 0 && row < V;
         if (accumulate && !in_table && !pos)
           continue;
@@ -21,7 +21,7 @@ ref_embedding_forward_ex (float *out, const int32_t *ids, const float *table, in
             if (pos)
               v += pos[(t + pos_offset) * C + c];
             float *o = &out[(b * T + t) * C + c];
-            *o = accumulate ? (float) ((double) *o + (float) v) : (float) v;
+            *o = accumulate ? (float)((double)*o + (float)v) : (float)v;
           }
       }
 }
@@ -42,13 +42,13 @@ ref_embedding_backward_ex (float *dtable, int64_t id_base, float *dpos, const in
       double *acc = g_new0 (double, MAX (V * C, 1));
       for (int64_t q = 0; q < B * T; q++)
         {
-          int64_t row = (int64_t) ids[q] - id_base;
+          int64_t row = (int64_t)ids[q] - id_base;
           if (row >= 0 && row < V)
             for (int64_t c = 0; c < C; c++)
               acc[row * C + c] += dout[q * C + c];
         }
       for (int64_t i = 0; i < V * C; i++)
-        dtable[i] = (float) (dtable[i] + acc[i]);
+        dtable[i] = (float)(dtable[i] + acc[i]);
       g_free (acc);
     }
   if (dpos)
@@ -58,7 +58,7 @@ ref_embedding_backward_ex (float *dtable, int64_t id_base, float *dpos, const in
           double s = dpos[(t + pos_offset) * C + c];
           for (int64_t b = 0; b < B; b++)
             s += dout[(b * T + t) * C + c];
-          dpos[(t + pos_offset) * C + c] = (float) s;
+          dpos[(t + pos_offset) * C + c] = (float)s;
         }
 }
 
@@ -74,14 +74,14 @@ ref_timestep_embedding (float *out, const float *timesteps, int64_t B, int64_t d
                         float freq_shift, float scale, double max_period)
 {
   int64_t half = dim / 2;
-  float nlp = (float) -log (max_period);
-  float denom = (float) half - freq_shift;
+  float nlp = (float)-log (max_period);
+  float denom = (float)half - freq_shift;
   for (int64_t b = 0; b < B; b++)
     {
       float *row = out + b * dim;
       for (int64_t i = 0; i < half; i++)
         {
-          float e = nlp * (float) i;
+          float e = nlp * (float)i;
           float ed = e / denom;
           float f = expf (ed);
           float a0 = timesteps[b] * f;

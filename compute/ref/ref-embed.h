@@ -8,8 +8,8 @@ G_BEGIN_DECLS
 
 /* reference: CLIPTextEmbeddings: out[b, t] = table[ids[b, t]] + pos[t + pos_offset]
  * (pos may be NULL); ids outside [0, V) give zero rows (torch would raise). */
-void ref_embedding_forward (float *out, const int32_t *ids, const float *table, const float *pos, int64_t B,
-                            int64_t T, int64_t C, int64_t V, int64_t pos_offset);
+void ref_embedding_forward (float *out, const int32_t *ids, const float *table, const float *pos, int64_t B, int64_t T,
+                            int64_t C, int64_t V, int64_t pos_offset);
 
 /* The same with row r of the table holding id id_base + r (ids outside
  * [id_base, id_base + V) give zero rows).  With `accumulate` the float sum

@@ -15,11 +15,11 @@ moments (const float *v, int64_t n, double *mean, double *var)
   double s = 0;
   for (int64_t i = 0; i < n; i++)
     s += v[i];
-  double m = s / (double) n, q = 0;
+  double m = s / (double)n, q = 0;
   for (int64_t i = 0; i < n; i++)
-    q += ((double) v[i] - m) * ((double) v[i] - m);
+    q += ((double)v[i] - m) * ((double)v[i] - m);
   *mean = m;
-  *var = q / (double) n;
+  *var = q / (double)n;
 }
 
 void
@@ -36,22 +36,22 @@ ref_group_norm_forward (float *y, float *mean, float *rstd, const float *x, cons
         moments (xg, M, &m, &var);
         double r = 1.0 / sqrt (var + eps);
         if (mean)
-          mean[n * G + g] = (float) m;
+          mean[n * G + g] = (float)m;
         if (rstd)
-          rstd[n * G + g] = (float) r;
+          rstd[n * G + g] = (float)r;
         for (int64_t i = 0; i < M; i++)
           {
             int64_t c = g * Cg + i / S;
-            double z = ((double) xg[i] - m) * r * (gamma ? gamma[c] : 1.0) + (beta ? beta[c] : 0.0);
-            yg[i] = (float) (silu ? z * sigmoid (z) : z);
+            double z = ((double)xg[i] - m) * r * (gamma ? gamma[c] : 1.0) + (beta ? beta[c] : 0.0);
+            yg[i] = (float)(silu ? z * sigmoid (z) : z);
           }
       }
 }
 
 void
-ref_group_norm_backward (float *dx, float *dgamma, float *dbeta, const float *x, const float *gamma,
-                         const float *beta, const float *mean, const float *rstd, const float *dy, int64_t N,
-                         int64_t C, int64_t S, int64_t G, gboolean silu)
+ref_group_norm_backward (float *dx, float *dgamma, float *dbeta, const float *x, const float *gamma, const float *beta,
+                         const float *mean, const float *rstd, const float *dy, int64_t N, int64_t C, int64_t S,
+                         int64_t G, gboolean silu)
 {
   int64_t Cg = C / G, M = Cg * S;
   double *dg = g_new0 (double, C), *db = g_new0 (double, C);
@@ -66,7 +66,7 @@ ref_group_norm_backward (float *dx, float *dgamma, float *dbeta, const float *x,
           {
             int64_t c = g * Cg + i / S;
             double gm = gamma ? gamma[c] : 1.0;
-            xh[i] = ((double) x[base + i] - m) * r;
+            xh[i] = ((double)x[base + i] - m) * r;
             double d = dy[base + i];
             if (silu)
               {
@@ -83,15 +83,15 @@ ref_group_norm_backward (float *dx, float *dgamma, float *dbeta, const float *x,
           for (int64_t i = 0; i < M; i++)
             {
               double gm = gamma ? gamma[g * Cg + i / S] : 1.0;
-              dx[base + i] = (float) (r * (dz[i] * gm - (s1 + xh[i] * s2) / (double) M));
+              dx[base + i] = (float)(r * (dz[i] * gm - (s1 + xh[i] * s2) / (double)M));
             }
       }
   for (int64_t c = 0; c < C; c++)
     {
       if (dgamma)
-        dgamma[c] = (float) dg[c];
+        dgamma[c] = (float)dg[c];
       if (dbeta)
-        dbeta[c] = (float) db[c];
+        dbeta[c] = (float)db[c];
     }
   g_free (dg);
   g_free (db);
@@ -110,17 +110,17 @@ ref_layer_norm_forward (float *y, float *mean, float *rstd, const float *x, cons
       moments (xr, C, &m, &var);
       double r = 1.0 / sqrt (var + eps);
       if (mean)
-        mean[row] = (float) m;
+        mean[row] = (float)m;
       if (rstd)
-        rstd[row] = (float) r;
+        rstd[row] = (float)r;
       for (int64_t c = 0; c < C; c++)
-        y[row * C + c] = (float) (((double) xr[c] - m) * r * (gamma ? gamma[c] : 1.0) + (beta ? beta[c] : 0.0));
+        y[row * C + c] = (float)(((double)xr[c] - m) * r * (gamma ? gamma[c] : 1.0) + (beta ? beta[c] : 0.0));
     }
 }
 
 void
-ref_layer_norm_backward (float *dx, float *dgamma, float *dbeta, const float *x, const float *gamma,
-                         const float *mean, const float *rstd, const float *dy, int64_t rows, int64_t C)
+ref_layer_norm_backward (float *dx, float *dgamma, float *dbeta, const float *x, const float *gamma, const float *mean,
+                         const float *rstd, const float *dy, int64_t rows, int64_t C)
 {
   double *dg = g_new0 (double, C), *db = g_new0 (double, C);
   for (int64_t row = 0; row < rows; row++)
@@ -129,7 +129,7 @@ ref_layer_norm_backward (float *dx, float *dgamma, float *dbeta, const float *x,
       double m = mean[row], r = rstd[row], s1 = 0, s2 = 0;
       for (int64_t c = 0; c < C; c++)
         {
-          double xh = ((double) xr[c] - m) * r, d = gr[c], gm = gamma ? gamma[c] : 1.0;
+          double xh = ((double)xr[c] - m) * r, d = gr[c], gm = gamma ? gamma[c] : 1.0;
           dg[c] += d * xh;
           db[c] += d;
           s1 += d * gm;
@@ -138,16 +138,16 @@ ref_layer_norm_backward (float *dx, float *dgamma, float *dbeta, const float *x,
       if (dx)
         for (int64_t c = 0; c < C; c++)
           {
-            double xh = ((double) xr[c] - m) * r, gm = gamma ? gamma[c] : 1.0;
-            dx[row * C + c] = (float) (r * (gr[c] * gm - (s1 + xh * s2) / (double) C));
+            double xh = ((double)xr[c] - m) * r, gm = gamma ? gamma[c] : 1.0;
+            dx[row * C + c] = (float)(r * (gr[c] * gm - (s1 + xh * s2) / (double)C));
           }
     }
   for (int64_t c = 0; c < C; c++)
     {
       if (dgamma)
-        dgamma[c] = (float) dg[c];
+        dgamma[c] = (float)dg[c];
       if (dbeta)
-        dbeta[c] = (float) db[c];
+        dbeta[c] = (float)db[c];
     }
   g_free (dg);
   g_free (db);

@@ -22,7 +22,7 @@ ref_upsample_nearest2x_backward (float *dx, const float *dy, int64_t planes, int
           for (int a = 0; a < 2; a++)
             for (int b = 0; b < 2; b++)
               s += dy[(p * 2 * H + 2 * i + a) * 2 * W + 2 * j + b];
-          dx[(p * H + i) * W + j] = (float) s;
+          dx[(p * H + i) * W + j] = (float)s;
         }
 }
 
@@ -31,7 +31,7 @@ ref_concat_channels (float *y, const float *a, const float *b, int64_t N, int64_
 {
   for (int64_t n = 0; n < N; n++)
     {
-      memcpy (y + n * (Ca + Cb) * inner, a + n * Ca * inner, (gsize) (Ca * inner) * sizeof (float));
-      memcpy (y + (n * (Ca + Cb) + Ca) * inner, b + n * Cb * inner, (gsize) (Cb * inner) * sizeof (float));
+      memcpy (y + n * (Ca + Cb) * inner, a + n * Ca * inner, (gsize)(Ca * inner) * sizeof (float));
+      memcpy (y + (n * (Ca + Cb) + Ca) * inner, b + n * Cb * inner, (gsize)(Cb * inner) * sizeof (float));
     }
 }

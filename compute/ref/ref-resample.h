@@ -14,7 +14,6 @@ void ref_upsample_nearest2x (float *y, const float *x, int64_t planes, int64_t H
 void ref_upsample_nearest2x_backward (float *dx, const float *dy, int64_t planes, int64_t H, int64_t W);
 
 /* reference: torch.cat([a, b], dim=1) for a [N, Ca, inner], b [N, Cb, inner]. */
-void ref_concat_channels (float *y, const float *a, const float *b, int64_t N, int64_t Ca, int64_t Cb,
-                          int64_t inner);
+void ref_concat_channels (float *y, const float *a, const float *b, int64_t N, int64_t Ca, int64_t Cb, int64_t inner);
 
 G_END_DECLS

@@ -5,7 +5,7 @@
 void
 dl_noise_schedule_config_sd15 (DlNoiseScheduleConfig *c)
 {
-  *c = (DlNoiseScheduleConfig) {
+  *c = (DlNoiseScheduleConfig){
     .num_train_timesteps = 1000,
     .beta_start = 0.00085,
     .beta_end = 0.012,
@@ -23,8 +23,8 @@ linspace_f32 (float start, float end, int n, int i)
 {
   if (n == 1)
     return start;
-  float step = (end - start) / (float) (n - 1);
-  return i < n / 2 ? start + step * (float) i : end - step * (float) (n - 1 - i);
+  float step = (end - start) / (float)(n - 1);
+  return i < n / 2 ? start + step * (float)i : end - step * (float)(n - 1 - i);
 }
 
 DlNoiseSchedule *
@@ -41,18 +41,18 @@ dl_noise_schedule_new (const DlNoiseScheduleConfig *config)
     {
       if (config->beta_schedule == DL_BETA_SCALED_LINEAR)
         {
-          float b = linspace_f32 ((float) sqrt (config->beta_start), (float) sqrt (config->beta_end), s->n, i);
+          float b = linspace_f32 ((float)sqrt (config->beta_start), (float)sqrt (config->beta_end), s->n, i);
           s->betas[i] = b * b;
         }
       else
-        s->betas[i] = linspace_f32 ((float) config->beta_start, (float) config->beta_end, s->n, i);
+        s->betas[i] = linspace_f32 ((float)config->beta_start, (float)config->beta_end, s->n, i);
     }
   /* torch.cumprod on the CPU accumulates float32 in double */
   double acc = 1.0;
   for (int i = 0; i < s->n; i++)
     {
-      acc *= (double) (1.0f - s->betas[i]);
-      float a = (float) acc;
+      acc *= (double)(1.0f - s->betas[i]);
+      float a = (float)acc;
       s->alphas_cumprod[i] = a;
       s->sigmas[i] = sqrtf ((1.0f - a) / a);
     }
@@ -95,7 +95,7 @@ dl_noise_schedule_snr (const DlNoiseSchedule *s, int t)
   /* diffusers: (sqrt(acp) / sqrt(1 - acp))^2, in float32 */
   float a = sqrtf (s->alphas_cumprod[t]), b = sqrtf (1.0f - s->alphas_cumprod[t]);
   float r = a / b;
-  return (double) (r * r);
+  return (double)(r * r);
 }
 
 double

@@ -6,17 +6,20 @@
 
 G_BEGIN_DECLS
 
-typedef enum {
+typedef enum
+{
   DL_PREDICTION_EPSILON,
   DL_PREDICTION_V,
 } DlPrediction;
 
-typedef enum {
+typedef enum
+{
   DL_BETA_SCALED_LINEAR, /* linspace(√start, √end, N)²: SD's "linear" in LDM terms */
   DL_BETA_LINEAR,
 } DlBetaSchedule;
 
-typedef struct {
+typedef struct
+{
   int num_train_timesteps;
   double beta_start;
   double beta_end;
@@ -29,12 +32,13 @@ typedef struct {
 /* SD 1.5's scheduler_config.json. */
 void dl_noise_schedule_config_sd15 (DlNoiseScheduleConfig *config);
 
-typedef struct {
+typedef struct
+{
   DlNoiseScheduleConfig config;
-  int n;                /* num_train_timesteps */
-  float *betas;         /* [n] */
+  int n;                 /* num_train_timesteps */
+  float *betas;          /* [n] */
   float *alphas_cumprod; /* [n], float32 cumulative product as diffusers computes it */
-  float *sigmas;        /* [n] sqrt((1 - acp) / acp), indexed by timestep */
+  float *sigmas;         /* [n] sqrt((1 - acp) / acp), indexed by timestep */
 } DlNoiseSchedule;
 
 DlNoiseSchedule *dl_noise_schedule_new (const DlNoiseScheduleConfig *config);

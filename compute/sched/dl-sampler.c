@@ -7,14 +7,15 @@
 #include <math.h>
 #include <string.h>
 
-struct _DlSampler {
+struct _DlSampler
+{
   const DlNoiseSchedule *sched; /* borrowed */
   DlSamplerKind kind;
   DlSigmaSchedule spacing;
   int steps;
   float *timesteps; /* [steps] */
   gboolean diffusers_dpm;
-  float *sigmas;    /* [steps + 1] for the k-samplers */
+  float *sigmas;       /* [steps + 1] for the k-samplers */
   float *old_denoised; /* DPM++ 2M history */
   gsize old_n;
   int last_step;
@@ -23,14 +24,13 @@ struct _DlSampler {
 /* the one list of sampler names (`dreamloom sample --sampler`, the trainer's --sample-sampler, the
  * window's previews), and what each is */
 static const char *const sampler_names[] = { "euler_a", "euler", "ddim", "dpmpp_2m_karras", "dpmpp_2m", NULL };
-static const struct {
+static const struct
+{
   DlSamplerKind kind;
   DlSigmaSchedule sigmas;
 } sampler_kinds[] = {
-  { DL_SAMPLER_EULER_A, DL_SIGMAS_KDIFFUSION },
-  { DL_SAMPLER_EULER, DL_SIGMAS_KDIFFUSION },
-  { DL_SAMPLER_DDIM, DL_SIGMAS_LEADING },
-  { DL_SAMPLER_DPMPP_2M, DL_SIGMAS_KARRAS },
+  { DL_SAMPLER_EULER_A, DL_SIGMAS_KDIFFUSION },  { DL_SAMPLER_EULER, DL_SIGMAS_KDIFFUSION },
+  { DL_SAMPLER_DDIM, DL_SIGMAS_LEADING },        { DL_SAMPLER_DPMPP_2M, DL_SIGMAS_KARRAS },
   { DL_SAMPLER_DPMPP_2M, DL_SIGMAS_KDIFFUSION },
 };
 G_STATIC_ASSERT (G_N_ELEMENTS (sampler_names) == G_N_ELEMENTS (sampler_kinds) + 1);
@@ -83,7 +83,7 @@ dl_sampler_label (const char *name)
 char *
 dl_sampler_names_joined (const char *separator)
 {
-  return g_strjoinv (separator, (char **) sampler_names);
+  return g_strjoinv (separator, (char **)sampler_names);
 }
 
 /* numpy.interp over the table sigma[t] (t = 0..n-1), in double */
@@ -94,9 +94,9 @@ interp_sigma (const DlNoiseSchedule *s, double t)
     return s->sigmas[0];
   if (t >= s->n - 1)
     return s->sigmas[s->n - 1];
-  int lo = (int) floor (t);
+  int lo = (int)floor (t);
   double w = t - lo;
-  return (1 - w) * (double) s->sigmas[lo] + w * (double) s->sigmas[lo + 1];
+  return (1 - w) * (double)s->sigmas[lo] + w * (double)s->sigmas[lo + 1];
 }
 
 /* k-diffusion DiscreteSchedule: interpolate log sigma */
@@ -107,9 +107,9 @@ t_to_sigma_log (const DlNoiseSchedule *s, double t)
     return s->sigmas[0];
   if (t >= s->n - 1)
     return s->sigmas[s->n - 1];
-  int lo = (int) floor (t);
+  int lo = (int)floor (t);
   double w = t - lo;
-  return exp ((1 - w) * log ((double) s->sigmas[lo]) + w * log ((double) s->sigmas[lo + 1]));
+  return exp ((1 - w) * log ((double)s->sigmas[lo]) + w * log ((double)s->sigmas[lo + 1]));
 }
 
 /* k-diffusion sigma_to_t: the fractional timestep whose log sigma this is */
@@ -117,14 +117,14 @@ static double
 sigma_to_t (const DlNoiseSchedule *s, double sigma)
 {
   double ls = log (sigma);
-  if (ls <= log ((double) s->sigmas[0]))
+  if (ls <= log ((double)s->sigmas[0]))
     return 0;
-  if (ls >= log ((double) s->sigmas[s->n - 1]))
+  if (ls >= log ((double)s->sigmas[s->n - 1]))
     return s->n - 1;
   int lo = 0;
-  while (lo < s->n - 2 && log ((double) s->sigmas[lo + 1]) <= ls)
+  while (lo < s->n - 2 && log ((double)s->sigmas[lo + 1]) <= ls)
     lo++;
-  double l0 = log ((double) s->sigmas[lo]), l1 = log ((double) s->sigmas[lo + 1]);
+  double l0 = log ((double)s->sigmas[lo]), l1 = log ((double)s->sigmas[lo + 1]);
   double w = (l0 - ls) / (l0 - l1);
   return lo + w;
 }
@@ -157,26 +157,26 @@ dl_sampler_new (const DlNoiseSchedule *sched, DlSamplerKind kind, DlSigmaSchedul
       {
         int ratio = N / steps;
         for (int i = 0; i < steps; i++)
-          s->timesteps[i] = (float) ((steps - 1 - i) * ratio + sched->config.steps_offset);
+          s->timesteps[i] = (float)((steps - 1 - i) * ratio + sched->config.steps_offset);
         for (int i = 0; i < steps; i++)
-          s->sigmas[i] = (float) interp_sigma (sched, s->timesteps[i]);
+          s->sigmas[i] = (float)interp_sigma (sched, s->timesteps[i]);
         break;
       }
     case DL_SIGMAS_LINSPACE:
       for (int i = 0; i < steps; i++)
         {
           /* numpy.linspace(0, N-1, steps, dtype=float32)[::-1] */
-          double t = steps == 1 ? 0 : (double) (N - 1) * (steps - 1 - i) / (steps - 1);
-          s->timesteps[i] = (float) t;
-          s->sigmas[i] = (float) interp_sigma (sched, s->timesteps[i]);
+          double t = steps == 1 ? 0 : (double)(N - 1) * (steps - 1 - i) / (steps - 1);
+          s->timesteps[i] = (float)t;
+          s->sigmas[i] = (float)interp_sigma (sched, s->timesteps[i]);
         }
       break;
     case DL_SIGMAS_KDIFFUSION:
       for (int i = 0; i < steps; i++)
         {
-          double t = steps == 1 ? N - 1 : (double) (N - 1) * (steps - 1 - i) / (steps - 1);
-          s->sigmas[i] = (float) t_to_sigma_log (sched, t);
-          s->timesteps[i] = (float) sigma_to_t (sched, s->sigmas[i]);
+          double t = steps == 1 ? N - 1 : (double)(N - 1) * (steps - 1 - i) / (steps - 1);
+          s->sigmas[i] = (float)t_to_sigma_log (sched, t);
+          s->timesteps[i] = (float)sigma_to_t (sched, s->sigmas[i]);
         }
       break;
     case DL_SIGMAS_KARRAS:
@@ -186,9 +186,9 @@ dl_sampler_new (const DlNoiseSchedule *sched, DlSamplerKind kind, DlSigmaSchedul
         double a = pow (smax, 1 / rho), b = pow (smin, 1 / rho);
         for (int i = 0; i < steps; i++)
           {
-            double ramp = steps == 1 ? 0 : (double) i / (steps - 1);
-            s->sigmas[i] = (float) pow (a + ramp * (b - a), rho);
-            s->timesteps[i] = (float) sigma_to_t (sched, s->sigmas[i]);
+            double ramp = steps == 1 ? 0 : (double)i / (steps - 1);
+            s->sigmas[i] = (float)pow (a + ramp * (b - a), rho);
+            s->timesteps[i] = (float)sigma_to_t (sched, s->sigmas[i]);
           }
         break;
       }
@@ -264,7 +264,7 @@ static void
 ddim_step (DlSampler *s, int i, const float *mo, float *x, float *x0_out, gsize n)
 {
   const DlNoiseSchedule *sc = s->sched;
-  int t = (int) s->timesteps[i];
+  int t = (int)s->timesteps[i];
   int prev = t - sc->n / s->steps;
   float a_t = sc->alphas_cumprod[t];
   float a_prev = prev >= 0 ? sc->alphas_cumprod[prev] : (sc->config.set_alpha_to_one ? 1.0f : sc->alphas_cumprod[0]);
@@ -322,11 +322,11 @@ dl_sampler_step (DlSampler *s, int i, const float *mo, float *x, const float *no
   if (s->kind == DL_SAMPLER_DPMPP_2M && sigma_next > 0)
     {
       double t = -log (sigma), t_next = -log (sigma_next), h = t_next - t;
-      ratio = sigma_next / (double) sigma;
+      ratio = sigma_next / (double)sigma;
       expm1_h = expm1 (-h);
       if (second_order)
         {
-          double h_last = t - (-log ((double) s->sigmas[i - 1]));
+          double h_last = t - (-log ((double)s->sigmas[i - 1]));
           r = h_last / h;
         }
     }
@@ -359,7 +359,7 @@ dl_sampler_step (DlSampler *s, int i, const float *mo, float *x, const float *no
                 double dd = den;
                 if (second_order)
                   dd = (1 + 1 / (2 * r)) * den - (1 / (2 * r)) * s->old_denoised[k];
-                x[k] = (float) (ratio * x[k] - expm1_h * dd);
+                x[k] = (float)(ratio * x[k] - expm1_h * dd);
               }
             s->old_denoised[k] = den;
             break;

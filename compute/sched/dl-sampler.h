@@ -11,14 +11,16 @@
 
 G_BEGIN_DECLS
 
-typedef enum {
-  DL_SAMPLER_DDIM,     /* eta 0 */
+typedef enum
+{
+  DL_SAMPLER_DDIM, /* eta 0 */
   DL_SAMPLER_EULER,
   DL_SAMPLER_EULER_A,  /* ancestral: needs fresh noise every step */
   DL_SAMPLER_DPMPP_2M, /* DPM-Solver++(2M); with Karras sigmas this is A1111's "DPM++ 2M Karras" */
 } DlSamplerKind;
 
-typedef enum {
+typedef enum
+{
   /* diffusers: timesteps linspace(0, N-1, steps) reversed, sigmas interpolated linearly */
   DL_SIGMAS_LINSPACE,
   /* diffusers "leading" (SD 1.5's DDIM/PNDM config): step_ratio spacing + steps_offset */

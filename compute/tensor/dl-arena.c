@@ -4,18 +4,21 @@
 
 #define ALIGN 256u
 
-typedef struct {
+typedef struct
+{
   DlTensor *storage; /* i32 tensor spanning the chunk */
   guint64 size;
   GArray *free; /* Range, sorted by offset, coalesced */
   guint64 used;
 } Chunk;
 
-typedef struct {
+typedef struct
+{
   guint64 offset, size;
 } Range;
 
-struct _DlArena {
+struct _DlArena
+{
   gint ref_count;
   DlDevice *device;
   char *name;
@@ -24,7 +27,8 @@ struct _DlArena {
   guint64 in_use, peak, reserved;
 };
 
-typedef struct {
+typedef struct
+{
   DlArena *arena;
   Chunk *chunk;
   guint64 offset, size;
@@ -47,7 +51,7 @@ dl_arena_new (DlDevice *device, const char *name, guint64 chunk_bytes)
   a->device = device;
   a->name = g_strdup (name ? name : "arena");
   a->chunk_bytes = MAX (chunk_bytes, 1 << 20);
-  a->chunks = g_ptr_array_new_with_free_func ((GDestroyNotify) chunk_free);
+  a->chunks = g_ptr_array_new_with_free_func ((GDestroyNotify)chunk_free);
   return a;
 }
 
@@ -78,7 +82,7 @@ chunk_take (Chunk *c, guint64 size, guint64 *offset)
     {
       Range *r = &g_array_index (c->free, Range, i);
       if (r->size >= size && (best < 0 || r->size < g_array_index (c->free, Range, best).size))
-        best = (int) i;
+        best = (int)i;
     }
   if (best < 0)
     return FALSE;
@@ -147,7 +151,7 @@ dl_arena_tensor (DlArena *a, const char *name, DlDType dtype, int ndim, const in
         }
       n *= shape[i];
     }
-  guint64 size = ((guint64) n * dl_dtype_size (dtype) + ALIGN - 1) / ALIGN * ALIGN;
+  guint64 size = ((guint64)n * dl_dtype_size (dtype) + ALIGN - 1) / ALIGN * ALIGN;
   size = MAX (size, ALIGN);
 
   Chunk *chunk = NULL;
@@ -159,7 +163,7 @@ dl_arena_tensor (DlArena *a, const char *name, DlDType dtype, int ndim, const in
     {
       guint64 bytes = MAX (a->chunk_bytes, size);
       g_autofree char *cname = g_strdup_printf ("%s chunk %u (for %s)", a->name, a->chunks->len, name);
-      DlTensor *storage = dl_tensor_new_1d (a->device, cname, DL_DTYPE_I32, (int64_t) (bytes / 4), error);
+      DlTensor *storage = dl_tensor_new_1d (a->device, cname, DL_DTYPE_I32, (int64_t)(bytes / 4), error);
       if (!storage)
         return NULL;
       chunk = g_new0 (Chunk, 1);

@@ -58,7 +58,7 @@ dl_tensor_new (DlDevice *device, const char *name, DlDType dtype, int ndim, cons
 
   if (!check_shape (name, ndim, shape, error))
     return NULL;
-  gsize bytes = (gsize) shape_numel (ndim, shape) * dl_dtype_size (dtype);
+  gsize bytes = (gsize)shape_numel (ndim, shape) * dl_dtype_size (dtype);
   DlAllocation *alloc = dl_memory_alloc (device, bytes, name, error);
   if (!alloc)
     return NULL;
@@ -92,22 +92,22 @@ dl_tensor_new_2d (DlDevice *device, const char *name, DlDType dtype, int64_t d0,
 }
 
 DlTensor *
-dl_tensor_new_4d (DlDevice *device, const char *name, DlDType dtype, int64_t d0, int64_t d1, int64_t d2,
-                  int64_t d3, GError **error)
+dl_tensor_new_4d (DlDevice *device, const char *name, DlDType dtype, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
+                  GError **error)
 {
   int64_t s[4] = { d0, d1, d2, d3 };
   return dl_tensor_new (device, name, dtype, 4, s, error);
 }
 
 DlTensor *
-dl_tensor_view_as (DlTensor *base, const char *name, guint64 byte_offset, DlDType dtype, int ndim,
-                   const int64_t *shape, GError **error)
+dl_tensor_view_as (DlTensor *base, const char *name, guint64 byte_offset, DlDType dtype, int ndim, const int64_t *shape,
+                   GError **error)
 {
   g_return_val_if_fail (base != NULL, NULL);
   g_return_val_if_fail (dtype < DL_N_DTYPES, NULL);
   if (!check_shape (name, ndim, shape, error))
     return NULL;
-  guint64 bytes = (guint64) shape_numel (ndim, shape) * dl_dtype_size (dtype);
+  guint64 bytes = (guint64)shape_numel (ndim, shape) * dl_dtype_size (dtype);
   if (byte_offset % dl_dtype_size (dtype) != 0 || byte_offset + bytes > dl_tensor_nbytes (base))
     {
       g_autofree char *s = dl_shape_to_string (ndim, shape);
@@ -136,11 +136,11 @@ dl_tensor_view_as (DlTensor *base, const char *name, guint64 byte_offset, DlDTyp
 }
 
 DlTensor *
-dl_tensor_view (DlTensor *base, const char *name, int64_t elem_offset, int ndim, const int64_t *shape,
-                GError **error)
+dl_tensor_view (DlTensor *base, const char *name, int64_t elem_offset, int ndim, const int64_t *shape, GError **error)
 {
   g_return_val_if_fail (base != NULL, NULL);
-  if (elem_offset < 0 || (ndim >= 0 && ndim <= DL_MAX_DIMS && shape_numel (ndim, shape) + elem_offset > dl_tensor_numel (base)))
+  if (elem_offset < 0 ||
+      (ndim >= 0 && ndim <= DL_MAX_DIMS && shape_numel (ndim, shape) + elem_offset > dl_tensor_numel (base)))
     {
       g_autofree char *s = ndim >= 0 && ndim <= DL_MAX_DIMS ? dl_shape_to_string (ndim, shape) : g_strdup ("?");
       g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
@@ -149,7 +149,7 @@ dl_tensor_view (DlTensor *base, const char *name, int64_t elem_offset, int ndim,
                    name ? name : "(unnamed)", s, elem_offset, base->name, dl_tensor_numel (base));
       return NULL;
     }
-  return dl_tensor_view_as (base, name ? name : base->name, (guint64) elem_offset * dl_dtype_size (base->dtype),
+  return dl_tensor_view_as (base, name ? name : base->name, (guint64)elem_offset * dl_dtype_size (base->dtype),
                             base->dtype, ndim, shape, error);
 }
 
@@ -209,7 +209,7 @@ dl_tensor_numel (const DlTensor *t)
 gsize
 dl_tensor_nbytes (const DlTensor *t)
 {
-  return (gsize) dl_tensor_numel (t) * dl_dtype_size (t->dtype);
+  return (gsize)dl_tensor_numel (t) * dl_dtype_size (t->dtype);
 }
 
 gboolean
@@ -235,7 +235,7 @@ dl_tensor_upload (DlTensor *t, const void *data, DlDType src_dtype, GError **err
 {
   g_return_val_if_fail (t != NULL, FALSE);
   g_return_val_if_fail (data != NULL || dl_tensor_numel (t) == 0, FALSE);
-  gsize n = (gsize) dl_tensor_numel (t);
+  gsize n = (gsize)dl_tensor_numel (t);
   if (n == 0)
     return TRUE;
   gboolean ok;
@@ -262,7 +262,7 @@ gboolean
 dl_tensor_download (DlTensor *t, void *data, DlDType dst_dtype, GError **error)
 {
   g_return_val_if_fail (t != NULL, FALSE);
-  gsize n = (gsize) dl_tensor_numel (t);
+  gsize n = (gsize)dl_tensor_numel (t);
   if (n == 0)
     return TRUE;
   gboolean ok;
@@ -312,7 +312,7 @@ dl_tensor_download_f32 (DlTensor *t, GError **error)
 DlBinding
 dl_tensor_binding (DlTensor *t, gboolean write)
 {
-  return (DlBinding) { t->block, t->offset, dl_tensor_nbytes (t), write };
+  return (DlBinding){ t->block, t->offset, dl_tensor_nbytes (t), write };
 }
 
 DlBinding
@@ -321,11 +321,11 @@ dl_tensor_binding_range (DlTensor *t, int64_t elem_start, int64_t elem_count, gb
   gsize es = dl_dtype_size (t->dtype);
   g_return_val_if_fail (elem_start >= 0 && elem_count >= 0 && elem_start + elem_count <= dl_tensor_numel (t),
                         dl_tensor_binding (t, write));
-  return (DlBinding) { t->block, t->offset + (guint64) elem_start * es, (guint64) elem_count * es, write };
+  return (DlBinding){ t->block, t->offset + (guint64)elem_start * es, (guint64)elem_count * es, write };
 }
 
 guint32
 dl_tensor_shader_offset (const DlTensor *t)
 {
-  return (guint32) ((t->offset % DL_BINDING_ALIGN) / dl_dtype_size (t->dtype));
+  return (guint32)((t->offset % DL_BINDING_ALIGN) / dl_dtype_size (t->dtype));
 }

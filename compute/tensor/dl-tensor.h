@@ -19,7 +19,8 @@ G_BEGIN_DECLS
 typedef struct _DlAllocation DlAllocation;
 typedef struct _DlTensor DlTensor;
 
-struct _DlTensor {
+struct _DlTensor
+{
   /* read-only for users */
   DlDevice *device;
   char *name;
@@ -40,19 +41,18 @@ struct _DlTensor {
 
 /* A new tensor with uninitialised contents.  Fails with DL_ERROR_OUT_OF_DEVICE_MEMORY
  * naming the tensor and the sizes when memory runs out. */
-DlTensor *dl_tensor_new (DlDevice *device, const char *name, DlDType dtype, int ndim,
-                         const int64_t *shape, GError **error);
+DlTensor *dl_tensor_new (DlDevice *device, const char *name, DlDType dtype, int ndim, const int64_t *shape,
+                         GError **error);
 /* Convenience: shape given as arguments, e.g. dl_tensor_new_2d (dev, "w", F16, 320, 768, &err). */
 DlTensor *dl_tensor_new_1d (DlDevice *device, const char *name, DlDType dtype, int64_t d0, GError **error);
-DlTensor *dl_tensor_new_2d (DlDevice *device, const char *name, DlDType dtype, int64_t d0, int64_t d1,
-                            GError **error);
-DlTensor *dl_tensor_new_4d (DlDevice *device, const char *name, DlDType dtype, int64_t d0, int64_t d1,
-                            int64_t d2, int64_t d3, GError **error);
+DlTensor *dl_tensor_new_2d (DlDevice *device, const char *name, DlDType dtype, int64_t d0, int64_t d1, GError **error);
+DlTensor *dl_tensor_new_4d (DlDevice *device, const char *name, DlDType dtype, int64_t d0, int64_t d1, int64_t d2,
+                            int64_t d3, GError **error);
 
 /* A contiguous view of `base` starting `elem_offset` elements in, with a new
  * shape (its element count must fit inside base). */
-DlTensor *dl_tensor_view (DlTensor *base, const char *name, int64_t elem_offset, int ndim,
-                          const int64_t *shape, GError **error);
+DlTensor *dl_tensor_view (DlTensor *base, const char *name, int64_t elem_offset, int ndim, const int64_t *shape,
+                          GError **error);
 /* A view reinterpreting `base`'s bytes from `byte_offset` (a multiple of the new
  * dtype's size) as `dtype` with `shape`. */
 DlTensor *dl_tensor_view_as (DlTensor *base, const char *name, guint64 byte_offset, DlDType dtype, int ndim,

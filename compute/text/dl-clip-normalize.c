@@ -15,46 +15,40 @@ static const gunichar cp1252_c1[32] = {
   0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x009D, 0x017E, 0x0178,
 };
 
-static const struct {
+static const struct
+{
   const char *name;
   gunichar c;
 } entities[] = {
-  { "amp", '&' },        { "lt", '<' },         { "gt", '>' },         { "quot", '"' },
-  { "apos", '\'' },      { "nbsp", 0xA0 },      { "iexcl", 0xA1 },     { "cent", 0xA2 },
-  { "pound", 0xA3 },     { "curren", 0xA4 },    { "yen", 0xA5 },       { "brvbar", 0xA6 },
-  { "sect", 0xA7 },      { "uml", 0xA8 },       { "copy", 0xA9 },      { "ordf", 0xAA },
-  { "laquo", 0xAB },     { "not", 0xAC },       { "shy", 0xAD },       { "reg", 0xAE },
-  { "macr", 0xAF },      { "deg", 0xB0 },       { "plusmn", 0xB1 },    { "sup2", 0xB2 },
-  { "sup3", 0xB3 },      { "acute", 0xB4 },     { "micro", 0xB5 },     { "para", 0xB6 },
-  { "middot", 0xB7 },    { "cedil", 0xB8 },     { "sup1", 0xB9 },      { "ordm", 0xBA },
-  { "raquo", 0xBB },     { "frac14", 0xBC },    { "frac12", 0xBD },    { "frac34", 0xBE },
-  { "iquest", 0xBF },    { "Agrave", 0xC0 },    { "Aacute", 0xC1 },    { "Acirc", 0xC2 },
-  { "Atilde", 0xC3 },    { "Auml", 0xC4 },      { "Aring", 0xC5 },     { "AElig", 0xC6 },
-  { "Ccedil", 0xC7 },    { "Egrave", 0xC8 },    { "Eacute", 0xC9 },    { "Ecirc", 0xCA },
-  { "Euml", 0xCB },      { "Igrave", 0xCC },    { "Iacute", 0xCD },    { "Icirc", 0xCE },
-  { "Iuml", 0xCF },      { "ETH", 0xD0 },       { "Ntilde", 0xD1 },    { "Ograve", 0xD2 },
-  { "Oacute", 0xD3 },    { "Ocirc", 0xD4 },     { "Otilde", 0xD5 },    { "Ouml", 0xD6 },
-  { "times", 0xD7 },     { "Oslash", 0xD8 },    { "Ugrave", 0xD9 },    { "Uacute", 0xDA },
-  { "Ucirc", 0xDB },     { "Uuml", 0xDC },      { "Yacute", 0xDD },    { "THORN", 0xDE },
-  { "szlig", 0xDF },     { "agrave", 0xE0 },    { "aacute", 0xE1 },    { "acirc", 0xE2 },
-  { "atilde", 0xE3 },    { "auml", 0xE4 },      { "aring", 0xE5 },     { "aelig", 0xE6 },
-  { "ccedil", 0xE7 },    { "egrave", 0xE8 },    { "eacute", 0xE9 },    { "ecirc", 0xEA },
-  { "euml", 0xEB },      { "igrave", 0xEC },    { "iacute", 0xED },    { "icirc", 0xEE },
-  { "iuml", 0xEF },      { "eth", 0xF0 },       { "ntilde", 0xF1 },    { "ograve", 0xF2 },
-  { "oacute", 0xF3 },    { "ocirc", 0xF4 },     { "otilde", 0xF5 },    { "ouml", 0xF6 },
-  { "divide", 0xF7 },    { "oslash", 0xF8 },    { "ugrave", 0xF9 },    { "uacute", 0xFA },
-  { "ucirc", 0xFB },     { "uuml", 0xFC },      { "yacute", 0xFD },    { "thorn", 0xFE },
-  { "yuml", 0xFF },      { "OElig", 0x152 },    { "oelig", 0x153 },    { "Scaron", 0x160 },
-  { "scaron", 0x161 },   { "Yuml", 0x178 },     { "fnof", 0x192 },     { "circ", 0x2C6 },
-  { "tilde", 0x2DC },    { "ensp", 0x2002 },    { "emsp", 0x2003 },    { "thinsp", 0x2009 },
-  { "zwnj", 0x200C },    { "zwj", 0x200D },     { "lrm", 0x200E },     { "rlm", 0x200F },
-  { "ndash", 0x2013 },   { "mdash", 0x2014 },   { "lsquo", 0x2018 },   { "rsquo", 0x2019 },
-  { "sbquo", 0x201A },   { "ldquo", 0x201C },   { "rdquo", 0x201D },   { "bdquo", 0x201E },
-  { "dagger", 0x2020 },  { "Dagger", 0x2021 },  { "bull", 0x2022 },    { "hellip", 0x2026 },
-  { "permil", 0x2030 },  { "prime", 0x2032 },   { "Prime", 0x2033 },   { "lsaquo", 0x2039 },
-  { "rsaquo", 0x203A },  { "euro", 0x20AC },    { "trade", 0x2122 },   { "larr", 0x2190 },
-  { "uarr", 0x2191 },    { "rarr", 0x2192 },    { "darr", 0x2193 },    { "harr", 0x2194 },
-  { "hearts", 0x2665 },  { "spades", 0x2660 },  { "clubs", 0x2663 },   { "diams", 0x2666 },
+  { "amp", '&' },       { "lt", '<' },        { "gt", '>' },        { "quot", '"' },      { "apos", '\'' },
+  { "nbsp", 0xA0 },     { "iexcl", 0xA1 },    { "cent", 0xA2 },     { "pound", 0xA3 },    { "curren", 0xA4 },
+  { "yen", 0xA5 },      { "brvbar", 0xA6 },   { "sect", 0xA7 },     { "uml", 0xA8 },      { "copy", 0xA9 },
+  { "ordf", 0xAA },     { "laquo", 0xAB },    { "not", 0xAC },      { "shy", 0xAD },      { "reg", 0xAE },
+  { "macr", 0xAF },     { "deg", 0xB0 },      { "plusmn", 0xB1 },   { "sup2", 0xB2 },     { "sup3", 0xB3 },
+  { "acute", 0xB4 },    { "micro", 0xB5 },    { "para", 0xB6 },     { "middot", 0xB7 },   { "cedil", 0xB8 },
+  { "sup1", 0xB9 },     { "ordm", 0xBA },     { "raquo", 0xBB },    { "frac14", 0xBC },   { "frac12", 0xBD },
+  { "frac34", 0xBE },   { "iquest", 0xBF },   { "Agrave", 0xC0 },   { "Aacute", 0xC1 },   { "Acirc", 0xC2 },
+  { "Atilde", 0xC3 },   { "Auml", 0xC4 },     { "Aring", 0xC5 },    { "AElig", 0xC6 },    { "Ccedil", 0xC7 },
+  { "Egrave", 0xC8 },   { "Eacute", 0xC9 },   { "Ecirc", 0xCA },    { "Euml", 0xCB },     { "Igrave", 0xCC },
+  { "Iacute", 0xCD },   { "Icirc", 0xCE },    { "Iuml", 0xCF },     { "ETH", 0xD0 },      { "Ntilde", 0xD1 },
+  { "Ograve", 0xD2 },   { "Oacute", 0xD3 },   { "Ocirc", 0xD4 },    { "Otilde", 0xD5 },   { "Ouml", 0xD6 },
+  { "times", 0xD7 },    { "Oslash", 0xD8 },   { "Ugrave", 0xD9 },   { "Uacute", 0xDA },   { "Ucirc", 0xDB },
+  { "Uuml", 0xDC },     { "Yacute", 0xDD },   { "THORN", 0xDE },    { "szlig", 0xDF },    { "agrave", 0xE0 },
+  { "aacute", 0xE1 },   { "acirc", 0xE2 },    { "atilde", 0xE3 },   { "auml", 0xE4 },     { "aring", 0xE5 },
+  { "aelig", 0xE6 },    { "ccedil", 0xE7 },   { "egrave", 0xE8 },   { "eacute", 0xE9 },   { "ecirc", 0xEA },
+  { "euml", 0xEB },     { "igrave", 0xEC },   { "iacute", 0xED },   { "icirc", 0xEE },    { "iuml", 0xEF },
+  { "eth", 0xF0 },      { "ntilde", 0xF1 },   { "ograve", 0xF2 },   { "oacute", 0xF3 },   { "ocirc", 0xF4 },
+  { "otilde", 0xF5 },   { "ouml", 0xF6 },     { "divide", 0xF7 },   { "oslash", 0xF8 },   { "ugrave", 0xF9 },
+  { "uacute", 0xFA },   { "ucirc", 0xFB },    { "uuml", 0xFC },     { "yacute", 0xFD },   { "thorn", 0xFE },
+  { "yuml", 0xFF },     { "OElig", 0x152 },   { "oelig", 0x153 },   { "Scaron", 0x160 },  { "scaron", 0x161 },
+  { "Yuml", 0x178 },    { "fnof", 0x192 },    { "circ", 0x2C6 },    { "tilde", 0x2DC },   { "ensp", 0x2002 },
+  { "emsp", 0x2003 },   { "thinsp", 0x2009 }, { "zwnj", 0x200C },   { "zwj", 0x200D },    { "lrm", 0x200E },
+  { "rlm", 0x200F },    { "ndash", 0x2013 },  { "mdash", 0x2014 },  { "lsquo", 0x2018 },  { "rsquo", 0x2019 },
+  { "sbquo", 0x201A },  { "ldquo", 0x201C },  { "rdquo", 0x201D },  { "bdquo", 0x201E },  { "dagger", 0x2020 },
+  { "Dagger", 0x2021 }, { "bull", 0x2022 },   { "hellip", 0x2026 }, { "permil", 0x2030 }, { "prime", 0x2032 },
+  { "Prime", 0x2033 },  { "lsaquo", 0x2039 }, { "rsaquo", 0x203A }, { "euro", 0x20AC },   { "trade", 0x2122 },
+  { "larr", 0x2190 },   { "uarr", 0x2191 },   { "rarr", 0x2192 },   { "darr", 0x2193 },   { "harr", 0x2194 },
+  { "hearts", 0x2665 }, { "spades", 0x2660 }, { "clubs", 0x2663 },  { "diams", 0x2666 },
 };
 
 static gboolean
@@ -110,7 +104,7 @@ numeric_entity (const char *s, gsize n, GString *out)
       int digit = hex ? g_ascii_xdigit_value (d[i]) : g_ascii_digit_value (d[i]);
       if (digit < 0)
         return FALSE; /* only part would be decoded: ftfy keeps the text */
-      v = MIN (v * (hex ? 16 : 10) + (guint64) digit, (guint64) 0x7fffffff);
+      v = MIN (v * (hex ? 16 : 10) + (guint64)digit, (guint64)0x7fffffff);
     }
   gunichar c;
   if (v == 0)
@@ -121,11 +115,11 @@ numeric_entity (const char *s, gsize n, GString *out)
     c = cp1252_c1[v - 0x80];
   else if ((v >= 0xD800 && v <= 0xDFFF) || v > 0x10FFFF)
     c = 0xFFFD;
-  else if ((v >= 0x1 && v <= 0x8) || v == 0xb || (v >= 0xe && v <= 0x1f) || v == 0x7f
-           || (v >= 0xFDD0 && v <= 0xFDEF) || (v & 0xFFFE) == 0xFFFE)
+  else if ((v >= 0x1 && v <= 0x8) || v == 0xb || (v >= 0xe && v <= 0x1f) || v == 0x7f || (v >= 0xFDD0 && v <= 0xFDEF) ||
+           (v & 0xFFFE) == 0xFFFE)
     return TRUE; /* an invalid code point: removed */
   else
-    c = (gunichar) v;
+    c = (gunichar)v;
   g_string_append_unichar (out, c);
   return TRUE;
 }
@@ -167,40 +161,64 @@ ligature (gunichar c)
 {
   switch (c)
     {
-    case 0x0132: return "IJ";
-    case 0x0133: return "ij";
-    case 0x0149: return "\xca\xbcn"; /* ʼn */
-    case 0x01F1: return "DZ";
-    case 0x01F2: return "Dz";
-    case 0x01F3: return "dz";
-    case 0x01C4: return "D\xc5\xbd"; /* DŽ */
-    case 0x01C5: return "D\xc5\xbe"; /* Dž */
-    case 0x01C6: return "d\xc5\xbe"; /* dž */
-    case 0x01C7: return "LJ";
-    case 0x01C8: return "Lj";
-    case 0x01C9: return "lj";
-    case 0x01CA: return "NJ";
-    case 0x01CB: return "Nj";
-    case 0x01CC: return "nj";
-    case 0xFB00: return "ff";
-    case 0xFB01: return "fi";
-    case 0xFB02: return "fl";
-    case 0xFB03: return "ffi";
-    case 0xFB04: return "ffl";
-    case 0xFB05: return "\xc5\xbft"; /* ſt */
-    case 0xFB06: return "st";
-    default: return NULL;
+    case 0x0132:
+      return "IJ";
+    case 0x0133:
+      return "ij";
+    case 0x0149:
+      return "\xca\xbcn"; /* ʼn */
+    case 0x01F1:
+      return "DZ";
+    case 0x01F2:
+      return "Dz";
+    case 0x01F3:
+      return "dz";
+    case 0x01C4:
+      return "D\xc5\xbd"; /* DŽ */
+    case 0x01C5:
+      return "D\xc5\xbe"; /* Dž */
+    case 0x01C6:
+      return "d\xc5\xbe"; /* dž */
+    case 0x01C7:
+      return "LJ";
+    case 0x01C8:
+      return "Lj";
+    case 0x01C9:
+      return "lj";
+    case 0x01CA:
+      return "NJ";
+    case 0x01CB:
+      return "Nj";
+    case 0x01CC:
+      return "nj";
+    case 0xFB00:
+      return "ff";
+    case 0xFB01:
+      return "fi";
+    case 0xFB02:
+      return "fl";
+    case 0xFB03:
+      return "ffi";
+    case 0xFB04:
+      return "ffl";
+    case 0xFB05:
+      return "\xc5\xbft"; /* ſt */
+    case 0xFB06:
+      return "st";
+    default:
+      return NULL;
     }
 }
 
 static gboolean
 is_removed_control (gunichar c)
 {
-  return c <= 0x08 || c == 0x0B || (c >= 0x0E && c <= 0x1F) || c == 0x7F || (c >= 0x206A && c <= 0x206F)
-         || c == 0xFEFF || (c >= 0xFFF9 && c <= 0xFFFC);
+  return c <= 0x08 || c == 0x0B || (c >= 0x0E && c <= 0x1F) || c == 0x7F || (c >= 0x206A && c <= 0x206F) ||
+         c == 0xFEFF || (c >= 0xFFF9 && c <= 0xFFFC);
 }
 
-typedef enum {
+typedef enum
+{
   PASS_C1,
   PASS_LIGATURES,
   PASS_WIDTH,
@@ -299,7 +317,7 @@ fix_segment (const char *segment, gboolean unescape)
       char *t = unescape ? unescape_html (text) : g_strdup (text);
       for (int pass = 0; pass < N_PASSES; pass++)
         {
-          char *next = fix_pass (t, (Pass) pass);
+          char *next = fix_pass (t, (Pass)pass);
           g_free (t);
           t = next;
         }
@@ -326,7 +344,7 @@ dl_clip_normalize_fix (const char *text)
   while (*p)
     {
       const char *nl = strchr (p, '\n');
-      gsize n = nl ? (gsize) (nl - p) + 1 : strlen (p);
+      gsize n = nl ? (gsize)(nl - p) + 1 : strlen (p);
       g_autofree char *segment = g_strndup (p, n);
       if (strchr (segment, '<'))
         unescape = FALSE;
@@ -343,9 +361,8 @@ dl_clip_normalize_fix (const char *text)
 static gboolean
 is_space (gunichar c)
 {
-  return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680
-         || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F
-         || c == 0x3000;
+  return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
 }
 
 static gboolean
@@ -438,7 +455,7 @@ dl_clip_normalize_clean (const char *text)
 static gboolean
 fold_eq (gunichar c, char want)
 {
-  return c == (gunichar) want || g_unichar_tolower (c) == (gunichar) want || (want == 's' && c == 0x017F);
+  return c == (gunichar)want || g_unichar_tolower (c) == (gunichar)want || (want == 's' && c == 0x017F);
 }
 
 /* Length in characters of `lit` matched at u[i], or 0. */
@@ -456,8 +473,9 @@ GPtrArray *
 dl_clip_normalize_split (const char *cleaned)
 {
   g_return_val_if_fail (cleaned != NULL && g_utf8_validate (cleaned, -1, NULL), NULL);
-  static const char *const literals[] = { "<|startoftext|>", "<|endoftext|>", "'s", "'t", "'re", "'ve", "'m",
-                                          "'ll", "'d" };
+  static const char *const literals[] = {
+    "<|startoftext|>", "<|endoftext|>", "'s", "'t", "'re", "'ve", "'m", "'ll", "'d"
+  };
   GPtrArray *out = g_ptr_array_new_with_free_func (g_free);
   glong n = 0;
   g_autofree gunichar *u = g_utf8_to_ucs4_fast (cleaned, -1, &n);

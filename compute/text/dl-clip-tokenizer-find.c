@@ -65,7 +65,7 @@ hf_hub_cache (void)
 static int
 compare_strings (gconstpointer a, gconstpointer b)
 {
-  return g_strcmp0 (*(const char *const *) a, *(const char *const *) b);
+  return g_strcmp0 (*(const char *const *)a, *(const char *const *)b);
 }
 
 /* The snapshot refs/main names, else any snapshot with the tokenizer files. */
@@ -119,7 +119,7 @@ dl_clip_tokenizer_describe_search (const char *model_tokenizer_dir)
     g_string_append (s, "  2. $DREAMLOOM_CLIP_VOCAB (not set)\n");
   g_autoptr (GPtrArray) installed = installed_candidates ();
   for (guint i = 0; i < installed->len; i++)
-    g_string_append_printf (s, "  3. %s%s\n", (const char *) installed->pdata[i],
+    g_string_append_printf (s, "  3. %s%s\n", (const char *)installed->pdata[i],
                             g_file_test (installed->pdata[i], G_FILE_TEST_IS_REGULAR) ? "" : " (absent)");
   g_autofree char *hub = hf_hub_cache ();
   g_autofree char *repo = g_build_filename (hub, HF_REPO, NULL);

@@ -17,15 +17,16 @@
 #define BOS_TEXT "<|startoftext|>"
 #define EOS_TEXT "<|endoftext|>"
 
-struct _DlClipTokenizer {
+struct _DlClipTokenizer
+{
   char *source;
-  GPtrArray *decoder;   /* id -> token (owned; NULL for ids a vocab.json skips) */
-  GHashTable *encoder;  /* token -> id + 1 */
-  GHashTable *ranks;    /* "a b" -> rank + 1 */
+  GPtrArray *decoder;     /* id -> token (owned; NULL for ids a vocab.json skips) */
+  GHashTable *encoder;    /* token -> id + 1 */
+  GHashTable *ranks;      /* "a b" -> rank + 1 */
   char byte_char[256][4]; /* byte -> its character, UTF-8 */
   gint16 char_byte[512];  /* character -> byte, -1 */
-  GPtrArray *added;     /* raw strings matched before clean-up, longest first */
-  GHashTable *added_id; /* raw string -> id + 1 */
+  GPtrArray *added;       /* raw strings matched before clean-up, longest first */
+  GHashTable *added_id;   /* raw string -> id + 1 */
   gint32 bos, eos, pad;
   GMutex lock;
   GHashTable *cache; /* word -> GArray of ids */
@@ -57,7 +58,7 @@ tokenizer_new (const char *source)
   tok->ranks = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   tok->added = g_ptr_array_new_with_free_func (g_free);
   tok->added_id = g_hash_table_new (g_str_hash, g_str_equal);
-  tok->cache = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_array_unref);
+  tok->cache = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_array_unref);
   g_mutex_init (&tok->lock);
 
   /* bytes_to_unicode: the printable bytes keep their code point, the other 68
@@ -68,9 +69,9 @@ tokenizer_new (const char *source)
   for (int b = 0; b < 256; b++)
     {
       gboolean printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174);
-      gunichar c = printable ? (gunichar) b : (gunichar) (256 + n++);
+      gunichar c = printable ? (gunichar)b : (gunichar)(256 + n++);
       tok->byte_char[b][g_unichar_to_utf8 (c, tok->byte_char[b])] = '\0';
-      tok->char_byte[c] = (gint16) b;
+      tok->char_byte[c] = (gint16)b;
     }
   return tok;
 }
@@ -93,7 +94,7 @@ byte_chars_in_order (DlClipTokenizer *tok, const char *order[256])
 static void
 add_entry (DlClipTokenizer *tok, gint32 id, char *token /* taken */)
 {
-  if ((guint) id >= tok->decoder->len)
+  if ((guint)id >= tok->decoder->len)
     g_ptr_array_set_size (tok->decoder, id + 1);
   g_free (tok->decoder->pdata[id]);
   tok->decoder->pdata[id] = token;
@@ -109,8 +110,7 @@ dl_clip_tokenizer_lookup (DlClipTokenizer *tok, const char *token)
   return GPOINTER_TO_INT (g_hash_table_lookup (tok->encoder, token)) - 1;
 }
 
-static gboolean G_GNUC_PRINTF (3, 4)
-bad (GError **error, const char *path, const char *fmt, ...)
+static gboolean G_GNUC_PRINTF (3, 4) bad (GError **error, const char *path, const char *fmt, ...)
 {
   va_list ap;
   va_start (ap, fmt);
@@ -124,8 +124,8 @@ bad (GError **error, const char *path, const char *fmt, ...)
  * version header) into rank order.  `merged`, when given, receives the
  * concatenations (the vocabulary entries openai's file implies). */
 static gboolean
-read_merges (DlClipTokenizer *tok, const char *text, gsize len, const char *path, gboolean need_all,
-             GPtrArray *merged, GError **error)
+read_merges (DlClipTokenizer *tok, const char *text, gsize len, const char *path, gboolean need_all, GPtrArray *merged,
+             GError **error)
 {
   if (!g_utf8_validate_len (text, len, NULL))
     return bad (error, path, "not UTF-8 text");
@@ -199,8 +199,8 @@ gunzip (const guint8 *data, gsize len, const char *path, gsize *out_len, GError 
     }
   GByteArray *out = g_byte_array_new ();
   guint8 buf[65536];
-  s.next_in = (Bytef *) data;
-  s.avail_in = (uInt) len;
+  s.next_in = (Bytef *)data;
+  s.avail_in = (uInt)len;
   int rc;
   do
     {
@@ -221,8 +221,8 @@ gunzip (const guint8 *data, gsize len, const char *path, gsize *out_len, GError 
       return NULL;
     }
   *out_len = out->len;
-  g_byte_array_append (out, (const guint8 *) "", 1);
-  return (char *) g_byte_array_free (out, FALSE);
+  g_byte_array_append (out, (const guint8 *)"", 1);
+  return (char *)g_byte_array_free (out, FALSE);
 }
 
 /* openai's bpe_simple_vocab: merges only; the vocabulary is built from them
@@ -236,9 +236,9 @@ load_bpe_file (DlClipTokenizer *tok, const char *path, GError **error)
     return FALSE;
   g_autofree char *unpacked = NULL;
   const char *text = raw;
-  if (len >= 2 && (guint8) raw[0] == 0x1f && (guint8) raw[1] == 0x8b)
+  if (len >= 2 && (guint8)raw[0] == 0x1f && (guint8)raw[1] == 0x8b)
     {
-      unpacked = gunzip ((const guint8 *) raw, len, path, &len, error);
+      unpacked = gunzip ((const guint8 *)raw, len, path, &len, error);
       if (!unpacked)
         return FALSE;
       text = unpacked;
@@ -270,7 +270,7 @@ load_vocab_json (DlClipTokenizer *tok, const char *vocab_path, const char *merge
     return FALSE;
   g_autoptr (JsonParser) parser = json_parser_new ();
   g_autoptr (GError) local = NULL;
-  if (!json_parser_load_from_data (parser, text, (gssize) len, &local))
+  if (!json_parser_load_from_data (parser, text, (gssize)len, &local))
     return bad (error, vocab_path, "%s", local->message);
   JsonNode *root = json_parser_get_root (parser);
   if (!root || !JSON_NODE_HOLDS_OBJECT (root))
@@ -280,11 +280,11 @@ load_vocab_json (DlClipTokenizer *tok, const char *vocab_path, const char *merge
   for (GList *l = members; l; l = l->next)
     {
       JsonNode *v = json_object_get_member (o, l->data);
-      if (!JSON_NODE_HOLDS_VALUE (v) || json_node_get_value_type (v) != G_TYPE_INT64 || json_node_get_int (v) < 0
-          || json_node_get_int (v) >= (1 << 20))
-        return bad (error, vocab_path, "the id of “%.40s” is not an integer from 0 to %d", (const char *) l->data,
+      if (!JSON_NODE_HOLDS_VALUE (v) || json_node_get_value_type (v) != G_TYPE_INT64 || json_node_get_int (v) < 0 ||
+          json_node_get_int (v) >= (1 << 20))
+        return bad (error, vocab_path, "the id of “%.40s” is not an integer from 0 to %d", (const char *)l->data,
                     (1 << 20) - 1);
-      add_entry (tok, (gint32) json_node_get_int (v), g_strdup (l->data));
+      add_entry (tok, (gint32)json_node_get_int (v), g_strdup (l->data));
     }
   g_clear_pointer (&text, g_free);
   if (!read_file (merges_path, &text, &len, error))
@@ -307,8 +307,8 @@ add_special (DlClipTokenizer *tok, const char *text, gint32 id)
 static int
 longer_first (gconstpointer a, gconstpointer b)
 {
-  gsize la = strlen (*(const char *const *) a), lb = strlen (*(const char *const *) b);
-  return la < lb ? 1 : la > lb ? -1 : strcmp (*(const char *const *) a, *(const char *const *) b);
+  gsize la = strlen (*(const char *const *)a), lb = strlen (*(const char *const *)b);
+  return la < lb ? 1 : la > lb ? -1 : strcmp (*(const char *const *)a, *(const char *const *)b);
 }
 
 DlClipTokenizer *
@@ -386,7 +386,7 @@ dl_clip_tokenizer_get_pad (DlClipTokenizer *tok)
 void
 dl_clip_tokenizer_set_pad (DlClipTokenizer *tok, gint32 pad)
 {
-  g_return_if_fail (tok != NULL && pad >= 0 && (guint) pad < tok->decoder->len);
+  g_return_if_fail (tok != NULL && pad >= 0 && (guint)pad < tok->decoder->len);
   tok->pad = pad;
 }
 
@@ -394,7 +394,7 @@ const char *
 dl_clip_tokenizer_get_token (DlClipTokenizer *tok, gint32 id)
 {
   g_return_val_if_fail (tok != NULL, NULL);
-  return id >= 0 && (guint) id < tok->decoder->len ? tok->decoder->pdata[id] : NULL;
+  return id >= 0 && (guint)id < tok->decoder->len ? tok->decoder->pdata[id] : NULL;
 }
 
 gint32
@@ -405,7 +405,8 @@ dl_clip_tokenizer_add_token (DlClipTokenizer *tok, const char *text, GError **er
   if (!*text || !g_utf8_validate (text, -1, NULL) || strlen (text) > 256)
     {
       g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
-                   "A new token must be 1 to 256 bytes of UTF-8 text (“%s”)", g_utf8_validate (text, -1, NULL) ? text : "?");
+                   "A new token must be 1 to 256 bytes of UTF-8 text (“%s”)",
+                   g_utf8_validate (text, -1, NULL) ? text : "?");
       return -1;
     }
   gint32 id = GPOINTER_TO_INT (g_hash_table_lookup (tok->added_id, text)) - 1;
@@ -415,7 +416,7 @@ dl_clip_tokenizer_add_token (DlClipTokenizer *tok, const char *text, GError **er
   id = dl_clip_tokenizer_lookup (tok, text);
   if (id < 0)
     {
-      id = (gint32) tok->decoder->len;
+      id = (gint32)tok->decoder->len;
       add_entry (tok, id, g_strdup (text));
     }
   add_special (tok, text, id);
@@ -425,13 +426,15 @@ dl_clip_tokenizer_add_token (DlClipTokenizer *tok, const char *text, GError **er
 
 /* ---- BPE ---- */
 
-typedef struct {
+typedef struct
+{
   guint rank;
   int left, right;
   guint left_end, right_end;
 } Cand;
 
-typedef struct {
+typedef struct
+{
   const char *mapped; /* the word in the byte alphabet */
   guint len;
   guint *start, *end;
@@ -505,21 +508,21 @@ push_pair (DlClipTokenizer *tok, Word *w, GArray *heap, int a, int b)
 {
   guint rank;
   if (a >= 0 && b >= 0 && pair_rank (tok, w, a, b, &rank))
-    heap_push (heap, (Cand) { rank, a, b, w->end[a], w->end[b] });
+    heap_push (heap, (Cand){ rank, a, b, w->end[a], w->end[b] });
 }
 
 static gboolean
 cand_valid (const Word *w, const Cand *c)
 {
-  return w->alive[c->left] && w->alive[c->right] && w->next[c->left] == c->right && w->end[c->left] == c->left_end
-         && w->end[c->right] == c->right_end;
+  return w->alive[c->left] && w->alive[c->right] && w->next[c->left] == c->right && w->end[c->left] == c->left_end &&
+         w->end[c->right] == c->right_end;
 }
 
 static int
 cand_by_position (gconstpointer a, gconstpointer b, gpointer data)
 {
   const Word *w = data;
-  guint x = w->start[((const Cand *) a)->left], y = w->start[((const Cand *) b)->left];
+  guint x = w->start[((const Cand *)a)->left], y = w->start[((const Cand *)b)->left];
   return x < y ? -1 : x > y;
 }
 
@@ -530,19 +533,19 @@ static GArray *
 bpe_word (DlClipTokenizer *tok, const char *word)
 {
   GString *mapped = g_string_new (NULL);
-  for (const guint8 *b = (const guint8 *) word; *b; b++)
+  for (const guint8 *b = (const guint8 *)word; *b; b++)
     g_string_append (mapped, tok->byte_char[*b]);
-  guint n = (guint) g_utf8_strlen (mapped->str, -1);
-  Word w = { mapped->str, (guint) mapped->len, g_new (guint, n), g_new (guint, n), g_new (int, n), g_new (int, n),
-             g_new (gboolean, n), g_string_new (NULL) };
+  guint n = (guint)g_utf8_strlen (mapped->str, -1);
+  Word w = { mapped->str,    (guint)mapped->len, g_new (guint, n),    g_new (guint, n),
+             g_new (int, n), g_new (int, n),     g_new (gboolean, n), g_string_new (NULL) };
   const char *p = mapped->str;
   for (guint i = 0; i < n; i++)
     {
       const char *q = g_utf8_next_char (p);
-      w.start[i] = (guint) (p - mapped->str);
-      w.end[i] = (guint) (q - mapped->str);
-      w.prev[i] = (int) i - 1;
-      w.next[i] = i + 1 < n ? (int) i + 1 : -1;
+      w.start[i] = (guint)(p - mapped->str);
+      w.end[i] = (guint)(q - mapped->str);
+      w.prev[i] = (int)i - 1;
+      w.next[i] = i + 1 < n ? (int)i + 1 : -1;
       w.alive[i] = TRUE;
       p = q;
     }
@@ -550,7 +553,7 @@ bpe_word (DlClipTokenizer *tok, const char *word)
   GArray *round = g_array_new (FALSE, FALSE, sizeof (Cand));
   GArray *merged = g_array_new (FALSE, FALSE, sizeof (int));
   for (guint i = 0; i + 1 < n; i++)
-    push_pair (tok, &w, heap, (int) i, (int) i + 1);
+    push_pair (tok, &w, heap, (int)i, (int)i + 1);
   while (heap->len > 0)
     {
       guint rank = g_array_index (heap, Cand, 0).rank;
@@ -657,8 +660,8 @@ dl_clip_tokenizer_encode (DlClipTokenizer *tok, const char *prompt, GError **err
   const char *bad_at;
   if (!g_utf8_validate (prompt, -1, &bad_at))
     {
-      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "The prompt is not valid UTF-8 (at byte %"
-                   G_GSIZE_FORMAT ")", (gsize) (bad_at - prompt));
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                   "The prompt is not valid UTF-8 (at byte %" G_GSIZE_FORMAT ")", (gsize)(bad_at - prompt));
       return NULL;
     }
   GArray *ids = g_array_new (FALSE, FALSE, sizeof (gint32));
@@ -676,20 +679,19 @@ dl_clip_tokenizer_encode (DlClipTokenizer *tok, const char *prompt, GError **err
           p = g_utf8_next_char (p);
           continue;
         }
-      encode_plain (tok, ids, seg, (gsize) (p - seg));
+      encode_plain (tok, ids, seg, (gsize)(p - seg));
       gint32 id = GPOINTER_TO_INT (g_hash_table_lookup (tok->added_id, hit)) - 1;
       g_array_append_val (ids, id);
       p += strlen (hit);
       seg = p;
     }
-  encode_plain (tok, ids, seg, (gsize) (p - seg));
+  encode_plain (tok, ids, seg, (gsize)(p - seg));
   g_array_append_val (ids, tok->eos);
   return ids;
 }
 
 gboolean
-dl_clip_tokenizer_encode_77 (DlClipTokenizer *tok, const char *prompt, gint32 ids[DL_CLIP_MAX_LENGTH],
-                             GError **error)
+dl_clip_tokenizer_encode_77 (DlClipTokenizer *tok, const char *prompt, gint32 ids[DL_CLIP_MAX_LENGTH], GError **error)
 {
   g_return_val_if_fail (tok != NULL && prompt != NULL && ids != NULL, FALSE);
   g_autoptr (GArray) all = dl_clip_tokenizer_encode (tok, prompt, error);
@@ -718,8 +720,8 @@ dl_clip_tokenizer_decode (DlClipTokenizer *tok, const gint32 *ids, gsize n)
         continue;
       if (g_hash_table_contains (tok->added_id, t))
         {
-          g_byte_array_append (bytes, (const guint8 *) t, strlen (t));
-          g_byte_array_append (bytes, (const guint8 *) " ", 1);
+          g_byte_array_append (bytes, (const guint8 *)t, strlen (t));
+          g_byte_array_append (bytes, (const guint8 *)" ", 1);
           continue;
         }
       gboolean word_end = g_str_has_suffix (t, "</w>");
@@ -729,16 +731,16 @@ dl_clip_tokenizer_decode (DlClipTokenizer *tok, const gint32 *ids, gsize n)
           gunichar c = g_utf8_get_char (p);
           if (c < 512 && tok->char_byte[c] >= 0)
             {
-              guint8 b = (guint8) tok->char_byte[c];
+              guint8 b = (guint8)tok->char_byte[c];
               g_byte_array_append (bytes, &b, 1);
             }
         }
       if (word_end)
-        g_byte_array_append (bytes, (const guint8 *) " ", 1);
+        g_byte_array_append (bytes, (const guint8 *)" ", 1);
     }
   while (bytes->len > 0 && bytes->data[bytes->len - 1] == ' ')
     g_byte_array_set_size (bytes, bytes->len - 1);
-  g_autofree char *text = bytes->len ? g_strndup ((const char *) bytes->data, bytes->len) : g_strdup ("");
+  g_autofree char *text = bytes->len ? g_strndup ((const char *)bytes->data, bytes->len) : g_strdup ("");
   g_byte_array_unref (bytes);
   return g_utf8_make_valid (text, -1);
 }

@@ -36,8 +36,7 @@ DlClipTokenizer *dl_clip_tokenizer_new_from_path (const char *path, GError **err
  *   5. the Hugging Face cache of openai/clip-vit-large-patch14.
  * A source that exists but is broken is an error; none at all is an error
  * that lists every place looked at. */
-DlClipTokenizer *dl_clip_tokenizer_find (const char *model_tokenizer_dir, const char *explicit_path,
-                                         GError **error);
+DlClipTokenizer *dl_clip_tokenizer_find (const char *model_tokenizer_dir, const char *explicit_path, GError **error);
 /* Where dl_clip_tokenizer_find looks, as text (one place per line). */
 char *dl_clip_tokenizer_describe_search (const char *model_tokenizer_dir);
 

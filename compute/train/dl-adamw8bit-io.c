@@ -17,11 +17,12 @@ dl_adamw8bit_state_save (DlAdamW8bitState *s, DlSafetensorsWriter *w, const char
   g_autofree guint8 *vc = g_try_malloc (MAX (n, 1));
   g_autofree float *ma = g_try_new (float, MAX (blocks, 1));
   g_autofree float *va = g_try_new (float, MAX (blocks, 1));
-  if (!mc || !vc || !ma || !va) {
-    g_set_error (error, DL_ERROR, DL_ERROR_OUT_OF_HOST_MEMORY, "Out of memory saving the 8-bit AdamW state of %s",
-                 name);
-    return FALSE;
-  }
+  if (!mc || !vc || !ma || !va)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_OUT_OF_HOST_MEMORY, "Out of memory saving the 8-bit AdamW state of %s",
+                   name);
+      return FALSE;
+    }
   if (!dl_adamw8bit_state_download (s, mc, vc, ma, va, error))
     return FALSE;
   g_autofree char *km = g_strconcat ("adam8_m.", name, NULL);
@@ -40,17 +41,19 @@ find_tensor (DlSafetensors *st, const char *prefix, const char *name, DlStDType 
 {
   g_autofree char *key = g_strconcat (prefix, name, NULL);
   const DlStTensor *t = dl_safetensors_find (st, key);
-  if (!t) {
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: no tensor %s", dl_safetensors_get_path (st), key);
-    return NULL;
-  }
-  if (t->dtype != dt || t->numel != numel) {
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE,
-                 "“%s”: %s is %s with %" G_GINT64_FORMAT " elements, expected %s with %" G_GINT64_FORMAT,
-                 dl_safetensors_get_path (st), key, dl_st_dtype_name (t->dtype), t->numel, dl_st_dtype_name (dt),
-                 numel);
-    return NULL;
-  }
+  if (!t)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: no tensor %s", dl_safetensors_get_path (st), key);
+      return NULL;
+    }
+  if (t->dtype != dt || t->numel != numel)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE,
+                   "“%s”: %s is %s with %" G_GINT64_FORMAT " elements, expected %s with %" G_GINT64_FORMAT,
+                   dl_safetensors_get_path (st), key, dl_st_dtype_name (t->dtype), t->numel, dl_st_dtype_name (dt),
+                   numel);
+      return NULL;
+    }
   return t;
 }
 
@@ -63,12 +66,13 @@ read_absmax (DlSafetensors *st, const char *prefix, const char *name, int64_t bl
   float *a = g_new (float, MAX (blocks, 1));
   memcpy (a, t->data, blocks * sizeof (float)); /* safetensors is little-endian, as is every Vulkan host */
   for (int64_t b = 0; b < blocks; b++)
-    if (!(isfinite (a[b]) && a[b] >= 0)) {
-      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: %s%s holds absmax %g in block %" G_GINT64_FORMAT,
-                   dl_safetensors_get_path (st), prefix, name, a[b], b);
-      g_free (a);
-      return NULL;
-    }
+    if (!(isfinite (a[b]) && a[b] >= 0))
+      {
+        g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: %s%s holds absmax %g in block %" G_GINT64_FORMAT,
+                     dl_safetensors_get_path (st), prefix, name, a[b], b);
+        g_free (a);
+        return NULL;
+      }
   return a;
 }
 

@@ -12,8 +12,7 @@
 G_BEGIN_DECLS
 
 /* Download the state and add its four tensors to `w`. */
-gboolean dl_adamw8bit_state_save (DlAdamW8bitState *state, DlSafetensorsWriter *w, const char *name,
-                                  GError **error);
+gboolean dl_adamw8bit_state_save (DlAdamW8bitState *state, DlSafetensorsWriter *w, const char *name, GError **error);
 /* Upload the four tensors named after `name` from `st`.  Fails (DL_ERROR_INVALID_FILE,
  * naming the file and tensor) when one is missing, of another dtype or size
  * (e.g. saved with another block size), or an absmax is negative or not finite. */

@@ -23,10 +23,10 @@ word (const guint32 *u, gsize n_u, gsize k)
 {
   if (k < n_u)
     return u[k];
-  guint64 z = (guint64) (n_u > 1 ? u[1 + (k - 1) % (n_u - 1)] : u[0]) ^ ((guint64) k << 32);
+  guint64 z = (guint64)(n_u > 1 ? u[1 + (k - 1) % (n_u - 1)] : u[0]) ^ ((guint64)k << 32);
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return (guint32) ((z ^ (z >> 31)) >> 32);
+  return (guint32)((z ^ (z >> 31)) >> 32);
 }
 
 char *
@@ -36,7 +36,7 @@ dl_caption_augment (const char *caption, gboolean shuffle, guint keep, double dr
   g_return_val_if_fail (u != NULL && n_u >= 1, NULL);
 
   /* kohya: caption_dropout_rate > 0 and random.random() < caption_dropout_rate */
-  if (dropout > 0 && (double) (u[0] >> 8) * (1.0 / (1 << 24)) < dropout)
+  if (dropout > 0 && (double)(u[0] >> 8) * (1.0 / (1 << 24)) < dropout)
     return g_strdup ("");
   if (!shuffle)
     return g_strdup (caption);
@@ -53,11 +53,12 @@ dl_caption_augment (const char *caption, gboolean shuffle, guint keep, double dr
   char **flex = tags + first;
   guint n_flex = n - first;
   gsize k = 1;
-  for (guint i = n_flex > 0 ? n_flex - 1 : 0; i > 0; i--) {
-    guint j = (guint) (((guint64) word (u, n_u, k++) * (i + 1)) >> 32);
-    char *t = flex[i];
-    flex[i] = flex[j];
-    flex[j] = t;
-  }
+  for (guint i = n_flex > 0 ? n_flex - 1 : 0; i > 0; i--)
+    {
+      guint j = (guint)(((guint64)word (u, n_u, k++) * (i + 1)) >> 32);
+      char *t = flex[i];
+      flex[i] = flex[j];
+      flex[j] = t;
+    }
   return g_strjoinv (", ", tags);
 }

@@ -43,16 +43,20 @@ dl_caption_normalize (const char *text, gssize len)
   g_autofree char *valid = g_utf8_make_valid (text ? text : "", len);
   GString *out = g_string_new (NULL);
   gboolean space = FALSE;
-  for (const char *p = valid; *p; p++) {
-    if (*p == '\n' || *p == '\r' || *p == '\t' || *p == ' ') {
-      space = TRUE;
-    } else {
-      if (space && out->len > 0)
-        g_string_append_c (out, ' ');
-      space = FALSE;
-      g_string_append_c (out, *p);
+  for (const char *p = valid; *p; p++)
+    {
+      if (*p == '\n' || *p == '\r' || *p == '\t' || *p == ' ')
+        {
+          space = TRUE;
+        }
+      else
+        {
+          if (space && out->len > 0)
+            g_string_append_c (out, ' ');
+          space = FALSE;
+          g_string_append_c (out, *p);
+        }
     }
-  }
   return g_string_free (out, FALSE);
 }
 
@@ -68,30 +72,34 @@ dl_caption_file_read (const char *image_path, const char *extension, DlCaptionUt
 
   if (!g_file_test (path, G_FILE_TEST_EXISTS))
     return NULL;
-  if (!g_file_get_contents (path, &contents, &len, &local)) {
-    g_propagate_prefixed_error (error, g_steal_pointer (&local), "Could not read the caption file: ");
-    return NULL;
-  }
-  if (len > MAX_SIDECAR_BYTES) {
-    g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_FAILED,
-                 "The caption file “%s” is too large (%" G_GSIZE_FORMAT " bytes) to be a caption", display, len);
-    return NULL;
-  }
+  if (!g_file_get_contents (path, &contents, &len, &local))
+    {
+      g_propagate_prefixed_error (error, g_steal_pointer (&local), "Could not read the caption file: ");
+      return NULL;
+    }
+  if (len > MAX_SIDECAR_BYTES)
+    {
+      g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+                   "The caption file “%s” is too large (%" G_GSIZE_FORMAT " bytes) to be a caption", display, len);
+      return NULL;
+    }
   /* a UTF-8 byte order mark is not part of the caption */
   const char *text = contents;
-  if (len >= 3 && memcmp (text, "\xEF\xBB\xBF", 3) == 0) {
-    text += 3;
-    len -= 3;
-  }
+  if (len >= 3 && memcmp (text, "\xEF\xBB\xBF", 3) == 0)
+    {
+      text += 3;
+      len -= 3;
+    }
   const char *end = NULL;
-  if (utf8 == DL_CAPTION_UTF8_STRICT && !g_utf8_validate (text, (gssize) len, &end)) {
-    /* the user's words must not be guessed */
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                 "The caption file “%s” is not UTF-8 text (byte %" G_GSIZE_FORMAT "); save it as UTF-8", display,
-                 (gsize) (end - contents));
-    return NULL;
-  }
-  return dl_caption_normalize (text, (gssize) len);
+  if (utf8 == DL_CAPTION_UTF8_STRICT && !g_utf8_validate (text, (gssize)len, &end))
+    {
+      /* the user's words must not be guessed */
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "The caption file “%s” is not UTF-8 text (byte %" G_GSIZE_FORMAT "); save it as UTF-8", display,
+                   (gsize)(end - contents));
+      return NULL;
+    }
+  return dl_caption_normalize (text, (gssize)len);
 }
 
 char *

@@ -12,7 +12,8 @@ G_BEGIN_DECLS
  * the extension appended. */
 char *dl_caption_file_path (const char *image_path, const char *extension);
 
-typedef enum {
+typedef enum
+{
   DL_CAPTION_UTF8_STRICT, /* text that is not UTF-8 is an error naming the file */
   DL_CAPTION_UTF8_REPAIR, /* invalid bytes become U+FFFD (for showing and editing) */
 } DlCaptionUtf8;

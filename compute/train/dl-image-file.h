@@ -16,7 +16,8 @@ G_BEGIN_DECLS
 #define DL_IMAGE_MAX_FILE_BYTES (256u * 1024 * 1024)
 #define DL_IMAGE_MAX_PIXELS (16384u * 16384u)
 
-typedef struct {
+typedef struct
+{
   GdkPixbuf *pixbuf;  /* 8-bit RGB or RGBA, EXIF orientation applied */
   char *content_hash; /* SHA-256 of the file, hex */
   char *format;       /* "png", "jpeg", "webp" */

@@ -29,18 +29,19 @@
 
 /* Dreamloom's previews (dl-trainer-preview.c): seed and CFG scale */
 
-typedef struct {
+typedef struct
+{
   const DlTrainSettings *s;
-  const char *script;  /* "train_network.py", ... */
-  GPtrArray *argv;     /* the script's arguments, unquoted */
-  GString *unmapped;   /* "#   --name value: why" lines */
-  GString *notes;      /* "#   ..." lines: the same setting run differently */
-  gboolean has_class;  /* a class subset (DreamBooth with a class prompt) */
-  guint n_class;       /* class images copied */
-  char *class_source;  /* where they came from */
-  gboolean wildcard;   /* caption files hold one prompt per line (TI templates) */
+  const char *script; /* "train_network.py", ... */
+  GPtrArray *argv;    /* the script's arguments, unquoted */
+  GString *unmapped;  /* "#   --name value: why" lines */
+  GString *notes;     /* "#   ..." lines: the same setting run differently */
+  gboolean has_class; /* a class subset (DreamBooth with a class prompt) */
+  guint n_class;      /* class images copied */
+  char *class_source; /* where they came from */
+  gboolean wildcard;  /* caption files hold one prompt per line (TI templates) */
   char *output_name;
-  char *prompts_file;  /* sample_prompts.txt / .json, or NULL */
+  char *prompts_file; /* sample_prompts.txt / .json, or NULL */
 } Job;
 
 static void
@@ -139,29 +140,37 @@ common_args (Job *j, GError **error)
 
   /* learning-rate schedule: diffusers' names, as Dreamloom's (library/train_util.py get_scheduler_fix) */
   arg_str (j, "--lr_scheduler", dl_lr_schedule_name (s->lr_scheduler));
-  if (s->lr_scheduler != DL_LR_CONSTANT) {
-    /* get_scheduler_fix stretches the schedule to max_train_steps x processes (accelerate steps it once per
+  if (s->lr_scheduler != DL_LR_CONSTANT)
+    {
+      /* get_scheduler_fix stretches the schedule to max_train_steps x processes (accelerate steps it once per
      * process) but not a whole-number warm-up; a fraction (< 1) of the training steps scales with it */
-    if (s->lr_warmup > 0 && s->lr_warmup < s->steps) {
-      double ratio = (double) s->lr_warmup / (double) s->steps;
-      while ((gint64) (ratio * (double) s->steps) < s->lr_warmup) /* int(ratio * steps) as Python takes it */
-        ratio = nextafter (ratio, 1.0);
-      arg_double (j, "--lr_warmup_steps", ratio);
-    } else {
-      arg_int (j, "--lr_warmup_steps", s->lr_warmup);
+      if (s->lr_warmup > 0 && s->lr_warmup < s->steps)
+        {
+          double ratio = (double)s->lr_warmup / (double)s->steps;
+          while ((gint64)(ratio * (double)s->steps) < s->lr_warmup) /* int(ratio * steps) as Python takes it */
+            ratio = nextafter (ratio, 1.0);
+          arg_double (j, "--lr_warmup_steps", ratio);
+        }
+      else
+        {
+          arg_int (j, "--lr_warmup_steps", s->lr_warmup);
+        }
     }
-  } else if (s->lr_warmup > 0) {
-    unmapped (j, "lr-warmup", "the constant schedule has no warm-up (sd-scripts refuses one)");
-  }
-  if (s->lr_scheduler == DL_LR_COSINE_WITH_RESTARTS) {
-    if (s->lr_cycles != floor (s->lr_cycles)) {
-      g_autofree char *v = fmt_double (s->lr_cycles);
-      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
-                   "--lr-cycles %s: sd-scripts' --lr_scheduler_num_cycles takes a whole number", v);
-      return FALSE;
+  else if (s->lr_warmup > 0)
+    {
+      unmapped (j, "lr-warmup", "the constant schedule has no warm-up (sd-scripts refuses one)");
     }
-    arg_int (j, "--lr_scheduler_num_cycles", (gint64) s->lr_cycles);
-  }
+  if (s->lr_scheduler == DL_LR_COSINE_WITH_RESTARTS)
+    {
+      if (s->lr_cycles != floor (s->lr_cycles))
+        {
+          g_autofree char *v = fmt_double (s->lr_cycles);
+          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                       "--lr-cycles %s: sd-scripts' --lr_scheduler_num_cycles takes a whole number", v);
+          return FALSE;
+        }
+      arg_int (j, "--lr_scheduler_num_cycles", (gint64)s->lr_cycles);
+    }
   if (s->lr_scheduler == DL_LR_POLYNOMIAL)
     arg_double (j, "--lr_scheduler_power", s->lr_power);
 
@@ -195,42 +204,49 @@ common_args (Job *j, GError **error)
 
   /* checkpoints: STEP_FILE_NAME "<name>-step%08d" every N steps; get_remove_step_no deletes those older than
    * --save_last_n_steps, so (K - 1) x N keeps the last K */
-  if (s->save_every > 0) {
-    arg_int (j, "--save_every_n_steps", s->save_every);
-    arg_int (j, "--save_last_n_steps", (gint64) (s->keep - 1) * s->save_every);
-    unmapped (j, "keep", "besides the last ones, Dreamloom keeps the best checkpoint by validation loss");
-    note (j, "checkpoints: sd-scripts saves the weights only; add --save_state to resume from them (--resume), as "
-             "Dreamloom's hold the optimizer state");
-  } else {
-    unmapped (j, "keep", "no checkpoints in between (--save-every 0)");
-  }
+  if (s->save_every > 0)
+    {
+      arg_int (j, "--save_every_n_steps", s->save_every);
+      arg_int (j, "--save_last_n_steps", (gint64)(s->keep - 1) * s->save_every);
+      unmapped (j, "keep", "besides the last ones, Dreamloom keeps the best checkpoint by validation loss");
+      note (j, "checkpoints: sd-scripts saves the weights only; add --save_state to resume from them (--resume), as "
+               "Dreamloom's hold the optimizer state");
+    }
+  else
+    {
+      unmapped (j, "keep", "no checkpoints in between (--save-every 0)");
+    }
   unmapped (j, "validate-every",
             "validation loss on the training images at fixed timesteps; sd-scripts validates a held-out "
             "split only (--validation_split)");
 
   /* samples: the prompt file's options (line_to_prompt_dict: --w --h --s --d --l) */
-  if (j->prompts_file && s->sample_every > 0) {
-    arg_int (j, "--sample_every_n_steps", s->sample_every);
-    arg_str (j, "--sample_prompts", j->prompts_file);
-    /* sd-scripts train_util.get_my_scheduler: ddim, euler, euler_a, dpmsolver++ (DPMSolverMultistepScheduler,
+  if (j->prompts_file && s->sample_every > 0)
+    {
+      arg_int (j, "--sample_every_n_steps", s->sample_every);
+      arg_str (j, "--sample_prompts", j->prompts_file);
+      /* sd-scripts train_util.get_my_scheduler: ddim, euler, euler_a, dpmsolver++ (DPMSolverMultistepScheduler,
      * diffusers' default sigmas) */
-    g_autofree char *sampler = dl_train_settings_get (s, "sample-sampler");
-    gboolean dpm = g_str_has_prefix (sampler, "dpmpp_2m");
-    arg_str (j, "--sample_sampler", dpm ? "dpmsolver++" : sampler);
-    if (s->sample_first)
-      arg (j, "--sample_at_first");
-    if (g_str_equal (sampler, "dpmpp_2m_karras"))
-      note (j, "samples: DPM++ 2M (sd-scripts' dpmsolver++) without Karras sigmas; Dreamloom previews with Karras");
-  } else if (s->sample_every > 0) {
-    unmapped (j, "sample-every",
-              "previews of template prompts or captions; sd-scripts samples only the prompts of --sample_prompts "
-              "(--sample-prompt)");
-  }
-  if (!j->prompts_file || s->sample_every == 0) {
-    unmapped (j, "sample-steps", "no samples");
-    if (s->sample_first)
-      unmapped (j, "sample-first", "no samples");
-  }
+      g_autofree char *sampler = dl_train_settings_get (s, "sample-sampler");
+      gboolean dpm = g_str_has_prefix (sampler, "dpmpp_2m");
+      arg_str (j, "--sample_sampler", dpm ? "dpmsolver++" : sampler);
+      if (s->sample_first)
+        arg (j, "--sample_at_first");
+      if (g_str_equal (sampler, "dpmpp_2m_karras"))
+        note (j, "samples: DPM++ 2M (sd-scripts' dpmsolver++) without Karras sigmas; Dreamloom previews with Karras");
+    }
+  else if (s->sample_every > 0)
+    {
+      unmapped (j, "sample-every",
+                "previews of template prompts or captions; sd-scripts samples only the prompts of --sample_prompts "
+                "(--sample-prompt)");
+    }
+  if (!j->prompts_file || s->sample_every == 0)
+    {
+      unmapped (j, "sample-steps", "no samples");
+      if (s->sample_first)
+        unmapped (j, "sample-first", "no samples");
+    }
 
   /* files of this machine's run only */
   static const char *const local_options[] = { "config", "run-dir", "replay", "vocab" };
@@ -240,11 +256,12 @@ common_args (Job *j, GError **error)
     "the random draws are sd-scripts' own",
     "sd-scripts loads its own CLIP tokenizer",
   };
-  for (guint i = 0; i < G_N_ELEMENTS (local_options); i++) {
-    g_autofree char *v = dl_train_settings_get (s, local_options[i]);
-    if (v)
-      unmapped (j, local_options[i], local_why[i]);
-  }
+  for (guint i = 0; i < G_N_ELEMENTS (local_options); i++)
+    {
+      g_autofree char *v = dl_train_settings_get (s, local_options[i]);
+      if (v)
+        unmapped (j, local_options[i], local_why[i]);
+    }
   return TRUE;
 }
 
@@ -257,16 +274,18 @@ lora_args (Job *j)
   arg_str (j, "--network_module", "networks.lora");
   arg_int (j, "--network_dim", s->rank);
   arg_double (j, "--network_alpha", s->alpha);
-  if (s->conv_rank > 0) {
-    g_autofree char *ca = fmt_double (s->conv_alpha);
-    arg (j, "--network_args");
-    g_ptr_array_add (j->argv, g_strdup_printf ("conv_dim=%d", s->conv_rank));
-    g_ptr_array_add (j->argv, g_strconcat ("conv_alpha=", ca, NULL));
-  }
-  if (s->init_from) {
-    g_autofree char *w = absolute_path (s->init_from);
-    arg_str (j, "--network_weights", w);
-  }
+  if (s->conv_rank > 0)
+    {
+      g_autofree char *ca = fmt_double (s->conv_alpha);
+      arg (j, "--network_args");
+      g_ptr_array_add (j->argv, g_strdup_printf ("conv_dim=%d", s->conv_rank));
+      g_ptr_array_add (j->argv, g_strconcat ("conv_alpha=", ca, NULL));
+    }
+  if (s->init_from)
+    {
+      g_autofree char *w = absolute_path (s->init_from);
+      arg_str (j, "--network_weights", w);
+    }
   arg_double (j, "--learning_rate", s->lr);
   arg_double (j, "--unet_lr", s->lr);
   if (s->no_text_encoder)
@@ -289,16 +308,17 @@ dreambooth_args (Job *j)
     arg_int (j, "--stop_text_encoder_training", -1);
   gboolean folder = s->out && (g_str_has_suffix (s->out, "/") || !g_str_has_suffix (s->out, ".safetensors"));
   arg_str (j, "--save_model_as", folder ? "diffusers_safetensors" : "safetensors");
-  if (j->has_class) {
-    arg_double (j, "--prior_loss_weight", s->prior_weight);
-    g_autofree char *why = g_strdup_printf ("sd-scripts generates no class images: it trains with the %u in class/%s",
-                                            j->n_class, j->n_class ? "" : " (none: no prior preservation)");
-    unmapped (j, "num-class-images", why);
-    note (j, "prior preservation: sd-scripts mixes class images into the batch (batch_size is twice --batch) and "
-             "averages the loss over the whole batch, where Dreamloom adds the two halves' means");
-    if (s->min_snr_gamma > 0)
-      note (j, "min-SNR weighting: sd-scripts weights the class images' loss too, Dreamloom the instance half only");
-  }
+  if (j->has_class)
+    {
+      arg_double (j, "--prior_loss_weight", s->prior_weight);
+      g_autofree char *why = g_strdup_printf ("sd-scripts generates no class images: it trains with the %u in class/%s",
+                                              j->n_class, j->n_class ? "" : " (none: no prior preservation)");
+      unmapped (j, "num-class-images", why);
+      note (j, "prior preservation: sd-scripts mixes class images into the batch (batch_size is twice --batch) and "
+               "averages the loss over the whole batch, where Dreamloom adds the two halves' means");
+      if (s->min_snr_gamma > 0)
+        note (j, "min-SNR weighting: sd-scripts weights the class images' loss too, Dreamloom the instance half only");
+    }
 }
 
 /* kohya sd-scripts train_textual_inversion.py */
@@ -349,8 +369,8 @@ dataset_toml (Job *j)
   g_string_append (t, "[general]\n");
   int keep = s->keep_tags;
   /* the built-in templates are "<template> [name], [filewords]": the template part stays in place */
-  gboolean builtin = !s->template_file || g_str_equal (s->template_file, "object") ||
-                     g_str_equal (s->template_file, "style");
+  gboolean builtin =
+    !s->template_file || g_str_equal (s->template_file, "object") || g_str_equal (s->template_file, "style");
   if (j->wildcard && s->shuffle_tags && builtin)
     keep += 1;
   g_string_append_printf (t, "shuffle_caption = %s\n", toml_bool (s->shuffle_tags));
@@ -358,10 +378,11 @@ dataset_toml (Job *j)
   g_string_append (t, "caption_extension = \".txt\"\n");
   g_string_append_printf (t, "flip_aug = %s\n", toml_bool (s->flip));
   g_string_append_printf (t, "random_crop = %s\n", toml_bool (s->random_crop));
-  if (s->method != DL_TRAIN_TEXTUAL_INVERSION) { /* ConfigSanitizer(support_dropout=False) there */
-    g_autofree char *cd = fmt_double (s->caption_dropout);
-    g_string_append_printf (t, "caption_dropout_rate = %s\n", cd);
-  }
+  if (s->method != DL_TRAIN_TEXTUAL_INVERSION)
+    { /* ConfigSanitizer(support_dropout=False) there */
+      g_autofree char *cd = fmt_double (s->caption_dropout);
+      g_string_append_printf (t, "caption_dropout_rate = %s\n", cd);
+    }
   g_string_append (t, "\n[[datasets]]\n");
   g_string_append_printf (t, "resolution = %d\n", s->resolution);
   g_string_append_printf (t, "batch_size = %d\n", j->has_class ? 2 * s->batch : s->batch);
@@ -372,16 +393,18 @@ dataset_toml (Job *j)
   g_string_append_printf (t, "  num_repeats = %d\n", s->repeats);
   if (j->wildcard)
     g_string_append (t, "  enable_wildcard = true\n");
-  if (s->instance_prompt && *s->instance_prompt && !j->wildcard) {
-    g_string_append (t, "  class_tokens = ");
-    toml_string (t, s->instance_prompt);
-    g_string_append_c (t, '\n');
-  }
-  if (j->has_class) {
-    g_string_append (t, "\n  [[datasets.subsets]]\n  image_dir = \"class\"\n  is_reg = true\n  class_tokens = ");
-    toml_string (t, s->class_prompt);
-    g_string_append (t, "\n  num_repeats = 1\n");
-  }
+  if (s->instance_prompt && *s->instance_prompt && !j->wildcard)
+    {
+      g_string_append (t, "  class_tokens = ");
+      toml_string (t, s->instance_prompt);
+      g_string_append_c (t, '\n');
+    }
+  if (j->has_class)
+    {
+      g_string_append (t, "\n  [[datasets.subsets]]\n  image_dir = \"class\"\n  is_reg = true\n  class_tokens = ");
+      toml_string (t, s->class_prompt);
+      g_string_append (t, "\n  num_repeats = 1\n");
+    }
   return g_string_free (t, FALSE);
 }
 
@@ -397,11 +420,12 @@ prompt_fits_line (const char *line)
   if (!*line || line[0] == '#' || strstr (line, " --"))
     return FALSE;
   const char *space = strchr (line, ' ');
-  if (space) {
-    g_autofree char *first = g_ascii_strdown (line, space - line);
-    if (g_strv_contains (options, first))
-      return FALSE;
-  }
+  if (space)
+    {
+      g_autofree char *first = g_ascii_strdown (line, space - line);
+      if (g_strv_contains (options, first))
+        return FALSE;
+    }
   return TRUE;
 }
 
@@ -414,50 +438,56 @@ write_prompts (Job *j, const char *root, GError **error)
   if (!s->sample_prompts || !s->sample_prompts[0])
     return TRUE;
   gboolean as_json = FALSE;
-  for (char **p = s->sample_prompts; *p; p++) {
-    g_autofree char *line = comment_text (*p);
-    g_strstrip (line);
-    if (!prompt_fits_line (line))
-      as_json = TRUE;
-  }
-  GString *text = g_string_new (NULL);
-  if (as_json) {
-    g_autoptr (JsonBuilder) b = json_builder_new ();
-    json_builder_begin_array (b);
-    for (char **p = s->sample_prompts; *p; p++) {
-      json_builder_begin_object (b);
-      json_builder_set_member_name (b, "prompt");
-      json_builder_add_string_value (b, *p);
-      json_builder_set_member_name (b, "width");
-      json_builder_add_int_value (b, s->resolution);
-      json_builder_set_member_name (b, "height");
-      json_builder_add_int_value (b, s->resolution);
-      json_builder_set_member_name (b, "sample_steps");
-      json_builder_add_int_value (b, s->sample_steps);
-      json_builder_set_member_name (b, "seed");
-      json_builder_add_int_value (b, s->sample_seed);
-      json_builder_set_member_name (b, "scale");
-      json_builder_add_double_value (b, s->sample_cfg);
-      json_builder_end_object (b);
-    }
-    json_builder_end_array (b);
-    g_autoptr (JsonNode) root_node = json_builder_get_root (b);
-    g_autofree char *json = dl_json_write (root_node, TRUE, NULL); /* not json-glib's generator: its doubles */
-    g_string_append (text, json);
-    g_string_append_c (text, '\n');
-    j->prompts_file = g_strdup ("sample_prompts.json");
-  } else {
-    for (char **p = s->sample_prompts; *p; p++) {
+  for (char **p = s->sample_prompts; *p; p++)
+    {
       g_autofree char *line = comment_text (*p);
       g_strstrip (line);
-      g_autofree char *cfg = dl_python_float_repr (s->sample_cfg);
-      g_string_append_printf (text, "%s --w %d --h %d --s %d --d %" G_GINT64_FORMAT " --l %s\n", line, s->resolution,
-                              s->resolution, s->sample_steps, s->sample_seed, cfg);
+      if (!prompt_fits_line (line))
+        as_json = TRUE;
     }
-    j->prompts_file = g_strdup ("sample_prompts.txt");
-  }
+  GString *text = g_string_new (NULL);
+  if (as_json)
+    {
+      g_autoptr (JsonBuilder) b = json_builder_new ();
+      json_builder_begin_array (b);
+      for (char **p = s->sample_prompts; *p; p++)
+        {
+          json_builder_begin_object (b);
+          json_builder_set_member_name (b, "prompt");
+          json_builder_add_string_value (b, *p);
+          json_builder_set_member_name (b, "width");
+          json_builder_add_int_value (b, s->resolution);
+          json_builder_set_member_name (b, "height");
+          json_builder_add_int_value (b, s->resolution);
+          json_builder_set_member_name (b, "sample_steps");
+          json_builder_add_int_value (b, s->sample_steps);
+          json_builder_set_member_name (b, "seed");
+          json_builder_add_int_value (b, s->sample_seed);
+          json_builder_set_member_name (b, "scale");
+          json_builder_add_double_value (b, s->sample_cfg);
+          json_builder_end_object (b);
+        }
+      json_builder_end_array (b);
+      g_autoptr (JsonNode) root_node = json_builder_get_root (b);
+      g_autofree char *json = dl_json_write (root_node, TRUE, NULL); /* not json-glib's generator: its doubles */
+      g_string_append (text, json);
+      g_string_append_c (text, '\n');
+      j->prompts_file = g_strdup ("sample_prompts.json");
+    }
+  else
+    {
+      for (char **p = s->sample_prompts; *p; p++)
+        {
+          g_autofree char *line = comment_text (*p);
+          g_strstrip (line);
+          g_autofree char *cfg = dl_python_float_repr (s->sample_cfg);
+          g_string_append_printf (text, "%s --w %d --h %d --s %d --d %" G_GINT64_FORMAT " --l %s\n", line,
+                                  s->resolution, s->resolution, s->sample_steps, s->sample_seed, cfg);
+        }
+      j->prompts_file = g_strdup ("sample_prompts.txt");
+    }
   g_autofree char *path = g_build_filename (root, j->prompts_file, NULL);
-  gboolean ok = g_file_set_contents (path, text->str, (gssize) text->len, error);
+  gboolean ok = g_file_set_contents (path, text->str, (gssize)text->len, error);
   g_string_free (text, TRUE);
   return ok;
 }
@@ -474,17 +504,19 @@ copy_file (const char *from, const char *to, GError **error)
   if (linkat (AT_FDCWD, from, AT_FDCWD, to, AT_SYMLINK_FOLLOW) == 0)
     return TRUE;
   FILE *in = fopen (from, "rb");
-  if (!in) {
-    g_set_error (error, DL_ERROR, DL_ERROR_IO, "image “%s”: cannot read it: %s", from, g_strerror (errno));
-    return FALSE;
-  }
+  if (!in)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_IO, "image “%s”: cannot read it: %s", from, g_strerror (errno));
+      return FALSE;
+    }
   FILE *out = fopen (to, "wb");
-  if (!out) {
-    int e = errno;
-    fclose (in);
-    g_set_error (error, DL_ERROR, DL_ERROR_IO, "“%s”: cannot write it: %s", to, g_strerror (e));
-    return FALSE;
-  }
+  if (!out)
+    {
+      int e = errno;
+      fclose (in);
+      g_set_error (error, DL_ERROR, DL_ERROR_IO, "“%s”: cannot write it: %s", to, g_strerror (e));
+      return FALSE;
+    }
   char buf[65536];
   size_t n;
   gboolean ok = TRUE;
@@ -494,11 +526,12 @@ copy_file (const char *from, const char *to, GError **error)
   fclose (in);
   if (fclose (out) != 0)
     ok = FALSE;
-  if (read_error || !ok) {
-    g_set_error (error, DL_ERROR, DL_ERROR_IO, "copying “%s” to “%s” failed: %s", from, to,
-                 g_strerror (errno ? errno : EIO));
-    return FALSE;
-  }
+  if (read_error || !ok)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_IO, "copying “%s” to “%s” failed: %s", from, to,
+                   g_strerror (errno ? errno : EIO));
+      return FALSE;
+    }
   return TRUE;
 }
 
@@ -514,25 +547,29 @@ copy_name (const char *path, GHashTable *stems, GError **error)
     name++;
   const char *dot = strrchr (name, '.');
   g_autofree char *ext = dot ? g_ascii_strdown (dot, -1) : NULL;
-  if (!ext || !g_strv_contains (kohya_extensions, ext)) {
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
-                 "image “%s”: sd-scripts reads .png, .jpg, .jpeg, .webp and .bmp files only", path);
-    return NULL;
-  }
-  g_autofree char *stem = g_strndup (name, (gsize) (dot - name));
-  if (!*stem) {
-    g_free (stem);
-    stem = g_strdup ("image");
-  }
-  for (guint k = 1;; k++) {
-    g_autofree char *candidate = k == 1 ? g_strdup (stem) : g_strdup_printf ("%u-%s", k, stem);
-    char *key = g_utf8_casefold (candidate, -1);
-    if (!g_hash_table_contains (stems, key)) {
-      g_hash_table_add (stems, key);
-      return g_strconcat (candidate, ext, NULL);
+  if (!ext || !g_strv_contains (kohya_extensions, ext))
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                   "image “%s”: sd-scripts reads .png, .jpg, .jpeg, .webp and .bmp files only", path);
+      return NULL;
     }
-    g_free (key);
-  }
+  g_autofree char *stem = g_strndup (name, (gsize)(dot - name));
+  if (!*stem)
+    {
+      g_free (stem);
+      stem = g_strdup ("image");
+    }
+  for (guint k = 1;; k++)
+    {
+      g_autofree char *candidate = k == 1 ? g_strdup (stem) : g_strdup_printf ("%u-%s", k, stem);
+      char *key = g_utf8_casefold (candidate, -1);
+      if (!g_hash_table_contains (stems, key))
+        {
+          g_hash_table_add (stems, key);
+          return g_strconcat (candidate, ext, NULL);
+        }
+      g_free (key);
+    }
 }
 
 /* Image i's caption as Dreamloom trains it: the given one, else the instance prompt, else none */
@@ -552,18 +589,19 @@ static char *
 ti_caption_lines (const char *const *templates, const char *token, const char *caption)
 {
   GString *out = g_string_new (NULL);
-  for (guint i = 0; templates[i]; i++) {
-    GString *line = g_string_new (templates[i]);
-    g_string_replace (line, "[name]", token, 0);
-    g_string_replace (line, "[filewords]", caption ? caption : "", 0);
-    g_string_replace (line, "{", "{{", 0);
-    g_string_replace (line, "}", "}}", 0);
-    g_autofree char *l = comment_text (line->str);
-    g_string_free (line, TRUE);
-    g_strstrip (l);
-    if (*l)
-      g_string_append_printf (out, "%s\n", l);
-  }
+  for (guint i = 0; templates[i]; i++)
+    {
+      GString *line = g_string_new (templates[i]);
+      g_string_replace (line, "[name]", token, 0);
+      g_string_replace (line, "[filewords]", caption ? caption : "", 0);
+      g_string_replace (line, "{", "{{", 0);
+      g_string_replace (line, "}", "}}", 0);
+      g_autofree char *l = comment_text (line->str);
+      g_string_free (line, TRUE);
+      g_strstrip (l);
+      if (*l)
+        g_string_append_printf (out, "%s\n", l);
+    }
   return g_string_free (out, FALSE);
 }
 
@@ -580,38 +618,44 @@ copy_images (Job *j, const char *root, const char *const *paths, const char *con
 {
   const DlTrainSettings *s = j->s;
   g_autofree char *train = g_build_filename (root, "train", NULL);
-  if (g_mkdir (train, 0755) != 0) {
-    g_set_error (error, DL_ERROR, DL_ERROR_IO, "cannot create “%s”: %s", train, g_strerror (errno));
-    return FALSE;
-  }
+  if (g_mkdir (train, 0755) != 0)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_IO, "cannot create “%s”: %s", train, g_strerror (errno));
+      return FALSE;
+    }
   g_auto (GStrv) templates = NULL;
   if (j->wildcard && !(templates = dl_ti_templates_load (s->template_file, error)))
     return FALSE;
   g_autoptr (GHashTable) stems = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   g_autoptr (GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
-  for (guint i = 0; i < n; i++) {
-    if (!g_hash_table_add (seen, (gpointer) paths[i]))
-      continue; /* a path given twice counts once, as in Dreamloom's run */
-    g_autofree char *name = copy_name (paths[i], stems, error);
-    if (!name)
-      return FALSE;
-    g_autofree char *to = g_build_filename (train, name, NULL);
-    if (!copy_file (paths[i], to, error))
-      return FALSE;
-    const char *caption = image_caption (s, captions, i);
-    g_autofree char *text = NULL;
-    if (j->wildcard) {
-      text = ti_caption_lines ((const char *const *) templates, token, caption);
-    } else if (caption) {
-      g_autofree char *line = comment_text (caption); /* sd-scripts reads the first line */
-      text = g_strconcat (g_strstrip (line), "\n", NULL);
-    }
-    if (text) {
-      g_autofree char *txt = dl_caption_file_path (to, ".txt");
-      if (!g_file_set_contents (txt, text, -1, error))
+  for (guint i = 0; i < n; i++)
+    {
+      if (!g_hash_table_add (seen, (gpointer)paths[i]))
+        continue; /* a path given twice counts once, as in Dreamloom's run */
+      g_autofree char *name = copy_name (paths[i], stems, error);
+      if (!name)
         return FALSE;
+      g_autofree char *to = g_build_filename (train, name, NULL);
+      if (!copy_file (paths[i], to, error))
+        return FALSE;
+      const char *caption = image_caption (s, captions, i);
+      g_autofree char *text = NULL;
+      if (j->wildcard)
+        {
+          text = ti_caption_lines ((const char *const *)templates, token, caption);
+        }
+      else if (caption)
+        {
+          g_autofree char *line = comment_text (caption); /* sd-scripts reads the first line */
+          text = g_strconcat (g_strstrip (line), "\n", NULL);
+        }
+      if (text)
+        {
+          g_autofree char *txt = dl_caption_file_path (to, ".txt");
+          if (!g_file_set_contents (txt, text, -1, error))
+            return FALSE;
+        }
     }
-  }
   return TRUE;
 }
 
@@ -622,30 +666,35 @@ copy_class_images (Job *j, const char *root, GError **error)
 {
   const DlTrainSettings *s = j->s;
   g_autofree char *class_dir = g_build_filename (root, "class", NULL);
-  if (g_mkdir (class_dir, 0755) != 0) {
-    g_set_error (error, DL_ERROR, DL_ERROR_IO, "cannot create “%s”: %s", class_dir, g_strerror (errno));
-    return FALSE;
-  }
-  if (s->class_images) {
-    j->class_source = g_strdup (s->class_images);
-  } else {
-    g_autofree char *run = dl_train_settings_run_dir (s);
-    j->class_source = run ? g_build_filename (run, "class", NULL) : NULL;
-  }
+  if (g_mkdir (class_dir, 0755) != 0)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_IO, "cannot create “%s”: %s", class_dir, g_strerror (errno));
+      return FALSE;
+    }
+  if (s->class_images)
+    {
+      j->class_source = g_strdup (s->class_images);
+    }
+  else
+    {
+      g_autofree char *run = dl_train_settings_run_dir (s);
+      j->class_source = run ? g_build_filename (run, "class", NULL) : NULL;
+    }
   if (!j->class_source || !g_file_test (j->class_source, G_FILE_TEST_IS_DIR))
     return TRUE;
   g_autoptr (GPtrArray) paths = dl_train_images_list_folder (j->class_source, error);
   if (!paths)
     return FALSE;
   g_autoptr (GHashTable) stems = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  for (guint i = 0; i < paths->len; i++) {
-    g_autofree char *name = copy_name (paths->pdata[i], stems, error);
-    if (!name)
-      return FALSE;
-    g_autofree char *to = g_build_filename (class_dir, name, NULL);
-    if (!copy_file (paths->pdata[i], to, error))
-      return FALSE;
-  }
+  for (guint i = 0; i < paths->len; i++)
+    {
+      g_autofree char *name = copy_name (paths->pdata[i], stems, error);
+      if (!name)
+        return FALSE;
+      g_autofree char *to = g_build_filename (class_dir, name, NULL);
+      if (!copy_file (paths->pdata[i], to, error))
+        return FALSE;
+    }
   j->n_class = paths->len;
   return TRUE;
 }
@@ -672,27 +721,31 @@ append_word (GString *out, const char *word)
   const char *value = eq ? eq + 1 : word;
   if (eq)
     g_string_append_len (out, word, eq + 1 - word);
-  if (shell_safe (value)) {
-    g_string_append (out, value);
-  } else {
-    g_autofree char *q = g_shell_quote (value);
-    g_string_append (out, q);
-  }
+  if (shell_safe (value))
+    {
+      g_string_append (out, value);
+    }
+  else
+    {
+      g_autofree char *q = g_shell_quote (value);
+      g_string_append (out, q);
+    }
 }
 
 static const char *
 method_title (DlTrainMethod m)
 {
-  switch (m) {
-  case DL_TRAIN_LORA:
-    return "LoRA";
-  case DL_TRAIN_TEXTUAL_INVERSION:
-    return "Textual Inversion";
-  case DL_TRAIN_DREAMBOOTH:
-    return "DreamBooth";
-  default:
-    return "?";
-  }
+  switch (m)
+    {
+    case DL_TRAIN_LORA:
+      return "LoRA";
+    case DL_TRAIN_TEXTUAL_INVERSION:
+      return "Textual Inversion";
+    case DL_TRAIN_DREAMBOOTH:
+      return "DreamBooth";
+    default:
+      return "?";
+    }
 }
 
 static char *
@@ -709,10 +762,11 @@ train_sh (Job *j)
     g_string_append (t, j->unmapped->str);
   else
     g_string_append (t, "#   (none)\n");
-  if (j->notes->len) {
-    g_string_append (t, "# Settings that sd-scripts runs differently:\n");
-    g_string_append (t, j->notes->str);
-  }
+  if (j->notes->len)
+    {
+      g_string_append (t, "# Settings that sd-scripts runs differently:\n");
+      g_string_append (t, j->notes->str);
+    }
   g_string_append (t, "#\n# Flags: kohya sd-scripts ");
   g_string_append (t, j->script);
   g_string_append (t, " setup_parser, library/train_util.py add_*_arguments,\n"
@@ -720,12 +774,13 @@ train_sh (Job *j)
   g_string_append (t, "cd \"$(dirname \"$0\")\" || exit 1\n");
   g_string_append (t, ": \"${SD_SCRIPTS:?set SD_SCRIPTS to the folder of kohya sd-scripts (an absolute path)}\"\n");
   g_string_append_printf (t, "exec accelerate launch --num_cpu_threads_per_process 1 \"$SD_SCRIPTS/%s\"", j->script);
-  for (guint i = 0; i < j->argv->len; i++) {
-    const char *w = j->argv->pdata[i];
-    /* a new line for each flag; a list's values follow it on its line */
-    g_string_append (t, g_str_has_prefix (w, "--") ? " \\\n  " : " ");
-    append_word (t, w);
-  }
+  for (guint i = 0; i < j->argv->len; i++)
+    {
+      const char *w = j->argv->pdata[i];
+      /* a new line for each flag; a list's values follow it on its line */
+      g_string_append (t, g_str_has_prefix (w, "--") ? " \\\n  " : " ");
+      append_word (t, w);
+    }
   g_string_append_c (t, '\n');
   return g_string_free (t, FALSE);
 }
@@ -744,15 +799,14 @@ readme (Job *j, const char *token)
   GString *t = g_string_new (NULL);
   g_string_append_printf (t, "Dreamloom %s training job for kohya sd-scripts (%s)\n\n", method_title (s->method),
                           j->script);
-  g_string_append (t,
-                   "To run it:\n"
-                   "  1. Copy this whole folder to the GPU machine.\n"
-                   "  2. Install kohya sd-scripts there (https://github.com/kohya-ss/sd-scripts: clone, make a\n"
-                   "     Python venv, install PyTorch and requirements.txt) and activate its venv.\n"
-                   "  3. Run `accelerate config` once: \"This machine\", multi-GPU, the number of GPUs.\n"
-                   "  4. Check the base model's path in train.sh (--pretrained_model_name_or_path): it is\n"
-                   "     this computer's path.\n"
-                   "  5. SD_SCRIPTS=/absolute/path/to/sd-scripts sh train.sh\n\n");
+  g_string_append (t, "To run it:\n"
+                      "  1. Copy this whole folder to the GPU machine.\n"
+                      "  2. Install kohya sd-scripts there (https://github.com/kohya-ss/sd-scripts: clone, make a\n"
+                      "     Python venv, install PyTorch and requirements.txt) and activate its venv.\n"
+                      "  3. Run `accelerate config` once: \"This machine\", multi-GPU, the number of GPUs.\n"
+                      "  4. Check the base model's path in train.sh (--pretrained_model_name_or_path): it is\n"
+                      "     this computer's path.\n"
+                      "  5. SD_SCRIPTS=/absolute/path/to/sd-scripts sh train.sh\n\n");
   g_string_append (t, "What is in this folder:\n"
                       "  train/         the training images, each caption in <name>.txt\n");
   if (j->has_class)
@@ -765,9 +819,9 @@ readme (Job *j, const char *token)
                       "                 equivalent for\n\n");
   g_string_append_printf (t, "What it writes, into output/:\n  %s   the result\n", result);
   if (s->save_every > 0)
-    g_string_append_printf (t, "  output/%s-stepNNNNNNNN.*   a checkpoint every %" G_GINT64_FORMAT
-                               " steps (the last %d kept)\n",
-                            j->output_name, s->save_every, s->keep);
+    g_string_append_printf (
+      t, "  output/%s-stepNNNNNNNN.*   a checkpoint every %" G_GINT64_FORMAT " steps (the last %d kept)\n",
+      j->output_name, s->save_every, s->keep);
   if (j->prompts_file && s->sample_every > 0)
     g_string_append_printf (t, "  output/sample/   sample images every %" G_GINT64_FORMAT " steps\n", s->sample_every);
   if (token)
@@ -803,19 +857,20 @@ build (Job *j, const char *root, const char *const *paths, const char *const *ca
     return FALSE;
   if (!write_prompts (j, root, error) || !common_args (j, error))
     return FALSE;
-  switch (s->method) {
-  case DL_TRAIN_LORA:
-    lora_args (j);
-    break;
-  case DL_TRAIN_DREAMBOOTH:
-    dreambooth_args (j);
-    break;
-  case DL_TRAIN_TEXTUAL_INVERSION:
-    ti_args (j, token);
-    break;
-  default:
-    g_return_val_if_reached (FALSE);
-  }
+  switch (s->method)
+    {
+    case DL_TRAIN_LORA:
+      lora_args (j);
+      break;
+    case DL_TRAIN_DREAMBOOTH:
+      dreambooth_args (j);
+      break;
+    case DL_TRAIN_TEXTUAL_INVERSION:
+      ti_args (j, token);
+      break;
+    default:
+      g_return_val_if_reached (FALSE);
+    }
   g_autofree char *toml = dataset_toml (j);
   g_autofree char *sh = train_sh (j);
   g_autofree char *text = readme (j, token);
@@ -823,10 +878,11 @@ build (Job *j, const char *root, const char *const *paths, const char *const *ca
       !write_text (root, "README.txt", text, error))
     return FALSE;
   g_autofree char *sh_path = g_build_filename (root, "train.sh", NULL);
-  if (g_chmod (sh_path, 0755) != 0) {
-    g_set_error (error, DL_ERROR, DL_ERROR_IO, "“%s”: %s", sh_path, g_strerror (errno));
-    return FALSE;
-  }
+  if (g_chmod (sh_path, 0755) != 0)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_IO, "“%s”: %s", sh_path, g_strerror (errno));
+      return FALSE;
+    }
   return TRUE;
 }
 
@@ -850,53 +906,61 @@ dl_kohya_job_write (const DlTrainSettings *s, const char *const *image_paths, co
 {
   g_return_val_if_fail (s != NULL && dir != NULL && *dir, FALSE);
   g_return_val_if_fail (image_paths != NULL || n_images == 0, FALSE);
-  if (s->method == DL_TRAIN_HYPERNETWORK) {
-    g_set_error_literal (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
-                         "--method hypernetwork: kohya sd-scripts has no trainer for A1111's hypernetworks "
-                         "(fine_tune.py dropped hypernetwork training); train it in Dreamloom");
-    return FALSE;
-  }
-  if (!s->model || !*s->model) {
-    g_set_error_literal (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "--model: the base model is required");
-    return FALSE;
-  }
-  if (n_images == 0) {
-    g_set_error_literal (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "no training images to write");
-    return FALSE;
-  }
+  if (s->method == DL_TRAIN_HYPERNETWORK)
+    {
+      g_set_error_literal (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
+                           "--method hypernetwork: kohya sd-scripts has no trainer for A1111's hypernetworks "
+                           "(fine_tune.py dropped hypernetwork training); train it in Dreamloom");
+      return FALSE;
+    }
+  if (!s->model || !*s->model)
+    {
+      g_set_error_literal (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "--model: the base model is required");
+      return FALSE;
+    }
+  if (n_images == 0)
+    {
+      g_set_error_literal (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "no training images to write");
+      return FALSE;
+    }
 
   /* the target: new, or an empty folder */
   g_autofree char *target = g_strdup (dir);
   gsize len = strlen (target);
   while (len > 1 && target[len - 1] == '/')
     target[--len] = '\0';
-  if (g_file_test (target, G_FILE_TEST_EXISTS)) {
-    if (!g_file_test (target, G_FILE_TEST_IS_DIR)) {
-      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "“%s” exists and is not a folder", target);
-      return FALSE;
+  if (g_file_test (target, G_FILE_TEST_EXISTS))
+    {
+      if (!g_file_test (target, G_FILE_TEST_IS_DIR))
+        {
+          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "“%s” exists and is not a folder", target);
+          return FALSE;
+        }
+      g_autoptr (GDir) d = g_dir_open (target, 0, error);
+      if (!d)
+        return FALSE;
+      if (g_dir_read_name (d))
+        {
+          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                       "“%s” is not empty: choose a new or empty folder for the job", target);
+          return FALSE;
+        }
     }
-    g_autoptr (GDir) d = g_dir_open (target, 0, error);
-    if (!d)
-      return FALSE;
-    if (g_dir_read_name (d)) {
-      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
-                   "“%s” is not empty: choose a new or empty folder for the job", target);
-      return FALSE;
-    }
-  }
   g_autofree char *parent = g_path_get_dirname (target);
   g_autofree char *name = g_path_get_basename (target);
-  if (g_mkdir_with_parents (parent, 0755) != 0) {
-    g_set_error (error, DL_ERROR, DL_ERROR_IO, "cannot create “%s”: %s", parent, g_strerror (errno));
-    return FALSE;
-  }
+  if (g_mkdir_with_parents (parent, 0755) != 0)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_IO, "cannot create “%s”: %s", parent, g_strerror (errno));
+      return FALSE;
+    }
   g_autofree char *partial_name = g_strconcat (".", name, ".partial", NULL);
   g_autofree char *partial = g_build_filename (parent, partial_name, NULL);
   dl_file_remove_tree (partial); /* a crashed earlier try's */
-  if (g_mkdir (partial, 0755) != 0) {
-    g_set_error (error, DL_ERROR, DL_ERROR_IO, "cannot create “%s”: %s", partial, g_strerror (errno));
-    return FALSE;
-  }
+  if (g_mkdir (partial, 0755) != 0)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_IO, "cannot create “%s”: %s", partial, g_strerror (errno));
+      return FALSE;
+    }
 
   Job j = {
     .s = s,
@@ -907,16 +971,16 @@ dl_kohya_job_write (const DlTrainSettings *s, const char *const *image_paths, co
     .wildcard = s->method == DL_TRAIN_TEXTUAL_INVERSION,
     .output_name = output_name (s),
   };
-  j.script = s->method == DL_TRAIN_LORA ? "train_network.py"
+  j.script = s->method == DL_TRAIN_LORA         ? "train_network.py"
              : s->method == DL_TRAIN_DREAMBOOTH ? "train_db.py"
                                                 : "train_textual_inversion.py";
   gboolean ok = build (&j, partial, image_paths, captions, n_images, error);
   job_clear (&j);
-  if (ok && g_rename (partial, target) != 0) {
-    g_set_error (error, DL_ERROR, DL_ERROR_IO, "cannot rename “%s” to “%s”: %s", partial, target,
-                 g_strerror (errno));
-    ok = FALSE;
-  }
+  if (ok && g_rename (partial, target) != 0)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_IO, "cannot rename “%s” to “%s”: %s", partial, target, g_strerror (errno));
+      ok = FALSE;
+    }
   if (!ok)
     dl_file_remove_tree (partial);
   return ok;

@@ -36,23 +36,25 @@ vae_identity (DlTrainer *t)
   const char *path = t->settings->model;
   GString *s = g_string_new (CACHE_VERSION);
   const char *const parts[] = { "", "vae/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.bin" };
-  for (guint i = 0; i < G_N_ELEMENTS (parts); i++) {
-    g_autofree char *p = *parts[i] ? g_build_filename (path, parts[i], NULL) : g_strdup (path);
-    GStatBuf sb;
-    if (g_stat (p, &sb) == 0)
-      g_string_append_printf (s, "|%s|%" G_GINT64_FORMAT "|%" G_GINT64_FORMAT, p, (gint64) sb.st_size,
-                              (gint64) sb.st_mtime);
-  }
-  g_string_append_printf (s, "|%s|%s", t->settings->fp16 ? "f16" : "f32", t->settings->config ? t->settings->config : "");
+  for (guint i = 0; i < G_N_ELEMENTS (parts); i++)
+    {
+      g_autofree char *p = *parts[i] ? g_build_filename (path, parts[i], NULL) : g_strdup (path);
+      GStatBuf sb;
+      if (g_stat (p, &sb) == 0)
+        g_string_append_printf (s, "|%s|%" G_GINT64_FORMAT "|%" G_GINT64_FORMAT, p, (gint64)sb.st_size,
+                                (gint64)sb.st_mtime);
+    }
+  g_string_append_printf (s, "|%s|%s", t->settings->fp16 ? "f16" : "f32",
+                          t->settings->config ? t->settings->config : "");
   return g_string_free (s, FALSE);
 }
 
 static char *
 cache_path (const char *dir, const char *vae_id, const DlTrainImage *im, gboolean flip)
 {
-  g_autofree char *key = g_strdup_printf ("%s|%s|%dx%d|%dx%d|%d,%d|%d", vae_id, im->content_hash, im->bucket_width,
-                                          im->bucket_height, im->resized_width, im->resized_height, im->crop_x,
-                                          im->crop_y, flip);
+  g_autofree char *key =
+    g_strdup_printf ("%s|%s|%dx%d|%dx%d|%d,%d|%d", vae_id, im->content_hash, im->bucket_width, im->bucket_height,
+                     im->resized_width, im->resized_height, im->crop_x, im->crop_y, flip);
   g_autofree char *hash = g_compute_checksum_for_string (G_CHECKSUM_SHA256, key, -1);
   g_autofree char *name = g_strconcat (hash, ".safetensors", NULL);
   return g_build_filename (dir, name, NULL);
@@ -67,7 +69,7 @@ read_cached (const char *path, gsize per, float **mean, float **std)
   int64_t n1 = 0, n2 = 0;
   g_autofree float *m = dl_safetensors_read_f32 (st, "mean", &n1, NULL);
   g_autofree float *s = m ? dl_safetensors_read_f32 (st, "std", &n2, NULL) : NULL;
-  if (!s || (gsize) n1 != per || (gsize) n2 != per)
+  if (!s || (gsize)n1 != per || (gsize)n2 != per)
     return FALSE;
   *mean = g_steal_pointer (&m);
   *std = g_steal_pointer (&s);
@@ -96,13 +98,14 @@ encode (DlTrainer *t, DlTrainImages *images, guint i, gboolean flip, float **mea
   g_autofree float *mv = dl_tensor_download_f32 (moments, error);
   if (!mv)
     return FALSE;
-  gsize per = (gsize) dl_tensor_numel (moments) / 2;
+  gsize per = (gsize)dl_tensor_numel (moments) / 2;
   float *m = g_new (float, per), *s = g_new (float, per);
-  for (gsize k = 0; k < per; k++) {
-    float lv = CLAMP (mv[per + k], -30.0f, 20.0f);
-    m[k] = mv[k];
-    s[k] = expf (0.5f * lv);
-  }
+  for (gsize k = 0; k < per; k++)
+    {
+      float lv = CLAMP (mv[per + k], -30.0f, 20.0f);
+      m[k] = mv[k];
+      s[k] = expf (0.5f * lv);
+    }
   *mean = m;
   *std = s;
   return TRUE;
@@ -134,35 +137,41 @@ cache_set (DlTrainer *t, DlTrainImages *images, gboolean with_flip, DlLatentMome
   gboolean can_write = use_disk && g_mkdir_with_parents (dir, 0755) == 0;
   DlLatentMoments *moments = *out = g_new0 (DlLatentMoments, n);
   guint encoded = 0;
-  for (guint i = 0; i < n; i++) {
-    const DlTrainImage *im = dl_train_images_get (images, i);
-    DlLatentMoments *lm = &moments[i];
-    lm->h = im->bucket_height / f;
-    lm->w = im->bucket_width / f;
-    gsize per = (gsize) L * lm->h * lm->w;
-    for (int flip = 0; flip <= (with_flip ? 1 : 0); flip++) {
-      if (g_cancellable_set_error_if_cancelled (t->cancellable, error))
-        return FALSE;
-      float *mean = NULL, *std = NULL;
-      g_autofree char *path = cache_path (dir, vae_id, im, flip);
-      if (!use_disk || !read_cached (path, per, &mean, &std)) {
-        dl_trainer_status (t, (double) i / n, "Encoding the training images (%u of %u)", i + 1, n);
-        if (!encode (t, images, i, flip, &mean, &std, error))
-          return FALSE;
-        encoded++;
-        g_autoptr (GError) werr = NULL;
-        if (can_write && !write_cached (path, lm, L, mean, std, &werr))
-          g_debug ("latent cache: %s", werr->message); /* a cache: losing it costs time only */
-      }
-      if (flip) {
-        lm->mean_flipped = mean;
-        lm->std_flipped = std;
-      } else {
-        lm->mean = mean;
-        lm->std = std;
-      }
+  for (guint i = 0; i < n; i++)
+    {
+      const DlTrainImage *im = dl_train_images_get (images, i);
+      DlLatentMoments *lm = &moments[i];
+      lm->h = im->bucket_height / f;
+      lm->w = im->bucket_width / f;
+      gsize per = (gsize)L * lm->h * lm->w;
+      for (int flip = 0; flip <= (with_flip ? 1 : 0); flip++)
+        {
+          if (g_cancellable_set_error_if_cancelled (t->cancellable, error))
+            return FALSE;
+          float *mean = NULL, *std = NULL;
+          g_autofree char *path = cache_path (dir, vae_id, im, flip);
+          if (!use_disk || !read_cached (path, per, &mean, &std))
+            {
+              dl_trainer_status (t, (double)i / n, "Encoding the training images (%u of %u)", i + 1, n);
+              if (!encode (t, images, i, flip, &mean, &std, error))
+                return FALSE;
+              encoded++;
+              g_autoptr (GError) werr = NULL;
+              if (can_write && !write_cached (path, lm, L, mean, std, &werr))
+                g_debug ("latent cache: %s", werr->message); /* a cache: losing it costs time only */
+            }
+          if (flip)
+            {
+              lm->mean_flipped = mean;
+              lm->std_flipped = std;
+            }
+          else
+            {
+              lm->mean = mean;
+              lm->std = std;
+            }
+        }
     }
-  }
   *encoded_out += encoded;
   return TRUE;
 }
@@ -180,13 +189,14 @@ dl_trainer_cache_latents (DlTrainer *t, GError **error)
     dl_trainer_status (t, 1.0, "Encoded %u image%s", encoded, encoded == 1 ? "" : "s");
   /* the encoder is not needed again in this run (the decoder is, for previews);
    * a model shared with the window stays whole */
-  if (t->owned_model) {
-    DlParams *p = dl_sd_model_get_params (t->model);
-    guint freed = dl_params_remove_prefix (p, "vae.encoder.") + dl_params_remove_prefix (p, "vae.quant_conv.");
-    if (t->settings->sample_every == 0)
-      freed += dl_params_remove_prefix (p, "vae.");
-    if (freed && !dl_device_trim_memory (t->device, error))
-      return FALSE;
-  }
+  if (t->owned_model)
+    {
+      DlParams *p = dl_sd_model_get_params (t->model);
+      guint freed = dl_params_remove_prefix (p, "vae.encoder.") + dl_params_remove_prefix (p, "vae.quant_conv.");
+      if (t->settings->sample_every == 0)
+        freed += dl_params_remove_prefix (p, "vae.");
+      if (freed && !dl_device_trim_memory (t->device, error))
+        return FALSE;
+    }
   return TRUE;
 }

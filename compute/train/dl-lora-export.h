@@ -20,7 +20,8 @@
 
 G_BEGIN_DECLS
 
-typedef struct {
+typedef struct
+{
   const char *name; /* "lora_unet_down_blocks_0_attentions_0_proj_in" */
   int down_ndim;    /* 2 or 4 */
   int64_t down_shape[4];

@@ -12,7 +12,8 @@
 
 G_BEGIN_DECLS
 
-typedef struct {
+typedef struct
+{
   gint64 step;
   double loss; /* may be non-finite */
   double lr;

@@ -35,7 +35,7 @@ dl_lr_schedule_kind_from_name (const char *name, DlLrScheduleKind *out)
   for (int k = 0; k < DL_LR_N_SCHEDULES; k++)
     if (strcmp (name, names[k]) == 0)
       {
-        *out = (DlLrScheduleKind) k;
+        *out = (DlLrScheduleKind)k;
         return TRUE;
       }
   return FALSE;
@@ -80,7 +80,7 @@ dl_lr_schedule_validate (const DlLrSchedule *s, GError **error)
 static double
 warmup_factor (gint64 step, gint64 warmup)
 {
-  return (double) step / (double) MAX (1, warmup);
+  return (double)step / (double)MAX (1, warmup);
 }
 
 static double
@@ -96,19 +96,19 @@ lambda (const DlLrSchedule *s, gint64 step)
     case DL_LR_LINEAR:
       if (step < w)
         return warmup_factor (step, w);
-      return fmax (0.0, (double) (T - step) / (double) MAX (1, T - w));
+      return fmax (0.0, (double)(T - step) / (double)MAX (1, T - w));
     case DL_LR_COSINE:
       {
         if (step < w)
           return warmup_factor (step, w);
-        double progress = (double) (step - w) / (double) MAX (1, T - w);
+        double progress = (double)(step - w) / (double)MAX (1, T - w);
         return fmax (0.0, 0.5 * (1.0 + cos (G_PI * s->num_cycles * 2.0 * progress)));
       }
     case DL_LR_COSINE_WITH_RESTARTS:
       {
         if (step < w)
           return warmup_factor (step, w);
-        double progress = (double) (step - w) / (double) MAX (1, T - w);
+        double progress = (double)(step - w) / (double)MAX (1, T - w);
         if (progress >= 1.0)
           return 0.0;
         return fmax (0.0, 0.5 * (1.0 + cos (G_PI * fmod (s->num_cycles * progress, 1.0))));
@@ -120,10 +120,10 @@ lambda (const DlLrSchedule *s, gint64 step)
         if (step > T)
           return s->lr_end / s->base_lr;
         double range = s->base_lr - s->lr_end;
-        double decay_steps = (double) (T - w);
+        double decay_steps = (double)(T - w);
         if (decay_steps <= 0) /* Python would divide by zero; the decay is over */
           return s->lr_end / s->base_lr;
-        double remaining = 1.0 - (double) (step - w) / decay_steps;
+        double remaining = 1.0 - (double)(step - w) / decay_steps;
         double decay = range * pow (remaining, s->power) + s->lr_end;
         return decay / s->base_lr;
       }

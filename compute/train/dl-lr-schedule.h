@@ -7,7 +7,8 @@
 
 G_BEGIN_DECLS
 
-typedef enum {
+typedef enum
+{
   DL_LR_CONSTANT,
   DL_LR_CONSTANT_WITH_WARMUP,
   DL_LR_LINEAR,
@@ -17,7 +18,8 @@ typedef enum {
   DL_LR_N_SCHEDULES
 } DlLrScheduleKind;
 
-typedef struct {
+typedef struct
+{
   DlLrScheduleKind kind;
   double base_lr;
   gint64 warmup_steps;

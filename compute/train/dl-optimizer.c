@@ -11,36 +11,40 @@
 #include "ops/dl-op-adamw8bit.h"
 #include "train/dl-adamw8bit-io.h"
 
-typedef struct {
+typedef struct
+{
   char *name;
   double weight_decay;
 } Group;
 
-typedef struct {
+typedef struct
+{
   char *name;
   DlTensor *param, *grad, *m, *v;
-  DlTensor *model;         /* the f16 tensor the forward reads, or NULL (param itself) */
-  DlAdamW8bitState *q;     /* 8-bit moments instead of m and v, or NULL */
+  DlTensor *model;     /* the f16 tensor the forward reads, or NULL (param itself) */
+  DlAdamW8bitState *q; /* 8-bit moments instead of m and v, or NULL */
   guint group;
   guint64 steps;    /* AdamW steps applied to this tensor (torch's state["step"]) */
   gboolean reached; /* the loss reached it since the last zero_grad */
 } Entry;
 
 /* one buffer of per-step constants per (group, step count) used in a step */
-typedef struct {
+typedef struct
+{
   guint group;
   guint64 step;
   DlTensor *hyper;
 } Hyper;
 
-struct _DlOptimizer {
+struct _DlOptimizer
+{
   DlDevice *device;
   double beta1, beta2, eps;
   GPtrArray *grad_blocks; /* the gradients live in a few large buffers (views into them) */
-  GArray *groups;    /* Group */
-  GPtrArray *entries; /* Entry */
+  GArray *groups;         /* Group */
+  GPtrArray *entries;     /* Entry */
   GHashTable *by_name;
-  GPtrArray *hypers;  /* Hyper*, reused between steps */
+  GPtrArray *hypers; /* Hyper*, reused between steps */
   gboolean eightbit;
   DlTensor *codebook; /* the 8-bit maps, once */
 };
@@ -70,7 +74,7 @@ hyper_free (gpointer p)
 static void
 group_clear (gpointer p)
 {
-  g_free (((Group *) p)->name);
+  g_free (((Group *)p)->name);
 }
 
 DlOptimizer *
@@ -87,7 +91,7 @@ dl_optimizer_new (DlDevice *device, double beta1, double beta2, double eps)
   opt->entries = g_ptr_array_new_with_free_func (entry_free);
   opt->by_name = g_hash_table_new (g_str_hash, g_str_equal);
   opt->hypers = g_ptr_array_new_with_free_func (hyper_free);
-  opt->grad_blocks = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_tensor_unref);
+  opt->grad_blocks = g_ptr_array_new_with_free_func ((GDestroyNotify)dl_tensor_unref);
   return opt;
 }
 
@@ -166,10 +170,11 @@ dl_optimizer_add_with_copy (DlOptimizer *opt, DlRecorder *rec, const char *name,
   g_return_val_if_fail (group < opt->groups->len, FALSE);
   g_return_val_if_fail (param->dtype == DL_DTYPE_F32, FALSE);
   g_return_val_if_fail (!model || dl_tensor_numel (model) == dl_tensor_numel (param), FALSE);
-  if (g_hash_table_contains (opt->by_name, name)) {
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "the trained tensor %s is listed twice", name);
-    return FALSE;
-  }
+  if (g_hash_table_contains (opt->by_name, name))
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "the trained tensor %s is listed twice", name);
+      return FALSE;
+    }
   Entry *e = g_new0 (Entry, 1);
   e->name = g_strdup (name);
   e->param = dl_tensor_ref (param);
@@ -177,20 +182,25 @@ dl_optimizer_add_with_copy (DlOptimizer *opt, DlRecorder *rec, const char *name,
   e->group = group;
   int64_t n = dl_tensor_numel (param);
   gboolean ok;
-  if (opt->eightbit && n >= MIN_8BIT_SIZE) {
-    if (!opt->codebook && !(opt->codebook = dl_adamw8bit_codebook_new (opt->device, error))) {
+  if (opt->eightbit && n >= MIN_8BIT_SIZE)
+    {
+      if (!opt->codebook && !(opt->codebook = dl_adamw8bit_codebook_new (opt->device, error)))
+        {
+          entry_free (e);
+          return FALSE;
+        }
+      ok = (e->q = dl_adamw8bit_state_new (opt->device, name, n, error)) && dl_adamw8bit_state_zero (rec, e->q, error);
+    }
+  else
+    {
+      ok = (e->m = zeroed_like (opt, rec, "adam_m", name, param, error)) &&
+           (e->v = zeroed_like (opt, rec, "adam_v", name, param, error));
+    }
+  if (!ok)
+    {
       entry_free (e);
       return FALSE;
     }
-    ok = (e->q = dl_adamw8bit_state_new (opt->device, name, n, error)) && dl_adamw8bit_state_zero (rec, e->q, error);
-  } else {
-    ok = (e->m = zeroed_like (opt, rec, "adam_m", name, param, error)) &&
-         (e->v = zeroed_like (opt, rec, "adam_v", name, param, error));
-  }
-  if (!ok) {
-    entry_free (e);
-    return FALSE;
-  }
   g_ptr_array_add (opt->entries, e);
   g_hash_table_insert (opt->by_name, e->name, e);
   return TRUE;
@@ -202,14 +212,14 @@ dl_optimizer_add (DlOptimizer *opt, DlRecorder *rec, const char *name, DlTensor 
   return dl_optimizer_add_with_copy (opt, rec, name, param, NULL, group, error);
 }
 
-#define ENTRY(opt, i) ((Entry *) g_ptr_array_index ((opt)->entries, (i)))
+#define ENTRY(opt, i) ((Entry *)g_ptr_array_index ((opt)->entries, (i)))
 
 /* elements per gradient buffer: one binding's worth, at most 64 MiB */
 static int64_t
 grad_block_elems (DlOptimizer *opt)
 {
   guint64 range = dl_device_get_info (opt->device)->max_storage_buffer_range;
-  return (int64_t) MIN (range / 4, G_GUINT64_CONSTANT (16) << 20);
+  return (int64_t)MIN (range / 4, G_GUINT64_CONSTANT (16) << 20);
 }
 
 /* Every gradient as a view into a few large buffers, packed in order, so that
@@ -224,27 +234,29 @@ ensure_grads (DlOptimizer *opt, GError **error)
     return TRUE;
   int64_t cap = grad_block_elems (opt);
   guint first = 0;
-  while (first < n) {
-    /* entries [first, last) share one buffer; a tensor larger than a buffer has its own */
-    int64_t total = dl_tensor_numel (ENTRY (opt, first)->param);
-    guint last = first + 1;
-    while (last < n && total + dl_tensor_numel (ENTRY (opt, last)->param) <= cap)
-      total += dl_tensor_numel (ENTRY (opt, last++)->param);
-    g_autoptr (DlTensor) block = dl_tensor_new (opt->device, "gradients", DL_DTYPE_F32, 1, &total, error);
-    if (!block)
-      return FALSE;
-    int64_t off = 0;
-    for (guint i = first; i < last; i++) {
-      Entry *e = ENTRY (opt, i);
-      g_autofree char *name = g_strconcat ("grad.", e->name, NULL);
-      e->grad = dl_tensor_view (block, name, off, e->param->ndim, e->param->shape, error);
-      if (!e->grad)
+  while (first < n)
+    {
+      /* entries [first, last) share one buffer; a tensor larger than a buffer has its own */
+      int64_t total = dl_tensor_numel (ENTRY (opt, first)->param);
+      guint last = first + 1;
+      while (last < n && total + dl_tensor_numel (ENTRY (opt, last)->param) <= cap)
+        total += dl_tensor_numel (ENTRY (opt, last++)->param);
+      g_autoptr (DlTensor) block = dl_tensor_new (opt->device, "gradients", DL_DTYPE_F32, 1, &total, error);
+      if (!block)
         return FALSE;
-      off += dl_tensor_numel (e->param);
+      int64_t off = 0;
+      for (guint i = first; i < last; i++)
+        {
+          Entry *e = ENTRY (opt, i);
+          g_autofree char *name = g_strconcat ("grad.", e->name, NULL);
+          e->grad = dl_tensor_view (block, name, off, e->param->ndim, e->param->shape, error);
+          if (!e->grad)
+            return FALSE;
+          off += dl_tensor_numel (e->param);
+        }
+      g_ptr_array_add (opt->grad_blocks, g_steal_pointer (&block));
+      first = last;
     }
-    g_ptr_array_add (opt->grad_blocks, g_steal_pointer (&block));
-    first = last;
-  }
   return TRUE;
 }
 
@@ -294,10 +306,11 @@ dl_optimizer_attach (DlOptimizer *opt, DlTape *tape)
 {
   if (!ensure_grads (opt, NULL))
     return; /* out of memory: the next zero_grad reports it */
-  for (guint i = 0; i < opt->entries->len; i++) {
-    Entry *e = ENTRY (opt, i);
-    dl_tape_set_param_grad (tape, e->model ? e->model : e->param, e->grad);
-  }
+  for (guint i = 0; i < opt->entries->len; i++)
+    {
+      Entry *e = ENTRY (opt, i);
+      dl_tape_set_param_grad (tape, e->model ? e->model : e->param, e->grad);
+    }
 }
 
 gboolean
@@ -316,11 +329,12 @@ dl_optimizer_zero_grad (DlOptimizer *opt, DlRecorder *rec, GError **error)
 void
 dl_optimizer_collect_reached (DlOptimizer *opt, DlTape *tape)
 {
-  for (guint i = 0; i < opt->entries->len; i++) {
-    Entry *e = ENTRY (opt, i);
-    if (dl_tape_param_reached (tape, e->model ? e->model : e->param))
-      e->reached = TRUE;
-  }
+  for (guint i = 0; i < opt->entries->len; i++)
+    {
+      Entry *e = ENTRY (opt, i);
+      if (dl_tape_param_reached (tape, e->model ? e->model : e->param))
+        e->reached = TRUE;
+    }
 }
 
 gboolean
@@ -341,27 +355,29 @@ dl_optimizer_grad_norm (DlOptimizer *opt, DlRecorder *rec, DlTensor *out, double
     return FALSE;
   /* over whole buffers: the gradients not reached are zero (zero_grad), so the
    * norm is that of the reached ones */
-  return dl_op_grad_norm (rec, out, (DlTensor *const *) opt->grad_blocks->pdata, opt->grad_blocks->len,
-                          (float) max_norm, error);
+  return dl_op_grad_norm (rec, out, (DlTensor *const *)opt->grad_blocks->pdata, opt->grad_blocks->len, (float)max_norm,
+                          error);
 }
 
 static DlTensor *
 hyper_for (DlOptimizer *opt, guint group, guint64 step, double lr, guint *used, GError **error)
 {
-  for (guint k = 0; k < *used; k++) {
-    Hyper *h = opt->hypers->pdata[k];
-    if (h->group == group && h->step == step)
-      return h->hyper;
-  }
-  if (*used == opt->hypers->len) {
-    int64_t n = DL_ADAMW_HYPER_LEN;
-    DlTensor *t = dl_tensor_new (opt->device, "adamw-hyper", DL_DTYPE_F32, 1, &n, error);
-    if (!t)
-      return NULL;
-    Hyper *h = g_new0 (Hyper, 1);
-    h->hyper = t;
-    g_ptr_array_add (opt->hypers, h);
-  }
+  for (guint k = 0; k < *used; k++)
+    {
+      Hyper *h = opt->hypers->pdata[k];
+      if (h->group == group && h->step == step)
+        return h->hyper;
+    }
+  if (*used == opt->hypers->len)
+    {
+      int64_t n = DL_ADAMW_HYPER_LEN;
+      DlTensor *t = dl_tensor_new (opt->device, "adamw-hyper", DL_DTYPE_F32, 1, &n, error);
+      if (!t)
+        return NULL;
+      Hyper *h = g_new0 (Hyper, 1);
+      h->hyper = t;
+      g_ptr_array_add (opt->hypers, h);
+    }
   Hyper *h = opt->hypers->pdata[(*used)++];
   h->group = group;
   h->step = step;
@@ -385,41 +401,44 @@ dl_optimizer_step (DlOptimizer *opt, DlRecorder *rec, const double *group_lr, Dl
   guint used = 0;
   /* the constants first: uploads must not come between recorded dispatches that read them */
   g_autofree DlTensor **hy = g_new0 (DlTensor *, opt->entries->len);
-  for (guint i = 0; i < opt->entries->len; i++) {
-    Entry *e = ENTRY (opt, i);
-    if (!e->reached)
-      continue;
-    if (!(hy[i] = hyper_for (opt, e->group, e->steps + 1, group_lr[e->group], &used, error)))
-      return FALSE;
-  }
-  for (guint i = 0; i < opt->entries->len; i++) {
-    Entry *e = ENTRY (opt, i);
-    if (!e->reached)
-      continue;
-    gboolean ok = e->q ? dl_op_adamw8bit (rec, e->param, e->grad, e->q, opt->codebook, hy[i], clip, e->model, error)
-                       : dl_op_adamw (rec, e->param, e->grad, e->m, e->v, hy[i], clip, e->model, error);
-    if (!ok)
-      return FALSE;
-    e->steps++;
-  }
+  for (guint i = 0; i < opt->entries->len; i++)
+    {
+      Entry *e = ENTRY (opt, i);
+      if (!e->reached)
+        continue;
+      if (!(hy[i] = hyper_for (opt, e->group, e->steps + 1, group_lr[e->group], &used, error)))
+        return FALSE;
+    }
+  for (guint i = 0; i < opt->entries->len; i++)
+    {
+      Entry *e = ENTRY (opt, i);
+      if (!e->reached)
+        continue;
+      gboolean ok = e->q ? dl_op_adamw8bit (rec, e->param, e->grad, e->q, opt->codebook, hy[i], clip, e->model, error)
+                         : dl_op_adamw (rec, e->param, e->grad, e->m, e->v, hy[i], clip, e->model, error);
+      if (!ok)
+        return FALSE;
+      e->steps++;
+    }
   return TRUE;
 }
 
 const char *
 dl_optimizer_find_non_finite (DlOptimizer *opt, gboolean grads, GError **error)
 {
-  for (guint i = 0; i < opt->entries->len; i++) {
-    Entry *e = ENTRY (opt, i);
-    if (grads && !e->reached)
-      continue;
-    g_autofree float *v = dl_tensor_download_f32 (grads ? e->grad : e->param, error);
-    if (!v)
-      return NULL;
-    int64_t n = dl_tensor_numel (e->param);
-    for (int64_t k = 0; k < n; k++)
-      if (!isfinite (v[k]))
-        return e->name;
-  }
+  for (guint i = 0; i < opt->entries->len; i++)
+    {
+      Entry *e = ENTRY (opt, i);
+      if (grads && !e->reached)
+        continue;
+      g_autofree float *v = dl_tensor_download_f32 (grads ? e->grad : e->param, error);
+      if (!v)
+        return NULL;
+      int64_t n = dl_tensor_numel (e->param);
+      for (int64_t k = 0; k < n; k++)
+        if (!isfinite (v[k]))
+          return e->name;
+    }
   return NULL;
 }
 
@@ -435,15 +454,17 @@ gboolean
 dl_optimizer_save (DlOptimizer *opt, DlSafetensorsWriter *w, GError **error)
 {
   g_autofree gint64 *steps = g_new0 (gint64, MAX (opt->entries->len, 1));
-  for (guint i = 0; i < opt->entries->len; i++) {
-    Entry *e = ENTRY (opt, i);
-    steps[i] = (gint64) e->steps;
-    if (!save_tensor (w, "param.", e->name, e->param, error))
-      return FALSE;
-    if (e->q ? !dl_adamw8bit_state_save (e->q, w, e->name, error)
-             : (!save_tensor (w, "adam_m.", e->name, e->m, error) || !save_tensor (w, "adam_v.", e->name, e->v, error)))
-      return FALSE;
-  }
+  for (guint i = 0; i < opt->entries->len; i++)
+    {
+      Entry *e = ENTRY (opt, i);
+      steps[i] = (gint64)e->steps;
+      if (!save_tensor (w, "param.", e->name, e->param, error))
+        return FALSE;
+      if (e->q
+            ? !dl_adamw8bit_state_save (e->q, w, e->name, error)
+            : (!save_tensor (w, "adam_m.", e->name, e->m, error) || !save_tensor (w, "adam_v.", e->name, e->v, error)))
+        return FALSE;
+    }
   int64_t n = opt->entries->len;
   return dl_safetensors_writer_add (w, "adam_steps", DL_ST_I64, 1, &n, steps, sizeof (gint64) * n, error);
 }
@@ -453,12 +474,13 @@ load_tensor (DlSafetensors *st, const char *prefix, const char *name, DlTensor *
 {
   g_autofree char *key = g_strconcat (prefix, name, NULL);
   const DlStTensor *s = dl_safetensors_find (st, key);
-  if (!s || s->numel != dl_tensor_numel (t) || s->ndim != t->ndim) {
-    g_autofree char *d = dl_tensor_describe (t);
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: %s for %s", dl_safetensors_get_path (st),
-                 s ? "a tensor of another shape" : "no tensor", key);
-    return FALSE;
-  }
+  if (!s || s->numel != dl_tensor_numel (t) || s->ndim != t->ndim)
+    {
+      g_autofree char *d = dl_tensor_describe (t);
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: %s for %s", dl_safetensors_get_path (st),
+                   s ? "a tensor of another shape" : "no tensor", key);
+      return FALSE;
+    }
   int64_t n = 0;
   g_autofree float *v = dl_safetensors_read_f32 (st, key, &n, error);
   return v && dl_tensor_upload_f32 (t, v, error);
@@ -468,28 +490,32 @@ gboolean
 dl_optimizer_load (DlOptimizer *opt, DlSafetensors *st, GError **error)
 {
   const DlStTensor *steps = dl_safetensors_find (st, "adam_steps");
-  if (!steps || steps->dtype != DL_ST_I64 || steps->numel != (int64_t) opt->entries->len) {
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE,
-                 "“%s”: the optimizer state does not hold the %u tensors this run trains",
-                 dl_safetensors_get_path (st), opt->entries->len);
-    return FALSE;
-  }
-  for (guint i = 0; i < opt->entries->len; i++) {
-    Entry *e = ENTRY (opt, i);
-    if (!load_tensor (st, "param.", e->name, e->param, error))
+  if (!steps || steps->dtype != DL_ST_I64 || steps->numel != (int64_t)opt->entries->len)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE,
+                   "“%s”: the optimizer state does not hold the %u tensors this run trains",
+                   dl_safetensors_get_path (st), opt->entries->len);
       return FALSE;
-    if (e->q ? !dl_adamw8bit_state_load (e->q, st, e->name, error)
-             : (!load_tensor (st, "adam_m.", e->name, e->m, error) || !load_tensor (st, "adam_v.", e->name, e->v, error)))
-      return FALSE;
-    /* the model's copy follows the master */
-    if (e->model) {
-      g_autofree float *v = dl_tensor_download_f32 (e->param, error);
-      if (!v || !dl_tensor_upload_f32 (e->model, v, error))
-        return FALSE;
     }
-    gint64 count;
-    memcpy (&count, steps->data + 8 * i, sizeof count);
-    e->steps = (guint64) MAX (count, 0);
-  }
+  for (guint i = 0; i < opt->entries->len; i++)
+    {
+      Entry *e = ENTRY (opt, i);
+      if (!load_tensor (st, "param.", e->name, e->param, error))
+        return FALSE;
+      if (e->q ? !dl_adamw8bit_state_load (e->q, st, e->name, error)
+               : (!load_tensor (st, "adam_m.", e->name, e->m, error) ||
+                  !load_tensor (st, "adam_v.", e->name, e->v, error)))
+        return FALSE;
+      /* the model's copy follows the master */
+      if (e->model)
+        {
+          g_autofree float *v = dl_tensor_download_f32 (e->param, error);
+          if (!v || !dl_tensor_upload_f32 (e->model, v, error))
+            return FALSE;
+        }
+      gint64 count;
+      memcpy (&count, steps->data + 8 * i, sizeof count);
+      e->steps = (guint64)MAX (count, 0);
+    }
   return TRUE;
 }

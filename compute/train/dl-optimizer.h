@@ -64,14 +64,13 @@ gboolean dl_optimizer_reached (DlOptimizer *opt, guint i);
 /* Record the total L2 norm over the reached gradients and the clip coefficient
  * into `out` (f32 [2], dl_op_grad_norm).  Returns FALSE with no error and
  * records nothing when no gradient was reached (*none = TRUE). */
-gboolean dl_optimizer_grad_norm (DlOptimizer *opt, DlRecorder *rec, DlTensor *out, double max_norm,
-                                 gboolean *none, GError **error);
+gboolean dl_optimizer_grad_norm (DlOptimizer *opt, DlRecorder *rec, DlTensor *out, double max_norm, gboolean *none,
+                                 GError **error);
 
 /* Record one AdamW step of every reached tensor with learning rate lr[group];
  * `clip` (may be NULL) is the output of dl_optimizer_grad_norm.  Uploads the
  * per-step constants first (call it between submissions). */
-gboolean dl_optimizer_step (DlOptimizer *opt, DlRecorder *rec, const double *group_lr, DlTensor *clip,
-                            GError **error);
+gboolean dl_optimizer_step (DlOptimizer *opt, DlRecorder *rec, const double *group_lr, DlTensor *clip, GError **error);
 
 /* The first trained tensor holding a NaN or infinity in its value (`grads`
  * FALSE) or gradient (TRUE), or NULL (downloads; for the rare failure path). */

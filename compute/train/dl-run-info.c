@@ -32,11 +32,12 @@ dl_run_info_free (DlRunInfo *info)
 static double
 val_at (const DlRunInfo *info, gint64 step)
 {
-  for (guint i = 0; i < info->validations->len; i++) {
-    const DlTrainValidation *v = &g_array_index (info->validations, DlTrainValidation, i);
-    if (v->step == step)
-      return v->loss;
-  }
+  for (guint i = 0; i < info->validations->len; i++)
+    {
+      const DlTrainValidation *v = &g_array_index (info->validations, DlTrainValidation, i);
+      if (v->step == step)
+        return v->loss;
+    }
   return NAN;
 }
 
@@ -47,24 +48,27 @@ dl_run_info_read (const char *dir, GError **error)
   g_autofree char *path = g_build_filename (dir, "run.json", NULL);
   g_autoptr (JsonParser) parser = json_parser_new ();
   g_autoptr (GError) local = NULL;
-  if (!json_parser_load_from_file (parser, path, &local)) {
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: %s", path, local->message);
-    return NULL;
-  }
+  if (!json_parser_load_from_file (parser, path, &local))
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: %s", path, local->message);
+      return NULL;
+    }
   JsonNode *root = json_parser_get_root (parser);
   JsonObject *o = root && JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
   if (!o || g_strcmp0 (json_object_get_string_member_with_default (o, "format", ""), "dreamloom-run") != 0 ||
-      !json_object_has_member (o, "settings")) {
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: not a Dreamloom run description", path);
-    return NULL;
-  }
+      !json_object_has_member (o, "settings"))
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: not a Dreamloom run description", path);
+      return NULL;
+    }
   g_autoptr (DlRunInfo) info = g_new0 (DlRunInfo, 1);
   info->dir = g_strdup (dir);
   info->settings = dl_train_settings_from_json (json_object_get_member (o, "settings"), error);
-  if (!info->settings) {
-    g_prefix_error (error, "“%s”: ", path);
-    return NULL;
-  }
+  if (!info->settings)
+    {
+      g_prefix_error (error, "“%s”: ", path);
+      return NULL;
+    }
   info->step = json_object_get_int_member_with_default (o, "step", 0);
   info->finished = json_object_get_boolean_member_with_default (o, "finished", FALSE);
   info->best_step = -1;
@@ -79,16 +83,17 @@ dl_run_info_read (const char *dir, GError **error)
   info->validations = g_array_new (FALSE, FALSE, sizeof (DlTrainValidation));
   JsonNode *vn = json_object_get_member (o, "validation");
   JsonArray *vals = vn && JSON_NODE_HOLDS_ARRAY (vn) ? json_node_get_array (vn) : NULL;
-  for (guint i = 0; vals && i < json_array_get_length (vals); i++) {
-    JsonNode *n = json_array_get_element (vals, i);
-    if (!JSON_NODE_HOLDS_OBJECT (n))
-      continue;
-    JsonObject *vo = json_node_get_object (n);
-    DlTrainValidation v = { json_object_get_int_member_with_default (vo, "step", -1),
-                            json_object_get_double_member_with_default (vo, "loss", NAN) };
-    if (v.step >= 0)
-      g_array_append_val (info->validations, v);
-  }
+  for (guint i = 0; vals && i < json_array_get_length (vals); i++)
+    {
+      JsonNode *n = json_array_get_element (vals, i);
+      if (!JSON_NODE_HOLDS_OBJECT (n))
+        continue;
+      JsonObject *vo = json_node_get_object (n);
+      DlTrainValidation v = { json_object_get_int_member_with_default (vo, "step", -1),
+                              json_object_get_double_member_with_default (vo, "loss", NAN) };
+      if (v.step >= 0)
+        g_array_append_val (info->validations, v);
+    }
 
   /* a damaged or unreadable loss log costs the curve, never the run */
   info->losses = dl_loss_log_read (dir, NULL);
@@ -98,19 +103,20 @@ dl_run_info_read (const char *dir, GError **error)
   info->checkpoints = g_ptr_array_new_with_free_func (checkpoint_free);
   JsonNode *cn = json_object_get_member (o, "checkpoints");
   JsonArray *cks = cn && JSON_NODE_HOLDS_ARRAY (cn) ? json_node_get_array (cn) : NULL;
-  for (guint i = 0; cks && i < json_array_get_length (cks); i++) {
-    JsonNode *n = json_array_get_element (cks, i);
-    if (!JSON_NODE_HOLDS_OBJECT (n))
-      continue;
-    JsonObject *co = json_node_get_object (n);
-    DlRunCheckpoint *c = g_new0 (DlRunCheckpoint, 1);
-    c->step = json_object_get_int_member_with_default (co, "step", 0);
-    c->file = g_strdup (json_object_get_string_member_with_default (co, "file", ""));
-    c->state = g_strdup (json_object_get_string_member_with_default (co, "state", ""));
-    c->best = json_object_get_boolean_member_with_default (co, "best", FALSE);
-    c->val_loss = val_at (info, c->step);
-    g_ptr_array_add (info->checkpoints, c);
-  }
+  for (guint i = 0; cks && i < json_array_get_length (cks); i++)
+    {
+      JsonNode *n = json_array_get_element (cks, i);
+      if (!JSON_NODE_HOLDS_OBJECT (n))
+        continue;
+      JsonObject *co = json_node_get_object (n);
+      DlRunCheckpoint *c = g_new0 (DlRunCheckpoint, 1);
+      c->step = json_object_get_int_member_with_default (co, "step", 0);
+      c->file = g_strdup (json_object_get_string_member_with_default (co, "file", ""));
+      c->state = g_strdup (json_object_get_string_member_with_default (co, "state", ""));
+      c->best = json_object_get_boolean_member_with_default (co, "best", FALSE);
+      c->val_loss = val_at (info, c->step);
+      g_ptr_array_add (info->checkpoints, c);
+    }
   return g_steal_pointer (&info);
 }
 

@@ -11,7 +11,8 @@
 
 G_BEGIN_DECLS
 
-typedef struct {
+typedef struct
+{
   gint64 step;
   char *file;      /* the method's export at that step */
   char *state;     /* the trainer state (what --resume reads) */
@@ -19,16 +20,17 @@ typedef struct {
   gboolean best;
 } DlRunCheckpoint;
 
-typedef struct {
+typedef struct
+{
   char *dir;
   DlTrainSettings *settings;
-  gint64 step;           /* steps done at the last checkpoint */
-  gboolean finished;     /* the final export was written */
+  gint64 step;            /* steps done at the last checkpoint */
+  gboolean finished;      /* the final export was written */
   GPtrArray *checkpoints; /* DlRunCheckpoint, oldest first */
-  GArray *validations;   /* DlTrainValidation, in step order */
-  GArray *losses;        /* DlLossEntry of every step up to the last checkpoint (losses.csv) */
-  gint64 best_step;      /* -1: none */
-  double best_val_loss;  /* NaN: none */
+  GArray *validations;    /* DlTrainValidation, in step order */
+  GArray *losses;         /* DlLossEntry of every step up to the last checkpoint (losses.csv) */
+  gint64 best_step;       /* -1: none */
+  double best_val_loss;   /* NaN: none */
 } DlRunInfo;
 
 /* Read `dir`/run.json.  Errors name the file and what is wrong. */

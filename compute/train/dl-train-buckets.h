@@ -8,7 +8,8 @@
 
 G_BEGIN_DECLS
 
-typedef struct {
+typedef struct
+{
   int width, height;
 } DlTrainBucket;
 
@@ -27,7 +28,7 @@ GArray *dl_train_buckets_for_resolution (int resolution);
  * that is relatively shorter scaled to the bucket's, the other rounded
  * (int(x * scale + 0.5)).  Without buckets pass the one bucket resolution x
  * resolution. */
-guint dl_train_buckets_select (const DlTrainBucket *buckets, guint n_buckets, int width, int height,
-                               int *resized_width, int *resized_height);
+guint dl_train_buckets_select (const DlTrainBucket *buckets, guint n_buckets, int width, int height, int *resized_width,
+                               int *resized_height);
 
 G_END_DECLS

@@ -44,16 +44,17 @@ read_class_images (DlTrainer *t, const char *dir, gboolean warn, GError **error)
   g_autoptr (GPtrArray) paths = dl_train_images_list_folder (dir, error);
   if (!paths)
     return NULL;
-  if (!paths->len) {
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "no class image in “%s”", dir);
-    return NULL;
-  }
-  DlTrainImagesOptions o = { .resolution = s->resolution, .seed = (guint64) s->seed };
+  if (!paths->len)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "no class image in “%s”", dir);
+      return NULL;
+    }
+  DlTrainImagesOptions o = { .resolution = s->resolution, .seed = (guint64)s->seed };
   g_autoptr (GPtrArray) warnings = g_ptr_array_new_with_free_func (g_free);
-  DlTrainImages *images = dl_train_images_new ((const char *const *) paths->pdata, paths->len, &o, warnings, NULL,
-                                               error);
+  DlTrainImages *images =
+    dl_train_images_new ((const char *const *)paths->pdata, paths->len, &o, warnings, NULL, error);
   for (guint i = 0; warn && i < warnings->len; i++)
-    dl_trainer_warn (t, "class image %s", (char *) warnings->pdata[i]);
+    dl_trainer_warn (t, "class image %s", (char *)warnings->pdata[i]);
   return images;
 }
 
@@ -69,7 +70,7 @@ static gboolean
 generate (DlTrainer *t, const char *dir, guint have, GError **error)
 {
   const DlTrainSettings *s = t->settings;
-  guint want = (guint) s->num_class_images;
+  guint want = (guint)s->num_class_images;
   int size = s->resolution;
   gint32 pos[DL_CLIP_MAX_LENGTH], neg[DL_CLIP_MAX_LENGTH];
   if (!dl_clip_tokenizer_encode_77 (t->tok, s->class_prompt, pos, error) ||
@@ -82,40 +83,60 @@ generate (DlTrainer *t, const char *dir, guint have, GError **error)
     *dot = '\0';
   int steps = class_steps ();
   guint made = 0;
-  for (guint k = 0; have + made < want; k++) {
-    g_autofree char *name = g_strdup_printf ("class-%05u.png", k);
-    g_autofree char *path = g_build_filename (dir, name, NULL);
-    if (g_file_test (path, G_FILE_TEST_EXISTS))
-      continue; /* a file of ours from before (if unreadable it was warned about and stays) */
-    if (g_cancellable_set_error_if_cancelled (t->cancellable, error))
-      return FALSE;
-    dl_trainer_status (t, (double) made / (want - have), "Generating class image %u of %u (%s)", made + 1,
-                       want - have, s->class_prompt);
-    guint64 seed = (guint64) s->seed + k;
-    DlSampleParams sp = {
-      .prompt_ids = pos, .negative_ids = neg, .batch = 1, .width = size, .height = size, .steps = steps,
-      .sampler = DL_SAMPLER_DPMPP_2M, .sigmas = DL_SIGMAS_KARRAS, .cfg_scale = CLASS_CFG, .seed = seed,
-      .clip_skip = s->clip_skip, .cancellable = t->cancellable,
-    };
-    g_autofree float *image = NULL;
-    if (!dl_sd_sample (t->model, &sp, NULL, &image, error))
-      return FALSE;
-    g_autofree guint8 *rgb = g_new (guint8, (gsize) size * size * 3);
-    dl_image_chw_to_rgb8 (image, size, size, rgb);
-    DlInfotext info = {
-      .prompt = s->class_prompt, .steps = steps, .sampler = dl_sampler_a1111_name (sp.sampler, sp.sigmas),
-      .cfg_scale = CLASS_CFG, .seed = seed, .width = size, .height = size, .model = model, .clip_skip = s->clip_skip,
-    };
-    g_autofree char *params = dl_infotext_format (&info);
-    g_autoptr (GHashTable) text = g_hash_table_new (g_str_hash, g_str_equal);
-    g_hash_table_insert (text, "parameters", params);
-    if (!dl_png_write (path, rgb, size, size, 3, text, error)) {
-      g_prefix_error (error, "class image %u of %u not written (%u class image%s kept in “%s”; a new run generates "
-                      "the rest): ", have + made + 1, want, have + made, have + made == 1 ? "" : "s", dir);
-      return FALSE;
+  for (guint k = 0; have + made < want; k++)
+    {
+      g_autofree char *name = g_strdup_printf ("class-%05u.png", k);
+      g_autofree char *path = g_build_filename (dir, name, NULL);
+      if (g_file_test (path, G_FILE_TEST_EXISTS))
+        continue; /* a file of ours from before (if unreadable it was warned about and stays) */
+      if (g_cancellable_set_error_if_cancelled (t->cancellable, error))
+        return FALSE;
+      dl_trainer_status (t, (double)made / (want - have), "Generating class image %u of %u (%s)", made + 1, want - have,
+                         s->class_prompt);
+      guint64 seed = (guint64)s->seed + k;
+      DlSampleParams sp = {
+        .prompt_ids = pos,
+        .negative_ids = neg,
+        .batch = 1,
+        .width = size,
+        .height = size,
+        .steps = steps,
+        .sampler = DL_SAMPLER_DPMPP_2M,
+        .sigmas = DL_SIGMAS_KARRAS,
+        .cfg_scale = CLASS_CFG,
+        .seed = seed,
+        .clip_skip = s->clip_skip,
+        .cancellable = t->cancellable,
+      };
+      g_autofree float *image = NULL;
+      if (!dl_sd_sample (t->model, &sp, NULL, &image, error))
+        return FALSE;
+      g_autofree guint8 *rgb = g_new (guint8, (gsize)size * size * 3);
+      dl_image_chw_to_rgb8 (image, size, size, rgb);
+      DlInfotext info = {
+        .prompt = s->class_prompt,
+        .steps = steps,
+        .sampler = dl_sampler_a1111_name (sp.sampler, sp.sigmas),
+        .cfg_scale = CLASS_CFG,
+        .seed = seed,
+        .width = size,
+        .height = size,
+        .model = model,
+        .clip_skip = s->clip_skip,
+      };
+      g_autofree char *params = dl_infotext_format (&info);
+      g_autoptr (GHashTable) text = g_hash_table_new (g_str_hash, g_str_equal);
+      g_hash_table_insert (text, "parameters", params);
+      if (!dl_png_write (path, rgb, size, size, 3, text, error))
+        {
+          g_prefix_error (error,
+                          "class image %u of %u not written (%u class image%s kept in “%s”; a new run generates "
+                          "the rest): ",
+                          have + made + 1, want, have + made, have + made == 1 ? "" : "s", dir);
+          return FALSE;
+        }
+      made++;
     }
-    made++;
-  }
   if (made)
     dl_trainer_status (t, 1.0, "Generated %u class image%s in %s", made, made == 1 ? "" : "s", dir);
   return TRUE;
@@ -128,17 +149,19 @@ dl_trainer_prepare_class_images (DlTrainer *t, GError **error)
   if (s->method != DL_TRAIN_DREAMBOOTH || !s->class_prompt)
     return TRUE;
   g_autofree char *dir = dl_trainer_class_dir (t);
-  if (g_mkdir_with_parents (dir, 0755) != 0) {
-    g_set_error (error, DL_ERROR, DL_ERROR_IO, "cannot create the class image folder “%s”: %s", dir,
-                 g_strerror (errno));
-    return FALSE;
-  }
-  /* a replay takes the class images as they are: its draws index them */
-  if (!s->replay) {
-    guint have = count_usable (t, dir);
-    if (have < (guint) s->num_class_images && !generate (t, dir, have, error))
+  if (g_mkdir_with_parents (dir, 0755) != 0)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_IO, "cannot create the class image folder “%s”: %s", dir,
+                   g_strerror (errno));
       return FALSE;
-  }
+    }
+  /* a replay takes the class images as they are: its draws index them */
+  if (!s->replay)
+    {
+      guint have = count_usable (t, dir);
+      if (have < (guint)s->num_class_images && !generate (t, dir, have, error))
+        return FALSE;
+    }
   t->class_images = read_class_images (t, dir, s->replay != NULL, error);
   return t->class_images != NULL;
 }

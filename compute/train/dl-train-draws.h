@@ -13,18 +13,19 @@
 
 G_BEGIN_DECLS
 
-typedef struct {
-  int n;              /* instance samples in this micro-batch */
-  int n_rows;         /* rows of the UNet batch: n, or 2n with prior preservation */
+typedef struct
+{
+  int n;      /* instance samples in this micro-batch */
+  int n_rows; /* rows of the UNet batch: n, or 2n with prior preservation */
   int latent_h, latent_w;
-  gint64 *images;     /* [n] image indices (sorted file order) */
-  gint64 *class_images; /* [n] or NULL */
-  gint64 *templates;  /* [n] template line per sample, or NULL */
-  gboolean *flips;    /* [n] mirror the image */
-  float *latent_eps;  /* [n_rows, 4, h, w] */
-  float *noise;       /* [n_rows, 4, h, w] */
-  float *offset_eps;  /* [n_rows, 4] or NULL (noise offset off) */
-  gint64 *timesteps;  /* [n_rows] */
+  gint64 *images;          /* [n] image indices (sorted file order) */
+  gint64 *class_images;    /* [n] or NULL */
+  gint64 *templates;       /* [n] template line per sample, or NULL */
+  gboolean *flips;         /* [n] mirror the image */
+  float *latent_eps;       /* [n_rows, 4, h, w] */
+  float *noise;            /* [n_rows, 4, h, w] */
+  float *offset_eps;       /* [n_rows, 4] or NULL (noise offset off) */
+  gint64 *timesteps;       /* [n_rows] */
   guint32 *caption_random; /* [n * DL_DRAWS_CAPTION_WORDS] words for caption shuffling and dropout */
 } DlStepDraws;
 
@@ -34,12 +35,13 @@ void dl_step_draws_clear (DlStepDraws *d);
 
 /* ---- the run's generator ---- */
 
-typedef struct {
+typedef struct
+{
   guint64 seed;
   guint n_images;
   guint repeats;
   guint batch;
-  guint n_templates;   /* 0: none */
+  guint n_templates;    /* 0: none */
   guint n_class_images; /* prior preservation: each sample gets a class image (rows = 2n); 0: none */
   gboolean flip;
   double noise_offset;

@@ -13,7 +13,8 @@
 #include "dl-error.h"
 #include "io/dl-checkpoint-writer.h"
 
-typedef struct {
+typedef struct
+{
   GHashTable *masters; /* internal name -> f32 tensor AdamW updates */
 } DbRun;
 
@@ -33,42 +34,46 @@ db_setup (DlTrainer *t, GError **error)
   DlRecorder *rec = dl_sd_model_get_recorder (t->model);
   DlCheckpoint *ck = dl_sd_model_get_checkpoint (t->model);
   DbRun *r = g_new0 (DbRun, 1);
-  r->masters = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) dl_tensor_unref);
+  r->masters = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify)dl_tensor_unref);
   t->method_data = r;
   dl_optimizer_set_8bit (t->opt, s->adamw8bit);
   g_autoptr (GPtrArray) names = dl_params_names (p);
   guint n = 0;
-  for (guint i = 0; i < names->len; i++) {
-    const char *name = names->pdata[i];
-    gboolean text = g_str_has_prefix (name, "text_encoder.");
-    if (!g_str_has_prefix (name, "unet.") && !(text && s->train_text_encoder))
-      continue;
-    DlTensor *w = dl_params_lookup (p, name);
-    DlTensor *master = w;
-    g_autoptr (DlTensor) own = NULL;
-    if (w->dtype != DL_DTYPE_F32) {
-      /* f16 weights (--fp16, or a table too large for one binding in f32): the
+  for (guint i = 0; i < names->len; i++)
+    {
+      const char *name = names->pdata[i];
+      gboolean text = g_str_has_prefix (name, "text_encoder.");
+      if (!g_str_has_prefix (name, "unet.") && !(text && s->train_text_encoder))
+        continue;
+      DlTensor *w = dl_params_lookup (p, name);
+      DlTensor *master = w;
+      g_autoptr (DlTensor) own = NULL;
+      if (w->dtype != DL_DTYPE_F32)
+        {
+          /* f16 weights (--fp16, or a table too large for one binding in f32): the
        * master starts from the file's values, not from their f16 rounding */
-      int64_t numel = 0;
-      g_autofree float *v = ck ? dl_checkpoint_read_f32 (ck, name, &numel, error) : dl_tensor_download_f32 (w, error);
-      if (!v)
+          int64_t numel = 0;
+          g_autofree float *v =
+            ck ? dl_checkpoint_read_f32 (ck, name, &numel, error) : dl_tensor_download_f32 (w, error);
+          if (!v)
+            return FALSE;
+          own = dl_tensor_new (t->device, name, DL_DTYPE_F32, w->ndim, w->shape, error);
+          if (!own || !dl_tensor_upload_f32 (own, v, error))
+            return FALSE;
+          master = own;
+        }
+      if (!dl_optimizer_add_with_copy (t->opt, rec, name, master, w, text ? 1 : 0, error))
         return FALSE;
-      own = dl_tensor_new (t->device, name, DL_DTYPE_F32, w->ndim, w->shape, error);
-      if (!own || !dl_tensor_upload_f32 (own, v, error))
-        return FALSE;
-      master = own;
+      g_hash_table_insert (r->masters, g_strdup (name), dl_tensor_ref (master));
+      n++;
+      if (text)
+        t->train_text = TRUE;
     }
-    if (!dl_optimizer_add_with_copy (t->opt, rec, name, master, w, text ? 1 : 0, error))
+  if (!n)
+    {
+      g_set_error_literal (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "the model has no UNet parameters to train");
       return FALSE;
-    g_hash_table_insert (r->masters, g_strdup (name), dl_tensor_ref (master));
-    n++;
-    if (text)
-      t->train_text = TRUE;
-  }
-  if (!n) {
-    g_set_error_literal (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "the model has no UNet parameters to train");
-    return FALSE;
-  }
+    }
   return TRUE;
 }
 
@@ -89,10 +94,11 @@ source_tensor (const char *name, float *out, int64_t numel, gpointer data, GErro
 {
   DbRun *r = data;
   DlTensor *m = g_hash_table_lookup (r->masters, name);
-  if (!m) {
-    g_set_error (error, DL_ERROR, DL_ERROR_FAILED, "no trained tensor %s", name);
-    return FALSE;
-  }
+  if (!m)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_FAILED, "no trained tensor %s", name);
+      return FALSE;
+    }
   g_return_val_if_fail (dl_tensor_numel (m) == numel, FALSE);
   return dl_tensor_download (m, out, DL_DTYPE_F32, error);
 }
@@ -117,10 +123,11 @@ db_export (DlTrainer *t, const char *path, GError **error)
 {
   const DlTrainSettings *s = t->settings;
   DlCheckpoint *ck = dl_sd_model_get_checkpoint (t->model);
-  if (!ck) {
-    g_set_error_literal (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "a model of random weights cannot be written");
-    return FALSE;
-  }
+  if (!ck)
+    {
+      g_set_error_literal (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "a model of random weights cannot be written");
+      return FALSE;
+    }
   DlCheckpointWriteOptions o;
   dl_checkpoint_write_options_init (&o);
   o.layout = writes_folder (s, path) ? DL_CHECKPOINT_WRITE_DIFFUSERS : DL_CHECKPOINT_WRITE_SINGLE_FILE;

@@ -20,9 +20,9 @@ dl_trainer_metadata (DlTrainer *t, const char *kind)
   if (dot)
     *dot = '\0';
   guint n = dl_train_images_get_n (t->images);
-  gint64 per_epoch = (n * (gint64) s->repeats + s->batch - 1) / s->batch;
+  gint64 per_epoch = (n * (gint64)s->repeats + s->batch - 1) / s->batch;
   /* a session id from the run's identity, so checkpoints of one run share it */
-  f.session_id = (gint64) (g_str_hash (t->run_dir) ^ (guint) t->started_at) & G_MAXUINT32;
+  f.session_id = (gint64)(g_str_hash (t->run_dir) ^ (guint)t->started_at) & G_MAXUINT32;
   f.started_at = t->started_at / 1e6;
   f.finished_at = g_get_real_time () / 1e6;
   f.output_name = out_base;
@@ -31,7 +31,7 @@ dl_trainer_metadata (DlTrainer *t, const char *kind)
   f.num_batches_per_epoch = per_epoch;
   f.num_epochs = (s->steps * s->grad_accum + per_epoch - 1) / per_epoch;
   f.epoch = (t->step * s->grad_accum) / per_epoch;
-  f.num_train_images = n * (gint64) s->repeats;
+  f.num_train_images = n * (gint64)s->repeats;
   f.num_reg_images = 0;
   f.v2 = cfg->text_encoder.hidden_size == 1024;
   f.v_parameterization = dl_sd_model_get_schedule (t->model)->config.prediction == DL_PREDICTION_V;
@@ -56,14 +56,16 @@ dl_trainer_metadata (DlTrainer *t, const char *kind)
   f.mixed_precision = s->fp16 ? "fp16" : "no";
   f.seed = s->seed;
   f.batch_size_per_device = s->batch;
-  if (s->method == DL_TRAIN_LORA) {
-    f.network_dim = s->rank;
-    f.network_alpha = s->alpha;
-    if (s->conv_rank > 0) {
-      f.conv_dim = s->conv_rank;
-      f.conv_alpha = s->conv_alpha;
+  if (s->method == DL_TRAIN_LORA)
+    {
+      f.network_dim = s->rank;
+      f.network_alpha = s->alpha;
+      if (s->conv_rank > 0)
+        {
+          f.conv_dim = s->conv_rank;
+          f.conv_alpha = s->conv_alpha;
+        }
     }
-  }
   f.clip_skip = s->clip_skip > 1 ? s->clip_skip : DL_FACT_NONE;
   f.noise_offset = s->noise_offset > 0 ? s->noise_offset : NAN;
   f.min_snr_gamma = s->min_snr_gamma > 0 ? s->min_snr_gamma : NAN;
@@ -77,10 +79,11 @@ dl_trainer_metadata (DlTrainer *t, const char *kind)
   f.keep_tokens = s->keep_tags;
   f.resolution_width = f.resolution_height = s->resolution;
   f.enable_bucket = s->buckets;
-  if (s->buckets) {
-    f.min_bucket_reso = 256;
-    f.max_bucket_reso = 1024;
-  }
+  if (s->buckets)
+    {
+      f.min_bucket_reso = 256;
+      f.max_bucket_reso = 1024;
+    }
   /* the folder with its captions (training tags) and bucket counts */
   g_autofree const char **captions = g_new0 (const char *, n + 1);
   for (guint i = 0; i < n; i++)
@@ -91,17 +94,19 @@ dl_trainer_metadata (DlTrainer *t, const char *kind)
   f.n_dirs = 1;
   guint nb = dl_train_images_get_n_buckets (t->images);
   g_autofree DlTrainFactsBucket *buckets = g_new0 (DlTrainFactsBucket, MAX (nb, 1));
-  for (guint b = 0; b < nb; b++) {
-    int w, h;
-    dl_train_images_get_bucket (t->images, b, &w, &h);
-    buckets[b] = (DlTrainFactsBucket) { .index = b, .width = w, .height = h };
-  }
+  for (guint b = 0; b < nb; b++)
+    {
+      int w, h;
+      dl_train_images_get_bucket (t->images, b, &w, &h);
+      buckets[b] = (DlTrainFactsBucket){ .index = b, .width = w, .height = h };
+    }
   for (guint i = 0; i < n; i++)
     buckets[dl_train_images_get_bucket_of (t->images, i)].count += s->repeats;
-  if (s->buckets) {
-    f.buckets = buckets;
-    f.n_buckets = nb;
-  }
+  if (s->buckets)
+    {
+      f.buckets = buckets;
+      f.n_buckets = nb;
+    }
   g_autofree char *trigger = t->method->trigger (t);
   f.trigger_phrase = trigger;
   f.implementation_version = "dreamloom/" DL_VERSION;

@@ -14,7 +14,8 @@
 #include "nn/dl-hypernetwork.h"
 #include "io/dl-file-util.h"
 
-typedef struct {
+typedef struct
+{
   DlHypernetwork *hn;
   char *name;
 } HnRun;
@@ -34,17 +35,19 @@ parse_list (const char *option, const char *text, double *out, int max, int *n, 
 {
   g_auto (GStrv) parts = g_strsplit (text ? text : "", ",", -1);
   *n = 0;
-  for (char **p = parts; *p; p++) {
-    g_strstrip (*p);
-    char *end = NULL;
-    double v = g_ascii_strtod (*p, &end);
-    if (!**p || *end || *n >= max || v < 0) {
-      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "--%s %s: a comma-separated list of numbers is needed",
-                   option, text ? text : "");
-      return FALSE;
+  for (char **p = parts; *p; p++)
+    {
+      g_strstrip (*p);
+      char *end = NULL;
+      double v = g_ascii_strtod (*p, &end);
+      if (!**p || *end || *n >= max || v < 0)
+        {
+          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                       "--%s %s: a comma-separated list of numbers is needed", option, text ? text : "");
+          return FALSE;
+        }
+      out[(*n)++] = v;
     }
-    out[(*n)++] = v;
-  }
   return TRUE;
 }
 
@@ -60,36 +63,40 @@ new_hypernetwork (DlTrainer *t, GError **error)
       !parse_list ("hn-dropout", s->hn_dropout, drop, DL_HYPERNETWORK_MAX_LAYERS, &n_drop, error) ||
       !parse_list ("hn-sizes", s->hn_sizes, sizes_d, 32, &n_sizes, error))
     return NULL;
-  if (n_layers < 2 || c.layer_structure[0] != 1 || c.layer_structure[n_layers - 1] != 1) {
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
-                 "--hn-layers %s: the layer structure must start and end with 1 (A1111)", s->hn_layers);
-    return NULL;
-  }
-  if (n_drop != n_layers) {
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "--hn-dropout %s: %d numbers, one per layer (%d)",
-                 s->hn_dropout, n_drop, n_layers);
-    return NULL;
-  }
-  if (!dl_hypernetwork_activation_supported (s->hn_activation)) {
-    g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "--hn-activation %s: not one this engine runs",
-                 s->hn_activation);
-    return NULL;
-  }
+  if (n_layers < 2 || c.layer_structure[0] != 1 || c.layer_structure[n_layers - 1] != 1)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                   "--hn-layers %s: the layer structure must start and end with 1 (A1111)", s->hn_layers);
+      return NULL;
+    }
+  if (n_drop != n_layers)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "--hn-dropout %s: %d numbers, one per layer (%d)",
+                   s->hn_dropout, n_drop, n_layers);
+      return NULL;
+    }
+  if (!dl_hypernetwork_activation_supported (s->hn_activation))
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "--hn-activation %s: not one this engine runs",
+                   s->hn_activation);
+      return NULL;
+    }
   c.n_layers = n_layers;
   gboolean any_drop = FALSE;
-  for (int i = 0; i < n_layers; i++) {
-    c.dropout_structure[i] = drop[i];
-    any_drop |= drop[i] > 0;
-  }
+  for (int i = 0; i < n_layers; i++)
+    {
+      c.dropout_structure[i] = drop[i];
+      any_drop |= drop[i] > 0;
+    }
   c.use_dropout = any_drop;
   c.activation_func = s->hn_activation;
   c.is_layer_norm = s->hn_layer_norm;
   c.weight_initialization = s->hn_init;
   int sizes[32];
   for (int i = 0; i < n_sizes; i++)
-    sizes[i] = (int) sizes_d[i];
+    sizes[i] = (int)sizes_d[i];
   g_autoptr (DlHypernetwork) hn = dl_hypernetwork_new (t->device, &c, sizes, n_sizes, error);
-  if (!hn || !dl_hypernetwork_init_weights (hn, (guint64) s->seed, error))
+  if (!hn || !dl_hypernetwork_init_weights (hn, (guint64)s->seed, error))
     return NULL;
   return g_steal_pointer (&hn);
 }
@@ -105,28 +112,31 @@ hn_setup (DlTrainer *t, GError **error)
   /* [name]: the file stem A1111 lists it by: of --init-from, else of --out */
   r->name = dl_file_stem (s->init_from ? s->init_from : s->out);
   r->hn = s->init_from ? dl_hypernetwork_read (t->device, s->init_from, error) : new_hypernetwork (t, error);
-  if (!r->hn) {
-    if (s->init_from)
-      g_prefix_error (error, "--init-from: ");
-    return FALSE;
-  }
+  if (!r->hn)
+    {
+      if (s->init_from)
+        g_prefix_error (error, "--init-from: ");
+      return FALSE;
+    }
   g_autoptr (GArray) unused = dl_hypernetwork_unused_sizes (r->hn, &cfg->unet);
   for (guint i = 0; i < unused->len; i++)
     dl_trainer_warn (t, "the hypernetwork's size %d matches no attention of this model: its modules never apply",
                      g_array_index (unused, int, i));
-  if (unused->len == dl_hypernetwork_get_n_sizes (r->hn)) {
-    g_set_error_literal (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
-                         "none of the hypernetwork's sizes matches an attention of this model");
-    return FALSE;
-  }
+  if (unused->len == dl_hypernetwork_get_n_sizes (r->hn))
+    {
+      g_set_error_literal (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                           "none of the hypernetwork's sizes matches an attention of this model");
+      return FALSE;
+    }
   dl_hypernetwork_set_name (r->hn, r->name);
   dl_params_add_hypernetwork (dl_sd_model_get_params (t->model), r->hn, 1.0f);
-  for (guint i = 0; i < dl_hypernetwork_get_n_tensors (r->hn); i++) {
-    const char *name = NULL;
-    DlTensor *tensor = dl_hypernetwork_get_tensor (r->hn, i, &name);
-    if (!dl_optimizer_add (t->opt, rec, name, tensor, 0, error))
-      return FALSE;
-  }
+  for (guint i = 0; i < dl_hypernetwork_get_n_tensors (r->hn); i++)
+    {
+      const char *name = NULL;
+      DlTensor *tensor = dl_hypernetwork_get_tensor (r->hn, i, &name);
+      if (!dl_optimizer_add (t->opt, rec, name, tensor, 0, error))
+        return FALSE;
+    }
   return TRUE;
 }
 
@@ -152,7 +162,7 @@ static void
 hn_begin_forward (DlTrainer *t, gboolean train)
 {
   HnRun *r = t->method_data;
-  dl_hypernetwork_set_training (r->hn, train, (guint64) t->settings->seed, (guint64) t->step);
+  dl_hypernetwork_set_training (r->hn, train, (guint64)t->settings->seed, (guint64)t->step);
 }
 
 static gboolean

@@ -26,24 +26,26 @@
 
 G_BEGIN_DECLS
 
-typedef struct {
-  int resolution;        /* the square training size (multiple of 8; of 64 with buckets) */
-  gboolean buckets;      /* aspect-ratio buckets as kohya */
-  gboolean random_crop;  /* crop at a random offset (per image, fixed for the run, from the seed
+typedef struct
+{
+  int resolution;                /* the square training size (multiple of 8; of 64 with buckets) */
+  gboolean buckets;              /* aspect-ratio buckets as kohya */
+  gboolean random_crop;          /* crop at a random offset (per image, fixed for the run, from the seed
                           * and the file's content hash) instead of the centre */
-  guint64 seed;          /* for random crops */
+  guint64 seed;                  /* for random crops */
   const char *caption_extension; /* ".txt" when NULL */
 } DlTrainImagesOptions;
 
-typedef struct {
+typedef struct
+{
   char *path;
-  char *name;            /* file name (basename) */
-  char *content_hash;    /* SHA-256 of the file, hex */
-  int width, height;     /* after EXIF orientation */
+  char *name;         /* file name (basename) */
+  char *content_hash; /* SHA-256 of the file, hex */
+  int width, height;  /* after EXIF orientation */
   int bucket_width, bucket_height;
-  int crop_x, crop_y;    /* top-left of the crop in the resized image */
+  int crop_x, crop_y; /* top-left of the crop in the resized image */
   int resized_width, resized_height;
-  char *caption;         /* from the caption file (dl-caption-file.h: stripped, lines folded into
+  char *caption;          /* from the caption file (dl-caption-file.h: stripped, lines folded into
                           * spaces; "" for an empty file), or NULL when there is none */
   char *filename_caption; /* the file stem with a leading run of digits and dashes and the spaces
                            * after it removed (A1111's filename rule, regex ^[-\d]+\s*) */

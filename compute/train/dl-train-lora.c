@@ -15,7 +15,8 @@
 #include "train/dl-lora-export.h"
 #include "train/dl-train-metadata.h"
 
-typedef struct {
+typedef struct
+{
   char *name;   /* kohya module name */
   char *target; /* internal module name */
   DlTensor *down, *up;
@@ -24,7 +25,8 @@ typedef struct {
   gboolean text;
 } Module;
 
-typedef struct {
+typedef struct
+{
   GPtrArray *modules; /* Module* */
 } LoraRun;
 
@@ -58,21 +60,23 @@ target_rank (const char *module, const DlTensor *w, const DlTrainSettings *s, gb
 {
   *conv3x3 = w->ndim == 4 && (w->shape[2] > 1 || w->shape[3] > 1);
   gboolean linear_like = w->ndim == 2 || (w->ndim == 4 && !*conv3x3);
-  if (g_str_has_prefix (module, "text_encoder.text_model.encoder.layers.")) {
-    if (s->no_text_encoder)
-      return 0;
-    return (strstr (module, ".self_attn.") || strstr (module, ".mlp.")) && w->ndim == 2 ? s->rank : 0;
-  }
+  if (g_str_has_prefix (module, "text_encoder.text_model.encoder.layers."))
+    {
+      if (s->no_text_encoder)
+        return 0;
+      return (strstr (module, ".self_attn.") || strstr (module, ".mlp.")) && w->ndim == 2 ? s->rank : 0;
+    }
   if (!g_str_has_prefix (module, "unet."))
     return 0;
   if (strstr (module, ".attentions.") && linear_like)
     return s->rank;
-  if (s->conv_rank > 0 && (strstr (module, ".resnets.") || strstr (module, ".downsamplers.") ||
-                           strstr (module, ".upsamplers."))) {
-    if (*conv3x3)
-      return s->conv_rank;
-    return linear_like ? s->rank : 0;
-  }
+  if (s->conv_rank > 0 &&
+      (strstr (module, ".resnets.") || strstr (module, ".downsamplers.") || strstr (module, ".upsamplers.")))
+    {
+      if (*conv3x3)
+        return s->conv_rank;
+      return linear_like ? s->rank : 0;
+    }
   return 0;
 }
 
@@ -92,11 +96,11 @@ new_module (DlTrainer *t, DlRecorder *rec, guint index, const char *target, cons
   if (!up)
     return FALSE;
   int64_t n = dl_tensor_numel (down);
-  double fan_in = (double) n / rank;
-  float bound = (float) (1.0 / sqrt (fan_in));
+  double fan_in = (double)n / rank;
+  float bound = (float)(1.0 / sqrt (fan_in));
   g_autofree float *v = g_new (float, n);
   for (int64_t k = 0; k < n; k++)
-    v[k] = (2.0f * dl_philox_uniform ((guint64) t->settings->seed, G_GUINT64_CONSTANT (0x4c6f5241) + index, k) - 1.0f) *
+    v[k] = (2.0f * dl_philox_uniform ((guint64)t->settings->seed, G_GUINT64_CONSTANT (0x4c6f5241) + index, k) - 1.0f) *
            bound;
   if (!dl_tensor_upload_f32 (down, v, error) || !dl_op_fill (rec, up, 0.0, error))
     return FALSE;
@@ -119,22 +123,23 @@ setup_new (DlTrainer *t, LoraRun *r, GError **error)
   DlParams *p = dl_sd_model_get_params (t->model);
   DlRecorder *rec = dl_sd_model_get_recorder (t->model);
   g_autoptr (GPtrArray) names = dl_params_names (p);
-  for (guint i = 0; i < names->len; i++) {
-    const char *name = names->pdata[i];
-    if (!g_str_has_suffix (name, ".weight"))
-      continue;
-    DlTensor *w = dl_params_lookup (p, name);
-    g_autofree char *target = g_strndup (name, strlen (name) - strlen (".weight"));
-    gboolean conv3x3;
-    int rank = target_rank (target, w, s, &conv3x3);
-    if (!rank)
-      continue;
-    float alpha = (float) (conv3x3 ? s->conv_alpha : s->alpha);
-    Module *m = NULL;
-    if (!new_module (t, rec, r->modules->len, target, w, rank, alpha, &m, error))
-      return FALSE;
-    g_ptr_array_add (r->modules, m);
-  }
+  for (guint i = 0; i < names->len; i++)
+    {
+      const char *name = names->pdata[i];
+      if (!g_str_has_suffix (name, ".weight"))
+        continue;
+      DlTensor *w = dl_params_lookup (p, name);
+      g_autofree char *target = g_strndup (name, strlen (name) - strlen (".weight"));
+      gboolean conv3x3;
+      int rank = target_rank (target, w, s, &conv3x3);
+      if (!rank)
+        continue;
+      float alpha = (float)(conv3x3 ? s->conv_alpha : s->alpha);
+      Module *m = NULL;
+      if (!new_module (t, rec, r->modules->len, target, w, rank, alpha, &m, error))
+        return FALSE;
+      g_ptr_array_add (r->modules, m);
+    }
   return TRUE;
 }
 
@@ -152,48 +157,52 @@ setup_from_file (DlTrainer *t, LoraRun *r, GError **error)
   g_autoptr (GPtrArray) unmatched = NULL;
   if (!dl_lora_file_resolve (f, model_modules, &unmatched, error))
     return FALSE;
-  if (unmatched && unmatched->len) {
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE,
-                 "--init-from “%s”: module %s matches nothing in this model (%u of the file's modules do not)",
-                 s->init_from, (char *) unmatched->pdata[0], unmatched->len);
-    return FALSE;
-  }
-  for (guint i = 0; i < dl_lora_file_get_n_modules (f); i++) {
-    const DlLoraModule *lm = dl_lora_file_get_module (f, i);
-    gboolean conv3x3 = lm->down->ndim == 4 && (lm->down->shape[2] > 1 || lm->down->shape[3] > 1);
-    int want_rank = conv3x3 ? s->conv_rank : s->rank;
-    double want_alpha = conv3x3 ? s->conv_alpha : s->alpha;
-    if (lm->rank != want_rank || fabs (lm->alpha - want_alpha) > 1e-6 * MAX (1.0, fabs (want_alpha))) {
-      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
-                   "--init-from “%s”: module %s has rank %d and alpha %g, the run --%s %d --%s %g", s->init_from,
-                   lm->file_name, lm->rank, lm->alpha, conv3x3 ? "conv-rank" : "rank", want_rank,
-                   conv3x3 ? "conv-alpha" : "alpha", want_alpha);
+  if (unmatched && unmatched->len)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE,
+                   "--init-from “%s”: module %s matches nothing in this model (%u of the file's modules do not)",
+                   s->init_from, (char *)unmatched->pdata[0], unmatched->len);
       return FALSE;
     }
-  }
-  g_autoptr (GHashTable) tensors = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
-                                                          (GDestroyNotify) dl_tensor_unref);
+  for (guint i = 0; i < dl_lora_file_get_n_modules (f); i++)
+    {
+      const DlLoraModule *lm = dl_lora_file_get_module (f, i);
+      gboolean conv3x3 = lm->down->ndim == 4 && (lm->down->shape[2] > 1 || lm->down->shape[3] > 1);
+      int want_rank = conv3x3 ? s->conv_rank : s->rank;
+      double want_alpha = conv3x3 ? s->conv_alpha : s->alpha;
+      if (lm->rank != want_rank || fabs (lm->alpha - want_alpha) > 1e-6 * MAX (1.0, fabs (want_alpha)))
+        {
+          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                       "--init-from “%s”: module %s has rank %d and alpha %g, the run --%s %d --%s %g", s->init_from,
+                       lm->file_name, lm->rank, lm->alpha, conv3x3 ? "conv-rank" : "rank", want_rank,
+                       conv3x3 ? "conv-alpha" : "alpha", want_alpha);
+          return FALSE;
+        }
+    }
+  g_autoptr (GHashTable) tensors =
+    g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify)dl_tensor_unref);
   if (!dl_lora_attach (p, f, 1.0f, tensors, NULL, error))
     return FALSE;
-  for (guint i = 0; i < dl_lora_file_get_n_modules (f); i++) {
-    const DlLoraModule *lm = dl_lora_file_get_module (f, i);
-    Module *m = g_new0 (Module, 1);
-    m->name = g_strdup (lm->file_name);
-    m->target = g_strdup (lm->target);
-    m->down = dl_tensor_ref (g_hash_table_lookup (tensors, lm->down->name));
-    m->up = dl_tensor_ref (g_hash_table_lookup (tensors, lm->up->name));
-    m->rank = lm->rank;
-    m->alpha = lm->alpha;
-    m->text = g_str_has_prefix (lm->target, "text_encoder.");
-    g_ptr_array_add (r->modules, m);
-  }
+  for (guint i = 0; i < dl_lora_file_get_n_modules (f); i++)
+    {
+      const DlLoraModule *lm = dl_lora_file_get_module (f, i);
+      Module *m = g_new0 (Module, 1);
+      m->name = g_strdup (lm->file_name);
+      m->target = g_strdup (lm->target);
+      m->down = dl_tensor_ref (g_hash_table_lookup (tensors, lm->down->name));
+      m->up = dl_tensor_ref (g_hash_table_lookup (tensors, lm->up->name));
+      m->rank = lm->rank;
+      m->alpha = lm->alpha;
+      m->text = g_str_has_prefix (lm->target, "text_encoder.");
+      g_ptr_array_add (r->modules, m);
+    }
   return TRUE;
 }
 
 static int
 module_cmp (gconstpointer a, gconstpointer b)
 {
-  return strcmp ((*(Module *const *) a)->name, (*(Module *const *) b)->name);
+  return strcmp ((*(Module *const *)a)->name, (*(Module *const *)b)->name);
 }
 
 static gboolean
@@ -205,28 +214,30 @@ lora_setup (DlTrainer *t, GError **error)
   t->method_data = r;
   if (s->init_from ? !setup_from_file (t, r, error) : !setup_new (t, r, error))
     return FALSE;
-  if (!r->modules->len) {
-    g_set_error_literal (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "no module of this model takes a LoRA");
-    return FALSE;
-  }
+  if (!r->modules->len)
+    {
+      g_set_error_literal (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "no module of this model takes a LoRA");
+      return FALSE;
+    }
   g_ptr_array_sort (r->modules, module_cmp);
   DlParams *p = dl_sd_model_get_params (t->model);
   DlRecorder *rec = dl_sd_model_get_recorder (t->model);
-  for (guint i = 0; i < r->modules->len; i++) {
-    Module *m = r->modules->pdata[i];
-    if (!s->init_from)
-      dl_params_add_adapter (p, m->target, m->down, m->up, m->alpha / (float) m->rank);
-    if (m->text && s->no_text_encoder)
-      continue; /* attached (a file's own), not trained */
-    g_autofree char *dn = g_strconcat (m->name, ".lora_down.weight", NULL);
-    g_autofree char *un = g_strconcat (m->name, ".lora_up.weight", NULL);
-    guint group = m->text ? 1 : 0;
-    if (!dl_optimizer_add (t->opt, rec, dn, m->down, group, error) ||
-        !dl_optimizer_add (t->opt, rec, un, m->up, group, error))
-      return FALSE;
-    if (m->text)
-      t->train_text = TRUE;
-  }
+  for (guint i = 0; i < r->modules->len; i++)
+    {
+      Module *m = r->modules->pdata[i];
+      if (!s->init_from)
+        dl_params_add_adapter (p, m->target, m->down, m->up, m->alpha / (float)m->rank);
+      if (m->text && s->no_text_encoder)
+        continue; /* attached (a file's own), not trained */
+      g_autofree char *dn = g_strconcat (m->name, ".lora_down.weight", NULL);
+      g_autofree char *un = g_strconcat (m->name, ".lora_up.weight", NULL);
+      guint group = m->text ? 1 : 0;
+      if (!dl_optimizer_add (t->opt, rec, dn, m->down, group, error) ||
+          !dl_optimizer_add (t->opt, rec, un, m->up, group, error))
+        return FALSE;
+      if (m->text)
+        t->train_text = TRUE;
+    }
   return TRUE;
 }
 
@@ -249,26 +260,27 @@ lora_export (DlTrainer *t, const char *path, GError **error)
   const DlTrainSettings *s = t->settings;
   g_autofree DlLoraExportModule *mods = g_new0 (DlLoraExportModule, r->modules->len);
   g_autoptr (GPtrArray) hold = g_ptr_array_new_with_free_func (g_free);
-  for (guint i = 0; i < r->modules->len; i++) {
-    Module *m = r->modules->pdata[i];
-    float *down = dl_tensor_download_f32 (m->down, error);
-    if (!down)
-      return FALSE;
-    g_ptr_array_add (hold, down);
-    float *up = dl_tensor_download_f32 (m->up, error);
-    if (!up)
-      return FALSE;
-    g_ptr_array_add (hold, up);
-    DlLoraExportModule *e = &mods[i];
-    e->name = m->name;
-    e->down_ndim = m->down->ndim;
-    memcpy (e->down_shape, m->down->shape, sizeof (int64_t) * m->down->ndim);
-    e->down = down;
-    e->up_ndim = m->up->ndim;
-    memcpy (e->up_shape, m->up->shape, sizeof (int64_t) * m->up->ndim);
-    e->up = up;
-    e->alpha = m->alpha;
-  }
+  for (guint i = 0; i < r->modules->len; i++)
+    {
+      Module *m = r->modules->pdata[i];
+      float *down = dl_tensor_download_f32 (m->down, error);
+      if (!down)
+        return FALSE;
+      g_ptr_array_add (hold, down);
+      float *up = dl_tensor_download_f32 (m->up, error);
+      if (!up)
+        return FALSE;
+      g_ptr_array_add (hold, up);
+      DlLoraExportModule *e = &mods[i];
+      e->name = m->name;
+      e->down_ndim = m->down->ndim;
+      memcpy (e->down_shape, m->down->shape, sizeof (int64_t) * m->down->ndim);
+      e->down = down;
+      e->up_ndim = m->up->ndim;
+      memcpy (e->up_shape, m->up->shape, sizeof (int64_t) * m->up->ndim);
+      e->up = up;
+      e->alpha = m->alpha;
+    }
   g_autoptr (GHashTable) meta = dl_trainer_metadata (t, "lora");
   return dl_lora_export_write (path, mods, r->modules->len, s->save_dtype, meta, error);
 }

@@ -16,41 +16,44 @@ dl_python_json_string (GString *out, const char *utf8)
   if (valid)
     utf8 = valid; /* a file name in another encoding: U+FFFD for what is not UTF-8 */
   g_string_append_c (out, '"');
-  for (const char *p = utf8; *p; p = g_utf8_next_char (p)) {
-    gunichar c = g_utf8_get_char (p);
-    switch (c) {
-    case '"':
-      g_string_append (out, "\\\"");
-      break;
-    case '\\':
-      g_string_append (out, "\\\\");
-      break;
-    case '\n':
-      g_string_append (out, "\\n");
-      break;
-    case '\r':
-      g_string_append (out, "\\r");
-      break;
-    case '\t':
-      g_string_append (out, "\\t");
-      break;
-    case '\b':
-      g_string_append (out, "\\b");
-      break;
-    case '\f':
-      g_string_append (out, "\\f");
-      break;
-    default:
-      if (c >= 0x20 && c <= 0x7e)
-        g_string_append_c (out, (char) c);
-      else if (c < 0x10000)
-        g_string_append_printf (out, "\\u%04x", c);
-      else {
-        gunichar u = c - 0x10000;
-        g_string_append_printf (out, "\\u%04x\\u%04x", 0xd800 + (u >> 10), 0xdc00 + (u & 0x3ff));
-      }
+  for (const char *p = utf8; *p; p = g_utf8_next_char (p))
+    {
+      gunichar c = g_utf8_get_char (p);
+      switch (c)
+        {
+        case '"':
+          g_string_append (out, "\\\"");
+          break;
+        case '\\':
+          g_string_append (out, "\\\\");
+          break;
+        case '\n':
+          g_string_append (out, "\\n");
+          break;
+        case '\r':
+          g_string_append (out, "\\r");
+          break;
+        case '\t':
+          g_string_append (out, "\\t");
+          break;
+        case '\b':
+          g_string_append (out, "\\b");
+          break;
+        case '\f':
+          g_string_append (out, "\\f");
+          break;
+        default:
+          if (c >= 0x20 && c <= 0x7e)
+            g_string_append_c (out, (char)c);
+          else if (c < 0x10000)
+            g_string_append_printf (out, "\\u%04x", c);
+          else
+            {
+              gunichar u = c - 0x10000;
+              g_string_append_printf (out, "\\u%04x\\u%04x", 0xd800 + (u >> 10), 0xdc00 + (u & 0x3ff));
+            }
+        }
     }
-  }
   g_string_append_c (out, '"');
 }
 
@@ -58,9 +61,8 @@ dl_python_json_string (GString *out, const char *utf8)
 static gboolean
 python_space (gunichar c)
 {
-  return (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x20) || c == 0x85 || c == 0xa0 || c == 0x1680
-         || (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 || c == 0x202f || c == 0x205f
-         || c == 0x3000;
+  return (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x20) || c == 0x85 || c == 0xa0 || c == 0x1680 ||
+         (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 || c == 0x202f || c == 0x205f || c == 0x3000;
 }
 
 /* str.strip() of [start, end) */
@@ -69,12 +71,13 @@ python_strip (const char *start, const char *end)
 {
   while (start < end && python_space (g_utf8_get_char (start)))
     start = g_utf8_next_char (start);
-  while (end > start) {
-    const char *prev = g_utf8_prev_char (end);
-    if (!python_space (g_utf8_get_char (prev)))
-      break;
-    end = prev;
-  }
+  while (end > start)
+    {
+      const char *prev = g_utf8_prev_char (end);
+      if (!python_space (g_utf8_get_char (prev)))
+        break;
+      end = prev;
+    }
   return g_strndup (start, end - start);
 }
 
@@ -87,18 +90,19 @@ dl_python_caption_tags (const char *caption)
     caption = valid;
   GPtrArray *tags = g_ptr_array_new ();
   const char *start = caption;
-  for (;;) {
-    const char *comma = strchr (start, ',');
-    const char *end = comma ? comma : start + strlen (start);
-    g_autofree char *tag = python_strip (start, end);
-    if (*tag)
-      g_ptr_array_add (tags, g_utf8_strdown (tag, -1));
-    if (!comma)
-      break;
-    start = comma + 1;
-  }
+  for (;;)
+    {
+      const char *comma = strchr (start, ',');
+      const char *end = comma ? comma : start + strlen (start);
+      g_autofree char *tag = python_strip (start, end);
+      if (*tag)
+        g_ptr_array_add (tags, g_utf8_strdown (tag, -1));
+      if (!comma)
+        break;
+      start = comma + 1;
+    }
   g_ptr_array_add (tags, NULL);
-  return (char **) g_ptr_array_free (tags, FALSE);
+  return (char **)g_ptr_array_free (tags, FALSE);
 }
 
 /* ---- the facts ---- */
@@ -184,17 +188,19 @@ json_float (GString *s, double v)
     g_string_append (s, "NaN");
   else if (isinf (v))
     g_string_append (s, v < 0 ? "-Infinity" : "Infinity");
-  else {
-    g_autofree char *r = dl_python_float_repr (v);
-    g_string_append (s, r);
-  }
+  else
+    {
+      g_autofree char *r = dl_python_float_repr (v);
+      g_string_append (s, r);
+    }
 }
 
 /* A Python dict of dicts being filled in insertion order: a key seen again keeps
  * its place and gets the new value (dict[key] = value). */
-typedef struct {
-  GPtrArray *keys;     /* char*, owned */
-  GHashTable *values;  /* key -> GString* (the value's JSON) */
+typedef struct
+{
+  GPtrArray *keys;    /* char*, owned */
+  GHashTable *values; /* key -> GString* (the value's JSON) */
 } OrderedJson;
 
 static void
@@ -214,12 +220,13 @@ static GString *
 ordered_slot (OrderedJson *o, const char *key)
 {
   GString *v = g_hash_table_lookup (o->values, key);
-  if (!v) {
-    char *k = g_strdup (key);
-    g_ptr_array_add (o->keys, k);
-    v = g_string_new (NULL);
-    g_hash_table_insert (o->values, k, v);
-  }
+  if (!v)
+    {
+      char *k = g_strdup (key);
+      g_ptr_array_add (o->keys, k);
+      v = g_string_new (NULL);
+      g_hash_table_insert (o->values, k, v);
+    }
   return v;
 }
 
@@ -228,14 +235,15 @@ static char *
 ordered_finish (OrderedJson *o)
 {
   GString *s = g_string_new ("{");
-  for (guint i = 0; i < o->keys->len; i++) {
-    const char *k = o->keys->pdata[i];
-    if (i)
-      g_string_append (s, ", ");
-    dl_python_json_string (s, k);
-    g_string_append (s, ": ");
-    g_string_append (s, ((GString *) g_hash_table_lookup (o->values, k))->str);
-  }
+  for (guint i = 0; i < o->keys->len; i++)
+    {
+      const char *k = o->keys->pdata[i];
+      if (i)
+        g_string_append (s, ", ");
+      dl_python_json_string (s, k);
+      g_string_append (s, ": ");
+      g_string_append (s, ((GString *)g_hash_table_lookup (o->values, k))->str);
+    }
   g_string_append_c (s, '}');
   g_hash_table_unref (o->values);
   g_ptr_array_unref (o->keys);
@@ -248,14 +256,15 @@ dataset_dirs_json (const DlTrainFacts *f, gboolean reg)
 {
   OrderedJson o;
   ordered_init (&o);
-  for (guint i = 0; i < f->n_dirs; i++) {
-    const DlTrainFactsDir *d = &f->dirs[i];
-    if (!d->is_reg != !reg || !d->name)
-      continue;
-    GString *v = ordered_slot (&o, d->name);
-    g_string_printf (v, "{\"n_repeats\": %" G_GINT64_FORMAT ", \"img_count\": %" G_GINT64_FORMAT "}", d->n_repeats,
-                     d->img_count);
-  }
+  for (guint i = 0; i < f->n_dirs; i++)
+    {
+      const DlTrainFactsDir *d = &f->dirs[i];
+      if (!d->is_reg != !reg || !d->name)
+        continue;
+      GString *v = ordered_slot (&o, d->name);
+      g_string_printf (v, "{\"n_repeats\": %" G_GINT64_FORMAT ", \"img_count\": %" G_GINT64_FORMAT "}", d->n_repeats,
+                       d->img_count);
+    }
   return ordered_finish (&o);
 }
 
@@ -266,55 +275,64 @@ tag_frequency_json (const DlTrainFacts *f)
 {
   /* dir -> (tag order, tag -> count) */
   g_autoptr (GPtrArray) dir_names = g_ptr_array_new_with_free_func (g_free);
-  g_autoptr (GHashTable) dir_tags = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
-                                                           (GDestroyNotify) g_ptr_array_unref);
+  g_autoptr (GHashTable) dir_tags =
+    g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify)g_ptr_array_unref);
   g_autoptr (GHashTable) counts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-  for (guint i = 0; i < f->n_dirs; i++) {
-    const DlTrainFactsDir *d = &f->dirs[i];
-    if (!d->name || !d->captions)
-      continue;
-    GPtrArray *order = g_hash_table_lookup (dir_tags, d->name);
-    if (!order) {
-      char *name = g_strdup (d->name);
-      g_ptr_array_add (dir_names, name);
-      order = g_ptr_array_new_with_free_func (g_free);
-      g_hash_table_insert (dir_tags, name, order);
-    }
-    for (const char *const *c = d->captions; *c; c++) {
-      g_auto (GStrv) tags = dl_python_caption_tags (*c);
-      for (char **t = tags; *t; t++) {
-        /* the count's key: "<dir>\n<tag>"; a dir name has no newline */
-        char *key = g_strconcat (d->name, "\n", *t, NULL);
-        gint64 *n = g_hash_table_lookup (counts, key);
-        if (n) {
-          (*n)++;
-          g_free (key);
-        } else {
-          n = g_new (gint64, 1);
-          *n = 1;
-          g_hash_table_insert (counts, key, n);
-          g_ptr_array_add (order, g_strdup (*t));
+  for (guint i = 0; i < f->n_dirs; i++)
+    {
+      const DlTrainFactsDir *d = &f->dirs[i];
+      if (!d->name || !d->captions)
+        continue;
+      GPtrArray *order = g_hash_table_lookup (dir_tags, d->name);
+      if (!order)
+        {
+          char *name = g_strdup (d->name);
+          g_ptr_array_add (dir_names, name);
+          order = g_ptr_array_new_with_free_func (g_free);
+          g_hash_table_insert (dir_tags, name, order);
         }
-      }
+      for (const char *const *c = d->captions; *c; c++)
+        {
+          g_auto (GStrv) tags = dl_python_caption_tags (*c);
+          for (char **t = tags; *t; t++)
+            {
+              /* the count's key: "<dir>\n<tag>"; a dir name has no newline */
+              char *key = g_strconcat (d->name, "\n", *t, NULL);
+              gint64 *n = g_hash_table_lookup (counts, key);
+              if (n)
+                {
+                  (*n)++;
+                  g_free (key);
+                }
+              else
+                {
+                  n = g_new (gint64, 1);
+                  *n = 1;
+                  g_hash_table_insert (counts, key, n);
+                  g_ptr_array_add (order, g_strdup (*t));
+                }
+            }
+        }
     }
-  }
   GString *s = g_string_new ("{");
-  for (guint i = 0; i < dir_names->len; i++) {
-    const char *dir = dir_names->pdata[i];
-    GPtrArray *order = g_hash_table_lookup (dir_tags, dir);
-    if (i)
-      g_string_append (s, ", ");
-    dl_python_json_string (s, dir);
-    g_string_append (s, ": {");
-    for (guint j = 0; j < order->len; j++) {
-      g_autofree char *key = g_strconcat (dir, "\n", order->pdata[j], NULL);
-      if (j)
+  for (guint i = 0; i < dir_names->len; i++)
+    {
+      const char *dir = dir_names->pdata[i];
+      GPtrArray *order = g_hash_table_lookup (dir_tags, dir);
+      if (i)
         g_string_append (s, ", ");
-      dl_python_json_string (s, order->pdata[j]);
-      g_string_append_printf (s, ": %" G_GINT64_FORMAT, *(gint64 *) g_hash_table_lookup (counts, key));
+      dl_python_json_string (s, dir);
+      g_string_append (s, ": {");
+      for (guint j = 0; j < order->len; j++)
+        {
+          g_autofree char *key = g_strconcat (dir, "\n", order->pdata[j], NULL);
+          if (j)
+            g_string_append (s, ", ");
+          dl_python_json_string (s, order->pdata[j]);
+          g_string_append_printf (s, ": %" G_GINT64_FORMAT, *(gint64 *)g_hash_table_lookup (counts, key));
+        }
+      g_string_append_c (s, '}');
     }
-    g_string_append_c (s, '}');
-  }
   g_string_append_c (s, '}');
   return g_string_free (s, FALSE);
 }
@@ -327,13 +345,14 @@ bucket_info_json (const DlTrainFacts *f)
   if (!f->enable_bucket)
     return g_strdup ("null");
   GString *s = g_string_new ("{\"buckets\": {");
-  for (guint i = 0; i < f->n_buckets; i++) {
-    const DlTrainFactsBucket *b = &f->buckets[i];
-    g_string_append_printf (s,
-                            "%s\"%" G_GINT64_FORMAT "\": {\"resolution\": [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
-                            "], \"count\": %" G_GINT64_FORMAT "}",
-                            i ? ", " : "", b->index, b->width, b->height, b->count);
-  }
+  for (guint i = 0; i < f->n_buckets; i++)
+    {
+      const DlTrainFactsBucket *b = &f->buckets[i];
+      g_string_append_printf (s,
+                              "%s\"%" G_GINT64_FORMAT "\": {\"resolution\": [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
+                              "], \"count\": %" G_GINT64_FORMAT "}",
+                              i ? ", " : "", b->index, b->width, b->height, b->count);
+    }
   g_string_append (s, "}, \"mean_img_ar_error\": ");
   if (isnan (f->mean_img_ar_error))
     g_string_append_c (s, '0'); /* kohya's value with no images */
@@ -350,10 +369,11 @@ network_args_json (const DlTrainFacts *f)
 {
   GString *s = g_string_new ("{");
   g_string_append_printf (s, "\"conv_dim\": \"%" G_GINT64_FORMAT "\"", f->conv_dim);
-  if (!isnan (f->conv_alpha)) {
-    g_autofree char *a = dl_python_float_repr (f->conv_alpha);
-    g_string_append_printf (s, ", \"conv_alpha\": \"%s\"", a);
-  }
+  if (!isnan (f->conv_alpha))
+    {
+      g_autofree char *a = dl_python_float_repr (f->conv_alpha);
+      g_string_append_printf (s, ", \"conv_alpha\": \"%s\"", a);
+    }
   g_string_append (s, ", \"dropout\": ");
   if (isnan (f->network_dropout))
     g_string_append (s, "null");
@@ -368,8 +388,9 @@ static void
 put_modelspec (GHashTable *t, const DlTrainFacts *f, gboolean lora)
 {
   put_str (t, "modelspec.sai_model_spec", "1.0.1");
-  const char *arch = !f->v2 ? "stable-diffusion-v1"
-                     : f->v_parameterization ? "stable-diffusion-v2-768-v" : "stable-diffusion-v2-512";
+  const char *arch = !f->v2                  ? "stable-diffusion-v1"
+                     : f->v_parameterization ? "stable-diffusion-v2-768-v"
+                                             : "stable-diffusion-v2-512";
   put (t, "modelspec.architecture", g_strconcat (arch, lora ? "/lora" : "/textual-inversion", NULL));
   put_str (t, "modelspec.implementation", lora ? "diffusers" : "https://github.com/Stability-AI/generative-models");
 
@@ -377,27 +398,30 @@ put_modelspec (GHashTable *t, const DlTrainFacts *f, gboolean lora)
     put_str (t, "modelspec.title", f->title);
   else if (f->output_name)
     put_str (t, "modelspec.title", f->output_name);
-  else {
-    const char *what = lora ? "LoRA" : "TextualInversion";
-    if (isnan (f->finished_at))
-      put_str (t, "modelspec.title", what);
-    else {
-      g_autofree char *ts = dl_python_float_repr (f->finished_at);
-      put (t, "modelspec.title", g_strconcat (what, "@", ts, NULL));
+  else
+    {
+      const char *what = lora ? "LoRA" : "TextualInversion";
+      if (isnan (f->finished_at))
+        put_str (t, "modelspec.title", what);
+      else
+        {
+          g_autofree char *ts = dl_python_float_repr (f->finished_at);
+          put (t, "modelspec.title", g_strconcat (what, "@", ts, NULL));
+        }
     }
-  }
 
   gint64 w = f->resolution_width, h = f->resolution_height;
   if (w == DL_FACT_NONE || h == DL_FACT_NONE)
     w = h = f->v2 && f->v_parameterization ? 768 : 512; /* determine_resolution's defaults */
   put (t, "modelspec.resolution", g_strdup_printf ("%" G_GINT64_FORMAT "x%" G_GINT64_FORMAT, w, h));
 
-  if (!isnan (f->finished_at) && fabs (f->finished_at) < 1e15) {
-    /* datetime.fromtimestamp(int(ts)).isoformat(): local time, no zone */
-    g_autoptr (GDateTime) dt = g_date_time_new_from_unix_local ((gint64) f->finished_at);
-    if (dt)
-      put (t, "modelspec.date", g_date_time_format (dt, "%Y-%m-%dT%H:%M:%S"));
-  }
+  if (!isnan (f->finished_at) && fabs (f->finished_at) < 1e15)
+    {
+      /* datetime.fromtimestamp(int(ts)).isoformat(): local time, no zone */
+      g_autoptr (GDateTime) dt = g_date_time_new_from_unix_local ((gint64)f->finished_at);
+      if (dt)
+        put (t, "modelspec.date", g_date_time_format (dt, "%Y-%m-%dT%H:%M:%S"));
+    }
   put_str (t, "modelspec.prediction_type", f->v_parameterization ? "v" : "epsilon");
   if (f->clip_skip != DL_FACT_NONE)
     put_int (t, "modelspec.encoder_layer", f->clip_skip);
@@ -424,8 +448,7 @@ dl_train_metadata_lora (const DlTrainFacts *f)
 
   /* the minimum set (SS_METADATA_MINIMUM_KEYS) */
   put_bool (t, "ss_v2", f->v2);
-  put (t, "ss_base_model_version",
-       g_strconcat ("sd", f->v2 ? "_v2" : "_v1", f->v_parameterization ? "_v" : "", NULL));
+  put (t, "ss_base_model_version", g_strconcat ("sd", f->v2 ? "_v2" : "_v1", f->v_parameterization ? "_v" : "", NULL));
   put_str (t, "ss_network_module", "networks.lora");
   put_opt_int (t, "ss_network_dim", f->network_dim);
   put_opt_float (t, "ss_network_alpha", f->network_alpha);
@@ -455,12 +478,13 @@ dl_train_metadata_lora (const DlTrainFacts *f)
   put_float (t, "ss_learning_rate", f->learning_rate);
   put_opt_float (t, "ss_unet_lr", f->unet_lr);
   put_opt_float (t, "ss_text_encoder_lr", f->text_encoder_lr);
-  if (f->optimizer) {
-    if (f->optimizer_args && *f->optimizer_args)
-      put (t, "ss_optimizer", g_strdup_printf ("%s(%s)", f->optimizer, f->optimizer_args));
-    else
-      put_str (t, "ss_optimizer", f->optimizer);
-  }
+  if (f->optimizer)
+    {
+      if (f->optimizer_args && *f->optimizer_args)
+        put (t, "ss_optimizer", g_strdup_printf ("%s(%s)", f->optimizer, f->optimizer_args));
+      else
+        put_str (t, "ss_optimizer", f->optimizer);
+    }
   put_str (t, "ss_lr_scheduler", f->lr_scheduler);
   put_int (t, "ss_lr_warmup_steps", f->lr_warmup_steps);
   put_float (t, "ss_max_grad_norm", f->max_grad_norm);
@@ -496,11 +520,12 @@ dl_train_metadata_lora (const DlTrainFacts *f)
   put_opt_int (t, "ss_min_bucket_reso", f->enable_bucket ? f->min_bucket_reso : DL_FACT_NONE);
   put_opt_int (t, "ss_max_bucket_reso", f->enable_bucket ? f->max_bucket_reso : DL_FACT_NONE);
   put (t, "ss_bucket_info", bucket_info_json (f));
-  if (f->n_dirs > 0) {
-    put (t, "ss_dataset_dirs", dataset_dirs_json (f, FALSE));
-    put (t, "ss_reg_dataset_dirs", dataset_dirs_json (f, TRUE));
-    put (t, "ss_tag_frequency", tag_frequency_json (f));
-  }
+  if (f->n_dirs > 0)
+    {
+      put (t, "ss_dataset_dirs", dataset_dirs_json (f, FALSE));
+      put (t, "ss_reg_dataset_dirs", dataset_dirs_json (f, TRUE));
+      put (t, "ss_tag_frequency", tag_frequency_json (f));
+    }
 
   put_modelspec (t, f, TRUE);
   return t;

@@ -20,8 +20,9 @@ G_BEGIN_DECLS
 #define DL_FACT_NONE G_MININT64
 
 /* One image folder of the run (kohya: a DreamBooth-style subset). */
-typedef struct {
-  const char *name;            /* the folder's base name */
+typedef struct
+{
+  const char *name; /* the folder's base name */
   gint64 n_repeats;
   gint64 img_count;            /* images in the folder (without repeats) */
   gboolean is_reg;             /* regularisation images: ss_reg_dataset_dirs */
@@ -29,10 +30,11 @@ typedef struct {
 } DlTrainFactsDir;
 
 /* One aspect-ratio bucket that holds images. */
-typedef struct {
-  gint64 index;         /* its place in the sorted list of bucket resolutions */
+typedef struct
+{
+  gint64 index; /* its place in the sorted list of bucket resolutions */
   gint64 width, height;
-  gint64 count;         /* images in it, repeats included */
+  gint64 count; /* images in it, repeats included */
 } DlTrainFactsBucket;
 
 /* What a run knows about itself.  Start from dl_train_facts_init, which marks
@@ -40,14 +42,15 @@ typedef struct {
  * FALSE.  An unknown fact leaves its key out, except for the keys kohya fills
  * with None when the option is unset (marked "None" below), which are written as
  * "None".  Strings are borrowed. */
-typedef struct {
+typedef struct
+{
   /* the run */
-  gint64 session_id;       /* ss_session_id: random, 0 to 2^32 */
-  double started_at;       /* ss_training_started_at, Unix seconds */
-  double finished_at;      /* the save time: ss_training_finished_at, modelspec.date, the default title */
-  const char *output_name; /* ss_output_name (A1111's alias), modelspec.title by default */
+  gint64 session_id;            /* ss_session_id: random, 0 to 2^32 */
+  double started_at;            /* ss_training_started_at, Unix seconds */
+  double finished_at;           /* the save time: ss_training_finished_at, modelspec.date, the default title */
+  const char *output_name;      /* ss_output_name (A1111's alias), modelspec.title by default */
   const char *training_comment; /* ss_training_comment; "None" */
-  gint64 epoch, steps;     /* ss_epoch, ss_steps: reached at the save */
+  gint64 epoch, steps;          /* ss_epoch, ss_steps: reached at the save */
   gint64 num_epochs, max_train_steps, num_batches_per_epoch;
   gint64 num_train_images; /* images x repeats */
   gint64 num_reg_images;
@@ -61,13 +64,13 @@ typedef struct {
 
   /* optimisation */
   double learning_rate;
-  double unet_lr;         /* "None" */
-  double text_encoder_lr; /* "None" */
-  const char *optimizer;  /* the optimizer class as "<module>.<name>", e.g. "torch.optim.adamw.AdamW" */
+  double unet_lr;             /* "None" */
+  double text_encoder_lr;     /* "None" */
+  const char *optimizer;      /* the optimizer class as "<module>.<name>", e.g. "torch.optim.adamw.AdamW" */
   const char *optimizer_args; /* "k=v,k=v" with Python reprs, e.g. "weight_decay=0.01"; NULL or "" for none */
   const char *lr_scheduler;   /* "constant", "cosine", ... (diffusers' names) */
   gint64 lr_warmup_steps;
-  double max_grad_norm;       /* 0.0: no clipping */
+  double max_grad_norm; /* 0.0: no clipping */
   gint64 gradient_accumulation_steps;
   gboolean gradient_checkpointing;
   const char *mixed_precision; /* "no", "fp16", "bf16" */

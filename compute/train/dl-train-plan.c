@@ -28,7 +28,8 @@
 /* the text encoder per layer: [77, hidden] units (LayerNorms, q/k/v/out, 4x MLP, GELU) */
 #define TEXT_SAVED 14.0
 
-struct _DlTrainPlan {
+struct _DlTrainPlan
+{
   DlDevice *device;
   DlTrainSettings *settings;
   DlModelConfig config;
@@ -51,29 +52,33 @@ static gint64
 lora_params (DlTrainPlan *p, const DlTrainSettings *s)
 {
   gint64 n = 0;
-  for (guint i = 0; i < p->names->len; i++) {
-    const char *name = p->names->pdata[i];
-    if (!g_str_has_suffix (name, ".weight"))
-      continue;
-    int nd = g_array_index (p->ndim, int, i);
-    const int64_t *sh = &g_array_index (p->shapes, int64_t, 4 * i);
-    gboolean conv3 = nd == 4 && (sh[2] > 1 || sh[3] > 1);
-    gboolean linear_like = nd == 2 || (nd == 4 && !conv3);
-    int rank = 0;
-    if (g_str_has_prefix (name, "text_encoder.text_model.encoder.layers.")) {
-      if (!s->no_text_encoder && (strstr (name, ".self_attn.") || strstr (name, ".mlp.")) && nd == 2)
-        rank = s->rank;
-    } else if (g_str_has_prefix (name, "unet.")) {
-      if (strstr (name, ".attentions.") && linear_like)
-        rank = s->rank;
-      else if (s->conv_rank > 0 && (strstr (name, ".resnets.") || strstr (name, "samplers.")))
-        rank = conv3 ? s->conv_rank : linear_like ? s->rank : 0;
+  for (guint i = 0; i < p->names->len; i++)
+    {
+      const char *name = p->names->pdata[i];
+      if (!g_str_has_suffix (name, ".weight"))
+        continue;
+      int nd = g_array_index (p->ndim, int, i);
+      const int64_t *sh = &g_array_index (p->shapes, int64_t, 4 * i);
+      gboolean conv3 = nd == 4 && (sh[2] > 1 || sh[3] > 1);
+      gboolean linear_like = nd == 2 || (nd == 4 && !conv3);
+      int rank = 0;
+      if (g_str_has_prefix (name, "text_encoder.text_model.encoder.layers."))
+        {
+          if (!s->no_text_encoder && (strstr (name, ".self_attn.") || strstr (name, ".mlp.")) && nd == 2)
+            rank = s->rank;
+        }
+      else if (g_str_has_prefix (name, "unet."))
+        {
+          if (strstr (name, ".attentions.") && linear_like)
+            rank = s->rank;
+          else if (s->conv_rank > 0 && (strstr (name, ".resnets.") || strstr (name, "samplers.")))
+            rank = conv3 ? s->conv_rank : linear_like ? s->rank : 0;
+        }
+      if (!rank)
+        continue;
+      gint64 fan_in = nd == 4 ? sh[1] * sh[2] * sh[3] : sh[1];
+      n += rank * (fan_in + sh[0]);
     }
-    if (!rank)
-      continue;
-    gint64 fan_in = nd == 4 ? sh[1] * sh[2] * sh[3] : sh[1];
-    n += rank * (fan_in + sh[0]);
-  }
   return n;
 }
 
@@ -81,21 +86,22 @@ static double
 unet_activation_units (const DlUNetConfig *u, int lh, int lw, gboolean checkpointing, double *largest_block)
 {
   double total = 0, largest = 0, boundaries = 0;
-  for (int l = 0; l < u->n_levels; l++) {
-    double n = (double) (lh >> l) * (lw >> l);
-    double cn = n * u->block_out_channels[l];
-    /* down: layers_per_block resnets (+ transformers); up: one more of each, wider inputs */
-    int blocks = 2 * u->layers_per_block + 1;
-    double res = blocks * RES_SAVED * cn * 1.25;
-    double attn = u->level_has_attention[l] ? blocks * ATTN_SAVED * u->transformer_depth * cn : 0;
-    total += res + attn;
-    boundaries += blocks * (u->level_has_attention[l] ? 2 : 1) * cn * 1.5;
-    double block = MAX (RES_SAVED * 1.5, u->level_has_attention[l] ? ATTN_SAVED * u->transformer_depth : 0) * cn;
-    largest = MAX (largest, block);
-  }
+  for (int l = 0; l < u->n_levels; l++)
+    {
+      double n = (double)(lh >> l) * (lw >> l);
+      double cn = n * u->block_out_channels[l];
+      /* down: layers_per_block resnets (+ transformers); up: one more of each, wider inputs */
+      int blocks = 2 * u->layers_per_block + 1;
+      double res = blocks * RES_SAVED * cn * 1.25;
+      double attn = u->level_has_attention[l] ? blocks * ATTN_SAVED * u->transformer_depth * cn : 0;
+      total += res + attn;
+      boundaries += blocks * (u->level_has_attention[l] ? 2 : 1) * cn * 1.5;
+      double block = MAX (RES_SAVED * 1.5, u->level_has_attention[l] ? ATTN_SAVED * u->transformer_depth : 0) * cn;
+      largest = MAX (largest, block);
+    }
   /* the mid block: two resnets and a transformer at the last level */
   int L = u->n_levels - 1;
-  double cn_mid = (double) (lh >> L) * (lw >> L) * u->block_out_channels[L];
+  double cn_mid = (double)(lh >> L) * (lw >> L) * u->block_out_channels[L];
   total += (2 * RES_SAVED + ATTN_SAVED * u->transformer_depth) * cn_mid;
   *largest_block = largest;
   if (checkpointing)
@@ -110,66 +116,79 @@ dl_train_plan_compute (DlTrainPlan *p, const DlTrainSettings *s, DlTrainPlanFigu
   memset (f, 0, sizeof *f);
   gsize wsize = s->fp16 ? 2 : 4, asize = s->fp16 ? 2 : 4;
   /* weights as the loader stores them */
-  for (guint i = 0; i < p->names->len; i++) {
-    const char *name = p->names->pdata[i];
-    gint64 n = g_array_index (p->numel, gint64, i);
-    gsize es = wsize;
-    if (g_str_has_prefix (name, "text_encoder.text_model.embeddings."))
-      es = dl_dtype_size (dl_params_embedding_dtype (p->device,
-                                                     (int64_t) c->text_encoder.vocab_size * c->text_encoder.hidden_size,
-                                                     s->fp16 ? DL_DTYPE_F16 : DL_DTYPE_F32));
-    f->weights += (guint64) n * es;
-  }
+  for (guint i = 0; i < p->names->len; i++)
+    {
+      const char *name = p->names->pdata[i];
+      gint64 n = g_array_index (p->numel, gint64, i);
+      gsize es = wsize;
+      if (g_str_has_prefix (name, "text_encoder.text_model.embeddings."))
+        es = dl_dtype_size (
+          dl_params_embedding_dtype (p->device, (int64_t)c->text_encoder.vocab_size * c->text_encoder.hidden_size,
+                                     s->fp16 ? DL_DTYPE_F16 : DL_DTYPE_F32));
+      f->weights += (guint64)n * es;
+    }
   /* trained tensors: value, gradient, AdamW m and v (f32; 8-bit moments with
    * --optimizer adamw8bit) */
   gint64 trained = 0;
   double per_element = dl_optimizer_bytes_per_element (s->adamw8bit, FALSE);
-  if (s->method == DL_TRAIN_LORA) {
-    trained = lora_params (p, s);
-  } else if (s->method == DL_TRAIN_TEXTUAL_INVERSION) {
-    trained = (gint64) s->vectors * c->text_encoder.hidden_size;
-  } else if (s->method == DL_TRAIN_DREAMBOOTH) {
-    for (guint i = 0; i < p->names->len; i++) {
-      const char *name = p->names->pdata[i];
-      if (g_str_has_prefix (name, "unet.") || (s->train_text_encoder && g_str_has_prefix (name, "text_encoder.")))
-        trained += g_array_index (p->numel, gint64, i);
+  if (s->method == DL_TRAIN_LORA)
+    {
+      trained = lora_params (p, s);
     }
-    /* the model's own f32 weights are the values; f16 ones get f32 masters */
-    per_element -= s->fp16 ? 0.0 : 4.0;
-  } else if (s->method == DL_TRAIN_HYPERNETWORK) {
-    g_auto (GStrv) sizes = g_strsplit (s->hn_sizes ? s->hn_sizes : "", ",", -1);
-    g_auto (GStrv) layers = g_strsplit (s->hn_layers ? s->hn_layers : "1,2,1", ",", -1);
-    for (char **d = sizes; *d; d++) {
-      double dim = g_ascii_strtod (*d, NULL);
-      for (guint k = 0; layers[k] && layers[k + 1]; k++) {
-        double a = dim * g_ascii_strtod (layers[k], NULL), b = dim * g_ascii_strtod (layers[k + 1], NULL);
-        trained += (gint64) (2 * (a * b + b)); /* the k and the v module */
-      }
+  else if (s->method == DL_TRAIN_TEXTUAL_INVERSION)
+    {
+      trained = (gint64)s->vectors * c->text_encoder.hidden_size;
     }
-  }
+  else if (s->method == DL_TRAIN_DREAMBOOTH)
+    {
+      for (guint i = 0; i < p->names->len; i++)
+        {
+          const char *name = p->names->pdata[i];
+          if (g_str_has_prefix (name, "unet.") || (s->train_text_encoder && g_str_has_prefix (name, "text_encoder.")))
+            trained += g_array_index (p->numel, gint64, i);
+        }
+      /* the model's own f32 weights are the values; f16 ones get f32 masters */
+      per_element -= s->fp16 ? 0.0 : 4.0;
+    }
+  else if (s->method == DL_TRAIN_HYPERNETWORK)
+    {
+      g_auto (GStrv) sizes = g_strsplit (s->hn_sizes ? s->hn_sizes : "", ",", -1);
+      g_auto (GStrv) layers = g_strsplit (s->hn_layers ? s->hn_layers : "1,2,1", ",", -1);
+      for (char **d = sizes; *d; d++)
+        {
+          double dim = g_ascii_strtod (*d, NULL);
+          for (guint k = 0; layers[k] && layers[k + 1]; k++)
+            {
+              double a = dim * g_ascii_strtod (layers[k], NULL), b = dim * g_ascii_strtod (layers[k + 1], NULL);
+              trained += (gint64)(2 * (a * b + b)); /* the k and the v module */
+            }
+        }
+    }
   f->trained_params = trained;
-  f->trained = (guint64) (trained * per_element);
+  f->trained = (guint64)(trained * per_element);
   /* one step's activations */
   int f8 = 1 << (c->vae.n_levels - 1);
   int lh = s->resolution / f8, lw = s->resolution / f8;
   double largest = 0;
   double units = unet_activation_units (&c->unet, lh, lw, s->checkpointing, &largest);
-  double rows = (double) s->batch;
+  double rows = (double)s->batch;
   double act = units * rows * asize;
-  gboolean text_trained = s->method == DL_TRAIN_TEXTUAL_INVERSION || (s->method == DL_TRAIN_LORA && !s->no_text_encoder) ||
+  gboolean text_trained = s->method == DL_TRAIN_TEXTUAL_INVERSION ||
+                          (s->method == DL_TRAIN_LORA && !s->no_text_encoder) ||
                           (s->method == DL_TRAIN_DREAMBOOTH && s->train_text_encoder);
   /* prior preservation doubles the rows */
-  if (s->method == DL_TRAIN_DREAMBOOTH && s->class_prompt) {
-    rows *= 2;
-    act *= 2;
-  }
+  if (s->method == DL_TRAIN_DREAMBOOTH && s->class_prompt)
+    {
+      rows *= 2;
+      act *= 2;
+    }
   if (text_trained)
     act += TEXT_SAVED * c->text_encoder.n_layers * 77.0 * c->text_encoder.hidden_size * rows * asize;
   /* inputs, targets and the context the step uploads */
   act += rows * (3.0 * c->unet.in_channels * lh * lw + 77.0 * c->unet.cross_attention_dim) * asize;
-  f->activations = (guint64) act;
+  f->activations = (guint64)act;
   /* encoding one image: the VAE encoder's widest level, input and output of a conv plus a GroupNorm */
-  f->encode = (guint64) (3.0 * c->vae.block_out_channels[0] * (double) s->resolution * s->resolution * asize);
+  f->encode = (guint64)(3.0 * c->vae.block_out_channels[0] * (double)s->resolution * s->resolution * asize);
   f->arena_chunk = 256u << 20;
   guint64 work = MAX (f->activations, f->encode);
   f->total = f->weights + f->trained + MAX (round_up (work, f->arena_chunk), f->arena_chunk);
@@ -196,17 +215,18 @@ dl_train_plan_new_for_config (DlDevice *device, const DlTrainSettings *settings,
   p->ndim = g_array_new (FALSE, FALSE, sizeof (int));
   p->shapes = g_array_new (FALSE, TRUE, sizeof (int64_t));
   g_autoptr (GPtrArray) specs = dl_model_param_specs (config);
-  for (guint i = 0; i < specs->len; i++) {
-    const DlParamSpec *sp = specs->pdata[i];
-    g_ptr_array_add (p->names, g_strdup (sp->name));
-    gint64 n = dl_param_spec_numel (sp);
-    g_array_append_val (p->numel, n);
-    g_array_append_val (p->ndim, sp->ndim);
-    int64_t sh[4] = { 1, 1, 1, 1 };
-    for (int k = 0; k < sp->ndim && k < 4; k++)
-      sh[k] = sp->shape[k];
-    g_array_append_vals (p->shapes, sh, 4);
-  }
+  for (guint i = 0; i < specs->len; i++)
+    {
+      const DlParamSpec *sp = specs->pdata[i];
+      g_ptr_array_add (p->names, g_strdup (sp->name));
+      gint64 n = dl_param_spec_numel (sp);
+      g_array_append_val (p->numel, n);
+      g_array_append_val (p->ndim, sp->ndim);
+      int64_t sh[4] = { 1, 1, 1, 1 };
+      for (int k = 0; k < sp->ndim && k < 4; k++)
+        sh[k] = sp->shape[k];
+      g_array_append_vals (p->shapes, sh, 4);
+    }
   dl_train_plan_compute (p, settings, &p->figures);
   return p;
 }
@@ -215,10 +235,11 @@ DlTrainPlan *
 dl_train_plan_new (DlDevice *device, const DlTrainSettings *settings, GError **error)
 {
   g_return_val_if_fail (device != NULL && settings != NULL, NULL);
-  if (!settings->model) {
-    g_set_error_literal (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "--model: the base model is required");
-    return NULL;
-  }
+  if (!settings->model)
+    {
+      g_set_error_literal (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "--model: the base model is required");
+      return NULL;
+    }
   g_autoptr (DlCheckpoint) ck = dl_checkpoint_open (settings->model, settings->config, error);
   if (!ck)
     return NULL;
@@ -266,39 +287,50 @@ dl_train_plan_suggestions (DlTrainPlan *p)
   /* cumulative: 8-bit moments (full fine-tuning), f16, checkpointing, halving the batch, the rank */
   g_autoptr (DlTrainSettings) t = dl_train_settings_copy (s);
   GString *opts = g_string_new (NULL);
-  for (int stage = -1; stage < 8; stage++) {
-    gboolean changed = FALSE;
-    if (stage == -1 && t->method == DL_TRAIN_DREAMBOOTH && !t->adamw8bit) {
-      t->adamw8bit = TRUE;
-      g_string_append (opts, " --optimizer adamw8bit");
-      changed = TRUE;
-    } else if (stage == 0 && !t->fp16) {
-      t->fp16 = TRUE;
-      g_string_append (opts, " --fp16");
-      changed = TRUE;
-    } else if (stage == 1 && !t->checkpointing) {
-      t->checkpointing = TRUE;
-      g_string_append (opts, " --checkpointing");
-      changed = TRUE;
-    } else if (stage >= 2 && stage < 5 && t->batch > 1) {
-      t->batch = MAX (1, t->batch / 2);
-      g_string_append_printf (opts, " --batch %d", t->batch);
-      changed = TRUE;
-    } else if (stage >= 5 && t->method == DL_TRAIN_LORA && t->rank > 4) {
-      t->rank = MAX (4, t->rank / 2);
-      g_string_append_printf (opts, " --rank %d", t->rank);
-      changed = TRUE;
+  for (int stage = -1; stage < 8; stage++)
+    {
+      gboolean changed = FALSE;
+      if (stage == -1 && t->method == DL_TRAIN_DREAMBOOTH && !t->adamw8bit)
+        {
+          t->adamw8bit = TRUE;
+          g_string_append (opts, " --optimizer adamw8bit");
+          changed = TRUE;
+        }
+      else if (stage == 0 && !t->fp16)
+        {
+          t->fp16 = TRUE;
+          g_string_append (opts, " --fp16");
+          changed = TRUE;
+        }
+      else if (stage == 1 && !t->checkpointing)
+        {
+          t->checkpointing = TRUE;
+          g_string_append (opts, " --checkpointing");
+          changed = TRUE;
+        }
+      else if (stage >= 2 && stage < 5 && t->batch > 1)
+        {
+          t->batch = MAX (1, t->batch / 2);
+          g_string_append_printf (opts, " --batch %d", t->batch);
+          changed = TRUE;
+        }
+      else if (stage >= 5 && t->method == DL_TRAIN_LORA && t->rank > 4)
+        {
+          t->rank = MAX (4, t->rank / 2);
+          g_string_append_printf (opts, " --rank %d", t->rank);
+          changed = TRUE;
+        }
+      if (!changed)
+        continue;
+      DlTrainPlanFigures f;
+      dl_train_plan_compute (p, t, &f);
+      if (f.total <= f.budget)
+        {
+          g_autofree char *need = size_text (f.total);
+          g_ptr_array_add (out, g_strdup_printf ("%s (needs %s)", opts->str + 1, need));
+          break;
+        }
     }
-    if (!changed)
-      continue;
-    DlTrainPlanFigures f;
-    dl_train_plan_compute (p, t, &f);
-    if (f.total <= f.budget) {
-      g_autofree char *need = size_text (f.total);
-      g_ptr_array_add (out, g_strdup_printf ("%s (needs %s)", opts->str + 1, need));
-      break;
-    }
-  }
   g_string_free (opts, TRUE);
   return out;
 }
@@ -324,15 +356,18 @@ dl_train_plan_describe (DlTrainPlan *p)
   g_string_append_printf (str, "  predicted peak:              %s\n", tot);
   g_string_append_printf (str, "  device budget:               %s (%s)\n", b,
                           f->budget_from_driver ? "VK_EXT_memory_budget" : "heap size");
-  if (dl_train_plan_fits (p)) {
-    g_string_append (str, "  fits\n");
-  } else {
-    g_autoptr (GPtrArray) sug = dl_train_plan_suggestions (p);
-    g_string_append (str, "  does not fit\n");
-    for (guint i = 0; i < sug->len; i++)
-      g_string_append_printf (str, "  would fit with: %s\n", (char *) sug->pdata[i]);
-    if (!sug->len)
-      g_string_append (str, "  no setting of this model fits this device\n");
-  }
+  if (dl_train_plan_fits (p))
+    {
+      g_string_append (str, "  fits\n");
+    }
+  else
+    {
+      g_autoptr (GPtrArray) sug = dl_train_plan_suggestions (p);
+      g_string_append (str, "  does not fit\n");
+      for (guint i = 0; i < sug->len; i++)
+        g_string_append_printf (str, "  would fit with: %s\n", (char *)sug->pdata[i]);
+      if (!sug->len)
+        g_string_append (str, "  no setting of this model fits this device\n");
+    }
   return g_string_free (str, FALSE);
 }

@@ -13,14 +13,15 @@
 
 G_BEGIN_DECLS
 
-typedef struct {
-  guint64 weights;      /* the frozen model on the device */
-  guint64 trained;      /* trained tensors: fp32 value, gradient, two moments */
-  guint64 activations;  /* the largest step (forward + backward) */
-  guint64 encode;       /* encoding the images once (VAE encoder, no gradients) */
-  guint64 arena_chunk;  /* activations come in chunks of this size */
-  guint64 total;        /* the predicted peak */
-  guint64 budget;       /* what the device offers */
+typedef struct
+{
+  guint64 weights;     /* the frozen model on the device */
+  guint64 trained;     /* trained tensors: fp32 value, gradient, two moments */
+  guint64 activations; /* the largest step (forward + backward) */
+  guint64 encode;      /* encoding the images once (VAE encoder, no gradients) */
+  guint64 arena_chunk; /* activations come in chunks of this size */
+  guint64 total;       /* the predicted peak */
+  guint64 budget;      /* what the device offers */
   gboolean budget_from_driver;
   gint64 trained_params;
 } DlTrainPlanFigures;

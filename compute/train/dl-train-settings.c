@@ -31,14 +31,16 @@ gboolean
 dl_train_method_from_name (const char *name, DlTrainMethod *out)
 {
   for (int m = 0; m < DL_TRAIN_N_METHODS; m++)
-    if (g_strcmp0 (name, method_names[m]) == 0) {
-      *out = (DlTrainMethod) m;
-      return TRUE;
-    }
+    if (g_strcmp0 (name, method_names[m]) == 0)
+      {
+        *out = (DlTrainMethod)m;
+        return TRUE;
+      }
   return FALSE;
 }
 
-typedef enum {
+typedef enum
+{
   F_INT,
   F_INT64,
   F_DOUBLE,
@@ -59,13 +61,14 @@ typedef enum {
 #define M_HN (1u << DL_TRAIN_HYPERNETWORK)
 #define M_ALL (M_LORA | M_TI | M_DB | M_HN)
 
-typedef struct {
+typedef struct
+{
   const char *name; /* the option, without "--" */
   FieldType type;
   gsize offset;
   guint methods;
-  double min, max;  /* numeric range (inclusive) */
-  const char *arg;  /* placeholder in --help */
+  double min, max; /* numeric range (inclusive) */
+  const char *arg; /* placeholder in --help */
   const char *help;
 } Field;
 
@@ -174,13 +177,15 @@ static const Field fields[] = {
     "Hypernetwork: context widths it applies to (768,320,640,1280: A1111's default)" },
   { "hn-layers", F_STRING, OFF (hn_layers), M_HN, 0, 0, "LIST", "Hypernetwork: layer structure (1,2,1)" },
   { "hn-activation", F_STRING, OFF (hn_activation), M_HN, 0, 0, "NAME",
-    "Hypernetwork: linear, relu, leakyrelu, elu, swish, tanh, sigmoid, gelu, mish, softsign, silu, hardswish (linear)" },
+    "Hypernetwork: linear, relu, leakyrelu, elu, swish, tanh, sigmoid, gelu, mish, softsign, silu, hardswish "
+    "(linear)" },
   { "hn-layer-norm", F_BOOL, OFF (hn_layer_norm), M_HN, 0, 0, NULL, "Hypernetwork: LayerNorm after each layer" },
   { "hn-dropout", F_STRING, OFF (hn_dropout), M_HN, 0, 0, "LIST", "Hypernetwork: dropout structure (0,0,0)" },
   { "hn-init", F_STRING, OFF (hn_init), M_HN, 0, 0, "NAME",
     "Hypernetwork: Normal, XavierUniform, XavierNormal, KaimingUniform, KaimingNormal (Normal)" },
 
-  { "save-every", F_INT64, OFF (save_every), M_ALL, 0, BIG, "N", "Save a checkpoint every N steps, 0 = only at the end (250)" },
+  { "save-every", F_INT64, OFF (save_every), M_ALL, 0, BIG, "N",
+    "Save a checkpoint every N steps, 0 = only at the end (250)" },
   { "keep", F_INT, OFF (keep), M_ALL, 1, 1000, "K", "Checkpoints kept besides the best (3)" },
   { "sample-every", F_INT64, OFF (sample_every), M_ALL, 0, BIG, "N", "Preview images every N steps, 0 = off (250)" },
   { "sample-prompt", F_STRV, OFF (sample_prompts), M_ALL, 0, 0, "TEXT",
@@ -205,7 +210,7 @@ find_field (const char *name)
   return NULL;
 }
 
-#define FIELD_PTR(s, f, T) ((T *) ((char *) (s) + (f)->offset))
+#define FIELD_PTR(s, f, T) ((T *)((char *)(s) + (f)->offset))
 
 gint64
 dl_train_settings_steps_for_dataset (DlTrainMethod method, guint n_images)
@@ -213,12 +218,17 @@ dl_train_settings_steps_for_dataset (DlTrainMethod method, guint n_images)
   g_autoptr (DlTrainSettings) d = dl_train_settings_new (method);
   if (n_images == 0)
     return d->steps;
-  switch (method) {
-  case DL_TRAIN_LORA: return CLAMP ((gint64) n_images * 100, 500, 3000);
-  case DL_TRAIN_TEXTUAL_INVERSION: return CLAMP ((gint64) n_images * 200, 1000, 5000);
-  case DL_TRAIN_DREAMBOOTH: return CLAMP ((gint64) n_images * 80, 400, 1600);
-  default: return d->steps;
-  }
+  switch (method)
+    {
+    case DL_TRAIN_LORA:
+      return CLAMP ((gint64)n_images * 100, 500, 3000);
+    case DL_TRAIN_TEXTUAL_INVERSION:
+      return CLAMP ((gint64)n_images * 200, 1000, 5000);
+    case DL_TRAIN_DREAMBOOTH:
+      return CLAMP ((gint64)n_images * 80, 400, 1600);
+    default:
+      return d->steps;
+    }
 }
 
 DlTrainSettings *
@@ -257,49 +267,50 @@ dl_train_settings_new (DlTrainMethod method)
   s->hn_activation = g_strdup ("linear");
   s->hn_dropout = g_strdup ("0,0,0");
   s->hn_init = g_strdup ("Normal");
-  switch (method) {
-  case DL_TRAIN_TEXTUAL_INVERSION:
-    /* A1111's train tab: lr 0.005, no weight decay, no clipping; diffusers' README: 3000 steps */
-    s->steps = 3000;
-    s->lr = 5e-3;
-    s->text_encoder_lr = 5e-3;
-    s->weight_decay = 0;
-    s->max_grad_norm = 0;
-    s->save_dtype = DL_ST_F32;
-    s->init_text = g_strdup ("*");
-    break;
-  case DL_TRAIN_DREAMBOOTH:
-    /* diffusers examples/dreambooth/train_dreambooth.py: lr 5e-6, constant, weight decay
+  switch (method)
+    {
+    case DL_TRAIN_TEXTUAL_INVERSION:
+      /* A1111's train tab: lr 0.005, no weight decay, no clipping; diffusers' README: 3000 steps */
+      s->steps = 3000;
+      s->lr = 5e-3;
+      s->text_encoder_lr = 5e-3;
+      s->weight_decay = 0;
+      s->max_grad_norm = 0;
+      s->save_dtype = DL_ST_F32;
+      s->init_text = g_strdup ("*");
+      break;
+    case DL_TRAIN_DREAMBOOTH:
+      /* diffusers examples/dreambooth/train_dreambooth.py: lr 5e-6, constant, weight decay
      * 1e-2, max_grad_norm 1.0; 800 steps with prior preservation (its README); saved in f16 */
-    s->steps = 800;
-    s->lr = 5e-6;
-    s->text_encoder_lr = 5e-6;
-    s->weight_decay = 1e-2;
-    s->max_grad_norm = 1.0;
-    s->save_dtype = DL_ST_F16;
-    break;
-  case DL_TRAIN_HYPERNETWORK:
-    /* A1111's train tab: hypernetwork lr 1e-5, no clipping; AdamW (its default weight decay 0.01) */
-    s->steps = 2000;
-    s->lr = 1e-5;
-    s->text_encoder_lr = 1e-5;
-    s->weight_decay = 0.01;
-    s->max_grad_norm = 0;
-    s->save_dtype = DL_ST_F32;
-    break;
-  case DL_TRAIN_LORA:
-  default:
-    /* kohya sd-scripts' usual LoRA: lr 1e-4 (TE half of it), AdamW (weight decay
+      s->steps = 800;
+      s->lr = 5e-6;
+      s->text_encoder_lr = 5e-6;
+      s->weight_decay = 1e-2;
+      s->max_grad_norm = 1.0;
+      s->save_dtype = DL_ST_F16;
+      break;
+    case DL_TRAIN_HYPERNETWORK:
+      /* A1111's train tab: hypernetwork lr 1e-5, no clipping; AdamW (its default weight decay 0.01) */
+      s->steps = 2000;
+      s->lr = 1e-5;
+      s->text_encoder_lr = 1e-5;
+      s->weight_decay = 0.01;
+      s->max_grad_norm = 0;
+      s->save_dtype = DL_ST_F32;
+      break;
+    case DL_TRAIN_LORA:
+    default:
+      /* kohya sd-scripts' usual LoRA: lr 1e-4 (TE half of it), AdamW (weight decay
      * 0.01, torch's default), max_grad_norm 1.0, saved in f16 */
-    s->steps = 1500;
-    s->lr = 1e-4;
-    s->text_encoder_lr = 5e-5;
-    s->lr_scheduler = DL_LR_COSINE;
-    s->weight_decay = 0.01;
-    s->max_grad_norm = 1.0;
-    s->save_dtype = DL_ST_F16;
-    break;
-  }
+      s->steps = 1500;
+      s->lr = 1e-4;
+      s->text_encoder_lr = 5e-5;
+      s->lr_scheduler = DL_LR_COSINE;
+      s->weight_decay = 0.01;
+      s->max_grad_norm = 1.0;
+      s->save_dtype = DL_ST_F16;
+      break;
+    }
   return s;
 }
 
@@ -308,12 +319,13 @@ dl_train_settings_free (DlTrainSettings *s)
 {
   if (!s)
     return;
-  for (guint i = 0; i < G_N_ELEMENTS (fields); i++) {
-    if (fields[i].type == F_STRING)
-      g_free (*FIELD_PTR (s, &fields[i], char *));
-    else if (fields[i].type == F_STRV)
-      g_strfreev (*FIELD_PTR (s, &fields[i], char **));
-  }
+  for (guint i = 0; i < G_N_ELEMENTS (fields); i++)
+    {
+      if (fields[i].type == F_STRING)
+        g_free (*FIELD_PTR (s, &fields[i], char *));
+      else if (fields[i].type == F_STRV)
+        g_strfreev (*FIELD_PTR (s, &fields[i], char **));
+    }
   g_free (s);
 }
 
@@ -321,15 +333,19 @@ DlTrainSettings *
 dl_train_settings_copy (const DlTrainSettings *src)
 {
   DlTrainSettings *s = g_memdup2 (src, sizeof *src);
-  for (guint i = 0; i < G_N_ELEMENTS (fields); i++) {
-    if (fields[i].type == F_STRING) {
-      char **p = FIELD_PTR (s, &fields[i], char *);
-      *p = g_strdup (*p);
-    } else if (fields[i].type == F_STRV) {
-      char ***p = FIELD_PTR (s, &fields[i], char **);
-      *p = g_strdupv (*p);
+  for (guint i = 0; i < G_N_ELEMENTS (fields); i++)
+    {
+      if (fields[i].type == F_STRING)
+        {
+          char **p = FIELD_PTR (s, &fields[i], char *);
+          *p = g_strdup (*p);
+        }
+      else if (fields[i].type == F_STRV)
+        {
+          char ***p = FIELD_PTR (s, &fields[i], char **);
+          *p = g_strdupv (*p);
+        }
     }
-  }
   return s;
 }
 
@@ -350,14 +366,16 @@ parse_number (const Field *f, const char *value, double *out, GError **error)
   double v = g_ascii_strtod (value, &end);
   if (errno || *end || !isfinite (v))
     return bad_value (error, f->name, value, "not a number");
-  if (f->type == F_INT || f->type == F_INT64) {
-    if (v != floor (v))
-      return bad_value (error, f->name, value, "a whole number is needed");
-  }
-  if (v < f->min || v > f->max) {
-    g_autofree char *why = g_strdup_printf ("out of range (%g to %g)", f->min, f->max);
-    return bad_value (error, f->name, value, why);
-  }
+  if (f->type == F_INT || f->type == F_INT64)
+    {
+      if (v != floor (v))
+        return bad_value (error, f->name, value, "a whole number is needed");
+    }
+  if (v < f->min || v > f->max)
+    {
+      g_autofree char *why = g_strdup_printf ("out of range (%g to %g)", f->min, f->max);
+      return bad_value (error, f->name, value, why);
+    }
   *out = v;
   return TRUE;
 }
@@ -367,96 +385,103 @@ dl_train_settings_set (DlTrainSettings *s, const char *name, const char *value, 
 {
   g_return_val_if_fail (s != NULL && name != NULL, FALSE);
   const Field *f = find_field (name);
-  if (!f) {
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "--%s: no such option", name);
-    return FALSE;
-  }
+  if (!f)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "--%s: no such option", name);
+      return FALSE;
+    }
   double v = 0;
-  switch (f->type) {
-  case F_INT:
-    if (!parse_number (f, value, &v, error))
-      return FALSE;
-    *FIELD_PTR (s, f, int) = (int) v;
-    return TRUE;
-  case F_INT64:
-    if (!parse_number (f, value, &v, error))
-      return FALSE;
-    *FIELD_PTR (s, f, gint64) = (gint64) v;
-    return TRUE;
-  case F_DOUBLE:
-    if (!parse_number (f, value, &v, error))
-      return FALSE;
-    *FIELD_PTR (s, f, double) = v;
-    return TRUE;
-  case F_BOOL:
-    if (!value || g_str_equal (value, "true"))
-      *FIELD_PTR (s, f, gboolean) = TRUE;
-    else if (g_str_equal (value, "false"))
-      *FIELD_PTR (s, f, gboolean) = FALSE;
-    else
-      return bad_value (error, f->name, value, "true or false");
-    return TRUE;
-  case F_STRING:
-    if (!value)
-      return bad_value (error, f->name, value, "a value is needed");
-    if (!g_utf8_validate (value, -1, NULL))
-      return bad_value (error, f->name, "", "not valid UTF-8");
-    g_free (*FIELD_PTR (s, f, char *));
-    *FIELD_PTR (s, f, char *) = g_strdup (value);
-    return TRUE;
-  case F_STRV: {
-    if (!value || !g_utf8_validate (value, -1, NULL))
-      return bad_value (error, f->name, "", "a UTF-8 text is needed");
-    char ***p = FIELD_PTR (s, f, char **);
-    guint n = *p ? g_strv_length (*p) : 0;
-    *p = g_renew (char *, *p, n + 2);
-    (*p)[n] = g_strdup (value);
-    (*p)[n + 1] = NULL;
-    return TRUE;
-  }
-  case F_METHOD: {
-    DlTrainMethod m;
-    if (!dl_train_method_from_name (value, &m))
-      return bad_value (error, f->name, value, "one of lora, textual-inversion, dreambooth, hypernetwork");
-    s->method = m;
-    return TRUE;
-  }
-  case F_SCHEDULE: {
-    DlLrScheduleKind k;
-    if (!value || !dl_lr_schedule_kind_from_name (value, &k))
-      return bad_value (error, f->name, value,
-                        "one of constant, constant_with_warmup, linear, cosine, cosine_with_restarts, polynomial");
-    s->lr_scheduler = k;
-    return TRUE;
-  }
-  case F_SAMPLER: {
-    const char *const *names = dl_sampler_names ();
-    for (guint i = 0; names[i]; i++)
-      if (g_strcmp0 (value, names[i]) == 0) {
-        *FIELD_PTR (s, f, int) = (int) i;
+  switch (f->type)
+    {
+    case F_INT:
+      if (!parse_number (f, value, &v, error))
+        return FALSE;
+      *FIELD_PTR (s, f, int) = (int)v;
+      return TRUE;
+    case F_INT64:
+      if (!parse_number (f, value, &v, error))
+        return FALSE;
+      *FIELD_PTR (s, f, gint64) = (gint64)v;
+      return TRUE;
+    case F_DOUBLE:
+      if (!parse_number (f, value, &v, error))
+        return FALSE;
+      *FIELD_PTR (s, f, double) = v;
+      return TRUE;
+    case F_BOOL:
+      if (!value || g_str_equal (value, "true"))
+        *FIELD_PTR (s, f, gboolean) = TRUE;
+      else if (g_str_equal (value, "false"))
+        *FIELD_PTR (s, f, gboolean) = FALSE;
+      else
+        return bad_value (error, f->name, value, "true or false");
+      return TRUE;
+    case F_STRING:
+      if (!value)
+        return bad_value (error, f->name, value, "a value is needed");
+      if (!g_utf8_validate (value, -1, NULL))
+        return bad_value (error, f->name, "", "not valid UTF-8");
+      g_free (*FIELD_PTR (s, f, char *));
+      *FIELD_PTR (s, f, char *) = g_strdup (value);
+      return TRUE;
+    case F_STRV:
+      {
+        if (!value || !g_utf8_validate (value, -1, NULL))
+          return bad_value (error, f->name, "", "a UTF-8 text is needed");
+        char ***p = FIELD_PTR (s, f, char **);
+        guint n = *p ? g_strv_length (*p) : 0;
+        *p = g_renew (char *, *p, n + 2);
+        (*p)[n] = g_strdup (value);
+        (*p)[n + 1] = NULL;
         return TRUE;
       }
-    g_autofree char *all = g_strjoinv (", ", (char **) names);
-    g_autofree char *why = g_strdup_printf ("one of %s", all);
-    return bad_value (error, f->name, value, why);
-  }
-  case F_OPTIMIZER:
-    if (g_strcmp0 (value, "adamw") == 0)
-      s->adamw8bit = FALSE;
-    else if (g_strcmp0 (value, "adamw8bit") == 0)
-      s->adamw8bit = TRUE;
-    else
-      return bad_value (error, f->name, value, "adamw or adamw8bit");
-    return TRUE;
-  case F_SAVE_DTYPE:
-    if (g_strcmp0 (value, "f16") == 0 || g_strcmp0 (value, "fp16") == 0)
-      s->save_dtype = DL_ST_F16;
-    else if (g_strcmp0 (value, "f32") == 0 || g_strcmp0 (value, "fp32") == 0)
-      s->save_dtype = DL_ST_F32;
-    else
-      return bad_value (error, f->name, value, "f16 or f32");
-    return TRUE;
-  }
+    case F_METHOD:
+      {
+        DlTrainMethod m;
+        if (!dl_train_method_from_name (value, &m))
+          return bad_value (error, f->name, value, "one of lora, textual-inversion, dreambooth, hypernetwork");
+        s->method = m;
+        return TRUE;
+      }
+    case F_SCHEDULE:
+      {
+        DlLrScheduleKind k;
+        if (!value || !dl_lr_schedule_kind_from_name (value, &k))
+          return bad_value (error, f->name, value,
+                            "one of constant, constant_with_warmup, linear, cosine, cosine_with_restarts, polynomial");
+        s->lr_scheduler = k;
+        return TRUE;
+      }
+    case F_SAMPLER:
+      {
+        const char *const *names = dl_sampler_names ();
+        for (guint i = 0; names[i]; i++)
+          if (g_strcmp0 (value, names[i]) == 0)
+            {
+              *FIELD_PTR (s, f, int) = (int)i;
+              return TRUE;
+            }
+        g_autofree char *all = g_strjoinv (", ", (char **)names);
+        g_autofree char *why = g_strdup_printf ("one of %s", all);
+        return bad_value (error, f->name, value, why);
+      }
+    case F_OPTIMIZER:
+      if (g_strcmp0 (value, "adamw") == 0)
+        s->adamw8bit = FALSE;
+      else if (g_strcmp0 (value, "adamw8bit") == 0)
+        s->adamw8bit = TRUE;
+      else
+        return bad_value (error, f->name, value, "adamw or adamw8bit");
+      return TRUE;
+    case F_SAVE_DTYPE:
+      if (g_strcmp0 (value, "f16") == 0 || g_strcmp0 (value, "fp16") == 0)
+        s->save_dtype = DL_ST_F16;
+      else if (g_strcmp0 (value, "f32") == 0 || g_strcmp0 (value, "fp32") == 0)
+        s->save_dtype = DL_ST_F32;
+      else
+        return bad_value (error, f->name, value, "f16 or f32");
+      return TRUE;
+    }
   g_return_val_if_reached (FALSE);
 }
 
@@ -471,32 +496,34 @@ dl_train_settings_get (const DlTrainSettings *s, const char *name)
 {
   const Field *f = find_field (name);
   g_return_val_if_fail (f != NULL, NULL);
-  switch (f->type) {
-  case F_INT:
-    return g_strdup_printf ("%d", *FIELD_PTR (s, f, int));
-  case F_INT64:
-    return g_strdup_printf ("%" G_GINT64_FORMAT, *FIELD_PTR (s, f, gint64));
-  case F_DOUBLE:
-    return format_double (*FIELD_PTR (s, f, double));
-  case F_BOOL:
-    return g_strdup (*FIELD_PTR (s, f, gboolean) ? "true" : "false");
-  case F_STRING:
-    return g_strdup (*FIELD_PTR (s, f, char *));
-  case F_STRV: {
-    char **v = *FIELD_PTR (s, f, char **);
-    return v ? g_strjoinv (" | ", v) : NULL;
-  }
-  case F_METHOD:
-    return g_strdup (dl_train_method_name (s->method));
-  case F_SCHEDULE:
-    return g_strdup (dl_lr_schedule_name (s->lr_scheduler));
-  case F_SAVE_DTYPE:
-    return g_strdup (s->save_dtype == DL_ST_F16 ? "f16" : "f32");
-  case F_OPTIMIZER:
-    return g_strdup (s->adamw8bit ? "adamw8bit" : "adamw");
-  case F_SAMPLER:
-    return g_strdup (dl_sampler_names ()[*FIELD_PTR (s, f, int)]);
-  }
+  switch (f->type)
+    {
+    case F_INT:
+      return g_strdup_printf ("%d", *FIELD_PTR (s, f, int));
+    case F_INT64:
+      return g_strdup_printf ("%" G_GINT64_FORMAT, *FIELD_PTR (s, f, gint64));
+    case F_DOUBLE:
+      return format_double (*FIELD_PTR (s, f, double));
+    case F_BOOL:
+      return g_strdup (*FIELD_PTR (s, f, gboolean) ? "true" : "false");
+    case F_STRING:
+      return g_strdup (*FIELD_PTR (s, f, char *));
+    case F_STRV:
+      {
+        char **v = *FIELD_PTR (s, f, char **);
+        return v ? g_strjoinv (" | ", v) : NULL;
+      }
+    case F_METHOD:
+      return g_strdup (dl_train_method_name (s->method));
+    case F_SCHEDULE:
+      return g_strdup (dl_lr_schedule_name (s->lr_scheduler));
+    case F_SAVE_DTYPE:
+      return g_strdup (s->save_dtype == DL_ST_F16 ? "f16" : "f32");
+    case F_OPTIMIZER:
+      return g_strdup (s->adamw8bit ? "adamw8bit" : "adamw");
+    case F_SAMPLER:
+      return g_strdup (dl_sampler_names ()[*FIELD_PTR (s, f, int)]);
+    }
   return NULL;
 }
 
@@ -515,11 +542,12 @@ char *
 dl_train_settings_describe_options (void)
 {
   GString *s = g_string_new (NULL);
-  for (guint i = 0; i < G_N_ELEMENTS (fields); i++) {
-    const Field *f = &fields[i];
-    g_autofree char *left = f->arg ? g_strdup_printf ("--%s %s", f->name, f->arg) : g_strdup_printf ("--%s", f->name);
-    g_string_append_printf (s, "  %-28s %s\n", left, f->help);
-  }
+  for (guint i = 0; i < G_N_ELEMENTS (fields); i++)
+    {
+      const Field *f = &fields[i];
+      g_autofree char *left = f->arg ? g_strdup_printf ("--%s %s", f->name, f->arg) : g_strdup_printf ("--%s", f->name);
+      g_string_append_printf (s, "  %-28s %s\n", left, f->help);
+    }
   return g_string_free (s, FALSE);
 }
 
@@ -545,14 +573,15 @@ number_list (const char *text, double *out, int max)
 {
   g_auto (GStrv) parts = g_strsplit (text ? text : "", ",", -1);
   int n = 0;
-  for (char **p = parts; *p; p++) {
-    g_strstrip (*p);
-    char *end = NULL;
-    double v = g_ascii_strtod (*p, &end);
-    if (!**p || *end || n >= max || !(v >= 0) || !isfinite (v))
-      return -1;
-    out[n++] = v;
-  }
+  for (char **p = parts; *p; p++)
+    {
+      g_strstrip (*p);
+      char *end = NULL;
+      double v = g_ascii_strtod (*p, &end);
+      if (!**p || *end || n >= max || !(v >= 0) || !isfinite (v))
+        return -1;
+      out[n++] = v;
+    }
   return n;
 }
 
@@ -570,10 +599,11 @@ validate_hypernetwork (const DlTrainSettings *s, GError **error)
   int n_drop = number_list (s->hn_dropout, v, DL_HYPERNETWORK_MAX_LAYERS);
   if (n_drop < 0)
     return bad_value (error, "hn-dropout", s->hn_dropout, "a comma-separated list of numbers is needed");
-  if (n_drop != n_layers) {
-    g_autofree char *why = g_strdup_printf ("%d numbers, one per layer of --hn-layers (%d)", n_drop, n_layers);
-    return bad_value (error, "hn-dropout", s->hn_dropout, why);
-  }
+  if (n_drop != n_layers)
+    {
+      g_autofree char *why = g_strdup_printf ("%d numbers, one per layer of --hn-layers (%d)", n_drop, n_layers);
+      return bad_value (error, "hn-dropout", s->hn_dropout, why);
+    }
   double sizes[32];
   int n_sizes = number_list (s->hn_sizes, sizes, G_N_ELEMENTS (sizes));
   for (int i = 0; i < n_sizes; i++)
@@ -592,13 +622,15 @@ dl_train_settings_validate (const DlTrainSettings *s, GError **error)
   g_return_val_if_fail (s != NULL, FALSE);
   /* an option another method takes, changed from its default, is a mistake */
   g_autoptr (DlTrainSettings) defaults = dl_train_settings_new (s->method);
-  for (guint i = 0; i < G_N_ELEMENTS (fields); i++) {
-    const Field *f = &fields[i];
-    if (!(f->methods & (1u << s->method)) && !is_default_for (s, f, defaults)) {
-      g_autofree char *why = g_strdup_printf ("not an option of --method %s", dl_train_method_name (s->method));
-      return option_error (error, f->name, why);
+  for (guint i = 0; i < G_N_ELEMENTS (fields); i++)
+    {
+      const Field *f = &fields[i];
+      if (!(f->methods & (1u << s->method)) && !is_default_for (s, f, defaults))
+        {
+          g_autofree char *why = g_strdup_printf ("not an option of --method %s", dl_train_method_name (s->method));
+          return option_error (error, f->name, why);
+        }
     }
-  }
   if (!s->model)
     return option_error (error, "model", "the base model is required");
   if (!s->images)
@@ -619,42 +651,47 @@ dl_train_settings_validate (const DlTrainSettings *s, GError **error)
   g_autoptr (GError) sched_error = NULL;
   if (!dl_lr_schedule_validate (&sched, &sched_error))
     return option_error (error, "lr-scheduler", sched_error->message);
-  if (s->method == DL_TRAIN_LORA) {
-    if (s->out && !g_str_has_suffix (s->out, ".safetensors"))
-      return option_error (error, "out", "a LoRA is written as .safetensors");
-  }
-  if (s->method == DL_TRAIN_DREAMBOOTH) {
-    /* prior preservation takes a class prompt; its other options mean nothing without one */
-    static const char *const prior_options[] = { "class-images", "num-class-images", "prior-weight" };
-    if (!s->class_prompt)
-      for (guint i = 0; i < G_N_ELEMENTS (prior_options); i++)
-        if (!is_default_for (s, find_field (prior_options[i]), defaults))
-          return option_error (error, prior_options[i], "prior preservation needs --class-prompt as well");
-    if (s->class_prompt && !*s->class_prompt)
-      return option_error (error, "class-prompt", "an empty class prompt");
-    if (s->class_prompt && s->buckets)
-      return option_error (error, "buckets", "not with prior preservation yet (class images are square)");
-    if (s->out && !g_str_has_suffix (s->out, ".safetensors") && !g_str_has_suffix (s->out, "/") &&
-        !g_file_test (s->out, G_FILE_TEST_IS_DIR))
-      return option_error (error, "out", "a model is written as one .safetensors file or, ending in /, a diffusers "
-                                          "folder");
-  }
-  if (s->method == DL_TRAIN_HYPERNETWORK) {
-    if (s->out && !g_str_has_suffix (s->out, ".pt"))
-      return option_error (error, "out", "a hypernetwork is written as A1111's .pt");
-    if (s->init_from && !g_str_has_suffix (s->init_from, ".pt"))
-      return option_error (error, "init-from", "an A1111 hypernetwork .pt");
-    if (!s->init_from && !validate_hypernetwork (s, error))
-      return FALSE;
-  }
-  if (s->method == DL_TRAIN_TEXTUAL_INVERSION) {
-    if (s->out && !g_str_has_suffix (s->out, ".pt") && !g_str_has_suffix (s->out, ".safetensors"))
-      return option_error (error, "out", "an embedding is written as .pt (A1111) or .safetensors");
-    if (s->placeholder && (!*s->placeholder || strpbrk (s->placeholder, " \t\n[]")))
-      return option_error (error, "placeholder", "must be one word without brackets");
-    if (s->out_diffusers && !g_str_has_suffix (s->out_diffusers, ".safetensors"))
-      return option_error (error, "out-diffusers", "diffusers' form is a .safetensors file");
-  }
+  if (s->method == DL_TRAIN_LORA)
+    {
+      if (s->out && !g_str_has_suffix (s->out, ".safetensors"))
+        return option_error (error, "out", "a LoRA is written as .safetensors");
+    }
+  if (s->method == DL_TRAIN_DREAMBOOTH)
+    {
+      /* prior preservation takes a class prompt; its other options mean nothing without one */
+      static const char *const prior_options[] = { "class-images", "num-class-images", "prior-weight" };
+      if (!s->class_prompt)
+        for (guint i = 0; i < G_N_ELEMENTS (prior_options); i++)
+          if (!is_default_for (s, find_field (prior_options[i]), defaults))
+            return option_error (error, prior_options[i], "prior preservation needs --class-prompt as well");
+      if (s->class_prompt && !*s->class_prompt)
+        return option_error (error, "class-prompt", "an empty class prompt");
+      if (s->class_prompt && s->buckets)
+        return option_error (error, "buckets", "not with prior preservation yet (class images are square)");
+      if (s->out && !g_str_has_suffix (s->out, ".safetensors") && !g_str_has_suffix (s->out, "/") &&
+          !g_file_test (s->out, G_FILE_TEST_IS_DIR))
+        return option_error (error, "out",
+                             "a model is written as one .safetensors file or, ending in /, a diffusers "
+                             "folder");
+    }
+  if (s->method == DL_TRAIN_HYPERNETWORK)
+    {
+      if (s->out && !g_str_has_suffix (s->out, ".pt"))
+        return option_error (error, "out", "a hypernetwork is written as A1111's .pt");
+      if (s->init_from && !g_str_has_suffix (s->init_from, ".pt"))
+        return option_error (error, "init-from", "an A1111 hypernetwork .pt");
+      if (!s->init_from && !validate_hypernetwork (s, error))
+        return FALSE;
+    }
+  if (s->method == DL_TRAIN_TEXTUAL_INVERSION)
+    {
+      if (s->out && !g_str_has_suffix (s->out, ".pt") && !g_str_has_suffix (s->out, ".safetensors"))
+        return option_error (error, "out", "an embedding is written as .pt (A1111) or .safetensors");
+      if (s->placeholder && (!*s->placeholder || strpbrk (s->placeholder, " \t\n[]")))
+        return option_error (error, "placeholder", "must be one word without brackets");
+      if (s->out_diffusers && !g_str_has_suffix (s->out_diffusers, ".safetensors"))
+        return option_error (error, "out-diffusers", "diffusers' form is a .safetensors file");
+    }
   return TRUE;
 }
 
@@ -663,49 +700,54 @@ dl_train_settings_to_json (const DlTrainSettings *s)
 {
   g_autoptr (JsonBuilder) b = json_builder_new ();
   json_builder_begin_object (b);
-  for (guint i = 0; i < G_N_ELEMENTS (fields); i++) {
-    const Field *f = &fields[i];
-    json_builder_set_member_name (b, f->name);
-    switch (f->type) {
-    case F_INT:
-      json_builder_add_int_value (b, *FIELD_PTR (s, f, int));
-      break;
-    case F_INT64:
-      json_builder_add_int_value (b, *FIELD_PTR (s, f, gint64));
-      break;
-    case F_DOUBLE:
-      json_builder_add_double_value (b, *FIELD_PTR (s, f, double));
-      break;
-    case F_BOOL:
-      json_builder_add_boolean_value (b, *FIELD_PTR (s, f, gboolean));
-      break;
-    case F_STRING: {
-      const char *v = *FIELD_PTR (s, f, char *);
-      if (v)
-        json_builder_add_string_value (b, v);
-      else
-        json_builder_add_null_value (b);
-      break;
+  for (guint i = 0; i < G_N_ELEMENTS (fields); i++)
+    {
+      const Field *f = &fields[i];
+      json_builder_set_member_name (b, f->name);
+      switch (f->type)
+        {
+        case F_INT:
+          json_builder_add_int_value (b, *FIELD_PTR (s, f, int));
+          break;
+        case F_INT64:
+          json_builder_add_int_value (b, *FIELD_PTR (s, f, gint64));
+          break;
+        case F_DOUBLE:
+          json_builder_add_double_value (b, *FIELD_PTR (s, f, double));
+          break;
+        case F_BOOL:
+          json_builder_add_boolean_value (b, *FIELD_PTR (s, f, gboolean));
+          break;
+        case F_STRING:
+          {
+            const char *v = *FIELD_PTR (s, f, char *);
+            if (v)
+              json_builder_add_string_value (b, v);
+            else
+              json_builder_add_null_value (b);
+            break;
+          }
+        case F_STRV:
+          {
+            char **v = *FIELD_PTR (s, f, char **);
+            json_builder_begin_array (b);
+            for (guint k = 0; v && v[k]; k++)
+              json_builder_add_string_value (b, v[k]);
+            json_builder_end_array (b);
+            break;
+          }
+        case F_METHOD:
+        case F_SCHEDULE:
+        case F_SAVE_DTYPE:
+        case F_OPTIMIZER:
+        case F_SAMPLER:
+          {
+            g_autofree char *v = dl_train_settings_get (s, f->name);
+            json_builder_add_string_value (b, v);
+            break;
+          }
+        }
     }
-    case F_STRV: {
-      char **v = *FIELD_PTR (s, f, char **);
-      json_builder_begin_array (b);
-      for (guint k = 0; v && v[k]; k++)
-        json_builder_add_string_value (b, v[k]);
-      json_builder_end_array (b);
-      break;
-    }
-    case F_METHOD:
-    case F_SCHEDULE:
-    case F_SAVE_DTYPE:
-    case F_OPTIMIZER:
-    case F_SAMPLER: {
-      g_autofree char *v = dl_train_settings_get (s, f->name);
-      json_builder_add_string_value (b, v);
-      break;
-    }
-    }
-  }
   json_builder_end_object (b);
   return json_builder_get_root (b);
 }
@@ -720,66 +762,80 @@ dl_train_settings_to_json_string (const DlTrainSettings *s)
 DlTrainSettings *
 dl_train_settings_from_json (JsonNode *node, GError **error)
 {
-  if (!node || !JSON_NODE_HOLDS_OBJECT (node)) {
-    g_set_error_literal (error, DL_ERROR, DL_ERROR_INVALID_FILE, "training settings: not a JSON object");
-    return NULL;
-  }
+  if (!node || !JSON_NODE_HOLDS_OBJECT (node))
+    {
+      g_set_error_literal (error, DL_ERROR, DL_ERROR_INVALID_FILE, "training settings: not a JSON object");
+      return NULL;
+    }
   JsonObject *o = json_node_get_object (node);
   DlTrainMethod method = DL_TRAIN_LORA;
   const char *mname = json_object_has_member (o, "method") ? json_object_get_string_member (o, "method") : NULL;
-  if (!dl_train_method_from_name (mname, &method)) {
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "training settings: unknown method “%s”",
-                 mname ? mname : "");
-    return NULL;
-  }
-  g_autoptr (DlTrainSettings) s = dl_train_settings_new (method);
-  g_autoptr (GList) members = json_object_get_members (o);
-  for (GList *l = members; l; l = l->next) {
-    const char *name = l->data;
-    const Field *f = find_field (name);
-    if (!f)
-      continue; /* written by a newer version; ignored */
-    JsonNode *v = json_object_get_member (o, name);
-    g_autoptr (GError) e = NULL;
-    gboolean ok = TRUE;
-    if (JSON_NODE_HOLDS_NULL (v)) {
-      if (f->type == F_STRING)
-        g_clear_pointer (FIELD_PTR (s, f, char *), g_free);
-      continue;
-    }
-    if (f->type == F_STRV) {
-      if (!JSON_NODE_HOLDS_ARRAY (v)) {
-        ok = FALSE;
-      } else {
-        g_clear_pointer (FIELD_PTR (s, f, char **), g_strfreev);
-        JsonArray *a = json_node_get_array (v);
-        for (guint k = 0; ok && k < json_array_get_length (a); k++) {
-          JsonNode *item = json_array_get_element (a, k);
-          ok = JSON_NODE_HOLDS_VALUE (item) && json_node_get_value_type (item) == G_TYPE_STRING &&
-               dl_train_settings_set (s, name, json_node_get_string (item), &e);
-        }
-      }
-    } else if (JSON_NODE_HOLDS_VALUE (v)) {
-      g_autofree char *text = NULL;
-      GType t = json_node_get_value_type (v);
-      if (t == G_TYPE_STRING)
-        text = g_strdup (json_node_get_string (v));
-      else if (t == G_TYPE_BOOLEAN)
-        text = g_strdup (json_node_get_boolean (v) ? "true" : "false");
-      else if (t == G_TYPE_INT64)
-        text = g_strdup_printf ("%" G_GINT64_FORMAT, json_node_get_int (v));
-      else if (t == G_TYPE_DOUBLE)
-        text = format_double (json_node_get_double (v));
-      ok = text && dl_train_settings_set (s, name, text, &e);
-    } else {
-      ok = FALSE;
-    }
-    if (!ok) {
-      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "training settings: “%s”: %s", name,
-                   e ? e->message : "a value of the wrong kind");
+  if (!dl_train_method_from_name (mname, &method))
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "training settings: unknown method “%s”",
+                   mname ? mname : "");
       return NULL;
     }
-  }
+  g_autoptr (DlTrainSettings) s = dl_train_settings_new (method);
+  g_autoptr (GList) members = json_object_get_members (o);
+  for (GList *l = members; l; l = l->next)
+    {
+      const char *name = l->data;
+      const Field *f = find_field (name);
+      if (!f)
+        continue; /* written by a newer version; ignored */
+      JsonNode *v = json_object_get_member (o, name);
+      g_autoptr (GError) e = NULL;
+      gboolean ok = TRUE;
+      if (JSON_NODE_HOLDS_NULL (v))
+        {
+          if (f->type == F_STRING)
+            g_clear_pointer (FIELD_PTR (s, f, char *), g_free);
+          continue;
+        }
+      if (f->type == F_STRV)
+        {
+          if (!JSON_NODE_HOLDS_ARRAY (v))
+            {
+              ok = FALSE;
+            }
+          else
+            {
+              g_clear_pointer (FIELD_PTR (s, f, char **), g_strfreev);
+              JsonArray *a = json_node_get_array (v);
+              for (guint k = 0; ok && k < json_array_get_length (a); k++)
+                {
+                  JsonNode *item = json_array_get_element (a, k);
+                  ok = JSON_NODE_HOLDS_VALUE (item) && json_node_get_value_type (item) == G_TYPE_STRING &&
+                       dl_train_settings_set (s, name, json_node_get_string (item), &e);
+                }
+            }
+        }
+      else if (JSON_NODE_HOLDS_VALUE (v))
+        {
+          g_autofree char *text = NULL;
+          GType t = json_node_get_value_type (v);
+          if (t == G_TYPE_STRING)
+            text = g_strdup (json_node_get_string (v));
+          else if (t == G_TYPE_BOOLEAN)
+            text = g_strdup (json_node_get_boolean (v) ? "true" : "false");
+          else if (t == G_TYPE_INT64)
+            text = g_strdup_printf ("%" G_GINT64_FORMAT, json_node_get_int (v));
+          else if (t == G_TYPE_DOUBLE)
+            text = format_double (json_node_get_double (v));
+          ok = text && dl_train_settings_set (s, name, text, &e);
+        }
+      else
+        {
+          ok = FALSE;
+        }
+      if (!ok)
+        {
+          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "training settings: “%s”: %s", name,
+                       e ? e->message : "a value of the wrong kind");
+          return NULL;
+        }
+    }
   return g_steal_pointer (&s);
 }
 
@@ -795,22 +851,22 @@ dl_train_settings_from_json_string (const char *text, GError **error)
 char *
 dl_train_settings_diff (const DlTrainSettings *a, const DlTrainSettings *b, const char *const *names)
 {
-  for (guint i = 0; i < G_N_ELEMENTS (fields); i++) {
-    const Field *f = &fields[i];
-    if (names && !g_strv_contains (names, f->name))
-      continue;
-    g_autofree char *va = dl_train_settings_get (a, f->name);
-    g_autofree char *vb = dl_train_settings_get (b, f->name);
-    if (g_strcmp0 (va, vb) != 0)
-      return g_strdup_printf ("--%s: %s vs %s", f->name, va ? va : "(none)", vb ? vb : "(none)");
-  }
+  for (guint i = 0; i < G_N_ELEMENTS (fields); i++)
+    {
+      const Field *f = &fields[i];
+      if (names && !g_strv_contains (names, f->name))
+        continue;
+      g_autofree char *va = dl_train_settings_get (a, f->name);
+      g_autofree char *vb = dl_train_settings_get (b, f->name);
+      if (g_strcmp0 (va, vb) != 0)
+        return g_strdup_printf ("--%s: %s vs %s", f->name, va ? va : "(none)", vb ? vb : "(none)");
+    }
   return NULL;
 }
 
 static const char *const side_options[] = {
-  "checkpointing", "save-every", "keep", "sample-every", "sample-prompt", "sample-steps", "sample-sampler",
-  "sample-seed", "sample-cfg", "sample-first", "validate-every",
-  "run-dir", "out-diffusers", NULL,
+  "checkpointing", "save-every", "keep",         "sample-every",   "sample-prompt", "sample-steps",  "sample-sampler",
+  "sample-seed",   "sample-cfg", "sample-first", "validate-every", "run-dir",       "out-diffusers", NULL,
 };
 
 void
@@ -818,21 +874,23 @@ dl_train_settings_reset (DlTrainSettings *s, const char *name)
 {
   const Field *f = find_field (name);
   g_return_if_fail (f != NULL);
-  switch (f->type) {
-  case F_STRING:
-    g_clear_pointer (FIELD_PTR (s, f, char *), g_free);
-    return;
-  case F_STRV:
-    g_clear_pointer (FIELD_PTR (s, f, char **), g_strfreev);
-    return;
-  default: {
-    g_autoptr (DlTrainSettings) d = dl_train_settings_new (s->method);
-    g_autofree char *v = dl_train_settings_get (d, name);
-    if (v)
-      dl_train_settings_set (s, name, v, NULL);
-    return;
-  }
-  }
+  switch (f->type)
+    {
+    case F_STRING:
+      g_clear_pointer (FIELD_PTR (s, f, char *), g_free);
+      return;
+    case F_STRV:
+      g_clear_pointer (FIELD_PTR (s, f, char **), g_strfreev);
+      return;
+    default:
+      {
+        g_autoptr (DlTrainSettings) d = dl_train_settings_new (s->method);
+        g_autofree char *v = dl_train_settings_get (d, name);
+        if (v)
+          dl_train_settings_set (s, name, v, NULL);
+        return;
+      }
+    }
 }
 
 gboolean
@@ -843,21 +901,48 @@ dl_train_settings_option_info (guint i, DlTrainOptionInfo *info)
   if (i >= G_N_ELEMENTS (fields))
     return FALSE;
   const Field *f = &fields[i];
-  *info = (DlTrainOptionInfo) { .name = f->name, .min = f->min, .max = f->max, .arg = f->arg, .help = f->help,
-                                .methods = f->methods };
-  switch (f->type) {
-  case F_INT:
-  case F_INT64: info->kind = DL_TRAIN_OPTION_INT; break;
-  case F_DOUBLE: info->kind = DL_TRAIN_OPTION_NUMBER; break;
-  case F_BOOL: info->kind = DL_TRAIN_OPTION_FLAG; break;
-  case F_STRING: info->kind = DL_TRAIN_OPTION_TEXT; break;
-  case F_STRV: info->kind = DL_TRAIN_OPTION_TEXTS; break;
-  case F_METHOD: info->kind = DL_TRAIN_OPTION_CHOICE; info->choices = method_names; break;
-  case F_SCHEDULE: info->kind = DL_TRAIN_OPTION_CHOICE; info->choices = dl_lr_schedule_names (); break;
-  case F_SAVE_DTYPE: info->kind = DL_TRAIN_OPTION_CHOICE; info->choices = dtypes; break;
-  case F_OPTIMIZER: info->kind = DL_TRAIN_OPTION_CHOICE; info->choices = optimizers; break;
-  case F_SAMPLER: info->kind = DL_TRAIN_OPTION_CHOICE; info->choices = dl_sampler_names (); break;
-  }
+  *info = (DlTrainOptionInfo){
+    .name = f->name, .min = f->min, .max = f->max, .arg = f->arg, .help = f->help, .methods = f->methods
+  };
+  switch (f->type)
+    {
+    case F_INT:
+    case F_INT64:
+      info->kind = DL_TRAIN_OPTION_INT;
+      break;
+    case F_DOUBLE:
+      info->kind = DL_TRAIN_OPTION_NUMBER;
+      break;
+    case F_BOOL:
+      info->kind = DL_TRAIN_OPTION_FLAG;
+      break;
+    case F_STRING:
+      info->kind = DL_TRAIN_OPTION_TEXT;
+      break;
+    case F_STRV:
+      info->kind = DL_TRAIN_OPTION_TEXTS;
+      break;
+    case F_METHOD:
+      info->kind = DL_TRAIN_OPTION_CHOICE;
+      info->choices = method_names;
+      break;
+    case F_SCHEDULE:
+      info->kind = DL_TRAIN_OPTION_CHOICE;
+      info->choices = dl_lr_schedule_names ();
+      break;
+    case F_SAVE_DTYPE:
+      info->kind = DL_TRAIN_OPTION_CHOICE;
+      info->choices = dtypes;
+      break;
+    case F_OPTIMIZER:
+      info->kind = DL_TRAIN_OPTION_CHOICE;
+      info->choices = optimizers;
+      break;
+    case F_SAMPLER:
+      info->kind = DL_TRAIN_OPTION_CHOICE;
+      info->choices = dl_sampler_names ();
+      break;
+    }
   return TRUE;
 }
 
@@ -875,7 +960,7 @@ dl_train_settings_diff_results (const DlTrainSettings *a, const DlTrainSettings 
     if (!dl_train_settings_is_side_option (fields[i].name))
       g_strv_builder_add (names, fields[i].name);
   g_auto (GStrv) v = g_strv_builder_end (names);
-  return dl_train_settings_diff (a, b, (const char *const *) v);
+  return dl_train_settings_diff (a, b, (const char *const *)v);
 }
 
 char *
@@ -892,7 +977,7 @@ dl_train_settings_run_dir (const DlTrainSettings *s)
     out[--n] = '\0';
   const char *dot = strrchr (out, '.');
   const char *slash = strrchr (out, '/');
-  gsize len = dot && (!slash || dot > slash) ? (gsize) (dot - out) : n;
+  gsize len = dot && (!slash || dot > slash) ? (gsize)(dot - out) : n;
   g_autofree char *stem = g_strndup (out, len);
   return g_strconcat (stem, ".run", NULL);
 }

@@ -16,7 +16,8 @@
 
 G_BEGIN_DECLS
 
-typedef enum {
+typedef enum
+{
   DL_TRAIN_LORA,
   DL_TRAIN_TEXTUAL_INVERSION,
   DL_TRAIN_DREAMBOOTH,
@@ -28,7 +29,8 @@ typedef enum {
 const char *dl_train_method_name (DlTrainMethod method);
 gboolean dl_train_method_from_name (const char *name, DlTrainMethod *out);
 
-typedef struct {
+typedef struct
+{
   DlTrainMethod method;
 
   /* files (paths as given; the run's own outputs) */
@@ -94,18 +96,18 @@ typedef struct {
   /* DreamBooth */
   gboolean train_text_encoder;
   char *class_prompt;
-  char *class_images;    /* folder of class images (missing ones are generated there) */
+  char *class_images; /* folder of class images (missing ones are generated there) */
   int num_class_images;
   double prior_weight;
-  gboolean adamw8bit;    /* --optimizer adamw8bit */
+  gboolean adamw8bit; /* --optimizer adamw8bit */
 
   /* Hypernetwork */
-  char *hn_sizes;        /* "768,320,640,1280" */
-  char *hn_layers;       /* "1,2,1" */
+  char *hn_sizes;  /* "768,320,640,1280" */
+  char *hn_layers; /* "1,2,1" */
   char *hn_activation;
   gboolean hn_layer_norm;
-  char *hn_dropout;      /* "0,0,0" */
-  char *hn_init;         /* Normal, XavierUniform, XavierNormal, KaimingUniform, KaimingNormal */
+  char *hn_dropout; /* "0,0,0" */
+  char *hn_init;    /* Normal, XavierUniform, XavierNormal, KaimingUniform, KaimingNormal */
 
   /* checkpoints, previews, validation */
   gint64 save_every;
@@ -113,7 +115,7 @@ typedef struct {
   gint64 sample_every;
   char **sample_prompts; /* NULL-terminated, may be NULL */
   int sample_steps;
-  int sample_sampler;    /* index into dl_sampler_names () */
+  int sample_sampler; /* index into dl_sampler_names () */
   gint64 sample_seed;
   double sample_cfg;
   gboolean sample_first; /* previews at step 0: the base model's */
@@ -142,7 +144,8 @@ char *dl_train_settings_get (const DlTrainSettings *s, const char *name);
  * *repeatable whether it may be given several times. */
 gboolean dl_train_settings_has_option (const char *name, gboolean *is_flag, gboolean *repeatable);
 /* One option as a settings form shows it. */
-typedef enum {
+typedef enum
+{
   DL_TRAIN_OPTION_INT,    /* a whole number in [min, max] */
   DL_TRAIN_OPTION_NUMBER, /* a real number in [min, max] */
   DL_TRAIN_OPTION_FLAG,
@@ -151,14 +154,15 @@ typedef enum {
   DL_TRAIN_OPTION_CHOICE, /* one of `choices` */
 } DlTrainOptionKind;
 
-typedef struct {
+typedef struct
+{
   const char *name; /* without "--" */
   DlTrainOptionKind kind;
   double min, max;
-  const char *arg;  /* placeholder, e.g. "LR" */
-  const char *help; /* one line, with the default and where it comes from */
+  const char *arg;            /* placeholder, e.g. "LR" */
+  const char *help;           /* one line, with the default and where it comes from */
   const char *const *choices; /* NULL-terminated, for DL_TRAIN_OPTION_CHOICE */
-  guint methods;    /* bit (1 << method) for each method that takes it */
+  guint methods;              /* bit (1 << method) for each method that takes it */
 } DlTrainOptionInfo;
 
 /* The options in the table's order: the i-th one, FALSE past the last. */

@@ -106,12 +106,13 @@ dl_trainer_read_state (DlTrainer *t, const char *path, GError **error)
   if (!version || atoi (version) != STATE_VERSION)
     return state_error (error, path, "a training state of another version of Dreamloom");
   const char *base = dl_safetensors_get_metadata (st, "base_model");
-  if (t->model_hash && base && *base && g_strcmp0 (base, t->model_hash) != 0) {
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
-                 "“%s”: the run was trained on another base model (sha256 %.12s…, this one is %.12s…)", path, base,
-                 t->model_hash);
-    return FALSE;
-  }
+  if (t->model_hash && base && *base && g_strcmp0 (base, t->model_hash) != 0)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                   "“%s”: the run was trained on another base model (sha256 %.12s…, this one is %.12s…)", path, base,
+                   t->model_hash);
+      return FALSE;
+    }
   g_autofree char *images = image_list_json (t);
   if (g_strcmp0 (dl_safetensors_get_metadata (st, "images"), images) != 0)
     return state_error (error, path, "the training images changed since this run started (added, removed or edited)");
@@ -120,11 +121,12 @@ dl_trainer_read_state (DlTrainer *t, const char *path, GError **error)
   if (!saved)
     return settings ? FALSE : state_error (error, path, "no settings");
   g_autofree char *diff = dl_train_settings_diff_results (saved, t->settings);
-  if (diff) {
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "“%s”: the state is of a run with other settings (%s)",
-                 path, diff);
-    return FALSE;
-  }
+  if (diff)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "“%s”: the state is of a run with other settings (%s)",
+                   path, diff);
+      return FALSE;
+    }
   if (!dl_optimizer_load (t->opt, st, error))
     return FALSE;
   const char *v;
@@ -147,7 +149,7 @@ dl_trainer_read_state (DlTrainer *t, const char *path, GError **error)
 static int
 cmp_step (gconstpointer a, gconstpointer b)
 {
-  gint64 x = *(const gint64 *) a, y = *(const gint64 *) b;
+  gint64 x = *(const gint64 *)a, y = *(const gint64 *)b;
   return x < y ? -1 : x > y;
 }
 
@@ -158,12 +160,13 @@ list_states (DlTrainer *t)
   GArray *steps = g_array_new (FALSE, FALSE, sizeof (gint64));
   g_autoptr (GDir) dir = g_dir_open (t->run_dir, 0, NULL);
   const char *name;
-  while (dir && (name = g_dir_read_name (dir))) {
-    gint64 step;
-    char tail[32];
-    if (sscanf (name, "state-%" G_GINT64_MODIFIER "d%31s", &step, tail) == 2 && g_str_equal (tail, ".safetensors"))
-      g_array_append_val (steps, step);
-  }
+  while (dir && (name = g_dir_read_name (dir)))
+    {
+      gint64 step;
+      char tail[32];
+      if (sscanf (name, "state-%" G_GINT64_MODIFIER "d%31s", &step, tail) == 2 && g_str_equal (tail, ".safetensors"))
+        g_array_append_val (steps, step);
+    }
   g_array_sort (steps, cmp_step);
   return steps;
 }
@@ -202,35 +205,37 @@ dl_trainer_write_run_json (DlTrainer *t, GError **error)
   json_builder_add_int_value (b, t->step);
   json_builder_set_member_name (b, "checkpoints");
   json_builder_begin_array (b);
-  for (guint i = 0; i < t->checkpoints->len; i++) {
-    gint64 step = g_array_index (t->checkpoints, gint64, i);
-    g_autofree char *exp = dl_trainer_checkpoint_export_path (t, step);
-    g_autofree char *state = dl_trainer_state_path (t, step);
-    json_builder_begin_object (b);
-    json_builder_set_member_name (b, "step");
-    json_builder_add_int_value (b, step);
-    json_builder_set_member_name (b, "file");
-    json_builder_add_string_value (b, exp);
-    json_builder_set_member_name (b, "state");
-    json_builder_add_string_value (b, state);
-    json_builder_set_member_name (b, "best");
-    json_builder_add_boolean_value (b, step == t->best_step);
-    json_builder_end_object (b);
-  }
+  for (guint i = 0; i < t->checkpoints->len; i++)
+    {
+      gint64 step = g_array_index (t->checkpoints, gint64, i);
+      g_autofree char *exp = dl_trainer_checkpoint_export_path (t, step);
+      g_autofree char *state = dl_trainer_state_path (t, step);
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "step");
+      json_builder_add_int_value (b, step);
+      json_builder_set_member_name (b, "file");
+      json_builder_add_string_value (b, exp);
+      json_builder_set_member_name (b, "state");
+      json_builder_add_string_value (b, state);
+      json_builder_set_member_name (b, "best");
+      json_builder_add_boolean_value (b, step == t->best_step);
+      json_builder_end_object (b);
+    }
   json_builder_end_array (b);
   json_builder_set_member_name (b, "validation");
   json_builder_begin_array (b);
-  for (guint i = 0; i < t->validations->len; i++) {
-    const DlTrainValidation *v = &g_array_index (t->validations, DlTrainValidation, i);
-    if (!isfinite (v->loss))
-      continue;
-    json_builder_begin_object (b);
-    json_builder_set_member_name (b, "step");
-    json_builder_add_int_value (b, v->step);
-    json_builder_set_member_name (b, "loss");
-    json_builder_add_double_value (b, v->loss);
-    json_builder_end_object (b);
-  }
+  for (guint i = 0; i < t->validations->len; i++)
+    {
+      const DlTrainValidation *v = &g_array_index (t->validations, DlTrainValidation, i);
+      if (!isfinite (v->loss))
+        continue;
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "step");
+      json_builder_add_int_value (b, v->step);
+      json_builder_set_member_name (b, "loss");
+      json_builder_add_double_value (b, v->loss);
+      json_builder_end_object (b);
+    }
   json_builder_end_array (b);
   json_builder_set_member_name (b, "finished");
   json_builder_add_boolean_value (b, t->finished);
@@ -276,36 +281,46 @@ dl_trainer_save_checkpoint (DlTrainer *t, GError **error)
   g_autofree char *state = dl_trainer_state_path (t, step);
   dl_trainer_status (t, -1, "Saving the checkpoint at step %" G_GINT64_FORMAT, step);
   /* the export first: a state file means its checkpoint is complete */
-  if (!dl_trainer_export (t, exp, error) || !dl_trainer_write_state (t, state, error)) {
-    g_prefix_error (error, "checkpoint at step %" G_GINT64_FORMAT " not saved (the previous one is intact): ", step);
-    dl_file_remove_tree (exp);
-    return FALSE;
-  }
+  if (!dl_trainer_export (t, exp, error) || !dl_trainer_write_state (t, state, error))
+    {
+      g_prefix_error (error, "checkpoint at step %" G_GINT64_FORMAT " not saved (the previous one is intact): ", step);
+      dl_file_remove_tree (exp);
+      return FALSE;
+    }
   gboolean known = FALSE;
   for (guint i = 0; i < t->checkpoints->len; i++)
     known |= g_array_index (t->checkpoints, gint64, i) == step;
   if (!known)
     g_array_append_val (t->checkpoints, step);
   /* keep the newest `keep` and the best; the step-0 state once a real one exists */
-  guint keep = (guint) t->settings->keep;
-  for (guint i = 0; i < t->checkpoints->len;) {
-    gint64 s = g_array_index (t->checkpoints, gint64, i);
-    gboolean recent = i + keep >= t->checkpoints->len;
-    if (!recent && s != t->best_step) {
-      remove_checkpoint (t, s);
-      g_array_remove_index (t->checkpoints, i);
-    } else {
-      i++;
+  guint keep = (guint)t->settings->keep;
+  for (guint i = 0; i < t->checkpoints->len;)
+    {
+      gint64 s = g_array_index (t->checkpoints, gint64, i);
+      gboolean recent = i + keep >= t->checkpoints->len;
+      if (!recent && s != t->best_step)
+        {
+          remove_checkpoint (t, s);
+          g_array_remove_index (t->checkpoints, i);
+        }
+      else
+        {
+          i++;
+        }
     }
-  }
-  if (step > 0) {
-    g_autofree char *s0 = dl_trainer_state_path (t, 0);
-    g_unlink (s0);
-  }
+  if (step > 0)
+    {
+      g_autofree char *s0 = dl_trainer_state_path (t, 0);
+      g_unlink (s0);
+    }
   if (!dl_trainer_write_run_json (t, error))
     return FALSE;
-  DlTrainEvent ev = { .kind = DL_TRAIN_EVENT_CHECKPOINT, .step = step, .total_steps = t->settings->steps,
-                      .path = exp, .val_loss = t->last_val, .best = step == t->best_step };
+  DlTrainEvent ev = { .kind = DL_TRAIN_EVENT_CHECKPOINT,
+                      .step = step,
+                      .total_steps = t->settings->steps,
+                      .path = exp,
+                      .val_loss = t->last_val,
+                      .best = step == t->best_step };
   dl_trainer_emit (t, &ev);
   return TRUE;
 }
@@ -317,75 +332,89 @@ dl_trainer_new_resume (DlDevice *device, DlSdModel *model, const char *run_dir, 
   g_return_val_if_fail (device != NULL && run_dir != NULL, NULL);
   g_autofree char *path = g_build_filename (run_dir, "run.json", NULL);
   g_autofree char *text = NULL;
-  if (!g_file_get_contents (path, &text, NULL, NULL)) {
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "--resume %s: not a run folder (no run.json)", run_dir);
-    return NULL;
-  }
+  if (!g_file_get_contents (path, &text, NULL, NULL))
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "--resume %s: not a run folder (no run.json)", run_dir);
+      return NULL;
+    }
   g_autoptr (JsonParser) parser = json_parser_new ();
   JsonNode *root = json_parser_load_from_data (parser, text, -1, NULL) ? json_parser_get_root (parser) : NULL;
   JsonObject *o = root && JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
   if (!o || g_strcmp0 (json_object_get_string_member_with_default (o, "format", ""), "dreamloom-run") != 0 ||
-      !json_object_has_member (o, "settings")) {
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: not a Dreamloom run description", path);
-    return NULL;
-  }
+      !json_object_has_member (o, "settings"))
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: not a Dreamloom run description", path);
+      return NULL;
+    }
   g_autoptr (DlTrainSettings) saved = dl_train_settings_from_json (json_object_get_member (o, "settings"), error);
-  if (!saved) {
-    g_prefix_error (error, "“%s”: ", path);
-    return NULL;
-  }
+  if (!saved)
+    {
+      g_prefix_error (error, "“%s”: ", path);
+      return NULL;
+    }
   /* options given again must say what the run says, except those that do not
    * change the trained tensors (intervals, gradient checkpointing: what a run
    * stopped for lack of memory may need), which the new values replace */
   g_autoptr (GStrvBuilder) must_agree = g_strv_builder_new ();
-  for (guint i = 0; given && given_names && given_names[i]; i++) {
-    const char *name = given_names[i];
-    if (!dl_train_settings_is_side_option (name)) {
-      g_strv_builder_add (must_agree, name);
-      continue;
+  for (guint i = 0; given && given_names && given_names[i]; i++)
+    {
+      const char *name = given_names[i];
+      if (!dl_train_settings_is_side_option (name))
+        {
+          g_strv_builder_add (must_agree, name);
+          continue;
+        }
+      g_autofree char *v = dl_train_settings_get (given, name);
+      if (g_str_equal (name, "sample-prompt"))
+        {
+          g_strfreev (saved->sample_prompts);
+          saved->sample_prompts = g_strdupv (given->sample_prompts);
+        }
+      else if (!dl_train_settings_set (saved, name, v, error))
+        {
+          return NULL;
+        }
     }
-    g_autofree char *v = dl_train_settings_get (given, name);
-    if (g_str_equal (name, "sample-prompt")) {
-      g_strfreev (saved->sample_prompts);
-      saved->sample_prompts = g_strdupv (given->sample_prompts);
-    } else if (!dl_train_settings_set (saved, name, v, error)) {
-      return NULL;
-    }
-  }
   g_auto (GStrv) names = g_strv_builder_end (must_agree);
-  if (names[0]) {
-    g_autofree char *diff = dl_train_settings_diff (saved, given, (const char *const *) names);
-    if (diff) {
-      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
-                   "--resume %s: the run was started with other settings (%s; the run's value first)", run_dir, diff);
-      return NULL;
+  if (names[0])
+    {
+      g_autofree char *diff = dl_train_settings_diff (saved, given, (const char *const *)names);
+      if (diff)
+        {
+          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                       "--resume %s: the run was started with other settings (%s; the run's value first)", run_dir,
+                       diff);
+          return NULL;
+        }
     }
-  }
   DlTrainer *t = dl_trainer_new (device, model, saved, error);
   if (!t)
     return NULL;
   /* the validation losses so far (those after the state resumed from are
    * dropped when its step is known: dl_trainer_read_state) */
-  JsonArray *vals = json_object_has_member (o, "validation") &&
-                        JSON_NODE_HOLDS_ARRAY (json_object_get_member (o, "validation"))
-                      ? json_object_get_array_member (o, "validation") : NULL;
-  for (guint i = 0; vals && i < json_array_get_length (vals); i++) {
-    JsonNode *n = json_array_get_element (vals, i);
-    if (!JSON_NODE_HOLDS_OBJECT (n))
-      continue;
-    JsonObject *vo = json_node_get_object (n);
-    DlTrainValidation v = { json_object_get_int_member_with_default (vo, "step", -1),
-                            json_object_get_double_member_with_default (vo, "loss", NAN) };
-    if (v.step >= 0 && isfinite (v.loss))
-      g_array_append_val (t->validations, v);
-  }
+  JsonArray *vals =
+    json_object_has_member (o, "validation") && JSON_NODE_HOLDS_ARRAY (json_object_get_member (o, "validation"))
+      ? json_object_get_array_member (o, "validation")
+      : NULL;
+  for (guint i = 0; vals && i < json_array_get_length (vals); i++)
+    {
+      JsonNode *n = json_array_get_element (vals, i);
+      if (!JSON_NODE_HOLDS_OBJECT (n))
+        continue;
+      JsonObject *vo = json_node_get_object (n);
+      DlTrainValidation v = { json_object_get_int_member_with_default (vo, "step", -1),
+                              json_object_get_double_member_with_default (vo, "loss", NAN) };
+      if (v.step >= 0 && isfinite (v.loss))
+        g_array_append_val (t->validations, v);
+    }
   /* the steps' losses so far (cut to the state's step as the validations
    * are); an unreadable log costs the curve, never the run */
   GArray *losses = dl_loss_log_read (run_dir, NULL);
-  if (losses) {
-    g_array_unref (t->losses);
-    t->losses = losses;
-  }
+  if (losses)
+    {
+      g_array_unref (t->losses);
+      t->losses = losses;
+    }
   g_free (t->run_dir);
   t->run_dir = g_strdup (run_dir);
   t->resuming = TRUE;

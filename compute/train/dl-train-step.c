@@ -23,14 +23,17 @@ dl_train_batch_run (DlSdModel *model, DlTape *tape, const DlTrainBatch *b, DlTen
   DlRecorder *rec = dl_sd_model_get_recorder (model);
   DlDevice *device = dl_params_get_device (params);
   g_autoptr (DlTensor) context = NULL;
-  if (b->input_ids) {
-    DlTextEncoderOptions o = { .clip_skip = b->clip_skip };
-    context = dl_text_encoder_forward (params, &cfg->text_encoder, tape, b->input_ids, &o, error);
-    if (!context)
-      return FALSE;
-  } else {
-    context = dl_tensor_ref (b->context);
-  }
+  if (b->input_ids)
+    {
+      DlTextEncoderOptions o = { .clip_skip = b->clip_skip };
+      context = dl_text_encoder_forward (params, &cfg->text_encoder, tape, b->input_ids, &o, error);
+      if (!context)
+        return FALSE;
+    }
+  else
+    {
+      context = dl_tensor_ref (b->context);
+    }
   DlUNetOptions uo = { .checkpoint = b->checkpointing && b->backward };
   g_autoptr (DlTensor) eps = dl_unet_forward (params, &cfg->unet, tape, b->noisy, b->timesteps, context, &uo, error);
   if (!eps)
@@ -40,15 +43,16 @@ dl_train_batch_run (DlSdModel *model, DlTape *tape, const DlTrainBatch *b, DlTen
   g_autoptr (DlTensor) ps = loss ? dl_tensor_new (device, "loss_per_sample", DL_DTYPE_F32, 1, &rows, error) : NULL;
   if (!ps || !dl_op_mse_loss (rec, loss, ps, eps, b->target, b->weights, error))
     return FALSE;
-  if (b->backward) {
-    g_autoptr (DlTensor) deps = dl_tape_tensor_like (tape, "d_eps", eps, error);
-    if (!deps || !dl_op_mse_loss_backward (rec, deps, eps, b->target, b->weights, b->grad_scale, error))
-      return FALSE;
-    if (b->poison && !dl_op_fill (rec, deps, NAN, error))
-      return FALSE;
-    if (!dl_tape_backward (tape, eps, deps, error))
-      return FALSE;
-  }
+  if (b->backward)
+    {
+      g_autoptr (DlTensor) deps = dl_tape_tensor_like (tape, "d_eps", eps, error);
+      if (!deps || !dl_op_mse_loss_backward (rec, deps, eps, b->target, b->weights, b->grad_scale, error))
+        return FALSE;
+      if (b->poison && !dl_op_fill (rec, deps, NAN, error))
+        return FALSE;
+      if (!dl_tape_backward (tape, eps, deps, error))
+        return FALSE;
+    }
   if (!dl_recorder_finish (rec, error))
     return FALSE;
   if (loss_out)

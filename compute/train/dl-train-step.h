@@ -9,7 +9,8 @@
 
 G_BEGIN_DECLS
 
-typedef struct {
+typedef struct
+{
   DlTensor *noisy;     /* [rows, L, h, w], the tape's activation dtype */
   DlTensor *timesteps; /* f32 or i32 [rows] */
   DlTensor *target;    /* like noisy */
@@ -18,8 +19,8 @@ typedef struct {
   DlTensor *context;   /* ... [rows, 77, C] given */
   int clip_skip;       /* A1111's Clip skip (1: last layer) */
   gboolean checkpointing;
-  float grad_scale;    /* d loss multiplied by this (1 / gradient-accumulation steps) */
-  gboolean backward;   /* record and run the backward (the tape must be enabled) */
+  float grad_scale;  /* d loss multiplied by this (1 / gradient-accumulation steps) */
+  gboolean backward; /* record and run the backward (the tape must be enabled) */
   /* tests: the gradient of the prediction becomes NaN */
   gboolean poison;
 } DlTrainBatch;

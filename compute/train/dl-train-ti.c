@@ -15,7 +15,8 @@
 #include "train/dl-train-metadata.h"
 #include "io/dl-file-util.h"
 
-typedef struct {
+typedef struct
+{
   char *placeholder; /* the word of [name] */
   char *name_text;   /* "<p> <p>_1 ..." */
   DlTensor *vectors; /* [n, C] f32 */
@@ -44,26 +45,28 @@ init_vectors (DlTrainer *t, TiRun *r, float *v, GError **error)
   g_autoptr (GArray) ids = dl_clip_tokenizer_encode (t->tok, text, error);
   if (!ids)
     return FALSE;
-  int k = MIN ((int) ids->len - 2, r->n);
+  int k = MIN ((int)ids->len - 2, r->n);
   if (k <= 0)
     return TRUE;
   DlTensor *table = dl_params_getf (p, error, "text_encoder.text_model.embeddings.token_embedding.weight");
   if (!table)
     return FALSE;
-  for (int i = 0; i < r->n; i++) {
-    gint32 id = g_array_index (ids, gint32, 1 + (i * k) / r->n);
-    if (id < 0 || id >= table->shape[0]) {
-      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "--init-text “%s”: token %d is not in the model's table",
-                   text, id);
-      return FALSE;
+  for (int i = 0; i < r->n; i++)
+    {
+      gint32 id = g_array_index (ids, gint32, 1 + (i * k) / r->n);
+      if (id < 0 || id >= table->shape[0])
+        {
+          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                       "--init-text “%s”: token %d is not in the model's table", text, id);
+          return FALSE;
+        }
+      int64_t shape = r->dim;
+      g_autoptr (DlTensor) row = dl_tensor_view (table, "init-row", (int64_t)id * r->dim, 1, &shape, error);
+      g_autofree float *rv = row ? dl_tensor_download_f32 (row, error) : NULL;
+      if (!rv)
+        return FALSE;
+      memcpy (v + (gsize)i * r->dim, rv, sizeof (float) * r->dim);
     }
-    int64_t shape = r->dim;
-    g_autoptr (DlTensor) row = dl_tensor_view (table, "init-row", (int64_t) id * r->dim, 1, &shape, error);
-    g_autofree float *rv = row ? dl_tensor_download_f32 (row, error) : NULL;
-    if (!rv)
-      return FALSE;
-    memcpy (v + (gsize) i * r->dim, rv, sizeof (float) * r->dim);
-  }
   return TRUE;
 }
 
@@ -79,35 +82,40 @@ ti_setup (DlTrainer *t, GError **error)
   r->n = s->vectors;
   r->dim = cfg->text_encoder.hidden_size;
   int64_t vocab = cfg->text_encoder.vocab_size;
-  if ((int64_t) dl_clip_tokenizer_get_n_tokens (t->tok) != vocab) {
-    g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
-                 "the tokenizer has %u tokens, the text encoder %" G_GINT64_FORMAT ": new tokens cannot be added",
-                 dl_clip_tokenizer_get_n_tokens (t->tok), vocab);
-    return FALSE;
-  }
+  if ((int64_t)dl_clip_tokenizer_get_n_tokens (t->tok) != vocab)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
+                   "the tokenizer has %u tokens, the text encoder %" G_GINT64_FORMAT ": new tokens cannot be added",
+                   dl_clip_tokenizer_get_n_tokens (t->tok), vocab);
+      return FALSE;
+    }
   GString *name_text = g_string_new (NULL);
-  for (int i = 0; i < r->n; i++) {
-    g_autofree char *tok = i ? g_strdup_printf ("%s_%d", r->placeholder, i) : g_strdup (r->placeholder);
-    gint32 id = dl_clip_tokenizer_add_token (t->tok, tok, error);
-    if (id < 0) {
-      g_string_free (name_text, TRUE);
-      return FALSE;
+  for (int i = 0; i < r->n; i++)
+    {
+      g_autofree char *tok = i ? g_strdup_printf ("%s_%d", r->placeholder, i) : g_strdup (r->placeholder);
+      gint32 id = dl_clip_tokenizer_add_token (t->tok, tok, error);
+      if (id < 0)
+        {
+          g_string_free (name_text, TRUE);
+          return FALSE;
+        }
+      if (id != vocab + i)
+        {
+          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                       "--placeholder %s: “%s” is already a token of the vocabulary; choose a word it does not know "
+                       "(e.g. <%s>)",
+                       r->placeholder, tok, r->placeholder);
+          g_string_free (name_text, TRUE);
+          return FALSE;
+        }
+      g_string_append_printf (name_text, "%s%s", i ? " " : "", tok);
     }
-    if (id != vocab + i) {
-      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
-                   "--placeholder %s: “%s” is already a token of the vocabulary; choose a word it does not know "
-                   "(e.g. <%s>)", r->placeholder, tok, r->placeholder);
-      g_string_free (name_text, TRUE);
-      return FALSE;
-    }
-    g_string_append_printf (name_text, "%s%s", i ? " " : "", tok);
-  }
   r->name_text = g_string_free (name_text, FALSE);
   int64_t shape[2] = { r->n, r->dim };
   r->vectors = dl_tensor_new (t->device, "emb_params", DL_DTYPE_F32, 2, shape, error);
   if (!r->vectors)
     return FALSE;
-  g_autofree float *v = g_new (float, (gsize) r->n * r->dim);
+  g_autofree float *v = g_new (float, (gsize)r->n * r->dim);
   if (!init_vectors (t, r, v, error) || !dl_tensor_upload_f32 (r->vectors, v, error))
     return FALSE;
   dl_params_set_added_tokens (p, r->vectors, vocab);
@@ -131,7 +139,7 @@ ti_prompt (DlTrainer *t, guint image, gint64 template_line, const char *caption)
 static char *
 ti_trigger (DlTrainer *t)
 {
-  return g_strdup (((TiRun *) t->method_data)->name_text);
+  return g_strdup (((TiRun *)t->method_data)->name_text);
 }
 
 static gboolean
@@ -142,17 +150,20 @@ ti_export (DlTrainer *t, const char *path, GError **error)
   g_autofree float *v = dl_tensor_download_f32 (r->vectors, error);
   if (!v)
     return FALSE;
-  if (g_str_has_suffix (path, ".pt")) {
-    g_autofree char *stem = dl_file_stem (path);
-    g_autofree char *model_name = dl_file_stem (s->model);
-    g_autofree char *shorthash = t->model_hash ? g_strndup (t->model_hash, 10) : NULL;
-    if (!dl_embedding_write_a1111 (path, stem, v, r->n, r->dim, t->step, shorthash, model_name, error))
-      return FALSE;
-  } else {
-    g_autoptr (GHashTable) meta = dl_trainer_metadata (t, "textual-inversion");
-    if (!dl_embedding_write_emb_params (path, v, r->n, r->dim, meta, s->save_dtype, error))
-      return FALSE;
-  }
+  if (g_str_has_suffix (path, ".pt"))
+    {
+      g_autofree char *stem = dl_file_stem (path);
+      g_autofree char *model_name = dl_file_stem (s->model);
+      g_autofree char *shorthash = t->model_hash ? g_strndup (t->model_hash, 10) : NULL;
+      if (!dl_embedding_write_a1111 (path, stem, v, r->n, r->dim, t->step, shorthash, model_name, error))
+        return FALSE;
+    }
+  else
+    {
+      g_autoptr (GHashTable) meta = dl_trainer_metadata (t, "textual-inversion");
+      if (!dl_embedding_write_emb_params (path, v, r->n, r->dim, meta, s->save_dtype, error))
+        return FALSE;
+    }
   if (s->out_diffusers && g_strcmp0 (path, s->out) == 0 &&
       !dl_embedding_write_diffusers (s->out_diffusers, r->placeholder, v, r->n, r->dim, error))
     return FALSE;

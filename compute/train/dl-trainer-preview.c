@@ -24,10 +24,11 @@ dl_trainer_sample (DlTrainer *t, const DlTrainerSampleRequest *r, guint8 **rgb, 
   g_return_val_if_fail (t->prepared, FALSE);
   DlSamplerKind kind;
   DlSigmaSchedule sigmas;
-  if (!dl_sampler_kind_from_name (r->sampler, &kind, &sigmas)) {
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "unknown sampler “%s”", r->sampler);
-    return FALSE;
-  }
+  if (!dl_sampler_kind_from_name (r->sampler, &kind, &sigmas))
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "unknown sampler “%s”", r->sampler);
+      return FALSE;
+    }
   gint32 ids[DL_CLIP_MAX_LENGTH], neg[DL_CLIP_MAX_LENGTH];
   if (!dl_clip_tokenizer_encode_77 (t->tok, r->prompt, ids, error) ||
       !dl_clip_tokenizer_encode_77 (t->tok, r->negative_prompt ? r->negative_prompt : "", neg, error))
@@ -41,7 +42,7 @@ dl_trainer_sample (DlTrainer *t, const DlTrainerSampleRequest *r, guint8 **rgb, 
     .steps = r->steps,
     .sampler = kind,
     .sigmas = sigmas,
-    .cfg_scale = (float) r->cfg_scale,
+    .cfg_scale = (float)r->cfg_scale,
     .seed = r->seed,
     .clip_skip = t->settings->clip_skip,
     .on_step = r->on_step,
@@ -54,7 +55,7 @@ dl_trainer_sample (DlTrainer *t, const DlTrainerSampleRequest *r, guint8 **rgb, 
   g_autofree float *image = NULL;
   if (!dl_sd_sample (t->model, &sp, NULL, &image, error))
     return FALSE;
-  *rgb = g_new (guint8, (gsize) r->width * r->height * 3);
+  *rgb = g_new (guint8, (gsize)r->width * r->height * 3);
   dl_image_chw_to_rgb8 (image, r->width, r->height, *rgb);
   return TRUE;
 }
@@ -64,10 +65,11 @@ static void
 add_prompt (GPtrArray *prompts, char *prompt)
 {
   for (guint i = 0; i < prompts->len; i++)
-    if (g_str_equal (prompts->pdata[i], prompt)) {
-      g_free (prompt);
-      return;
-    }
+    if (g_str_equal (prompts->pdata[i], prompt))
+      {
+        g_free (prompt);
+        return;
+      }
   g_ptr_array_add (prompts, prompt);
 }
 
@@ -76,16 +78,19 @@ preview_prompts (DlTrainer *t)
 {
   GPtrArray *prompts = g_ptr_array_new_with_free_func (g_free);
   g_autofree char *trigger = t->method->trigger (t);
-  if (trigger) {
-    const char *const *lines = dl_prompt_templates_builtin (
-        g_strcmp0 (t->settings->template_file, "style") == 0 ? "style" : "object");
-    for (guint i = 0; i < PREVIEW_TEMPLATES && lines[i]; i++)
-      add_prompt (prompts, dl_prompt_template_apply (lines[i], trigger));
-  } else if (!t->settings->sample_prompts || !t->settings->sample_prompts[0]) {
-    guint n = dl_train_images_get_n (t->images);
-    for (guint i = 0; i < n && prompts->len < PREVIEW_TEMPLATES; i++)
-      add_prompt (prompts, g_strdup (dl_trainer_image_caption (t, i)));
-  }
+  if (trigger)
+    {
+      const char *const *lines =
+        dl_prompt_templates_builtin (g_strcmp0 (t->settings->template_file, "style") == 0 ? "style" : "object");
+      for (guint i = 0; i < PREVIEW_TEMPLATES && lines[i]; i++)
+        add_prompt (prompts, dl_prompt_template_apply (lines[i], trigger));
+    }
+  else if (!t->settings->sample_prompts || !t->settings->sample_prompts[0])
+    {
+      guint n = dl_train_images_get_n (t->images);
+      for (guint i = 0; i < n && prompts->len < PREVIEW_TEMPLATES; i++)
+        add_prompt (prompts, g_strdup (dl_trainer_image_caption (t, i)));
+    }
   for (char **p = t->settings->sample_prompts; p && *p; p++)
     add_prompt (prompts, g_strdup (*p));
   return prompts;
@@ -98,42 +103,60 @@ dl_trainer_preview (DlTrainer *t, GError **error)
   const DlTrainSettings *s = t->settings;
   g_autoptr (GPtrArray) prompts = preview_prompts (t);
   g_autofree char *dir = g_build_filename (t->run_dir, "previews", NULL);
-  if (g_mkdir_with_parents (dir, 0755) != 0) {
-    g_set_error (error, DL_ERROR, DL_ERROR_IO, "cannot create “%s”: %s", dir, g_strerror (errno));
-    return FALSE;
-  }
+  if (g_mkdir_with_parents (dir, 0755) != 0)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_IO, "cannot create “%s”: %s", dir, g_strerror (errno));
+      return FALSE;
+    }
   int size = s->resolution;
   g_autofree char *mname = dl_model_name (s->model);
   g_autofree char *sampler = dl_train_settings_get (s, "sample-sampler");
   DlSamplerKind kind;
   DlSigmaSchedule sigmas;
   dl_sampler_kind_from_name (sampler, &kind, &sigmas);
-  for (guint i = 0; i < prompts->len; i++) {
-    const char *prompt = prompts->pdata[i];
-    dl_trainer_status (t, (double) i / prompts->len, "Preview %u of %u at step %" G_GINT64_FORMAT, i + 1,
-                       prompts->len, t->step);
-    DlTrainerSampleRequest r = {
-      .prompt = prompt, .seed = (guint64) s->sample_seed, .steps = s->sample_steps, .sampler = sampler,
-      .cfg_scale = s->sample_cfg, .width = size, .height = size, .cancellable = t->cancellable,
-    };
-    g_autofree guint8 *rgb = NULL;
-    if (!dl_trainer_sample (t, &r, &rgb, error))
-      return FALSE;
-    DlInfotext info = {
-      .prompt = prompt, .steps = s->sample_steps, .sampler = dl_sampler_a1111_name (kind, sigmas),
-      .cfg_scale = s->sample_cfg, .seed = (guint64) s->sample_seed, .width = size, .height = size, .model = mname,
-      .clip_skip = s->clip_skip,
-    };
-    g_autofree char *params = dl_infotext_format (&info);
-    g_autoptr (GHashTable) text = g_hash_table_new (g_str_hash, g_str_equal);
-    g_hash_table_insert (text, "parameters", params);
-    g_autofree char *name = g_strdup_printf ("step%06" G_GINT64_FORMAT "-%02u.png", t->step, i);
-    g_autofree char *path = g_build_filename (dir, name, NULL);
-    if (!dl_png_write (path, rgb, size, size, 3, text, error))
-      return FALSE;
-    DlTrainEvent ev = { .kind = DL_TRAIN_EVENT_PREVIEW, .step = t->step, .total_steps = s->steps, .path = path,
-                        .prompt = prompt, .index = (int) i };
-    dl_trainer_emit (t, &ev);
-  }
+  for (guint i = 0; i < prompts->len; i++)
+    {
+      const char *prompt = prompts->pdata[i];
+      dl_trainer_status (t, (double)i / prompts->len, "Preview %u of %u at step %" G_GINT64_FORMAT, i + 1, prompts->len,
+                         t->step);
+      DlTrainerSampleRequest r = {
+        .prompt = prompt,
+        .seed = (guint64)s->sample_seed,
+        .steps = s->sample_steps,
+        .sampler = sampler,
+        .cfg_scale = s->sample_cfg,
+        .width = size,
+        .height = size,
+        .cancellable = t->cancellable,
+      };
+      g_autofree guint8 *rgb = NULL;
+      if (!dl_trainer_sample (t, &r, &rgb, error))
+        return FALSE;
+      DlInfotext info = {
+        .prompt = prompt,
+        .steps = s->sample_steps,
+        .sampler = dl_sampler_a1111_name (kind, sigmas),
+        .cfg_scale = s->sample_cfg,
+        .seed = (guint64)s->sample_seed,
+        .width = size,
+        .height = size,
+        .model = mname,
+        .clip_skip = s->clip_skip,
+      };
+      g_autofree char *params = dl_infotext_format (&info);
+      g_autoptr (GHashTable) text = g_hash_table_new (g_str_hash, g_str_equal);
+      g_hash_table_insert (text, "parameters", params);
+      g_autofree char *name = g_strdup_printf ("step%06" G_GINT64_FORMAT "-%02u.png", t->step, i);
+      g_autofree char *path = g_build_filename (dir, name, NULL);
+      if (!dl_png_write (path, rgb, size, size, 3, text, error))
+        return FALSE;
+      DlTrainEvent ev = { .kind = DL_TRAIN_EVENT_PREVIEW,
+                          .step = t->step,
+                          .total_steps = s->steps,
+                          .path = path,
+                          .prompt = prompt,
+                          .index = (int)i };
+      dl_trainer_emit (t, &ev);
+    }
   return TRUE;
 }

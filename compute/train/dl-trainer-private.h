@@ -19,7 +19,8 @@ typedef struct _DlTrainMethodOps DlTrainMethodOps;
 /* The VAE posterior of one image at its bucket: mean and std, never one sample,
  * since every step draws a fresh latent as diffusers' latent_dist.sample() does
  * (docs/training.md, “One training step”). */
-typedef struct {
+typedef struct
+{
   float *mean; /* [L, h, w] */
   float *std;
   float *mean_flipped; /* with --flip: the mirrored image's; else NULL */
@@ -27,7 +28,8 @@ typedef struct {
   int h, w;
 } DlLatentMoments;
 
-struct _DlTrainer {
+struct _DlTrainer
+{
   DlDevice *device;
   DlTrainSettings *settings;
   char *run_dir;
@@ -37,40 +39,40 @@ struct _DlTrainer {
   DlTrainImages *images;
   GPtrArray *image_paths;      /* dl_trainer_set_images: the files (else settings->images' folder) */
   GHashTable *image_captions;  /* path -> its given caption, which wins over the caption file */
-  DlLatentMoments *moments; /* [n_images] */
-  DlTrainImages *class_images;       /* prior preservation (DreamBooth), or NULL */
+  DlLatentMoments *moments;    /* [n_images] */
+  DlTrainImages *class_images; /* prior preservation (DreamBooth), or NULL */
   DlLatentMoments *class_moments;
-  char **templates;         /* TI: template lines */
+  char **templates; /* TI: template lines */
   guint n_templates;
   DlDraws *draws;
   DlReplay *replay;
   DlOptimizer *opt;
   const DlTrainMethodOps *method;
   gpointer method_data;
-  gboolean train_text;      /* the text encoder's output depends on trained tensors */
-  GHashTable *text_cache;   /* prompt -> float [77 * C] (frozen text encoder) */
+  gboolean train_text;    /* the text encoder's output depends on trained tensors */
+  GHashTable *text_cache; /* prompt -> float [77 * C] (frozen text encoder) */
 
-  gint64 step;              /* steps done */
-  double lr_scale;          /* 1, halved by each rollback */
+  gint64 step;     /* steps done */
+  double lr_scale; /* 1, halved by each rollback */
   int non_finite_streak;
-  gint64 best_step;         /* -1: none */
+  gint64 best_step; /* -1: none */
   double best_val;
-  double last_val;          /* NaN until the first validation */
-  GArray *checkpoints;      /* gint64 steps with a state file, oldest first */
-  GArray *validations;      /* DlTrainValidation, in step order (run.json keeps them) */
-  GArray *losses;           /* DlLossEntry of every step (losses.csv keeps them) */
-  gboolean finished;        /* the final export is written */
-  char *model_hash;         /* identity of the base model (refuses resuming onto another) */
-  DlModelHashes hashes;     /* what the exported files say of the base model */
-  gint64 started_at;        /* wall clock (µs) of the run's first start */
-  gint64 inject_nan_from;   /* $DREAMLOOM_TEST_INJECT_NAN (tests): steps to poison (from 1), or -1 */
+  double last_val;        /* NaN until the first validation */
+  GArray *checkpoints;    /* gint64 steps with a state file, oldest first */
+  GArray *validations;    /* DlTrainValidation, in step order (run.json keeps them) */
+  GArray *losses;         /* DlLossEntry of every step (losses.csv keeps them) */
+  gboolean finished;      /* the final export is written */
+  char *model_hash;       /* identity of the base model (refuses resuming onto another) */
+  DlModelHashes hashes;   /* what the exported files say of the base model */
+  gint64 started_at;      /* wall clock (µs) of the run's first start */
+  gint64 inject_nan_from; /* $DREAMLOOM_TEST_INJECT_NAN (tests): steps to poison (from 1), or -1 */
   gint64 inject_nan_to;
-  gint64 inject_nan_done;   /* the last step poisoned */
+  gint64 inject_nan_done; /* the last step poisoned */
   gboolean prepared;
   gboolean resuming;
 
   /* progress */
-  gint64 t_first_step;      /* monotonic µs at the first step of this session */
+  gint64 t_first_step; /* monotonic µs at the first step of this session */
   gint64 steps_this_session;
 
   GCancellable *cancellable;
@@ -88,7 +90,8 @@ struct _DlTrainer {
 
 /* ---- methods ---- */
 
-struct _DlTrainMethodOps {
+struct _DlTrainMethodOps
+{
   const char *name;
   /* create or load the trained tensors, attach them to the model, add them to the optimizer */
   gboolean (*setup) (DlTrainer *t, GError **error);

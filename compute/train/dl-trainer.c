@@ -25,8 +25,8 @@
 const char *
 dl_train_event_kind_name (DlTrainEventKind kind)
 {
-  static const char *const names[] = { "status", "step", "validation", "preview",
-                                       "checkpoint", "warning", "error", "finished" };
+  static const char *const names[] = { "status",     "step",    "validation", "preview",
+                                       "checkpoint", "warning", "error",      "finished" };
   return kind < G_N_ELEMENTS (names) ? names[kind] : "unknown";
 }
 
@@ -46,8 +46,9 @@ dl_trainer_warn (DlTrainer *t, const char *fmt, ...)
   va_start (ap, fmt);
   g_autofree char *msg = g_strdup_vprintf (fmt, ap);
   va_end (ap);
-  DlTrainEvent ev = { .kind = DL_TRAIN_EVENT_WARNING, .step = t->step, .total_steps = t->settings->steps,
-                      .message = msg };
+  DlTrainEvent ev = {
+    .kind = DL_TRAIN_EVENT_WARNING, .step = t->step, .total_steps = t->settings->steps, .message = msg
+  };
   dl_trainer_emit (t, &ev);
 }
 
@@ -58,8 +59,11 @@ dl_trainer_status (DlTrainer *t, double progress, const char *fmt, ...)
   va_start (ap, fmt);
   g_autofree char *msg = g_strdup_vprintf (fmt, ap);
   va_end (ap);
-  DlTrainEvent ev = { .kind = DL_TRAIN_EVENT_STATUS, .step = t->step, .total_steps = t->settings->steps,
-                      .message = msg, .progress = progress };
+  DlTrainEvent ev = { .kind = DL_TRAIN_EVENT_STATUS,
+                      .step = t->step,
+                      .total_steps = t->settings->steps,
+                      .message = msg,
+                      .progress = progress };
   dl_trainer_emit (t, &ev);
 }
 
@@ -68,18 +72,19 @@ dl_trainer_status (DlTrainer *t, double progress, const char *fmt, ...)
 static const DlTrainMethodOps *
 method_ops (DlTrainMethod m)
 {
-  switch (m) {
-  case DL_TRAIN_LORA:
-    return &dl_train_method_lora;
-  case DL_TRAIN_TEXTUAL_INVERSION:
-    return &dl_train_method_textual_inversion;
-  case DL_TRAIN_DREAMBOOTH:
-    return &dl_train_method_dreambooth;
-  case DL_TRAIN_HYPERNETWORK:
-    return &dl_train_method_hypernetwork;
-  default:
-    return NULL;
-  }
+  switch (m)
+    {
+    case DL_TRAIN_LORA:
+      return &dl_train_method_lora;
+    case DL_TRAIN_TEXTUAL_INVERSION:
+      return &dl_train_method_textual_inversion;
+    case DL_TRAIN_DREAMBOOTH:
+      return &dl_train_method_dreambooth;
+    case DL_TRAIN_HYPERNETWORK:
+      return &dl_train_method_hypernetwork;
+    default:
+      return NULL;
+    }
 }
 
 /* $DREAMLOOM_TEST_INJECT_NAN=STEP or A-B (steps numbered from 1, as the step
@@ -106,11 +111,12 @@ dl_trainer_new (DlDevice *device, DlSdModel *model, const DlTrainSettings *setti
   g_return_val_if_fail (device != NULL && settings != NULL, NULL);
   if (!dl_train_settings_validate (settings, error))
     return NULL;
-  if (model && (dl_sd_model_get_dtype (model) == DL_DTYPE_F16) != settings->fp16) {
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "the loaded model's weights are %s, the run wants %s",
-                 dl_sd_model_get_dtype (model) == DL_DTYPE_F16 ? "f16" : "f32", settings->fp16 ? "f16" : "f32");
-    return NULL;
-  }
+  if (model && (dl_sd_model_get_dtype (model) == DL_DTYPE_F16) != settings->fp16)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "the loaded model's weights are %s, the run wants %s",
+                   dl_sd_model_get_dtype (model) == DL_DTYPE_F16 ? "f16" : "f32", settings->fp16 ? "f16" : "f32");
+      return NULL;
+    }
   DlTrainer *t = g_new0 (DlTrainer, 1);
   t->device = device;
   t->settings = dl_train_settings_copy (settings);
@@ -138,22 +144,25 @@ dl_trainer_free (DlTrainer *t)
     return;
   if (t->method && t->method->free && t->method_data)
     t->method->free (t->method_data);
-  if (t->model) {
-    DlParams *p = dl_sd_model_get_params (t->model);
-    dl_params_clear_adapters (p);
-    dl_params_clear_hypernetworks (p);
-    dl_params_set_added_tokens (p, NULL, 0);
-  }
-  if (t->moments) {
-    for (guint i = 0; i < dl_train_images_get_n (t->images); i++)
-      dl_latent_moments_clear (&t->moments[i]);
-    g_free (t->moments);
-  }
-  if (t->class_moments) {
-    for (guint i = 0; i < dl_train_images_get_n (t->class_images); i++)
-      dl_latent_moments_clear (&t->class_moments[i]);
-    g_free (t->class_moments);
-  }
+  if (t->model)
+    {
+      DlParams *p = dl_sd_model_get_params (t->model);
+      dl_params_clear_adapters (p);
+      dl_params_clear_hypernetworks (p);
+      dl_params_set_added_tokens (p, NULL, 0);
+    }
+  if (t->moments)
+    {
+      for (guint i = 0; i < dl_train_images_get_n (t->images); i++)
+        dl_latent_moments_clear (&t->moments[i]);
+      g_free (t->moments);
+    }
+  if (t->class_moments)
+    {
+      for (guint i = 0; i < dl_train_images_get_n (t->class_images); i++)
+        dl_latent_moments_clear (&t->class_moments[i]);
+      g_free (t->class_moments);
+    }
   g_clear_pointer (&t->class_images, dl_train_images_free);
   g_clear_pointer (&t->text_cache, g_hash_table_unref);
   g_clear_pointer (&t->opt, dl_optimizer_free);
@@ -250,11 +259,12 @@ dl_trainer_set_images (DlTrainer *t, const char *const *paths, const char *const
   g_clear_pointer (&t->image_captions, g_hash_table_unref);
   t->image_paths = g_ptr_array_new_full (n, g_free);
   t->image_captions = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-  for (guint i = 0; i < n; i++) {
-    g_ptr_array_add (t->image_paths, g_strdup (paths[i]));
-    if (captions && captions[i] && *captions[i])
-      g_hash_table_replace (t->image_captions, g_strdup (paths[i]), g_strdup (captions[i]));
-  }
+  for (guint i = 0; i < n; i++)
+    {
+      g_ptr_array_add (t->image_paths, g_strdup (paths[i]));
+      if (captions && captions[i] && *captions[i])
+        g_hash_table_replace (t->image_captions, g_strdup (paths[i]), g_strdup (captions[i]));
+    }
 }
 
 static gboolean
@@ -262,25 +272,26 @@ load_images (DlTrainer *t, GCancellable *cancellable, GError **error)
 {
   const DlTrainSettings *s = t->settings;
   /* the list dl_trainer_set_images gave, or the folder's files */
-  g_autoptr (GPtrArray) paths = t->image_paths ? g_ptr_array_ref (t->image_paths)
-                                               : dl_train_images_list_folder (s->images, error);
+  g_autoptr (GPtrArray) paths =
+    t->image_paths ? g_ptr_array_ref (t->image_paths) : dl_train_images_list_folder (s->images, error);
   if (!paths)
     return FALSE;
-  if (!paths->len && !t->image_paths) {
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
-                 "--images %s: no training image in this folder (PNG, JPEG or WebP files)", s->images);
-    return FALSE;
-  }
+  if (!paths->len && !t->image_paths)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                   "--images %s: no training image in this folder (PNG, JPEG or WebP files)", s->images);
+      return FALSE;
+    }
   DlTrainImagesOptions o = {
     .resolution = s->resolution,
     .buckets = s->buckets,
     .random_crop = s->random_crop,
-    .seed = (guint64) s->seed,
+    .seed = (guint64)s->seed,
   };
   g_autoptr (GPtrArray) warnings = g_ptr_array_new_with_free_func (g_free);
-  t->images = dl_train_images_new ((const char *const *) paths->pdata, paths->len, &o, warnings, cancellable, error);
+  t->images = dl_train_images_new ((const char *const *)paths->pdata, paths->len, &o, warnings, cancellable, error);
   for (guint i = 0; i < warnings->len; i++)
-    dl_trainer_warn (t, "%s", (char *) warnings->pdata[i]);
+    dl_trainer_warn (t, "%s", (char *)warnings->pdata[i]);
   return t->images != NULL;
 }
 
@@ -289,42 +300,46 @@ make_draws (DlTrainer *t, GError **error)
 {
   const DlTrainSettings *s = t->settings;
   const DlModelConfig *cfg = dl_sd_model_get_config (t->model);
-  if (s->replay) {
-    t->replay = dl_replay_open (s->replay, s, cfg->unet.in_channels, s->resolution >> (cfg->vae.n_levels - 1), error);
-    if (!t->replay)
-      return FALSE;
-    /* every index must name an image of this run */
-    DlSafetensors *st = dl_replay_get_file (t->replay);
-    guint n = dl_train_images_get_n (t->images);
-    for (gint64 k = 0; k < s->steps; k++) {
-      g_autofree char *name = g_strdup_printf ("step%" G_GINT64_FORMAT ".images", k);
-      int64_t cnt = 0;
-      g_autofree float *v = dl_safetensors_read_f32 (st, name, &cnt, error);
-      if (!v)
+  if (s->replay)
+    {
+      t->replay = dl_replay_open (s->replay, s, cfg->unet.in_channels, s->resolution >> (cfg->vae.n_levels - 1), error);
+      if (!t->replay)
         return FALSE;
-      for (int64_t i = 0; i < cnt; i++)
-        if (v[i] < 0 || v[i] >= n) {
-          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "replay “%s”: %s names image %g; the run has %u",
-                       s->replay, name, v[i], n);
-          return FALSE;
+      /* every index must name an image of this run */
+      DlSafetensors *st = dl_replay_get_file (t->replay);
+      guint n = dl_train_images_get_n (t->images);
+      for (gint64 k = 0; k < s->steps; k++)
+        {
+          g_autofree char *name = g_strdup_printf ("step%" G_GINT64_FORMAT ".images", k);
+          int64_t cnt = 0;
+          g_autofree float *v = dl_safetensors_read_f32 (st, name, &cnt, error);
+          if (!v)
+            return FALSE;
+          for (int64_t i = 0; i < cnt; i++)
+            if (v[i] < 0 || v[i] >= n)
+              {
+                g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "replay “%s”: %s names image %g; the run has %u",
+                             s->replay, name, v[i], n);
+                return FALSE;
+              }
+          g_autofree char *cname = g_strdup_printf ("step%" G_GINT64_FORMAT ".class_images", k);
+          if (!dl_safetensors_find (st, cname))
+            continue;
+          guint nc = t->class_images ? dl_train_images_get_n (t->class_images) : 0;
+          g_autofree float *cv = dl_safetensors_read_f32 (st, cname, &cnt, error);
+          if (!cv)
+            return FALSE;
+          for (int64_t i = 0; i < cnt; i++)
+            if (cv[i] < 0 || cv[i] >= nc)
+              {
+                g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE,
+                             "replay “%s”: %s names class image %g; the run has %u (--class-images)", s->replay, cname,
+                             cv[i], nc);
+                return FALSE;
+              }
         }
-      g_autofree char *cname = g_strdup_printf ("step%" G_GINT64_FORMAT ".class_images", k);
-      if (!dl_safetensors_find (st, cname))
-        continue;
-      guint nc = t->class_images ? dl_train_images_get_n (t->class_images) : 0;
-      g_autofree float *cv = dl_safetensors_read_f32 (st, cname, &cnt, error);
-      if (!cv)
-        return FALSE;
-      for (int64_t i = 0; i < cnt; i++)
-        if (cv[i] < 0 || cv[i] >= nc) {
-          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE,
-                       "replay “%s”: %s names class image %g; the run has %u (--class-images)", s->replay, cname,
-                       cv[i], nc);
-          return FALSE;
-        }
+      return TRUE;
     }
-    return TRUE;
-  }
   guint n = dl_train_images_get_n (t->images);
   guint nb = dl_train_images_get_n_buckets (t->images);
   g_autofree guint *bucket_of = g_new (guint, n);
@@ -332,17 +347,18 @@ make_draws (DlTrainer *t, GError **error)
     bucket_of[i] = dl_train_images_get_bucket_of (t->images, i);
   int f = 1 << (cfg->vae.n_levels - 1);
   g_autofree int *hw = g_new (int, 2 * nb);
-  for (guint b = 0; b < nb; b++) {
-    int w, h;
-    dl_train_images_get_bucket (t->images, b, &w, &h);
-    hw[2 * b] = h / f;
-    hw[2 * b + 1] = w / f;
-  }
+  for (guint b = 0; b < nb; b++)
+    {
+      int w, h;
+      dl_train_images_get_bucket (t->images, b, &w, &h);
+      hw[2 * b] = h / f;
+      hw[2 * b + 1] = w / f;
+    }
   DlDrawsConfig c = {
-    .seed = (guint64) s->seed,
+    .seed = (guint64)s->seed,
     .n_images = n,
-    .repeats = (guint) s->repeats,
-    .batch = (guint) s->batch,
+    .repeats = (guint)s->repeats,
+    .batch = (guint)s->batch,
     .n_templates = s->method == DL_TRAIN_TEXTUAL_INVERSION || s->method == DL_TRAIN_HYPERNETWORK ? t->n_templates : 0,
     .n_class_images = t->class_images ? dl_train_images_get_n (t->class_images) : 0,
     .flip = s->flip,
@@ -378,27 +394,32 @@ static char *
 folder_identity (const char *dir, GCancellable *cancellable, GError **error)
 {
   static const char *const components[] = { "text_encoder", "unet", "vae" };
-  static const char *const unet_vae[] = { "config.json", "diffusion_pytorch_model.safetensors",
-                                          "diffusion_pytorch_model.fp16.safetensors", "diffusion_pytorch_model.bin",
-                                          "diffusion_pytorch_model.fp16.bin", NULL };
-  static const char *const text[] = { "config.json", "model.safetensors", "model.fp16.safetensors",
+  static const char *const unet_vae[] = { "config.json",
+                                          "diffusion_pytorch_model.safetensors",
+                                          "diffusion_pytorch_model.fp16.safetensors",
+                                          "diffusion_pytorch_model.bin",
+                                          "diffusion_pytorch_model.fp16.bin",
+                                          NULL };
+  static const char *const text[] = { "config.json",       "model.safetensors",      "model.fp16.safetensors",
                                       "pytorch_model.bin", "pytorch_model.fp16.bin", NULL };
   g_autoptr (GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
-  for (guint c = 0; c < G_N_ELEMENTS (components); c++) {
-    const char *const *names = c == 0 ? text : unet_vae;
-    gboolean weights = FALSE;
-    for (guint i = 0; names[i] && !weights; i++) {
-      g_autofree char *p = g_build_filename (dir, components[c], names[i], NULL);
-      if (!g_file_test (p, G_FILE_TEST_IS_REGULAR))
-        continue;
-      g_autofree char *sha = dl_model_hash_sha256 (p, cancellable, error);
-      if (!sha)
-        return NULL;
-      g_autofree char *line = g_strdup_printf ("%s/%s %s\n", components[c], names[i], sha);
-      g_checksum_update (sum, (const guchar *) line, -1);
-      weights = i > 0;
+  for (guint c = 0; c < G_N_ELEMENTS (components); c++)
+    {
+      const char *const *names = c == 0 ? text : unet_vae;
+      gboolean weights = FALSE;
+      for (guint i = 0; names[i] && !weights; i++)
+        {
+          g_autofree char *p = g_build_filename (dir, components[c], names[i], NULL);
+          if (!g_file_test (p, G_FILE_TEST_IS_REGULAR))
+            continue;
+          g_autofree char *sha = dl_model_hash_sha256 (p, cancellable, error);
+          if (!sha)
+            return NULL;
+          g_autofree char *line = g_strdup_printf ("%s/%s %s\n", components[c], names[i], sha);
+          g_checksum_update (sum, (const guchar *)line, -1);
+          weights = i > 0;
+        }
     }
-  }
   return g_strdup (g_checksum_get_string (sum));
 }
 
@@ -414,11 +435,12 @@ dl_trainer_prepare (DlTrainer *t, GCancellable *cancellable, GError **error)
     return TRUE;
   /* a run that failed to start leaves no empty run folder behind (one holding
    * generated class images stays: the next run uses them) */
-  if (made_run_dir) {
-    g_autofree char *class_dir = g_build_filename (t->run_dir, "class", NULL);
-    g_rmdir (class_dir);
-    g_rmdir (t->run_dir);
-  }
+  if (made_run_dir)
+    {
+      g_autofree char *class_dir = g_build_filename (t->run_dir, "class", NULL);
+      g_rmdir (class_dir);
+      g_rmdir (t->run_dir);
+    }
   return FALSE;
 }
 
@@ -429,37 +451,46 @@ prepare_run (DlTrainer *t, GCancellable *cancellable, gboolean *made_run_dir, GE
   t->cancellable = cancellable;
   /* a new run never writes over another run's checkpoints */
   g_autofree char *run_json = g_build_filename (t->run_dir, "run.json", NULL);
-  if (!t->resuming && g_file_test (run_json, G_FILE_TEST_EXISTS)) {
-    g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
-                 "the run folder “%s” already holds a run: continue it with --resume, or choose another --out or "
-                 "--run-dir", t->run_dir);
-    return FALSE;
-  }
-  if (!t->model) {
-    dl_trainer_status (t, -1, "Loading %s", s->model);
-    t->owned_model = dl_sd_model_load_as (t->device, s->model, s->config, s->fp16 ? DL_DTYPE_F16 : DL_DTYPE_F32,
-                                          error);
-    if (!t->owned_model)
+  if (!t->resuming && g_file_test (run_json, G_FILE_TEST_EXISTS))
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                   "the run folder “%s” already holds a run: continue it with --resume, or choose another --out or "
+                   "--run-dir",
+                   t->run_dir);
       return FALSE;
-    t->model = t->owned_model;
-  }
+    }
+  if (!t->model)
+    {
+      dl_trainer_status (t, -1, "Loading %s", s->model);
+      t->owned_model =
+        dl_sd_model_load_as (t->device, s->model, s->config, s->fp16 ? DL_DTYPE_F16 : DL_DTYPE_F32, error);
+      if (!t->owned_model)
+        return FALSE;
+      t->model = t->owned_model;
+    }
   DlCheckpoint *ck = dl_sd_model_get_checkpoint (t->model);
   /* the base model's identity: the exports' metadata, and no resuming onto
    * another (a model of random weights, for benchmarks, has no file) */
-  if (ck) {
-    dl_trainer_status (t, -1, "Hashing %s", s->model);
-    if (!dl_model_hashes_compute (s->model, &t->hashes, cancellable, error))
-      return FALSE;
-  } else {
-    t->hashes.name = g_strdup (s->model);
-  }
-  if (t->hashes.is_folder) {
-    t->model_hash = folder_identity (s->model, cancellable, error);
-    if (!t->model_hash)
-      return FALSE;
-  } else {
-    t->model_hash = g_strdup (t->hashes.sha256 ? t->hashes.sha256 : t->hashes.name);
-  }
+  if (ck)
+    {
+      dl_trainer_status (t, -1, "Hashing %s", s->model);
+      if (!dl_model_hashes_compute (s->model, &t->hashes, cancellable, error))
+        return FALSE;
+    }
+  else
+    {
+      t->hashes.name = g_strdup (s->model);
+    }
+  if (t->hashes.is_folder)
+    {
+      t->model_hash = folder_identity (s->model, cancellable, error);
+      if (!t->model_hash)
+        return FALSE;
+    }
+  else
+    {
+      t->model_hash = g_strdup (t->hashes.sha256 ? t->hashes.sha256 : t->hashes.name);
+    }
   t->tok = dl_clip_tokenizer_find (ck ? dl_checkpoint_get_tokenizer_dir (ck) : NULL, s->vocab, error);
   if (!t->tok)
     return FALSE;
@@ -471,11 +502,12 @@ prepare_run (DlTrainer *t, GCancellable *cancellable, gboolean *made_run_dir, GE
   if ((s->method == DL_TRAIN_TEXTUAL_INVERSION || s->method == DL_TRAIN_HYPERNETWORK) && !load_templates (t, error))
     return FALSE;
   *made_run_dir = !t->resuming && !g_file_test (t->run_dir, G_FILE_TEST_EXISTS);
-  if (!t->resuming && g_mkdir_with_parents (t->run_dir, 0755) != 0) {
-    g_set_error (error, DL_ERROR, DL_ERROR_IO, "cannot create the run folder “%s”: %s", t->run_dir,
-                 g_strerror (errno));
-    return FALSE;
-  }
+  if (!t->resuming && g_mkdir_with_parents (t->run_dir, 0755) != 0)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_IO, "cannot create the run folder “%s”: %s", t->run_dir,
+                   g_strerror (errno));
+      return FALSE;
+    }
   /* before anything is attached to the model: class images come from the base model */
   if (!dl_trainer_prepare_class_images (t, error))
     return FALSE;
@@ -491,22 +523,26 @@ prepare_run (DlTrainer *t, GCancellable *cancellable, gboolean *made_run_dir, GE
     return FALSE;
   if (!t->train_text)
     t->text_cache = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-  if (t->resuming) {
-    dl_trainer_list_checkpoints (t);
-    g_autofree char *state = dl_trainer_latest_state (t);
-    if (!state) {
-      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: no saved state to resume from", t->run_dir);
-      return FALSE;
+  if (t->resuming)
+    {
+      dl_trainer_list_checkpoints (t);
+      g_autofree char *state = dl_trainer_latest_state (t);
+      if (!state)
+        {
+          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: no saved state to resume from", t->run_dir);
+          return FALSE;
+        }
+      dl_trainer_status (t, -1, "Resuming from %s", state);
+      if (!dl_trainer_read_state (t, state, error))
+        return FALSE;
     }
-    dl_trainer_status (t, -1, "Resuming from %s", state);
-    if (!dl_trainer_read_state (t, state, error))
-      return FALSE;
-  } else {
-    /* the state at step 0: what a rollback before the first checkpoint returns to */
-    g_autofree char *p0 = dl_trainer_state_path (t, 0);
-    if (!dl_trainer_write_state (t, p0, error) || !dl_trainer_write_run_json (t, error))
-      return FALSE;
-  }
+  else
+    {
+      /* the state at step 0: what a rollback before the first checkpoint returns to */
+      g_autofree char *p0 = dl_trainer_state_path (t, 0);
+      if (!dl_trainer_write_state (t, p0, error) || !dl_trainer_write_run_json (t, error))
+        return FALSE;
+    }
   t->prepared = TRUE;
   return TRUE;
 }
@@ -528,22 +564,23 @@ static gint32 *
 batch_ids (DlTrainer *t, const DlStepDraws *d, gboolean augment, GError **error)
 {
   const DlTrainSettings *s = t->settings;
-  g_autofree gint32 *ids = g_new (gint32, (gsize) d->n_rows * DL_CLIP_MAX_LENGTH);
-  for (int r = 0; r < d->n; r++) {
-    guint img = (guint) d->images[r];
-    const char *caption = dl_trainer_image_caption (t, img);
-    g_autofree char *aug = NULL;
-    if (augment && (s->shuffle_tags || s->caption_dropout > 0))
-      aug = dl_caption_augment (caption, s->shuffle_tags, (guint) s->keep_tags, s->caption_dropout,
-                                d->caption_random + (gsize) r * DL_DRAWS_CAPTION_WORDS, DL_DRAWS_CAPTION_WORDS);
-    g_autofree char *prompt = t->method->prompt (t, img, d->templates ? d->templates[r] : -1, aug ? aug : caption);
-    if (!dl_clip_tokenizer_encode_77 (t->tok, prompt, ids + (gsize) r * DL_CLIP_MAX_LENGTH, error))
-      return NULL;
-  }
+  g_autofree gint32 *ids = g_new (gint32, (gsize)d->n_rows * DL_CLIP_MAX_LENGTH);
+  for (int r = 0; r < d->n; r++)
+    {
+      guint img = (guint)d->images[r];
+      const char *caption = dl_trainer_image_caption (t, img);
+      g_autofree char *aug = NULL;
+      if (augment && (s->shuffle_tags || s->caption_dropout > 0))
+        aug = dl_caption_augment (caption, s->shuffle_tags, (guint)s->keep_tags, s->caption_dropout,
+                                  d->caption_random + (gsize)r * DL_DRAWS_CAPTION_WORDS, DL_DRAWS_CAPTION_WORDS);
+      g_autofree char *prompt = t->method->prompt (t, img, d->templates ? d->templates[r] : -1, aug ? aug : caption);
+      if (!dl_clip_tokenizer_encode_77 (t->tok, prompt, ids + (gsize)r * DL_CLIP_MAX_LENGTH, error))
+        return NULL;
+    }
   /* prior preservation: the class half trains on the class prompt */
   for (int r = d->n; r < d->n_rows; r++)
-    if (!dl_clip_tokenizer_encode_77 (t->tok, s->class_prompt ? s->class_prompt : "", ids + (gsize) r * DL_CLIP_MAX_LENGTH,
-                                      error))
+    if (!dl_clip_tokenizer_encode_77 (t->tok, s->class_prompt ? s->class_prompt : "",
+                                      ids + (gsize)r * DL_CLIP_MAX_LENGTH, error))
       return NULL;
   return g_steal_pointer (&ids);
 }
@@ -555,31 +592,34 @@ cached_context (DlTrainer *t, DlTape *tape, const gint32 *ids, int rows, GError 
 {
   const DlModelConfig *cfg = dl_sd_model_get_config (t->model);
   int C = cfg->text_encoder.hidden_size;
-  gsize per = (gsize) DL_CLIP_MAX_LENGTH * C;
-  g_autofree float *ctx = g_new (float, per * rows);
-  for (int r = 0; r < rows; r++) {
-    const gint32 *row = ids + (gsize) r * DL_CLIP_MAX_LENGTH;
-    g_autofree char *key = g_base64_encode ((const guchar *) row, sizeof (gint32) * DL_CLIP_MAX_LENGTH);
-    float *hit = g_hash_table_lookup (t->text_cache, key);
-    if (!hit) {
-      int64_t shape[2] = { 1, DL_CLIP_MAX_LENGTH };
-      g_autoptr (DlTape) off = dl_tape_new (dl_tape_get_recorder (tape), dl_tape_get_arena (tape));
-      dl_tape_set_enabled (off, FALSE);
-      dl_tape_set_activation_dtype (off, dl_tape_get_activation_dtype (tape));
-      DlTextEncoderOptions o = { .clip_skip = t->settings->clip_skip };
-      g_autoptr (DlTensor) it = upload_as (t->device, "input_ids", DL_DTYPE_I32, 2, shape, row, DL_DTYPE_I32, error);
-      g_autoptr (DlTensor) c = it ? dl_text_encoder_forward (dl_sd_model_get_params (t->model), &cfg->text_encoder,
-                                                          off, it, &o, error)
-                                  : NULL;
-      if (!c || !dl_recorder_finish (dl_tape_get_recorder (tape), error))
-        return NULL;
-      hit = dl_tensor_download_f32 (c, error);
+  gsize per = (gsize)DL_CLIP_MAX_LENGTH * C;
+  g_autofree float *ctx = g_new (float, per *rows);
+  for (int r = 0; r < rows; r++)
+    {
+      const gint32 *row = ids + (gsize)r * DL_CLIP_MAX_LENGTH;
+      g_autofree char *key = g_base64_encode ((const guchar *)row, sizeof (gint32) * DL_CLIP_MAX_LENGTH);
+      float *hit = g_hash_table_lookup (t->text_cache, key);
       if (!hit)
-        return NULL;
-      g_hash_table_insert (t->text_cache, g_steal_pointer (&key), hit);
+        {
+          int64_t shape[2] = { 1, DL_CLIP_MAX_LENGTH };
+          g_autoptr (DlTape) off = dl_tape_new (dl_tape_get_recorder (tape), dl_tape_get_arena (tape));
+          dl_tape_set_enabled (off, FALSE);
+          dl_tape_set_activation_dtype (off, dl_tape_get_activation_dtype (tape));
+          DlTextEncoderOptions o = { .clip_skip = t->settings->clip_skip };
+          g_autoptr (DlTensor) it =
+            upload_as (t->device, "input_ids", DL_DTYPE_I32, 2, shape, row, DL_DTYPE_I32, error);
+          g_autoptr (DlTensor) c =
+            it ? dl_text_encoder_forward (dl_sd_model_get_params (t->model), &cfg->text_encoder, off, it, &o, error)
+               : NULL;
+          if (!c || !dl_recorder_finish (dl_tape_get_recorder (tape), error))
+            return NULL;
+          hit = dl_tensor_download_f32 (c, error);
+          if (!hit)
+            return NULL;
+          g_hash_table_insert (t->text_cache, g_steal_pointer (&key), hit);
+        }
+      memcpy (ctx + per * r, hit, per * sizeof (float));
     }
-    memcpy (ctx + per * r, hit, per * sizeof (float));
-  }
   int64_t shape[3] = { rows, DL_CLIP_MAX_LENGTH, C };
   return upload_as (t->device, "context", dl_tape_get_activation_dtype (tape), 3, shape, ctx, DL_DTYPE_F32, error);
 }
@@ -591,42 +631,46 @@ batch_latents (DlTrainer *t, const DlStepDraws *d, float **noisy_out, float **ta
   const DlModelConfig *cfg = dl_sd_model_get_config (t->model);
   const DlNoiseSchedule *sched = dl_sd_model_get_schedule (t->model);
   int L = cfg->unet.in_channels, h = d->latent_h, w = d->latent_w;
-  gsize hw = (gsize) h * w, per = (gsize) L * hw;
-  float scale = (float) cfg->vae.scaling_factor;
+  gsize hw = (gsize)h * w, per = (gsize)L * hw;
+  float scale = (float)cfg->vae.scaling_factor;
   g_autofree float *lat = g_new (float, per * d->n_rows);
-  for (int r = 0; r < d->n_rows; r++) {
-    gboolean cls = r >= d->n;
-    guint img = (guint) (cls ? d->class_images[r - d->n] : d->images[r]);
-    const DlLatentMoments *m = cls ? &t->class_moments[img] : &t->moments[img];
-    if (m->h != h || m->w != w) {
-      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
-                   "image %u has %dx%d latents, the step draws %dx%d (different sizes in one batch)", img, m->w, m->h,
-                   w, h);
-      return FALSE;
+  for (int r = 0; r < d->n_rows; r++)
+    {
+      gboolean cls = r >= d->n;
+      guint img = (guint)(cls ? d->class_images[r - d->n] : d->images[r]);
+      const DlLatentMoments *m = cls ? &t->class_moments[img] : &t->moments[img];
+      if (m->h != h || m->w != w)
+        {
+          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                       "image %u has %dx%d latents, the step draws %dx%d (different sizes in one batch)", img, m->w,
+                       m->h, w, h);
+          return FALSE;
+        }
+      gboolean flip = d->flips && !cls && d->flips[r];
+      const float *mean = flip ? m->mean_flipped : m->mean, *std = flip ? m->std_flipped : m->std;
+      const float *eps = d->latent_eps + per * r;
+      for (gsize i = 0; i < per; i++)
+        lat[per * r + i] = (mean[i] + std[i] * eps[i]) * scale;
     }
-    gboolean flip = d->flips && !cls && d->flips[r];
-    const float *mean = flip ? m->mean_flipped : m->mean, *std = flip ? m->std_flipped : m->std;
-    const float *eps = d->latent_eps + per * r;
-    for (gsize i = 0; i < per; i++)
-      lat[per * r + i] = (mean[i] + std[i] * eps[i]) * scale;
-  }
   g_autofree float *noise = g_memdup2 (d->noise, per * d->n_rows * sizeof (float));
-  if (d->offset_eps) {
-    float o = (float) t->settings->noise_offset;
-    for (int r = 0; r < d->n_rows; r++)
-      for (int c = 0; c < L; c++)
-        for (gsize k = 0; k < hw; k++)
-          noise[per * r + hw * c + k] += o * d->offset_eps[r * L + c];
-  }
+  if (d->offset_eps)
+    {
+      float o = (float)t->settings->noise_offset;
+      for (int r = 0; r < d->n_rows; r++)
+        for (int c = 0; c < L; c++)
+          for (gsize k = 0; k < hw; k++)
+            noise[per * r + hw * c + k] += o * d->offset_eps[r * L + c];
+    }
   float *noisy = g_new (float, per * d->n_rows), *target = g_new (float, per * d->n_rows);
-  for (int r = 0; r < d->n_rows; r++) {
-    int ts = (int) d->timesteps[r];
-    dl_noise_schedule_add_noise (sched, ts, lat + per * r, noise + per * r, noisy + per * r, per);
-    if (sched->config.prediction == DL_PREDICTION_V)
-      dl_noise_schedule_velocity (sched, ts, lat + per * r, noise + per * r, target + per * r, per);
-    else
-      memcpy (target + per * r, noise + per * r, per * sizeof (float));
-  }
+  for (int r = 0; r < d->n_rows; r++)
+    {
+      int ts = (int)d->timesteps[r];
+      dl_noise_schedule_add_noise (sched, ts, lat + per * r, noise + per * r, noisy + per * r, per);
+      if (sched->config.prediction == DL_PREDICTION_V)
+        dl_noise_schedule_velocity (sched, ts, lat + per * r, noise + per * r, target + per * r, per);
+      else
+        memcpy (target + per * r, noise + per * r, per * sizeof (float));
+    }
   *noisy_out = noisy;
   *target_out = target;
   return TRUE;
@@ -646,17 +690,18 @@ batch_weights (DlTrainer *t, const DlStepDraws *d)
    * mean plus λ times the class half's (diffusers train_dreambooth.py) is the
    * mean over rows with weights 2 and 2λ (no SNR weight on the prior term: in
    * train_dreambooth.py the prior loss is a plain F.mse_loss) */
-  double scale = prior ? (double) d->n_rows / d->n : 1.0;
+  double scale = prior ? (double)d->n_rows / d->n : 1.0;
   float *w = g_new (float, d->n_rows);
-  for (int r = 0; r < d->n_rows; r++) {
-    if (r >= d->n)
-      w[r] = (float) (scale * t->settings->prior_weight);
-    else if (gamma > 0)
-      w[r] = (float) (scale * dl_noise_schedule_min_snr_weight (sched, (int) d->timesteps[r], gamma,
-                                                                 sched->config.prediction));
-    else
-      w[r] = (float) scale;
-  }
+  for (int r = 0; r < d->n_rows; r++)
+    {
+      if (r >= d->n)
+        w[r] = (float)(scale * t->settings->prior_weight);
+      else if (gamma > 0)
+        w[r] = (float)(scale *
+                       dl_noise_schedule_min_snr_weight (sched, (int)d->timesteps[r], gamma, sched->config.prediction));
+      else
+        w[r] = (float)scale;
+    }
   return w;
 }
 
@@ -686,7 +731,7 @@ forward_loss (DlTrainer *t, const DlStepDraws *d, gboolean train, float grad_sca
   g_autofree float *weights = batch_weights (t, d);
   g_autofree float *tsteps = g_new (float, rows);
   for (int r = 0; r < rows; r++)
-    tsteps[r] = (float) d->timesteps[r];
+    tsteps[r] = (float)d->timesteps[r];
 
   if (t->method->begin_forward)
     t->method->begin_forward (t, train);
@@ -698,19 +743,16 @@ forward_loss (DlTrainer *t, const DlStepDraws *d, gboolean train, float grad_sca
   int64_t n_rows = rows;
   int64_t ishape[2] = { rows, DL_CLIP_MAX_LENGTH };
   g_autoptr (DlTensor) context = t->text_cache ? cached_context (t, tape, ids, rows, error) : NULL;
-  g_autoptr (DlTensor) it = t->text_cache ? NULL
-                                          : upload_as (t->device, "input_ids", DL_DTYPE_I32, 2, ishape, ids,
-                                                       DL_DTYPE_I32, error);
-  g_autoptr (DlTensor) xt = context || it ? upload_as (t->device, "noisy_latents", act, 4, xshape, noisy,
-                                                       DL_DTYPE_F32, error)
-                                          : NULL;
-  g_autoptr (DlTensor) tt = xt ? upload_as (t->device, "timesteps", DL_DTYPE_F32, 1, &n_rows, tsteps, DL_DTYPE_F32,
-                                            error)
-                               : NULL;
+  g_autoptr (DlTensor) it =
+    t->text_cache ? NULL : upload_as (t->device, "input_ids", DL_DTYPE_I32, 2, ishape, ids, DL_DTYPE_I32, error);
+  g_autoptr (DlTensor) xt =
+    context || it ? upload_as (t->device, "noisy_latents", act, 4, xshape, noisy, DL_DTYPE_F32, error) : NULL;
+  g_autoptr (DlTensor) tt =
+    xt ? upload_as (t->device, "timesteps", DL_DTYPE_F32, 1, &n_rows, tsteps, DL_DTYPE_F32, error) : NULL;
   g_autoptr (DlTensor) yt = tt ? upload_as (t->device, "target", act, 4, xshape, target, DL_DTYPE_F32, error) : NULL;
-  g_autoptr (DlTensor) wt = yt && weights ? upload_as (t->device, "loss_weights", DL_DTYPE_F32, 1, &n_rows, weights,
-                                                       DL_DTYPE_F32, error)
-                                          : NULL;
+  g_autoptr (DlTensor) wt =
+    yt && weights ? upload_as (t->device, "loss_weights", DL_DTYPE_F32, 1, &n_rows, weights, DL_DTYPE_F32, error)
+                  : NULL;
   if (!yt || (weights && !wt))
     return FALSE;
   gint64 nth = t->step + 1;
@@ -718,9 +760,17 @@ forward_loss (DlTrainer *t, const DlStepDraws *d, gboolean train, float grad_sca
   if (poison)
     t->inject_nan_done = nth; /* once per step */
   DlTrainBatch batch = {
-    .noisy = xt, .timesteps = tt, .target = yt, .weights = wt, .input_ids = it, .context = context,
-    .clip_skip = t->settings->clip_skip, .checkpointing = t->settings->checkpointing, .grad_scale = grad_scale,
-    .backward = train, .poison = poison,
+    .noisy = xt,
+    .timesteps = tt,
+    .target = yt,
+    .weights = wt,
+    .input_ids = it,
+    .context = context,
+    .clip_skip = t->settings->clip_skip,
+    .checkpointing = t->settings->checkpointing,
+    .grad_scale = grad_scale,
+    .backward = train,
+    .poison = poison,
   };
   g_autoptr (DlTensor) loss = NULL;
   g_autoptr (DlTensor) ps = NULL;
@@ -772,20 +822,21 @@ dl_trainer_step (DlTrainer *t, GError **error)
     return FALSE;
   int k = s->grad_accum, samples = 0;
   double loss = 0;
-  for (int j = 0; j < k; j++) {
-    DlStepDraws d;
-    gboolean ok = t->replay ? dl_replay_make (t->replay, t->step, &d, error)
-                            : (dl_draws_make (t->draws, (guint64) t->step * k + j, &d), TRUE);
-    if (!ok)
-      return FALSE;
-    double lj = 0;
-    ok = forward_loss (t, &d, TRUE, 1.0f / k, &lj, NULL, error);
-    samples += d.n;
-    dl_step_draws_clear (&d);
-    if (!ok)
-      return FALSE;
-    loss += lj / k;
-  }
+  for (int j = 0; j < k; j++)
+    {
+      DlStepDraws d;
+      gboolean ok = t->replay ? dl_replay_make (t->replay, t->step, &d, error)
+                              : (dl_draws_make (t->draws, (guint64)t->step * k + j, &d), TRUE);
+      if (!ok)
+        return FALSE;
+      double lj = 0;
+      ok = forward_loss (t, &d, TRUE, 1.0f / k, &lj, NULL, error);
+      samples += d.n;
+      dl_step_draws_clear (&d);
+      if (!ok)
+        return FALSE;
+      loss += lj / k;
+    }
 
   /* the total norm before clipping, over every gradient the loss reached */
   int64_t two = 2;
@@ -803,26 +854,34 @@ dl_trainer_step (DlTrainer *t, GError **error)
 
   double factor = schedule_factor (s, t->step);
   double lrs[2] = { group_base_lr (s, 0) * factor * t->lr_scale, group_base_lr (s, 1) * factor * t->lr_scale };
-  if (!isfinite (loss) || !isfinite (grad_norm)) {
-    g_autoptr (GError) e = NULL;
-    const char *bad = dl_optimizer_find_non_finite (t->opt, TRUE, &e);
-    t->non_finite_streak++;
-    dl_trainer_warn (t, "step %" G_GINT64_FORMAT ": the %s is not finite (%s); the step is not applied",
-                     t->step + 1, isfinite (loss) ? "gradient" : "loss",
-                     bad ? bad : isfinite (loss) ? "no tensor found" : "loss");
-    t->step++;
-    if (t->non_finite_streak >= 3)
-      return rollback (t, "three steps in a row were not finite", error);
-  } else {
-    if (none) {
-      dl_trainer_warn (t, "step %" G_GINT64_FORMAT ": the loss reaches no trained tensor", t->step + 1);
-    } else if (!dl_optimizer_step (t->opt, rec, lrs, s->max_grad_norm > 0 ? norm : NULL, error) ||
-               !dl_recorder_finish (rec, error)) {
-      return FALSE;
+  if (!isfinite (loss) || !isfinite (grad_norm))
+    {
+      g_autoptr (GError) e = NULL;
+      const char *bad = dl_optimizer_find_non_finite (t->opt, TRUE, &e);
+      t->non_finite_streak++;
+      dl_trainer_warn (t, "step %" G_GINT64_FORMAT ": the %s is not finite (%s); the step is not applied", t->step + 1,
+                       isfinite (loss) ? "gradient" : "loss",
+                       bad               ? bad
+                       : isfinite (loss) ? "no tensor found"
+                                         : "loss");
+      t->step++;
+      if (t->non_finite_streak >= 3)
+        return rollback (t, "three steps in a row were not finite", error);
     }
-    t->non_finite_streak = 0;
-    t->step++;
-  }
+  else
+    {
+      if (none)
+        {
+          dl_trainer_warn (t, "step %" G_GINT64_FORMAT ": the loss reaches no trained tensor", t->step + 1);
+        }
+      else if (!dl_optimizer_step (t->opt, rec, lrs, s->max_grad_norm > 0 ? norm : NULL, error) ||
+               !dl_recorder_finish (rec, error))
+        {
+          return FALSE;
+        }
+      t->non_finite_streak = 0;
+      t->step++;
+    }
 
   t->steps_this_session++;
   double elapsed = (g_get_monotonic_time () - t->t_first_step) / 1e6;
@@ -835,7 +894,7 @@ dl_trainer_step (DlTrainer *t, GError **error)
     .lr = lrs[0],
     .grad_norm = grad_norm,
     .images_per_s = samples / MAX ((g_get_monotonic_time () - t0) / 1e6, 1e-9),
-    .eta_s = per_step * (double) (s->steps - t->step),
+    .eta_s = per_step * (double)(s->steps - t->step),
     .memory = dl_device_get_memory_in_use (t->device),
   };
   dl_loss_log_add (t->losses, ev.step, ev.loss, ev.lr);
@@ -861,7 +920,7 @@ check_trained_finite (DlTrainer *t, gboolean *rolled_back, GError **error)
   int64_t two = 2;
   g_autoptr (DlTensor) norm = dl_tensor_new (t->device, "param_norm", DL_DTYPE_F32, 1, &two, error);
   g_autofree float *pn = NULL;
-  if (!norm || !dl_op_grad_norm (rec, norm, (DlTensor *const *) ps->pdata, ps->len, 0.0f, error) ||
+  if (!norm || !dl_op_grad_norm (rec, norm, (DlTensor *const *)ps->pdata, ps->len, 0.0f, error) ||
       !dl_recorder_finish (rec, error) || !(pn = dl_tensor_download_f32 (norm, error)))
     return FALSE;
   if (isfinite (pn[0]))
@@ -877,17 +936,19 @@ static gboolean
 rollback (DlTrainer *t, const char *why, GError **error)
 {
   g_autofree char *state = dl_trainer_latest_state (t);
-  if (!state) {
-    g_set_error (error, DL_ERROR, DL_ERROR_FAILED, "%s, and there is no saved state to go back to", why);
-    return FALSE;
-  }
+  if (!state)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_FAILED, "%s, and there is no saved state to go back to", why);
+      return FALSE;
+    }
   double scale = t->lr_scale * 0.5;
   gint64 failed_at = t->step;
   if (!dl_trainer_read_state (t, state, error))
     return FALSE;
   t->lr_scale = scale;
   t->non_finite_streak = 0;
-  dl_trainer_warn (t, "step %" G_GINT64_FORMAT ": %s; rolled back to step %" G_GINT64_FORMAT
+  dl_trainer_warn (t,
+                   "step %" G_GINT64_FORMAT ": %s; rolled back to step %" G_GINT64_FORMAT
                    " with the learning rate halved (×%g of the set rate)",
                    failed_at, why, t->step, t->lr_scale);
   return TRUE;
@@ -909,31 +970,34 @@ dl_trainer_validate (DlTrainer *t, double *loss_out, GError **error)
   guint n = dl_train_images_get_n (t->images);
   double sum = 0;
   int count = 0;
-  for (guint i = 0; i < n; i++) {
-    const DlLatentMoments *m = &t->moments[i];
-    gsize per = (gsize) L * m->h * m->w;
-    DlStepDraws d = { .n = nt, .n_rows = nt, .latent_h = m->h, .latent_w = m->w };
-    d.images = g_new (gint64, nt);
-    d.timesteps = g_new (gint64, nt);
-    if (t->n_templates) {
-      d.templates = g_new0 (gint64, nt); /* the first template line */
+  for (guint i = 0; i < n; i++)
+    {
+      const DlLatentMoments *m = &t->moments[i];
+      gsize per = (gsize)L * m->h * m->w;
+      DlStepDraws d = { .n = nt, .n_rows = nt, .latent_h = m->h, .latent_w = m->w };
+      d.images = g_new (gint64, nt);
+      d.timesteps = g_new (gint64, nt);
+      if (t->n_templates)
+        {
+          d.templates = g_new0 (gint64, nt); /* the first template line */
+        }
+      d.latent_eps = g_new (float, per *nt);
+      d.noise = g_new (float, per *nt);
+      for (int k = 0; k < nt; k++)
+        {
+          d.images[k] = i;
+          d.timesteps[k] = validation_timesteps[k];
+        }
+      dl_philox_fill_normal (d.latent_eps, per * nt, DL_RANDOM_PHILOX, VALIDATION_SEED, 2 * (guint64)i, 0, 0, 1);
+      dl_philox_fill_normal (d.noise, per * nt, DL_RANDOM_PHILOX, VALIDATION_SEED, 2 * (guint64)i + 1, 0, 0, 1);
+      double l = 0;
+      gboolean ok = forward_loss (t, &d, FALSE, 1.0f, &l, NULL, error);
+      dl_step_draws_clear (&d);
+      if (!ok)
+        return FALSE;
+      sum += l * nt;
+      count += nt;
     }
-    d.latent_eps = g_new (float, per * nt);
-    d.noise = g_new (float, per * nt);
-    for (int k = 0; k < nt; k++) {
-      d.images[k] = i;
-      d.timesteps[k] = validation_timesteps[k];
-    }
-    dl_philox_fill_normal (d.latent_eps, per * nt, DL_RANDOM_PHILOX, VALIDATION_SEED, 2 * (guint64) i, 0, 0, 1);
-    dl_philox_fill_normal (d.noise, per * nt, DL_RANDOM_PHILOX, VALIDATION_SEED, 2 * (guint64) i + 1, 0, 0, 1);
-    double l = 0;
-    gboolean ok = forward_loss (t, &d, FALSE, 1.0f, &l, NULL, error);
-    dl_step_draws_clear (&d);
-    if (!ok)
-      return FALSE;
-    sum += l * nt;
-    count += nt;
-  }
   *loss_out = sum / MAX (count, 1);
   return TRUE;
 }
@@ -953,12 +1017,14 @@ validate_and_report (DlTrainer *t, GError **error)
   DlTrainValidation val = { t->step, v };
   g_array_append_val (t->validations, val);
   gboolean best = v < t->best_val;
-  if (best) {
-    t->best_val = v;
-    t->best_step = t->step;
-  }
-  DlTrainEvent ev = { .kind = DL_TRAIN_EVENT_VALIDATION, .step = t->step, .total_steps = t->settings->steps,
-                      .val_loss = v, .best = best };
+  if (best)
+    {
+      t->best_val = v;
+      t->best_step = t->step;
+    }
+  DlTrainEvent ev = {
+    .kind = DL_TRAIN_EVENT_VALIDATION, .step = t->step, .total_steps = t->settings->steps, .val_loss = v, .best = best
+  };
   dl_trainer_emit (t, &ev);
   return TRUE;
 }
@@ -969,16 +1035,18 @@ static gboolean
 wait_if_paused (DlTrainer *t, GCancellable *cancellable, GError **error)
 {
   g_mutex_lock (&t->pause_lock);
-  while (t->paused && !g_cancellable_is_cancelled (cancellable)) {
-    gint64 until = g_get_monotonic_time () + G_TIME_SPAN_SECOND / 5;
-    g_cond_wait_until (&t->pause_cond, &t->pause_lock, until);
-    if (t->between_func) {
-      /* work that shares the model goes on while the run is paused */
-      g_mutex_unlock (&t->pause_lock);
-      t->between_func (t, t->between_data);
-      g_mutex_lock (&t->pause_lock);
+  while (t->paused && !g_cancellable_is_cancelled (cancellable))
+    {
+      gint64 until = g_get_monotonic_time () + G_TIME_SPAN_SECOND / 5;
+      g_cond_wait_until (&t->pause_cond, &t->pause_lock, until);
+      if (t->between_func)
+        {
+          /* work that shares the model goes on while the run is paused */
+          g_mutex_unlock (&t->pause_lock);
+          t->between_func (t, t->between_data);
+          g_mutex_lock (&t->pause_lock);
+        }
     }
-  }
   g_mutex_unlock (&t->pause_lock);
   return !g_cancellable_set_error_if_cancelled (cancellable, error);
 }
@@ -993,7 +1061,7 @@ gboolean
 dl_trainer_export (DlTrainer *t, const char *path, GError **error)
 {
   g_return_val_if_fail (t->prepared, FALSE);
-  return t->method->export (t, path, error);
+  return t->method->export(t, path, error);
 }
 
 /* "step N: <what happened>", and when the device gave out (out of memory,
@@ -1007,13 +1075,16 @@ explain_step_error (DlTrainer *t, GError **error)
   g_autofree char *where = g_strdup_printf ("step %" G_GINT64_FORMAT, t->step + 1);
   GString *msg = g_string_new (NULL);
   g_string_append_printf (msg, "%s: %s", where, e->message);
-  if (e->domain == DL_ERROR && (e->code == DL_ERROR_OUT_OF_DEVICE_MEMORY || e->code == DL_ERROR_DEVICE_LOST)) {
-    gint64 last = t->checkpoints->len ? g_array_index (t->checkpoints, gint64, t->checkpoints->len - 1) : 0;
-    g_string_append_printf (msg, ". The run stopped; its state at step %" G_GINT64_FORMAT
-                            " is kept in %s: `dreamloom train --resume %s` continues it", last, t->run_dir, t->run_dir);
-    if (e->code == DL_ERROR_OUT_OF_DEVICE_MEMORY && !t->settings->checkpointing)
-      g_string_append (msg, " (add --checkpointing to use less memory)");
-  }
+  if (e->domain == DL_ERROR && (e->code == DL_ERROR_OUT_OF_DEVICE_MEMORY || e->code == DL_ERROR_DEVICE_LOST))
+    {
+      gint64 last = t->checkpoints->len ? g_array_index (t->checkpoints, gint64, t->checkpoints->len - 1) : 0;
+      g_string_append_printf (msg,
+                              ". The run stopped; its state at step %" G_GINT64_FORMAT
+                              " is kept in %s: `dreamloom train --resume %s` continues it",
+                              last, t->run_dir, t->run_dir);
+      if (e->code == DL_ERROR_OUT_OF_DEVICE_MEMORY && !t->settings->checkpointing)
+        g_string_append (msg, " (add --checkpointing to use less memory)");
+    }
   g_free (e->message);
   e->message = g_string_free (msg, FALSE);
 }
@@ -1028,39 +1099,43 @@ dl_trainer_run (DlTrainer *t, GCancellable *cancellable, GError **error)
     return FALSE;
   if (t->step == 0 && s->sample_first && !dl_trainer_preview (t, error))
     return FALSE;
-  while (t->step < s->steps) {
-    if (t->between_func)
-      t->between_func (t, t->between_data);
-    if (!wait_if_paused (t, cancellable, error))
-      return FALSE;
-    if (!dl_trainer_step (t, error)) {
-      explain_step_error (t, error);
-      return FALSE;
-    }
-    gboolean last = t->step == s->steps;
-    gboolean saves = every (t->step, s->save_every) || last;
-    if (saves || every (t->step, s->validate_every)) {
-      gboolean rolled_back = FALSE;
-      if (!check_trained_finite (t, &rolled_back, error))
+  while (t->step < s->steps)
+    {
+      if (t->between_func)
+        t->between_func (t, t->between_data);
+      if (!wait_if_paused (t, cancellable, error))
         return FALSE;
-      if (rolled_back)
-        continue;
+      if (!dl_trainer_step (t, error))
+        {
+          explain_step_error (t, error);
+          return FALSE;
+        }
+      gboolean last = t->step == s->steps;
+      gboolean saves = every (t->step, s->save_every) || last;
+      if (saves || every (t->step, s->validate_every))
+        {
+          gboolean rolled_back = FALSE;
+          if (!check_trained_finite (t, &rolled_back, error))
+            return FALSE;
+          if (rolled_back)
+            continue;
+        }
+      if ((every (t->step, s->validate_every) || last) && !validate_and_report (t, error))
+        return FALSE;
+      if (every (t->step, s->sample_every) && !dl_trainer_preview (t, error))
+        return FALSE;
+      if (saves && !dl_trainer_save_checkpoint (t, error))
+        return FALSE;
     }
-    if ((every (t->step, s->validate_every) || last) && !validate_and_report (t, error))
-      return FALSE;
-    if (every (t->step, s->sample_every) && !dl_trainer_preview (t, error))
-      return FALSE;
-    if (saves && !dl_trainer_save_checkpoint (t, error))
-      return FALSE;
-  }
   dl_trainer_status (t, -1, "Writing %s", s->out);
   if (!dl_trainer_export (t, s->out, error))
     return FALSE;
   t->finished = TRUE;
   if (!dl_trainer_write_run_json (t, error))
     return FALSE;
-  DlTrainEvent ev = { .kind = DL_TRAIN_EVENT_FINISHED, .step = t->step, .total_steps = s->steps, .path = s->out,
-                      .val_loss = t->last_val };
+  DlTrainEvent ev = {
+    .kind = DL_TRAIN_EVENT_FINISHED, .step = t->step, .total_steps = s->steps, .path = s->out, .val_loss = t->last_val
+  };
   dl_trainer_emit (t, &ev);
   return TRUE;
 }

@@ -19,7 +19,8 @@
 
 G_BEGIN_DECLS
 
-typedef enum {
+typedef enum
+{
   DL_TRAIN_EVENT_STATUS,     /* a phase: message, progress in [0, 1] (or < 0: unknown) */
   DL_TRAIN_EVENT_STEP,       /* a step done: step, loss, lr, grad_norm, images_per_s, eta_s, memory */
   DL_TRAIN_EVENT_VALIDATION, /* val_loss at step; best when it is the lowest so far */
@@ -30,16 +31,17 @@ typedef enum {
   DL_TRAIN_EVENT_FINISHED,   /* path of the final export */
 } DlTrainEventKind;
 
-typedef struct {
+typedef struct
+{
   DlTrainEventKind kind;
-  gint64 step;        /* steps done */
+  gint64 step; /* steps done */
   gint64 total_steps;
   double loss;
-  double lr;          /* of the first parameter group (the UNet's) */
-  double grad_norm;   /* before clipping */
+  double lr;        /* of the first parameter group (the UNet's) */
+  double grad_norm; /* before clipping */
   double images_per_s;
   double eta_s;
-  guint64 memory;     /* device bytes in use */
+  guint64 memory; /* device bytes in use */
   double val_loss;
   gboolean best;
   double progress;
@@ -56,7 +58,8 @@ const char *dl_train_event_kind_name (DlTrainEventKind kind);
 
 typedef struct _DlTrainer DlTrainer;
 
-typedef struct {
+typedef struct
+{
   gint64 step;
   double loss;
 } DlTrainValidation;
@@ -71,8 +74,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (DlTrainer, dl_trainer_free)
 /* Continue the run in `run_dir`: its saved settings, where `given` (may be NULL)
  * lists options given again, which must agree (`given_names`: those options).
  * The model must be the one the run started from. */
-DlTrainer *dl_trainer_new_resume (DlDevice *device, DlSdModel *model, const char *run_dir,
-                                  const DlTrainSettings *given, const char *const *given_names, GError **error);
+DlTrainer *dl_trainer_new_resume (DlDevice *device, DlSdModel *model, const char *run_dir, const DlTrainSettings *given,
+                                  const char *const *given_names, GError **error);
 
 void dl_trainer_set_event_func (DlTrainer *t, DlTrainEventFunc func, gpointer user_data, GDestroyNotify destroy);
 
@@ -85,12 +88,13 @@ void dl_trainer_set_between_steps_func (DlTrainer *t, DlTrainBetweenStepsFunc fu
 /* Sample one image with the weights as they are now (between steps), with the
  * run's tokenizer (which knows a trained word) and clip skip.  `rgb`: 8-bit,
  * width * height * 3.  `on_step` may be NULL. */
-typedef struct {
+typedef struct
+{
   const char *prompt;
   const char *negative_prompt; /* NULL: none */
   guint64 seed;
   int steps;
-  const char *sampler;         /* dl_sampler_kind_from_name */
+  const char *sampler; /* dl_sampler_kind_from_name */
   double cfg_scale;
   int width, height;
   DlSampleStepFunc on_step;

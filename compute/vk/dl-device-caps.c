@@ -55,21 +55,15 @@ dl_device_type_name (VkPhysicalDeviceType type)
 /* Published dense peak rates (GFLOP/s) of GPUs we know: fp32 on the shader cores
  * and fp16 with fp32 accumulation on the matrix cores.  Matched by name substring,
  * most specific first. */
-static const struct {
+static const struct
+{
   const char *name;
   double f32, f16, gbps;
 } known_peaks[] = {
-  { "H100 PCIe", 51200, 756000, 2000 },
-  { "H100 NVL", 60000, 835000, 3900 },
-  { "H100", 66900, 989000, 3350 },
-  { "H200", 66900, 989000, 4800 },
-  { "A100", 19500, 312000, 2039 },
-  { "L40S", 91600, 366000, 864 },
-  { "RTX 4090", 82600, 165200, 1008 },
-  { "RTX 4080", 48700, 97500, 717 },
-  { "RTX 3090", 35600, 71000, 936 },
-  { "RTX 3080", 29800, 59500, 760 },
-  { "RX 7900 XTX", 61400, 122800, 960 },
+  { "H100 PCIe", 51200, 756000, 2000 }, { "H100 NVL", 60000, 835000, 3900 },   { "H100", 66900, 989000, 3350 },
+  { "H200", 66900, 989000, 4800 },      { "A100", 19500, 312000, 2039 },       { "L40S", 91600, 366000, 864 },
+  { "RTX 4090", 82600, 165200, 1008 },  { "RTX 4080", 48700, 97500, 717 },     { "RTX 3090", 35600, 71000, 936 },
+  { "RTX 3080", 29800, 59500, 760 },    { "RX 7900 XTX", 61400, 122800, 960 },
 };
 
 /* lavapipe runs on the host: estimate cores x clock x SIMD FMA width. */
@@ -132,7 +126,7 @@ static void
 probe_coopmat (VkInstance instance, VkPhysicalDevice phys, DlDeviceInfo *info)
 {
   PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR get_props =
-    (PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR) vkGetInstanceProcAddr (
+    (PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR)vkGetInstanceProcAddr (
       instance, "vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR");
   if (!get_props)
     return;
@@ -147,11 +141,16 @@ probe_coopmat (VkInstance instance, VkPhysicalDevice phys, DlDeviceInfo *info)
   info->coopmat_shapes = g_new0 (DlCoopmatShape, n);
   info->n_coopmat_shapes = n;
   for (uint32_t i = 0; i < n; i++)
-    info->coopmat_shapes[i] = (DlCoopmatShape) {
-      .m = props[i].MSize, .n = props[i].NSize, .k = props[i].KSize,
-      .a_type = props[i].AType, .b_type = props[i].BType,
-      .c_type = props[i].CType, .result_type = props[i].ResultType,
-      .scope = props[i].scope, .saturating = props[i].saturatingAccumulation,
+    info->coopmat_shapes[i] = (DlCoopmatShape){
+      .m = props[i].MSize,
+      .n = props[i].NSize,
+      .k = props[i].KSize,
+      .a_type = props[i].AType,
+      .b_type = props[i].BType,
+      .c_type = props[i].CType,
+      .result_type = props[i].ResultType,
+      .scope = props[i].scope,
+      .saturating = props[i].saturatingAccumulation,
     };
 }
 
@@ -244,7 +243,8 @@ dl_device_info_probe (VkInstance instance, VkPhysicalDevice phys, guint index)
   info->float32_atomic_add = faf.shaderBufferFloat32AtomicAdd;
 
   info->subgroup_size = p11.subgroupSize;
-  info->subgroup_ops = (p11.subgroupSupportedStages & VK_SHADER_STAGE_COMPUTE_BIT) ? p11.subgroupSupportedOperations : 0;
+  info->subgroup_ops =
+    (p11.subgroupSupportedStages & VK_SHADER_STAGE_COMPUTE_BIT) ? p11.subgroupSupportedOperations : 0;
   info->subgroup_size_control = fsg.subgroupSizeControl;
   info->compute_full_subgroups = fsg.computeFullSubgroups;
   info->subgroup_min_size = fsg.subgroupSizeControl ? psg.minSubgroupSize : p11.subgroupSize;
@@ -375,7 +375,11 @@ dl_device_info_describe (const DlDeviceInfo *info)
                           info->subgroup_size, info->subgroup_min_size, info->subgroup_max_size,
                           yes_no (info->subgroup_size_control), yes_no (info->compute_full_subgroups));
   g_string_append (s, "  subgroup operations:");
-  static const struct { VkSubgroupFeatureFlagBits bit; const char *name; } sg_ops[] = {
+  static const struct
+  {
+    VkSubgroupFeatureFlagBits bit;
+    const char *name;
+  } sg_ops[] = {
     { VK_SUBGROUP_FEATURE_BASIC_BIT, "basic" },
     { VK_SUBGROUP_FEATURE_VOTE_BIT, "vote" },
     { VK_SUBGROUP_FEATURE_ARITHMETIC_BIT, "arithmetic" },
@@ -398,9 +402,8 @@ dl_device_info_describe (const DlDeviceInfo *info)
     {
       const DlCoopmatShape *c = &info->coopmat_shapes[i];
       g_string_append_printf (s, "    %ux%ux%u  A %s  B %s  C %s  -> %s%s%s\n", c->m, c->n, c->k,
-                              component_name (c->a_type), component_name (c->b_type),
-                              component_name (c->c_type), component_name (c->result_type),
-                              c->scope == DL_SCOPE_SUBGROUP ? "  (subgroup)" : "",
+                              component_name (c->a_type), component_name (c->b_type), component_name (c->c_type),
+                              component_name (c->result_type), c->scope == DL_SCOPE_SUBGROUP ? "  (subgroup)" : "",
                               c->saturating ? "  saturating" : "");
     }
   g_string_append (s, "  max storage buffer range: ");
@@ -415,9 +418,8 @@ dl_device_info_describe (const DlDeviceInfo *info)
   g_string_append_printf (s, "\n  max shared memory: %u bytes\n", info->max_shared_memory);
   g_string_append_printf (s, "  max push constants: %u bytes\n", info->max_push_constants);
   g_string_append_printf (s, "  max workgroup: %u invocations, size %u x %u x %u, count %u x %u x %u\n",
-                          info->max_workgroup_invocations, info->max_workgroup_size[0],
-                          info->max_workgroup_size[1], info->max_workgroup_size[2],
-                          info->max_workgroup_count[0], info->max_workgroup_count[1],
+                          info->max_workgroup_invocations, info->max_workgroup_size[0], info->max_workgroup_size[1],
+                          info->max_workgroup_size[2], info->max_workgroup_count[0], info->max_workgroup_count[1],
                           info->max_workgroup_count[2]);
   for (guint h = 0; h < info->n_heaps; h++)
     {
@@ -428,8 +430,8 @@ dl_device_info_describe (const DlDeviceInfo *info)
     }
   g_string_append_printf (s, "  unified memory: %s\n", yes_no (info->unified_memory));
   if (info->timestamps)
-    g_string_append_printf (s, "  timestamps: yes (%u valid bits, %.3g ns per tick)\n",
-                            info->timestamp_valid_bits, info->timestamp_period_ns);
+    g_string_append_printf (s, "  timestamps: yes (%u valid bits, %.3g ns per tick)\n", info->timestamp_valid_bits,
+                            info->timestamp_period_ns);
   else
     g_string_append (s, "  timestamps: no\n");
   g_string_append_printf (s, "  push descriptors: %s\n", yes_no (info->push_descriptor));

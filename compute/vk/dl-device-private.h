@@ -10,7 +10,8 @@ G_BEGIN_DECLS
 #define DL_MAX_PUSH_CONSTANTS 128
 
 /* One VkDeviceMemory with one VkBuffer spanning it; tensors are ranges inside. */
-typedef struct _DlMemBlock {
+typedef struct _DlMemBlock
+{
   VkDeviceMemory memory;
   VkBuffer buffer;
   VkDeviceSize size;
@@ -20,11 +21,13 @@ typedef struct _DlMemBlock {
   VkDeviceSize used;
 } DlMemBlock;
 
-typedef struct {
+typedef struct
+{
   VkDeviceSize offset, size;
 } DlRange;
 
-typedef struct _DlAllocation {
+typedef struct _DlAllocation
+{
   DlMemBlock *block;
   VkDeviceSize offset;
   VkDeviceSize size; /* rounded up to the allocation alignment */
@@ -32,7 +35,8 @@ typedef struct _DlAllocation {
 
 typedef struct _DlPipeline DlPipeline;
 
-struct _DlDevice {
+struct _DlDevice
+{
   DlDeviceInfo *info;
   VkInstance instance;
   VkDebugUtilsMessengerEXT messenger;
@@ -97,10 +101,10 @@ gboolean dl_memory_init (DlDevice *device, GError **error);
 void dl_memory_shutdown (DlDevice *device);
 DlAllocation *dl_memory_alloc (DlDevice *device, VkDeviceSize size, const char *what, GError **error);
 void dl_memory_free (DlDevice *device, DlAllocation *alloc);
-gboolean dl_memory_write (DlDevice *device, DlMemBlock *block, VkDeviceSize offset,
-                          const void *data, VkDeviceSize size, GError **error);
-gboolean dl_memory_read (DlDevice *device, DlMemBlock *block, VkDeviceSize offset,
-                         void *data, VkDeviceSize size, GError **error);
+gboolean dl_memory_write (DlDevice *device, DlMemBlock *block, VkDeviceSize offset, const void *data, VkDeviceSize size,
+                          GError **error);
+gboolean dl_memory_read (DlDevice *device, DlMemBlock *block, VkDeviceSize offset, void *data, VkDeviceSize size,
+                         GError **error);
 
 /* dl-pipeline.c */
 gboolean dl_pipelines_init (DlDevice *device, GError **error);

@@ -12,7 +12,7 @@ static gint validation_total; /* atomic */
 guint
 dl_validation_message_total (void)
 {
-  return (guint) g_atomic_int_get (&validation_total);
+  return (guint)g_atomic_int_get (&validation_total);
 }
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -84,10 +84,8 @@ instance_has_extension (const char *layer, const char *name)
 }
 
 static VKAPI_ATTR VkBool32 VKAPI_CALL
-debug_callback (VkDebugUtilsMessageSeverityFlagBitsEXT severity,
-                VkDebugUtilsMessageTypeFlagsEXT types,
-                const VkDebugUtilsMessengerCallbackDataEXT *data,
-                void *user_data)
+debug_callback (VkDebugUtilsMessageSeverityFlagBitsEXT severity, VkDebugUtilsMessageTypeFlagsEXT types,
+                const VkDebugUtilsMessengerCallbackDataEXT *data, void *user_data)
 {
   DlDevice *device = user_data;
   if (severity < VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT)
@@ -159,7 +157,8 @@ create_instance (DlDevice *device, gboolean validation, VkInstance *out, GError 
         {
           g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
                        "Vulkan validation was requested (DREAMLOOM_VALIDATION=1) but %s is not "
-                       "installed (Debian package vulkan-validationlayers)", VALIDATION_LAYER);
+                       "installed (Debian package vulkan-validationlayers)",
+                       VALIDATION_LAYER);
           return FALSE;
         }
       layers[n_layers++] = VALIDATION_LAYER;
@@ -190,10 +189,9 @@ create_instance (DlDevice *device, gboolean validation, VkInstance *out, GError 
   if (validation)
     {
       PFN_vkCreateDebugUtilsMessengerEXT create_messenger =
-        (PFN_vkCreateDebugUtilsMessengerEXT) vkGetInstanceProcAddr (*out, "vkCreateDebugUtilsMessengerEXT");
+        (PFN_vkCreateDebugUtilsMessengerEXT)vkGetInstanceProcAddr (*out, "vkCreateDebugUtilsMessengerEXT");
       messenger_info.pNext = NULL;
-      if (!create_messenger ||
-          !DL_VK_CHECK (create_messenger (*out, &messenger_info, NULL, &device->messenger), error))
+      if (!create_messenger || !DL_VK_CHECK (create_messenger (*out, &messenger_info, NULL, &device->messenger), error))
         {
           vkDestroyInstance (*out, NULL);
           *out = VK_NULL_HANDLE;
@@ -213,7 +211,7 @@ probe_all (VkInstance instance, VkPhysicalDevice **phys_out, GError **error)
   g_autofree VkPhysicalDevice *phys = g_new0 (VkPhysicalDevice, n ? n : 1);
   if (!DL_VK_CHECK (vkEnumeratePhysicalDevices (instance, &n, phys), error))
     return NULL;
-  GPtrArray *infos = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_device_info_free);
+  GPtrArray *infos = g_ptr_array_new_with_free_func ((GDestroyNotify)dl_device_info_free);
   for (uint32_t i = 0; i < n; i++)
     g_ptr_array_add (infos, dl_device_info_probe (instance, phys[i], i));
   if (phys_out)
@@ -282,11 +280,10 @@ dl_device_choose (GPtrArray *infos, const char *selector, guint *chosen, GError 
           if (idx >= infos->len)
             {
               g_set_error (error, DL_ERROR, DL_ERROR_NO_DEVICE,
-                           "%s asks for device %s, but only %u Vulkan device(s) exist", origin,
-                           selector, infos->len);
+                           "%s asks for device %s, but only %u Vulkan device(s) exist", origin, selector, infos->len);
               return FALSE;
             }
-          *chosen = (guint) idx;
+          *chosen = (guint)idx;
           return TRUE;
         }
       g_autofree char *needle = g_utf8_casefold (selector, -1);
@@ -312,16 +309,15 @@ dl_device_choose (GPtrArray *infos, const char *selector, guint *chosen, GError 
       const DlDeviceInfo *info = g_ptr_array_index (infos, i);
       if (info->api_version < VK_API_VERSION_1_2)
         continue;
-      if (best < 0 || type_rank (info->type) < type_rank (((DlDeviceInfo *) g_ptr_array_index (infos, best))->type))
-        best = (int) i;
+      if (best < 0 || type_rank (info->type) < type_rank (((DlDeviceInfo *)g_ptr_array_index (infos, best))->type))
+        best = (int)i;
     }
   if (best < 0)
     {
-      g_set_error (error, DL_ERROR, DL_ERROR_NO_DEVICE,
-                   "No Vulkan device supports Vulkan 1.2, which Dreamloom needs");
+      g_set_error (error, DL_ERROR, DL_ERROR_NO_DEVICE, "No Vulkan device supports Vulkan 1.2, which Dreamloom needs");
       return FALSE;
     }
-  *chosen = (guint) best;
+  *chosen = (guint)best;
   return TRUE;
 }
 
@@ -339,11 +335,11 @@ pick_queue_family (VkPhysicalDevice phys, uint32_t *family)
         continue;
       /* Prefer a family that can time our dispatches. */
       if (best < 0 || (qf[q].timestampValidBits > 0 && qf[best].timestampValidBits == 0))
-        best = (int) q;
+        best = (int)q;
     }
   if (best < 0)
     return FALSE;
-  *family = (uint32_t) best;
+  *family = (uint32_t)best;
   return TRUE;
 }
 
@@ -437,10 +433,10 @@ create_logical_device (DlDevice *self, GError **error)
 
   if (self->use_push_descriptor)
     self->cmd_push_descriptor_set =
-      (PFN_vkCmdPushDescriptorSetKHR) vkGetDeviceProcAddr (self->device, "vkCmdPushDescriptorSetKHR");
+      (PFN_vkCmdPushDescriptorSetKHR)vkGetDeviceProcAddr (self->device, "vkCmdPushDescriptorSetKHR");
   if (self->debug_utils)
     self->set_object_name =
-      (PFN_vkSetDebugUtilsObjectNameEXT) vkGetInstanceProcAddr (self->instance, "vkSetDebugUtilsObjectNameEXT");
+      (PFN_vkSetDebugUtilsObjectNameEXT)vkGetInstanceProcAddr (self->instance, "vkSetDebugUtilsObjectNameEXT");
   return TRUE;
 }
 
@@ -471,9 +467,9 @@ dl_device_new (const char *selector, GError **error)
 
   if (self->info->api_version < VK_API_VERSION_1_2)
     {
-      g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
-                   "%s supports only Vulkan %u.%u; Dreamloom needs 1.2 or newer", self->info->name,
-                   VK_API_VERSION_MAJOR (self->info->api_version), VK_API_VERSION_MINOR (self->info->api_version));
+      g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "%s supports only Vulkan %u.%u; Dreamloom needs 1.2 or newer",
+                   self->info->name, VK_API_VERSION_MAJOR (self->info->api_version),
+                   VK_API_VERSION_MINOR (self->info->api_version));
       return NULL;
     }
 
@@ -504,7 +500,7 @@ dl_device_free (DlDevice *self)
   if (self->messenger)
     {
       PFN_vkDestroyDebugUtilsMessengerEXT destroy =
-        (PFN_vkDestroyDebugUtilsMessengerEXT) vkGetInstanceProcAddr (self->instance, "vkDestroyDebugUtilsMessengerEXT");
+        (PFN_vkDestroyDebugUtilsMessengerEXT)vkGetInstanceProcAddr (self->instance, "vkDestroyDebugUtilsMessengerEXT");
       if (destroy)
         destroy (self->instance, self->messenger, NULL);
     }
@@ -578,7 +574,7 @@ guint
 dl_device_get_validation_message_count (DlDevice *self)
 {
   g_return_val_if_fail (self != NULL, 0);
-  return (guint) g_atomic_int_get (&self->validation_messages);
+  return (guint)g_atomic_int_get (&self->validation_messages);
 }
 
 gboolean

@@ -9,21 +9,24 @@ G_BEGIN_DECLS
 
 typedef struct _DlDevice DlDevice;
 
-typedef struct {
+typedef struct
+{
   uint32_t m, n, k;
   uint32_t a_type, b_type, c_type, result_type; /* VkComponentTypeKHR values */
   uint32_t scope;                               /* VkScopeKHR value */
   gboolean saturating;
 } DlCoopmatShape;
 
-typedef struct {
+typedef struct
+{
   VkDeviceSize size;
   gboolean device_local;
   gboolean host_visible; /* some memory type of this heap is host-visible */
 } DlMemoryHeap;
 
 /* Everything the engine branches on, probed once per physical device. */
-typedef struct {
+typedef struct
+{
   guint index; /* position in vkEnumeratePhysicalDevices order */
   char *name;
   char *driver_name;
@@ -121,17 +124,18 @@ const DlDeviceInfo *dl_device_get_info (DlDevice *device);
 /* Tuning and diagnosis switches: read from the environment once, when the
  * device is created, never on an op's path.  Zero or "" means "choose by
  * shape and device", as the engine does by default. */
-typedef struct {
-  char conv_tile[8];                 /* $DREAMLOOM_CONV_TILE: l, t, m, s or n */
-  gint64 conv_splitk;                /* $DREAMLOOM_CONV_SPLITK: weight-gradient K splits */
-  gint64 conv_images_per_dispatch;   /* $DREAMLOOM_CONV_IMAGES_PER_DISPATCH: at most this many */
-  gint64 linear_rows_per_block;      /* $DREAMLOOM_LINEAR_ROWS_PER_BLOCK: at most this many */
-  char matmul_tile[8];               /* $DREAMLOOM_MATMUL_TILE: s, m or l */
-  guint attn_block_q, attn_block_k;  /* $DREAMLOOM_ATTN_TILE=<q>x<k> */
-  gboolean no_arena;                 /* $DREAMLOOM_NO_ARENA=1: every activation its own allocation */
-  char no_arena_for[64];             /* $DREAMLOOM_NO_ARENA_FOR: the same for names containing this */
-  gboolean no_pipeline_cache;        /* $DREAMLOOM_NO_PIPELINE_CACHE: neither read nor write it */
-  gboolean no_push_descriptor;       /* $DREAMLOOM_DISABLE_PUSH_DESCRIPTOR: descriptor sets instead */
+typedef struct
+{
+  char conv_tile[8];                /* $DREAMLOOM_CONV_TILE: l, t, m, s or n */
+  gint64 conv_splitk;               /* $DREAMLOOM_CONV_SPLITK: weight-gradient K splits */
+  gint64 conv_images_per_dispatch;  /* $DREAMLOOM_CONV_IMAGES_PER_DISPATCH: at most this many */
+  gint64 linear_rows_per_block;     /* $DREAMLOOM_LINEAR_ROWS_PER_BLOCK: at most this many */
+  char matmul_tile[8];              /* $DREAMLOOM_MATMUL_TILE: s, m or l */
+  guint attn_block_q, attn_block_k; /* $DREAMLOOM_ATTN_TILE=<q>x<k> */
+  gboolean no_arena;                /* $DREAMLOOM_NO_ARENA=1: every activation its own allocation */
+  char no_arena_for[64];            /* $DREAMLOOM_NO_ARENA_FOR: the same for names containing this */
+  gboolean no_pipeline_cache;       /* $DREAMLOOM_NO_PIPELINE_CACHE: neither read nor write it */
+  gboolean no_push_descriptor;      /* $DREAMLOOM_DISABLE_PUSH_DESCRIPTOR: descriptor sets instead */
 } DlDeviceTuning;
 
 /* The switches as the environment sets them now. */

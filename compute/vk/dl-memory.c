@@ -6,21 +6,21 @@
 
 #include <string.h>
 
-#define MIN_BLOCK_SIZE ((VkDeviceSize) 64 << 20)
-#define MAX_BLOCK_SIZE ((VkDeviceSize) 1 << 30)
-#define STAGING_MAX ((VkDeviceSize) 64 << 20)
+#define MIN_BLOCK_SIZE ((VkDeviceSize)64 << 20)
+#define MAX_BLOCK_SIZE ((VkDeviceSize)1 << 30)
+#define STAGING_MAX ((VkDeviceSize)64 << 20)
 
 static const VkBufferUsageFlags buffer_usage =
   VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
 
 static int
-find_memory_type (const VkPhysicalDeviceMemoryProperties *mem, uint32_t allowed,
-                  VkMemoryPropertyFlags want, VkDeviceSize min_heap)
+find_memory_type (const VkPhysicalDeviceMemoryProperties *mem, uint32_t allowed, VkMemoryPropertyFlags want,
+                  VkDeviceSize min_heap)
 {
   for (uint32_t t = 0; t < mem->memoryTypeCount; t++)
     if ((allowed & (1u << t)) && (mem->memoryTypes[t].propertyFlags & want) == want &&
         mem->memoryHeaps[mem->memoryTypes[t].heapIndex].size >= min_heap)
-      return (int) t;
+      return (int)t;
   return -1;
 }
 
@@ -55,9 +55,8 @@ dl_memory_init (DlDevice *self, GError **error)
     if ((mem.memoryHeaps[h].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) && mem.memoryHeaps[h].size > largest_local)
       largest_local = mem.memoryHeaps[h].size;
 
-  const VkMemoryPropertyFlags mapped_local = VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT |
-                                             VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT |
-                                             VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
+  const VkMemoryPropertyFlags mapped_local =
+    VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT | VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
   /* Host-visible device memory is worth using directly only when it is (nearly) all
    * of VRAM: unified memory, lavapipe, resizable BAR.  A 256 MiB BAR window is not. */
   int t = find_memory_type (&mem, req.memoryTypeBits, mapped_local, largest_local / 10 * 9);
@@ -72,7 +71,7 @@ dl_memory_init (DlDevice *self, GError **error)
                    self->info->name);
       return FALSE;
     }
-  self->device_memory_type = (uint32_t) t;
+  self->device_memory_type = (uint32_t)t;
 
   const VkMemoryPropertyFlags host = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
   int s = find_memory_type (&mem, req.memoryTypeBits, host | VK_MEMORY_PROPERTY_HOST_CACHED_BIT, 0);
@@ -84,7 +83,7 @@ dl_memory_init (DlDevice *self, GError **error)
                    self->info->name);
       return FALSE;
     }
-  self->staging_memory_type = (uint32_t) MAX (s, 0);
+  self->staging_memory_type = (uint32_t)MAX (s, 0);
 
   self->alloc_alignment = MAX (MAX (req.alignment, self->info->min_storage_buffer_offset_alignment), 256);
   self->blocks = g_ptr_array_new ();
@@ -171,7 +170,7 @@ block_new (DlDevice *self, VkDeviceSize size, const char *what, GError **error)
   g_array_append_val (b->free_ranges, all);
   self->reserved += size;
   char *label = g_strdup_printf ("dreamloom block %u", b->id);
-  dl_device_set_object_name (self, VK_OBJECT_TYPE_BUFFER, (uint64_t) b->buffer, label);
+  dl_device_set_object_name (self, VK_OBJECT_TYPE_BUFFER, (uint64_t)b->buffer, label);
   g_free (label);
   return b;
 
@@ -243,7 +242,8 @@ DlAllocation *
 dl_memory_alloc (DlDevice *self, VkDeviceSize size, const char *what, GError **error)
 {
   VkDeviceSize asize = align_up (MAX (size, 1), self->alloc_alignment);
-  VkDeviceSize max_alloc = self->info->max_memory_allocation_size ? self->info->max_memory_allocation_size : G_MAXUINT64;
+  VkDeviceSize max_alloc =
+    self->info->max_memory_allocation_size ? self->info->max_memory_allocation_size : G_MAXUINT64;
   if (self->info->max_buffer_size)
     max_alloc = MIN (max_alloc, self->info->max_buffer_size);
 
@@ -270,7 +270,7 @@ dl_memory_alloc (DlDevice *self, VkDeviceSize size, const char *what, GError **e
       if (block_take (b, asize, &off))
         {
           a = g_new0 (DlAllocation, 1);
-          *a = (DlAllocation) { b, off, asize };
+          *a = (DlAllocation){ b, off, asize };
           break;
         }
     }
@@ -287,7 +287,7 @@ dl_memory_alloc (DlDevice *self, VkDeviceSize size, const char *what, GError **e
       gboolean ok = block_take (b, asize, &off);
       g_assert (ok);
       a = g_new0 (DlAllocation, 1);
-      *a = (DlAllocation) { b, off, asize };
+      *a = (DlAllocation){ b, off, asize };
     }
   self->in_use += asize;
   self->peak = MAX (self->peak, self->in_use);
@@ -420,7 +420,8 @@ ensure_staging (DlDevice *self, GError **error)
   };
   if (!DL_VK_CHECK (vkAllocateMemory (self->device, &mai, NULL, &self->staging_memory), error) ||
       !DL_VK_CHECK (vkBindBufferMemory (self->device, self->staging_buffer, self->staging_memory, 0), error) ||
-      !DL_VK_CHECK (vkMapMemory (self->device, self->staging_memory, 0, VK_WHOLE_SIZE, 0, &self->staging_mapped), error))
+      !DL_VK_CHECK (vkMapMemory (self->device, self->staging_memory, 0, VK_WHOLE_SIZE, 0, &self->staging_mapped),
+                    error))
     return FALSE;
   self->staging_size = STAGING_MAX;
   return TRUE;
@@ -428,8 +429,8 @@ ensure_staging (DlDevice *self, GError **error)
 
 /* Copy through the staging buffer, one chunk per submission. */
 static gboolean
-staged_copy (DlDevice *self, DlMemBlock *block, VkDeviceSize offset, void *host, VkDeviceSize size,
-             gboolean to_device, GError **error)
+staged_copy (DlDevice *self, DlMemBlock *block, VkDeviceSize offset, void *host, VkDeviceSize size, gboolean to_device,
+             GError **error)
 {
   gboolean ok = FALSE;
   g_mutex_lock (&self->transfer_mutex);
@@ -439,7 +440,7 @@ staged_copy (DlDevice *self, DlMemBlock *block, VkDeviceSize offset, void *host,
     {
       VkDeviceSize n = MIN (size - done, self->staging_size);
       if (to_device)
-        memcpy (self->staging_mapped, (const char *) host + done, n);
+        memcpy (self->staging_mapped, (const char *)host + done, n);
 
       VkCommandBufferBeginInfo bi = {
         .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
@@ -464,8 +465,8 @@ staged_copy (DlDevice *self, DlMemBlock *block, VkDeviceSize offset, void *host,
         .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_HOST_READ_BIT,
       };
       vkCmdPipelineBarrier (self->transfer_cmd, VK_PIPELINE_STAGE_TRANSFER_BIT,
-                            VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0,
-                            NULL, 0, NULL);
+                            VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, NULL, 0,
+                            NULL);
       if (!DL_VK_CHECK (vkEndCommandBuffer (self->transfer_cmd), error))
         goto out;
       VkSubmitInfo si = {
@@ -485,7 +486,7 @@ staged_copy (DlDevice *self, DlMemBlock *block, VkDeviceSize offset, void *host,
           !DL_VK_CHECK (vkResetFences (self->device, 1, &self->transfer_fence), error))
         goto out;
       if (!to_device)
-        memcpy ((char *) host + done, self->staging_mapped, n);
+        memcpy ((char *)host + done, self->staging_mapped, n);
       done += n;
     }
   ok = TRUE;
@@ -502,21 +503,20 @@ dl_memory_write (DlDevice *self, DlMemBlock *block, VkDeviceSize offset, const v
     {
       if (!dl_device_wait_idle (self, error))
         return FALSE;
-      memcpy ((char *) block->mapped + offset, data, size);
+      memcpy ((char *)block->mapped + offset, data, size);
       return TRUE;
     }
-  return staged_copy (self, block, offset, (void *) data, size, TRUE, error);
+  return staged_copy (self, block, offset, (void *)data, size, TRUE, error);
 }
 
 gboolean
-dl_memory_read (DlDevice *self, DlMemBlock *block, VkDeviceSize offset, void *data, VkDeviceSize size,
-                GError **error)
+dl_memory_read (DlDevice *self, DlMemBlock *block, VkDeviceSize offset, void *data, VkDeviceSize size, GError **error)
 {
   if (block->mapped)
     {
       if (!dl_device_wait_idle (self, error))
         return FALSE;
-      memcpy (data, (const char *) block->mapped + offset, size);
+      memcpy (data, (const char *)block->mapped + offset, size);
       return TRUE;
     }
   return staged_copy (self, block, offset, data, size, FALSE, error);
@@ -538,12 +538,13 @@ dl_device_get_memory_budget (DlDevice *self, gboolean *from_driver)
   };
   vkGetPhysicalDeviceMemoryProperties2 (self->physical, &props);
   guint64 total = 0;
-  for (uint32_t h = 0; h < props.memoryProperties.memoryHeapCount; h++) {
-    const VkMemoryHeap *heap = &props.memoryProperties.memoryHeaps[h];
-    if (!(heap->flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT))
-      continue;
-    total += have && budget.heapBudget[h] ? MIN (budget.heapBudget[h], heap->size) : heap->size;
-  }
+  for (uint32_t h = 0; h < props.memoryProperties.memoryHeapCount; h++)
+    {
+      const VkMemoryHeap *heap = &props.memoryProperties.memoryHeaps[h];
+      if (!(heap->flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT))
+        continue;
+      total += have && budget.heapBudget[h] ? MIN (budget.heapBudget[h], heap->size) : heap->size;
+    }
   if (from_driver)
     *from_driver = have;
   g_mutex_lock (&self->mem_mutex);

@@ -4,7 +4,8 @@
 #include "dl-pipeline.h"
 #include "dl-spirv-reflect.h"
 
-struct _DlPipeline {
+struct _DlPipeline
+{
   char *name; /* shader name plus spec constants, for profiles and debug labels */
   VkShaderModule module;
   VkPipelineLayout layout;

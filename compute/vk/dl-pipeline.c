@@ -9,7 +9,8 @@
 #include <string.h>
 
 /* VkPipelineCacheHeaderVersionOne */
-typedef struct {
+typedef struct
+{
   uint32_t length;
   uint32_t version;
   uint32_t vendor_id;
@@ -20,7 +21,7 @@ typedef struct {
 static int
 compare_entry (const void *key, const void *elem)
 {
-  return strcmp (key, ((const DlShaderEntry *) elem)->name);
+  return strcmp (key, ((const DlShaderEntry *)elem)->name);
 }
 
 const DlShaderEntry *
@@ -72,9 +73,8 @@ load_cache (DlDevice *dev)
   if (len < sizeof h)
     goto reject;
   memcpy (&h, data, sizeof h);
-  if (h.length < sizeof h || h.version != VK_PIPELINE_CACHE_HEADER_VERSION_ONE ||
-      h.vendor_id != dev->info->vendor_id || h.device_id != dev->info->device_id ||
-      memcmp (h.uuid, dev->info->pipeline_cache_uuid, VK_UUID_SIZE) != 0)
+  if (h.length < sizeof h || h.version != VK_PIPELINE_CACHE_HEADER_VERSION_ONE || h.vendor_id != dev->info->vendor_id ||
+      h.device_id != dev->info->device_id || memcmp (h.uuid, dev->info->pipeline_cache_uuid, VK_UUID_SIZE) != 0)
     goto reject;
   return g_bytes_new_take (data, len);
 reject:
@@ -96,7 +96,7 @@ save_cache (DlDevice *dev)
   g_autoptr (GError) error = NULL;
   /* g_file_set_contents writes a temporary file and renames it into place */
   if (g_mkdir_with_parents (dir, 0755) != 0 ||
-      !g_file_set_contents (dev->pipeline_cache_path, data, (gssize) size, &error))
+      !g_file_set_contents (dev->pipeline_cache_path, data, (gssize)size, &error))
     g_debug ("Could not save the pipeline cache to %s: %s", dev->pipeline_cache_path,
              error ? error->message : g_strerror (errno));
 }
@@ -158,7 +158,7 @@ get_set_layout (DlDevice *dev, guint n, GError **error)
     return dev->set_layouts[n];
   VkDescriptorSetLayoutBinding b[DL_MAX_BINDINGS];
   for (guint i = 0; i < n; i++)
-    b[i] = (VkDescriptorSetLayoutBinding) {
+    b[i] = (VkDescriptorSetLayoutBinding){
       .binding = i,
       .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
       .descriptorCount = 1,
@@ -176,8 +176,8 @@ get_set_layout (DlDevice *dev, guint n, GError **error)
 }
 
 static DlPipeline *
-pipeline_create (DlDevice *dev, const DlShaderEntry *entry, const char *name, const uint32_t *spec,
-                 guint n_spec, GError **error)
+pipeline_create (DlDevice *dev, const DlShaderEntry *entry, const char *name, const uint32_t *spec, guint n_spec,
+                 GError **error)
 {
   g_autoptr (GError) local = NULL;
   DlPipeline *p = g_new0 (DlPipeline, 1);
@@ -234,7 +234,7 @@ pipeline_create (DlDevice *dev, const DlShaderEntry *entry, const char *name, co
   VkSpecializationMapEntry map[32];
   g_assert (n_spec <= G_N_ELEMENTS (map));
   for (guint i = 0; i < n_spec; i++)
-    map[i] = (VkSpecializationMapEntry) { .constantID = i, .offset = i * 4, .size = 4 };
+    map[i] = (VkSpecializationMapEntry){ .constantID = i, .offset = i * 4, .size = 4 };
   VkSpecializationInfo si = {
     .mapEntryCount = n_spec,
     .pMapEntries = map,
@@ -254,7 +254,7 @@ pipeline_create (DlDevice *dev, const DlShaderEntry *entry, const char *name, co
   };
   if (!DL_VK_CHECK (vkCreateComputePipelines (dev->device, dev->pipeline_cache, 1, &pci, NULL, &p->pipeline), &local))
     goto fail;
-  dl_device_set_object_name (dev, VK_OBJECT_TYPE_PIPELINE, (uint64_t) p->pipeline, p->name);
+  dl_device_set_object_name (dev, VK_OBJECT_TYPE_PIPELINE, (uint64_t)p->pipeline, p->name);
   return p;
 
 fail:

@@ -13,8 +13,8 @@ gboolean dl_shader_exists (const char *name);
 /* The pipeline for `shader` with specialization constants 0..n_spec-1 set to
  * `spec` (uint32 each; floats as their bits).  Created on first use and cached on
  * the device for its lifetime; thread-safe. */
-DlPipeline *dl_device_get_pipeline (DlDevice *device, const char *shader, const uint32_t *spec,
-                                    guint n_spec, GError **error);
+DlPipeline *dl_device_get_pipeline (DlDevice *device, const char *shader, const uint32_t *spec, guint n_spec,
+                                    GError **error);
 
 const char *dl_pipeline_get_name (DlPipeline *pipeline);
 guint dl_pipeline_get_n_bindings (DlPipeline *pipeline);

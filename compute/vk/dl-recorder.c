@@ -8,19 +8,22 @@
 #define MAX_PENDING_RANGES 256
 #define SETS_PER_POOL 128
 
-typedef struct {
+typedef struct
+{
   DlMemBlock *block;
   guint64 start, end;
 } Span;
 
 /* Descriptor sets for devices without push descriptors: allocated once per chunk
  * and binding count, rewritten each time the chunk is recorded again. */
-typedef struct {
+typedef struct
+{
   GArray *sets; /* VkDescriptorSet */
   guint used;
 } SetCache;
 
-typedef struct {
+typedef struct
+{
   VkCommandBuffer cmd;
   VkFence fence;
   gboolean recording;
@@ -35,7 +38,8 @@ typedef struct {
   VkPipeline bound;
 } Chunk;
 
-struct _DlRecorder {
+struct _DlRecorder
+{
   DlDevice *dev;
   VkCommandPool pool;
   GPtrArray *chunks; /* Chunk* */
@@ -101,7 +105,8 @@ dl_recorder_new (DlDevice *dev, GError **error)
   return rec;
 }
 
-typedef struct {
+typedef struct
+{
   gpointer data;
   GDestroyNotify destroy;
 } Held;
@@ -308,8 +313,8 @@ emit_barrier (DlRecorder *rec, Chunk *c)
     .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
     .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT,
   };
-  vkCmdPipelineBarrier (c->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1,
-                        &mb, 0, NULL, 0, NULL);
+  vkCmdPipelineBarrier (c->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb,
+                        0, NULL, 0, NULL);
   g_array_set_size (rec->reads, 0);
   g_array_set_size (rec->writes, 0);
   rec->n_barriers++;
@@ -357,8 +362,8 @@ next_set (DlRecorder *rec, Chunk *c, DlPipeline *p, GError **error)
 }
 
 gboolean
-dl_recorder_dispatch (DlRecorder *rec, DlPipeline *p, const DlBinding *bindings, guint n_bindings,
-                      const void *push, gsize push_size, guint32 gx, guint32 gy, guint32 gz, GError **error)
+dl_recorder_dispatch (DlRecorder *rec, DlPipeline *p, const DlBinding *bindings, guint n_bindings, const void *push,
+                      gsize push_size, guint32 gx, guint32 gy, guint32 gz, GError **error)
 {
   g_return_val_if_fail (rec != NULL, FALSE);
   g_return_val_if_fail (p != NULL, FALSE);
@@ -410,12 +415,11 @@ dl_recorder_dispatch (DlRecorder *rec, DlPipeline *p, const DlBinding *bindings,
           g_autofree char *r = g_format_size_full (range, G_FORMAT_SIZE_IEC_UNITS);
           g_autofree char *l = g_format_size_full (max_range, G_FORMAT_SIZE_IEC_UNITS);
           g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
-                       "%s: binding %u spans %s, more than this device's maxStorageBufferRange (%s)", p->name, i,
-                       r, l);
+                       "%s: binding %u spans %s, more than this device's maxStorageBufferRange (%s)", p->name, i, r, l);
           return FALSE;
         }
-      bi[i] = (VkDescriptorBufferInfo) { b->block->buffer, base, range };
-      spans[i] = (Span) { b->block, b->offset, b->offset + b->size };
+      bi[i] = (VkDescriptorBufferInfo){ b->block->buffer, base, range };
+      spans[i] = (Span){ b->block, b->offset, b->offset + b->size };
     }
 
   Chunk *c = begin_chunk (rec, error);
@@ -444,7 +448,7 @@ dl_recorder_dispatch (DlRecorder *rec, DlPipeline *p, const DlBinding *bindings,
 
   VkWriteDescriptorSet w[DL_MAX_BINDINGS];
   for (guint i = 0; i < n_bindings; i++)
-    w[i] = (VkWriteDescriptorSet) {
+    w[i] = (VkWriteDescriptorSet){
       .sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
       .dstBinding = i,
       .descriptorCount = 1,
@@ -467,7 +471,7 @@ dl_recorder_dispatch (DlRecorder *rec, DlPipeline *p, const DlBinding *bindings,
       vkCmdBindDescriptorSets (c->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, 1, &set, 0, NULL);
     }
   if (push_size)
-    vkCmdPushConstants (c->cmd, p->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, (uint32_t) push_size, push);
+    vkCmdPushConstants (c->cmd, p->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, (uint32_t)push_size, push);
 
   vkCmdDispatch (c->cmd, gx, gy, gz);
   c->n_dispatches++;
@@ -529,17 +533,17 @@ collect_timestamps (DlRecorder *rec, Chunk *c)
                              VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT) != VK_SUCCESS)
     return;
   const DlDeviceInfo *info = rec->dev->info;
-  uint64_t mask = info->timestamp_valid_bits >= 64 ? ~(uint64_t) 0 : ((uint64_t) 1 << info->timestamp_valid_bits) - 1;
+  uint64_t mask = info->timestamp_valid_bits >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << info->timestamp_valid_bits) - 1;
   for (guint i = 0; i < c->labels->len; i++)
     {
-      double ns = (double) ((ts[i + 1] - ts[i]) & mask) * info->timestamp_period_ns;
+      double ns = (double)((ts[i + 1] - ts[i]) & mask) * info->timestamp_period_ns;
       const char *name = g_ptr_array_index (c->labels, i);
       DlProfileEntry *e = g_hash_table_lookup (rec->profile, name);
       if (!e)
         {
           e = g_new0 (DlProfileEntry, 1);
           e->name = name;
-          g_hash_table_insert (rec->profile, (gpointer) name, e);
+          g_hash_table_insert (rec->profile, (gpointer)name, e);
         }
       e->count++;
       e->total_ns += ns;
@@ -590,7 +594,7 @@ dl_recorder_get_profile (DlRecorder *rec)
   gpointer v;
   g_hash_table_iter_init (&it, rec->profile);
   while (g_hash_table_iter_next (&it, NULL, &v))
-    g_array_append_val (out, *(DlProfileEntry *) v);
+    g_array_append_val (out, *(DlProfileEntry *)v);
   g_array_sort (out, compare_profile);
   return out;
 }

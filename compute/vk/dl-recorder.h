@@ -20,7 +20,8 @@ typedef struct _DlRecorder DlRecorder;
 #define DL_BINDING_ALIGN 256u
 
 /* A byte range of device memory as a shader sees it. */
-typedef struct {
+typedef struct
+{
   DlMemBlock *block;
   guint64 offset;
   guint64 size;
@@ -31,7 +32,7 @@ typedef struct {
 static inline guint32
 dl_binding_shader_offset (const DlBinding *b, gsize elem_size)
 {
-  return (guint32) ((b->offset % DL_BINDING_ALIGN) / elem_size);
+  return (guint32)((b->offset % DL_BINDING_ALIGN) / elem_size);
 }
 
 DlRecorder *dl_recorder_new (DlDevice *device, GError **error);
@@ -44,9 +45,9 @@ DlDevice *dl_recorder_get_device (DlRecorder *rec);
  * bindings[i] goes to binding i and must be marked write when the shader may
  * write it.  Fails (nothing recorded) on a binding larger than the device's
  * maxStorageBufferRange or on an interface mismatch. */
-gboolean dl_recorder_dispatch (DlRecorder *rec, DlPipeline *pipeline, const DlBinding *bindings,
-                               guint n_bindings, const void *push, gsize push_size, guint32 groups_x,
-                               guint32 groups_y, guint32 groups_z, GError **error);
+gboolean dl_recorder_dispatch (DlRecorder *rec, DlPipeline *pipeline, const DlBinding *bindings, guint n_bindings,
+                               const void *push, gsize push_size, guint32 groups_x, guint32 groups_y, guint32 groups_z,
+                               GError **error);
 
 /* Keep `data` alive until the recorded work has run: dl_recorder_finish() calls
  * `destroy` on it.  Ops hold every tensor they bind, so callers may drop their
@@ -65,7 +66,8 @@ gboolean dl_recorder_finish (DlRecorder *rec, GError **error);
 void dl_recorder_set_profiling (DlRecorder *rec, gboolean enable);
 gboolean dl_recorder_get_profiling (DlRecorder *rec);
 
-typedef struct {
+typedef struct
+{
   const char *name; /* pipeline name (owned by the device) */
   guint count;
   double total_ns;

@@ -5,7 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct {
+typedef struct
+{
   const char *name;
   const uint32_t *code;
   size_t size; /* bytes */

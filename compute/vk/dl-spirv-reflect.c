@@ -7,7 +7,8 @@
 
 #include <string.h>
 
-enum {
+enum
+{
   OP_TYPE_INT = 21,
   OP_TYPE_FLOAT = 22,
   OP_TYPE_VECTOR = 23,
@@ -20,7 +21,8 @@ enum {
   OP_DECORATE = 71,
   OP_MEMBER_DECORATE = 72,
 };
-enum {
+enum
+{
   DEC_SPEC_ID = 1,
   DEC_BLOCK = 2,
   DEC_BUFFER_BLOCK = 3,
@@ -30,13 +32,15 @@ enum {
   DEC_DESCRIPTOR_SET = 34,
   DEC_OFFSET = 35,
 };
-enum {
+enum
+{
   SC_UNIFORM = 2,
   SC_PUSH_CONSTANT = 9,
   SC_STORAGE_BUFFER = 12,
 };
 
-typedef struct {
+typedef struct
+{
   uint32_t op;
   uint32_t a, b, c; /* operands, meaning depends on op */
   guint32 binding;
@@ -130,7 +134,7 @@ dl_spirv_reflect (const uint32_t *code, gsize n_words, DlSpirvInterface *out, GE
         case OP_TYPE_INT:
         case OP_TYPE_FLOAT:
           if (wc >= 3 && w[1] < bound)
-            ids[w[1]] = (Id) { .op = op, .a = w[2] };
+            ids[w[1]] = (Id){ .op = op, .a = w[2] };
           break;
         case OP_TYPE_VECTOR:
         case OP_TYPE_MATRIX:
@@ -234,16 +238,15 @@ dl_spirv_reflect (const uint32_t *code, gsize n_words, DlSpirvInterface *out, GE
           if (d->set != 0 || d->binding >= DL_SPIRV_MAX_BINDINGS)
             {
               g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
-                           "storage buffer at set %u binding %u: only set 0, bindings < %u are supported",
-                           d->set, d->binding, DL_SPIRV_MAX_BINDINGS);
+                           "storage buffer at set %u binding %u: only set 0, bindings < %u are supported", d->set,
+                           d->binding, DL_SPIRV_MAX_BINDINGS);
               ok = FALSE;
               break;
             }
           out->n_bindings = MAX (out->n_bindings, d->binding + 1);
           /* readonly appears on the variable or on every member of its block */
           gboolean nw = d->non_writable;
-          if (!nw && st->op == OP_TYPE_STRUCT && st->member_nw && st->members &&
-              st->member_nw->len >= st->members->len)
+          if (!nw && st->op == OP_TYPE_STRUCT && st->member_nw && st->members && st->member_nw->len >= st->members->len)
             {
               nw = TRUE;
               for (guint m = 0; m < st->members->len; m++)

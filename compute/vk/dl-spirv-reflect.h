@@ -7,11 +7,12 @@
 
 #define DL_SPIRV_MAX_BINDINGS 16
 
-typedef struct {
-  guint n_bindings;                       /* highest storage-buffer binding + 1 (set 0) */
+typedef struct
+{
+  guint n_bindings;                         /* highest storage-buffer binding + 1 (set 0) */
   gboolean writable[DL_SPIRV_MAX_BINDINGS]; /* not declared readonly */
-  guint push_constant_size;               /* bytes, 0 when none */
-  guint n_spec_constants;                 /* highest SpecId + 1 */
+  guint push_constant_size;                 /* bytes, 0 when none */
+  guint n_spec_constants;                   /* highest SpecId + 1 */
 } DlSpirvInterface;
 
 gboolean dl_spirv_reflect (const uint32_t *code, gsize n_words, DlSpirvInterface *out, GError **error);

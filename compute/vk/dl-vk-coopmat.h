@@ -8,10 +8,11 @@
 #ifndef VK_KHR_cooperative_matrix
 #define VK_KHR_cooperative_matrix 1
 #define VK_KHR_COOPERATIVE_MATRIX_EXTENSION_NAME "VK_KHR_cooperative_matrix"
-#define VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR ((VkStructureType) 1000506000)
-#define VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_KHR ((VkStructureType) 1000506001)
+#define VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR ((VkStructureType)1000506000)
+#define VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_KHR ((VkStructureType)1000506001)
 
-typedef struct VkCooperativeMatrixPropertiesKHR {
+typedef struct VkCooperativeMatrixPropertiesKHR
+{
   VkStructureType sType;
   void *pNext;
   uint32_t MSize;
@@ -25,7 +26,8 @@ typedef struct VkCooperativeMatrixPropertiesKHR {
   uint32_t scope;
 } VkCooperativeMatrixPropertiesKHR;
 
-typedef struct VkPhysicalDeviceCooperativeMatrixFeaturesKHR {
+typedef struct VkPhysicalDeviceCooperativeMatrixFeaturesKHR
+{
   VkStructureType sType;
   void *pNext;
   VkBool32 cooperativeMatrix;

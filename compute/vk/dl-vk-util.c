@@ -5,7 +5,9 @@ dl_vk_result_string (VkResult r)
 {
   switch (r)
     {
-#define R(x) case x: return #x;
+#define R(x) \
+  case x:    \
+    return #x;
       R (VK_SUCCESS)
       R (VK_NOT_READY)
       R (VK_TIMEOUT)

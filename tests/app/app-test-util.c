@@ -26,7 +26,7 @@ app_test_iterate (void)
 gboolean
 app_test_wait (gboolean (*cond) (gpointer data), gpointer data, double seconds)
 {
-  gint64 deadline = g_get_monotonic_time () + (gint64) (seconds * G_USEC_PER_SEC);
+  gint64 deadline = g_get_monotonic_time () + (gint64)(seconds * G_USEC_PER_SEC);
   while (!cond (data))
     {
       if (g_get_monotonic_time () >= deadline)
@@ -39,7 +39,7 @@ app_test_wait (gboolean (*cond) (gpointer data), gpointer data, double seconds)
 void
 app_test_run_for (guint ms)
 {
-  gint64 until = g_get_monotonic_time () + (gint64) ms * 1000;
+  gint64 until = g_get_monotonic_time () + (gint64)ms * 1000;
   while (g_get_monotonic_time () < until)
     app_test_iterate ();
 }
@@ -88,9 +88,9 @@ make_pixbuf (int width, int height, guint seed)
     for (int x = 0; x < width; x++)
       {
         guchar *p = pixels + y * stride + x * 3;
-        p[0] = (guchar) ((x * 255 / MAX (1, width - 1) + seed * 53) & 0xff);
-        p[1] = (guchar) ((y * 255 / MAX (1, height - 1) + seed * 97) & 0xff);
-        p[2] = (guchar) ((seed * 31 + (x ^ y)) & 0xff);
+        p[0] = (guchar)((x * 255 / MAX (1, width - 1) + seed * 53) & 0xff);
+        p[1] = (guchar)((y * 255 / MAX (1, height - 1) + seed * 97) & 0xff);
+        p[2] = (guchar)((seed * 31 + (x ^ y)) & 0xff);
       }
   return pixbuf;
 }
@@ -113,27 +113,56 @@ app_test_write_jpeg (const char *path, int width, int height, guint seed, int ex
   gsize len = 0;
   if (!gdk_pixbuf_save_to_buffer (pixbuf, &jpeg, &len, "jpeg", &error, "quality", "90", NULL))
     g_error ("cannot encode a JPEG: %s", error->message);
-  g_assert_true (len > 2 && (guchar) jpeg[0] == 0xFF && (guchar) jpeg[1] == 0xD8);
+  g_assert_true (len > 2 && (guchar)jpeg[0] == 0xFF && (guchar)jpeg[1] == 0xD8);
   GByteArray *out = g_byte_array_new ();
-  g_byte_array_append (out, (const guint8 *) jpeg, 2); /* SOI */
+  g_byte_array_append (out, (const guint8 *)jpeg, 2); /* SOI */
   if (exif_orientation > 0)
     {
       /* APP1 "Exif": a little-endian TIFF header and one IFD with one entry,
        * Orientation (0x0112, SHORT) */
       const guint8 app1[] = {
-        0xFF, 0xE1, 0x00, 34,                      /* marker, length (includes itself) */
-        'E', 'x', 'i', 'f', 0, 0,                  /* */
-        'I', 'I', 0x2A, 0x00, 8, 0, 0, 0,          /* TIFF header, IFD0 at 8 */
-        1, 0,                                      /* one entry */
-        0x12, 0x01, 3, 0, 1, 0, 0, 0,              /* Orientation, SHORT, count 1 */
-        (guint8) exif_orientation, 0, 0, 0,        /* value */
-        0, 0, 0, 0,                                /* no next IFD */
+        0xFF,
+        0xE1,
+        0x00,
+        34, /* marker, length (includes itself) */
+        'E',
+        'x',
+        'i',
+        'f',
+        0,
+        0, /* */
+        'I',
+        'I',
+        0x2A,
+        0x00,
+        8,
+        0,
+        0,
+        0, /* TIFF header, IFD0 at 8 */
+        1,
+        0, /* one entry */
+        0x12,
+        0x01,
+        3,
+        0,
+        1,
+        0,
+        0,
+        0, /* Orientation, SHORT, count 1 */
+        (guint8)exif_orientation,
+        0,
+        0,
+        0, /* value */
+        0,
+        0,
+        0,
+        0, /* no next IFD */
       };
       G_STATIC_ASSERT (sizeof app1 == 36);
       g_byte_array_append (out, app1, sizeof app1);
     }
-  g_byte_array_append (out, (const guint8 *) jpeg + 2, (guint) (len - 2));
-  if (!g_file_set_contents (path, (const char *) out->data, out->len, &error))
+  g_byte_array_append (out, (const guint8 *)jpeg + 2, (guint)(len - 2));
+  if (!g_file_set_contents (path, (const char *)out->data, out->len, &error))
     g_error ("cannot write %s: %s", path, error->message);
   g_byte_array_unref (out);
 }
@@ -197,13 +226,13 @@ guchar *
 app_test_texture_rgba (GdkTexture *texture)
 {
   int w = gdk_texture_get_width (texture), h = gdk_texture_get_height (texture);
-  gsize stride = (gsize) w * 4;
-  guchar *argb = g_malloc (stride * (gsize) h);
+  gsize stride = (gsize)w * 4;
+  guchar *argb = g_malloc (stride * (gsize)h);
   /* GTK 4.8 downloads premultiplied native-endian ARGB32; the textures compared
    * here are opaque, so no division is needed */
   gdk_texture_download (texture, argb, stride);
-  guchar *rgba = g_malloc (stride * (gsize) h);
-  for (gsize i = 0; i < (gsize) w * (gsize) h; i++)
+  guchar *rgba = g_malloc (stride * (gsize)h);
+  for (gsize i = 0; i < (gsize)w * (gsize)h; i++)
     {
       guint32 px;
       memcpy (&px, argb + i * 4, 4);
@@ -221,7 +250,7 @@ app_test_texture_has_content (GdkTexture *texture)
 {
   int w = gdk_texture_get_width (texture), h = gdk_texture_get_height (texture);
   g_autofree guchar *rgba = app_test_texture_rgba (texture);
-  for (gsize i = 1; i < (gsize) w * (gsize) h; i++)
+  for (gsize i = 1; i < (gsize)w * (gsize)h; i++)
     if (memcmp (rgba + i * 4, rgba, 4) != 0)
       return TRUE;
   return FALSE;
@@ -236,10 +265,10 @@ app_test_texture_difference (GdkTexture *a, GdkTexture *b)
   g_autofree guchar *pa = app_test_texture_rgba (a);
   g_autofree guchar *pb = app_test_texture_rgba (b);
   double sum = 0;
-  for (gsize i = 0; i < (gsize) w * (gsize) h; i++)
+  for (gsize i = 0; i < (gsize)w * (gsize)h; i++)
     for (int c = 0; c < 3; c++)
-      sum += ABS ((int) pa[i * 4 + c] - (int) pb[i * 4 + c]);
-  return sum / ((double) w * h * 3);
+      sum += ABS ((int)pa[i * 4 + c] - (int)pb[i * 4 + c]);
+  return sum / ((double)w * h * 3);
 }
 
 void

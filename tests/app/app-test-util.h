@@ -13,15 +13,15 @@ void app_test_init (int *argc, char ***argv);
 /* Run the main loop until `cond (data)` holds or `seconds` pass; FALSE on timeout. */
 gboolean app_test_wait (gboolean (*cond) (gpointer data), gpointer data, double seconds);
 /* The same for an expression; a timeout fails the test, naming the expression. */
-#define APP_TEST_WAIT_UNTIL(expr, seconds)                                                                       \
-  G_STMT_START                                                                                                   \
-  {                                                                                                              \
-    gint64 deadline_ = g_get_monotonic_time () + (gint64) ((seconds) * G_USEC_PER_SEC);                        \
-    while (!(expr) && g_get_monotonic_time () < deadline_)                                                       \
-      app_test_iterate ();                                                                                       \
-    if (!(expr))                                                                                                 \
-      g_error ("%s:%d: gave up after %g s waiting for %s", __FILE__, __LINE__, (double) (seconds), #expr);      \
-  }                                                                                                              \
+#define APP_TEST_WAIT_UNTIL(expr, seconds)                                                                \
+  G_STMT_START                                                                                            \
+  {                                                                                                       \
+    gint64 deadline_ = g_get_monotonic_time () + (gint64)((seconds)*G_USEC_PER_SEC);                      \
+    while (!(expr) && g_get_monotonic_time () < deadline_)                                                \
+      app_test_iterate ();                                                                                \
+    if (!(expr))                                                                                          \
+      g_error ("%s:%d: gave up after %g s waiting for %s", __FILE__, __LINE__, (double)(seconds), #expr); \
+  }                                                                                                       \
   G_STMT_END
 /* One round of the main loop without blocking for long. */
 void app_test_iterate (void);

@@ -17,7 +17,7 @@
 static int
 cmp_double (gconstpointer a, gconstpointer b)
 {
-  double x = *(const double *) a, y = *(const double *) b;
+  double x = *(const double *)a, y = *(const double *)b;
   return (x > y) - (x < y);
 }
 
@@ -36,7 +36,7 @@ fill (DlLossCurve *curve, int n)
   for (int i = 1; i <= n; i++)
     {
       double trend = 0.08 + 0.5 / sqrt (i);
-      dl_loss_curve_add_step (curve, i, trend * g_rand_double_range (rand, 0.6, 1.4), 1e-4 * (1.0 - (double) i / n));
+      dl_loss_curve_add_step (curve, i, trend * g_rand_double_range (rand, 0.6, 1.4), 1e-4 * (1.0 - (double)i / n));
       if (i % 100 == 0)
         dl_loss_curve_add_validation (curve, i, trend);
     }
@@ -60,7 +60,8 @@ run (GskRenderer *renderer, DlLossCurve *curve, int n)
       g_autoptr (GskRenderNode) node = gtk_snapshot_free_to_node (snapshot);
       g_assert_nonnull (node);
       gint64 t1 = g_get_monotonic_time ();
-      g_autoptr (GdkTexture) texture = gsk_renderer_render_texture (renderer, node, &GRAPHENE_RECT_INIT (0, 0, width, height));
+      g_autoptr (GdkTexture) texture =
+        gsk_renderer_render_texture (renderer, node, &GRAPHENE_RECT_INIT (0, 0, width, height));
       gint64 t2 = g_get_monotonic_time ();
       g_assert_nonnull (texture);
       if (f < 0)

@@ -5,7 +5,8 @@
 #include <math.h>
 #include <string.h>
 
-struct _DlTestPreviewBackend {
+struct _DlTestPreviewBackend
+{
   GObject parent_instance;
   guint step_delay;
   guint hold_call;
@@ -54,12 +55,12 @@ draw (const DlPreviewRequest *request)
       lora_shift += l->strength;
     }
   int w = request->width, ht = request->height;
-  gsize stride = (gsize) w * 4;
-  guchar *rgba = g_malloc (stride * (gsize) ht);
-  double cx = (double) (h % 1000) / 1000.0 * w, cy = (double) ((h >> 10) % 1000) / 1000.0 * ht;
-  double period = 6.0 + (double) ((h >> 20) % 24);
-  guchar base[3] = { (guchar) (h >> 32), (guchar) (h >> 40), (guchar) (h >> 48) };
-  int accent = ((int) (fabs (lora_shift) * 2)) % 3;
+  gsize stride = (gsize)w * 4;
+  guchar *rgba = g_malloc (stride * (gsize)ht);
+  double cx = (double)(h % 1000) / 1000.0 * w, cy = (double)((h >> 10) % 1000) / 1000.0 * ht;
+  double period = 6.0 + (double)((h >> 20) % 24);
+  guchar base[3] = { (guchar)(h >> 32), (guchar)(h >> 40), (guchar)(h >> 48) };
+  int accent = ((int)(fabs (lora_shift) * 2)) % 3;
   for (int y = 0; y < ht; y++)
     for (int x = 0; x < w; x++)
       {
@@ -67,10 +68,10 @@ draw (const DlPreviewRequest *request)
         double ring = 0.5 + 0.5 * sin (d / period * 2 * G_PI + lora_shift * 3.0);
         guchar *p = rgba + y * stride + x * 4;
         for (int c = 0; c < 3; c++)
-          p[c] = (guchar) CLAMP (base[c] * 0.5 + ring * 127.0 * (c == accent ? 1.0 : 0.6), 0, 255);
+          p[c] = (guchar)CLAMP (base[c] * 0.5 + ring * 127.0 * (c == accent ? 1.0 : 0.6), 0, 255);
         p[3] = 255;
       }
-  g_autoptr (GBytes) bytes = g_bytes_new_take (rgba, stride * (gsize) ht);
+  g_autoptr (GBytes) bytes = g_bytes_new_take (rgba, stride * (gsize)ht);
   return dl_preview_image_new (w, ht, stride, bytes);
 }
 
@@ -121,7 +122,7 @@ generate (DlPreviewBackend *backend, const DlPreviewRequest *request, GCancellab
           DlPreviewProgressFunc progress, gpointer progress_data, GError **error)
 {
   DlTestPreviewBackend *self = DL_TEST_PREVIEW_BACKEND (backend);
-  guint call = (guint) g_atomic_int_add (&self->n_calls, 1) + 1;
+  guint call = (guint)g_atomic_int_add (&self->n_calls, 1) + 1;
   int running = g_atomic_int_add (&self->n_running, 1) + 1;
   g_mutex_lock (&self->lock);
   self->max_concurrent = MAX (self->max_concurrent, running);
@@ -205,7 +206,7 @@ guint
 dl_test_preview_backend_get_n_calls (DlTestPreviewBackend *self)
 {
   g_return_val_if_fail (DL_IS_TEST_PREVIEW_BACKEND (self), 0);
-  return (guint) g_atomic_int_get (&self->n_calls);
+  return (guint)g_atomic_int_get (&self->n_calls);
 }
 
 guint
@@ -213,7 +214,7 @@ dl_test_preview_backend_get_max_concurrent (DlTestPreviewBackend *self)
 {
   g_return_val_if_fail (DL_IS_TEST_PREVIEW_BACKEND (self), 0);
   g_mutex_lock (&self->lock);
-  guint n = (guint) self->max_concurrent;
+  guint n = (guint)self->max_concurrent;
   g_mutex_unlock (&self->lock);
   return n;
 }
@@ -222,5 +223,5 @@ guint
 dl_test_preview_backend_get_n_cancelled (DlTestPreviewBackend *self)
 {
   g_return_val_if_fail (DL_IS_TEST_PREVIEW_BACKEND (self), 0);
-  return (guint) g_atomic_int_get (&self->n_cancelled);
+  return (guint)g_atomic_int_get (&self->n_cancelled);
 }

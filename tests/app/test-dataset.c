@@ -18,7 +18,8 @@
 
 static DlApplication *app;
 
-typedef struct {
+typedef struct
+{
   char *dir;
   DlWindow *win;
   DlDatasetPage *page;
@@ -102,10 +103,11 @@ tile_shows (GtkWidget *tile, gconstpointer image)
 static DlImageTile *
 find_tile_in (GtkWidget *widget, DlDatasetImage *image)
 {
-  return (DlImageTile *) app_test_find_widget (widget, DL_TYPE_IMAGE_TILE, tile_shows, image);
+  return (DlImageTile *)app_test_find_widget (widget, DL_TYPE_IMAGE_TILE, tile_shows, image);
 }
 
-typedef struct {
+typedef struct
+{
   Fixture *f;
   DlDatasetImage *image;
   DlImageTile *tile;
@@ -147,7 +149,7 @@ file_has (const char *path, const char *text)
 static void
 note_loaded (DlWindow *win, DlProject *project, gpointer data)
 {
-  *(gboolean *) data = TRUE;
+  *(gboolean *)data = TRUE;
 }
 
 /* Open through the window, as Open and the recent list do, and wait for it. */
@@ -185,15 +187,16 @@ test_drop (Fixture *f, gconstpointer data)
   /* 400 × 200 as stored, held upright: EXIF orientation 6 (rotate 90°) */
   app_test_write_jpeg (b, 400, 200, 2, 6);
   app_test_write_file (broken, "this is not a picture at all");
-  static const guint8 gif89[] = { 'G', 'I', 'F', '8', '9', 'a', 1, 0, 1, 0, 0x80, 0, 0, 0xFF, 0xFF, 0xFF, 0, 0, 0,
-                                  0x21, 0xF9, 4, 1, 0, 0, 0, 0, 0x2C, 0, 0, 0, 0, 1, 0, 1, 0, 0, 2, 2, 0x44, 1, 0, 0x3B };
-  g_assert_true (g_file_set_contents (gif, (const char *) gif89, sizeof gif89, NULL));
+  static const guint8 gif89[] = { 'G',  'I', 'F', '8', '9',  'a',  1, 0, 1, 0,    0x80, 0, 0,    0xFF, 0xFF,
+                                  0xFF, 0,   0,   0,   0x21, 0xF9, 4, 1, 0, 0,    0,    0, 0x2C, 0,    0,
+                                  0,    0,   1,   0,   1,    0,    0, 2, 2, 0x44, 1,    0, 0x3B };
+  g_assert_true (g_file_set_contents (gif, (const char *)gif89, sizeof gif89, NULL));
   app_test_write_file (notes, "not an image");
   app_test_write_png (c, 64, 64, 3);
   g_autofree char *a_bytes = NULL;
   gsize a_len;
   g_assert_true (g_file_get_contents (a, &a_bytes, &a_len, NULL));
-  g_assert_true (g_file_set_contents (d, a_bytes, (gssize) a_len, NULL)); /* the same picture again */
+  g_assert_true (g_file_set_contents (d, a_bytes, (gssize)a_len, NULL)); /* the same picture again */
   app_test_write_png (hidden, 600, 600, 4);
   app_test_write_file (readme, "about these pictures");
 
@@ -297,7 +300,7 @@ test_webp (Fixture *f, gconstpointer data)
   g_assert_true (g_file_get_contents (w, &w_bytes, &w_len, NULL));
   g_assert_true (w_len > 64 && memcmp (w_bytes, "RIFF", 4) == 0 && memcmp (w_bytes + 8, "WEBP", 4) == 0);
   g_autofree char *cut = path_in (f, "cut.webp");
-  g_assert_true (g_file_set_contents (cut, w_bytes, (gssize) (w_len / 2), NULL));
+  g_assert_true (g_file_set_contents (cut, w_bytes, (gssize)(w_len / 2), NULL));
 
   g_assert_true (app_test_drop_files (dl_window_get_drop_target (f->win), w, cut, NULL));
   wait_import (f);
@@ -319,7 +322,7 @@ test_webp (Fixture *f, gconstpointer data)
   for (int y = 10; y < 240; y += 50)
     {
       g_assert_cmpint (rgba[(y * 320 + 40) * 4 + 3], ==, 255);
-      g_assert_cmpint (ABS ((int) rgba[(y * 320 + 280) * 4 + 3] - 64), <=, 4);
+      g_assert_cmpint (ABS ((int)rgba[(y * 320 + 280) * 4 + 3] - 64), <=, 4);
     }
   DlImageTile *tile = tile_for (f, iw);
   g_assert_cmpstr (dl_image_tile_get_meta_text (tile), ==, "768 × 576 · WebP");
@@ -342,29 +345,29 @@ test_jpeg_cut (Fixture *f, gconstpointer data)
   g_autofree char *bytes = NULL;
   gsize len = 0;
   g_assert_true (g_file_get_contents (whole, &bytes, &len, NULL));
-  g_assert_true (len > 1000 && (guchar) bytes[len - 2] == 0xFF && (guchar) bytes[len - 1] == 0xD9);
+  g_assert_true (len > 1000 && (guchar)bytes[len - 2] == 0xFF && (guchar)bytes[len - 1] == 0xD9);
 
   /* cut at three quarters: libjpeg alone would show it with a grey bottom */
   g_autofree char *cut = path_in (f, "cut.jpg");
-  g_assert_true (g_file_set_contents (cut, bytes, (gssize) (len * 3 / 4), NULL));
+  g_assert_true (g_file_set_contents (cut, bytes, (gssize)(len * 3 / 4), NULL));
   /* cut just before the end marker */
   g_autofree char *no_eoi = path_in (f, "no-eoi.jpg");
-  g_assert_true (g_file_set_contents (no_eoi, bytes, (gssize) (len - 2), NULL));
+  g_assert_true (g_file_set_contents (no_eoi, bytes, (gssize)(len - 2), NULL));
 
   /* whole, with a comment segment holding an end marker and bytes after the
    * real end, as some cameras write: still whole */
   GByteArray *odd = g_byte_array_new ();
-  g_byte_array_append (odd, (const guint8 *) bytes, 2);
+  g_byte_array_append (odd, (const guint8 *)bytes, 2);
   const guint8 com[] = { 0xFF, 0xFE, 0x00, 0x06, 0xFF, 0xD9, 'h', 'i' };
   g_byte_array_append (odd, com, sizeof com);
-  g_byte_array_append (odd, (const guint8 *) bytes + 2, (guint) (len - 2));
+  g_byte_array_append (odd, (const guint8 *)bytes + 2, (guint)(len - 2));
   const guint8 trailer[] = { 'C', 'A', 'M', 0, 1, 2, 3 };
   g_byte_array_append (odd, trailer, sizeof trailer);
   g_autofree char *tail = path_in (f, "tail.jpg");
-  g_assert_true (g_file_set_contents (tail, (const char *) odd->data, odd->len, NULL));
+  g_assert_true (g_file_set_contents (tail, (const char *)odd->data, odd->len, NULL));
   /* and the same cut inside the scan, where the comment's end marker must not count */
   g_autofree char *tail_cut = path_in (f, "tail-cut.jpg");
-  g_assert_true (g_file_set_contents (tail_cut, (const char *) odd->data, (gssize) (odd->len / 2), NULL));
+  g_assert_true (g_file_set_contents (tail_cut, (const char *)odd->data, (gssize)(odd->len / 2), NULL));
   g_byte_array_unref (odd);
 
   g_assert_true (app_test_drop_files (dl_window_get_drop_target (f->win), whole, cut, no_eoi, tail, tail_cut, NULL));
@@ -455,8 +458,8 @@ test_paste (Fixture *f, gconstpointer data)
   /* and text that is nothing of the kind */
   gdk_clipboard_set_text (clipboard, "just some words");
   gtk_widget_activate_action (GTK_WIDGET (f->page), "dataset.paste", NULL);
-  APP_TEST_WAIT_UNTIL (g_strcmp0 (dl_dataset_page_get_last_toast (f->page),
-                                  "The clipboard holds no images or image files") == 0, 10);
+  APP_TEST_WAIT_UNTIL (
+    g_strcmp0 (dl_dataset_page_get_last_toast (f->page), "The clipboard holds no images or image files") == 0, 10);
   g_assert_cmpuint (n_images (f), ==, 3);
 }
 
@@ -537,7 +540,7 @@ test_round_trip (Fixture *f, gconstpointer data)
   dl_project_set_negative_prompt (p, "blurry");
   const guint templates[] = { 0, 3, 26 };
   dl_project_set_preview_templates (p, templates, G_N_ELEMENTS (templates));
-  g_autoptr (GPtrArray) loras = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_project_lora_free);
+  g_autoptr (GPtrArray) loras = g_ptr_array_new_with_free_func ((GDestroyNotify)dl_project_lora_free);
   g_ptr_array_add (loras, dl_project_lora_new ("/loras/cat.safetensors", 0.75));
   g_ptr_array_add (loras, dl_project_lora_new ("/loras/style.safetensors", -0.5));
   dl_project_set_loras (p, loras);
@@ -560,8 +563,8 @@ test_round_trip (Fixture *f, gconstpointer data)
     g_assert_cmpuint (g_string_replace (edited, "\"training\": {", "\"training\": {\n    \"future_knob\": true,", 1),
                       ==, 1);
     /* the steps as saved (the Train page fits them to the dataset's size), edited to 1234 */
-    g_autofree char *steps = g_strdup_printf ("\"steps\": %" G_GINT64_FORMAT ",",
-                                              dl_project_get_train_settings (p)->steps);
+    g_autofree char *steps =
+      g_strdup_printf ("\"steps\": %" G_GINT64_FORMAT ",", dl_project_get_train_settings (p)->steps);
     g_assert_cmpuint (g_string_replace (edited, steps, "\"steps\": 1234,", 1), ==, 1);
     g_assert_true (g_file_set_contents (path, edited->str, -1, NULL));
   }
@@ -580,8 +583,8 @@ test_round_trip (Fixture *f, gconstpointer data)
   g_assert_cmpuint (g_array_index (qt, guint, 2), ==, 26);
   GPtrArray *ql = dl_project_get_loras (q);
   g_assert_cmpuint (ql->len, ==, 2);
-  g_assert_cmpstr (((DlProjectLora *) ql->pdata[1])->path, ==, "/loras/style.safetensors");
-  g_assert_cmpfloat (((DlProjectLora *) ql->pdata[1])->strength, ==, -0.5);
+  g_assert_cmpstr (((DlProjectLora *)ql->pdata[1])->path, ==, "/loras/style.safetensors");
+  g_assert_cmpfloat (((DlProjectLora *)ql->pdata[1])->strength, ==, -0.5);
   GListModel *qi = dl_project_get_images (q);
   g_assert_cmpuint (g_list_model_get_n_items (qi), ==, 2);
   g_autoptr (DlDatasetImage) q0 = g_list_model_get_item (qi, 0);
@@ -629,16 +632,19 @@ test_bad_project_files (Fixture *f, gconstpointer data)
 static void
 test_bad_project_files_messages (Fixture *f, gconstpointer data)
 {
-  check_load_error (f, "[1, 2]", DL_ERROR_INVALID_FILE, "“bad.dreamloom” is not a valid project: the file does not hold a JSON object");
+  check_load_error (f, "[1, 2]", DL_ERROR_INVALID_FILE,
+                    "“bad.dreamloom” is not a valid project: the file does not hold a JSON object");
   check_load_error (f, "{\"format\": \"something-else\"}", DL_ERROR_INVALID_FILE,
                     "“bad.dreamloom” is not a Dreamloom project (it has no \"format\": \"dreamloom-project\")");
-  check_load_error (f, "{\"format\": \"dreamloom-project\", \"version\": 9}", DL_ERROR_UNSUPPORTED,
-                    "“bad.dreamloom” was saved by a newer version of Dreamloom (project format 9; this version reads up to 1)");
-  check_load_error (f, "{\"format\": \"dreamloom-project\", \"version\": 1, \"dataset\": {\"images\": [{\"caption\": \"x\"}]}}",
-                    DL_ERROR_INVALID_FILE, "“bad.dreamloom” is not a valid project: dataset.images[0] has no path");
-  check_load_error (f, "{\"format\": \"dreamloom-project\", \"version\": 1, \"dataset\": {\"resolution\": 5}}",
-                    DL_ERROR_INVALID_FILE,
-                    "“bad.dreamloom” is not a valid project: dataset.resolution should be a whole number of pixels from 32 to 4096");
+  check_load_error (
+    f, "{\"format\": \"dreamloom-project\", \"version\": 9}", DL_ERROR_UNSUPPORTED,
+    "“bad.dreamloom” was saved by a newer version of Dreamloom (project format 9; this version reads up to 1)");
+  check_load_error (
+    f, "{\"format\": \"dreamloom-project\", \"version\": 1, \"dataset\": {\"images\": [{\"caption\": \"x\"}]}}",
+    DL_ERROR_INVALID_FILE, "“bad.dreamloom” is not a valid project: dataset.images[0] has no path");
+  check_load_error (
+    f, "{\"format\": \"dreamloom-project\", \"version\": 1, \"dataset\": {\"resolution\": 5}}", DL_ERROR_INVALID_FILE,
+    "“bad.dreamloom” is not a valid project: dataset.resolution should be a whole number of pixels from 32 to 4096");
 
   /* the window says so and stays as it was */
   g_autofree char *path = path_in (f, "bad.dreamloom");
@@ -659,10 +665,10 @@ test_missing (Fixture *f, gconstpointer data)
   app_test_write_png (here, 512, 512, 1);
   g_autofree char *project_path = path_in (f, "Moved.dreamloom");
   g_autofree char *json = g_strdup_printf (
-      "{\"format\": \"dreamloom-project\", \"version\": 1, \"concept\": {\"token\": \"sks\", \"class\": \"dog\"},"
-      " \"dataset\": {\"images\": [{\"path\": \"%s\", \"caption\": \"one\"}, {\"path\": \"%s\", \"caption\": \"two\"},"
-      " {\"path\": \"%s\", \"caption\": \"three\"}]}}",
-      here, gone, lost);
+    "{\"format\": \"dreamloom-project\", \"version\": 1, \"concept\": {\"token\": \"sks\", \"class\": \"dog\"},"
+    " \"dataset\": {\"images\": [{\"path\": \"%s\", \"caption\": \"one\"}, {\"path\": \"%s\", \"caption\": \"two\"},"
+    " {\"path\": \"%s\", \"caption\": \"three\"}]}}",
+    here, gone, lost);
   app_test_write_file (project_path, json);
 
   /* opening does not fail: the missing ones are listed */

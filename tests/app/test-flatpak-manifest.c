@@ -120,7 +120,7 @@ test_modules_pinned (void)
       const char *name = string_member (m, "name");
       g_assert_nonnull (name);
       g_assert_false (g_hash_table_contains (names, name));
-      g_hash_table_add (names, (gpointer) name);
+      g_hash_table_add (names, (gpointer)name);
       const char *buildsystem = string_member (m, "buildsystem");
       g_assert_nonnull (buildsystem);
       const char *known[] = { "meson", "cmake", "cmake-ninja", "autotools", "simple", NULL };
@@ -258,8 +258,8 @@ test_build_dependencies (void)
   g_assert_true (g_hash_table_contains (programs, "glslc"));
 
   /* in org.gnome.Sdk (and, for the libraries, org.gnome.Platform) */
-  const char *in_runtime[] = { "glib-2.0", "gio-2.0", "vulkan", "json-glib-1.0", "libpng", "gdk-pixbuf-2.0", "zlib",
-                               "threads", "gtk4", "libadwaita-1", NULL };
+  const char *in_runtime[] = { "glib-2.0", "gio-2.0", "vulkan", "json-glib-1.0", "libpng", "gdk-pixbuf-2.0",
+                               "zlib",     "threads", "gtk4",   "libadwaita-1",  NULL };
   const char *in_sdk[] = { "python3", "sh", NULL };
   /* what a module of the manifest provides */
   const char *by_module[][2] = { { "yaml-0.1", "libyaml" }, { "glslc", "shaderc" } };
@@ -269,7 +269,7 @@ test_build_dependencies (void)
       GHashTableIter iter;
       const char *name;
       g_hash_table_iter_init (&iter, sets[k]);
-      while (g_hash_table_iter_next (&iter, (gpointer *) &name, NULL))
+      while (g_hash_table_iter_next (&iter, (gpointer *)&name, NULL))
         {
           if (g_strv_contains (k == 0 ? in_runtime : in_sdk, name))
             continue;
@@ -278,8 +278,7 @@ test_build_dependencies (void)
             if (g_str_equal (by_module[i][0], name))
               provider = by_module[i][1];
           if (!provider)
-            g_error ("the build needs %s, which neither the GNOME runtime nor a module of the manifest provides",
-                     name);
+            g_error ("the build needs %s, which neither the GNOME runtime nor a module of the manifest provides", name);
           if (!module (provider, NULL))
             g_error ("the build needs %s: the manifest has no %s module", name, provider);
         }
@@ -344,7 +343,7 @@ test_clip_vocabulary_local_copy (void)
   g_autofree char *contents = NULL;
   gsize len = 0;
   g_assert_true (g_file_get_contents (local, &contents, &len, NULL));
-  g_autofree char *sum = g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *) contents, len);
+  g_autofree char *sum = g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *)contents, len);
   JsonObject *m = NULL;
   g_assert_cmpstr (string_member (clip_source (&m), "sha256"), ==, sum);
 }

@@ -171,8 +171,8 @@ test_decimate (void)
     {
       g_autofree DlLossColumn *cols = g_new (DlLossColumn, width);
       gsize nc = dl_loss_series_decimate (s, 0, n, width, FALSE, cols);
-      g_assert_cmpuint (nc, <=, (gsize) width);
-      g_assert_cmpuint (nc, ==, (gsize) width); /* dense: every column has steps */
+      g_assert_cmpuint (nc, <=, (gsize)width);
+      g_assert_cmpuint (nc, ==, (gsize)width); /* dense: every column has steps */
       /* the columns take the steps in order, each a run of them */
       gsize at = 0;
       gboolean saw_spike = FALSE, saw_dip = FALSE;
@@ -196,7 +196,7 @@ test_decimate (void)
           saw_dip |= cols[c].min == 0.001;
           at += cols[c].n;
         }
-      g_assert_cmpuint (at, ==, (gsize) n + 1);
+      g_assert_cmpuint (at, ==, (gsize)n + 1);
       g_assert_true (saw_spike);
       g_assert_true (saw_dip);
     }
@@ -377,7 +377,8 @@ test_csv (void)
 
 /* ---- the widget ---- */
 
-typedef struct {
+typedef struct
+{
   GtkWindow *window;
   DlLossCurve *curve;
 } Fixture;
@@ -390,8 +391,8 @@ setup (Fixture *f, gconstpointer data)
   f->curve = DL_LOSS_CURVE (dl_loss_curve_new ());
   gtk_window_set_child (f->window, GTK_WIDGET (f->curve));
   gtk_window_present (f->window);
-  APP_TEST_WAIT_UNTIL (gtk_widget_get_mapped (GTK_WIDGET (f->curve)) && gtk_widget_get_width (GTK_WIDGET (f->curve)) > 0,
-                       10);
+  APP_TEST_WAIT_UNTIL (
+    gtk_widget_get_mapped (GTK_WIDGET (f->curve)) && gtk_widget_get_width (GTK_WIDGET (f->curve)) > 0, 10);
 }
 
 static void
@@ -423,7 +424,7 @@ render (Fixture *f)
   g_signal_handler_disconnect (clock, id);
   g_autoptr (GdkPaintable) paintable = gtk_widget_paintable_new (w);
   GtkSnapshot *snapshot = gtk_snapshot_new ();
-  gtk_snapshot_append_color (snapshot, &(GdkRGBA) { 1, 1, 1, 1 }, &GRAPHENE_RECT_INIT (0, 0, width, height));
+  gtk_snapshot_append_color (snapshot, &(GdkRGBA){ 1, 1, 1, 1 }, &GRAPHENE_RECT_INIT (0, 0, width, height));
   gdk_paintable_snapshot (paintable, GDK_SNAPSHOT (snapshot), width, height);
   g_autoptr (GskRenderNode) node = gtk_snapshot_free_to_node (snapshot);
   GskRenderer *renderer = gtk_native_get_renderer (gtk_widget_get_native (w));
@@ -435,7 +436,8 @@ static void
 fill (DlLossCurve *curve, int n)
 {
   for (int i = 1; i <= n; i++)
-    dl_loss_curve_add_step (curve, i, 0.05 + 1.0 / i + 0.02 * ((i * 7919) % 13) / 13.0, 1e-4 * (1.0 - (double) i / (n + 1)));
+    dl_loss_curve_add_step (curve, i, 0.05 + 1.0 / i + 0.02 * ((i * 7919) % 13) / 13.0,
+                            1e-4 * (1.0 - (double)i / (n + 1)));
   for (int i = 25; i <= n; i += 25)
     dl_loss_curve_add_validation (curve, i, 0.06 + 1.0 / i);
 }
@@ -501,7 +503,7 @@ line_row (GdkTexture *texture, int x)
   int n = 0;
   for (int y = 0; y < h - 30; y++)
     {
-      const guchar *px = rgba + ((gsize) y * w + x) * 4;
+      const guchar *px = rgba + ((gsize)y * w + x) * 4;
       if (px[0] + px[1] + px[2] < 3 * 128)
         {
           sum += y;
@@ -562,7 +564,7 @@ test_hover_widget (Fixture *f, gconstpointer data)
   GtkEventController *motion = motion_controller (f->curve);
   int width = gtk_widget_get_width (GTK_WIDGET (f->curve));
   /* the far right: the last step */
-  g_signal_emit_by_name (motion, "motion", (double) width - 1, 50.0);
+  g_signal_emit_by_name (motion, "motion", (double)width - 1, 50.0);
   g_autofree char *right = dl_loss_curve_dup_readout (f->curve);
   g_assert_cmpstr (right, ==, "Step 100 · loss 2.0000 · smoothed 2.0000 · validation 0.5000");
   g_autoptr (GdkTexture) hovered = render (f);

@@ -26,7 +26,7 @@ touch (const char *dir, const char *name, gsize size)
   g_autofree char *parent = g_path_get_dirname (path);
   g_mkdir_with_parents (parent, 0755);
   g_autofree char *zeros = g_malloc0 (size + 1);
-  g_assert_true (g_file_set_contents (path, zeros, (gssize) size, NULL));
+  g_assert_true (g_file_set_contents (path, zeros, (gssize)size, NULL));
 }
 
 static void
@@ -42,7 +42,7 @@ static const DlModelEntry *
 entry_named (GPtrArray *entries, const char *name)
 {
   for (guint i = 0; i < entries->len; i++)
-    if (g_str_equal (((DlModelEntry *) entries->pdata[i])->name, name))
+    if (g_str_equal (((DlModelEntry *)entries->pdata[i])->name, name))
       return entries->pdata[i];
   g_error ("the scan did not find %s", name);
 }
@@ -75,7 +75,7 @@ test_scan (void)
   /* ComfyUI */
   touch (comfy, "dreamshaper_8.safetensors", 100);
 
-  g_autoptr (GPtrArray) roots = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_model_root_free);
+  g_autoptr (GPtrArray) roots = g_ptr_array_new_with_free_func ((GDestroyNotify)dl_model_root_free);
   add_root (roots, DL_MODEL_PLACE_HF_CACHE, hub);
   add_root (roots, DL_MODEL_PLACE_A1111, webui);
   add_root (roots, DL_MODEL_PLACE_COMFYUI, comfy);
@@ -84,8 +84,8 @@ test_scan (void)
   add_root (roots, DL_MODEL_PLACE_DREAMLOOM, missing);
   g_autoptr (GPtrArray) entries = dl_model_scan (roots, NULL);
   for (guint i = 0; i < entries->len; i++)
-    g_test_message ("found %s (%s)", ((DlModelEntry *) entries->pdata[i])->name,
-                    dl_model_place_name (((DlModelEntry *) entries->pdata[i])->place));
+    g_test_message ("found %s (%s)", ((DlModelEntry *)entries->pdata[i])->name,
+                    dl_model_place_name (((DlModelEntry *)entries->pdata[i])->place));
   g_assert_cmpuint (entries->len, ==, 6);
 
   const DlModelEntry *e = entry_named (entries, "runwayml/stable-diffusion-v1-5");
@@ -104,8 +104,8 @@ test_scan (void)
   e = entry_named (entries, "dreamshaper_8");
   g_assert_cmpint (e->place, ==, DL_MODEL_PLACE_COMFYUI);
   /* by place, then by name */
-  g_assert_cmpint (((DlModelEntry *) entries->pdata[0])->place, ==, DL_MODEL_PLACE_HF_CACHE);
-  g_assert_cmpint (((DlModelEntry *) entries->pdata[5])->place, ==, DL_MODEL_PLACE_COMFYUI);
+  g_assert_cmpint (((DlModelEntry *)entries->pdata[0])->place, ==, DL_MODEL_PLACE_HF_CACHE);
+  g_assert_cmpint (((DlModelEntry *)entries->pdata[5])->place, ==, DL_MODEL_PLACE_COMFYUI);
   app_test_rmtree (dir);
 }
 
@@ -155,7 +155,8 @@ make_fake_sdxl (const char *dir, const char *golden)
   return fake;
 }
 
-typedef struct {
+typedef struct
+{
   gboolean done;
   char *path;
   GError *error;

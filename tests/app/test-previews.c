@@ -21,7 +21,8 @@
 
 static DlApplication *app;
 
-typedef struct {
+typedef struct
+{
   char *dir;
   DlWindow *win;
   DlPreviewPage *page;
@@ -108,7 +109,7 @@ set_up_run (Fixture *f, const char *second_lora)
   dl_project_set_preview_templates (f->project, templates, G_N_ELEMENTS (templates));
   const char *prompts[] = { "a watercolor of sks", NULL };
   dl_project_set_preview_prompts (f->project, prompts);
-  g_autoptr (GPtrArray) loras = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_project_lora_free);
+  g_autoptr (GPtrArray) loras = g_ptr_array_new_with_free_func ((GDestroyNotify)dl_project_lora_free);
   g_ptr_array_add (loras, dl_project_lora_new (f->lora_a, 0.5));
   g_ptr_array_add (loras, dl_project_lora_new (second_lora, 1.0));
   dl_project_set_loras (f->project, loras);
@@ -153,7 +154,7 @@ expected_texture (Fixture *f, const char *prompt, guint column)
   g_autoptr (DlPreviewRequest) r = expected_request (f, prompt, column);
   g_autoptr (GError) error = NULL;
   g_autoptr (DlPreviewImage) image =
-      dl_preview_backend_generate (DL_PREVIEW_BACKEND (f->backend), r, NULL, NULL, NULL, &error);
+    dl_preview_backend_generate (DL_PREVIEW_BACKEND (f->backend), r, NULL, NULL, NULL, &error);
   g_assert_no_error (error);
   return dl_preview_image_to_texture (image);
 }
@@ -219,11 +220,14 @@ test_run (Fixture *f, gconstpointer data)
       }
   /* columns differ by their LoRA (and its strength), rows by their prompt */
   g_assert_cmpfloat (app_test_texture_difference (dl_preview_page_get_result (f->page, 0, 0),
-                                                  dl_preview_page_get_result (f->page, 0, 1)), >, 1.0);
+                                                  dl_preview_page_get_result (f->page, 0, 1)),
+                     >, 1.0);
   g_assert_cmpfloat (app_test_texture_difference (dl_preview_page_get_result (f->page, 0, 1),
-                                                  dl_preview_page_get_result (f->page, 0, 2)), >, 1.0);
+                                                  dl_preview_page_get_result (f->page, 0, 2)),
+                     >, 1.0);
   g_assert_cmpfloat (app_test_texture_difference (dl_preview_page_get_result (f->page, 0, 0),
-                                                  dl_preview_page_get_result (f->page, 1, 0)), >, 1.0);
+                                                  dl_preview_page_get_result (f->page, 1, 0)),
+                     >, 1.0);
 
   /* the same seed again: the same pictures */
   g_autoptr (GdkTexture) first = g_object_ref (dl_preview_page_get_result (f->page, 2, 1));
@@ -273,7 +277,8 @@ test_enlarge_and_save (Fixture *f, gconstpointer data)
   /* saved as PNG, with the parameters where AUTOMATIC1111 keeps them */
   g_autofree char *png = g_build_filename (f->dir, "saved.png", NULL);
   g_autoptr (GError) error = NULL;
-  g_assert_true (dl_image_viewer_save_png (dl_image_viewer_get_texture (DL_IMAGE_VIEWER (viewer)), request, png, &error));
+  g_assert_true (
+    dl_image_viewer_save_png (dl_image_viewer_get_texture (DL_IMAGE_VIEWER (viewer)), request, png, &error));
   g_assert_no_error (error);
   int w = 0, h = 0;
   g_autoptr (GHashTable) text = NULL;
@@ -282,11 +287,10 @@ test_enlarge_and_save (Fixture *f, gconstpointer data)
   g_assert_cmpint (w, ==, 64);
   g_assert_cmpint (h, ==, 80);
   g_autofree guchar *shown = app_test_texture_rgba (dl_preview_page_get_result (f->page, 2, 1));
-  g_assert_cmpmem (pixels, (gsize) w * h * 4, shown, (gsize) w * h * 4);
-  g_autofree char *expected = g_strdup_printf (
-      "a watercolor of sks <lora:lora-a:0.5>\n"
-      "Steps: 3, Sampler: Euler a, CFG scale: 7, Seed: 42, Size: 64x80, Model: base-model, Version: Dreamloom "
-      DL_VERSION);
+  g_assert_cmpmem (pixels, (gsize)w * h * 4, shown, (gsize)w * h * 4);
+  g_autofree char *expected = g_strdup_printf ("a watercolor of sks <lora:lora-a:0.5>\n"
+                                               "Steps: 3, Sampler: Euler a, CFG scale: 7, Seed: 42, Size: 64x80, "
+                                               "Model: base-model, Version: Dreamloom " DL_VERSION);
   g_assert_cmpstr (g_hash_table_lookup (text, "parameters"), ==, expected);
   g_assert_true (g_str_has_prefix (g_hash_table_lookup (text, "Software"), "Dreamloom "));
 
@@ -332,7 +336,7 @@ test_cancel (Fixture *f, gconstpointer data)
   g_assert_true (dl_preview_page_generate (f->page));
   g_assert_false (dl_preview_page_generate (f->page)); /* one run at a time */
   APP_TEST_WAIT_UNTIL (dl_test_preview_backend_get_n_calls (f->backend) == 2 &&
-                           dl_preview_cell_get_state (dl_preview_page_get_cell (f->page, 0, 1)) == DL_PREVIEW_CELL_BUSY,
+                         dl_preview_cell_get_state (dl_preview_page_get_cell (f->page, 0, 1)) == DL_PREVIEW_CELL_BUSY,
                        30);
   g_assert_cmpint (dl_preview_cell_get_state (dl_preview_page_get_cell (f->page, 0, 0)), ==, DL_PREVIEW_CELL_DONE);
   g_assert_true (dl_preview_page_get_running (f->page));
@@ -386,7 +390,8 @@ test_failure (Fixture *f, gconstpointer data)
       DlPreviewCell *failed = dl_preview_page_get_cell (f->page, r, 2);
       /* a failed cell keeps its reason after the run ends */
       g_assert_cmpint (dl_preview_cell_get_state (failed), ==, DL_PREVIEW_CELL_FAILED);
-      g_assert_cmpstr (dl_preview_cell_get_message (failed), ==, "“bad-lora.safetensors” is not a LoRA file (test double)");
+      g_assert_cmpstr (dl_preview_cell_get_message (failed), ==,
+                       "“bad-lora.safetensors” is not a LoRA file (test double)");
       g_assert_cmpstr (gtk_widget_get_tooltip_text (GTK_WIDGET (failed)), ==,
                        "“bad-lora.safetensors” is not a LoRA file (test double)");
       g_assert_null (dl_preview_page_get_result (f->page, r, 2));
@@ -414,7 +419,7 @@ test_lora_check (Fixture *f, gconstpointer data)
   g_autofree char *gone = g_build_filename (f->dir, "gone.safetensors", NULL);
   g_autofree char *folder = g_build_filename (f->dir, "a-folder.safetensors", NULL);
   g_assert_cmpint (g_mkdir (folder, 0755), ==, 0);
-  g_autoptr (GPtrArray) loras = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_project_lora_free);
+  g_autoptr (GPtrArray) loras = g_ptr_array_new_with_free_func ((GDestroyNotify)dl_project_lora_free);
   g_ptr_array_add (loras, dl_project_lora_new (f->lora_a, 0.5));
   g_ptr_array_add (loras, dl_project_lora_new (gone, 1.0));
   g_ptr_array_add (loras, dl_project_lora_new (folder, 1.0));
@@ -459,7 +464,8 @@ collect_pictures (GtkWidget *widget, GPtrArray *found)
     collect_pictures (c, found);
 }
 
-typedef struct {
+typedef struct
+{
   GtkWidget *strip;
   guint n;
 } PictureCount;
@@ -556,7 +562,8 @@ test_dataset_strip (Fixture *f, gconstpointer data)
 
 /* ---- the job on its own ---- */
 
-typedef struct {
+typedef struct
+{
   GString *events;
   double last_fraction;
   gboolean monotonic;

@@ -29,10 +29,11 @@ static char *golden_model, *golden_lora;
 static void
 note_loaded (DlWindow *win, DlProject *project, gpointer data)
 {
-  *(gboolean *) data = TRUE;
+  *(gboolean *)data = TRUE;
 }
 
-typedef struct {
+typedef struct
+{
   gboolean done;
   char *path;
   char *error;
@@ -80,7 +81,8 @@ screenshot (DlWindow *win, const char *name)
 static guint
 n_pictures (GtkWidget *widget)
 {
-  guint n = GTK_IS_PICTURE (widget) && gtk_picture_get_paintable (GTK_PICTURE (widget)) && gtk_widget_get_mapped (widget);
+  guint n =
+    GTK_IS_PICTURE (widget) && gtk_picture_get_paintable (GTK_PICTURE (widget)) && gtk_widget_get_mapped (widget);
   for (GtkWidget *c = gtk_widget_get_first_child (widget); c; c = gtk_widget_get_next_sibling (c))
     n += n_pictures (c);
   return n;
@@ -131,14 +133,14 @@ test_scripted_run (void)
       g_string_append (images, entry);
     }
   g_autofree char *project_path = g_build_filename (dir, "Scripted Run.dreamloom", NULL);
-  g_autofree char *json = g_strdup_printf (
-      "{\"format\": \"dreamloom-project\", \"version\": 1,\n"
-      " \"concept\": {\"token\": \"sks\", \"class\": \"dog\"},\n"
-      " \"base_model\": {\"path\": \"%s\"},\n"
-      " \"dataset\": {\"resolution\": 512, \"images\": [%s]},\n"
-      " \"previews\": {\"prompts\": [\"a photo of sks dog on a beach\"], \"templates\": [0],\n"
-      "              \"loras\": [{\"path\": \"%s\", \"strength\": 0.8}]}}\n",
-      golden_model, images->str, golden_lora);
+  g_autofree char *json =
+    g_strdup_printf ("{\"format\": \"dreamloom-project\", \"version\": 1,\n"
+                     " \"concept\": {\"token\": \"sks\", \"class\": \"dog\"},\n"
+                     " \"base_model\": {\"path\": \"%s\"},\n"
+                     " \"dataset\": {\"resolution\": 512, \"images\": [%s]},\n"
+                     " \"previews\": {\"prompts\": [\"a photo of sks dog on a beach\"], \"templates\": [0],\n"
+                     "              \"loras\": [{\"path\": \"%s\", \"strength\": 0.8}]}}\n",
+                     golden_model, images->str, golden_lora);
   g_string_free (images, TRUE);
   app_test_write_file (project_path, json);
 
@@ -198,8 +200,8 @@ test_scripted_run (void)
           g_assert_cmpint (gdk_texture_get_width (t), ==, size);
           g_assert_true (app_test_texture_has_content (t));
         }
-      double diff = app_test_texture_difference (dl_preview_page_get_result (page, r, 0),
-                                                 dl_preview_page_get_result (page, r, 1));
+      double diff =
+        app_test_texture_difference (dl_preview_page_get_result (page, r, 0), dl_preview_page_get_result (page, r, 1));
       g_test_message ("row %u: base vs LoRA differ by %.2f / 255 on average", r, diff);
       g_assert_cmpfloat (diff, >, 0.5);
     }
@@ -233,7 +235,8 @@ test_scripted_run (void)
   g_assert_nonnull (viewer);
   g_autofree char *png = artifact_path ("scripted-run-preview-lora.png");
   const DlPreviewRequest *request = dl_image_viewer_get_request (DL_IMAGE_VIEWER (viewer));
-  g_assert_true (dl_image_viewer_save_png (dl_image_viewer_get_texture (DL_IMAGE_VIEWER (viewer)), request, png, &error));
+  g_assert_true (
+    dl_image_viewer_save_png (dl_image_viewer_get_texture (DL_IMAGE_VIEWER (viewer)), request, png, &error));
   g_assert_no_error (error);
   int w, h;
   g_autoptr (GHashTable) text = NULL;
@@ -243,7 +246,8 @@ test_scripted_run (void)
   g_test_message ("parameters: %s", parameters);
   g_assert_true (g_str_has_prefix (parameters, "a photo of a sks <lora:lora_kohya:0.8>\n"));
   g_autofree char *want = g_strdup_printf ("Steps: %d, Sampler: Euler a, CFG scale: 7, Seed: 1234, Size: %dx%d, "
-                                           "Model: tiny-sd15-diffusers", steps, size, size);
+                                           "Model: tiny-sd15-diffusers",
+                                           steps, size, size);
   g_assert_nonnull (strstr (parameters, want));
   gtk_window_destroy (viewer);
 

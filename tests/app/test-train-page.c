@@ -40,7 +40,7 @@ static DlApplication *app;
 static void
 note_loaded (DlWindow *win, DlProject *project, gpointer data)
 {
-  *(gboolean *) data = TRUE;
+  *(gboolean *)data = TRUE;
 }
 
 static DlWindow *
@@ -74,23 +74,22 @@ static char *
 write_project (const char *dir, const char *name, guint n_images, const char *training)
 {
   GString *images = g_string_new (NULL);
-  for (guint i = 0; i < n_images; i++) {
-    g_autofree char *img = g_strdup_printf ("%s-%u.png", name, i + 1);
-    g_autofree char *path = g_build_filename (dir, img, NULL);
-    app_test_write_png (path, 64, 64, i + 3);
-    g_string_append_printf (images, "%s{\"path\": \"%s\", \"caption\": \"a photo of sks dog\"}", i ? ", " : "",
-                            path);
-  }
+  for (guint i = 0; i < n_images; i++)
+    {
+      g_autofree char *img = g_strdup_printf ("%s-%u.png", name, i + 1);
+      g_autofree char *path = g_build_filename (dir, img, NULL);
+      app_test_write_png (path, 64, 64, i + 3);
+      g_string_append_printf (images, "%s{\"path\": \"%s\", \"caption\": \"a photo of sks dog\"}", i ? ", " : "", path);
+    }
   g_autofree char *file = g_strdup_printf ("%s.dreamloom", name);
   g_autofree char *path = g_build_filename (dir, file, NULL);
-  g_autofree char *json = g_strdup_printf (
-      "{\"format\": \"dreamloom-project\", \"version\": 1,\n"
-      " \"concept\": {\"token\": \"sks\", \"class\": \"dog\"},\n"
-      " \"base_model\": {\"path\": \"%s\"},\n"
-      " \"dataset\": {\"resolution\": %d, \"images\": [%s]},\n"
-      " \"previews\": {\"prompts\": [], \"templates\": [0]},\n"
-      " \"training\": %s}\n",
-      golden_model, RESOLUTION, images->str, training);
+  g_autofree char *json = g_strdup_printf ("{\"format\": \"dreamloom-project\", \"version\": 1,\n"
+                                           " \"concept\": {\"token\": \"sks\", \"class\": \"dog\"},\n"
+                                           " \"base_model\": {\"path\": \"%s\"},\n"
+                                           " \"dataset\": {\"resolution\": %d, \"images\": [%s]},\n"
+                                           " \"previews\": {\"prompts\": [], \"templates\": [0]},\n"
+                                           " \"training\": %s}\n",
+                                           golden_model, RESOLUTION, images->str, training);
   g_string_free (images, TRUE);
   app_test_write_file (path, json);
   return g_steal_pointer (&path);
@@ -128,10 +127,10 @@ test_lora_run (void)
   /* 30 steps; previews, validation and a checkpoint every 15 (one sampler step a preview) */
   const gint64 steps = 30, every = 15;
   g_autofree char *training = g_strdup_printf (
-      "{\"version\": 2, \"method\": \"lora\", \"steps\": %" G_GINT64_FORMAT ", \"rank\": 4, \"alpha\": 2, "
-      "\"lr\": 0.001, \"validate-every\": %" G_GINT64_FORMAT ", \"sample-every\": %" G_GINT64_FORMAT
-      ", \"sample-steps\": 1, \"save-every\": %" G_GINT64_FORMAT "}",
-      steps, every, every, every);
+    "{\"version\": 2, \"method\": \"lora\", \"steps\": %" G_GINT64_FORMAT ", \"rank\": 4, \"alpha\": 2, "
+    "\"lr\": 0.001, \"validate-every\": %" G_GINT64_FORMAT ", \"sample-every\": %" G_GINT64_FORMAT
+    ", \"sample-steps\": 1, \"save-every\": %" G_GINT64_FORMAT "}",
+    steps, every, every, every);
   g_autofree char *project_path = write_project (dir, "Dog", 2, training);
   DlWindow *win = open_window (project_path);
   DlTrainPage *page = dl_window_get_train_page (win);
@@ -155,12 +154,13 @@ test_lora_run (void)
   g_clear_error (&error);
   gtk_editable_set_text (GTK_EDITABLE (rank), "4");
   g_assert_true (dl_train_form_is_valid (form));
-  if (g_getenv ("DREAMLOOM_TEST_QUICK")) {
-    /* the sanitizer build: the run itself is the plain build's (a Textual Inversion run follows) */
-    close_window (win);
-    app_test_rmtree (dir);
-    return;
-  }
+  if (g_getenv ("DREAMLOOM_TEST_QUICK"))
+    {
+      /* the sanitizer build: the run itself is the plain build's (a Textual Inversion run follows) */
+      close_window (win);
+      app_test_rmtree (dir);
+      return;
+    }
 
   g_autoptr (DlPreviewImage) base = preview (NULL, &error);
   g_assert_no_error (error);
@@ -199,10 +199,11 @@ test_lora_run (void)
   g_assert_cmpint (job_step (page), ==, held);
   g_test_message ("paused at step %" G_GINT64_FORMAT, held);
   const char *shot = g_getenv ("DL_TEST_TRAINING_SCREENSHOT");
-  if (shot && *shot) {
-    app_test_run_for (400);
-    app_test_save_screenshot (GTK_WIDGET (win), shot);
-  }
+  if (shot && *shot)
+    {
+      app_test_run_for (400);
+      app_test_save_screenshot (GTK_WIDGET (win), shot);
+    }
   gtk_widget_activate_action (GTK_WIDGET (page), "train.pause", NULL);
   g_assert_cmpint (dl_train_job_get_state (job), ==, DL_TRAIN_JOB_RUNNING);
 
@@ -262,12 +263,13 @@ test_lora_run (void)
   g_autofree char *ro = g_build_filename (dir, "read-only", NULL);
   g_mkdir (ro, 0555);
   g_autofree char *ro_file = g_build_filename (ro, "x.safetensors", NULL);
-  if (access (ro, W_OK) != 0) { /* root writes anywhere */
-    g_assert_false (dl_train_page_export_to (page, ro_file, &error));
-    g_test_message ("export into a read-only folder: %s", error->message);
-    g_clear_error (&error);
-    g_assert_false (g_file_test (ro_file, G_FILE_TEST_EXISTS));
-  }
+  if (access (ro, W_OK) != 0)
+    { /* root writes anywhere */
+      g_assert_false (dl_train_page_export_to (page, ro_file, &error));
+      g_test_message ("export into a read-only folder: %s", error->message);
+      g_clear_error (&error);
+      g_assert_false (g_file_test (ro_file, G_FILE_TEST_EXISTS));
+    }
   /* the kohya job */
   g_autofree char *kohya = g_build_filename (dir, "kohya-job", NULL);
   g_assert_true (dl_train_page_export_kohya_to (page, kohya, &error));
@@ -322,7 +324,7 @@ stop_and_continue (DlWindow *win, const char *project_path, const char *dir)
     g_assert_no_error (error);
     DlLossSeries *reopened = dl_loss_curve_get_series (dl_train_page_get_curve (page));
     g_assert_cmpint (info->step, >=, 2);
-    g_assert_cmpuint (dl_loss_series_get_n_steps (reopened), ==, (guint) info->step);
+    g_assert_cmpuint (dl_loss_series_get_n_steps (reopened), ==, (guint)info->step);
     g_assert_cmpint (dl_loss_series_get_steps (reopened)[info->step - 1].step, ==, info->step);
   }
   g_assert_true (dl_train_page_continue (page, &error));
@@ -341,10 +343,10 @@ test_textual_inversion_and_bad_input (void)
 {
   g_autofree char *dir = app_test_make_dir ("train-page-ti");
   g_autoptr (GError) error = NULL;
-  g_autofree char *project_path = write_project (
-      dir, "Cat", 1,
-      "{\"version\": 2, \"method\": \"textual-inversion\", \"steps\": 3, \"init-text\": \"cat\", "
-      "\"validate-every\": 0, \"sample-every\": 0, \"save-every\": 0}");
+  g_autofree char *project_path =
+    write_project (dir, "Cat", 1,
+                   "{\"version\": 2, \"method\": \"textual-inversion\", \"steps\": 3, \"init-text\": \"cat\", "
+                   "\"validate-every\": 0, \"sample-every\": 0, \"save-every\": 0}");
   g_autofree char *empty_path = write_project (dir, "Empty", 0, "{\"version\": 2, \"method\": \"lora\"}");
   /* a base model that cannot be read */
   g_autofree char *broken_path = write_project (dir, "Broken", 1,
@@ -394,23 +396,24 @@ test_textual_inversion_and_bad_input (void)
   g_assert_null (dl_train_form_get_row (form, "rank"));
   DlTrainJob *job = NULL;
   /* the run and its export: in the plain build (CI's sanitizer build, $DREAMLOOM_TEST_QUICK, checks the rest) */
-  if (!g_getenv ("DREAMLOOM_TEST_QUICK")) {
-    g_assert_true (dl_train_page_start (page, &error));
-    g_assert_no_error (error);
-    job = dl_train_page_get_job (page);
-    APP_TEST_WAIT_UNTIL (dl_train_job_is_done (job), 300);
-    if (dl_train_job_get_error (job))
-      g_test_message ("%s", dl_train_job_get_error (job)->message);
-    g_assert_cmpint (dl_train_job_get_state (job), ==, DL_TRAIN_JOB_FINISHED);
-    /* as A1111's .pt: the embedding is named by the file */
-    g_autofree char *pt = g_build_filename (dir, "my-cat.pt", NULL);
-    g_assert_true (dl_train_page_export_to (page, pt, &error));
-    g_assert_no_error (error);
-    g_autoptr (DlEmbedding) e = dl_embedding_read (pt, 0, &error);
-    g_assert_no_error (error);
-    g_assert_cmpint (e->n_vectors, ==, 1);
-    g_assert_cmpstr (e->stored_name, ==, "my-cat");
-  }
+  if (!g_getenv ("DREAMLOOM_TEST_QUICK"))
+    {
+      g_assert_true (dl_train_page_start (page, &error));
+      g_assert_no_error (error);
+      job = dl_train_page_get_job (page);
+      APP_TEST_WAIT_UNTIL (dl_train_job_is_done (job), 300);
+      if (dl_train_job_get_error (job))
+        g_test_message ("%s", dl_train_job_get_error (job)->message);
+      g_assert_cmpint (dl_train_job_get_state (job), ==, DL_TRAIN_JOB_FINISHED);
+      /* as A1111's .pt: the embedding is named by the file */
+      g_autofree char *pt = g_build_filename (dir, "my-cat.pt", NULL);
+      g_assert_true (dl_train_page_export_to (page, pt, &error));
+      g_assert_no_error (error);
+      g_autoptr (DlEmbedding) e = dl_embedding_read (pt, 0, &error);
+      g_assert_no_error (error);
+      g_assert_cmpint (e->n_vectors, ==, 1);
+      g_assert_cmpstr (e->stored_name, ==, "my-cat");
+    }
   /* settings the plan says cannot fit: said, Train refused; one click makes them fit */
   gtk_editable_set_text (GTK_EDITABLE (dl_train_form_get_row (form, "batch")), "1024");
   APP_TEST_WAIT_UNTIL (g_str_has_suffix (dl_train_page_get_plan_text (page), ": too much"), 60);
@@ -422,7 +425,7 @@ test_textual_inversion_and_bad_input (void)
   g_assert_true (dl_train_page_get_job (page) == job); /* no new run */
   gtk_widget_activate_action (GTK_WIDGET (page), "train.make-fit", NULL);
   APP_TEST_WAIT_UNTIL (g_str_has_prefix (dl_train_page_get_plan_text (page), "Needs ") &&
-                           !g_str_has_suffix (dl_train_page_get_plan_text (page), ": too much"),
+                         !g_str_has_suffix (dl_train_page_get_plan_text (page), ": too much"),
                        60);
   g_test_message ("made to fit: %s", dl_train_page_get_plan_text (page));
   g_assert_true (dl_train_form_get_settings (form)->fp16 || dl_train_form_get_settings (form)->checkpointing);

@@ -47,7 +47,7 @@ test_window_reports_device (void)
 static void
 note_loaded (DlWindow *win, DlProject *project, gpointer data)
 {
-  *(gboolean *) data = TRUE;
+  *(gboolean *)data = TRUE;
 }
 
 static void
@@ -199,7 +199,7 @@ test_shortcuts (void)
               if (key == GDK_KEY_KP_Delete) /* listed as Delete */
                 continue;
               g_autofree char *canonical =
-                  gtk_accelerator_name (key, gtk_keyval_trigger_get_modifiers (GTK_KEYVAL_TRIGGER (trigger)));
+                gtk_accelerator_name (key, gtk_keyval_trigger_get_modifiers (GTK_KEYVAL_TRIGGER (trigger)));
               const char *name = gtk_named_action_get_action_name (GTK_NAMED_ACTION (action));
               if (!g_hash_table_contains (listed, canonical))
                 g_error ("%s (%s) is not in the shortcuts window", canonical, name);
@@ -218,7 +218,8 @@ test_shortcuts (void)
   g_autofree char *path = g_build_filename (dir, "Keys.dreamloom", NULL);
   g_autoptr (GFile) file = g_file_new_for_path (path);
   g_assert_true (dl_window_create_project (win, file, "sks", "dog"));
-  g_auto (GStrv) page_accels = gtk_application_get_accels_for_action (GTK_APPLICATION (app), "win.show-page('previews')");
+  g_auto (GStrv) page_accels =
+    gtk_application_get_accels_for_action (GTK_APPLICATION (app), "win.show-page('previews')");
   g_assert_cmpstr (page_accels[0], ==, "<Alt>3");
   g_action_group_activate_action (G_ACTION_GROUP (win), "show-page", g_variant_new_string ("previews"));
   GtkWidget *stack = gtk_widget_get_ancestor (GTK_WIDGET (dl_window_get_preview_page (win)), ADW_TYPE_VIEW_STACK);
@@ -274,8 +275,8 @@ unlabelled_icon_buttons (GtkWidget *widget, guint *n_checked)
     return 0;
   gboolean icon_only = FALSE;
   if (GTK_IS_MENU_BUTTON (widget))
-    icon_only = gtk_menu_button_get_icon_name (GTK_MENU_BUTTON (widget)) &&
-                !gtk_menu_button_get_label (GTK_MENU_BUTTON (widget));
+    icon_only =
+      gtk_menu_button_get_icon_name (GTK_MENU_BUTTON (widget)) && !gtk_menu_button_get_label (GTK_MENU_BUTTON (widget));
   else if (GTK_IS_BUTTON (widget) && !GTK_IS_MENU_BUTTON (gtk_widget_get_parent (widget)))
     icon_only = gtk_button_get_icon_name (GTK_BUTTON (widget)) && !gtk_button_get_label (GTK_BUTTON (widget));
   if (icon_only)
@@ -308,7 +309,7 @@ test_accessible_labels (void)
   DlProject *project = dl_window_get_project (win);
   const char *prompts[] = { "a photo of sks dog", NULL };
   dl_project_set_preview_prompts (project, prompts);
-  g_autoptr (GPtrArray) loras = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_project_lora_free);
+  g_autoptr (GPtrArray) loras = g_ptr_array_new_with_free_func ((GDestroyNotify)dl_project_lora_free);
   g_autofree char *lora = g_build_filename (dir, "style.safetensors", NULL);
   g_ptr_array_add (loras, dl_project_lora_new (lora, 0.8));
   dl_project_set_loras (project, loras);
@@ -327,7 +328,7 @@ test_accessible_labels (void)
 
   /* the image grids say what they hold */
   GtkWidget *grid =
-      app_test_find_widget (GTK_WIDGET (dl_window_get_dataset_page (win)), GTK_TYPE_GRID_VIEW, NULL, NULL);
+    app_test_find_widget (GTK_WIDGET (dl_window_get_dataset_page (win)), GTK_TYPE_GRID_VIEW, NULL, NULL);
   g_assert_nonnull (grid);
   g_assert_true (gtk_test_accessible_has_property (GTK_ACCESSIBLE (grid), GTK_ACCESSIBLE_PROPERTY_LABEL));
 
@@ -341,7 +342,7 @@ test_accessible_labels (void)
 static void
 note_devices (DlPreferencesWindow *prefs, gpointer data)
 {
-  *(gboolean *) data = TRUE;
+  *(gboolean *)data = TRUE;
 }
 
 static gboolean
@@ -434,7 +435,8 @@ mend_folder (const char *dir)
   g_assert_cmpint (g_chmod (dir, 0755), ==, 0);
 }
 
-typedef struct {
+typedef struct
+{
   char *dir, *folder, *path;
   DlWindow *win;
   DlProject *project;
@@ -516,7 +518,8 @@ static void
 answer (DlWindow *win, const char *response)
 {
   AdwMessageDialog *dialog = asking (win);
-  GtkWidget *button = find_labelled_button (GTK_WIDGET (dialog), adw_message_dialog_get_response_label (dialog, response));
+  GtkWidget *button =
+    find_labelled_button (GTK_WIDGET (dialog), adw_message_dialog_get_response_label (dialog, response));
   g_assert_nonnull (button);
   g_signal_emit_by_name (button, "clicked");
   APP_TEST_WAIT_UNTIL (dl_window_get_unsaved_dialog (win) == NULL, 10);

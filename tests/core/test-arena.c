@@ -48,7 +48,7 @@ test_large_and_trim (void)
   int64_t big = 1 << 20; /* 4 MiB: its own chunk */
   DlTensor *t = dl_arena_tensor (arena, "big", DL_DTYPE_F32, 1, &big, &error);
   g_assert_no_error (error);
-  g_assert_cmpuint (dl_arena_get_reserved (arena), ==, (guint64) 4 << 20);
+  g_assert_cmpuint (dl_arena_get_reserved (arena), ==, (guint64)4 << 20);
   dl_tensor_unref (t);
   g_assert_cmpuint (dl_arena_get_in_use (arena), ==, 0);
   dl_arena_trim (arena);

@@ -51,7 +51,7 @@ fake_info (guint index, const char *name, VkPhysicalDeviceType type)
 static void
 test_choose (void)
 {
-  g_autoptr (GPtrArray) infos = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_device_info_free);
+  g_autoptr (GPtrArray) infos = g_ptr_array_new_with_free_func ((GDestroyNotify)dl_device_info_free);
   g_ptr_array_add (infos, fake_info (0, "llvmpipe (LLVM 15.0.6, 256 bits)", VK_PHYSICAL_DEVICE_TYPE_CPU));
   g_ptr_array_add (infos, fake_info (1, "Intel(R) UHD Graphics", VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU));
   g_ptr_array_add (infos, fake_info (2, "NVIDIA H100 80GB HBM3", VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU));
@@ -105,7 +105,7 @@ test_open (void)
   const DlDeviceInfo *info = dl_device_get_info (dev);
   g_assert_cmpuint (info->api_version, >=, VK_API_VERSION_1_2);
   g_test_message ("device: %s, subgroup %u, shared %u, storage range %" G_GUINT64_FORMAT, info->name,
-                  info->subgroup_size, info->max_shared_memory, (guint64) info->max_storage_buffer_range);
+                  info->subgroup_size, info->max_shared_memory, (guint64)info->max_storage_buffer_range);
 }
 
 static void

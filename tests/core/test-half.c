@@ -28,8 +28,8 @@ test_f16_roundtrip_all (void)
 {
   for (uint32_t h = 0; h < 65536; h++)
     {
-      float f = dl_f16_to_f32 ((uint16_t) h);
-      double want = f16_value ((uint16_t) h);
+      float f = dl_f16_to_f32 ((uint16_t)h);
+      double want = f16_value ((uint16_t)h);
       if (isnan (want))
         {
           g_assert_true (isnan (f));
@@ -51,7 +51,7 @@ test_f16_rounding (void)
       /* exponents spanning subnormal to overflow */
       float x = bits_to_f32 (g_rand_int (r) & 0x7fffffffu);
       if (!isfinite (x) || fabsf (x) > 70000.0f || fabsf (x) < 1e-9f)
-        x = (float) ldexp (g_rand_double (r), g_rand_int_range (r, -26, 17));
+        x = (float)ldexp (g_rand_double (r), g_rand_int_range (r, -26, 17));
       if (g_rand_boolean (r))
         x = -x;
       uint16_t h = dl_f32_to_f16 (x);
@@ -62,7 +62,7 @@ test_f16_rounding (void)
           continue;
         }
       /* neighbours of h in value order */
-      double up = f16_value ((uint16_t) (h + 1)), down = (h & 0x7fff) ? f16_value ((uint16_t) (h - 1)) : -v;
+      double up = f16_value ((uint16_t)(h + 1)), down = (h & 0x7fff) ? f16_value ((uint16_t)(h - 1)) : -v;
       double err = fabs (v - x);
       g_assert_cmpfloat (err, <=, fabs (up - x) + 0.0);
       g_assert_cmpfloat (err, <=, fabs (down - x) + 0.0);
@@ -78,9 +78,9 @@ test_f16_specials (void)
   g_assert_cmpuint (dl_f32_to_f16 (65519.0f), ==, 0x7bff);
   g_assert_cmpuint (dl_f32_to_f16 (65520.0f), ==, 0x7c00);
   g_assert_cmpuint (dl_f32_to_f16 (-INFINITY), ==, 0xfc00);
-  g_assert_cmpuint (dl_f32_to_f16 (ldexpf (1, -24)), ==, 0x0001);  /* smallest subnormal */
-  g_assert_cmpuint (dl_f32_to_f16 (ldexpf (1, -25)), ==, 0x0000);  /* tie to even: zero */
-  g_assert_cmpuint (dl_f32_to_f16 (ldexpf (3, -26)), ==, 0x0001);  /* 0.75 ulp rounds up */
+  g_assert_cmpuint (dl_f32_to_f16 (ldexpf (1, -24)), ==, 0x0001); /* smallest subnormal */
+  g_assert_cmpuint (dl_f32_to_f16 (ldexpf (1, -25)), ==, 0x0000); /* tie to even: zero */
+  g_assert_cmpuint (dl_f32_to_f16 (ldexpf (3, -26)), ==, 0x0001); /* 0.75 ulp rounds up */
   g_assert_cmpuint (dl_f32_to_f16 (-0.0f), ==, 0x8000);
   g_assert_cmpuint (dl_f32_to_f16 (1.0f + ldexpf (1, -11)), ==, 0x3c00); /* tie: even */
   g_assert_cmpuint (dl_f32_to_f16 (1.0f + 3 * ldexpf (1, -11)), ==, 0x3c02);
@@ -91,7 +91,7 @@ test_bf16 (void)
 {
   for (uint32_t h = 0; h < 65536; h++)
     {
-      float f = dl_bf16_to_f32 ((uint16_t) h);
+      float f = dl_bf16_to_f32 ((uint16_t)h);
       if (isnan (f))
         continue;
       g_assert_cmpuint (dl_f32_to_bf16 (f), ==, h);

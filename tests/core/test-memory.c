@@ -70,7 +70,7 @@ test_oom_is_an_error (void)
   g_autoptr (GError) error = NULL;
 
   /* beyond anything the device can hold: a clear error, never an abort */
-  int64_t huge[2] = { (int64_t) 1 << 28, 1 << 10 }; /* 1 TiB of f32 */
+  int64_t huge[2] = { (int64_t)1 << 28, 1 << 10 }; /* 1 TiB of f32 */
   DlTensor *t = dl_tensor_new (dev, "unet.giant_activation", DL_DTYPE_F32, 2, huge, &error);
   g_assert_null (t);
   g_assert_error (error, DL_ERROR, DL_ERROR_OUT_OF_DEVICE_MEMORY);
@@ -112,22 +112,22 @@ test_roundtrip_dtypes (void)
   g_autofree float *x = dl_test_random (n, 1, -100, 100);
   for (int dt = 0; dt < DL_N_DTYPES; dt++)
     {
-      g_autoptr (DlTensor) t = dl_tensor_new_1d (dev, "rt", (DlDType) dt, n, &error);
+      g_autoptr (DlTensor) t = dl_tensor_new_1d (dev, "rt", (DlDType)dt, n, &error);
       g_assert_no_error (error);
       g_assert_true (dl_tensor_upload_f32 (t, x, &error));
       g_autofree float *back = dl_tensor_download_f32 (t, &error);
       g_assert_no_error (error);
       g_autofree float *want = g_memdup2 (x, n * sizeof (float));
-      ref_round_to_dtype (want, n, (DlDType) dt);
+      ref_round_to_dtype (want, n, (DlDType)dt);
       g_autofree char *what = g_strdup_printf ("upload/download %s", dl_dtype_name (dt));
       dl_test_assert_close (what, back, want, n, 0, 0);
 
       /* raw bytes in the tensor's own dtype round-trip exactly */
       g_autofree guint8 *raw = g_malloc (dl_tensor_nbytes (t));
-      g_assert_true (dl_tensor_download (t, raw, (DlDType) dt, &error));
+      g_assert_true (dl_tensor_download (t, raw, (DlDType)dt, &error));
       g_autofree guint8 *raw2 = g_malloc (dl_tensor_nbytes (t));
-      g_assert_true (dl_tensor_upload (t, raw, (DlDType) dt, &error));
-      g_assert_true (dl_tensor_download (t, raw2, (DlDType) dt, &error));
+      g_assert_true (dl_tensor_upload (t, raw, (DlDType)dt, &error));
+      g_assert_true (dl_tensor_download (t, raw2, (DlDType)dt, &error));
       g_assert_cmpmem (raw, dl_tensor_nbytes (t), raw2, dl_tensor_nbytes (t));
     }
 }
@@ -138,7 +138,7 @@ test_views (void)
   g_autoptr (GError) error = NULL;
   float data[24];
   for (int i = 0; i < 24; i++)
-    data[i] = (float) i;
+    data[i] = (float)i;
   int64_t shape[3] = { 2, 3, 4 };
   g_autoptr (DlTensor) t = dl_test_tensor ("base", DL_DTYPE_F32, 3, shape, data);
 
@@ -180,10 +180,10 @@ test_large_transfer (void)
 {
   DlDevice *dev = dl_test_device ();
   g_autoptr (GError) error = NULL;
-  const gsize n = (gsize) 20 << 20; /* 80 MiB of f32 */
+  const gsize n = (gsize)20 << 20; /* 80 MiB of f32 */
   g_autofree float *x = g_new (float, n);
   for (gsize i = 0; i < n; i++)
-    x[i] = (float) (i % 100003);
+    x[i] = (float)(i % 100003);
   g_autoptr (DlTensor) t = dl_tensor_new_1d (dev, "large", DL_DTYPE_F32, n, &error);
   g_assert_no_error (error);
   g_assert_true (dl_tensor_upload_f32 (t, x, &error));

@@ -165,14 +165,14 @@ test_binding_limit (void)
 {
   DlDevice *dev = dl_test_device ();
   const DlDeviceInfo *info = dl_device_get_info (dev);
-  if (info->max_storage_buffer_range > ((guint64) 256 << 20))
+  if (info->max_storage_buffer_range > ((guint64)256 << 20))
     {
       g_test_skip ("maxStorageBufferRange is large on this device; the split is exercised on lavapipe");
       return;
     }
   g_autoptr (GError) error = NULL;
   DlRecorder *rec = dl_test_recorder ();
-  int64_t n = (int64_t) (info->max_storage_buffer_range / 4) + 1000;
+  int64_t n = (int64_t)(info->max_storage_buffer_range / 4) + 1000;
   g_autoptr (DlTensor) big = dl_tensor_new_1d (dev, "bigger than one binding", DL_DTYPE_F32, n, &error);
   g_assert_no_error (error);
   g_autoptr (DlTensor) big2 = dl_tensor_new_1d (dev, "second", DL_DTYPE_F16, n, &error);

@@ -34,8 +34,8 @@ check (gboolean ok, const char *what)
 static void
 check_error (const GError *error)
 {
-  check (error != NULL && error->domain == DL_ERROR
-             && (error->code == DL_ERROR_INVALID_FILE || error->code == DL_ERROR_OUT_OF_HOST_MEMORY),
+  check (error != NULL && error->domain == DL_ERROR &&
+           (error->code == DL_ERROR_INVALID_FILE || error->code == DL_ERROR_OUT_OF_HOST_MEMORY),
          "a failed open sets a DL_ERROR_INVALID_FILE error");
   check (strstr (error->message, "fuzz-input") != NULL, "the error names the input");
 }
@@ -48,7 +48,7 @@ check_tensor_bytes (const DlStTensor *t)
   for (int d = 0; d < t->ndim; d++)
     numel *= t->shape[d];
   check (numel == t->numel, "numel is the product of the shape");
-  check (t->nbytes == (guint64) t->numel * dl_st_dtype_size (t->dtype), "nbytes = numel x element size");
+  check (t->nbytes == (guint64)t->numel * dl_st_dtype_size (t->dtype), "nbytes = numel x element size");
   /* touch every byte of the smaller tensors: a bad span would show in ASan */
   if (t->nbytes <= (1u << 20))
     {
@@ -63,7 +63,7 @@ check_tensor_bytes (const DlStTensor *t)
 static void
 walk (DlTorchCkpt *ck, const DlPickleValue *v, GHashTable *seen, guint *resolved)
 {
-  if (!g_hash_table_add (seen, (gpointer) v))
+  if (!g_hash_table_add (seen, (gpointer)v))
     return;
   check (dl_pickle_type_name (v->type) != NULL, "every value has a type name");
   switch (v->type)

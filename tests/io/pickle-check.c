@@ -10,7 +10,10 @@ void
 pickle_assert_allowed (const guint8 *d, gsize n, gboolean long1)
 {
   static const char *const globals[] = {
-    "torch._utils\n_rebuild_tensor_v2", "torch\nFloatStorage", "torch\nHalfStorage", "collections\nOrderedDict",
+    "torch._utils\n_rebuild_tensor_v2",
+    "torch\nFloatStorage",
+    "torch\nHalfStorage",
+    "collections\nOrderedDict",
   };
   gsize pos = 0;
   gboolean stopped = FALSE;
@@ -20,8 +23,22 @@ pickle_assert_allowed (const guint8 *d, gsize n, gboolean long1)
       gsize arg = 0;
       switch (op)
         {
-        case '}': case ']': case ')': case '(': case 's': case 'u': case 'e': case 't': case 0x85: case 0x86:
-        case 0x87: case 'N': case 0x88: case 0x89: case 'R': case 'Q':
+        case '}':
+        case ']':
+        case ')':
+        case '(':
+        case 's':
+        case 'u':
+        case 'e':
+        case 't':
+        case 0x85:
+        case 0x86:
+        case 0x87:
+        case 'N':
+        case 0x88:
+        case 0x89:
+        case 'R':
+        case 'Q':
           break;
         case '.':
           stopped = TRUE;
@@ -30,7 +47,9 @@ pickle_assert_allowed (const guint8 *d, gsize n, gboolean long1)
           g_assert_cmpint (d[pos], ==, 2);
           arg = 1;
           break;
-        case 'K': case 'q': case 'h':
+        case 'K':
+        case 'q':
+        case 'h':
           arg = 1;
           break;
         case 'M':
@@ -44,7 +63,7 @@ pickle_assert_allowed (const guint8 *d, gsize n, gboolean long1)
           break;
         case 'X':
           g_assert_cmpuint (pos + 4, <=, n);
-          arg = 4 + (d[pos] | d[pos + 1] << 8 | (gsize) d[pos + 2] << 16 | (gsize) d[pos + 3] << 24);
+          arg = 4 + (d[pos] | d[pos + 1] << 8 | (gsize)d[pos + 2] << 16 | (gsize)d[pos + 3] << 24);
           break;
         case 0x8a:
           if (!long1)
@@ -57,7 +76,7 @@ pickle_assert_allowed (const guint8 *d, gsize n, gboolean long1)
             g_assert_nonnull (nl1);
             const guint8 *nl2 = memchr (nl1 + 1, '\n', n - (nl1 + 1 - d));
             g_assert_nonnull (nl2);
-            g_autofree char *g = g_strndup ((const char *) d + pos, nl2 - (d + pos));
+            g_autofree char *g = g_strndup ((const char *)d + pos, nl2 - (d + pos));
             gboolean ok = FALSE;
             for (guint i = 0; i < G_N_ELEMENTS (globals); i++)
               ok |= strcmp (g, globals[i]) == 0;

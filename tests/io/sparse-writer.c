@@ -17,7 +17,7 @@ key_free (SwKey *k)
 GPtrArray *
 sw_keys_new (void)
 {
-  return g_ptr_array_new_with_free_func ((GDestroyNotify) key_free);
+  return g_ptr_array_new_with_free_func ((GDestroyNotify)key_free);
 }
 
 SwKey *
@@ -62,9 +62,9 @@ sw_keys_from_json_object (gpointer json_object)
       DlStDType dt;
       g_assert_true (dl_st_dtype_from_name (json_object_get_string_member (e, "dtype"), &dt));
       int64_t s[DL_ST_MAX_DIMS];
-      int nd = (int) json_array_get_length (shape);
+      int nd = (int)json_array_get_length (shape);
       for (int i = 0; i < nd; i++)
-        s[i] = json_array_get_int_element (shape, (guint) i);
+        s[i] = json_array_get_int_element (shape, (guint)i);
       sw_keys_add (keys, l->data, dt, nd, s);
     }
   return keys;
@@ -74,7 +74,7 @@ SwKey *
 sw_keys_find (GPtrArray *keys, const char *name)
 {
   for (guint i = 0; i < keys->len; i++)
-    if (strcmp (((SwKey *) keys->pdata[i])->name, name) == 0)
+    if (strcmp (((SwKey *)keys->pdata[i])->name, name) == 0)
       return keys->pdata[i];
   return NULL;
 }
@@ -131,7 +131,7 @@ sw_write_sparse (const char *path, GPtrArray *keys, const char *const *metadata)
   for (guint i = 0; i < keys->len; i++)
     {
       const SwKey *k = keys->pdata[i];
-      guint64 nbytes = (guint64) sw_key_numel (k) * dl_st_dtype_size (k->dtype);
+      guint64 nbytes = (guint64)sw_key_numel (k) * dl_st_dtype_size (k->dtype);
       if (!first)
         g_string_append_c (json, ',');
       first = FALSE;
@@ -151,10 +151,10 @@ sw_write_sparse (const char *path, GPtrArray *keys, const char *const *metadata)
   g_assert_cmpint (fd, >=, 0);
   guint8 n[8];
   for (int i = 0; i < 8; i++)
-    n[i] = (guint8) ((guint64) json->len >> (8 * i));
+    n[i] = (guint8)((guint64)json->len >> (8 * i));
   g_assert_cmpint (write (fd, n, 8), ==, 8);
-  g_assert_cmpint (write (fd, json->str, json->len), ==, (gssize) json->len);
-  g_assert_cmpint (ftruncate (fd, (off_t) (8 + json->len + offset)), ==, 0);
+  g_assert_cmpint (write (fd, json->str, json->len), ==, (gssize)json->len);
+  g_assert_cmpint (ftruncate (fd, (off_t)(8 + json->len + offset)), ==, 0);
   g_assert_cmpint (close (fd), ==, 0);
 }
 
@@ -163,5 +163,5 @@ sw_disk_usage (const char *path)
 {
   struct stat s;
   g_assert_cmpint (stat (path, &s), ==, 0);
-  return (guint64) s.st_blocks * 512;
+  return (guint64)s.st_blocks * 512;
 }

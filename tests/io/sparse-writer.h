@@ -10,7 +10,8 @@
 
 G_BEGIN_DECLS
 
-typedef struct {
+typedef struct
+{
   char *name;
   DlStDType dtype;
   int ndim;

@@ -52,7 +52,8 @@ static const char *const modified_names[] = {
   "text_encoder.text_model.encoder.layers.2.mlp.fc2.bias",
 };
 
-typedef struct {
+typedef struct
+{
   DlCheckpoint *base;
   GHashTable *modified; /* name -> float* (owned) */
   const char *fail_at;  /* the source fails for this name */
@@ -67,12 +68,13 @@ source_init (Source *s, DlCheckpoint *base)
   s->base = base;
   s->modified = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, g_free);
   s->calls = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  for (guint i = 0; i < G_N_ELEMENTS (modified_names); i++) {
-    const DlCheckpointParam *p = dl_checkpoint_find (base, modified_names[i]);
-    g_assert_nonnull (p);
-    float *v = dl_test_random ((gsize) p->numel, 100 + i, -2.f, 2.f);
-    g_hash_table_insert (s->modified, (gpointer) modified_names[i], v);
-  }
+  for (guint i = 0; i < G_N_ELEMENTS (modified_names); i++)
+    {
+      const DlCheckpointParam *p = dl_checkpoint_find (base, modified_names[i]);
+      g_assert_nonnull (p);
+      float *v = dl_test_random ((gsize)p->numel, 100 + i, -2.f, 2.f);
+      g_hash_table_insert (s->modified, (gpointer)modified_names[i], v);
+    }
 }
 
 static void
@@ -88,23 +90,27 @@ source_fn (const char *name, float *out, int64_t numel, gpointer user_data, GErr
   Source *s = user_data;
   guint n = GPOINTER_TO_UINT (g_hash_table_lookup (s->calls, name));
   g_hash_table_replace (s->calls, g_strdup (name), GUINT_TO_POINTER (n + 1));
-  if (g_strcmp0 (name, s->fail_at) == 0) {
-    g_set_error (error, DL_ERROR, DL_ERROR_FAILED, "test: the values of %s are gone", name);
-    return FALSE;
-  }
+  if (g_strcmp0 (name, s->fail_at) == 0)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_FAILED, "test: the values of %s are gone", name);
+      return FALSE;
+    }
   const DlCheckpointParam *p = dl_checkpoint_find (s->base, name);
   g_assert_nonnull (p);
   g_assert_cmpint (p->numel, ==, numel);
   g_assert_true (g_str_has_prefix (name, "unet.") || g_str_has_prefix (name, "text_encoder."));
   const float *mod = g_hash_table_lookup (s->modified, name);
-  if (mod) {
-    memcpy (out, mod, sizeof (float) * numel);
-  } else {
-    g_autofree float *v = dl_checkpoint_read_f32 (s->base, name, NULL, error);
-    if (!v)
-      return FALSE;
-    memcpy (out, v, sizeof (float) * numel);
-  }
+  if (mod)
+    {
+      memcpy (out, mod, sizeof (float) * numel);
+    }
+  else
+    {
+      g_autofree float *v = dl_checkpoint_read_f32 (s->base, name, NULL, error);
+      if (!v)
+        return FALSE;
+      memcpy (out, v, sizeof (float) * numel);
+    }
   if (g_strcmp0 (name, s->huge_at) == 0)
     out[numel / 2] = 1e6f;
   return TRUE;
@@ -135,34 +141,37 @@ check_written (Source *s, DlCheckpoint *out, DlStDType dtype)
   g_assert_cmpuint (dl_checkpoint_get_unknown_keys (out)->len, ==, 0);
   g_assert_cmpuint (dl_checkpoint_get_ignored_keys (out)->len, ==, 0);
   guint n_modified = 0;
-  for (guint i = 0; i < dl_checkpoint_get_n_params (base); i++) {
-    const DlCheckpointParam *p = dl_checkpoint_get_param (base, i);
-    const DlCheckpointParam *q = dl_checkpoint_find (out, p->name);
-    g_assert_nonnull (q);
-    g_assert_cmpint (q->ndim, ==, p->ndim);
-    g_assert_cmpmem (q->shape, sizeof q->shape, p->shape, sizeof p->shape);
-    if (p->component == DL_COMPONENT_VAE) {
-      const DlStTensor *a = dl_checkpoint_get_stored (base, p->name), *b = dl_checkpoint_get_stored (out, p->name);
-      g_assert_cmpint (b->dtype, ==, a->dtype);
-      g_assert_cmpmem (b->data, b->nbytes, a->data, a->nbytes);
-      continue;
+  for (guint i = 0; i < dl_checkpoint_get_n_params (base); i++)
+    {
+      const DlCheckpointParam *p = dl_checkpoint_get_param (base, i);
+      const DlCheckpointParam *q = dl_checkpoint_find (out, p->name);
+      g_assert_nonnull (q);
+      g_assert_cmpint (q->ndim, ==, p->ndim);
+      g_assert_cmpmem (q->shape, sizeof q->shape, p->shape, sizeof p->shape);
+      if (p->component == DL_COMPONENT_VAE)
+        {
+          const DlStTensor *a = dl_checkpoint_get_stored (base, p->name), *b = dl_checkpoint_get_stored (out, p->name);
+          g_assert_cmpint (b->dtype, ==, a->dtype);
+          g_assert_cmpmem (b->data, b->nbytes, a->data, a->nbytes);
+          continue;
+        }
+      g_assert_cmpint (q->dtype, ==, dtype);
+      g_autofree float *want = expected (s, p->name, dtype);
+      g_autoptr (GError) error = NULL;
+      g_autofree float *got = dl_checkpoint_read_f32 (out, p->name, NULL, &error);
+      g_assert_no_error (error);
+      if (memcmp (got, want, sizeof (float) * p->numel) != 0)
+        g_error ("%s does not hold the values written", p->name);
+      n_modified += g_hash_table_contains (s->modified, p->name);
     }
-    g_assert_cmpint (q->dtype, ==, dtype);
-    g_autofree float *want = expected (s, p->name, dtype);
-    g_autoptr (GError) error = NULL;
-    g_autofree float *got = dl_checkpoint_read_f32 (out, p->name, NULL, &error);
-    g_assert_no_error (error);
-    if (memcmp (got, want, sizeof (float) * p->numel) != 0)
-      g_error ("%s does not hold the values written", p->name);
-    n_modified += g_hash_table_contains (s->modified, p->name);
-  }
   g_assert_cmpuint (n_modified, ==, G_N_ELEMENTS (modified_names));
-  for (guint i = 0; i < dl_model_config_n_fields (); i++) {
-    g_autofree char *a = dl_model_config_field_to_string (dl_checkpoint_get_config (base), i);
-    g_autofree char *b = dl_model_config_field_to_string (dl_checkpoint_get_config (out), i);
-    if (g_strcmp0 (a, b) != 0)
-      g_error ("%s: the base has %s, the written model %s", dl_model_config_field_name (i), a, b);
-  }
+  for (guint i = 0; i < dl_model_config_n_fields (); i++)
+    {
+      g_autofree char *a = dl_model_config_field_to_string (dl_checkpoint_get_config (base), i);
+      g_autofree char *b = dl_model_config_field_to_string (dl_checkpoint_get_config (out), i);
+      if (g_strcmp0 (a, b) != 0)
+        g_error ("%s: the base has %s, the written model %s", dl_model_config_field_name (i), a, b);
+    }
 }
 
 /* The source was asked for every UNet and text-encoder parameter once. */
@@ -170,12 +179,13 @@ static void
 check_calls (Source *s, guint writes)
 {
   guint n = 0;
-  for (guint i = 0; i < dl_checkpoint_get_n_params (s->base); i++) {
-    const DlCheckpointParam *p = dl_checkpoint_get_param (s->base, i);
-    guint calls = GPOINTER_TO_UINT (g_hash_table_lookup (s->calls, p->name));
-    g_assert_cmpuint (calls, ==, p->component == DL_COMPONENT_VAE ? 0 : writes);
-    n += p->component != DL_COMPONENT_VAE;
-  }
+  for (guint i = 0; i < dl_checkpoint_get_n_params (s->base); i++)
+    {
+      const DlCheckpointParam *p = dl_checkpoint_get_param (s->base, i);
+      guint calls = GPOINTER_TO_UINT (g_hash_table_lookup (s->calls, p->name));
+      g_assert_cmpuint (calls, ==, p->component == DL_COMPONENT_VAE ? 0 : writes);
+      n += p->component != DL_COMPONENT_VAE;
+    }
   g_assert_cmpuint (g_hash_table_size (s->calls), ==, n);
 }
 
@@ -187,14 +197,15 @@ file_keys (const char *path, gboolean with_dtype)
   g_autoptr (DlSafetensors) st = dl_safetensors_open (path, &error);
   g_assert_no_error (error);
   GHashTable *h = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-  for (guint i = 0; i < dl_safetensors_get_n_tensors (st); i++) {
-    const DlStTensor *t = dl_safetensors_get_tensor (st, i);
-    GString *s = g_string_new (with_dtype ? dl_st_dtype_name (t->dtype) : "");
-    for (int d = 0; d < t->ndim; d++)
-      g_string_append_printf (s, "%s%" G_GINT64_FORMAT, d ? "," : " [", t->shape[d]);
-    g_string_append_c (s, ']');
-    g_hash_table_insert (h, g_strdup (t->name), g_string_free (s, FALSE));
-  }
+  for (guint i = 0; i < dl_safetensors_get_n_tensors (st); i++)
+    {
+      const DlStTensor *t = dl_safetensors_get_tensor (st, i);
+      GString *s = g_string_new (with_dtype ? dl_st_dtype_name (t->dtype) : "");
+      for (int d = 0; d < t->ndim; d++)
+        g_string_append_printf (s, "%s%" G_GINT64_FORMAT, d ? "," : " [", t->shape[d]);
+      g_string_append_c (s, ']');
+      g_hash_table_insert (h, g_strdup (t->name), g_string_free (s, FALSE));
+    }
   return h;
 }
 
@@ -208,8 +219,7 @@ assert_same_keys (const char *a_path, const char *b_path, gboolean with_dtype)
   g_hash_table_iter_init (&it, a);
   while (g_hash_table_iter_next (&it, &k, &v))
     if (g_strcmp0 (g_hash_table_lookup (b, k), v) != 0)
-      g_error ("%s: %s is %s, in %s %s", a_path, (char *) k, (char *) v, b_path,
-               (char *) g_hash_table_lookup (b, k));
+      g_error ("%s: %s is %s, in %s %s", a_path, (char *)k, (char *)v, b_path, (char *)g_hash_table_lookup (b, k));
   g_assert_cmpuint (g_hash_table_size (a), ==, g_hash_table_size (b));
 }
 
@@ -228,7 +238,7 @@ write_ok (DlCheckpoint *base, Source *s, const DlCheckpointWriteOptions *o, cons
 static int
 compare_names (gconstpointer a, gconstpointer b)
 {
-  return strcmp (*(const char *const *) a, *(const char *const *) b);
+  return strcmp (*(const char *const *)a, *(const char *const *)b);
 }
 
 /* The names in `dir`, sorted, joined by spaces. */
@@ -242,7 +252,7 @@ listing (const char *dir)
     g_ptr_array_add (names, g_strdup (name));
   g_ptr_array_sort (names, compare_names);
   g_ptr_array_add (names, NULL);
-  return g_strjoinv (" ", (char **) names->pdata);
+  return g_strjoinv (" ", (char **)names->pdata);
 }
 
 /* ---- both layouts from both layouts, f32 ---- */
@@ -296,29 +306,31 @@ round_trip (const char *base_path, const char *config_dir, const char *tag)
   g_autoptr (DlCheckpoint) out = open_ok (dir, NULL);
   g_assert_cmpint (dl_checkpoint_get_layout (out), ==, DL_CHECKPOINT_DIFFUSERS);
   check_written (&s, out, DL_ST_F32);
-  for (guint i = 0; i < G_N_ELEMENTS (diffusers_files); i++) {
-    g_autofree char *a = g_build_filename (dir, diffusers_files[i], NULL);
-    g_autofree char *b = g_build_filename (g_diffusers, diffusers_files[i], NULL);
-    assert_same_keys (a, b, TRUE);
-    g_autoptr (DlSafetensors) st = dl_safetensors_open (a, NULL);
-    /* transformers refuses a safetensors file whose metadata lacks it */
-    g_assert_cmpstr (dl_safetensors_get_metadata (st, "format"), ==, "pt");
-  }
+  for (guint i = 0; i < G_N_ELEMENTS (diffusers_files); i++)
+    {
+      g_autofree char *a = g_build_filename (dir, diffusers_files[i], NULL);
+      g_autofree char *b = g_build_filename (g_diffusers, diffusers_files[i], NULL);
+      assert_same_keys (a, b, TRUE);
+      g_autoptr (DlSafetensors) st = dl_safetensors_open (a, NULL);
+      /* transformers refuses a safetensors file whose metadata lacks it */
+      g_assert_cmpstr (dl_safetensors_get_metadata (st, "format"), ==, "pt");
+    }
   /* the configuration came from the written configs, the tokenizer is a copy */
   g_autofree char *unet_cfg = g_build_filename (dir, "unet", "config.json", NULL);
   g_assert_cmpstr (dl_checkpoint_get_config_source (out, "unet.attention_heads"), ==, unet_cfg);
   g_autofree char *tok = g_build_filename (dir, "tokenizer", NULL);
   g_assert_cmpstr (dl_checkpoint_get_tokenizer_dir (out), ==, tok);
   const char *tok_files[] = { "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json" };
-  for (guint i = 0; i < G_N_ELEMENTS (tok_files); i++) {
-    g_autofree char *a = g_build_filename (dir, "tokenizer", tok_files[i], NULL);
-    g_autofree char *b = g_build_filename (g_diffusers, "tokenizer", tok_files[i], NULL);
-    g_autofree char *ta = NULL, *tb = NULL;
-    gsize la, lb;
-    g_assert_true (g_file_get_contents (a, &ta, &la, NULL));
-    g_assert_true (g_file_get_contents (b, &tb, &lb, NULL));
-    g_assert_cmpmem (ta, la, tb, lb);
-  }
+  for (guint i = 0; i < G_N_ELEMENTS (tok_files); i++)
+    {
+      g_autofree char *a = g_build_filename (dir, "tokenizer", tok_files[i], NULL);
+      g_autofree char *b = g_build_filename (g_diffusers, "tokenizer", tok_files[i], NULL);
+      g_autofree char *ta = NULL, *tb = NULL;
+      gsize la, lb;
+      g_assert_true (g_file_get_contents (a, &ta, &la, NULL));
+      g_assert_true (g_file_get_contents (b, &tb, &lb, NULL));
+      g_assert_cmpmem (ta, la, tb, lb);
+    }
   /* nothing else next to the outputs */
   g_autofree char *names = listing (sub_dir);
   g_autofree char *want = g_strdup_printf ("%s %s", dname, name);
@@ -346,33 +358,35 @@ test_configs_match_golden (void)
   g_autoptr (DlCheckpoint) base = open_ok (g_diffusers, NULL);
   const char *files[] = { "unet/config.json", "vae/config.json", "text_encoder/config.json",
                           "scheduler/scheduler_config.json", "model_index.json" };
-  for (guint i = 0; i < G_N_ELEMENTS (files); i++) {
-    g_autoptr (GError) error = NULL;
-    g_autofree char *text = dl_checkpoint_diffusers_config_json (dl_checkpoint_get_config (base), files[i], DL_ST_F32,
-                                                                 &error);
-    g_assert_no_error (error);
-    g_autoptr (JsonParser) ours = json_parser_new ();
-    g_assert_true (json_parser_load_from_data (ours, text, -1, NULL));
-    g_autofree char *path = g_build_filename (g_diffusers, files[i], NULL);
-    g_autoptr (JsonParser) gold = json_parser_new ();
-    g_assert_true (json_parser_load_from_file (gold, path, NULL));
-    JsonObject *a = json_node_get_object (json_parser_get_root (ours));
-    JsonObject *b = json_node_get_object (json_parser_get_root (gold));
-    /* the same key set, save the version each tool stamps */
-    g_autoptr (GList) members = json_object_get_members (b);
-    for (GList *l = members; l; l = l->next) {
-      const char *k = l->data;
-      if (strcmp (k, "transformers_version") == 0)
-        continue;
-      if (!json_object_has_member (a, k))
-        g_error ("%s: no “%s”", files[i], k);
-      g_autofree char *va = json_to_string (json_object_get_member (a, k), FALSE);
-      g_autofree char *vb = json_to_string (json_object_get_member (b, k), FALSE);
-      if (strcmp (va, vb) != 0)
-        g_error ("%s: %s is %s, the golden config has %s", files[i], k, va, vb);
+  for (guint i = 0; i < G_N_ELEMENTS (files); i++)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autofree char *text =
+        dl_checkpoint_diffusers_config_json (dl_checkpoint_get_config (base), files[i], DL_ST_F32, &error);
+      g_assert_no_error (error);
+      g_autoptr (JsonParser) ours = json_parser_new ();
+      g_assert_true (json_parser_load_from_data (ours, text, -1, NULL));
+      g_autofree char *path = g_build_filename (g_diffusers, files[i], NULL);
+      g_autoptr (JsonParser) gold = json_parser_new ();
+      g_assert_true (json_parser_load_from_file (gold, path, NULL));
+      JsonObject *a = json_node_get_object (json_parser_get_root (ours));
+      JsonObject *b = json_node_get_object (json_parser_get_root (gold));
+      /* the same key set, save the version each tool stamps */
+      g_autoptr (GList) members = json_object_get_members (b);
+      for (GList *l = members; l; l = l->next)
+        {
+          const char *k = l->data;
+          if (strcmp (k, "transformers_version") == 0)
+            continue;
+          if (!json_object_has_member (a, k))
+            g_error ("%s: no “%s”", files[i], k);
+          g_autofree char *va = json_to_string (json_object_get_member (a, k), FALSE);
+          g_autofree char *vb = json_to_string (json_object_get_member (b, k), FALSE);
+          if (strcmp (va, vb) != 0)
+            g_error ("%s: %s is %s, the golden config has %s", files[i], k, va, vb);
+        }
+      g_assert_cmpuint (json_object_get_size (a), ==, json_object_get_size (b));
     }
-    g_assert_cmpuint (json_object_get_size (a), ==, json_object_get_size (b));
-  }
 }
 
 /* ---- f16 ---- */
@@ -402,15 +416,16 @@ test_f16 (void)
   g_autofree char *file = tmp_path ("f16-all.safetensors");
   write_ok (base, &s, &o, file);
   g_autoptr (DlCheckpoint) all = open_ok (file, g_diffusers);
-  for (guint i = 0; i < dl_checkpoint_get_n_params (all); i++) {
-    const DlCheckpointParam *p = dl_checkpoint_get_param (all, i);
-    g_assert_cmpint (p->dtype, ==, DL_ST_F16);
-    if (p->component != DL_COMPONENT_VAE)
-      continue;
-    g_autofree float *want = expected (&s, p->name, DL_ST_F16);
-    g_autofree float *got = dl_checkpoint_read_f32 (all, p->name, NULL, NULL);
-    g_assert_cmpmem (got, sizeof (float) * p->numel, want, sizeof (float) * p->numel);
-  }
+  for (guint i = 0; i < dl_checkpoint_get_n_params (all); i++)
+    {
+      const DlCheckpointParam *p = dl_checkpoint_get_param (all, i);
+      g_assert_cmpint (p->dtype, ==, DL_ST_F16);
+      if (p->component != DL_COMPONENT_VAE)
+        continue;
+      g_autofree float *want = expected (&s, p->name, DL_ST_F16);
+      g_autofree float *got = dl_checkpoint_read_f32 (all, p->name, NULL, NULL);
+      g_assert_cmpmem (got, sizeof (float) * p->numel, want, sizeof (float) * p->numel);
+    }
 
   /* the f16 model as the base of an f32 write: its values exactly, VAE bytes as stored (F16) */
   o.convert_base = FALSE;
@@ -421,16 +436,17 @@ test_f16 (void)
   g_assert_true (dl_checkpoint_write (all, NULL, NULL, &o, again, &error));
   g_assert_no_error (error);
   g_autoptr (DlCheckpoint) copy = open_ok (again, g_diffusers);
-  for (guint i = 0; i < dl_checkpoint_get_n_params (copy); i++) {
-    const DlCheckpointParam *p = dl_checkpoint_get_param (copy, i);
-    g_assert_cmpint (p->dtype, ==, DL_ST_F16);
-    const DlStTensor *a = dl_checkpoint_get_stored (all, p->name), *b = dl_checkpoint_get_stored (copy, p->name);
-    g_assert_cmpmem (b->data, b->nbytes, a->data, a->nbytes);
-  }
+  for (guint i = 0; i < dl_checkpoint_get_n_params (copy); i++)
+    {
+      const DlCheckpointParam *p = dl_checkpoint_get_param (copy, i);
+      g_assert_cmpint (p->dtype, ==, DL_ST_F16);
+      const DlStTensor *a = dl_checkpoint_get_stored (all, p->name), *b = dl_checkpoint_get_stored (copy, p->name);
+      g_assert_cmpmem (b->data, b->nbytes, a->data, a->nbytes);
+    }
 
   /* a value f16 cannot hold is an error naming the parameter, and nothing is written */
-  o.source_components = DL_CHECKPOINT_WRITE_COMPONENT (DL_COMPONENT_UNET)
-                        | DL_CHECKPOINT_WRITE_COMPONENT (DL_COMPONENT_TEXT_ENCODER);
+  o.source_components =
+    DL_CHECKPOINT_WRITE_COMPONENT (DL_COMPONENT_UNET) | DL_CHECKPOINT_WRITE_COMPONENT (DL_COMPONENT_TEXT_ENCODER);
   o.dtype = DL_ST_F16;
   s.huge_at = "unet.mid_block.attentions.0.proj_out.bias";
   g_autofree char *huge = tmp_path ("f16-huge.safetensors");
@@ -464,19 +480,21 @@ hash_tree (GHashTable *h, const char *dir, const char *rel)
   g_autoptr (GDir) d = g_dir_open (full, 0, NULL);
   g_assert_nonnull (d);
   const char *name;
-  while ((name = g_dir_read_name (d))) {
-    g_autofree char *r = rel ? g_build_filename (rel, name, NULL) : g_strdup (name);
-    g_autofree char *p = g_build_filename (dir, r, NULL);
-    if (g_file_test (p, G_FILE_TEST_IS_DIR)) {
-      hash_tree (h, dir, r);
-      continue;
+  while ((name = g_dir_read_name (d)))
+    {
+      g_autofree char *r = rel ? g_build_filename (rel, name, NULL) : g_strdup (name);
+      g_autofree char *p = g_build_filename (dir, r, NULL);
+      if (g_file_test (p, G_FILE_TEST_IS_DIR))
+        {
+          hash_tree (h, dir, r);
+          continue;
+        }
+      g_autofree char *data = NULL;
+      gsize len;
+      g_assert_true (g_file_get_contents (p, &data, &len, NULL));
+      char *sum = g_compute_checksum_for_data (G_CHECKSUM_SHA256, (guchar *)data, len);
+      g_hash_table_insert (h, g_steal_pointer (&r), sum);
     }
-    g_autofree char *data = NULL;
-    gsize len;
-    g_assert_true (g_file_get_contents (p, &data, &len, NULL));
-    char *sum = g_compute_checksum_for_data (G_CHECKSUM_SHA256, (guchar *) data, len);
-    g_hash_table_insert (h, g_steal_pointer (&r), sum);
-  }
 }
 
 static GHashTable *
@@ -496,7 +514,7 @@ assert_same_tree (GHashTable *a, GHashTable *b)
   g_hash_table_iter_init (&it, a);
   while (g_hash_table_iter_next (&it, &k, &v))
     if (g_strcmp0 (g_hash_table_lookup (b, k), v) != 0)
-      g_error ("%s changed", (char *) k);
+      g_error ("%s changed", (char *)k);
 }
 
 static void
@@ -606,21 +624,22 @@ static void
 assert_plan_matches (GPtrArray *plan, const char *file, JsonObject *keys)
 {
   guint n = 0;
-  for (guint i = 0; i < plan->len; i++) {
-    const DlCheckpointWriteEntry *e = plan->pdata[i];
-    if (g_strcmp0 (e->file, file) != 0)
-      continue;
-    n++;
-    if (!json_object_has_member (keys, e->key))
-      g_error ("%s is written as %s, which the manifest does not have", e->name, e->key);
-    JsonArray *shape = json_object_get_array_member (json_object_get_object_member (keys, e->key), "shape");
-    if (json_array_get_length (shape) != (guint) e->ndim)
-      g_error ("%s: %d dimensions, the manifest has %u", e->key, e->ndim, json_array_get_length (shape));
-    for (int d = 0; d < e->ndim; d++)
-      g_assert_cmpint (json_array_get_int_element (shape, (guint) d), ==, e->shape[d]);
-    g_assert_cmpint (e->dtype, ==, e->from_source ? DL_ST_F16 : DL_ST_F32);
-    g_assert_true (e->from_source == !g_str_has_prefix (e->name, "vae."));
-  }
+  for (guint i = 0; i < plan->len; i++)
+    {
+      const DlCheckpointWriteEntry *e = plan->pdata[i];
+      if (g_strcmp0 (e->file, file) != 0)
+        continue;
+      n++;
+      if (!json_object_has_member (keys, e->key))
+        g_error ("%s is written as %s, which the manifest does not have", e->name, e->key);
+      JsonArray *shape = json_object_get_array_member (json_object_get_object_member (keys, e->key), "shape");
+      if (json_array_get_length (shape) != (guint)e->ndim)
+        g_error ("%s: %d dimensions, the manifest has %u", e->key, e->ndim, json_array_get_length (shape));
+      for (int d = 0; d < e->ndim; d++)
+        g_assert_cmpint (json_array_get_int_element (shape, (guint)d), ==, e->shape[d]);
+      g_assert_cmpint (e->dtype, ==, e->from_source ? DL_ST_F16 : DL_ST_F32);
+      g_assert_true (e->from_source == !g_str_has_prefix (e->name, "vae."));
+    }
   g_assert_cmpuint (n, ==, json_object_get_size (keys));
 }
 
@@ -654,31 +673,35 @@ test_sd15_manifests (void)
 
   /* SD 1.5's configs: every value the manifest lists */
   JsonObject *configs = json_object_get_object_member (dif, "configs");
-  const char *cfg[][2] = { { "unet", "unet/config.json" }, { "vae", "vae/config.json" },
+  const char *cfg[][2] = { { "unet", "unet/config.json" },
+                           { "vae", "vae/config.json" },
                            { "text_encoder", "text_encoder/config.json" } };
-  for (guint i = 0; i < G_N_ELEMENTS (cfg); i++) {
-    g_autofree char *text = dl_checkpoint_diffusers_config_json (dl_checkpoint_get_config (base), cfg[i][1],
-                                                                 DL_ST_F16, &error);
-    g_assert_no_error (error);
-    g_autoptr (JsonParser) ours = json_parser_new ();
-    g_assert_true (json_parser_load_from_data (ours, text, -1, NULL));
-    JsonObject *a = json_node_get_object (json_parser_get_root (ours));
-    JsonObject *b = json_object_get_object_member (configs, cfg[i][0]);
-    g_autoptr (GList) members = json_object_get_members (b);
-    for (GList *l = members; l; l = l->next) {
-      g_assert_true (json_object_has_member (a, l->data));
-      g_autofree char *va = json_to_string (json_object_get_member (a, l->data), FALSE);
-      g_autofree char *vb = json_to_string (json_object_get_member (b, l->data), FALSE);
-      if (strcmp (va, vb) != 0)
-        g_error ("%s: %s is %s, SD 1.5 has %s", cfg[i][1], (char *) l->data, va, vb);
+  for (guint i = 0; i < G_N_ELEMENTS (cfg); i++)
+    {
+      g_autofree char *text =
+        dl_checkpoint_diffusers_config_json (dl_checkpoint_get_config (base), cfg[i][1], DL_ST_F16, &error);
+      g_assert_no_error (error);
+      g_autoptr (JsonParser) ours = json_parser_new ();
+      g_assert_true (json_parser_load_from_data (ours, text, -1, NULL));
+      JsonObject *a = json_node_get_object (json_parser_get_root (ours));
+      JsonObject *b = json_object_get_object_member (configs, cfg[i][0]);
+      g_autoptr (GList) members = json_object_get_members (b);
+      for (GList *l = members; l; l = l->next)
+        {
+          g_assert_true (json_object_has_member (a, l->data));
+          g_autofree char *va = json_to_string (json_object_get_member (a, l->data), FALSE);
+          g_autofree char *vb = json_to_string (json_object_get_member (b, l->data), FALSE);
+          if (strcmp (va, vb) != 0)
+            g_error ("%s: %s is %s, SD 1.5 has %s", cfg[i][1], (char *)l->data, va, vb);
+        }
     }
-  }
   dl_test_remove_tree (path);
 }
 
 /* ---- the safetensors writer's deferred tensors ---- */
 
-typedef struct {
+typedef struct
+{
   const guint8 *bytes;
   gboolean fail;
   guint calls;
@@ -689,10 +712,11 @@ deferred_fill (gpointer out, gsize nbytes, gpointer user_data, GError **error)
 {
   Deferred *d = user_data;
   d->calls++;
-  if (d->fail) {
-    g_set_error (error, DL_ERROR, DL_ERROR_FAILED, "test: no bytes");
-    return FALSE;
-  }
+  if (d->fail)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_FAILED, "test: no bytes");
+      return FALSE;
+    }
   memcpy (out, d->bytes, nbytes);
   return TRUE;
 }
@@ -702,31 +726,35 @@ test_safetensors_deferred (void)
 {
   const float a[6] = { 1, 2, 3, 4, 5, 6 };
   const guint16 b[3] = { 0x3c00, 0x4000, 0x4200 };
-  Deferred da = { (const guint8 *) a, FALSE, 0 }, db = { (const guint8 *) b, FALSE, 0 };
+  Deferred da = { (const guint8 *)a, FALSE, 0 }, db = { (const guint8 *)b, FALSE, 0 };
   g_autoptr (DlSafetensorsWriter) plain = dl_safetensors_writer_new ();
   g_autoptr (DlSafetensorsWriter) lazy = dl_safetensors_writer_new ();
   g_autoptr (GError) error = NULL;
-  for (int i = 0; i < 2; i++) {
-    DlSafetensorsWriter *w = i ? lazy : plain;
-    dl_safetensors_writer_set_metadata (w, "format", "pt");
-    g_assert_true (dl_safetensors_writer_add (w, "z.small", DL_ST_F16, 1, (int64_t[]) { 0 }, NULL, 0, &error));
-    if (i) {
-      g_assert_true (dl_safetensors_writer_add_deferred (w, "b", DL_ST_F16, 1, (int64_t[]) { 3 }, deferred_fill, &db,
-                                                         NULL, &error));
-      g_assert_true (dl_safetensors_writer_add_deferred (w, "a", DL_ST_F32, 2, (int64_t[]) { 2, 3 }, deferred_fill,
-                                                         &da, NULL, &error));
-    } else {
-      g_assert_true (dl_safetensors_writer_add (w, "b", DL_ST_F16, 1, (int64_t[]) { 3 }, b, sizeof b, &error));
-      g_assert_true (dl_safetensors_writer_add (w, "a", DL_ST_F32, 2, (int64_t[]) { 2, 3 }, a, sizeof a, &error));
+  for (int i = 0; i < 2; i++)
+    {
+      DlSafetensorsWriter *w = i ? lazy : plain;
+      dl_safetensors_writer_set_metadata (w, "format", "pt");
+      g_assert_true (dl_safetensors_writer_add (w, "z.small", DL_ST_F16, 1, (int64_t[]){ 0 }, NULL, 0, &error));
+      if (i)
+        {
+          g_assert_true (dl_safetensors_writer_add_deferred (w, "b", DL_ST_F16, 1, (int64_t[]){ 3 }, deferred_fill, &db,
+                                                             NULL, &error));
+          g_assert_true (dl_safetensors_writer_add_deferred (w, "a", DL_ST_F32, 2, (int64_t[]){ 2, 3 }, deferred_fill,
+                                                             &da, NULL, &error));
+        }
+      else
+        {
+          g_assert_true (dl_safetensors_writer_add (w, "b", DL_ST_F16, 1, (int64_t[]){ 3 }, b, sizeof b, &error));
+          g_assert_true (dl_safetensors_writer_add (w, "a", DL_ST_F32, 2, (int64_t[]){ 2, 3 }, a, sizeof a, &error));
+        }
     }
-  }
   /* a name twice, and a shape that fills no whole byte, are refused at once */
-  g_assert_false (dl_safetensors_writer_add_deferred (lazy, "a", DL_ST_F32, 1, (int64_t[]) { 1 }, deferred_fill, &da,
-                                                      NULL, &error));
+  g_assert_false (
+    dl_safetensors_writer_add_deferred (lazy, "a", DL_ST_F32, 1, (int64_t[]){ 1 }, deferred_fill, &da, NULL, &error));
   g_assert_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT);
   g_clear_error (&error);
-  g_assert_false (dl_safetensors_writer_add_deferred (lazy, "f4", DL_ST_F4, 1, (int64_t[]) { 3 }, deferred_fill, &da,
-                                                      NULL, &error));
+  g_assert_false (
+    dl_safetensors_writer_add_deferred (lazy, "f4", DL_ST_F4, 1, (int64_t[]){ 3 }, deferred_fill, &da, NULL, &error));
   g_assert_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT);
   g_clear_error (&error);
 

@@ -167,7 +167,7 @@ config_value (DlCheckpoint *ck, const char *field)
 {
   int idx = dl_model_config_field_index (field);
   g_assert_cmpint (idx, >=, 0);
-  return dl_model_config_field_to_string (dl_checkpoint_get_config (ck), (guint) idx);
+  return dl_model_config_field_to_string (dl_checkpoint_get_config (ck), (guint)idx);
 }
 
 static void
@@ -260,7 +260,7 @@ test_golden_both_layouts (void)
       g_assert_cmpint (na, ==, a->numel);
       g_assert_cmpint (nb, ==, a->numel);
       g_assert_cmpmem (va, na * sizeof (float), vb, nb * sizeof (float));
-      per_component[a->component] += (guint64) a->numel;
+      per_component[a->component] += (guint64)a->numel;
     }
   /* the tiny golden model's parameter counts (numel summed over each component) */
   g_assert_cmpuint (per_component[DL_COMPONENT_TEXT_ENCODER], ==, 1609216);
@@ -444,12 +444,12 @@ static void
 make_openclip (GPtrArray *keys)
 {
   for (guint i = keys->len; i-- > 0;)
-    if (g_str_has_prefix (((SwKey *) keys->pdata[i])->name, "cond_stage_model."))
+    if (g_str_has_prefix (((SwKey *)keys->pdata[i])->name, "cond_stage_model."))
       g_ptr_array_remove_index (keys, i);
-  sw_keys_add (keys, "cond_stage_model.model.token_embedding.weight", DL_ST_F32, 2, (int64_t[]) { 49408, 1024 });
-  sw_keys_add (keys, "cond_stage_model.model.positional_embedding", DL_ST_F32, 2, (int64_t[]) { 77, 1024 });
+  sw_keys_add (keys, "cond_stage_model.model.token_embedding.weight", DL_ST_F32, 2, (int64_t[]){ 49408, 1024 });
+  sw_keys_add (keys, "cond_stage_model.model.positional_embedding", DL_ST_F32, 2, (int64_t[]){ 77, 1024 });
   sw_keys_add (keys, "cond_stage_model.model.transformer.resblocks.0.attn.in_proj_weight", DL_ST_F32, 2,
-               (int64_t[]) { 3072, 1024 });
+               (int64_t[]){ 3072, 1024 });
 }
 
 static char *
@@ -495,7 +495,7 @@ test_family_single_file (void)
     JsonNode *heads = json_node_new (JSON_NODE_ARRAY);
     json_node_take_array (heads, json_array_new ());
     for (int i = 0; i < 4; i++)
-      json_array_add_int_element (json_node_get_array (heads), (gint64[]) { 5, 10, 20, 20 }[i]);
+      json_array_add_int_element (json_node_get_array (heads), (gint64[]){ 5, 10, 20, 20 }[i]);
     edit_config (cfg, "unet/config.json", "attention_head_dim", heads);
     edit_config (cfg, "scheduler/scheduler_config.json", "prediction_type", jstr ("v_prediction"));
     open_fails (p, cfg, DL_ERROR_UNSUPPORTED, "recognised as Stable Diffusion 2.x (v-prediction)", NULL);
@@ -516,12 +516,12 @@ test_family_single_file (void)
   {
     g_autoptr (GPtrArray) k = tiny_ldm_keys ();
     for (guint i = k->len; i-- > 0;)
-      if (g_str_has_prefix (((SwKey *) k->pdata[i])->name, "cond_stage_model."))
+      if (g_str_has_prefix (((SwKey *)k->pdata[i])->name, "cond_stage_model."))
         g_ptr_array_remove_index (k, i);
     sw_keys_add (k, "conditioner.embedders.0.transformer.text_model.final_layer_norm.weight", DL_ST_F16, 1,
-                 (int64_t[]) { 768 });
-    sw_keys_add (k, "conditioner.embedders.1.model.ln_final.weight", DL_ST_F16, 1, (int64_t[]) { 1280 });
-    sw_keys_add (k, "model.diffusion_model.label_emb.0.0.weight", DL_ST_F16, 2, (int64_t[]) { 1280, 2816 });
+                 (int64_t[]){ 768 });
+    sw_keys_add (k, "conditioner.embedders.1.model.ln_final.weight", DL_ST_F16, 1, (int64_t[]){ 1280 });
+    sw_keys_add (k, "model.diffusion_model.label_emb.0.0.weight", DL_ST_F16, 2, (int64_t[]){ 1280, 2816 });
     g_autofree char *p = write_keys ("sdxl.safetensors", k);
     open_fails (p, NULL, DL_ERROR_UNSUPPORTED, "recognised as Stable Diffusion XL, not supported yet", NULL);
     set_dim (k, "model.diffusion_model.input_blocks.0.0.weight", 1, 9);
@@ -532,15 +532,15 @@ test_family_single_file (void)
   {
     g_autoptr (GPtrArray) k = sw_keys_new ();
     sw_keys_add (k, "lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight", DL_ST_F16, 2,
-                 (int64_t[]) { 4, 320 });
+                 (int64_t[]){ 4, 320 });
     g_autofree char *p = write_keys ("lora.safetensors", k);
     open_fails (p, NULL, DL_ERROR_INVALID_FILE, p, "not a Stable Diffusion checkpoint", "LoRA", NULL);
     g_autoptr (GPtrArray) v = sw_keys_new ();
-    sw_keys_add (v, "encoder.down.0.block.0.conv1.weight", DL_ST_F32, 4, (int64_t[]) { 128, 128, 3, 3 });
+    sw_keys_add (v, "encoder.down.0.block.0.conv1.weight", DL_ST_F32, 4, (int64_t[]){ 128, 128, 3, 3 });
     g_autofree char *pv = write_keys ("vae.safetensors", v);
     open_fails (pv, NULL, DL_ERROR_INVALID_FILE, "standalone VAE", NULL);
     g_autoptr (GPtrArray) t = sw_keys_new ();
-    sw_keys_add (t, "emb_params", DL_ST_F32, 2, (int64_t[]) { 2, 768 });
+    sw_keys_add (t, "emb_params", DL_ST_F32, 2, (int64_t[]){ 2, 768 });
     g_autofree char *pt = write_keys ("ti.safetensors", t);
     open_fails (pt, NULL, DL_ERROR_INVALID_FILE, "textual-inversion", NULL);
     g_autofree char *unet = g_build_filename (g_diffusers, "unet", "diffusion_pytorch_model.safetensors", NULL);
@@ -569,7 +569,7 @@ make_diffusers (const char *dir, KeyEdit edit)
         edit (comps[i][0], k);
       g_autofree char *rel = g_build_filename (dir, comps[i][0], comps[i][1], NULL);
       g_autofree char *out = tmp_path (rel);
-      sw_write_sparse (out, k, (const char *[]) { "format", "pt", NULL });
+      sw_write_sparse (out, k, (const char *[]){ "format", "pt", NULL });
     }
   g_autofree char *index = g_build_filename (g_diffusers, "model_index.json", NULL);
   g_autofree char *index_rel = g_build_filename (dir, "model_index.json", NULL);
@@ -605,9 +605,9 @@ static void
 edit_extras (const char *component, GPtrArray *keys)
 {
   if (strcmp (component, "text_encoder") == 0)
-    sw_keys_add (keys, "text_model.embeddings.position_ids", DL_ST_I64, 2, (int64_t[]) { 1, 77 });
+    sw_keys_add (keys, "text_model.embeddings.position_ids", DL_ST_I64, 2, (int64_t[]){ 1, 77 });
   if (strcmp (component, "unet") == 0)
-    sw_keys_add (keys, "something_new.weight", DL_ST_F32, 1, (int64_t[]) { 3 });
+    sw_keys_add (keys, "something_new.weight", DL_ST_F32, 1, (int64_t[]){ 3 });
 }
 
 static void
@@ -616,8 +616,9 @@ edit_old_vae_names (const char *component, GPtrArray *keys)
   if (strcmp (component, "vae") != 0)
     return;
   /* diffusers < 0.14: query/key/value/proj_attn, proj_attn as [C, C, 1] */
-  const char *renames[][2] = { { "to_q.", "query." }, { "to_k.", "key." }, { "to_v.", "value." },
-                               { "to_out.0.", "proj_attn." } };
+  const char *renames[][2] = {
+    { "to_q.", "query." }, { "to_k.", "key." }, { "to_v.", "value." }, { "to_out.0.", "proj_attn." }
+  };
   for (guint i = 0; i < keys->len; i++)
     {
       SwKey *k = keys->pdata[i];
@@ -628,8 +629,8 @@ edit_old_vae_names (const char *component, GPtrArray *keys)
       for (guint r = 0; r < G_N_ELEMENTS (renames); r++)
         if (g_str_has_prefix (p, renames[r][0]))
           {
-            char *n = g_strdup_printf ("%.*s%s%s", (int) (p - k->name), k->name, renames[r][1],
-                                       p + strlen (renames[r][0]));
+            char *n =
+              g_strdup_printf ("%.*s%s%s", (int)(p - k->name), k->name, renames[r][1], p + strlen (renames[r][0]));
             g_free (k->name);
             k->name = n;
             if (r == 3 && k->ndim == 2)
@@ -775,16 +776,24 @@ test_single_file_keys (void)
       }
     sw_keys_add (k, "model_ema.decay", DL_ST_F32, 0, NULL);
     sw_keys_add (k, "model_ema.num_updates", DL_ST_I32, 0, NULL);
-    const char *buffers[] = { "betas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod",
-                              "sqrt_one_minus_alphas_cumprod", "log_one_minus_alphas_cumprod",
-                              "sqrt_recip_alphas_cumprod", "sqrt_recipm1_alphas_cumprod", "posterior_variance",
-                              "posterior_log_variance_clipped", "posterior_mean_coef1", "posterior_mean_coef2" };
+    const char *buffers[] = { "betas",
+                              "alphas_cumprod",
+                              "alphas_cumprod_prev",
+                              "sqrt_alphas_cumprod",
+                              "sqrt_one_minus_alphas_cumprod",
+                              "log_one_minus_alphas_cumprod",
+                              "sqrt_recip_alphas_cumprod",
+                              "sqrt_recipm1_alphas_cumprod",
+                              "posterior_variance",
+                              "posterior_log_variance_clipped",
+                              "posterior_mean_coef1",
+                              "posterior_mean_coef2" };
     for (guint i = 0; i < G_N_ELEMENTS (buffers); i++)
-      sw_keys_add (k, buffers[i], DL_ST_F32, 1, (int64_t[]) { 1000 });
+      sw_keys_add (k, buffers[i], DL_ST_F32, 1, (int64_t[]){ 1000 });
     sw_keys_add (k, "cond_stage_model.transformer.text_model.embeddings.position_ids", DL_ST_I64, 2,
-                 (int64_t[]) { 1, 77 });
-    sw_keys_add (k, "model.diffusion_model.extra_thing.weight", DL_ST_F32, 1, (int64_t[]) { 2 });
-    sw_keys_add (k, "foo.bar", DL_ST_F16, 1, (int64_t[]) { 2 });
+                 (int64_t[]){ 1, 77 });
+    sw_keys_add (k, "model.diffusion_model.extra_thing.weight", DL_ST_F32, 1, (int64_t[]){ 2 });
+    sw_keys_add (k, "foo.bar", DL_ST_F16, 1, (int64_t[]){ 2 });
     g_autofree char *p = write_keys ("full-ema.safetensors", k);
     g_autoptr (DlCheckpoint) ck = open_ok (p, g_diffusers);
     g_assert_cmpuint (dl_checkpoint_get_n_params (ck), ==, 860);
@@ -825,7 +834,7 @@ test_single_file_keys (void)
   /* a tensor stored under two names */
   {
     g_autoptr (GPtrArray) k = tiny_ldm_keys ();
-    sw_keys_add (k, "cond_stage_model.transformer.final_layer_norm.weight", DL_ST_F32, 1, (int64_t[]) { 32 });
+    sw_keys_add (k, "cond_stage_model.transformer.final_layer_norm.weight", DL_ST_F32, 1, (int64_t[]){ 32 });
     g_autofree char *p = write_keys ("twice.safetensors", k);
     open_fails (p, g_diffusers, DL_ERROR_INVALID_FILE, "text_encoder.text_model.final_layer_norm.weight", NULL);
   }
@@ -853,9 +862,9 @@ test_bad_files (void)
     while (h->len < 0x80)
       g_string_append_c (h, ' ');
     GString *f = g_string_new_len ("\x80\0\0\0\0\0\0\0", 8);
-    g_string_append_len (f, h->str, (gssize) h->len);
+    g_string_append_len (f, h->str, (gssize)h->len);
     g_autofree char *p = tmp_path ("proto-like.safetensors");
-    g_assert_true (g_file_set_contents (p, f->str, (gssize) f->len, NULL));
+    g_assert_true (g_file_set_contents (p, f->str, (gssize)f->len, NULL));
     open_fails (p, NULL, DL_ERROR_INVALID_FILE, p, "not a Stable Diffusion checkpoint", NULL);
     g_string_free (h, TRUE);
     g_string_free (f, TRUE);
@@ -865,7 +874,7 @@ test_bad_files (void)
   gsize len;
   g_assert_true (g_file_get_contents (g_ldm, &data, &len, NULL));
   g_autofree char *cut = tmp_path ("cut.safetensors");
-  g_assert_true (g_file_set_contents (cut, data, (gssize) (len / 2), NULL));
+  g_assert_true (g_file_set_contents (cut, data, (gssize)(len / 2), NULL));
   open_fails (cut, g_diffusers, DL_ERROR_INVALID_FILE, cut, "truncated", NULL);
 }
 
@@ -894,7 +903,7 @@ convert_file (const char *src, const char *dst, DlStDType dtype)
 static float
 round_to (DlStDType dtype, float x)
 {
-  return dtype == DL_ST_F16 ? dl_f16_to_f32 (dl_f32_to_f16 (x))
+  return dtype == DL_ST_F16    ? dl_f16_to_f32 (dl_f32_to_f16 (x))
          : dtype == DL_ST_BF16 ? dl_bf16_to_f32 (dl_f32_to_bf16 (x))
                                : x;
 }
@@ -906,7 +915,8 @@ test_half_precision (void)
   g_autoptr (DlCheckpoint) ref = open_ok (g_diffusers, NULL);
   /* a diffusers folder with the UNet in f16, the VAE in bf16, the text encoder in f32 */
   g_autofree char *d = copy_golden_configs ("mixed");
-  const struct {
+  const struct
+  {
     const char *dir, *file;
     DlStDType dtype;
   } comps[] = { { "unet", "diffusion_pytorch_model.fp16.safetensors", DL_ST_F16 },
@@ -955,8 +965,8 @@ test_half_precision (void)
   g_autofree float *want = dl_checkpoint_read_f32 (mixed, name, NULL, &error);
   for (int k = 0; k < 2; k++)
     {
-      g_autoptr (DlTensor) t = dl_checkpoint_upload (mixed, name, dl_test_device (), k ? DL_DTYPE_F16 : DL_DTYPE_F32,
-                                                     &error);
+      g_autoptr (DlTensor) t =
+        dl_checkpoint_upload (mixed, name, dl_test_device (), k ? DL_DTYPE_F16 : DL_DTYPE_F32, &error);
       g_assert_no_error (error);
       g_autofree float *got = dl_test_download (t);
       g_assert_cmpmem (got, 32 * 32 * sizeof (float), want, 32 * 32 * sizeof (float));
@@ -995,8 +1005,8 @@ check_against_diffusers_manifest (DlCheckpoint *ck, JsonObject *files)
       JsonArray *shape = json_object_get_array_member (json_object_get_object_member (f, key), "shape");
       g_assert_cmpint (json_array_get_length (shape), ==, p->ndim);
       for (int d = 0; d < p->ndim; d++)
-        g_assert_cmpint (json_array_get_int_element (shape, (guint) d), ==, p->shape[d]);
-      params[p->component] += (guint64) p->numel;
+        g_assert_cmpint (json_array_get_int_element (shape, (guint)d), ==, p->shape[d]);
+      params[p->component] += (guint64)p->numel;
       counted[p->component]++;
     }
   /* and nothing of the manifest is left out */
@@ -1033,15 +1043,15 @@ test_sparse_sd15_ldm (void)
   g_assert_cmpuint (keys->len, ==, 1130);
   /* what the real v1-5-pruned-emaonly adds (the manifest's notes) */
   sw_keys_add (keys, "cond_stage_model.transformer.text_model.embeddings.position_ids", DL_ST_I64, 2,
-               (int64_t[]) { 1, 77 });
-  sw_keys_add (keys, "alphas_cumprod", DL_ST_F32, 1, (int64_t[]) { 1000 });
+               (int64_t[]){ 1, 77 });
+  sw_keys_add (keys, "alphas_cumprod", DL_ST_F32, 1, (int64_t[]){ 1000 });
   sw_keys_add (keys, "model_ema.decay", DL_ST_F32, 0, NULL);
   g_autofree char *path = tmp_path ("v1-5-sparse.safetensors");
   sw_write_sparse (path, keys, NULL);
   GStatBuf s;
   g_assert_cmpint (g_stat (path, &s), ==, 0);
-  g_assert_cmpint (s.st_size, >, (goffset) 4000000000);
-  g_test_message ("%s: %" G_GINT64_FORMAT " bytes, %" G_GUINT64_FORMAT " on disk", path, (gint64) s.st_size,
+  g_assert_cmpint (s.st_size, >, (goffset)4000000000);
+  g_test_message ("%s: %" G_GINT64_FORMAT " bytes, %" G_GUINT64_FORMAT " on disk", path, (gint64)s.st_size,
                   sw_disk_usage (path));
   g_assert_cmpuint (sw_disk_usage (path), <, 4 << 20);
 
@@ -1051,17 +1061,17 @@ test_sparse_sd15_ldm (void)
   g_assert_cmpuint (dl_checkpoint_get_unknown_keys (ck)->len, ==, 0);
   GPtrArray *ignored = dl_checkpoint_get_ignored_keys (ck);
   for (guint i = 0; i < ignored->len; i++)
-    g_test_message ("ignored: %s", (const char *) ignored->pdata[i]);
+    g_test_message ("ignored: %s", (const char *)ignored->pdata[i]);
   g_assert_cmpuint (ignored->len, ==, 3);
   check_sd15_config (ck);
-  check_against_diffusers_manifest (ck, json_object_get_object_member (
-                                            json_node_get_object (json_parser_get_root (dif)), "files"));
+  check_against_diffusers_manifest (
+    ck, json_object_get_object_member (json_node_get_object (json_parser_get_root (dif)), "files"));
   /* every LDM key was used once, with its own shape or the 1x1-conv form */
   g_autoptr (GHashTable) used = g_hash_table_new (g_str_hash, g_str_equal);
   for (guint i = 0; i < dl_checkpoint_get_n_params (ck); i++)
     {
       const DlCheckpointParam *p = dl_checkpoint_get_param (ck, i);
-      g_assert_true (g_hash_table_add (used, (gpointer) p->file_key));
+      g_assert_true (g_hash_table_add (used, (gpointer)p->file_key));
       SwKey *k = sw_keys_find (keys, p->file_key);
       g_assert_nonnull (k);
       g_assert_cmpint (sw_key_numel (k), ==, p->numel);
@@ -1083,9 +1093,10 @@ test_sparse_sd15_diffusers (void)
       g_autoptr (GPtrArray) keys = sw_keys_from_json_object (json_object_get_object_member (files, l->data));
       g_autofree char *rel = g_build_filename ("sd15", l->data, NULL);
       g_autofree char *path = tmp_path (rel);
-      sw_write_sparse (path, keys, (const char *[]) { "format", "pt", NULL });
+      sw_write_sparse (path, keys, (const char *[]){ "format", "pt", NULL });
     }
-  const char *cfgs[][2] = { { "unet", "unet/config.json" }, { "vae", "vae/config.json" },
+  const char *cfgs[][2] = { { "unet", "unet/config.json" },
+                            { "vae", "vae/config.json" },
                             { "text_encoder", "text_encoder/config.json" } };
   for (guint i = 0; i < G_N_ELEMENTS (cfgs); i++)
     {
@@ -1179,8 +1190,8 @@ test_ckpt_golden (void)
                                                       dl_test_device (), DL_DTYPE_F32, &error);
       g_assert_no_error (error);
       g_autofree float *got = dl_test_download (up);
-      g_autofree float *want = dl_checkpoint_read_f32 (ref, "vae.encoder.mid_block.attentions.0.to_k.weight", NULL,
-                                                       &error);
+      g_autofree float *want =
+        dl_checkpoint_read_f32 (ref, "vae.encoder.mid_block.attentions.0.to_k.weight", NULL, &error);
       g_assert_cmpmem (got, 64 * 64 * sizeof (float), want, 64 * 64 * sizeof (float));
     }
 }

@@ -34,7 +34,7 @@ ramp (int n, float scale)
 {
   float *v = g_new (float, n);
   for (int i = 0; i < n; i++)
-    v[i] = scale * (float) (i - n / 3) / (float) n;
+    v[i] = scale * (float)(i - n / 3) / (float)n;
   return v;
 }
 
@@ -64,22 +64,27 @@ read_fails (const char *path, int expected_dim, const char *needle)
 
 /* What torch.save writes for A1111's Embedding.save, memo opcodes aside
  * (docs/formats.md, “Pickle subset”), with 2 vectors of 768. */
-static const char a1111_pickle[] =
-  "\x80\x02}("
-  "X\x0f\x00\x00\x00" "string_to_token}X\x01\x00\x00\x00*M\x09\x01s"
-  "X\x0f\x00\x00\x00" "string_to_param}X\x01\x00\x00\x00*"
-  "ctorch._utils\n_rebuild_tensor_v2\n"
-  "((X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x00" "0X\x03\x00\x00\x00" "cpuM\x00\x06tQ"
-  "K\x00"                 /* storage offset */
-  "K\x02M\x00\x03\x86"    /* size (2, 768) */
-  "M\x00\x03K\x01\x86"    /* stride (768, 1) */
-  "\x88"                  /* requires_grad */
-  "ccollections\nOrderedDict\n)RtRs"
-  "X\x04\x00\x00\x00nameX\x03\x00\x00\x00" "cat"
-  "X\x04\x00\x00\x00stepM\xf4\x01"
-  "X\x0d\x00\x00\x00sd_checkpointX\x0a\x00\x00\x00" "0123456789"
-  "X\x12\x00\x00\x00sd_checkpoint_nameX\x0b\x00\x00\x00v1-5-pruned"
-  "u.";
+static const char a1111_pickle[] = "\x80\x02}("
+                                   "X\x0f\x00\x00\x00"
+                                   "string_to_token}X\x01\x00\x00\x00*M\x09\x01s"
+                                   "X\x0f\x00\x00\x00"
+                                   "string_to_param}X\x01\x00\x00\x00*"
+                                   "ctorch._utils\n_rebuild_tensor_v2\n"
+                                   "((X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x00"
+                                   "0X\x03\x00\x00\x00"
+                                   "cpuM\x00\x06tQ"
+                                   "K\x00"              /* storage offset */
+                                   "K\x02M\x00\x03\x86" /* size (2, 768) */
+                                   "M\x00\x03K\x01\x86" /* stride (768, 1) */
+                                   "\x88"               /* requires_grad */
+                                   "ccollections\nOrderedDict\n)RtRs"
+                                   "X\x04\x00\x00\x00nameX\x03\x00\x00\x00"
+                                   "cat"
+                                   "X\x04\x00\x00\x00stepM\xf4\x01"
+                                   "X\x0d\x00\x00\x00sd_checkpointX\x0a\x00\x00\x00"
+                                   "0123456789"
+                                   "X\x12\x00\x00\x00sd_checkpoint_nameX\x0b\x00\x00\x00v1-5-pruned"
+                                   "u.";
 
 static void
 test_a1111_bytes (void)
@@ -110,7 +115,7 @@ assert_vectors (const DlEmbedding *e, int n, int dim, const float *want, double 
 {
   g_assert_cmpint (e->n_vectors, ==, n);
   g_assert_cmpint (e->dim, ==, dim);
-  dl_test_assert_close ("vectors", e->vectors, want, (gsize) n * dim, tol, tol);
+  dl_test_assert_close ("vectors", e->vectors, want, (gsize)n * dim, tol, tol);
 }
 
 static void
@@ -202,7 +207,7 @@ write_parameter_dict_file (const char *path, const float *v, int n, int dim)
   tw_str (&p, "*");
   tw_global (&p, "torch._utils", "_rebuild_parameter");
   tw_op (&p, '(');
-  tw_tensor (&p, "FloatStorage", "1", (gint64) n * dim, 0, 2, (gint64[]) { n, dim }, (gint64[]) { dim, 1 });
+  tw_tensor (&p, "FloatStorage", "1", (gint64)n * dim, 0, 2, (gint64[]){ n, dim }, (gint64[]){ dim, 1 });
   tw_op (&p, 0x88);
   tw_global (&p, "collections", "OrderedDict");
   tw_op (&p, ')');
@@ -228,7 +233,7 @@ write_parameter_dict_file (const char *path, const float *v, int n, int dim)
   g_autoptr (GBytes) pickle = tw_pickle_finish (&p);
   const gint64 token = 265;
   g_autoptr (GBytes) s0 = g_bytes_new (&token, 8);
-  g_autoptr (GBytes) s1 = g_bytes_new (v, (gsize) n * dim * 4);
+  g_autoptr (GBytes) s1 = g_bytes_new (v, (gsize)n * dim * 4);
   gpointer storages[] = { "0", s0, "1", s1, NULL };
   g_autoptr (GError) error = NULL;
   g_assert_true (tw_write_raw (path, "embeddings", pickle, NULL, storages, FALSE, &error));
@@ -267,7 +272,7 @@ test_variants (void)
   {
     g_autofree char *path = tmp_path ("learned_embeds.bin");
     DlTorchValue *d = dl_torch_dict ();
-    dl_torch_dict_set (d, "<tok>", tensor (1, (const int64_t[]) { 16 }, v));
+    dl_torch_dict_set (d, "<tok>", tensor (1, (const int64_t[]){ 16 }, v));
     save (path, d);
     g_autoptr (DlEmbedding) e = read_ok (path, 16);
     assert_vectors (e, 1, 16, v, 0);
@@ -278,7 +283,7 @@ test_variants (void)
   {
     g_autofree char *path = tmp_path ("kohya.pt");
     DlTorchValue *d = dl_torch_dict ();
-    dl_torch_dict_set (d, "emb_params", dl_torch_tensor_f32 (DL_ST_F16, 2, (const int64_t[]) { 2, 16 }, v));
+    dl_torch_dict_set (d, "emb_params", dl_torch_tensor_f32 (DL_ST_F16, 2, (const int64_t[]){ 2, 16 }, v));
     dl_torch_dict_set (d, "step", dl_torch_int (9));
     save (path, d);
     g_autoptr (DlEmbedding) e = read_ok (path, 16);
@@ -289,10 +294,8 @@ test_variants (void)
   {
     g_autofree char *path = tmp_path ("sdxl.safetensors");
     g_autoptr (DlSafetensorsWriter) w = dl_safetensors_writer_new ();
-    g_assert_true (dl_safetensors_writer_add_f32 (w, "clip_g", DL_ST_F16, 2, (const int64_t[]) { 2, 1280 }, v,
-                                                  &error));
-    g_assert_true (dl_safetensors_writer_add_f32 (w, "clip_l", DL_ST_F32, 2, (const int64_t[]) { 2, 768 }, v,
-                                                  &error));
+    g_assert_true (dl_safetensors_writer_add_f32 (w, "clip_g", DL_ST_F16, 2, (const int64_t[]){ 2, 1280 }, v, &error));
+    g_assert_true (dl_safetensors_writer_add_f32 (w, "clip_l", DL_ST_F32, 2, (const int64_t[]){ 2, 768 }, v, &error));
     g_assert_true (dl_safetensors_writer_write (w, path, &error));
     g_autoptr (DlEmbedding) l = read_ok (path, 768);
     assert_vectors (l, 2, 768, v, 0);
@@ -306,8 +309,8 @@ test_variants (void)
     /* the same as a .pt */
     g_autofree char *pt = tmp_path ("sdxl.pt");
     DlTorchValue *d = dl_torch_dict ();
-    dl_torch_dict_set (d, "clip_g", tensor (2, (const int64_t[]) { 2, 1280 }, v));
-    dl_torch_dict_set (d, "clip_l", tensor (2, (const int64_t[]) { 2, 768 }, v));
+    dl_torch_dict_set (d, "clip_g", tensor (2, (const int64_t[]){ 2, 1280 }, v));
+    dl_torch_dict_set (d, "clip_l", tensor (2, (const int64_t[]){ 2, 768 }, v));
     save (pt, d);
     g_autoptr (DlEmbedding) lp = read_ok (pt, 768);
     g_assert_cmpstr (lp->key, ==, "clip_l");
@@ -317,8 +320,7 @@ test_variants (void)
   {
     g_autofree char *path = tmp_path ("one.safetensors");
     g_autoptr (DlSafetensorsWriter) w = dl_safetensors_writer_new ();
-    g_assert_true (dl_safetensors_writer_add_f32 (w, "whatever", DL_ST_BF16, 1, (const int64_t[]) { 24 }, v,
-                                                  &error));
+    g_assert_true (dl_safetensors_writer_add_f32 (w, "whatever", DL_ST_BF16, 1, (const int64_t[]){ 24 }, v, &error));
     g_assert_true (dl_safetensors_writer_write (w, path, &error));
     g_autoptr (DlEmbedding) e = read_ok (path, 24);
     assert_vectors (e, 1, 24, v, 1e-2);
@@ -330,11 +332,11 @@ test_variants (void)
     g_snprintf (header, sizeof header, "%-128s",
                 "{\"emb_params\":{\"dtype\":\"F32\",\"shape\":[1,2],\"data_offsets\":[0,8]}}");
     g_autoptr (GByteArray) file = g_byte_array_new ();
-    g_byte_array_append (file, (const guint8 *) "\x80\0\0\0\0\0\0\0", 8);
-    g_byte_array_append (file, (const guint8 *) header, 128);
-    g_byte_array_append (file, (const guint8 *) v, 8);
+    g_byte_array_append (file, (const guint8 *)"\x80\0\0\0\0\0\0\0", 8);
+    g_byte_array_append (file, (const guint8 *)header, 128);
+    g_byte_array_append (file, (const guint8 *)v, 8);
     g_autofree char *path = tmp_path ("header128.safetensors");
-    g_assert_true (g_file_set_contents (path, (const char *) file->data, file->len, NULL));
+    g_assert_true (g_file_set_contents (path, (const char *)file->data, file->len, NULL));
     g_autoptr (DlEmbedding) e = read_ok (path, 2);
     assert_vectors (e, 1, 2, v, 0);
   }
@@ -386,7 +388,8 @@ test_errors (void)
     read_fails (st, 768, "1024 wide but the model's text encoder takes 768");
   }
   /* .pt dicts that are not embeddings */
-  struct {
+  struct
+  {
     const char *file;
     const char *needle;
   } cases[] = {
@@ -406,8 +409,8 @@ test_errors (void)
           DlTorchValue *p = i == 1 ? dl_torch_list () : dl_torch_dict ();
           if (i == 0)
             {
-              dl_torch_dict_set (p, "*", tensor (2, (const int64_t[]) { 1, 8 }, v));
-              dl_torch_dict_set (p, "+", tensor (2, (const int64_t[]) { 1, 8 }, v));
+              dl_torch_dict_set (p, "*", tensor (2, (const int64_t[]){ 1, 8 }, v));
+              dl_torch_dict_set (p, "+", tensor (2, (const int64_t[]){ 1, 8 }, v));
             }
           else if (i == 2)
             dl_torch_dict_set (p, "*", dl_torch_str ("x"));
@@ -416,12 +419,12 @@ test_errors (void)
       else if (i == 3)
         {
           dl_torch_dict_set (d, "foo", dl_torch_int (1));
-          dl_torch_dict_set (d, "bar", tensor (1, (const int64_t[]) { 8 }, v));
+          dl_torch_dict_set (d, "bar", tensor (1, (const int64_t[]){ 8 }, v));
         }
       else if (i == 5)
-        dl_torch_dict_set (d, "t", tensor (3, (const int64_t[]) { 1, 2, 8 }, v));
+        dl_torch_dict_set (d, "t", tensor (3, (const int64_t[]){ 1, 2, 8 }, v));
       else if (i == 6)
-        dl_torch_dict_set (d, "t", tensor (2, (const int64_t[]) { 0, 8 }, v));
+        dl_torch_dict_set (d, "t", tensor (2, (const int64_t[]){ 0, 8 }, v));
       g_autofree char *path = tmp_path (cases[i].file);
       save (path, d);
       read_fails (path, 0, cases[i].needle);
@@ -430,10 +433,10 @@ test_errors (void)
   {
     g_autofree char *path = tmp_path ("lora.safetensors");
     g_autoptr (DlSafetensorsWriter) w = dl_safetensors_writer_new ();
-    g_assert_true (dl_safetensors_writer_add_f32 (w, "a.lora_down.weight", DL_ST_F32, 2, (const int64_t[]) { 2, 8 },
-                                                  v, &error));
-    g_assert_true (dl_safetensors_writer_add_f32 (w, "a.lora_up.weight", DL_ST_F32, 2, (const int64_t[]) { 8, 2 },
-                                                  v, &error));
+    g_assert_true (
+      dl_safetensors_writer_add_f32 (w, "a.lora_down.weight", DL_ST_F32, 2, (const int64_t[]){ 2, 8 }, v, &error));
+    g_assert_true (
+      dl_safetensors_writer_add_f32 (w, "a.lora_up.weight", DL_ST_F32, 2, (const int64_t[]){ 8, 2 }, v, &error));
     g_assert_true (dl_safetensors_writer_write (w, path, &error));
     read_fails (path, 0, "holds 2 tensors");
     g_autoptr (DlSafetensorsWriter) w0 = dl_safetensors_writer_new ();
@@ -453,7 +456,7 @@ test_errors (void)
     g_autofree char *data = NULL;
     gsize len;
     g_assert_true (g_file_get_contents (good, &data, &len, NULL));
-    g_assert_true (g_file_set_contents (good, data, (gssize) len - 40, NULL));
+    g_assert_true (g_file_set_contents (good, data, (gssize)len - 40, NULL));
     read_fails (good, 0, "cut.pt");
     g_autofree char *png = tmp_path ("preview.png");
     g_assert_true (g_file_set_contents (png, "\x89PNG\r\n\x1a\n\0\0\0\rIHDR", 16, NULL));

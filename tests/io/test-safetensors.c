@@ -70,11 +70,11 @@ test_round_trip (void)
   g_assert_true (dl_safetensors_writer_add_f32 (w, "w.f16", DL_ST_F16, 1, s6, wf, &error));
   g_assert_true (dl_safetensors_writer_add_f32 (w, "w.bf16", DL_ST_BF16, 2, s23, wf, &error));
   g_assert_true (dl_safetensors_writer_add (w, "ids", DL_ST_I64, 3, s1x7, ids, sizeof ids, &error));
-  g_assert_true (dl_safetensors_writer_add (w, "bytes", DL_ST_U8, 1, (int64_t[]) { 3 }, bytes, 3, &error));
+  g_assert_true (dl_safetensors_writer_add (w, "bytes", DL_ST_U8, 1, (int64_t[]){ 3 }, bytes, 3, &error));
   g_assert_true (dl_safetensors_writer_add (w, "empty", DL_ST_F32, 1, s0, NULL, 0, &error));
   g_assert_true (dl_safetensors_writer_add (w, "scalar", DL_ST_F64, 0, NULL, &scalar, 8, &error));
-  g_assert_true (dl_safetensors_writer_add (w, "ünïcode \"quoted\"\n\\", DL_ST_F32, 1, (int64_t[]) { 1 }, wf, 4,
-                                            &error));
+  g_assert_true (
+    dl_safetensors_writer_add (w, "ünïcode \"quoted\"\n\\", DL_ST_F32, 1, (int64_t[]){ 1 }, wf, 4, &error));
   g_assert_no_error (error);
   dl_safetensors_writer_set_metadata (w, "format", "pt");
   dl_safetensors_writer_set_metadata (w, "json", "{\"a\": [1, 2], \"b\": \"x\\ty\"}");
@@ -142,7 +142,7 @@ test_round_trip (void)
   g_assert_cmpint (t->ndim, ==, 0);
   g_assert_cmpint (t->numel, ==, 1);
   g_autofree float *sf = dl_safetensors_read_f32 (st, "scalar", &n, &error);
-  g_assert_cmpfloat (sf[0], ==, (float) scalar);
+  g_assert_cmpfloat (sf[0], ==, (float)scalar);
 
   g_assert_nonnull (dl_safetensors_find (st, "ünïcode \"quoted\"\n\\"));
   g_assert_null (dl_safetensors_find (st, "nope"));
@@ -172,9 +172,9 @@ test_exact_bytes (void)
   const float a[2] = { 1.0f, -2.0f };
   const gint64 b[1] = { 7 };
   const guint16 c[3] = { 0x3c00, 0x4000, 0xc000 };
-  dl_safetensors_writer_add (w, "z", DL_ST_F32, 1, (int64_t[]) { 2 }, a, sizeof a, &error);
-  dl_safetensors_writer_add (w, "b", DL_ST_I64, 2, (int64_t[]) { 1, 1 }, b, sizeof b, &error);
-  dl_safetensors_writer_add (w, "a", DL_ST_F16, 1, (int64_t[]) { 3 }, c, sizeof c, &error);
+  dl_safetensors_writer_add (w, "z", DL_ST_F32, 1, (int64_t[]){ 2 }, a, sizeof a, &error);
+  dl_safetensors_writer_add (w, "b", DL_ST_I64, 2, (int64_t[]){ 1, 1 }, b, sizeof b, &error);
+  dl_safetensors_writer_add (w, "a", DL_ST_F16, 1, (int64_t[]){ 3 }, c, sizeof c, &error);
   dl_safetensors_writer_set_metadata (w, "format", "pt");
   dl_safetensors_writer_set_metadata (w, "a", "1");
   g_assert_no_error (error);
@@ -190,13 +190,13 @@ test_exact_bytes (void)
   gsize jl = strlen (json), padded = (jl + 7) / 8 * 8;
   g_autoptr (GByteArray) want = g_byte_array_new ();
   guint64 n = GUINT64_TO_LE (padded);
-  g_byte_array_append (want, (const guint8 *) &n, 8);
-  g_byte_array_append (want, (const guint8 *) json, jl);
+  g_byte_array_append (want, (const guint8 *)&n, 8);
+  g_byte_array_append (want, (const guint8 *)json, jl);
   for (gsize i = jl; i < padded; i++)
-    g_byte_array_append (want, (const guint8 *) " ", 1);
-  g_byte_array_append (want, (const guint8 *) b, 8);
-  g_byte_array_append (want, (const guint8 *) a, 8);
-  g_byte_array_append (want, (const guint8 *) c, 6);
+    g_byte_array_append (want, (const guint8 *)" ", 1);
+  g_byte_array_append (want, (const guint8 *)b, 8);
+  g_byte_array_append (want, (const guint8 *)a, 8);
+  g_byte_array_append (want, (const guint8 *)c, 6);
 
   g_autoptr (GBytes) got = read_file (path);
   g_assert_cmpmem (g_bytes_get_data (got, NULL), g_bytes_get_size (got), want->data, want->len);
@@ -271,7 +271,7 @@ test_layout_random (void)
       int64_t len = g_rand_int_range (rand, 0, 13);
       g_autofree guint8 *buf = g_malloc0 (len * dl_st_dtype_size (dt) + 1);
       for (gsize k = 0; k < len * dl_st_dtype_size (dt); k++)
-        buf[k] = (guint8) g_rand_int (rand);
+        buf[k] = (guint8)g_rand_int (rand);
       g_autofree char *name = g_strdup_printf ("t%03u.%d", g_rand_int_range (rand, 0, 1000), i);
       g_assert_true (dl_safetensors_writer_add (w, name, dt, 1, &len, buf, len * dl_st_dtype_size (dt), &error));
     }
@@ -337,8 +337,8 @@ test_golden_files (void)
       for (guint i = 0; i < dl_safetensors_get_n_tensors (st); i++)
         {
           const DlStTensor *t = dl_safetensors_get_tensor (st, i);
-          g_assert_true (dl_safetensors_writer_add (w, t->name, t->dtype, t->ndim, t->shape, t->data, t->nbytes,
-                                                    &error));
+          g_assert_true (
+            dl_safetensors_writer_add (w, t->name, t->dtype, t->ndim, t->shape, t->data, t->nbytes, &error));
         }
       g_autoptr (GPtrArray) keys = dl_safetensors_get_metadata_keys (st);
       for (guint i = 0; i < keys->len; i++)
@@ -357,14 +357,14 @@ test_golden_files (void)
        * the format: the reference writer uses a hash map) */
       const char *first = dl_safetensors_get_tensor (st, 0)->name;
       g_autofree char *needle = g_strdup_printf ("\"%s\":{\"dtype\"", first);
-      const char *ta = g_strstr_len ((const char *) pa + 8, na, needle);
-      const char *tb = g_strstr_len ((const char *) pb + 8, nb, needle);
+      const char *ta = g_strstr_len ((const char *)pa + 8, na, needle);
+      const char *tb = g_strstr_len ((const char *)pb + 8, nb, needle);
       g_assert_nonnull (ta);
       g_assert_nonnull (tb);
       if (ta && tb)
         {
-          g_autofree char *sa = g_strndup (ta, (const char *) pa + 8 + na - ta);
-          g_autofree char *sb = g_strndup (tb, (const char *) pb + 8 + nb - tb);
+          g_autofree char *sa = g_strndup (ta, (const char *)pa + 8 + na - ta);
+          g_autofree char *sb = g_strndup (tb, (const char *)pb + 8 + nb - tb);
           g_strchomp (sa);
           g_strchomp (sb);
           g_assert_cmpstr (sa, ==, sb);
@@ -392,18 +392,18 @@ test_read_f32_dtypes (void)
   const guint8 e4m3[5] = { 0x38, 0xc0, 0x01, 0x7e, 0x7f };
   const guint8 e5m2[3] = { 0x3c, 0x7c, 0x01 };
   const guint8 e8m0[3] = { 127, 130, 0xff };
-  dl_safetensors_writer_add (w, "f64", DL_ST_F64, 1, (int64_t[]) { 3 }, f64, sizeof f64, &error);
-  dl_safetensors_writer_add (w, "i8", DL_ST_I8, 1, (int64_t[]) { 3 }, i8, sizeof i8, &error);
-  dl_safetensors_writer_add (w, "i16", DL_ST_I16, 1, (int64_t[]) { 3 }, i16, sizeof i16, &error);
-  dl_safetensors_writer_add (w, "u32", DL_ST_U32, 1, (int64_t[]) { 3 }, u32, sizeof u32, &error);
-  dl_safetensors_writer_add (w, "bool", DL_ST_BOOL, 1, (int64_t[]) { 3 }, boolean, 3, &error);
-  dl_safetensors_writer_add (w, "e4m3", DL_ST_F8_E4M3, 1, (int64_t[]) { 5 }, e4m3, 5, &error);
-  dl_safetensors_writer_add (w, "e5m2", DL_ST_F8_E5M2, 1, (int64_t[]) { 3 }, e5m2, 3, &error);
-  dl_safetensors_writer_add (w, "e8m0", DL_ST_F8_E8M0, 1, (int64_t[]) { 3 }, e8m0, 3, &error);
-  dl_safetensors_writer_add (w, "f4", DL_ST_F4, 1, (int64_t[]) { 4 }, "ab", 2, &error);
+  dl_safetensors_writer_add (w, "f64", DL_ST_F64, 1, (int64_t[]){ 3 }, f64, sizeof f64, &error);
+  dl_safetensors_writer_add (w, "i8", DL_ST_I8, 1, (int64_t[]){ 3 }, i8, sizeof i8, &error);
+  dl_safetensors_writer_add (w, "i16", DL_ST_I16, 1, (int64_t[]){ 3 }, i16, sizeof i16, &error);
+  dl_safetensors_writer_add (w, "u32", DL_ST_U32, 1, (int64_t[]){ 3 }, u32, sizeof u32, &error);
+  dl_safetensors_writer_add (w, "bool", DL_ST_BOOL, 1, (int64_t[]){ 3 }, boolean, 3, &error);
+  dl_safetensors_writer_add (w, "e4m3", DL_ST_F8_E4M3, 1, (int64_t[]){ 5 }, e4m3, 5, &error);
+  dl_safetensors_writer_add (w, "e5m2", DL_ST_F8_E5M2, 1, (int64_t[]){ 3 }, e5m2, 3, &error);
+  dl_safetensors_writer_add (w, "e8m0", DL_ST_F8_E8M0, 1, (int64_t[]){ 3 }, e8m0, 3, &error);
+  dl_safetensors_writer_add (w, "f4", DL_ST_F4, 1, (int64_t[]){ 4 }, "ab", 2, &error);
   g_assert_no_error (error);
   /* a sub-byte tensor must fill whole bytes */
-  g_assert_false (dl_safetensors_writer_add (w, "f4odd", DL_ST_F4, 1, (int64_t[]) { 3 }, "ab", 2, &error));
+  g_assert_false (dl_safetensors_writer_add (w, "f4odd", DL_ST_F4, 1, (int64_t[]){ 3 }, "ab", 2, &error));
   g_assert_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT);
   g_clear_error (&error);
   g_autofree char *path = tmp_path ("dtypes.safetensors");
@@ -413,7 +413,8 @@ test_read_f32_dtypes (void)
   if (!st)
     return;
   int64_t n;
-  struct {
+  struct
+  {
     const char *name;
     float want[5];
   } cases[] = {
@@ -457,7 +458,7 @@ test_upload (void)
   dl_safetensors_writer_add_f32 (w, "x.f16", DL_ST_F16, 2, shape, x, &error);
   dl_safetensors_writer_add_f32 (w, "x.bf16", DL_ST_BF16, 2, shape, x, &error);
   const gint64 ids[3] = { 49406, -1, 7 };
-  dl_safetensors_writer_add (w, "ids", DL_ST_I64, 1, (int64_t[]) { 3 }, ids, sizeof ids, &error);
+  dl_safetensors_writer_add (w, "ids", DL_ST_I64, 1, (int64_t[]){ 3 }, ids, sizeof ids, &error);
   g_assert_no_error (error);
   g_autofree char *path = tmp_path ("upload.safetensors");
   g_assert_true (dl_safetensors_writer_write (w, path, &error));
@@ -465,12 +466,13 @@ test_upload (void)
   g_assert_no_error (error);
   if (!st)
     return;
-  struct {
+  struct
+  {
     const char *name;
     DlDType dt;
     double tol;
   } cases[] = {
-    { "x.f32", DL_DTYPE_F32, 0 },     { "x.f32", DL_DTYPE_F16, 1e-3 }, { "x.f16", DL_DTYPE_F32, 1e-3 },
+    { "x.f32", DL_DTYPE_F32, 0 },     { "x.f32", DL_DTYPE_F16, 1e-3 },  { "x.f16", DL_DTYPE_F32, 1e-3 },
     { "x.f16", DL_DTYPE_F16, 1e-3 },  { "x.bf16", DL_DTYPE_F32, 8e-3 }, { "x.bf16", DL_DTYPE_BF16, 8e-3 },
     { "x.f16", DL_DTYPE_BF16, 8e-3 },
   };
@@ -504,12 +506,12 @@ test_upload (void)
   g_autoptr (GByteArray) f = g_byte_array_new ();
   guint64 n = GUINT64_TO_LE (strlen (json));
   g_assert_true (strlen (json) % 2 == 1);
-  g_byte_array_append (f, (const guint8 *) &n, 8);
-  g_byte_array_append (f, (const guint8 *) json, strlen (json));
+  g_byte_array_append (f, (const guint8 *)&n, 8);
+  g_byte_array_append (f, (const guint8 *)json, strlen (json));
   const float av[3] = { 1.0f, 2.5f, -3.0f };
   const guint16 hv[2] = { 0x3c00, 0xc400 };
-  g_byte_array_append (f, (const guint8 *) av, 12);
-  g_byte_array_append (f, (const guint8 *) hv, 4);
+  g_byte_array_append (f, (const guint8 *)av, 12);
+  g_byte_array_append (f, (const guint8 *)hv, 4);
   g_autoptr (GBytes) fb = g_byte_array_free_to_bytes (g_steal_pointer (&f));
   g_autoptr (DlSafetensors) un = dl_safetensors_open_bytes (fb, "unaligned", &error);
   g_assert_no_error (error);
@@ -536,18 +538,18 @@ test_writer_errors (void)
   g_autoptr (DlSafetensorsWriter) w = dl_safetensors_writer_new ();
   g_autoptr (GError) error = NULL;
   const float v[4] = { 1, 2, 3, 4 };
-  g_assert_true (dl_safetensors_writer_add (w, "a", DL_ST_F32, 1, (int64_t[]) { 4 }, v, 16, &error));
-  g_assert_false (dl_safetensors_writer_add (w, "a", DL_ST_F32, 1, (int64_t[]) { 4 }, v, 16, &error));
+  g_assert_true (dl_safetensors_writer_add (w, "a", DL_ST_F32, 1, (int64_t[]){ 4 }, v, 16, &error));
+  g_assert_false (dl_safetensors_writer_add (w, "a", DL_ST_F32, 1, (int64_t[]){ 4 }, v, 16, &error));
   g_assert_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT);
   g_assert_nonnull (strstr (error->message, "“a”"));
   g_clear_error (&error);
-  g_assert_false (dl_safetensors_writer_add (w, "b", DL_ST_F32, 1, (int64_t[]) { 3 }, v, 16, &error));
+  g_assert_false (dl_safetensors_writer_add (w, "b", DL_ST_F32, 1, (int64_t[]){ 3 }, v, 16, &error));
   g_assert_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT);
   g_clear_error (&error);
-  g_assert_false (dl_safetensors_writer_add (w, "__metadata__", DL_ST_F32, 1, (int64_t[]) { 4 }, v, 16, &error));
+  g_assert_false (dl_safetensors_writer_add (w, "__metadata__", DL_ST_F32, 1, (int64_t[]){ 4 }, v, 16, &error));
   g_assert_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT);
   g_clear_error (&error);
-  g_assert_false (dl_safetensors_writer_add (w, "c", DL_ST_F32, 1, (int64_t[]) { -1 }, v, 16, &error));
+  g_assert_false (dl_safetensors_writer_add (w, "c", DL_ST_F32, 1, (int64_t[]){ -1 }, v, 16, &error));
   g_assert_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT);
   g_clear_error (&error);
 
@@ -586,12 +588,13 @@ test_writer_errors (void)
 
 /* ---- broken files ---- */
 
-typedef struct {
+typedef struct
+{
   const char *what;
-  const char *json;   /* header text; NULL: raw bytes below */
-  gssize data_len;    /* bytes of zero data after the header */
-  gint64 n_override;  /* >= 0: write this as N instead of strlen(json) */
-  const char *raw;    /* raw file content (with raw_len) */
+  const char *json;  /* header text; NULL: raw bytes below */
+  gssize data_len;   /* bytes of zero data after the header */
+  gint64 n_override; /* >= 0: write this as N instead of strlen(json) */
+  const char *raw;   /* raw file content (with raw_len) */
   gsize raw_len;
   const char *expect; /* substring of the message */
 } Corrupt;
@@ -611,7 +614,10 @@ static const Corrupt corrupt[] = {
   { "garbage after the JSON", "{} x", 0, -1, NULL, 0, "after the end" },
   { "single-quoted strings", "{'a':{}}", 0, -1, NULL, 0, "double quotes" },
   { "a comment", "{/* c */}", 0, -1, NULL, 0, "invalid JSON" },
-  { "hex number", "{" "\"a\":{\"dtype\":\"F32\",\"shape\":[0x1],\"data_offsets\":[0,4]}}", 4, -1, NULL, 0, "invalid JSON" },
+  { "hex number",
+    "{"
+    "\"a\":{\"dtype\":\"F32\",\"shape\":[0x1],\"data_offsets\":[0,4]}}",
+    4, -1, NULL, 0, "invalid JSON" },
   { "leading zero", "{" T ("a", "01", "0,4") "}", 4, -1, NULL, 0, "leading zero" },
   { "trailing comma", "{" T ("a", "1", "0,4") ",}", 4, -1, NULL, 0, "member name" },
   { "byte order mark", "\xef\xbb\xbf{}", 0, -1, NULL, 0, "unexpected character" },
@@ -642,8 +648,7 @@ static const Corrupt corrupt[] = {
   { "exponent dimension", "{" T ("a", "1e0", "0,4") "}", 4, -1, NULL, 0, "not a non-negative integer" },
   { "string dimension", "{" T ("a", "\"1\"", "0,4") "}", 4, -1, NULL, 0, "not a non-negative integer" },
   { "nine dimensions", "{" T ("a", "1,1,1,1,1,1,1,1,1", "0,4") "}", 4, -1, NULL, 0, "9 dimensions" },
-  { "element count overflow", "{" T ("a", "4294967296,4294967296,4294967296", "0,4") "}", 4, -1, NULL, 0,
-    "overflows" },
+  { "element count overflow", "{" T ("a", "4294967296,4294967296,4294967296", "0,4") "}", 4, -1, NULL, 0, "overflows" },
   { "byte size overflow", "{" T ("a", "4611686018427387904", "0,4") "}", 4, -1, NULL, 0, "overflows" },
   { "integer beyond 64 bits", "{" T ("a", "18446744073709551617", "0,4") "}", 4, -1, NULL, 0,
     "does not fit in 64 bits" },
@@ -687,11 +692,11 @@ corrupt_bytes (const Corrupt *c)
   if (!c->json)
     return g_bytes_new (c->raw, c->raw_len);
   g_autoptr (GByteArray) b = g_byte_array_new ();
-  guint64 n = GUINT64_TO_LE (c->n_override >= 0 ? (guint64) c->n_override : strlen (c->json));
-  g_byte_array_append (b, (const guint8 *) &n, 8);
-  g_byte_array_append (b, (const guint8 *) c->json, strlen (c->json));
+  guint64 n = GUINT64_TO_LE (c->n_override >= 0 ? (guint64)c->n_override : strlen (c->json));
+  g_byte_array_append (b, (const guint8 *)&n, 8);
+  g_byte_array_append (b, (const guint8 *)c->json, strlen (c->json));
   for (gssize i = 0; i < c->data_len; i++)
-    g_byte_array_append (b, (const guint8 *) "\0", 1);
+    g_byte_array_append (b, (const guint8 *)"\0", 1);
   return g_byte_array_free_to_bytes (g_steal_pointer (&b));
 }
 
@@ -709,8 +714,8 @@ test_corrupt (void)
 
       g_autoptr (GError) error = NULL;
       g_autoptr (DlSafetensors) st = dl_safetensors_open (path, &error);
-      if (st || !error || !g_error_matches (error, DL_ERROR, DL_ERROR_INVALID_FILE)
-          || !strstr (error->message, path) || !strstr (error->message, c->expect))
+      if (st || !error || !g_error_matches (error, DL_ERROR, DL_ERROR_INVALID_FILE) || !strstr (error->message, path) ||
+          !strstr (error->message, c->expect))
         {
           g_test_message ("case “%s”: want an error with “%s”, got: %s", c->what, c->expect,
                           error ? error->message : "(opened)");
@@ -736,8 +741,8 @@ test_accepts (void)
     { "empty object", "{}", 0, -1, NULL, 0, NULL },
     { "leading whitespace", "  \n\t{" T ("a", "1", "0,4") "}", 4, -1, NULL, 0, NULL },
     { "trailing padding", "{" T ("a", "1", "0,4") "}       ", 4, -1, NULL, 0, NULL },
-    { "zero-size tensors", "{" T ("e", "0,5", "4,4") "," T ("a", "1", "0,4") "," T ("z", "3,0", "4,4") "}", 4, -1,
-      NULL, 0, NULL },
+    { "zero-size tensors", "{" T ("e", "0,5", "4,4") "," T ("a", "1", "0,4") "," T ("z", "3,0", "4,4") "}", 4, -1, NULL,
+      0, NULL },
     { "scalar", "{" T ("s", "", "0,4") "}", 4, -1, NULL, 0, NULL },
     { "offsets out of header order", "{" T ("b", "1", "4,8") "," T ("a", "1", "0,4") "}", 8, -1, NULL, 0, NULL },
     { "escaped names", "{" T ("\\u00e9\\n\\\"\\ud83d\\ude00", "1", "0,4") "}", 4, -1, NULL, 0, NULL },

@@ -73,9 +73,17 @@ test_pickle_no_code_runs (void)
   g_autofree char *marker = tmp_path ("pwned");
   g_autofree char *cmd = g_strdup_printf ("touch %s", marker);
   const char *callables[][2] = {
-    { "os", "system" },       { "posix", "system" },  { "subprocess", "call" }, { "builtins", "eval" },
-    { "builtins", "exec" },   { "__builtin__", "eval" }, { "builtins", "getattr" }, { "builtins", "__import__" },
-    { "torch", "load" },      { "numpy", "load" },    { "collections", "defaultdict" },
+    { "os", "system" },
+    { "posix", "system" },
+    { "subprocess", "call" },
+    { "builtins", "eval" },
+    { "builtins", "exec" },
+    { "__builtin__", "eval" },
+    { "builtins", "getattr" },
+    { "builtins", "__import__" },
+    { "torch", "load" },
+    { "numpy", "load" },
+    { "collections", "defaultdict" },
     { "torch._utils", "_rebuild_tensor" }, /* a real torch helper, but not on the list */
   };
   for (guint i = 0; i < G_N_ELEMENTS (callables); i++)
@@ -133,55 +141,101 @@ test_pickle_refused (void)
 {
   /* calling what is not a global, or a global that is not a function */
   refused (RAW ("\x80\x02X\x01\x00\x00\x00x)R."), "not an allowed global");
-  refused (RAW ("\x80\x02}" ")R."), "not an allowed global");
-  refused (RAW ("\x80\x02" "ctorch\nFloatStorage\n" ")R."), "calling torch.FloatStorage");
-  refused (RAW ("\x80\x02" "ccollections\nOrderedDict\n" "(K\x01K\x02tR."), "OrderedDict");
-  refused (RAW ("\x80\x02" "ccollections\nOrderedDict\n" "K\x01R."), "not a tuple");
+  refused (RAW ("\x80\x02}"
+                ")R."),
+           "not an allowed global");
+  refused (RAW ("\x80\x02"
+                "ctorch\nFloatStorage\n"
+                ")R."),
+           "calling torch.FloatStorage");
+  refused (RAW ("\x80\x02"
+                "ccollections\nOrderedDict\n"
+                "(K\x01K\x02tR."),
+           "OrderedDict");
+  refused (RAW ("\x80\x02"
+                "ccollections\nOrderedDict\n"
+                "K\x01R."),
+           "not a tuple");
   /* BUILD only on dicts, tensors and placeholders */
   refused (RAW ("\x80\x02]}b."), "BUILD on something");
-  refused (RAW ("\x80\x02" "ccollections\nOrderedDict\n" "}b."), "BUILD on something");
+  refused (RAW ("\x80\x02"
+                "ccollections\nOrderedDict\n"
+                "}b."),
+           "BUILD on something");
   refused (RAW ("\x80\x02K\x01}b."), "BUILD on something");
   /* object-building opcodes that could reach arbitrary classes */
   refused (RAW ("\x80\x02(ios\nsystem\n."), "INST");
   refused (RAW ("\x80\x02(ccollections\nOrderedDict\no."), "OBJ");
-  refused (RAW ("\x80\x02" "ccollections\nOrderedDict\n" ")\x81."), "NEWOBJ of something");
-  refused (RAW ("\x80\x04" "ccollections\nOrderedDict\n" ")}\x92."), "NEWOBJ_EX");
+  refused (RAW ("\x80\x02"
+                "ccollections\nOrderedDict\n"
+                ")\x81."),
+           "NEWOBJ of something");
+  refused (RAW ("\x80\x04"
+                "ccollections\nOrderedDict\n"
+                ")}\x92."),
+           "NEWOBJ_EX");
   refused (RAW ("\x80\x02\x82\x01."), "EXT1");
   refused (RAW ("\x80\x02\x83\x01\x00."), "EXT2");
   refused (RAW ("\x80\x02Pfoo\n."), "PERSID");
   refused (RAW ("\x80\x05\x97."), "NEXT_BUFFER");
   refused (RAW ("\x80\x02\xff."), "unknown opcode");
   /* persistent ids other than storages */
-  refused (RAW ("\x80\x02X\x03\x00\x00\x00" "fooQ."), "persistent id");
-  refused (RAW ("\x80\x02(X\x07\x00\x00\x00storage" "ccollections\nOrderedDict\n"
-                "X\x01\x00\x00\x00" "0X\x03\x00\x00\x00" "cpuK\x01tQ."),
+  refused (RAW ("\x80\x02X\x03\x00\x00\x00"
+                "fooQ."),
+           "persistent id");
+  refused (RAW ("\x80\x02(X\x07\x00\x00\x00storage"
+                "ccollections\nOrderedDict\n"
+                "X\x01\x00\x00\x00"
+                "0X\x03\x00\x00\x00"
+                "cpuK\x01tQ."),
            "torch.*Storage");
-  refused (RAW ("\x80\x02(X\x07\x00\x00\x00storage" "ctorch\nFloatStorage\n"
-                "K\x00X\x03\x00\x00\x00" "cpuK\x01tQ."),
+  refused (RAW ("\x80\x02(X\x07\x00\x00\x00storage"
+                "ctorch\nFloatStorage\n"
+                "K\x00X\x03\x00\x00\x00"
+                "cpuK\x01tQ."),
            "bad key");
   /* malformed streams */
   refused (RAW ("\x80\x02}"), "truncated");
   refused (RAW (""), "truncated");
-  refused (RAW ("\x80\x02X\xff\x00\x00\x00" "ab."), "runs past the end");
+  refused (RAW ("\x80\x02X\xff\x00\x00\x00"
+                "ab."),
+           "runs past the end");
   refused (RAW ("\x80\x02X\x02\x00\x00\x00\xc3\x28."), "UTF-8");
-  refused (RAW ("\x80\x02" "0."), "stack is empty");
+  refused (RAW ("\x80\x02"
+                "0."),
+           "stack is empty");
   refused (RAW ("\x80\x02."), "STOP with 0 values");
   refused (RAW ("\x80\x02K\x01K\x02."), "STOP with 2 values");
   refused (RAW ("\x80\x02(K\x01."), "1 marks");
   refused (RAW ("\x80\x02t."), "no MARK");
   refused (RAW ("\x80\x02h\x05."), "memo entry 5");
-  refused (RAW ("\x80\x02" "cos"), "two lines");
-  refused (RAW ("\x80\x02" "cos\nsys"), "two lines");
+  refused (RAW ("\x80\x02"
+                "cos"),
+           "two lines");
+  refused (RAW ("\x80\x02"
+                "cos\nsys"),
+           "two lines");
   refused (RAW ("\x80\x02\x8a\x09\x01\x02\x03\x04\x05\x06\x07\x08\x09."), "9 bytes");
   refused (RAW ("\x80\x09."), "protocol 9");
   refused (RAW ("\x80\x02K\x00K\x01K\x02s."), "not a dict");
   refused (RAW ("\x80\x02}(K\x01u."), "odd number");
   refused (RAW ("\x80\x02](K\x01\x90."), "not a set");
-  refused (RAW ("\x80\x02)K\x01" "a."), "not a list");
+  refused (RAW ("\x80\x02)K\x01"
+                "a."),
+           "not a list");
   /* _rebuild_tensor_v2 with the wrong arguments */
-  refused (RAW ("\x80\x02" "ctorch._utils\n_rebuild_tensor_v2\n" "(K\x01tR."), "arguments");
-  refused (RAW ("\x80\x02" "ctorch._utils\n_rebuild_tensor_v2\n" "(K\x01K\x00)))\x89}tR."), "not a storage");
-  refused (RAW ("\x80\x02" "ctorch._utils\n_rebuild_parameter\n" "(K\x01tR."), "without a tensor");
+  refused (RAW ("\x80\x02"
+                "ctorch._utils\n_rebuild_tensor_v2\n"
+                "(K\x01tR."),
+           "arguments");
+  refused (RAW ("\x80\x02"
+                "ctorch._utils\n_rebuild_tensor_v2\n"
+                "(K\x01K\x00)))\x89}tR."),
+           "not a storage");
+  refused (RAW ("\x80\x02"
+                "ctorch._utils\n_rebuild_parameter\n"
+                "(K\x01tR."),
+           "without a tensor");
 }
 
 /* What a state dict needs is accepted, including memo sharing and cycles
@@ -191,7 +245,8 @@ test_pickle_accepted (void)
 {
   {
     /* [x] where x is the list itself */
-    g_autoptr (DlPickle) pk = accepted (RAW ("\x80\x02]q\x00h\x00" "a."));
+    g_autoptr (DlPickle) pk = accepted (RAW ("\x80\x02]q\x00h\x00"
+                                             "a."));
     DlPickleValue *root = dl_pickle_get_root (pk);
     g_assert_cmpint (root->type, ==, DL_PK_LIST);
     g_assert_cmpuint (root->items->len, ==, 1);
@@ -199,16 +254,22 @@ test_pickle_accepted (void)
   }
   {
     /* {"a": 1, "b": -2, "c": 2.5, "d": None, "e": True, "big": 2**40} */
-    g_autoptr (DlPickle) pk = accepted (RAW ("\x80\x02}(X\x01\x00\x00\x00" "aK\x01X\x01\x00\x00\x00" "bJ\xfe\xff\xff\xff"
-                                             "X\x01\x00\x00\x00" "cG@\x04\x00\x00\x00\x00\x00\x00X\x01\x00\x00\x00" "dN"
-                                             "X\x01\x00\x00\x00" "e\x88X\x03\x00\x00\x00" "big\x8a\x06\x00\x00\x00\x00\x00\x01u."));
+    g_autoptr (DlPickle) pk = accepted (RAW ("\x80\x02}(X\x01\x00\x00\x00"
+                                             "aK\x01X\x01\x00\x00\x00"
+                                             "bJ\xfe\xff\xff\xff"
+                                             "X\x01\x00\x00\x00"
+                                             "cG@\x04\x00\x00\x00\x00\x00\x00X\x01\x00\x00\x00"
+                                             "dN"
+                                             "X\x01\x00\x00\x00"
+                                             "e\x88X\x03\x00\x00\x00"
+                                             "big\x8a\x06\x00\x00\x00\x00\x00\x01u."));
     DlPickleValue *root = dl_pickle_get_root (pk);
     g_assert_cmpint (dl_pickle_dict_get (root, "a")->i, ==, 1);
     g_assert_cmpint (dl_pickle_dict_get (root, "b")->i, ==, -2);
     g_assert_cmpfloat (dl_pickle_dict_get (root, "c")->f, ==, 2.5);
     g_assert_cmpint (dl_pickle_dict_get (root, "d")->type, ==, DL_PK_NONE);
     g_assert_true (dl_pickle_dict_get (root, "e")->b);
-    g_assert_cmpint (dl_pickle_dict_get (root, "big")->i, ==, (gint64) 1 << 40);
+    g_assert_cmpint (dl_pickle_dict_get (root, "big")->i, ==, (gint64)1 << 40);
     g_assert_null (dl_pickle_dict_get (root, "zzz"));
   }
   {
@@ -217,11 +278,18 @@ test_pickle_accepted (void)
      * MEMOIZE */
     g_autoptr (DlPickle) pk = accepted (RAW ("\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00}\x94("
                                              "cpytorch_lightning.callbacks.model_checkpoint\nModelCheckpoint\n"
-                                             "}\x94" "X\x01\x00\x00\x00" "k" "cnumpy.core.multiarray\nscalar\n" "(K\x01t" "R" "}b" "u."));
+                                             "}\x94"
+                                             "X\x01\x00\x00\x00"
+                                             "k"
+                                             "cnumpy.core.multiarray\nscalar\n"
+                                             "(K\x01t"
+                                             "R"
+                                             "}b"
+                                             "u."));
     DlPickleValue *root = dl_pickle_get_root (pk);
     g_assert_cmpint (root->type, ==, DL_PK_DICT);
     g_assert_cmpuint (root->items->len, ==, 4);
-    g_assert_cmpint (((DlPickleValue *) root->items->pdata[0])->type, ==, DL_PK_GLOBAL);
+    g_assert_cmpint (((DlPickleValue *)root->items->pdata[0])->type, ==, DL_PK_GLOBAL);
     DlPickleValue *v = dl_pickle_dict_get (root, "k");
     g_assert_cmpint (v->type, ==, DL_PK_OPAQUE);
     g_assert_cmpstr (v->global.name, ==, "scalar");
@@ -239,12 +307,12 @@ static const double f64_data[1] = { 0.125 };
 static void
 fill_tensors (TwTensor t[6])
 {
-  t[0] = (TwTensor) { "model.w", DL_ST_F32, 2, { 2, 3 }, f32_data, sizeof f32_data };
-  t[1] = (TwTensor) { "model.h", DL_ST_F16, 1, { 5 }, f16_data, sizeof f16_data };
-  t[2] = (TwTensor) { "model.b", DL_ST_BF16, 3, { 1, 1, 7 }, bf16_data, sizeof bf16_data };
-  t[3] = (TwTensor) { "position_ids", DL_ST_I64, 2, { 1, 77 }, i64_data, sizeof i64_data };
-  t[4] = (TwTensor) { "scalar", DL_ST_F64, 0, { 0 }, f64_data, sizeof f64_data };
-  t[5] = (TwTensor) { "empty", DL_ST_U8, 2, { 0, 4 }, "", 0 };
+  t[0] = (TwTensor){ "model.w", DL_ST_F32, 2, { 2, 3 }, f32_data, sizeof f32_data };
+  t[1] = (TwTensor){ "model.h", DL_ST_F16, 1, { 5 }, f16_data, sizeof f16_data };
+  t[2] = (TwTensor){ "model.b", DL_ST_BF16, 3, { 1, 1, 7 }, bf16_data, sizeof bf16_data };
+  t[3] = (TwTensor){ "position_ids", DL_ST_I64, 2, { 1, 77 }, i64_data, sizeof i64_data };
+  t[4] = (TwTensor){ "scalar", DL_ST_F64, 0, { 0 }, f64_data, sizeof f64_data };
+  t[5] = (TwTensor){ "empty", DL_ST_U8, 2, { 0, 4 }, "", 0 };
 }
 
 static void
@@ -318,8 +386,7 @@ open_raw (const char *name, GBytes *pickle, gpointer *storages, const char *vers
 
 /* {"<name>": tensor} with a storage of `numel` floats */
 static GBytes *
-one_tensor_pickle (const char *name, gint64 numel, gint64 offset, int ndim, const gint64 *shape,
-                   const gint64 *stride)
+one_tensor_pickle (const char *name, gint64 numel, gint64 offset, int ndim, const gint64 *shape, const gint64 *stride)
 {
   TwPickle p;
   tw_pickle_init (&p, TRUE);
@@ -338,7 +405,7 @@ test_archive_checks (void)
 {
   float data[12];
   for (int i = 0; i < 12; i++)
-    data[i] = (float) i;
+    data[i] = (float)i;
   g_autoptr (GBytes) storage = g_bytes_new (data, sizeof data);
   gpointer storages[] = { "0", storage, NULL };
 
@@ -351,9 +418,9 @@ test_archive_checks (void)
     tw_op (&p, '}');
     tw_op (&p, '(');
     tw_str (&p, "a");
-    tw_tensor (&p, "FloatStorage", "0", 12, 0, 2, (gint64[]) { 2, 3 }, (gint64[]) { 3, 1 });
+    tw_tensor (&p, "FloatStorage", "0", 12, 0, 2, (gint64[]){ 2, 3 }, (gint64[]){ 3, 1 });
     tw_str (&p, "b");
-    tw_tensor (&p, "FloatStorage", "0", 12, 6, 1, (gint64[]) { 6 }, (gint64[]) { 1 });
+    tw_tensor (&p, "FloatStorage", "0", 12, 6, 1, (gint64[]){ 6 }, (gint64[]){ 1 });
     tw_str (&p, "step");
     tw_int (&p, 12);
     tw_op (&p, 'u');
@@ -367,7 +434,8 @@ test_archive_checks (void)
     g_assert_cmpuint (dl_torch_ckpt_get_other_keys (ck)->len, ==, 1);
     g_assert_cmpstr (dl_torch_ckpt_get_other_keys (ck)->pdata[0], ==, "step");
   }
-  struct {
+  struct
+  {
     const char *what;
     gint64 numel, offset;
     int ndim;
@@ -381,8 +449,8 @@ test_archive_checks (void)
   };
   for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
     {
-      g_autoptr (GBytes) pk = one_tensor_pickle ("t", bad[i].numel, bad[i].offset, bad[i].ndim, bad[i].shape,
-                                                 bad[i].stride);
+      g_autoptr (GBytes) pk =
+        one_tensor_pickle ("t", bad[i].numel, bad[i].offset, bad[i].ndim, bad[i].shape, bad[i].stride);
       g_autoptr (GError) error = NULL;
       g_autoptr (DlTorchCkpt) ck = open_raw ("bad.pt", pk, storages, NULL, &error);
       g_test_message ("%s: %s", bad[i].what, error ? error->message : "(opened)");
@@ -393,7 +461,7 @@ test_archive_checks (void)
     }
   /* a storage record that is not there */
   {
-    g_autoptr (GBytes) pk = one_tensor_pickle ("t", 12, 0, 1, (gint64[]) { 12 }, (gint64[]) { 1 });
+    g_autoptr (GBytes) pk = one_tensor_pickle ("t", 12, 0, 1, (gint64[]){ 12 }, (gint64[]){ 1 });
     g_autoptr (GError) error = NULL;
     g_autoptr (DlTorchCkpt) ck = open_raw ("no-storage.pt", pk, NULL, NULL, &error);
     g_assert_null (ck);
@@ -401,7 +469,7 @@ test_archive_checks (void)
   }
   /* versions: absent (written as ""), unknown, not a number */
   {
-    g_autoptr (GBytes) pk = one_tensor_pickle ("t", 12, 0, 1, (gint64[]) { 12 }, (gint64[]) { 1 });
+    g_autoptr (GBytes) pk = one_tensor_pickle ("t", 12, 0, 1, (gint64[]){ 12 }, (gint64[]){ 1 });
     const char *versions[][2] = { { "99\n", "unsupported format version" }, { "x", "unsupported format version" } };
     for (guint i = 0; i < G_N_ELEMENTS (versions); i++)
       {
@@ -435,7 +503,7 @@ test_archive_checks (void)
     for (int k = 0; k < 2; k++)
       {
         tw_str (&p, "w");
-        tw_tensor (&p, "FloatStorage", "0", 12, 0, 1, (gint64[]) { 12 }, (gint64[]) { 1 });
+        tw_tensor (&p, "FloatStorage", "0", 12, 0, 1, (gint64[]){ 12 }, (gint64[]){ 1 });
       }
     tw_op (&p, 'u');
     tw_op (&p, '.');
@@ -453,7 +521,8 @@ static void
 test_archive_layout (void)
 {
   g_autoptr (GBytes) pk = g_bytes_new_static ("\x80\x02}.", 4);
-  struct {
+  struct
+  {
     const char *names[3];
     const char *contents[3];
     const char *needle;
@@ -470,9 +539,8 @@ test_archive_layout (void)
       g_autoptr (DlZipWriter) w = dl_zip_writer_new ();
       for (int k = 0; k < 3 && cases[i].names[k]; k++)
         {
-          g_autoptr (GBytes) b = cases[i].contents[k]
-                                     ? g_bytes_new (cases[i].contents[k], strlen (cases[i].contents[k]))
-                                     : g_bytes_ref (pk);
+          g_autoptr (GBytes) b =
+            cases[i].contents[k] ? g_bytes_new (cases[i].contents[k], strlen (cases[i].contents[k])) : g_bytes_ref (pk);
           dl_zip_writer_add (w, cases[i].names[k], b);
         }
       g_autofree char *path = tmp_path ("layout.pt");
@@ -508,7 +576,8 @@ test_archive_layout (void)
   g_assert_null (ck2);
   assert_message (error, "cut.pt");
   g_clear_error (&error);
-  g_autoptr (GBytes) legacy = RAW ("\x80\x02\x8a\x0a" "lZ\xf9\xfc\x46j\xa8P\x19.");
+  g_autoptr (GBytes) legacy = RAW ("\x80\x02\x8a\x0a"
+                                   "lZ\xf9\xfc\x46j\xa8P\x19.");
   g_autoptr (DlTorchCkpt) ck3 = dl_torch_ckpt_open_bytes (legacy, "old.pt", &error);
   g_assert_null (ck3);
   assert_message (error, "legacy");
@@ -527,7 +596,7 @@ test_mutations (void)
   g_assert_true (tw_write_state_dict (path, t, 6, &opt, &error));
   g_autofree guint8 *orig = NULL;
   gsize len;
-  g_assert_true (g_file_get_contents (path, (char **) &orig, &len, NULL));
+  g_assert_true (g_file_get_contents (path, (char **)&orig, &len, NULL));
   GRand *rng = g_rand_new_with_seed (1234);
   guint opened = 0, failed = 0;
   for (int iter = 0; iter < 3000; iter++)
@@ -537,14 +606,14 @@ test_mutations (void)
       int edits = g_rand_int_range (rng, 1, 4);
       for (int e = 0; e < edits; e++)
         {
-          gsize at = g_rand_int_range (rng, 0, (gint32) n);
+          gsize at = g_rand_int_range (rng, 0, (gint32)n);
           switch (g_rand_int_range (rng, 0, 4))
             {
             case 0:
-              copy[at] ^= (guint8) (1u << g_rand_int_range (rng, 0, 8));
+              copy[at] ^= (guint8)(1u << g_rand_int_range (rng, 0, 8));
               break;
             case 1:
-              copy[at] = (guint8) g_rand_int_range (rng, 0, 256);
+              copy[at] = (guint8)g_rand_int_range (rng, 0, 256);
               break;
             case 2:
               copy[at] = 0xff;
@@ -612,8 +681,7 @@ test_cpython_pickles (void)
       const TwTensor want[3] = {
         { "model.diffusion_model.out.2.weight", DL_ST_F32, 2, { 2, 3 }, w, sizeof w },
         { "first_stage_model.decoder.conv_in.bias", DL_ST_F16, 1, { 3 }, h, sizeof h },
-        { "cond_stage_model.transformer.text_model.embeddings.position_ids", DL_ST_I64, 2, { 1, 3 }, ids,
-          sizeof ids },
+        { "cond_stage_model.transformer.text_model.embeddings.position_ids", DL_ST_I64, 2, { 1, 3 }, ids, sizeof ids },
       };
       check_tensors (ck, want, 3);
     }

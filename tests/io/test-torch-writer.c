@@ -38,12 +38,12 @@ body_of (DlTorchValue *v)
   return g_bytes_new (d + 2, n - 3);
 }
 
-#define assert_body(v, lit) \
-  G_STMT_START \
-  { \
-    g_autoptr (GBytes) b_ = body_of (v); \
+#define assert_body(v, lit)                                                                        \
+  G_STMT_START                                                                                     \
+  {                                                                                                \
+    g_autoptr (GBytes) b_ = body_of (v);                                                           \
     g_assert_cmpmem (g_bytes_get_data (b_, NULL), g_bytes_get_size (b_), (lit), sizeof (lit) - 1); \
-  } \
+  }                                                                                                \
   G_STMT_END
 
 /* CPython: pickle.dumps(x, protocol=2), less PROTO, STOP and memo opcodes */
@@ -57,8 +57,8 @@ test_scalar_bytes (void)
   assert_body (dl_torch_int (65536), "J\x00\x00\x01\x00");
   assert_body (dl_torch_int (-1), "J\xff\xff\xff\xff");
   assert_body (dl_torch_int (G_MININT32), "J\x00\x00\x00\x80");
-  assert_body (dl_torch_int ((gint64) G_MAXINT32 + 1), "\x8a\x05\x00\x00\x00\x80\x00");
-  assert_body (dl_torch_int ((gint64) G_MININT32 - 1), "\x8a\x05\xff\xff\xff\x7f\xff");
+  assert_body (dl_torch_int ((gint64)G_MAXINT32 + 1), "\x8a\x05\x00\x00\x00\x80\x00");
+  assert_body (dl_torch_int ((gint64)G_MININT32 - 1), "\x8a\x05\xff\xff\xff\x7f\xff");
   assert_body (dl_torch_int (G_GINT64_CONSTANT (1) << 40), "\x8a\x06\x00\x00\x00\x00\x00\x01");
   assert_body (dl_torch_int (-(G_GINT64_CONSTANT (1) << 40)), "\x8a\x06\x00\x00\x00\x00\x00\xff");
   assert_body (dl_torch_int (G_MAXINT64), "\x8a\x08\xff\xff\xff\xff\xff\xff\xff\x7f");
@@ -91,8 +91,10 @@ test_container_bytes (void)
   assert_body (int_list (dl_torch_tuple (), 4), "(K\x01K\x02K\x03K\x04t");
   assert_body (dl_torch_list (), "]");
   /* pickle writes APPEND for one item; MARK ... APPENDS loads the same */
-  assert_body (int_list (dl_torch_list (), 1), "](K\x01" "e");
-  assert_body (int_list (dl_torch_list (), 3), "](K\x01K\x02K\x03" "e");
+  assert_body (int_list (dl_torch_list (), 1), "](K\x01"
+                                               "e");
+  assert_body (int_list (dl_torch_list (), 3), "](K\x01K\x02K\x03"
+                                               "e");
   assert_body (dl_torch_dict (), "}");
   {
     DlTorchValue *d = dl_torch_dict ();
@@ -104,7 +106,8 @@ test_container_bytes (void)
     dl_torch_dict_set (d, "a", dl_torch_int (1));
     dl_torch_dict_set_int (d, 2, dl_torch_bool (TRUE));
     dl_torch_dict_set (d, "a", dl_torch_int (3)); /* replaced in place */
-    assert_body (d, "}(X\x01\x00\x00\x00" "aK\x03K\x02\x88u");
+    assert_body (d, "}(X\x01\x00\x00\x00"
+                    "aK\x03K\x02\x88u");
   }
   assert_body (dl_torch_ordered_dict (), "ccollections\nOrderedDict\n)R");
   {
@@ -118,7 +121,10 @@ test_container_bytes (void)
     g_autoptr (GBytes) b = dl_torch_pickle (l, NULL);
     gsize n;
     const guint8 *d = g_bytes_get_data (b, &n);
-    g_assert_cmpmem (d + n - 7, 7, "e(M\xe9\x03" "e.", 7);
+    g_assert_cmpmem (d + n - 7, 7,
+                     "e(M\xe9\x03"
+                     "e.",
+                     7);
     g_autoptr (DlTorchValue) dict = dl_torch_dict ();
     for (int i = 0; i < 1001; i++)
       dl_torch_dict_set_int (dict, i, dl_torch_none ());
@@ -132,27 +138,36 @@ static void
 test_tensor_bytes (void)
 {
   const float v[6] = { 1, 2, 3, 4, 5, 6 };
-  DlTorchValue *t = dl_torch_tensor (DL_ST_F32, 2, (const int64_t[]) { 2, 3 }, v, sizeof v);
+  DlTorchValue *t = dl_torch_tensor (DL_ST_F32, 2, (const int64_t[]){ 2, 3 }, v, sizeof v);
   dl_torch_tensor_set_requires_grad (t, TRUE);
   /* torch._utils._rebuild_tensor_v2(("storage", torch.FloatStorage, "0", "cpu", 6), 0, (2, 3), (3, 1), True,
    * OrderedDict()) */
   assert_body (t, "ctorch._utils\n_rebuild_tensor_v2\n"
-                  "((X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x00" "0X\x03\x00\x00\x00" "cpuK\x06tQ"
-                  "K\x00K\x02K\x03\x86K\x03K\x01\x86\x88" "ccollections\nOrderedDict\n)RtR");
+                  "((X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x00"
+                  "0X\x03\x00\x00\x00"
+                  "cpuK\x06tQ"
+                  "K\x00K\x02K\x03\x86K\x03K\x01\x86\x88"
+                  "ccollections\nOrderedDict\n)RtR");
   /* 0-dim and empty f16 tensors: size (), stride (); size (0, 4), stride (4, 1) */
   assert_body (dl_torch_tensor (DL_ST_F16, 0, NULL, "\x00\x3c", 2),
                "ctorch._utils\n_rebuild_tensor_v2\n"
-               "((X\x07\x00\x00\x00storagectorch\nHalfStorage\nX\x01\x00\x00\x00" "0X\x03\x00\x00\x00" "cpuK\x01tQ"
-               "K\x00))\x89" "ccollections\nOrderedDict\n)RtR");
-  assert_body (dl_torch_tensor (DL_ST_F16, 2, (const int64_t[]) { 0, 4 }, NULL, 0),
+               "((X\x07\x00\x00\x00storagectorch\nHalfStorage\nX\x01\x00\x00\x00"
+               "0X\x03\x00\x00\x00"
+               "cpuK\x01tQ"
+               "K\x00))\x89"
+               "ccollections\nOrderedDict\n)RtR");
+  assert_body (dl_torch_tensor (DL_ST_F16, 2, (const int64_t[]){ 0, 4 }, NULL, 0),
                "ctorch._utils\n_rebuild_tensor_v2\n"
-               "((X\x07\x00\x00\x00storagectorch\nHalfStorage\nX\x01\x00\x00\x00" "0X\x03\x00\x00\x00" "cpuK\x00tQ"
-               "K\x00K\x00K\x04\x86K\x04K\x01\x86\x89" "ccollections\nOrderedDict\n)RtR");
+               "((X\x07\x00\x00\x00storagectorch\nHalfStorage\nX\x01\x00\x00\x00"
+               "0X\x03\x00\x00\x00"
+               "cpuK\x00tQ"
+               "K\x00K\x00K\x04\x86K\x04K\x01\x86\x89"
+               "ccollections\nOrderedDict\n)RtR");
   /* storages are numbered in pickling order and hold the data */
   g_autoptr (DlTorchValue) l = dl_torch_list ();
-  dl_torch_append (l, dl_torch_tensor_f32 (DL_ST_F16, 1, (const int64_t[]) { 2 }, (const float[]) { 1, -2 }));
-  dl_torch_append (l, dl_torch_tensor_f32 (DL_ST_BF16, 1, (const int64_t[]) { 1 }, (const float[]) { 1 }));
-  dl_torch_append (l, dl_torch_tensor_f32 (DL_ST_F32, 1, (const int64_t[]) { 1 }, (const float[]) { 0.5f }));
+  dl_torch_append (l, dl_torch_tensor_f32 (DL_ST_F16, 1, (const int64_t[]){ 2 }, (const float[]){ 1, -2 }));
+  dl_torch_append (l, dl_torch_tensor_f32 (DL_ST_BF16, 1, (const int64_t[]){ 1 }, (const float[]){ 1 }));
+  dl_torch_append (l, dl_torch_tensor_f32 (DL_ST_F32, 1, (const int64_t[]){ 1 }, (const float[]){ 0.5f }));
   g_autoptr (GPtrArray) storages = NULL;
   g_autoptr (GBytes) pk = dl_torch_pickle (l, &storages);
   g_assert_cmpuint (storages->len, ==, 3);
@@ -162,8 +177,14 @@ test_tensor_bytes (void)
   g_assert_cmpmem (g_bytes_get_data (storages->pdata[2], NULL), 4, &half, 4);
   gsize n;
   const char *d = g_bytes_get_data (pk, &n);
-  g_assert_nonnull (memmem (d, n, "BFloat16Storage\nX\x01\x00\x00\x00" "1", 22));
-  g_assert_nonnull (memmem (d, n, "FloatStorage\nX\x01\x00\x00\x00" "2", 19));
+  g_assert_nonnull (memmem (d, n,
+                            "BFloat16Storage\nX\x01\x00\x00\x00"
+                            "1",
+                            22));
+  g_assert_nonnull (memmem (d, n,
+                            "FloatStorage\nX\x01\x00\x00\x00"
+                            "2",
+                            19));
 }
 
 /* ---- the opcodes and globals of a pickle ---- */
@@ -198,7 +219,7 @@ check_archive (const char *path, guint n_storages)
     {
       guint method = rd (d + o + 8, 2), nlen = rd (d + o + 26, 2), elen = rd (d + o + 28, 2);
       guint32 csize = rd (d + o + 18, 4);
-      char *name = g_strndup ((const char *) d + o + 30, nlen);
+      char *name = g_strndup ((const char *)d + o + 30, nlen);
       g_ptr_array_add (names, name);
       g_assert_true (g_regex_match (a1111, name, 0, NULL));
       g_assert_cmpuint (method, ==, 0);
@@ -253,9 +274,9 @@ sample_value (void)
   for (int m = 0; m < 2; m++)
     {
       DlTorchValue *sd = dl_torch_ordered_dict ();
-      dl_torch_dict_set (sd, "linear.0.weight", dl_torch_tensor_f32 (DL_ST_F32, 2, (const int64_t[]) { 3, 2 }, w));
-      dl_torch_dict_set (sd, "linear.0.bias", dl_torch_tensor_f32 (m ? DL_ST_F16 : DL_ST_F32, 1,
-                                                                   (const int64_t[]) { 3 }, w + m));
+      dl_torch_dict_set (sd, "linear.0.weight", dl_torch_tensor_f32 (DL_ST_F32, 2, (const int64_t[]){ 3, 2 }, w));
+      dl_torch_dict_set (sd, "linear.0.bias",
+                         dl_torch_tensor_f32 (m ? DL_ST_F16 : DL_ST_F32, 1, (const int64_t[]){ 3 }, w + m));
       dl_torch_append (pair, sd);
     }
   dl_torch_dict_set_int (root, 768, pair);
@@ -412,7 +433,7 @@ to_writer (DlTorchCkpt *ck, const DlPickleValue *v, int depth)
       {
         gboolean tensors = v->items->len > 0;
         for (guint i = 1; i < v->items->len; i += 2)
-          tensors &= ((const DlPickleValue *) v->items->pdata[i])->type == DL_PK_TENSOR;
+          tensors &= ((const DlPickleValue *)v->items->pdata[i])->type == DL_PK_TENSOR;
         DlTorchValue *d = tensors ? dl_torch_ordered_dict () : dl_torch_dict ();
         for (guint i = 0; i < v->items->len; i += 2)
           {
@@ -447,12 +468,23 @@ test_round_trip (void)
   for (int i = 0; i < 2500; i++)
     {
       g_autofree char *key = g_strdup_printf ("k%d", i);
-      dl_torch_dict_set (big, key, dl_torch_int (-(gint64) i * 1000003));
+      dl_torch_dict_set (big, key, dl_torch_int (-(gint64)i * 1000003));
     }
   dl_torch_dict_set (v, "big", big);
   DlTorchValue *ints = dl_torch_list ();
-  const gint64 iv[] = { 0, 255, 256, 65535, 65536, -1, G_MININT32, G_MAXINT32, (gint64) G_MAXINT32 + 1,
-                        (gint64) G_MININT32 - 1, G_MAXINT64, G_MININT64, G_GINT64_CONSTANT (1) << 40 };
+  const gint64 iv[] = { 0,
+                        255,
+                        256,
+                        65535,
+                        65536,
+                        -1,
+                        G_MININT32,
+                        G_MAXINT32,
+                        (gint64)G_MAXINT32 + 1,
+                        (gint64)G_MININT32 - 1,
+                        G_MAXINT64,
+                        G_MININT64,
+                        G_GINT64_CONSTANT (1) << 40 };
   for (guint i = 0; i < G_N_ELEMENTS (iv); i++)
     dl_torch_append (ints, dl_torch_int (iv[i]));
   for (int i = 0; i < 1500; i++)
@@ -466,14 +498,16 @@ test_round_trip (void)
   const DlPickleValue *root = dl_torch_ckpt_get_root (ck);
   g_assert_cmpint (root->type, ==, DL_PK_DICT);
   /* keys in insertion order */
-  const char *keys[] = { NULL, "step", "name", "layer_structure", "is_layer_norm", "activate_output",
-                         "sd_checkpoint", "negative", "empty", "big", "ints" };
+  const char *keys[] = {
+    NULL,    "step", "name", "layer_structure", "is_layer_norm", "activate_output", "sd_checkpoint", "negative",
+    "empty", "big",  "ints"
+  };
   g_assert_cmpuint (root->items->len, ==, 2 * G_N_ELEMENTS (keys));
   const DlPickleValue *k0 = root->items->pdata[0];
   g_assert_cmpint (k0->type, ==, DL_PK_INT);
   g_assert_cmpint (k0->i, ==, 768);
   for (guint i = 1; i < G_N_ELEMENTS (keys); i++)
-    g_assert_cmpstr (((const DlPickleValue *) root->items->pdata[2 * i])->str.data, ==, keys[i]);
+    g_assert_cmpstr (((const DlPickleValue *)root->items->pdata[2 * i])->str.data, ==, keys[i]);
   const DlPickleValue *pair = dl_pickle_dict_get_int (root, 768);
   g_assert_nonnull (pair);
   g_assert_null (dl_pickle_dict_get_int (root, 769));
@@ -495,15 +529,15 @@ test_round_trip (void)
   g_assert_cmpint (dl_pickle_dict_get (root, "activate_output")->b, ==, TRUE);
   const DlPickleValue *ls = dl_pickle_dict_get (root, "layer_structure");
   g_assert_cmpint (ls->type, ==, DL_PK_LIST);
-  g_assert_cmpfloat (((const DlPickleValue *) ls->items->pdata[1])->f, ==, 2.5);
+  g_assert_cmpfloat (((const DlPickleValue *)ls->items->pdata[1])->f, ==, 2.5);
   const DlPickleValue *bigr = dl_pickle_dict_get (root, "big");
   g_assert_cmpuint (bigr->items->len, ==, 5000);
-  g_assert_cmpint (dl_pickle_dict_get (bigr, "k2499")->i, ==, -(gint64) 2499 * 1000003);
+  g_assert_cmpint (dl_pickle_dict_get (bigr, "k2499")->i, ==, -(gint64)2499 * 1000003);
   const DlPickleValue *ir = dl_pickle_dict_get (root, "ints");
   g_assert_cmpuint (ir->items->len, ==, G_N_ELEMENTS (iv) + 1500);
   for (guint i = 0; i < G_N_ELEMENTS (iv); i++)
-    g_assert_cmpint (((const DlPickleValue *) ir->items->pdata[i])->i, ==, iv[i]);
-  g_assert_cmpfloat (((const DlPickleValue *) ir->items->pdata[G_N_ELEMENTS (iv) + 1499])->f, ==, 1499 * 0.1);
+    g_assert_cmpint (((const DlPickleValue *)ir->items->pdata[i])->i, ==, iv[i]);
+  g_assert_cmpfloat (((const DlPickleValue *)ir->items->pdata[G_N_ELEMENTS (iv) + 1499])->f, ==, 1499 * 0.1);
 
   /* a tree read back and written again is the same tree */
   g_autoptr (DlTorchValue) again = to_writer (ck, root, 0);
@@ -554,7 +588,7 @@ test_golden_hypernetwork (void)
           g_assert_cmpuint (sd->items->len, ==, 8);
           for (int i = 0; i < 4; i++)
             {
-              g_assert_cmpstr (((const DlPickleValue *) sd->items->pdata[2 * i])->str.data, ==, names[i]);
+              g_assert_cmpstr (((const DlPickleValue *)sd->items->pdata[2 * i])->str.data, ==, names[i]);
               DlStTensor t;
               g_assert_true (dl_torch_ckpt_resolve_tensor (ck, sd->items->pdata[2 * i + 1], names[i], &t, &error));
               g_assert_cmpint (t.dtype, ==, DL_ST_F32);
@@ -572,7 +606,7 @@ test_golden_hypernetwork (void)
       const DlPickleValue *ls = dl_pickle_dict_get (root, "layer_structure");
       g_assert_cmpint (ls->type, ==, DL_PK_LIST);
       g_assert_cmpuint (ls->items->len, ==, 3);
-      g_assert_cmpint (((const DlPickleValue *) ls->items->pdata[1])->i, ==, 2);
+      g_assert_cmpint (((const DlPickleValue *)ls->items->pdata[1])->i, ==, 2);
       g_assert_cmpstr (dl_pickle_dict_get (root, "activation_func")->str.data, ==, "linear");
       g_assert_cmpint (dl_pickle_dict_get (root, "is_layer_norm")->type, ==, DL_PK_BOOL);
       g_assert_cmpint (dl_pickle_dict_get (root, "sd_checkpoint")->type, ==, DL_PK_NONE);
@@ -596,11 +630,12 @@ static void
 test_object_attributes (void)
 {
   /* ParameterDict.__new__(ParameterDict); obj.__dict__.update({"_parameters": {"*": 1}, "training": True}) */
-  static const char pkl[] = "\x80\x02" "ctorch.nn.modules.container\nParameterDict\n)\x81"
+  static const char pkl[] = "\x80\x02"
+                            "ctorch.nn.modules.container\nParameterDict\n)\x81"
                             "}(X\x0b\x00\x00\x00_parametersccollections\nOrderedDict\n)RX\x01\x00\x00\x00*K\x01s"
                             "X\x08\x00\x00\x00training\x88ub.";
   g_autoptr (GError) error = NULL;
-  g_autoptr (DlPickle) pk = dl_pickle_load ((const guint8 *) pkl, sizeof pkl - 1, "obj.pkl", &error);
+  g_autoptr (DlPickle) pk = dl_pickle_load ((const guint8 *)pkl, sizeof pkl - 1, "obj.pkl", &error);
   g_assert_no_error (error);
   const DlPickleValue *root = dl_pickle_get_root (pk);
   g_assert_cmpint (root->type, ==, DL_PK_OPAQUE);
@@ -614,8 +649,9 @@ test_object_attributes (void)
   g_assert_cmpstr (dl_pickle_type_name (DL_PK_OPAQUE), ==, "object");
   g_assert_cmpstr (dl_pickle_type_name (DL_PK_DICT), ==, "dict");
   /* other torch.nn modules stay refused */
-  static const char evil[] = "\x80\x02" "ctorch.nn.modules.container\nSequential\n)\x81.";
-  g_autoptr (DlPickle) pk2 = dl_pickle_load ((const guint8 *) evil, sizeof evil - 1, "evil.pkl", &error);
+  static const char evil[] = "\x80\x02"
+                             "ctorch.nn.modules.container\nSequential\n)\x81.";
+  g_autoptr (DlPickle) pk2 = dl_pickle_load ((const guint8 *)evil, sizeof evil - 1, "evil.pkl", &error);
   g_assert_null (pk2);
   g_assert_nonnull (strstr (error->message, "“torch.nn.modules.container.Sequential” is not allowed"));
 }

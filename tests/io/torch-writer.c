@@ -56,23 +56,23 @@ tw_int (TwPickle *p, gint64 v)
   if (v >= 0 && v < 256)
     {
       tw_op (p, 'K');
-      le (p, (guint64) v, 1);
+      le (p, (guint64)v, 1);
     }
   else if (v >= 0 && v < 65536)
     {
       tw_op (p, 'M');
-      le (p, (guint64) v, 2);
+      le (p, (guint64)v, 2);
     }
   else if (v >= G_MININT32 && v <= G_MAXINT32)
     {
       tw_op (p, 'J');
-      le (p, (guint64) (guint32) (gint32) v, 4);
+      le (p, (guint64)(guint32)(gint32)v, 4);
     }
   else
     {
       tw_op (p, 0x8a);
       le (p, 8, 1);
-      le (p, (guint64) v, 8);
+      le (p, (guint64)v, 8);
     }
 }
 
@@ -192,7 +192,7 @@ tw_write_raw (const char *path, const char *prefix, GBytes *pickle, const char *
   dl_zip_writer_add (z, order, little);
   for (guint i = 0; pairs && pairs[i]; i += 2)
     {
-      g_autofree char *name = g_strdup_printf ("%s/data/%s", prefix, (const char *) pairs[i]);
+      g_autofree char *name = g_strdup_printf ("%s/data/%s", prefix, (const char *)pairs[i]);
       if (deflate)
         dl_zip_writer_add_deflated (z, name, pairs[i + 1]);
       else
@@ -250,8 +250,9 @@ engine_state_dict (const char *path, const TwTensor *tensors, guint n, const TwO
 {
   g_autoptr (DlTorchValue) sd = dl_torch_ordered_dict ();
   for (guint i = 0; i < n; i++)
-    dl_torch_dict_set (sd, tensors[i].name, dl_torch_tensor (tensors[i].dtype, tensors[i].ndim, tensors[i].shape,
-                                                             tensors[i].data, tensors[i].nbytes));
+    dl_torch_dict_set (
+      sd, tensors[i].name,
+      dl_torch_tensor (tensors[i].dtype, tensors[i].ndim, tensors[i].shape, tensors[i].data, tensors[i].nbytes));
   if (!opt->prefix && !opt->deflate)
     return dl_torch_save (path, sd, error);
   g_autoptr (GPtrArray) storages = NULL;
@@ -313,7 +314,7 @@ tw_write_state_dict (const char *path, const TwTensor *tensors, guint n, const T
 
   g_autoptr (GPtrArray) pairs = g_ptr_array_new ();
   g_autoptr (GPtrArray) keep = g_ptr_array_new_with_free_func (g_free);
-  g_autoptr (GPtrArray) keep_bytes = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  g_autoptr (GPtrArray) keep_bytes = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
   for (guint i = 0; i < n; i++)
     {
       char *key = g_strdup_printf ("%u", i);

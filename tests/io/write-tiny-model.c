@@ -24,10 +24,11 @@ base_values (const char *name, float *out, int64_t numel, gpointer user_data, GE
 int
 main (int argc, char **argv)
 {
-  if (argc != 4) {
-    fprintf (stderr, "usage: %s BASE OUT.safetensors OUT_DIR\n", argv[0]);
-    return 2;
-  }
+  if (argc != 4)
+    {
+      fprintf (stderr, "usage: %s BASE OUT.safetensors OUT_DIR\n", argv[0]);
+      return 2;
+    }
   g_autoptr (GError) error = NULL;
   g_autoptr (DlCheckpoint) base = dl_checkpoint_open (argv[1], NULL, &error);
   DlCheckpointWriteOptions o;
@@ -35,9 +36,10 @@ main (int argc, char **argv)
   gboolean ok = base && dl_checkpoint_write (base, base_values, base, &o, argv[2], &error);
   o.layout = DL_CHECKPOINT_WRITE_DIFFUSERS;
   ok = ok && dl_checkpoint_write (base, base_values, base, &o, argv[3], &error);
-  if (!ok) {
-    fprintf (stderr, "%s\n", error->message);
-    return 1;
-  }
+  if (!ok)
+    {
+      fprintf (stderr, "%s\n", error->message);
+      return 1;
+    }
   return 0;
 }

@@ -15,7 +15,8 @@
 #include "train-test-util.h"
 #include "train/dl-run-info.h"
 
-typedef struct {
+typedef struct
+{
   GArray *steps;   /* step events */
   GArray *val;     /* validation steps */
   GArray *preview; /* preview steps */
@@ -32,37 +33,38 @@ on_event (DlTrainJob *job, const DlTrainEvent *ev, Log *log)
   g_assert_false (log->finished);
   int kind = ev->kind;
   g_array_append_val (log->kinds, kind);
-  switch (ev->kind) {
-  case DL_TRAIN_EVENT_STEP:
-    if (log->steps->len)
-      g_assert_cmpint (ev->step, ==, g_array_index (log->steps, gint64, log->steps->len - 1) + 1);
-    g_array_append_val (log->steps, ev->step);
-    g_assert_cmpint (dl_train_job_get_step (job), ==, ev->step);
-    if (ev->step == log->stop_at)
-      dl_train_job_stop (job);
-    if (ev->step == log->pause_at)
-      dl_train_job_pause (job);
-    break;
-  case DL_TRAIN_EVENT_VALIDATION:
-    g_array_append_val (log->val, ev->step);
-    break;
-  case DL_TRAIN_EVENT_PREVIEW:
-    g_assert_true (g_file_test (ev->path, G_FILE_TEST_IS_REGULAR));
-    g_array_append_val (log->preview, ev->step);
-    break;
-  case DL_TRAIN_EVENT_WARNING:
-  case DL_TRAIN_EVENT_ERROR:
-    g_test_message ("%s: %s", dl_train_event_kind_name (ev->kind), ev->message);
-    break;
-  default:
-    break;
-  }
+  switch (ev->kind)
+    {
+    case DL_TRAIN_EVENT_STEP:
+      if (log->steps->len)
+        g_assert_cmpint (ev->step, ==, g_array_index (log->steps, gint64, log->steps->len - 1) + 1);
+      g_array_append_val (log->steps, ev->step);
+      g_assert_cmpint (dl_train_job_get_step (job), ==, ev->step);
+      if (ev->step == log->stop_at)
+        dl_train_job_stop (job);
+      if (ev->step == log->pause_at)
+        dl_train_job_pause (job);
+      break;
+    case DL_TRAIN_EVENT_VALIDATION:
+      g_array_append_val (log->val, ev->step);
+      break;
+    case DL_TRAIN_EVENT_PREVIEW:
+      g_assert_true (g_file_test (ev->path, G_FILE_TEST_IS_REGULAR));
+      g_array_append_val (log->preview, ev->step);
+      break;
+    case DL_TRAIN_EVENT_WARNING:
+    case DL_TRAIN_EVENT_ERROR:
+      g_test_message ("%s: %s", dl_train_event_kind_name (ev->kind), ev->message);
+      break;
+    default:
+      break;
+    }
 }
 
 static void
 on_finished (DlTrainJob *job, Log *log)
 {
-  (void) job;
+  (void)job;
   log->finished = TRUE;
 }
 
@@ -107,10 +109,11 @@ list_images (const char *dir)
   g_autoptr (GDir) d = g_dir_open (dir, 0, NULL);
   const char *name;
   while (d && (name = g_dir_read_name (d)))
-    if (g_str_has_suffix (name, ".png")) {
-      g_autofree char *path = g_build_filename (dir, name, NULL);
-      g_strv_builder_add (b, path);
-    }
+    if (g_str_has_suffix (name, ".png"))
+      {
+        g_autofree char *path = g_build_filename (dir, name, NULL);
+        g_strv_builder_add (b, path);
+      }
   return g_strv_builder_end (b);
 }
 
@@ -131,7 +134,8 @@ preview_request (const char *model)
   return r;
 }
 
-typedef struct {
+typedef struct
+{
   DlEngineSession *session;
   DlPreviewRequest *request;
   DlPreviewImage *image;
@@ -159,18 +163,19 @@ test_train_with_previews (void)
 {
   g_autoptr (GError) error = NULL;
   g_autofree char *model = dl_test_golden_path ("tiny-sd15-diffusers");
-  if (!model) {
-    g_test_skip ("no golden tiny model");
-    return;
-  }
+  if (!model)
+    {
+      g_test_skip ("no golden tiny model");
+      return;
+    }
   g_autofree char *tmp = g_dir_make_tmp ("dl-session-XXXXXX", &error);
   g_assert_no_error (error);
   g_autofree char *images = train_test_copy_images (tmp, 1);
   g_auto (GStrv) paths = list_images (images);
   g_assert_cmpuint (g_strv_length (paths), >, 0);
   g_autofree char *out = g_build_filename (tmp, "mine.safetensors", NULL);
-  const char *const opts[] = { "rank=4", "alpha=2", "lr=1e-3", "steps=6", "validate-every=2", "sample-every=3",
-                               "sample-first", "sample-steps=2", "save-every=3", NULL };
+  const char *const opts[] = { "rank=4",         "alpha=2",      "lr=1e-3",        "steps=6",      "validate-every=2",
+                               "sample-every=3", "sample-first", "sample-steps=2", "save-every=3", NULL };
   g_autoptr (DlTrainSettings) s = train_test_settings (DL_TRAIN_LORA, model, images, out, opts);
 
   g_autoptr (DlEngineSession) session = dl_engine_session_new ();
@@ -182,11 +187,11 @@ test_train_with_previews (void)
   g_assert_cmpuint (dl_engine_session_get_n_model_loads (session), ==, 1);
 
   g_autoptr (DlTrainJob) job =
-    dl_engine_session_train (session, s, (const char *const *) paths, NULL, NULL, NULL, &error);
+    dl_engine_session_train (session, s, (const char *const *)paths, NULL, NULL, NULL, &error);
   g_assert_no_error (error);
   g_assert_true (dl_engine_session_get_training (session) == job);
   /* one run at a time */
-  g_assert_null (dl_engine_session_train (session, s, (const char *const *) paths, NULL, NULL, NULL, &error));
+  g_assert_null (dl_engine_session_train (session, s, (const char *const *)paths, NULL, NULL, NULL, &error));
   g_assert_nonnull (error);
   g_clear_error (&error);
 
@@ -247,10 +252,11 @@ test_stop_and_continue (void)
 {
   g_autoptr (GError) error = NULL;
   g_autofree char *model = dl_test_golden_path ("tiny-sd15-diffusers");
-  if (!model) {
-    g_test_skip ("no golden tiny model");
-    return;
-  }
+  if (!model)
+    {
+      g_test_skip ("no golden tiny model");
+      return;
+    }
   g_autofree char *tmp = g_dir_make_tmp ("dl-session-XXXXXX", &error);
   g_assert_no_error (error);
   g_autofree char *images = train_test_copy_images (tmp, 1);
@@ -258,15 +264,16 @@ test_stop_and_continue (void)
   g_autofree char *out = g_build_filename (tmp, "emb.safetensors", NULL);
   /* Stop is asked for on the main thread when step 2's event arrives: the worker may have run a few
    * steps further by then, so the counts below follow from how many steps it ran. */
-  const char *const opts[] = { "steps=16", "save-every=2", "validate-every=8", "placeholder=sks", "init-text=cat",
-                               NULL };
+  const char *const opts[] = {
+    "steps=16", "save-every=2", "validate-every=8", "placeholder=sks", "init-text=cat", NULL
+  };
   g_autoptr (DlTrainSettings) s = train_test_settings (DL_TRAIN_TEXTUAL_INVERSION, model, images, out, opts);
   g_autofree char *run = dl_train_settings_run_dir (s);
   g_autoptr (DlEngineSession) session = dl_engine_session_new ();
   guint ran = 0;
   {
     g_autoptr (DlTrainJob) job =
-      dl_engine_session_train (session, s, (const char *const *) paths, NULL, NULL, NULL, &error);
+      dl_engine_session_train (session, s, (const char *const *)paths, NULL, NULL, NULL, &error);
     g_assert_no_error (error);
     Log *log = log_new (job);
     log->stop_at = 2;
@@ -286,7 +293,7 @@ test_stop_and_continue (void)
   g_assert_cmpint (info->step, ==, ran - ran % 2);
   {
     g_autoptr (DlTrainJob) job =
-      dl_engine_session_train (session, s, (const char *const *) paths, NULL, run, NULL, &error);
+      dl_engine_session_train (session, s, (const char *const *)paths, NULL, run, NULL, &error);
     g_assert_no_error (error);
     Log *log = log_new (job);
     wait_finished (log);

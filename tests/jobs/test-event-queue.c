@@ -8,7 +8,8 @@
 
 #define N_ITEMS 2000
 
-typedef struct {
+typedef struct
+{
   GArray *got;
   guint freed;
 } Sink;
@@ -26,7 +27,7 @@ static Sink *free_sink;
 static void
 item_free (gpointer item)
 {
-  (void) item;
+  (void)item;
   free_sink->freed++;
 }
 
@@ -34,11 +35,12 @@ static gpointer
 producer (gpointer data)
 {
   DlEventQueue *q = data;
-  for (int i = 1; i <= N_ITEMS; i++) {
-    dl_event_queue_push (q, GINT_TO_POINTER (i));
-    if (i % 97 == 0)
-      g_usleep (100);
-  }
+  for (int i = 1; i <= N_ITEMS; i++)
+    {
+      dl_event_queue_push (q, GINT_TO_POINTER (i));
+      if (i % 97 == 0)
+        g_usleep (100);
+    }
   return NULL;
 }
 
@@ -55,7 +57,7 @@ test_order (void)
   g_thread_join (th);
   g_assert_cmpuint (s.got->len, ==, N_ITEMS);
   for (guint i = 0; i < s.got->len; i++)
-    g_assert_cmpint (g_array_index (s.got, int, i), ==, (int) i + 1);
+    g_assert_cmpint (g_array_index (s.got, int, i), ==, (int)i + 1);
   g_assert_cmpuint (s.freed, ==, N_ITEMS);
   g_array_unref (s.got);
 }

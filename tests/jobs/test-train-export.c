@@ -22,20 +22,21 @@ assert_same_model (DlCheckpoint *got, DlCheckpoint *want)
   g_autoptr (GError) error = NULL;
   g_assert_cmpuint (dl_checkpoint_get_n_params (got), ==, dl_checkpoint_get_n_params (want));
   g_assert_cmpuint (dl_checkpoint_get_unknown_keys (got)->len, ==, 0);
-  for (guint i = 0; i < dl_checkpoint_get_n_params (want); i++) {
-    const DlCheckpointParam *w = dl_checkpoint_get_param (want, i);
-    const DlCheckpointParam *g = dl_checkpoint_find (got, w->name);
-    g_assert_nonnull (g);
-    g_assert_cmpint (g->dtype, ==, w->dtype);
-    int64_t ng = 0, nw = 0;
-    g_autofree float *a = dl_checkpoint_read_f32 (got, w->name, &ng, &error);
-    g_assert_no_error (error);
-    g_autofree float *b = dl_checkpoint_read_f32 (want, w->name, &nw, &error);
-    g_assert_no_error (error);
-    g_assert_cmpint (ng, ==, nw);
-    if (memcmp (a, b, (gsize) ng * sizeof (float)) != 0)
-      g_error ("%s differs after the export", w->name);
-  }
+  for (guint i = 0; i < dl_checkpoint_get_n_params (want); i++)
+    {
+      const DlCheckpointParam *w = dl_checkpoint_get_param (want, i);
+      const DlCheckpointParam *g = dl_checkpoint_find (got, w->name);
+      g_assert_nonnull (g);
+      g_assert_cmpint (g->dtype, ==, w->dtype);
+      int64_t ng = 0, nw = 0;
+      g_autofree float *a = dl_checkpoint_read_f32 (got, w->name, &ng, &error);
+      g_assert_no_error (error);
+      g_autofree float *b = dl_checkpoint_read_f32 (want, w->name, &nw, &error);
+      g_assert_no_error (error);
+      g_assert_cmpint (ng, ==, nw);
+      if (memcmp (a, b, (gsize)ng * sizeof (float)) != 0)
+        g_error ("%s differs after the export", w->name);
+    }
 }
 
 static GPtrArray *
@@ -54,10 +55,11 @@ test_dreambooth_layouts (void)
 {
   g_autofree char *single = dl_test_golden_path ("tiny-sd15-ldm.safetensors");
   g_autofree char *base = dl_test_golden_path ("tiny-sd15-diffusers");
-  if (!g_file_test (single, G_FILE_TEST_EXISTS) || !g_file_test (base, G_FILE_TEST_IS_DIR)) {
-    g_test_skip ("no golden tiny model");
-    return;
-  }
+  if (!g_file_test (single, G_FILE_TEST_EXISTS) || !g_file_test (base, G_FILE_TEST_IS_DIR))
+    {
+      g_test_skip ("no golden tiny model");
+      return;
+    }
   g_autoptr (GError) error = NULL;
   g_autofree char *dir = g_dir_make_tmp ("dl-train-export-XXXXXX", &error);
   g_assert_no_error (error);

@@ -36,14 +36,17 @@ nn_golden_upload (DlSafetensors *st, const char *name, DlDType dtype)
   g_autofree float *v = nn_golden_f32 (st, name, &n);
   DlTensor *d = dl_tensor_new (dl_test_device (), name, dtype, t->ndim, t->shape, &error);
   g_assert_no_error (error);
-  if (dtype == DL_DTYPE_I32) {
-    g_autofree gint32 *iv = g_new (gint32, n);
-    for (int64_t i = 0; i < n; i++)
-      iv[i] = (gint32) v[i];
-    g_assert_true (dl_tensor_upload (d, iv, DL_DTYPE_I32, &error));
-  } else {
-    g_assert_true (dl_tensor_upload_f32 (d, v, &error));
-  }
+  if (dtype == DL_DTYPE_I32)
+    {
+      g_autofree gint32 *iv = g_new (gint32, n);
+      for (int64_t i = 0; i < n; i++)
+        iv[i] = (gint32)v[i];
+      g_assert_true (dl_tensor_upload (d, iv, DL_DTYPE_I32, &error));
+    }
+  else
+    {
+      g_assert_true (dl_tensor_upload_f32 (d, v, &error));
+    }
   g_assert_no_error (error);
   return d;
 }
@@ -53,14 +56,16 @@ nn_check_scaled (const char *what, const float *got, const float *want, int64_t 
 {
   double maxw = 0, maxd = 0;
   int64_t worst = 0;
-  for (int64_t i = 0; i < n; i++) {
-    maxw = fmax (maxw, fabs (want[i]));
-    double d = fabs ((double) got[i] - want[i]);
-    if (!(d <= maxd)) {
-      maxd = d;
-      worst = i;
+  for (int64_t i = 0; i < n; i++)
+    {
+      maxw = fmax (maxw, fabs (want[i]));
+      double d = fabs ((double)got[i] - want[i]);
+      if (!(d <= maxd))
+        {
+          maxd = d;
+          worst = i;
+        }
     }
-  }
   double bound = atol + rtol * maxw;
   gboolean ok = maxd <= bound;
   if (!ok || g_test_verbose ())

@@ -18,7 +18,6 @@ DlTensor *nn_golden_upload (DlSafetensors *st, const char *name, DlDType dtype);
 
 /* max|got - want| <= atol + rtol * max|want|; prints the worst element on
  * failure (and always with --verbose). */
-gboolean nn_check_scaled (const char *what, const float *got, const float *want, int64_t n, double atol,
-                          double rtol);
+gboolean nn_check_scaled (const char *what, const float *got, const float *want, int64_t n, double atol, double rtol);
 
 G_END_DECLS

@@ -69,7 +69,8 @@ download (DlTensor *t)
 
 /* ---- the tiny model and golden case j ---- */
 
-typedef struct {
+typedef struct
+{
   DlCheckpoint *ckpt;
   DlParams *params;
 } Model;
@@ -96,7 +97,8 @@ model_free (Model *m)
   g_free (m);
 }
 
-typedef struct {
+typedef struct
+{
   float *eps;
   int64_t n_eps;
   float loss;
@@ -124,40 +126,44 @@ unet_run (Model *m, DlHypernetwork *grads_of, gboolean checkpoint, UNetRun *out)
   g_autoptr (DlTensor) t = nn_golden_upload (st, "timesteps", DL_DTYPE_F32);
   g_autoptr (DlTensor) ctx = nn_golden_upload (st, "context", DL_DTYPE_F32);
   g_autoptr (DlTensor) target = nn_golden_upload (st, "target", DL_DTYPE_F32);
-  g_autoptr (GPtrArray) bufs = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_tensor_unref);
-  for (guint i = 0; grads_of && i < dl_hypernetwork_get_n_tensors (grads_of); i++) {
-    DlTensor *p = dl_hypernetwork_get_tensor (grads_of, i, NULL);
-    DlTensor *g = dl_tensor_new (dl_test_device (), "grad", DL_DTYPE_F32, p->ndim, p->shape, &error);
-    g_assert_no_error (error);
-    g_assert_true (dl_op_fill (dl_test_recorder (), g, 0.0, &error));
-    dl_tape_set_param_grad (tape, p, g);
-    g_ptr_array_add (bufs, g);
-  }
+  g_autoptr (GPtrArray) bufs = g_ptr_array_new_with_free_func ((GDestroyNotify)dl_tensor_unref);
+  for (guint i = 0; grads_of && i < dl_hypernetwork_get_n_tensors (grads_of); i++)
+    {
+      DlTensor *p = dl_hypernetwork_get_tensor (grads_of, i, NULL);
+      DlTensor *g = dl_tensor_new (dl_test_device (), "grad", DL_DTYPE_F32, p->ndim, p->shape, &error);
+      g_assert_no_error (error);
+      g_assert_true (dl_op_fill (dl_test_recorder (), g, 0.0, &error));
+      dl_tape_set_param_grad (tape, p, g);
+      g_ptr_array_add (bufs, g);
+    }
   DlUNetOptions opts = { .checkpoint = checkpoint };
   g_autoptr (DlTensor) eps = dl_unet_forward (m->params, cfg, tape, x, t, ctx, &opts, &error);
   g_assert_no_error (error);
   g_autoptr (DlTensor) loss = NULL;
-  if (grads_of) {
-    g_autoptr (DlTensor) deps = NULL;
-    loss = dl_nn_mse_loss (tape, eps, target, NULL, 1.0f, &deps, &error);
-    g_assert_no_error (error);
-    g_assert_true (dl_tape_backward (tape, eps, deps, &error));
-    g_assert_no_error (error);
-  }
+  if (grads_of)
+    {
+      g_autoptr (DlTensor) deps = NULL;
+      loss = dl_nn_mse_loss (tape, eps, target, NULL, 1.0f, &deps, &error);
+      g_assert_no_error (error);
+      g_assert_true (dl_tape_backward (tape, eps, deps, &error));
+      g_assert_no_error (error);
+    }
   dl_test_finish ();
   out->eps = download (eps);
   out->n_eps = dl_tensor_numel (eps);
   out->grads = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-  if (loss) {
-    g_autofree float *l = download (loss);
-    out->loss = l[0];
-  }
-  for (guint i = 0; grads_of && i < bufs->len; i++) {
-    const char *name;
-    DlTensor *p = dl_hypernetwork_get_tensor (grads_of, i, &name);
-    float *g = dl_tape_param_reached (tape, p) ? download (bufs->pdata[i]) : NULL;
-    g_hash_table_insert (out->grads, g_strdup (name), g);
-  }
+  if (loss)
+    {
+      g_autofree float *l = download (loss);
+      out->loss = l[0];
+    }
+  for (guint i = 0; grads_of && i < bufs->len; i++)
+    {
+      const char *name;
+      DlTensor *p = dl_hypernetwork_get_tensor (grads_of, i, &name);
+      float *g = dl_tape_param_reached (tape, p) ? download (bufs->pdata[i]) : NULL;
+      g_hash_table_insert (out->grads, g_strdup (name), g);
+    }
 }
 
 static gboolean
@@ -178,17 +184,18 @@ check_case_j (const char *what, DlHypernetwork *hn, const UNetRun *r)
   g_autoptr (DlSafetensors) st = nn_golden_open ("hypernetwork.safetensors");
   gboolean ok = check_against (what, r->eps, r->n_eps, st, "eps", 1e-7, 1e-4);
   ok &= check_against (what, &r->loss, 1, st, "loss", 0, 1e-5);
-  for (guint i = 0; i < dl_hypernetwork_get_n_tensors (hn); i++) {
-    const char *name;
-    DlTensor *p = dl_hypernetwork_get_tensor (hn, i, &name);
-    const float *g = g_hash_table_lookup (r->grads, name);
-    g_assert_nonnull (g);
-    g_autofree char *gname = g_strconcat ("grad.", name, NULL);
-    /* softmax ignores a shift common to all keys: the k biases' gradients are
+  for (guint i = 0; i < dl_hypernetwork_get_n_tensors (hn); i++)
+    {
+      const char *name;
+      DlTensor *p = dl_hypernetwork_get_tensor (hn, i, &name);
+      const float *g = g_hash_table_lookup (r->grads, name);
+      g_assert_nonnull (g);
+      g_autofree char *gname = g_strconcat ("grad.", name, NULL);
+      /* softmax ignores a shift common to all keys: the k biases' gradients are
      * exactly zero, float32 rounding noise in the reference */
-    gboolean zero = g_str_has_prefix (name, "32.0.") && g_str_has_suffix (name, ".bias");
-    ok &= check_against (what, g, dl_tensor_numel (p), st, gname, zero ? 1e-5 : 1e-9, zero ? 0 : 1e-3);
-  }
+      gboolean zero = g_str_has_prefix (name, "32.0.") && g_str_has_suffix (name, ".bias");
+      ok &= check_against (what, g, dl_tensor_numel (p), st, gname, zero ? 1e-5 : 1e-9, zero ? 0 : 1e-3);
+    }
   g_assert_true (ok);
 }
 
@@ -205,16 +212,17 @@ golden_hypernetwork (const DlHypernetworkConfig *config)
   g_assert_cmpuint (dl_hypernetwork_get_n_tensors (hn), ==, 8);
   /* the k and v modules' Linears in order: linear.0 then the second Linear,
    * wherever a Dropout puts it */
-  for (guint i = 0; i < 8; i++) {
-    const char *name;
-    DlTensor *t = dl_hypernetwork_get_tensor (hn, i, &name);
-    g_autofree char *gname = g_strdup_printf ("32.%u.linear.%u.%s", i / 4, (i / 2) % 2, i % 2 ? "bias" : "weight");
-    int64_t n = 0;
-    g_autofree float *v = nn_golden_f32 (st, gname, &n);
-    g_assert_cmpint (n, ==, dl_tensor_numel (t));
-    g_assert_true (dl_tensor_upload_f32 (t, v, &error));
-    g_assert_no_error (error);
-  }
+  for (guint i = 0; i < 8; i++)
+    {
+      const char *name;
+      DlTensor *t = dl_hypernetwork_get_tensor (hn, i, &name);
+      g_autofree char *gname = g_strdup_printf ("32.%u.linear.%u.%s", i / 4, (i / 2) % 2, i % 2 ? "bias" : "weight");
+      int64_t n = 0;
+      g_autofree float *v = nn_golden_f32 (st, gname, &n);
+      g_assert_cmpint (n, ==, dl_tensor_numel (t));
+      g_assert_true (dl_tensor_upload_f32 (t, v, &error));
+      g_assert_no_error (error);
+    }
   return hn;
 }
 
@@ -251,15 +259,16 @@ test_golden_pt (void)
   g_assert_cmpint (dl_hypernetwork_get_size (hn, 0), ==, 32);
   /* the same values as the safetensors form */
   g_autoptr (DlSafetensors) st = nn_golden_open ("hypernetwork.safetensors");
-  for (guint i = 0; i < dl_hypernetwork_get_n_tensors (hn); i++) {
-    const char *name;
-    DlTensor *t = dl_hypernetwork_get_tensor (hn, i, &name);
-    int64_t n = 0;
-    g_autofree float *want = nn_golden_f32 (st, name, &n);
-    g_autofree float *got = download (t);
-    g_assert_cmpint (n, ==, dl_tensor_numel (t));
-    g_assert_cmpmem (got, n * sizeof (float), want, n * sizeof (float));
-  }
+  for (guint i = 0; i < dl_hypernetwork_get_n_tensors (hn); i++)
+    {
+      const char *name;
+      DlTensor *t = dl_hypernetwork_get_tensor (hn, i, &name);
+      int64_t n = 0;
+      g_autofree float *want = nn_golden_f32 (st, name, &n);
+      g_autofree float *got = download (t);
+      g_assert_cmpint (n, ==, dl_tensor_numel (t));
+      g_assert_cmpmem (got, n * sizeof (float), want, n * sizeof (float));
+    }
   Model *m = model_load ();
   dl_params_add_hypernetwork (m->params, hn, 1.0f);
   UNetRun r = { 0 };
@@ -318,17 +327,18 @@ test_dropout_checkpointing (void)
   dl_hypernetwork_set_training (hn, FALSE, 0, 0);
   unet_run (m, NULL, FALSE, &eval);
   gboolean ok = nn_check_scaled ("checkpointed eps", ckpt.eps, plain.eps, plain.n_eps, 0, 1e-6);
-  for (guint i = 0; i < dl_hypernetwork_get_n_tensors (hn); i++) {
-    const char *name;
-    DlTensor *p = dl_hypernetwork_get_tensor (hn, i, &name);
-    const float *a = g_hash_table_lookup (plain.grads, name), *b = g_hash_table_lookup (ckpt.grads, name);
-    g_assert_nonnull (a);
-    g_assert_nonnull (b);
-    g_autofree char *what = g_strdup_printf ("checkpointed grad %s", name);
-    /* the k biases' gradients are rounding noise around zero */
-    gboolean zero = g_str_has_prefix (name, "32.0.") && g_str_has_suffix (name, ".bias");
-    ok &= nn_check_scaled (what, b, a, dl_tensor_numel (p), zero ? 1e-7 : 1e-9, 1e-5);
-  }
+  for (guint i = 0; i < dl_hypernetwork_get_n_tensors (hn); i++)
+    {
+      const char *name;
+      DlTensor *p = dl_hypernetwork_get_tensor (hn, i, &name);
+      const float *a = g_hash_table_lookup (plain.grads, name), *b = g_hash_table_lookup (ckpt.grads, name);
+      g_assert_nonnull (a);
+      g_assert_nonnull (b);
+      g_autofree char *what = g_strdup_printf ("checkpointed grad %s", name);
+      /* the k biases' gradients are rounding noise around zero */
+      gboolean zero = g_str_has_prefix (name, "32.0.") && g_str_has_suffix (name, ".bias");
+      ok &= nn_check_scaled (what, b, a, dl_tensor_numel (p), zero ? 1e-7 : 1e-9, 1e-5);
+    }
   g_assert_true (ok);
   /* inference at strength 0.5 without dropout differs from training (dropout,
    * multiplier 1) */
@@ -346,7 +356,8 @@ test_dropout_checkpointing (void)
 static const int ref_widths[4] = { 4, 6, 8, 4 };
 static const int ref_linear_index[3] = { 0, 4, 8 };
 
-typedef struct {
+typedef struct
+{
   float *x;
   int64_t rows;
   float *w[3], *b[3], *g[3], *beta[3];
@@ -362,33 +373,38 @@ typedef struct {
 static void
 ref_forward (RefModule *c, double *y)
 {
-  for (int64_t r = 0; r < c->rows; r++) {
-    double h[8], o[8];
-    for (int k = 0; k < 4; k++)
-      h[k] = c->x[r * 4 + k];
-    for (int s = 0; s < 3; s++) {
-      int in = ref_widths[s], out = ref_widths[s + 1];
-      for (int j = 0; j < out; j++) {
-        double acc = c->b[s][j];
-        for (int k = 0; k < in; k++)
-          acc += (double) c->w[s][j * in + k] * h[k];
-        o[j] = tanh (acc);
-      }
-      double mean = 0, var = 0;
-      for (int j = 0; j < out; j++)
-        mean += o[j] / out;
-      for (int j = 0; j < out; j++)
-        var += (o[j] - mean) * (o[j] - mean) / out;
-      for (int j = 0; j < out; j++) {
-        h[j] = (o[j] - mean) / sqrt (var + 1e-5) * c->g[s][j] + c->beta[s][j];
-        if (s < 2 && c->training)
-          h[j] = dl_philox_word (c->seed, c->offset[s], (guint64) (r * out + j)) >= c->threshold[s]
-                   ? h[j] * c->scale[s] : 0.0;
-      }
+  for (int64_t r = 0; r < c->rows; r++)
+    {
+      double h[8], o[8];
+      for (int k = 0; k < 4; k++)
+        h[k] = c->x[r * 4 + k];
+      for (int s = 0; s < 3; s++)
+        {
+          int in = ref_widths[s], out = ref_widths[s + 1];
+          for (int j = 0; j < out; j++)
+            {
+              double acc = c->b[s][j];
+              for (int k = 0; k < in; k++)
+                acc += (double)c->w[s][j * in + k] * h[k];
+              o[j] = tanh (acc);
+            }
+          double mean = 0, var = 0;
+          for (int j = 0; j < out; j++)
+            mean += o[j] / out;
+          for (int j = 0; j < out; j++)
+            var += (o[j] - mean) * (o[j] - mean) / out;
+          for (int j = 0; j < out; j++)
+            {
+              h[j] = (o[j] - mean) / sqrt (var + 1e-5) * c->g[s][j] + c->beta[s][j];
+              if (s < 2 && c->training)
+                h[j] = dl_philox_word (c->seed, c->offset[s], (guint64)(r * out + j)) >= c->threshold[s]
+                         ? h[j] * c->scale[s]
+                         : 0.0;
+            }
+        }
+      for (int j = 0; j < 4; j++)
+        y[r * 4 + j] = c->x[r * 4 + j] + c->multiplier * h[j];
     }
-    for (int j = 0; j < 4; j++)
-      y[r * 4 + j] = c->x[r * 4 + j] + c->multiplier * h[j];
-  }
 }
 
 static double
@@ -438,41 +454,44 @@ run_module_reference (gboolean training)
   int size = 4;
   g_autoptr (DlHypernetwork) hn = every_layer_hypernetwork (&size, 1, "tanh");
   /* the Sequential's indices: Linear, tanh, LayerNorm, Dropout per stage */
-  static const char *const names[] = { "linear.0.weight", "linear.0.bias", "linear.2.weight", "linear.2.bias",
-                                       "linear.4.weight", "linear.4.bias", "linear.6.weight", "linear.6.bias",
+  static const char *const names[] = { "linear.0.weight", "linear.0.bias", "linear.2.weight",  "linear.2.bias",
+                                       "linear.4.weight", "linear.4.bias", "linear.6.weight",  "linear.6.bias",
                                        "linear.8.weight", "linear.8.bias", "linear.10.weight", "linear.10.bias" };
   g_assert_cmpuint (dl_hypernetwork_get_n_tensors (hn), ==, 24);
-  for (guint i = 0; i < 24; i++) {
-    const char *name;
-    dl_hypernetwork_get_tensor (hn, i, &name);
-    g_autofree char *want = g_strdup_printf ("4.%u.%s", i / 12, names[i % 12]);
-    g_assert_cmpstr (name, ==, want);
-  }
+  for (guint i = 0; i < 24; i++)
+    {
+      const char *name;
+      dl_hypernetwork_get_tensor (hn, i, &name);
+      g_autofree char *want = g_strdup_printf ("4.%u.%s", i / 12, names[i % 12]);
+      g_assert_cmpstr (name, ==, want);
+    }
   /* values with some spread (the A1111 LayerNorm init, N(0, 0.01²), would
    * flatten everything behind it) */
   RefModule c = { .rows = 6, .training = training, .seed = 11, .multiplier = 0.7f };
-  for (int s = 0; s < 3; s++) {
-    int in = ref_widths[s], out = ref_widths[s + 1];
-    g_autofree char *wn = g_strdup_printf ("4.1.linear.%d.weight", ref_linear_index[s]);
-    g_autofree char *bn = g_strdup_printf ("4.1.linear.%d.bias", ref_linear_index[s]);
-    g_autofree char *gn = g_strdup_printf ("4.1.linear.%d.weight", ref_linear_index[s] + 2);
-    g_autofree char *betan = g_strdup_printf ("4.1.linear.%d.bias", ref_linear_index[s] + 2);
-    c.w[s] = dl_test_random (out * in, 20 + s, -0.8f, 0.8f);
-    c.b[s] = dl_test_random (out, 30 + s, -0.3f, 0.3f);
-    c.g[s] = dl_test_random (out, 40 + s, 0.5f, 1.5f);
-    c.beta[s] = dl_test_random (out, 50 + s, -0.3f, 0.3f);
-    g_assert_true (dl_tensor_upload_f32 (dl_hypernetwork_find_tensor (hn, wn), c.w[s], &error));
-    g_assert_true (dl_tensor_upload_f32 (dl_hypernetwork_find_tensor (hn, bn), c.b[s], &error));
-    g_assert_true (dl_tensor_upload_f32 (dl_hypernetwork_find_tensor (hn, gn), c.g[s], &error));
-    g_assert_true (dl_tensor_upload_f32 (dl_hypernetwork_find_tensor (hn, betan), c.beta[s], &error));
-    g_assert_no_error (error);
-  }
+  for (int s = 0; s < 3; s++)
+    {
+      int in = ref_widths[s], out = ref_widths[s + 1];
+      g_autofree char *wn = g_strdup_printf ("4.1.linear.%d.weight", ref_linear_index[s]);
+      g_autofree char *bn = g_strdup_printf ("4.1.linear.%d.bias", ref_linear_index[s]);
+      g_autofree char *gn = g_strdup_printf ("4.1.linear.%d.weight", ref_linear_index[s] + 2);
+      g_autofree char *betan = g_strdup_printf ("4.1.linear.%d.bias", ref_linear_index[s] + 2);
+      c.w[s] = dl_test_random (out * in, 20 + s, -0.8f, 0.8f);
+      c.b[s] = dl_test_random (out, 30 + s, -0.3f, 0.3f);
+      c.g[s] = dl_test_random (out, 40 + s, 0.5f, 1.5f);
+      c.beta[s] = dl_test_random (out, 50 + s, -0.3f, 0.3f);
+      g_assert_true (dl_tensor_upload_f32 (dl_hypernetwork_find_tensor (hn, wn), c.w[s], &error));
+      g_assert_true (dl_tensor_upload_f32 (dl_hypernetwork_find_tensor (hn, bn), c.b[s], &error));
+      g_assert_true (dl_tensor_upload_f32 (dl_hypernetwork_find_tensor (hn, gn), c.g[s], &error));
+      g_assert_true (dl_tensor_upload_f32 (dl_hypernetwork_find_tensor (hn, betan), c.beta[s], &error));
+      g_assert_no_error (error);
+    }
   const char *site = "unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1";
   const float p[2] = { 0.25f, 0.3f };
-  for (int s = 0; s < 2; s++) {
-    c.offset[s] = dl_hypernetwork_dropout_offset (2, site, 1, 3 + 4 * s);
-    dl_dropout_params (p[s], &c.threshold[s], &c.scale[s]);
-  }
+  for (int s = 0; s < 2; s++)
+    {
+      c.offset[s] = dl_hypernetwork_dropout_offset (2, site, 1, 3 + 4 * s);
+      dl_dropout_params (p[s], &c.threshold[s], &c.scale[s]);
+    }
   dl_hypernetwork_set_training (hn, training, 11, 2);
 
   int64_t xs[3] = { 2, 3, 4 };
@@ -482,15 +501,16 @@ run_module_reference (gboolean training)
   g_autoptr (DlTensor) R = dl_test_tensor ("R", DL_DTYPE_F32, 3, xs, c.R);
   g_autoptr (DlTape) tape = new_tape ();
   dl_tape_watch (tape, x);
-  g_autoptr (GPtrArray) bufs = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_tensor_unref);
-  for (guint i = 0; i < 24; i++) {
-    DlTensor *t = dl_hypernetwork_get_tensor (hn, i, NULL);
-    DlTensor *g = dl_tensor_new (dl_test_device (), "grad", DL_DTYPE_F32, t->ndim, t->shape, &error);
-    g_assert_no_error (error);
-    g_assert_true (dl_op_fill (dl_test_recorder (), g, 0.0, &error));
-    dl_tape_set_param_grad (tape, t, g);
-    g_ptr_array_add (bufs, g);
-  }
+  g_autoptr (GPtrArray) bufs = g_ptr_array_new_with_free_func ((GDestroyNotify)dl_tensor_unref);
+  for (guint i = 0; i < 24; i++)
+    {
+      DlTensor *t = dl_hypernetwork_get_tensor (hn, i, NULL);
+      DlTensor *g = dl_tensor_new (dl_test_device (), "grad", DL_DTYPE_F32, t->ndim, t->shape, &error);
+      g_assert_no_error (error);
+      g_assert_true (dl_op_fill (dl_test_recorder (), g, 0.0, &error));
+      dl_tape_set_param_grad (tape, t, g);
+      g_ptr_array_add (bufs, g);
+    }
   g_autoptr (DlTensor) y = dl_hypernetwork_module_forward (hn, tape, 4, 1, x, c.multiplier, site, &error);
   g_assert_no_error (error);
   g_assert_true (dl_tape_backward (tape, y, R, &error));
@@ -503,45 +523,49 @@ run_module_reference (gboolean training)
   ref_forward (&c, want);
   g_autofree float *wantf = g_new (float, 24);
   for (int i = 0; i < 24; i++)
-    wantf[i] = (float) want[i];
+    wantf[i] = (float)want[i];
   dl_test_assert_close ("module output", got, wantf, 24, 1e-6, 1e-5);
-  if (training) {
-    /* the masks dropped something in both Dropout layers */
-    guint dropped[2] = { 0, 0 };
-    for (int s = 0; s < 2; s++)
-      for (guint64 i = 0; i < (guint64) (6 * ref_widths[s + 1]); i++)
-        dropped[s] += dl_philox_word (11, c.offset[s], i) < c.threshold[s];
-    g_assert_cmpuint (dropped[0], >, 0);
-    g_assert_cmpuint (dropped[1], >, 0);
-  }
+  if (training)
+    {
+      /* the masks dropped something in both Dropout layers */
+      guint dropped[2] = { 0, 0 };
+      for (int s = 0; s < 2; s++)
+        for (guint64 i = 0; i < (guint64)(6 * ref_widths[s + 1]); i++)
+          dropped[s] += dl_philox_word (11, c.offset[s], i) < c.threshold[s];
+      g_assert_cmpuint (dropped[0], >, 0);
+      g_assert_cmpuint (dropped[1], >, 0);
+    }
 
   /* gradients against finite differences of the reference */
   g_autofree float *gx = download (dx);
   dl_test_assert_fd ("module dx", c.x, 24, gx, ref_loss, &c, 1e-3, 1e-5, 2e-3, 24, TRUE);
-  for (int s = 0; s < 3; s++) {
-    float *arrays[4] = { c.w[s], c.b[s], c.g[s], c.beta[s] };
-    int idx[4] = { ref_linear_index[s], ref_linear_index[s], ref_linear_index[s] + 2, ref_linear_index[s] + 2 };
-    for (int a = 0; a < 4; a++) {
-      g_autofree char *name = g_strdup_printf ("4.1.linear.%d.%s", idx[a], a % 2 ? "bias" : "weight");
-      DlTensor *t = dl_hypernetwork_find_tensor (hn, name);
-      guint at = 0;
-      for (guint i = 0; i < 24; i++)
-        if (dl_hypernetwork_get_tensor (hn, i, NULL) == t)
-          at = i;
-      g_assert_true (dl_tape_param_reached (tape, t));
-      g_autofree float *g = download (bufs->pdata[at]);
-      dl_test_assert_fd (name, arrays[a], dl_tensor_numel (t), g, ref_loss, &c, 1e-3, 1e-5, 2e-3, 64, TRUE);
+  for (int s = 0; s < 3; s++)
+    {
+      float *arrays[4] = { c.w[s], c.b[s], c.g[s], c.beta[s] };
+      int idx[4] = { ref_linear_index[s], ref_linear_index[s], ref_linear_index[s] + 2, ref_linear_index[s] + 2 };
+      for (int a = 0; a < 4; a++)
+        {
+          g_autofree char *name = g_strdup_printf ("4.1.linear.%d.%s", idx[a], a % 2 ? "bias" : "weight");
+          DlTensor *t = dl_hypernetwork_find_tensor (hn, name);
+          guint at = 0;
+          for (guint i = 0; i < 24; i++)
+            if (dl_hypernetwork_get_tensor (hn, i, NULL) == t)
+              at = i;
+          g_assert_true (dl_tape_param_reached (tape, t));
+          g_autofree float *g = download (bufs->pdata[at]);
+          dl_test_assert_fd (name, arrays[a], dl_tensor_numel (t), g, ref_loss, &c, 1e-3, 1e-5, 2e-3, 64, TRUE);
+        }
     }
-  }
   /* the k module was not used */
   for (guint i = 0; i < 12; i++)
     g_assert_false (dl_tape_param_reached (tape, dl_hypernetwork_get_tensor (hn, i, NULL)));
-  for (int s = 0; s < 3; s++) {
-    g_free (c.w[s]);
-    g_free (c.b[s]);
-    g_free (c.g[s]);
-    g_free (c.beta[s]);
-  }
+  for (int s = 0; s < 3; s++)
+    {
+      g_free (c.w[s]);
+      g_free (c.b[s]);
+      g_free (c.g[s]);
+      g_free (c.beta[s]);
+    }
   g_free (c.x);
   g_free (c.R);
 }
@@ -681,11 +705,12 @@ static void
 stats (const float *v, gsize n, double *mean, double *std, double *maxabs)
 {
   double s = 0, s2 = 0, m = 0;
-  for (gsize i = 0; i < n; i++) {
-    s += v[i];
-    s2 += (double) v[i] * v[i];
-    m = fmax (m, fabs (v[i]));
-  }
+  for (gsize i = 0; i < n; i++)
+    {
+      s += v[i];
+      s2 += (double)v[i] * v[i];
+      m = fmax (m, fabs (v[i]));
+    }
   *mean = s / n;
   *std = sqrt (s2 / n - *mean * *mean);
   *maxabs = m;
@@ -697,68 +722,72 @@ test_init (void)
   static const char *const inits[] = { "Normal", "XavierUniform", "XavierNormal", "KaimingUniform", "KaimingNormal" };
   g_autoptr (GError) error = NULL;
   int size = 64;
-  for (guint k = 0; k < G_N_ELEMENTS (inits); k++) {
-    DlHypernetworkConfig c;
-    dl_hypernetwork_config_init (&c);
-    c.is_layer_norm = TRUE;
-    c.activation_func = "relu";
-    c.weight_initialization = inits[k];
-    g_autoptr (DlHypernetwork) hn = dl_hypernetwork_new (dl_test_device (), &c, &size, 1, &error);
-    g_assert_no_error (error);
-    g_assert_true (dl_hypernetwork_init_weights (hn, 3, &error));
-    g_assert_no_error (error);
-    /* Linear(64, 128) relu LN(128) | Linear(128, 64) LN(64) */
-    static const char *const order[] = { "linear.0.weight", "linear.0.bias", "linear.2.weight", "linear.2.bias",
-                                         "linear.3.weight", "linear.3.bias", "linear.4.weight", "linear.4.bias" };
-    g_assert_cmpuint (dl_hypernetwork_get_n_tensors (hn), ==, 16);
-    for (guint i = 0; i < 16; i++) {
-      const char *name;
-      DlTensor *t = dl_hypernetwork_get_tensor (hn, i, &name);
-      g_autofree char *want_name = g_strdup_printf ("64.%u.%s", i / 8, order[i % 8]);
-      g_assert_cmpstr (name, ==, want_name);
-      g_autofree float *v = download (t);
-      gsize n = dl_tensor_numel (t);
-      double mean, std, maxabs;
-      stats (v, n, &mean, &std, &maxabs);
-      if (g_str_has_suffix (name, "bias")) {
-        g_assert_cmpfloat (maxabs, ==, 0);
-        continue;
-      }
-      gboolean norm = t->ndim == 1;
-      double fan_in = norm ? 0 : t->shape[1], fan_out = norm ? 0 : t->shape[0];
-      double want_std = 0.01, bound = 0;
-      if (!norm && k == 1)
-        bound = sqrt (6 / (fan_in + fan_out));
-      else if (!norm && k == 2)
-        want_std = sqrt (2 / (fan_in + fan_out));
-      else if (!norm && k == 3)
-        bound = sqrt (2.0) * sqrt (3 / fan_in);
-      else if (!norm && k == 4)
-        want_std = sqrt (2.0 / fan_in);
-      if (bound > 0) {
-        want_std = bound / sqrt (3.0);
-        g_assert_cmpfloat (maxabs, <=, bound);
-        g_assert_cmpfloat (maxabs, >, 0.95 * bound);
-      }
-      /* n >= 64 (LayerNorm) or 8192 draws */
-      double tol = n < 1000 ? 0.25 : 0.05;
-      if (fabs (std / want_std - 1) > tol || fabs (mean) > 4 * want_std / sqrt ((double) n))
-        g_error ("%s %s: mean %g std %g, want std %g", inits[k], name, mean, std, want_std);
+  for (guint k = 0; k < G_N_ELEMENTS (inits); k++)
+    {
+      DlHypernetworkConfig c;
+      dl_hypernetwork_config_init (&c);
+      c.is_layer_norm = TRUE;
+      c.activation_func = "relu";
+      c.weight_initialization = inits[k];
+      g_autoptr (DlHypernetwork) hn = dl_hypernetwork_new (dl_test_device (), &c, &size, 1, &error);
+      g_assert_no_error (error);
+      g_assert_true (dl_hypernetwork_init_weights (hn, 3, &error));
+      g_assert_no_error (error);
+      /* Linear(64, 128) relu LN(128) | Linear(128, 64) LN(64) */
+      static const char *const order[] = { "linear.0.weight", "linear.0.bias", "linear.2.weight", "linear.2.bias",
+                                           "linear.3.weight", "linear.3.bias", "linear.4.weight", "linear.4.bias" };
+      g_assert_cmpuint (dl_hypernetwork_get_n_tensors (hn), ==, 16);
+      for (guint i = 0; i < 16; i++)
+        {
+          const char *name;
+          DlTensor *t = dl_hypernetwork_get_tensor (hn, i, &name);
+          g_autofree char *want_name = g_strdup_printf ("64.%u.%s", i / 8, order[i % 8]);
+          g_assert_cmpstr (name, ==, want_name);
+          g_autofree float *v = download (t);
+          gsize n = dl_tensor_numel (t);
+          double mean, std, maxabs;
+          stats (v, n, &mean, &std, &maxabs);
+          if (g_str_has_suffix (name, "bias"))
+            {
+              g_assert_cmpfloat (maxabs, ==, 0);
+              continue;
+            }
+          gboolean norm = t->ndim == 1;
+          double fan_in = norm ? 0 : t->shape[1], fan_out = norm ? 0 : t->shape[0];
+          double want_std = 0.01, bound = 0;
+          if (!norm && k == 1)
+            bound = sqrt (6 / (fan_in + fan_out));
+          else if (!norm && k == 2)
+            want_std = sqrt (2 / (fan_in + fan_out));
+          else if (!norm && k == 3)
+            bound = sqrt (2.0) * sqrt (3 / fan_in);
+          else if (!norm && k == 4)
+            want_std = sqrt (2.0 / fan_in);
+          if (bound > 0)
+            {
+              want_std = bound / sqrt (3.0);
+              g_assert_cmpfloat (maxabs, <=, bound);
+              g_assert_cmpfloat (maxabs, >, 0.95 * bound);
+            }
+          /* n >= 64 (LayerNorm) or 8192 draws */
+          double tol = n < 1000 ? 0.25 : 0.05;
+          if (fabs (std / want_std - 1) > tol || fabs (mean) > 4 * want_std / sqrt ((double)n))
+            g_error ("%s %s: mean %g std %g, want std %g", inits[k], name, mean, std, want_std);
+        }
+      /* the same seed gives the same weights, another seed others; k and v differ */
+      g_autoptr (DlHypernetwork) again = dl_hypernetwork_new (dl_test_device (), &c, &size, 1, &error);
+      g_assert_true (dl_hypernetwork_init_weights (again, 3, &error));
+      g_autoptr (DlHypernetwork) other = dl_hypernetwork_new (dl_test_device (), &c, &size, 1, &error);
+      g_assert_true (dl_hypernetwork_init_weights (other, 4, &error));
+      g_assert_no_error (error);
+      g_autofree float *a = download (dl_hypernetwork_get_tensor (hn, 0, NULL));
+      g_autofree float *b = download (dl_hypernetwork_get_tensor (again, 0, NULL));
+      g_autofree float *o = download (dl_hypernetwork_get_tensor (other, 0, NULL));
+      g_autofree float *v = download (dl_hypernetwork_get_tensor (hn, 8, NULL));
+      g_assert_cmpmem (a, 8192 * sizeof (float), b, 8192 * sizeof (float));
+      g_assert_true (memcmp (a, o, 8192 * sizeof (float)) != 0);
+      g_assert_true (memcmp (a, v, 8192 * sizeof (float)) != 0);
     }
-    /* the same seed gives the same weights, another seed others; k and v differ */
-    g_autoptr (DlHypernetwork) again = dl_hypernetwork_new (dl_test_device (), &c, &size, 1, &error);
-    g_assert_true (dl_hypernetwork_init_weights (again, 3, &error));
-    g_autoptr (DlHypernetwork) other = dl_hypernetwork_new (dl_test_device (), &c, &size, 1, &error);
-    g_assert_true (dl_hypernetwork_init_weights (other, 4, &error));
-    g_assert_no_error (error);
-    g_autofree float *a = download (dl_hypernetwork_get_tensor (hn, 0, NULL));
-    g_autofree float *b = download (dl_hypernetwork_get_tensor (again, 0, NULL));
-    g_autofree float *o = download (dl_hypernetwork_get_tensor (other, 0, NULL));
-    g_autofree float *v = download (dl_hypernetwork_get_tensor (hn, 8, NULL));
-    g_assert_cmpmem (a, 8192 * sizeof (float), b, 8192 * sizeof (float));
-    g_assert_true (memcmp (a, o, 8192 * sizeof (float)) != 0);
-    g_assert_true (memcmp (a, v, 8192 * sizeof (float)) != 0);
-  }
   DlHypernetworkConfig c;
   dl_hypernetwork_config_init (&c);
   c.weight_initialization = "Uniform";
@@ -803,11 +832,12 @@ test_config_errors (void)
   dl_hypernetwork_config_init (&c);
   c.n_layers = 1;
   expect_config_error (&c, DL_ERROR_INVALID_ARGUMENT, "2 to 16 entries");
-  for (guint i = 0; i < 12; i++) {
-    static const char *const ok[] = { "linear", "relu", "leakyrelu", "elu", "swish", "hardswish", "tanh", "sigmoid",
-                                      "gelu", "silu", "mish", "softsign" };
-    g_assert_true (dl_hypernetwork_activation_supported (ok[i]));
-  }
+  for (guint i = 0; i < 12; i++)
+    {
+      static const char *const ok[] = { "linear", "relu",    "leakyrelu", "elu",  "swish", "hardswish",
+                                        "tanh",   "sigmoid", "gelu",      "silu", "mish",  "softsign" };
+      g_assert_true (dl_hypernetwork_activation_supported (ok[i]));
+    }
   g_assert_false (dl_hypernetwork_activation_supported ("relu6"));
 }
 
@@ -818,10 +848,11 @@ static void
 assert_same_config (const DlHypernetworkConfig *a, const DlHypernetworkConfig *b)
 {
   g_assert_cmpint (a->n_layers, ==, b->n_layers);
-  for (int i = 0; i < a->n_layers; i++) {
-    g_assert_cmpfloat (a->layer_structure[i], ==, b->layer_structure[i]);
-    g_assert_cmpfloat (a->dropout_structure[i], ==, b->dropout_structure[i]);
-  }
+  for (int i = 0; i < a->n_layers; i++)
+    {
+      g_assert_cmpfloat (a->layer_structure[i], ==, b->layer_structure[i]);
+      g_assert_cmpfloat (a->dropout_structure[i], ==, b->dropout_structure[i]);
+    }
   g_assert_cmpstr (a->activation_func, ==, b->activation_func);
   g_assert_cmpint (a->is_layer_norm, ==, b->is_layer_norm);
   g_assert_cmpint (a->activate_output, ==, b->activate_output);
@@ -842,16 +873,17 @@ assert_same_tensors (DlHypernetwork *a, DlHypernetwork *b)
   for (guint i = 0; i < dl_hypernetwork_get_n_sizes (a); i++)
     g_assert_cmpint (dl_hypernetwork_get_size (a, i), ==, dl_hypernetwork_get_size (b, i));
   g_assert_cmpuint (dl_hypernetwork_get_n_tensors (a), ==, dl_hypernetwork_get_n_tensors (b));
-  for (guint i = 0; i < dl_hypernetwork_get_n_tensors (a); i++) {
-    const char *na, *nb;
-    DlTensor *ta = dl_hypernetwork_get_tensor (a, i, &na);
-    DlTensor *tb = dl_hypernetwork_get_tensor (b, i, &nb);
-    g_assert_cmpstr (na, ==, nb);
-    g_assert_true (dl_tensor_same_shape (ta, tb));
-    g_autofree float *va = download (ta);
-    g_autofree float *vb = download (tb);
-    g_assert_cmpmem (va, dl_tensor_numel (ta) * sizeof (float), vb, dl_tensor_numel (tb) * sizeof (float));
-  }
+  for (guint i = 0; i < dl_hypernetwork_get_n_tensors (a); i++)
+    {
+      const char *na, *nb;
+      DlTensor *ta = dl_hypernetwork_get_tensor (a, i, &na);
+      DlTensor *tb = dl_hypernetwork_get_tensor (b, i, &nb);
+      g_assert_cmpstr (na, ==, nb);
+      g_assert_true (dl_tensor_same_shape (ta, tb));
+      g_autofree float *va = download (ta);
+      g_autofree float *vb = download (tb);
+      g_assert_cmpmem (va, dl_tensor_numel (ta) * sizeof (float), vb, dl_tensor_numel (tb) * sizeof (float));
+    }
 }
 
 static GBytes *
@@ -874,11 +906,12 @@ assert_loadable_everywhere (const char *path)
   g_assert_no_error (error);
   g_autoptr (GRegex) a1111 = g_regex_new ("^([^/]+)/((data/\\d+)|version|(data\\.pkl))$", 0, 0, NULL);
   guint pkls = 0;
-  for (guint i = 0; i < dl_zip_get_n_entries (zip); i++) {
-    const char *name = dl_zip_get_entry (zip, i)->name;
-    g_assert_true (g_regex_match (a1111, name, 0, NULL));
-    pkls += g_str_has_suffix (name, "/data.pkl");
-  }
+  for (guint i = 0; i < dl_zip_get_n_entries (zip); i++)
+    {
+      const char *name = dl_zip_get_entry (zip, i)->name;
+      g_assert_true (g_regex_match (a1111, name, 0, NULL));
+      pkls += g_str_has_suffix (name, "/data.pkl");
+    }
   g_assert_cmpuint (pkls, ==, 1);
   g_autoptr (GBytes) pkl = dl_zip_read (zip, dl_zip_find (zip, "archive/data.pkl"), &error);
   g_assert_no_error (error);
@@ -915,29 +948,39 @@ test_round_trip (void)
   g_autoptr (DlTorchCkpt) ck = dl_torch_ckpt_open (path, &error);
   g_assert_no_error (error);
   const DlPickleValue *root = dl_torch_ckpt_get_root (ck);
-  static const char *const keys[] = { "step", "name", "layer_structure", "activation_func", "is_layer_norm",
-                                      "weight_initialization", "sd_checkpoint", "sd_checkpoint_name",
-                                      "activate_output", "use_dropout", "dropout_structure", "last_layer_dropout",
+  static const char *const keys[] = { "step",
+                                      "name",
+                                      "layer_structure",
+                                      "activation_func",
+                                      "is_layer_norm",
+                                      "weight_initialization",
+                                      "sd_checkpoint",
+                                      "sd_checkpoint_name",
+                                      "activate_output",
+                                      "use_dropout",
+                                      "dropout_structure",
+                                      "last_layer_dropout",
                                       "optional_info" };
   g_assert_cmpuint (root->items->len, ==, 2 * (2 + G_N_ELEMENTS (keys)));
-  for (guint i = 0; i < 2; i++) {
-    const DlPickleValue *k = root->items->pdata[2 * i];
-    g_assert_cmpint (k->type, ==, DL_PK_INT);
-    g_assert_cmpint (k->i, ==, sizes[i]);
-    const DlPickleValue *pair = root->items->pdata[2 * i + 1];
-    g_assert_cmpint (pair->type, ==, DL_PK_TUPLE);
-    g_assert_cmpuint (pair->items->len, ==, 2);
-    const DlPickleValue *sd = pair->items->pdata[1];
-    g_assert_cmpuint (sd->items->len, ==, 24);
-    g_assert_cmpstr (((const DlPickleValue *) sd->items->pdata[0])->str.data, ==, "linear.0.weight");
-    g_assert_cmpstr (((const DlPickleValue *) sd->items->pdata[22])->str.data, ==, "linear.10.bias");
-  }
+  for (guint i = 0; i < 2; i++)
+    {
+      const DlPickleValue *k = root->items->pdata[2 * i];
+      g_assert_cmpint (k->type, ==, DL_PK_INT);
+      g_assert_cmpint (k->i, ==, sizes[i]);
+      const DlPickleValue *pair = root->items->pdata[2 * i + 1];
+      g_assert_cmpint (pair->type, ==, DL_PK_TUPLE);
+      g_assert_cmpuint (pair->items->len, ==, 2);
+      const DlPickleValue *sd = pair->items->pdata[1];
+      g_assert_cmpuint (sd->items->len, ==, 24);
+      g_assert_cmpstr (((const DlPickleValue *)sd->items->pdata[0])->str.data, ==, "linear.0.weight");
+      g_assert_cmpstr (((const DlPickleValue *)sd->items->pdata[22])->str.data, ==, "linear.10.bias");
+    }
   for (guint i = 0; i < G_N_ELEMENTS (keys); i++)
-    g_assert_cmpstr (((const DlPickleValue *) root->items->pdata[4 + 2 * i])->str.data, ==, keys[i]);
+    g_assert_cmpstr (((const DlPickleValue *)root->items->pdata[4 + 2 * i])->str.data, ==, keys[i]);
   const DlPickleValue *ls = dl_pickle_dict_get (root, "layer_structure");
   const DlPickleType want_types[4] = { DL_PK_INT, DL_PK_FLOAT, DL_PK_INT, DL_PK_INT };
   for (int i = 0; i < 4; i++)
-    g_assert_cmpint (((const DlPickleValue *) ls->items->pdata[i])->type, ==, want_types[i]);
+    g_assert_cmpint (((const DlPickleValue *)ls->items->pdata[i])->type, ==, want_types[i]);
   g_assert_cmpint (dl_pickle_dict_get (root, "last_layer_dropout")->b, ==, TRUE); /* dropout_structure[-2] = 0.3 */
   g_assert_cmpint (dl_pickle_dict_get (root, "step")->i, ==, 1234);
 
@@ -969,10 +1012,11 @@ test_hn_init (void)
   g_autoptr (GError) error = NULL;
   g_autofree char *path = g_build_filename (golden_dir, "train", "hn-init.pt", NULL);
   g_autofree char *replay = g_build_filename (golden_dir, "train", "hypernetwork.safetensors", NULL);
-  if (!g_file_test (path, G_FILE_TEST_EXISTS) || !g_file_test (replay, G_FILE_TEST_EXISTS)) {
-    g_test_skip ("train/hn-init.pt is absent");
-    return;
-  }
+  if (!g_file_test (path, G_FILE_TEST_EXISTS) || !g_file_test (replay, G_FILE_TEST_EXISTS))
+    {
+      g_test_skip ("train/hn-init.pt is absent");
+      return;
+    }
   g_autoptr (DlHypernetwork) hn = dl_hypernetwork_read (dl_test_device (), path, &error);
   g_assert_no_error (error);
   const DlHypernetworkConfig *c = dl_hypernetwork_get_config (hn);
@@ -987,24 +1031,26 @@ test_hn_init (void)
   g_autoptr (DlSafetensors) st = dl_safetensors_open (replay, &error);
   g_assert_no_error (error);
   g_assert_cmpuint (dl_hypernetwork_get_n_tensors (hn), ==, 8);
-  for (guint i = 0; i < 8; i++) {
-    const char *name;
-    DlTensor *t = dl_hypernetwork_get_tensor (hn, i, &name);
-    g_autofree char *iname = g_strconcat ("init.", name, NULL);
-    int64_t n = 0;
-    g_autofree float *want_v = dl_safetensors_read_f32 (st, iname, &n, &error);
-    g_assert_no_error (error);
-    g_autofree float *got = download (t);
-    g_assert_cmpint (n, ==, dl_tensor_numel (t));
-    g_assert_cmpmem (got, n * sizeof (float), want_v, n * sizeof (float));
-  }
+  for (guint i = 0; i < 8; i++)
+    {
+      const char *name;
+      DlTensor *t = dl_hypernetwork_get_tensor (hn, i, &name);
+      g_autofree char *iname = g_strconcat ("init.", name, NULL);
+      int64_t n = 0;
+      g_autofree float *want_v = dl_safetensors_read_f32 (st, iname, &n, &error);
+      g_assert_no_error (error);
+      g_autofree float *got = download (t);
+      g_assert_cmpint (n, ==, dl_tensor_numel (t));
+      g_assert_cmpmem (got, n * sizeof (float), want_v, n * sizeof (float));
+    }
   int64_t w0[2] = { 64, 32 };
   g_assert_true (memcmp (dl_hypernetwork_find_tensor (hn, "32.0.linear.0.weight")->shape, w0, sizeof w0) == 0);
 }
 
 /* ---- files A1111 writes differently, and broken ones ---- */
 
-typedef struct {
+typedef struct
+{
   const char *key;
   int64_t out, in; /* in 0: a bias or LayerNorm vector */
 } Entry;
@@ -1013,13 +1059,14 @@ static DlTorchValue *
 state_dict (const Entry *entries, guint n)
 {
   DlTorchValue *sd = dl_torch_ordered_dict ();
-  for (guint i = 0; i < n; i++) {
-    int64_t shape[2] = { entries[i].out, entries[i].in };
-    int ndim = entries[i].in ? 2 : 1;
-    gsize numel = entries[i].out * (entries[i].in ? entries[i].in : 1);
-    g_autofree float *v = dl_test_random (numel, 100 + i, -1, 1);
-    dl_torch_dict_set (sd, entries[i].key, dl_torch_tensor_f32 (DL_ST_F32, ndim, shape, v));
-  }
+  for (guint i = 0; i < n; i++)
+    {
+      int64_t shape[2] = { entries[i].out, entries[i].in };
+      int ndim = entries[i].in ? 2 : 1;
+      gsize numel = entries[i].out * (entries[i].in ? entries[i].in : 1);
+      g_autofree float *v = dl_test_random (numel, 100 + i, -1, 1);
+      dl_torch_dict_set (sd, entries[i].key, dl_torch_tensor_f32 (DL_ST_F32, ndim, shape, v));
+    }
   return sd;
 }
 
@@ -1043,7 +1090,10 @@ write_file (const char *name, DlTorchValue *key_value_root, const Entry *entries
 }
 
 static const Entry plain_entries[] = {
-  { "linear.0.weight", 16, 8 }, { "linear.0.bias", 16, 0 }, { "linear.1.weight", 8, 16 }, { "linear.1.bias", 8, 0 },
+  { "linear.0.weight", 16, 8 },
+  { "linear.0.bias", 16, 0 },
+  { "linear.1.weight", 8, 16 },
+  { "linear.1.bias", 8, 0 },
 };
 
 static void
@@ -1081,7 +1131,10 @@ test_read_variants (void)
 
   /* fix_old_state_dict: linear1 / linear2 */
   static const Entry old[] = {
-    { "linear1.weight", 16, 8 }, { "linear1.bias", 16, 0 }, { "linear2.weight", 8, 16 }, { "linear2.bias", 8, 0 },
+    { "linear1.weight", 16, 8 },
+    { "linear1.bias", 16, 0 },
+    { "linear2.weight", 8, 16 },
+    { "linear2.bias", 8, 0 },
   };
   g_autofree char *old_names = write_file ("old-names.pt", NULL, old, 4, FALSE);
   g_autoptr (DlHypernetwork) ho = dl_hypernetwork_read (dl_test_device (), old_names, &error);
@@ -1100,7 +1153,7 @@ test_read_variants (void)
   dl_torch_dict_set (meta, "use_dropout", dl_torch_bool (TRUE));
   dl_torch_dict_set (meta, "activation_func", dl_torch_none ());
   static const Entry dropped[] = {
-    { "linear.0.weight", 16, 8 }, { "linear.0.bias", 16, 0 }, { "linear.2.weight", 16, 16 },
+    { "linear.0.weight", 16, 8 }, { "linear.0.bias", 16, 0 },   { "linear.2.weight", 16, 16 },
     { "linear.2.bias", 16, 0 },   { "linear.3.weight", 8, 16 }, { "linear.3.bias", 8, 0 },
   };
   g_autofree char *derived = write_file ("derived.pt", meta, dropped, 6, FALSE);
@@ -1119,13 +1172,16 @@ test_read_errors (void)
   g_autofree char *missing = write_file ("missing.pt", NULL, plain_entries, 3, FALSE);
   expect_read_error (missing, "the k module of size 8 has no “linear.1.bias”");
   static const Entry extra[] = {
-    { "linear.0.weight", 16, 8 }, { "linear.0.bias", 16, 0 }, { "linear.1.weight", 8, 16 },
+    { "linear.0.weight", 16, 8 }, { "linear.0.bias", 16, 0 },  { "linear.1.weight", 8, 16 },
     { "linear.1.bias", 8, 0 },    { "linear.5.weight", 8, 8 },
   };
   g_autofree char *unexpected = write_file ("unexpected.pt", NULL, extra, 5, FALSE);
   expect_read_error (unexpected, "unexpected entry “linear.5.weight”");
   static const Entry wrong[] = {
-    { "linear.0.weight", 16, 7 }, { "linear.0.bias", 16, 0 }, { "linear.1.weight", 8, 16 }, { "linear.1.bias", 8, 0 },
+    { "linear.0.weight", 16, 7 },
+    { "linear.0.bias", 16, 0 },
+    { "linear.1.weight", 8, 16 },
+    { "linear.1.bias", 8, 0 },
   };
   g_autofree char *shape = write_file ("shape.pt", NULL, wrong, 4, FALSE);
   expect_read_error (shape, "“linear.0.weight” of the k module of size 8 has shape [16, 7] where the file's settings "
@@ -1151,8 +1207,8 @@ test_read_errors (void)
   g_autoptr (GError) error = NULL;
   g_autoptr (DlTorchValue) emb = dl_torch_dict ();
   DlTorchValue *params = dl_torch_dict ();
-  dl_torch_dict_set (params, "*", dl_torch_tensor_f32 (DL_ST_F32, 2, (const int64_t[]) { 1, 4 },
-                                                      (const float[]) { 1, 2, 3, 4 }));
+  dl_torch_dict_set (params, "*",
+                     dl_torch_tensor_f32 (DL_ST_F32, 2, (const int64_t[]){ 1, 4 }, (const float[]){ 1, 2, 3, 4 }));
   dl_torch_dict_set (emb, "string_to_param", params);
   g_autofree char *ti = tmp_path ("embedding.pt");
   g_assert_true (dl_torch_save (ti, emb, &error));
@@ -1161,8 +1217,8 @@ test_read_errors (void)
   expect_read_error (absent, "absent.pt");
   g_autofree char *st = tmp_path ("hn.safetensors");
   g_autoptr (DlSafetensorsWriter) w = dl_safetensors_writer_new ();
-  g_assert_true (dl_safetensors_writer_add_f32 (w, "32.0.linear.0.weight", DL_ST_F32, 1, (const int64_t[]) { 1 },
-                                                (const float[]) { 1 }, &error));
+  g_assert_true (dl_safetensors_writer_add_f32 (w, "32.0.linear.0.weight", DL_ST_F32, 1, (const int64_t[]){ 1 },
+                                                (const float[]){ 1 }, &error));
   g_assert_true (dl_safetensors_writer_write (w, st, &error));
   expect_read_error (st, "a safetensors file; hypernetworks are PyTorch .pt files");
 }
@@ -1172,8 +1228,17 @@ static void
 test_infotext (void)
 {
   const DlInfotextNetwork lora = { "style", 0.8 }, hns[2] = { { "anime", 1.0 }, { "hn-init", 0.55 } };
-  DlInfotext info = { .prompt = "a dog", .loras = &lora, .n_loras = 1, .hypernets = hns, .n_hypernets = 2,
-                      .steps = 20, .sampler = "Euler a", .cfg_scale = 7, .seed = 1, .width = 512, .height = 512 };
+  DlInfotext info = { .prompt = "a dog",
+                      .loras = &lora,
+                      .n_loras = 1,
+                      .hypernets = hns,
+                      .n_hypernets = 2,
+                      .steps = 20,
+                      .sampler = "Euler a",
+                      .cfg_scale = 7,
+                      .seed = 1,
+                      .width = 512,
+                      .height = 512 };
   g_autofree char *text = dl_infotext_format (&info);
   g_assert_true (g_str_has_prefix (text, "a dog <lora:style:0.8> <hypernet:anime:1> <hypernet:hn-init:0.55>\n"
                                          "Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 512x512"));
@@ -1194,16 +1259,17 @@ main (int argc, char **argv)
   dl_test_add ("/nn/hypernetwork/read-errors", test_read_errors);
   dl_test_add ("/nn/hypernetwork/infotext", test_infotext);
   golden_dir = dl_test_golden_path ("tiny-sd15-diffusers");
-  if (golden_dir) {
-    g_autofree char *d = golden_dir;
-    golden_dir = g_path_get_dirname (d);
-    dl_test_add ("/nn/hypernetwork/golden-safetensors", test_golden_safetensors);
-    dl_test_add ("/nn/hypernetwork/golden-pt", test_golden_pt);
-    dl_test_add ("/nn/hypernetwork/strength-zero", test_strength_zero);
-    dl_test_add ("/nn/hypernetwork/dropout-checkpointing", test_dropout_checkpointing);
-    dl_test_add ("/nn/hypernetwork/unused-sizes", test_unused_sizes);
-    dl_test_add ("/nn/hypernetwork/hn-init", test_hn_init);
-  }
+  if (golden_dir)
+    {
+      g_autofree char *d = golden_dir;
+      golden_dir = g_path_get_dirname (d);
+      dl_test_add ("/nn/hypernetwork/golden-safetensors", test_golden_safetensors);
+      dl_test_add ("/nn/hypernetwork/golden-pt", test_golden_pt);
+      dl_test_add ("/nn/hypernetwork/strength-zero", test_strength_zero);
+      dl_test_add ("/nn/hypernetwork/dropout-checkpointing", test_dropout_checkpointing);
+      dl_test_add ("/nn/hypernetwork/unused-sizes", test_unused_sizes);
+      dl_test_add ("/nn/hypernetwork/hn-init", test_hn_init);
+    }
   int rc = dl_test_run ();
   dl_test_remove_tree (tmp_dir);
   g_free (tmp_dir);

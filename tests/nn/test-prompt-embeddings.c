@@ -74,7 +74,7 @@ token_table (DlSdModel *m, int64_t *vocab, int *width)
   DlTensor *t = dl_params_lookup (dl_sd_model_get_params (m), TOKEN_TABLE);
   g_assert_nonnull (t);
   *vocab = t->shape[0];
-  *width = (int) t->shape[1];
+  *width = (int)t->shape[1];
   return dl_test_download (t);
 }
 
@@ -95,8 +95,15 @@ sample (DlSdModel *m, DlClipTokenizer *tok, const char *prompt)
   encode (tok, prompt, pos);
   encode (tok, "", neg);
   DlSampleParams p = {
-    .prompt_ids = pos, .negative_ids = neg, .batch = 1, .width = 32, .height = 32, .steps = 3, .cfg_scale = 7.5f,
-    .seed = 5, .clip_skip = 1,
+    .prompt_ids = pos,
+    .negative_ids = neg,
+    .batch = 1,
+    .width = 32,
+    .height = 32,
+    .steps = 3,
+    .cfg_scale = 7.5f,
+    .seed = 5,
+    .clip_skip = 1,
   };
   g_assert_true (dl_sampler_kind_from_name ("euler_a", &p.sampler, &p.sigmas));
   float *latents = NULL;
@@ -118,9 +125,10 @@ encode_text (DlSdModel *m, const gint32 ids[77], float **embedded)
   g_autoptr (DlTensor) t = dl_tensor_new (dl_test_device (), "ids", DL_DTYPE_I32, 2, shape, &error);
   g_assert_no_error (error);
   g_assert_true (dl_tensor_upload (t, ids, DL_DTYPE_I32, &error));
-  g_autoptr (GPtrArray) hidden = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_tensor_unref);
+  g_autoptr (GPtrArray) hidden = g_ptr_array_new_with_free_func ((GDestroyNotify)dl_tensor_unref);
   DlTextEncoderOptions opt = { .clip_skip = 1, .hidden_states = hidden };
-  g_autoptr (DlTensor) ctx = dl_text_encoder_forward (dl_sd_model_get_params (m), &cfg->text_encoder, tape, t, &opt, &error);
+  g_autoptr (DlTensor) ctx =
+    dl_text_encoder_forward (dl_sd_model_get_params (m), &cfg->text_encoder, tape, t, &opt, &error);
   g_assert_no_error (error);
   g_assert_true (dl_recorder_finish (dl_sd_model_get_recorder (m), &error));
   if (embedded)
@@ -179,8 +187,8 @@ test_same_as_word (void)
 
   g_autofree char *dir = scratch_dir ();
   g_autofree char *path = g_build_filename (dir, "mydog.pt", NULL);
-  g_assert_true (dl_embedding_write_a1111 (path, "mydog", table + (gsize) dog * width, 1, width, 100, NULL, NULL,
-                                           &error));
+  g_assert_true (
+    dl_embedding_write_a1111 (path, "mydog", table + (gsize)dog * width, 1, width, 100, NULL, NULL, &error));
   g_assert_no_error (error);
   g_autoptr (DlPromptEmbeddings) pe = load_ok (tok, m, path);
   g_assert_cmpuint (dl_prompt_embeddings_get_n (pe), ==, 1);
@@ -226,8 +234,13 @@ test_two_vectors (void)
     g_assert_cmpstr (text, ==, "a \u27E8dog#0\u27E9 \u27E8dog#1\u27E9 on grass");
     gint32 ids[77];
     encode (tok, text, ids);
-    gint32 want_ids[7] = { dl_clip_tokenizer_get_bos (tok), word_id (tok, "a"), (gint32) vocab, (gint32) vocab + 1,
-                           word_id (tok, "on"), word_id (tok, "grass"), dl_clip_tokenizer_get_eos (tok) };
+    gint32 want_ids[7] = { dl_clip_tokenizer_get_bos (tok),
+                           word_id (tok, "a"),
+                           (gint32)vocab,
+                           (gint32)vocab + 1,
+                           word_id (tok, "on"),
+                           word_id (tok, "grass"),
+                           dl_clip_tokenizer_get_eos (tok) };
     g_assert_cmpmem (ids, sizeof want_ids, want_ids, sizeof want_ids);
     for (int i = 7; i < 77; i++)
       g_assert_cmpint (ids[i], ==, dl_clip_tokenizer_get_pad (tok));
@@ -238,10 +251,11 @@ test_two_vectors (void)
     g_autofree float *ctx = encode_text (m, ids, &embedded);
     g_autofree float *manual = g_new (float, 77 * C);
     for (int t = 0; t < 77; t++)
-      for (int c = 0; c < C; c++) {
-        float row = ids[t] >= vocab ? v[(ids[t] - vocab) * C + c] : table[(gsize) ids[t] * C + c];
-        manual[t * C + c] = row + pos_table[t * C + c];
-      }
+      for (int c = 0; c < C; c++)
+        {
+          float row = ids[t] >= vocab ? v[(ids[t] - vocab) * C + c] : table[(gsize)ids[t] * C + c];
+          manual[t * C + c] = row + pos_table[t * C + c];
+        }
     dl_test_assert_close ("embedding layer", embedded, manual, 77 * C, 1e-6, 0);
     dl_params_set_added_tokens (params, NULL, 0);
   }
@@ -255,8 +269,8 @@ test_two_vectors (void)
     g_autofree float *want = encode_text (m, ids_words, NULL);
     float rows[2 * 512];
     g_assert_cmpint (C, <=, 512);
-    memcpy (rows, table + (gsize) word_id (tok, "red") * C, sizeof (float) * C);
-    memcpy (rows + C, table + (gsize) word_id (tok, "car") * C, sizeof (float) * C);
+    memcpy (rows, table + (gsize)word_id (tok, "red") * C, sizeof (float) * C);
+    memcpy (rows + C, table + (gsize)word_id (tok, "car") * C, sizeof (float) * C);
     g_autoptr (DlEmbedding) e = make_embedding ("dog", 2, C, rows);
     g_autoptr (DlPromptEmbeddings) pe = dl_prompt_embeddings_new (tok, params, &e, 1, &error);
     g_assert_no_error (error);
@@ -275,16 +289,17 @@ test_formats (void)
   g_autoptr (GError) error = NULL;
   g_autoptr (DlSdModel) m = load_model ();
   DlParams *params = dl_sd_model_get_params (m);
-  int C = (int) dl_params_lookup (params, TOKEN_TABLE)->shape[1];
+  int C = (int)dl_params_lookup (params, TOKEN_TABLE)->shape[1];
   g_autofree float *v = dl_test_random (2 * C, 5, -0.05f, 0.05f);
   g_autofree char *dir = scratch_dir ();
   const char *sub[] = { "a1111", "kohya", "diffusers" };
   char *paths[3] = { NULL };
-  for (int i = 0; i < 3; i++) {
-    g_autofree char *d = g_build_filename (dir, sub[i], NULL);
-    g_assert_cmpint (g_mkdir (d, 0700), ==, 0);
-    paths[i] = g_build_filename (d, i == 0 ? "mystyle.pt" : "mystyle.safetensors", NULL);
-  }
+  for (int i = 0; i < 3; i++)
+    {
+      g_autofree char *d = g_build_filename (dir, sub[i], NULL);
+      g_assert_cmpint (g_mkdir (d, 0700), ==, 0);
+      paths[i] = g_build_filename (d, i == 0 ? "mystyle.pt" : "mystyle.safetensors", NULL);
+    }
   g_assert_true (dl_embedding_write_a1111 (paths[0], "mystyle", v, 2, C, 1000, NULL, NULL, &error));
   g_assert_true (dl_embedding_write_emb_params (paths[1], v, 2, C, NULL, DL_ST_F32, &error));
   g_assert_true (dl_embedding_write_diffusers (paths[2], "<mystyle>", v, 2, C, &error));
@@ -293,22 +308,26 @@ test_formats (void)
   g_autoptr (DlClipTokenizer) plain_tok = load_tokenizer ();
   g_autofree float *plain = sample (m, plain_tok, "a mystyle photo");
   g_autofree float *first = NULL;
-  for (int i = 0; i < 3; i++) {
-    g_autoptr (DlClipTokenizer) tok = load_tokenizer ();
-    g_autoptr (DlPromptEmbeddings) pe = load_ok (tok, m, paths[i]);
-    g_assert_cmpstr (dl_prompt_embeddings_get_name (pe, 0), ==, "mystyle");
-    g_assert_cmpint (dl_prompt_embeddings_get_n_vectors (pe, 0), ==, 2);
-    g_autofree char *text = dl_prompt_embeddings_rewrite (pe, "a mystyle photo", NULL);
-    float *got = sample (m, tok, text);
-    if (!first) {
-      first = got;
-      g_assert_true (memcmp (first, plain, sizeof (float) * LATENTS) != 0);
-    } else {
-      assert_same_bits (sub[i], got, first, LATENTS);
-      g_free (got);
+  for (int i = 0; i < 3; i++)
+    {
+      g_autoptr (DlClipTokenizer) tok = load_tokenizer ();
+      g_autoptr (DlPromptEmbeddings) pe = load_ok (tok, m, paths[i]);
+      g_assert_cmpstr (dl_prompt_embeddings_get_name (pe, 0), ==, "mystyle");
+      g_assert_cmpint (dl_prompt_embeddings_get_n_vectors (pe, 0), ==, 2);
+      g_autofree char *text = dl_prompt_embeddings_rewrite (pe, "a mystyle photo", NULL);
+      float *got = sample (m, tok, text);
+      if (!first)
+        {
+          first = got;
+          g_assert_true (memcmp (first, plain, sizeof (float) * LATENTS) != 0);
+        }
+      else
+        {
+          assert_same_bits (sub[i], got, first, LATENTS);
+          g_free (got);
+        }
+      dl_params_set_added_tokens (params, NULL, 0);
     }
-    dl_params_set_added_tokens (params, NULL, 0);
-  }
   for (int i = 0; i < 3; i++)
     g_free (paths[i]);
   dl_test_remove_tree (dir);
@@ -323,10 +342,12 @@ test_matching (void)
   g_autoptr (DlClipTokenizer) tok = load_tokenizer ();
   DlParams *params = dl_sd_model_get_params (m);
   int64_t vocab = dl_params_lookup (params, TOKEN_TABLE)->shape[0];
-  int C = (int) dl_params_lookup (params, TOKEN_TABLE)->shape[1];
+  int C = (int)dl_params_lookup (params, TOKEN_TABLE)->shape[1];
   g_autofree float *v = dl_test_random (5 * C, 3, -1, 1);
   DlEmbedding *e[] = {
-    make_embedding ("cat", 1, C, v), make_embedding ("my style", 2, C, v + C), make_embedding ("style", 1, C, v + 3 * C),
+    make_embedding ("cat", 1, C, v),
+    make_embedding ("my style", 2, C, v + C),
+    make_embedding ("style", 1, C, v + 3 * C),
     make_embedding ("Café", 1, C, v + 4 * C),
   };
   g_autoptr (DlPromptEmbeddings) pe = dl_prompt_embeddings_new (tok, params, e, G_N_ELEMENTS (e), &error);
@@ -351,7 +372,8 @@ test_matching (void)
 #define MYSTYLE "\u27E8my style#0\u27E9 \u27E8my style#1\u27E9"
 #define STYLE "\u27E8style#0\u27E9"
 #define CAFE "\u27E8Café#0\u27E9"
-  static const struct {
+  static const struct
+  {
     const char *prompt, *want;
     guint hits[4];
   } cases[] = {
@@ -369,12 +391,13 @@ test_matching (void)
     { "CAFÉ au lait, cafés", CAFE " au lait, cafés", { 0, 0, 0, 1 } },
     { "", NULL, { 0 } },
   };
-  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
-    guint hits[4] = { 0 };
-    g_autofree char *got = dl_prompt_embeddings_rewrite (pe, cases[i].prompt, hits);
-    g_assert_cmpstr (got, ==, cases[i].want ? cases[i].want : cases[i].prompt);
-    g_assert_cmpmem (hits, sizeof hits, cases[i].hits, sizeof hits);
-  }
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      guint hits[4] = { 0 };
+      g_autofree char *got = dl_prompt_embeddings_rewrite (pe, cases[i].prompt, hits);
+      g_assert_cmpstr (got, ==, cases[i].want ? cases[i].want : cases[i].prompt);
+      g_assert_cmpmem (hits, sizeof hits, cases[i].hits, sizeof hits);
+    }
 
   /* the rewritten text tokenizes to the added ids, the rest as usual */
   g_autofree char *text = dl_prompt_embeddings_rewrite (pe, "my style cat, catalog", NULL);
@@ -406,7 +429,7 @@ test_errors (void)
   g_autoptr (DlClipTokenizer) tok = load_tokenizer ();
   DlParams *params = dl_sd_model_get_params (m);
   int64_t vocab = dl_params_lookup (params, TOKEN_TABLE)->shape[0];
-  int C = (int) dl_params_lookup (params, TOKEN_TABLE)->shape[1];
+  int C = (int)dl_params_lookup (params, TOKEN_TABLE)->shape[1];
   g_autofree char *dir = scratch_dir ();
   g_autofree float *v = dl_test_random (768, 1, -1, 1);
 
@@ -429,7 +452,8 @@ test_errors (void)
     g_autoptr (DlEmbedding) e = make_embedding ("sd2", 1, 768, v);
     g_assert_null (dl_prompt_embeddings_new (tok, params, &e, 1, &error));
     g_assert_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT);
-    g_autofree char *both = g_strdup_printf ("“sd2”: its vectors are 768 wide but the model's text encoder takes %d", C);
+    g_autofree char *both =
+      g_strdup_printf ("“sd2”: its vectors are 768 wide but the model's text encoder takes %d", C);
     g_assert_nonnull (strstr (error->message, both));
     assert_unchanged (tok, params, vocab);
   }
@@ -463,13 +487,14 @@ test_errors (void)
   }
   /* names that cannot be matched */
   const char *bad_names[] = { "", "  ", "x\xff" };
-  for (guint i = 0; i < G_N_ELEMENTS (bad_names); i++) {
-    g_autoptr (GError) error = NULL;
-    g_autoptr (DlEmbedding) e = make_embedding (bad_names[i], 1, C, v);
-    g_assert_null (dl_prompt_embeddings_new (tok, params, &e, 1, &error));
-    g_assert_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT);
-    assert_unchanged (tok, params, vocab);
-  }
+  for (guint i = 0; i < G_N_ELEMENTS (bad_names); i++)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autoptr (DlEmbedding) e = make_embedding (bad_names[i], 1, C, v);
+      g_assert_null (dl_prompt_embeddings_new (tok, params, &e, 1, &error));
+      g_assert_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT);
+      assert_unchanged (tok, params, vocab);
+    }
   /* added tokens already there: in the tokenizer, or in the parameters */
   {
     g_autoptr (GError) error = NULL;

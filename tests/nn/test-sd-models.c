@@ -24,7 +24,8 @@
 
 #define golden_dir nn_golden_dir
 
-typedef struct {
+typedef struct
+{
   DlCheckpoint *ckpt;
   DlParams *params;
 } Model;
@@ -40,10 +41,11 @@ model_load_as (const char *layout, DlDType dtype)
   m->ckpt = dl_checkpoint_open (single ? ldm : diffusers, single ? diffusers : NULL, &error);
   g_assert_no_error (error);
   m->params = dl_params_new (dl_test_device ());
-  for (int c = 0; c < DL_N_COMPONENTS; c++) {
-    g_assert_true (dl_params_load_checkpoint (m->params, m->ckpt, c, dtype, &error));
-    g_assert_no_error (error);
-  }
+  for (int c = 0; c < DL_N_COMPONENTS; c++)
+    {
+      g_assert_true (dl_params_load_checkpoint (m->params, m->ckpt, c, dtype, &error));
+      g_assert_no_error (error);
+    }
   return m;
 }
 
@@ -76,19 +78,20 @@ static GHashTable *
 make_param_grads (Model *m, DlTape *tape, const char *prefix)
 {
   g_autoptr (GError) error = NULL;
-  GHashTable *grads = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) dl_tensor_unref);
+  GHashTable *grads = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify)dl_tensor_unref);
   g_autoptr (GPtrArray) names = dl_params_names (m->params);
-  for (guint i = 0; i < names->len; i++) {
-    const char *name = names->pdata[i];
-    if (!g_str_has_prefix (name, prefix))
-      continue;
-    DlTensor *p = dl_params_lookup (m->params, name);
-    DlTensor *g = dl_tensor_new (dl_test_device (), name, DL_DTYPE_F32, p->ndim, p->shape, &error);
-    g_assert_no_error (error);
-    g_assert_true (dl_op_fill (dl_test_recorder (), g, 0.0, &error));
-    dl_tape_set_param_grad (tape, p, g);
-    g_hash_table_insert (grads, g_strdup (name), g);
-  }
+  for (guint i = 0; i < names->len; i++)
+    {
+      const char *name = names->pdata[i];
+      if (!g_str_has_prefix (name, prefix))
+        continue;
+      DlTensor *p = dl_params_lookup (m->params, name);
+      DlTensor *g = dl_tensor_new (dl_test_device (), name, DL_DTYPE_F32, p->ndim, p->shape, &error);
+      g_assert_no_error (error);
+      g_assert_true (dl_op_fill (dl_test_recorder (), g, 0.0, &error));
+      dl_tape_set_param_grad (tape, p, g);
+      g_hash_table_insert (grads, g_strdup (name), g);
+    }
   return grads;
 }
 
@@ -112,7 +115,7 @@ test_text_encoder (gconstpointer data)
   g_autoptr (DlTensor) ids = nn_golden_upload (st, "input_ids", DL_DTYPE_I32);
   g_autoptr (GHashTable) grads = make_param_grads (m, tape, "text_encoder.");
 
-  g_autoptr (GPtrArray) hidden = g_ptr_array_new_with_free_func ((GDestroyNotify) dl_tensor_unref);
+  g_autoptr (GPtrArray) hidden = g_ptr_array_new_with_free_func ((GDestroyNotify)dl_tensor_unref);
   DlTextEncoderOptions opts = { .clip_skip = 1, .hidden_states = hidden };
   g_autoptr (DlTensor) last = dl_text_encoder_forward (m->params, cfg, tape, ids, &opts, &error);
   g_assert_no_error (error);
@@ -130,24 +133,26 @@ test_text_encoder (gconstpointer data)
 
   gboolean ok = compare_tensor (last, st, "last_hidden_state", 1e-6, 1e-4);
   ok &= compare_tensor (skipped, st, "clip_skip1.diffusers", 1e-6, 1e-4);
-  g_assert_cmpuint (hidden->len, ==, (guint) cfg->n_layers + 1);
-  for (guint i = 0; i < hidden->len; i++) {
-    g_autofree char *name = g_strdup_printf ("hidden_states.%u", i);
-    ok &= compare_tensor (hidden->pdata[i], st, name, 1e-6, 1e-4);
-  }
+  g_assert_cmpuint (hidden->len, ==, (guint)cfg->n_layers + 1);
+  for (guint i = 0; i < hidden->len; i++)
+    {
+      g_autofree char *name = g_strdup_printf ("hidden_states.%u", i);
+      ok &= compare_tensor (hidden->pdata[i], st, name, 1e-6, 1e-4);
+    }
   /* parameter gradients (the token embedding only for the rows used) */
   guint n_checked = 0;
-  for (guint i = 0; i < dl_safetensors_get_n_tensors (st); i++) {
-    const DlStTensor *t = dl_safetensors_get_tensor (st, i);
-    if (!g_str_has_prefix (t->name, "grad.text_model."))
-      continue;
-    g_autofree char *pname = g_strconcat ("text_encoder.", t->name + 5, NULL);
-    DlTensor *g = g_hash_table_lookup (grads, pname);
-    g_assert_nonnull (g);
-    gboolean zero_bias = g_str_has_suffix (pname, "k_proj.bias");
-    ok &= compare_tensor (g, st, t->name, zero_bias ? 1e-5 : 1e-7, zero_bias ? 0 : 1e-3);
-    n_checked++;
-  }
+  for (guint i = 0; i < dl_safetensors_get_n_tensors (st); i++)
+    {
+      const DlStTensor *t = dl_safetensors_get_tensor (st, i);
+      if (!g_str_has_prefix (t->name, "grad.text_model."))
+        continue;
+      g_autofree char *pname = g_strconcat ("text_encoder.", t->name + 5, NULL);
+      DlTensor *g = g_hash_table_lookup (grads, pname);
+      g_assert_nonnull (g);
+      gboolean zero_bias = g_str_has_suffix (pname, "k_proj.bias");
+      ok &= compare_tensor (g, st, t->name, zero_bias ? 1e-5 : 1e-7, zero_bias ? 0 : 1e-3);
+      n_checked++;
+    }
   g_assert_cmpuint (n_checked, ==, 51);
   int64_t nrows = 0, nvals = 0;
   g_autofree float *row_ids = nn_golden_f32 (st, "grad.token_embedding.row_ids", &nrows);
@@ -157,17 +162,18 @@ test_text_encoder (gconstpointer data)
   int64_t C = gtok->shape[1];
   g_autofree float *got_rows = g_new (float, nvals);
   for (int64_t r = 0; r < nrows; r++)
-    memcpy (got_rows + r * C, all + (int64_t) row_ids[r] * C, C * sizeof (float));
+    memcpy (got_rows + r * C, all + (int64_t)row_ids[r] * C, C * sizeof (float));
   ok &= nn_check_scaled ("grad.token_embedding.rows", got_rows, rows, nvals, 1e-7, 1e-3);
   /* every other row is exactly zero */
   double other = 0;
-  for (int64_t v = 0; v < gtok->shape[0]; v++) {
-    gboolean used = FALSE;
-    for (int64_t r = 0; r < nrows && !used; r++)
-      used = (int64_t) row_ids[r] == v;
-    for (int64_t c = 0; !used && c < C; c++)
-      other = fmax (other, fabs (all[v * C + c]));
-  }
+  for (int64_t v = 0; v < gtok->shape[0]; v++)
+    {
+      gboolean used = FALSE;
+      for (int64_t r = 0; r < nrows && !used; r++)
+        used = (int64_t)row_ids[r] == v;
+      for (int64_t c = 0; !used && c < C; c++)
+        other = fmax (other, fabs (all[v * C + c]));
+    }
   g_assert_cmpfloat (other, ==, 0.0);
   g_assert_true (ok);
   model_free (m);
@@ -206,29 +212,32 @@ run_unet_case (Model *m, gboolean checkpoint)
 
   gboolean ok = compare_tensor (eps, st, "eps", 1e-7, 1e-4);
   ok &= compare_tensor (loss, st, "loss", 0, 1e-5);
-  if (acts) {
-    GHashTableIter it;
-    gpointer k, v;
-    g_hash_table_iter_init (&it, acts);
-    while (g_hash_table_iter_next (&it, &k, &v)) {
-      g_autofree char *gname = g_strconcat ("act.", (char *) k, NULL);
-      ok &= compare_tensor (v, st, gname, 1e-7, 1e-4);
+  if (acts)
+    {
+      GHashTableIter it;
+      gpointer k, v;
+      g_hash_table_iter_init (&it, acts);
+      while (g_hash_table_iter_next (&it, &k, &v))
+        {
+          g_autofree char *gname = g_strconcat ("act.", (char *)k, NULL);
+          ok &= compare_tensor (v, st, gname, 1e-7, 1e-4);
+        }
+      g_assert_cmpuint (g_hash_table_size (acts), ==, 13);
     }
-    g_assert_cmpuint (g_hash_table_size (acts), ==, 13);
-  }
   ok &= compare_tensor (gx, st, "grad.x", 1e-9, 1e-3);
   ok &= compare_tensor (gctx, st, "grad.context", 1e-9, 1e-3);
   guint n_checked = 0;
-  for (guint i = 0; i < dl_safetensors_get_n_tensors (st); i++) {
-    const DlStTensor *gt = dl_safetensors_get_tensor (st, i);
-    if (!g_str_has_prefix (gt->name, "grad.") || !strcmp (gt->name, "grad.x") || !strcmp (gt->name, "grad.context"))
-      continue;
-    g_autofree char *pname = g_strconcat ("unet.", gt->name + 5, NULL);
-    DlTensor *g = g_hash_table_lookup (grads, pname);
-    g_assert_nonnull (g);
-    ok &= compare_tensor (g, st, gt->name, 1e-9, 1e-3);
-    n_checked++;
-  }
+  for (guint i = 0; i < dl_safetensors_get_n_tensors (st); i++)
+    {
+      const DlStTensor *gt = dl_safetensors_get_tensor (st, i);
+      if (!g_str_has_prefix (gt->name, "grad.") || !strcmp (gt->name, "grad.x") || !strcmp (gt->name, "grad.context"))
+        continue;
+      g_autofree char *pname = g_strconcat ("unet.", gt->name + 5, NULL);
+      DlTensor *g = g_hash_table_lookup (grads, pname);
+      g_assert_nonnull (g);
+      ok &= compare_tensor (g, st, gt->name, 1e-9, 1e-3);
+      n_checked++;
+    }
   g_assert_cmpuint (n_checked, ==, 684);
   g_assert_true (ok);
 }
@@ -337,14 +346,18 @@ test_unet_fp16 (void)
   dl_test_finish ();
   gboolean ok = compare_tensor (eps, st, "eps", 0, 1e-2);
   ok &= compare_tensor (loss, st, "loss", 0, 1e-3);
-  const char *some[] = { "conv_in.weight", "down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight",
-                         "mid_block.resnets.0.conv1.weight", "up_blocks.3.resnets.2.conv2.bias",
-                         "time_embedding.linear_1.weight", "conv_out.weight" };
-  for (guint i = 0; i < G_N_ELEMENTS (some); i++) {
-    g_autofree char *pname = g_strconcat ("unet.", some[i], NULL);
-    g_autofree char *gname = g_strconcat ("grad.", some[i], NULL);
-    ok &= compare_tensor (g_hash_table_lookup (grads, pname), st, gname, 0, 2e-2);
-  }
+  const char *some[] = { "conv_in.weight",
+                         "down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight",
+                         "mid_block.resnets.0.conv1.weight",
+                         "up_blocks.3.resnets.2.conv2.bias",
+                         "time_embedding.linear_1.weight",
+                         "conv_out.weight" };
+  for (guint i = 0; i < G_N_ELEMENTS (some); i++)
+    {
+      g_autofree char *pname = g_strconcat ("unet.", some[i], NULL);
+      g_autofree char *gname = g_strconcat ("grad.", some[i], NULL);
+      ok &= compare_tensor (g_hash_table_lookup (grads, pname), st, gname, 0, 2e-2);
+    }
   g_assert_true (ok);
   model_free (m);
 }
@@ -380,9 +393,9 @@ test_wide_attention (void)
   g_autoptr (DlTensor) gk = dl_tape_get_grad (tape, tk);
   g_autoptr (DlTensor) gv = dl_tape_get_grad (tape, tv);
   dl_test_finish ();
-  float scale = 1.0f / sqrtf ((float) D);
-  g_autofree float *ro = g_new (float, B * Nq * D), *rlse = g_new (float, B * Nq);
-  g_autofree float *rq = g_new (float, B * Nq * D), *rk = g_new (float, B * Nk * D), *rv = g_new (float, B * Nk * D);
+  float scale = 1.0f / sqrtf ((float)D);
+  g_autofree float *ro = g_new (float, B *Nq *D), *rlse = g_new (float, B *Nq);
+  g_autofree float *rq = g_new (float, B *Nq *D), *rk = g_new (float, B *Nk *D), *rv = g_new (float, B *Nk *D);
   ref_attention_forward (ro, rlse, q, k, v, B, 1, Nq, Nk, D, scale, FALSE);
   ref_attention_backward (rq, rk, rv, q, k, v, dout, B, 1, Nq, Nk, D, scale, FALSE);
   g_autofree float *go = dl_test_download (o), *gqv = dl_test_download (gq), *gkv = dl_test_download (gk),
@@ -408,14 +421,15 @@ main (int argc, char **argv)
   /* $DREAMLOOM_TEST_QUICK (the sanitizer build in CI): one layout, no
    * checkpointing rerun; the plain build runs every case */
   gboolean quick = g_getenv ("DREAMLOOM_TEST_QUICK") != NULL;
-  for (int i = 0; i < (quick ? 1 : 2); i++) {
-    g_autofree char *p1 = g_strdup_printf ("/nn/text-encoder/%s", layouts[i]);
-    g_autofree char *p2 = g_strdup_printf ("/nn/unet/%s", layouts[i]);
-    g_autofree char *p3 = g_strdup_printf ("/nn/vae/%s", layouts[i]);
-    dl_test_add_data (p1, layouts[i], test_text_encoder);
-    dl_test_add_data (p2, layouts[i], test_unet);
-    dl_test_add_data (p3, layouts[i], test_vae);
-  }
+  for (int i = 0; i < (quick ? 1 : 2); i++)
+    {
+      g_autofree char *p1 = g_strdup_printf ("/nn/text-encoder/%s", layouts[i]);
+      g_autofree char *p2 = g_strdup_printf ("/nn/unet/%s", layouts[i]);
+      g_autofree char *p3 = g_strdup_printf ("/nn/vae/%s", layouts[i]);
+      dl_test_add_data (p1, layouts[i], test_text_encoder);
+      dl_test_add_data (p2, layouts[i], test_unet);
+      dl_test_add_data (p3, layouts[i], test_vae);
+    }
   if (!quick)
     dl_test_add ("/nn/unet/gradient-checkpointing", test_unet_checkpointing);
   dl_test_add ("/nn/unet/fp16", test_unet_fp16);

@@ -41,7 +41,7 @@ golden_ids (DlSafetensors *st, const char *name)
   g_autofree float *v = nn_golden_f32 (st, name, &n);
   gint32 *ids = g_new (gint32, n);
   for (int64_t i = 0; i < n; i++)
-    ids[i] = (gint32) v[i];
+    ids[i] = (gint32)v[i];
   return ids;
 }
 
@@ -51,7 +51,8 @@ check_scaled (const char *what, const float *got, const float *want, int64_t n, 
   return nn_check_scaled (what, got, want, n, 1e-12, rtol);
 }
 
-typedef struct {
+typedef struct
+{
   DlSafetensors *st;
   const char *prefix;
   const float *vp_sigmas; /* DPM++: diffusers keeps latents in VP space, x / sqrt(σ² + 1) of ours */
@@ -70,7 +71,7 @@ on_step (int step, int n_steps, const float *latents, gpointer data)
     for (int64_t i = 0; i < n; i++)
       got[i] /= sqrtf (c->vp_sigmas[step + 1] * c->vp_sigmas[step + 1] + 1.0f);
   c->ok &= check_scaled (name, got, want, n, 1e-3);
-  (void) n_steps;
+  (void)n_steps;
 }
 
 static void
@@ -87,22 +88,36 @@ test_pipeline (gconstpointer data)
   g_autofree float *dpm_sigmas = NULL;
   StepCheck check = { .st = st, .prefix = args[1], .ok = TRUE };
   DlSampleParams p = {
-    .prompt_ids = pos, .negative_ids = neg, .batch = 1, .width = 32, .height = 32, .steps = 10,
-    .cfg_scale = 7.5f, .clip_skip = 1, .init_latents = init, .on_step = on_step, .on_step_data = &check,
+    .prompt_ids = pos,
+    .negative_ids = neg,
+    .batch = 1,
+    .width = 32,
+    .height = 32,
+    .steps = 10,
+    .cfg_scale = 7.5f,
+    .clip_skip = 1,
+    .init_latents = init,
+    .on_step = on_step,
+    .on_step_data = &check,
   };
-  if (g_str_equal (args[1], "ddim")) {
-    p.sampler = DL_SAMPLER_DDIM;
-    p.sigmas = DL_SIGMAS_LEADING;
-  } else if (g_str_equal (args[1], "euler")) {
-    p.sampler = DL_SAMPLER_EULER;
-    p.sigmas = DL_SIGMAS_LINSPACE;
-  } else {
-    p.sampler = DL_SAMPLER_DPMPP_2M;
-    p.sigmas = DL_SIGMAS_KARRAS;
-    p.diffusers_dpm = TRUE;
-    dpm_sigmas = nn_golden_f32 (st, "dpmpp_2m_karras.sigmas", &n);
-    check.vp_sigmas = dpm_sigmas;
-  }
+  if (g_str_equal (args[1], "ddim"))
+    {
+      p.sampler = DL_SAMPLER_DDIM;
+      p.sigmas = DL_SIGMAS_LEADING;
+    }
+  else if (g_str_equal (args[1], "euler"))
+    {
+      p.sampler = DL_SAMPLER_EULER;
+      p.sigmas = DL_SIGMAS_LINSPACE;
+    }
+  else
+    {
+      p.sampler = DL_SAMPLER_DPMPP_2M;
+      p.sigmas = DL_SIGMAS_KARRAS;
+      p.diffusers_dpm = TRUE;
+      dpm_sigmas = nn_golden_f32 (st, "dpmpp_2m_karras.sigmas", &n);
+      check.vp_sigmas = dpm_sigmas;
+    }
   g_autofree float *latents = NULL, *images = NULL;
   g_assert_true (dl_sd_sample (m, &p, &latents, &images, &error));
   g_assert_no_error (error);
@@ -126,13 +141,16 @@ test_lora_grad (gconstpointer data)
 
   /* the batch file, as a user would write it */
   g_autoptr (DlSafetensorsWriter) bw = dl_safetensors_writer_new ();
-  const char *copy[][2] = { { "x", "noisy_latents" }, { "target", "target" }, { "timesteps", "timesteps" },
-                            { "input_ids", "input_ids" } };
-  for (guint i = 0; i < G_N_ELEMENTS (copy); i++) {
-    const DlStTensor *t = dl_safetensors_find (st, copy[i][0]);
-    g_assert_nonnull (t);
-    g_assert_true (dl_safetensors_writer_add (bw, copy[i][1], t->dtype, t->ndim, t->shape, t->data, t->nbytes, &error));
-  }
+  const char *copy[][2] = {
+    { "x", "noisy_latents" }, { "target", "target" }, { "timesteps", "timesteps" }, { "input_ids", "input_ids" }
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (copy); i++)
+    {
+      const DlStTensor *t = dl_safetensors_find (st, copy[i][0]);
+      g_assert_nonnull (t);
+      g_assert_true (
+        dl_safetensors_writer_add (bw, copy[i][1], t->dtype, t->ndim, t->shape, t->data, t->nbytes, &error));
+    }
   g_autofree char *dir = g_dir_make_tmp ("dreamloom-grad-XXXXXX", &error);
   g_assert_no_error (error);
   g_autofree char *batch_path = g_build_filename (dir, "batch.safetensors", NULL);
@@ -144,7 +162,7 @@ test_lora_grad (gconstpointer data)
   g_autoptr (DlLoraFile) lf = dl_lora_file_open (lora_path, &error);
   g_assert_no_error (error);
   g_autoptr (GHashTable) tensors =
-    g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) dl_tensor_unref);
+    g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify)dl_tensor_unref);
   g_autoptr (GPtrArray) unmatched = NULL;
   g_assert_true (dl_lora_attach (dl_sd_model_get_params (m), lf, 1.0f, tensors, &unmatched, &error));
   g_assert_no_error (error);
@@ -188,19 +206,20 @@ test_lora_grad (gconstpointer data)
   g_autofree float *got_loss = nn_golden_f32 (got, "loss", &n2);
   ok &= check_scaled (lname, got_loss, want_loss, 1, 1e-5);
   guint checked = 0;
-  for (guint i = 0; i < dl_safetensors_get_n_tensors (st); i++) {
-    const DlStTensor *t = dl_safetensors_get_tensor (st, i);
-    g_autofree char *gp = g_strconcat (prefix, "grad.", NULL);
-    if (!g_str_has_prefix (t->name, gp) || (!*prefix && g_str_has_prefix (t->name, "locon.")))
-      continue;
-    const char *key = t->name + strlen (prefix);
-    g_autofree float *want = nn_golden_f32 (st, t->name, &n);
-    g_assert_nonnull (dl_safetensors_find (got, key));
-    g_autofree float *have = nn_golden_f32 (got, key, &n2);
-    g_assert_cmpint (n, ==, n2);
-    ok &= check_scaled (t->name, have, want, n, 1e-3);
-    checked++;
-  }
+  for (guint i = 0; i < dl_safetensors_get_n_tensors (st); i++)
+    {
+      const DlStTensor *t = dl_safetensors_get_tensor (st, i);
+      g_autofree char *gp = g_strconcat (prefix, "grad.", NULL);
+      if (!g_str_has_prefix (t->name, gp) || (!*prefix && g_str_has_prefix (t->name, "locon.")))
+        continue;
+      const char *key = t->name + strlen (prefix);
+      g_autofree float *want = nn_golden_f32 (st, t->name, &n);
+      g_assert_nonnull (dl_safetensors_find (got, key));
+      g_autofree float *have = nn_golden_f32 (got, key, &n2);
+      g_assert_cmpint (n, ==, n2);
+      ok &= check_scaled (t->name, have, want, n, 1e-3);
+      checked++;
+    }
   g_assert_cmpuint (checked, ==, g_hash_table_size (tensors));
   g_assert_true (ok);
   g_unlink (batch_path);
@@ -217,24 +236,29 @@ main (int argc, char **argv)
     return dl_test_skip_all ("golden data (../shared/golden) not found");
   golden_dir = g_path_get_dirname (probe);
   static const char *cases[][2] = {
-    { "diffusers", "ddim" }, { "diffusers", "euler" }, { "diffusers", "dpmpp_2m_karras" }, { "ldm", "euler" },
+    { "diffusers", "ddim" },
+    { "diffusers", "euler" },
+    { "diffusers", "dpmpp_2m_karras" },
+    { "ldm", "euler" },
   };
   /* $DREAMLOOM_TEST_QUICK (the sanitizer build in CI): one sampler and the
    * conv LoRA only; the plain build runs every case */
   gboolean quick = g_getenv ("DREAMLOOM_TEST_QUICK") != NULL;
-  for (guint i = 0; i < (quick ? 1 : G_N_ELEMENTS (cases)); i++) {
-    g_autofree char *path = g_strdup_printf ("/pipeline/%s/%s", cases[i][1], cases[i][0]);
-    dl_test_add_data (path, cases[i], test_pipeline);
-  }
+  for (guint i = 0; i < (quick ? 1 : G_N_ELEMENTS (cases)); i++)
+    {
+      g_autofree char *path = g_strdup_printf ("/pipeline/%s/%s", cases[i][1], cases[i][0]);
+      dl_test_add_data (path, cases[i], test_pipeline);
+    }
   static const char *lora_cases[][3] = {
     { "diffusers", "lora_kohya.safetensors", "" },
     { "ldm", "lora_kohya.safetensors", "" },
     { "diffusers", "lora_kohya_locon.safetensors", "locon." },
   };
-  for (guint i = quick ? 2 : 0; i < G_N_ELEMENTS (lora_cases); i++) {
-    g_autofree char *path = g_strdup_printf ("/lora-grad/%s/%s", lora_cases[i][1], lora_cases[i][0]);
-    dl_test_add_data (path, lora_cases[i], test_lora_grad);
-  }
+  for (guint i = quick ? 2 : 0; i < G_N_ELEMENTS (lora_cases); i++)
+    {
+      g_autofree char *path = g_strdup_printf ("/lora-grad/%s/%s", lora_cases[i][1], lora_cases[i][0]);
+      dl_test_add_data (path, lora_cases[i], test_lora_grad);
+    }
   int rc = dl_test_run ();
   g_free (golden_dir);
   return rc;

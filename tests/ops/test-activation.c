@@ -10,8 +10,8 @@
 #include <math.h>
 #include <string.h>
 
-static const char *const act_names[] = { "silu", "gelu", "gelu_tanh", "quick_gelu", "relu", "leakyrelu", "elu",
-                                         "hardswish", "tanh", "sigmoid", "mish", "softsign" };
+static const char *const act_names[] = { "silu", "gelu",      "gelu_tanh", "quick_gelu", "relu", "leakyrelu",
+                                         "elu",  "hardswish", "tanh",      "sigmoid",    "mish", "softsign" };
 G_STATIC_ASSERT (G_N_ELEMENTS (act_names) == REF_ACT_COUNT && REF_ACT_COUNT == DL_ACT_COUNT);
 
 /* Finite differences do not hold across a kink: points near one move away. */
@@ -28,7 +28,8 @@ avoid_kinks (float *x, gsize n, int act)
 
 /* ---- finite differences of the references ---- */
 
-typedef struct {
+typedef struct
+{
   float *x, *r;
   gsize n;
   int act;
@@ -39,7 +40,7 @@ static double
 fd_loss (gpointer data)
 {
   FdCtx *c = data;
-  gsize ny = c->F > 0 ? (gsize) (c->rows * c->F) : c->n;
+  gsize ny = c->F > 0 ? (gsize)(c->rows * c->F) : c->n;
   g_autofree float *y = g_new (float, ny);
   if (c->F > 0)
     ref_geglu_forward (y, c->x, c->rows, c->F);
@@ -47,7 +48,7 @@ fd_loss (gpointer data)
     ref_activation_forward (y, c->x, c->n, c->act);
   double l = 0;
   for (gsize i = 0; i < ny; i++)
-    l += (double) y[i] * c->r[i];
+    l += (double)y[i] * c->r[i];
   return l;
 }
 
@@ -71,7 +72,7 @@ test_reference_gradient (void)
   g_autofree float *r = dl_test_random (rows * F, 61, -1, 1);
   g_autofree float *dx = g_new (float, rows * 2 * F);
   ref_geglu_backward (dx, x, r, rows, F);
-  FdCtx c = { x, r, (gsize) (rows * 2 * F), 0, rows, F };
+  FdCtx c = { x, r, (gsize)(rows * 2 * F), 0, rows, F };
   dl_test_assert_fd ("geglu", x, rows * 2 * F, dx, fd_loss, &c, 1e-2, 1e-5, 1e-4, 200, TRUE);
 }
 
@@ -87,7 +88,7 @@ test_erf_accuracy (void)
   int64_t n = 2 * 9 * 1024 + 1 + 6;
   g_autofree float *x = g_new (float, n);
   for (int64_t i = 0; i <= 2 * 9 * 1024; i++)
-    x[i] = (float) (i - 9 * 1024) / 1024.0f;
+    x[i] = (float)(i - 9 * 1024) / 1024.0f;
   const float tiny[6] = { 1e-30f, -1e-20f, 1e-7f, -3e-5f, 1.4142135f, -1.4142137f };
   for (int i = 0; i < 6; i++)
     x[2 * 9 * 1024 + 1 + i] = tiny[i];
@@ -105,17 +106,17 @@ test_erf_accuracy (void)
       if (x[i] == 0)
         continue;
       double implied = 2.0 * y[i] / x[i] - 1.0;
-      double err = fabs (implied - erf ((double) x[i] * 0.70710678118654752440));
+      double err = fabs (implied - erf ((double)x[i] * 0.70710678118654752440));
       if (err > worst)
         {
           worst = err;
           at = i;
         }
     }
-  g_test_message ("worst implied erf error %.3g at x = %.9g", worst, (double) x[at]);
+  g_test_message ("worst implied erf error %.3g at x = %.9g", worst, (double)x[at]);
   if (worst > 1e-6)
     {
-      g_test_message ("erf error %.3g > 1e-6 at x = %.9g", worst, (double) x[at]);
+      g_test_message ("erf error %.3g > 1e-6 at x = %.9g", worst, (double)x[at]);
       g_test_fail ();
     }
 }
@@ -127,12 +128,14 @@ run_act (int act, int64_t n, DlDType dt, gboolean in_place)
 {
   DlRecorder *rec = dl_test_recorder ();
   g_autoptr (GError) error = NULL;
-  guint32 seed = (guint32) (n * 4 + act + dt * 1000);
+  guint32 seed = (guint32)(n * 4 + act + dt * 1000);
   g_autofree float *x = dl_test_random (n, seed, -10, 10);
   g_autofree float *dy = dl_test_random (n, seed + 1, -1, 1);
   /* extremes: exp(-x) overflows for x < -88, the tanh argument for |x| > ~20; the Hardswish kinks */
-  const float special[] = { 0.0f, 1e-8f, -1e-8f, 30.0f, -30.0f, 88.5f, -88.5f, 100.0f, -100.0f, 1e4f, -1e4f, -3.0f, 3.0f };
-  for (guint i = 0; i < G_N_ELEMENTS (special) && (int64_t) (3 * i) < n; i++)
+  const float special[] = {
+    0.0f, 1e-8f, -1e-8f, 30.0f, -30.0f, 88.5f, -88.5f, 100.0f, -100.0f, 1e4f, -1e4f, -3.0f, 3.0f
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (special) && (int64_t)(3 * i) < n; i++)
     x[3 * i] = special[i];
   ref_round_to_dtype (x, n, dt);
   ref_round_to_dtype (dy, n, dt);
@@ -141,8 +144,8 @@ run_act (int act, int64_t n, DlDType dt, gboolean in_place)
   g_autoptr (DlTensor) tx2 = dl_test_tensor ("x (backward)", dt, 1, &n, x);
   g_autoptr (DlTensor) tg = dl_test_tensor ("dy", dt, 1, &n, dy);
   g_autoptr (DlTensor) tdx = in_place ? dl_tensor_ref (tg) : dl_test_tensor ("dx", dt, 1, &n, NULL);
-  g_assert_true (dl_op_activation (rec, ty, tx, (DlActivation) act, &error));
-  g_assert_true (dl_op_activation_backward (rec, tdx, tx2, tg, (DlActivation) act, &error));
+  g_assert_true (dl_op_activation (rec, ty, tx, (DlActivation)act, &error));
+  g_assert_true (dl_op_activation_backward (rec, tdx, tx2, tg, (DlActivation)act, &error));
   g_assert_no_error (error);
   dl_test_finish ();
   g_autofree float *y = dl_test_download (ty);
@@ -198,7 +201,7 @@ run_geglu (int ndim, const int64_t *shape, DlDType dt)
   int64_t yshape[4];
   memcpy (yshape, shape, sizeof (int64_t) * ndim);
   yshape[ndim - 1] = F;
-  guint32 seed = (guint32) (nx + dt * 77);
+  guint32 seed = (guint32)(nx + dt * 77);
   g_autofree float *x = dl_test_random (nx, seed, -4, 4);
   g_autofree float *dy = dl_test_random (ny, seed + 1, -1, 1);
   ref_round_to_dtype (x, nx, dt);
@@ -283,9 +286,9 @@ run_split (DlDType dt)
       guint64 dispatches = dl_recorder_get_dispatch_count (recs[k]) - before;
       /* 512 bytes of a binding's 768 after alignment slack: ranges of 128 f32 or
        * 256 f16 elements, i.e. of 5 or 10 GEGLU rows of 2 * 12 */
-      int64_t elems = 512 / (int64_t) dl_dtype_size (dt), rows = elems / 24;
+      int64_t elems = 512 / (int64_t)dl_dtype_size (dt), rows = elems / 24;
       int64_t ranges = 2 * ((n + elems - 1) / elems) + 2 * ((37 + rows - 1) / rows);
-      g_assert_cmpuint (dispatches, ==, k ? (guint64) ranges : 4);
+      g_assert_cmpuint (dispatches, ==, k ? (guint64)ranges : 4);
     }
   int64_t sizes[4] = { n, n, nh, nx };
   for (int i = 0; i < 4; i++)
@@ -324,8 +327,9 @@ test_errors (void)
   dl_test_expect_error (dl_op_activation (rec, b, a, DL_ACT_SILU, &error), &error, DL_ERROR_INVALID_ARGUMENT);
   dl_test_expect_error (dl_op_activation (rec, h, a, DL_ACT_GELU, &error), &error, DL_ERROR_UNSUPPORTED);
   dl_test_expect_error (dl_op_activation (rec, i, i, DL_ACT_GELU, &error), &error, DL_ERROR_UNSUPPORTED);
-  dl_test_expect_error (dl_op_activation (rec, a, a, (DlActivation) 17, &error), &error, DL_ERROR_INVALID_ARGUMENT);
-  dl_test_expect_error (dl_op_activation_backward (rec, a, a, b, DL_ACT_SILU, &error), &error, DL_ERROR_INVALID_ARGUMENT);
+  dl_test_expect_error (dl_op_activation (rec, a, a, (DlActivation)17, &error), &error, DL_ERROR_INVALID_ARGUMENT);
+  dl_test_expect_error (dl_op_activation_backward (rec, a, a, b, DL_ACT_SILU, &error), &error,
+                        DL_ERROR_INVALID_ARGUMENT);
   dl_test_expect_error (dl_op_activation_backward (rec, h, a, a, DL_ACT_SILU, &error), &error, DL_ERROR_UNSUPPORTED);
   dl_test_expect_error (dl_op_geglu (rec, g3, b, &error), &error, DL_ERROR_INVALID_ARGUMENT); /* odd width */
   dl_test_expect_error (dl_op_geglu (rec, x36, x26, &error), &error, DL_ERROR_INVALID_ARGUMENT);

@@ -27,7 +27,8 @@ hyper_tensor (const DlAdamWParams *prm, guint64 step)
 
 /* ---- against the reference ---- */
 
-typedef struct {
+typedef struct
+{
   int64_t n;
   DlDType grad_dt;
   gboolean clip;
@@ -40,7 +41,7 @@ run_case (const Case *c)
 {
   DlRecorder *rec = dl_test_recorder ();
   g_autoptr (GError) error = NULL;
-  guint32 seed = (guint32) c->n * 7 + c->grad_dt;
+  guint32 seed = (guint32)c->n * 7 + c->grad_dt;
   g_autofree float *p = dl_test_random (c->n, seed, -1, 1);
   g_autofree float *m = g_new0 (float, c->n);
   g_autofree float *v = g_new0 (float, c->n);
@@ -51,11 +52,12 @@ run_case (const Case *c)
   int64_t two = 2;
   g_autoptr (DlTensor) tc = dl_test_tensor ("clip", DL_DTYPE_F32, 1, &two, NULL);
   g_autoptr (DlTensor) tcopy = c->copy_dt != DL_DTYPE_F32 ? dl_test_tensor ("copy", c->copy_dt, 1, &c->n, NULL) : NULL;
-  DlAdamWParams prm = { .lr = 2e-3, .beta1 = 0.9, .beta2 = 0.99, .eps = 1e-6, .weight_decay = 0.05,
-                        .grad_scale = c->grad_scale };
+  DlAdamWParams prm = {
+    .lr = 2e-3, .beta1 = 0.9, .beta2 = 0.99, .eps = 1e-6, .weight_decay = 0.05, .grad_scale = c->grad_scale
+  };
   for (guint64 step = 1; step <= 3; step++)
     {
-      g_autofree float *g = dl_test_random (c->n, seed + (guint32) step * 13, -0.5f, 0.5f);
+      g_autofree float *g = dl_test_random (c->n, seed + (guint32)step * 13, -0.5f, 0.5f);
       ref_round_to_dtype (g, c->n, c->grad_dt);
       g_assert_true (dl_tensor_upload_f32 (tg, g, &error));
       g_autoptr (DlTensor) th = hyper_tensor (&prm, step);
@@ -75,15 +77,14 @@ run_case (const Case *c)
           clip = MIN (1.0, 1.5 / (norm + 1e-6));
         }
       ref_adamw_step (p, m, v, g, c->n, prm.lr, prm.beta1, prm.beta2, prm.eps, prm.weight_decay, prm.grad_scale, clip,
-                      (int64_t) step);
+                      (int64_t)step);
     }
   g_autofree float *gp = dl_test_download (tp);
   g_autofree float *gm = dl_test_download (tm);
   g_autofree float *gv = dl_test_download (tv);
-  g_autofree char *what = g_strdup_printf ("adamw n %" G_GINT64_FORMAT " grad %s%s copy %s scale %g", c->n,
-                                           dl_dtype_name (c->grad_dt), c->clip ? " clipped" : "",
-                                           c->copy_dt != DL_DTYPE_F32 ? dl_dtype_name (c->copy_dt) : "none",
-                                           c->grad_scale);
+  g_autofree char *what = g_strdup_printf (
+    "adamw n %" G_GINT64_FORMAT " grad %s%s copy %s scale %g", c->n, dl_dtype_name (c->grad_dt),
+    c->clip ? " clipped" : "", c->copy_dt != DL_DTYPE_F32 ? dl_dtype_name (c->copy_dt) : "none", c->grad_scale);
   /* f32 arithmetic on the device, double in the reference: parameters move by
    * <= 3 lr, so their error is a few ulp of |p| <= 1; the moments a few ulp */
   dl_test_assert_close (what, gp, p, c->n, 2e-7, 1e-6);
@@ -118,7 +119,10 @@ test_grad_norm (void)
   DlRecorder *rec = dl_test_recorder ();
   g_autoptr (GError) error = NULL;
   static const int64_t sizes[] = { 1, 7, 16384, 16385, 100003, 320 * 768 };
-  enum { N = G_N_ELEMENTS (sizes) };
+  enum
+  {
+    N = G_N_ELEMENTS (sizes)
+  };
   DlTensor *t[N];
   float *host[N];
   for (int i = 0; i < N; i++)
@@ -128,10 +132,10 @@ test_grad_norm (void)
       ref_round_to_dtype (host[i], sizes[i], dt);
       t[i] = dl_test_tensor ("g", dt, 1, &sizes[i], host[i]);
     }
-  double norm = ref_global_norm ((const float *const *) host, sizes, N);
+  double norm = ref_global_norm ((const float *const *)host, sizes, N);
   int64_t two = 2;
   g_autoptr (DlTensor) out = dl_test_tensor ("norm", DL_DTYPE_F32, 1, &two, NULL);
-  const float maxes[] = { (float) (norm / 2), (float) (norm * 2), 0.0f };
+  const float maxes[] = { (float)(norm / 2), (float)(norm * 2), 0.0f };
   float first_norm = 0;
   for (guint k = 0; k < G_N_ELEMENTS (maxes); k++)
     {
@@ -139,7 +143,7 @@ test_grad_norm (void)
       g_assert_no_error (error);
       dl_test_finish ();
       g_autofree float *r = dl_test_download (out);
-      float want[2] = { (float) norm, maxes[k] > 0 ? (float) MIN (1.0, maxes[k] / (norm + 1e-6)) : 1.0f };
+      float want[2] = { (float)norm, maxes[k] > 0 ? (float)MIN (1.0, maxes[k] / (norm + 1e-6)) : 1.0f };
       g_autofree char *what = g_strdup_printf ("grad norm, max %g", maxes[k]);
       /* f32 partial sums of 16384 squares each, then of ~30 partials */
       dl_test_assert_close (what, r, want, 2, 0, 2e-6);
@@ -190,8 +194,8 @@ test_accumulation (void)
   g_autofree float *fsum = g_new (float, n);
   for (int64_t i = 0; i < n; i++)
     {
-      fsum[i] = (float) sum[i];
-      mean[i] = (float) (sum[i] / 3);
+      fsum[i] = (float)sum[i];
+      mean[i] = (float)(sum[i] / 3);
     }
   dl_test_assert_close ("accumulated gradient", gacc, fsum, n, 3e-7, 1e-6);
   g_autoptr (DlTensor) tp = dl_test_tensor ("p", DL_DTYPE_F32, 1, &n, p0);
@@ -243,7 +247,7 @@ golden_run (DlSafetensors *st, const char *variant, gboolean arena)
       int64_t n = arena ? total : len[i];
       g_autofree float *init = g_new (float, n);
       if (arena)
-        for (int j = 0, at = 0; j < 3; at += (int) len[j], j++)
+        for (int j = 0, at = 0; j < 3; at += (int)len[j], j++)
           memcpy (init + at, p[j], len[j] * sizeof (float));
       else
         memcpy (init, p[i], n * sizeof (float));
@@ -262,14 +266,16 @@ golden_run (DlSafetensors *st, const char *variant, gboolean arena)
   for (int step = 0; step < 3; step++)
     {
       double lr = dl_lr_schedule_at (&sched, step);
-      float lrf = (float) lr;
+      float lrf = (float)lr;
       dl_test_assert_close ("golden lr_used", &lrf, &lr_used[step], 1, 0, 1e-7);
-      DlAdamWParams prm = { .lr = lr, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 1e-2, .grad_scale = 1 };
+      DlAdamWParams prm = {
+        .lr = lr, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 1e-2, .grad_scale = 1
+      };
       /* the same recorded work each step; only the hyper buffer changes */
       g_assert_true (dl_adamw_hyper_upload (hyper, &prm, step + 1, &error));
       g_assert_no_error (error);
       g_autofree float *garena = g_new (float, total);
-      for (int i = 0, at = 0; i < 3; at += (int) len[i], i++)
+      for (int i = 0, at = 0; i < 3; at += (int)len[i], i++)
         {
           g_autofree char *k = g_strdup_printf ("%s.grad.step%d", names[i], step);
           g_autofree float *g = read_f32 (st, k, NULL);
@@ -291,7 +297,7 @@ golden_run (DlSafetensors *st, const char *variant, gboolean arena)
           g_autofree float *gp = dl_test_download (tp[i]);
           g_autofree float *gm = dl_test_download (tm[i]);
           g_autofree float *gv = dl_test_download (tv[i]);
-          for (int j = arena ? 0 : i, at = 0; j < (arena ? 3 : i + 1); at += (int) len[j], j++)
+          for (int j = arena ? 0 : i, at = 0; j < (arena ? 3 : i + 1); at += (int)len[j], j++)
             {
               static const char *what[3] = { "", ".exp_avg", ".exp_avg_sq" };
               float *got[3] = { gp + at, gm + at, gv + at };
@@ -350,18 +356,18 @@ test_golden_lr_schedules (gconstpointer path)
     return;
   for (int k = 0; k < DL_LR_N_SCHEDULES; k++)
     {
-      DlLrSchedule s = dl_lr_schedule_init ((DlLrScheduleKind) k, 1e-3, 10, 100);
+      DlLrSchedule s = dl_lr_schedule_init ((DlLrScheduleKind)k, 1e-3, 10, 100);
       if (k == DL_LR_COSINE_WITH_RESTARTS)
         s.num_cycles = 3;
       g_assert_true (dl_lr_schedule_validate (&s, &error));
       g_assert_no_error (error);
-      g_autofree char *name = g_strdup_printf ("lr.%s", dl_lr_schedule_name ((DlLrScheduleKind) k));
+      g_autofree char *name = g_strdup_printf ("lr.%s", dl_lr_schedule_name ((DlLrScheduleKind)k));
       int64_t n = 0;
       g_autofree float *want = read_f32 (st, name, &n);
       g_assert_cmpint (n, ==, 101);
       g_autofree float *got = g_new (float, n);
       for (int64_t i = 0; i < n; i++)
-        got[i] = (float) dl_lr_schedule_at (&s, i);
+        got[i] = (float)dl_lr_schedule_at (&s, i);
       /* the same double formulas, stored as float32: equal to the last bit but
        * for libm's cos */
       dl_test_assert_close (name, got, want, n, 1e-12, 1e-6);

@@ -27,7 +27,7 @@ static char *base_tmp_dir;
 static RefAdamW8bitHyper
 ref_hyper (const float hv[DL_ADAMW_HYPER_LEN], float clip)
 {
-  return (RefAdamW8bitHyper) {
+  return (RefAdamW8bitHyper){
     .decay = hv[DL_ADAMW_H_DECAY],
     .beta1 = hv[DL_ADAMW_H_BETA1],
     .one_minus_beta1 = hv[DL_ADAMW_H_ONE_MINUS_BETA1],
@@ -79,10 +79,11 @@ test_maps (void)
   float sm[256], um[256];
   dl_adamw8bit_dynamic_map (sm, TRUE);
   dl_adamw8bit_dynamic_map (um, FALSE);
-  for (int k = 0; k < 255; k++) {
-    g_assert_cmpfloat (sm[k], <, sm[k + 1]);
-    g_assert_cmpfloat (um[k], <, um[k + 1]);
-  }
+  for (int k = 0; k < 255; k++)
+    {
+      g_assert_cmpfloat (sm[k], <, sm[k + 1]);
+      g_assert_cmpfloat (um[k], <, um[k + 1]);
+    }
   /* signed: 127 negatives mirroring the 127 positives, 0 at 127, then 1 */
   g_assert_cmpfloat (sm[127], ==, 0.0f);
   g_assert_cmpfloat (sm[255], ==, 1.0f);
@@ -98,16 +99,18 @@ test_maps (void)
   g_assert_cmpfloat (fabs (um[254] - 0.996484375), <, 1e-7);
   g_assert_cmpfloat (fabs (um[1] - 0.325e-6), <, 1e-12);
   /* codes per decade [10^(i-7), 10^(i-6)): 2^i signed, 2^(i+1) unsigned */
-  for (int i = 0; i < 7; i++) {
-    double lo = pow (10, i - 7), hi = pow (10, i - 6);
-    int ns = 0, nu = 0;
-    for (int k = 0; k < 256; k++) {
-      ns += sm[k] > lo && sm[k] < hi;
-      nu += um[k] > lo && um[k] < hi;
+  for (int i = 0; i < 7; i++)
+    {
+      double lo = pow (10, i - 7), hi = pow (10, i - 6);
+      int ns = 0, nu = 0;
+      for (int k = 0; k < 256; k++)
+        {
+          ns += sm[k] > lo && sm[k] < hi;
+          nu += um[k] > lo && um[k] < hi;
+        }
+      g_assert_cmpint (ns, ==, 1 << i);
+      g_assert_cmpint (nu, ==, 1 << (i + 1));
     }
-    g_assert_cmpint (ns, ==, 1 << i);
-    g_assert_cmpint (nu, ==, 1 << (i + 1));
-  }
   /* the device codebook holds both */
   g_autoptr (DlTensor) cb = codebook ();
   g_assert_cmpint (dl_tensor_numel (cb), ==, 512);
@@ -121,31 +124,35 @@ static void
 check_map_error (const float map[256], gboolean is_signed)
 {
   const char *which = is_signed ? "signed" : "unsigned";
-  enum { N = 200000 };
+  enum
+  {
+    N = 200000
+  };
   g_autofree float *u = dl_test_random (N, is_signed ? 11 : 12, 0, 1);
   g_autofree float *e = dl_test_random (N, is_signed ? 13 : 14, -7, 0);
   double max_abs = 0, max_rel[7] = { 0 };
-  for (int i = 0; i < N; i++) {
-    /* half uniform over the range, half log-uniform down to 1e-7 */
-    float x = i % 2 ? u[i] : powf (10.0f, e[i]);
-    if (is_signed && i % 4 >= 2)
-      x = -x;
-    uint8_t c = ref_quantize_code (map, x, 1.0f, FALSE);
-    double d = fabs ((double) map[c] - x), best = INFINITY;
-    for (int k = 0; k < 256; k++)
-      best = MIN (best, fabs ((double) map[k] - x));
-    if (d > best * (1 + 1e-6) + 1e-12)
-      g_error ("%s map: x %.9g quantised to %.9g (code %d), nearest is %.9g away", which, x, map[c], c, best);
-    max_abs = MAX (max_abs, d);
-    int decade = (int) floor (log10 (fabs (x))) + 7; /* [10^(i-7), 10^(i-6)) */
-    if (decade >= 0 && decade < 7)
-      max_rel[decade] = MAX (max_rel[decade], d / fabs (x));
-  }
+  for (int i = 0; i < N; i++)
+    {
+      /* half uniform over the range, half log-uniform down to 1e-7 */
+      float x = i % 2 ? u[i] : powf (10.0f, e[i]);
+      if (is_signed && i % 4 >= 2)
+        x = -x;
+      uint8_t c = ref_quantize_code (map, x, 1.0f, FALSE);
+      double d = fabs ((double)map[c] - x), best = INFINITY;
+      for (int k = 0; k < 256; k++)
+        best = MIN (best, fabs ((double)map[k] - x));
+      if (d > best * (1 + 1e-6) + 1e-12)
+        g_error ("%s map: x %.9g quantised to %.9g (code %d), nearest is %.9g away", which, x, map[c], c, best);
+      max_abs = MAX (max_abs, d);
+      int decade = (int)floor (log10 (fabs (x))) + 7; /* [10^(i-7), 10^(i-6)) */
+      if (decade >= 0 && decade < 7)
+        max_rel[decade] = MAX (max_rel[decade], d / fabs (x));
+    }
   /* the widest gap, in the top decade, is 0.9 / 64 (signed) or 0.9 / 128 */
   double gap = is_signed ? 0.9 / 64 : 0.9 / 128;
   g_test_message ("%s map: max |q(x) - x| = %.5f absmax (bound %.5f); max relative error per decade "
-                  "[1e-1,1) %.4f [1e-2,1e-1) %.4f [1e-3,1e-2) %.4f [1e-4,1e-3) %.4f", which, max_abs, gap / 2,
-                  max_rel[6], max_rel[5], max_rel[4], max_rel[3]);
+                  "[1e-1,1) %.4f [1e-2,1e-1) %.4f [1e-3,1e-2) %.4f [1e-4,1e-3) %.4f",
+                  which, max_abs, gap / 2, max_rel[6], max_rel[5], max_rel[4], max_rel[3]);
   g_assert_cmpfloat (max_abs, <=, gap / 2 * (1 + 1e-5));
   /* within decade i, codes lie 0.9 10^(i-6) / 2^i (signed) apart: relative
    * error at most half that over the decade's low end, 4.5 / 2^i (2.25 / 2^i) */
@@ -168,37 +175,40 @@ test_quantization_error (void)
   int64_t n = 3 * BLOCK + 17;
   g_autofree float *x = dl_test_random (n, 21, -1, 1);
   for (int64_t i = 0; i < n; i++)
-    x[i] *= powf (10.0f, -(float) ((i / BLOCK) * 2));
+    x[i] *= powf (10.0f, -(float)((i / BLOCK) * 2));
   for (int64_t i = BLOCK; i < 2 * BLOCK; i++)
     x[i] = 0; /* an all-zero block */
   g_autofree uint8_t *codes = g_new (uint8_t, n);
   g_autofree float *absmax = g_new (float, 4);
   g_autofree float *back = g_new (float, n);
-  for (int s = 0; s < 2; s++) {
-    const float *map = s ? um : sm;
-    g_autofree float *xs = g_memdup2 (x, n * sizeof (float));
-    if (s)
+  for (int s = 0; s < 2; s++)
+    {
+      const float *map = s ? um : sm;
+      g_autofree float *xs = g_memdup2 (x, n * sizeof (float));
+      if (s)
+        for (int64_t i = 0; i < n; i++)
+          xs[i] = fabsf (xs[i]);
+      ref_quantize_blockwise (codes, absmax, xs, n, BLOCK, map, !s);
+      ref_dequantize_blockwise (back, codes, absmax, n, BLOCK, map);
+      g_assert_cmpfloat (absmax[1], ==, 0.0f);
       for (int64_t i = 0; i < n; i++)
-        xs[i] = fabsf (xs[i]);
-    ref_quantize_blockwise (codes, absmax, xs, n, BLOCK, map, !s);
-    ref_dequantize_blockwise (back, codes, absmax, n, BLOCK, map);
-    g_assert_cmpfloat (absmax[1], ==, 0.0f);
-    for (int64_t i = 0; i < n; i++) {
-      float a = absmax[i / BLOCK];
-      g_assert_cmpfloat (fabsf (back[i] - xs[i]), <=, (s ? 0.9 / 256 : 0.9 / 128) * a * (1 + 1e-5) + 1e-30);
-      if (!s && xs[i] < 0)
-        g_assert_cmpfloat (back[i], <, 0);
-      if (!s && xs[i] > 0)
-        g_assert_cmpfloat (back[i], >=, 0);
-      if (i / BLOCK == 1)
-        g_assert_cmpfloat (map[codes[i]], ==, 0.0f); /* the zero block stores the code of 0 */
+        {
+          float a = absmax[i / BLOCK];
+          g_assert_cmpfloat (fabsf (back[i] - xs[i]), <=, (s ? 0.9 / 256 : 0.9 / 128) * a * (1 + 1e-5) + 1e-30);
+          if (!s && xs[i] < 0)
+            g_assert_cmpfloat (back[i], <, 0);
+          if (!s && xs[i] > 0)
+            g_assert_cmpfloat (back[i], >=, 0);
+          if (i / BLOCK == 1)
+            g_assert_cmpfloat (map[codes[i]], ==, 0.0f); /* the zero block stores the code of 0 */
+        }
     }
-  }
 }
 
 /* ---- against the reference ---- */
 
-typedef struct {
+typedef struct
+{
   int64_t n;
   DlDType grad_dt;
   gboolean clip;
@@ -216,7 +226,7 @@ run_case (const Case *c)
   DlRecorder *rec = dl_test_recorder ();
   g_autoptr (GError) error = NULL;
   int64_t n = c->n, nb = dl_adamw8bit_n_blocks (n), total = n + c->view_offset;
-  guint32 seed = (guint32) n * 7 + c->grad_dt;
+  guint32 seed = (guint32)n * 7 + c->grad_dt;
   g_autofree float *p = dl_test_random (n, seed, -1, 1);
   g_autofree float *p_full = g_new0 (float, total);
   memcpy (p_full + c->view_offset, p, n * sizeof (float));
@@ -241,98 +251,111 @@ run_case (const Case *c)
   g_autofree uint8_t *gvc = g_new0 (uint8_t, n);
   g_autofree float *gma = g_new0 (float, nb);
   g_autofree float *gva = g_new0 (float, nb);
-  DlAdamWParams prm = { .lr = 2e-3, .beta1 = 0.9, .beta2 = 0.99, .eps = 1e-6, .weight_decay = 0.05,
-                        .grad_scale = c->grad_scale };
-  g_autofree char *what = g_strdup_printf ("adamw8bit n %" G_GINT64_FORMAT " grad %s%s copy %s scale %g%s view %"
-                                           G_GINT64_FORMAT " binding %" G_GUINT64_FORMAT, n,
-                                           dl_dtype_name (c->grad_dt), c->clip ? " clipped" : "",
-                                           c->copy_dt != DL_DTYPE_F32 ? dl_dtype_name (c->copy_dt) : "none",
-                                           c->grad_scale, c->non_finite ? " non-finite" : "", c->view_offset,
-                                           c->max_binding);
-  for (int step = 1; step <= c->steps; step++) {
-    g_autofree float *g = dl_test_random (n, seed + (guint32) step * 13, -0.5f, 0.5f);
-    for (int64_t i = 0; i < n; i++) {
-      int64_t b = i / BLOCK;
-      g[i] *= powf (10.0f, -(float) (b % 3)); /* blocks of different scales */
-      if (b == 2)
-        g[i] = 0; /* an all-zero block: absmax stays 0 */
-    }
-    /* per block, one large gradient next to tiny ones of both signs and a -0:
+  DlAdamWParams prm = {
+    .lr = 2e-3, .beta1 = 0.9, .beta2 = 0.99, .eps = 1e-6, .weight_decay = 0.05, .grad_scale = c->grad_scale
+  };
+  g_autofree char *what =
+    g_strdup_printf ("adamw8bit n %" G_GINT64_FORMAT " grad %s%s copy %s scale %g%s view %" G_GINT64_FORMAT
+                     " binding %" G_GUINT64_FORMAT,
+                     n, dl_dtype_name (c->grad_dt), c->clip ? " clipped" : "",
+                     c->copy_dt != DL_DTYPE_F32 ? dl_dtype_name (c->copy_dt) : "none", c->grad_scale,
+                     c->non_finite ? " non-finite" : "", c->view_offset, c->max_binding);
+  for (int step = 1; step <= c->steps; step++)
+    {
+      g_autofree float *g = dl_test_random (n, seed + (guint32)step * 13, -0.5f, 0.5f);
+      for (int64_t i = 0; i < n; i++)
+        {
+          int64_t b = i / BLOCK;
+          g[i] *= powf (10.0f, -(float)(b % 3)); /* blocks of different scales */
+          if (b == 2)
+            g[i] = 0; /* an all-zero block: absmax stays 0 */
+        }
+      /* per block, one large gradient next to tiny ones of both signs and a -0:
      * first moments far below the block's absmax, nearest to the code of 0,
      * which bitsandbytes moves to the smallest code of the moment's sign */
-    for (int64_t b0 = 0; b0 < n; b0 += BLOCK) {
-      static const struct { int at; float g; } special[] = { { 11, 1000 }, { 13, -1e-4f }, { 17, 1e-4f },
-                                                                { 19, -0.0f } };
-      for (guint k = 0; k < G_N_ELEMENTS (special); k++)
-        if (b0 / BLOCK != 2 && b0 + special[k].at < n)
-          g[b0 + special[k].at] = special[k].g;
-    }
-    if (c->non_finite && step == 2) {
-      g[n / 2] = NAN;
-      g[n - 1] = INFINITY;
-    }
-    ref_round_to_dtype (g, n, c->grad_dt);
-    g_autofree float *g_full = g_new0 (float, total);
-    memcpy (g_full + c->view_offset, g, n * sizeof (float));
-    g_assert_true (dl_tensor_upload_f32 (tg_base, g_full, &error));
-    g_autoptr (DlTensor) th = hyper_tensor (&prm, step);
-    dl_recorder_set_max_binding_range (rec, c->max_binding);
-    if (c->clip) {
-      DlTensor *gs[1] = { tg };
-      g_assert_true (dl_op_grad_norm (rec, tc, gs, 1, 1.5f, &error));
-    }
-    guint64 before = dl_recorder_get_dispatch_count (rec);
-    g_assert_true (dl_op_adamw8bit (rec, tp, tg, st, cb, th, c->clip ? tc : NULL, tcopy, &error));
-    g_assert_no_error (error);
-    guint64 dispatches = dl_recorder_get_dispatch_count (rec) - before;
-    dl_test_finish ();
-    dl_recorder_set_max_binding_range (rec, 0);
-    if (c->max_binding) {
-      int64_t per = (int64_t) ((c->max_binding - DL_BINDING_ALIGN) / DL_BINDING_ALIGN * DL_BINDING_ALIGN / 4);
-      per -= per % BLOCK;
-      g_assert_cmpuint (dispatches, ==, (guint64) ((n + per - 1) / per));
-    } else
-      g_assert_cmpuint (dispatches, ==, 1);
+      for (int64_t b0 = 0; b0 < n; b0 += BLOCK)
+        {
+          static const struct
+          {
+            int at;
+            float g;
+          } special[] = { { 11, 1000 }, { 13, -1e-4f }, { 17, 1e-4f }, { 19, -0.0f } };
+          for (guint k = 0; k < G_N_ELEMENTS (special); k++)
+            if (b0 / BLOCK != 2 && b0 + special[k].at < n)
+              g[b0 + special[k].at] = special[k].g;
+        }
+      if (c->non_finite && step == 2)
+        {
+          g[n / 2] = NAN;
+          g[n - 1] = INFINITY;
+        }
+      ref_round_to_dtype (g, n, c->grad_dt);
+      g_autofree float *g_full = g_new0 (float, total);
+      memcpy (g_full + c->view_offset, g, n * sizeof (float));
+      g_assert_true (dl_tensor_upload_f32 (tg_base, g_full, &error));
+      g_autoptr (DlTensor) th = hyper_tensor (&prm, step);
+      dl_recorder_set_max_binding_range (rec, c->max_binding);
+      if (c->clip)
+        {
+          DlTensor *gs[1] = { tg };
+          g_assert_true (dl_op_grad_norm (rec, tc, gs, 1, 1.5f, &error));
+        }
+      guint64 before = dl_recorder_get_dispatch_count (rec);
+      g_assert_true (dl_op_adamw8bit (rec, tp, tg, st, cb, th, c->clip ? tc : NULL, tcopy, &error));
+      g_assert_no_error (error);
+      guint64 dispatches = dl_recorder_get_dispatch_count (rec) - before;
+      dl_test_finish ();
+      dl_recorder_set_max_binding_range (rec, 0);
+      if (c->max_binding)
+        {
+          int64_t per = (int64_t)((c->max_binding - DL_BINDING_ALIGN) / DL_BINDING_ALIGN * DL_BINDING_ALIGN / 4);
+          per -= per % BLOCK;
+          g_assert_cmpuint (dispatches, ==, (guint64)((n + per - 1) / per));
+        }
+      else
+        g_assert_cmpuint (dispatches, ==, 1);
 
-    float clip = 1.0f;
-    if (c->clip) {
-      g_autofree float *cv = dl_test_download (tc);
-      clip = cv[1]; /* the device's coefficient, as the shader reads it */
-    }
-    float hv[DL_ADAMW_HYPER_LEN];
-    dl_adamw_hyper_values (hv, &prm, step);
-    RefAdamW8bitHyper h = ref_hyper (hv, clip);
-    ref_adamw8bit_step (p, mc, vc, ma, va, g, n, BLOCK, sm, um, &h);
+      float clip = 1.0f;
+      if (c->clip)
+        {
+          g_autofree float *cv = dl_test_download (tc);
+          clip = cv[1]; /* the device's coefficient, as the shader reads it */
+        }
+      float hv[DL_ADAMW_HYPER_LEN];
+      dl_adamw_hyper_values (hv, &prm, step);
+      RefAdamW8bitHyper h = ref_hyper (hv, clip);
+      ref_adamw8bit_step (p, mc, vc, ma, va, g, n, BLOCK, sm, um, &h);
 
-    g_assert_true (dl_adamw8bit_state_download (st, gmc, gvc, gma, gva, &error));
-    g_assert_no_error (error);
-    /* the moments use only correctly rounded products and sums: the same
+      g_assert_true (dl_adamw8bit_state_download (st, gmc, gvc, gma, gva, &error));
+      g_assert_no_error (error);
+      /* the moments use only correctly rounded products and sums: the same
      * codes and absmax to the bit */
-    g_autofree char *label = g_strdup_printf ("%s step %d", what, step);
-    if (memcmp (gma, ma, nb * 4) != 0 || memcmp (gva, va, nb * 4) != 0)
-      g_error ("%s: absmax differs from the reference", label);
-    for (int64_t i = 0; i < n; i++)
-      if (gmc[i] != mc[i] || gvc[i] != vc[i])
-        g_error ("%s: element %" G_GINT64_FORMAT ": codes m %d v %d, reference %d %d", label, i, gmc[i], gvc[i],
-                 mc[i], vc[i]);
-    if (nb > 2) /* the all-zero block */
-      g_assert_true (ma[2] == 0.0f && va[2] == 0.0f);
-    g_autofree float *gp_full = dl_test_download (tp_base);
-    float *gp = gp_full + c->view_offset;
-    /* sqrt and division may be 2.5 ulp off on a device; |p| <= ~1 */
-    dl_test_assert_close (label, gp, p, n, 1e-6, 1e-6);
-    if (tcopy) {
-      g_autofree float *copy = dl_test_download (tcopy);
-      ref_round_to_dtype (gp, n, c->copy_dt);
-      dl_test_assert_close ("adamw8bit model copy", copy, gp, n, 0, 0);
+      g_autofree char *label = g_strdup_printf ("%s step %d", what, step);
+      if (memcmp (gma, ma, nb * 4) != 0 || memcmp (gva, va, nb * 4) != 0)
+        g_error ("%s: absmax differs from the reference", label);
+      for (int64_t i = 0; i < n; i++)
+        if (gmc[i] != mc[i] || gvc[i] != vc[i])
+          g_error ("%s: element %" G_GINT64_FORMAT ": codes m %d v %d, reference %d %d", label, i, gmc[i], gvc[i],
+                   mc[i], vc[i]);
+      if (nb > 2) /* the all-zero block */
+        g_assert_true (ma[2] == 0.0f && va[2] == 0.0f);
+      g_autofree float *gp_full = dl_test_download (tp_base);
+      float *gp = gp_full + c->view_offset;
+      /* sqrt and division may be 2.5 ulp off on a device; |p| <= ~1 */
+      dl_test_assert_close (label, gp, p, n, 1e-6, 1e-6);
+      if (tcopy)
+        {
+          g_autofree float *copy = dl_test_download (tcopy);
+          ref_round_to_dtype (gp, n, c->copy_dt);
+          dl_test_assert_close ("adamw8bit model copy", copy, gp, n, 0, 0);
+        }
+      /* the elements with a non-finite gradient kept their value */
+      if (c->non_finite && step == 2)
+        g_assert_true (isfinite (gp[n / 2]) && isfinite (gp[n - 1]));
+      /* the rest of the base tensor is untouched */
+      for (int64_t i = 0; i < c->view_offset; i++)
+        g_assert_cmpfloat (gp_full[i], ==, 0.0f);
     }
-    /* the elements with a non-finite gradient kept their value */
-    if (c->non_finite && step == 2)
-      g_assert_true (isfinite (gp[n / 2]) && isfinite (gp[n - 1]));
-    /* the rest of the base tensor is untouched */
-    for (int64_t i = 0; i < c->view_offset; i++)
-      g_assert_cmpfloat (gp_full[i], ==, 0.0f);
-  }
 }
 
 static void
@@ -342,10 +365,15 @@ test_against_reference (void)
     { .n = 1, .grad_dt = DL_DTYPE_F32, .copy_dt = DL_DTYPE_F32, .grad_scale = 1, .steps = 4 },
     { .n = 2047, .grad_dt = DL_DTYPE_F16, .copy_dt = DL_DTYPE_F16, .grad_scale = 1, .steps = 4 },
     { .n = 2048, .grad_dt = DL_DTYPE_F32, .clip = TRUE, .copy_dt = DL_DTYPE_BF16, .grad_scale = 0.25, .steps = 4 },
-    { .n = 2049, .grad_dt = DL_DTYPE_F32, .copy_dt = DL_DTYPE_F32, .grad_scale = 1, .non_finite = TRUE,
+    { .n = 2049, .grad_dt = DL_DTYPE_F32, .copy_dt = DL_DTYPE_F32, .grad_scale = 1, .non_finite = TRUE, .steps = 4 },
+    { .n = 10000,
+      .grad_dt = DL_DTYPE_F16,
+      .clip = TRUE,
+      .copy_dt = DL_DTYPE_F16,
+      .grad_scale = 1,
+      .non_finite = TRUE,
+      .view_offset = 3,
       .steps = 4 },
-    { .n = 10000, .grad_dt = DL_DTYPE_F16, .clip = TRUE, .copy_dt = DL_DTYPE_F16, .grad_scale = 1,
-      .non_finite = TRUE, .view_offset = 3, .steps = 4 },
   };
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     run_case (&cases[i]);
@@ -356,10 +384,21 @@ static void
 test_split (void)
 {
   static const Case cases[] = {
-    { .n = 100003, .grad_dt = DL_DTYPE_F16, .clip = TRUE, .copy_dt = DL_DTYPE_BF16, .grad_scale = 0.5,
-      .non_finite = TRUE, .view_offset = 7, .max_binding = 3 * BLOCK * 4 + 2 * DL_BINDING_ALIGN, .steps = 3 },
-    { .n = 2 * BLOCK + 1, .grad_dt = DL_DTYPE_F32, .copy_dt = DL_DTYPE_F32, .grad_scale = 1,
-      .max_binding = BLOCK * 4 + DL_BINDING_ALIGN, .steps = 2 },
+    { .n = 100003,
+      .grad_dt = DL_DTYPE_F16,
+      .clip = TRUE,
+      .copy_dt = DL_DTYPE_BF16,
+      .grad_scale = 0.5,
+      .non_finite = TRUE,
+      .view_offset = 7,
+      .max_binding = 3 * BLOCK * 4 + 2 * DL_BINDING_ALIGN,
+      .steps = 3 },
+    { .n = 2 * BLOCK + 1,
+      .grad_dt = DL_DTYPE_F32,
+      .copy_dt = DL_DTYPE_F32,
+      .grad_scale = 1,
+      .max_binding = BLOCK * 4 + DL_BINDING_ALIGN,
+      .steps = 2 },
   };
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     run_case (&cases[i]);
@@ -405,10 +444,11 @@ test_first_step (void)
   g_autofree float *dv = g_new (float, n);
   ref_dequantize_blockwise (dm, mc, ma, n, BLOCK, sm);
   ref_dequantize_blockwise (dv, vc, va, n, BLOCK, um);
-  for (int64_t i = 0; i < n; i++) {
-    g_assert_cmpfloat (fabsf (dm[i] - m[i]), <=, 0.9 / 128 * ma[i / BLOCK] * 1.00001);
-    g_assert_cmpfloat (fabsf (dv[i] - v[i]), <=, 0.9 / 256 * va[i / BLOCK] * 1.00001);
-  }
+  for (int64_t i = 0; i < n; i++)
+    {
+      g_assert_cmpfloat (fabsf (dm[i] - m[i]), <=, 0.9 / 128 * ma[i / BLOCK] * 1.00001);
+      g_assert_cmpfloat (fabsf (dv[i] - v[i]), <=, 0.9 / 256 * va[i / BLOCK] * 1.00001);
+    }
 }
 
 /* ---- a toy problem: fp32 AdamW against 8-bit AdamW ---- */
@@ -416,9 +456,16 @@ test_first_step (void)
 /* A 8-64-64-1 tanh MLP regressing a smooth function of 8 inputs, full batch of
  * 256, mean squared error; gradients on the CPU in double, the optimizer steps
  * on the device. */
-enum { TOY_IN = 8, TOY_H = 64, TOY_N = 256, TOY_P = 6, TOY_STEPS = 200 };
+enum
+{
+  TOY_IN = 8,
+  TOY_H = 64,
+  TOY_N = 256,
+  TOY_P = 6,
+  TOY_STEPS = 200
+};
 
-static const int64_t toy_sizes[TOY_P] = { TOY_H * TOY_IN, TOY_H, TOY_H * TOY_H, TOY_H, TOY_H, 1 };
+static const int64_t toy_sizes[TOY_P] = { TOY_H * TOY_IN, TOY_H, TOY_H *TOY_H, TOY_H, TOY_H, 1 };
 
 static double
 toy_target (const float *x)
@@ -435,53 +482,60 @@ toy_loss (float *const *w, float *const *grad, const float *x, const double *t)
   for (int k = 0; k < TOY_P; k++)
     gacc[k] = g_new0 (double, toy_sizes[k]);
   double loss = 0;
-  for (int s = 0; s < TOY_N; s++) {
-    const float *xs = x + s * TOY_IN;
-    double h1[TOY_H], h2[TOY_H], d1[TOY_H], d2[TOY_H];
-    for (int j = 0; j < TOY_H; j++) {
-      double a = b1[j];
-      for (int i = 0; i < TOY_IN; i++)
-        a += (double) W1[j * TOY_IN + i] * xs[i];
-      h1[j] = tanh (a);
-    }
-    for (int j = 0; j < TOY_H; j++) {
-      double a = b2[j];
-      for (int i = 0; i < TOY_H; i++)
-        a += (double) W2[j * TOY_H + i] * h1[i];
-      h2[j] = tanh (a);
-    }
-    double y = b3[0];
-    for (int i = 0; i < TOY_H; i++)
-      y += (double) W3[i] * h2[i];
-    double r = y - t[s];
-    loss += r * r / TOY_N;
-    double dy = 2 * r / TOY_N;
-    gacc[5][0] += dy;
-    for (int i = 0; i < TOY_H; i++) {
-      gacc[4][i] += dy * h2[i];
-      d2[i] = dy * W3[i] * (1 - h2[i] * h2[i]);
-    }
-    for (int j = 0; j < TOY_H; j++) {
-      gacc[3][j] += d2[j];
-      for (int i = 0; i < TOY_H; i++)
-        gacc[2][j * TOY_H + i] += d2[j] * h1[i];
-    }
-    for (int i = 0; i < TOY_H; i++) {
-      double a = 0;
+  for (int s = 0; s < TOY_N; s++)
+    {
+      const float *xs = x + s * TOY_IN;
+      double h1[TOY_H], h2[TOY_H], d1[TOY_H], d2[TOY_H];
       for (int j = 0; j < TOY_H; j++)
-        a += d2[j] * W2[j * TOY_H + i];
-      d1[i] = a * (1 - h1[i] * h1[i]);
+        {
+          double a = b1[j];
+          for (int i = 0; i < TOY_IN; i++)
+            a += (double)W1[j * TOY_IN + i] * xs[i];
+          h1[j] = tanh (a);
+        }
+      for (int j = 0; j < TOY_H; j++)
+        {
+          double a = b2[j];
+          for (int i = 0; i < TOY_H; i++)
+            a += (double)W2[j * TOY_H + i] * h1[i];
+          h2[j] = tanh (a);
+        }
+      double y = b3[0];
+      for (int i = 0; i < TOY_H; i++)
+        y += (double)W3[i] * h2[i];
+      double r = y - t[s];
+      loss += r * r / TOY_N;
+      double dy = 2 * r / TOY_N;
+      gacc[5][0] += dy;
+      for (int i = 0; i < TOY_H; i++)
+        {
+          gacc[4][i] += dy * h2[i];
+          d2[i] = dy * W3[i] * (1 - h2[i] * h2[i]);
+        }
+      for (int j = 0; j < TOY_H; j++)
+        {
+          gacc[3][j] += d2[j];
+          for (int i = 0; i < TOY_H; i++)
+            gacc[2][j * TOY_H + i] += d2[j] * h1[i];
+        }
+      for (int i = 0; i < TOY_H; i++)
+        {
+          double a = 0;
+          for (int j = 0; j < TOY_H; j++)
+            a += d2[j] * W2[j * TOY_H + i];
+          d1[i] = a * (1 - h1[i] * h1[i]);
+        }
+      for (int j = 0; j < TOY_H; j++)
+        {
+          gacc[1][j] += d1[j];
+          for (int i = 0; i < TOY_IN; i++)
+            gacc[0][j * TOY_IN + i] += d1[j] * xs[i];
+        }
     }
-    for (int j = 0; j < TOY_H; j++) {
-      gacc[1][j] += d1[j];
-      for (int i = 0; i < TOY_IN; i++)
-        gacc[0][j * TOY_IN + i] += d1[j] * xs[i];
-    }
-  }
   if (grad)
     for (int k = 0; k < TOY_P; k++)
       for (int64_t i = 0; i < toy_sizes[k]; i++)
-        grad[k][i] = (float) gacc[k][i];
+        grad[k][i] = (float)gacc[k][i];
   for (int k = 0; k < TOY_P; k++)
     g_free (gacc[k]);
   return loss;
@@ -490,19 +544,24 @@ toy_loss (float *const *w, float *const *grad, const float *x, const double *t)
 /* Runs: 0 fp32 AdamW, 1 8-bit AdamW (every tensor, even the 1-element bias),
  * 2 fp32 AdamW at 1.05 lr, the control: how far a 5% learning-rate change
  * moves this curve. */
-enum { TOY_RUNS = 3 };
+enum
+{
+  TOY_RUNS = 3
+};
 
 static double
 curve_max_dev (const double *a, const double *ref, int *worst)
 {
   double max_dev = 0;
-  for (int s = 0; s <= TOY_STEPS; s++) {
-    double d = fabs (a[s] - ref[s]) / ref[s];
-    if (d > max_dev) {
-      max_dev = d;
-      *worst = s;
+  for (int s = 0; s <= TOY_STEPS; s++)
+    {
+      double d = fabs (a[s] - ref[s]) / ref[s];
+      if (d > max_dev)
+        {
+          max_dev = d;
+          *worst = s;
+        }
     }
-  }
   return max_dev;
 }
 
@@ -520,20 +579,22 @@ test_toy_problem (void)
   DlAdamW8bitState *st[TOY_P];
   /* torch.nn.Linear's default init range, 1/sqrt(fan_in) */
   static const int fan_in[TOY_P] = { TOY_IN, TOY_IN, TOY_H, TOY_H, TOY_H, TOY_H };
-  for (int k = 0; k < TOY_P; k++) {
-    float bound = 1.0f / sqrtf ((float) fan_in[k]);
-    g_autofree float *init = dl_test_random (toy_sizes[k], 50 + k, -bound, bound);
-    g_autofree float *zeros = g_new0 (float, toy_sizes[k]);
-    for (int o = 0; o < TOY_RUNS; o++) {
-      w[o][k] = g_memdup2 (init, toy_sizes[k] * sizeof (float));
-      gr[o][k] = g_new0 (float, toy_sizes[k]);
-      tw[o][k] = dl_test_tensor ("w", DL_DTYPE_F32, 1, &toy_sizes[k], init);
-      tgr[o][k] = dl_test_tensor ("g", DL_DTYPE_F32, 1, &toy_sizes[k], NULL);
-      tm[o][k] = o != 1 ? dl_test_tensor ("m", DL_DTYPE_F32, 1, &toy_sizes[k], zeros) : NULL;
-      tv[o][k] = o != 1 ? dl_test_tensor ("v", DL_DTYPE_F32, 1, &toy_sizes[k], zeros) : NULL;
+  for (int k = 0; k < TOY_P; k++)
+    {
+      float bound = 1.0f / sqrtf ((float)fan_in[k]);
+      g_autofree float *init = dl_test_random (toy_sizes[k], 50 + k, -bound, bound);
+      g_autofree float *zeros = g_new0 (float, toy_sizes[k]);
+      for (int o = 0; o < TOY_RUNS; o++)
+        {
+          w[o][k] = g_memdup2 (init, toy_sizes[k] * sizeof (float));
+          gr[o][k] = g_new0 (float, toy_sizes[k]);
+          tw[o][k] = dl_test_tensor ("w", DL_DTYPE_F32, 1, &toy_sizes[k], init);
+          tgr[o][k] = dl_test_tensor ("g", DL_DTYPE_F32, 1, &toy_sizes[k], NULL);
+          tm[o][k] = o != 1 ? dl_test_tensor ("m", DL_DTYPE_F32, 1, &toy_sizes[k], zeros) : NULL;
+          tv[o][k] = o != 1 ? dl_test_tensor ("v", DL_DTYPE_F32, 1, &toy_sizes[k], zeros) : NULL;
+        }
+      st[k] = zeroed_state (toy_sizes[k]);
     }
-    st[k] = zeroed_state (toy_sizes[k]);
-  }
   g_autoptr (DlTensor) cb = codebook ();
   DlAdamWParams prm = DL_ADAMW_PARAMS_DEFAULT, prm_control;
   prm.lr = 3e-3;
@@ -543,39 +604,42 @@ test_toy_problem (void)
   g_autoptr (DlTensor) hyper = dl_test_tensor ("hyper", DL_DTYPE_F32, 1, &hn, NULL);
   g_autoptr (DlTensor) hyper_control = dl_test_tensor ("hyper", DL_DTYPE_F32, 1, &hn, NULL);
   double curve[TOY_RUNS][TOY_STEPS + 1];
-  for (int step = 0; step <= TOY_STEPS; step++) {
-    for (int o = 0; o < TOY_RUNS; o++) {
-      curve[o][step] = toy_loss (w[o], step < TOY_STEPS ? gr[o] : NULL, x, t);
-      if (step < TOY_STEPS)
-        for (int k = 0; k < TOY_P; k++)
-          g_assert_true (dl_tensor_upload_f32 (tgr[o][k], gr[o][k], &error));
-    }
-    if (step == TOY_STEPS)
-      break;
-    g_assert_true (dl_adamw_hyper_upload (hyper, &prm, step + 1, &error));
-    g_assert_true (dl_adamw_hyper_upload (hyper_control, &prm_control, step + 1, &error));
-    g_assert_no_error (error);
-    for (int k = 0; k < TOY_P; k++) {
-      g_assert_true (dl_op_adamw (rec, tw[0][k], tgr[0][k], tm[0][k], tv[0][k], hyper, NULL, NULL, &error));
-      g_assert_true (dl_op_adamw8bit (rec, tw[1][k], tgr[1][k], st[k], cb, hyper, NULL, NULL, &error));
-      g_assert_true (dl_op_adamw (rec, tw[2][k], tgr[2][k], tm[2][k], tv[2][k], hyper_control, NULL, NULL, &error));
+  for (int step = 0; step <= TOY_STEPS; step++)
+    {
+      for (int o = 0; o < TOY_RUNS; o++)
+        {
+          curve[o][step] = toy_loss (w[o], step < TOY_STEPS ? gr[o] : NULL, x, t);
+          if (step < TOY_STEPS)
+            for (int k = 0; k < TOY_P; k++)
+              g_assert_true (dl_tensor_upload_f32 (tgr[o][k], gr[o][k], &error));
+        }
+      if (step == TOY_STEPS)
+        break;
+      g_assert_true (dl_adamw_hyper_upload (hyper, &prm, step + 1, &error));
+      g_assert_true (dl_adamw_hyper_upload (hyper_control, &prm_control, step + 1, &error));
       g_assert_no_error (error);
-    }
-    dl_test_finish ();
-    for (int o = 0; o < TOY_RUNS; o++)
       for (int k = 0; k < TOY_P; k++)
-        g_assert_true (dl_tensor_download (tw[o][k], w[o][k], DL_DTYPE_F32, &error));
-  }
+        {
+          g_assert_true (dl_op_adamw (rec, tw[0][k], tgr[0][k], tm[0][k], tv[0][k], hyper, NULL, NULL, &error));
+          g_assert_true (dl_op_adamw8bit (rec, tw[1][k], tgr[1][k], st[k], cb, hyper, NULL, NULL, &error));
+          g_assert_true (dl_op_adamw (rec, tw[2][k], tgr[2][k], tm[2][k], tv[2][k], hyper_control, NULL, NULL, &error));
+          g_assert_no_error (error);
+        }
+      dl_test_finish ();
+      for (int o = 0; o < TOY_RUNS; o++)
+        for (int k = 0; k < TOY_P; k++)
+          g_assert_true (dl_tensor_download (tw[o][k], w[o][k], DL_DTYPE_F32, &error));
+    }
   int worst = 0, worst_control = 0;
   double max_dev = curve_max_dev (curve[1], curve[0], &worst);
   double max_dev_control = curve_max_dev (curve[2], curve[0], &worst_control);
   double final_dev = (curve[1][TOY_STEPS] - curve[0][TOY_STEPS]) / curve[0][TOY_STEPS];
   g_test_message ("toy MLP, %d AdamW steps at lr %g: loss %.5f -> fp32 %.6f, 8-bit %.6f (final %+.2f%%); "
                   "curve max relative deviation %.2f%% at step %d (fp32 at 1.05 lr: %.2f%% at step %d); "
-                  "at steps 50/100/150 fp32/8-bit: %.5f/%.5f, %.5f/%.5f, %.5f/%.5f", TOY_STEPS, prm.lr,
-                  curve[0][0], curve[0][TOY_STEPS], curve[1][TOY_STEPS], 100 * final_dev, 100 * max_dev, worst,
-                  100 * max_dev_control, worst_control, curve[0][50], curve[1][50], curve[0][100], curve[1][100],
-                  curve[0][150], curve[1][150]);
+                  "at steps 50/100/150 fp32/8-bit: %.5f/%.5f, %.5f/%.5f, %.5f/%.5f",
+                  TOY_STEPS, prm.lr, curve[0][0], curve[0][TOY_STEPS], curve[1][TOY_STEPS], 100 * final_dev,
+                  100 * max_dev, worst, 100 * max_dev_control, worst_control, curve[0][50], curve[1][50], curve[0][100],
+                  curve[1][100], curve[0][150], curve[1][150]);
   /* the problem is learnt (the loss falls ~50x), and the 8-bit curve stays about as
    * close to fp32's as a 5% change of learning rate does (measured on
    * lavapipe: 8-bit final -8.4%, curve 8.5%; control 7.4%) */
@@ -583,17 +647,19 @@ test_toy_problem (void)
   g_assert_cmpfloat (fabs (final_dev), <, TOY_FINAL_TOL);
   g_assert_cmpfloat (max_dev, <, TOY_CURVE_TOL);
   g_assert_cmpfloat (max_dev, <, 1.5 * max_dev_control);
-  for (int k = 0; k < TOY_P; k++) {
-    for (int o = 0; o < TOY_RUNS; o++) {
-      g_free (w[o][k]);
-      g_free (gr[o][k]);
-      dl_tensor_unref (tw[o][k]);
-      dl_tensor_unref (tgr[o][k]);
-      g_clear_pointer (&tm[o][k], dl_tensor_unref);
-      g_clear_pointer (&tv[o][k], dl_tensor_unref);
+  for (int k = 0; k < TOY_P; k++)
+    {
+      for (int o = 0; o < TOY_RUNS; o++)
+        {
+          g_free (w[o][k]);
+          g_free (gr[o][k]);
+          dl_tensor_unref (tw[o][k]);
+          dl_tensor_unref (tgr[o][k]);
+          g_clear_pointer (&tm[o][k], dl_tensor_unref);
+          g_clear_pointer (&tv[o][k], dl_tensor_unref);
+        }
+      dl_adamw8bit_state_free (st[k]);
     }
-    dl_adamw8bit_state_free (st[k]);
-  }
 }
 
 /* ---- the state's host API ---- */
@@ -607,7 +673,7 @@ test_state_api (void)
   g_assert_cmpuint (dl_adamw8bit_state_bytes (1), ==, 2 * 4 + 2 * 4);
   g_assert_cmpuint (dl_adamw8bit_state_bytes (2048), ==, 2 * 2048 + 2 * 4);
   g_assert_cmpuint (dl_adamw8bit_state_bytes (2049), ==, 2 * 2052 + 2 * 2 * 4);
-  g_assert_cmpuint (dl_adamw8bit_state_bytes ((int64_t) 1 << 30), ==, ((guint64) 2 << 30) + 8 * ((1 << 30) / 2048));
+  g_assert_cmpuint (dl_adamw8bit_state_bytes ((int64_t)1 << 30), ==, ((guint64)2 << 30) + 8 * ((1 << 30) / 2048));
   g_assert_cmpint (dl_adamw8bit_n_blocks (4097), ==, 3);
 
   int64_t n = 5003, nb = dl_adamw8bit_n_blocks (n);
@@ -626,14 +692,16 @@ test_state_api (void)
     g_assert_true (ma[b] == 0 && va[b] == 0);
 
   /* upload / download round trip, then the state file */
-  for (int64_t i = 0; i < n; i++) {
-    mc[i] = (uint8_t) (i * 7);
-    vc[i] = (uint8_t) (i * 13 + 1);
-  }
-  for (int64_t b = 0; b < nb; b++) {
-    ma[b] = 0.5f + b;
-    va[b] = 1e-6f * (b + 1);
-  }
+  for (int64_t i = 0; i < n; i++)
+    {
+      mc[i] = (uint8_t)(i * 7);
+      vc[i] = (uint8_t)(i * 13 + 1);
+    }
+  for (int64_t b = 0; b < nb; b++)
+    {
+      ma[b] = 0.5f + b;
+      va[b] = 1e-6f * (b + 1);
+    }
   g_assert_true (dl_adamw8bit_state_upload (st, mc, vc, ma, va, &error));
   g_assert_no_error (error);
   g_autoptr (DlSafetensorsWriter) w = dl_safetensors_writer_new ();

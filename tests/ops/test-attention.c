@@ -12,7 +12,8 @@
 
 /* ---- reference against finite differences ---- */
 
-typedef struct {
+typedef struct
+{
   float *q, *k, *v, *r;
   int64_t B, H, Nq, Nk, D;
   float scale;
@@ -28,7 +29,7 @@ fd_loss (gpointer data)
   ref_attention_forward (o, NULL, c->q, c->k, c->v, c->B, c->H, c->Nq, c->Nk, c->D, c->scale, c->causal);
   double l = 0;
   for (int64_t i = 0; i < no; i++)
-    l += (double) o[i] * c->r[i];
+    l += (double)o[i] * c->r[i];
   return l;
 }
 
@@ -75,7 +76,8 @@ test_reference_gradient (void)
 
 /* ---- shaders against the reference ---- */
 
-typedef struct {
+typedef struct
+{
   int64_t B, H, Nq, Nk, D;
   gboolean causal;
   guint block_q, block_k; /* 0: automatic */
@@ -99,7 +101,7 @@ run_case (const Case *c, DlDType dt, gboolean with_lse)
   g_autoptr (GError) error = NULL;
   int64_t C = c->H * c->D;
   int64_t nq = c->B * c->Nq * C, nk = c->B * c->Nk * C, ns = c->B * c->H * c->Nq;
-  guint32 seed = (guint32) (c->Nq * 7 + c->Nk * 131 + c->D * 17 + c->B);
+  guint32 seed = (guint32)(c->Nq * 7 + c->Nk * 131 + c->D * 17 + c->B);
   g_autofree float *q = dl_test_random (nq, seed, -c->range, c->range);
   g_autofree float *k = dl_test_random (nk, seed + 1, -c->range, c->range);
   g_autofree float *v = dl_test_random (nk, seed + 2, -1, 1);
@@ -118,7 +120,7 @@ run_case (const Case *c, DlDType dt, gboolean with_lse)
   g_autoptr (DlTensor) tdq = dl_test_tensor ("dq", dt, 3, sq, NULL);
   g_autoptr (DlTensor) tdk = dl_test_tensor ("dk", dt, 3, sk, NULL);
   g_autoptr (DlTensor) tdv = dl_test_tensor ("dv", dt, 3, sk, NULL);
-  DlAttentionParams prm = { .n_heads = (int) c->H, .causal = c->causal, .block_q = c->block_q, .block_k = c->block_k };
+  DlAttentionParams prm = { .n_heads = (int)c->H, .causal = c->causal, .block_q = c->block_q, .block_k = c->block_k };
   g_assert_true (dl_op_attention (rec, to, with_lse ? tl : NULL, tq, tk, tv, &prm, &error));
   g_assert_no_error (error);
   if (with_lse)
@@ -128,7 +130,7 @@ run_case (const Case *c, DlDType dt, gboolean with_lse)
     }
   dl_test_finish ();
 
-  float scale = (float) (1.0 / sqrt ((double) c->D));
+  float scale = (float)(1.0 / sqrt ((double)c->D));
   g_autofree float *want_o = g_new (float, nq);
   g_autofree float *want_l = g_new (float, ns);
   ref_attention_forward (want_o, want_l, q, k, v, c->B, c->H, c->Nq, c->Nk, c->D, scale, c->causal);
@@ -253,7 +255,7 @@ test_partial_gradients (void)
   g_autofree float *dk = dl_test_download (tdk);
   g_autofree float *wq = g_new (float, n);
   g_autofree float *wk = g_new (float, n);
-  ref_attention_backward (wq, wk, NULL, q, k, v, g, B, H, N, N, D, (float) (1 / sqrt (D)), FALSE);
+  ref_attention_backward (wq, wk, NULL, q, k, v, g, B, H, N, N, D, (float)(1 / sqrt (D)), FALSE);
   assert_close_scaled ("dq alone", dq, wq, n, 2e-5);
   assert_close_scaled ("dk without dq", dk, wk, n, 2e-5);
 }
@@ -271,7 +273,7 @@ test_tiles_fit (void)
     for (int pass = 0; pass < 3; pass++)
       {
         guint bq, bk, bytes;
-        g_assert_true (dl_attention_tiles (dev, (DlAttentionPass) pass, dims[i], &prm, &bq, &bk, &bytes));
+        g_assert_true (dl_attention_tiles (dev, (DlAttentionPass)pass, dims[i], &prm, &bq, &bk, &bytes));
         g_assert_cmpuint (bytes, <=, info->max_shared_memory);
         g_test_message ("head size %3" G_GINT64_FORMAT " %-15s tiles %2u x %2u, %5u bytes of %u shared", dims[i],
                         names[pass], bq, bk, bytes, info->max_shared_memory);
@@ -302,7 +304,8 @@ test_errors (void)
   g_autoptr (DlTensor) l2 = dl_test_tensor ("lse2", DL_DTYPE_F32, 3, s1, NULL);
   g_autoptr (DlTensor) e = dl_test_tensor ("empty", DL_DTYPE_F32, 3, s0, NULL);
   DlAttentionParams p2 = DL_ATTENTION_PARAMS (2), p3 = DL_ATTENTION_PARAMS (3), p1 = DL_ATTENTION_PARAMS (1);
-  struct {
+  struct
+  {
     DlTensor *o, *l, *q, *k, *v;
     DlAttentionParams *p;
     int code;

@@ -11,7 +11,8 @@
 
 #include <math.h>
 
-typedef struct {
+typedef struct
+{
   int64_t N, Cin, H, W, Cout, KH, KW, S, P;
 } Shape;
 
@@ -52,7 +53,8 @@ static const Shape shapes[] = {
 
 /* ---- reference against finite differences ---- */
 
-typedef struct {
+typedef struct
+{
   RefConv2dShape s;
   float *x, *w, *b, *r;
 } FdCtx;
@@ -66,7 +68,7 @@ fd_loss (gpointer data)
   ref_conv2d_forward (y, c->x, c->w, c->b, &c->s);
   double l = 0;
   for (int64_t i = 0; i < ny; i++)
-    l += (double) y[i] * c->r[i];
+    l += (double)y[i] * c->r[i];
   return l;
 }
 
@@ -75,7 +77,7 @@ fd_case (const Shape *sh, gboolean directional)
 {
   RefConv2dShape s = ref_shape (sh);
   int64_t nx = s.N * s.Cin * s.H * s.W, nw = s.Cout * s.Cin * s.KH * s.KW, ny = s.N * s.Cout * s.Ho * s.Wo;
-  guint32 seed = (guint32) (nx * 31 + nw);
+  guint32 seed = (guint32)(nx * 31 + nw);
   g_autofree float *x = dl_test_random (nx, seed, -1, 1);
   g_autofree float *w = dl_test_random (nw, seed + 1, -1, 1);
   g_autofree float *b = dl_test_random (s.Cout, seed + 2, -1, 1);
@@ -142,14 +144,15 @@ test_reference_known_values (void)
 
 /* ---- shaders against the reference ---- */
 
-typedef struct {
-  DlDType dx, dw, dy;   /* storage of x (and dx), w (and bias), y (and dy) */
-  DlDType dgrad;        /* storage of dw and dbias */
+typedef struct
+{
+  DlDType dx, dw, dy; /* storage of x (and dx), w (and bias), y (and dy) */
+  DlDType dgrad;      /* storage of dw and dbias */
   gboolean bias;
   gboolean accumulate;
-  const char *tile;     /* tuning.conv_tile, NULL for auto */
-  int splits;           /* tuning.conv_splitk, 0 for auto */
-  int chunk;            /* tuning.conv_images_per_dispatch, 0 for as many as fit */
+  const char *tile; /* tuning.conv_tile, NULL for auto */
+  int splits;       /* tuning.conv_splitk, 0 for auto */
+  int chunk;        /* tuning.conv_images_per_dispatch, 0 for as many as fit */
 } Case;
 
 /* the device's tuning switches for one case (what $DREAMLOOM_CONV_TILE,
@@ -187,7 +190,7 @@ describe_case (const Shape *sh, const Case *c, const char *what)
 static void
 tolerance (DlDType dt, int64_t terms, double *atol, double *rtol)
 {
-  *atol = 2e-6 * (1 + sqrt ((double) terms));
+  *atol = 2e-6 * (1 + sqrt ((double)terms));
   *rtol = 1e-5;
   if (dt == DL_DTYPE_F16)
     {
@@ -203,7 +206,7 @@ run_forward (const Shape *sh, const Case *c)
   g_autoptr (GError) error = NULL;
   RefConv2dShape s = ref_shape (sh);
   int64_t nx = s.N * s.Cin * s.H * s.W, nw = s.Cout * s.Cin * s.KH * s.KW, ny = s.N * s.Cout * s.Ho * s.Wo;
-  guint32 seed = (guint32) (nx * 7919 + nw * 31 + s.stride);
+  guint32 seed = (guint32)(nx * 7919 + nw * 31 + s.stride);
   g_autofree float *hx = dl_test_random (nx, seed, -1, 1);
   g_autofree float *hw = dl_test_random (nw, seed + 1, -1, 1);
   g_autofree float *hb = dl_test_random (s.Cout, seed + 2, -1, 1);
@@ -212,12 +215,12 @@ run_forward (const Shape *sh, const Case *c)
   ref_round_to_dtype (hw, nw, c->dw);
   ref_round_to_dtype (hb, s.Cout, c->dw);
 
-  g_autoptr (DlTensor) x = dl_test_tensor ("x", c->dx, 4, (int64_t[]) { s.N, s.Cin, s.H, s.W }, hx);
-  g_autoptr (DlTensor) w = dl_test_tensor ("w", c->dw, 4, (int64_t[]) { s.Cout, s.Cin, s.KH, s.KW }, hw);
+  g_autoptr (DlTensor) x = dl_test_tensor ("x", c->dx, 4, (int64_t[]){ s.N, s.Cin, s.H, s.W }, hx);
+  g_autoptr (DlTensor) w = dl_test_tensor ("w", c->dw, 4, (int64_t[]){ s.Cout, s.Cin, s.KH, s.KW }, hw);
   g_autoptr (DlTensor) b = c->bias ? dl_test_tensor ("bias", c->dw, 1, &s.Cout, hb) : NULL;
-  g_autoptr (DlTensor) y = dl_test_tensor ("y", c->dy, 4, (int64_t[]) { s.N, s.Cout, s.Ho, s.Wo }, hy);
+  g_autoptr (DlTensor) y = dl_test_tensor ("y", c->dy, 4, (int64_t[]){ s.N, s.Cout, s.Ho, s.Wo }, hy);
   set_knobs (c);
-  DlConv2dParams prm = DL_CONV2D_PARAMS ((int) s.stride, (int) s.pad);
+  DlConv2dParams prm = DL_CONV2D_PARAMS ((int)s.stride, (int)s.pad);
   g_assert_true (dl_op_conv2d (rec, y, x, w, b, &prm, &error));
   g_assert_no_error (error);
   dl_test_finish ();
@@ -239,7 +242,7 @@ run_backward (const Shape *sh, const Case *c)
   g_autoptr (GError) error = NULL;
   RefConv2dShape s = ref_shape (sh);
   int64_t nx = s.N * s.Cin * s.H * s.W, nw = s.Cout * s.Cin * s.KH * s.KW, ny = s.N * s.Cout * s.Ho * s.Wo;
-  guint32 seed = (guint32) (nx * 7907 + nw * 37 + s.stride);
+  guint32 seed = (guint32)(nx * 7907 + nw * 37 + s.stride);
   g_autofree float *hx = dl_test_random (nx, seed, -1, 1);
   g_autofree float *hw = dl_test_random (nw, seed + 1, -1, 1);
   g_autofree float *hdy = dl_test_random (ny, seed + 2, -1, 1);
@@ -260,7 +263,7 @@ run_backward (const Shape *sh, const Case *c)
   g_autoptr (DlTensor) dw = dl_test_tensor ("dw", c->dgrad, 4, ws, hdw);
   g_autoptr (DlTensor) db = c->bias ? dl_test_tensor ("dbias", c->dgrad, 1, &s.Cout, hdb) : NULL;
   set_knobs (c);
-  DlConv2dParams prm = DL_CONV2D_PARAMS ((int) s.stride, (int) s.pad);
+  DlConv2dParams prm = DL_CONV2D_PARAMS ((int)s.stride, (int)s.pad);
   g_assert_true (dl_op_conv2d_backward (rec, dx, dw, db, x, w, dy, &prm, c->accumulate, &error));
   g_assert_no_error (error);
   dl_test_finish ();
@@ -410,7 +413,7 @@ test_partial_gradients (void)
   g_autoptr (DlTensor) dx = dl_test_tensor ("dx", DL_DTYPE_F32, 4, xs, NULL);
   g_autoptr (DlTensor) dw = dl_test_tensor ("dw", DL_DTYPE_F32, 4, ws, NULL);
   g_autoptr (DlTensor) db = dl_test_tensor ("dbias", DL_DTYPE_F32, 1, &s.Cout, NULL);
-  DlConv2dParams prm = DL_CONV2D_PARAMS ((int) s.stride, (int) s.pad);
+  DlConv2dParams prm = DL_CONV2D_PARAMS ((int)s.stride, (int)s.pad);
   reset_knobs ();
   /* dx alone (the frozen-layer case of LoRA training: no x needed) */
   g_assert_true (dl_op_conv2d_backward (rec, dx, NULL, NULL, NULL, w, dy, &prm, FALSE, &error));
@@ -444,7 +447,7 @@ sample_y (const float *x, const float *w, const float *b, const RefConv2dShape *
         {
           int64_t ih = oh * s->stride - s->pad + kh, iw = ow * s->stride - s->pad + kw;
           if (ih >= 0 && ih < s->H && iw >= 0 && iw < s->W)
-            acc += (double) w[((co * s->Cin + ci) * s->KH + kh) * s->KW + kw] *
+            acc += (double)w[((co * s->Cin + ci) * s->KH + kh) * s->KW + kw] *
                    x[((n * s->Cin + ci) * s->H + ih) * s->W + iw];
         }
   return acc;
@@ -463,7 +466,7 @@ sample_dx (const float *w, const float *dy, const RefConv2dShape *s, int64_t n, 
             continue;
           int64_t oh = th / s->stride, ow = tw / s->stride;
           if (oh < s->Ho && ow < s->Wo)
-            acc += (double) w[((co * s->Cin + ci) * s->KH + kh) * s->KW + kw] *
+            acc += (double)w[((co * s->Cin + ci) * s->KH + kh) * s->KW + kw] *
                    dy[((n * s->Cout + co) * s->Ho + oh) * s->Wo + ow];
         }
   return acc;
@@ -479,7 +482,7 @@ sample_dw (const float *x, const float *dy, const RefConv2dShape *s, int64_t co,
         {
           int64_t ih = oh * s->stride - s->pad + kh, iw = ow * s->stride - s->pad + kw;
           if (ih >= 0 && ih < s->H && iw >= 0 && iw < s->W)
-            acc += (double) dy[((n * s->Cout + co) * s->Ho + oh) * s->Wo + ow] *
+            acc += (double)dy[((n * s->Cout + co) * s->Ho + oh) * s->Wo + ow] *
                    x[((n * s->Cin + ci) * s->H + ih) * s->W + iw];
         }
   return acc;
@@ -490,7 +493,7 @@ static void
 sample_index (const int64_t *shape, guint i, guint count, GRand *r, int64_t *idx)
 {
   for (int d = 0; d < 4; d++)
-    idx[d] = i == 0 ? 0 : i == count - 1 ? shape[d] - 1 : g_rand_int_range (r, 0, (gint32) shape[d]);
+    idx[d] = i == 0 ? 0 : i == count - 1 ? shape[d] - 1 : g_rand_int_range (r, 0, (gint32)shape[d]);
 }
 
 static void
@@ -516,7 +519,7 @@ run_sd_shape (const Shape *sh, DlDType dt)
   g_autoptr (DlTensor) y = dl_test_tensor ("y", dt, 4, ys, NULL);
   g_autoptr (DlTensor) dx = dl_test_tensor ("dx", dt, 4, xs, NULL);
   g_autoptr (DlTensor) dw = dl_test_tensor ("dw", DL_DTYPE_F32, 4, ws, NULL);
-  DlConv2dParams prm = DL_CONV2D_PARAMS ((int) s.stride, (int) s.pad);
+  DlConv2dParams prm = DL_CONV2D_PARAMS ((int)s.stride, (int)s.pad);
   reset_knobs ();
   g_assert_true (dl_op_conv2d (rec, y, x, w, b, &prm, &error));
   g_assert_true (dl_op_conv2d_backward (rec, dx, dw, NULL, x, w, dy, &prm, FALSE, &error));
@@ -526,9 +529,12 @@ run_sd_shape (const Shape *sh, DlDType dt)
   g_autofree float *gdx = dl_test_download (dx);
   g_autofree float *gdw = dl_test_download (dw);
 
-  enum { SAMPLES = 48 };
+  enum
+  {
+    SAMPLES = 48
+  };
   float got[3][SAMPLES], want[3][SAMPLES];
-  g_autoptr (GRand) r = g_rand_new_with_seed ((guint32) (nx + nw));
+  g_autoptr (GRand) r = g_rand_new_with_seed ((guint32)(nx + nw));
   for (guint i = 0; i < SAMPLES; i++)
     {
       int64_t iy[4], ix[4], iw[4];
@@ -536,11 +542,11 @@ run_sd_shape (const Shape *sh, DlDType dt)
       sample_index (xs, i, SAMPLES, r, ix);
       sample_index (ws, i, SAMPLES, r, iw);
       got[0][i] = gy[((iy[0] * s.Cout + iy[1]) * s.Ho + iy[2]) * s.Wo + iy[3]];
-      want[0][i] = (float) sample_y (hx, hw, hb, &s, iy[0], iy[1], iy[2], iy[3]);
+      want[0][i] = (float)sample_y (hx, hw, hb, &s, iy[0], iy[1], iy[2], iy[3]);
       got[1][i] = gdx[((ix[0] * s.Cin + ix[1]) * s.H + ix[2]) * s.W + ix[3]];
-      want[1][i] = (float) sample_dx (hw, hdy, &s, ix[0], ix[1], ix[2], ix[3]);
+      want[1][i] = (float)sample_dx (hw, hdy, &s, ix[0], ix[1], ix[2], ix[3]);
       got[2][i] = gdw[((iw[0] * s.Cin + iw[1]) * s.KH + iw[2]) * s.KW + iw[3]];
-      want[2][i] = (float) sample_dw (hx, hdy, &s, iw[0], iw[1], iw[2], iw[3]);
+      want[2][i] = (float)sample_dw (hx, hdy, &s, iw[0], iw[1], iw[2], iw[3]);
     }
   ref_round_to_dtype (want[0], SAMPLES, dt);
   ref_round_to_dtype (want[1], SAMPLES, dt);
@@ -639,19 +645,19 @@ test_errors (void)
 {
   DlRecorder *rec = dl_test_recorder ();
   g_autoptr (GError) error = NULL;
-  g_autoptr (DlTensor) x = dl_test_tensor ("x", DL_DTYPE_F32, 4, (int64_t[]) { 1, 3, 8, 8 }, NULL);
-  g_autoptr (DlTensor) w = dl_test_tensor ("w", DL_DTYPE_F32, 4, (int64_t[]) { 4, 3, 3, 3 }, NULL);
-  g_autoptr (DlTensor) y = dl_test_tensor ("y", DL_DTYPE_F32, 4, (int64_t[]) { 1, 4, 8, 8 }, NULL);
-  g_autoptr (DlTensor) w2 = dl_test_tensor ("w2", DL_DTYPE_F32, 4, (int64_t[]) { 4, 2, 3, 3 }, NULL);
-  g_autoptr (DlTensor) w9 = dl_test_tensor ("w9", DL_DTYPE_F32, 4, (int64_t[]) { 4, 3, 9, 9 }, NULL);
-  g_autoptr (DlTensor) w3d = dl_test_tensor ("w3d", DL_DTYPE_F32, 3, (int64_t[]) { 4, 3, 9 }, NULL);
-  g_autoptr (DlTensor) bias5 = dl_test_tensor ("bias", DL_DTYPE_F32, 1, (int64_t[]) { 5 }, NULL);
-  g_autoptr (DlTensor) bias16 = dl_test_tensor ("bias16", DL_DTYPE_F16, 1, (int64_t[]) { 4 }, NULL);
-  g_autoptr (DlTensor) xi = dl_test_tensor ("xi", DL_DTYPE_I32, 4, (int64_t[]) { 1, 3, 8, 8 }, NULL);
-  g_autoptr (DlTensor) tiny = dl_test_tensor ("tiny", DL_DTYPE_F32, 4, (int64_t[]) { 1, 3, 1, 1 }, NULL);
-  g_autoptr (DlTensor) ys2 = dl_test_tensor ("y stride 2", DL_DTYPE_F32, 4, (int64_t[]) { 1, 4, 4, 4 }, NULL);
-  g_autoptr (DlTensor) x0 = dl_test_tensor ("no channels", DL_DTYPE_F32, 4, (int64_t[]) { 1, 0, 8, 8 }, NULL);
-  g_autoptr (DlTensor) w0 = dl_test_tensor ("w0", DL_DTYPE_F32, 4, (int64_t[]) { 4, 0, 3, 3 }, NULL);
+  g_autoptr (DlTensor) x = dl_test_tensor ("x", DL_DTYPE_F32, 4, (int64_t[]){ 1, 3, 8, 8 }, NULL);
+  g_autoptr (DlTensor) w = dl_test_tensor ("w", DL_DTYPE_F32, 4, (int64_t[]){ 4, 3, 3, 3 }, NULL);
+  g_autoptr (DlTensor) y = dl_test_tensor ("y", DL_DTYPE_F32, 4, (int64_t[]){ 1, 4, 8, 8 }, NULL);
+  g_autoptr (DlTensor) w2 = dl_test_tensor ("w2", DL_DTYPE_F32, 4, (int64_t[]){ 4, 2, 3, 3 }, NULL);
+  g_autoptr (DlTensor) w9 = dl_test_tensor ("w9", DL_DTYPE_F32, 4, (int64_t[]){ 4, 3, 9, 9 }, NULL);
+  g_autoptr (DlTensor) w3d = dl_test_tensor ("w3d", DL_DTYPE_F32, 3, (int64_t[]){ 4, 3, 9 }, NULL);
+  g_autoptr (DlTensor) bias5 = dl_test_tensor ("bias", DL_DTYPE_F32, 1, (int64_t[]){ 5 }, NULL);
+  g_autoptr (DlTensor) bias16 = dl_test_tensor ("bias16", DL_DTYPE_F16, 1, (int64_t[]){ 4 }, NULL);
+  g_autoptr (DlTensor) xi = dl_test_tensor ("xi", DL_DTYPE_I32, 4, (int64_t[]){ 1, 3, 8, 8 }, NULL);
+  g_autoptr (DlTensor) tiny = dl_test_tensor ("tiny", DL_DTYPE_F32, 4, (int64_t[]){ 1, 3, 1, 1 }, NULL);
+  g_autoptr (DlTensor) ys2 = dl_test_tensor ("y stride 2", DL_DTYPE_F32, 4, (int64_t[]){ 1, 4, 4, 4 }, NULL);
+  g_autoptr (DlTensor) x0 = dl_test_tensor ("no channels", DL_DTYPE_F32, 4, (int64_t[]){ 1, 0, 8, 8 }, NULL);
+  g_autoptr (DlTensor) w0 = dl_test_tensor ("w0", DL_DTYPE_F32, 4, (int64_t[]){ 4, 0, 3, 3 }, NULL);
   DlConv2dParams same = DL_CONV2D_PARAMS (1, 1), s2 = DL_CONV2D_PARAMS (2, 1), s3 = DL_CONV2D_PARAMS (3, 1),
                  neg = DL_CONV2D_PARAMS (1, -1), valid = DL_CONV2D_PARAMS (1, 0);
 
@@ -673,19 +679,19 @@ test_errors (void)
 
   /* backward: missing inputs, mismatched shapes */
   dl_test_expect_error (dl_op_conv2d_backward (rec, x, NULL, NULL, NULL, NULL, y, &same, FALSE, &error), &error,
-                DL_ERROR_INVALID_ARGUMENT);
+                        DL_ERROR_INVALID_ARGUMENT);
   dl_test_expect_error (dl_op_conv2d_backward (rec, NULL, w, NULL, NULL, NULL, y, &same, FALSE, &error), &error,
-                DL_ERROR_INVALID_ARGUMENT);
+                        DL_ERROR_INVALID_ARGUMENT);
   dl_test_expect_error (dl_op_conv2d_backward (rec, x, NULL, NULL, NULL, w, ys2, &same, FALSE, &error), &error,
-                DL_ERROR_INVALID_ARGUMENT);
+                        DL_ERROR_INVALID_ARGUMENT);
   dl_test_expect_error (dl_op_conv2d_backward (rec, NULL, w2, NULL, x, NULL, y, &same, FALSE, &error), &error,
-                DL_ERROR_INVALID_ARGUMENT);
+                        DL_ERROR_INVALID_ARGUMENT);
   dl_test_expect_error (dl_op_conv2d_backward (rec, NULL, NULL, bias5, NULL, NULL, y, &same, FALSE, &error), &error,
-                DL_ERROR_INVALID_ARGUMENT);
+                        DL_ERROR_INVALID_ARGUMENT);
   dl_test_expect_error (dl_op_conv2d_backward (rec, tiny, NULL, NULL, NULL, w, y, &same, FALSE, &error), &error,
-                DL_ERROR_INVALID_ARGUMENT);
+                        DL_ERROR_INVALID_ARGUMENT);
   dl_test_expect_error (dl_op_conv2d_backward (rec, NULL, w, NULL, x, NULL, y, &s3, FALSE, &error), &error,
-                DL_ERROR_INVALID_ARGUMENT);
+                        DL_ERROR_INVALID_ARGUMENT);
 
   /* a tile $DREAMLOOM_CONV_TILE asks for by a wrong name */
   static const Case wrong = { .tile = "xl" };

@@ -17,13 +17,13 @@ test_fill (void)
   for (int dt = 0; dt < DL_N_DTYPES; dt++)
     for (guint s = 0; s < G_N_ELEMENTS (sizes); s++)
       {
-        g_autoptr (DlTensor) t = dl_test_tensor ("fill", (DlDType) dt, 1, &sizes[s], NULL);
+        g_autoptr (DlTensor) t = dl_test_tensor ("fill", (DlDType)dt, 1, &sizes[s], NULL);
         double v = dt == DL_DTYPE_I32 ? -42 : 0.1;
         g_assert_true (dl_op_fill (rec, t, v, &error));
         dl_test_finish ();
         g_autofree float *got = dl_test_download (t);
-        float want1 = (float) v;
-        ref_round_to_dtype (&want1, 1, (DlDType) dt);
+        float want1 = (float)v;
+        ref_round_to_dtype (&want1, 1, (DlDType)dt);
         for (int64_t i = 0; i < sizes[s]; i++)
           g_assert_cmpfloat (got[i], ==, want1);
       }
@@ -71,7 +71,7 @@ test_copy_cast (void)
   dl_test_assert_close ("copy i32 -> i32", gi, xi, n, 0, 0);
   dl_test_assert_close ("copy i32 -> f32", gf, xi, n, 0, 0);
 
-  g_autoptr (DlTensor) wrong = dl_test_tensor ("wrong", DL_DTYPE_F32, 1, (int64_t[]) { 5 }, NULL);
+  g_autoptr (DlTensor) wrong = dl_test_tensor ("wrong", DL_DTYPE_F32, 1, (int64_t[]){ 5 }, NULL);
   g_assert_false (dl_op_copy (rec, wrong, df, &error));
   g_assert_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT);
   g_clear_error (&error);
@@ -109,14 +109,14 @@ test_permute (void)
         ref_round_to_dtype (xr, n, dt);
         g_autofree float *want = g_new (float, n);
         ref_copy_strided (want, 4, oshape, xr, 0, strides);
-        g_autofree char *what = g_strdup_printf ("permute %d%d%d%d %s", perm[0], perm[1], perm[2], perm[3],
-                                                 dl_dtype_name (dt));
+        g_autofree char *what =
+          g_strdup_printf ("permute %d%d%d%d %s", perm[0], perm[1], perm[2], perm[3], dl_dtype_name (dt));
         dl_test_assert_close (what, got, want, n, 0, 0);
       }
 
   /* a strided slice: every other column of rows 1..3 of a [5, 8] matrix, cast to f16 */
   g_autofree float *m = dl_test_random (40, 6, -1, 1);
-  g_autoptr (DlTensor) src = dl_test_tensor ("m", DL_DTYPE_F32, 2, (int64_t[]) { 5, 8 }, m);
+  g_autoptr (DlTensor) src = dl_test_tensor ("m", DL_DTYPE_F32, 2, (int64_t[]){ 5, 8 }, m);
   int64_t sshape[2] = { 3, 4 }, sst[2] = { 8, 2 };
   g_autoptr (DlTensor) dst = dl_test_tensor ("slice", DL_DTYPE_F16, 2, sshape, NULL);
   g_assert_true (dl_op_copy_strided (rec, dst, src, 8, sst, &error));
@@ -137,7 +137,8 @@ test_permute (void)
   g_assert_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT);
 }
 
-typedef struct {
+typedef struct
+{
   int nd, na, nb;
   int64_t d[4], a[4], b[4];
 } BinCase;
@@ -145,11 +146,11 @@ typedef struct {
 static const BinCase bin_cases[] = {
   { 1, 1, 1, { 1 }, { 1 }, { 1 } },
   { 1, 1, 1, { 1000 }, { 1000 }, { 1000 } },
-  { 2, 2, 1, { 7, 129 }, { 7, 129 }, { 129 } },           /* bias over rows */
+  { 2, 2, 1, { 7, 129 }, { 7, 129 }, { 129 } },                /* bias over rows */
   { 4, 4, 4, { 2, 5, 3, 3 }, { 2, 5, 3, 3 }, { 1, 5, 1, 1 } }, /* per-channel NCHW */
-  { 4, 4, 2, { 2, 3, 7, 5 }, { 2, 1, 7, 5 }, { 7, 1 } },   /* both sides broadcast */
-  { 3, 3, 3, { 4, 33, 17 }, { 4, 1, 17 }, { 1, 33, 1 } },  /* outer product shape */
-  { 2, 0, 2, { 3, 7 }, { 0 }, { 3, 7 } },                  /* scalar a */
+  { 4, 4, 2, { 2, 3, 7, 5 }, { 2, 1, 7, 5 }, { 7, 1 } },       /* both sides broadcast */
+  { 3, 3, 3, { 4, 33, 17 }, { 4, 1, 17 }, { 1, 33, 1 } },      /* outer product shape */
+  { 2, 0, 2, { 3, 7 }, { 0 }, { 3, 7 } },                      /* scalar a */
 };
 
 static void
@@ -177,7 +178,7 @@ test_binary (void)
           g_autoptr (DlTensor) a = dl_test_tensor ("a", dt, bc->na, bc->a, xa);
           g_autoptr (DlTensor) b = dl_test_tensor ("b", dt, bc->nb, bc->b, xb);
           g_autoptr (DlTensor) d = dl_test_tensor ("d", dt, bc->nd, bc->d, NULL);
-          g_assert_true (dl_op_binary (rec, (DlBinaryOp) op, d, a, b, &error));
+          g_assert_true (dl_op_binary (rec, (DlBinaryOp)op, d, a, b, &error));
           g_assert_no_error (error);
           dl_test_finish ();
           g_autofree float *got = dl_test_download (d);
@@ -202,7 +203,7 @@ test_binary (void)
     g_assert_cmpfloat (got[i], ==, xa[i] + xb[i]);
 
   /* shapes that do not broadcast */
-  g_autoptr (DlTensor) bad = dl_test_tensor ("bad", DL_DTYPE_F32, 1, (int64_t[]) { 7 }, NULL);
+  g_autoptr (DlTensor) bad = dl_test_tensor ("bad", DL_DTYPE_F32, 1, (int64_t[]){ 7 }, NULL);
   g_assert_false (dl_op_add (rec, a, a, bad, &error));
   g_assert_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT);
   g_clear_error (&error);
@@ -238,7 +239,7 @@ test_scale (void)
         for (int64_t i = 0; i < n; i++)
           {
             wz[i] = -0.37f * x[i];
-            wy[i] = (float) (0.5 * x[i] + 2.0 * y[i]);
+            wy[i] = (float)(0.5 * x[i] + 2.0 * y[i]);
           }
         ref_round_to_dtype (wz, n, dt);
         ref_round_to_dtype (wy, n, dt);

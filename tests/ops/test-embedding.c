@@ -13,7 +13,8 @@
 #include <math.h>
 #include <string.h>
 
-typedef struct {
+typedef struct
+{
   int32_t *ids;
   float *table, *pos, *r;
   int64_t B, T, C, V, off;
@@ -28,7 +29,7 @@ fd_loss (gpointer data)
   ref_embedding_forward (o, c->ids, c->table, c->pos, c->B, c->T, c->C, c->V, c->off);
   double l = 0;
   for (int64_t i = 0; i < n; i++)
-    l += (double) o[i] * c->r[i];
+    l += (double)o[i] * c->r[i];
   return l;
 }
 
@@ -40,8 +41,8 @@ test_reference_gradient (void)
   g_autofree float *table = dl_test_random (V * C, 1, -1, 1);
   g_autofree float *pos = dl_test_random (P * C, 2, -1, 1);
   g_autofree float *r = dl_test_random (B * T * C, 3, -1, 1);
-  g_autofree float *dt = g_new0 (float, V * C);
-  g_autofree float *dp = g_new0 (float, P * C);
+  g_autofree float *dt = g_new0 (float, V *C);
+  g_autofree float *dp = g_new0 (float, P *C);
   ref_embedding_backward (dt, dp, ids, r, B, T, C, V, off);
   FdCtx c = { ids, table, pos, r, B, T, C, V, off };
   /* the loss is linear in both tables */
@@ -49,7 +50,8 @@ test_reference_gradient (void)
   dl_test_assert_fd ("embedding dpos", pos, P * C, dp, fd_loss, &c, 1e-2, 1e-5, 1e-4, 1000, FALSE);
 }
 
-typedef struct {
+typedef struct
+{
   int64_t B, T, C, V, P, off;
   gboolean with_pos;
 } Case;
@@ -60,12 +62,12 @@ make_ids (const Case *c, guint32 seed)
   g_autoptr (GRand) r = g_rand_new_with_seed (seed);
   int32_t *ids = g_new (int32_t, c->B * c->T);
   for (int64_t i = 0; i < c->B * c->T; i++)
-    ids[i] = g_rand_int_range (r, 0, (gint32) MIN (c->V, 12)); /* few distinct ids: many repeats */
+    ids[i] = g_rand_int_range (r, 0, (gint32)MIN (c->V, 12)); /* few distinct ids: many repeats */
   if (c->B * c->T > 3)
     {
-      ids[1] = -3;               /* out of range: a zero row, no gradient */
-      ids[2] = (int32_t) c->V;   /* one past the end */
-      ids[3] = (int32_t) c->V - 1;
+      ids[1] = -3;            /* out of range: a zero row, no gradient */
+      ids[2] = (int32_t)c->V; /* one past the end */
+      ids[3] = (int32_t)c->V - 1;
     }
   return ids;
 }
@@ -87,7 +89,7 @@ static void
 shift_ids (int32_t *ids, int64_t n, int64_t id_base)
 {
   for (int64_t i = 0; i < n; i++)
-    ids[i] = (int32_t) (ids[i] + id_base);
+    ids[i] = (int32_t)(ids[i] + id_base);
 }
 
 static void
@@ -95,7 +97,7 @@ run_forward (const Case *c, DlDType table_dt, DlDType out_dt, int64_t id_base, g
 {
   DlRecorder *rec = dl_test_recorder ();
   g_autoptr (GError) error = NULL;
-  guint32 seed = (guint32) (c->B * 100 + c->T * 10 + c->C);
+  guint32 seed = (guint32)(c->B * 100 + c->T * 10 + c->C);
   int64_t n = c->B * c->T * c->C;
   g_autofree int32_t *ids = make_ids (c, seed);
   shift_ids (ids, c->B * c->T, id_base);
@@ -113,8 +115,8 @@ run_forward (const Case *c, DlDType table_dt, DlDType out_dt, int64_t id_base, g
   if (id_base == 0 && !accumulate)
     g_assert_true (dl_op_embedding (rec, tout, tids, ttab, c->with_pos ? tpos : NULL, c->off, &error));
   else
-    g_assert_true (dl_op_embedding_ex (rec, tout, tids, ttab, id_base, c->with_pos ? tpos : NULL, c->off, accumulate,
-                                       &error));
+    g_assert_true (
+      dl_op_embedding_ex (rec, tout, tids, ttab, id_base, c->with_pos ? tpos : NULL, c->off, accumulate, &error));
   g_assert_no_error (error);
   dl_test_finish ();
   g_autofree float *got = dl_test_download (tout);
@@ -131,7 +133,7 @@ run_forward (const Case *c, DlDType table_dt, DlDType out_dt, int64_t id_base, g
 }
 
 static const Case cases[] = {
-  { 1, 1, 1, 5, 1, 0, TRUE },     { 2, 7, 33, 50, 10, 3, TRUE },  { 2, 77, 64, 1000, 77, 0, TRUE },
+  { 1, 1, 1, 5, 1, 0, TRUE },     { 2, 7, 33, 50, 10, 3, TRUE },   { 2, 77, 64, 1000, 77, 0, TRUE },
   { 1, 9, 129, 20, 9, 0, FALSE }, { 3, 16, 768, 30, 20, 4, TRUE },
 };
 
@@ -166,7 +168,7 @@ run_backward (const Case *c, DlDType g_dt, gboolean accumulate, int64_t id_base)
 {
   DlRecorder *rec = dl_test_recorder ();
   g_autoptr (GError) error = NULL;
-  guint32 seed = (guint32) (c->B * 300 + c->T * 10 + c->C);
+  guint32 seed = (guint32)(c->B * 300 + c->T * 10 + c->C);
   g_autofree int32_t *ids = make_ids (c, seed);
   shift_ids (ids, c->B * c->T, id_base);
   int64_t n = c->B * c->T * c->C;
@@ -182,8 +184,8 @@ run_backward (const Case *c, DlDType g_dt, gboolean accumulate, int64_t id_base)
   if (id_base == 0)
     g_assert_true (dl_op_embedding_backward (rec, tdt, c->with_pos ? tdp : NULL, tids, tg, c->off, accumulate, &error));
   else
-    g_assert_true (dl_op_embedding_backward_ex (rec, tdt, id_base, c->with_pos ? tdp : NULL, tids, tg, c->off,
-                                                accumulate, &error));
+    g_assert_true (
+      dl_op_embedding_backward_ex (rec, tdt, id_base, c->with_pos ? tdp : NULL, tids, tg, c->off, accumulate, &error));
   g_assert_no_error (error);
   dl_test_finish ();
   g_autofree float *dt = dl_test_download (tdt);
@@ -194,10 +196,9 @@ run_backward (const Case *c, DlDType g_dt, gboolean accumulate, int64_t id_base)
   if (c->with_pos && !accumulate)
     memset (wp, 0, c->P * c->C * sizeof (float));
   ref_embedding_backward_ex (wt, id_base, c->with_pos ? wp : NULL, ids, g, c->B, c->T, c->C, c->V, c->off);
-  g_autofree char *what = g_strdup_printf ("embedding backward %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT "x%" G_GINT64_FORMAT
-                                           " %s%s first id %" G_GINT64_FORMAT,
-                                           c->B, c->T, c->C, dl_dtype_name (g_dt), accumulate ? " accumulate" : "",
-                                           id_base);
+  g_autofree char *what = g_strdup_printf (
+    "embedding backward %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT "x%" G_GINT64_FORMAT " %s%s first id %" G_GINT64_FORMAT,
+    c->B, c->T, c->C, dl_dtype_name (g_dt), accumulate ? " accumulate" : "", id_base);
   /* f32 sums of at most B*T terms of magnitude <= 1 against double */
   double atol = 1.2e-7 * (c->B * c->T + 2);
   dl_test_assert_close (what, dt, wt, c->V * c->C, atol, 1e-6);
@@ -268,7 +269,7 @@ run_textual_inversion (DlDType base_dt, DlDType out_dt, DlDType g_dt)
   g_autoptr (GError) error = NULL;
   int64_t B = 2, T = 11, C = 24, V0 = 40, V1 = 3, P = 11, n = B * T * C;
   int32_t ids[22] = { 0,  40, 5, 41, 42, 39, 43, 40, 7, 7, 2, /* 43: past the new table */
-                      40, 40, 1, 42, -1, 3, 41, 0, 0, 0, 0 };
+                      40, 40, 1, 42, -1, 3,  41, 0,  0, 0, 0 };
   g_autofree float *base = dl_test_random (V0 * C, 11, -1, 1);
   g_autofree float *extra = dl_test_random (V1 * C, 12, -1, 1);
   g_autofree float *pos = dl_test_random (P * C, 13, -1, 1);
@@ -315,7 +316,7 @@ run_textual_inversion (DlDType base_dt, DlDType out_dt, DlDType g_dt)
       dl_test_assert_close (w1, got, one, n, 0, 0);
     }
 
-  g_autofree float *wd = g_new0 (float, V1 * C);
+  g_autofree float *wd = g_new0 (float, V1 *C);
   ref_embedding_backward_ex (wd, V0, NULL, ids, g, B, T, C, V1, 0);
   g_autofree char *wb = g_strdup_printf ("textual inversion backward %s", dl_dtype_name (g_dt));
   dl_test_assert_close (wb, dextra, wd, V1 * C, 1.2e-7 * (B * T + 2), 1e-6);
@@ -381,9 +382,9 @@ run_split (DlDType table_dt, DlDType out_dt, int64_t id_base, gboolean accumulat
   int64_t n = c.B * c.T * c.C, nt = c.V * c.C, so[3] = { c.B, c.T, c.C }, sp[2] = { c.P, c.C };
   g_autofree int32_t *ids = make_ids (&c, 77);
   shift_ids (ids, c.B * c.T, id_base);
-  ids[4] = (int32_t) (id_base + 17); /* in the second range of rows */
-  ids[5] = (int32_t) (id_base + 33); /* in the third (second for f16) */
-  ids[6] = (int32_t) (id_base + 48);
+  ids[4] = (int32_t)(id_base + 17); /* in the second range of rows */
+  ids[5] = (int32_t)(id_base + 33); /* in the third (second for f16) */
+  ids[6] = (int32_t)(id_base + 48);
   ids[7] = ids[5];
   g_autofree float *table = dl_test_random (nt, 78, -1, 1);
   g_autofree float *pos = dl_test_random (c.P * c.C, 79, -1, 1);
@@ -425,9 +426,9 @@ run_split (DlDType table_dt, DlDType out_dt, int64_t id_base, gboolean accumulat
   ref_round_to_dtype (out0, n, out_dt);
   ref_embedding_forward_ex (out0, ids, table, id_base, pos, c.B, c.T, c.C, c.V, c.off, accumulate);
   ref_round_to_dtype (out0, n, out_dt);
-  g_autofree char *what = g_strdup_printf ("split embedding %s->%s first id %" G_GINT64_FORMAT "%s",
-                                           dl_dtype_name (table_dt), dl_dtype_name (out_dt), id_base,
-                                           accumulate ? " accumulate" : "");
+  g_autofree char *what =
+    g_strdup_printf ("split embedding %s->%s first id %" G_GINT64_FORMAT "%s", dl_dtype_name (table_dt),
+                     dl_dtype_name (out_dt), id_base, accumulate ? " accumulate" : "");
   dl_test_assert_close (what, os, out0, n, 0, 0);
   ref_round_to_dtype (g, n, out_dt);
   if (!accumulate)
@@ -492,7 +493,7 @@ run_timestep (const float *ts, int64_t B, int64_t dim, gboolean flip, float shif
   g_assert_no_error (error);
   dl_test_finish ();
   g_autofree float *got = dl_test_download (to);
-  g_autofree float *want = g_new (float, B * dim);
+  g_autofree float *want = g_new (float, B *dim);
   g_autofree float *tr = g_memdup2 (ts, B * sizeof (float));
   ref_round_to_dtype (tr, B, t_dt);
   ref_timestep_embedding (want, tr, B, dim, flip, shift, scale, 10000);
@@ -513,11 +514,11 @@ static void
 test_timestep (void)
 {
   static const float ts[] = { 0, 1, 50, 999, 654.5f, 1000, 0.25f, 37 };
-  run_timestep (ts, 8, 320, TRUE, 0, 1, DL_DTYPE_F32, DL_DTYPE_F32);    /* SD 1.5 */
-  run_timestep (ts, 8, 320, FALSE, 1, 1, DL_DTYPE_F32, DL_DTYPE_F32);   /* diffusers default order and shift */
-  run_timestep (ts, 6, 32, TRUE, 0, 1, DL_DTYPE_I32, DL_DTYPE_F32);     /* the tiny UNet, integer timesteps */
-  run_timestep (ts, 5, 7, TRUE, 0, 1, DL_DTYPE_F32, DL_DTYPE_F32);      /* odd width: zero pad column */
-  run_timestep (ts, 2, 2, FALSE, 0, 2.5f, DL_DTYPE_F32, DL_DTYPE_F16);  /* one frequency, scaled, f16 out */
+  run_timestep (ts, 8, 320, TRUE, 0, 1, DL_DTYPE_F32, DL_DTYPE_F32);   /* SD 1.5 */
+  run_timestep (ts, 8, 320, FALSE, 1, 1, DL_DTYPE_F32, DL_DTYPE_F32);  /* diffusers default order and shift */
+  run_timestep (ts, 6, 32, TRUE, 0, 1, DL_DTYPE_I32, DL_DTYPE_F32);    /* the tiny UNet, integer timesteps */
+  run_timestep (ts, 5, 7, TRUE, 0, 1, DL_DTYPE_F32, DL_DTYPE_F32);     /* odd width: zero pad column */
+  run_timestep (ts, 2, 2, FALSE, 0, 2.5f, DL_DTYPE_F32, DL_DTYPE_F16); /* one frequency, scaled, f16 out */
   run_timestep (ts + 3, 1, 1280, TRUE, 0, 1, DL_DTYPE_I32, DL_DTYPE_F16);
 }
 
@@ -541,8 +542,8 @@ test_golden_text_embeddings (gconstpointer dir)
   g_assert_no_error (error);
   g_autofree float *h0 = dl_safetensors_read_f32 (cs, "hidden_states.0", &n_h0, &error);
   g_assert_no_error (error);
-  g_autoptr (DlTensor) table = dl_safetensors_upload (ws, "text_model.embeddings.token_embedding.weight",
-                                                      dl_test_device (), DL_DTYPE_F32, &error);
+  g_autoptr (DlTensor) table =
+    dl_safetensors_upload (ws, "text_model.embeddings.token_embedding.weight", dl_test_device (), DL_DTYPE_F32, &error);
   g_assert_no_error (error);
   g_autoptr (DlTensor) pos = dl_safetensors_upload (ws, "text_model.embeddings.position_embedding.weight",
                                                     dl_test_device (), DL_DTYPE_F32, &error);
@@ -553,7 +554,7 @@ test_golden_text_embeddings (gconstpointer dir)
   g_assert_cmpint (n_h0, ==, B * T * C);
   g_autofree int32_t *ids = g_new (int32_t, n_ids);
   for (int64_t i = 0; i < n_ids; i++)
-    ids[i] = (int32_t) idsf[i];
+    ids[i] = (int32_t)idsf[i];
   Case c = { B, T, C, 0, 0, 0, TRUE };
   g_autoptr (DlTensor) tids = ids_tensor (&c, ids);
   int64_t so[3] = { B, T, C };
@@ -634,7 +635,7 @@ test_errors (void)
   g_assert_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT);
   g_assert_nonnull (strstr (error->message, "first id -1"));
   g_clear_error (&error);
-  g_assert_false (dl_op_embedding_ex (rec, out, ids, tab, (int64_t) G_MAXINT32 + 1, NULL, 0, TRUE, &error));
+  g_assert_false (dl_op_embedding_ex (rec, out, ids, tab, (int64_t)G_MAXINT32 + 1, NULL, 0, TRUE, &error));
   g_assert_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT);
   g_clear_error (&error);
   g_assert_false (dl_op_embedding_backward_ex (rec, tab, -5, NULL, ids, out, 0, TRUE, &error));

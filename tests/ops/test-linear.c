@@ -9,18 +9,20 @@
 
 #include <math.h>
 
-typedef struct {
+typedef struct
+{
   int64_t R, K, N;
 } Size;
 
 static const Size sizes[] = {
-  { 1, 1, 1 }, { 7, 13, 5 }, { 13, 1, 7 }, { 129, 33, 65 }, { 2, 129, 1 }, { 77, 40, 130 },
-  { 2048, 16, 40 }, /* few outputs, many rows: the bias gradient splits the rows */
+  { 1, 1, 1 },   { 7, 13, 5 },    { 13, 1, 7 },     { 129, 33, 65 },
+  { 2, 129, 1 }, { 77, 40, 130 }, { 2048, 16, 40 }, /* few outputs, many rows: the bias gradient splits the rows */
 };
 
 /* ---- reference against finite differences ---- */
 
-typedef struct {
+typedef struct
+{
   Size s;
   float *x, *w, *b, *r;
 } FdCtx;
@@ -34,7 +36,7 @@ fd_loss (gpointer data)
   ref_linear_forward (y, c->x, c->w, c->b, c->s.R, c->s.K, c->s.N);
   double l = 0;
   for (int64_t i = 0; i < ny; i++)
-    l += (double) y[i] * c->r[i];
+    l += (double)y[i] * c->r[i];
   return l;
 }
 
@@ -73,10 +75,11 @@ test_reference_gradient (void)
 
 /* ---- device against the reference ---- */
 
-typedef struct {
+typedef struct
+{
   DlDType dx, dw, dy, dgrad; /* x (and dx); w (and bias); y (and dy); dw and dbias */
   gboolean bias, accumulate;
-  int lead;                  /* leading dimensions of x: 1 = [R, K], 2 = [2, R/2, K] when R is even */
+  int lead; /* leading dimensions of x: 1 = [R, K], 2 = [2, R/2, K] when R is even */
 } Case;
 
 static void
@@ -101,7 +104,7 @@ static void
 tolerance (DlDType dt, int64_t terms, double *atol, double *rtol)
 {
   /* fp32 sums of `terms` products in [-1, 1]; f16 storage adds half an ulp */
-  *atol = 2e-6 * (1 + sqrt ((double) terms));
+  *atol = 2e-6 * (1 + sqrt ((double)terms));
   *rtol = 1e-5;
   if (dt == DL_DTYPE_F16)
     {
@@ -116,7 +119,7 @@ run_case (const Size *s, const Case *c)
   DlRecorder *rec = dl_test_recorder ();
   g_autoptr (GError) error = NULL;
   int64_t R = s->R, K = s->K, N = s->N, nx = R * K, nw = N * K, ny = R * N;
-  guint32 seed = (guint32) (R * 7919 + K * 31 + N);
+  guint32 seed = (guint32)(R * 7919 + K * 31 + N);
   g_autofree float *hx = dl_test_random (nx, seed, -1, 1);
   g_autofree float *hw = dl_test_random (nw, seed + 1, -1, 1);
   g_autofree float *hb = dl_test_random (N, seed + 2, -1, 1);
@@ -161,8 +164,8 @@ run_case (const Size *s, const Case *c)
   ref_round_to_dtype (hdb, N, c->dgrad);
 
   g_autofree char *what = g_strdup_printf (
-    "linear R %" G_GINT64_FORMAT " K %" G_GINT64_FORMAT " N %" G_GINT64_FORMAT " x %s w %s y %s grads %s%s%s%s", R,
-    K, N, dl_dtype_name (c->dx), dl_dtype_name (c->dw), dl_dtype_name (c->dy), dl_dtype_name (c->dgrad),
+    "linear R %" G_GINT64_FORMAT " K %" G_GINT64_FORMAT " N %" G_GINT64_FORMAT " x %s w %s y %s grads %s%s%s%s", R, K,
+    N, dl_dtype_name (c->dx), dl_dtype_name (c->dw), dl_dtype_name (c->dy), dl_dtype_name (c->dgrad),
     c->bias ? " +bias" : "", c->accumulate ? " accumulate" : "", xn == 3 ? " 3-D" : "");
   g_autofree char *w0 = g_strdup_printf ("%s: y", what);
   g_autofree char *w1 = g_strdup_printf ("%s: dx", what);
@@ -231,12 +234,12 @@ test_partial_gradients (void)
   g_autofree float *hx = dl_test_random (R * K, 1, -1, 1);
   g_autofree float *hw = dl_test_random (N * K, 2, -1, 1);
   g_autofree float *hdy = dl_test_random (R * N, 3, -1, 1);
-  g_autoptr (DlTensor) x = dl_test_tensor ("x", DL_DTYPE_F32, 2, (int64_t[]) { R, K }, hx);
-  g_autoptr (DlTensor) w = dl_test_tensor ("w", DL_DTYPE_F32, 2, (int64_t[]) { N, K }, hw);
-  g_autoptr (DlTensor) dy = dl_test_tensor ("dy", DL_DTYPE_F32, 2, (int64_t[]) { R, N }, hdy);
-  g_autoptr (DlTensor) dx = dl_test_tensor ("dx", DL_DTYPE_F32, 2, (int64_t[]) { R, K }, NULL);
-  g_autoptr (DlTensor) dw = dl_test_tensor ("dw", DL_DTYPE_F32, 2, (int64_t[]) { N, K }, NULL);
-  g_autoptr (DlTensor) db = dl_test_tensor ("dbias", DL_DTYPE_F32, 1, (int64_t[]) { N }, NULL);
+  g_autoptr (DlTensor) x = dl_test_tensor ("x", DL_DTYPE_F32, 2, (int64_t[]){ R, K }, hx);
+  g_autoptr (DlTensor) w = dl_test_tensor ("w", DL_DTYPE_F32, 2, (int64_t[]){ N, K }, hw);
+  g_autoptr (DlTensor) dy = dl_test_tensor ("dy", DL_DTYPE_F32, 2, (int64_t[]){ R, N }, hdy);
+  g_autoptr (DlTensor) dx = dl_test_tensor ("dx", DL_DTYPE_F32, 2, (int64_t[]){ R, K }, NULL);
+  g_autoptr (DlTensor) dw = dl_test_tensor ("dw", DL_DTYPE_F32, 2, (int64_t[]){ N, K }, NULL);
+  g_autoptr (DlTensor) db = dl_test_tensor ("dbias", DL_DTYPE_F32, 1, (int64_t[]){ N }, NULL);
   g_assert_true (dl_op_linear_backward (rec, dx, NULL, NULL, NULL, w, dy, FALSE, &error));
   g_assert_true (dl_op_linear_backward (rec, NULL, dw, NULL, x, NULL, dy, FALSE, &error));
   g_assert_true (dl_op_linear_backward (rec, NULL, NULL, db, NULL, NULL, dy, FALSE, &error));
@@ -245,8 +248,8 @@ test_partial_gradients (void)
   g_autofree float *gdx = dl_test_download (dx);
   g_autofree float *gdw = dl_test_download (dw);
   g_autofree float *gdb = dl_test_download (db);
-  g_autofree float *rdx = g_new (float, R * K);
-  g_autofree float *rdw = g_new (float, N * K);
+  g_autofree float *rdx = g_new (float, R *K);
+  g_autofree float *rdw = g_new (float, N *K);
   g_autofree float *rdb = g_new (float, N);
   ref_linear_backward (rdx, rdw, rdb, hx, hw, hdy, R, K, N, FALSE);
   dl_test_assert_close ("linear dx alone", gdx, rdx, R * K, 1e-5, 1e-5);
@@ -259,15 +262,15 @@ test_errors (void)
 {
   DlRecorder *rec = dl_test_recorder ();
   g_autoptr (GError) error = NULL;
-  g_autoptr (DlTensor) x = dl_test_tensor ("x", DL_DTYPE_F32, 2, (int64_t[]) { 4, 6 }, NULL);
-  g_autoptr (DlTensor) w = dl_test_tensor ("w", DL_DTYPE_F32, 2, (int64_t[]) { 3, 6 }, NULL);
-  g_autoptr (DlTensor) wt = dl_test_tensor ("w transposed", DL_DTYPE_F32, 2, (int64_t[]) { 6, 3 }, NULL);
-  g_autoptr (DlTensor) w3 = dl_test_tensor ("w 3-D", DL_DTYPE_F32, 3, (int64_t[]) { 1, 3, 6 }, NULL);
-  g_autoptr (DlTensor) y = dl_test_tensor ("y", DL_DTYPE_F32, 2, (int64_t[]) { 4, 3 }, NULL);
-  g_autoptr (DlTensor) y5 = dl_test_tensor ("y5", DL_DTYPE_F32, 2, (int64_t[]) { 5, 3 }, NULL);
-  g_autoptr (DlTensor) b4 = dl_test_tensor ("bias4", DL_DTYPE_F32, 1, (int64_t[]) { 4 }, NULL);
-  g_autoptr (DlTensor) b16 = dl_test_tensor ("bias16", DL_DTYPE_F16, 1, (int64_t[]) { 3 }, NULL);
-  g_autoptr (DlTensor) xi = dl_test_tensor ("xi", DL_DTYPE_I32, 2, (int64_t[]) { 4, 6 }, NULL);
+  g_autoptr (DlTensor) x = dl_test_tensor ("x", DL_DTYPE_F32, 2, (int64_t[]){ 4, 6 }, NULL);
+  g_autoptr (DlTensor) w = dl_test_tensor ("w", DL_DTYPE_F32, 2, (int64_t[]){ 3, 6 }, NULL);
+  g_autoptr (DlTensor) wt = dl_test_tensor ("w transposed", DL_DTYPE_F32, 2, (int64_t[]){ 6, 3 }, NULL);
+  g_autoptr (DlTensor) w3 = dl_test_tensor ("w 3-D", DL_DTYPE_F32, 3, (int64_t[]){ 1, 3, 6 }, NULL);
+  g_autoptr (DlTensor) y = dl_test_tensor ("y", DL_DTYPE_F32, 2, (int64_t[]){ 4, 3 }, NULL);
+  g_autoptr (DlTensor) y5 = dl_test_tensor ("y5", DL_DTYPE_F32, 2, (int64_t[]){ 5, 3 }, NULL);
+  g_autoptr (DlTensor) b4 = dl_test_tensor ("bias4", DL_DTYPE_F32, 1, (int64_t[]){ 4 }, NULL);
+  g_autoptr (DlTensor) b16 = dl_test_tensor ("bias16", DL_DTYPE_F16, 1, (int64_t[]){ 3 }, NULL);
+  g_autoptr (DlTensor) xi = dl_test_tensor ("xi", DL_DTYPE_I32, 2, (int64_t[]){ 4, 6 }, NULL);
   dl_test_expect_error (dl_op_linear (rec, y, x, wt, NULL, &error), &error, DL_ERROR_INVALID_ARGUMENT);
   dl_test_expect_error (dl_op_linear (rec, y, x, w3, NULL, &error), &error, DL_ERROR_INVALID_ARGUMENT);
   dl_test_expect_error (dl_op_linear (rec, y5, x, w, NULL, &error), &error, DL_ERROR_INVALID_ARGUMENT);
@@ -275,15 +278,15 @@ test_errors (void)
   dl_test_expect_error (dl_op_linear (rec, y, x, w, b16, &error), &error, DL_ERROR_INVALID_ARGUMENT);
   dl_test_expect_error (dl_op_linear (rec, y, xi, w, NULL, &error), &error, DL_ERROR_UNSUPPORTED);
   dl_test_expect_error (dl_op_linear_backward (rec, x, NULL, NULL, NULL, NULL, y, FALSE, &error), &error,
-                DL_ERROR_INVALID_ARGUMENT);
+                        DL_ERROR_INVALID_ARGUMENT);
   dl_test_expect_error (dl_op_linear_backward (rec, NULL, w, NULL, NULL, NULL, y, FALSE, &error), &error,
-                DL_ERROR_INVALID_ARGUMENT);
+                        DL_ERROR_INVALID_ARGUMENT);
   dl_test_expect_error (dl_op_linear_backward (rec, x, NULL, NULL, NULL, w, y5, FALSE, &error), &error,
-                DL_ERROR_INVALID_ARGUMENT);
+                        DL_ERROR_INVALID_ARGUMENT);
   dl_test_expect_error (dl_op_linear_backward (rec, NULL, wt, NULL, x, NULL, y, FALSE, &error), &error,
-                DL_ERROR_INVALID_ARGUMENT);
+                        DL_ERROR_INVALID_ARGUMENT);
   dl_test_expect_error (dl_op_linear_backward (rec, NULL, NULL, b4, NULL, NULL, y, FALSE, &error), &error,
-                DL_ERROR_INVALID_ARGUMENT);
+                        DL_ERROR_INVALID_ARGUMENT);
   dl_test_finish ();
 }
 

@@ -9,7 +9,8 @@
 
 #include <math.h>
 
-typedef struct {
+typedef struct
+{
   float *pred, *target, *w;
   int64_t B, M;
   float gs;
@@ -29,7 +30,7 @@ test_reference_gradient (void)
   g_autofree float *pred = dl_test_random (B * M, 1, -1, 1);
   g_autofree float *target = dl_test_random (B * M, 2, -1, 1);
   float w[3] = { 0.25f, 1.0f, 3.0f };
-  g_autofree float *g = g_new (float, B * M);
+  g_autofree float *g = g_new (float, B *M);
   for (int weighted = 0; weighted < 2; weighted++)
     {
       ref_mse_loss_backward (g, pred, target, weighted ? w : NULL, B, M, 2.0f);
@@ -39,7 +40,8 @@ test_reference_gradient (void)
     }
 }
 
-typedef struct {
+typedef struct
+{
   int64_t B, M;
   gboolean weighted;
   DlDType pred_dt, target_dt, grad_dt;
@@ -51,7 +53,7 @@ run_case (const Case *c)
   DlRecorder *rec = dl_test_recorder ();
   g_autoptr (GError) error = NULL;
   int64_t n = c->B * c->M;
-  guint32 seed = (guint32) (c->B * 1000 + c->M);
+  guint32 seed = (guint32)(c->B * 1000 + c->M);
   g_autofree float *pred = dl_test_random (n, seed, -2, 2);
   g_autofree float *target = dl_test_random (n, seed + 1, -2, 2);
   g_autofree float *w = dl_test_random (c->B, seed + 2, 0.1f, 2.0f);
@@ -73,7 +75,7 @@ run_case (const Case *c)
   g_autofree float *ps = dl_test_download (ts);
   g_autofree float *g = dl_test_download (tg);
   g_autofree float *wps = g_new (float, c->B);
-  float wl = (float) ref_mse_loss (wps, pred, target, c->weighted ? w : NULL, c->B, c->M);
+  float wl = (float)ref_mse_loss (wps, pred, target, c->weighted ? w : NULL, c->B, c->M);
   g_autofree char *what = g_strdup_printf ("mse %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT "%s %s/%s->%s", c->B, c->M,
                                            c->weighted ? " weighted" : "", dl_dtype_name (c->pred_dt),
                                            dl_dtype_name (c->target_dt), dl_dtype_name (c->grad_dt));
@@ -94,11 +96,11 @@ test_against_reference (void)
   static const Case cases[] = {
     { 1, 1, FALSE, DL_DTYPE_F32, DL_DTYPE_F32, DL_DTYPE_F32 },
     { 1, 7, TRUE, DL_DTYPE_F32, DL_DTYPE_F32, DL_DTYPE_F32 },
-    { 2, 1024, TRUE, DL_DTYPE_F32, DL_DTYPE_F32, DL_DTYPE_F32 },      /* the tiny UNet's latents */
-    { 2, 16384, FALSE, DL_DTYPE_F16, DL_DTYPE_F32, DL_DTYPE_F32 },    /* SD 1.5 latents: one full chunk */
-    { 3, 40001, TRUE, DL_DTYPE_F32, DL_DTYPE_F32, DL_DTYPE_F16 },     /* three chunks, the last short */
+    { 2, 1024, TRUE, DL_DTYPE_F32, DL_DTYPE_F32, DL_DTYPE_F32 },   /* the tiny UNet's latents */
+    { 2, 16384, FALSE, DL_DTYPE_F16, DL_DTYPE_F32, DL_DTYPE_F32 }, /* SD 1.5 latents: one full chunk */
+    { 3, 40001, TRUE, DL_DTYPE_F32, DL_DTYPE_F32, DL_DTYPE_F16 },  /* three chunks, the last short */
     { 5, 129, TRUE, DL_DTYPE_F16, DL_DTYPE_F16, DL_DTYPE_F16 },
-    { 70, 33, TRUE, DL_DTYPE_F32, DL_DTYPE_F16, DL_DTYPE_F32 },       /* more samples than one thread row */
+    { 70, 33, TRUE, DL_DTYPE_F32, DL_DTYPE_F16, DL_DTYPE_F32 }, /* more samples than one thread row */
   };
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     run_case (&cases[i]);
@@ -176,9 +178,9 @@ test_golden_dreambooth (gconstpointer path)
   g_assert_no_error (error);
   /* min-SNR-5 instance term: the script's l_inst * (w0 + w1) / 2 is one sample
    * weighted by the mean of both weights */
-  double w0 = MIN (snr_at ((int) ts[0]), 5) / snr_at ((int) ts[0]);
-  double w1 = MIN (snr_at ((int) ts[1]), 5) / snr_at ((int) ts[1]);
-  float wmean = (float) ((w0 + w1) / 2);
+  double w0 = MIN (snr_at ((int)ts[0]), 5) / snr_at ((int)ts[0]);
+  double w1 = MIN (snr_at ((int)ts[1]), 5) / snr_at ((int)ts[1]);
+  float wmean = (float)((w0 + w1) / 2);
   int64_t half_shape[4] = { 1, 4, 16, 16 };
   g_autoptr (DlTensor) pi = dl_tensor_view (pred, "pred[0]", 0, 4, half_shape, &error);
   g_autoptr (DlTensor) ni = dl_tensor_view (noise, "noise[0]", 0, 4, half_shape, &error);

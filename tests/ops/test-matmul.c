@@ -5,16 +5,18 @@
 
 #include <math.h>
 
-typedef struct {
+typedef struct
+{
   int64_t m, n, k;
 } Size;
 
 static const Size sizes[] = {
-  { 1, 1, 1 }, { 7, 129, 33 }, { 129, 7, 1000 }, { 1000, 1, 7 }, { 65, 67, 129 }, { 128, 128, 128 }, { 33, 200, 17 },
-  { 5, 3, 0 },
+  { 1, 1, 1 },     { 7, 129, 33 },    { 129, 7, 1000 }, { 1000, 1, 7 },
+  { 65, 67, 129 }, { 128, 128, 128 }, { 33, 200, 17 },  { 5, 3, 0 },
 };
 
-typedef struct {
+typedef struct
+{
   DlDType da, db, dd;
   gboolean ta, tb;
   DlMatmulTile tile;
@@ -33,7 +35,7 @@ run_case (const Size *s, const Case *c)
     return;
   int64_t M = s->m, N = s->n, K = s->k;
   int64_t na = c->batch_a * M * K, nb = c->batch_b * K * N, nd = c->batch * M * N;
-  guint32 seed = (guint32) (M * 7919 + N * 31 + K);
+  guint32 seed = (guint32)(M * 7919 + N * 31 + K);
   g_autofree float *xa = dl_test_random (na, seed, -1, 1);
   g_autofree float *xb = dl_test_random (nb, seed + 1, -1, 1);
   g_autofree float *xd = dl_test_random (nd, seed + 2, -1, 1);
@@ -59,18 +61,17 @@ run_case (const Size *s, const Case *c)
   g_autofree float *got = dl_test_download (d);
 
   g_autofree float *want = g_memdup2 (xd, nd * sizeof (float));
-  ref_matmul (want, xa, c->ta, xb, c->tb, c->bias ? xbias : NULL, c->batch, c->batch_a, c->batch_b, M, N, K,
-              c->alpha, c->beta);
+  ref_matmul (want, xa, c->ta, xb, c->tb, c->bias ? xbias : NULL, c->batch, c->batch_a, c->batch_b, M, N, K, c->alpha,
+              c->beta);
   ref_round_to_dtype (want, nd, c->dd);
 
   g_autofree char *what = g_strdup_printf (
     "matmul %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT "x%" G_GINT64_FORMAT " batch %" G_GINT64_FORMAT
     " (a %" G_GINT64_FORMAT ", b %" G_GINT64_FORMAT ") %s%s·%s%s->%s tile %s%s alpha %g beta %g",
     M, N, K, c->batch, c->batch_a, c->batch_b, dl_dtype_name (c->da), c->ta ? "ᵀ" : "", dl_dtype_name (c->db),
-    c->tb ? "ᵀ" : "", dl_dtype_name (c->dd), dl_matmul_tile_name (c->tile), c->bias ? " +bias" : "", c->alpha,
-    c->beta);
+    c->tb ? "ᵀ" : "", dl_dtype_name (c->dd), dl_matmul_tile_name (c->tile), c->bias ? " +bias" : "", c->alpha, c->beta);
   /* fp32 accumulation of K products of numbers in [-1, 1] */
-  double atol = 4e-7 * (1 + sqrt ((double) K)) * 4;
+  double atol = 4e-7 * (1 + sqrt ((double)K)) * 4;
   double rtol = c->dd == DL_DTYPE_F16 ? 1e-3 : 1e-5;
   if (c->dd == DL_DTYPE_F16)
     atol += 1e-3;
@@ -84,7 +85,7 @@ test_f32_all_tiles (void)
     for (int t = DL_MATMUL_TILE_AUTO; t < DL_MATMUL_N_TILES; t++)
       for (int tr = 0; tr < 4; tr++)
         {
-          Case c = { DL_DTYPE_F32, DL_DTYPE_F32, DL_DTYPE_F32, tr & 1, tr >> 1, (DlMatmulTile) t, 1, 1, 1, FALSE, 1, 0 };
+          Case c = { DL_DTYPE_F32, DL_DTYPE_F32, DL_DTYPE_F32, tr & 1, tr >> 1, (DlMatmulTile)t, 1, 1, 1, FALSE, 1, 0 };
           run_case (&sizes[s], &c);
         }
 }
@@ -130,7 +131,9 @@ test_batched (void)
     for (int tr = 0; tr < 4; tr++)
       {
         /* weights broadcast over the batch (the common Linear case, folded into one tall product) */
-        Case c = { DL_DTYPE_F32, DL_DTYPE_F16, DL_DTYPE_F32, tr & 1, tr >> 1, DL_MATMUL_TILE_AUTO, 3, 3, 1, TRUE, 1, 0 };
+        Case c = {
+          DL_DTYPE_F32, DL_DTYPE_F16, DL_DTYPE_F32, tr & 1, tr >> 1, DL_MATMUL_TILE_AUTO, 3, 3, 1, TRUE, 1, 0
+        };
         run_case (&bs[s], &c);
         /* both operands batched (attention scores) */
         c.batch_b = 3;
@@ -148,19 +151,19 @@ test_errors (void)
 {
   DlRecorder *rec = dl_test_recorder ();
   g_autoptr (GError) error = NULL;
-  g_autoptr (DlTensor) a = dl_test_tensor ("a", DL_DTYPE_F32, 2, (int64_t[]) { 4, 5 }, NULL);
-  g_autoptr (DlTensor) b = dl_test_tensor ("b", DL_DTYPE_F32, 2, (int64_t[]) { 6, 7 }, NULL);
-  g_autoptr (DlTensor) d = dl_test_tensor ("d", DL_DTYPE_F32, 2, (int64_t[]) { 4, 7 }, NULL);
+  g_autoptr (DlTensor) a = dl_test_tensor ("a", DL_DTYPE_F32, 2, (int64_t[]){ 4, 5 }, NULL);
+  g_autoptr (DlTensor) b = dl_test_tensor ("b", DL_DTYPE_F32, 2, (int64_t[]){ 6, 7 }, NULL);
+  g_autoptr (DlTensor) d = dl_test_tensor ("d", DL_DTYPE_F32, 2, (int64_t[]){ 4, 7 }, NULL);
   g_assert_false (dl_op_matmul (rec, d, a, FALSE, b, FALSE, NULL, NULL, &error));
   g_assert_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT);
   g_test_message ("%s", error->message);
   g_clear_error (&error);
-  g_autoptr (DlTensor) i = dl_test_tensor ("ints", DL_DTYPE_I32, 2, (int64_t[]) { 5, 7 }, NULL);
+  g_autoptr (DlTensor) i = dl_test_tensor ("ints", DL_DTYPE_I32, 2, (int64_t[]){ 5, 7 }, NULL);
   g_assert_false (dl_op_matmul (rec, d, a, FALSE, i, FALSE, NULL, NULL, &error));
   g_assert_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED);
   g_clear_error (&error);
-  g_autoptr (DlTensor) b2 = dl_test_tensor ("b2", DL_DTYPE_F32, 2, (int64_t[]) { 5, 7 }, NULL);
-  g_autoptr (DlTensor) bias = dl_test_tensor ("bias", DL_DTYPE_F32, 1, (int64_t[]) { 6 }, NULL);
+  g_autoptr (DlTensor) b2 = dl_test_tensor ("b2", DL_DTYPE_F32, 2, (int64_t[]){ 5, 7 }, NULL);
+  g_autoptr (DlTensor) bias = dl_test_tensor ("bias", DL_DTYPE_F32, 1, (int64_t[]){ 6 }, NULL);
   g_assert_false (dl_op_matmul (rec, d, a, FALSE, b2, FALSE, bias, NULL, &error));
   g_assert_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT);
 }

@@ -14,7 +14,8 @@
 
 /* ---- finite differences of the references ---- */
 
-typedef struct {
+typedef struct
+{
   float *x, *gamma, *beta, *r;
   int64_t N, C, S, G;
   gboolean silu, layer;
@@ -32,7 +33,7 @@ fd_loss (gpointer data)
     ref_group_norm_forward (y, NULL, NULL, c->x, c->gamma, c->beta, c->N, c->C, c->S, c->G, 1e-5, c->silu);
   double l = 0;
   for (int64_t i = 0; i < n; i++)
-    l += (double) y[i] * c->r[i];
+    l += (double)y[i] * c->r[i];
   return l;
 }
 
@@ -40,7 +41,7 @@ static void
 fd_case (int64_t N, int64_t C, int64_t S, int64_t G, gboolean silu, gboolean layer, gboolean affine)
 {
   int64_t n = N * C * S, nst = layer ? N : N * G;
-  guint32 seed = (guint32) (N * 1000 + C * 100 + S * 10 + G + silu);
+  guint32 seed = (guint32)(N * 1000 + C * 100 + S * 10 + G + silu);
   g_autofree float *x = dl_test_random (n, seed, -2, 2);
   g_autofree float *gamma = dl_test_random (C, seed + 1, 0.5f, 1.5f);
   g_autofree float *beta = dl_test_random (C, seed + 2, -0.5f, 0.5f);
@@ -63,10 +64,9 @@ fd_case (int64_t N, int64_t C, int64_t S, int64_t G, gboolean silu, gboolean lay
       ref_group_norm_backward (dx, dg, db, x, gm, bt, mean, rstd, r, N, C, S, G, silu);
     }
   FdCtx c = { x, gm, bt, r, N, C, S, G, silu, layer };
-  g_autofree char *what = g_strdup_printf ("%s N%" G_GINT64_FORMAT " C%" G_GINT64_FORMAT " S%" G_GINT64_FORMAT
-                                           " G%" G_GINT64_FORMAT "%s%s",
-                                           layer ? "layer_norm" : "group_norm", N, C, S, G, silu ? " silu" : "",
-                                           affine ? " affine" : "");
+  g_autofree char *what =
+    g_strdup_printf ("%s N%" G_GINT64_FORMAT " C%" G_GINT64_FORMAT " S%" G_GINT64_FORMAT " G%" G_GINT64_FORMAT "%s%s",
+                     layer ? "layer_norm" : "group_norm", N, C, S, G, silu ? " silu" : "", affine ? " affine" : "");
   g_autofree char *wx = g_strconcat (what, " dx", NULL);
   g_autofree char *wg = g_strconcat (what, " dgamma", NULL);
   g_autofree char *wb = g_strconcat (what, " dbeta", NULL);
@@ -97,12 +97,13 @@ test_reference_gradient (void)
 
 /* ---- shaders against the references ---- */
 
-typedef struct {
-  DlDType xdt;      /* x, y, dy, dx */
-  DlDType pdt;      /* gamma, beta */
-  DlDType gdt;      /* dgamma, dbeta */
+typedef struct
+{
+  DlDType xdt; /* x, y, dy, dx */
+  DlDType pdt; /* gamma, beta */
+  DlDType gdt; /* dgamma, dbeta */
   gboolean accumulate;
-  int outputs;      /* OUT_* bits: which optional outputs to ask for */
+  int outputs; /* OUT_* bits: which optional outputs to ask for */
 } Mode;
 
 #define OUT_DX 1
@@ -115,7 +116,7 @@ max_abs (const float *v, gsize n)
 {
   double m = 0;
   for (gsize i = 0; i < n; i++)
-    m = MAX (m, fabs ((double) v[i]));
+    m = MAX (m, fabs ((double)v[i]));
   return m;
 }
 
@@ -163,7 +164,8 @@ check_param_grad (const char *what, DlTensor *t, const float *prior, const float
   dl_test_assert_close (what, got, exp, C, atol, gdt == DL_DTYPE_F16 ? 1.5e-3 : 2e-5);
 }
 
-typedef struct {
+typedef struct
+{
   int ndim;
   int64_t shape[4];
   int G;
@@ -181,7 +183,7 @@ run_gn (const GnCase *c, const Mode *m)
   for (int i = 2; i < c->ndim; i++)
     S *= c->shape[i];
   int64_t G = c->G, n = N * C * S, nst = N * G;
-  guint32 seed = (guint32) (n * 7 + C * 3 + G + c->silu * 11 + m->xdt * 5 + m->pdt);
+  guint32 seed = (guint32)(n * 7 + C * 3 + G + c->silu * 11 + m->xdt * 5 + m->pdt);
   g_autofree float *x = dl_test_random (n, seed, c->lo, c->hi);
   g_autofree float *gamma = dl_test_random (C, seed + 1, 0.5f, 1.5f);
   g_autofree float *beta = dl_test_random (C, seed + 2, -0.5f, 0.5f);
@@ -216,10 +218,9 @@ run_gn (const GnCase *c, const Mode *m)
   g_autofree float *wrstd = g_new (float, nst);
   ref_group_norm_forward (wy, wmean, wrstd, x, gm, bt, N, C, S, G, c->eps, c->silu);
   g_autofree char *shape = dl_shape_to_string (c->ndim, c->shape);
-  g_autofree char *what = g_strdup_printf ("group_norm %s G%d%s%s%s x %s params %s%s", shape, c->G,
-                                           c->gamma ? " gamma" : "", c->beta ? " beta" : "", c->silu ? " silu" : "",
-                                           dl_dtype_name (m->xdt), dl_dtype_name (m->pdt),
-                                           m->accumulate ? " accumulate" : "");
+  g_autofree char *what = g_strdup_printf (
+    "group_norm %s G%d%s%s%s x %s params %s%s", shape, c->G, c->gamma ? " gamma" : "", c->beta ? " beta" : "",
+    c->silu ? " silu" : "", dl_dtype_name (m->xdt), dl_dtype_name (m->pdt), m->accumulate ? " accumulate" : "");
   double xmax = MAX (fabs (c->lo), fabs (c->hi)), rmax = max_abs (wrstd, nst);
   double cond = xmax * rmax;
   g_autofree char *wm = g_strconcat (what, " mean", NULL);
@@ -259,26 +260,38 @@ run_gn (const GnCase *c, const Mode *m)
   g_autofree char *wgn = g_strconcat (what, " dgamma", NULL);
   g_autofree char *wbn = g_strconcat (what, " dbeta", NULL);
   if (tdg)
-    check_param_grad (wgn, tdg, m->accumulate ? prior_g : NULL, wdg, C, m->gdt, (double) (N * S));
+    check_param_grad (wgn, tdg, m->accumulate ? prior_g : NULL, wdg, C, m->gdt, (double)(N * S));
   if (tdb)
-    check_param_grad (wbn, tdb, m->accumulate ? prior_b : NULL, wdb, C, m->gdt, (double) (N * S));
+    check_param_grad (wbn, tdb, m->accumulate ? prior_b : NULL, wdb, C, m->gdt, (double)(N * S));
 }
 
-#define S4(a, b, c, d) 4, { a, b, c, d }
-#define S3(a, b, c) 3, { a, b, c, 0 }
-#define S2(a, b) 2, { a, b, 0, 0 }
+#define S4(a, b, c, d) \
+  4,                   \
+  {                    \
+    a, b, c, d         \
+  }
+#define S3(a, b, c) \
+  3,                \
+  {                 \
+    a, b, c, 0      \
+  }
+#define S2(a, b) \
+  2,             \
+  {              \
+    a, b, 0, 0   \
+  }
 
 static const GnCase gn_cases[] = {
-  { S4 (1, 1, 1, 1), 1, TRUE, TRUE, FALSE, -1, 1, 1e-5f },       /* one element: var 0 */
-  { S4 (2, 7, 3, 5), 7, TRUE, TRUE, TRUE, -2, 2, 1e-5f },        /* one channel per group */
+  { S4 (1, 1, 1, 1), 1, TRUE, TRUE, FALSE, -1, 1, 1e-5f }, /* one element: var 0 */
+  { S4 (2, 7, 3, 5), 7, TRUE, TRUE, TRUE, -2, 2, 1e-5f },  /* one channel per group */
   { S4 (2, 7, 3, 5), 1, TRUE, FALSE, FALSE, -2, 2, 1e-6f },
-  { S4 (2, 13, 1, 1), 13, TRUE, TRUE, TRUE, -1, 1, 1e-5f },      /* 1x1, groups of one element */
-  { S4 (3, 129, 5, 3), 3, FALSE, TRUE, TRUE, -3, 1, 1e-5f },     /* beta only */
+  { S4 (2, 13, 1, 1), 13, TRUE, TRUE, TRUE, -1, 1, 1e-5f },  /* 1x1, groups of one element */
+  { S4 (3, 129, 5, 3), 3, FALSE, TRUE, TRUE, -3, 1, 1e-5f }, /* beta only */
   { S4 (2, 96, 7, 9), 32, TRUE, TRUE, TRUE, -2, 2, 1e-6f },
-  { S4 (1, 3, 70, 70), 1, TRUE, TRUE, TRUE, -2, 2, 1e-5f },      /* 8 uneven chunks */
-  { S4 (1, 64, 64, 64), 32, TRUE, TRUE, TRUE, -2, 2, 1e-5f },    /* large groups, 4 chunks each */
-  { S3 (2, 6, 11), 3, TRUE, TRUE, FALSE, -1, 1, 1e-5f },         /* [N, C, L] */
-  { S2 (4, 32), 32, FALSE, FALSE, FALSE, -1, 1, 1e-5f },         /* [N, C]: groups of one */
+  { S4 (1, 3, 70, 70), 1, TRUE, TRUE, TRUE, -2, 2, 1e-5f },   /* 8 uneven chunks */
+  { S4 (1, 64, 64, 64), 32, TRUE, TRUE, TRUE, -2, 2, 1e-5f }, /* large groups, 4 chunks each */
+  { S3 (2, 6, 11), 3, TRUE, TRUE, FALSE, -1, 1, 1e-5f },      /* [N, C, L] */
+  { S2 (4, 32), 32, FALSE, FALSE, FALSE, -1, 1, 1e-5f },      /* [N, C]: groups of one */
   { S2 (5, 12), 3, TRUE, TRUE, TRUE, -1, 1, 1e-5f },
 };
 
@@ -356,7 +369,8 @@ test_gn_optional (void)
 
 /* ---- LayerNorm ---- */
 
-typedef struct {
+typedef struct
+{
   int ndim;
   int64_t shape[4];
   gboolean gamma, beta;
@@ -373,7 +387,7 @@ run_ln (const LnCase *c, const Mode *m)
   for (int i = 0; i < c->ndim - 1; i++)
     rows *= c->shape[i];
   int64_t n = rows * C;
-  guint32 seed = (guint32) (n * 5 + C + m->xdt * 3 + m->pdt);
+  guint32 seed = (guint32)(n * 5 + C + m->xdt * 3 + m->pdt);
   g_autofree float *x = dl_test_random (n, seed, c->lo, c->hi);
   g_autofree float *gamma = dl_test_random (C, seed + 1, 0.5f, 1.5f);
   g_autofree float *beta = dl_test_random (C, seed + 2, -0.5f, 0.5f);
@@ -431,8 +445,7 @@ run_ln (const LnCase *c, const Mode *m)
     (m->outputs & OUT_DGAMMA) ? dl_test_tensor ("dgamma", m->gdt, 1, &C, m->accumulate ? prior_g : NULL) : NULL;
   g_autoptr (DlTensor) tdb =
     (m->outputs & OUT_DBETA) ? dl_test_tensor ("dbeta", m->gdt, 1, &C, m->accumulate ? prior_b : NULL) : NULL;
-  g_assert_true (
-    dl_op_layer_norm_backward (rec, tdx, tdg, tdb, tx, tg, tmean, trstd, tdy, m->accumulate, &error));
+  g_assert_true (dl_op_layer_norm_backward (rec, tdx, tdg, tdb, tx, tg, tmean, trstd, tdy, m->accumulate, &error));
   g_assert_no_error (error);
   dl_test_finish ();
   g_autofree float *wdx = g_new (float, n);
@@ -450,19 +463,18 @@ run_ln (const LnCase *c, const Mode *m)
   g_autofree char *wgn = g_strconcat (what, " dgamma", NULL);
   g_autofree char *wbn = g_strconcat (what, " dbeta", NULL);
   if (tdg)
-    check_param_grad (wgn, tdg, m->accumulate ? prior_g : NULL, wdg, C, m->gdt, (double) rows);
+    check_param_grad (wgn, tdg, m->accumulate ? prior_g : NULL, wdg, C, m->gdt, (double)rows);
   if (tdb)
-    check_param_grad (wbn, tdb, m->accumulate ? prior_b : NULL, wdb, C, m->gdt, (double) rows);
+    check_param_grad (wbn, tdb, m->accumulate ? prior_b : NULL, wdb, C, m->gdt, (double)rows);
 }
 
 static const LnCase ln_cases[] = {
-  { S2 (1, 1), TRUE, TRUE, -1, 1, 1e-5f },         /* var 0 */
-  { S2 (5, 7), TRUE, TRUE, -2, 2, 1e-5f },
-  { S2 (3, 129), FALSE, TRUE, -2, 2, 1e-5f },
-  { S2 (77, 768), TRUE, TRUE, -3, 3, 1e-5f },      /* CLIP */
-  { S3 (2, 13, 320), TRUE, FALSE, -2, 2, 1e-5f },  /* [B, tokens, C] */
-  { S2 (300, 33), TRUE, TRUE, -2, 2, 1e-5f },      /* many rows: several column chunks */
-  { S2 (3, 5000), TRUE, TRUE, -2, 2, 1e-5f },      /* a row longer than the workgroup many times */
+  { S2 (1, 1), TRUE, TRUE, -1, 1, 1e-5f }, /* var 0 */
+  { S2 (5, 7), TRUE, TRUE, -2, 2, 1e-5f },        { S2 (3, 129), FALSE, TRUE, -2, 2, 1e-5f },
+  { S2 (77, 768), TRUE, TRUE, -3, 3, 1e-5f },     /* CLIP */
+  { S3 (2, 13, 320), TRUE, FALSE, -2, 2, 1e-5f }, /* [B, tokens, C] */
+  { S2 (300, 33), TRUE, TRUE, -2, 2, 1e-5f },     /* many rows: several column chunks */
+  { S2 (3, 5000), TRUE, TRUE, -2, 2, 1e-5f },     /* a row longer than the workgroup many times */
   { S2 (7, 1), FALSE, FALSE, -1, 1, 1e-5f },
 };
 static const LnCase ln_offset = { S2 (9, 640), TRUE, TRUE, 999, 1001, 1e-5f };
@@ -512,8 +524,8 @@ test_ln_optional (void)
   for (int k = 0; k < 3; k++)
     {
       ys[k] = dl_test_tensor ("y", DL_DTYPE_F32, 2, shape, NULL);
-      g_assert_true (dl_op_layer_norm (rec, ys[k], k == 1 ? tm : NULL, k == 2 ? tr : NULL, tx, NULL, NULL, 1e-5f,
-                                       &error));
+      g_assert_true (
+        dl_op_layer_norm (rec, ys[k], k == 1 ? tm : NULL, k == 2 ? tr : NULL, tx, NULL, NULL, 1e-5f, &error));
     }
   g_assert_no_error (error);
   dl_test_finish ();
@@ -588,50 +600,51 @@ test_errors (void)
   g_autoptr (DlTensor) sc = dl_test_tensor ("scalar-ish", DL_DTYPE_F32, 1, &s1, NULL);
 
   dl_test_expect_error (dl_op_group_norm (rec, y, st, st, x, g6, g6, 4, 1e-5f, FALSE, &error), &error,
-                DL_ERROR_INVALID_ARGUMENT); /* 4 does not divide 6 */
+                        DL_ERROR_INVALID_ARGUMENT); /* 4 does not divide 6 */
   dl_test_expect_error (dl_op_group_norm (rec, y, st, st, x, g6, g6, 0, 1e-5f, FALSE, &error), &error,
-                DL_ERROR_INVALID_ARGUMENT);
+                        DL_ERROR_INVALID_ARGUMENT);
   dl_test_expect_error (dl_op_group_norm (rec, yb, NULL, NULL, x, NULL, NULL, 3, 1e-5f, FALSE, &error), &error,
-                DL_ERROR_INVALID_ARGUMENT);
+                        DL_ERROR_INVALID_ARGUMENT);
   dl_test_expect_error (dl_op_group_norm (rec, yh, NULL, NULL, x, NULL, NULL, 3, 1e-5f, FALSE, &error), &error,
-                DL_ERROR_UNSUPPORTED);
+                        DL_ERROR_UNSUPPORTED);
   dl_test_expect_error (dl_op_group_norm (rec, xi, NULL, NULL, xi, NULL, NULL, 3, 1e-5f, FALSE, &error), &error,
-                DL_ERROR_UNSUPPORTED);
+                        DL_ERROR_UNSUPPORTED);
   dl_test_expect_error (dl_op_group_norm (rec, y, NULL, NULL, x, g5, NULL, 3, 1e-5f, FALSE, &error), &error,
-                DL_ERROR_INVALID_ARGUMENT);
+                        DL_ERROR_INVALID_ARGUMENT);
   dl_test_expect_error (dl_op_group_norm (rec, y, NULL, NULL, x, g6, g6h, 3, 1e-5f, FALSE, &error), &error,
-                DL_ERROR_UNSUPPORTED);
+                        DL_ERROR_UNSUPPORTED);
   dl_test_expect_error (dl_op_group_norm (rec, y, sth, st, x, NULL, NULL, 3, 1e-5f, FALSE, &error), &error,
-                DL_ERROR_INVALID_ARGUMENT);
+                        DL_ERROR_INVALID_ARGUMENT);
   dl_test_expect_error (dl_op_group_norm (rec, y, st, st, x, NULL, NULL, 2, 1e-5f, FALSE, &error), &error,
-                DL_ERROR_INVALID_ARGUMENT); /* [2, 3] statistics for 2 groups */
+                        DL_ERROR_INVALID_ARGUMENT); /* [2, 3] statistics for 2 groups */
   dl_test_expect_error (dl_op_group_norm (rec, y, NULL, NULL, x, NULL, NULL, 3, -1.0f, FALSE, &error), &error,
-                DL_ERROR_INVALID_ARGUMENT);
+                        DL_ERROR_INVALID_ARGUMENT);
   dl_test_expect_error (dl_op_group_norm (rec, y, NULL, NULL, x, NULL, NULL, 3, NAN, FALSE, &error), &error,
-                DL_ERROR_INVALID_ARGUMENT);
+                        DL_ERROR_INVALID_ARGUMENT);
   dl_test_expect_error (dl_op_group_norm (rec, sc, NULL, NULL, sc, NULL, NULL, 1, 1e-5f, FALSE, &error), &error,
-                DL_ERROR_INVALID_ARGUMENT); /* no channel axis */
-  dl_test_expect_error (dl_op_group_norm_backward (rec, yb, NULL, NULL, x, NULL, NULL, st, st, y, 3, FALSE, FALSE, &error),
-                &error, DL_ERROR_INVALID_ARGUMENT);
+                        DL_ERROR_INVALID_ARGUMENT); /* no channel axis */
+  dl_test_expect_error (
+    dl_op_group_norm_backward (rec, yb, NULL, NULL, x, NULL, NULL, st, st, y, 3, FALSE, FALSE, &error), &error,
+    DL_ERROR_INVALID_ARGUMENT);
   dl_test_expect_error (dl_op_group_norm_backward (rec, y, g6, g6h, x, NULL, NULL, st, st, y, 3, FALSE, FALSE, &error),
-                &error, DL_ERROR_UNSUPPORTED);
+                        &error, DL_ERROR_UNSUPPORTED);
   dl_test_expect_error (dl_op_group_norm_backward (rec, y, g5, NULL, x, NULL, NULL, st, st, y, 3, FALSE, FALSE, &error),
-                &error, DL_ERROR_INVALID_ARGUMENT);
+                        &error, DL_ERROR_INVALID_ARGUMENT);
 
   int64_t two = 2;
   g_autoptr (DlTensor) lst = dl_test_tensor ("ln-mean", DL_DTYPE_F32, 1, &two, NULL);
   g_autoptr (DlTensor) lx = dl_test_tensor ("ln-x", DL_DTYPE_F32, 2, s2, NULL);
   g_autoptr (DlTensor) g3 = dl_test_tensor ("ln-gamma3", DL_DTYPE_F32, 1, &s5, NULL);
   dl_test_expect_error (dl_op_layer_norm (rec, x2, lst, lst, lx, g3, NULL, 1e-5f, &error), &error,
-                DL_ERROR_INVALID_ARGUMENT);
+                        DL_ERROR_INVALID_ARGUMENT);
   dl_test_expect_error (dl_op_layer_norm (rec, x2, st, st, lx, NULL, NULL, 1e-5f, &error), &error,
-                DL_ERROR_INVALID_ARGUMENT); /* 6 statistics for 2 rows */
+                        DL_ERROR_INVALID_ARGUMENT); /* 6 statistics for 2 rows */
   dl_test_expect_error (dl_op_layer_norm (rec, x, NULL, NULL, lx, NULL, NULL, 1e-5f, &error), &error,
-                DL_ERROR_INVALID_ARGUMENT);
+                        DL_ERROR_INVALID_ARGUMENT);
   dl_test_expect_error (dl_op_layer_norm_backward (rec, x2, NULL, NULL, lx, NULL, lst, lst, x, FALSE, &error), &error,
-                DL_ERROR_INVALID_ARGUMENT);
+                        DL_ERROR_INVALID_ARGUMENT);
   dl_test_expect_error (dl_op_layer_norm_backward (rec, x2, g3, NULL, lx, NULL, lst, lst, x2, FALSE, &error), &error,
-                DL_ERROR_INVALID_ARGUMENT);
+                        DL_ERROR_INVALID_ARGUMENT);
 }
 
 int

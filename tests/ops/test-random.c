@@ -19,8 +19,8 @@ ulp_distance (float a, float b)
   int32_t x, y;
   memcpy (&x, &a, 4);
   memcpy (&y, &b, 4);
-  int64_t ox = x < 0 ? (int64_t) INT32_MIN - x : x;
-  int64_t oy = y < 0 ? (int64_t) INT32_MIN - y : y;
+  int64_t ox = x < 0 ? (int64_t)INT32_MIN - x : x;
+  int64_t oy = y < 0 ? (int64_t)INT32_MIN - y : y;
   return ox > oy ? ox - oy : oy - ox;
 }
 
@@ -28,7 +28,8 @@ ulp_distance (float a, float b)
 static void
 test_philox_kat (void)
 {
-  static const struct {
+  static const struct
+  {
     uint32_t ctr[4], key[2], want[4];
   } kat[] = {
     { { 0, 0, 0, 0 }, { 0, 0 }, { 0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8 } },
@@ -58,21 +59,21 @@ test_detmath_accuracy (void)
   for (int i = 0; i < 200000; i++)
     {
       double x = g_rand_double (r);
-      float lx = ldexpf ((float) x + 1e-7f, -g_rand_int_range (r, 0, 40));
-      float ex = (float) (x * 40 - 30);
-      float sx = (float) (x * 2000 - 1000);
-      float qx = (float) (x * 100);
-      float da = (float) (x * 3 - 1.5), db = (float) g_rand_double_range (r, 0.01, 100);
-      double ulp_l = fabs (nextafterf ((float) log (lx), INFINITY) - (float) log (lx));
+      float lx = ldexpf ((float)x + 1e-7f, -g_rand_int_range (r, 0, 40));
+      float ex = (float)(x * 40 - 30);
+      float sx = (float)(x * 2000 - 1000);
+      float qx = (float)(x * 100);
+      float da = (float)(x * 3 - 1.5), db = (float)g_rand_double_range (r, 0.01, 100);
+      double ulp_l = fabs (nextafterf ((float)log (lx), INFINITY) - (float)log (lx));
       worst[0] = MAX (worst[0], fabs (dl_det_log (lx) - log (lx)) / ulp_l);
-      double ulp_e = fabs (nextafterf ((float) exp (ex), INFINITY) - (float) exp (ex));
+      double ulp_e = fabs (nextafterf ((float)exp (ex), INFINITY) - (float)exp (ex));
       worst[1] = MAX (worst[1], fabs (dl_det_exp (ex) - exp (ex)) / ulp_e);
       worst[2] = MAX (worst[2], fabs (dl_det_sin (sx) - sin (sx)));
       worst[3] = MAX (worst[3], fabs (dl_det_cos (sx) - cos (sx)));
-      double ulp_q = fabs (nextafterf ((float) sqrt (qx), INFINITY) - (float) sqrt (qx));
+      double ulp_q = fabs (nextafterf ((float)sqrt (qx), INFINITY) - (float)sqrt (qx));
       worst[4] = MAX (worst[4], fabs (dl_det_sqrt (qx) - sqrt (qx)) / ulp_q);
-      double q = (double) da / db;
-      double ulp_d = fabs (nextafterf ((float) q, INFINITY) - (float) q);
+      double q = (double)da / db;
+      double ulp_d = fabs (nextafterf ((float)q, INFINITY) - (float)q);
       worst[5] = MAX (worst[5], fabs (dl_det_div (da, db) - q) / ulp_d);
     }
   g_test_message ("log %.2f ulp, exp %.2f ulp, sin %.3g abs, cos %.3g abs (|x| <= 1000), sqrt %.2f ulp, div %.2f ulp",
@@ -86,9 +87,9 @@ test_detmath_accuracy (void)
   g_assert_cmpfloat (worst[5], <=, 1.0);
   /* exact conversion with round-to-nearest-even, including the ties */
   for (uint32_t v = 0xffffff00u; v != 0; v++)
-    g_assert_cmpfloat (dl_det_u32_to_f32 (v), ==, (float) v);
+    g_assert_cmpfloat (dl_det_u32_to_f32 (v), ==, (float)v);
   for (uint32_t v = 0x01000000u; v < 0x01000100u; v++)
-    g_assert_cmpfloat (dl_det_u32_to_f32 (v), ==, (float) v);
+    g_assert_cmpfloat (dl_det_u32_to_f32 (v), ==, (float)v);
   g_assert_true (isinf (dl_det_log (0)) && dl_det_log (0) < 0);
   g_assert_true (isnan (dl_det_log (-1)));
   g_assert_cmpfloat (dl_det_exp (-100), ==, 0);
@@ -118,17 +119,18 @@ test_normal_matches_cpu (void)
         for (int f16 = 0; f16 < 2; f16++)
           {
             int64_t n = sizes[s];
-            guint64 offset = (guint64) s + (k == 3 ? (1ull << 33) * (mode == DL_RANDOM_PHILOX) : 0);
+            guint64 offset = (guint64)s + (k == 3 ? (1ull << 33) * (mode == DL_RANDOM_PHILOX) : 0);
             float mean = f16 ? 0.5f : 0.0f, std = f16 ? 2.0f : 1.0f;
-            g_autofree float *got = gpu_normal (f16 ? DL_DTYPE_F16 : DL_DTYPE_F32, n, mode, seeds[k], offset, mean, std);
+            g_autofree float *got =
+              gpu_normal (f16 ? DL_DTYPE_F16 : DL_DTYPE_F32, n, mode, seeds[k], offset, mean, std);
             g_autofree float *want = g_new (float, n);
             dl_philox_fill_normal (want, n, mode, seeds[k], offset, 0, mean, std);
             if (f16)
               ref_round_to_dtype (want, n, DL_DTYPE_F16);
             /* bit for bit: the shader runs the same operations as the CPU */
-            g_autofree char *what = g_strdup_printf ("normal %s n %" G_GINT64_FORMAT " seed %" G_GUINT64_FORMAT " %s",
-                                                     mode == DL_RANDOM_A1111 ? "a1111" : "philox", n, seeds[k],
-                                                     f16 ? "f16" : "f32");
+            g_autofree char *what =
+              g_strdup_printf ("normal %s n %" G_GINT64_FORMAT " seed %" G_GUINT64_FORMAT " %s",
+                               mode == DL_RANDOM_A1111 ? "a1111" : "philox", n, seeds[k], f16 ? "f16" : "f32");
             dl_test_assert_close (what, got, want, n, 0, 0);
           }
 }
@@ -147,23 +149,23 @@ test_normal_statistics (void)
       for (int64_t i = 0; i < n; i++)
         {
           s1 += x[i];
-          s2 += (double) x[i] * x[i];
-          s4 += (double) x[i] * x[i] * x[i] * x[i];
-          cross += (double) x[i] * y[i];
+          s2 += (double)x[i] * x[i];
+          s4 += (double)x[i] * x[i] * x[i] * x[i];
+          cross += (double)x[i] * y[i];
           if (i > 0)
-            lag += (double) x[i] * x[i - 1];
+            lag += (double)x[i] * x[i - 1];
           tail += fabs (x[i]) > 3;
         }
       double mean = s1 / n, var = s2 / n - mean * mean, kurt = s4 / n;
       g_test_message ("mode %d: mean %.4f var %.4f E[x^4] %.3f corr(draws) %.4f lag-1 %.4f P(|x|>3) %.5f", mode, mean,
-                      var, kurt, cross / n, lag / n, (double) tail / n);
+                      var, kurt, cross / n, lag / n, (double)tail / n);
       /* 5-sigma bands for n = 262144 */
       g_assert_cmpfloat (fabs (mean), <, 0.01);
       g_assert_cmpfloat (fabs (var - 1), <, 0.015);
       g_assert_cmpfloat (fabs (kurt - 3), <, 0.1);
       g_assert_cmpfloat (fabs (cross / n), <, 0.01);
       g_assert_cmpfloat (fabs (lag / n), <, 0.01);
-      g_assert_cmpfloat (fabs ((double) tail / n - 0.0027), <, 0.0006);
+      g_assert_cmpfloat (fabs ((double)tail / n - 0.0027), <, 0.0006);
     }
 }
 
@@ -240,7 +242,7 @@ test_dropout (void)
           dl_test_assert_close ("dropout backward", g, wg, n, 0, 0);
           if (n >= 20000)
             {
-              double frac = (double) kept / n, sd = sqrt (probs[k] * (1 - probs[k]) / n);
+              double frac = (double)kept / n, sd = sqrt (probs[k] * (1 - probs[k]) / n);
               g_assert_cmpfloat (fabs (frac - (1 - probs[k])), <, 5 * sd);
             }
         }
@@ -268,7 +270,7 @@ test_dropout (void)
   g_assert_false (dl_op_dropout (rec, h, a, 0.5f, 1, 0, &error));
   g_assert_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED);
   g_clear_error (&error);
-  int64_t big = (int64_t) 1 << 20;
+  int64_t big = (int64_t)1 << 20;
   g_assert_false (dl_op_random_normal (rec, b, DL_RANDOM_A1111, 1, big * big, 0, 1, &error));
   g_assert_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT);
   g_clear_error (&error);

@@ -3,7 +3,8 @@
 
 #include <math.h>
 
-typedef struct {
+typedef struct
+{
   int ndim;
   int64_t shape[4];
 } Shape;
@@ -15,8 +16,8 @@ static const Shape shapes[] = {
   { 1, { 1000 } },
   { 2, { 7, 129 } },
   { 3, { 3, 1000, 5 } },
-  { 3, { 2, 9001, 1 } },     /* long rows: multi-pass in ROW mode */
-  { 2, { 20000, 3 } },       /* long columns: multi-pass in COL mode */
+  { 3, { 2, 9001, 1 } }, /* long rows: multi-pass in ROW mode */
+  { 2, { 20000, 3 } },   /* long columns: multi-pass in COL mode */
   { 4, { 2, 33, 17, 5 } },
 };
 
@@ -33,7 +34,7 @@ check_axis (const Shape *s, int axis, DlDType in_dt, DlDType out_dt, gboolean me
   for (int i = axis + 1; i < s->ndim; i++)
     inner *= s->shape[i];
   int64_t R = s->shape[axis];
-  g_autofree float *x = dl_test_random (n, (guint32) (n + axis), -1, 1);
+  g_autofree float *x = dl_test_random (n, (guint32)(n + axis), -1, 1);
   ref_round_to_dtype (x, n, in_dt);
   g_autoptr (DlTensor) src = dl_test_tensor ("src", in_dt, s->ndim, s->shape, x);
   int64_t out_n = outer * inner;
@@ -50,7 +51,7 @@ check_axis (const Shape *s, int axis, DlDType in_dt, DlDType out_dt, gboolean me
                                            dl_dtype_name (in_dt), dl_dtype_name (out_dt));
   /* fp32 accumulation of R terms of size <= 1: error grows like sqrt(R) ulps */
   double scale = mean ? 1.0 / R : 1.0;
-  double atol = 1e-6 * (1 + sqrt ((double) R)) * scale * 8;
+  double atol = 1e-6 * (1 + sqrt ((double)R)) * scale * 8;
   dl_test_assert_close (what, got, want, out_n, atol, out_dt == DL_DTYPE_F16 ? 1e-3 : 1e-5);
 }
 
@@ -98,7 +99,7 @@ test_all (void)
       float ws, wm;
       ref_sum (&ws, x, 1, n, 1, 1.0);
       ref_sum (&wm, x, 1, n, 1, 1.0 / n);
-      double atol = 1e-6 * (1 + sqrt ((double) n)) * 8;
+      double atol = 1e-6 * (1 + sqrt ((double)n)) * 8;
       dl_test_assert_close ("sum_all", gs, &ws, 1, atol, 1e-5);
       dl_test_assert_close ("mean_all", gm, &wm, 1, atol / n, 1e-5);
     }

@@ -11,9 +11,10 @@
 
 /* ---- finite differences of the references ---- */
 
-typedef struct {
+typedef struct
+{
   float *a, *b, *r;
-  int64_t P, H, W;    /* upsample: planes, H, W (b unused) */
+  int64_t P, H, W;          /* upsample: planes, H, W (b unused) */
   int64_t N, Ca, Cb, inner; /* concat when N > 0 */
 } FdCtx;
 
@@ -29,7 +30,7 @@ fd_loss (gpointer data)
     ref_upsample_nearest2x (y, c->a, c->P, c->H, c->W);
   double l = 0;
   for (int64_t i = 0; i < n; i++)
-    l += (double) y[i] * c->r[i];
+    l += (double)y[i] * c->r[i];
   return l;
 }
 
@@ -50,8 +51,8 @@ test_reference_gradient (void)
   g_autofree float *a = dl_test_random (N * Ca * inner, 3, -1, 1);
   g_autofree float *b = dl_test_random (N * Cb * inner, 4, -1, 1);
   g_autofree float *rc = dl_test_random (N * Ct * inner, 5, -1, 1);
-  g_autofree float *da = g_new (float, N * Ca * inner);
-  g_autofree float *db = g_new (float, N * Cb * inner);
+  g_autofree float *da = g_new (float, N *Ca *inner);
+  g_autofree float *db = g_new (float, N *Cb *inner);
   int64_t sa[2] = { N, Ca * inner }, sb[2] = { N, Cb * inner }, st[2] = { Ct * inner, 1 };
   ref_copy_strided (da, 2, sa, rc, 0, st);
   ref_copy_strided (db, 2, sb, rc, Ca * inner, st);
@@ -69,7 +70,7 @@ run_upsample (const int64_t *shape, DlDType dt)
   g_autoptr (GError) error = NULL;
   int64_t P = shape[0] * shape[1], H = shape[2], W = shape[3], n = P * H * W;
   int64_t big[4] = { shape[0], shape[1], 2 * H, 2 * W };
-  guint32 seed = (guint32) (n * 3 + dt);
+  guint32 seed = (guint32)(n * 3 + dt);
   g_autofree float *x = dl_test_random (n, seed, -1, 1);
   g_autofree float *dy = dl_test_random (4 * n, seed + 1, -1, 1);
   ref_round_to_dtype (x, n, dt);
@@ -125,7 +126,7 @@ run_concat (int ndim, const int64_t *sa, int64_t Cb, DlDType dt)
   for (int i = 2; i < ndim; i++)
     inner *= sa[i];
   int64_t na = N * Ca * inner, nb = N * Cb * inner, ny = na + nb;
-  guint32 seed = (guint32) (ny + dt);
+  guint32 seed = (guint32)(ny + dt);
   g_autofree float *a = dl_test_random (na, seed, -1, 1);
   g_autofree float *b = dl_test_random (nb, seed + 1, -1, 1);
   ref_round_to_dtype (a, na, dt);
@@ -199,7 +200,8 @@ test_errors (void)
   dl_test_expect_error (dl_op_upsample_nearest2x (rec, y, xh, &error), &error, DL_ERROR_UNSUPPORTED);
   dl_test_expect_error (dl_op_upsample_nearest2x (rec, y, x3, &error), &error, DL_ERROR_INVALID_ARGUMENT);
   dl_test_expect_error (dl_op_upsample_nearest2x_backward (rec, x, yo, &error), &error, DL_ERROR_INVALID_ARGUMENT);
-  dl_test_expect_error (dl_op_concat_channels (rec, cy, x, x, &error), &error, DL_ERROR_INVALID_ARGUMENT); /* 2+2 != 5 */
+  dl_test_expect_error (dl_op_concat_channels (rec, cy, x, x, &error), &error,
+                        DL_ERROR_INVALID_ARGUMENT); /* 2+2 != 5 */
   dl_test_expect_error (dl_op_concat_channels (rec, cw, x, cb, &error), &error, DL_ERROR_INVALID_ARGUMENT);
   dl_test_expect_error (dl_op_concat_channels (rec, c2, x, cb, &error), &error, DL_ERROR_INVALID_ARGUMENT);
   dl_test_expect_error (dl_op_concat_channels (rec, cy, xh, cb, &error), &error, DL_ERROR_UNSUPPORTED);
@@ -207,7 +209,8 @@ test_errors (void)
   dl_test_expect_error (dl_op_concat_channels (rec, xi, xi, xi, &error), &error, DL_ERROR_UNSUPPORTED);
   dl_test_expect_error (dl_op_split_channels (rec, x, x, cy, &error), &error, DL_ERROR_INVALID_ARGUMENT);
   dl_test_expect_error (dl_op_split_channels (rec, NULL, cw, cy, &error), &error, DL_ERROR_INVALID_ARGUMENT);
-  dl_test_expect_error (dl_op_split_channels (rec, cy, NULL, x, &error), &error, DL_ERROR_INVALID_ARGUMENT); /* 5 of 2 */
+  dl_test_expect_error (dl_op_split_channels (rec, cy, NULL, x, &error), &error,
+                        DL_ERROR_INVALID_ARGUMENT); /* 5 of 2 */
 }
 
 int

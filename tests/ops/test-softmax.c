@@ -7,7 +7,8 @@
 
 #include <math.h>
 
-typedef struct {
+typedef struct
+{
   float *x, *r;
   int64_t rows, n;
   float scale;
@@ -21,7 +22,7 @@ fd_loss (gpointer data)
   ref_softmax_forward (y, c->x, c->rows, c->n, c->scale);
   double l = 0;
   for (int64_t i = 0; i < c->rows * c->n; i++)
-    l += (double) y[i] * c->r[i];
+    l += (double)y[i] * c->r[i];
   return l;
 }
 
@@ -46,7 +47,8 @@ test_reference_gradient (void)
       }
 }
 
-typedef struct {
+typedef struct
+{
   int64_t rows, n;
   float lo, hi, scale;
   gboolean masked; /* some rows entirely -inf, others partly */
@@ -58,7 +60,7 @@ run_case (const Case *c, DlDType dt, gboolean in_place)
   DlRecorder *rec = dl_test_recorder ();
   g_autoptr (GError) error = NULL;
   int64_t tot = c->rows * c->n;
-  guint32 seed = (guint32) (c->rows * 131 + c->n);
+  guint32 seed = (guint32)(c->rows * 131 + c->n);
   g_autofree float *x = dl_test_random (tot, seed, c->lo, c->hi);
   g_autofree float *dy = dl_test_random (tot, seed + 1, -1, 1);
   if (c->masked)
@@ -79,9 +81,9 @@ run_case (const Case *c, DlDType dt, gboolean in_place)
   ref_softmax_forward (want, x, c->rows, c->n, c->scale);
   g_autofree float *want_r = g_memdup2 (want, tot * sizeof (float));
   ref_round_to_dtype (want_r, tot, dt);
-  g_autofree char *what = g_strdup_printf ("softmax %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT " %s scale %g%s%s",
-                                           c->rows, c->n, dl_dtype_name (dt), c->scale, c->masked ? " masked" : "",
-                                           in_place ? " in place" : "");
+  g_autofree char *what =
+    g_strdup_printf ("softmax %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT " %s scale %g%s%s", c->rows, c->n,
+                     dl_dtype_name (dt), c->scale, c->masked ? " masked" : "", in_place ? " in place" : "");
   /* f32: exp2 in the shader is a few ulp; f16: one rounding of a value <= 1 */
   gboolean f16 = dt == DL_DTYPE_F16;
   dl_test_assert_close (what, y, want_r, tot, f16 ? 1e-5 : 1e-7, f16 ? 1e-3 : 1e-5);
@@ -98,14 +100,14 @@ run_case (const Case *c, DlDType dt, gboolean in_place)
   ref_round_to_dtype (wdx, tot, dt);
   g_autofree char *bwhat = g_strconcat (what, " backward", NULL);
   /* the row dot product is an f32 sum of n terms of magnitude <= max|dy| */
-  double atol = (f16 ? 2e-4 : 2e-7) * c->scale * (1 + sqrt ((double) c->n) / 8);
+  double atol = (f16 ? 2e-4 : 2e-7) * c->scale * (1 + sqrt ((double)c->n) / 8);
   dl_test_assert_close (bwhat, dx, wdx, tot, atol, f16 ? 2e-3 : 2e-5);
 }
 
 static const Case cases[] = {
-  { 1, 1, -1, 1, 1, FALSE },      { 7, 129, -4, 4, 1, FALSE },       { 5, 77, -4, 4, 0.125f, FALSE },
-  { 3, 1000, -1, 1, 1, FALSE },   { 2, 4099, -8, 8, 0.5f, FALSE },   { 4, 33, -60, 60, 1, FALSE },
-  { 9, 300, -30, 30, 3, FALSE },  { 12, 40, -2, 2, 1, TRUE },        { 6, 700, -2, 2, 0.125f, TRUE },
+  { 1, 1, -1, 1, 1, FALSE },     { 7, 129, -4, 4, 1, FALSE },     { 5, 77, -4, 4, 0.125f, FALSE },
+  { 3, 1000, -1, 1, 1, FALSE },  { 2, 4099, -8, 8, 0.5f, FALSE }, { 4, 33, -60, 60, 1, FALSE },
+  { 9, 300, -30, 30, 3, FALSE }, { 12, 40, -2, 2, 1, TRUE },      { 6, 700, -2, 2, 0.125f, TRUE },
   { 65, 3, -1, 1, 1, FALSE },
 };
 

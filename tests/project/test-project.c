@@ -38,8 +38,8 @@ static char *
 write_png (const char *dir, const char *name, int w, int h, guint8 shade)
 {
   char *path = g_build_filename (dir, name, NULL);
-  g_autofree guint8 *rgb = g_malloc ((gsize) w * h * 3);
-  memset (rgb, shade, (gsize) w * h * 3);
+  g_autofree guint8 *rgb = g_malloc ((gsize)w * h * 3);
+  memset (rgb, shade, (gsize)w * h * 3);
   g_autoptr (GError) error = NULL;
   g_assert_true (dl_png_write (path, rgb, w, h, 3, NULL, &error));
   g_assert_no_error (error);
@@ -225,7 +225,8 @@ static void
 test_bad_training (void)
 {
   g_autofree char *dir = make_dir ("bad-training");
-  const struct {
+  const struct
+  {
     const char *training;
     const char *message;
   } cases[] = {
@@ -234,13 +235,14 @@ test_bad_training (void)
     { "{ \"version\": 2, \"method\": 7 }", "“bad.dreamloom” is not a valid project: training.method should be text" },
     { "{ \"version\": 2, \"method\": \"knitting\" }",
       "“bad.dreamloom” is not a valid project: training settings: unknown method “knitting”" },
-    { "{ \"version\": 1.5 }", "“bad.dreamloom” is not a valid project: training.version should be a whole number from 1" },
+    { "{ \"version\": 1.5 }",
+      "“bad.dreamloom” is not a valid project: training.version should be a whole number from 1" },
     { "[ 1 ]", "“bad.dreamloom” is not a valid project: training should be an object" },
   };
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     {
-      g_autofree char *text = g_strdup_printf ("{ \"format\": \"dreamloom-project\", \"version\": 1, \"training\": %s }",
-                                               cases[i].training);
+      g_autofree char *text =
+        g_strdup_printf ("{ \"format\": \"dreamloom-project\", \"version\": 1, \"training\": %s }", cases[i].training);
       g_autofree char *path = write_text (dir, "bad.dreamloom", text);
       g_autoptr (GError) error = NULL;
       g_autoptr (DlProject) p = read_project (path, &error);
@@ -332,7 +334,7 @@ test_training_images (void)
   for (guint i = 0; i < 6; i++)
     {
       g_autofree char *name = g_strdup_printf ("%c.png", 'f' - i);
-      names[i] = write_png (dir, name, 8, 8, (guint8) (10 * i));
+      names[i] = write_png (dir, name, 8, 8, (guint8)(10 * i));
     }
   g_autoptr (GPtrArray) files = files_of (names[0], names[1], names[2], names[3], names[4], names[5], NULL);
   g_assert_cmpuint (dl_project_add_files (p, files, NULL), ==, 6);
@@ -373,7 +375,7 @@ test_training_images (void)
 static gboolean
 timed_out (gpointer data)
 {
-  *(gboolean *) data = TRUE;
+  *(gboolean *)data = TRUE;
   return G_SOURCE_REMOVE;
 }
 
@@ -388,7 +390,7 @@ test_decode (void)
   g_autofree char *bytes = NULL;
   gsize len = 0;
   g_assert_true (g_file_get_contents (big, &bytes, &len, NULL));
-  g_assert_true (g_file_set_contents (copy, bytes, (gssize) len, NULL));
+  g_assert_true (g_file_set_contents (copy, bytes, (gssize)len, NULL));
   g_autofree char *junk = write_text (dir, "junk.png", "not a picture");
   g_autofree char *gone = g_build_filename (dir, "gone.png", NULL);
   g_autofree char *sidecar = write_text (dir, "small.txt", "a photo of sks dog on grass\n");

@@ -41,12 +41,12 @@ test_add_noise_velocity_snr (void)
   g_autofree float *t = g ("t", NULL);
   g_autofree float *want_noisy = g ("ddpm.add_noise", NULL);
   g_autofree float *want_v = g ("ddpm.velocity", NULL);
-  gsize per = (gsize) n / 4;
+  gsize per = (gsize)n / 4;
   g_autofree float *noisy = g_new (float, n), *v = g_new (float, n);
   for (int b = 0; b < 4; b++)
     {
-      dl_noise_schedule_add_noise (sched, (int) t[b], x0 + b * per, noise + b * per, noisy + b * per, per);
-      dl_noise_schedule_velocity (sched, (int) t[b], x0 + b * per, noise + b * per, v + b * per, per);
+      dl_noise_schedule_add_noise (sched, (int)t[b], x0 + b * per, noise + b * per, noisy + b * per, per);
+      dl_noise_schedule_velocity (sched, (int)t[b], x0 + b * per, noise + b * per, v + b * per, per);
     }
   dl_test_assert_close ("add_noise", noisy, want_noisy, n, 1e-6, 1e-5);
   dl_test_assert_close ("velocity", v, want_v, n, 1e-6, 1e-5);
@@ -59,9 +59,9 @@ test_add_noise_velocity_snr (void)
   g_autofree float *got_snr = g_new (float, ns), *got_we = g_new (float, ns), *got_wv = g_new (float, ns);
   for (int i = 0; i < ns; i++)
     {
-      got_snr[i] = (float) dl_noise_schedule_snr (sched, (int) st[i]);
-      got_we[i] = (float) dl_noise_schedule_min_snr_weight (sched, (int) st[i], 5.0, DL_PREDICTION_EPSILON);
-      got_wv[i] = (float) dl_noise_schedule_min_snr_weight (sched, (int) st[i], 5.0, DL_PREDICTION_V);
+      got_snr[i] = (float)dl_noise_schedule_snr (sched, (int)st[i]);
+      got_we[i] = (float)dl_noise_schedule_min_snr_weight (sched, (int)st[i], 5.0, DL_PREDICTION_EPSILON);
+      got_wv[i] = (float)dl_noise_schedule_min_snr_weight (sched, (int)st[i], 5.0, DL_PREDICTION_V);
     }
   dl_test_assert_close ("snr", got_snr, snr, ns, 0, 1e-5);
   dl_test_assert_close ("min-snr weight (eps)", got_we, we, ns, 0, 1e-5);

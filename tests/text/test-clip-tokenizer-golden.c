@@ -34,7 +34,7 @@ int_array (JsonArray *a)
   GArray *v = g_array_new (FALSE, FALSE, sizeof (gint32));
   for (guint i = 0; i < json_array_get_length (a); i++)
     {
-      gint32 x = (gint32) json_array_get_int_element (a, i);
+      gint32 x = (gint32)json_array_get_int_element (a, i);
       g_array_append_val (v, x);
     }
   return v;
@@ -109,8 +109,8 @@ test_golden_cases (void)
         g_assert_no_error (error);
         if (got->len != want->len || memcmp (got->data, want->data, want->len * sizeof (gint32)) != 0)
           {
-            g_autofree char *a = ids_string ((gint32 *) got->data, got->len);
-            g_autofree char *b = ids_string ((gint32 *) want->data, want->len);
+            g_autofree char *a = ids_string ((gint32 *)got->data, got->len);
+            g_autofree char *b = ids_string ((gint32 *)want->data, want->len);
             g_error ("“%s”: got %s, transformers gives %s", prompt, a, b);
           }
         g_assert_cmpuint (json_array_get_length (tokens), ==, got->len);
@@ -123,7 +123,7 @@ test_golden_cases (void)
         if (memcmp (ids77, want77->data, sizeof ids77) != 0)
           {
             g_autofree char *a = ids_string (ids77, DL_CLIP_MAX_LENGTH);
-            g_autofree char *b = ids_string ((gint32 *) want77->data, want77->len);
+            g_autofree char *b = ids_string ((gint32 *)want77->data, want77->len);
             g_error ("“%s” (77): got %s, transformers gives %s", prompt, a, b);
           }
         if (json_object_get_boolean_member (e, "truncated"))
@@ -140,7 +140,8 @@ static void
 test_doc_vectors (void)
 {
   g_autoptr (DlClipTokenizer) tok = load (bpe_path);
-  const struct {
+  const struct
+  {
     const char *text;
     gint32 ids[9];
   } v[] = {
@@ -158,7 +159,7 @@ test_doc_vectors (void)
       while (v[i].ids[n] >= 0)
         n++;
       g_assert_cmpuint (got->len, ==, n + 2);
-      g_assert_cmpmem ((gint32 *) got->data + 1, n * sizeof (gint32), v[i].ids, n * sizeof (gint32));
+      g_assert_cmpmem ((gint32 *)got->data + 1, n * sizeof (gint32), v[i].ids, n * sizeof (gint32));
     }
 }
 
@@ -181,7 +182,8 @@ test_added_tokens (void)
   /* a vocabulary entry keeps its id */
   g_assert_cmpint (dl_clip_tokenizer_add_token (tok, "sks</w>", &error), ==, 48136);
 
-  const struct {
+  const struct
+  {
     const char *text;
     gint32 ids[16];
   } v[] = {
@@ -201,12 +203,12 @@ test_added_tokens (void)
       guint n = 0;
       while (v[i].ids[n] >= 0)
         n++;
-      g_autofree char *a = ids_string ((gint32 *) got->data, got->len);
+      g_autofree char *a = ids_string ((gint32 *)got->data, got->len);
       g_test_message ("%s -> %s", v[i].text, a);
       g_assert_cmpuint (got->len, ==, n);
       g_assert_cmpmem (got->data, n * sizeof (gint32), v[i].ids, n * sizeof (gint32));
     }
-  g_autofree char *back = dl_clip_tokenizer_decode (tok, (gint32[]) { 49406, 320, 1125, 539, 320, 49408, 49407 }, 7);
+  g_autofree char *back = dl_clip_tokenizer_decode (tok, (gint32[]){ 49406, 320, 1125, 539, 320, 49408, 49407 }, 7);
   g_assert_cmpstr (back, ==, "a photo of a <s*>");
   g_assert_cmpint (dl_clip_tokenizer_add_token (tok, "", &error), ==, -1);
   g_assert_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT);
@@ -231,7 +233,7 @@ test_padding_and_decode (void)
   for (guint i = 0; i < G_N_ELEMENTS (texts); i++)
     {
       g_autoptr (GArray) got = dl_clip_tokenizer_encode (tok, texts[i], NULL);
-      g_autofree char *back = dl_clip_tokenizer_decode (tok, (gint32 *) got->data, got->len);
+      g_autofree char *back = dl_clip_tokenizer_decode (tok, (gint32 *)got->data, got->len);
       g_assert_cmpstr (back, ==, want[i]);
     }
 }
@@ -247,7 +249,7 @@ test_long_word (void)
     g_string_append (word, "photographanti");
   g_autoptr (GArray) ids = dl_clip_tokenizer_encode (tok, word->str, NULL);
   g_assert_cmpuint (ids->len, >, 2);
-  g_autofree char *back = dl_clip_tokenizer_decode (tok, (gint32 *) ids->data, ids->len);
+  g_autofree char *back = dl_clip_tokenizer_decode (tok, (gint32 *)ids->data, ids->len);
   g_assert_cmpstr (back, ==, word->str);
   g_string_free (word, TRUE);
 }

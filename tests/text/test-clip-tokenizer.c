@@ -46,29 +46,44 @@ test_clean (void)
   const char *cases[][2] = {
     { "  Hello\t\tWORLD \n", "hello world" },
     { "a\r\nb\rc", "a b c" },
-    { "a\xc2\xa0" "b\xe3\x80\x80" "c\xe2\x80\x83" "d", "a b c d" },        /* nbsp, ideographic, em space */
+    { "a\xc2\xa0"
+      "b\xe3\x80\x80"
+      "c\xe2\x80\x83"
+      "d",
+      "a b c d" }, /* nbsp, ideographic, em space */
     { "a dog &amp; a cat", "a dog & a cat" },
-    { "x &amp;amp; y", "x & y" },                                          /* until nothing changes */
+    { "x &amp;amp; y", "x & y" }, /* until nothing changes */
     { "&lt;b&gt; &quot;hi&quot;", "<b> \"hi\"" },
-    { "<b> &amp; </b>", "<b> &amp; </b>" },                                /* a '<': real HTML, kept */
-    { "one\n<two>\n&amp;", "one <two> &amp;" },                            /* ... from that line on */
+    { "<b> &amp; </b>", "<b> &amp; </b>" },     /* a '<': real HTML, kept */
+    { "one\n<two>\n&amp;", "one <two> &amp;" }, /* ... from that line on */
     { "&amp;\n<", "& <" },
     { "caf&eacute; P&EACUTE;REZ &nTILDE; &SZLIG;", "café pérez &ntilde; ss" },
     { "&#65;&#x42;&#X43;&#0;&#12ab;&#x;", "abc\xef\xbf\xbd&#12ab;&#x;" },
     { "&#8217;s &#128512;", "'s \xf0\x9f\x98\x80" },
-    { "&#150;", "\xe2\x80\x93" },                                          /* cp1252 0x96: en dash */
+    { "&#150;", "\xe2\x80\x93" }, /* cp1252 0x96: en dash */
     { "&notareal;entity", "&notareal;entity" },
-    { "Don\xe2\x80\x99t use \xe2\x80\x9c" "curly\xe2\x80\x9d quotes", "don't use \"curly\" quotes" },
-    { "\xef\xac\x81ne \xef\xac\x82u\xef\xac\x83" "e\xef\xac\x86", "fine fluffiest" },
-    { "\xc5\x89", "'n" },                                                  /* ŉ -> ʼn -> 'n */
+    { "Don\xe2\x80\x99t use \xe2\x80\x9c"
+      "curly\xe2\x80\x9d quotes",
+      "don't use \"curly\" quotes" },
+    { "\xef\xac\x81ne \xef\xac\x82u\xef\xac\x83"
+      "e\xef\xac\x86",
+      "fine fluffiest" },
+    { "\xc5\x89", "'n" }, /* ŉ -> ʼn -> 'n */
     { "\xef\xbc\xac\xef\xbc\xaf\xef\xbc\xb5\xef\xbc\xa4\xe3\x80\x80\xef\xbc\xae\xef\xbc\xaf", "loud no" },
     { "\xef\xbe\x80\xef\xbd\xb0\xef\xbe\x9d", "\xe3\x82\xbf\xe3\x83\xbc\xe3\x83\xb3" }, /* ﾀｰﾝ -> ターン */
-    { "\xc2\x93quoted\xc2\x94", "\"quoted\"" },                           /* C1 read as cp1252 */
+    { "\xc2\x93quoted\xc2\x94", "\"quoted\"" },                                         /* C1 read as cp1252 */
     { "\x1b[31mred\x1b[0m", "red" },
-    { "a\x01" "b\x7f" "c\xef\xbb\xbf" "d", "abcd" },
-    { "a\xe2\x80\x8b" "b", "a\xe2\x80\x8b" "b" },                          /* ZWSP stays */
-    { "e\xcc\x81", "\xc3\xa9" },                                           /* NFC */
-    { "\xc4\xb0STANBUL", "i\xcc\x87stanbul" },                             /* İ */
+    { "a\x01"
+      "b\x7f"
+      "c\xef\xbb\xbf"
+      "d",
+      "abcd" },
+    { "a\xe2\x80\x8b"
+      "b",
+      "a\xe2\x80\x8b"
+      "b" },                                   /* ZWSP stays */
+    { "e\xcc\x81", "\xc3\xa9" },               /* NFC */
+    { "\xc4\xb0STANBUL", "i\xcc\x87stanbul" }, /* İ */
     { "\xce\x9f\xce\x94\xce\x9f\xce\xa3 \xce\xa3\xce\x91", "\xce\xbf\xce\xb4\xce\xbf\xcf\x82 \xcf\x83\xce\xb1" },
     { "", "" },
     { " \t\n ", "" },
@@ -94,9 +109,9 @@ test_split (void)
     { "!!'s", "!!'", "s", NULL },
     { "<|startoftext|>a photo<|endoftext|>", "<|startoftext|>", "a", "photo", "<|endoftext|>", NULL },
     { "!<|endoftext|>", "!<|", "endoftext", "|>", NULL },
-    { "'\xc5\xbf", "'\xc5\xbf", NULL },                                   /* 'ſ matches 's */
+    { "'\xc5\xbf", "'\xc5\xbf", NULL }, /* 'ſ matches 's */
     { "\xf0\x9f\x90\xb6\xf0\x9f\x90\xb1 x", "\xf0\x9f\x90\xb6\xf0\x9f\x90\xb1", "x", NULL },
-    { "\xe2\x85\xbb\xc2\xbd", "\xe2\x85\xbb", "\xc2\xbd", NULL },        /* Nl, No: one each */
+    { "\xe2\x85\xbb\xc2\xbd", "\xe2\x85\xbb", "\xc2\xbd", NULL }, /* Nl, No: one each */
     { "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e\xe3\x81\xae", "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e\xe3\x81\xae", NULL },
     { "", NULL },
   };
@@ -112,7 +127,7 @@ test_split (void)
       if (!same)
         {
           g_ptr_array_add (got, NULL);
-          g_autofree char *s = g_strjoinv ("|", (char **) got->pdata);
+          g_autofree char *s = g_strjoinv ("|", (char **)got->pdata);
           g_error ("split (“%s”) = %s", cases[i][0], s);
         }
     }
@@ -120,7 +135,8 @@ test_split (void)
 
 /* ---- BPE against a plain statement of the algorithm ---- */
 
-typedef struct {
+typedef struct
+{
   char *dir;
   GHashTable *ranks; /* "a b" -> rank + 1 */
 } Synthetic;
@@ -140,7 +156,7 @@ byte_char (int b, char buf[8])
         }
       init = TRUE;
     }
-  buf[g_unichar_to_utf8 ((gunichar) map[b], buf)] = '\0';
+  buf[g_unichar_to_utf8 ((gunichar)map[b], buf)] = '\0';
   return buf;
 }
 
@@ -180,7 +196,7 @@ write_vocab (const char *dir, GPtrArray *merges, gboolean with_eos)
       g_autofree char *joined = g_strconcat (ab[0], ab[1], NULL);
       json_builder_set_member_name (b, joined);
       json_builder_add_int_value (b, id++);
-      g_string_append_printf (txt, "%s\n", (const char *) merges->pdata[i]);
+      g_string_append_printf (txt, "%s\n", (const char *)merges->pdata[i]);
     }
   json_builder_set_member_name (b, "<|startoftext|>");
   json_builder_add_int_value (b, id++);
@@ -196,7 +212,7 @@ write_vocab (const char *dir, GPtrArray *merges, gboolean with_eos)
   g_autofree char *vocab = g_build_filename (dir, "vocab.json", NULL);
   g_autofree char *mpath = g_build_filename (dir, "merges.txt", NULL);
   g_assert_true (json_generator_to_file (gen, vocab, NULL));
-  write_text (mpath, txt->str, (gssize) txt->len);
+  write_text (mpath, txt->str, (gssize)txt->len);
   g_string_free (txt, TRUE);
 }
 
@@ -216,8 +232,8 @@ make_synthetic (const char *name, GRand *rng)
   GHashTable *seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   for (int tries = 0; tries < 400 && merges->len < 60; tries++)
     {
-      const char *l = pool->pdata[g_rand_int_range (rng, 0, (gint32) pool->len)];
-      const char *r = pool->pdata[g_rand_int_range (rng, 0, (gint32) pool->len)];
+      const char *l = pool->pdata[g_rand_int_range (rng, 0, (gint32)pool->len)];
+      const char *r = pool->pdata[g_rand_int_range (rng, 0, (gint32)pool->len)];
       if (g_str_has_suffix (l, "</w>") || strlen (l) + strlen (r) > 12)
         continue;
       char *m = g_strconcat (l, " ", r, NULL);
@@ -230,7 +246,7 @@ make_synthetic (const char *name, GRand *rng)
   /* ranks in a shuffled order */
   for (guint i = merges->len; i > 1; i--)
     {
-      guint j = (guint) g_rand_int_range (rng, 0, (gint32) i);
+      guint j = (guint)g_rand_int_range (rng, 0, (gint32)i);
       gpointer t = merges->pdata[i - 1];
       merges->pdata[i - 1] = merges->pdata[j];
       merges->pdata[j] = t;
@@ -314,7 +330,7 @@ test_bpe_random_tables (void)
               const char *got = dl_clip_tokenizer_get_token (tok, g_array_index (ids, gint32, i + 1));
               if (g_strcmp0 (got, want->pdata[i]) != 0)
                 g_error ("table %d, “%s”: symbol %u is “%s”, CLIP's loop gives “%s”", table, word, i, got,
-                         (const char *) want->pdata[i]);
+                         (const char *)want->pdata[i]);
             }
           checked++;
         }
@@ -412,7 +428,7 @@ test_openai_layout (void)
                             'a' + (i / 17576) % 26);
   g_string_append (txt, "unused line\n");
   g_autofree char *plain = tmp_path ("openai.txt");
-  write_text (plain, txt->str, (gssize) txt->len);
+  write_text (plain, txt->str, (gssize)txt->len);
   g_autoptr (GError) error = NULL;
   g_autoptr (DlClipTokenizer) a = dl_clip_tokenizer_new_from_path (plain, &error);
   g_assert_no_error (error);
@@ -434,7 +450,7 @@ test_openai_layout (void)
   g_assert_true (g_output_stream_close (zs, NULL, NULL));
   g_autofree char *gz = tmp_path ("openai.txt.gz");
   write_text (gz, g_memory_output_stream_get_data (G_MEMORY_OUTPUT_STREAM (mem)),
-              (gssize) g_memory_output_stream_get_data_size (G_MEMORY_OUTPUT_STREAM (mem)));
+              (gssize)g_memory_output_stream_get_data_size (G_MEMORY_OUTPUT_STREAM (mem)));
   g_autoptr (DlClipTokenizer) b = dl_clip_tokenizer_new_from_path (gz, &error);
   g_assert_no_error (error);
   for (gint32 id = 0; id < 49408; id++)
@@ -464,7 +480,8 @@ test_search_order (void)
   g_setenv ("DREAMLOOM_CLIP_VOCAB", env, TRUE);
   g_autoptr (GError) error = NULL;
 
-  const struct {
+  const struct
+  {
     const char *model_dir, *explicit_path, *want;
   } order[] = {
     { model, explicit_dir, explicit_dir },
@@ -546,13 +563,15 @@ test_random_text (void)
   g_autoptr (DlClipTokenizer) tok = dl_clip_tokenizer_new_from_path (s.dir, &error);
   g_assert_no_error (error);
   gint32 placeholder = dl_clip_tokenizer_add_token (tok, "<x*>", &error);
-  static const gunichar chars[] = { 'a', 'B', 'c', 's', 't', '\'', '&', '#', ';', '<', '>', '|', ' ', '\t', '\n',
-                                    '\r', 0x1b, '[', '1', 'm', 0x01, 0x0b, 0x7f, 0x80, 0x85, 0x93, 0x9d, 0xa0,
-                                    0x130, 0x3a3, 0x17f, 0x301, 0x200b, 0x2028, 0x3000, 0xfb01, 0xfb05, 0x149,
-                                    0xff21, 0xff80, 0xfeff, 0xfff9, 0x1f436, 0x1f3fd, 0x4e00, 0x0660, 0x2167, 0xbd,
-                                    0xd7ff, 0x10ffff, 0xfffd, 0xe0041 };
-  static const char *const pieces[] = { "&amp;", "&#x41;", "&#150;", "&EACUTE;", "&#99999999999;", "<|endoftext|>",
-                                         "<|startoftext|>", "'ll", "<x*>", "\x1b[0m", "\r\n" };
+  static const gunichar chars[] = { 'a',    'B',    'c',    's',    't',      '\'',   '&',     '#',     ';',
+                                    '<',    '>',    '|',    ' ',    '\t',     '\n',   '\r',    0x1b,    '[',
+                                    '1',    'm',    0x01,   0x0b,   0x7f,     0x80,   0x85,    0x93,    0x9d,
+                                    0xa0,   0x130,  0x3a3,  0x17f,  0x301,    0x200b, 0x2028,  0x3000,  0xfb01,
+                                    0xfb05, 0x149,  0xff21, 0xff80, 0xfeff,   0xfff9, 0x1f436, 0x1f3fd, 0x4e00,
+                                    0x0660, 0x2167, 0xbd,   0xd7ff, 0x10ffff, 0xfffd, 0xe0041 };
+  static const char *const pieces[] = { "&amp;",         "&#x41;",          "&#150;", "&EACUTE;", "&#99999999999;",
+                                        "<|endoftext|>", "<|startoftext|>", "'ll",    "<x*>",     "\x1b[0m",
+                                        "\r\n" };
   guint64 total = 0;
   for (int iter = 0; iter < 3000; iter++)
     {
@@ -586,7 +605,7 @@ test_random_text (void)
         }
       gint32 ids77[DL_CLIP_MAX_LENGTH];
       g_assert_true (dl_clip_tokenizer_encode_77 (tok, t->str, ids77, &error));
-      g_autofree char *back = dl_clip_tokenizer_decode (tok, (gint32 *) ids->data, ids->len);
+      g_autofree char *back = dl_clip_tokenizer_decode (tok, (gint32 *)ids->data, ids->len);
       g_assert_true (g_utf8_validate (back, -1, NULL));
       total += ids->len;
       g_string_free (t, TRUE);
@@ -599,7 +618,8 @@ test_random_text (void)
 
 /* ---- several threads share one tokenizer (and its cache) ---- */
 
-typedef struct {
+typedef struct
+{
   DlClipTokenizer *tok;
   GArray *want;
 } ThreadData;

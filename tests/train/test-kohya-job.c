@@ -12,9 +12,10 @@
 
 #include "train/dl-kohya-job.h"
 
-typedef struct {
-  char *root;  /* scratch folder, removed at the end */
-  char *bin;   /* holds the fake accelerate */
+typedef struct
+{
+  char *root; /* scratch folder, removed at the end */
+  char *bin;  /* holds the fake accelerate */
 } Fixture;
 
 static void
@@ -105,10 +106,11 @@ flag_value (char **argv, const char *flag)
   gsize n = strlen (flag);
   const char *found = NULL;
   for (char **a = argv; *a; a++)
-    if (strncmp (*a, flag, n) == 0 && (*a)[n] == '=') {
-      g_assert_null (found); /* given once */
-      found = *a + n + 1;
-    }
+    if (strncmp (*a, flag, n) == 0 && (*a)[n] == '=')
+      {
+        g_assert_null (found); /* given once */
+        found = *a + n + 1;
+      }
   return found;
 }
 
@@ -145,26 +147,32 @@ parse_toml (const char *job)
   g_autoptr (GHashTable) counts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   g_autofree char *section = g_strdup ("");
   g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
-  for (char **l = lines; *l; l++) {
-    char *line = g_strstrip (*l);
-    if (!*line || line[0] == '#')
-      continue;
-    if (g_str_has_prefix (line, "[[")) {
-      g_autofree char *name = g_strndup (line + 2, strlen (line) - 4);
-      guint n = GPOINTER_TO_UINT (g_hash_table_lookup (counts, name));
-      g_hash_table_insert (counts, g_strdup (name), GUINT_TO_POINTER (n + 1));
-      g_free (section);
-      section = g_strdup_printf ("%s#%u", name, n);
-    } else if (line[0] == '[') {
-      g_free (section);
-      section = g_strndup (line + 1, strlen (line) - 2);
-    } else {
-      char *eq = strstr (line, " = ");
-      g_assert_nonnull (eq);
-      g_autofree char *key = g_strndup (line, eq - line);
-      g_hash_table_insert (keys, g_strdup_printf ("%s/%s", section, key), g_strdup (eq + 3));
+  for (char **l = lines; *l; l++)
+    {
+      char *line = g_strstrip (*l);
+      if (!*line || line[0] == '#')
+        continue;
+      if (g_str_has_prefix (line, "[["))
+        {
+          g_autofree char *name = g_strndup (line + 2, strlen (line) - 4);
+          guint n = GPOINTER_TO_UINT (g_hash_table_lookup (counts, name));
+          g_hash_table_insert (counts, g_strdup (name), GUINT_TO_POINTER (n + 1));
+          g_free (section);
+          section = g_strdup_printf ("%s#%u", name, n);
+        }
+      else if (line[0] == '[')
+        {
+          g_free (section);
+          section = g_strndup (line + 1, strlen (line) - 2);
+        }
+      else
+        {
+          char *eq = strstr (line, " = ");
+          g_assert_nonnull (eq);
+          g_autofree char *key = g_strndup (line, eq - line);
+          g_hash_table_insert (keys, g_strdup_printf ("%s/%s", section, key), g_strdup (eq + 3));
+        }
     }
-  }
   return keys;
 }
 
@@ -178,16 +186,18 @@ toml_unquote (const char *raw)
   gsize n = strlen (raw);
   g_assert_true (n >= 2 && raw[0] == '"' && raw[n - 1] == '"');
   GString *s = g_string_new (NULL);
-  for (gsize i = 1; i + 1 < n; i++) {
-    if (raw[i] != '\\') {
-      g_assert_true (raw[i] != '"');
-      g_string_append_c (s, raw[i]);
-      continue;
+  for (gsize i = 1; i + 1 < n; i++)
+    {
+      if (raw[i] != '\\')
+        {
+          g_assert_true (raw[i] != '"');
+          g_string_append_c (s, raw[i]);
+          continue;
+        }
+      char c = raw[++i];
+      g_assert_true (c == '"' || c == '\\' || c == 'n');
+      g_string_append_c (s, c == 'n' ? '\n' : c);
     }
-    char c = raw[++i];
-    g_assert_true (c == '"' || c == '\\' || c == 'n');
-    g_string_append_c (s, c == 'n' ? '\n' : c);
-  }
   return g_string_free (s, FALSE);
 }
 
@@ -298,7 +308,7 @@ test_lora (void)
   g_assert_nonnull (warmup);
   double frac = g_ascii_strtod (warmup, NULL);
   g_assert_cmpfloat (frac, <, 1.0);
-  g_assert_cmpint ((gint64) (frac * 1500.0), ==, 98);
+  g_assert_cmpint ((gint64)(frac * 1500.0), ==, 98);
   g_assert_false (has_flag (argv, "--lr_scheduler_num_cycles"));
   assert_flag (argv, "--optimizer_type", "AdamW8bit");
   g_autofree char *opt_args = flag_list (argv, "--optimizer_args");
@@ -475,8 +485,8 @@ test_textual_inversion (void)
   g_assert_cmpuint (g_strv_length (sl), ==, 19 + 1);
 
   g_autofree char *tmpl = g_build_filename (f.root, "templates.txt", NULL);
-  g_assert_true (g_file_set_contents (tmpl, "a {weird} [name] by [filewords]\n\n  [filewords] of [name]  \n", -1,
-                                      &error));
+  g_assert_true (
+    g_file_set_contents (tmpl, "a {weird} [name] by [filewords]\n\n  [filewords] of [name]  \n", -1, &error));
   set (s, "template", tmpl);
   g_autofree char *job3 = g_build_filename (f.root, "ti-file", NULL);
   g_assert_true (dl_kohya_job_write (s, paths, captions, 2, job3, &error));

@@ -43,7 +43,8 @@ sha256_hex (const guint8 *data, gsize len)
 
 /* ---- Python's float repr ---- */
 
-static const struct {
+static const struct
+{
   guint64 bits;
   const char *repr;
 } float_cases[] = {
@@ -120,40 +121,44 @@ static const struct {
 static void
 test_float_repr (void)
 {
-  for (guint i = 0; i < G_N_ELEMENTS (float_cases); i++) {
-    double v;
-    memcpy (&v, &float_cases[i].bits, 8);
-    g_autofree char *got = dl_python_float_repr (v);
-    if (g_strcmp0 (got, float_cases[i].repr) != 0)
-      g_test_message ("bits %016" G_GINT64_MODIFIER "x", float_cases[i].bits);
-    g_assert_cmpstr (got, ==, float_cases[i].repr);
-  }
+  for (guint i = 0; i < G_N_ELEMENTS (float_cases); i++)
+    {
+      double v;
+      memcpy (&v, &float_cases[i].bits, 8);
+      g_autofree char *got = dl_python_float_repr (v);
+      if (g_strcmp0 (got, float_cases[i].repr) != 0)
+        g_test_message ("bits %016" G_GINT64_MODIFIER "x", float_cases[i].bits);
+      g_assert_cmpstr (got, ==, float_cases[i].repr);
+    }
   /* Every repr reads back exactly, with at most 17 significant digits. */
   GRand *rand = g_rand_new_with_seed (20240610);
-  for (int i = 0; i < 20000; i++) {
-    guint64 bits = ((guint64) g_rand_int (rand) << 32) | g_rand_int (rand);
-    double v;
-    memcpy (&v, &bits, 8);
-    if (!isfinite (v))
-      continue;
-    g_autofree char *got = dl_python_float_repr (v);
-    g_assert_true (g_ascii_strtod (got, NULL) == v);
-    int digits = 0;
-    gboolean leading = TRUE;
-    for (const char *p = got; *p && *p != 'e'; p++)
-      if (g_ascii_isdigit (*p) && !(leading && *p == '0')) {
-        digits++;
-        leading = FALSE;
-      }
-    g_assert_cmpint (digits, <=, 17);
-  }
+  for (int i = 0; i < 20000; i++)
+    {
+      guint64 bits = ((guint64)g_rand_int (rand) << 32) | g_rand_int (rand);
+      double v;
+      memcpy (&v, &bits, 8);
+      if (!isfinite (v))
+        continue;
+      g_autofree char *got = dl_python_float_repr (v);
+      g_assert_true (g_ascii_strtod (got, NULL) == v);
+      int digits = 0;
+      gboolean leading = TRUE;
+      for (const char *p = got; *p && *p != 'e'; p++)
+        if (g_ascii_isdigit (*p) && !(leading && *p == '0'))
+          {
+            digits++;
+            leading = FALSE;
+          }
+      g_assert_cmpint (digits, <=, 17);
+    }
   g_rand_free (rand);
 }
 
 static void
 test_python_strings (void)
 {
-  g_auto (GStrv) tags = dl_python_caption_tags ("Cat, sitting , cat,, \t  , \x1c\xc2\xa0" "Blue Sky\xe3\x80\x80,ÉTÉ");
+  g_auto (GStrv) tags = dl_python_caption_tags ("Cat, sitting , cat,, \t  , \x1c\xc2\xa0"
+                                                "Blue Sky\xe3\x80\x80,ÉTÉ");
   g_autofree char *joined = g_strjoinv ("|", tags);
   g_assert_cmpstr (joined, ==, "cat|sitting|cat|blue sky|été");
   g_auto (GStrv) none = dl_python_caption_tags (" , ,");
@@ -172,7 +177,8 @@ test_python_strings (void)
 
 /* ---- the LoRA file ---- */
 
-typedef struct {
+typedef struct
+{
   DlLoraExportModule m[4];
   float *buffers[8];
 } Sample;
@@ -206,14 +212,14 @@ static void
 make_sample (Sample *s)
 {
   memset (s, 0, sizeof *s);
-  set_module (s, 0, "lora_te_text_model_encoder_layers_0_self_attn_q_proj", 2, (int64_t[]) { 4, 32 },
-              (int64_t[]) { 32, 4 }, 2.0f);
-  set_module (s, 1, "lora_unet_down_blocks_0_attentions_0_proj_in", 4, (int64_t[]) { 4, 16, 1, 1 },
-              (int64_t[]) { 16, 4, 1, 1 }, 4.0f);
-  set_module (s, 2, "lora_unet_down_blocks_0_resnets_0_conv1", 4, (int64_t[]) { 2, 8, 3, 3 },
-              (int64_t[]) { 8, 2, 1, 1 }, 1.0f);
-  set_module (s, 3, "lora_unet_mid_block_attentions_0_transformer_blocks_0_attn2_to_k", 2,
-              (int64_t[]) { 4, 24 }, (int64_t[]) { 16, 4 }, 0.5f);
+  set_module (s, 0, "lora_te_text_model_encoder_layers_0_self_attn_q_proj", 2, (int64_t[]){ 4, 32 },
+              (int64_t[]){ 32, 4 }, 2.0f);
+  set_module (s, 1, "lora_unet_down_blocks_0_attentions_0_proj_in", 4, (int64_t[]){ 4, 16, 1, 1 },
+              (int64_t[]){ 16, 4, 1, 1 }, 4.0f);
+  set_module (s, 2, "lora_unet_down_blocks_0_resnets_0_conv1", 4, (int64_t[]){ 2, 8, 3, 3 }, (int64_t[]){ 8, 2, 1, 1 },
+              1.0f);
+  set_module (s, 3, "lora_unet_mid_block_attentions_0_transformer_blocks_0_attn2_to_k", 2, (int64_t[]){ 4, 24 },
+              (int64_t[]){ 16, 4 }, 0.5f);
 }
 
 static float
@@ -245,53 +251,58 @@ check_written (const char *path, const Sample *s, DlStDType dtype)
   if (!f)
     return;
   g_assert_cmpuint (dl_lora_file_get_n_modules (f), ==, 4);
-  for (guint i = 0; i < 4; i++) {
-    const DlLoraExportModule *want = &s->m[i];
-    const DlLoraModule *got = NULL;
-    for (guint j = 0; j < dl_lora_file_get_n_modules (f); j++)
-      if (strcmp (dl_lora_file_get_module (f, j)->file_name, want->name) == 0)
-        got = dl_lora_file_get_module (f, j);
-    g_assert_nonnull (got);
-    if (!got)
-      continue;
-    g_assert_cmpint (got->rank, ==, want->down_shape[0]);
-    g_assert_cmpfloat (got->alpha, ==, want->alpha);
-    g_assert_cmpint (got->conv, ==, want->down_ndim == 4);
-    g_assert_cmpint (got->down->ndim, ==, want->down_ndim);
-    g_assert_cmpint (got->up->ndim, ==, want->up_ndim);
-    for (int d = 0; d < want->down_ndim; d++) {
-      g_assert_cmpint (got->down->shape[d], ==, want->down_shape[d]);
-      g_assert_cmpint (got->up->shape[d], ==, want->up_shape[d]);
-    }
-    g_assert_cmpint (got->down->dtype, ==, dtype);
-    g_assert_cmpint (got->up->dtype, ==, dtype);
-    DlSafetensors *st = dl_lora_file_get_safetensors (f);
-    for (int which = 0; which < 2; which++) {
-      const DlStTensor *t = which ? got->up : got->down;
-      const float *src = which ? want->up : want->down;
-      g_autofree float *v = dl_safetensors_read_f32 (st, t->name, NULL, &error);
-      g_assert_no_error (error);
-      for (int64_t k = 0; v && k < t->numel; k++)
-        if (v[k] != round_to (src[k], dtype)) {
-          g_assert_cmpfloat (v[k], ==, round_to (src[k], dtype));
-          break;
+  for (guint i = 0; i < 4; i++)
+    {
+      const DlLoraExportModule *want = &s->m[i];
+      const DlLoraModule *got = NULL;
+      for (guint j = 0; j < dl_lora_file_get_n_modules (f); j++)
+        if (strcmp (dl_lora_file_get_module (f, j)->file_name, want->name) == 0)
+          got = dl_lora_file_get_module (f, j);
+      g_assert_nonnull (got);
+      if (!got)
+        continue;
+      g_assert_cmpint (got->rank, ==, want->down_shape[0]);
+      g_assert_cmpfloat (got->alpha, ==, want->alpha);
+      g_assert_cmpint (got->conv, ==, want->down_ndim == 4);
+      g_assert_cmpint (got->down->ndim, ==, want->down_ndim);
+      g_assert_cmpint (got->up->ndim, ==, want->up_ndim);
+      for (int d = 0; d < want->down_ndim; d++)
+        {
+          g_assert_cmpint (got->down->shape[d], ==, want->down_shape[d]);
+          g_assert_cmpint (got->up->shape[d], ==, want->up_shape[d]);
+        }
+      g_assert_cmpint (got->down->dtype, ==, dtype);
+      g_assert_cmpint (got->up->dtype, ==, dtype);
+      DlSafetensors *st = dl_lora_file_get_safetensors (f);
+      for (int which = 0; which < 2; which++)
+        {
+          const DlStTensor *t = which ? got->up : got->down;
+          const float *src = which ? want->up : want->down;
+          g_autofree float *v = dl_safetensors_read_f32 (st, t->name, NULL, &error);
+          g_assert_no_error (error);
+          for (int64_t k = 0; v && k < t->numel; k++)
+            if (v[k] != round_to (src[k], dtype))
+              {
+                g_assert_cmpfloat (v[k], ==, round_to (src[k], dtype));
+                break;
+              }
         }
     }
-  }
 
   /* diffusers' rule for a kohya file: every key has the prefix and a suffix it
    * converts, the alpha is 0-dim, all one dtype */
   DlSafetensors *st = dl_lora_file_get_safetensors (f);
   g_assert_cmpuint (dl_safetensors_get_n_tensors (st), ==, 12);
-  for (guint i = 0; i < dl_safetensors_get_n_tensors (st); i++) {
-    const DlStTensor *t = dl_safetensors_get_tensor (st, i);
-    g_assert_true (g_str_has_prefix (t->name, "lora_te_") || g_str_has_prefix (t->name, "lora_unet_"));
-    g_assert_true (g_str_has_suffix (t->name, ".lora_down.weight") || g_str_has_suffix (t->name, ".lora_up.weight")
-                   || g_str_has_suffix (t->name, ".alpha"));
-    if (g_str_has_suffix (t->name, ".alpha"))
-      g_assert_cmpint (t->ndim, ==, 0);
-    g_assert_cmpint (t->dtype, ==, dtype);
-  }
+  for (guint i = 0; i < dl_safetensors_get_n_tensors (st); i++)
+    {
+      const DlStTensor *t = dl_safetensors_get_tensor (st, i);
+      g_assert_true (g_str_has_prefix (t->name, "lora_te_") || g_str_has_prefix (t->name, "lora_unet_"));
+      g_assert_true (g_str_has_suffix (t->name, ".lora_down.weight") || g_str_has_suffix (t->name, ".lora_up.weight") ||
+                     g_str_has_suffix (t->name, ".alpha"));
+      if (g_str_has_suffix (t->name, ".alpha"))
+        g_assert_cmpint (t->ndim, ==, 0);
+      g_assert_cmpint (t->dtype, ==, dtype);
+    }
 
   /* sshs_model_hash = sha256 of the data region of the very file */
   g_autoptr (GBytes) bytes = read_file (path);
@@ -321,24 +332,25 @@ test_export_round_trip (void)
   g_autoptr (GHashTable) meta = str_table ("ss_network_dim", "4", "ss_output_name", "sample", "modelspec.title",
                                            "Sample", "sshs_model_hash", "stale", NULL);
   DlStDType dtypes[] = { DL_ST_F16, DL_ST_F32 };
-  for (guint k = 0; k < G_N_ELEMENTS (dtypes); k++) {
-    g_autofree char *path = tmp_path (k ? "sample-f32.safetensors" : "sample-f16.safetensors");
-    g_autoptr (GError) error = NULL;
-    g_assert_true (dl_lora_export_write (path, s.m, 4, dtypes[k], meta, &error));
-    g_assert_no_error (error);
-    g_assert_cmpuint (g_hash_table_size (meta), ==, 4); /* the caller's table is left alone */
-    g_assert_cmpstr (g_hash_table_lookup (meta, "sshs_model_hash"), ==, "stale");
-    check_written (path, &s, dtypes[k]);
-    g_autoptr (DlSafetensors) st = dl_safetensors_open (path, &error);
-    g_assert_no_error (error);
-    if (!st)
-      continue;
-    g_assert_cmpstr (dl_safetensors_get_metadata (st, "ss_output_name"), ==, "sample");
-    g_assert_cmpstr (dl_safetensors_get_metadata (st, "modelspec.title"), ==, "Sample");
-    g_assert_cmpuint (strlen (dl_safetensors_get_metadata (st, "sshs_model_hash")), ==, 64);
-    /* data region < 1 MiB: the legacy hash covers nothing, sha256("") */
-    g_assert_cmpstr (dl_safetensors_get_metadata (st, "sshs_legacy_hash"), ==, "e3b0c442");
-  }
+  for (guint k = 0; k < G_N_ELEMENTS (dtypes); k++)
+    {
+      g_autofree char *path = tmp_path (k ? "sample-f32.safetensors" : "sample-f16.safetensors");
+      g_autoptr (GError) error = NULL;
+      g_assert_true (dl_lora_export_write (path, s.m, 4, dtypes[k], meta, &error));
+      g_assert_no_error (error);
+      g_assert_cmpuint (g_hash_table_size (meta), ==, 4); /* the caller's table is left alone */
+      g_assert_cmpstr (g_hash_table_lookup (meta, "sshs_model_hash"), ==, "stale");
+      check_written (path, &s, dtypes[k]);
+      g_autoptr (DlSafetensors) st = dl_safetensors_open (path, &error);
+      g_assert_no_error (error);
+      if (!st)
+        continue;
+      g_assert_cmpstr (dl_safetensors_get_metadata (st, "ss_output_name"), ==, "sample");
+      g_assert_cmpstr (dl_safetensors_get_metadata (st, "modelspec.title"), ==, "Sample");
+      g_assert_cmpuint (strlen (dl_safetensors_get_metadata (st, "sshs_model_hash")), ==, 64);
+      /* data region < 1 MiB: the legacy hash covers nothing, sha256("") */
+      g_assert_cmpstr (dl_safetensors_get_metadata (st, "sshs_legacy_hash"), ==, "e3b0c442");
+    }
   /* without metadata the file still gets the two hashes */
   g_autofree char *bare = tmp_path ("bare.safetensors");
   g_autoptr (GError) error = NULL;
@@ -346,10 +358,11 @@ test_export_round_trip (void)
   g_assert_no_error (error);
   g_autoptr (DlSafetensors) st = dl_safetensors_open (bare, &error);
   g_assert_no_error (error);
-  if (st) {
-    g_autoptr (GPtrArray) keys = dl_safetensors_get_metadata_keys (st);
-    g_assert_cmpuint (keys->len, ==, 2);
-  }
+  if (st)
+    {
+      g_autoptr (GPtrArray) keys = dl_safetensors_get_metadata_keys (st);
+      g_assert_cmpuint (keys->len, ==, 2);
+    }
   sample_clear (&s);
 }
 
@@ -382,16 +395,17 @@ test_export_convert (void)
   g_autoptr (DlSafetensors) b = dl_safetensors_open (back, &error);
   g_assert_no_error (error);
   g_assert_cmpuint (dl_safetensors_get_n_tensors (a), ==, dl_safetensors_get_n_tensors (b));
-  for (guint i = 0; i < dl_safetensors_get_n_tensors (a); i++) {
-    const DlStTensor *ta = dl_safetensors_get_tensor (a, i);
-    const DlStTensor *tb = dl_safetensors_find (b, ta->name);
-    g_assert_nonnull (tb);
-    g_assert_cmpint (tb->dtype, ==, DL_ST_F32);
-    int64_t n;
-    g_autofree float *va = dl_safetensors_read_f32 (a, ta->name, &n, &error);
-    g_autofree float *vb = dl_safetensors_read_f32 (b, ta->name, &n, &error);
-    g_assert_cmpmem (va, n * 4, vb, n * 4);
-  }
+  for (guint i = 0; i < dl_safetensors_get_n_tensors (a); i++)
+    {
+      const DlStTensor *ta = dl_safetensors_get_tensor (a, i);
+      const DlStTensor *tb = dl_safetensors_find (b, ta->name);
+      g_assert_nonnull (tb);
+      g_assert_cmpint (tb->dtype, ==, DL_ST_F32);
+      int64_t n;
+      g_autofree float *va = dl_safetensors_read_f32 (a, ta->name, &n, &error);
+      g_autofree float *vb = dl_safetensors_read_f32 (b, ta->name, &n, &error);
+      g_assert_cmpmem (va, n * 4, vb, n * 4);
+    }
   g_assert_cmpstr (dl_safetensors_get_metadata (b, "ss_output_name"), ==, "sample");
   g_assert_cmpstr (dl_safetensors_get_metadata (b, "sshs_model_hash"), !=,
                    dl_safetensors_get_metadata (a, "sshs_model_hash"));
@@ -417,12 +431,12 @@ test_export_hashes (void)
   g_autofree float *down = g_new (float, nd);
   g_autofree float *up = g_new (float, nu);
   for (gsize i = 0; i < nd; i++)
-    down[i] = (float) ((gint64) ((i * 7919) % 2001) - 1000) / 1024.0f;
+    down[i] = (float)((gint64)((i * 7919) % 2001) - 1000) / 1024.0f;
   for (gsize i = 0; i < nu; i++)
-    up[i] = (float) ((gint64) ((i * 104729) % 999) - 499) / 2048.0f;
+    up[i] = (float)((gint64)((i * 104729) % 999) - 499) / 2048.0f;
   DlLoraExportModule m = { name, 2, { 64, 5120 }, down, 2, { 1280, 64 }, up, 32.0f };
-  g_autoptr (GHashTable) meta = str_table ("ss_network_dim", "64", "ss_output_name", "big", "modelspec.title", "Big",
-                                           NULL);
+  g_autoptr (GHashTable) meta =
+    str_table ("ss_network_dim", "64", "ss_output_name", "big", "modelspec.title", "Big", NULL);
   g_autofree char *path = tmp_path ("big.safetensors");
   g_autoptr (GError) error = NULL;
   g_assert_true (dl_lora_export_write (path, &m, 1, DL_ST_F32, meta, &error));
@@ -451,20 +465,24 @@ test_export_hashes (void)
   g_assert_cmpstr (dl_safetensors_get_metadata (st, "sshs_model_hash"), ==, model);
   g_autoptr (GString) h = g_string_new ("{\"__metadata__\":{\"ss_network_dim\":\"64\",\"ss_output_name\":\"big\"}");
   g_string_append_printf (h, ",\"%s.alpha\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[0,4]}", name);
-  g_string_append_printf (h, ",\"%s.lora_down.weight\":{\"dtype\":\"F32\",\"shape\":[64,5120],"
-                          "\"data_offsets\":[4,%" G_GSIZE_FORMAT "]}", name, 4 + nd * 4);
-  g_string_append_printf (h, ",\"%s.lora_up.weight\":{\"dtype\":\"F32\",\"shape\":[1280,64],"
-                          "\"data_offsets\":[%" G_GSIZE_FORMAT ",%" G_GSIZE_FORMAT "]}}", name, 4 + nd * 4,
-                          4 + nd * 4 + nu * 4);
+  g_string_append_printf (h,
+                          ",\"%s.lora_down.weight\":{\"dtype\":\"F32\",\"shape\":[64,5120],"
+                          "\"data_offsets\":[4,%" G_GSIZE_FORMAT "]}",
+                          name, 4 + nd * 4);
+  g_string_append_printf (h,
+                          ",\"%s.lora_up.weight\":{\"dtype\":\"F32\",\"shape\":[1280,64],"
+                          "\"data_offsets\":[%" G_GSIZE_FORMAT ",%" G_GSIZE_FORMAT "]}}",
+                          name, 4 + nd * 4, 4 + nd * 4 + nu * 4);
   while (h->len % 8)
     g_string_append_c (h, ' ');
   g_autoptr (GByteArray) file = g_byte_array_new ();
   guint64 hl = h->len;
-  for (int i = 0; i < 8; i++) {
-    guint8 b = (guint8) (hl >> (8 * i));
-    g_byte_array_append (file, &b, 1);
-  }
-  g_byte_array_append (file, (const guint8 *) h->str, h->len);
+  for (int i = 0; i < 8; i++)
+    {
+      guint8 b = (guint8)(hl >> (8 * i));
+      g_byte_array_append (file, &b, 1);
+    }
+  g_byte_array_append (file, (const guint8 *)h->str, h->len);
   g_byte_array_append (file, data, dlen);
   g_assert_cmpuint (file->len, >, 0x110000);
   g_autofree char *legacy = sha256_hex (file->data + 0x100000, 0x10000);
@@ -492,30 +510,49 @@ test_export_errors (void)
   make_sample (&s);
   g_autofree char *path = tmp_path ("bad.safetensors");
   const char *cases[] = { "no prefix", "dot", "rank", "up kernel", "nan", "f16 overflow", "alpha", "duplicate" };
-  for (guint c = 0; c < G_N_ELEMENTS (cases); c++) {
-    DlLoraExportModule m[4];
-    memcpy (m, s.m, sizeof m);
-    g_autofree float *copy = g_memdup2 (s.m[0].down, sizeof (float) * 4 * 32);
-    m[0].down = copy;
-    switch (c) {
-    case 0: m[1].name = "unet_down_blocks_0_attentions_0_proj_in"; break;
-    case 1: m[1].name = "lora_unet_down_blocks.0"; break;
-    case 2: m[3].up_shape[1] = 3; break;
-    case 3: m[2].up_shape[2] = m[2].up_shape[3] = 3; break;
-    case 4: copy[5] = NAN; break;
-    case 5: copy[7] = 70000.0f; break;
-    case 6: m[2].alpha = 0.0f; break;
-    case 7: m[3].name = m[0].name; break;
+  for (guint c = 0; c < G_N_ELEMENTS (cases); c++)
+    {
+      DlLoraExportModule m[4];
+      memcpy (m, s.m, sizeof m);
+      g_autofree float *copy = g_memdup2 (s.m[0].down, sizeof (float) * 4 * 32);
+      m[0].down = copy;
+      switch (c)
+        {
+        case 0:
+          m[1].name = "unet_down_blocks_0_attentions_0_proj_in";
+          break;
+        case 1:
+          m[1].name = "lora_unet_down_blocks.0";
+          break;
+        case 2:
+          m[3].up_shape[1] = 3;
+          break;
+        case 3:
+          m[2].up_shape[2] = m[2].up_shape[3] = 3;
+          break;
+        case 4:
+          copy[5] = NAN;
+          break;
+        case 5:
+          copy[7] = 70000.0f;
+          break;
+        case 6:
+          m[2].alpha = 0.0f;
+          break;
+        case 7:
+          m[3].name = m[0].name;
+          break;
+        }
+      g_autoptr (GError) error = NULL;
+      g_assert_false (dl_lora_export_write (path, m, 4, DL_ST_F16, NULL, &error));
+      g_assert_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT);
+      if (error)
+        {
+          g_test_message ("%s: %s", cases[c], error->message);
+          g_assert_true (strstr (error->message, "bad.safetensors") != NULL);
+        }
+      g_assert_false (g_file_test (path, G_FILE_TEST_EXISTS));
     }
-    g_autoptr (GError) error = NULL;
-    g_assert_false (dl_lora_export_write (path, m, 4, DL_ST_F16, NULL, &error));
-    g_assert_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT);
-    if (error) {
-      g_test_message ("%s: %s", cases[c], error->message);
-      g_assert_true (strstr (error->message, "bad.safetensors") != NULL);
-    }
-    g_assert_false (g_file_test (path, G_FILE_TEST_EXISTS));
-  }
   /* 70000 is fine in F32 */
   DlLoraExportModule m[4];
   memcpy (m, s.m, sizeof m);
@@ -534,9 +571,9 @@ test_model_hash (void)
   gsize len = 3 * 1024 * 1024 + 12345;
   g_autofree guint8 *buf = g_malloc (len);
   for (gsize i = 0; i < len; i++)
-    buf[i] = (guint8) ((i * 31 + (i >> 11) * 7 + 5) & 0xff);
+    buf[i] = (guint8)((i * 31 + (i >> 11) * 7 + 5) & 0xff);
   g_autofree char *path = tmp_path ("model.safetensors");
-  g_assert_true (g_file_set_contents (path, (const char *) buf, len, NULL));
+  g_assert_true (g_file_set_contents (path, (const char *)buf, len, NULL));
 
   g_autoptr (GError) error = NULL;
   g_autofree char *full = dl_model_hash_sha256 (path, NULL, &error);
@@ -554,12 +591,13 @@ test_model_hash (void)
 
   /* the same through sha256sum, when the system has it */
   g_autofree char *tool = g_find_program_in_path ("sha256sum");
-  if (tool) {
-    const char *argv[] = { tool, path, NULL };
-    g_autofree char *out = NULL;
-    g_assert_true (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out, NULL, NULL, NULL));
-    g_assert_true (out && g_str_has_prefix (out, full));
-  }
+  if (tool)
+    {
+      const char *argv[] = { tool, path, NULL };
+      g_autofree char *out = NULL;
+      g_assert_true (g_spawn_sync (NULL, (char **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out, NULL, NULL, NULL));
+      g_assert_true (out && g_str_has_prefix (out, full));
+    }
 
   DlModelHashes h;
   g_assert_true (dl_model_hashes_compute (path, &h, NULL, &error));
@@ -660,13 +698,13 @@ sample_facts (DlTrainFacts *f, DlTrainFactsDir *dirs, DlTrainFactsBucket *bucket
   f->enable_bucket = TRUE;
   f->min_bucket_reso = 256;
   f->max_bucket_reso = 1024;
-  buckets[0] = (DlTrainFactsBucket) { 3, 512, 768, 60 };
-  buckets[1] = (DlTrainFactsBucket) { 5, 576, 704, 40 };
+  buckets[0] = (DlTrainFactsBucket){ 3, 512, 768, 60 };
+  buckets[1] = (DlTrainFactsBucket){ 5, 576, 704, 40 };
   f->buckets = buckets;
   f->n_buckets = 2;
   f->mean_img_ar_error = 0.0123;
-  dirs[0] = (DlTrainFactsDir) { "10_cat", 10, 8, FALSE, cat_captions };
-  dirs[1] = (DlTrainFactsDir) { "1_person", 1, 20, TRUE, person_captions };
+  dirs[0] = (DlTrainFactsDir){ "10_cat", 10, 8, FALSE, cat_captions };
+  dirs[1] = (DlTrainFactsDir){ "1_person", 1, 20, TRUE, person_captions };
   f->dirs = dirs;
   f->n_dirs = 2;
   f->implementation_version = "dreamloom/0.1";
@@ -750,10 +788,11 @@ test_metadata_lora (void)
   GHashTableIter it;
   gpointer k, v;
   g_hash_table_iter_init (&it, t);
-  while (g_hash_table_iter_next (&it, &k, &v)) {
-    g_assert_true (g_str_has_prefix (k, "ss_") || g_str_has_prefix (k, "modelspec."));
-    g_assert_true (g_utf8_validate (v, -1, NULL));
-  }
+  while (g_hash_table_iter_next (&it, &k, &v))
+    {
+      g_assert_true (g_str_has_prefix (k, "ss_") || g_str_has_prefix (k, "modelspec."));
+      g_assert_true (g_utf8_validate (v, -1, NULL));
+    }
 
   /* SD2 v-prediction, nothing else known */
   DlTrainFacts u;
@@ -771,9 +810,9 @@ test_metadata_lora (void)
   ASSERT_KEY (t2, "modelspec.resolution", "768x768");
   ASSERT_KEY (t2, "modelspec.prediction_type", "v");
   ASSERT_KEY (t2, "modelspec.title", "LoRA");
-  for (const char *const *key = (const char *const[]) { "ss_session_id", "ss_network_args", "ss_output_name",
-                                                         "ss_tag_frequency", "ss_dataset_dirs", "ss_resolution",
-                                                         "modelspec.date", "modelspec.encoder_layer", NULL };
+  for (const char *const *key =
+         (const char *const[]){ "ss_session_id", "ss_network_args", "ss_output_name", "ss_tag_frequency",
+                                "ss_dataset_dirs", "ss_resolution", "modelspec.date", "modelspec.encoder_layer", NULL };
        *key; key++)
     g_assert_false (g_hash_table_contains (t2, *key));
   u.v_parameterization = FALSE;
@@ -819,18 +858,19 @@ test_export_with_metadata (void)
   g_assert_no_error (error);
   g_autoptr (DlSafetensors) st = dl_safetensors_open (path, &error);
   g_assert_no_error (error);
-  if (st) {
-    g_autoptr (GPtrArray) keys = dl_safetensors_get_metadata_keys (st);
-    g_assert_cmpuint (keys->len, ==, g_hash_table_size (meta) + 2);
-    g_assert_cmpstr (dl_safetensors_get_metadata (st, "ss_output_name"), ==, "my-lora");
-    g_assert_cmpstr (dl_safetensors_get_metadata (st, "ss_tag_frequency"), ==,
-                     g_hash_table_lookup (meta, "ss_tag_frequency"));
-    /* A1111 re-parses values that start with "{" as JSON */
-    g_autoptr (JsonParser) parser = json_parser_new ();
-    g_assert_true (json_parser_load_from_data (parser, dl_safetensors_get_metadata (st, "ss_tag_frequency"), -1,
-                                               &error));
-    g_assert_no_error (error);
-  }
+  if (st)
+    {
+      g_autoptr (GPtrArray) keys = dl_safetensors_get_metadata_keys (st);
+      g_assert_cmpuint (keys->len, ==, g_hash_table_size (meta) + 2);
+      g_assert_cmpstr (dl_safetensors_get_metadata (st, "ss_output_name"), ==, "my-lora");
+      g_assert_cmpstr (dl_safetensors_get_metadata (st, "ss_tag_frequency"), ==,
+                       g_hash_table_lookup (meta, "ss_tag_frequency"));
+      /* A1111 re-parses values that start with "{" as JSON */
+      g_autoptr (JsonParser) parser = json_parser_new ();
+      g_assert_true (
+        json_parser_load_from_data (parser, dl_safetensors_get_metadata (st, "ss_tag_frequency"), -1, &error));
+      g_assert_no_error (error);
+    }
   check_written (path, &s, DL_ST_F16);
   sample_clear (&s);
 }

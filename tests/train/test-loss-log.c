@@ -35,12 +35,13 @@ test_round_trip (void)
   g_autoptr (GArray) back = dl_loss_log_read (dir, &error);
   g_assert_no_error (error);
   g_assert_cmpuint (back->len, ==, log->len);
-  for (guint i = 0; i < log->len; i++) {
-    const DlLossEntry *a = &g_array_index (log, DlLossEntry, i), *b = &g_array_index (back, DlLossEntry, i);
-    g_assert_cmpint (a->step, ==, b->step);
-    g_assert_true (isnan (a->loss) ? isnan (b->loss) : a->loss == b->loss);
-    g_assert_cmpfloat (a->lr, ==, b->lr);
-  }
+  for (guint i = 0; i < log->len; i++)
+    {
+      const DlLossEntry *a = &g_array_index (log, DlLossEntry, i), *b = &g_array_index (back, DlLossEntry, i);
+      g_assert_cmpint (a->step, ==, b->step);
+      g_assert_true (isnan (a->loss) ? isnan (b->loss) : a->loss == b->loss);
+      g_assert_cmpfloat (a->lr, ==, b->lr);
+    }
   g_autofree char *text = dl_loss_log_format (log);
   g_assert_true (g_str_has_prefix (text, "step,loss,lr\n1,"));
   g_assert_nonnull (strstr (text, "\n6,nan,"));
@@ -52,8 +53,8 @@ test_round_trip (void)
 
   /* damaged lines (a torn last line, stray text) cost only themselves */
   g_autofree char *path = g_build_filename (dir, DL_LOSS_LOG_NAME, NULL);
-  g_assert_true (g_file_set_contents (path, "step,loss,lr\n1,0.5,1e-4\nhello\n2,0.25\n2,x,1\n3,0.125,1e-4\n4,0.1", -1,
-                                      NULL));
+  g_assert_true (
+    g_file_set_contents (path, "step,loss,lr\n1,0.5,1e-4\nhello\n2,0.25\n2,x,1\n3,0.125,1e-4\n4,0.1", -1, NULL));
   g_autoptr (GArray) damaged = dl_loss_log_read (dir, &error);
   g_assert_no_error (error);
   g_assert_cmpuint (damaged->len, ==, 2);

@@ -55,7 +55,8 @@ run_to_end (DlTrainSettings *s, TrainLog *log)
 /* The optimizer state of `path`: tensors (and their elements) with 8-bit
  * moments and with fp32 ones; fp32 moments of tensors of 4096 elements or
  * more (which an 8-bit run must not have). */
-typedef struct {
+typedef struct
+{
   guint eightbit, fp32, large_fp32;
   gint64 eightbit_numel, fp32_numel;
 } Moments;
@@ -67,39 +68,45 @@ count_moments (const char *path)
   g_autoptr (DlSafetensors) st = dl_safetensors_open (path, &error);
   g_assert_no_error (error);
   Moments m = { 0 };
-  for (guint i = 0; i < dl_safetensors_get_n_tensors (st); i++) {
-    const DlStTensor *t = dl_safetensors_get_tensor (st, i);
-    if (g_str_has_prefix (t->name, "adam8_m.")) {
-      g_assert_cmpint (t->dtype, ==, DL_ST_U8);
-      g_assert_cmpint (t->numel, >=, 4096);
-      m.eightbit++;
-      m.eightbit_numel += t->numel;
-      g_autofree char *absmax = g_strconcat ("adam8_v_absmax.", t->name + 8, NULL);
-      g_assert_nonnull (dl_safetensors_find (st, absmax));
-    } else if (g_str_has_prefix (t->name, "adam_m.")) {
-      m.fp32++;
-      m.fp32_numel += t->numel;
-      m.large_fp32 += t->numel >= 4096;
+  for (guint i = 0; i < dl_safetensors_get_n_tensors (st); i++)
+    {
+      const DlStTensor *t = dl_safetensors_get_tensor (st, i);
+      if (g_str_has_prefix (t->name, "adam8_m."))
+        {
+          g_assert_cmpint (t->dtype, ==, DL_ST_U8);
+          g_assert_cmpint (t->numel, >=, 4096);
+          m.eightbit++;
+          m.eightbit_numel += t->numel;
+          g_autofree char *absmax = g_strconcat ("adam8_v_absmax.", t->name + 8, NULL);
+          g_assert_nonnull (dl_safetensors_find (st, absmax));
+        }
+      else if (g_str_has_prefix (t->name, "adam_m."))
+        {
+          m.fp32++;
+          m.fp32_numel += t->numel;
+          m.large_fp32 += t->numel >= 4096;
+        }
     }
-  }
   return m;
 }
 
 static void
 test_curve (void)
 {
-  if (g_getenv ("DREAMLOOM_TEST_QUICK")) {
-    g_test_skip ("DREAMLOOM_TEST_QUICK: the 16-step curves run in the plain build");
-    return;
-  }
+  if (g_getenv ("DREAMLOOM_TEST_QUICK"))
+    {
+      g_test_skip ("DREAMLOOM_TEST_QUICK: the 16-step curves run in the plain build");
+      return;
+    }
   g_autofree char *tmp = tmp_dir ("dl-8bit-curve-XXXXXX");
   g_autofree char *model = dl_test_golden_path ("tiny-sd15-diffusers");
   g_autofree char *images = model ? train_test_copy_images (tmp, 1) : NULL;
-  if (!images) {
-    g_test_skip ("no golden tiny model");
-    dl_test_remove_tree (tmp);
-    return;
-  }
+  if (!images)
+    {
+      g_test_skip ("no golden tiny model");
+      dl_test_remove_tree (tmp);
+      return;
+    }
   gint64 t0 = g_get_monotonic_time ();
   /* lr 2e-4 (DreamBooth's 5e-6 hardly moves the tiny model in 16 steps);
    * validation before the first step and after the last */
@@ -131,22 +138,25 @@ test_curve (void)
   double max_dev = 0;
   gint64 worst = 0;
   gboolean any_differs = FALSE;
-  for (guint k = 0; k < CURVE_STEPS; k++) {
-    double a = g_array_index (l32->loss, double, k), b = g_array_index (l8->loss, double, k);
-    double dev = fabs (b - a) / a;
-    any_differs |= a != b;
-    if (dev > max_dev) {
-      max_dev = dev;
-      worst = k + 1;
+  for (guint k = 0; k < CURVE_STEPS; k++)
+    {
+      double a = g_array_index (l32->loss, double, k), b = g_array_index (l8->loss, double, k);
+      double dev = fabs (b - a) / a;
+      any_differs |= a != b;
+      if (dev > max_dev)
+        {
+          max_dev = dev;
+          worst = k + 1;
+        }
     }
-  }
   double curve_bound = CURVE_BOUND * drop / v0;
   g_test_message ("%d steps at lr 2e-4: validation loss %.6f -> fp32 %.6f, 8-bit %.6f (%+.2e relative); "
                   "step losses: max relative deviation %.3e at step %" G_GINT64_FORMAT " (bound %.3e = %.0f%% of the "
-                  "relative drop %.3f)", CURVE_STEPS, v0, v32, v8, (v8 - v32) / v32, max_dev, worst, curve_bound,
-                  100 * CURVE_BOUND, drop / v0);
-  g_assert_cmpfloat (drop, >, 0.1 * v0);               /* the run learns */
-  g_assert_true (any_differs);                         /* 8-bit moments are in effect */
+                  "relative drop %.3f)",
+                  CURVE_STEPS, v0, v32, v8, (v8 - v32) / v32, max_dev, worst, curve_bound, 100 * CURVE_BOUND,
+                  drop / v0);
+  g_assert_cmpfloat (drop, >, 0.1 * v0); /* the run learns */
+  g_assert_true (any_differs);           /* 8-bit moments are in effect */
   g_assert_cmpfloat (max_dev, <=, curve_bound);
   g_assert_cmpfloat (fabs (v8 - v32), <=, CURVE_BOUND * drop);
 
@@ -156,9 +166,10 @@ test_curve (void)
   Moments m32 = count_moments (st32), m8 = count_moments (st8);
   g_assert_cmpuint (m32.eightbit, ==, 0);
   g_assert_cmpuint (m32.fp32, ==, 684);
-  g_test_message ("8-bit run's state: %u tensors (%" G_GINT64_FORMAT " elements) with 8-bit moments, %u (%"
-                  G_GINT64_FORMAT " elements, each tensor under 4096) with fp32 ones", m8.eightbit, m8.eightbit_numel,
-                  m8.fp32, m8.fp32_numel);
+  g_test_message ("8-bit run's state: %u tensors (%" G_GINT64_FORMAT
+                  " elements) with 8-bit moments, %u (%" G_GINT64_FORMAT
+                  " elements, each tensor under 4096) with fp32 ones",
+                  m8.eightbit, m8.eightbit_numel, m8.fp32, m8.fp32_numel);
   g_assert_cmpuint (m8.eightbit + m8.fp32, ==, 684);
   g_assert_cmpuint (m8.large_fp32, ==, 0);
   g_assert_cmpint (m8.eightbit_numel, >, 9 * m8.fp32_numel); /* most of the UNet */
@@ -172,11 +183,12 @@ test_resume (void)
   g_autofree char *tmp = tmp_dir ("dl-8bit-resume-XXXXXX");
   g_autofree char *model = dl_test_golden_path ("tiny-sd15-diffusers");
   g_autofree char *images = model ? train_test_copy_images (tmp, 1) : NULL;
-  if (!images) {
-    g_test_skip ("no golden tiny model");
-    dl_test_remove_tree (tmp);
-    return;
-  }
+  if (!images)
+    {
+      g_test_skip ("no golden tiny model");
+      dl_test_remove_tree (tmp);
+      return;
+    }
   gint64 t0 = g_get_monotonic_time ();
   g_autoptr (GError) error = NULL;
   /* 6 steps, checkpoints at 2, 4, 6; the stopped run stops after step 3 and
@@ -218,10 +230,11 @@ test_resume (void)
   /* steps 3..6 again, each with the loss the uninterrupted run had */
   g_assert_cmpuint (lr->steps->len, ==, 4);
   g_assert_cmpint (g_array_index (lr->steps, gint64, 0), ==, 3);
-  for (guint i = 0; i < lr->steps->len; i++) {
-    gint64 step = g_array_index (lr->steps, gint64, i);
-    g_assert_cmpfloat (g_array_index (lr->loss, double, i), ==, train_log_loss_at (la, step));
-  }
+  for (guint i = 0; i < lr->steps->len; i++)
+    {
+      gint64 step = g_array_index (lr->steps, gint64, i);
+      g_assert_cmpfloat (g_array_index (lr->loss, double, i), ==, train_log_loss_at (la, step));
+    }
   /* the final masters (written in f32) and the final states (masters, codes,
    * absmax, fp32 moments, step counts) the same, byte for byte */
   train_test_assert_same_tensors (out_a, out_b);

@@ -28,7 +28,8 @@
 
 #define CLASS_PROMPT "a photo of dog"
 
-typedef struct {
+typedef struct
+{
   guint generating; /* "Generating class image" status events */
   GPtrArray *warnings;
 } ClassLog;
@@ -39,10 +40,11 @@ on_class_event (const DlTrainEvent *ev, gpointer data)
   ClassLog *log = data;
   if (ev->kind == DL_TRAIN_EVENT_STATUS && g_str_has_prefix (ev->message, "Generating class image"))
     log->generating++;
-  if (ev->kind == DL_TRAIN_EVENT_WARNING) {
-    g_test_message ("warning: %s", ev->message);
-    g_ptr_array_add (log->warnings, g_strdup (ev->message));
-  }
+  if (ev->kind == DL_TRAIN_EVENT_WARNING)
+    {
+      g_test_message ("warning: %s", ev->message);
+      g_ptr_array_add (log->warnings, g_strdup (ev->message));
+    }
 }
 
 static char *
@@ -58,8 +60,8 @@ read_file (const char *path, gsize *len)
 /* Prepare (no step) a DreamBooth run with prior preservation from `class_dir`;
  * the file names of the class images it will train on, sorted, into *used. */
 static void
-prepare_with_classes (const char *model, const char *images, const char *out, const char *class_dir,
-                      ClassLog *log, GPtrArray **used)
+prepare_with_classes (const char *model, const char *images, const char *out, const char *class_dir, ClassLog *log,
+                      GPtrArray **used)
 {
   g_autofree char *cls = g_strconcat ("class-images=", class_dir, NULL);
   g_autofree char *dir = dl_test_golden_path ("tiny-sd15-diffusers");
@@ -76,7 +78,7 @@ prepare_with_classes (const char *model, const char *images, const char *out, co
   g_assert_nonnull (t->class_images);
   for (guint i = 0; i < dl_train_images_get_n (t->class_images); i++)
     g_ptr_array_add (*used, g_strdup (dl_train_images_get (t->class_images, i)->name));
-  g_ptr_array_sort (*used, (GCompareFunc) g_strcmp0);
+  g_ptr_array_sort (*used, (GCompareFunc)g_strcmp0);
 }
 
 static gboolean
@@ -123,11 +125,12 @@ test_class_images (void)
   g_autofree char *model = dl_test_golden_path ("tiny-sd15-ldm.safetensors");
   g_autofree char *configs = dl_test_golden_path ("tiny-sd15-diffusers");
   g_autofree char *images = model && configs ? train_test_copy_images (tmp, 1) : NULL;
-  if (!images) {
-    g_test_skip ("no golden tiny model");
-    dl_test_remove_tree (tmp);
-    return;
-  }
+  if (!images)
+    {
+      g_test_skip ("no golden tiny model");
+      dl_test_remove_tree (tmp);
+      return;
+    }
   gint64 t0 = g_get_monotonic_time ();
   g_autofree char *cls = g_build_filename (tmp, "class", NULL);
   g_assert_cmpint (g_mkdir (cls, 0755), ==, 0);
@@ -151,11 +154,12 @@ test_class_images (void)
   GStatBuf before[3];
   char *bytes[3] = { NULL };
   gsize lens[3];
-  for (guint k = 0; k < 3; k++) {
-    g_autofree char *p = g_strdup_printf ("%s/class-%05u.png", cls, k);
-    g_assert_cmpint (g_stat (p, &before[k]), ==, 0);
-    bytes[k] = read_file (p, &lens[k]);
-  }
+  for (guint k = 0; k < 3; k++)
+    {
+      g_autofree char *p = g_strdup_printf ("%s/class-%05u.png", cls, k);
+      g_assert_cmpint (g_stat (p, &before[k]), ==, 0);
+      bytes[k] = read_file (p, &lens[k]);
+    }
   g_test_message ("generating 3 class images: %.1f s", (g_get_monotonic_time () - t0) / 1e6);
 
   /* the next run uses them: nothing generated, nothing rewritten */
@@ -165,16 +169,17 @@ test_class_images (void)
   prepare_with_classes (model, images, out_b, cls, &lb, &used_b);
   g_assert_cmpuint (lb.generating, ==, 0);
   g_assert_cmpuint (used_b->len, ==, 3);
-  for (guint k = 0; k < 3; k++) {
-    g_autofree char *p = g_strdup_printf ("%s/class-%05u.png", cls, k);
-    GStatBuf now;
-    gsize len = 0;
-    g_assert_cmpint (g_stat (p, &now), ==, 0);
-    g_assert_cmpint (now.st_mtime, ==, before[k].st_mtime);
-    g_assert_cmpint (now.st_ino, ==, before[k].st_ino);
-    g_autofree char *again = read_file (p, &len);
-    g_assert_cmpmem (again, len, bytes[k], lens[k]);
-  }
+  for (guint k = 0; k < 3; k++)
+    {
+      g_autofree char *p = g_strdup_printf ("%s/class-%05u.png", cls, k);
+      GStatBuf now;
+      gsize len = 0;
+      g_assert_cmpint (g_stat (p, &now), ==, 0);
+      g_assert_cmpint (now.st_mtime, ==, before[k].st_mtime);
+      g_assert_cmpint (now.st_ino, ==, before[k].st_ino);
+      g_autofree char *again = read_file (p, &len);
+      g_assert_cmpmem (again, len, bytes[k], lens[k]);
+    }
 
   /* the user's own image (of another size, without parameters) and an
    * unreadable file: the bad one is named in a warning and two are generated;
@@ -185,7 +190,7 @@ test_class_images (void)
   g_autofree char *broken = g_build_filename (mine_dir, "broken.png", NULL);
   g_autofree guint8 *pixels = g_new (guint8, 48 * 40 * 3);
   for (int i = 0; i < 48 * 40 * 3; i++)
-    pixels[i] = (guint8) (i * 7 % 251);
+    pixels[i] = (guint8)(i * 7 % 251);
   g_assert_true (dl_png_write (mine, pixels, 48, 40, 3, NULL, &error));
   g_assert_true (g_file_set_contents (broken, "not a picture\n", -1, &error));
   g_assert_no_error (error);
@@ -226,11 +231,12 @@ f16_round (float v)
   return dl_f16_to_f32 (dl_f32_to_f16 (v));
 }
 
-typedef struct {
-  guint trained;       /* trained tensors compared with their masters */
-  guint changed;       /* of those, differing from the base model */
-  guint base;          /* tensors compared with the base model */
-  gint64 not_f16;      /* trained values that no f16 holds */
+typedef struct
+{
+  guint trained;  /* trained tensors compared with their masters */
+  guint changed;  /* of those, differing from the base model */
+  guint base;     /* tensors compared with the base model */
+  gint64 not_f16; /* trained values that no f16 holds */
 } Written;
 
 /* The model at `out` (single file: with the tiny model's configs) against the
@@ -253,58 +259,67 @@ check_written (const char *out, const char *base, const char *state, gboolean te
   g_assert_cmpuint (dl_checkpoint_get_unknown_keys (w)->len, ==, 0);
   Written r = { 0 };
   guint bad = 0;
-  for (guint i = 0; i < dl_checkpoint_get_n_params (w); i++) {
-    const DlCheckpointParam *p = dl_checkpoint_get_param (w, i);
-    gboolean trained = g_str_has_prefix (p->name, "unet.") || (te_trained && g_str_has_prefix (p->name, "text_encoder."));
-    const DlCheckpointParam *bp = dl_checkpoint_find (b, p->name);
-    g_assert_nonnull (bp);
-    int64_t n = 0, nb = 0, nm = 0;
-    g_autofree float *got = dl_checkpoint_read_f32 (w, p->name, &n, &error);
-    g_assert_no_error (error);
-    g_autofree float *orig = dl_checkpoint_read_f32 (b, p->name, &nb, &error);
-    g_assert_no_error (error);
-    g_assert_cmpint (n, ==, nb);
-    g_autofree char *key = g_strconcat ("param.", p->name, NULL);
-    g_autofree float *master = trained ? dl_safetensors_read_f32 (st, key, &nm, &error) : NULL;
-    g_assert_no_error (error);
-    if (trained)
-      g_assert_cmpint (nm, ==, n);
-    /* what must be there: the master (or the base) as stored */
-    DlStDType want_dtype = trained ? dtype : bp->dtype;
-    if (p->dtype != want_dtype) {
-      if (bad++ < 5)
-        g_test_message ("%s stored as %s, expected %s", p->name, dl_st_dtype_name (p->dtype),
-                        dl_st_dtype_name (want_dtype));
-      continue;
+  for (guint i = 0; i < dl_checkpoint_get_n_params (w); i++)
+    {
+      const DlCheckpointParam *p = dl_checkpoint_get_param (w, i);
+      gboolean trained =
+        g_str_has_prefix (p->name, "unet.") || (te_trained && g_str_has_prefix (p->name, "text_encoder."));
+      const DlCheckpointParam *bp = dl_checkpoint_find (b, p->name);
+      g_assert_nonnull (bp);
+      int64_t n = 0, nb = 0, nm = 0;
+      g_autofree float *got = dl_checkpoint_read_f32 (w, p->name, &n, &error);
+      g_assert_no_error (error);
+      g_autofree float *orig = dl_checkpoint_read_f32 (b, p->name, &nb, &error);
+      g_assert_no_error (error);
+      g_assert_cmpint (n, ==, nb);
+      g_autofree char *key = g_strconcat ("param.", p->name, NULL);
+      g_autofree float *master = trained ? dl_safetensors_read_f32 (st, key, &nm, &error) : NULL;
+      g_assert_no_error (error);
+      if (trained)
+        g_assert_cmpint (nm, ==, n);
+      /* what must be there: the master (or the base) as stored */
+      DlStDType want_dtype = trained ? dtype : bp->dtype;
+      if (p->dtype != want_dtype)
+        {
+          if (bad++ < 5)
+            g_test_message ("%s stored as %s, expected %s", p->name, dl_st_dtype_name (p->dtype),
+                            dl_st_dtype_name (want_dtype));
+          continue;
+        }
+      const float *ref = trained ? master : orig;
+      gint64 differ = 0, first = -1;
+      gboolean changed = FALSE;
+      for (int64_t k = 0; k < n; k++)
+        {
+          float want = want_dtype == DL_ST_F16 ? f16_round (ref[k]) : ref[k];
+          if (memcmp (&got[k], &want, sizeof (float)) != 0 && !(got[k] == 0 && want == 0))
+            {
+              if (first < 0)
+                first = k;
+              differ++;
+            }
+          changed |= trained && got[k] != orig[k];
+          if (trained && f16_round (ref[k]) != ref[k])
+            r.not_f16++;
+        }
+      if (differ)
+        {
+          if (bad++ < 5)
+            g_test_message ("%s: %" G_GINT64_FORMAT " of %" G_GINT64_FORMAT
+                            " values differ from the %s (first [%" G_GINT64_FORMAT "]: %.9g, expected %.9g)",
+                            p->name, differ, n, trained ? "master" : "base", first, got[first], ref[first]);
+          continue;
+        }
+      if (trained)
+        {
+          r.trained++;
+          r.changed += changed;
+        }
+      else
+        {
+          r.base++;
+        }
     }
-    const float *ref = trained ? master : orig;
-    gint64 differ = 0, first = -1;
-    gboolean changed = FALSE;
-    for (int64_t k = 0; k < n; k++) {
-      float want = want_dtype == DL_ST_F16 ? f16_round (ref[k]) : ref[k];
-      if (memcmp (&got[k], &want, sizeof (float)) != 0 && !(got[k] == 0 && want == 0)) {
-        if (first < 0)
-          first = k;
-        differ++;
-      }
-      changed |= trained && got[k] != orig[k];
-      if (trained && f16_round (ref[k]) != ref[k])
-        r.not_f16++;
-    }
-    if (differ) {
-      if (bad++ < 5)
-        g_test_message ("%s: %" G_GINT64_FORMAT " of %" G_GINT64_FORMAT " values differ from the %s (first [%"
-                        G_GINT64_FORMAT "]: %.9g, expected %.9g)", p->name, differ, n, trained ? "master" : "base",
-                        first, got[first], ref[first]);
-      continue;
-    }
-    if (trained) {
-      r.trained++;
-      r.changed += changed;
-    } else {
-      r.base++;
-    }
-  }
   g_test_message ("%s: %u trained tensors as the masters (%u changed by training), %u as the base; %u wrong", out,
                   r.trained, r.changed, r.base, bad);
   g_assert_cmpuint (bad, ==, 0);
@@ -353,11 +368,12 @@ test_export (void)
   g_assert_no_error (error);
   g_autofree char *model = dl_test_golden_path ("tiny-sd15-diffusers");
   g_autofree char *images = model ? train_test_copy_images (tmp, 1) : NULL;
-  if (!images) {
-    g_test_skip ("no golden tiny model");
-    dl_test_remove_tree (tmp);
-    return;
-  }
+  if (!images)
+    {
+      g_test_skip ("no golden tiny model");
+      dl_test_remove_tree (tmp);
+      return;
+    }
   gint64 t0 = g_get_monotonic_time ();
   /* lr 1e-4: the masters move away from values an f16 holds */
   const char *const common[] = { "steps=2", "lr=1e-4", NULL };
@@ -386,26 +402,29 @@ test_export (void)
    * step and one kept: the masters exactly; older checkpoint folders removed
    * (not under $DREAMLOOM_TEST_QUICK: the sanitizer build's time) */
   g_autofree char *out_b = g_build_filename (tmp, "b/", NULL);
-  if (!g_getenv ("DREAMLOOM_TEST_QUICK")) {
-    const char *const opts[] = { "steps=3", "lr=1e-4", "save-dtype=f32", "train-text-encoder", "text-encoder-lr=1e-4",
-                                 "save-every=1", "keep=1", NULL };
-    g_autoptr (DlTrainSettings) s = train_test_settings (DL_TRAIN_DREAMBOOTH, model, images, out_b, opts);
-    g_autoptr (TrainLog) log = train_log_new ();
-    run_ok (s, log, NULL);
-    g_assert_cmpuint (log->checkpoints->len, ==, 3);
-    g_autofree char *state_b = final_state (tmp, "b.run", 3);
-    Written wb = check_written (out_b, model, state_b, TRUE, DL_ST_F32);
-    g_assert_cmpuint (wb.trained, ==, 684 + 52);
-    g_assert_cmpuint (wb.changed, >, 600 + 40);
-    g_autofree char *run_b = g_build_filename (tmp, "b.run", NULL);
-    g_autofree char *ck_b = g_build_filename (run_b, "b-step000003", NULL);
-    g_assert_true (g_file_test (ck_b, G_FILE_TEST_IS_DIR));
-    check_written (ck_b, model, state_b, TRUE, DL_ST_F32);
-    /* the checkpoints of steps 1 and 2 are gone, folders and states */
-    g_assert_cmpuint (count_entries (run_b, "b-step"), ==, 1);
-    g_assert_cmpuint (count_entries (run_b, "state-"), ==, 1);
-    g_test_message ("(a, b) %.1f s", (g_get_monotonic_time () - t0) / 1e6);
-  }
+  if (!g_getenv ("DREAMLOOM_TEST_QUICK"))
+    {
+      const char *const opts[] = {
+        "steps=3", "lr=1e-4", "save-dtype=f32", "train-text-encoder", "text-encoder-lr=1e-4", "save-every=1",
+        "keep=1",  NULL
+      };
+      g_autoptr (DlTrainSettings) s = train_test_settings (DL_TRAIN_DREAMBOOTH, model, images, out_b, opts);
+      g_autoptr (TrainLog) log = train_log_new ();
+      run_ok (s, log, NULL);
+      g_assert_cmpuint (log->checkpoints->len, ==, 3);
+      g_autofree char *state_b = final_state (tmp, "b.run", 3);
+      Written wb = check_written (out_b, model, state_b, TRUE, DL_ST_F32);
+      g_assert_cmpuint (wb.trained, ==, 684 + 52);
+      g_assert_cmpuint (wb.changed, >, 600 + 40);
+      g_autofree char *run_b = g_build_filename (tmp, "b.run", NULL);
+      g_autofree char *ck_b = g_build_filename (run_b, "b-step000003", NULL);
+      g_assert_true (g_file_test (ck_b, G_FILE_TEST_IS_DIR));
+      check_written (ck_b, model, state_b, TRUE, DL_ST_F32);
+      /* the checkpoints of steps 1 and 2 are gone, folders and states */
+      g_assert_cmpuint (count_entries (run_b, "b-step"), ==, 1);
+      g_assert_cmpuint (count_entries (run_b, "state-"), ==, 1);
+      g_test_message ("(a, b) %.1f s", (g_get_monotonic_time () - t0) / 1e6);
+    }
 
   /* (c) --fp16: the forward reads f16 copies; what is written in f32 is the
    * f32 masters, values no f16 holds, and the base's f32 tensors, not their

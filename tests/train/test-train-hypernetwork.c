@@ -50,23 +50,25 @@ check_tensors (DlHypernetwork *hn, const char *state, DlHypernetwork *start)
   g_assert_no_error (error);
   guint n = dl_hypernetwork_get_n_tensors (hn), changed = 0;
   g_assert_cmpuint (n, >, 0);
-  for (guint i = 0; i < n; i++) {
-    const char *name = NULL;
-    DlTensor *t = dl_hypernetwork_get_tensor (hn, i, &name);
-    g_autofree float *got = dl_test_download (t);
-    g_autofree char *key = g_strconcat ("param.", name, NULL);
-    int64_t numel = 0;
-    g_autofree float *want = dl_safetensors_read_f32 (st, key, &numel, &error);
-    g_assert_no_error (error);
-    g_assert_cmpint (numel, ==, dl_tensor_numel (t));
-    g_assert_cmpmem (got, numel * sizeof (float), want, numel * sizeof (float));
-    if (start) {
-      DlTensor *s0 = dl_hypernetwork_find_tensor (start, name);
-      g_assert_nonnull (s0);
-      g_autofree float *v0 = dl_test_download (s0);
-      changed += memcmp (v0, got, numel * sizeof (float)) != 0;
+  for (guint i = 0; i < n; i++)
+    {
+      const char *name = NULL;
+      DlTensor *t = dl_hypernetwork_get_tensor (hn, i, &name);
+      g_autofree float *got = dl_test_download (t);
+      g_autofree char *key = g_strconcat ("param.", name, NULL);
+      int64_t numel = 0;
+      g_autofree float *want = dl_safetensors_read_f32 (st, key, &numel, &error);
+      g_assert_no_error (error);
+      g_assert_cmpint (numel, ==, dl_tensor_numel (t));
+      g_assert_cmpmem (got, numel * sizeof (float), want, numel * sizeof (float));
+      if (start)
+        {
+          DlTensor *s0 = dl_hypernetwork_find_tensor (start, name);
+          g_assert_nonnull (s0);
+          g_autofree float *v0 = dl_test_download (s0);
+          changed += memcmp (v0, got, numel * sizeof (float)) != 0;
+        }
     }
-  }
   return changed;
 }
 
@@ -74,10 +76,11 @@ static void
 assert_structure (const DlHypernetworkConfig *c, int n, const double *layers)
 {
   g_assert_cmpint (c->n_layers, ==, n);
-  for (int i = 0; i < n; i++) {
-    g_assert_cmpfloat (c->layer_structure[i], ==, layers[i]);
-    g_assert_cmpfloat (c->dropout_structure[i], ==, 0);
-  }
+  for (int i = 0; i < n; i++)
+    {
+      g_assert_cmpfloat (c->layer_structure[i], ==, layers[i]);
+      g_assert_cmpfloat (c->dropout_structure[i], ==, 0);
+    }
 }
 
 static void
@@ -87,17 +90,19 @@ test_scratch (void)
   g_autofree char *ldm = dl_test_golden_path ("tiny-sd15-ldm.safetensors");
   g_autofree char *config = dl_test_golden_path ("tiny-sd15-diffusers");
   g_autofree char *images = ldm && config ? train_test_copy_images (tmp, 2) : NULL;
-  if (!images) {
-    g_test_skip ("no golden tiny model");
-    dl_test_remove_tree (tmp);
-    return;
-  }
+  if (!images)
+    {
+      g_test_skip ("no golden tiny model");
+      dl_test_remove_tree (tmp);
+      return;
+    }
   gint64 t0 = g_get_monotonic_time ();
   g_autoptr (GError) error = NULL;
   g_autofree char *out = g_build_filename (tmp, "my-style.pt", NULL);
   g_autofree char *cfg = g_strconcat ("config=", config, NULL);
-  const char *const opts[] = { cfg, "steps=3", "lr=1e-3", "hn-sizes=32", "hn-layers=1,2,1", "hn-activation=relu",
-                               NULL };
+  const char *const opts[] = {
+    cfg, "steps=3", "lr=1e-3", "hn-sizes=32", "hn-layers=1,2,1", "hn-activation=relu", NULL
+  };
   g_autoptr (DlTrainSettings) s = train_test_settings (DL_TRAIN_HYPERNETWORK, ldm, images, out, opts);
   g_autoptr (TrainLog) log = train_log_new ();
   {
@@ -126,7 +131,7 @@ test_scratch (void)
   g_autofree char *data = NULL;
   gsize len = 0;
   g_assert_true (g_file_get_contents (ldm, &data, &len, &error));
-  g_autofree char *sha = g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *) data, len);
+  g_autofree char *sha = g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *)data, len);
   sha[10] = '\0';
   g_assert_cmpstr (c->sd_checkpoint, ==, sha);
   g_assert_cmpstr (c->sd_checkpoint_name, ==, "tiny-sd15-ldm");
@@ -175,11 +180,12 @@ test_init_from (void)
   g_autofree char *model = dl_test_golden_path ("tiny-sd15-diffusers");
   g_autofree char *init = dl_test_golden_path ("train/hn-init.pt");
   g_autofree char *images = model && init ? train_test_copy_images (tmp, 2) : NULL;
-  if (!images) {
-    g_test_skip ("no golden tiny model or hn-init.pt");
-    dl_test_remove_tree (tmp);
-    return;
-  }
+  if (!images)
+    {
+      g_test_skip ("no golden tiny model or hn-init.pt");
+      dl_test_remove_tree (tmp);
+      return;
+    }
   gint64 t0 = g_get_monotonic_time ();
   g_autoptr (GError) error = NULL;
   g_autofree char *out = g_build_filename (tmp, "continued.pt", NULL);
@@ -220,8 +226,7 @@ test_init_from (void)
 
 /* Prepare a run with these sizes: its warnings, or its error. */
 static gboolean
-prepare_sizes (const char *tmp, const char *model, const char *images, const char *sizes, TrainLog *log,
-               GError **error)
+prepare_sizes (const char *tmp, const char *model, const char *images, const char *sizes, TrainLog *log, GError **error)
 {
   g_autofree char *out = g_strdup_printf ("%s/sizes-%s.pt", tmp, sizes);
   g_autofree char *opt = g_strconcat ("hn-sizes=", sizes, NULL);
@@ -239,11 +244,12 @@ test_sizes (void)
   g_autofree char *tmp = tmp_dir ("dl-hn-sizes-XXXXXX");
   g_autofree char *model = dl_test_golden_path ("tiny-sd15-diffusers");
   g_autofree char *images = model ? train_test_copy_images (tmp, 1) : NULL;
-  if (!images) {
-    g_test_skip ("no golden tiny model");
-    dl_test_remove_tree (tmp);
-    return;
-  }
+  if (!images)
+    {
+      g_test_skip ("no golden tiny model");
+      dl_test_remove_tree (tmp);
+      return;
+    }
   g_autoptr (GError) error = NULL;
   g_autoptr (TrainLog) log = train_log_new ();
   g_assert_true (prepare_sizes (tmp, model, images, "32,48,64", log, &error));
@@ -290,11 +296,12 @@ test_refused_init (void)
   g_autofree char *tmp = tmp_dir ("dl-hn-evil-XXXXXX");
   g_autofree char *model = dl_test_golden_path ("tiny-sd15-diffusers");
   g_autofree char *images = model ? train_test_copy_images (tmp, 1) : NULL;
-  if (!images) {
-    g_test_skip ("no golden tiny model");
-    dl_test_remove_tree (tmp);
-    return;
-  }
+  if (!images)
+    {
+      g_test_skip ("no golden tiny model");
+      dl_test_remove_tree (tmp);
+      return;
+    }
   g_autoptr (GError) error = NULL;
   g_autofree char *evil = g_build_filename (tmp, "free-style.pt", NULL);
   g_autofree char *marker = g_build_filename (tmp, "pwned", NULL);

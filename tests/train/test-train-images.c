@@ -30,7 +30,7 @@ static void
 write_bytes (const char *path, const void *data, gsize len)
 {
   g_autoptr (GError) error = NULL;
-  g_assert_true (g_file_set_contents (path, data, (gssize) len, &error));
+  g_assert_true (g_file_set_contents (path, data, (gssize)len, &error));
   g_assert_no_error (error);
 }
 
@@ -46,8 +46,8 @@ typedef void (*PixelFunc) (int x, int y, uint8_t rgb[3]);
 static void
 flat_grey (int x, int y, uint8_t rgb[3])
 {
-  (void) x;
-  (void) y;
+  (void)x;
+  (void)y;
   rgb[0] = rgb[1] = rgb[2] = 128;
 }
 
@@ -55,18 +55,18 @@ flat_grey (int x, int y, uint8_t rgb[3])
 static void
 coordinates (int x, int y, uint8_t rgb[3])
 {
-  rgb[0] = (uint8_t) x;
-  rgb[1] = (uint8_t) y;
+  rgb[0] = (uint8_t)x;
+  rgb[1] = (uint8_t)y;
   rgb[2] = 7;
 }
 
 static uint8_t *
 make_pixels (int w, int h, PixelFunc f)
 {
-  uint8_t *rgb = g_new (uint8_t, (gsize) w * h * 3);
+  uint8_t *rgb = g_new (uint8_t, (gsize)w * h * 3);
   for (int y = 0; y < h; y++)
     for (int x = 0; x < w; x++)
-      f (x, y, rgb + ((gsize) y * w + x) * 3);
+      f (x, y, rgb + ((gsize)y * w + x) * 3);
   return rgb;
 }
 
@@ -98,18 +98,48 @@ write_jpeg (const char *dir, const char *name, GdkPixbuf *pixbuf, int orientatio
   g_assert_true (gdk_pixbuf_save_to_buffer (pixbuf, &jpeg, &len, "jpeg", &error, "quality", "100", NULL));
   g_assert_no_error (error);
   const guint8 app1[] = {
-    0xFF, 0xE1, 0x00, 0x22,                                 /* APP1, 34 bytes */
-    'E', 'x', 'i', 'f', 0, 0,                               /* EXIF header */
-    'I', 'I', 0x2A, 0x00, 0x08, 0x00, 0x00, 0x00,           /* TIFF, little-endian, IFD at 8 */
-    0x01, 0x00,                                             /* one entry */
-    0x12, 0x01, 0x03, 0x00, 0x01, 0x00, 0x00, 0x00,         /* Orientation, SHORT, count 1 */
-    (guint8) orientation, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* value; no next IFD */
+    0xFF,
+    0xE1,
+    0x00,
+    0x22, /* APP1, 34 bytes */
+    'E',
+    'x',
+    'i',
+    'f',
+    0,
+    0, /* EXIF header */
+    'I',
+    'I',
+    0x2A,
+    0x00,
+    0x08,
+    0x00,
+    0x00,
+    0x00, /* TIFF, little-endian, IFD at 8 */
+    0x01,
+    0x00, /* one entry */
+    0x12,
+    0x01,
+    0x03,
+    0x00,
+    0x01,
+    0x00,
+    0x00,
+    0x00, /* Orientation, SHORT, count 1 */
+    (guint8)orientation,
+    0x00,
+    0x00,
+    0x00,
+    0x00,
+    0x00,
+    0x00,
+    0x00, /* value; no next IFD */
   };
   GByteArray *out = g_byte_array_new ();
-  g_byte_array_append (out, (const guint8 *) jpeg, 2);
+  g_byte_array_append (out, (const guint8 *)jpeg, 2);
   if (orientation > 0)
     g_byte_array_append (out, app1, sizeof app1);
-  g_byte_array_append (out, (const guint8 *) jpeg + 2, (guint) len - 2);
+  g_byte_array_append (out, (const guint8 *)jpeg + 2, (guint)len - 2);
   char *path = g_build_filename (dir, name, NULL);
   write_bytes (path, out->data, out->len);
   g_byte_array_unref (out);
@@ -119,7 +149,7 @@ write_jpeg (const char *dir, const char *name, GdkPixbuf *pixbuf, int orientatio
 static DlTrainImagesOptions
 options_for (int resolution)
 {
-  return (DlTrainImagesOptions) { .resolution = resolution };
+  return (DlTrainImagesOptions){ .resolution = resolution };
 }
 
 static DlTrainImages *
@@ -127,7 +157,7 @@ load (GPtrArray *paths, const DlTrainImagesOptions *options, GPtrArray *warnings
 {
   g_autoptr (GError) error = NULL;
   DlTrainImages *images =
-      dl_train_images_new ((const char *const *) paths->pdata, paths->len, options, warnings, NULL, &error);
+    dl_train_images_new ((const char *const *)paths->pdata, paths->len, options, warnings, NULL, &error);
   g_assert_no_error (error);
   g_assert_nonnull (images);
   return images;
@@ -148,8 +178,8 @@ test_buckets_for_resolution (void)
    * width 256 -> 1024, 320 -> 768, 384 -> 640, 448 -> 576, 512 -> 512, 576 -> 448,
    * 640 -> 384, 704 -> 320, 768 -> 320, 832..1024 -> 256; each also transposed */
   static const int want[][2] = {
-    { 256, 832 }, { 256, 896 }, { 256, 960 }, { 256, 1024 }, { 320, 704 }, { 320, 768 },
-    { 384, 640 }, { 448, 576 }, { 512, 512 }, { 576, 448 },  { 640, 384 }, { 704, 320 },
+    { 256, 832 }, { 256, 896 }, { 256, 960 }, { 256, 1024 }, { 320, 704 },  { 320, 768 },
+    { 384, 640 }, { 448, 576 }, { 512, 512 }, { 576, 448 },  { 640, 384 },  { 704, 320 },
     { 768, 320 }, { 832, 256 }, { 896, 256 }, { 960, 256 },  { 1024, 256 },
   };
   g_autoptr (GArray) b512 = dl_train_buckets_for_resolution (512);
@@ -180,7 +210,7 @@ test_buckets_for_resolution (void)
       const DlTrainBucket *b = &g_array_index (b768, DlTrainBucket, i);
       square |= b->width == 768 && b->height == 768;
       wide |= b->width == 1024 && b->height == 576;
-      g_assert_cmpint ((gint64) b->width * b->height, <=, 768 * 768);
+      g_assert_cmpint ((gint64)b->width * b->height, <=, 768 * 768);
       g_assert_cmpint (b->width % 64, ==, 0);
       g_assert_cmpint (b->height % 64, ==, 0);
       g_assert_cmpint (MIN (b->width, b->height), >=, 256);
@@ -196,15 +226,15 @@ static void
 test_buckets_select (void)
 {
   g_autoptr (GArray) b = dl_train_buckets_for_resolution (512);
-  const DlTrainBucket *all = (const DlTrainBucket *) (gconstpointer) b->data;
+  const DlTrainBucket *all = (const DlTrainBucket *)(gconstpointer)b->data;
   /* image w, h -> bucket w, h, resized w, h (kohya select_bucket, worked by hand) */
   static const int cases[][6] = {
-    { 1024, 512, 704, 320, 704, 352 },  /* 2.0: 704/320 = 2.2 is nearest; widths match */
-    { 512, 1024, 320, 704, 352, 704 },  /* 0.5: 320/704 = 0.4545 */
-    { 600, 400, 640, 384, 640, 427 },   /* 1.5: 640/384 = 1.667 beats 576/448 = 1.286; 400*640/600 = 426.7 */
-    { 300, 300, 512, 512, 512, 512 },   /* enlarged */
+    { 1024, 512, 704, 320, 704, 352 },   /* 2.0: 704/320 = 2.2 is nearest; widths match */
+    { 512, 1024, 320, 704, 352, 704 },   /* 0.5: 320/704 = 0.4545 */
+    { 600, 400, 640, 384, 640, 427 },    /* 1.5: 640/384 = 1.667 beats 576/448 = 1.286; 400*640/600 = 426.7 */
+    { 300, 300, 512, 512, 512, 512 },    /* enlarged */
     { 2000, 500, 1024, 256, 1024, 256 }, /* exactly 4:1 */
-    { 576, 448, 576, 448, 576, 448 },   /* a bucket's own size */
+    { 576, 448, 576, 448, 576, 448 },    /* a bucket's own size */
     { 1000, 1000, 512, 512, 512, 512 },
   };
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
@@ -276,7 +306,7 @@ test_dataset_buckets (void)
   /* flat 128 stays 128 through the area filter, in every one of 704 x 320 x 3 */
   float want = 128.0f / 127.5f - 1.0f;
   gsize bad = 0;
-  for (gsize i = 0; i < (gsize) 704 * 320 * 3; i++)
+  for (gsize i = 0; i < (gsize)704 * 320 * 3; i++)
     bad += px[i] != want;
   g_assert_cmpuint (bad, ==, 0);
 }
@@ -435,7 +465,7 @@ test_no_usable_image (void)
   g_autoptr (GError) error = NULL;
   g_autoptr (GPtrArray) warnings = g_ptr_array_new_with_free_func (g_free);
   g_autoptr (DlTrainImages) images =
-      dl_train_images_new ((const char *const *) paths->pdata, paths->len, &options, warnings, NULL, &error);
+    dl_train_images_new ((const char *const *)paths->pdata, paths->len, &options, warnings, NULL, &error);
   g_assert_null (images);
   g_assert_error (error, DL_ERROR, DL_ERROR_INVALID_FILE);
   g_autofree char *display = g_filename_display_name (dir);
@@ -450,7 +480,8 @@ test_bad_options (void)
   g_autofree char *dir = make_dir ("options");
   g_autofree char *path = write_flat_png (dir, "a.png", 64, 64);
   const char *paths[] = { path };
-  struct {
+  struct
+  {
     DlTrainImagesOptions options;
     guint n;
     const char *message;
@@ -522,12 +553,13 @@ test_captions (void)
   options.caption_extension = NULL;
   g_autoptr (GError) error = NULL;
   g_autoptr (DlTrainImages) bad =
-      dl_train_images_new ((const char *const *) paths->pdata, paths->len, &options, NULL, NULL, &error);
+    dl_train_images_new ((const char *const *)paths->pdata, paths->len, &options, NULL, NULL, &error);
   g_assert_null (bad);
   g_assert_error (error, DL_ERROR, DL_ERROR_INVALID_FILE);
   g_autofree char *txt = g_build_filename (dir, "empty.txt", NULL);
   g_autofree char *display = g_filename_display_name (txt);
-  g_autofree char *want = g_strdup_printf ("The caption file “%s” is not UTF-8 text (byte 3); save it as UTF-8", display);
+  g_autofree char *want =
+    g_strdup_printf ("The caption file “%s” is not UTF-8 text (byte 3); save it as UTF-8", display);
   g_assert_cmpstr (error ? error->message : NULL, ==, want);
   /* the window repairs it instead, to show and edit */
   g_clear_error (&error);
@@ -633,7 +665,7 @@ test_caption_augment (void)
     for (int i = 0; i < 100; i++)
       {
         g_autofree char *tag = g_strdup_printf ("t%d", i);
-        g_assert_true (g_strv_contains ((const char *const *) parts, tag));
+        g_assert_true (g_strv_contains ((const char *const *)parts, tag));
       }
     /* the last 7 positions are settled by the first 7 swaps, from the words given */
     for (int i = 93; i < 100; i++)
@@ -654,8 +686,8 @@ test_caption_augment (void)
       g_assert_true (g_str_has_prefix (s, "one, two, "));
       g_auto (GStrv) parts = g_strsplit (s, ", ", -1);
       g_assert_cmpuint (g_strv_length (parts), ==, 6);
-      for (const char *const *w = (const char *const[]) { "three", "four", "five", "six", NULL }; *w; w++)
-        g_assert_true (g_strv_contains ((const char *const *) parts, *w));
+      for (const char *const *w = (const char *const[]){ "three", "four", "five", "six", NULL }; *w; w++)
+        g_assert_true (g_strv_contains ((const char *const *)parts, *w));
     }
 }
 
@@ -667,8 +699,7 @@ test_resize_area (void)
   /* 2 x 2 blocks as OpenCV's fast path, (sum + 2) >> 2: red 7 / 4 -> 2, green 2 / 4 -> 1
    * (an exact half goes up, where rounding to even would give 0), blue 100 / 4 = 25 */
   const uint8_t src[2 * 4 * 3] = {
-    1, 0, 10, 2, 1, 20, 9, 9, 9, 9, 9, 9,
-    2, 0, 30, 2, 1, 40, 9, 9, 9, 9, 9, 9,
+    1, 0, 10, 2, 1, 20, 9, 9, 9, 9, 9, 9, 2, 0, 30, 2, 1, 40, 9, 9, 9, 9, 9, 9,
   };
   g_autofree uint8_t *half = dl_image_resize_area_rgb8 (src, 4, 2, 2, 1);
   g_assert_cmpuint (half[0], ==, 2);
@@ -694,7 +725,7 @@ test_resize_area (void)
   /* 3 x 3 blocks average through float: (sum / 9) rounded */
   uint8_t nine[3 * 3 * 3];
   for (int i = 0; i < 27; i++)
-    nine[i] = (uint8_t) (i / 3 == 4 ? 100 : 0); /* the centre pixel 100: 11.1 -> 11 */
+    nine[i] = (uint8_t)(i / 3 == 4 ? 100 : 0); /* the centre pixel 100: 11.1 -> 11 */
   g_autofree uint8_t *one = dl_image_resize_rgb8 (nine, 3, 3, 1, 1);
   g_assert_cmpuint (one[0], ==, 11);
 }
@@ -720,7 +751,7 @@ test_resize_lanczos (void)
   for (int x = 0; x < in_w; x++)
     src[x * 3] = src[x * 3 + 1] = src[x * 3 + 2] = vals[x];
   g_autofree uint8_t *big = dl_image_resize_lanczos_rgb8 (src, in_w, 1, out_w, 1);
-  double scale = (double) in_w / out_w;
+  double scale = (double)in_w / out_w;
   for (int x = 0; x < out_w; x++)
     {
       double center = (x + 0.5) * scale, sum = 0, wsum = 0;
@@ -771,7 +802,7 @@ test_pixels_flat (void)
   g_autoptr (GError) error = NULL;
   g_assert_true (dl_png_write (a, rgba, 40, 40, 4, NULL, &error));
   g_ptr_array_add (paths, g_strdup (a));
-  g_autoptr (DlTrainImages) images = load (paths, &(DlTrainImagesOptions) { .resolution = 64 }, NULL);
+  g_autoptr (DlTrainImages) images = load (paths, &(DlTrainImagesOptions){ .resolution = 64 }, NULL);
   if (!images)
     return;
   g_autofree float *px = dl_train_images_load_pixels (images, 0, FALSE, &error); /* enlarged 40 -> 64 */
@@ -795,7 +826,7 @@ test_crop_and_flip (void)
   g_autoptr (GPtrArray) paths = path_list ();
   g_ptr_array_add (paths, write_png (dir, "a-wide.png", 96, 64, coordinates));
   g_ptr_array_add (paths, write_png (dir, "b-tall.png", 64, 81, coordinates));
-  g_autoptr (DlTrainImages) images = load (paths, &(DlTrainImagesOptions) { .resolution = 64 }, NULL);
+  g_autoptr (DlTrainImages) images = load (paths, &(DlTrainImagesOptions){ .resolution = 64 }, NULL);
   if (!images)
     return;
   const DlTrainImage *wide = dl_train_images_get (images, 0), *tall = dl_train_images_get (images, 1);
@@ -819,14 +850,14 @@ test_crop_and_flip (void)
   for (int y = 0; y < 64; y++)
     for (int x = 0; x < 64; x++)
       {
-        gsize i = (gsize) y * 64 + x;
-        bad += plain[i] != (float) (x + 16) / 127.5f - 1.0f;
-        bad += plain[plane + i] != (float) y / 127.5f - 1.0f;
+        gsize i = (gsize)y * 64 + x;
+        bad += plain[i] != (float)(x + 16) / 127.5f - 1.0f;
+        bad += plain[plane + i] != (float)y / 127.5f - 1.0f;
         bad += plain[2 * plane + i] != 7.0f / 127.5f - 1.0f;
-        bad += flipped[i] != (float) (63 - x + 16) / 127.5f - 1.0f;
+        bad += flipped[i] != (float)(63 - x + 16) / 127.5f - 1.0f;
         bad += flipped[plane + i] != plain[plane + i];
-        bad += tall_px[i] != (float) x / 127.5f - 1.0f;
-        bad += tall_px[plane + i] != (float) (y + 8) / 127.5f - 1.0f;
+        bad += tall_px[i] != (float)x / 127.5f - 1.0f;
+        bad += tall_px[plane + i] != (float)(y + 8) / 127.5f - 1.0f;
       }
   g_assert_cmpuint (bad, ==, 0);
 }
@@ -862,7 +893,7 @@ test_random_crop (void)
   g_autofree float *px = dl_train_images_load_pixels (a, 0, FALSE, &error);
   g_assert_no_error (error);
   if (px)
-    g_assert_cmpfloat (px[5], ==, (float) (x + 5) / 127.5f - 1.0f);
+    g_assert_cmpfloat (px[5], ==, (float)(x + 5) / 127.5f - 1.0f);
 }
 
 /* A JPEG whose EXIF says "rotate 90° clockwise to view" (6) is used upright:
@@ -878,7 +909,7 @@ test_exif_orientation (void)
   g_autoptr (GPtrArray) paths = path_list ();
   g_ptr_array_add (paths, write_jpeg (dir, "rotated.jpg", pb, 6));
   g_ptr_array_add (paths, write_jpeg (dir, "upright.jpg", pb, 1));
-  g_autoptr (DlTrainImages) images = load (paths, &(DlTrainImagesOptions) { .resolution = 24 }, NULL);
+  g_autoptr (DlTrainImages) images = load (paths, &(DlTrainImagesOptions){ .resolution = 24 }, NULL);
   if (!images)
     return;
   const DlTrainImage *rotated = dl_train_images_get (images, 0), *upright = dl_train_images_get (images, 1);
@@ -918,7 +949,7 @@ test_image_file (void)
   g_autofree char *contents = NULL;
   gsize len = 0;
   g_assert_true (g_file_get_contents (path, &contents, &len, NULL));
-  g_autofree char *sha = g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *) contents, len);
+  g_autofree char *sha = g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *)contents, len);
   g_assert_cmpstr (file->content_hash, ==, sha);
 
   g_autofree char *gone = g_build_filename (dir, "gone.png", NULL);
@@ -934,7 +965,7 @@ test_image_file (void)
   g_autofree char *jpeg = NULL;
   gsize jlen = 0;
   g_assert_true (gdk_pixbuf_save_to_buffer (pb, &jpeg, &jlen, "jpeg", &error, NULL));
-  const guint8 *j = (const guint8 *) jpeg;
+  const guint8 *j = (const guint8 *)jpeg;
   g_assert_true (dl_image_file_is_whole ("jpeg", j, jlen, &error));
   g_assert_no_error (error);
   for (gsize cut = jlen - 2; cut > jlen / 2; cut -= 7)
@@ -952,7 +983,7 @@ test_image_file (void)
   /* a file changed after the dataset was read is not used with stale sizes */
   g_autoptr (GPtrArray) paths = path_list ();
   g_ptr_array_add (paths, g_strdup (path));
-  g_autoptr (DlTrainImages) images = load (paths, &(DlTrainImagesOptions) { .resolution = 8 }, NULL);
+  g_autoptr (DlTrainImages) images = load (paths, &(DlTrainImagesOptions){ .resolution = 8 }, NULL);
   if (!images)
     return;
   g_free (write_flat_png (dir, "a.png", 9, 9));
@@ -980,7 +1011,7 @@ test_golden_instance_images (void)
     return;
   g_assert_cmpuint (paths->len, ==, 4);
   g_autoptr (GPtrArray) warnings = g_ptr_array_new_with_free_func (g_free);
-  g_autoptr (DlTrainImages) images = load (paths, &(DlTrainImagesOptions) { .resolution = 32 }, warnings);
+  g_autoptr (DlTrainImages) images = load (paths, &(DlTrainImagesOptions){ .resolution = 32 }, warnings);
   if (!images)
     return;
   g_assert_cmpuint (warnings->len, ==, 0);
@@ -1008,7 +1039,7 @@ test_golden_instance_images (void)
       gsize bad = 0;
       for (int c = 0; c < 3; c++)
         for (int p = 0; p < 32 * 32; p++)
-          bad += px[c * 32 * 32 + p] != (float) rgba[p * 4 + c] / 127.5f - 1.0f;
+          bad += px[c * 32 * 32 + p] != (float)rgba[p * 4 + c] / 127.5f - 1.0f;
       g_assert_cmpuint (bad, ==, 0);
     }
 }

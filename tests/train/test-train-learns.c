@@ -35,8 +35,8 @@ image_latent (DlSdModel *m, const char *images, gsize *n_out)
   g_autoptr (GPtrArray) paths = dl_train_images_list_folder (images, &error);
   g_assert_no_error (error);
   DlTrainImagesOptions o = { .resolution = 32 };
-  g_autoptr (DlTrainImages) im = dl_train_images_new ((const char *const *) paths->pdata, paths->len, &o, NULL, NULL,
-                                                      &error);
+  g_autoptr (DlTrainImages) im =
+    dl_train_images_new ((const char *const *)paths->pdata, paths->len, &o, NULL, NULL, &error);
   g_assert_no_error (error);
   g_autofree float *pixels = dl_train_images_load_pixels (im, 0, FALSE, &error);
   g_assert_no_error (error);
@@ -49,10 +49,10 @@ image_latent (DlSdModel *m, const char *images, gsize *n_out)
   g_assert_no_error (error);
   g_assert_true (dl_recorder_finish (dl_sd_model_get_recorder (m), &error));
   g_autofree float *mv = dl_test_download (moments);
-  gsize n = (gsize) dl_tensor_numel (moments) / 2; /* mean first, then logvar */
+  gsize n = (gsize)dl_tensor_numel (moments) / 2; /* mean first, then logvar */
   float *lat = g_new (float, n);
   for (gsize k = 0; k < n; k++)
-    lat[k] = mv[k] * (float) cfg->vae.scaling_factor;
+    lat[k] = mv[k] * (float)cfg->vae.scaling_factor;
   *n_out = n;
   return lat;
 }
@@ -83,33 +83,37 @@ mse (const float *a, const float *b, gsize n)
 {
   double s = 0;
   for (gsize k = 0; k < n; k++)
-    s += ((double) a[k] - b[k]) * ((double) a[k] - b[k]);
+    s += ((double)a[k] - b[k]) * ((double)a[k] - b[k]);
   return s / n;
 }
 
 static void
 test_learns (void)
 {
-  if (g_getenv ("DREAMLOOM_TEST_QUICK")) {
-    g_test_skip ("DREAMLOOM_TEST_QUICK: the learning run (about a minute of training) runs in the plain build");
-    return;
-  }
+  if (g_getenv ("DREAMLOOM_TEST_QUICK"))
+    {
+      g_test_skip ("DREAMLOOM_TEST_QUICK: the learning run (about a minute of training) runs in the plain build");
+      return;
+    }
   g_autoptr (GError) error = NULL;
   g_autofree char *tmp = g_dir_make_tmp ("dl-train-learns-XXXXXX", &error);
   g_assert_no_error (error);
   g_autofree char *model = dl_test_golden_path ("tiny-sd15-diffusers");
   g_autofree char *images = model ? train_test_copy_images (tmp, 1) : NULL;
-  if (!images) {
-    g_test_skip ("no golden tiny model");
-    dl_test_remove_tree (tmp);
-    return;
-  }
+  if (!images)
+    {
+      g_test_skip ("no golden tiny model");
+      dl_test_remove_tree (tmp);
+      return;
+    }
   gint64 t0 = g_get_monotonic_time ();
   g_autofree char *out = g_build_filename (tmp, "learned.safetensors", NULL);
   g_autofree char *every = g_strdup_printf ("validate-every=%d", STEPS);
   g_autofree char *steps = g_strdup_printf ("steps=%d", STEPS);
-  const char *const opts[] = { "rank=8", "alpha=8", "no-text-encoder", "lr=0.02", "lr-scheduler=constant",
-                               "save-every=0", "save-dtype=f32", steps, every, NULL };
+  const char *const opts[] = {
+    "rank=8", "alpha=8", "no-text-encoder", "lr=0.02", "lr-scheduler=constant", "save-every=0", "save-dtype=f32", steps,
+    every,    NULL
+  };
   g_autoptr (DlTrainSettings) s = train_test_settings (DL_TRAIN_LORA, model, images, out, opts);
   g_autoptr (TrainLog) log = train_log_new ();
   {

@@ -39,7 +39,7 @@ edit_model (const char *model)
   memcpy (&v, data + len - 4, 4);
   v = v * 0.5f + 0.25f;
   memcpy (data + len - 4, &v, 4);
-  g_assert_true (g_file_set_contents (path, data, (gssize) len, &error));
+  g_assert_true (g_file_set_contents (path, data, (gssize)len, &error));
   g_assert_no_error (error);
 }
 
@@ -50,28 +50,29 @@ test_resume (gconstpointer data)
 {
   DlTrainMethod method = GPOINTER_TO_INT (data);
   gboolean lora = method == DL_TRAIN_LORA;
-  if (!lora && g_getenv ("DREAMLOOM_TEST_QUICK")) {
-    g_test_skip ("DREAMLOOM_TEST_QUICK: the Textual Inversion resume runs in the plain build (the LoRA one takes "
-                 "the same saving and resuming code through the sanitizers)");
-    return;
-  }
+  if (!lora && g_getenv ("DREAMLOOM_TEST_QUICK"))
+    {
+      g_test_skip ("DREAMLOOM_TEST_QUICK: the Textual Inversion resume runs in the plain build (the LoRA one takes "
+                   "the same saving and resuming code through the sanitizers)");
+      return;
+    }
   g_autoptr (GError) error = NULL;
   g_autofree char *tmp = g_dir_make_tmp ("dl-train-resume-XXXXXX", &error);
   g_assert_no_error (error);
   g_autofree char *model = train_test_copy_model (tmp);
   g_autofree char *images = model ? train_test_copy_images (tmp, 2) : NULL;
-  if (!images) {
-    g_test_skip ("no golden tiny model");
-    dl_test_remove_tree (tmp);
-    return;
-  }
+  if (!images)
+    {
+      g_test_skip ("no golden tiny model");
+      dl_test_remove_tree (tmp);
+      return;
+    }
   gint64 t0 = g_get_monotonic_time ();
   /* 5 steps, checkpoints at 2 and 4; the stopped run stops after step 3 and
    * so goes back to 2 and does step 3 again */
-  const char *const lora_opts[] = { "steps=5", "save-every=2", "rank=4", "alpha=4", "lr=1e-3",
-                                    "save-dtype=f32", NULL };
-  const char *const ti_opts[] = { "steps=5", "save-every=2", "placeholder=" TI_PLACEHOLDER, "init-text=dog",
-                                  "lr=5e-3", NULL };
+  const char *const lora_opts[] = { "steps=5", "save-every=2", "rank=4", "alpha=4", "lr=1e-3", "save-dtype=f32", NULL };
+  const char *const ti_opts[] = { "steps=5",       "save-every=2", "placeholder=" TI_PLACEHOLDER,
+                                  "init-text=dog", "lr=5e-3",      NULL };
   const char *const *opts = lora ? lora_opts : ti_opts;
   g_autofree char *out_a = g_build_filename (tmp, "a.safetensors", NULL);
   /* TI: the stopped run writes the A1111 .pt and diffusers' form, so the three
@@ -118,12 +119,13 @@ test_resume (gconstpointer data)
     g_assert_cmpint (info->step, ==, 2);
     /* the loss curve up to that checkpoint, as the steps reported it */
     g_assert_cmpuint (info->losses->len, ==, 2);
-    for (guint i = 0; i < 2; i++) {
-      const DlLossEntry *e = &g_array_index (info->losses, DlLossEntry, i);
-      g_assert_cmpint (e->step, ==, i + 1);
-      g_assert_cmpfloat (e->loss, ==, train_log_loss_at (la, i + 1));
-      g_assert_cmpfloat (e->lr, ==, g_array_index (la->lr, double, i));
-    }
+    for (guint i = 0; i < 2; i++)
+      {
+        const DlLossEntry *e = &g_array_index (info->losses, DlLossEntry, i);
+        g_assert_cmpint (e->step, ==, i + 1);
+        g_assert_cmpfloat (e->loss, ==, train_log_loss_at (la, i + 1));
+        g_assert_cmpfloat (e->lr, ==, g_array_index (la->lr, double, i));
+      }
   }
 
   /* options given again must agree; the one that does not is named */
@@ -166,14 +168,15 @@ test_resume (gconstpointer data)
   /* it went on from the checkpoint of step 2: steps 3, 4, 5 with the losses of
    * the run that never stopped, to the last bit */
   g_assert_cmpuint (lr->steps->len, ==, 3);
-  for (guint i = 0; i < 3; i++) {
-    gint64 step = g_array_index (lr->steps, gint64, i);
-    g_assert_cmpint (step, ==, 3 + i);
-    double got = g_array_index (lr->loss, double, i), want = train_log_loss_at (la, step);
-    g_test_message ("step %" G_GINT64_FORMAT ": loss resumed %.9g, straight through %.9g", step, got, want);
-    g_assert_true (memcmp (&got, &want, sizeof got) == 0);
-    g_assert_cmpfloat (g_array_index (lr->lr, double, i), ==, g_array_index (la->lr, double, step - 1));
-  }
+  for (guint i = 0; i < 3; i++)
+    {
+      gint64 step = g_array_index (lr->steps, gint64, i);
+      g_assert_cmpint (step, ==, 3 + i);
+      double got = g_array_index (lr->loss, double, i), want = train_log_loss_at (la, step);
+      g_test_message ("step %" G_GINT64_FORMAT ": loss resumed %.9g, straight through %.9g", step, got, want);
+      g_assert_true (memcmp (&got, &want, sizeof got) == 0);
+      g_assert_cmpfloat (g_array_index (lr->lr, double, i), ==, g_array_index (la->lr, double, step - 1));
+    }
   /* the step redone after the stop has the loss it had before the stop */
   g_assert_cmpfloat (train_log_loss_at (lb, 3), ==, train_log_loss_at (la, 3));
   /* and the run folder's loss log is the uninterrupted run's, line for line */
@@ -191,52 +194,55 @@ test_resume (gconstpointer data)
       g_assert_cmpfloat (g_array_index (log_a, DlLossEntry, i).loss, ==, train_log_loss_at (la, i + 1));
   }
 
-  if (lora) {
-    train_test_assert_same_tensors (out_a, out_b);
-  } else {
-    /* emb_params (a), A1111 .pt (b) and diffusers' form (b): the same vectors */
-    g_autoptr (DlSafetensors) fa = dl_safetensors_open (out_a, &error);
-    g_assert_no_error (error);
-    g_assert_cmpuint (dl_safetensors_get_n_tensors (fa), ==, 1);
-    const DlStTensor *emb = dl_safetensors_find (fa, "emb_params");
-    g_assert_nonnull (emb);
-    g_assert_cmpint (emb->dtype, ==, DL_ST_F32);
-    g_assert_cmpint (emb->ndim, ==, 2);
-    g_assert_cmpint (emb->shape[0], ==, 1);
-    g_assert_cmpint (emb->shape[1], ==, 32);
-    /* kohya's embedding metadata: the model spec */
-    g_assert_cmpstr (dl_safetensors_get_metadata (fa, "modelspec.sai_model_spec"), ==, "1.0.1");
-    g_assert_cmpstr (dl_safetensors_get_metadata (fa, "modelspec.architecture"), ==,
-                     "stable-diffusion-v1/textual-inversion");
-    g_assert_cmpstr (dl_safetensors_get_metadata (fa, "modelspec.trigger_phrase"), ==, TI_PLACEHOLDER);
-    g_assert_cmpstr (dl_safetensors_get_metadata (fa, "modelspec.resolution"), ==, "32x32");
+  if (lora)
+    {
+      train_test_assert_same_tensors (out_a, out_b);
+    }
+  else
+    {
+      /* emb_params (a), A1111 .pt (b) and diffusers' form (b): the same vectors */
+      g_autoptr (DlSafetensors) fa = dl_safetensors_open (out_a, &error);
+      g_assert_no_error (error);
+      g_assert_cmpuint (dl_safetensors_get_n_tensors (fa), ==, 1);
+      const DlStTensor *emb = dl_safetensors_find (fa, "emb_params");
+      g_assert_nonnull (emb);
+      g_assert_cmpint (emb->dtype, ==, DL_ST_F32);
+      g_assert_cmpint (emb->ndim, ==, 2);
+      g_assert_cmpint (emb->shape[0], ==, 1);
+      g_assert_cmpint (emb->shape[1], ==, 32);
+      /* kohya's embedding metadata: the model spec */
+      g_assert_cmpstr (dl_safetensors_get_metadata (fa, "modelspec.sai_model_spec"), ==, "1.0.1");
+      g_assert_cmpstr (dl_safetensors_get_metadata (fa, "modelspec.architecture"), ==,
+                       "stable-diffusion-v1/textual-inversion");
+      g_assert_cmpstr (dl_safetensors_get_metadata (fa, "modelspec.trigger_phrase"), ==, TI_PLACEHOLDER);
+      g_assert_cmpstr (dl_safetensors_get_metadata (fa, "modelspec.resolution"), ==, "32x32");
 
-    g_autoptr (DlEmbedding) pt = dl_embedding_read (out_b, 32, &error);
-    g_assert_no_error (error);
-    g_assert_cmpstr (pt->name, ==, "b");
-    g_assert_cmpstr (pt->stored_name, ==, "b");
-    g_assert_cmpint (pt->step, ==, 5);
-    g_assert_cmpint (pt->n_vectors, ==, 1);
-    g_assert_cmpint (pt->dim, ==, 32);
-    g_assert_nonnull (pt->sd_checkpoint);
-    g_assert_true (memcmp (pt->vectors, emb->data, emb->nbytes) == 0);
+      g_autoptr (DlEmbedding) pt = dl_embedding_read (out_b, 32, &error);
+      g_assert_no_error (error);
+      g_assert_cmpstr (pt->name, ==, "b");
+      g_assert_cmpstr (pt->stored_name, ==, "b");
+      g_assert_cmpint (pt->step, ==, 5);
+      g_assert_cmpint (pt->n_vectors, ==, 1);
+      g_assert_cmpint (pt->dim, ==, 32);
+      g_assert_nonnull (pt->sd_checkpoint);
+      g_assert_true (memcmp (pt->vectors, emb->data, emb->nbytes) == 0);
 
-    g_autoptr (DlEmbedding) dif = dl_embedding_read (out_b_diffusers, 32, &error);
-    g_assert_no_error (error);
-    g_assert_cmpstr (dif->key, ==, TI_PLACEHOLDER);
-    g_assert_cmpint (dif->n_vectors, ==, 1);
-    g_assert_true (memcmp (dif->vectors, emb->data, emb->nbytes) == 0);
-    /* and the vectors did train since step 2 */
-    gboolean moved = FALSE;
-    const float *v = (const float *) emb->data;
-    g_autofree char *ck = g_build_filename (run_b, "b-step000002.pt", NULL);
-    g_autoptr (DlEmbedding) at2 = dl_embedding_read (ck, 32, &error);
-    g_assert_no_error (error);
-    g_assert_cmpint (at2->step, ==, 2);
-    for (int k = 0; k < 32; k++)
-      moved |= at2->vectors[k] != v[k];
-    g_assert_true (moved);
-  }
+      g_autoptr (DlEmbedding) dif = dl_embedding_read (out_b_diffusers, 32, &error);
+      g_assert_no_error (error);
+      g_assert_cmpstr (dif->key, ==, TI_PLACEHOLDER);
+      g_assert_cmpint (dif->n_vectors, ==, 1);
+      g_assert_true (memcmp (dif->vectors, emb->data, emb->nbytes) == 0);
+      /* and the vectors did train since step 2 */
+      gboolean moved = FALSE;
+      const float *v = (const float *)emb->data;
+      g_autofree char *ck = g_build_filename (run_b, "b-step000002.pt", NULL);
+      g_autoptr (DlEmbedding) at2 = dl_embedding_read (ck, 32, &error);
+      g_assert_no_error (error);
+      g_assert_cmpint (at2->step, ==, 2);
+      for (int k = 0; k < 32; k++)
+        moved |= at2->vectors[k] != v[k];
+      g_assert_true (moved);
+    }
 
   /* resuming refuses a folder that is not a run */
   {
@@ -270,8 +276,7 @@ test_resume (gconstpointer data)
     g_clear_error (&error);
     g_assert_cmpuint (lx->steps->len, ==, 0);
   }
-  g_test_message ("%s: resume test took %.1f s", dl_train_method_name (method),
-                  (g_get_monotonic_time () - t0) / 1e6);
+  g_test_message ("%s: resume test took %.1f s", dl_train_method_name (method), (g_get_monotonic_time () - t0) / 1e6);
   dl_test_remove_tree (tmp);
 }
 
@@ -280,11 +285,12 @@ test_resume (gconstpointer data)
 static gboolean
 warned (TrainLog *log, const char *a, const char *b)
 {
-  for (guint i = 0; i < log->warnings->len; i++) {
-    const char *w = log->warnings->pdata[i];
-    if (strstr (w, a) && (!b || strstr (w, b)))
-      return TRUE;
-  }
+  for (guint i = 0; i < log->warnings->len; i++)
+    {
+      const char *w = log->warnings->pdata[i];
+      if (strstr (w, a) && (!b || strstr (w, b)))
+        return TRUE;
+    }
   return FALSE;
 }
 
@@ -305,14 +311,15 @@ test_non_finite (void)
   g_assert_no_error (error);
   g_autofree char *model = dl_test_golden_path ("tiny-sd15-diffusers");
   g_autofree char *images = model ? train_test_copy_images (tmp, 1) : NULL;
-  if (!images) {
-    g_test_skip ("no golden tiny model");
-    dl_test_remove_tree (tmp);
-    return;
-  }
+  if (!images)
+    {
+      g_test_skip ("no golden tiny model");
+      dl_test_remove_tree (tmp);
+      return;
+    }
   gint64 t0 = g_get_monotonic_time ();
-  const char *const opts[] = { "rank=4", "alpha=4", "no-text-encoder", "lr=1e-3", "lr-scheduler=constant",
-                               "save-dtype=f32", "steps=7", "save-every=2", NULL };
+  const char *const opts[] = { "rank=4",         "alpha=4", "no-text-encoder", "lr=1e-3", "lr-scheduler=constant",
+                               "save-dtype=f32", "steps=7", "save-every=2",    NULL };
 
   /* one poisoned step: not applied, and named with a tensor */
   {
@@ -327,15 +334,16 @@ test_non_finite (void)
     g_assert_true (dl_trainer_prepare (t, NULL, &error));
     g_assert_no_error (error);
     char *after[4] = { NULL };
-    for (int k = 1; k <= 3; k++) {
-      g_assert_true (dl_trainer_step (t, &error));
-      g_assert_no_error (error);
-      g_assert_cmpint (dl_trainer_get_step (t), ==, k);
-      after[k] = g_strdup_printf ("%s/after-%d.safetensors", tmp, k);
-      g_assert_true (dl_trainer_export (t, after[k], &error));
-      g_assert_no_error (error);
-      g_assert_true (train_test_all_finite (after[k]));
-    }
+    for (int k = 1; k <= 3; k++)
+      {
+        g_assert_true (dl_trainer_step (t, &error));
+        g_assert_no_error (error);
+        g_assert_cmpint (dl_trainer_get_step (t), ==, k);
+        after[k] = g_strdup_printf ("%s/after-%d.safetensors", tmp, k);
+        g_assert_true (dl_trainer_export (t, after[k], &error));
+        g_assert_no_error (error);
+        g_assert_true (train_test_all_finite (after[k]));
+      }
     g_assert_cmpuint (log->warnings->len, ==, 1);
     g_assert_true (warned (log, "step 2:", "lora_unet_"));
     g_assert_true (warned (log, "step 2:", "not applied"));
@@ -345,10 +353,11 @@ test_non_finite (void)
     g_autoptr (DlSafetensors) f3 = dl_safetensors_open (after[3], &error);
     g_assert_no_error (error);
     guint changed = 0;
-    for (guint i = 0; i < dl_safetensors_get_n_tensors (f2); i++) {
-      const DlStTensor *a = dl_safetensors_get_tensor (f2, i), *b = dl_safetensors_find (f3, a->name);
-      changed += memcmp (a->data, b->data, a->nbytes) != 0;
-    }
+    for (guint i = 0; i < dl_safetensors_get_n_tensors (f2); i++)
+      {
+        const DlStTensor *a = dl_safetensors_get_tensor (f2, i), *b = dl_safetensors_find (f3, a->name);
+        changed += memcmp (a->data, b->data, a->nbytes) != 0;
+      }
     g_assert_cmpuint (changed, >, 0);
     /* the step events went on: 1, 2 (skipped), 3 */
     g_assert_cmpuint (log->steps->len, ==, 3);
@@ -368,10 +377,11 @@ test_non_finite (void)
     g_autoptr (TrainLog) log = train_log_new ();
     g_assert_true (train_test_run (t, log, &error));
     g_assert_no_error (error);
-    for (int k = 3; k <= 5; k++) {
-      g_autofree char *what = g_strdup_printf ("step %d: the gradient is not finite", k);
-      g_assert_true (warned (log, what, "lora_unet_"));
-    }
+    for (int k = 3; k <= 5; k++)
+      {
+        g_autofree char *what = g_strdup_printf ("step %d: the gradient is not finite", k);
+        g_assert_true (warned (log, what, "lora_unet_"));
+      }
     g_assert_cmpuint (count_warnings (log, "not finite"), ==, 4);
     g_assert_cmpuint (count_warnings (log, "halved"), ==, 1);
     g_assert_true (warned (log, "rolled back to step 4", "halved"));
@@ -380,10 +390,11 @@ test_non_finite (void)
     const gint64 want_steps[] = { 1, 2, 3, 4, 5, 6, 7 };
     const double want_lr[] = { 1e-3, 1e-3, 1e-3, 1e-3, 5e-4, 5e-4, 5e-4 };
     g_assert_cmpuint (log->steps->len, ==, G_N_ELEMENTS (want_steps));
-    for (guint i = 0; i < G_N_ELEMENTS (want_steps); i++) {
-      g_assert_cmpint (g_array_index (log->steps, gint64, i), ==, want_steps[i]);
-      g_assert_cmpfloat_with_epsilon (g_array_index (log->lr, double, i), want_lr[i], 1e-12);
-    }
+    for (guint i = 0; i < G_N_ELEMENTS (want_steps); i++)
+      {
+        g_assert_cmpint (g_array_index (log->steps, gint64, i), ==, want_steps[i]);
+        g_assert_cmpfloat_with_epsilon (g_array_index (log->lr, double, i), want_lr[i], 1e-12);
+      }
     g_assert_cmpint (dl_trainer_get_step (t), ==, 7);
     g_assert_true (train_test_all_finite (out));
   }
@@ -414,16 +425,18 @@ test_lora_files (void)
   g_autofree char *model = dl_test_golden_path ("tiny-sd15-diffusers");
   g_autofree char *golden_lora = dl_test_golden_path ("train/lora-init.safetensors");
   g_autofree char *images = model && golden_lora ? train_test_copy_images (tmp, 1) : NULL;
-  if (!images) {
-    g_test_skip ("no golden tiny model");
-    dl_test_remove_tree (tmp);
-    return;
-  }
+  if (!images)
+    {
+      g_test_skip ("no golden tiny model");
+      dl_test_remove_tree (tmp);
+      return;
+    }
   gint64 t0 = g_get_monotonic_time ();
   /* every step a checkpoint and a validation; one kept besides the best */
   /* lr 0.1 overshoots: on lavapipe the best is step 3, older than the last */
-  const char *const opts[] = { "rank=4", "alpha=2", "lr=0.1", "lr-scheduler=constant", "steps=4", "save-every=1",
-                               "keep=1", "validate-every=1", NULL };
+  const char *const opts[] = { "rank=4",  "alpha=2",      "lr=0.1", "lr-scheduler=constant",
+                               "steps=4", "save-every=1", "keep=1", "validate-every=1",
+                               NULL };
   g_autofree char *out = g_build_filename (tmp, "mine.safetensors", NULL);
   g_autofree char *run = g_build_filename (tmp, "mine.run", NULL);
   g_autoptr (DlTrainSettings) s = train_test_settings (DL_TRAIN_LORA, model, images, out, opts);
@@ -442,17 +455,18 @@ test_lora_files (void)
   g_autoptr (GHashTable) want = module_names (golden_lora);
   g_assert_cmpuint (dl_lora_file_get_n_modules (f), ==, g_hash_table_size (want));
   guint te = 0;
-  for (guint i = 0; i < dl_lora_file_get_n_modules (f); i++) {
-    const DlLoraModule *m = dl_lora_file_get_module (f, i);
-    if (!g_hash_table_contains (want, m->file_name))
-      g_test_message ("module %s is not one of kohya's", m->file_name);
-    g_assert_true (g_hash_table_contains (want, m->file_name));
-    te += g_str_has_prefix (m->file_name, "lora_te_");
-    g_assert_cmpint (m->rank, ==, 4);
-    g_assert_cmpfloat (m->alpha, ==, 2.0f);
-    g_assert_cmpint (m->down->dtype, ==, DL_ST_F16);
-    g_assert_cmpint (m->up->dtype, ==, DL_ST_F16);
-  }
+  for (guint i = 0; i < dl_lora_file_get_n_modules (f); i++)
+    {
+      const DlLoraModule *m = dl_lora_file_get_module (f, i);
+      if (!g_hash_table_contains (want, m->file_name))
+        g_test_message ("module %s is not one of kohya's", m->file_name);
+      g_assert_true (g_hash_table_contains (want, m->file_name));
+      te += g_str_has_prefix (m->file_name, "lora_te_");
+      g_assert_cmpint (m->rank, ==, 4);
+      g_assert_cmpfloat (m->alpha, ==, 2.0f);
+      g_assert_cmpint (m->down->dtype, ==, DL_ST_F16);
+      g_assert_cmpint (m->up->dtype, ==, DL_ST_F16);
+    }
   g_assert_cmpuint (te, >, 0);
   DlSafetensors *st = dl_lora_file_get_safetensors (f);
   for (guint i = 0; i < dl_safetensors_get_n_tensors (st); i++)
@@ -469,10 +483,11 @@ test_lora_files (void)
   gint64 best = -1;
   double best_val = INFINITY;
   for (guint i = 0; i < log->val->len; i++)
-    if (g_array_index (log->val, double, i) < best_val) {
-      best_val = g_array_index (log->val, double, i);
-      best = g_array_index (log->val_steps, gint64, i);
-    }
+    if (g_array_index (log->val, double, i) < best_val)
+      {
+        best_val = g_array_index (log->val, double, i);
+        best = g_array_index (log->val_steps, gint64, i);
+      }
   g_assert_cmpuint (log->val->len, ==, 5); /* steps 0 to 4 */
   g_assert_cmpuint (log->checkpoints->len, ==, 4);
   g_test_message ("best validation loss %.6f at step %" G_GINT64_FORMAT, best_val, best);
@@ -484,21 +499,23 @@ test_lora_files (void)
   g_autoptr (GHashTable) files = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   g_hash_table_add (files, g_strdup ("run.json"));
   g_hash_table_add (files, g_strdup (DL_LOSS_LOG_NAME));
-  for (guint i = 0; i < kept->len; i++) {
-    gint64 k = g_array_index (kept, gint64, i);
-    g_hash_table_add (files, g_strdup_printf ("state-%08" G_GINT64_FORMAT ".safetensors", k));
-    g_hash_table_add (files, g_strdup_printf ("mine-step%06" G_GINT64_FORMAT ".safetensors", k));
-  }
+  for (guint i = 0; i < kept->len; i++)
+    {
+      gint64 k = g_array_index (kept, gint64, i);
+      g_hash_table_add (files, g_strdup_printf ("state-%08" G_GINT64_FORMAT ".safetensors", k));
+      g_hash_table_add (files, g_strdup_printf ("mine-step%06" G_GINT64_FORMAT ".safetensors", k));
+    }
   g_autoptr (GDir) dir = g_dir_open (run, 0, &error);
   g_assert_no_error (error);
   const char *name;
   guint seen = 0;
-  while ((name = g_dir_read_name (dir))) {
-    if (!g_hash_table_contains (files, name))
-      g_test_message ("%s: left in the run folder", name);
-    g_assert_true (g_hash_table_contains (files, name));
-    seen++;
-  }
+  while ((name = g_dir_read_name (dir)))
+    {
+      if (!g_hash_table_contains (files, name))
+        g_test_message ("%s: left in the run folder", name);
+      g_assert_true (g_hash_table_contains (files, name));
+      seen++;
+    }
   g_assert_cmpuint (seen, ==, g_hash_table_size (files));
 
   g_autofree char *json_path = g_build_filename (run, "run.json", NULL);
@@ -513,14 +530,15 @@ test_lora_files (void)
                                   1e-9 * best_val);
   JsonArray *cks = json_object_get_array_member (root, "checkpoints");
   g_assert_cmpuint (json_array_get_length (cks), ==, kept->len);
-  for (guint i = 0; i < kept->len; i++) {
-    JsonObject *c = json_array_get_object_element (cks, i);
-    gint64 k = g_array_index (kept, gint64, i);
-    g_assert_cmpint (json_object_get_int_member (c, "step"), ==, k);
-    g_assert_true (json_object_get_boolean_member (c, "best") == (k == best));
-    g_assert_true (g_file_test (json_object_get_string_member (c, "file"), G_FILE_TEST_IS_REGULAR));
-    g_assert_true (g_file_test (json_object_get_string_member (c, "state"), G_FILE_TEST_IS_REGULAR));
-  }
+  for (guint i = 0; i < kept->len; i++)
+    {
+      JsonObject *c = json_array_get_object_element (cks, i);
+      gint64 k = g_array_index (kept, gint64, i);
+      g_assert_cmpint (json_object_get_int_member (c, "step"), ==, k);
+      g_assert_true (json_object_get_boolean_member (c, "best") == (k == best));
+      g_assert_true (g_file_test (json_object_get_string_member (c, "file"), G_FILE_TEST_IS_REGULAR));
+      g_assert_true (g_file_test (json_object_get_string_member (c, "state"), G_FILE_TEST_IS_REGULAR));
+    }
   /* the validation losses and the end, as the window reads them */
   g_assert_true (json_object_get_boolean_member (root, "finished"));
   g_autoptr (DlRunInfo) info = dl_run_info_read (run, &error);
@@ -530,18 +548,20 @@ test_lora_files (void)
   g_assert_cmpint (info->step, ==, 4);
   g_assert_cmpint (info->best_step, ==, best);
   g_assert_cmpuint (info->validations->len, ==, log->val->len);
-  for (guint i = 0; i < log->val->len; i++) {
-    const DlTrainValidation *v = &g_array_index (info->validations, DlTrainValidation, i);
-    g_assert_cmpint (v->step, ==, g_array_index (log->val_steps, gint64, i));
-    g_assert_cmpfloat (v->loss, ==, g_array_index (log->val, double, i));
-  }
+  for (guint i = 0; i < log->val->len; i++)
+    {
+      const DlTrainValidation *v = &g_array_index (info->validations, DlTrainValidation, i);
+      g_assert_cmpint (v->step, ==, g_array_index (log->val_steps, gint64, i));
+      g_assert_cmpfloat (v->loss, ==, g_array_index (log->val, double, i));
+    }
   g_assert_cmpuint (info->checkpoints->len, ==, kept->len);
-  for (guint i = 0; i < kept->len; i++) {
-    const DlRunCheckpoint *c = info->checkpoints->pdata[i];
-    g_assert_cmpint (c->step, ==, g_array_index (kept, gint64, i));
-    g_assert_true (c->best == (c->step == best));
-    g_assert_true (isfinite (c->val_loss));
-  }
+  for (guint i = 0; i < kept->len; i++)
+    {
+      const DlRunCheckpoint *c = info->checkpoints->pdata[i];
+      g_assert_cmpint (c->step, ==, g_array_index (kept, gint64, i));
+      g_assert_true (c->best == (c->step == best));
+      g_assert_true (isfinite (c->val_loss));
+    }
   /* the last checkpoint is the final file */
   g_autofree char *ck4 = g_build_filename (run, "mine-step000004.safetensors", NULL);
   train_test_assert_same_tensors (out, ck4);
@@ -553,7 +573,8 @@ test_lora_files (void)
 /* The device runs out of memory in the middle of a run: the run stops with an
  * error that says so, the last checkpoint is intact, and resuming finishes the
  * run exactly as one that never stopped. */
-typedef struct {
+typedef struct
+{
   gint64 at_step;
   guint64 limit;
 } OomPlan;
@@ -570,20 +591,22 @@ oom_event (const DlTrainEvent *ev, gpointer data)
 static void
 test_out_of_memory (void)
 {
-  if (g_getenv ("DREAMLOOM_TEST_QUICK")) {
-    g_test_skip ("DREAMLOOM_TEST_QUICK: runs in the plain build (its code paths are the resume test's)");
-    return;
-  }
+  if (g_getenv ("DREAMLOOM_TEST_QUICK"))
+    {
+      g_test_skip ("DREAMLOOM_TEST_QUICK: runs in the plain build (its code paths are the resume test's)");
+      return;
+    }
   g_autoptr (GError) error = NULL;
   g_autofree char *tmp = g_dir_make_tmp ("dl-train-oom-XXXXXX", &error);
   g_assert_no_error (error);
   g_autofree char *model = dl_test_golden_path ("tiny-sd15-diffusers");
   g_autofree char *images = model ? train_test_copy_images (tmp, 2) : NULL;
-  if (!images) {
-    g_test_skip ("no golden tiny model");
-    dl_test_remove_tree (tmp);
-    return;
-  }
+  if (!images)
+    {
+      g_test_skip ("no golden tiny model");
+      dl_test_remove_tree (tmp);
+      return;
+    }
   const char *const opts[] = { "steps=4", "save-every=2", "rank=4", "alpha=4", "lr=1e-3", "save-dtype=f32", NULL };
   g_autofree char *out_a = g_build_filename (tmp, "a.safetensors", NULL);
   g_autofree char *out_b = g_build_filename (tmp, "b.safetensors", NULL);
@@ -631,8 +654,7 @@ main (int argc, char **argv)
 {
   dl_test_init (&argc, &argv);
   dl_test_add_data ("/train/run/resume/lora", GINT_TO_POINTER (DL_TRAIN_LORA), test_resume);
-  dl_test_add_data ("/train/run/resume/textual-inversion", GINT_TO_POINTER (DL_TRAIN_TEXTUAL_INVERSION),
-                    test_resume);
+  dl_test_add_data ("/train/run/resume/textual-inversion", GINT_TO_POINTER (DL_TRAIN_TEXTUAL_INVERSION), test_resume);
   dl_test_add ("/train/run/non-finite", test_non_finite);
   dl_test_add ("/train/run/out-of-memory", test_out_of_memory);
   dl_test_add ("/train/run/files/lora", test_lora_files);

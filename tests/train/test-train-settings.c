@@ -129,11 +129,20 @@ test_json_round_trip (void)
   g_autoptr (GError) error = NULL;
   g_autoptr (DlTrainSettings) s = complete (DL_TRAIN_TEXTUAL_INVERSION);
   const char *const changes[][2] = {
-    { "lr", "0.00123" },        { "steps", "777" },          { "seed", "9007199254740991" },
-    { "lr-scheduler", "polynomial" }, { "flip", "true" },    { "placeholder", "<ß*>" },
-    { "sample-prompt", "a \"quoted\" prompt" },              { "vectors", "3" },
-    { "save-dtype", "f16" },    { "adam-eps", "1e-10" },     { "noise-offset", "0.0357" },
-    { "sample-sampler", "euler_a" }, { "sample-seed", "4294967295" }, { "sample-cfg", "6.5" },
+    { "lr", "0.00123" },
+    { "steps", "777" },
+    { "seed", "9007199254740991" },
+    { "lr-scheduler", "polynomial" },
+    { "flip", "true" },
+    { "placeholder", "<ß*>" },
+    { "sample-prompt", "a \"quoted\" prompt" },
+    { "vectors", "3" },
+    { "save-dtype", "f16" },
+    { "adam-eps", "1e-10" },
+    { "noise-offset", "0.0357" },
+    { "sample-sampler", "euler_a" },
+    { "sample-seed", "4294967295" },
+    { "sample-cfg", "6.5" },
   };
   for (guint i = 0; i < G_N_ELEMENTS (changes); i++)
     g_assert_true (dl_train_settings_set (s, changes[i][0], changes[i][1], &error));
@@ -152,8 +161,8 @@ test_json_round_trip (void)
   g_assert_cmpfloat (back->sample_cfg, ==, 6.5);
 
   /* a value of the wrong kind names the member */
-  g_autoptr (DlTrainSettings) bad = dl_train_settings_from_json_string ("{\"method\": \"lora\", \"steps\": \"many\"}",
-                                                                        &error);
+  g_autoptr (DlTrainSettings) bad =
+    dl_train_settings_from_json_string ("{\"method\": \"lora\", \"steps\": \"many\"}", &error);
   g_assert_null (bad);
   g_assert_nonnull (strstr (error->message, "steps"));
 }
@@ -180,37 +189,49 @@ test_draws_pure (void)
   guint bucket_of[5] = { 0, 0, 1, 1, 1 };
   int hw[4] = { 8, 8, 8, 12 };
   DlDrawsConfig c = {
-    .seed = 7, .n_images = 5, .repeats = 2, .batch = 2, .n_templates = 3, .flip = TRUE, .noise_offset = 0.1,
-    .n_timesteps = 1000, .latent_channels = 4, .bucket_of = bucket_of, .n_buckets = 2, .bucket_latent_hw = hw,
+    .seed = 7,
+    .n_images = 5,
+    .repeats = 2,
+    .batch = 2,
+    .n_templates = 3,
+    .flip = TRUE,
+    .noise_offset = 0.1,
+    .n_timesteps = 1000,
+    .latent_channels = 4,
+    .bucket_of = bucket_of,
+    .n_buckets = 2,
+    .bucket_latent_hw = hw,
   };
   g_autoptr (DlDraws) d1 = dl_draws_new (&c);
   g_autoptr (DlDraws) d2 = dl_draws_new (&c);
   /* per bucket: 4 and 6 entries -> 2 + 3 batches */
   g_assert_cmpuint (dl_draws_batches_per_epoch (d1), ==, 5);
   int seen[5] = { 0 };
-  for (guint64 m = 0; m < 5; m++) {
-    DlStepDraws a, b;
-    dl_draws_make (d1, m, &a);
-    /* the same micro-batch drawn later, after others, from another generator */
-    dl_draws_make (d2, 17 - m, &b);
-    dl_step_draws_clear (&b);
-    dl_draws_make (d2, m, &b);
-    g_assert_cmpint (a.n, ==, b.n);
-    g_assert_cmpmem (a.images, a.n * sizeof (gint64), b.images, b.n * sizeof (gint64));
-    gsize per = 4 * (gsize) a.latent_h * a.latent_w;
-    g_assert_cmpmem (a.noise, per * a.n * sizeof (float), b.noise, per * b.n * sizeof (float));
-    g_assert_cmpmem (a.timesteps, a.n * sizeof (gint64), b.timesteps, b.n * sizeof (gint64));
-    for (int i = 0; i < a.n; i++) {
-      seen[a.images[i]]++;
-      g_assert_cmpuint (bucket_of[a.images[i]], ==, bucket_of[a.images[0]]);
-      g_assert_cmpint (a.timesteps[i], >=, 0);
-      g_assert_cmpint (a.timesteps[i], <, 1000);
-      g_assert_cmpint (a.templates[i], <, 3);
+  for (guint64 m = 0; m < 5; m++)
+    {
+      DlStepDraws a, b;
+      dl_draws_make (d1, m, &a);
+      /* the same micro-batch drawn later, after others, from another generator */
+      dl_draws_make (d2, 17 - m, &b);
+      dl_step_draws_clear (&b);
+      dl_draws_make (d2, m, &b);
+      g_assert_cmpint (a.n, ==, b.n);
+      g_assert_cmpmem (a.images, a.n * sizeof (gint64), b.images, b.n * sizeof (gint64));
+      gsize per = 4 * (gsize)a.latent_h * a.latent_w;
+      g_assert_cmpmem (a.noise, per * a.n * sizeof (float), b.noise, per * b.n * sizeof (float));
+      g_assert_cmpmem (a.timesteps, a.n * sizeof (gint64), b.timesteps, b.n * sizeof (gint64));
+      for (int i = 0; i < a.n; i++)
+        {
+          seen[a.images[i]]++;
+          g_assert_cmpuint (bucket_of[a.images[i]], ==, bucket_of[a.images[0]]);
+          g_assert_cmpint (a.timesteps[i], >=, 0);
+          g_assert_cmpint (a.timesteps[i], <, 1000);
+          g_assert_cmpint (a.templates[i], <, 3);
+        }
+      g_assert_nonnull (a.offset_eps);
+      dl_step_draws_clear (&a);
+      dl_step_draws_clear (&b);
     }
-    g_assert_nonnull (a.offset_eps);
-    dl_step_draws_clear (&a);
-    dl_step_draws_clear (&b);
-  }
   /* one epoch: every image exactly `repeats` times */
   for (int i = 0; i < 5; i++)
     g_assert_cmpint (seen[i], ==, 2);

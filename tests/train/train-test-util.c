@@ -51,32 +51,33 @@ static void
 on_event (const DlTrainEvent *ev, gpointer data)
 {
   TrainLog *log = data;
-  switch (ev->kind) {
-  case DL_TRAIN_EVENT_STEP:
-    g_array_append_val (log->steps, ev->step);
-    g_array_append_val (log->loss, ev->loss);
-    g_array_append_val (log->lr, ev->lr);
-    g_test_message ("step %" G_GINT64_FORMAT "/%" G_GINT64_FORMAT ": loss %.9g lr %.6g grad norm %.6g", ev->step,
-                    ev->total_steps, ev->loss, ev->lr, ev->grad_norm);
-    if (log->cancel && ev->step == log->cancel_after)
-      g_cancellable_cancel (log->cancel);
-    break;
-  case DL_TRAIN_EVENT_VALIDATION:
-    g_array_append_val (log->val_steps, ev->step);
-    g_array_append_val (log->val, ev->val_loss);
-    g_test_message ("validation at step %" G_GINT64_FORMAT ": %.6f%s", ev->step, ev->val_loss,
-                    ev->best ? " (best)" : "");
-    break;
-  case DL_TRAIN_EVENT_CHECKPOINT:
-    g_array_append_val (log->checkpoints, ev->step);
-    break;
-  case DL_TRAIN_EVENT_WARNING:
-    g_test_message ("warning: %s", ev->message);
-    g_ptr_array_add (log->warnings, g_strdup (ev->message));
-    break;
-  default:
-    break;
-  }
+  switch (ev->kind)
+    {
+    case DL_TRAIN_EVENT_STEP:
+      g_array_append_val (log->steps, ev->step);
+      g_array_append_val (log->loss, ev->loss);
+      g_array_append_val (log->lr, ev->lr);
+      g_test_message ("step %" G_GINT64_FORMAT "/%" G_GINT64_FORMAT ": loss %.9g lr %.6g grad norm %.6g", ev->step,
+                      ev->total_steps, ev->loss, ev->lr, ev->grad_norm);
+      if (log->cancel && ev->step == log->cancel_after)
+        g_cancellable_cancel (log->cancel);
+      break;
+    case DL_TRAIN_EVENT_VALIDATION:
+      g_array_append_val (log->val_steps, ev->step);
+      g_array_append_val (log->val, ev->val_loss);
+      g_test_message ("validation at step %" G_GINT64_FORMAT ": %.6f%s", ev->step, ev->val_loss,
+                      ev->best ? " (best)" : "");
+      break;
+    case DL_TRAIN_EVENT_CHECKPOINT:
+      g_array_append_val (log->checkpoints, ev->step);
+      break;
+    case DL_TRAIN_EVENT_WARNING:
+      g_test_message ("warning: %s", ev->message);
+      g_ptr_array_add (log->warnings, g_strdup (ev->message));
+      break;
+    default:
+      break;
+    }
 }
 
 DlTrainSettings *
@@ -90,11 +91,12 @@ train_test_settings (DlTrainMethod method, const char *model, const char *images
   g_assert_true (dl_train_settings_set (s, "images", images, &error));
   g_assert_true (dl_train_settings_set (s, "out", out, &error));
   for (int pass = 0; pass < 2; pass++)
-    for (const char *const *o = pass ? options : base; o && *o; o++) {
-      g_auto (GStrv) kv = g_strsplit (*o, "=", 2);
-      dl_train_settings_set (s, kv[0], kv[1], &error);
-      g_assert_no_error (error);
-    }
+    for (const char *const *o = pass ? options : base; o && *o; o++)
+      {
+        g_auto (GStrv) kv = g_strsplit (*o, "=", 2);
+        dl_train_settings_set (s, kv[0], kv[1], &error);
+        g_assert_no_error (error);
+      }
   return g_steal_pointer (&s);
 }
 
@@ -116,7 +118,7 @@ spawn_ok (const char *const *argv)
 {
   g_autoptr (GError) error = NULL;
   int status = 0;
-  g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, &status, &error);
+  g_spawn_sync (NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, &status, &error);
   g_assert_no_error (error);
   g_spawn_check_wait_status (status, &error);
   g_assert_no_error (error);
@@ -145,17 +147,18 @@ train_test_copy_images (const char *tmp, guint n)
   char *dst = g_build_filename (tmp, "images", NULL);
   g_assert_cmpint (g_mkdir_with_parents (dst, 0755), ==, 0);
   for (guint i = 0; i < n; i++)
-    for (int k = 0; k < 2; k++) {
-      g_autofree char *name = g_strdup_printf ("%02u.%s", i, k ? "txt" : "png");
-      g_autofree char *from = g_build_filename (src, name, NULL);
-      g_autofree char *to = g_build_filename (dst, name, NULL);
-      g_autofree char *data = NULL;
-      gsize len = 0;
-      g_autoptr (GError) error = NULL;
-      g_assert_true (g_file_get_contents (from, &data, &len, &error));
-      g_assert_true (g_file_set_contents (to, data, (gssize) len, &error));
-      g_assert_no_error (error);
-    }
+    for (int k = 0; k < 2; k++)
+      {
+        g_autofree char *name = g_strdup_printf ("%02u.%s", i, k ? "txt" : "png");
+        g_autofree char *from = g_build_filename (src, name, NULL);
+        g_autofree char *to = g_build_filename (dst, name, NULL);
+        g_autofree char *data = NULL;
+        gsize len = 0;
+        g_autoptr (GError) error = NULL;
+        g_assert_true (g_file_get_contents (from, &data, &len, &error));
+        g_assert_true (g_file_set_contents (to, data, (gssize)len, &error));
+        g_assert_no_error (error);
+      }
   return dst;
 }
 
@@ -171,29 +174,32 @@ train_test_assert_same_tensors (const char *a, const char *b)
   g_assert_cmpuint (n, >, 0);
   g_assert_cmpuint (n, ==, dl_safetensors_get_n_tensors (fb));
   guint differ = 0;
-  for (guint i = 0; i < n; i++) {
-    const DlStTensor *ta = dl_safetensors_get_tensor (fa, i);
-    const DlStTensor *tb = dl_safetensors_find (fb, ta->name);
-    if (!tb) {
-      g_test_message ("%s: in %s, not in %s", ta->name, a, b);
-      differ++;
-      continue;
+  for (guint i = 0; i < n; i++)
+    {
+      const DlStTensor *ta = dl_safetensors_get_tensor (fa, i);
+      const DlStTensor *tb = dl_safetensors_find (fb, ta->name);
+      if (!tb)
+        {
+          g_test_message ("%s: in %s, not in %s", ta->name, a, b);
+          differ++;
+          continue;
+        }
+      g_assert_cmpint (ta->dtype, ==, tb->dtype);
+      g_assert_cmpint (ta->ndim, ==, tb->ndim);
+      for (int d = 0; d < ta->ndim; d++)
+        g_assert_cmpint (ta->shape[d], ==, tb->shape[d]);
+      g_assert_cmpuint (ta->nbytes, ==, tb->nbytes);
+      if (memcmp (ta->data, tb->data, ta->nbytes) != 0)
+        {
+          gsize at = 0;
+          while (at < ta->nbytes && ta->data[at] == tb->data[at])
+            at++;
+          if (differ < 5)
+            g_test_message ("%s: differs (first at byte %" G_GSIZE_FORMAT " of %" G_GUINT64_FORMAT ")", ta->name, at,
+                            ta->nbytes);
+          differ++;
+        }
     }
-    g_assert_cmpint (ta->dtype, ==, tb->dtype);
-    g_assert_cmpint (ta->ndim, ==, tb->ndim);
-    for (int d = 0; d < ta->ndim; d++)
-      g_assert_cmpint (ta->shape[d], ==, tb->shape[d]);
-    g_assert_cmpuint (ta->nbytes, ==, tb->nbytes);
-    if (memcmp (ta->data, tb->data, ta->nbytes) != 0) {
-      gsize at = 0;
-      while (at < ta->nbytes && ta->data[at] == tb->data[at])
-        at++;
-      if (differ < 5)
-        g_test_message ("%s: differs (first at byte %" G_GSIZE_FORMAT " of %" G_GUINT64_FORMAT ")", ta->name, at,
-                        ta->nbytes);
-      differ++;
-    }
-  }
   if (differ)
     g_test_message ("%u of %u tensors differ between %s and %s", differ, n, a, b);
   g_assert_cmpuint (differ, ==, 0);
@@ -205,18 +211,20 @@ train_test_all_finite (const char *path)
   g_autoptr (GError) error = NULL;
   g_autoptr (DlSafetensors) f = dl_safetensors_open (path, &error);
   g_assert_no_error (error);
-  for (guint i = 0; i < dl_safetensors_get_n_tensors (f); i++) {
-    const DlStTensor *t = dl_safetensors_get_tensor (f, i);
-    if (t->dtype != DL_ST_F32 && t->dtype != DL_ST_F16)
-      continue;
-    int64_t n = 0;
-    g_autofree float *v = dl_safetensors_read_f32 (f, t->name, &n, &error);
-    g_assert_no_error (error);
-    for (int64_t k = 0; k < n; k++)
-      if (!isfinite (v[k])) {
-        g_test_message ("%s: %s[%" G_GINT64_FORMAT "] = %g", path, t->name, k, v[k]);
-        return FALSE;
-      }
-  }
+  for (guint i = 0; i < dl_safetensors_get_n_tensors (f); i++)
+    {
+      const DlStTensor *t = dl_safetensors_get_tensor (f, i);
+      if (t->dtype != DL_ST_F32 && t->dtype != DL_ST_F16)
+        continue;
+      int64_t n = 0;
+      g_autofree float *v = dl_safetensors_read_f32 (f, t->name, &n, &error);
+      g_assert_no_error (error);
+      for (int64_t k = 0; k < n; k++)
+        if (!isfinite (v[k]))
+          {
+            g_test_message ("%s: %s[%" G_GINT64_FORMAT "] = %g", path, t->name, k, v[k]);
+            return FALSE;
+          }
+    }
   return TRUE;
 }

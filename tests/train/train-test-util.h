@@ -10,15 +10,16 @@
 G_BEGIN_DECLS
 
 /* The events of a run. */
-typedef struct {
-  GArray *steps;   /* gint64: the step event's step (steps done, from 1) */
-  GArray *loss;    /* double */
-  GArray *lr;      /* double */
+typedef struct
+{
+  GArray *steps; /* gint64: the step event's step (steps done, from 1) */
+  GArray *loss;  /* double */
+  GArray *lr;    /* double */
   GArray *val_steps;
-  GArray *val;     /* double */
+  GArray *val;         /* double */
   GArray *checkpoints; /* gint64 */
   GPtrArray *warnings; /* char* */
-  gint64 cancel_after;  /* cancel `cancel` at the step event of this step (0: never) */
+  gint64 cancel_after; /* cancel `cancel` at the step event of this step (0: never) */
   GCancellable *cancel;
 } TrainLog;
 
