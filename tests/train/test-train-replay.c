@@ -159,10 +159,11 @@ static void
 test_replay (gconstpointer data)
 {
   const char *method = data;
-  if (g_getenv ("DREAMLOOM_TEST_QUICK") && !g_str_equal (method, "lora"))
+  if (g_getenv ("DREAMLOOM_TEST_QUICK"))
     {
-      g_test_skip ("DREAMLOOM_TEST_QUICK: this replay runs in the plain build (the LoRA one takes the trainer's "
-                   "shared code through the sanitizers)");
+      /* the sanitizer build: the trainer's code goes through train-run's LoRA
+       * resume there; the replays compare numbers, which the plain build does */
+      g_test_skip ("DREAMLOOM_TEST_QUICK: the replays run in the plain build");
       return;
     }
   g_autofree char *rel = g_strdup_printf ("train/%s.safetensors", method);
