@@ -192,7 +192,7 @@ static const Field fields[] = {
     "A preview prompt (repeatable; besides two template prompts)" },
   { "sample-steps", F_INT, OFF (sample_steps), M_ALL, 1, 1000, "N", "Sampler steps of a preview (20)" },
   { "sample-sampler", F_SAMPLER, OFF (sample_sampler), M_ALL, 0, 0, "NAME",
-    "Sampler of the previews: euler_a, euler, ddim, dpmpp_2m_karras, dpmpp_2m (dpmpp_2m_karras)" },
+    "Sampler of the previews (dpmpp_2m_karras)" },
   { "sample-seed", F_INT64, OFF (sample_seed), M_ALL, 0, 4294967295.0, "N", "Seed of the previews (1234)" },
   { "sample-cfg", F_DOUBLE, OFF (sample_cfg), M_ALL, 1, 30, "S", "Guidance scale of the previews (7)" },
   { "sample-first", F_BOOL, OFF (sample_first), M_ALL, 0, 0, NULL,
@@ -546,7 +546,14 @@ dl_train_settings_describe_options (void)
     {
       const Field *f = &fields[i];
       g_autofree char *left = f->arg ? g_strdup_printf ("--%s %s", f->name, f->arg) : g_strdup_printf ("--%s", f->name);
-      g_string_append_printf (s, "  %-28s %s\n", left, f->help);
+      g_string_append_printf (s, "  %-28s %s", left, f->help);
+      if (f->type == F_SAMPLER)
+        {
+          /* the names from the one list of samplers */
+          g_autofree char *names = dl_sampler_names_joined (", ");
+          g_string_append_printf (s, ": %s", names);
+        }
+      g_string_append_c (s, '\n');
     }
   return g_string_free (s, FALSE);
 }
