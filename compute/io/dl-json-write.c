@@ -21,13 +21,17 @@ dl_json_append_double (GString *out, double v)
   g_string_append (out, text);
 }
 
-void
-dl_json_append_string (GString *out, const char *s)
+/* `s` quoted, with JSON's escapes; ascii_only: every other character past
+ * 0x7e as \uXXXX (UTF-16 surrogate pairs above U+FFFF), as Python's
+ * json.dumps does by default (ensure_ascii). */
+static void
+append_string (GString *out, const char *s, gboolean ascii_only)
 {
   g_string_append_c (out, '"');
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+  for (const char *p = s; *p; p = ascii_only ? g_utf8_next_char (p) : p + 1)
     {
-      switch (*p)
+      gunichar c = ascii_only ? g_utf8_get_char (p) : (unsigned char)*p;
+      switch (c)
         {
         case '"':
           g_string_append (out, "\\\"");
@@ -51,13 +55,32 @@ dl_json_append_string (GString *out, const char *s)
           g_string_append (out, "\\f");
           break;
         default:
-          if (*p < 0x20 || *p == 0x7f)
-            g_string_append_printf (out, "\\u%04x", *p);
+          if (c < 0x20 || c == 0x7f || (ascii_only && c > 0x7e && c < 0x10000))
+            g_string_append_printf (out, "\\u%04x", c);
+          else if (ascii_only && c >= 0x10000)
+            {
+              gunichar u = c - 0x10000;
+              g_string_append_printf (out, "\\u%04x\\u%04x", 0xd800 + (u >> 10), 0xdc00 + (u & 0x3ff));
+            }
           else
-            g_string_append_c (out, (char)*p);
+            g_string_append_c (out, (char)c);
         }
     }
   g_string_append_c (out, '"');
+}
+
+void
+dl_json_append_string (GString *out, const char *s)
+{
+  append_string (out, s, FALSE);
+}
+
+void
+dl_json_append_string_ascii (GString *out, const char *utf8)
+{
+  g_return_if_fail (out != NULL && utf8 != NULL);
+  g_autofree char *valid = g_utf8_validate (utf8, -1, NULL) ? NULL : g_utf8_make_valid (utf8, -1);
+  append_string (out, valid ? valid : utf8, TRUE); /* not UTF-8 (a file name in another encoding): U+FFFD */
 }
 
 static void

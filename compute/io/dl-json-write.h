@@ -19,5 +19,9 @@ void dl_json_append_double (GString *out, double v);
 /* A UTF-8 string as a quoted JSON string: " \ and the control characters (DEL included) escaped,
  * the rest as it is.  The same text is a TOML basic string (the two share these escapes). */
 void dl_json_append_string (GString *out, const char *s);
+/* The same in ASCII: every character past 0x7e as \uXXXX, as Python's
+ * json.dumps writes strings (ensure_ascii); bytes that are not UTF-8 become
+ * U+FFFD. */
+void dl_json_append_string_ascii (GString *out, const char *utf8);
 
 G_END_DECLS

@@ -29,6 +29,26 @@ dl_run_info_free (DlRunInfo *info)
   g_free (info);
 }
 
+GArray *
+dl_run_json_validations (JsonObject *run)
+{
+  GArray *out = g_array_new (FALSE, FALSE, sizeof (DlTrainValidation));
+  JsonNode *vn = json_object_get_member (run, "validation");
+  JsonArray *vals = vn && JSON_NODE_HOLDS_ARRAY (vn) ? json_node_get_array (vn) : NULL;
+  for (guint i = 0; vals && i < json_array_get_length (vals); i++)
+    {
+      JsonNode *n = json_array_get_element (vals, i);
+      if (!JSON_NODE_HOLDS_OBJECT (n))
+        continue;
+      JsonObject *vo = json_node_get_object (n);
+      DlTrainValidation v = { json_object_get_int_member_with_default (vo, "step", -1),
+                              json_object_get_double_member_with_default (vo, "loss", NAN) };
+      if (v.step >= 0 && isfinite (v.loss))
+        g_array_append_val (out, v);
+    }
+  return out;
+}
+
 static double
 val_at (const DlRunInfo *info, gint64 step)
 {
@@ -80,20 +100,7 @@ dl_run_info_read (const char *dir, GError **error)
   if (bv && JSON_NODE_HOLDS_VALUE (bv))
     info->best_val_loss = json_node_get_double (bv);
 
-  info->validations = g_array_new (FALSE, FALSE, sizeof (DlTrainValidation));
-  JsonNode *vn = json_object_get_member (o, "validation");
-  JsonArray *vals = vn && JSON_NODE_HOLDS_ARRAY (vn) ? json_node_get_array (vn) : NULL;
-  for (guint i = 0; vals && i < json_array_get_length (vals); i++)
-    {
-      JsonNode *n = json_array_get_element (vals, i);
-      if (!JSON_NODE_HOLDS_OBJECT (n))
-        continue;
-      JsonObject *vo = json_node_get_object (n);
-      DlTrainValidation v = { json_object_get_int_member_with_default (vo, "step", -1),
-                              json_object_get_double_member_with_default (vo, "loss", NAN) };
-      if (v.step >= 0)
-        g_array_append_val (info->validations, v);
-    }
+  info->validations = dl_run_json_validations (o);
 
   /* a damaged or unreadable loss log costs the curve, never the run */
   info->losses = dl_loss_log_read (dir, NULL);

@@ -5,6 +5,8 @@
  * run, without loading a model. */
 #pragma once
 
+#include <json-glib/json-glib.h>
+
 #include "train/dl-loss-log.h"
 #include "train/dl-train-settings.h"
 #include "train/dl-trainer.h"
@@ -32,6 +34,10 @@ typedef struct
   gint64 best_step;       /* -1: none */
   double best_val_loss;   /* NaN: none */
 } DlRunInfo;
+
+/* The validation losses of a run.json object (finite ones, in file order:
+ * GArray of DlTrainValidation). */
+GArray *dl_run_json_validations (JsonObject *run);
 
 /* Read `dir`/run.json.  Errors name the file and what is wrong. */
 DlRunInfo *dl_run_info_read (const char *dir, GError **error);

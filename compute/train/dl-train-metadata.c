@@ -6,55 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/dl-json-write.h"
+
 /* ---- Python spellings ---- */
 
 void
 dl_python_json_string (GString *out, const char *utf8)
 {
-  g_return_if_fail (out != NULL && utf8 != NULL);
-  g_autofree char *valid = g_utf8_validate (utf8, -1, NULL) ? NULL : g_utf8_make_valid (utf8, -1);
-  if (valid)
-    utf8 = valid; /* a file name in another encoding: U+FFFD for what is not UTF-8 */
-  g_string_append_c (out, '"');
-  for (const char *p = utf8; *p; p = g_utf8_next_char (p))
-    {
-      gunichar c = g_utf8_get_char (p);
-      switch (c)
-        {
-        case '"':
-          g_string_append (out, "\\\"");
-          break;
-        case '\\':
-          g_string_append (out, "\\\\");
-          break;
-        case '\n':
-          g_string_append (out, "\\n");
-          break;
-        case '\r':
-          g_string_append (out, "\\r");
-          break;
-        case '\t':
-          g_string_append (out, "\\t");
-          break;
-        case '\b':
-          g_string_append (out, "\\b");
-          break;
-        case '\f':
-          g_string_append (out, "\\f");
-          break;
-        default:
-          if (c >= 0x20 && c <= 0x7e)
-            g_string_append_c (out, (char)c);
-          else if (c < 0x10000)
-            g_string_append_printf (out, "\\u%04x", c);
-          else
-            {
-              gunichar u = c - 0x10000;
-              g_string_append_printf (out, "\\u%04x\\u%04x", 0xd800 + (u >> 10), 0xdc00 + (u & 0x3ff));
-            }
-        }
-    }
-  g_string_append_c (out, '"');
+  dl_json_append_string_ascii (out, utf8);
 }
 
 /* str.isspace() */

@@ -7,6 +7,7 @@
 #include "dl-config.h"
 
 #include "train/dl-trainer-private.h"
+#include "train/dl-run-info.h"
 
 #include <errno.h>
 #include <glib/gstdio.h>
@@ -392,21 +393,8 @@ dl_trainer_new_resume (DlDevice *device, DlSdModel *model, const char *run_dir, 
     return NULL;
   /* the validation losses so far (those after the state resumed from are
    * dropped when its step is known: dl_trainer_read_state) */
-  JsonArray *vals =
-    json_object_has_member (o, "validation") && JSON_NODE_HOLDS_ARRAY (json_object_get_member (o, "validation"))
-      ? json_object_get_array_member (o, "validation")
-      : NULL;
-  for (guint i = 0; vals && i < json_array_get_length (vals); i++)
-    {
-      JsonNode *n = json_array_get_element (vals, i);
-      if (!JSON_NODE_HOLDS_OBJECT (n))
-        continue;
-      JsonObject *vo = json_node_get_object (n);
-      DlTrainValidation v = { json_object_get_int_member_with_default (vo, "step", -1),
-                              json_object_get_double_member_with_default (vo, "loss", NAN) };
-      if (v.step >= 0 && isfinite (v.loss))
-        g_array_append_val (t->validations, v);
-    }
+  g_array_unref (t->validations);
+  t->validations = dl_run_json_validations (o);
   /* the steps' losses so far (cut to the state's step as the validations
    * are); an unreadable log costs the curve, never the run */
   GArray *losses = dl_loss_log_read (run_dir, NULL);
