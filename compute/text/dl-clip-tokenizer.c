@@ -28,6 +28,7 @@ struct _DlClipTokenizer
   GPtrArray *added;       /* raw strings matched before clean-up, longest first */
   GHashTable *added_id;   /* raw string -> id + 1 */
   gint32 bos, eos, pad;
+  guint n_vocab; /* ids from the vocabulary file (the rest were added) */
   GMutex lock;
   GHashTable *cache; /* word -> GArray of ids */
 };
@@ -340,6 +341,7 @@ dl_clip_tokenizer_new_from_path (const char *path, GError **error)
       return NULL;
     }
   tok->pad = tok->eos;
+  tok->n_vocab = tok->decoder->len;
   add_special (tok, BOS_TEXT, tok->bos);
   add_special (tok, EOS_TEXT, tok->eos);
   g_ptr_array_sort (tok->added, longer_first);
@@ -347,6 +349,32 @@ dl_clip_tokenizer_new_from_path (const char *path, GError **error)
 }
 
 /* ---- accessors ---- */
+
+guint
+dl_clip_tokenizer_get_n_vocab (DlClipTokenizer *tok)
+{
+  g_return_val_if_fail (tok != NULL, 0);
+  return tok->n_vocab;
+}
+
+GPtrArray *
+dl_clip_tokenizer_dup_merges (DlClipTokenizer *tok)
+{
+  g_return_val_if_fail (tok != NULL, NULL);
+  guint n = g_hash_table_size (tok->ranks);
+  GPtrArray *out = g_ptr_array_new_full (n, g_free);
+  g_ptr_array_set_size (out, n);
+  GHashTableIter it;
+  gpointer key, value;
+  g_hash_table_iter_init (&it, tok->ranks);
+  while (g_hash_table_iter_next (&it, &key, &value))
+    {
+      guint rank = GPOINTER_TO_UINT (value) - 1;
+      if (rank < n)
+        out->pdata[rank] = g_strdup (key);
+    }
+  return out;
+}
 
 const char *
 dl_clip_tokenizer_get_source (DlClipTokenizer *tok)

@@ -47,6 +47,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (DlClipTokenizer, dl_clip_tokenizer_free)
 const char *dl_clip_tokenizer_get_source (DlClipTokenizer *tok);
 /* Vocabulary entries plus added tokens. */
 guint dl_clip_tokenizer_get_n_tokens (DlClipTokenizer *tok);
+/* Of those, the ones the vocabulary file defines (ids 0 .. n-1; the rest were
+ * added with dl_clip_tokenizer_add_token). */
+guint dl_clip_tokenizer_get_n_vocab (DlClipTokenizer *tok);
+/* The BPE merges in rank order, as merges.txt lists them ("a b"; g_ptr_array_unref). */
+GPtrArray *dl_clip_tokenizer_dup_merges (DlClipTokenizer *tok);
 gint32 dl_clip_tokenizer_get_bos (DlClipTokenizer *tok);
 gint32 dl_clip_tokenizer_get_eos (DlClipTokenizer *tok);
 /* SD 1.x pads with the end id (the default); SD 2.x with 0. */

@@ -12,6 +12,8 @@
 
 #include "dl-error.h"
 #include "io/dl-checkpoint-writer.h"
+#include "io/dl-file-util.h"
+#include "train/dl-tokenizer-folder.h"
 
 typedef struct
 {
@@ -137,7 +139,19 @@ db_export (DlTrainer *t, const char *path, GError **error)
   /* the writer's modelspec.* (architecture, title, resolution, date) */
   o.metadata = NULL;
   o.tokenizer_dir = dl_checkpoint_get_tokenizer_dir (ck);
-  return dl_checkpoint_write (ck, source_tensor, t->method_data, &o, path, error);
+  /* a base without a tokenizer folder (one file): the one the run used */
+  g_autofree char *made = NULL;
+  if (o.layout == DL_CHECKPOINT_WRITE_DIFFUSERS && !o.tokenizer_dir)
+    {
+      made = dl_tokenizer_folder_make_temporary (t->tok, error);
+      if (!made)
+        return FALSE;
+      o.tokenizer_dir = made;
+    }
+  gboolean ok = dl_checkpoint_write (ck, source_tensor, t->method_data, &o, path, error);
+  if (made)
+    dl_file_remove_tree (made);
+  return ok;
 }
 
 const DlTrainMethodOps dl_train_method_dreambooth = {

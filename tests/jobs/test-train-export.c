@@ -123,10 +123,68 @@ test_dreambooth_layouts (void)
   dl_test_remove_tree (dir);
 }
 
+/* A base model of one file, with configs but no tokenizer folder: the exported
+ * folder gets the tokenizer Dreamloom uses ($DREAMLOOM_CLIP_VOCAB here), as
+ * transformers writes it, so that diffusers loads the folder. */
+static void
+test_tokenizer_for_single_file_base (void)
+{
+  g_autofree char *single = dl_test_golden_path ("tiny-sd15-ldm.safetensors");
+  g_autofree char *base = dl_test_golden_path ("tiny-sd15-diffusers");
+  const char *clip_dir = g_getenv ("DREAMLOOM_TEST_CLIP_DIR");
+  g_autofree char *bpe =
+    g_build_filename (clip_dir ? clip_dir : DL_TEST_CLIP_DIR, "bpe_simple_vocab_16e6.txt.gz", NULL);
+  if (!single || !base || !g_file_test (bpe, G_FILE_TEST_IS_REGULAR))
+    {
+      g_test_skip ("no golden tiny model or CLIP vocabulary");
+      return;
+    }
+  g_autoptr (GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("dl-train-export-XXXXXX", &error);
+  g_assert_no_error (error);
+  /* the tiny model's configs without its tokenizer */
+  g_autofree char *configs = g_build_filename (dir, "configs", NULL);
+  static const char *const parts[] = { "unet", "vae", "text_encoder" };
+  for (guint i = 0; i < G_N_ELEMENTS (parts); i++)
+    {
+      g_autofree char *from = g_build_filename (base, parts[i], "config.json", NULL);
+      g_autofree char *sub = g_build_filename (configs, parts[i], NULL);
+      g_autofree char *to = g_build_filename (sub, "config.json", NULL);
+      g_autofree char *text = NULL;
+      g_assert_cmpint (g_mkdir_with_parents (sub, 0755), ==, 0);
+      g_assert_true (g_file_get_contents (from, &text, NULL, NULL));
+      g_assert_true (g_file_set_contents (to, text, -1, NULL));
+    }
+  g_setenv ("DREAMLOOM_CLIP_VOCAB", bpe, TRUE);
+  g_autoptr (DlTrainSettings) s = dl_train_settings_new (DL_TRAIN_DREAMBOOTH);
+  g_assert_true (dl_train_settings_set (s, "model", single, &error));
+  g_assert_true (dl_train_settings_set (s, "config", configs, &error));
+  g_assert_no_error (error);
+  g_autofree char *folder = g_build_filename (dir, "out/", NULL);
+  g_assert_true (dl_train_export_file (s, single, folder, s->save_dtype, &error));
+  g_assert_no_error (error);
+  g_unsetenv ("DREAMLOOM_CLIP_VOCAB");
+  g_autoptr (DlCheckpoint) got = dl_checkpoint_open (folder, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (dl_checkpoint_get_tokenizer_dir (got));
+  g_autofree char *vocab = g_build_filename (folder, "tokenizer", "vocab.json", NULL);
+  g_autofree char *want = g_build_filename (base, "tokenizer", "vocab.json", NULL);
+  g_autofree char *a = NULL, *b = NULL;
+  gsize la = 0, lb = 0;
+  g_assert_true (g_file_get_contents (vocab, &a, &la, NULL));
+  g_assert_true (g_file_get_contents (want, &b, &lb, NULL));
+  g_assert_cmpmem (a, la, b, lb);
+  /* no temporary folder left beside the export */
+  g_autoptr (GPtrArray) names = list_dir (dir);
+  g_assert_cmpuint (names->len, ==, 2); /* configs, out */
+  dl_test_remove_tree (dir);
+}
+
 int
 main (int argc, char **argv)
 {
   dl_test_init (&argc, &argv);
   dl_test_add ("/train-export/dreambooth-layouts", test_dreambooth_layouts);
+  dl_test_add ("/train-export/tokenizer-for-a-single-file-base", test_tokenizer_for_single_file_base);
   return dl_test_run ();
 }
