@@ -26,26 +26,16 @@ convert_model (const DlTrainSettings *s, const char *source, const char *dest, g
   g_autoptr (DlCheckpoint) base = NULL;
   if (to_folder && !dl_checkpoint_get_tokenizer_dir (ck) && s->model)
     base = dl_checkpoint_open (s->model, s->config, NULL); /* only for its tokenizer: optional */
-  /* neither has one (a single-file base): the tokenizer Dreamloom uses */
-  g_autofree char *made = NULL;
-  if (to_folder && !dl_checkpoint_get_tokenizer_dir (ck) && !(base && dl_checkpoint_get_tokenizer_dir (base)))
-    {
-      made = dl_tokenizer_folder_make_temporary (NULL, error);
-      if (!made)
-        return FALSE;
-    }
   DlCheckpointWriteOptions o;
   dl_checkpoint_write_options_init (&o);
   o.layout = to_folder ? DL_CHECKPOINT_WRITE_DIFFUSERS : DL_CHECKPOINT_WRITE_SINGLE_FILE;
   o.source_components = 0;
-  o.tokenizer_dir = made ? made : base ? dl_checkpoint_get_tokenizer_dir (base) : NULL;
+  /* neither has one (a single-file base): the tokenizer Dreamloom uses */
+  o.tokenizer_dir = base ? dl_checkpoint_get_tokenizer_dir (base) : NULL;
   g_autofree char *path = g_strdup (dest);
   if (to_folder && g_str_has_suffix (path, "/") && strlen (path) > 1)
     path[strlen (path) - 1] = '\0';
-  gboolean ok = dl_checkpoint_write (ck, NULL, NULL, &o, path, error);
-  if (made)
-    dl_file_remove_tree (made);
-  return ok;
+  return dl_tokenizer_folder_write_checkpoint (ck, NULL, NULL, &o, NULL, path, error);
 }
 
 gboolean

@@ -238,13 +238,15 @@ dl_image_viewer_new_for_file (GtkWindow *parent, const char *path, const char *t
                               GError **error)
 {
   g_return_val_if_fail (path != NULL, NULL);
-  g_autoptr (GdkTexture) texture = gdk_texture_new_from_filename (path, error);
-  if (!texture)
-    return NULL;
-  /* the generation parameters the file carries (A1111's "parameters" chunk) */
+  /* one decode: the pixels, and the generation parameters the file carries
+   * (A1111's "parameters" chunk) */
   g_autoptr (GHashTable) text = NULL;
   int w = 0, h = 0;
-  g_autofree uint8_t *pixels = dl_png_read_rgba (path, &w, &h, &text, NULL);
+  uint8_t *pixels = dl_png_read_rgba (path, &w, &h, &text, error);
+  if (!pixels)
+    return NULL;
+  g_autoptr (GBytes) bytes = g_bytes_new_take (pixels, (gsize)w * h * 4);
+  g_autoptr (GdkTexture) texture = gdk_memory_texture_new (w, h, GDK_MEMORY_R8G8B8A8, bytes, (gsize)w * 4);
   const char *params = text ? g_hash_table_lookup (text, "parameters") : NULL;
   DlImageViewer *self = g_object_new (DL_TYPE_IMAGE_VIEWER, "transient-for", parent, "destroy-with-parent", TRUE, NULL);
   self->texture = g_steal_pointer (&texture);

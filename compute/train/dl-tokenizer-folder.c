@@ -151,3 +151,24 @@ dl_tokenizer_folder_make_temporary (DlClipTokenizer *given, GError **error)
     }
   return g_steal_pointer (&dir);
 }
+
+gboolean
+dl_tokenizer_folder_write_checkpoint (DlCheckpoint *base, DlCheckpointSourceFunc source, gpointer user_data,
+                                      const DlCheckpointWriteOptions *options, DlClipTokenizer *tok, const char *path,
+                                      GError **error)
+{
+  g_return_val_if_fail (base != NULL && options != NULL && path != NULL, FALSE);
+  DlCheckpointWriteOptions o = *options;
+  g_autofree char *made = NULL;
+  if (o.layout == DL_CHECKPOINT_WRITE_DIFFUSERS && !o.tokenizer_dir && !dl_checkpoint_get_tokenizer_dir (base))
+    {
+      made = dl_tokenizer_folder_make_temporary (tok, error);
+      if (!made)
+        return FALSE;
+      o.tokenizer_dir = made;
+    }
+  gboolean ok = dl_checkpoint_write (base, source, user_data, &o, path, error);
+  if (made)
+    dl_file_remove_tree (made);
+  return ok;
+}

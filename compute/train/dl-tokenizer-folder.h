@@ -7,6 +7,7 @@
  * ones (a Textual Inversion placeholder) are not part of a base model. */
 #pragma once
 
+#include "io/dl-checkpoint-writer.h"
 #include "text/dl-clip-tokenizer.h"
 
 G_BEGIN_DECLS
@@ -20,5 +21,13 @@ gboolean dl_tokenizer_folder_write (DlClipTokenizer *tok, const char *dir, GErro
  * dl_file_remove_tree and g_free the path.  NULL with *error set when no
  * vocabulary is found. */
 char *dl_tokenizer_folder_make_temporary (DlClipTokenizer *tok, GError **error);
+
+/* dl_checkpoint_write, where a diffusers folder always gets a tokenizer/:
+ * options->tokenizer_dir or the base's own when there is one, else `tok`
+ * (NULL: the one dl_clip_tokenizer_find gives) through a temporary folder
+ * that is gone afterwards. */
+gboolean dl_tokenizer_folder_write_checkpoint (DlCheckpoint *base, DlCheckpointSourceFunc source, gpointer user_data,
+                                               const DlCheckpointWriteOptions *options, DlClipTokenizer *tok,
+                                               const char *path, GError **error);
 
 G_END_DECLS

@@ -12,7 +12,6 @@
 
 #include "dl-error.h"
 #include "io/dl-checkpoint-writer.h"
-#include "io/dl-file-util.h"
 #include "train/dl-tokenizer-folder.h"
 
 typedef struct
@@ -138,20 +137,8 @@ db_export (DlTrainer *t, const char *path, GError **error)
                         (s->train_text_encoder ? DL_CHECKPOINT_WRITE_COMPONENT (DL_COMPONENT_TEXT_ENCODER) : 0);
   /* the writer's modelspec.* (architecture, title, resolution, date) */
   o.metadata = NULL;
-  o.tokenizer_dir = dl_checkpoint_get_tokenizer_dir (ck);
   /* a base without a tokenizer folder (one file): the one the run used */
-  g_autofree char *made = NULL;
-  if (o.layout == DL_CHECKPOINT_WRITE_DIFFUSERS && !o.tokenizer_dir)
-    {
-      made = dl_tokenizer_folder_make_temporary (t->tok, error);
-      if (!made)
-        return FALSE;
-      o.tokenizer_dir = made;
-    }
-  gboolean ok = dl_checkpoint_write (ck, source_tensor, t->method_data, &o, path, error);
-  if (made)
-    dl_file_remove_tree (made);
-  return ok;
+  return dl_tokenizer_folder_write_checkpoint (ck, source_tensor, t->method_data, &o, t->tok, path, error);
 }
 
 const DlTrainMethodOps dl_train_method_dreambooth = {
