@@ -16,6 +16,8 @@
 #define MAX_CACHE 65536
 #define BOS_TEXT "<|startoftext|>"
 #define EOS_TEXT "<|endoftext|>"
+/* SDXL tokenizer_2's pad token in diffusers (id 0 in CLIP's vocabulary) */
+#define SDXL_PAD_TEXT "!"
 
 struct _DlClipTokenizer
 {
@@ -28,7 +30,9 @@ struct _DlClipTokenizer
   GPtrArray *added;       /* raw strings matched before clean-up, longest first */
   GHashTable *added_id;   /* raw string -> id + 1 */
   gint32 bos, eos, pad;
-  guint n_vocab; /* ids from the vocabulary file (the rest were added) */
+  char *pad_special; /* the pad token's text when it is a special token cut out
+                        of prompts (DL_CLIP_PAD_SDXL_DIFFUSERS), else NULL */
+  guint n_vocab;     /* ids from the vocabulary file (the rest were added) */
   GMutex lock;
   GHashTable *cache; /* word -> GArray of ids */
 };
@@ -39,6 +43,7 @@ dl_clip_tokenizer_free (DlClipTokenizer *tok)
   if (!tok)
     return;
   g_free (tok->source);
+  g_free (tok->pad_special);
   g_clear_pointer (&tok->encoder, g_hash_table_unref);
   g_clear_pointer (&tok->decoder, g_ptr_array_unref);
   g_clear_pointer (&tok->ranks, g_hash_table_unref);
@@ -97,11 +102,17 @@ add_entry (DlClipTokenizer *tok, gint32 id, char *token /* taken */)
 {
   if ((guint)id >= tok->decoder->len)
     g_ptr_array_set_size (tok->decoder, id + 1);
-  g_free (tok->decoder->pdata[id]);
+  /* the encoder's keys are the decoder's strings: one replaced here must not
+   * stay behind as a key */
+  char *old = tok->decoder->pdata[id];
+  gpointer key;
+  if (old && g_hash_table_lookup_extended (tok->encoder, old, &key, NULL) && key == old)
+    g_hash_table_remove (tok->encoder, old);
+  g_free (old);
   tok->decoder->pdata[id] = token;
   /* a later entry with the same string wins, as a Python dict built from the
-   * list would have it */
-  g_hash_table_insert (tok->encoder, token, GINT_TO_POINTER (id + 1));
+   * list would have it (the key too: it is the string of the id it maps to) */
+  g_hash_table_replace (tok->encoder, token, GINT_TO_POINTER (id + 1));
 }
 
 gint32
@@ -416,6 +427,73 @@ dl_clip_tokenizer_set_pad (DlClipTokenizer *tok, gint32 pad)
 {
   g_return_if_fail (tok != NULL && pad >= 0 && (guint)pad < tok->decoder->len);
   tok->pad = pad;
+  g_clear_pointer (&tok->pad_special, g_free);
+}
+
+void
+dl_clip_tokenizer_set_pad_style (DlClipTokenizer *tok, DlClipPadStyle style)
+{
+  g_return_if_fail (tok != NULL);
+  switch (style)
+    {
+    case DL_CLIP_PAD_SD1:
+      dl_clip_tokenizer_set_pad (tok, tok->eos);
+      return;
+    case DL_CLIP_PAD_ZERO:
+      dl_clip_tokenizer_set_pad (tok, 0);
+      return;
+    case DL_CLIP_PAD_SDXL_DIFFUSERS:
+      {
+        /* transformers: a pad token string that is not in the vocabulary
+         * would be added; CLIP's has "!" as id 0 */
+        gint32 id = dl_clip_tokenizer_lookup (tok, SDXL_PAD_TEXT);
+        g_return_if_fail (id >= 0);
+        dl_clip_tokenizer_set_pad (tok, id);
+        tok->pad_special = g_strdup (SDXL_PAD_TEXT);
+        return;
+      }
+    }
+  g_return_if_reached ();
+}
+
+DlClipPadStyle
+dl_clip_tokenizer_get_pad_style (DlClipTokenizer *tok)
+{
+  g_return_val_if_fail (tok != NULL, DL_CLIP_PAD_SD1);
+  if (tok->pad_special)
+    return DL_CLIP_PAD_SDXL_DIFFUSERS;
+  return tok->pad == tok->eos ? DL_CLIP_PAD_SD1 : DL_CLIP_PAD_ZERO;
+}
+
+DlClipTokenizer *
+dl_clip_tokenizer_copy (DlClipTokenizer *tok)
+{
+  g_return_val_if_fail (tok != NULL, NULL);
+  DlClipTokenizer *copy = tokenizer_new (tok->source);
+  g_ptr_array_set_size (copy->decoder, tok->decoder->len);
+  for (guint id = 0; id < tok->decoder->len; id++)
+    copy->decoder->pdata[id] = g_strdup (tok->decoder->pdata[id]);
+  /* each key is the string of the id it maps to (add_entry) */
+  GHashTableIter it;
+  gpointer key, value;
+  g_hash_table_iter_init (&it, tok->encoder);
+  while (g_hash_table_iter_next (&it, &key, &value))
+    g_hash_table_replace (copy->encoder, copy->decoder->pdata[GPOINTER_TO_INT (value) - 1], value);
+  g_hash_table_iter_init (&it, tok->ranks);
+  while (g_hash_table_iter_next (&it, &key, &value))
+    g_hash_table_insert (copy->ranks, g_strdup (key), value);
+  for (guint i = 0; i < tok->added->len; i++)
+    {
+      char *s = g_strdup (tok->added->pdata[i]);
+      g_ptr_array_add (copy->added, s);
+      g_hash_table_insert (copy->added_id, s, g_hash_table_lookup (tok->added_id, s));
+    }
+  copy->bos = tok->bos;
+  copy->eos = tok->eos;
+  copy->pad = tok->pad;
+  copy->pad_special = g_strdup (tok->pad_special);
+  copy->n_vocab = tok->n_vocab;
+  return copy;
 }
 
 const char *
@@ -694,21 +772,31 @@ dl_clip_tokenizer_encode (DlClipTokenizer *tok, const char *prompt, GError **err
     }
   GArray *ids = g_array_new (FALSE, FALSE, sizeof (gint32));
   g_array_append_val (ids, tok->bos);
-  /* added tokens are cut out of the raw text first, longest first */
+  /* added tokens and a special pad token (transformers' tokens_trie) are cut
+   * out of the raw text first, the longest match at each position */
   const char *seg = prompt, *p = prompt;
   while (*p)
     {
       const char *hit = NULL;
+      gint32 id = -1;
       for (guint k = 0; k < tok->added->len && !hit; k++)
         if (g_str_has_prefix (p, tok->added->pdata[k]))
-          hit = tok->added->pdata[k];
+          {
+            hit = tok->added->pdata[k];
+            id = GPOINTER_TO_INT (g_hash_table_lookup (tok->added_id, hit)) - 1;
+          }
+      if (tok->pad_special && g_str_has_prefix (p, tok->pad_special) &&
+          (!hit || strlen (tok->pad_special) > strlen (hit)))
+        {
+          hit = tok->pad_special;
+          id = tok->pad;
+        }
       if (!hit)
         {
           p = g_utf8_next_char (p);
           continue;
         }
       encode_plain (tok, ids, seg, (gsize)(p - seg));
-      gint32 id = GPOINTER_TO_INT (g_hash_table_lookup (tok->added_id, hit)) - 1;
       g_array_append_val (ids, id);
       p += strlen (hit);
       seg = p;
@@ -746,7 +834,9 @@ dl_clip_tokenizer_decode (DlClipTokenizer *tok, const gint32 *ids, gsize n)
       const char *t = dl_clip_tokenizer_get_token (tok, ids[i]);
       if (!t || ids[i] == tok->bos || ids[i] == tok->eos)
         continue;
-      if (g_hash_table_contains (tok->added_id, t))
+      if (tok->pad_special && ids[i] == tok->pad)
+        t = tok->pad_special;
+      if (t == tok->pad_special || g_hash_table_contains (tok->added_id, t))
         {
           g_byte_array_append (bytes, (const guint8 *)t, strlen (t));
           g_byte_array_append (bytes, (const guint8 *)" ", 1);

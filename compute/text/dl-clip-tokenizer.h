@@ -12,7 +12,12 @@
  * prompt, case-sensitively, before anything else and become one id each, as in
  * transformers; so are "<|startoftext|>" and "<|endoftext|>".
  *
- * Encoding is thread-safe; adding tokens is not (add them before sharing). */
+ * SDXL has two tokenizers over this one vocabulary: `tokenizer` is this one
+ * as it is; `tokenizer_2` (for OpenCLIP ViT-bigG) differs in its padding and,
+ * in diffusers, in its handling of “!” (DlClipPadStyle).
+ *
+ * Encoding is thread-safe; adding tokens and changing the padding are not (do
+ * both before sharing). */
 #pragma once
 
 #include <glib.h>
@@ -54,9 +59,52 @@ guint dl_clip_tokenizer_get_n_vocab (DlClipTokenizer *tok);
 GPtrArray *dl_clip_tokenizer_dup_merges (DlClipTokenizer *tok);
 gint32 dl_clip_tokenizer_get_bos (DlClipTokenizer *tok);
 gint32 dl_clip_tokenizer_get_eos (DlClipTokenizer *tok);
-/* SD 1.x pads with the end id (the default); SD 2.x with 0. */
+/* A copy sharing nothing with `tok` (vocabulary, merges, added tokens,
+ * padding): SDXL's second tokenizer from the first without reading the files
+ * again. */
+DlClipTokenizer *dl_clip_tokenizer_copy (DlClipTokenizer *tok);
+
+/* SD 1.x pads with the end id (the default); SD 2.x with 0.  Setting a pad id
+ * here leaves every prompt's ids as they are (no special pad token: style
+ * DL_CLIP_PAD_SD1 for the end id, otherwise DL_CLIP_PAD_ZERO's rule). */
 gint32 dl_clip_tokenizer_get_pad (DlClipTokenizer *tok);
 void dl_clip_tokenizer_set_pad (DlClipTokenizer *tok, gint32 pad);
+
+/* How the 77 ids are padded, and what that does to the prompt's own ids:
+ *
+ * DL_CLIP_PAD_SD1: pad with the end id 49407 (<|endoftext|>), as the SD 1.x
+ *   tokenizer and SDXL's first `tokenizer` (diffusers
+ *   StableDiffusionXLPipeline tokenizer).
+ * DL_CLIP_PAD_SDXL_DIFFUSERS: SDXL's `tokenizer_2` as diffusers loads it
+ *   (StableDiffusionXLPipeline tokenizer_2; its published tokenizer_2/
+ *   configuration and diffusers' single-file loader both build a
+ *   transformers CLIPTokenizer with pad_token="!").  The pad token "!" (id 0,
+ *   without </w>) is a special token there, so transformers cuts every “!” out
+ *   of the raw prompt before clean-up and BPE, as it does added tokens: each
+ *   one becomes id 0, and the text on either side is encoded on its own
+ *   ("world!" is world</w> + 0; "!!!" is 0 0 0), where the other styles give
+ *   the BPE ids 256 !</w>, 748 !!</w>, 995 !!!</w> (diffusers issue #4153;
+ *   so “!!!” takes three of the 75 places, not one).  Padding is id 0.  Added tokens containing “!” (a placeholder "<s!>") still
+ *   win where they match: the longest match at a position counts.
+ * DL_CLIP_PAD_ZERO: pad with id 0 and keep “!” ordinary text: OpenCLIP's own
+ *   tokenizer, which SDXL's second text encoder was trained with, and kohya
+ *   sd-scripts (library/sdxl_train_util.py load_tokenizers: a plain
+ *   CLIPTokenizer with pad_token_id = 0).  Also SD 2.x as OpenCLIP pads.
+ *
+ * The three give the same ids for a prompt without “!”: the end id, then 49407
+ * (SD1) or 0 (the others) up to 77. */
+typedef enum
+{
+  DL_CLIP_PAD_SD1,
+  DL_CLIP_PAD_SDXL_DIFFUSERS,
+  DL_CLIP_PAD_ZERO,
+} DlClipPadStyle;
+
+void dl_clip_tokenizer_set_pad_style (DlClipTokenizer *tok, DlClipPadStyle style);
+/* DL_CLIP_PAD_SD1 when the pad is the end id, DL_CLIP_PAD_SDXL_DIFFUSERS when
+ * it is the special "!", otherwise DL_CLIP_PAD_ZERO (0, or another id given
+ * to dl_clip_tokenizer_set_pad). */
+DlClipPadStyle dl_clip_tokenizer_get_pad_style (DlClipTokenizer *tok);
 
 /* The id of a vocabulary string ("cat</w>"), or -1. */
 gint32 dl_clip_tokenizer_lookup (DlClipTokenizer *tok, const char *token);
@@ -75,7 +123,10 @@ GArray *dl_clip_tokenizer_encode (DlClipTokenizer *tok, const char *prompt, GErr
 gboolean dl_clip_tokenizer_encode_77 (DlClipTokenizer *tok, const char *prompt, gint32 ids[DL_CLIP_MAX_LENGTH],
                                       GError **error);
 /* Text back from ids (</w> becomes a space; the start and end ids are
- * dropped); bytes that do not form UTF-8 become U+FFFD. */
+ * dropped; an added token, or the special pad "!" of
+ * DL_CLIP_PAD_SDXL_DIFFUSERS, is its text and a space); bytes that do not form
+ * UTF-8 become U+FFFD.  Padding other than the end id is not dropped: decode
+ * the ids up to the end id. */
 char *dl_clip_tokenizer_decode (DlClipTokenizer *tok, const gint32 *ids, gsize n);
 
 G_END_DECLS

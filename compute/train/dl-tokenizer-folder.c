@@ -9,62 +9,96 @@
 #include "io/dl-file-util.h"
 #include "io/dl-json-write.h"
 
-/* transformers 4.40 CLIPTokenizer.save_pretrained with SD 1.x's settings
- * (model_max_length 77, pad = eos): the two small files, as it writes them */
-static const char tokenizer_config[] = "{\n"
-                                       "  \"added_tokens_decoder\": {\n"
-                                       "    \"49406\": {\n"
-                                       "      \"content\": \"<|startoftext|>\",\n"
-                                       "      \"lstrip\": false,\n"
-                                       "      \"normalized\": true,\n"
-                                       "      \"rstrip\": false,\n"
-                                       "      \"single_word\": false,\n"
-                                       "      \"special\": true\n"
-                                       "    },\n"
-                                       "    \"49407\": {\n"
-                                       "      \"content\": \"<|endoftext|>\",\n"
-                                       "      \"lstrip\": false,\n"
-                                       "      \"normalized\": true,\n"
-                                       "      \"rstrip\": false,\n"
-                                       "      \"single_word\": false,\n"
-                                       "      \"special\": true\n"
-                                       "    }\n"
-                                       "  },\n"
-                                       "  \"bos_token\": \"<|startoftext|>\",\n"
-                                       "  \"clean_up_tokenization_spaces\": true,\n"
-                                       "  \"do_lower_case\": true,\n"
-                                       "  \"eos_token\": \"<|endoftext|>\",\n"
-                                       "  \"errors\": \"replace\",\n"
-                                       "  \"model_max_length\": 77,\n"
-                                       "  \"pad_token\": \"<|endoftext|>\",\n"
-                                       "  \"tokenizer_class\": \"CLIPTokenizer\",\n"
-                                       "  \"unk_token\": \"<|endoftext|>\"\n"
-                                       "}\n";
+/* transformers 4.40 CLIPTokenizer.save_pretrained's two small files, as it
+ * writes them (json.dumps(indent=2, sort_keys=True) and a newline) for
+ * model_max_length 77 and the pad token `pad`: SD 1.x's "<|endoftext|>" or
+ * SDXL tokenizer_2's "!".  A pad token given as a string is a special
+ * AddedToken(normalized=False) in added_tokens_decoder and a plain string in
+ * special_tokens_map.json; the start and end tokens are CLIPTokenizer's own
+ * AddedToken(lstrip=False, rstrip=False), normalized. */
+typedef struct
+{
+  char key[16];
+  const char *content;
+  gboolean normalized;
+} Added;
 
-static const char special_tokens_map[] = "{\n"
-                                         "  \"bos_token\": {\n"
-                                         "    \"content\": \"<|startoftext|>\",\n"
-                                         "    \"lstrip\": false,\n"
-                                         "    \"normalized\": true,\n"
-                                         "    \"rstrip\": false,\n"
-                                         "    \"single_word\": false\n"
-                                         "  },\n"
-                                         "  \"eos_token\": {\n"
-                                         "    \"content\": \"<|endoftext|>\",\n"
-                                         "    \"lstrip\": false,\n"
-                                         "    \"normalized\": true,\n"
-                                         "    \"rstrip\": false,\n"
-                                         "    \"single_word\": false\n"
-                                         "  },\n"
-                                         "  \"pad_token\": \"<|endoftext|>\",\n"
-                                         "  \"unk_token\": {\n"
-                                         "    \"content\": \"<|endoftext|>\",\n"
-                                         "    \"lstrip\": false,\n"
-                                         "    \"normalized\": true,\n"
-                                         "    \"rstrip\": false,\n"
-                                         "    \"single_word\": false\n"
-                                         "  }\n"
-                                         "}\n";
+static int
+by_key (gconstpointer a, gconstpointer b)
+{
+  /* sort_keys sorts the ids as strings: "0" < "49406" < "5" */
+  return strcmp (((const Added *)a)->key, ((const Added *)b)->key);
+}
+
+static void
+append_added_token (GString *out, const char *indent, const char *content, gboolean normalized, gboolean special)
+{
+  g_string_append_printf (out, "{\n%s  \"content\": ", indent);
+  dl_json_append_string (out, content);
+  g_string_append_printf (out,
+                          ",\n%s  \"lstrip\": false,\n%s  \"normalized\": %s,\n%s  \"rstrip\": false,\n%s  "
+                          "\"single_word\": false",
+                          indent, indent, normalized ? "true" : "false", indent, indent);
+  if (special)
+    g_string_append_printf (out, ",\n%s  \"special\": true", indent);
+  g_string_append_printf (out, "\n%s}", indent);
+}
+
+static char *
+tokenizer_config (DlClipTokenizer *tok, const char *pad)
+{
+  gint32 bos = dl_clip_tokenizer_get_bos (tok), eos = dl_clip_tokenizer_get_eos (tok);
+  gint32 pad_id = dl_clip_tokenizer_get_pad (tok);
+  Added added[3];
+  guint n = 0;
+  g_snprintf (added[n].key, sizeof added[n].key, "%d", bos);
+  added[n].content = dl_clip_tokenizer_get_token (tok, bos);
+  added[n++].normalized = TRUE;
+  g_snprintf (added[n].key, sizeof added[n].key, "%d", eos);
+  added[n].content = dl_clip_tokenizer_get_token (tok, eos);
+  added[n++].normalized = TRUE;
+  if (pad_id != bos && pad_id != eos)
+    {
+      g_snprintf (added[n].key, sizeof added[n].key, "%d", pad_id);
+      added[n].content = pad;
+      added[n++].normalized = FALSE;
+    }
+  qsort (added, n, sizeof (Added), by_key);
+  GString *out = g_string_new ("{\n  \"added_tokens_decoder\": {\n");
+  for (guint i = 0; i < n; i++)
+    {
+      g_string_append_printf (out, "    \"%s\": ", added[i].key);
+      append_added_token (out, "    ", added[i].content, added[i].normalized, TRUE);
+      g_string_append (out, i + 1 < n ? ",\n" : "\n");
+    }
+  g_string_append (out, "  },\n  \"bos_token\": ");
+  dl_json_append_string (out, dl_clip_tokenizer_get_token (tok, bos));
+  g_string_append (out, ",\n  \"clean_up_tokenization_spaces\": true,\n  \"do_lower_case\": true,\n  \"eos_token\": ");
+  dl_json_append_string (out, dl_clip_tokenizer_get_token (tok, eos));
+  g_string_append (out, ",\n  \"errors\": \"replace\",\n  \"model_max_length\": 77,\n  \"pad_token\": ");
+  dl_json_append_string (out, pad);
+  g_string_append (out, ",\n  \"tokenizer_class\": \"CLIPTokenizer\",\n  \"unk_token\": ");
+  dl_json_append_string (out, dl_clip_tokenizer_get_token (tok, eos));
+  g_string_append (out, "\n}\n");
+  return g_string_free (out, FALSE);
+}
+
+static char *
+special_tokens_map (DlClipTokenizer *tok, const char *pad)
+{
+  const char *bos = dl_clip_tokenizer_get_token (tok, dl_clip_tokenizer_get_bos (tok));
+  const char *eos = dl_clip_tokenizer_get_token (tok, dl_clip_tokenizer_get_eos (tok));
+  GString *out = g_string_new ("{\n  \"bos_token\": ");
+  append_added_token (out, "  ", bos, TRUE, FALSE);
+  g_string_append (out, ",\n  \"eos_token\": ");
+  append_added_token (out, "  ", eos, TRUE, FALSE);
+  g_string_append (out, ",\n  \"pad_token\": ");
+  dl_json_append_string (out, pad);
+  g_string_append (out, ",\n  \"unk_token\": ");
+  append_added_token (out, "  ", eos, TRUE, FALSE);
+  g_string_append (out, "\n}\n");
+  return g_string_free (out, FALSE);
+}
 
 static gboolean
 write_file (const char *dir, const char *name, const char *text, gsize len, GError **error)
@@ -124,10 +158,15 @@ dl_tokenizer_folder_write (DlClipTokenizer *tok, const char *dir, GError **error
         g_string_append (m, merges->pdata[i]);
         g_string_append_c (m, '\n');
       }
+  /* the pad token: SD 1.x's end token, or the published tokenizer_2's "!"
+   * (id 0) for both SDXL styles, kohya's too: diffusers reads the folder */
+  const char *pad = dl_clip_tokenizer_get_token (tok, dl_clip_tokenizer_get_pad (tok));
+  g_autofree char *config = tokenizer_config (tok, pad);
+  g_autofree char *map = special_tokens_map (tok, pad);
   return write_file (dir, "vocab.json", vocab->str, vocab->len, error) &&
          write_file (dir, "merges.txt", m->str, m->len, error) &&
-         write_file (dir, "tokenizer_config.json", tokenizer_config, sizeof tokenizer_config - 1, error) &&
-         write_file (dir, "special_tokens_map.json", special_tokens_map, sizeof special_tokens_map - 1, error);
+         write_file (dir, "tokenizer_config.json", config, strlen (config), error) &&
+         write_file (dir, "special_tokens_map.json", map, strlen (map), error);
 }
 
 char *

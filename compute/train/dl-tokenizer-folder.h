@@ -4,7 +4,8 @@
  * writes them (tokenization_clip.py save_vocabulary: vocab.json with
  * json.dumps(indent=2, sort_keys=True, ensure_ascii=False), merges.txt from
  * "#version: 0.2" in rank order).  Only the vocabulary file's tokens: added
- * ones (a Textual Inversion placeholder) are not part of a base model. */
+ * ones (a Textual Inversion placeholder) are not part of a base model.  SDXL's
+ * tokenizer_2/ is the same vocabulary with another pad token. */
 #pragma once
 
 #include "io/dl-checkpoint-writer.h"
@@ -12,7 +13,16 @@
 
 G_BEGIN_DECLS
 
-/* Into `dir` (it must exist).  Errors name the file. */
+/* Into `dir` (it must exist).  Errors name the file.  The padding of `tok`
+ * picks the configuration: DL_CLIP_PAD_SD1 writes SD 1.x's tokenizer/ (and
+ * SDXL's first tokenizer/, the same files); DL_CLIP_PAD_SDXL_DIFFUSERS and
+ * DL_CLIP_PAD_ZERO write SDXL's published tokenizer_2/ (pad_token "!", id 0,
+ * a special token in added_tokens_decoder), what diffusers
+ * StableDiffusionXLPipeline loads as tokenizer_2 — there is no transformers
+ * configuration for kohya's pad id 0 with "!" left ordinary (kohya sd-scripts
+ * sets pad_token_id in code), so a kohya-style tokenizer gets diffusers'
+ * folder.  Another pad id from dl_clip_tokenizer_set_pad is written the same
+ * way, its vocabulary entry as the pad token. */
 gboolean dl_tokenizer_folder_write (DlClipTokenizer *tok, const char *dir, GError **error);
 
 /* A temporary folder holding `tok`, or when NULL the tokenizer Dreamloom uses

@@ -3,7 +3,9 @@
  * transformers' CLIPTokenizer.save_pretrained wrote for the golden tiny model
  * (vocab.json, merges.txt, tokenizer_config.json, special_tokens_map.json):
  * from that folder read back, and from openai's bpe_simple_vocab file.  Added
- * tokens (a Textual Inversion placeholder) stay out.  Reads
+ * tokens (a Textual Inversion placeholder) stay out.  SDXL: its tokenizer/ is
+ * SD 1.x's, its tokenizer_2/ (pad_token "!") is what a tokenizer with
+ * DL_CLIP_PAD_SDXL_DIFFUSERS or DL_CLIP_PAD_ZERO writes.  Reads
  * ../shared/data/clip and ../shared/golden at run time; skipped without them. */
 #include "dl-config.h"
 
@@ -72,11 +74,56 @@ test_from (gconstpointer data)
   dl_test_remove_tree (dir);
 }
 
+/* SDXL's two folders, from each vocabulary source (openai's file, SD 1.x's
+ * golden folder, SDXL's tokenizer_2/ folder): the first tokenizer as it loads,
+ * the second in diffusers' and in kohya's style (both write the published
+ * tokenizer_2/), and the second as a copy of the first. */
+static void
+test_sdxl (gconstpointer data)
+{
+  const char *which = data;
+  g_autofree char *golden = dl_test_golden_path ("sdxl/tiny-sdxl-diffusers/tokenizer");
+  g_autofree char *golden_2 = dl_test_golden_path ("sdxl/tiny-sdxl-diffusers/tokenizer_2");
+  g_autofree char *sd15 = dl_test_golden_path ("tiny-sd15-diffusers/tokenizer");
+  const char *clip_dir = g_getenv ("DREAMLOOM_TEST_CLIP_DIR");
+  g_autofree char *bpe =
+    g_build_filename (clip_dir ? clip_dir : DL_TEST_CLIP_DIR, "bpe_simple_vocab_16e6.txt.gz", NULL);
+  const char *source = g_str_equal (which, "bpe") ? bpe : g_str_equal (which, "sd15") ? sd15 : golden_2;
+  if (!golden || !golden_2 || !source || !g_file_test (source, G_FILE_TEST_EXISTS))
+    {
+      g_test_skip ("the golden SDXL tokenizer folders or the CLIP vocabulary are absent");
+      return;
+    }
+  g_autoptr (GError) error = NULL;
+  g_autoptr (DlClipTokenizer) tok = dl_clip_tokenizer_new_from_path (source, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (dl_clip_tokenizer_add_token (tok, "<my-new-token>", &error), ==, 49408);
+  g_autoptr (DlClipTokenizer) tok2 = dl_clip_tokenizer_copy (tok);
+  dl_clip_tokenizer_set_pad_style (tok2, DL_CLIP_PAD_SDXL_DIFFUSERS);
+  g_autoptr (DlClipTokenizer) kohya = dl_clip_tokenizer_copy (tok);
+  dl_clip_tokenizer_set_pad_style (kohya, DL_CLIP_PAD_ZERO);
+  struct
+  {
+    DlClipTokenizer *tok;
+    const char *golden;
+  } runs[] = { { tok, golden }, { tok2, golden_2 }, { kohya, golden_2 } };
+  for (guint r = 0; r < G_N_ELEMENTS (runs); r++)
+    {
+      g_autofree char *dir = dl_tokenizer_folder_make_temporary (runs[r].tok, &error);
+      g_assert_no_error (error);
+      assert_same_files (dir, runs[r].golden);
+      dl_test_remove_tree (dir);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
   dl_test_init (&argc, &argv);
   dl_test_add_data ("/text/tokenizer-folder/from-golden-folder", "folder", test_from);
   dl_test_add_data ("/text/tokenizer-folder/from-bpe-file", "bpe", test_from);
+  dl_test_add_data ("/text/tokenizer-folder/sdxl-from-bpe-file", "bpe", test_sdxl);
+  dl_test_add_data ("/text/tokenizer-folder/sdxl-from-sd15-folder", "sd15", test_sdxl);
+  dl_test_add_data ("/text/tokenizer-folder/sdxl-from-tokenizer-2-folder", "tokenizer_2", test_sdxl);
   return dl_test_run ();
 }
