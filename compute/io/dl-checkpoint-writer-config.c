@@ -177,7 +177,13 @@ unet_config (JsonBuilder *b, const DlUNetConfig *u, GError **error)
     put_int (b, "time_embedding_dim", u->time_embed_dim);
   put_str (b, "time_embedding_type", "positional");
   put_null (b, "timestep_post_act");
-  put_int (b, "transformer_layers_per_block", u->transformer_depth);
+  gboolean same_depth = TRUE;
+  for (int i = 1; i < L; i++)
+    same_depth = same_depth && u->transformer_depth[i] == u->transformer_depth[0];
+  if (same_depth)
+    put_int (b, "transformer_layers_per_block", u->transformer_depth[0]);
+  else
+    put_ints (b, "transformer_layers_per_block", u->transformer_depth, L);
   put_block_types (b, "up_block_types", u->level_has_attention, L, "CrossAttnUpBlock2D", "UpBlock2D", TRUE);
   put_bool (b, "upcast_attention", u->upcast_attention);
   put_bool (b, "use_linear_projection", u->use_linear_projection);

@@ -28,6 +28,7 @@ static const char *const component_files[DL_N_COMPONENTS] = {
   [DL_COMPONENT_UNET] = "unet/diffusion_pytorch_model.safetensors",
   [DL_COMPONENT_VAE] = "vae/diffusion_pytorch_model.safetensors",
   [DL_COMPONENT_TEXT_ENCODER] = "text_encoder/model.safetensors",
+  [DL_COMPONENT_TEXT_ENCODER_2] = "text_encoder_2/model.safetensors",
 };
 
 void
@@ -448,6 +449,8 @@ fill_folder (WriteCtx *ctx, GPtrArray *plan, const DlCheckpointWriteOptions *o, 
     }
   for (int c = 0; c < DL_N_COMPONENTS; c++)
     {
+      if (c == DL_COMPONENT_TEXT_ENCODER_2 && !dl_model_config_is_sdxl (config))
+        continue;
       if (!make_dir (dir, dl_component_name ((DlComponent)c), error))
         return FALSE;
       g_autoptr (DlSafetensorsWriter) w = dl_safetensors_writer_new ();
@@ -560,6 +563,13 @@ dl_checkpoint_write (DlCheckpoint *base, DlCheckpointSourceFunc source, gpointer
       options = &defaults;
     }
   g_return_val_if_fail (source != NULL || options->source_components == 0, FALSE);
+  if (dl_model_config_is_sdxl (dl_checkpoint_get_config (base)))
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
+                   "“%s”: writing SDXL checkpoints is not supported yet (LoRA and embedding files are)",
+                   dl_checkpoint_get_path (base));
+      return FALSE;
+    }
   g_autoptr (GPtrArray) plan = dl_checkpoint_write_plan (base, options, error);
   if (!plan)
     return FALSE;

@@ -212,7 +212,7 @@ find_component_file (const char *dir, DlComponent comp, GString *looked)
                                           "diffusion_pytorch_model.fp16.bin" };
   static const char *const text[] = { "model.safetensors", "model.fp16.safetensors", "pytorch_model.bin",
                                       "pytorch_model.fp16.bin" };
-  const char *const *names = comp == DL_COMPONENT_TEXT_ENCODER ? text : unet_vae;
+  const char *const *names = comp == DL_COMPONENT_TEXT_ENCODER || comp == DL_COMPONENT_TEXT_ENCODER_2 ? text : unet_vae;
   for (guint i = 0; i < 4; i++)
     {
       g_autofree char *p = g_build_filename (dir, dl_component_name (comp), names[i], NULL);
@@ -228,6 +228,15 @@ open_diffusers (DlCheckpoint *ck, GError **error)
 {
   for (int comp = 0; comp < DL_N_COMPONENTS; comp++)
     {
+      /* only SDXL has a second text encoder */
+      g_autofree char *te2 = g_build_filename (ck->path, "text_encoder_2", NULL);
+      if (comp == DL_COMPONENT_TEXT_ENCODER_2 && !g_file_test (te2, G_FILE_TEST_IS_DIR))
+        continue;
+      /* an SDXL refiner has only text_encoder_2; detect_family names it */
+      g_autofree char *te1 = g_build_filename (ck->path, "text_encoder", NULL);
+      if (comp == DL_COMPONENT_TEXT_ENCODER && !g_file_test (te1, G_FILE_TEST_IS_DIR) &&
+          g_file_test (te2, G_FILE_TEST_IS_DIR))
+        continue;
       g_autoptr (GString) looked = g_string_new (NULL);
       g_autofree char *file = find_component_file (ck->path, (DlComponent)comp, looked);
       if (!file)
@@ -338,12 +347,13 @@ detect_family (DlCheckpoint *ck, const char *config_dir, const char *own_config,
   gboolean single = ck->layout != DL_CHECKPOINT_DIFFUSERS;
   const DlStTensor *t;
   int in_ch = -1, ctx = -1;
-  gboolean sdxl, openclip;
+  gboolean sdxl, openclip, refiner;
   if (single)
     {
       sdxl = any_container_key (ck, "conditioner.embedders.", NULL, NULL) ||
              any_container_key (ck, DL_LDM_UNET_PREFIX "label_emb.", NULL, NULL);
       openclip = any_container_key (ck, "cond_stage_model.model.", NULL, NULL);
+      refiner = any_container_key (ck, "conditioner.embedders.0.model.", NULL, NULL);
       if (any_container_key (ck, DL_LDM_UNET_PREFIX "input_blocks.0.0.weight", NULL, &t) && t->ndim == 4)
         in_ch = (int)t->shape[1];
       if (any_container_key (ck, DL_LDM_UNET_PREFIX, "attn2.to_k.weight", &t) && t->ndim == 2)
@@ -352,7 +362,9 @@ detect_family (DlCheckpoint *ck, const char *config_dir, const char *own_config,
   else
     {
       g_autofree char *te2 = g_build_filename (ck->path, "text_encoder_2", NULL);
+      g_autofree char *te1 = g_build_filename (ck->path, "text_encoder", NULL);
       sdxl = g_file_test (te2, G_FILE_TEST_IS_DIR) || mapped_tensor (ck, "unet.add_embedding.linear_1.weight");
+      refiner = sdxl && !g_file_test (te1, G_FILE_TEST_IS_DIR);
       t = mapped_tensor (ck, "text_encoder.text_model.embeddings.token_embedding.weight");
       openclip = t && t->ndim == 2 && t->shape[1] == 1024;
       if ((t = mapped_tensor (ck, "unet.conv_in.weight")) && t->ndim == 4)
@@ -371,12 +383,32 @@ detect_family (DlCheckpoint *ck, const char *config_dir, const char *own_config,
     ck->family = DL_FAMILY_SD1_INPAINT;
   else
     ck->family = DL_FAMILY_SD1;
-  if (ck->family != DL_FAMILY_SD1)
+  if (refiner)
+    {
+      /* the refiner conditions on OpenCLIP bigG alone, with an aesthetic score
+       * among its time ids (diffusers single_file_utils: the refiner's marker
+       * is conditioner.embedders.0.model.*; StableDiffusionXLImg2ImgPipeline) */
+      g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
+                   "“%s”: recognised as an SDXL refiner (one OpenCLIP text encoder, aesthetic-score conditioning); "
+                   "only SDXL base models and their fine-tunes are supported",
+                   ck->path);
+      return FALSE;
+    }
+  if (ck->family == DL_FAMILY_SDXL && single)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
+                   "“%s”: recognised as Stable Diffusion XL; its single-file layout is not supported yet: use its "
+                   "diffusers folder",
+                   ck->path);
+      return FALSE;
+    }
+  if (ck->family != DL_FAMILY_SD1 && ck->family != DL_FAMILY_SDXL)
     {
       g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "“%s”: recognised as %s, not supported yet", ck->path,
                    dl_model_family_name (ck->family));
       return FALSE;
     }
+  dl_config_resolver_set_family (ck->resolver, ck->family);
   if (in_ch != -1 && in_ch != 4)
     {
       g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
@@ -467,9 +499,25 @@ config_from_shapes (DlCheckpoint *ck)
       int lpb = count_indexed (ck, "unet.down_blocks.0.resnets.", ".conv1.weight");
       dl_config_resolver_set_int (r, "unet.layers_per_block", lpb, W);
     }
+  if (L > 0)
+    {
+      int depth[DL_MODEL_MAX_LEVELS] = { 0 };
+      for (int i = 0; i < L; i++)
+        {
+          g_autofree char *prefix = g_strdup_printf ("unet.down_blocks.%d.attentions.0.transformer_blocks.", i);
+          /* a level without attention keeps diffusers' 1 (SDXL's config says
+           * [1, 2, 10] with no transformer at the first level) */
+          depth[i] = attn[i] ? count_indexed (ck, prefix, ".norm1.weight") : 1;
+        }
+      dl_config_resolver_set_levels (r, "unet.transformer_depth", depth, L, W);
+    }
   int depth = count_indexed (ck, "unet.mid_block.attentions.0.transformer_blocks.", ".norm1.weight");
   if (depth > 0)
-    dl_config_resolver_set_int (r, "unet.transformer_depth", depth, W);
+    dl_config_resolver_set_int (r, "unet.mid_transformer_depth", depth, W);
+  if (dim (ck, "unet.add_embedding.linear_1.weight", 2, 1, &v))
+    dl_config_resolver_set_int (r, "unet.projection_class_embeddings_input_dim", v, W);
+  else
+    dl_config_resolver_set_int (r, "unet.addition_time_embed_dim", 0, W);
   if (dim (ck, "unet.mid_block.attentions.0.transformer_blocks.0.attn2.to_k.weight", 2, 1, &v))
     dl_config_resolver_set_int (r, "unet.cross_attention_dim", v, W);
   const DlStTensor *pin = mapped_tensor (ck, "unet.mid_block.attentions.0.proj_in.weight");
@@ -505,18 +553,41 @@ config_from_shapes (DlCheckpoint *ck)
                                   count_indexed (ck, "vae.encoder.down_blocks.0.resnets.", ".conv1.weight"), W);
     }
 
-  /* text encoder */
-  if (dim (ck, "text_encoder.text_model.embeddings.token_embedding.weight", 2, 0, &v))
-    dl_config_resolver_set_int (r, "text_encoder.vocab_size", v, W);
-  if (dim (ck, "text_encoder.text_model.embeddings.token_embedding.weight", 2, 1, &v))
-    dl_config_resolver_set_int (r, "text_encoder.hidden_size", v, W);
-  if (dim (ck, "text_encoder.text_model.embeddings.position_embedding.weight", 2, 0, &v))
-    dl_config_resolver_set_int (r, "text_encoder.max_positions", v, W);
-  int layers = count_indexed (ck, "text_encoder.text_model.encoder.layers.", ".mlp.fc1.weight");
-  if (layers > 0)
-    dl_config_resolver_set_int (r, "text_encoder.n_layers", layers, W);
-  if (dim (ck, "text_encoder.text_model.encoder.layers.0.mlp.fc1.weight", 2, 0, &v))
-    dl_config_resolver_set_int (r, "text_encoder.intermediate_size", v, W);
+  /* text encoders */
+  for (int k = 0; k < 2; k++)
+    {
+      const char *te = k == 0 ? "text_encoder" : "text_encoder_2";
+      g_autofree char *tok = g_strdup_printf ("%s.text_model.embeddings.token_embedding.weight", te);
+      g_autofree char *pos = g_strdup_printf ("%s.text_model.embeddings.position_embedding.weight", te);
+      g_autofree char *layers_prefix = g_strdup_printf ("%s.text_model.encoder.layers.", te);
+      g_autofree char *fc1 = g_strdup_printf ("%s.text_model.encoder.layers.0.mlp.fc1.weight", te);
+      g_autofree char *proj = g_strdup_printf ("%s.text_projection.weight", te);
+      g_autofree char *f_vocab = g_strdup_printf ("%s.vocab_size", te);
+      g_autofree char *f_hidden = g_strdup_printf ("%s.hidden_size", te);
+      g_autofree char *f_pos = g_strdup_printf ("%s.max_positions", te);
+      g_autofree char *f_layers = g_strdup_printf ("%s.n_layers", te);
+      g_autofree char *f_inter = g_strdup_printf ("%s.intermediate_size", te);
+      g_autofree char *f_proj = g_strdup_printf ("%s.projection_dim", te);
+      if (dim (ck, tok, 2, 0, &v))
+        dl_config_resolver_set_int (r, f_vocab, v, W);
+      if (dim (ck, tok, 2, 1, &v))
+        dl_config_resolver_set_int (r, f_hidden, v, W);
+      if (dim (ck, pos, 2, 0, &v))
+        dl_config_resolver_set_int (r, f_pos, v, W);
+      int layers = count_indexed (ck, layers_prefix, ".mlp.fc1.weight");
+      if (layers > 0 || k == 1)
+        dl_config_resolver_set_int (r, f_layers, layers, W);
+      if (dim (ck, fc1, 2, 0, &v))
+        dl_config_resolver_set_int (r, f_inter, v, W);
+      dl_config_resolver_set_int (r, f_proj, dim (ck, proj, 2, 0, &v) ? v : 0, W);
+    }
+  /* add_embedding takes the pooled text embedding and 6 sinusoidal time-id
+   * embeddings (diffusers UNet2DConditionModel, addition_embed_type
+   * "text_time"): their width follows */
+  int add_in, pooled;
+  if (dim (ck, "unet.add_embedding.linear_1.weight", 2, 1, &add_in) &&
+      dim (ck, "text_encoder_2.text_projection.weight", 2, 0, &pooled) && add_in > pooled && (add_in - pooled) % 6 == 0)
+    dl_config_resolver_set_int (r, "unet.addition_time_embed_dim", (add_in - pooled) / 6, W);
 
   /* the LDM schedule buffers give the number of training steps */
   const DlStTensor *betas =

@@ -156,7 +156,8 @@ apply (DlConfigResolver *r, Yaml *y)
     { UNET "in_channels", "unet.in_channels" },
     { UNET "out_channels", "unet.out_channels" },
     { UNET "num_res_blocks", "unet.layers_per_block" },
-    { UNET "transformer_depth", "unet.transformer_depth" },
+    { UNET "transformer_depth", "unet.transformer_depth" }, /* every level */
+    { UNET "transformer_depth", "unet.mid_transformer_depth" },
     { UNET "context_dim", "unet.cross_attention_dim" },
     { VAE "embed_dim", "vae.latent_channels" },
     { VAE "ddconfig.in_channels", "vae.in_channels" },

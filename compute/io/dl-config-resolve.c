@@ -9,7 +9,8 @@
 struct _DlConfigResolver
 {
   DlModelConfig config;
-  GHashTable *sources; /* field name -> source (both owned) */
+  DlModelFamily family; /* whose published values fill what no source gives */
+  GHashTable *sources;  /* field name -> source (both owned) */
   GPtrArray *warnings;
 };
 
@@ -30,6 +31,12 @@ dl_config_resolver_free (DlConfigResolver *r)
   g_hash_table_unref (r->sources);
   g_ptr_array_unref (r->warnings);
   g_free (r);
+}
+
+void
+dl_config_resolver_set_family (DlConfigResolver *r, DlModelFamily family)
+{
+  r->family = family;
 }
 
 DlModelConfig *
@@ -119,6 +126,15 @@ dl_config_resolver_set_int (DlConfigResolver *r, const char *field, int value, c
 {
   int idx = dl_model_config_field_index (field);
   g_return_if_fail (idx >= 0);
+  if (dl_model_config_field_type ((guint)idx) == DL_FIELD_INT_LEVELS)
+    {
+      /* one value for every level */
+      int v[DL_MODEL_MAX_LEVELS];
+      for (int i = 0; i < DL_MODEL_MAX_LEVELS; i++)
+        v[i] = value;
+      offer (r, idx, source, write_levels, v, DL_MODEL_MAX_LEVELS);
+      return;
+    }
   /* gboolean and the enums are int-sized too */
   offer (r, idx, source, write_int, &value, 1);
 }
@@ -289,7 +305,8 @@ apply_json (DlConfigResolver *r, const char *field, JsonNode *n, const char *fil
           }
         else
           return bad (error, file, key, "must be an integer or a list of integers");
-        if (count != n_levels && strcmp (field, "unet.attention_heads") == 0)
+        if (count != n_levels &&
+            (strcmp (field, "unet.attention_heads") == 0 || strcmp (field, "unet.transformer_depth") == 0))
           return bad (error, file, key, "lists %d values but the UNet has %d levels", count, n_levels);
         dl_config_resolver_set_levels (r, field, v, count, file);
         return TRUE;
@@ -319,6 +336,8 @@ static const KeyMap unet_keys[] = {
   { "freq_shift", "unet.freq_shift" },
   { "sample_size", "unet.sample_size" },
   { "time_embedding_dim", "unet.time_embed_dim" },
+  { "addition_time_embed_dim", "unet.addition_time_embed_dim" },
+  { "projection_class_embeddings_input_dim", "unet.projection_class_embeddings_input_dim" },
 };
 
 static const KeyMap vae_keys[] = {
@@ -337,6 +356,21 @@ static const KeyMap text_keys[] = {
   { "max_position_embeddings", "text_encoder.max_positions" },
   { "layer_norm_eps", "text_encoder.layer_norm_eps" },
   { "hidden_act", "text_encoder.hidden_act" },
+};
+
+/* text_encoder_2/config.json (CLIPTextModelWithProjection); text_encoder's
+ * projection_dim is not read: CLIPTextModel has no projection whatever its
+ * config says */
+static const KeyMap text2_keys[] = {
+  { "vocab_size", "text_encoder_2.vocab_size" },
+  { "hidden_size", "text_encoder_2.hidden_size" },
+  { "num_hidden_layers", "text_encoder_2.n_layers" },
+  { "num_attention_heads", "text_encoder_2.n_heads" },
+  { "intermediate_size", "text_encoder_2.intermediate_size" },
+  { "max_position_embeddings", "text_encoder_2.max_positions" },
+  { "layer_norm_eps", "text_encoder_2.layer_norm_eps" },
+  { "hidden_act", "text_encoder_2.hidden_act" },
+  { "projection_dim", "text_encoder_2.projection_dim" },
 };
 
 static const KeyMap scheduler_keys[] = {
@@ -402,27 +436,28 @@ apply_unet_special (DlConfigResolver *r, JsonObject *o, const char *file, GError
       dl_config_resolver_set_levels (r, "unet.level_has_attention", attn, (int)count, file);
     }
 
+  /* diffusers: an int or one entry per level; the mid block takes the last
+   * level's (UNet2DConditionModel.__init__) */
   JsonNode *depth = json_object_get_member (o, "transformer_layers_per_block");
   if (depth && !JSON_NODE_HOLDS_NULL (depth))
     {
-      int d;
-      if (JSON_NODE_HOLDS_ARRAY (depth) && json_array_get_length (json_node_get_array (depth)) > 0)
+      if (!apply_json (r, "unet.transformer_depth", depth, file, "transformer_layers_per_block", error))
+        return FALSE;
+      int mid;
+      if (json_int (depth, &mid))
+        dl_config_resolver_set_int (r, "unet.mid_transformer_depth", mid, file);
+      else if (JSON_NODE_HOLDS_ARRAY (depth))
         {
           JsonArray *a = json_node_get_array (depth);
-          if (!json_int (json_array_get_element (a, 0), &d))
-            return bad (error, file, "transformer_layers_per_block", "must be an integer or a list of integers");
-          for (guint i = 1; i < json_array_get_length (a); i++)
-            {
-              int e;
-              if (!json_int (json_array_get_element (a, i), &e) || e != d)
-                return bad (error, file, "transformer_layers_per_block",
-                            "differs between levels, which SD 1.x models never do");
-            }
+          if (json_int (json_array_get_element (a, json_array_get_length (a) - 1), &mid))
+            dl_config_resolver_set_int (r, "unet.mid_transformer_depth", mid, file);
         }
-      else if (!json_int (depth, &d))
-        return bad (error, file, "transformer_layers_per_block", "must be an integer or a list of integers");
-      dl_config_resolver_set_int (r, "unet.transformer_depth", d, file);
     }
+  JsonNode *add = json_object_get_member (o, "addition_embed_type");
+  if (add && !JSON_NODE_HOLDS_NULL (add) &&
+      (!JSON_NODE_HOLDS_VALUE (add) || json_node_get_value_type (add) != G_TYPE_STRING ||
+       strcmp (json_node_get_string (add), "text_time") != 0))
+    return bad (error, file, "addition_embed_type", "is not null or “text_time” (SDXL)");
 
   JsonNode *mid = json_object_get_member (o, "mid_block_type");
   if (mid && !JSON_NODE_HOLDS_NULL (mid) &&
@@ -497,6 +532,7 @@ dl_config_resolver_apply_diffusers_dir (DlConfigResolver *r, const char *dir, GE
     { "unet/config.json", unet_keys, G_N_ELEMENTS (unet_keys) },
     { "vae/config.json", vae_keys, G_N_ELEMENTS (vae_keys) },
     { "text_encoder/config.json", text_keys, G_N_ELEMENTS (text_keys) },
+    { "text_encoder_2/config.json", text2_keys, G_N_ELEMENTS (text2_keys) },
     { "scheduler/scheduler_config.json", scheduler_keys, G_N_ELEMENTS (scheduler_keys) },
   };
   if (!g_file_test (dir, G_FILE_TEST_IS_DIR))
@@ -541,7 +577,9 @@ default_field (DlConfigResolver *r, const DlModelConfig *def, guint idx)
                : (t == DL_FIELD_INT_LEVELS || t == DL_FIELD_BOOL_LEVELS) ? sizeof (int) * DL_MODEL_MAX_LEVELS
                                                                          : sizeof (int);
   memcpy (dl_model_config_field_ptr (&r->config, idx), dl_model_config_field_ptr ((DlModelConfig *)def, idx), size);
-  g_hash_table_insert (r->sources, g_strdup (name), g_strdup (DL_CONFIG_SOURCE_DEFAULT));
+  gboolean sdxl = r->family == DL_FAMILY_SDXL || r->family == DL_FAMILY_SDXL_INPAINT;
+  g_hash_table_insert (r->sources, g_strdup (name),
+                       g_strdup (sdxl ? DL_CONFIG_SOURCE_DEFAULT_SDXL : DL_CONFIG_SOURCE_DEFAULT));
 }
 
 static gboolean G_GNUC_PRINTF (4, 5)
@@ -564,24 +602,33 @@ dl_config_resolver_finish (DlConfigResolver *r, GError **error)
 {
   g_return_val_if_fail (r != NULL, FALSE);
   DlModelConfig def;
-  dl_model_config_init_sd15 (&def);
+  gboolean sdxl = r->family == DL_FAMILY_SDXL || r->family == DL_FAMILY_SDXL_INPAINT;
+  dl_model_config_init_family (&def, r->family);
   DlUNetConfig *u = &r->config.unet;
   DlVaeConfig *v = &r->config.vae;
   DlTextEncoderConfig *t = &r->config.text_encoder;
+  DlTextEncoderConfig *t2 = &r->config.text_encoder_2;
   DlSchedulerConfig *s = &r->config.scheduler;
 
-  /* defaults that depend on the shapes */
+  /* defaults that depend on the shapes: SD 1.x has 8 heads per transformer,
+   * SDXL heads of width 64 (its [5, 10, 20] for [320, 640, 1280] channels) */
   for (int i = 0; i < DL_MODEL_MAX_LEVELS; i++)
-    def.unet.attention_heads[i] = 8;
+    def.unet.attention_heads[i] = sdxl ? MAX (u->block_out_channels[i] / 64, 1) : 8;
+  if (sdxl && u->n_levels > 0)
+    def.unet.mid_attention_heads = def.unet.attention_heads[u->n_levels - 1];
   const char *heads_src = dl_config_resolver_get_source (r, "unet.attention_heads");
   if (heads_src && u->n_levels > 0)
     dl_config_resolver_set_int (r, "unet.mid_attention_heads", u->attention_heads[u->n_levels - 1], heads_src);
+  const char *depth_src = dl_config_resolver_get_source (r, "unet.transformer_depth");
+  if (depth_src && u->n_levels > 0)
+    dl_config_resolver_set_int (r, "unet.mid_transformer_depth", u->transformer_depth[u->n_levels - 1], depth_src);
+  /* CLIP's head width is 64; a width that is not a multiple has no default */
   if (dl_config_resolver_is_set (r, "text_encoder.hidden_size") &&
       !dl_config_resolver_is_set (r, "text_encoder.n_heads"))
-    {
-      /* CLIP's head width is 64; a width that is not a multiple has no default */
-      def.text_encoder.n_heads = t->hidden_size % 64 == 0 ? t->hidden_size / 64 : 0;
-    }
+    def.text_encoder.n_heads = t->hidden_size % 64 == 0 ? t->hidden_size / 64 : 0;
+  if (dl_config_resolver_is_set (r, "text_encoder_2.hidden_size") &&
+      !dl_config_resolver_is_set (r, "text_encoder_2.n_heads"))
+    def.text_encoder_2.n_heads = t2->hidden_size % 64 == 0 ? t2->hidden_size / 64 : 0;
   for (guint i = 0; i < dl_model_config_n_fields (); i++)
     default_field (r, &def, i);
 
@@ -620,6 +667,18 @@ dl_config_resolver_finish (DlConfigResolver *r, GError **error)
                     t->hidden_size);
   if (!(t->layer_norm_eps > 0 && t->layer_norm_eps < 1))
     return invalid (r, error, "text_encoder.layer_norm_eps", "must be between 0 and 1");
+  if (t2->n_layers > 0 && (t2->n_heads < 1 || t2->hidden_size % t2->n_heads != 0))
+    return invalid (r, error, "text_encoder_2.n_heads",
+                    "does not divide the second text encoder's width %d (give --config DIR)", t2->hidden_size);
+  if (t2->n_layers > 0 && !(t2->layer_norm_eps > 0 && t2->layer_norm_eps < 1))
+    return invalid (r, error, "text_encoder_2.layer_norm_eps", "must be between 0 and 1");
+  if (u->addition_time_embed_dim < 0 || u->addition_time_embed_dim % 2 != 0)
+    return invalid (r, error, "unet.addition_time_embed_dim", "must be an even number");
+  if (u->addition_time_embed_dim > 0 &&
+      u->projection_class_embeddings_input_dim != t2->projection_dim + 6 * u->addition_time_embed_dim)
+    return invalid (r, error, "unet.projection_class_embeddings_input_dim",
+                    "is not the pooled text width %d plus 6 time ids of width %d", t2->projection_dim,
+                    u->addition_time_embed_dim);
   if (s->num_train_timesteps < 2 || s->num_train_timesteps > 100000)
     return invalid (r, error, "scheduler.num_train_timesteps", "must be between 2 and 100000");
   if (!(s->beta_start > 0 && s->beta_start < s->beta_end && s->beta_end < 1))

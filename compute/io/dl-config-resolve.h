@@ -3,8 +3,9 @@
  *   1. the weights' shapes (set by the checkpoint loader),
  *   2. a diffusers-style folder (unet/ vae/ text_encoder/ scheduler/ config.json),
  *   3. an LDM .yaml config (v1-inference.yaml style),
- *   4. the SD 1.x published defaults (8 heads per transformer, CLIP heads of
- *      width 64, the SD 1.5 scheduler).
+ *   4. the family's published defaults (SD 1.x: 8 heads per transformer, CLIP
+ *      heads of width 64, the SD 1.5 scheduler; SDXL: heads of width 64, SDXL
+ *      base 1.0's values; dl_config_resolver_set_family).
  * A later source that disagrees with the weights is noted as a warning; a value
  * that is malformed or impossible is an error naming its file and field. */
 #pragma once
@@ -17,6 +18,7 @@ G_BEGIN_DECLS
 
 #define DL_CONFIG_SOURCE_WEIGHTS "weights"
 #define DL_CONFIG_SOURCE_DEFAULT "SD 1.x default"
+#define DL_CONFIG_SOURCE_DEFAULT_SDXL "SDXL default"
 
 typedef struct _DlConfigResolver DlConfigResolver;
 
@@ -25,6 +27,8 @@ void dl_config_resolver_free (DlConfigResolver *r);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DlConfigResolver, dl_config_resolver_free)
 
 DlModelConfig *dl_config_resolver_get_config (DlConfigResolver *r);
+/* Whose defaults fill the fields no source gives (SD 1.x unless set). */
+void dl_config_resolver_set_family (DlConfigResolver *r, DlModelFamily family);
 
 /* Give a field a value from `source` unless an earlier source already did.
  * `field` is a DlModelConfig field name; n is the element count for level

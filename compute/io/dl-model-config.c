@@ -67,10 +67,11 @@ dl_model_config_init_sd15 (DlModelConfig *config)
       u->block_out_channels[i] = unet_ch[i];
       u->level_has_attention[i] = i < 3;
       u->attention_heads[i] = 8;
+      u->transformer_depth[i] = 1;
     }
   u->mid_attention_heads = 8;
   u->layers_per_block = 2;
-  u->transformer_depth = 1;
+  u->mid_transformer_depth = 1;
   u->cross_attention_dim = 768;
   u->norm_num_groups = 32;
   u->norm_eps = 1e-5;
@@ -115,6 +116,59 @@ dl_model_config_init_sd15 (DlModelConfig *config)
   g_strlcpy (s->timestep_spacing, "leading", sizeof s->timestep_spacing);
 }
 
+void
+dl_model_config_init_sdxl (DlModelConfig *config)
+{
+  /* stabilityai/stable-diffusion-xl-base-1.0: unet/, vae/, text_encoder/,
+   * text_encoder_2/ config.json (docs/formats.md, “SDXL”); the scheduler is
+   * SD 1.5's */
+  dl_model_config_init_sd15 (config);
+  DlUNetConfig *u = &config->unet;
+  u->n_levels = 3;
+  const int ch[3] = { 320, 640, 1280 }, heads[3] = { 5, 10, 20 }, depth[3] = { 1, 2, 10 };
+  for (int i = 0; i < DL_MODEL_MAX_LEVELS; i++)
+    {
+      u->block_out_channels[i] = i < 3 ? ch[i] : 0;
+      u->level_has_attention[i] = i == 1 || i == 2;
+      u->attention_heads[i] = i < 3 ? heads[i] : 0;
+      u->transformer_depth[i] = i < 3 ? depth[i] : 0;
+    }
+  u->mid_attention_heads = 20;
+  u->mid_transformer_depth = 10;
+  u->cross_attention_dim = 2048;
+  u->use_linear_projection = TRUE;
+  u->sample_size = 128;
+  u->addition_time_embed_dim = 256;
+  u->projection_class_embeddings_input_dim = 2816;
+
+  config->vae.scaling_factor = 0.13025;
+  config->vae.sample_size = 1024;
+
+  DlTextEncoderConfig *t = &config->text_encoder_2;
+  *t = config->text_encoder;
+  t->hidden_size = 1280;
+  t->n_layers = 32;
+  t->n_heads = 20;
+  t->intermediate_size = 5120;
+  t->hidden_act = DL_HIDDEN_ACT_GELU;
+  t->projection_dim = 1280;
+}
+
+void
+dl_model_config_init_family (DlModelConfig *config, DlModelFamily family)
+{
+  if (family == DL_FAMILY_SDXL || family == DL_FAMILY_SDXL_INPAINT)
+    dl_model_config_init_sdxl (config);
+  else
+    dl_model_config_init_sd15 (config);
+}
+
+gboolean
+dl_model_config_is_sdxl (const DlModelConfig *config)
+{
+  return config->text_encoder_2.n_layers > 0;
+}
+
 /* ---- fields by name ---- */
 
 typedef struct
@@ -129,6 +183,7 @@ typedef struct
 #define U(f) offsetof (DlModelConfig, unet.f)
 #define V(f) offsetof (DlModelConfig, vae.f)
 #define T(f) offsetof (DlModelConfig, text_encoder.f)
+#define T2(f) offsetof (DlModelConfig, text_encoder_2.f)
 #define S(f) offsetof (DlModelConfig, scheduler.f)
 
 static const Field fields[] = {
@@ -140,7 +195,8 @@ static const Field fields[] = {
   { "unet.layers_per_block", DL_FIELD_INT, U (layers_per_block), 0, 0 },
   { "unet.attention_heads", DL_FIELD_INT_LEVELS, U (attention_heads), 0, U (n_levels) },
   { "unet.mid_attention_heads", DL_FIELD_INT, U (mid_attention_heads), 0, 0 },
-  { "unet.transformer_depth", DL_FIELD_INT, U (transformer_depth), 0, 0 },
+  { "unet.transformer_depth", DL_FIELD_INT_LEVELS, U (transformer_depth), 0, U (n_levels) },
+  { "unet.mid_transformer_depth", DL_FIELD_INT, U (mid_transformer_depth), 0, 0 },
   { "unet.cross_attention_dim", DL_FIELD_INT, U (cross_attention_dim), 0, 0 },
   { "unet.use_linear_projection", DL_FIELD_BOOL, U (use_linear_projection), 0, 0 },
   { "unet.upcast_attention", DL_FIELD_BOOL, U (upcast_attention), 0, 0 },
@@ -151,6 +207,8 @@ static const Field fields[] = {
   { "unet.flip_sin_to_cos", DL_FIELD_BOOL, U (flip_sin_to_cos), 0, 0 },
   { "unet.freq_shift", DL_FIELD_DOUBLE, U (freq_shift), 0, 0 },
   { "unet.sample_size", DL_FIELD_INT, U (sample_size), 0, 0 },
+  { "unet.addition_time_embed_dim", DL_FIELD_INT, U (addition_time_embed_dim), 0, 0 },
+  { "unet.projection_class_embeddings_input_dim", DL_FIELD_INT, U (projection_class_embeddings_input_dim), 0, 0 },
   { "vae.in_channels", DL_FIELD_INT, V (in_channels), 0, 0 },
   { "vae.out_channels", DL_FIELD_INT, V (out_channels), 0, 0 },
   { "vae.latent_channels", DL_FIELD_INT, V (latent_channels), 0, 0 },
@@ -169,6 +227,16 @@ static const Field fields[] = {
   { "text_encoder.max_positions", DL_FIELD_INT, T (max_positions), 0, 0 },
   { "text_encoder.layer_norm_eps", DL_FIELD_DOUBLE, T (layer_norm_eps), 0, 0 },
   { "text_encoder.hidden_act", DL_FIELD_ACTIVATION, T (hidden_act), 0, 0 },
+  { "text_encoder.projection_dim", DL_FIELD_INT, T (projection_dim), 0, 0 },
+  { "text_encoder_2.vocab_size", DL_FIELD_INT, T2 (vocab_size), 0, 0 },
+  { "text_encoder_2.hidden_size", DL_FIELD_INT, T2 (hidden_size), 0, 0 },
+  { "text_encoder_2.n_layers", DL_FIELD_INT, T2 (n_layers), 0, 0 },
+  { "text_encoder_2.n_heads", DL_FIELD_INT, T2 (n_heads), 0, 0 },
+  { "text_encoder_2.intermediate_size", DL_FIELD_INT, T2 (intermediate_size), 0, 0 },
+  { "text_encoder_2.max_positions", DL_FIELD_INT, T2 (max_positions), 0, 0 },
+  { "text_encoder_2.layer_norm_eps", DL_FIELD_DOUBLE, T2 (layer_norm_eps), 0, 0 },
+  { "text_encoder_2.hidden_act", DL_FIELD_ACTIVATION, T2 (hidden_act), 0, 0 },
+  { "text_encoder_2.projection_dim", DL_FIELD_INT, T2 (projection_dim), 0, 0 },
   { "scheduler.num_train_timesteps", DL_FIELD_INT, S (num_train_timesteps), 0, 0 },
   { "scheduler.beta_start", DL_FIELD_DOUBLE, S (beta_start), 0, 0 },
   { "scheduler.beta_end", DL_FIELD_DOUBLE, S (beta_end), 0, 0 },

@@ -1,7 +1,7 @@
-/* dl-model-config.h: what the model code needs to know about an SD 1.x model,
- * besides its weights (the fields of diffusers' UNet2DConditionModel and
+/* dl-model-config.h: what the model code needs to know about an SD 1.x or SDXL
+ * model, besides its weights (the fields of diffusers' UNet2DConditionModel and
  * AutoencoderKL configs, transformers' CLIPTextConfig and the scheduler config;
- * docs/formats.md, “SD 1.5 model numbers”).  Filled by dl-checkpoint from, in
+ * docs/formats.md, “SD 1.5 model numbers” and “SDXL”).  Filled by dl-checkpoint from, in
  * this order: the tensor shapes, a diffusers-style --config folder, a sidecar
  * LDM .yaml, the family's published defaults. */
 #pragma once
@@ -57,7 +57,9 @@ typedef struct
   int layers_per_block;                              /* resnets per down block; up blocks have one more */
   int attention_heads[DL_MODEL_MAX_LEVELS];          /* head count of the transformers at that level */
   int mid_attention_heads;                           /* diffusers: the last level's count */
-  int transformer_depth;                             /* transformer blocks per Transformer2DModel */
+  int transformer_depth[DL_MODEL_MAX_LEVELS];        /* BasicTransformerBlocks per Transformer2DModel at that level
+                                                      * (diffusers transformer_layers_per_block; SDXL [0, 2, 10]) */
+  int mid_transformer_depth;                         /* diffusers: the last level's depth */
   int cross_attention_dim;                           /* text context width */
   gboolean use_linear_projection;                    /* proj_in/out Linear (SD2) rather than 1x1 conv */
   gboolean upcast_attention;
@@ -68,6 +70,11 @@ typedef struct
   gboolean flip_sin_to_cos; /* TRUE: [cos | sin] */
   double freq_shift;
   int sample_size; /* latent size the model was trained at */
+  /* SDXL's added conditioning (diffusers addition_embed_type "text_time"):
+   * each of the 6 time ids through a sinusoidal embedding of this width, after
+   * the pooled text embedding, into add_embedding.  0: none (SD 1.x). */
+  int addition_time_embed_dim;
+  int projection_class_embeddings_input_dim; /* add_embedding's input: pooled width + 6 * the above */
 } DlUNetConfig;
 
 /* AutoencoderKL */
@@ -85,7 +92,7 @@ typedef struct
   int sample_size;
 } DlVaeConfig;
 
-/* transformers CLIPTextModel */
+/* transformers CLIPTextModel (CLIPTextModelWithProjection when projection_dim > 0) */
 typedef struct
 {
   int vocab_size;
@@ -96,6 +103,7 @@ typedef struct
   int max_positions;
   double layer_norm_eps;
   DlHiddenAct hidden_act;
+  int projection_dim; /* bias-free text_projection of the pooled output (SDXL's second encoder); 0: none */
 } DlTextEncoderConfig;
 
 /* the training/inference noise schedule (diffusers scheduler_config.json) */
@@ -117,11 +125,19 @@ typedef struct
   DlUNetConfig unet;
   DlVaeConfig vae;
   DlTextEncoderConfig text_encoder;
+  DlTextEncoderConfig text_encoder_2; /* SDXL's OpenCLIP bigG; n_layers 0 when the model has none */
   DlSchedulerConfig scheduler;
 } DlModelConfig;
 
 /* The published SD 1.5 values for everything (the last fallback). */
 void dl_model_config_init_sd15 (DlModelConfig *config);
+/* The published SDXL base 1.0 values (stabilityai/stable-diffusion-xl-base-1.0's
+ * config.json files). */
+void dl_model_config_init_sdxl (DlModelConfig *config);
+/* The published values of a family (SD 1.5's for anything but SDXL). */
+void dl_model_config_init_family (DlModelConfig *config, DlModelFamily family);
+/* TRUE for a model with two text encoders and added time conditioning. */
+gboolean dl_model_config_is_sdxl (const DlModelConfig *config);
 
 /* ---- the fields by name ("unet.norm_num_groups", "scheduler.beta_end", ...),
  * for the configuration loaders and for printing ---- */

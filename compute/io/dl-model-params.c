@@ -2,7 +2,7 @@
 
 #include <string.h>
 
-static const char *const component_names[DL_N_COMPONENTS] = { "unet", "vae", "text_encoder" };
+static const char *const component_names[DL_N_COMPONENTS] = { "unet", "vae", "text_encoder", "text_encoder_2" };
 
 const char *
 dl_component_name (DlComponent c)
@@ -108,7 +108,7 @@ unet_resnet (Builder *b, const DlUNetConfig *c, const char *p, int ci, int co)
 }
 
 static void
-unet_transformer (Builder *b, const DlUNetConfig *c, const char *p, int ch)
+unet_transformer (Builder *b, const DlUNetConfig *c, const char *p, int ch, int depth)
 {
   g_autofree char *nm = g_strdup_printf ("%s.norm", p);
   norm (b, nm, ch);
@@ -117,7 +117,7 @@ unet_transformer (Builder *b, const DlUNetConfig *c, const char *p, int ch)
     {
       if (k == 1)
         {
-          for (int d = 0; d < c->transformer_depth; d++)
+          for (int d = 0; d < depth; d++)
             {
               g_autofree char *tb = g_strdup_printf ("%s.transformer_blocks.%d", p, d);
               g_autofree char *q1 = g_strdup_printf ("%s.attn1.to_q", tb), *k1 = g_strdup_printf ("%s.attn1.to_k", tb),
@@ -162,6 +162,11 @@ unet_specs (Builder *b, const DlUNetConfig *c)
   conv (b, "conv_in", C[0], c->in_channels, 3);
   linear (b, "time_embedding.linear_1", c->time_embed_dim, c->time_proj_dim, TRUE);
   linear (b, "time_embedding.linear_2", c->time_embed_dim, c->time_embed_dim, TRUE);
+  if (c->addition_time_embed_dim > 0)
+    {
+      linear (b, "add_embedding.linear_1", c->time_embed_dim, c->projection_class_embeddings_input_dim, TRUE);
+      linear (b, "add_embedding.linear_2", c->time_embed_dim, c->time_embed_dim, TRUE);
+    }
   for (int lv = 0; lv < L; lv++)
     {
       for (int j = 0; j < lpb; j++)
@@ -171,7 +176,7 @@ unet_specs (Builder *b, const DlUNetConfig *c)
           if (c->level_has_attention[lv])
             {
               g_autofree char *a = g_strdup_printf ("down_blocks.%d.attentions.%d", lv, j);
-              unet_transformer (b, c, a, C[lv]);
+              unet_transformer (b, c, a, C[lv], c->transformer_depth[lv]);
             }
         }
       if (lv < L - 1)
@@ -181,7 +186,7 @@ unet_specs (Builder *b, const DlUNetConfig *c)
         }
     }
   unet_resnet (b, c, "mid_block.resnets.0", C[L - 1], C[L - 1]);
-  unet_transformer (b, c, "mid_block.attentions.0", C[L - 1]);
+  unet_transformer (b, c, "mid_block.attentions.0", C[L - 1], c->mid_transformer_depth);
   unet_resnet (b, c, "mid_block.resnets.1", C[L - 1], C[L - 1]);
   int out = C[L - 1];
   for (int ub = 0; ub < L; ub++)
@@ -201,7 +206,7 @@ unet_specs (Builder *b, const DlUNetConfig *c)
           if (c->level_has_attention[L - 1 - ub])
             {
               g_autofree char *a = g_strdup_printf ("up_blocks.%d.attentions.%d", ub, j);
-              unet_transformer (b, c, a, out);
+              unet_transformer (b, c, a, out, c->transformer_depth[L - 1 - ub]);
             }
         }
       if (ub < L - 1)
@@ -323,6 +328,8 @@ text_specs (Builder *b, const DlTextEncoderConfig *c)
       norm (b, ln2, H);
     }
   norm (b, "text_model.final_layer_norm", H);
+  if (c->projection_dim > 0)
+    linear (b, "text_projection", c->projection_dim, H, FALSE);
 }
 
 GPtrArray *
@@ -337,5 +344,10 @@ dl_model_param_specs (const DlModelConfig *config)
   vae_specs (&b, &config->vae);
   b.component = DL_COMPONENT_TEXT_ENCODER;
   text_specs (&b, &config->text_encoder);
+  if (config->text_encoder_2.n_layers > 0)
+    {
+      b.component = DL_COMPONENT_TEXT_ENCODER_2;
+      text_specs (&b, &config->text_encoder_2);
+    }
   return b.out;
 }

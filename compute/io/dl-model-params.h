@@ -1,11 +1,13 @@
-/* dl-model-params.h: the parameters an SD 1.x model with a given configuration
- * has, by internal name, with their shapes (the state dicts of diffusers
- * UNet2DConditionModel and AutoencoderKL and of transformers CLIPTextModel;
- * docs/formats.md, “SD 1.5 model numbers”).
+/* dl-model-params.h: the parameters an SD 1.x or SDXL model with a given
+ * configuration has, by internal name, with their shapes (the state dicts of
+ * diffusers UNet2DConditionModel and AutoencoderKL and of transformers
+ * CLIPTextModel / CLIPTextModelWithProjection; docs/formats.md, “SD 1.5 model
+ * numbers”).
  *
  * Internal names are `unet.<diffusers UNet2DConditionModel key>`,
- * `vae.<diffusers AutoencoderKL key>` and `text_encoder.<transformers
- * CLIPTextModel key>`; shapes are PyTorch's, with the diffusers (Linear) shape
+ * `vae.<diffusers AutoencoderKL key>`, `text_encoder.<transformers
+ * CLIPTextModel key>` and (SDXL) `text_encoder_2.<transformers
+ * CLIPTextModelWithProjection key>`; shapes are PyTorch's, with the diffusers (Linear) shape
  * for the VAE mid-block attention projections. */
 #pragma once
 
@@ -21,10 +23,11 @@ typedef enum
   DL_COMPONENT_UNET,
   DL_COMPONENT_VAE,
   DL_COMPONENT_TEXT_ENCODER,
+  DL_COMPONENT_TEXT_ENCODER_2, /* SDXL only */
   DL_N_COMPONENTS
 } DlComponent;
 
-/* "unet", "vae", "text_encoder": also the internal name prefixes */
+/* "unet", "vae", "text_encoder", "text_encoder_2": also the internal name prefixes */
 const char *dl_component_name (DlComponent c);
 /* The component of an internal name, from its prefix. */
 gboolean dl_component_from_name (const char *internal_name, DlComponent *out);

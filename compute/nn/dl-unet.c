@@ -55,6 +55,56 @@ time_embedding (DlParams *p, const DlUNetConfig *c, DlTape *tape, DlTensor *time
   return g_steal_pointer (&temb);
 }
 
+/* SDXL (diffusers UNet2DConditionModel.get_aug_embed, "text_time"): each time
+ * id through the timestep sinusoid of width a, appended to the pooled text
+ * embedding (text first), through add_embedding; added to the time embedding. */
+static DlTensor *
+added_embedding (DlParams *p, const DlUNetConfig *c, DlTape *tape, DlTensor *temb, const DlUNetOptions *o,
+                 GError **error)
+{
+  int64_t B = temb->shape[0];
+  int a = c->addition_time_embed_dim;
+  DlTensor *text = o ? o->text_embeds : NULL, *ids = o ? o->time_ids : NULL;
+  int64_t pooled = c->projection_class_embeddings_input_dim - 6 * a;
+  if (!text || !ids || text->ndim != 2 || text->shape[0] != B || text->shape[1] != pooled || ids->ndim != 2 ||
+      ids->shape[0] != B || ids->shape[1] != 6 || ids->dtype != DL_DTYPE_F32)
+    {
+      g_autofree char *ts = text ? dl_tensor_describe (text) : g_strdup ("none");
+      g_autofree char *is = ids ? dl_tensor_describe (ids) : g_strdup ("none");
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                   "an SDXL UNet needs text_embeds [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
+                   "] and f32 time_ids [%" G_GINT64_FORMAT ", 6], not %s and %s",
+                   B, pooled, B, ts, is);
+      return NULL;
+    }
+  int64_t flat_shape[1] = { B * 6 };
+  g_autoptr (DlTensor) flat = dl_tensor_reshape (ids, 1, flat_shape, error);
+  int64_t proj_shape[2] = { B * 6, a };
+  g_autoptr (DlTensor) proj =
+    flat ? dl_tape_tensor (tape, "add_time_proj", dl_tape_get_activation_dtype (tape), 2, proj_shape, error) : NULL;
+  DlTimestepEmbeddingParams tp = DL_TIMESTEP_EMBEDDING_SD;
+  tp.flip_sin_to_cos = c->flip_sin_to_cos;
+  tp.freq_shift = (float)c->freq_shift;
+  if (!proj || !dl_op_timestep_embedding (dl_tape_get_recorder (tape), proj, flat, &tp, error))
+    return NULL;
+  keep (o, "add_time_proj", proj);
+  int64_t t4[4] = { B, pooled, 1, 1 }, i4[4] = { B, 6 * a, 1, 1 }, in2[2] = { B, pooled + 6 * a };
+  g_autoptr (DlTensor) text4 = dl_nn_reshape (tape, text, 4, t4, error);
+  g_autoptr (DlTensor) ids4 = text4 ? dl_nn_reshape (tape, proj, 4, i4, error) : NULL;
+  g_autoptr (DlTensor) cat4 = ids4 ? dl_nn_concat_channels (tape, text4, ids4, error) : NULL;
+  g_autoptr (DlTensor) cat = cat4 ? dl_nn_reshape (tape, cat4, 2, in2, error) : NULL;
+  g_autoptr (DlTensor) l1 = cat ? dl_params_linear (p, tape, cat, "unet.add_embedding.linear_1", error) : NULL;
+  g_autoptr (DlTensor) act = l1 ? dl_nn_activation (tape, l1, DL_ACT_SILU, error) : NULL;
+  g_autoptr (DlTensor) aug = act ? dl_params_linear (p, tape, act, "unet.add_embedding.linear_2", error) : NULL;
+  if (!aug)
+    return NULL;
+  keep (o, "add_embedding", aug);
+  g_autoptr (DlTensor) emb = dl_nn_add (tape, temb, aug, error);
+  if (emb)
+    keep (o, "emb", emb);
+  return g_steal_pointer (&emb);
+}
+
 DlTensor *
 dl_unet_forward (DlParams *params, const DlUNetConfig *c, DlTape *tape, DlTensor *x, DlTensor *timesteps,
                  DlTensor *context, const DlUNetOptions *o, GError **error)
@@ -76,6 +126,8 @@ dl_unet_forward (DlParams *params, const DlUNetConfig *c, DlTape *tape, DlTensor
     }
 
   g_autoptr (DlTensor) temb = time_embedding (p, c, tape, timesteps, o, error);
+  if (temb && c->addition_time_embed_dim > 0 && !advance (&temb, added_embedding (p, c, tape, temb, o, error)))
+    return NULL;
   g_autoptr (DlTensor) temb_act = temb ? dl_nn_activation (tape, temb, DL_ACT_SILU, error) : NULL;
   if (!temb_act)
     return NULL;
@@ -98,7 +150,7 @@ dl_unet_forward (DlParams *params, const DlUNetConfig *c, DlTape *tape, DlTensor
             {
               g_autofree char *an = g_strdup_printf ("unet.down_blocks.%d.attentions.%d", i, j);
               if (!advance (&h, dl_sd_transformer (p, tape, an, h, context, c->attention_heads[i], G,
-                                                   c->transformer_depth, c->use_linear_projection, ckpt, error)))
+                                                   c->transformer_depth[i], c->use_linear_projection, ckpt, error)))
                 return NULL;
             }
           g_ptr_array_add (skips, dl_tensor_ref (h));
@@ -116,7 +168,7 @@ dl_unet_forward (DlParams *params, const DlUNetConfig *c, DlTape *tape, DlTensor
 
   if (!advance (&h, dl_sd_resnet (p, tape, "unet.mid_block.resnets.0", h, temb_act, G, eps, ckpt, error)) ||
       !advance (&h, dl_sd_transformer (p, tape, "unet.mid_block.attentions.0", h, context, c->mid_attention_heads, G,
-                                       c->transformer_depth, c->use_linear_projection, ckpt, error)) ||
+                                       c->mid_transformer_depth, c->use_linear_projection, ckpt, error)) ||
       !advance (&h, dl_sd_resnet (p, tape, "unet.mid_block.resnets.1", h, temb_act, G, eps, ckpt, error)))
     return NULL;
   keep (o, "mid_block", h);
@@ -136,7 +188,7 @@ dl_unet_forward (DlParams *params, const DlUNetConfig *c, DlTape *tape, DlTensor
             {
               g_autofree char *an = g_strdup_printf ("unet.up_blocks.%d.attentions.%d", i, j);
               if (!advance (&h, dl_sd_transformer (p, tape, an, h, context, c->attention_heads[level], G,
-                                                   c->transformer_depth, c->use_linear_projection, ckpt, error)))
+                                                   c->transformer_depth[level], c->use_linear_projection, ckpt, error)))
                 return NULL;
             }
         }

@@ -1,5 +1,5 @@
-/* dl-unet.h: the SD 1.x UNet (diffusers UNet2DConditionModel), forward with
- * its backward recorded on the tape. */
+/* dl-unet.h: the SD 1.x and SDXL UNet (diffusers UNet2DConditionModel),
+ * forward with its backward recorded on the tape. */
 #pragma once
 
 #include "io/dl-model-config.h"
@@ -9,10 +9,15 @@ G_BEGIN_DECLS
 
 typedef struct
 {
+  /* SDXL's added conditioning (required when the config has
+   * addition_time_embed_dim): */
+  DlTensor *text_embeds;   /* the pooled text embedding [B, P] */
+  DlTensor *time_ids;      /* f32 [B, 6]: original size (h, w), crop top-left (top, left), target size (h, w) */
   gboolean checkpoint;     /* gradient checkpointing per ResNet and transformer block */
   GHashTable *activations; /* when not NULL, receives module outputs by diffusers name
                             * ("time_proj", "time_embedding", "conv_in", "down_blocks.i",
-                            * "mid_block", "up_blocks.i", "conv_norm_out"): char* -> DlTensor* */
+                            * "mid_block", "up_blocks.i", "conv_norm_out"; SDXL also
+                            * "add_time_proj", "add_embedding", "emb"): char* -> DlTensor* */
 } DlUNetOptions;
 
 /* eps [B, out, H, W] = unet(x [B, in, H, W], timesteps f32/i32 [B], context [B, T, C]).

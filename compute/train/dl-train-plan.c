@@ -93,16 +93,16 @@ unet_activation_units (const DlUNetConfig *u, int lh, int lw, gboolean checkpoin
       /* down: layers_per_block resnets (+ transformers); up: one more of each, wider inputs */
       int blocks = 2 * u->layers_per_block + 1;
       double res = blocks * RES_SAVED * cn * 1.25;
-      double attn = u->level_has_attention[l] ? blocks * ATTN_SAVED * u->transformer_depth * cn : 0;
+      double attn = u->level_has_attention[l] ? blocks * ATTN_SAVED * u->transformer_depth[l] * cn : 0;
       total += res + attn;
       boundaries += blocks * (u->level_has_attention[l] ? 2 : 1) * cn * 1.5;
-      double block = MAX (RES_SAVED * 1.5, u->level_has_attention[l] ? ATTN_SAVED * u->transformer_depth : 0) * cn;
+      double block = MAX (RES_SAVED * 1.5, u->level_has_attention[l] ? ATTN_SAVED * u->transformer_depth[l] : 0) * cn;
       largest = MAX (largest, block);
     }
   /* the mid block: two resnets and a transformer at the last level */
   int L = u->n_levels - 1;
   double cn_mid = (double)(lh >> L) * (lw >> L) * u->block_out_channels[L];
-  total += (2 * RES_SAVED + ATTN_SAVED * u->transformer_depth) * cn_mid;
+  total += (2 * RES_SAVED + ATTN_SAVED * u->mid_transformer_depth) * cn_mid;
   *largest_block = largest;
   if (checkpointing)
     return boundaries + largest * (1.0 + BLOCK_WORKING / RES_SAVED);

@@ -523,7 +523,7 @@ test_family_single_file (void)
     sw_keys_add (k, "conditioner.embedders.1.model.ln_final.weight", DL_ST_F16, 1, (int64_t[]){ 1280 });
     sw_keys_add (k, "model.diffusion_model.label_emb.0.0.weight", DL_ST_F16, 2, (int64_t[]){ 1280, 2816 });
     g_autofree char *p = write_keys ("sdxl.safetensors", k);
-    open_fails (p, NULL, DL_ERROR_UNSUPPORTED, "recognised as Stable Diffusion XL, not supported yet", NULL);
+    open_fails (p, NULL, DL_ERROR_UNSUPPORTED, "recognised as Stable Diffusion XL", "single-file", NULL);
     set_dim (k, "model.diffusion_model.input_blocks.0.0.weight", 1, 9);
     g_autofree char *p2 = write_keys ("sdxl-inpaint.safetensors", k);
     open_fails (p2, NULL, DL_ERROR_UNSUPPORTED, "recognised as Stable Diffusion XL inpainting", NULL);
@@ -664,7 +664,16 @@ test_family_diffusers (void)
     g_autofree char *d = make_diffusers ("sdxl", NULL);
     g_autofree char *te2 = g_build_filename (d, "text_encoder_2", NULL);
     g_assert_cmpint (g_mkdir (te2, 0700), ==, 0);
-    open_fails (d, NULL, DL_ERROR_UNSUPPORTED, "recognised as Stable Diffusion XL, not supported yet", NULL);
+    open_fails (d, NULL, DL_ERROR_INVALID_FILE, "no text_encoder_2 weights", NULL);
+    /* the refiner: text_encoder_2 alone */
+    g_autofree char *te1 = g_build_filename (d, "text_encoder", NULL);
+    g_autofree char *w1 = g_build_filename (te1, "model.safetensors", NULL);
+    g_autofree char *w2 = g_build_filename (te2, "model.safetensors", NULL);
+    g_assert_cmpint (g_rename (w1, w2), ==, 0);
+    g_autofree char *c1 = g_build_filename (te1, "config.json", NULL);
+    g_unlink (c1);
+    g_assert_cmpint (g_rmdir (te1), ==, 0);
+    open_fails (d, NULL, DL_ERROR_UNSUPPORTED, "SDXL refiner", "base models", NULL);
   }
   /* --config comes before a folder's own configs, which fill what it lacks */
   {
@@ -992,7 +1001,7 @@ check_against_diffusers_manifest (DlCheckpoint *ck, JsonObject *files)
 {
   const char *comp_files[DL_N_COMPONENTS] = { "unet/diffusion_pytorch_model.safetensors",
                                               "vae/diffusion_pytorch_model.safetensors",
-                                              "text_encoder/model.safetensors" };
+                                              "text_encoder/model.safetensors", "text_encoder_2/model.safetensors" };
   guint64 params[DL_N_COMPONENTS] = { 0 };
   guint counted[DL_N_COMPONENTS] = { 0 };
   for (guint i = 0; i < dl_checkpoint_get_n_params (ck); i++)
@@ -1011,7 +1020,10 @@ check_against_diffusers_manifest (DlCheckpoint *ck, JsonObject *files)
     }
   /* and nothing of the manifest is left out */
   for (int c = 0; c < DL_N_COMPONENTS; c++)
-    g_assert_cmpuint (counted[c], ==, json_object_get_size (json_object_get_object_member (files, comp_files[c])));
+    if (json_object_has_member (files, comp_files[c]))
+      g_assert_cmpuint (counted[c], ==, json_object_get_size (json_object_get_object_member (files, comp_files[c])));
+    else
+      g_assert_cmpuint (counted[c], ==, 0);
   /* SD 1.5's parameter counts (docs/formats.md, “SD 1.5 model numbers”) */
   g_assert_cmpuint (params[DL_COMPONENT_UNET], ==, 859520964);
   g_assert_cmpuint (params[DL_COMPONENT_VAE], ==, 83653863);
