@@ -106,6 +106,25 @@ a1111_parameters (const char *prompt, const char *negative, GPtrArray *loras, GP
   return dl_infotext_format (&info);
 }
 
+/* "1024x768" (sep 'x') or "0,64" (sep ','): two non-negative integers */
+static gboolean
+parse_pair (const char *option, const char *arg, char sep, int out[2], GError **error)
+{
+  g_auto (GStrv) parts = g_strsplit (arg, (char[]){ sep, 0 }, 2);
+  for (int i = 0; i < 2; i++)
+    {
+      guint64 v = 0;
+      if (!parts[0] || !parts[1] || !g_ascii_string_to_unsigned (parts[i], 10, 0, 1 << 16, &v, NULL))
+        {
+          g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "%s %s: expected two numbers as N%cN", option,
+                       arg, sep);
+          return FALSE;
+        }
+      out[i] = (int)v;
+    }
+  return TRUE;
+}
+
 static char *
 nth_output (const char *out, int i)
 {
@@ -143,8 +162,9 @@ dl_cli_sample (int argc, char **argv)
   g_autofree char *sampler_help = g_strdup_printf ("One of %s (default euler_a)", sampler_names);
   g_autofree char *out = NULL, *init_latents = NULL, *out_latents = NULL, *vocab = NULL;
   g_auto (GStrv) lora_args = NULL, embedding_args = NULL, hypernetwork_args = NULL;
-  int steps = 20, width = 512, height = 512, batch = 1, clip_skip = 1;
-  gboolean half = FALSE;
+  int steps = 20, width = 0, height = 0, batch = 1, clip_skip = 1;
+  gboolean half = FALSE, zero_negative = FALSE;
+  g_autofree char *original_size = NULL, *crop = NULL, *target_size = NULL;
   double cfg = 7.5;
   gint64 seed = -1;
   GOptionEntry entries[] = {
@@ -156,8 +176,15 @@ dl_cli_sample (int argc, char **argv)
     { "sampler", 0, 0, G_OPTION_ARG_STRING, &sampler_name, sampler_help, "S" },
     { "cfg", 0, 0, G_OPTION_ARG_DOUBLE, &cfg, "Classifier-free guidance scale (7.5)", "F" },
     { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Seed (random when not given)", "S" },
-    { "width", 0, 0, G_OPTION_ARG_INT, &width, "Width in pixels (512)", "W" },
-    { "height", 0, 0, G_OPTION_ARG_INT, &height, "Height in pixels (512)", "H" },
+    { "width", 0, 0, G_OPTION_ARG_INT, &width, "Width in pixels (512; SDXL 1024)", "W" },
+    { "height", 0, 0, G_OPTION_ARG_INT, &height, "Height in pixels (512; SDXL 1024)", "H" },
+    { "zero-negative", 0, 0, G_OPTION_ARG_NONE, &zero_negative,
+      "SDXL without --negative: all-zero negative conditioning (diffusers) instead of the empty prompt's (A1111, "
+      "ComfyUI)",
+      NULL },
+    { "original-size", 0, 0, G_OPTION_ARG_STRING, &original_size, "SDXL size conditioning (the image size)", "WxH" },
+    { "crop", 0, 0, G_OPTION_ARG_STRING, &crop, "SDXL crop conditioning, top-left corner (0,0)", "LEFT,TOP" },
+    { "target-size", 0, 0, G_OPTION_ARG_STRING, &target_size, "SDXL target size conditioning (the image size)", "WxH" },
     { "batch", 0, 0, G_OPTION_ARG_INT, &batch, "Images, with seeds S, S+1, … (1)", "N" },
     { "lora", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &lora_args, "LoRA file, with a strength (1)", "FILE[:STRENGTH]" },
     { "hypernetwork", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &hypernetwork_args,
@@ -199,6 +226,15 @@ dl_cli_sample (int argc, char **argv)
                            "--steps must be 1..1000, --batch 1..64 and --clip-skip at least 1");
       return dl_cli_fail ("sample", error);
     }
+  int sizes[3][2] = { { 0, 0 }, { 0, 0 }, { 0, 0 } };
+  const char *size_args[3] = { original_size, crop, target_size };
+  const char *size_names[3] = { "--original-size", "--crop", "--target-size" };
+  for (int i = 0; i < 3; i++)
+    if (size_args[i] && !parse_pair (size_names[i], size_args[i], i == 1 ? ',' : 'x', sizes[i], &error))
+      {
+        dl_cli_fail ("sample", error);
+        return 2; /* a usage error */
+      }
   if (seed < 0)
     seed = g_random_int ();
   g_autoptr (GPtrArray) loras = g_ptr_array_new_with_free_func (lora_arg_free);
@@ -230,6 +266,30 @@ dl_cli_sample (int argc, char **argv)
   g_autoptr (DlSdModel) m = dl_sd_model_load_as (device, model, config, half ? DL_DTYPE_F16 : DL_DTYPE_F32, &error);
   if (!m)
     return dl_cli_fail ("sample", error);
+  const DlModelConfig *mc = dl_sd_model_get_config (m);
+  gboolean sdxl = dl_model_config_is_sdxl (mc);
+  if (width == 0)
+    width = sdxl ? 1024 : 512;
+  if (height == 0)
+    height = sdxl ? 1024 : 512;
+  if (sdxl && hypernets->len)
+    {
+      g_set_error_literal (&error, DL_ERROR, DL_ERROR_UNSUPPORTED,
+                           "hypernetworks are for Stable Diffusion 1.x models (AUTOMATIC1111 has none for SDXL)");
+      return dl_cli_fail ("sample", error);
+    }
+  if (sdxl && embedding_args)
+    {
+      g_set_error_literal (&error, DL_ERROR, DL_ERROR_UNSUPPORTED,
+                           "Textual Inversion embeddings for SDXL models are not supported yet");
+      return dl_cli_fail ("sample", error);
+    }
+  if (!sdxl && (zero_negative || original_size || crop || target_size))
+    {
+      g_set_error_literal (&error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                           "--zero-negative, --original-size, --crop and --target-size are for SDXL models");
+      return dl_cli_fail ("sample", error);
+    }
   g_autoptr (DlClipTokenizer) tok =
     dl_clip_tokenizer_find (dl_checkpoint_get_tokenizer_dir (dl_sd_model_get_checkpoint (m)), vocab, &error);
   if (!tok)
@@ -290,21 +350,10 @@ dl_cli_sample (int argc, char **argv)
                                                   : "in neither prompt (unused)");
         }
     }
-  const DlModelConfig *mc = dl_sd_model_get_config (m);
-  g_autofree gint32 *pos = g_new (gint32, 77 * batch);
-  g_autofree gint32 *neg = g_new (gint32, 77 * batch);
-  if (!dl_clip_tokenizer_encode_77 (tok, prompt_text ? prompt_text : prompt, pos, &error) ||
-      !dl_clip_tokenizer_encode_77 (tok,
-                                    negative_text ? negative_text
-                                    : negative    ? negative
-                                                  : "",
-                                    neg, &error))
+  const char *neg_text = negative_text ? negative_text : negative;
+  DlPromptIds ids;
+  if (!dl_prompt_ids_encode (&ids, m, tok, prompt_text ? prompt_text : prompt, neg_text, batch, &error))
     return dl_cli_fail ("sample", error);
-  for (int b = 1; b < batch; b++)
-    {
-      memcpy (pos + 77 * b, pos, 77 * sizeof (gint32));
-      memcpy (neg + 77 * b, neg, 77 * sizeof (gint32));
-    }
   int f = 1 << (mc->vae.n_levels - 1);
   int64_t lc = mc->unet.in_channels, lh = height / f, lw = width / f;
   g_autofree float *init = NULL;
@@ -326,8 +375,13 @@ dl_cli_sample (int argc, char **argv)
     }
   gboolean tty = isatty (fileno (stderr));
   DlSampleParams sp = {
-    .prompt_ids = pos,
-    .negative_ids = neg,
+    .zero_negative = zero_negative && !negative,
+    .original_width = sizes[0][0],
+    .original_height = sizes[0][1],
+    .crop_left = sizes[1][0],
+    .crop_top = sizes[1][1],
+    .target_width = sizes[2][0],
+    .target_height = sizes[2][1],
     .batch = batch,
     .width = width,
     .height = height,
@@ -341,11 +395,14 @@ dl_cli_sample (int argc, char **argv)
     .on_step = report_step,
     .on_step_data = &tty,
   };
+  dl_sample_params_set_prompt_ids (&sp, &ids);
   g_autofree float *latents = NULL, *images = NULL;
   /* $DREAMLOOM_PROFILE=1: GPU time per shader (serialises the work) */
   gboolean profile = g_strcmp0 (g_getenv ("DREAMLOOM_PROFILE"), "1") == 0;
   dl_recorder_set_profiling (dl_sd_model_get_recorder (m), profile);
-  if (!dl_sd_sample (m, &sp, &latents, &images, &error))
+  gboolean sampled = dl_sd_sample (m, &sp, &latents, &images, &error);
+  dl_prompt_ids_clear (&ids);
+  if (!sampled)
     return dl_cli_fail ("sample", error);
   if (profile)
     {

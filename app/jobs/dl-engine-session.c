@@ -177,14 +177,11 @@ generate_locked (DlEngineSession *self, const DlPreviewRequest *r, GCancellable 
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "Unknown sampler “%s”", r->sampler);
       return NULL;
     }
-  gint32 pos[77], neg[77];
-  if (!dl_clip_tokenizer_encode_77 (self->tokenizer, r->prompt, pos, error) ||
-      !dl_clip_tokenizer_encode_77 (self->tokenizer, r->negative_prompt ? r->negative_prompt : "", neg, error))
+  DlPromptIds ids;
+  if (!dl_prompt_ids_encode (&ids, self->model, self->tokenizer, r->prompt, r->negative_prompt, 1, error))
     return NULL;
   Progress prog = { progress, progress_data };
   DlSampleParams sp = {
-    .prompt_ids = pos,
-    .negative_ids = neg,
     .batch = 1,
     .width = r->width,
     .height = r->height,
@@ -198,8 +195,10 @@ generate_locked (DlEngineSession *self, const DlPreviewRequest *r, GCancellable 
     .on_step_data = &prog,
     .cancellable = cancellable,
   };
+  dl_sample_params_set_prompt_ids (&sp, &ids);
   g_autofree float *images = NULL;
   gboolean ok = dl_sd_sample (self->model, &sp, NULL, &images, error);
+  dl_prompt_ids_clear (&ids);
   dl_params_clear_adapters (params);
   if (!ok)
     return NULL;

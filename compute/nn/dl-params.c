@@ -72,14 +72,17 @@ dl_params_load_checkpoint (DlParams *p, DlCheckpoint *ckpt, DlComponent componen
 {
   g_return_val_if_fail (p != NULL && ckpt != NULL, FALSE);
   guint n = dl_checkpoint_get_n_params (ckpt);
-  const DlCheckpointParam *tok = dl_checkpoint_find (ckpt, "text_encoder.text_model.embeddings.token_embedding.weight");
+  const char *cname = dl_component_name (component);
+  g_autofree char *tok_name = g_strconcat (cname, ".text_model.embeddings.token_embedding.weight", NULL);
+  g_autofree char *emb_prefix = g_strconcat (cname, ".text_model.embeddings.", NULL);
+  const DlCheckpointParam *tok = dl_checkpoint_find (ckpt, tok_name);
   DlDType emb_dtype = tok ? dl_params_embedding_dtype (p->device, tok->numel, dtype) : dtype;
   for (guint i = 0; i < n; i++)
     {
       const DlCheckpointParam *cp = dl_checkpoint_get_param (ckpt, i);
       if (cp->component != component)
         continue;
-      gboolean emb = g_str_has_prefix (cp->name, "text_encoder.text_model.embeddings.");
+      gboolean emb = tok && g_str_has_prefix (cp->name, emb_prefix);
       g_autoptr (DlTensor) t = dl_checkpoint_upload (ckpt, cp->name, p->device, emb ? emb_dtype : dtype, error);
       if (!t)
         return FALSE;

@@ -7,6 +7,7 @@
 #include "dl-philox.h"
 #include "nn/dl-text-encoder.h"
 #include "nn/dl-nn.h"
+#include "nn/dl-sdxl-conditioning.h"
 #include "nn/dl-unet.h"
 #include "nn/dl-vae.h"
 #include "io/dl-model-params.h"
@@ -25,6 +26,7 @@ struct _DlSdModel
   DlArena *arena;
   DlNoiseSchedule *schedule;
   DlDType dtype;
+  DlDType vae_dtype;
 };
 
 DlSdModel *
@@ -39,6 +41,20 @@ dl_sd_model_get_dtype (DlSdModel *m)
   return m->dtype;
 }
 
+DlDType
+dl_sd_model_get_vae_dtype (DlSdModel *m)
+{
+  return m->vae_dtype;
+}
+
+/* SDXL's VAE overflows in f16 (its vae/config.json has force_upcast: diffusers
+ * decodes it in f32 whatever the pipeline's dtype) */
+static DlDType
+vae_dtype_for (const DlModelConfig *config, DlDType dtype)
+{
+  return dl_model_config_is_sdxl (config) ? DL_DTYPE_F32 : dtype;
+}
+
 static void finish_model (DlSdModel *m);
 
 DlSdModel *
@@ -50,8 +66,9 @@ dl_sd_model_load_as (DlDevice *device, const char *path, const char *config_dir,
   if (!ckpt)
     return NULL;
   g_autoptr (DlParams) params = dl_params_new (device);
+  DlDType vae_dtype = vae_dtype_for (dl_checkpoint_get_config (ckpt), dtype);
   for (int c = 0; c < DL_N_COMPONENTS; c++)
-    if (!dl_params_load_checkpoint (params, ckpt, c, dtype, error))
+    if (!dl_params_load_checkpoint (params, ckpt, c, c == DL_COMPONENT_VAE ? vae_dtype : dtype, error))
       return NULL;
   DlRecorder *rec = dl_recorder_new (device, error);
   if (!rec)
@@ -59,6 +76,7 @@ dl_sd_model_load_as (DlDevice *device, const char *path, const char *config_dir,
   DlSdModel *m = g_new0 (DlSdModel, 1);
   m->device = device;
   m->dtype = dtype;
+  m->vae_dtype = vae_dtype;
   m->config = *dl_checkpoint_get_config (ckpt);
   m->ckpt = g_steal_pointer (&ckpt);
   m->params = g_steal_pointer (&params);
@@ -127,13 +145,17 @@ dl_sd_model_new_random (DlDevice *device, const DlModelConfig *config, DlDType d
     return NULL;
   g_autoptr (DlParams) p = dl_params_new (device);
   g_autoptr (GPtrArray) specs = dl_model_param_specs (config);
-  int64_t tok_numel = (int64_t)config->text_encoder.vocab_size * config->text_encoder.hidden_size;
+  int64_t tok_numel = (int64_t)config->text_encoder.vocab_size *
+                      MAX (config->text_encoder.hidden_size, config->text_encoder_2.hidden_size);
   DlDType emb_dtype = dl_params_embedding_dtype (device, tok_numel, dtype);
+  DlDType vae_dtype = vae_dtype_for (config, dtype);
   for (guint i = 0; i < specs->len; i++)
     {
       const DlParamSpec *s = specs->pdata[i];
-      gboolean emb = g_str_has_prefix (s->name, "text_encoder.text_model.embeddings.");
-      g_autoptr (DlTensor) t = dl_tensor_new (device, s->name, emb ? emb_dtype : dtype, s->ndim, s->shape, error);
+      gboolean emb = g_str_has_prefix (s->name, "text_encoder.text_model.embeddings.") ||
+                     g_str_has_prefix (s->name, "text_encoder_2.text_model.embeddings.");
+      DlDType dt = emb ? emb_dtype : s->component == DL_COMPONENT_VAE ? vae_dtype : dtype;
+      g_autoptr (DlTensor) t = dl_tensor_new (device, s->name, dt, s->ndim, s->shape, error);
       if (!t)
         return NULL;
       gboolean ok;
@@ -157,6 +179,7 @@ dl_sd_model_new_random (DlDevice *device, const DlModelConfig *config, DlDType d
   DlSdModel *m = g_new0 (DlSdModel, 1);
   m->device = device;
   m->dtype = dtype;
+  m->vae_dtype = vae_dtype;
   m->config = *config;
   m->params = g_steal_pointer (&p);
   m->rec = g_steal_pointer (&rec);
@@ -217,10 +240,18 @@ dl_sd_sample (DlSdModel *m, const DlSampleParams *sp, float **latents_out, float
       return FALSE;
     }
   gboolean guided = sp->cfg_scale != 1.0f;
-  if (guided && !sp->negative_ids)
+  gboolean sdxl = dl_model_config_is_sdxl (cfg);
+  gboolean zero_negative = sdxl && sp->zero_negative;
+  if (guided && !zero_negative && (!sp->negative_ids || (sdxl && !sp->negative_ids_2)))
     {
       g_set_error_literal (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
                            "classifier-free guidance needs the negative prompt's token ids");
+      return FALSE;
+    }
+  if (sdxl && !sp->prompt_ids_2)
+    {
+      g_set_error_literal (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                           "an SDXL model needs the prompt's ids for its second text encoder");
       return FALSE;
     }
   int64_t h = sp->height / vae_factor, w = sp->width / vae_factor, L = cfg->unet.in_channels;
@@ -232,17 +263,19 @@ dl_sd_sample (DlSdModel *m, const DlSampleParams *sp, float **latents_out, float
   if (sp->diffusers_dpm && sp->sampler == DL_SAMPLER_DPMPP_2M)
     dl_sampler_use_diffusers_dpm (sampler);
 
-  /* conditioning for [negative..., positive...] once */
+  /* conditioning for [negative..., positive...] once (with zero_negative the
+   * negative rows are encoded from the prompt, then zeroed) */
   int rows = guided ? 2 * B : B;
   g_autofree gint32 *ids = g_new (gint32, (gsize)rows * 77);
-  if (guided)
+  g_autofree gint32 *ids2 = g_new0 (gint32, (gsize)rows * 77);
+  for (int pass = 0; pass < (sdxl ? 2 : 1); pass++)
     {
-      memcpy (ids, sp->negative_ids, sizeof (gint32) * B * 77);
-      memcpy (ids + B * 77, sp->prompt_ids, sizeof (gint32) * B * 77);
-    }
-  else
-    {
-      memcpy (ids, sp->prompt_ids, sizeof (gint32) * B * 77);
+      gint32 *dst = pass == 0 ? ids : ids2;
+      const gint32 *pos = pass == 0 ? sp->prompt_ids : sp->prompt_ids_2;
+      const gint32 *neg = zero_negative ? pos : pass == 0 ? sp->negative_ids : sp->negative_ids_2;
+      if (guided)
+        memcpy (dst, neg, sizeof (gint32) * B * 77);
+      memcpy (dst + (guided ? B * 77 : 0), pos, sizeof (gint32) * B * 77);
     }
   g_autoptr (DlTape) tape = dl_tape_new (m->rec, m->arena);
   dl_tape_set_enabled (tape, FALSE);
@@ -251,10 +284,45 @@ dl_sd_sample (DlSdModel *m, const DlSampleParams *sp, float **latents_out, float
   g_autoptr (DlTensor) ids_t = upload_i32 (m->device, "input_ids", ids, 2, ids_shape, error);
   if (!ids_t)
     return FALSE;
-  DlTextEncoderOptions topts = { .clip_skip = sp->clip_skip };
-  g_autoptr (DlTensor) context = dl_text_encoder_forward (m->params, &cfg->text_encoder, tape, ids_t, &topts, error);
-  if (!context || !dl_recorder_finish (m->rec, error))
+  g_autoptr (DlTensor) context = NULL, pooled = NULL, time_ids = NULL;
+  if (sdxl)
+    {
+      g_autoptr (DlTensor) ids2_t = upload_i32 (m->device, "input_ids_2", ids2, 2, ids_shape, error);
+      /* A1111 and ComfyUI always take SDXL's penultimate layer; a deeper
+       * clip skip still goes deeper */
+      DlSdxlEncodeOptions eo = { .clip_skip = MAX (sp->clip_skip, 2) };
+      if (!ids2_t || !dl_sdxl_encode_prompt (m->params, cfg, tape, ids_t, ids2_t, ids2, &eo, &context, &pooled, error))
+        return FALSE;
+      if (guided && zero_negative)
+        {
+          int64_t cs[3] = { B, context->shape[1], context->shape[2] }, ps[2] = { B, pooled->shape[1] };
+          g_autoptr (DlTensor) cneg = dl_tensor_view (context, "negative_context", 0, 3, cs, error);
+          g_autoptr (DlTensor) pneg = cneg ? dl_tensor_view (pooled, "negative_pooled", 0, 2, ps, error) : NULL;
+          if (!pneg || !dl_op_fill (m->rec, cneg, 0.0, error) || !dl_op_fill (m->rec, pneg, 0.0, error))
+            return FALSE;
+        }
+      g_autofree float *tid = g_new (float, (gsize)rows * 6);
+      int ow = sp->original_width > 0 ? sp->original_width : sp->width;
+      int oh = sp->original_height > 0 ? sp->original_height : sp->height;
+      int tw = sp->target_width > 0 ? sp->target_width : sp->width;
+      int th = sp->target_height > 0 ? sp->target_height : sp->height;
+      for (int r = 0; r < rows; r++)
+        dl_sdxl_time_ids (tid + 6 * r, ow, oh, sp->crop_left, sp->crop_top, tw, th);
+      int64_t tshape[2] = { rows, 6 };
+      time_ids = upload_as (m->device, "time_ids", DL_DTYPE_F32, tid, 2, tshape, error);
+      if (!time_ids)
+        return FALSE;
+    }
+  else
+    {
+      DlTextEncoderOptions topts = { .clip_skip = sp->clip_skip };
+      context = dl_text_encoder_forward (m->params, &cfg->text_encoder, tape, ids_t, &topts, error);
+      if (!context)
+        return FALSE;
+    }
+  if (!dl_recorder_finish (m->rec, error))
     return FALSE;
+  DlUNetOptions unet_opts = { .text_embeds = pooled, .time_ids = time_ids };
 
   /* starting noise */
   g_autofree float *x = g_new (float, n);
@@ -291,7 +359,7 @@ dl_sd_sample (DlSdModel *m, const DlSampleParams *sp, float **latents_out, float
       g_autoptr (DlTensor) xt = upload_as (m->device, "sample", m->dtype, model_in, 4, xshape, error);
       g_autoptr (DlTensor) tt = xt ? upload_as (m->device, "timesteps", DL_DTYPE_F32, tsteps, 1, &tshape, error) : NULL;
       g_autoptr (DlTensor) out =
-        tt ? dl_unet_forward (m->params, &cfg->unet, tape, xt, tt, context, NULL, error) : NULL;
+        tt ? dl_unet_forward (m->params, &cfg->unet, tape, xt, tt, context, &unet_opts, error) : NULL;
       if (!out || !dl_recorder_finish (m->rec, error))
         return FALSE;
       g_autofree float *o = dl_tensor_download_f32 (out, error);
@@ -317,8 +385,11 @@ dl_sd_sample (DlSdModel *m, const DlSampleParams *sp, float **latents_out, float
       for (gsize k = 0; k < n; k++)
         z[k] = x[k] / (float)cfg->vae.scaling_factor;
       int64_t zshape[4] = { B, L, h, w };
-      g_autoptr (DlTensor) zt = upload_as (m->device, "latents", m->dtype, z, 4, zshape, error);
-      g_autoptr (DlTensor) img = zt ? dl_vae_decode (m->params, &cfg->vae, tape, zt, NULL, error) : NULL;
+      g_autoptr (DlTape) vae_tape = dl_tape_new (m->rec, m->arena);
+      dl_tape_set_enabled (vae_tape, FALSE);
+      dl_tape_set_activation_dtype (vae_tape, m->vae_dtype);
+      g_autoptr (DlTensor) zt = upload_as (m->device, "latents", m->vae_dtype, z, 4, zshape, error);
+      g_autoptr (DlTensor) img = zt ? dl_vae_decode (m->params, &cfg->vae, vae_tape, zt, NULL, error) : NULL;
       if (!img || !dl_recorder_finish (m->rec, error))
         return FALSE;
       if (!(*images_out = dl_tensor_download_f32 (img, error)))
@@ -327,4 +398,60 @@ dl_sd_sample (DlSdModel *m, const DlSampleParams *sp, float **latents_out, float
   if (latents_out)
     *latents_out = g_steal_pointer (&x);
   return TRUE;
+}
+
+/* ---- prompts to ids ---- */
+
+static gboolean
+encode_rows (DlClipTokenizer *tok, const char *text, int batch, gint32 **out, GError **error)
+{
+  g_autofree gint32 *ids = g_new (gint32, (gsize)batch * DL_CLIP_MAX_LENGTH);
+  if (!dl_clip_tokenizer_encode_77 (tok, text ? text : "", ids, error))
+    return FALSE;
+  for (int b = 1; b < batch; b++)
+    memcpy (ids + (gsize)b * DL_CLIP_MAX_LENGTH, ids, DL_CLIP_MAX_LENGTH * sizeof (gint32));
+  *out = g_steal_pointer (&ids);
+  return TRUE;
+}
+
+gboolean
+dl_prompt_ids_encode (DlPromptIds *ids, DlSdModel *m, DlClipTokenizer *tok, const char *prompt, const char *negative,
+                      int batch, GError **error)
+{
+  g_return_val_if_fail (ids != NULL && m != NULL && tok != NULL && prompt != NULL, FALSE);
+  memset (ids, 0, sizeof *ids);
+  batch = MAX (batch, 1);
+  if (!encode_rows (tok, prompt, batch, &ids->prompt, error) ||
+      !encode_rows (tok, negative, batch, &ids->negative, error))
+    goto fail;
+  if (dl_model_config_is_sdxl (&m->config))
+    {
+      g_autoptr (DlClipTokenizer) tok2 = dl_clip_tokenizer_copy (tok);
+      dl_clip_tokenizer_set_pad_style (tok2, DL_CLIP_PAD_SDXL_DIFFUSERS);
+      if (!encode_rows (tok2, prompt, batch, &ids->prompt_2, error) ||
+          !encode_rows (tok2, negative, batch, &ids->negative_2, error))
+        goto fail;
+    }
+  return TRUE;
+fail:
+  dl_prompt_ids_clear (ids);
+  return FALSE;
+}
+
+void
+dl_prompt_ids_clear (DlPromptIds *ids)
+{
+  g_clear_pointer (&ids->prompt, g_free);
+  g_clear_pointer (&ids->negative, g_free);
+  g_clear_pointer (&ids->prompt_2, g_free);
+  g_clear_pointer (&ids->negative_2, g_free);
+}
+
+void
+dl_sample_params_set_prompt_ids (DlSampleParams *sp, const DlPromptIds *ids)
+{
+  sp->prompt_ids = ids->prompt;
+  sp->negative_ids = ids->negative;
+  sp->prompt_ids_2 = ids->prompt_2;
+  sp->negative_ids_2 = ids->negative_2;
 }

@@ -9,6 +9,7 @@
 #include "nn/dl-params.h"
 #include "sched/dl-noise-schedule.h"
 #include "sched/dl-sampler.h"
+#include "text/dl-clip-tokenizer.h"
 
 G_BEGIN_DECLS
 
@@ -35,6 +36,9 @@ DlParams *dl_sd_model_get_params (DlSdModel *m);
 const DlModelConfig *dl_sd_model_get_config (DlSdModel *m);
 DlRecorder *dl_sd_model_get_recorder (DlSdModel *m);
 DlArena *dl_sd_model_get_arena (DlSdModel *m);
+/* The dtype the VAE runs in: the model's, except f32 for an SDXL model loaded
+ * as f16 (SDXL's VAE overflows in f16: diffusers' force_upcast). */
+DlDType dl_sd_model_get_vae_dtype (DlSdModel *m);
 /* The training noise schedule from the model's scheduler config. */
 const DlNoiseSchedule *dl_sd_model_get_schedule (DlSdModel *m);
 
@@ -44,6 +48,19 @@ typedef struct
 {
   const gint32 *prompt_ids;   /* [batch, 77] */
   const gint32 *negative_ids; /* [batch, 77]; NULL: the empty prompt's ids are needed, so required when cfg != 1 */
+  /* SDXL: text_encoder_2's ids (tokenizer_2, padded with 0), required */
+  const gint32 *prompt_ids_2;
+  const gint32 *negative_ids_2; /* required when cfg != 1 unless zero_negative */
+  /* SDXL: diffusers' force_zeros_for_empty_prompt (StableDiffusionXLPipeline
+   * with negative_prompt=None): all-zero negative conditioning, not the empty
+   * prompt's (what A1111 and ComfyUI use) */
+  gboolean zero_negative;
+  /* SDXL's time ids: original size, crop top-left, target size (pixels); 0 =
+   * width and height (original and target) and (0, 0) for the crop, as the
+   * diffusers pipeline and A1111 pass them */
+  int original_width, original_height;
+  int crop_left, crop_top;
+  int target_width, target_height;
   int batch;
   int width, height; /* pixels, multiples of 8 */
   int steps;
@@ -58,6 +75,24 @@ typedef struct
   gpointer on_step_data;
   GCancellable *cancellable;
 } DlSampleParams;
+
+/* The token ids a DlSampleParams takes for a prompt and a negative prompt
+ * (NULL: the empty prompt), `batch` rows of each: through `tok` (the model's
+ * first tokenizer) and, for SDXL, through tokenizer_2 as diffusers loads it
+ * (dl_clip_tokenizer_set_pad_style DL_CLIP_PAD_SDXL_DIFFUSERS).  The one place
+ * that turns prompts into sampling input: the CLI, the Previews page and a
+ * run's previews use it. */
+typedef struct
+{
+  gint32 *prompt, *negative;     /* [batch, 77] */
+  gint32 *prompt_2, *negative_2; /* SDXL; NULL otherwise */
+} DlPromptIds;
+
+gboolean dl_prompt_ids_encode (DlPromptIds *ids, DlSdModel *m, DlClipTokenizer *tok, const char *prompt,
+                               const char *negative, int batch, GError **error);
+void dl_prompt_ids_clear (DlPromptIds *ids);
+/* Points the params' id fields at `ids`. */
+void dl_sample_params_set_prompt_ids (DlSampleParams *sp, const DlPromptIds *ids);
 
 /* Runs the sampler; *latents (may be NULL) receives the final latents [batch, 4,
  * h, w] and *images (may be NULL) the decoded images [batch, 3, H, W] in about

@@ -7,6 +7,18 @@
 #include "nn/dl-nn.h"
 #include "nn/dl-text-encoder.h"
 
+void
+dl_sdxl_time_ids (float out[6], int original_width, int original_height, int crop_left, int crop_top, int target_width,
+                  int target_height)
+{
+  out[0] = (float)original_height;
+  out[1] = (float)original_width;
+  out[2] = (float)crop_top;
+  out[3] = (float)crop_left;
+  out[4] = (float)target_height;
+  out[5] = (float)target_width;
+}
+
 DlTensor *
 dl_sdxl_concat_features (DlTape *tape, DlTensor *a, DlTensor *b, GError **error)
 {

@@ -25,6 +25,12 @@ gboolean dl_sdxl_encode_prompt (DlParams *params, const DlModelConfig *config, D
                                 DlTensor *ids_2, const gint32 *host_ids_2, const DlSdxlEncodeOptions *options,
                                 DlTensor **context, DlTensor **pooled, GError **error);
 
+/* SDXL's 6 time ids in the UNet's order (diffusers
+ * StableDiffusionXLPipeline._get_add_time_ids): original size (height, width),
+ * crop top-left (top, left), target size (height, width). */
+void dl_sdxl_time_ids (float out[6], int original_width, int original_height, int crop_left, int crop_top,
+                       int target_width, int target_height);
+
 /* [B, T, Da] and [B, T, Db] -> [B, T, Da + Db], with its backward. */
 DlTensor *dl_sdxl_concat_features (DlTape *tape, DlTensor *a, DlTensor *b, GError **error);
 

@@ -84,7 +84,8 @@ encode (DlTrainer *t, DlTrainImages *images, guint i, gboolean flip, float **mea
   g_autofree float *pixels = dl_train_images_load_pixels (images, i, flip, error);
   if (!pixels)
     return FALSE;
-  DlDType act = t->settings->fp16 ? DL_DTYPE_F16 : DL_DTYPE_F32;
+  /* the VAE's own dtype (f32 for SDXL's, whatever the rest) */
+  DlDType act = dl_sd_model_get_vae_dtype (t->model);
   int64_t shape[4] = { 1, 3, im->bucket_height, im->bucket_width };
   g_autoptr (DlTensor) x = dl_tensor_new (t->device, "pixels", act, 4, shape, error);
   if (!x || !dl_tensor_upload_f32 (x, pixels, error))

@@ -122,7 +122,8 @@ dl_sd_grad (DlSdModel *m, DlSafetensors *batch, GHashTable *lora_tensors, DlSafe
       for (guint i = 0; i < names->len; i++)
         {
           const char *name = names->pdata[i];
-          if (g_str_has_prefix (name, "unet.") || (ids_t && g_str_has_prefix (name, "text_encoder.")))
+          if (g_str_has_prefix (name, "unet.") ||
+              (ids_t && (g_str_has_prefix (name, "text_encoder.") || g_str_has_prefix (name, "text_encoder_2."))))
             if (!dl_optimizer_add (opt, rec, name, dl_params_lookup (params, name), 0, error))
               return FALSE;
         }
@@ -146,6 +147,42 @@ dl_sd_grad (DlSdModel *m, DlSafetensors *batch, GHashTable *lora_tensors, DlSafe
       if (!c || !(context = upload (device, "context", DL_DTYPE_F32, ctx_t->ndim, ctx_t->shape, c, error)))
         return FALSE;
     }
+  /* SDXL: the second encoder's ids or the pooled embedding, and the time ids */
+  g_autoptr (DlTensor) ids2_dev = NULL, text_embeds = NULL, time_ids = NULL;
+  g_autofree gint32 *host_ids2 = NULL;
+  if (dl_model_config_is_sdxl (dl_sd_model_get_config (m)))
+    {
+      const DlStTensor *ids2_t = dl_safetensors_find (batch, "input_ids_2");
+      const DlStTensor *te_t = dl_safetensors_find (batch, "text_embeds");
+      if (!dl_safetensors_find (batch, "time_ids") || (ids_t && !ids2_t) || (!ids_t && !te_t))
+        {
+          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE,
+                       "“%s”: an SDXL model also needs time_ids [B, 6], and input_ids_2 [B, 77] with input_ids or "
+                       "text_embeds [B, P] with context",
+                       path);
+          return FALSE;
+        }
+      int64_t tshape[2] = { B, 6 };
+      g_autofree float *tid = batch_read (batch, "time_ids", B * 6, error);
+      if (!tid || !(time_ids = upload (device, "time_ids", DL_DTYPE_F32, 2, tshape, tid, error)))
+        return FALSE;
+      if (ids_t)
+        {
+          int64_t shape[2] = { B, 77 };
+          g_autofree float *ids2 = batch_read (batch, "input_ids_2", B * 77, error);
+          if (!ids2 || !(ids2_dev = upload (device, "input_ids_2", DL_DTYPE_I32, 2, shape, ids2, error)))
+            return FALSE;
+          host_ids2 = g_new (gint32, B * 77);
+          for (int64_t i = 0; i < B * 77; i++)
+            host_ids2[i] = (gint32)ids2[i];
+        }
+      else
+        {
+          g_autofree float *te = batch_read (batch, "text_embeds", -1, error);
+          if (!te || !(text_embeds = upload (device, "text_embeds", DL_DTYPE_F32, te_t->ndim, te_t->shape, te, error)))
+            return FALSE;
+        }
+    }
   g_autoptr (DlTensor) xt = upload (device, "noisy_latents", DL_DTYPE_F32, 4, xs->shape, noisy, error);
   g_autoptr (DlTensor) tt = xt ? upload (device, "timesteps", DL_DTYPE_F32, 1, &B, t, error) : NULL;
   g_autoptr (DlTensor) yt = tt ? upload (device, "target", DL_DTYPE_F32, 4, xs->shape, target, error) : NULL;
@@ -157,6 +194,10 @@ dl_sd_grad (DlSdModel *m, DlSafetensors *batch, GHashTable *lora_tensors, DlSafe
     .target = yt,
     .input_ids = ids_dev,
     .context = context,
+    .input_ids_2 = ids2_dev,
+    .host_ids_2 = host_ids2,
+    .text_embeds = text_embeds,
+    .time_ids = time_ids,
     .clip_skip = 1,
     .grad_scale = 1.0f,
     .backward = TRUE,

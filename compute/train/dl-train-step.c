@@ -8,6 +8,7 @@
 #include <math.h>
 
 #include "dl-error.h"
+#include "nn/dl-sdxl-conditioning.h"
 #include "nn/dl-text-encoder.h"
 #include "nn/dl-unet.h"
 #include "ops/dl-ops.h"
@@ -22,8 +23,21 @@ dl_train_batch_run (DlSdModel *model, DlTape *tape, const DlTrainBatch *b, DlTen
   DlParams *params = dl_sd_model_get_params (model);
   DlRecorder *rec = dl_sd_model_get_recorder (model);
   DlDevice *device = dl_params_get_device (params);
-  g_autoptr (DlTensor) context = NULL;
-  if (b->input_ids)
+  g_autoptr (DlTensor) context = NULL, pooled = NULL;
+  if (dl_model_config_is_sdxl (cfg) && b->input_ids)
+    {
+      if (!b->input_ids_2 || !b->host_ids_2)
+        {
+          g_set_error_literal (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                               "an SDXL batch needs the ids of both text encoders");
+          return FALSE;
+        }
+      DlSdxlEncodeOptions o = { .clip_skip = MAX (b->clip_skip, 2) };
+      if (!dl_sdxl_encode_prompt (params, cfg, tape, b->input_ids, b->input_ids_2, b->host_ids_2, &o, &context, &pooled,
+                                  error))
+        return FALSE;
+    }
+  else if (b->input_ids)
     {
       DlTextEncoderOptions o = { .clip_skip = b->clip_skip };
       context = dl_text_encoder_forward (params, &cfg->text_encoder, tape, b->input_ids, &o, error);
@@ -33,8 +47,13 @@ dl_train_batch_run (DlSdModel *model, DlTape *tape, const DlTrainBatch *b, DlTen
   else
     {
       context = dl_tensor_ref (b->context);
+      pooled = b->text_embeds ? dl_tensor_ref (b->text_embeds) : NULL;
     }
-  DlUNetOptions uo = { .checkpoint = b->checkpointing && b->backward };
+  DlUNetOptions uo = {
+    .text_embeds = pooled,
+    .time_ids = b->time_ids,
+    .checkpoint = b->checkpointing && b->backward,
+  };
   g_autoptr (DlTensor) eps = dl_unet_forward (params, &cfg->unet, tape, b->noisy, b->timesteps, context, &uo, error);
   if (!eps)
     return FALSE;

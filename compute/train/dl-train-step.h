@@ -17,7 +17,14 @@ typedef struct
   DlTensor *weights;   /* f32 [rows] per-sample loss weights, or NULL */
   DlTensor *input_ids; /* i32 [rows, 77]: through the text encoder; or NULL and ... */
   DlTensor *context;   /* ... [rows, 77, C] given */
-  int clip_skip;       /* A1111's Clip skip (1: last layer) */
+  /* SDXL: text_encoder_2's ids with input_ids (and the same on the host, for
+   * the pooled output's end position), or the pooled embedding with context;
+   * and the time ids, always */
+  DlTensor *input_ids_2;    /* i32 [rows, 77] */
+  const gint32 *host_ids_2; /* [rows, 77] */
+  DlTensor *text_embeds;    /* [rows, P] */
+  DlTensor *time_ids;       /* f32 [rows, 6] */
+  int clip_skip;            /* A1111's Clip skip (1: last layer; SDXL takes the penultimate at 1 and 2) */
   gboolean checkpointing;
   float grad_scale;  /* d loss multiplied by this (1 / gradient-accumulation steps) */
   gboolean backward; /* record and run the backward (the tape must be enabled) */

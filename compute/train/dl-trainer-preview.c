@@ -29,13 +29,10 @@ dl_trainer_sample (DlTrainer *t, const DlTrainerSampleRequest *r, guint8 **rgb, 
       g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT, "unknown sampler “%s”", r->sampler);
       return FALSE;
     }
-  gint32 ids[DL_CLIP_MAX_LENGTH], neg[DL_CLIP_MAX_LENGTH];
-  if (!dl_clip_tokenizer_encode_77 (t->tok, r->prompt, ids, error) ||
-      !dl_clip_tokenizer_encode_77 (t->tok, r->negative_prompt ? r->negative_prompt : "", neg, error))
+  DlPromptIds ids;
+  if (!dl_prompt_ids_encode (&ids, t->model, t->tok, r->prompt, r->negative_prompt, 1, error))
     return FALSE;
   DlSampleParams sp = {
-    .prompt_ids = ids,
-    .negative_ids = neg,
     .batch = 1,
     .width = r->width,
     .height = r->height,
@@ -52,8 +49,11 @@ dl_trainer_sample (DlTrainer *t, const DlTrainerSampleRequest *r, guint8 **rgb, 
   /* the method's training-only behaviour (dropout) is off while sampling */
   if (t->method->begin_forward)
     t->method->begin_forward (t, FALSE);
+  dl_sample_params_set_prompt_ids (&sp, &ids);
   g_autofree float *image = NULL;
-  if (!dl_sd_sample (t->model, &sp, NULL, &image, error))
+  gboolean ok = dl_sd_sample (t->model, &sp, NULL, &image, error);
+  dl_prompt_ids_clear (&ids);
+  if (!ok)
     return FALSE;
   *rgb = g_new (guint8, (gsize)r->width * r->height * 3);
   dl_image_chw_to_rgb8 (image, r->width, r->height, *rgb);

@@ -468,6 +468,12 @@ prepare_run (DlTrainer *t, GCancellable *cancellable, gboolean *made_run_dir, GE
         return FALSE;
       t->model = t->owned_model;
     }
+  if (dl_model_config_is_sdxl (dl_sd_model_get_config (t->model)))
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
+                   "“%s”: training Stable Diffusion XL models is not supported yet (sampling is)", s->model);
+      return FALSE;
+    }
   DlCheckpoint *ck = dl_sd_model_get_checkpoint (t->model);
   /* the base model's identity: the exports' metadata, and no resuming onto
    * another (a model of random weights, for benchmarks, has no file) */
