@@ -34,6 +34,7 @@ dl_trainer_metadata (DlTrainer *t, const char *kind)
   f.num_train_images = n * (gint64)s->repeats;
   f.num_reg_images = 0;
   f.v2 = cfg->text_encoder.hidden_size == 1024;
+  f.sdxl = dl_model_config_is_sdxl (cfg);
   f.v_parameterization = dl_sd_model_get_schedule (t->model)->config.prediction == DL_PREDICTION_V;
   f.sd_model_name = t->hashes.name;
   f.sd_model_hash = t->hashes.legacy;

@@ -60,7 +60,9 @@ target_rank (const char *module, const DlTensor *w, const DlTrainSettings *s, gb
 {
   *conv3x3 = w->ndim == 4 && (w->shape[2] > 1 || w->shape[3] > 1);
   gboolean linear_like = w->ndim == 2 || (w->ndim == 4 && !*conv3x3);
-  if (g_str_has_prefix (module, "text_encoder.text_model.encoder.layers."))
+  /* both of SDXL's encoders (kohya's lora_te1_ and lora_te2_; not text_projection) */
+  if (g_str_has_prefix (module, "text_encoder.text_model.encoder.layers.") ||
+      g_str_has_prefix (module, "text_encoder_2.text_model.encoder.layers."))
     {
       if (s->no_text_encoder)
         return 0;
@@ -106,12 +108,24 @@ new_module (DlTrainer *t, DlRecorder *rec, guint index, const char *target, cons
     return FALSE;
   Module *m = g_new0 (Module, 1);
   m->target = g_strdup (target);
-  m->name = dl_lora_kohya_name (target);
+  const DlModelConfig *cfg = dl_sd_model_get_config (t->model);
+  if (dl_model_config_is_sdxl (cfg))
+    {
+      /* kohya's SDXL names: lora_te1_, lora_te2_, and the UNet by its SGM
+       * module paths (sdxl_train_network.py trains sdxl_original_unet) */
+      DlLdmLayout layout;
+      dl_ldm_layout_from_config (cfg, &layout);
+      m->name = dl_lora_kohya_name_sdxl (target, &layout);
+    }
+  else
+    {
+      m->name = dl_lora_kohya_name (target);
+    }
   m->down = g_steal_pointer (&down);
   m->up = g_steal_pointer (&up);
   m->rank = rank;
   m->alpha = alpha;
-  m->text = g_str_has_prefix (target, "text_encoder.");
+  m->text = g_str_has_prefix (target, "text_encoder.") || g_str_has_prefix (target, "text_encoder_2.");
   *out = m;
   return TRUE;
 }
@@ -193,7 +207,7 @@ setup_from_file (DlTrainer *t, LoraRun *r, GError **error)
       m->up = dl_tensor_ref (g_hash_table_lookup (tensors, lm->up->name));
       m->rank = lm->rank;
       m->alpha = lm->alpha;
-      m->text = g_str_has_prefix (lm->target, "text_encoder.");
+      m->text = g_str_has_prefix (lm->target, "text_encoder.") || g_str_has_prefix (lm->target, "text_encoder_2.");
       g_ptr_array_add (r->modules, m);
     }
   return TRUE;

@@ -342,16 +342,19 @@ network_args_json (const DlTrainFacts *f)
   return g_string_free (s, FALSE);
 }
 
-/* library/sai_model_spec.py build_metadata for SD1/SD2. */
+/* library/sai_model_spec.py build_metadata (determine_architecture,
+ * determine_implementation, determine_resolution) for SD1, SD2 and SDXL. */
 static void
 put_modelspec (GHashTable *t, const DlTrainFacts *f, gboolean lora)
 {
   put_str (t, "modelspec.sai_model_spec", "1.0.1");
-  const char *arch = !f->v2                  ? "stable-diffusion-v1"
+  const char *arch = f->sdxl                 ? "stable-diffusion-xl-v1-base"
+                     : !f->v2                ? "stable-diffusion-v1"
                      : f->v_parameterization ? "stable-diffusion-v2-768-v"
                                              : "stable-diffusion-v2-512";
   put (t, "modelspec.architecture", g_strconcat (arch, lora ? "/lora" : "/textual-inversion", NULL));
-  put_str (t, "modelspec.implementation", lora ? "diffusers" : "https://github.com/Stability-AI/generative-models");
+  put_str (t, "modelspec.implementation",
+           lora && !f->sdxl ? "diffusers" : "https://github.com/Stability-AI/generative-models");
 
   if (f->title)
     put_str (t, "modelspec.title", f->title);
@@ -371,7 +374,7 @@ put_modelspec (GHashTable *t, const DlTrainFacts *f, gboolean lora)
 
   gint64 w = f->resolution_width, h = f->resolution_height;
   if (w == DL_FACT_NONE || h == DL_FACT_NONE)
-    w = h = f->v2 && f->v_parameterization ? 768 : 512; /* determine_resolution's defaults */
+    w = h = f->sdxl ? 1024 : f->v2 && f->v_parameterization ? 768 : 512; /* determine_resolution's defaults */
   put (t, "modelspec.resolution", g_strdup_printf ("%" G_GINT64_FORMAT "x%" G_GINT64_FORMAT, w, h));
 
   if (!isnan (f->finished_at) && fabs (f->finished_at) < 1e15)
@@ -407,7 +410,10 @@ dl_train_metadata_lora (const DlTrainFacts *f)
 
   /* the minimum set (SS_METADATA_MINIMUM_KEYS) */
   put_bool (t, "ss_v2", f->v2);
-  put (t, "ss_base_model_version", g_strconcat ("sd", f->v2 ? "_v2" : "_v1", f->v_parameterization ? "_v" : "", NULL));
+  /* sdxl_model_util.MODEL_VERSION_SDXL_BASE_V1_0 for SDXL */
+  put (t, "ss_base_model_version",
+       f->sdxl ? g_strdup ("sdxl_base_v1-0")
+               : g_strconcat ("sd", f->v2 ? "_v2" : "_v1", f->v_parameterization ? "_v" : "", NULL));
   put_str (t, "ss_network_module", "networks.lora");
   put_opt_int (t, "ss_network_dim", f->network_dim);
   put_opt_float (t, "ss_network_alpha", f->network_alpha);

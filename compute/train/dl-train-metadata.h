@@ -58,6 +58,7 @@ typedef struct
   /* the base model */
   gboolean v2;
   gboolean v_parameterization;
+  gboolean sdxl;
   const char *sd_model_name;     /* ss_sd_model_name: base name (dl-model-hash.h) */
   const char *sd_model_hash;     /* ss_sd_model_hash: A1111's old 8-digit hash */
   const char *new_sd_model_hash; /* ss_new_sd_model_hash: the file's sha256 */

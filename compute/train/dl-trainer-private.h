@@ -36,6 +36,7 @@ struct _DlTrainer
   DlSdModel *model;
   DlSdModel *owned_model; /* when the trainer loaded it */
   DlClipTokenizer *tok;
+  DlClipTokenizer *tok2; /* SDXL's tokenizer_2 (OpenCLIP/kohya padding), else NULL */
   DlTrainImages *images;
   GPtrArray *image_paths;      /* dl_trainer_set_images: the files (else settings->images' folder) */
   GHashTable *image_captions;  /* path -> its given caption, which wins over the caption file */

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "dl-error.h"
+#include "nn/dl-sdxl-conditioning.h"
 #include "nn/dl-text-encoder.h"
 #include "nn/dl-nn.h"
 #include "nn/dl-unet.h"
@@ -173,6 +174,7 @@ dl_trainer_free (DlTrainer *t)
   g_clear_pointer (&t->image_captions, g_hash_table_unref);
   g_strfreev (t->templates);
   g_clear_pointer (&t->tok, dl_clip_tokenizer_free);
+  g_clear_pointer (&t->tok2, dl_clip_tokenizer_free);
   g_clear_pointer (&t->owned_model, dl_sd_model_free);
   g_array_unref (t->checkpoints);
   g_array_unref (t->validations);
@@ -468,10 +470,17 @@ prepare_run (DlTrainer *t, GCancellable *cancellable, gboolean *made_run_dir, GE
         return FALSE;
       t->model = t->owned_model;
     }
-  if (dl_model_config_is_sdxl (dl_sd_model_get_config (t->model)))
+  if (dl_model_config_is_sdxl (dl_sd_model_get_config (t->model)) && strcmp (t->method->name, "lora") != 0)
     {
-      g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
-                   "“%s”: training Stable Diffusion XL models is not supported yet (sampling is)", s->model);
+      if (strcmp (t->method->name, "hypernetwork") == 0)
+        g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
+                     "“%s” is a Stable Diffusion XL model: hypernetworks are for Stable Diffusion 1.x models "
+                     "(AUTOMATIC1111 has none for SDXL); train a LoRA instead",
+                     s->model);
+      else
+        g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
+                     "“%s”: %s training of Stable Diffusion XL models is not supported yet (LoRA is)", s->model,
+                     strcmp (t->method->name, "textual-inversion") == 0 ? "Textual Inversion" : "DreamBooth");
       return FALSE;
     }
   DlCheckpoint *ck = dl_sd_model_get_checkpoint (t->model);
@@ -500,6 +509,14 @@ prepare_run (DlTrainer *t, GCancellable *cancellable, gboolean *made_run_dir, GE
   t->tok = dl_clip_tokenizer_find (ck ? dl_checkpoint_get_tokenizer_dir (ck) : NULL, s->vocab, error);
   if (!t->tok)
     return FALSE;
+  if (dl_model_config_is_sdxl (dl_sd_model_get_config (t->model)))
+    {
+      /* captions go to both encoders; the second pads with 0 and keeps “!” as
+       * text, as OpenCLIP (which SDXL was trained with), kohya sd-scripts, A1111
+       * and ComfyUI tokenize (diffusers' tokenizer_2 would split it out) */
+      t->tok2 = dl_clip_tokenizer_copy (t->tok);
+      dl_clip_tokenizer_set_pad_style (t->tok2, DL_CLIP_PAD_ZERO);
+    }
   if (g_cancellable_set_error_if_cancelled (cancellable, error))
     return FALSE;
   dl_trainer_status (t, -1, "Reading the images in %s", s->images);
@@ -565,9 +582,9 @@ upload_as (DlDevice *device, const char *name, DlDType dtype, int ndim, const in
   return g_steal_pointer (&t);
 }
 
-/* The prompts of a micro-batch as token ids [rows, 77]. */
+/* The prompts of a micro-batch as token ids [rows, 77], through `tok`. */
 static gint32 *
-batch_ids (DlTrainer *t, const DlStepDraws *d, gboolean augment, GError **error)
+batch_ids (DlTrainer *t, DlClipTokenizer *tok, const DlStepDraws *d, gboolean augment, GError **error)
 {
   const DlTrainSettings *s = t->settings;
   g_autofree gint32 *ids = g_new (gint32, (gsize)d->n_rows * DL_CLIP_MAX_LENGTH);
@@ -580,30 +597,41 @@ batch_ids (DlTrainer *t, const DlStepDraws *d, gboolean augment, GError **error)
         aug = dl_caption_augment (caption, s->shuffle_tags, (guint)s->keep_tags, s->caption_dropout,
                                   d->caption_random + (gsize)r * DL_DRAWS_CAPTION_WORDS, DL_DRAWS_CAPTION_WORDS);
       g_autofree char *prompt = t->method->prompt (t, img, d->templates ? d->templates[r] : -1, aug ? aug : caption);
-      if (!dl_clip_tokenizer_encode_77 (t->tok, prompt, ids + (gsize)r * DL_CLIP_MAX_LENGTH, error))
+      if (!dl_clip_tokenizer_encode_77 (tok, prompt, ids + (gsize)r * DL_CLIP_MAX_LENGTH, error))
         return NULL;
     }
   /* prior preservation: the class half trains on the class prompt */
   for (int r = d->n; r < d->n_rows; r++)
-    if (!dl_clip_tokenizer_encode_77 (t->tok, s->class_prompt ? s->class_prompt : "",
-                                      ids + (gsize)r * DL_CLIP_MAX_LENGTH, error))
+    if (!dl_clip_tokenizer_encode_77 (tok, s->class_prompt ? s->class_prompt : "", ids + (gsize)r * DL_CLIP_MAX_LENGTH,
+                                      error))
       return NULL;
   return g_steal_pointer (&ids);
 }
 
-/* Text-encoder outputs of `ids` when nothing in the encoder trains: computed once
- * per distinct prompt and kept on the host. */
-static DlTensor *
-cached_context (DlTrainer *t, DlTape *tape, const gint32 *ids, int rows, GError **error)
+/* Text-encoder outputs of `ids` (and, for SDXL, `ids2`) when nothing in the
+ * encoders trains: computed once per distinct prompt and kept on the host.
+ * *context [rows, 77, C]; for SDXL also *pooled [rows, P]. */
+static gboolean
+cached_conditioning (DlTrainer *t, DlTape *tape, const gint32 *ids, const gint32 *ids2, int rows, DlTensor **context,
+                     DlTensor **pooled, GError **error)
 {
   const DlModelConfig *cfg = dl_sd_model_get_config (t->model);
-  int C = cfg->text_encoder.hidden_size;
+  gboolean sdxl = ids2 != NULL;
+  int C = cfg->text_encoder.hidden_size + (sdxl ? cfg->text_encoder_2.hidden_size : 0);
+  int P = sdxl ? cfg->text_encoder_2.projection_dim : 0;
   gsize per = (gsize)DL_CLIP_MAX_LENGTH * C;
   g_autofree float *ctx = g_new (float, per *rows);
+  g_autofree float *pool = g_new (float, (gsize)MAX (P, 1) * rows);
   for (int r = 0; r < rows; r++)
     {
       const gint32 *row = ids + (gsize)r * DL_CLIP_MAX_LENGTH;
-      g_autofree char *key = g_base64_encode ((const guchar *)row, sizeof (gint32) * DL_CLIP_MAX_LENGTH);
+      const gint32 *row2 = sdxl ? ids2 + (gsize)r * DL_CLIP_MAX_LENGTH : NULL;
+      gint32 both[2 * DL_CLIP_MAX_LENGTH];
+      memcpy (both, row, sizeof (gint32) * DL_CLIP_MAX_LENGTH);
+      if (sdxl)
+        memcpy (both + DL_CLIP_MAX_LENGTH, row2, sizeof (gint32) * DL_CLIP_MAX_LENGTH);
+      g_autofree char *key =
+        g_base64_encode ((const guchar *)both, sizeof (gint32) * DL_CLIP_MAX_LENGTH * (sdxl ? 2 : 1));
       float *hit = g_hash_table_lookup (t->text_cache, key);
       if (!hit)
         {
@@ -611,23 +639,66 @@ cached_context (DlTrainer *t, DlTape *tape, const gint32 *ids, int rows, GError 
           g_autoptr (DlTape) off = dl_tape_new (dl_tape_get_recorder (tape), dl_tape_get_arena (tape));
           dl_tape_set_enabled (off, FALSE);
           dl_tape_set_activation_dtype (off, dl_tape_get_activation_dtype (tape));
-          DlTextEncoderOptions o = { .clip_skip = t->settings->clip_skip };
+          DlParams *params = dl_sd_model_get_params (t->model);
           g_autoptr (DlTensor) it =
             upload_as (t->device, "input_ids", DL_DTYPE_I32, 2, shape, row, DL_DTYPE_I32, error);
-          g_autoptr (DlTensor) c =
-            it ? dl_text_encoder_forward (dl_sd_model_get_params (t->model), &cfg->text_encoder, off, it, &o, error)
-               : NULL;
-          if (!c || !dl_recorder_finish (dl_tape_get_recorder (tape), error))
-            return NULL;
-          hit = dl_tensor_download_f32 (c, error);
-          if (!hit)
-            return NULL;
+          g_autoptr (DlTensor) c = NULL, pl = NULL;
+          if (!it)
+            return FALSE;
+          if (sdxl)
+            {
+              g_autoptr (DlTensor) it2 =
+                upload_as (t->device, "input_ids_2", DL_DTYPE_I32, 2, shape, row2, DL_DTYPE_I32, error);
+              DlSdxlEncodeOptions o = { .clip_skip = MAX (t->settings->clip_skip, 2) };
+              if (!it2 || !dl_sdxl_encode_prompt (params, cfg, off, it, it2, row2, &o, &c, &pl, error))
+                return FALSE;
+            }
+          else
+            {
+              DlTextEncoderOptions o = { .clip_skip = t->settings->clip_skip };
+              c = dl_text_encoder_forward (params, &cfg->text_encoder, off, it, &o, error);
+              if (!c)
+                return FALSE;
+            }
+          if (!dl_recorder_finish (dl_tape_get_recorder (tape), error))
+            return FALSE;
+          g_autofree float *cv = dl_tensor_download_f32 (c, error);
+          g_autofree float *pv = cv && pl ? dl_tensor_download_f32 (pl, error) : NULL;
+          if (!cv || (pl && !pv))
+            return FALSE;
+          hit = g_new (float, per + P);
+          memcpy (hit, cv, per * sizeof (float));
+          if (P)
+            memcpy (hit + per, pv, P * sizeof (float));
           g_hash_table_insert (t->text_cache, g_steal_pointer (&key), hit);
         }
       memcpy (ctx + per * r, hit, per * sizeof (float));
+      if (P)
+        memcpy (pool + (gsize)P * r, hit + per, P * sizeof (float));
     }
-  int64_t shape[3] = { rows, DL_CLIP_MAX_LENGTH, C };
-  return upload_as (t->device, "context", dl_tape_get_activation_dtype (tape), 3, shape, ctx, DL_DTYPE_F32, error);
+  DlDType act = dl_tape_get_activation_dtype (tape);
+  int64_t shape[3] = { rows, DL_CLIP_MAX_LENGTH, C }, pshape[2] = { rows, P };
+  *context = upload_as (t->device, "context", act, 3, shape, ctx, DL_DTYPE_F32, error);
+  if (*context && sdxl)
+    *pooled = upload_as (t->device, "text_embeds", act, 2, pshape, pool, DL_DTYPE_F32, error);
+  return *context && (!sdxl || *pooled);
+}
+
+/* SDXL's time ids of each row, as kohya sd-scripts' training loader passes them
+ * (library/train_util.py: original size, the crop's top-left in the resized
+ * image, the bucket; sdxl_train_util.get_size_embeddings): f32 [rows, 6]. */
+static float *
+batch_time_ids (DlTrainer *t, const DlStepDraws *d)
+{
+  float *v = g_new (float, (gsize)d->n_rows * 6);
+  for (int r = 0; r < d->n_rows; r++)
+    {
+      gboolean cls = r >= d->n;
+      DlTrainImages *set = cls ? t->class_images : t->images;
+      const DlTrainImage *im = dl_train_images_get (set, (guint)(cls ? d->class_images[r - d->n] : d->images[r]));
+      dl_sdxl_time_ids (v + 6 * r, im->width, im->height, im->crop_x, im->crop_y, im->bucket_width, im->bucket_height);
+    }
+  return v;
 }
 
 /* Latents, noisy latents and targets of a micro-batch (host, f32). */
@@ -731,9 +802,11 @@ forward_loss (DlTrainer *t, const DlStepDraws *d, gboolean train, float grad_sca
   int64_t xshape[4] = { rows, cfg->unet.in_channels, d->latent_h, d->latent_w };
 
   g_autofree float *noisy = NULL, *target = NULL;
-  g_autofree gint32 *ids = batch_ids (t, d, train, error);
-  if (!ids || !batch_latents (t, d, &noisy, &target, error))
+  g_autofree gint32 *ids = batch_ids (t, t->tok, d, train, error);
+  g_autofree gint32 *ids2 = ids && t->tok2 ? batch_ids (t, t->tok2, d, train, error) : NULL;
+  if (!ids || (t->tok2 && !ids2) || !batch_latents (t, d, &noisy, &target, error))
     return FALSE;
+  g_autofree float *time_ids = t->tok2 ? batch_time_ids (t, d) : NULL;
   g_autofree float *weights = batch_weights (t, d);
   g_autofree float *tsteps = g_new (float, rows);
   for (int r = 0; r < rows; r++)
@@ -748,11 +821,17 @@ forward_loss (DlTrainer *t, const DlStepDraws *d, gboolean train, float grad_sca
   DlDType act = dl_tape_get_activation_dtype (tape);
   int64_t n_rows = rows;
   int64_t ishape[2] = { rows, DL_CLIP_MAX_LENGTH };
-  g_autoptr (DlTensor) context = t->text_cache ? cached_context (t, tape, ids, rows, error) : NULL;
-  g_autoptr (DlTensor) it =
-    t->text_cache ? NULL : upload_as (t->device, "input_ids", DL_DTYPE_I32, 2, ishape, ids, DL_DTYPE_I32, error);
-  g_autoptr (DlTensor) xt =
-    context || it ? upload_as (t->device, "noisy_latents", act, 4, xshape, noisy, DL_DTYPE_F32, error) : NULL;
+  g_autoptr (DlTensor) context = NULL, pooled = NULL, it = NULL, it2 = NULL, tid = NULL;
+  if (t->text_cache && !cached_conditioning (t, tape, ids, ids2, rows, &context, &pooled, error))
+    return FALSE;
+  if (!t->text_cache &&
+      (!(it = upload_as (t->device, "input_ids", DL_DTYPE_I32, 2, ishape, ids, DL_DTYPE_I32, error)) ||
+       (ids2 && !(it2 = upload_as (t->device, "input_ids_2", DL_DTYPE_I32, 2, ishape, ids2, DL_DTYPE_I32, error)))))
+    return FALSE;
+  int64_t tshape[2] = { rows, 6 };
+  if (time_ids && !(tid = upload_as (t->device, "time_ids", DL_DTYPE_F32, 2, tshape, time_ids, DL_DTYPE_F32, error)))
+    return FALSE;
+  g_autoptr (DlTensor) xt = upload_as (t->device, "noisy_latents", act, 4, xshape, noisy, DL_DTYPE_F32, error);
   g_autoptr (DlTensor) tt =
     xt ? upload_as (t->device, "timesteps", DL_DTYPE_F32, 1, &n_rows, tsteps, DL_DTYPE_F32, error) : NULL;
   g_autoptr (DlTensor) yt = tt ? upload_as (t->device, "target", act, 4, xshape, target, DL_DTYPE_F32, error) : NULL;
@@ -772,6 +851,10 @@ forward_loss (DlTrainer *t, const DlStepDraws *d, gboolean train, float grad_sca
     .weights = wt,
     .input_ids = it,
     .context = context,
+    .input_ids_2 = it2,
+    .host_ids_2 = ids2,
+    .text_embeds = pooled,
+    .time_ids = tid,
     .clip_skip = t->settings->clip_skip,
     .checkpointing = t->settings->checkpointing,
     .grad_scale = grad_scale,

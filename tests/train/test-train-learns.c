@@ -1,8 +1,10 @@
-/* test-train-learns.c: a LoRA run does learn.  On the golden tiny model, a
- * LoRA trained on one image lowers that image's validation loss (the
- * trainer's: DL_TRAIN_EVENT_VALIDATION, fixed timesteps and noise) by at least
- * a third, and sampling its caption with the LoRA attached (same seed) ends
- * closer to the image's latent than the base model does.
+/* test-train-learns.c: a LoRA run does learn.  On the golden tiny model (SD
+ * 1.x, and SDXL's: the SDXL conditioning with time ids from each image's size
+ * and crop, and kohya's SDXL LoRA file, which must load back), a LoRA trained
+ * on one image lowers that image's validation loss (the trainer's:
+ * DL_TRAIN_EVENT_VALIDATION, fixed timesteps and noise) by at least a third (SDXL: a tenth, see main),
+ * and sampling its caption with the LoRA attached (same seed) ends closer to
+ * the image's latent than the base model does.
  *
  * The metric for "closer": the mean squared difference between the sampler's
  * final latents and the image's VAE latent (posterior mean × scaling factor,
@@ -58,11 +60,10 @@ image_latent (DlSdModel *m, const char *images, gsize *n_out)
 }
 
 static float *
-sample_latents (DlSdModel *m, const gint32 *ids)
+sample_latents (DlSdModel *m, const DlPromptIds *ids)
 {
   g_autoptr (GError) error = NULL;
   DlSampleParams sp = {
-    .prompt_ids = ids,
     .batch = 1,
     .width = 32,
     .height = 32,
@@ -72,6 +73,7 @@ sample_latents (DlSdModel *m, const gint32 *ids)
     .seed = SAMPLE_SEED,
     .clip_skip = 1,
   };
+  dl_sample_params_set_prompt_ids (&sp, ids);
   float *latents = NULL;
   g_assert_true (dl_sd_sample (m, &sp, &latents, NULL, &error));
   g_assert_no_error (error);
@@ -87,9 +89,20 @@ mse (const float *a, const float *b, gsize n)
   return s / n;
 }
 
-static void
-test_learns (void)
+typedef struct
 {
+  const char *model;
+  const char *lr;
+  int steps;
+  double min_drop; /* the validation loss falls at least this fraction */
+} Case;
+
+static void
+test_learns (gconstpointer data)
+{
+  const Case *c = data;
+  const char *model_name = c->model;
+  const int STEPS_RUN = c->steps;
   if (g_getenv ("DREAMLOOM_TEST_QUICK"))
     {
       g_test_skip ("DREAMLOOM_TEST_QUICK: the learning run (about a minute of training) runs in the plain build");
@@ -98,7 +111,7 @@ test_learns (void)
   g_autoptr (GError) error = NULL;
   g_autofree char *tmp = g_dir_make_tmp ("dl-train-learns-XXXXXX", &error);
   g_assert_no_error (error);
-  g_autofree char *model = dl_test_golden_path ("tiny-sd15-diffusers");
+  g_autofree char *model = dl_test_golden_path (model_name);
   g_autofree char *images = model ? train_test_copy_images (tmp, 1) : NULL;
   if (!images)
     {
@@ -108,10 +121,11 @@ test_learns (void)
     }
   gint64 t0 = g_get_monotonic_time ();
   g_autofree char *out = g_build_filename (tmp, "learned.safetensors", NULL);
-  g_autofree char *every = g_strdup_printf ("validate-every=%d", STEPS);
-  g_autofree char *steps = g_strdup_printf ("steps=%d", STEPS);
+  g_autofree char *every = g_strdup_printf ("validate-every=%d", STEPS_RUN);
+  g_autofree char *steps = g_strdup_printf ("steps=%d", STEPS_RUN);
+  g_autofree char *lr = g_strdup_printf ("lr=%s", c->lr);
   const char *const opts[] = {
-    "rank=8", "alpha=8", "no-text-encoder", "lr=0.02", "lr-scheduler=constant", "save-every=0", "save-dtype=f32", steps,
+    "rank=8", "alpha=8", "no-text-encoder", lr, "lr-scheduler=constant", "save-every=0", "save-dtype=f32", steps,
     every,    NULL
   };
   g_autoptr (DlTrainSettings) s = train_test_settings (DL_TRAIN_LORA, model, images, out, opts);
@@ -125,11 +139,11 @@ test_learns (void)
   double train_s = (g_get_monotonic_time () - t0) / 1e6;
   g_assert_cmpuint (log->val->len, ==, 2);
   g_assert_cmpint (g_array_index (log->val_steps, gint64, 0), ==, 0);
-  g_assert_cmpint (g_array_index (log->val_steps, gint64, 1), ==, STEPS);
+  g_assert_cmpint (g_array_index (log->val_steps, gint64, 1), ==, STEPS_RUN);
   double v0 = g_array_index (log->val, double, 0), v1 = g_array_index (log->val, double, 1);
-  g_test_message ("validation loss: %.5f at step 0, %.5f at step %d (%.1f%% lower; at least 33.3%% needed)", v0, v1,
-                  STEPS, 100 * (1 - v1 / v0));
-  g_assert_cmpfloat (v1, <=, v0 * 2.0 / 3.0);
+  g_test_message ("validation loss: %.5f at step 0, %.5f at step %d (%.1f%% lower; at least %.1f%% needed)", v0, v1,
+                  STEPS_RUN, 100 * (1 - v1 / v0), 100 * c->min_drop);
+  g_assert_cmpfloat (v1, <=, v0 * (1 - c->min_drop));
 
   /* sampling the caption, same seed, without and with the LoRA */
   g_autoptr (DlSdModel) m = dl_sd_model_load (dl_test_device (), model, NULL, &error);
@@ -143,9 +157,9 @@ test_learns (void)
   g_autofree char *caption = NULL;
   g_assert_true (g_file_get_contents (caption_path, &caption, NULL, &error));
   g_strstrip (caption);
-  gint32 ids[DL_CLIP_MAX_LENGTH];
-  g_assert_true (dl_clip_tokenizer_encode_77 (tok, caption, ids, &error));
-  g_autofree float *base = sample_latents (m, ids);
+  DlPromptIds ids;
+  g_assert_true (dl_prompt_ids_encode (&ids, m, tok, caption, NULL, 1, &error));
+  g_autofree float *base = sample_latents (m, &ids);
 
   g_autoptr (DlLoraFile) lf = dl_lora_file_open (out, &error);
   g_assert_no_error (error);
@@ -153,7 +167,8 @@ test_learns (void)
   g_assert_true (dl_lora_attach (dl_sd_model_get_params (m), lf, 1.0f, NULL, &unmatched, &error));
   g_assert_no_error (error);
   g_assert_true (!unmatched || unmatched->len == 0);
-  g_autofree float *tuned = sample_latents (m, ids);
+  g_autofree float *tuned = sample_latents (m, &ids);
+  dl_prompt_ids_clear (&ids);
   double d_base = mse (base, target, n), d_tuned = mse (tuned, target, n);
   g_test_message ("\"%s\", seed %d, %d DDIM steps, CFG 1: MSE to the image's latent %.5f without the LoRA, %.5f "
                   "with it (%.0f%% of it)",
@@ -167,6 +182,12 @@ int
 main (int argc, char **argv)
 {
   dl_test_init (&argc, &argv);
-  dl_test_add ("/train/learns/lora", test_learns);
+  /* The tiny SDXL UNet has attention (where LoRA goes) only in its two deeper
+   * levels: its validation loss levels off about 15% lower (measured 14.6% at
+   * lr 0.02, 14.8% at 0.05, 15.0% at 0.1, 24 steps); 10% is required. */
+  static const Case sd1 = { "tiny-sd15-diffusers", "0.02", STEPS, 1.0 / 3.0 };
+  static const Case sdxl = { "sdxl/tiny-sdxl-diffusers", "0.02", STEPS, 0.10 };
+  dl_test_add_data ("/train/learns/lora", &sd1, test_learns);
+  dl_test_add_data ("/train/learns/lora-sdxl", &sdxl, test_learns);
   return dl_test_run ();
 }
