@@ -13,6 +13,8 @@
 #include "dl-engine-session.h"
 #include "dl-test-util.h"
 #include "train-test-util.h"
+#include "image/dl-png.h"
+#include "nn/dl-sd-model.h"
 #include "train/dl-run-info.h"
 
 typedef struct
@@ -312,11 +314,72 @@ test_stop_and_continue (void)
   dl_test_remove_tree (tmp);
 }
 
+/* The Previews page on an SDXL model: the session's image is the engine's own
+ * sampling of the request (both encoders, time ids from the size), bit for
+ * bit. */
+static void
+test_sdxl_preview (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *model = dl_test_golden_path ("sdxl/tiny-sdxl-diffusers");
+  if (!model)
+    {
+      g_test_skip ("no golden tiny SDXL model");
+      return;
+    }
+  g_autoptr (DlEngineSession) session = dl_engine_session_new ();
+  g_autoptr (DlPreviewRequest) req = preview_request (model);
+  g_autoptr (DlPreviewImage) image =
+    dl_preview_backend_generate (DL_PREVIEW_BACKEND (session), req, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (image);
+  g_assert_cmpint (image->width, ==, 32);
+  g_assert_cmpint (image->height, ==, 32);
+
+  /* the same request through dl_sd_sample */
+  g_autoptr (DlSdModel) m = dl_sd_model_load (dl_test_device (), model, NULL, &error);
+  g_assert_no_error (error);
+  g_autoptr (DlClipTokenizer) tok =
+    dl_clip_tokenizer_find (dl_checkpoint_get_tokenizer_dir (dl_sd_model_get_checkpoint (m)), NULL, &error);
+  g_assert_no_error (error);
+  DlPromptIds ids;
+  g_assert_true (dl_prompt_ids_encode (&ids, m, tok, req->prompt, req->negative_prompt, 1, &error));
+  DlSamplerKind kind;
+  DlSigmaSchedule sigmas;
+  g_assert_true (dl_sampler_kind_from_name (req->sampler, &kind, &sigmas));
+  DlSampleParams sp = {
+    .batch = 1,
+    .width = 32,
+    .height = 32,
+    .steps = req->steps,
+    .sampler = kind,
+    .sigmas = sigmas,
+    .cfg_scale = (float)req->cfg_scale,
+    .seed = req->seed,
+    .clip_skip = 1,
+  };
+  dl_sample_params_set_prompt_ids (&sp, &ids);
+  g_autofree float *pixels = NULL;
+  g_assert_true (dl_sd_sample (m, &sp, NULL, &pixels, &error));
+  g_assert_no_error (error);
+  dl_prompt_ids_clear (&ids);
+  guint8 rgb[32 * 32 * 3];
+  dl_image_chw_to_rgb8 (pixels, 32, 32, rgb);
+  const guint8 *rgba = g_bytes_get_data (image->rgba, NULL);
+  guint differing = 0;
+  for (int y = 0; y < 32; y++)
+    for (int x = 0; x < 32; x++)
+      for (int c = 0; c < 3; c++)
+        differing += rgba[y * image->stride + 4 * x + c] != rgb[(y * 32 + x) * 3 + c];
+  g_assert_cmpuint (differing, ==, 0);
+}
+
 int
 main (int argc, char **argv)
 {
   dl_test_init (&argc, &argv);
   g_test_add_func ("/engine-session/train-with-previews", test_train_with_previews);
+  g_test_add_func ("/engine-session/sdxl-preview", test_sdxl_preview);
   /* the sanitizer build (CI's $DREAMLOOM_TEST_QUICK) leaves the second run to the plain build */
   if (!g_getenv ("DREAMLOOM_TEST_QUICK"))
     g_test_add_func ("/engine-session/stop-and-continue", test_stop_and_continue);
