@@ -1,6 +1,7 @@
 /* `dreamloom inspect PATH [--config DIR]`: what a model file or folder holds —
- * family, parameters and dtypes per component, configuration, metadata, keys
- * that are not parameters.  A bad file: exit status 1 and one line. */
+ * family, parameters and dtypes per component (SDXL's text_encoder_2 too),
+ * configuration, metadata, keys that are not parameters.  A bad file: exit
+ * status 1 and one line. */
 #include "dl-cli.h"
 
 #include <stdio.h>
@@ -9,14 +10,16 @@
 #include "io/dl-checkpoint.h"
 
 static const char *
-layout_name (DlCheckpointLayout l)
+layout_name (DlCheckpointLayout l, gboolean sdxl)
 {
   switch (l)
     {
     case DL_CHECKPOINT_SINGLE_FILE:
-      return "single file, safetensors (original LDM names)";
+      return sdxl ? "single file, safetensors (Stability's SGM names)"
+                  : "single file, safetensors (original LDM names)";
     case DL_CHECKPOINT_SINGLE_FILE_PT:
-      return "single file, PyTorch checkpoint (original LDM names)";
+      return sdxl ? "single file, PyTorch checkpoint (Stability's SGM names)"
+                  : "single file, PyTorch checkpoint (original LDM names)";
     case DL_CHECKPOINT_DIFFUSERS:
     default:
       return "diffusers folder";
@@ -56,34 +59,44 @@ print_components (DlCheckpoint *ck)
   printf ("components:\n");
   for (int c = 0; c < DL_N_COMPONENTS; c++)
     {
+      /* only SDXL has a second text encoder */
+      if (c == DL_COMPONENT_TEXT_ENCODER_2 && tensors[c] == 0)
+        continue;
       g_autofree char *n = grouped (params[c]);
       GString *d = g_string_new (NULL);
       for (int t = 0; t < DL_ST_N_DTYPES; t++)
         if (dtypes[c][t])
           g_string_append_printf (d, "%s%s ×%u", d->len ? ", " : "", dl_st_dtype_name ((DlStDType)t), dtypes[c][t]);
-      printf ("  %-13s %15s parameters in %4u tensors  (%s)\n", dl_component_name ((DlComponent)c), n, tensors[c],
+      printf ("  %-14s %15s parameters in %4u tensors  (%s)\n", dl_component_name ((DlComponent)c), n, tensors[c],
               d->str);
       g_string_free (d, TRUE);
       total += params[c];
     }
   g_autofree char *t = grouped (total);
-  printf ("  %-13s %15s parameters\n", "total", t);
+  printf ("  %-14s %15s parameters\n", "total", t);
 }
 
 static void
 print_config (DlCheckpoint *ck, gboolean all)
 {
-  static const char *const brief[] = { "unet.block_out_channels", "unet.attention_heads", "unet.cross_attention_dim",
-                                       "vae.block_out_channels",  "vae.scaling_factor",   "text_encoder.hidden_size",
-                                       "text_encoder.n_layers",   "text_encoder.n_heads", "scheduler.prediction_type" };
+  static const char *const brief[] = { "unet.block_out_channels",       "unet.attention_heads",
+                                       "unet.transformer_depth",        "unet.cross_attention_dim",
+                                       "vae.block_out_channels",        "vae.scaling_factor",
+                                       "text_encoder.hidden_size",      "text_encoder.n_layers",
+                                       "text_encoder.n_heads",          "text_encoder_2.hidden_size",
+                                       "text_encoder_2.n_layers",       "text_encoder_2.n_heads",
+                                       "text_encoder_2.projection_dim", "scheduler.prediction_type" };
   const DlModelConfig *config = dl_checkpoint_get_config (ck);
+  gboolean sdxl = dl_model_config_is_sdxl (config);
   printf ("configuration%s:\n", all ? "" : " (--all-config for every field)");
   for (guint i = 0; i < dl_model_config_n_fields (); i++)
     {
       const char *name = dl_model_config_field_name (i);
       gboolean wanted = all;
+      /* SDXL's fields only for SDXL, unless all are asked for */
+      gboolean xl_only = g_str_has_prefix (name, "text_encoder_2.") || strcmp (name, "unet.transformer_depth") == 0;
       for (guint k = 0; k < G_N_ELEMENTS (brief) && !wanted; k++)
-        wanted = strcmp (brief[k], name) == 0;
+        wanted = strcmp (brief[k], name) == 0 && (sdxl || !xl_only);
       if (!wanted)
         continue;
       g_autofree char *v = dl_model_config_field_to_string (config, i);
@@ -145,7 +158,8 @@ dl_cli_inspect (int argc, char **argv)
     }
 
   printf ("file:     %s\n", dl_checkpoint_get_path (ck));
-  printf ("layout:   %s\n", layout_name (dl_checkpoint_get_layout (ck)));
+  printf ("layout:   %s\n",
+          layout_name (dl_checkpoint_get_layout (ck), dl_model_config_is_sdxl (dl_checkpoint_get_config (ck))));
   printf ("family:   %s\n", dl_model_family_name (dl_checkpoint_get_family (ck)));
   const char *tok = dl_checkpoint_get_tokenizer_dir (ck);
   printf ("tokenizer: %s\n", tok ? tok : "none in the model (the CLIP vocabulary is searched for)");

@@ -17,12 +17,27 @@ typedef struct
   DlTorchCkpt *pt;
 } Container;
 
-/* A file tensor under its internal name. */
+/* A file tensor under its internal name.  Most are a file's tensor as it is;
+ * OpenCLIP's fused q/k/v (a third of the rows each: contiguous, so a view of
+ * the file's bytes) and its text_projection (stored transposed: a copy, made
+ * once the parameter list is built) are synthetic tensors in the internal
+ * orientation, named by their file key. */
 typedef struct
 {
-  const DlStTensor *t;
+  const DlStTensor *t; /* what the internal name reads */
   const Container *c;
+  const DlStTensor *src; /* the file's tensor (t itself unless synthetic) */
+  DlLdmPart part;
+  DlStTensor own; /* t when synthetic */
+  guint8 *own_data;
 } Mapped;
+
+static void
+mapped_free (Mapped *m)
+{
+  g_free (m->own_data);
+  g_free (m);
+}
 
 struct _DlCheckpoint
 {
@@ -125,8 +140,61 @@ open_container (const char *path, int component, GError **error)
   return c;
 }
 
+static char *
+shape_string (int ndim, const int64_t *shape)
+{
+  GString *s = g_string_new ("[");
+  for (int i = 0; i < ndim; i++)
+    g_string_append_printf (s, "%s%" G_GINT64_FORMAT, i ? ", " : "", shape[i]);
+  g_string_append_c (s, ']');
+  return g_string_free (s, FALSE);
+}
+
+/* `part` of the file tensor t as a synthetic tensor in `m` (its data: a view
+ * for q/k/v, none yet for a transpose). */
 static gboolean
-add_mapping (DlCheckpoint *ck, char *internal, const DlStTensor *t, const Container *c, GError **error)
+make_part (Mapped *m, const DlStTensor *t, DlLdmPart part, const char *path, GError **error)
+{
+  DlStTensor *o = &m->own;
+  *o = *t;
+  g_autofree char *have = shape_string (t->ndim, t->shape);
+  if (part == DL_LDM_PART_TRANSPOSED)
+    {
+      if (t->ndim != 2)
+        {
+          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE,
+                       "“%s”: tensor “%s” has shape %s; OpenCLIP's text projection is a matrix", path, t->name, have);
+          return FALSE;
+        }
+      o->shape[0] = t->shape[1];
+      o->shape[1] = t->shape[0];
+      o->data = NULL;
+    }
+  else
+    {
+      /* rows k·n/3 .. (k+1)·n/3 - 1 of a row-major tensor are contiguous */
+      int k = part - DL_LDM_PART_Q;
+      gsize es = dl_st_dtype_size (t->dtype);
+      if (t->ndim < 1 || t->shape[0] % 3 != 0 || t->shape[0] == 0 || es == 0)
+        {
+          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE,
+                       "“%s”: tensor “%s” has shape %s (%s); OpenCLIP's fused q, k, v projection stacks three "
+                       "equal blocks of rows",
+                       path, t->name, have, dl_st_dtype_name (t->dtype));
+          return FALSE;
+        }
+      o->shape[0] = t->shape[0] / 3;
+      o->numel = t->numel / 3;
+      o->nbytes = t->nbytes / 3;
+      o->data = t->data ? t->data + (gsize)k * o->nbytes : NULL;
+    }
+  m->t = o;
+  return TRUE;
+}
+
+/* Takes `internal`. */
+static gboolean
+add_mapping (DlCheckpoint *ck, char *internal, const DlStTensor *t, DlLdmPart part, const Container *c, GError **error)
 {
   Mapped *prev = g_hash_table_lookup (ck->mapped, internal);
   if (prev)
@@ -137,8 +205,15 @@ add_mapping (DlCheckpoint *ck, char *internal, const DlStTensor *t, const Contai
       return FALSE;
     }
   Mapped *m = g_new0 (Mapped, 1);
-  m->t = t;
+  m->t = m->src = t;
   m->c = c;
+  m->part = part;
+  if (part != DL_LDM_PART_WHOLE && !make_part (m, t, part, c->path, error))
+    {
+      mapped_free (m);
+      g_free (internal);
+      return FALSE;
+    }
   g_hash_table_insert (ck->mapped, internal, m);
   return TRUE;
 }
@@ -175,11 +250,17 @@ map_single_file (DlCheckpoint *ck, Container *c, GError **error)
   for (guint i = 0; i < n; i++)
     {
       /* position_ids has a text_model. name but is a buffer, not a parameter */
-      char *internal = dl_keymap_is_known_extra (keys[i]) ? NULL : dl_keymap_ldm_to_internal (keys[i], &layout);
-      if (!internal)
+      DlLdmTarget to[3];
+      guint nt = dl_keymap_is_known_extra (keys[i]) ? 0 : dl_keymap_ldm_to_internal_parts (keys[i], &layout, to);
+      if (nt == 0)
         note_unmapped (ck, c, keys[i]);
-      else if (!add_mapping (ck, internal, container_get (c, i), c, error))
-        return FALSE;
+      for (guint k = 0; k < nt; k++)
+        if (!add_mapping (ck, to[k].name, container_get (c, i), to[k].part, c, error))
+          {
+            for (guint j = k + 1; j < nt; j++)
+              g_free (to[j].name);
+            return FALSE;
+          }
     }
   return TRUE;
 }
@@ -196,7 +277,7 @@ map_diffusers_file (DlCheckpoint *ck, Container *c, GError **error)
           continue;
         }
       char *internal = dl_keymap_diffusers_to_internal ((DlComponent)c->component, t->name);
-      if (!add_mapping (ck, internal, t, c, error))
+      if (!add_mapping (ck, internal, t, DL_LDM_PART_WHOLE, c, error))
         return FALSE;
     }
   return TRUE;
@@ -350,10 +431,14 @@ detect_family (DlCheckpoint *ck, const char *config_dir, const char *own_config,
   gboolean sdxl, openclip, refiner;
   if (single)
     {
-      sdxl = any_container_key (ck, "conditioner.embedders.", NULL, NULL) ||
+      /* SGM's conditioner (diffusers single_file_utils CHECKPOINT_KEY_NAMES:
+       * xl_base has conditioner.embedders.1.model.*, xl_refiner OpenCLIP alone
+       * as conditioner.embedders.0.model.*); label_emb is the added
+       * conditioning of any SDXL UNet */
+      sdxl = any_container_key (ck, DL_SGM_PREFIX, NULL, NULL) ||
              any_container_key (ck, DL_LDM_UNET_PREFIX "label_emb.", NULL, NULL);
       openclip = any_container_key (ck, "cond_stage_model.model.", NULL, NULL);
-      refiner = any_container_key (ck, "conditioner.embedders.0.model.", NULL, NULL);
+      refiner = any_container_key (ck, DL_SGM_PREFIX "0.model.", NULL, NULL);
       if (any_container_key (ck, DL_LDM_UNET_PREFIX "input_blocks.0.0.weight", NULL, &t) && t->ndim == 4)
         in_ch = (int)t->shape[1];
       if (any_container_key (ck, DL_LDM_UNET_PREFIX, "attn2.to_k.weight", &t) && t->ndim == 2)
@@ -394,14 +479,6 @@ detect_family (DlCheckpoint *ck, const char *config_dir, const char *own_config,
                    ck->path);
       return FALSE;
     }
-  if (ck->family == DL_FAMILY_SDXL && single)
-    {
-      g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
-                   "“%s”: recognised as Stable Diffusion XL; its single-file layout is not supported yet: use its "
-                   "diffusers folder",
-                   ck->path);
-      return FALSE;
-    }
   if (ck->family != DL_FAMILY_SD1 && ck->family != DL_FAMILY_SDXL)
     {
       g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "“%s”: recognised as %s, not supported yet", ck->path,
@@ -412,7 +489,7 @@ detect_family (DlCheckpoint *ck, const char *config_dir, const char *own_config,
   if (in_ch != -1 && in_ch != 4)
     {
       g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
-                   "“%s”: a UNet with %d input channels (SD 1.x has 4) is "
+                   "“%s”: a UNet with %d input channels (SD 1.x and SDXL have 4) is "
                    "not supported yet",
                    ck->path, in_ch);
       return FALSE;
@@ -442,6 +519,31 @@ check_is_model (DlCheckpoint *ck, GError **error)
     what = "it has no " DL_LDM_UNET_PREFIX "* tensors";
   g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: not a Stable Diffusion checkpoint: %s", ck->path, what);
   return FALSE;
+}
+
+/* OpenCLIP's text_projection is [width, projection] (in, out); one stored as
+ * transformers' Linear weight [projection, width] (kohya sd-scripts' SDXL
+ * saver copies it so; golden README, item 5) would be read transposed, and a
+ * square one cannot be told apart: a non-square one is named here rather than
+ * left to a puzzling configuration error. */
+static gboolean
+check_projection (DlCheckpoint *ck, GError **error)
+{
+  Mapped *m = g_hash_table_lookup (ck->mapped, "text_encoder_2.text_projection.weight");
+  const DlStTensor *tok = mapped_tensor (ck, "text_encoder_2.text_model.embeddings.token_embedding.weight");
+  if (!m || m->part != DL_LDM_PART_TRANSPOSED || !tok || tok->ndim != 2)
+    return TRUE;
+  if (m->src->shape[0] != tok->shape[1])
+    {
+      g_autofree char *have = shape_string (m->src->ndim, m->src->shape);
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE,
+                   "“%s”: tensor “%s” has shape %s; OpenCLIP's text projection is stored (in, out), its first "
+                   "dimension the text encoder's width %" G_GINT64_FORMAT "%s",
+                   m->c->path, m->src->name, have, tok->shape[1],
+                   m->src->shape[1] == tok->shape[1] ? " (this one is stored as a Linear weight, out × in)" : "");
+      return FALSE;
+    }
+  return TRUE;
 }
 
 /* ---- configuration ---- */
@@ -579,7 +681,12 @@ config_from_shapes (DlCheckpoint *ck)
         dl_config_resolver_set_int (r, f_layers, layers, W);
       if (dim (ck, fc1, 2, 0, &v))
         dl_config_resolver_set_int (r, f_inter, v, W);
-      dl_config_resolver_set_int (r, f_proj, dim (ck, proj, 2, 0, &v) ? v : 0, W);
+      /* CLIPTextModel has no projection; text_encoder_2 must have one (a
+       * missing one is then reported as the missing tensor it is) */
+      if (dim (ck, proj, 2, 0, &v))
+        dl_config_resolver_set_int (r, f_proj, v, W);
+      else if (k == 0)
+        dl_config_resolver_set_int (r, f_proj, 0, W);
     }
   /* add_embedding takes the pooled text embedding and 6 sinusoidal time-id
    * embeddings (diffusers UNet2DConditionModel, addition_embed_type
@@ -636,20 +743,39 @@ shape_matches (const DlParamSpec *spec, const DlStTensor *t)
   return TRUE;
 }
 
-static char *
-shape_string (int ndim, const int64_t *shape)
-{
-  GString *s = g_string_new ("[");
-  for (int i = 0; i < ndim; i++)
-    g_string_append_printf (s, "%s%" G_GINT64_FORMAT, i ? ", " : "", shape[i]);
-  g_string_append_c (s, ']');
-  return g_string_free (s, FALSE);
-}
-
 static int
 compare_strings (gconstpointer a, gconstpointer b)
 {
   return strcmp (*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The transposed copy of a file matrix a synthetic tensor reads. */
+static gboolean
+transpose_into (Mapped *m, GError **error)
+{
+  const DlStTensor *src = m->src;
+  gsize es = dl_st_dtype_size (src->dtype);
+  gsize rows = (gsize)src->shape[0], cols = (gsize)src->shape[1];
+  if (m->own_data || src->nbytes == 0)
+    return TRUE;
+  if (es == 0 || !src->data || src->nbytes != rows * cols * es)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE, "“%s”: tensor “%s” cannot be read as a %zu × %zu matrix",
+                   m->c->path, src->name, rows, cols);
+      return FALSE;
+    }
+  m->own_data = g_try_malloc (src->nbytes);
+  if (!m->own_data)
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_OUT_OF_HOST_MEMORY, "Out of memory reading “%s” from “%s”", src->name,
+                   m->c->path);
+      return FALSE;
+    }
+  for (gsize i = 0; i < rows; i++)
+    for (gsize j = 0; j < cols; j++)
+      memcpy (m->own_data + (j * rows + i) * es, src->data + (i * cols + j) * es, es);
+  m->own.data = m->own_data;
+  return TRUE;
 }
 
 static gboolean
@@ -679,8 +805,18 @@ build_params (DlCheckpoint *ck, GError **error)
         }
       if (!shape_matches (spec, m->t))
         {
-          g_autofree char *want = shape_string (spec->ndim, spec->shape);
-          g_autofree char *have = shape_string (m->t->ndim, m->t->shape);
+          /* both in the file's terms: q, k and v stacked, text_projection (in, out) */
+          int64_t file_shape[4];
+          memcpy (file_shape, spec->shape, sizeof file_shape);
+          if (m->part == DL_LDM_PART_TRANSPOSED && spec->ndim == 2)
+            {
+              file_shape[0] = spec->shape[1];
+              file_shape[1] = spec->shape[0];
+            }
+          else if (m->part != DL_LDM_PART_WHOLE && spec->ndim >= 1)
+            file_shape[0] = 3 * spec->shape[0];
+          g_autofree char *want = shape_string (spec->ndim, file_shape);
+          g_autofree char *have = shape_string (m->src->ndim, m->src->shape);
           g_set_error (error, DL_ERROR, DL_ERROR_INVALID_FILE,
                        "“%s”: tensor “%s” has shape %s; the model "
                        "configuration needs %s",
@@ -696,6 +832,8 @@ build_params (DlCheckpoint *ck, GError **error)
                        m->c->path, m->t->name, dl_st_dtype_name (m->t->dtype));
           return FALSE;
         }
+      if (m->part == DL_LDM_PART_TRANSPOSED && !transpose_into (m, error))
+        return FALSE;
       DlCheckpointParam *p = g_new0 (DlCheckpointParam, 1);
       p->name = g_strdup (spec->name);
       p->component = spec->component;
@@ -746,7 +884,7 @@ dl_checkpoint_open (const char *path, const char *config_dir, GError **error)
   g_autoptr (DlCheckpoint) ck = g_new0 (DlCheckpoint, 1);
   ck->path = g_strdup (path);
   ck->containers = g_ptr_array_new_with_free_func ((GDestroyNotify)container_free);
-  ck->mapped = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  ck->mapped = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify)mapped_free);
   ck->unknown = g_ptr_array_new_with_free_func (g_free);
   ck->ignored = g_ptr_array_new_with_free_func (g_free);
   ck->resolver = dl_config_resolver_new ();
@@ -795,7 +933,8 @@ dl_checkpoint_open (const char *path, const char *config_dir, GError **error)
   /* the family first: other families' keys would not map */
   if (!detect_family (ck, config_dir, own_config, yaml, error))
     return NULL;
-  if (ck->layout != DL_CHECKPOINT_DIFFUSERS && !map_single_file (ck, ck->containers->pdata[0], error))
+  if (ck->layout != DL_CHECKPOINT_DIFFUSERS &&
+      (!map_single_file (ck, ck->containers->pdata[0], error) || !check_projection (ck, error)))
     return NULL;
 
   config_from_shapes (ck);

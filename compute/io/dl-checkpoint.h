@@ -1,20 +1,24 @@
 /* dl-checkpoint.h: a Stable Diffusion model on disk, whatever its layout.
  *
- * Opens an SD 1.x single file (.safetensors or PyTorch .ckpt with the original
- * LDM names) or a diffusers folder (model_index.json, unet/, vae/,
- * text_encoder/, tokenizer/, scheduler/), with f32/f16/bf16 weights, and
- * presents both the same way:
+ * Opens a single file (.safetensors or PyTorch .ckpt) of SD 1.x with the
+ * original LDM names or of SDXL with Stability's generative-models (SGM) names,
+ * or a diffusers folder (model_index.json, unet/, vae/, text_encoder/,
+ * [text_encoder_2/,] tokenizer/, scheduler/), with f32/f16/bf16 weights, and
+ * presents them all the same way:
  *  - parameters under one internal naming (dl-model-params.h): `unet.<diffusers
  *    UNet2DConditionModel key>`, `vae.<diffusers AutoencoderKL key>`,
- *    `text_encoder.<transformers CLIPTextModel key>`, with diffusers shapes;
+ *    `text_encoder.<transformers CLIPTextModel key>`, SDXL's
+ *    `text_encoder_2.<transformers CLIPTextModelWithProjection key>`, with
+ *    diffusers shapes and orientation (dl-keymap.h for the SGM names);
  *  - a DlModelConfig from the shapes, then `config_dir` (diffusers config.json
  *    files), then a diffusers folder's own config.json files, then a sidecar
- *    LDM .yaml next to a single file ("model.yaml" or "model.safetensors.yaml"),
- *    then SD 1.x defaults (dl-config-resolve.h).
- * The family is detected from keys and shapes; anything but SD 1.x fails with
- * "recognised as X, not supported yet".  Every parameter of the architecture
- * must be present (a missing one is an error naming it); keys that are not
- * parameters are listed, never fatal. */
+ *    LDM/SGM .yaml next to a single file ("model.yaml" or
+ *    "model.safetensors.yaml"), then the family's defaults (dl-config-resolve.h).
+ * The family is detected from keys and shapes; anything but SD 1.x and SDXL
+ * base fails with DL_ERROR_UNSUPPORTED, "recognised as X, not supported yet"
+ * (the SDXL refiner and inpainting models included).  Every parameter of the
+ * architecture must be present (a missing one is an error naming its file key);
+ * keys that are not parameters are listed, never fatal. */
 #pragma once
 
 #include <glib.h>
@@ -27,8 +31,8 @@ G_BEGIN_DECLS
 
 typedef enum
 {
-  DL_CHECKPOINT_SINGLE_FILE,    /* LDM names in one .safetensors */
-  DL_CHECKPOINT_SINGLE_FILE_PT, /* LDM names in one PyTorch .ckpt */
+  DL_CHECKPOINT_SINGLE_FILE,    /* LDM (SDXL: SGM) names in one .safetensors */
+  DL_CHECKPOINT_SINGLE_FILE_PT, /* LDM (SDXL: SGM) names in one PyTorch .ckpt */
   DL_CHECKPOINT_DIFFUSERS,      /* a diffusers folder */
 } DlCheckpointLayout;
 
@@ -36,7 +40,11 @@ typedef struct
 {
   const char *name; /* internal name */
   DlComponent component;
-  const char *file_key;  /* the name inside its file */
+  const char *file_key;  /* the name inside its file; SDXL's OpenCLIP q/k/v
+                          * projections are a third of the rows of the fused
+                          * ...attn.in_proj_weight/_bias each, and its
+                          * text_projection.weight the transpose of
+                          * ...text_projection: those keys are named */
   const char *file_path; /* the file that holds it */
   DlStDType dtype;       /* as stored */
   int ndim;              /* the internal shape (may differ from the file's: VAE */
@@ -47,7 +55,7 @@ typedef struct
 typedef struct _DlCheckpoint DlCheckpoint;
 
 /* `config_dir` may be NULL.  Errors name the file and the problem;
- * DL_ERROR_UNSUPPORTED for a recognised family other than SD 1.x. */
+ * DL_ERROR_UNSUPPORTED for a recognised family other than SD 1.x and SDXL. */
 DlCheckpoint *dl_checkpoint_open (const char *path, const char *config_dir, GError **error);
 void dl_checkpoint_free (DlCheckpoint *ckpt);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DlCheckpoint, dl_checkpoint_free)
@@ -66,11 +74,12 @@ guint dl_checkpoint_get_n_params (DlCheckpoint *ckpt);
 const DlCheckpointParam *dl_checkpoint_get_param (DlCheckpoint *ckpt, guint index);
 const DlCheckpointParam *dl_checkpoint_find (DlCheckpoint *ckpt, const char *name);
 
-/* The parameter as floats (g_free), in the internal shape. */
+/* The parameter as floats (g_free), in the internal shape (and orientation). */
 float *dl_checkpoint_read_f32 (DlCheckpoint *ckpt, const char *name, int64_t *numel, GError **error);
-/* The parameter as stored: the file's dtype, shape and bytes (valid while ckpt
- * is open); NULL when there is no such parameter.  For copying tensors
- * unchanged. */
+/* The parameter as stored: the file's dtype and bytes (valid while ckpt is
+ * open), in the internal orientation (SDXL's split q/k/v: a view of the fused
+ * tensor's rows; its text_projection: a transposed copy); NULL when there is no
+ * such parameter.  For copying tensors unchanged. */
 const DlStTensor *dl_checkpoint_get_stored (DlCheckpoint *ckpt, const char *name);
 /* The parameter on the device as `dtype`, in the internal shape, named by its
  * internal name. */

@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "io/dl-keymap-sgm.h"
+
 /* A canonical decimal index ("0", "12"; no sign, no leading zero) followed by
  * '.' or the end.  Returns -1 otherwise; *rest points after the '.'. */
 static int
@@ -35,6 +37,8 @@ dl_ldm_layout_probe (const char *const *keys, guint n_keys, DlLdmLayout *layout,
   for (guint i = 0; i < n_keys; i++)
     {
       const char *r, *rest;
+      if (after (keys[i], DL_SGM_PREFIX))
+        layout->sgm = TRUE;
       if ((r = after (keys[i], DL_LDM_UNET_PREFIX "input_blocks.")))
         {
           int n = index_at (r, &rest);
@@ -87,6 +91,7 @@ dl_ldm_layout_from_config (const DlModelConfig *config, DlLdmLayout *layout)
   for (int b = 0; b < config->unet.n_levels; b++)
     layout->unet_level_attention[b] = config->unet.level_has_attention[b];
   layout->vae_levels = config->vae.n_levels;
+  layout->sgm = dl_model_config_is_sdxl (config);
 }
 
 /* ---- LDM -> internal ---- */
@@ -124,6 +129,12 @@ ldm_unet (const char *k, const DlLdmLayout *lo)
     return g_strconcat ("unet.time_embedding.linear_1.", r, NULL);
   if ((r = after (k, "time_embed.2.")))
     return g_strconcat ("unet.time_embedding.linear_2.", r, NULL);
+  /* SDXL's added conditioning: SGM's label_emb Sequential(Sequential(Linear,
+   * SiLU, Linear)) is diffusers' add_embedding (scripts/convert_diffusers_to_original_sdxl.py) */
+  if ((r = after (k, "label_emb.0.0.")))
+    return g_strconcat ("unet.add_embedding.linear_1.", r, NULL);
+  if ((r = after (k, "label_emb.0.2.")))
+    return g_strconcat ("unet.add_embedding.linear_2.", r, NULL);
   if ((r = after (k, "out.0.")))
     return g_strconcat ("unet.conv_norm_out.", r, NULL);
   if ((r = after (k, "out.2.")))
@@ -256,24 +267,56 @@ ldm_vae (const char *k, const DlLdmLayout *lo)
   return NULL;
 }
 
+/* One name, a whole tensor (or NULL: none). */
+static guint
+one_target (char *name, DlLdmTarget out[3])
+{
+  if (!name)
+    return 0;
+  out[0].name = name;
+  out[0].part = DL_LDM_PART_WHOLE;
+  return 1;
+}
+
+guint
+dl_keymap_ldm_to_internal_parts (const char *key, const DlLdmLayout *layout, DlLdmTarget out[3])
+{
+  g_return_val_if_fail (key != NULL && layout != NULL && out != NULL, 0);
+  const char *r;
+  if ((r = after (key, DL_LDM_UNET_PREFIX)))
+    return one_target (layout->unet_levels > 0 ? ldm_unet (r, layout) : NULL, out);
+  if ((r = after (key, DL_LDM_VAE_PREFIX)))
+    return one_target (layout->vae_levels > 0 ? ldm_vae (r, layout) : NULL, out);
+  if ((r = after (key, DL_LDM_CLIP_PREFIX)))
+    {
+      if (after (r, "text_model."))
+        return one_target (g_strconcat ("text_encoder.", r, NULL), out);
+      /* old SD 1.x files spell the CLIP keys without text_model. (A1111
+       * checkpoint_dict_replacements_sd1) */
+      if (after (r, "embeddings.") || after (r, "encoder.") || after (r, "final_layer_norm."))
+        return one_target (g_strconcat ("text_encoder.text_model.", r, NULL), out);
+      return 0;
+    }
+  /* SDXL: CLIP ViT-L under its transformers names (FrozenCLIPEmbedder's
+   * .transformer), OpenCLIP bigG under OpenCLIP's (FrozenOpenCLIPEmbedder2's
+   * .model) */
+  if ((r = after (key, DL_SGM_CLIP_PREFIX)) && after (r, "text_model."))
+    return one_target (g_strconcat ("text_encoder.", r, NULL), out);
+  if ((r = after (key, DL_SGM_OPENCLIP_PREFIX)))
+    return dl_keymap_openclip_to_internal (r, "text_encoder_2", out);
+  return 0;
+}
+
 char *
 dl_keymap_ldm_to_internal (const char *key, const DlLdmLayout *layout)
 {
   g_return_val_if_fail (key != NULL && layout != NULL, NULL);
-  const char *r;
-  if ((r = after (key, DL_LDM_UNET_PREFIX)))
-    return layout->unet_levels > 0 ? ldm_unet (r, layout) : NULL;
-  if ((r = after (key, DL_LDM_VAE_PREFIX)))
-    return layout->vae_levels > 0 ? ldm_vae (r, layout) : NULL;
-  if ((r = after (key, DL_LDM_CLIP_PREFIX)))
-    {
-      if (after (r, "text_model."))
-        return g_strconcat ("text_encoder.", r, NULL);
-      /* old SD 1.x files spell the CLIP keys without text_model. (A1111
-       * checkpoint_dict_replacements_sd1) */
-      if (after (r, "embeddings.") || after (r, "encoder.") || after (r, "final_layer_norm."))
-        return g_strconcat ("text_encoder.text_model.", r, NULL);
-    }
+  DlLdmTarget t[3];
+  guint n = dl_keymap_ldm_to_internal_parts (key, layout, t);
+  if (n == 1)
+    return t[0].name;
+  for (guint i = 0; i < n; i++)
+    g_free (t[i].name);
   return NULL;
 }
 
@@ -297,6 +340,10 @@ internal_unet (const char *k, const DlLdmLayout *lo)
     return g_strconcat ("time_embed.0.", r, NULL);
   if ((r = after (k, "time_embedding.linear_2.")))
     return g_strconcat ("time_embed.2.", r, NULL);
+  if ((r = after (k, "add_embedding.linear_1.")))
+    return g_strconcat ("label_emb.0.0.", r, NULL);
+  if ((r = after (k, "add_embedding.linear_2.")))
+    return g_strconcat ("label_emb.0.2.", r, NULL);
   if ((r = after (k, "conv_norm_out.")))
     return g_strconcat ("out.0.", r, NULL);
   if ((r = after (k, "conv_out.")))
@@ -397,9 +444,13 @@ internal_vae (const char *k, const DlLdmLayout *lo)
 }
 
 char *
-dl_keymap_internal_to_ldm (const char *name, const DlLdmLayout *layout)
+dl_keymap_internal_to_ldm_part (const char *name, const DlLdmLayout *layout, DlLdmPart *part)
 {
   g_return_val_if_fail (name != NULL && layout != NULL, NULL);
+  DlLdmPart whole = DL_LDM_PART_WHOLE;
+  if (!part)
+    part = &whole;
+  *part = DL_LDM_PART_WHOLE;
   const char *r;
   g_autofree char *t = NULL;
   if ((r = after (name, "unet.")) && (t = internal_unet (r, layout)))
@@ -407,8 +458,17 @@ dl_keymap_internal_to_ldm (const char *name, const DlLdmLayout *layout)
   if ((r = after (name, "vae.")) && (t = internal_vae (r, layout)))
     return g_strconcat (DL_LDM_VAE_PREFIX, t, NULL);
   if ((r = after (name, "text_encoder.")) && after (r, "text_model."))
-    return g_strconcat (DL_LDM_CLIP_PREFIX, r, NULL);
+    return g_strconcat (layout->sgm ? DL_SGM_CLIP_PREFIX : DL_LDM_CLIP_PREFIX, r, NULL);
+  if ((r = after (name, "text_encoder_2.")) && layout->sgm && (t = dl_keymap_internal_to_openclip (r, part)))
+    return g_strconcat (DL_SGM_OPENCLIP_PREFIX, t, NULL);
+  *part = DL_LDM_PART_WHOLE;
   return NULL;
+}
+
+char *
+dl_keymap_internal_to_ldm (const char *name, const DlLdmLayout *layout)
+{
+  return dl_keymap_internal_to_ldm_part (name, layout, NULL);
 }
 
 /* ---- diffusers ---- */
@@ -462,5 +522,9 @@ dl_keymap_is_known_extra (const char *key)
   for (guint i = 0; i < G_N_ELEMENTS (ddpm); i++)
     if (strcmp (key, ddpm[i]) == 0)
       return TRUE;
+  /* OpenCLIP's contrastive temperature and its causal-mask buffer (SGM files
+   * of SDXL hold them; diffusers single_file_utils drops them) */
+  if (strcmp (key, DL_SGM_OPENCLIP_PREFIX "logit_scale") == 0 || strcmp (key, DL_SGM_OPENCLIP_PREFIX "attn_mask") == 0)
+    return TRUE;
   return g_str_has_prefix (key, "model_ema.") || g_str_has_suffix (key, "embeddings.position_ids");
 }

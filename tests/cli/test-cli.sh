@@ -74,6 +74,42 @@ if [ -f "$ldm" ] && [ -d "$diffusers" ]; then
 else
   for i in 1 2 3 4 5 6 7 8 9 10 11 12 13; do skip "golden tiny model absent"; done
 fi
+# SDXL single files (Stability's SGM names): the tiny one with its configs, and
+# the full-size SDXL base key manifest as a sparse f16 file, without any
+xl_sgm="$golden/sdxl/tiny-sdxl-sgm.safetensors"
+if [ -f "$xl_sgm" ]; then
+  "$bin" inspect "$xl_sgm" --config "$golden/sdxl/tiny-sdxl-diffusers" >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "inspect an SDXL single file with --config exits 0" test "$st" -eq 0
+  check "... Stable Diffusion XL in SGM names" \
+    sh -c "grep -q '^family: *Stable Diffusion XL\$' '$tmp/out' && grep -q '^layout: .*SGM names' '$tmp/out'"
+  check "... counting both text encoders' parameters" sh -c "grep -qE 'text_encoder +599,496 parameters in +52 ' \
+    '$tmp/out' && grep -qE 'text_encoder_2 +824,784 parameters in +165 tensors +\(F32' '$tmp/out'"
+else
+  for i in 1 2 3; do skip "golden tiny SDXL model absent"; done
+fi
+if [ -f "$golden/sdxl/sdxl-sgm-keys.json" ] && command -v python3 >/dev/null; then
+  python3 -c "
+import json, struct, sys
+keys = json.load(open(sys.argv[1]))['keys']
+head, off = {}, 0
+for k, v in keys.items():
+    n = 2
+    for d in v['shape']: n *= d
+    head[k] = {'dtype': 'F16', 'shape': v['shape'], 'data_offsets': [off, off + n]}; off += n
+h = json.dumps(head).encode(); h += b' ' * (-len(h) % 8)
+with open(sys.argv[2], 'wb') as f: f.write(struct.pack('<Q', len(h)) + h); f.truncate(8 + len(h) + off)
+" "$golden/sdxl/sdxl-sgm-keys.json" "$tmp/sdxl-sparse.safetensors"
+  "$bin" inspect "$tmp/sdxl-sparse.safetensors" >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "inspect a full-size SDXL single file without --config exits 0" test "$st" -eq 0
+  check "... with SDXL base's parameter counts" sh -c "grep -qE 'unet +2,567,463,684 parameters in 1680 tensors' \
+    '$tmp/out' && grep -qE 'text_encoder_2 +694,659,840 parameters in +517 tensors +\(F16' '$tmp/out' &&
+    grep -qE 'total +3,468,837,867 parameters' '$tmp/out' && grep -q '^unknown keys (0)' '$tmp/out'"
+  check "... and its configuration" sh -c "grep -qE 'unet.transformer_depth +\[1, 2, 10\] +\(weights\)' '$tmp/out' &&
+    grep -qE 'text_encoder_2.n_heads +20 +\(SDXL default\)' '$tmp/out'"
+  rm -f "$tmp/sdxl-sparse.safetensors"
+else
+  for i in 1 2 3; do skip "SDXL key manifest or python3 absent"; done
+fi
 printf 'not a model at all\n' >"$tmp/bad.safetensors"
 "$bin" inspect "$tmp/bad.safetensors" >"$tmp/out" 2>"$tmp/err"; st=$?
 check "inspect a bad file exits 1" test "$st" -eq 1

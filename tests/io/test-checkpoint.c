@@ -15,6 +15,7 @@
 #include "dl-half.h"
 #include "io/dl-checkpoint.h"
 #include "io/dl-keymap.h"
+#include "manifest-check.h"
 #include "sparse-writer.h"
 #include "torch-writer.h"
 
@@ -512,7 +513,8 @@ test_family_single_file (void)
     g_autofree char *p2 = write_keys ("sd2-inpaint.safetensors", k);
     open_fails (p2, NULL, DL_ERROR_UNSUPPORTED, "recognised as Stable Diffusion 2.x inpainting", NULL);
   }
-  /* SDXL: two text encoders under conditioner.embedders */
+  /* SDXL: two text encoders under conditioner.embedders (SGM single files load:
+   * test-checkpoint-sdxl.c; these SD 1.x weights do not fit the SDXL markers) */
   {
     g_autoptr (GPtrArray) k = tiny_ldm_keys ();
     for (guint i = k->len; i-- > 0;)
@@ -523,7 +525,7 @@ test_family_single_file (void)
     sw_keys_add (k, "conditioner.embedders.1.model.ln_final.weight", DL_ST_F16, 1, (int64_t[]){ 1280 });
     sw_keys_add (k, "model.diffusion_model.label_emb.0.0.weight", DL_ST_F16, 2, (int64_t[]){ 1280, 2816 });
     g_autofree char *p = write_keys ("sdxl.safetensors", k);
-    open_fails (p, NULL, DL_ERROR_UNSUPPORTED, "recognised as Stable Diffusion XL", "single-file", NULL);
+    open_fails (p, NULL, DL_ERROR_INVALID_FILE, p, "model.diffusion_model.label_emb.0.0.weight", NULL);
     set_dim (k, "model.diffusion_model.input_blocks.0.0.weight", 1, 9);
     g_autofree char *p2 = write_keys ("sdxl-inpaint.safetensors", k);
     open_fails (p2, NULL, DL_ERROR_UNSUPPORTED, "recognised as Stable Diffusion XL inpainting", NULL);
@@ -984,51 +986,12 @@ test_half_precision (void)
 
 /* ---- the full-size SD 1.5 manifests as sparse files ---- */
 
-static JsonParser *
-load_manifest (const char *name)
-{
-  g_autofree char *path = dl_test_golden_path (name);
-  g_assert_nonnull (path);
-  JsonParser *p = json_parser_new ();
-  g_autoptr (GError) error = NULL;
-  g_assert_true (json_parser_load_from_file (p, path, &error));
-  return p;
-}
-
-/* Every parameter of `ck` has the shape the diffusers manifest gives its key. */
-static void
-check_against_diffusers_manifest (DlCheckpoint *ck, JsonObject *files)
-{
-  const char *comp_files[DL_N_COMPONENTS] = { "unet/diffusion_pytorch_model.safetensors",
-                                              "vae/diffusion_pytorch_model.safetensors",
-                                              "text_encoder/model.safetensors", "text_encoder_2/model.safetensors" };
-  guint64 params[DL_N_COMPONENTS] = { 0 };
-  guint counted[DL_N_COMPONENTS] = { 0 };
-  for (guint i = 0; i < dl_checkpoint_get_n_params (ck); i++)
-    {
-      const DlCheckpointParam *p = dl_checkpoint_get_param (ck, i);
-      JsonObject *f = json_object_get_object_member (files, comp_files[p->component]);
-      const char *key = p->name + strlen (dl_component_name (p->component)) + 1;
-      if (!json_object_has_member (f, key))
-        g_error ("%s: %s is not in the diffusers manifest", p->name, key);
-      JsonArray *shape = json_object_get_array_member (json_object_get_object_member (f, key), "shape");
-      g_assert_cmpint (json_array_get_length (shape), ==, p->ndim);
-      for (int d = 0; d < p->ndim; d++)
-        g_assert_cmpint (json_array_get_int_element (shape, (guint)d), ==, p->shape[d]);
-      params[p->component] += (guint64)p->numel;
-      counted[p->component]++;
-    }
-  /* and nothing of the manifest is left out */
-  for (int c = 0; c < DL_N_COMPONENTS; c++)
-    if (json_object_has_member (files, comp_files[c]))
-      g_assert_cmpuint (counted[c], ==, json_object_get_size (json_object_get_object_member (files, comp_files[c])));
-    else
-      g_assert_cmpuint (counted[c], ==, 0);
-  /* SD 1.5's parameter counts (docs/formats.md, “SD 1.5 model numbers”) */
-  g_assert_cmpuint (params[DL_COMPONENT_UNET], ==, 859520964);
-  g_assert_cmpuint (params[DL_COMPONENT_VAE], ==, 83653863);
-  g_assert_cmpuint (params[DL_COMPONENT_TEXT_ENCODER], ==, 123060480);
-}
+/* SD 1.5's parameter counts (docs/formats.md, “SD 1.5 model numbers”) */
+static const guint64 sd15_counts[DL_N_COMPONENTS] = {
+  [DL_COMPONENT_UNET] = 859520964,
+  [DL_COMPONENT_VAE] = 83653863,
+  [DL_COMPONENT_TEXT_ENCODER] = 123060480,
+};
 
 static void
 check_sd15_config (DlCheckpoint *ck)
@@ -1048,8 +1011,8 @@ static void
 test_sparse_sd15_ldm (void)
 {
   use_subdir ("sparse_ldm");
-  g_autoptr (JsonParser) ldm = load_manifest ("sd15-ldm-keys.json");
-  g_autoptr (JsonParser) dif = load_manifest ("sd15-diffusers-keys.json");
+  g_autoptr (JsonParser) ldm = mc_load_manifest ("sd15-ldm-keys.json");
+  g_autoptr (JsonParser) dif = mc_load_manifest ("sd15-diffusers-keys.json");
   JsonObject *root = json_node_get_object (json_parser_get_root (ldm));
   g_autoptr (GPtrArray) keys = sw_keys_from_json_object (json_object_get_object_member (root, "keys"));
   g_assert_cmpuint (keys->len, ==, 1130);
@@ -1076,8 +1039,8 @@ test_sparse_sd15_ldm (void)
     g_test_message ("ignored: %s", (const char *)ignored->pdata[i]);
   g_assert_cmpuint (ignored->len, ==, 3);
   check_sd15_config (ck);
-  check_against_diffusers_manifest (
-    ck, json_object_get_object_member (json_node_get_object (json_parser_get_root (dif)), "files"));
+  mc_check_against_diffusers_manifest (
+    ck, json_object_get_object_member (json_node_get_object (json_parser_get_root (dif)), "files"), sd15_counts);
   /* every LDM key was used once, with its own shape or the 1x1-conv form */
   g_autoptr (GHashTable) used = g_hash_table_new (g_str_hash, g_str_equal);
   for (guint i = 0; i < dl_checkpoint_get_n_params (ck); i++)
@@ -1095,7 +1058,7 @@ static void
 test_sparse_sd15_diffusers (void)
 {
   use_subdir ("sparse_diffusers");
-  g_autoptr (JsonParser) dif = load_manifest ("sd15-diffusers-keys.json");
+  g_autoptr (JsonParser) dif = mc_load_manifest ("sd15-diffusers-keys.json");
   JsonObject *root = json_node_get_object (json_parser_get_root (dif));
   JsonObject *files = json_object_get_object_member (root, "files");
   JsonObject *configs = json_object_get_object_member (root, "configs");
@@ -1126,14 +1089,14 @@ test_sparse_sd15_diffusers (void)
   g_assert_cmpuint (dl_checkpoint_get_unknown_keys (ck)->len, ==, 0);
   g_assert_cmpuint (dl_checkpoint_get_ignored_keys (ck)->len, ==, 0);
   check_sd15_config (ck);
-  check_against_diffusers_manifest (ck, files);
+  mc_check_against_diffusers_manifest (ck, files, sd15_counts);
   g_autofree char *unet_cfg = g_build_filename (dir, "unet", "config.json", NULL);
   g_autofree char *text_cfg = g_build_filename (dir, "text_encoder", "config.json", NULL);
   g_assert_cmpstr (dl_checkpoint_get_config_source (ck, "unet.attention_heads"), ==, unet_cfg);
   g_assert_cmpstr (dl_checkpoint_get_config_source (ck, "text_encoder.n_heads"), ==, text_cfg);
 
   /* the LDM names of the two manifests agree */
-  g_autoptr (JsonParser) ldm = load_manifest ("sd15-ldm-keys.json");
+  g_autoptr (JsonParser) ldm = mc_load_manifest ("sd15-ldm-keys.json");
   JsonObject *ldm_keys = json_object_get_object_member (json_node_get_object (json_parser_get_root (ldm)), "keys");
   DlLdmLayout layout;
   dl_ldm_layout_from_config (dl_checkpoint_get_config (ck), &layout);

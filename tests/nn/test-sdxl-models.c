@@ -423,7 +423,7 @@ main (int argc, char **argv)
   if (!found)
     return dl_test_skip_all ("SDXL golden data (../shared/golden/sdxl) not found");
   golden_dir = g_path_get_dirname (found);
-  static const char *layouts[] = { "diffusers" };
+  static const char *layouts[] = { "diffusers", "sgm" };
   for (guint i = 0; i < G_N_ELEMENTS (layouts); i++)
     {
       g_autofree char *p0 = g_strdup_printf ("/nn/sdxl/config/%s", layouts[i]);
