@@ -3,7 +3,8 @@
  * 2M Karras with the negative prompt "blurry, low quality", and Euler without a
  * negative prompt, whose negative conditioning is all zeros; 8 steps, guidance
  * 5, 32x32, time ids (32, 32, 0, 0, 32, 32)): every step's latents, the final
- * latents and the decoded image.  Also the f16 model (f32 VAE: force_upcast).
+ * latents and the decoded image, from the diffusers folder and the SGM single
+ * file.  Also the f16 model (f32 VAE: force_upcast).
  *
  * Tolerances (the golden README's): latents and images rtol 1e-3. */
 #include "dl-config.h"
@@ -244,10 +245,12 @@ main (int argc, char **argv)
   if (!found)
     return dl_test_skip_all ("SDXL golden data (../shared/golden/sdxl) not found");
   golden_dir = g_path_get_dirname (found);
-  static const char *layouts[] = { "diffusers" };
+  static const char *layouts[] = { "diffusers", "sgm" };
   static const char *runs[] = { "euler", "dpmpp_2m_karras", "euler_noneg" };
   static const char *args[G_N_ELEMENTS (layouts)][G_N_ELEMENTS (runs)][2];
-  for (guint i = 0; i < G_N_ELEMENTS (layouts); i++)
+  /* $DREAMLOOM_TEST_QUICK (the sanitizer build): the folder only */
+  guint n_layouts = g_getenv ("DREAMLOOM_TEST_QUICK") ? 1 : G_N_ELEMENTS (layouts);
+  for (guint i = 0; i < n_layouts; i++)
     for (guint j = 0; j < G_N_ELEMENTS (runs); j++)
       {
         args[i][j][0] = layouts[i];
