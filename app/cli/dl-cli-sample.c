@@ -278,12 +278,6 @@ dl_cli_sample (int argc, char **argv)
                            "hypernetworks are for Stable Diffusion 1.x models (AUTOMATIC1111 has none for SDXL)");
       return dl_cli_fail ("sample", error);
     }
-  if (sdxl && embedding_args)
-    {
-      g_set_error_literal (&error, DL_ERROR, DL_ERROR_UNSUPPORTED,
-                           "Textual Inversion embeddings for SDXL models are not supported yet");
-      return dl_cli_fail ("sample", error);
-    }
   if (!sdxl && (zero_negative || original_size || crop || target_size))
     {
       g_set_error_literal (&error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,

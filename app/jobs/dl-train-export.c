@@ -65,9 +65,25 @@ dl_train_export_file (const DlTrainSettings *s, const char *source, const char *
     return dl_file_copy_atomically (source, dest, error);
 
   /* an embedding in another form */
-  g_autoptr (DlEmbedding) e = dl_embedding_read (source, 0, error);
+  g_autoptr (DlEmbedding) e = dl_embedding_read_as_stored (source, error);
   if (!e)
     return FALSE;
+  if (e->vectors_2)
+    {
+      /* SDXL's: one set per text encoder, {clip_l, clip_g} in either
+       * container (A1111 and ComfyUI read both); diffusers' learned_embeds
+       * form holds one encoder's */
+      if (diffusers)
+        {
+          g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
+                       "“%s” is an SDXL embedding (vectors for both text encoders): diffusers' "
+                       "learned_embeds form holds one encoder's; export it as .safetensors or .pt",
+                       source);
+          return FALSE;
+        }
+      return dl_embedding_write_sdxl (dest, e->vectors, e->dim, e->vectors_2, e->dim_2, e->n_vectors, NULL, dtype,
+                                      error);
+    }
   if (diffusers)
     return dl_embedding_write_diffusers (dest, s->placeholder ? s->placeholder : e->name, e->vectors, e->n_vectors,
                                          e->dim, error);

@@ -1,7 +1,10 @@
 /* The config files of a diffusers folder (see dl-checkpoint-writer.h): every
  * key diffusers 0.27 save_pretrained writes for UNet2DConditionModel,
- * AutoencoderKL, PNDMScheduler and StableDiffusionPipeline, and transformers
- * 4.40 for CLIPTextConfig, sorted as they sort them, with our values. */
+ * AutoencoderKL, PNDMScheduler and StableDiffusionPipeline (SD 1.x), or
+ * EulerDiscreteScheduler and StableDiffusionXLPipeline (SDXL, the scheduler
+ * config of stabilityai/stable-diffusion-xl-base-1.0 as the pipeline saves it
+ * again), and transformers 4.40 for CLIPTextConfig, sorted as they sort them,
+ * with our values. */
 #include "dl-config.h"
 
 #include "io/dl-checkpoint-writer.h"
@@ -114,16 +117,32 @@ unet_config (JsonBuilder *b, const DlUNetConfig *u, GError **error)
                    u->mid_attention_heads, u->attention_heads[L - 1]);
       return FALSE;
     }
+  if (u->mid_transformer_depth != u->transformer_depth[L - 1])
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
+                   "The UNet's mid block has %d transformer layers and its last "
+                   "level %d; a diffusers config cannot express that",
+                   u->mid_transformer_depth, u->transformer_depth[L - 1]);
+      return FALSE;
+    }
   gboolean same_heads = TRUE;
   for (int i = 1; i < L; i++)
     same_heads = same_heads && u->attention_heads[i] == u->attention_heads[0];
+  /* SDXL's added conditioning (diffusers addition_embed_type "text_time") */
+  gboolean text_time = u->addition_time_embed_dim > 0;
 
   put_str (b, "_class_name", "UNet2DConditionModel");
   put_str (b, "_diffusers_version", DIFFUSERS_VERSION);
   put_str (b, "act_fn", "silu");
-  put_null (b, "addition_embed_type");
+  if (text_time)
+    put_str (b, "addition_embed_type", "text_time");
+  else
+    put_null (b, "addition_embed_type");
   put_int (b, "addition_embed_type_num_heads", 64);
-  put_null (b, "addition_time_embed_dim");
+  if (text_time)
+    put_int (b, "addition_time_embed_dim", u->addition_time_embed_dim);
+  else
+    put_null (b, "addition_time_embed_dim");
   /* SD 1.x configs hold the head count here (diffusers unet_2d_condition.py
    * UNet2DConditionModel: num_attention_heads = num_attention_heads or
    * attention_head_dim) */
@@ -162,7 +181,10 @@ unet_config (JsonBuilder *b, const DlUNetConfig *u, GError **error)
   put_null (b, "num_class_embeds");
   put_bool (b, "only_cross_attention", FALSE);
   put_int (b, "out_channels", u->out_channels);
-  put_null (b, "projection_class_embeddings_input_dim");
+  if (text_time)
+    put_int (b, "projection_class_embeddings_input_dim", u->projection_class_embeddings_input_dim);
+  else
+    put_null (b, "projection_class_embeddings_input_dim");
   put_double (b, "resnet_out_scale_factor", 1.0);
   put_bool (b, "resnet_skip_time_act", FALSE);
   put_str (b, "resnet_time_scale_shift", "default");
@@ -217,7 +239,8 @@ text_encoder_config (JsonBuilder *b, const DlTextEncoderConfig *t, DlStDType dty
 {
   json_builder_set_member_name (b, "architectures");
   json_builder_begin_array (b);
-  json_builder_add_string_value (b, "CLIPTextModel");
+  /* SDXL's second encoder: the pooled output through text_projection */
+  json_builder_add_string_value (b, t->projection_dim > 0 ? "CLIPTextModelWithProjection" : "CLIPTextModel");
   json_builder_end_array (b);
   put_double (b, "attention_dropout", 0.0);
   /* openai's legacy ids, as SD 1.x's own config has them (copied from
@@ -238,7 +261,7 @@ text_encoder_config (JsonBuilder *b, const DlTextEncoderConfig *t, DlStDType dty
   put_int (b, "num_attention_heads", t->n_heads);
   put_int (b, "num_hidden_layers", t->n_layers);
   put_int (b, "pad_token_id", 1);
-  put_int (b, "projection_dim", t->hidden_size);
+  put_int (b, "projection_dim", t->projection_dim > 0 ? t->projection_dim : t->hidden_size);
   put_str (b, "torch_dtype", dtype == DL_ST_F16 ? "float16" : dtype == DL_ST_BF16 ? "bfloat16" : "float32");
   put_str (b, "transformers_version", TRANSFORMERS_VERSION);
   put_int (b, "vocab_size", t->vocab_size);
@@ -262,6 +285,52 @@ scheduler_config (JsonBuilder *b, const DlSchedulerConfig *s)
   put_null (b, "trained_betas");
 }
 
+/* SDXL: EulerDiscreteScheduler, which keeps the keys of the PNDM config it is
+ * made from (clip_sample, set_alpha_to_one, skip_prk_steps) */
+static void
+euler_scheduler_config (JsonBuilder *b, const DlSchedulerConfig *s)
+{
+  put_str (b, "_class_name", "EulerDiscreteScheduler");
+  put_str (b, "_diffusers_version", DIFFUSERS_VERSION);
+  put_double (b, "beta_end", s->beta_end);
+  put_str (b, "beta_schedule", s->beta_schedule);
+  put_double (b, "beta_start", s->beta_start);
+  put_bool (b, "clip_sample", s->clip_sample);
+  put_str (b, "interpolation_type", "linear");
+  put_int (b, "num_train_timesteps", s->num_train_timesteps);
+  put_str (b, "prediction_type", dl_prediction_type_name (s->prediction_type));
+  put_bool (b, "rescale_betas_zero_snr", FALSE);
+  put_double (b, "sample_max_value", 1.0);
+  put_bool (b, "set_alpha_to_one", s->set_alpha_to_one);
+  put_null (b, "sigma_max");
+  put_null (b, "sigma_min");
+  put_bool (b, "skip_prk_steps", TRUE);
+  put_int (b, "steps_offset", s->steps_offset);
+  put_str (b, "timestep_spacing", s->timestep_spacing);
+  put_str (b, "timestep_type", "discrete");
+  put_null (b, "trained_betas");
+  put_bool (b, "use_karras_sigmas", FALSE);
+}
+
+/* StableDiffusionXLPipeline: no safety checker; force_zeros_for_empty_prompt
+ * as SDXL base's model_index.json (and the pipeline's default) */
+static void
+model_index_xl (JsonBuilder *b)
+{
+  put_str (b, "_class_name", "StableDiffusionXLPipeline");
+  put_str (b, "_diffusers_version", DIFFUSERS_VERSION);
+  put_pair (b, "feature_extractor", NULL, NULL);
+  put_bool (b, "force_zeros_for_empty_prompt", TRUE);
+  put_pair (b, "image_encoder", NULL, NULL);
+  put_pair (b, "scheduler", "diffusers", "EulerDiscreteScheduler");
+  put_pair (b, "text_encoder", "transformers", "CLIPTextModel");
+  put_pair (b, "text_encoder_2", "transformers", "CLIPTextModelWithProjection");
+  put_pair (b, "tokenizer", "transformers", "CLIPTokenizer");
+  put_pair (b, "tokenizer_2", "transformers", "CLIPTokenizer");
+  put_pair (b, "unet", "diffusers", "UNet2DConditionModel");
+  put_pair (b, "vae", "diffusers", "AutoencoderKL");
+}
+
 static void
 model_index (JsonBuilder *b)
 {
@@ -283,6 +352,7 @@ dl_checkpoint_diffusers_config_json (const DlModelConfig *config, const char *fi
 {
   g_return_val_if_fail (config != NULL && file != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+  gboolean sdxl = dl_model_config_is_sdxl (config);
   g_autoptr (JsonBuilder) b = json_builder_new ();
   json_builder_begin_object (b);
   if (strcmp (file, "unet/config.json") == 0)
@@ -294,16 +364,21 @@ dl_checkpoint_diffusers_config_json (const DlModelConfig *config, const char *fi
     vae_config (b, &config->vae);
   else if (strcmp (file, "text_encoder/config.json") == 0)
     text_encoder_config (b, &config->text_encoder, te_dtype);
+  else if (strcmp (file, "text_encoder_2/config.json") == 0 && sdxl)
+    text_encoder_config (b, &config->text_encoder_2, te_dtype);
+  else if (strcmp (file, "scheduler/scheduler_config.json") == 0 && sdxl)
+    euler_scheduler_config (b, &config->scheduler);
   else if (strcmp (file, "scheduler/scheduler_config.json") == 0)
     scheduler_config (b, &config->scheduler);
+  else if (strcmp (file, "model_index.json") == 0 && sdxl)
+    model_index_xl (b);
   else if (strcmp (file, "model_index.json") == 0)
     model_index (b);
   else
     g_return_val_if_reached (NULL);
   json_builder_end_object (b);
   g_autoptr (JsonNode) root = json_builder_get_root (b);
-  gsize len;
-  g_autofree char *text = dl_json_write (root, TRUE, &len);
-  /* diffusers ends its files with a newline */
-  return g_strconcat (text, "\n", NULL);
+  /* diffusers' and transformers' to_json_string: json.dumps(indent=2,
+   * sort_keys=True) and one newline, which the pretty writer ends with */
+  return dl_json_write (root, TRUE, NULL);
 }

@@ -1,8 +1,10 @@
 /* dl-checkpoint-writer.c: see dl-checkpoint-writer.h.  Names go through
- * dl-keymap (internal -> LDM), layouts follow diffusers'
+ * dl-keymap (internal -> LDM/SGM), layouts follow diffusers'
  * scripts/convert_diffusers_to_original_stable_diffusion.py (LDM VAE attention
- * projections as [C, C, 1, 1] convs) and save_pretrained (component files
- * with __metadata__ {"format": "pt"}, which transformers requires). */
+ * projections as [C, C, 1, 1] convs), scripts/convert_diffusers_to_original_sdxl.py
+ * (OpenCLIP's q/k/v stacked by rows, text_projection transposed) and
+ * save_pretrained (component files with __metadata__ {"format": "pt"}, which
+ * transformers requires). */
 #include "dl-config.h"
 
 #include "io/dl-checkpoint-writer.h"
@@ -50,6 +52,8 @@ entry_free (DlCheckpointWriteEntry *e)
   g_free (e->name);
   g_free (e->file);
   g_free (e->key);
+  for (int i = 0; i < 3; i++)
+    g_free (e->stacked[i]);
   g_free (e);
 }
 
@@ -90,6 +94,8 @@ dl_checkpoint_write_plan (DlCheckpoint *base, const DlCheckpointWriteOptions *op
   gboolean single = options->layout == DL_CHECKPOINT_WRITE_SINGLE_FILE;
 
   g_autoptr (GPtrArray) plan = g_ptr_array_new_with_free_func ((GDestroyNotify)entry_free);
+  /* SGM key -> its entry, for OpenCLIP's q/k/v that share one */
+  g_autoptr (GHashTable) stacks = g_hash_table_new (g_str_hash, g_str_equal);
   for (guint i = 0; i < specs->len; i++)
     {
       const DlParamSpec *spec = specs->pdata[i];
@@ -100,23 +106,46 @@ dl_checkpoint_write_plan (DlCheckpoint *base, const DlCheckpointWriteOptions *op
                        dl_checkpoint_get_path (base), spec->name);
           return NULL;
         }
-      DlCheckpointWriteEntry *e = g_new0 (DlCheckpointWriteEntry, 1);
+      gboolean from_source = (options->source_components & DL_CHECKPOINT_WRITE_COMPONENT (spec->component)) != 0;
+      DlLdmPart part = DL_LDM_PART_WHOLE;
+      g_autofree char *key = NULL;
+      if (single)
+        {
+          key = dl_keymap_internal_to_ldm_part (spec->name, &layout, &part);
+          if (!key)
+            {
+              g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "Parameter “%s” has no name in the %s layout",
+                           spec->name, layout.sgm ? "SGM" : "LDM");
+              return NULL;
+            }
+        }
+      gboolean stacked = part == DL_LDM_PART_Q || part == DL_LDM_PART_K || part == DL_LDM_PART_V;
+      DlCheckpointWriteEntry *e = stacked ? g_hash_table_lookup (stacks, key) : NULL;
+      if (e)
+        {
+          /* the k or v of a stack begun by q: its rows follow */
+          int k = (int)(part - DL_LDM_PART_Q);
+          if (e->stacked[k] || e->ndim != spec->ndim || e->shape[0] % 3 != 0 || e->shape[0] / 3 != spec->shape[0] ||
+              (e->ndim == 2 && e->shape[1] != spec->shape[1]))
+            {
+              g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "Parameter “%s” does not stack into “%s”", spec->name,
+                           key);
+              return NULL;
+            }
+          e->stacked[k] = g_strdup (spec->name);
+          continue;
+        }
+      e = g_new0 (DlCheckpointWriteEntry, 1);
       g_ptr_array_add (plan, e);
       e->name = g_strdup (spec->name);
-      e->from_source = (options->source_components & DL_CHECKPOINT_WRITE_COMPONENT (spec->component)) != 0;
+      e->from_source = from_source;
       e->dtype = e->from_source || options->convert_base ? options->dtype : stored->dtype;
       e->ndim = spec->ndim;
       memcpy (e->shape, spec->shape, sizeof e->shape);
       e->numel = dl_param_spec_numel (spec);
       if (single)
         {
-          e->key = dl_keymap_internal_to_ldm (spec->name, &layout);
-          if (!e->key)
-            {
-              g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "Parameter “%s” has no name in the LDM layout",
-                           spec->name);
-              return NULL;
-            }
+          e->key = g_steal_pointer (&key);
           /* LDM files keep the VAE attention projections as 1x1 convs */
           if (spec->conv1x1_in_ldm)
             {
@@ -124,12 +153,45 @@ dl_checkpoint_write_plan (DlCheckpoint *base, const DlCheckpointWriteOptions *op
               e->shape[e->ndim++] = 1;
               e->shape[e->ndim++] = 1;
             }
+          if (stacked)
+            {
+              /* q, k and v stacked by rows, whichever comes first */
+              e->stacked[part - DL_LDM_PART_Q] = g_strdup (spec->name);
+              e->shape[0] *= 3;
+              e->numel *= 3;
+              g_hash_table_insert (stacks, e->key, e);
+            }
+          else if (part == DL_LDM_PART_TRANSPOSED)
+            {
+              g_return_val_if_fail (e->ndim == 2, NULL);
+              e->transposed = TRUE;
+              e->shape[0] = spec->shape[1];
+              e->shape[1] = spec->shape[0];
+            }
         }
       else
         {
           e->file = g_strdup (component_files[spec->component]);
           e->key = g_strdup (spec->name + strlen (dl_component_name (spec->component)) + 1);
         }
+    }
+  GHashTableIter it;
+  gpointer k, v;
+  g_hash_table_iter_init (&it, stacks);
+  while (g_hash_table_iter_next (&it, &k, &v))
+    {
+      DlCheckpointWriteEntry *e = v;
+      if (!e->stacked[0] || !e->stacked[1] || !e->stacked[2])
+        {
+          g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "“%s” lacks its %s projection", e->key,
+                       !e->stacked[0]   ? "query"
+                       : !e->stacked[1] ? "key"
+                                        : "value");
+          return NULL;
+        }
+      /* named after its first rows */
+      g_free (e->name);
+      e->name = g_strdup (e->stacked[0]);
     }
   return g_steal_pointer (&plan);
 }
@@ -152,53 +214,91 @@ typedef struct
 } Fill;
 
 static float *
-scratch_floats (WriteCtx *ctx, const DlCheckpointWriteEntry *e, GError **error)
+scratch_floats (WriteCtx *ctx, const char *name, int64_t numel, GError **error)
 {
-  if (ctx->scratch_numel < e->numel)
+  if (ctx->scratch_numel < numel)
     {
       g_clear_pointer (&ctx->scratch, g_free);
       ctx->scratch_numel = 0;
-      ctx->scratch = g_try_new (float, MAX (e->numel, 1));
+      ctx->scratch = g_try_new (float, MAX (numel, 1));
       if (!ctx->scratch)
         {
           g_set_error (error, DL_ERROR, DL_ERROR_OUT_OF_HOST_MEMORY,
-                       "Out of memory for parameter “%s” (%" G_GINT64_FORMAT " values)", e->name, e->numel);
+                       "Out of memory for parameter “%s” (%" G_GINT64_FORMAT " values)", name, numel);
           return NULL;
         }
-      ctx->scratch_numel = e->numel;
+      ctx->scratch_numel = numel;
     }
   return ctx->scratch;
 }
 
-/* `v` (e->numel floats) into `out` as e->dtype; for F32 `v` is `out`. */
+/* `v` (numel floats of parameter `name`) into `out` as `dtype`; for F32 `v`
+ * is `out`. */
 static gboolean
-store (const float *v, gpointer out, const DlCheckpointWriteEntry *e, GError **error)
+store (const float *v, gpointer out, const char *name, int64_t numel, DlStDType dtype, GError **error)
 {
-  if (e->dtype == DL_ST_F32)
+  if (dtype == DL_ST_F32)
     return TRUE;
   DlDType dt;
-  if (!dl_st_dtype_to_dl (e->dtype, &dt) || (dt != DL_DTYPE_F16 && dt != DL_DTYPE_BF16))
+  if (!dl_st_dtype_to_dl (dtype, &dt) || (dt != DL_DTYPE_F16 && dt != DL_DTYPE_BF16))
     {
-      g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "Parameter “%s”: cannot convert to %s", e->name,
-                   dl_st_dtype_name (e->dtype));
+      g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "Parameter “%s”: cannot convert to %s", name,
+                   dl_st_dtype_name (dtype));
       return FALSE;
     }
-  dl_convert (out, dt, v, DL_DTYPE_F32, (gsize)e->numel);
+  dl_convert (out, dt, v, DL_DTYPE_F32, (gsize)numel);
   if (dt == DL_DTYPE_F16)
     {
       /* a finite value that became infinite would silently break the model */
       const guint16 *h = out;
-      for (int64_t i = 0; i < e->numel; i++)
+      for (int64_t i = 0; i < numel; i++)
         if ((h[i] & 0x7fff) == 0x7c00 && isfinite (v[i]))
           {
             g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
                          "Parameter “%s” holds %g, beyond the F16 range "
                          "(±65504): write it as F32",
-                         e->name, (double)v[i]);
+                         name, (double)v[i]);
             return FALSE;
           }
     }
   return TRUE;
+}
+
+/* The `numel` values of parameter `name`, in its internal orientation, into
+ * `out` as e->dtype. */
+static gboolean
+fill_param (WriteCtx *ctx, const DlCheckpointWriteEntry *e, const char *name, int64_t numel, gpointer out,
+            GError **error)
+{
+  float *v = e->dtype == DL_ST_F32 ? out : NULL;
+  if (!e->from_source)
+    {
+      const DlStTensor *t = dl_checkpoint_get_stored (ctx->base, name);
+      g_return_val_if_fail (t != NULL && t->numel == numel, FALSE);
+      if (t->dtype == e->dtype)
+        {
+          g_return_val_if_fail (t->nbytes == (gsize)numel * dl_st_dtype_size (e->dtype), FALSE);
+          memcpy (out, t->data, t->nbytes);
+          return TRUE;
+        }
+      if (!v && !(v = scratch_floats (ctx, name, numel, error)))
+        return FALSE;
+      if (!dl_st_convert_to_f32 (t, v, dl_checkpoint_find (ctx->base, name)->file_path, error))
+        return FALSE;
+      return store (v, out, name, numel, e->dtype, error);
+    }
+  if (!v && !(v = scratch_floats (ctx, name, numel, error)))
+    return FALSE;
+  g_autoptr (GError) local = NULL;
+  if (!ctx->source (name, v, numel, ctx->user_data, &local))
+    {
+      if (local)
+        g_propagate_error (error, g_steal_pointer (&local));
+      else
+        g_set_error (error, DL_ERROR, DL_ERROR_FAILED, "No values for parameter “%s”", name);
+      return FALSE;
+    }
+  return store (v, out, name, numel, e->dtype, error);
 }
 
 static gboolean
@@ -207,35 +307,33 @@ fill_tensor (gpointer out, gsize nbytes, gpointer user_data, GError **error)
   Fill *f = user_data;
   WriteCtx *ctx = f->ctx;
   const DlCheckpointWriteEntry *e = f->e;
-  float *v = e->dtype == DL_ST_F32 ? out : NULL;
-  if (!e->from_source)
+  gsize size = dl_st_dtype_size (e->dtype);
+  g_return_val_if_fail (nbytes == (gsize)e->numel * size, FALSE);
+  if (e->stacked[0])
     {
-      const DlStTensor *t = dl_checkpoint_get_stored (ctx->base, e->name);
-      g_return_val_if_fail (t != NULL && t->numel == e->numel, FALSE);
-      if (t->dtype == e->dtype)
-        {
-          g_return_val_if_fail (t->nbytes == nbytes, FALSE);
-          memcpy (out, t->data, nbytes);
-          return TRUE;
-        }
-      if (!v && !(v = scratch_floats (ctx, e, error)))
-        return FALSE;
-      if (!dl_st_convert_to_f32 (t, v, dl_checkpoint_find (ctx->base, e->name)->file_path, error))
-        return FALSE;
-      return store (v, out, e, error);
+      /* q, k and v, one after the other */
+      int64_t per = e->numel / 3;
+      for (int i = 0; i < 3; i++)
+        if (!fill_param (ctx, e, e->stacked[i], per, (guint8 *)out + (gsize)i * per * size, error))
+          return FALSE;
+      return TRUE;
     }
-  if (!v && !(v = scratch_floats (ctx, e, error)))
-    return FALSE;
-  g_autoptr (GError) local = NULL;
-  if (!ctx->source (e->name, v, e->numel, ctx->user_data, &local))
+  if (!e->transposed)
+    return fill_param (ctx, e, e->name, e->numel, out, error);
+  /* the parameter is [rows = shape[1], cols = shape[0]]; the file holds its transpose */
+  g_autofree guint8 *tmp = g_try_malloc (MAX (nbytes, 1));
+  if (!tmp)
     {
-      if (local)
-        g_propagate_error (error, g_steal_pointer (&local));
-      else
-        g_set_error (error, DL_ERROR, DL_ERROR_FAILED, "No values for parameter “%s”", e->name);
+      g_set_error (error, DL_ERROR, DL_ERROR_OUT_OF_HOST_MEMORY, "Out of memory for parameter “%s”", e->name);
       return FALSE;
     }
-  return store (v, out, e, error);
+  if (!fill_param (ctx, e, e->name, e->numel, tmp, error))
+    return FALSE;
+  int64_t rows = e->shape[1], cols = e->shape[0];
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t c = 0; c < cols; c++)
+      memcpy ((guint8 *)out + ((gsize)c * rows + r) * size, tmp + ((gsize)r * cols + c) * size, size);
+  return TRUE;
 }
 
 /* Add the plan's entries of `file` (NULL: all) to w, read when w writes. */
@@ -258,12 +356,14 @@ add_entries (DlSafetensorsWriter *w, WriteCtx *ctx, GPtrArray *plan, const char 
 
 /* ---- single file ---- */
 
-/* kohya sd-scripts library/sai_model_spec.py for a whole SD 1.x checkpoint */
+/* kohya sd-scripts library/sai_model_spec.py for a whole SD 1.x or SDXL base
+ * checkpoint */
 static void
 put_modelspec (DlSafetensorsWriter *w, const DlModelConfig *c, const char *path)
 {
   dl_safetensors_writer_set_metadata (w, "modelspec.sai_model_spec", "1.0.1");
-  dl_safetensors_writer_set_metadata (w, "modelspec.architecture", "stable-diffusion-v1");
+  dl_safetensors_writer_set_metadata (
+    w, "modelspec.architecture", dl_model_config_is_sdxl (c) ? "stable-diffusion-xl-v1-base" : "stable-diffusion-v1");
   dl_safetensors_writer_set_metadata (w, "modelspec.implementation",
                                       "https://github.com/Stability-AI/generative-models");
   g_autofree char *title = g_path_get_basename (path);
@@ -379,13 +479,19 @@ write_text (const char *dir, const char *rel, const char *text, gsize len, GErro
   return TRUE;
 }
 
-/* The regular files of `src` (a tokenizer folder) into <dir>/tokenizer. */
 static gboolean
-copy_tokenizer (const char *src, const char *dir, GError **error)
+is_tokenizer_dir (const char *dir)
 {
-  g_autofree char *vocab = g_build_filename (src, "vocab.json", NULL);
-  g_autofree char *merges = g_build_filename (src, "merges.txt", NULL);
-  if (!g_file_test (vocab, G_FILE_TEST_IS_REGULAR) || !g_file_test (merges, G_FILE_TEST_IS_REGULAR))
+  g_autofree char *vocab = g_build_filename (dir, "vocab.json", NULL);
+  g_autofree char *merges = g_build_filename (dir, "merges.txt", NULL);
+  return g_file_test (vocab, G_FILE_TEST_IS_REGULAR) && g_file_test (merges, G_FILE_TEST_IS_REGULAR);
+}
+
+/* The regular files of `src` (a tokenizer folder) into <dir>/<sub>. */
+static gboolean
+copy_tokenizer (const char *src, const char *dir, const char *sub, GError **error)
+{
+  if (!is_tokenizer_dir (src))
     {
       g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
                    "“%s” is not a tokenizer folder (it needs vocab.json "
@@ -400,7 +506,7 @@ copy_tokenizer (const char *src, const char *dir, GError **error)
       g_set_error (error, DL_ERROR, DL_ERROR_IO, "Cannot read the tokenizer folder “%s”: %s", src, local->message);
       return FALSE;
     }
-  if (!make_dir (dir, "tokenizer", error))
+  if (!make_dir (dir, sub, error))
     return FALSE;
   const char *name;
   while ((name = g_dir_read_name (d)))
@@ -415,34 +521,76 @@ copy_tokenizer (const char *src, const char *dir, GError **error)
           g_set_error (error, DL_ERROR, DL_ERROR_IO, "Cannot copy “%s”: %s", from, local->message);
           return FALSE;
         }
-      g_autofree char *rel = g_build_filename ("tokenizer", name, NULL);
+      g_autofree char *rel = g_build_filename (sub, name, NULL);
       if (!write_text (dir, rel, text, len, error))
         return FALSE;
     }
   return TRUE;
 }
 
+char *
+dl_checkpoint_write_find_tokenizer_2 (DlCheckpoint *base, const DlCheckpointWriteOptions *options)
+{
+  g_return_val_if_fail (base != NULL, NULL);
+  if (!dl_model_config_is_sdxl (dl_checkpoint_get_config (base)) ||
+      (options && options->layout != DL_CHECKPOINT_WRITE_DIFFUSERS))
+    return NULL;
+  if (options && options->tokenizer_2_dir)
+    return g_strdup (options->tokenizer_2_dir);
+  const char *tok = options && options->tokenizer_dir ? options->tokenizer_dir : dl_checkpoint_get_tokenizer_dir (base);
+  if (!tok)
+    return NULL;
+  g_autofree char *path = g_strdup (tok);
+  gsize n = strlen (path);
+  while (n > 1 && path[n - 1] == G_DIR_SEPARATOR)
+    path[--n] = '\0';
+  g_autofree char *name = g_path_get_basename (path);
+  if (strcmp (name, "tokenizer") != 0)
+    return NULL;
+  g_autofree char *parent = g_path_get_dirname (path);
+  char *sibling = g_build_filename (parent, "tokenizer_2", NULL);
+  if (!is_tokenizer_dir (sibling))
+    g_clear_pointer (&sibling, g_free);
+  return sibling;
+}
+
+/* The stored dtype of a text encoder's layers (its config's torch_dtype). */
+static DlStDType
+encoder_dtype (GPtrArray *plan, const char *prefix, DlStDType fallback)
+{
+  for (guint i = 0; i < plan->len; i++)
+    {
+      const DlCheckpointWriteEntry *e = plan->pdata[i];
+      if (g_str_has_prefix (e->name, prefix))
+        return e->dtype;
+    }
+  return fallback;
+}
+
 static gboolean
 fill_folder (WriteCtx *ctx, GPtrArray *plan, const DlCheckpointWriteOptions *o, const char *dir, GError **error)
 {
   const DlModelConfig *config = dl_checkpoint_get_config (ctx->base);
-  DlStDType te_dtype = o->dtype;
-  for (guint i = 0; i < plan->len; i++)
-    {
-      const DlCheckpointWriteEntry *e = plan->pdata[i];
-      if (g_str_has_prefix (e->name, "text_encoder.text_model.encoder."))
-        {
-          te_dtype = e->dtype;
-          break;
-        }
-    }
+  gboolean sdxl = dl_model_config_is_sdxl (config);
+  DlStDType te_dtype = encoder_dtype (plan, "text_encoder.text_model.encoder.", o->dtype);
+  DlStDType te2_dtype = encoder_dtype (plan, "text_encoder_2.text_model.encoder.", o->dtype);
   /* the configs first: one a diffusers config cannot express fails at once */
-  static const char *const configs[] = { "unet/config.json", "vae/config.json", "text_encoder/config.json",
-                                         "scheduler/scheduler_config.json", "model_index.json" };
+  static const char *const configs[] = { "unet/config.json",
+                                         "vae/config.json",
+                                         "text_encoder/config.json",
+                                         "text_encoder_2/config.json",
+                                         "scheduler/scheduler_config.json",
+                                         "model_index.json" };
   g_autoptr (GPtrArray) texts = g_ptr_array_new_with_free_func (g_free);
   for (guint i = 0; i < G_N_ELEMENTS (configs); i++)
     {
-      char *text = dl_checkpoint_diffusers_config_json (config, configs[i], te_dtype, error);
+      gboolean te2 = g_str_has_prefix (configs[i], "text_encoder_2/");
+      if (te2 && !sdxl)
+        {
+          g_ptr_array_add (texts, NULL);
+          continue;
+        }
+      char *text = dl_checkpoint_diffusers_config_json (config, configs[i], te2 ? te2_dtype : te_dtype, error);
       if (!text)
         return FALSE;
       g_ptr_array_add (texts, text);
@@ -462,12 +610,17 @@ fill_folder (WriteCtx *ctx, GPtrArray *plan, const DlCheckpointWriteOptions *o, 
   if (!make_dir (dir, "scheduler", error))
     return FALSE;
   for (guint i = 0; i < G_N_ELEMENTS (configs); i++)
-    if (!write_text (dir, configs[i], texts->pdata[i], strlen (texts->pdata[i]), error))
+    if (texts->pdata[i] && !write_text (dir, configs[i], texts->pdata[i], strlen (texts->pdata[i]), error))
       return FALSE;
   const char *tok = o->tokenizer_dir ? o->tokenizer_dir : dl_checkpoint_get_tokenizer_dir (ctx->base);
-  if (tok && !copy_tokenizer (tok, dir, error))
+  if (tok && !copy_tokenizer (tok, dir, "tokenizer", error))
     return FALSE;
-  const char *subs[] = { "unet", "vae", "text_encoder", "scheduler", "tokenizer", "." };
+  g_autofree char *tok2 = dl_checkpoint_write_find_tokenizer_2 (ctx->base, o);
+  if (tok2 && !copy_tokenizer (tok2, dir, "tokenizer_2", error))
+    return FALSE;
+  const char *subs[] = {
+    "unet", "vae", "text_encoder", "text_encoder_2", "scheduler", "tokenizer", "tokenizer_2", "."
+  };
   for (guint i = 0; i < G_N_ELEMENTS (subs); i++)
     {
       g_autofree char *p = g_build_filename (dir, subs[i], NULL);
@@ -563,13 +716,6 @@ dl_checkpoint_write (DlCheckpoint *base, DlCheckpointSourceFunc source, gpointer
       options = &defaults;
     }
   g_return_val_if_fail (source != NULL || options->source_components == 0, FALSE);
-  if (dl_model_config_is_sdxl (dl_checkpoint_get_config (base)))
-    {
-      g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
-                   "“%s”: writing SDXL checkpoints is not supported yet (LoRA and embedding files are)",
-                   dl_checkpoint_get_path (base));
-      return FALSE;
-    }
   g_autoptr (GPtrArray) plan = dl_checkpoint_write_plan (base, options, error);
   if (!plan)
     return FALSE;

@@ -19,7 +19,13 @@
  *    kohya emb_params saved with torch.save);
  *  - a .safetensors file with exactly one tensor.
  * A 1-D tensor is one vector; [n, dim] is n vectors; F16/BF16/F64 are
- * converted to float. */
+ * converted to float.
+ *
+ * SDXL embeddings hold one set of vectors per text encoder: {"clip_l": [n, 768],
+ * "clip_g": [n, 1280]} in a .safetensors file (or a torch.save dict), as kohya
+ * sd-scripts sdxl_train_textual_inversion.py writes them and A1111
+ * (textual_inversion.py load_from_file) and ComfyUI (sd1_clip.py load_embed,
+ * by embed_key) read them; dl_embedding_read_for_model reads both sets. */
 #pragma once
 
 #include <glib.h>
@@ -37,10 +43,26 @@ typedef struct
   gint64 step;                              /* -1 when absent or None */
   char *stored_name;                        /* the A1111 "name" entry, or NULL */
   char *sd_checkpoint, *sd_checkpoint_name; /* NULL when absent or None */
+  /* SDXL (dl_embedding_read_for_model with two widths): text_encoder_2's
+   * vectors (clip_g), n_vectors x dim_2, `vectors` being text_encoder's
+   * (clip_l); 0 and NULL for one text encoder's embedding */
+  int dim_2;
+  float *vectors_2;
 } DlEmbedding;
 
-/* expected_dim: the text encoder's width (768 SD1, 1024 SD2); 0 takes any. */
+/* expected_dim: the text encoder's width (768 SD1, 1024 SD2); 0 takes any.
+ * From an SDXL file, the vectors of the encoder of that width (ComfyUI's
+ * embed_key: clip_l for 768 or any, clip_g for 1280). */
 DlEmbedding *dl_embedding_read (const char *path, int expected_dim, GError **error);
+/* For a model's text encoders: one (SD 1.x/2.x: dim_2 = 0) or SDXL's two (dim,
+ * dim_2; 0 takes any width).  For two, the file must be an SDXL embedding
+ * (clip_l and clip_g, the same number of vectors), read into vectors (clip_l)
+ * and vectors_2 (clip_g); for one, it must not be one (A1111 skips an SDXL
+ * embedding on SD 1.x).  Errors name the file and the widths. */
+DlEmbedding *dl_embedding_read_for_model (const char *path, int dim, int dim_2, GError **error);
+/* What the file holds, whatever the model: an SDXL pair (vectors and
+ * vectors_2) or one set (for converting a file to another form). */
+DlEmbedding *dl_embedding_read_as_stored (const char *path, GError **error);
 void dl_embedding_free (DlEmbedding *e);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DlEmbedding, dl_embedding_free)
 
@@ -53,6 +75,12 @@ gboolean dl_embedding_write_a1111 (const char *path, const char *name, const flo
  * metadata (str -> str, may be NULL). */
 gboolean dl_embedding_write_emb_params (const char *path, const float *vectors, int n, int dim, GHashTable *metadata,
                                         DlStDType dtype, GError **error);
+/* SDXL: {"clip_l": [n, dim_l], "clip_g": [n, dim_g]} as `dtype` (F32, F16 or
+ * BF16), with the caller's metadata (may be NULL), as kohya sd-scripts
+ * sdxl_train_textual_inversion.py saves it; a path ending in .pt (or .bin)
+ * gets the same dict through torch.save (no metadata). */
+gboolean dl_embedding_write_sdxl (const char *path, const float *clip_l, int dim_l, const float *clip_g, int dim_g,
+                                  int n, GHashTable *metadata, DlStDType dtype, GError **error);
 /* {placeholder: [n, dim]} F32 with metadata {"format": "pt"}. */
 gboolean dl_embedding_write_diffusers (const char *path, const char *placeholder, const float *vectors, int n, int dim,
                                        GError **error);

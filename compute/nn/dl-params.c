@@ -14,12 +14,25 @@
 struct _DlParams
 {
   DlDevice *device;
-  GHashTable *tensors;  /* name -> DlTensor */
-  GHashTable *adapters; /* module name -> GArray of DlLoraAdapter */
-  DlTensor *added_tokens;
-  int64_t added_base;
-  GArray *hypernetworks; /* AttachedHypernetwork, NULL until one is attached */
+  GHashTable *tensors;      /* name -> DlTensor */
+  GHashTable *adapters;     /* module name -> GArray of DlLoraAdapter */
+  GHashTable *added_tokens; /* component -> AddedTokens, NULL until some are set */
+  GArray *hypernetworks;    /* AttachedHypernetwork, NULL until one is attached */
 };
+
+typedef struct
+{
+  DlTensor *table;
+  int64_t base;
+} AddedTokens;
+
+static void
+added_tokens_free (gpointer data)
+{
+  AddedTokens *a = data;
+  g_clear_pointer (&a->table, dl_tensor_unref);
+  g_free (a);
+}
 
 static void
 adapter_clear (gpointer p)
@@ -47,7 +60,7 @@ dl_params_free (DlParams *p)
     return;
   g_hash_table_unref (p->adapters);
   g_hash_table_unref (p->tensors);
-  g_clear_pointer (&p->added_tokens, dl_tensor_unref);
+  g_clear_pointer (&p->added_tokens, g_hash_table_unref);
   g_clear_pointer (&p->hypernetworks, g_array_unref);
   g_free (p);
 }
@@ -180,23 +193,51 @@ dl_params_module_names (DlParams *p)
 }
 
 void
+dl_params_set_added_tokens_for (DlParams *p, const char *component, DlTensor *table, int64_t id_base)
+{
+  g_return_if_fail (p != NULL && component != NULL);
+  g_return_if_fail (!table || (table->ndim == 2 && id_base >= 0));
+  if (!table)
+    {
+      if (p->added_tokens)
+        g_hash_table_remove (p->added_tokens, component);
+      return;
+    }
+  if (!p->added_tokens)
+    p->added_tokens = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, added_tokens_free);
+  AddedTokens *a = g_new0 (AddedTokens, 1);
+  a->table = dl_tensor_ref (table);
+  a->base = id_base;
+  g_hash_table_replace (p->added_tokens, g_strdup (component), a);
+}
+
+DlTensor *
+dl_params_get_added_tokens_for (DlParams *p, const char *component, int64_t *id_base)
+{
+  g_return_val_if_fail (p != NULL && component != NULL, NULL);
+  AddedTokens *a = p->added_tokens ? g_hash_table_lookup (p->added_tokens, component) : NULL;
+  if (id_base)
+    *id_base = a ? a->base : 0;
+  return a ? a->table : NULL;
+}
+
+void
 dl_params_set_added_tokens (DlParams *p, DlTensor *table, int64_t id_base)
 {
-  g_return_if_fail (p != NULL);
-  g_return_if_fail (!table || (table->ndim == 2 && id_base >= 0));
-  if (table)
-    dl_tensor_ref (table);
-  g_clear_pointer (&p->added_tokens, dl_tensor_unref);
-  p->added_tokens = table;
-  p->added_base = id_base;
+  dl_params_set_added_tokens_for (p, "text_encoder", table, id_base);
 }
 
 DlTensor *
 dl_params_get_added_tokens (DlParams *p, int64_t *id_base)
 {
-  if (id_base)
-    *id_base = p->added_base;
-  return p->added_tokens;
+  return dl_params_get_added_tokens_for (p, "text_encoder", id_base);
+}
+
+void
+dl_params_clear_added_tokens (DlParams *p)
+{
+  g_return_if_fail (p != NULL);
+  g_clear_pointer (&p->added_tokens, g_hash_table_unref);
 }
 
 void

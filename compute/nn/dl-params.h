@@ -54,9 +54,19 @@ GHashTable *dl_params_module_names (DlParams *p);
  * is id `id_base + r` (id_base = the token table's row count).  `table` [n, C]
  * (f32 or f16; a trained embedding's f32 master) is looked up after the token
  * table and may be trained like a parameter.  NULL removes them.  Takes a
- * reference. */
+ * reference.
+ *
+ * Each text encoder has its own table, by component ("text_encoder",
+ * "text_encoder_2"): SDXL's embeddings hold one set of vectors per encoder
+ * (clip_l and clip_g) under the same ids, its two tokenizers being one
+ * vocabulary. */
+void dl_params_set_added_tokens_for (DlParams *p, const char *component, DlTensor *table, int64_t id_base);
+DlTensor *dl_params_get_added_tokens_for (DlParams *p, const char *component, int64_t *id_base);
+/* Those of "text_encoder". */
 void dl_params_set_added_tokens (DlParams *p, DlTensor *table, int64_t id_base);
 DlTensor *dl_params_get_added_tokens (DlParams *p, int64_t *id_base);
+/* Removes the added tokens of every component. */
+void dl_params_clear_added_tokens (DlParams *p);
 
 /* ---- adapters ---- */
 

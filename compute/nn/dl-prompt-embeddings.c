@@ -8,6 +8,7 @@
 #include "dl-error.h"
 
 #define TOKEN_TABLE "text_encoder.text_model.embeddings.token_embedding.weight"
+#define TOKEN_TABLE_2 "text_encoder_2.text_model.embeddings.token_embedding.weight"
 #define MAX_NAME_BYTES 200
 
 typedef struct
@@ -83,6 +84,25 @@ check_name (const char *name, const char *what, GError **error)
   return TRUE;
 }
 
+/* All embeddings' vectors (their second ones, SDXL's clip_g, when `second`) as
+ * one f32 table [rows, width] on the device. */
+static DlTensor *
+added_table (DlParams *params, const char *name, DlEmbedding *const *embeddings, guint n, int64_t rows, int64_t width,
+             gboolean second, GError **error)
+{
+  int64_t shape[2] = { rows, width };
+  g_autoptr (DlTensor) added = dl_tensor_new (dl_params_get_device (params), name, DL_DTYPE_F32, 2, shape, error);
+  if (!added)
+    return NULL;
+  g_autofree float *v = g_new (float, rows *width);
+  for (guint i = 0, r = 0; i < n; r += embeddings[i]->n_vectors, i++)
+    memcpy (v + (gsize)r * width, second ? embeddings[i]->vectors_2 : embeddings[i]->vectors,
+            sizeof (float) * embeddings[i]->n_vectors * width);
+  if (!dl_tensor_upload_f32 (added, v, error))
+    return NULL;
+  return g_steal_pointer (&added);
+}
+
 static DlPromptEmbeddings *
 build (DlClipTokenizer *tok, DlParams *params, DlEmbedding *const *embeddings, guint n, const char *const *sources,
        GError **error)
@@ -104,7 +124,18 @@ build (DlClipTokenizer *tok, DlParams *params, DlEmbedding *const *embeddings, g
                    dl_clip_tokenizer_get_n_tokens (tok), vocab);
       return NULL;
     }
-  if (dl_params_get_added_tokens (params, NULL))
+  /* SDXL: text_encoder_2 takes the same ids (its tokenizer is the same
+   * vocabulary) with the embeddings' second vectors */
+  DlTensor *table_2 = dl_params_lookup (params, TOKEN_TABLE_2);
+  int64_t width_2 = table_2 && table_2->ndim == 2 ? table_2->shape[1] : 0;
+  if (table_2 && (table_2->ndim != 2 || table_2->shape[0] != vocab))
+    {
+      g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
+                   "the model's two text encoders have different vocabularies: embeddings cannot be added as new "
+                   "tokens");
+      return NULL;
+    }
+  if (dl_params_get_added_tokens (params, NULL) || dl_params_get_added_tokens_for (params, "text_encoder_2", NULL))
     {
       g_set_error_literal (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
                            "the model already holds added tokens: embeddings cannot be added as well");
@@ -119,6 +150,33 @@ build (DlClipTokenizer *tok, DlParams *params, DlEmbedding *const *embeddings, g
       const DlEmbedding *e = embeddings[i];
       if (!check_name (e->name, what (embeddings, sources, i), error))
         return NULL;
+      if (table_2 && !e->vectors_2)
+        {
+          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                       "Embedding “%s”: its vectors are %d wide, for one text encoder (an SD 1.x or 2.x embedding), "
+                       "but this SDXL model has two text encoders, %" G_GINT64_FORMAT " and %" G_GINT64_FORMAT
+                       " wide (an SDXL embedding holds clip_l and clip_g vectors)",
+                       what (embeddings, sources, i), e->dim, width, width_2);
+          return NULL;
+        }
+      if (!table_2 && e->vectors_2)
+        {
+          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                       "Embedding “%s”: an SDXL embedding (clip_l %d and clip_g %d wide, one set per text encoder) "
+                       "but the model has one text encoder, %" G_GINT64_FORMAT
+                       " wide (an embedding made for another model)",
+                       what (embeddings, sources, i), e->dim, e->dim_2, width);
+          return NULL;
+        }
+      if (table_2 && (e->dim != width || e->dim_2 != width_2))
+        {
+          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                       "Embedding “%s”: its vectors are %d (clip_l) and %d (clip_g) wide but the model's text "
+                       "encoders take %" G_GINT64_FORMAT " and %" G_GINT64_FORMAT
+                       " (an embedding made for another model)",
+                       what (embeddings, sources, i), e->dim, e->dim_2, width, width_2);
+          return NULL;
+        }
       if (e->dim != width)
         {
           g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
@@ -148,18 +206,14 @@ build (DlClipTokenizer *tok, DlParams *params, DlEmbedding *const *embeddings, g
       rows += e->n_vectors;
     }
 
-  g_autoptr (DlTensor) added = NULL;
+  g_autoptr (DlTensor) added = NULL, added_2 = NULL;
   if (n > 0)
     {
-      int64_t shape[2] = { rows, width };
-      added =
-        dl_tensor_new (dl_params_get_device (params), "text_encoder.prompt_embeddings", DL_DTYPE_F32, 2, shape, error);
+      added = added_table (params, "text_encoder.prompt_embeddings", embeddings, n, rows, width, FALSE, error);
       if (!added)
         return NULL;
-      g_autofree float *v = g_new (float, rows *width);
-      for (guint i = 0, r = 0; i < n; r += embeddings[i]->n_vectors, i++)
-        memcpy (v + (gsize)r * width, embeddings[i]->vectors, sizeof (float) * embeddings[i]->n_vectors * width);
-      if (!dl_tensor_upload_f32 (added, v, error))
+      if (table_2 && !(added_2 = added_table (params, "text_encoder_2.prompt_embeddings", embeddings, n, rows, width_2,
+                                              TRUE, error)))
         return NULL;
     }
 
@@ -203,6 +257,8 @@ build (DlClipTokenizer *tok, DlParams *params, DlEmbedding *const *embeddings, g
   g_ptr_array_sort (pe->by_length, longer_name_first);
   if (added)
     dl_params_set_added_tokens (params, added, vocab);
+  if (added_2)
+    dl_params_set_added_tokens_for (params, "text_encoder_2", added_2, vocab);
   return g_steal_pointer (&pe);
 }
 
@@ -224,10 +280,12 @@ dl_prompt_embeddings_load (DlClipTokenizer *tok, DlParams *params, const char *c
   if (!table)
     return NULL;
   int width = table->ndim == 2 ? (int)table->shape[1] : 0;
+  DlTensor *table_2 = dl_params_lookup (params, TOKEN_TABLE_2);
+  int width_2 = table_2 && table_2->ndim == 2 ? (int)table_2->shape[1] : 0;
   g_autoptr (GPtrArray) read = g_ptr_array_new_with_free_func ((GDestroyNotify)dl_embedding_free);
   for (guint i = 0; paths[i]; i++)
     {
-      DlEmbedding *e = dl_embedding_read (paths[i], width, error);
+      DlEmbedding *e = dl_embedding_read_for_model (paths[i], width, width_2, error);
       if (!e)
         return NULL;
       g_ptr_array_add (read, e);

@@ -28,7 +28,14 @@
  *
  * The token strings are "⟨name#k⟩" (k = 0 .. n-1): U+27E8/U+27E9 are outside
  * CLIP's byte alphabet, so no vocabulary entry equals them; text that holds
- * them literally is read as those tokens too. */
+ * them literally is read as those tokens too.
+ *
+ * SDXL: its second tokenizer is a copy of the first made after the tokens are
+ * added (dl_prompt_ids_encode), so the ids are the same in both; an SDXL
+ * embedding's clip_l vectors are text_encoder's added tokens and its clip_g
+ * vectors text_encoder_2's (as A1111 and ComfyUI sd1_clip.py use them).  An
+ * embedding of one text encoder on SDXL, or an SDXL one on SD 1.x, is an
+ * error naming the widths. */
 #pragma once
 
 #include "nn/dl-embedding-file.h"
@@ -41,15 +48,19 @@ typedef struct _DlPromptEmbeddings DlPromptEmbeddings;
 
 /* Registers the tokens of `embeddings[0..n)` in `tok` and sets their vectors
  * as the added tokens of `params` (f32 [total vectors, width], id base = the
- * token table's rows).  `tok` must have exactly the text encoder's vocabulary
+ * token table's rows; SDXL: `vectors` for text_encoder, `vectors_2` for
+ * text_encoder_2).  `tok` must have exactly the text encoder's vocabulary
  * (no added tokens yet) and `params` no added tokens.  The embeddings are
- * only read (the caller keeps them).  Bad input changes nothing.  Errors: a width other than the text
- * encoder's, two embeddings with the same name (compared case-insensitively),
- * a name that is empty, not UTF-8 or over 200 bytes. */
+ * only read (the caller keeps them).  Bad input changes nothing.  Errors: a
+ * width other than the text encoder's (or an embedding of the other family:
+ * one set of vectors for SDXL, two for SD 1.x), two embeddings with the same
+ * name (compared case-insensitively), a name that is empty, not UTF-8 or over
+ * 200 bytes. */
 DlPromptEmbeddings *dl_prompt_embeddings_new (DlClipTokenizer *tok, DlParams *params, DlEmbedding *const *embeddings,
                                               guint n, GError **error);
-/* The same from files (NULL-terminated), read with dl_embedding_read at the
- * text encoder's width; errors name the file. */
+/* The same from files (NULL-terminated), read with
+ * dl_embedding_read_for_model at the text encoders' widths; errors name the
+ * file. */
 DlPromptEmbeddings *dl_prompt_embeddings_load (DlClipTokenizer *tok, DlParams *params, const char *const *paths,
                                                GError **error);
 /* Leaves the tokenizer and the parameters as they are. */

@@ -40,20 +40,28 @@ encoder_layer (DlParams *p, const DlTextEncoderConfig *c, const char *tm, DlTape
 
 /* The pooled output: rows[b] = last[b, argmax(ids[b])] (the first position of
  * the highest id), as an embedding lookup into `last` seen as a table of B*T
- * rows, so that the gradient reaches it; then text_projection. */
+ * rows, so that the gradient reaches it; then text_projection.  Ids from
+ * `added_base` on (Textual Inversion's added tokens, when there are some) are
+ * passed over: the end token is the vocabulary's highest id, and an added
+ * token's higher id must not take its place (kohya sd-scripts
+ * sdxl_train_textual_inversion.py pools at the end token for this reason, its
+ * pool_workaround; A1111 and ComfyUI sd1_clip.py pool there too). */
 static DlTensor *
 pooled_output (DlParams *p, const DlTextEncoderConfig *c, const char *component, DlTape *tape, DlTensor *last,
-               const gint32 *host_ids, GError **error)
+               const gint32 *host_ids, int64_t added_base, GError **error)
 {
   int64_t B = last->shape[0], T = last->shape[1], D = last->shape[2];
   g_autofree gint32 *rows = g_new (gint32, B);
   for (int64_t b = 0; b < B; b++)
     {
-      int64_t best = 0;
-      for (int64_t t = 1; t < T; t++)
-        if (host_ids[b * T + t] > host_ids[b * T + best])
-          best = t;
-      rows[b] = (gint32)(b * T + best);
+      int64_t best = -1;
+      for (int64_t t = 0; t < T; t++)
+        {
+          gint32 id = host_ids[b * T + t];
+          if ((added_base <= 0 || id < added_base) && (best < 0 || id > host_ids[b * T + best]))
+            best = t;
+        }
+      rows[b] = (gint32)(b * T + MAX (best, 0));
     }
   g_autoptr (DlTensor) index = dl_tensor_new_2d (last->device, "pooled_rows", DL_DTYPE_I32, 1, B, error);
   if (!index || !dl_tensor_upload (index, rows, DL_DTYPE_I32, error))
@@ -90,7 +98,7 @@ dl_text_encoder_forward (DlParams *params, const DlTextEncoderConfig *config, Dl
   if (!pos)
     return NULL;
   int64_t added_base = 0;
-  DlTensor *added = strcmp (component, "text_encoder") == 0 ? dl_params_get_added_tokens (params, &added_base) : NULL;
+  DlTensor *added = dl_params_get_added_tokens_for (params, component, &added_base);
   g_autoptr (DlTensor) h = dl_nn_embedding (tape, ids, tok, pos, added, added_base, error);
   if (!h)
     return NULL;
@@ -118,7 +126,8 @@ dl_text_encoder_forward (DlParams *params, const DlTextEncoderConfig *config, Dl
   if (o->pooled)
     {
       g_autoptr (DlTensor) last = dl_params_layer_norm (params, tape, h, final_norm, eps, error);
-      *o->pooled = last ? pooled_output (params, config, component, tape, last, o->host_ids, error) : NULL;
+      *o->pooled =
+        last ? pooled_output (params, config, component, tape, last, o->host_ids, added ? added_base : 0, error) : NULL;
       if (!*o->pooled)
         return NULL;
     }

@@ -18,8 +18,8 @@ typedef struct
   const char *component;    /* the parameters' prefix: "text_encoder" (NULL) or "text_encoder_2" */
   /* SDXL's pooled output: final_layer_norm of the last layer at each row's
    * highest id (the end token: transformers CLIPTextTransformer's argmax,
-   * eos_token_id 2), through text_projection when the model has one: [B, P].
-   * Needs the ids on the host. */
+   * eos_token_id 2; added tokens' ids do not count), through text_projection
+   * when the model has one: [B, P].  Needs the ids on the host. */
   DlTensor **pooled;
   const gint32 *host_ids;   /* [B, T], the same as `ids` */
   GPtrArray *hidden_states; /* when not NULL, receives every hidden state (n_layers + 1) */
@@ -28,7 +28,8 @@ typedef struct
 /* ids: i32 [B, 77].  Returns the conditioning [B, 77, hidden] (final_layer_norm of
  * the chosen layer unless skip_final_norm).  Parameters are
  * `text_encoder.text_model.*` (or the component's) in `params`; Textual
- * Inversion's added tokens apply to `text_encoder` only. */
+ * Inversion's added tokens are the component's
+ * (dl_params_get_added_tokens_for). */
 DlTensor *dl_text_encoder_forward (DlParams *params, const DlTextEncoderConfig *config, DlTape *tape, DlTensor *ids,
                                    const DlTextEncoderOptions *options, GError **error);
 

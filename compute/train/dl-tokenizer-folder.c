@@ -206,8 +206,35 @@ dl_tokenizer_folder_write_checkpoint (DlCheckpoint *base, DlCheckpointSourceFunc
         return FALSE;
       o.tokenizer_dir = made;
     }
+  /* SDXL's tokenizer_2/ where the base has none: the same vocabulary with
+   * tokenizer_2's padding, written as diffusers' */
+  g_autofree char *made_2 = NULL;
+  g_autofree char *tok2_dir = dl_checkpoint_write_find_tokenizer_2 (base, &o);
+  if (o.layout == DL_CHECKPOINT_WRITE_DIFFUSERS && dl_model_config_is_sdxl (dl_checkpoint_get_config (base)) &&
+      !tok2_dir)
+    {
+      g_autoptr (DlClipTokenizer) found = tok ? NULL : dl_clip_tokenizer_find (NULL, NULL, error);
+      if (!tok && !found)
+        {
+          if (made)
+            dl_file_remove_tree (made);
+          return FALSE;
+        }
+      g_autoptr (DlClipTokenizer) tok2 = dl_clip_tokenizer_copy (tok ? tok : found);
+      dl_clip_tokenizer_set_pad_style (tok2, DL_CLIP_PAD_SDXL_DIFFUSERS);
+      made_2 = dl_tokenizer_folder_make_temporary (tok2, error);
+      if (!made_2)
+        {
+          if (made)
+            dl_file_remove_tree (made);
+          return FALSE;
+        }
+      o.tokenizer_2_dir = made_2;
+    }
   gboolean ok = dl_checkpoint_write (base, source, user_data, &o, path, error);
   if (made)
     dl_file_remove_tree (made);
+  if (made_2)
+    dl_file_remove_tree (made_2);
   return ok;
 }

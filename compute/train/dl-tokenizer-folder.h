@@ -35,7 +35,9 @@ char *dl_tokenizer_folder_make_temporary (DlClipTokenizer *tok, GError **error);
 /* dl_checkpoint_write, where a diffusers folder always gets a tokenizer/:
  * options->tokenizer_dir or the base's own when there is one, else `tok`
  * (NULL: the one dl_clip_tokenizer_find gives) through a temporary folder
- * that is gone afterwards. */
+ * that is gone afterwards; an SDXL folder also a tokenizer_2/: the one
+ * dl_checkpoint_write_find_tokenizer_2 finds, else a copy of that tokenizer
+ * with diffusers' tokenizer_2 padding (DL_CLIP_PAD_SDXL_DIFFUSERS). */
 gboolean dl_tokenizer_folder_write_checkpoint (DlCheckpoint *base, DlCheckpointSourceFunc source, gpointer user_data,
                                                const DlCheckpointWriteOptions *options, DlClipTokenizer *tok,
                                                const char *path, GError **error);

@@ -1,9 +1,13 @@
 /* dl-train-dreambooth.c: DreamBooth — full fine-tuning of the UNet (and of
- * the text encoder with --train-text-encoder), VAE frozen, as diffusers'
+ * the text encoder with --train-text-encoder; on SDXL both encoders, as kohya
+ * sd-scripts' sdxl_train.py trains them), VAE frozen, as diffusers'
  * examples/dreambooth/train_dreambooth.py: every parameter trained in fp32
  * (f32 masters and an f16 copy for the forward with --fp16), two parameter
- * groups, prior preservation (dl-train-class.c), written as an LDM single file
- * or a diffusers folder (compute/io/dl-checkpoint-writer.h). */
+ * groups, prior preservation (dl-train-class.c), written as a single file
+ * (SD 1.x: LDM names; SDXL: SGM names) or a diffusers folder
+ * (compute/io/dl-checkpoint-writer.h).  Frozen text encoders are not run per
+ * step: the trainer caches their output (SDXL: the context and the pooled
+ * embedding). */
 #include "dl-config.h"
 
 #include "train/dl-trainer-private.h"
@@ -27,6 +31,13 @@ db_free (gpointer data)
   g_free (r);
 }
 
+/* a text encoder's parameter (SDXL: either encoder's) */
+static gboolean
+is_text_param (const char *name)
+{
+  return g_str_has_prefix (name, "text_encoder.") || g_str_has_prefix (name, "text_encoder_2.");
+}
+
 static gboolean
 db_setup (DlTrainer *t, GError **error)
 {
@@ -43,7 +54,7 @@ db_setup (DlTrainer *t, GError **error)
   for (guint i = 0; i < names->len; i++)
     {
       const char *name = names->pdata[i];
-      gboolean text = g_str_has_prefix (name, "text_encoder.");
+      gboolean text = is_text_param (name);
       if (!g_str_has_prefix (name, "unet.") && !(text && s->train_text_encoder))
         continue;
       DlTensor *w = dl_params_lookup (p, name);
@@ -133,11 +144,17 @@ db_export (DlTrainer *t, const char *path, GError **error)
   dl_checkpoint_write_options_init (&o);
   o.layout = writes_folder (s, path) ? DL_CHECKPOINT_WRITE_DIFFUSERS : DL_CHECKPOINT_WRITE_SINGLE_FILE;
   o.dtype = s->save_dtype;
-  o.source_components = DL_CHECKPOINT_WRITE_COMPONENT (DL_COMPONENT_UNET) |
-                        (s->train_text_encoder ? DL_CHECKPOINT_WRITE_COMPONENT (DL_COMPONENT_TEXT_ENCODER) : 0);
+  o.source_components = DL_CHECKPOINT_WRITE_COMPONENT (DL_COMPONENT_UNET);
+  if (s->train_text_encoder)
+    {
+      o.source_components |= DL_CHECKPOINT_WRITE_COMPONENT (DL_COMPONENT_TEXT_ENCODER);
+      if (dl_model_config_is_sdxl (dl_checkpoint_get_config (ck)))
+        o.source_components |= DL_CHECKPOINT_WRITE_COMPONENT (DL_COMPONENT_TEXT_ENCODER_2);
+    }
   /* the writer's modelspec.* (architecture, title, resolution, date) */
   o.metadata = NULL;
-  /* a base without a tokenizer folder (one file): the one the run used */
+  /* a base without a tokenizer folder (one file): the one the run used (SDXL:
+   * and as tokenizer_2/ with diffusers' tokenizer_2 padding) */
   return dl_tokenizer_folder_write_checkpoint (ck, source_tensor, t->method_data, &o, t->tok, path, error);
 }
 

@@ -3,7 +3,14 @@
  * kohya's and diffusers' forms.  Tokens as transformers' add_tokens makes them
  * (`<p>`, `<p>_1`, ...: matched as literal strings before BPE; diffusers
  * examples/textual_inversion/textual_inversion.py), initial vectors as A1111's
- * create_embedding (modules/textual_inversion/textual_inversion.py). */
+ * create_embedding (modules/textual_inversion/textual_inversion.py).
+ *
+ * SDXL (kohya sd-scripts sdxl_train_textual_inversion.py): one set of n
+ * vectors per text encoder under the same token ids (the trainer copies its
+ * second tokenizer from the first after this method added the tokens), each
+ * initialised from its own encoder's token table, both trained; the context
+ * and the pooled embedding flow from them.  The file is the SDXL embedding
+ * {"clip_l": [n, 768], "clip_g": [n, 1280]} that A1111 and ComfyUI load. */
 #include "dl-config.h"
 
 #include "train/dl-trainer-private.h"
@@ -17,10 +24,11 @@
 
 typedef struct
 {
-  char *placeholder; /* the word of [name] */
-  char *name_text;   /* "<p> <p>_1 ..." */
-  DlTensor *vectors; /* [n, C] f32 */
-  int n, dim;
+  char *placeholder;   /* the word of [name] */
+  char *name_text;     /* "<p> <p>_1 ..." */
+  DlTensor *vectors;   /* [n, C] f32 (SDXL: text_encoder's, clip_l) */
+  DlTensor *vectors_2; /* SDXL: text_encoder_2's [n, C2] (clip_g), else NULL */
+  int n, dim, dim_2;
 } TiRun;
 
 static void
@@ -30,17 +38,20 @@ ti_free (gpointer data)
   g_free (r->placeholder);
   g_free (r->name_text);
   g_clear_pointer (&r->vectors, dl_tensor_unref);
+  g_clear_pointer (&r->vectors_2, dl_tensor_unref);
   g_free (r);
 }
 
 /* A1111 textual_inversion.py create_embedding: the init text's tokens (no start
- * or end token, at most n), vector i = row floor(i * k / n) of the token table;
- * no token: zeros. */
+ * or end token, at most n), vector i = row floor(i * k / n) of the token table
+ * of `component` (dim wide); no token: zeros.  SDXL: each encoder's own rows of
+ * the same tokens (kohya sdxl_train_textual_inversion.py initialises both
+ * encoders' vectors from the init word). */
 static gboolean
-init_vectors (DlTrainer *t, TiRun *r, float *v, GError **error)
+init_vectors (DlTrainer *t, TiRun *r, const char *component, int dim, float *v, GError **error)
 {
   DlParams *p = dl_sd_model_get_params (t->model);
-  memset (v, 0, sizeof (float) * r->n * r->dim);
+  memset (v, 0, sizeof (float) * r->n * dim);
   const char *text = t->settings->init_text ? t->settings->init_text : "";
   g_autoptr (GArray) ids = dl_clip_tokenizer_encode (t->tok, text, error);
   if (!ids)
@@ -48,7 +59,7 @@ init_vectors (DlTrainer *t, TiRun *r, float *v, GError **error)
   int k = MIN ((int)ids->len - 2, r->n);
   if (k <= 0)
     return TRUE;
-  DlTensor *table = dl_params_getf (p, error, "text_encoder.text_model.embeddings.token_embedding.weight");
+  DlTensor *table = dl_params_getf (p, error, "%s.text_model.embeddings.token_embedding.weight", component);
   if (!table)
     return FALSE;
   for (int i = 0; i < r->n; i++)
@@ -60,14 +71,28 @@ init_vectors (DlTrainer *t, TiRun *r, float *v, GError **error)
                        "--init-text “%s”: token %d is not in the model's table", text, id);
           return FALSE;
         }
-      int64_t shape = r->dim;
-      g_autoptr (DlTensor) row = dl_tensor_view (table, "init-row", (int64_t)id * r->dim, 1, &shape, error);
+      int64_t shape = dim;
+      g_autoptr (DlTensor) row = dl_tensor_view (table, "init-row", (int64_t)id * dim, 1, &shape, error);
       g_autofree float *rv = row ? dl_tensor_download_f32 (row, error) : NULL;
       if (!rv)
         return FALSE;
-      memcpy (v + (gsize)i * r->dim, rv, sizeof (float) * r->dim);
+      memcpy (v + (gsize)i * dim, rv, sizeof (float) * dim);
     }
   return TRUE;
+}
+
+/* The trained vectors [n, dim] f32 of `component`, initialised. */
+static DlTensor *
+new_vectors (DlTrainer *t, TiRun *r, const char *name, const char *component, int dim, GError **error)
+{
+  int64_t shape[2] = { r->n, dim };
+  g_autoptr (DlTensor) vectors = dl_tensor_new (t->device, name, DL_DTYPE_F32, 2, shape, error);
+  if (!vectors)
+    return NULL;
+  g_autofree float *v = g_new (float, (gsize)r->n *dim);
+  if (!init_vectors (t, r, component, dim, v, error) || !dl_tensor_upload_f32 (vectors, v, error))
+    return NULL;
+  return g_steal_pointer (&vectors);
 }
 
 static gboolean
@@ -81,7 +106,27 @@ ti_setup (DlTrainer *t, GError **error)
   r->placeholder = s->placeholder ? g_strdup (s->placeholder) : dl_file_stem (s->out);
   r->n = s->vectors;
   r->dim = cfg->text_encoder.hidden_size;
+  gboolean sdxl = dl_model_config_is_sdxl (cfg);
   int64_t vocab = cfg->text_encoder.vocab_size;
+  if (sdxl)
+    {
+      r->dim_2 = cfg->text_encoder_2.hidden_size;
+      if (cfg->text_encoder_2.vocab_size != vocab)
+        {
+          g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
+                       "the model's text encoders have %" G_GINT64_FORMAT " and %" G_GINT64_FORMAT
+                       " tokens: one new token cannot have the same id in both",
+                       vocab, (gint64)cfg->text_encoder_2.vocab_size);
+          return FALSE;
+        }
+      if (s->out_diffusers)
+        {
+          g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
+                       "--out-diffusers writes diffusers' learned_embeds of one text encoder; an SDXL embedding is "
+                       "written as --out (clip_l and clip_g)");
+          return FALSE;
+        }
+    }
   if ((int64_t)dl_clip_tokenizer_get_n_tokens (t->tok) != vocab)
     {
       g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
@@ -111,16 +156,24 @@ ti_setup (DlTrainer *t, GError **error)
       g_string_append_printf (name_text, "%s%s", i ? " " : "", tok);
     }
   r->name_text = g_string_free (name_text, FALSE);
-  int64_t shape[2] = { r->n, r->dim };
-  r->vectors = dl_tensor_new (t->device, "emb_params", DL_DTYPE_F32, 2, shape, error);
+  /* the optimizer's (and the state file's) names: SD1's as before, SDXL's the
+   * file's keys */
+  const char *name = sdxl ? "clip_l" : "emb_params";
+  r->vectors = new_vectors (t, r, name, "text_encoder", r->dim, error);
   if (!r->vectors)
     return FALSE;
-  g_autofree float *v = g_new (float, (gsize)r->n * r->dim);
-  if (!init_vectors (t, r, v, error) || !dl_tensor_upload_f32 (r->vectors, v, error))
-    return FALSE;
   dl_params_set_added_tokens (p, r->vectors, vocab);
+  if (sdxl)
+    {
+      r->vectors_2 = new_vectors (t, r, "clip_g", "text_encoder_2", r->dim_2, error);
+      if (!r->vectors_2)
+        return FALSE;
+      dl_params_set_added_tokens_for (p, "text_encoder_2", r->vectors_2, vocab);
+    }
   t->train_text = TRUE;
-  return dl_optimizer_add (t->opt, dl_sd_model_get_recorder (t->model), "emb_params", r->vectors, 0, error);
+  DlRecorder *rec = dl_sd_model_get_recorder (t->model);
+  return dl_optimizer_add (t->opt, rec, name, r->vectors, 0, error) &&
+         (!sdxl || dl_optimizer_add (t->opt, rec, "clip_g", r->vectors_2, 0, error));
 }
 
 /* A1111 dataset.py create_text: [name] -> the placeholder tokens, [filewords] ->
@@ -150,6 +203,16 @@ ti_export (DlTrainer *t, const char *path, GError **error)
   g_autofree float *v = dl_tensor_download_f32 (r->vectors, error);
   if (!v)
     return FALSE;
+  if (r->vectors_2)
+    {
+      /* kohya sdxl_train_textual_inversion.py save_weights: {clip_l, clip_g}
+       * with the run's metadata (a .pt gets the dict through torch.save) */
+      g_autofree float *v2 = dl_tensor_download_f32 (r->vectors_2, error);
+      if (!v2)
+        return FALSE;
+      g_autoptr (GHashTable) meta = dl_trainer_metadata (t, "textual-inversion");
+      return dl_embedding_write_sdxl (path, v, r->dim, v2, r->dim_2, r->n, meta, s->save_dtype, error);
+    }
   if (g_str_has_suffix (path, ".pt"))
     {
       g_autofree char *stem = dl_file_stem (path);

@@ -150,7 +150,7 @@ dl_trainer_free (DlTrainer *t)
       DlParams *p = dl_sd_model_get_params (t->model);
       dl_params_clear_adapters (p);
       dl_params_clear_hypernetworks (p);
-      dl_params_set_added_tokens (p, NULL, 0);
+      dl_params_clear_added_tokens (p);
     }
   if (t->moments)
     {
@@ -470,7 +470,8 @@ prepare_run (DlTrainer *t, GCancellable *cancellable, gboolean *made_run_dir, GE
         return FALSE;
       t->model = t->owned_model;
     }
-  if (dl_model_config_is_sdxl (dl_sd_model_get_config (t->model)) && strcmp (t->method->name, "lora") != 0)
+  if (dl_model_config_is_sdxl (dl_sd_model_get_config (t->model)) && strcmp (t->method->name, "lora") != 0 &&
+      strcmp (t->method->name, "textual-inversion") != 0 && strcmp (t->method->name, "dreambooth") != 0)
     {
       if (strcmp (t->method->name, "hypernetwork") == 0)
         g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
@@ -479,8 +480,9 @@ prepare_run (DlTrainer *t, GCancellable *cancellable, gboolean *made_run_dir, GE
                      s->model);
       else
         g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
-                     "“%s”: %s training of Stable Diffusion XL models is not supported yet (LoRA is)", s->model,
-                     strcmp (t->method->name, "textual-inversion") == 0 ? "Textual Inversion" : "DreamBooth");
+                     "“%s”: %s training of Stable Diffusion XL models is not supported (LoRA, Textual Inversion "
+                     "and DreamBooth are)",
+                     s->model, t->method->name);
       return FALSE;
     }
   DlCheckpoint *ck = dl_sd_model_get_checkpoint (t->model);
@@ -509,14 +511,6 @@ prepare_run (DlTrainer *t, GCancellable *cancellable, gboolean *made_run_dir, GE
   t->tok = dl_clip_tokenizer_find (ck ? dl_checkpoint_get_tokenizer_dir (ck) : NULL, s->vocab, error);
   if (!t->tok)
     return FALSE;
-  if (dl_model_config_is_sdxl (dl_sd_model_get_config (t->model)))
-    {
-      /* captions go to both encoders; the second pads with 0 and keeps “!” as
-       * text, as OpenCLIP (which SDXL was trained with), kohya sd-scripts, A1111
-       * and ComfyUI tokenize (diffusers' tokenizer_2 would split it out) */
-      t->tok2 = dl_clip_tokenizer_copy (t->tok);
-      dl_clip_tokenizer_set_pad_style (t->tok2, DL_CLIP_PAD_ZERO);
-    }
   if (g_cancellable_set_error_if_cancelled (cancellable, error))
     return FALSE;
   dl_trainer_status (t, -1, "Reading the images in %s", s->images);
@@ -542,6 +536,16 @@ prepare_run (DlTrainer *t, GCancellable *cancellable, gboolean *made_run_dir, GE
   dl_optimizer_add_group (t->opt, "text_encoder", s->weight_decay);
   if (!t->method->setup (t, error) || !dl_recorder_finish (dl_sd_model_get_recorder (t->model), error))
     return FALSE;
+  if (dl_model_config_is_sdxl (dl_sd_model_get_config (t->model)))
+    {
+      /* captions go to both encoders; the second pads with 0 and keeps “!” as
+       * text, as OpenCLIP (which SDXL was trained with), kohya sd-scripts, A1111
+       * and ComfyUI tokenize (diffusers' tokenizer_2 would split it out).  A
+       * copy made after the method's setup: it has the tokens Textual
+       * Inversion added, under the same ids */
+      t->tok2 = dl_clip_tokenizer_copy (t->tok);
+      dl_clip_tokenizer_set_pad_style (t->tok2, DL_CLIP_PAD_ZERO);
+    }
   if (!make_draws (t, error))
     return FALSE;
   if (!t->train_text)

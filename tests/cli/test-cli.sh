@@ -613,10 +613,23 @@ if [ -d "$diffusers" ] && [ -f "$instance/01.txt" ] && command -v python3 >/dev/
     "$bin" inspect "$sdxl" >"$tmp/out" 2>"$tmp/err"; st=$?
     check "inspect an SDXL model exits 0 naming its family" \
       sh -c "test $st -eq 0 && grep -q 'Stable Diffusion XL' '$tmp/out'"
-    # shellcheck disable=SC2086
-    bad_input "Textual Inversion on SDXL" "tiny-sdxl-diffusers.*Textual Inversion training of Stable Diffusion XL models is not supported yet" \
-      --model "$sdxl" --images "$tr/img" --resolution 32 --steps 2 --sample-every 0 --out "$tr/keep.safetensors" \
-      --method textual-inversion --placeholder "<x>" --init-text dog
+    # Textual Inversion on SDXL: kohya's SDXL embedding {clip_l, clip_g}, which samples by its name
+    "$bin" train --model "$sdxl" --images "$tr/img" --resolution 32 --steps 2 --sample-every 0 \
+      --out "$tr/xlemb.safetensors" --method textual-inversion --placeholder "<x>" --init-text dog --vectors 1 \
+      >"$tmp/out" 2>"$tmp/err"; st=$?
+    check "train a Textual Inversion on SDXL exits 0" test "$st" -eq 0
+    "$bin" sample --model "$sdxl" --prompt "a photo of xlemb" --steps 2 --width 32 --height 32 --seed 7 \
+      --embedding "$tr/xlemb.safetensors" --out "$tmp/xl-ti.png" >"$tmp/out" 2>"$tmp/err"; st=$?
+    # shellcheck disable=SC2317 # called through check
+    xl_embedding_ok() {
+      test "$st" -eq 0 && grep -q 'embedding .*xlemb.* (1 vector): in the prompt' "$tmp/err" && python3 -c "
+import json, struct, sys; f = open(sys.argv[1], 'rb'); n = struct.unpack('<Q', f.read(8))[0]; h = json.loads(f.read(n))
+ok = sorted(x for x in h if x != '__metadata__') == ['clip_g', 'clip_l'] and h['clip_l']['shape'] == [1, 12] \
+  and h['clip_g']['shape'] == [1, 16] \
+  and h['__metadata__']['modelspec.architecture'] == 'stable-diffusion-xl-v1-base/textual-inversion'
+sys.exit(0 if ok else 1)" "$tr/xlemb.safetensors"
+    }
+    check "... writes clip_l [1, 12] and clip_g [1, 16], and samples with --embedding" xl_embedding_ok
     # shellcheck disable=SC2086
     bad_input "a hypernetwork on SDXL" "hypernetworks are for Stable Diffusion 1.x models" \
       --model "$sdxl" --images "$tr/img" --resolution 32 --steps 2 --sample-every 0 --out "$tr/keep.pt" \
@@ -637,8 +650,25 @@ sys.exit(0 if ok else 1)" "$tr/xl-lora.safetensors"
     "$bin" sample --model "$diffusers" --prompt x --steps 1 --width 32 --height 32 --lora "$tr/xl-lora.safetensors" \
       --out "$tmp/x.png" >"$tmp/out" 2>"$tmp/err"; st=$?
     check "an SDXL LoRA on an SD 1.x model is refused in one line" sh -c "test $st -eq 1 && grep -q 'SDXL LoRA' '$tmp/err'"
+    # DreamBooth on SDXL as on a 24 GB card: an SGM single file (q/k/v stacked, text_projection [16, 12]) that samples
+    "$bin" train --method dreambooth --model "$sdxl" --images "$tr/img" --resolution 32 --steps 1 --sample-every 0 \
+      --validate-every 0 --fp16 --checkpointing --optimizer adamw8bit --out "$tr/xl-db.safetensors" \
+      >"$tmp/out" 2>"$tmp/err"; st=$?
+    xl_dreambooth_ok() {
+      test "$st" -eq 0 && python3 -c "
+import json, struct, sys; f = open(sys.argv[1], 'rb'); n = struct.unpack('<Q', f.read(8))[0]; h = json.loads(f.read(n))
+p = 'conditioner.embedders.1.model.'
+ok = h['model.diffusion_model.label_emb.0.0.weight']['dtype'] == 'F16' and h[p + 'text_projection']['shape'] == [16, 12] \
+  and h[p + 'transformer.resblocks.0.attn.in_proj_weight']['shape'] == [48, 16] \
+  and h['__metadata__']['modelspec.architecture'] == 'stable-diffusion-xl-v1-base'
+sys.exit(0 if ok else 1)" "$tr/xl-db.safetensors"
+    }
+    check "train DreamBooth on SDXL (--fp16 --checkpointing, 8-bit AdamW) writes SGM names" xl_dreambooth_ok
+    "$bin" sample --model "$tr/xl-db.safetensors" --config "$sdxl" --prompt "a photo of sks dog" --steps 2 --width 32 \
+      --height 32 --seed 7 --out "$tmp/xl-db.png" >"$tmp/out" 2>"$tmp/err"; st=$?
+    check "... and the file samples as SDXL" sh -c "test $st -eq 0 && test -s '$tmp/xl-db.png'"
   else
-    for i in 1 2 3 4 5 6 7 8 9; do skip "no SDXL golden model"; done
+    for i in 1 2 3 4 5 6 7 8 9 10 11; do skip "no SDXL golden model"; done
   fi
   # shellcheck disable=SC2086
   "$bin" train $short --images "$tr/img" --no-such-option 3 >"$tmp/out" 2>"$tmp/err"; st=$?
@@ -650,7 +680,7 @@ sys.exit(0 if ok else 1)" "$tr/xl-lora.safetensors"
     sh -c "test $st -eq 2 && test \$(wc -l <'$tmp/err') -eq 1 && grep -q -- '--lr fast: not a number' '$tmp/err'"
   check "... and writes nothing" sh -c "test \"\$(cat '$tr/keep.safetensors')\" = 'keep me' && test ! -e '$tr/keep.run'"
 else
-  i=0; while [ $i -lt 42 ]; do skip "golden tiny model, training images or python3 absent"; i=$((i + 1)); done
+  i=0; while [ $i -lt 44 ]; do skip "golden tiny model, training images or python3 absent"; i=$((i + 1)); done
 fi
 
 # ---- train DreamBooth and hypernetworks: the files they write, class images, a full disk, bad input ----

@@ -2,7 +2,8 @@
  * the Train page's "Export as a diffusers Folder…" does, and back to one
  * file): every parameter bit-identical and stored as before, the tokenizer
  * from the run's base model, bad destinations refused with nothing left
- * behind.  The golden tiny model stands in for a run's output. */
+ * behind.  The golden tiny model stands in for a run's output.  And SDXL
+ * embeddings keep both encoders' vectors through an export. */
 #include "dl-config.h"
 
 #include <glib/gstdio.h>
@@ -12,6 +13,7 @@
 #include "dl-test-util.h"
 #include "dl-train-export.h"
 #include "io/dl-checkpoint.h"
+#include "nn/dl-embedding-file.h"
 #include "train/dl-train-settings.h"
 
 /* Every parameter of `got` equal, bit for bit and in the same stored dtype, to
@@ -180,11 +182,47 @@ test_tokenizer_for_single_file_base (void)
   dl_test_remove_tree (dir);
 }
 
+/* An SDXL embedding (a checkpoint of an SDXL Textual Inversion run) exported
+ * in the other container keeps both encoders' vectors; diffusers'
+ * one-encoder form is refused. */
+static void
+test_sdxl_embedding (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("dl-train-export-XXXXXX", &error);
+  g_assert_no_error (error);
+  const float l[2 * 3] = { 1, 2, 3, 4, 5, 6 }, g[2 * 4] = { -1, -2, -3, -4, -5, -6, -7, -8 };
+  g_autofree char *src = g_build_filename (dir, "mine-step000010.safetensors", NULL);
+  g_assert_true (dl_embedding_write_sdxl (src, l, 3, g, 4, 2, NULL, DL_ST_F32, &error));
+  g_assert_no_error (error);
+  g_autoptr (DlTrainSettings) s = dl_train_settings_new (DL_TRAIN_TEXTUAL_INVERSION);
+  const char *dests[] = { "mine.pt", "mine.safetensors" };
+  for (guint i = 0; i < G_N_ELEMENTS (dests); i++)
+    {
+      g_autofree char *dest = g_build_filename (dir, dests[i], NULL);
+      g_assert_true (dl_train_export_file (s, src, dest, DL_ST_F32, &error));
+      g_assert_no_error (error);
+      g_autoptr (DlEmbedding) e = dl_embedding_read_for_model (dest, 3, 4, &error);
+      g_assert_no_error (error);
+      g_assert_cmpint (e->n_vectors, ==, 2);
+      g_assert_cmpmem (e->vectors, sizeof l, l, sizeof l);
+      g_assert_cmpmem (e->vectors_2, sizeof g, g, sizeof g);
+      g_unlink (dest);
+    }
+  g_autofree char *diffusers = g_build_filename (dir, "learned_embeds.safetensors", NULL);
+  g_assert_false (dl_train_export_file (s, src, diffusers, DL_ST_F32, &error));
+  g_assert_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED);
+  g_assert_false (g_file_test (diffusers, G_FILE_TEST_EXISTS));
+  g_unlink (src);
+  g_rmdir (dir);
+}
+
 int
 main (int argc, char **argv)
 {
   dl_test_init (&argc, &argv);
   dl_test_add ("/train-export/dreambooth-layouts", test_dreambooth_layouts);
   dl_test_add ("/train-export/tokenizer-for-a-single-file-base", test_tokenizer_for_single_file_base);
+  dl_test_add ("/train-export/sdxl-embedding", test_sdxl_embedding);
   return dl_test_run ();
 }
