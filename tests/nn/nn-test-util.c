@@ -5,6 +5,8 @@
 
 #include <math.h>
 
+#include "ops/dl-ops.h"
+
 char *nn_golden_dir;
 
 DlSafetensors *
@@ -72,4 +74,55 @@ nn_check_scaled (const char *what, const float *got, const float *want, int64_t 
     g_printerr ("%s %s: max err %.3g (bound %.3g, max |golden| %.3g) worst [%" G_GINT64_FORMAT "] got %.8g want %.8g\n",
                 ok ? "ok" : "FAIL", what, maxd, bound, maxw, worst, n ? got[worst] : 0.0, n ? want[worst] : 0.0);
   return ok;
+}
+
+gboolean
+nn_compare_tensor (DlTensor *t, DlSafetensors *st, const char *golden_name, double atol, double rtol)
+{
+  int64_t n = 0;
+  g_autofree float *want = nn_golden_f32 (st, golden_name, &n);
+  g_assert_cmpint (n, ==, dl_tensor_numel (t));
+  g_autofree float *got = dl_test_download (t);
+  return nn_check_scaled (golden_name, got, want, n, atol, rtol);
+}
+
+gint32 *
+nn_golden_ids (DlSafetensors *st, const char *name, int64_t *n_out)
+{
+  int64_t n = 0;
+  g_autofree float *v = nn_golden_f32 (st, name, &n);
+  gint32 *ids = g_new (gint32, MAX (n, 1));
+  for (int64_t i = 0; i < n; i++)
+    ids[i] = (gint32)v[i];
+  if (n_out)
+    *n_out = n;
+  return ids;
+}
+
+DlTape *
+nn_new_tape (void)
+{
+  g_autoptr (DlArena) arena = dl_arena_new (dl_test_device (), "test-activations", 64 << 20);
+  return dl_tape_new (dl_test_recorder (), arena);
+}
+
+GHashTable *
+nn_make_param_grads (DlParams *params, DlTape *tape, const char *prefix)
+{
+  g_autoptr (GError) error = NULL;
+  GHashTable *grads = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify)dl_tensor_unref);
+  g_autoptr (GPtrArray) names = dl_params_names (params);
+  for (guint i = 0; i < names->len; i++)
+    {
+      const char *name = names->pdata[i];
+      if (!g_str_has_prefix (name, prefix))
+        continue;
+      DlTensor *p = dl_params_lookup (params, name);
+      DlTensor *g = dl_tensor_new (dl_test_device (), name, DL_DTYPE_F32, p->ndim, p->shape, &error);
+      g_assert_no_error (error);
+      g_assert_true (dl_op_fill (dl_test_recorder (), g, 0.0, &error));
+      dl_tape_set_param_grad (tape, p, g);
+      g_hash_table_insert (grads, g_strdup (name), g);
+    }
+  return grads;
 }

@@ -5,6 +5,8 @@
 
 #include "dl-test-util.h"
 #include "io/dl-safetensors.h"
+#include "nn/dl-params.h"
+#include "nn/dl-tape.h"
 
 G_BEGIN_DECLS
 
@@ -19,5 +21,14 @@ DlTensor *nn_golden_upload (DlSafetensors *st, const char *name, DlDType dtype);
 /* max|got - want| <= atol + rtol * max|want|; prints the worst element on
  * failure (and always with --verbose). */
 gboolean nn_check_scaled (const char *what, const float *got, const float *want, int64_t n, double atol, double rtol);
+/* nn_check_scaled of a device tensor against the golden tensor of that name. */
+gboolean nn_compare_tensor (DlTensor *t, DlSafetensors *st, const char *golden_name, double atol, double rtol);
+/* A golden id tensor (stored as I64) as gint32 (g_free); *n (may be NULL) its length. */
+gint32 *nn_golden_ids (DlSafetensors *st, const char *name, int64_t *n);
+/* A tape recording on the test device, with its own 64 MiB activation arena. */
+DlTape *nn_new_tape (void);
+/* Zeroed f32 gradient buffers for every parameter of `params` whose name starts
+ * with `prefix`, registered on the tape as trainable: name -> DlTensor*. */
+GHashTable *nn_make_param_grads (DlParams *params, DlTape *tape, const char *prefix);
 
 G_END_DECLS

@@ -54,13 +54,6 @@ tmp_path (const char *name)
   return g_build_filename (tmp_dir, name, NULL);
 }
 
-static DlTape *
-new_tape (void)
-{
-  g_autoptr (DlArena) arena = dl_arena_new (dl_test_device (), "hypernetwork-test", 64 << 20);
-  return dl_tape_new (dl_test_recorder (), arena);
-}
-
 static float *
 download (DlTensor *t)
 {
@@ -120,7 +113,7 @@ unet_run (Model *m, DlHypernetwork *grads_of, gboolean checkpoint, UNetRun *out)
   g_autoptr (GError) error = NULL;
   g_autoptr (DlSafetensors) st = nn_golden_open ("hypernetwork.safetensors");
   const DlUNetConfig *cfg = &dl_checkpoint_get_config (m->ckpt)->unet;
-  g_autoptr (DlTape) tape = new_tape ();
+  g_autoptr (DlTape) tape = nn_new_tape ();
   dl_tape_set_enabled (tape, grads_of != NULL);
   g_autoptr (DlTensor) x = nn_golden_upload (st, "x", DL_DTYPE_F32);
   g_autoptr (DlTensor) t = nn_golden_upload (st, "timesteps", DL_DTYPE_F32);
@@ -499,7 +492,7 @@ run_module_reference (gboolean training)
   c.R = dl_test_random (24, 61, -1, 1);
   g_autoptr (DlTensor) x = dl_test_tensor ("x", DL_DTYPE_F32, 3, xs, c.x);
   g_autoptr (DlTensor) R = dl_test_tensor ("R", DL_DTYPE_F32, 3, xs, c.R);
-  g_autoptr (DlTape) tape = new_tape ();
+  g_autoptr (DlTape) tape = nn_new_tape ();
   dl_tape_watch (tape, x);
   g_autoptr (GPtrArray) bufs = g_ptr_array_new_with_free_func ((GDestroyNotify)dl_tensor_unref);
   for (guint i = 0; i < 24; i++)
@@ -613,7 +606,7 @@ test_apply_sequence (void)
   g_autoptr (DlParams) params = dl_params_new (dl_test_device ());
   dl_params_add_hypernetwork (params, a, 0.5f);
   dl_params_add_hypernetwork (params, b, -0.25f);
-  g_autoptr (DlTape) tape = new_tape ();
+  g_autoptr (DlTape) tape = nn_new_tape ();
   dl_tape_set_enabled (tape, FALSE);
 
   int64_t s32[3] = { 2, 7, 32 }, s16[3] = { 2, 7, 16 }, s8[3] = { 2, 7, 8 };

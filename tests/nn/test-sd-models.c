@@ -63,45 +63,6 @@ model_free (Model *m)
   g_free (m);
 }
 
-static gboolean
-compare_tensor (DlTensor *t, DlSafetensors *st, const char *golden_name, double atol, double rtol)
-{
-  int64_t n = 0;
-  g_autofree float *want = nn_golden_f32 (st, golden_name, &n);
-  g_assert_cmpint (n, ==, dl_tensor_numel (t));
-  g_autofree float *got = dl_test_download (t);
-  return nn_check_scaled (golden_name, got, want, n, atol, rtol);
-}
-
-/* Zeroed f32 gradient buffers for every parameter with `prefix`, registered on the tape. */
-static GHashTable *
-make_param_grads (Model *m, DlTape *tape, const char *prefix)
-{
-  g_autoptr (GError) error = NULL;
-  GHashTable *grads = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify)dl_tensor_unref);
-  g_autoptr (GPtrArray) names = dl_params_names (m->params);
-  for (guint i = 0; i < names->len; i++)
-    {
-      const char *name = names->pdata[i];
-      if (!g_str_has_prefix (name, prefix))
-        continue;
-      DlTensor *p = dl_params_lookup (m->params, name);
-      DlTensor *g = dl_tensor_new (dl_test_device (), name, DL_DTYPE_F32, p->ndim, p->shape, &error);
-      g_assert_no_error (error);
-      g_assert_true (dl_op_fill (dl_test_recorder (), g, 0.0, &error));
-      dl_tape_set_param_grad (tape, p, g);
-      g_hash_table_insert (grads, g_strdup (name), g);
-    }
-  return grads;
-}
-
-static DlTape *
-new_tape (void)
-{
-  g_autoptr (DlArena) arena = dl_arena_new (dl_test_device (), "test-activations", 64 << 20);
-  return dl_tape_new (dl_test_recorder (), arena);
-}
-
 /* ---- text encoder (case b) ---- */
 
 static void
@@ -111,9 +72,9 @@ test_text_encoder (gconstpointer data)
   Model *m = model_load (data);
   g_autoptr (DlSafetensors) st = nn_golden_open ("text_encoder.safetensors");
   const DlTextEncoderConfig *cfg = &dl_checkpoint_get_config (m->ckpt)->text_encoder;
-  g_autoptr (DlTape) tape = new_tape ();
+  g_autoptr (DlTape) tape = nn_new_tape ();
   g_autoptr (DlTensor) ids = nn_golden_upload (st, "input_ids", DL_DTYPE_I32);
-  g_autoptr (GHashTable) grads = make_param_grads (m, tape, "text_encoder.");
+  g_autoptr (GHashTable) grads = nn_make_param_grads (m->params, tape, "text_encoder.");
 
   g_autoptr (GPtrArray) hidden = g_ptr_array_new_with_free_func ((GDestroyNotify)dl_tensor_unref);
   DlTextEncoderOptions opts = { .clip_skip = 1, .hidden_states = hidden };
@@ -124,20 +85,20 @@ test_text_encoder (gconstpointer data)
   g_assert_no_error (error);
 
   /* clip skip 2 (A1111) = diffusers clip_skip=1, without recording */
-  g_autoptr (DlTape) infer = new_tape ();
+  g_autoptr (DlTape) infer = nn_new_tape ();
   dl_tape_set_enabled (infer, FALSE);
   DlTextEncoderOptions skip2 = { .clip_skip = 2 };
   g_autoptr (DlTensor) skipped = dl_text_encoder_forward (m->params, cfg, infer, ids, &skip2, &error);
   g_assert_no_error (error);
   dl_test_finish ();
 
-  gboolean ok = compare_tensor (last, st, "last_hidden_state", 1e-6, 1e-4);
-  ok &= compare_tensor (skipped, st, "clip_skip1.diffusers", 1e-6, 1e-4);
+  gboolean ok = nn_compare_tensor (last, st, "last_hidden_state", 1e-6, 1e-4);
+  ok &= nn_compare_tensor (skipped, st, "clip_skip1.diffusers", 1e-6, 1e-4);
   g_assert_cmpuint (hidden->len, ==, (guint)cfg->n_layers + 1);
   for (guint i = 0; i < hidden->len; i++)
     {
       g_autofree char *name = g_strdup_printf ("hidden_states.%u", i);
-      ok &= compare_tensor (hidden->pdata[i], st, name, 1e-6, 1e-4);
+      ok &= nn_compare_tensor (hidden->pdata[i], st, name, 1e-6, 1e-4);
     }
   /* parameter gradients (the token embedding only for the rows used) */
   guint n_checked = 0;
@@ -150,7 +111,7 @@ test_text_encoder (gconstpointer data)
       DlTensor *g = g_hash_table_lookup (grads, pname);
       g_assert_nonnull (g);
       gboolean zero_bias = g_str_has_suffix (pname, "k_proj.bias");
-      ok &= compare_tensor (g, st, t->name, zero_bias ? 1e-5 : 1e-7, zero_bias ? 0 : 1e-3);
+      ok &= nn_compare_tensor (g, st, t->name, zero_bias ? 1e-5 : 1e-7, zero_bias ? 0 : 1e-3);
       n_checked++;
     }
   g_assert_cmpuint (n_checked, ==, 51);
@@ -187,14 +148,14 @@ run_unet_case (Model *m, gboolean checkpoint)
   g_autoptr (GError) error = NULL;
   g_autoptr (DlSafetensors) st = nn_golden_open ("unet.safetensors");
   const DlUNetConfig *cfg = &dl_checkpoint_get_config (m->ckpt)->unet;
-  g_autoptr (DlTape) tape = new_tape ();
+  g_autoptr (DlTape) tape = nn_new_tape ();
   g_autoptr (DlTensor) x = nn_golden_upload (st, "x", DL_DTYPE_F32);
   g_autoptr (DlTensor) t = nn_golden_upload (st, "timesteps", DL_DTYPE_F32);
   g_autoptr (DlTensor) ctx = nn_golden_upload (st, "context", DL_DTYPE_F32);
   g_autoptr (DlTensor) target = nn_golden_upload (st, "target", DL_DTYPE_F32);
   dl_tape_watch (tape, x);
   dl_tape_watch (tape, ctx);
-  g_autoptr (GHashTable) grads = make_param_grads (m, tape, "unet.");
+  g_autoptr (GHashTable) grads = nn_make_param_grads (m->params, tape, "unet.");
   g_autoptr (GHashTable) acts = checkpoint ? NULL : dl_unet_activations_new ();
   DlUNetOptions opts = { .checkpoint = checkpoint, .activations = acts };
   g_autoptr (DlTensor) eps = dl_unet_forward (m->params, cfg, tape, x, t, ctx, &opts, &error);
@@ -210,8 +171,8 @@ run_unet_case (Model *m, gboolean checkpoint)
   g_assert_nonnull (gx);
   g_assert_nonnull (gctx);
 
-  gboolean ok = compare_tensor (eps, st, "eps", 1e-7, 1e-4);
-  ok &= compare_tensor (loss, st, "loss", 0, 1e-5);
+  gboolean ok = nn_compare_tensor (eps, st, "eps", 1e-7, 1e-4);
+  ok &= nn_compare_tensor (loss, st, "loss", 0, 1e-5);
   if (acts)
     {
       GHashTableIter it;
@@ -220,12 +181,12 @@ run_unet_case (Model *m, gboolean checkpoint)
       while (g_hash_table_iter_next (&it, &k, &v))
         {
           g_autofree char *gname = g_strconcat ("act.", (char *)k, NULL);
-          ok &= compare_tensor (v, st, gname, 1e-7, 1e-4);
+          ok &= nn_compare_tensor (v, st, gname, 1e-7, 1e-4);
         }
       g_assert_cmpuint (g_hash_table_size (acts), ==, 13);
     }
-  ok &= compare_tensor (gx, st, "grad.x", 1e-9, 1e-3);
-  ok &= compare_tensor (gctx, st, "grad.context", 1e-9, 1e-3);
+  ok &= nn_compare_tensor (gx, st, "grad.x", 1e-9, 1e-3);
+  ok &= nn_compare_tensor (gctx, st, "grad.context", 1e-9, 1e-3);
   guint n_checked = 0;
   for (guint i = 0; i < dl_safetensors_get_n_tensors (st); i++)
     {
@@ -235,7 +196,7 @@ run_unet_case (Model *m, gboolean checkpoint)
       g_autofree char *pname = g_strconcat ("unet.", gt->name + 5, NULL);
       DlTensor *g = g_hash_table_lookup (grads, pname);
       g_assert_nonnull (g);
-      ok &= compare_tensor (g, st, gt->name, 1e-9, 1e-3);
+      ok &= nn_compare_tensor (g, st, gt->name, 1e-9, 1e-3);
       n_checked++;
     }
   g_assert_cmpuint (n_checked, ==, 684);
@@ -267,7 +228,7 @@ test_vae (gconstpointer data)
   Model *m = model_load (data);
   g_autoptr (DlSafetensors) st = nn_golden_open ("vae.safetensors");
   const DlVaeConfig *cfg = &dl_checkpoint_get_config (m->ckpt)->vae;
-  g_autoptr (DlTape) infer = new_tape ();
+  g_autoptr (DlTape) infer = nn_new_tape ();
   dl_tape_set_enabled (infer, FALSE);
   g_autoptr (DlTensor) image = nn_golden_upload (st, "image", DL_DTYPE_F32);
   g_autoptr (GHashTable) acts = dl_unet_activations_new ();
@@ -280,7 +241,7 @@ test_vae (gconstpointer data)
   g_assert_no_error (error);
 
   /* grad.z: L = sum(decode(z) * R) */
-  g_autoptr (DlTape) tape = new_tape ();
+  g_autoptr (DlTape) tape = nn_new_tape ();
   g_autoptr (DlTensor) z = nn_golden_upload (st, "posterior.mean", DL_DTYPE_F32);
   dl_tape_watch (tape, z);
   g_autoptr (DlTensor) dec2 = dl_vae_decode (m->params, cfg, tape, z, NULL, &error);
@@ -291,14 +252,14 @@ test_vae (gconstpointer data)
   g_autoptr (DlTensor) gz = dl_tape_get_grad (tape, z);
   dl_test_finish ();
 
-  gboolean ok = compare_tensor (g_hash_table_lookup (acts, "encoder"), st, "act.encoder", 1e-7, 1e-4);
-  ok &= compare_tensor (g_hash_table_lookup (acts, "quant_conv"), st, "act.quant_conv", 1e-7, 1e-4);
-  ok &= compare_tensor (mean, st, "posterior.mean", 1e-7, 1e-4);
-  ok &= compare_tensor (g_hash_table_lookup (acts, "post_quant_conv"), st, "act.post_quant_conv", 1e-7, 1e-4);
-  ok &= compare_tensor (g_hash_table_lookup (acts, "decoder.mid_block"), st, "act.decoder.mid_block", 1e-7, 1e-4);
-  ok &= compare_tensor (decoded, st, "decoded", 1e-7, 1e-4);
+  gboolean ok = nn_compare_tensor (g_hash_table_lookup (acts, "encoder"), st, "act.encoder", 1e-7, 1e-4);
+  ok &= nn_compare_tensor (g_hash_table_lookup (acts, "quant_conv"), st, "act.quant_conv", 1e-7, 1e-4);
+  ok &= nn_compare_tensor (mean, st, "posterior.mean", 1e-7, 1e-4);
+  ok &= nn_compare_tensor (g_hash_table_lookup (acts, "post_quant_conv"), st, "act.post_quant_conv", 1e-7, 1e-4);
+  ok &= nn_compare_tensor (g_hash_table_lookup (acts, "decoder.mid_block"), st, "act.decoder.mid_block", 1e-7, 1e-4);
+  ok &= nn_compare_tensor (decoded, st, "decoded", 1e-7, 1e-4);
   g_assert_nonnull (gz);
-  ok &= compare_tensor (gz, st, "grad.z", 1e-9, 1e-3);
+  ok &= nn_compare_tensor (gz, st, "grad.z", 1e-9, 1e-3);
   g_assert_true (ok);
   model_free (m);
 }
@@ -326,7 +287,7 @@ test_unet_fp16 (void)
   Model *m = model_load_as ("diffusers", DL_DTYPE_F16);
   g_autoptr (DlSafetensors) st = nn_golden_open ("unet.safetensors");
   const DlUNetConfig *cfg = &dl_checkpoint_get_config (m->ckpt)->unet;
-  g_autoptr (DlTape) tape = new_tape ();
+  g_autoptr (DlTape) tape = nn_new_tape ();
   dl_tape_set_activation_dtype (tape, DL_DTYPE_F16);
   g_autoptr (DlTensor) x32 = nn_golden_upload (st, "x", DL_DTYPE_F32);
   g_autoptr (DlTensor) c32 = nn_golden_upload (st, "context", DL_DTYPE_F32);
@@ -334,7 +295,7 @@ test_unet_fp16 (void)
   g_autoptr (DlTensor) ctx = to_f16 (c32);
   g_autoptr (DlTensor) t = nn_golden_upload (st, "timesteps", DL_DTYPE_F32);
   g_autoptr (DlTensor) target = nn_golden_upload (st, "target", DL_DTYPE_F32);
-  g_autoptr (GHashTable) grads = make_param_grads (m, tape, "unet.");
+  g_autoptr (GHashTable) grads = nn_make_param_grads (m->params, tape, "unet.");
   g_autoptr (DlTensor) eps = dl_unet_forward (m->params, cfg, tape, x, t, ctx, NULL, &error);
   g_assert_no_error (error);
   g_assert_cmpint (eps->dtype, ==, DL_DTYPE_F16);
@@ -344,8 +305,8 @@ test_unet_fp16 (void)
   g_assert_true (dl_tape_backward (tape, eps, deps, &error));
   g_assert_no_error (error);
   dl_test_finish ();
-  gboolean ok = compare_tensor (eps, st, "eps", 0, 1e-2);
-  ok &= compare_tensor (loss, st, "loss", 0, 1e-3);
+  gboolean ok = nn_compare_tensor (eps, st, "eps", 0, 1e-2);
+  ok &= nn_compare_tensor (loss, st, "loss", 0, 1e-3);
   const char *some[] = { "conv_in.weight",
                          "down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight",
                          "mid_block.resnets.0.conv1.weight",
@@ -356,7 +317,7 @@ test_unet_fp16 (void)
     {
       g_autofree char *pname = g_strconcat ("unet.", some[i], NULL);
       g_autofree char *gname = g_strconcat ("grad.", some[i], NULL);
-      ok &= compare_tensor (g_hash_table_lookup (grads, pname), st, gname, 0, 2e-2);
+      ok &= nn_compare_tensor (g_hash_table_lookup (grads, pname), st, gname, 0, 2e-2);
     }
   g_assert_true (ok);
   model_free (m);
@@ -381,7 +342,7 @@ test_wide_attention (void)
   g_assert_no_error (error);
   g_assert_true (dl_tensor_upload_f32 (tq, q, &error) && dl_tensor_upload_f32 (tk, k, &error) &&
                  dl_tensor_upload_f32 (tv, v, &error) && dl_tensor_upload_f32 (td, dout, &error));
-  g_autoptr (DlTape) tape = new_tape ();
+  g_autoptr (DlTape) tape = nn_new_tape ();
   dl_tape_watch (tape, tq);
   dl_tape_watch (tape, tk);
   dl_tape_watch (tape, tv);

@@ -34,17 +34,6 @@ load_model (const char *layout)
   return m;
 }
 
-static gint32 *
-golden_ids (DlSafetensors *st, const char *name)
-{
-  int64_t n = 0;
-  g_autofree float *v = nn_golden_f32 (st, name, &n);
-  gint32 *ids = g_new (gint32, n);
-  for (int64_t i = 0; i < n; i++)
-    ids[i] = (gint32)v[i];
-  return ids;
-}
-
 static gboolean
 check_scaled (const char *what, const float *got, const float *want, int64_t n, double rtol)
 {
@@ -81,8 +70,8 @@ test_pipeline (gconstpointer data)
   g_autoptr (GError) error = NULL;
   g_autoptr (DlSdModel) m = load_model (args[0]);
   g_autoptr (DlSafetensors) st = nn_golden_open ("pipeline.safetensors");
-  g_autofree gint32 *pos = golden_ids (st, "prompt_ids");
-  g_autofree gint32 *neg = golden_ids (st, "negative_prompt_ids");
+  g_autofree gint32 *pos = nn_golden_ids (st, "prompt_ids", NULL);
+  g_autofree gint32 *neg = nn_golden_ids (st, "negative_prompt_ids", NULL);
   int64_t n = 0;
   g_autofree float *init = nn_golden_f32 (st, "init_latents", &n);
   g_autofree float *dpm_sigmas = NULL;

@@ -98,34 +98,6 @@ open_lora (const char *path)
   return f;
 }
 
-static gboolean
-compare_tensor (DlTensor *t, DlSafetensors *st, const char *golden_name, double atol, double rtol)
-{
-  int64_t n = 0;
-  g_autofree float *want = nn_golden_f32 (st, golden_name, &n);
-  g_assert_cmpint (n, ==, dl_tensor_numel (t));
-  g_autofree float *got = dl_test_download (t);
-  return nn_check_scaled (golden_name, got, want, n, atol, rtol);
-}
-
-static gint32 *
-golden_ids (DlSafetensors *st, const char *name)
-{
-  int64_t n = 0;
-  g_autofree float *f = nn_golden_f32 (st, name, &n);
-  gint32 *ids = g_new (gint32, n);
-  for (int64_t i = 0; i < n; i++)
-    ids[i] = (gint32)f[i];
-  return ids;
-}
-
-static DlTape *
-new_tape (void)
-{
-  g_autoptr (DlArena) arena = dl_arena_new (dl_test_device (), "test-activations", 64 << 20);
-  return dl_tape_new (dl_test_recorder (), arena);
-}
-
 /* ---- names: the kohya file's modules and their targets ---- */
 
 static const char *const expected_targets[][2] = {
@@ -410,7 +382,7 @@ test_golden (void)
   g_assert_cmpuint (g_hash_table_size (tensors), ==, 540);
 
   /* the LoRA matrices are the trained parameters; the base weights are frozen */
-  g_autoptr (DlTape) tape = new_tape ();
+  g_autoptr (DlTape) tape = nn_new_tape ();
   g_autoptr (GHashTable) grads =
     g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify)dl_tensor_unref);
   GHashTableIter it;
@@ -428,7 +400,7 @@ test_golden (void)
 
   g_autoptr (DlTensor) ids1 = nn_golden_upload (st, "input_ids.te1", DL_DTYPE_I32);
   g_autoptr (DlTensor) ids2 = nn_golden_upload (st, "input_ids.te2", DL_DTYPE_I32);
-  g_autofree gint32 *host2 = golden_ids (st, "input_ids.te2");
+  g_autofree gint32 *host2 = nn_golden_ids (st, "input_ids.te2", NULL);
   g_autoptr (DlTensor) x = nn_golden_upload (st, "x", DL_DTYPE_F32);
   g_autoptr (DlTensor) t = nn_golden_upload (st, "timesteps", DL_DTYPE_F32);
   g_autoptr (DlTensor) time_ids = nn_golden_upload (st, "time_ids", DL_DTYPE_F32);
@@ -446,10 +418,10 @@ test_golden (void)
   g_assert_no_error (error);
   dl_test_finish ();
 
-  gboolean ok = compare_tensor (context, st, "prompt_embeds", 1e-7, 1e-4);
-  ok &= compare_tensor (pooled, st, "text_embeds", 1e-7, 1e-4);
-  ok &= compare_tensor (eps, st, "eps", 1e-7, 1e-4);
-  ok &= compare_tensor (loss, st, "loss", 0, 1e-5);
+  gboolean ok = nn_compare_tensor (context, st, "prompt_embeds", 1e-7, 1e-4);
+  ok &= nn_compare_tensor (pooled, st, "text_embeds", 1e-7, 1e-4);
+  ok &= nn_compare_tensor (eps, st, "eps", 1e-7, 1e-4);
+  ok &= nn_compare_tensor (loss, st, "loss", 0, 1e-5);
   guint n_checked = 0, n_zero = 0;
   for (guint i = 0; i < dl_safetensors_get_n_tensors (st); i++)
     {
@@ -467,11 +439,11 @@ test_golden (void)
         {
           /* text_encoder's last layer: SDXL never uses it */
           g_assert_true (g_str_has_prefix (gt->name, "grad.lora_te1_text_model_encoder_layers_2_"));
-          ok &= compare_tensor (g, st, gt->name, 1e-5, 0);
+          ok &= nn_compare_tensor (g, st, gt->name, 1e-5, 0);
           n_zero++;
         }
       else
-        ok &= compare_tensor (g, st, gt->name, 1e-9, 1e-3);
+        ok &= nn_compare_tensor (g, st, gt->name, 1e-9, 1e-3);
       n_checked++;
     }
   g_assert_cmpuint (n_checked, ==, 540);
@@ -479,7 +451,7 @@ test_golden (void)
 
   /* without the LoRA: the base model's eps */
   dl_params_clear_adapters (m->params);
-  g_autoptr (DlTape) infer = new_tape ();
+  g_autoptr (DlTape) infer = nn_new_tape ();
   dl_tape_set_enabled (infer, FALSE);
   g_autoptr (DlTensor) context0 = NULL, pooled0 = NULL;
   g_assert_true (dl_sdxl_encode_prompt (m->params, cfg, infer, ids1, ids2, host2, NULL, &context0, &pooled0, &error));
@@ -488,7 +460,7 @@ test_golden (void)
   g_autoptr (DlTensor) eps0 = dl_unet_forward (m->params, &cfg->unet, infer, x, t, context0, &opts0, &error);
   g_assert_no_error (error);
   dl_test_finish ();
-  ok &= compare_tensor (eps0, st, "nolora.eps", 1e-7, 1e-4);
+  ok &= nn_compare_tensor (eps0, st, "nolora.eps", 1e-7, 1e-4);
   g_assert_true (ok);
   model_free (m);
 }

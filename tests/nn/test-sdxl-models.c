@@ -57,54 +57,6 @@ model_free (Model *m)
   g_free (m);
 }
 
-static gboolean
-compare_tensor (DlTensor *t, DlSafetensors *st, const char *golden_name, double atol, double rtol)
-{
-  int64_t n = 0;
-  g_autofree float *want = nn_golden_f32 (st, golden_name, &n);
-  g_assert_cmpint (n, ==, dl_tensor_numel (t));
-  g_autofree float *got = dl_test_download (t);
-  return nn_check_scaled (golden_name, got, want, n, atol, rtol);
-}
-
-static gint32 *
-golden_ids (DlSafetensors *st, const char *name, int64_t *n)
-{
-  g_autofree float *f = nn_golden_f32 (st, name, n);
-  gint32 *ids = g_new (gint32, *n);
-  for (int64_t i = 0; i < *n; i++)
-    ids[i] = (gint32)f[i];
-  return ids;
-}
-
-static GHashTable *
-make_param_grads (Model *m, DlTape *tape, const char *prefix)
-{
-  g_autoptr (GError) error = NULL;
-  GHashTable *grads = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify)dl_tensor_unref);
-  g_autoptr (GPtrArray) names = dl_params_names (m->params);
-  for (guint i = 0; i < names->len; i++)
-    {
-      const char *name = names->pdata[i];
-      if (!g_str_has_prefix (name, prefix))
-        continue;
-      DlTensor *p = dl_params_lookup (m->params, name);
-      DlTensor *g = dl_tensor_new (dl_test_device (), name, DL_DTYPE_F32, p->ndim, p->shape, &error);
-      g_assert_no_error (error);
-      g_assert_true (dl_op_fill (dl_test_recorder (), g, 0.0, &error));
-      dl_tape_set_param_grad (tape, p, g);
-      g_hash_table_insert (grads, g_strdup (name), g);
-    }
-  return grads;
-}
-
-static DlTape *
-new_tape (void)
-{
-  g_autoptr (DlArena) arena = dl_arena_new (dl_test_device (), "test-activations", 64 << 20);
-  return dl_tape_new (dl_test_recorder (), arena);
-}
-
 /* ---- the configuration read from the files ---- */
 
 static void
@@ -174,11 +126,11 @@ check_grads (DlSafetensors *st, GHashTable *grads, const char *golden_prefix, co
        * itself for text_encoder_2, whose q/v bias gradients reach 23 and 148
        * there; bound 1e-4.  Tensors of unused layers are exactly zero. */
       if (g_str_has_suffix (pname, "k_proj.bias"))
-        *ok &= compare_tensor (g, st, t->name, 1e-4, 0);
+        *ok &= nn_compare_tensor (g, st, t->name, 1e-4, 0);
       else if (peak == 0)
-        *ok &= compare_tensor (g, st, t->name, 1e-5, 0);
+        *ok &= nn_compare_tensor (g, st, t->name, 1e-5, 0);
       else
-        *ok &= compare_tensor (g, st, t->name, 1e-7, 1e-3);
+        *ok &= nn_compare_tensor (g, st, t->name, 1e-7, 1e-3);
       n_checked++;
     }
   g_assert_cmpuint (n_checked, ==, expected);
@@ -208,13 +160,13 @@ test_text_encoders (gconstpointer data)
   Model *m = model_load (data);
   g_autoptr (DlSafetensors) st = nn_golden_open ("text_encoders.safetensors");
   const DlModelConfig *cfg = dl_checkpoint_get_config (m->ckpt);
-  g_autoptr (DlTape) tape = new_tape ();
+  g_autoptr (DlTape) tape = nn_new_tape ();
   g_autoptr (DlTensor) ids1 = nn_golden_upload (st, "input_ids.te1", DL_DTYPE_I32);
   g_autoptr (DlTensor) ids2 = nn_golden_upload (st, "input_ids.te2", DL_DTYPE_I32);
   int64_t n_ids = 0;
-  g_autofree gint32 *host2 = golden_ids (st, "input_ids.te2", &n_ids);
-  g_autoptr (GHashTable) grads1 = make_param_grads (m, tape, "text_encoder.");
-  g_autoptr (GHashTable) grads2 = make_param_grads (m, tape, "text_encoder_2.");
+  g_autofree gint32 *host2 = nn_golden_ids (st, "input_ids.te2", &n_ids);
+  g_autoptr (GHashTable) grads1 = nn_make_param_grads (m->params, tape, "text_encoder.");
+  g_autoptr (GHashTable) grads2 = nn_make_param_grads (m->params, tape, "text_encoder_2.");
   g_autoptr (GPtrArray) hidden1 = g_ptr_array_new_with_free_func ((GDestroyNotify)dl_tensor_unref);
   g_autoptr (GPtrArray) hidden2 = g_ptr_array_new_with_free_func ((GDestroyNotify)dl_tensor_unref);
   DlSdxlEncodeOptions opts = { .hidden_states_1 = hidden1, .hidden_states_2 = hidden2 };
@@ -228,7 +180,7 @@ test_text_encoders (gconstpointer data)
   g_assert_no_error (error);
 
   /* diffusers' clip_skip=1: hidden_states[-3] of both, without recording */
-  g_autoptr (DlTape) infer = new_tape ();
+  g_autoptr (DlTape) infer = nn_new_tape ();
   dl_tape_set_enabled (infer, FALSE);
   DlSdxlEncodeOptions skip = { .clip_skip = 3 };
   g_autoptr (DlTensor) context3 = NULL, pooled3 = NULL;
@@ -236,21 +188,21 @@ test_text_encoders (gconstpointer data)
   g_assert_no_error (error);
   dl_test_finish ();
 
-  gboolean ok = compare_tensor (context, st, "prompt_embeds", 1e-7, 1e-4);
-  ok &= compare_tensor (pooled, st, "text_embeds", 1e-7, 1e-4);
-  ok &= compare_tensor (context3, st, "prompt_embeds.clip_skip1", 1e-7, 1e-4);
-  ok &= compare_tensor (pooled3, st, "text_embeds", 1e-7, 1e-4);
+  gboolean ok = nn_compare_tensor (context, st, "prompt_embeds", 1e-7, 1e-4);
+  ok &= nn_compare_tensor (pooled, st, "text_embeds", 1e-7, 1e-4);
+  ok &= nn_compare_tensor (context3, st, "prompt_embeds.clip_skip1", 1e-7, 1e-4);
+  ok &= nn_compare_tensor (pooled3, st, "text_embeds", 1e-7, 1e-4);
   g_assert_cmpuint (hidden1->len, ==, (guint)cfg->text_encoder.n_layers + 1);
   g_assert_cmpuint (hidden2->len, ==, (guint)cfg->text_encoder_2.n_layers + 1);
   for (guint i = 0; i < hidden1->len; i++)
     {
       g_autofree char *name = g_strdup_printf ("te1.hidden_states.%u", i);
-      ok &= compare_tensor (hidden1->pdata[i], st, name, 1e-7, 1e-4);
+      ok &= nn_compare_tensor (hidden1->pdata[i], st, name, 1e-7, 1e-4);
     }
   for (guint i = 0; i < hidden2->len; i++)
     {
       g_autofree char *name = g_strdup_printf ("te2.hidden_states.%u", i);
-      ok &= compare_tensor (hidden2->pdata[i], st, name, 1e-7, 1e-4);
+      ok &= nn_compare_tensor (hidden2->pdata[i], st, name, 1e-7, 1e-4);
     }
   check_grads (st, grads1, "grad.te1.", "text_encoder.", 51, &ok);
   check_grads (st, grads2, "grad.te2.", "text_encoder_2.", 164, &ok);
@@ -270,7 +222,7 @@ run_unet_case (Model *m, gboolean checkpoint)
   g_autoptr (GError) error = NULL;
   g_autoptr (DlSafetensors) st = nn_golden_open ("unet.safetensors");
   const DlUNetConfig *cfg = &dl_checkpoint_get_config (m->ckpt)->unet;
-  g_autoptr (DlTape) tape = new_tape ();
+  g_autoptr (DlTape) tape = nn_new_tape ();
   g_autoptr (DlTensor) x = nn_golden_upload (st, "x", DL_DTYPE_F32);
   g_autoptr (DlTensor) t = nn_golden_upload (st, "timesteps", DL_DTYPE_F32);
   g_autoptr (DlTensor) ctx = nn_golden_upload (st, "context", DL_DTYPE_F32);
@@ -280,7 +232,7 @@ run_unet_case (Model *m, gboolean checkpoint)
   dl_tape_watch (tape, x);
   dl_tape_watch (tape, ctx);
   dl_tape_watch (tape, text);
-  g_autoptr (GHashTable) grads = make_param_grads (m, tape, "unet.");
+  g_autoptr (GHashTable) grads = nn_make_param_grads (m->params, tape, "unet.");
   g_autoptr (GHashTable) acts = checkpoint ? NULL : dl_unet_activations_new ();
   DlUNetOptions opts = { .text_embeds = text, .time_ids = time_ids, .checkpoint = checkpoint, .activations = acts };
   g_autoptr (DlTensor) eps = dl_unet_forward (m->params, cfg, tape, x, t, ctx, &opts, &error);
@@ -298,8 +250,8 @@ run_unet_case (Model *m, gboolean checkpoint)
   g_assert_nonnull (gctx);
   g_assert_nonnull (gtext);
 
-  gboolean ok = compare_tensor (eps, st, "eps", 1e-7, 1e-4);
-  ok &= compare_tensor (loss, st, "loss", 0, 1e-5);
+  gboolean ok = nn_compare_tensor (eps, st, "eps", 1e-7, 1e-4);
+  ok &= nn_compare_tensor (loss, st, "loss", 0, 1e-5);
   if (acts)
     {
       GHashTableIter it;
@@ -308,13 +260,13 @@ run_unet_case (Model *m, gboolean checkpoint)
       while (g_hash_table_iter_next (&it, &k, &v))
         {
           g_autofree char *gname = g_strconcat ("act.", (char *)k, NULL);
-          ok &= compare_tensor (v, st, gname, 1e-7, 1e-4);
+          ok &= nn_compare_tensor (v, st, gname, 1e-7, 1e-4);
         }
       g_assert_cmpuint (g_hash_table_size (acts), ==, 14);
     }
-  ok &= compare_tensor (gx, st, "grad.x", 1e-9, 1e-3);
-  ok &= compare_tensor (gctx, st, "grad.context", 1e-9, 1e-3);
-  ok &= compare_tensor (gtext, st, "grad.text_embeds", 1e-9, 1e-3);
+  ok &= nn_compare_tensor (gx, st, "grad.x", 1e-9, 1e-3);
+  ok &= nn_compare_tensor (gctx, st, "grad.context", 1e-9, 1e-3);
+  ok &= nn_compare_tensor (gtext, st, "grad.text_embeds", 1e-9, 1e-3);
   guint n_checked = 0;
   for (guint i = 0; i < dl_safetensors_get_n_tensors (st); i++)
     {
@@ -325,7 +277,7 @@ run_unet_case (Model *m, gboolean checkpoint)
       g_autofree char *pname = g_strconcat ("unet.", gt->name + 5, NULL);
       DlTensor *g = g_hash_table_lookup (grads, pname);
       g_assert_nonnull (g);
-      ok &= compare_tensor (g, st, gt->name, 1e-9, 1e-3);
+      ok &= nn_compare_tensor (g, st, gt->name, 1e-9, 1e-3);
       n_checked++;
     }
   g_assert_cmpuint (n_checked, ==, 618);
@@ -355,7 +307,7 @@ test_unet_needs_time_ids (void)
   g_autoptr (GError) error = NULL;
   Model *m = model_load ("diffusers");
   g_autoptr (DlSafetensors) st = nn_golden_open ("unet.safetensors");
-  g_autoptr (DlTape) tape = new_tape ();
+  g_autoptr (DlTape) tape = nn_new_tape ();
   dl_tape_set_enabled (tape, FALSE);
   g_autoptr (DlTensor) x = nn_golden_upload (st, "x", DL_DTYPE_F32);
   g_autoptr (DlTensor) t = nn_golden_upload (st, "timesteps", DL_DTYPE_F32);
@@ -378,7 +330,7 @@ test_vae (gconstpointer data)
   Model *m = model_load (data);
   g_autoptr (DlSafetensors) st = nn_golden_open ("vae.safetensors");
   const DlVaeConfig *cfg = &dl_checkpoint_get_config (m->ckpt)->vae;
-  g_autoptr (DlTape) infer = new_tape ();
+  g_autoptr (DlTape) infer = nn_new_tape ();
   dl_tape_set_enabled (infer, FALSE);
   g_autoptr (DlTensor) image = nn_golden_upload (st, "image", DL_DTYPE_F32);
   g_autoptr (GHashTable) acts = dl_unet_activations_new ();
@@ -391,7 +343,7 @@ test_vae (gconstpointer data)
   g_autoptr (DlTensor) decoded = dl_vae_decode (m->params, cfg, infer, mean, acts, &error);
   g_assert_no_error (error);
 
-  g_autoptr (DlTape) tape = new_tape ();
+  g_autoptr (DlTape) tape = nn_new_tape ();
   g_autoptr (DlTensor) z = nn_golden_upload (st, "posterior.mean", DL_DTYPE_F32);
   dl_tape_watch (tape, z);
   g_autoptr (DlTensor) dec2 = dl_vae_decode (m->params, cfg, tape, z, NULL, &error);
@@ -402,15 +354,15 @@ test_vae (gconstpointer data)
   g_autoptr (DlTensor) gz = dl_tape_get_grad (tape, z);
   dl_test_finish ();
 
-  gboolean ok = compare_tensor (g_hash_table_lookup (acts, "encoder"), st, "act.encoder", 1e-7, 1e-4);
-  ok &= compare_tensor (g_hash_table_lookup (acts, "quant_conv"), st, "act.quant_conv", 1e-7, 1e-4);
-  ok &= compare_tensor (mean, st, "posterior.mean", 1e-7, 1e-4);
-  ok &= compare_tensor (scaled, st, "latents.scaled", 1e-7, 1e-4);
-  ok &= compare_tensor (g_hash_table_lookup (acts, "post_quant_conv"), st, "act.post_quant_conv", 1e-7, 1e-4);
-  ok &= compare_tensor (g_hash_table_lookup (acts, "decoder.mid_block"), st, "act.decoder.mid_block", 1e-7, 1e-4);
-  ok &= compare_tensor (decoded, st, "decoded", 1e-7, 1e-4);
+  gboolean ok = nn_compare_tensor (g_hash_table_lookup (acts, "encoder"), st, "act.encoder", 1e-7, 1e-4);
+  ok &= nn_compare_tensor (g_hash_table_lookup (acts, "quant_conv"), st, "act.quant_conv", 1e-7, 1e-4);
+  ok &= nn_compare_tensor (mean, st, "posterior.mean", 1e-7, 1e-4);
+  ok &= nn_compare_tensor (scaled, st, "latents.scaled", 1e-7, 1e-4);
+  ok &= nn_compare_tensor (g_hash_table_lookup (acts, "post_quant_conv"), st, "act.post_quant_conv", 1e-7, 1e-4);
+  ok &= nn_compare_tensor (g_hash_table_lookup (acts, "decoder.mid_block"), st, "act.decoder.mid_block", 1e-7, 1e-4);
+  ok &= nn_compare_tensor (decoded, st, "decoded", 1e-7, 1e-4);
   g_assert_nonnull (gz);
-  ok &= compare_tensor (gz, st, "grad.z", 1e-9, 1e-3);
+  ok &= nn_compare_tensor (gz, st, "grad.z", 1e-9, 1e-3);
   g_assert_true (ok);
   model_free (m);
 }

@@ -32,17 +32,6 @@ load_model (const char *layout, DlDType dtype)
   return m;
 }
 
-static gint32 *
-golden_ids (DlSafetensors *st, const char *name)
-{
-  int64_t n = 0;
-  g_autofree float *v = nn_golden_f32 (st, name, &n);
-  gint32 *ids = g_new (gint32, n);
-  for (int64_t i = 0; i < n; i++)
-    ids[i] = (gint32)v[i];
-  return ids;
-}
-
 typedef struct
 {
   DlSafetensors *st;
@@ -73,10 +62,10 @@ run_case (const char *layout, const char *run, DlDType dtype, double rtol)
   g_autoptr (GError) error = NULL;
   g_autoptr (DlSdModel) m = load_model (layout, dtype);
   g_autoptr (DlSafetensors) st = nn_golden_open ("pipeline.safetensors");
-  g_autofree gint32 *pos = golden_ids (st, "prompt_ids.te1");
-  g_autofree gint32 *pos2 = golden_ids (st, "prompt_ids.te2");
-  g_autofree gint32 *neg = golden_ids (st, "negative_prompt_ids.te1");
-  g_autofree gint32 *neg2 = golden_ids (st, "negative_prompt_ids.te2");
+  g_autofree gint32 *pos = nn_golden_ids (st, "prompt_ids.te1", NULL);
+  g_autofree gint32 *pos2 = nn_golden_ids (st, "prompt_ids.te2", NULL);
+  g_autofree gint32 *neg = nn_golden_ids (st, "negative_prompt_ids.te1", NULL);
+  g_autofree gint32 *neg2 = nn_golden_ids (st, "negative_prompt_ids.te2", NULL);
   int64_t n = 0;
   g_autofree float *init = nn_golden_f32 (st, "init_latents", &n);
   g_autofree float *dpm_sigmas = NULL;
