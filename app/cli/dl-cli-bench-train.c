@@ -1,6 +1,7 @@
 /* dl-cli-bench-train.c: `dreamloom bench train --method lora|textual-inversion|dreambooth|hypernetwork`
  * — the trainer's own step (the one `dreamloom train` runs) on SD 1.5-shaped
- * random weights and synthetic images: seconds per step, images per second,
+ * random weights (SDXL base 1.0's with --family sdxl: no hypernetworks, as
+ * the trainer) and synthetic images: seconds per step, images per second,
  * the memory plan's prediction against the measured peak, and the per-op GPU
  * time.  A benchmark, never a test. */
 #include "dl-config.h"
@@ -55,12 +56,14 @@ count_steps (const DlTrainEvent *ev, gpointer data)
 int
 dl_cli_bench_train (int argc, char **argv)
 {
-  g_autofree char *method_name = NULL, *optimizer = NULL;
+  g_autofree char *method_name = NULL, *optimizer = NULL, *family = NULL;
   int resolution = 0, batch = 1, iters = 3, rank = 16, vectors = 1;
   gboolean half = FALSE, checkpointing = FALSE, no_profile = FALSE, no_text = FALSE;
   GOptionEntry entries[] = {
     { "method", 'm', 0, G_OPTION_ARG_STRING, &method_name,
       "lora (default), textual-inversion, dreambooth or hypernetwork", "M" },
+    { "family", 0, 0, G_OPTION_ARG_STRING, &family, "Architecture: sd15 (default) or sdxl (SDXL base 1.0 shapes)",
+      "F" },
     { "optimizer", 0, 0, G_OPTION_ARG_STRING, &optimizer, "adamw (default) or adamw8bit", "O" },
     { "resolution", 'r', 0, G_OPTION_ARG_INT, &resolution, "Image size in pixels (512 on a GPU, 128 on a CPU)", "N" },
     { "batch", 'b', 0, G_OPTION_ARG_INT, &batch, "Images per step (1)", "N" },
@@ -73,7 +76,7 @@ dl_cli_bench_train (int argc, char **argv)
     { "no-profile", 0, 0, G_OPTION_ARG_NONE, &no_profile, "Skip the per-op breakdown run", NULL },
     { NULL },
   };
-  g_autoptr (GOptionContext) ctx = g_option_context_new ("- time the trainer's step on SD 1.5-shaped weights");
+  g_autoptr (GOptionContext) ctx = g_option_context_new ("- time the trainer's step on SD 1.5- or SDXL-shaped weights");
   g_option_context_add_main_entries (ctx, entries, NULL);
   if (!dl_cli_parse (ctx, &argc, &argv, "bench"))
     return 2;
@@ -83,6 +86,18 @@ dl_cli_bench_train (int argc, char **argv)
     {
       fprintf (stderr, "dreamloom bench: --method %s: lora, textual-inversion, dreambooth or hypernetwork\n",
                method_name);
+      return 2;
+    }
+  gboolean sdxl = g_strcmp0 (family, "sdxl") == 0;
+  if (family && !sdxl && g_strcmp0 (family, "sd15") != 0)
+    {
+      fprintf (stderr, "dreamloom bench: --family %s: sd15 or sdxl\n", family);
+      return 2;
+    }
+  if (sdxl && method == DL_TRAIN_HYPERNETWORK)
+    {
+      fprintf (stderr, "dreamloom bench: --family sdxl: hypernetworks are for SD 1.x (lora, textual-inversion or "
+                       "dreambooth)\n");
       return 2;
     }
   if (iters < 1 || batch < 1)
@@ -124,7 +139,7 @@ dl_cli_bench_train (int argc, char **argv)
     g_autofree char *steps_text = g_strdup_printf ("%d", iters + 2);
     g_autofree char *rank_text = g_strdup_printf ("%d", rank);
     g_autofree char *vec_text = g_strdup_printf ("%d", vectors);
-    gboolean ok = dl_train_settings_set (s, "model", "random SD 1.5 weights", &error) &&
+    gboolean ok = dl_train_settings_set (s, "model", sdxl ? "random SDXL weights" : "random SD 1.5 weights", &error) &&
                   dl_train_settings_set (s, "images", images, &error) &&
                   dl_train_settings_set (s, "out", out, &error) &&
                   dl_train_settings_set (s, "resolution", res_text, &error) &&
@@ -145,14 +160,21 @@ dl_cli_bench_train (int argc, char **argv)
         goto out;
       }
     DlModelConfig cfg;
-    dl_model_config_init_sd15 (&cfg);
+    if (sdxl)
+      dl_model_config_init_sdxl (&cfg);
+    else
+      dl_model_config_init_sd15 (&cfg);
     g_autoptr (DlTrainPlan) plan = dl_train_plan_new_for_config (device, s, &cfg);
     const DlTrainPlanFigures *pf = dl_train_plan_get_figures (plan);
 
-    printf ("device: %s (%s)\nSD 1.5 architecture, random weights, %s, %dx%d, batch %d, %s%s\n", info->name,
-            dl_device_type_name (info->type), half ? "f16" : "f32", resolution, resolution, batch,
-            dl_train_method_name (method),
-            resolution < 512 ? " (reduced size: full 512x512 is too slow on this device)" : "");
+    int full = sdxl ? 1024 : 512;
+    g_autofree char *reduced =
+      resolution < full ? g_strdup_printf (" (reduced size: full %dx%d is too slow on this device)", full, full)
+                        : g_strdup ("");
+    printf ("device: %s (%s)\n%s architecture, random weights, %s%s, %dx%d, batch %d, %s%s\n", info->name,
+            dl_device_type_name (info->type), sdxl ? "SDXL" : "SD 1.5", half ? "f16" : "f32",
+            half && sdxl ? " (VAE f32: force_upcast)" : "", resolution, resolution, batch,
+            dl_train_method_name (method), reduced);
     dl_device_reset_memory_peak (device);
     gint64 t0 = g_get_monotonic_time ();
     g_autoptr (DlSdModel) model =

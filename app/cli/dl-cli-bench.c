@@ -34,8 +34,9 @@ static const struct
 } benches[] = {
   { "matmul", bench_matmul, "GFLOP/s of the matmul kernel, square and SD-shaped sizes" },
   { "ops", dl_cli_bench_ops, "Every op at SD-shaped sizes: time, GFLOP/s or GB/s" },
-  { "sample", bench_sample_sd, "SD 1.5 sampling: s/it, memory, per-op profile" },
-  { "train", dl_cli_bench_train, "The trainer's step (--method lora|textual-inversion): s/it, memory plan, per-op" },
+  { "sample", bench_sample_sd, "SD 1.5 (or --family sdxl) sampling: s/it, memory, per-op profile" },
+  { "train", dl_cli_bench_train,
+    "The trainer's step (--method lora|textual-inversion, --family sdxl): s/it, memory plan, per-op" },
   { "train-step", bench_train_sd, "SD 1.5 full UNet training step (fp32): s/it, memory, per-op profile" },
 };
 

@@ -389,7 +389,8 @@ dl_sd_sample (DlSdModel *m, const DlSampleParams *sp, float **latents_out, float
       dl_tape_set_enabled (vae_tape, FALSE);
       dl_tape_set_activation_dtype (vae_tape, m->vae_dtype);
       g_autoptr (DlTensor) zt = upload_as (m->device, "latents", m->vae_dtype, z, 4, zshape, error);
-      g_autoptr (DlTensor) img = zt ? dl_vae_decode (m->params, &cfg->vae, vae_tape, zt, NULL, error) : NULL;
+      /* in tiles when the whole would not fit the device's free memory */
+      g_autoptr (DlTensor) img = zt ? dl_vae_decode_auto (m->params, &cfg->vae, vae_tape, zt, error) : NULL;
       if (!img || !dl_recorder_finish (m->rec, error))
         return FALSE;
       if (!(*images_out = dl_tensor_download_f32 (img, error)))

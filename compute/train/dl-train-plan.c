@@ -62,7 +62,9 @@ lora_params (DlTrainPlan *p, const DlTrainSettings *s)
       gboolean conv3 = nd == 4 && (sh[2] > 1 || sh[3] > 1);
       gboolean linear_like = nd == 2 || (nd == 4 && !conv3);
       int rank = 0;
-      if (g_str_has_prefix (name, "text_encoder.text_model.encoder.layers."))
+      /* both of SDXL's encoders */
+      if (g_str_has_prefix (name, "text_encoder.text_model.encoder.layers.") ||
+          g_str_has_prefix (name, "text_encoder_2.text_model.encoder.layers."))
         {
           if (!s->no_text_encoder && (strstr (name, ".self_attn.") || strstr (name, ".mlp.")) && nd == 2)
             rank = s->rank;
@@ -115,16 +117,27 @@ dl_train_plan_compute (DlTrainPlan *p, const DlTrainSettings *s, DlTrainPlanFigu
   const DlModelConfig *c = &p->config;
   memset (f, 0, sizeof *f);
   gsize wsize = s->fp16 ? 2 : 4, asize = s->fp16 ? 2 : 4;
-  /* weights as the loader stores them */
+  gboolean sdxl = dl_model_config_is_sdxl (c);
+  /* SDXL's VAE stays f32 (force_upcast: dl_sd_model_get_vae_dtype) */
+  gsize vsize = sdxl ? 4 : wsize;
+  DlDType wdtype = s->fp16 ? DL_DTYPE_F16 : DL_DTYPE_F32;
+  /* weights as the loader stores them (each encoder's embeddings by the size
+   * of its own token table) */
+  gsize emb1 = dl_dtype_size (
+    dl_params_embedding_dtype (p->device, (int64_t)c->text_encoder.vocab_size * c->text_encoder.hidden_size, wdtype));
+  gsize emb2 = dl_dtype_size (dl_params_embedding_dtype (
+    p->device, (int64_t)c->text_encoder_2.vocab_size * c->text_encoder_2.hidden_size, wdtype));
   for (guint i = 0; i < p->names->len; i++)
     {
       const char *name = p->names->pdata[i];
       gint64 n = g_array_index (p->numel, gint64, i);
       gsize es = wsize;
       if (g_str_has_prefix (name, "text_encoder.text_model.embeddings."))
-        es = dl_dtype_size (
-          dl_params_embedding_dtype (p->device, (int64_t)c->text_encoder.vocab_size * c->text_encoder.hidden_size,
-                                     s->fp16 ? DL_DTYPE_F16 : DL_DTYPE_F32));
+        es = emb1;
+      else if (g_str_has_prefix (name, "text_encoder_2.text_model.embeddings."))
+        es = emb2;
+      else if (g_str_has_prefix (name, "vae."))
+        es = vsize;
       f->weights += (guint64)n * es;
     }
   /* trained tensors: value, gradient, AdamW m and v (f32; 8-bit moments with
@@ -137,14 +150,18 @@ dl_train_plan_compute (DlTrainPlan *p, const DlTrainSettings *s, DlTrainPlanFigu
     }
   else if (s->method == DL_TRAIN_TEXTUAL_INVERSION)
     {
-      trained = (gint64)s->vectors * c->text_encoder.hidden_size;
+      /* SDXL: a vector set per encoder (clip_l and clip_g) */
+      trained = (gint64)s->vectors * (c->text_encoder.hidden_size + (sdxl ? c->text_encoder_2.hidden_size : 0));
     }
   else if (s->method == DL_TRAIN_DREAMBOOTH)
     {
       for (guint i = 0; i < p->names->len; i++)
         {
           const char *name = p->names->pdata[i];
-          if (g_str_has_prefix (name, "unet.") || (s->train_text_encoder && g_str_has_prefix (name, "text_encoder.")))
+          /* --train-text-encoder on SDXL trains both encoders */
+          if (g_str_has_prefix (name, "unet.") ||
+              (s->train_text_encoder &&
+               (g_str_has_prefix (name, "text_encoder.") || g_str_has_prefix (name, "text_encoder_2."))))
             trained += g_array_index (p->numel, gint64, i);
         }
       /* the model's own f32 weights are the values; f16 ones get f32 masters */
@@ -184,11 +201,14 @@ dl_train_plan_compute (DlTrainPlan *p, const DlTrainSettings *s, DlTrainPlanFigu
     }
   if (text_trained)
     act += TEXT_SAVED * c->text_encoder.n_layers * 77.0 * c->text_encoder.hidden_size * rows * asize;
+  /* SDXL's second encoder trains with the first (LoRA) */
+  if (text_trained && sdxl)
+    act += TEXT_SAVED * c->text_encoder_2.n_layers * 77.0 * c->text_encoder_2.hidden_size * rows * asize;
   /* inputs, targets and the context the step uploads */
   act += rows * (3.0 * c->unet.in_channels * lh * lw + 77.0 * c->unet.cross_attention_dim) * asize;
   f->activations = (guint64)act;
   /* encoding one image: the VAE encoder's widest level, input and output of a conv plus a GroupNorm */
-  f->encode = (guint64)(3.0 * c->vae.block_out_channels[0] * (double)s->resolution * s->resolution * asize);
+  f->encode = (guint64)(3.0 * c->vae.block_out_channels[0] * (double)s->resolution * s->resolution * vsize);
   f->arena_chunk = 256u << 20;
   guint64 work = MAX (f->activations, f->encode);
   f->total = f->weights + f->trained + MAX (round_up (work, f->arena_chunk), f->arena_chunk);
