@@ -139,19 +139,19 @@ test_inspect_errors (void)
 /* The golden tiny model's parts, linked into a folder that also has SDXL's second
  * text encoder: the model-files code calls that SDXL. */
 static char *
-make_fake_sdxl (const char *dir, const char *golden)
+make_fake_refiner (const char *dir, const char *golden)
 {
-  char *fake = g_build_filename (dir, "fake-sdxl", NULL);
+  /* SDXL's refiner has text_encoder_2 alone */
+  char *fake = g_build_filename (dir, "fake-refiner", NULL);
   g_mkdir (fake, 0755);
   const char *parts[] = { "model_index.json", "unet", "vae", "text_encoder", "tokenizer", "scheduler" };
   for (guint i = 0; i < G_N_ELEMENTS (parts); i++)
     {
       g_autofree char *target = g_build_filename (golden, parts[i], NULL);
-      g_autofree char *link = g_build_filename (fake, parts[i], NULL);
+      g_autofree char *link =
+        g_build_filename (fake, g_str_equal (parts[i], "text_encoder") ? "text_encoder_2" : parts[i], NULL);
       g_assert_cmpint (symlink (target, link), ==, 0);
     }
-  g_autofree char *te2 = g_build_filename (fake, "text_encoder_2", NULL);
-  g_mkdir (te2, 0755);
   return fake;
 }
 
@@ -205,16 +205,17 @@ test_choose (void)
   g_assert_true (current->diffusers);
   g_assert_cmpuint (current->size, >, 1000000);
 
-  /* another family: refused with the model-files code's message; the choice stays */
-  g_autofree char *sdxl = make_fake_sdxl (dir, golden);
+  /* a model Dreamloom cannot use (SDXL's refiner): refused with the model-files code's message; the
+   * choice stays */
+  g_autofree char *sdxl = make_fake_refiner (dir, golden);
   c.done = FALSE;
   dl_model_page_choose (page, sdxl);
   APP_TEST_WAIT_UNTIL (c.done, 30);
   g_assert_null (c.path);
   g_assert_error (c.error, DL_ERROR, DL_ERROR_UNSUPPORTED);
   g_test_message ("refused: %s", c.error->message);
-  g_assert_nonnull (strstr (c.error->message, "not supported yet"));
-  g_assert_nonnull (strstr (c.error->message, dl_model_family_name (DL_FAMILY_SDXL)));
+  g_assert_nonnull (strstr (c.error->message, "SDXL refiner"));
+  g_assert_nonnull (strstr (c.error->message, "base models"));
   g_assert_cmpstr (dl_project_get_base_model (project), ==, golden);
   g_assert_cmpstr (dl_model_page_get_current (page)->path, ==, golden);
 
