@@ -470,19 +470,13 @@ prepare_run (DlTrainer *t, GCancellable *cancellable, gboolean *made_run_dir, GE
         return FALSE;
       t->model = t->owned_model;
     }
-  if (dl_model_config_is_sdxl (dl_sd_model_get_config (t->model)) && strcmp (t->method->name, "lora") != 0 &&
-      strcmp (t->method->name, "textual-inversion") != 0 && strcmp (t->method->name, "dreambooth") != 0)
+  /* every method but hypernetworks trains SDXL */
+  if (dl_model_config_is_sdxl (dl_sd_model_get_config (t->model)) && strcmp (t->method->name, "hypernetwork") == 0)
     {
-      if (strcmp (t->method->name, "hypernetwork") == 0)
-        g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
-                     "“%s” is a Stable Diffusion XL model: hypernetworks are for Stable Diffusion 1.x models "
-                     "(AUTOMATIC1111 has none for SDXL); train a LoRA instead",
-                     s->model);
-      else
-        g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
-                     "“%s”: %s training of Stable Diffusion XL models is not supported (LoRA, Textual Inversion "
-                     "and DreamBooth are)",
-                     s->model, t->method->name);
+      g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED,
+                   "“%s” is a Stable Diffusion XL model: hypernetworks are for Stable Diffusion 1.x models "
+                   "(AUTOMATIC1111 has none for SDXL); train a LoRA instead",
+                   s->model);
       return FALSE;
     }
   DlCheckpoint *ck = dl_sd_model_get_checkpoint (t->model);
