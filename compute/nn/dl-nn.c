@@ -1003,6 +1003,24 @@ embedding_saved_free (gpointer p)
   g_free (s);
 }
 
+/* dtable (+ dpos) += the lookup's gradients.  The op accumulates into f32
+ * tables only; an f16 "table" is an activation looked up by rows (the text
+ * encoder's pooled output picks the end-token row of its f16 last hidden state
+ * this way), so its gradient is summed in f32 first and then added in f16. */
+static gboolean
+table_grad (DlTape *tape, DlTensor *dtable, DlTensor *dpos, DlTensor *ids, DlTensor *dout, GError **error)
+{
+  if (!dtable && !dpos)
+    return TRUE;
+  if (!dtable || dtable->dtype == DL_DTYPE_F32)
+    return dl_op_embedding_backward_ex (REC (tape), dtable, 0, dpos, ids, dout, 0, TRUE, error);
+  g_autoptr (DlTensor) sum = new_tensor (tape, "dtable-f32", DL_DTYPE_F32, dtable->ndim, dtable->shape, error);
+  g_autoptr (DlTensor) half = sum ? new_like (tape, "dtable-cast", dtable, error) : NULL;
+  return half && dl_op_embedding_backward_ex (REC (tape), sum, 0, NULL, ids, dout, 0, FALSE, error) &&
+         (!dpos || dl_op_embedding_backward_ex (REC (tape), NULL, 0, dpos, ids, dout, 0, TRUE, error)) &&
+         dl_op_copy (REC (tape), half, sum, error) && dl_op_axpby (REC (tape), dtable, half, 1.0f, 1.0f, error);
+}
+
 static gboolean
 embedding_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **error)
 {
@@ -1013,7 +1031,7 @@ embedding_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError *
   gboolean ok =
     dl_tape_grad_begin (tape, table, &dtable, error) && dl_tape_grad_begin (tape, pos, &dpos, error) &&
     dl_tape_grad_begin (tape, added, &dadded, error) &&
-    (!(dtable || dpos) || dl_op_embedding_backward_ex (REC (tape), dtable, 0, dpos, ids, dout[0], 0, TRUE, error)) &&
+    table_grad (tape, dtable, dpos, ids, dout[0], error) &&
     (!dadded || dl_op_embedding_backward_ex (REC (tape), dadded, added_base, NULL, ids, dout[0], 0, TRUE, error));
   ok = dl_tape_grad_finish (tape, table, dtable, ok ? error : NULL) && ok;
   ok = dl_tape_grad_finish (tape, pos, dpos, ok ? error : NULL) && ok;
