@@ -1030,8 +1030,7 @@ embedding_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError *
   DlTensor *dtable = NULL, *dpos = NULL, *dadded = NULL;
   gboolean ok =
     dl_tape_grad_begin (tape, table, &dtable, error) && dl_tape_grad_begin (tape, pos, &dpos, error) &&
-    dl_tape_grad_begin (tape, added, &dadded, error) &&
-    table_grad (tape, dtable, dpos, ids, dout[0], error) &&
+    dl_tape_grad_begin (tape, added, &dadded, error) && table_grad (tape, dtable, dpos, ids, dout[0], error) &&
     (!dadded || dl_op_embedding_backward_ex (REC (tape), dadded, added_base, NULL, ids, dout[0], 0, TRUE, error));
   ok = dl_tape_grad_finish (tape, table, dtable, ok ? error : NULL) && ok;
   ok = dl_tape_grad_finish (tape, pos, dpos, ok ? error : NULL) && ok;
