@@ -132,7 +132,7 @@ bench_matmul (int argc, char **argv)
     { "dtype", 0, 0, G_OPTION_ARG_STRING, &dtype_name, "Input storage type: f32 (default) or f16", "DTYPE" },
     { "size", 0, 0, G_OPTION_ARG_STRING_ARRAY, &sizes, "A product MxNxK (repeatable; default: a standard set)",
       "MxNxK" },
-    { "tile", 0, 0, G_OPTION_ARG_STRING, &tile_name, "Tile: auto (default), s, m or l", "TILE" },
+    { "tile", 0, 0, G_OPTION_ARG_STRING, &tile_name, "Tile: auto (default), s, m, l, t, n, c or r", "TILE" },
     { "iters", 0, 0, G_OPTION_ARG_INT, &iters, "Timed runs per size; the median is reported (default 5)", "N" },
     { "device", 0, 0, G_OPTION_ARG_STRING, &device_sel,
       "Device index or name (default: $DREAMLOOM_DEVICE or the best GPU)", "DEVICE" },
@@ -158,7 +158,7 @@ bench_matmul (int argc, char **argv)
           tile = (DlMatmulTile)t;
       if (tile == DL_MATMUL_TILE_AUTO)
         {
-          fprintf (stderr, "dreamloom bench matmul: --tile must be auto, s, m or l\n");
+          fprintf (stderr, "dreamloom bench matmul: --tile must be auto, s, m, l, t, n, c or r\n");
           return 2;
         }
     }

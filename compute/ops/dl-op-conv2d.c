@@ -4,6 +4,7 @@
 
 #include "dl-op-bias-grad.h"
 #include "dl-op-eltwise.h"
+#include "dl-op-gemm-tile.h"
 #include "dl-op-util.h"
 
 #include <stdarg.h>
@@ -15,24 +16,14 @@
 /* index arithmetic in the shaders is 32-bit, divisions by fastdiv need < 2^31 */
 #define MAX_INDEX ((int64_t)G_MAXINT32 - 4096)
 
-typedef struct
-{
-  guint bm, bn, bk, tm, tn;
-  const char *name;
-} ConvTile;
+typedef DlGemmTile ConvTile;
 
 /* All keep 128 or 256 threads, a multiple of BN and BK, as conv_gemm.glsl's load
  * mappings need.  "t" (tall) suits few pixels and many channels (the 8x8 level),
- * "n" (narrow) few output channels (conv_out).  `speed` is the relative rate of
- * a full tile (more outputs per thread do more multiply-adds per shared-memory
- * read), used to trade it against the work wasted on partial tiles. */
-static const struct
-{
-  ConvTile t;
-  double speed;
-} tile_table[] = {
-  { { 128, 128, 8, 8, 8, "l" }, 1.0 }, { { 128, 64, 8, 8, 4, "t" }, 0.9 },  { { 64, 64, 16, 4, 4, "m" }, 0.6 },
-  { { 32, 32, 16, 4, 2, "s" }, 0.45 }, { { 16, 128, 16, 2, 8, "n" }, 0.4 },
+ * "n" (narrow) few output channels (conv_out). */
+static const ConvTile tile_table[] = {
+  { 128, 128, 8, 8, 8, "l", 1.0 }, { 128, 64, 8, 8, 4, "t", 0.9 },  { 64, 64, 16, 4, 4, "m", 0.6 },
+  { 32, 32, 16, 4, 2, "s", 0.45 }, { 16, 128, 16, 2, 8, "n", 0.4 },
 };
 
 typedef struct
@@ -87,17 +78,11 @@ dl_conv2d_out_size (int64_t in, int64_t k, const DlConv2dParams *params)
   return span < 0 ? 0 : span / params->stride + 1;
 }
 
-static guint
-tile_threads (const ConvTile *t)
-{
-  return (t->bm / t->tm) * (t->bn / t->tn);
-}
-
 static gboolean
 tile_supported (DlDevice *dev, const ConvTile *t)
 {
   const DlDeviceInfo *info = dl_device_get_info (dev);
-  guint threads = tile_threads (t);
+  guint threads = dl_gemm_tile_threads (t);
   guint shared = (t->bk * (t->bm + 1) + t->bk * (t->bn + 1)) * 4;
   return shared <= info->max_shared_memory && threads <= info->max_workgroup_invocations &&
          threads <= info->max_workgroup_size[0] && threads % t->bn == 0 && threads % t->bk == 0 &&
@@ -105,8 +90,8 @@ tile_supported (DlDevice *dev, const ConvTile *t)
 }
 
 /* The tile for an M x N product over `batch` grid layers: the device's
- * tuning.conv_tile ($DREAMLOOM_CONV_TILE: l|t|m|s|n) when set, else the best rate after partial-tile waste among the
- * tiles that give the device enough workgroups (among all when none does). */
+ * tuning.conv_tile ($DREAMLOOM_CONV_TILE: l|t|m|s|n) when set, else
+ * dl_gemm_tile_pick's. */
 static const ConvTile *
 pick_tile (DlDevice *dev, int64_t M, int64_t N, int64_t batch, GError **error)
 {
@@ -114,37 +99,19 @@ pick_tile (DlDevice *dev, int64_t M, int64_t N, int64_t batch, GError **error)
   if (*forced)
     {
       for (guint i = 0; i < G_N_ELEMENTS (tile_table); i++)
-        if (g_ascii_strcasecmp (forced, tile_table[i].t.name) == 0)
+        if (g_ascii_strcasecmp (forced, tile_table[i].name) == 0)
           {
-            if (tile_supported (dev, &tile_table[i].t))
-              return &tile_table[i].t;
+            if (tile_supported (dev, &tile_table[i]))
+              return &tile_table[i];
             g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "conv2d: tile %s does not fit %s's limits",
-                         tile_table[i].t.name, dl_device_get_info (dev)->name);
+                         tile_table[i].name, dl_device_get_info (dev)->name);
             return NULL;
           }
       g_set_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT,
                    "conv2d: DREAMLOOM_CONV_TILE=%s is not one of l, t, m, s, n", forced);
       return NULL;
     }
-  int64_t want = dl_device_get_info (dev)->busy_workgroups;
-  const ConvTile *best = NULL;
-  double best_score = -1;
-  gboolean best_busy = FALSE;
-  for (guint i = 0; i < G_N_ELEMENTS (tile_table); i++)
-    {
-      const ConvTile *t = &tile_table[i].t;
-      if (!tile_supported (dev, t))
-        continue;
-      int64_t tm = (M + t->bm - 1) / t->bm, tn = (N + t->bn - 1) / t->bn;
-      gboolean busy = tm * tn * batch >= want;
-      double score = tile_table[i].speed * ((double)M * N) / ((double)tm * t->bm * tn * t->bn);
-      if ((busy && !best_busy) || (busy == best_busy && score > best_score))
-        {
-          best = t;
-          best_score = score;
-          best_busy = busy;
-        }
-    }
+  const ConvTile *best = dl_gemm_tile_pick (dev, tile_table, G_N_ELEMENTS (tile_table), tile_supported, M, N, batch);
   if (!best)
     g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "conv2d: no tile fits %s's limits",
                  dl_device_get_info (dev)->name);
@@ -156,7 +123,7 @@ pick_tile (DlDevice *dev, int64_t M, int64_t N, int64_t batch, GError **error)
 static DlPipeline *
 conv_pipeline (DlDevice *dev, const char *pass, DlDType a, DlDType b, DlDType d, const ConvTile *t, GError **error)
 {
-  uint32_t spec[6] = { tile_threads (t), t->bm, t->bn, t->bk, t->tm, t->tn };
+  uint32_t spec[6] = { dl_gemm_tile_threads (t), t->bm, t->bn, t->bk, t->tm, t->tn };
   g_autofree char *name =
     g_strdup_printf ("conv2d_%s_%s_%s_%s", pass, dl_dtype_name (a), dl_dtype_name (b), dl_dtype_name (d));
   return dl_device_get_pipeline (dev, name, spec, G_N_ELEMENTS (spec), error);

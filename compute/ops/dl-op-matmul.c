@@ -1,20 +1,17 @@
 /* Host side of matmul.comp: shape checks, batch folding, tile choice. */
 #include "dl-op-matmul.h"
 
+#include "dl-op-gemm-tile.h"
 #include "dl-op-util.h"
 
 #include <string.h>
 
-typedef struct
-{
-  guint bm, bn, bk, tm, tn;
-  const char *name;
-} Tile;
-
-static const Tile tiles[DL_MATMUL_N_TILES] = {
-  [DL_MATMUL_TILE_S] = { 32, 32, 16, 4, 2, "s" },
-  [DL_MATMUL_TILE_M] = { 64, 64, 16, 4, 4, "m" },
-  [DL_MATMUL_TILE_L] = { 128, 128, 8, 8, 8, "l" },
+/* Indexed by DlMatmulTile; speeds as conv2d's (dl-op-gemm-tile.h). */
+static const DlGemmTile tiles[DL_MATMUL_N_TILES] = {
+  [DL_MATMUL_TILE_S] = { 32, 32, 16, 4, 2, "s", 0.45 }, [DL_MATMUL_TILE_M] = { 64, 64, 16, 4, 4, "m", 0.6 },
+  [DL_MATMUL_TILE_L] = { 128, 128, 8, 8, 8, "l", 1.0 }, [DL_MATMUL_TILE_T] = { 128, 64, 8, 8, 4, "t", 0.9 },
+  [DL_MATMUL_TILE_N] = { 16, 128, 16, 2, 8, "n", 0.4 }, [DL_MATMUL_TILE_C] = { 128, 16, 16, 8, 2, "c", 0.4 },
+  [DL_MATMUL_TILE_R] = { 4, 128, 16, 1, 4, "r", 0.25 },
 };
 
 typedef struct
@@ -50,22 +47,21 @@ dl_matmul_tile_name (DlMatmulTile tile)
   return tile > DL_MATMUL_TILE_AUTO && tile < DL_MATMUL_N_TILES ? tiles[tile].name : "auto";
 }
 
-static guint
-tile_threads (const Tile *t)
+static gboolean
+tile_fits (DlDevice *device, const DlGemmTile *t)
 {
-  return (t->bm / t->tm) * (t->bn / t->tn);
+  const DlDeviceInfo *info = dl_device_get_info (device);
+  guint shared = (t->bm + t->bn) * t->bk * 4;
+  guint threads = dl_gemm_tile_threads (t);
+  return shared <= info->max_shared_memory && threads <= info->max_workgroup_invocations &&
+         threads <= info->max_workgroup_size[0];
 }
 
 gboolean
 dl_matmul_tile_supported (DlDevice *device, DlMatmulTile tile)
 {
   g_return_val_if_fail (tile > DL_MATMUL_TILE_AUTO && tile < DL_MATMUL_N_TILES, FALSE);
-  const DlDeviceInfo *info = dl_device_get_info (device);
-  const Tile *t = &tiles[tile];
-  guint shared = (t->bm + t->bn) * t->bk * 4;
-  guint threads = tile_threads (t);
-  return shared <= info->max_shared_memory && threads <= info->max_workgroup_invocations &&
-         threads <= info->max_workgroup_size[0];
+  return tile_fits (device, &tiles[tile]);
 }
 
 /* the device's tuning.matmul_tile ($DREAMLOOM_MATMUL_TILE) */
@@ -81,25 +77,15 @@ forced_tile (DlDevice *device)
   return DL_MATMUL_TILE_AUTO;
 }
 
-/* Largest tile that still gives the device enough workgroups to stay busy. */
 DlMatmulTile
 dl_matmul_auto_tile (DlDevice *device, int64_t M, int64_t N, int64_t batch)
 {
   DlMatmulTile forced = forced_tile (device);
   if (forced != DL_MATMUL_TILE_AUTO)
     return forced;
-  int64_t want = dl_device_get_info (device)->busy_workgroups;
-  static const DlMatmulTile order[] = { DL_MATMUL_TILE_L, DL_MATMUL_TILE_M };
-  for (guint i = 0; i < G_N_ELEMENTS (order); i++)
-    {
-      const Tile *t = &tiles[order[i]];
-      int64_t groups = ((M + t->bm - 1) / t->bm) * ((N + t->bn - 1) / t->bn) * batch;
-      if (groups >= want && dl_matmul_tile_supported (device, order[i]))
-        return order[i];
-    }
-  if (dl_matmul_tile_supported (device, DL_MATMUL_TILE_S))
-    return DL_MATMUL_TILE_S;
-  return DL_MATMUL_TILE_AUTO;
+  /* tiles[0] is AUTO's empty slot */
+  const DlGemmTile *t = dl_gemm_tile_pick (device, tiles + 1, DL_MATMUL_N_TILES - 1, tile_fits, M, N, batch);
+  return t ? (DlMatmulTile)(t - tiles) : DL_MATMUL_TILE_AUTO;
 }
 
 static int64_t
@@ -175,8 +161,8 @@ dl_op_matmul (DlRecorder *rec, DlTensor *d, DlTensor *a, gboolean trans_a, DlTen
                    dl_matmul_tile_name (tile), dl_device_get_info (dev)->name);
       return FALSE;
     }
-  const Tile *t = &tiles[tile];
-  uint32_t spec[6] = { tile_threads (t), t->bm, t->bn, t->bk, t->tm, t->tn };
+  const DlGemmTile *t = &tiles[tile];
+  uint32_t spec[6] = { dl_gemm_tile_threads (t), t->bm, t->bn, t->bk, t->tm, t->tn };
   g_autofree char *name =
     g_strdup_printf ("matmul_%s_%s_%s", dl_dtype_name (a->dtype), dl_dtype_name (b->dtype), dl_dtype_name (d->dtype));
   DlPipeline *p = dl_device_get_pipeline (dev, name, spec, G_N_ELEMENTS (spec), error);

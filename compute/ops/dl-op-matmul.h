@@ -12,6 +12,10 @@ typedef enum
   DL_MATMUL_TILE_S, /* 32 x 32 */
   DL_MATMUL_TILE_M, /* 64 x 64 */
   DL_MATMUL_TILE_L, /* 128 x 128 */
+  DL_MATMUL_TILE_T, /* 128 x 64: tall */
+  DL_MATMUL_TILE_N, /* 16 x 128: few rows (tokens of the inner UNet levels) */
+  DL_MATMUL_TILE_C, /* 128 x 16: few columns (a LoRA's rank) */
+  DL_MATMUL_TILE_R, /* 4 x 128: a handful of rows */
   DL_MATMUL_N_TILES
 } DlMatmulTile;
 
@@ -33,8 +37,9 @@ typedef struct
 gboolean dl_op_matmul (DlRecorder *rec, DlTensor *d, DlTensor *a, gboolean trans_a, DlTensor *b, gboolean trans_b,
                        DlTensor *bias, const DlMatmulParams *params, GError **error);
 
-/* The tile DL_MATMUL_TILE_AUTO takes for an M x N product over `batch` batches
- * ($DREAMLOOM_MATMUL_TILE=s|m|l overrides it). */
+/* The tile DL_MATMUL_TILE_AUTO takes for an M x N product over `batch` batches:
+ * dl_gemm_tile_pick's choice ($DREAMLOOM_MATMUL_TILE=s|m|l|t|n|c|r overrides
+ * it). */
 DlMatmulTile dl_matmul_auto_tile (DlDevice *device, int64_t M, int64_t N, int64_t batch);
 
 /* Tile sizes of a configuration, and whether this device can run it. */

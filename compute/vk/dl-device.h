@@ -130,7 +130,7 @@ typedef struct
   gint64 conv_splitk;               /* $DREAMLOOM_CONV_SPLITK: weight-gradient K splits */
   gint64 conv_images_per_dispatch;  /* $DREAMLOOM_CONV_IMAGES_PER_DISPATCH: at most this many */
   gint64 linear_rows_per_block;     /* $DREAMLOOM_LINEAR_ROWS_PER_BLOCK: at most this many */
-  char matmul_tile[8];              /* $DREAMLOOM_MATMUL_TILE: s, m or l */
+  char matmul_tile[8];              /* $DREAMLOOM_MATMUL_TILE: s, m, l, t, n, c or r */
   guint attn_block_q, attn_block_k; /* $DREAMLOOM_ATTN_TILE=<q>x<k> */
   gboolean no_arena;                /* $DREAMLOOM_NO_ARENA=1: every activation its own allocation */
   char no_arena_for[64];            /* $DREAMLOOM_NO_ARENA_FOR: the same for names containing this */

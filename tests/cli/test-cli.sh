@@ -45,6 +45,15 @@ check "bench matmul prints one row per size" test "$(grep -cE '^ +(64|7) ' "$tmp
 "$bin" bench matmul --size 0x1x1 >"$tmp/out" 2>"$tmp/err"; st=$?
 check "bench matmul rejects a bad size" test "$st" -eq 2
 
+"$bin" bench matmul --size 4x640x640 --tile r --iters 1 >"$tmp/out" 2>"$tmp/err"; st=$?
+check "bench matmul takes the short-row tile" sh -c "test $st -eq 0 && grep -qE '^ +4 +640 +640 +r ' '$tmp/out'"
+"$bin" bench matmul --size 8x8x8 --tile q >"$tmp/out" 2>"$tmp/err"; st=$?
+check "bench matmul names the tiles it has" sh -c "test $st -eq 2 && grep -q 's, m, l, t, n, c or r' '$tmp/err'"
+for cmd in train sample; do
+  "$bin" bench "$cmd" --family sd14 -n 1 >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "bench $cmd refuses an unknown --family" sh -c "test $st -eq 2 && grep -q 'sd15 or sdxl' '$tmp/err'"
+done
+
 # ---- model files and the tokenizer (golden data read in place; SKIP without it) ----
 here=$(cd "$(dirname "$0")" && pwd)
 golden=${DREAMLOOM_GOLDEN_DIR:-$here/../../../shared/golden}

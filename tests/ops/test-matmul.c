@@ -1,6 +1,7 @@
 /* matmul against the double-precision reference: awkward sizes that are multiples
  * of no tile, both transpositions, every tile configuration, f32/f16 inputs and
- * outputs, bias, accumulation, and batches with broadcast operands. */
+ * outputs, bias, accumulation, and batches with broadcast operands; the
+ * automatic tile choice. */
 #include "dl-test-util.h"
 
 #include <math.h>
@@ -168,6 +169,45 @@ test_errors (void)
   g_assert_error (error, DL_ERROR, DL_ERROR_INVALID_ARGUMENT);
 }
 
+/* The automatic tile: a product with few rows (the tokens of the inner UNet
+ * levels at small sizes) or few columns (a LoRA's rank) gets a tile short in
+ * that dimension, not a 128 x 128 one computing up to 128x the useful work;
+ * a large product keeps a tile of at least 64 x 64.  Device-independent bounds:
+ * the choice depends on the device's busy_workgroups. */
+static void
+test_tile_choice (void)
+{
+  DlDevice *dev = dl_test_device ();
+  if (*dl_device_get_tuning (dev)->matmul_tile)
+    {
+      g_test_skip ("DREAMLOOM_MATMUL_TILE forces a tile");
+      return;
+    }
+  static const struct
+  {
+    int64_t m, n;
+    double max_waste; /* tiles' elements / M N */
+  } cases[] = {
+    { 1, 1280, 4 }, { 4, 640, 2 }, { 16, 1280, 2 }, { 64, 1280, 2 }, { 64, 16, 8 }, { 4096, 16, 2 }, { 77, 320, 2 },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      int64_t M = cases[i].m, N = cases[i].n;
+      DlMatmulTile t = dl_matmul_auto_tile (dev, M, N, 1);
+      g_assert_cmpint (t, !=, DL_MATMUL_TILE_AUTO);
+      guint bm, bn, bk;
+      dl_matmul_tile_dims (t, &bm, &bn, &bk);
+      double waste = (double)((M + bm - 1) / bm * bm) * (double)((N + bn - 1) / bn * bn) / ((double)M * N);
+      if (g_test_verbose () || waste > cases[i].max_waste)
+        g_printerr ("%" G_GINT64_FORMAT " x %" G_GINT64_FORMAT ": tile %s, %.2fx the useful work\n", M, N,
+                    dl_matmul_tile_name (t), waste);
+      g_assert_cmpfloat (waste, <=, cases[i].max_waste);
+    }
+  guint bm, bn, bk;
+  dl_matmul_tile_dims (dl_matmul_auto_tile (dev, 4096, 1280, 1), &bm, &bn, &bk);
+  g_assert_cmpuint (bm * bn, >=, 64 * 64);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -177,5 +217,6 @@ main (int argc, char **argv)
   dl_test_add ("/ops/matmul/bias-and-accumulate", test_bias_and_accumulate);
   dl_test_add ("/ops/matmul/batched", test_batched);
   dl_test_add ("/ops/matmul/errors", test_errors);
+  dl_test_add ("/ops/matmul/tile-choice", test_tile_choice);
   return dl_test_run ();
 }
