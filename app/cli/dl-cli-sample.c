@@ -163,7 +163,7 @@ dl_cli_sample (int argc, char **argv)
   g_autofree char *out = NULL, *init_latents = NULL, *out_latents = NULL, *vocab = NULL;
   g_auto (GStrv) lora_args = NULL, embedding_args = NULL, hypernetwork_args = NULL;
   int steps = 20, width = 0, height = 0, batch = 1, clip_skip = 1;
-  gboolean half = FALSE, zero_negative = FALSE;
+  gboolean half = FALSE, zero_negative = FALSE, te_on_host = FALSE;
   g_autofree char *original_size = NULL, *crop = NULL, *target_size = NULL;
   double cfg = 7.5;
   gint64 seed = -1;
@@ -186,6 +186,8 @@ dl_cli_sample (int argc, char **argv)
     { "crop", 0, 0, G_OPTION_ARG_STRING, &crop, "SDXL crop conditioning, top-left corner (0,0)", "LEFT,TOP" },
     { "target-size", 0, 0, G_OPTION_ARG_STRING, &target_size, "SDXL target size conditioning (the image size)", "WxH" },
     { "batch", 0, 0, G_OPTION_ARG_INT, &batch, "Images, with seeds S, S+1, … (1)", "N" },
+    { "text-encoders-on-host", 0, 0, G_OPTION_ARG_NONE, &te_on_host,
+      "Keep the text encoders in host memory while the UNet runs (automatic when device memory is short)", NULL },
     { "lora", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &lora_args, "LoRA file, with a strength (1)", "FILE[:STRENGTH]" },
     { "hypernetwork", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &hypernetwork_args,
       "AUTOMATIC1111 hypernetwork (.pt; repeatable, applied in the order given), with a strength (1)",
@@ -370,6 +372,7 @@ dl_cli_sample (int argc, char **argv)
   gboolean tty = isatty (fileno (stderr));
   DlSampleParams sp = {
     .zero_negative = zero_negative && !negative,
+    .text_encoders_on_host = te_on_host,
     .original_width = sizes[0][0],
     .original_height = sizes[0][1],
     .crop_left = sizes[1][0],

@@ -27,7 +27,114 @@ struct _DlSdModel
   DlNoiseSchedule *schedule;
   DlDType dtype;
   DlDType vae_dtype;
+  GPtrArray *te_host; /* HostTensor*: the text encoders while they wait on the host; NULL when on the device */
 };
+
+/* A parameter's bytes kept in host memory. */
+typedef struct
+{
+  char *name;
+  DlDType dtype;
+  int ndim;
+  int64_t shape[DL_MAX_DIMS];
+  gpointer data;
+} HostTensor;
+
+static void
+host_tensor_free (HostTensor *h)
+{
+  g_free (h->name);
+  g_free (h->data);
+  g_free (h);
+}
+
+static gboolean
+is_text_encoder_param (const char *name)
+{
+  return g_str_has_prefix (name, "text_encoder.") || g_str_has_prefix (name, "text_encoder_2.");
+}
+
+gboolean
+dl_sd_model_text_encoders_on_device (DlSdModel *m)
+{
+  g_return_val_if_fail (m != NULL, FALSE);
+  return m->te_host == NULL;
+}
+
+gboolean
+dl_sd_model_text_encoders_to_host (DlSdModel *m, gboolean *moved, GError **error)
+{
+  g_return_val_if_fail (m != NULL, FALSE);
+  if (moved)
+    *moved = FALSE;
+  if (m->te_host)
+    {
+      if (moved)
+        *moved = TRUE;
+      return TRUE;
+    }
+  g_autoptr (GPtrArray) names = dl_params_names (m->params);
+  g_autoptr (GPtrArray) host = g_ptr_array_new_with_free_func ((GDestroyNotify)host_tensor_free);
+  for (guint i = 0; i < names->len; i++)
+    {
+      const char *name = names->pdata[i];
+      DlTensor *t = is_text_encoder_param (name) ? dl_params_lookup (m->params, name) : NULL;
+      if (!t)
+        continue;
+      if (dl_tensor_is_shared (t))
+        {
+          g_debug ("the text encoders stay on the device: %s is in use elsewhere", name);
+          return TRUE;
+        }
+      HostTensor *h = g_new0 (HostTensor, 1);
+      h->name = g_strdup (name);
+      h->dtype = t->dtype;
+      h->ndim = t->ndim;
+      memcpy (h->shape, t->shape, sizeof h->shape);
+      h->data = g_try_malloc (MAX (dl_tensor_nbytes (t), 1));
+      g_ptr_array_add (host, h);
+      if (!h->data)
+        {
+          g_set_error (error, DL_ERROR, DL_ERROR_OUT_OF_HOST_MEMORY,
+                       "no host memory to keep the text encoders in while the UNet runs (%s)", name);
+          return FALSE;
+        }
+      if (!dl_tensor_download (t, h->data, t->dtype, error))
+        return FALSE;
+    }
+  if (host->len == 0)
+    return TRUE;
+  dl_params_remove_prefix (m->params, "text_encoder.");
+  dl_params_remove_prefix (m->params, "text_encoder_2.");
+  m->te_host = g_steal_pointer (&host);
+  if (moved)
+    *moved = TRUE;
+  return dl_device_trim_memory (m->device, error);
+}
+
+gboolean
+dl_sd_model_text_encoders_to_device (DlSdModel *m, GError **error)
+{
+  g_return_val_if_fail (m != NULL, FALSE);
+  if (!m->te_host)
+    return TRUE;
+  for (guint i = 0; i < m->te_host->len; i++)
+    {
+      HostTensor *h = m->te_host->pdata[i];
+      g_autoptr (DlTensor) t = dl_tensor_new (m->device, h->name, h->dtype, h->ndim, h->shape, error);
+      if (!t || !dl_tensor_upload (t, h->data, h->dtype, error))
+        {
+          /* all or nothing: what went back leaves again */
+          dl_params_remove_prefix (m->params, "text_encoder.");
+          dl_params_remove_prefix (m->params, "text_encoder_2.");
+          g_prefix_error (error, "bringing the text encoders back to the device: ");
+          return FALSE;
+        }
+      dl_params_insert (m->params, h->name, t);
+    }
+  g_clear_pointer (&m->te_host, g_ptr_array_unref);
+  return TRUE;
+}
 
 DlSdModel *
 dl_sd_model_load (DlDevice *device, const char *path, const char *config_dir, GError **error)
@@ -111,6 +218,7 @@ dl_sd_model_free (DlSdModel *m)
   dl_arena_unref (m->arena);
   dl_recorder_free (m->rec);
   dl_params_free (m->params);
+  g_clear_pointer (&m->te_host, g_ptr_array_unref);
   if (m->ckpt)
     dl_checkpoint_free (m->ckpt);
   g_free (m);
@@ -224,10 +332,49 @@ upload_as (DlDevice *device, const char *name, DlDType dtype, const float *v, in
   return g_steal_pointer (&t);
 }
 
+/* After the prompts are encoded: the text encoders wait on the host when the
+ * UNet's activations would not fit next to them (or `always`). */
+static gboolean
+make_room_for_unet (DlSdModel *m, int64_t rows, int64_t h, int64_t w, gboolean always, GError **error)
+{
+  if (always)
+    return dl_sd_model_text_encoders_to_host (m, NULL, error);
+  guint64 need = dl_unet_inference_activation_bytes (&m->config.unet, rows, h, w, m->dtype);
+  guint64 budget = dl_device_get_memory_budget (m->device, NULL);
+  guint64 in_use = dl_device_get_memory_in_use (m->device);
+  guint64 spare = dl_arena_get_reserved (m->arena) - dl_arena_get_in_use (m->arena);
+  guint64 available = (budget > in_use ? budget - in_use : 0) + spare;
+  if (need <= available)
+    return TRUE;
+  gboolean moved = FALSE;
+  if (!dl_sd_model_text_encoders_to_host (m, &moved, error))
+    return FALSE;
+  if (moved)
+    g_debug ("the text encoders wait on the host: the UNet needs about %" G_GUINT64_FORMAT " MiB, %" G_GUINT64_FORMAT
+             " MiB are free",
+             need >> 20, available >> 20);
+  return TRUE;
+}
+
+static gboolean sample_run (DlSdModel *m, const DlSampleParams *sp, float **latents_out, float **images_out,
+                            GError **error);
+
 gboolean
 dl_sd_sample (DlSdModel *m, const DlSampleParams *sp, float **latents_out, float **images_out, GError **error)
 {
   g_return_val_if_fail (m != NULL && sp != NULL && sp->prompt_ids != NULL, FALSE);
+  if (!dl_sd_model_text_encoders_to_device (m, error))
+    return FALSE;
+  gboolean ok = sample_run (m, sp, latents_out, images_out, error);
+  /* back for the next prompt; after a failure the next call tries again */
+  if (!dl_sd_model_text_encoders_to_device (m, ok ? error : NULL))
+    ok = FALSE;
+  return ok;
+}
+
+static gboolean
+sample_run (DlSdModel *m, const DlSampleParams *sp, float **latents_out, float **images_out, GError **error)
+{
   const DlModelConfig *cfg = dl_sd_model_get_config (m);
   int vae_factor = 1 << (cfg->vae.n_levels - 1);
   int unet_factor = 1 << (cfg->unet.n_levels - 1);
@@ -320,7 +467,7 @@ dl_sd_sample (DlSdModel *m, const DlSampleParams *sp, float **latents_out, float
       if (!context)
         return FALSE;
     }
-  if (!dl_recorder_finish (m->rec, error))
+  if (!dl_recorder_finish (m->rec, error) || !make_room_for_unet (m, rows, h, w, sp->text_encoders_on_host, error))
     return FALSE;
   DlUNetOptions unet_opts = { .text_embeds = pooled, .time_ids = time_ids };
 

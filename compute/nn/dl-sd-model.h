@@ -71,7 +71,10 @@ typedef struct
   int clip_skip;             /* A1111 convention, 1 = last layer */
   const float *init_latents; /* [batch, 4, h, w] unit-variance noise, or NULL for A1111's noise from the seed */
   gboolean diffusers_dpm;    /* DPM++: diffusers' conventions (dl_sampler_use_diffusers_dpm), for tests */
-  DlSampleStepFunc on_step;  /* after each step (may be NULL); also the place to report progress */
+  /* the text encoders wait on the host while the UNet runs even when memory is
+   * not short (A1111's --medvram-sdxl does this for SDXL) */
+  gboolean text_encoders_on_host;
+  DlSampleStepFunc on_step; /* after each step (may be NULL); also the place to report progress */
   gpointer on_step_data;
   GCancellable *cancellable;
 } DlSampleParams;
@@ -96,7 +99,20 @@ void dl_sample_params_set_prompt_ids (DlSampleParams *sp, const DlPromptIds *ids
 
 /* Runs the sampler; *latents (may be NULL) receives the final latents [batch, 4,
  * h, w] and *images (may be NULL) the decoded images [batch, 3, H, W] in about
- * [-1, 1] (unclamped), both g_free'd by the caller. */
+ * [-1, 1] (unclamped), both g_free'd by the caller.  When the device's free
+ * memory after encoding the prompts is less than the UNet's activations need
+ * (dl_unet_inference_activation_bytes), the text encoders' weights wait on the
+ * host while the UNet and the VAE run, and go back to the device before it
+ * returns (SDXL's encoders hold 1.6 GB in f16). */
 gboolean dl_sd_sample (DlSdModel *m, const DlSampleParams *params, float **latents, float **images, GError **error);
+
+/* The text encoders' weights to host memory (their device memory freed) and
+ * back: the same values, bit for bit.  Nothing moves while something else
+ * holds one of them (an optimizer training them, a view): to_host then leaves
+ * them on the device and says so in *moved (may be NULL).  Everything that
+ * runs a text encoder calls to_device first (a no-op when they are there). */
+gboolean dl_sd_model_text_encoders_to_host (DlSdModel *m, gboolean *moved, GError **error);
+gboolean dl_sd_model_text_encoders_to_device (DlSdModel *m, GError **error);
+gboolean dl_sd_model_text_encoders_on_device (DlSdModel *m);
 
 G_END_DECLS

@@ -10,6 +10,28 @@
 #include "nn/dl-sd-blocks.h"
 #include "ops/dl-ops.h"
 
+guint64
+dl_unet_inference_activation_bytes (const DlUNetConfig *u, int64_t rows, int64_t lh, int64_t lw, DlDType dtype)
+{
+  g_return_val_if_fail (u && u->n_levels > 0, 0);
+  double skips = (double)lh * lw * u->block_out_channels[0], working = 0;
+  for (int l = 0; l < u->n_levels; l++)
+    {
+      double n = (double)(lh >> l) * (lw >> l), cn = n * u->block_out_channels[l];
+      /* the down block's outputs, and its downsampler's */
+      skips += u->layers_per_block * cn;
+      if (l + 1 < u->n_levels)
+        skips += (double)(lh >> (l + 1)) * (lw >> (l + 1)) * u->block_out_channels[l];
+      /* a transformer block: x, its norms, q, k, v, attention, projection
+       * (8) and the GEGLU's 8C-wide projection and 4C gate (12); an up
+       * ResNet: the 2C-wide concatenated input, its norm, two convolutions,
+       * the shortcut, and the upsampler's 4x larger output (10) */
+      working = MAX (working, (u->level_has_attention[l] ? 20.0 : 10.0) * cn);
+    }
+  double bytes = (skips + working) * (double)rows * dl_dtype_size (dtype);
+  return (guint64)(bytes * 1.25) + (16u << 20);
+}
+
 GHashTable *
 dl_unet_activations_new (void)
 {

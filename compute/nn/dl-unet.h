@@ -25,6 +25,15 @@ typedef struct
 DlTensor *dl_unet_forward (DlParams *params, const DlUNetConfig *config, DlTape *tape, DlTensor *x, DlTensor *timesteps,
                            DlTensor *context, const DlUNetOptions *options, GError **error);
 
+/* Device memory one forward pass without a tape needs for its activations
+ * (rows x [in, lh, lw] latents, `dtype` activations), an upper estimate for
+ * deciding what to move off the device: the skip connections the down path
+ * keeps for the up path, plus the working set of the widest block (a
+ * transformer's q/k/v, attention output and GEGLU feed-forward, or an up
+ * ResNet on its concatenated input), plus the arena's rounding. */
+guint64 dl_unet_inference_activation_bytes (const DlUNetConfig *config, int64_t rows, int64_t lh, int64_t lw,
+                                            DlDType dtype);
+
 /* A hash table suitable for DlUNetOptions.activations. */
 GHashTable *dl_unet_activations_new (void);
 

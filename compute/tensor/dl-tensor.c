@@ -183,6 +183,13 @@ dl_tensor_ref (DlTensor *t)
   return t;
 }
 
+gboolean
+dl_tensor_is_shared (const DlTensor *t)
+{
+  g_return_val_if_fail (t != NULL, FALSE);
+  return g_atomic_int_get (&t->ref_count) > 1;
+}
+
 void
 dl_tensor_unref (DlTensor *t)
 {

@@ -64,6 +64,9 @@ DlTensor *dl_tensor_reshape (DlTensor *t, int ndim, const int64_t *shape, GError
 
 DlTensor *dl_tensor_ref (DlTensor *t);
 void dl_tensor_unref (DlTensor *t);
+/* Whether more than one reference holds `t` (a view, a recorder, an
+ * optimizer...): dropping one's own would not free its memory. */
+gboolean dl_tensor_is_shared (const DlTensor *t);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DlTensor, dl_tensor_unref)
 
 int64_t dl_tensor_numel (const DlTensor *t);

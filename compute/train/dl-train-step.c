@@ -24,6 +24,9 @@ dl_train_batch_run (DlSdModel *model, DlTape *tape, const DlTrainBatch *b, DlTen
   DlRecorder *rec = dl_sd_model_get_recorder (model);
   DlDevice *device = dl_params_get_device (params);
   g_autoptr (DlTensor) context = NULL, pooled = NULL;
+  /* a preview may have left them on the host (dl_sd_sample) */
+  if (b->input_ids && !dl_sd_model_text_encoders_to_device (model, error))
+    return FALSE;
   if (dl_model_config_is_sdxl (cfg) && b->input_ids)
     {
       if (!b->input_ids_2 || !b->host_ids_2)

@@ -470,6 +470,9 @@ prepare_run (DlTrainer *t, GCancellable *cancellable, gboolean *made_run_dir, GE
         return FALSE;
       t->model = t->owned_model;
     }
+  /* a shared model's encoders may wait on the host after a failed preview */
+  if (!dl_sd_model_text_encoders_to_device (t->model, error))
+    return FALSE;
   /* every method but hypernetworks trains SDXL */
   if (dl_model_config_is_sdxl (dl_sd_model_get_config (t->model)) && strcmp (t->method->name, "hypernetwork") == 0)
     {
@@ -641,7 +644,8 @@ cached_conditioning (DlTrainer *t, DlTape *tape, const gint32 *ids, const gint32
           g_autoptr (DlTensor) it =
             upload_as (t->device, "input_ids", DL_DTYPE_I32, 2, shape, row, DL_DTYPE_I32, error);
           g_autoptr (DlTensor) c = NULL, pl = NULL;
-          if (!it)
+          /* a preview may have left them on the host (dl_sd_sample) */
+          if (!it || !dl_sd_model_text_encoders_to_device (t->model, error))
             return FALSE;
           if (sdxl)
             {

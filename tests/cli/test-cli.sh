@@ -276,6 +276,9 @@ elif [ -d "$xl" ] && command -v python3 >/dev/null; then
     --out "$tmp/xle.png" --out-latents "$tmp/xle.st" >"$tmp/out" 2>"$tmp/err"
   check "zero negative conditioning is not the empty prompt's" sh -c "! cmp -s '$tmp/xl0.st' '$tmp/xle.st'"
   "$bin" sample --model "$xl" --prompt "a photo of sks dog" --steps 2 --sampler euler --width 32 --height 32 --seed 7 \
+    --text-encoders-on-host --out "$tmp/xlh.png" --out-latents "$tmp/xlh.st" >"$tmp/out" 2>"$tmp/err"; st=$?
+  check "--text-encoders-on-host gives the same latents" sh -c "test $st -eq 0 && cmp -s '$tmp/xlh.st' '$tmp/xle.st'"
+  "$bin" sample --model "$xl" --prompt "a photo of sks dog" --steps 2 --sampler euler --width 32 --height 32 --seed 7 \
     --original-size 1024x768 --crop 0,64 --out "$tmp/xls.png" --out-latents "$tmp/xls.st" >"$tmp/out" 2>"$tmp/err"; st=$?
   check "the size conditioning changes the image" sh -c "test $st -eq 0 && ! cmp -s '$tmp/xls.st' '$tmp/xle.st'"
   "$bin" sample --model "$xl" --prompt x --crop 5 --out "$tmp/x.png" >"$tmp/out" 2>"$tmp/err"; st=$?
@@ -295,7 +298,7 @@ print(sum(k.startswith('grad.unet.') for k in json.loads(f.read(n))))" "$tmp/xlg
   "$bin" grad --model "$xl" --batch "$tmp/xlbad.safetensors" --out "$tmp/xlg2.safetensors" >"$tmp/out" 2>"$tmp/err"; st=$?
   check "SDXL grad explains a batch without time_ids" sh -c "test $st -eq 1 && grep -q time_ids '$tmp/err'"
 else
-  for i in 1 2 3 4 5 6 7 8 9 10 11 12; do skip "golden tiny SDXL model or python3 absent"; done
+  for i in 1 2 3 4 5 6 7 8 9 10 11 12 13; do skip "golden tiny SDXL model or python3 absent"; done
 fi
 
 # ---- sample --embedding: Textual Inversion embeddings by file name ----

@@ -15,6 +15,7 @@
 
 #include "nn-test-util.h"
 #include "nn/dl-sd-model.h"
+#include "nn/dl-unet.h"
 #include "train/dl-sd-grad.h"
 
 #define golden_dir nn_golden_dir
@@ -39,6 +40,8 @@ typedef struct
   const float *vp_sigmas; /* DPM++: diffusers keeps latents in VP space, x / sqrt(σ² + 1) of ours */
   double rtol;
   gboolean ok;
+  DlSdModel *model; /* with expect_host: the text encoders must be on the host during every step */
+  gboolean expect_host;
 } StepCheck;
 
 static void
@@ -53,11 +56,16 @@ on_step (int step, int n_steps, const float *latents, gpointer data)
     for (int64_t i = 0; i < n; i++)
       got[i] /= sqrtf (c->vp_sigmas[step + 1] * c->vp_sigmas[step + 1] + 1.0f);
   c->ok &= nn_check_scaled (name, got, want, n, 1e-12, c->rtol);
+  if (c->expect_host)
+    g_assert_false (dl_sd_model_text_encoders_on_device (c->model));
   (void)n_steps;
 }
 
+/* One golden run; with `on_host` the text encoders wait on the host while the
+ * UNet runs.  *latents_out / *images_out (may be NULL) receive the results. */
 static void
-run_case (const char *layout, const char *run, DlDType dtype, double rtol)
+run_case_full (const char *layout, const char *run, DlDType dtype, double rtol, gboolean on_host, float **latents_out,
+               float **images_out)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (DlSdModel) m = load_model (layout, dtype);
@@ -70,7 +78,7 @@ run_case (const char *layout, const char *run, DlDType dtype, double rtol)
   g_autofree float *init = nn_golden_f32 (st, "init_latents", &n);
   g_autofree float *dpm_sigmas = NULL;
   gboolean noneg = g_str_equal (run, "euler_noneg");
-  StepCheck check = { .st = st, .prefix = run, .rtol = rtol, .ok = TRUE };
+  StepCheck check = { .st = st, .prefix = run, .rtol = rtol, .ok = TRUE, .model = m, .expect_host = on_host };
   DlSampleParams p = {
     .prompt_ids = pos,
     .negative_ids = noneg ? NULL : neg,
@@ -85,6 +93,7 @@ run_case (const char *layout, const char *run, DlDType dtype, double rtol)
     .init_latents = init,
     .on_step = on_step,
     .on_step_data = &check,
+    .text_encoders_on_host = on_host,
   };
   if (g_str_has_prefix (run, "euler"))
     {
@@ -110,6 +119,18 @@ run_case (const char *layout, const char *run, DlDType dtype, double rtol)
   g_autofree float *want_d = nn_golden_f32 (st, dec, &n);
   check.ok &= nn_check_scaled (dec, images, want_d, n, 1e-12, rtol);
   g_assert_true (check.ok);
+  /* back on the device once sampling is done */
+  g_assert_true (dl_sd_model_text_encoders_on_device (m));
+  if (latents_out)
+    *latents_out = g_steal_pointer (&latents);
+  if (images_out)
+    *images_out = g_steal_pointer (&images);
+}
+
+static void
+run_case (const char *layout, const char *run, DlDType dtype, double rtol)
+{
+  run_case_full (layout, run, dtype, rtol, FALSE, NULL, NULL);
 }
 
 static void
@@ -125,6 +146,116 @@ static void
 test_pipeline_fp16 (void)
 {
   run_case ("diffusers", "euler", DL_DTYPE_F16, 2e-2);
+}
+
+/* The text encoders on the host while the UNet runs (what sampling does when
+ * device memory is short): the same latents and image, bit for bit, with the
+ * f16 model as SDXL would run on an 8 GB card; then the move itself: every
+ * weight comes back with its bits, and nothing moves while another holder
+ * keeps a weight. */
+static void
+test_text_encoders_on_host (void)
+{
+  g_autofree float *l0 = NULL, *i0 = NULL, *l1 = NULL, *i1 = NULL;
+  run_case_full ("diffusers", "euler", DL_DTYPE_F16, 2e-2, FALSE, &l0, &i0);
+  run_case_full ("diffusers", "euler", DL_DTYPE_F16, 2e-2, TRUE, &l1, &i1);
+  gsize nl = 4 * 4 * 4, ni = 3 * 32 * 32;
+  g_assert_cmpmem (l0, nl * sizeof (float), l1, nl * sizeof (float));
+  g_assert_cmpmem (i0, ni * sizeof (float), i1, ni * sizeof (float));
+
+  g_autoptr (GError) error = NULL;
+  g_autoptr (DlSdModel) m = load_model ("diffusers", DL_DTYPE_F16);
+  DlParams *params = dl_sd_model_get_params (m);
+  const char *names[] = { "text_encoder.text_model.embeddings.token_embedding.weight",
+                          "text_encoder_2.text_model.final_layer_norm.weight",
+                          "text_encoder_2.text_projection.weight" };
+  DlTensor *before[G_N_ELEMENTS (names)];
+  g_autofree gpointer bytes[G_N_ELEMENTS (names)] = { NULL };
+  for (guint i = 0; i < G_N_ELEMENTS (names); i++)
+    {
+      before[i] = dl_params_lookup (params, names[i]);
+      g_assert_nonnull (before[i]);
+      bytes[i] = g_malloc (dl_tensor_nbytes (before[i]));
+      g_assert_true (dl_tensor_download (before[i], bytes[i], before[i]->dtype, &error));
+    }
+  DlDType dtypes[G_N_ELEMENTS (names)] = { before[0]->dtype, before[1]->dtype, before[2]->dtype };
+  guint64 in_use = dl_device_get_memory_in_use (dl_test_device ());
+  gboolean moved = FALSE;
+  g_assert_true (dl_sd_model_text_encoders_to_host (m, &moved, &error));
+  g_assert_no_error (error);
+  g_assert_true (moved);
+  g_assert_false (dl_sd_model_text_encoders_on_device (m));
+  g_assert_null (dl_params_lookup (params, names[0]));
+  g_assert_nonnull (dl_params_lookup (params, "unet.conv_in.weight"));
+  g_assert_cmpuint (dl_device_get_memory_in_use (dl_test_device ()), <, in_use);
+  g_assert_true (dl_sd_model_text_encoders_to_device (m, &error));
+  g_assert_no_error (error);
+  g_assert_true (dl_sd_model_text_encoders_on_device (m));
+  g_assert_cmpuint (dl_device_get_memory_in_use (dl_test_device ()), ==, in_use);
+  for (guint i = 0; i < G_N_ELEMENTS (names); i++)
+    {
+      DlTensor *t = dl_params_lookup (params, names[i]);
+      g_assert_nonnull (t);
+      g_assert_cmpint (t->dtype, ==, dtypes[i]);
+      g_autofree gpointer got = g_malloc (dl_tensor_nbytes (t));
+      g_assert_true (dl_tensor_download (t, got, t->dtype, &error));
+      g_assert_cmpmem (got, dl_tensor_nbytes (t), bytes[i], dl_tensor_nbytes (t));
+    }
+
+  /* an optimizer (here: this test) holding a weight keeps them all on the device */
+  g_autoptr (DlTensor) held = dl_tensor_ref (dl_params_lookup (params, names[1]));
+  g_assert_true (dl_sd_model_text_encoders_to_host (m, &moved, &error));
+  g_assert_no_error (error);
+  g_assert_false (moved);
+  g_assert_true (dl_sd_model_text_encoders_on_device (m));
+  g_assert_true (dl_params_lookup (params, names[1]) == held);
+}
+
+/* The UNet's activation estimate that decides the move: above what a
+ * forward pass without a tape takes from the arena (tiny model, 64x64
+ * latents, CFG's two rows), and for SDXL base at 1024x1024 in f16 a figure
+ * that leaves an 8 GB card room once the encoders are off. */
+static void
+test_unet_memory_estimate (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (DlSdModel) m = load_model ("diffusers", DL_DTYPE_F32);
+  const DlModelConfig *cfg = dl_sd_model_get_config (m);
+  int64_t rows = 2, lh = 64, lw = 64;
+  int64_t xshape[4] = { rows, cfg->unet.in_channels, lh, lw }, cshape[3] = { rows, 77, cfg->unet.cross_attention_dim };
+  int64_t pshape[2] = { rows, cfg->text_encoder_2.projection_dim }, tshape[2] = { rows, 6 };
+  g_autofree float *x = dl_test_random (rows * cfg->unet.in_channels * lh * lw, 1, -1, 1);
+  g_autofree float *c = dl_test_random (cshape[0] * cshape[1] * cshape[2], 2, -1, 1);
+  g_autofree float *pooled = dl_test_random (pshape[0] * pshape[1], 3, -1, 1);
+  float ts[2] = { 500, 500 }, tid[12] = { 512, 512, 0, 0, 512, 512, 512, 512, 0, 0, 512, 512 };
+  g_autoptr (DlTensor) xt = dl_test_tensor ("x", DL_DTYPE_F32, 4, xshape, x);
+  g_autoptr (DlTensor) ct = dl_test_tensor ("context", DL_DTYPE_F32, 3, cshape, c);
+  g_autoptr (DlTensor) pt = dl_test_tensor ("text_embeds", DL_DTYPE_F32, 2, pshape, pooled);
+  g_autoptr (DlTensor) tt = dl_test_tensor ("timesteps", DL_DTYPE_F32, 1, &rows, ts);
+  g_autoptr (DlTensor) it = dl_test_tensor ("time_ids", DL_DTYPE_F32, 2, tshape, tid);
+  DlArena *arena = dl_sd_model_get_arena (m);
+  g_autoptr (DlTape) tape = dl_tape_new (dl_sd_model_get_recorder (m), arena);
+  dl_tape_set_enabled (tape, FALSE);
+  dl_arena_reset_peak (arena);
+  guint64 base = dl_arena_get_in_use (arena);
+  DlUNetOptions o = { .text_embeds = pt, .time_ids = it };
+  g_autoptr (DlTensor) eps = dl_unet_forward (dl_sd_model_get_params (m), &cfg->unet, tape, xt, tt, ct, &o, &error);
+  g_assert_no_error (error);
+  g_assert_true (dl_recorder_finish (dl_sd_model_get_recorder (m), &error));
+  guint64 peak = dl_arena_get_peak (arena) - base;
+  guint64 estimate = dl_unet_inference_activation_bytes (&cfg->unet, rows, lh, lw, DL_DTYPE_F32);
+  g_test_message ("tiny SDXL UNet, 2 x 64 x 64 latents: arena peak %.2f MiB, estimate %.2f MiB", peak / 1048576.0,
+                  estimate / 1048576.0);
+  /* the estimate without its fixed 16 MiB still covers the peak */
+  g_assert_cmpuint (estimate - (16u << 20), >=, peak);
+  g_assert_cmpuint (estimate - (16u << 20), <=, 4 * peak);
+
+  DlModelConfig xl;
+  dl_model_config_init_sdxl (&xl);
+  guint64 big = dl_unet_inference_activation_bytes (&xl.unet, 2, 128, 128, DL_DTYPE_F16);
+  g_test_message ("SDXL base, 1024x1024 with CFG, f16: estimate %.0f MiB", big / 1048576.0);
+  g_assert_cmpuint (big, >, 256u << 20);
+  g_assert_cmpuint (big, <, 1536u << 20);
 }
 
 /* Without the negative prompt's ids (and without zero_negative) guidance has
@@ -248,6 +379,8 @@ main (int argc, char **argv)
         dl_test_add_data (path, args[i][j], test_pipeline);
       }
   dl_test_add ("/nn/sdxl/pipeline/fp16", test_pipeline_fp16);
+  dl_test_add ("/nn/sdxl/pipeline/text-encoders-on-host", test_text_encoders_on_host);
+  dl_test_add ("/nn/sdxl/pipeline/unet-memory-estimate", test_unet_memory_estimate);
   dl_test_add ("/nn/sdxl/grad", test_grad);
   dl_test_add ("/nn/sdxl/pipeline/needs-negative", test_needs_negative);
   int rc = dl_test_run ();
