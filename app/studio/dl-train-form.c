@@ -17,6 +17,7 @@ struct _DlTrainForm
   GHashTable *invalid;    /* option names whose entry does not hold a valid value */
   DlTrainSettings *settings;
   gboolean syncing;
+  gboolean sdxl; /* the base model is SDXL */
 };
 
 enum
@@ -347,6 +348,20 @@ rebuild (DlTrainForm *self)
   self->syncing = FALSE;
 }
 
+/* Hypernetworks are SD 1.x only: with an SDXL base model their row says so
+ * and cannot be picked (it stays sensitive while it is the method, so that
+ * another can be chosen from it). */
+static void
+update_method_rows (DlTrainForm *self)
+{
+  GtkWidget *check = GTK_WIDGET (self->method_checks[DL_TRAIN_HYPERNETWORK]);
+  GtkWidget *row = gtk_widget_get_ancestor (check, ADW_TYPE_ACTION_ROW);
+  gboolean chosen = self->settings->method == DL_TRAIN_HYPERNETWORK;
+  gtk_widget_set_sensitive (row, !self->sdxl || chosen);
+  dl_row_set_subtitle (row, self->sdxl ? _ ("For Stable Diffusion 1.x models: AUTOMATIC1111 has no SDXL hypernetworks")
+                                       : dl_train_form_method_summary (DL_TRAIN_HYPERNETWORK));
+}
+
 static void
 method_toggled (GtkCheckButton *check, DlTrainForm *self)
 {
@@ -359,6 +374,7 @@ method_toggled (GtkCheckButton *check, DlTrainForm *self)
   dl_train_settings_free (self->settings);
   self->settings = dl_train_settings_new (m);
   rebuild (self);
+  update_method_rows (self);
   g_signal_emit (self, signals[SIGNAL_CHANGED], 0);
 }
 
@@ -445,6 +461,7 @@ dl_train_form_set_settings (DlTrainForm *self, const DlTrainSettings *settings)
   gtk_check_button_set_active (self->method_checks[settings->method], TRUE);
   self->syncing = FALSE;
   rebuild (self);
+  update_method_rows (self);
 }
 
 const DlTrainSettings *
@@ -462,7 +479,28 @@ dl_train_form_get_row (DlTrainForm *self, const char *name)
 gboolean
 dl_train_form_is_valid (DlTrainForm *self)
 {
-  return g_hash_table_size (self->invalid) == 0;
+  return dl_train_form_get_problem (self) == NULL;
+}
+
+const char *
+dl_train_form_get_problem (DlTrainForm *self)
+{
+  g_return_val_if_fail (DL_IS_TRAIN_FORM (self), NULL);
+  if (self->sdxl && self->settings->method == DL_TRAIN_HYPERNETWORK)
+    return _ ("Hypernetworks are for Stable Diffusion 1.x models: for this SDXL model, train a LoRA");
+  if (g_hash_table_size (self->invalid))
+    return _ ("A setting holds a value the trainer does not take (marked in red)");
+  return NULL;
+}
+
+void
+dl_train_form_set_sdxl (DlTrainForm *self, gboolean sdxl)
+{
+  g_return_if_fail (DL_IS_TRAIN_FORM (self));
+  if (self->sdxl == !!sdxl)
+    return;
+  self->sdxl = !!sdxl;
+  update_method_rows (self);
 }
 
 gboolean

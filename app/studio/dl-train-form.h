@@ -27,6 +27,11 @@ gboolean dl_train_form_set_option (DlTrainForm *self, const char *name, const ch
 GtkWidget *dl_train_form_get_row (DlTrainForm *self, const char *name);
 /* Whether every entry holds a value the trainer takes. */
 gboolean dl_train_form_is_valid (DlTrainForm *self);
+/* The base model is SDXL: hypernetworks (SD 1.x only) cannot be picked, and
+ * the form is not valid while they are the method. */
+void dl_train_form_set_sdxl (DlTrainForm *self, gboolean sdxl);
+/* Why the form is not valid, for the user (NULL when it is). */
+const char *dl_train_form_get_problem (DlTrainForm *self);
 void dl_train_form_set_locked (DlTrainForm *self, gboolean locked);
 
 /* A one-line description of `method` (what it makes, where it works). */

@@ -480,8 +480,7 @@ dl_train_page_start (DlTrainPage *self, GError **error)
     }
   if (!dl_train_form_is_valid (self->form))
     {
-      g_set_error_literal (&local, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                           _ ("A setting holds a value the trainer does not take (marked in red)"));
+      g_set_error_literal (&local, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, dl_train_form_get_problem (self->form));
       goto fail;
     }
   if (!dl_project_dup_training_images (self->project, &paths, &captions, &local))
@@ -943,6 +942,8 @@ plan_done (GObject *source, GAsyncResult *result, gpointer data)
   DlTrainPage *self = data;
   g_clear_pointer (&self->plan, dl_train_plan_free);
   self->plan = plan;
+  if (plan)
+    dl_train_form_set_sdxl (self->form, dl_model_config_is_sdxl (dl_train_plan_get_config (plan)));
   if (!plan)
     {
       dl_row_set_title (self->plan_row, _ ("The memory this run needs is not known"));

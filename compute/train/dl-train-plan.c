@@ -285,6 +285,13 @@ dl_train_plan_get_figures (DlTrainPlan *p)
   return &p->figures;
 }
 
+const DlModelConfig *
+dl_train_plan_get_config (DlTrainPlan *p)
+{
+  g_return_val_if_fail (p != NULL, NULL);
+  return &p->config;
+}
+
 gboolean
 dl_train_plan_fits (DlTrainPlan *p)
 {

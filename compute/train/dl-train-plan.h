@@ -37,6 +37,8 @@ void dl_train_plan_free (DlTrainPlan *plan);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DlTrainPlan, dl_train_plan_free)
 
 const DlTrainPlanFigures *dl_train_plan_get_figures (DlTrainPlan *plan);
+/* The configuration of the model the plan was made for. */
+const DlModelConfig *dl_train_plan_get_config (DlTrainPlan *plan);
 gboolean dl_train_plan_fits (DlTrainPlan *plan);
 /* Settings changes that would fit, as options ("--fp16 --checkpointing: 3.1 GiB"),
  * cheapest first; empty when it fits or nothing would. */

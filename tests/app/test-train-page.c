@@ -7,7 +7,8 @@
  * which finishes it; a Textual Inversion run of a few steps through the same
  * page; bad input (no images, settings the trainer refuses, a model that
  * cannot be read, settings the memory plan says cannot fit and the one click
- * that makes them fit, a read-only export folder) said on the page.  Mid-run,
+ * that makes them fit, a read-only export folder) said on the page; an SDXL
+ * base model, for which hypernetworks cannot be picked.  Mid-run,
  * the page is screenshot to data/screenshots/training.png (when
  * DL_TEST_TRAINING_SCREENSHOT says where).  Under $DREAMLOOM_TEST_QUICK (CI's
  * sanitizer build) the LoRA run is left to the plain build. */
@@ -440,6 +441,64 @@ test_textual_inversion_and_bad_input (void)
   app_test_rmtree (dir);
 }
 
+static gboolean
+named (GtkWidget *w, gconstpointer name)
+{
+  return g_strcmp0 (gtk_widget_get_name (w), name) == 0;
+}
+
+/* An SDXL base model: the hypernetwork row says SD 1.x only and cannot be
+ * picked, a project that asks for one is refused before anything starts, with
+ * the reason; LoRA can be picked from there. */
+static void
+test_sdxl_hypernetwork (void)
+{
+  g_autofree char *xl = dl_test_golden_path ("sdxl/tiny-sdxl-diffusers");
+  if (!xl)
+    {
+      g_test_skip ("the golden tiny SDXL model is not there");
+      return;
+    }
+  g_autofree char *dir = app_test_make_dir ("train-page-sdxl");
+  g_autoptr (GError) error = NULL;
+  g_autofree char *path = write_project (dir, "Xl", 1,
+                                         "{\"version\": 2, \"method\": \"hypernetwork\", \"steps\": 2, "
+                                         "\"validate-every\": 0, \"sample-every\": 0, \"save-every\": 0}");
+  {
+    g_autofree char *json = NULL;
+    g_assert_true (g_file_get_contents (path, &json, NULL, NULL));
+    GString *edited = g_string_new (json);
+    g_autofree char *xl_path = g_canonicalize_filename (xl, NULL);
+    g_string_replace (edited, golden_model, xl_path, 1);
+    app_test_write_file (path, edited->str);
+    g_string_free (edited, TRUE);
+  }
+  DlWindow *win = open_window (path);
+  DlTrainPage *page = dl_window_get_train_page (win);
+  DlTrainForm *form = dl_train_page_get_form (page);
+  g_assert_cmpint (dl_train_form_get_settings (form)->method, ==, DL_TRAIN_HYPERNETWORK);
+  /* the memory plan reads the model and tells the form its family */
+  APP_TEST_WAIT_UNTIL (!dl_train_form_is_valid (form), 60);
+  g_test_message ("%s", dl_train_form_get_problem (form));
+  g_assert_false (dl_train_page_start (page, &error));
+  g_assert_nonnull (strstr (error->message, "Stable Diffusion 1.x"));
+  g_assert_null (dl_train_page_get_job (page));
+  g_clear_error (&error);
+  GtkWidget *hn = app_test_find_widget (GTK_WIDGET (form), ADW_TYPE_ACTION_ROW, named, "hypernetwork");
+  GtkWidget *lora = app_test_find_widget (GTK_WIDGET (form), ADW_TYPE_ACTION_ROW, named, "lora");
+  g_assert_nonnull (hn);
+  g_assert_nonnull (lora);
+  g_assert_true (gtk_widget_get_sensitive (hn)); /* the method now: another is picked from here */
+  g_assert_nonnull (strstr (adw_action_row_get_subtitle (ADW_ACTION_ROW (hn)), "SDXL"));
+  adw_action_row_activate (ADW_ACTION_ROW (lora));
+  g_assert_cmpint (dl_train_form_get_settings (form)->method, ==, DL_TRAIN_LORA);
+  g_assert_true (dl_train_form_is_valid (form));
+  g_assert_false (gtk_widget_get_sensitive (hn));
+  close_window (win);
+  app_test_run_for (20);
+  app_test_rmtree (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -450,6 +509,7 @@ main (int argc, char **argv)
   app_test_init (&argc, &argv);
   g_test_add_func ("/app/train-page/lora", test_lora_run);
   g_test_add_func ("/app/train-page/textual-inversion", test_textual_inversion_and_bad_input);
+  g_test_add_func ("/app/train-page/sdxl-hypernetwork", test_sdxl_hypernetwork);
   app = dl_application_new ();
   g_application_register (G_APPLICATION (app), NULL, NULL);
   dl_preview_backend_set_default (DL_PREVIEW_BACKEND (dl_application_get_engine_session (app)));
