@@ -221,7 +221,7 @@ vae_config (JsonBuilder *b, const DlVaeConfig *v)
   put_str (b, "act_fn", "silu");
   put_ints (b, "block_out_channels", v->block_out_channels, v->n_levels);
   put_block_types (b, "down_block_types", none, v->n_levels, NULL, "DownEncoderBlock2D", FALSE);
-  put_bool (b, "force_upcast", TRUE);
+  put_bool (b, "force_upcast", v->force_upcast);
   put_int (b, "in_channels", v->in_channels);
   put_int (b, "latent_channels", v->latent_channels);
   put_null (b, "latents_mean");

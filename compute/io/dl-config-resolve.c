@@ -345,6 +345,7 @@ static const KeyMap vae_keys[] = {
   { "latent_channels", "vae.latent_channels" },   { "block_out_channels", "vae.block_out_channels" },
   { "layers_per_block", "vae.layers_per_block" }, { "norm_num_groups", "vae.norm_num_groups" },
   { "scaling_factor", "vae.scaling_factor" },     { "sample_size", "vae.sample_size" },
+  { "force_upcast", "vae.force_upcast" },
 };
 
 static const KeyMap text_keys[] = {

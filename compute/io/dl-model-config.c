@@ -93,6 +93,7 @@ dl_model_config_init_sd15 (DlModelConfig *config)
   v->norm_eps = 1e-6;
   v->scaling_factor = 0.18215;
   v->sample_size = 512;
+  v->force_upcast = TRUE; /* diffusers AutoencoderKL's default */
 
   DlTextEncoderConfig *t = &config->text_encoder;
   t->vocab_size = 49408;
@@ -219,6 +220,7 @@ static const Field fields[] = {
   { "vae.norm_eps", DL_FIELD_DOUBLE, V (norm_eps), 0, 0 },
   { "vae.scaling_factor", DL_FIELD_DOUBLE, V (scaling_factor), 0, 0 },
   { "vae.sample_size", DL_FIELD_INT, V (sample_size), 0, 0 },
+  { "vae.force_upcast", DL_FIELD_BOOL, V (force_upcast), 0, 0 },
   { "text_encoder.vocab_size", DL_FIELD_INT, T (vocab_size), 0, 0 },
   { "text_encoder.hidden_size", DL_FIELD_INT, T (hidden_size), 0, 0 },
   { "text_encoder.n_layers", DL_FIELD_INT, T (n_layers), 0, 0 },

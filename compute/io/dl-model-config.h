@@ -90,6 +90,10 @@ typedef struct
   double norm_eps; /* 1e-6 in every SD VAE */
   double scaling_factor;
   int sample_size;
+  /* diffusers: decode and encode in f32 when the weights are f16 (SDXL's VAE
+   * overflows in f16).  A VAE made f16-safe says FALSE in its config.json
+   * (madebyollin/sdxl-vae-fp16-fix): SDXL then keeps it in f16 too. */
+  gboolean force_upcast;
 } DlVaeConfig;
 
 /* transformers CLIPTextModel (CLIPTextModelWithProjection when projection_dim > 0) */

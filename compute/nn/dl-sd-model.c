@@ -154,12 +154,13 @@ dl_sd_model_get_vae_dtype (DlSdModel *m)
   return m->vae_dtype;
 }
 
-/* SDXL's VAE overflows in f16 (its vae/config.json has force_upcast: diffusers
- * decodes it in f32 whatever the pipeline's dtype) */
+/* SDXL's VAE overflows in f16 (its vae/config.json has force_upcast: the
+ * diffusers SDXL pipeline decodes it in f32 whatever its dtype) unless the
+ * config says it was made f16-safe */
 static DlDType
 vae_dtype_for (const DlModelConfig *config, DlDType dtype)
 {
-  return dl_model_config_is_sdxl (config) ? DL_DTYPE_F32 : dtype;
+  return dl_model_config_is_sdxl (config) && config->vae.force_upcast ? DL_DTYPE_F32 : dtype;
 }
 
 static void finish_model (DlSdModel *m);

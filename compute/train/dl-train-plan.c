@@ -118,8 +118,8 @@ dl_train_plan_compute (DlTrainPlan *p, const DlTrainSettings *s, DlTrainPlanFigu
   memset (f, 0, sizeof *f);
   gsize wsize = s->fp16 ? 2 : 4, asize = s->fp16 ? 2 : 4;
   gboolean sdxl = dl_model_config_is_sdxl (c);
-  /* SDXL's VAE stays f32 (force_upcast: dl_sd_model_get_vae_dtype) */
-  gsize vsize = sdxl ? 4 : wsize;
+  /* SDXL's VAE stays f32 unless it is f16-safe (force_upcast: dl_sd_model_get_vae_dtype) */
+  gsize vsize = sdxl && c->vae.force_upcast ? 4 : wsize;
   DlDType wdtype = s->fp16 ? DL_DTYPE_F16 : DL_DTYPE_F32;
   /* weights as the loader stores them (each encoder's embeddings by the size
    * of its own token table) */

@@ -12,10 +12,12 @@
 #include <glib/gstdio.h>
 #include <math.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "nn-test-util.h"
 #include "nn/dl-sd-model.h"
 #include "nn/dl-unet.h"
+#include "nn/dl-vae.h"
 #include "train/dl-sd-grad.h"
 
 #define golden_dir nn_golden_dir
@@ -159,7 +161,7 @@ test_text_encoders_on_host (void)
   g_autofree float *l0 = NULL, *i0 = NULL, *l1 = NULL, *i1 = NULL;
   run_case_full ("diffusers", "euler", DL_DTYPE_F16, 2e-2, FALSE, &l0, &i0);
   run_case_full ("diffusers", "euler", DL_DTYPE_F16, 2e-2, TRUE, &l1, &i1);
-  gsize nl = 4 * 4 * 4, ni = 3 * 32 * 32;
+  gsize nl = 4 * 16 * 16, ni = 3 * 32 * 32;
   g_assert_cmpmem (l0, nl * sizeof (float), l1, nl * sizeof (float));
   g_assert_cmpmem (i0, ni * sizeof (float), i1, ni * sizeof (float));
 
@@ -256,6 +258,73 @@ test_unet_memory_estimate (void)
   g_test_message ("SDXL base, 1024x1024 with CFG, f16: estimate %.0f MiB", big / 1048576.0);
   g_assert_cmpuint (big, >, 256u << 20);
   g_assert_cmpuint (big, <, 1536u << 20);
+}
+
+/* A VAE whose config says it is f16-safe (force_upcast false, as
+ * madebyollin/sdxl-vae-fp16-fix's does) stays f16 with an f16 model; the
+ * published one (force_upcast true) is upcast.  The f16 VAE's image against
+ * diffusers' f32 one: bound 2e-2 of the largest element, as the f16 case. */
+static void
+test_f16_safe_vae (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("dreamloom-sdxl-vae-XXXXXX", &error);
+  g_assert_no_error (error);
+  g_autofree char *src = g_build_filename (golden_dir, "tiny-sdxl-diffusers", NULL);
+  const char *linked[] = { "model_index.json", "scheduler",   "text_encoder", "text_encoder_2",
+                           "tokenizer",        "tokenizer_2", "unet" };
+  for (guint i = 0; i < G_N_ELEMENTS (linked); i++)
+    {
+      g_autofree char *from = g_build_filename (src, linked[i], NULL);
+      g_autofree char *to = g_build_filename (dir, linked[i], NULL);
+      g_assert_cmpint (symlink (from, to), ==, 0);
+    }
+  g_autofree char *vae = g_build_filename (dir, "vae", NULL);
+  g_assert_cmpint (g_mkdir (vae, 0755), ==, 0);
+  g_autofree char *weights_from = g_build_filename (src, "vae", "diffusion_pytorch_model.safetensors", NULL);
+  g_autofree char *weights_to = g_build_filename (vae, "diffusion_pytorch_model.safetensors", NULL);
+  g_assert_cmpint (symlink (weights_from, weights_to), ==, 0);
+  g_autofree char *config_from = g_build_filename (src, "vae", "config.json", NULL);
+  g_autofree char *config_to = g_build_filename (vae, "config.json", NULL);
+  g_autofree char *json = NULL;
+  g_assert_true (g_file_get_contents (config_from, &json, NULL, &error));
+  GString *edited = g_string_new (json);
+  g_assert_cmpuint (g_string_replace (edited, "\"force_upcast\": true", "\"force_upcast\": false", 1), ==, 1);
+  g_assert_true (g_file_set_contents (config_to, edited->str, -1, &error));
+  g_string_free (edited, TRUE);
+
+  g_autoptr (DlSdModel) upcast = load_model ("diffusers", DL_DTYPE_F16);
+  g_assert_cmpint (dl_sd_model_get_vae_dtype (upcast), ==, DL_DTYPE_F32);
+  g_autoptr (DlSdModel) safe = dl_sd_model_load_as (dl_test_device (), dir, NULL, DL_DTYPE_F16, &error);
+  g_assert_no_error (error);
+  g_assert_false (dl_sd_model_get_config (safe)->vae.force_upcast);
+  g_assert_cmpint (dl_sd_model_get_vae_dtype (safe), ==, DL_DTYPE_F16);
+  g_autoptr (DlSdModel) safe32 = dl_sd_model_load_as (dl_test_device (), dir, NULL, DL_DTYPE_F32, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (dl_sd_model_get_vae_dtype (safe32), ==, DL_DTYPE_F32);
+
+  /* its image, from the golden final latents */
+  g_autoptr (DlSafetensors) st = nn_golden_open ("pipeline.safetensors");
+  int64_t n = 0;
+  g_autofree float *latents = nn_golden_f32 (st, "euler.final_latents", &n);
+  g_assert_cmpint (n, ==, 4 * 16 * 16);
+  const DlModelConfig *cfg = dl_sd_model_get_config (safe);
+  for (int64_t i = 0; i < n; i++)
+    latents[i] /= (float)cfg->vae.scaling_factor;
+  int64_t zshape[4] = { 1, 4, 16, 16 };
+  g_autoptr (DlTensor) z = dl_tensor_new (dl_test_device (), "z", DL_DTYPE_F16, 4, zshape, &error);
+  g_assert_true (dl_tensor_upload (z, latents, DL_DTYPE_F32, &error));
+  g_autoptr (DlTape) tape = dl_tape_new (dl_sd_model_get_recorder (safe), dl_sd_model_get_arena (safe));
+  dl_tape_set_enabled (tape, FALSE);
+  dl_tape_set_activation_dtype (tape, DL_DTYPE_F16);
+  g_autoptr (DlTensor) img = dl_vae_decode (dl_sd_model_get_params (safe), &cfg->vae, tape, z, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (img->dtype, ==, DL_DTYPE_F16);
+  g_assert_true (dl_recorder_finish (dl_sd_model_get_recorder (safe), &error));
+  g_autofree float *got = dl_tensor_download_f32 (img, &error);
+  g_autofree float *want = nn_golden_f32 (st, "euler.decoded", &n);
+  g_assert_true (nn_check_scaled ("f16 VAE decode", got, want, n, 1e-12, 2e-2));
+  dl_test_remove_tree (dir);
 }
 
 /* Without the negative prompt's ids (and without zero_negative) guidance has
@@ -381,6 +450,7 @@ main (int argc, char **argv)
   dl_test_add ("/nn/sdxl/pipeline/fp16", test_pipeline_fp16);
   dl_test_add ("/nn/sdxl/pipeline/text-encoders-on-host", test_text_encoders_on_host);
   dl_test_add ("/nn/sdxl/pipeline/unet-memory-estimate", test_unet_memory_estimate);
+  dl_test_add ("/nn/sdxl/pipeline/f16-safe-vae", test_f16_safe_vae);
   dl_test_add ("/nn/sdxl/grad", test_grad);
   dl_test_add ("/nn/sdxl/pipeline/needs-negative", test_needs_negative);
   int rc = dl_test_run ();
