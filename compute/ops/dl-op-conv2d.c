@@ -263,13 +263,30 @@ check_bias (const char *op, DlTensor *bias, const char *role, int64_t Cout, GErr
  * is not 0, the grid's x count (cols_img columns per image in tiles of bn) stays
  * <= 65535.  0 when a single image is already too large.
  * tuning.conv_images_per_dispatch ($DREAMLOOM_CONV_IMAGES_PER_DISPATCH) lowers it (tests cut small batches). */
+/* Images of `t` (img elements each) per binding; where one image is more
+ * than the worst-case count allows, 1 if every one of its n images can still
+ * be bound alone (an image starting aligned may take the device's whole
+ * binding range: SDXL's f32 VAE at 512x512 has 128 MiB images, lavapipe's
+ * exact limit), else 0. */
+static int64_t
+binding_images (DlRecorder *rec, DlTensor *t, int64_t img, int64_t n)
+{
+  int64_t nb = dl_op_max_binding_elems (rec, t->dtype) / MAX (img, 1);
+  if (nb >= 1)
+    return nb;
+  for (int64_t i = 0; i < n; i++)
+    if (!dl_op_range_fits_binding (rec, t, i * img, img))
+      return 0;
+  return 1;
+}
+
 static int64_t
 images_per_dispatch (DlRecorder *rec, DlTensor *a, int64_t a_img, DlTensor *b, int64_t b_img, int64_t cols_img,
                      guint bn)
 {
   int64_t nb = G_MAXINT64;
-  nb = MIN (nb, dl_op_max_binding_elems (rec, a->dtype) / MAX (a_img, 1));
-  nb = MIN (nb, dl_op_max_binding_elems (rec, b->dtype) / MAX (b_img, 1));
+  nb = MIN (nb, binding_images (rec, a, a_img, dl_tensor_numel (a) / MAX (a_img, 1)));
+  nb = MIN (nb, binding_images (rec, b, b_img, dl_tensor_numel (b) / MAX (b_img, 1)));
   nb = MIN (nb, MAX_INDEX / MAX (MAX (a_img, b_img), 1));
   nb = MIN (nb, MAX_INDEX / MAX (cols_img, 1));
   if (bn)

@@ -53,6 +53,15 @@ dl_op_max_binding_elems (DlRecorder *rec, DlDType dtype)
   return (int64_t)(bytes / dl_dtype_size (dtype));
 }
 
+gboolean
+dl_op_range_fits_binding (DlRecorder *rec, DlTensor *t, int64_t start, int64_t count)
+{
+  gsize es = dl_dtype_size (t->dtype);
+  DlBinding b = dl_tensor_binding_range (t, start, count, FALSE);
+  guint64 slack = b.offset % DL_BINDING_ALIGN;
+  return slack + (guint64)count * es <= dl_recorder_get_max_binding_range (rec);
+}
+
 /* elements per slice along shape[0] */
 static int64_t
 row_elems (DlTensor *t)

@@ -22,6 +22,11 @@ guint32 dl_op_groups (DlRecorder *rec, int64_t n, guint wg);
  * multiple of DL_BINDING_ALIGN bytes, less than dl_recorder_get_max_binding_range()
  * by the alignment slack), for ops that split huge tensors into several dispatches. */
 int64_t dl_op_max_binding_elems (DlRecorder *rec, DlDType dtype);
+/* Whether `count` elements of `t` from element `start` fit one binding
+ * exactly: the range plus the slack of aligning its start down to
+ * DL_BINDING_ALIGN (dl_op_max_binding_elems assumes the worst slack; a range
+ * that starts aligned may be up to the device's whole limit). */
+gboolean dl_op_range_fits_binding (DlRecorder *rec, DlTensor *t, int64_t start, int64_t count);
 
 /* Rows (slices along shape[0]) of `t` that one binding may span on this recorder;
  * 0 when not even one row fits.  dl_op_bind_rows() binds rows [first, first +

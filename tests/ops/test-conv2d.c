@@ -395,6 +395,21 @@ test_batch_chunks (void)
   set_knobs (&f32_case);
 }
 
+/* One image exactly as large as a binding may be (SDXL's f32 VAE at 512x512
+ * has 128 MiB images, lavapipe's exact limit): the worst-case count of
+ * dl_op_max_binding_elems says none fits, but each image starts aligned and
+ * is bound alone. */
+static void
+test_image_at_binding_limit (void)
+{
+  static const Shape sh = { 3, 4, 8, 8, 4, 3, 3, 1, 1 }; /* 4 x 8 x 8 f32: 1 KiB per image, in and out */
+  DlRecorder *rec = dl_test_recorder ();
+  dl_recorder_set_max_binding_range (rec, 4 * 8 * 8 * 4);
+  run_forward (&sh, &f32_case);
+  run_backward (&sh, &f32_case);
+  dl_recorder_set_max_binding_range (rec, 0);
+}
+
 /* Only some gradients wanted; the others' tensors may be absent. */
 static void
 test_partial_gradients (void)
@@ -715,6 +730,7 @@ main (int argc, char **argv)
   dl_test_add ("/ops/conv2d/tiles", test_tiles);
   dl_test_add ("/ops/conv2d/split-k", test_split_k);
   dl_test_add ("/ops/conv2d/batch-chunks", test_batch_chunks);
+  dl_test_add ("/ops/conv2d/image-at-binding-limit", test_image_at_binding_limit);
   dl_test_add ("/ops/conv2d/partial-gradients", test_partial_gradients);
   dl_test_add ("/ops/conv2d/sd-shapes", test_sd_shapes);
   dl_test_add ("/ops/conv2d/empty-batch", test_empty_batch);
