@@ -148,18 +148,17 @@ dl_nn_linear (DlTape *tape, DlTensor *x, DlTensor *w, DlTensor *b, GError **erro
 typedef struct
 {
   DlTensor *x, *w, *b; /* b may be NULL */
-  int stride, padding;
+  DlConv2dParams params;
 } Conv2dSaved;
 
 static Conv2dSaved *
-conv2d_saved_new (DlTensor *x, DlTensor *w, DlTensor *b, int stride, int padding)
+conv2d_saved_new (DlTensor *x, DlTensor *w, DlTensor *b, const DlConv2dParams *params)
 {
   Conv2dSaved *s = g_new0 (Conv2dSaved, 1);
   s->x = keep (x);
   s->w = keep (w);
   s->b = keep (b);
-  s->stride = stride;
-  s->padding = padding;
+  s->params = *params;
   return s;
 }
 
@@ -177,8 +176,7 @@ static gboolean
 conv2d_run (DlTape *tape, gconstpointer saved, DlTensor *dx, DlTensor *dw, DlTensor *db, DlTensor *dy, GError **error)
 {
   const Conv2dSaved *s = saved;
-  DlConv2dParams p = DL_CONV2D_PARAMS (s->stride, s->padding);
-  return dl_op_conv2d_backward (REC (tape), dx, dw, db, s->x, s->w, dy, &p, TRUE, error);
+  return dl_op_conv2d_backward (REC (tape), dx, dw, db, s->x, s->w, dy, &s->params, TRUE, error);
 }
 
 static gboolean
@@ -191,8 +189,15 @@ conv2d_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **er
 DlTensor *
 dl_nn_conv2d (DlTape *tape, DlTensor *x, DlTensor *w, DlTensor *b, int stride, int padding, GError **error)
 {
-  g_return_val_if_fail (tape && x && w, NULL);
   DlConv2dParams p = DL_CONV2D_PARAMS (stride, padding);
+  return dl_nn_conv2d_with (tape, x, w, b, &p, error);
+}
+
+DlTensor *
+dl_nn_conv2d_with (DlTape *tape, DlTensor *x, DlTensor *w, DlTensor *b, const DlConv2dParams *params, GError **error)
+{
+  g_return_val_if_fail (tape && x && w && params, NULL);
+  DlConv2dParams p = *params;
   if (x->ndim != 4 || w->ndim != 4 || x->shape[1] != w->shape[1])
     {
       g_autofree char *xs = dl_tensor_describe (x);
@@ -208,7 +213,7 @@ dl_nn_conv2d (DlTape *tape, DlTensor *x, DlTensor *w, DlTensor *b, int stride, i
   DlTensor *in[] = { x, w, b };
   if (dl_tape_should_record (tape, in, 3))
     {
-      dl_tape_push (tape, &y, 1, conv2d_backward, conv2d_saved_new (x, w, b, stride, padding), conv2d_saved_free);
+      dl_tape_push (tape, &y, 1, conv2d_backward, conv2d_saved_new (x, w, b, &p), conv2d_saved_free);
     }
   return g_steal_pointer (&y);
 }
@@ -1113,31 +1118,4 @@ dl_nn_mse_loss (DlTape *tape, DlTensor *pred, DlTensor *target, DlTensor *weight
       *dpred = g_steal_pointer (&d);
     }
   return g_steal_pointer (&loss);
-}
-
-/* ---- padding, as two concatenations with zeros along a viewed axis 1 ---- */
-
-static DlTensor *
-append_zeros_axis1 (DlTape *tape, DlTensor *x3, GError **error)
-{
-  int64_t zs[3] = { x3->shape[0], 1, x3->shape[2] };
-  g_autoptr (DlTensor) zeros = new_tensor (tape, "pad-zeros", x3->dtype, 3, zs, error);
-  if (!zeros || !dl_op_fill (REC (tape), zeros, 0.0, error))
-    return NULL;
-  return dl_nn_concat_channels (tape, x3, zeros, error);
-}
-
-DlTensor *
-dl_nn_pad_right_bottom (DlTape *tape, DlTensor *x, GError **error)
-{
-  g_return_val_if_fail (tape && x && x->ndim == 4, NULL);
-  int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
-  int64_t s1[3] = { N * C * H, W, 1 };
-  g_autoptr (DlTensor) a = dl_nn_reshape (tape, x, 3, s1, error);
-  g_autoptr (DlTensor) b = a ? append_zeros_axis1 (tape, a, error) : NULL; /* [NCH, W+1, 1] */
-  int64_t s2[3] = { N * C, H, W + 1 };
-  g_autoptr (DlTensor) c = b ? dl_nn_reshape (tape, b, 3, s2, error) : NULL;
-  g_autoptr (DlTensor) d = c ? append_zeros_axis1 (tape, c, error) : NULL; /* [NC, H+1, W+1] */
-  int64_t s3[4] = { N, C, H + 1, W + 1 };
-  return d ? dl_nn_reshape (tape, d, 4, s3, error) : NULL;
 }

@@ -7,6 +7,7 @@
 
 #include "nn/dl-tape.h"
 #include "ops/dl-op-activation.h"
+#include "ops/dl-op-conv2d.h"
 
 G_BEGIN_DECLS
 
@@ -14,6 +15,9 @@ G_BEGIN_DECLS
 DlTensor *dl_nn_linear (DlTape *tape, DlTensor *x, DlTensor *w, DlTensor *b, GError **error);
 /* NCHW convolution, w [Cout, Cin, KH, KW] */
 DlTensor *dl_nn_conv2d (DlTape *tape, DlTensor *x, DlTensor *w, DlTensor *b, int stride, int padding, GError **error);
+/* The same with every parameter of the op (end padding) */
+DlTensor *dl_nn_conv2d_with (DlTape *tape, DlTensor *x, DlTensor *w, DlTensor *b, const DlConv2dParams *params,
+                             GError **error);
 DlTensor *dl_nn_group_norm (DlTape *tape, DlTensor *x, DlTensor *gamma, DlTensor *beta, int groups, float eps,
                             gboolean silu, GError **error);
 DlTensor *dl_nn_layer_norm (DlTape *tape, DlTensor *x, DlTensor *gamma, DlTensor *beta, float eps, GError **error);
@@ -48,10 +52,4 @@ DlTensor *dl_nn_slice_channels (DlTape *tape, DlTensor *x, int64_t start, int64_
 DlTensor *dl_nn_mse_loss (DlTape *tape, DlTensor *pred, DlTensor *target, DlTensor *weights, float grad_scale,
                           DlTensor **dpred, GError **error);
 
-G_END_DECLS
-
-G_BEGIN_DECLS
-/* x [N, C, H, W] padded with zeros: one column on the right, one row at the
- * bottom (the VAE downsampler's F.pad(x, (0, 1, 0, 1))). */
-DlTensor *dl_nn_pad_right_bottom (DlTape *tape, DlTensor *x, GError **error);
 G_END_DECLS

@@ -308,6 +308,21 @@ dl_params_conv2d (DlParams *p, DlTape *tape, DlTensor *x, const char *name, int 
 }
 
 DlTensor *
+dl_params_conv2d_with (DlParams *p, DlTape *tape, DlTensor *x, const char *name, const DlConv2dParams *params,
+                       GError **error)
+{
+  guint n = 0;
+  adapters_of (p, name, &n);
+  if (params->padding_end == 0 || n)
+    {
+      g_return_val_if_fail (params->padding_end == 0, NULL);
+      return dl_params_conv2d (p, tape, x, name, params->stride, params->padding, error);
+    }
+  DlTensor *w = dl_params_getf (p, error, "%s.weight", name);
+  return w ? dl_nn_conv2d_with (tape, x, w, dl_params_lookupf (p, "%s.bias", name), params, error) : NULL;
+}
+
+DlTensor *
 dl_params_layer_norm (DlParams *p, DlTape *tape, DlTensor *x, const char *name, float eps, GError **error)
 {
   DlTensor *g = dl_params_getf (p, error, "%s.weight", name);

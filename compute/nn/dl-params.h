@@ -11,6 +11,7 @@
 
 #include "io/dl-checkpoint.h"
 #include "nn/dl-tape.h"
+#include "ops/dl-op-conv2d.h"
 
 G_BEGIN_DECLS
 
@@ -82,6 +83,10 @@ guint dl_params_n_adapters (DlParams *p);
 DlTensor *dl_params_linear (DlParams *p, DlTape *tape, DlTensor *x, const char *name, GError **error);
 DlTensor *dl_params_conv2d (DlParams *p, DlTape *tape, DlTensor *x, const char *name, int stride, int padding,
                             GError **error);
+/* A convolution module with end padding (the VAE encoder's downsamplers, which
+ * take no adapters) */
+DlTensor *dl_params_conv2d_with (DlParams *p, DlTape *tape, DlTensor *x, const char *name, const DlConv2dParams *params,
+                                 GError **error);
 
 /* LayerNorm module `name` (its `.weight` and `.bias`) over the last dimension. */
 DlTensor *dl_params_layer_norm (DlParams *p, DlTape *tape, DlTensor *x, const char *name, float eps, GError **error);

@@ -69,8 +69,9 @@ dl_vae_encode (DlParams *p, const DlVaeConfig *c, DlTape *tape, DlTensor *image,
       if (i < c->n_levels - 1)
         {
           g_autofree char *dn = g_strdup_printf ("vae.encoder.down_blocks.%d.downsamplers.0.conv", i);
-          if (!advance (&h, dl_nn_pad_right_bottom (tape, h, error)) ||
-              !advance (&h, dl_params_conv2d (p, tape, h, dn, 2, 0, error)))
+          /* diffusers Downsample2D: zero padding (0, 1, 0, 1), then stride 2 */
+          DlConv2dParams down = { .stride = 2, .padding = 0, .padding_end = 1 };
+          if (!advance (&h, dl_params_conv2d_with (p, tape, h, dn, &down, error)))
             return NULL;
         }
     }

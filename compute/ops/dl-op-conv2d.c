@@ -28,7 +28,7 @@ static const ConvTile tile_table[] = {
 
 typedef struct
 {
-  int64_t N, Cin, H, W, Cout, KH, KW, S, P, Ho, Wo;
+  int64_t N, Cin, H, W, Cout, KH, KW, S, P, PE, Ho, Wo;
 } Geom;
 
 /* The geometry every pass's push constants start with. */
@@ -74,7 +74,7 @@ int64_t
 dl_conv2d_out_size (int64_t in, int64_t k, const DlConv2dParams *params)
 {
   g_return_val_if_fail (params != NULL && params->stride > 0, 0);
-  int64_t span = in + 2 * (int64_t)params->padding - k;
+  int64_t span = in + 2 * (int64_t)params->padding + params->padding_end - k;
   return span < 0 ? 0 : span / params->stride + 1;
 }
 
@@ -209,6 +209,8 @@ check_params (const char *op, const DlConv2dParams *params, GError **error)
     return fail (error, op, "stride %d is not 1 or 2", params->stride);
   if (params->padding < 0 || params->padding > MAX_PADDING)
     return fail (error, op, "padding %d is not in 0..%d", params->padding, MAX_PADDING);
+  if (params->padding_end < 0 || params->padding_end > MAX_PADDING)
+    return fail (error, op, "end padding %d is not in 0..%d", params->padding_end, MAX_PADDING);
   return TRUE;
 }
 
@@ -235,13 +237,15 @@ geom_finish (const char *op, Geom *g, GError **error)
                  "the input has %" G_GINT64_FORMAT " channels of %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT
                  " pixels (at least 1 of each needed)",
                  g->Cin, g->H, g->W);
-  if (g->H + 2 * g->P < g->KH || g->W + 2 * g->P < g->KW)
+  if (g->H + 2 * g->P + g->PE < g->KH || g->W + 2 * g->P + g->PE < g->KW)
     return fail (error, op,
                  "input %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT " with padding %" G_GINT64_FORMAT
                  " is smaller than the %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT " kernel",
                  g->H, g->W, g->P, g->KH, g->KW);
-  g->Ho = (g->H + 2 * g->P - g->KH) / g->S + 1;
-  g->Wo = (g->W + 2 * g->P - g->KW) / g->S + 1;
+  /* the end padding only adds output rows and columns: the shaders read
+   * outside the input as zeros */
+  g->Ho = (g->H + 2 * g->P + g->PE - g->KH) / g->S + 1;
+  g->Wo = (g->W + 2 * g->P + g->PE - g->KW) / g->S + 1;
   return TRUE;
 }
 
@@ -336,7 +340,8 @@ dl_op_conv2d (DlRecorder *rec, DlTensor *y, DlTensor *x, DlTensor *w, DlTensor *
              .KH = w->shape[2],
              .KW = w->shape[3],
              .S = params->stride,
-             .P = params->padding };
+             .P = params->padding,
+             .PE = params->padding_end };
   if (w->shape[1] != g.Cin)
     {
       g_autofree char *dx = dl_tensor_describe (x);
@@ -594,6 +599,7 @@ dl_op_conv2d_backward (DlRecorder *rec, DlTensor *dx, DlTensor *dw, DlTensor *db
              .Cout = dy->shape[1],
              .S = params->stride,
              .P = params->padding,
+             .PE = params->padding_end,
              .Ho = dy->shape[2],
              .Wo = dy->shape[3] };
   DlTensor *wk = w ? w : dw; /* kernel geometry */

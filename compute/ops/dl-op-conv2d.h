@@ -10,8 +10,11 @@ G_BEGIN_DECLS
 
 typedef struct
 {
-  int stride;  /* 1 or 2 */
-  int padding; /* zero padding on every side (SD: 1 for 3x3, 0 for 1x1) */
+  int stride;      /* 1 or 2 */
+  int padding;     /* zero padding on every side (SD: 1 for 3x3, 0 for 1x1) */
+  int padding_end; /* more zero rows and columns at the bottom and right: the VAE
+                    * encoder's downsampler (diffusers Downsample2D pads (0, 1,
+                    * 0, 1) before its stride-2 convolution), without a padded copy */
 } DlConv2dParams;
 
 #define DL_CONV2D_PARAMS(s, p) ((DlConv2dParams){ .stride = (s), .padding = (p) })

@@ -10,6 +10,7 @@
 #include "ref-conv.h"
 
 #include <math.h>
+#include <string.h>
 
 typedef struct
 {
@@ -410,6 +411,86 @@ test_image_at_binding_limit (void)
   dl_recorder_set_max_binding_range (rec, 0);
 }
 
+/* End padding (the VAE encoder's downsampler: zero padding (0, 1, 0, 1),
+ * then a stride-2 3x3 convolution): forward and every gradient against the
+ * reference on the input padded by hand, odd and even maps, f32 and f16. */
+static void
+test_end_padding (void)
+{
+  static const Shape sizes[] = { { 2, 3, 8, 8, 5, 3, 3, 2, 0 }, { 1, 4, 7, 9, 6, 3, 3, 2, 0 } };
+  DlRecorder *rec = dl_test_recorder ();
+  for (guint i = 0; i < G_N_ELEMENTS (sizes); i++)
+    for (int half = 0; half < 2; half++)
+      {
+        g_autoptr (GError) error = NULL;
+        const Shape *sh = &sizes[i];
+        DlDType dt = half ? DL_DTYPE_F16 : DL_DTYPE_F32;
+        /* the reference: the padded input, padding 0 */
+        Shape padded = *sh;
+        padded.H++;
+        padded.W++;
+        RefConv2dShape rp = ref_shape (&padded);
+        int64_t nx = sh->N * sh->Cin * sh->H * sh->W, nxp = rp.N * rp.Cin * rp.H * rp.W;
+        int64_t nw = sh->Cout * sh->Cin * sh->KH * sh->KW, ny = rp.N * rp.Cout * rp.Ho * rp.Wo;
+        g_autofree float *hx = dl_test_random (nx, 11 + i, -1, 1);
+        g_autofree float *hw = dl_test_random (nw, 12 + i, -1, 1);
+        g_autofree float *hb = dl_test_random (sh->Cout, 13 + i, -1, 1);
+        g_autofree float *hdy = dl_test_random (ny, 14 + i, -1, 1);
+        ref_round_to_dtype (hx, nx, dt);
+        ref_round_to_dtype (hw, nw, dt);
+        ref_round_to_dtype (hb, sh->Cout, dt);
+        ref_round_to_dtype (hdy, ny, dt);
+        g_autofree float *hxp = g_new0 (float, nxp);
+        for (int64_t nc = 0; nc < sh->N * sh->Cin; nc++)
+          for (int64_t h = 0; h < sh->H; h++)
+            memcpy (hxp + (nc * rp.H + h) * rp.W, hx + (nc * sh->H + h) * sh->W, sh->W * sizeof (float));
+
+        int64_t xs[4] = { sh->N, sh->Cin, sh->H, sh->W }, ws[4] = { sh->Cout, sh->Cin, sh->KH, sh->KW };
+        int64_t ys[4] = { rp.N, rp.Cout, rp.Ho, rp.Wo };
+        DlConv2dParams prm = { .stride = 2, .padding = 0, .padding_end = 1 };
+        g_assert_cmpint (dl_conv2d_out_size (sh->H, sh->KH, &prm), ==, rp.Ho);
+        g_autoptr (DlTensor) x = dl_test_tensor ("x", dt, 4, xs, hx);
+        g_autoptr (DlTensor) w = dl_test_tensor ("w", dt, 4, ws, hw);
+        g_autoptr (DlTensor) b = dl_test_tensor ("bias", dt, 1, &sh->Cout, hb);
+        g_autoptr (DlTensor) y = dl_tensor_new (dl_test_device (), "y", dt, 4, ys, &error);
+        g_autoptr (DlTensor) dy = dl_test_tensor ("dy", dt, 4, ys, hdy);
+        g_autoptr (DlTensor) dx = dl_tensor_new (dl_test_device (), "dx", dt, 4, xs, &error);
+        g_autoptr (DlTensor) dw = dl_tensor_new (dl_test_device (), "dw", DL_DTYPE_F32, 4, ws, &error);
+        g_autoptr (DlTensor) db = dl_tensor_new (dl_test_device (), "db", DL_DTYPE_F32, 1, &sh->Cout, &error);
+        g_assert_true (dl_op_conv2d (rec, y, x, w, b, &prm, &error));
+        g_assert_true (dl_op_conv2d_backward (rec, dx, dw, db, x, w, dy, &prm, FALSE, &error));
+        g_assert_no_error (error);
+        dl_test_finish ();
+
+        g_autofree float *want_y = g_new (float, ny);
+        ref_conv2d_forward (want_y, hxp, hw, hb, &rp);
+        ref_round_to_dtype (want_y, ny, dt);
+        g_autofree float *dxp = g_new0 (float, nxp);
+        g_autofree float *want_dw = g_new0 (float, nw);
+        g_autofree float *want_db = g_new0 (float, sh->Cout);
+        ref_conv2d_backward (dxp, want_dw, want_db, hxp, hw, hdy, &rp, FALSE);
+        g_autofree float *want_dx = g_new (float, nx);
+        for (int64_t nc = 0; nc < sh->N * sh->Cin; nc++)
+          for (int64_t h = 0; h < sh->H; h++)
+            memcpy (want_dx + (nc * sh->H + h) * sh->W, dxp + (nc * rp.H + h) * rp.W, sh->W * sizeof (float));
+        ref_round_to_dtype (want_dx, nx, dt);
+
+        g_autofree float *got_y = dl_test_download (y);
+        g_autofree float *got_dx = dl_test_download (dx);
+        g_autofree float *got_dw = dl_test_download (dw);
+        g_autofree float *got_db = dl_test_download (db);
+        double atol, rtol;
+        g_autofree char *what = g_strdup_printf ("end padding, %s, %s", describe (sh), dl_dtype_name (dt));
+        tolerance (dt, sh->Cin * 9 + 1, &atol, &rtol);
+        dl_test_assert_close (what, got_y, want_y, ny, atol, rtol);
+        tolerance (dt, sh->Cout * 4, &atol, &rtol);
+        dl_test_assert_close (what, got_dx, want_dx, nx, atol, rtol);
+        tolerance (dt, rp.N * rp.Ho * rp.Wo, &atol, &rtol);
+        dl_test_assert_close (what, got_dw, want_dw, nw, atol, rtol);
+        dl_test_assert_close (what, got_db, want_db, sh->Cout, atol, rtol);
+      }
+}
+
 /* Only some gradients wanted; the others' tensors may be absent. */
 static void
 test_partial_gradients (void)
@@ -731,6 +812,7 @@ main (int argc, char **argv)
   dl_test_add ("/ops/conv2d/split-k", test_split_k);
   dl_test_add ("/ops/conv2d/batch-chunks", test_batch_chunks);
   dl_test_add ("/ops/conv2d/image-at-binding-limit", test_image_at_binding_limit);
+  dl_test_add ("/ops/conv2d/end-padding", test_end_padding);
   dl_test_add ("/ops/conv2d/partial-gradients", test_partial_gradients);
   dl_test_add ("/ops/conv2d/sd-shapes", test_sd_shapes);
   dl_test_add ("/ops/conv2d/empty-batch", test_empty_batch);
