@@ -158,6 +158,10 @@ generate_locked (DlEngineSession *self, const DlPreviewRequest *r, GCancellable 
 {
   if (!ensure_device (self, r->device, error) || !ensure_model (self, r->model_path, NULL, DL_N_DTYPES, error))
     return NULL;
+  /* after a failed sampling they may still wait on the host: LoRAs attach to
+   * their modules */
+  if (!dl_sd_model_text_encoders_to_device (self->model, error))
+    return NULL;
   DlParams *params = dl_sd_model_get_params (self->model);
   dl_params_clear_adapters (params);
   for (guint i = 0; r->loras && i < r->loras->len; i++)

@@ -25,7 +25,8 @@ const DlTrainSettings *dl_train_form_get_settings (DlTrainForm *self);
 gboolean dl_train_form_set_option (DlTrainForm *self, const char *name, const char *value, GError **error);
 /* The row of option `name` (tests), or NULL when the method does not show it. */
 GtkWidget *dl_train_form_get_row (DlTrainForm *self, const char *name);
-/* Whether every entry holds a value the trainer takes. */
+/* Whether every entry holds a value the trainer takes and the method fits the
+ * base model (dl_train_form_set_sdxl). */
 gboolean dl_train_form_is_valid (DlTrainForm *self);
 /* The base model is SDXL: hypernetworks (SD 1.x only) cannot be picked, and
  * the form is not valid while they are the method. */

@@ -942,8 +942,9 @@ plan_done (GObject *source, GAsyncResult *result, gpointer data)
   DlTrainPage *self = data;
   g_clear_pointer (&self->plan, dl_train_plan_free);
   self->plan = plan;
-  if (plan)
-    dl_train_form_set_sdxl (self->form, dl_model_config_is_sdxl (dl_train_plan_get_config (plan)));
+  /* the family is known once the model was read; a model that cannot be read
+   * gets the trainer's own word when the run starts */
+  dl_train_form_set_sdxl (self->form, plan && dl_model_config_is_sdxl (dl_train_plan_get_config (plan)));
   if (!plan)
     {
       dl_row_set_title (self->plan_row, _ ("The memory this run needs is not known"));
@@ -976,6 +977,7 @@ plan_now (gpointer data)
   self->plan_timeout = 0;
   if (!self->project || !dl_project_get_base_model (self->project))
     {
+      dl_train_form_set_sdxl (self->form, FALSE);
       dl_row_set_title (self->plan_row, _ ("Choose a base model to see what a run needs"));
       dl_row_set_subtitle (self->plan_row, "");
       return G_SOURCE_REMOVE;

@@ -313,10 +313,12 @@ dl_params_conv2d_with (DlParams *p, DlTape *tape, DlTensor *x, const char *name,
 {
   guint n = 0;
   adapters_of (p, name, &n);
-  if (params->padding_end == 0 || n)
+  if (params->padding_end == 0)
+    return dl_params_conv2d (p, tape, x, name, params->stride, params->padding, error);
+  if (n)
     {
-      g_return_val_if_fail (params->padding_end == 0, NULL);
-      return dl_params_conv2d (p, tape, x, name, params->stride, params->padding, error);
+      g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "%s: adapters on a convolution with end padding", name);
+      return NULL;
     }
   DlTensor *w = dl_params_getf (p, error, "%s.weight", name);
   return w ? dl_nn_conv2d_with (tape, x, w, dl_params_lookupf (p, "%s.bias", name), params, error) : NULL;

@@ -79,13 +79,18 @@ dl_sd_model_text_encoders_to_host (DlSdModel *m, gboolean *moved, GError **error
     {
       const char *name = names->pdata[i];
       DlTensor *t = is_text_encoder_param (name) ? dl_params_lookup (m->params, name) : NULL;
-      if (!t)
-        continue;
-      if (dl_tensor_is_shared (t))
+      if (t && dl_tensor_is_shared (t))
         {
           g_debug ("the text encoders stay on the device: %s is in use elsewhere", name);
           return TRUE;
         }
+    }
+  for (guint i = 0; i < names->len; i++)
+    {
+      const char *name = names->pdata[i];
+      DlTensor *t = is_text_encoder_param (name) ? dl_params_lookup (m->params, name) : NULL;
+      if (!t)
+        continue;
       HostTensor *h = g_new0 (HostTensor, 1);
       h->name = g_strdup (name);
       h->dtype = t->dtype;

@@ -37,7 +37,8 @@ const DlModelConfig *dl_sd_model_get_config (DlSdModel *m);
 DlRecorder *dl_sd_model_get_recorder (DlSdModel *m);
 DlArena *dl_sd_model_get_arena (DlSdModel *m);
 /* The dtype the VAE runs in: the model's, except f32 for an SDXL model loaded
- * as f16 (SDXL's VAE overflows in f16: diffusers' force_upcast). */
+ * as f16 whose VAE config has force_upcast (the published one: SDXL's VAE
+ * overflows in f16). */
 DlDType dl_sd_model_get_vae_dtype (DlSdModel *m);
 /* The training noise schedule from the model's scheduler config. */
 const DlNoiseSchedule *dl_sd_model_get_schedule (DlSdModel *m);

@@ -239,9 +239,9 @@ geom_finish (const char *op, Geom *g, GError **error)
                  g->Cin, g->H, g->W);
   if (g->H + 2 * g->P + g->PE < g->KH || g->W + 2 * g->P + g->PE < g->KW)
     return fail (error, op,
-                 "input %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT " with padding %" G_GINT64_FORMAT
-                 " is smaller than the %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT " kernel",
-                 g->H, g->W, g->P, g->KH, g->KW);
+                 "input %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT " with padding %" G_GINT64_FORMAT " (%" G_GINT64_FORMAT
+                 " more at the end) is smaller than the %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT " kernel",
+                 g->H, g->W, g->P, g->PE, g->KH, g->KW);
   /* the end padding only adds output rows and columns: the shaders read
    * outside the input as zeros */
   g->Ho = (g->H + 2 * g->P + g->PE - g->KH) / g->S + 1;
@@ -262,11 +262,6 @@ check_bias (const char *op, DlTensor *bias, const char *role, int64_t Cout, GErr
 
 /* ---- batch chunks ---- */
 
-/* Images per dispatch such that the per-image ranges of `a` and `b` (a_img and
- * b_img elements per image) fit one binding each and 32-bit indices, and, when bn
- * is not 0, the grid's x count (cols_img columns per image in tiles of bn) stays
- * <= 65535.  0 when a single image is already too large.
- * tuning.conv_images_per_dispatch ($DREAMLOOM_CONV_IMAGES_PER_DISPATCH) lowers it (tests cut small batches). */
 /* Images of `t` (img elements each) per binding; where one image is more
  * than the worst-case count allows, 1 if every one of its n images can still
  * be bound alone (an image starting aligned may take the device's whole
@@ -284,6 +279,11 @@ binding_images (DlRecorder *rec, DlTensor *t, int64_t img, int64_t n)
   return 1;
 }
 
+/* Images per dispatch such that the per-image ranges of `a` and `b` (a_img and
+ * b_img elements per image) fit one binding each and 32-bit indices, and, when bn
+ * is not 0, the grid's x count (cols_img columns per image in tiles of bn) stays
+ * <= 65535.  0 when a single image is already too large.
+ * tuning.conv_images_per_dispatch ($DREAMLOOM_CONV_IMAGES_PER_DISPATCH) lowers it (tests cut small batches). */
 static int64_t
 images_per_dispatch (DlRecorder *rec, DlTensor *a, int64_t a_img, DlTensor *b, int64_t b_img, int64_t cols_img,
                      guint bn)

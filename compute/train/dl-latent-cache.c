@@ -84,7 +84,7 @@ encode (DlTrainer *t, DlTrainImages *images, guint i, gboolean flip, float **mea
   g_autofree float *pixels = dl_train_images_load_pixels (images, i, flip, error);
   if (!pixels)
     return FALSE;
-  /* the VAE's own dtype (f32 for SDXL's, whatever the rest) */
+  /* the VAE's own dtype (f32 for SDXL's unless it is f16-safe, whatever the rest) */
   DlDType act = dl_sd_model_get_vae_dtype (t->model);
   int64_t shape[4] = { 1, 3, im->bucket_height, im->bucket_width };
   g_autoptr (DlTensor) x = dl_tensor_new (t->device, "pixels", act, 4, shape, error);

@@ -172,7 +172,7 @@ test_text_encoders_on_host (void)
                           "text_encoder_2.text_model.final_layer_norm.weight",
                           "text_encoder_2.text_projection.weight" };
   DlTensor *before[G_N_ELEMENTS (names)];
-  g_autofree gpointer bytes[G_N_ELEMENTS (names)] = { NULL };
+  gpointer bytes[G_N_ELEMENTS (names)] = { NULL };
   for (guint i = 0; i < G_N_ELEMENTS (names); i++)
     {
       before[i] = dl_params_lookup (params, names[i]);
@@ -202,6 +202,7 @@ test_text_encoders_on_host (void)
       g_autofree gpointer got = g_malloc (dl_tensor_nbytes (t));
       g_assert_true (dl_tensor_download (t, got, t->dtype, &error));
       g_assert_cmpmem (got, dl_tensor_nbytes (t), bytes[i], dl_tensor_nbytes (t));
+      g_free (bytes[i]);
     }
 
   /* an optimizer (here: this test) holding a weight keeps them all on the device */
