@@ -53,3 +53,26 @@ mc_check_against_diffusers_manifest (DlCheckpoint *ck, JsonObject *files, const 
                  dl_component_name ((DlComponent)c), params[c], counts[c]);
     }
 }
+
+void
+mc_check_write_plan (GPtrArray *plan, const char *file, JsonObject *keys, McEntryCheck check)
+{
+  guint n = 0;
+  for (guint i = 0; i < plan->len; i++)
+    {
+      const DlCheckpointWriteEntry *e = plan->pdata[i];
+      if (g_strcmp0 (e->file, file) != 0)
+        continue;
+      n++;
+      if (!json_object_has_member (keys, e->key))
+        g_error ("%s is written as %s, which the manifest does not have", e->name, e->key);
+      JsonArray *shape = json_object_get_array_member (json_object_get_object_member (keys, e->key), "shape");
+      if (json_array_get_length (shape) != (guint)e->ndim)
+        g_error ("%s: %d dimensions, the manifest has %u", e->key, e->ndim, json_array_get_length (shape));
+      for (int d = 0; d < e->ndim; d++)
+        g_assert_cmpint (json_array_get_int_element (shape, (guint)d), ==, e->shape[d]);
+      if (check)
+        check (e);
+    }
+  g_assert_cmpuint (n, ==, json_object_get_size (keys));
+}

@@ -20,12 +20,11 @@
 #include "dl-half.h"
 #include "io/dl-checkpoint.h"
 #include "io/dl-keymap.h"
+#include "checkpoint-check.h"
 #include "manifest-check.h"
 #include "sparse-writer.h"
 #include "torch-writer.h"
 
-static char *base_tmp_dir;
-static char *tmp_dir;
 static char *g_sgm;       /* sdxl/tiny-sdxl-sgm.safetensors */
 static char *g_diffusers; /* sdxl/tiny-sdxl-diffusers/ */
 
@@ -46,72 +45,16 @@ static const guint64 full_counts[DL_N_COMPONENTS] = {
 #define TE2 "conditioner.embedders.1.model."
 
 static void
-use_subdir (const char *sub)
-{
-  g_free (tmp_dir);
-  tmp_dir = g_build_filename (base_tmp_dir, sub, NULL);
-  g_assert_cmpint (g_mkdir_with_parents (tmp_dir, 0700), ==, 0);
-}
-
-static char *
-tmp_path (const char *name)
-{
-  char *p = g_build_filename (tmp_dir, name, NULL);
-  g_autofree char *dir = g_path_get_dirname (p);
-  g_assert_cmpint (g_mkdir_with_parents (dir, 0700), ==, 0);
-  return p;
-}
-
-static void
 write_text (const char *path, const char *text)
 {
   g_autoptr (GError) error = NULL;
   g_assert_true (g_file_set_contents (path, text, -1, &error));
 }
 
-static DlCheckpoint *
-open_ok (const char *path, const char *config_dir)
-{
-  g_autoptr (GError) error = NULL;
-  DlCheckpoint *ck = dl_checkpoint_open (path, config_dir, &error);
-  g_assert_no_error (error);
-  g_assert_nonnull (ck);
-  return ck;
-}
-
-/* Opening fails with `code` and a message holding every NULL-terminated needle. */
-static void
-open_fails (const char *path, const char *config_dir, int code, ...)
-{
-  g_autoptr (GError) error = NULL;
-  g_autoptr (DlCheckpoint) ck = dl_checkpoint_open (path, config_dir, &error);
-  g_assert_null (ck);
-  g_assert_nonnull (error);
-  g_test_message ("expected error: %s", error->message);
-  g_assert_true (error->domain == DL_ERROR);
-  g_assert_cmpint (error->code, ==, code);
-  va_list ap;
-  va_start (ap, code);
-  const char *needle;
-  while ((needle = va_arg (ap, const char *)))
-    if (!strstr (error->message, needle))
-      g_error ("the error “%s” does not mention “%s”", error->message, needle);
-  va_end (ap);
-}
-
-static gboolean
-contains (GPtrArray *strings, const char *s)
-{
-  for (guint i = 0; i < strings->len; i++)
-    if (g_strcmp0 (strings->pdata[i], s) == 0)
-      return TRUE;
-  return FALSE;
-}
-
 static char *
 write_keys (const char *name, GPtrArray *keys)
 {
-  char *path = tmp_path (name);
+  char *path = cc_scratch_path (name);
   sw_write_sparse (path, keys, NULL);
   return path;
 }
@@ -180,8 +123,8 @@ assert_same_params (DlCheckpoint *ref, DlCheckpoint *ck, DlStDType dtype)
 static void
 test_golden_sgm (void)
 {
-  g_autoptr (DlCheckpoint) d = open_ok (g_diffusers, NULL);
-  g_autoptr (DlCheckpoint) s = open_ok (g_sgm, g_diffusers);
+  g_autoptr (DlCheckpoint) d = cc_open_ok (g_diffusers, NULL);
+  g_autoptr (DlCheckpoint) s = cc_open_ok (g_sgm, g_diffusers);
   g_assert_cmpint (dl_checkpoint_get_layout (s), ==, DL_CHECKPOINT_SINGLE_FILE);
   g_assert_cmpint (dl_checkpoint_get_family (s), ==, DL_FAMILY_SDXL);
   /* the golden file's 919 tensors are all parameters (q/k/v three each) */
@@ -287,9 +230,9 @@ test_golden_sgm (void)
 static void
 test_golden_f16_and_ckpt (void)
 {
-  use_subdir ("f16-ckpt");
+  cc_scratch_use ("f16-ckpt");
   g_autoptr (GError) error = NULL;
-  g_autoptr (DlCheckpoint) d = open_ok (g_diffusers, NULL);
+  g_autoptr (DlCheckpoint) d = cc_open_ok (g_diffusers, NULL);
   g_autoptr (DlSafetensors) st = dl_safetensors_open (g_sgm, &error);
   g_assert_no_error (error);
   guint n = dl_safetensors_get_n_tensors (st);
@@ -302,11 +245,11 @@ test_golden_f16_and_ckpt (void)
       g_assert_no_error (error);
       g_assert_true (dl_safetensors_writer_add_f32 (w, t->name, DL_ST_F16, t->ndim, t->shape, f, &error));
     }
-  g_autofree char *half = tmp_path ("tiny-sdxl-f16.safetensors");
+  g_autofree char *half = cc_scratch_path ("tiny-sdxl-f16.safetensors");
   g_assert_true (dl_safetensors_writer_write (w, half, &error));
   g_assert_no_error (error);
   {
-    g_autoptr (DlCheckpoint) ck = open_ok (half, g_diffusers);
+    g_autoptr (DlCheckpoint) ck = cc_open_ok (half, g_diffusers);
     assert_same_params (d, ck, DL_ST_F16);
   }
 
@@ -326,10 +269,10 @@ test_golden_f16_and_ckpt (void)
   for (guint v = 0; v < G_N_ELEMENTS (variants); v++)
     {
       g_autofree char *name = g_strdup_printf ("tiny-sdxl-%u.ckpt", v);
-      g_autofree char *path = tmp_path (name);
+      g_autofree char *path = cc_scratch_path (name);
       g_assert_true (tw_write_state_dict (path, t, n, &variants[v], &error));
       g_assert_no_error (error);
-      g_autoptr (DlCheckpoint) ck = open_ok (path, g_diffusers);
+      g_autoptr (DlCheckpoint) ck = cc_open_ok (path, g_diffusers);
       g_assert_cmpint (dl_checkpoint_get_layout (ck), ==, DL_CHECKPOINT_SINGLE_FILE_PT);
       g_assert_cmpint (dl_checkpoint_get_family (ck), ==, DL_FAMILY_SDXL);
       g_assert_cmpuint (dl_checkpoint_get_unknown_keys (ck)->len, ==, 0);
@@ -342,7 +285,7 @@ test_golden_f16_and_ckpt (void)
 static void
 test_golden_needs_config (void)
 {
-  open_fails (g_sgm, NULL, DL_ERROR_INVALID_FILE, g_sgm, "SDXL default", NULL);
+  cc_open_fails (g_sgm, NULL, DL_ERROR_INVALID_FILE, g_sgm, "SDXL default", NULL);
 }
 
 /* ---- families, missing and extra keys ---- */
@@ -379,12 +322,12 @@ remove_prefix (GPtrArray *keys, const char *prefix)
 static void
 test_family (void)
 {
-  use_subdir ("family");
+  cc_scratch_use ("family");
   /* control: the tiny model's own keys */
   {
     g_autoptr (GPtrArray) k = tiny_sgm_keys ();
     g_autofree char *p = write_keys ("sdxl.safetensors", k);
-    g_autoptr (DlCheckpoint) ck = open_ok (p, g_diffusers);
+    g_autoptr (DlCheckpoint) ck = cc_open_ok (p, g_diffusers);
     g_assert_cmpint (dl_checkpoint_get_family (ck), ==, DL_FAMILY_SDXL);
   }
   /* the refiner: OpenCLIP bigG alone, as conditioner.embedders.0.model */
@@ -393,77 +336,77 @@ test_family (void)
     remove_prefix (k, "conditioner.embedders.0.");
     rename_prefix (k, TE2, "conditioner.embedders.0.model.");
     g_autofree char *p = write_keys ("refiner.safetensors", k);
-    open_fails (p, NULL, DL_ERROR_UNSUPPORTED, p, "SDXL refiner", "base models", NULL);
-    open_fails (p, g_diffusers, DL_ERROR_UNSUPPORTED, p, "SDXL refiner", NULL);
+    cc_open_fails (p, NULL, DL_ERROR_UNSUPPORTED, p, "SDXL refiner", "base models", NULL);
+    cc_open_fails (p, g_diffusers, DL_ERROR_UNSUPPORTED, p, "SDXL refiner", NULL);
   }
   /* inpainting: 9 input channels (4 latent + 4 masked image + mask) */
   {
     g_autoptr (GPtrArray) k = tiny_sgm_keys ();
     set_dim (k, "model.diffusion_model.input_blocks.0.0.weight", 1, 9);
     g_autofree char *p = write_keys ("inpaint.safetensors", k);
-    open_fails (p, g_diffusers, DL_ERROR_UNSUPPORTED, p, "recognised as Stable Diffusion XL inpainting",
-                "not supported yet", NULL);
+    cc_open_fails (p, g_diffusers, DL_ERROR_UNSUPPORTED, p, "recognised as Stable Diffusion XL inpainting",
+                   "not supported yet", NULL);
   }
   /* another input width */
   {
     g_autoptr (GPtrArray) k = tiny_sgm_keys ();
     set_dim (k, "model.diffusion_model.input_blocks.0.0.weight", 1, 8);
     g_autofree char *p = write_keys ("in8.safetensors", k);
-    open_fails (p, g_diffusers, DL_ERROR_UNSUPPORTED, p, "8 input channels", NULL);
+    cc_open_fails (p, g_diffusers, DL_ERROR_UNSUPPORTED, p, "8 input channels", NULL);
   }
 }
 
 static void
 test_keys (void)
 {
-  use_subdir ("keys");
+  cc_scratch_use ("keys");
   /* a missing OpenCLIP tensor is named by its SGM key */
   {
     g_autoptr (GPtrArray) k = tiny_sgm_keys ();
     g_assert_true (sw_keys_remove (k, TE2 "transformer.resblocks.3.attn.in_proj_weight"));
     g_autofree char *p = write_keys ("missing-qkv.safetensors", k);
-    open_fails (p, g_diffusers, DL_ERROR_INVALID_FILE, p, "missing tensor",
-                TE2 "transformer.resblocks.3.attn.in_proj_weight",
-                "text_encoder_2.text_model.encoder.layers.3.self_attn.", NULL);
+    cc_open_fails (p, g_diffusers, DL_ERROR_INVALID_FILE, p, "missing tensor",
+                   TE2 "transformer.resblocks.3.attn.in_proj_weight",
+                   "text_encoder_2.text_model.encoder.layers.3.self_attn.", NULL);
   }
   {
     g_autoptr (GPtrArray) k = tiny_sgm_keys ();
     g_assert_true (sw_keys_remove (k, TE2 "text_projection"));
     g_autofree char *p = write_keys ("missing-proj.safetensors", k);
-    open_fails (p, g_diffusers, DL_ERROR_INVALID_FILE, p, TE2 "text_projection", NULL);
+    cc_open_fails (p, g_diffusers, DL_ERROR_INVALID_FILE, p, TE2 "text_projection", NULL);
   }
   {
     g_autoptr (GPtrArray) k = tiny_sgm_keys ();
     g_assert_true (sw_keys_remove (k, TE2 "transformer.resblocks.7.mlp.c_proj.bias"));
     g_autofree char *p = write_keys ("missing-mlp.safetensors", k);
-    open_fails (p, g_diffusers, DL_ERROR_INVALID_FILE, TE2 "transformer.resblocks.7.mlp.c_proj.bias",
-                "text_encoder_2.text_model.encoder.layers.7.mlp.fc2.bias", NULL);
+    cc_open_fails (p, g_diffusers, DL_ERROR_INVALID_FILE, TE2 "transformer.resblocks.7.mlp.c_proj.bias",
+                   "text_encoder_2.text_model.encoder.layers.7.mlp.fc2.bias", NULL);
   }
   {
     g_autoptr (GPtrArray) k = tiny_sgm_keys ();
     g_assert_true (sw_keys_remove (k, "conditioner.embedders.0.transformer.text_model.encoder.layers.1.mlp.fc1.bias"));
     g_autofree char *p = write_keys ("missing-te1.safetensors", k);
-    open_fails (p, g_diffusers, DL_ERROR_INVALID_FILE,
-                "conditioner.embedders.0.transformer.text_model.encoder.layers.1.mlp.fc1.bias", NULL);
+    cc_open_fails (p, g_diffusers, DL_ERROR_INVALID_FILE,
+                   "conditioner.embedders.0.transformer.text_model.encoder.layers.1.mlp.fc1.bias", NULL);
   }
   {
     g_autoptr (GPtrArray) k = tiny_sgm_keys ();
     g_assert_true (sw_keys_remove (k, "model.diffusion_model.label_emb.0.0.bias"));
     g_autofree char *p = write_keys ("missing-label-emb.safetensors", k);
-    open_fails (p, g_diffusers, DL_ERROR_INVALID_FILE, "model.diffusion_model.label_emb.0.0.bias",
-                "unet.add_embedding.linear_1.bias", NULL);
+    cc_open_fails (p, g_diffusers, DL_ERROR_INVALID_FILE, "model.diffusion_model.label_emb.0.0.bias",
+                   "unet.add_embedding.linear_1.bias", NULL);
   }
   /* shapes are reported as the file has them */
   {
     g_autoptr (GPtrArray) k = tiny_sgm_keys ();
     set_dim (k, TE2 "transformer.resblocks.2.attn.in_proj_weight", 0, 47);
     g_autofree char *p = write_keys ("qkv-rows.safetensors", k);
-    open_fails (p, g_diffusers, DL_ERROR_INVALID_FILE, p, TE2 "transformer.resblocks.2.attn.in_proj_weight", "[47, 16]",
-                NULL);
+    cc_open_fails (p, g_diffusers, DL_ERROR_INVALID_FILE, p, TE2 "transformer.resblocks.2.attn.in_proj_weight",
+                   "[47, 16]", NULL);
     set_dim (k, TE2 "transformer.resblocks.2.attn.in_proj_weight", 0, 51);
     g_autofree char *p2 = write_keys ("qkv-rows-51.safetensors", k);
-    open_fails (p2, g_diffusers, DL_ERROR_INVALID_FILE, p2, TE2 "transformer.resblocks.2.attn.in_proj_weight",
-                "[51, 16]", "[48, 16]", NULL);
+    cc_open_fails (p2, g_diffusers, DL_ERROR_INVALID_FILE, p2, TE2 "transformer.resblocks.2.attn.in_proj_weight",
+                   "[51, 16]", "[48, 16]", NULL);
   }
   {
     /* a projection stored as transformers' Linear weight (kohya's loader
@@ -472,11 +415,11 @@ test_keys (void)
     set_dim (k, TE2 "text_projection", 0, 12);
     set_dim (k, TE2 "text_projection", 1, 16);
     g_autofree char *p = write_keys ("proj-as-linear.safetensors", k);
-    open_fails (p, g_diffusers, DL_ERROR_INVALID_FILE, p, TE2 "text_projection", "[12, 16]", "(in, out)", "width 16",
-                "Linear weight", NULL);
+    cc_open_fails (p, g_diffusers, DL_ERROR_INVALID_FILE, p, TE2 "text_projection", "[12, 16]", "(in, out)", "width 16",
+                   "Linear weight", NULL);
     sw_keys_find (k, TE2 "text_projection")->ndim = 1;
     g_autofree char *p2 = write_keys ("proj-1d.safetensors", k);
-    open_fails (p2, g_diffusers, DL_ERROR_INVALID_FILE, p2, TE2 "text_projection", NULL);
+    cc_open_fails (p2, g_diffusers, DL_ERROR_INVALID_FILE, p2, TE2 "text_projection", NULL);
   }
   /* what real SDXL files carry besides the weights: ignored or reported, never fatal */
   {
@@ -489,23 +432,23 @@ test_keys (void)
     sw_keys_add (k, TE2 "transformer.resblocks.0.attn.something", DL_ST_F32, 1, (int64_t[]){ 3 });
     sw_keys_add (k, "conditioner.embedders.2.foo", DL_ST_F32, 1, (int64_t[]){ 3 });
     g_autofree char *p = write_keys ("extras.safetensors", k);
-    g_autoptr (DlCheckpoint) ck = open_ok (p, g_diffusers);
+    g_autoptr (DlCheckpoint) ck = cc_open_ok (p, g_diffusers);
     g_assert_cmpuint (dl_checkpoint_get_n_params (ck), ==, 959);
     GPtrArray *unknown = dl_checkpoint_get_unknown_keys (ck), *ignored = dl_checkpoint_get_ignored_keys (ck);
     g_assert_cmpuint (unknown->len, ==, 2);
     g_assert_cmpstr (unknown->pdata[0], ==, "conditioner.embedders.1.model.transformer.resblocks.0.attn.something");
     g_assert_cmpstr (unknown->pdata[1], ==, "conditioner.embedders.2.foo");
     g_assert_cmpuint (ignored->len, ==, 4);
-    g_assert_true (contains (ignored, TE2 "logit_scale"));
-    g_assert_true (contains (ignored, TE2 "attn_mask"));
-    g_assert_true (contains (ignored, "alphas_cumprod"));
+    g_assert_true (cc_strings_contain (ignored, TE2 "logit_scale"));
+    g_assert_true (cc_strings_contain (ignored, TE2 "attn_mask"));
+    g_assert_true (cc_strings_contain (ignored, "alphas_cumprod"));
   }
   /* a non-canonical layer index is not a parameter name */
   {
     g_autoptr (GPtrArray) k = tiny_sgm_keys ();
     sw_keys_add (k, TE2 "transformer.resblocks.01.ln_1.weight", DL_ST_F32, 1, (int64_t[]){ 16 });
     g_autofree char *p = write_keys ("leading-zero.safetensors", k);
-    g_autoptr (DlCheckpoint) ck = open_ok (p, g_diffusers);
+    g_autoptr (DlCheckpoint) ck = cc_open_ok (p, g_diffusers);
     GPtrArray *unknown = dl_checkpoint_get_unknown_keys (ck);
     g_assert_cmpuint (unknown->len, ==, 1);
     g_assert_cmpstr (unknown->pdata[0], ==, TE2 "transformer.resblocks.01.ln_1.weight");
@@ -537,10 +480,10 @@ configs_without_heads (const char *dir)
     {
       g_autofree char *from = g_build_filename (g_diffusers, files[i], NULL);
       g_autofree char *rel = g_build_filename (dir, files[i], NULL);
-      g_autofree char *to = tmp_path (rel);
+      g_autofree char *to = cc_scratch_path (rel);
       copy_json (from, to, i == 0 ? "attention_head_dim" : NULL);
     }
-  return tmp_path (dir);
+  return cc_scratch_path (dir);
 }
 
 static char *
@@ -568,11 +511,11 @@ tiny_yaml (const char *depth, const char *extra)
 static void
 test_sgm_yaml (void)
 {
-  use_subdir ("yaml");
-  g_autofree char *model = tmp_path ("tiny.safetensors");
+  cc_scratch_use ("yaml");
+  g_autofree char *model = cc_scratch_path ("tiny.safetensors");
   g_assert_cmpint (symlink (g_sgm, model), ==, 0);
   g_autofree char *cfg = configs_without_heads ("cfg");
-  g_autofree char *yaml = tmp_path ("tiny.yaml");
+  g_autofree char *yaml = cc_scratch_path ("tiny.yaml");
   /* 0: a level without attention; the mid block takes the last level's depth */
   const char *agree[][2] = { { "[0, 1, 2]", "" },
                              { "[1, 1, 2]", "        attention_resolutions: [4, 2]\n" },
@@ -582,7 +525,7 @@ test_sgm_yaml (void)
     {
       g_autofree char *text = tiny_yaml (agree[i][0], agree[i][1]);
       write_text (yaml, text);
-      g_autoptr (DlCheckpoint) ck = open_ok (model, cfg);
+      g_autoptr (DlCheckpoint) ck = cc_open_ok (model, cfg);
       GPtrArray *w = dl_checkpoint_get_config_warnings (ck);
       for (guint k = 0; k < w->len; k++)
         g_test_message ("warning: %s", (const char *)w->pdata[k]);
@@ -598,7 +541,7 @@ test_sgm_yaml (void)
   {
     g_autofree char *text = tiny_yaml ("[0, 2, 2]", "        transformer_depth_middle: 3\n");
     write_text (yaml, text);
-    g_autoptr (DlCheckpoint) ck = open_ok (model, cfg);
+    g_autoptr (DlCheckpoint) ck = cc_open_ok (model, cfg);
     GPtrArray *w = dl_checkpoint_get_config_warnings (ck);
     g_assert_cmpuint (w->len, ==, 2);
     g_assert_nonnull (strstr (w->pdata[0], "unet.transformer_depth"));
@@ -609,12 +552,12 @@ test_sgm_yaml (void)
   {
     g_autofree char *text = tiny_yaml ("[1, 2]", "");
     write_text (yaml, text);
-    open_fails (model, cfg, DL_ERROR_INVALID_FILE, yaml, "transformer_depth", "3 levels", NULL);
+    cc_open_fails (model, cfg, DL_ERROR_INVALID_FILE, yaml, "transformer_depth", "3 levels", NULL);
   }
   {
     g_autofree char *text = tiny_yaml ("[1, -2, 2]", "");
     write_text (yaml, text);
-    open_fails (model, cfg, DL_ERROR_INVALID_FILE, yaml, "transformer_depth", "non-negative", NULL);
+    cc_open_fails (model, cfg, DL_ERROR_INVALID_FILE, yaml, "transformer_depth", "non-negative", NULL);
   }
 }
 
@@ -631,7 +574,7 @@ check_sdxl_config (DlCheckpoint *ck)
 static void
 test_sparse_sgm (void)
 {
-  use_subdir ("sparse-sgm");
+  cc_scratch_use ("sparse-sgm");
   g_autoptr (JsonParser) sgm = mc_load_manifest ("sdxl/sdxl-sgm-keys.json");
   g_autoptr (JsonParser) dif = mc_load_manifest ("sdxl/sdxl-diffusers-keys.json");
   JsonObject *root = json_node_get_object (json_parser_get_root (sgm));
@@ -645,7 +588,7 @@ test_sparse_sgm (void)
   sw_keys_add (keys, "conditioner.embedders.0.transformer.text_model.embeddings.position_ids", DL_ST_I64, 2,
                (int64_t[]){ 1, 77 });
   sw_keys_add (keys, "alphas_cumprod", DL_ST_F32, 1, (int64_t[]){ 1000 });
-  g_autofree char *path = tmp_path ("sd_xl_base_1.0-sparse.safetensors");
+  g_autofree char *path = cc_scratch_path ("sd_xl_base_1.0-sparse.safetensors");
   sw_write_sparse (path, keys, (const char *[]){ "modelspec.architecture", "stable-diffusion-xl-v1-base", NULL });
   GStatBuf s;
   g_assert_cmpint (g_stat (path, &s), ==, 0);
@@ -654,7 +597,7 @@ test_sparse_sgm (void)
                   sw_disk_usage (path));
 
   /* no --config: SDXL base's own values */
-  g_autoptr (DlCheckpoint) ck = open_ok (path, NULL);
+  g_autoptr (DlCheckpoint) ck = cc_open_ok (path, NULL);
   g_assert_cmpint (dl_checkpoint_get_family (ck), ==, DL_FAMILY_SDXL);
   g_assert_cmpuint (dl_checkpoint_get_n_params (ck), ==, 1680 + 248 + 196 + 517);
   g_assert_cmpuint (dl_checkpoint_get_unknown_keys (ck)->len, ==, 0);
@@ -688,7 +631,7 @@ test_sparse_sgm (void)
   g_assert_cmpuint (g_hash_table_size (used), ==, 2513);
   /* generative-models' sd_xl_base.yaml beside it (its UNet, conditioner and
    * VAE entries) agrees with the weights and gives the head counts */
-  g_autofree char *yaml = tmp_path ("sd_xl_base_1.0-sparse.yaml");
+  g_autofree char *yaml = cc_scratch_path ("sd_xl_base_1.0-sparse.yaml");
   write_text (yaml, "model:\n"
                     "  target: sgm.models.diffusion.DiffusionEngine\n"
                     "  params:\n"
@@ -735,7 +678,7 @@ test_sparse_sgm (void)
                     "          ch_mult: [1, 2, 4, 4]\n"
                     "          num_res_blocks: 2\n");
   {
-    g_autoptr (DlCheckpoint) ck2 = open_ok (path, NULL);
+    g_autoptr (DlCheckpoint) ck2 = cc_open_ok (path, NULL);
     GPtrArray *w = dl_checkpoint_get_config_warnings (ck2);
     for (guint i = 0; i < w->len; i++)
       g_test_message ("warning: %s", (const char *)w->pdata[i]);
@@ -763,7 +706,7 @@ test_sparse_sgm (void)
 static void
 test_sparse_diffusers (void)
 {
-  use_subdir ("sparse-diffusers");
+  cc_scratch_use ("sparse-diffusers");
   g_autoptr (JsonParser) dif = mc_load_manifest ("sdxl/sdxl-diffusers-keys.json");
   JsonObject *root = json_node_get_object (json_parser_get_root (dif));
   JsonObject *files = json_object_get_object_member (root, "files");
@@ -773,23 +716,23 @@ test_sparse_diffusers (void)
     {
       g_autoptr (GPtrArray) keys = sw_keys_from_json_object (json_object_get_object_member (files, l->data));
       g_autofree char *rel = g_build_filename ("sdxl", l->data, NULL);
-      g_autofree char *path = tmp_path (rel);
+      g_autofree char *path = cc_scratch_path (rel);
       sw_write_sparse (path, keys, (const char *[]){ "format", "pt", NULL });
     }
   g_autoptr (GList) cfgs = json_object_get_members (configs);
   for (GList *l = cfgs; l; l = l->next)
     {
       g_autofree char *rel = g_build_filename ("sdxl", l->data, "config.json", NULL);
-      g_autofree char *path = tmp_path (rel);
+      g_autofree char *path = cc_scratch_path (rel);
       g_autoptr (JsonGenerator) gen = json_generator_new ();
       json_generator_set_root (gen, json_object_get_member (configs, l->data));
       g_assert_true (json_generator_to_file (gen, path, NULL));
     }
-  g_autofree char *dir = tmp_path ("sdxl");
+  g_autofree char *dir = cc_scratch_path ("sdxl");
   g_autofree char *index = g_build_filename (dir, "model_index.json", NULL);
   write_text (index, "{\"_class_name\": \"StableDiffusionXLPipeline\"}");
 
-  g_autoptr (DlCheckpoint) ck = open_ok (dir, NULL);
+  g_autoptr (DlCheckpoint) ck = cc_open_ok (dir, NULL);
   g_assert_cmpint (dl_checkpoint_get_family (ck), ==, DL_FAMILY_SDXL);
   g_assert_cmpuint (dl_checkpoint_get_n_params (ck), ==, 1680 + 248 + 196 + 517);
   g_assert_cmpuint (dl_checkpoint_get_unknown_keys (ck)->len, ==, 0);
@@ -836,8 +779,7 @@ main (int argc, char **argv)
   g_autofree char *m2 = dl_test_golden_path ("sdxl/sdxl-diffusers-keys.json");
   if (!g_sgm || !g_diffusers || !m1 || !m2)
     return dl_test_skip_all ("the golden tiny SDXL model or the SDXL key manifests are absent");
-  base_tmp_dir = g_dir_make_tmp ("dl-test-checkpoint-sdxl-XXXXXX", NULL);
-  g_assert_nonnull (base_tmp_dir);
+  cc_scratch_init ("dl-test-checkpoint-sdxl-XXXXXX");
   dl_test_add ("/io/checkpoint-sdxl/golden-sgm", test_golden_sgm);
   dl_test_add ("/io/checkpoint-sdxl/golden-f16-and-ckpt", test_golden_f16_and_ckpt);
   dl_test_add ("/io/checkpoint-sdxl/golden-needs-config", test_golden_needs_config);
@@ -847,9 +789,7 @@ main (int argc, char **argv)
   dl_test_add ("/io/checkpoint-sdxl/sparse-sgm", test_sparse_sgm);
   dl_test_add ("/io/checkpoint-sdxl/sparse-diffusers", test_sparse_diffusers);
   int ret = dl_test_run ();
-  dl_test_remove_tree (base_tmp_dir);
-  g_free (base_tmp_dir);
-  g_free (tmp_dir);
+  cc_scratch_remove ();
   g_free (g_sgm);
   g_free (g_diffusers);
   return ret;

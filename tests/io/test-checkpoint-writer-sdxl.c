@@ -21,6 +21,8 @@
 #include "io/dl-checkpoint-writer.h"
 #include "io/dl-checkpoint.h"
 #include "io/dl-safetensors.h"
+#include "checkpoint-check.h"
+#include "manifest-check.h"
 #include "sparse-writer.h"
 #include "text/dl-clip-tokenizer.h"
 #include "train/dl-tokenizer-folder.h"
@@ -33,16 +35,6 @@ static char *
 tmp_path (const char *name)
 {
   return g_build_filename (tmp_dir, name, NULL);
-}
-
-static DlCheckpoint *
-open_ok (const char *path, const char *config_dir)
-{
-  g_autoptr (GError) error = NULL;
-  DlCheckpoint *ck = dl_checkpoint_open (path, config_dir, &error);
-  g_assert_no_error (error);
-  g_assert_nonnull (ck);
-  return ck;
 }
 
 #define ALL_SOURCE                                                                                                 \
@@ -277,7 +269,7 @@ single_file_is_golden (DlCheckpoint *base, Source *s, const char *name)
   g_assert_cmpstr (dl_safetensors_get_metadata (st, "modelspec.resolution"), ==, "32x32"); /* 16 x 2 */
   g_assert_cmpstr (dl_safetensors_get_metadata (st, "modelspec.prediction_type"), ==, "epsilon");
   /* and it reads back as the model it was written from */
-  g_autoptr (DlCheckpoint) out = open_ok (file, g_diffusers);
+  g_autoptr (DlCheckpoint) out = cc_open_ok (file, g_diffusers);
   g_assert_cmpint (dl_checkpoint_get_layout (out), ==, DL_CHECKPOINT_SINGLE_FILE);
   assert_same_config (base, out);
   dl_test_remove_tree (file);
@@ -286,7 +278,7 @@ single_file_is_golden (DlCheckpoint *base, Source *s, const char *name)
 static void
 test_sgm_from_diffusers (void)
 {
-  g_autoptr (DlCheckpoint) base = open_ok (g_diffusers, NULL);
+  g_autoptr (DlCheckpoint) base = cc_open_ok (g_diffusers, NULL);
   /* the base's values through the source, and copied as stored */
   Source s;
   source_init (&s, base, FALSE);
@@ -305,7 +297,7 @@ test_sgm_from_sgm (void)
 {
   /* the fused tensors split on reading and stacked again, the projection
    * transposed twice */
-  g_autoptr (DlCheckpoint) base = open_ok (g_sgm, g_diffusers);
+  g_autoptr (DlCheckpoint) base = cc_open_ok (g_sgm, g_diffusers);
   Source s;
   source_init (&s, base, FALSE);
   single_file_is_golden (base, &s, "from-sgm-source.safetensors");
@@ -318,7 +310,7 @@ test_sgm_from_sgm (void)
 static void
 test_folder_from_diffusers (void)
 {
-  g_autoptr (DlCheckpoint) base = open_ok (g_diffusers, NULL);
+  g_autoptr (DlCheckpoint) base = cc_open_ok (g_diffusers, NULL);
   Source s;
   source_init (&s, base, FALSE);
   DlCheckpointWriteOptions o;
@@ -329,7 +321,7 @@ test_folder_from_diffusers (void)
   g_autofree char *dir = tmp_path ("folder-from-diffusers");
   write_ok (base, &s, &o, dir);
   check_folder (dir);
-  g_autoptr (DlCheckpoint) out = open_ok (dir, NULL);
+  g_autoptr (DlCheckpoint) out = cc_open_ok (dir, NULL);
   g_assert_cmpint (dl_checkpoint_get_layout (out), ==, DL_CHECKPOINT_DIFFUSERS);
   assert_same_config (base, out);
   g_autofree char *tok = g_build_filename (dir, "tokenizer", NULL);
@@ -374,7 +366,7 @@ static void
 test_folder_from_sgm (void)
 {
   /* with --config the golden folder: its tokenizers are copied */
-  g_autoptr (DlCheckpoint) base = open_ok (g_sgm, g_diffusers);
+  g_autoptr (DlCheckpoint) base = cc_open_ok (g_sgm, g_diffusers);
   DlCheckpointWriteOptions o;
   dl_checkpoint_write_options_init (&o);
   o.layout = DL_CHECKPOINT_WRITE_DIFFUSERS;
@@ -384,14 +376,14 @@ test_folder_from_sgm (void)
   write_ok (base, NULL, &o, dir);
   check_folder (dir);
   {
-    g_autoptr (DlCheckpoint) out = open_ok (dir, NULL);
+    g_autoptr (DlCheckpoint) out = cc_open_ok (dir, NULL);
     assert_same_config (base, out);
   }
 
   /* with configs but no tokenizer: without the tokenizer folder writer none,
    * with it both, written byte for byte as diffusers' from the vocabulary */
   g_autofree char *cfg = configs_without_tokenizers ();
-  g_autoptr (DlCheckpoint) bare = open_ok (g_sgm, cfg);
+  g_autoptr (DlCheckpoint) bare = cc_open_ok (g_sgm, cfg);
   g_assert_null (dl_checkpoint_get_tokenizer_dir (bare));
   g_autofree char *plain = tmp_path ("folder-without-tokenizers");
   write_ok (bare, NULL, &o, plain);
@@ -421,7 +413,7 @@ test_folder_from_sgm (void)
 static void
 test_f16 (void)
 {
-  g_autoptr (DlCheckpoint) base = open_ok (g_diffusers, NULL);
+  g_autoptr (DlCheckpoint) base = cc_open_ok (g_diffusers, NULL);
   Source s;
   source_init (&s, base, TRUE);
   DlCheckpointWriteOptions o;
@@ -441,7 +433,7 @@ test_f16 (void)
   const char *paths[] = { file, dir };
   for (guint k = 0; k < G_N_ELEMENTS (paths); k++)
     {
-      g_autoptr (DlCheckpoint) out = open_ok (paths[k], k == 0 ? g_diffusers : NULL);
+      g_autoptr (DlCheckpoint) out = cc_open_ok (paths[k], k == 0 ? g_diffusers : NULL);
       assert_same_config (base, out);
       guint n_modified = 0;
       for (guint i = 0; i < dl_checkpoint_get_n_params (base); i++)
@@ -475,53 +467,29 @@ test_f16 (void)
 
 /* ---- the full-size SDXL base: plans against the manifests ---- */
 
-static JsonObject *
-manifest (JsonParser *p, const char *name)
-{
-  g_autofree char *path = dl_test_golden_path (name);
-  g_assert_nonnull (path);
-  g_assert_true (json_parser_load_from_file (p, path, NULL));
-  return json_node_get_object (json_parser_get_root (p));
-}
-
-/* The plan's entries of `file` (NULL: all) are exactly `keys`, with their shapes. */
+/* What an SDXL DreamBooth export writes: the UNet from the source, everything
+ * in f16. */
 static void
-assert_plan_matches (GPtrArray *plan, const char *file, JsonObject *keys)
+check_entry (const DlCheckpointWriteEntry *e)
 {
-  guint n = 0;
-  for (guint i = 0; i < plan->len; i++)
-    {
-      const DlCheckpointWriteEntry *e = plan->pdata[i];
-      if (g_strcmp0 (e->file, file) != 0)
-        continue;
-      n++;
-      if (!json_object_has_member (keys, e->key))
-        g_error ("%s is written as %s, which the manifest does not have", e->name, e->key);
-      JsonArray *shape = json_object_get_array_member (json_object_get_object_member (keys, e->key), "shape");
-      if (json_array_get_length (shape) != (guint)e->ndim)
-        g_error ("%s: %d dimensions, the manifest has %u", e->key, e->ndim, json_array_get_length (shape));
-      for (int d = 0; d < e->ndim; d++)
-        g_assert_cmpint (json_array_get_int_element (shape, (guint)d), ==, e->shape[d]);
-      g_assert_true (e->from_source == g_str_has_prefix (e->name, "unet."));
-      g_assert_cmpint (e->dtype, ==, DL_ST_F16);
-    }
-  g_assert_cmpuint (n, ==, json_object_get_size (keys));
+  g_assert_true (e->from_source == g_str_has_prefix (e->name, "unet."));
+  g_assert_cmpint (e->dtype, ==, DL_ST_F16);
 }
 
 static void
 test_sdxl_manifests (void)
 {
-  g_autoptr (JsonParser) sp = json_parser_new ();
-  g_autoptr (JsonParser) dp = json_parser_new ();
-  JsonObject *sgm = json_object_get_object_member (manifest (sp, "sdxl/sdxl-sgm-keys.json"), "keys");
-  JsonObject *dif = manifest (dp, "sdxl/sdxl-diffusers-keys.json");
+  g_autoptr (JsonParser) sp = mc_load_manifest ("sdxl/sdxl-sgm-keys.json");
+  g_autoptr (JsonParser) dp = mc_load_manifest ("sdxl/sdxl-diffusers-keys.json");
+  JsonObject *sgm = json_object_get_object_member (json_node_get_object (json_parser_get_root (sp)), "keys");
+  JsonObject *dif = json_node_get_object (json_parser_get_root (dp));
   g_autoptr (GPtrArray) keys = sw_keys_from_json_object (sgm);
   g_assert_cmpuint (keys->len, ==, 2513);
   for (guint i = 0; i < keys->len; i++)
     ((SwKey *)keys->pdata[i])->dtype = DL_ST_F16;
   g_autofree char *path = tmp_path ("sdxl-sparse.safetensors");
   sw_write_sparse (path, keys, NULL);
-  g_autoptr (DlCheckpoint) base = open_ok (path, NULL);
+  g_autoptr (DlCheckpoint) base = cc_open_ok (path, NULL);
 
   /* a DreamBooth export: the UNet new, the rest as stored (f16) */
   DlCheckpointWriteOptions o;
@@ -530,7 +498,7 @@ test_sdxl_manifests (void)
   g_autoptr (GError) error = NULL;
   g_autoptr (GPtrArray) single = dl_checkpoint_write_plan (base, &o, &error);
   g_assert_no_error (error);
-  assert_plan_matches (single, NULL, sgm);
+  mc_check_write_plan (single, NULL, sgm, check_entry);
   guint stacked = 0, transposed = 0;
   for (guint i = 0; i < single->len; i++)
     {
@@ -546,7 +514,7 @@ test_sdxl_manifests (void)
   g_assert_no_error (error);
   JsonObject *files = json_object_get_object_member (dif, "files");
   for (guint i = 0; i < G_N_ELEMENTS (weight_files); i++)
-    assert_plan_matches (folder, weight_files[i], json_object_get_object_member (files, weight_files[i]));
+    mc_check_write_plan (folder, weight_files[i], json_object_get_object_member (files, weight_files[i]), check_entry);
   g_assert_cmpuint (folder->len, ==, 1680 + 248 + 196 + 517);
 
   /* SDXL base's configs: every value the manifest lists */

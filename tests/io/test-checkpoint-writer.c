@@ -19,6 +19,8 @@
 #include "io/dl-checkpoint-writer.h"
 #include "io/dl-checkpoint.h"
 #include "io/dl-safetensors.h"
+#include "checkpoint-check.h"
+#include "manifest-check.h"
 #include "sparse-writer.h"
 
 static char *tmp_dir;
@@ -29,16 +31,6 @@ static char *
 tmp_path (const char *name)
 {
   return g_build_filename (tmp_dir, name, NULL);
-}
-
-static DlCheckpoint *
-open_ok (const char *path, const char *config_dir)
-{
-  g_autoptr (GError) error = NULL;
-  DlCheckpoint *ck = dl_checkpoint_open (path, config_dir, &error);
-  g_assert_no_error (error);
-  g_assert_nonnull (ck);
-  return ck;
 }
 
 /* ---- the source: the base's values, some replaced ---- */
@@ -260,7 +252,7 @@ listing (const char *dir)
 static void
 round_trip (const char *base_path, const char *config_dir, const char *tag)
 {
-  g_autoptr (DlCheckpoint) base = open_ok (base_path, config_dir);
+  g_autoptr (DlCheckpoint) base = cc_open_ok (base_path, config_dir);
   Source s;
   source_init (&s, base);
   DlCheckpointWriteOptions o;
@@ -277,7 +269,7 @@ round_trip (const char *base_path, const char *config_dir, const char *tag)
   write_ok (base, &s, &o, file);
   check_calls (&s, 1);
   {
-    g_autoptr (DlCheckpoint) out = open_ok (file, g_diffusers);
+    g_autoptr (DlCheckpoint) out = cc_open_ok (file, g_diffusers);
     g_assert_cmpint (dl_checkpoint_get_layout (out), ==, DL_CHECKPOINT_SINGLE_FILE);
     check_written (&s, out, DL_ST_F32);
     assert_same_keys (file, g_ldm, TRUE);
@@ -303,7 +295,7 @@ round_trip (const char *base_path, const char *config_dir, const char *tag)
   o.layout = DL_CHECKPOINT_WRITE_DIFFUSERS;
   write_ok (base, &s, &o, dir);
   check_calls (&s, 2);
-  g_autoptr (DlCheckpoint) out = open_ok (dir, NULL);
+  g_autoptr (DlCheckpoint) out = cc_open_ok (dir, NULL);
   g_assert_cmpint (dl_checkpoint_get_layout (out), ==, DL_CHECKPOINT_DIFFUSERS);
   check_written (&s, out, DL_ST_F32);
   for (guint i = 0; i < G_N_ELEMENTS (diffusers_files); i++)
@@ -355,7 +347,7 @@ test_round_trip_from_single_file (void)
 static void
 test_configs_match_golden (void)
 {
-  g_autoptr (DlCheckpoint) base = open_ok (g_diffusers, NULL);
+  g_autoptr (DlCheckpoint) base = cc_open_ok (g_diffusers, NULL);
   const char *files[] = { "unet/config.json", "vae/config.json", "text_encoder/config.json",
                           "scheduler/scheduler_config.json", "model_index.json" };
   for (guint i = 0; i < G_N_ELEMENTS (files); i++)
@@ -394,7 +386,7 @@ test_configs_match_golden (void)
 static void
 test_f16 (void)
 {
-  g_autoptr (DlCheckpoint) base = open_ok (g_diffusers, NULL);
+  g_autoptr (DlCheckpoint) base = cc_open_ok (g_diffusers, NULL);
   Source s;
   source_init (&s, base);
   DlCheckpointWriteOptions o;
@@ -403,7 +395,7 @@ test_f16 (void)
   o.layout = DL_CHECKPOINT_WRITE_DIFFUSERS;
   g_autofree char *dir = tmp_path ("f16");
   write_ok (base, &s, &o, dir);
-  g_autoptr (DlCheckpoint) out = open_ok (dir, NULL);
+  g_autoptr (DlCheckpoint) out = cc_open_ok (dir, NULL);
   check_written (&s, out, DL_ST_F16); /* UNet and text encoder rounded to nearest even, VAE F32 as stored */
   g_autofree char *te_cfg = g_build_filename (dir, "text_encoder", "config.json", NULL);
   g_autofree char *text = NULL;
@@ -415,7 +407,7 @@ test_f16 (void)
   o.convert_base = TRUE;
   g_autofree char *file = tmp_path ("f16-all.safetensors");
   write_ok (base, &s, &o, file);
-  g_autoptr (DlCheckpoint) all = open_ok (file, g_diffusers);
+  g_autoptr (DlCheckpoint) all = cc_open_ok (file, g_diffusers);
   for (guint i = 0; i < dl_checkpoint_get_n_params (all); i++)
     {
       const DlCheckpointParam *p = dl_checkpoint_get_param (all, i);
@@ -435,7 +427,7 @@ test_f16 (void)
   g_autoptr (GError) error = NULL;
   g_assert_true (dl_checkpoint_write (all, NULL, NULL, &o, again, &error));
   g_assert_no_error (error);
-  g_autoptr (DlCheckpoint) copy = open_ok (again, g_diffusers);
+  g_autoptr (DlCheckpoint) copy = cc_open_ok (again, g_diffusers);
   for (guint i = 0; i < dl_checkpoint_get_n_params (copy); i++)
     {
       const DlCheckpointParam *p = dl_checkpoint_get_param (copy, i);
@@ -533,7 +525,7 @@ test_failures_leave_nothing (void)
 {
   g_autofree char *dir = tmp_path ("fail");
   g_assert_cmpint (g_mkdir (dir, 0700), ==, 0);
-  g_autoptr (DlCheckpoint) base = open_ok (g_diffusers, NULL);
+  g_autoptr (DlCheckpoint) base = cc_open_ok (g_diffusers, NULL);
   Source s;
   source_init (&s, base);
   DlCheckpointWriteOptions o;
@@ -572,7 +564,7 @@ test_failures_leave_nothing (void)
   g_autofree char *still_one = listing (dir);
   g_assert_cmpstr (still_one, ==, "model");
   {
-    g_autoptr (DlCheckpoint) out = open_ok (model, NULL);
+    g_autoptr (DlCheckpoint) out = cc_open_ok (model, NULL);
     check_written (&s, out, DL_ST_F32);
   }
 
@@ -610,65 +602,42 @@ test_failures_leave_nothing (void)
 
 /* ---- the full-size SD 1.5 manifests (names and shapes only) ---- */
 
-static JsonObject *
-manifest (JsonParser *p, const char *name)
-{
-  g_autofree char *path = dl_test_golden_path (name);
-  g_assert_nonnull (path);
-  g_assert_true (json_parser_load_from_file (p, path, NULL));
-  return json_node_get_object (json_parser_get_root (p));
-}
-
-/* The plan's entries of `file` (NULL: all) are exactly `keys`, with their shapes. */
+/* What a DreamBooth export of SD 1.5 writes: the UNet and text encoder from
+ * the source in f16, the VAE as stored (f32). */
 static void
-assert_plan_matches (GPtrArray *plan, const char *file, JsonObject *keys)
+check_entry (const DlCheckpointWriteEntry *e)
 {
-  guint n = 0;
-  for (guint i = 0; i < plan->len; i++)
-    {
-      const DlCheckpointWriteEntry *e = plan->pdata[i];
-      if (g_strcmp0 (e->file, file) != 0)
-        continue;
-      n++;
-      if (!json_object_has_member (keys, e->key))
-        g_error ("%s is written as %s, which the manifest does not have", e->name, e->key);
-      JsonArray *shape = json_object_get_array_member (json_object_get_object_member (keys, e->key), "shape");
-      if (json_array_get_length (shape) != (guint)e->ndim)
-        g_error ("%s: %d dimensions, the manifest has %u", e->key, e->ndim, json_array_get_length (shape));
-      for (int d = 0; d < e->ndim; d++)
-        g_assert_cmpint (json_array_get_int_element (shape, (guint)d), ==, e->shape[d]);
-      g_assert_cmpint (e->dtype, ==, e->from_source ? DL_ST_F16 : DL_ST_F32);
-      g_assert_true (e->from_source == !g_str_has_prefix (e->name, "vae."));
-    }
-  g_assert_cmpuint (n, ==, json_object_get_size (keys));
+  g_assert_cmpint (e->dtype, ==, e->from_source ? DL_ST_F16 : DL_ST_F32);
+  g_assert_true (e->from_source == !g_str_has_prefix (e->name, "vae."));
 }
 
 static void
 test_sd15_manifests (void)
 {
-  g_autoptr (JsonParser) lp = json_parser_new ();
-  g_autoptr (JsonParser) dp = json_parser_new ();
-  JsonObject *ldm = json_object_get_object_member (manifest (lp, "sd15-ldm-keys.json"), "keys");
-  JsonObject *dif = manifest (dp, "sd15-diffusers-keys.json");
+  g_autoptr (JsonParser) lp = mc_load_manifest ("sd15-ldm-keys.json");
+  g_autoptr (JsonParser) dp = mc_load_manifest ("sd15-diffusers-keys.json");
+  JsonObject *ldm = json_object_get_object_member (json_node_get_object (json_parser_get_root (lp)), "keys");
+  JsonObject *dif = json_node_get_object (json_parser_get_root (dp));
   g_autoptr (GPtrArray) keys = sw_keys_from_json_object (ldm);
   g_assert_cmpuint (keys->len, ==, 1130);
   g_autofree char *path = tmp_path ("sd15-sparse.safetensors");
   sw_write_sparse (path, keys, NULL);
-  g_autoptr (DlCheckpoint) base = open_ok (path, NULL);
+  g_autoptr (DlCheckpoint) base = cc_open_ok (path, NULL);
 
   DlCheckpointWriteOptions o;
   dl_checkpoint_write_options_init (&o);
   g_autoptr (GError) error = NULL;
   g_autoptr (GPtrArray) single = dl_checkpoint_write_plan (base, &o, &error);
   g_assert_no_error (error);
-  assert_plan_matches (single, NULL, ldm);
+  mc_check_write_plan (single, NULL, ldm, check_entry);
 
   o.layout = DL_CHECKPOINT_WRITE_DIFFUSERS;
   g_autoptr (GPtrArray) folder = dl_checkpoint_write_plan (base, &o, &error);
   g_assert_no_error (error);
   JsonObject *files = json_object_get_object_member (dif, "files");
   for (guint i = 0; i < G_N_ELEMENTS (diffusers_files); i++)
-    assert_plan_matches (folder, diffusers_files[i], json_object_get_object_member (files, diffusers_files[i]));
+    mc_check_write_plan (folder, diffusers_files[i], json_object_get_object_member (files, diffusers_files[i]),
+                         check_entry);
   g_assert_cmpuint (folder->len, ==, 1130);
 
   /* SD 1.5's configs: every value the manifest lists */

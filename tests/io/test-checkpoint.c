@@ -15,31 +15,13 @@
 #include "dl-half.h"
 #include "io/dl-checkpoint.h"
 #include "io/dl-keymap.h"
+#include "checkpoint-check.h"
 #include "manifest-check.h"
 #include "sparse-writer.h"
 #include "torch-writer.h"
 
-static char *base_tmp_dir;
-static char *tmp_dir;
 static char *g_ldm;       /* tiny-sd15-ldm.safetensors */
 static char *g_diffusers; /* tiny-sd15-diffusers/ */
-
-static void
-use_subdir (const char *sub)
-{
-  g_free (tmp_dir);
-  tmp_dir = g_build_filename (base_tmp_dir, sub, NULL);
-  g_assert_cmpint (g_mkdir_with_parents (tmp_dir, 0700), ==, 0);
-}
-
-static char *
-tmp_path (const char *name)
-{
-  char *p = g_build_filename (tmp_dir, name, NULL);
-  g_autofree char *dir = g_path_get_dirname (p);
-  g_assert_cmpint (g_mkdir_with_parents (dir, 0700), ==, 0);
-  return p;
-}
 
 static void
 write_text (const char *path, const char *text)
@@ -48,11 +30,11 @@ write_text (const char *path, const char *text)
   g_assert_true (g_file_set_contents (path, text, -1, &error));
 }
 
-/* A link to a golden file under `tmp_dir/name` (no copy of the weights). */
+/* A link to a golden file under the scratch subfolder (`name`) (no copy of the weights). */
 static char *
 link_golden (const char *golden_file, const char *name)
 {
-  char *p = tmp_path (name);
+  char *p = cc_scratch_path (name);
   g_assert_cmpint (symlink (golden_file, p), ==, 0);
   return p;
 }
@@ -77,7 +59,7 @@ write_json (const char *path, JsonNode *node)
   g_assert_true (json_generator_to_file (gen, path, &error));
 }
 
-/* tmp_dir/<dir>/{unet,vae,text_encoder}/config.json and
+/* <scratch subfolder>/<dir>/{unet,vae,text_encoder}/config.json and
  * scheduler/scheduler_config.json copied from the tiny model */
 static char *
 copy_golden_configs (const char *dir)
@@ -87,11 +69,11 @@ copy_golden_configs (const char *dir)
   for (guint i = 0; i < G_N_ELEMENTS (files); i++)
     {
       g_autofree char *rel = g_build_filename (dir, files[i], NULL);
-      g_autofree char *out = tmp_path (rel);
+      g_autofree char *out = cc_scratch_path (rel);
       g_autoptr (JsonNode) n = golden_config (files[i]);
       write_json (out, n);
     }
-  return tmp_path (dir);
+  return cc_scratch_path (dir);
 }
 
 static void
@@ -124,45 +106,6 @@ jint (gint64 v)
   return n;
 }
 
-static DlCheckpoint *
-open_ok (const char *path, const char *config_dir)
-{
-  g_autoptr (GError) error = NULL;
-  DlCheckpoint *ck = dl_checkpoint_open (path, config_dir, &error);
-  g_assert_no_error (error);
-  g_assert_nonnull (ck);
-  return ck;
-}
-
-/* Opening fails with `code` and a message holding every NULL-terminated needle. */
-static void
-open_fails (const char *path, const char *config_dir, int code, ...)
-{
-  g_autoptr (GError) error = NULL;
-  g_autoptr (DlCheckpoint) ck = dl_checkpoint_open (path, config_dir, &error);
-  g_assert_null (ck);
-  g_assert_nonnull (error);
-  g_test_message ("expected error: %s", error->message);
-  g_assert_true (error->domain == DL_ERROR);
-  g_assert_cmpint (error->code, ==, code);
-  va_list ap;
-  va_start (ap, code);
-  const char *needle;
-  while ((needle = va_arg (ap, const char *)))
-    if (!strstr (error->message, needle))
-      g_error ("the error “%s” does not mention “%s”", error->message, needle);
-  va_end (ap);
-}
-
-static gboolean
-contains (GPtrArray *strings, const char *s)
-{
-  for (guint i = 0; i < strings->len; i++)
-    if (g_strcmp0 (strings->pdata[i], s) == 0)
-      return TRUE;
-  return FALSE;
-}
-
 static char *
 config_value (DlCheckpoint *ck, const char *field)
 {
@@ -186,8 +129,8 @@ assert_config (DlCheckpoint *ck, const char *field, const char *value, const cha
 static void
 test_golden_both_layouts (void)
 {
-  g_autoptr (DlCheckpoint) d = open_ok (g_diffusers, NULL);
-  g_autoptr (DlCheckpoint) s = open_ok (g_ldm, g_diffusers);
+  g_autoptr (DlCheckpoint) d = cc_open_ok (g_diffusers, NULL);
+  g_autoptr (DlCheckpoint) s = cc_open_ok (g_ldm, g_diffusers);
   g_assert_cmpint (dl_checkpoint_get_layout (d), ==, DL_CHECKPOINT_DIFFUSERS);
   g_assert_cmpint (dl_checkpoint_get_layout (s), ==, DL_CHECKPOINT_SINGLE_FILE);
   g_assert_cmpint (dl_checkpoint_get_family (d), ==, DL_FAMILY_SD1);
@@ -291,7 +234,7 @@ test_golden_both_layouts (void)
 static void
 test_golden_upload (void)
 {
-  g_autoptr (DlCheckpoint) s = open_ok (g_ldm, g_diffusers);
+  g_autoptr (DlCheckpoint) s = cc_open_ok (g_ldm, g_diffusers);
   const char *names[] = { "vae.encoder.mid_block.attentions.0.to_v.weight", "unet.conv_in.weight",
                           "text_encoder.text_model.final_layer_norm.bias" };
   const DlDType dtypes[] = { DL_DTYPE_F32, DL_DTYPE_F16, DL_DTYPE_BF16 };
@@ -323,15 +266,15 @@ test_golden_upload (void)
 static void
 test_single_file_needs_config (void)
 {
-  open_fails (g_ldm, NULL, DL_ERROR_INVALID_FILE, "text_encoder.n_heads", "--config", NULL);
+  cc_open_fails (g_ldm, NULL, DL_ERROR_INVALID_FILE, "text_encoder.n_heads", "--config", NULL);
 }
 
 static void
 test_config_order (void)
 {
-  use_subdir ("config_order");
+  cc_scratch_use ("config_order");
   g_autofree char *model = link_golden (g_ldm, "model.safetensors");
-  g_autofree char *yaml = tmp_path ("model.yaml");
+  g_autofree char *yaml = cc_scratch_path ("model.yaml");
   write_text (yaml, "model:\n"
                     "  target: ldm.models.diffusion.ddpm.LatentDiffusion\n"
                     "  params:\n"
@@ -356,7 +299,7 @@ test_config_order (void)
 
   /* 1. weights, 2. --config, 3. sidecar yaml, 4. SD 1.x defaults */
   {
-    g_autoptr (DlCheckpoint) ck = open_ok (model, cfg);
+    g_autoptr (DlCheckpoint) ck = cc_open_ok (model, cfg);
     assert_config (ck, "unet.in_channels", "4", "weights");
     assert_config (ck, "unet.attention_heads", "[4, 4, 4, 4]", unet_cfg);
     assert_config (ck, "scheduler.beta_start", "0.00085", sched_cfg);
@@ -373,43 +316,43 @@ test_config_order (void)
   /* without attention_head_dim in the config, the yaml's num_heads */
   edit_config (cfg, "unet/config.json", "attention_head_dim", NULL);
   {
-    g_autoptr (DlCheckpoint) ck = open_ok (model, cfg);
+    g_autoptr (DlCheckpoint) ck = cc_open_ok (model, cfg);
     assert_config (ck, "unet.attention_heads", "[2, 2, 2, 2]", yaml);
     assert_config (ck, "unet.mid_attention_heads", "2", yaml);
   }
   /* without the yaml either, SD 1.x's 8 heads */
   g_assert_cmpint (g_unlink (yaml), ==, 0);
   {
-    g_autoptr (DlCheckpoint) ck = open_ok (model, cfg);
+    g_autoptr (DlCheckpoint) ck = cc_open_ok (model, cfg);
     assert_config (ck, "unet.attention_heads", "[8, 8, 8, 8]", "SD 1.x default");
     assert_config (ck, "scheduler.prediction_type", "epsilon", "SD 1.x default");
     assert_config (ck, "vae.scaling_factor", "0.18215", vae_cfg);
   }
   /* the name "<file>.safetensors.yaml" is accepted too */
-  g_autofree char *yaml2 = tmp_path ("model.safetensors.yaml");
+  g_autofree char *yaml2 = cc_scratch_path ("model.safetensors.yaml");
   write_text (yaml2, "model:\n  params:\n    parameterization: eps\n    unet_config:\n      params:\n"
                      "        num_heads: 1\n");
   {
-    g_autoptr (DlCheckpoint) ck = open_ok (model, cfg);
+    g_autoptr (DlCheckpoint) ck = cc_open_ok (model, cfg);
     assert_config (ck, "unet.attention_heads", "[1, 1, 1, 1]", yaml2);
   }
 
   /* bad sources are errors naming the file and the key */
   write_text (yaml2, "model:\n  params:\n    parameterization: sideways\n");
-  open_fails (model, cfg, DL_ERROR_INVALID_FILE, yaml2, "parameterization", "sideways", NULL);
+  cc_open_fails (model, cfg, DL_ERROR_INVALID_FILE, yaml2, "parameterization", "sideways", NULL);
   write_text (yaml2, "model:\n  params: [unclosed\n");
-  open_fails (model, cfg, DL_ERROR_INVALID_FILE, yaml2, "YAML", NULL);
+  cc_open_fails (model, cfg, DL_ERROR_INVALID_FILE, yaml2, "YAML", NULL);
   write_text (yaml2, "just: text\n");
-  open_fails (model, cfg, DL_ERROR_INVALID_FILE, yaml2, "not an LDM config", NULL);
+  cc_open_fails (model, cfg, DL_ERROR_INVALID_FILE, yaml2, "not an LDM config", NULL);
   g_assert_cmpint (g_unlink (yaml2), ==, 0);
   edit_config (cfg, "unet/config.json", "attention_head_dim", jstr ("four"));
-  open_fails (model, cfg, DL_ERROR_INVALID_FILE, unet_cfg, "attention_head_dim", NULL);
+  cc_open_fails (model, cfg, DL_ERROR_INVALID_FILE, unet_cfg, "attention_head_dim", NULL);
   edit_config (cfg, "unet/config.json", "attention_head_dim", jint (3));
-  open_fails (model, cfg, DL_ERROR_INVALID_FILE, "unet.attention_heads", unet_cfg, NULL);
+  cc_open_fails (model, cfg, DL_ERROR_INVALID_FILE, "unet.attention_heads", unet_cfg, NULL);
   write_text (unet_cfg, "{\"attention_head_dim\": 4,");
-  open_fails (model, cfg, DL_ERROR_INVALID_FILE, unet_cfg, NULL);
-  g_autofree char *nowhere = tmp_path ("no-such-config");
-  open_fails (model, nowhere, DL_ERROR_INVALID_ARGUMENT, nowhere, NULL);
+  cc_open_fails (model, cfg, DL_ERROR_INVALID_FILE, unet_cfg, NULL);
+  g_autofree char *nowhere = cc_scratch_path ("no-such-config");
+  cc_open_fails (model, nowhere, DL_ERROR_INVALID_ARGUMENT, nowhere, NULL);
 }
 
 /* ---- synthetic files from the tiny model's keys ---- */
@@ -456,7 +399,7 @@ make_openclip (GPtrArray *keys)
 static char *
 write_keys (const char *name, GPtrArray *keys)
 {
-  char *path = tmp_path (name);
+  char *path = cc_scratch_path (name);
   sw_write_sparse (path, keys, NULL);
   return path;
 }
@@ -464,12 +407,12 @@ write_keys (const char *name, GPtrArray *keys)
 static void
 test_family_single_file (void)
 {
-  use_subdir ("family_single");
+  cc_scratch_use ("family_single");
   /* control: the tiny model's own keys */
   {
     g_autoptr (GPtrArray) k = tiny_ldm_keys ();
     g_autofree char *p = write_keys ("sd1.safetensors", k);
-    g_autoptr (DlCheckpoint) ck = open_ok (p, g_diffusers);
+    g_autoptr (DlCheckpoint) ck = cc_open_ok (p, g_diffusers);
     g_assert_cmpint (dl_checkpoint_get_family (ck), ==, DL_FAMILY_SD1);
   }
   /* inpainting: 9 input channels (4 latent + 4 masked image + mask) */
@@ -477,19 +420,19 @@ test_family_single_file (void)
     g_autoptr (GPtrArray) k = tiny_ldm_keys ();
     set_dim (k, "model.diffusion_model.input_blocks.0.0.weight", 1, 9);
     g_autofree char *p = write_keys ("sd1-inpaint.safetensors", k);
-    open_fails (p, g_diffusers, DL_ERROR_UNSUPPORTED, p, "recognised as Stable Diffusion 1.x inpainting",
-                "not supported yet", NULL);
+    cc_open_fails (p, g_diffusers, DL_ERROR_UNSUPPORTED, p, "recognised as Stable Diffusion 1.x inpainting",
+                   "not supported yet", NULL);
   }
   /* SD 2.x by its context width; v-prediction from a sidecar yaml or a config */
   {
     g_autoptr (GPtrArray) k = tiny_ldm_keys ();
     make_context_1024 (k);
     g_autofree char *p = write_keys ("sd2.safetensors", k);
-    open_fails (p, NULL, DL_ERROR_UNSUPPORTED, "recognised as Stable Diffusion 2.x, not supported yet", NULL);
-    g_autofree char *yaml = tmp_path ("sd2.yaml");
+    cc_open_fails (p, NULL, DL_ERROR_UNSUPPORTED, "recognised as Stable Diffusion 2.x, not supported yet", NULL);
+    g_autofree char *yaml = cc_scratch_path ("sd2.yaml");
     write_text (yaml, "model:\n  params:\n    parameterization: \"v\"\n    unet_config:\n      params:\n"
                       "        num_head_channels: 64\n        use_linear_in_transformer: true\n");
-    open_fails (p, NULL, DL_ERROR_UNSUPPORTED, "recognised as Stable Diffusion 2.x (v-prediction)", NULL);
+    cc_open_fails (p, NULL, DL_ERROR_UNSUPPORTED, "recognised as Stable Diffusion 2.x (v-prediction)", NULL);
     g_assert_cmpint (g_unlink (yaml), ==, 0);
     /* a diffusers SD 2.1-v config: head counts per level, v_prediction */
     g_autofree char *cfg = copy_golden_configs ("sd2v-config");
@@ -499,19 +442,19 @@ test_family_single_file (void)
       json_array_add_int_element (json_node_get_array (heads), (gint64[]){ 5, 10, 20, 20 }[i]);
     edit_config (cfg, "unet/config.json", "attention_head_dim", heads);
     edit_config (cfg, "scheduler/scheduler_config.json", "prediction_type", jstr ("v_prediction"));
-    open_fails (p, cfg, DL_ERROR_UNSUPPORTED, "recognised as Stable Diffusion 2.x (v-prediction)", NULL);
+    cc_open_fails (p, cfg, DL_ERROR_UNSUPPORTED, "recognised as Stable Diffusion 2.x (v-prediction)", NULL);
     edit_config (cfg, "scheduler/scheduler_config.json", "prediction_type", jstr ("epsilon"));
-    open_fails (p, cfg, DL_ERROR_UNSUPPORTED, "recognised as Stable Diffusion 2.x, not supported yet", NULL);
+    cc_open_fails (p, cfg, DL_ERROR_UNSUPPORTED, "recognised as Stable Diffusion 2.x, not supported yet", NULL);
   }
   /* SD 2.x by its OpenCLIP text encoder; with 9 channels, SD 2.x inpainting */
   {
     g_autoptr (GPtrArray) k = tiny_ldm_keys ();
     make_openclip (k);
     g_autofree char *p = write_keys ("sd2-openclip.safetensors", k);
-    open_fails (p, NULL, DL_ERROR_UNSUPPORTED, "recognised as Stable Diffusion 2.x, not supported yet", NULL);
+    cc_open_fails (p, NULL, DL_ERROR_UNSUPPORTED, "recognised as Stable Diffusion 2.x, not supported yet", NULL);
     set_dim (k, "model.diffusion_model.input_blocks.0.0.weight", 1, 9);
     g_autofree char *p2 = write_keys ("sd2-inpaint.safetensors", k);
-    open_fails (p2, NULL, DL_ERROR_UNSUPPORTED, "recognised as Stable Diffusion 2.x inpainting", NULL);
+    cc_open_fails (p2, NULL, DL_ERROR_UNSUPPORTED, "recognised as Stable Diffusion 2.x inpainting", NULL);
   }
   /* SDXL: two text encoders under conditioner.embedders (SGM single files load:
    * test-checkpoint-sdxl.c; these SD 1.x weights do not fit the SDXL markers) */
@@ -525,10 +468,10 @@ test_family_single_file (void)
     sw_keys_add (k, "conditioner.embedders.1.model.ln_final.weight", DL_ST_F16, 1, (int64_t[]){ 1280 });
     sw_keys_add (k, "model.diffusion_model.label_emb.0.0.weight", DL_ST_F16, 2, (int64_t[]){ 1280, 2816 });
     g_autofree char *p = write_keys ("sdxl.safetensors", k);
-    open_fails (p, NULL, DL_ERROR_INVALID_FILE, p, "model.diffusion_model.label_emb.0.0.weight", NULL);
+    cc_open_fails (p, NULL, DL_ERROR_INVALID_FILE, p, "model.diffusion_model.label_emb.0.0.weight", NULL);
     set_dim (k, "model.diffusion_model.input_blocks.0.0.weight", 1, 9);
     g_autofree char *p2 = write_keys ("sdxl-inpaint.safetensors", k);
-    open_fails (p2, NULL, DL_ERROR_UNSUPPORTED, "recognised as Stable Diffusion XL inpainting", NULL);
+    cc_open_fails (p2, NULL, DL_ERROR_UNSUPPORTED, "recognised as Stable Diffusion XL inpainting", NULL);
   }
   /* files that are not a model at all say what they look like */
   {
@@ -536,19 +479,19 @@ test_family_single_file (void)
     sw_keys_add (k, "lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight", DL_ST_F16, 2,
                  (int64_t[]){ 4, 320 });
     g_autofree char *p = write_keys ("lora.safetensors", k);
-    open_fails (p, NULL, DL_ERROR_INVALID_FILE, p, "not a Stable Diffusion checkpoint", "LoRA", NULL);
+    cc_open_fails (p, NULL, DL_ERROR_INVALID_FILE, p, "not a Stable Diffusion checkpoint", "LoRA", NULL);
     g_autoptr (GPtrArray) v = sw_keys_new ();
     sw_keys_add (v, "encoder.down.0.block.0.conv1.weight", DL_ST_F32, 4, (int64_t[]){ 128, 128, 3, 3 });
     g_autofree char *pv = write_keys ("vae.safetensors", v);
-    open_fails (pv, NULL, DL_ERROR_INVALID_FILE, "standalone VAE", NULL);
+    cc_open_fails (pv, NULL, DL_ERROR_INVALID_FILE, "standalone VAE", NULL);
     g_autoptr (GPtrArray) t = sw_keys_new ();
     sw_keys_add (t, "emb_params", DL_ST_F32, 2, (int64_t[]){ 2, 768 });
     g_autofree char *pt = write_keys ("ti.safetensors", t);
-    open_fails (pt, NULL, DL_ERROR_INVALID_FILE, "textual-inversion", NULL);
+    cc_open_fails (pt, NULL, DL_ERROR_INVALID_FILE, "textual-inversion", NULL);
     g_autofree char *unet = g_build_filename (g_diffusers, "unet", "diffusion_pytorch_model.safetensors", NULL);
     g_autoptr (GPtrArray) u = sw_keys_from_safetensors (unet);
     g_autofree char *pu = write_keys ("unet-only.safetensors", u);
-    open_fails (pu, NULL, DL_ERROR_INVALID_FILE, "diffusers names", NULL);
+    cc_open_fails (pu, NULL, DL_ERROR_INVALID_FILE, "diffusers names", NULL);
   }
 }
 
@@ -570,12 +513,12 @@ make_diffusers (const char *dir, KeyEdit edit)
       if (edit)
         edit (comps[i][0], k);
       g_autofree char *rel = g_build_filename (dir, comps[i][0], comps[i][1], NULL);
-      g_autofree char *out = tmp_path (rel);
+      g_autofree char *out = cc_scratch_path (rel);
       sw_write_sparse (out, k, (const char *[]){ "format", "pt", NULL });
     }
   g_autofree char *index = g_build_filename (g_diffusers, "model_index.json", NULL);
   g_autofree char *index_rel = g_build_filename (dir, "model_index.json", NULL);
-  g_autofree char *index_out = tmp_path (index_rel);
+  g_autofree char *index_out = cc_scratch_path (index_rel);
   g_autofree char *text = NULL;
   g_assert_true (g_file_get_contents (index, &text, NULL, NULL));
   write_text (index_out, text);
@@ -645,28 +588,28 @@ edit_old_vae_names (const char *component, GPtrArray *keys)
 static void
 test_family_diffusers (void)
 {
-  use_subdir ("family_diffusers");
+  cc_scratch_use ("family_diffusers");
   {
     g_autofree char *d = make_diffusers ("sd1", NULL);
-    g_autoptr (DlCheckpoint) ck = open_ok (d, NULL);
+    g_autoptr (DlCheckpoint) ck = cc_open_ok (d, NULL);
     g_assert_cmpint (dl_checkpoint_get_family (ck), ==, DL_FAMILY_SD1);
     g_assert_cmpuint (dl_checkpoint_get_n_params (ck), ==, 860);
   }
   {
     g_autofree char *d = make_diffusers ("sd2", edit_openclip_width);
-    open_fails (d, NULL, DL_ERROR_UNSUPPORTED, "recognised as Stable Diffusion 2.x, not supported yet", NULL);
+    cc_open_fails (d, NULL, DL_ERROR_UNSUPPORTED, "recognised as Stable Diffusion 2.x, not supported yet", NULL);
     edit_config (d, "scheduler/scheduler_config.json", "prediction_type", jstr ("v_prediction"));
-    open_fails (d, NULL, DL_ERROR_UNSUPPORTED, "recognised as Stable Diffusion 2.x (v-prediction)", NULL);
+    cc_open_fails (d, NULL, DL_ERROR_UNSUPPORTED, "recognised as Stable Diffusion 2.x (v-prediction)", NULL);
   }
   {
     g_autofree char *d = make_diffusers ("sd1-inpaint", edit_inpaint);
-    open_fails (d, NULL, DL_ERROR_UNSUPPORTED, "recognised as Stable Diffusion 1.x inpainting", NULL);
+    cc_open_fails (d, NULL, DL_ERROR_UNSUPPORTED, "recognised as Stable Diffusion 1.x inpainting", NULL);
   }
   {
     g_autofree char *d = make_diffusers ("sdxl", NULL);
     g_autofree char *te2 = g_build_filename (d, "text_encoder_2", NULL);
     g_assert_cmpint (g_mkdir (te2, 0700), ==, 0);
-    open_fails (d, NULL, DL_ERROR_INVALID_FILE, "no text_encoder_2 weights", NULL);
+    cc_open_fails (d, NULL, DL_ERROR_INVALID_FILE, "no text_encoder_2 weights", NULL);
     /* the refiner: text_encoder_2 alone */
     g_autofree char *te1 = g_build_filename (d, "text_encoder", NULL);
     g_autofree char *w1 = g_build_filename (te1, "model.safetensors", NULL);
@@ -675,7 +618,7 @@ test_family_diffusers (void)
     g_autofree char *c1 = g_build_filename (te1, "config.json", NULL);
     g_unlink (c1);
     g_assert_cmpint (g_rmdir (te1), ==, 0);
-    open_fails (d, NULL, DL_ERROR_UNSUPPORTED, "SDXL refiner", "base models", NULL);
+    cc_open_fails (d, NULL, DL_ERROR_UNSUPPORTED, "SDXL refiner", "base models", NULL);
   }
   /* --config comes before a folder's own configs, which fill what it lacks */
   {
@@ -684,7 +627,7 @@ test_family_diffusers (void)
     g_autofree char *text_cfg = g_build_filename (cfg, "text_encoder", "config.json", NULL);
     g_assert_cmpint (g_unlink (text_cfg), ==, 0);
     edit_config (cfg, "unet/config.json", "attention_head_dim", jint (2));
-    g_autoptr (DlCheckpoint) ck = open_ok (d, cfg);
+    g_autoptr (DlCheckpoint) ck = cc_open_ok (d, cfg);
     g_autofree char *unet_cfg = g_build_filename (cfg, "unet", "config.json", NULL);
     g_autofree char *own_text = g_build_filename (d, "text_encoder", "config.json", NULL);
     assert_config (ck, "unet.attention_heads", "[2, 2, 2, 2]", unet_cfg);
@@ -693,12 +636,12 @@ test_family_diffusers (void)
   /* a missing key is named with its component */
   {
     g_autofree char *d = make_diffusers ("missing", edit_missing_unet_key);
-    open_fails (d, NULL, DL_ERROR_INVALID_FILE, "mid_block.attentions.0.proj_in.weight", "unet/", NULL);
+    cc_open_fails (d, NULL, DL_ERROR_INVALID_FILE, "mid_block.attentions.0.proj_in.weight", "unet/", NULL);
   }
   /* extra keys: known buffers ignored, the rest reported */
   {
     g_autofree char *d = make_diffusers ("extras", edit_extras);
-    g_autoptr (DlCheckpoint) ck = open_ok (d, NULL);
+    g_autoptr (DlCheckpoint) ck = cc_open_ok (d, NULL);
     GPtrArray *unknown = dl_checkpoint_get_unknown_keys (ck), *ignored = dl_checkpoint_get_ignored_keys (ck);
     g_assert_cmpuint (unknown->len, ==, 1);
     g_assert_cmpstr (unknown->pdata[0], ==, "unet/something_new.weight");
@@ -709,7 +652,7 @@ test_family_diffusers (void)
   /* the older VAE attention names load as the new ones */
   {
     g_autofree char *d = make_diffusers ("old-vae", edit_old_vae_names);
-    g_autoptr (DlCheckpoint) ck = open_ok (d, NULL);
+    g_autoptr (DlCheckpoint) ck = cc_open_ok (d, NULL);
     const DlCheckpointParam *p = dl_checkpoint_find (ck, "vae.decoder.mid_block.attentions.0.to_out.0.weight");
     g_assert_nonnull (p);
     g_assert_cmpstr (p->file_key, ==, "decoder.mid_block.attentions.0.proj_attn.weight");
@@ -718,13 +661,13 @@ test_family_diffusers (void)
   }
   /* a folder that is not a model; a component without weights */
   {
-    g_autofree char *d = tmp_path ("empty-folder");
+    g_autofree char *d = cc_scratch_path ("empty-folder");
     g_assert_cmpint (g_mkdir_with_parents (d, 0700), ==, 0);
-    open_fails (d, NULL, DL_ERROR_INVALID_FILE, d, "not a diffusers model", NULL);
+    cc_open_fails (d, NULL, DL_ERROR_INVALID_FILE, d, "not a diffusers model", NULL);
     g_autofree char *d2 = make_diffusers ("no-vae", NULL);
     g_autofree char *vae = g_build_filename (d2, "vae", "diffusion_pytorch_model.safetensors", NULL);
     g_assert_cmpint (g_unlink (vae), ==, 0);
-    open_fails (d2, NULL, DL_ERROR_INVALID_FILE, "no vae weights", "vae/diffusion_pytorch_model.safetensors", NULL);
+    cc_open_fails (d2, NULL, DL_ERROR_INVALID_FILE, "no vae weights", "vae/diffusion_pytorch_model.safetensors", NULL);
   }
 }
 
@@ -733,41 +676,41 @@ test_family_diffusers (void)
 static void
 test_single_file_keys (void)
 {
-  use_subdir ("single_keys");
+  cc_scratch_use ("single_keys");
   {
     g_autoptr (GPtrArray) k = tiny_ldm_keys ();
     g_assert_true (sw_keys_remove (k, "model.diffusion_model.middle_block.1.proj_in.weight"));
     g_autofree char *p = write_keys ("missing-unet.safetensors", k);
-    open_fails (p, g_diffusers, DL_ERROR_INVALID_FILE, p, "missing tensor",
-                "model.diffusion_model.middle_block.1.proj_in.weight", "unet.mid_block.attentions.0.proj_in.weight",
-                NULL);
+    cc_open_fails (p, g_diffusers, DL_ERROR_INVALID_FILE, p, "missing tensor",
+                   "model.diffusion_model.middle_block.1.proj_in.weight", "unet.mid_block.attentions.0.proj_in.weight",
+                   NULL);
   }
   {
     g_autoptr (GPtrArray) k = tiny_ldm_keys ();
     g_assert_true (sw_keys_remove (k, "first_stage_model.decoder.up.0.block.1.conv2.bias"));
     g_autofree char *p = write_keys ("missing-vae.safetensors", k);
-    open_fails (p, g_diffusers, DL_ERROR_INVALID_FILE, "first_stage_model.decoder.up.0.block.1.conv2.bias",
-                "vae.decoder.up_blocks.1.resnets.1.conv2.bias", NULL);
+    cc_open_fails (p, g_diffusers, DL_ERROR_INVALID_FILE, "first_stage_model.decoder.up.0.block.1.conv2.bias",
+                   "vae.decoder.up_blocks.1.resnets.1.conv2.bias", NULL);
   }
   {
     g_autoptr (GPtrArray) k = tiny_ldm_keys ();
     g_assert_true (sw_keys_remove (k, "cond_stage_model.transformer.text_model.final_layer_norm.weight"));
     g_autofree char *p = write_keys ("missing-clip.safetensors", k);
-    open_fails (p, g_diffusers, DL_ERROR_INVALID_FILE,
-                "cond_stage_model.transformer.text_model.final_layer_norm.weight", NULL);
+    cc_open_fails (p, g_diffusers, DL_ERROR_INVALID_FILE,
+                   "cond_stage_model.transformer.text_model.final_layer_norm.weight", NULL);
   }
   {
     g_autoptr (GPtrArray) k = tiny_ldm_keys ();
     set_dim (k, "model.diffusion_model.out.2.weight", 2, 5);
     g_autofree char *p = write_keys ("bad-shape.safetensors", k);
-    open_fails (p, g_diffusers, DL_ERROR_INVALID_FILE, "model.diffusion_model.out.2.weight", "[4, 32, 5, 3]",
-                "[4, 32, 3, 3]", NULL);
+    cc_open_fails (p, g_diffusers, DL_ERROR_INVALID_FILE, "model.diffusion_model.out.2.weight", "[4, 32, 5, 3]",
+                   "[4, 32, 3, 3]", NULL);
   }
   {
     g_autoptr (GPtrArray) k = tiny_ldm_keys ();
     sw_keys_find (k, "model.diffusion_model.out.2.bias")->dtype = DL_ST_I32;
     g_autofree char *p = write_keys ("bad-dtype.safetensors", k);
-    open_fails (p, g_diffusers, DL_ERROR_UNSUPPORTED, "model.diffusion_model.out.2.bias", "I32", NULL);
+    cc_open_fails (p, g_diffusers, DL_ERROR_UNSUPPORTED, "model.diffusion_model.out.2.bias", "I32", NULL);
   }
   /* what real SD 1.x files carry besides the weights: non-pruned files hold
    * EMA copies, every file the schedule buffers */
@@ -806,7 +749,7 @@ test_single_file_keys (void)
     sw_keys_add (k, "model.diffusion_model.extra_thing.weight", DL_ST_F32, 1, (int64_t[]){ 2 });
     sw_keys_add (k, "foo.bar", DL_ST_F16, 1, (int64_t[]){ 2 });
     g_autofree char *p = write_keys ("full-ema.safetensors", k);
-    g_autoptr (DlCheckpoint) ck = open_ok (p, g_diffusers);
+    g_autoptr (DlCheckpoint) ck = cc_open_ok (p, g_diffusers);
     g_assert_cmpuint (dl_checkpoint_get_n_params (ck), ==, 860);
     GPtrArray *unknown = dl_checkpoint_get_unknown_keys (ck);
     g_assert_cmpuint (unknown->len, ==, 2);
@@ -814,9 +757,9 @@ test_single_file_keys (void)
     g_assert_cmpstr (unknown->pdata[1], ==, "model.diffusion_model.extra_thing.weight");
     GPtrArray *ignored = dl_checkpoint_get_ignored_keys (ck);
     g_assert_cmpuint (ignored->len, ==, 684 + 2 + 12 + 1);
-    g_assert_true (contains (ignored, "model_ema.diffusion_modelinput_blocks00weight"));
-    g_assert_true (contains (ignored, "betas"));
-    g_assert_true (contains (ignored, "cond_stage_model.transformer.text_model.embeddings.position_ids"));
+    g_assert_true (cc_strings_contain (ignored, "model_ema.diffusion_modelinput_blocks00weight"));
+    g_assert_true (cc_strings_contain (ignored, "betas"));
+    g_assert_true (cc_strings_contain (ignored, "cond_stage_model.transformer.text_model.embeddings.position_ids"));
     /* the unet params are the real ones, not the EMA copies */
     g_assert_cmpstr (dl_checkpoint_find (ck, "unet.conv_in.weight")->file_key, ==,
                      "model.diffusion_model.input_blocks.0.0.weight");
@@ -837,7 +780,7 @@ test_single_file_keys (void)
           }
       }
     g_autofree char *p = write_keys ("old-clip-names.safetensors", k);
-    g_autoptr (DlCheckpoint) ck = open_ok (p, g_diffusers);
+    g_autoptr (DlCheckpoint) ck = cc_open_ok (p, g_diffusers);
     g_assert_cmpuint (dl_checkpoint_get_n_params (ck), ==, 860);
     g_assert_cmpstr (dl_checkpoint_find (ck, "text_encoder.text_model.final_layer_norm.weight")->file_key, ==,
                      "cond_stage_model.transformer.final_layer_norm.weight");
@@ -847,7 +790,7 @@ test_single_file_keys (void)
     g_autoptr (GPtrArray) k = tiny_ldm_keys ();
     sw_keys_add (k, "cond_stage_model.transformer.final_layer_norm.weight", DL_ST_F32, 1, (int64_t[]){ 32 });
     g_autofree char *p = write_keys ("twice.safetensors", k);
-    open_fails (p, g_diffusers, DL_ERROR_INVALID_FILE, "text_encoder.text_model.final_layer_norm.weight", NULL);
+    cc_open_fails (p, g_diffusers, DL_ERROR_INVALID_FILE, "text_encoder.text_model.final_layer_norm.weight", NULL);
   }
 }
 
@@ -855,18 +798,18 @@ test_single_file_keys (void)
 static void
 test_bad_files (void)
 {
-  use_subdir ("bad_files");
-  g_autofree char *missing = tmp_path ("missing.safetensors");
-  open_fails (missing, NULL, DL_ERROR_IO, missing, NULL);
-  g_autofree char *empty = tmp_path ("empty.safetensors");
+  cc_scratch_use ("bad_files");
+  g_autofree char *missing = cc_scratch_path ("missing.safetensors");
+  cc_open_fails (missing, NULL, DL_ERROR_IO, missing, NULL);
+  g_autofree char *empty = cc_scratch_path ("empty.safetensors");
   write_text (empty, "");
-  open_fails (empty, NULL, DL_ERROR_INVALID_FILE, empty, NULL);
-  g_autofree char *text = tmp_path ("notes.ckpt");
+  cc_open_fails (empty, NULL, DL_ERROR_INVALID_FILE, empty, NULL);
+  g_autofree char *text = cc_scratch_path ("notes.ckpt");
   write_text (text, "this is not a model\n");
-  open_fails (text, NULL, DL_ERROR_INVALID_FILE, text, NULL);
-  g_autofree char *legacy = tmp_path ("legacy.ckpt");
+  cc_open_fails (text, NULL, DL_ERROR_INVALID_FILE, text, NULL);
+  g_autofree char *legacy = cc_scratch_path ("legacy.ckpt");
   write_text (legacy, "\x80\x02}q\x00.");
-  open_fails (legacy, NULL, DL_ERROR_INVALID_FILE, legacy, "legacy", NULL);
+  cc_open_fails (legacy, NULL, DL_ERROR_INVALID_FILE, legacy, "legacy", NULL);
   /* a safetensors header of 0x80 bytes starts like a pickle's PROTO 0x80 */
   {
     GString *h = g_string_new ("{\"__metadata__\":{\"note\":\"x\"}}");
@@ -874,9 +817,9 @@ test_bad_files (void)
       g_string_append_c (h, ' ');
     GString *f = g_string_new_len ("\x80\0\0\0\0\0\0\0", 8);
     g_string_append_len (f, h->str, (gssize)h->len);
-    g_autofree char *p = tmp_path ("proto-like.safetensors");
+    g_autofree char *p = cc_scratch_path ("proto-like.safetensors");
     g_assert_true (g_file_set_contents (p, f->str, (gssize)f->len, NULL));
-    open_fails (p, NULL, DL_ERROR_INVALID_FILE, p, "not a Stable Diffusion checkpoint", NULL);
+    cc_open_fails (p, NULL, DL_ERROR_INVALID_FILE, p, "not a Stable Diffusion checkpoint", NULL);
     g_string_free (h, TRUE);
     g_string_free (f, TRUE);
   }
@@ -884,9 +827,9 @@ test_bad_files (void)
   g_autofree char *data = NULL;
   gsize len;
   g_assert_true (g_file_get_contents (g_ldm, &data, &len, NULL));
-  g_autofree char *cut = tmp_path ("cut.safetensors");
+  g_autofree char *cut = cc_scratch_path ("cut.safetensors");
   g_assert_true (g_file_set_contents (cut, data, (gssize)(len / 2), NULL));
-  open_fails (cut, g_diffusers, DL_ERROR_INVALID_FILE, cut, "truncated", NULL);
+  cc_open_fails (cut, g_diffusers, DL_ERROR_INVALID_FILE, cut, "truncated", NULL);
 }
 
 /* ---- f16 / bf16 on disk ---- */
@@ -922,8 +865,8 @@ round_to (DlStDType dtype, float x)
 static void
 test_half_precision (void)
 {
-  use_subdir ("half");
-  g_autoptr (DlCheckpoint) ref = open_ok (g_diffusers, NULL);
+  cc_scratch_use ("half");
+  g_autoptr (DlCheckpoint) ref = cc_open_ok (g_diffusers, NULL);
   /* a diffusers folder with the UNet in f16, the VAE in bf16, the text encoder in f32 */
   g_autofree char *d = copy_golden_configs ("mixed");
   const struct
@@ -943,11 +886,11 @@ test_half_precision (void)
   g_autofree char *index = g_build_filename (d, "model_index.json", NULL);
   write_text (index, "{\"_class_name\": \"StableDiffusionPipeline\"}");
   /* the same as a single f16 file */
-  g_autofree char *single = tmp_path ("tiny-f16.safetensors");
+  g_autofree char *single = cc_scratch_path ("tiny-f16.safetensors");
   convert_file (g_ldm, single, DL_ST_F16);
 
-  g_autoptr (DlCheckpoint) mixed = open_ok (d, NULL);
-  g_autoptr (DlCheckpoint) half = open_ok (single, g_diffusers);
+  g_autoptr (DlCheckpoint) mixed = cc_open_ok (d, NULL);
+  g_autoptr (DlCheckpoint) half = cc_open_ok (single, g_diffusers);
   g_assert_cmpuint (dl_checkpoint_get_n_params (mixed), ==, dl_checkpoint_get_n_params (ref));
   g_assert_cmpuint (dl_checkpoint_get_n_params (half), ==, dl_checkpoint_get_n_params (ref));
   for (guint i = 0; i < dl_checkpoint_get_n_params (ref); i++)
@@ -1010,7 +953,7 @@ check_sd15_config (DlCheckpoint *ck)
 static void
 test_sparse_sd15_ldm (void)
 {
-  use_subdir ("sparse_ldm");
+  cc_scratch_use ("sparse_ldm");
   g_autoptr (JsonParser) ldm = mc_load_manifest ("sd15-ldm-keys.json");
   g_autoptr (JsonParser) dif = mc_load_manifest ("sd15-diffusers-keys.json");
   JsonObject *root = json_node_get_object (json_parser_get_root (ldm));
@@ -1021,7 +964,7 @@ test_sparse_sd15_ldm (void)
                (int64_t[]){ 1, 77 });
   sw_keys_add (keys, "alphas_cumprod", DL_ST_F32, 1, (int64_t[]){ 1000 });
   sw_keys_add (keys, "model_ema.decay", DL_ST_F32, 0, NULL);
-  g_autofree char *path = tmp_path ("v1-5-sparse.safetensors");
+  g_autofree char *path = cc_scratch_path ("v1-5-sparse.safetensors");
   sw_write_sparse (path, keys, NULL);
   GStatBuf s;
   g_assert_cmpint (g_stat (path, &s), ==, 0);
@@ -1030,7 +973,7 @@ test_sparse_sd15_ldm (void)
                   sw_disk_usage (path));
   g_assert_cmpuint (sw_disk_usage (path), <, 4 << 20);
 
-  g_autoptr (DlCheckpoint) ck = open_ok (path, NULL);
+  g_autoptr (DlCheckpoint) ck = cc_open_ok (path, NULL);
   g_assert_cmpint (dl_checkpoint_get_family (ck), ==, DL_FAMILY_SD1);
   g_assert_cmpuint (dl_checkpoint_get_n_params (ck), ==, 1130);
   g_assert_cmpuint (dl_checkpoint_get_unknown_keys (ck)->len, ==, 0);
@@ -1057,7 +1000,7 @@ test_sparse_sd15_ldm (void)
 static void
 test_sparse_sd15_diffusers (void)
 {
-  use_subdir ("sparse_diffusers");
+  cc_scratch_use ("sparse_diffusers");
   g_autoptr (JsonParser) dif = mc_load_manifest ("sd15-diffusers-keys.json");
   JsonObject *root = json_node_get_object (json_parser_get_root (dif));
   JsonObject *files = json_object_get_object_member (root, "files");
@@ -1067,7 +1010,7 @@ test_sparse_sd15_diffusers (void)
     {
       g_autoptr (GPtrArray) keys = sw_keys_from_json_object (json_object_get_object_member (files, l->data));
       g_autofree char *rel = g_build_filename ("sd15", l->data, NULL);
-      g_autofree char *path = tmp_path (rel);
+      g_autofree char *path = cc_scratch_path (rel);
       sw_write_sparse (path, keys, (const char *[]){ "format", "pt", NULL });
     }
   const char *cfgs[][2] = { { "unet", "unet/config.json" },
@@ -1076,14 +1019,14 @@ test_sparse_sd15_diffusers (void)
   for (guint i = 0; i < G_N_ELEMENTS (cfgs); i++)
     {
       g_autofree char *rel = g_build_filename ("sd15", cfgs[i][1], NULL);
-      g_autofree char *path = tmp_path (rel);
+      g_autofree char *path = cc_scratch_path (rel);
       write_json (path, json_object_get_member (configs, cfgs[i][0]));
     }
-  g_autofree char *dir = tmp_path ("sd15");
+  g_autofree char *dir = cc_scratch_path ("sd15");
   g_autofree char *index = g_build_filename (dir, "model_index.json", NULL);
   write_text (index, "{\"_class_name\": \"StableDiffusionPipeline\"}");
 
-  g_autoptr (DlCheckpoint) ck = open_ok (dir, NULL);
+  g_autoptr (DlCheckpoint) ck = cc_open_ok (dir, NULL);
   g_assert_cmpint (dl_checkpoint_get_family (ck), ==, DL_FAMILY_SD1);
   g_assert_cmpuint (dl_checkpoint_get_n_params (ck), ==, 1130);
   g_assert_cmpuint (dl_checkpoint_get_unknown_keys (ck)->len, ==, 0);
@@ -1114,7 +1057,7 @@ test_sparse_sd15_diffusers (void)
 static void
 test_ckpt_golden (void)
 {
-  use_subdir ("ckpt");
+  cc_scratch_use ("ckpt");
   g_autoptr (GError) error = NULL;
   g_autoptr (DlSafetensors) st = dl_safetensors_open (g_ldm, &error);
   g_assert_no_error (error);
@@ -1137,14 +1080,14 @@ test_ckpt_golden (void)
     { .prefix = "v1-5-pruned", .parameters = TRUE },
     { .deflate = TRUE, .memo = TRUE },
   };
-  g_autoptr (DlCheckpoint) ref = open_ok (g_ldm, g_diffusers);
+  g_autoptr (DlCheckpoint) ref = cc_open_ok (g_ldm, g_diffusers);
   for (guint v = 0; v < G_N_ELEMENTS (variants); v++)
     {
       g_autofree char *name = g_strdup_printf ("tiny-%u.ckpt", v);
-      g_autofree char *path = tmp_path (name);
+      g_autofree char *path = cc_scratch_path (name);
       g_assert_true (tw_write_state_dict (path, t, n, &variants[v], &error));
       g_assert_no_error (error);
-      g_autoptr (DlCheckpoint) ck = open_ok (path, g_diffusers);
+      g_autoptr (DlCheckpoint) ck = cc_open_ok (path, g_diffusers);
       g_assert_cmpint (dl_checkpoint_get_layout (ck), ==, DL_CHECKPOINT_SINGLE_FILE_PT);
       g_assert_cmpint (dl_checkpoint_get_family (ck), ==, DL_FAMILY_SD1);
       g_assert_cmpuint (dl_checkpoint_get_n_params (ck), ==, 860);
@@ -1181,8 +1124,7 @@ main (int argc, char **argv)
   g_autofree char *m2 = dl_test_golden_path ("sd15-diffusers-keys.json");
   if (!g_ldm || !g_diffusers || !m1 || !m2)
     return dl_test_skip_all ("the golden tiny model or the SD 1.5 key manifests are absent");
-  base_tmp_dir = g_dir_make_tmp ("dl-test-checkpoint-XXXXXX", NULL);
-  g_assert_nonnull (base_tmp_dir);
+  cc_scratch_init ("dl-test-checkpoint-XXXXXX");
   dl_test_add ("/io/checkpoint/golden-both-layouts", test_golden_both_layouts);
   dl_test_add ("/io/checkpoint/golden-upload", test_golden_upload);
   dl_test_add ("/io/checkpoint/single-file-needs-config", test_single_file_needs_config);
@@ -1196,9 +1138,7 @@ main (int argc, char **argv)
   dl_test_add ("/io/checkpoint/sparse-sd15-diffusers", test_sparse_sd15_diffusers);
   dl_test_add ("/io/checkpoint/ckpt-golden", test_ckpt_golden);
   int ret = dl_test_run ();
-  dl_test_remove_tree (base_tmp_dir);
-  g_free (base_tmp_dir);
-  g_free (tmp_dir);
+  cc_scratch_remove ();
   g_free (g_ldm);
   g_free (g_diffusers);
   return ret;
