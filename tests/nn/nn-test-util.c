@@ -4,6 +4,7 @@
 #include "nn-test-util.h"
 
 #include <math.h>
+#include <string.h>
 
 #include "ops/dl-ops.h"
 
@@ -125,4 +126,67 @@ nn_make_param_grads (DlParams *params, DlTape *tape, const char *prefix)
       g_hash_table_insert (grads, g_strdup (name), g);
     }
   return grads;
+}
+
+guint
+nn_compare_param_grads (GHashTable *grads, DlSafetensors *st, const char *golden_prefix, const char *param_prefix,
+                        const char *const *skip, double atol, double rtol, double k_bias_atol, gboolean *ok)
+{
+  guint n_checked = 0;
+  for (guint i = 0; i < dl_safetensors_get_n_tensors (st); i++)
+    {
+      const DlStTensor *t = dl_safetensors_get_tensor (st, i);
+      gboolean skipped = !g_str_has_prefix (t->name, golden_prefix);
+      for (guint s = 0; !skipped && skip && skip[s]; s++)
+        skipped = strstr (t->name, skip[s]) != NULL;
+      if (skipped)
+        continue;
+      g_autofree char *pname = g_strconcat (param_prefix, t->name + strlen (golden_prefix), NULL);
+      DlTensor *g = g_hash_table_lookup (grads, pname);
+      if (!g)
+        g_error ("no gradient for %s (golden %s)", pname, t->name);
+      int64_t n = 0;
+      g_autofree float *want = nn_golden_f32 (st, t->name, &n);
+      double peak = 0;
+      for (int64_t k = 0; k < n; k++)
+        peak = fmax (peak, fabs (want[k]));
+      if (g_str_has_suffix (pname, "k_proj.bias"))
+        *ok &= nn_compare_tensor (g, st, t->name, k_bias_atol, 0);
+      else if (peak == 0)
+        *ok &= nn_compare_tensor (g, st, t->name, 1e-5, 0);
+      else
+        *ok &= nn_compare_tensor (g, st, t->name, atol, rtol);
+      n_checked++;
+    }
+  return n_checked;
+}
+
+void
+nn_check_token_rows (DlSafetensors *st, DlTensor *grad, const char *golden, gboolean *ok)
+{
+  g_autofree char *rid = g_strconcat (golden, ".row_ids", NULL);
+  g_autofree char *rws = g_strconcat (golden, ".rows", NULL);
+  int64_t nrows = 0, nvals = 0;
+  g_autofree float *row_ids = nn_golden_f32 (st, rid, &nrows);
+  g_autofree float *rows = nn_golden_f32 (st, rws, &nvals);
+  g_autofree float *all = dl_test_download (grad);
+  int64_t C = grad->shape[1];
+  g_autofree float *got_rows = g_new (float, nvals);
+  for (int64_t r = 0; r < nrows; r++)
+    memcpy (got_rows + r * C, all + (int64_t)row_ids[r] * C, C * sizeof (float));
+  *ok &= nn_check_scaled (rws, got_rows, rows, nvals, 1e-7, 1e-3);
+  double other = 0;
+  for (int64_t v = 0; v < grad->shape[0]; v++)
+    {
+      gboolean used = FALSE;
+      for (int64_t r = 0; r < nrows && !used; r++)
+        used = (int64_t)row_ids[r] == v;
+      for (int64_t k = 0; !used && k < C; k++)
+        other = fmax (other, fabs (all[v * C + k]));
+    }
+  if (other != 0.0)
+    {
+      g_printerr ("FAIL %s: an unused row's gradient reaches %g\n", golden, other);
+      *ok = FALSE;
+    }
 }

@@ -31,4 +31,17 @@ DlTape *nn_new_tape (void);
  * with `prefix`, registered on the tape as trainable: name -> DlTensor*. */
 GHashTable *nn_make_param_grads (DlParams *params, DlTape *tape, const char *prefix);
 
+/* Every golden tensor named `golden_prefix` + rest (but those containing one
+ * of the NULL-terminated `skip` substrings; skip may be NULL) against
+ * grads[param_prefix + rest], within atol/rtol of its largest element.
+ * Tensors that are zero in the reference (unused layers) must be within 1e-5
+ * of it, and key-projection biases, whose gradients are mathematically zero
+ * and hold rounding noise only, within `k_bias_atol`.  Returns how many were
+ * compared; *ok is and-ed with the result. */
+guint nn_compare_param_grads (GHashTable *grads, DlSafetensors *st, const char *golden_prefix, const char *param_prefix,
+                              const char *const *skip, double atol, double rtol, double k_bias_atol, gboolean *ok);
+/* A token embedding's gradient: the rows the golden `<golden>.row_ids` names
+ * against `<golden>.rows`, and every other row exactly zero. */
+void nn_check_token_rows (DlSafetensors *st, DlTensor *grad, const char *golden, gboolean *ok);
+
 G_END_DECLS

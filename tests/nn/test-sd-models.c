@@ -101,41 +101,11 @@ test_text_encoder (gconstpointer data)
       ok &= nn_compare_tensor (hidden->pdata[i], st, name, 1e-6, 1e-4);
     }
   /* parameter gradients (the token embedding only for the rows used) */
-  guint n_checked = 0;
-  for (guint i = 0; i < dl_safetensors_get_n_tensors (st); i++)
-    {
-      const DlStTensor *t = dl_safetensors_get_tensor (st, i);
-      if (!g_str_has_prefix (t->name, "grad.text_model."))
-        continue;
-      g_autofree char *pname = g_strconcat ("text_encoder.", t->name + 5, NULL);
-      DlTensor *g = g_hash_table_lookup (grads, pname);
-      g_assert_nonnull (g);
-      gboolean zero_bias = g_str_has_suffix (pname, "k_proj.bias");
-      ok &= nn_compare_tensor (g, st, t->name, zero_bias ? 1e-5 : 1e-7, zero_bias ? 0 : 1e-3);
-      n_checked++;
-    }
-  g_assert_cmpuint (n_checked, ==, 51);
-  int64_t nrows = 0, nvals = 0;
-  g_autofree float *row_ids = nn_golden_f32 (st, "grad.token_embedding.row_ids", &nrows);
-  g_autofree float *rows = nn_golden_f32 (st, "grad.token_embedding.rows", &nvals);
-  DlTensor *gtok = g_hash_table_lookup (grads, "text_encoder.text_model.embeddings.token_embedding.weight");
-  g_autofree float *all = dl_test_download (gtok);
-  int64_t C = gtok->shape[1];
-  g_autofree float *got_rows = g_new (float, nvals);
-  for (int64_t r = 0; r < nrows; r++)
-    memcpy (got_rows + r * C, all + (int64_t)row_ids[r] * C, C * sizeof (float));
-  ok &= nn_check_scaled ("grad.token_embedding.rows", got_rows, rows, nvals, 1e-7, 1e-3);
-  /* every other row is exactly zero */
-  double other = 0;
-  for (int64_t v = 0; v < gtok->shape[0]; v++)
-    {
-      gboolean used = FALSE;
-      for (int64_t r = 0; r < nrows && !used; r++)
-        used = (int64_t)row_ids[r] == v;
-      for (int64_t c = 0; !used && c < C; c++)
-        other = fmax (other, fabs (all[v * C + c]));
-    }
-  g_assert_cmpfloat (other, ==, 0.0);
+  g_assert_cmpuint (
+    nn_compare_param_grads (grads, st, "grad.text_model.", "text_encoder.text_model.", NULL, 1e-7, 1e-3, 1e-5, &ok), ==,
+    51);
+  nn_check_token_rows (st, g_hash_table_lookup (grads, "text_encoder.text_model.embeddings.token_embedding.weight"),
+                       "grad.token_embedding", &ok);
   g_assert_true (ok);
   model_free (m);
 }
@@ -187,19 +157,8 @@ run_unet_case (Model *m, gboolean checkpoint)
     }
   ok &= nn_compare_tensor (gx, st, "grad.x", 1e-9, 1e-3);
   ok &= nn_compare_tensor (gctx, st, "grad.context", 1e-9, 1e-3);
-  guint n_checked = 0;
-  for (guint i = 0; i < dl_safetensors_get_n_tensors (st); i++)
-    {
-      const DlStTensor *gt = dl_safetensors_get_tensor (st, i);
-      if (!g_str_has_prefix (gt->name, "grad.") || !strcmp (gt->name, "grad.x") || !strcmp (gt->name, "grad.context"))
-        continue;
-      g_autofree char *pname = g_strconcat ("unet.", gt->name + 5, NULL);
-      DlTensor *g = g_hash_table_lookup (grads, pname);
-      g_assert_nonnull (g);
-      ok &= nn_compare_tensor (g, st, gt->name, 1e-9, 1e-3);
-      n_checked++;
-    }
-  g_assert_cmpuint (n_checked, ==, 684);
+  static const char *const inputs[] = { "grad.x", "grad.context", NULL };
+  g_assert_cmpuint (nn_compare_param_grads (grads, st, "grad.", "unet.", inputs, 1e-9, 1e-3, 1e-9, &ok), ==, 684);
   g_assert_true (ok);
 }
 
