@@ -480,7 +480,8 @@ test_end_padding (void)
         g_autofree float *got_dw = dl_test_download (dw);
         g_autofree float *got_db = dl_test_download (db);
         double atol, rtol;
-        g_autofree char *what = g_strdup_printf ("end padding, %s, %s", describe (sh), dl_dtype_name (dt));
+        g_autofree char *shape = describe (sh);
+        g_autofree char *what = g_strdup_printf ("end padding, %s, %s", shape, dl_dtype_name (dt));
         tolerance (dt, sh->Cin * 9 + 1, &atol, &rtol);
         dl_test_assert_close (what, got_y, want_y, ny, atol, rtol);
         tolerance (dt, sh->Cout * 4, &atol, &rtol);
