@@ -26,6 +26,14 @@ dl_component_from_name (const char *internal_name, DlComponent *out)
   return FALSE;
 }
 
+gboolean
+dl_component_is_text_encoder_param (const char *internal_name)
+{
+  DlComponent c;
+  return dl_component_from_name (internal_name, &c) &&
+         (c == DL_COMPONENT_TEXT_ENCODER || c == DL_COMPONENT_TEXT_ENCODER_2);
+}
+
 int64_t
 dl_param_spec_numel (const DlParamSpec *spec)
 {

@@ -31,6 +31,8 @@ typedef enum
 const char *dl_component_name (DlComponent c);
 /* The component of an internal name, from its prefix. */
 gboolean dl_component_from_name (const char *internal_name, DlComponent *out);
+/* Whether an internal name is a text encoder's (SDXL: either encoder's). */
+gboolean dl_component_is_text_encoder_param (const char *internal_name);
 
 typedef struct
 {

@@ -311,10 +311,10 @@ DlTensor *
 dl_params_conv2d_with (DlParams *p, DlTape *tape, DlTensor *x, const char *name, const DlConv2dParams *params,
                        GError **error)
 {
-  guint n = 0;
-  adapters_of (p, name, &n);
   if (params->padding_end == 0)
     return dl_params_conv2d (p, tape, x, name, params->stride, params->padding, error);
+  guint n = 0;
+  adapters_of (p, name, &n);
   if (n)
     {
       g_set_error (error, DL_ERROR, DL_ERROR_UNSUPPORTED, "%s: adapters on a convolution with end padding", name);

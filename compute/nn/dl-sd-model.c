@@ -48,10 +48,11 @@ host_tensor_free (HostTensor *h)
   g_free (h);
 }
 
-static gboolean
-is_text_encoder_param (const char *name)
+static void
+drop_text_encoders (DlParams *params)
 {
-  return g_str_has_prefix (name, "text_encoder.") || g_str_has_prefix (name, "text_encoder_2.");
+  dl_params_remove_prefix (params, "text_encoder.");
+  dl_params_remove_prefix (params, "text_encoder_2.");
 }
 
 gboolean
@@ -78,7 +79,7 @@ dl_sd_model_text_encoders_to_host (DlSdModel *m, gboolean *moved, GError **error
   for (guint i = 0; i < names->len; i++)
     {
       const char *name = names->pdata[i];
-      DlTensor *t = is_text_encoder_param (name) ? dl_params_lookup (m->params, name) : NULL;
+      DlTensor *t = dl_component_is_text_encoder_param (name) ? dl_params_lookup (m->params, name) : NULL;
       if (t && dl_tensor_is_shared (t))
         {
           g_debug ("the text encoders stay on the device: %s is in use elsewhere", name);
@@ -88,7 +89,7 @@ dl_sd_model_text_encoders_to_host (DlSdModel *m, gboolean *moved, GError **error
   for (guint i = 0; i < names->len; i++)
     {
       const char *name = names->pdata[i];
-      DlTensor *t = is_text_encoder_param (name) ? dl_params_lookup (m->params, name) : NULL;
+      DlTensor *t = dl_component_is_text_encoder_param (name) ? dl_params_lookup (m->params, name) : NULL;
       if (!t)
         continue;
       HostTensor *h = g_new0 (HostTensor, 1);
@@ -109,8 +110,7 @@ dl_sd_model_text_encoders_to_host (DlSdModel *m, gboolean *moved, GError **error
     }
   if (host->len == 0)
     return TRUE;
-  dl_params_remove_prefix (m->params, "text_encoder.");
-  dl_params_remove_prefix (m->params, "text_encoder_2.");
+  drop_text_encoders (m->params);
   m->te_host = g_steal_pointer (&host);
   if (moved)
     *moved = TRUE;
@@ -130,8 +130,7 @@ dl_sd_model_text_encoders_to_device (DlSdModel *m, GError **error)
       if (!t || !dl_tensor_upload (t, h->data, h->dtype, error))
         {
           /* all or nothing: what went back leaves again */
-          dl_params_remove_prefix (m->params, "text_encoder.");
-          dl_params_remove_prefix (m->params, "text_encoder_2.");
+          drop_text_encoders (m->params);
           g_prefix_error (error, "bringing the text encoders back to the device: ");
           return FALSE;
         }
@@ -346,10 +345,7 @@ make_room_for_unet (DlSdModel *m, int64_t rows, int64_t h, int64_t w, gboolean a
   if (always)
     return dl_sd_model_text_encoders_to_host (m, NULL, error);
   guint64 need = dl_unet_inference_activation_bytes (&m->config.unet, rows, h, w, m->dtype);
-  guint64 budget = dl_device_get_memory_budget (m->device, NULL);
-  guint64 in_use = dl_device_get_memory_in_use (m->device);
-  guint64 spare = dl_arena_get_reserved (m->arena) - dl_arena_get_in_use (m->arena);
-  guint64 available = (budget > in_use ? budget - in_use : 0) + spare;
+  guint64 available = dl_arena_available_bytes (m->device, m->arena);
   if (need <= available)
     return TRUE;
   gboolean moved = FALSE;

@@ -322,12 +322,7 @@ dl_vae_decode_auto_tile (const DlVaeConfig *c, DlTape *tape, DlTensor *z, int *o
     *overlap = 0;
   if (z->ndim != 4 || dl_tape_get_enabled (tape))
     return 0;
-  DlDevice *device = dl_tape_get_device (tape);
-  DlArena *arena = dl_tape_get_arena (tape);
-  guint64 budget = dl_device_get_memory_budget (device, NULL);
-  guint64 in_use = dl_device_get_memory_in_use (device);
-  guint64 spare = arena ? dl_arena_get_reserved (arena) - dl_arena_get_in_use (arena) : 0;
-  guint64 available = (budget > in_use ? budget - in_use : 0) + spare;
+  guint64 available = dl_arena_available_bytes (dl_tape_get_device (tape), dl_tape_get_arena (tape));
   return dl_vae_decode_choose_tile (c, z->shape[0], z->shape[2], z->shape[3], dl_tape_get_activation_dtype (tape),
                                     available, overlap);
 }

@@ -239,3 +239,13 @@ dl_arena_trim (DlArena *a)
         }
     }
 }
+
+guint64
+dl_arena_available_bytes (DlDevice *device, DlArena *arena)
+{
+  g_return_val_if_fail (device != NULL, 0);
+  guint64 budget = dl_device_get_memory_budget (device, NULL);
+  guint64 in_use = dl_device_get_memory_in_use (device);
+  guint64 spare = arena ? arena->reserved - arena->in_use : 0;
+  return (budget > in_use ? budget - in_use : 0) + spare;
+}

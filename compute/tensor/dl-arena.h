@@ -31,6 +31,9 @@ DlTensor *dl_arena_tensor_like (DlArena *arena, const char *name, const DlTensor
 guint64 dl_arena_get_in_use (DlArena *arena);
 guint64 dl_arena_get_peak (DlArena *arena);
 guint64 dl_arena_get_reserved (DlArena *arena);
+/* Bytes new activations can get: the device's memory budget less what is in
+ * use, plus what `arena` (may be NULL) holds reserved and unused. */
+guint64 dl_arena_available_bytes (DlDevice *device, DlArena *arena);
 void dl_arena_reset_peak (DlArena *arena);
 /* Give back chunks that hold no tensor (call after the recorder finished). */
 void dl_arena_trim (DlArena *arena);

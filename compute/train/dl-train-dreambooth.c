@@ -31,13 +31,6 @@ db_free (gpointer data)
   g_free (r);
 }
 
-/* a text encoder's parameter (SDXL: either encoder's) */
-static gboolean
-is_text_param (const char *name)
-{
-  return g_str_has_prefix (name, "text_encoder.") || g_str_has_prefix (name, "text_encoder_2.");
-}
-
 static gboolean
 db_setup (DlTrainer *t, GError **error)
 {
@@ -54,7 +47,7 @@ db_setup (DlTrainer *t, GError **error)
   for (guint i = 0; i < names->len; i++)
     {
       const char *name = names->pdata[i];
-      gboolean text = is_text_param (name);
+      gboolean text = dl_component_is_text_encoder_param (name);
       if (!g_str_has_prefix (name, "unet.") && !(text && s->train_text_encoder))
         continue;
       DlTensor *w = dl_params_lookup (p, name);

@@ -125,7 +125,7 @@ new_module (DlTrainer *t, DlRecorder *rec, guint index, const char *target, cons
   m->up = g_steal_pointer (&up);
   m->rank = rank;
   m->alpha = alpha;
-  m->text = g_str_has_prefix (target, "text_encoder.") || g_str_has_prefix (target, "text_encoder_2.");
+  m->text = dl_component_is_text_encoder_param (target);
   *out = m;
   return TRUE;
 }
@@ -207,7 +207,7 @@ setup_from_file (DlTrainer *t, LoraRun *r, GError **error)
       m->up = dl_tensor_ref (g_hash_table_lookup (tensors, lm->up->name));
       m->rank = lm->rank;
       m->alpha = lm->alpha;
-      m->text = g_str_has_prefix (lm->target, "text_encoder.") || g_str_has_prefix (lm->target, "text_encoder_2.");
+      m->text = dl_component_is_text_encoder_param (lm->target);
       g_ptr_array_add (r->modules, m);
     }
   return TRUE;

@@ -159,9 +159,7 @@ dl_train_plan_compute (DlTrainPlan *p, const DlTrainSettings *s, DlTrainPlanFigu
         {
           const char *name = p->names->pdata[i];
           /* --train-text-encoder on SDXL trains both encoders */
-          if (g_str_has_prefix (name, "unet.") ||
-              (s->train_text_encoder &&
-               (g_str_has_prefix (name, "text_encoder.") || g_str_has_prefix (name, "text_encoder_2."))))
+          if (g_str_has_prefix (name, "unet.") || (s->train_text_encoder && dl_component_is_text_encoder_param (name)))
             trained += g_array_index (p->numel, gint64, i);
         }
       /* the model's own f32 weights are the values; f16 ones get f32 masters */
