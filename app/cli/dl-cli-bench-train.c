@@ -58,7 +58,7 @@ dl_cli_bench_train (int argc, char **argv)
 {
   g_autofree char *method_name = NULL, *optimizer = NULL, *family = NULL;
   int resolution = 0, batch = 1, iters = 3, rank = 16, vectors = 1;
-  gboolean half = FALSE, checkpointing = FALSE, no_profile = FALSE, no_text = FALSE;
+  gboolean half = FALSE, checkpointing = FALSE, no_profile = FALSE, no_text = FALSE, fused = FALSE;
   GOptionEntry entries[] = {
     { "method", 'm', 0, G_OPTION_ARG_STRING, &method_name,
       "lora (default), textual-inversion, dreambooth or hypernetwork", "M" },
@@ -73,6 +73,7 @@ dl_cli_bench_train (int argc, char **argv)
     { "no-text-encoder", 0, 0, G_OPTION_ARG_NONE, &no_text, "LoRA: UNet modules only", NULL },
     { "fp16", 0, 0, G_OPTION_ARG_NONE, &half, "f16 weights and activations", NULL },
     { "checkpointing", 0, 0, G_OPTION_ARG_NONE, &checkpointing, "Gradient checkpointing", NULL },
+    { "fused-backward-pass", 0, 0, G_OPTION_ARG_NONE, &fused, "Each tensor's step during the backward", NULL },
     { "no-profile", 0, 0, G_OPTION_ARG_NONE, &no_profile, "Skip the per-op breakdown run", NULL },
     { NULL },
   };
@@ -150,6 +151,7 @@ dl_cli_bench_train (int argc, char **argv)
                   dl_train_settings_set (s, "save-every", "0", &error) &&
                   (!half || dl_train_settings_set (s, "fp16", NULL, &error)) &&
                   (!checkpointing || dl_train_settings_set (s, "checkpointing", NULL, &error)) &&
+                  (!fused || dl_train_settings_set (s, "fused-backward-pass", NULL, &error)) &&
                   (method != DL_TRAIN_LORA || dl_train_settings_set (s, "rank", rank_text, &error)) &&
                   (method != DL_TRAIN_LORA || !no_text || dl_train_settings_set (s, "no-text-encoder", NULL, &error)) &&
                   (method != DL_TRAIN_TEXTUAL_INVERSION || dl_train_settings_set (s, "vectors", vec_text, &error)) &&
@@ -214,9 +216,10 @@ dl_cli_bench_train (int argc, char **argv)
     DlArena *arena = dl_sd_model_get_arena (model);
     double step_s = dl_cli_median (times, iters);
     printf ("model + images prepared in %.1f s (random weights, %d images encoded)\n", prep_s, MAX (4, batch));
-    printf ("train step (%s; %.2f M trained parameters; %s): %.3f s/it (median of %d), %.2f images/s\n",
+    printf ("train step (%s; %.2f M trained parameters; %s%s): %.3f s/it (median of %d), %.2f images/s\n",
             dl_train_method_name (method), pf->trained_params / 1e6,
-            checkpointing ? "gradient checkpointing" : "no checkpointing", step_s, iters, batch / step_s);
+            checkpointing ? "gradient checkpointing" : "no checkpointing", fused ? ", fused backward pass" : "", step_s,
+            iters, batch / step_s);
     printf ("device memory: weights + trained state %.1f MiB, activations peak %.1f MiB (arena)\n", state / 1048576.0,
             dl_arena_get_peak (arena) / 1048576.0);
     printf ("memory plan:   weights %.1f MiB, trained %.1f MiB, activations %.1f MiB, encode %.1f MiB\n",

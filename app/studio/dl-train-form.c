@@ -103,6 +103,7 @@ static const struct
   { "clip-skip", N_ ("Clip Skip") },
   { "fp16", N_ ("Half-Precision Weights") },
   { "checkpointing", N_ ("Gradient Checkpointing") },
+  { "fused-backward-pass", N_ ("Fused Backward Pass") },
   { "conv-rank", N_ ("Convolution Rank (LoCon)") },
   { "conv-alpha", N_ ("Convolution Alpha") },
   { "no-text-encoder", N_ ("UNet Only") },

@@ -335,16 +335,16 @@ lora_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError **erro
 static gboolean
 should_record (DlTape *tape, DlTensor *x, DlTensor *w, DlTensor *b, const DlLoraAdapter *adapters, guint n)
 {
+  /* every input asked, none skipped: the tape notes the trained ones (the
+   * fused step hands a parameter over after its first use, dl-tape.h) */
   DlTensor *in[] = { x, w, b };
-  if (dl_tape_should_record (tape, in, 3))
-    return TRUE;
+  gboolean record = dl_tape_should_record (tape, in, 3);
   for (guint i = 0; i < n; i++)
     {
       DlTensor *ad[] = { adapters[i].down, adapters[i].up };
-      if (dl_tape_should_record (tape, ad, 2))
-        return TRUE;
+      record |= dl_tape_should_record (tape, ad, 2);
     }
-  return FALSE;
+  return record;
 }
 
 static void

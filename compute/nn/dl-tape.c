@@ -15,9 +15,20 @@ typedef struct
   GDestroyNotify destroy;
 } TapeEntry;
 
+/* A trained parameter whose gradient is made when first written and handed
+ * over when complete (dl_tape_set_param_done_func): `first` is the index of
+ * the first entry of its tape that may use it. */
+typedef struct
+{
+  DlTensor *param; /* not referenced: the root's params holds it */
+  guint first;
+} FirstUse;
+
 struct _DlTape
 {
-  DlTape *root; /* where parameter gradients live (itself, or a checkpoint's parent) */
+  DlTape *root;       /* where parameter gradients live (itself, or a checkpoint's parent) */
+  DlTape *parent;     /* the tape whose checkpoint entry this one reruns (NULL: the root) */
+  guint parent_entry; /* that entry's index in the parent */
   DlRecorder *rec;
   DlArena *arena;
   gboolean enabled;
@@ -27,6 +38,16 @@ struct _DlTape
   GHashTable *grads;   /* DlTensor* -> gradient DlTensor* (both referenced) */
   GHashTable *params;  /* param DlTensor* -> persistent gradient (both referenced) */
   GHashTable *reached; /* params whose gradient buffer a backward wrote (root only; not referenced) */
+  guint running_entry; /* the index of the entry whose backward runs */
+  int in_checkpoint;   /* > 0 while a checkpointed block runs unrecorded */
+  /* the fused step: the root's done function; every tape's first uses (param
+   * -> index + 1, and the same in order of index) */
+  DlTapeParamDoneFunc done;
+  gpointer done_data;
+  GHashTable *first_use;
+  GArray *uses;            /* FirstUse */
+  GHashTable *fused;       /* the root's fused parameters (not referenced) */
+  GHashTable *done_params; /* the root's parameters handed over (not referenced) */
 };
 
 static void
@@ -46,6 +67,10 @@ tape_new (DlRecorder *rec, DlArena *arena, DlTape *root)
 {
   DlTape *t = g_new0 (DlTape, 1);
   t->root = root ? root : t;
+  t->first_use = g_hash_table_new (NULL, NULL);
+  t->uses = g_array_new (FALSE, FALSE, sizeof (FirstUse));
+  t->fused = root ? NULL : g_hash_table_new (NULL, NULL);
+  t->done_params = root ? NULL : g_hash_table_new (NULL, NULL);
   t->rec = rec;
   t->arena = dl_arena_ref (arena);
   t->enabled = TRUE;
@@ -78,6 +103,12 @@ dl_tape_free (DlTape *tape)
     g_hash_table_unref (tape->params);
   if (tape->reached)
     g_hash_table_unref (tape->reached);
+  if (tape->done_params)
+    g_hash_table_unref (tape->done_params);
+  if (tape->fused)
+    g_hash_table_unref (tape->fused);
+  g_hash_table_unref (tape->first_use);
+  g_array_unref (tape->uses);
   dl_arena_unref (tape->arena);
   g_free (tape);
 }
@@ -165,6 +196,22 @@ dl_tape_set_param_grad (DlTape *tape, DlTensor *param, DlTensor *grad)
   g_hash_table_replace (tape->root->params, dl_tensor_ref (param), dl_tensor_ref (grad));
 }
 
+void
+dl_tape_set_param_fused (DlTape *tape, DlTensor *param)
+{
+  g_return_if_fail (tape != NULL && param != NULL);
+  g_hash_table_replace (tape->root->params, dl_tensor_ref (param), NULL);
+  g_hash_table_add (tape->root->fused, param);
+}
+
+void
+dl_tape_set_param_done_func (DlTape *tape, DlTapeParamDoneFunc func, gpointer user_data)
+{
+  g_return_if_fail (tape != NULL && tape->root == tape);
+  tape->done = func;
+  tape->done_data = user_data;
+}
+
 DlTensor *
 dl_tape_param_grad (DlTape *tape, DlTensor *param)
 {
@@ -173,13 +220,38 @@ dl_tape_param_grad (DlTape *tape, DlTensor *param)
   return g_hash_table_lookup (tape->root->params, param);
 }
 
-DlTensor *
-dl_tape_claim_param_grad (DlTape *tape, DlTensor *param)
+/* The gradient buffer of `param` for a backward about to add into it, noted as
+ * reached (a trained tensor the loss never reaches has no gradient, as in
+ * torch, where .grad stays None: the optimizer skips it); a fused parameter's
+ * is made (zeroed) on its first write.  *out NULL: not a trained parameter. */
+static gboolean
+claim_param_grad (DlTape *tape, DlTensor *param, DlTensor **out, GError **error)
 {
-  DlTensor *g = dl_tape_param_grad (tape, param);
-  if (g)
-    g_hash_table_add (tape->root->reached, param);
-  return g;
+  DlTape *root = tape->root;
+  gpointer g = NULL;
+  *out = NULL;
+  if (!param || !g_hash_table_lookup_extended (root->params, param, NULL, &g))
+    return TRUE;
+  if (!g)
+    {
+      if (g_hash_table_contains (root->done_params, param))
+        {
+          /* its step was taken: a use the first-use count missed (an op that
+           * asks whether to record only after pushing); never silently */
+          g_set_error (error, DL_ERROR, DL_ERROR_FAILED,
+                       "fused backward pass: a gradient of %s arrived after its optimizer step",
+                       param->name ? param->name : "a trained tensor");
+          return FALSE;
+        }
+      g_autoptr (DlTensor) fresh = dl_tape_tensor (root, "param-grad", DL_DTYPE_F32, param->ndim, param->shape, error);
+      if (!fresh || !dl_op_fill (root->rec, fresh, 0.0, error))
+        return FALSE;
+      g = fresh;
+      g_hash_table_replace (root->params, dl_tensor_ref (param), g_steal_pointer (&fresh));
+    }
+  g_hash_table_add (root->reached, param);
+  *out = g;
+  return TRUE;
 }
 
 gboolean
@@ -194,7 +266,9 @@ dl_tape_grad_begin (DlTape *tape, DlTensor *t, DlTensor **out, GError **error)
   *out = NULL;
   if (!t || !dl_tape_needs_grad (tape, t))
     return TRUE;
-  DlTensor *buffer = dl_tape_claim_param_grad (tape, t);
+  DlTensor *buffer = NULL;
+  if (!claim_param_grad (tape, t, &buffer, error))
+    return FALSE;
   if (buffer)
     {
       *out = dl_tensor_ref (buffer);
@@ -227,9 +301,35 @@ dl_tape_needs_grad (DlTape *tape, DlTensor *t)
   return g_hash_table_contains (tape->needs, t) || g_hash_table_contains (tape->root->params, t);
 }
 
+/* The fused step: note the trained parameters among an op's inputs with the
+ * index of the entry it will push (or of the checkpoint entry of the block that
+ * runs unrecorded).  Asked before an op pushes, so the index is never past the
+ * parameter's first entry.  In a checkpoint's rerun, a parameter first used by
+ * that checkpoint's entry in the parent is noted again, at its index here: its
+ * gradient is complete before the whole block's is. */
+static void
+note_first_uses (DlTape *tape, DlTensor *const *inputs, guint n_inputs)
+{
+  DlTape *root = tape->root;
+  if (!root->done || (!tape->enabled && !tape->in_checkpoint))
+    return;
+  for (guint i = 0; i < n_inputs; i++)
+    {
+      DlTensor *t = inputs[i];
+      if (!t || !g_hash_table_contains (root->fused, t) || g_hash_table_contains (tape->first_use, t))
+        continue;
+      if (tape->parent && GPOINTER_TO_UINT (g_hash_table_lookup (tape->parent->first_use, t)) != tape->parent_entry + 1)
+        continue;
+      FirstUse u = { .param = t, .first = tape->entries->len };
+      g_hash_table_insert (tape->first_use, t, GUINT_TO_POINTER (u.first + 1));
+      g_array_append_val (tape->uses, u);
+    }
+}
+
 gboolean
 dl_tape_should_record (DlTape *tape, DlTensor *const *inputs, guint n_inputs)
 {
+  note_first_uses (tape, inputs, n_inputs);
   if (!tape->enabled)
     return FALSE;
   for (guint i = 0; i < n_inputs; i++)
@@ -262,7 +362,9 @@ dl_tape_add_grad (DlTape *tape, DlTensor *t, DlTensor *grad, GError **error)
 {
   if (!t || !grad || !dl_tape_needs_grad (tape, t))
     return TRUE;
-  DlTensor *param_grad = dl_tape_claim_param_grad (tape, t);
+  DlTensor *param_grad = NULL;
+  if (!claim_param_grad (tape, t, &param_grad, error))
+    return FALSE;
   if (param_grad)
     return dl_op_axpby (tape->rec, param_grad, grad, 1.0f, 1.0f, error);
   if (!dl_tensor_same_shape (t, grad))
@@ -286,12 +388,63 @@ dl_tape_add_grad (DlTape *tape, DlTensor *t, DlTensor *grad, GError **error)
   return TRUE;
 }
 
+/* The fused step: hand every parameter of this tape first used at entry
+ * `index` or later to the done function (the backward has run every entry that
+ * uses it) and drop the tape's reference to its gradient.  A parameter the loss
+ * never reached gets no step (torch: its .grad stays None). */
+static gboolean
+hand_over_from (DlTape *tape, guint index, GError **error)
+{
+  DlTape *root = tape->root;
+  while (tape->uses->len > 0)
+    {
+      FirstUse u = g_array_index (tape->uses, FirstUse, tape->uses->len - 1);
+      if (u.first < index)
+        break;
+      g_array_set_size (tape->uses, tape->uses->len - 1);
+      if (g_hash_table_contains (root->done_params, u.param))
+        continue;
+      g_hash_table_add (root->done_params, u.param);
+      DlTensor *g = g_hash_table_lookup (root->params, u.param);
+      if (!g)
+        continue;
+      g_autoptr (DlTensor) grad = dl_tensor_ref (g);
+      g_hash_table_replace (root->params, dl_tensor_ref (u.param), NULL);
+      if (!root->done (root, u.param, grad, root->done_data, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+/* After the root's backward: a gradient made but never handed over would be a
+ * step silently lost. */
+static gboolean
+check_all_handed_over (DlTape *tape, GError **error)
+{
+  GHashTableIter it;
+  gpointer key, value;
+  g_hash_table_iter_init (&it, tape->params);
+  while (g_hash_table_iter_next (&it, &key, &value))
+    if (value && g_hash_table_contains (tape->fused, key))
+      {
+        DlTensor *param = key;
+        g_set_error (error, DL_ERROR, DL_ERROR_FAILED,
+                     "fused backward pass: the gradient of %s was written but no use of it was noted",
+                     param->name ? param->name : "a trained tensor");
+        return FALSE;
+      }
+  return TRUE;
+}
+
 static gboolean
 run_backward (DlTape *tape, GError **error)
 {
+  gboolean fused = tape->root->done != NULL;
   while (tape->entries->len > 0)
     {
-      TapeEntry *e = g_ptr_array_steal_index (tape->entries, tape->entries->len - 1);
+      guint index = tape->entries->len - 1;
+      tape->running_entry = index;
+      TapeEntry *e = g_ptr_array_steal_index (tape->entries, index);
       g_autofree DlTensor **dout = g_new0 (DlTensor *, e->n_outputs);
       gboolean any = FALSE;
       for (guint i = 0; i < e->n_outputs; i++)
@@ -309,9 +462,11 @@ run_backward (DlTape *tape, GError **error)
         if (dout[i])
           dl_tensor_unref (dout[i]);
       entry_free (e);
-      if (!ok)
+      if (!ok || (fused && !hand_over_from (tape, index, error)))
         return FALSE;
     }
+  if (fused && (!hand_over_from (tape, 0, error) || (tape->root == tape && !check_all_handed_over (tape, error))))
+    return FALSE;
   return TRUE;
 }
 
@@ -375,6 +530,8 @@ checkpoint_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError 
 {
   CheckpointData *c = data;
   DlTape *sub = tape_new (tape->rec, tape->arena, tape->root);
+  sub->parent = tape;
+  sub->parent_entry = tape->running_entry;
   for (guint i = 0; i < c->n_inputs; i++)
     if (dl_tape_needs_grad (tape, c->inputs[i]))
       dl_tape_watch (sub, c->inputs[i]);
@@ -399,7 +556,9 @@ dl_tape_checkpoint (DlTape *tape, DlTapeBlockFunc block, gpointer data, GDestroy
   g_return_val_if_fail (tape != NULL && block != NULL && outputs != NULL, FALSE);
   gboolean was_enabled = tape->enabled;
   tape->enabled = FALSE;
+  tape->in_checkpoint += was_enabled;
   gboolean ok = block (tape, data, inputs, outputs, error);
+  tape->in_checkpoint -= was_enabled;
   tape->enabled = was_enabled;
   if (!ok || !was_enabled)
     {

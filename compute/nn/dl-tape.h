@@ -53,13 +53,10 @@ DlTensor *dl_tape_tensor_like (DlTape *tape, const char *name, const DlTensor *l
 void dl_tape_watch (DlTape *tape, DlTensor *leaf);
 /* `param` is trainable: its gradient is added into `grad` (same shape, f32). */
 void dl_tape_set_param_grad (DlTape *tape, DlTensor *param, DlTensor *grad);
-/* The persistent gradient buffer of a trainable parameter; NULL when frozen. */
+/* The gradient buffer of a trainable parameter; NULL when frozen (or fused and
+ * not written yet). */
 DlTensor *dl_tape_param_grad (DlTape *tape, DlTensor *param);
 
-/* The gradient buffer of `param` for a backward about to add into it: noted as
- * reached (a trained tensor the loss never reaches has no gradient, as in torch,
- * where .grad stays None: the optimizer skips it). */
-DlTensor *dl_tape_claim_param_grad (DlTape *tape, DlTensor *param);
 /* Whether a backward of this tape (or its checkpoint sub-tapes) wrote the gradient of `param`. */
 gboolean dl_tape_param_reached (DlTape *tape, DlTensor *param);
 
@@ -93,6 +90,29 @@ gboolean dl_tape_backward_multi (DlTape *tape, DlTensor *const *outputs, DlTenso
 
 /* The gradient that reached a watched leaf (a new reference), or NULL. */
 DlTensor *dl_tape_get_grad (DlTape *tape, DlTensor *leaf);
+
+/* ---- the fused optimizer step (kohya sd-scripts' --fused_backward_pass) ----
+ *
+ * A fused parameter has no gradient buffer between steps: its gradient is made
+ * (zeroed f32, from the arena) when a backward first writes it, and handed to
+ * the root tape's done function as soon as every entry that uses it has run;
+ * the function applies the optimizer step, and the tape drops the gradient.
+ * The full fine-tune's gradients (4 bytes a parameter) never exist at once.
+ *
+ * "Every entry that uses it" comes from the forward: each op asks
+ * dl_tape_should_record with its inputs before it pushes, and the tape notes
+ * the index of a fused parameter's first use (inside a checkpointed block, the
+ * block's entry; in its rerun, the use within the block, so a block's
+ * parameters are handed over one by one rather than all at its end).  A
+ * gradient written after its parameter was handed over fails the backward. */
+
+/* The function sees `param` and its complete gradient; `tape` is the root. */
+typedef gboolean (*DlTapeParamDoneFunc) (DlTape *tape, DlTensor *param, DlTensor *grad, gpointer user_data,
+                                         GError **error);
+/* `param` is trainable, fused. */
+void dl_tape_set_param_fused (DlTape *tape, DlTensor *param);
+/* Set on the root tape before the forward (what makes the tape note uses). */
+void dl_tape_set_param_done_func (DlTape *tape, DlTapeParamDoneFunc func, gpointer user_data);
 
 /* ---- gradient checkpointing ---- */
 

@@ -49,7 +49,8 @@ gboolean dl_adamw_hyper_upload (DlTensor *hyper, const DlAdamWParams *params, gu
 /* One AdamW step over tensors of equal element count:
  *   param, m, v: f32 (updated in place); grad: f32 or f16;
  *   hyper: the buffer above; clip: NULL or the f32 [2] output of
- *   dl_op_grad_norm (its coefficient multiplies the gradient);
+ *   dl_op_grad_norm (its coefficient multiplies the gradient; a norm that is
+ *   not finite leaves param, moments and copy as they are);
  *   model_copy: NULL or an f16/bf16 tensor that receives the new weights.
  * Tensors of any size: large ones are split into several dispatches. */
 gboolean dl_op_adamw (DlRecorder *rec, DlTensor *param, DlTensor *grad, DlTensor *m, DlTensor *v, DlTensor *hyper,

@@ -186,6 +186,10 @@ common_args (Job *j, GError **error)
   g_ptr_array_add (j->argv, g_strconcat ("eps=", eps, NULL));
   arg_double (j, "--max_grad_norm", s->max_grad_norm); /* 0: no clipping, as Dreamloom */
   arg_int (j, "--gradient_accumulation_steps", s->grad_accum);
+  if (s->fused_backward_pass)
+    unmapped (j, "fused-backward-pass",
+              "sd-scripts fuses the step into the backward with Adafactor only (validate_optimizer_choice): the job "
+              "takes AdamW's ordinary step, with a gradient buffer for every trained tensor");
 
   /* loss */
   if (s->min_snr_gamma > 0)

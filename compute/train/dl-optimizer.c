@@ -26,6 +26,8 @@ typedef struct
   guint group;
   guint64 steps;    /* AdamW steps applied to this tensor (torch's state["step"]) */
   gboolean reached; /* the loss reached it since the last zero_grad */
+  guint index;      /* in entries */
+  DlTensor *hyper;  /* the fused step's constants (not referenced: one of hypers) */
 } Entry;
 
 /* one buffer of per-step constants per (group, step count) used in a step */
@@ -47,6 +49,11 @@ struct _DlOptimizer
   GPtrArray *hypers; /* Hyper*, reused between steps */
   gboolean eightbit;
   DlTensor *codebook; /* the 8-bit maps, once */
+  /* the fused step: each tensor's gradient norm and clip coefficient (f32 [2 n]),
+   * the entries by the tensor the tape gives gradients to, and the clip norm */
+  DlTensor *fused_norms;
+  GHashTable *by_tensor;
+  double fused_max_norm;
 };
 
 static void
@@ -101,6 +108,8 @@ dl_optimizer_free (DlOptimizer *opt)
   if (!opt)
     return;
   g_hash_table_unref (opt->by_name);
+  g_clear_pointer (&opt->by_tensor, g_hash_table_unref);
+  g_clear_pointer (&opt->fused_norms, dl_tensor_unref);
   g_ptr_array_unref (opt->entries);
   g_ptr_array_unref (opt->hypers);
   g_ptr_array_unref (opt->grad_blocks);
@@ -201,8 +210,11 @@ dl_optimizer_add_with_copy (DlOptimizer *opt, DlRecorder *rec, const char *name,
       entry_free (e);
       return FALSE;
     }
+  e->index = opt->entries->len;
   g_ptr_array_add (opt->entries, e);
   g_hash_table_insert (opt->by_name, e->name, e);
+  g_clear_pointer (&opt->by_tensor, g_hash_table_unref);
+  g_clear_pointer (&opt->fused_norms, dl_tensor_unref);
   return TRUE;
 }
 
@@ -298,6 +310,15 @@ dl_optimizer_get_numel (DlOptimizer *opt)
   gint64 n = 0;
   for (guint i = 0; i < opt->entries->len; i++)
     n += dl_tensor_numel (ENTRY (opt, i)->param);
+  return n;
+}
+
+guint64
+dl_optimizer_get_gradient_bytes (DlOptimizer *opt)
+{
+  guint64 n = 0;
+  for (guint b = 0; b < opt->grad_blocks->len; b++)
+    n += dl_tensor_nbytes (opt->grad_blocks->pdata[b]);
   return n;
 }
 
@@ -420,6 +441,100 @@ dl_optimizer_step (DlOptimizer *opt, DlRecorder *rec, const double *group_lr, Dl
         return FALSE;
       e->steps++;
     }
+  return TRUE;
+}
+
+/* ---- the fused backward pass ---- */
+
+static gboolean
+fused_step_one (DlTape *tape, DlTensor *tensor, DlTensor *grad, gpointer user_data, GError **error)
+{
+  DlOptimizer *opt = user_data;
+  DlRecorder *rec = dl_tape_get_recorder (tape);
+  Entry *e = g_hash_table_lookup (opt->by_tensor, tensor);
+  g_return_val_if_fail (e != NULL && e->hyper != NULL, FALSE);
+  int64_t two = 2;
+  g_autoptr (DlTensor) norm = dl_tensor_view (opt->fused_norms, "grad_norm", 2 * (int64_t)e->index, 1, &two, error);
+  /* kohya's hook: clip_grad_norm_ over this tensor alone, then its step */
+  if (!norm || !dl_op_grad_norm (rec, norm, &grad, 1, (float)opt->fused_max_norm, error))
+    return FALSE;
+  gboolean ok = e->q ? dl_op_adamw8bit (rec, e->param, grad, e->q, opt->codebook, e->hyper, norm, e->model, error)
+                     : dl_op_adamw (rec, e->param, grad, e->m, e->v, e->hyper, norm, e->model, error);
+  if (!ok)
+    return FALSE;
+  e->reached = TRUE;
+  e->steps++; /* taken back by fused_end when the norm was not finite */
+  return TRUE;
+}
+
+gboolean
+dl_optimizer_fused_begin (DlOptimizer *opt, DlTape *tape, const double *group_lr, double max_norm, GError **error)
+{
+  g_return_val_if_fail (opt != NULL && tape != NULL && group_lr != NULL, FALSE);
+  guint n = opt->entries->len;
+  if (!opt->by_tensor)
+    {
+      opt->by_tensor = g_hash_table_new (NULL, NULL);
+      for (guint i = 0; i < n; i++)
+        {
+          Entry *e = ENTRY (opt, i);
+          g_hash_table_insert (opt->by_tensor, e->model ? e->model : e->param, e);
+        }
+    }
+  if (!opt->fused_norms &&
+      !(opt->fused_norms = dl_tensor_new_1d (opt->device, "fused gradient norms", DL_DTYPE_F32, 2 * MAX (n, 1), error)))
+    return FALSE;
+  /* the constants first: uploads must not come between recorded dispatches that read them */
+  guint used = 0;
+  for (guint i = 0; i < n; i++)
+    {
+      Entry *e = ENTRY (opt, i);
+      e->reached = FALSE;
+      if (!(e->hyper = hyper_for (opt, e->group, e->steps + 1, group_lr[e->group], &used, error)))
+        return FALSE;
+    }
+  if (!dl_op_fill (dl_tape_get_recorder (tape), opt->fused_norms, 0.0, error))
+    return FALSE;
+  opt->fused_max_norm = max_norm;
+  for (guint i = 0; i < n; i++)
+    {
+      Entry *e = ENTRY (opt, i);
+      dl_tape_set_param_fused (tape, e->model ? e->model : e->param);
+    }
+  dl_tape_set_param_done_func (tape, fused_step_one, opt);
+  return TRUE;
+}
+
+gboolean
+dl_optimizer_fused_end (DlOptimizer *opt, guint *n_stepped, guint *n_left, const char **first_left, double *grad_norm,
+                        GError **error)
+{
+  g_return_val_if_fail (opt != NULL && opt->fused_norms != NULL, FALSE);
+  *n_stepped = *n_left = 0;
+  *first_left = NULL;
+  *grad_norm = 0;
+  g_autofree float *norms = dl_tensor_download_f32 (opt->fused_norms, error);
+  if (!norms)
+    return FALSE;
+  double sum = 0;
+  for (guint i = 0; i < opt->entries->len; i++)
+    {
+      Entry *e = ENTRY (opt, i);
+      e->hyper = NULL;
+      if (!e->reached)
+        continue;
+      double v = norms[2 * i];
+      sum += v * v;
+      if (isfinite (v))
+        {
+          (*n_stepped)++;
+          continue;
+        }
+      e->steps--; /* the shader left it as it was */
+      if (!(*n_left)++)
+        *first_left = e->name;
+    }
+  *grad_norm = sqrt (sum);
   return TRUE;
 }
 

@@ -51,6 +51,10 @@ guint dl_optimizer_get_group (DlOptimizer *opt, guint i);
 /* Trained elements, and device bytes of params + grads + moments. */
 gint64 dl_optimizer_get_numel (DlOptimizer *opt);
 
+/* Device bytes of the gradient buffers (0 until the first zero_grad or attach,
+ * and with the fused backward pass). */
+guint64 dl_optimizer_get_gradient_bytes (DlOptimizer *opt);
+
 /* Register every gradient buffer with the tape (their contents are undefined
  * until the first zero_grad). */
 void dl_optimizer_attach (DlOptimizer *opt, DlTape *tape);
@@ -71,6 +75,33 @@ gboolean dl_optimizer_grad_norm (DlOptimizer *opt, DlRecorder *rec, DlTensor *ou
  * `clip` (may be NULL) is the output of dl_optimizer_grad_norm.  Uploads the
  * per-step constants first (call it between submissions). */
 gboolean dl_optimizer_step (DlOptimizer *opt, DlRecorder *rec, const double *group_lr, DlTensor *clip, GError **error);
+
+/* ---- the fused backward pass (kohya sd-scripts sdxl_train.py --fused_backward_pass) ----
+ *
+ * Each tensor's step is applied during the backward, as soon as its gradient is
+ * complete (dl-tape.h), and the gradient is dropped: no gradient buffers at all
+ * (4 bytes a trained parameter; for SDXL's UNet 9.6 GiB).  What differs from
+ * dl_optimizer_step:
+ *  - clipping is per tensor: kohya's hook clips each tensor's gradient on its
+ *    own (clip_grad_norm_ of one tensor) before step_param;
+ *  - a tensor whose gradient is not finite is left as it is, while the step's
+ *    other tensors are applied (the step cannot be skipped as a whole: the
+ *    first tensors are updated before the last gradients exist);
+ *  - no gradient accumulation (kohya: gradient_accumulation_steps must be 1).
+ * The gradient buffers of dl_optimizer_attach are never made. */
+
+/* Before the step's forward (between submissions): upload the step constants
+ * for lr[group] and make `tape` apply the step of each trained tensor the loss
+ * reaches, clipped to `max_norm` (0: no clipping). */
+gboolean dl_optimizer_fused_begin (DlOptimizer *opt, DlTape *tape, const double *group_lr, double max_norm,
+                                   GError **error);
+/* After the backward, once its work has run (dl_recorder_finish): how many
+ * tensors were updated and how many left as they were (a gradient that was not
+ * finite), the first of those (NULL if none), and the gradient norm over every
+ * tensor reached (the root of the sum of the per-tensor squares: torch's total
+ * norm before clipping). */
+gboolean dl_optimizer_fused_end (DlOptimizer *opt, guint *n_stepped, guint *n_left, const char **first_left,
+                                 double *grad_norm, GError **error);
 
 /* The first trained tensor holding a NaN or infinity in its value (`grads`
  * FALSE) or gradient (TRUE), or NULL (downloads; for the rare failure path). */

@@ -127,6 +127,7 @@ dl_train_plan_compute (DlTrainPlan *p, const DlTrainSettings *s, DlTrainPlanFigu
     dl_params_embedding_dtype (p->device, (int64_t)c->text_encoder.vocab_size * c->text_encoder.hidden_size, wdtype));
   gsize emb2 = dl_dtype_size (dl_params_embedding_dtype (
     p->device, (int64_t)c->text_encoder_2.vocab_size * c->text_encoder_2.hidden_size, wdtype));
+  gboolean te_away = dl_train_settings_text_encoders_off_device (s);
   for (guint i = 0; i < p->names->len; i++)
     {
       const char *name = p->names->pdata[i];
@@ -138,12 +139,17 @@ dl_train_plan_compute (DlTrainPlan *p, const DlTrainSettings *s, DlTrainPlanFigu
         es = emb2;
       else if (g_str_has_prefix (name, "vae."))
         es = vsize;
-      f->weights += (guint64)n * es;
+      if (te_away && dl_component_is_text_encoder_param (name))
+        f->text_encoders_on_host += (guint64)n * es;
+      else
+        f->weights += (guint64)n * es;
     }
   /* trained tensors: value, gradient, AdamW m and v (f32; 8-bit moments with
-   * --optimizer adamw8bit) */
-  gint64 trained = 0;
-  double per_element = dl_optimizer_bytes_per_element (s->adamw8bit, FALSE);
+   * --optimizer adamw8bit); the fused backward pass keeps no gradients, but
+   * the few whose parameters' uses the backward is between (the largest tensor,
+   * twice: dl-tape.h hands each over after its first use's backward) */
+  gint64 trained = 0, largest_tensor = 0;
+  double per_element = dl_optimizer_bytes_per_element (s->adamw8bit, FALSE) - (s->fused_backward_pass ? 4.0 : 0.0);
   if (s->method == DL_TRAIN_LORA)
     {
       trained = lora_params (p, s);
@@ -160,7 +166,11 @@ dl_train_plan_compute (DlTrainPlan *p, const DlTrainSettings *s, DlTrainPlanFigu
           const char *name = p->names->pdata[i];
           /* --train-text-encoder on SDXL trains both encoders */
           if (g_str_has_prefix (name, "unet.") || (s->train_text_encoder && dl_component_is_text_encoder_param (name)))
-            trained += g_array_index (p->numel, gint64, i);
+            {
+              gint64 n = g_array_index (p->numel, gint64, i);
+              trained += n;
+              largest_tensor = MAX (largest_tensor, n);
+            }
         }
       /* the model's own f32 weights are the values; f16 ones get f32 masters */
       per_element -= s->fp16 ? 0.0 : 4.0;
@@ -181,6 +191,8 @@ dl_train_plan_compute (DlTrainPlan *p, const DlTrainSettings *s, DlTrainPlanFigu
     }
   f->trained_params = trained;
   f->trained = (guint64)(trained * per_element);
+  /* LoRA, TI, hypernetworks: all their (small) gradients, to be safe */
+  guint64 in_flight = s->fused_backward_pass ? 4 * (guint64)(largest_tensor ? 2 * largest_tensor : trained) : 0;
   /* one step's activations */
   int f8 = 1 << (c->vae.n_levels - 1);
   int lh = s->resolution / f8, lw = s->resolution / f8;
@@ -204,12 +216,15 @@ dl_train_plan_compute (DlTrainPlan *p, const DlTrainSettings *s, DlTrainPlanFigu
     act += TEXT_SAVED * c->text_encoder_2.n_layers * 77.0 * c->text_encoder_2.hidden_size * rows * asize;
   /* inputs, targets and the context the step uploads */
   act += rows * (3.0 * c->unet.in_channels * lh * lw + 77.0 * c->unet.cross_attention_dim) * asize;
-  f->activations = (guint64)act;
+  f->activations = (guint64)act + in_flight;
   /* encoding one image: the VAE encoder's widest level, input and output of a conv plus a GroupNorm */
   f->encode = (guint64)(3.0 * c->vae.block_out_channels[0] * (double)s->resolution * s->resolution * vsize);
   f->arena_chunk = 256u << 20;
   guint64 work = MAX (f->activations, f->encode);
-  f->total = f->weights + f->trained + MAX (round_up (work, f->arena_chunk), f->arena_chunk);
+  /* the encoders are on the device, next to the trained state, until every
+   * prompt is encoded (dl-trainer.c text_encoders_away) */
+  f->total =
+    f->weights + f->trained + MAX (MAX (round_up (work, f->arena_chunk), f->arena_chunk), f->text_encoders_on_host);
   f->budget = dl_device_get_memory_budget (p->device, &f->budget_from_driver);
   return TRUE;
 }
@@ -309,16 +324,24 @@ dl_train_plan_suggestions (DlTrainPlan *p)
   if (dl_train_plan_fits (p))
     return out;
   const DlTrainSettings *s = p->settings;
-  /* cumulative: 8-bit moments (full fine-tuning), f16, checkpointing, halving the batch, the rank */
+  /* cumulative: 8-bit moments and the fused backward pass (full fine-tuning), f16, checkpointing, halving the
+   * batch, the rank */
   g_autoptr (DlTrainSettings) t = dl_train_settings_copy (s);
   GString *opts = g_string_new (NULL);
-  for (int stage = -1; stage < 8; stage++)
+  for (int stage = -2; stage < 8; stage++)
     {
       gboolean changed = FALSE;
-      if (stage == -1 && t->method == DL_TRAIN_DREAMBOOTH && !t->adamw8bit)
+      if (stage == -2 && t->method == DL_TRAIN_DREAMBOOTH && !t->adamw8bit)
         {
           t->adamw8bit = TRUE;
           g_string_append (opts, " --optimizer adamw8bit");
+          changed = TRUE;
+        }
+      else if (stage == -1 && t->method == DL_TRAIN_DREAMBOOTH && !t->fused_backward_pass && t->grad_accum == 1)
+        {
+          /* after 8-bit moments, before f16: the step is the same one, only clipped per tensor */
+          t->fused_backward_pass = TRUE;
+          g_string_append (opts, " --fused-backward-pass");
           changed = TRUE;
         }
       else if (stage == 0 && !t->fp16)
@@ -369,12 +392,18 @@ dl_train_plan_describe (DlTrainPlan *p)
   g_autofree char *e = size_text (f->encode), *ch = size_text (f->arena_chunk), *tot = size_text (f->total);
   g_autofree char *b = size_text (f->budget);
   GString *str = g_string_new (NULL);
-  g_string_append_printf (str, "memory plan: %s, %dx%d, batch %d, %s weights%s\n", dl_train_method_name (s->method),
+  g_string_append_printf (str, "memory plan: %s, %dx%d, batch %d, %s weights%s%s\n", dl_train_method_name (s->method),
                           s->resolution, s->resolution, s->batch, s->fp16 ? "f16" : "f32",
-                          s->checkpointing ? ", gradient checkpointing" : "");
+                          s->checkpointing ? ", gradient checkpointing" : "",
+                          s->fused_backward_pass ? ", fused backward pass" : "");
   g_string_append_printf (str, "  weights (frozen):            %s\n", w);
-  g_string_append_printf (str, "  trained tensors (%.2f M, value + gradient + AdamW moments, f32): %s\n",
-                          f->trained_params / 1e6, tr);
+  if (f->text_encoders_on_host)
+    {
+      g_autofree char *te = size_text (f->text_encoders_on_host);
+      g_string_append_printf (str, "  text encoders (in host memory once the prompts are encoded): %s\n", te);
+    }
+  g_string_append_printf (str, "  trained tensors (%.2f M, value + %sAdamW moments, f32): %s\n",
+                          f->trained_params / 1e6, s->fused_backward_pass ? "" : "gradient + ", tr);
   g_string_append_printf (str, "  activations (one step):      %s\n", a);
   g_string_append_printf (str, "  encoding the images (once):  %s\n", e);
   g_string_append_printf (str, "  activation memory comes in chunks of %s\n", ch);

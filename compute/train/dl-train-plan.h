@@ -15,13 +15,14 @@ G_BEGIN_DECLS
 
 typedef struct
 {
-  guint64 weights;     /* the frozen model on the device */
-  guint64 trained;     /* trained tensors: fp32 value, gradient, two moments */
-  guint64 activations; /* the largest step (forward + backward) */
-  guint64 encode;      /* encoding the images once (VAE encoder, no gradients) */
-  guint64 arena_chunk; /* activations come in chunks of this size */
-  guint64 total;       /* the predicted peak */
-  guint64 budget;      /* what the device offers */
+  guint64 weights;               /* the frozen model on the device */
+  guint64 text_encoders_on_host; /* of the model, what waits in host memory while the UNet trains */
+  guint64 trained;               /* trained tensors: fp32 value, gradient, two moments */
+  guint64 activations;           /* the largest step (forward + backward) */
+  guint64 encode;                /* encoding the images once (VAE encoder, no gradients) */
+  guint64 arena_chunk;           /* activations come in chunks of this size */
+  guint64 total;                 /* the predicted peak */
+  guint64 budget;                /* what the device offers */
   gboolean budget_from_driver;
   gint64 trained_params;
 } DlTrainPlanFigures;

@@ -140,6 +140,9 @@ static const Field fields[] = {
     "Frozen weights and activations in f16 (trained tensors and AdamW stay f32): half the memory" },
   { "checkpointing", F_BOOL, OFF (checkpointing), M_ALL, 0, 0, NULL,
     "Gradient checkpointing: recompute blocks in backward (less memory, ~30% more time)" },
+  { "fused-backward-pass", F_BOOL, OFF (fused_backward_pass), M_ALL, 0, 0, NULL,
+    "Apply each tensor's step as soon as its gradient is complete: no gradient buffers (4 bytes less a trained "
+    "parameter), clipping per tensor, no --grad-accum (kohya --fused_backward_pass)" },
 
   { "rank", F_INT, OFF (rank), M_LORA, 1, 4096, "R", "LoRA rank (16)" },
   { "alpha", F_DOUBLE, OFF (alpha), M_LORA, 0, 1e6, "A", "LoRA alpha; scale = alpha/rank (8: half the rank)" },
@@ -624,6 +627,15 @@ validate_hypernetwork (const DlTrainSettings *s, GError **error)
 }
 
 gboolean
+dl_train_settings_text_encoders_off_device (const DlTrainSettings *s)
+{
+  /* Textual Inversion trains the token table; hypernetworks draw templates */
+  gboolean frozen =
+    (s->method == DL_TRAIN_LORA && s->no_text_encoder) || (s->method == DL_TRAIN_DREAMBOOTH && !s->train_text_encoder);
+  return frozen && !s->shuffle_tags;
+}
+
+gboolean
 dl_train_settings_validate (const DlTrainSettings *s, GError **error)
 {
   g_return_val_if_fail (s != NULL, FALSE);
@@ -646,6 +658,10 @@ dl_train_settings_validate (const DlTrainSettings *s, GError **error)
     return option_error (error, "out", "where to write the result is required");
   if (s->resolution % 8)
     return option_error (error, "resolution", "must be a multiple of 8");
+  if (s->fused_backward_pass && s->grad_accum > 1)
+    return option_error (error, "grad-accum",
+                         "not with --fused-backward-pass, which applies each gradient as soon as one micro-batch "
+                         "has made it (kohya sd-scripts refuses the same)");
   if (s->buckets && s->resolution % 64)
     return option_error (error, "resolution", "must be a multiple of 64 with --buckets");
   if (s->keep_tags && !s->shuffle_tags)

@@ -77,6 +77,7 @@ typedef struct
   /* precision and memory */
   gboolean fp16;
   gboolean checkpointing;
+  gboolean fused_backward_pass; /* each tensor's step during the backward (dl-optimizer.h) */
 
   /* LoRA */
   int rank;
@@ -174,6 +175,13 @@ char *dl_train_settings_describe_options (void);
 /* Consistency of the whole (ranges, combinations, options the method does not
  * take) before any work; the error names the option. */
 gboolean dl_train_settings_validate (const DlTrainSettings *s, GError **error);
+
+/* Whether nothing in the text encoders trains and every prompt of the run is
+ * known before it starts (no tag shuffling, no templates): their outputs are
+ * then computed once and the encoders wait in host memory while the UNet
+ * trains (kohya sdxl_train.py moves them to the CPU with
+ * --cache_text_encoder_outputs). */
+gboolean dl_train_settings_text_encoders_off_device (const DlTrainSettings *s);
 
 /* JSON object with one member per option (by option name). */
 JsonNode *dl_train_settings_to_json (const DlTrainSettings *s);

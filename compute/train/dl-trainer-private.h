@@ -50,8 +50,9 @@ struct _DlTrainer
   DlOptimizer *opt;
   const DlTrainMethodOps *method;
   gpointer method_data;
-  gboolean train_text;    /* the text encoder's output depends on trained tensors */
-  GHashTable *text_cache; /* prompt -> float [77 * C] (frozen text encoder) */
+  gboolean train_text;         /* the text encoder's output depends on trained tensors */
+  GHashTable *text_cache;      /* prompt -> float [77 * C] (frozen text encoder) */
+  gboolean text_encoders_away; /* they wait in host memory (dl_train_settings_text_encoders_off_device) */
 
   gint64 step;     /* steps done */
   double lr_scale; /* 1, halved by each rollback */

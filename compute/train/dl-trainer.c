@@ -426,6 +426,7 @@ folder_identity (const char *dir, GCancellable *cancellable, GError **error)
 }
 
 static gboolean prepare_run (DlTrainer *t, GCancellable *cancellable, gboolean *made_run_dir, GError **error);
+static gboolean text_encoders_away (DlTrainer *t, GError **error);
 
 gboolean
 dl_trainer_prepare (DlTrainer *t, GCancellable *cancellable, GError **error)
@@ -567,6 +568,8 @@ prepare_run (DlTrainer *t, GCancellable *cancellable, gboolean *made_run_dir, GE
       if (!dl_trainer_write_state (t, p0, error) || !dl_trainer_write_run_json (t, error))
         return FALSE;
     }
+  if (dl_train_settings_text_encoders_off_device (s) && t->text_cache && !text_encoders_away (t, error))
+    return FALSE;
   t->prepared = TRUE;
   return TRUE;
 }
@@ -673,6 +676,9 @@ cached_conditioning (DlTrainer *t, DlTape *tape, const gint32 *ids, const gint32
           if (P)
             memcpy (hit + per, pv, P * sizeof (float));
           g_hash_table_insert (t->text_cache, g_steal_pointer (&key), hit);
+          /* a prompt no one foresaw (a replay's): back to the host */
+          if (t->text_encoders_away && !dl_sd_model_text_encoders_to_host (t->model, NULL, error))
+            return FALSE;
         }
       memcpy (ctx + per * r, hit, per * sizeof (float));
       if (P)
@@ -792,12 +798,48 @@ new_tape (DlTrainer *t)
   return tape;
 }
 
-/* The UNet's loss on a micro-batch; with `train`, its gradients (scaled by
- * grad_scale) are added into the optimizer's buffers.  *per_sample (may be NULL)
- * receives each row's weighted loss. */
+/* Every prompt of the run through the text encoders, then the encoders to
+ * host memory (their device memory goes to the UNet's training): the images'
+ * captions, the empty one that caption dropout trains with, the class prompt.
+ * A preview brings them back (dl_sd_sample); the run sends them away again. */
 static gboolean
-forward_loss (DlTrainer *t, const DlStepDraws *d, gboolean train, float grad_scale, double *loss_out,
-              float **per_sample, GError **error)
+text_encoders_away (DlTrainer *t, GError **error)
+{
+  const DlTrainSettings *s = t->settings;
+  g_autoptr (GPtrArray) prompts = g_ptr_array_new_with_free_func (g_free);
+  for (guint i = 0; i < dl_train_images_get_n (t->images); i++)
+    {
+      g_ptr_array_add (prompts, t->method->prompt (t, i, -1, dl_trainer_image_caption (t, i)));
+      if (s->caption_dropout > 0)
+        g_ptr_array_add (prompts, t->method->prompt (t, i, -1, ""));
+    }
+  if (t->class_images)
+    g_ptr_array_add (prompts, g_strdup (s->class_prompt ? s->class_prompt : ""));
+  g_autoptr (DlTape) tape = new_tape (t);
+  dl_tape_set_enabled (tape, FALSE);
+  for (guint i = 0; i < prompts->len; i++)
+    {
+      gint32 ids[DL_CLIP_MAX_LENGTH], ids2[DL_CLIP_MAX_LENGTH];
+      g_autoptr (DlTensor) context = NULL, pooled = NULL;
+      if (!dl_clip_tokenizer_encode_77 (t->tok, prompts->pdata[i], ids, error) ||
+          (t->tok2 && !dl_clip_tokenizer_encode_77 (t->tok2, prompts->pdata[i], ids2, error)) ||
+          !cached_conditioning (t, tape, ids, t->tok2 ? ids2 : NULL, 1, &context, &pooled, error))
+        return FALSE;
+    }
+  gboolean moved = FALSE;
+  if (!dl_sd_model_text_encoders_to_host (t->model, &moved, error))
+    return FALSE;
+  t->text_encoders_away = moved;
+  return TRUE;
+}
+
+/* The UNet's loss on a micro-batch; with `train`, its gradients (scaled by
+ * grad_scale) are added into the optimizer's buffers, or with `fused_lr` (the
+ * groups' rates) each tensor's step is applied during the backward.
+ * *per_sample (may be NULL) receives each row's weighted loss. */
+static gboolean
+forward_loss (DlTrainer *t, const DlStepDraws *d, gboolean train, float grad_scale, const double *fused_lr,
+              double *loss_out, float **per_sample, GError **error)
 {
   const DlModelConfig *cfg = dl_sd_model_get_config (t->model);
   int rows = d->n_rows;
@@ -818,7 +860,9 @@ forward_loss (DlTrainer *t, const DlStepDraws *d, gboolean train, float grad_sca
     t->method->begin_forward (t, train);
   g_autoptr (DlTape) tape = new_tape (t);
   dl_tape_set_enabled (tape, train);
-  if (train)
+  if (train && fused_lr && !dl_optimizer_fused_begin (t->opt, tape, fused_lr, t->settings->max_grad_norm, error))
+    return FALSE;
+  if (train && !fused_lr)
     dl_optimizer_attach (t->opt, tape);
   DlDType act = dl_tape_get_activation_dtype (tape);
   int64_t n_rows = rows;
@@ -909,7 +953,12 @@ dl_trainer_step (DlTrainer *t, GError **error)
   gint64 t0 = g_get_monotonic_time ();
   if (!t->t_first_step)
     t->t_first_step = t0;
-  if (!dl_optimizer_zero_grad (t->opt, rec, error))
+  double factor = schedule_factor (s, t->step);
+  double lrs[2] = { group_base_lr (s, 0) * factor * t->lr_scale, group_base_lr (s, 1) * factor * t->lr_scale };
+  /* the fused backward pass applies each tensor's step during the backward
+   * (one micro-batch: the settings refuse --grad-accum with it) */
+  gboolean fused = s->fused_backward_pass;
+  if (!fused && !dl_optimizer_zero_grad (t->opt, rec, error))
     return FALSE;
   int k = s->grad_accum, samples = 0;
   double loss = 0;
@@ -921,7 +970,7 @@ dl_trainer_step (DlTrainer *t, GError **error)
       if (!ok)
         return FALSE;
       double lj = 0;
-      ok = forward_loss (t, &d, TRUE, 1.0f / k, &lj, NULL, error);
+      ok = forward_loss (t, &d, TRUE, 1.0f / k, fused ? lrs : NULL, &lj, NULL, error);
       samples += d.n;
       dl_step_draws_clear (&d);
       if (!ok)
@@ -929,32 +978,49 @@ dl_trainer_step (DlTrainer *t, GError **error)
       loss += lj / k;
     }
 
-  /* the total norm before clipping, over every gradient the loss reached */
-  int64_t two = 2;
-  g_autoptr (DlTensor) norm = dl_tensor_new (t->device, "grad_norm", DL_DTYPE_F32, 1, &two, error);
+  double grad_norm = 0.0;
   gboolean none = FALSE;
-  if (!norm)
-    return FALSE;
-  gboolean recorded = dl_optimizer_grad_norm (t->opt, rec, norm, s->max_grad_norm, &none, error);
-  if (!recorded && !none)
-    return FALSE;
-  g_autofree float *nv = NULL;
-  if (recorded && (!dl_recorder_finish (rec, error) || !(nv = dl_tensor_download_f32 (norm, error))))
-    return FALSE;
-  double grad_norm = nv ? nv[0] : 0.0;
+  const char *fused_bad = NULL;
+  guint stepped = 0, left = 0;
+  g_autoptr (DlTensor) norm = NULL;
+  if (fused)
+    {
+      if (!dl_optimizer_fused_end (t->opt, &stepped, &left, &fused_bad, &grad_norm, error))
+        return FALSE;
+      none = stepped == 0 && left == 0;
+    }
+  else
+    {
+      /* the total norm before clipping, over every gradient the loss reached */
+      int64_t two = 2;
+      norm = dl_tensor_new (t->device, "grad_norm", DL_DTYPE_F32, 1, &two, error);
+      if (!norm)
+        return FALSE;
+      gboolean recorded = dl_optimizer_grad_norm (t->opt, rec, norm, s->max_grad_norm, &none, error);
+      if (!recorded && !none)
+        return FALSE;
+      g_autofree float *nv = NULL;
+      if (recorded && (!dl_recorder_finish (rec, error) || !(nv = dl_tensor_download_f32 (norm, error))))
+        return FALSE;
+      grad_norm = nv ? nv[0] : 0.0;
+    }
 
-  double factor = schedule_factor (s, t->step);
-  double lrs[2] = { group_base_lr (s, 0) * factor * t->lr_scale, group_base_lr (s, 1) * factor * t->lr_scale };
   if (!isfinite (loss) || !isfinite (grad_norm))
     {
       g_autoptr (GError) e = NULL;
-      const char *bad = dl_optimizer_find_non_finite (t->opt, TRUE, &e);
+      const char *bad = fused ? fused_bad : dl_optimizer_find_non_finite (t->opt, TRUE, &e);
+      /* the fused pass cannot hold the step back: its finite tensors were updated */
+      g_autofree char *outcome = fused ? g_strdup_printf ("the fused backward pass left %u tensors as they were and "
+                                                          "updated %u",
+                                                          left, stepped)
+                                       : g_strdup ("the step is not applied");
       t->non_finite_streak++;
-      dl_trainer_warn (t, "step %" G_GINT64_FORMAT ": the %s is not finite (%s); the step is not applied", t->step + 1,
+      dl_trainer_warn (t, "step %" G_GINT64_FORMAT ": the %s is not finite (%s); %s", t->step + 1,
                        isfinite (loss) ? "gradient" : "loss",
                        bad               ? bad
                        : isfinite (loss) ? "no tensor found"
-                                         : "loss");
+                                         : "loss",
+                       outcome);
       t->step++;
       if (t->non_finite_streak >= 3)
         return rollback (t, "three steps in a row were not finite", error);
@@ -965,8 +1031,8 @@ dl_trainer_step (DlTrainer *t, GError **error)
         {
           dl_trainer_warn (t, "step %" G_GINT64_FORMAT ": the loss reaches no trained tensor", t->step + 1);
         }
-      else if (!dl_optimizer_step (t->opt, rec, lrs, s->max_grad_norm > 0 ? norm : NULL, error) ||
-               !dl_recorder_finish (rec, error))
+      else if (!fused && (!dl_optimizer_step (t->opt, rec, lrs, s->max_grad_norm > 0 ? norm : NULL, error) ||
+                          !dl_recorder_finish (rec, error)))
         {
           return FALSE;
         }
@@ -1082,7 +1148,7 @@ dl_trainer_validate (DlTrainer *t, double *loss_out, GError **error)
       dl_philox_fill_normal (d.latent_eps, per * nt, DL_RANDOM_PHILOX, VALIDATION_SEED, 2 * (guint64)i, 0, 0, 1);
       dl_philox_fill_normal (d.noise, per * nt, DL_RANDOM_PHILOX, VALIDATION_SEED, 2 * (guint64)i + 1, 0, 0, 1);
       double l = 0;
-      gboolean ok = forward_loss (t, &d, FALSE, 1.0f, &l, NULL, error);
+      gboolean ok = forward_loss (t, &d, FALSE, 1.0f, NULL, &l, NULL, error);
       dl_step_draws_clear (&d);
       if (!ok)
         return FALSE;
@@ -1190,6 +1256,8 @@ dl_trainer_run (DlTrainer *t, GCancellable *cancellable, GError **error)
     return FALSE;
   if (t->step == 0 && s->sample_first && !dl_trainer_preview (t, error))
     return FALSE;
+  if (t->text_encoders_away && !dl_sd_model_text_encoders_to_host (t->model, NULL, error))
+    return FALSE;
   while (t->step < s->steps)
     {
       if (t->between_func)
@@ -1214,6 +1282,9 @@ dl_trainer_run (DlTrainer *t, GCancellable *cancellable, GError **error)
       if ((every (t->step, s->validate_every) || last) && !validate_and_report (t, error))
         return FALSE;
       if (every (t->step, s->sample_every) && !dl_trainer_preview (t, error))
+        return FALSE;
+      /* the preview brought the text encoders back */
+      if (t->text_encoders_away && !dl_sd_model_text_encoders_to_host (t->model, NULL, error))
         return FALSE;
       if (saves && !dl_trainer_save_checkpoint (t, error))
         return FALSE;

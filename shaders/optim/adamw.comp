@@ -49,8 +49,13 @@ void main()
   const float bc2_sqrt = hyper[p.off_h + H_BC2_SQRT];
   const float eps = hyper[p.off_h + H_EPS];
   float gscale = hyper[p.off_h + H_GRAD_SCALE];
-  if (p.has_clip != 0u)
+  if (p.has_clip != 0u) {
+    // a gradient whose norm is not finite leaves the tensor as it is (the
+    // fused backward pass, which cannot skip the whole step: dl-optimizer.h)
+    if ((floatBitsToUint(clip[p.off_c]) & 0x7f800000u) == 0x7f800000u)
+      return;
     gscale *= clip[p.off_c + 1u];
+  }
   for (uint i = DL_GLOBAL_ID; i < p.n; i += DL_GLOBAL_STRIDE) {
     const float g = A_LOAD(grad[p.off_g + i]) * gscale;
     float w = param[p.off_p + i] * decay;

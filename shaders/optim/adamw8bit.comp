@@ -117,8 +117,13 @@ void main()
   precise float step = hyper[p.off_h + H_STEP_SIZE] * bc2_sqrt;
   precise float eps = hyper[p.off_h + H_EPS] * bc2_sqrt;
   precise float gscale = hyper[p.off_h + H_GRAD_SCALE];
-  if (p.has_clip != 0u)
+  if (p.has_clip != 0u) {
+    // a gradient whose norm is not finite leaves the tensor as it is (see
+    // adamw.comp); the same value for the whole workgroup
+    if (!finite_bits(clip[p.off_c]))
+      return;
     gscale = gscale * clip[p.off_c + 1u];
+  }
 
   for (uint blk = gl_WorkGroupID.x; blk < p.n_blocks; blk += gl_NumWorkGroups.x) {
     barrier();  // the shared tables are written; red[] from the last block is read

@@ -111,6 +111,44 @@ test_against_reference (void)
     run_case (&cases[i]);
 }
 
+/* A clip input whose norm is not finite (a gradient with a NaN or an
+ * infinity, the fused backward pass's per-tensor norm) leaves the parameter,
+ * its moments and its model copy as they were; a finite one moves them. */
+static void
+test_non_finite_norm (void)
+{
+  DlRecorder *rec = dl_test_recorder ();
+  g_autoptr (GError) error = NULL;
+  int64_t n = 3000, two = 2;
+  g_autofree float *p = dl_test_random (n, 5, -1, 1);
+  g_autofree float *mv = dl_test_random (n, 6, 0, 0.1f);
+  g_autofree float *g = dl_test_random (n, 7, -0.5f, 0.5f);
+  g_autoptr (DlTensor) tp = dl_test_tensor ("param", DL_DTYPE_F32, 1, &n, p);
+  g_autoptr (DlTensor) tm = dl_test_tensor ("m", DL_DTYPE_F32, 1, &n, mv);
+  g_autoptr (DlTensor) tv = dl_test_tensor ("v", DL_DTYPE_F32, 1, &n, mv);
+  g_autoptr (DlTensor) tg = dl_test_tensor ("grad", DL_DTYPE_F32, 1, &n, g);
+  g_autoptr (DlTensor) tcopy = dl_test_tensor ("copy", DL_DTYPE_F16, 1, &n, NULL);
+  g_autoptr (DlTensor) tc = dl_test_tensor ("clip", DL_DTYPE_F32, 1, &two, NULL);
+  g_autoptr (DlTensor) th = hyper_tensor (&DL_ADAMW_PARAMS_DEFAULT, 3);
+  g_assert_true (dl_op_fill (rec, tcopy, 0.0, &error));
+  const float norms[][2] = { { NAN, 1.0f }, { INFINITY, 0.5f }, { -INFINITY, 1.0f }, { 2.0f, 0.5f } };
+  for (guint k = 0; k < G_N_ELEMENTS (norms); k++)
+    {
+      g_assert_true (dl_tensor_upload_f32 (tc, norms[k], &error));
+      g_assert_true (dl_op_adamw (rec, tp, tg, tm, tv, th, tc, tcopy, &error));
+      g_assert_no_error (error);
+      dl_test_finish ();
+      g_autofree float *gp = dl_test_download (tp);
+      g_autofree float *gm = dl_test_download (tm);
+      g_autofree float *gc = dl_test_download (tcopy);
+      gboolean finite = isfinite (norms[k][0]);
+      g_test_message ("norm %g: %s", norms[k][0], finite ? "applied" : "left as it was");
+      g_assert_true ((memcmp (gp, p, n * 4) == 0) == !finite);
+      g_assert_true ((memcmp (gm, mv, n * 4) == 0) == !finite);
+      g_assert_true ((gc[0] == 0.0f && gc[n - 1] == 0.0f) == !finite);
+    }
+}
+
 /* ---- gradient norm ---- */
 
 static void
@@ -442,6 +480,7 @@ main (int argc, char **argv)
 {
   dl_test_init (&argc, &argv);
   dl_test_add ("/ops/adamw/reference", test_against_reference);
+  dl_test_add ("/ops/adamw/non-finite-norm", test_non_finite_norm);
   dl_test_add ("/ops/adamw/grad-norm", test_grad_norm);
   dl_test_add ("/ops/adamw/accumulation", test_accumulation);
   dl_test_add ("/ops/adamw/lr-schedule-api", test_lr_schedule_api);

@@ -527,6 +527,7 @@ test_dreambooth (void)
   set (s, "num-class-images", "5");
   set (s, "prior-weight", "0.5");
   set (s, "batch", "2");
+  set (s, "fused-backward-pass", NULL);
 
   g_autofree char *job = g_build_filename (f.root, "db", NULL);
   g_autoptr (GError) error = NULL;
@@ -546,6 +547,10 @@ test_dreambooth (void)
   g_autofree char *sh = read_text (job, "train.sh");
   g_assert_nonnull (strstr (sh, "#   --num-class-images 5: sd-scripts generates no class images: it trains with the 2 "
                                 "in class/\n"));
+  /* sd-scripts fuses the step with Adafactor only: the job takes AdamW's own */
+  g_assert_false (has_flag (argv, "--fused_backward_pass"));
+  g_assert_nonnull (strstr (sh, "#   --fused-backward-pass true: sd-scripts fuses the step into the backward with "
+                                "Adafactor only"));
 
   g_autoptr (GHashTable) toml = parse_toml (job);
   assert_toml (toml, "datasets#0/batch_size", "4"); /* instance and class images share the batch */

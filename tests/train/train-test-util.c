@@ -13,6 +13,7 @@ train_log_new (void)
   log->steps = g_array_new (FALSE, FALSE, sizeof (gint64));
   log->loss = g_array_new (FALSE, FALSE, sizeof (double));
   log->lr = g_array_new (FALSE, FALSE, sizeof (double));
+  log->grad_norm = g_array_new (FALSE, FALSE, sizeof (double));
   log->val_steps = g_array_new (FALSE, FALSE, sizeof (gint64));
   log->val = g_array_new (FALSE, FALSE, sizeof (double));
   log->checkpoints = g_array_new (FALSE, FALSE, sizeof (gint64));
@@ -28,6 +29,7 @@ train_log_free (TrainLog *log)
   g_array_unref (log->steps);
   g_array_unref (log->loss);
   g_array_unref (log->lr);
+  g_array_unref (log->grad_norm);
   g_array_unref (log->val_steps);
   g_array_unref (log->val);
   g_array_unref (log->checkpoints);
@@ -57,6 +59,7 @@ on_event (const DlTrainEvent *ev, gpointer data)
       g_array_append_val (log->steps, ev->step);
       g_array_append_val (log->loss, ev->loss);
       g_array_append_val (log->lr, ev->lr);
+      g_array_append_val (log->grad_norm, ev->grad_norm);
       g_test_message ("step %" G_GINT64_FORMAT "/%" G_GINT64_FORMAT ": loss %.9g lr %.6g grad norm %.6g", ev->step,
                       ev->total_steps, ev->loss, ev->lr, ev->grad_norm);
       if (log->cancel && ev->step == log->cancel_after)

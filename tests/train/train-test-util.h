@@ -12,9 +12,10 @@ G_BEGIN_DECLS
 /* The events of a run. */
 typedef struct
 {
-  GArray *steps; /* gint64: the step event's step (steps done, from 1) */
-  GArray *loss;  /* double */
-  GArray *lr;    /* double */
+  GArray *steps;     /* gint64: the step event's step (steps done, from 1) */
+  GArray *loss;      /* double */
+  GArray *lr;        /* double */
+  GArray *grad_norm; /* double: the norm before clipping */
   GArray *val_steps;
   GArray *val;         /* double */
   GArray *checkpoints; /* gint64 */
