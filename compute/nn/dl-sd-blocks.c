@@ -76,10 +76,15 @@ resnet_block (DlTape *tape, gpointer data, DlTensor *const *in, DlTensor **out, 
   g_autofree char *c2 = g_strconcat (d->prefix, ".conv2", NULL);
   g_autofree char *sc = g_strconcat (d->prefix, ".conv_shortcut", NULL);
 
+  /* each tensor is let go as soon as the next is made (the tape keeps what
+   * the backward needs): at most the input and two more are alive, half the
+   * memory of an inference pass or a VAE encode that kept them all
+   * (dl_vae_decode_activation_bytes counts the same) */
   g_autoptr (DlTensor) h0 = dl_sd_group_norm (p, tape, n1, x, d->groups, d->eps, TRUE, error);
   g_autoptr (DlTensor) h1 = h0 ? dl_params_conv2d (p, tape, h0, c1, 1, 1, error) : NULL;
   if (!h1)
     return FALSE;
+  g_clear_pointer (&h0, dl_tensor_unref);
   if (temb_act)
     {
       g_autoptr (DlTensor) t = dl_params_linear (p, tape, temb_act, tp, error);
@@ -90,9 +95,11 @@ resnet_block (DlTape *tape, gpointer data, DlTensor *const *in, DlTensor **out, 
       h1 = g_steal_pointer (&sum);
     }
   g_autoptr (DlTensor) h2 = dl_sd_group_norm (p, tape, n2, h1, d->groups, d->eps, TRUE, error);
+  g_clear_pointer (&h1, dl_tensor_unref);
   g_autoptr (DlTensor) h3 = h2 ? dl_params_conv2d (p, tape, h2, c2, 1, 1, error) : NULL;
   if (!h3)
     return FALSE;
+  g_clear_pointer (&h2, dl_tensor_unref);
   g_autoptr (DlTensor) shortcut = NULL;
   g_autofree char *scw = g_strconcat (sc, ".weight", NULL);
   if (dl_params_lookup (p, scw))
@@ -137,6 +144,10 @@ attention (DlParams *p, DlTape *tape, const char *prefix, DlTensor *x, DlTensor 
   g_autoptr (DlTensor) k = q ? dl_params_linear (p, tape, k_in ? k_in : kv_in, kn, error) : NULL;
   g_autoptr (DlTensor) v = k ? dl_params_linear (p, tape, v_in ? v_in : kv_in, vn, error) : NULL;
   g_autoptr (DlTensor) a = v ? dl_nn_attention (tape, q, k, v, n_heads, FALSE, error) : NULL;
+  /* q, k and v go before the output projection (the tape keeps its own) */
+  g_clear_pointer (&q, dl_tensor_unref);
+  g_clear_pointer (&k, dl_tensor_unref);
+  g_clear_pointer (&v, dl_tensor_unref);
   return a ? dl_params_linear (p, tape, a, on, error) : NULL;
 }
 
@@ -239,7 +250,11 @@ dl_sd_vae_attention (DlParams *p, DlTape *tape, const char *prefix, DlTensor *x,
   g_autofree char *gn = g_strconcat (prefix, ".group_norm", NULL);
   g_autoptr (DlTensor) h = dl_sd_group_norm (p, tape, gn, x, groups, eps, FALSE, error);
   g_autoptr (DlTensor) t = h ? dl_nn_nchw_to_tokens (tape, h, error) : NULL;
+  g_clear_pointer (&h, dl_tensor_unref);
+  /* at most x, t, q, k, v and the attention's output are alive (C wide each:
+   * dl_vae_decode_activation_bytes counts them) */
   g_autoptr (DlTensor) a = t ? attention (p, tape, prefix, t, NULL, 1, FALSE, error) : NULL;
+  g_clear_pointer (&t, dl_tensor_unref);
   g_autoptr (DlTensor) o = a ? dl_nn_tokens_to_nchw (tape, a, H, W, error) : NULL;
   return o ? dl_nn_add (tape, o, x, error) : NULL;
 }

@@ -268,23 +268,63 @@ dl_vae_decode_tiled (DlParams *p, const DlVaeConfig *c, DlTape *tape, DlTensor *
   return g_steal_pointer (&out);
 }
 
-/* The decoder keeps every tensor of a ResnetBlock2D alive until the block
- * ends (dl-sd-blocks.c): its input and first GroupNorm (Cin wide), and conv1,
- * the second GroupNorm, conv2, the shortcut and the sum (Cout wide).  Each
- * level's first block is the widest of the level; an upsampler holds its
- * output and its conv's at the next size.  The largest of these is the peak
- * (at the last level for every SD VAE: 256 -> 128 channels at full size). */
+/* A ResnetBlock2D lets each tensor go once the next is made (dl-sd-blocks.c):
+ * its input (Cin wide) lives through the block, and beside it at most the
+ * first GroupNorm and conv1 (Cin + Cout), or two Cout-wide tensors, or, where
+ * the channels change, conv2, the shortcut and the sum (3 Cout).  Each level's
+ * first block is the widest of the level; an upsampler holds its output and
+ * its conv's at the next size; the mid block's attention holds six tensors of
+ * the smallest size.  The largest of these is the peak (at the last level for
+ * every SD VAE: 256 -> 128 channels at full size). */
+/* One ResnetBlock2D's peak, in units of its activation's pixels: see
+ * dl_vae_decode_activation_bytes. */
+static double
+resnet_units (double cin, double cout)
+{
+  return cin == cout ? 3.0 * cout : MAX (2.0 * cin + cout, cin + 3.0 * cout);
+}
+
+/* The mid block's attention at the smallest size: its input, the tokens,
+ * q, k, v and the attention's output (dl_sd_vae_attention), 6 C. */
+static double
+mid_attention_units (const DlVaeConfig *c, int64_t h, int64_t w)
+{
+  int s = c->n_levels - 1;
+  return 6.0 * c->block_out_channels[s] * (double)(h >> s) * (double)(w >> s);
+}
+
+/* The encoder as the decoder below: conv_in's input and output, then each
+ * level's first block at the level's size, and a downsampler's input beside
+ * its output (a quarter the size). */
+guint64
+dl_vae_encode_activation_bytes (const DlVaeConfig *c, int64_t batch, int64_t h, int64_t w, DlDType dtype)
+{
+  int n = c->n_levels;
+  double units = ((double)c->in_channels + c->block_out_channels[0]) * (double)h * (double)w;
+  units = MAX (units, mid_attention_units (c, h, w));
+  for (int i = 0; i < n; i++)
+    {
+      double px = (double)(h >> i) * (double)(w >> i);
+      double cout = c->block_out_channels[i];
+      double cin = i == 0 ? cout : c->block_out_channels[i - 1];
+      units = MAX (units, resnet_units (cin, cout) * px);
+      if (i < n - 1)
+        units = MAX (units, 1.25 * cout * px);
+    }
+  return (guint64)(units * (double)batch * (double)dl_dtype_size (dtype));
+}
+
 guint64
 dl_vae_decode_activation_bytes (const DlVaeConfig *c, int64_t batch, int64_t h, int64_t w, DlDType dtype)
 {
   int n = c->n_levels;
-  double units = 0;
+  double units = mid_attention_units (c, h << (n - 1), w << (n - 1));
   for (int i = 0; i < n; i++)
     {
       double px = (double)(h << i) * (double)(w << i);
       double cout = c->block_out_channels[n - 1 - i];
       double cin = i == 0 ? cout : c->block_out_channels[n - i];
-      units = MAX (units, (2.0 * cin + 5.0 * cout) * px);
+      units = MAX (units, resnet_units (cin, cout) * px);
       if (i < n - 1)
         units = MAX (units, 2.0 * cout * 4.0 * px);
     }

@@ -29,6 +29,12 @@ DlTensor *dl_vae_decode (DlParams *params, const DlVaeConfig *config, DlTape *ta
 DlTensor *dl_vae_decode_tiled (DlParams *params, const DlVaeConfig *config, DlTape *tape, DlTensor *z, int tile,
                                int overlap, GError **error);
 
+/* Bytes of activations dl_vae_encode holds at its peak for `batch` images of
+ * h x w pixels in `dtype` (an upper estimate, from the encoder's widest level:
+ * the first, at full size; checked against the arena's peak in
+ * tests/nn/test-vae-tiled.c). */
+guint64 dl_vae_encode_activation_bytes (const DlVaeConfig *config, int64_t batch, int64_t h, int64_t w, DlDType dtype);
+
 /* Bytes of activations dl_vae_decode holds at its peak for `batch` latents of
  * h x w in `dtype` (an upper estimate, from the decoder's widest full-size
  * level; checked against the arena's peak in tests/nn/test-vae-tiled.c). */

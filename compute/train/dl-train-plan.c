@@ -15,6 +15,7 @@
 #include "io/dl-checkpoint.h"
 #include "io/dl-model-params.h"
 #include "nn/dl-params.h"
+#include "nn/dl-vae.h"
 #include "train/dl-optimizer.h"
 
 /* saved [C, N] tensors per ResnetBlock2D (GroupNorm+SiLU in and out, two convs'
@@ -119,8 +120,9 @@ dl_train_plan_compute (DlTrainPlan *p, const DlTrainSettings *s, DlTrainPlanFigu
   gsize wsize = s->fp16 ? 2 : 4, asize = s->fp16 ? 2 : 4;
   gboolean sdxl = dl_model_config_is_sdxl (c);
   /* SDXL's VAE stays f32 unless it is f16-safe (force_upcast: dl_sd_model_get_vae_dtype) */
-  gsize vsize = sdxl && c->vae.force_upcast ? 4 : wsize;
   DlDType wdtype = s->fp16 ? DL_DTYPE_F16 : DL_DTYPE_F32;
+  DlDType vdtype = sdxl && c->vae.force_upcast ? DL_DTYPE_F32 : wdtype;
+  gsize vsize = dl_dtype_size (vdtype);
   /* weights as the loader stores them (each encoder's embeddings by the size
    * of its own token table) */
   gsize emb1 = dl_dtype_size (
@@ -217,8 +219,8 @@ dl_train_plan_compute (DlTrainPlan *p, const DlTrainSettings *s, DlTrainPlanFigu
   /* inputs, targets and the context the step uploads */
   act += rows * (3.0 * c->unet.in_channels * lh * lw + 77.0 * c->unet.cross_attention_dim) * asize;
   f->activations = (guint64)act + in_flight;
-  /* encoding one image: the VAE encoder's widest level, input and output of a conv plus a GroupNorm */
-  f->encode = (guint64)(3.0 * c->vae.block_out_channels[0] * (double)s->resolution * s->resolution * vsize);
+  /* encoding one image (dl-latent-cache.c) */
+  f->encode = dl_vae_encode_activation_bytes (&c->vae, 1, s->resolution, s->resolution, vdtype);
   f->arena_chunk = 256u << 20;
   guint64 work = MAX (f->activations, f->encode);
   /* the encoders are on the device, next to the trained state, until every

@@ -451,6 +451,7 @@ dl_device_new (const char *selector, GError **error)
 
   self->validation = env_is_true ("DREAMLOOM_VALIDATION");
   dl_device_tuning_from_env (&self->tuning);
+  self->limit = self->tuning.memory_limit;
   if (!create_instance (self, self->validation, &self->instance, error))
     return NULL;
 
@@ -529,6 +530,22 @@ env_int (const char *name)
   return MAX (n, 0);
 }
 
+/* A size: bytes, or with K, M, G or T (binary units: "6G", "1536M"); 0 when
+ * unset or not a size. */
+static guint64
+env_size (const char *name)
+{
+  const char *v = g_getenv (name);
+  char *end = NULL;
+  guint64 n = v ? g_ascii_strtoull (v, &end, 10) : 0;
+  if (!v || end == v)
+    return 0;
+  const char *units = "KMGT", *u = *end ? strchr (units, g_ascii_toupper (*end)) : NULL;
+  if (*end && (!u || (end[1] && g_ascii_strcasecmp (end + 1, "iB") && g_ascii_strcasecmp (end + 1, "B"))))
+    return 0;
+  return u ? n << (10 * (u - units + 1)) : n;
+}
+
 static void
 env_string (const char *name, char *out, gsize size)
 {
@@ -552,6 +569,7 @@ dl_device_tuning_from_env (DlDeviceTuning *t)
   env_string ("DREAMLOOM_NO_ARENA_FOR", t->no_arena_for, sizeof t->no_arena_for);
   t->no_pipeline_cache = g_getenv ("DREAMLOOM_NO_PIPELINE_CACHE") != NULL;
   t->no_push_descriptor = g_getenv ("DREAMLOOM_DISABLE_PUSH_DESCRIPTOR") != NULL;
+  t->memory_limit = env_size ("DREAMLOOM_MEMORY_LIMIT");
 }
 
 const DlDeviceTuning *

@@ -136,6 +136,8 @@ typedef struct
   char no_arena_for[64];            /* $DREAMLOOM_NO_ARENA_FOR: the same for names containing this */
   gboolean no_pipeline_cache;       /* $DREAMLOOM_NO_PIPELINE_CACHE: neither read nor write it */
   gboolean no_push_descriptor;      /* $DREAMLOOM_DISABLE_PUSH_DESCRIPTOR: descriptor sets instead */
+  guint64 memory_limit;             /* $DREAMLOOM_MEMORY_LIMIT ("6G", "1536M", bytes): the device's
+                                       memory limit (dl_device_set_memory_limit) from creation */
 } DlDeviceTuning;
 
 /* The switches as the environment sets them now. */
@@ -143,7 +145,8 @@ void dl_device_tuning_from_env (DlDeviceTuning *tuning);
 const DlDeviceTuning *dl_device_get_tuning (DlDevice *device);
 /* Replace the switches (tests steer an op's choices with it; call it between
  * ops, not while another thread records).  no_push_descriptor only takes
- * effect at creation. */
+ * effect at creation, and memory_limit is applied there (later,
+ * dl_device_set_memory_limit sets it). */
 void dl_device_set_tuning (DlDevice *device, const DlDeviceTuning *tuning);
 
 /* Validation messages (warnings and errors) seen since the device was created. */

@@ -5,6 +5,7 @@
 #include "dl-device-private.h"
 
 #include <string.h>
+#include <unistd.h>
 
 #define MIN_BLOCK_SIZE ((VkDeviceSize)64 << 20)
 #define MAX_BLOCK_SIZE ((VkDeviceSize)1 << 30)
@@ -522,6 +523,22 @@ dl_memory_read (DlDevice *self, DlMemBlock *block, VkDeviceSize offset, void *da
   return staged_copy (self, block, offset, data, size, FALSE, error);
 }
 
+/* What the host can still give this process: /proc/meminfo's MemAvailable
+ * (Linux), else the physical memory. */
+static guint64
+host_available_bytes (void)
+{
+  g_autofree char *text = NULL;
+  if (g_file_get_contents ("/proc/meminfo", &text, NULL, NULL))
+    {
+      const char *line = strstr (text, "MemAvailable:");
+      if (line)
+        return g_ascii_strtoull (line + strlen ("MemAvailable:"), NULL, 10) * 1024;
+    }
+  long pages = sysconf (_SC_PHYS_PAGES), size = sysconf (_SC_PAGESIZE);
+  return pages > 0 && size > 0 ? (guint64)pages * (guint64)size : 0;
+}
+
 guint64
 dl_device_get_memory_budget (DlDevice *self, gboolean *from_driver)
 {
@@ -548,7 +565,12 @@ dl_device_get_memory_budget (DlDevice *self, gboolean *from_driver)
   if (from_driver)
     *from_driver = have;
   g_mutex_lock (&self->mem_mutex);
-  guint64 limit = self->limit;
+  guint64 limit = self->limit, held = self->in_use;
   g_mutex_unlock (&self->mem_mutex);
+  /* a CPU device's memory is the host's: lavapipe before Mesa 23 reports a
+   * 2 GiB heap it does not enforce (and no budget extension), which would
+   * refuse every real model and shrink every tile */
+  if (!have && dl_device_get_info (self)->type == VK_PHYSICAL_DEVICE_TYPE_CPU)
+    total = MAX (total, host_available_bytes () + held);
   return limit ? MIN (limit, total) : total;
 }

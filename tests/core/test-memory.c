@@ -201,6 +201,68 @@ test_trim (void)
   g_assert_cmpuint (dl_device_get_memory_reserved (dev), >=, dl_device_get_memory_in_use (dev));
 }
 
+/* The budget: never above a limit; on a CPU device without the budget
+ * extension, the host's free memory (lavapipe's reported heap is not a limit);
+ * $DREAMLOOM_MEMORY_LIMIT sets the limit from the device's creation. */
+static void
+test_budget (void)
+{
+  DlDevice *dev = dl_test_device ();
+  g_autoptr (GError) error = NULL;
+  gboolean from_driver = FALSE;
+  guint64 budget = dl_device_get_memory_budget (dev, &from_driver);
+  g_assert_cmpuint (budget, >, dl_device_get_memory_in_use (dev));
+  if (dl_device_get_info (dev)->type == VK_PHYSICAL_DEVICE_TYPE_CPU && !from_driver)
+    {
+      g_autofree char *meminfo = NULL;
+      g_assert_true (g_file_get_contents ("/proc/meminfo", &meminfo, NULL, NULL));
+      const char *line = strstr (meminfo, "MemAvailable:");
+      g_assert_nonnull (line);
+      guint64 avail = g_ascii_strtoull (line + strlen ("MemAvailable:"), NULL, 10) * 1024;
+      g_test_message ("CPU device: budget %.1f GiB, host memory available %.1f GiB", budget / 1073741824.0,
+                      avail / 1073741824.0);
+      g_assert_cmpuint (budget, >=, avail / 2);
+    }
+  guint64 limit = dl_device_get_memory_in_use (dev) + (8 << 20);
+  dl_device_set_memory_limit (dev, limit);
+  g_assert_cmpuint (dl_device_get_memory_budget (dev, NULL), ==, MIN (limit, budget));
+  dl_device_set_memory_limit (dev, 0);
+
+  const struct
+  {
+    const char *value;
+    guint64 bytes;
+  } sizes[] = { { "6G", (guint64)6 << 30 },
+                { "1536M", (guint64)1536 << 20 },
+                { "1536MiB", (guint64)1536 << 20 },
+                { "2gb", (guint64)2 << 30 },
+                { "4096", 4096 },
+                { "lots", 0 },
+                { "6X", 0 },
+                { "6Gx", 0 },
+                { "", 0 } };
+  g_autofree char *saved = g_strdup (g_getenv ("DREAMLOOM_MEMORY_LIMIT"));
+  for (guint i = 0; i < G_N_ELEMENTS (sizes); i++)
+    {
+      g_setenv ("DREAMLOOM_MEMORY_LIMIT", sizes[i].value, TRUE);
+      DlDeviceTuning t;
+      dl_device_tuning_from_env (&t);
+      g_assert_cmpuint (t.memory_limit, ==, sizes[i].bytes);
+    }
+  g_setenv ("DREAMLOOM_MEMORY_LIMIT", "32M", TRUE);
+  g_autoptr (DlDevice) small = dl_device_new (NULL, &error);
+  g_assert_no_error (error);
+  if (saved)
+    g_setenv ("DREAMLOOM_MEMORY_LIMIT", saved, TRUE);
+  else
+    g_unsetenv ("DREAMLOOM_MEMORY_LIMIT");
+  g_assert_cmpuint (dl_device_get_memory_budget (small, NULL), <=, 32 << 20);
+  g_autoptr (DlTensor) t = dl_tensor_new_1d (small, "too big", DL_DTYPE_F32, 16 << 20, &error);
+  g_assert_null (t);
+  g_assert_error (error, DL_ERROR, DL_ERROR_OUT_OF_DEVICE_MEMORY);
+  g_assert_nonnull (strstr (error->message, "limit"));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -212,5 +274,6 @@ main (int argc, char **argv)
   dl_test_add ("/memory/views", test_views);
   dl_test_add ("/memory/large-transfer", test_large_transfer);
   dl_test_add ("/memory/trim", test_trim);
+  dl_test_add ("/memory/budget", test_budget);
   return dl_test_run ();
 }

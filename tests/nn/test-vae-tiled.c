@@ -314,6 +314,29 @@ check_estimate (const char *what, DlParams *p, const DlVaeConfig *c, DlTensor *z
   g_assert_cmpuint (est, <=, peak * 3 / 2);
 }
 
+/* The same for the encoder, whose estimate the training plan uses for the
+ * images it encodes: `size` x `size` pixels. */
+static void
+check_encode_estimate (const char *what, DlParams *p, const DlVaeConfig *c, int size)
+{
+  g_autoptr (DlArena) arena = dl_arena_new (dl_test_device (), "test-encode", 1 << 20);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (DlTape) tape = inference_tape (arena);
+  int64_t shape[4] = { 1, c->in_channels, size, size };
+  g_autofree float *px = dl_test_random (c->in_channels * size * size, 5, -1, 1);
+  g_autoptr (DlTensor) image = upload ("image", px, 4, shape);
+  dl_arena_reset_peak (arena);
+  g_autoptr (DlTensor) moments = dl_vae_encode (p, c, tape, image, NULL, &error);
+  g_assert_no_error (error);
+  dl_test_finish ();
+  guint64 peak = dl_arena_get_peak (arena);
+  guint64 est = dl_vae_encode_activation_bytes (c, 1, size, size, DL_DTYPE_F32);
+  g_test_message ("%s, encoding %dx%d: arena peak %.2f MiB, estimate %.2f MiB (%.2f)", what, size, size,
+                  peak / 1048576.0, est / 1048576.0, (double)est / peak);
+  g_assert_cmpuint (est, >=, peak);
+  g_assert_cmpuint (est, <=, peak * 3 / 2);
+}
+
 static void
 test_estimate (gconstpointer data)
 {
@@ -321,13 +344,14 @@ test_estimate (gconstpointer data)
   g_autoptr (DlTensor) z = smooth_latent (v, 64);
   check_estimate (data, v->params, v->vae, z, 0);
   check_estimate (data, v->params, v->vae, z, 16);
+  check_encode_estimate (data, v->params, v->vae, 128);
   vae_free (v);
 }
 
 /* SD 1.5's VAE shapes (128..512 channels) with random weights at 256x256 (the
- * real decoder, where the last level's 256 -> 128 block is the peak: 288 MiB
- * whole, 72 MiB in tiles of 16, both the estimate exactly).  Slow on a CPU
- * (a quarter of an hour on two busy cores): with -m thorough only. */
+ * real decoder, where the last level's 256 -> 128 block is the peak: 160 MiB
+ * whole, 40 MiB in tiles of 16; the encoder's first level, 96 MiB).  Slow on
+ * a CPU (a quarter of an hour on two busy cores): with -m thorough only. */
 static void
 test_estimate_sd_shapes (void)
 {
@@ -362,6 +386,7 @@ test_estimate_sd_shapes (void)
   dl_test_finish ();
   check_estimate ("SD 1.5 shapes", p, &cfg.vae, z, 0);
   check_estimate ("SD 1.5 shapes", p, &cfg.vae, z, 16);
+  check_encode_estimate ("SD 1.5 shapes", p, &cfg.vae, 256);
 }
 
 /* The tile for a budget: none when the whole fits, the largest that fits
@@ -374,8 +399,11 @@ test_choose_tile (void)
   const DlVaeConfig *c = &cfg.vae;
   int overlap = -1;
   guint64 whole = dl_vae_decode_activation_bytes (c, 1, 128, 128, DL_DTYPE_F32);
-  /* 256 -> 128 channels on 1024x1024: 2.25 GiB in f32 */
-  g_assert_cmpuint (whole, ==, (guint64)(2 * 256 + 5 * 128) * 1024 * 1024 * 4);
+  /* 256 -> 128 channels on 1024x1024: 2.5 GiB in f32 */
+  g_assert_cmpuint (whole, ==, (guint64)(256 + 3 * 128) * 1024 * 1024 * 4);
+  /* the encoder's first level, 128 channels three times: 1.5 GiB */
+  g_assert_cmpuint (dl_vae_encode_activation_bytes (c, 1, 1024, 1024, DL_DTYPE_F32), ==,
+                    (guint64)(3 * 128) * 1024 * 1024 * 4);
   g_assert_cmpint (dl_vae_decode_choose_tile (c, 1, 128, 128, DL_DTYPE_F32, whole * 2, &overlap), ==, 0);
   g_assert_cmpint (overlap, ==, 0);
   /* SDXL in f16 (the VAE in f32) takes about 7.1 GiB of an 8 GiB card */
