@@ -33,15 +33,6 @@
 #define CURVE_STEPS 12
 #define CURVE_BOUND 0.1 /* of the fp32 run's validation-loss drop: see above */
 
-static char *
-tmp_dir (const char *templ)
-{
-  g_autoptr (GError) error = NULL;
-  char *tmp = g_dir_make_tmp (templ, &error);
-  g_assert_no_error (error);
-  return tmp;
-}
-
 static void
 run_to_end (DlTrainSettings *s, TrainLog *log)
 {
@@ -98,15 +89,11 @@ test_curve (void)
       g_test_skip ("DREAMLOOM_TEST_QUICK: the 12-step curves run in the plain build");
       return;
     }
-  g_autofree char *tmp = tmp_dir ("dl-8bit-curve-XXXXXX");
+  g_autofree char *tmp = train_test_make_tmp ("dl-8bit-curve-XXXXXX");
   g_autofree char *model = dl_test_golden_path ("tiny-sd15-diffusers");
-  g_autofree char *images = model ? train_test_copy_images (tmp, 1) : NULL;
+  g_autofree char *images = train_test_images_or_skip (tmp, 1, model != NULL, "no golden tiny model");
   if (!images)
-    {
-      g_test_skip ("no golden tiny model");
-      dl_test_remove_tree (tmp);
-      return;
-    }
+    return;
   gint64 t0 = g_get_monotonic_time ();
   /* lr 2e-4 (DreamBooth's 5e-6 hardly moves the tiny model in 12 steps);
    * validation before the first step and after the last */
@@ -180,15 +167,11 @@ test_curve (void)
 static void
 test_resume (void)
 {
-  g_autofree char *tmp = tmp_dir ("dl-8bit-resume-XXXXXX");
+  g_autofree char *tmp = train_test_make_tmp ("dl-8bit-resume-XXXXXX");
   g_autofree char *model = dl_test_golden_path ("tiny-sd15-diffusers");
-  g_autofree char *images = model ? train_test_copy_images (tmp, 1) : NULL;
+  g_autofree char *images = train_test_images_or_skip (tmp, 1, model != NULL, "no golden tiny model");
   if (!images)
-    {
-      g_test_skip ("no golden tiny model");
-      dl_test_remove_tree (tmp);
-      return;
-    }
+    return;
   gint64 t0 = g_get_monotonic_time ();
   g_autoptr (GError) error = NULL;
   /* 6 steps, checkpoints at 2, 4, 6; the stopped run stops after step 3 and

@@ -215,16 +215,12 @@ static void
 test_dreambooth_sdxl (void)
 {
   g_autoptr (GError) error = NULL;
-  g_autofree char *tmp = g_dir_make_tmp ("dl-db-sdxl-XXXXXX", &error);
-  g_assert_no_error (error);
+  g_autofree char *tmp = train_test_make_tmp ("dl-db-sdxl-XXXXXX");
   g_autofree char *model = dl_test_golden_path ("sdxl/tiny-sdxl-diffusers");
-  g_autofree char *images = model ? train_test_copy_images (tmp, 1) : NULL;
+  g_autofree char *images =
+    train_test_images_or_skip (tmp, 1, model != NULL, "no golden tiny SDXL model or training images");
   if (!images)
-    {
-      g_test_skip ("no golden tiny SDXL model or training images");
-      dl_test_remove_tree (tmp);
-      return;
-    }
+    return;
   gint64 t0 = g_get_monotonic_time ();
 
   /* (a) the 24 GB recipe with prior preservation: one SGM file (f16), the same

@@ -119,18 +119,13 @@ static void
 test_class_images (void)
 {
   g_autoptr (GError) error = NULL;
-  g_autofree char *tmp = g_dir_make_tmp ("dl-db-class-XXXXXX", &error);
-  g_assert_no_error (error);
+  g_autofree char *tmp = train_test_make_tmp ("dl-db-class-XXXXXX");
   /* the LDM single file (with the tiny configs): the parameters name it */
   g_autofree char *model = dl_test_golden_path ("tiny-sd15-ldm.safetensors");
   g_autofree char *configs = dl_test_golden_path ("tiny-sd15-diffusers");
-  g_autofree char *images = model && configs ? train_test_copy_images (tmp, 1) : NULL;
+  g_autofree char *images = train_test_images_or_skip (tmp, 1, model && configs, "no golden tiny model");
   if (!images)
-    {
-      g_test_skip ("no golden tiny model");
-      dl_test_remove_tree (tmp);
-      return;
-    }
+    return;
   gint64 t0 = g_get_monotonic_time ();
   g_autofree char *cls = g_build_filename (tmp, "class", NULL);
   g_assert_cmpint (g_mkdir (cls, 0755), ==, 0);
@@ -364,16 +359,11 @@ static void
 test_export (void)
 {
   g_autoptr (GError) error = NULL;
-  g_autofree char *tmp = g_dir_make_tmp ("dl-db-export-XXXXXX", &error);
-  g_assert_no_error (error);
+  g_autofree char *tmp = train_test_make_tmp ("dl-db-export-XXXXXX");
   g_autofree char *model = dl_test_golden_path ("tiny-sd15-diffusers");
-  g_autofree char *images = model ? train_test_copy_images (tmp, 1) : NULL;
+  g_autofree char *images = train_test_images_or_skip (tmp, 1, model != NULL, "no golden tiny model");
   if (!images)
-    {
-      g_test_skip ("no golden tiny model");
-      dl_test_remove_tree (tmp);
-      return;
-    }
+    return;
   gint64 t0 = g_get_monotonic_time ();
   /* lr 1e-4: the masters move away from values an f16 holds */
   const char *const common[] = { "steps=2", "lr=1e-4", NULL };

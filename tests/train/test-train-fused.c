@@ -126,16 +126,11 @@ test_same_run (gconstpointer data)
       return;
     }
   g_autoptr (GError) error = NULL;
-  g_autofree char *tmp = g_dir_make_tmp ("dl-fused-XXXXXX", &error);
-  g_assert_no_error (error);
+  g_autofree char *tmp = train_test_make_tmp ("dl-fused-XXXXXX");
   g_autofree char *model = dl_test_golden_path (c->model);
-  g_autofree char *images = model ? train_test_copy_images (tmp, 1) : NULL;
+  g_autofree char *images = train_test_images_or_skip (tmp, 1, model != NULL, "no golden tiny model");
   if (!images)
-    {
-      g_test_skip ("no golden tiny model");
-      dl_test_remove_tree (tmp);
-      return;
-    }
+    return;
   gint64 t0 = g_get_monotonic_time ();
   Run plain = { 0 }, fused = { 0 };
   run_steps (tmp, c->tag, c->method, model, images, c->opts, FALSE, c->steps, &plain);
@@ -185,16 +180,11 @@ static void
 test_clipping_per_tensor (void)
 {
   g_autoptr (GError) error = NULL;
-  g_autofree char *tmp = g_dir_make_tmp ("dl-fused-clip-XXXXXX", &error);
-  g_assert_no_error (error);
+  g_autofree char *tmp = train_test_make_tmp ("dl-fused-clip-XXXXXX");
   g_autofree char *model = dl_test_golden_path ("tiny-sd15-diffusers");
-  g_autofree char *images = model ? train_test_copy_images (tmp, 1) : NULL;
+  g_autofree char *images = train_test_images_or_skip (tmp, 1, model != NULL, "no golden tiny model");
   if (!images)
-    {
-      g_test_skip ("no golden tiny model");
-      dl_test_remove_tree (tmp);
-      return;
-    }
+    return;
   /* AdamW's first step hardly depends on the gradient's scale: two steps */
   const char *const opts[] = { "rank=4", "lr=1e-3", "max-grad-norm=1e-3", NULL };
   Run plain = { 0 }, fused = { 0 };
@@ -227,16 +217,11 @@ static void
 test_non_finite (void)
 {
   g_autoptr (GError) error = NULL;
-  g_autofree char *tmp = g_dir_make_tmp ("dl-fused-nan-XXXXXX", &error);
-  g_assert_no_error (error);
+  g_autofree char *tmp = train_test_make_tmp ("dl-fused-nan-XXXXXX");
   g_autofree char *model = dl_test_golden_path ("tiny-sd15-diffusers");
-  g_autofree char *images = model ? train_test_copy_images (tmp, 1) : NULL;
+  g_autofree char *images = train_test_images_or_skip (tmp, 1, model != NULL, "no golden tiny model");
   if (!images)
-    {
-      g_test_skip ("no golden tiny model");
-      dl_test_remove_tree (tmp);
-      return;
-    }
+    return;
   const char *const opts[] = { "rank=4", "lr=1e-3", "lr-scheduler=constant", NULL };
   Run one = { 0 }, poisoned = { 0 };
   run_steps (tmp, "one", DL_TRAIN_LORA, model, images, opts, TRUE, 1, &one);

@@ -22,15 +22,6 @@
 #include "io/dl-safetensors.h"
 #include "nn/dl-hypernetwork.h"
 
-static char *
-tmp_dir (const char *templ)
-{
-  g_autoptr (GError) error = NULL;
-  char *tmp = g_dir_make_tmp (templ, &error);
-  g_assert_no_error (error);
-  return tmp;
-}
-
 static DlHypernetwork *
 read_hn (const char *path)
 {
@@ -86,16 +77,12 @@ assert_structure (const DlHypernetworkConfig *c, int n, const double *layers)
 static void
 test_scratch (void)
 {
-  g_autofree char *tmp = tmp_dir ("dl-hn-scratch-XXXXXX");
+  g_autofree char *tmp = train_test_make_tmp ("dl-hn-scratch-XXXXXX");
   g_autofree char *ldm = dl_test_golden_path ("tiny-sd15-ldm.safetensors");
   g_autofree char *config = dl_test_golden_path ("tiny-sd15-diffusers");
-  g_autofree char *images = ldm && config ? train_test_copy_images (tmp, 2) : NULL;
+  g_autofree char *images = train_test_images_or_skip (tmp, 2, ldm && config, "no golden tiny model");
   if (!images)
-    {
-      g_test_skip ("no golden tiny model");
-      dl_test_remove_tree (tmp);
-      return;
-    }
+    return;
   gint64 t0 = g_get_monotonic_time ();
   g_autoptr (GError) error = NULL;
   g_autofree char *out = g_build_filename (tmp, "my-style.pt", NULL);
@@ -176,16 +163,12 @@ test_scratch (void)
 static void
 test_init_from (void)
 {
-  g_autofree char *tmp = tmp_dir ("dl-hn-init-XXXXXX");
+  g_autofree char *tmp = train_test_make_tmp ("dl-hn-init-XXXXXX");
   g_autofree char *model = dl_test_golden_path ("tiny-sd15-diffusers");
   g_autofree char *init = dl_test_golden_path ("train/hn-init.pt");
-  g_autofree char *images = model && init ? train_test_copy_images (tmp, 2) : NULL;
+  g_autofree char *images = train_test_images_or_skip (tmp, 2, model && init, "no golden tiny model or hn-init.pt");
   if (!images)
-    {
-      g_test_skip ("no golden tiny model or hn-init.pt");
-      dl_test_remove_tree (tmp);
-      return;
-    }
+    return;
   gint64 t0 = g_get_monotonic_time ();
   g_autoptr (GError) error = NULL;
   g_autofree char *out = g_build_filename (tmp, "continued.pt", NULL);
@@ -241,15 +224,11 @@ prepare_sizes (const char *tmp, const char *model, const char *images, const cha
 static void
 test_sizes (void)
 {
-  g_autofree char *tmp = tmp_dir ("dl-hn-sizes-XXXXXX");
+  g_autofree char *tmp = train_test_make_tmp ("dl-hn-sizes-XXXXXX");
   g_autofree char *model = dl_test_golden_path ("tiny-sd15-diffusers");
-  g_autofree char *images = model ? train_test_copy_images (tmp, 1) : NULL;
+  g_autofree char *images = train_test_images_or_skip (tmp, 1, model != NULL, "no golden tiny model");
   if (!images)
-    {
-      g_test_skip ("no golden tiny model");
-      dl_test_remove_tree (tmp);
-      return;
-    }
+    return;
   g_autoptr (GError) error = NULL;
   g_autoptr (TrainLog) log = train_log_new ();
   g_assert_true (prepare_sizes (tmp, model, images, "32,48,64", log, &error));
@@ -293,15 +272,11 @@ write_evil_pt (const char *path, const char *marker)
 static void
 test_refused_init (void)
 {
-  g_autofree char *tmp = tmp_dir ("dl-hn-evil-XXXXXX");
+  g_autofree char *tmp = train_test_make_tmp ("dl-hn-evil-XXXXXX");
   g_autofree char *model = dl_test_golden_path ("tiny-sd15-diffusers");
-  g_autofree char *images = model ? train_test_copy_images (tmp, 1) : NULL;
+  g_autofree char *images = train_test_images_or_skip (tmp, 1, model != NULL, "no golden tiny model");
   if (!images)
-    {
-      g_test_skip ("no golden tiny model");
-      dl_test_remove_tree (tmp);
-      return;
-    }
+    return;
   g_autoptr (GError) error = NULL;
   g_autofree char *evil = g_build_filename (tmp, "free-style.pt", NULL);
   g_autofree char *marker = g_build_filename (tmp, "pwned", NULL);

@@ -109,16 +109,11 @@ test_learns (gconstpointer data)
       return;
     }
   g_autoptr (GError) error = NULL;
-  g_autofree char *tmp = g_dir_make_tmp ("dl-train-learns-XXXXXX", &error);
-  g_assert_no_error (error);
+  g_autofree char *tmp = train_test_make_tmp ("dl-train-learns-XXXXXX");
   g_autofree char *model = dl_test_golden_path (model_name);
-  g_autofree char *images = model ? train_test_copy_images (tmp, 1) : NULL;
+  g_autofree char *images = train_test_images_or_skip (tmp, 1, model != NULL, "no golden tiny model");
   if (!images)
-    {
-      g_test_skip ("no golden tiny model");
-      dl_test_remove_tree (tmp);
-      return;
-    }
+    return;
   gint64 t0 = g_get_monotonic_time ();
   g_autofree char *out = g_build_filename (tmp, "learned.safetensors", NULL);
   g_autofree char *every = g_strdup_printf ("validate-every=%d", STEPS_RUN);

@@ -57,16 +57,11 @@ test_resume (gconstpointer data)
       return;
     }
   g_autoptr (GError) error = NULL;
-  g_autofree char *tmp = g_dir_make_tmp ("dl-train-resume-XXXXXX", &error);
-  g_assert_no_error (error);
+  g_autofree char *tmp = train_test_make_tmp ("dl-train-resume-XXXXXX");
   g_autofree char *model = train_test_copy_model (tmp);
-  g_autofree char *images = model ? train_test_copy_images (tmp, 2) : NULL;
+  g_autofree char *images = train_test_images_or_skip (tmp, 2, model != NULL, "no golden tiny model");
   if (!images)
-    {
-      g_test_skip ("no golden tiny model");
-      dl_test_remove_tree (tmp);
-      return;
-    }
+    return;
   gint64 t0 = g_get_monotonic_time ();
   /* 5 steps, checkpoints at 2 and 4; the stopped run stops after step 3 and
    * so goes back to 2 and does step 3 again */
@@ -307,16 +302,11 @@ static void
 test_non_finite (void)
 {
   g_autoptr (GError) error = NULL;
-  g_autofree char *tmp = g_dir_make_tmp ("dl-train-nan-XXXXXX", &error);
-  g_assert_no_error (error);
+  g_autofree char *tmp = train_test_make_tmp ("dl-train-nan-XXXXXX");
   g_autofree char *model = dl_test_golden_path ("tiny-sd15-diffusers");
-  g_autofree char *images = model ? train_test_copy_images (tmp, 1) : NULL;
+  g_autofree char *images = train_test_images_or_skip (tmp, 1, model != NULL, "no golden tiny model");
   if (!images)
-    {
-      g_test_skip ("no golden tiny model");
-      dl_test_remove_tree (tmp);
-      return;
-    }
+    return;
   gint64 t0 = g_get_monotonic_time ();
   const char *const opts[] = { "rank=4",         "alpha=4", "no-text-encoder", "lr=1e-3", "lr-scheduler=constant",
                                "save-dtype=f32", "steps=7", "save-every=2",    NULL };
@@ -427,17 +417,12 @@ test_lora_files (void)
       return;
     }
   g_autoptr (GError) error = NULL;
-  g_autofree char *tmp = g_dir_make_tmp ("dl-train-files-XXXXXX", &error);
-  g_assert_no_error (error);
+  g_autofree char *tmp = train_test_make_tmp ("dl-train-files-XXXXXX");
   g_autofree char *model = dl_test_golden_path ("tiny-sd15-diffusers");
   g_autofree char *golden_lora = dl_test_golden_path ("train/lora-init.safetensors");
-  g_autofree char *images = model && golden_lora ? train_test_copy_images (tmp, 1) : NULL;
+  g_autofree char *images = train_test_images_or_skip (tmp, 1, model && golden_lora, "no golden tiny model");
   if (!images)
-    {
-      g_test_skip ("no golden tiny model");
-      dl_test_remove_tree (tmp);
-      return;
-    }
+    return;
   gint64 t0 = g_get_monotonic_time ();
   /* every step a checkpoint and a validation; one kept besides the best */
   /* lr 0.1 overshoots: on lavapipe the best is step 3, older than the last */
@@ -604,16 +589,11 @@ test_out_of_memory (void)
       return;
     }
   g_autoptr (GError) error = NULL;
-  g_autofree char *tmp = g_dir_make_tmp ("dl-train-oom-XXXXXX", &error);
-  g_assert_no_error (error);
+  g_autofree char *tmp = train_test_make_tmp ("dl-train-oom-XXXXXX");
   g_autofree char *model = dl_test_golden_path ("tiny-sd15-diffusers");
-  g_autofree char *images = model ? train_test_copy_images (tmp, 2) : NULL;
+  g_autofree char *images = train_test_images_or_skip (tmp, 2, model != NULL, "no golden tiny model");
   if (!images)
-    {
-      g_test_skip ("no golden tiny model");
-      dl_test_remove_tree (tmp);
-      return;
-    }
+    return;
   const char *const opts[] = { "steps=4", "save-every=2", "rank=4", "alpha=4", "lr=1e-3", "save-dtype=f32", NULL };
   g_autofree char *out_a = g_build_filename (tmp, "a.safetensors", NULL);
   g_autofree char *out_b = g_build_filename (tmp, "b.safetensors", NULL);

@@ -90,16 +90,12 @@ static void
 test_ti_sdxl (void)
 {
   g_autoptr (GError) error = NULL;
-  g_autofree char *tmp = g_dir_make_tmp ("dl-train-ti-sdxl-XXXXXX", &error);
-  g_assert_no_error (error);
+  g_autofree char *tmp = train_test_make_tmp ("dl-train-ti-sdxl-XXXXXX");
   g_autofree char *model = dl_test_golden_path ("sdxl/tiny-sdxl-diffusers");
-  g_autofree char *images = model ? train_test_copy_images (tmp, 1) : NULL;
+  g_autofree char *images =
+    train_test_images_or_skip (tmp, 1, model != NULL, "no golden tiny SDXL model or training images");
   if (!images)
-    {
-      g_test_skip ("no golden tiny SDXL model or training images");
-      dl_test_remove_tree (tmp);
-      return;
-    }
+    return;
   gint64 t0 = g_get_monotonic_time ();
   g_autofree char *out = g_build_filename (tmp, NAME ".safetensors", NULL);
   g_autofree char *run = g_build_filename (tmp, NAME ".run", NULL);

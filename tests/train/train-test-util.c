@@ -231,3 +231,24 @@ train_test_all_finite (const char *path)
     }
   return TRUE;
 }
+
+char *
+train_test_make_tmp (const char *templ)
+{
+  g_autoptr (GError) error = NULL;
+  char *tmp = g_dir_make_tmp (templ, &error);
+  g_assert_no_error (error);
+  return tmp;
+}
+
+char *
+train_test_images_or_skip (const char *tmp, guint n, gboolean have_inputs, const char *why)
+{
+  char *images = have_inputs ? train_test_copy_images (tmp, n) : NULL;
+  if (!images)
+    {
+      g_test_skip (why);
+      dl_test_remove_tree (tmp);
+    }
+  return images;
+}

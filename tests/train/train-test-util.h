@@ -46,6 +46,12 @@ gboolean train_test_run (DlTrainer *t, TrainLog *log, GError **error);
 char *train_test_copy_model (const char *tmp);
 /* `dst` = a folder of the first `n` golden instance images with their captions. */
 char *train_test_copy_images (const char *tmp, guint n);
+/* A fresh temporary directory from a g_dir_make_tmp template. */
+char *train_test_make_tmp (const char *templ);
+/* train_test_copy_images when `have_inputs` (the golden files the test needs
+ * were found) and the images were; else the test is skipped saying `why`, `tmp`
+ * is removed and NULL returned. */
+char *train_test_images_or_skip (const char *tmp, guint n, gboolean have_inputs, const char *why);
 
 /* Both safetensors files hold the same tensors (names, dtypes, shapes) with the
  * same bytes; the metadata is not compared. */
