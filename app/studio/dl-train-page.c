@@ -954,10 +954,15 @@ plan_done (GObject *source, GAsyncResult *result, gpointer data)
     }
   const DlTrainPlanFigures *f = dl_train_plan_get_figures (plan);
   gboolean fits = dl_train_plan_fits (plan);
-  /* Translators: the memory a run needs, and what the GPU has */
-  g_autofree char *title = g_strdup_printf (fits ? _ ("Needs %.1f GB of the %.1f GB on the GPU")
-                                                 : _ ("Needs %.1f GB of the %.1f GB on the GPU: too much"),
-                                            f->total / 1e9, f->budget / 1e9);
+  double need = f->total / 1e9, have = f->budget / 1e9;
+  /* Translators: the memory a run needs, and what the GPU has (a CPU device's
+   * memory is the computer's) */
+  g_autofree char *title =
+    f->budget_is_host
+      ? (fits ? g_strdup_printf (_ ("Needs %.1f GB of the %.1f GB of free memory"), need, have)
+              : g_strdup_printf (_ ("Needs %.1f GB of the %.1f GB of free memory: too much"), need, have))
+      : (fits ? g_strdup_printf (_ ("Needs %.1f GB of the %.1f GB on the GPU"), need, have)
+              : g_strdup_printf (_ ("Needs %.1f GB of the %.1f GB on the GPU: too much"), need, have));
   g_autofree char *sub =
     g_strdup_printf (_ ("Model %.1f GB · trained tensors %.2f GB · activations %.2f GB · "
                         "%.1f M trained parameters"),

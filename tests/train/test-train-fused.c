@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "io/dl-safetensors.h"
+#include "nn/dl-vae.h"
 #include "train/dl-optimizer.h"
 #include "train/dl-train-plan.h"
 #include "train/dl-trainer-private.h" /* t->opt: the gradient buffers a run made */
@@ -278,6 +279,15 @@ test_plan_sdxl (void)
   g_assert_cmpuint (fused.activations, >, plain.activations); /* the gradients in flight */
   g_assert_cmpfloat (plain.total / gib, >, 24.0);
   g_assert_cmpfloat (fused.total / gib, <, 24.0);
+  /* the images are encoded by SDXL's f32 VAE: three 128-channel images of 1024² */
+  g_assert_cmpuint (fused.encode, ==, dl_vae_encode_activation_bytes (&cfg.vae, 1, 1024, 1024, DL_DTYPE_F32));
+  g_assert_cmpuint (fused.encode, ==, (guint64)3 * 128 * 1024 * 1024 * 4);
+  /* a CPU device's budget is the host's free memory, and the plan says so */
+  gboolean host =
+    !fused.budget_from_driver && dl_device_get_info (dl_test_device ())->type == VK_PHYSICAL_DEVICE_TYPE_CPU;
+  g_assert_cmpint (fused.budget_is_host, ==, host);
+  g_autofree char *described = dl_train_plan_describe (plan);
+  g_assert_cmpint (strstr (described, "the host's free memory") != NULL, ==, host);
   /* both text encoders wait in host memory (1.6 GiB in f16) unless they train
    * or tag shuffling makes new prompts every step */
   g_test_message ("text encoders in host memory: %.2f GiB", fused.text_encoders_on_host / gib);
