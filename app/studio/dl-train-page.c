@@ -958,7 +958,9 @@ plan_done (GObject *source, GAsyncResult *result, gpointer data)
   /* Translators: the memory a run needs, and what the GPU has (a CPU device's
    * memory is the computer's) */
   g_autofree char *title =
-    f->budget_is_host
+    f->budget_is_limit ? (fits ? g_strdup_printf (_ ("Needs %.1f GB of the %.1f GB allowed"), need, have)
+                               : g_strdup_printf (_ ("Needs %.1f GB of the %.1f GB allowed: too much"), need, have))
+    : f->budget_is_host
       ? (fits ? g_strdup_printf (_ ("Needs %.1f GB of the %.1f GB of free memory"), need, have)
               : g_strdup_printf (_ ("Needs %.1f GB of the %.1f GB of free memory: too much"), need, have))
       : (fits ? g_strdup_printf (_ ("Needs %.1f GB of the %.1f GB on the GPU"), need, have)

@@ -614,11 +614,26 @@ attention_backward (DlTape *tape, gpointer data, DlTensor *const *dout, GError *
          (!dv || dl_tape_add_grad (tape, v, dv, error));
 }
 
+static gboolean
+takes_naive_attention (int n_heads, int64_t head_dim, gboolean causal)
+{
+  return n_heads == 1 && !causal && head_dim > FLASH_MAX_HEAD_DIM;
+}
+
+guint64
+dl_nn_attention_scores_bytes (int64_t batch, int64_t nq, int64_t nk, int n_heads, int64_t head_dim, gboolean causal)
+{
+  if (!takes_naive_attention (n_heads, head_dim, causal))
+    return 0;
+  /* S and P = softmax (S), both alive through the second product */
+  return 2 * (guint64)batch * (guint64)nq * (guint64)nk * sizeof (float);
+}
+
 DlTensor *
 dl_nn_attention (DlTape *tape, DlTensor *q, DlTensor *k, DlTensor *v, int n_heads, gboolean causal, GError **error)
 {
   g_return_val_if_fail (tape && q && k && v && n_heads > 0, NULL);
-  if (n_heads == 1 && !causal && q->shape[q->ndim - 1] > FLASH_MAX_HEAD_DIM)
+  if (takes_naive_attention (n_heads, q->shape[q->ndim - 1], causal))
     return naive_attention (tape, q, k, v, error);
   DlTensor *in[] = { q, k, v };
   gboolean record = dl_tape_should_record (tape, in, 3);

@@ -26,6 +26,12 @@ DlTensor *dl_nn_geglu (DlTape *tape, DlTensor *x, GError **error);
 /* q [B, Nq, H*D], k/v [B, Nk, H*D] -> [B, Nq, H*D] */
 DlTensor *dl_nn_attention (DlTape *tape, DlTensor *q, DlTensor *k, DlTensor *v, int n_heads, gboolean causal,
                            GError **error);
+/* Bytes of score matrices dl_nn_attention holds besides q, k, v and its
+ * output: none for the flash kernels; a single head wider than they take (the
+ * VAE's mid block, one head of 512) materialises the scores and their softmax,
+ * B x Nq x Nk floats each. */
+guint64 dl_nn_attention_scores_bytes (int64_t batch, int64_t nq, int64_t nk, int n_heads, int64_t head_dim,
+                                      gboolean causal);
 /* a + b, same shapes */
 DlTensor *dl_nn_add (DlTape *tape, DlTensor *a, DlTensor *b, GError **error);
 /* x [N, C, H, W] + b [N, C] broadcast over H, W (the ResNet time embedding) */

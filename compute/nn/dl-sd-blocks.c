@@ -77,7 +77,8 @@ resnet_block (DlTape *tape, gpointer data, DlTensor *const *in, DlTensor **out, 
   g_autofree char *sc = g_strconcat (d->prefix, ".conv_shortcut", NULL);
 
   /* each tensor is let go as soon as the next is made (the tape keeps what
-   * the backward needs): at most the input and two more are alive, half the
+   * the backward needs): the input and at most two more are alive (three with
+   * a shortcut conv), half the
    * memory of an inference pass or a VAE encode that kept them all
    * (dl_vae_decode_activation_bytes counts the same) */
   g_autoptr (DlTensor) h0 = dl_sd_group_norm (p, tape, n1, x, d->groups, d->eps, TRUE, error);
@@ -251,8 +252,9 @@ dl_sd_vae_attention (DlParams *p, DlTape *tape, const char *prefix, DlTensor *x,
   g_autoptr (DlTensor) h = dl_sd_group_norm (p, tape, gn, x, groups, eps, FALSE, error);
   g_autoptr (DlTensor) t = h ? dl_nn_nchw_to_tokens (tape, h, error) : NULL;
   g_clear_pointer (&h, dl_tensor_unref);
-  /* at most x, t, q, k, v and the attention's output are alive (C wide each:
-   * dl_vae_decode_activation_bytes counts them) */
+  /* at most x, t, q, k, v and the attention's output are alive (C wide each),
+   * and the scores of a head too wide for the flash kernels
+   * (dl_vae_decode_activation_bytes counts them) */
   g_autoptr (DlTensor) a = t ? attention (p, tape, prefix, t, NULL, 1, FALSE, error) : NULL;
   g_clear_pointer (&t, dl_tensor_unref);
   g_autoptr (DlTensor) o = a ? dl_nn_tokens_to_nchw (tape, a, H, W, error) : NULL;

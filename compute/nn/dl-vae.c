@@ -268,29 +268,29 @@ dl_vae_decode_tiled (DlParams *p, const DlVaeConfig *c, DlTape *tape, DlTensor *
   return g_steal_pointer (&out);
 }
 
-/* A ResnetBlock2D lets each tensor go once the next is made (dl-sd-blocks.c):
- * its input (Cin wide) lives through the block, and beside it at most the
- * first GroupNorm and conv1 (Cin + Cout), or two Cout-wide tensors, or, where
- * the channels change, conv2, the shortcut and the sum (3 Cout).  Each level's
- * first block is the widest of the level; an upsampler holds its output and
- * its conv's at the next size; the mid block's attention holds six tensors of
- * the smallest size.  The largest of these is the peak (at the last level for
- * every SD VAE: 256 -> 128 channels at full size). */
-/* One ResnetBlock2D's peak, in units of its activation's pixels: see
- * dl_vae_decode_activation_bytes. */
+/* One ResnetBlock2D's peak, in units of its activation's pixels.  It lets
+ * each tensor go once the next is made (dl-sd-blocks.c): its input (Cin wide)
+ * lives through the block, and beside it at most the first GroupNorm and conv1
+ * (Cin + Cout), or two Cout-wide tensors, or, where the channels change, conv2,
+ * the shortcut and the sum (3 Cout). */
 static double
 resnet_units (double cin, double cout)
 {
   return cin == cout ? 3.0 * cout : MAX (2.0 * cin + cout, cin + 3.0 * cout);
 }
 
-/* The mid block's attention at the smallest size: its input, the tokens,
- * q, k, v and the attention's output (dl_sd_vae_attention), 6 C. */
-static double
-mid_attention_units (const DlVaeConfig *c, int64_t h, int64_t w)
+/* The mid block's attention at the smallest size (h x w the image's): its
+ * input, the tokens, q, k, v and the attention's output (dl_sd_vae_attention),
+ * 6 C, and the scores where the head is too wide for the flash kernels (one
+ * head of 512 in every SD VAE: B N² f32 twice, N = h w / 64; 2 GiB at 1024²,
+ * the encoder's and the decoder's peak there). */
+static guint64
+mid_attention_bytes (const DlVaeConfig *c, int64_t batch, int64_t h, int64_t w, DlDType dtype)
 {
   int s = c->n_levels - 1;
-  return 6.0 * c->block_out_channels[s] * (double)(h >> s) * (double)(w >> s);
+  int64_t ch = c->block_out_channels[s], n = (h >> s) * (w >> s);
+  return (guint64)(6.0 * (double)ch * (double)n * (double)batch * (double)dl_dtype_size (dtype)) +
+         dl_nn_attention_scores_bytes (batch, n, n, 1, ch, FALSE);
 }
 
 /* The encoder as the decoder below: conv_in's input and output, then each
@@ -301,7 +301,6 @@ dl_vae_encode_activation_bytes (const DlVaeConfig *c, int64_t batch, int64_t h, 
 {
   int n = c->n_levels;
   double units = ((double)c->in_channels + c->block_out_channels[0]) * (double)h * (double)w;
-  units = MAX (units, mid_attention_units (c, h, w));
   for (int i = 0; i < n; i++)
     {
       double px = (double)(h >> i) * (double)(w >> i);
@@ -311,14 +310,19 @@ dl_vae_encode_activation_bytes (const DlVaeConfig *c, int64_t batch, int64_t h, 
       if (i < n - 1)
         units = MAX (units, 1.25 * cout * px);
     }
-  return (guint64)(units * (double)batch * (double)dl_dtype_size (dtype));
+  return MAX ((guint64)(units * (double)batch * (double)dl_dtype_size (dtype)),
+              mid_attention_bytes (c, batch, h, w, dtype));
 }
 
+/* Each level's first block is the widest of the level; an upsampler holds its
+ * output and its conv's at the next size.  The peak: the last level for every
+ * SD VAE (256 -> 128 channels at full size) up to about 1100² in f32 (780² in
+ * f16), the mid block's attention beyond. */
 guint64
 dl_vae_decode_activation_bytes (const DlVaeConfig *c, int64_t batch, int64_t h, int64_t w, DlDType dtype)
 {
   int n = c->n_levels;
-  double units = mid_attention_units (c, h << (n - 1), w << (n - 1));
+  double units = 0;
   for (int i = 0; i < n; i++)
     {
       double px = (double)(h << i) * (double)(w << i);
@@ -328,7 +332,8 @@ dl_vae_decode_activation_bytes (const DlVaeConfig *c, int64_t batch, int64_t h, 
       if (i < n - 1)
         units = MAX (units, 2.0 * cout * 4.0 * px);
     }
-  return (guint64)(units * (double)batch * (double)dl_dtype_size (dtype));
+  return MAX ((guint64)(units * (double)batch * (double)dl_dtype_size (dtype)),
+              mid_attention_bytes (c, batch, h << (n - 1), w << (n - 1), dtype));
 }
 
 int

@@ -228,7 +228,10 @@ dl_train_plan_compute (DlTrainPlan *p, const DlTrainSettings *s, DlTrainPlanFigu
   f->total =
     f->weights + f->trained + MAX (MAX (round_up (work, f->arena_chunk), f->arena_chunk), f->text_encoders_on_host);
   f->budget = dl_device_get_memory_budget (p->device, &f->budget_from_driver);
-  f->budget_is_host = !f->budget_from_driver && dl_device_get_info (p->device)->type == VK_PHYSICAL_DEVICE_TYPE_CPU;
+  guint64 limit = dl_device_get_memory_limit (p->device);
+  f->budget_is_limit = limit && f->budget == limit;
+  f->budget_is_host = !f->budget_is_limit && !f->budget_from_driver &&
+                      dl_device_get_info (p->device)->type == VK_PHYSICAL_DEVICE_TYPE_CPU;
   return TRUE;
 }
 
@@ -412,9 +415,10 @@ dl_train_plan_describe (DlTrainPlan *p)
   g_string_append_printf (str, "  activation memory comes in chunks of %s\n", ch);
   g_string_append_printf (str, "  predicted peak:              %s\n", tot);
   g_string_append_printf (str, "  device budget:               %s (%s)\n", b,
-                          f->budget_from_driver ? "VK_EXT_memory_budget"
-                          : f->budget_is_host   ? "the host's free memory"
-                                                : "heap size");
+                          f->budget_is_limit      ? "the memory limit"
+                          : f->budget_from_driver ? "VK_EXT_memory_budget"
+                          : f->budget_is_host     ? "the host's free memory"
+                                                  : "heap size");
   if (dl_train_plan_fits (p))
     {
       g_string_append (str, "  fits\n");

@@ -24,7 +24,8 @@ typedef struct
   guint64 total;                 /* the predicted peak */
   guint64 budget;                /* what the device offers */
   gboolean budget_from_driver;
-  gboolean budget_is_host; /* a CPU device's: the host's free memory */
+  gboolean budget_is_host;  /* a CPU device's: the host's free memory */
+  gboolean budget_is_limit; /* the device's memory limit ($DREAMLOOM_MEMORY_LIMIT) */
   gint64 trained_params;
 } DlTrainPlanFigures;
 

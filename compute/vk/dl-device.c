@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <stdio.h>
+#include <errno.h>
 #include <string.h>
 
 #define VALIDATION_LAYER "VK_LAYER_KHRONOS_validation"
@@ -531,19 +532,28 @@ env_int (const char *name)
 }
 
 /* A size: bytes, or with K, M, G or T (binary units: "6G", "1536M"); 0 when
- * unset or not a size. */
+ * unset, and when not a size (said on standard error). */
 static guint64
 env_size (const char *name)
 {
   const char *v = g_getenv (name);
+  if (!v || !*v)
+    return 0;
   char *end = NULL;
-  guint64 n = v ? g_ascii_strtoull (v, &end, 10) : 0;
-  if (!v || end == v)
-    return 0;
-  const char *units = "KMGT", *u = *end ? strchr (units, g_ascii_toupper (*end)) : NULL;
-  if (*end && (!u || (end[1] && g_ascii_strcasecmp (end + 1, "iB") && g_ascii_strcasecmp (end + 1, "B"))))
-    return 0;
-  return u ? n << (10 * (u - units + 1)) : n;
+  errno = 0;
+  guint64 n = g_ascii_isdigit (*v) ? g_ascii_strtoull (v, &end, 10) : 0;
+  const char *units = "KMGT", *u = end && *end ? strchr (units, g_ascii_toupper (*end)) : NULL;
+  int shift = u ? 10 * (int)(u - units + 1) : 0;
+  gboolean ok =
+    end && end != v && errno != ERANGE &&
+    (!*end || (u && (!end[1] || !g_ascii_strcasecmp (end + 1, "iB") || !g_ascii_strcasecmp (end + 1, "B")))) &&
+    n <= (G_MAXUINT64 >> shift);
+  if (!ok)
+    {
+      g_message ("%s=%s is not a size (bytes, or a number with K, M, G or T, as 6G): no limit", name, v);
+      return 0;
+    }
+  return n << shift;
 }
 
 static void

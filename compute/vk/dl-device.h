@@ -170,6 +170,7 @@ guint64 dl_device_get_memory_reserved (DlDevice *device);
 /* Refuse allocations past `bytes` in use (0 = no limit): a user budget, and a way to
  * exercise out-of-memory handling in tests. */
 void dl_device_set_memory_limit (DlDevice *device, guint64 bytes);
+guint64 dl_device_get_memory_limit (DlDevice *device);
 /* Device-local memory this process may use: VK_EXT_memory_budget's budget where
  * the driver has it (*from_driver TRUE), else the heap sizes; never more than the
  * limit above. */

@@ -349,6 +349,16 @@ dl_device_get_memory_reserved (DlDevice *self)
   return v;
 }
 
+guint64
+dl_device_get_memory_limit (DlDevice *self)
+{
+  g_return_val_if_fail (self != NULL, 0);
+  g_mutex_lock (&self->mem_mutex);
+  guint64 limit = self->limit;
+  g_mutex_unlock (&self->mem_mutex);
+  return limit;
+}
+
 void
 dl_device_set_memory_limit (DlDevice *self, guint64 bytes)
 {

@@ -144,6 +144,8 @@ test_lora_run (void)
   /* the memory plan, from the model's configuration and the device */
   APP_TEST_WAIT_UNTIL (g_str_has_prefix (dl_train_page_get_plan_text (page), "Needs "), 60);
   g_test_message ("plan: %s", dl_train_page_get_plan_text (page));
+  /* of the memory $DREAMLOOM_MEMORY_LIMIT allows */
+  g_assert_nonnull (strstr (dl_train_page_get_plan_text (page), " GB allowed"));
 
   /* a value the trainer refuses is marked and stops Train */
   GtkWidget *rank = dl_train_form_get_row (form, "rank");
@@ -506,10 +508,10 @@ main (int argc, char **argv)
   if (!model)
     return dl_test_skip_all ("the golden tiny model is not there (../shared/golden or $DREAMLOOM_GOLDEN_DIR)");
   golden_model = g_canonicalize_filename (model, NULL);
-  app_test_init (&argc, &argv);
   /* the plan's verdicts as on a 2 GiB card, whatever the host has free (a
    * CPU device's budget is the host's memory) */
   g_setenv ("DREAMLOOM_MEMORY_LIMIT", "2G", TRUE);
+  app_test_init (&argc, &argv);
   g_test_add_func ("/app/train-page/lora", test_lora_run);
   g_test_add_func ("/app/train-page/textual-inversion", test_textual_inversion_and_bad_input);
   g_test_add_func ("/app/train-page/sdxl-hypernetwork", test_sdxl_hypernetwork);

@@ -212,7 +212,8 @@ test_budget (void)
   gboolean from_driver = FALSE;
   guint64 budget = dl_device_get_memory_budget (dev, &from_driver);
   g_assert_cmpuint (budget, >, dl_device_get_memory_in_use (dev));
-  if (dl_device_get_info (dev)->type == VK_PHYSICAL_DEVICE_TYPE_CPU && !from_driver)
+  if (dl_device_get_info (dev)->type == VK_PHYSICAL_DEVICE_TYPE_CPU && !from_driver &&
+      !dl_device_get_memory_limit (dev))
     {
       g_autofree char *meminfo = NULL;
       g_assert_true (g_file_get_contents ("/proc/meminfo", &meminfo, NULL, NULL));
@@ -223,10 +224,12 @@ test_budget (void)
                       avail / 1073741824.0);
       g_assert_cmpuint (budget, >=, avail / 2);
     }
+  guint64 before = dl_device_get_memory_limit (dev);
   guint64 limit = dl_device_get_memory_in_use (dev) + (8 << 20);
   dl_device_set_memory_limit (dev, limit);
+  g_assert_cmpuint (dl_device_get_memory_limit (dev), ==, limit);
   g_assert_cmpuint (dl_device_get_memory_budget (dev, NULL), ==, MIN (limit, budget));
-  dl_device_set_memory_limit (dev, 0);
+  dl_device_set_memory_limit (dev, before);
 
   const struct
   {
@@ -240,6 +243,11 @@ test_budget (void)
                 { "lots", 0 },
                 { "6X", 0 },
                 { "6Gx", 0 },
+                { "-1", 0 },
+                { "-1G", 0 },
+                { "1.5G", 0 },
+                { "16777216T", 0 },
+                { "18446744073709551616", 0 },
                 { "", 0 } };
   g_autofree char *saved = g_strdup (g_getenv ("DREAMLOOM_MEMORY_LIMIT"));
   for (guint i = 0; i < G_N_ELEMENTS (sizes); i++)
@@ -256,6 +264,7 @@ test_budget (void)
     g_setenv ("DREAMLOOM_MEMORY_LIMIT", saved, TRUE);
   else
     g_unsetenv ("DREAMLOOM_MEMORY_LIMIT");
+  g_assert_cmpuint (dl_device_get_memory_limit (small), ==, 32 << 20);
   g_assert_cmpuint (dl_device_get_memory_budget (small, NULL), <=, 32 << 20);
   g_autoptr (DlTensor) t = dl_tensor_new_1d (small, "too big", DL_DTYPE_F32, 16 << 20, &error);
   g_assert_null (t);

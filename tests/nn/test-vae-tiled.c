@@ -352,19 +352,13 @@ test_estimate (gconstpointer data)
  * real decoder, where the last level's 256 -> 128 block is the peak: 160 MiB
  * whole, 40 MiB in tiles of 16; the encoder's first level, 96 MiB).  Slow on
  * a CPU (a quarter of an hour on two busy cores): with -m thorough only. */
-static void
-test_estimate_sd_shapes (void)
+/* A VAE of `cfg`'s shapes with random weights. */
+static DlParams *
+random_vae (DlModelConfig *cfg)
 {
-  if (!g_test_thorough ())
-    {
-      g_test_skip ("the full-size VAE is slow on a CPU: run with -m thorough");
-      return;
-    }
   g_autoptr (GError) error = NULL;
-  DlModelConfig cfg;
-  dl_model_config_init_sd15 (&cfg);
-  g_autoptr (DlParams) p = dl_params_new (dl_test_device ());
-  g_autoptr (GPtrArray) specs = dl_model_param_specs (&cfg);
+  DlParams *p = dl_params_new (dl_test_device ());
+  g_autoptr (GPtrArray) specs = dl_model_param_specs (cfg);
   DlRecorder *rec = dl_test_recorder ();
   for (guint i = 0; i < specs->len; i++)
     {
@@ -380,6 +374,22 @@ test_estimate_sd_shapes (void)
       g_assert_true (ok);
       dl_params_insert (p, s->name, t);
     }
+  return p;
+}
+
+static void
+test_estimate_sd_shapes (void)
+{
+  if (!g_test_thorough ())
+    {
+      g_test_skip ("the full-size VAE is slow on a CPU: run with -m thorough");
+      return;
+    }
+  g_autoptr (GError) error = NULL;
+  DlModelConfig cfg;
+  dl_model_config_init_sd15 (&cfg);
+  g_autoptr (DlParams) p = random_vae (&cfg);
+  DlRecorder *rec = dl_test_recorder ();
   int64_t zs[4] = { 1, 4, 32, 32 };
   g_autoptr (DlTensor) z = dl_tensor_new (dl_test_device (), "z", DL_DTYPE_F32, 4, zs, &error);
   g_assert_true (dl_op_random_normal (rec, z, DL_RANDOM_PHILOX, 9, 0, 0.0f, 1.0f, &error));
@@ -387,6 +397,36 @@ test_estimate_sd_shapes (void)
   check_estimate ("SD 1.5 shapes", p, &cfg.vae, z, 0);
   check_estimate ("SD 1.5 shapes", p, &cfg.vae, z, 16);
   check_encode_estimate ("SD 1.5 shapes", p, &cfg.vae, 256);
+}
+
+/* A mid block wider than the flash kernels' heads (288 channels, one head, as
+ * every SD VAE's 512): its attention materialises the scores, which are the
+ * peak of both directions here (as at 1024² for SD's VAE) and counted. */
+static void
+test_estimate_wide_attention (void)
+{
+  g_autoptr (GError) error = NULL;
+  DlModelConfig cfg;
+  dl_model_config_init_sd15 (&cfg);
+  DlVaeConfig *c = &cfg.vae;
+  c->n_levels = 2;
+  c->block_out_channels[0] = 16;
+  c->block_out_channels[1] = 288;
+  c->layers_per_block = 1;
+  c->norm_num_groups = 16;
+  g_autoptr (DlParams) p = random_vae (&cfg);
+  int64_t zs[4] = { 1, c->latent_channels, 32, 32 };
+  g_autoptr (DlTensor) z = dl_tensor_new (dl_test_device (), "z", DL_DTYPE_F32, 4, zs, &error);
+  g_assert_true (dl_op_random_normal (dl_test_recorder (), z, DL_RANDOM_PHILOX, 9, 0, 0.0f, 1.0f, &error));
+  dl_test_finish ();
+  /* 1024 tokens: the scores and their softmax, 8 MiB */
+  guint64 scores = dl_nn_attention_scores_bytes (1, 1024, 1024, 1, 288, FALSE);
+  g_assert_cmpuint (scores, ==, 8u << 20);
+  g_assert_cmpuint (dl_nn_attention_scores_bytes (1, 1024, 1024, 8, 64, FALSE), ==, 0);
+  g_assert_cmpuint (dl_vae_decode_activation_bytes (c, 1, 32, 32, DL_DTYPE_F32), >, scores);
+  g_assert_cmpuint (dl_vae_encode_activation_bytes (c, 1, 64, 64, DL_DTYPE_F32), >, scores);
+  check_estimate ("288-channel mid block", p, c, z, 0);
+  check_encode_estimate ("288-channel mid block", p, c, 64);
 }
 
 /* The tile for a budget: none when the whole fits, the largest that fits
@@ -401,9 +441,16 @@ test_choose_tile (void)
   guint64 whole = dl_vae_decode_activation_bytes (c, 1, 128, 128, DL_DTYPE_F32);
   /* 256 -> 128 channels on 1024x1024: 2.5 GiB in f32 */
   g_assert_cmpuint (whole, ==, (guint64)(256 + 3 * 128) * 1024 * 1024 * 4);
-  /* the encoder's first level, 128 channels three times: 1.5 GiB */
-  g_assert_cmpuint (dl_vae_encode_activation_bytes (c, 1, 1024, 1024, DL_DTYPE_F32), ==,
-                    (guint64)(3 * 128) * 1024 * 1024 * 4);
+  /* encoding 1024²: the mid block's attention, 16384 tokens: 2 GiB of scores
+   * and six 512-wide tensors (192 MiB), above the first level's 1.5 GiB */
+  guint64 mid = (guint64)2 * 16384 * 16384 * 4 + (guint64)6 * 512 * 16384 * 4;
+  g_assert_cmpuint (dl_vae_encode_activation_bytes (c, 1, 1024, 1024, DL_DTYPE_F32), ==, mid);
+  /* at 512² the first level again (384 MiB) */
+  g_assert_cmpuint (dl_vae_encode_activation_bytes (c, 1, 512, 512, DL_DTYPE_F32), ==,
+                    (guint64)3 * 128 * 512 * 512 * 4);
+  /* an f16-safe VAE decoding 1024²: the scores stay f32, and are the peak */
+  g_assert_cmpuint (dl_vae_decode_activation_bytes (c, 1, 128, 128, DL_DTYPE_F16), ==,
+                    (guint64)2 * 16384 * 16384 * 4 + (guint64)6 * 512 * 16384 * 2);
   g_assert_cmpint (dl_vae_decode_choose_tile (c, 1, 128, 128, DL_DTYPE_F32, whole * 2, &overlap), ==, 0);
   g_assert_cmpint (overlap, ==, 0);
   /* SDXL in f16 (the VAE in f32) takes about 7.1 GiB of an 8 GiB card */
@@ -496,5 +543,6 @@ main (int argc, char **argv)
   dl_test_add ("/nn/vae-tiled/choose-tile", test_choose_tile);
   dl_test_add ("/nn/vae-tiled/auto", test_auto);
   dl_test_add ("/nn/vae-tiled/estimate/sd15-shapes", test_estimate_sd_shapes);
+  dl_test_add ("/nn/vae-tiled/estimate/wide-attention", test_estimate_wide_attention);
   return dl_test_run ();
 }

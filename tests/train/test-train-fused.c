@@ -126,7 +126,6 @@ test_same_run (gconstpointer data)
       g_test_skip ("$DREAMLOOM_TEST_QUICK");
       return;
     }
-  g_autoptr (GError) error = NULL;
   g_autofree char *tmp = train_test_make_tmp ("dl-fused-XXXXXX");
   g_autofree char *model = dl_test_golden_path (c->model);
   g_autofree char *images = train_test_images_or_skip (tmp, 1, model != NULL, "no golden tiny model");
@@ -180,7 +179,6 @@ params_differing (const char *a, const char *b)
 static void
 test_clipping_per_tensor (void)
 {
-  g_autoptr (GError) error = NULL;
   g_autofree char *tmp = train_test_make_tmp ("dl-fused-clip-XXXXXX");
   g_autofree char *model = dl_test_golden_path ("tiny-sd15-diffusers");
   g_autofree char *images = train_test_images_or_skip (tmp, 1, model != NULL, "no golden tiny model");
@@ -217,7 +215,6 @@ warned (TrainLog *log, const char *a, const char *b)
 static void
 test_non_finite (void)
 {
-  g_autoptr (GError) error = NULL;
   g_autofree char *tmp = train_test_make_tmp ("dl-fused-nan-XXXXXX");
   g_autofree char *model = dl_test_golden_path ("tiny-sd15-diffusers");
   g_autofree char *images = train_test_images_or_skip (tmp, 1, model != NULL, "no golden tiny model");
@@ -279,12 +276,13 @@ test_plan_sdxl (void)
   g_assert_cmpuint (fused.activations, >, plain.activations); /* the gradients in flight */
   g_assert_cmpfloat (plain.total / gib, >, 24.0);
   g_assert_cmpfloat (fused.total / gib, <, 24.0);
-  /* the images are encoded by SDXL's f32 VAE: three 128-channel images of 1024² */
+  /* the images are encoded by SDXL's f32 VAE (whose mid block's attention
+   * holds 2.2 GiB at 1024²) */
   g_assert_cmpuint (fused.encode, ==, dl_vae_encode_activation_bytes (&cfg.vae, 1, 1024, 1024, DL_DTYPE_F32));
-  g_assert_cmpuint (fused.encode, ==, (guint64)3 * 128 * 1024 * 1024 * 4);
+  g_test_message ("encoding a 1024² image: %.2f GiB", fused.encode / gib);
   /* a CPU device's budget is the host's free memory, and the plan says so */
-  gboolean host =
-    !fused.budget_from_driver && dl_device_get_info (dl_test_device ())->type == VK_PHYSICAL_DEVICE_TYPE_CPU;
+  gboolean host = !fused.budget_from_driver && !dl_device_get_memory_limit (dl_test_device ()) &&
+                  dl_device_get_info (dl_test_device ())->type == VK_PHYSICAL_DEVICE_TYPE_CPU;
   g_assert_cmpint (fused.budget_is_host, ==, host);
   g_autofree char *described = dl_train_plan_describe (plan);
   g_assert_cmpint (strstr (described, "the host's free memory") != NULL, ==, host);
