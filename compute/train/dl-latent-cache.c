@@ -16,6 +16,7 @@
 
 #include "dl-error.h"
 #include "nn/dl-vae.h"
+#include "tensor/dl-arena.h"
 
 #define CACHE_VERSION "1"
 
@@ -188,6 +189,13 @@ dl_trainer_cache_latents (DlTrainer *t, GError **error)
     return FALSE;
   if (encoded)
     dl_trainer_status (t, 1.0, "Encoded %u image%s", encoded, encoded == 1 ? "" : "s");
+  /* the encoder's working memory (2.2 GiB for SDXL's f32 VAE at 1024²) goes
+   * back before the trained tensors are made: the arena would otherwise keep
+   * it for the whole run (the plan's peak_encoding) */
+  DlArena *arena = dl_sd_model_get_arena (t->model);
+  guint64 held = dl_arena_get_reserved (arena);
+  dl_arena_trim (arena);
+  gboolean trim = dl_arena_get_reserved (arena) < held;
   /* the encoder is not needed again in this run (the decoder is, for previews);
    * a model shared with the window stays whole */
   if (t->owned_model)
@@ -196,8 +204,7 @@ dl_trainer_cache_latents (DlTrainer *t, GError **error)
       guint freed = dl_params_remove_prefix (p, "vae.encoder.") + dl_params_remove_prefix (p, "vae.quant_conv.");
       if (t->settings->sample_every == 0)
         freed += dl_params_remove_prefix (p, "vae.");
-      if (freed && !dl_device_trim_memory (t->device, error))
-        return FALSE;
+      trim = trim || freed;
     }
-  return TRUE;
+  return !trim || dl_device_trim_memory (t->device, error);
 }

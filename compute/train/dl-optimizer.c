@@ -164,11 +164,17 @@ dl_optimizer_get_8bit (DlOptimizer *opt)
 /* bitsandbytes optim/optimizer.py: tensors smaller than min_8bit_size keep 32-bit state */
 #define MIN_8BIT_SIZE 4096
 
-double
-dl_optimizer_bytes_per_element (gboolean eightbit, gboolean copy)
+guint64
+dl_optimizer_tensor_bytes (DlDevice *device, int64_t numel, gboolean eightbit, gboolean value, gboolean gradient)
 {
-  double moments = eightbit ? 2.0 + 8.0 / DL_ADAMW8BIT_BLOCK : 8.0;
-  return 4.0 + 4.0 + moments + (copy ? 2.0 : 0.0);
+  guint64 n = (guint64)MAX (numel, 0), f32 = dl_device_allocation_size (device, 4 * n);
+  guint64 moments = 2 * f32;
+  if (eightbit && numel >= MIN_8BIT_SIZE)
+    /* dl_adamw8bit_state_new: codes and absmax, one tensor each per moment */
+    moments = 2 * dl_device_allocation_size (device, 4 * ((n + 3) / 4)) +
+              2 * dl_device_allocation_size (device, 4 * (guint64)dl_adamw8bit_n_blocks (numel));
+  /* the gradients share blocks (grad_block_elems): no rounding per tensor */
+  return moments + (value ? f32 : 0) + (gradient ? 4 * n : 0);
 }
 
 gboolean

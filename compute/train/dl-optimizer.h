@@ -40,9 +40,14 @@ gboolean dl_optimizer_add (DlOptimizer *opt, DlRecorder *rec, const char *name, 
  * value (rounded) and is what the tape gives gradients to. */
 gboolean dl_optimizer_add_with_copy (DlOptimizer *opt, DlRecorder *rec, const char *name, DlTensor *master,
                                      DlTensor *model, guint group, GError **error);
-/* Device bytes of the optimizer's state per trained element (value, gradient,
- * moments; and the f16 copy when `copy`). */
-double dl_optimizer_bytes_per_element (gboolean eightbit, gboolean copy);
+/* Device bytes of one trained tensor of `numel` elements, as `device`
+ * allocates them: its AdamW moments (8-bit with `eightbit` from the size
+ * bitsandbytes' min_8bit_size gives, f32 below), its f32 value when it has one
+ * of its own (`value`: not when the model's f32 tensor is trained in place)
+ * and its share of the gradient buffers (`gradient`: not with the fused
+ * backward pass). */
+guint64 dl_optimizer_tensor_bytes (DlDevice *device, int64_t numel, gboolean eightbit, gboolean value,
+                                   gboolean gradient);
 guint dl_optimizer_get_n (DlOptimizer *opt);
 const char *dl_optimizer_get_name (DlOptimizer *opt, guint i);
 DlTensor *dl_optimizer_get_param (DlOptimizer *opt, guint i);

@@ -48,11 +48,30 @@ round_up (guint64 v, guint64 to)
   return to ? (v + to - 1) / to * to : v;
 }
 
-/* LoRA parameters for the settings: what dl-train-lora.c attaches */
-static gint64
-lora_params (DlTrainPlan *p, const DlTrainSettings *s)
+/* The trained tensors of a run, counted one by one as the optimizer
+ * allocates them (dl_optimizer_tensor_bytes) */
+typedef struct
 {
-  gint64 n = 0;
+  DlDevice *device;
+  const DlTrainSettings *settings;
+  gint64 params;
+  gint64 largest;
+  guint64 bytes;
+} Trained;
+
+static void
+trained_tensor (Trained *tr, int64_t numel, gboolean value)
+{
+  const DlTrainSettings *s = tr->settings;
+  tr->params += numel;
+  tr->largest = MAX (tr->largest, numel);
+  tr->bytes += dl_optimizer_tensor_bytes (tr->device, numel, s->adamw8bit, value, !s->fused_backward_pass);
+}
+
+/* LoRA's down and up tensors for the settings: what dl-train-lora.c attaches */
+static void
+lora_tensors (DlTrainPlan *p, const DlTrainSettings *s, Trained *tr)
+{
   for (guint i = 0; i < p->names->len; i++)
     {
       const char *name = p->names->pdata[i];
@@ -80,9 +99,9 @@ lora_params (DlTrainPlan *p, const DlTrainSettings *s)
       if (!rank)
         continue;
       gint64 fan_in = nd == 4 ? sh[1] * sh[2] * sh[3] : sh[1];
-      n += rank * (fan_in + sh[0]);
+      trained_tensor (tr, rank * fan_in, TRUE);
+      trained_tensor (tr, rank * sh[0], TRUE);
     }
-  return n;
 }
 
 static double
@@ -141,41 +160,38 @@ dl_train_plan_compute (DlTrainPlan *p, const DlTrainSettings *s, DlTrainPlanFigu
         es = emb2;
       else if (g_str_has_prefix (name, "vae."))
         es = vsize;
+      guint64 bytes = dl_device_allocation_size (p->device, (guint64)n * es);
       if (te_away && dl_component_is_text_encoder_param (name))
-        f->text_encoders_on_host += (guint64)n * es;
+        f->text_encoders_on_host += bytes;
       else
-        f->weights += (guint64)n * es;
+        f->weights += bytes;
     }
   /* trained tensors: value, gradient, AdamW m and v (f32; 8-bit moments with
    * --optimizer adamw8bit); the fused backward pass keeps no gradients, but
    * the few whose parameters' uses the backward is between (the largest tensor,
    * twice: dl-tape.h hands each over after its first use's backward) */
-  gint64 trained = 0, largest_tensor = 0;
-  double per_element = dl_optimizer_bytes_per_element (s->adamw8bit, FALSE) - (s->fused_backward_pass ? 4.0 : 0.0);
+  Trained tr = { .device = p->device, .settings = s };
   if (s->method == DL_TRAIN_LORA)
     {
-      trained = lora_params (p, s);
+      lora_tensors (p, s, &tr);
     }
   else if (s->method == DL_TRAIN_TEXTUAL_INVERSION)
     {
       /* SDXL: a vector set per encoder (clip_l and clip_g) */
-      trained = (gint64)s->vectors * (c->text_encoder.hidden_size + (sdxl ? c->text_encoder_2.hidden_size : 0));
+      trained_tensor (&tr, (int64_t)s->vectors * c->text_encoder.hidden_size, TRUE);
+      if (sdxl)
+        trained_tensor (&tr, (int64_t)s->vectors * c->text_encoder_2.hidden_size, TRUE);
     }
   else if (s->method == DL_TRAIN_DREAMBOOTH)
     {
       for (guint i = 0; i < p->names->len; i++)
         {
           const char *name = p->names->pdata[i];
-          /* --train-text-encoder on SDXL trains both encoders */
+          /* --train-text-encoder on SDXL trains both encoders; the model's own
+           * f32 weights are the values, f16 ones get f32 masters */
           if (g_str_has_prefix (name, "unet.") || (s->train_text_encoder && dl_component_is_text_encoder_param (name)))
-            {
-              gint64 n = g_array_index (p->numel, gint64, i);
-              trained += n;
-              largest_tensor = MAX (largest_tensor, n);
-            }
+            trained_tensor (&tr, g_array_index (p->numel, gint64, i), s->fp16);
         }
-      /* the model's own f32 weights are the values; f16 ones get f32 masters */
-      per_element -= s->fp16 ? 0.0 : 4.0;
     }
   else if (s->method == DL_TRAIN_HYPERNETWORK)
     {
@@ -187,14 +203,21 @@ dl_train_plan_compute (DlTrainPlan *p, const DlTrainSettings *s, DlTrainPlanFigu
           for (guint k = 0; layers[k] && layers[k + 1]; k++)
             {
               double a = dim * g_ascii_strtod (layers[k], NULL), b = dim * g_ascii_strtod (layers[k + 1], NULL);
-              trained += (gint64)(2 * (a * b + b)); /* the k and the v module */
+              /* the k and the v module: a weight and a bias each */
+              for (int kv = 0; kv < 2; kv++)
+                {
+                  trained_tensor (&tr, (int64_t)(a * b), TRUE);
+                  trained_tensor (&tr, (int64_t)b, TRUE);
+                }
             }
         }
     }
-  f->trained_params = trained;
-  f->trained = (guint64)(trained * per_element);
+  f->trained_params = tr.params;
+  f->trained = tr.bytes;
   /* LoRA, TI, hypernetworks: all their (small) gradients, to be safe */
-  guint64 in_flight = s->fused_backward_pass ? 4 * (guint64)(largest_tensor ? 2 * largest_tensor : trained) : 0;
+  guint64 in_flight = !s->fused_backward_pass            ? 0
+                      : s->method == DL_TRAIN_DREAMBOOTH ? 8 * (guint64)tr.largest
+                                                         : 4 * (guint64)tr.params;
   /* one step's activations */
   int f8 = 1 << (c->vae.n_levels - 1);
   int lh = s->resolution / f8, lw = s->resolution / f8;
@@ -222,11 +245,16 @@ dl_train_plan_compute (DlTrainPlan *p, const DlTrainSettings *s, DlTrainPlanFigu
   /* encoding one image (dl-latent-cache.c) */
   f->encode = dl_vae_encode_activation_bytes (&c->vae, 1, s->resolution, s->resolution, vdtype);
   f->arena_chunk = 256u << 20;
-  guint64 work = MAX (f->activations, f->encode);
-  /* the encoders are on the device, next to the trained state, until every
-   * prompt is encoded (dl-trainer.c text_encoders_away) */
-  f->total =
-    f->weights + f->trained + MAX (MAX (round_up (work, f->arena_chunk), f->arena_chunk), f->text_encoders_on_host);
+  /* a run's phases, in order (dl-trainer.c prepare_run); the arena gives its
+   * chunks back after the first, so the step does not inherit its memory.
+   * Encoding: the whole model, an image and the VAE encoder's working memory;
+   * then, with frozen encoders, every prompt (their activations fit one
+   * chunk), before the encoders go to the host and anything trained is made */
+  guint64 chunk = f->arena_chunk;
+  guint64 pixels = dl_device_allocation_size (p->device, 3 * (guint64)s->resolution * s->resolution * vsize);
+  f->peak_encoding = f->weights + f->text_encoders_on_host + pixels + MAX (round_up (f->encode, chunk), chunk);
+  f->peak_training = f->weights + f->trained + MAX (round_up (f->activations, chunk), chunk);
+  f->total = MAX (f->peak_encoding, f->peak_training);
   f->budget = dl_device_get_memory_budget (p->device, &f->budget_from_driver);
   guint64 limit = dl_device_get_memory_limit (p->device);
   f->budget_is_limit = limit && f->budget == limit;
@@ -408,12 +436,17 @@ dl_train_plan_describe (DlTrainPlan *p)
       g_autofree char *te = size_text (f->text_encoders_on_host);
       g_string_append_printf (str, "  text encoders (in host memory once the prompts are encoded): %s\n", te);
     }
-  g_string_append_printf (str, "  trained tensors (%.2f M, value + %sAdamW moments, f32): %s\n",
-                          f->trained_params / 1e6, s->fused_backward_pass ? "" : "gradient + ", tr);
+  gboolean own_values = s->method == DL_TRAIN_DREAMBOOTH && !s->fp16;
+  g_string_append_printf (str, "  trained tensors (%.2f M; %s%s%s AdamW moments): %s\n", f->trained_params / 1e6,
+                          own_values ? "" : "f32 values, ", s->fused_backward_pass ? "" : "gradients, ",
+                          s->adamw8bit ? "8-bit" : "f32", tr);
   g_string_append_printf (str, "  activations (one step):      %s\n", a);
   g_string_append_printf (str, "  encoding the images (once):  %s\n", e);
   g_string_append_printf (str, "  activation memory comes in chunks of %s\n", ch);
-  g_string_append_printf (str, "  predicted peak:              %s\n", tot);
+  const char *when = f->total == f->peak_training ? "training"
+                     : f->text_encoders_on_host   ? "encoding the images and prompts"
+                                                  : "encoding the images";
+  g_string_append_printf (str, "  predicted peak:              %s (while %s)\n", tot, when);
   g_string_append_printf (str, "  device budget:               %s (%s)\n", b,
                           f->budget_is_limit      ? "the memory limit"
                           : f->budget_from_driver ? "VK_EXT_memory_budget"

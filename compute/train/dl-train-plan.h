@@ -21,8 +21,12 @@ typedef struct
   guint64 activations;           /* the largest step (forward + backward) */
   guint64 encode;                /* encoding the images once (VAE encoder, no gradients) */
   guint64 arena_chunk;           /* activations come in chunks of this size */
-  guint64 total;                 /* the predicted peak */
-  guint64 budget;                /* what the device offers */
+  /* the device memory at the peak of each phase of a run; the arena gives
+   * back its chunks between them (dl-latent-cache.c, dl-trainer.c) */
+  guint64 peak_encoding; /* the images and, with frozen encoders, the prompts, before anything is trained */
+  guint64 peak_training; /* the trained tensors, one step's activations */
+  guint64 total;         /* the predicted peak: the larger of the two */
+  guint64 budget;        /* what the device offers */
   gboolean budget_from_driver;
   gboolean budget_is_host;  /* a CPU device's: the host's free memory */
   gboolean budget_is_limit; /* the device's memory limit ($DREAMLOOM_MEMORY_LIMIT) */

@@ -20,6 +20,7 @@
 #include "nn/dl-nn.h"
 #include "nn/dl-unet.h"
 #include "ops/dl-ops.h"
+#include "tensor/dl-arena.h"
 #include "train/dl-prompt-templates.h"
 #include "train/dl-train-step.h"
 
@@ -425,6 +426,20 @@ folder_identity (const char *dir, GCancellable *cancellable, GError **error)
   return g_strdup (g_checksum_get_string (sum));
 }
 
+/* SDXL: captions go to both encoders; the second pads with 0 and keeps “!” as
+ * text, as OpenCLIP (which SDXL was trained with), kohya sd-scripts, A1111 and
+ * ComfyUI tokenize (diffusers' tokenizer_2 would split it out).  A copy of the
+ * first: the tokens Textual Inversion adds have the same ids in both. */
+static void
+make_tokenizer_2 (DlTrainer *t)
+{
+  if (!dl_model_config_is_sdxl (dl_sd_model_get_config (t->model)))
+    return;
+  g_clear_pointer (&t->tok2, dl_clip_tokenizer_free);
+  t->tok2 = dl_clip_tokenizer_copy (t->tok);
+  dl_clip_tokenizer_set_pad_style (t->tok2, DL_CLIP_PAD_ZERO);
+}
+
 static gboolean prepare_run (DlTrainer *t, GCancellable *cancellable, gboolean *made_run_dir, GError **error);
 static gboolean text_encoders_away (DlTrainer *t, GError **error);
 
@@ -528,25 +543,27 @@ prepare_run (DlTrainer *t, GCancellable *cancellable, gboolean *made_run_dir, GE
     return FALSE;
   if (!dl_trainer_cache_latents (t, error))
     return FALSE;
+  /* encoders that train nothing: every prompt of the run through them now and
+   * they to host memory, before the trained tensors are made (the plan's
+   * peak_encoding) */
+  if (dl_train_settings_text_encoders_off_device (s))
+    {
+      make_tokenizer_2 (t);
+      t->text_cache = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+      if (!text_encoders_away (t, error))
+        return FALSE;
+    }
   t->opt = dl_optimizer_new (t->device, s->adam_beta1, s->adam_beta2, s->adam_eps);
   /* group 0 is the UNet's (--lr), group 1 the text encoder's (--text-encoder-lr) */
   dl_optimizer_add_group (t->opt, "unet", s->weight_decay);
   dl_optimizer_add_group (t->opt, "text_encoder", s->weight_decay);
   if (!t->method->setup (t, error) || !dl_recorder_finish (dl_sd_model_get_recorder (t->model), error))
     return FALSE;
-  if (dl_model_config_is_sdxl (dl_sd_model_get_config (t->model)))
-    {
-      /* captions go to both encoders; the second pads with 0 and keeps “!” as
-       * text, as OpenCLIP (which SDXL was trained with), kohya sd-scripts, A1111
-       * and ComfyUI tokenize (diffusers' tokenizer_2 would split it out).  A
-       * copy made after the method's setup: it has the tokens Textual
-       * Inversion added, under the same ids */
-      t->tok2 = dl_clip_tokenizer_copy (t->tok);
-      dl_clip_tokenizer_set_pad_style (t->tok2, DL_CLIP_PAD_ZERO);
-    }
+  /* again: it needs the tokens Textual Inversion added */
+  make_tokenizer_2 (t);
   if (!make_draws (t, error))
     return FALSE;
-  if (!t->train_text)
+  if (!t->train_text && !t->text_cache)
     t->text_cache = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   if (t->resuming)
     {
@@ -568,8 +585,6 @@ prepare_run (DlTrainer *t, GCancellable *cancellable, gboolean *made_run_dir, GE
       if (!dl_trainer_write_state (t, p0, error) || !dl_trainer_write_run_json (t, error))
         return FALSE;
     }
-  if (dl_train_settings_text_encoders_off_device (s) && t->text_cache && !text_encoders_away (t, error))
-    return FALSE;
   t->prepared = TRUE;
   return TRUE;
 }
@@ -826,6 +841,8 @@ text_encoders_away (DlTrainer *t, GError **error)
           !cached_conditioning (t, tape, ids, t->tok2 ? ids2 : NULL, 1, &context, &pooled, error))
         return FALSE;
     }
+  /* the step grows the arena to its own needs (the plan's peak_training) */
+  dl_arena_trim (dl_sd_model_get_arena (t->model));
   gboolean moved = FALSE;
   if (!dl_sd_model_text_encoders_to_host (t->model, &moved, error))
     return FALSE;

@@ -165,6 +165,9 @@ gboolean dl_device_wait_idle (DlDevice *device, GError **error);
 guint64 dl_device_get_memory_in_use (DlDevice *device);
 guint64 dl_device_get_memory_peak (DlDevice *device);
 void dl_device_reset_memory_peak (DlDevice *device);
+/* What a tensor of `bytes` takes from the device's memory (allocations are
+ * aligned: at least 256 bytes each). */
+guint64 dl_device_allocation_size (DlDevice *device, guint64 bytes);
 /* Bytes held in VkDeviceMemory blocks (>= in use). */
 guint64 dl_device_get_memory_reserved (DlDevice *device);
 /* Refuse allocations past `bytes` in use (0 = no limit): a user budget, and a way to

@@ -311,6 +311,13 @@ dl_memory_free (DlDevice *self, DlAllocation *a)
 }
 
 guint64
+dl_device_allocation_size (DlDevice *self, guint64 bytes)
+{
+  g_return_val_if_fail (self != NULL, bytes);
+  return align_up (MAX (bytes, 1), self->alloc_alignment);
+}
+
+guint64
 dl_device_get_memory_in_use (DlDevice *self)
 {
   g_return_val_if_fail (self != NULL, 0);

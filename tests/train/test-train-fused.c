@@ -280,6 +280,11 @@ test_plan_sdxl (void)
    * holds 2.2 GiB at 1024²) */
   g_assert_cmpuint (fused.encode, ==, dl_vae_encode_activation_bytes (&cfg.vae, 1, 1024, 1024, DL_DTYPE_F32));
   g_test_message ("encoding a 1024² image: %.2f GiB", fused.encode / gib);
+  /* its working memory, and the encoders, are given back before the trained
+   * tensors are made: the peak is the step's */
+  g_test_message ("peaks: encoding %.2f GiB, training %.2f GiB", fused.peak_encoding / gib, fused.peak_training / gib);
+  g_assert_cmpuint (fused.total, ==, fused.peak_training);
+  g_assert_cmpfloat (fused.peak_encoding / gib, <, 10.0);
   /* a CPU device's budget is the host's free memory, and the plan says so */
   gboolean host = !fused.budget_from_driver && !dl_device_get_memory_limit (dl_test_device ()) &&
                   dl_device_get_info (dl_test_device ())->type == VK_PHYSICAL_DEVICE_TYPE_CPU;
