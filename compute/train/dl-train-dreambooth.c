@@ -41,7 +41,6 @@ db_setup (DlTrainer *t, GError **error)
   DbRun *r = g_new0 (DbRun, 1);
   r->masters = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify)dl_tensor_unref);
   t->method_data = r;
-  dl_optimizer_set_8bit (t->opt, s->adamw8bit);
   g_autoptr (GPtrArray) names = dl_params_names (p);
   guint n = 0;
   for (guint i = 0; i < names->len; i++)

@@ -149,6 +149,7 @@ dl_train_plan_compute (DlTrainPlan *p, const DlTrainSettings *s, DlTrainPlanFigu
   gsize emb2 = dl_dtype_size (dl_params_embedding_dtype (
     p->device, (int64_t)c->text_encoder_2.vocab_size * c->text_encoder_2.hidden_size, wdtype));
   gboolean te_away = dl_train_settings_text_encoders_off_device (s);
+  g_autofree gsize *stored = g_new (gsize, MAX (p->names->len, 1));
   for (guint i = 0; i < p->names->len; i++)
     {
       const char *name = p->names->pdata[i];
@@ -160,6 +161,7 @@ dl_train_plan_compute (DlTrainPlan *p, const DlTrainSettings *s, DlTrainPlanFigu
         es = emb2;
       else if (g_str_has_prefix (name, "vae."))
         es = vsize;
+      stored[i] = es;
       guint64 bytes = dl_device_allocation_size (p->device, (guint64)n * es);
       if (te_away && dl_component_is_text_encoder_param (name))
         f->text_encoders_on_host += bytes;
@@ -188,9 +190,10 @@ dl_train_plan_compute (DlTrainPlan *p, const DlTrainSettings *s, DlTrainPlanFigu
         {
           const char *name = p->names->pdata[i];
           /* --train-text-encoder on SDXL trains both encoders; the model's own
-           * f32 weights are the values, f16 ones get f32 masters */
+           * f32 weights are the values, f16 ones (a token table too large
+           * for f32 too) get f32 masters */
           if (g_str_has_prefix (name, "unet.") || (s->train_text_encoder && dl_component_is_text_encoder_param (name)))
-            trained_tensor (&tr, g_array_index (p->numel, gint64, i), s->fp16);
+            trained_tensor (&tr, g_array_index (p->numel, gint64, i), stored[i] != 4);
         }
     }
   else if (s->method == DL_TRAIN_HYPERNETWORK)
@@ -203,11 +206,17 @@ dl_train_plan_compute (DlTrainPlan *p, const DlTrainSettings *s, DlTrainPlanFigu
           for (guint k = 0; layers[k] && layers[k + 1]; k++)
             {
               double a = dim * g_ascii_strtod (layers[k], NULL), b = dim * g_ascii_strtod (layers[k + 1], NULL);
-              /* the k and the v module: a weight and a bias each */
+              /* the k and the v module: a weight and a bias each, and a
+               * LayerNorm's with --hn-layer-norm (dl-hypernetwork.c) */
               for (int kv = 0; kv < 2; kv++)
                 {
                   trained_tensor (&tr, (int64_t)(a * b), TRUE);
                   trained_tensor (&tr, (int64_t)b, TRUE);
+                  if (s->hn_layer_norm)
+                    {
+                      trained_tensor (&tr, (int64_t)b, TRUE);
+                      trained_tensor (&tr, (int64_t)b, TRUE);
+                    }
                 }
             }
         }
@@ -254,7 +263,13 @@ dl_train_plan_compute (DlTrainPlan *p, const DlTrainSettings *s, DlTrainPlanFigu
   guint64 pixels = dl_device_allocation_size (p->device, 3 * (guint64)s->resolution * s->resolution * vsize);
   f->peak_encoding = f->weights + f->text_encoders_on_host + pixels + MAX (round_up (f->encode, chunk), chunk);
   f->peak_training = f->weights + f->trained + MAX (round_up (f->activations, chunk), chunk);
-  f->total = MAX (f->peak_encoding, f->peak_training);
+  /* the encoders back on the device next to the trained tensors: previews
+   * (dl_sd_sample gives the arena's chunks back first), or the prompts of a
+   * LoRA from --init-from, whose text-encoder modules attach in its setup */
+  gboolean back = s->sample_every > 0 || (s->method == DL_TRAIN_LORA && s->init_from);
+  if (f->text_encoders_on_host && back)
+    f->peak_encoders_back = f->weights + f->text_encoders_on_host + f->trained + chunk;
+  f->total = MAX (MAX (f->peak_encoding, f->peak_training), f->peak_encoders_back);
   f->budget = dl_device_get_memory_budget (p->device, &f->budget_from_driver);
   guint64 limit = dl_device_get_memory_limit (p->device);
   f->budget_is_limit = limit && f->budget == limit;
@@ -443,9 +458,10 @@ dl_train_plan_describe (DlTrainPlan *p)
   g_string_append_printf (str, "  activations (one step):      %s\n", a);
   g_string_append_printf (str, "  encoding the images (once):  %s\n", e);
   g_string_append_printf (str, "  activation memory comes in chunks of %s\n", ch);
-  const char *when = f->total == f->peak_training ? "training"
-                     : f->text_encoders_on_host   ? "encoding the images and prompts"
-                                                  : "encoding the images";
+  const char *when = f->total == f->peak_training        ? "training"
+                     : f->total == f->peak_encoders_back ? "the text encoders are back for previews or prompts"
+                     : f->text_encoders_on_host          ? "encoding the images and prompts"
+                                                         : "encoding the images";
   g_string_append_printf (str, "  predicted peak:              %s (while %s)\n", tot, when);
   g_string_append_printf (str, "  device budget:               %s (%s)\n", b,
                           f->budget_is_limit      ? "the memory limit"

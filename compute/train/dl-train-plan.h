@@ -17,16 +17,17 @@ typedef struct
 {
   guint64 weights;               /* the frozen model on the device */
   guint64 text_encoders_on_host; /* of the model, what waits in host memory while the UNet trains */
-  guint64 trained;               /* trained tensors: fp32 value, gradient, two moments */
+  guint64 trained;               /* trained tensors as the optimizer allocates them (dl_optimizer_tensor_bytes) */
   guint64 activations;           /* the largest step (forward + backward) */
   guint64 encode;                /* encoding the images once (VAE encoder, no gradients) */
   guint64 arena_chunk;           /* activations come in chunks of this size */
   /* the device memory at the peak of each phase of a run; the arena gives
    * back its chunks between them (dl-latent-cache.c, dl-trainer.c) */
-  guint64 peak_encoding; /* the images and, with frozen encoders, the prompts, before anything is trained */
-  guint64 peak_training; /* the trained tensors, one step's activations */
-  guint64 total;         /* the predicted peak: the larger of the two */
-  guint64 budget;        /* what the device offers */
+  guint64 peak_encoding;      /* the images and, with frozen encoders, the prompts, before anything is trained */
+  guint64 peak_training;      /* the trained tensors, one step's activations */
+  guint64 peak_encoders_back; /* the encoders on the device again, next to the trained tensors (0: never) */
+  guint64 total;              /* the predicted peak: the largest of the three */
+  guint64 budget;             /* what the device offers */
   gboolean budget_from_driver;
   gboolean budget_is_host;  /* a CPU device's: the host's free memory */
   gboolean budget_is_limit; /* the device's memory limit ($DREAMLOOM_MEMORY_LIMIT) */

@@ -545,8 +545,11 @@ prepare_run (DlTrainer *t, GCancellable *cancellable, gboolean *made_run_dir, GE
     return FALSE;
   /* encoders that train nothing: every prompt of the run through them now and
    * they to host memory, before the trained tensors are made (the plan's
-   * peak_encoding) */
-  if (dl_train_settings_text_encoders_off_device (s))
+   * peak_encoding); a LoRA from --init-from attaches the file's text-encoder
+   * modules in its setup, so its prompts wait for it */
+  gboolean off_device = dl_train_settings_text_encoders_off_device (s);
+  gboolean prompts_first = off_device && !(s->method == DL_TRAIN_LORA && s->init_from);
+  if (prompts_first)
     {
       make_tokenizer_2 (t);
       t->text_cache = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
@@ -554,6 +557,7 @@ prepare_run (DlTrainer *t, GCancellable *cancellable, gboolean *made_run_dir, GE
         return FALSE;
     }
   t->opt = dl_optimizer_new (t->device, s->adam_beta1, s->adam_beta2, s->adam_eps);
+  dl_optimizer_set_8bit (t->opt, s->adamw8bit);
   /* group 0 is the UNet's (--lr), group 1 the text encoder's (--text-encoder-lr) */
   dl_optimizer_add_group (t->opt, "unet", s->weight_decay);
   dl_optimizer_add_group (t->opt, "text_encoder", s->weight_decay);
@@ -585,6 +589,8 @@ prepare_run (DlTrainer *t, GCancellable *cancellable, gboolean *made_run_dir, GE
       if (!dl_trainer_write_state (t, p0, error) || !dl_trainer_write_run_json (t, error))
         return FALSE;
     }
+  if (off_device && !prompts_first && !text_encoders_away (t, error))
+    return FALSE;
   t->prepared = TRUE;
   return TRUE;
 }

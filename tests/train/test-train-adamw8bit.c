@@ -1,5 +1,6 @@
 /* test-train-adamw8bit.c: --optimizer adamw8bit in whole DreamBooth runs on
- * the golden tiny model (no prior preservation, fixed seed):
+ * the golden tiny model (no prior preservation, fixed seed), and in a LoRA's
+ * (the option is every method's):
  *  - the loss curve and the final validation loss against the same run with
  *    fp32 AdamW.  The bound comes from the quantisation error of the 8-bit
  *    moments (dl-op-adamw8bit.h; tests/ops/test-adamw8bit.c checks the maps):
@@ -228,11 +229,37 @@ test_resume (void)
   dl_test_remove_tree (tmp);
 }
 
+/* --optimizer adamw8bit is every method's: a LoRA's tensors of 4096 elements
+ * or more (rank 128 on the tiny model) keep 8-bit moments too */
+static void
+test_lora (void)
+{
+  g_autofree char *tmp = train_test_make_tmp ("dl-8bit-lora-XXXXXX");
+  g_autofree char *model = dl_test_golden_path ("tiny-sd15-diffusers");
+  g_autofree char *images = train_test_images_or_skip (tmp, 1, model != NULL, "no golden tiny model");
+  if (!images)
+    return;
+  g_autoptr (GError) error = NULL;
+  const char *const opts[] = { "steps=1", "rank=128", "alpha=128", "optimizer=adamw8bit", NULL };
+  g_autofree char *out = g_build_filename (tmp, "l.safetensors", NULL);
+  g_autoptr (DlTrainSettings) s = train_test_settings (DL_TRAIN_LORA, model, images, out, opts);
+  g_autoptr (TrainLog) log = train_log_new ();
+  run_to_end (s, log);
+  g_autofree char *state = g_build_filename (tmp, "l.run", "state-00000001.safetensors", NULL);
+  Moments m = count_moments (state);
+  g_test_message ("LoRA rank 128: %u tensors with 8-bit moments (%" G_GINT64_FORMAT " elements), %u with f32",
+                  m.eightbit, m.eightbit_numel, m.fp32);
+  g_assert_cmpuint (m.eightbit, >, 0);
+  g_assert_cmpuint (m.large_fp32, ==, 0);
+  dl_test_remove_tree (tmp);
+}
+
 int
 main (int argc, char **argv)
 {
   dl_test_init (&argc, &argv);
   dl_test_add ("/train/adamw8bit/curve", test_curve);
   dl_test_add ("/train/adamw8bit/resume", test_resume);
+  dl_test_add ("/train/adamw8bit/lora", test_lora);
   return dl_test_run ();
 }

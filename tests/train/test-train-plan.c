@@ -15,6 +15,7 @@
  * dl_optimizer_add takes from the device. */
 #include "train-test-util.h"
 
+#include <math.h>
 #include <unistd.h>
 
 #include "dl-error.h"
@@ -32,6 +33,7 @@ typedef enum
 {
   PEAK_TRAINING,
   PEAK_ENCODING,
+  PEAK_ENCODERS_BACK,
 } Peak;
 
 typedef struct
@@ -41,6 +43,8 @@ typedef struct
   DlTrainMethod method;
   const char *opts[8];
   Peak peak;
+  gboolean init_from; /* --init-from the golden train/lora-init.safetensors */
+  gboolean previews;  /* a preview after the steps (dl_trainer_preview) */
 } Case;
 
 static const Case cases[] = {
@@ -60,6 +64,23 @@ static const Case cases[] = {
    * Textual Inversion's (a few vectors) is below the images' encoding */
   { "sd15-lora", "tiny-sd15-diffusers", DL_TRAIN_LORA, { "rank=4" }, PEAK_TRAINING },
   { "sd15-ti", "tiny-sd15-diffusers", DL_TRAIN_TEXTUAL_INVERSION, { "lr=5e-3", "placeholder=<plan>" }, PEAK_ENCODING },
+  /* the file's text-encoder modules attach in the LoRA's setup: the prompts
+   * are encoded after it, next to the trained tensors */
+  { "sd15-lora-init-from-frozen-encoders",
+    "tiny-sd15-diffusers",
+    DL_TRAIN_LORA,
+    { "rank=4", "alpha=2", "no-text-encoder" },
+    PEAK_ENCODERS_BACK,
+    TRUE },
+  /* a preview brings the encoders back next to the LoRA (and the arena's
+   * chunks go first) */
+  { "sdxl-lora-previews",
+    "sdxl/tiny-sdxl-diffusers",
+    DL_TRAIN_LORA,
+    { "rank=4", "no-text-encoder", "sample-every=2", "sample-steps=2" },
+    PEAK_ENCODERS_BACK,
+    FALSE,
+    TRUE },
 };
 
 static guint64
@@ -91,13 +112,25 @@ test_measured (gconstpointer data)
   const char *ext = c->method == DL_TRAIN_TEXTUAL_INVERSION ? ".pt" : ".safetensors";
   g_autofree char *out = g_strdup_printf ("%s/out%s", tmp, ext);
   g_autoptr (DlTrainSettings) s = train_test_settings (c->method, link, images, out, c->opts);
+  g_autofree char *init = c->init_from ? dl_test_golden_path ("train/lora-init.safetensors") : NULL;
+  if (c->init_from && !init)
+    {
+      g_test_skip ("no golden train/lora-init.safetensors");
+      dl_test_remove_tree (tmp);
+      return;
+    }
+  if (init)
+    {
+      g_assert_true (dl_train_settings_set (s, "init-from", init, &error));
+      g_assert_no_error (error);
+    }
   DlDevice *dev = dl_test_device ();
 
   g_autoptr (DlTrainPlan) plan = dl_train_plan_new (dev, s, &error);
   g_assert_no_error (error);
   const DlTrainPlanFigures *f = dl_train_plan_get_figures (plan);
-  const guint64 peaks[] = { f->peak_training, f->peak_encoding };
-  g_assert_cmpuint (f->total, ==, MAX (peaks[0], peaks[1]));
+  const guint64 peaks[] = { f->peak_training, f->peak_encoding, f->peak_encoders_back };
+  g_assert_cmpuint (f->total, ==, MAX (peaks[0], MAX (peaks[1], peaks[2])));
   g_assert_cmpuint (f->total, ==, peaks[c->peak]);
 
   g_assert_true (dl_device_trim_memory (dev, &error));
@@ -114,6 +147,11 @@ test_measured (gconstpointer data)
       g_assert_true (dl_trainer_step (t, &error));
       g_assert_no_error (error);
     }
+  if (c->previews)
+    {
+      g_assert_true (dl_trainer_preview (t, &error));
+      g_assert_no_error (error);
+    }
   guint64 measured = dl_device_get_memory_peak (dev) - base;
   /* the VAE as loaded: what the plan counts for it throughout */
   guint64 loading = dl_device_get_memory_in_use (dev);
@@ -123,9 +161,10 @@ test_measured (gconstpointer data)
   g_assert_cmpuint (dl_device_get_memory_in_use (dev) - loading, ==, f->weights + f->text_encoders_on_host);
   g_assert_no_error (error);
   guint64 vae = vae_bytes (fresh);
-  g_test_message ("%s: predicted %.2f MiB (encoding %.2f, training %.2f), measured %.2f MiB, VAE %.2f MiB", c->tag,
-                  f->total / 1048576.0, f->peak_encoding / 1048576.0, f->peak_training / 1048576.0,
-                  measured / 1048576.0, vae / 1048576.0);
+  g_test_message ("%s: predicted %.2f MiB (encoding %.2f, training %.2f, encoders back %.2f), measured %.2f MiB, "
+                  "VAE %.2f MiB",
+                  c->tag, f->total / 1048576.0, f->peak_encoding / 1048576.0, f->peak_training / 1048576.0,
+                  f->peak_encoders_back / 1048576.0, measured / 1048576.0, vae / 1048576.0);
   g_assert_cmpuint (measured, <=, f->total + SCRATCH);
   g_assert_cmpuint (f->total, <=, measured + vae + (1u << 20));
   dl_test_remove_tree (tmp);
@@ -189,6 +228,48 @@ test_optimizer_bytes (void)
     }
 }
 
+/* step 1's loss of a LoRA from --init-from (so `tag`'s options) */
+static double
+first_loss (const char *tmp, const char *tag, const char *model, const char *images, const char *init,
+            const char *const *opts)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *out = g_strdup_printf ("%s/%s.safetensors", tmp, tag);
+  g_autoptr (DlTrainSettings) s = train_test_settings (DL_TRAIN_LORA, model, images, out, opts);
+  g_assert_true (dl_train_settings_set (s, "init-from", init, &error));
+  g_assert_no_error (error);
+  g_autoptr (DlTrainer) t = dl_trainer_new (dl_test_device (), NULL, s, &error);
+  g_assert_no_error (error);
+  g_autoptr (TrainLog) log = train_log_new ();
+  train_test_attach (t, log);
+  g_assert_true (dl_trainer_prepare (t, NULL, &error) && dl_trainer_step (t, &error));
+  g_assert_no_error (error);
+  return train_log_loss_at (log, 1);
+}
+
+/* A LoRA from --init-from whose text-encoder modules are not trained
+ * (--no-text-encoder) still conditions on them: its prompts are encoded after
+ * the file's modules attach, so its first loss is the one of the same run
+ * training them (the same weights at step 1). */
+static void
+test_init_from_conditioning (void)
+{
+  g_autofree char *tmp = train_test_make_tmp ("dl-train-plan-init-XXXXXX");
+  g_autofree char *model = dl_test_golden_path ("tiny-sd15-diffusers");
+  g_autofree char *init = dl_test_golden_path ("train/lora-init.safetensors");
+  g_autofree char *images =
+    train_test_images_or_skip (tmp, 1, model && init, "no golden tiny model or train/lora-init.safetensors");
+  if (!images)
+    return;
+  const char *const frozen[] = { "rank=4", "alpha=2", "seed=3", "no-text-encoder", NULL };
+  const char *const trained[] = { "rank=4", "alpha=2", "seed=3", NULL };
+  double a = first_loss (tmp, "frozen", model, images, init, frozen);
+  double b = first_loss (tmp, "trained", model, images, init, trained);
+  g_test_message ("step 1: %.9g with the encoders' modules frozen, %.9g trained", a, b);
+  g_assert_cmpfloat (fabs (a - b), <=, 1e-6 * fabs (b));
+  dl_test_remove_tree (tmp);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -199,5 +280,6 @@ main (int argc, char **argv)
       g_autofree char *path = g_strdup_printf ("/train/plan/measured/%s", cases[i].tag);
       dl_test_add_data (path, &cases[i], test_measured);
     }
+  dl_test_add ("/train/plan/init-from-conditioning", test_init_from_conditioning);
   return dl_test_run ();
 }
