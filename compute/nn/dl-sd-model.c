@@ -123,6 +123,12 @@ dl_sd_model_text_encoders_to_device (DlSdModel *m, GError **error)
   g_return_val_if_fail (m != NULL, FALSE);
   if (!m->te_host)
     return TRUE;
+  /* the arena's free chunks (a training step's, between steps) go first, so
+   * that the encoders do not stack up on them (dl-train-plan.c
+   * peak_encoders_back) */
+  if (!dl_recorder_finish (m->rec, error))
+    return FALSE;
+  dl_arena_trim (m->arena);
   for (guint i = 0; i < m->te_host->len; i++)
     {
       HostTensor *h = m->te_host->pdata[i];
@@ -365,15 +371,6 @@ gboolean
 dl_sd_sample (DlSdModel *m, const DlSampleParams *sp, float **latents_out, float **images_out, GError **error)
 {
   g_return_val_if_fail (m != NULL && sp != NULL && sp->prompt_ids != NULL, FALSE);
-  /* encoders back from the host (a preview during training): the arena's free
-   * chunks, a training step's, go first so that the two do not stack up
-   * (dl-train-plan.c peak_encoders_back) */
-  if (m->te_host)
-    {
-      if (!dl_recorder_finish (m->rec, error))
-        return FALSE;
-      dl_arena_trim (m->arena);
-    }
   if (!dl_sd_model_text_encoders_to_device (m, error))
     return FALSE;
   gboolean ok = sample_run (m, sp, latents_out, images_out, error);

@@ -97,6 +97,14 @@ dl_adamw8bit_state_bytes (int64_t numel)
   return 2 * 4 * (guint64)code_words (numel) + 2 * sizeof (float) * (guint64)dl_adamw8bit_n_blocks (numel);
 }
 
+guint64
+dl_adamw8bit_state_device_bytes (DlDevice *device, int64_t numel)
+{
+  guint64 codes = 4 * (guint64)MAX (code_words (numel), 1),
+          absmax = 4 * (guint64)MAX (dl_adamw8bit_n_blocks (numel), 1);
+  return 2 * dl_device_allocation_size (device, codes) + 2 * dl_device_allocation_size (device, absmax);
+}
+
 void
 dl_adamw8bit_state_free (DlAdamW8bitState *s)
 {

@@ -54,6 +54,9 @@ int64_t dl_adamw8bit_n_blocks (int64_t numel);
 /* Device bytes of the state of `numel` elements: both code arrays (numel bytes
  * each, rounded up to whole 32-bit words) and both absmax arrays. */
 guint64 dl_adamw8bit_state_bytes (int64_t numel);
+/* The same as `device` allocates them (dl_adamw8bit_state_new: four tensors,
+ * each rounded to the allocation alignment). */
+guint64 dl_adamw8bit_state_device_bytes (DlDevice *device, int64_t numel);
 
 /* The optimizer state of one trained tensor.  Codes are packed four to a
  * 32-bit word, little-endian: byte k of the buffer is element k's code. */

@@ -192,19 +192,16 @@ dl_trainer_cache_latents (DlTrainer *t, GError **error)
   /* the encoder's working memory (2.2 GiB for SDXL's f32 VAE at 1024²) goes
    * back before the trained tensors are made: the arena would otherwise keep
    * it for the whole run (the plan's peak_encoding) */
-  DlArena *arena = dl_sd_model_get_arena (t->model);
-  guint64 held = dl_arena_get_reserved (arena);
-  dl_arena_trim (arena);
-  gboolean trim = dl_arena_get_reserved (arena) < held;
+  dl_arena_trim (dl_sd_model_get_arena (t->model));
   /* the encoder is not needed again in this run (the decoder is, for previews);
    * a model shared with the window stays whole */
   if (t->owned_model)
     {
       DlParams *p = dl_sd_model_get_params (t->model);
-      guint freed = dl_params_remove_prefix (p, "vae.encoder.") + dl_params_remove_prefix (p, "vae.quant_conv.");
+      dl_params_remove_prefix (p, "vae.encoder.");
+      dl_params_remove_prefix (p, "vae.quant_conv.");
       if (t->settings->sample_every == 0)
-        freed += dl_params_remove_prefix (p, "vae.");
-      trim = trim || freed;
+        dl_params_remove_prefix (p, "vae.");
     }
-  return !trim || dl_device_trim_memory (t->device, error);
+  return dl_device_trim_memory (t->device, error);
 }

@@ -168,11 +168,7 @@ guint64
 dl_optimizer_tensor_bytes (DlDevice *device, int64_t numel, gboolean eightbit, gboolean value, gboolean gradient)
 {
   guint64 n = (guint64)MAX (numel, 0), f32 = dl_device_allocation_size (device, 4 * n);
-  guint64 moments = 2 * f32;
-  if (eightbit && numel >= MIN_8BIT_SIZE)
-    /* dl_adamw8bit_state_new: codes and absmax, one tensor each per moment */
-    moments = 2 * dl_device_allocation_size (device, 4 * ((n + 3) / 4)) +
-              2 * dl_device_allocation_size (device, 4 * (guint64)dl_adamw8bit_n_blocks (numel));
+  guint64 moments = eightbit && numel >= MIN_8BIT_SIZE ? dl_adamw8bit_state_device_bytes (device, numel) : 2 * f32;
   /* the gradients share blocks (grad_block_elems): no rounding per tensor */
   return moments + (value ? f32 : 0) + (gradient ? 4 * n : 0);
 }

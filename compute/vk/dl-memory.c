@@ -242,7 +242,7 @@ block_give_back (DlMemBlock *b, VkDeviceSize offset, VkDeviceSize size)
 DlAllocation *
 dl_memory_alloc (DlDevice *self, VkDeviceSize size, const char *what, GError **error)
 {
-  VkDeviceSize asize = align_up (MAX (size, 1), self->alloc_alignment);
+  VkDeviceSize asize = dl_device_allocation_size (self, size);
   VkDeviceSize max_alloc =
     self->info->max_memory_allocation_size ? self->info->max_memory_allocation_size : G_MAXUINT64;
   if (self->info->max_buffer_size)
